@@ -1,0 +1,97 @@
+//! Command-line grammar shared by every command.
+//!
+//! Every command takes one `IMAGE` (or `--demo` in its place), further disks
+//! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
+//! and `--json` where the output is data.
+
+mod layers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use vmrescue::layers::Layout;
+
+/// Rescue files from virtual-machine disk images, without root and without mounting.
+///
+/// With an IMAGE and no command, opens the full-screen browser. Volumes are
+/// named `p1`, `p5` (partitions), `vg/lv` (logical volumes), or as the guest
+/// names them: `/dev/vg/lv`, `/dev/mapper/vg-lv`, `/dev/sda1`, `UUID=...`,
+/// `LABEL=...`.
+#[derive(Parser, Debug)]
+#[command(name = "vmrescue", version, about, long_about)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// The disks to open.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Disk image: a raw file or a block device.
+    #[arg(value_name = "IMAGE", required_unless_present = "demo")]
+    pub image: Option<PathBuf>,
+    /// Use the bundled demo image (a CentOS-6-like guest with a broken libc link).
+    #[arg(long, conflicts_with = "image")]
+    pub demo: bool,
+    /// Another disk of the same VM (repeatable), for volume groups that span disks.
+    #[arg(long = "disk", value_name = "FILE")]
+    pub disks: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the layers of an image: partitions, volume groups, logical volumes, filesystems.
+    ///
+    /// Prints an indented tree like `lsblk`: name, size, start offset (bytes
+    /// on the disk), type, filesystem type, label and, where the guest says
+    /// so, the mountpoint. Problems found on the way are printed on stderr
+    /// and make the exit code 1; what could be read is still shown.
+    Layers(layers::LayersArgs),
+}
+
+/// Exit codes.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: u8 = 0;
+    /// The job was done but problems were found (damaged structures, failed files).
+    pub const PROBLEMS: u8 = 1;
+    /// The job could not be done.
+    pub const ERROR: u8 = 2;
+}
+
+/// Print an error the way every command does.
+pub fn report(err: &dyn std::fmt::Display) {
+    eprintln!("vmrescue: {err}");
+}
+
+/// Open the target's disks and read their layers.
+pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
+    let mut images = Vec::new();
+    let Some(path) = &target.image else {
+        return Err(vmrescue::Error::Invalid(
+            "the demo image is not bundled in this build yet".into(),
+        ));
+    };
+    images.push(vmrescue::image::open(path)?);
+    for d in &target.disks {
+        images.push(vmrescue::image::open(d)?);
+    }
+    Ok(vmrescue::layers::scan(images))
+}
+
+/// Parse the command line and run.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Some(Command::Layers(args)) => layers::run(&args),
+        None => {
+            report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
+            exit::ERROR
+        }
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,266 @@
+//! Guest filesystems behind one trait.
+//!
+//! [`FsView`] is what every filesystem reader (our ext2/3/4 reader) and every
+//! engine (a kernel mount browsed with `std::fs`) offers. Paths and names are
+//! bytes: guest names need not be UTF-8. Nodes are addressed by [`NodeId`]
+//! (the inode number where the filesystem has one), so walking a large tree
+//! never re-resolves paths.
+//!
+//! Path resolution ([`path::resolve`]) always happens inside the guest: an
+//! absolute symlink target starts at the guest's `/`, `..` stops at the guest
+//! root, and the usual limits apply (40 links, 4096 bytes).
+
+pub mod path;
+
+use crate::error::Result;
+use crate::io::HostExtent;
+
+/// A node (inode) of a guest filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct NodeId(pub u64);
+
+/// The type of a node, as `st_mode & S_IFMT` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileType {
+    /// A regular file.
+    Regular,
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+    /// A character device node.
+    CharDevice,
+    /// A block device node.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+    /// Anything else (a corrupt mode).
+    Unknown,
+}
+
+impl FileType {
+    /// From the `S_IFMT` bits of a mode.
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & 0o170000 {
+            0o100000 => FileType::Regular,
+            0o040000 => FileType::Directory,
+            0o120000 => FileType::Symlink,
+            0o020000 => FileType::CharDevice,
+            0o060000 => FileType::BlockDevice,
+            0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
+            _ => FileType::Unknown,
+        }
+    }
+
+    /// The `S_IFMT` bits for this type.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::Regular => 0o100000,
+            FileType::Directory => 0o040000,
+            FileType::Symlink => 0o120000,
+            FileType::CharDevice => 0o020000,
+            FileType::BlockDevice => 0o060000,
+            FileType::Fifo => 0o010000,
+            FileType::Socket => 0o140000,
+            FileType::Unknown => 0,
+        }
+    }
+
+    /// The letter `ls -l` shows for this type.
+    pub fn ls_char(self) -> char {
+        match self {
+            FileType::Regular => '-',
+            FileType::Directory => 'd',
+            FileType::Symlink => 'l',
+            FileType::CharDevice => 'c',
+            FileType::BlockDevice => 'b',
+            FileType::Fifo => 'p',
+            FileType::Socket => 's',
+            FileType::Unknown => '?',
+        }
+    }
+}
+
+/// A point in time, seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+pub struct Timestamp {
+    /// Seconds since 1970-01-01 00:00:00 UTC (may be negative).
+    pub sec: i64,
+    /// Nanoseconds within the second.
+    pub nsec: u32,
+}
+
+/// What `lstat` tells about a node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Metadata {
+    /// The node.
+    pub node: NodeId,
+    /// Inode number as the filesystem reports it.
+    pub ino: u64,
+    /// Type of node.
+    pub file_type: FileType,
+    /// Permission bits including setuid/setgid/sticky (`mode & 0o7777`).
+    pub perm: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (for a symlink: the target's length).
+    pub size: u64,
+    /// Number of hard links.
+    pub nlink: u64,
+    /// Last access.
+    pub atime: Timestamp,
+    /// Last modification of the contents.
+    pub mtime: Timestamp,
+    /// Last change of the inode.
+    pub ctime: Timestamp,
+    /// Creation time, where the filesystem records it.
+    pub crtime: Option<Timestamp>,
+    /// Device number (major, minor) for device nodes.
+    pub rdev: (u32, u32),
+    /// Bytes allocated on disk (for `du` and to see sparseness), when known.
+    pub allocated: Option<u64>,
+}
+
+impl Metadata {
+    /// The full `st_mode`.
+    pub fn mode(&self) -> u32 {
+        self.file_type.mode_bits() | (self.perm & 0o7777)
+    }
+
+    /// The ten-character mode `ls -l` prints, e.g. `lrwxrwxrwx`, `-rwsr-xr-x`.
+    pub fn mode_string(&self) -> String {
+        mode_string(self.file_type, self.perm)
+    }
+}
+
+/// The ten-character mode `ls -l` prints for a type and permission bits.
+pub fn mode_string(file_type: FileType, perm: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(file_type.ls_char());
+    let bit = |mask: u32, c: char| if perm & mask != 0 { c } else { '-' };
+    let special = |x: bool, s_set: bool, lower: char, upper: char| match (s_set, x) {
+        (true, true) => lower,
+        (true, false) => upper,
+        (false, true) => 'x',
+        (false, false) => '-',
+    };
+    s.push(bit(0o400, 'r'));
+    s.push(bit(0o200, 'w'));
+    s.push(special(perm & 0o100 != 0, perm & 0o4000 != 0, 's', 'S'));
+    s.push(bit(0o040, 'r'));
+    s.push(bit(0o020, 'w'));
+    s.push(special(perm & 0o010 != 0, perm & 0o2000 != 0, 's', 'S'));
+    s.push(bit(0o004, 'r'));
+    s.push(bit(0o002, 'w'));
+    s.push(special(perm & 0o001 != 0, perm & 0o1000 != 0, 't', 'T'));
+    s
+}
+
+/// One entry of a directory (never `.` or `..`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's name, as stored.
+    pub name: Vec<u8>,
+    /// The node it names.
+    pub node: NodeId,
+    /// The type recorded in the directory entry, if the filesystem records one.
+    pub file_type: Option<FileType>,
+}
+
+/// A range of a file that holds data; the gaps between extents are holes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FileExtent {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Allocated but never written (preallocated): reads as zeros.
+    pub unwritten: bool,
+}
+
+/// An extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Xattr {
+    /// Full name including the namespace prefix (`user.`, `security.`, `trusted.`, `system.`).
+    pub name: Vec<u8>,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// What a filesystem reader found while opening the filesystem.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FsStatus {
+    /// Filesystem type as `blkid` names it (`ext4`, `xfs`, ...).
+    pub fs_type: String,
+    /// Volume label, if any.
+    pub label: Option<String>,
+    /// Filesystem UUID, if any.
+    pub uuid: Option<String>,
+    /// Facts the operator should know ("journal replayed in memory: 3 transactions").
+    pub notes: Vec<String>,
+    /// Problems found (bad checksums, ...); reading goes on where it safely can.
+    pub problems: Vec<String>,
+}
+
+/// A guest filesystem, read-only.
+pub trait FsView: Send + Sync {
+    /// Type, label, notes and problems.
+    fn status(&self) -> FsStatus;
+
+    /// The root directory.
+    fn root(&self) -> NodeId;
+
+    /// Metadata of `node` (like `lstat`: a symlink is not followed).
+    fn metadata(&self, node: NodeId) -> Result<Metadata>;
+
+    /// The entries of directory `dir`, without `.` and `..`, in on-disk order.
+    fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>>;
+
+    /// The entry `name` in directory `dir`, if there is one.
+    fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
+        Ok(self
+            .read_dir(dir)?
+            .into_iter()
+            .find(|e| e.name == name)
+            .map(|e| e.node))
+    }
+
+    /// The target of symlink `node`, as stored.
+    fn read_link(&self, node: NodeId) -> Result<Vec<u8>>;
+
+    /// Read file contents at `offset`; returns the number of bytes read, which
+    /// is less than `buf.len()` only at the end of the file.
+    fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize>;
+
+    /// The data ranges of a regular file, in order; holes are the gaps.
+    fn extents(&self, node: NodeId) -> Result<Vec<FileExtent>>;
+
+    /// Extended attributes of `node`.
+    fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>>;
+
+    /// Where the file bytes at `offset` are stored plainly in a host file,
+    /// for `copy_file_range`. `None` when they are not (compressed, replayed
+    /// from the journal, inline, unwritten, or not known).
+    fn host_extent(&self, _node: NodeId, _offset: u64, _len: u64) -> Option<HostExtent> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_strings_like_ls() {
+        assert_eq!(mode_string(FileType::Symlink, 0o777), "lrwxrwxrwx");
+        assert_eq!(mode_string(FileType::Regular, 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string(FileType::Directory, 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string(FileType::Regular, 0o2644), "-rw-r-Sr--");
+    }
+}

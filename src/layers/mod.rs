@@ -1,0 +1,402 @@
+//! The layer tree: disks → partitions → LVM volume groups → logical volumes → content.
+//!
+//! [`scan`] walks every disk given, reads partition tables, probes every
+//! volume, reads LVM2 physical volumes wherever they are and assembles
+//! their volume groups (a VG may span several disks), and returns one
+//! [`Layout`]. Nothing is written; damage found on the way is listed in the
+//! `problems` of the disk, volume or group concerned and the rest is still read.
+
+pub mod lvm;
+mod names;
+pub mod partition;
+pub mod probe;
+pub mod tree;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::image::{Image, ImageFormat};
+use crate::io::{Area, DiskId, MappedView, Mapping, ReadAt, Target};
+
+pub use names::dm_name;
+pub use probe::{Content, ContentKind};
+
+/// Index of a volume in [`Layout::volumes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct VolumeId(pub usize);
+
+/// One disk of the VM (an image file or block device).
+#[derive(Clone)]
+pub struct Disk {
+    /// Its index.
+    pub id: DiskId,
+    /// `disk0`, `disk1`...
+    pub name: String,
+    /// The path given.
+    pub path: PathBuf,
+    /// Container format.
+    pub format: ImageFormat,
+    /// Facts about the container (backing chain, snapshots).
+    pub format_details: Vec<String>,
+    /// The virtual disk's bytes.
+    pub source: Arc<dyn ReadAt>,
+    /// Its partition table, if any.
+    pub table: Option<partition::Table>,
+    /// Problems with this disk (unreadable table...).
+    pub problems: Vec<String>,
+}
+
+impl Disk {
+    /// Size of the virtual disk in bytes.
+    pub fn size(&self) -> u64 {
+        self.source.size()
+    }
+}
+
+/// What a volume is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VolumeKind {
+    /// A whole disk without a partition table.
+    WholeDisk {
+        /// The disk.
+        disk: DiskId,
+    },
+    /// A partition.
+    Partition {
+        /// The disk.
+        disk: DiskId,
+        /// The kernel's number.
+        number: u32,
+        /// Its table entry.
+        entry: partition::Partition,
+    },
+    /// An LVM logical volume.
+    LogicalVolume {
+        /// VG name.
+        vg: String,
+        /// LV name.
+        lv: String,
+        /// Hidden sub-LV (raid image, pool metadata...).
+        hidden: bool,
+        /// Segment types, in order, without repeats.
+        segtypes: Vec<String>,
+    },
+}
+
+/// What inspection of the guest found for a volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GuestRole {
+    /// Where the guest mounts it (from its fstab), or `swap`.
+    pub mountpoint: Option<String>,
+    /// The OS name when this is a guest root ("CentOS release 6.4 (Final)").
+    pub os: Option<String>,
+}
+
+/// A volume: a byte range that holds content.
+#[derive(Clone, serde::Serialize)]
+pub struct Volume {
+    /// Its index.
+    pub id: VolumeId,
+    /// The name commands accept: `p1`, `disk1p2`, `vg_ta/lv_root`, `disk0`.
+    pub name: String,
+    /// What it is.
+    pub kind: VolumeKind,
+    /// Where its bytes are.
+    pub mapping: Mapping,
+    /// What it holds.
+    pub content: Content,
+    /// What the guest does with it.
+    pub guest: GuestRole,
+    /// Problems (unreadable segments, missing PVs...).
+    pub problems: Vec<String>,
+}
+
+impl Volume {
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.mapping.size()
+    }
+
+    /// Whether this volume holds a filesystem that can be browsed.
+    pub fn is_filesystem(&self) -> bool {
+        self.content.kind.is_filesystem()
+            && self.mapping.unreadable().is_empty()
+            && !matches!(self.kind, VolumeKind::LogicalVolume { hidden: true, .. })
+    }
+}
+
+/// Everything found on a set of disks.
+#[derive(Clone)]
+pub struct Layout {
+    /// The disks, in the order given.
+    pub disks: Vec<Disk>,
+    /// Every volume: whole disks, partitions, LVs.
+    pub volumes: Vec<Volume>,
+    /// LVM volume groups.
+    pub groups: Vec<lvm::VolumeGroup>,
+    /// The PVs found, as given to assembly.
+    pub pvs: Vec<lvm::PvOnDisk>,
+}
+
+impl Layout {
+    /// The bytes of a volume.
+    pub fn open_volume(&self, id: VolumeId) -> Arc<dyn ReadAt> {
+        let disks = self.disks.iter().map(|d| Arc::clone(&d.source)).collect();
+        Arc::new(MappedView::new(self.volumes[id.0].mapping.clone(), disks))
+    }
+
+    /// The volume with this id.
+    pub fn volume(&self, id: VolumeId) -> &Volume {
+        &self.volumes[id.0]
+    }
+
+    /// Every problem found, each with where it was found, for the error stream.
+    pub fn all_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.disks {
+            for p in &d.problems {
+                out.push(format!("{}: {p}", d.path.display()));
+            }
+            if let Some(t) = &d.table {
+                for p in &t.problems {
+                    out.push(format!(
+                        "{}: {} partition table: {p}",
+                        d.path.display(),
+                        t.scheme.name()
+                    ));
+                }
+            }
+        }
+        for pv in &self.pvs {
+            for p in &pv.scan.problems {
+                out.push(format!(
+                    "{}: PV {}: {p}",
+                    self.disks[pv.area.disk.0].path.display(),
+                    pv.volume
+                ));
+            }
+        }
+        for g in &self.groups {
+            for p in &g.problems {
+                out.push(format!("VG {}: {p}", g.name));
+            }
+        }
+        for v in &self.volumes {
+            for p in &v.problems {
+                out.push(format!("{}: {p}", v.name));
+            }
+        }
+        out
+    }
+
+    /// The volumes that hold browsable filesystems.
+    pub fn filesystems(&self) -> impl Iterator<Item = &Volume> {
+        self.volumes.iter().filter(|v| v.is_filesystem())
+    }
+}
+
+/// The name of partition `number` on disk `disk`: `p2` on the first disk, `disk1p2` on others.
+pub fn partition_name(disk: DiskId, number: u32) -> String {
+    if disk.0 == 0 {
+        format!("p{number}")
+    } else {
+        format!("disk{}p{number}", disk.0)
+    }
+}
+
+/// Read the layers of `images` (the first is the one named on the command
+/// line, the others came with `--disk`).
+pub fn scan(images: Vec<Image>) -> Layout {
+    let mut layout = Layout {
+        disks: Vec::new(),
+        volumes: Vec::new(),
+        groups: Vec::new(),
+        pvs: Vec::new(),
+    };
+    for (i, img) in images.into_iter().enumerate() {
+        let id = DiskId(i);
+        let mut disk = Disk {
+            id,
+            name: format!("disk{i}"),
+            path: img.path,
+            format: img.format,
+            format_details: img.details,
+            source: img.source,
+            table: None,
+            problems: Vec::new(),
+        };
+        if disk.size() == 0 {
+            disk.problems
+                .push("empty (0 bytes): not a disk image".into());
+        } else {
+            match partition::read(&*disk.source) {
+                Ok(t) => disk.table = t,
+                Err(e) => disk.problems.push(e.to_string()),
+            }
+        }
+        layout.disks.push(disk);
+    }
+    // Partitions, or the whole disk when there is no usable table.
+    for di in 0..layout.disks.len() {
+        let disk = &layout.disks[di];
+        let size = disk.size();
+        let id = disk.id;
+        let parts: Vec<partition::Partition> = disk
+            .table
+            .as_ref()
+            .map(|t| t.partitions.clone())
+            .unwrap_or_default();
+        if parts.is_empty() {
+            if size > 0 {
+                let name = format!("disk{}", id.0);
+                push_volume(
+                    &mut layout,
+                    name,
+                    VolumeKind::WholeDisk { disk: id },
+                    Mapping::linear(
+                        Area {
+                            disk: id,
+                            offset: 0,
+                        },
+                        size,
+                    ),
+                );
+            }
+            continue;
+        }
+        for p in parts {
+            let start = p.start.min(size);
+            let len = p.size.min(size - start);
+            let mapping = Mapping::linear(
+                Area {
+                    disk: id,
+                    offset: start,
+                },
+                len,
+            );
+            push_volume(
+                &mut layout,
+                partition_name(id, p.number),
+                VolumeKind::Partition {
+                    disk: id,
+                    number: p.number,
+                    entry: p,
+                },
+                mapping,
+            );
+        }
+    }
+    // Probe every volume so far; read PVs.
+    for vi in 0..layout.volumes.len() {
+        let v = &layout.volumes[vi];
+        if let VolumeKind::Partition { entry, .. } = &v.kind
+            && entry.extended
+        {
+            continue;
+        }
+        if v.size() == 0 {
+            continue;
+        }
+        let src = layout.open_volume(VolumeId(vi));
+        let content = probe::probe(&*src);
+        let kind = content.kind;
+        layout.volumes[vi].content = content;
+        if kind == ContentKind::LvmPv {
+            let v = &layout.volumes[vi];
+            let area = match v.mapping.segments() {
+                [seg] => match &seg.target {
+                    Target::Linear(a) => Some(*a),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(area) = area else { continue };
+            match lvm::read_pv(&*src) {
+                Ok(Some(scan)) => layout.pvs.push(lvm::PvOnDisk {
+                    volume: v.name.clone(),
+                    area,
+                    size: v.size(),
+                    scan,
+                }),
+                Ok(None) => {}
+                Err(e) => layout.volumes[vi].problems.push(format!("LVM2 PV: {e}")),
+            }
+        }
+    }
+    layout.groups = lvm::assemble(&layout.pvs);
+    // Logical volumes.
+    for gi in 0..layout.groups.len() {
+        for li in 0..layout.groups[gi].lvs.len() {
+            let g = &layout.groups[gi];
+            let lv = &g.lvs[li];
+            let mut segtypes: Vec<String> = Vec::new();
+            for s in &lv.segments {
+                if !segtypes.contains(&s.segtype) {
+                    segtypes.push(s.segtype.clone());
+                }
+            }
+            let kind = VolumeKind::LogicalVolume {
+                vg: g.name.clone(),
+                lv: lv.name.clone(),
+                hidden: !lv.visible,
+                segtypes,
+            };
+            let name = format!("{}/{}", g.name, lv.name);
+            let mapping = lv.mapping.clone();
+            let missing: Vec<String> = lv.missing_pvs.clone();
+            let vid = push_volume(&mut layout, name, kind, mapping);
+            let unreadable: Vec<String> = layout.volumes[vid.0]
+                .mapping
+                .unreadable()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            if !missing.is_empty() {
+                layout.volumes[vid.0]
+                    .problems
+                    .push(format!("incomplete: missing PV {}", missing.join(", ")));
+            }
+            if unreadable.is_empty() && layout.volumes[vid.0].size() > 0 {
+                let src = layout.open_volume(vid);
+                layout.volumes[vid.0].content = probe::probe(&*src);
+            } else if !unreadable.is_empty() {
+                layout.volumes[vid.0].content = Content {
+                    kind: ContentKind::Unreadable,
+                    label: None,
+                    uuid: None,
+                    version: None,
+                    detail: Some(unreadable.join("; ")),
+                };
+            }
+        }
+    }
+    layout
+}
+
+fn push_volume(layout: &mut Layout, name: String, kind: VolumeKind, mapping: Mapping) -> VolumeId {
+    let id = VolumeId(layout.volumes.len());
+    let content = Content {
+        kind: ContentKind::Unknown,
+        label: None,
+        uuid: None,
+        version: None,
+        detail: None,
+    };
+    let mut content = content;
+    if let VolumeKind::Partition { entry, .. } = &kind
+        && entry.extended
+    {
+        content.detail = Some("extended partition (holds the logical partitions)".into());
+    }
+    layout.volumes.push(Volume {
+        id,
+        name,
+        kind,
+        mapping,
+        content,
+        guest: GuestRole::default(),
+        problems: Vec::new(),
+    });
+    id
+}

@@ -1,0 +1,238 @@
+//! Volume names: the canonical ones (`p1`, `vg/lv`) and every spelling a
+//! guest's fstab or a guide uses for the same volume.
+
+use super::{Layout, Volume, VolumeId, VolumeKind};
+use crate::error::{Error, Result};
+use crate::io::DiskId;
+
+/// The device-mapper name lvm2 gives `vg/lv`: each `-` inside a name is
+/// doubled, then the two are joined with `-` (`vg-x/lv` → `vg--x-lv`).
+pub fn dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
+/// Split a device-mapper name back into VG and LV at the first single `-`.
+fn split_dm_name(name: &str) -> Option<(String, String)> {
+    let b = name.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'-' {
+            if b.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
+            }
+            let vg = name[..i].replace("--", "-");
+            let lv = name[i + 1..].replace("--", "-");
+            return Some((vg, lv));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Kernel disk name prefixes a guest may use, with the disk letter after them.
+const DISK_PREFIXES: [&str; 4] = ["sd", "vd", "xvd", "hd"];
+
+/// `sda1` / `vdb2` / `nvme0n1p3` → (disk index, partition number).
+fn parse_kernel_partition(name: &str) -> Option<(usize, u32)> {
+    if let Some(rest) = name.strip_prefix("nvme") {
+        let (ctrl, rest) = rest.split_once('n')?;
+        let (_, part) = rest.split_once('p')?;
+        return Some((ctrl.parse().ok()?, part.parse().ok()?));
+    }
+    for prefix in DISK_PREFIXES {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let letter = rest.chars().next()?;
+            if !letter.is_ascii_lowercase() {
+                return None;
+            }
+            let number: u32 = rest[1..].parse().ok()?;
+            return Some(((letter as u8 - b'a') as usize, number));
+        }
+    }
+    None
+}
+
+impl Layout {
+    /// Find a volume by any of its names: `p1`, `disk1p2`, `vg/lv`,
+    /// `/dev/vg/lv`, `/dev/mapper/vg-lv`, `vg-lv`, `lv` (when unique),
+    /// `/dev/sda1`, `/dev/vda1`, `UUID=...`, `LABEL=...`, `PARTUUID=...`,
+    /// `PARTLABEL=...`.
+    pub fn find_volume(&self, spec: &str) -> Result<VolumeId> {
+        let found = self.match_volume(spec.trim());
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NotFound(format!(
+                "volume {spec:?}; the volumes are: {}",
+                self.volume_choices()
+            ))),
+            many => Err(Error::Invalid(format!(
+                "volume {spec:?} is ambiguous: {}",
+                many.iter()
+                    .map(|v| self.volumes[v.0].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// The names of the volumes, for messages.
+    pub fn volume_choices(&self) -> String {
+        let names: Vec<String> = self
+            .volumes
+            .iter()
+            .filter(|v| !matches!(v.kind, VolumeKind::LogicalVolume { hidden: true, .. }))
+            .map(|v| {
+                let what = v.content.kind.name();
+                format!("{} ({what})", v.name)
+            })
+            .collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    fn match_volume(&self, spec: &str) -> Vec<VolumeId> {
+        let by = |pred: &dyn Fn(&Volume) -> bool| -> Vec<VolumeId> {
+            self.volumes
+                .iter()
+                .filter(|v| pred(v))
+                .map(|v| v.id)
+                .collect()
+        };
+        let exact = by(&|v| v.name == spec);
+        if !exact.is_empty() {
+            return exact;
+        }
+        for (key, field) in [("UUID=", 0), ("LABEL=", 1)] {
+            if let Some(val) = spec.strip_prefix(key) {
+                let val = val.trim_matches('"');
+                return by(&|v| {
+                    let have = if field == 0 {
+                        &v.content.uuid
+                    } else {
+                        &v.content.label
+                    };
+                    have.as_deref().is_some_and(|h| {
+                        if field == 0 {
+                            h.eq_ignore_ascii_case(val)
+                        } else {
+                            h == val
+                        }
+                    })
+                });
+            }
+        }
+        if let Some(val) = spec.strip_prefix("PARTUUID=") {
+            let val = val.trim_matches('"').to_ascii_lowercase();
+            return by(&|v| self.partuuid(v).is_some_and(|u| u == val));
+        }
+        if let Some(val) = spec.strip_prefix("PARTLABEL=") {
+            let val = val.trim_matches('"');
+            return by(&|v| match &v.kind {
+                VolumeKind::Partition { entry, .. } => entry.name.as_deref() == Some(val),
+                _ => false,
+            });
+        }
+        let rest = spec.strip_prefix("/dev/").unwrap_or(spec);
+        // /dev/mapper/vg-lv, vg-lv
+        let dm = rest.strip_prefix("mapper/").unwrap_or(rest);
+        if let Some((vg, lv)) = split_dm_name(dm) {
+            let hits = self.lv(&vg, &lv);
+            if !hits.is_empty() {
+                return hits;
+            }
+        }
+        // /dev/vg/lv
+        if let Some((vg, lv)) = rest.split_once('/') {
+            return self.lv(vg, lv);
+        }
+        // /dev/sda1, vdb2
+        if let Some((disk, number)) = parse_kernel_partition(rest) {
+            return by(
+                &|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, .. } if *d == DiskId(disk) && *n == number),
+            );
+        }
+        // lv_root alone, when only one VG has it.
+        by(
+            &|v| matches!(&v.kind, VolumeKind::LogicalVolume { lv, hidden: false, .. } if lv == rest),
+        )
+    }
+
+    fn lv(&self, vg_name: &str, lv_name: &str) -> Vec<VolumeId> {
+        self.volumes
+            .iter()
+            .filter(|v| matches!(&v.kind, VolumeKind::LogicalVolume { vg, lv, .. } if vg == vg_name && lv == lv_name))
+            .map(|v| v.id)
+            .collect()
+    }
+
+    /// The `PARTUUID` of a partition volume: the GPT unique GUID, or for MBR
+    /// `<disk signature>-<number as two hex digits>` as blkid forms it.
+    pub fn partuuid(&self, v: &Volume) -> Option<String> {
+        let VolumeKind::Partition {
+            disk,
+            number,
+            entry,
+        } = &v.kind
+        else {
+            return None;
+        };
+        if let Some(u) = &entry.uuid {
+            return Some(u.to_ascii_lowercase());
+        }
+        let table = self.disks.get(disk.0)?.table.as_ref()?;
+        let sig = table.id.as_deref()?.trim_start_matches("0x");
+        Some(format!("{sig}-{number:02x}"))
+    }
+
+    /// Other names of a volume that commands accept (for help and listings).
+    pub fn aliases(&self, id: VolumeId) -> Vec<String> {
+        let v = &self.volumes[id.0];
+        let mut out = Vec::new();
+        match &v.kind {
+            VolumeKind::LogicalVolume { vg, lv, .. } => {
+                out.push(format!("/dev/{vg}/{lv}"));
+                out.push(format!("/dev/mapper/{}", dm_name(vg, lv)));
+            }
+            VolumeKind::Partition { disk, number, .. } if disk.0 < 26 => {
+                let letter = (b'a' + disk.0 as u8) as char;
+                out.push(format!("/dev/sd{letter}{number}"));
+                out.push(format!("/dev/vd{letter}{number}"));
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dm_names_double_dashes() {
+        assert_eq!(dm_name("vg_ta", "lv_root"), "vg_ta-lv_root");
+        assert_eq!(dm_name("my-vg", "lv-1"), "my--vg-lv--1");
+        assert_eq!(
+            split_dm_name("my--vg-lv--1"),
+            Some(("my-vg".into(), "lv-1".into()))
+        );
+        assert_eq!(
+            split_dm_name("vg_ta-lv_root"),
+            Some(("vg_ta".into(), "lv_root".into()))
+        );
+        assert_eq!(split_dm_name("nodash"), None);
+    }
+
+    #[test]
+    fn kernel_partition_names() {
+        assert_eq!(parse_kernel_partition("sda1"), Some((0, 1)));
+        assert_eq!(parse_kernel_partition("vdb12"), Some((1, 12)));
+        assert_eq!(parse_kernel_partition("xvda2"), Some((0, 2)));
+        assert_eq!(parse_kernel_partition("nvme0n1p3"), Some((0, 3)));
+        assert_eq!(parse_kernel_partition("sda"), None);
+    }
+}

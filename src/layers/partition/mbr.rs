@@ -1,0 +1,239 @@
+//! The MBR ("dos") partition table and the chain of EBRs behind an extended partition.
+
+use std::collections::HashSet;
+
+use super::{PartType, Partition, Scheme, Table};
+use crate::error::{Error, Result};
+use crate::io::{ReadAt, le};
+
+/// MBR sectors are 512 bytes here: 4Kn disks use GPT in practice.
+const SECTOR: u64 = 512;
+/// Linux stops at 256 partitions per disk (DISK_MAX_PARTS); so do we.
+const MAX_PARTITIONS: u32 = 256;
+
+/// One 16-byte partition entry.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    status: u8,
+    sys_ind: u8,
+    start_sect: u32,
+    nr_sects: u32,
+}
+
+impl Entry {
+    fn parse(b: &[u8]) -> Entry {
+        Entry {
+            status: b[0],
+            sys_ind: b[4],
+            start_sect: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+            nr_sects: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sys_ind == 0 || self.nr_sects == 0
+    }
+}
+
+/// Extended partition types, as the kernel's `is_extended_partition`.
+fn is_extended(sys_ind: u8) -> bool {
+    matches!(sys_ind, 0x05 | 0x0f | 0x85)
+}
+
+/// The four entries of a sector that ends in 0x55AA.
+fn entries(sector: &[u8; 512]) -> [Entry; 4] {
+    let e = |i: usize| Entry::parse(&sector[446 + 16 * i..446 + 16 * (i + 1)]);
+    [e(0), e(1), e(2), e(3)]
+}
+
+/// Sector 0 of a disk, if it holds an MBR.
+#[derive(Debug, Clone)]
+pub(super) struct Mbr {
+    entries: [Entry; 4],
+    disk_signature: u32,
+}
+
+/// Whether a boot sector is a filesystem's (FAT, NTFS, exFAT) rather than an MBR:
+/// they also end in 0x55AA.
+fn is_filesystem_boot_sector(s: &[u8; 512]) -> bool {
+    let jump = s[0] == 0xeb || s[0] == 0xe9;
+    jump && (&s[3..11] == b"NTFS    "
+        || &s[3..11] == b"EXFAT   "
+        || &s[54..59] == b"FAT12"
+        || &s[54..59] == b"FAT16"
+        || &s[82..87] == b"FAT32"
+        || &s[54..57] == b"FAT")
+}
+
+/// Read sector 0 and decide whether it is an MBR.
+pub(super) fn read_sector0(src: &dyn ReadAt) -> Result<Option<Mbr>> {
+    if src.size() < SECTOR {
+        return Ok(None);
+    }
+    let mut s = [0u8; 512];
+    src.read_exact_at(0, &mut s)
+        .map_err(|e| Error::io("MBR (sector 0)", e))?;
+    if s[510..512] != [0x55, 0xaa] {
+        return Ok(None);
+    }
+    let entries = entries(&s);
+    let protective = entries.iter().any(|e| e.sys_ind == 0xee);
+    if is_filesystem_boot_sector(&s) && !protective {
+        return Ok(None);
+    }
+    // As the kernel: a boot indicator other than 0x00/0x80 means this is not a partition table.
+    if entries.iter().any(|e| e.status != 0 && e.status != 0x80) {
+        return Ok(None);
+    }
+    Ok(Some(Mbr {
+        entries,
+        disk_signature: le::u32(&s, 440).unwrap_or(0),
+    }))
+}
+
+impl Mbr {
+    /// Whether a slot holds a GPT protective entry (type 0xEE).
+    pub(super) fn has_protective_entry(&self) -> bool {
+        self.entries.iter().any(|e| e.sys_ind == 0xee)
+    }
+
+    /// The partitions, with logicals read from the EBR chain.
+    pub(super) fn to_table(&self, src: &dyn ReadAt) -> Result<Table> {
+        let disk_size = src.size();
+        let mut table = Table {
+            scheme: Scheme::Dos,
+            sector_size: SECTOR,
+            id: Some(format!("0x{:08x}", self.disk_signature)),
+            partitions: Vec::new(),
+            problems: Vec::new(),
+        };
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.is_empty() {
+                continue;
+            }
+            let p = Partition {
+                number: i as u32 + 1,
+                start: u64::from(e.start_sect) * SECTOR,
+                size: u64::from(e.nr_sects) * SECTOR,
+                part_type: PartType::Mbr(e.sys_ind),
+                name: None,
+                uuid: None,
+                bootable: e.status == 0x80,
+                extended: is_extended(e.sys_ind),
+            };
+            check_bounds(&p, disk_size, &mut table.problems);
+            table.partitions.push(p);
+        }
+        let mut next = 5u32;
+        for i in 0..4 {
+            let e = self.entries[i];
+            if !e.is_empty() && is_extended(e.sys_ind) {
+                read_chain(src, e, &mut next, &mut table);
+            }
+        }
+        table.partitions.sort_by_key(|p| p.number);
+        Ok(table)
+    }
+}
+
+fn check_bounds(p: &Partition, disk_size: u64, problems: &mut Vec<String>) {
+    if p.start >= disk_size {
+        problems.push(format!(
+            "partition {} starts at byte {} past the end of the disk ({disk_size} bytes)",
+            p.number, p.start
+        ));
+    } else if p.end() > disk_size {
+        problems.push(format!(
+            "partition {} ends at byte {} past the end of the disk ({disk_size} bytes); it is read as shorter",
+            p.number,
+            p.end()
+        ));
+    }
+}
+
+/// Follow the EBR chain of extended partition `ext`, as the kernel's `parse_extended`.
+fn read_chain(src: &dyn ReadAt, ext: Entry, next: &mut u32, table: &mut Table) {
+    let first_sector = u64::from(ext.start_sect);
+    let first_size = u64::from(ext.nr_sects);
+    let mut this_sector = first_sector;
+    let mut this_size = first_size;
+    let mut seen = HashSet::new();
+    loop {
+        let offset = this_sector * SECTOR;
+        if !seen.insert(this_sector) {
+            table.problems.push(format!(
+                "EBR chain loops back to the EBR at byte {offset}; stopped there"
+            ));
+            return;
+        }
+        if *next > MAX_PARTITIONS {
+            table.problems.push(format!(
+                "more than {MAX_PARTITIONS} partitions; the rest are ignored"
+            ));
+            return;
+        }
+        let mut s = [0u8; 512];
+        if let Err(e) = src.read_exact_at(offset, &mut s) {
+            table
+                .problems
+                .push(format!("EBR at byte {offset}: cannot be read: {e}"));
+            return;
+        }
+        if s[510..512] != [0x55, 0xaa] {
+            table.problems.push(format!(
+                "EBR at byte {offset}: no 0x55AA signature (found {:02x}{:02x}); the logical partitions after it are lost",
+                s[510], s[511]
+            ));
+            return;
+        }
+        let entries = entries(&s);
+        for (i, e) in entries.iter().enumerate() {
+            if e.is_empty() || is_extended(e.sys_ind) {
+                continue;
+            }
+            let offs = u64::from(e.start_sect);
+            let size = u64::from(e.nr_sects);
+            let start = this_sector + offs;
+            // The third and fourth entries sometimes hold garbage: accept them only
+            // when they lie inside this EBR's area and the extended partition.
+            if i >= 2
+                && (offs + size > this_size
+                    || start < first_sector
+                    || start + size > first_sector + first_size)
+            {
+                continue;
+            }
+            let p = Partition {
+                number: *next,
+                start: start * SECTOR,
+                size: size * SECTOR,
+                part_type: PartType::Mbr(e.sys_ind),
+                name: None,
+                uuid: None,
+                bootable: e.status == 0x80,
+                extended: false,
+            };
+            check_bounds(&p, src.size(), &mut table.problems);
+            table.partitions.push(p);
+            *next += 1;
+            if *next > MAX_PARTITIONS {
+                break;
+            }
+        }
+        let Some(link) = entries
+            .iter()
+            .find(|e| !e.is_empty() && is_extended(e.sys_ind))
+        else {
+            return;
+        };
+        this_sector = first_sector + u64::from(link.start_sect);
+        this_size = u64::from(link.nr_sects);
+        if this_sector * SECTOR >= src.size() {
+            table.problems.push(format!(
+                "EBR at byte {offset}: links to byte {} past the end of the disk",
+                this_sector * SECTOR
+            ));
+            return;
+        }
+    }
+}

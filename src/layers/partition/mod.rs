@@ -1,0 +1,163 @@
+//! Partition tables: MBR (with the extended/logical chain) and GPT.
+//!
+//! Numbering follows the Linux kernel, so names match what `kpartx`, `lsblk`
+//! and the guest's `/dev/sdaN` use: MBR primaries are 1–4 by slot, logicals
+//! start at 5 in chain order; GPT partitions are numbered by entry slot.
+
+mod gpt;
+mod mbr;
+mod types;
+
+use crate::error::Result;
+use crate::io::ReadAt;
+
+pub use types::{gpt_type_name, mbr_type_name};
+
+/// Which kind of table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// MBR / "dos" partition table.
+    Dos,
+    /// GUID partition table.
+    Gpt,
+}
+
+impl Scheme {
+    /// The name `sfdisk` and `blkid` use (`dos`, `gpt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Dos => "dos",
+            Scheme::Gpt => "gpt",
+        }
+    }
+}
+
+/// A partition table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Table {
+    /// MBR or GPT.
+    pub scheme: Scheme,
+    /// Logical sector size the table is written for (512 or 4096).
+    pub sector_size: u64,
+    /// Disk identifier: MBR disk signature `0x1234abcd` or GPT disk GUID.
+    pub id: Option<String>,
+    /// Partitions in number order.
+    pub partitions: Vec<Partition>,
+    /// Problems found while reading; the table is still usable.
+    pub problems: Vec<String>,
+}
+
+/// The type of a partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartType {
+    /// MBR system id byte.
+    Mbr(u8),
+    /// GPT partition type GUID.
+    Gpt(String),
+}
+
+impl PartType {
+    /// The type in words ("Linux LVM", "EFI System").
+    pub fn name(&self) -> String {
+        match self {
+            PartType::Mbr(t) => mbr_type_name(*t).to_string(),
+            PartType::Gpt(g) => gpt_type_name(g).to_string(),
+        }
+    }
+
+    /// The type as `sfdisk` prints it (`8e`, or the GUID in upper case).
+    pub fn code(&self) -> String {
+        match self {
+            PartType::Mbr(t) => format!("{t:x}"),
+            PartType::Gpt(g) => g.to_uppercase(),
+        }
+    }
+}
+
+/// One partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Partition {
+    /// Number as the kernel gives it (`p1`, `p5`).
+    pub number: u32,
+    /// First byte on the disk.
+    pub start: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// Type.
+    #[serde(rename = "type")]
+    pub part_type: PartType,
+    /// GPT partition name.
+    pub name: Option<String>,
+    /// GPT unique partition GUID.
+    pub uuid: Option<String>,
+    /// MBR boot flag.
+    pub bootable: bool,
+    /// An MBR extended partition (a container for logicals, not a volume).
+    pub extended: bool,
+}
+
+impl Partition {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.start.saturating_add(self.size)
+    }
+}
+
+/// Read the partition table of a disk, if it has one.
+///
+/// `Ok(None)` means no table: the disk's first bytes are something else (a
+/// filesystem, a PV, nothing). A table that is there but damaged is either
+/// returned with its problems listed (GPT read from the backup header, an
+/// EBR chain that loops) or, if nothing usable is left, an error naming the
+/// structure and byte position.
+pub fn read(src: &dyn ReadAt) -> Result<Option<Table>> {
+    let mbr = mbr::read_sector0(src)?;
+    let protective = mbr.as_ref().is_some_and(|m| m.has_protective_entry());
+    // GPT: behind a protective MBR, or (with a warning) even without one.
+    match gpt::read(src, protective) {
+        Ok(Some(table)) => return Ok(Some(table)),
+        Ok(None) => {}
+        Err(e) => {
+            let Some(m) = &mbr else { return Err(e) };
+            let mut table = m.to_table(src)?;
+            if protective {
+                table.problems.insert(
+                    0,
+                    format!("{e}; showing the protective MBR's entries instead"),
+                );
+            } else {
+                table.problems.push(format!("ignored a damaged GPT: {e}"));
+            }
+            return Ok(Some(table));
+        }
+    }
+    match mbr {
+        Some(m) => Ok(Some(m.to_table(src)?)),
+        None => Ok(None),
+    }
+}
+
+/// Format 16 GUID bytes in mixed-endian order as GPT stores them.
+pub fn guid_to_string(b: &[u8; 16]) -> String {
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3],
+        b[2],
+        b[1],
+        b[0],
+        b[5],
+        b[4],
+        b[7],
+        b[6],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    )
+}

@@ -1,0 +1,430 @@
+//! What a volume holds, recognised by magic numbers (as `blkid` does).
+
+use crate::io::{ReadAt, be, le};
+
+/// The kinds of content vmrescue recognises, with `blkid`'s names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum ContentKind {
+    /// ext2 (no journal, no ext3/4 features).
+    Ext2,
+    /// ext3 (journal, no ext4 features).
+    Ext3,
+    /// ext4.
+    Ext4,
+    /// An external ext3/4 journal device.
+    Jbd,
+    /// XFS.
+    Xfs,
+    /// btrfs.
+    Btrfs,
+    /// FAT12/16/32.
+    Vfat,
+    /// exFAT.
+    Exfat,
+    /// NTFS.
+    Ntfs,
+    /// Linux swap (or a hibernation image in it).
+    Swap,
+    /// An LVM2 physical volume.
+    LvmPv,
+    /// LUKS encrypted volume.
+    Luks,
+    /// ISO 9660 (CD/DVD image).
+    Iso9660,
+    /// squashfs.
+    Squashfs,
+    /// A Linux MD RAID member.
+    MdRaid,
+    /// A qcow2 image stored inside the volume.
+    Qcow2,
+    /// A partition table inside a volume (a disk stored in an LV, say).
+    PartitionTable,
+    /// Nothing but zeros at the places where signatures live.
+    Zeros,
+    /// Something vmrescue does not recognise.
+    Unknown,
+    /// The volume could not be read.
+    Unreadable,
+}
+
+impl ContentKind {
+    /// The name `blkid` gives (`ext4`, `LVM2_member`, `crypto_LUKS`...), or ours
+    /// for kinds blkid does not name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContentKind::Ext2 => "ext2",
+            ContentKind::Ext3 => "ext3",
+            ContentKind::Ext4 => "ext4",
+            ContentKind::Jbd => "jbd",
+            ContentKind::Xfs => "xfs",
+            ContentKind::Btrfs => "btrfs",
+            ContentKind::Vfat => "vfat",
+            ContentKind::Exfat => "exfat",
+            ContentKind::Ntfs => "ntfs",
+            ContentKind::Swap => "swap",
+            ContentKind::LvmPv => "LVM2_member",
+            ContentKind::Luks => "crypto_LUKS",
+            ContentKind::Iso9660 => "iso9660",
+            ContentKind::Squashfs => "squashfs",
+            ContentKind::MdRaid => "linux_raid_member",
+            ContentKind::Qcow2 => "qcow2",
+            ContentKind::PartitionTable => "partition table",
+            ContentKind::Zeros => "empty",
+            ContentKind::Unknown => "unknown",
+            ContentKind::Unreadable => "unreadable",
+        }
+    }
+
+    /// Whether this is a filesystem a guest mounts (so it can be browsed).
+    pub fn is_filesystem(self) -> bool {
+        matches!(
+            self,
+            ContentKind::Ext2
+                | ContentKind::Ext3
+                | ContentKind::Ext4
+                | ContentKind::Xfs
+                | ContentKind::Btrfs
+                | ContentKind::Vfat
+                | ContentKind::Exfat
+                | ContentKind::Ntfs
+                | ContentKind::Iso9660
+                | ContentKind::Squashfs
+        )
+    }
+
+    /// Whether it is one of ext2/ext3/ext4.
+    pub fn is_ext(self) -> bool {
+        matches!(
+            self,
+            ContentKind::Ext2 | ContentKind::Ext3 | ContentKind::Ext4
+        )
+    }
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Content {
+    /// The kind.
+    pub kind: ContentKind,
+    /// Label from the superblock (raw; escape before showing).
+    pub label: Option<String>,
+    /// UUID (or serial number) from the superblock.
+    pub uuid: Option<String>,
+    /// Version or variant (`FAT32`, `LUKS2`, `SWAPSPACE2`).
+    pub version: Option<String>,
+    /// More words for unknown or unreadable content: `first bytes 4c 41 ...`.
+    pub detail: Option<String>,
+}
+
+impl Content {
+    fn new(kind: ContentKind) -> Content {
+        Content {
+            kind,
+            label: None,
+            uuid: None,
+            version: None,
+            detail: None,
+        }
+    }
+
+    /// A one-line description: `ext4 "root" 1b2c...`, `unknown (first bytes ...)`.
+    pub fn describe(&self) -> String {
+        let mut s = self.kind.name().to_string();
+        if let Some(v) = &self.version {
+            s.push_str(&format!(" ({v})"));
+        }
+        if let Some(d) = &self.detail {
+            s.push_str(&format!(" ({d})"));
+        }
+        s
+    }
+}
+
+/// How much of a volume's start the probe reads: enough for btrfs's
+/// superblock at 64 KiB and swap signatures on 64 KiB pages.
+const PROBE_LEN: u64 = 0x10000 + 0x1000;
+
+/// Recognise the content of a volume.
+pub fn probe(src: &dyn ReadAt) -> Content {
+    let len = src.size().min(PROBE_LEN) as usize;
+    let mut buf = vec![0u8; len];
+    if let Err(e) = src.read_exact_at(0, &mut buf) {
+        let mut c = Content::new(ContentKind::Unreadable);
+        c.detail = Some(e.to_string());
+        return c;
+    }
+    probe_bytes(&buf)
+}
+
+/// Recognise content from its first bytes (up to 68 KiB).
+pub fn probe_bytes(b: &[u8]) -> Content {
+    let at = |off: usize, magic: &[u8]| b.get(off..off + magic.len()) == Some(magic);
+    if let Some(c) = lvm(b) {
+        return c;
+    }
+    if at(0, b"LUKS\xba\xbe") {
+        let mut c = Content::new(ContentKind::Luks);
+        c.version = be::u16(b, 6).map(|v| format!("LUKS{v}"));
+        c.uuid = text(b, 168, 40);
+        if be::u16(b, 6) == Some(2) {
+            c.label = text(b, 24, 48);
+        }
+        return c;
+    }
+    if at(0, b"QFI\xfb") {
+        let mut c = Content::new(ContentKind::Qcow2);
+        c.version = be::u32(b, 4).map(|v| format!("version {v}"));
+        return c;
+    }
+    if at(0, b"XFSB") {
+        let mut c = Content::new(ContentKind::Xfs);
+        c.uuid = uuid(b, 32);
+        c.label = text(b, 108, 12);
+        return c;
+    }
+    if at(0x10040, b"_BHRfS_M") {
+        let mut c = Content::new(ContentKind::Btrfs);
+        c.uuid = uuid(b, 0x10020);
+        c.label = text(b, 0x1012b, 256);
+        return c;
+    }
+    if let Some(c) = ext(b) {
+        return c;
+    }
+    if let Some(c) = swap(b) {
+        return c;
+    }
+    if at(0, b"hsqs") {
+        return Content::new(ContentKind::Squashfs);
+    }
+    for off in [0usize, 4096] {
+        if le::u32(b, off) == Some(0xa92b_4efc) {
+            let mut c = Content::new(ContentKind::MdRaid);
+            c.version = Some(if off == 0 { "1.1" } else { "1.2" }.to_string());
+            c.uuid = uuid(b, off + 16);
+            c.label = text(b, off + 32, 32);
+            return c;
+        }
+    }
+    if at(0x8001, b"CD001") {
+        let mut c = Content::new(ContentKind::Iso9660);
+        c.label = text(b, 0x8028, 32);
+        return c;
+    }
+    if let Some(c) = boot_sector_fs(b) {
+        return c;
+    }
+    if at(512, b"EFI PART") || at(4096, b"EFI PART") || looks_like_mbr(b) {
+        return Content::new(ContentKind::PartitionTable);
+    }
+    if b.iter().all(|&x| x == 0) {
+        let mut c = Content::new(ContentKind::Zeros);
+        c.detail = Some(format!("first {} bytes are zeros", b.len()));
+        return c;
+    }
+    let mut c = Content::new(ContentKind::Unknown);
+    let first: Vec<String> = b.iter().take(16).map(|x| format!("{x:02x}")).collect();
+    c.detail = Some(format!("first bytes {}", first.join(" ")));
+    c
+}
+
+/// An LVM2 label in one of the first four sectors.
+fn lvm(b: &[u8]) -> Option<Content> {
+    for sector in 0..4usize {
+        let off = sector * 512;
+        if b.get(off..off + 8) == Some(b"LABELONE")
+            && b.get(off + 24..off + 32) == Some(b"LVM2 001")
+        {
+            let mut c = Content::new(ContentKind::LvmPv);
+            c.version = Some("LVM2 001".into());
+            let pvh = off + le::u32(b, off + 20)? as usize;
+            if let Some(raw) = b.get(pvh..pvh + 32) {
+                c.uuid = Some(lvm_uuid(raw));
+            }
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Format a 32-character LVM UUID as LVM prints it (6-4-4-4-4-4-6).
+pub fn lvm_uuid(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw).to_string();
+    if s.len() != 32 || !s.is_ascii() {
+        return s;
+    }
+    let parts = [
+        &s[0..6],
+        &s[6..10],
+        &s[10..14],
+        &s[14..18],
+        &s[18..22],
+        &s[22..26],
+        &s[26..32],
+    ];
+    parts.join("-")
+}
+
+/// ext2/3/4, told apart by features as blkid does.
+fn ext(b: &[u8]) -> Option<Content> {
+    const SB: usize = 1024;
+    if le::u16(b, SB + 0x38)? != 0xef53 {
+        return None;
+    }
+    let compat = le::u32(b, SB + 0x5c)?;
+    let incompat = le::u32(b, SB + 0x60)?;
+    let ro_compat = le::u32(b, SB + 0x64)?;
+    const HAS_JOURNAL: u32 = 0x4;
+    const JOURNAL_DEV: u32 = 0x8;
+    // Features an ext2/ext3 driver understands.
+    const EXT3_INCOMPAT: u32 = 0x2 | 0x4 | 0x10; // filetype, recover, meta_bg
+    const EXT2_RO_COMPAT: u32 = 0x1 | 0x2 | 0x4; // sparse_super, large_file, btree_dir
+    let kind = if incompat & JOURNAL_DEV != 0 {
+        ContentKind::Jbd
+    } else if incompat & !EXT3_INCOMPAT != 0 || ro_compat & !EXT2_RO_COMPAT != 0 {
+        ContentKind::Ext4
+    } else if compat & HAS_JOURNAL != 0 {
+        ContentKind::Ext3
+    } else if incompat & 0x4 != 0 {
+        // needs_recovery without a journal: not ext2 either.
+        ContentKind::Ext4
+    } else {
+        ContentKind::Ext2
+    };
+    let mut c = Content::new(kind);
+    c.uuid = uuid(b, SB + 0x68);
+    c.label = text(b, SB + 0x78, 16);
+    Some(c)
+}
+
+fn swap(b: &[u8]) -> Option<Content> {
+    for page in [4096usize, 8192, 16384, 65536] {
+        let Some(sig) = b.get(page - 10..page) else {
+            continue;
+        };
+        let version = match sig {
+            b"SWAPSPACE2" => "SWAPSPACE2",
+            b"SWAP-SPACE" => "SWAP-SPACE",
+            _ if &sig[..9] == b"S1SUSPEND" || &sig[..9] == b"S2SUSPEND" => "suspend image",
+            _ => continue,
+        };
+        let mut c = Content::new(ContentKind::Swap);
+        c.version = Some(version.into());
+        if version != "SWAP-SPACE" {
+            c.uuid = uuid(b, 1024 + 12);
+            c.label = text(b, 1024 + 28, 16);
+        }
+        return Some(c);
+    }
+    None
+}
+
+/// FAT, exFAT and NTFS boot sectors.
+fn boot_sector_fs(b: &[u8]) -> Option<Content> {
+    if b.get(510..512) != Some(&[0x55, 0xaa]) {
+        return None;
+    }
+    let oem = b.get(3..11)?;
+    if oem == b"NTFS    " {
+        let mut c = Content::new(ContentKind::Ntfs);
+        c.uuid = le::u64(b, 0x48).map(|v| format!("{v:016X}"));
+        return Some(c);
+    }
+    if oem == b"EXFAT   " {
+        let mut c = Content::new(ContentKind::Exfat);
+        c.uuid = le::u32(b, 100).map(fat_serial);
+        return Some(c);
+    }
+    let jump = b[0] == 0xeb || b[0] == 0xe9;
+    let bytes_per_sector = le::u16(b, 11)?;
+    let sectors_per_cluster = b[13];
+    let fat32 = b.get(82..87) == Some(b"FAT32");
+    let fat1x = b.get(54..57) == Some(b"FAT");
+    let sane = bytes_per_sector.is_power_of_two()
+        && (512..=4096).contains(&bytes_per_sector)
+        && sectors_per_cluster.is_power_of_two()
+        && le::u16(b, 14)? > 0
+        && (1..=2).contains(&b[16]);
+    if !(jump && sane && (fat32 || fat1x)) {
+        return None;
+    }
+    let mut c = Content::new(ContentKind::Vfat);
+    let (label_at, serial_at) = if fat32 { (71, 67) } else { (43, 39) };
+    c.version = Some(if fat32 {
+        "FAT32".to_string()
+    } else {
+        String::from_utf8_lossy(&b[54..59]).trim().to_string()
+    });
+    c.label = text(b, label_at, 11).filter(|l| l != "NO NAME");
+    c.uuid = le::u32(b, serial_at).map(fat_serial);
+    Some(c)
+}
+
+fn fat_serial(v: u32) -> String {
+    format!("{:04X}-{:04X}", v >> 16, v & 0xffff)
+}
+
+fn looks_like_mbr(b: &[u8]) -> bool {
+    if b.get(510..512) != Some(&[0x55, 0xaa]) {
+        return false;
+    }
+    let mut any = false;
+    for i in 0..4 {
+        let e = 446 + 16 * i;
+        let status = b[e];
+        if status != 0 && status != 0x80 {
+            return false;
+        }
+        any |= b[e + 4] != 0 && le::u32(b, e + 12).unwrap_or(0) != 0;
+    }
+    any
+}
+
+/// A label: bytes up to the first NUL, trailing spaces removed; `None` if empty.
+fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
+    let raw = b.get(off..off + len)?;
+    let end = raw.iter().position(|&x| x == 0).unwrap_or(raw.len());
+    let s = String::from_utf8_lossy(&raw[..end]).trim_end().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// A 16-byte UUID in the usual 8-4-4-4-12 form; `None` if all zeros.
+fn uuid(b: &[u8], off: usize) -> Option<String> {
+    let u = b.get(off..off + 16)?;
+    if u.iter().all(|&x| x == 0) {
+        return None;
+    }
+    let h: Vec<String> = u.iter().map(|x| format!("{x:02x}")).collect();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_zeros() {
+        assert_eq!(probe_bytes(&[0u8; 8192]).kind, ContentKind::Zeros);
+        let c = probe_bytes(b"hello world, this is not a filesystem");
+        assert_eq!(c.kind, ContentKind::Unknown);
+        assert_eq!(
+            c.detail.as_deref(),
+            Some("first bytes 68 65 6c 6c 6f 20 77 6f 72 6c 64 2c 20 74 68 69")
+        );
+    }
+
+    #[test]
+    fn lvm_uuid_format() {
+        assert_eq!(
+            lvm_uuid(b"abcdefghijklmnopqrstuvwxyz012345"),
+            "abcdef-ghij-klmn-opqr-stuv-wxyz-012345"
+        );
+    }
+}

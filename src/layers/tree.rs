@@ -1,0 +1,319 @@
+//! The layer tree as shown to the operator: `vmrescue layers` prints it like
+//! `lsblk`, `--json` gives the same tree as data, and the TUI's left pane draws it.
+
+use humansize::{BINARY, format_size};
+
+use super::{Layout, Volume, VolumeKind};
+use crate::io::Target;
+use crate::text::escape_str;
+
+/// One node of the tree.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Node {
+    /// Short name: the image's file name, `p1`, a VG name, an LV name.
+    pub name: String,
+    /// `disk`, `partition`, `vg` or `lv`.
+    pub kind: &'static str,
+    /// The volume name commands accept (`--volume`), when this node is a volume.
+    pub volume: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// First byte on its disk (disks: none; LVs: their first segment's, if linear).
+    pub start: Option<u64>,
+    /// Type in words: `raw image, dos table`, `Linux LVM`, `linear`, `striped`.
+    pub description: String,
+    /// Content type as blkid names it (`ext4`, `LVM2_member`, `swap`).
+    pub fstype: Option<String>,
+    /// Content label.
+    pub label: Option<String>,
+    /// Content UUID.
+    pub uuid: Option<String>,
+    /// Where the guest mounts it.
+    pub mountpoint: Option<String>,
+    /// The guest OS, on a guest root.
+    pub os: Option<String>,
+    /// Whether it can be browsed as a filesystem.
+    pub browsable: bool,
+    /// Problems found on this node.
+    pub problems: Vec<String>,
+    /// Nodes beneath.
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    fn new(name: String, kind: &'static str, size: u64, description: String) -> Node {
+        Node {
+            name,
+            kind,
+            volume: None,
+            size,
+            start: None,
+            description,
+            fstype: None,
+            label: None,
+            uuid: None,
+            mountpoint: None,
+            os: None,
+            browsable: false,
+            problems: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    fn fill_from_volume(&mut self, v: &Volume) {
+        self.volume = Some(v.name.clone());
+        let c = &v.content;
+        if !matches!(
+            c.kind,
+            super::ContentKind::Unknown
+                | super::ContentKind::Zeros
+                | super::ContentKind::Unreadable
+        ) || c.detail.is_some()
+        {
+            self.fstype = Some(c.describe());
+        }
+        self.label = c.label.clone();
+        self.uuid = c.uuid.clone();
+        self.mountpoint = v.guest.mountpoint.clone();
+        self.os = v.guest.os.clone();
+        self.browsable = v.is_filesystem();
+        self.problems.extend(v.problems.iter().cloned());
+    }
+}
+
+/// Build the tree for a layout.
+pub fn build(layout: &Layout) -> Vec<Node> {
+    let mut placed_vgs: Vec<String> = Vec::new();
+    let mut roots = Vec::new();
+    for disk in &layout.disks {
+        let file = disk
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| disk.path.display().to_string());
+        let mut desc = disk.format.name().to_string();
+        if let Some(t) = &disk.table {
+            desc.push_str(&format!(", {} partition table", t.scheme.name()));
+            if t.sector_size != 512 {
+                desc.push_str(&format!(" ({}-byte sectors)", t.sector_size));
+            }
+        }
+        for d in &disk.format_details {
+            desc.push_str(&format!(", {d}"));
+        }
+        let mut node = Node::new(file, "disk", disk.size(), desc);
+        node.problems.extend(disk.problems.iter().cloned());
+        if let Some(t) = &disk.table {
+            node.problems.extend(t.problems.iter().cloned());
+        }
+        for v in &layout.volumes {
+            match &v.kind {
+                VolumeKind::WholeDisk { disk: d } if *d == disk.id => {
+                    node.fill_from_volume(v);
+                    node.children
+                        .extend(vg_children(layout, v, &mut placed_vgs));
+                }
+                VolumeKind::Partition { disk: d, entry, .. } if *d == disk.id => {
+                    let mut desc = entry.part_type.name();
+                    if entry.extended {
+                        desc = format!("{desc} (container of the logical partitions)");
+                    }
+                    if let Some(n) = &entry.name {
+                        desc.push_str(&format!(" \"{}\"", escape_str(n)));
+                    }
+                    let mut p = Node::new(v.name.clone(), "partition", v.size(), desc);
+                    p.start = Some(entry.start);
+                    p.fill_from_volume(v);
+                    if entry.extended {
+                        p.volume = None;
+                        p.fstype = None;
+                    }
+                    p.children.extend(vg_children(layout, v, &mut placed_vgs));
+                    node.children.push(p);
+                }
+                _ => {}
+            }
+        }
+        roots.push(node);
+    }
+    roots
+}
+
+/// The VG node to show under a PV volume: under the first PV of the VG that
+/// was found; other PVs of the same VG say whose they are.
+fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Node> {
+    let Some(pv_index) = layout.pvs.iter().position(|p| p.volume == v.name) else {
+        return Vec::new();
+    };
+    let Some(g) = layout
+        .groups
+        .iter()
+        .find(|g| g.pvs.iter().any(|p| p.found == Some(pv_index)))
+    else {
+        return Vec::new();
+    };
+    if placed.contains(&g.name) {
+        let mut n = Node::new(
+            g.name.clone(),
+            "vg",
+            0,
+            "volume group (shown under its first PV)".to_string(),
+        );
+        n.volume = None;
+        return vec![n];
+    }
+    placed.push(g.name.clone());
+    let size = g.extent_count.saturating_mul(g.extent_size);
+    let free = g.free_count.saturating_mul(g.extent_size);
+    let found = g.pvs.iter().filter(|p| p.found.is_some()).count();
+    let mut desc = format!(
+        "volume group, {} PV{}, free {}",
+        g.pvs.len(),
+        if g.pvs.len() == 1 { "" } else { "s" },
+        format_size(free, BINARY)
+    );
+    if found < g.pvs.len() {
+        desc.push_str(&format!(", {} PV(s) missing", g.pvs.len() - found));
+    }
+    let mut n = Node::new(g.name.clone(), "vg", size, desc);
+    n.problems.extend(g.problems.iter().cloned());
+    // Visible LVs first, then hidden ones in brackets as `lvs -a` shows them.
+    let mut lvs: Vec<&Volume> = layout
+        .volumes
+        .iter()
+        .filter(|lv| matches!(&lv.kind, VolumeKind::LogicalVolume { vg, .. } if *vg == g.name))
+        .collect();
+    lvs.sort_by_key(|lv| matches!(lv.kind, VolumeKind::LogicalVolume { hidden: true, .. }));
+    for lv in lvs {
+        let VolumeKind::LogicalVolume {
+            lv: lv_name,
+            hidden,
+            segtypes,
+            ..
+        } = &lv.kind
+        else {
+            continue;
+        };
+        let shown = if *hidden {
+            format!("[{lv_name}]")
+        } else {
+            lv_name.clone()
+        };
+        let mut desc = segtypes.join("+");
+        let segs = lv.mapping.segments().len();
+        if segs > 1 {
+            desc.push_str(&format!(", {segs} segments"));
+        }
+        if *hidden {
+            desc.push_str(", hidden");
+        }
+        let mut node = Node::new(shown, "lv", lv.size(), desc);
+        if let Some(first) = lv.mapping.segments().first()
+            && let Target::Linear(a) = &first.target
+        {
+            node.start = Some(a.offset);
+        }
+        node.fill_from_volume(lv);
+        if *hidden {
+            node.volume = None;
+        }
+        n.children.push(node);
+    }
+    vec![n]
+}
+
+/// Render the tree as text, like `lsblk`.
+pub fn render_text(roots: &[Node]) -> String {
+    let mut rows: Vec<[String; 7]> = vec![[
+        "NAME".into(),
+        "SIZE".into(),
+        "START".into(),
+        "TYPE".into(),
+        "FSTYPE".into(),
+        "LABEL".into(),
+        "MOUNTPOINT".into(),
+    ]];
+    let mut problems = Vec::new();
+    for (i, r) in roots.iter().enumerate() {
+        let _ = i;
+        walk(r, "", "", &mut rows, &mut problems);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i == 6 {
+                line.push_str(cell);
+            } else if i == 1 || i == 2 {
+                line.push_str(&format!("{:>w$}  ", cell, w = widths[i]));
+            } else {
+                line.push_str(&format!("{:<w$}  ", cell, w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn walk(
+    n: &Node,
+    prefix: &str,
+    child_prefix: &str,
+    rows: &mut Vec<[String; 7]>,
+    problems: &mut Vec<String>,
+) {
+    let mut mount = n.mountpoint.clone().unwrap_or_default();
+    if let Some(os) = &n.os {
+        if !mount.is_empty() {
+            mount.push_str("  ");
+        }
+        mount.push_str(&format!("guest root: {}", escape_str(os)));
+    }
+    if !n.problems.is_empty() {
+        if !mount.is_empty() {
+            mount.push_str("  ");
+        }
+        mount.push_str(&format!(
+            "[{} problem{}]",
+            n.problems.len(),
+            if n.problems.len() == 1 { "" } else { "s" }
+        ));
+    }
+    rows.push([
+        format!("{prefix}{}", escape_str(&n.name)),
+        if n.size > 0 || n.kind != "vg" {
+            format_size(n.size, BINARY)
+        } else {
+            String::new()
+        },
+        n.start.map(|s| s.to_string()).unwrap_or_default(),
+        n.description.clone(),
+        n.fstype.as_deref().map(escape_str).unwrap_or_default(),
+        n.label.as_deref().map(escape_str).unwrap_or_default(),
+        mount,
+    ]);
+    problems.extend(n.problems.iter().cloned());
+    let count = n.children.len();
+    for (i, c) in n.children.iter().enumerate() {
+        let last = i + 1 == count;
+        let (branch, cont) = if last {
+            ("└─", "  ")
+        } else {
+            ("├─", "│ ")
+        };
+        walk(
+            c,
+            &format!("{child_prefix}{branch}"),
+            &format!("{child_prefix}{cont}"),
+            rows,
+            problems,
+        );
+    }
+}

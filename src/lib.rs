@@ -1,0 +1,24 @@
+//! vmrescue: rescue files from virtual-machine disk images.
+//!
+//! The crate is layered the way a disk image is:
+//!
+//! * [`io`] — byte sources read by offset (`&self`, pread), windows and
+//!   mapped (linear/striped) views.
+//! * [`image`] — container formats (raw files, block devices, qcow2).
+//! * [`layers`] — partition tables, LVM2 and the content probe, assembled
+//!   into one [`layers::Layout`] per set of disks.
+//! * [`fs`] — guest filesystems behind the [`fs::FsView`] trait.
+//! * [`engine`] — the userspace engine (we parse everything ourselves) and
+//!   the kernel engine (loop + device-mapper + read-only mount).
+//! * [`ops`] — what the operator does: copy out, relink, doctor.
+//! * [`tui`] — the full-screen interface.
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod fs;
+pub mod image;
+pub mod io;
+pub mod layers;
+pub mod text;
+
+pub use error::{Error, Result};
