@@ -1,0 +1,153 @@
+//! Shared test helpers: fixtures and running the binary.
+//!
+//! Fixtures are disk images built by the scripts in `tests/fixtures/make/`
+//! with real tools (sfdisk, lvm2, mke2fs, qemu-img...). Compressed copies and
+//! the tools' own reports (`sfdisk --json`, `lvs --reportformat json`...) are
+//! committed in `tests/fixtures/data/`, so plain `cargo test` needs no root.
+//! The README's test command rebuilds them first and points
+//! `VMRESCUE_FIXTURES` at the fresh copies.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The crate's root directory.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where committed fixture data lives.
+pub fn data_dir() -> PathBuf {
+    root().join("tests/fixtures/data")
+}
+
+/// Directory holding uncompressed fixtures: `$VMRESCUE_FIXTURES` when set
+/// (freshly built by the test command), else a cache under `target/`.
+fn fixture_dir() -> PathBuf {
+    match std::env::var_os("VMRESCUE_FIXTURES") {
+        Some(d) => PathBuf::from(d),
+        None => root().join("target/fixtures-cache"),
+    }
+}
+
+/// Path of fixture image `name` (`<name>.img`), decompressing the committed
+/// copy on first use. Panics with the reason when it cannot be had.
+pub fn fixture(name: &str) -> PathBuf {
+    fixture_file(&format!("{name}.img"))
+}
+
+/// Path of a fixture file (image or report) by its file name.
+pub fn fixture_file(file: &str) -> PathBuf {
+    let dir = fixture_dir();
+    let path = dir.join(file);
+    if std::env::var_os("VMRESCUE_FIXTURES").is_some() {
+        assert!(
+            path.exists(),
+            "{} missing: VMRESCUE_FIXTURES is set, so the fixture scripts should have built it",
+            path.display()
+        );
+        return path;
+    }
+    let zst = data_dir().join(format!("{file}.zst"));
+    let plain = data_dir().join(file);
+    let committed = if zst.exists() { &zst } else { &plain };
+    if is_fresh(&path, committed) {
+        return path;
+    }
+    std::fs::create_dir_all(&dir).expect("create fixture cache");
+    let tmp = dir.join(format!(".{file}.{}", std::process::id()));
+    if zst.exists() {
+        decompress_sparse(&zst, &tmp);
+    } else if plain.exists() {
+        std::fs::copy(&plain, &tmp).expect("copy fixture");
+    } else {
+        panic!(
+            "fixture {file} is neither in {} nor built: run tests/fixtures/build-all.sh",
+            data_dir().display()
+        );
+    }
+    std::fs::rename(&tmp, &path).expect("rename fixture into place");
+    path
+}
+
+/// Whether the cached copy at `cached` is newer than the committed `source`.
+fn is_fresh(cached: &Path, source: &Path) -> bool {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (mtime(cached), mtime(source)) {
+        (Some(c), Some(s)) => c >= s,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// Read a fixture report (JSON or text) as a string.
+pub fn report(file: &str) -> String {
+    std::fs::read_to_string(fixture_file(file)).expect("read fixture report")
+}
+
+/// Decompress a zstd file, leaving runs of zero blocks as holes.
+pub fn decompress_sparse(src: &Path, dst: &Path) {
+    let input = File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut dec = zstd::Decoder::new(input).expect("zstd decoder");
+    let mut out = File::create(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = dec.read(&mut buf[filled..]).expect("zstd read");
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            break;
+        }
+        if buf[..filled].iter().all(|&b| b == 0) {
+            out.seek(SeekFrom::Current(filled as i64)).expect("seek");
+        } else {
+            out.write_all(&buf[..filled]).expect("write");
+        }
+        len += filled as u64;
+    }
+    out.set_len(len).expect("set_len");
+}
+
+/// A private copy of a fixture (for tests that write to the image).
+pub fn fixture_copy(name: &str, dir: &Path) -> PathBuf {
+    let src = fixture(name);
+    let dst = dir.join(format!("{name}.img"));
+    let status = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&src)
+        .arg(&dst)
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp {} failed", src.display());
+    dst
+}
+
+/// Run the `vmrescue` binary with `args`.
+pub fn vmrescue(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run vmrescue")
+}
+
+/// Whether this process runs as root (for tests that loop-mount).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// Fail (not skip) when a root-only test runs without root.
+pub fn require_root(why: &str) {
+    assert!(
+        is_root(),
+        "this test needs root ({why}); run it through the README's test command (scripts/test)"
+    );
+}
