@@ -1,0 +1,11 @@
+//! Partition tables (MBR, EBR chain, GPT) and the content probe on arbitrary bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vmrescue::io::ReadAt;
+
+fuzz_target!(|data: &[u8]| {
+    let src: &dyn ReadAt = data;
+    let _ = vmrescue::layers::partition::read(src);
+    let _ = vmrescue::layers::probe::probe(src);
+});
