@@ -5,7 +5,8 @@ use libfuzzer_sys::fuzz_target;
 use vmrescue::io::ReadAt;
 
 fuzz_target!(|data: &[u8]| {
-    let src: &dyn ReadAt = data;
+    let bytes = data.to_vec();
+    let src: &dyn ReadAt = &bytes;
     let _ = vmrescue::layers::partition::read(src);
     let _ = vmrescue::layers::probe::probe(src);
 });
