@@ -80,7 +80,13 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     for d in &target.disks {
         images.push(vmrescue::image::open(d)?);
     }
-    Ok(vmrescue::layers::scan(images))
+    let mut layout = vmrescue::layers::scan(images);
+    let options = vmrescue::engine::FsOptions::default();
+    let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
+        vmrescue::engine::open_fs(&layout, id, &options)
+    });
+    layout.apply_inspection(&found);
+    Ok(layout)
 }
 
 /// Parse the command line and run.

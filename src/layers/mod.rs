@@ -6,6 +6,7 @@
 //! [`Layout`]. Nothing is written; damage found on the way is listed in the
 //! `problems` of the disk, volume or group concerned and the rest is still read.
 
+pub mod inspect;
 pub mod lvm;
 mod names;
 pub mod partition;
