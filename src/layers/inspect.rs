@@ -157,10 +157,10 @@ fn os_name(fs: &dyn FsView) -> Option<String> {
         }
     }
     for p in [&b"/etc/os-release"[..], b"/usr/lib/os-release"] {
-        if let Some(b) = read_file(fs, p) {
-            if let Some(n) = shell_var(&b, "PRETTY_NAME").or_else(|| shell_var(&b, "NAME")) {
-                return Some(n);
-            }
+        if let Some(n) = read_file(fs, p)
+            .and_then(|b| shell_var(&b, "PRETTY_NAME").or_else(|| shell_var(&b, "NAME")))
+        {
+            return Some(n);
         }
     }
     if let Some(n) =
