@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{GuestRole, Layout, VolumeId, VolumeKind};
 use crate::error::Result;
-use crate::fs::{FileType, FsView, path};
+use crate::fs::FsView;
 
 /// Largest guest configuration file read during inspection.
 const MAX_CONFIG: usize = 256 * 1024;
@@ -102,23 +102,7 @@ impl Layout {
 
 /// Read a small regular file of the guest, following symlinks inside the guest.
 fn read_file(fs: &dyn FsView, p: &[u8]) -> Option<Vec<u8>> {
-    let r = path::resolve(fs, p, true).ok()?;
-    let meta = fs.metadata(r.node).ok()?;
-    if meta.file_type != FileType::Regular {
-        return None;
-    }
-    let len = (meta.size as usize).min(MAX_CONFIG);
-    let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        let n = fs.read_at(r.node, done as u64, &mut buf[done..]).ok()?;
-        if n == 0 {
-            break;
-        }
-        done += n;
-    }
-    buf.truncate(done);
-    Some(buf)
+    crate::fs::read_small(fs, p, MAX_CONFIG)
 }
 
 fn first_line(b: &[u8]) -> Option<String> {
