@@ -4,3 +4,4 @@
 pub mod candidates;
 pub mod doctor;
 pub mod elf;
+pub mod undo;
