@@ -4,7 +4,9 @@
 //! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
 //! and `--json` where the output is data.
 
+mod doctor;
 mod layers;
+mod undo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +53,17 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
+    /// Find broken or suspicious symlinks in the guest's library and program
+    /// directories, and list the most recently changed files.
+    ///
+    /// Each finding lists what is wrong with the link's current target and
+    /// the repair vmrescue proposes (for `libc.so.6`: the library in the same
+    /// directory whose ELF SONAME is `libc.so.6`). Exit code 1 when something
+    /// was found.
+    Doctor(doctor::DoctorArgs),
+    /// Undo a repair: put back the bytes saved in its undo file, after
+    /// checking that the image still holds what vmrescue wrote.
+    Undo(undo::UndoArgs),
 }
 
 /// Exit codes.
@@ -94,6 +107,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Undo(args)) => undo::run(&args),
         None => {
             report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
             exit::ERROR
