@@ -479,7 +479,7 @@ impl Ctx<'_> {
         {
             return unreadable(format!("stripe_count is {c} but {n} stripes are listed"));
         }
-        if s.extent_count % n != 0 {
+        if !s.extent_count.is_multiple_of(n) {
             return unreadable(format!(
                 "{} extents do not divide over {n} stripes",
                 s.extent_count

@@ -284,7 +284,8 @@ fn falls_back_to_the_other_metadata_area() {
     let text = simple_text(4);
     let good = pv(UUID_A, Some(&text), Some(&text));
     assert!(scan(&good).problems.is_empty());
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Damage<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "checksum_xl",
             Box::new(|b: &mut Vec<u8>| b[4096 + 30] ^= 0x40),
@@ -387,11 +388,11 @@ fn ignored_and_empty_areas() {
 #[test]
 fn truncated_pv_is_reported() {
     let b = pv(UUID_A, Some(&simple_text(4)), None);
-    let s = scan(&b[..20000].to_vec());
+    let s = scan(&b[..20000]);
     assert!(s.problems[0].contains("truncated"), "{:?}", s.problems);
     assert!(s.metadata.is_some());
     // Cut inside the metadata text: the area is unusable.
-    let s = scan(&b[..4700].to_vec());
+    let s = scan(&b[..4700]);
     assert!(s.metadata.is_none());
     assert!(
         s.problems
