@@ -15,6 +15,9 @@ use super::{LogicalVolume, LvSegment, PvOnDisk, SegmentArea, VgPv, VolumeGroup, 
 use crate::io::{Area, Mapping, Segment, Target};
 use crate::text::escape_str;
 
+/// Most missing PVs listed for one LV.
+const MAX_LISTED: usize = 32;
+
 /// A UUID without its dashes, for comparing label and metadata spellings.
 fn uuid_key(u: &str) -> String {
     u.chars().filter(|&c| c != '-').collect()
@@ -248,14 +251,15 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
         }
     }
 
+    let missing = ctx.missing_per_lv();
     let mut used = 0u64;
-    for lv in &vg.lvs {
+    for (li, lv) in vg.lvs.iter().enumerate() {
         used = used.saturating_add(ctx.pv_extents_used(lv));
         if snapshot_objects.contains(lv.name.as_str()) && !lv.status.iter().any(|s| s == "VISIBLE")
         {
             continue;
         }
-        let mut out = ctx.logical_volume(lv, &mut problems);
+        let mut out = ctx.logical_volume(lv, &missing[li], &mut problems);
         if let Some(origin) = cow_of.get(lv.name.as_str()) {
             let origin_visible = ctx
                 .lv_index
@@ -327,36 +331,77 @@ impl Ctx<'_> {
         used
     }
 
-    /// Indices (into the VG's PVs) of every PV the LV needs, through the
-    /// LVs it is built on.
-    fn needed_pvs(&self, lv: &LvMeta) -> BTreeSet<usize> {
-        let mut need = BTreeSet::new();
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        let mut stack: Vec<&LvMeta> = vec![lv];
-        // Every LV is visited once, so this ends after at most |LVs| rounds.
-        while let Some(l) = stack.pop() {
-            if !seen.insert(l.name.as_str()) {
-                continue;
-            }
-            for s in &l.segments {
+    /// For every LV (by index), the missing PVs (indices into the VG's PVs)
+    /// it needs, directly or through the LVs it is built on (pool data,
+    /// raid images, snapshot origins...). At most [`MAX_LISTED`] per LV.
+    ///
+    /// One depth-first pass over the LV graph with each LV's answer kept,
+    /// so hostile metadata (long chains, cycles) costs linear time.
+    fn missing_per_lv(&self) -> Vec<BTreeSet<usize>> {
+        let n = self.vg.lvs.len();
+        let mut result: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, lv) in self.vg.lvs.iter().enumerate() {
+            for s in &lv.segments {
                 let names = s
                     .areas
                     .iter()
                     .map(|a| a.name.as_str())
                     .chain(s.refs.iter().map(|(_, n)| n.as_str()));
-                for n in names {
-                    if let Some(&p) = self.pv_keys.get(n) {
-                        need.insert(p);
-                    } else if let Some(&i) = self.lv_index.get(n) {
-                        stack.push(&self.vg.lvs[i]);
+                for name in names {
+                    if let Some(&p) = self.pv_keys.get(name) {
+                        if self.group_pvs[p].found.is_none() && result[i].len() < MAX_LISTED {
+                            result[i].insert(p);
+                        }
+                    } else if let Some(&j) = self.lv_index.get(name) {
+                        children[i].push(j);
                     }
                 }
             }
         }
-        need
+        // 0: not seen, 1: on the stack, 2: done.
+        let mut state = vec![0u8; n];
+        for root in 0..n {
+            if state[root] != 0 {
+                continue;
+            }
+            state[root] = 1;
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            while let Some(top) = stack.last_mut() {
+                let (v, next) = *top;
+                if let Some(&c) = children[v].get(next) {
+                    top.1 += 1;
+                    if state[c] == 0 {
+                        state[c] = 1;
+                        stack.push((c, 0));
+                    }
+                    continue;
+                }
+                stack.pop();
+                for &c in &children[v] {
+                    // A child still on the stack is a cycle: nothing to add.
+                    if state[c] == 2 && c != v {
+                        let add: Vec<usize> = result[c].iter().copied().collect();
+                        for p in add {
+                            if result[v].len() >= MAX_LISTED {
+                                break;
+                            }
+                            result[v].insert(p);
+                        }
+                    }
+                }
+                state[v] = 2;
+            }
+        }
+        result
     }
 
-    fn logical_volume(&self, lv: &LvMeta, problems: &mut Vec<String>) -> LogicalVolume {
+    fn logical_volume(
+        &self,
+        lv: &LvMeta,
+        missing: &BTreeSet<usize>,
+        problems: &mut Vec<String>,
+    ) -> LogicalVolume {
         let mut segs: Vec<&SegMeta> = lv.segments.iter().collect();
         segs.sort_by_key(|s| s.start_extent);
         if let Some(n) = lv.segment_count
@@ -403,12 +448,7 @@ impl Ctx<'_> {
                 }
             }
         };
-        let missing_pvs = self
-            .needed_pvs(lv)
-            .into_iter()
-            .filter(|&p| self.group_pvs[p].found.is_none())
-            .map(|p| pv_words(&self.vg.pvs[p]))
-            .collect();
+        let missing_pvs = missing.iter().map(|&p| pv_words(&self.vg.pvs[p])).collect();
         LogicalVolume {
             name: lv.name.clone(),
             uuid: lv.id.clone(),

@@ -429,7 +429,8 @@ fn read_mda(src: &dyn ReadAt, offset: u64, size: u64, checks: Checks) -> Result<
     let io = |e| Error::io(format!("metadata text at byte {text_at}"), e);
     let mut bytes = read_vec(src, text_at, first_len, MAX_METADATA_TEXT).map_err(io)?;
     if wrap > 0 {
-        let tail_at = offset + MDA_HEADER_SIZE;
+        // The header was read from there, so this cannot overflow.
+        let tail_at = offset.saturating_add(MDA_HEADER_SIZE);
         let tail = read_vec(src, tail_at, wrap, MAX_METADATA_TEXT)
             .map_err(|e| Error::io(format!("metadata text at byte {tail_at}"), e))?;
         bytes.extend_from_slice(&tail);

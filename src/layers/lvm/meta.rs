@@ -208,9 +208,13 @@ pub fn decode(root: &Section) -> Result<VgMeta, String> {
     }
     let status = strings(vg, "status", &what)?;
     let mut pvs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     if let Some(list) = vg.section("physical_volumes") {
         for (key, pv) in list.sections() {
             let what = format!("{what}: PV {}", escape_str(key));
+            if !seen.insert(key) {
+                return Err(format!("{what} is listed twice"));
+            }
             pvs.push(PvMeta {
                 key: key.to_string(),
                 id: string(pv, "id", &what)?,
@@ -224,6 +228,7 @@ pub fn decode(root: &Section) -> Result<VgMeta, String> {
         }
     }
     let mut lvs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     if let Some(list) = vg.section("logical_volumes") {
         for (lv_name, lv) in list.sections() {
             if !valid_name(lv_name) {
@@ -231,6 +236,9 @@ pub fn decode(root: &Section) -> Result<VgMeta, String> {
                     "{what}: '{}' is not a valid LV name",
                     escape_str(lv_name)
                 ));
+            }
+            if !seen.insert(lv_name) {
+                return Err(format!("{what}: LV {lv_name} is listed twice"));
             }
             let what = format!("{what}: LV {lv_name}");
             let mut segments = Vec::new();
@@ -416,6 +424,8 @@ mod tests {
             (br#""#, "no volume group"),
             (br#"v { id = "x" seqno = 1 extent_size = 8 logical_volumes { ../x { id = "l" } } }"#, "not a valid LV name"),
             (br#"v { id = "x" seqno = 1 extent_size = 8 logical_volumes { l { id = "l" segment1 { start_extent = 0 extent_count = 1 type = "striped" stripes = ["pv0"] } } } }"#, "odd number"),
+            (br#"v { id = "x" seqno = 1 extent_size = 8 logical_volumes { l { id = "l" } l { id = "m" } } }"#, "listed twice"),
+            (br#"v { id = "x" seqno = 1 extent_size = 8 physical_volumes { p { id = "l" pe_start = 1 pe_count = 1 } p { id = "m" pe_start = 1 pe_count = 1 } } }"#, "listed twice"),
         ] {
             let e = decode(&parse(t).unwrap()).unwrap_err();
             assert!(e.contains(what), "{e}");

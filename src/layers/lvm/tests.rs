@@ -693,3 +693,36 @@ fn hint_for_damaged_labels() {
     );
     assert!(damaged_label_hint(&vec![0u8; 70000]).is_none());
 }
+
+#[test]
+fn long_chains_and_cycles_of_lvs_stay_cheap() {
+    // l0 -> l1 -> ... -> lN (on the missing pv1), and a cycle a <-> b that
+    // also leads into the chain: every one of them needs pv1.
+    let n = 20_000;
+    let mut lvs = String::new();
+    for i in 0..n {
+        lvs.push_str(&format!(
+            "l{i} {{\nid = \"x\"\nstatus = [\"VISIBLE\"]\nsegment1 {{\nstart_extent = 0\nextent_count = 1\n\
+             type = \"thin\"\nthin_pool = \"l{}\"\n}}\n}}\n",
+            i + 1
+        ));
+    }
+    lvs.push_str(&format!(
+        "l{n} {{\nid = \"x\"\nsegment1 {{\nstart_extent = 0\nextent_count = 1\ntype = \"striped\"\nstripes = [\"pv1\", 0]\n}}\n}}\n"
+    ));
+    lvs.push_str(
+        "a {\nid = \"x\"\nsegment1 {\nstart_extent = 0\nextent_count = 1\ntype = \"thin\"\nthin_pool = \"b\"\n}\n}\n\
+         b {\nid = \"x\"\nsegment1 {\nstart_extent = 0\nextent_count = 1\ntype = \"cache\"\ncache_pool = \"a\"\norigin = \"l0\"\n}\n}\n",
+    );
+    let text = vg_text(1, &[("pv0", UUID_A, 100), ("pv1", UUID_B, 100)], &lvs);
+    let mut pv = on_disk(0, 0, &pv(UUID_A, Some(&simple_text(1)), None), "p2");
+    pv.scan.metadata = Some(text);
+    let started = std::time::Instant::now();
+    let g = assemble(&[pv]).remove(0);
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    assert_eq!(g.lvs.len(), n + 3);
+    for lv in &g.lvs {
+        assert_eq!(lv.missing_pvs.len(), 1, "{}", lv.name);
+        assert!(lv.missing_pvs[0].starts_with("pv1 "));
+    }
+}
