@@ -21,5 +21,6 @@ pub mod image;
 pub mod io;
 pub mod layers;
 pub mod text;
+pub mod tui;
 
 pub use error::{Error, Result};

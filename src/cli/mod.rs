@@ -5,6 +5,7 @@
 //! and `--json` where the output is data.
 
 mod layers;
+mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     target: Target,
+    /// The volume to open first in the browser (default: the guest root).
+    #[arg(long, value_name = "V")]
+    volume: Option<String>,
 }
 
 /// The disks to open.
@@ -88,10 +92,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
-        None => {
-            report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
-            exit::ERROR
-        }
+        None => tui::run(&tui::TuiArgs {
+            target: cli.target,
+            volume: cli.volume,
+        }),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,42 @@
+//! `vmrescue IMAGE` and `vmrescue --demo` with no command: the full-screen browser.
+
+use std::io::IsTerminal;
+
+use vmrescue::tui::{self, AppConfig, Options};
+
+use super::{Target, exit, open_layout, report};
+
+/// What the browser is started with.
+#[derive(Debug, Clone)]
+pub struct TuiArgs {
+    /// The disks.
+    pub target: Target,
+    /// `--volume`: the volume to open first (else the guest root).
+    pub volume: Option<String>,
+}
+
+/// Run the browser.
+pub fn run(args: &TuiArgs) -> u8 {
+    if !std::io::stdout().is_terminal() {
+        report(&tui::strings::NOT_A_TERMINAL);
+        return exit::ERROR;
+    }
+    let layout = match open_layout(&args.target) {
+        Ok(l) => l,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    };
+    let config = AppConfig {
+        volume: args.volume.clone(),
+        ..AppConfig::default()
+    };
+    match tui::run(Options::new(layout, config)) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            report(&e);
+            exit::ERROR
+        }
+    }
+}
