@@ -169,6 +169,8 @@ pub struct BuiltinCopier;
 
 struct BuiltinPlan {
     sources: Vec<CopySource>,
+    /// Folders made first (one per volume when a copy spans volumes).
+    folders: Vec<PathBuf>,
     items: Vec<Item>,
     skipped: Vec<(String, String)>,
     summary: PlanSummary,
@@ -179,13 +181,16 @@ impl Copier for BuiltinCopier {
         let multi = request.sources.len() > 1;
         let mut plan = BuiltinPlan {
             sources: request.sources.clone(),
+            folders: Vec::new(),
             items: Vec::new(),
             skipped: Vec::new(),
             summary: PlanSummary::default(),
         };
         for (si, src) in request.sources.iter().enumerate() {
             let base = if multi {
-                PathBuf::from(volume_folder(&src.volume_name))
+                let f = PathBuf::from(volume_folder(&src.volume_name));
+                plan.folders.push(f.clone());
+                f
             } else {
                 PathBuf::new()
             };
@@ -321,6 +326,11 @@ impl PlannedCopy for BuiltinPlan {
             out.failed.push((dest.display().to_string(), e.to_string()));
             out.elapsed = start.elapsed();
             return out;
+        }
+        for f in &self.folders {
+            if let Err(e) = make_dir(&dest.join(f)) {
+                out.failed.push((dest.join(f).display().to_string(), e));
+            }
         }
         let mut last_report = Instant::now();
         for item in &self.items {
