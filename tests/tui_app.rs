@@ -8,96 +8,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use tui_support::{MemOpener, make_story_image, story_layout};
+use tui_support::{MemOpener, Story, story};
 use vmrescue::tui::app::{Focus, Right};
-use vmrescue::tui::copier::BuiltinCopier;
 use vmrescue::tui::dialog::{ConfirmKind, Dialog};
-use vmrescue::tui::jobs::Jobs;
-use vmrescue::tui::{Action, App, AppConfig};
-
-struct Story {
-    _dir: tempfile::TempDir,
-    app: App,
-    jobs: Jobs,
-    opener: Arc<MemOpener>,
-}
-
-fn story(w: u16, h: u16) -> Story {
-    let dir = tempfile::tempdir().unwrap();
-    let image = make_story_image(dir.path());
-    let layout = Arc::new(story_layout(&image));
-    let opener = Arc::new(MemOpener::story());
-    let jobs = Jobs {
-        layout: Arc::clone(&layout),
-        opener: opener.clone(),
-        copier: Arc::new(BuiltinCopier),
-    };
-    let mut app = App::new(layout, AppConfig::default());
-    app.resize(w, h);
-    app.start();
-    jobs.run_inline(&mut app);
-    Story {
-        _dir: dir,
-        app,
-        jobs,
-        opener,
-    }
-}
-
-impl Story {
-    fn act(&mut self, a: Action) {
-        self.app.update(&a);
-        self.jobs.run_inline(&mut self.app);
-    }
-
-    fn path(&self) -> String {
-        String::from_utf8_lossy(&self.app.pane().expect("browsing").path).to_string()
-    }
-
-    fn current(&self) -> String {
-        self.app
-            .pane()
-            .and_then(|p| p.current())
-            .map(|e| e.shown.clone())
-            .unwrap_or_default()
-    }
-
-    /// Move down (wrapping to the top once) until `name` is selected.
-    fn select(&mut self, name: &str) {
-        self.act(Action::Home);
-        for _ in 0..500 {
-            if self.current() == name {
-                return;
-            }
-            self.act(Action::MoveDown);
-        }
-        panic!("{name} not found in {}", self.path());
-    }
-
-    /// Open a path from the root, one component at a time.
-    fn cd(&mut self, path: &str) {
-        while self.path() != "/" {
-            self.act(Action::Back);
-        }
-        for c in path.split('/').filter(|c| !c.is_empty()) {
-            self.select(c);
-            self.act(Action::Open);
-        }
-        assert_eq!(self.path(), path);
-    }
-
-    fn select_layer(&mut self, name: &str) {
-        self.app.focus = Focus::Layers;
-        self.act(Action::Home);
-        for _ in 0..50 {
-            if self.app.layers.current().map(|n| n.name.as_str()) == Some(name) {
-                return;
-            }
-            self.act(Action::MoveDown);
-        }
-        panic!("layer {name} not found");
-    }
-}
+use vmrescue::tui::Action;
 
 #[test]
 fn opens_the_guest_root_and_expands_the_layers() {
@@ -137,10 +51,9 @@ fn navigation_flags_the_repointed_libc_link() {
     assert_eq!(flagged.len(), 1, "{flagged:?}");
     let (name, reason) = flagged[0];
     assert_eq!(name, "libc.so.6");
-    assert!(reason.contains("outside the library directories, into /opt/glibc-2.14/lib"), "{reason}");
-    assert!(
-        reason.contains("changed on 2024-05-02 while its neighbours date from 2013-02-22"),
-        "{reason}"
+    assert_eq!(
+        reason,
+        "outside lib dirs: /opt/glibc-2.14/lib; changed 2024-05-02, others 2013-02-22"
     );
     // Back selects the directory we came from; at the root, Back goes to the tree.
     st.act(Action::Back);

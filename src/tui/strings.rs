@@ -214,7 +214,7 @@ pub fn file_type_name(t: FileType) -> &'static str {
 
 /// A link whose target does not exist in the guest.
 pub fn dangling(target: &str) -> String {
-    format!("dangling: {target} does not exist in the guest")
+    format!("dangling: {target} is not in the guest")
 }
 
 /// A link that cannot be followed (a loop, a damaged directory).
@@ -224,12 +224,12 @@ pub fn unresolvable(why: &str) -> String {
 
 /// A library link that leaves the library directories.
 pub fn outside_library_dirs(dir: &str) -> String {
-    format!("points outside the library directories, into {dir}")
+    format!("outside lib dirs: {dir}")
 }
 
 /// A link changed long after its neighbours.
 pub fn suspect_recent(changed: &str, neighbours: &str) -> String {
-    format!("changed on {changed} while its neighbours date from {neighbours}")
+    format!("changed {changed}, others {neighbours}")
 }
 
 /// The path asked for is not a directory.
@@ -310,9 +310,19 @@ pub fn copy_many(n: usize, volumes: &str) -> String {
     format!("Copy {n} marked items from {volumes}")
 }
 
+/// `1 file`, `2 files`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The plan's counts.
 pub fn plan_summary(files: u64, bytes: &str, dirs: u64, links: u64) -> String {
-    format!("{files} files ({bytes}), {dirs} folders, {links} symlinks")
+    format!(
+        "{} ({bytes}), {}, {}",
+        count(files, "file", "files"),
+        count(dirs, "folder", "folders"),
+        count(links, "symlink", "symlinks")
+    )
 }
 
 /// Entries the plan will skip.
@@ -327,7 +337,7 @@ pub fn copying_to(dest: &str) -> String {
 
 /// Progress: amounts.
 pub fn progress_bytes(done: &str, total: &str, files_done: u64, files_total: u64) -> String {
-    format!("{done} of {total}   files {files_done} of {files_total}")
+    format!("{done} of {total}   {files_done} of {}", count(files_total, "file", "files"))
 }
 
 /// Progress: speed and time.
@@ -347,7 +357,7 @@ pub const SUMMARY_ALL_GOOD: &str = "Nothing was skipped and nothing failed.";
 
 /// Summary counts.
 pub fn summary_counts(files: u64, bytes: &str, dirs: u64, links: u64, took: &str) -> String {
-    format!("{files} files ({bytes}), {dirs} folders, {links} symlinks in {took}")
+    format!("{} in {took}", plan_summary(files, bytes, dirs, links))
 }
 
 /// Summary: failures.

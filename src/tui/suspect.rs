@@ -58,6 +58,18 @@ fn trim_slash(p: &[u8]) -> &[u8] {
     }
 }
 
+/// Directories the guest fills only while it runs (sockets, pid files, device
+/// nodes): a link into them is dangling on a stopped guest by nature.
+pub const RUNTIME_DIRS: &[&str] = &["/run", "/var/run", "/var/lock", "/proc", "/sys", "/dev"];
+
+/// Whether `path` is inside one of [`RUNTIME_DIRS`].
+pub fn is_runtime_path(path: &[u8]) -> bool {
+    RUNTIME_DIRS.iter().any(|d| {
+        let d = d.as_bytes();
+        path.starts_with(d) && (path.len() == d.len() || path[d.len()] == b'/')
+    })
+}
+
 /// Whether a name looks like a shared library (`libc.so.6`, `ld-linux-x86-64.so.2`, `libz.so`).
 pub fn is_library_name(name: &[u8]) -> bool {
     name.ends_with(b".so")
@@ -129,6 +141,14 @@ mod tests {
         assert!(is_library_name(b"libc.so.6"));
         assert!(is_library_name(b"libz.so"));
         assert!(!is_library_name(b"python2.6"));
+    }
+
+    #[test]
+    fn runtime_paths() {
+        assert!(is_runtime_path(b"/var/run/mysqld/mysqld.sock"));
+        assert!(is_runtime_path(b"/dev"));
+        assert!(!is_runtime_path(b"/devices/x"));
+        assert!(!is_runtime_path(b"/var/lib/x"));
     }
 
     #[test]

@@ -18,7 +18,10 @@ use vmrescue::fs::{
 use vmrescue::io::{Area, DiskId, Mapping};
 use vmrescue::layers::lvm::{LogicalVolume, LvSegment, PvOnDisk, PvScan, SegmentArea, VgPv, VolumeGroup};
 use vmrescue::layers::{Content, ContentKind, GuestRole, Layout, Volume, VolumeId, VolumeKind};
-use vmrescue::tui::jobs::VolumeOpener;
+use vmrescue::tui::copier::BuiltinCopier;
+use vmrescue::tui::jobs::{Jobs, VolumeOpener};
+use vmrescue::tui::app::Focus;
+use vmrescue::tui::{Action, App, AppConfig};
 
 /// 2013-02-22 10:15 UTC: when the guest was installed.
 pub const T2013: i64 = 1_361_528_100;
@@ -612,3 +615,98 @@ pub fn story_layout(image: &Path) -> Layout {
     layout.groups.push(vg);
     layout
 }
+
+/// The story's app, its jobs run in place.
+pub struct Story {
+    /// Holds the image.
+    pub dir: tempfile::TempDir,
+    /// The app.
+    pub app: App,
+    /// Runs its jobs.
+    pub jobs: Jobs,
+    /// The filesystems.
+    pub opener: Arc<MemOpener>,
+}
+
+/// The app on the story's image at `w` × `h`, guest root open.
+pub fn story(w: u16, h: u16) -> Story {
+    let dir = tempfile::tempdir().unwrap();
+    let image = make_story_image(dir.path());
+    let layout = Arc::new(story_layout(&image));
+    let opener = Arc::new(MemOpener::story());
+    let jobs = Jobs {
+        layout: Arc::clone(&layout),
+        opener: opener.clone(),
+        copier: Arc::new(BuiltinCopier),
+    };
+    let mut app = App::new(layout, AppConfig::default());
+    app.resize(w, h);
+    app.start();
+    jobs.run_inline(&mut app);
+    Story {
+        dir,
+        app,
+        jobs,
+        opener,
+    }
+}
+
+impl Story {
+    /// Apply an action and run the jobs it starts.
+    pub fn act(&mut self, a: Action) {
+        self.app.update(&a);
+        self.jobs.run_inline(&mut self.app);
+    }
+
+    /// The directory shown.
+    pub fn path(&self) -> String {
+        String::from_utf8_lossy(&self.app.pane().expect("browsing").path).to_string()
+    }
+
+    /// The selected entry's name.
+    pub fn current(&self) -> String {
+        self.app
+            .pane()
+            .and_then(|p| p.current())
+            .map(|e| e.shown.clone())
+            .unwrap_or_default()
+    }
+
+    /// Move down (wrapping to the top once) until `name` is selected.
+    pub fn select(&mut self, name: &str) {
+        self.act(Action::Home);
+        for _ in 0..500 {
+            if self.current() == name {
+                return;
+            }
+            self.act(Action::MoveDown);
+        }
+        panic!("{name} not found in {}", self.path());
+    }
+
+    /// Open a path from the root, one component at a time.
+    pub fn cd(&mut self, path: &str) {
+        while self.path() != "/" {
+            self.act(Action::Back);
+        }
+        for c in path.split('/').filter(|c| !c.is_empty()) {
+            self.select(c);
+            self.act(Action::Open);
+        }
+        assert_eq!(self.path(), path);
+    }
+
+    /// Select a node of the layer tree by name.
+    pub fn select_layer(&mut self, name: &str) {
+        self.app.focus = Focus::Layers;
+        self.act(Action::Home);
+        for _ in 0..50 {
+            if self.app.layers.current().map(|n| n.name.as_str()) == Some(name) {
+                return;
+            }
+            self.act(Action::MoveDown);
+        }
+        panic!("layer {name} not found");
+    }
+}
+

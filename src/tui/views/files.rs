@@ -18,6 +18,8 @@ use crate::tui::strings as s;
 
 /// Widest right pane (inside its border) that gets dates without times.
 const NARROW: u16 = 70;
+/// Widest right pane (inside its border) without the mode column.
+const VERY_NARROW: u16 = 60;
 
 /// Draw the file pane.
 pub fn draw_files(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -96,6 +98,7 @@ fn draw_pane(
         return;
     }
     let narrow = inner_w < NARROW;
+    let show_mode = inner_w >= VERY_NARROW;
     let time_w: u16 = if narrow { 10 } else { 16 };
     let rows_h = usize::from(area.height.saturating_sub(3));
     let end = (pane.offset + rows_h).min(pane.visible.len());
@@ -104,24 +107,26 @@ fn draw_pane(
         .filter_map(|&i| pane.entries.get(i))
         .map(|e| {
             let marked = app.marks.contains(pane.volume, &join(&pane.path, &e.name));
-            row(e, marked, narrow)
+            row(e, marked, narrow, show_mode)
         })
         .collect();
-    let header = Row::new(vec![
+    let mut titles = vec![
         Cell::from(""),
         Cell::from(s::COL_NAME),
         Cell::from(Line::from(s::COL_SIZE).right_aligned()),
         Cell::from(if narrow { s::COL_DATE } else { s::COL_MODIFIED }),
-        Cell::from(s::COL_MODE),
-    ])
-    .style(style::key());
-    let widths = [
+    ];
+    let mut widths = vec![
         Constraint::Length(2),
         Constraint::Fill(1),
         Constraint::Length(9),
         Constraint::Length(time_w),
-        Constraint::Length(10),
     ];
+    if show_mode {
+        titles.push(Cell::from(s::COL_MODE));
+        widths.push(Constraint::Length(10));
+    }
+    let header = Row::new(titles).style(style::key());
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
@@ -143,7 +148,7 @@ fn draw_pane(
     }
 }
 
-fn row(e: &Entry, marked: bool, narrow: bool) -> Row<'static> {
+fn row(e: &Entry, marked: bool, narrow: bool, show_mode: bool) -> Row<'static> {
     let ft = e.file_type();
     let flags = format!(
         "{}{}",
@@ -174,13 +179,16 @@ fn row(e: &Entry, marked: bool, narrow: bool) -> Row<'static> {
         ),
         None => (String::new(), String::new(), s::UNKNOWN_MODE.to_string()),
     };
-    let mut r = Row::new(vec![
+    let mut cells = vec![
         Cell::from(Span::styled(flags, if marked { style::marked() } else { style::bad() })),
         Cell::from(Line::from(name)),
         Cell::from(Line::from(size).right_aligned()),
         Cell::from(time),
-        Cell::from(mode),
-    ]);
+    ];
+    if show_mode {
+        cells.push(Cell::from(mode));
+    }
+    let mut r = Row::new(cells);
     if marked {
         r = r.style(style::marked());
     }

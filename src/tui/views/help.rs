@@ -20,13 +20,13 @@ pub fn help_lines(keymap: &Keymap) -> Vec<Line<'static>> {
         for b in keymap.in_context(ctx) {
             let keys: Vec<String> = b.keys.iter().map(|k| k.to_string()).collect();
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<22}", keys.join(" ")), style::key()),
+                Span::styled(format!("  {:<16}", keys.join(" ")), style::key()),
                 Span::raw(s::action_help(ctx, b.action).to_string()),
             ]));
         }
         if ctx == Context::Edit {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<22}", s::ANY_CHARACTER), style::key()),
+                Span::styled(format!("  {:<16}", s::ANY_CHARACTER), style::key()),
                 Span::raw(s::TYPE_CHARACTER),
             ]));
         }

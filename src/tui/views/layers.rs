@@ -38,39 +38,40 @@ pub fn node_label(n: &Node) -> Line<'static> {
     Line::from(spans)
 }
 
-/// Everything known about a node, one fact a line (escaped).
+/// Everything known about a node, one fact a line (escaped), the most
+/// useful first (the box under the tree shows as many as fit).
 pub fn node_lines(n: &Node) -> Vec<String> {
     let mut out = Vec::new();
     out.push(format!("{}: {}", s::kind_name(n.kind), escape_str(&n.description)));
-    if let Some(v) = &n.volume {
-        out.push(format!("{}: {}", s::F_VOLUME, escape_str(v)));
-    }
     if n.size > 0 {
         out.push(format!("{}: {} ({} bytes)", s::F_SIZE, size(n.size), n.size));
-    }
-    if let Some(st) = n.start {
-        out.push(format!("{}: {}", s::F_START, s::start_at(st)));
     }
     if let Some(fs) = &n.fstype {
         out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
     }
-    if let Some(l) = &n.label {
-        out.push(format!("{}: \"{}\"", s::F_LABEL, escape_str(l)));
-    }
-    if let Some(u) = &n.uuid {
-        out.push(format!("{}: {}", s::F_UUID, escape_str(u)));
+    if let Some(os) = &n.os {
+        out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));
     }
     if let Some(m) = &n.mountpoint {
         out.push(format!("{}: {}", s::F_MOUNTPOINT, escape_str(m)));
-    }
-    if let Some(os) = &n.os {
-        out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));
     }
     if n.volume.is_some() && !n.browsable && n.children.is_empty() {
         out.push(s::not_browsable(&escape_str(&n.name), n.fstype.as_deref().map(escape_str).as_deref()));
     }
     for p in &n.problems {
         out.push(format!("{}: {}", s::F_PROBLEM, escape_str(p)));
+    }
+    if let Some(l) = &n.label {
+        out.push(format!("{}: \"{}\"", s::F_LABEL, escape_str(l)));
+    }
+    if let Some(v) = &n.volume {
+        out.push(format!("{}: {}", s::F_VOLUME, escape_str(v)));
+    }
+    if let Some(st) = n.start {
+        out.push(format!("{}: {}", s::F_START, s::start_at(st)));
+    }
+    if let Some(u) = &n.uuid {
+        out.push(format!("{}: {}", s::F_UUID, escape_str(u)));
     }
     out
 }
