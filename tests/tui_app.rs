@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tui_support::{MemOpener, Story, story};
+use vmrescue::tui::Action;
 use vmrescue::tui::app::{Focus, Right};
 use vmrescue::tui::dialog::{ConfirmKind, Dialog};
-use vmrescue::tui::Action;
 
 #[test]
 fn opens_the_guest_root_and_expands_the_layers() {
@@ -33,7 +33,15 @@ fn opens_the_guest_root_and_expands_the_layers() {
         .collect();
     assert_eq!(
         shown,
-        ["vm-108-disk-1.raw", "p1", "p2", "vg_ta", "lv_root", "lv_home", "lv_swap"]
+        [
+            "vm-108-disk-1.raw",
+            "p1",
+            "p2",
+            "vg_ta",
+            "lv_root",
+            "lv_home",
+            "lv_swap"
+        ]
     );
     assert_eq!(app.layers.current().unwrap().name, "lv_root");
 }
@@ -134,7 +142,14 @@ fn marks_across_directories_and_volumes() {
     st.app.focus = Focus::Layers;
     st.act(Action::MarkToggle);
     assert!(st.app.marks.is_empty());
-    assert!(st.app.message.as_ref().unwrap().text.contains("marks are for files"));
+    assert!(
+        st.app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("marks are for files")
+    );
 }
 
 #[test]
@@ -148,7 +163,10 @@ fn filter_by_name() {
     }
     let shown: Vec<String> = {
         let p = st.app.pane().unwrap();
-        p.visible.iter().map(|&i| p.entries[i].shown.clone()).collect()
+        p.visible
+            .iter()
+            .map(|&i| p.entries[i].shown.clone())
+            .collect()
     };
     assert_eq!(shown, ["libc-2.12.so", "libc.so.6"], "case-insensitive");
     st.act(Action::DeleteBack);
@@ -188,13 +206,20 @@ fn help_details_restore_and_doctor_dialogs() {
     st.cd("/lib64");
     st.select("libc-2.12.so");
     st.act(Action::ShowDetails);
-    let Some(Dialog::Details { details: Some(d), .. }) = &st.app.dialog else {
+    let Some(Dialog::Details {
+        details: Some(d), ..
+    }) = &st.app.dialog
+    else {
         panic!("details loaded");
     };
     assert_eq!(d.path, "/lib64/libc-2.12.so");
     let elf = d.elf.as_ref().expect("ELF facts");
     assert_eq!(elf.soname.as_deref(), Some("libc.so.6"));
-    assert!(elf.summary.contains("64-bit LSB shared object, x86-64"), "{}", elf.summary);
+    assert!(
+        elf.summary.contains("64-bit LSB shared object, x86-64"),
+        "{}",
+        elf.summary
+    );
     assert_eq!(d.xattrs[0].0, "security.selinux");
     st.act(Action::Cancel);
     assert!(st.app.dialog.is_none());
@@ -210,7 +235,10 @@ fn help_details_restore_and_doctor_dialogs() {
     st.act(Action::Cancel);
     // Enter on a link to a file shows its details, with where it leads.
     st.act(Action::Open);
-    let Some(Dialog::Details { details: Some(d), .. }) = &st.app.dialog else {
+    let Some(Dialog::Details {
+        details: Some(d), ..
+    }) = &st.app.dialog
+    else {
         panic!("details of the link");
     };
     assert_eq!(d.resolved, Some(Ok("/opt/glibc-2.14/lib/libc.so.6".into())));
@@ -219,7 +247,14 @@ fn help_details_restore_and_doctor_dialogs() {
     st.select("ld-2.12.so");
     st.act(Action::RestoreSymlink);
     assert!(st.app.dialog.is_none());
-    assert!(st.app.message.as_ref().unwrap().text.contains("symbolic link"));
+    assert!(
+        st.app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("symbolic link")
+    );
     // The doctor hook lists the flagged entries of the directory.
     st.act(Action::Doctor);
     let Some(Dialog::Doctor(d)) = &st.app.dialog else {
@@ -234,7 +269,12 @@ fn help_details_restore_and_doctor_dialogs() {
     let Some(Dialog::Message { lines, .. }) = &st.app.dialog else {
         panic!("layer facts");
     };
-    assert!(lines.iter().any(|l| l == "guest root: CentOS release 6.4 (Final)"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "guest root: CentOS release 6.4 (Final)"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -311,9 +351,16 @@ fn copy_dialog_progress_cancel_and_summary() {
     );
     let fs = tui_support::centos_root();
     let ib = out.path().join("mysql/ibdata1");
-    assert_eq!(std::fs::read(&ib).unwrap(), fs.contents(b"/var/lib/mysql/ibdata1"));
+    assert_eq!(
+        std::fs::read(&ib).unwrap(),
+        fs.contents(b"/var/lib/mysql/ibdata1")
+    );
     let m = std::fs::metadata(&ib).unwrap();
-    assert!(m.blocks() * 512 < m.len() / 2, "holes kept: {} blocks", m.blocks());
+    assert!(
+        m.blocks() * 512 < m.len() / 2,
+        "holes kept: {} blocks",
+        m.blocks()
+    );
     assert_eq!(m.mode() & 0o777, 0o660);
     assert_eq!(
         std::fs::read_link(out.path().join("mysql/mysql.sock")).unwrap(),
@@ -330,7 +377,12 @@ fn copy_dialog_progress_cancel_and_summary() {
         panic!("summary");
     };
     assert_eq!(summary.files, 0);
-    assert!(summary.skipped.iter().any(|(p, why)| p == "/var/lib/mysql/ibdata1" && why.contains("already exists")));
+    assert!(
+        summary
+            .skipped
+            .iter()
+            .any(|(p, why)| p == "/var/lib/mysql/ibdata1" && why.contains("already exists"))
+    );
     st.act(Action::Cancel);
 }
 
@@ -366,7 +418,9 @@ fn copy_across_volumes_and_cancel_questions() {
     assert_eq!(st.app.context(), vmrescue::tui::keymap::Context::Progress);
     // Esc asks; n keeps copying; b hides the window.
     st.app.update(&Action::Cancel);
-    assert!(matches!(&st.app.dialog, Some(Dialog::Confirm(c)) if c.kind == ConfirmKind::CancelCopy));
+    assert!(
+        matches!(&st.app.dialog, Some(Dialog::Confirm(c)) if c.kind == ConfirmKind::CancelCopy)
+    );
     st.app.update(&Action::Cancel);
     assert!(st.app.dialog.is_none());
     st.app.update(&Action::Background);
@@ -374,9 +428,18 @@ fn copy_across_volumes_and_cancel_questions() {
     assert_eq!(st.app.context(), vmrescue::tui::keymap::Context::Main);
     // Quitting while it runs asks first; yes cancels, and quits when the job ends.
     st.app.update(&Action::Quit);
-    assert!(matches!(&st.app.dialog, Some(Dialog::Confirm(c)) if c.kind == ConfirmKind::QuitDuringCopy));
+    assert!(
+        matches!(&st.app.dialog, Some(Dialog::Confirm(c)) if c.kind == ConfirmKind::QuitDuringCopy)
+    );
     st.app.update(&Action::Confirm);
-    assert!(st.app.copy.as_ref().unwrap().cancel.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        st.app
+            .copy
+            .as_ref()
+            .unwrap()
+            .cancel
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     assert!(!st.app.quit, "waits for the copy to stop");
     st.jobs.run_inline(&mut st.app);
     assert!(st.app.quit);
@@ -407,7 +470,10 @@ fn one_volume_copy_then_per_volume_folders() {
     let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
         panic!("summary");
     };
-    assert!(summary.failed.is_empty() && summary.skipped.is_empty(), "{summary:?}");
+    assert!(
+        summary.failed.is_empty() && summary.skipped.is_empty(),
+        "{summary:?}"
+    );
     assert_eq!(
         read_tree(out.path()),
         [

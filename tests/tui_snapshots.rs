@@ -40,7 +40,11 @@ fn main_screen_on_lib64() {
     for (w, h) in SIZES {
         let st = at_libc(w, h);
         let screen = render(&st);
-        assert!(screen.contains("! libc.so.6 → /opt/glibc-2.") && (w < 100 || screen.contains("libc.so.6 → /opt/glibc-2.14/lib")), "{screen}");
+        assert!(
+            screen.contains("! libc.so.6 → /opt/glibc-2.")
+                && (w < 100 || screen.contains("libc.so.6 → /opt/glibc-2.14/lib")),
+            "{screen}"
+        );
         assert!(screen.contains("outside lib dirs: /opt/glibc-2.14/lib"));
         insta::assert_snapshot!(format!("main_lib64_{w}x{h}"), screen);
     }

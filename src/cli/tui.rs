@@ -33,7 +33,9 @@ pub fn run(args: &TuiArgs) -> u8 {
         ..AppConfig::default()
     };
     match tui::run(Options::new(layout, config)) {
-        Ok(()) => exit::OK,
+        Ok(None) => exit::OK,
+        // Killed by a signal: the shell's convention, 128 + its number.
+        Ok(Some(sig)) => u8::try_from(128 + sig).unwrap_or(exit::ERROR),
         Err(e) => {
             report(&e);
             exit::ERROR

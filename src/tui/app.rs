@@ -124,6 +124,8 @@ pub struct App {
     pub quit: bool,
     /// Set by the redraw action: the runtime clears the terminal once.
     pub redraw: bool,
+    /// The signal that ended the program, if one did.
+    pub signal: Option<i32>,
     quit_after_copy: bool,
     wanted: Option<VolumeId>,
     next_gen: u64,
@@ -168,6 +170,7 @@ impl App {
             message: None,
             quit: false,
             redraw: false,
+            signal: None,
             quit_after_copy: false,
             wanted: None,
             next_gen: 1,
@@ -287,7 +290,8 @@ impl App {
         match event {
             Event::Key(k) => self.key(k),
             Event::Resize(w, h) => self.resize(w, h),
-            Event::Signal(_) => {
+            Event::Signal(sig) => {
+                self.signal = Some(sig);
                 if let Some(c) = &self.copy {
                     c.cancel.store(true, Ordering::Relaxed);
                 }
@@ -601,8 +605,13 @@ impl App {
         let why = node
             .problems
             .first()
-            .map(|p| escape_str(p))
-            .unwrap_or_else(|| s::not_browsable(&escape_str(&node.name), node.fstype.as_deref().map(escape_str).as_deref()));
+            .map(|p| super::format::safe(p))
+            .unwrap_or_else(|| {
+                s::not_browsable(
+                    &escape_str(&node.name),
+                    node.fstype.as_deref().map(escape_str).as_deref(),
+                )
+            });
         self.say_error(why);
     }
 
@@ -627,7 +636,11 @@ impl App {
     }
 
     fn show_volume(&mut self, id: VolumeId) {
-        let path = self.last_paths.get(&id).cloned().unwrap_or_else(|| b"/".to_vec());
+        let path = self
+            .last_paths
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| b"/".to_vec());
         self.right = Right::Browsing(FilePane::new(id, path.clone()));
         self.focus = Focus::Files;
         self.list(path, None);
@@ -691,7 +704,11 @@ impl App {
         let path = join(&p.path, &e.name);
         let mark = Mark {
             file_type: e.file_type(),
-            size: if e.file_type() == FileType::Regular { e.size() } else { 0 },
+            size: if e.file_type() == FileType::Regular {
+                e.size()
+            } else {
+                0
+            },
         };
         let volume = p.volume;
         self.marks.toggle(volume, path, mark);
@@ -714,7 +731,11 @@ impl App {
                     join(&p.path, &e.name),
                     Mark {
                         file_type: e.file_type(),
-                        size: if e.file_type() == FileType::Regular { e.size() } else { 0 },
+                        size: if e.file_type() == FileType::Regular {
+                            e.size()
+                        } else {
+                            0
+                        },
                     },
                 )
             })
@@ -838,7 +859,9 @@ impl App {
         let mut sources = Vec::new();
         if !self.marks.is_empty() {
             for v in self.marks.volumes() {
-                let Some(fs) = self.fs(v).cloned() else { continue };
+                let Some(fs) = self.fs(v).cloned() else {
+                    continue;
+                };
                 sources.push(CopySource {
                     volume: v,
                     volume_name: self.layout.volume(v).name.clone(),
@@ -966,9 +989,7 @@ impl App {
             JobResult::Listed { req, result } => self.listed(req, result),
             JobResult::Details { req, details } => {
                 if let Some(Dialog::Details {
-                    req: g,
-                    details: d,
-                    ..
+                    req: g, details: d, ..
                 }) = &mut self.dialog
                     && *g == req
                 {
@@ -999,9 +1020,16 @@ impl App {
                     self.quit = true;
                 }
                 if !summary.cancelled && summary.failed.is_empty() {
-                    self.say(s::copied(summary.files, &super::format::size(summary.bytes), &escape_str(&summary.dest.display().to_string())));
+                    self.say(s::copied(
+                        summary.files,
+                        &super::format::size(summary.bytes),
+                        &escape_str(&summary.dest.display().to_string()),
+                    ));
                 } else {
-                    self.say_error(s::copy_ended_with_problems(summary.failed.len(), summary.cancelled));
+                    self.say_error(s::copy_ended_with_problems(
+                        summary.failed.len(),
+                        summary.cancelled,
+                    ));
                 }
                 self.dialog = Some(Dialog::Summary { summary, scroll: 0 });
             }

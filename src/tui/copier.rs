@@ -123,7 +123,11 @@ pub trait PlannedCopy: Send {
 /// Makes copy plans.
 pub trait Copier: Send + Sync {
     /// Walk the sources and count what will be copied; `cancel` stops the walk.
-    fn plan(&self, request: CopyRequest, cancel: &AtomicBool) -> Result<Box<dyn PlannedCopy>, String>;
+    fn plan(
+        &self,
+        request: CopyRequest,
+        cancel: &AtomicBool,
+    ) -> Result<Box<dyn PlannedCopy>, String>;
 }
 
 /// The folder a volume's files go to when a copy spans volumes, and the last
@@ -177,7 +181,11 @@ struct BuiltinPlan {
 }
 
 impl Copier for BuiltinCopier {
-    fn plan(&self, request: CopyRequest, cancel: &AtomicBool) -> Result<Box<dyn PlannedCopy>, String> {
+    fn plan(
+        &self,
+        request: CopyRequest,
+        cancel: &AtomicBool,
+    ) -> Result<Box<dyn PlannedCopy>, String> {
         let multi = request.sources.len() > 1;
         let mut plan = BuiltinPlan {
             sources: request.sources.clone(),
@@ -241,7 +249,9 @@ fn walk(
     let meta = match fs.metadata(node) {
         Ok(m) => m,
         Err(e) => {
-            plan.summary.problems.push(format!("{}: {e}", escape(&guest)));
+            plan.summary
+                .problems
+                .push(format!("{}: {e}", escape(&guest)));
             return Ok(());
         }
     };
@@ -275,7 +285,9 @@ fn walk(
             let entries = match fs.read_dir(node) {
                 Ok(e) => e,
                 Err(e) => {
-                    plan.summary.problems.push(format!("{}: {e}", escape(&guest)));
+                    plan.summary
+                        .problems
+                        .push(format!("{}: {e}", escape(&guest)));
                     return Ok(());
                 }
             };
@@ -475,7 +487,8 @@ fn copy_file(
                 if n == 0 {
                     break;
                 }
-                file.write_all_at(&buf[..n], off).map_err(|e| e.to_string())?;
+                file.write_all_at(&buf[..n], off)
+                    .map_err(|e| e.to_string())?;
                 on_bytes(n as u64);
                 off += n as u64;
             }

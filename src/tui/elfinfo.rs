@@ -59,7 +59,11 @@ pub fn parse(data: &[u8]) -> Result<ElfInfo, String> {
         elf::file::Class::ELF32 => "32-bit",
         elf::file::Class::ELF64 => "64-bit",
     };
-    let endian = if data.get(5) == Some(&2) { "MSB" } else { "LSB" };
+    let endian = if data.get(5) == Some(&2) {
+        "MSB"
+    } else {
+        "LSB"
+    };
     let kind = match h.e_type {
         abi::ET_EXEC => "executable",
         abi::ET_DYN => "shared object",

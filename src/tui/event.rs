@@ -121,7 +121,9 @@ impl std::fmt::Debug for Effect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Effect::OpenFs(v) => write!(f, "OpenFs({})", v.0),
-            Effect::ListDir { req, volume, path, .. } => write!(
+            Effect::ListDir {
+                req, volume, path, ..
+            } => write!(
                 f,
                 "ListDir({req}, {}, {})",
                 volume.0,

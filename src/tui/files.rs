@@ -160,14 +160,12 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
             .then(|| by_name.get(&target).copied())
             .flatten();
         let (resolved, kind): (Option<Vec<u8>>, Result<FileType, String>) = match local {
-            Some(j) if entries[j].file_type() != FileType::Symlink => (
-                Some(join(dir, &target)),
-                Ok(entries[j].file_type()),
-            ),
-            None if !target.contains(&b'/') && target != b"." && target != b".." => (
-                None,
-                Err(super::strings::dangling(&escape(&target))),
-            ),
+            Some(j) if entries[j].file_type() != FileType::Symlink => {
+                (Some(join(dir, &target)), Ok(entries[j].file_type()))
+            }
+            None if !target.contains(&b'/') && target != b"." && target != b".." => {
+                (None, Err(super::strings::dangling(&escape(&target))))
+            }
             _ if resolves < MAX_RESOLVES => {
                 resolves += 1;
                 let full = join(dir, &entries[i].name);
@@ -176,7 +174,9 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
                         let t = fs.metadata(r.node).map(|m| m.file_type);
                         (Some(r.path), t.map_err(|e| e.to_string()))
                     }
-                    Err(crate::Error::NotFound(_)) if suspect::is_runtime_path(&suspect::lexical(dir, &target)) => {
+                    Err(crate::Error::NotFound(_))
+                        if suspect::is_runtime_path(&suspect::lexical(dir, &target)) =>
+                    {
                         (None, Ok(FileType::Unknown))
                     }
                     Err(crate::Error::NotFound(_)) => {
@@ -339,7 +339,9 @@ impl FilePane {
 
     /// The selected entry.
     pub fn current(&self) -> Option<&Entry> {
-        self.visible.get(self.selected).and_then(|&i| self.entries.get(i))
+        self.visible
+            .get(self.selected)
+            .and_then(|&i| self.entries.get(i))
     }
 
     /// Take a finished listing; select `select` by name if given.

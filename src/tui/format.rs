@@ -56,7 +56,11 @@ pub fn minute(t: Timestamp) -> String {
     let days = t.sec.div_euclid(86_400);
     let secs = t.sec.rem_euclid(86_400);
     let (y, mo, d) = civil_from_days(days);
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}", secs / 3600, (secs / 60) % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60
+    )
 }
 
 /// `2013-02-22` (UTC).
@@ -83,7 +87,9 @@ pub fn safe(s: &str) -> String {
     if !s.chars().any(dangerous) {
         return s.to_string();
     }
-    s.chars().map(|c| if dangerous(c) { '\u{fffd}' } else { c }).collect()
+    s.chars()
+        .map(|c| if dangerous(c) { '\u{fffd}' } else { c })
+        .collect()
 }
 
 fn dangerous(c: char) -> bool {
@@ -111,11 +117,32 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(minute(Timestamp { sec: 0, nsec: 0 }), "1970-01-01 00:00");
-        assert_eq!(minute(Timestamp { sec: 1_361_528_100, nsec: 0 }), "2013-02-22 10:15");
-        assert_eq!(day(Timestamp { sec: 951_782_400, nsec: 0 }), "2000-02-29");
-        assert_eq!(day(Timestamp { sec: -86_400, nsec: 0 }), "1969-12-31");
         assert_eq!(
-            full(Timestamp { sec: 1_361_528_142, nsec: 5 }),
+            minute(Timestamp {
+                sec: 1_361_528_100,
+                nsec: 0
+            }),
+            "2013-02-22 10:15"
+        );
+        assert_eq!(
+            day(Timestamp {
+                sec: 951_782_400,
+                nsec: 0
+            }),
+            "2000-02-29"
+        );
+        assert_eq!(
+            day(Timestamp {
+                sec: -86_400,
+                nsec: 0
+            }),
+            "1969-12-31"
+        );
+        assert_eq!(
+            full(Timestamp {
+                sec: 1_361_528_142,
+                nsec: 5
+            }),
             "2013-02-22 10:15:42.000000005 UTC"
         );
     }

@@ -91,13 +91,20 @@ impl Jobs {
                 .unwrap_or_else(|_| Err(panic_message()));
                 emit(JobResult::Listed { req, result: r });
             }
-            Effect::LoadDetails { req, fs, dir, entry } => {
-                let d = catch_unwind(AssertUnwindSafe(|| super::details::load(&*fs, &dir, &entry)))
-                    .unwrap_or_else(|_| {
-                        let mut d = super::details::load_failed(&dir, &entry);
-                        d.problems.push(panic_message());
-                        d
-                    });
+            Effect::LoadDetails {
+                req,
+                fs,
+                dir,
+                entry,
+            } => {
+                let d = catch_unwind(AssertUnwindSafe(|| {
+                    super::details::load(&*fs, &dir, &entry)
+                }))
+                .unwrap_or_else(|_| {
+                    let mut d = super::details::load_failed(&dir, &entry);
+                    d.problems.push(panic_message());
+                    d
+                });
                 emit(JobResult::Details {
                     req,
                     details: Box::new(d),

@@ -113,7 +113,10 @@ impl Key {
         if let Some(rest) = s.strip_prefix("Ctrl-") {
             let mut chars = rest.chars();
             let c = chars.next()?;
-            return chars.next().is_none().then(|| Key::Ctrl(c.to_ascii_lowercase()));
+            return chars
+                .next()
+                .is_none()
+                .then(|| Key::Ctrl(c.to_ascii_lowercase()));
         }
         if let Some(n) = s.strip_prefix('F')
             && let Ok(n) = n.parse::<u8>()
@@ -198,7 +201,10 @@ impl Keymap {
             }
             let mut words = line.split_whitespace();
             let (Some(ctx), Some(act)) = (words.next(), words.next()) else {
-                return Err(format!("keymap line {}: expected CONTEXT ACTION KEY...", i + 1));
+                return Err(format!(
+                    "keymap line {}: expected CONTEXT ACTION KEY...",
+                    i + 1
+                ));
             };
             let context = Context::from_name(ctx)
                 .ok_or_else(|| format!("keymap line {}: unknown context {ctx:?}", i + 1))?;
@@ -206,8 +212,8 @@ impl Keymap {
                 .ok_or_else(|| format!("keymap line {}: unknown action {act:?}", i + 1))?;
             let mut keys = Vec::new();
             for w in words {
-                let key =
-                    Key::parse(w).ok_or_else(|| format!("keymap line {}: unknown key {w:?}", i + 1))?;
+                let key = Key::parse(w)
+                    .ok_or_else(|| format!("keymap line {}: unknown key {w:?}", i + 1))?;
                 if bindings
                     .iter()
                     .any(|b| b.context == context && b.keys.contains(&key))
@@ -260,7 +266,10 @@ impl Keymap {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         for ctx in Context::ALL {
-            out.push_str(&format!("\n**{}**\n\n| Keys | Action |\n| --- | --- |\n", super::strings::context_title(ctx)));
+            out.push_str(&format!(
+                "\n**{}**\n\n| Keys | Action |\n| --- | --- |\n",
+                super::strings::context_title(ctx)
+            ));
             for b in self.in_context(ctx) {
                 let keys: Vec<String> = b.keys.iter().map(|k| format!("`{k}`")).collect();
                 out.push_str(&format!(
@@ -299,8 +308,16 @@ mod tests {
     #[test]
     fn bad_keymaps_are_rejected_with_the_line() {
         assert!(Keymap::parse("main nope x").unwrap_err().contains("line 1"));
-        assert!(Keymap::parse("main quit q\nmain open q").unwrap_err().contains("twice"));
-        assert!(Keymap::parse("\nmain quit Foo").unwrap_err().contains("line 2"));
+        assert!(
+            Keymap::parse("main quit q\nmain open q")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(
+            Keymap::parse("\nmain quit Foo")
+                .unwrap_err()
+                .contains("line 2")
+        );
         assert!(Keymap::parse("main quit").is_err());
     }
 }

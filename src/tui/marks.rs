@@ -61,7 +61,9 @@ impl Marks {
 
     /// Total size of the marked files (directories not included).
     pub fn total_size(&self) -> u64 {
-        self.map.values().fold(0u64, |a, m| a.saturating_add(m.size))
+        self.map
+            .values()
+            .fold(0u64, |a, m| a.saturating_add(m.size))
     }
 
     /// How many marked paths are directories.

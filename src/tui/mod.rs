@@ -73,8 +73,9 @@ impl Options {
 /// Most events handled between two frames (the rest wait for the next one).
 const EVENTS_PER_FRAME: usize = 512;
 
-/// Run the TUI on the terminal until the operator quits or a signal arrives.
-pub fn run(opts: Options) -> anyhow::Result<()> {
+/// Run the TUI on the terminal until the operator quits or a signal arrives;
+/// returns the signal's number when one ended it.
+pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
     terminal::block_signals()?;
     terminal::install_panic_hook();
     let mut term = terminal::enter()?;
@@ -117,7 +118,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     drop(term);
     terminal::restore();
     terminal::run_teardown();
-    Ok(())
+    Ok(app.signal)
 }
 
 fn spawn_input_thread(tx: mpsc::Sender<Event>) -> std::io::Result<()> {

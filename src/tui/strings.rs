@@ -260,7 +260,8 @@ pub const MARKS_ARE_FOR_FILES: &str = "marks are for files: Tab to the file list
 /// `r` on something else than a symlink.
 pub const RESTORE_NEEDS_SYMLINK: &str = "r restores a symbolic link: select one in the file list";
 /// `c` with nothing to copy.
-pub const NOTHING_TO_COPY: &str = "nothing to copy: mark files with Space, or select one in the file list";
+pub const NOTHING_TO_COPY: &str =
+    "nothing to copy: mark files with Space, or select one in the file list";
 /// `c` while a copy runs.
 pub const ALREADY_COPYING: &str = "a copy is running; Esc cancels it, b hides this window";
 /// Enter in the copy dialog before the plan is ready.
@@ -274,7 +275,10 @@ pub const CANCELLING: &str = "stopping the copy: the file being written will be 
 
 /// After a copy with no problems.
 pub fn copied(files: u64, bytes: &str, dest: &str) -> String {
-    format!("copied {files} file{} ({bytes}) to {dest}", if files == 1 { "" } else { "s" })
+    format!(
+        "copied {files} file{} ({bytes}) to {dest}",
+        if files == 1 { "" } else { "s" }
+    )
 }
 
 /// After a copy with problems.
@@ -297,8 +301,7 @@ pub const ONE_FOLDER_PER_VOLUME: &str = "(one folder per volume inside it)";
 /// While planning.
 pub const COUNTING: &str = "counting files…";
 /// The copy rules.
-pub const COPY_RULES: &str =
-    "Symlinks are copied as links, never followed; holes are kept; nothing is written outside the folder.";
+pub const COPY_RULES: &str = "Symlinks are copied as links, never followed; holes are kept; nothing is written outside the folder.";
 
 /// What one selected item will be copied.
 pub fn copy_one(path: &str, volume: &str) -> String {
@@ -337,7 +340,10 @@ pub fn copying_to(dest: &str) -> String {
 
 /// Progress: amounts.
 pub fn progress_bytes(done: &str, total: &str, files_done: u64, files_total: u64) -> String {
-    format!("{done} of {total}   {files_done} of {}", count(files_total, "file", "files"))
+    format!(
+        "{done} of {total}   {files_done} of {}",
+        count(files_total, "file", "files")
+    )
 }
 
 /// Progress: speed and time.
@@ -371,7 +377,8 @@ pub fn summary_skipped(n: usize) -> String {
 }
 
 /// Skip reason: a name that cannot be a host file name.
-pub const UNSAFE_NAME: &str = "name cannot be created safely on the host (empty, '.', '..', '/' or NUL)";
+pub const UNSAFE_NAME: &str =
+    "name cannot be created safely on the host (empty, '.', '..', '/' or NUL)";
 /// Skip reason: device nodes, fifos, sockets.
 pub const NOT_A_FILE: &str = "device node, pipe or socket: not copied";
 /// Skip reason: too deep.
@@ -503,9 +510,10 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::ToggleHelp) if c == Context::Dialog => "Show or hide this help",
         (_, Action::ToggleHelp) => "This help",
         (_, Action::FilterStart) => "Filter the file list by name",
-        (Context::Edit, Action::Quit) | (Context::Confirm, Action::Quit) | (Context::Dialog, Action::Quit) | (Context::Progress, Action::Quit) => {
-            "Quit (asks first while a copy runs)"
-        }
+        (Context::Edit, Action::Quit)
+        | (Context::Confirm, Action::Quit)
+        | (Context::Dialog, Action::Quit)
+        | (Context::Progress, Action::Quit) => "Quit (asks first while a copy runs)",
         (_, Action::Quit) => "Quit",
         (Context::Edit, Action::Confirm) => "Accept (filter) or start the copy",
         (_, Action::Confirm) => "Yes",

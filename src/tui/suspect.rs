@@ -72,8 +72,7 @@ pub fn is_runtime_path(path: &[u8]) -> bool {
 
 /// Whether a name looks like a shared library (`libc.so.6`, `ld-linux-x86-64.so.2`, `libz.so`).
 pub fn is_library_name(name: &[u8]) -> bool {
-    name.ends_with(b".so")
-        || name.windows(4).any(|w| w == b".so.")
+    name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
 }
 
 /// The directory part of a guest path (`/opt/glibc-2.14/lib/libc.so.6` → `/opt/glibc-2.14/lib`).
@@ -123,8 +122,14 @@ pub fn recent_threshold(mut ctimes: Vec<i64>) -> Option<(i64, i64)> {
 /// The reason text for a recent change.
 pub fn recent_reason(ctime: i64, median: i64) -> String {
     super::strings::suspect_recent(
-        &super::format::day(Timestamp { sec: ctime, nsec: 0 }),
-        &super::format::day(Timestamp { sec: median, nsec: 0 }),
+        &super::format::day(Timestamp {
+            sec: ctime,
+            nsec: 0,
+        }),
+        &super::format::day(Timestamp {
+            sec: median,
+            nsec: 0,
+        }),
     )
 }
 
@@ -154,7 +159,10 @@ mod tests {
     #[test]
     fn lexical_paths() {
         assert_eq!(lexical(b"/lib64", b"libc-2.12.so"), b"/lib64/libc-2.12.so");
-        assert_eq!(lexical(b"/usr/lib64", b"../../lib64/libz.so.1"), b"/lib64/libz.so.1");
+        assert_eq!(
+            lexical(b"/usr/lib64", b"../../lib64/libz.so.1"),
+            b"/lib64/libz.so.1"
+        );
         assert_eq!(lexical(b"/lib64", b"/opt/x/libc.so.6"), b"/opt/x/libc.so.6");
         assert_eq!(lexical(b"/", b"../.."), b"/");
     }

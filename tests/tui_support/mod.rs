@@ -16,11 +16,13 @@ use vmrescue::fs::{
     DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Timestamp, Xattr,
 };
 use vmrescue::io::{Area, DiskId, Mapping};
-use vmrescue::layers::lvm::{LogicalVolume, LvSegment, PvOnDisk, PvScan, SegmentArea, VgPv, VolumeGroup};
+use vmrescue::layers::lvm::{
+    LogicalVolume, LvSegment, PvOnDisk, PvScan, SegmentArea, VgPv, VolumeGroup,
+};
 use vmrescue::layers::{Content, ContentKind, GuestRole, Layout, Volume, VolumeId, VolumeKind};
+use vmrescue::tui::app::Focus;
 use vmrescue::tui::copier::BuiltinCopier;
 use vmrescue::tui::jobs::{Jobs, VolumeOpener};
-use vmrescue::tui::app::Focus;
 use vmrescue::tui::{Action, App, AppConfig};
 
 /// 2013-02-22 10:15 UTC: when the guest was installed.
@@ -146,7 +148,13 @@ impl MemFs {
 
     /// Add a regular file with these contents.
     pub fn file(&mut self, path: impl AsRef<[u8]>, data: &[u8], time: i64) -> u64 {
-        self.file_with(path, data.len() as u64, vec![(0, data.to_vec())], 0o644, time)
+        self.file_with(
+            path,
+            data.len() as u64,
+            vec![(0, data.to_vec())],
+            0o644,
+            time,
+        )
     }
 
     /// Add a regular file of `size` bytes holding `data` ranges (the rest are holes).
@@ -344,7 +352,12 @@ pub fn tiny_elf(soname: &str) -> Vec<u8> {
     put64(&mut b, p + 40, dyn_len as u64);
     put64(&mut b, p + 48, 8);
     // Dynamic entries: SONAME, STRTAB, STRSZ, NULL.
-    let entries: [(u64, u64); 4] = [(14, 1), (5, str_off as u64), (10, strtab.len() as u64), (0, 0)];
+    let entries: [(u64, u64); 4] = [
+        (14, 1),
+        (5, str_off as u64),
+        (10, strtab.len() as u64),
+        (0, 0),
+    ];
     for (i, (tag, val)) in entries.iter().enumerate() {
         put64(&mut b, dyn_off + i * 16, *tag);
         put64(&mut b, dyn_off + i * 16 + 8, *val);
@@ -364,29 +377,82 @@ pub const HOSTILE_NAMES: &[&[u8]] = &[
 /// at a hand-built glibc in 2024 while everything else dates from 2013.
 pub fn centos_root() -> MemFs {
     let mut fs = MemFs::new("ext4");
-    for d in ["/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/root", "/sbin", "/tmp", "/usr", "/var"] {
+    for d in [
+        "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/root", "/sbin",
+        "/tmp", "/usr", "/var",
+    ] {
         fs.dir(d, T2013);
     }
-    fs.file("/etc/redhat-release", b"CentOS release 6.4 (Final)\n", T2013);
-    fs.file("/etc/fstab", b"/dev/mapper/vg_ta-lv_root / ext4 defaults 1 1\n", T2013);
+    fs.file(
+        "/etc/redhat-release",
+        b"CentOS release 6.4 (Final)\n",
+        T2013,
+    );
+    fs.file(
+        "/etc/fstab",
+        b"/dev/mapper/vg_ta-lv_root / ext4 defaults 1 1\n",
+        T2013,
+    );
     fs.file("/etc/ld.so.conf", b"include ld.so.conf.d/*.conf\n", T2013);
-    fs.file_with("/bin/bash", 903_272, vec![(0, tiny_elf_exec())], 0o755, T2013);
+    fs.file_with(
+        "/bin/bash",
+        903_272,
+        vec![(0, tiny_elf_exec())],
+        0o755,
+        T2013,
+    );
     fs.symlink("/bin/sh", "bash", T2013);
     // /lib64: the libraries of 2013, and the link changed in 2024.
-    let libc = fs.file_with("/lib64/libc-2.12.so", 1_926_800, vec![(0, tiny_elf("libc.so.6"))], 0o755, T2013);
+    let libc = fs.file_with(
+        "/lib64/libc-2.12.so",
+        1_926_800,
+        vec![(0, tiny_elf("libc.so.6"))],
+        0o755,
+        T2013,
+    );
     fs.xattr(libc, "security.selinux", b"system_u:object_r:lib_t:s0\0");
-    fs.file_with("/lib64/ld-2.12.so", 154_664, vec![(0, tiny_elf("ld-linux-x86-64.so.2"))], 0o755, T2013);
+    fs.file_with(
+        "/lib64/ld-2.12.so",
+        154_664,
+        vec![(0, tiny_elf("ld-linux-x86-64.so.2"))],
+        0o755,
+        T2013,
+    );
     fs.symlink("/lib64/ld-linux-x86-64.so.2", "ld-2.12.so", T2013);
     fs.symlink("/lib64/libc.so.6", "/opt/glibc-2.14/lib/libc.so.6", T2024);
-    fs.file_with("/lib64/libm-2.12.so", 596_272, vec![(0, tiny_elf("libm.so.6"))], 0o755, T2013);
+    fs.file_with(
+        "/lib64/libm-2.12.so",
+        596_272,
+        vec![(0, tiny_elf("libm.so.6"))],
+        0o755,
+        T2013,
+    );
     fs.symlink("/lib64/libm.so.6", "libm-2.12.so", T2013);
-    fs.file_with("/lib64/libpthread-2.12.so", 145_896, vec![(0, tiny_elf("libpthread.so.0"))], 0o755, T2013);
+    fs.file_with(
+        "/lib64/libpthread-2.12.so",
+        145_896,
+        vec![(0, tiny_elf("libpthread.so.0"))],
+        0o755,
+        T2013,
+    );
     fs.symlink("/lib64/libpthread.so.0", "libpthread-2.12.so", T2013);
-    fs.file_with("/lib64/libz.so.1.2.3", 88_600, vec![(0, tiny_elf("libz.so.1"))], 0o755, T2013);
+    fs.file_with(
+        "/lib64/libz.so.1.2.3",
+        88_600,
+        vec![(0, tiny_elf("libz.so.1"))],
+        0o755,
+        T2013,
+    );
     fs.symlink("/lib64/libz.so.1", "libz.so.1.2.3", T2013);
     fs.dir("/lib64/security", T2013);
     // The hand-built glibc the link points at.
-    fs.file_with("/opt/glibc-2.14/lib/libc.so.6", 2_020_000, vec![(0, tiny_elf("libc.so.6"))], 0o755, T2024);
+    fs.file_with(
+        "/opt/glibc-2.14/lib/libc.so.6",
+        2_020_000,
+        vec![(0, tiny_elf("libc.so.6"))],
+        0o755,
+        T2024,
+    );
     // The database the operator wants out.
     fs.dir("/var/lib/mysql", T2013);
     let mut ibdata = Vec::new();
@@ -401,13 +467,29 @@ pub fn centos_root() -> MemFs {
         0o660,
         T2013 + 86_400,
     );
-    fs.file("/var/lib/mysql/ib_logfile0", &vec![0x5a; 48 * 1024], T2013 + 86_400);
+    fs.file(
+        "/var/lib/mysql/ib_logfile0",
+        &vec![0x5a; 48 * 1024],
+        T2013 + 86_400,
+    );
     fs.file("/var/lib/mysql/mysql/user.frm", b"user table format", T2013);
-    fs.file("/var/lib/mysql/mysql/user.MYD", b"root localhost *HASH*", T2013);
+    fs.file(
+        "/var/lib/mysql/mysql/user.MYD",
+        b"root localhost *HASH*",
+        T2013,
+    );
     fs.dir("/var/lib/mysql/test", T2013);
-    fs.symlink("/var/lib/mysql/mysql.sock", "/var/run/mysqld/mysqld.sock", T2013);
+    fs.symlink(
+        "/var/lib/mysql/mysql.sock",
+        "/var/run/mysqld/mysqld.sock",
+        T2013,
+    );
     fs.dir("/var/log", T2013);
-    fs.file("/var/log/messages", b"Feb 22 10:15:00 localhost kernel: Linux version 2.6.32\n", T2013);
+    fs.file(
+        "/var/log/messages",
+        b"Feb 22 10:15:00 localhost kernel: Linux version 2.6.32\n",
+        T2013,
+    );
     fs.device("/dev/null", T2013);
     // A hostile visitor's names.
     for n in HOSTILE_NAMES {
@@ -445,15 +527,21 @@ pub fn big_dir(n: usize) -> MemFs {
 /// Serves in-memory filesystems by volume name.
 pub struct MemOpener {
     /// Volume name → filesystem.
-    pub map: HashMap<String, Arc<MemFs>>,
+    pub map: HashMap<String, Arc<dyn FsView>>,
 }
 
 impl MemOpener {
     /// The story's volumes: `vg_ta/lv_root` and `vg_ta/lv_home`.
     pub fn story() -> MemOpener {
         let mut map = HashMap::new();
-        map.insert("vg_ta/lv_root".to_string(), Arc::new(centos_root()));
-        map.insert("vg_ta/lv_home".to_string(), Arc::new(centos_home()));
+        map.insert(
+            "vg_ta/lv_root".to_string(),
+            Arc::new(centos_root()) as Arc<dyn FsView>,
+        );
+        map.insert(
+            "vg_ta/lv_home".to_string(),
+            Arc::new(centos_home()) as Arc<dyn FsView>,
+        );
         MemOpener { map }
     }
 }
@@ -465,8 +553,10 @@ impl VolumeOpener for MemOpener {
     fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String> {
         let name = &layout.volume(id).name;
         match self.map.get(name) {
-            Some(fs) => Ok(Arc::clone(fs) as Arc<dyn FsView>),
-            None => Err(format!("unsupported: {name}: reading ext4 filesystems in userspace")),
+            Some(fs) => Ok(Arc::clone(fs)),
+            None => Err(format!(
+                "unsupported: {name}: reading ext4 filesystems in userspace"
+            )),
         }
     }
 }
@@ -490,7 +580,9 @@ pub fn make_story_image(dir: &Path) -> PathBuf {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"label: dos\nstart=63, size=7727265, type=83, bootable\nstart=7727328, type=8e\n")
+        .write_all(
+            b"label: dos\nstart=63, size=7727265, type=83, bootable\nstart=7727328, type=8e\n",
+        )
         .expect("write sfdisk script");
     assert!(child.wait().expect("sfdisk").success(), "sfdisk failed");
     path
@@ -539,7 +631,13 @@ pub fn story_layout(image: &Path) -> Layout {
         },
     });
     let lvs: [(&str, u64, ContentKind, Option<&str>, Option<&str>); 3] = [
-        ("lv_root", 1200, ContentKind::Ext4, Some("/"), Some("CentOS release 6.4 (Final)")),
+        (
+            "lv_root",
+            1200,
+            ContentKind::Ext4,
+            Some("/"),
+            Some("CentOS release 6.4 (Final)"),
+        ),
         ("lv_home", 250, ContentKind::Ext4, Some("/home"), None),
         ("lv_swap", 160, ContentKind::Swap, Some("swap"), None),
     ];
@@ -709,4 +807,3 @@ impl Story {
         panic!("layer {name} not found");
     }
 }
-

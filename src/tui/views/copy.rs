@@ -39,7 +39,12 @@ pub fn draw_copy(frame: &mut Frame<'_>, screen: &Screen, c: &CopySetup) {
     match (&c.summary, &c.error) {
         (_, Some(e)) => lines.push(Line::styled(safe(e), style::bad())),
         (Some(p), None) => {
-            lines.push(Line::from(s::plan_summary(p.files, &size(p.bytes), p.dirs, p.symlinks)));
+            lines.push(Line::from(s::plan_summary(
+                p.files,
+                &size(p.bytes),
+                p.dirs,
+                p.symlinks,
+            )));
             if p.skipped > 0 {
                 lines.push(Line::styled(s::plan_skipped(p.skipped), style::warn()));
             }
@@ -52,7 +57,12 @@ pub fn draw_copy(frame: &mut Frame<'_>, screen: &Screen, c: &CopySetup) {
     lines.push(Line::styled(s::COPY_RULES, style::dim()));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
     // The destination field, scrolled so the cursor is visible.
-    let field = Rect::new(inner.x, inner.y + 3, inner.width, 1.min(inner.height.saturating_sub(3)));
+    let field = Rect::new(
+        inner.x,
+        inner.y + 3,
+        inner.width,
+        1.min(inner.height.saturating_sub(3)),
+    );
     if field.height == 0 {
         return;
     }
@@ -66,5 +76,8 @@ pub fn draw_copy(frame: &mut Frame<'_>, screen: &Screen, c: &CopySetup) {
         field,
     );
     let x = field.x + u16::try_from(c.dest.cursor - start).unwrap_or(0);
-    frame.set_cursor_position(Position::new(x.min(field.right().saturating_sub(1)), field.y));
+    frame.set_cursor_position(Position::new(
+        x.min(field.right().saturating_sub(1)),
+        field.y,
+    ));
 }

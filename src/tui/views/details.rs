@@ -16,9 +16,15 @@ pub fn details_lines(d: &Details) -> Vec<Line<'static>> {
     if let Some(m) = &d.meta {
         out.push(field(s::F_INODE, &m.ino.to_string()));
         out.push(field(s::F_TYPE, s::file_type_name(m.file_type)));
-        out.push(field(s::F_MODE, &format!("{} ({:04o})", m.mode_string(), m.perm & 0o7777)));
+        out.push(field(
+            s::F_MODE,
+            &format!("{} ({:04o})", m.mode_string(), m.perm & 0o7777),
+        ));
         out.push(field(s::F_OWNER, &format!("uid {} gid {}", m.uid, m.gid)));
-        out.push(field(s::F_SIZE, &format!("{} ({} bytes)", size(m.size), m.size)));
+        out.push(field(
+            s::F_SIZE,
+            &format!("{} ({} bytes)", size(m.size), m.size),
+        ));
         if let Some(a) = m.allocated {
             out.push(field(s::F_ALLOCATED, &format!("{} ({} bytes)", size(a), a)));
         }
@@ -29,7 +35,10 @@ pub fn details_lines(d: &Details) -> Vec<Line<'static>> {
         if let Some(c) = m.crtime {
             out.push(field(s::F_CRTIME, &full(c)));
         }
-        if matches!(m.file_type, crate::fs::FileType::CharDevice | crate::fs::FileType::BlockDevice) {
+        if matches!(
+            m.file_type,
+            crate::fs::FileType::CharDevice | crate::fs::FileType::BlockDevice
+        ) {
             out.push(field(s::F_DEVICE, &format!("{}, {}", m.rdev.0, m.rdev.1)));
         }
     }
@@ -38,11 +47,17 @@ pub fn details_lines(d: &Details) -> Vec<Line<'static>> {
     }
     match &d.resolved {
         Some(Ok(p)) => out.push(field(s::F_LEADS_TO, p)),
-        Some(Err(e)) => out.push(Line::styled(format!("{}: {}", s::F_LEADS_TO, crate::tui::format::safe(e)), style::bad())),
+        Some(Err(e)) => out.push(Line::styled(
+            format!("{}: {}", s::F_LEADS_TO, crate::tui::format::safe(e)),
+            style::bad(),
+        )),
         None => {}
     }
     if let Some(r) = &d.suspect {
-        out.push(Line::styled(format!("{} {}", s::SUSPECT_SIGN, crate::tui::format::safe(r)), style::bad()));
+        out.push(Line::styled(
+            format!("{} {}", s::SUSPECT_SIGN, crate::tui::format::safe(r)),
+            style::bad(),
+        ));
     }
     if let Some(e) = &d.elf {
         out.push(field(s::F_ELF, &e.summary));
@@ -62,16 +77,32 @@ pub fn details_lines(d: &Details) -> Vec<Line<'static>> {
         }
     }
     for p in &d.problems {
-        out.push(Line::styled(format!("{}: {}", s::F_PROBLEM, crate::tui::format::safe(p)), style::bad()));
+        out.push(Line::styled(
+            format!("{}: {}", s::F_PROBLEM, crate::tui::format::safe(p)),
+            style::bad(),
+        ));
     }
     out
 }
 
 /// Draw the details window.
-pub fn draw_details(frame: &mut Frame<'_>, screen: &Screen, title: &str, d: Option<&Details>, scroll: usize) {
+pub fn draw_details(
+    frame: &mut Frame<'_>,
+    screen: &Screen,
+    title: &str,
+    d: Option<&Details>,
+    scroll: usize,
+) {
     let lines = match d {
         Some(d) => details_lines(d),
         None => vec![plain(s::READING_DETAILS)],
     };
-    draw_window(frame, screen.big_window(), title, lines, scroll, s::FOOTER_CLOSE_SCROLL);
+    draw_window(
+        frame,
+        screen.big_window(),
+        title,
+        lines,
+        scroll,
+        s::FOOTER_CLOSE_SCROLL,
+    );
 }

@@ -23,8 +23,18 @@ pub fn draw_doctor(frame: &mut Frame<'_>, screen: &Screen, d: &DoctorView) {
     } else {
         lines.push(plain(&s::doctor_flagged_in(&d.dir)));
         for (name, why) in &d.flagged {
-            lines.push(Line::styled(format!("{} {}: {}", s::SUSPECT_SIGN, safe(name), safe(why)), style::bad()));
+            lines.push(Line::styled(
+                format!("{} {}: {}", s::SUSPECT_SIGN, safe(name), safe(why)),
+                style::bad(),
+            ));
         }
     }
-    draw_window(frame, screen.big_window(), s::DOCTOR_TITLE, lines, d.scroll, s::FOOTER_CLOSE_SCROLL);
+    draw_window(
+        frame,
+        screen.big_window(),
+        s::DOCTOR_TITLE,
+        lines,
+        d.scroll,
+        s::FOOTER_CLOSE_SCROLL,
+    );
 }

@@ -6,7 +6,9 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, HighlightSpacing, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{
+    Block, Borders, Cell, HighlightSpacing, Paragraph, Row, Table, TableState, Wrap,
+};
 
 use super::style;
 use crate::fs::FileType;
@@ -24,9 +26,11 @@ const VERY_NARROW: u16 = 60;
 /// Draw the file pane.
 pub fn draw_files(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let focused = app.focus == Focus::Files;
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .border_style(if focused { style::focused_border() } else { style::border() });
+    let block = Block::new().borders(Borders::ALL).border_style(if focused {
+        style::focused_border()
+    } else {
+        style::border()
+    });
     match &app.right {
         Right::Empty => {
             let p = Paragraph::new(s::NOTHING_OPEN)
@@ -36,8 +40,7 @@ pub fn draw_files(frame: &mut Frame<'_>, area: Rect, app: &App) {
         }
         Right::Opening(v) => {
             let name = safe(&app.layout.volume(*v).name);
-            let p = Paragraph::new(s::opening(&name))
-                .block(block.title(format!(" {name} ")));
+            let p = Paragraph::new(s::opening(&name)).block(block.title(format!(" {name} ")));
             frame.render_widget(p, area);
         }
         Right::Failed(v, why) => {
@@ -94,7 +97,10 @@ fn draw_pane(
             (None, Some(l)) => Line::from(s::reading(l.count)),
             (None, None) => Line::from(""),
         };
-        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }).block(block), area);
+        frame.render_widget(
+            Paragraph::new(text).wrap(Wrap { trim: false }).block(block),
+            area,
+        );
         return;
     }
     let narrow = inner_w < NARROW;
@@ -131,7 +137,11 @@ fn draw_pane(
         .header(header)
         .block(block)
         .column_spacing(1)
-        .row_highlight_style(if focused { style::selected() } else { style::selected_unfocused() })
+        .row_highlight_style(if focused {
+            style::selected()
+        } else {
+            style::selected_unfocused()
+        })
         .highlight_symbol(">")
         .highlight_spacing(HighlightSpacing::Always);
     let mut state = TableState::default();
@@ -140,7 +150,11 @@ fn draw_pane(
     }
     frame.render_stateful_widget(table, area, &mut state);
     if pane.visible.is_empty() {
-        let msg = if pane.entries.is_empty() { s::EMPTY_DIR } else { s::NO_MATCH };
+        let msg = if pane.entries.is_empty() {
+            s::EMPTY_DIR
+        } else {
+            s::NO_MATCH
+        };
         let r = Rect::new(area.x + 2, area.y + 2, area.width.saturating_sub(4), 1);
         if area.height > 3 {
             frame.render_widget(Paragraph::new(Span::styled(msg, style::dim())), r);
@@ -153,7 +167,13 @@ fn row(e: &Entry, marked: bool, narrow: bool, show_mode: bool) -> Row<'static> {
     let flags = format!(
         "{}{}",
         if marked { s::MARK_SIGN } else { " " },
-        if e.suspect.is_some() { s::SUSPECT_SIGN } else if e.error.is_some() { s::ERROR_SIGN } else { " " }
+        if e.suspect.is_some() {
+            s::SUSPECT_SIGN
+        } else if e.error.is_some() {
+            s::ERROR_SIGN
+        } else {
+            " "
+        }
     );
     let name_style = if e.suspect.is_some() || e.error.is_some() {
         style::bad()
@@ -169,18 +189,36 @@ fn row(e: &Entry, marked: bool, narrow: bool, show_mode: bool) -> Row<'static> {
         name.push(Span::styled("/", name_style));
     }
     if let Some(t) = &e.target_shown {
-        name.push(Span::styled(format!(" {} {}", s::ARROW, safe(t)), name_style));
+        name.push(Span::styled(
+            format!(" {} {}", s::ARROW, safe(t)),
+            name_style,
+        ));
     }
     let (size, time, mode) = match &e.meta {
         Some(m) => (
-            if ft == FileType::Directory { String::new() } else { format::size(m.size) },
-            if narrow { format::day(m.mtime) } else { format::minute(m.mtime) },
+            if ft == FileType::Directory {
+                String::new()
+            } else {
+                format::size(m.size)
+            },
+            if narrow {
+                format::day(m.mtime)
+            } else {
+                format::minute(m.mtime)
+            },
             m.mode_string(),
         ),
         None => (String::new(), String::new(), s::UNKNOWN_MODE.to_string()),
     };
     let mut cells = vec![
-        Cell::from(Span::styled(flags, if marked { style::marked() } else { style::bad() })),
+        Cell::from(Span::styled(
+            flags,
+            if marked {
+                style::marked()
+            } else {
+                style::bad()
+            },
+        )),
         Cell::from(Line::from(name)),
         Cell::from(Line::from(size).right_aligned()),
         Cell::from(time),

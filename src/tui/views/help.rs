@@ -16,7 +16,10 @@ pub fn help_lines(keymap: &Keymap) -> Vec<Line<'static>> {
         if !lines.is_empty() {
             lines.push(Line::from(""));
         }
-        lines.push(Line::styled(s::context_title(ctx).to_string(), style::key()));
+        lines.push(Line::styled(
+            s::context_title(ctx).to_string(),
+            style::key(),
+        ));
         for b in keymap.in_context(ctx) {
             let keys: Vec<String> = b.keys.iter().map(|k| k.to_string()).collect();
             lines.push(Line::from(vec![

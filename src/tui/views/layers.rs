@@ -17,14 +17,21 @@ use crate::tui::strings as s;
 pub fn node_label(n: &Node) -> Line<'static> {
     let mut spans = vec![Span::styled(
         safe(&escape_str(&n.name)),
-        if n.browsable { style::key() } else { ratatui::style::Style::new() },
+        if n.browsable {
+            style::key()
+        } else {
+            ratatui::style::Style::new()
+        },
     )];
     if n.size > 0 {
         spans.push(Span::raw(format!(" {}", size(n.size))));
     }
     if let Some(fs) = &n.fstype {
         let first = fs.split(' ').next().unwrap_or(fs);
-        spans.push(Span::styled(format!(" {}", safe(&escape_str(first))), style::dim()));
+        spans.push(Span::styled(
+            format!(" {}", safe(&escape_str(first))),
+            style::dim(),
+        ));
     }
     if let Some(m) = &n.mountpoint {
         spans.push(Span::raw(format!(" {}", safe(&escape_str(m)))));
@@ -42,9 +49,19 @@ pub fn node_label(n: &Node) -> Line<'static> {
 /// useful first (the box under the tree shows as many as fit).
 pub fn node_lines(n: &Node) -> Vec<String> {
     let mut out = Vec::new();
-    out.push(format!("{}: {}", s::kind_name(n.kind), escape_str(&n.description)));
+    // The description and the problems are escaped where they are made.
+    out.push(format!(
+        "{}: {}",
+        s::kind_name(n.kind),
+        safe(&n.description)
+    ));
     if n.size > 0 {
-        out.push(format!("{}: {} ({} bytes)", s::F_SIZE, size(n.size), n.size));
+        out.push(format!(
+            "{}: {} ({} bytes)",
+            s::F_SIZE,
+            size(n.size),
+            n.size
+        ));
     }
     if let Some(fs) = &n.fstype {
         out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
@@ -56,10 +73,13 @@ pub fn node_lines(n: &Node) -> Vec<String> {
         out.push(format!("{}: {}", s::F_MOUNTPOINT, escape_str(m)));
     }
     if n.volume.is_some() && !n.browsable && n.children.is_empty() {
-        out.push(s::not_browsable(&escape_str(&n.name), n.fstype.as_deref().map(escape_str).as_deref()));
+        out.push(s::not_browsable(
+            &escape_str(&n.name),
+            n.fstype.as_deref().map(escape_str).as_deref(),
+        ));
     }
     for p in &n.problems {
-        out.push(format!("{}: {}", s::F_PROBLEM, escape_str(p)));
+        out.push(format!("{}: {}", s::F_PROBLEM, safe(p)));
     }
     if let Some(l) = &n.label {
         out.push(format!("{}: \"{}\"", s::F_LABEL, escape_str(l)));
@@ -99,13 +119,21 @@ pub fn draw_layers(frame: &mut Frame<'_>, screen: &Screen, app: &App) {
     state.select(app.layers.selected.clone());
     let block = Block::new()
         .borders(Borders::ALL)
-        .border_style(if focused { style::focused_border() } else { style::border() })
+        .border_style(if focused {
+            style::focused_border()
+        } else {
+            style::border()
+        })
         .title(format!(" {} ", s::LAYERS_TITLE));
     match Tree::new(&tree_items) {
         Ok(tree) => {
             let tree = tree
                 .block(block)
-                .highlight_style(if focused { style::selected() } else { style::selected_unfocused() })
+                .highlight_style(if focused {
+                    style::selected()
+                } else {
+                    style::selected_unfocused()
+                })
                 .highlight_symbol(">");
             frame.render_stateful_widget(tree, screen.tree, &mut state);
         }
@@ -120,14 +148,12 @@ pub fn draw_layers(frame: &mut Frame<'_>, screen: &Screen, app: &App) {
             .into_iter()
             .map(|l| Line::from(safe(&l)))
             .collect();
-        let info = Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(
-                Block::new()
-                    .borders(Borders::ALL)
-                    .border_style(style::border())
-                    .title(format!(" {} ", s::LAYER_INFO_TITLE)),
-            );
+        let info = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::new()
+                .borders(Borders::ALL)
+                .border_style(style::border())
+                .title(format!(" {} ", s::LAYER_INFO_TITLE)),
+        );
         frame.render_widget(info, screen.info);
     }
 }

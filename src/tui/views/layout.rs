@@ -33,8 +33,8 @@ impl Screen {
             Constraint::Length(2),
         ])
         .areas(area);
-        let left_w = (area.width.saturating_mul(35) / 100)
-            .clamp(LEFT_MIN.min(area.width / 2), LEFT_MAX);
+        let left_w =
+            (area.width.saturating_mul(35) / 100).clamp(LEFT_MIN.min(area.width / 2), LEFT_MAX);
         let [left, files] =
             Layout::horizontal([Constraint::Length(left_w), Constraint::Min(10)]).areas(body);
         let info_h = match body.height {
@@ -78,7 +78,10 @@ impl Screen {
 
     /// The area of a large window (help, details, summaries).
     pub fn big_window(&self) -> Rect {
-        self.centered(self.all.width.saturating_sub(4).min(100), self.all.height.saturating_sub(2))
+        self.centered(
+            self.all.width.saturating_sub(4).min(100),
+            self.all.height.saturating_sub(2),
+        )
     }
 
     /// Lines of text a large window shows (for page scrolling).

@@ -17,7 +17,10 @@ pub fn draw_progress(frame: &mut Frame<'_>, screen: &Screen, job: &CopyJob) {
     let area = screen.centered(screen.all.width.saturating_sub(6).min(80), 10);
     frame.render_widget(Clear, area);
     let dest = safe(&job.dest.display().to_string());
-    let title = keep_end(&s::copying_to(&dest), usize::from(area.width.saturating_sub(4)));
+    let title = keep_end(
+        &s::copying_to(&dest),
+        usize::from(area.width.saturating_sub(4)),
+    );
     let block = Block::new()
         .borders(Borders::ALL)
         .border_style(style::focused_border())
@@ -46,7 +49,11 @@ pub fn draw_progress(frame: &mut Frame<'_>, screen: &Screen, job: &CopyJob) {
         .use_unicode(true);
     frame.render_widget(gauge, gauge_area);
     let secs = p.elapsed.as_secs_f64();
-    let bps = if secs > 0.0 { p.bytes_done as f64 / secs } else { 0.0 };
+    let bps = if secs > 0.0 {
+        p.bytes_done as f64 / secs
+    } else {
+        0.0
+    };
     let eta = if bps > 0.0 && p.bytes_total > p.bytes_done {
         duration(std::time::Duration::from_secs_f64(
             ((p.bytes_total - p.bytes_done) as f64 / bps).min(1e9),
@@ -56,7 +63,12 @@ pub fn draw_progress(frame: &mut Frame<'_>, screen: &Screen, job: &CopyJob) {
     };
     let now_w = usize::from(text_area.width.saturating_sub(6));
     let mut lines = vec![
-        Line::from(s::progress_bytes(&size(p.bytes_done), &size(p.bytes_total), p.files_done, p.files_total)),
+        Line::from(s::progress_bytes(
+            &size(p.bytes_done),
+            &size(p.bytes_total),
+            p.files_done,
+            p.files_total,
+        )),
         Line::from(s::progress_rate(&rate(bps), &duration(p.elapsed), &eta)),
         Line::from(vec![
             Span::styled(s::NOW, style::key()),

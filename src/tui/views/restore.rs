@@ -18,7 +18,10 @@ pub fn draw_restore(frame: &mut Frame<'_>, screen: &Screen, r: &RestoreDialog) {
         lines.push(plain(s::RESTORE_NO_PROBLEM));
     } else {
         for p in &r.problems {
-            lines.push(Line::styled(format!("{} {}", s::SUSPECT_SIGN, safe(p)), style::bad()));
+            lines.push(Line::styled(
+                format!("{} {}", s::SUSPECT_SIGN, safe(p)),
+                style::bad(),
+            ));
         }
     }
     lines.push(Line::from(""));
@@ -26,5 +29,12 @@ pub fn draw_restore(frame: &mut Frame<'_>, screen: &Screen, r: &RestoreDialog) {
         lines.push(plain(l));
     }
     let area = screen.centered(74, u16::try_from(lines.len() + 4).unwrap_or(20));
-    draw_window(frame, area, s::RESTORE_TITLE, lines, r.scroll, s::FOOTER_CLOSE);
+    draw_window(
+        frame,
+        area,
+        s::RESTORE_TITLE,
+        lines,
+        r.scroll,
+        s::FOOTER_CLOSE,
+    );
 }

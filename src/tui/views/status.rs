@@ -13,7 +13,11 @@ use crate::tui::strings as s;
 
 /// The first status line's text.
 pub fn status_text(app: &App) -> String {
-    let mut parts = vec![app.config.engine.clone(), s::READ_ONLY.to_string(), app.image.clone()];
+    let mut parts = vec![
+        app.config.engine.clone(),
+        s::READ_ONLY.to_string(),
+        app.image.clone(),
+    ];
     match &app.right {
         Right::Browsing(p) => parts.push(format!(
             "{}:{}",
@@ -59,11 +63,16 @@ pub fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
     } else if let Some(err) = selected.and_then(|e| e.error.as_ref()) {
         Line::styled(safe(err), style::bad())
     } else if let Some(m) = &app.message {
-        Line::styled(safe(&m.text), if m.error { style::bad() } else { style::warn() })
+        Line::styled(
+            safe(&m.text),
+            if m.error { style::bad() } else { style::warn() },
+        )
     } else {
         let mut spans = Vec::new();
         for (action, what) in s::HINTS {
-            let keys = app.keymap.keys_for(crate::tui::keymap::Context::Main, *action);
+            let keys = app
+                .keymap
+                .keys_for(crate::tui::keymap::Context::Main, *action);
             let k = keys.split(' ').next().unwrap_or_default().to_string();
             spans.push(Span::styled(k, style::key()));
             spans.push(Span::styled(format!(" {what}  "), style::dim()));

@@ -23,7 +23,12 @@ pub fn draw_window(
     let max_scroll = lines.len().saturating_sub(inner_h);
     let scroll = scroll.min(max_scroll);
     let more = if lines.len() > inner_h {
-        format!(" {}-{}/{} ", scroll + 1, (scroll + inner_h).min(lines.len()), lines.len())
+        format!(
+            " {}-{}/{} ",
+            scroll + 1,
+            (scroll + inner_h).min(lines.len()),
+            lines.len()
+        )
     } else {
         String::new()
     };
