@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use tui_support::{MemOpener, Story, story};
+use tui_support::{MemOpener, story};
 use vmrescue::tui::Action;
 use vmrescue::tui::app::{Focus, Right};
 use vmrescue::tui::dialog::{ConfirmKind, Dialog};

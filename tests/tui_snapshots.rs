@@ -130,3 +130,41 @@ fn hostile_names_are_drawn_escaped() {
     assert!(!screen.chars().any(|c| c.is_control() && c != '\n'));
     insta::assert_snapshot!("hostile_tmp_120x40", screen);
 }
+
+#[test]
+fn header_shows_journal_replay_and_checksum_problems() {
+    for (status, expect) in [
+        (
+            vmrescue::fs::FsStatus {
+                notes: vec!["journal replayed in memory: 3 transactions".into()],
+                ..Default::default()
+            },
+            "journal replayed in memory: 3 transactions",
+        ),
+        (
+            vmrescue::fs::FsStatus {
+                notes: vec!["journal replayed in memory: 3 transactions".into()],
+                problems: vec![
+                    "block group 3: descriptor checksum mismatch".into(),
+                    "inode 12: checksum mismatch".into(),
+                ],
+                ..Default::default()
+            },
+            "2 filesystem problems, first: block group 3: descriptor checksum mismatch",
+        ),
+    ] {
+        let mut st = story(120, 40);
+        let mut fs = tui_support::centos_root();
+        fs.set_status(status);
+        let mut opener = tui_support::MemOpener::story();
+        opener.map.insert("vg_ta/lv_root".into(), Arc::new(fs));
+        st.jobs.opener = Arc::new(opener);
+        st.app.fss.clear();
+        let v = st.app.pane().unwrap().volume;
+        st.app.open_volume(v);
+        st.jobs.run_inline(&mut st.app);
+        let screen = render(&st);
+        let header = screen.lines().next().unwrap();
+        assert!(header.contains(expect), "{header}");
+    }
+}

@@ -503,14 +503,12 @@ impl App {
 
     fn update_progress(&mut self, action: &Action) {
         match action {
-            Action::Cancel => {
-                if self.copy.as_ref().is_some_and(|c| !c.cancelling) {
-                    self.dialog = Some(Dialog::Confirm(Confirm {
-                        kind: ConfirmKind::CancelCopy,
-                        title: s::CANCEL_COPY_TITLE.into(),
-                        lines: vec![s::CANCEL_COPY_QUESTION.into()],
-                    }));
-                }
+            Action::Cancel if self.copy.as_ref().is_some_and(|c| !c.cancelling) => {
+                self.dialog = Some(Dialog::Confirm(Confirm {
+                    kind: ConfirmKind::CancelCopy,
+                    title: s::CANCEL_COPY_TITLE.into(),
+                    lines: vec![s::CANCEL_COPY_QUESTION.into()],
+                }));
             }
             Action::Background => {
                 if let Some(c) = &mut self.copy {

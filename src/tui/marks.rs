@@ -85,7 +85,7 @@ impl Marks {
     /// marked directory (copying the directory copies them).
     pub fn paths(&self, volume: VolumeId) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = Vec::new();
-        for ((v, p), _) in &self.map {
+        for (v, p) in self.map.keys() {
             if *v != volume {
                 continue;
             }

@@ -181,7 +181,7 @@ pub const NONE: &str = "none";
 
 /// Where a node starts.
 pub fn start_at(byte: u64) -> String {
-    if byte % 512 == 0 {
+    if byte.is_multiple_of(512) {
         format!("byte {byte} (sector {})", byte / 512)
     } else {
         format!("byte {byte}")

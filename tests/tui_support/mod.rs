@@ -630,7 +630,9 @@ pub fn story_layout(image: &Path) -> Layout {
             problems: Vec::new(),
         },
     });
-    let lvs: [(&str, u64, ContentKind, Option<&str>, Option<&str>); 3] = [
+    /// Name, extents, content, mountpoint, guest OS.
+    type Lv<'a> = (&'a str, u64, ContentKind, Option<&'a str>, Option<&'a str>);
+    let lvs: [Lv<'_>; 3] = [
         (
             "lv_root",
             1200,

@@ -34,11 +34,12 @@ pub fn status_text(app: &App) -> String {
     if let Some(c) = &app.copy
         && c.hidden
     {
-        let pct = if c.progress.bytes_total > 0 {
-            c.progress.bytes_done.saturating_mul(100) / c.progress.bytes_total
-        } else {
-            0
-        };
+        let pct = c
+            .progress
+            .bytes_done
+            .saturating_mul(100)
+            .checked_div(c.progress.bytes_total)
+            .unwrap_or(0);
         parts.push(s::copying_status(pct));
     }
     parts.join(" │ ")
