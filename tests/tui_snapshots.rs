@@ -168,3 +168,12 @@ fn header_shows_journal_replay_and_checksum_problems() {
         assert!(header.contains(expect), "{header}");
     }
 }
+
+/// The README's key table, made from `assets/keymap.txt` (a change to the
+/// keymap shows up here, so the README can be updated with it).
+#[test]
+fn keymap_table_for_the_readme() {
+    let table = vmrescue::tui::keymap::Keymap::builtin().markdown();
+    assert!(table.contains("| `c` `F5` | Copy the marked files"));
+    insta::assert_snapshot!("keymap_markdown", table);
+}
