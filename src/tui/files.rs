@@ -144,10 +144,12 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
         .enumerate()
         .map(|(i, e)| (e.name.clone(), i))
         .collect();
-    let ctimes: Vec<i64> = entries
-        .iter()
-        .filter_map(|e| e.meta.as_ref().map(|m| m.ctime.sec))
-        .collect();
+    let neighbours = suspect::Neighbours::new(
+        entries
+            .iter()
+            .filter_map(|e| e.meta.as_ref().map(|m| m.ctime.sec))
+            .collect(),
+    );
     let in_lib_dir = suspect::is_library_dir(dir);
     let mut resolves = 0usize;
     for i in 0..entries.len() {
@@ -199,11 +201,7 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
             }
         }
         if let Some(m) = &entries[i].meta {
-            let mut others = ctimes.clone();
-            if let Some(p) = others.iter().position(|&c| c == m.ctime.sec) {
-                others.swap_remove(p);
-            }
-            if let Some((threshold, median)) = suspect::recent_threshold(others)
+            if let Some((threshold, median)) = neighbours.threshold_without(m.ctime.sec)
                 && m.ctime.sec > threshold
             {
                 reasons.push(suspect::recent_reason(m.ctime.sec, median));

@@ -106,17 +106,42 @@ pub fn lexical(dir: &[u8], target: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The ctime a link must exceed to be "much newer than its neighbours", and
-/// the neighbours' median (to say when they date from), from the ctimes of
-/// the other entries of a directory.
-pub fn recent_threshold(mut ctimes: Vec<i64>) -> Option<(i64, i64)> {
-    if ctimes.len() < MIN_NEIGHBOURS {
-        return None;
+/// The ctimes of a directory's entries, sorted once, to compare each link
+/// with the others in O(log n).
+#[derive(Debug, Clone, Default)]
+pub struct Neighbours {
+    sorted: Vec<i64>,
+}
+
+impl Neighbours {
+    /// From the ctimes of every entry of a directory.
+    pub fn new(mut ctimes: Vec<i64>) -> Neighbours {
+        ctimes.sort_unstable();
+        Neighbours { sorted: ctimes }
     }
-    ctimes.sort_unstable();
-    let p90 = ctimes[(ctimes.len() * 9 / 10).min(ctimes.len() - 1)];
-    let median = ctimes[ctimes.len() / 2];
-    Some((p90.saturating_add(RECENT_MARGIN_SECS), median))
+
+    /// For an entry changed at `ctime` (one of the entries): the ctime it
+    /// must exceed to be "much newer than its neighbours" (90th percentile of
+    /// the others plus [`RECENT_MARGIN_SECS`]) and the others' median.
+    pub fn threshold_without(&self, ctime: i64) -> Option<(i64, i64)> {
+        let n = self.sorted.len();
+        if n < MIN_NEIGHBOURS + 1 {
+            return None;
+        }
+        let pos = self.sorted.partition_point(|&x| x < ctime);
+        // Index `k` among the others (the entry itself taken out).
+        let others = |k: usize| {
+            if k < pos {
+                self.sorted[k]
+            } else {
+                self.sorted[(k + 1).min(n - 1)]
+            }
+        };
+        let m = n - 1;
+        let p90 = others((m * 9 / 10).min(m - 1));
+        let median = others(m / 2);
+        Some((p90.saturating_add(RECENT_MARGIN_SECS), median))
+    }
 }
 
 /// The reason text for a recent change.
@@ -169,9 +194,19 @@ mod tests {
 
     #[test]
     fn recent_needs_neighbours() {
-        assert_eq!(recent_threshold(vec![1, 2, 3]), None);
-        let (t, median) = recent_threshold(vec![100, 100, 100, 100, 200]).unwrap();
-        assert_eq!(median, 100);
-        assert_eq!(t, 200 + RECENT_MARGIN_SECS);
+        assert_eq!(Neighbours::new(vec![1, 2, 3, 4]).threshold_without(4), None);
+        // One newer entry among four old ones: compared with the old ones only.
+        let n = Neighbours::new(vec![100, 100, 100, 100, 5_000_000]);
+        assert_eq!(n.threshold_without(5_000_000), Some((100 + RECENT_MARGIN_SECS, 100)));
+        // An old entry is compared with the others, the new one included.
+        let (t, median) = n.threshold_without(100).unwrap();
+        assert_eq!((t, median), (5_000_000 + RECENT_MARGIN_SECS, 100));
+        // When more than a tenth of the directory changed together (a package
+        // update), none of them stands out.
+        let mut v = vec![100; 17];
+        v.extend([9_000_000, 9_000_000, 9_000_000]);
+        let n = Neighbours::new(v);
+        let (t, _) = n.threshold_without(9_000_000).unwrap();
+        assert!(9_000_000 <= t);
     }
 }
