@@ -200,12 +200,11 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
                 reasons.push(super::strings::outside_library_dirs(&escape(&target_dir)));
             }
         }
-        if let Some(m) = &entries[i].meta {
-            if let Some((threshold, median)) = neighbours.threshold_without(m.ctime.sec)
-                && m.ctime.sec > threshold
-            {
-                reasons.push(suspect::recent_reason(m.ctime.sec, median));
-            }
+        if let Some(m) = &entries[i].meta
+            && let Some((threshold, median)) = neighbours.threshold_without(m.ctime.sec)
+            && m.ctime.sec > threshold
+        {
+            reasons.push(suspect::recent_reason(m.ctime.sec, median));
         }
         if !reasons.is_empty() {
             entries[i].suspect = Some(reasons.join("; "));

@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(Neighbours::new(vec![1, 2, 3, 4]).threshold_without(4), None);
         // One newer entry among four old ones: compared with the old ones only.
         let n = Neighbours::new(vec![100, 100, 100, 100, 5_000_000]);
-        assert_eq!(n.threshold_without(5_000_000), Some((100 + RECENT_MARGIN_SECS, 100)));
+        assert_eq!(
+            n.threshold_without(5_000_000),
+            Some((100 + RECENT_MARGIN_SECS, 100))
+        );
         // An old entry is compared with the others, the new one included.
         let (t, median) = n.threshold_without(100).unwrap();
         assert_eq!((t, median), (5_000_000 + RECENT_MARGIN_SECS, 100));
