@@ -421,6 +421,17 @@ fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = spawn_child("story", dir.path());
     pty.wait_for("vg_ta/lv_root:/ ");
+    // Resizing the terminal redraws at the new size (times appear at 120 columns).
+    assert!(!pty.screen().contains("Modified (UTC)"));
+    pty.session
+        .get_process_mut()
+        .set_window_size(120, 40)
+        .unwrap();
+    pty.parser
+        .screen_mut()
+        .set_size(40.try_into().unwrap(), 120.try_into().unwrap());
+    pty.wait_for("Modified (UTC)");
+    pty.wait_for("2013-02-22 10:15");
     pty.session.get_process_mut().kill(Signal::SIGTERM).unwrap();
     let st = pty.wait_exit();
     assert!(matches!(st, WaitStatus::Exited(_, 143)), "{st:?}");
