@@ -22,5 +22,6 @@ pub mod io;
 pub mod layers;
 pub mod repair;
 pub mod text;
+pub mod tui;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@
 
 mod doctor;
 mod layers;
+mod tui;
 mod undo;
 
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     target: Target,
+    /// The volume to open first in the browser (default: the guest root).
+    #[arg(long, value_name = "V")]
+    volume: Option<String>,
 }
 
 /// The disks to open.
@@ -109,10 +113,10 @@ pub fn main() -> ExitCode {
         Some(Command::Layers(args)) => layers::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Undo(args)) => undo::run(&args),
-        None => {
-            report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
-            exit::ERROR
-        }
+        None => tui::run(&tui::TuiArgs {
+            target: cli.target,
+            volume: cli.volume,
+        }),
     };
     ExitCode::from(code)
 }
