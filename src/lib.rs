@@ -20,6 +20,7 @@ pub mod fs;
 pub mod image;
 pub mod io;
 pub mod layers;
+pub mod ops;
 pub mod text;
 
 pub use error::{Error, Result};
