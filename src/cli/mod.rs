@@ -4,7 +4,11 @@
 //! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
 //! and `--json` where the output is data.
 
+mod cat;
+mod cp;
+mod guest;
 mod layers;
+mod ls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +55,21 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
+    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`).
+    ///
+    /// Names with control characters or invalid UTF-8 are shown escaped
+    /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
+    /// directory holding a guest tree.
+    Ls(ls::LsArgs),
+    /// Write guest files to standard output, byte for byte.
+    Cat(cat::CatArgs),
+    /// Copy guest files and directories out to a host directory.
+    ///
+    /// Recursive; keeps modes, times, symlinks (never followed), holes and
+    /// hard links, and as root owners, xattrs and device nodes. Names that
+    /// could escape DEST are skipped. Ends with a summary; the exit code is 1
+    /// when anything failed or was skipped.
+    Cp(cp::CpArgs),
 }
 
 /// Exit codes.
@@ -88,6 +107,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
+        Some(Command::Ls(args)) => ls::run(&args),
+        Some(Command::Cat(args)) => cat::run(&args),
+        Some(Command::Cp(args)) => cp::run(&args),
         None => {
             report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
             exit::ERROR

@@ -442,6 +442,16 @@ impl CopyJob {
     }
 }
 
+/// What became of a hard link to an earlier copy.
+enum Link {
+    /// Linked.
+    Made,
+    /// Not linked, and reported (exists and kept, ...).
+    Handled,
+    /// Linking is not possible: copy instead.
+    Unable,
+}
+
 /// Why copying one file's data stopped.
 enum Stop {
     Cancelled,
@@ -839,35 +849,44 @@ impl Exec<'_> {
         self.current = path.to_vec();
         self.tick();
         let linked = m.nlink > 1;
-        let done = if let Some(first) = linked.then(|| self.links.get(&m.node).cloned()).flatten() {
-            if self.hard_link(&first, dir, name, path) {
-                self.summary.hard_links += 1;
-            }
-            false
-        } else {
-            match m.file_type {
-                FileType::Regular => self.copy_file(dir, name, m, path),
-                FileType::Symlink => self.copy_symlink(dir, name, m, path),
-                FileType::Fifo
-                | FileType::Socket
-                | FileType::CharDevice
-                | FileType::BlockDevice => self.copy_special(dir, name, m, path),
-                FileType::Directory | FileType::Unknown => {
-                    self.summary
-                        .fail(path, format!("unknown file type (mode {:o})", m.mode()));
-                    false
+        if let Some(first) = linked.then(|| self.links.get(&m.node).cloned()).flatten() {
+            match self.hard_link(&first, dir, name, path) {
+                Link::Made => self.summary.hard_links += 1,
+                Link::Handled => {}
+                // The earlier copy cannot be linked to: copy the data again.
+                Link::Unable => {
+                    self.copy_node(dir, name, m, path);
                 }
             }
-        };
+            self.files_done += 1;
+            return;
+        }
+        let done = self.copy_node(dir, name, m, path);
         if done && linked {
             self.links.insert(m.node, rel.to_vec());
         }
         self.files_done += 1;
     }
 
+    /// Create a copy of non-directory `m` as `name` in `dir`.
+    fn copy_node(&mut self, dir: BorrowedFd<'_>, name: &[u8], m: &Metadata, path: &[u8]) -> bool {
+        match m.file_type {
+            FileType::Regular => self.copy_file(dir, name, m, path),
+            FileType::Symlink => self.copy_symlink(dir, name, m, path),
+            FileType::Fifo | FileType::Socket | FileType::CharDevice | FileType::BlockDevice => {
+                self.copy_special(dir, name, m, path)
+            }
+            FileType::Directory | FileType::Unknown => {
+                self.summary
+                    .fail(path, format!("unknown file type (mode {:o})", m.mode()));
+                false
+            }
+        }
+    }
+
     /// Make `name` in `dir` a hard link to the earlier copy at `first`
     /// (relative to the destination).
-    fn hard_link(&mut self, first: &[u8], dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> bool {
+    fn hard_link(&mut self, first: &[u8], dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Link {
         let (parent_rel, last) = match first.iter().rposition(|&b| b == b'/') {
             Some(i) => (&first[..i], &first[i + 1..]),
             None => (&first[..0], first),
@@ -887,21 +906,22 @@ impl Exec<'_> {
                 Mode::empty(),
             ) {
                 Ok(fd) => parent = Some(fd),
-                Err(e) => {
-                    self.summary.fail(
-                        path,
-                        format!("hard link to the earlier copy: {}", io_err(e)),
-                    );
-                    return false;
-                }
+                Err(_) => return Link::Unable,
             }
         }
         let root = self.root;
         let base = parent.as_ref().map_or(root.as_fd(), AsFd::as_fd);
-        self.create(dir, name, path, || {
-            rustix::fs::linkat(base, last, dir, name, AtFlags::empty())
-        })
-        .is_some()
+        let link = || rustix::fs::linkat(base, last, dir, name, AtFlags::empty());
+        match link() {
+            Ok(()) => Link::Made,
+            // The name exists: the usual rules decide.
+            Err(Errno::EXIST) => match self.create(dir, name, path, link) {
+                Some(()) => Link::Made,
+                None => Link::Handled,
+            },
+            // EXDEV, EMLINK, EPERM (protected_hardlinks), ...
+            Err(_) => Link::Unable,
+        }
     }
 
     fn copy_file(&mut self, dir: BorrowedFd<'_>, name: &[u8], m: &Metadata, path: &[u8]) -> bool {

@@ -203,8 +203,17 @@ pub fn size_column(m: &Metadata) -> String {
     }
 }
 
-/// `ls -l` lines for `entries` (names as given in each entry), columns aligned.
+/// `ls -l` lines for `entries`, columns aligned, names shown with [`display_name`].
 pub fn long_lines(entries: &[Entry], owners: &Owners) -> Vec<String> {
+    long_lines_with(entries, owners, |_, e| display_name(&e.name))
+}
+
+/// `ls -l` lines for `entries`, columns aligned, names shown as `name(index, entry)` says.
+pub fn long_lines_with(
+    entries: &[Entry],
+    owners: &Owners,
+    name: impl Fn(usize, &Entry) -> String,
+) -> Vec<String> {
     struct Cols {
         mode: String,
         links: String,
@@ -240,8 +249,9 @@ pub fn long_lines(entries: &[Entry], owners: &Owners) -> Vec<String> {
     entries
         .iter()
         .zip(&cols)
-        .map(|(e, c)| {
-            let name = display_name(&e.name);
+        .enumerate()
+        .map(|(i, (e, c))| {
+            let name = name(i, e);
             match c {
                 None => format!("?????????? {name}"),
                 Some(c) => {
