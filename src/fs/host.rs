@@ -90,6 +90,9 @@ impl Index {
     }
 }
 
+/// A node's parent directory, open, and its name there.
+type At = (Arc<OwnedFd>, Box<[u8]>);
+
 /// An open regular file kept for consecutive reads of one node.
 #[derive(Debug, Clone)]
 struct OpenFile {
@@ -257,7 +260,7 @@ impl HostFs {
 
     /// The parent directory's descriptor and the name, for `*at` calls on `node`.
     /// `None` for the root.
-    fn parent_and_name(&self, node: NodeId) -> Result<Option<(Arc<OwnedFd>, Box<[u8]>)>> {
+    fn parent_and_name(&self, node: NodeId) -> Result<Option<At>> {
         if node == self.root {
             return Ok(None);
         }

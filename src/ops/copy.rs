@@ -501,6 +501,8 @@ fn rel_join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     out
 }
 
+// `tv_nsec` is `c_long`: the conversion is needed where that is 32 bits.
+#[allow(clippy::useless_conversion)]
 fn timespec(t: Timestamp) -> rustix::fs::Timespec {
     rustix::fs::Timespec {
         tv_sec: t.sec,
