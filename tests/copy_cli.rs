@@ -111,6 +111,12 @@ fn dest_names_like_cp() {
     assert_eq!(code, 1);
     assert!(err.contains("/missing: not found"), "{err}");
     assert!(out.join("passwd").is_file());
+    // A guest directory cannot receive its own copy.
+    let inside = Path::new(g).join("etc/sub");
+    let (code, err) = cp(&[g, "/etc", inside.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("inside the guest directory"), "{err}");
+    assert!(!inside.exists());
     // Names in messages are escaped.
     let (code, err) = cp(&[g, "/etc", &at("")]);
     assert_eq!(code, 0, "{err}");

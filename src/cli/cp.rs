@@ -88,6 +88,18 @@ pub fn run(args: &CpArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    // A guest given as a host directory cannot receive its own copy.
+    if let Some(src) = target.image.as_ref().filter(|p| p.is_dir())
+        && let (Ok(src), Some(to)) = (src.canonicalize(), canonical_dest(&place.dir))
+        && to.starts_with(&src)
+    {
+        report(&format!(
+            "{} is inside the guest directory {}: choose a DEST outside it",
+            to.display(),
+            src.display()
+        ));
+        return exit::ERROR;
+    }
     if place.create
         && let Err(e) = std::fs::create_dir(&place.dir)
     {
@@ -128,6 +140,18 @@ pub fn run(args: &CpArgs) -> u8 {
     } else {
         exit::OK
     }
+}
+
+/// `dir` made absolute without symlinks, also when only its parent exists yet.
+fn canonical_dest(dir: &std::path::Path) -> Option<PathBuf> {
+    if let Ok(p) = dir.canonicalize() {
+        return Some(p);
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    Some(parent.canonicalize().ok()?.join(dir.file_name()?))
 }
 
 /// Set `cancel` on SIGINT, SIGTERM or SIGHUP (a second signal ends the

@@ -33,8 +33,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::HostExtent;
 use crate::text::escape;
 
-/// Non-directory nodes remembered per cache generation (two generations are kept).
-const FILE_CACHE: usize = 1 << 17;
+/// Non-directory nodes remembered per cache generation (two generations are
+/// kept; a larger directory's listing is kept whole).
+const FILE_CACHE: usize = 1 << 16;
 /// Deepest directory nesting followed when rebuilding a path.
 const MAX_DEPTH: usize = 4096;
 /// Most extents reported for one file; the rest is reported as one data range.
@@ -51,12 +52,26 @@ struct Place {
     name: Box<[u8]>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Index {
+    /// Non-directories per generation ([`FILE_CACHE`]; smaller in tests).
+    file_cache: usize,
     dirs: HashMap<NodeId, Place>,
     recent: HashMap<NodeId, Place>,
     older: HashMap<NodeId, Place>,
     foreign: HashMap<(u64, u64), NodeId>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            file_cache: FILE_CACHE,
+            dirs: HashMap::new(),
+            recent: HashMap::new(),
+            older: HashMap::new(),
+            foreign: HashMap::new(),
+        }
+    }
 }
 
 impl Index {
@@ -67,26 +82,36 @@ impl Index {
             .or_else(|| self.older.get(&node))
     }
 
-    fn remember(&mut self, node: NodeId, place: Place, is_dir: bool) {
-        if self.dirs.contains_key(&node) {
-            return;
-        }
-        if is_dir {
-            self.dirs.insert(node, place);
-            return;
-        }
-        if self.recent.contains_key(&node) {
-            return;
-        }
-        if let Some(p) = self.older.remove(&node) {
-            // Keep the first place learned: hard links stay on one path.
-            self.recent.insert(node, p);
-            return;
-        }
-        if self.recent.len() >= FILE_CACHE {
+    /// Remember the places of one directory's entries. A whole listing always
+    /// fits: the generations turn before it is added, never while.
+    fn remember_listing(
+        &mut self,
+        dir: NodeId,
+        root: NodeId,
+        learned: Vec<(NodeId, Vec<u8>, bool)>,
+    ) {
+        let files = learned.iter().filter(|(_, _, is_dir)| !is_dir).count();
+        if self.recent.len() + files > self.file_cache {
             self.older = std::mem::take(&mut self.recent);
         }
-        self.recent.insert(node, place);
+        for (node, name, is_dir) in learned {
+            if node == root || self.dirs.contains_key(&node) || self.recent.contains_key(&node) {
+                continue;
+            }
+            let place = match self.older.remove(&node) {
+                // Keep the first place learned: hard links stay on one path.
+                Some(p) => p,
+                None => Place {
+                    parent: dir,
+                    name: name.into_boxed_slice(),
+                },
+            };
+            if is_dir {
+                self.dirs.insert(node, place);
+            } else {
+                self.recent.insert(node, place);
+            }
+        }
     }
 }
 
@@ -492,22 +517,7 @@ impl FsView for HostFs {
                 file_type,
             });
         }
-        {
-            let mut index = self.index();
-            for (node, name, is_dir) in learned {
-                if node == self.root {
-                    continue;
-                }
-                index.remember(
-                    node,
-                    Place {
-                        parent: dir,
-                        name: name.into_boxed_slice(),
-                    },
-                    is_dir,
-                );
-            }
-        }
+        self.index().remember_listing(dir, self.root, learned);
         *self.last_dir.lock().unwrap_or_else(PoisonError::into_inner) = Some((dir, Arc::new(fd)));
         Ok(entries)
     }
@@ -677,5 +687,45 @@ mod tests {
         assert_eq!(fs.metadata(l.node).unwrap().file_type, FileType::Symlink);
         assert_eq!(fs.read_link(l.node).unwrap(), b"/etc/hostname");
         assert!(fs.read_at(l.node, 0, &mut buf).is_err());
+    }
+
+    #[test]
+    fn forgets_old_listings_but_never_the_latest() {
+        let tmp = tempfile::tempdir().unwrap();
+        for d in ["a", "b", "c", "big"] {
+            std::fs::create_dir(tmp.path().join(d)).unwrap();
+            let n = if d == "big" { 10 } else { 3 };
+            for i in 0..n {
+                std::fs::write(tmp.path().join(d).join(format!("f{i}")), d).unwrap();
+            }
+        }
+        let fs = HostFs::open(tmp.path()).unwrap();
+        fs.index().file_cache = 4;
+        let dir = |name: &[u8]| resolve(&fs, name, false).unwrap().node;
+        let first = |d: NodeId| fs.read_dir(d).unwrap()[0].node;
+        let a0 = first(dir(b"/a"));
+        let _ = first(dir(b"/b"));
+        // a's files are in the older generation: still known.
+        assert!(fs.metadata(a0).is_ok());
+        let _ = first(dir(b"/c"));
+        let e = fs.metadata(a0).unwrap_err().to_string();
+        assert!(e.contains("list its directory first"), "{e}");
+        let _ = first(dir(b"/a"));
+        assert!(fs.metadata(a0).is_ok());
+        // A listing larger than the cache is kept whole.
+        let big: Vec<NodeId> = fs
+            .read_dir(dir(b"/big"))
+            .unwrap()
+            .iter()
+            .map(|e| e.node)
+            .collect();
+        assert_eq!(big.len(), 10);
+        for n in big {
+            let mut buf = [0u8; 8];
+            let len = fs.read_at(n, 0, &mut buf).unwrap();
+            assert_eq!(&buf[..len], b"big");
+        }
+        // Directories are never forgotten.
+        assert!(fs.read_dir(dir(b"/a")).is_ok());
     }
 }

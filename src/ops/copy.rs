@@ -962,9 +962,6 @@ impl Exec<'_> {
 
     /// Copy the data ranges of regular file `m` into `out`, leaving holes.
     fn copy_data(&mut self, out: &File, m: &Metadata) -> Result<(), Stop> {
-        let fail = |what: &str, e: &dyn std::fmt::Display| Stop::Failed(format!("{what}: {e}"));
-        out.set_len(m.size)
-            .map_err(|e| fail("setting the size", &e))?;
         if m.size == 0 {
             return Ok(());
         }
@@ -983,7 +980,19 @@ impl Exec<'_> {
         let mut buf = std::mem::take(&mut self.buf);
         let r = self.copy_extents(out, m, &extents, &mut buf);
         self.buf = buf;
-        r
+        r?;
+        // A file ending in a hole gets its size here (the writes did not reach it).
+        let data_end = extents
+            .iter()
+            .filter(|e| !e.unwritten)
+            .map(|e| e.offset.saturating_add(e.len).min(m.size))
+            .max()
+            .unwrap_or(0);
+        if data_end < m.size {
+            out.set_len(m.size)
+                .map_err(|e| Stop::Failed(format!("setting the size: {e}")))?;
+        }
+        Ok(())
     }
 
     fn copy_extents(
