@@ -8,7 +8,8 @@
 //!
 //! `cargo bench --bench copy`; `VMRESCUE_BENCH_DIR` picks the scratch
 //! directory (default `target/bench-copy`), `VMRESCUE_BENCH_COLD=1` (root)
-//! also drops the page cache before every run.
+//! also drops the page cache before every run, `VMRESCUE_BENCH_BIG_MIB` and
+//! `VMRESCUE_BENCH_FILES` shrink the cases for a quick trial.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,7 +30,14 @@ enum Source {
 const SOURCE: Source = Source::HostDir;
 
 const RUNS: usize = 3;
-const SMALL_FILES: usize = 30_000;
+
+/// A size from the environment (for quick trial runs), or the default.
+fn env_size(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 fn main() {
     let root = std::env::var_os("VMRESCUE_BENCH_DIR")
@@ -46,15 +54,17 @@ fn main() {
 
     let big = root.join("big");
     std::fs::create_dir_all(&big).unwrap();
-    write_noise(&big.join("1GiB.bin"), 1 << 30, 1);
+    let big_mib = env_size("VMRESCUE_BENCH_BIG_MIB", 1024);
+    write_noise(&big.join("big.bin"), big_mib << 20, 1);
     let small = root.join("small");
-    let (files, bytes) = make_small_tree(&small);
+    let (files, bytes) = make_small_tree(&small, env_size("VMRESCUE_BENCH_FILES", 30_000) as usize);
     println!("(b) generated {files} files, {} MiB", bytes >> 20);
 
-    for (label, tree) in [
-        ("(a) one 1 GiB file", &big),
-        ("(b) 30,000 small files", &small),
-    ] {
+    let labels = [
+        format!("(a) one file of {big_mib} MiB"),
+        format!("(b) {files} small files"),
+    ];
+    for (label, tree) in labels.iter().zip([&big, &small]) {
         println!("\n{label}");
         let case = Case::prepare(&root, tree);
         let mut results: Vec<(&str, Option<Duration>)> = Vec::new();
@@ -111,7 +121,7 @@ fn write_noise(path: &Path, len: u64, seed: u64) {
 
 /// About 30,000 files in directories of 100, sizes 0–16 KiB; every 50th
 /// entry is a symlink, every 200th a hard link.
-fn make_small_tree(root: &Path) -> (usize, u64) {
+fn make_small_tree(root: &Path, count: usize) -> (usize, u64) {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         x ^= x << 13;
@@ -124,7 +134,7 @@ fn make_small_tree(root: &Path) -> (usize, u64) {
         .collect();
     let mut bytes = 0;
     let mut last_file: Option<PathBuf> = None;
-    for i in 0..SMALL_FILES {
+    for i in 0..count {
         let dir = root.join(format!("d{:03}/s{:02}", i / 1000, (i / 100) % 10));
         if i % 100 == 0 {
             std::fs::create_dir_all(&dir).unwrap();
@@ -145,7 +155,7 @@ fn make_small_tree(root: &Path) -> (usize, u64) {
             last_file = Some(p);
         }
     }
-    (SMALL_FILES, bytes)
+    (count, bytes)
 }
 
 struct Case {
@@ -174,6 +184,7 @@ impl Case {
                 let image = root.join("fs.img");
                 let size_mib = bytes / (1 << 20) * 3 / 2 + 256;
                 let ok = Command::new("mke2fs")
+                    .stdout(Stdio::null())
                     .args(["-q", "-F", "-t", "ext4", "-d"])
                     .arg(tree)
                     .arg(&image)
