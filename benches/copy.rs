@@ -29,6 +29,7 @@ enum Source {
 /// Switch the source here.
 const SOURCE: Source = Source::HostDir;
 
+/// Timed runs of each tool per case (after one warm-up run).
 const RUNS: usize = 3;
 
 /// A size from the environment (for quick trial runs), or the default.
@@ -44,8 +45,14 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-copy"));
     let cold = std::env::var_os("VMRESCUE_BENCH_COLD").is_some();
+    // `cargo test --all-targets` runs this without `--bench`: a small smoke run.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let (big_default, files_default) = if smoke { (8, 200) } else { (1024, 30_000) };
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("bench directory");
+    if smoke {
+        println!("smoke run (`cargo bench --bench copy` runs the real sizes)");
+    }
     println!(
         "copy-out benchmark, source: {SOURCE:?}, page cache: {}",
         if cold { "cold" } else { "warm" }
@@ -54,10 +61,13 @@ fn main() {
 
     let big = root.join("big");
     std::fs::create_dir_all(&big).unwrap();
-    let big_mib = env_size("VMRESCUE_BENCH_BIG_MIB", 1024);
+    let big_mib = env_size("VMRESCUE_BENCH_BIG_MIB", big_default);
     write_noise(&big.join("big.bin"), big_mib << 20, 1);
     let small = root.join("small");
-    let (files, bytes) = make_small_tree(&small, env_size("VMRESCUE_BENCH_FILES", 30_000) as usize);
+    let (files, bytes) = make_small_tree(
+        &small,
+        env_size("VMRESCUE_BENCH_FILES", files_default) as usize,
+    );
     println!("(b) generated {files} files, {} MiB", bytes >> 20);
 
     let labels = [

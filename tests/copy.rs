@@ -498,8 +498,17 @@ fn owners_xattrs_and_device_nodes_as_root() {
         XattrFlags::empty(),
     )
     .unwrap();
+    // Symlinks carry xattrs too (trusted.*: root only).
+    rustix::fs::lsetxattr(
+        src.join("shadow").as_path(),
+        "trusted.link",
+        b"on the link itself",
+        XattrFlags::empty(),
+    )
+    .unwrap();
     set_all_times(&src);
     let before = walk(&src);
+    assert_eq!(before[b"shadow".as_slice()].xattrs.len(), 1);
     let fs: Arc<dyn FsView> = Arc::new(HostFs::open(&src).unwrap());
     let dest = tmp.path().join("dest");
     std::fs::create_dir(&dest).unwrap();
