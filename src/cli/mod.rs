@@ -4,8 +4,12 @@
 //! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
 //! and `--json` where the output is data.
 
+mod cat;
+mod cp;
 mod doctor;
+mod guest;
 mod layers;
+mod ls;
 mod tui;
 mod undo;
 
@@ -57,6 +61,21 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
+    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`).
+    ///
+    /// Names with control characters or invalid UTF-8 are shown escaped
+    /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
+    /// directory holding a guest tree.
+    Ls(ls::LsArgs),
+    /// Write guest files to standard output, byte for byte.
+    Cat(cat::CatArgs),
+    /// Copy guest files and directories out to a host directory.
+    ///
+    /// Recursive; keeps modes, times, symlinks (never followed), holes and
+    /// hard links, and as root owners, xattrs and device nodes. Names that
+    /// could escape DEST are skipped. Ends with a summary; the exit code is 1
+    /// when anything failed or was skipped.
+    Cp(cp::CpArgs),
     /// Find broken or suspicious symlinks in the guest's library and program
     /// directories, and list the most recently changed files.
     ///
@@ -111,6 +130,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
+        Some(Command::Ls(args)) => ls::run(&args),
+        Some(Command::Cat(args)) => cat::run(&args),
+        Some(Command::Cp(args)) => cp::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Undo(args)) => undo::run(&args),
         None => tui::run(&tui::TuiArgs {
