@@ -40,6 +40,10 @@ pub struct Target {
     /// Another disk of the same VM (repeatable), for volume groups that span disks.
     #[arg(long = "disk", value_name = "FILE")]
     pub disks: Vec<PathBuf>,
+    /// Show qcow2 images as of an internal snapshot (its ID or name, as
+    /// `qemu-img snapshot -l` lists them) instead of their current state.
+    #[arg(long, value_name = "NAME|ID")]
+    pub snapshot: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,9 +80,12 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
             "the demo image is not bundled in this build yet".into(),
         ));
     };
-    images.push(vmrescue::image::open(path)?);
+    let opts = vmrescue::image::OpenOptions {
+        snapshot: target.snapshot.clone(),
+    };
+    images.push(vmrescue::image::open_with(path, &opts)?);
     for d in &target.disks {
-        images.push(vmrescue::image::open(d)?);
+        images.push(vmrescue::image::open_with(d, &opts)?);
     }
     Ok(vmrescue::layers::scan(images))
 }
