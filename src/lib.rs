@@ -7,6 +7,7 @@
 //! * [`image`] — container formats (raw files, block devices, qcow2).
 //! * [`layers`] — partition tables, LVM2 and the content probe, assembled
 //!   into one [`layers::Layout`] per set of disks.
+//! * [`pve`] — Proxmox VE discovery: guests, their disks, whether they run.
 //! * [`fs`] — guest filesystems behind the [`fs::FsView`] trait.
 //! * [`engine`] — the userspace engine (we parse everything ourselves) and
 //!   the kernel engine (loop + device-mapper + read-only mount).
@@ -20,6 +21,7 @@ pub mod fs;
 pub mod image;
 pub mod io;
 pub mod layers;
+pub mod pve;
 pub mod text;
 
 pub use error::{Error, Result};

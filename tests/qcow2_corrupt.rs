@@ -101,11 +101,17 @@ fn bad_header_fields() {
     // Without the magic it is no qcow2 at all: a raw image, readable as such.
     let mut c = Copy::of("qcow2-tiny");
     c.set_u32(0, 0x5146_49fa).result().unwrap();
-    assert_eq!(image::open(&c.path).unwrap().format, image::ImageFormat::Raw);
+    assert_eq!(
+        image::open(&c.path).unwrap().format,
+        image::ImageFormat::Raw
+    );
     let mut c = Copy::of("qcow2-tiny");
     assert_has(&c.set_u32(4, 4).error(), &["qcow2 version 4"]);
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(&c.set_u32(20, 30).error(), &["qcow2 header at byte 20", "cluster_bits 30"]);
+    assert_has(
+        &c.set_u32(20, 30).error(),
+        &["qcow2 header at byte 20", "cluster_bits 30"],
+    );
     let mut c = Copy::of("qcow2-tiny");
     assert_has(&c.set_u32(20, 8).error(), &["cluster_bits 8"]);
     let mut c = Copy::of("qcow2-tiny");
@@ -125,7 +131,10 @@ fn huge_sizes_are_refused_without_allocating() {
     c.set_u64(24, u64::MAX);
     assert_has(&c.error(), &["cannot map"]);
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(&c.set_u32(36, u32::MAX).error(), &["larger than QEMU's limit"]);
+    assert_has(
+        &c.set_u32(36, u32::MAX).error(),
+        &["larger than QEMU's limit"],
+    );
     // An L1 table of the largest allowed size but a file far too small.
     let mut c = Copy::of("qcow2-tiny");
     c.set_u32(36, 4 << 20).set_u64(24, 1 << 40);
@@ -146,9 +155,15 @@ fn offsets_past_the_end_of_the_file() {
         &["active L1 table at byte", "past the end of the file"],
     );
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(&c.set_u64(40, 12288 + 8).error(), &["not a cluster boundary"]);
+    assert_has(
+        &c.set_u64(40, 12288 + 8).error(),
+        &["not a cluster boundary"],
+    );
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(&c.set_u64(40, 0).error(), &["not a cluster boundary after the header"]);
+    assert_has(
+        &c.set_u64(40, 0).error(),
+        &["not a cluster boundary after the header"],
+    );
     // An L1 entry pointing past the end.
     let mut c = Copy::of("qcow2-tiny");
     let l1 = c.l1_table_offset();
@@ -178,7 +193,10 @@ fn offsets_past_the_end_of_the_file() {
     assert_has(&e, &["compressed cluster at byte", "outside the file"]);
     // The snapshot table past the end.
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(&c.set_u64(64, len + 4096).error(), &["snapshot table entry"]);
+    assert_has(
+        &c.set_u64(64, len + 4096).error(),
+        &["snapshot table entry"],
+    );
 }
 
 #[test]
@@ -195,7 +213,13 @@ fn misaligned_and_overlapping_tables() {
     let mut c = Copy::of("qcow2-tiny");
     let l2 = c.l2_entry_pos();
     let e = c.set_u64(l2, 0x5000 + 1024).error();
-    assert_has(&e, &[&format!("L2 table entry at byte {l2}"), "not a cluster boundary"]);
+    assert_has(
+        &e,
+        &[
+            &format!("L2 table entry at byte {l2}"),
+            "not a cluster boundary",
+        ],
+    );
     // An L2 table pointing at the header: reads garbage but never panics.
     let mut c = Copy::of("qcow2-tiny");
     c.set_u64(l1, 4096);
@@ -243,7 +267,10 @@ fn features_refused_by_name() {
     assert!(img.details.iter().any(|d| d == "marked corrupt by QEMU"));
     // The compression type bit without a compression type.
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(&c.set_u64(72, 1 << 3).error(), &["compression type feature bit is set"]);
+    assert_has(
+        &c.set_u64(72, 1 << 3).error(),
+        &["compression type feature bit is set"],
+    );
 }
 
 #[test]
@@ -260,7 +287,13 @@ fn extended_l2_bitmaps_checked() {
     let bitmap = c.u64(l2 + 8);
     assert_eq!(bitmap & 1, 1, "subcluster 0 should be allocated");
     let e = c.set_u64(l2 + 8, bitmap | (1 << 32)).error();
-    assert_has(&e, &[&format!("L2 table entry at byte {l2}"), "both allocated and zero"]);
+    assert_has(
+        &e,
+        &[
+            &format!("L2 table entry at byte {l2}"),
+            "both allocated and zero",
+        ],
+    );
     // Allocated subclusters without a host cluster.
     let mut c2 = Copy::of("qcow2-xl2");
     std::fs::copy(
@@ -304,7 +337,11 @@ fn backing_chain_loops_and_depth() {
     // A chain deeper than the limit: l00 -> l01 -> ... -> l40.
     let dir = tempfile::tempdir().unwrap();
     for i in 0..40 {
-        chain_top_in(dir.path(), &format!("l{i:02}.img"), &format!("l{:02}.img", i + 1));
+        chain_top_in(
+            dir.path(),
+            &format!("l{i:02}.img"),
+            &format!("l{:02}.img", i + 1),
+        );
     }
     std::fs::copy(common::fixture("qcow2-tiny"), dir.path().join("l40.img")).unwrap();
     let e = read_everything(&dir.path().join("l00.img")).unwrap_err();
@@ -326,11 +363,7 @@ fn backing_files_that_cannot_be_opened() {
     assert_has(&c.error(), &["json:"]);
     // The backing format extension says qcow2, the file is raw.
     let mut c = Copy::of("qcow2-chain-top");
-    std::fs::copy(
-        common::fixture("qcow2-chain-base"),
-        c.dir().join("raw.img"),
-    )
-    .unwrap();
+    std::fs::copy(common::fixture("qcow2-chain-base"), c.dir().join("raw.img")).unwrap();
     set_backing(&mut c, "raw.img");
     assert_has(&c.error(), &["should be qcow2", "no qcow2 magic"]);
     // A backing format vmrescue does not read.

@@ -18,6 +18,11 @@ use vmrescue::layers::Layout;
 /// named `p1`, `p5` (partitions), `vg/lv` (logical volumes), or as the guest
 /// names them: `/dev/vg/lv`, `/dev/mapper/vg-lv`, `/dev/sda1`, `UUID=...`,
 /// `LABEL=...`.
+///
+/// On a Proxmox VE host, `vmrescue 108` opens the disks of VM (or container)
+/// 108, and `vmrescue` alone lists the guests to pick from. A guest that is
+/// running (or a disk that a QEMU process holds locked) is only read, with a
+/// warning that what is shown may be inconsistent.
 #[derive(Parser, Debug)]
 #[command(name = "vmrescue", version, about, long_about)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -31,12 +36,22 @@ pub struct Cli {
 /// The disks to open.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// Disk image: a raw file or a block device.
-    #[arg(value_name = "IMAGE", required_unless_present = "demo")]
+    /// Disk image: a raw or qcow2 file, a block device, or the ID of a
+    /// Proxmox VM or container (all its disks; a file of that name wins).
+    /// Without one, on a Proxmox host, lists the guests.
+    #[arg(value_name = "IMAGE")]
     pub image: Option<PathBuf>,
     /// Use the bundled demo image (a CentOS-6-like guest with a broken libc link).
     #[arg(long, conflicts_with = "image")]
     pub demo: bool,
+    /// Open the disks of this Proxmox VM or container: the boot disk as
+    /// IMAGE, the others as --disk.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["image", "demo"])]
+    pub vmid: Option<u32>,
+    /// Where the Proxmox configuration lives (qemu-server/, lxc/, storage.cfg).
+    /// Outside the default, volumes are resolved from storage.cfg alone.
+    #[arg(long, value_name = "DIR", default_value = vmrescue::pve::DEFAULT_ROOT)]
+    pub pve_root: PathBuf,
     /// Another disk of the same VM (repeatable), for volume groups that span disks.
     #[arg(long = "disk", value_name = "FILE")]
     pub disks: Vec<PathBuf>,
@@ -74,20 +89,101 @@ pub fn report(err: &dyn std::fmt::Display) {
 
 /// Open the target's disks and read their layers.
 pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
-    let mut images = Vec::new();
-    let Some(path) = &target.image else {
+    if target.demo {
         return Err(vmrescue::Error::Invalid(
             "the demo image is not bundled in this build yet".into(),
         ));
-    };
+    }
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.snapshot.clone(),
     };
-    images.push(vmrescue::image::open_with(path, &opts)?);
-    for d in &target.disks {
-        images.push(vmrescue::image::open_with(d, &opts)?);
+    let mut images = Vec::new();
+    for path in target_paths(target)? {
+        if let Ok(Some(why)) = vmrescue::pve::is_image_in_use(&path) {
+            report(&format!(
+                "warning: {} is in use ({why}); reading it anyway, but what is shown may be \
+                 inconsistent and nothing will be written to it",
+                path.display()
+            ));
+        }
+        images.push(vmrescue::image::open_with(&path, &opts)?);
     }
     Ok(vmrescue::layers::scan(images))
+}
+
+/// The disks a target names: IMAGE (or the disks of a Proxmox guest) and --disk.
+pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
+    let vmid = target.vmid.or_else(|| {
+        let image = target.image.as_ref()?;
+        let s = image.to_str()?;
+        (!image.exists() && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    });
+    let mut paths = Vec::new();
+    if let Some(vmid) = vmid {
+        let host = vmrescue::pve::Host::new(&target.pve_root);
+        let guest = vmrescue::pve::find(&host, vmid)?;
+        let (disks, skipped) = guest.openable_disks();
+        for s in &skipped {
+            report(&format!(
+                "warning: {} {vmid}: skipping {s}",
+                guest.kind.short()
+            ));
+        }
+        if disks.is_empty() {
+            return Err(vmrescue::Error::NotFound(format!(
+                "a disk of {} {vmid} that can be opened",
+                guest.kind.short()
+            )));
+        }
+        if let vmrescue::pve::Status::Running(why) = &guest.status {
+            report(&format!(
+                "warning: {} {vmid} is running ({why}): reading its disks anyway, but what is \
+                 shown may be inconsistent and no repair will be made",
+                guest.kind.short()
+            ));
+        }
+        paths.extend(disks);
+    } else if let Some(path) = &target.image {
+        paths.push(path.clone());
+    } else {
+        let host = vmrescue::pve::Host::new(&target.pve_root);
+        if host.exists() {
+            let list = vmrescue::pve::list(&host)?;
+            return Err(vmrescue::Error::Invalid(format!(
+                "no IMAGE given; open a guest of this Proxmox host with `vmrescue ID`:\n{}",
+                vmrescue::pve::render_list(&list).trim_end()
+            )));
+        }
+        return Err(vmrescue::Error::Invalid(
+            "no IMAGE given: name a disk image, a block device or a Proxmox VM ID".into(),
+        ));
+    }
+    paths.extend(target.disks.iter().cloned());
+    Ok(paths)
+}
+
+/// `vmrescue` with nothing to open: on a Proxmox host, the guests to pick from.
+fn list_guests(target: &Target) -> u8 {
+    let host = vmrescue::pve::Host::new(&target.pve_root);
+    if !host.exists() {
+        report(
+            &"no IMAGE given: name a disk image, a block device or a Proxmox VM ID (see --help)",
+        );
+        return exit::ERROR;
+    }
+    match vmrescue::pve::list(&host) {
+        Ok(list) => {
+            print!("{}", vmrescue::pve::render_list(&list));
+            println!("\nOpen one with `vmrescue ID` (or `vmrescue layers ID`).");
+            exit::OK
+        }
+        Err(e) => {
+            report(&e);
+            exit::ERROR
+        }
+    }
 }
 
 /// Parse the command line and run.
@@ -95,6 +191,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
+        None if cli.target.image.is_none() && cli.target.vmid.is_none() && !cli.target.demo => {
+            list_guests(&cli.target)
+        }
         None => {
             report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
             exit::ERROR
