@@ -98,6 +98,15 @@ pub fn has_magic(head: &[u8]) -> bool {
     head.starts_with(&header::MAGIC)
 }
 
+/// A whole compressed cluster to decompress: its L2 entry and where it goes.
+type ClusterJob<'a> = (u64, &'a mut [u8]);
+
+/// How many threads decompress clusters of one large read.
+fn parallelism() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
+}
+
 /// Decompressed clusters kept for reads smaller than a cluster.
 const CLUSTER_CACHE: usize = 8;
 
@@ -353,6 +362,48 @@ impl Qcow2 {
         })
     }
 
+    /// Decompress whole clusters into their buffers, spreading the work over
+    /// the CPUs when there is more than one cluster. Workers take clusters one
+    /// at a time from a shared queue, so a worker the scheduler pauses holds
+    /// up at most one cluster.
+    fn decompress_all(&self, jobs: Vec<ClusterJob<'_>>) -> std::io::Result<()> {
+        let workers = parallelism().min(jobs.len());
+        if workers <= 1 {
+            for (entry, dst) in jobs {
+                self.decompress_cluster(entry, dst)?;
+            }
+            return Ok(());
+        }
+        let queue: Vec<Mutex<Option<ClusterJob<'_>>>> =
+            jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || -> std::io::Result<()> {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(slot) = queue.get(i) else {
+                    return Ok(());
+                };
+                let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some((entry, dst)) = job {
+                    self.decompress_cluster(entry, dst)?;
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+            let mut result = work();
+            for h in handles {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(std::io::Error::other("a decompression thread panicked"))
+                });
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            result
+        })
+    }
+
     /// Copy part of a compressed cluster, keeping recently decompressed clusters.
     fn read_compressed(&self, entry: u64, within: usize, dst: &mut [u8]) -> std::io::Result<()> {
         let cs = self.header.cluster_size() as usize;
@@ -396,23 +447,30 @@ impl ReadAt for Qcow2 {
         if end > self.size {
             return Err(past_end(offset, buf.len(), self.size));
         }
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let (granule, len) = self.map(pos, (buf.len() - done) as u64)?;
-            let len = len as usize;
-            let dst = &mut buf[done..done + len];
+        let cs = self.header.cluster_size() as usize;
+        // Whole compressed clusters are gathered and decompressed at the end,
+        // in parallel when there are several.
+        let mut whole_compressed: Vec<ClusterJob<'_>> = Vec::new();
+        let mut rest: &mut [u8] = buf;
+        let mut pos = offset;
+        while !rest.is_empty() {
+            let (granule, len) = self.map(pos, rest.len() as u64)?;
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(len as usize);
+            rest = tail;
             match granule {
                 Granule::Zero => dst.fill(0),
                 Granule::Unallocated => self.read_backing(pos, dst)?,
                 Granule::Data(host) => self.read_host(host, dst)?,
+                Granule::Compressed { entry, within: 0 } if dst.len() == cs => {
+                    whole_compressed.push((entry, dst))
+                }
                 Granule::Compressed { entry, within } => {
                     self.read_compressed(entry, within as usize, dst)?
                 }
             }
-            done += len;
+            pos += len;
         }
-        Ok(())
+        self.decompress_all(whole_compressed)
     }
 
     fn size(&self) -> u64 {
