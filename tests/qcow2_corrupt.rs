@@ -85,6 +85,24 @@ fn read_everything(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The error from opening and reading `path` as of snapshot `snap`.
+fn snapshot_error(path: &Path, snap: &str) -> String {
+    let img = match image::open_with(
+        path,
+        &image::OpenOptions {
+            snapshot: Some(snap.into()),
+        },
+    ) {
+        Ok(img) => img,
+        Err(e) => return e.to_string(),
+    };
+    let mut buf = vec![0u8; img.source.size() as usize];
+    match img.source.read_exact_at(0, &mut buf) {
+        Ok(()) => panic!("{}: snapshot {snap} should fail", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
 fn assert_has(e: &str, parts: &[&str]) {
     for p in parts {
         assert!(e.contains(p), "error {e:?} lacks {p:?}");
@@ -139,11 +157,16 @@ fn huge_sizes_are_refused_without_allocating() {
     let mut c = Copy::of("qcow2-tiny");
     c.set_u32(36, 4 << 20).set_u64(24, 1 << 40);
     assert_has(&c.error(), &["run past the end of the file"]);
+    // A damaged snapshot table: the current state still reads, the damage
+    // is listed, and asking for a snapshot fails.
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(&c.set_u32(60, 1_000_000).error(), &["nb_snapshots 1000000"]);
+    c.set_u32(60, 1_000_000).result().unwrap();
+    let details = image::open(&c.path).unwrap().details.join(", ");
+    assert_has(&details, &["snapshots unreadable", "nb_snapshots 1000000"]);
+    assert_has(&snapshot_error(&c.path, "1"), &["nb_snapshots 1000000"]);
     let mut c = Copy::of("qcow2-tiny");
-    c.set_u32(60, 65536);
-    assert_has(&c.error(), &["snapshot table"]);
+    c.set_u32(60, 65536).result().unwrap();
+    assert_has(&snapshot_error(&c.path, "s1"), &["snapshot table"]);
 }
 
 #[test]
@@ -155,10 +178,8 @@ fn offsets_past_the_end_of_the_file() {
         &["active L1 table at byte", "past the end of the file"],
     );
     let mut c = Copy::of("qcow2-tiny");
-    assert_has(
-        &c.set_u64(40, 12288 + 8).error(),
-        &["not a cluster boundary"],
-    );
+    let l1 = c.l1_table_offset() as u64;
+    assert_has(&c.set_u64(40, l1 + 8).error(), &["not a cluster boundary"]);
     let mut c = Copy::of("qcow2-tiny");
     assert_has(
         &c.set_u64(40, 0).error(),
@@ -193,10 +214,17 @@ fn offsets_past_the_end_of_the_file() {
     assert_has(&e, &["compressed cluster at byte", "outside the file"]);
     // The snapshot table past the end.
     let mut c = Copy::of("qcow2-tiny");
+    c.set_u64(64, len + 4096).result().unwrap();
+    assert_has(&snapshot_error(&c.path, "1"), &["snapshot table entry"]);
+    // A snapshot's L1 table past the end.
+    let mut c = Copy::of("qcow2-tiny");
+    let snap = c.u64(64) as usize;
+    c.set_u64(snap, len + 4096);
     assert_has(
-        &c.set_u64(64, len + 4096).error(),
-        &["snapshot table entry"],
+        &snapshot_error(&c.path, "s1"),
+        &["L1 table of snapshot 1 \"s1\"", "past the end of the file"],
     );
+    c.result().unwrap();
 }
 
 #[test]

@@ -75,6 +75,7 @@ pub struct Qcow2 {
     /// The virtual size shown.
     size: u64,
     snapshots: Vec<Snapshot>,
+    snapshot_table_error: Option<String>,
     shown_snapshot: Option<Snapshot>,
     backing: Option<Backing>,
     chain: Vec<ChainLink>,
@@ -136,13 +137,19 @@ impl Qcow2 {
             .context(|| format!("{name}: reading the qcow2 header"))?;
         let header = Header::parse(&first, file_size, name)?;
         let cluster_size = header.cluster_size();
-        let snapshots = snapshot::read_table(
+        // A damaged snapshot table stops only the reading of snapshots: the
+        // current state is still shown, with the damage listed in the details.
+        let (snapshots, snapshot_table_error) = match snapshot::read_table(
             &*file,
             header.snapshots_offset,
             header.nb_snapshots,
             cluster_size,
             name,
-        )?;
+        ) {
+            Ok(s) => (s, None),
+            Err(e) if snapshot.is_none() => (Vec::new(), Some(e.to_string())),
+            Err(e) => return Err(e),
+        };
         let (l1_offset, l1_size, size, shown, field) = match snapshot {
             None => (
                 header.l1_table_offset,
@@ -199,6 +206,7 @@ impl Qcow2 {
             l1_table_offset: l1_offset,
             size,
             snapshots,
+            snapshot_table_error,
             shown_snapshot: shown,
             backing: None,
             chain: Vec::new(),
@@ -215,6 +223,12 @@ impl Qcow2 {
     /// Every internal snapshot in the image.
     pub fn snapshots(&self) -> &[Snapshot] {
         &self.snapshots
+    }
+
+    /// Why the snapshot table could not be read, when it could not (the
+    /// current state is read all the same).
+    pub fn snapshot_table_error(&self) -> Option<&str> {
+        self.snapshot_table_error.as_deref()
     }
 
     /// The snapshot shown, when one was asked for.
@@ -289,6 +303,9 @@ impl Qcow2 {
                 if self.snapshots.len() == 1 { "" } else { "s" },
                 list.join("; ")
             ));
+        }
+        if let Some(e) = &self.snapshot_table_error {
+            out.push(format!("snapshots unreadable ({e})"));
         }
         if let Some(s) = &self.shown_snapshot {
             out.push(format!("showing snapshot {} of {}", s.label(), s.date()));
