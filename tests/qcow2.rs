@@ -464,6 +464,20 @@ fn other_formats_are_named() {
         let e = image::open(&p).unwrap_err().to_string();
         assert!(e.contains(want), "{file}: {e}");
     }
+    // Encrypted and external-data-file images made by qemu-img are refused by name.
+    let e = image::open(&common::fixture("qcow2-aes")).unwrap_err();
+    assert!(
+        matches!(e, vmrescue::Error::Unsupported(_))
+            && e.to_string().contains("encrypted qcow2 (AES)"),
+        "{e}"
+    );
+    common::fixture("qcow2-datafile-data");
+    let e = image::open(&common::fixture("qcow2-datafile")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("external data file \"qcow2-datafile-data.img\""),
+        "{e}"
+    );
     // A VHD (fixed) is recognised by its footer alone.
     let p = dir.path().join("fixed.vhd");
     let mut bytes = vec![0u8; 8192];
