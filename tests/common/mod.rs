@@ -57,7 +57,8 @@ pub fn fixture_file(file: &str) -> PathBuf {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create fixture cache");
-    // Unique per thread too: tests of one binary run in parallel threads.
+    // Unique per call: tests of one binary run in threads of one process and
+    // may ask for the same fixture at the same time.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{file}.{}.{n}", std::process::id()));
