@@ -51,6 +51,14 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
+    /// Pack a disk image into the demo container (used by assets/make-demo.sh).
+    #[command(hide = true)]
+    PackDemo {
+        /// The disk image built by assets/make-demo.sh.
+        image: PathBuf,
+        /// Where to write the container.
+        output: PathBuf,
+    },
 }
 
 /// Exit codes.
@@ -71,12 +79,11 @@ pub fn report(err: &dyn std::fmt::Display) {
 /// Open the target's disks and read their layers.
 pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     let mut images = Vec::new();
-    let Some(path) = &target.image else {
-        return Err(vmrescue::Error::Invalid(
-            "the demo image is not bundled in this build yet".into(),
-        ));
+    let path = match &target.image {
+        Some(p) => p.clone(),
+        None => vmrescue::demo::path()?,
     };
-    images.push(vmrescue::image::open(path)?);
+    images.push(vmrescue::image::open(&path)?);
     for d in &target.disks {
         images.push(vmrescue::image::open(d)?);
     }
@@ -88,10 +95,28 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
+        Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
         None => {
             report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
             exit::ERROR
         }
     };
+    vmrescue::demo::cleanup();
     ExitCode::from(code)
+}
+
+/// `vmrescue pack-demo IMAGE OUTPUT` (hidden).
+fn pack_demo(image: &std::path::Path, output: &std::path::Path) -> u8 {
+    let packed = match vmrescue::demo::pack(image) {
+        Ok(p) => p,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    };
+    if let Err(e) = std::fs::write(output, packed) {
+        report(&format!("{}: {e}", output.display()));
+        return exit::ERROR;
+    }
+    exit::OK
 }
