@@ -13,7 +13,7 @@
 #
 # Reports beside the image: demo.sfdisk.json (sfdisk --json), demo.lvs.json
 # (lvs --segments), demo.pvs.json (pvs, for pe_start) and demo.blkid
-# (blkid -p -o export of every volume, blocks headed VOLUME=<name>).
+# (blkid -d -p -o export of every volume, blocks headed VOLUME=<name>).
 #
 # Needs root (a loop device for lvm2), sfdisk, lvm2, e2fsprogs, mkswap,
 # gcc, cpio, gzip. Nothing is activated: lvm2 runs with --driverloaded n and
@@ -800,7 +800,7 @@ sfdisk --json "$img" | sed "s|$img|demo.img|g" >"$out/demo.sfdisk.json"
 {
     probe() { # probe NAME OFFSET SIZE
         echo "VOLUME=$1"
-        blkid -p -o export -O "$2" -S "$3" "$img" | grep -v '^DEVNAME='
+        blkid -d -p -o export -O "$2" -S "$3" "$img" | grep -v '^DEVNAME='
         echo
     }
     probe p1 $((P1_START * SECTOR)) $((P1_SECTORS * SECTOR))

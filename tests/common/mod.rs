@@ -50,6 +50,9 @@ pub fn fixture_file(file: &str) -> PathBuf {
         );
         return path;
     }
+    // Tests run in parallel threads: one decompresses, the others wait for it.
+    static DECOMPRESSING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = DECOMPRESSING.lock().unwrap_or_else(|e| e.into_inner());
     let zst = data_dir().join(format!("{file}.zst"));
     let plain = data_dir().join(file);
     let committed = if zst.exists() { &zst } else { &plain };
@@ -57,7 +60,11 @@ pub fn fixture_file(file: &str) -> PathBuf {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create fixture cache");
-    let tmp = dir.join(format!(".{file}.{}", std::process::id()));
+    let tmp = dir.join(format!(
+        ".{file}.{}.{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     if zst.exists() {
         decompress_sparse(&zst, &tmp);
     } else if plain.exists() {
