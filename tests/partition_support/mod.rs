@@ -114,9 +114,28 @@ pub fn layout_of(path: &Path) -> Layout {
 /// A byte source with damage applied: a prefix of `base` (truncation) with
 /// some bytes replaced.
 pub struct Damaged {
-    pub base: Arc<dyn ReadAt>,
-    pub size: u64,
-    pub patches: Vec<(u64, Vec<u8>)>,
+    base: Arc<dyn ReadAt>,
+    size: u64,
+    patches: Vec<(u64, Vec<u8>)>,
+}
+
+impl Damaged {
+    /// The first `size` bytes of `base` with `patches` (position, new bytes)
+    /// applied; patches must not overlap.
+    pub fn new(base: &Arc<dyn ReadAt>, size: u64, mut patches: Vec<(u64, Vec<u8>)>) -> Damaged {
+        patches.sort_by_key(|(at, _)| *at);
+        for w in patches.windows(2) {
+            assert!(
+                w[0].0 + w[0].1.len() as u64 <= w[1].0,
+                "overlapping patches"
+            );
+        }
+        Damaged {
+            base: Arc::clone(base),
+            size,
+            patches,
+        }
+    }
 }
 
 impl ReadAt for Damaged {
@@ -126,7 +145,14 @@ impl ReadAt for Damaged {
             .filter(|&e| e <= self.size)
             .ok_or_else(|| vmrescue::io::past_end(offset, buf.len(), self.size))?;
         self.base.read_exact_at(offset, buf)?;
-        for (at, bytes) in &self.patches {
+        // Patches are sorted by position and do not overlap (see `Damaged::new`).
+        let first = self
+            .patches
+            .partition_point(|(at, b)| at + b.len() as u64 <= offset);
+        for (at, bytes) in &self.patches[first..] {
+            if *at >= end {
+                break;
+            }
             let p_end = at + bytes.len() as u64;
             let lo = offset.max(*at);
             let hi = end.min(p_end);

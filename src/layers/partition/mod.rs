@@ -139,6 +139,56 @@ pub fn read(src: &dyn ReadAt) -> Result<Option<Table>> {
     }
 }
 
+/// Report partitions that overlap each other. Logical partitions lie inside
+/// their extended partition, which is not an overlap; extended partitions
+/// are only compared with the primaries. O(n log n): GPT tables may list
+/// thousands of entries.
+fn check_overlaps(parts: &[Partition], problems: &mut Vec<String>) {
+    const MAX_LINES: usize = 8;
+    let mut lines = 0usize;
+    let mut report = |a: &Partition, b: &Partition, problems: &mut Vec<String>| {
+        lines += 1;
+        if lines <= MAX_LINES {
+            problems.push(format!(
+                "partitions {} (bytes {}..{}) and {} (bytes {}..{}) overlap",
+                a.number,
+                a.start,
+                a.end(),
+                b.number,
+                b.start,
+                b.end()
+            ));
+        } else if lines == MAX_LINES + 1 {
+            problems.push("more overlapping partitions are not listed".into());
+        }
+    };
+    let mut data: Vec<&Partition> = parts.iter().filter(|p| !p.extended && p.size > 0).collect();
+    data.sort_by_key(|p| (p.start, p.number));
+    let mut widest: Option<&Partition> = None;
+    for p in data {
+        if let Some(w) = widest {
+            if p.start < w.end() {
+                report(w, p, problems);
+            }
+            if p.end() > w.end() {
+                widest = Some(p);
+            }
+        } else {
+            widest = Some(p);
+        }
+    }
+    for e in parts.iter().filter(|p| p.extended && p.size > 0) {
+        for p in parts
+            .iter()
+            .filter(|p| p.number < 5 && p.number != e.number && p.size > 0)
+        {
+            if p.start < e.end() && e.start < p.end() {
+                report(e, p, problems);
+            }
+        }
+    }
+}
+
 /// Format 16 GUID bytes in mixed-endian order as GPT stores them.
 pub fn guid_to_string(b: &[u8; 16]) -> String {
     format!(
