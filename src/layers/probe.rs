@@ -510,6 +510,79 @@ mod tests {
         );
     }
 
+    /// Bytes outside `PROBE_READS` never change a verdict other than "zeros":
+    /// fill them with noise around each signature and compare.
+    #[test]
+    fn staged_reads_decide_alike() {
+        let len = PROBE_LEN as usize;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        };
+        let inside = |i: usize| {
+            PROBE_READS
+                .iter()
+                .any(|&(at, n)| (at as usize..(at + n) as usize).contains(&i))
+        };
+        let magics: &[(usize, &[u8])] = &[
+            (0, b""),
+            (1080, &[0x53, 0xef]),
+            (0x10040, b"_BHRfS_M"),
+            (0x8001, b"CD001"),
+            (4086, b"SWAPSPACE2"),
+            (16374, b"SWAPSPACE2"),
+            (65526, b"SWAPSPACE2"),
+            (4096, &[0xfc, 0x4e, 0x2b, 0xa9]),
+            (512, b"EFI PART"),
+            (512, b"LABELONE\x01\0\0\0\0\0\0\0\0\0\0\0\x20\0\0\0LVM2 001"),
+            (0, b"XFSB"),
+            (0, b"hsqs"),
+        ];
+        for &(at, magic) in magics {
+            for round in 0..6 {
+                let mut full: Vec<u8> = (0..len).map(|_| noise()).collect();
+                if round % 2 == 0 {
+                    // Quiet inside too, so that only the magic speaks.
+                    for (i, b) in full.iter_mut().enumerate() {
+                        if inside(i) {
+                            *b = 0;
+                        }
+                    }
+                }
+                full[at..at + magic.len()].copy_from_slice(magic);
+                let mut staged = full.clone();
+                for (i, b) in staged.iter_mut().enumerate() {
+                    if !inside(i) {
+                        *b = 0;
+                    }
+                }
+                let a = probe_bytes(&full);
+                let b = probe_bytes(&staged);
+                if b.kind != ContentKind::Zeros {
+                    assert_eq!(a, b, "signature at {at}, round {round}");
+                }
+                // And probe() through a source agrees with probe_bytes on the full buffer.
+                let c = probe(&full);
+                assert_eq!(c, a, "probe() vs probe_bytes(), signature at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_from_superblocks() {
+        let mut b = vec![0u8; 8192];
+        b[1080..1082].copy_from_slice(&[0x53, 0xef]);
+        b[1024 + 4..1024 + 8].copy_from_slice(&4096u32.to_le_bytes()); // blocks
+        b[1024 + 0x18..1024 + 0x1c].copy_from_slice(&2u32.to_le_bytes()); // 4 KiB
+        assert_eq!(probe_bytes(&b).size, Some(16 << 20));
+        // A hostile block size does not overflow.
+        b[1024 + 0x18..1024 + 0x1c].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(probe_bytes(&b).size, None);
+    }
+
     #[test]
     fn lvm_uuid_format() {
         assert_eq!(
