@@ -753,15 +753,18 @@ lvm_() {
     unshare --uts sh -c 'hostname ta; exec "$@"' lvm lvm "$cmd" --devices "$loop" --driverloaded n \
         --config 'backup{backup=0 archive=0} devices{obtain_device_list_from_udev=0}' "$@"
 }
-{
-    lvm_ pvcreate --uuid "$PV_UUID" --norestorefile "$loop"
-    lvm_ vgcreate -s ${EXTENT_MIB}M vg_ta "$loop"
-    lvm_ lvcreate -an -Zn -L 1G -n lv_root vg_ta
-    lvm_ lvcreate -an -Zn -L 256M -n lv_home vg_ta
-    lvm_ lvcreate -an -Zn -L 256M -n lv_swap vg_ta
-    # Fixed UUIDs and anaconda's creation times, written back by lvm2 itself.
-    lvm_ vgcfgbackup -f "$work/vg_ta.vg" vg_ta
-} >"$work/lvm.log" 2>&1 || { cat "$work/lvm.log" >&2; exit 1; }
+: >"$work/lvm.log"
+# lvm2, its messages kept in a log shown only when a command fails.
+lvm_run() {
+    lvm_ "$@" >>"$work/lvm.log" 2>&1 || { cat "$work/lvm.log" >&2; exit 1; }
+}
+lvm_run pvcreate --uuid "$PV_UUID" --norestorefile "$loop"
+lvm_run vgcreate -s ${EXTENT_MIB}M vg_ta "$loop"
+lvm_run lvcreate -an -Zn -L 1G -n lv_root vg_ta
+lvm_run lvcreate -an -Zn -L 256M -n lv_home vg_ta
+lvm_run lvcreate -an -Zn -L 256M -n lv_swap vg_ta
+# Fixed UUIDs and anaconda's creation times, written back by lvm2 itself.
+lvm_run vgcfgbackup -f "$work/vg_ta.vg" vg_ta
 awk -v vg="$VG_UUID" -v r="$LV_ROOT_UUID" -v h="$LV_HOME_UUID" -v s="$LV_SWAP_UUID" -v t="$(t '2013-03-12 09:42:31')" '
     /^vg_ta \{/ { invg = 1 }
     invg && /^\tid = / && !done_vg { sub(/"[^"]*"/, "\"" vg "\""); done_vg = 1 }
@@ -769,7 +772,7 @@ awk -v vg="$VG_UUID" -v r="$LV_ROOT_UUID" -v h="$LV_HOME_UUID" -v s="$LV_SWAP_UU
     lv != "" && /^\t\t\tid = / { sub(/"[^"]*"/, "\"" lv "\""); lv = "" }
     /^\t\t\tcreation_time = / { sub(/= [0-9]+.*/, "= " t "\t# 2013-03-12 09:42:31 +0000") }
     { print }' "$work/vg_ta.vg" >"$work/vg_ta.fixed.vg"
-lvm_ vgcfgrestore -f "$work/vg_ta.fixed.vg" vg_ta >>"$work/lvm.log" 2>&1 || { cat "$work/lvm.log" >&2; exit 1; }
+lvm_run vgcfgrestore -f "$work/vg_ta.fixed.vg" vg_ta
 lvm_ lvs -a --segments --units b --nosuffix --reportformat json \
     -o lv_name,vg_name,lv_uuid,lv_attr,lv_size,seg_start,seg_start_pe,seg_size,seg_size_pe,segtype,stripes,stripe_size,seg_pe_ranges,devices \
     vg_ta 2>>"$work/lvm.log" | sed "s|$loop|/dev/vda2|g" >"$out/demo.lvs.json"

@@ -41,7 +41,15 @@ fn text_tree_lists_partitions_with_offsets_types_and_labels() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "SIZE", "START", "TYPE", "FSTYPE", "LABEL", "MOUNTPOINT"]
+        [
+            "NAME",
+            "SIZE",
+            "START",
+            "TYPE",
+            "FSTYPE",
+            "LABEL",
+            "MOUNTPOINT"
+        ]
     );
     assert!(lines[1].starts_with("part-mbr.img "), "{}", lines[1]);
     assert!(lines[1].contains("dos partition table"));
@@ -53,7 +61,11 @@ fn text_tree_lists_partitions_with_offsets_types_and_labels() {
             .find(|l| l.contains(&format!("─p{} ", p.number)))
             .unwrap_or_else(|| panic!("no row for p{}:\n{out}", p.number));
         let start = (p.start * 512).to_string();
-        assert!(row.split_whitespace().any(|w| w == start), "p{}: {row}", p.number);
+        assert!(
+            row.split_whitespace().any(|w| w == start),
+            "p{}: {row}",
+            p.number
+        );
         let t = &tags
             .iter()
             .find(|(v, _)| *v == format!("p{}", p.number))
@@ -82,7 +94,10 @@ fn json_tree_matches_sfdisk_and_blkid() {
         let want = sfdisk(name);
         if want.sector_size == 4096 {
             assert!(
-                disk["description"].as_str().unwrap().contains("4096-byte sectors"),
+                disk["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("4096-byte sectors"),
                 "{}",
                 disk["description"]
             );
@@ -93,15 +108,28 @@ fn json_tree_matches_sfdisk_and_blkid() {
         for (node, p) in kids.iter().zip(&want.partitions) {
             let vol = format!("p{}", p.number);
             assert_eq!(node["name"], vol.as_str());
-            assert_eq!(node["volume"].as_str(), (!is_extended(&p.part_type)).then_some(vol.as_str()));
+            assert_eq!(
+                node["volume"].as_str(),
+                (!is_extended(&p.part_type)).then_some(vol.as_str())
+            );
             assert_eq!(node["kind"], "partition");
-            assert_eq!(node["start"].as_u64(), Some(p.start * want.sector_size), "{name} {vol}");
-            assert_eq!(node["size"].as_u64(), Some(p.size * want.sector_size), "{name} {vol}");
+            assert_eq!(
+                node["start"].as_u64(),
+                Some(p.start * want.sector_size),
+                "{name} {vol}"
+            );
+            assert_eq!(
+                node["size"].as_u64(),
+                Some(p.size * want.sector_size),
+                "{name} {vol}"
+            );
             if let Some(n) = &p.name {
                 assert!(node["description"].as_str().unwrap().contains(n.as_str()));
             }
             let t = &tags.iter().find(|(v, _)| *v == vol).expect("blkid block").1;
-            let fstype = node["fstype"].as_str().map(|s| s.split(' ').next().unwrap_or(s));
+            let fstype = node["fstype"]
+                .as_str()
+                .map(|s| s.split(' ').next().unwrap_or(s));
             match t.get("TYPE") {
                 Some(ty) => assert_eq!(fstype, Some(ty.as_str()), "{name} {vol}"),
                 None if is_extended(&p.part_type) => assert!(node["fstype"].is_null()),
@@ -111,7 +139,10 @@ fn json_tree_matches_sfdisk_and_blkid() {
             assert_eq!(node["uuid"].as_str(), t.get("UUID").map(String::as_str));
             assert_eq!(
                 node["browsable"].as_bool(),
-                Some(matches!(t.get("TYPE").map(String::as_str), Some("ext2" | "ext3" | "ext4" | "xfs" | "vfat"))),
+                Some(matches!(
+                    t.get("TYPE").map(String::as_str),
+                    Some("ext2" | "ext3" | "ext4" | "xfs" | "vfat")
+                )),
                 "{name} {vol}"
             );
         }
@@ -142,7 +173,13 @@ fn whole_disk_filesystems_show_on_the_disk_row() {
 fn several_disks_number_their_partitions_apart() {
     let a = common::fixture("part-mbr");
     let b = common::fixture("part-gpt");
-    let (code, out, err) = run(&["layers", "--json", a.to_str().unwrap(), "--disk", b.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "layers",
+        "--json",
+        a.to_str().unwrap(),
+        "--disk",
+        b.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let doc: Value = serde_json::from_str(&out).unwrap();
     let disks = doc["disks"].as_array().unwrap();
@@ -153,7 +190,10 @@ fn several_disks_number_their_partitions_apart() {
         .iter()
         .map(|c| c["volume"].as_str().unwrap())
         .collect();
-    assert_eq!(second, ["disk1p1", "disk1p2", "disk1p3", "disk1p4", "disk1p6"]);
+    assert_eq!(
+        second,
+        ["disk1p1", "disk1p2", "disk1p3", "disk1p4", "disk1p6"]
+    );
 }
 
 #[test]
@@ -164,8 +204,16 @@ fn damaged_primary_gpt_is_one_line_on_stderr_and_the_tree_is_still_printed() {
     assert_eq!(code, 1, "{err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].starts_with(&format!("vmrescue: {path}: ")), "{}", lines[0]);
-    assert!(lines[0].contains("GPT") && lines[0].contains("byte 512"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with(&format!("vmrescue: {path}: ")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("GPT") && lines[0].contains("byte 512"),
+        "{}",
+        lines[0]
+    );
     for p in ["p1", "p2", "p3", "p4", "p6"] {
         assert!(out.contains(&format!("─{p} ")), "{p} missing:\n{out}");
     }
@@ -185,7 +233,10 @@ fn labels_from_the_image_cannot_drive_the_terminal() {
         args.push(img.to_str().unwrap());
         let (code, out, err) = run(&args);
         assert_eq!(code, 0, "{err}");
-        assert!(!out.contains('\x1b') && !out.contains('\x07'), "raw control bytes in {out:?}");
+        assert!(
+            !out.contains('\x1b') && !out.contains('\x07'),
+            "raw control bytes in {out:?}"
+        );
         if args.len() == 2 {
             assert!(out.contains("\\x1b[2J"), "{out}");
         }

@@ -30,7 +30,10 @@ fn assert_names(r: &Run, path: &Path, words: &[&str]) {
     let p = path.display().to_string();
     assert!(!r.err.is_empty(), "nothing on stderr");
     for line in r.err.lines() {
-        assert!(line.starts_with("vmrescue: "), "not a message line: {line:?}");
+        assert!(
+            line.starts_with("vmrescue: "),
+            "not a message line: {line:?}"
+        );
     }
     let prefix = format!("vmrescue: {p}");
     let named: Vec<&str> = r.err.lines().filter(|l| l.starts_with(&prefix)).collect();
@@ -75,7 +78,11 @@ fn a_large_file_with_nothing_recognisable_is_not_an_image() {
     assert_eq!(r.code, 1);
     assert_names(&r, &p, &["not a disk image", "first bytes 6c 6f 67"]);
     // The disk row is still printed.
-    assert!(r.out.lines().nth(1).unwrap().starts_with("big.log"), "{}", r.out);
+    assert!(
+        r.out.lines().nth(1).unwrap().starts_with("big.log"),
+        "{}",
+        r.out
+    );
 }
 
 #[test]
@@ -143,7 +150,15 @@ fn truncated_gpt_disk_names_the_missing_backup_and_still_lists_partitions() {
     let r = layers(&[p.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.err);
     assert_names(&r, &p, &["backup GPT header", "byte 67108352"]);
-    assert_names(&r, &p, &["GPT entry 3 at byte 1280", "ends at LBA 67583", "past the end"]);
+    assert_names(
+        &r,
+        &p,
+        &[
+            "GPT entry 3 at byte 1280",
+            "ends at LBA 67583",
+            "past the end",
+        ],
+    );
     for v in ["p1", "p2", "p3", "p4"] {
         assert!(r.out.contains(&format!("─{v} ")), "{v} missing:\n{}", r.out);
     }
@@ -158,9 +173,17 @@ fn truncated_mbr_disk_names_the_partition_that_no_longer_fits() {
     assert_names(
         &r,
         &p,
-        &["MBR partition entry 2 at byte 462", "partition 2 ends at byte 2147483648", "truncated"],
+        &[
+            "MBR partition entry 2 at byte 462",
+            "partition 2 ends at byte 2147483648",
+            "truncated",
+        ],
     );
-    assert!(r.out.contains("─p1 ") && r.out.contains("─p2 "), "{}", r.out);
+    assert!(
+        r.out.contains("─p1 ") && r.out.contains("─p2 "),
+        "{}",
+        r.out
+    );
 }
 
 #[test]
@@ -172,7 +195,12 @@ fn truncated_whole_disk_filesystem_says_its_superblock_wants_more() {
     assert_names(
         &r,
         &p,
-        &["ext4 superblock at byte 1024", "16777216 bytes", "5242880", "truncated"],
+        &[
+            "ext4 superblock at byte 1024",
+            "16777216 bytes",
+            "5242880",
+            "truncated",
+        ],
     );
 }
 
@@ -181,18 +209,36 @@ fn loop_in_an_ebr_chain() {
     let dir = tempfile::tempdir().unwrap();
     let p = common::fixture_copy("part-mbr", dir.path());
     // The second EBR of part-mbr (p6's) links on to the third; point it at the first.
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
     use std::os::unix::fs::FileExt;
     let mut mbr = [0u8; 512];
     f.read_exact_at(&mut mbr, 0).unwrap();
-    let ext = u64::from(u32::from_le_bytes(mbr[462 + 8..462 + 12].try_into().unwrap()));
+    let ext = u64::from(u32::from_le_bytes(
+        mbr[462 + 8..462 + 12].try_into().unwrap(),
+    ));
     let mut ebr = [0u8; 512];
     f.read_exact_at(&mut ebr, ext * 512).unwrap();
-    let second = ext + u64::from(u32::from_le_bytes(ebr[462 + 8..462 + 12].try_into().unwrap()));
-    f.write_all_at(&0u32.to_le_bytes(), second * 512 + 462 + 8).unwrap();
+    let second = ext
+        + u64::from(u32::from_le_bytes(
+            ebr[462 + 8..462 + 12].try_into().unwrap(),
+        ));
+    f.write_all_at(&0u32.to_le_bytes(), second * 512 + 462 + 8)
+        .unwrap();
     drop(f);
     let r = layers(&[p.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.err);
-    assert_names(&r, &p, &["EBR chain loops back", &format!("byte {}", ext * 512)]);
-    assert!(r.out.contains("─p5 ") && r.out.contains("─p6 "), "{}", r.out);
+    assert_names(
+        &r,
+        &p,
+        &["EBR chain loops back", &format!("byte {}", ext * 512)],
+    );
+    assert!(
+        r.out.contains("─p5 ") && r.out.contains("─p6 "),
+        "{}",
+        r.out
+    );
 }

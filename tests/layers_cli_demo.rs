@@ -50,14 +50,28 @@ fn demo_is_the_disk_of_the_story() {
     assert_eq!(code, 0, "{err}");
     let disk = &doc["disks"][0];
     assert_eq!(disk["size"].as_u64(), Some(2 << 30));
-    assert!(disk["description"].as_str().unwrap().contains("dos partition table"));
+    assert!(
+        disk["description"]
+            .as_str()
+            .unwrap()
+            .contains("dos partition table")
+    );
     let parts = disk["children"].as_array().unwrap();
     let table = sfdisk("demo");
     assert_eq!(parts.len(), 2);
-    assert_eq!(parts[0]["start"].as_u64(), Some(63 * 512), "p1 starts at sector 63");
+    assert_eq!(
+        parts[0]["start"].as_u64(),
+        Some(63 * 512),
+        "p1 starts at sector 63"
+    );
     assert_eq!(parts[0]["fstype"], "ext4");
     assert_eq!(parts[1]["description"], "Linux LVM");
-    assert!(parts[1]["fstype"].as_str().unwrap().starts_with("LVM2_member"));
+    assert!(
+        parts[1]["fstype"]
+            .as_str()
+            .unwrap()
+            .starts_with("LVM2_member")
+    );
     for (node, p) in parts.iter().zip(&table.partitions) {
         assert_eq!(node["start"].as_u64(), Some(p.start * 512));
         assert_eq!(node["size"].as_u64(), Some(p.size * 512));
@@ -73,7 +87,10 @@ fn demo_is_the_disk_of_the_story() {
     let lvs: Value = serde_json::from_str(&common::report("demo.lvs.json")).unwrap();
     let tags = blkid("demo");
     let lv_nodes = vg["children"].as_array().unwrap();
-    let names: Vec<&str> = lv_nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = lv_nodes
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["lv_root", "lv_home", "lv_swap"]);
     for seg in lvs["report"][0]["seg"].as_array().unwrap() {
         let name = seg["lv_name"].as_str().unwrap();
@@ -81,13 +98,24 @@ fn demo_is_the_disk_of_the_story() {
         let size: u64 = seg["lv_size"].as_str().unwrap().parse().unwrap();
         assert_eq!(node["size"].as_u64(), Some(size), "{name}");
         let ranges = seg["seg_pe_ranges"].as_str().unwrap();
-        let first_pe: u64 = ranges.split(':').nth(1).unwrap().split('-').next().unwrap().parse().unwrap();
+        let first_pe: u64 = ranges
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         let start = table.partitions[1].start * 512 + pe_start + first_pe * extent;
         assert_eq!(node["start"].as_u64(), Some(start), "{name}");
         let volume = format!("vg_ta/{name}");
         assert_eq!(node["volume"], volume.as_str());
         let t = &tags.iter().find(|(v, _)| *v == volume).unwrap().1;
-        assert_eq!(node["fstype"].as_str().unwrap().split(' ').next(), Some(t["TYPE"].as_str()));
+        assert_eq!(
+            node["fstype"].as_str().unwrap().split(' ').next(),
+            Some(t["TYPE"].as_str())
+        );
         assert_eq!(node["uuid"].as_str(), Some(t["UUID"].as_str()));
     }
 }
@@ -113,7 +141,10 @@ fn demo_file_is_removed_at_exit() {
 #[test]
 fn demo_asset_is_small_and_unpacks_sparse_and_fast() {
     let packed = vmrescue::demo::asset().len();
-    assert!(packed < 2 << 20, "assets/demo.img.sparse.zst is {packed} bytes");
+    assert!(
+        packed < 2 << 20,
+        "assets/demo.img.sparse.zst is {packed} bytes"
+    );
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let path = vmrescue::demo::unpack_into(dir.path()).unwrap();
@@ -121,7 +152,10 @@ fn demo_asset_is_small_and_unpacks_sparse_and_fast() {
     let meta = std::fs::metadata(&path).unwrap();
     assert_eq!(meta.len(), 2 << 30);
     let allocated = meta.blocks() * 512;
-    assert!(allocated < 64 << 20, "{allocated} bytes allocated: not sparse");
+    assert!(
+        allocated < 64 << 20,
+        "{allocated} bytes allocated: not sparse"
+    );
     // Printed, not asserted: timings vary with the machine (see benches/layers.rs).
     eprintln!("demo: {packed} bytes packed, {allocated} bytes allocated, unpacked in {took:?}");
     assert_eq!(path.file_name().unwrap(), "vm-108-disk-1.raw");
