@@ -125,6 +125,13 @@ impl Mbr {
                 extended: is_extended(e.sys_ind),
             };
             let entry_at = 446 + 16 * i as u64;
+            if e.start_sect == 0 {
+                table.problems.push(format!(
+                    "MBR partition entry {} at byte {entry_at}: partition {} starts at sector 0, on top of the MBR itself",
+                    i + 1,
+                    i + 1
+                ));
+            }
             check_bounds(
                 &p,
                 disk_size,

@@ -211,3 +211,57 @@ pub fn guid_to_string(b: &[u8; 16]) -> String {
         b[15]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: u32, start: u64, size: u64, extended: bool) -> Partition {
+        Partition {
+            number,
+            start,
+            size,
+            part_type: PartType::Mbr(if extended { 5 } else { 0x83 }),
+            name: None,
+            uuid: None,
+            bootable: false,
+            extended,
+        }
+    }
+
+    #[test]
+    fn overlaps_are_reported_but_logicals_inside_their_extended_are_not() {
+        let mut problems = Vec::new();
+        let parts = [
+            part(1, 0, 100, false),
+            part(2, 100, 1000, true),
+            part(5, 200, 100, false),
+            part(6, 300, 100, false),
+        ];
+        check_overlaps(&parts, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let parts = [
+            part(1, 0, 150, false),
+            part(2, 100, 1000, true),
+            part(5, 250, 100, false),
+            part(6, 300, 100, false),
+        ];
+        check_overlaps(&parts, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "partitions 5 (bytes 250..350) and 6 (bytes 300..400) overlap",
+                "partitions 2 (bytes 100..1100) and 1 (bytes 0..150) overlap",
+            ]
+        );
+    }
+
+    #[test]
+    fn many_overlapping_entries_are_summed_up_quickly() {
+        let parts: Vec<Partition> = (1..=65536).map(|n| part(n, 4096, 4096, false)).collect();
+        let mut problems = Vec::new();
+        check_overlaps(&parts, &mut problems);
+        assert_eq!(problems.len(), 9);
+        assert_eq!(problems[8], "more overlapping partitions are not listed");
+    }
+}
