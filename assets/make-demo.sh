@@ -5,7 +5,7 @@
 #   assets/make-demo.sh OUTDIR          build OUTDIR/demo.img and the tools' reports
 #   assets/make-demo.sh --asset         rebuild and repack assets/demo.img.sparse.zst
 #
-# Layout (shaped like the story in docs/DESIGN.md, sizes kept small):
+# Layout (shaped like the story in the design notes, sizes kept small):
 #   2 GiB disk, MBR (disk signature 0x0005f2a1)
 #   p1  sector 63 .. 524287, bootable, type 83, ext4 (1 KiB blocks) /boot
 #   p2  sector 524288 .. end, type 8e, LVM2 PV of VG vg_ta (4 MiB extents)
