@@ -22,7 +22,14 @@ pub const TABLE_FIXTURES: &[&str] = &[
 ];
 
 /// Fixtures without a partition table.
-pub const BARE_FIXTURES: &[&str] = &["bare-ext4", "bare-xfs", "bare-vfat", "bare-pv"];
+pub const BARE_FIXTURES: &[&str] = &[
+    "bare-ext4",
+    "bare-xfs",
+    "bare-vfat",
+    "bare-fat32",
+    "bare-btrfs",
+    "bare-pv",
+];
 
 /// One partition as `sfdisk --json` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
