@@ -155,7 +155,13 @@ fn is_extended(code: &str) -> bool {
 
 #[test]
 fn whole_disk_filesystems_show_on_the_disk_row() {
-    for name in ["bare-ext4", "bare-xfs", "bare-vfat", "bare-fat32", "bare-btrfs"] {
+    for name in [
+        "bare-ext4",
+        "bare-xfs",
+        "bare-vfat",
+        "bare-fat32",
+        "bare-btrfs",
+    ] {
         let doc = json(name);
         let disk = &doc["disks"][0];
         let t = &blkid(name)[0].1;
