@@ -63,3 +63,48 @@ mod tests {
         assert_eq!(escape(b"new\nline"), "new\\x0aline");
     }
 }
+
+/// A Unix time as `YYYY-MM-DD HH:MM` in UTC.
+pub fn format_time(sec: i64) -> String {
+    let (y, m, d) = civil_from_days(sec.div_euclid(86_400));
+    let s = sec.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        s / 3600,
+        (s % 3600) / 60
+    )
+}
+
+/// A Unix time as `YYYY-MM-DD` in UTC.
+pub fn format_date(sec: i64) -> String {
+    let (y, m, d) = civil_from_days(sec.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of a 400-year era.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(format_time(0), "1970-01-01 00:00");
+        assert_eq!(format_time(1_488_450_780), "2017-03-02 10:33");
+        assert_eq!(format_date(951_782_400), "2000-02-29");
+        assert_eq!(format_date(-86_400), "1969-12-31");
+    }
+}

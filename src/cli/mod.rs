@@ -4,7 +4,14 @@
 //! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
 //! and `--json` where the output is data.
 
+mod cat;
+mod cp;
+mod doctor;
+mod guest;
 mod layers;
+mod ls;
+mod tui;
+mod undo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +33,9 @@ pub struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     target: Target,
+    /// The volume to open first in the browser (default: the guest root).
+    #[arg(long, value_name = "V")]
+    volume: Option<String>,
 }
 
 /// The disks to open.
@@ -51,6 +61,32 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
+    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`).
+    ///
+    /// Names with control characters or invalid UTF-8 are shown escaped
+    /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
+    /// directory holding a guest tree.
+    Ls(ls::LsArgs),
+    /// Write guest files to standard output, byte for byte.
+    Cat(cat::CatArgs),
+    /// Copy guest files and directories out to a host directory.
+    ///
+    /// Recursive; keeps modes, times, symlinks (never followed), holes and
+    /// hard links, and as root owners, xattrs and device nodes. Names that
+    /// could escape DEST are skipped. Ends with a summary; the exit code is 1
+    /// when anything failed or was skipped.
+    Cp(cp::CpArgs),
+    /// Find broken or suspicious symlinks in the guest's library and program
+    /// directories, and list the most recently changed files.
+    ///
+    /// Each finding lists what is wrong with the link's current target and
+    /// the repair vmrescue proposes (for `libc.so.6`: the library in the same
+    /// directory whose ELF SONAME is `libc.so.6`). Exit code 1 when something
+    /// was found.
+    Doctor(doctor::DoctorArgs),
+    /// Undo a repair: put back the bytes saved in its undo file, after
+    /// checking that the image still holds what vmrescue wrote.
+    Undo(undo::UndoArgs),
     /// Pack a disk image into the demo container (used by assets/make-demo.sh).
     #[command(hide = true)]
     PackDemo {
@@ -87,7 +123,13 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     for d in &target.disks {
         images.push(vmrescue::image::open(d)?);
     }
-    Ok(vmrescue::layers::scan(images))
+    let mut layout = vmrescue::layers::scan(images);
+    let options = vmrescue::engine::FsOptions::default();
+    let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
+        vmrescue::engine::open_fs(&layout, id, &options)
+    });
+    layout.apply_inspection(&found);
+    Ok(layout)
 }
 
 /// Parse the command line and run.
@@ -96,9 +138,19 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
         Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
+        Some(Command::Ls(args)) => ls::run(&args),
+        Some(Command::Cat(args)) => cat::run(&args),
+        Some(Command::Cp(args)) => cp::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Undo(args)) => undo::run(&args),
         None => {
-            report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
-            exit::ERROR
+            // A signal or a panic ends the TUI through its teardown hooks:
+            // the unpacked demo disk goes with them.
+            vmrescue::tui::terminal::register_teardown(vmrescue::demo::cleanup);
+            tui::run(&tui::TuiArgs {
+                target: cli.target,
+                volume: cli.volume,
+            })
         }
     };
     vmrescue::demo::cleanup();

@@ -10,6 +10,8 @@
 //! absolute symlink target starts at the guest's `/`, `..` stops at the guest
 //! root, and the usual limits apply (40 links, 4096 bytes).
 
+pub mod host;
+pub mod mem;
 pub mod path;
 
 use crate::error::Result;
@@ -250,6 +252,29 @@ pub trait FsView: Send + Sync {
     fn host_extent(&self, _node: NodeId, _offset: u64, _len: u64) -> Option<HostExtent> {
         None
     }
+}
+
+/// Read a small regular file of the guest whole (at most `cap` bytes),
+/// following symlinks inside the guest. `None` when it is missing, not a
+/// regular file or unreadable.
+pub fn read_small(fs: &dyn FsView, guest_path: &[u8], cap: usize) -> Option<Vec<u8>> {
+    let r = path::resolve(fs, guest_path, true).ok()?;
+    let meta = fs.metadata(r.node).ok()?;
+    if meta.file_type != FileType::Regular {
+        return None;
+    }
+    let len = usize::try_from(meta.size).unwrap_or(usize::MAX).min(cap);
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let n = fs.read_at(r.node, done as u64, &mut buf[done..]).ok()?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    buf.truncate(done);
+    Some(buf)
 }
 
 #[cfg(test)]

@@ -1,0 +1,280 @@
+//! Guest inspection: which filesystem is the guest's root, what OS it runs,
+//! and where its fstab mounts each volume.
+
+use std::sync::Arc;
+
+use super::{GuestRole, Layout, VolumeId, VolumeKind};
+use crate::error::Result;
+use crate::fs::FsView;
+
+/// Largest guest configuration file read during inspection.
+const MAX_CONFIG: usize = 256 * 1024;
+
+/// What inspection found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inspection {
+    /// Roles found for volumes.
+    pub roles: Vec<(VolumeId, GuestRole)>,
+    /// Facts worth telling (fstab lines that match no volume...).
+    pub notes: Vec<String>,
+}
+
+/// Opens a volume's filesystem.
+pub type Opener<'a> = dyn Fn(VolumeId) -> Result<Arc<dyn FsView>> + 'a;
+
+/// Find guest roots (a filesystem with `/etc/fstab` and an OS release file),
+/// their OS names, and map their fstab lines to volumes.
+pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
+    let mut out = Inspection::default();
+    let candidates: Vec<VolumeId> = layout
+        .volumes
+        .iter()
+        .filter(|v| v.is_filesystem())
+        .filter(|v| !matches!(v.kind, VolumeKind::LogicalVolume { hidden: true, .. }))
+        .map(|v| v.id)
+        .collect();
+    for id in candidates {
+        let Ok(fs) = open(id) else { continue };
+        let fstab = read_file(&*fs, b"/etc/fstab");
+        let Some(os) = os_name(&*fs) else { continue };
+        let Some(fstab) = fstab else { continue };
+        set_role(&mut out.roles, id, |r| {
+            r.os = Some(os.clone());
+            r.mountpoint.get_or_insert_with(|| "/".to_string());
+        });
+        for entry in parse_fstab(&fstab) {
+            if entry.mountpoint == "/" {
+                continue;
+            }
+            match layout.find_volume(&entry.spec) {
+                Ok(vid) => {
+                    let mp = if entry.fstype == "swap" {
+                        "[SWAP]".to_string()
+                    } else {
+                        entry.mountpoint.clone()
+                    };
+                    set_role(&mut out.roles, vid, |r| {
+                        r.mountpoint.get_or_insert(mp);
+                    });
+                }
+                Err(_) if is_device_spec(&entry.spec) => out.notes.push(format!(
+                    "{}: /etc/fstab mounts {} on {}, but no volume matches it",
+                    layout.volume(id).name,
+                    entry.spec,
+                    entry.mountpoint
+                )),
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+fn set_role(roles: &mut Vec<(VolumeId, GuestRole)>, id: VolumeId, f: impl FnOnce(&mut GuestRole)) {
+    if let Some((_, r)) = roles.iter_mut().find(|(v, _)| *v == id) {
+        f(r);
+    } else {
+        let mut r = GuestRole::default();
+        f(&mut r);
+        roles.push((id, r));
+    }
+}
+
+impl Layout {
+    /// Record what inspection found on the volumes.
+    pub fn apply_inspection(&mut self, inspection: &Inspection) {
+        for (id, role) in &inspection.roles {
+            if let Some(v) = self.volumes.get_mut(id.0) {
+                v.guest = role.clone();
+            }
+        }
+    }
+
+    /// The guest root volumes found by inspection.
+    pub fn guest_roots(&self) -> Vec<VolumeId> {
+        self.volumes
+            .iter()
+            .filter(|v| v.guest.os.is_some())
+            .map(|v| v.id)
+            .collect()
+    }
+}
+
+/// Read a small regular file of the guest, following symlinks inside the guest.
+fn read_file(fs: &dyn FsView, p: &[u8]) -> Option<Vec<u8>> {
+    crate::fs::read_small(fs, p, MAX_CONFIG)
+}
+
+fn first_line(b: &[u8]) -> Option<String> {
+    let s = String::from_utf8_lossy(b);
+    let line = s.lines().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.to_string())
+}
+
+/// A `KEY=value` from os-release/lsb-release syntax, unquoted.
+fn shell_var(b: &[u8], key: &str) -> Option<String> {
+    let s = String::from_utf8_lossy(b);
+    for line in s.lines() {
+        if let Some(v) = line
+            .trim()
+            .strip_prefix(key)
+            .and_then(|r| r.strip_prefix('='))
+        {
+            let v = v.trim().trim_matches('"').trim_matches('\'').trim();
+            if !v.is_empty() {
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The guest's OS name from its release files, most specific first.
+fn os_name(fs: &dyn FsView) -> Option<String> {
+    for p in [
+        &b"/etc/redhat-release"[..],
+        b"/etc/centos-release",
+        b"/etc/SuSE-release",
+    ] {
+        if let Some(l) = read_file(fs, p).as_deref().and_then(first_line) {
+            return Some(l);
+        }
+    }
+    for p in [&b"/etc/os-release"[..], b"/usr/lib/os-release"] {
+        if let Some(n) = read_file(fs, p)
+            .and_then(|b| shell_var(&b, "PRETTY_NAME").or_else(|| shell_var(&b, "NAME")))
+        {
+            return Some(n);
+        }
+    }
+    if let Some(n) =
+        read_file(fs, b"/etc/lsb-release").and_then(|b| shell_var(&b, "DISTRIB_DESCRIPTION"))
+    {
+        return Some(n);
+    }
+    if let Some(v) = read_file(fs, b"/etc/debian_version")
+        .as_deref()
+        .and_then(first_line)
+    {
+        return Some(format!("Debian GNU/Linux {v}"));
+    }
+    if let Some(v) = read_file(fs, b"/etc/alpine-release")
+        .as_deref()
+        .and_then(first_line)
+    {
+        return Some(format!("Alpine Linux {v}"));
+    }
+    if read_file(fs, b"/etc/arch-release").is_some() {
+        return Some("Arch Linux".into());
+    }
+    None
+}
+
+/// One line of an fstab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FstabEntry {
+    /// What is mounted (`UUID=…`, `/dev/mapper/vg-lv`).
+    pub spec: String,
+    /// Where.
+    pub mountpoint: String,
+    /// Filesystem type.
+    pub fstype: String,
+}
+
+/// Parse fstab text: comments and blank lines skipped, `\040`-style octal escapes decoded.
+pub fn parse_fstab(text: &[u8]) -> Vec<FstabEntry> {
+    let s = String::from_utf8_lossy(text);
+    let mut out = Vec::new();
+    for line in s.lines().take(10_000) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 2 {
+            continue;
+        }
+        let mut spec = unescape_octal(f[0]);
+        for (prefix, key) in [
+            ("/dev/disk/by-uuid/", "UUID="),
+            ("/dev/disk/by-label/", "LABEL="),
+            ("/dev/disk/by-partuuid/", "PARTUUID="),
+            ("/dev/disk/by-partlabel/", "PARTLABEL="),
+        ] {
+            if let Some(rest) = spec.strip_prefix(prefix) {
+                spec = format!("{key}{rest}");
+            }
+        }
+        out.push(FstabEntry {
+            spec,
+            mountpoint: unescape_octal(f[1]),
+            fstype: f.get(2).map(|t| t.to_string()).unwrap_or_default(),
+        });
+    }
+    out
+}
+
+fn is_device_spec(spec: &str) -> bool {
+    spec.starts_with("/dev/")
+        || ["UUID=", "LABEL=", "PARTUUID=", "PARTLABEL="]
+            .iter()
+            .any(|p| spec.starts_with(p))
+}
+
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            if let Ok(byte) = u8::try_from(v) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstab_lines() {
+        let t = b"# comment\n\nUUID=abc /boot ext4 defaults 1 2\n/dev/mapper/vg_ta-lv_root / ext4 defaults 1 1\n/dev/disk/by-uuid/x /my\\040dir xfs defaults 0 0\n/dev/mapper/vg_ta-lv_swap swap swap defaults 0 0\ntmpfs /dev/shm tmpfs defaults 0 0\n";
+        let e = parse_fstab(t);
+        assert_eq!(e.len(), 5);
+        assert_eq!(e[0].spec, "UUID=abc");
+        assert_eq!(e[0].mountpoint, "/boot");
+        assert_eq!(e[2].spec, "UUID=x");
+        assert_eq!(e[2].mountpoint, "/my dir");
+        assert_eq!(e[3].fstype, "swap");
+        assert!(!is_device_spec(&e[4].spec));
+    }
+
+    #[test]
+    fn release_files() {
+        assert_eq!(
+            shell_var(
+                b"NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+                "PRETTY_NAME"
+            )
+            .as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
+        assert_eq!(
+            first_line(b"\nCentOS release 6.4 (Final)\n").as_deref(),
+            Some("CentOS release 6.4 (Final)")
+        );
+    }
+}

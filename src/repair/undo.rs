@@ -1,0 +1,367 @@
+//! Writing repair bytes with an undo record, and undoing them.
+//!
+//! Before any byte of an image changes, the old bytes of every range that
+//! will be written (and a SHA-256 of the new ones) are saved to an undo file
+//! on the host and synced. Then the new bytes are written, synced, read back
+//! and compared. `vmrescue undo FILE` puts the old bytes back, after checking
+//! that the image still holds exactly what vmrescue wrote.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+
+/// One range of an image to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteWrite {
+    /// Byte offset in the image file.
+    pub offset: u64,
+    /// What is there now (checked before writing).
+    pub old: Vec<u8>,
+    /// What to write.
+    pub new: Vec<u8>,
+}
+
+/// A set of writes to one image file, with a description for the undo record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritePlan {
+    /// The image file (raw image or block device).
+    pub image: PathBuf,
+    /// What the writes do ("relink /lib64/libc.so.6: … → libc-2.12.so").
+    pub description: String,
+    /// The ranges.
+    pub writes: Vec<ByteWrite>,
+}
+
+impl WritePlan {
+    /// Total bytes that will be written.
+    pub fn bytes(&self) -> usize {
+        self.writes.iter().map(|w| w.new.len()).sum()
+    }
+}
+
+/// An undo record as stored on the host (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UndoRecord {
+    /// Bytes written straight into an image by the userspace engine.
+    Bytes {
+        /// Absolute path of the image.
+        image: PathBuf,
+        /// Its size when the repair was made.
+        image_size: u64,
+        /// Seconds since the epoch.
+        created: i64,
+        /// What the repair did.
+        description: String,
+        /// The ranges written.
+        writes: Vec<UndoWrite>,
+    },
+    /// A symlink replaced through the kernel engine (a mounted filesystem).
+    Symlink {
+        /// Absolute path of the image.
+        image: PathBuf,
+        /// The volume (`vg/lv`).
+        volume: String,
+        /// The link's guest path, hex-encoded bytes.
+        path_hex: String,
+        /// The target before, hex-encoded bytes.
+        old_target_hex: String,
+        /// The target written, hex-encoded bytes.
+        new_target_hex: String,
+        /// Seconds since the epoch.
+        created: i64,
+        /// What the repair did.
+        description: String,
+    },
+}
+
+/// One range in an undo record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UndoWrite {
+    /// Byte offset in the image.
+    pub offset: u64,
+    /// The bytes before the repair, hex.
+    pub old_hex: String,
+    /// SHA-256 of the bytes vmrescue wrote, hex.
+    pub new_sha256: String,
+}
+
+/// The default folder for undo files: `$XDG_STATE_HOME/vmrescue/undo` or
+/// `~/.local/state/vmrescue/undo`.
+pub fn default_undo_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("vmrescue/undo");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".local/state/vmrescue/undo")
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Bytes from lower- or upper-case hex.
+pub fn unhex(s: &str) -> Result<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return Err(Error::Invalid("malformed hex string in undo file".into()));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| Error::Invalid(format!("bad hex {:?} in undo file", &s[i..i + 2])))
+        })
+        .collect()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn read_exact(file: &File, offset: u64, len: usize, what: &Path) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset).with_path(what)?;
+    Ok(buf)
+}
+
+/// Write an undo record to a new file in `dir`, synced; returns its path.
+pub fn save_record(record: &UndoRecord, dir: &Path, stem: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_path(dir)?;
+    let safe: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Invalid(e.to_string()))?;
+    for n in 0..1000 {
+        let name = format!(
+            "{}-{safe}{}.json",
+            now(),
+            if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            }
+        );
+        let path = dir.join(name);
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                f.write_all(&json).with_path(&path)?;
+                f.sync_all().with_path(&path)?;
+                File::open(dir).and_then(|d| d.sync_all()).with_path(dir)?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io_path(&path, e)),
+        }
+    }
+    Err(Error::Invalid(format!(
+        "{}: could not create an undo file",
+        dir.display()
+    )))
+}
+
+/// Apply `plan`: check the old bytes, save the undo record in `undo_dir`,
+/// write, sync, read back and verify. Returns the undo file's path.
+pub fn apply(plan: &WritePlan, undo_dir: &Path) -> Result<PathBuf> {
+    let image = &plan.image;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_path(image)?;
+    let size = file.metadata().with_path(image)?.len();
+    for w in &plan.writes {
+        if w.old.len() != w.new.len() {
+            return Err(Error::Invalid(
+                "a write changes the length of a range".into(),
+            ));
+        }
+        let now_bytes = read_exact(&file, w.offset, w.old.len(), image)?;
+        if now_bytes != w.old {
+            return Err(Error::Refused(format!(
+                "{}: the bytes at offset {} changed since the repair was planned; nothing was written",
+                image.display(),
+                w.offset
+            )));
+        }
+    }
+    let record = UndoRecord::Bytes {
+        image: std::fs::canonicalize(image).unwrap_or_else(|_| image.clone()),
+        image_size: size,
+        created: now(),
+        description: plan.description.clone(),
+        writes: plan
+            .writes
+            .iter()
+            .map(|w| UndoWrite {
+                offset: w.offset,
+                old_hex: hex(&w.old),
+                new_sha256: sha256_hex(&w.new),
+            })
+            .collect(),
+    };
+    let stem = image
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let undo = save_record(&record, undo_dir, &stem)?;
+    for w in &plan.writes {
+        file.write_all_at(&w.new, w.offset).with_path(image)?;
+    }
+    file.sync_all().with_path(image)?;
+    for w in &plan.writes {
+        let back = read_exact(&file, w.offset, w.new.len(), image)?;
+        if back != w.new {
+            return Err(Error::Invalid(format!(
+                "{}: reading back offset {} did not give the bytes written; undo with `vmrescue undo {}`",
+                image.display(),
+                w.offset,
+                undo.display()
+            )));
+        }
+    }
+    Ok(undo)
+}
+
+/// Read an undo file.
+pub fn load_record(path: &Path) -> Result<UndoRecord> {
+    let data = std::fs::read(path).with_path(path)?;
+    if data.len() > 16 << 20 {
+        return Err(Error::Invalid(format!(
+            "{}: too large for an undo file",
+            path.display()
+        )));
+    }
+    serde_json::from_slice(&data)
+        .map_err(|e| Error::Invalid(format!("{}: not a vmrescue undo file: {e}", path.display())))
+}
+
+/// Put back the bytes an undo record saved. Refuses, writing nothing, unless
+/// every range still holds exactly what vmrescue wrote.
+pub fn undo_bytes(record: &UndoRecord) -> Result<String> {
+    let UndoRecord::Bytes {
+        image,
+        writes,
+        description,
+        ..
+    } = record
+    else {
+        return Err(Error::Invalid("not a byte-level undo record".into()));
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_path(image)?;
+    let mut olds = Vec::new();
+    let mut already = 0;
+    for w in writes {
+        let old = unhex(&w.old_hex)?;
+        let now_bytes = read_exact(&file, w.offset, old.len(), image)?;
+        if now_bytes == old {
+            already += 1;
+        } else if sha256_hex(&now_bytes) != w.new_sha256 {
+            return Err(Error::Refused(format!(
+                "{}: the bytes at offset {} are neither what vmrescue wrote nor what was there before; nothing was changed",
+                image.display(),
+                w.offset
+            )));
+        }
+        olds.push((w.offset, old));
+    }
+    if already == writes.len() {
+        return Err(Error::Refused(format!(
+            "{}: already undone (the old bytes are in place)",
+            image.display()
+        )));
+    }
+    for (offset, old) in &olds {
+        file.write_all_at(old, *offset).with_path(image)?;
+    }
+    file.sync_all().with_path(image)?;
+    for (offset, old) in &olds {
+        if read_exact(&file, *offset, old.len(), image)? != *old {
+            return Err(Error::Invalid(format!(
+                "{}: reading back offset {offset} after undo did not give the old bytes",
+                image.display()
+            )));
+        }
+    }
+    Ok(format!("undid: {description}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_then_undo_restores_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        std::fs::write(&img, vec![7u8; 8192]).unwrap();
+        let plan = WritePlan {
+            image: img.clone(),
+            description: "test".into(),
+            writes: vec![ByteWrite {
+                offset: 1000,
+                old: vec![7u8; 4],
+                new: b"abcd".to_vec(),
+            }],
+        };
+        let undo = apply(&plan, &dir.path().join("undo")).unwrap();
+        assert_eq!(&std::fs::read(&img).unwrap()[1000..1004], b"abcd");
+        let rec = load_record(&undo).unwrap();
+        undo_bytes(&rec).unwrap();
+        assert_eq!(std::fs::read(&img).unwrap(), vec![7u8; 8192]);
+        // A second undo is refused; so is a plan whose old bytes do not match.
+        assert!(matches!(undo_bytes(&rec), Err(Error::Refused(_))));
+        let mut bad = plan.clone();
+        bad.writes[0].old = b"zzzz".to_vec();
+        assert!(matches!(
+            apply(&bad, &dir.path().join("undo")),
+            Err(Error::Refused(_))
+        ));
+        assert_eq!(std::fs::read(&img).unwrap(), vec![7u8; 8192]);
+    }
+
+    #[test]
+    fn undo_refuses_foreign_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        std::fs::write(&img, vec![0u8; 4096]).unwrap();
+        let plan = WritePlan {
+            image: img.clone(),
+            description: "t".into(),
+            writes: vec![ByteWrite {
+                offset: 0,
+                old: vec![0; 2],
+                new: vec![1, 2],
+            }],
+        };
+        let undo = apply(&plan, dir.path()).unwrap();
+        std::fs::write(&img, vec![9u8; 4096]).unwrap();
+        let rec = load_record(&undo).unwrap();
+        assert!(matches!(undo_bytes(&rec), Err(Error::Refused(_))));
+        assert_eq!(std::fs::read(&img).unwrap(), vec![9u8; 4096]);
+    }
+}
