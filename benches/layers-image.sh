@@ -23,10 +23,11 @@ export LVM_SUPPRESS_FD_WARNINGS=1 LC_ALL=C
 loops=""
 cleanup() { for l in $loops; do losetup -d "$l" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
+# attach [losetup options] FILE: sets $l to a new loop device, detached on exit.
+# (Not in a $(...) subshell: $loops must be updated in this shell.)
 attach() {
     l=$(losetup -f --show "$@")
     loops="$loops $l"
-    echo "$l"
 }
 
 rm -f "$img"
@@ -45,13 +46,15 @@ part() { # part N -> "start size" in bytes
         { read -r s n; echo $((s * 512)) $((n * 512)); }
 }
 set -- $(part 1)
-l=$(attach -o "$1" --sizelimit "$2" "$img")
+attach -o "$1" --sizelimit "$2" "$img"
 mke2fs -q -F -t ext4 -L boot -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$l"
 set -- $(part 2)
-pv1=$(attach -o "$1" --sizelimit "$2" "$img")
+attach -o "$1" --sizelimit "$2" "$img"
+pv1=$l
 p2=$1
 set -- $(part 3)
-pv2=$(attach -o "$1" --sizelimit "$2" "$img")
+attach -o "$1" --sizelimit "$2" "$img"
+pv2=$l
 p3=$1
 
 lvm_() {
@@ -87,7 +90,7 @@ first_at() { # LV -> byte offset of its first extent on the disk
     echo $((base + pe_start + pe * 4194304))
 }
 fs() { # fs LV BYTES KIND
-    l=$(attach -o "$(first_at "$1")" --sizelimit "$2" "$img")
+    attach -o "$(first_at "$1")" --sizelimit "$2" "$img"
     case $3 in
     ext4) mke2fs -q -F -t ext4 -L "$1" -E lazy_itable_init=1,lazy_journal_init=1,nodiscard "$l" ;;
     xfs) mkfs.xfs -q -f -K -L "$1" "$l" ;;
