@@ -348,7 +348,6 @@ pub fn scan(images: Vec<Image>) -> Layout {
             }
         }
     }
-    check_volumes(&mut layout);
     layout.groups = lvm::assemble(&layout.pvs);
     // Logical volumes.
     for gi in 0..layout.groups.len() {
@@ -397,6 +396,7 @@ pub fn scan(images: Vec<Image>) -> Layout {
             }
         }
     }
+    check_volumes(&mut layout);
     layout
 }
 
@@ -409,7 +409,7 @@ fn check_volumes(layout: &mut Layout) {
             && claimed > v.mapping.size()
         {
             v.problems.push(format!(
-                "{} {} says it is {claimed} bytes, but the volume holds only {}: the image may be truncated",
+                "{} {} says it is {claimed} bytes, but the volume holds only {}: the image may be truncated, or the volume shrunk under its content",
                 c.kind.name(),
                 c.size_source(),
                 v.mapping.size()
