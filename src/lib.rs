@@ -15,6 +15,7 @@
 //! * [`tui`] — the full-screen interface.
 #![deny(unsafe_code)]
 
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod fs;

@@ -118,6 +118,14 @@ enum Command {
     /// Undo a repair: put back the bytes saved in its undo file, after
     /// checking that the image still holds what vmrescue wrote.
     Undo(undo::UndoArgs),
+    /// Pack a disk image into the demo container (used by assets/make-demo.sh).
+    #[command(hide = true)]
+    PackDemo {
+        /// The disk image built by assets/make-demo.sh.
+        image: PathBuf,
+        /// Where to write the container.
+        output: PathBuf,
+    },
 }
 
 /// Exit codes.
@@ -137,11 +145,6 @@ pub fn report(err: &dyn std::fmt::Display) {
 
 /// Open the target's disks and read their layers.
 pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
-    if target.source.demo {
-        return Err(vmrescue::Error::Invalid(
-            "the demo image is not bundled in this build yet".into(),
-        ));
-    }
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
     };
@@ -201,6 +204,8 @@ pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
         paths.extend(disks);
     } else if let Some(path) = &target.image {
         paths.push(path.clone());
+    } else if target.source.demo {
+        paths.push(vmrescue::demo::path()?);
     } else {
         let host = vmrescue::pve::Host::new(&target.source.pve_root);
         if host.exists() {
@@ -245,18 +250,44 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
+        Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
         Some(Command::Ls(args)) => ls::run(&args),
         Some(Command::Cat(args)) => cat::run(&args),
         Some(Command::Cp(args)) => cp::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Undo(args)) => undo::run(&args),
-        None if cli.target.image.is_none() && cli.target.source.vmid.is_none() && !cli.target.source.demo => {
+        None if cli.target.image.is_none()
+            && cli.target.source.vmid.is_none()
+            && !cli.target.source.demo =>
+        {
             list_guests(&cli.target)
         }
-        None => tui::run(&tui::TuiArgs {
-            target: cli.target,
-            volume: cli.volume,
-        }),
+        None => {
+            // A signal or a panic ends the TUI through its teardown hooks:
+            // the unpacked demo disk goes with them.
+            vmrescue::tui::terminal::register_teardown(vmrescue::demo::cleanup);
+            tui::run(&tui::TuiArgs {
+                target: cli.target,
+                volume: cli.volume,
+            })
+        }
     };
+    vmrescue::demo::cleanup();
     ExitCode::from(code)
+}
+
+/// `vmrescue pack-demo IMAGE OUTPUT` (hidden).
+fn pack_demo(image: &std::path::Path, output: &std::path::Path) -> u8 {
+    let packed = match vmrescue::demo::pack(image) {
+        Ok(p) => p,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    };
+    if let Err(e) = std::fs::write(output, packed) {
+        report(&format!("{}: {e}", output.display()));
+        return exit::ERROR;
+    }
+    exit::OK
 }

@@ -50,6 +50,9 @@ pub fn fixture_file(file: &str) -> PathBuf {
         );
         return path;
     }
+    // Tests run in parallel threads: one decompresses, the others wait for it.
+    static DECOMPRESSING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = DECOMPRESSING.lock().unwrap_or_else(|e| e.into_inner());
     let zst = data_dir().join(format!("{file}.zst"));
     let plain = data_dir().join(file);
     let committed = if zst.exists() { &zst } else { &plain };
