@@ -1,0 +1,107 @@
+//! Journal recovery in memory: the view equals the kernel's after it replays
+//! the journal, `no_journal` equals the on-disk state, and the image is never
+//! written.
+
+mod common;
+mod ext_support;
+
+use std::process::Command;
+
+use ext_support::{assert_same, manifest, open_path, walk};
+use sha2::{Digest, Sha256};
+use vmrescue::fs::FsView;
+use vmrescue::fs::path::resolve;
+
+fn file_sha(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).expect("read image");
+    Sha256::digest(&bytes).to_vec()
+}
+
+fn read_all(fs: &dyn FsView, path: &[u8]) -> Vec<u8> {
+    let node = resolve(fs, path, false).expect("resolve").node;
+    let size = fs.metadata(node).unwrap().size;
+    let mut buf = vec![0u8; size as usize];
+    assert_eq!(fs.read_at(node, 0, &mut buf).unwrap(), size as usize);
+    buf
+}
+
+fn debugfs(image: &std::path::Path, request: &str) -> Vec<u8> {
+    let out = Command::new("debugfs")
+        .args(["-R", request])
+        .arg(image)
+        .output()
+        .expect("run debugfs");
+    assert!(out.status.success(), "debugfs {request}");
+    out.stdout
+}
+
+fn check(name: &str) {
+    let image = common::fixture(name);
+    let before = file_sha(&image);
+
+    let fs = open_path(&image, false);
+    let st = fs.status();
+    assert!(
+        st.notes
+            .iter()
+            .any(|n| n.starts_with("journal replayed in memory: 2 transactions, ")),
+        "{name}: notes {:?}",
+        st.notes
+    );
+    assert!(st.notes.iter().any(|n| n.contains("has no commit block")), "{:?}", st.notes);
+    assert!(st.problems.is_empty(), "{name}: {:?}", st.problems);
+    assert_same(name, &walk(&fs), &manifest(&format!("{name}.walk")));
+    // The revoked block keeps its on-disk bytes, the uncommitted one too.
+    assert!(read_all(&fs, b"/revoked.txt").starts_with(b"revoked block\n"));
+    assert!(read_all(&fs, b"/uncommitted.txt").starts_with(b"uncommitted block\n"));
+    assert_eq!(read_all(&fs, b"/hello.txt"), b"hello, world\nmore\n");
+    // Replayed data is not offered for copy_file_range.
+    let fresh = resolve(&fs, b"/newdir/fresh.txt", false).unwrap().node;
+    assert!(fs.host_extent(fresh, 0, 4096).is_none());
+
+    let disk = open_path(&image, true);
+    let st = disk.status();
+    assert!(st.notes.iter().any(|n| n.contains("not replayed (--no-journal)")), "{:?}", st.notes);
+    assert_same(
+        &format!("{name} without the journal"),
+        &walk(&disk),
+        &manifest(&format!("{name}.nojournal.walk")),
+    );
+    // debugfs reads the on-disk state too (it does not recover).
+    assert_eq!(read_all(&disk, b"/hello.txt"), debugfs(&image, "cat /hello.txt"));
+    assert!(resolve(&disk, b"/old-name", false).is_ok());
+    assert!(resolve(&fs, b"/old-name", false).is_err());
+    let ls = String::from_utf8_lossy(&debugfs(&image, "ls -p /")).to_string();
+    assert!(ls.contains("/old-name/") && !ls.contains("/new-name/"), "{ls}");
+
+    assert_eq!(before, file_sha(&image), "{name}: the image changed");
+}
+
+#[test]
+fn ext4_journal_is_replayed_in_memory() {
+    check("ext-journal-ext4");
+}
+
+#[test]
+fn ext3_journal_is_replayed_in_memory() {
+    check("ext-journal-ext3");
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn kernel_replay_of_a_copy_matches() {
+    common::require_root("loop-mounts copies of the journal fixtures read-write so the kernel replays them");
+    for name in ["ext-journal-ext4", "ext-journal-ext3"] {
+        let ours = walk(&open_path(&common::fixture(name), false));
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = common::fixture_copy(name, tmp.path());
+        let m = ext_support::KernelMount::new(&copy, "ro", false);
+        let theirs = ext_support::kernel_walk(&m.path());
+        drop(m);
+        assert_same(name, &ours, &theirs);
+        // The kernel's recovery wrote the copy; our reader now sees a clean journal.
+        let after = open_path(&copy, false);
+        assert!(!after.journal_replayed());
+        assert_same(&format!("{name} after the kernel's recovery"), &walk(&after), &theirs);
+    }
+}
