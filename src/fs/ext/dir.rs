@@ -54,7 +54,7 @@ impl Ext {
         usize::from(raw & 65532) | (usize::from(raw & 3) << 16)
     }
 
-    fn is_dx(&self, dir: &Inode) -> bool {
+    pub(super) fn is_dx(&self, dir: &Inode) -> bool {
         self.sb.has_compat(compat::DIR_INDEX) && dir.has_flag(inode::flags::INDEX)
     }
 
@@ -313,7 +313,7 @@ fn dir_block(ext: &Ext, dir: &Inode, lblk: u64) -> Result<(Vec<u8>, u64)> {
 
 /// Follow the hash index. `Ok(Some(result))` is an answer, `Ok(None)` means
 /// "cannot tell, scan" (hash version unknown, collision chain past a node).
-fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Option<u32>>> {
+pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Option<u32>>> {
     const S: &str = "ext htree root";
     let (root, rpos) = dir_block(ext, dir, 0)?;
     let info_len = usize::from(root.get(0x1D).copied().unwrap_or(0));

@@ -20,7 +20,7 @@
 pub mod csum;
 mod dir;
 pub mod group;
-mod hash;
+pub mod hash;
 pub mod inode;
 mod journal;
 mod map;
@@ -325,6 +325,18 @@ impl Ext {
     /// Whether block `block` is shown from the journal rather than from its place on disk.
     pub fn is_replayed(&self, block: u64) -> bool {
         self.overlay.contains_key(&block)
+    }
+
+    /// Look `name` up in directory `dir` through its hash index alone:
+    /// `Some(answer)` when the index gives one, `None` when it cannot tell
+    /// (not indexed, unknown hash, a collision chain across index nodes).
+    /// [`FsView::lookup`] uses this and falls back to a scan.
+    pub fn htree_lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<Option<NodeId>>> {
+        let inode = self.live_inode(dir)?;
+        if !self.is_dx(&inode) || inode.has_flag(inode::flags::INLINE_DATA) {
+            return Ok(None);
+        }
+        Ok(dir::dx_lookup(self, &inode, name)?.map(|f| f.map(|ino| NodeId(u64::from(ino)))))
     }
 
     /// The group descriptor of group `g`.
