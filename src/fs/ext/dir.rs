@@ -371,18 +371,43 @@ pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Op
         }
         // Search the leaf, then any leaves continuing a hash collision.
         loop {
-            let (leaf, lpos) = dir_block(ext, dir, u64::from(entry(idx).1))?;
+            let lblk = u64::from(entry(idx).1);
+            let (leaf, lpos) = dir_block(ext, dir, lblk)?;
+            let fake_len = ext.rec_len(le::u16(&leaf, 4).unwrap_or(0));
+            if lblk == 0 || (le::u32(&leaf, 0) == Some(0) && fake_len == leaf.len()) {
+                return Err(Error::corrupt(
+                    "ext htree node",
+                    npos,
+                    format!("index entry {idx} points at block {lblk}, which is not a leaf"),
+                ));
+            }
             let region = ext.leaf_region(dir, &leaf, lpos);
+            let lo = if idx == 0 { 0 } else { entry(idx).0 & !1 };
+            let hi = if idx + 1 < count { entry(idx + 1).0 & !1 } else { u32::MAX };
             let mut found = None;
+            let mut misplaced = false;
             let _ = ext.parse_entries(dir, region, lpos, &mut |e| {
                 if e.name == name {
                     found = Some(e.ino);
                     return ControlFlow::Break(());
                 }
+                if let Some(h) = hash::dx_hash(e.name, version, ext.sb.s_hash_seed) {
+                    if h < lo || h > hi {
+                        misplaced = true;
+                        return ControlFlow::Break(());
+                    }
+                }
                 ControlFlow::Continue(())
             });
             if found.is_some() {
                 return Ok(Some(found));
+            }
+            if misplaced {
+                return Err(Error::corrupt(
+                    "ext htree node",
+                    npos,
+                    format!("index entry {idx} points at block {lblk}, whose names hash elsewhere"),
+                ));
             }
             if idx + 1 >= count {
                 // A collision chain could continue in the next node: let a scan decide.
