@@ -133,6 +133,19 @@ fn broken_superblocks_are_refused_with_positions() {
 }
 
 #[test]
+fn a_damaged_primary_superblock_falls_back_to_a_backup() {
+    for name in ["ext-ext2-1k", "ext-ext4-1k"] {
+        let mut b = image(name);
+        b[1024 + 0x38] = 0; // s_magic
+        let fs = open_bytes(b).unwrap();
+        let p = problems(&fs);
+        assert!(p.contains("ext superblock at byte 1080: bad s_magic"), "{p}");
+        assert!(p.contains("using the backup superblock at byte 8389632"), "{p}");
+        ext_support::assert_same(name, &ext_support::walk(&fs), &ext_support::manifest(&format!("{name}.walk")));
+    }
+}
+
+#[test]
 fn bad_group_descriptor_checksums_are_reported() {
     // metadata_csum (crc32c) on the 4 KiB image: descriptors at block 1.
     let mut b = image("ext-ext4-4k");

@@ -200,12 +200,18 @@ impl Inode {
 
     /// The stored checksum (`l_i_checksum_lo`, plus `i_checksum_hi` when the inode has room).
     pub fn stored_checksum(&self) -> u32 {
-        let lo = u32::from(le::u16(&self.raw, I_CHECKSUM_LO).unwrap_or(0));
-        if has_checksum_hi(&self.raw) {
-            lo | u32::from(le::u16(&self.raw, I_CHECKSUM_HI).unwrap_or(0)) << 16
-        } else {
-            lo
-        }
+        stored_checksum(&self.raw)
+    }
+}
+
+/// The checksum stored in raw inode bytes (`l_i_checksum_lo`, plus
+/// `i_checksum_hi` when the inode has room for it).
+pub fn stored_checksum(raw: &[u8]) -> u32 {
+    let lo = u32::from(le::u16(raw, I_CHECKSUM_LO).unwrap_or(0));
+    if has_checksum_hi(raw) {
+        lo | u32::from(le::u16(raw, I_CHECKSUM_HI).unwrap_or(0)) << 16
+    } else {
+        lo
     }
 }
 

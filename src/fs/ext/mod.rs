@@ -132,17 +132,21 @@ impl Ext {
     /// With `options.no_journal` a journal that needs recovery is left
     /// alone and the on-disk state is shown.
     pub fn open(src: Arc<dyn ReadAt>, options: &FsOptions) -> Result<Ext> {
-        let size = src.size();
-        let raw = crate::io::read_vec(
-            &*src,
-            superblock::SUPERBLOCK_OFFSET,
-            superblock::SUPERBLOCK_SIZE as u64,
-            superblock::SUPERBLOCK_SIZE as u64,
-        )
-        .map_err(|e| Error::io("ext superblock at byte 1024", e))?;
-        let sb = Superblock::parse(&raw, superblock::SUPERBLOCK_OFFSET, size)?;
-        let mut notes = Vec::new();
         let mut problems = Vec::new();
+        let sb = match read_superblock(&*src, superblock::SUPERBLOCK_OFFSET) {
+            Ok(sb) => sb,
+            Err(primary) => {
+                let Some(sb) = find_backup(&*src) else {
+                    return Err(primary);
+                };
+                problems.push(format!(
+                    "{primary}; using the backup superblock at byte {}",
+                    sb.pos
+                ));
+                sb
+            }
+        };
+        let mut notes = Vec::new();
         check_features(&sb, &mut notes)?;
         if sb.has_metadata_csum() {
             if sb.s_checksum_type != 1 {
@@ -506,8 +510,7 @@ impl Ext {
         self.read_meta_at(pos, &mut raw, "ext inode")?;
         if self.sb.has_metadata_csum() && raw.iter().any(|&b| b != 0) {
             let want = inode::inode_checksum(self.csum_seed, ino, &raw);
-            let (parsed, _) = Inode::parse(ino, pos, raw.clone(), false, false);
-            let stored = parsed.stored_checksum();
+            let stored = inode::stored_checksum(&raw);
             if want != stored {
                 self.problem(format!(
                     "ext inode {ino} at byte {pos}: checksum mismatch (stored {stored:#x}, computed {want:#x})"
@@ -620,6 +623,26 @@ impl Ext {
         })?;
         Ok(out)
     }
+}
+
+/// Read and check the superblock at byte `pos`.
+fn read_superblock(src: &dyn ReadAt, pos: u64) -> Result<Superblock> {
+    let len = superblock::SUPERBLOCK_SIZE as u64;
+    let raw = crate::io::read_vec(src, pos, len, len)
+        .map_err(|e| Error::io(format!("ext superblock at byte {pos}"), e))?;
+    Superblock::parse(&raw, pos, src.size())
+}
+
+/// A valid backup superblock in group 1, trying each block size with the
+/// usual group size (as `e2fsck -b` would be told).
+fn find_backup(src: &dyn ReadAt) -> Option<Superblock> {
+    (0..=6u32).find_map(|log| {
+        let bs = 1024u64 << log;
+        let first_data_block = u64::from(bs == 1024);
+        let pos = (8 * bs + first_data_block) * bs;
+        let sb = read_superblock(src, pos).ok()?;
+        (sb.block_size() == bs && u64::from(sb.s_blocks_per_group) == 8 * bs).then_some(sb)
+    })
 }
 
 /// `ext2`, `ext3` or `ext4`, told apart by features as blkid does.
