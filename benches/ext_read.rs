@@ -45,7 +45,9 @@ fn main() {
     build_image(&dir, &image);
     let root = nix::unistd::Uid::effective().is_root();
     if !root {
-        println!("not root: the kernel-mount rows and cold-cache runs are left out (run as root for them)");
+        println!(
+            "not root: the kernel-mount rows and cold-cache runs are left out (run as root for them)"
+        );
     }
     let mnt = root.then(|| Mount::new(&image));
     let mut rows: Vec<Row> = Vec::new();
@@ -55,7 +57,9 @@ fn main() {
         // ls -l of the big directory.
         rows.push(ours(&dir, "ls", &image, cold, c));
         rows.push(tool(&dir, "ls", "debugfs", cold, c, |_| {
-            sh(Command::new("debugfs").args(["-R", "ls -l /big100k"]).arg(&image))
+            sh(Command::new("debugfs")
+                .args(["-R", "ls -l /big100k"])
+                .arg(&image))
         }));
         if let Some(m) = &mnt {
             rows.push(tool(&dir, "ls", "kernel ls -l", cold, c, |_| {
@@ -66,16 +70,33 @@ fn main() {
         for (task, src) in [("big", "/big.bin"), ("tree", "/tree")] {
             rows.push(ours(&dir, &format!("read-{task}"), &image, cold, c));
             rows.push(ours(&dir, &format!("copy-{task}"), &image, cold, c));
-            rows.push(tool(&dir, &format!("copy-{task}"), "debugfs rdump", cold, c, |out| {
-                sh(Command::new("debugfs")
-                    .arg("-R")
-                    .arg(format!("rdump {src} {}", out.display()))
-                    .arg(&image))
-            }));
+            rows.push(tool(
+                &dir,
+                &format!("copy-{task}"),
+                "debugfs rdump",
+                cold,
+                c,
+                |out| {
+                    sh(Command::new("debugfs")
+                        .arg("-R")
+                        .arg(format!("rdump {src} {}", out.display()))
+                        .arg(&image))
+                },
+            ));
             if let Some(m) = &mnt {
-                rows.push(tool(&dir, &format!("copy-{task}"), "kernel cp -a", cold, c, |out| {
-                    sh(Command::new("cp").arg("-a").arg(m.dir.join(&src[1..])).arg(out))
-                }));
+                rows.push(tool(
+                    &dir,
+                    &format!("copy-{task}"),
+                    "kernel cp -a",
+                    cold,
+                    c,
+                    |out| {
+                        sh(Command::new("cp")
+                            .arg("-a")
+                            .arg(m.dir.join(&src[1..]))
+                            .arg(out))
+                    },
+                ));
             }
         }
     }
@@ -94,25 +115,55 @@ struct Row {
 
 fn report(rows: &[Row]) {
     println!();
-    println!("{:<11} {:<5} {:<16} {:>9} {:>10} {:>10}", "task", "cache", "tool", "seconds", "MB/s", "peak RSS");
+    println!(
+        "{:<11} {:<5} {:<16} {:>9} {:>10} {:>10}",
+        "task", "cache", "tool", "seconds", "MB/s", "peak RSS"
+    );
     for r in rows {
-        let rate = if r.bytes > 0 { format!("{:.0}", r.bytes as f64 / r.secs / 1e6) } else { "-".into() };
-        let rss = r.rss_kib.map_or("-".into(), |k| format!("{} MiB", k / 1024));
-        println!("{:<11} {:<5} {:<16} {:>9.3} {:>10} {:>10}", r.task, r.cache, r.tool, r.secs, rate, rss);
+        let rate = if r.bytes > 0 {
+            format!("{:.0}", r.bytes as f64 / r.secs / 1e6)
+        } else {
+            "-".into()
+        };
+        let rss = r
+            .rss_kib
+            .map_or("-".into(), |k| format!("{} MiB", k / 1024));
+        println!(
+            "{:<11} {:<5} {:<16} {:>9.3} {:>10} {:>10}",
+            r.task, r.cache, r.tool, r.secs, rate, rss
+        );
     }
     println!();
     println!("ratios (vmrescue time / other time; <= 1.00 means vmrescue is as fast or faster):");
     for r in rows.iter().filter(|r| r.tool == "vmrescue") {
         let copy_task = r.task.replace("read-", "copy-");
-        for o in rows.iter().filter(|o| o.tool != "vmrescue" && o.cache == r.cache && o.task == copy_task) {
-            println!("  {:<11} {:<5} vs {:<16} {:.2}", r.task, r.cache, o.tool, r.secs / o.secs);
+        for o in rows
+            .iter()
+            .filter(|o| o.tool != "vmrescue" && o.cache == r.cache && o.task == copy_task)
+        {
+            println!(
+                "  {:<11} {:<5} vs {:<16} {:.2}",
+                r.task,
+                r.cache,
+                o.tool,
+                r.secs / o.secs
+            );
         }
     }
-    if let Some(ls) = rows.iter().find(|r| r.tool == "vmrescue" && r.task == "ls" && r.cache == "warm") {
-        println!("ls -l of {DIR_ENTRIES} entries (warm): {:.0} ms (target < 200 ms)", ls.secs * 1e3);
+    if let Some(ls) = rows
+        .iter()
+        .find(|r| r.tool == "vmrescue" && r.task == "ls" && r.cache == "warm")
+    {
+        println!(
+            "ls -l of {DIR_ENTRIES} entries (warm): {:.0} ms (target < 200 ms)",
+            ls.secs * 1e3
+        );
     }
     let rss = rows.iter().filter_map(|r| r.rss_kib).max().unwrap_or(0);
-    println!("peak RSS of vmrescue over all tasks: {} MiB (target < 64 MiB)", rss / 1024);
+    println!(
+        "peak RSS of vmrescue over all tasks: {} MiB (target < 64 MiB)",
+        rss / 1024
+    );
 }
 
 fn drop_caches() {
@@ -128,7 +179,14 @@ fn out_dir(dir: &Path) -> PathBuf {
 }
 
 /// Time one run of `f` (after a priming run when warm).
-fn tool(dir: &Path, task: &str, name: &str, cold: bool, cache: &'static str, f: impl Fn(&Path)) -> Row {
+fn tool(
+    dir: &Path,
+    task: &str,
+    name: &str,
+    cold: bool,
+    cache: &'static str,
+    f: impl Fn(&Path),
+) -> Row {
     if !cold {
         f(&out_dir(dir));
     }
@@ -139,9 +197,22 @@ fn tool(dir: &Path, task: &str, name: &str, cold: bool, cache: &'static str, f: 
     let t = Instant::now();
     f(&out);
     let secs = t.elapsed().as_secs_f64();
-    let bytes = if task.ends_with("big") { BIG_BYTES as u64 } else if task.ends_with("tree") { tree_bytes() } else { 0 };
+    let bytes = if task.ends_with("big") {
+        BIG_BYTES as u64
+    } else if task.ends_with("tree") {
+        tree_bytes()
+    } else {
+        0
+    };
     let _ = std::fs::remove_dir_all(&out);
-    Row { task: task.into(), tool: name.into(), cache, secs, bytes, rss_kib: None }
+    Row {
+        task: task.into(),
+        tool: name.into(),
+        cache,
+        secs,
+        bytes,
+        rss_kib: None,
+    }
 }
 
 /// Time our reader in a child process (so its peak RSS is its own).
@@ -153,10 +224,18 @@ fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -
             .arg(out)
             .output()
             .expect("run child");
-        assert!(o.status.success(), "child {task}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "child {task}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let text = String::from_utf8_lossy(&o.stdout);
         let v: Vec<&str> = text.split_whitespace().collect();
-        (v[0].parse().unwrap(), v[1].parse().unwrap(), v[2].parse().unwrap())
+        (
+            v[0].parse().unwrap(),
+            v[1].parse().unwrap(),
+            v[2].parse().unwrap(),
+        )
     };
     if !cold {
         run(&out_dir(dir));
@@ -167,7 +246,14 @@ fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -
     }
     let (secs, bytes, rss) = run(&out);
     let _ = std::fs::remove_dir_all(&out);
-    Row { task: task.into(), tool: "vmrescue".into(), cache, secs, bytes, rss_kib: Some(rss) }
+    Row {
+        task: task.into(),
+        tool: "vmrescue".into(),
+        cache,
+        secs,
+        bytes,
+        rss_kib: Some(rss),
+    }
 }
 
 fn tree_bytes() -> u64 {
@@ -175,7 +261,11 @@ fn tree_bytes() -> u64 {
 }
 
 fn sh(cmd: &mut Command) {
-    let st = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().expect("run tool");
+    let st = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run tool");
     assert!(st.success(), "{cmd:?} failed");
 }
 
@@ -216,11 +306,16 @@ fn ls_l(fs: &dyn FsView, path: &[u8]) -> u64 {
         let m = fs.metadata(e.node).expect("metadata");
         out.clear();
         out.push_str(&m.mode_string());
-        out.push_str(&format!(" {} {} {} {} {} ", m.nlink, m.uid, m.gid, m.size, m.mtime.sec));
+        out.push_str(&format!(
+            " {} {} {} {} {} ",
+            m.nlink, m.uid, m.gid, m.size, m.mtime.sec
+        ));
         out.push_str(&String::from_utf8_lossy(&e.name));
         if m.file_type == FileType::Symlink {
             out.push_str(" -> ");
-            out.push_str(&String::from_utf8_lossy(&fs.read_link(e.node).expect("read_link")));
+            out.push_str(&String::from_utf8_lossy(
+                &fs.read_link(e.node).expect("read_link"),
+            ));
         }
         std::hint::black_box(&out);
     }
@@ -236,7 +331,12 @@ fn read_tree(fs: &dyn FsView, path: &[u8]) -> u64 {
     while let Some(n) = stack.pop() {
         let m = fs.metadata(n).expect("metadata");
         match m.file_type {
-            FileType::Directory => stack.extend(fs.read_dir(n).expect("read_dir").into_iter().map(|e| e.node)),
+            FileType::Directory => stack.extend(
+                fs.read_dir(n)
+                    .expect("read_dir")
+                    .into_iter()
+                    .map(|e| e.node),
+            ),
             FileType::Regular => {
                 let mut off = 0;
                 while off < m.size {
@@ -289,8 +389,14 @@ fn copy_node(fs: &dyn FsView, n: NodeId, dest: &Path, buf: &mut [u8]) -> u64 {
                     if let Some(h) = fs.host_extent(n, off, end - off) {
                         let mut src_off = h.offset as i64;
                         let mut dst_off = off as i64;
-                        let k = nix::fcntl::copy_file_range(&*h.file, Some(&mut src_off), &f, Some(&mut dst_off), h.len as usize)
-                            .expect("copy_file_range");
+                        let k = nix::fcntl::copy_file_range(
+                            &*h.file,
+                            Some(&mut src_off),
+                            &f,
+                            Some(&mut dst_off),
+                            h.len as usize,
+                        )
+                        .expect("copy_file_range");
                         if k > 0 {
                             off += k as u64;
                             continue;
@@ -323,12 +429,20 @@ struct Mount {
 
 impl Mount {
     fn new(image: &Path) -> Mount {
-        let o = Command::new("losetup").args(["-f", "--show", "-r"]).arg(image).output().expect("losetup");
+        let o = Command::new("losetup")
+            .args(["-f", "--show", "-r"])
+            .arg(image)
+            .output()
+            .expect("losetup");
         assert!(o.status.success(), "losetup failed");
         let loopdev = String::from_utf8_lossy(&o.stdout).trim().to_string();
         let dir = image.with_extension("mnt");
         std::fs::create_dir_all(&dir).expect("mount point");
-        let st = Command::new("mount").args(["-t", "ext4", "-o", "ro,noload"]).arg(&loopdev).arg(&dir).status();
+        let st = Command::new("mount")
+            .args(["-t", "ext4", "-o", "ro,noload"])
+            .arg(&loopdev)
+            .arg(&dir)
+            .status();
         if !st.is_ok_and(|s| s.success()) {
             let _ = Command::new("losetup").arg("-d").arg(&loopdev).status();
             panic!("mount failed");
@@ -340,7 +454,10 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.dir).status();
-        let _ = Command::new("losetup").arg("-d").arg(&self.loopdev).status();
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.loopdev)
+            .status();
     }
 }
 
@@ -355,7 +472,10 @@ fn build_image(dir: &Path, image: &Path) {
     if image.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(STAMP) {
         return;
     }
-    println!("building the benchmark image in {} (once)...", dir.display());
+    println!(
+        "building the benchmark image in {} (once)...",
+        dir.display()
+    );
     let stage = dir.join("stage");
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(stage.join("tree")).expect("stage");
@@ -386,10 +506,21 @@ fn build_image(dir: &Path, image: &Path) {
         File::create(bigdir.join(format!("entry-{i:06}"))).expect("entry");
     }
     let _ = std::fs::remove_file(image);
-    File::create(image).and_then(|f| f.set_len(3 << 30)).expect("image file");
-    sh(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-b", "4096", "-d"]).arg(&stage).arg(image));
+    File::create(image)
+        .and_then(|f| f.set_len(3 << 30))
+        .expect("image file");
+    sh(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-d"])
+        .arg(&stage)
+        .arg(image));
     // Index the big directory as the kernel would have (e2fsck exits 1 when it changed something).
-    let st = Command::new("e2fsck").args(["-fyD"]).arg(image).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("e2fsck");
+    let st = Command::new("e2fsck")
+        .args(["-fyD"])
+        .arg(image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("e2fsck");
     assert!(st.code().is_some_and(|c| c <= 1), "e2fsck -fyD failed");
     std::fs::remove_dir_all(&stage).expect("remove stage");
     std::fs::write(&stamp, STAMP).expect("stamp");

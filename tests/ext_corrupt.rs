@@ -83,11 +83,7 @@ pub fn tolerant_walk(fs: &dyn FsView, limit: usize) -> usize {
                 let _ = fs.extents(n).map_err(|_| errors += 1);
                 let _ = fs.host_extent(n, 0, 1 << 20);
             }
-            FileType::Symlink => {
-                if fs.read_link(n).is_err() {
-                    errors += 1;
-                }
-            }
+            FileType::Symlink if fs.read_link(n).is_err() => errors += 1,
             _ => {}
         }
     }
@@ -100,7 +96,10 @@ fn bad_superblock_checksum_is_reported() {
     b[1024 + 0x300] ^= 0x55; // inside s_reserved
     let fs = open_bytes(b).unwrap();
     let p = problems(&fs);
-    assert!(p.contains("ext superblock at byte 2044: checksum mismatch"), "{p}");
+    assert!(
+        p.contains("ext superblock at byte 2044: checksum mismatch"),
+        "{p}"
+    );
     assert_eq!(tolerant_walk(&fs, 100_000), 0);
 }
 
@@ -139,9 +138,19 @@ fn a_damaged_primary_superblock_falls_back_to_a_backup() {
         b[1024 + 0x38] = 0; // s_magic
         let fs = open_bytes(b).unwrap();
         let p = problems(&fs);
-        assert!(p.contains("ext superblock at byte 1080: bad s_magic"), "{p}");
-        assert!(p.contains("using the backup superblock at byte 8389632"), "{p}");
-        ext_support::assert_same(name, &ext_support::walk(&fs), &ext_support::manifest(&format!("{name}.walk")));
+        assert!(
+            p.contains("ext superblock at byte 1080: bad s_magic"),
+            "{p}"
+        );
+        assert!(
+            p.contains("using the backup superblock at byte 8389632"),
+            "{p}"
+        );
+        ext_support::assert_same(
+            name,
+            &ext_support::walk(&fs),
+            &ext_support::manifest(&format!("{name}.walk")),
+        );
     }
 }
 
@@ -151,13 +160,21 @@ fn bad_group_descriptor_checksums_are_reported() {
     let mut b = image("ext-ext4-4k");
     b[4096 + 0xC] ^= 1; // bg_free_blocks_count_lo of group 0
     let fs = open_bytes(b).unwrap();
-    assert!(problems(&fs).contains("ext group descriptor 0 at byte 4096: checksum mismatch"), "{}", problems(&fs));
+    assert!(
+        problems(&fs).contains("ext group descriptor 0 at byte 4096: checksum mismatch"),
+        "{}",
+        problems(&fs)
+    );
     assert_eq!(tolerant_walk(&fs, 100_000), 0);
     // gdt_csum (crc16) on the 1 KiB meta_bg image: group 1's descriptor is in block 2.
     let mut b = image("ext-ext4-1k");
     b[2048 + 32 + 0xC] ^= 1;
     let fs = open_bytes(b).unwrap();
-    assert!(problems(&fs).contains("ext group descriptor 1 at byte 2080: checksum mismatch"), "{}", problems(&fs));
+    assert!(
+        problems(&fs).contains("ext group descriptor 1 at byte 2080: checksum mismatch"),
+        "{}",
+        problems(&fs)
+    );
 }
 
 #[test]
@@ -172,7 +189,10 @@ fn bad_inode_checksum_is_reported_and_the_file_still_reads() {
     let mut buf = [0u8; 64];
     assert_eq!(fs.read_at(n, 0, &mut buf).unwrap(), 13);
     let p = problems(&fs);
-    assert!(p.contains(&format!("ext inode {ino} at byte {pos}: checksum mismatch")), "{p}");
+    assert!(
+        p.contains(&format!("ext inode {ino} at byte {pos}: checksum mismatch")),
+        "{p}"
+    );
 }
 
 /// The extent tree of `/frag` (depth >= 1): (index node block, leaf blocks).
@@ -180,7 +200,10 @@ fn frag_tree(fs: &Ext) -> (u64, Vec<u64>) {
     let inode = fs.read_inode(node(fs, "/frag").0 as u32).unwrap();
     let ib = inode.i_block();
     let depth = u16::from_le_bytes([ib[6], ib[7]]);
-    assert!(depth >= 2, "frag should have a deep extent tree, depth {depth}");
+    assert!(
+        depth >= 2,
+        "frag should have a deep extent tree, depth {depth}"
+    );
     let first_child = u64::from(u32::from_le_bytes(ib[16..20].try_into().unwrap()));
     (first_child, vec![])
 }
@@ -195,14 +218,21 @@ fn broken_extent_nodes_give_errors_with_positions() {
     b[pos + 12 + 2] ^= 1; // ei_block of the first index entry
     let fs = open_bytes(b).unwrap();
     tolerant_walk(&fs, 100_000);
-    assert!(problems(&fs).contains("ext4 extent node of inode"), "{}", problems(&fs));
+    assert!(
+        problems(&fs).contains("ext4 extent node of inode"),
+        "{}",
+        problems(&fs)
+    );
     // A bad magic: reading the file fails, naming the node and its position.
     let mut b = image("ext-ext4-4k");
     b[pos] ^= 0xff;
     let fs = open_bytes(b).unwrap();
     let n = node(&fs, "/frag");
     let e = fs.read_at(n, 0, &mut [0u8; 4096]).unwrap_err().to_string();
-    assert!(e.contains(&format!("ext4 extent node at byte {pos}: bad eh_magic")), "{e}");
+    assert!(
+        e.contains(&format!("ext4 extent node at byte {pos}: bad eh_magic")),
+        "{e}"
+    );
     assert!(fs.extents(n).is_err());
     // Two index entries pointing at the same node: a loop is an error, not a hang.
     let mut b = image("ext-ext4-4k");
@@ -221,13 +251,21 @@ fn broken_extent_nodes_give_errors_with_positions() {
     assert!(fs.read_at(n, 0, &mut [0u8; 16]).is_err());
     assert!(fs.extents(n).is_err());
     // An extent past the end of the filesystem.
-    let inode = clean.read_inode(node(&clean, "/hello.txt").0 as u32).unwrap();
+    let inode = clean
+        .read_inode(node(&clean, "/hello.txt").0 as u32)
+        .unwrap();
     let ext_pos = (inode.pos + 0x28 + 12 + 8) as usize; // ee_start_lo of the first extent
     let mut b = image("ext-ext4-4k");
     b[ext_pos..ext_pos + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
     let fs = open_bytes(b).unwrap();
-    let e = fs.read_at(node(&fs, "/hello.txt"), 0, &mut [0u8; 16]).unwrap_err().to_string();
-    assert!(e.contains(&format!("ext4 extent at byte {}", inode.pos + 0x28 + 12)), "{e}");
+    let e = fs
+        .read_at(node(&fs, "/hello.txt"), 0, &mut [0u8; 16])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("ext4 extent at byte {}", inode.pos + 0x28 + 12)),
+        "{e}"
+    );
     assert!(e.contains("outside the filesystem"), "{e}");
 }
 
@@ -235,17 +273,31 @@ fn broken_extent_nodes_give_errors_with_positions() {
 fn broken_directory_blocks_are_reported_and_the_rest_listed() {
     let clean = ext_support::open("ext-ext4-4k");
     let dir = first_block(&clean, "/dir") as usize * 4096;
-    let want: Vec<Vec<u8>> = clean.read_dir(node(&clean, "/dir")).unwrap().into_iter().map(|e| e.name).collect();
+    let want: Vec<Vec<u8>> = clean
+        .read_dir(node(&clean, "/dir"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     // A flipped name byte: checksum mismatch reported, listing still complete.
     let mut b = image("ext-ext4-4k");
-    let at = b[dir..dir + 4096].windows(8).position(|w| w == b"hardlink").unwrap();
+    let at = b[dir..dir + 4096]
+        .windows(8)
+        .position(|w| w == b"hardlink")
+        .unwrap();
     b[dir + at] = b'H';
     let fs = open_bytes(b).unwrap();
     let got = fs.read_dir(node(&fs, "/dir")).unwrap();
     assert_eq!(got.len(), want.len());
     assert!(got.iter().any(|e| e.name == b"Hardlink"));
     let p = problems(&fs);
-    assert!(p.contains(&format!("ext directory block of inode {}", node(&fs, "/dir").0)), "{p}");
+    assert!(
+        p.contains(&format!(
+            "ext directory block of inode {}",
+            node(&fs, "/dir").0
+        )),
+        "{p}"
+    );
     assert!(p.contains("checksum mismatch"), "{p}");
     // A zero rec_len: the rest of that block is skipped with a problem.
     let mut b = image("ext-ext4-4k");
@@ -254,7 +306,11 @@ fn broken_directory_blocks_are_reported_and_the_rest_listed() {
     let fs = open_bytes(b).unwrap();
     let got = fs.read_dir(node(&fs, "/dir")).unwrap();
     assert!(got.len() < want.len());
-    assert!(problems(&fs).contains(&format!("at byte {}: bad rec_len 0", dir + 12)), "{}", problems(&fs));
+    assert!(
+        problems(&fs).contains(&format!("at byte {}: bad rec_len 0", dir + 12)),
+        "{}",
+        problems(&fs)
+    );
 }
 
 #[test]
@@ -278,12 +334,22 @@ fn a_damaged_htree_index_falls_back_to_a_scan() {
     let mut b = image("ext-ext4-4k");
     let dir = first_block(&clean, "/dir/sub") as usize * 4096;
     let sub_ino = node(&clean, "/dir/sub/deeper").0 as u32;
-    let at = (0..4096 - 4).step_by(4).find(|&o| u32::from_le_bytes(b[dir + o..dir + o + 4].try_into().unwrap()) == sub_ino).unwrap();
+    let at = (0..4096 - 4)
+        .step_by(4)
+        .find(|&o| u32::from_le_bytes(b[dir + o..dir + o + 4].try_into().unwrap()) == sub_ino)
+        .unwrap();
     b[dir + at..dir + at + 4].copy_from_slice(&2u32.to_le_bytes());
     let fs = open_bytes(b).unwrap();
     let start = Instant::now();
     tolerant_walk(&fs, 100_000);
-    assert!(resolve(&fs, b"/dir/sub/deeper/dir/sub/deeper/dir/sub/deeper/hello.txt", true).is_ok());
+    assert!(
+        resolve(
+            &fs,
+            b"/dir/sub/deeper/dir/sub/deeper/dir/sub/deeper/hello.txt",
+            true
+        )
+        .is_ok()
+    );
     assert!(start.elapsed() < Duration::from_secs(60));
 }
 
@@ -306,7 +372,10 @@ fn huge_sizes_do_not_allocate_or_hang() {
         let _ = fs.extents(f);
         let _ = fs.read_dir(node(&fs, "/dir"));
         assert!(fs.read_link(node(&fs, "/slow-link")).is_err());
-        assert!(start.elapsed() < Duration::from_secs(60), "{name}: too slow");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name}: too slow"
+        );
     }
 }
 
@@ -321,7 +390,13 @@ fn random_damage_never_panics() {
         seed ^= seed << 17;
         seed
     };
-    for name in ["ext-ext4-4k", "ext-ext2-1k", "ext-ext4-1k", "ext-inline", "ext-journal-ext4"] {
+    for name in [
+        "ext-ext4-4k",
+        "ext-ext2-1k",
+        "ext-ext4-1k",
+        "ext-inline",
+        "ext-journal-ext4",
+    ] {
         let clean = image(name);
         // Metadata lives in the first few MiB of these images.
         let span = clean.len().min(4 << 20);

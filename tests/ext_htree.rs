@@ -36,7 +36,9 @@ fn debugfs_hash(version: u8, seed: Option<&str>, name: &[u8]) -> u32 {
 
 fn seed_words(uuid: &str) -> [u32; 4] {
     let hex: String = uuid.chars().filter(|c| *c != '-').collect();
-    let bytes: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
     let w = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
     [w(0), w(1), w(2), w(3)]
 }
@@ -71,7 +73,11 @@ fn hashes_match_debugfs() {
 
 #[test]
 fn every_name_is_found_through_the_index() {
-    for (name, dir) in [("ext-ext4-4k", "/big"), ("ext-ext4-1k", "/big"), ("ext-ext3-2k", "/big")] {
+    for (name, dir) in [
+        ("ext-ext4-4k", "/big"),
+        ("ext-ext4-1k", "/big"),
+        ("ext-ext3-2k", "/big"),
+    ] {
         let fs = ext_support::open(name);
         let big = resolve(&fs, dir.as_bytes(), false).unwrap().node;
         let entries = fs.read_dir(big).unwrap();
@@ -85,8 +91,15 @@ fn every_name_is_found_through_the_index() {
             );
             assert_eq!(fs.lookup(big, &e.name).unwrap(), Some(e.node));
         }
-        assert!(matches!(fs.htree_lookup(big, b"no-such-name").unwrap(), Some(None) | None));
+        assert!(matches!(
+            fs.htree_lookup(big, b"no-such-name").unwrap(),
+            Some(None) | None
+        ));
         assert_eq!(fs.lookup(big, b"no-such-name").unwrap(), None);
-        assert!(fs.status().problems.is_empty(), "{:?}", fs.status().problems);
+        assert!(
+            fs.status().problems.is_empty(),
+            "{:?}",
+            fs.status().problems
+        );
     }
 }

@@ -48,7 +48,11 @@ fn check(name: &str) {
         "{name}: notes {:?}",
         st.notes
     );
-    assert!(st.notes.iter().any(|n| n.contains("has no commit block")), "{:?}", st.notes);
+    assert!(
+        st.notes.iter().any(|n| n.contains("has no commit block")),
+        "{:?}",
+        st.notes
+    );
     assert!(st.problems.is_empty(), "{name}: {:?}", st.problems);
     assert_same(name, &walk(&fs), &manifest(&format!("{name}.walk")));
     // The revoked block keeps its on-disk bytes, the uncommitted one too.
@@ -61,18 +65,30 @@ fn check(name: &str) {
 
     let disk = open_path(&image, true);
     let st = disk.status();
-    assert!(st.notes.iter().any(|n| n.contains("not replayed (--no-journal)")), "{:?}", st.notes);
+    assert!(
+        st.notes
+            .iter()
+            .any(|n| n.contains("not replayed (--no-journal)")),
+        "{:?}",
+        st.notes
+    );
     assert_same(
         &format!("{name} without the journal"),
         &walk(&disk),
         &manifest(&format!("{name}.nojournal.walk")),
     );
     // debugfs reads the on-disk state too (it does not recover).
-    assert_eq!(read_all(&disk, b"/hello.txt"), debugfs(&image, "cat /hello.txt"));
+    assert_eq!(
+        read_all(&disk, b"/hello.txt"),
+        debugfs(&image, "cat /hello.txt")
+    );
     assert!(resolve(&disk, b"/old-name", false).is_ok());
     assert!(resolve(&fs, b"/old-name", false).is_err());
     let ls = String::from_utf8_lossy(&debugfs(&image, "ls -p /")).to_string();
-    assert!(ls.contains("/old-name/") && !ls.contains("/new-name/"), "{ls}");
+    assert!(
+        ls.contains("/old-name/") && !ls.contains("/new-name/"),
+        "{ls}"
+    );
 
     assert_eq!(before, file_sha(&image), "{name}: the image changed");
 }
@@ -90,7 +106,9 @@ fn ext3_journal_is_replayed_in_memory() {
 #[test]
 #[ignore = "needs root: run by scripts/test"]
 fn kernel_replay_of_a_copy_matches() {
-    common::require_root("loop-mounts copies of the journal fixtures read-write so the kernel replays them");
+    common::require_root(
+        "loop-mounts copies of the journal fixtures read-write so the kernel replays them",
+    );
     for name in ["ext-journal-ext4", "ext-journal-ext3"] {
         let ours = walk(&open_path(&common::fixture(name), false));
         let tmp = tempfile::tempdir().unwrap();
@@ -102,6 +120,10 @@ fn kernel_replay_of_a_copy_matches() {
         // The kernel's recovery wrote the copy; our reader now sees a clean journal.
         let after = open_path(&copy, false);
         assert!(!after.journal_replayed());
-        assert_same(&format!("{name} after the kernel's recovery"), &walk(&after), &theirs);
+        assert_same(
+            &format!("{name} after the kernel's recovery"),
+            &walk(&after),
+            &theirs,
+        );
     }
 }

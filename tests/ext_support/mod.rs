@@ -89,7 +89,9 @@ fn visit(
     out: &mut Vec<(Vec<u8>, String)>,
     seen: &mut HashSet<NodeId>,
 ) {
-    let m = fs.metadata(node).unwrap_or_else(|e| panic!("metadata of {}: {e}", esc(&path)));
+    let m = fs
+        .metadata(node)
+        .unwrap_or_else(|e| panic!("metadata of {}: {e}", esc(&path)));
     let content = match m.file_type {
         FileType::Regular => sha256(fs, node, m.size),
         FileType::Symlink => esc(&fs.read_link(node).expect("read_link")),
@@ -109,7 +111,11 @@ fn visit(
             .collect::<Vec<_>>()
             .join(",")
     };
-    let shown = if path.is_empty() { "/".to_string() } else { esc(&path) };
+    let shown = if path.is_empty() {
+        "/".to_string()
+    } else {
+        esc(&path)
+    };
     let line = [
         shown,
         kind(m.file_type).to_string(),
@@ -124,7 +130,11 @@ fn visit(
         xattrs,
     ]
     .join("\t");
-    let key = if path.is_empty() { b"/".to_vec() } else { path.clone() };
+    let key = if path.is_empty() {
+        b"/".to_vec()
+    } else {
+        path.clone()
+    };
     out.push((key, line));
     if m.file_type == FileType::Directory {
         assert!(seen.insert(node), "directory loop at {}", esc(&path));
@@ -166,8 +176,16 @@ pub fn assert_same(what: &str, ours: &[String], theirs: &[String]) {
         "{what}: walks differ ({} vs {} lines)\nonly ours:\n{}\nonly theirs:\n{}",
         ours.len(),
         theirs.len(),
-        only_ours.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
-        only_theirs.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
+        only_ours
+            .iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        only_theirs
+            .iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
     );
 }
 
@@ -179,13 +197,25 @@ pub fn kernel_walk(dir: &Path) -> Vec<String> {
         .arg(dir)
         .output()
         .expect("run ext.sh --walk");
-    assert!(out.status.success(), "ext.sh --walk: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("manifest is ASCII").lines().map(str::to_string).collect()
+    assert!(
+        out.status.success(),
+        "ext.sh --walk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("manifest is ASCII")
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -206,7 +236,11 @@ impl KernelMount {
         }
         let loopdev = run(Command::new("losetup").args(&args).arg(image));
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut m = KernelMount { dir, loopdev, mounted: false };
+        let mut m = KernelMount {
+            dir,
+            loopdev,
+            mounted: false,
+        };
         run(Command::new("mount")
             .args(["-t", "ext4", "-o", options])
             .arg(&m.loopdev)
@@ -225,6 +259,9 @@ impl Drop for KernelMount {
         if self.mounted {
             let _ = Command::new("umount").arg(self.dir.path()).status();
         }
-        let _ = Command::new("losetup").arg("-d").arg(&self.loopdev).status();
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.loopdev)
+            .status();
     }
 }

@@ -88,6 +88,9 @@ mod tests {
         // CRC-32/MPEG-2 (seed ~0, no final xor) of "123456789" is 0x0376E6E7.
         assert_eq!(crc32_be(!0, b"123456789"), 0x0376_E6E7);
         // Chaining equals one pass.
-        assert_eq!(crc32c(crc32c(7, b"1234"), b"56789"), crc32c(7, b"123456789"));
+        assert_eq!(
+            crc32c(crc32c(7, b"1234"), b"56789"),
+            crc32c(7, b"123456789")
+        );
     }
 }

@@ -78,7 +78,11 @@ impl Ext {
                 usize::from(le::u16(region, off + 6).unwrap_or(0))
             };
             let ftype = if filetype { region[off + 7] } else { 0 };
-            if rec_len < 12 || rec_len % 4 != 0 || rec_len < 8 + name_len || off + rec_len > region.len() {
+            if rec_len < 12
+                || !rec_len.is_multiple_of(4)
+                || rec_len < 8 + name_len
+                || off + rec_len > region.len()
+            {
                 self.problem(format!(
                     "ext directory entry of inode {} at byte {}: bad rec_len {rec_len} (name_len {name_len}); rest of block skipped",
                     dir.ino,
@@ -112,8 +116,13 @@ impl Ext {
 
     /// Verify an htree node's `dx_tail` checksum (root when `root`).
     fn check_dx_csum(&self, dir: &Inode, block: &[u8], pos: u64, root: bool) {
-        let count_off = if root { 0x18 + usize::from(block.get(0x1D).copied().unwrap_or(8)) } else { 8 };
-        let (Some(limit), Some(count)) = (le::u16(block, count_off), le::u16(block, count_off + 2)) else {
+        let count_off = if root {
+            0x18 + usize::from(block.get(0x1D).copied().unwrap_or(8))
+        } else {
+            8
+        };
+        let (Some(limit), Some(count)) = (le::u16(block, count_off), le::u16(block, count_off + 2))
+        else {
             return;
         };
         let tail = count_off + 8 * usize::from(limit);
@@ -201,7 +210,11 @@ impl Ext {
     }
 
     /// Call `f` for every entry of directory `dir`, in on-disk order.
-    fn scan_dir<'s>(&'s self, dir: &Inode, f: &mut dyn FnMut(Raw<'_>) -> ControlFlow<()>) -> Result<()> {
+    fn scan_dir<'s>(
+        &'s self,
+        dir: &Inode,
+        f: &mut dyn FnMut(Raw<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
         if dir.has_flag(inode::flags::INLINE_DATA) {
             let ib = dir.i_block();
             let parent = le::u32(ib, 0).unwrap_or(0);
@@ -221,7 +234,7 @@ impl Ext {
         let mut buf = Vec::new();
         while lblk < nblocks {
             let run: Run = self.map_block(dir, lblk)?;
-            let len = run.len.min(nblocks - lblk).min(DIR_CHUNK_BLOCKS).max(1);
+            let len = run.len.min(nblocks - lblk).clamp(1, DIR_CHUNK_BLOCKS);
             match run.kind {
                 RunKind::Hole | RunKind::Unwritten(_) => {}
                 RunKind::Data(p) => {
@@ -270,7 +283,10 @@ pub(super) fn list(ext: &Ext, dir: &Inode) -> Result<Vec<DirEntry>> {
 
 /// The entry `name` of directory `dir`.
 pub(super) fn lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<NodeId>> {
-    if ext.is_dx(dir) && !dir.has_flag(inode::flags::INLINE_DATA) && !dir.has_flag(inode::flags::CASEFOLD) {
+    if ext.is_dx(dir)
+        && !dir.has_flag(inode::flags::INLINE_DATA)
+        && !dir.has_flag(inode::flags::CASEFOLD)
+    {
         match dx_lookup(ext, dir, name) {
             Ok(Some(found)) => return Ok(found.map(|ino| NodeId(u64::from(ino)))),
             Ok(None) => {}
@@ -302,7 +318,10 @@ fn dir_block(ext: &Ext, dir: &Inode, lblk: u64) -> Result<(Vec<u8>, u64)> {
         ));
     }
     match ext.map_block(dir, lblk)?.kind {
-        RunKind::Data(p) => Ok((ext.read_block(p, "ext directory block")?, p * ext.block_size)),
+        RunKind::Data(p) => Ok((
+            ext.read_block(p, "ext directory block")?,
+            p * ext.block_size,
+        )),
         _ => Err(Error::corrupt(
             "ext htree",
             dir.pos,
@@ -318,7 +337,11 @@ pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Op
     let (root, rpos) = dir_block(ext, dir, 0)?;
     let info_len = usize::from(root.get(0x1D).copied().unwrap_or(0));
     let levels = root.get(0x1E).copied().unwrap_or(0);
-    let max_levels = if ext.sb.has_incompat(incompat::LARGEDIR) { 3 } else { 2 };
+    let max_levels = if ext.sb.has_incompat(incompat::LARGEDIR) {
+        3
+    } else {
+        2
+    };
     if info_len != 8 || levels >= max_levels || le::u32(&root, 0x18) != Some(0) {
         return Err(Error::corrupt(
             S,
@@ -327,7 +350,9 @@ pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Op
         ));
     }
     let mut version = root[0x1C];
-    if version <= hash::DX_HASH_TEA && ext.sb.s_flags & super::superblock::EXT2_FLAGS_UNSIGNED_HASH != 0 {
+    if version <= hash::DX_HASH_TEA
+        && ext.sb.s_flags & super::superblock::EXT2_FLAGS_UNSIGNED_HASH != 0
+    {
         version += 3;
     }
     let Some(target) = hash::dx_hash(name, version, ext.sb.s_hash_seed) else {
@@ -348,7 +373,10 @@ pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Op
         }
         let entry = |i: usize| {
             let o = count_off + 8 * i;
-            (le::u32(&node, o).unwrap_or(0), le::u32(&node, o + 4).unwrap_or(0))
+            (
+                le::u32(&node, o).unwrap_or(0),
+                le::u32(&node, o + 4).unwrap_or(0),
+            )
         };
         // Entry 0 has an implied hash of 0; find the last entry with hash <= target.
         let mut lo = 1usize;
@@ -383,7 +411,11 @@ pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Op
             }
             let region = ext.leaf_region(dir, &leaf, lpos);
             let lo = if idx == 0 { 0 } else { entry(idx).0 & !1 };
-            let hi = if idx + 1 < count { entry(idx + 1).0 & !1 } else { u32::MAX };
+            let hi = if idx + 1 < count {
+                entry(idx + 1).0 & !1
+            } else {
+                u32::MAX
+            };
             let mut found = None;
             let mut misplaced = false;
             let _ = ext.parse_entries(dir, region, lpos, &mut |e| {
@@ -391,11 +423,11 @@ pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Op
                     found = Some(e.ino);
                     return ControlFlow::Break(());
                 }
-                if let Some(h) = hash::dx_hash(e.name, version, ext.sb.s_hash_seed) {
-                    if h < lo || h > hi {
-                        misplaced = true;
-                        return ControlFlow::Break(());
-                    }
+                if let Some(h) = hash::dx_hash(e.name, version, ext.sb.s_hash_seed)
+                    && (h < lo || h > hi)
+                {
+                    misplaced = true;
+                    return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
             });

@@ -18,7 +18,11 @@ const DEFAULT_SEED: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_54
 
 /// Widen a name byte the way the hash version says (sign-extended or not).
 fn widen(b: u8, signed: bool) -> u32 {
-    if signed { b as i8 as i32 as u32 } else { u32::from(b) }
+    if signed {
+        b as i8 as i32 as u32
+    } else {
+        u32::from(b)
+    }
 }
 
 fn legacy(name: &[u8], signed: bool) -> u32 {
@@ -86,7 +90,10 @@ fn half_md4(buf: &mut [u32; 4], x: &[u32; 8]) {
     // One MD4 step: v = rotl(v + fun(p, q, r) + word, s).
     macro_rules! r {
         ($fun:expr, $v:ident, $p:ident, $q:ident, $r:ident, $w:expr, $s:expr) => {
-            $v = $v.wrapping_add($fun($p, $q, $r)).wrapping_add($w).rotate_left($s)
+            $v = $v
+                .wrapping_add($fun($p, $q, $r))
+                .wrapping_add($w)
+                .rotate_left($s)
         };
     }
     for i in [0usize, 4] {
@@ -117,7 +124,11 @@ fn half_md4(buf: &mut [u32; 4], x: &[u32; 8]) {
 
 /// The major hash of `name` for `version`, or `None` for versions not implemented here.
 pub fn dx_hash(name: &[u8], version: u8, seed: [u32; 4]) -> Option<u32> {
-    let mut buf = if seed.iter().all(|&w| w == 0) { DEFAULT_SEED } else { seed };
+    let mut buf = if seed.iter().all(|&w| w == 0) {
+        DEFAULT_SEED
+    } else {
+        seed
+    };
     let hash = match version {
         DX_HASH_LEGACY | DX_HASH_LEGACY_UNSIGNED => legacy(name, version == DX_HASH_LEGACY),
         DX_HASH_HALF_MD4 | DX_HASH_HALF_MD4_UNSIGNED => {
@@ -141,5 +152,9 @@ pub fn dx_hash(name: &[u8], version: u8, seed: [u32; 4]) -> Option<u32> {
         _ => return None,
     };
     let hash = hash & !1;
-    Some(if hash == 0x7fff_ffff << 1 { 0x7fff_fffe << 1 } else { hash })
+    Some(if hash == 0x7fff_ffff << 1 {
+        0x7fff_fffe << 1
+    } else {
+        hash
+    })
 }

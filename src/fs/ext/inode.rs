@@ -89,7 +89,7 @@ impl Inode {
         if raw.len() > EXT4_GOOD_OLD_INODE_SIZE {
             i_extra_isize = u16_at(0x80);
             let room = raw.len() - EXT4_GOOD_OLD_INODE_SIZE;
-            if usize::from(i_extra_isize) > room || i_extra_isize % 4 != 0 {
+            if usize::from(i_extra_isize) > room || !i_extra_isize.is_multiple_of(4) {
                 problem = Some(format!(
                     "i_extra_isize {i_extra_isize} does not fit a {}-byte inode",
                     raw.len()
@@ -218,7 +218,8 @@ pub fn stored_checksum(raw: &[u8]) -> u32 {
 /// Whether the inode has room for `i_checksum_hi` (a large inode with `i_extra_isize >= 4`).
 pub fn has_checksum_hi(raw: &[u8]) -> bool {
     raw.len() > EXT4_GOOD_OLD_INODE_SIZE
-        && usize::from(le::u16(raw, 0x80).unwrap_or(0)) >= I_CHECKSUM_HI + 2 - EXT4_GOOD_OLD_INODE_SIZE
+        && usize::from(le::u16(raw, 0x80).unwrap_or(0))
+            >= I_CHECKSUM_HI + 2 - EXT4_GOOD_OLD_INODE_SIZE
 }
 
 /// The per-inode checksum seed: `crc32c(crc32c(fs_seed, le32 ino), le32 i_generation)`.

@@ -98,7 +98,11 @@ impl Journal<'_> {
         if self.incompat & INCOMPAT_CSUM_V2 != 0 {
             sz += 2;
         }
-        if self.incompat & INCOMPAT_64BIT != 0 { sz } else { sz - 4 }
+        if self.incompat & INCOMPAT_64BIT != 0 {
+            sz
+        } else {
+            sz - 4
+        }
     }
 
     /// Physical position of logical journal block `l`.
@@ -124,7 +128,11 @@ impl Journal<'_> {
     }
 
     fn wrap(&self, l: u64) -> u64 {
-        if l >= self.last { l - (self.last - self.first) } else { l }
+        if l >= self.last {
+            l - (self.last - self.first)
+        } else {
+            l
+        }
     }
 
     /// A descriptor or revoke block's tail checksum is right.
@@ -145,7 +153,16 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
     let mut out = Replay::default();
     let inode = ext.read_inode(ext.sb.s_journal_inum)?;
     let bs = ext.block_size;
-    let mut j = Journal { ext, inode, bs, first: 0, last: 0, incompat: 0, compat: 0, seed: 0 };
+    let mut j = Journal {
+        ext,
+        inode,
+        bs,
+        first: 0,
+        last: 0,
+        incompat: 0,
+        compat: 0,
+        seed: 0,
+    };
     let sb = j.read(0)?;
     let jpos = j.position(0)?;
     const S: &str = "jbd2 journal superblock";
@@ -154,7 +171,11 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
     }
     let blocktype = be::u32(&sb, 4).unwrap_or(0);
     if blocktype != SUPERBLOCK_V1 && blocktype != SUPERBLOCK_V2 {
-        return Err(Error::corrupt(S, jpos + 4, format!("h_blocktype {blocktype} is not a superblock")));
+        return Err(Error::corrupt(
+            S,
+            jpos + 4,
+            format!("h_blocktype {blocktype} is not a superblock"),
+        ));
     }
     let s_blocksize = u64::from(be::u32(&sb, 0xC).unwrap_or(0));
     let s_maxlen = u64::from(be::u32(&sb, 0x10).unwrap_or(0));
@@ -162,18 +183,25 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
     let s_sequence = be::u32(&sb, 0x18).unwrap_or(0);
     let s_start = u64::from(be::u32(&sb, 0x1C).unwrap_or(0));
     if s_blocksize != bs {
-        return Err(Error::corrupt(S, jpos + 0xC, format!("s_blocksize {s_blocksize} differs from the filesystem's {bs}")));
+        return Err(Error::corrupt(
+            S,
+            jpos + 0xC,
+            format!("s_blocksize {s_blocksize} differs from the filesystem's {bs}"),
+        ));
     }
     let inode_blocks = j.inode.i_size / bs;
     if s_first == 0 || s_first >= s_maxlen || s_maxlen > inode_blocks {
         return Err(Error::corrupt(
             S,
             jpos + 0x10,
-            format!("s_first {s_first} / s_maxlen {s_maxlen} do not fit a journal of {inode_blocks} blocks"),
+            format!(
+                "s_first {s_first} / s_maxlen {s_maxlen} do not fit a journal of {inode_blocks} blocks"
+            ),
         ));
     }
     if s_start == 0 {
-        out.notes.push("the journal needed no recovery (it is empty)".into());
+        out.notes
+            .push("the journal needed no recovery (it is empty)".into());
         return Ok(out);
     }
     if blocktype == SUPERBLOCK_V2 {
@@ -213,7 +241,11 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
         }
     }
     if s_start < j.first || s_start >= j.last {
-        return Err(Error::corrupt(S, jpos + 0x1C, format!("s_start {s_start} is outside the log")));
+        return Err(Error::corrupt(
+            S,
+            jpos + 0x1C,
+            format!("s_start {s_start} is outside the log"),
+        ));
     }
     let txs = scan(&j, s_start, s_sequence, &mut out)?;
     // Revoke records of committed transactions: newest sequence per block.
@@ -232,10 +264,10 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
     }
     for t in &txs {
         for tag in &t.tags {
-            if let Some(&rs) = revoked.get(&tag.fs_block) {
-                if !tid_gt(t.sequence, rs) {
-                    continue;
-                }
+            if let Some(&rs) = revoked.get(&tag.fs_block)
+                && !tid_gt(t.sequence, rs)
+            {
+                continue;
             }
             if tag.fs_block >= ext.sb.s_blocks_count {
                 out.problems.push(format!(
@@ -262,7 +294,13 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
                     continue;
                 }
             }
-            out.overlay.insert(tag.fs_block, JournalCopy { pos, escaped: tag.flags & FLAG_ESCAPE != 0 });
+            out.overlay.insert(
+                tag.fs_block,
+                JournalCopy {
+                    pos,
+                    escaped: tag.flags & FLAG_ESCAPE != 0,
+                },
+            );
         }
     }
     out.transactions = txs.len() as u64;
@@ -278,13 +316,18 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
     let is64 = j.incompat & INCOMPAT_64BIT != 0;
     let v1 = j.compat & COMPAT_CHECKSUM != 0;
     let mut txs = Vec::new();
-    let mut cur = Transaction { sequence, tags: Vec::new(), revokes: Vec::new() };
+    let mut cur = Transaction {
+        sequence,
+        tags: Vec::new(),
+        revokes: Vec::new(),
+    };
     let mut next = start;
     let mut visited = 0u64;
     let mut crc32_sum = !0u32;
     loop {
         if visited > log_len {
-            out.problems.push("jbd2 journal: the log wraps onto itself; recovery stopped".into());
+            out.problems
+                .push("jbd2 journal: the log wraps onto itself; recovery stopped".into());
             break;
         }
         let block = j.read(next)?;
@@ -311,18 +354,30 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                 while off + tag_bytes <= bs - tail {
                     let lo = u64::from(be::u32(&block, off).unwrap_or(0));
                     let (flags, checksum) = if tag_bytes == 16 {
-                        (be::u32(&block, off + 4).unwrap_or(0), be::u32(&block, off + 12).unwrap_or(0))
+                        (
+                            be::u32(&block, off + 4).unwrap_or(0),
+                            be::u32(&block, off + 12).unwrap_or(0),
+                        )
                     } else {
                         (
                             u32::from(be::u16(&block, off + 6).unwrap_or(0)),
                             u32::from(be::u16(&block, off + 4).unwrap_or(0)),
                         )
                     };
-                    let hi = if is64 { u64::from(be::u32(&block, off + 8).unwrap_or(0)) } else { 0 };
+                    let hi = if is64 {
+                        u64::from(be::u32(&block, off + 8).unwrap_or(0))
+                    } else {
+                        0
+                    };
                     if v1 {
                         crc32_sum = csum::crc32_be(crc32_sum, &j.read(data)?);
                     }
-                    cur.tags.push(Tag { fs_block: lo | hi << 32, jblock: data, flags, checksum });
+                    cur.tags.push(Tag {
+                        fs_block: lo | hi << 32,
+                        jblock: data,
+                        flags,
+                        checksum,
+                    });
                     data = j.wrap(data + 1);
                     count += 1;
                     off += tag_bytes;
@@ -362,7 +417,11 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                 let seq = cur.sequence.wrapping_add(1);
                 txs.push(std::mem::replace(
                     &mut cur,
-                    Transaction { sequence: seq, tags: Vec::new(), revokes: Vec::new() },
+                    Transaction {
+                        sequence: seq,
+                        tags: Vec::new(),
+                        revokes: Vec::new(),
+                    },
                 ));
                 visited += 1;
                 next = j.wrap(next + 1);

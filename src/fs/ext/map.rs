@@ -51,7 +51,11 @@ fn parse_header(node: &[u8], pos: u64, want_depth: Option<u16>) -> Result<Header
     const S: &str = "ext4 extent node";
     let magic = le::u16(node, 0).unwrap_or(0);
     if magic != EXT4_EXT_MAGIC {
-        return Err(Error::corrupt(S, pos, format!("bad eh_magic {magic:#06x} (expected 0xf30a)")));
+        return Err(Error::corrupt(
+            S,
+            pos,
+            format!("bad eh_magic {magic:#06x} (expected 0xf30a)"),
+        ));
     }
     let entries = usize::from(le::u16(node, 2).unwrap_or(0));
     let max = usize::from(le::u16(node, 4).unwrap_or(0));
@@ -60,17 +64,27 @@ fn parse_header(node: &[u8], pos: u64, want_depth: Option<u16>) -> Result<Header
         return Err(Error::corrupt(
             S,
             pos,
-            format!("eh_entries {entries} / eh_max {max} do not fit a {}-byte node", node.len()),
+            format!(
+                "eh_entries {entries} / eh_max {max} do not fit a {}-byte node",
+                node.len()
+            ),
         ));
     }
     if depth > EXT4_MAX_EXTENT_DEPTH || want_depth.is_some_and(|d| d != depth) {
         return Err(Error::corrupt(
             S,
             pos + 6,
-            format!("eh_depth {depth} (expected {})", want_depth.map_or("at most 5".to_string(), |d| d.to_string())),
+            format!(
+                "eh_depth {depth} (expected {})",
+                want_depth.map_or("at most 5".to_string(), |d| d.to_string())
+            ),
         ));
     }
-    Ok(Header { entries, max, depth })
+    Ok(Header {
+        entries,
+        max,
+        depth,
+    })
 }
 
 /// A leaf entry: (ee_block, len, unwritten, start).
@@ -147,7 +161,11 @@ impl Ext {
 
     fn extent_lookup(&self, inode: &Inode, lblk: u64) -> Result<Run> {
         if lblk >= EXTENT_LBLK_END {
-            return Ok(Run { lblk, len: u64::MAX - lblk, kind: RunKind::Hole });
+            return Ok(Run {
+                lblk,
+                len: u64::MAX - lblk,
+                kind: RunKind::Hole,
+            });
         }
         let mut node = inode.i_block().to_vec();
         let mut pos = inode.pos + inode::I_BLOCK as u64;
@@ -168,7 +186,11 @@ impl Ext {
                         return Ok(Run {
                             lblk,
                             len: run_len.max(1),
-                            kind: if unwritten { RunKind::Unwritten(p) } else { RunKind::Data(p) },
+                            kind: if unwritten {
+                                RunKind::Unwritten(p)
+                            } else {
+                                RunKind::Data(p)
+                            },
                         });
                     }
                 }
@@ -185,8 +207,16 @@ impl Ext {
                 });
             }
             let Some(i) = last_at_or_before(h.entries, lblk, |i| index_entry(&node, i).0) else {
-                let end = if h.entries > 0 { index_entry(&node, 0).0.min(upper) } else { upper };
-                return Ok(Run { lblk, len: end.saturating_sub(lblk).max(1), kind: RunKind::Hole });
+                let end = if h.entries > 0 {
+                    index_entry(&node, 0).0.min(upper)
+                } else {
+                    upper
+                };
+                return Ok(Run {
+                    lblk,
+                    len: end.saturating_sub(lblk).max(1),
+                    kind: RunKind::Hole,
+                });
             };
             if i + 1 < h.entries {
                 upper = upper.min(index_entry(&node, i + 1).0);
@@ -198,7 +228,11 @@ impl Ext {
             want_depth = Some(h.depth - 1);
             let _ = h.max;
         }
-        Err(Error::corrupt("ext4 extent node", pos, "tree deeper than 5 levels"))
+        Err(Error::corrupt(
+            "ext4 extent node",
+            pos,
+            "tree deeper than 5 levels",
+        ))
     }
 
     fn blockmap_lookup(&self, inode: &Inode, lblk: u64) -> Result<Run> {
@@ -216,7 +250,12 @@ impl Ext {
                 }
                 len += 1;
             }
-            return self.finish_run(lblk, len, first, inode.pos + inode::I_BLOCK as u64 + 4 * lblk);
+            return self.finish_run(
+                lblk,
+                len,
+                first,
+                inode.pos + inode::I_BLOCK as u64 + 4 * lblk,
+            );
         }
         // Which tree, and the index within it.
         let mut l = lblk - 12;
@@ -226,7 +265,11 @@ impl Ext {
             l -= span;
             levels += 1;
             if levels > 3 {
-                return Ok(Run { lblk, len: u64::MAX - lblk, kind: RunKind::Hole });
+                return Ok(Run {
+                    lblk,
+                    len: u64::MAX - lblk,
+                    kind: RunKind::Hole,
+                });
             }
             span = span.saturating_mul(p);
         }
@@ -238,7 +281,11 @@ impl Ext {
         for level in 0..levels {
             if blk == 0 {
                 let within = l % sub;
-                return Ok(Run { lblk, len: sub - within, kind: RunKind::Hole });
+                return Ok(Run {
+                    lblk,
+                    len: sub - within,
+                    kind: RunKind::Hole,
+                });
             }
             self.check_block(blk, 1, S, at)?;
             let table = self.read_block(blk, "ext2 indirect block")?;
@@ -265,15 +312,27 @@ impl Ext {
 
     fn finish_run(&self, lblk: u64, len: u64, first: u64, at: u64) -> Result<Run> {
         if first == 0 {
-            return Ok(Run { lblk, len, kind: RunKind::Hole });
+            return Ok(Run {
+                lblk,
+                len,
+                kind: RunKind::Hole,
+            });
         }
         self.check_block(first, len, "ext2 block map", at)?;
-        Ok(Run { lblk, len, kind: RunKind::Data(first) })
+        Ok(Run {
+            lblk,
+            len,
+            kind: RunKind::Data(first),
+        })
     }
 
     /// Call `f` with every data or unwritten run of `inode` in logical
     /// order (holes are skipped), until it returns `false`.
-    pub fn for_each_run(&self, inode: &Inode, f: &mut dyn FnMut(Run) -> Result<bool>) -> Result<()> {
+    pub fn for_each_run(
+        &self,
+        inode: &Inode,
+        f: &mut dyn FnMut(Run) -> Result<bool>,
+    ) -> Result<()> {
         if inode.has_flag(inode::flags::INLINE_DATA) {
             return Ok(());
         }
@@ -327,8 +386,16 @@ impl Ext {
                 }
                 self.check_block(start, len, "ext4 extent", epos)?;
                 *next_lblk = first + len;
-                let kind = if unwritten { RunKind::Unwritten(start) } else { RunKind::Data(start) };
-                if !f(Run { lblk: first, len, kind })? {
+                let kind = if unwritten {
+                    RunKind::Unwritten(start)
+                } else {
+                    RunKind::Data(start)
+                };
+                if !f(Run {
+                    lblk: first,
+                    len,
+                    kind,
+                })? {
                     return Ok(false);
                 }
             } else {
@@ -337,7 +404,10 @@ impl Ext {
                     return Err(Error::corrupt(
                         "ext4 extent index",
                         epos,
-                        format!("inode {}: node block {child} is referenced twice (a loop)", inode.ino),
+                        format!(
+                            "inode {}: node block {child} is referenced twice (a loop)",
+                            inode.ino
+                        ),
                     ));
                 }
                 let block = self.extent_node(inode, child, epos)?;

@@ -32,9 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::engine::FsOptions;
 use crate::error::{Error, Result};
-use crate::fs::{
-    DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr,
-};
+use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt};
 
 use group::GroupDesc;
@@ -165,7 +163,10 @@ impl Ext {
             }
         }
         if sb.s_state & 0x2 != 0 {
-            notes.push("the filesystem's error flag is set (s_state): it was not checked since an error".into());
+            notes.push(
+                "the filesystem's error flag is set (s_state): it was not checked since an error"
+                    .into(),
+            );
         }
         let block_size = sb.block_size();
         let cache_blocks = (META_CACHE_BYTES / block_size).max(16) as usize;
@@ -428,9 +429,12 @@ impl Ext {
             let within = (cur - bstart) as usize;
             let n = ((bs as usize) - within).min(buf.len() - done);
             let mut block = vec![0u8; bs as usize];
-            self.meta
-                .read_exact_at(copy.pos, &mut block)
-                .map_err(|e| Error::io(format!("journal copy of block {blk} at byte {}", copy.pos), e))?;
+            self.meta.read_exact_at(copy.pos, &mut block).map_err(|e| {
+                Error::io(
+                    format!("journal copy of block {blk} at byte {}", copy.pos),
+                    e,
+                )
+            })?;
             if copy.escaped {
                 block[..4].copy_from_slice(&journal::JBD2_MAGIC.to_be_bytes());
             }
@@ -469,14 +473,20 @@ impl Ext {
         let group = u64::from(ino - 1) / ipg;
         let index = u64::from(ino - 1) % ipg;
         let desc = self.group(group).ok_or_else(|| {
-            Error::corrupt("ext inode", 0, format!("inode {ino}: group {group} has no descriptor"))
+            Error::corrupt(
+                "ext inode",
+                0,
+                format!("inode {ino}: group {group} has no descriptor"),
+            )
         })?;
         if sb.has_group_csum() {
             if desc.bg_flags & group::EXT4_BG_INODE_UNINIT != 0 {
                 return Err(Error::corrupt(
                     "ext inode",
                     0,
-                    format!("inode {ino}: the inode table of group {group} is not initialised (INODE_UNINIT)"),
+                    format!(
+                        "inode {ino}: the inode table of group {group} is not initialised (INODE_UNINIT)"
+                    ),
                 ));
             }
             if index >= ipg.saturating_sub(u64::from(desc.bg_itable_unused)) {
@@ -532,14 +542,17 @@ impl Ext {
 
     /// An inode that is in use (has a mode and links), as `NodeId` names it.
     fn live_inode(&self, node: NodeId) -> Result<Inode> {
-        let ino = u32::try_from(node.0)
-            .map_err(|_| Error::NotFound(format!("inode {}", node.0)))?;
+        let ino =
+            u32::try_from(node.0).map_err(|_| Error::NotFound(format!("inode {}", node.0)))?;
         let inode = self.read_inode(ino)?;
         if inode.i_mode == 0 || (inode.i_links_count == 0 && ino != EXT4_ROOT_INO) {
             return Err(Error::corrupt(
                 "ext inode",
                 inode.pos,
-                format!("inode {ino} is not in use (mode {:o}, links {})", inode.i_mode, inode.i_links_count),
+                format!(
+                    "inode {ino} is not in use (mode {:o}, links {})",
+                    inode.i_mode, inode.i_links_count
+                ),
             ));
         }
         Ok(inode)
@@ -565,14 +578,17 @@ impl Ext {
             return Err(Error::corrupt(
                 "ext inline data",
                 inode.pos,
-                format!("inode {}: inline size {size} is larger than an inode can hold", inode.ino),
+                format!(
+                    "inode {}: inline size {size} is larger than an inode can hold",
+                    inode.ino
+                ),
             ));
         }
         let mut out = inode.i_block().to_vec();
-        if size > inode::I_BLOCK_LEN as u64 {
-            if let Some(more) = xattr::system_data(self, inode)? {
-                out.extend_from_slice(&more);
-            }
+        if size > inode::I_BLOCK_LEN as u64
+            && let Some(more) = xattr::system_data(self, inode)?
+        {
+            out.extend_from_slice(&more);
         }
         out.resize(size as usize, 0);
         Ok(out)
@@ -668,8 +684,14 @@ fn check_features(sb: &Superblock, notes: &mut Vec<String>) -> Result<()> {
         ));
     }
     let refuse = [
-        (incompat::COMPRESSION, "compression (an out-of-tree ext2 patch): compressed files cannot be read"),
-        (incompat::DIRDATA, "dirdata (Lustre): its directory entries carry data vmrescue cannot read"),
+        (
+            incompat::COMPRESSION,
+            "compression (an out-of-tree ext2 patch): compressed files cannot be read",
+        ),
+        (
+            incompat::DIRDATA,
+            "dirdata (Lustre): its directory entries carry data vmrescue cannot read",
+        ),
     ];
     for (bit, why) in refuse {
         if sb.has_incompat(bit) {
@@ -756,7 +778,10 @@ impl FsView for Ext {
     fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
         let inode = self.live_inode(dir)?;
         if inode.file_type() != FileType::Directory {
-            return Err(Error::Invalid(format!("inode {}: not a directory", inode.ino)));
+            return Err(Error::Invalid(format!(
+                "inode {}: not a directory",
+                inode.ino
+            )));
         }
         self.refuse_encrypted(&inode)?;
         dir::list(self, &inode)
@@ -765,7 +790,10 @@ impl FsView for Ext {
     fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
         let inode = self.live_inode(dir)?;
         if inode.file_type() != FileType::Directory {
-            return Err(Error::Invalid(format!("inode {}: not a directory", inode.ino)));
+            return Err(Error::Invalid(format!(
+                "inode {}: not a directory",
+                inode.ino
+            )));
         }
         self.refuse_encrypted(&inode)?;
         if name.is_empty() || name == b"." || name == b".." || name.len() > 255 {
@@ -777,7 +805,10 @@ impl FsView for Ext {
     fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
         let inode = self.live_inode(node)?;
         if inode.file_type() != FileType::Symlink {
-            return Err(Error::Invalid(format!("inode {}: not a symbolic link", inode.ino)));
+            return Err(Error::Invalid(format!(
+                "inode {}: not a symbolic link",
+                inode.ino
+            )));
         }
         self.refuse_encrypted(&inode)?;
         self.symlink_target(&inode)
@@ -786,7 +817,10 @@ impl FsView for Ext {
     fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let inode = self.live_inode(node)?;
         if inode.file_type() != FileType::Regular {
-            return Err(Error::Invalid(format!("inode {}: not a regular file", inode.ino)));
+            return Err(Error::Invalid(format!(
+                "inode {}: not a regular file",
+                inode.ino
+            )));
         }
         self.refuse_encrypted(&inode)?;
         self.read_file(&inode, offset, buf)
@@ -795,7 +829,10 @@ impl FsView for Ext {
     fn extents(&self, node: NodeId) -> Result<Vec<FileExtent>> {
         let inode = self.live_inode(node)?;
         if inode.file_type() != FileType::Regular {
-            return Err(Error::Invalid(format!("inode {}: not a regular file", inode.ino)));
+            return Err(Error::Invalid(format!(
+                "inode {}: not a regular file",
+                inode.ino
+            )));
         }
         self.file_extents(&inode)
     }
@@ -841,7 +878,13 @@ impl Ext {
             return self.inline_data(inode);
         }
         let ea_blocks = if inode.i_file_acl != 0 {
-            (self.block_size << self.sb.s_log_cluster_size.saturating_sub(self.sb.s_log_block_size).min(16)) / 512
+            (self.block_size
+                << self
+                    .sb
+                    .s_log_cluster_size
+                    .saturating_sub(self.sb.s_log_block_size)
+                    .min(16))
+                / 512
         } else {
             0
         };
@@ -857,7 +900,10 @@ impl Ext {
             return Err(Error::corrupt(
                 "ext symlink",
                 inode.pos,
-                format!("inode {}: target of {size} bytes is longer than a block", inode.ino),
+                format!(
+                    "inode {}: target of {size} bytes is longer than a block",
+                    inode.ino
+                ),
             ));
         }
         let mut buf = vec![0u8; size as usize];

@@ -240,7 +240,11 @@ impl Superblock {
 
     fn check(&self, volume_size: u64) -> Result<()> {
         let bad = |off: usize, detail: String| {
-            Err(Error::corrupt("ext superblock", self.pos + off as u64, detail))
+            Err(Error::corrupt(
+                "ext superblock",
+                self.pos + off as u64,
+                detail,
+            ))
         };
         if self.s_log_block_size > 6 {
             return bad(
@@ -255,7 +259,10 @@ impl Superblock {
         if self.s_blocks_per_group == 0 {
             return bad(
                 0x20,
-                format!("s_blocks_per_group {} is impossible", self.s_blocks_per_group),
+                format!(
+                    "s_blocks_per_group {} is impossible",
+                    self.s_blocks_per_group
+                ),
             );
         }
         if self.s_inodes_per_group == 0 || u64::from(self.s_inodes_per_group) > bs * 8 {
@@ -286,7 +293,10 @@ impl Superblock {
         if self.is_64bit() {
             let ds = self.s_desc_size;
             if !(64..=1024).contains(&ds) || !ds.is_power_of_two() {
-                return bad(0xFE, format!("s_desc_size {ds} with 64bit (expected 64..1024)"));
+                return bad(
+                    0xFE,
+                    format!("s_desc_size {ds} with 64bit (expected 64..1024)"),
+                );
             }
         }
         let groups = self.group_count();
@@ -297,9 +307,7 @@ impl Superblock {
         if groups.saturating_mul(self.desc_size()) > volume_size || groups > MAX_GROUPS {
             return bad(
                 0x4,
-                format!(
-                    "{groups} block groups cannot fit in a volume of {volume_size} bytes"
-                ),
+                format!("{groups} block groups cannot fit in a volume of {volume_size} bytes"),
             );
         }
         if u64::from(self.s_inodes_count) > groups * u64::from(self.s_inodes_per_group) {
@@ -414,7 +422,8 @@ impl Superblock {
             return 0;
         }
         let block = self.pos / self.block_size();
-        block.saturating_sub(u64::from(self.s_first_data_block)) / u64::from(self.s_blocks_per_group)
+        block.saturating_sub(u64::from(self.s_first_data_block))
+            / u64::from(self.s_blocks_per_group)
     }
 
     /// First block of group `group`.

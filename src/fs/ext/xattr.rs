@@ -84,7 +84,11 @@ impl Ext {
         while off + 4 <= area.len() && le::u32(area, off) != Some(0) {
             n += 1;
             if n > 4096 || off + 16 > area.len() {
-                return Err(Error::corrupt(S, pos + off as u64, "entry list runs past its area"));
+                return Err(Error::corrupt(
+                    S,
+                    pos + off as u64,
+                    "entry list runs past its area",
+                ));
             }
             let name_len = usize::from(area[off]);
             let index = area[off + 1];
@@ -93,7 +97,11 @@ impl Ext {
             let value_size = le::u32(area, off + 8).unwrap_or(0);
             let name_end = off + 16 + name_len;
             if name_end > area.len() {
-                return Err(Error::corrupt(S, pos + off as u64, "name runs past its area"));
+                return Err(Error::corrupt(
+                    S,
+                    pos + off as u64,
+                    "name runs past its area",
+                ));
             }
             let name = area[off + 16..name_end].to_vec();
             let value = if value_inum != 0 {
@@ -105,7 +113,9 @@ impl Ext {
                     return Err(Error::corrupt(
                         S,
                         pos + off as u64,
-                        format!("value of {value_size} bytes at offset {value_offs} runs past its area"),
+                        format!(
+                            "value of {value_size} bytes at offset {value_offs} runs past its area"
+                        ),
                     ));
                 }
                 area[start..end].to_vec()
@@ -122,7 +132,10 @@ impl Ext {
             return Err(Error::corrupt(
                 "ext xattr entry",
                 at,
-                format!("inode {}: value in inode {ino} ({size} bytes) without ea_inode", owner.ino),
+                format!(
+                    "inode {}: value in inode {ino} ({size} bytes) without ea_inode",
+                    owner.ino
+                ),
             ));
         }
         let ea = self.read_inode(ino)?;
@@ -130,7 +143,10 @@ impl Ext {
             return Err(Error::corrupt(
                 "ext xattr entry",
                 at,
-                format!("inode {}: inode {ino} is not an EA inode of {size} bytes", owner.ino),
+                format!(
+                    "inode {}: inode {ino} is not an EA inode of {size} bytes",
+                    owner.ino
+                ),
             ));
         }
         let mut buf = vec![0u8; size as usize];
@@ -142,12 +158,13 @@ impl Ext {
     /// All entries of `inode`: in-inode first, then the block.
     fn xattr_all(&self, inode: &Inode) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        if let Some(start) = inode.ibody_xattr_start() {
-            if le::u32(&inode.raw, start) == Some(EXT4_XATTR_MAGIC) {
-                let area = &inode.raw[start + 4..];
-                if let Err(e) = self.xattr_entries(inode, area, 0, 0, inode.pos + start as u64 + 4, &mut out) {
-                    self.problem(format!("ext in-inode xattrs of inode {}: {e}", inode.ino));
-                }
+        if let Some(start) = inode.ibody_xattr_start()
+            && le::u32(&inode.raw, start) == Some(EXT4_XATTR_MAGIC)
+        {
+            let area = &inode.raw[start + 4..];
+            let pos = inode.pos + start as u64 + 4;
+            if let Err(e) = self.xattr_entries(inode, area, 0, 0, pos, &mut out) {
+                self.problem(format!("ext in-inode xattrs of inode {}: {e}", inode.ino));
             }
         }
         if inode.i_file_acl != 0 {
@@ -157,7 +174,11 @@ impl Ext {
             let block = self.read_block(blk, "ext xattr block")?;
             let pos = blk * self.block_size;
             if le::u32(&block, 0) != Some(EXT4_XATTR_MAGIC) {
-                return Err(Error::corrupt("ext xattr block", pos, "bad h_magic (expected 0xea020000)"));
+                return Err(Error::corrupt(
+                    "ext xattr block",
+                    pos,
+                    "bad h_magic (expected 0xea020000)",
+                ));
             }
             if self.sb.has_metadata_csum() {
                 let mut c = csum::crc32c(self.csum_seed, &blk.to_le_bytes());
