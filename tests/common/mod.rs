@@ -57,7 +57,12 @@ pub fn fixture_file(file: &str) -> PathBuf {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create fixture cache");
-    let tmp = dir.join(format!(".{file}.{}", std::process::id()));
+    // Tests of one binary run in threads of one process: name the copy per thread.
+    let tmp = dir.join(format!(
+        ".{file}.{}.{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     if zst.exists() {
         decompress_sparse(&zst, &tmp);
     } else if plain.exists() {
