@@ -50,24 +50,32 @@ fn main() {
         );
     }
     let mnt = root.then(|| Mount::new(&image));
+    // VMRESCUE_BENCH_ONLY=ls (or big, tree) runs one group of rows.
+    let only = std::env::var("VMRESCUE_BENCH_ONLY").ok();
+    let want = |g: &str| only.as_deref().is_none_or(|o| o == g);
     let mut rows: Vec<Row> = Vec::new();
     let caches: &[bool] = if root { &[false, true] } else { &[false] };
     for &cold in caches {
         let c = if cold { "cold" } else { "warm" };
         // ls -l of the big directory.
-        rows.push(ours(&dir, "ls", &image, cold, c));
-        rows.push(tool(&dir, "ls", "debugfs", cold, c, |_| {
-            sh(Command::new("debugfs")
-                .args(["-R", "ls -l /big100k"])
-                .arg(&image))
-        }));
-        if let Some(m) = &mnt {
-            rows.push(tool(&dir, "ls", "kernel ls -l", cold, c, |_| {
-                sh(Command::new("ls").arg("-l").arg(m.dir.join("big100k")))
+        if want("ls") {
+            rows.push(ours(&dir, "ls", &image, cold, c));
+            rows.push(tool(&dir, "ls", "debugfs", cold, c, |_| {
+                sh(Command::new("debugfs")
+                    .args(["-R", "ls -l /big100k"])
+                    .arg(&image))
             }));
+            if let Some(m) = &mnt {
+                rows.push(tool(&dir, "ls", "kernel ls -l", cold, c, |_| {
+                    sh(Command::new("ls").arg("-l").arg(m.dir.join("big100k")))
+                }));
+            }
         }
         // One 1 GiB file, then the tree of small files.
         for (task, src) in [("big", "/big.bin"), ("tree", "/tree")] {
+            if !want(task) {
+                continue;
+            }
             rows.push(ours(&dir, &format!("read-{task}"), &image, cold, c));
             rows.push(ours(&dir, &format!("copy-{task}"), &image, cold, c));
             rows.push(tool(
@@ -166,13 +174,29 @@ fn report(rows: &[Row]) {
     );
 }
 
+/// Before a timed run: write back what earlier runs left dirty, and for a
+/// cold run drop the page cache.
+fn settle(cold: bool) {
+    let _ = Command::new("sync").status();
+    if cold {
+        drop_caches();
+    }
+}
+
 fn drop_caches() {
     let _ = Command::new("sync").status();
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3\n");
 }
 
+/// Where copies go: a tmpfs when there is one (the destination disk's
+/// speed is not what is measured), else beside the image.
 fn out_dir(dir: &Path) -> PathBuf {
-    let out = dir.join("out");
+    let shm = Path::new("/dev/shm");
+    let out = if shm.is_dir() {
+        shm.join("vmrescue-bench-out")
+    } else {
+        dir.join("out")
+    };
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("output directory");
     out
@@ -191,9 +215,7 @@ fn tool(
         f(&out_dir(dir));
     }
     let out = out_dir(dir);
-    if cold {
-        drop_caches();
-    }
+    settle(cold);
     let t = Instant::now();
     f(&out);
     let secs = t.elapsed().as_secs_f64();
@@ -229,6 +251,7 @@ fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -
             "child {task}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        eprint!("{}", String::from_utf8_lossy(&o.stderr));
         let text = String::from_utf8_lossy(&o.stdout);
         let v: Vec<&str> = text.split_whitespace().collect();
         (
@@ -241,9 +264,7 @@ fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -
         run(&out_dir(dir));
     }
     let out = out_dir(dir);
-    if cold {
-        drop_caches();
-    }
+    settle(cold);
     let (secs, bytes, rss) = run(&out);
     let _ = std::fs::remove_dir_all(&out);
     Row {
@@ -299,11 +320,24 @@ fn child(args: &[String]) {
 }
 
 /// What `ls -l` needs: every entry's metadata and link target, formatted.
+/// Metadata is fetched in inode order (inode tables are then read in
+/// sequence, whatever order the htree keeps the names in), output in
+/// directory order.
 fn ls_l(fs: &dyn FsView, path: &[u8]) -> u64 {
+    let t = Instant::now();
     let dir = resolve(fs, path, true).expect("resolve").node;
+    let entries = fs.read_dir(dir).expect("read_dir");
+    let t_dir = t.elapsed();
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| entries[i].node);
+    let mut metas = vec![None; entries.len()];
+    for i in order {
+        metas[i] = Some(fs.metadata(entries[i].node).expect("metadata"));
+    }
+    let t_meta = t.elapsed();
     let mut out = String::new();
-    for e in fs.read_dir(dir).expect("read_dir") {
-        let m = fs.metadata(e.node).expect("metadata");
+    for (e, m) in entries.iter().zip(metas) {
+        let m = m.expect("fetched");
         out.clear();
         out.push_str(&m.mode_string());
         out.push_str(&format!(
@@ -319,6 +353,12 @@ fn ls_l(fs: &dyn FsView, path: &[u8]) -> u64 {
         }
         std::hint::black_box(&out);
     }
+    eprintln!(
+        "ls: read_dir {:?}, metadata {:?}, format {:?}",
+        t_dir,
+        t_meta - t_dir,
+        t.elapsed() - t_meta
+    );
     0
 }
 
@@ -389,15 +429,15 @@ fn copy_node(fs: &dyn FsView, n: NodeId, dest: &Path, buf: &mut [u8]) -> u64 {
                     if let Some(h) = fs.host_extent(n, off, end - off) {
                         let mut src_off = h.offset as i64;
                         let mut dst_off = off as i64;
-                        let k = nix::fcntl::copy_file_range(
+                        // Across filesystems (EXDEV on older kernels) fall back to read + write.
+                        if let Ok(k) = nix::fcntl::copy_file_range(
                             &*h.file,
                             Some(&mut src_off),
                             &f,
                             Some(&mut dst_off),
                             h.len as usize,
-                        )
-                        .expect("copy_file_range");
-                        if k > 0 {
+                        ) && k > 0
+                        {
                             off += k as u64;
                             continue;
                         }

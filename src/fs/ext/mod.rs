@@ -187,9 +187,14 @@ impl Ext {
         for p in problems {
             ext.problem(p);
         }
-        ext.groups = ext.load_groups(false)?;
+        // When the journal will be replayed, check the descriptors as replayed.
+        let replaying = ext.sb.has_incompat(incompat::RECOVER) && !options.no_journal;
+        ext.groups = ext.load_groups(!replaying)?;
         if ext.sb.has_incompat(incompat::RECOVER) {
             ext.recover(options.no_journal)?;
+        }
+        if replaying && ext.overlay.is_empty() {
+            ext.groups = ext.load_groups(true)?;
         }
         Ok(ext)
     }
@@ -262,7 +267,8 @@ impl Ext {
         Ok(())
     }
 
-    fn load_groups(&self, quiet: bool) -> Result<Vec<GroupDesc>> {
+    /// Read every group descriptor; `report` records bad checksums as problems.
+    fn load_groups(&self, report: bool) -> Result<Vec<GroupDesc>> {
         let sb = &self.sb;
         let count = sb.group_count();
         let ds = sb.desc_size();
@@ -283,7 +289,7 @@ impl Ext {
             let pos = blk * self.block_size + off as u64;
             if let Some(want) = group::desc_checksum(sb, g as u32, raw) {
                 let stored = crate::io::le::u16(raw, group::BG_CHECKSUM).unwrap_or(0);
-                if stored != want && !quiet {
+                if stored != want && report {
                     self.problem(format!(
                         "ext group descriptor {g} at byte {pos}: checksum mismatch (stored {stored:#06x}, computed {want:#06x})"
                     ));
