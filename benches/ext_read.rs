@@ -18,6 +18,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use vmrescue::engine::FsOptions;
@@ -371,10 +372,13 @@ fn read_tree(fs: &dyn FsView, path: &[u8]) -> u64 {
     while let Some(n) = stack.pop() {
         let m = fs.metadata(n).expect("metadata");
         match m.file_type {
+            // Depth first in directory order (pushed reversed, popped in order),
+            // so a cold read goes through the disk the way it was written.
             FileType::Directory => stack.extend(
                 fs.read_dir(n)
                     .expect("read_dir")
                     .into_iter()
+                    .rev()
                     .map(|e| e.node),
             ),
             FileType::Regular => {
@@ -400,9 +404,13 @@ fn read_tree(fs: &dyn FsView, path: &[u8]) -> u64 {
 /// Replace with the real `ops::copy` once it exists.
 fn copy_out(fs: &dyn FsView, path: &[u8], dest: &Path) -> u64 {
     let node = resolve(fs, path, false).expect("resolve").node;
-    let mut buf = vec![0u8; 8 << 20];
+    // Small enough to stay in the CPU cache between the read and the write.
+    let mut buf = vec![0u8; 256 << 10];
     copy_node(fs, node, dest, &mut buf)
 }
+
+/// Whether `copy_file_range` from the image to the destination works.
+static CFR_WORKS: AtomicBool = AtomicBool::new(true);
 
 fn copy_node(fs: &dyn FsView, n: NodeId, dest: &Path, buf: &mut [u8]) -> u64 {
     use std::os::unix::ffi::OsStrExt;
@@ -419,27 +427,33 @@ fn copy_node(fs: &dyn FsView, n: NodeId, dest: &Path, buf: &mut [u8]) -> u64 {
         }
         FileType::Regular => {
             let mut f = File::create(dest).expect("create");
-            for x in fs.extents(n).expect("extents") {
+            let xs = fs.extents(n).expect("extents");
+            for x in &xs {
                 if x.unwritten {
                     continue;
                 }
                 let mut off = x.offset;
                 let end = x.offset + x.len;
                 while off < end {
-                    if let Some(h) = fs.host_extent(n, off, end - off) {
+                    if CFR_WORKS.load(Ordering::Relaxed)
+                        && let Some(h) = fs.host_extent(n, off, end - off)
+                    {
                         let mut src_off = h.offset as i64;
                         let mut dst_off = off as i64;
-                        // Across filesystems (EXDEV on older kernels) fall back to read + write.
-                        if let Ok(k) = nix::fcntl::copy_file_range(
+                        // Across filesystems (EXDEV) fall back to read + write, and stop trying.
+                        match nix::fcntl::copy_file_range(
                             &*h.file,
                             Some(&mut src_off),
                             &f,
                             Some(&mut dst_off),
                             h.len as usize,
-                        ) && k > 0
-                        {
-                            off += k as u64;
-                            continue;
+                        ) {
+                            Ok(k) if k > 0 => {
+                                off += k as u64;
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(_) => CFR_WORKS.store(false, Ordering::Relaxed),
                         }
                     }
                     let want = ((end - off) as usize).min(buf.len());
@@ -448,9 +462,15 @@ fn copy_node(fs: &dyn FsView, n: NodeId, dest: &Path, buf: &mut [u8]) -> u64 {
                     off += k as u64;
                 }
             }
-            f.set_len(m.size).expect("set_len");
+            if xs
+                .last()
+                .is_none_or(|x| x.offset + x.len < m.size || x.unwritten)
+            {
+                f.set_len(m.size).expect("set_len");
+            }
             f.flush().expect("flush");
-            std::fs::set_permissions(dest, std::fs::Permissions::from_mode(m.perm)).expect("chmod");
+            f.set_permissions(std::fs::Permissions::from_mode(m.perm))
+                .expect("chmod");
             total += m.size;
         }
         FileType::Symlink => {

@@ -216,9 +216,8 @@ impl Ext {
         f: &mut dyn FnMut(Raw<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
         if dir.has_flag(inode::flags::INLINE_DATA) {
+            // i_block: the parent's inode number, then entries.
             let ib = dir.i_block();
-            let parent = le::u32(ib, 0).unwrap_or(0);
-            let _ = parent;
             let pos = dir.pos + inode::I_BLOCK as u64;
             if self.parse_entries(dir, &ib[4..], pos + 4, f).is_break() {
                 return Ok(());

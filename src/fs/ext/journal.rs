@@ -466,3 +466,17 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
     }
     Ok(txs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tid_gt;
+
+    #[test]
+    fn transaction_ids_wrap() {
+        assert!(tid_gt(2, 1));
+        assert!(!tid_gt(1, 1));
+        assert!(!tid_gt(1, 2));
+        assert!(tid_gt(0, u32::MAX));
+        assert!(tid_gt(5, u32::MAX - 5));
+    }
+}

@@ -483,3 +483,51 @@ pub fn incompat_name(bit: u32) -> String {
         other => format!("unknown incompat feature {other:#x}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb(ro_compat: u32) -> Superblock {
+        let mut raw = vec![0u8; SUPERBLOCK_SIZE];
+        raw[0x38..0x3A].copy_from_slice(&EXT4_SUPER_MAGIC.to_le_bytes());
+        raw[0x0..0x4].copy_from_slice(&8192u32.to_le_bytes()); // inodes
+        raw[0x4..0x8].copy_from_slice(&(8192u32 * 64).to_le_bytes()); // blocks
+        raw[0x20..0x24].copy_from_slice(&8192u32.to_le_bytes()); // blocks per group
+        raw[0x28..0x2C].copy_from_slice(&128u32.to_le_bytes()); // inodes per group
+        raw[0x4C..0x50].copy_from_slice(&1u32.to_le_bytes()); // rev 1
+        raw[0x54..0x58].copy_from_slice(&11u32.to_le_bytes());
+        raw[0x58..0x5A].copy_from_slice(&256u16.to_le_bytes());
+        raw[0x64..0x68].copy_from_slice(&ro_compat.to_le_bytes());
+        Superblock::parse(&raw, SUPERBLOCK_OFFSET, 1 << 30).unwrap()
+    }
+
+    #[test]
+    fn backups_live_in_groups_0_1_and_powers_of_3_5_7() {
+        let s = sb(ro_compat::SPARSE_SUPER);
+        let with: Vec<u64> = (0..64).filter(|&g| s.group_has_super(g)).collect();
+        assert_eq!(with, vec![0, 1, 3, 5, 7, 9, 25, 27, 49]);
+        let all = sb(0);
+        assert!((0..64).all(|g| all.group_has_super(g)));
+        assert_eq!(s.group_count(), 64);
+        assert_eq!(s.block_size(), 1024);
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_positions() {
+        let mut raw = vec![0u8; SUPERBLOCK_SIZE];
+        let e = Superblock::parse(&raw, 1024, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ext superblock at byte 1080: bad s_magic"),
+            "{e}"
+        );
+        raw[0x38..0x3A].copy_from_slice(&EXT4_SUPER_MAGIC.to_le_bytes());
+        raw[0x18] = 9;
+        let e = Superblock::parse(&raw, 1024, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("byte 1048"), "{e}");
+    }
+}
