@@ -405,7 +405,7 @@ fn read_tree(fs: &dyn FsView, path: &[u8]) -> u64 {
 fn copy_out(fs: &dyn FsView, path: &[u8], dest: &Path) -> u64 {
     let node = resolve(fs, path, false).expect("resolve").node;
     // Small enough to stay in the CPU cache between the read and the write.
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; 128 << 10];
     copy_node(fs, node, dest, &mut buf)
 }
 

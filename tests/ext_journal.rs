@@ -104,12 +104,50 @@ fn ext3_journal_is_replayed_in_memory() {
 }
 
 #[test]
+fn journal_checksum_v1_is_replayed_in_memory() {
+    check("ext-journal-v1");
+}
+
+#[test]
+fn journal_checksum_v2_is_replayed_in_memory() {
+    check("ext-journal-v2");
+}
+
+#[test]
+fn an_external_journal_is_named_and_the_disk_state_shown() {
+    let image = common::fixture("ext-journal-ext4");
+    let mut b = std::fs::read(&image).unwrap();
+    b[1024 + 0xE0..1024 + 0xE4].copy_from_slice(&0u32.to_le_bytes()); // s_journal_inum
+    b[1024 + 0xE4..1024 + 0xE8].copy_from_slice(&0x0801u32.to_le_bytes()); // s_journal_dev
+    let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
+    let fs = vmrescue::fs::ext::Ext::open(src, &vmrescue::engine::FsOptions::default()).unwrap();
+    let st = fs.status();
+    assert!(
+        st.notes
+            .iter()
+            .any(|n| n.contains("external device") && n.contains("not available")),
+        "{:?}",
+        st.notes
+    );
+    assert_same(
+        "external journal",
+        &walk(&fs),
+        &manifest("ext-journal-ext4.nojournal.walk"),
+    );
+}
+
+#[test]
 #[ignore = "needs root: run by scripts/test"]
 fn kernel_replay_of_a_copy_matches() {
     common::require_root(
         "loop-mounts copies of the journal fixtures read-write so the kernel replays them",
     );
-    for name in ["ext-journal-ext4", "ext-journal-ext3"] {
+    for name in [
+        "ext-journal-ext4",
+        "ext-journal-ext3",
+        "ext-journal-v1",
+        "ext-journal-v2",
+    ] {
         let ours = walk(&open_path(&common::fixture(name), false));
         let tmp = tempfile::tempdir().unwrap();
         let copy = common::fixture_copy(name, tmp.path());

@@ -77,3 +77,97 @@ fn kernel_mounts_match_live() {
         assert_same(name, &walk(&fs), &theirs);
     }
 }
+
+fn extents_of(fs: &dyn FsView, path: &str) -> Vec<(u64, u64, bool)> {
+    let n = vmrescue::fs::path::resolve(fs, path.as_bytes(), false)
+        .unwrap()
+        .node;
+    fs.extents(n)
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.offset, x.len, x.unwritten))
+        .collect()
+}
+
+#[test]
+fn extents_show_holes_and_preallocation() {
+    let fs = open("ext-ext4-4k");
+    // fallocate 1 MiB, then 8 KiB written at 256 KiB.
+    assert_eq!(
+        extents_of(&fs, "/prealloc"),
+        vec![
+            (0, 256 << 10, true),
+            (256 << 10, 8 << 10, false),
+            (264 << 10, (1 << 20) - (264 << 10), true)
+        ]
+    );
+    // Preallocated past the end (keep size): nothing inside the file.
+    assert_eq!(extents_of(&fs, "/keepsize"), vec![]);
+    // 200,000 bytes with 80 KiB punched out at 40 KiB.
+    assert_eq!(
+        extents_of(&fs, "/punched"),
+        vec![(0, 40960, false), (122_880, 200_000 - 122_880, false)]
+    );
+    // 4 KiB written at 0, 1 MiB and 20 MiB.
+    assert_eq!(
+        extents_of(&fs, "/sparse"),
+        vec![
+            (0, 4096, false),
+            (1 << 20, 4096, false),
+            (20 << 20, 4096, false)
+        ]
+    );
+    // Every other block of /frag holds data.
+    let frag = extents_of(&fs, "/frag");
+    assert_eq!(frag.len(), 1500);
+    assert!(
+        frag.iter()
+            .enumerate()
+            .all(|(i, x)| *x == (i as u64 * 8192, 4096, false))
+    );
+    // Block maps: the triple-indirect sparse file of the 1 KiB ext2.
+    let fs = open("ext-ext2-1k");
+    let sparse = extents_of(&fs, "/sparse");
+    assert_eq!(
+        sparse.iter().map(|x| x.0).collect::<Vec<_>>(),
+        vec![0, 12288, 307_200, 73_400_320, 1_073_741_824]
+    );
+    assert!(sparse.iter().all(|x| x.1 == 4096 && !x.2));
+    // Inline data is one extent.
+    let fs = open("ext-inline");
+    assert_eq!(extents_of(&fs, "/inline-150"), vec![(0, 150, false)]);
+}
+
+#[test]
+fn host_extents_point_at_the_file_bytes() {
+    use std::os::unix::fs::FileExt;
+    let fs = open("ext-ext4-4k");
+    let node = |p: &str| {
+        vmrescue::fs::path::resolve(&fs, p.as_bytes(), false)
+            .unwrap()
+            .node
+    };
+    let medium = node("/dir/sub/medium");
+    let mut off = 0u64;
+    let size = fs.metadata(medium).unwrap().size;
+    while off < size {
+        let h = fs.host_extent(medium, off, size - off).expect("plain data");
+        assert!(h.len > 0 && off + h.len <= size);
+        let mut a = vec![0u8; h.len as usize];
+        h.file.read_exact_at(&mut a, h.offset).unwrap();
+        let mut b = vec![0u8; h.len as usize];
+        assert_eq!(fs.read_at(medium, off, &mut b).unwrap(), b.len());
+        assert_eq!(a, b);
+        off += h.len;
+    }
+    // Not for holes, unwritten ranges, inline data, or past the end.
+    assert!(fs.host_extent(node("/sparse"), 8192, 4096).is_none());
+    assert!(fs.host_extent(node("/prealloc"), 0, 4096).is_none());
+    assert!(fs.host_extent(node("/prealloc"), 256 << 10, 4096).is_some());
+    assert!(fs.host_extent(medium, size, 10).is_none());
+    let inline = open("ext-inline");
+    let n = vmrescue::fs::path::resolve(&inline, b"/inline-150", false)
+        .unwrap()
+        .node;
+    assert!(inline.host_extent(n, 0, 150).is_none());
+}
