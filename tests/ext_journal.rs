@@ -165,3 +165,29 @@ fn kernel_replay_of_a_copy_matches() {
         );
     }
 }
+
+#[test]
+fn the_engine_opens_ext_volumes_with_and_without_the_journal() {
+    use vmrescue::engine::{FsOptions, open_fs, select_volume};
+    let image = common::fixture("ext-journal-ext4");
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+    let id = select_volume(&layout, None).unwrap();
+    let fs = open_fs(&layout, id, &FsOptions::default()).unwrap();
+    assert_eq!(fs.status().fs_type, "ext4");
+    assert_same("engine", &walk(&*fs), &manifest("ext-journal-ext4.walk"));
+    let disk = open_fs(&layout, id, &FsOptions { no_journal: true }).unwrap();
+    assert_same(
+        "engine, no journal",
+        &walk(&*disk),
+        &manifest("ext-journal-ext4.nojournal.walk"),
+    );
+    let ext3 = common::fixture("ext-journal-ext3");
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&ext3).unwrap()]);
+    let fs = open_fs(
+        &layout,
+        select_volume(&layout, None).unwrap(),
+        &FsOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(fs.status().fs_type, "ext3");
+}

@@ -4,9 +4,9 @@
 //! Metadata (group descriptors, inode tables, extent and index nodes,
 //! directory and xattr blocks) goes through a bounded [`CachedSource`]; file
 //! data is read straight from the source in whole runs. When the journal
-//! needs recovery, committed transactions are replayed **in memory**: an
-//! overlay maps a block number to the journal block holding its newest
-//! committed copy, and every read consults it first (see [`journal`]).
+//! needs recovery, committed transactions are replayed **in memory** (the
+//! `journal` module): an overlay maps a block number to the journal block
+//! holding its newest committed copy, and every read consults it first.
 //!
 //! Damage found while reading (bad checksums, broken entries) is recorded in
 //! [`FsStatus::problems`] with the structure and byte position, and reading
