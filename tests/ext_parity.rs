@@ -52,6 +52,11 @@ fn ext4_bigalloc_matches_the_kernel() {
 }
 
 #[test]
+fn ext4_ea_inode_matches_the_kernel() {
+    parity("ext-ext4-eainode");
+}
+
+#[test]
 fn inline_data_matches_the_kernel() {
     parity("ext-inline");
 }

@@ -24,6 +24,7 @@ pub const FIXTURES: &[&str] = &[
     "ext-ext4-1k",
     "ext-ext4-noextent",
     "ext-ext4-bigalloc",
+    "ext-ext4-eainode",
     "ext-inline",
     "ext-ext4-64k",
 ];
