@@ -38,6 +38,12 @@ fn main() {
         child(&args[2..]);
         return;
     }
+    // `cargo test --all-targets` runs bench programs too (without `--bench`):
+    // the benchmark builds a 3 GiB image and takes minutes, so only `cargo bench` runs it.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("ext_read: a benchmark; run it with `cargo bench --bench ext_read`");
+        return;
+    }
     let dir = PathBuf::from(
         std::env::var("VMRESCUE_BENCH_DIR").unwrap_or_else(|_| "/var/tmp/vmrescue-bench".into()),
     );
