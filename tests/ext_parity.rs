@@ -27,6 +27,11 @@ fn ext2_1k_matches_the_kernel() {
 }
 
 #[test]
+fn ext2_revision_0_matches_the_kernel() {
+    parity("ext-ext2-rev0");
+}
+
+#[test]
 fn ext3_2k_matches_the_kernel() {
     parity("ext-ext3-2k");
 }

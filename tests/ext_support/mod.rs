@@ -19,6 +19,7 @@ use crate::common;
 /// Every ext fixture with a kernel walk manifest.
 pub const FIXTURES: &[&str] = &[
     "ext-ext2-1k",
+    "ext-ext2-rev0",
     "ext-ext3-2k",
     "ext-ext4-4k",
     "ext-ext4-1k",
