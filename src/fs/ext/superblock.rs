@@ -290,6 +290,20 @@ impl Superblock {
                 ),
             );
         }
+        // Every byte position computed from a valid block number must fit.
+        if self
+            .s_blocks_count
+            .checked_mul(bs)
+            .is_none_or(|b| b > i64::MAX as u64)
+        {
+            return bad(
+                0x4,
+                format!(
+                    "s_blocks_count {} of {bs} bytes overflows",
+                    self.s_blocks_count
+                ),
+            );
+        }
         if self.is_64bit() {
             let ds = self.s_desc_size;
             if !(64..=1024).contains(&ds) || !ds.is_power_of_two() {
@@ -529,5 +543,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("byte 1048"), "{e}");
+        // Block numbers whose byte positions would overflow.
+        let mut raw = sb(0).raw;
+        raw[0x60..0x64].copy_from_slice(&incompat::BIT64.to_le_bytes());
+        raw[0xFE..0x100].copy_from_slice(&64u16.to_le_bytes());
+        raw[0x150..0x154].copy_from_slice(&u32::MAX.to_le_bytes());
+        raw[0x20..0x24].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = Superblock::parse(&raw, 1024, u64::MAX)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overflows"), "{e}");
     }
 }
