@@ -37,6 +37,9 @@ const KNOWN_INCOMPAT: u32 = INCOMPAT_REVOKE
     | INCOMPAT_CSUM_V3
     | INCOMPAT_FAST_COMMIT;
 
+/// Most revoke records kept (a hostile log could hold hundreds of millions).
+const MAX_REVOKES: usize = 1 << 20;
+
 const FLAG_ESCAPE: u32 = 1;
 const FLAG_SAME_UUID: u32 = 2;
 const FLAG_LAST_TAG: u32 = 8;
@@ -324,6 +327,7 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
     let mut next = start;
     let mut visited = 0u64;
     let mut crc32_sum = !0u32;
+    let mut revokes = 0usize;
     loop {
         if visited > log_len {
             out.problems
@@ -439,6 +443,13 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                 if r_count > bs - tail || r_count < 16 {
                     out.problems.push(format!(
                         "jbd2 revoke block at byte {pos}: r_count {r_count} does not fit; recovery stops here"
+                    ));
+                    break;
+                }
+                revokes += (r_count - 16) / rec;
+                if revokes > MAX_REVOKES {
+                    out.problems.push(format!(
+                        "jbd2 revoke block at byte {pos}: more than {MAX_REVOKES} revoke records; recovery stops here"
                     ));
                     break;
                 }

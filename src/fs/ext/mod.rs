@@ -48,8 +48,9 @@ const META_CACHE_BYTES: u64 = 8 << 20;
 const MAX_PROBLEMS: usize = 200;
 /// Most entries one directory may list.
 pub const MAX_DIR_ENTRIES: usize = 8 << 20;
-/// Most extents [`FsView::extents`] returns before merging the rest into one.
-pub const MAX_EXTENTS: usize = 1 << 20;
+/// Most extents [`FsView::extents`] returns before merging the rest into one
+/// (holes past that point are then reported as data, which reads as zeros).
+pub const MAX_EXTENTS: usize = 1 << 18;
 /// Largest data run read in one system call.
 const MAX_READ_RUN: u64 = 8 << 20;
 
@@ -636,12 +637,13 @@ impl Ext {
         Ok(n)
     }
 
-    /// Every run of `inode` (data and unwritten; holes are the gaps), in logical order.
+    /// The runs of `inode` (data and unwritten; holes are the gaps), in
+    /// logical order, at most [`MAX_EXTENTS`] of them.
     pub fn runs(&self, inode: &Inode) -> Result<Vec<Run>> {
         let mut out = Vec::new();
         self.for_each_run(inode, &mut |r| {
             out.push(r);
-            Ok(out.len() < MAX_EXTENTS * 4)
+            Ok(out.len() < MAX_EXTENTS)
         })?;
         Ok(out)
     }

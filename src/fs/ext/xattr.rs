@@ -14,6 +14,8 @@ pub const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
 const INDEX_SYSTEM: u8 = 7;
 /// Largest value accepted (the VFS limit).
 const XATTR_SIZE_MAX: u64 = 65536;
+/// Most bytes of values kept for one inode.
+const MAX_TOTAL_VALUES: usize = 4 << 20;
 
 /// One entry as stored.
 struct Entry {
@@ -120,6 +122,17 @@ impl Ext {
                 }
                 area[start..end].to_vec()
             };
+            let total: usize = out.iter().map(|e| e.value.len()).sum::<usize>() + value.len();
+            if total > MAX_TOTAL_VALUES {
+                return Err(Error::corrupt(
+                    S,
+                    pos + off as u64,
+                    format!(
+                        "inode {}: more than {MAX_TOTAL_VALUES} bytes of values",
+                        inode.ino
+                    ),
+                ));
+            }
             out.push(Entry { index, name, value });
             off = (name_end + 3) & !3;
         }
