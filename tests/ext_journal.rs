@@ -191,3 +191,47 @@ fn the_engine_opens_ext_volumes_with_and_without_the_journal() {
     .unwrap();
     assert_eq!(fs.status().fs_type, "ext3");
 }
+
+/// The journal-relative blocks of the commit blocks, from debugfs's logdump.
+fn commit_blocks(image: &std::path::Path) -> Vec<u64> {
+    String::from_utf8_lossy(&debugfs(image, "logdump"))
+        .lines()
+        .filter(|l| l.contains("(commit block) at block "))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn replay_stops_at_a_commit_block_with_a_bad_checksum() {
+    let image = common::fixture("ext-journal-ext4");
+    let commits = commit_blocks(&image);
+    assert_eq!(commits.len(), 2, "{commits:?}");
+    let phys: u64 = String::from_utf8_lossy(&debugfs(&image, &format!("bmap <8> {}", commits[1])))
+        .trim()
+        .parse()
+        .unwrap();
+    let pos = phys * 4096 + 0x40; // inside the commit block, past its header and checksum
+    let mut b = std::fs::read(&image).unwrap();
+    b[pos as usize] ^= 0xff;
+    let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
+    let fs = vmrescue::fs::ext::Ext::open(src, &vmrescue::engine::FsOptions::default()).unwrap();
+    let st = fs.status();
+    assert!(
+        st.notes
+            .iter()
+            .any(|n| n.starts_with("journal replayed in memory: 1 transactions, ")),
+        "{:?}",
+        st.notes
+    );
+    let want = format!("jbd2 commit block at byte {}", phys * 4096);
+    assert!(
+        st.problems
+            .iter()
+            .any(|p| p.contains(&want) && p.contains("checksum mismatch")),
+        "{:?}",
+        st.problems
+    );
+    // Without the revoke of transaction 2, transaction 1's garbage for revoked.txt shows.
+    assert!(read_all(&fs, b"/revoked.txt").starts_with(b"REVOKED!"));
+    assert_eq!(read_all(&fs, b"/hello.txt"), b"hello, world\nmore\n");
+}
