@@ -27,7 +27,11 @@ pub fn run(args: &LayersArgs) -> u8 {
     let roots = tree::build(&layout);
     let problems = layout.all_problems();
     if args.json {
-        let doc = serde_json::json!({ "disks": roots, "problems": problems });
+        let doc = serde_json::json!({
+            "disks": roots,
+            "notes": layout.notes,
+            "problems": problems,
+        });
         match serde_json::to_string_pretty(&doc) {
             Ok(s) => println!("{s}"),
             Err(e) => {
@@ -37,6 +41,9 @@ pub fn run(args: &LayersArgs) -> u8 {
         }
     } else {
         print!("{}", tree::render_text(&roots));
+        for n in &layout.notes {
+            println!("{}", vmrescue::text::escape_str(n));
+        }
     }
     for p in &problems {
         report(p);

@@ -717,6 +717,7 @@ pub fn story_layout(image: &Path) -> Layout {
                 os: os.map(str::to_string),
             },
             problems: Vec::new(),
+            notes: Vec::new(),
         });
         next_extent += extents;
     }
