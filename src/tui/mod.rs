@@ -65,7 +65,7 @@ impl Options {
             layout: Arc::new(layout),
             config,
             opener: Arc::new(jobs::UserspaceOpener::default()),
-            copier: Arc::new(copier::BuiltinCopier),
+            copier: Arc::new(copier::JobCopier),
         }
     }
 }

@@ -376,24 +376,8 @@ pub fn summary_skipped(n: usize) -> String {
     format!("Skipped ({n}):")
 }
 
-/// Skip reason: a name that cannot be a host file name.
-pub const UNSAFE_NAME: &str =
-    "name cannot be created safely on the host (empty, '.', '..', '/' or NUL)";
-/// Skip reason: device nodes, fifos, sockets.
-pub const NOT_A_FILE: &str = "device node, pipe or socket: not copied";
-/// Skip reason: too deep.
-pub const TOO_DEEP: &str = "folders nested too deep";
-/// Skip reason: something is already there.
-pub const ALREADY_EXISTS: &str = "already exists in the destination (not overwritten)";
-/// Failure: a non-directory where a folder goes.
-pub const EXISTS_NOT_DIR: &str = "something that is not a folder is in the way";
 /// A cancelled plan.
 pub const CANCELLED: &str = "cancelled";
-
-/// A plan over the entry limit.
-pub fn too_many_entries(n: usize) -> String {
-    format!("more than {n} entries to copy: copy smaller parts")
-}
 
 // ----- questions -----
 
