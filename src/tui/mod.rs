@@ -22,7 +22,6 @@ pub mod app;
 pub mod copier;
 pub mod details;
 pub mod dialog;
-pub mod elfinfo;
 pub mod event;
 pub mod files;
 pub mod format;

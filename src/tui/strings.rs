@@ -170,7 +170,9 @@ pub const F_LINK: &str = "link";
 pub const F_ELF: &str = "ELF";
 /// Field name.
 pub const F_SONAME: &str = "SONAME";
-/// Field name.
+/// Field: the highest glibc symbol version a library defines.
+pub const F_GLIBC: &str = "glibc version";
+/// Field: needed libraries.
 pub const F_NEEDED: &str = "needs";
 /// Field name.
 pub const F_XATTRS: &str = "xattrs";
@@ -396,11 +398,6 @@ pub const CANCEL_COPY_QUESTION: &str =
 
 /// While the details are read.
 pub const READING_DETAILS: &str = "reading…";
-
-/// A file too large to look for an ELF header in.
-pub fn elf_too_large(max: u64) -> String {
-    format!("ELF file larger than {} MiB: not inspected", max >> 20)
-}
 
 /// Restore dialog title.
 pub const RESTORE_TITLE: &str = "Restore symlink";
