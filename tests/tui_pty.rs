@@ -4,16 +4,18 @@
 //!   the layer tree, keys, help, quitting; a GPT partition name full of
 //!   escape sequences is drawn escaped and never reaches the terminal;
 //!   without a terminal it refuses with exit code 2.
-//! * The TUI on the story's guest (an in-memory filesystem until the ext
-//!   reader lands: this test binary runs it as a child in the pty): navigate
-//!   to `vg_ta/lv_root:/var/lib/mysql`, mark, copy to a temp dir, quit;
-//!   the files are compared byte for byte and the terminal must be restored
-//!   (alternate screen left, cursor shown, echo back on). Also SIGTERM and
-//!   panics restore the terminal.
+//! * `vmrescue --demo`: navigate with keys to `vg_ta/lv_root:/var/lib/mysql`,
+//!   mark everything, copy to a temp dir, quit; the copy is compared with
+//!   what `debugfs rdump` takes out of the same filesystem, and the terminal
+//!   must be restored (alternate screen left, cursor shown, echo back on).
+//! * The same flow on an in-memory story guest run as a child in the pty
+//!   (this test binary is its own child), and SIGTERM and panics restore the
+//!   terminal.
 //!
 //! This file has its own `main` (no libtest harness) so the binary can be
 //! its own child: with `VMRESCUE_TUI_CHILD` set it runs the TUI instead.
 
+mod common;
 mod tui_support;
 
 use std::path::{Path, PathBuf};
@@ -403,18 +405,125 @@ fn story_copy_out_of_var_lib_mysql() {
     assert_eq!(names, ["ib_logfile0", "ibdata1"]);
 }
 
-/// The same flow on `vmrescue --demo`, for when the demo image (issue 3) and
-/// the ext reader land: add it to the list in `main`, and compare the files
-/// with what the demo's build script put there (the destination's folder
-/// name follows the demo image's file stem).
-#[allow(dead_code)]
+/// `vmrescue --demo` as the operator would: the guest root opens, type
+/// filters down to `/var/lib/mysql`, `a` marks everything there, F5 copies
+/// it to the default destination, quit. The copy must equal what debugfs
+/// (`rdump`, a real tool) takes out of the same filesystem, holes kept.
 fn demo_copy_out_of_var_lib_mysql() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = Pty::spawn(&bin(), &["--demo"], &[], dir.path());
-    let out = copy_flow(&mut pty, dir.path());
-    for name in ["ibdata1", "ib_logfile0"] {
-        assert!(out.join(name).is_file(), "{name} copied");
+    pty.wait_for("vg_ta/lv_root:/ ");
+    open_by_filter(&mut pty, "var", "vg_ta/lv_root:/var ");
+    open_by_filter(&mut pty, "lib", "vg_ta/lv_root:/var/lib ");
+    open_by_filter(&mut pty, "mysql", "vg_ta/lv_root:/var/lib/mysql ");
+    pty.wait_for("ibdata1");
+    pty.send("a");
+    pty.wait_for("marked 6");
+    pty.send("\x1b[15~");
+    pty.wait_for("Copy out of the image");
+    pty.wait_for("./rescued/vm-108-disk-1/vg_ta_lv_root/");
+    pty.send(ENTER);
+    pty.wait_for("Copy finished");
+    pty.wait_for("Nothing was skipped and nothing failed.");
+    pty.send(ESC);
+    pty.send("q");
+    let st = pty.wait_exit();
+    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+    pty.assert_restored();
+    let out = dir.path().join("rescued/vm-108-disk-1/vg_ta_lv_root");
+
+    // The reference: debugfs rdump of /var/lib/mysql from lv_root of the demo
+    // disk (the fixture is built by the same script as the bundled demo).
+    let reference = dir.path().join("reference");
+    std::fs::create_dir(&reference).unwrap();
+    let lv = extract_volume(&common::fixture("demo"), "vg_ta/lv_root", dir.path());
+    let rdump = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("rdump /var/lib/mysql {}", reference.display()))
+        .arg(&lv)
+        .output()
+        .expect("run debugfs (e2fsprogs)");
+    assert!(rdump.status.success(), "debugfs: {rdump:?}");
+    assert_eq!(walk(&out), walk(&reference.join("mysql")));
+    // ibdata1 is a 256 MiB file with little data: it stays sparse.
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(out.join("ibdata1")).unwrap();
+    assert_eq!(m.len(), 256 << 20);
+    assert!(
+        m.blocks() * 512 < 8 << 20,
+        "ibdata1 lost its holes: {} blocks",
+        m.blocks()
+    );
+}
+
+/// The bytes of a linear volume of `image`, cut out with dd into `dir`.
+fn extract_volume(image: &Path, volume: &str, dir: &Path) -> PathBuf {
+    let out = common::vmrescue(&["layers", "--json", image.to_str().unwrap()]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("layers --json");
+    fn find(n: &serde_json::Value, v: &str) -> Option<(u64, u64)> {
+        if n["volume"] == v {
+            return Some((n["start"].as_u64()?, n["size"].as_u64()?));
+        }
+        n["children"].as_array()?.iter().find_map(|c| find(c, v))
     }
+    let (start, size) = doc["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|d| find(d, volume))
+        .expect("volume in layers --json");
+    let lv = dir.join("volume.img");
+    let st = Command::new("dd")
+        .arg(format!("if={}", image.display()))
+        .arg(format!("of={}", lv.display()))
+        .args([
+            "bs=1M",
+            "iflag=skip_bytes,count_bytes",
+            "conv=sparse",
+            "status=none",
+        ])
+        .arg(format!("skip={start}"))
+        .arg(format!("count={size}"))
+        .status()
+        .expect("run dd");
+    assert!(st.success());
+    lv
+}
+
+/// Relative path, type, permissions, size and content hash of every entry.
+fn walk(root: &Path) -> Vec<(String, String)> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let what = if m.is_dir() {
+                stack.push(p.clone());
+                format!("dir {:o}", m.permissions().mode() & 0o7777)
+            } else if m.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                let hash: String = Sha256::digest(&data)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!(
+                    "file {:o} {} {hash}",
+                    m.permissions().mode() & 0o7777,
+                    m.len()
+                )
+            };
+            out.push((rel, what));
+        }
+    }
+    out.sort();
+    out
 }
 
 fn sigterm_restores_the_terminal() {
@@ -485,6 +594,10 @@ fn main() {
         (
             "story_copy_out_of_var_lib_mysql",
             story_copy_out_of_var_lib_mysql,
+        ),
+        (
+            "demo_copy_out_of_var_lib_mysql",
+            demo_copy_out_of_var_lib_mysql,
         ),
         (
             "sigterm_restores_the_terminal",
