@@ -37,36 +37,14 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// `2013-02-22 10:15` (UTC).
 pub fn minute(t: Timestamp) -> String {
-    let days = t.sec.div_euclid(86_400);
-    let secs = t.sec.rem_euclid(86_400);
-    let (y, mo, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60
-    )
+    crate::text::format_time(t.sec)
 }
 
 /// `2013-02-22` (UTC).
 pub fn day(t: Timestamp) -> String {
-    let (y, mo, d) = civil_from_days(t.sec.div_euclid(86_400));
-    format!("{y:04}-{mo:02}-{d:02}")
+    crate::text::format_date(t.sec)
 }
 
 /// `2013-02-22 10:15:42.123456789 UTC`, for the details window.
