@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{GuestRole, Layout, VolumeId, VolumeKind};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fs::FsView;
 
 /// Largest guest configuration file read during inspection.
@@ -38,6 +38,8 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
     for id in candidates {
         let fs = match open(id) {
             Ok(fs) => fs,
+            // Not readable by this engine: the tree says so; it is no damage.
+            Err(Error::Unsupported(_)) => continue,
             Err(e) => {
                 out.filesystems
                     .push((id, Vec::new(), vec![format!("cannot be read: {e}")]));
