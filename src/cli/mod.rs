@@ -4,12 +4,14 @@
 //! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
 //! and `--json` where the output is data.
 
+mod kernel;
 mod layers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use vmrescue::engine::EngineChoice;
 use vmrescue::layers::Layout;
 
 /// Rescue files from virtual-machine disk images, without root and without mounting.
@@ -40,6 +42,15 @@ pub struct Target {
     /// Another disk of the same VM (repeatable), for volume groups that span disks.
     #[arg(long = "disk", value_name = "FILE")]
     pub disks: Vec<PathBuf>,
+    /// How filesystems are read: `userspace` (vmrescue's own readers, no
+    /// root), `kernel` (loop + device-mapper + read-only mount, as root) or
+    /// `auto` (userspace where vmrescue reads the filesystem, else kernel).
+    #[arg(long, value_name = "ENGINE", default_value = "auto", value_parser = parse_engine)]
+    pub engine: EngineChoice,
+}
+
+fn parse_engine(s: &str) -> Result<EngineChoice, String> {
+    s.parse()
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +62,24 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
+    /// Mount a volume read-only through the kernel engine (root) until interrupted.
+    ///
+    /// Maps the volume with loop + device-mapper from vmrescue's own reading
+    /// of the layers (the host's LVM never sees the guest's volume groups),
+    /// mounts it read-only under /run/vmrescue/, prints the mountpoint and
+    /// waits; Ctrl-C, SIGTERM or SIGHUP unmount and remove everything.
+    Mount(kernel::MountArgs),
+    /// Remove what a killed vmrescue session left: mounts, device-mapper and loop devices.
+    ///
+    /// Only objects with vmrescue's own prefixes whose session's process is
+    /// gone are touched; each one removed is printed.
+    Cleanup(kernel::CleanupArgs),
+    /// List every file of a volume with its SHA-256 (engine parity checks).
+    #[command(hide = true)]
+    Walk(kernel::WalkArgs),
+    /// Replace a symlink through the kernel engine (until `relink --engine kernel`).
+    #[command(hide = true)]
+    KernelRelink(kernel::KernelRelinkArgs),
 }
 
 /// Exit codes.
@@ -94,6 +123,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
+        Some(Command::Mount(args)) => kernel::mount(&args),
+        Some(Command::Cleanup(args)) => kernel::cleanup(&args),
+        Some(Command::Walk(args)) => kernel::walk(&args),
+        Some(Command::KernelRelink(args)) => kernel::relink(&args),
         None => {
             report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
             exit::ERROR

@@ -1,0 +1,194 @@
+//! Repairs through the kernel engine: the volume is mapped and mounted
+//! read-write (the kernel replays the journal, as at boot), the change is
+//! made the way a careful administrator would make it, and everything is
+//! unmounted and unmapped again right after.
+//!
+//! The caller runs the live-VM checks first (the same as for userspace
+//! repairs); [`check_not_in_use`] repeats the lock probe here as a last
+//! line of defence.
+
+use std::ffi::OsStr;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag};
+
+use super::{Session, hostfs};
+use crate::error::{Error, Result};
+use crate::fs::{FsStatus, path};
+use crate::layers::{Layout, VolumeId};
+use crate::text::escape;
+
+/// What a symlink replacement did: enough for an undo record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymlinkChange {
+    /// The link's canonical path in the guest (`/lib64/libc.so.6`).
+    pub path: Vec<u8>,
+    /// Its target before.
+    pub old_target: Vec<u8>,
+    /// Its target now.
+    pub new_target: Vec<u8>,
+    /// Things the operator should know (a busy unmount...).
+    pub notes: Vec<String>,
+}
+
+/// Refuse when another process holds a lock on `file` (QEMU holds OFD
+/// locks on its images while the VM runs).
+pub fn check_file_not_locked(file: &Path) -> Result<()> {
+    let f = std::fs::File::open(file).map_err(|e| Error::io_path(file, e))?;
+    if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Ok(());
+    }
+    let mut fl = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as i16,
+        l_whence: nix::libc::SEEK_SET as i16,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_OFD_GETLK(&mut fl))
+        .map_err(|e| Error::io(format!("probing locks on {}", file.display()), e.into()))?;
+    if fl.l_type != nix::libc::F_UNLCK as i16 {
+        return Err(Error::Refused(format!(
+            "{} is locked by another process (a running VM holds such locks on its disk): \
+             stop the VM first",
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_file_not_locked`] for every disk volume `id` lives on.
+pub fn check_not_in_use(layout: &Layout, id: VolumeId) -> Result<()> {
+    for d in layout.volume(id).mapping.disks() {
+        if let Some(disk) = layout.disks.get(d.0) {
+            check_file_not_locked(&disk.path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replace symlink `link` (a guest path) on volume `id` so it points at
+/// `new_target`: read-write mount, a new symlink under a temporary name in
+/// the same directory with the old one's owner, `renameat` over the old
+/// one, fsync of the directory, read back, unmount. Returns the old target.
+pub fn replace_symlink(
+    session: &Arc<Session>,
+    layout: &Layout,
+    id: VolumeId,
+    link: &[u8],
+    new_target: &[u8],
+) -> Result<SymlinkChange> {
+    if new_target.is_empty() || new_target.contains(&0) || new_target.len() >= path::MAX_PATH {
+        return Err(Error::Invalid(format!(
+            "{:?} is not a usable symlink target",
+            escape(new_target)
+        )));
+    }
+    let (parent, name) = path::split_last(link);
+    let name = name.ok_or_else(|| Error::Invalid(format!("{}: not a link path", escape(link))))?;
+    if !path::is_safe_name(&name) {
+        return Err(Error::Invalid(format!(
+            "{}: not a usable name",
+            escape(&name)
+        )));
+    }
+    check_not_in_use(layout, id)?;
+    let vol = layout.volume(id).name.clone();
+    // Never have the same volume mapped twice: drop a read-only mapping first.
+    let mut notes = session.release(&vol, false);
+    let dir = session.mount(layout, id, true)?;
+    let result = change_link(&dir, &parent, &name, new_target, session.id());
+    notes.extend(session.release(&vol, true));
+    let (canonical_parent, old_target) = result?;
+    Ok(SymlinkChange {
+        path: path::join(&canonical_parent, &name),
+        old_target,
+        new_target: new_target.to_vec(),
+        notes,
+    })
+}
+
+fn change_link(
+    mount_dir: &Path,
+    parent: &[u8],
+    name: &[u8],
+    new_target: &[u8],
+    session: &str,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let view = hostfs::HostDir::new(mount_dir, FsStatus::default(), None)?;
+    let resolved = path::resolve(&view, parent, true)?;
+    let rel = resolved.path.strip_prefix(b"/").unwrap_or(&resolved.path);
+    let host_dir = if rel.is_empty() {
+        mount_dir.to_path_buf()
+    } else {
+        mount_dir.join(OsStr::from_bytes(rel))
+    };
+    let mount_dev = std::fs::metadata(mount_dir)
+        .map_err(|e| Error::io_path(mount_dir, e))?
+        .dev();
+    let dirfd = nix::fcntl::open(
+        &host_dir,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(host_dir.display().to_string(), e.into()))?;
+    let st = nix::sys::stat::fstat(&dirfd)
+        .map_err(|e| Error::io(host_dir.display().to_string(), e.into()))?;
+    if st.st_dev != mount_dev {
+        return Err(Error::Refused(format!(
+            "{} is not on the mounted volume",
+            host_dir.display()
+        )));
+    }
+    let name_os = OsStr::from_bytes(name);
+    let shown = escape(&path::join(&resolved.path, name));
+    let lst = nix::sys::stat::fstatat(&dirfd, name_os, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::io(shown.clone(), e.into()))?;
+    if SFlag::from_bits_truncate(lst.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFLNK {
+        return Err(Error::Invalid(format!("{shown}: not a symlink")));
+    }
+    let old = nix::fcntl::readlinkat(&dirfd, name_os)
+        .map_err(|e| Error::io(shown.clone(), e.into()))?
+        .as_bytes()
+        .to_vec();
+    let tmp = format!(".vmrescue-{session}-{}.tmp", std::process::id());
+    let tmp_os = OsStr::new(&tmp);
+    let _ = nix::unistd::unlinkat(&dirfd, tmp_os, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat(OsStr::from_bytes(new_target), &dirfd, tmp_os)
+        .map_err(|e| Error::io(format!("creating {tmp} beside {shown}"), e.into()))?;
+    let done = (|| -> Result<()> {
+        nix::unistd::fchownat(
+            &dirfd,
+            tmp_os,
+            Some(nix::unistd::Uid::from_raw(lst.st_uid)),
+            Some(nix::unistd::Gid::from_raw(lst.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::io(format!("setting the owner of {tmp}"), e.into()))?;
+        nix::fcntl::renameat(&dirfd, tmp_os, &dirfd, name_os)
+            .map_err(|e| Error::io(format!("renaming {tmp} over {shown}"), e.into()))?;
+        Ok(())
+    })();
+    if let Err(e) = done {
+        let _ = nix::unistd::unlinkat(&dirfd, tmp_os, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        return Err(e);
+    }
+    nix::unistd::fsync(&dirfd)
+        .map_err(|e| Error::io(format!("fsync of {}", host_dir.display()), e.into()))?;
+    let now =
+        nix::fcntl::readlinkat(&dirfd, name_os).map_err(|e| Error::io(shown.clone(), e.into()))?;
+    if now.as_bytes() != new_target {
+        return Err(Error::Refused(format!(
+            "{shown} reads {:?} after the change, not {:?}",
+            escape(now.as_bytes()),
+            escape(new_target)
+        )));
+    }
+    let _ = dirfd.as_raw_fd();
+    Ok((resolved.path, old))
+}
