@@ -56,8 +56,10 @@ pub struct KernelRelinkArgs {
     #[arg(long, value_name = "V")]
     volume: Option<String>,
     /// The symlink's path in the guest.
+    #[arg(long, value_name = "PATH")]
     link: String,
     /// Its new target.
+    #[arg(long = "to", value_name = "TARGET")]
     new_target: String,
 }
 

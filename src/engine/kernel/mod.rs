@@ -573,7 +573,10 @@ impl Session {
             let _ = Self::forget(&mut inner, &mount_obj);
             let _ = std::fs::remove_dir(&dir);
             let _ = Self::forget(&mut inner, &dir_obj);
-            return Err(Error::Refused(format!("{}: {e}", v.name)));
+            return Err(match e {
+                Error::Refused(d) => Error::Refused(format!("{}: {d}", v.name)),
+                other => other,
+            });
         }
         if let Some(m) = inner
             .mapped

@@ -2,7 +2,9 @@
 //!
 //! Read-only mounts always carry `ro,nosuid,nodev,noexec`; ext3/ext4 add
 //! `noload` (the journal is neither replayed nor written) and XFS
-//! `norecovery`; btrfs adds `rescue=nologreplay`; other types plain `ro`.
+//! `norecovery,nouuid` (a guest cloned from the same template as another
+//! mounted filesystem shares its UUID, which XFS otherwise refuses); btrfs
+//! adds `rescue=nologreplay`; other types plain `ro`.
 //! When the kernel refuses a mount, its own message (read from
 //! `/dev/kmsg`) is part of the error.
 
@@ -25,7 +27,7 @@ pub fn options(kind: ContentKind, writable: bool) -> Result<(&'static str, MsFla
         ContentKind::Ext2 => ("ext2", ""),
         ContentKind::Ext3 => ("ext3", "noload"),
         ContentKind::Ext4 => ("ext4", "noload"),
-        ContentKind::Xfs => ("xfs", "norecovery"),
+        ContentKind::Xfs => ("xfs", "norecovery,nouuid"),
         ContentKind::Btrfs => ("btrfs", "rescue=nologreplay"),
         ContentKind::Vfat => ("vfat", ""),
         ContentKind::Exfat => ("exfat", ""),
@@ -41,7 +43,8 @@ pub fn options(kind: ContentKind, writable: bool) -> Result<(&'static str, MsFla
     };
     if writable {
         // A repair: the kernel replays the journal, as it would at boot.
-        return Ok((fstype, base, ""));
+        let data = if kind == ContentKind::Xfs { "nouuid" } else { "" };
+        return Ok((fstype, base, data));
     }
     Ok((fstype, ro, data))
 }
@@ -266,7 +269,7 @@ mod tests {
         assert_eq!((t, d), ("ext4", "noload"));
         assert_eq!(describe_options(f, d), "ro,nosuid,nodev,noexec,noload");
         let (t, f, d) = options(ContentKind::Xfs, false).unwrap();
-        assert_eq!(describe_options(f, d), "ro,nosuid,nodev,noexec,norecovery");
+        assert_eq!(describe_options(f, d), "ro,nosuid,nodev,noexec,norecovery,nouuid");
         assert_eq!(t, "xfs");
         let (_, f, d) = options(ContentKind::Vfat, false).unwrap();
         assert_eq!(describe_options(f, d), "ro,nosuid,nodev,noexec");

@@ -6,6 +6,7 @@
 //! `state.json` and the mountpoints. The file is replaced atomically
 //! (written beside, fsynced, renamed) on every change.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
@@ -240,9 +241,16 @@ struct Cleaner<'a> {
     dry_run: bool,
     dm_ok: bool,
     report: CleanupReport,
+    /// Objects already dealt with (a dry run finds them again in the scan for orphans).
+    handled: HashSet<String>,
 }
 
 impl Cleaner<'_> {
+    /// Whether `key` is seen for the first time.
+    fn first(&mut self, key: String) -> bool {
+        self.handled.insert(key)
+    }
+
     fn done(&mut self, what: String) {
         if self.dry_run {
             self.report.removed.push(format!("would remove {what}"));
@@ -252,7 +260,7 @@ impl Cleaner<'_> {
     }
 
     fn unmount(&mut self, path: &Path) {
-        if !super::mount::is_mountpoint(path) {
+        if !super::mount::is_mountpoint(path) || !self.first(format!("mount {}", path.display())) {
             return;
         }
         if self.dry_run {
@@ -280,6 +288,9 @@ impl Cleaner<'_> {
             }
         };
         let Some((_, uuid)) = ours else { return };
+        if !self.first(format!("dm {name}")) {
+            return;
+        }
         if !uuid
             .as_deref()
             .is_some_and(|u| u.starts_with(super::dm::UUID_PREFIX))
@@ -306,6 +317,9 @@ impl Cleaner<'_> {
     fn detach_loop(&mut self, number: u32, tag: &str) {
         match super::loopdev::status(number) {
             Ok(Some(st)) if st.tag == tag => {
+                if !self.first(format!("loop {number}")) {
+                    return;
+                }
                 let what = format!("loop device /dev/loop{number} ({tag})");
                 if self.dry_run {
                     return self.done(what);
@@ -383,6 +397,7 @@ pub fn cleanup(run_dir: &Path, dry_run: bool) -> CleanupReport {
         dry_run,
         dm_ok: super::dm::available().is_ok(),
         report: CleanupReport::default(),
+        handled: HashSet::new(),
     };
     let mut live: Vec<String> = Vec::new();
     let mut dead: Vec<(String, Option<State>)> = Vec::new();

@@ -1,0 +1,350 @@
+#!/bin/sh
+# The kernel engine's test steps, run inside the test VM (busybox sh, as
+# root, with device-mapper) from /work, which holds the fixture images,
+# their manifests (every file: path, type, permissions, size, link target,
+# SHA-256, as `vmrescue walk` prints them) and lvm2's reports.
+#
+# Each step prints `VMTEST PASS name`, `VMTEST FAIL name` (with its output)
+# or `VMTEST SKIP name: why`. Adding a step is one line: `step NAME FUNCTION ARGS...`.
+export NO_COLOR=1
+cd /work || exit 1
+# Busybox's shell prefers its own applets to PATH: util-linux's losetup by its path.
+LOSETUP=/opt/host/bin/losetup
+PASS=0
+FAIL=0
+SKIP=0
+
+now() { cut -d' ' -f1 /proc/uptime; }
+# elapsed START: seconds since START (two decimals).
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+step() {
+    name=$1
+    shift
+    t0=$(now)
+    if ("$@") >/tmp/step.out 2>&1; then
+        PASS=$((PASS + 1))
+        echo "VMTEST PASS $name ($(elapsed "$t0")s)"
+        [ "${VMTEST_VERBOSE:-0}" = 1 ] && sed 's/^/    | /' /tmp/step.out
+    else
+        FAIL=$((FAIL + 1))
+        echo "VMTEST FAIL $name ($(elapsed "$t0")s)"
+        tail -n 40 /tmp/step.out | sed 's/^/    | /'
+    fi
+}
+skip() {
+    SKIP=$((SKIP + 1))
+    echo "VMTEST SKIP $1: $2"
+}
+# fail MESSAGE: end the step (steps run in a subshell) as failed.
+fail() {
+    echo "$*"
+    exit 1
+}
+
+# The disk sets: the arguments naming each VM's disks.
+MULTI="kernel-a.img --disk kernel-b.img"
+
+# has_volume DISKS VOLUME: whether `layers` lists VOLUME.
+has_volume() {
+    # shellcheck disable=SC2086
+    vmrescue layers $1 --json 2>/dev/null | grep -q "\"volume\": \"$2\""
+}
+
+# --- what is ours on the system -------------------------------------------
+our_mounts() { grep ' /run/vmrescue/' /proc/mounts; }
+our_dms() {
+    for d in /sys/block/dm-*; do
+        [ -e "$d/dm/name" ] || continue
+        case $(cat "$d/dm/name") in vmrescue-*) echo "${d##*/} $(cat "$d/dm/name")" ;; esac
+    done
+}
+bound_loops() {
+    for l in /sys/block/loop*; do
+        [ -e "$l/loop/backing_file" ] && echo "${l##*/} $(cat "$l/loop/backing_file")"
+    done
+}
+leftovers() {
+    our_mounts
+    our_dms
+    bound_loops
+    ls /run/vmrescue/ 2>/dev/null
+}
+# clean: nothing of ours left (waits up to 3 s for autoclear).
+clean() {
+    i=0
+    while [ -n "$(leftovers)" ] && [ $i -lt 30 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -n "$(leftovers)" ]; then
+        echo "left behind:"
+        leftovers
+        return 1
+    fi
+}
+
+# start_mount DISKS VOLUME: `vmrescue mount` in the background; sets MPID and MDIR.
+start_mount() {
+    # shellcheck disable=SC2086
+    vmrescue mount $1 --volume "$2" >/tmp/mount.out 2>/tmp/mount.err &
+    MPID=$!
+    i=0
+    while [ $i -lt 300 ]; do
+        MDIR=$(head -n1 /tmp/mount.out 2>/dev/null)
+        if [ -n "$MDIR" ] && grep -q " $MDIR " /proc/mounts; then
+            return 0
+        fi
+        kill -0 "$MPID" 2>/dev/null || break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat /tmp/mount.err
+    fail "vmrescue mount $2 did not come up"
+}
+
+# stop_mount SIGNAL: signal the mount process, wait for it, check nothing is left.
+stop_mount() {
+    kill "-$1" "$MPID"
+    wait "$MPID"
+    echo "mount process ended with status $?"
+    clean
+}
+
+# bb_manifest DIR: the walk lines computed with busybox over a mounted tree.
+bb_manifest() {
+    (
+        cd "$1" || exit 1
+        find . | while read -r p; do
+            path=${p#.}
+            [ -z "$path" ] && path=/
+            set -- $(stat -c '%f %s' "$p")
+            mode=$((0x$1))
+            size=$2
+            case $((mode & 0170000)) in
+                $((0100000))) t=file ;; $((0040000))) t=dir ;; $((0120000))) t=link ;;
+                $((0010000))) t=fifo ;; $((0020000))) t=chr ;; $((0060000))) t=blk ;;
+                $((0140000))) t=sock ;; *) t=unknown ;;
+            esac
+            target=
+            sum=
+            [ "$t" = link ] && target=$(readlink "$p")
+            [ "$t" = file ] && sum=$(sha256sum "$p" | cut -d' ' -f1)
+            [ "$t" = dir ] && size=-
+            printf '%s\t%s\t%04o\t%s\t%s\t%s\n' "$path" "$t" $((mode & 07777)) "$size" "$target" "$sum"
+        done | sort
+    )
+}
+
+# --- steps ------------------------------------------------------------------
+
+# The kernel engine is available here and `layers` says it serves the volumes.
+t_layers() {
+    vmrescue layers $MULTI --engine kernel >/tmp/layers.txt || true
+    cat /tmp/layers.txt
+    grep -E '^p1 +kernel +ext4: mounted read-only by the kernel' /tmp/layers.txt || fail "p1 not served by the kernel engine"
+    grep -E '^p2 +kernel +xfs' /tmp/layers.txt || fail "p2 (xfs) not served by the kernel engine"
+    vmrescue layers $MULTI >/tmp/layers-auto.txt || true
+    grep -E '^p2 +kernel +xfs: vmrescue cannot read it itself, so the kernel mounts it read-only' \
+        /tmp/layers-auto.txt || fail "auto does not pick the kernel engine for xfs"
+}
+
+# walk_manifest DISKS VOLUME MANIFEST: the kernel engine's walk equals the fixture's manifest.
+t_walk_manifest() {
+    vmrescue walk $1 --volume "$2" --engine kernel >/tmp/walk.txt || fail "walk failed"
+    grep -v '^/lost+found' /tmp/walk.txt >/tmp/walk.cmp
+    diff "$3" /tmp/walk.cmp || fail "walk of $2 differs from $3"
+    echo "$(wc -l </tmp/walk.cmp) entries equal"
+    clean
+}
+
+# The devices of a mounted session are safe: read-only, autoclear, no
+# partition scan, our names and UUIDs, no LVM label visible; the mount has
+# the read-only options; busybox sees the same tree vmrescue walks; SIGTERM
+# tears it all down.
+t_mounted_session() {
+    disks=$1 vol=$2 opts=$3
+    start_mount "$disks" "$vol" || exit 1
+    grep " $MDIR " /proc/mounts
+    grep " $MDIR " /proc/mounts | grep -q "ro,nosuid,nodev,noexec" || fail "mount options"
+    for o in $(echo "$opts" | tr , ' '); do
+        grep " $MDIR " /proc/mounts | grep -q "[ ,]$o[ ,]" || fail "no $o"
+    done
+    for l in /sys/block/loop*; do
+        [ -e "$l/loop/backing_file" ] || continue
+        n=${l##*/}
+        echo "$n: $(cat "$l/loop/backing_file") offset $(cat "$l/loop/offset") ro $(cat "$l/ro") autoclear $(cat "$l/loop/autoclear") partscan $(cat "$l/loop/partscan")"
+        [ "$(cat "$l/ro")" = 1 ] || fail "$n is writable"
+        [ "$(cat "$l/loop/autoclear")" = 1 ] || fail "$n has no autoclear"
+        [ "$(cat "$l/loop/partscan")" = 0 ] || fail "$n scans partitions"
+        dd if="/dev/$n" bs=512 count=4 2>/dev/null | grep -q LABELONE && fail "$n shows an LVM label"
+    done
+    for d in /sys/block/dm-*; do
+        [ -e "$d/dm/name" ] || continue
+        n=${d##*/}
+        echo "$n: $(cat "$d/dm/name") $(cat "$d/dm/uuid") ro $(cat "$d/ro"): $(dmsetup table "$(cat "$d/dm/name")")"
+        case $(cat "$d/dm/name") in vmrescue-*) ;; *) fail "$n: foreign name" ;; esac
+        case $(cat "$d/dm/uuid") in VMRESCUE-*) ;; *) fail "$n: foreign uuid" ;; esac
+        [ "$(cat "$d/ro")" = 1 ] || fail "$n is writable"
+        dd if="/dev/$n" bs=512 count=4 2>/dev/null | grep -q LABELONE && fail "$n shows an LVM label"
+    done
+    bb_manifest "$MDIR" >/tmp/bb.txt || fail "busybox walk failed"
+    vmrescue walk $disks --volume "$vol" --engine kernel >/tmp/walk.txt || fail "walk failed"
+    diff /tmp/bb.txt /tmp/walk.txt || fail "busybox and vmrescue disagree on $vol"
+    stop_mount TERM
+}
+
+# Ctrl-C (SIGINT) and SIGHUP tear the session down too.
+t_signal() {
+    start_mount "$MULTI" p1 || exit 1
+    stop_mount "$1"
+}
+
+# kill -9 leaves everything in place; `vmrescue cleanup` removes it and says so.
+t_kill9_cleanup() {
+    start_mount "$MULTI" "$1" || exit 1
+    kill -9 "$MPID"
+    wait "$MPID"
+    [ -n "$(our_mounts)" ] || fail "nothing left after kill -9?"
+    [ -n "$(our_dms)" ] || fail "no dm device left after kill -9?"
+    leftovers
+    vmrescue cleanup --dry-run >/tmp/dry.txt || fail "cleanup --dry-run failed"
+    cat /tmp/dry.txt
+    [ "$(sort /tmp/dry.txt | uniq -d)" = "" ] || fail "the dry run lists something twice"
+    grep -q "would remove mount" /tmp/dry.txt || fail "dry run does not list the mount"
+    [ -n "$(our_mounts)" ] || fail "the dry run removed something"
+    vmrescue cleanup >/tmp/cleanup.txt || fail "cleanup failed"
+    cat /tmp/cleanup.txt
+    grep -q "removed mount /run/vmrescue/" /tmp/cleanup.txt || fail "cleanup did not say it unmounted"
+    grep -q "removed device-mapper device vmrescue-" /tmp/cleanup.txt || fail "cleanup did not say it removed the dm device"
+    clean
+    vmrescue cleanup | grep -q "nothing to clean up" || fail "second cleanup found something"
+}
+
+# A filesystem the kernel refuses: the error carries the kernel's message.
+t_mount_refused() {
+    cp kernel-a.img /tmp/broken.img
+    # An unknown incompatible feature bit in p1's ext4 superblock (s_feature_incompat, byte 0x60).
+    printf '\200' | dd of=/tmp/broken.img bs=1 seek=$((1048576 + 1024 + 0x63)) conv=notrunc 2>/dev/null
+    if vmrescue walk /tmp/broken.img --volume p1 --engine kernel >/dev/null 2>/tmp/err.txt; then
+        fail "mounting a broken filesystem succeeded"
+    fi
+    cat /tmp/err.txt
+    grep -q "the kernel said: EXT4-fs (dm-" /tmp/err.txt || fail "no kernel message in the error"
+    rm -f /tmp/broken.img
+    clean
+}
+
+# Userspace and kernel engines walk the same files (ext2/3/4 volumes).
+t_parity() {
+    vmrescue walk $1 --volume "$2" --engine kernel >/tmp/k.txt || fail "kernel walk failed"
+    vmrescue walk $1 --volume "$2" --engine userspace >/tmp/u.txt || fail "userspace walk failed"
+    diff /tmp/k.txt /tmp/u.txt || fail "engines disagree on $2"
+    echo "$(wc -l </tmp/k.txt) entries equal"
+    clean
+}
+parity() {
+    if vmrescue walk $1 --volume "$2" --engine userspace --max-depth 0 >/dev/null 2>/tmp/u.err; then
+        step "parity $2" t_parity "$1" "$2"
+    else
+        skip "parity $2" "the userspace engine cannot read it in this build: $(cat /tmp/u.err)"
+    fi
+}
+
+# relink DISKS VOLUME LINK NEW OLD: replace a symlink read-write through the
+# kernel engine on a copy; the filesystem stays clean and shows the new target.
+t_relink() {
+    disks=$1 vol=$2 link=$3 new=$4 old=$5
+    cp kernel-a.img relink-a.img
+    cp kernel-b.img relink-b.img
+    set -- $(echo "$disks" | sed 's/kernel-a.img/relink-a.img/; s/kernel-b.img/relink-b.img/')
+    vmrescue kernel-relink "$@" --volume "$vol" --link "$link" --to "$new" >/tmp/relink.txt ||
+        fail "kernel-relink failed"
+    cat /tmp/relink.txt
+    grep -qxF "$link: $old -> $new" /tmp/relink.txt || fail "unexpected relink report"
+    clean
+    vmrescue walk "$@" --volume "$vol" --engine kernel >/tmp/w.txt || fail "walk after relink failed"
+    grep -F "$link	link" /tmp/w.txt | tee /tmp/l.txt
+    grep -qF "	$new	" /tmp/l.txt || fail "the link does not read $new"
+    if [ "$vol" = p1 ]; then
+        dev=$($LOSETUP -r -f --show -o 1048576 --sizelimit 16777216 relink-a.img) || fail "losetup"
+        e2fsck -fn "$dev"
+        rc=$?
+        $LOSETUP -d "$dev"
+        [ $rc = 0 ] || fail "e2fsck -fn found problems"
+    fi
+    rm -f relink-a.img relink-b.img
+    clean
+}
+
+# Benchmark: start to a mounted, listed root, vmrescue vs losetup/dmsetup/mount by hand.
+bench_once_ours() {
+    vmrescue walk kernel-a.img --volume p1 --engine kernel --max-depth 1 --no-hash >/dev/null 2>&1
+}
+bench_once_manual() {
+    l=$($LOSETUP -r -f --show kernel-a.img) || return 1
+    n=${l#/dev/loop}
+    mkdir -p /mnt/bench
+    ok=0
+    # No udev in the VM: dmsetup mknodes makes /dev/mapper/bench.
+    if dmsetup create --readonly bench --table "0 32768 linear 7:$n 2048" && dmsetup mknodes bench; then
+        if mount -t ext4 -o ro,nosuid,nodev,noexec,noload /dev/mapper/bench /mnt/bench; then
+            ls -la /mnt/bench >/dev/null && ok=1
+            umount /mnt/bench || ok=0
+        fi
+        dmsetup remove bench || ok=0
+    fi
+    $LOSETUP -d "$l" || ok=0
+    [ $ok = 1 ]
+}
+t_bench() {
+    runs=5
+    ours=0
+    manual=0
+    i=0
+    while [ $i -lt $runs ]; do
+        t0=$(now)
+        bench_once_ours || fail "vmrescue run failed"
+        ours=$(awk -v a="$ours" -v b="$(elapsed "$t0")" 'BEGIN { print a + b }')
+        t0=$(now)
+        bench_once_manual || fail "manual run failed"
+        manual=$(awk -v a="$manual" -v b="$(elapsed "$t0")" 'BEGIN { print a + b }')
+        i=$((i + 1))
+    done
+    line=$(awk -v o="$ours" -v m="$manual" -v n="$runs" 'BEGIN {
+        printf "start to a mounted, listed root (p1, TCG, mean of %d): vmrescue %.3fs, losetup+dmsetup+mount %.3fs, ratio %.2f", n, o / n, m / n, o / m }')
+    echo "VMTEST BENCH $line" >/dev/console 2>/dev/null || true
+    echo "$line"
+    clean
+}
+
+echo "VMTEST START $(uname -r), device-mapper $(dmsetup version 2>/dev/null | sed -n 's/Driver version: *//p')"
+step "nothing of ours at start" clean
+step "layers --engine kernel" t_layers
+step "walk p1 (ext4 partition) = manifest" t_walk_manifest "$MULTI" p1 kernel-a.p1.manifest
+step "walk p2 (xfs partition) = manifest" t_walk_manifest "$MULTI" p2 kernel-a.p2.manifest
+if has_volume "$MULTI" vmrk/lv_data; then
+    step "walk vmrk/lv_data (ext4, 3 linear segments on 2 PVs) = manifest" \
+        t_walk_manifest "$MULTI" vmrk/lv_data kernel-vmrk.lv_data.manifest
+    step "walk vmrk/lv_xfs (xfs, 2 striped segments on 2 PVs) = manifest" \
+        t_walk_manifest "$MULTI" vmrk/lv_xfs kernel-vmrk.lv_xfs.manifest
+    step "mounted session vmrk/lv_data" t_mounted_session "$MULTI" vmrk/lv_data norecovery
+    step "mounted session vmrk/lv_xfs" t_mounted_session "$MULTI" vmrk/lv_xfs norecovery,nouuid
+    step "relink vmrk/lv_data /lib64/libc.so.6" t_relink "$MULTI" vmrk/lv_data \
+        /lib64/libc.so.6 libc-2.12.so /opt/glibc-2.14/lib/libc.so.6
+    parity "$MULTI" vmrk/lv_data
+else
+    skip "logical volumes of kernel-a+b" "this build's LVM2 reader finds no volume groups"
+fi
+# ext4 shows `noload` as its synonym `norecovery` in /proc/mounts.
+step "mounted session p1" t_mounted_session "$MULTI" p1 norecovery
+step "mounted session p2" t_mounted_session "$MULTI" p2 norecovery,nouuid
+step "SIGINT tears down" t_signal INT
+step "SIGHUP tears down" t_signal HUP
+step "kill -9, then cleanup" t_kill9_cleanup p1
+step "mount refused: the kernel's message" t_mount_refused
+step "relink p1 /grub/menu.lst" t_relink "$MULTI" p1 /grub/menu.lst ../grub/grub.conf grub.conf
+parity "$MULTI" p1
+step "benchmark" t_bench
+step "nothing of ours at the end" clean
+echo "VMTEST DONE pass=$PASS fail=$FAIL skip=$SKIP"
