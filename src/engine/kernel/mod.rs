@@ -134,6 +134,51 @@ pub fn make_block_node(path: &Path, dev: (u32, u32)) -> Result<()> {
     .map_err(|e| Error::io(format!("mknod {}", path.display()), e.into()))
 }
 
+/// Refuse volumes the kernel engine never maps: LVM PVs (their LVs are
+/// mapped instead, so the host never sees the PV) and extended partitions.
+pub fn check_mappable(layout: &Layout, id: VolumeId) -> Result<()> {
+    let v = layout.volume(id);
+    if v.content.kind == ContentKind::LvmPv {
+        return Err(Error::Refused(format!(
+            "{} is an LVM physical volume: the kernel engine maps its logical volumes, \
+             never the PV itself",
+            v.name
+        )));
+    }
+    if let VolumeKind::Partition { entry, .. } = &v.kind
+        && entry.extended
+    {
+        return Err(Error::Invalid(format!(
+            "{} is an extended partition (a container)",
+            v.name
+        )));
+    }
+    Ok(())
+}
+
+/// The dm table for volume `id` over the disks' devices (`exposures[disk]`),
+/// after the host-safety checks: not a PV, not an extended partition, no
+/// unreadable segment, and no LVM label at its start (a PV nested in an LV).
+pub fn plan(
+    layout: &Layout,
+    id: VolumeId,
+    exposures: &[Option<Exposure>],
+) -> Result<Vec<dm::TableLine>> {
+    check_mappable(layout, id)?;
+    let v = layout.volume(id);
+    let lines = dm::table(&v.mapping, exposures)
+        .map_err(|why| Error::Refused(format!("{}: cannot map it: {why}", v.name)))?;
+    let src = layout.open_volume(id);
+    if pv_label_at(&*src, 0)? {
+        return Err(Error::Refused(format!(
+            "{} starts with an LVM label (a PV inside it): mapping it would show that PV \
+             to the host's LVM",
+            v.name
+        )));
+    }
+    Ok(lines)
+}
+
 /// A disk exposed as a block device.
 #[derive(Debug)]
 enum Exposed {
@@ -474,40 +519,29 @@ impl Session {
                 if writable { "read-only" } else { "read-write" }
             )));
         }
-        if v.content.kind == ContentKind::LvmPv {
-            return Err(Error::Refused(format!(
-                "{} is an LVM physical volume: the kernel engine maps its logical volumes, \
-                 never the PV itself",
-                v.name
-            )));
-        }
-        if let VolumeKind::Partition { entry, .. } = &v.kind
-            && entry.extended
-        {
-            return Err(Error::Invalid(format!(
-                "{} is an extended partition (a container)",
-                v.name
-            )));
-        }
+        check_mappable(layout, id)?;
         let disks = v.mapping.disks();
         let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
         for d in &disks {
-            let e = self.expose_disk(inner, layout, *d, writable)?;
-            if let Some(slot) = exposures.get_mut(d.0) {
-                *slot = Some(e);
+            match self.expose_disk(inner, layout, *d, writable) {
+                Ok(e) => {
+                    if let Some(slot) = exposures.get_mut(d.0) {
+                        *slot = Some(e);
+                    }
+                }
+                Err(e) => {
+                    Self::release_unused(inner, &mut Vec::new());
+                    return Err(e);
+                }
             }
         }
-        let lines = dm::table(&v.mapping, &exposures)
-            .map_err(|why| Error::Refused(format!("{}: cannot map it: {why}", v.name)))?;
-        // No dm device may start with a PV label either (an LV holding a nested PV).
-        let src = layout.open_volume(id);
-        if pv_label_at(&*src, 0)? {
-            return Err(Error::Refused(format!(
-                "{} starts with an LVM label (a PV inside it): mapping it would show that PV \
-                 to the host's LVM",
-                v.name
-            )));
-        }
+        let lines = match plan(layout, id, &exposures) {
+            Ok(l) => l,
+            Err(e) => {
+                Self::release_unused(inner, &mut Vec::new());
+                return Err(e);
+            }
+        };
         let suffix = if writable { "-rw" } else { "" };
         let (name, uuid) = dm::names(&self.id, &format!("{}{suffix}", v.name));
         let object = Object::Dm {
@@ -519,6 +553,7 @@ impl Session {
             Ok(d) => d,
             Err(e) => {
                 let _ = Self::forget(inner, &object);
+                Self::release_unused(inner, &mut Vec::new());
                 return Err(e);
             }
         };
@@ -573,6 +608,19 @@ impl Session {
             let _ = Self::forget(&mut inner, &mount_obj);
             let _ = std::fs::remove_dir(&dir);
             let _ = Self::forget(&mut inner, &dir_obj);
+            // Nothing stays mapped for a volume the kernel would not mount.
+            if let Some(i) = inner
+                .mapped
+                .iter()
+                .position(|m| m.volume == v.name && m.writable == writable)
+            {
+                let m = inner.mapped.remove(i);
+                let mut problems = Vec::new();
+                if let Some(m) = Self::undo_mapped(&mut inner, m, &mut problems) {
+                    inner.mapped.push(m);
+                }
+                Self::release_unused(&mut inner, &mut problems);
+            }
             return Err(match e {
                 Error::Refused(d) => Error::Refused(format!("{}: {d}", v.name)),
                 other => other,
@@ -628,7 +676,12 @@ impl Session {
             inner.mapped.push(m);
             return problems;
         }
-        // Disks no other mapping uses.
+        Self::release_unused(&mut inner, &mut problems);
+        problems
+    }
+
+    /// Detach the disks no mapping uses.
+    fn release_unused(inner: &mut Inner, problems: &mut Vec<String>) {
         let used: Vec<(DiskId, bool)> = inner.mapped.iter().flat_map(|m| m.disks.clone()).collect();
         let unused: Vec<(DiskId, bool)> = inner
             .exposed
@@ -638,10 +691,9 @@ impl Session {
             .collect();
         for k in unused {
             if let Some((e, _)) = inner.exposed.remove(&k) {
-                Self::undo_exposed(&mut inner, e, &mut problems);
+                Self::undo_exposed(inner, e, problems);
             }
         }
-        problems
     }
 
     /// Unmount and remove one mapping; returns it back when it could not be removed.

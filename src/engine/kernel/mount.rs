@@ -43,7 +43,11 @@ pub fn options(kind: ContentKind, writable: bool) -> Result<(&'static str, MsFla
     };
     if writable {
         // A repair: the kernel replays the journal, as it would at boot.
-        let data = if kind == ContentKind::Xfs { "nouuid" } else { "" };
+        let data = if kind == ContentKind::Xfs {
+            "nouuid"
+        } else {
+            ""
+        };
         return Ok((fstype, base, data));
     }
     Ok((fstype, ro, data))
@@ -269,7 +273,10 @@ mod tests {
         assert_eq!((t, d), ("ext4", "noload"));
         assert_eq!(describe_options(f, d), "ro,nosuid,nodev,noexec,noload");
         let (t, f, d) = options(ContentKind::Xfs, false).unwrap();
-        assert_eq!(describe_options(f, d), "ro,nosuid,nodev,noexec,norecovery,nouuid");
+        assert_eq!(
+            describe_options(f, d),
+            "ro,nosuid,nodev,noexec,norecovery,nouuid"
+        );
         assert_eq!(t, "xfs");
         let (_, f, d) = options(ContentKind::Vfat, false).unwrap();
         assert_eq!(describe_options(f, d), "ro,nosuid,nodev,noexec");

@@ -1,0 +1,202 @@
+//! Device-mapper tables from vmrescue's mappings, checked against tables
+//! computed independently from the tools' own reports of the same images:
+//! `sfdisk --json` for partitions, `lvs --segments --units s` + `pvs` for
+//! logical volumes (as kpartx and lvm2 would load them).
+//!
+//! Disk N is exposed as device 7:N in these tables.
+
+mod common;
+
+use serde_json::Value;
+use vmrescue::engine::kernel::{self, dm};
+use vmrescue::io::DiskId;
+use vmrescue::layers::{Layout, VolumeKind};
+
+fn open(names: &[&str]) -> Layout {
+    // common::fixture decompresses to a temporary named by the process id
+    // only: tests of one process must not decompress the same file at once.
+    static FIXTURES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FIXTURES.lock().unwrap_or_else(|e| e.into_inner());
+    let images = names
+        .iter()
+        .map(|n| vmrescue::image::open(&common::fixture(n)).expect("open fixture"))
+        .collect();
+    vmrescue::layers::scan(images)
+}
+
+fn exposures(layout: &Layout) -> Vec<Option<dm::Exposure>> {
+    layout
+        .disks
+        .iter()
+        .map(|d| {
+            let start = kernel::exposure_start(layout, d.id).ok()?;
+            Some(dm::Exposure {
+                dev: (7, d.id.0 as u32),
+                start,
+                size: d.size() - start,
+            })
+        })
+        .collect()
+}
+
+fn lines(layout: &Layout, name: &str, ex: &[Option<dm::Exposure>]) -> Vec<String> {
+    let id = layout.find_volume(name).expect("volume");
+    kernel::plan(layout, id, ex)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn num(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.parse().expect("number"),
+        Value::Number(n) => n.as_u64().expect("u64"),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+#[test]
+fn partitions_map_like_kpartx() {
+    let layout = open(&["kernel-a", "kernel-b"]);
+    let ex = exposures(&layout);
+    let report: Value = serde_json::from_str(&common::report("kernel-a.sfdisk.json")).unwrap();
+    let parts = report["partitiontable"]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    for (i, p) in parts.iter().enumerate() {
+        let name = format!("p{}", i + 1);
+        let (start, size) = (num(&p["start"]), num(&p["size"]));
+        if p["type"] == "8e" {
+            // Never map a PV: its LVs are mapped instead.
+            let id = layout.find_volume(&name).unwrap();
+            let err = kernel::plan(&layout, id, &ex).unwrap_err().to_string();
+            assert!(err.contains("LVM physical volume"), "{err}");
+            continue;
+        }
+        assert_eq!(
+            lines(&layout, &name, &ex),
+            [format!("0 {size} linear 7:0 {start}")],
+            "{name}"
+        );
+    }
+}
+
+/// The tables lvm2 would load, computed from `lvs --segments --units s`,
+/// `pvs` and where each PV is on the disks; disks that are whole-disk PVs
+/// are exposed from their data area on, so their offsets count from there.
+fn expected_lv_tables() -> Vec<(String, Vec<String>)> {
+    let lvs: Value = serde_json::from_str(&common::report("kernel-vmrk.lvs.json")).unwrap();
+    let pvs: Value = serde_json::from_str(&common::report("kernel-vmrk.pvs.json")).unwrap();
+    let pvmap: Value = serde_json::from_str(&common::report("kernel-vmrk.pvmap.json")).unwrap();
+    let disk_of = |image: &str| match image {
+        "kernel-a.img" => 0u32,
+        "kernel-b.img" => 1u32,
+        other => panic!("unknown image {other}"),
+    };
+    // PV device name -> (disk, sector of the PV's data area on the disk, exposure start).
+    let pv_info = |dev: &str| -> (u32, u64, u64) {
+        let pv = pvs["report"][0]["pv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pv_name"] == dev)
+            .unwrap_or_else(|| panic!("{dev} not in pvs report"));
+        let pe_start = num(&pv["pe_start"]);
+        let at = &pvmap[dev];
+        let offset = num(&at["offset"]) / 512;
+        let disk = disk_of(at["image"].as_str().unwrap());
+        let exposure = if offset == 0 { pe_start } else { 0 };
+        (disk, offset + pe_start, exposure)
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for seg in lvs["report"][0]["seg"].as_array().unwrap() {
+        let lv = format!(
+            "{}/{}",
+            seg["vg_name"].as_str().unwrap(),
+            seg["lv_name"].as_str().unwrap()
+        );
+        let ext = num(&seg["vg_extent_size"]);
+        let (start, size) = (num(&seg["seg_start"]), num(&seg["seg_size"]));
+        let mut areas = Vec::new();
+        for r in seg["seg_pe_ranges"].as_str().unwrap().split_whitespace() {
+            let (dev, range) = r.rsplit_once(':').unwrap();
+            let first: u64 = range.split('-').next().unwrap().parse().unwrap();
+            let (disk, data, exposure) = pv_info(dev);
+            areas.push(format!("7:{disk} {}", data + first * ext - exposure));
+        }
+        let line = match seg["segtype"].as_str().unwrap() {
+            "linear" => format!("{start} {size} linear {}", areas[0]),
+            "striped" => format!(
+                "{start} {size} striped {} {} {}",
+                num(&seg["stripes"]),
+                num(&seg["stripe_size"]),
+                areas.join(" ")
+            ),
+            other => panic!("segment type {other} in the fixture"),
+        };
+        match out.iter_mut().find(|(n, _)| *n == lv) {
+            Some((_, l)) => l.push(line),
+            None => out.push((lv, vec![line])),
+        }
+    }
+    out
+}
+
+#[test]
+fn logical_volumes_map_like_lvm2() {
+    let layout = open(&["kernel-a", "kernel-b"]);
+    let expected = expected_lv_tables();
+    assert_eq!(expected.len(), 3, "lv_data, lv_gap, lv_xfs");
+    assert!(expected.iter().any(|(_, l)| l.len() == 3), "a 3-segment LV");
+    assert!(
+        expected
+            .iter()
+            .any(|(_, l)| l.len() == 2 && l.iter().all(|x| x.contains(" striped 2 128 "))),
+        "an LV of two striped segments"
+    );
+    if layout.groups.is_empty() {
+        // This build's LVM2 reader (the stub before it is merged) finds no
+        // VG. Then nothing says where the whole-disk PV's data area starts,
+        // and the kernel engine must refuse to expose that disk at all.
+        let pv_err = vmrescue::layers::lvm::read_pv(&*layout.disks[1].source)
+            .expect_err("a reader that finds no VG on a labelled PV says why");
+        assert!(pv_err.to_string().contains("being written"), "{pv_err}");
+        let err = kernel::exposure_start(&layout, DiskId(1)).unwrap_err();
+        assert!(err.to_string().contains("whole-disk LVM PV"), "{err}");
+        eprintln!("NOTE: no VG found (LVM2 reader not merged): LV tables not compared");
+        return;
+    }
+    let ex = exposures(&layout);
+    // The whole-disk PV is exposed from its data area on.
+    assert_eq!(ex[1].map(|e| e.start), Some(1 << 20));
+    for (lv, want) in &expected {
+        assert_eq!(&lines(&layout, lv, &ex), want, "{lv}");
+    }
+    // The LVs shown are exactly those lvm2 reports.
+    let ours: Vec<&str> = layout
+        .volumes
+        .iter()
+        .filter(|v| matches!(v.kind, VolumeKind::LogicalVolume { .. }))
+        .map(|v| v.name.as_str())
+        .collect();
+    let theirs: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn no_device_starts_with_a_pv_label() {
+    let layout = open(&["kernel-a", "kernel-b"]);
+    // Disk a starts with its partition table; disk b is a PV from byte 0.
+    assert_eq!(kernel::exposure_start(&layout, DiskId(0)).unwrap(), 0);
+    let mut head = vec![0u8; 2048];
+    layout.disks[1].source.read_exact_at(0, &mut head).unwrap();
+    assert!(head.windows(8).any(|w| w == b"LABELONE"));
+    if let Ok(start) = kernel::exposure_start(&layout, DiskId(1)) {
+        let mut head = vec![0u8; 2048];
+        layout.disks[1]
+            .source
+            .read_exact_at(start, &mut head)
+            .unwrap();
+        assert!(!head.windows(8).any(|w| w == b"LABELONE"));
+    }
+}
