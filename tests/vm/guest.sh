@@ -10,6 +10,7 @@ export NO_COLOR=1
 cd /work || exit 1
 # Busybox's shell prefers its own applets to PATH: util-linux's losetup by its path.
 LOSETUP=/opt/host/bin/losetup
+CP="/opt/host/bin/cp --sparse=always"
 PASS=0
 FAIL=0
 SKIP=0
@@ -64,10 +65,16 @@ bound_loops() {
         [ -e "$l/loop/backing_file" ] && echo "${l##*/} $(cat "$l/loop/backing_file")"
     done
 }
+served_nbds() {
+    for n in /sys/block/nbd*; do
+        [ -e "$n/pid" ] && echo "${n##*/} served by pid $(cat "$n/pid")"
+    done
+}
 leftovers() {
     our_mounts
     our_dms
     bound_loops
+    served_nbds
     ls /run/vmrescue/ 2>/dev/null
 }
 # clean: nothing of ours left (waits up to 3 s for autoclear).
@@ -221,9 +228,37 @@ t_kill9_cleanup() {
     vmrescue cleanup | grep -q "nothing to clean up" || fail "second cleanup found something"
 }
 
+# kill -9 of a session serving a qcow2 disk through qemu-nbd; cleanup disconnects it.
+t_kill9_nbd() {
+    start_mount kernel-a.qcow2 p1 || exit 1
+    served_nbds
+    [ -n "$(served_nbds)" ] || fail "no nbd device is served"
+    kill -9 "$MPID"
+    wait "$MPID"
+    vmrescue cleanup >/tmp/cleanup.txt || fail "cleanup failed"
+    cat /tmp/cleanup.txt
+    grep -q "removed nbd device /dev/nbd" /tmp/cleanup.txt || fail "cleanup did not disconnect the nbd device"
+    clean
+}
+
+# The demo disk: its root LV through the kernel engine, and the story's repair.
+t_demo_layers() {
+    vmrescue layers --demo --engine kernel >/tmp/layers.txt || true
+    cat /tmp/layers.txt
+    grep -E '^vg_ta/lv_root +kernel +ext4' /tmp/layers.txt || fail "lv_root not served by the kernel engine"
+}
+t_demo_relink() {
+    vmrescue kernel-relink --demo --volume vg_ta/lv_root --link /lib64/libc.so.6 --to libc-2.12.so \
+        >/tmp/relink.txt || fail "kernel-relink failed"
+    cat /tmp/relink.txt
+    grep -qxF "/lib64/libc.so.6: /opt/glibc-2.14/lib/libc.so.6 -> libc-2.12.so" /tmp/relink.txt ||
+        fail "unexpected relink report"
+    clean
+}
+
 # A filesystem the kernel refuses: the error carries the kernel's message.
 t_mount_refused() {
-    cp kernel-a.img /tmp/broken.img
+    $CP kernel-a.img /tmp/broken.img
     # An unknown incompatible feature bit in p1's ext4 superblock (s_feature_incompat, byte 0x60).
     printf '\200' | dd of=/tmp/broken.img bs=1 seek=$((1048576 + 1024 + 0x63)) conv=notrunc 2>/dev/null
     if vmrescue walk /tmp/broken.img --volume p1 --engine kernel >/dev/null 2>/tmp/err.txt; then
@@ -255,8 +290,8 @@ parity() {
 # kernel engine on a copy; the filesystem stays clean and shows the new target.
 t_relink() {
     disks=$1 vol=$2 link=$3 new=$4 old=$5
-    cp kernel-a.img relink-a.img
-    cp kernel-b.img relink-b.img
+    $CP kernel-a.img relink-a.img
+    $CP kernel-b.img relink-b.img
     set -- $(echo "$disks" | sed 's/kernel-a.img/relink-a.img/; s/kernel-b.img/relink-b.img/')
     vmrescue kernel-relink "$@" --volume "$vol" --link "$link" --to "$new" >/tmp/relink.txt ||
         fail "kernel-relink failed"
@@ -278,25 +313,25 @@ t_relink() {
 }
 
 # Benchmark: start to a mounted, listed root, vmrescue vs losetup/dmsetup/mount by hand.
-bench_once_ours() {
-    vmrescue walk kernel-a.img --volume p1 --engine kernel --max-depth 1 --no-hash >/dev/null 2>&1
-}
-bench_once_manual() {
-    l=$($LOSETUP -r -f --show kernel-a.img) || return 1
-    n=${l#/dev/loop}
+# bench_manual TABLE FSTYPE OPTIONS: loop devices for kernel-a/b, the table, mount, ls, and back.
+bench_manual() {
+    la=$($LOSETUP -r -f --show kernel-a.img) || return 1
+    lb=$($LOSETUP -r -f --show kernel-b.img) || { $LOSETUP -d "$la"; return 1; }
     mkdir -p /mnt/bench
     ok=0
     # No udev in the VM: dmsetup mknodes makes /dev/mapper/bench.
-    if dmsetup create --readonly bench --table "0 32768 linear 7:$n 2048" && dmsetup mknodes bench; then
-        if mount -t ext4 -o ro,nosuid,nodev,noexec,noload /dev/mapper/bench /mnt/bench; then
+    if sed "s|@kernel-a.img@|7:${la#/dev/loop}|g; s|@kernel-b.img@|7:${lb#/dev/loop}|g" "$1" |
+        dmsetup create --readonly bench && dmsetup mknodes bench; then
+        if mount -t "$2" -o "ro,nosuid,nodev,noexec,$3" /dev/mapper/bench /mnt/bench; then
             ls -la /mnt/bench >/dev/null && ok=1
             umount /mnt/bench || ok=0
         fi
         dmsetup remove bench || ok=0
     fi
-    $LOSETUP -d "$l" || ok=0
+    $LOSETUP -d "$la" "$lb" || ok=0
     [ $ok = 1 ]
 }
+# t_bench VOLUME TABLE FSTYPE OPTIONS
 t_bench() {
     runs=5
     ours=0
@@ -304,15 +339,16 @@ t_bench() {
     i=0
     while [ $i -lt $runs ]; do
         t0=$(now)
-        bench_once_ours || fail "vmrescue run failed"
+        vmrescue walk $MULTI --volume "$1" --engine kernel --max-depth 1 --no-hash >/dev/null 2>&1 ||
+            fail "vmrescue run failed"
         ours=$(awk -v a="$ours" -v b="$(elapsed "$t0")" 'BEGIN { print a + b }')
         t0=$(now)
-        bench_once_manual || fail "manual run failed"
+        bench_manual "$2" "$3" "$4" || fail "manual run failed"
         manual=$(awk -v a="$manual" -v b="$(elapsed "$t0")" 'BEGIN { print a + b }')
         i=$((i + 1))
     done
-    line=$(awk -v o="$ours" -v m="$manual" -v n="$runs" 'BEGIN {
-        printf "start to a mounted, listed root (p1, TCG, mean of %d): vmrescue %.3fs, losetup+dmsetup+mount %.3fs, ratio %.2f", n, o / n, m / n, o / m }')
+    line=$(awk -v o="$ours" -v m="$manual" -v n="$runs" -v v="$1" 'BEGIN {
+        printf "start to a mounted, listed root of %s (TCG, mean of %d): vmrescue %.3fs, losetup+dmsetup+mount %.3fs, ratio %.2f", v, n, o / n, m / n, o / m }')
     echo "VMTEST BENCH $line" >/dev/console 2>/dev/null || true
     echo "$line"
     clean
@@ -345,6 +381,33 @@ step "kill -9, then cleanup" t_kill9_cleanup p1
 step "mount refused: the kernel's message" t_mount_refused
 step "relink p1 /grub/menu.lst" t_relink "$MULTI" p1 /grub/menu.lst ../grub/grub.conf grub.conf
 parity "$MULTI" p1
-step "benchmark" t_bench
+# qcow2 disks go through qemu-nbd (a loop device cannot show them).
+vmrescue layers kernel-a.qcow2 >/dev/null 2>/tmp/q.err
+if [ $? -le 1 ]; then
+    step "walk p1 of a qcow2 disk (qemu-nbd) = manifest" t_walk_manifest kernel-a.qcow2 p1 kernel-a.p1.manifest
+    step "walk p2 of a qcow2 disk (qemu-nbd) = manifest" t_walk_manifest kernel-a.qcow2 p2 kernel-a.p2.manifest
+    step "kill -9 with qemu-nbd, then cleanup" t_kill9_nbd
+else
+    skip "qcow2 through qemu-nbd" "this build does not open qcow2 images: $(head -n1 /tmp/q.err)"
+fi
+
+# The bundled demo disk (the story's guest), when this build has it.
+vmrescue layers --demo >/dev/null 2>/tmp/d.err
+if [ $? -le 1 ]; then
+    step "demo: layers --engine kernel" t_demo_layers
+    for v in p1 vg_ta/lv_root vg_ta/lv_home; do
+        step "demo: mounted session $v" t_mounted_session --demo "$v" norecovery
+        parity --demo "$v"
+    done
+    step "demo: relink /lib64/libc.so.6 through the kernel engine" t_demo_relink
+else
+    skip "demo disk" "this build has no demo disk: $(head -n1 /tmp/d.err)"
+fi
+
+echo "0 32768 linear @kernel-a.img@ 2048" >/tmp/p1.dmtable
+step "benchmark p1" t_bench p1 /tmp/p1.dmtable ext4 noload
+if has_volume "$MULTI" vmrk/lv_data; then
+    step "benchmark vmrk/lv_data" t_bench vmrk/lv_data kernel-vmrk.lv_data.dmtable ext4 noload
+fi
 step "nothing of ours at the end" clean
 echo "VMTEST DONE pass=$PASS fail=$FAIL skip=$SKIP"

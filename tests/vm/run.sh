@@ -24,7 +24,7 @@ profile=release
 say() { printf '\033[1m[vm] %s\033[0m\n' "$*" >&2; }
 die() { say "FAIL: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (the scratch disk is built with a loop mount)"
-for t in qemu-system-x86_64 busybox cpio depmod modprobe dpkg-deb apt-get dmsetup losetup mke2fs e2fsck debugfs zstd; do
+for t in qemu-system-x86_64 qemu-img qemu-nbd busybox cpio depmod modprobe dpkg-deb apt-get dmsetup losetup mke2fs e2fsck debugfs zstd; do
     command -v "$t" >/dev/null 2>&1 || die "$t is missing (see TEST_PACKAGES in scripts/lib.sh)"
 done
 started=$(date +%s)
@@ -79,7 +79,7 @@ copy_bin() {
 }
 copy_bin "$bin"
 strip "$root/opt/host/bin/vmrescue" 2>/dev/null || true
-for t in dmsetup losetup e2fsck debugfs; do copy_bin "$(command -v $t)"; done
+for t in dmsetup losetup e2fsck debugfs cp qemu-nbd; do copy_bin "$(command -v $t)"; done
 # Modules, in the order modprobe would load them.
 : >"$root/modules/order"
 for m in loop dm-mod ext4 xfs crc32c_generic virtio_pci virtio_blk nbd; do
@@ -108,10 +108,13 @@ for name in kernel-a kernel-b demo; do
         rm -f "$fx/$name.img.full"
     fi
 done
-for f in "${fixture_src:-tests/fixtures/data}"/*.manifest "${fixture_src:-tests/fixtures/data}"/kernel-*.json; do
+for f in "${fixture_src:-tests/fixtures/data}"/*.manifest "${fixture_src:-tests/fixtures/data}"/kernel-*.json \
+    "${fixture_src:-tests/fixtures/data}"/*.dmtable; do
     [ -f "$f" ] && cp "$f" "$fx/"
 done
 [ -f "$fx/kernel-a.img" ] || die "fixture kernel-a.img is missing (tests/fixtures/make/kernel.sh)"
+# The same disk as qcow2, for the nbd path.
+qemu-img convert -f raw -O qcow2 "$fx/kernel-a.img" "$fx/kernel-a.qcow2"
 size_kb=$(du -sk "$fx" | cut -f1)
 apparent_kb=$(du -sk --apparent-size "$fx" | cut -f1)
 scratch=$vm/scratch.img
