@@ -278,11 +278,12 @@ t_parity() {
     echo "$(wc -l </tmp/k.txt) entries equal"
     clean
 }
+# parity LABEL DISKS VOLUME
 parity() {
-    if vmrescue walk $1 --volume "$2" --engine userspace --max-depth 0 >/dev/null 2>/tmp/u.err; then
-        step "parity $2" t_parity "$1" "$2"
+    if vmrescue walk $2 --volume "$3" --engine userspace --max-depth 0 >/dev/null 2>/tmp/u.err; then
+        step "$1parity $3 (userspace = kernel)" t_parity "$2" "$3"
     else
-        skip "parity $2" "the userspace engine cannot read it in this build: $(cat /tmp/u.err)"
+        skip "$1parity $3" "the userspace engine cannot read it in this build: $(cat /tmp/u.err)"
     fi
 }
 
@@ -368,7 +369,7 @@ if has_volume "$MULTI" vmrk/lv_data; then
     step "mounted session vmrk/lv_xfs" t_mounted_session "$MULTI" vmrk/lv_xfs norecovery,nouuid
     step "relink vmrk/lv_data /lib64/libc.so.6" t_relink "$MULTI" vmrk/lv_data \
         /lib64/libc.so.6 libc-2.12.so /opt/glibc-2.14/lib/libc.so.6
-    parity "$MULTI" vmrk/lv_data
+    parity "" "$MULTI" vmrk/lv_data
 else
     skip "logical volumes of kernel-a+b" "this build's LVM2 reader finds no volume groups"
 fi
@@ -380,7 +381,7 @@ step "SIGHUP tears down" t_signal HUP
 step "kill -9, then cleanup" t_kill9_cleanup p1
 step "mount refused: the kernel's message" t_mount_refused
 step "relink p1 /grub/menu.lst" t_relink "$MULTI" p1 /grub/menu.lst ../grub/grub.conf grub.conf
-parity "$MULTI" p1
+parity "" "$MULTI" p1
 # qcow2 disks go through qemu-nbd (a loop device cannot show them).
 vmrescue layers kernel-a.qcow2 >/dev/null 2>/tmp/q.err
 if [ $? -le 1 ]; then
@@ -397,7 +398,7 @@ if [ $? -le 1 ]; then
     step "demo: layers --engine kernel" t_demo_layers
     for v in p1 vg_ta/lv_root vg_ta/lv_home; do
         step "demo: mounted session $v" t_mounted_session --demo "$v" norecovery
-        parity --demo "$v"
+        parity "demo: " --demo "$v"
     done
     step "demo: relink /lib64/libc.so.6 through the kernel engine" t_demo_relink
 else

@@ -66,7 +66,8 @@ say "initramfs"
 root=$vm/root
 rm -rf "$root"
 mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/proc" "$root/sys" \
-    "$root/dev" "$root/run" "$root/tmp" "$root/work" "$root/modules" "$root/mnt" "$root/opt/host/bin"
+    "$root/dev" "$root/run" "$root/tmp" "$root/work" "$root/modules" "$root/mnt" "$root/opt/host/bin" \
+    "$root/var/lock"
 cp "$(command -v busybox)" "$root/bin/busybox"
 # copy_bin FILE: a host binary and the shared libraries it needs, at the same paths.
 copy_bin() {

@@ -69,7 +69,7 @@ impl fmt::Display for TableLine {
 }
 
 fn sectors(bytes: u64, what: &str) -> std::result::Result<u64, String> {
-    if bytes % SECTOR != 0 {
+    if !bytes.is_multiple_of(SECTOR) {
         return Err(format!(
             "{what} ({bytes} bytes) is not a whole number of 512-byte sectors"
         ));

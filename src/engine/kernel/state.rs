@@ -344,12 +344,11 @@ impl Cleaner<'_> {
         match obj {
             Object::Mount { path } if path.starts_with(&session_dir) => self.unmount(path),
             Object::Dir { path } if path.starts_with(&session_dir) => {
-                if path.is_dir() && !super::mount::is_mountpoint(path) {
-                    if self.dry_run {
-                        self.done(format!("directory {}", path.display()));
-                    } else if std::fs::remove_dir(path).is_ok() {
-                        self.done(format!("directory {}", path.display()));
-                    }
+                if path.is_dir()
+                    && !super::mount::is_mountpoint(path)
+                    && (self.dry_run || std::fs::remove_dir(path).is_ok())
+                {
+                    self.done(format!("directory {}", path.display()));
                 }
             }
             Object::Dm { name, .. } if session_of(name) == Some(sid) => self.remove_dm(name),
@@ -372,12 +371,8 @@ impl Cleaner<'_> {
                 let is_blk = std::fs::symlink_metadata(path)
                     .map(|m| m.file_type().is_block_device())
                     .unwrap_or(false);
-                if is_blk {
-                    if self.dry_run {
-                        self.done(obj.describe());
-                    } else if std::fs::remove_file(path).is_ok() {
-                        self.done(obj.describe());
-                    }
+                if is_blk && (self.dry_run || std::fs::remove_file(path).is_ok()) {
+                    self.done(obj.describe());
                 }
             }
             other => self.report.problems.push(format!(
