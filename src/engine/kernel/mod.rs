@@ -231,6 +231,19 @@ pub struct Session {
 
 static REGISTRY: Mutex<Vec<Weak<Session>>> = Mutex::new(Vec::new());
 static HANDLERS: Once = Once::new();
+/// What else must happen before the process ends on a signal.
+type ExitHook = Box<dyn Fn() + Send>;
+static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
+
+/// Run `hook` when a signal (SIGINT, SIGTERM, SIGHUP) ends the process
+/// while a kernel session exists, after the session's teardown: restoring
+/// the terminal, removing temporary files.
+pub fn add_exit_hook(hook: impl Fn() + Send + 'static) {
+    EXIT_HOOKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Box::new(hook));
+}
 
 fn registry() -> MutexGuard<'static, Vec<Weak<Session>>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
@@ -255,7 +268,12 @@ fn install_handlers() {
                     .name("vmrescue-signals".into())
                     .spawn(move || {
                         if let Some(sig) = signals.forever().next() {
-                            for p in teardown_all(true) {
+                            let problems = teardown_all(true);
+                            for hook in EXIT_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).iter()
+                            {
+                                hook();
+                            }
+                            for p in problems {
                                 eprintln!("vmrescue: {p}");
                             }
                             let _ = signal_hook::low_level::emulate_default_handler(sig);

@@ -110,9 +110,15 @@ pub struct StateFile {
 impl StateFile {
     /// Create the session directory and an empty state file.
     pub fn create(run_dir: &Path, session: &str) -> Result<StateFile> {
+        use std::os::unix::fs::DirBuilderExt;
         std::fs::create_dir_all(run_dir).with_path(run_dir)?;
         let dir = run_dir.join(session);
-        std::fs::create_dir(&dir).with_path(&dir)?;
+        // Only root may enter: the guest's files are mounted in here with
+        // the guest's owners and permissions.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_path(&dir)?;
         let pid = std::process::id();
         let f = StateFile {
             path: dir.join(STATE_FILE),
@@ -543,6 +549,12 @@ mod tests {
         assert!(owner_alive(&back));
         f.remove(&obj).unwrap();
         assert_eq!(read(&path).unwrap().objects.len(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tmp.path().join("ab12cd34"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
         f.delete().unwrap();
         assert!(!tmp.path().join("ab12cd34").exists());
     }
