@@ -201,6 +201,25 @@ t_mounted_session() {
     stop_mount TERM
 }
 
+# A mount kept busy at teardown: retried, then detached lazily and the dm
+# device removed when released; reported, and `cleanup` finishes the job.
+t_busy() {
+    start_mount "$MULTI" p1 || exit 1
+    (cd "$MDIR/grub" && exec sleep 60) &
+    holder=$!
+    sleep 0.5
+    kill -TERM "$MPID"
+    wait "$MPID"
+    cat /tmp/mount.err
+    grep -q "was busy: detached lazily" /tmp/mount.err || fail "the busy mount was not reported"
+    grep -q "vmrescue cleanup" /tmp/mount.err || fail "no word about cleanup"
+    [ -z "$(our_mounts)" ] || fail "the mount is still visible"
+    kill "$holder"
+    wait "$holder"
+    vmrescue cleanup || fail "cleanup failed"
+    clean
+}
+
 # Ctrl-C (SIGINT) and SIGHUP tear the session down too.
 t_signal() {
     start_mount "$MULTI" p1 || exit 1
@@ -376,6 +395,7 @@ fi
 # ext4 shows `noload` as its synonym `norecovery` in /proc/mounts.
 step "mounted session p1" t_mounted_session "$MULTI" p1 norecovery
 step "mounted session p2" t_mounted_session "$MULTI" p2 norecovery,nouuid
+step "busy mount at teardown" t_busy
 step "SIGINT tears down" t_signal INT
 step "SIGHUP tears down" t_signal HUP
 step "kill -9, then cleanup" t_kill9_cleanup p1
