@@ -20,7 +20,9 @@ pub mod fs;
 pub mod image;
 pub mod io;
 pub mod layers;
+pub mod ops;
 pub mod repair;
 pub mod text;
+pub mod tui;
 
 pub use error::{Error, Result};

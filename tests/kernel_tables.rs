@@ -13,10 +13,6 @@ use vmrescue::io::DiskId;
 use vmrescue::layers::{Layout, VolumeKind};
 
 fn open(names: &[&str]) -> Layout {
-    // common::fixture decompresses to a temporary named by the process id
-    // only: tests of one process must not decompress the same file at once.
-    static FIXTURES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = FIXTURES.lock().unwrap_or_else(|e| e.into_inner());
     let images = names
         .iter()
         .map(|n| vmrescue::image::open(&common::fixture(n)).expect("open fixture"))
@@ -154,18 +150,7 @@ fn logical_volumes_map_like_lvm2() {
             .any(|(_, l)| l.len() == 2 && l.iter().all(|x| x.contains(" striped 2 128 "))),
         "an LV of two striped segments"
     );
-    if layout.groups.is_empty() {
-        // This build's LVM2 reader (the stub before it is merged) finds no
-        // VG. Then nothing says where the whole-disk PV's data area starts,
-        // and the kernel engine must refuse to expose that disk at all.
-        let pv_err = vmrescue::layers::lvm::read_pv(&*layout.disks[1].source)
-            .expect_err("a reader that finds no VG on a labelled PV says why");
-        assert!(pv_err.to_string().contains("being written"), "{pv_err}");
-        let err = kernel::exposure_start(&layout, DiskId(1)).unwrap_err();
-        assert!(err.to_string().contains("whole-disk LVM PV"), "{err}");
-        eprintln!("NOTE: no VG found (LVM2 reader not merged): LV tables not compared");
-        return;
-    }
+    assert_eq!(layout.groups.len(), 1, "VG vmrk over both disks");
     let ex = exposures(&layout);
     // The whole-disk PV is exposed from its data area on.
     assert_eq!(ex[1].map(|e| e.start), Some(1 << 20));
@@ -191,12 +176,31 @@ fn no_device_starts_with_a_pv_label() {
     let mut head = vec![0u8; 2048];
     layout.disks[1].source.read_exact_at(0, &mut head).unwrap();
     assert!(head.windows(8).any(|w| w == b"LABELONE"));
-    if let Ok(start) = kernel::exposure_start(&layout, DiskId(1)) {
-        let mut head = vec![0u8; 2048];
-        layout.disks[1]
-            .source
-            .read_exact_at(start, &mut head)
-            .unwrap();
-        assert!(!head.windows(8).any(|w| w == b"LABELONE"));
+    let start = kernel::exposure_start(&layout, DiskId(1)).unwrap();
+    assert_eq!(start, 1 << 20, "the PV's data area (pe_start)");
+    layout.disks[1]
+        .source
+        .read_exact_at(start, &mut head)
+        .unwrap();
+    assert!(!head.windows(8).any(|w| w == b"LABELONE"));
+}
+
+#[test]
+fn volumes_on_a_missing_pv_are_refused_with_the_reason() {
+    // Disk b alone: the VG is there, its other PV is not.
+    let layout = open(&["kernel-b"]);
+    let ex = exposures(&layout);
+    assert_eq!(ex[0].map(|e| e.start), Some(1 << 20));
+    for lv in ["vmrk/lv_data", "vmrk/lv_xfs"] {
+        let id = layout.find_volume(lv).unwrap();
+        let err = kernel::plan(&layout, id, &ex).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot map it") && err.contains("missing"),
+            "{err}"
+        );
+        let d = vmrescue::engine::decide(&layout, id, vmrescue::engine::EngineChoice::Kernel);
+        assert_eq!(d.engine, None);
+        assert!(d.reason.contains("missing"), "{}", d.reason);
+        assert_eq!(d.reason.matches("missing").count(), 1, "{}", d.reason);
     }
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 use vmrescue::engine::{EngineChoice, Engines, FsOptions, kernel};
 use vmrescue::fs::{FileType, FsView, NodeId, path};
+use vmrescue::repair::undo::{self, UndoRecord};
 use vmrescue::text::escape;
 
 use super::{Target, exit, open_layout, report};
@@ -321,12 +322,50 @@ pub fn relink(args: &KernelRelinkArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    // The undo record is saved before the link changes.
+    let image = layout
+        .volume(id)
+        .mapping
+        .disks()
+        .first()
+        .and_then(|d| layout.disks.get(d.0))
+        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()))
+        .unwrap_or_default();
+    let volume = layout.volume(id).name.clone();
+    let new_target = args.new_target.as_bytes().to_vec();
+    let mut undo_file = None;
+    let mut save_undo = |canonical: &[u8], old: &[u8]| -> vmrescue::Result<()> {
+        let rec = UndoRecord::Symlink {
+            image: image.clone(),
+            volume: volume.clone(),
+            path_hex: undo::hex(canonical),
+            old_target_hex: undo::hex(old),
+            new_target_hex: undo::hex(&new_target),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            description: format!(
+                "{}: {} -> {} (kernel engine)",
+                escape(canonical),
+                escape(old),
+                escape(&new_target)
+            ),
+        };
+        undo_file = Some(undo::save_record(
+            &rec,
+            &undo::default_undo_dir(),
+            "relink",
+        )?);
+        Ok(())
+    };
     let result = kernel::repair::replace_symlink(
         &session,
         &layout,
         id,
         args.link.as_bytes(),
         args.new_target.as_bytes(),
+        None,
+        &mut save_undo,
     );
     drop(session);
     let mut problems = engines.close();
@@ -338,6 +377,9 @@ pub fn relink(args: &KernelRelinkArgs) -> u8 {
                 escape(&c.old_target),
                 escape(&c.new_target)
             );
+            if let Some(f) = &undo_file {
+                println!("undo file: {}", f.display());
+            }
             problems.extend(c.notes);
             exit::OK
         }

@@ -4,8 +4,15 @@
 //! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
 //! and `--json` where the output is data.
 
+mod cat;
+mod cp;
+mod doctor;
+mod guest;
 mod kernel;
 mod layers;
+mod ls;
+mod tui;
+mod undo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +35,9 @@ pub struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     target: Target,
+    /// The volume to open first in the browser (default: the guest root).
+    #[arg(long, value_name = "V")]
+    volume: Option<String>,
 }
 
 /// The disks to open.
@@ -49,7 +59,7 @@ pub struct Target {
     pub engine: EngineChoice,
 }
 
-fn parse_engine(s: &str) -> Result<EngineChoice, String> {
+pub(crate) fn parse_engine(s: &str) -> Result<EngineChoice, String> {
     s.parse()
 }
 
@@ -62,6 +72,32 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
+    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`).
+    ///
+    /// Names with control characters or invalid UTF-8 are shown escaped
+    /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
+    /// directory holding a guest tree.
+    Ls(ls::LsArgs),
+    /// Write guest files to standard output, byte for byte.
+    Cat(cat::CatArgs),
+    /// Copy guest files and directories out to a host directory.
+    ///
+    /// Recursive; keeps modes, times, symlinks (never followed), holes and
+    /// hard links, and as root owners, xattrs and device nodes. Names that
+    /// could escape DEST are skipped. Ends with a summary; the exit code is 1
+    /// when anything failed or was skipped.
+    Cp(cp::CpArgs),
+    /// Find broken or suspicious symlinks in the guest's library and program
+    /// directories, and list the most recently changed files.
+    ///
+    /// Each finding lists what is wrong with the link's current target and
+    /// the repair vmrescue proposes (for `libc.so.6`: the library in the same
+    /// directory whose ELF SONAME is `libc.so.6`). Exit code 1 when something
+    /// was found.
+    Doctor(doctor::DoctorArgs),
+    /// Undo a repair: put back the bytes saved in its undo file, after
+    /// checking that the image still holds what vmrescue wrote.
+    Undo(undo::UndoArgs),
     /// Mount a volume read-only through the kernel engine (root) until interrupted.
     ///
     /// Maps the volume with loop + device-mapper from vmrescue's own reading
@@ -127,10 +163,15 @@ pub fn main() -> ExitCode {
         Some(Command::Cleanup(args)) => kernel::cleanup(&args),
         Some(Command::Walk(args)) => kernel::walk(&args),
         Some(Command::KernelRelink(args)) => kernel::relink(&args),
-        None => {
-            report(&"the full-screen browser is not built yet; use `vmrescue layers IMAGE`");
-            exit::ERROR
-        }
+        Some(Command::Ls(args)) => ls::run(&args),
+        Some(Command::Cat(args)) => cat::run(&args),
+        Some(Command::Cp(args)) => cp::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Undo(args)) => undo::run(&args),
+        None => tui::run(&tui::TuiArgs {
+            target: cli.target,
+            volume: cli.volume,
+        }),
     };
     ExitCode::from(code)
 }

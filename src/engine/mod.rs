@@ -166,6 +166,17 @@ pub fn kernel_available() -> std::result::Result<(), String> {
     AVAILABLE.get_or_init(kernel::available).clone()
 }
 
+/// The reasons a mapping cannot be read, each once.
+fn unreadable_reasons(m: &crate::io::Mapping) -> String {
+    let mut v: Vec<&str> = Vec::new();
+    for r in m.unreadable() {
+        if !v.contains(&r) {
+            v.push(r);
+        }
+    }
+    v.join("; ")
+}
+
 /// Why the kernel engine cannot serve volume `id`, or `Ok`.
 fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), String> {
     kernel_available()?;
@@ -176,9 +187,8 @@ fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), Strin
             v.content.kind.name()
         ));
     }
-    let unreadable = v.mapping.unreadable();
-    if !unreadable.is_empty() {
-        return Err(unreadable.join("; "));
+    if !v.mapping.unreadable().is_empty() {
+        return Err(unreadable_reasons(&v.mapping));
     }
     for d in v.mapping.disks() {
         if let Some(disk) = layout.disks.get(d.0) {
@@ -197,9 +207,8 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
         reason,
     };
     if !v.is_filesystem() {
-        let unreadable = v.mapping.unreadable();
-        if !unreadable.is_empty() {
-            return none(format!("unreadable: {}", unreadable.join("; ")));
+        if !v.mapping.unreadable().is_empty() {
+            return none(format!("unreadable: {}", unreadable_reasons(&v.mapping)));
         }
         return none(format!("holds {}, not a filesystem", v.content.describe()));
     }

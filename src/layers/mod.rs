@@ -303,6 +303,11 @@ pub fn scan(images: Vec<Image>) -> Layout {
         let content = probe::probe(&*src);
         let kind = content.kind;
         layout.volumes[vi].content = content;
+        if matches!(kind, ContentKind::Unknown | ContentKind::Zeros)
+            && let Some(hint) = lvm::damaged_label_hint(&*src)
+        {
+            layout.volumes[vi].problems.push(hint);
+        }
         if kind == ContentKind::LvmPv {
             let v = &layout.volumes[vi];
             let area = match v.mapping.segments() {
@@ -347,12 +352,12 @@ pub fn scan(images: Vec<Image>) -> Layout {
             let mapping = lv.mapping.clone();
             let missing: Vec<String> = lv.missing_pvs.clone();
             let vid = push_volume(&mut layout, name, kind, mapping);
-            let unreadable: Vec<String> = layout.volumes[vid.0]
-                .mapping
-                .unreadable()
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let mut unreadable: Vec<String> = Vec::new();
+            for reason in layout.volumes[vid.0].mapping.unreadable() {
+                if !unreadable.iter().any(|r| r == reason) {
+                    unreadable.push(reason.to_string());
+                }
+            }
             if !missing.is_empty() {
                 layout.volumes[vid.0]
                     .problems

@@ -57,7 +57,10 @@ pub fn fixture_file(file: &str) -> PathBuf {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create fixture cache");
-    let tmp = dir.join(format!(".{file}.{}", std::process::id()));
+    // Unique per thread too: tests of one binary run in parallel threads.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file}.{}.{n}", std::process::id()));
     if zst.exists() {
         decompress_sparse(&zst, &tmp);
     } else if plain.exists() {

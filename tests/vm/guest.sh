@@ -7,6 +7,7 @@
 # Each step prints `VMTEST PASS name`, `VMTEST FAIL name` (with its output)
 # or `VMTEST SKIP name: why`. Adding a step is one line: `step NAME FUNCTION ARGS...`.
 export NO_COLOR=1
+export XDG_STATE_HOME=/tmp/state
 cd /work || exit 1
 # Busybox's shell prefers its own applets to PATH: util-linux's losetup by its path.
 LOSETUP=/opt/host/bin/losetup
@@ -306,6 +307,15 @@ parity() {
     fi
 }
 
+# e2fsck -fn of p1 of relink-a.img.
+e2fsck_p1() {
+    dev=$($LOSETUP -r -f --show -o 1048576 --sizelimit 16777216 relink-a.img) || return 1
+    e2fsck -fn "$dev"
+    rc=$?
+    $LOSETUP -d "$dev"
+    return $rc
+}
+
 # relink DISKS VOLUME LINK NEW OLD: replace a symlink read-write through the
 # kernel engine on a copy; the filesystem stays clean and shows the new target.
 t_relink() {
@@ -322,11 +332,19 @@ t_relink() {
     grep -F "$link	link" /tmp/w.txt | tee /tmp/l.txt
     grep -qF "	$new	" /tmp/l.txt || fail "the link does not read $new"
     if [ "$vol" = p1 ]; then
-        dev=$($LOSETUP -r -f --show -o 1048576 --sizelimit 16777216 relink-a.img) || fail "losetup"
-        e2fsck -fn "$dev"
-        rc=$?
-        $LOSETUP -d "$dev"
-        [ $rc = 0 ] || fail "e2fsck -fn found problems"
+        e2fsck_p1 || fail "e2fsck -fn found problems after the relink"
+        # The undo record puts the old target back, once.
+        file=$(sed -n 's/^undo file: //p' /tmp/relink.txt)
+        [ -f "$file" ] || fail "no undo file"
+        vmrescue undo "$file" >/tmp/undo.txt || fail "undo failed"
+        cat /tmp/undo.txt
+        grep -qF "(put back)" /tmp/undo.txt || fail "undo did not say what it did"
+        vmrescue walk relink-a.img --volume p1 --engine kernel | grep -F "$link	link" | tee /tmp/l.txt
+        grep -qF "	$old	" /tmp/l.txt || fail "the link does not read $old after undo"
+        if vmrescue undo "$file" 2>/tmp/undo2.txt; then fail "a second undo worked"; fi
+        cat /tmp/undo2.txt
+        grep -q "changed since" /tmp/undo2.txt || fail "the second undo did not say why"
+        e2fsck_p1 || fail "e2fsck -fn found problems after the undo"
     fi
     rm -f relink-a.img relink-b.img
     clean

@@ -117,7 +117,12 @@ pub fn table(
     mapping: &Mapping,
     exposures: &[Option<Exposure>],
 ) -> std::result::Result<Vec<TableLine>, String> {
-    let unreadable = mapping.unreadable();
+    let mut unreadable: Vec<&str> = Vec::new();
+    for r in mapping.unreadable() {
+        if !unreadable.contains(&r) {
+            unreadable.push(r);
+        }
+    }
     if !unreadable.is_empty() {
         return Err(unreadable.join("; "));
     }

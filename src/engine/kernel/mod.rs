@@ -19,10 +19,10 @@
 //! what a killed session left.
 
 pub mod dm;
-mod hostfs;
 #[path = "loop.rs"]
 pub mod loopdev;
 pub mod mount;
+mod mounted;
 pub mod nbd;
 pub mod repair;
 pub mod state;
@@ -672,8 +672,11 @@ impl Session {
             )],
             problems: Vec::new(),
         };
-        let keep: Arc<dyn Send + Sync> = Arc::clone(self) as Arc<dyn Send + Sync>;
-        Ok(Arc::new(hostfs::HostDir::new(&dir, status, Some(keep))?))
+        Ok(Arc::new(mounted::MountedFs::new(
+            &dir,
+            status,
+            Arc::clone(self),
+        )?))
     }
 
     /// Unmount and unmap volume `name` (mode `writable`), releasing the disks

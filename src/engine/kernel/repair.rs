@@ -17,11 +17,16 @@ use std::sync::Arc;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 
-use super::{Session, hostfs};
+use super::Session;
 use crate::error::{Error, Result};
-use crate::fs::{FsStatus, path};
+use crate::fs::host::HostFs;
+use crate::fs::path;
 use crate::layers::{Layout, VolumeId};
 use crate::text::escape;
+
+/// Called with a link's canonical guest path and current target before it
+/// is changed (to save the undo record first).
+pub type BeforeChange<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
 
 /// What a symlink replacement did: enough for an undo record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +81,19 @@ pub fn check_not_in_use(layout: &Layout, id: VolumeId) -> Result<()> {
 /// `new_target`: read-write mount, a new symlink under a temporary name in
 /// the same directory with the old one's owner, `renameat` over the old
 /// one, fsync of the directory, read back, unmount. Returns the old target.
+/// With `expect`, the link must point there now (an undo checks that the
+/// link still holds what vmrescue wrote), else nothing is changed.
+/// `before` is called with the link's canonical guest path and its current
+/// target once they are known and before anything changes (to save the
+/// undo record first); an error from it stops the repair.
 pub fn replace_symlink(
     session: &Arc<Session>,
     layout: &Layout,
     id: VolumeId,
     link: &[u8],
     new_target: &[u8],
+    expect: Option<&[u8]>,
+    before: BeforeChange<'_>,
 ) -> Result<SymlinkChange> {
     if new_target.is_empty() || new_target.contains(&0) || new_target.len() >= path::MAX_PATH {
         return Err(Error::Invalid(format!(
@@ -102,7 +114,15 @@ pub fn replace_symlink(
     // Never have the same volume mapped twice: drop a read-only mapping first.
     let mut notes = session.release(&vol, false);
     let dir = session.mount(layout, id, true)?;
-    let result = change_link(&dir, &parent, &name, new_target, session.id());
+    let result = change_link(
+        &dir,
+        &parent,
+        &name,
+        new_target,
+        expect,
+        before,
+        session.id(),
+    );
     notes.extend(session.release(&vol, true));
     let (canonical_parent, old_target) = result?;
     Ok(SymlinkChange {
@@ -118,9 +138,11 @@ fn change_link(
     parent: &[u8],
     name: &[u8],
     new_target: &[u8],
+    expect: Option<&[u8]>,
+    before: BeforeChange<'_>,
     session: &str,
 ) -> Result<(Vec<u8>, Vec<u8>)> {
-    let view = hostfs::HostDir::new(mount_dir, FsStatus::default(), None)?;
+    let view = HostFs::open(mount_dir)?;
     let resolved = path::resolve(&view, parent, true)?;
     let rel = resolved.path.strip_prefix(b"/").unwrap_or(&resolved.path);
     let host_dir = if rel.is_empty() {
@@ -156,6 +178,16 @@ fn change_link(
         .map_err(|e| Error::io(shown.clone(), e.into()))?
         .as_bytes()
         .to_vec();
+    if let Some(want) = expect
+        && old != want
+    {
+        return Err(Error::Refused(format!(
+            "{shown} points at {:?}, not at {:?}: it changed since, so it is left alone",
+            escape(&old),
+            escape(want)
+        )));
+    }
+    before(&path::join(&resolved.path, name), &old)?;
     let tmp = format!(".vmrescue-{session}-{}.tmp", std::process::id());
     let tmp_os = OsStr::new(&tmp);
     let _ = nix::unistd::unlinkat(&dirfd, tmp_os, nix::unistd::UnlinkatFlags::NoRemoveDir);
@@ -191,4 +223,50 @@ fn change_link(
     }
     let _ = dirfd.as_raw_fd();
     Ok((resolved.path, old))
+}
+
+/// Undo a symlink repair made through the kernel engine: put the old target
+/// back, after checking the link still points where vmrescue set it.
+pub fn undo(record: &crate::repair::undo::UndoRecord) -> Result<String> {
+    use crate::repair::undo::{UndoRecord, unhex};
+    let UndoRecord::Symlink {
+        image,
+        volume,
+        path_hex,
+        old_target_hex,
+        new_target_hex,
+        ..
+    } = record
+    else {
+        return Err(Error::Invalid("not a kernel-engine symlink record".into()));
+    };
+    let (link, old, new) = (
+        unhex(path_hex)?,
+        unhex(old_target_hex)?,
+        unhex(new_target_hex)?,
+    );
+    let layout = crate::layers::scan(vec![crate::image::open(image)?]);
+    let id = layout.find_volume(volume)?;
+    let session = Session::start()?;
+    let change = replace_symlink(
+        &session,
+        &layout,
+        id,
+        &link,
+        &old,
+        Some(&new),
+        &mut |_, _| Ok(()),
+    );
+    let problems = session.teardown();
+    let change = change?;
+    let mut msg = format!(
+        "{}: {} -> {} (put back)",
+        escape(&change.path),
+        escape(&change.old_target),
+        escape(&change.new_target)
+    );
+    for p in change.notes.iter().chain(problems.iter()) {
+        msg.push_str(&format!("\nnote: {p}"));
+    }
+    Ok(msg)
 }

@@ -4,9 +4,29 @@
 //! The result of assembly is a [`VolumeGroup`] per VG whose logical volumes
 //! carry a [`Mapping`] straight onto the disks (partition start + `pe_start`
 //! + extent offset), exactly as lvm2 would lay them out with device-mapper.
+//!
+//! * [`label`](read_pv): the PV label, `pv_header`, metadata area headers
+//!   and the circular metadata buffer (checksums verified; a bad copy falls
+//!   back to the PV's other metadata area, and says so);
+//! * [`text`]: the metadata text grammar;
+//! * [`meta`]: the text decoded into typed VG/PV/LV/segment fields;
+//! * [`assemble`]: PVs grouped into VGs across disks, newest `seqno` used,
+//!   LV segments mapped (linear and striped exactly as device-mapper does;
+//!   every other segment type listed but marked unreadable).
 
-use crate::error::{Error, Result};
+mod assemble;
+mod crc;
+mod label;
+pub mod meta;
+#[cfg(test)]
+mod tests;
+pub mod text;
+
+use crate::error::Result;
 use crate::io::{Area, Mapping, ReadAt};
+
+pub use crc::{INITIAL_CRC, calc_crc};
+pub use label::{FMTT_MAGIC, MAX_METADATA_TEXT, damaged_label_hint};
 
 /// What the label and metadata areas of one PV say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +44,18 @@ pub struct PvScan {
     pub metadata_origin: Option<String>,
     /// Problems found (bad CRC in one area, fallback to the other...).
     pub problems: Vec<String>,
+    /// Name of the VG in that metadata.
+    pub vg_name: Option<String>,
+    /// UUID of the VG in that metadata.
+    pub vg_uuid: Option<String>,
+    /// `seqno` of that metadata.
+    pub seqno: Option<u64>,
+    /// Offset of the first data area the label lists (lvm2 writes `pe_start` there), in bytes.
+    pub data_offset: Option<u64>,
+    /// The metadata areas the label lists: (offset, size) in bytes from the PV's start.
+    pub metadata_areas: Vec<(u64, u64)>,
+    /// The `pv_header_extension`'s "used by a VG" flag, when the label has an extension.
+    pub in_use: Option<bool>,
 }
 
 /// A PV found on a disk, ready for assembly.
@@ -116,6 +148,9 @@ pub struct LogicalVolume {
     pub creation_time: Option<i64>,
     /// `creation_host`, if recorded.
     pub creation_host: Option<String>,
+    /// For an old-style snapshot (its copy-on-write store, shown as the
+    /// snapshot as `lvs` does): the origin LV's name.
+    pub snapshot_of: Option<String>,
 }
 
 /// A volume group.
@@ -141,14 +176,27 @@ pub struct VolumeGroup {
     pub problems: Vec<String>,
 }
 
-/// Read the LVM2 label and newest metadata of a PV. `Ok(None)` when there is no label.
-pub fn read_pv(_src: &dyn ReadAt) -> Result<Option<PvScan>> {
-    Err(Error::Unsupported(
-        "LVM2 metadata reading is being written".into(),
-    ))
+/// Read the LVM2 label and newest metadata of a PV (`src` is the PV's bytes,
+/// from its first sector). `Ok(None)` when none of sectors 0–3 starts with
+/// `LABELONE`; an error when a label is there but damaged beyond use.
+/// Problems with single metadata areas are listed in [`PvScan::problems`].
+pub fn read_pv(src: &dyn ReadAt) -> Result<Option<PvScan>> {
+    label::read_pv(src, label::Checks { checksums: true })
+}
+
+/// [`read_pv`] without checksum verification, so fuzzing reaches the parsers
+/// behind the checksums. Never use it on real images.
+#[doc(hidden)]
+pub fn read_pv_ignoring_checksums(src: &dyn ReadAt) -> Result<Option<PvScan>> {
+    label::read_pv(src, label::Checks { checksums: false })
 }
 
 /// Assemble volume groups from the PVs found on all disks.
-pub fn assemble(_pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
-    Vec::new()
+///
+/// PVs are grouped by VG UUID; each VG uses the highest `seqno` among its
+/// PVs' readable metadata. PVs the metadata names but that were not found
+/// make the VG's `problems` and the `missing_pvs` of every LV that needs
+/// them; their segments map to [`crate::io::Target::Unreadable`].
+pub fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
+    assemble::assemble(pvs)
 }

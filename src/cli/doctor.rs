@@ -1,0 +1,149 @@
+//! `vmrescue doctor`.
+
+use clap::Args;
+use vmrescue::engine::{FsOptions, open_fs, select_volume};
+use vmrescue::repair::doctor::{self, Report};
+use vmrescue::text::{escape, format_time};
+
+use super::{Target, exit, open_layout, report};
+
+/// Arguments of `doctor`.
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The volume to examine (default: the guest root).
+    #[arg(long, value_name = "V")]
+    volume: Option<String>,
+    /// Show the on-disk state: do not replay the journal in memory.
+    #[arg(long)]
+    no_journal: bool,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `doctor`.
+pub fn run(args: &DoctorArgs) -> u8 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            exit::ERROR
+        }
+    }
+}
+
+fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
+    let layout = open_layout(&args.target)?;
+    let id = select_volume(&layout, args.volume.as_deref())?;
+    let options = FsOptions {
+        no_journal: args.no_journal,
+    };
+    let fs = open_fs(&layout, id, &options)?;
+    let volume = &layout.volume(id).name;
+    let found = doctor::examine(&*fs);
+    let image = args
+        .target
+        .image
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "--demo".into());
+    if args.json {
+        println!("{}", to_json(&found, volume));
+    } else {
+        print!("{}", render(&found, volume, &image));
+    }
+    Ok(if found.findings.is_empty() {
+        exit::OK
+    } else {
+        exit::PROBLEMS
+    })
+}
+
+fn render(r: &Report, volume: &str, image: &str) -> String {
+    let mut out = String::new();
+    if r.findings.is_empty() {
+        out.push_str(&format!(
+            "No suspicious links in the library and program directories of {volume}.\n"
+        ));
+    } else {
+        out.push_str(&format!(
+            "Suspicious links in {volume}, most urgent first:\n"
+        ));
+    }
+    for (i, f) in r.findings.iter().enumerate() {
+        let a = &f.analysis;
+        out.push_str(&format!(
+            "\n{:>2}. {} -> {}\n",
+            i + 1,
+            escape(&a.link),
+            escape(&a.target)
+        ));
+        for p in &a.problems {
+            out.push_str(&format!("      - {p}\n"));
+        }
+        match a.proposal() {
+            Some(c) => {
+                out.push_str(&format!(
+                    "      proposed: {}{} ({})\n",
+                    escape(&c.target),
+                    if c.guess { " (a guess)" } else { "" },
+                    c.reasons.join("; ")
+                ));
+                out.push_str(&format!(
+                    "      repair:   vmrescue relink {image} --volume {volume} {}\n",
+                    escape(&a.link)
+                ));
+            }
+            None => out.push_str("      no candidate target found\n"),
+        }
+    }
+    if !r.recent.is_empty() {
+        out.push_str("\nMost recently changed files (by inode change time, newest first):\n");
+        for c in &r.recent {
+            out.push_str(&format!(
+                "  {}  {} {}\n",
+                format_time(c.ctime.sec),
+                c.file_type.ls_char(),
+                escape(&c.path)
+            ));
+        }
+    }
+    out
+}
+
+fn to_json(r: &Report, volume: &str) -> String {
+    let findings: Vec<serde_json::Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let a = &f.analysis;
+            serde_json::json!({
+                "path": escape(&a.link),
+                "target": escape(&a.target),
+                "severity": f.severity,
+                "problems": a.problems,
+                "changed": a.meta.ctime.sec,
+                "candidates": a.candidates.iter().map(|c| serde_json::json!({
+                    "target": escape(&c.target),
+                    "path": escape(&c.path),
+                    "reasons": c.reasons,
+                    "guess": c.guess,
+                    "current": c.current,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let recent: Vec<serde_json::Value> = r
+        .recent
+        .iter()
+        .map(|c| serde_json::json!({"path": escape(&c.path), "ctime": c.ctime.sec, "type": c.file_type}))
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({
+        "volume": volume,
+        "findings": findings,
+        "recent": recent,
+    }))
+    .unwrap_or_default()
+}

@@ -1,0 +1,262 @@
+//! `vmrescue ls`.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use clap::Args;
+use vmrescue::fs::path::{join, resolve};
+use vmrescue::fs::{FsView, NodeId};
+use vmrescue::ops::list::{
+    Entry, Owners, display_name, impossible_name, list_dir, long_lines_with,
+};
+use vmrescue::text::escape;
+
+use super::guest::GuestArgs;
+use super::{exit, report};
+
+/// Deepest nesting `-R` descends into.
+const MAX_DEPTH: usize = 1024;
+
+/// Arguments of `ls`.
+#[derive(Args, Debug)]
+#[command(override_usage = "vmrescue ls [OPTIONS] <IMAGE> [PATH]...\n       \
+                            vmrescue ls [OPTIONS] --demo [PATH]...")]
+pub struct LsArgs {
+    #[command(flatten)]
+    guest: GuestArgs,
+    /// Long listing: mode, links, owner, group, size, mtime (UTC), name, `-> target`.
+    #[arg(short = 'l')]
+    long: bool,
+    /// Show entries whose names start with `.`, and `.` and `..`.
+    #[arg(short = 'a')]
+    all: bool,
+    /// List subdirectories recursively.
+    #[arg(short = 'R')]
+    recursive: bool,
+    /// Numeric owners and groups (do not read the guest's /etc/passwd).
+    #[arg(short = 'n')]
+    numeric: bool,
+    /// IMAGE (unless --demo), then guest paths (absolute or from the guest root; default `/`).
+    #[arg(value_name = "IMAGE | PATH")]
+    args: Vec<OsString>,
+}
+
+struct Lister<'a, W: Write> {
+    fs: &'a dyn FsView,
+    args: &'a LsArgs,
+    owners: Owners,
+    out: W,
+    problems: bool,
+}
+
+/// Run `ls`.
+pub fn run(args: &LsArgs) -> u8 {
+    let (target, paths) = match args.guest.split(args.args.clone()) {
+        Ok(x) => x,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    };
+    let guest = match args.guest.open(&target, true) {
+        Ok(g) => g,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    };
+    let fs = &*guest.fs;
+    let owners = if args.long && !args.numeric {
+        Owners::from_guest(fs)
+    } else {
+        Owners::numeric()
+    };
+    let stdout = std::io::stdout();
+    let mut l = Lister {
+        fs,
+        args,
+        owners,
+        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        problems: false,
+    };
+    let paths: Vec<Vec<u8>> = if paths.is_empty() {
+        vec![b"/".to_vec()]
+    } else {
+        paths.iter().map(|p| p.as_bytes().to_vec()).collect()
+    };
+    match l.run(&paths) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return exit::OK,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    }
+    if let Err(e) = l.out.flush() {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return exit::OK;
+        }
+        report(&e);
+        return exit::ERROR;
+    }
+    if l.problems { exit::PROBLEMS } else { exit::OK }
+}
+
+impl<W: Write> Lister<'_, W> {
+    fn problem(&mut self, msg: &str) {
+        self.problems = true;
+        let _ = self.out.flush();
+        report(&msg);
+    }
+
+    fn run(&mut self, paths: &[Vec<u8>]) -> std::io::Result<()> {
+        // Files first, then directories, as ls does.
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        for p in paths {
+            // `ls -l link` shows the link; `ls link` and `ls link/` what it points to.
+            let follow = !self.args.long || p.ends_with(b"/");
+            match resolve(self.fs, p, follow) {
+                Ok(r) => {
+                    let e = Entry::read(self.fs, p.clone(), r.node);
+                    if e.is_dir() {
+                        dirs.push((p.clone(), r.node));
+                    } else {
+                        files.push(e);
+                    }
+                }
+                Err(e) => self.problem(&e.to_string()),
+            }
+        }
+        if !files.is_empty() {
+            self.print_given(&files)?;
+        }
+        let headers = paths.len() > 1 || self.args.recursive;
+        let mut first = files.is_empty();
+        for (p, node) in dirs {
+            self.list_tree(&p, node, headers, &mut first)?;
+        }
+        Ok(())
+    }
+
+    /// Print non-directories named on the command line, as typed (escaped).
+    fn print_given(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        for e in entries {
+            if let Err(why) = &e.meta {
+                self.problem(&format!("{}: {why}", escape(&e.name)));
+            }
+        }
+        let show = |_: usize, e: &Entry| escape(&e.name);
+        if self.args.long {
+            for line in long_lines_with(entries, &self.owners, show) {
+                writeln!(self.out, "{line}")?;
+            }
+        } else {
+            for (i, e) in entries.iter().enumerate() {
+                writeln!(self.out, "{}", show(i, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// List `dir` (and with `-R` everything below it, depth first in name order).
+    fn list_tree(
+        &mut self,
+        path: &[u8],
+        node: NodeId,
+        headers: bool,
+        first: &mut bool,
+    ) -> std::io::Result<()> {
+        let mut seen: HashSet<NodeId> = HashSet::new();
+        let mut stack: Vec<(Vec<u8>, NodeId, Option<NodeId>, usize)> =
+            vec![(path.to_vec(), node, None, 0)];
+        while let Some((path, node, parent, depth)) = stack.pop() {
+            if !seen.insert(node) {
+                self.problem(&format!(
+                    "{}: not listing a directory already listed (a loop)",
+                    escape(&path)
+                ));
+                continue;
+            }
+            if headers {
+                if !*first {
+                    writeln!(self.out)?;
+                }
+                writeln!(self.out, "{}:", escape(&path))?;
+            }
+            *first = false;
+            let mut entries = match list_dir(self.fs, node) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.problem(&format!("{}: {e}", escape(&path)));
+                    continue;
+                }
+            };
+            for e in &entries {
+                if let Some(why) = impossible_name(&e.name) {
+                    self.problem(&format!(
+                        "{}: entry {} has {why}",
+                        escape(&path),
+                        display_name(&e.name)
+                    ));
+                }
+            }
+            if !self.args.all {
+                entries.retain(|e| !e.name.starts_with(b"."));
+            } else {
+                let up = parent.unwrap_or_else(|| {
+                    // `..` of the path given: resolve it inside the guest.
+                    resolve(self.fs, &join(&path, b".."), true)
+                        .map(|r| r.node)
+                        .unwrap_or(node)
+                });
+                entries.insert(0, Entry::read(self.fs, b"..".to_vec(), up));
+                entries.insert(0, Entry::read(self.fs, b".".to_vec(), node));
+            }
+            if self.args.long {
+                let total: u64 = entries
+                    .iter()
+                    .filter_map(|e| e.meta.as_ref().ok())
+                    .map(|m| m.allocated.unwrap_or(m.size).div_ceil(1024))
+                    .sum();
+                writeln!(self.out, "total {total}")?;
+            }
+            // The synthesized `.` and `..` are shown plainly; entries of
+            // those names read from the directory are shown escaped.
+            let synthesized = if self.args.all { 2 } else { 0 };
+            let show = |i: usize, e: &Entry| {
+                if i < synthesized {
+                    String::from_utf8_lossy(&e.name).into_owned()
+                } else {
+                    display_name(&e.name)
+                }
+            };
+            if self.args.long {
+                for line in long_lines_with(&entries, &self.owners, show) {
+                    writeln!(self.out, "{line}")?;
+                }
+            } else {
+                for (i, e) in entries.iter().enumerate() {
+                    writeln!(self.out, "{}", show(i, e))?;
+                }
+            }
+            if self.args.recursive {
+                if depth + 1 >= MAX_DEPTH {
+                    self.problem(&format!(
+                        "{}: nested more than {MAX_DEPTH} directories deep: not descending",
+                        escape(&path)
+                    ));
+                    continue;
+                }
+                for e in entries.iter().skip(synthesized).rev() {
+                    if e.is_dir() && impossible_name(&e.name).is_none() {
+                        stack.push((join(&path, &e.name), e.node, Some(node), depth + 1));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! `vmrescue undo`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vmrescue::repair::undo::{self, UndoRecord};
+
+use super::{exit, report};
+
+/// Arguments of `undo`.
+#[derive(Args, Debug)]
+pub struct UndoArgs {
+    /// The undo file a repair printed (under ~/.local/state/vmrescue/undo/).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+/// Run `undo`.
+pub fn run(args: &UndoArgs) -> u8 {
+    let result = undo::load_record(&args.file).and_then(|rec| match &rec {
+        UndoRecord::Bytes { .. } => undo::undo_bytes(&rec),
+        UndoRecord::Symlink { .. } => vmrescue::engine::kernel::repair::undo(&rec),
+    });
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            exit::OK
+        }
+        Err(e) => {
+            report(&e);
+            exit::ERROR
+        }
+    }
+}

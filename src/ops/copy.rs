@@ -1,0 +1,1321 @@
+//! Copy files out of a guest filesystem onto the host.
+//!
+//! One job serves `vmrescue cp` and the TUI: [`plan`] walks the selection and
+//! counts files and bytes, [`CopyJob::run`] copies on the caller's thread and
+//! [`CopyJob::spawn`] on a thread of its own; both report [`CopyEvent`]s
+//! (progress at most every 100 ms) and honour a cancel flag checked at least
+//! every MiB. The end is a [`Summary`]: what was copied, what was skipped or
+//! failed and why. A failing file never stops the batch.
+//!
+//! What is kept: contents with their holes (a sparse file stays sparse),
+//! mode, mtime and atime (also of symlinks), symlinks as symlinks (never
+//! followed, neither in the guest nor on the host), hard links within the
+//! copied set, and, when asked (as root), owners, xattrs and device nodes.
+//!
+//! Safety: every object is created relative to a descriptor of its parent
+//! directory (`openat`/`mkdirat`/`symlinkat`/`mknodat` with `O_NOFOLLOW`,
+//! `O_EXCL`), directories are entered with `O_NOFOLLOW | O_DIRECTORY`, and
+//! guest names that could leave their directory (containing `/` or NUL,
+//! empty, `.` or `..`) are reported and skipped, never written. So nothing —
+//! not even a symlink planted inside the destination beforehand — can make
+//! the copy write outside the destination directory.
+//!
+//! Speed: when the filesystem can say where a file's bytes lie in a host
+//! file ([`FsView::host_extent`], e.g. a raw image), they are moved with
+//! `copy_file_range` without passing through user space; otherwise read in
+//! 1 MiB pieces. Memory stays bounded whatever the tree: one buffer, one
+//! listing per open directory level, and the hard-linked files seen.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{AtFlags, Mode, OFlags, Timestamps, XattrFlags};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::fs::path::{components, is_safe_name, join, resolve, split_last};
+use crate::fs::{FileType, FsView, Metadata, NodeId, Timestamp};
+use crate::text::escape;
+
+/// Deepest directory nesting copied (each level holds one open descriptor).
+pub const MAX_DEPTH: usize = 256;
+/// Size of the read buffer for files that cannot be moved by the kernel.
+pub const BUFFER: usize = 1 << 20;
+/// Most bytes moved by one `copy_file_range` call (so cancel stays quick).
+const KERNEL_CHUNK: u64 = 8 << 20;
+/// Skipped or failed files kept with their reasons (all are counted).
+pub const MAX_ISSUES: usize = 10_000;
+/// Least time between two progress events.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// What to do when a name already exists in the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Leave it and report the file as failed.
+    #[default]
+    Refuse,
+    /// Replace it (never a directory with a file: that is reported instead).
+    Overwrite,
+    /// Leave it and report the file as skipped.
+    Skip,
+}
+
+/// How to copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// Existing names in the destination.
+    pub existing: Existing,
+    /// Give copies the guest's owner and group (needs root).
+    pub owner: bool,
+    /// Copy extended attributes (all namespaces need root but `user.`).
+    pub xattrs: bool,
+    /// Create device nodes (needs root); otherwise they are skipped.
+    pub devices: bool,
+    /// Use `copy_file_range` where the bytes lie plainly in a host file.
+    pub kernel_copy: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            existing: Existing::Refuse,
+            owner: false,
+            xattrs: false,
+            devices: false,
+            kernel_copy: true,
+        }
+    }
+}
+
+impl CopyOptions {
+    /// Options for this process: owners, xattrs and device nodes when running
+    /// as root, unless `no_owner`.
+    pub fn for_this_user(no_owner: bool) -> CopyOptions {
+        let root = rustix::process::geteuid().is_root();
+        CopyOptions {
+            owner: root && !no_owner,
+            xattrs: root && !no_owner,
+            devices: root,
+            ..CopyOptions::default()
+        }
+    }
+}
+
+/// One thing to copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    /// The node to copy.
+    pub node: NodeId,
+    /// Its path in the guest (for messages).
+    pub guest_path: Vec<u8>,
+    /// The name it gets in the destination directory; `None` copies the
+    /// contents of a directory into the destination itself (`dir/.`).
+    pub dest_name: Option<Vec<u8>>,
+}
+
+impl CopySource {
+    /// The source named by guest path `path` (absolute, or relative to the
+    /// guest root), the way `cp -a` reads its arguments: a symlink is copied
+    /// as a symlink, unless the path ends with `/` (then the directory it
+    /// points to, inside the guest, is copied under the link's name); a path
+    /// ending in `/.`, or the root, copies a directory's contents.
+    pub fn resolve(fs: &dyn FsView, path: &[u8]) -> Result<CopySource> {
+        let last = components(path).next_back();
+        let contents = last == Some(b".".as_slice());
+        let follow = path.ends_with(b"/") || contents;
+        let r = resolve(fs, path, follow)?;
+        let dest_name = if contents || r.path == b"/" {
+            None
+        } else {
+            match last {
+                Some(l) if is_safe_name(l) => Some(l.to_vec()),
+                _ => split_last(&r.path).1,
+            }
+        };
+        if dest_name.is_none() && fs.metadata(r.node)?.file_type != FileType::Directory {
+            return Err(Error::Invalid(format!("{}: not a directory", escape(path))));
+        }
+        Ok(CopySource {
+            node: r.node,
+            guest_path: r.path,
+            dest_name,
+        })
+    }
+}
+
+/// What a selection holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Entries that are not directories (files, symlinks, nodes; every hard link).
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Bytes of regular files (apparent size; hard-linked files once).
+    pub bytes: u64,
+}
+
+/// Where a running copy is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Bytes done (a file's holes count when the file is done).
+    pub bytes_done: u64,
+    /// Bytes in the selection.
+    pub bytes_total: u64,
+    /// Non-directory entries done (copied, skipped or failed).
+    pub files_done: u64,
+    /// Non-directory entries in the selection.
+    pub files_total: u64,
+    /// Guest path of the entry being copied.
+    pub current: Vec<u8>,
+    /// Time since the copy started (planning excluded).
+    pub elapsed: Duration,
+    /// Average bytes per second so far.
+    pub rate: f64,
+    /// Estimated time left, once a rate is known.
+    pub eta: Option<Duration>,
+}
+
+/// A file that was not copied (or not completely), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Its path in the guest.
+    pub path: Vec<u8>,
+    /// Why.
+    pub reason: String,
+}
+
+/// The outcome of a copy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created or merged into.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Device nodes, FIFOs and sockets created.
+    pub specials: u64,
+    /// Hard links made to an earlier copy instead of a second copy.
+    pub hard_links: u64,
+    /// Bytes of regular files written (apparent size).
+    pub bytes: u64,
+    /// Bytes moved by the kernel (`copy_file_range`).
+    pub kernel_bytes: u64,
+    /// Entries skipped, with reasons (at most [`MAX_ISSUES`]).
+    pub skipped: Vec<Issue>,
+    /// How many entries were skipped.
+    pub skipped_count: u64,
+    /// Entries that failed, with reasons (at most [`MAX_ISSUES`]).
+    pub failed: Vec<Issue>,
+    /// How many entries failed.
+    pub failed_count: u64,
+    /// The copy was cancelled before the end.
+    pub cancelled: bool,
+    /// The job could not run at all (destination unusable, ...).
+    pub error: Option<String>,
+    /// Time the copy took (planning excluded).
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Nothing failed, nothing was skipped, and the copy ran to its end.
+    pub fn is_clean(&self) -> bool {
+        self.failed_count == 0 && self.skipped_count == 0 && !self.cancelled && self.error.is_none()
+    }
+
+    fn skip(&mut self, path: &[u8], reason: impl Into<String>) {
+        self.skipped_count += 1;
+        if self.skipped.len() < MAX_ISSUES {
+            self.skipped.push(Issue {
+                path: path.to_vec(),
+                reason: reason.into(),
+            });
+        }
+    }
+
+    fn fail(&mut self, path: &[u8], reason: impl Into<String>) {
+        self.failed_count += 1;
+        if self.failed.len() < MAX_ISSUES {
+            self.failed.push(Issue {
+                path: path.to_vec(),
+                reason: reason.into(),
+            });
+        }
+    }
+}
+
+/// What a copy job reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CopyEvent {
+    /// The selection was counted.
+    Planned(Totals),
+    /// Progress (at most every 100 ms, and once at the end).
+    Progress(Progress),
+    /// The job ended (only sent by [`CopyJob::spawn`]).
+    Finished(Box<Summary>),
+}
+
+/// Count what `sources` hold, as a copy would walk them (unsafe names,
+/// loops and unreadable parts are left out). Stops early when `cancel` is set.
+pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Totals {
+    let mut t = Totals::default();
+    let mut linked: HashSet<NodeId> = HashSet::new();
+    let mut seen_dirs: HashSet<NodeId> = HashSet::new();
+    let mut count = |t: &mut Totals, m: &Metadata| {
+        if m.file_type == FileType::Directory {
+            t.dirs += 1;
+        } else {
+            t.files += 1;
+            if m.file_type == FileType::Regular && (m.nlink <= 1 || linked.insert(m.node)) {
+                t.bytes = t.bytes.saturating_add(m.size);
+            }
+        }
+    };
+    for src in sources {
+        let Ok(meta) = fs.metadata(src.node) else {
+            continue;
+        };
+        count(&mut t, &meta);
+        if meta.file_type != FileType::Directory {
+            continue;
+        }
+        let mut stack = vec![(src.node, 1usize)];
+        while let Some((dir, depth)) = stack.pop() {
+            if cancel.load(Ordering::Relaxed) {
+                return t;
+            }
+            if !seen_dirs.insert(dir) {
+                continue;
+            }
+            let Ok(entries) = fs.read_dir(dir) else {
+                continue;
+            };
+            for e in entries {
+                if !is_safe_name(&e.name) {
+                    continue;
+                }
+                let Ok(m) = fs.metadata(e.node) else {
+                    continue;
+                };
+                if m.file_type == FileType::Directory {
+                    if depth < MAX_DEPTH && !seen_dirs.contains(&e.node) {
+                        count(&mut t, &m);
+                        stack.push((e.node, depth + 1));
+                    }
+                } else {
+                    count(&mut t, &m);
+                }
+            }
+        }
+    }
+    t
+}
+
+/// A copy-out job: `sources` of `fs` into the host directory `dest`.
+#[derive(Clone)]
+pub struct CopyJob {
+    /// The guest filesystem.
+    pub fs: Arc<dyn FsView>,
+    /// What to copy.
+    pub sources: Vec<CopySource>,
+    /// An existing host directory to copy into.
+    pub dest: PathBuf,
+    /// How.
+    pub options: CopyOptions,
+}
+
+/// A copy job running on its own thread.
+#[derive(Debug)]
+pub struct CopyHandle {
+    cancel: Arc<AtomicBool>,
+    thread: JoinHandle<Summary>,
+}
+
+impl CopyHandle {
+    /// Ask the job to stop (the file being written is removed).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// The job's cancel flag (set it from a signal handler thread, ...).
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Wait for the end and take the summary.
+    pub fn join(self) -> Summary {
+        self.thread.join().unwrap_or_else(|_| Summary {
+            error: Some("the copy thread panicked".into()),
+            ..Summary::default()
+        })
+    }
+}
+
+impl CopyJob {
+    /// Plan and copy on this thread, reporting to `on_event`; stops soon
+    /// after `cancel` is set.
+    pub fn run(&self, cancel: &AtomicBool, on_event: &mut dyn FnMut(CopyEvent)) -> Summary {
+        let totals = plan(&*self.fs, &self.sources, cancel);
+        on_event(CopyEvent::Planned(totals));
+        self.run_planned(totals, cancel, on_event)
+    }
+
+    /// Copy with totals already known (from [`plan`]).
+    pub fn run_planned(
+        &self,
+        totals: Totals,
+        cancel: &AtomicBool,
+        on_event: &mut dyn FnMut(CopyEvent),
+    ) -> Summary {
+        let start = Instant::now();
+        let root = match rustix::fs::open(
+            &self.dest,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                return Summary {
+                    error: Some(format!("{}: {}", self.dest.display(), io_err(e))),
+                    ..Summary::default()
+                };
+            }
+        };
+        let mut ex = Exec {
+            fs: &*self.fs,
+            opts: &self.options,
+            cancel,
+            on_event,
+            summary: Summary::default(),
+            totals,
+            bytes_done: 0,
+            files_done: 0,
+            start,
+            last_emit: start,
+            current: Vec::new(),
+            buf: Vec::new(),
+            kernel_copy: self.options.kernel_copy,
+            links: HashMap::new(),
+            root: &root,
+        };
+        for src in &self.sources {
+            if ex.cancelled() {
+                break;
+            }
+            ex.copy_source(src);
+        }
+        ex.summary.cancelled = ex.cancelled();
+        ex.emit();
+        let mut summary = ex.summary;
+        summary.elapsed = start.elapsed();
+        summary
+    }
+
+    /// Run on a new thread; `on_event` gets the events, then
+    /// [`CopyEvent::Finished`].
+    pub fn spawn(self, mut on_event: impl FnMut(CopyEvent) + Send + 'static) -> Result<CopyHandle> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&cancel);
+        let thread = std::thread::Builder::new()
+            .name("vmrescue-copy".into())
+            .spawn(move || {
+                let summary = self.run(&flag, &mut on_event);
+                on_event(CopyEvent::Finished(Box::new(summary.clone())));
+                summary
+            })
+            .map_err(|e| Error::io("starting the copy thread", e))?;
+        Ok(CopyHandle { cancel, thread })
+    }
+}
+
+/// What became of a hard link to an earlier copy.
+enum Link {
+    /// Linked.
+    Made,
+    /// Not linked, and reported (exists and kept, ...).
+    Handled,
+    /// Linking is not possible: copy instead.
+    Unable,
+}
+
+/// Why copying one file's data stopped.
+enum Stop {
+    Cancelled,
+    Failed(String),
+}
+
+/// A directory being copied: its destination descriptor and the
+/// subdirectories still to copy.
+struct Frame {
+    node: NodeId,
+    meta: Metadata,
+    fd: OwnedFd,
+    guest_path: Vec<u8>,
+    rel: Vec<u8>,
+    subdirs: Vec<(Vec<u8>, Metadata)>,
+}
+
+struct Exec<'a> {
+    fs: &'a dyn FsView,
+    opts: &'a CopyOptions,
+    cancel: &'a AtomicBool,
+    on_event: &'a mut dyn FnMut(CopyEvent),
+    summary: Summary,
+    totals: Totals,
+    bytes_done: u64,
+    files_done: u64,
+    start: Instant,
+    last_emit: Instant,
+    current: Vec<u8>,
+    buf: Vec<u8>,
+    kernel_copy: bool,
+    /// Hard-linked nodes already copied → their path relative to the destination.
+    links: HashMap<NodeId, Vec<u8>>,
+    root: &'a OwnedFd,
+}
+
+fn io_err(e: Errno) -> std::io::Error {
+    e.into()
+}
+
+fn rel_join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = rel.to_vec();
+    if !out.is_empty() {
+        out.push(b'/');
+    }
+    out.extend_from_slice(name);
+    out
+}
+
+// `tv_nsec` is `c_long`: the conversion is needed where that is 32 bits.
+#[allow(clippy::useless_conversion)]
+fn timespec(t: Timestamp) -> rustix::fs::Timespec {
+    rustix::fs::Timespec {
+        tv_sec: t.sec,
+        tv_nsec: i64::from(t.nsec.min(999_999_999)).try_into().unwrap_or(0),
+    }
+}
+
+fn times(m: &Metadata) -> Timestamps {
+    Timestamps {
+        last_access: timespec(m.atime),
+        last_modification: timespec(m.mtime),
+    }
+}
+
+fn ids(m: &Metadata) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
+    let uid = (m.uid != u32::MAX).then(|| rustix::fs::Uid::from_raw(m.uid));
+    let gid = (m.gid != u32::MAX).then(|| rustix::fs::Gid::from_raw(m.gid));
+    (uid, gid)
+}
+
+/// A path naming entry `name` of the directory open as `dir`, through
+/// `/proc/self/fd`, for the calls that only take paths (`lsetxattr`, `chmod`).
+fn proc_path(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> PathBuf {
+    let p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    match name {
+        Some(n) => p.join(OsStr::from_bytes(n)),
+        None => p,
+    }
+}
+
+impl Exec<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn emit(&mut self) {
+        self.last_emit = Instant::now();
+        let elapsed = self.start.elapsed();
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.bytes_done as f64 / secs
+        } else {
+            0.0
+        };
+        let eta = if rate > 0.0 && secs >= 0.5 {
+            let left = self.totals.bytes.saturating_sub(self.bytes_done) as f64;
+            Some(Duration::from_secs_f64((left / rate).min(1e9)))
+        } else {
+            None
+        };
+        let p = Progress {
+            bytes_done: self.bytes_done,
+            bytes_total: self.totals.bytes.max(self.bytes_done),
+            files_done: self.files_done,
+            files_total: self.totals.files.max(self.files_done),
+            current: self.current.clone(),
+            elapsed,
+            rate,
+            eta,
+        };
+        (self.on_event)(CopyEvent::Progress(p));
+    }
+
+    fn tick(&mut self) {
+        if self.last_emit.elapsed() >= PROGRESS_EVERY {
+            self.emit();
+        }
+    }
+
+    fn copy_source(&mut self, src: &CopySource) {
+        let meta = match self.fs.metadata(src.node) {
+            Ok(m) => m,
+            Err(e) => {
+                self.summary.fail(&src.guest_path, e.to_string());
+                return;
+            }
+        };
+        let root = self.root;
+        match &src.dest_name {
+            None => {
+                if meta.file_type != FileType::Directory {
+                    self.summary
+                        .fail(&src.guest_path, "not a directory: cannot copy its contents");
+                    return;
+                }
+                match rustix::io::fcntl_dupfd_cloexec(root, 0) {
+                    Ok(fd) => {
+                        self.summary.dirs += 1;
+                        self.walk(src.node, meta, fd, src.guest_path.clone(), Vec::new());
+                    }
+                    Err(e) => self.summary.fail(&src.guest_path, io_err(e).to_string()),
+                }
+            }
+            Some(name) => {
+                if !is_safe_name(name) {
+                    self.summary.skip(
+                        &src.guest_path,
+                        "name could escape the destination directory",
+                    );
+                    return;
+                }
+                if meta.file_type == FileType::Directory {
+                    if let Some(fd) = self.make_dir(root.as_fd(), name, &src.guest_path) {
+                        self.walk(src.node, meta, fd, src.guest_path.clone(), name.clone());
+                    }
+                } else {
+                    self.copy_leaf(root.as_fd(), name, &meta, &src.guest_path, name);
+                }
+            }
+        }
+    }
+
+    /// Copy directory `node` (already created and open as `fd`) and everything below.
+    fn walk(
+        &mut self,
+        node: NodeId,
+        meta: Metadata,
+        fd: OwnedFd,
+        guest_path: Vec<u8>,
+        rel: Vec<u8>,
+    ) {
+        let mut stack = vec![self.open_frame(node, meta, fd, guest_path, rel)];
+        loop {
+            if self.cancelled() {
+                while let Some(f) = stack.pop() {
+                    self.finish_dir(f);
+                }
+                return;
+            }
+            let Some(top) = stack.last_mut() else {
+                return;
+            };
+            let Some((name, meta)) = top.subdirs.pop() else {
+                if let Some(f) = stack.pop() {
+                    self.finish_dir(f);
+                }
+                continue;
+            };
+            let path = join(&top.guest_path, &name);
+            let rel = rel_join(&top.rel, &name);
+            if stack.len() >= MAX_DEPTH {
+                self.summary.fail(
+                    &path,
+                    format!("nested more than {MAX_DEPTH} directories deep: not copied"),
+                );
+                continue;
+            }
+            if stack.iter().any(|f| f.node == meta.node) {
+                self.summary.fail(
+                    &path,
+                    "directory loop (it contains one of its parents): not copied",
+                );
+                continue;
+            }
+            let Some(parent) = stack.last() else {
+                return;
+            };
+            let Some(fd) = self.make_dir(parent.fd.as_fd(), &name, &path) else {
+                continue;
+            };
+            let frame = self.open_frame(meta.node, meta, fd, path, rel);
+            stack.push(frame);
+        }
+    }
+
+    /// List directory `node`, copy its non-directory entries, and keep its
+    /// subdirectories for later (so a directory's files are done while its
+    /// listing is fresh).
+    fn open_frame(
+        &mut self,
+        node: NodeId,
+        meta: Metadata,
+        fd: OwnedFd,
+        guest_path: Vec<u8>,
+        rel: Vec<u8>,
+    ) -> Frame {
+        let mut frame = Frame {
+            node,
+            meta,
+            fd,
+            guest_path,
+            rel,
+            subdirs: Vec::new(),
+        };
+        let mut entries = match self.fs.read_dir(node) {
+            Ok(e) => e,
+            Err(e) => {
+                self.summary.fail(&frame.guest_path, e.to_string());
+                return frame;
+            }
+        };
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in entries {
+            if self.cancelled() {
+                break;
+            }
+            let path = join(&frame.guest_path, &e.name);
+            if !is_safe_name(&e.name) {
+                self.summary
+                    .skip(&path, "name could escape the destination directory");
+                continue;
+            }
+            let m = match self.fs.metadata(e.node) {
+                Ok(m) => m,
+                Err(err) => {
+                    self.summary.fail(&path, err.to_string());
+                    self.files_done += 1;
+                    continue;
+                }
+            };
+            if m.file_type == FileType::Directory {
+                frame.subdirs.push((e.name, m));
+            } else {
+                let rel = rel_join(&frame.rel, &e.name);
+                self.copy_leaf(frame.fd.as_fd(), &e.name, &m, &path, &rel);
+            }
+        }
+        frame.subdirs.reverse();
+        frame
+    }
+
+    /// Give a finished directory its mode, owner, xattrs and times.
+    fn finish_dir(&mut self, f: Frame) {
+        let mut problems = Vec::new();
+        self.apply_fd_meta(f.fd.as_fd(), &f.meta, &mut problems);
+        if !problems.is_empty() {
+            self.summary.fail(&f.guest_path, problems.join("; "));
+        }
+    }
+
+    /// Create (or merge into) directory `name` in `parent` and open it.
+    fn make_dir(&mut self, parent: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Option<OwnedFd> {
+        self.current = path.to_vec();
+        self.tick();
+        match rustix::fs::mkdirat(parent, name, Mode::RWXU) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                let is_dir = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| FileType::from_mode(st.st_mode) == FileType::Directory)
+                    .unwrap_or(false);
+                if !is_dir {
+                    match self.opts.existing {
+                        Existing::Skip => {
+                            self.summary
+                                .skip(path, "already exists and is not a directory");
+                            return None;
+                        }
+                        Existing::Refuse => {
+                            self.summary.fail(
+                                path,
+                                "already exists and is not a directory (--overwrite replaces it)",
+                            );
+                            return None;
+                        }
+                        Existing::Overwrite => {
+                            if let Err(e) = rustix::fs::unlinkat(parent, name, AtFlags::empty())
+                                .and_then(|()| rustix::fs::mkdirat(parent, name, Mode::RWXU))
+                            {
+                                self.summary.fail(path, io_err(e).to_string());
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                self.summary.fail(path, io_err(e).to_string());
+                return None;
+            }
+        }
+        match rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                self.summary.dirs += 1;
+                Some(fd)
+            }
+            Err(e) => {
+                self.summary.fail(path, io_err(e).to_string());
+                None
+            }
+        }
+    }
+
+    /// Create with `create`; when the name exists, apply the `existing` rule
+    /// (replacing means unlinking the name, never following it).
+    fn create<T>(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        mut create: impl FnMut() -> rustix::io::Result<T>,
+    ) -> Option<T> {
+        match create() {
+            Ok(t) => Some(t),
+            Err(Errno::EXIST) => match self.opts.existing {
+                Existing::Skip => {
+                    self.summary.skip(path, "already exists");
+                    None
+                }
+                Existing::Refuse => {
+                    self.summary.fail(
+                        path,
+                        "already exists (--overwrite replaces, --skip-existing keeps it)",
+                    );
+                    None
+                }
+                Existing::Overwrite => {
+                    let is_dir = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|st| FileType::from_mode(st.st_mode) == FileType::Directory)
+                        .unwrap_or(false);
+                    if is_dir {
+                        self.summary
+                            .fail(path, "a directory of that name is in the way");
+                        return None;
+                    }
+                    match rustix::fs::unlinkat(dir, name, AtFlags::empty()).and_then(|()| create())
+                    {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            self.summary.fail(path, io_err(e).to_string());
+                            None
+                        }
+                    }
+                }
+            },
+            Err(e) => {
+                self.summary.fail(path, io_err(e).to_string());
+                None
+            }
+        }
+    }
+
+    /// Copy a non-directory entry.
+    fn copy_leaf(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        m: &Metadata,
+        path: &[u8],
+        rel: &[u8],
+    ) {
+        self.current = path.to_vec();
+        self.tick();
+        let linked = m.nlink > 1;
+        if let Some(first) = linked.then(|| self.links.get(&m.node).cloned()).flatten() {
+            match self.hard_link(&first, dir, name, path) {
+                Link::Made => self.summary.hard_links += 1,
+                Link::Handled => {}
+                // The earlier copy cannot be linked to: copy the data again.
+                Link::Unable => {
+                    self.copy_node(dir, name, m, path);
+                }
+            }
+            self.files_done += 1;
+            return;
+        }
+        let done = self.copy_node(dir, name, m, path);
+        if done && linked {
+            self.links.insert(m.node, rel.to_vec());
+        }
+        self.files_done += 1;
+    }
+
+    /// Create a copy of non-directory `m` as `name` in `dir`.
+    fn copy_node(&mut self, dir: BorrowedFd<'_>, name: &[u8], m: &Metadata, path: &[u8]) -> bool {
+        match m.file_type {
+            FileType::Regular => self.copy_file(dir, name, m, path),
+            FileType::Symlink => self.copy_symlink(dir, name, m, path),
+            FileType::Fifo | FileType::Socket | FileType::CharDevice | FileType::BlockDevice => {
+                self.copy_special(dir, name, m, path)
+            }
+            FileType::Directory | FileType::Unknown => {
+                self.summary
+                    .fail(path, format!("unknown file type (mode {:o})", m.mode()));
+                false
+            }
+        }
+    }
+
+    /// Make `name` in `dir` a hard link to the earlier copy at `first`
+    /// (relative to the destination).
+    fn hard_link(&mut self, first: &[u8], dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Link {
+        let (parent_rel, last) = match first.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&first[..i], &first[i + 1..]),
+            None => (&first[..0], first),
+        };
+        // Walk to the first copy's directory one component at a time, never
+        // following a symlink: these are directories this job made.
+        let mut parent: Option<OwnedFd> = None;
+        for c in parent_rel.split(|&b| b == b'/') {
+            if c.is_empty() {
+                continue;
+            }
+            let base = parent.as_ref().map_or(self.root.as_fd(), AsFd::as_fd);
+            match rustix::fs::openat(
+                base,
+                c,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => parent = Some(fd),
+                Err(_) => return Link::Unable,
+            }
+        }
+        let root = self.root;
+        let base = parent.as_ref().map_or(root.as_fd(), AsFd::as_fd);
+        let link = || rustix::fs::linkat(base, last, dir, name, AtFlags::empty());
+        match link() {
+            Ok(()) => Link::Made,
+            // The name exists: the usual rules decide.
+            Err(Errno::EXIST) => match self.create(dir, name, path, link) {
+                Some(()) => Link::Made,
+                None => Link::Handled,
+            },
+            // EXDEV, EMLINK, EPERM (protected_hardlinks), ...
+            Err(_) => Link::Unable,
+        }
+    }
+
+    fn copy_file(&mut self, dir: BorrowedFd<'_>, name: &[u8], m: &Metadata, path: &[u8]) -> bool {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Some(fd) = self.create(dir, name, path, || {
+            rustix::fs::openat(dir, name, flags, Mode::RUSR | Mode::WUSR)
+        }) else {
+            return false;
+        };
+        let file = File::from(fd);
+        let before = self.bytes_done;
+        match self.copy_data(&file, m) {
+            Ok(()) => {}
+            Err(stop) => {
+                drop(file);
+                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+                self.bytes_done = before;
+                if let Stop::Failed(why) = stop {
+                    self.summary.fail(path, why);
+                }
+                return false;
+            }
+        }
+        self.bytes_done = before.saturating_add(m.size);
+        self.summary.files += 1;
+        self.summary.bytes = self.summary.bytes.saturating_add(m.size);
+        let mut problems = Vec::new();
+        self.apply_fd_meta(file.as_fd(), m, &mut problems);
+        if !problems.is_empty() {
+            self.summary
+                .fail(path, format!("copied, but {}", problems.join("; ")));
+        }
+        true
+    }
+
+    /// Copy the data ranges of regular file `m` into `out`, leaving holes.
+    fn copy_data(&mut self, out: &File, m: &Metadata) -> Result<(), Stop> {
+        if m.size == 0 {
+            return Ok(());
+        }
+        let whole = vec![crate::fs::FileExtent {
+            offset: 0,
+            len: m.size,
+            unwritten: false,
+        }];
+        // A file with as many bytes allocated as it is long has no holes.
+        let maybe_sparse = m.allocated.is_none_or(|a| a < m.size);
+        let extents = if maybe_sparse {
+            self.fs.extents(m.node).unwrap_or(whole)
+        } else {
+            whole
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = self.copy_extents(out, m, &extents, &mut buf);
+        self.buf = buf;
+        r?;
+        // A file ending in a hole gets its size here (the writes did not reach it).
+        let data_end = extents
+            .iter()
+            .filter(|e| !e.unwritten)
+            .map(|e| e.offset.saturating_add(e.len).min(m.size))
+            .max()
+            .unwrap_or(0);
+        if data_end < m.size {
+            out.set_len(m.size)
+                .map_err(|e| Stop::Failed(format!("setting the size: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn copy_extents(
+        &mut self,
+        out: &File,
+        m: &Metadata,
+        extents: &[crate::fs::FileExtent],
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        for ext in extents {
+            if ext.unwritten {
+                continue;
+            }
+            let end = ext.offset.saturating_add(ext.len).min(m.size);
+            let mut off = ext.offset;
+            while off < end {
+                if self.cancelled() {
+                    return Err(Stop::Cancelled);
+                }
+                let want = end - off;
+                if self.kernel_copy
+                    && let Some(n) = self.kernel_chunk(out, m.node, off, want)
+                {
+                    off += n;
+                    self.bytes_done += n;
+                    self.summary.kernel_bytes += n;
+                    self.tick();
+                    continue;
+                }
+                if buf.is_empty() {
+                    buf.resize(BUFFER, 0);
+                }
+                let n = usize::try_from(want).unwrap_or(usize::MAX).min(buf.len());
+                let got = self
+                    .fs
+                    .read_at(m.node, off, &mut buf[..n])
+                    .map_err(|e| Stop::Failed(format!("reading at byte {off}: {e}")))?;
+                if got == 0 {
+                    return Err(Stop::Failed(format!(
+                        "the data ends at byte {off}, before the file's size ({} bytes)",
+                        m.size
+                    )));
+                }
+                out.write_all_at(&buf[..got], off)
+                    .map_err(|e| Stop::Failed(format!("writing at byte {off}: {e}")))?;
+                off += got as u64;
+                self.bytes_done += got as u64;
+                self.tick();
+            }
+        }
+        Ok(())
+    }
+
+    /// Move up to `want` bytes at `off` with `copy_file_range`, if the
+    /// filesystem knows where they lie in a host file. `None`: use the read
+    /// path (and, after an error, stop trying for this job).
+    fn kernel_chunk(&mut self, out: &File, node: NodeId, off: u64, want: u64) -> Option<u64> {
+        let he = self.fs.host_extent(node, off, want.min(KERNEL_CHUNK))?;
+        let n = usize::try_from(he.len.min(want).min(KERNEL_CHUNK)).ok()?;
+        let mut in_off = he.offset;
+        let mut out_off = off;
+        match rustix::fs::copy_file_range(&*he.file, Some(&mut in_off), out, Some(&mut out_off), n)
+        {
+            Ok(0) => None,
+            Ok(k) => Some(k as u64),
+            Err(Errno::INTR) => None,
+            Err(_) => {
+                // EXDEV, ENOSYS, EOPNOTSUPP, EINVAL...: the kernel will not; read instead.
+                self.kernel_copy = false;
+                None
+            }
+        }
+    }
+
+    /// Owner, mode, xattrs and times through a descriptor (files, directories).
+    fn apply_fd_meta(&mut self, fd: BorrowedFd<'_>, m: &Metadata, problems: &mut Vec<String>) {
+        if self.opts.owner {
+            let (uid, gid) = ids(m);
+            if let Err(e) = rustix::fs::fchown(fd, uid, gid) {
+                problems.push(format!("owner {}:{}: {}", m.uid, m.gid, io_err(e)));
+            }
+        }
+        if let Err(e) = rustix::fs::fchmod(fd, Mode::from_bits_truncate(m.perm & 0o7777)) {
+            problems.push(format!("mode {:o}: {}", m.perm, io_err(e)));
+        }
+        if self.opts.xattrs {
+            self.set_xattrs(m.node, problems, |n, v| {
+                rustix::fs::fsetxattr(fd, n, v, XattrFlags::empty())
+            });
+        }
+        if let Err(e) = rustix::fs::futimens(fd, &times(m)) {
+            problems.push(format!("times: {}", io_err(e)));
+        }
+    }
+
+    fn set_xattrs(
+        &mut self,
+        node: NodeId,
+        problems: &mut Vec<String>,
+        mut set: impl FnMut(&[u8], &[u8]) -> rustix::io::Result<()>,
+    ) {
+        match self.fs.xattrs(node) {
+            Ok(list) => {
+                for x in list {
+                    if x.name.contains(&0) {
+                        problems.push(format!("xattr {}: name holds a NUL byte", escape(&x.name)));
+                        continue;
+                    }
+                    if let Err(e) = set(&x.name, &x.value) {
+                        problems.push(format!("xattr {}: {}", escape(&x.name), io_err(e)));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("reading xattrs: {e}")),
+        }
+    }
+
+    /// Owner, xattrs and times of a node that cannot be opened (symlinks,
+    /// device nodes, FIFOs), by name in `dir`, never following it.
+    fn apply_name_meta(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        m: &Metadata,
+        chmod: bool,
+        problems: &mut Vec<String>,
+    ) {
+        if self.opts.owner {
+            let (uid, gid) = ids(m);
+            if let Err(e) = rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW) {
+                problems.push(format!("owner {}:{}: {}", m.uid, m.gid, io_err(e)));
+            }
+        }
+        if chmod {
+            // chmod has no "do not follow": go through an O_PATH descriptor of
+            // the very node we made (a symlink there would make it fail).
+            let r = rustix::fs::openat(
+                dir,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .and_then(|fd| {
+                rustix::fs::chmodat(
+                    rustix::fs::CWD,
+                    proc_path(fd.as_fd(), None),
+                    Mode::from_bits_truncate(m.perm & 0o7777),
+                    AtFlags::empty(),
+                )
+            });
+            if let Err(e) = r {
+                problems.push(format!("mode {:o}: {}", m.perm, io_err(e)));
+            }
+        }
+        if self.opts.xattrs {
+            let p = proc_path(dir, Some(name));
+            self.set_xattrs(m.node, problems, |n, v| {
+                rustix::fs::lsetxattr(&p, n, v, XattrFlags::empty())
+            });
+        }
+        if let Err(e) = rustix::fs::utimensat(dir, name, &times(m), AtFlags::SYMLINK_NOFOLLOW) {
+            problems.push(format!("times: {}", io_err(e)));
+        }
+    }
+
+    fn copy_symlink(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        m: &Metadata,
+        path: &[u8],
+    ) -> bool {
+        let target = match self.fs.read_link(m.node) {
+            Ok(t) => t,
+            Err(e) => {
+                self.summary.fail(path, e.to_string());
+                return false;
+            }
+        };
+        if target.is_empty() || target.contains(&0) {
+            self.summary.fail(
+                path,
+                format!(
+                    "symlink target {:?} cannot exist on the host",
+                    escape(&target)
+                ),
+            );
+            return false;
+        }
+        if self
+            .create(dir, name, path, || {
+                rustix::fs::symlinkat(&target[..], dir, name)
+            })
+            .is_none()
+        {
+            return false;
+        }
+        self.summary.symlinks += 1;
+        let mut problems = Vec::new();
+        self.apply_name_meta(dir, name, m, false, &mut problems);
+        if !problems.is_empty() {
+            self.summary
+                .fail(path, format!("copied, but {}", problems.join("; ")));
+        }
+        true
+    }
+
+    fn copy_special(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        m: &Metadata,
+        path: &[u8],
+    ) -> bool {
+        let (ft, dev) = match m.file_type {
+            FileType::Fifo => (rustix::fs::FileType::Fifo, 0),
+            FileType::Socket => (rustix::fs::FileType::Socket, 0),
+            FileType::CharDevice | FileType::BlockDevice => {
+                if !self.opts.devices {
+                    self.summary.skip(
+                        path,
+                        format!(
+                            "{} device {}:{} (device nodes are created only by root)",
+                            if m.file_type == FileType::CharDevice {
+                                "character"
+                            } else {
+                                "block"
+                            },
+                            m.rdev.0,
+                            m.rdev.1
+                        ),
+                    );
+                    return false;
+                }
+                let ft = if m.file_type == FileType::CharDevice {
+                    rustix::fs::FileType::CharacterDevice
+                } else {
+                    rustix::fs::FileType::BlockDevice
+                };
+                (ft, rustix::fs::makedev(m.rdev.0, m.rdev.1))
+            }
+            _ => return false,
+        };
+        if self
+            .create(dir, name, path, || {
+                rustix::fs::mknodat(dir, name, ft, Mode::RUSR | Mode::WUSR, dev)
+            })
+            .is_none()
+        {
+            return false;
+        }
+        self.summary.specials += 1;
+        let mut problems = Vec::new();
+        self.apply_name_meta(dir, name, m, true, &mut problems);
+        if !problems.is_empty() {
+            self.summary
+                .fail(path, format!("copied, but {}", problems.join("; ")));
+        }
+        true
+    }
+}
+
+/// Where `cp SRC... DEST` puts things: `dest_dir` to open, and the sources
+/// with their final names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The existing host directory the job copies into.
+    pub dir: PathBuf,
+    /// Whether the job must create `dir` first (one directory source copied
+    /// to a new name).
+    pub create: bool,
+}
+
+/// Decide, as `cp -a` does, what `DEST` means for `sources`: an existing
+/// directory receives them under their own names; otherwise a single source
+/// is copied to the name `DEST` (whose parent must exist). Renames
+/// `sources[0]` in that case.
+pub fn destination(dest: &Path, sources: &mut [CopySource]) -> Result<Destination> {
+    if dest.is_dir() {
+        return Ok(Destination {
+            dir: dest.to_path_buf(),
+            create: false,
+        });
+    }
+    let exists = std::fs::symlink_metadata(dest).is_ok();
+    let [one] = sources else {
+        return Err(Error::Invalid(format!(
+            "{}: {} (several sources need an existing directory)",
+            dest.display(),
+            if exists {
+                "not a directory"
+            } else {
+                "no such directory"
+            }
+        )));
+    };
+    if one.dest_name.is_none() {
+        // Contents of a directory into a new directory DEST.
+        if exists {
+            return Err(Error::Invalid(format!(
+                "{}: not a directory",
+                dest.display()
+            )));
+        }
+        return Ok(Destination {
+            dir: dest.to_path_buf(),
+            create: true,
+        });
+    }
+    let name = dest
+        .file_name()
+        .filter(|n| is_safe_name(n.as_bytes()))
+        .ok_or_else(|| Error::Invalid(format!("{}: not a name to create", dest.display())))?;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::NotFound(format!("directory {}", parent.display())));
+    }
+    one.dest_name = Some(name.as_bytes().to_vec());
+    Ok(Destination {
+        dir: parent,
+        create: false,
+    })
+}

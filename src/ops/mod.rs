@@ -1,0 +1,9 @@
+//! What the operator does with a guest filesystem.
+//!
+//! * [`copy`] — the copy-out job shared by `vmrescue cp` and the TUI: plan,
+//!   run with progress and cancel, summary.
+//! * [`list`] — directory listings as `ls` shows them (sorting, `-l` columns,
+//!   owner names from the guest's `/etc/passwd`, names escaped for display).
+
+pub mod copy;
+pub mod list;

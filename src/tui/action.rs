@@ -1,0 +1,113 @@
+//! What the operator asks for: one enum of imperative verbs.
+//!
+//! Keys become actions through the keymap (`assets/keymap.txt`); the
+//! [`super::App`] changes its state in [`super::App::update`] and never
+//! touches the terminal. Each action has a stable kebab-case name, used in the
+//! keymap file.
+
+/// Everything the operator can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Select the previous row.
+    MoveUp,
+    /// Select the next row.
+    MoveDown,
+    /// One page up.
+    PageUp,
+    /// One page down.
+    PageDown,
+    /// First row.
+    Home,
+    /// Last row.
+    End,
+    /// Open the selection: enter a directory, expand a layer, open a filesystem.
+    Open,
+    /// Go back: to the parent directory, or collapse a layer.
+    Back,
+    /// Switch between the layer tree and the file list.
+    SwitchPane,
+    /// Mark or unmark the selected file, then select the next one.
+    MarkToggle,
+    /// Mark every file shown in the current directory.
+    MarkAll,
+    /// Forget every mark, in every directory and volume.
+    ClearMarks,
+    /// Copy the marked files (or the selected one) out of the image.
+    CopyMarked,
+    /// Restore the selected symlink (the repair dialog).
+    RestoreSymlink,
+    /// Details of the selected file.
+    ShowDetails,
+    /// The doctor view: suspicious links and recent changes of the guest.
+    Doctor,
+    /// Show or hide the help overlay.
+    ToggleHelp,
+    /// Start typing a filter for the file list.
+    FilterStart,
+    /// Leave the program (asks first while a copy runs).
+    Quit,
+    /// Yes / accept / start (dialogs, text fields).
+    Confirm,
+    /// No / close / cancel (dialogs, text fields).
+    Cancel,
+    /// Delete the character before the cursor (text fields).
+    DeleteBack,
+    /// Move the cursor left (text fields).
+    CursorLeft,
+    /// Move the cursor right (text fields).
+    CursorRight,
+    /// Hide the copy progress dialog; the copy goes on.
+    Background,
+    /// Redraw the whole screen.
+    Redraw,
+    /// Type a character into the active text field.
+    Insert(char),
+}
+
+impl Action {
+    /// Every action that can be bound in the keymap, with its name.
+    pub const NAMED: &'static [(&'static str, Action)] = &[
+        ("move-up", Action::MoveUp),
+        ("move-down", Action::MoveDown),
+        ("page-up", Action::PageUp),
+        ("page-down", Action::PageDown),
+        ("home", Action::Home),
+        ("end", Action::End),
+        ("open", Action::Open),
+        ("back", Action::Back),
+        ("switch-pane", Action::SwitchPane),
+        ("mark-toggle", Action::MarkToggle),
+        ("mark-all", Action::MarkAll),
+        ("clear-marks", Action::ClearMarks),
+        ("copy-marked", Action::CopyMarked),
+        ("restore-symlink", Action::RestoreSymlink),
+        ("show-details", Action::ShowDetails),
+        ("doctor", Action::Doctor),
+        ("toggle-help", Action::ToggleHelp),
+        ("filter-start", Action::FilterStart),
+        ("quit", Action::Quit),
+        ("confirm", Action::Confirm),
+        ("cancel", Action::Cancel),
+        ("delete-back", Action::DeleteBack),
+        ("cursor-left", Action::CursorLeft),
+        ("cursor-right", Action::CursorRight),
+        ("background", Action::Background),
+        ("redraw", Action::Redraw),
+    ];
+
+    /// The action named `name` in the keymap.
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::NAMED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// The keymap name of this action (`insert` for typed characters).
+    pub fn name(self) -> &'static str {
+        Action::NAMED
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("insert", |(n, _)| n)
+    }
+}

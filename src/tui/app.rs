@@ -1,0 +1,1077 @@
+//! The app's state and [`App::update`]: everything the screen shows, changed
+//! only by actions and job results, never by the terminal.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::action::Action;
+use super::copier::{CopyRequest, CopySource, volume_folder};
+use super::dialog::{Confirm, ConfirmKind, CopyJob, CopySetup, Dialog, DoctorView, RestoreDialog};
+use super::event::{Effect, Event, JobResult};
+use super::files::{FilePane, Loading, TextField, parent_of};
+use super::keymap::{Context, Key, Keymap};
+use super::layers::{LayerPane, volume_of};
+use super::marks::{Mark, Marks};
+use super::strings as s;
+use super::views::layout::Screen;
+use crate::fs::path::join;
+use crate::fs::{FileType, FsStatus, FsView};
+use crate::layers::{Layout, VolumeId};
+use crate::text::{escape, escape_str};
+
+/// Settings the app starts with.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Engine name for the status bar (`userspace`, `kernel`).
+    pub engine: String,
+    /// The volume asked for with `--volume`, else the guest root is opened.
+    pub volume: Option<String>,
+    /// Where copies go by default (`./rescued`); the image stem and volume follow.
+    pub rescue_dir: String,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            engine: "userspace".into(),
+            volume: None,
+            rescue_dir: "./rescued".into(),
+        }
+    }
+}
+
+/// Which pane has the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// The layer tree.
+    Layers,
+    /// The file list.
+    Files,
+}
+
+/// A volume's filesystem, as far as it is known.
+pub enum FsSlot {
+    /// Being opened.
+    Opening,
+    /// Open.
+    Open {
+        /// The filesystem.
+        fs: Arc<dyn FsView>,
+        /// What it said when opened (journal replay, checksum problems).
+        status: FsStatus,
+    },
+    /// Cannot be read, and why.
+    Failed(String),
+}
+
+/// What the right pane shows.
+pub enum Right {
+    /// Nothing opened yet.
+    Empty,
+    /// A filesystem is being opened.
+    Opening(VolumeId),
+    /// A filesystem could not be opened.
+    Failed(VolumeId, String),
+    /// A directory of an open filesystem.
+    Browsing(FilePane),
+}
+
+/// The last message for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The text (escaped).
+    pub text: String,
+    /// Whether it reports a failure.
+    pub error: bool,
+}
+
+/// The whole state of the TUI.
+pub struct App {
+    /// The disks and volumes.
+    pub layout: Arc<Layout>,
+    /// Settings.
+    pub config: AppConfig,
+    /// Keys.
+    pub keymap: Keymap,
+    /// The first disk's file name, escaped.
+    pub image: String,
+    /// The first disk's file name without extension (for the default destination).
+    pub image_stem: String,
+    /// Terminal size (columns, rows).
+    pub size: (u16, u16),
+    /// Which pane has the keys.
+    pub focus: Focus,
+    /// The layer tree.
+    pub layers: LayerPane,
+    /// Filesystems opened (or being opened).
+    pub fss: HashMap<VolumeId, FsSlot>,
+    /// The right pane.
+    pub right: Right,
+    /// The last directory shown of each volume.
+    pub last_paths: HashMap<VolumeId, Vec<u8>>,
+    /// Marks.
+    pub marks: Marks,
+    /// The window over the panes.
+    pub dialog: Option<Dialog>,
+    /// The running copy.
+    pub copy: Option<CopyJob>,
+    /// The last message.
+    pub message: Option<Message>,
+    /// Set when the program should end.
+    pub quit: bool,
+    /// Set by the redraw action: the runtime clears the terminal once.
+    pub redraw: bool,
+    /// The signal that ended the program, if one did.
+    pub signal: Option<i32>,
+    quit_after_copy: bool,
+    wanted: Option<VolumeId>,
+    next_gen: u64,
+    effects: Vec<Effect>,
+}
+
+impl App {
+    /// A new app over `layout`; call [`App::start`] to open the guest root.
+    pub fn new(layout: Arc<Layout>, config: AppConfig) -> App {
+        let (image, image_stem) = match layout.disks.first() {
+            Some(d) => {
+                let name = d
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| d.path.display().to_string());
+                let stem = d
+                    .path
+                    .file_stem()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "image".into());
+                (escape_str(&name), stem)
+            }
+            None => (String::new(), "image".into()),
+        };
+        let layers = LayerPane::new(&layout);
+        App {
+            layout,
+            config,
+            keymap: Keymap::builtin(),
+            image,
+            image_stem,
+            size: (80, 24),
+            focus: Focus::Layers,
+            layers,
+            fss: HashMap::new(),
+            right: Right::Empty,
+            last_paths: HashMap::new(),
+            marks: Marks::default(),
+            dialog: None,
+            copy: None,
+            message: None,
+            quit: false,
+            redraw: false,
+            signal: None,
+            quit_after_copy: false,
+            wanted: None,
+            next_gen: 1,
+            effects: Vec::new(),
+        }
+    }
+
+    /// Open the volume asked for, or the guest root (as the subcommands choose it).
+    pub fn start(&mut self) {
+        match crate::engine::select_volume(&self.layout, self.config.volume.as_deref()) {
+            Ok(id) => {
+                let name = self.layout.volume(id).name.clone();
+                self.layers.reveal_volume(&name);
+                self.open_volume(id);
+            }
+            Err(e) => {
+                self.focus = Focus::Layers;
+                self.say_error(e.to_string());
+            }
+        }
+    }
+
+    /// The work asked for since the last call (the runtime runs it).
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// The terminal's new size.
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.size = (width, height);
+        let page = self.files_page();
+        if let Right::Browsing(p) = &mut self.right {
+            p.scroll_into_view(page);
+        }
+    }
+
+    /// The screen's parts at the current size.
+    pub fn screen(&self) -> Screen {
+        Screen::new(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
+    }
+
+    /// Rows of the file list.
+    pub fn files_page(&self) -> usize {
+        self.screen().files_rows()
+    }
+
+    /// Where keys are read now.
+    pub fn context(&self) -> Context {
+        if let Some(d) = &self.dialog {
+            return d.context();
+        }
+        if self.copy.as_ref().is_some_and(|c| !c.hidden) {
+            return Context::Progress;
+        }
+        if self.focus == Focus::Files
+            && let Right::Browsing(p) = &self.right
+            && p.editing_filter
+        {
+            return Context::Edit;
+        }
+        Context::Main
+    }
+
+    /// The file pane, when a directory is shown.
+    pub fn pane(&self) -> Option<&FilePane> {
+        match &self.right {
+            Right::Browsing(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn pane_mut(&mut self) -> Option<&mut FilePane> {
+        match &mut self.right {
+            Right::Browsing(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The open filesystem of `volume`.
+    pub fn fs(&self, volume: VolumeId) -> Option<&Arc<dyn FsView>> {
+        match self.fss.get(&volume) {
+            Some(FsSlot::Open { fs, .. }) => Some(fs),
+            _ => None,
+        }
+    }
+
+    /// The status of the filesystem shown on the right.
+    pub fn fs_status(&self) -> Option<&FsStatus> {
+        let v = self.pane()?.volume;
+        match self.fss.get(&v) {
+            Some(FsSlot::Open { status, .. }) => Some(status),
+            _ => None,
+        }
+    }
+
+    fn next_req(&mut self) -> u64 {
+        self.next_gen += 1;
+        self.next_gen
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn say_error(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    /// Handle one event from the channel.
+    pub fn handle(&mut self, event: Event) {
+        match event {
+            Event::Key(k) => self.key(k),
+            Event::Resize(w, h) => self.resize(w, h),
+            Event::Signal(sig) => {
+                self.signal = Some(sig);
+                if let Some(c) = &self.copy {
+                    c.cancel.store(true, Ordering::Relaxed);
+                }
+                self.quit = true;
+            }
+            Event::InputError(e) => {
+                self.say_error(e);
+                self.quit = true;
+            }
+            Event::Job(j) => self.apply(j),
+        }
+    }
+
+    /// Handle a key: look it up in the keymap for the current context.
+    pub fn key(&mut self, k: KeyEvent) {
+        if k.kind == KeyEventKind::Release {
+            return;
+        }
+        let ctx = self.context();
+        let action = Key::from_event(&k).and_then(|key| self.keymap.lookup(ctx, key));
+        match action {
+            Some(a) => self.update(&a),
+            None if ctx == Context::Edit => {
+                if let KeyCode::Char(c) = k.code
+                    && !k.modifiers.contains(KeyModifiers::CONTROL)
+                    && !k.modifiers.contains(KeyModifiers::ALT)
+                {
+                    self.update(&Action::Insert(c));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Do what `action` asks, in the current context.
+    pub fn update(&mut self, action: &Action) {
+        match self.context() {
+            Context::Main => self.update_main(action),
+            Context::Edit => self.update_edit(action),
+            Context::Confirm => self.update_confirm(action),
+            Context::Dialog => self.update_dialog(action),
+            Context::Progress => self.update_progress(action),
+        }
+    }
+
+    fn update_main(&mut self, action: &Action) {
+        match action {
+            Action::MoveUp => self.move_by(-1),
+            Action::MoveDown => self.move_by(1),
+            Action::PageUp => self.move_page(false),
+            Action::PageDown => self.move_page(true),
+            Action::Home => self.move_to(false),
+            Action::End => self.move_to(true),
+            Action::Open => match self.focus {
+                Focus::Layers => self.open_layer(),
+                Focus::Files => self.open_entry(),
+            },
+            Action::Back => match self.focus {
+                Focus::Layers => self.layers.collapse_or_parent(),
+                Focus::Files => self.go_up(),
+            },
+            Action::SwitchPane => self.switch_pane(),
+            Action::MarkToggle => self.mark_toggle(),
+            Action::MarkAll => self.mark_all(),
+            Action::ClearMarks => {
+                let n = self.marks.clear();
+                self.say(s::cleared_marks(n));
+            }
+            Action::CopyMarked => self.open_copy(),
+            Action::RestoreSymlink => self.open_restore(),
+            Action::ShowDetails => self.show_details(),
+            Action::Doctor => self.open_doctor(),
+            Action::ToggleHelp => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::FilterStart => self.start_filter(),
+            Action::Quit => self.ask_quit(),
+            Action::Redraw => self.redraw = true,
+            Action::Cancel => {
+                let page = self.files_page();
+                if let Some(p) = self.pane_mut()
+                    && !p.filter.text.is_empty()
+                {
+                    p.filter = TextField::default();
+                    p.refilter(None);
+                    p.scroll_into_view(page);
+                } else {
+                    self.message = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn ask_quit(&mut self) {
+        if self.copy.is_some() {
+            self.dialog = Some(Dialog::Confirm(Confirm {
+                kind: ConfirmKind::QuitDuringCopy,
+                title: s::QUIT_TITLE.into(),
+                lines: vec![s::QUIT_DURING_COPY.into()],
+            }));
+        } else {
+            self.quit = true;
+        }
+    }
+
+    fn update_edit(&mut self, action: &Action) {
+        if let Some(Dialog::CopySetup(c)) = &mut self.dialog {
+            match action {
+                Action::Insert(ch) => c.dest.insert(*ch),
+                Action::DeleteBack => c.dest.delete_back(),
+                Action::CursorLeft => c.dest.left(),
+                Action::CursorRight => c.dest.right(),
+                Action::Confirm => self.start_copy(),
+                Action::Cancel => {
+                    c.cancel.store(true, Ordering::Relaxed);
+                    self.dialog = None;
+                }
+                Action::Quit => self.ask_quit(),
+                _ => {}
+            }
+            return;
+        }
+        let page = self.files_page();
+        let Some(p) = self.pane_mut() else { return };
+        match action {
+            Action::Insert(ch) => {
+                p.filter.insert(*ch);
+                p.refilter(None);
+                p.scroll_into_view(page);
+            }
+            Action::DeleteBack => {
+                p.filter.delete_back();
+                p.refilter(None);
+                p.scroll_into_view(page);
+            }
+            Action::CursorLeft => p.filter.left(),
+            Action::CursorRight => p.filter.right(),
+            Action::MoveUp => p.select_row(p.selected.saturating_sub(1), page),
+            Action::MoveDown => p.select_row(p.selected.saturating_add(1), page),
+            Action::Confirm => p.editing_filter = false,
+            Action::Cancel => {
+                p.editing_filter = false;
+                p.filter = TextField::default();
+                p.refilter(None);
+                p.scroll_into_view(page);
+            }
+            Action::Quit => self.ask_quit(),
+            _ => {}
+        }
+    }
+
+    fn update_confirm(&mut self, action: &Action) {
+        let Some(Dialog::Confirm(c)) = &self.dialog else {
+            return;
+        };
+        let kind = c.kind;
+        match action {
+            Action::Confirm => {
+                self.dialog = None;
+                match kind {
+                    ConfirmKind::CancelCopy => self.cancel_copy(),
+                    ConfirmKind::QuitDuringCopy => {
+                        self.quit_after_copy = true;
+                        self.cancel_copy();
+                    }
+                }
+            }
+            Action::Cancel => self.dialog = None,
+            Action::Quit => {
+                // Ctrl-C on a question about quitting means yes.
+                if kind == ConfirmKind::QuitDuringCopy {
+                    self.dialog = None;
+                    self.quit_after_copy = true;
+                    self.cancel_copy();
+                } else {
+                    self.ask_quit();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn update_dialog(&mut self, action: &Action) {
+        let page = self.screen().dialog_rows();
+        match action {
+            Action::Cancel => self.dialog = None,
+            Action::ToggleHelp => {
+                self.dialog = match self.dialog {
+                    Some(Dialog::Help { .. }) => None,
+                    _ => Some(Dialog::Help { scroll: 0 }),
+                }
+            }
+            Action::Quit => {
+                self.dialog = None;
+                self.ask_quit();
+            }
+            Action::MoveUp | Action::MoveDown | Action::PageUp | Action::PageDown => {
+                if let Some(scroll) = self.dialog.as_mut().and_then(Dialog::scroll_mut) {
+                    *scroll = match action {
+                        Action::MoveUp => scroll.saturating_sub(1),
+                        Action::MoveDown => scroll.saturating_add(1),
+                        Action::PageUp => scroll.saturating_sub(page),
+                        _ => scroll.saturating_add(page),
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn update_progress(&mut self, action: &Action) {
+        match action {
+            Action::Cancel if self.copy.as_ref().is_some_and(|c| !c.cancelling) => {
+                self.dialog = Some(Dialog::Confirm(Confirm {
+                    kind: ConfirmKind::CancelCopy,
+                    title: s::CANCEL_COPY_TITLE.into(),
+                    lines: vec![s::CANCEL_COPY_QUESTION.into()],
+                }));
+            }
+            Action::Background => {
+                if let Some(c) = &mut self.copy {
+                    c.hidden = true;
+                }
+                self.say(s::COPY_IN_BACKGROUND);
+            }
+            Action::Quit => self.ask_quit(),
+            _ => {}
+        }
+    }
+
+    // ----- moving -----
+
+    fn move_by(&mut self, delta: isize) {
+        match self.focus {
+            Focus::Layers => self.layers.move_by(delta),
+            Focus::Files => {
+                let page = self.files_page();
+                if let Some(p) = self.pane_mut() {
+                    let row = if delta < 0 {
+                        p.selected.saturating_sub(delta.unsigned_abs())
+                    } else {
+                        p.selected.saturating_add(delta as usize)
+                    };
+                    p.select_row(row, page);
+                }
+            }
+        }
+    }
+
+    fn move_page(&mut self, down: bool) {
+        let (tree_page, files_page) = {
+            let sc = self.screen();
+            (sc.tree_rows().max(1), sc.files_rows().max(1))
+        };
+        match self.focus {
+            Focus::Layers => {
+                let d = tree_page as isize;
+                self.layers.move_by(if down { d } else { -d });
+            }
+            Focus::Files => self.move_by(if down {
+                files_page as isize
+            } else {
+                -(files_page as isize)
+            }),
+        }
+    }
+
+    fn move_to(&mut self, end: bool) {
+        match self.focus {
+            Focus::Layers => self.layers.move_to(end),
+            Focus::Files => {
+                let page = self.files_page();
+                if let Some(p) = self.pane_mut() {
+                    let row = if end { usize::MAX } else { 0 };
+                    p.select_row(row, page);
+                }
+            }
+        }
+    }
+
+    fn switch_pane(&mut self) {
+        self.focus = match self.focus {
+            Focus::Layers if matches!(self.right, Right::Empty) => {
+                self.say(s::OPEN_A_FILESYSTEM_FIRST);
+                Focus::Layers
+            }
+            Focus::Layers => Focus::Files,
+            Focus::Files => Focus::Layers,
+        };
+    }
+
+    // ----- layers -----
+
+    fn open_layer(&mut self) {
+        let Some(node) = self.layers.current().cloned() else {
+            return;
+        };
+        if node.browsable
+            && let Some(id) = volume_of(&self.layout, &node)
+        {
+            self.open_volume(id);
+            return;
+        }
+        if !node.children.is_empty() {
+            if !self.layers.expand() {
+                self.layers.move_by(1);
+            }
+            return;
+        }
+        let why = node
+            .problems
+            .first()
+            .map(|p| super::format::safe(p))
+            .unwrap_or_else(|| {
+                s::not_browsable(
+                    &escape_str(&node.name),
+                    node.fstype.as_deref().map(escape_str).as_deref(),
+                )
+            });
+        self.say_error(why);
+    }
+
+    /// Show volume `id` on the right, opening its filesystem first if needed.
+    pub fn open_volume(&mut self, id: VolumeId) {
+        self.wanted = Some(id);
+        match self.fss.get(&id) {
+            None => {
+                self.fss.insert(id, FsSlot::Opening);
+                self.effects.push(Effect::OpenFs(id));
+                self.right = Right::Opening(id);
+                self.focus = Focus::Files;
+            }
+            Some(FsSlot::Opening) => self.right = Right::Opening(id),
+            Some(FsSlot::Failed(e)) => {
+                let e = e.clone();
+                self.right = Right::Failed(id, e.clone());
+                self.say_error(e);
+            }
+            Some(FsSlot::Open { .. }) => self.show_volume(id),
+        }
+    }
+
+    fn show_volume(&mut self, id: VolumeId) {
+        let path = self
+            .last_paths
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| b"/".to_vec());
+        self.right = Right::Browsing(FilePane::new(id, path.clone()));
+        self.focus = Focus::Files;
+        self.list(path, None);
+    }
+
+    fn list(&mut self, path: Vec<u8>, select: Option<Vec<u8>>) {
+        let req = self.next_req();
+        let Some(volume) = self.pane().map(|p| p.volume) else {
+            return;
+        };
+        let Some(fs) = self.fs(volume).cloned() else {
+            return;
+        };
+        if let Some(p) = self.pane_mut() {
+            p.loading = Some(Loading {
+                req,
+                path: path.clone(),
+                count: 0,
+                select,
+            });
+        }
+        self.effects.push(Effect::ListDir {
+            req,
+            volume,
+            fs,
+            path,
+        });
+    }
+
+    // ----- files -----
+
+    fn open_entry(&mut self) {
+        let Some(p) = self.pane() else { return };
+        let Some(e) = p.current() else { return };
+        let path = join(&p.path, &e.name);
+        let follow = e.opens_as_dir()
+            || (e.file_type() == FileType::Symlink
+                && matches!(e.target_type, None | Some(FileType::Unknown)));
+        if follow {
+            self.list(path, None);
+        } else {
+            self.show_details();
+        }
+    }
+
+    fn go_up(&mut self) {
+        let Some(p) = self.pane() else { return };
+        match parent_of(&p.path) {
+            Some((dir, name)) => self.list(dir, Some(name)),
+            None => self.focus = Focus::Layers,
+        }
+    }
+
+    fn mark_toggle(&mut self) {
+        if self.focus != Focus::Files {
+            self.say(s::MARKS_ARE_FOR_FILES);
+            return;
+        }
+        let Some(p) = self.pane() else { return };
+        let Some(e) = p.current() else { return };
+        let path = join(&p.path, &e.name);
+        let mark = Mark {
+            file_type: e.file_type(),
+            size: if e.file_type() == FileType::Regular {
+                e.size()
+            } else {
+                0
+            },
+        };
+        let volume = p.volume;
+        self.marks.toggle(volume, path, mark);
+        self.move_by(1);
+    }
+
+    fn mark_all(&mut self) {
+        if self.focus != Focus::Files {
+            self.say(s::MARKS_ARE_FOR_FILES);
+            return;
+        }
+        let Some(p) = self.pane() else { return };
+        let volume = p.volume;
+        let items: Vec<(Vec<u8>, Mark)> = p
+            .visible
+            .iter()
+            .filter_map(|&i| p.entries.get(i))
+            .map(|e| {
+                (
+                    join(&p.path, &e.name),
+                    Mark {
+                        file_type: e.file_type(),
+                        size: if e.file_type() == FileType::Regular {
+                            e.size()
+                        } else {
+                            0
+                        },
+                    },
+                )
+            })
+            .collect();
+        let n = items.len();
+        for (path, m) in items {
+            self.marks.insert(volume, path, m);
+        }
+        self.say(s::marked_all(n));
+    }
+
+    fn start_filter(&mut self) {
+        if matches!(self.right, Right::Browsing(_)) {
+            self.focus = Focus::Files;
+        }
+        if let Some(p) = self.pane_mut() {
+            p.editing_filter = true;
+            p.filter.cursor = p.filter.text.chars().count();
+        }
+    }
+
+    fn show_details(&mut self) {
+        match self.focus {
+            Focus::Layers => {
+                if let Some(n) = self.layers.current() {
+                    let lines = super::views::layers::node_lines(n);
+                    self.dialog = Some(Dialog::Message {
+                        title: escape_str(&n.name),
+                        lines,
+                        scroll: 0,
+                    });
+                }
+            }
+            Focus::Files => {
+                let req = self.next_req();
+                let Some(p) = self.pane() else { return };
+                let Some(e) = p.current() else { return };
+                let Some(fs) = self.fs(p.volume).cloned() else {
+                    return;
+                };
+                let title = escape(&join(&p.path, &e.name));
+                let effect = Effect::LoadDetails {
+                    req,
+                    fs,
+                    dir: p.path.clone(),
+                    entry: Box::new(e.clone()),
+                };
+                self.effects.push(effect);
+                self.dialog = Some(Dialog::Details {
+                    req,
+                    title,
+                    details: None,
+                    scroll: 0,
+                });
+            }
+        }
+    }
+
+    fn open_restore(&mut self) {
+        let entry = (self.focus == Focus::Files)
+            .then(|| self.pane())
+            .flatten()
+            .and_then(|p| p.current().map(|e| (p, e)));
+        match entry {
+            Some((p, e)) if e.file_type() == FileType::Symlink => {
+                let problems = e
+                    .suspect
+                    .as_deref()
+                    .map(|r| r.split("; ").map(str::to_string).collect())
+                    .unwrap_or_default();
+                self.dialog = Some(Dialog::Restore(RestoreDialog {
+                    path: escape(&join(&p.path, &e.name)),
+                    target: e.target_shown.clone().unwrap_or_default(),
+                    problems,
+                    scroll: 0,
+                }));
+            }
+            _ => self.say(s::RESTORE_NEEDS_SYMLINK),
+        }
+    }
+
+    fn open_doctor(&mut self) {
+        let (dir, flagged) = match self.pane() {
+            Some(p) => (
+                escape(&p.path),
+                p.entries
+                    .iter()
+                    .filter_map(|e| e.suspect.as_ref().map(|r| (e.shown.clone(), r.clone())))
+                    .collect(),
+            ),
+            None => (String::new(), Vec::new()),
+        };
+        self.dialog = Some(Dialog::Doctor(DoctorView {
+            flagged,
+            dir,
+            scroll: 0,
+        }));
+    }
+
+    // ----- copy -----
+
+    /// The default destination for a copy from `volumes`.
+    pub fn default_dest(&self, volumes: &[String]) -> String {
+        let base = format!(
+            "{}/{}/",
+            self.config.rescue_dir.trim_end_matches('/'),
+            volume_folder(&self.image_stem)
+        );
+        match volumes {
+            [one] => format!("{base}{}/", volume_folder(one)),
+            _ => base,
+        }
+    }
+
+    fn open_copy(&mut self) {
+        if let Some(c) = &mut self.copy {
+            c.hidden = false;
+            self.say(s::ALREADY_COPYING);
+            return;
+        }
+        let mut sources = Vec::new();
+        if !self.marks.is_empty() {
+            for v in self.marks.volumes() {
+                let Some(fs) = self.fs(v).cloned() else {
+                    continue;
+                };
+                sources.push(CopySource {
+                    volume: v,
+                    volume_name: self.layout.volume(v).name.clone(),
+                    fs,
+                    paths: self.marks.paths(v),
+                });
+            }
+        } else if self.focus == Focus::Files
+            && let Some(p) = self.pane()
+            && let Some(e) = p.current()
+            && let Some(fs) = self.fs(p.volume).cloned()
+        {
+            sources.push(CopySource {
+                volume: p.volume,
+                volume_name: self.layout.volume(p.volume).name.clone(),
+                fs,
+                paths: vec![join(&p.path, &e.name)],
+            });
+        }
+        if sources.is_empty() {
+            self.say(s::NOTHING_TO_COPY);
+            return;
+        }
+        let volumes: Vec<String> = sources.iter().map(|s| s.volume_name.clone()).collect();
+        let count: usize = sources.iter().map(|s| s.paths.len()).sum();
+        let first = sources
+            .first()
+            .and_then(|s| s.paths.first())
+            .map(|p| escape(p))
+            .unwrap_or_default();
+        let req = self.next_req();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let dest = self.default_dest(&volumes);
+        self.dialog = Some(Dialog::CopySetup(CopySetup {
+            dest: TextField::new(&dest),
+            req,
+            sources: count,
+            volumes,
+            first,
+            plan: None,
+            summary: None,
+            error: None,
+            cancel: Arc::clone(&cancel),
+        }));
+        self.effects.push(Effect::PlanCopy {
+            req,
+            request: CopyRequest { sources },
+            cancel,
+        });
+    }
+
+    fn start_copy(&mut self) {
+        let Some(Dialog::CopySetup(c)) = &mut self.dialog else {
+            return;
+        };
+        if c.error.is_some() {
+            return;
+        }
+        if c.dest.text.trim().is_empty() {
+            self.say_error(s::NEED_DESTINATION);
+            return;
+        }
+        let Some(plan) = c.plan.take() else {
+            self.say(s::STILL_COUNTING);
+            return;
+        };
+        let dest = expand_home(c.dest.text.trim());
+        let progress = super::copier::CopyProgress {
+            bytes_total: c.summary.as_ref().map_or(0, |s| s.bytes),
+            files_total: c.summary.as_ref().map_or(0, |s| s.files),
+            ..Default::default()
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.effects.push(Effect::StartCopy {
+            plan,
+            dest: dest.clone(),
+            cancel: Arc::clone(&cancel),
+        });
+        self.copy = Some(CopyJob {
+            progress,
+            cancel,
+            dest,
+            hidden: false,
+            cancelling: false,
+        });
+        self.dialog = None;
+    }
+
+    fn cancel_copy(&mut self) {
+        if let Some(c) = &mut self.copy {
+            c.cancel.store(true, Ordering::Relaxed);
+            c.cancelling = true;
+            self.say(s::CANCELLING);
+        } else if self.quit_after_copy {
+            self.quit = true;
+        }
+    }
+
+    // ----- job results -----
+
+    /// Take a job's result.
+    pub fn apply(&mut self, result: JobResult) {
+        match result {
+            JobResult::FsOpened { volume, result } => {
+                let slot = match result {
+                    Ok(fs) => {
+                        let status = fs.status();
+                        FsSlot::Open { fs, status }
+                    }
+                    Err(e) => FsSlot::Failed(e),
+                };
+                self.fss.insert(volume, slot);
+                if self.wanted == Some(volume) {
+                    self.open_volume(volume);
+                }
+            }
+            JobResult::ListProgress { req, count } => {
+                if let Some(p) = self.pane_mut()
+                    && let Some(l) = &mut p.loading
+                    && l.req == req
+                {
+                    l.count = count;
+                }
+            }
+            JobResult::Listed { req, result } => self.listed(req, result),
+            JobResult::Details { req, details } => {
+                if let Some(Dialog::Details {
+                    req: g, details: d, ..
+                }) = &mut self.dialog
+                    && *g == req
+                {
+                    *d = Some(details);
+                }
+            }
+            JobResult::CopyPlanned { req, result } => {
+                if let Some(Dialog::CopySetup(c)) = &mut self.dialog
+                    && c.req == req
+                {
+                    match result {
+                        Ok(plan) => {
+                            c.summary = Some(plan.summary());
+                            c.plan = Some(plan);
+                        }
+                        Err(e) => c.error = Some(e),
+                    }
+                }
+            }
+            JobResult::CopyProgress(p) => {
+                if let Some(c) = &mut self.copy {
+                    c.progress = p;
+                }
+            }
+            JobResult::CopyDone(summary) => {
+                self.copy = None;
+                if self.quit_after_copy {
+                    self.quit = true;
+                }
+                if !summary.cancelled && summary.failed.is_empty() {
+                    self.say(s::copied(
+                        summary.files,
+                        &super::format::size(summary.bytes),
+                        &escape_str(&summary.dest.display().to_string()),
+                    ));
+                } else {
+                    self.say_error(s::copy_ended_with_problems(
+                        summary.failed.len(),
+                        summary.cancelled,
+                    ));
+                }
+                self.dialog = Some(Dialog::Summary { summary, scroll: 0 });
+            }
+        }
+    }
+
+    fn listed(&mut self, req: u64, result: Result<super::files::Listing, String>) {
+        let page = self.files_page();
+        let volume;
+        {
+            let Some(p) = self.pane_mut() else { return };
+            let Some(l) = p.loading.take_if(|l| l.req == req) else {
+                return;
+            };
+            volume = p.volume;
+            match result {
+                Ok(listing) => {
+                    p.set_listing(listing, l.select.as_deref());
+                    p.scroll_into_view(page);
+                }
+                Err(e) => {
+                    if !p.loaded {
+                        p.error = Some(e.clone());
+                    }
+                    self.message = Some(Message {
+                        text: e,
+                        error: true,
+                    });
+                    return;
+                }
+            }
+        }
+        if let Some(p) = self.pane() {
+            let path = p.path.clone();
+            self.last_paths.insert(volume, path);
+        }
+    }
+}
+
+fn expand_home(dest: &str) -> std::path::PathBuf {
+    if let Some(rest) = dest.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return std::path::PathBuf::from(home).join(rest);
+    }
+    std::path::PathBuf::from(dest)
+}

@@ -1,0 +1,93 @@
+//! The details window of one file: inode, times, owner, xattrs, link target
+//! and where it leads, ELF facts for libraries and programs. Read on a job
+//! thread (it may read a whole library to find its SONAME).
+
+use crate::fs::path::{join, resolve};
+use crate::fs::{FileType, FsView, Metadata};
+use crate::text::escape;
+
+use super::elfinfo::{self, ElfInfo};
+use super::files::Entry;
+
+/// Most bytes of an xattr value shown.
+pub const XATTR_SHOWN: usize = 96;
+
+/// Everything the details window shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    /// The entry's full guest path, escaped.
+    pub path: String,
+    /// Its metadata.
+    pub meta: Option<Metadata>,
+    /// A symlink's target, escaped.
+    pub target: Option<String>,
+    /// Where the symlink leads inside the guest, or why it leads nowhere.
+    pub resolved: Option<Result<String, String>>,
+    /// Why the entry is flagged.
+    pub suspect: Option<String>,
+    /// Extended attributes (name, value), escaped.
+    pub xattrs: Vec<(String, String)>,
+    /// ELF facts.
+    pub elf: Option<ElfInfo>,
+    /// What could not be read.
+    pub problems: Vec<String>,
+}
+
+/// Read the details of `entry` in directory `dir`.
+pub fn load(fs: &dyn FsView, dir: &[u8], entry: &Entry) -> Details {
+    let full = join(dir, &entry.name);
+    let mut d = Details {
+        path: escape(&full),
+        meta: entry.meta.clone(),
+        target: entry.target_shown.clone(),
+        resolved: None,
+        suspect: entry.suspect.clone(),
+        xattrs: Vec::new(),
+        elf: None,
+        problems: entry.error.iter().cloned().collect(),
+    };
+    if entry.target.is_some() {
+        d.resolved = Some(
+            resolve(fs, &full, true)
+                .map(|r| escape(&r.path))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    match fs.xattrs(entry.node) {
+        Ok(x) => {
+            d.xattrs = x
+                .into_iter()
+                .take(256)
+                .map(|x| {
+                    let mut v = escape(&x.value[..x.value.len().min(XATTR_SHOWN)]);
+                    if x.value.len() > XATTR_SHOWN {
+                        v.push('…');
+                    }
+                    (escape(&x.name), v)
+                })
+                .collect();
+        }
+        Err(e) => d.problems.push(format!("xattrs: {e}")),
+    }
+    if entry.file_type() == FileType::Regular {
+        match elfinfo::read(fs, entry.node, entry.size()) {
+            Ok(e) => d.elf = e,
+            Err(e) => d.problems.push(e),
+        }
+    }
+    d
+}
+
+/// Details with only what the listing knew (when reading more failed).
+pub fn load_failed(dir: &[u8], entry: &Entry) -> Details {
+    Details {
+        path: escape(&join(dir, &entry.name)),
+        meta: entry.meta.clone(),
+        target: entry.target_shown.clone(),
+        resolved: None,
+        suspect: entry.suspect.clone(),
+        xattrs: Vec::new(),
+        elf: None,
+        problems: entry.error.iter().cloned().collect(),
+    }
+}

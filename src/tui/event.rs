@@ -1,0 +1,139 @@
+//! What reaches the UI thread (one channel: input, signals, job results) and
+//! what the app asks the runtime to do ([`Effect`]s, run on job threads).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use ratatui::crossterm::event::KeyEvent;
+
+use super::copier::{CopyProgress, CopyRequest, CopySummary, PlannedCopy};
+use super::details::Details;
+use super::files::Listing;
+use crate::fs::FsView;
+use crate::layers::VolumeId;
+
+/// Everything the UI thread waits for, on one channel.
+pub enum Event {
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// The terminal changed size (columns, rows).
+    Resize(u16, u16),
+    /// SIGTERM, SIGHUP or SIGINT arrived.
+    Signal(i32),
+    /// The input thread could not read the terminal any more.
+    InputError(String),
+    /// A job finished or reported progress.
+    Job(JobResult),
+}
+
+/// Results sent by job threads.
+pub enum JobResult {
+    /// A volume's filesystem was opened (or not).
+    FsOpened {
+        /// The volume.
+        volume: VolumeId,
+        /// The filesystem, or why it cannot be read.
+        result: Result<Arc<dyn FsView>, String>,
+    },
+    /// A directory listing is under way.
+    ListProgress {
+        /// Which request.
+        req: u64,
+        /// Entries read so far.
+        count: usize,
+    },
+    /// A directory listing finished.
+    Listed {
+        /// Which request.
+        req: u64,
+        /// The entries, or why the directory could not be read.
+        result: Result<Listing, String>,
+    },
+    /// The details of a file were read.
+    Details {
+        /// Which request.
+        req: u64,
+        /// The details.
+        details: Box<Details>,
+    },
+    /// A copy was planned (sources walked, files counted).
+    CopyPlanned {
+        /// Which request.
+        req: u64,
+        /// The plan, or why it could not be made.
+        result: Result<Box<dyn PlannedCopy>, String>,
+    },
+    /// A copy made progress.
+    CopyProgress(CopyProgress),
+    /// A copy ended (done, cancelled or failed).
+    CopyDone(CopySummary),
+}
+
+/// Work the app asks for; the runtime runs each on a job thread (or inline in
+/// tests) and sends the results back as [`JobResult`]s.
+pub enum Effect {
+    /// Open the filesystem of a volume.
+    OpenFs(VolumeId),
+    /// List a directory (resolved inside the guest; a symlink to a directory is followed).
+    ListDir {
+        /// Request number; older results are dropped.
+        req: u64,
+        /// The volume.
+        volume: VolumeId,
+        /// Its filesystem.
+        fs: Arc<dyn FsView>,
+        /// The guest path to list.
+        path: Vec<u8>,
+    },
+    /// Read the details of one entry.
+    LoadDetails {
+        /// Request number.
+        req: u64,
+        /// The filesystem.
+        fs: Arc<dyn FsView>,
+        /// The directory holding the entry.
+        dir: Vec<u8>,
+        /// The entry.
+        entry: Box<super::files::Entry>,
+    },
+    /// Walk the sources of a copy and count them.
+    PlanCopy {
+        /// Request number.
+        req: u64,
+        /// What to copy.
+        request: CopyRequest,
+        /// Set to stop counting.
+        cancel: Arc<AtomicBool>,
+    },
+    /// Run a planned copy.
+    StartCopy {
+        /// The plan.
+        plan: Box<dyn PlannedCopy>,
+        /// Where to (a host directory).
+        dest: PathBuf,
+        /// Set to stop the copy (the file being written is removed).
+        cancel: Arc<AtomicBool>,
+    },
+}
+
+impl std::fmt::Debug for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Effect::OpenFs(v) => write!(f, "OpenFs({})", v.0),
+            Effect::ListDir {
+                req, volume, path, ..
+            } => write!(
+                f,
+                "ListDir({req}, {}, {})",
+                volume.0,
+                crate::text::escape(path)
+            ),
+            Effect::LoadDetails { req, entry, .. } => {
+                write!(f, "LoadDetails({req}, {})", entry.shown)
+            }
+            Effect::PlanCopy { req, .. } => write!(f, "PlanCopy({req})"),
+            Effect::StartCopy { dest, .. } => write!(f, "StartCopy({})", dest.display()),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Job threads: opening filesystems, listing directories, reading details,
+//! planning and running copies. Each job runs off the UI thread and sends its
+//! results on the one channel; [`Jobs::run_inline`] runs them in place for
+//! tests and benchmarks.
+//!
+//! Seams: [`VolumeOpener`] (which engine opens a volume) and
+//! [`super::copier::Copier`] (how files are copied out).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::app::App;
+use super::copier::{Copier, CopySummary};
+use super::event::{Effect, Event, JobResult};
+use crate::engine::{FsOptions, open_fs};
+use crate::fs::FsView;
+use crate::layers::{Layout, VolumeId};
+
+/// Name of job threads (the panic hook leaves the terminal alone for them).
+pub const JOB_THREAD: &str = "vmrescue-job";
+
+/// Opens the filesystem of a volume: the userspace engine, the kernel engine,
+/// or an in-memory filesystem in tests.
+pub trait VolumeOpener: Send + Sync {
+    /// The engine's name for the status bar.
+    fn engine(&self) -> String;
+    /// Open volume `id` of `layout`.
+    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String>;
+}
+
+/// The userspace engine ([`crate::engine::open_fs`]).
+#[derive(Debug, Clone, Default)]
+pub struct UserspaceOpener {
+    /// Options for opening.
+    pub options: FsOptions,
+}
+
+impl VolumeOpener for UserspaceOpener {
+    fn engine(&self) -> String {
+        "userspace".into()
+    }
+    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String> {
+        open_fs(layout, id, &self.options).map_err(|e| e.to_string())
+    }
+}
+
+/// What jobs need: the layout, the opener and the copier.
+#[derive(Clone)]
+pub struct Jobs {
+    /// The disks and volumes.
+    pub layout: Arc<Layout>,
+    /// How volumes are opened.
+    pub opener: Arc<dyn VolumeOpener>,
+    /// How files are copied out.
+    pub copier: Arc<dyn Copier>,
+}
+
+static JOB_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Remember a job thread's panic message (called by the panic hook).
+pub fn record_panic(msg: String) {
+    if let Ok(mut g) = JOB_PANIC.lock() {
+        *g = Some(msg);
+    }
+}
+
+fn panic_message() -> String {
+    let msg = JOB_PANIC.lock().ok().and_then(|mut g| g.take());
+    super::strings::internal_error(msg.as_deref())
+}
+
+impl Jobs {
+    /// Run one effect to the end, reporting through `emit`. A panic inside
+    /// the job becomes an error result.
+    pub fn run(&self, effect: Effect, emit: &mut dyn FnMut(JobResult)) {
+        match effect {
+            Effect::OpenFs(volume) => {
+                let r = catch_unwind(AssertUnwindSafe(|| self.opener.open(&self.layout, volume)))
+                    .unwrap_or_else(|_| Err(panic_message()));
+                emit(JobResult::FsOpened { volume, result: r });
+            }
+            Effect::ListDir { req, fs, path, .. } => {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    super::files::list_dir(&*fs, &path, &mut |count| {
+                        emit(JobResult::ListProgress { req, count })
+                    })
+                }))
+                .unwrap_or_else(|_| Err(panic_message()));
+                emit(JobResult::Listed { req, result: r });
+            }
+            Effect::LoadDetails {
+                req,
+                fs,
+                dir,
+                entry,
+            } => {
+                let d = catch_unwind(AssertUnwindSafe(|| {
+                    super::details::load(&*fs, &dir, &entry)
+                }))
+                .unwrap_or_else(|_| {
+                    let mut d = super::details::load_failed(&dir, &entry);
+                    d.problems.push(panic_message());
+                    d
+                });
+                emit(JobResult::Details {
+                    req,
+                    details: Box::new(d),
+                });
+            }
+            Effect::PlanCopy {
+                req,
+                request,
+                cancel,
+            } => {
+                let r = catch_unwind(AssertUnwindSafe(|| self.copier.plan(request, &cancel)))
+                    .unwrap_or_else(|_| Err(panic_message()));
+                if !cancel.load(Ordering::Relaxed) {
+                    emit(JobResult::CopyPlanned { req, result: r });
+                }
+            }
+            Effect::StartCopy { plan, dest, cancel } => {
+                let mut last = Instant::now() - Duration::from_secs(1);
+                let summary = catch_unwind(AssertUnwindSafe(|| {
+                    plan.execute(&dest, &cancel, &mut |p| {
+                        if last.elapsed() >= Duration::from_millis(40) {
+                            last = Instant::now();
+                            emit(JobResult::CopyProgress(p.clone()));
+                        }
+                    })
+                }))
+                .unwrap_or_else(|_| CopySummary {
+                    dest: dest.clone(),
+                    failed: vec![(panic_message(), String::new())],
+                    ..CopySummary::default()
+                });
+                emit(JobResult::CopyDone(summary));
+            }
+        }
+    }
+
+    /// Run `effect` on a job thread; results go to `tx`.
+    pub fn spawn(&self, effect: Effect, tx: Sender<Event>) {
+        let jobs = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(JOB_THREAD.into())
+            .spawn(move || {
+                jobs.run(effect, &mut |r| {
+                    let _ = tx.send(Event::Job(r));
+                })
+            });
+        if let Err(e) = spawned {
+            record_panic(e.to_string());
+        }
+    }
+
+    /// Run the app's effects in place, and the effects those cause, until
+    /// there are none (tests and benchmarks).
+    pub fn run_inline(&self, app: &mut App) {
+        for _ in 0..1000 {
+            let effects = app.take_effects();
+            if effects.is_empty() {
+                return;
+            }
+            for e in effects {
+                let mut results = Vec::new();
+                self.run(e, &mut |r| results.push(r));
+                for r in results {
+                    app.apply(r);
+                }
+            }
+        }
+    }
+}

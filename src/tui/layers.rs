@@ -1,0 +1,158 @@
+//! The layer pane's data: the tree of disks, partitions, volume groups and
+//! logical volumes ([`crate::layers::tree::build`]), which nodes are open and
+//! which is selected. Nodes are identified by their index path from the roots.
+
+use std::collections::HashSet;
+
+use crate::layers::tree::Node;
+use crate::layers::{Layout, VolumeId};
+
+/// A node's identifier: indices from the roots down.
+pub type NodePath = Vec<usize>;
+
+/// The layer tree and its view state.
+#[derive(Debug, Clone)]
+pub struct LayerPane {
+    /// The tree.
+    pub roots: Vec<Node>,
+    /// Open nodes.
+    pub opened: HashSet<NodePath>,
+    /// The selected node (empty when the tree is empty).
+    pub selected: NodePath,
+}
+
+impl LayerPane {
+    /// The tree of `layout`, every node open, the first selected.
+    pub fn new(layout: &Layout) -> LayerPane {
+        let roots = crate::layers::tree::build(layout);
+        let mut pane = LayerPane {
+            roots,
+            opened: HashSet::new(),
+            selected: Vec::new(),
+        };
+        let all: Vec<NodePath> = pane.all_paths();
+        for p in all {
+            if pane.node(&p).is_some_and(|n| !n.children.is_empty()) {
+                pane.opened.insert(p);
+            }
+        }
+        if !pane.roots.is_empty() {
+            pane.selected = vec![0];
+        }
+        pane
+    }
+
+    /// The node at `path`.
+    pub fn node(&self, path: &[usize]) -> Option<&Node> {
+        let (first, rest) = path.split_first()?;
+        let mut n = self.roots.get(*first)?;
+        for &i in rest {
+            n = n.children.get(i)?;
+        }
+        Some(n)
+    }
+
+    /// The selected node.
+    pub fn current(&self) -> Option<&Node> {
+        self.node(&self.selected)
+    }
+
+    fn all_paths(&self) -> Vec<NodePath> {
+        fn walk(nodes: &[Node], prefix: &mut NodePath, out: &mut Vec<NodePath>) {
+            for (i, n) in nodes.iter().enumerate() {
+                prefix.push(i);
+                out.push(prefix.clone());
+                walk(&n.children, prefix, out);
+                prefix.pop();
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.roots, &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// The rows shown, in order (children of open nodes only).
+    pub fn visible(&self) -> Vec<NodePath> {
+        fn walk(
+            nodes: &[Node],
+            opened: &HashSet<NodePath>,
+            prefix: &mut NodePath,
+            out: &mut Vec<NodePath>,
+        ) {
+            for (i, n) in nodes.iter().enumerate() {
+                prefix.push(i);
+                out.push(prefix.clone());
+                if opened.contains(prefix) {
+                    walk(&n.children, opened, prefix, out);
+                }
+                prefix.pop();
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.roots, &self.opened, &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// Select the visible row `row` moved by `delta` rows (clamped).
+    pub fn move_by(&mut self, delta: isize) {
+        let rows = self.visible();
+        if rows.is_empty() {
+            return;
+        }
+        let cur = rows.iter().position(|p| *p == self.selected).unwrap_or(0);
+        let last = rows.len() - 1;
+        let next = if delta < 0 {
+            cur.saturating_sub(delta.unsigned_abs())
+        } else {
+            cur.saturating_add(delta as usize).min(last)
+        };
+        self.selected = rows[next].clone();
+    }
+
+    /// Select the first or last visible row.
+    pub fn move_to(&mut self, last: bool) {
+        let rows = self.visible();
+        let pick = if last { rows.last() } else { rows.first() };
+        if let Some(p) = pick {
+            self.selected = p.clone();
+        }
+    }
+
+    /// Open the selected node; false when it has no children or is open already.
+    pub fn expand(&mut self) -> bool {
+        let has_children = self.current().is_some_and(|n| !n.children.is_empty());
+        has_children && self.opened.insert(self.selected.clone())
+    }
+
+    /// Close the selected node, or else select its parent.
+    pub fn collapse_or_parent(&mut self) {
+        if !self.opened.remove(&self.selected) && self.selected.len() > 1 {
+            self.selected.pop();
+        }
+    }
+
+    /// The tree path of the node that stands for volume `name`, if shown.
+    pub fn path_of_volume(&self, name: &str) -> Option<NodePath> {
+        self.all_paths()
+            .into_iter()
+            .find(|p| self.node(p).and_then(|n| n.volume.as_deref()) == Some(name))
+    }
+
+    /// Select the node of volume `name` and open its ancestors.
+    pub fn reveal_volume(&mut self, name: &str) -> bool {
+        let Some(path) = self.path_of_volume(name) else {
+            return false;
+        };
+        for i in 1..path.len() {
+            self.opened.insert(path[..i].to_vec());
+        }
+        self.selected = path;
+        true
+    }
+}
+
+/// The volume a tree node stands for.
+pub fn volume_of(layout: &Layout, node: &Node) -> Option<VolumeId> {
+    let name = node.volume.as_deref()?;
+    layout.volumes.iter().find(|v| v.name == name).map(|v| v.id)
+}

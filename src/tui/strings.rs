@@ -1,0 +1,544 @@
+//! Every text the TUI shows, in one place.
+
+use super::action::Action;
+use super::keymap::Context;
+use crate::fs::FileType;
+
+// ----- screen furniture -----
+
+/// The program's name in the header.
+pub const PROGRAM: &str = concat!("vmrescue ", env!("CARGO_PKG_VERSION"));
+/// The header when the filesystem reported nothing.
+pub const HEADER_CALM: &str = "read-only: nothing is written to the image";
+/// The header's right side.
+pub const HEADER_HINT: &str = "? help  q quit ";
+/// Left pane title.
+pub const LAYERS_TITLE: &str = "Layers";
+/// Title of the facts box under the tree.
+pub const LAYER_INFO_TITLE: &str = "Selected";
+/// Right pane title before anything is open.
+pub const FILES_TITLE: &str = "Files";
+/// Right pane text before anything is open.
+pub const NOTHING_OPEN: &str =
+    "No filesystem open. Choose one in the layer tree (Enter), or start with --volume.";
+/// Badge on a guest root in the tree.
+pub const ROOT_BADGE: &str = "(root)";
+/// Badge on a node with problems in the tree.
+pub const PROBLEM_BADGE: &str = "(!)";
+/// Status bar: the image is never written.
+pub const READ_ONLY: &str = "read-only";
+/// Marked entries.
+pub const MARK_SIGN: &str = "*";
+/// Flagged (suspicious) entries.
+pub const SUSPECT_SIGN: &str = "!";
+/// Entries whose metadata could not be read.
+pub const ERROR_SIGN: &str = "?";
+/// Between a link and its target.
+pub const ARROW: &str = "→";
+/// Mode column when the metadata is unknown.
+pub const UNKNOWN_MODE: &str = "??????????";
+/// Column titles.
+pub const COL_NAME: &str = "Name";
+/// Column titles.
+pub const COL_SIZE: &str = "Size";
+/// Column titles (times are UTC).
+pub const COL_MODIFIED: &str = "Modified (UTC)";
+/// Column titles, narrow screens.
+pub const COL_DATE: &str = "Modified";
+/// Column titles.
+pub const COL_MODE: &str = "Mode";
+/// An empty directory.
+pub const EMPTY_DIR: &str = "(empty directory)";
+/// A filter that matches nothing.
+pub const NO_MATCH: &str = "(nothing matches the filter; Esc clears it)";
+
+/// Key hints on the second status line when there is nothing else to say.
+pub const HINTS: &[(Action, &str)] = &[
+    (Action::ToggleHelp, "help"),
+    (Action::SwitchPane, "pane"),
+    (Action::MarkToggle, "mark"),
+    (Action::CopyMarked, "copy"),
+    (Action::ShowDetails, "details"),
+    (Action::FilterStart, "filter"),
+    (Action::Quit, "quit"),
+];
+
+/// Right pane: a filesystem being opened.
+pub fn opening(volume: &str) -> String {
+    format!("Opening the filesystem of {volume}…")
+}
+
+/// Right pane: a filesystem that cannot be opened.
+pub fn cannot_open(volume: &str) -> String {
+    format!("Cannot browse {volume}:")
+}
+
+/// A directory being read.
+pub fn reading(count: usize) -> String {
+    if count == 0 {
+        "reading…".into()
+    } else {
+        format!("reading… {count}")
+    }
+}
+
+/// Status bar: marks.
+pub fn marks_status(count: usize, total: &str, dirs: usize) -> String {
+    match dirs {
+        0 => format!("marked {count} ({total})"),
+        1 => format!("marked {count} ({total} + 1 folder)"),
+        d => format!("marked {count} ({total} + {d} folders)"),
+    }
+}
+
+/// Status bar: a copy running in the background.
+pub fn copying_status(percent: u64) -> String {
+    format!("copying {percent}% (c shows it)")
+}
+
+/// Header: what a filesystem reader found wrong.
+pub fn fs_problems(count: usize, first: &str) -> String {
+    if count == 1 {
+        format!("filesystem problem: {first}")
+    } else {
+        format!("{count} filesystem problems, first: {first}")
+    }
+}
+
+// ----- layer facts -----
+
+/// What a tree node kind is called.
+pub fn kind_name(kind: &str) -> &'static str {
+    match kind {
+        "disk" => "Disk",
+        "partition" => "Partition",
+        "vg" => "Volume group",
+        "lv" => "Logical volume",
+        _ => "Node",
+    }
+}
+
+/// Field names in the facts box and the details window.
+pub const F_VOLUME: &str = "volume";
+/// Field name.
+pub const F_SIZE: &str = "size";
+/// Field name.
+pub const F_START: &str = "starts at";
+/// Field name.
+pub const F_CONTENT: &str = "content";
+/// Field name.
+pub const F_LABEL: &str = "label";
+/// Field name.
+pub const F_UUID: &str = "UUID";
+/// Field name.
+pub const F_MOUNTPOINT: &str = "mounted on";
+/// Field name.
+pub const F_GUEST_ROOT: &str = "guest root";
+/// Field name.
+pub const F_PROBLEM: &str = "problem";
+/// Field name.
+pub const F_PATH: &str = "path";
+/// Field name.
+pub const F_INODE: &str = "inode";
+/// Field name.
+pub const F_TYPE: &str = "type";
+/// Field name.
+pub const F_MODE: &str = "mode";
+/// Field name.
+pub const F_OWNER: &str = "owner";
+/// Field name.
+pub const F_ALLOCATED: &str = "allocated";
+/// Field name.
+pub const F_LINKS: &str = "links";
+/// Field name.
+pub const F_MTIME: &str = "modified";
+/// Field name.
+pub const F_CTIME: &str = "changed";
+/// Field name.
+pub const F_ATIME: &str = "accessed";
+/// Field name.
+pub const F_CRTIME: &str = "created";
+/// Field name.
+pub const F_DEVICE: &str = "device";
+/// Field name.
+pub const F_TARGET: &str = "target";
+/// Field name.
+pub const F_LEADS_TO: &str = "leads to";
+/// Field name.
+pub const F_LINK: &str = "link";
+/// Field name.
+pub const F_ELF: &str = "ELF";
+/// Field name.
+pub const F_SONAME: &str = "SONAME";
+/// Field name.
+pub const F_NEEDED: &str = "needs";
+/// Field name.
+pub const F_XATTRS: &str = "xattrs";
+/// Field name.
+pub const F_DESTINATION: &str = "destination";
+/// No value.
+pub const NONE: &str = "none";
+
+/// Where a node starts.
+pub fn start_at(byte: u64) -> String {
+    if byte.is_multiple_of(512) {
+        format!("byte {byte} (sector {})", byte / 512)
+    } else {
+        format!("byte {byte}")
+    }
+}
+
+/// A volume that cannot be browsed, and what it holds.
+pub fn not_browsable(name: &str, content: Option<&str>) -> String {
+    match content {
+        Some(c) => format!("{name} holds {c}: not a filesystem vmrescue can browse"),
+        None => format!("{name}: nothing recognised on it"),
+    }
+}
+
+/// A file type in words.
+pub fn file_type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Regular => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symbolic link",
+        FileType::CharDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Fifo => "named pipe",
+        FileType::Socket => "socket",
+        FileType::Unknown => "unknown (corrupt mode)",
+    }
+}
+
+// ----- suspicious links -----
+
+/// A link whose target does not exist in the guest.
+pub fn dangling(target: &str) -> String {
+    format!("dangling: {target} is not in the guest")
+}
+
+/// A link that cannot be followed (a loop, a damaged directory).
+pub fn unresolvable(why: &str) -> String {
+    format!("cannot be followed: {why}")
+}
+
+/// A library link that leaves the library directories.
+pub fn outside_library_dirs(dir: &str) -> String {
+    format!("outside lib dirs: {dir}")
+}
+
+/// A link changed long after its neighbours.
+pub fn suspect_recent(changed: &str, neighbours: &str) -> String {
+    format!("changed {changed}, others {neighbours}")
+}
+
+/// The path asked for is not a directory.
+pub fn not_a_directory(path: &str) -> String {
+    format!("{path}: not a directory")
+}
+
+// ----- messages -----
+
+/// After `u`.
+pub fn cleared_marks(n: usize) -> String {
+    match n {
+        0 => "no marks to clear".into(),
+        1 => "cleared 1 mark".into(),
+        n => format!("cleared {n} marks"),
+    }
+}
+
+/// After `a`.
+pub fn marked_all(n: usize) -> String {
+    format!("marked every entry shown here ({n})")
+}
+
+/// Tab with nothing on the right.
+pub const OPEN_A_FILESYSTEM_FIRST: &str = "open a filesystem first: Enter on a volume in the tree";
+/// Marking in the tree.
+pub const MARKS_ARE_FOR_FILES: &str = "marks are for files: Tab to the file list";
+/// `r` on something else than a symlink.
+pub const RESTORE_NEEDS_SYMLINK: &str = "r restores a symbolic link: select one in the file list";
+/// `c` with nothing to copy.
+pub const NOTHING_TO_COPY: &str =
+    "nothing to copy: mark files with Space, or select one in the file list";
+/// `c` while a copy runs.
+pub const ALREADY_COPYING: &str = "a copy is running; Esc cancels it, b hides this window";
+/// Enter in the copy dialog before the plan is ready.
+pub const STILL_COUNTING: &str = "still counting the files to copy…";
+/// Enter with an empty destination.
+pub const NEED_DESTINATION: &str = "type a destination folder first";
+/// After `b`.
+pub const COPY_IN_BACKGROUND: &str = "the copy goes on in the background; c shows its progress";
+/// After asking to cancel.
+pub const CANCELLING: &str = "stopping the copy: the file being written will be removed…";
+
+/// After a copy with no problems.
+pub fn copied(files: u64, bytes: &str, dest: &str) -> String {
+    format!(
+        "copied {files} file{} ({bytes}) to {dest}",
+        if files == 1 { "" } else { "s" }
+    )
+}
+
+/// After a copy with problems.
+pub fn copy_ended_with_problems(failed: usize, cancelled: bool) -> String {
+    match (cancelled, failed) {
+        (true, _) => "copy cancelled; see the summary".into(),
+        (false, 1) => "copy finished, 1 item failed; see the summary".into(),
+        (false, n) => format!("copy finished, {n} items failed; see the summary"),
+    }
+}
+
+// ----- copy dialog, progress, summary -----
+
+/// Copy dialog title.
+pub const COPY_TITLE: &str = "Copy out of the image";
+/// Above the destination field.
+pub const DESTINATION: &str = "Destination folder on this host:";
+/// When marks span volumes.
+pub const ONE_FOLDER_PER_VOLUME: &str = "(one folder per volume inside it)";
+/// While planning.
+pub const COUNTING: &str = "counting files…";
+/// The copy rules.
+pub const COPY_RULES: &str = "Symlinks are copied as links, never followed; holes are kept; nothing is written outside the folder.";
+
+/// What one selected item will be copied.
+pub fn copy_one(path: &str, volume: &str) -> String {
+    format!("Copy {path} from {volume}")
+}
+
+/// What several marked items will be copied.
+pub fn copy_many(n: usize, volumes: &str) -> String {
+    format!("Copy {n} marked items from {volumes}")
+}
+
+/// `1 file`, `2 files`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The plan's counts.
+pub fn plan_summary(files: u64, bytes: &str, dirs: u64, links: u64) -> String {
+    format!(
+        "{} ({bytes}), {}, {}",
+        count(files, "file", "files"),
+        count(dirs, "folder", "folders"),
+        count(links, "symlink", "symlinks")
+    )
+}
+
+/// Entries the plan will skip.
+pub fn plan_skipped(n: u64) -> String {
+    format!("{n} entries will be skipped (device nodes, pipes, sockets or unsafe names)")
+}
+
+/// Progress title.
+pub fn copying_to(dest: &str) -> String {
+    format!("Copying to {dest}")
+}
+
+/// Progress: amounts.
+pub fn progress_bytes(done: &str, total: &str, files_done: u64, files_total: u64) -> String {
+    format!(
+        "{done} of {total}   {files_done} of {}",
+        count(files_total, "file", "files")
+    )
+}
+
+/// Progress: speed and time.
+pub fn progress_rate(rate: &str, elapsed: &str, eta: &str) -> String {
+    format!("{rate}   elapsed {elapsed}   left {eta}")
+}
+
+/// Progress: the file being copied.
+pub const NOW: &str = "now: ";
+/// Summary title.
+pub const SUMMARY_TITLE: &str = "Copy finished";
+/// Summary of a cancelled copy.
+pub const SUMMARY_CANCELLED: &str =
+    "Cancelled. The file being written was removed; files already copied are kept.";
+/// Summary without problems.
+pub const SUMMARY_ALL_GOOD: &str = "Nothing was skipped and nothing failed.";
+
+/// Summary counts.
+pub fn summary_counts(files: u64, bytes: &str, dirs: u64, links: u64, took: &str) -> String {
+    format!("{} in {took}", plan_summary(files, bytes, dirs, links))
+}
+
+/// Summary: failures.
+pub fn summary_failed(n: usize) -> String {
+    format!("Failed ({n}):")
+}
+
+/// Summary: skipped entries.
+pub fn summary_skipped(n: usize) -> String {
+    format!("Skipped ({n}):")
+}
+
+/// Skip reason: a name that cannot be a host file name.
+pub const UNSAFE_NAME: &str =
+    "name cannot be created safely on the host (empty, '.', '..', '/' or NUL)";
+/// Skip reason: device nodes, fifos, sockets.
+pub const NOT_A_FILE: &str = "device node, pipe or socket: not copied";
+/// Skip reason: too deep.
+pub const TOO_DEEP: &str = "folders nested too deep";
+/// Skip reason: something is already there.
+pub const ALREADY_EXISTS: &str = "already exists in the destination (not overwritten)";
+/// Failure: a non-directory where a folder goes.
+pub const EXISTS_NOT_DIR: &str = "something that is not a folder is in the way";
+/// A cancelled plan.
+pub const CANCELLED: &str = "cancelled";
+
+/// A plan over the entry limit.
+pub fn too_many_entries(n: usize) -> String {
+    format!("more than {n} entries to copy: copy smaller parts")
+}
+
+// ----- questions -----
+
+/// Title of the quit question.
+pub const QUIT_TITLE: &str = "Quit?";
+/// Quitting while a copy runs.
+pub const QUIT_DURING_COPY: &str =
+    "A copy is running. Stop it (the file being written is removed) and quit?";
+/// Title of the cancel question.
+pub const CANCEL_COPY_TITLE: &str = "Stop the copy?";
+/// Cancelling a copy.
+pub const CANCEL_COPY_QUESTION: &str =
+    "Stop the copy? The file being written is removed; files already copied stay.";
+
+// ----- details, restore, doctor -----
+
+/// While the details are read.
+pub const READING_DETAILS: &str = "reading…";
+
+/// A file too large to look for an ELF header in.
+pub fn elf_too_large(max: u64) -> String {
+    format!("ELF file larger than {} MiB: not inspected", max >> 20)
+}
+
+/// Restore dialog title.
+pub const RESTORE_TITLE: &str = "Restore symlink";
+/// A link with nothing wrong found.
+pub const RESTORE_NO_PROBLEM: &str = "Nothing wrong was found with this link here.";
+/// What the restore dialog will offer.
+pub const RESTORE_PENDING: &[&str] = &[
+    "The one-key repair is coming: it will offer the libraries in the same",
+    "directory whose ELF SONAME equals the link's name, ranked and with",
+    "reasons, show the bytes it will write and keep an undo record.",
+    "Nothing is written now.",
+];
+/// Doctor view title.
+pub const DOCTOR_TITLE: &str = "Doctor";
+/// What the doctor view will offer.
+pub const DOCTOR_PENDING: &[&str] = &[
+    "The doctor will scan the whole guest: suspicious links in library and",
+    "program directories and the most recently changed files, each with the",
+    "repair it proposes. For now, the flags (!) of the directory shown:",
+];
+
+/// Doctor: nothing flagged here.
+pub fn doctor_none_in(dir: &str) -> String {
+    format!("Nothing flagged in {dir}.")
+}
+
+/// Doctor: flagged entries here.
+pub fn doctor_flagged_in(dir: &str) -> String {
+    format!("Flagged in {dir}:")
+}
+
+// ----- help -----
+
+/// Help title.
+pub const HELP_TITLE: &str = "Keys";
+/// Help: typing in a text field.
+pub const ANY_CHARACTER: &str = "any character";
+/// Help: typing in a text field.
+pub const TYPE_CHARACTER: &str = "Type it into the field";
+/// Notes at the end of the help.
+pub const HELP_NOTES: &[&str] = &[
+    "Marks: * in the first column. Flags: ! marks a suspicious symlink;",
+    "its reason is shown on the bottom line when it is selected.",
+    "Times are UTC. The image is opened read-only.",
+];
+/// Footers.
+pub const FOOTER_CLOSE: &str = "Esc close";
+/// Footers.
+pub const FOOTER_CLOSE_SCROLL: &str = "↑↓ PgUp PgDn scroll  Esc close";
+/// Footers.
+pub const FOOTER_YES_NO: &str = "y yes  n no";
+/// Footers.
+pub const FOOTER_COPY: &str = "Enter copy  Esc cancel";
+/// Footers.
+pub const FOOTER_PROGRESS: &str = "Esc cancel  b hide";
+
+/// A context's title in the help and the README.
+pub fn context_title(c: Context) -> &'static str {
+    match c {
+        Context::Main => "Browsing (both panes)",
+        Context::Edit => "Typing (filter line, copy destination)",
+        Context::Confirm => "Questions",
+        Context::Dialog => "Windows (help, details, summaries)",
+        Context::Progress => "While a copy runs",
+    }
+}
+
+/// What an action does, for the help and the README.
+pub fn action_help(c: Context, a: Action) -> &'static str {
+    match (c, a) {
+        (_, Action::MoveUp) if c == Context::Dialog => "Scroll up",
+        (_, Action::MoveDown) if c == Context::Dialog => "Scroll down",
+        (_, Action::PageUp) if c == Context::Dialog => "Scroll a page up",
+        (_, Action::PageDown) if c == Context::Dialog => "Scroll a page down",
+        (_, Action::MoveUp) => "Previous row",
+        (_, Action::MoveDown) => "Next row",
+        (_, Action::PageUp) => "Page up",
+        (_, Action::PageDown) => "Page down",
+        (_, Action::Home) => "First row",
+        (_, Action::End) => "Last row",
+        (_, Action::Open) => "Open: enter a folder, expand a layer, browse a filesystem",
+        (_, Action::Back) => "Back: parent folder, collapse a layer",
+        (_, Action::SwitchPane) => "Switch between the layer tree and the file list",
+        (_, Action::MarkToggle) => "Mark or unmark, then go to the next row",
+        (_, Action::MarkAll) => "Mark everything shown in this folder",
+        (_, Action::ClearMarks) => "Clear all marks (every folder and volume)",
+        (_, Action::CopyMarked) => "Copy the marked files (or the selected one) out of the image",
+        (_, Action::RestoreSymlink) => "Restore the selected symlink",
+        (_, Action::ShowDetails) => "Details: inode, times, xattrs, ELF SONAME",
+        (_, Action::Doctor) => "Doctor: suspicious links and recent changes",
+        (_, Action::ToggleHelp) if c == Context::Dialog => "Show or hide this help",
+        (_, Action::ToggleHelp) => "This help",
+        (_, Action::FilterStart) => "Filter the file list by name",
+        (Context::Edit, Action::Quit)
+        | (Context::Confirm, Action::Quit)
+        | (Context::Dialog, Action::Quit)
+        | (Context::Progress, Action::Quit) => "Quit (asks first while a copy runs)",
+        (_, Action::Quit) => "Quit",
+        (Context::Edit, Action::Confirm) => "Accept (filter) or start the copy",
+        (_, Action::Confirm) => "Yes",
+        (Context::Main, Action::Cancel) => "Clear the filter, or the message",
+        (Context::Edit, Action::Cancel) => "Cancel (clears the filter)",
+        (Context::Confirm, Action::Cancel) => "No",
+        (Context::Progress, Action::Cancel) => "Cancel the copy (asks first)",
+        (_, Action::Cancel) => "Close",
+        (_, Action::DeleteBack) => "Delete the character before the cursor",
+        (_, Action::CursorLeft) => "Cursor left",
+        (_, Action::CursorRight) => "Cursor right",
+        (_, Action::Background) => "Hide this window; the copy goes on (c shows it)",
+        (_, Action::Redraw) => "Redraw the screen",
+        (_, Action::Insert(_)) => TYPE_CHARACTER,
+    }
+}
+
+/// A job that failed inside (a bug): what the operator sees.
+pub fn internal_error(msg: Option<&str>) -> String {
+    match msg {
+        Some(m) => format!("internal error (please report it): {m}"),
+        None => "internal error (please report it)".into(),
+    }
+}
+
+/// stdout is not a terminal.
+pub const NOT_A_TERMINAL: &str = "the full-screen browser needs a terminal (stdout is not one); \
+in scripts use the subcommands: vmrescue layers, ls, cat, cp";

@@ -1,0 +1,215 @@
+//! Which symlinks look wrong, and why (one line for the status bar).
+//!
+//! Three signs, checked per directory while it is listed:
+//! * dangling inside the guest: the target does not resolve (with the guest's
+//!   `/` as root, as the guest would see it);
+//! * a shared-library link in a library directory that points outside the
+//!   library directories (`/lib64/libc.so.6 -> /opt/glibc-2.14/lib/libc.so.6`);
+//! * changed (ctime) much more recently than its neighbours: more than
+//!   [`RECENT_MARGIN_SECS`] after 90 % of the other entries of the directory.
+
+use crate::fs::Timestamp;
+use crate::fs::path::components;
+
+/// How much newer than its neighbours a link must be to be flagged: 30 days.
+pub const RECENT_MARGIN_SECS: i64 = 30 * 86_400;
+/// Fewest neighbours needed before the ctime comparison means anything.
+pub const MIN_NEIGHBOURS: usize = 4;
+
+/// The directories the guest's dynamic linker searches by default (and
+/// common multiarch ones); `/etc/ld.so.conf` additions are the doctor's job.
+pub const LIBRARY_DIRS: &[&str] = &[
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/libx32",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/lib32",
+    "/usr/libx32",
+    "/usr/local/lib",
+    "/usr/local/lib64",
+];
+
+/// Whether `dir` is a library directory (one of [`LIBRARY_DIRS`] or a
+/// multiarch directory right below one, like `/usr/lib/x86_64-linux-gnu`).
+pub fn is_library_dir(dir: &[u8]) -> bool {
+    let d = trim_slash(dir);
+    LIBRARY_DIRS.iter().any(|l| {
+        let l = l.as_bytes();
+        d == l
+            || (d.len() > l.len()
+                && d.starts_with(l)
+                && d[l.len()] == b'/'
+                && is_multiarch(&d[l.len() + 1..]))
+    })
+}
+
+fn is_multiarch(name: &[u8]) -> bool {
+    // `x86_64-linux-gnu`, `i386-linux-gnu`, `aarch64-linux-gnu`, `arm-linux-gnueabihf`.
+    !name.contains(&b'/') && name.windows(7).any(|w| w == b"-linux-")
+}
+
+fn trim_slash(p: &[u8]) -> &[u8] {
+    if p.len() > 1 && p.ends_with(b"/") {
+        &p[..p.len() - 1]
+    } else {
+        p
+    }
+}
+
+/// Directories the guest fills only while it runs (sockets, pid files, device
+/// nodes): a link into them is dangling on a stopped guest by nature.
+pub const RUNTIME_DIRS: &[&str] = &["/run", "/var/run", "/var/lock", "/proc", "/sys", "/dev"];
+
+/// Whether `path` is inside one of [`RUNTIME_DIRS`].
+pub fn is_runtime_path(path: &[u8]) -> bool {
+    RUNTIME_DIRS.iter().any(|d| {
+        let d = d.as_bytes();
+        path.starts_with(d) && (path.len() == d.len() || path[d.len()] == b'/')
+    })
+}
+
+/// Whether a name looks like a shared library (`libc.so.6`, `ld-linux-x86-64.so.2`, `libz.so`).
+pub fn is_library_name(name: &[u8]) -> bool {
+    name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
+}
+
+/// The directory part of a guest path (`/opt/glibc-2.14/lib/libc.so.6` → `/opt/glibc-2.14/lib`).
+pub fn parent(path: &[u8]) -> Vec<u8> {
+    crate::fs::path::split_last(path).0
+}
+
+/// A lexical absolute path for `target` seen from directory `dir` (no symlinks followed).
+pub fn lexical(dir: &[u8], target: &[u8]) -> Vec<u8> {
+    let mut stack: Vec<&[u8]> = Vec::new();
+    if target.first() != Some(&b'/') {
+        stack.extend(components(dir));
+    }
+    for c in components(target) {
+        match c {
+            b"." => {}
+            b".." => {
+                stack.pop();
+            }
+            c => stack.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    for c in stack {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// The ctimes of a directory's entries, sorted once, to compare each link
+/// with the others in O(log n).
+#[derive(Debug, Clone, Default)]
+pub struct Neighbours {
+    sorted: Vec<i64>,
+}
+
+impl Neighbours {
+    /// From the ctimes of every entry of a directory.
+    pub fn new(mut ctimes: Vec<i64>) -> Neighbours {
+        ctimes.sort_unstable();
+        Neighbours { sorted: ctimes }
+    }
+
+    /// For an entry changed at `ctime` (one of the entries): the ctime it
+    /// must exceed to be "much newer than its neighbours" (90th percentile of
+    /// the others plus [`RECENT_MARGIN_SECS`]) and the others' median.
+    pub fn threshold_without(&self, ctime: i64) -> Option<(i64, i64)> {
+        let n = self.sorted.len();
+        if n < MIN_NEIGHBOURS + 1 {
+            return None;
+        }
+        let pos = self.sorted.partition_point(|&x| x < ctime);
+        // Index `k` among the others (the entry itself taken out).
+        let others = |k: usize| {
+            if k < pos {
+                self.sorted[k]
+            } else {
+                self.sorted[(k + 1).min(n - 1)]
+            }
+        };
+        let m = n - 1;
+        let p90 = others((m * 9 / 10).min(m - 1));
+        let median = others(m / 2);
+        Some((p90.saturating_add(RECENT_MARGIN_SECS), median))
+    }
+}
+
+/// The reason text for a recent change.
+pub fn recent_reason(ctime: i64, median: i64) -> String {
+    super::strings::suspect_recent(
+        &super::format::day(Timestamp {
+            sec: ctime,
+            nsec: 0,
+        }),
+        &super::format::day(Timestamp {
+            sec: median,
+            nsec: 0,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_dirs_and_names() {
+        assert!(is_library_dir(b"/lib64"));
+        assert!(is_library_dir(b"/usr/lib/x86_64-linux-gnu"));
+        assert!(!is_library_dir(b"/opt/glibc-2.14/lib"));
+        assert!(!is_library_dir(b"/usr/lib/python2.6"));
+        assert!(is_library_name(b"libc.so.6"));
+        assert!(is_library_name(b"libz.so"));
+        assert!(!is_library_name(b"python2.6"));
+    }
+
+    #[test]
+    fn runtime_paths() {
+        assert!(is_runtime_path(b"/var/run/mysqld/mysqld.sock"));
+        assert!(is_runtime_path(b"/dev"));
+        assert!(!is_runtime_path(b"/devices/x"));
+        assert!(!is_runtime_path(b"/var/lib/x"));
+    }
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(lexical(b"/lib64", b"libc-2.12.so"), b"/lib64/libc-2.12.so");
+        assert_eq!(
+            lexical(b"/usr/lib64", b"../../lib64/libz.so.1"),
+            b"/lib64/libz.so.1"
+        );
+        assert_eq!(lexical(b"/lib64", b"/opt/x/libc.so.6"), b"/opt/x/libc.so.6");
+        assert_eq!(lexical(b"/", b"../.."), b"/");
+    }
+
+    #[test]
+    fn recent_needs_neighbours() {
+        assert_eq!(Neighbours::new(vec![1, 2, 3, 4]).threshold_without(4), None);
+        // One newer entry among four old ones: compared with the old ones only.
+        let n = Neighbours::new(vec![100, 100, 100, 100, 5_000_000]);
+        assert_eq!(
+            n.threshold_without(5_000_000),
+            Some((100 + RECENT_MARGIN_SECS, 100))
+        );
+        // An old entry is compared with the others, the new one included.
+        let (t, median) = n.threshold_without(100).unwrap();
+        assert_eq!((t, median), (5_000_000 + RECENT_MARGIN_SECS, 100));
+        // When more than a tenth of the directory changed together (a package
+        // update), none of them stands out.
+        let mut v = vec![100; 17];
+        v.extend([9_000_000, 9_000_000, 9_000_000]);
+        let n = Neighbours::new(v);
+        let (t, _) = n.threshold_without(9_000_000).unwrap();
+        assert!(9_000_000 <= t);
+    }
+}

@@ -1,0 +1,159 @@
+//! The left pane: the layer tree, and facts about the selected node below it.
+
+use ratatui::Frame;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use tui_tree_widget::{Tree, TreeItem, TreeState};
+
+use super::layout::Screen;
+use super::style;
+use crate::layers::tree::Node;
+use crate::text::escape_str;
+use crate::tui::app::{App, Focus};
+use crate::tui::format::{safe, size};
+use crate::tui::strings as s;
+
+/// The short line a node gets in the tree: name, size, content, mountpoint.
+pub fn node_label(n: &Node) -> Line<'static> {
+    let mut spans = vec![Span::styled(
+        safe(&escape_str(&n.name)),
+        if n.browsable {
+            style::key()
+        } else {
+            ratatui::style::Style::new()
+        },
+    )];
+    if n.size > 0 {
+        spans.push(Span::raw(format!(" {}", size(n.size))));
+    }
+    if let Some(fs) = &n.fstype {
+        let first = fs.split(' ').next().unwrap_or(fs);
+        spans.push(Span::styled(
+            format!(" {}", safe(&escape_str(first))),
+            style::dim(),
+        ));
+    }
+    if let Some(m) = &n.mountpoint {
+        spans.push(Span::raw(format!(" {}", safe(&escape_str(m)))));
+    }
+    if n.os.is_some() {
+        spans.push(Span::styled(format!(" {}", s::ROOT_BADGE), style::warn()));
+    }
+    if !n.problems.is_empty() {
+        spans.push(Span::styled(format!(" {}", s::PROBLEM_BADGE), style::bad()));
+    }
+    Line::from(spans)
+}
+
+/// Everything known about a node, one fact a line (escaped), the most
+/// useful first (the box under the tree shows as many as fit).
+pub fn node_lines(n: &Node) -> Vec<String> {
+    let mut out = Vec::new();
+    // The description and the problems are escaped where they are made.
+    out.push(format!(
+        "{}: {}",
+        s::kind_name(n.kind),
+        safe(&n.description)
+    ));
+    if n.size > 0 {
+        out.push(format!(
+            "{}: {} ({} bytes)",
+            s::F_SIZE,
+            size(n.size),
+            n.size
+        ));
+    }
+    if let Some(fs) = &n.fstype {
+        out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
+    }
+    if let Some(os) = &n.os {
+        out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));
+    }
+    if let Some(m) = &n.mountpoint {
+        out.push(format!("{}: {}", s::F_MOUNTPOINT, escape_str(m)));
+    }
+    if n.volume.is_some() && !n.browsable && n.children.is_empty() {
+        out.push(s::not_browsable(
+            &escape_str(&n.name),
+            n.fstype.as_deref().map(escape_str).as_deref(),
+        ));
+    }
+    for p in &n.problems {
+        out.push(format!("{}: {}", s::F_PROBLEM, safe(p)));
+    }
+    if let Some(l) = &n.label {
+        out.push(format!("{}: \"{}\"", s::F_LABEL, escape_str(l)));
+    }
+    if let Some(v) = &n.volume {
+        out.push(format!("{}: {}", s::F_VOLUME, escape_str(v)));
+    }
+    if let Some(st) = n.start {
+        out.push(format!("{}: {}", s::F_START, s::start_at(st)));
+    }
+    if let Some(u) = &n.uuid {
+        out.push(format!("{}: {}", s::F_UUID, escape_str(u)));
+    }
+    out
+}
+
+fn items(nodes: &[Node]) -> Vec<TreeItem<'static, usize>> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let children = items(&n.children);
+            TreeItem::new(i, node_label(n), children)
+                .unwrap_or_else(|_| TreeItem::new_leaf(i, node_label(n)))
+        })
+        .collect()
+}
+
+/// Draw the layer tree and the facts of the selected node.
+pub fn draw_layers(frame: &mut Frame<'_>, screen: &Screen, app: &App) {
+    let focused = app.focus == Focus::Layers;
+    let tree_items = items(&app.layers.roots);
+    let mut state = TreeState::default();
+    for p in &app.layers.opened {
+        state.open(p.clone());
+    }
+    state.select(app.layers.selected.clone());
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(if focused {
+            style::focused_border()
+        } else {
+            style::border()
+        })
+        .title(format!(" {} ", s::LAYERS_TITLE));
+    match Tree::new(&tree_items) {
+        Ok(tree) => {
+            let tree = tree
+                .block(block)
+                .highlight_style(if focused {
+                    style::selected()
+                } else {
+                    style::selected_unfocused()
+                })
+                .highlight_symbol(">");
+            frame.render_stateful_widget(tree, screen.tree, &mut state);
+        }
+        Err(_) => frame.render_widget(block, screen.tree),
+    }
+    if screen.info.height > 0 {
+        let lines: Vec<Line<'static>> = app
+            .layers
+            .current()
+            .map(node_lines)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| Line::from(safe(&l)))
+            .collect();
+        let info = Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::new()
+                .borders(Borders::ALL)
+                .border_style(style::border())
+                .title(format!(" {} ", s::LAYER_INFO_TITLE)),
+        );
+        frame.render_widget(info, screen.info);
+    }
+}

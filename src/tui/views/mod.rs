@@ -1,0 +1,116 @@
+//! Pure drawing functions over a borrowed [`App`]: one file per pane or window.
+//! Nothing here changes state; everything shown from an image was escaped
+//! when it entered the app, and [`crate::tui::format::safe`] guards the rest.
+
+pub mod confirm;
+pub mod copy;
+pub mod details;
+pub mod doctor;
+pub mod files;
+pub mod header;
+pub mod help;
+pub mod layers;
+pub mod layout;
+pub mod message;
+pub mod progress;
+pub mod restore;
+pub mod status;
+pub mod summary;
+pub mod window;
+
+use ratatui::Frame;
+use ratatui::style::{Color, Modifier, Style};
+
+use super::app::App;
+use super::dialog::Dialog;
+use layout::Screen;
+
+/// Draw the whole screen.
+pub fn draw(frame: &mut Frame<'_>, app: &App) {
+    let screen = Screen::new(frame.area());
+    header::draw_header(frame, screen.header, app);
+    layers::draw_layers(frame, &screen, app);
+    files::draw_files(frame, screen.files, app);
+    status::draw_status(frame, screen.status, app);
+    if let Some(job) = &app.copy
+        && !job.hidden
+    {
+        progress::draw_progress(frame, &screen, job);
+    }
+    match &app.dialog {
+        None => {}
+        Some(Dialog::Help { scroll }) => help::draw_help(frame, &screen, &app.keymap, *scroll),
+        Some(Dialog::Details {
+            title,
+            details,
+            scroll,
+            ..
+        }) => details::draw_details(frame, &screen, title, details.as_deref(), *scroll),
+        Some(Dialog::Message {
+            title,
+            lines,
+            scroll,
+        }) => message::draw_message(frame, &screen, title, lines, *scroll),
+        Some(Dialog::CopySetup(c)) => copy::draw_copy(frame, &screen, c),
+        Some(Dialog::Confirm(c)) => confirm::draw_confirm(frame, &screen, c),
+        Some(Dialog::Summary { summary, scroll }) => {
+            summary::draw_summary(frame, &screen, summary, *scroll)
+        }
+        Some(Dialog::Restore(r)) => restore::draw_restore(frame, &screen, r),
+        Some(Dialog::Doctor(d)) => doctor::draw_doctor(frame, &screen, d),
+    }
+}
+
+/// Styles shared by the views.
+pub mod style {
+    use super::*;
+
+    /// Borders of the pane with the keys.
+    pub fn focused_border() -> Style {
+        Style::new().fg(Color::Cyan)
+    }
+    /// Borders of the other pane.
+    pub fn border() -> Style {
+        Style::new().fg(Color::DarkGray)
+    }
+    /// The selected row of the pane with the keys.
+    pub fn selected() -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+    /// The selected row of the other pane.
+    pub fn selected_unfocused() -> Style {
+        Style::new().add_modifier(Modifier::UNDERLINED)
+    }
+    /// Directories.
+    pub fn dir() -> Style {
+        Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD)
+    }
+    /// Symlinks.
+    pub fn link() -> Style {
+        Style::new().fg(Color::Cyan)
+    }
+    /// Flagged entries and errors.
+    pub fn bad() -> Style {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    /// Warnings (journal replayed).
+    pub fn warn() -> Style {
+        Style::new().fg(Color::Yellow)
+    }
+    /// Marked entries.
+    pub fn marked() -> Style {
+        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+    /// Less important text.
+    pub fn dim() -> Style {
+        Style::new().fg(Color::DarkGray)
+    }
+    /// Titles and keys in hints.
+    pub fn key() -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+    /// The status bar.
+    pub fn bar() -> Style {
+        Style::new().bg(Color::Blue).fg(Color::White)
+    }
+}

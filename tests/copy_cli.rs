@@ -1,0 +1,146 @@
+//! `vmrescue cp`: destination rules, existing files, summary and exit codes.
+
+mod common;
+mod copy_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::vmrescue;
+use copy_support::{listing, name};
+use expectrl::{Eof, Expect, Session};
+
+fn guest(root: &Path) {
+    std::fs::create_dir_all(root.join("var/lib/mysql/db")).unwrap();
+    std::fs::write(root.join("var/lib/mysql/ibdata1"), b"database pages").unwrap();
+    std::fs::write(root.join("var/lib/mysql/db/t.frm"), b"table").unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/passwd"), b"root:x:0:0::/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join(name(b"etc/\x1b[2Jclear")), b"escape").unwrap();
+}
+
+fn cp(args: &[&str]) -> (i32, String) {
+    let mut all = vec!["cp"];
+    all.extend_from_slice(args);
+    let out = vmrescue(&all);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains('\x1b'), "raw escape on stderr: {err:?}");
+    assert!(!err.contains('\r'), "a progress bar on a pipe: {err:?}");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn copies_into_a_directory_then_applies_the_existing_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("guest");
+    guest(&g);
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (g, o) = (g.to_str().unwrap(), out.to_str().unwrap());
+    let (code, err) = cp(&[g, "/var/lib/mysql", "etc/passwd", o]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("copied 3 files, 2 directories"), "{err}");
+    assert_eq!(
+        listing(&out),
+        [
+            "",
+            "mysql",
+            "mysql/db",
+            "mysql/db/t.frm",
+            "mysql/ibdata1",
+            "passwd"
+        ]
+    );
+    std::fs::write(out.join("mysql/ibdata1"), b"newer").unwrap();
+
+    let (code, err) = cp(&[g, "/var/lib/mysql", o]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("failed 2:"), "{err}");
+    assert!(
+        err.contains("/var/lib/mysql/ibdata1: already exists"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.join("mysql/ibdata1")).unwrap(), b"newer");
+
+    let (code, err) = cp(&["--skip-existing", g, "/var/lib/mysql", o]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("skipped 2:"), "{err}");
+    assert_eq!(std::fs::read(out.join("mysql/ibdata1")).unwrap(), b"newer");
+
+    let (code, err) = cp(&["--overwrite", "--no-owner", g, "/var/lib/mysql", o]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(out.join("mysql/ibdata1")).unwrap(),
+        b"database pages"
+    );
+
+    let (code, err) = cp(&["--overwrite", "--skip-existing", g, "/etc", o]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn dest_names_like_cp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("guest");
+    guest(&g);
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let g = g.to_str().unwrap();
+    let at = |p: &str| out.join(p).to_str().unwrap().to_string();
+    // One source to a new name.
+    let (code, err) = cp(&[g, "/etc/passwd", &at("pw")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(out.join("pw")).unwrap(),
+        b"root:x:0:0::/root:/bin/sh\n"
+    );
+    let (code, err) = cp(&[g, "/var/lib/mysql", &at("db-copy")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.join("db-copy/db/t.frm").is_file());
+    // `dir/.`: the contents into a new directory.
+    let (code, err) = cp(&[g, "/var/lib/mysql/.", &at("contents")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.join("contents/ibdata1").is_file());
+    // Several sources need an existing directory.
+    let (code, err) = cp(&[g, "/etc", "/var", &at("nope")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("several sources"), "{err}");
+    // A missing source is reported; the others are still copied.
+    let (code, err) = cp(&[g, "/missing", "/etc/passwd", &at("")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/missing: not found"), "{err}");
+    assert!(out.join("passwd").is_file());
+    // A guest directory cannot receive its own copy.
+    let inside = Path::new(g).join("etc/sub");
+    let (code, err) = cp(&[g, "/etc", inside.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("inside the guest directory"), "{err}");
+    assert!(!inside.exists());
+    // Names in messages are escaped.
+    let (code, err) = cp(&[g, "/etc", &at("")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = cp(&[g, "/etc", &at("")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/etc/\\x1b[2Jclear: already exists"), "{err}");
+}
+
+#[test]
+fn progress_bar_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("guest");
+    guest(&g);
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmrescue"));
+    cmd.args(["cp", g.to_str().unwrap(), "/var", out.to_str().unwrap()]);
+    let mut session = Session::spawn(cmd).unwrap();
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    let seen = session.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(seen.as_bytes()).into_owned();
+    assert!(text.contains("100% [####################]"), "{text:?}");
+    assert!(text.contains("2/2 files"), "{text:?}");
+    assert!(text.contains("\r\x1b[K"), "the bar is cleared: {text:?}");
+    assert!(text.contains("copied 2 files"), "{text:?}");
+    assert!(out.join("var/lib/mysql/db/t.frm").is_file());
+}

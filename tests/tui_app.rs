@@ -1,0 +1,487 @@
+//! State tests of the TUI: `App::update` with actions and job results run in
+//! place (no terminal): navigation, marks across directories and volumes,
+//! the filter, dialogs, and a copy-out on the story's guest.
+
+mod tui_support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use tui_support::{MemOpener, story};
+use vmrescue::tui::Action;
+use vmrescue::tui::app::{Focus, Right};
+use vmrescue::tui::dialog::{ConfirmKind, Dialog};
+
+#[test]
+fn opens_the_guest_root_and_expands_the_layers() {
+    let st = story(120, 40);
+    let app = &st.app;
+    assert_eq!(app.focus, Focus::Files);
+    let pane = app.pane().expect("the guest root is shown");
+    assert_eq!(app.layout.volume(pane.volume).name, "vg_ta/lv_root");
+    assert_eq!(pane.path, b"/");
+    // Directories first, by name.
+    let names: Vec<&str> = pane.entries.iter().map(|e| e.shown.as_str()).collect();
+    assert_eq!(&names[..3], ["bin", "boot", "dev"]);
+    // The tree is open down to the LVs, and lv_root is selected.
+    let shown: Vec<String> = app
+        .layers
+        .visible()
+        .iter()
+        .map(|p| app.layers.node(p).unwrap().name.clone())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "vm-108-disk-1.raw",
+            "p1",
+            "p2",
+            "vg_ta",
+            "lv_root",
+            "lv_home",
+            "lv_swap"
+        ]
+    );
+    assert_eq!(app.layers.current().unwrap().name, "lv_root");
+}
+
+#[test]
+fn navigation_flags_the_repointed_libc_link() {
+    let mut st = story(80, 24);
+    st.cd("/lib64");
+    let pane = st.app.pane().unwrap();
+    let flagged: Vec<(&str, &str)> = pane
+        .entries
+        .iter()
+        .filter_map(|e| e.suspect.as_deref().map(|r| (e.shown.as_str(), r)))
+        .collect();
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    let (name, reason) = flagged[0];
+    assert_eq!(name, "libc.so.6");
+    assert_eq!(
+        reason,
+        "outside lib dirs: /opt/glibc-2.14/lib; changed 2024-05-02, others 2013-02-22"
+    );
+    // Back selects the directory we came from; at the root, Back goes to the tree.
+    st.act(Action::Back);
+    assert_eq!(st.path(), "/");
+    assert_eq!(st.current(), "lib64");
+    st.act(Action::Back);
+    assert_eq!(st.app.focus, Focus::Layers);
+    // End and Home, page keys stay in range.
+    st.app.focus = Focus::Files;
+    st.act(Action::End);
+    let last = st.app.pane().unwrap().visible.len() - 1;
+    assert_eq!(st.app.pane().unwrap().selected, last);
+    st.act(Action::PageDown);
+    assert_eq!(st.app.pane().unwrap().selected, last);
+    st.act(Action::PageUp);
+    st.act(Action::PageUp);
+    st.act(Action::PageUp);
+    assert_eq!(st.app.pane().unwrap().selected, 0);
+}
+
+#[test]
+fn a_symlink_to_a_directory_is_followed_inside_the_guest() {
+    let mut st = story(80, 24);
+    let mut fs = tui_support::centos_root();
+    fs.symlink("/data", "/var/lib/../lib/mysql", tui_support::T2013);
+    let mut opener = MemOpener::story();
+    opener.map.insert("vg_ta/lv_root".into(), Arc::new(fs));
+    st.jobs.opener = Arc::new(opener);
+    st.app.fss.clear();
+    st.app.open_volume(st.app.pane().unwrap().volume);
+    st.jobs.run_inline(&mut st.app);
+    st.select("data");
+    st.act(Action::Open);
+    assert_eq!(st.path(), "/var/lib/mysql");
+    let _ = &st.opener;
+}
+
+#[test]
+fn marks_across_directories_and_volumes() {
+    let mut st = story(120, 40);
+    st.cd("/var/lib/mysql");
+    st.select("ibdata1");
+    st.act(Action::MarkToggle);
+    // Marking moves down.
+    assert_ne!(st.current(), "ibdata1");
+    st.cd("/lib64");
+    st.select("libc-2.12.so");
+    st.act(Action::MarkToggle);
+    assert_eq!(st.app.marks.len(), 2);
+    assert_eq!(st.app.marks.total_size(), (10 << 20) + 1_926_800);
+    // Another volume: lv_home.
+    st.select_layer("lv_home");
+    st.act(Action::Open);
+    assert_eq!(st.app.focus, Focus::Files);
+    assert_eq!(
+        st.app.layout.volume(st.app.pane().unwrap().volume).name,
+        "vg_ta/lv_home"
+    );
+    st.select("ta");
+    st.act(Action::MarkToggle);
+    assert_eq!(st.app.marks.len(), 3);
+    assert_eq!(st.app.marks.volumes().len(), 2);
+    assert_eq!(st.app.marks.dirs(), 1);
+    // Back on lv_root, the last directory is remembered and the marks are still there.
+    st.select_layer("lv_root");
+    st.act(Action::Open);
+    assert_eq!(st.path(), "/lib64");
+    st.select("libc-2.12.so");
+    st.act(Action::MarkToggle);
+    assert_eq!(st.app.marks.len(), 2, "toggling again unmarks");
+    // Mark all shown in a directory, then clear everything.
+    st.act(Action::MarkAll);
+    let n = st.app.pane().unwrap().visible.len();
+    assert_eq!(st.app.marks.len(), 2 + n);
+    st.act(Action::ClearMarks);
+    assert!(st.app.marks.is_empty());
+    // Marking in the layer pane is refused with a message.
+    st.app.focus = Focus::Layers;
+    st.act(Action::MarkToggle);
+    assert!(st.app.marks.is_empty());
+    assert!(
+        st.app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("marks are for files")
+    );
+}
+
+#[test]
+fn filter_by_name() {
+    let mut st = story(80, 24);
+    st.cd("/lib64");
+    let all = st.app.pane().unwrap().entries.len();
+    st.act(Action::FilterStart);
+    for c in "LIBC".chars() {
+        st.act(Action::Insert(c));
+    }
+    let shown: Vec<String> = {
+        let p = st.app.pane().unwrap();
+        p.visible
+            .iter()
+            .map(|&i| p.entries[i].shown.clone())
+            .collect()
+    };
+    assert_eq!(shown, ["libc-2.12.so", "libc.so.6"], "case-insensitive");
+    st.act(Action::DeleteBack);
+    st.act(Action::Confirm);
+    assert!(!st.app.pane().unwrap().editing_filter);
+    assert_eq!(st.app.pane().unwrap().filter.text, "LIB");
+    // Keys move in the filtered list; a mark-all marks only what is shown.
+    st.act(Action::MarkAll);
+    assert_eq!(st.app.marks.len(), st.app.pane().unwrap().visible.len());
+    assert!(st.app.marks.len() < all);
+    // Esc on the main screen clears the filter.
+    st.act(Action::Cancel);
+    assert_eq!(st.app.pane().unwrap().visible.len(), all);
+    // Esc while typing clears it too; entering a directory resets it.
+    st.act(Action::FilterStart);
+    st.act(Action::Insert('z'));
+    st.act(Action::Cancel);
+    assert_eq!(st.app.pane().unwrap().visible.len(), all);
+    st.act(Action::FilterStart);
+    st.act(Action::Insert('s'));
+    st.act(Action::Insert('e'));
+    st.act(Action::Confirm);
+    assert_eq!(st.current(), "security");
+    st.act(Action::Open);
+    assert!(st.app.pane().unwrap().filter.text.is_empty());
+}
+
+#[test]
+fn help_details_restore_and_doctor_dialogs() {
+    let mut st = story(120, 40);
+    st.act(Action::ToggleHelp);
+    assert!(matches!(st.app.dialog, Some(Dialog::Help { .. })));
+    st.act(Action::MoveDown);
+    assert!(matches!(st.app.dialog, Some(Dialog::Help { scroll: 1 })));
+    st.act(Action::ToggleHelp);
+    assert!(st.app.dialog.is_none());
+    st.cd("/lib64");
+    st.select("libc-2.12.so");
+    st.act(Action::ShowDetails);
+    let Some(Dialog::Details {
+        details: Some(d), ..
+    }) = &st.app.dialog
+    else {
+        panic!("details loaded");
+    };
+    assert_eq!(d.path, "/lib64/libc-2.12.so");
+    let elf = d.elf.as_ref().expect("ELF facts");
+    assert_eq!(elf.soname.as_deref(), Some("libc.so.6"));
+    assert!(
+        elf.summary.contains("64-bit LSB shared object, x86-64"),
+        "{}",
+        elf.summary
+    );
+    assert_eq!(d.xattrs[0].0, "security.selinux");
+    st.act(Action::Cancel);
+    assert!(st.app.dialog.is_none());
+    // r on the flagged link: the restore dialog with its problems.
+    st.select("libc.so.6");
+    st.act(Action::RestoreSymlink);
+    let Some(Dialog::Restore(r)) = &st.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert_eq!(r.path, "/lib64/libc.so.6");
+    assert_eq!(r.target, "/opt/glibc-2.14/lib/libc.so.6");
+    assert_eq!(r.problems.len(), 2);
+    st.act(Action::Cancel);
+    // Enter on a link to a file shows its details, with where it leads.
+    st.act(Action::Open);
+    let Some(Dialog::Details {
+        details: Some(d), ..
+    }) = &st.app.dialog
+    else {
+        panic!("details of the link");
+    };
+    assert_eq!(d.resolved, Some(Ok("/opt/glibc-2.14/lib/libc.so.6".into())));
+    st.act(Action::Cancel);
+    // r on a regular file says what r is for.
+    st.select("ld-2.12.so");
+    st.act(Action::RestoreSymlink);
+    assert!(st.app.dialog.is_none());
+    assert!(
+        st.app
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("symbolic link")
+    );
+    // The doctor hook lists the flagged entries of the directory.
+    st.act(Action::Doctor);
+    let Some(Dialog::Doctor(d)) = &st.app.dialog else {
+        panic!("doctor view");
+    };
+    assert_eq!(d.flagged.len(), 1);
+    assert_eq!(d.flagged[0].0, "libc.so.6");
+    st.act(Action::Cancel);
+    // i in the layer pane shows the node's facts.
+    st.select_layer("lv_root");
+    st.act(Action::ShowDetails);
+    let Some(Dialog::Message { lines, .. }) = &st.app.dialog else {
+        panic!("layer facts");
+    };
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "guest root: CentOS release 6.4 (Final)"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn unreadable_volumes_say_why() {
+    let mut st = story(80, 24);
+    st.select_layer("p1");
+    st.act(Action::Open);
+    match &st.app.right {
+        Right::Failed(_, why) => assert!(why.contains("unsupported"), "{why}"),
+        _ => panic!("p1 cannot be opened by the test opener"),
+    }
+    st.select_layer("lv_swap");
+    st.act(Action::Open);
+    let m = st.app.message.as_ref().unwrap();
+    assert!(m.error && m.text.contains("swap"), "{m:?}");
+}
+
+fn read_tree(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            e.path().strip_prefix(root).unwrap().display().to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn copy_dialog_progress_cancel_and_summary() {
+    let mut st = story(120, 40);
+    let out = tempfile::tempdir().unwrap();
+    // Nothing marked: the selected entry is copied.
+    st.cd("/var/lib");
+    st.select("mysql");
+    st.act(Action::CopyMarked);
+    let Some(Dialog::CopySetup(c)) = &st.app.dialog else {
+        panic!("copy dialog");
+    };
+    assert_eq!(c.dest.text, "./rescued/vm-108-disk-1/vg_ta_lv_root/");
+    let p = c.summary.as_ref().expect("plan made");
+    assert_eq!((p.files, p.dirs, p.symlinks), (4, 3, 1));
+    assert_eq!(p.bytes, (10 << 20) + 48 * 1024 + 17 + 21);
+    // Edit the destination: clear it and type the temp dir.
+    for _ in 0..100 {
+        st.act(Action::DeleteBack);
+    }
+    for ch in out.path().display().to_string().chars() {
+        st.act(Action::Insert(ch));
+    }
+    st.act(Action::Confirm);
+    // Inline, the copy has run to the end: the summary is shown.
+    assert!(st.app.copy.is_none());
+    let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
+        panic!("summary");
+    };
+    assert!(!summary.cancelled);
+    assert_eq!(summary.files, 4);
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(
+        read_tree(out.path()),
+        [
+            "mysql",
+            "mysql/ib_logfile0",
+            "mysql/ibdata1",
+            "mysql/mysql",
+            "mysql/mysql.sock",
+            "mysql/mysql/user.MYD",
+            "mysql/mysql/user.frm",
+            "mysql/test"
+        ]
+    );
+    let fs = tui_support::centos_root();
+    let ib = out.path().join("mysql/ibdata1");
+    assert_eq!(
+        std::fs::read(&ib).unwrap(),
+        fs.contents(b"/var/lib/mysql/ibdata1")
+    );
+    let m = std::fs::metadata(&ib).unwrap();
+    assert!(
+        m.blocks() * 512 < m.len() / 2,
+        "holes kept: {} blocks",
+        m.blocks()
+    );
+    assert_eq!(m.mode() & 0o777, 0o660);
+    assert_eq!(
+        std::fs::read_link(out.path().join("mysql/mysql.sock")).unwrap(),
+        Path::new("/var/run/mysqld/mysqld.sock")
+    );
+    st.act(Action::Cancel);
+    // Again into the same folder: nothing is overwritten, every file is skipped.
+    st.act(Action::CopyMarked);
+    if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
+        c.dest = vmrescue::tui::files::TextField::new(&out.path().display().to_string());
+    }
+    st.act(Action::Confirm);
+    let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
+        panic!("summary");
+    };
+    assert_eq!(summary.files, 0);
+    assert!(
+        summary
+            .skipped
+            .iter()
+            .any(|(p, why)| p == "/var/lib/mysql/ibdata1" && why.contains("already exists"))
+    );
+    st.act(Action::Cancel);
+}
+
+#[test]
+fn copy_across_volumes_and_cancel_questions() {
+    let mut st = story(120, 40);
+    st.cd("/var/log");
+    st.select("messages");
+    st.act(Action::MarkToggle);
+    st.select_layer("lv_home");
+    st.act(Action::Open);
+    st.select("ta");
+    st.act(Action::MarkToggle);
+    // The copy dialog (planning left pending: no job runs until asked).
+    st.app.update(&Action::CopyMarked);
+    let Some(Dialog::CopySetup(c)) = &st.app.dialog else {
+        panic!("copy dialog");
+    };
+    assert_eq!(c.dest.text, "./rescued/vm-108-disk-1/");
+    assert_eq!(c.volumes, ["vg_ta/lv_root", "vg_ta/lv_home"]);
+    assert!(c.summary.is_none());
+    // Enter before the plan is ready does nothing but say so.
+    st.app.update(&Action::Confirm);
+    assert!(matches!(st.app.dialog, Some(Dialog::CopySetup(_))));
+    let out = tempfile::tempdir().unwrap();
+    // Plan, then start without running the copy job: the progress window is up.
+    st.jobs.run_inline(&mut st.app);
+    if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
+        c.dest = vmrescue::tui::files::TextField::new(&out.path().display().to_string());
+    }
+    st.app.update(&Action::Confirm);
+    assert!(st.app.copy.is_some());
+    assert_eq!(st.app.context(), vmrescue::tui::keymap::Context::Progress);
+    // Esc asks; n keeps copying; b hides the window.
+    st.app.update(&Action::Cancel);
+    assert!(
+        matches!(&st.app.dialog, Some(Dialog::Confirm(c)) if c.kind == ConfirmKind::CancelCopy)
+    );
+    st.app.update(&Action::Cancel);
+    assert!(st.app.dialog.is_none());
+    st.app.update(&Action::Background);
+    assert!(st.app.copy.as_ref().unwrap().hidden);
+    assert_eq!(st.app.context(), vmrescue::tui::keymap::Context::Main);
+    // Quitting while it runs asks first; yes cancels, and quits when the job ends.
+    st.app.update(&Action::Quit);
+    assert!(
+        matches!(&st.app.dialog, Some(Dialog::Confirm(c)) if c.kind == ConfirmKind::QuitDuringCopy)
+    );
+    st.app.update(&Action::Confirm);
+    assert!(
+        st.app
+            .copy
+            .as_ref()
+            .unwrap()
+            .cancel
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(!st.app.quit, "waits for the copy to stop");
+    st.jobs.run_inline(&mut st.app);
+    assert!(st.app.quit);
+    let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
+        panic!("summary");
+    };
+    assert!(summary.cancelled);
+    // Cancelled before the first file: nothing half-written is left.
+    assert!(!out.path().join("vg_ta_lv_root/messages").exists());
+}
+
+#[test]
+fn one_volume_copy_then_per_volume_folders() {
+    let mut st = story(120, 40);
+    st.cd("/var/log");
+    st.select("messages");
+    st.act(Action::MarkToggle);
+    st.select_layer("lv_home");
+    st.act(Action::Open);
+    st.select("ta");
+    st.act(Action::MarkToggle);
+    let out = tempfile::tempdir().unwrap();
+    st.act(Action::CopyMarked);
+    if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
+        c.dest = vmrescue::tui::files::TextField::new(&out.path().display().to_string());
+    }
+    st.act(Action::Confirm);
+    let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
+        panic!("summary");
+    };
+    assert!(
+        summary.failed.is_empty() && summary.skipped.is_empty(),
+        "{summary:?}"
+    );
+    assert_eq!(
+        read_tree(out.path()),
+        [
+            "vg_ta_lv_home",
+            "vg_ta_lv_home/ta",
+            "vg_ta_lv_home/ta/notes.txt",
+            "vg_ta_lv_root",
+            "vg_ta_lv_root/messages"
+        ]
+    );
+}
