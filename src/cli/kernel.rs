@@ -64,10 +64,13 @@ pub struct KernelRelinkArgs {
     new_target: String,
 }
 
-/// Run `mount`.
-pub fn mount(args: &MountArgs) -> u8 {
+/// Run `mount` (or `map` when not `mount_it`).
+pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
+    let cmd = if mount_it { "mount" } else { "map" };
     if args.target.engine == EngineChoice::Userspace {
-        report(&"`mount` works through the kernel engine only (leave out --engine userspace)");
+        report(&format!(
+            "`{cmd}` works through the kernel engine only (leave out --engine userspace)"
+        ));
         return exit::ERROR;
     }
     let layout = match open_layout(&args.target) {
@@ -96,22 +99,40 @@ pub fn mount(args: &MountArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    let dir = match session.mount(&layout, id, false) {
-        Ok(d) => d,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
-        }
-    };
     let v = layout.volume(id);
-    println!("{}", dir.display());
-    let _ = std::io::stdout().flush();
-    eprintln!(
-        "vmrescue: {} ({}) is mounted read-only at {}; press Ctrl-C to unmount",
-        v.name,
-        v.content.kind.name(),
-        dir.display()
-    );
+    if mount_it {
+        let dir = match session.mount(&layout, id, false) {
+            Ok(d) => d,
+            Err(e) => {
+                report(&e);
+                return exit::ERROR;
+            }
+        };
+        println!("{}", dir.display());
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "vmrescue: {} ({}) is mounted read-only at {}; press Ctrl-C to unmount",
+            v.name,
+            v.content.kind.name(),
+            dir.display()
+        );
+    } else {
+        let dev = match session.map(&layout, id, false) {
+            Ok(d) => d,
+            Err(e) => {
+                report(&e);
+                return exit::ERROR;
+            }
+        };
+        println!("{}", dev.node().display());
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "vmrescue: {} is mapped read-only as {} ({}); press Ctrl-C to remove it",
+            v.name,
+            dev.node().display(),
+            dev.name
+        );
+    }
     // The signal watcher tears the session down and ends the process.
     loop {
         std::thread::park();

@@ -105,6 +105,12 @@ enum Command {
     /// mounts it read-only under /run/vmrescue/, prints the mountpoint and
     /// waits; Ctrl-C, SIGTERM or SIGHUP unmount and remove everything.
     Mount(kernel::MountArgs),
+    /// Map a volume as a read-only block device through the kernel engine (root) until interrupted.
+    ///
+    /// Like `mount` without the mount: prints the device (`/dev/dm-N`) for
+    /// tools that read block devices (`fsck -n`, `photorec`, `dd`); Ctrl-C,
+    /// SIGTERM or SIGHUP remove it again.
+    Map(kernel::MountArgs),
     /// Remove what a killed vmrescue session left: mounts, device-mapper and loop devices.
     ///
     /// Only objects with vmrescue's own prefixes whose session's process is
@@ -159,7 +165,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
-        Some(Command::Mount(args)) => kernel::mount(&args),
+        Some(Command::Mount(args)) => kernel::mount(&args, true),
+        Some(Command::Map(args)) => kernel::mount(&args, false),
         Some(Command::Cleanup(args)) => kernel::cleanup(&args),
         Some(Command::Walk(args)) => kernel::walk(&args),
         Some(Command::KernelRelink(args)) => kernel::relink(&args),

@@ -202,6 +202,38 @@ t_mounted_session() {
     stop_mount TERM
 }
 
+# map_pattern DISKS VOLUME: map an LV of the LVM fixtures (every sector holds
+# "VMRESCUE-LVM <vg>/<lv> SECTOR <n>", written where lvm2's report says) and
+# read every sector back through the dm device.
+t_map_pattern() {
+    # shellcheck disable=SC2086
+    vmrescue map $1 --volume "$2" >/tmp/map.out 2>/tmp/map.err &
+    MPID=$!
+    i=0
+    dev=
+    while [ $i -lt 300 ]; do
+        dev=$(head -n1 /tmp/map.out 2>/dev/null)
+        [ -n "$dev" ] && [ -b "$dev" ] && break
+        kill -0 "$MPID" 2>/dev/null || break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ -n "$dev" ] && [ -b "$dev" ] || { cat /tmp/map.err; fail "vmrescue map $2 did not come up"; }
+    cat /tmp/map.err
+    n=${dev#/dev/}
+    echo "$n: $(cat "/sys/block/$n/dm/name") ro $(cat "/sys/block/$n/ro"): $(dmsetup table "$(cat "/sys/block/$n/dm/name")")"
+    [ "$(cat "/sys/block/$n/ro")" = 1 ] || fail "$n is writable"
+    size=$(cat "/sys/block/$n/size")
+    awk -v lv="$2" -v n="$size" '
+        $1 != "VMRESCUE-LVM" || $2 != lv || $3 != "SECTOR" || $4 != NR - 1 {
+            bad++
+            if (bad < 5) print "sector " NR - 1 ": " substr($0, 1, 60)
+        }
+        END { print NR " sectors of " n ", " bad + 0 " wrong"; exit (bad > 0 || NR != n) }' "$dev" ||
+        fail "wrong bytes through $dev"
+    stop_mount TERM
+}
+
 # A mount kept busy at teardown: retried, then detached lazily and the dm
 # device removed when released; reported, and `cleanup` finishes the job.
 t_busy() {
@@ -420,6 +452,16 @@ step "kill -9, then cleanup" t_kill9_cleanup p1
 step "mount refused: the kernel's message" t_mount_refused
 step "relink p1 /grub/menu.lst" t_relink "$MULTI" p1 /grub/menu.lst ../grub/grub.conf grub.conf
 parity "" "$MULTI" p1
+# The LVM2 fixtures: a striped LV (3, then 2 stripes) and a linear LV of
+# four segments on three PVs (two partitions and a whole disk).
+if [ -f lvm-gpt.img ] && has_volume "lvm-gpt.img --disk lvm-gpt-disk1.img" vmrlvm_gpt/lv_striped; then
+    for v in vmrlvm_gpt/lv_striped vmrlvm_gpt/lv_multi; do
+        step "map $v: every sector through dm" t_map_pattern "lvm-gpt.img --disk lvm-gpt-disk1.img" "$v"
+    done
+else
+    skip "lvm-gpt fixture" "lvm-gpt.img missing or its VG not found"
+fi
+
 # qcow2 disks go through qemu-nbd (a loop device cannot show them).
 vmrescue layers kernel-a.qcow2 >/dev/null 2>/tmp/q.err
 if [ $? -le 1 ]; then

@@ -99,7 +99,7 @@ fx=$vm/fixtures
 rm -rf "$fx"
 mkdir -p "$fx"
 fixture_src=${VMRESCUE_FIXTURES:-}
-for name in kernel-a kernel-b demo; do
+for name in kernel-a kernel-b lvm-gpt lvm-gpt-disk1; do
     if [ -n "$fixture_src" ] && [ -f "$fixture_src/$name.img" ]; then
         cp --sparse=always "$fixture_src/$name.img" "$fx/"
     elif [ -f "tests/fixtures/data/$name.img.zst" ]; then
