@@ -234,6 +234,32 @@ t_map_pattern() {
     stop_mount TERM
 }
 
+# ls_cp DISKS VOLUME DIR: `ls` and `cp` through the kernel engine agree with
+# its walk: the names in DIR, and every file, link and mode of the copy.
+t_ls_cp() {
+    disks=$1 vol=$2 dir=$3
+    vmrescue walk $disks --volume "$vol" --engine kernel >/tmp/walk.txt || fail "walk failed"
+    # shellcheck disable=SC2086
+    vmrescue ls --engine kernel --volume "$vol" $disks "$dir" >/tmp/ls.txt || fail "ls failed"
+    sort /tmp/ls.txt >/tmp/ls.sorted
+    awk -F '\t' -v d="$dir/" 'index($1, d) == 1 && index(substr($1, length(d) + 1), "/") == 0 {
+        print substr($1, length(d) + 1) }' /tmp/walk.txt | sort >/tmp/ls.want
+    diff /tmp/ls.want /tmp/ls.sorted || fail "ls $dir differs from the walk"
+    echo "ls: $(wc -l </tmp/ls.sorted) names"
+    rm -rf /tmp/cpout
+    mkdir /tmp/cpout
+    # shellcheck disable=SC2086
+    vmrescue cp -q --engine kernel --volume "$vol" $disks "$dir" /tmp/cpout || fail "cp failed"
+    awk -F '\t' -v d="$dir" 'BEGIN { OFS = "\t" }
+        $1 == d || index($1, d "/") == 1 { $1 = substr($1, length(d) + 1); if ($1 == "") $1 = "/"; print }' \
+        /tmp/walk.txt | sort >/tmp/cp.want
+    bb_manifest "/tmp/cpout/${dir##*/}" >/tmp/cp.got
+    diff /tmp/cp.want /tmp/cp.got || fail "the copy of $dir differs from the walk"
+    echo "cp: $(wc -l </tmp/cp.got) entries equal"
+    rm -rf /tmp/cpout
+    clean
+}
+
 # A mount kept busy at teardown: retried, then detached lazily and the dm
 # device removed when released; reported, and `cleanup` finishes the job.
 t_busy() {
@@ -436,6 +462,8 @@ if has_volume "$MULTI" vmrk/lv_data; then
         t_walk_manifest "$MULTI" vmrk/lv_xfs kernel-vmrk.lv_xfs.manifest
     step "mounted session vmrk/lv_data" t_mounted_session "$MULTI" vmrk/lv_data norecovery
     step "mounted session vmrk/lv_xfs" t_mounted_session "$MULTI" vmrk/lv_xfs norecovery,nouuid
+    step "ls and cp vmrk/lv_data /var/lib/db" t_ls_cp "$MULTI" vmrk/lv_data /var/lib/db
+    step "ls and cp vmrk/lv_xfs /data" t_ls_cp "$MULTI" vmrk/lv_xfs /data
     step "relink vmrk/lv_data /lib64/libc.so.6" t_relink "$MULTI" vmrk/lv_data \
         /lib64/libc.so.6 libc-2.12.so /opt/glibc-2.14/lib/libc.so.6
     parity "" "$MULTI" vmrk/lv_data
@@ -480,6 +508,7 @@ if [ $? -le 1 ]; then
         step "demo: mounted session $v" t_mounted_session --demo "$v" norecovery
         parity "demo: " --demo "$v"
     done
+    step "demo: ls and cp /etc" t_ls_cp --demo vg_ta/lv_root /etc
     step "demo: relink /lib64/libc.so.6 through the kernel engine" t_demo_relink
 else
     skip "demo disk" "this build has no demo disk: $(head -n1 /tmp/d.err)"
