@@ -7,6 +7,7 @@
 //! * [`image`] — container formats (raw files, block devices, qcow2).
 //! * [`layers`] — partition tables, LVM2 and the content probe, assembled
 //!   into one [`layers::Layout`] per set of disks.
+//! * [`pve`] — Proxmox VE discovery: guests, their disks, whether they run.
 //! * [`fs`] — guest filesystems behind the [`fs::FsView`] trait.
 //! * [`engine`] — the userspace engine (we parse everything ourselves) and
 //!   the kernel engine (loop + device-mapper + read-only mount).
@@ -14,6 +15,7 @@
 //! * [`tui`] — the full-screen interface.
 #![deny(unsafe_code)]
 
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod fs;
@@ -21,6 +23,7 @@ pub mod image;
 pub mod io;
 pub mod layers;
 pub mod ops;
+pub mod pve;
 pub mod repair;
 pub mod text;
 pub mod tui;

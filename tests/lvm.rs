@@ -433,6 +433,7 @@ fn patched(img: &Image, patches: Vec<(u64, Vec<u8>)>) -> Image {
         }),
         format: ImageFormat::Raw,
         details: Vec::new(),
+        snapshot: None,
     }
 }
 

@@ -187,6 +187,7 @@ fn run_fixture(names: &'static [&'static str]) -> usize {
             source: Arc::new(Damaged { base, size, flip }),
             format: ImageFormat::Raw,
             details: Vec::new(),
+            snapshot: None,
         };
         let l = layers::scan(imgs);
         let problems = lvm_problems(&l);

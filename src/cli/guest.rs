@@ -10,23 +10,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use vmrescue::engine::{EngineChoice, Engines, FsOptions, select_volume};
+use vmrescue::engine::{Engines, FsOptions, select_volume};
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
 use vmrescue::layers::Layout;
 use vmrescue::text::escape_str;
 
-use super::{Target, open_layout, report};
+use super::{SourceArgs, Target, open_layout, report};
 
 /// Options naming the disks and the volume.
 #[derive(Args, Debug, Clone)]
 pub struct GuestArgs {
-    /// Use the bundled demo image (a CentOS-6-like guest); then no IMAGE is given.
-    #[arg(long)]
-    pub demo: bool,
-    /// Another disk of the same VM (repeatable), for volume groups that span disks.
-    #[arg(long = "disk", value_name = "FILE")]
-    pub disks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The volume to read (`p1`, `vg/lv`, `/dev/vg/lv`, `UUID=...`); default:
     /// the guest root, else the only filesystem.
     #[arg(long, value_name = "V")]
@@ -34,11 +30,6 @@ pub struct GuestArgs {
     /// Show the on-disk state: do not replay the filesystem journal in memory.
     #[arg(long)]
     pub no_journal: bool,
-    /// How filesystems are read: `userspace` (vmrescue's own readers, no
-    /// root), `kernel` (loop + device-mapper + read-only mount, as root) or
-    /// `auto` (userspace where vmrescue reads the filesystem, else kernel).
-    #[arg(long, value_name = "ENGINE", default_value = "auto", value_parser = super::parse_engine)]
-    pub engine: EngineChoice,
 }
 
 /// An open guest filesystem.
@@ -52,19 +43,17 @@ pub struct Guest {
 impl GuestArgs {
     /// Split the positionals into the target (IMAGE unless `--demo`) and the rest.
     pub fn split(&self, mut positionals: Vec<OsString>) -> Result<(Target, Vec<OsString>), String> {
-        let image = if self.demo {
+        let image = if self.source.demo || self.source.vmid.is_some() {
             None
         } else if positionals.is_empty() {
-            return Err("IMAGE is missing (or use --demo)".into());
+            return Err("IMAGE is missing (or use --demo or --vmid)".into());
         } else {
             Some(PathBuf::from(positionals.remove(0)))
         };
         Ok((
             Target {
                 image,
-                demo: self.demo,
-                disks: self.disks.clone(),
-                engine: self.engine,
+                source: self.source.clone(),
             },
             positionals,
         ))
@@ -76,7 +65,7 @@ impl GuestArgs {
     /// when `notes`.
     pub fn open(&self, target: &Target, notes: bool) -> Result<Guest, vmrescue::Error> {
         if let Some(dir) = target.image.as_ref().filter(|p| p.is_dir()) {
-            if !target.disks.is_empty() || self.volume.is_some() {
+            if !target.source.disks.is_empty() || self.volume.is_some() {
                 return Err(vmrescue::Error::Invalid(format!(
                     "{} is a directory: --disk and --volume do not apply",
                     dir.display()
@@ -94,7 +83,7 @@ impl GuestArgs {
         };
         // The kernel session (if the kernel engine serves the volume) lives
         // as long as the filesystem view holds it.
-        let fs = Engines::new(target.engine).open_fs(&layout, id, &opts)?;
+        let fs = Engines::new(target.source.engine).open_fs(&layout, id, &opts)?;
         let status = fs.status();
         let name = escape_str(&layout.volume(id).name);
         if notes {

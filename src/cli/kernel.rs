@@ -67,7 +67,7 @@ pub struct KernelRelinkArgs {
 /// Run `mount` (or `map` when not `mount_it`).
 pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
     let cmd = if mount_it { "mount" } else { "map" };
-    if args.target.engine == EngineChoice::Userspace {
+    if args.target.source.engine == EngineChoice::Userspace {
         report(&format!(
             "`{cmd}` works through the kernel engine only (leave out --engine userspace)"
         ));
@@ -281,7 +281,7 @@ pub fn walk(args: &WalkArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    let engines = Engines::new(args.target.engine);
+    let engines = Engines::new(args.target.source.engine);
     let decision = engines.decide(&layout, id);
     let fs = match engines.open_fs(&layout, id, &FsOptions::default()) {
         Ok(fs) => fs,

@@ -28,12 +28,12 @@ pub fn run(args: &LayersArgs) -> u8 {
     };
     let roots = tree::build(&layout);
     let problems = layout.all_problems();
-    let engines = engine_rows(&layout, args.target.engine);
+    let engines = engine_rows(&layout, args.target.source.engine);
     if args.json {
         let doc = serde_json::json!({
             "disks": roots,
             "problems": problems,
-            "engine_choice": args.target.engine,
+            "engine_choice": args.target.source.engine,
             "engines": engines,
         });
         match serde_json::to_string_pretty(&doc) {
@@ -45,7 +45,7 @@ pub fn run(args: &LayersArgs) -> u8 {
         }
     } else {
         print!("{}", tree::render_text(&roots));
-        print!("{}", render_engines(&engines, args.target.engine));
+        print!("{}", render_engines(&engines, args.target.source.engine));
     }
     for p in &problems {
         report(p);

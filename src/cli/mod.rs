@@ -27,6 +27,11 @@ use vmrescue::layers::Layout;
 /// named `p1`, `p5` (partitions), `vg/lv` (logical volumes), or as the guest
 /// names them: `/dev/vg/lv`, `/dev/mapper/vg-lv`, `/dev/sda1`, `UUID=...`,
 /// `LABEL=...`.
+///
+/// On a Proxmox VE host, `vmrescue 108` opens the disks of VM (or container)
+/// 108, and `vmrescue` alone lists the guests to pick from. A guest that is
+/// running (or a disk that a QEMU process holds locked) is only read, with a
+/// warning that what is shown may be inconsistent.
 #[derive(Parser, Debug)]
 #[command(name = "vmrescue", version, about, long_about)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -40,18 +45,44 @@ pub struct Cli {
     volume: Option<String>,
 }
 
-/// The disks to open.
+/// The disks to open: IMAGE (or `--demo`, or a Proxmox guest) and the options
+/// every command shares.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// Disk image: a raw file or a block device.
-    #[arg(value_name = "IMAGE", required_unless_present = "demo")]
+    /// Disk image: a raw or qcow2 file, a block device, or the ID of a
+    /// Proxmox VM or container (all its disks; a file of that name wins).
+    /// Without one, on a Proxmox host, lists the guests.
+    #[arg(value_name = "IMAGE", conflicts_with_all = ["demo", "vmid"])]
     pub image: Option<PathBuf>,
-    /// Use the bundled demo image (a CentOS-6-like guest with a broken libc link).
-    #[arg(long, conflicts_with = "image")]
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Where the disks come from, besides IMAGE: shared by every command.
+///
+/// Commands with further positionals (`ls`, `cat`, `cp`, `relink`) take IMAGE
+/// themselves, so that with `--demo` every positional is a guest path.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SourceArgs {
+    /// Use the bundled demo image (a CentOS-6-like guest with a broken libc
+    /// link) instead of IMAGE.
+    #[arg(long)]
     pub demo: bool,
+    /// Open the disks of this Proxmox VM or container: the boot disk as
+    /// IMAGE, the others as --disk.
+    #[arg(long, value_name = "ID", conflicts_with = "demo")]
+    pub vmid: Option<u32>,
+    /// Where the Proxmox configuration lives (qemu-server/, lxc/, storage.cfg).
+    /// Outside the default, volumes are resolved from storage.cfg alone.
+    #[arg(long, value_name = "DIR", default_value = vmrescue::pve::DEFAULT_ROOT)]
+    pub pve_root: PathBuf,
     /// Another disk of the same VM (repeatable), for volume groups that span disks.
     #[arg(long = "disk", value_name = "FILE")]
     pub disks: Vec<PathBuf>,
+    /// Show qcow2 images as of an internal snapshot (its ID or name, as
+    /// `qemu-img snapshot -l` lists them) instead of their current state.
+    #[arg(long, value_name = "NAME|ID")]
+    pub snapshot: Option<String>,
     /// How filesystems are read: `userspace` (vmrescue's own readers, no
     /// root), `kernel` (loop + device-mapper + read-only mount, as root) or
     /// `auto` (userspace where vmrescue reads the filesystem, else kernel).
@@ -122,6 +153,14 @@ enum Command {
     /// Replace a symlink through the kernel engine (until `relink --engine kernel`).
     #[command(hide = true)]
     KernelRelink(kernel::KernelRelinkArgs),
+    /// Pack a disk image into the demo container (used by assets/make-demo.sh).
+    #[command(hide = true)]
+    PackDemo {
+        /// The disk image built by assets/make-demo.sh.
+        image: PathBuf,
+        /// Where to write the container.
+        output: PathBuf,
+    },
 }
 
 /// Exit codes.
@@ -141,15 +180,19 @@ pub fn report(err: &dyn std::fmt::Display) {
 
 /// Open the target's disks and read their layers.
 pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
-    let mut images = Vec::new();
-    let Some(path) = &target.image else {
-        return Err(vmrescue::Error::Invalid(
-            "the demo image is not bundled in this build yet".into(),
-        ));
+    let opts = vmrescue::image::OpenOptions {
+        snapshot: target.source.snapshot.clone(),
     };
-    images.push(vmrescue::image::open(path)?);
-    for d in &target.disks {
-        images.push(vmrescue::image::open(d)?);
+    let mut images = Vec::new();
+    for path in target_paths(target)? {
+        if let Ok(Some(why)) = vmrescue::pve::is_image_in_use(&path) {
+            report(&format!(
+                "warning: {} is in use ({why}); reading it anyway, but what is shown may be \
+                 inconsistent and nothing will be written to it",
+                path.display()
+            ));
+        }
+        images.push(vmrescue::image::open_with(&path, &opts)?);
     }
     let mut layout = vmrescue::layers::scan(images);
     let options = vmrescue::engine::FsOptions::default();
@@ -160,25 +203,134 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     Ok(layout)
 }
 
+/// The disks a target names: IMAGE (or the disks of a Proxmox guest) and --disk.
+pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
+    let vmid = target.source.vmid.or_else(|| {
+        let image = target.image.as_ref()?;
+        let s = image.to_str()?;
+        (!image.exists() && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    });
+    let mut paths = Vec::new();
+    if let Some(vmid) = vmid {
+        let host = vmrescue::pve::Host::new(&target.source.pve_root);
+        let guest = vmrescue::pve::find(&host, vmid)?;
+        let (disks, skipped) = guest.openable_disks();
+        for s in &skipped {
+            report(&format!(
+                "warning: {} {vmid}: skipping {s}",
+                guest.kind.short()
+            ));
+        }
+        if disks.is_empty() {
+            return Err(vmrescue::Error::NotFound(format!(
+                "a disk of {} {vmid} that can be opened",
+                guest.kind.short()
+            )));
+        }
+        if let vmrescue::pve::Status::Running(why) = &guest.status {
+            report(&format!(
+                "warning: {} {vmid} is running ({why}): reading its disks anyway, but what is \
+                 shown may be inconsistent and no repair will be made",
+                guest.kind.short()
+            ));
+        }
+        paths.extend(disks);
+    } else if let Some(path) = &target.image {
+        paths.push(path.clone());
+    } else if target.source.demo {
+        paths.push(vmrescue::demo::path()?);
+    } else {
+        let host = vmrescue::pve::Host::new(&target.source.pve_root);
+        if host.exists() {
+            let list = vmrescue::pve::list(&host)?;
+            return Err(vmrescue::Error::Invalid(format!(
+                "no IMAGE given; open a guest of this Proxmox host with `vmrescue ID`:\n{}",
+                vmrescue::pve::render_list(&list).trim_end()
+            )));
+        }
+        return Err(vmrescue::Error::Invalid(
+            "no IMAGE given: name a disk image, a block device or a Proxmox VM ID".into(),
+        ));
+    }
+    paths.extend(target.source.disks.iter().cloned());
+    Ok(paths)
+}
+
+/// `vmrescue` with nothing to open: on a Proxmox host, the guests to pick from.
+fn list_guests(target: &Target) -> u8 {
+    let host = vmrescue::pve::Host::new(&target.source.pve_root);
+    if !host.exists() {
+        report(
+            &"no IMAGE given: name a disk image, a block device or a Proxmox VM ID (see --help)",
+        );
+        return exit::ERROR;
+    }
+    match vmrescue::pve::list(&host) {
+        Ok(list) => {
+            print!("{}", vmrescue::pve::render_list(&list));
+            println!("\nOpen one with `vmrescue ID` (or `vmrescue layers ID`).");
+            exit::OK
+        }
+        Err(e) => {
+            report(&e);
+            exit::ERROR
+        }
+    }
+}
+
 /// Parse the command line and run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A signal ending a kernel-engine session ends the process from the
+    // signal thread: the unpacked demo disk must go then too.
+    vmrescue::engine::kernel::add_exit_hook(vmrescue::demo::cleanup);
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
-        Some(Command::Mount(args)) => kernel::mount(&args, true),
-        Some(Command::Map(args)) => kernel::mount(&args, false),
-        Some(Command::Cleanup(args)) => kernel::cleanup(&args),
-        Some(Command::Walk(args)) => kernel::walk(&args),
-        Some(Command::KernelRelink(args)) => kernel::relink(&args),
+        Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
         Some(Command::Ls(args)) => ls::run(&args),
         Some(Command::Cat(args)) => cat::run(&args),
         Some(Command::Cp(args)) => cp::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Undo(args)) => undo::run(&args),
-        None => tui::run(&tui::TuiArgs {
-            target: cli.target,
-            volume: cli.volume,
-        }),
+        Some(Command::Mount(args)) => kernel::mount(&args, true),
+        Some(Command::Map(args)) => kernel::mount(&args, false),
+        Some(Command::Cleanup(args)) => kernel::cleanup(&args),
+        Some(Command::Walk(args)) => kernel::walk(&args),
+        Some(Command::KernelRelink(args)) => kernel::relink(&args),
+        None if cli.target.image.is_none()
+            && cli.target.source.vmid.is_none()
+            && !cli.target.source.demo =>
+        {
+            list_guests(&cli.target)
+        }
+        None => {
+            // A signal or a panic ends the TUI through its teardown hooks:
+            // the unpacked demo disk goes with them.
+            vmrescue::tui::terminal::register_teardown(vmrescue::demo::cleanup);
+            tui::run(&tui::TuiArgs {
+                target: cli.target,
+                volume: cli.volume,
+            })
+        }
     };
+    vmrescue::demo::cleanup();
     ExitCode::from(code)
+}
+
+/// `vmrescue pack-demo IMAGE OUTPUT` (hidden).
+fn pack_demo(image: &std::path::Path, output: &std::path::Path) -> u8 {
+    let packed = match vmrescue::demo::pack(image) {
+        Ok(p) => p,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    };
+    if let Err(e) = std::fs::write(output, packed) {
+        report(&format!("{}: {e}", output.display()));
+        return exit::ERROR;
+    }
+    exit::OK
 }

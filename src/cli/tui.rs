@@ -39,7 +39,7 @@ pub fn run(args: &TuiArgs) -> u8 {
     };
     let mut opts = Options::new(layout, config);
     opts.opener = Arc::new(EngineOpener {
-        engines: Engines::new(args.target.engine),
+        engines: Engines::new(args.target.source.engine),
     });
     // Mounts, dm and loop devices go when the browser ends, however it ends.
     tui::terminal::register_teardown(|| {

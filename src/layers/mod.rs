@@ -39,6 +39,9 @@ pub struct Disk {
     pub format: ImageFormat,
     /// Facts about the container (backing chain, snapshots).
     pub format_details: Vec<String>,
+    /// For qcow2: the ID of the internal snapshot shown (the kernel engine
+    /// has qemu-nbd show the same one).
+    pub snapshot: Option<String>,
     /// The virtual disk's bytes.
     pub source: Arc<dyn ReadAt>,
     /// Its partition table, if any.
@@ -184,8 +187,21 @@ impl Layout {
             }
         }
         for v in &self.volumes {
+            // Name the file the volume's first byte is on, then the volume.
+            let disk = v.mapping.segments().first().and_then(|s| match &s.target {
+                Target::Linear(a) => Some(a.disk),
+                Target::Striped { stripes, .. } => stripes.first().map(|a| a.disk),
+                _ => None,
+            });
+            let file = match &v.kind {
+                VolumeKind::WholeDisk { disk } | VolumeKind::Partition { disk, .. } => Some(*disk),
+                VolumeKind::LogicalVolume { .. } => disk,
+            }
+            .and_then(|d| self.disks.get(d.0))
+            .map(|d| format!("{}: ", d.path.display()))
+            .unwrap_or_default();
             for p in &v.problems {
-                out.push(format!("{}: {p}", v.name));
+                out.push(format!("{file}{}: {p}", v.name));
             }
         }
         out
@@ -223,6 +239,7 @@ pub fn scan(images: Vec<Image>) -> Layout {
             path: img.path,
             format: img.format,
             format_details: img.details,
+            snapshot: img.snapshot,
             source: img.source,
             table: None,
             problems: Vec::new(),
@@ -230,6 +247,11 @@ pub fn scan(images: Vec<Image>) -> Layout {
         if disk.size() == 0 {
             disk.problems
                 .push("empty (0 bytes): not a disk image".into());
+        } else if disk.size() < 512 {
+            disk.problems.push(format!(
+                "only {} bytes: too small to hold a partition table or a filesystem; not a disk image",
+                disk.size()
+            ));
         } else {
             match partition::read(&*disk.source) {
                 Ok(t) => disk.table = t,
@@ -373,11 +395,40 @@ pub fn scan(images: Vec<Image>) -> Layout {
                     uuid: None,
                     version: None,
                     detail: Some(unreadable.join("; ")),
+                    size: None,
                 };
             }
         }
     }
+    check_volumes(&mut layout);
     layout
+}
+
+/// Problems a probe reveals: content that claims more bytes than its volume
+/// holds (a truncated image), and a disk that holds nothing recognisable.
+fn check_volumes(layout: &mut Layout) {
+    for v in &mut layout.volumes {
+        let c = &v.content;
+        if let Some(claimed) = c.size
+            && claimed > v.mapping.size()
+        {
+            v.problems.push(format!(
+                "{} {} says it is {claimed} bytes, but the volume holds only {}: the image may be truncated, or the volume shrunk under its content",
+                c.kind.name(),
+                c.size_source(),
+                v.mapping.size()
+            ));
+        }
+        if matches!(v.kind, VolumeKind::WholeDisk { .. })
+            && v.mapping.size() >= 512
+            && matches!(c.kind, ContentKind::Unknown | ContentKind::Zeros)
+        {
+            v.problems.push(format!(
+                "not a disk image: no partition table, filesystem or LVM PV at its start ({})",
+                c.describe()
+            ));
+        }
+    }
 }
 
 fn push_volume(layout: &mut Layout, name: String, kind: VolumeKind, mapping: Mapping) -> VolumeId {
@@ -388,6 +439,7 @@ fn push_volume(layout: &mut Layout, name: String, kind: VolumeKind, mapping: Map
         uuid: None,
         version: None,
         detail: None,
+        size: None,
     };
     let mut content = content;
     if let VolumeKind::Partition { entry, .. } = &kind

@@ -50,6 +50,9 @@ pub fn fixture_file(file: &str) -> PathBuf {
         );
         return path;
     }
+    // Tests run in parallel threads: one decompresses, the others wait for it.
+    static DECOMPRESSING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = DECOMPRESSING.lock().unwrap_or_else(|e| e.into_inner());
     let zst = data_dir().join(format!("{file}.zst"));
     let plain = data_dir().join(file);
     let committed = if zst.exists() { &zst } else { &plain };
@@ -57,7 +60,8 @@ pub fn fixture_file(file: &str) -> PathBuf {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create fixture cache");
-    // Unique per thread too: tests of one binary run in parallel threads.
+    // Unique per call: tests of one binary run in threads of one process and
+    // may ask for the same fixture at the same time.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{file}.{}.{n}", std::process::id()));

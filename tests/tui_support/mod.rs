@@ -595,6 +595,7 @@ fn content(kind: ContentKind, label: Option<&str>, version: Option<&str>) -> Con
         uuid: None,
         version: version.map(str::to_string),
         detail: None,
+        size: None,
     }
 }
 

@@ -427,7 +427,7 @@ impl Session {
                 image: backing.clone(),
             };
             Self::record(inner, object.clone())?;
-            match nbd::connect(&device, &backing, writable) {
+            match nbd::connect(&device, &backing, writable, d.snapshot.as_deref()) {
                 Ok(dev) => Exposed::Nbd { dev, object },
                 Err(e) => {
                     let _ = Self::forget(inner, &object);

@@ -63,12 +63,27 @@ fn kernel_name(device: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Serve `image` on `device` with `qemu-nbd` (read-only unless `writable`).
-pub fn connect(device: &Path, image: &Path, writable: bool) -> Result<NbdDevice> {
+/// Serve `image` on `device` with `qemu-nbd` (read-only unless `writable`),
+/// as of internal snapshot `snapshot` (by ID) when given.
+pub fn connect(
+    device: &Path,
+    image: &Path,
+    writable: bool,
+    snapshot: Option<&str>,
+) -> Result<NbdDevice> {
     let bin = qemu_nbd().ok_or_else(|| Error::Unsupported("qemu-nbd is not installed".into()))?;
     let mut cmd = Command::new(bin);
     if !writable {
         cmd.arg("--read-only");
+    }
+    if let Some(id) = snapshot {
+        if writable {
+            return Err(Error::Refused(format!(
+                "{}: an internal snapshot is shown read-only; repairs go to the current state",
+                image.display()
+            )));
+        }
+        cmd.arg(format!("--load-snapshot=snapshot.id={id}"));
     }
     cmd.arg("--format=qcow2")
         .arg(format!("--connect={}", device.display()))

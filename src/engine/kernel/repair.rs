@@ -3,9 +3,8 @@
 //! made the way a careful administrator would make it, and everything is
 //! unmounted and unmapped again right after.
 //!
-//! The caller runs the live-VM checks first (the same as for userspace
-//! repairs); [`check_not_in_use`] repeats the lock probe here as a last
-//! line of defence.
+//! The same live-VM checks as for userspace repairs run first
+//! ([`check_not_in_use`]).
 
 use std::ffi::OsStr;
 use std::os::fd::AsRawFd;
@@ -41,37 +40,18 @@ pub struct SymlinkChange {
     pub notes: Vec<String>,
 }
 
-/// Refuse when another process holds a lock on `file` (QEMU holds OFD
-/// locks on its images while the VM runs).
-pub fn check_file_not_locked(file: &Path) -> Result<()> {
-    let f = std::fs::File::open(file).map_err(|e| Error::io_path(file, e))?;
-    if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
-        return Ok(());
-    }
-    let mut fl = nix::libc::flock {
-        l_type: nix::libc::F_WRLCK as i16,
-        l_whence: nix::libc::SEEK_SET as i16,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_OFD_GETLK(&mut fl))
-        .map_err(|e| Error::io(format!("probing locks on {}", file.display()), e.into()))?;
-    if fl.l_type != nix::libc::F_UNLCK as i16 {
-        return Err(Error::Refused(format!(
-            "{} is locked by another process (a running VM holds such locks on its disk): \
-             stop the VM first",
-            file.display()
-        )));
-    }
-    Ok(())
-}
-
-/// [`check_file_not_locked`] for every disk volume `id` lives on.
+/// The live-VM checks of every repair ([`crate::pve::is_image_in_use`]:
+/// QEMU's image locks, writers and QEMU processes holding the file, a
+/// read-write loop device or a host mount) for every disk volume `id` lives on.
 pub fn check_not_in_use(layout: &Layout, id: VolumeId) -> Result<()> {
     for d in layout.volume(id).mapping.disks() {
-        if let Some(disk) = layout.disks.get(d.0) {
-            check_file_not_locked(&disk.path)?;
+        if let Some(disk) = layout.disks.get(d.0)
+            && let Some(why) = crate::pve::is_image_in_use(&disk.path)?
+        {
+            return Err(Error::Refused(format!(
+                "{} is in use ({why}): stop the VM first",
+                disk.path.display()
+            )));
         }
     }
     Ok(())

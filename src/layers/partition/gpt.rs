@@ -135,7 +135,12 @@ fn read_entries(
         };
         if last >= disk_sectors {
             problems.push(format!(
-                "partition {number} ends at LBA {last}, past the end of the disk ({disk_sectors} sectors); it is read as shorter"
+                "GPT entry {number} at byte {entry_at}: partition {number} ends at LBA {last}, past the end of the disk ({disk_sectors} sectors); it is read as shorter: the image may be truncated"
+            ));
+        } else if first < h.first_usable_lba || last > h.last_usable_lba {
+            problems.push(format!(
+                "GPT entry {number} at byte {entry_at}: LBAs {first}..={last} lie outside the usable LBAs {}..={} of the header at byte {}",
+                h.first_usable_lba, h.last_usable_lba, h.at
             ));
         }
         let unique: [u8; 16] = e[16..32].try_into().unwrap_or([0; 16]);
@@ -156,6 +161,7 @@ fn read_entries(
             extended: false,
         });
     }
+    super::check_overlaps(&parts, &mut problems);
     Ok((parts, problems))
 }
 
@@ -209,7 +215,9 @@ pub(super) fn read(src: &dyn ReadAt, protective: bool) -> Result<Option<Table>> 
                                     .into(),
                             );
                         }
-                        if let Err(e) = read_header(src, ss, h.alternate_lba) {
+                        let backup = read_header(src, ss, h.alternate_lba)
+                            .and_then(|b| read_entries(src, ss, &b).map(|_| ()));
+                        if let Err(e) = backup {
                             problems.push(format!(
                                 "backup GPT header at LBA {} (byte {}): {e}",
                                 h.alternate_lba,

@@ -10,6 +10,9 @@ use crate::io::{ReadAt, le};
 const SECTOR: u64 = 512;
 /// Linux stops at 256 partitions per disk (DISK_MAX_PARTS); so do we.
 const MAX_PARTITIONS: u32 = 256;
+/// Linux (and blkid) follow at most 100 EBR links in a row that hold no
+/// logical partition; so do we, which bounds the walk on hostile chains.
+const MAX_EMPTY_LINKS: u32 = 100;
 
 /// One 16-byte partition entry.
 #[derive(Debug, Clone, Copy)]
@@ -121,7 +124,20 @@ impl Mbr {
                 bootable: e.status == 0x80,
                 extended: is_extended(e.sys_ind),
             };
-            check_bounds(&p, disk_size, &mut table.problems);
+            let entry_at = 446 + 16 * i as u64;
+            if e.start_sect == 0 {
+                table.problems.push(format!(
+                    "MBR partition entry {} at byte {entry_at}: partition {} starts at sector 0, on top of the MBR itself",
+                    i + 1,
+                    i + 1
+                ));
+            }
+            check_bounds(
+                &p,
+                disk_size,
+                &format!("MBR partition entry {} at byte {entry_at}", i + 1),
+                &mut table.problems,
+            );
             table.partitions.push(p);
         }
         let mut next = 5u32;
@@ -132,19 +148,21 @@ impl Mbr {
             }
         }
         table.partitions.sort_by_key(|p| p.number);
+        super::check_overlaps(&table.partitions, &mut table.problems);
         Ok(table)
     }
 }
 
-fn check_bounds(p: &Partition, disk_size: u64, problems: &mut Vec<String>) {
+/// Report a partition that does not fit the disk; `entry` says which table entry holds it.
+fn check_bounds(p: &Partition, disk_size: u64, entry: &str, problems: &mut Vec<String>) {
     if p.start >= disk_size {
         problems.push(format!(
-            "partition {} starts at byte {} past the end of the disk ({disk_size} bytes)",
+            "{entry}: partition {} starts at byte {}, past the end of the disk ({disk_size} bytes): the image may be truncated",
             p.number, p.start
         ));
     } else if p.end() > disk_size {
         problems.push(format!(
-            "partition {} ends at byte {} past the end of the disk ({disk_size} bytes); it is read as shorter",
+            "{entry}: partition {} ends at byte {}, past the end of the disk ({disk_size} bytes); it is read as shorter: the image may be truncated",
             p.number,
             p.end()
         ));
@@ -158,8 +176,16 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, next: &mut u32, table: &mut Table) {
     let mut this_sector = first_sector;
     let mut this_size = first_size;
     let mut seen = HashSet::new();
+    let mut empty_links = 0u32;
     loop {
         let offset = this_sector * SECTOR;
+        empty_links += 1;
+        if empty_links > MAX_EMPTY_LINKS {
+            table.problems.push(format!(
+                "EBR chain longer than {MAX_EMPTY_LINKS} links without a logical partition; stopped at the EBR at byte {offset}, as the kernel does"
+            ));
+            return;
+        }
         if !seen.insert(this_sector) {
             table.problems.push(format!(
                 "EBR chain loops back to the EBR at byte {offset}; stopped there"
@@ -213,8 +239,14 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, next: &mut u32, table: &mut Table) {
                 bootable: e.status == 0x80,
                 extended: false,
             };
-            check_bounds(&p, src.size(), &mut table.problems);
+            check_bounds(
+                &p,
+                src.size(),
+                &format!("EBR at byte {offset}, entry {}", i + 1),
+                &mut table.problems,
+            );
             table.partitions.push(p);
+            empty_links = 0;
             *next += 1;
             if *next > MAX_PARTITIONS {
                 break;

@@ -139,6 +139,56 @@ pub fn read(src: &dyn ReadAt) -> Result<Option<Table>> {
     }
 }
 
+/// Report partitions that overlap each other. Logical partitions lie inside
+/// their extended partition, which is not an overlap; extended partitions
+/// are only compared with the primaries. O(n log n): GPT tables may list
+/// thousands of entries.
+fn check_overlaps(parts: &[Partition], problems: &mut Vec<String>) {
+    const MAX_LINES: usize = 8;
+    let mut lines = 0usize;
+    let mut report = |a: &Partition, b: &Partition, problems: &mut Vec<String>| {
+        lines += 1;
+        if lines <= MAX_LINES {
+            problems.push(format!(
+                "partitions {} (bytes {}..{}) and {} (bytes {}..{}) overlap",
+                a.number,
+                a.start,
+                a.end(),
+                b.number,
+                b.start,
+                b.end()
+            ));
+        } else if lines == MAX_LINES + 1 {
+            problems.push("more overlapping partitions are not listed".into());
+        }
+    };
+    let mut data: Vec<&Partition> = parts.iter().filter(|p| !p.extended && p.size > 0).collect();
+    data.sort_by_key(|p| (p.start, p.number));
+    let mut widest: Option<&Partition> = None;
+    for p in data {
+        if let Some(w) = widest {
+            if p.start < w.end() {
+                report(w, p, problems);
+            }
+            if p.end() > w.end() {
+                widest = Some(p);
+            }
+        } else {
+            widest = Some(p);
+        }
+    }
+    for e in parts.iter().filter(|p| p.extended && p.size > 0) {
+        for p in parts
+            .iter()
+            .filter(|p| p.number < 5 && p.number != e.number && p.size > 0)
+        {
+            if p.start < e.end() && e.start < p.end() {
+                report(e, p, problems);
+            }
+        }
+    }
+}
+
 /// Format 16 GUID bytes in mixed-endian order as GPT stores them.
 pub fn guid_to_string(b: &[u8; 16]) -> String {
     format!(
@@ -160,4 +210,58 @@ pub fn guid_to_string(b: &[u8; 16]) -> String {
         b[14],
         b[15]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: u32, start: u64, size: u64, extended: bool) -> Partition {
+        Partition {
+            number,
+            start,
+            size,
+            part_type: PartType::Mbr(if extended { 5 } else { 0x83 }),
+            name: None,
+            uuid: None,
+            bootable: false,
+            extended,
+        }
+    }
+
+    #[test]
+    fn overlaps_are_reported_but_logicals_inside_their_extended_are_not() {
+        let mut problems = Vec::new();
+        let parts = [
+            part(1, 0, 100, false),
+            part(2, 100, 1000, true),
+            part(5, 200, 100, false),
+            part(6, 300, 100, false),
+        ];
+        check_overlaps(&parts, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let parts = [
+            part(1, 0, 150, false),
+            part(2, 100, 1000, true),
+            part(5, 250, 100, false),
+            part(6, 300, 100, false),
+        ];
+        check_overlaps(&parts, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "partitions 5 (bytes 250..350) and 6 (bytes 300..400) overlap",
+                "partitions 2 (bytes 100..1100) and 1 (bytes 0..150) overlap",
+            ]
+        );
+    }
+
+    #[test]
+    fn many_overlapping_entries_are_summed_up_quickly() {
+        let parts: Vec<Partition> = (1..=65536).map(|n| part(n, 4096, 4096, false)).collect();
+        let mut problems = Vec::new();
+        check_overlaps(&parts, &mut problems);
+        assert_eq!(problems.len(), 9);
+        assert_eq!(problems[8], "more overlapping partitions are not listed");
+    }
 }

@@ -1,0 +1,141 @@
+//! How fast `vmrescue layers` reads a big disk, and how many bytes it reads.
+//!
+//! Builds (once, with real tools, as root) a 1 TiB sparse raw image with a
+//! full MBR + LVM2 layout — see `benches/layers-image.sh` — into
+//! `target/bench/`, then runs the layers scan through a byte-counting
+//! source and prints wall time, bytes and reads. Targets: under 20 ms and
+//! under 1 MiB read. Also prints how long the bundled demo takes to unpack.
+//! Prints numbers; asserts nothing about time.
+//!
+//!     cargo bench --bench layers
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it makes a
+//! smoke run on the bundled demo disk instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use vmrescue::io::ReadAt;
+
+/// A source that counts what is read through it.
+struct Counting {
+    inner: Arc<dyn ReadAt>,
+    bytes: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl ReadAt for Counting {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+}
+
+fn image_path() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let img = dir.join("layers-1t.img");
+    if !img.exists() {
+        eprintln!(
+            "building {} with benches/layers-image.sh (needs root)",
+            img.display()
+        );
+        let status = Command::new("sh")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/layers-image.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run sh");
+        if !status.success() {
+            eprintln!("could not build the benchmark image (run as root: loop devices and lvm2)");
+            std::process::exit(1);
+        }
+    }
+    img
+}
+
+/// One `layers` run: open, scan, build the tree and its text. Returns the
+/// time, bytes read, reads made, and the text.
+fn run_once(path: &Path) -> (Duration, u64, u64, String, usize) {
+    let started = Instant::now();
+    let mut image = vmrescue::image::open(path).expect("open image");
+    let counting = Arc::new(Counting {
+        inner: Arc::clone(&image.source),
+        bytes: AtomicU64::new(0),
+        reads: AtomicU64::new(0),
+    });
+    image.source = Arc::clone(&counting) as Arc<dyn ReadAt>;
+    let layout = vmrescue::layers::scan(vec![image]);
+    let roots = vmrescue::layers::tree::build(&layout);
+    let text = vmrescue::layers::tree::render_text(&roots);
+    let took = started.elapsed();
+    let problems = layout.all_problems().len();
+    (
+        took,
+        counting.bytes.load(Ordering::Relaxed),
+        counting.reads.load(Ordering::Relaxed),
+        text,
+        problems,
+    )
+}
+
+fn main() {
+    // `cargo test --all-targets` runs this without `--bench`: a smoke run on
+    // the bundled demo disk (no root needed, nothing to build).
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (img, what, runs) = if smoke {
+        println!("smoke run on the demo disk (`cargo bench --bench layers` runs the 1 TiB image)");
+        let p = vmrescue::demo::unpack_into(scratch.path()).expect("unpack demo");
+        (p, "the 2 GiB demo disk", 3)
+    } else {
+        (image_path(), "a 1 TiB MBR+LVM2 image", 30)
+    };
+    let (first, bytes, reads, text, problems) = run_once(&img);
+    print!("{text}");
+    let mut times = vec![first];
+    for _ in 0..runs {
+        times.push(run_once(&img).0);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!();
+    println!(
+        "layers on {what} ({} rows under the disk, {problems} problems)",
+        text.lines().count() - 2
+    );
+    println!(
+        "  wall time: first {first:?}, median {median:?}, best {:?} (target < 20 ms)",
+        times[0]
+    );
+    println!(
+        "  bytes read: {bytes} ({:.1} KiB) in {reads} reads (target < 1 MiB)",
+        bytes as f64 / 1024.0
+    );
+    if bytes >= 1 << 20 {
+        println!("  OVER the 1 MiB target");
+    }
+    if median >= Duration::from_millis(20) {
+        println!("  OVER the 20 ms target");
+    }
+
+    let mut unpack = Vec::new();
+    for i in 0..5 {
+        let sub = scratch.path().join(i.to_string());
+        std::fs::create_dir(&sub).expect("mkdir");
+        let started = Instant::now();
+        vmrescue::demo::unpack_into(&sub).expect("unpack demo");
+        unpack.push(started.elapsed());
+    }
+    unpack.sort();
+    println!(
+        "demo: {} bytes packed, unpacked in {:?} (median of 5)",
+        vmrescue::demo::asset().len(),
+        unpack[2]
+    );
+}

@@ -1,0 +1,173 @@
+//! Partition tables read by vmrescue against what `sfdisk --json` says about
+//! the same images (built by tests/fixtures/make/partitions.sh and demo.sh).
+
+mod common;
+mod partition_support;
+
+use partition_support::{BARE_FIXTURES, TABLE_FIXTURES, layout_of, sfdisk};
+use vmrescue::layers::VolumeKind;
+use vmrescue::layers::partition::{self, PartType, Scheme};
+
+/// Our table for fixture `name`, read straight from the image.
+fn table(name: &str) -> partition::Table {
+    let path = common::fixture(name);
+    let img = vmrescue::image::open(&path).expect("open");
+    partition::read(&*img.source)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .unwrap_or_else(|| panic!("{name}: no partition table found"))
+}
+
+fn compare_with_sfdisk(name: &str) {
+    let want = sfdisk(name);
+    let got = table(name);
+    assert_eq!(got.scheme.name(), want.label, "{name}: label");
+    assert_eq!(got.sector_size, want.sector_size, "{name}: sector size");
+    assert_eq!(
+        got.id.as_deref().map(str::to_ascii_lowercase),
+        Some(want.id.to_ascii_lowercase()),
+        "{name}: disk identifier"
+    );
+    let ss = want.sector_size;
+    assert_eq!(
+        got.partitions.iter().map(|p| p.number).collect::<Vec<_>>(),
+        want.partitions.iter().map(|p| p.number).collect::<Vec<_>>(),
+        "{name}: partition numbers"
+    );
+    for (g, w) in got.partitions.iter().zip(&want.partitions) {
+        let n = w.number;
+        assert_eq!(g.start, w.start * ss, "{name} p{n}: start");
+        assert_eq!(g.size, w.size * ss, "{name} p{n}: size");
+        assert_eq!(
+            g.part_type.code().to_ascii_lowercase(),
+            w.part_type.to_ascii_lowercase(),
+            "{name} p{n}: type"
+        );
+        assert_eq!(g.name, w.name, "{name} p{n}: name");
+        assert_eq!(
+            g.uuid.as_deref().map(str::to_ascii_lowercase),
+            w.uuid.as_deref().map(str::to_ascii_lowercase),
+            "{name} p{n}: uuid"
+        );
+        let sfdisk_bootable = match got.scheme {
+            Scheme::Dos => w.bootable,
+            Scheme::Gpt => w
+                .attrs
+                .as_deref()
+                .is_some_and(|a| a.contains("LegacyBIOSBootable")),
+        };
+        assert_eq!(g.bootable, sfdisk_bootable, "{name} p{n}: bootable");
+        let extended = matches!(g.part_type, PartType::Mbr(0x05 | 0x0f | 0x85));
+        assert_eq!(g.extended, extended, "{name} p{n}: extended");
+    }
+}
+
+#[test]
+fn mbr_with_logical_partitions_matches_sfdisk() {
+    compare_with_sfdisk("part-mbr");
+}
+
+#[test]
+fn mbr_with_lba_extended_partition_matches_sfdisk() {
+    compare_with_sfdisk("part-mbr-0f");
+    // Logicals are numbered from 5 in chain order, as the kernel does.
+    let t = table("part-mbr-0f");
+    let logicals: Vec<u32> = t
+        .partitions
+        .iter()
+        .filter(|p| p.number >= 5)
+        .map(|p| p.number)
+        .collect();
+    assert_eq!(logicals, vec![5, 6, 7, 8, 9, 10]);
+}
+
+#[test]
+fn gpt_on_512_byte_sectors_matches_sfdisk() {
+    compare_with_sfdisk("part-gpt");
+    let t = table("part-gpt");
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    // Slot 5 is empty: numbers follow the slots, as the kernel's do.
+    let numbers: Vec<u32> = t.partitions.iter().map(|p| p.number).collect();
+    assert_eq!(numbers, vec![1, 2, 3, 4, 6]);
+    assert_eq!(t.partitions[0].part_type.name(), "EFI System");
+    assert_eq!(t.partitions[2].part_type.name(), "Linux LVM");
+    assert_eq!(t.partitions[4].name.as_deref(), Some("données ☃"));
+}
+
+#[test]
+fn gpt_on_4096_byte_sectors_matches_sfdisk() {
+    compare_with_sfdisk("part-gpt-4k");
+    let t = table("part-gpt-4k");
+    assert_eq!(t.sector_size, 4096);
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+}
+
+#[test]
+fn damaged_primary_gpt_falls_back_to_the_backup_like_sfdisk() {
+    // sfdisk also reads the backup: its report is of the backup's table.
+    compare_with_sfdisk("part-gpt-damaged");
+    let t = table("part-gpt-damaged");
+    let first = t
+        .problems
+        .first()
+        .expect("a problem about the primary header");
+    assert!(
+        first.contains("primary GPT at byte 512")
+            && first.contains("HeaderCRC32")
+            && first.contains("backup header at LBA 131071"),
+        "{first}"
+    );
+    // The undamaged disk has the same partitions and no problem.
+    let good = table("part-gpt");
+    assert_eq!(good.partitions, t.partitions);
+}
+
+#[test]
+fn demo_disk_matches_sfdisk() {
+    compare_with_sfdisk("demo");
+    let t = table("demo");
+    // The story's layout: p1 from sector 63, bootable; p2 a Linux LVM partition.
+    assert_eq!(t.partitions[0].start, 63 * 512);
+    assert!(t.partitions[0].bootable);
+    assert_eq!(t.partitions[1].part_type, PartType::Mbr(0x8e));
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+}
+
+#[test]
+fn whole_disk_filesystems_and_pvs_have_no_table() {
+    for name in BARE_FIXTURES {
+        let path = common::fixture(name);
+        let img = vmrescue::image::open(&path).expect("open");
+        let t = partition::read(&*img.source).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(t.is_none(), "{name}: found a table {t:?}");
+        let layout = layout_of(&path);
+        assert_eq!(layout.volumes.len().min(1), 1, "{name}: no volume");
+        assert!(
+            matches!(layout.volumes[0].kind, VolumeKind::WholeDisk { .. }),
+            "{name}: first volume is {:?}",
+            layout.volumes[0].kind
+        );
+        assert_eq!(layout.volumes[0].name, "disk0");
+        assert_eq!(layout.volumes[0].size(), img.source.size());
+    }
+}
+
+#[test]
+fn every_table_fixture_becomes_volumes_named_like_the_kernel() {
+    for name in TABLE_FIXTURES {
+        let want = sfdisk(name);
+        let layout = layout_of(&common::fixture(name));
+        for w in &want.partitions {
+            let v = layout
+                .volumes
+                .iter()
+                .find(|v| v.name == format!("p{}", w.number))
+                .unwrap_or_else(|| panic!("{name}: no volume p{}", w.number));
+            assert_eq!(v.size(), w.size * want.sector_size, "{name} p{}", w.number);
+            // The guest's names for it work too.
+            let id = layout
+                .find_volume(&format!("/dev/vda{}", w.number))
+                .expect("find /dev/vdaN");
+            assert_eq!(id, v.id);
+        }
+    }
+}
