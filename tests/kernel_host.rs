@@ -24,10 +24,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Bind a free loop device to `spec` (retrying when another process takes it).
 fn attach(spec: &LoopSpec) -> loopdev::LoopDevice {
+    attach_with(spec, true)
+}
+
+fn attach_with(spec: &LoopSpec, configure: bool) -> loopdev::LoopDevice {
     for _ in 0..32 {
         let n = loopdev::get_free().expect("free loop device");
         let (file, _) = loopdev::open_node(n, spec.writable).expect("open loop node");
-        match loopdev::bind(&file, spec).expect("bind loop device") {
+        match loopdev::bind_with(&file, spec, configure).expect("bind loop device") {
             Bind::Done => return loopdev::LoopDevice { number: n, file },
             Bind::Taken => continue,
         }
@@ -69,18 +73,28 @@ fn mkfs_ext4(path: &Path, size_mib: u64) {
 fn loop_devices_are_read_only_autoclear_tagged_and_never_scan_partitions() {
     common::require_root("binds loop devices");
     let _g = serial();
+    // LOOP_CONFIGURE, and the older LOOP_SET_FD + LOOP_SET_STATUS64.
+    for configure in [true, false] {
+        check_loop_device(configure);
+    }
+}
+
+fn check_loop_device(configure: bool) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("pattern.img");
     let data: Vec<u8> = (0..4u32 << 20).map(|i| (i / 512 % 251) as u8).collect();
     std::fs::write(&img, &data).unwrap();
     let tag = "vmrescue-0badc0de:pattern.img".to_string();
-    let dev = attach(&LoopSpec {
-        backing: img.clone(),
-        offset: 1 << 20,
-        size_limit: 2 << 20,
-        writable: false,
-        tag: tag.clone(),
-    });
+    let dev = attach_with(
+        &LoopSpec {
+            backing: img.clone(),
+            offset: 1 << 20,
+            size_limit: 2 << 20,
+            writable: false,
+            tag: tag.clone(),
+        },
+        configure,
+    );
     let n = dev.number;
     assert_eq!(sys(n, "ro"), "1");
     assert_eq!(sys(n, "loop/autoclear"), "1");

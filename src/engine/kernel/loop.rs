@@ -228,8 +228,15 @@ pub enum Bind {
     Taken,
 }
 
-/// Bind the open device `dev` (number `number`) to `spec`.
+/// Bind the open device `dev` to `spec`.
 pub fn bind(dev: &File, spec: &LoopSpec) -> Result<Bind> {
+    bind_with(dev, spec, true)
+}
+
+/// [`bind`], with `LOOP_CONFIGURE` tried first only when `configure` (the
+/// older `LOOP_SET_FD` + `LOOP_SET_STATUS64` otherwise, as on kernels
+/// before 5.8).
+pub fn bind_with(dev: &File, spec: &LoopSpec, configure: bool) -> Result<Bind> {
     let backing = OpenOptions::new()
         .read(true)
         .write(spec.writable)
@@ -263,7 +270,12 @@ pub fn bind(dev: &File, spec: &LoopSpec) -> Result<Bind> {
         info,
         reserved: [0; 8],
     };
-    match sys::configure(dev.as_raw_fd(), &config) {
+    let configured = if configure {
+        sys::configure(dev.as_raw_fd(), &config)
+    } else {
+        Err(nix::errno::Errno::EINVAL)
+    };
+    match configured {
         Ok(_) => return Ok(Bind::Done),
         Err(nix::errno::Errno::EBUSY) => return Ok(Bind::Taken),
         // Kernels before 5.8 do not know LOOP_CONFIGURE.
