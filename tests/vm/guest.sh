@@ -263,6 +263,25 @@ t_ls_cp() {
     clean
 }
 
+# Without devtmpfs or udev (an empty /dev): vmrescue makes the loop and dm
+# nodes itself, records them, and removes them again.
+t_no_devtmpfs() {
+    dm=$(cat /sys/class/misc/device-mapper/dev)
+    lc=$(cat /sys/class/misc/loop-control/dev)
+    unshare -m sh -c "
+        mount -t tmpfs nodev /dev || exit 1
+        mkdir /dev/mapper
+        mknod /dev/mapper/control c ${dm%:*} ${dm#*:}
+        mknod /dev/loop-control c ${lc%:*} ${lc#*:}
+        mknod /dev/null c 1 3
+        vmrescue walk kernel-a.img --volume p1 --engine kernel >/tmp/nodev.txt || exit 1
+        echo 'left in /dev:' \$(ls /dev /dev/mapper)
+        [ \"\$(ls /dev | sort | tr '\n' ' ')\" = 'loop-control mapper null ' ] || exit 2
+    " || fail "vmrescue in an empty /dev failed ($?)"
+    grep -v '^/lost+found' /tmp/nodev.txt | diff kernel-a.p1.manifest - || fail "walk differs"
+    clean
+}
+
 # A mount kept busy at teardown: retried, then detached lazily and the dm
 # device removed when released; reported, and `cleanup` finishes the job.
 t_busy() {
@@ -491,6 +510,7 @@ fi
 # ext4 shows `noload` as its synonym `norecovery` in /proc/mounts.
 step "mounted session p1" t_mounted_session "$MULTI" p1 norecovery
 step "mounted session p2" t_mounted_session "$MULTI" p2 norecovery,nouuid
+step "no devtmpfs: nodes made and removed" t_no_devtmpfs
 step "busy mount at teardown" t_busy
 step "SIGINT tears down" t_signal INT
 step "SIGHUP tears down" t_signal HUP
