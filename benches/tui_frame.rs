@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use vmrescue::tui::copier::BuiltinCopier;
+use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::jobs::Jobs;
 use vmrescue::tui::{Action, App, AppConfig, views};
 
@@ -47,7 +47,7 @@ fn main() {
     let jobs = Jobs {
         layout: Arc::clone(&layout),
         opener: story_fs,
-        copier: Arc::new(BuiltinCopier),
+        copier: Arc::new(JobCopier),
     };
     let mut app = App::new(Arc::clone(&layout), AppConfig::default());
     app.resize(120, 40);

@@ -440,6 +440,9 @@ fn planning_counts_and_stops_when_cancelled() {
         t,
         Totals {
             files: 7,
+            symlinks: 1,
+            specials: 0,
+            unsafe_names: 0,
             dirs: 2,
             bytes: 6 + (3 * 1024 * 1024 + 123) + 10 + 1 + 12
         }

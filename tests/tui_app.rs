@@ -214,11 +214,11 @@ fn help_details_restore_and_doctor_dialogs() {
     };
     assert_eq!(d.path, "/lib64/libc-2.12.so");
     let elf = d.elf.as_ref().expect("ELF facts");
-    assert_eq!(elf.soname.as_deref(), Some("libc.so.6"));
+    assert_eq!(elf.soname.as_deref(), Some(&b"libc.so.6"[..]));
     assert!(
-        elf.summary.contains("64-bit LSB shared object, x86-64"),
+        elf.summary().contains("64-bit LSB shared object, x86-64"),
         "{}",
-        elf.summary
+        elf.summary()
     );
     assert_eq!(d.xattrs[0].0, "security.selinux");
     st.act(Action::Cancel);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use expectrl::Session;
 use expectrl::process::unix::{Signal, WaitStatus};
 use vmrescue::fs::FsView;
-use vmrescue::tui::copier::BuiltinCopier;
+use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::{AppConfig, Options};
 
 const ROWS: u16 = 24;
@@ -282,7 +282,7 @@ fn child() {
         layout,
         config: AppConfig::default(),
         opener: Arc::new(opener),
-        copier: Arc::new(BuiltinCopier),
+        copier: Arc::new(JobCopier),
     };
     let code = match vmrescue::tui::run(opts) {
         Ok(None) => 0,

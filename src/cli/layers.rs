@@ -32,6 +32,7 @@ pub fn run(args: &LayersArgs) -> u8 {
     if args.json {
         let doc = serde_json::json!({
             "disks": roots,
+            "notes": layout.notes,
             "problems": problems,
             "engine_choice": args.target.source.engine,
             "engines": engines,
@@ -45,6 +46,9 @@ pub fn run(args: &LayersArgs) -> u8 {
         }
     } else {
         print!("{}", tree::render_text(&roots));
+        for n in &layout.notes {
+            println!("{}", vmrescue::text::escape_str(n));
+        }
         print!("{}", render_engines(&engines, args.target.source.engine));
     }
     for p in &problems {

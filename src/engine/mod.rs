@@ -28,7 +28,7 @@ pub struct FsOptions {
 }
 
 /// Open the filesystem of volume `id` with the userspace engine.
-pub fn open_fs(layout: &Layout, id: VolumeId, _opts: &FsOptions) -> Result<Arc<dyn FsView>> {
+pub fn open_fs(layout: &Layout, id: VolumeId, opts: &FsOptions) -> Result<Arc<dyn FsView>> {
     let v = layout.volume(id);
     if !v.is_filesystem() {
         return Err(Error::Invalid(format!(
@@ -36,6 +36,10 @@ pub fn open_fs(layout: &Layout, id: VolumeId, _opts: &FsOptions) -> Result<Arc<d
             v.name,
             v.content.describe()
         )));
+    }
+    if v.content.kind.is_ext() {
+        let fs = crate::fs::ext::Ext::open(layout.open_volume(id), opts)?;
+        return Ok(Arc::new(fs));
     }
     Err(Error::Unsupported(format!(
         "{}: reading {} filesystems in userspace",

@@ -17,6 +17,8 @@ pub struct Inspection {
     pub roles: Vec<(VolumeId, GuestRole)>,
     /// Facts worth telling (fstab lines that match no volume...).
     pub notes: Vec<String>,
+    /// What each opened filesystem reported: (volume, notes, problems).
+    pub filesystems: Vec<(VolumeId, Vec<String>, Vec<String>)>,
 }
 
 /// Opens a volume's filesystem.
@@ -34,7 +36,17 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
         .map(|v| v.id)
         .collect();
     for id in candidates {
-        let Ok(fs) = open(id) else { continue };
+        let fs = match open(id) {
+            Ok(fs) => fs,
+            Err(e) => {
+                out.filesystems
+                    .push((id, Vec::new(), vec![format!("cannot be read: {e}")]));
+                continue;
+            }
+        };
+        let status = fs.status();
+        out.filesystems
+            .push((id, status.notes.clone(), status.problems.clone()));
         let fstab = read_file(&*fs, b"/etc/fstab");
         let Some(os) = os_name(&*fs) else { continue };
         let Some(fstab) = fstab else { continue };
@@ -88,6 +100,17 @@ impl Layout {
                 v.guest = role.clone();
             }
         }
+        for (id, notes, problems) in &inspection.filesystems {
+            if let Some(v) = self.volumes.get_mut(id.0) {
+                v.notes = notes.clone();
+                for p in problems {
+                    if !v.problems.contains(p) {
+                        v.problems.push(p.clone());
+                    }
+                }
+            }
+        }
+        self.notes.extend(inspection.notes.iter().cloned());
     }
 
     /// The guest root volumes found by inspection.

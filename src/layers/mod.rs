@@ -112,8 +112,10 @@ pub struct Volume {
     pub content: Content,
     /// What the guest does with it.
     pub guest: GuestRole,
-    /// Problems (unreadable segments, missing PVs...).
+    /// Problems (unreadable segments, missing PVs, damage in its filesystem...).
     pub problems: Vec<String>,
+    /// Facts about its filesystem worth knowing ("journal replayed in memory: ...").
+    pub notes: Vec<String>,
 }
 
 impl Volume {
@@ -141,6 +143,8 @@ pub struct Layout {
     pub groups: Vec<lvm::VolumeGroup>,
     /// The PVs found, as given to assembly.
     pub pvs: Vec<lvm::PvOnDisk>,
+    /// Facts found by inspection that belong to no one volume.
+    pub notes: Vec<String>,
 }
 
 impl Layout {
@@ -230,6 +234,7 @@ pub fn scan(images: Vec<Image>) -> Layout {
         volumes: Vec::new(),
         groups: Vec::new(),
         pvs: Vec::new(),
+        notes: Vec::new(),
     };
     for (i, img) in images.into_iter().enumerate() {
         let id = DiskId(i);
@@ -455,6 +460,7 @@ fn push_volume(layout: &mut Layout, name: String, kind: VolumeKind, mapping: Map
         content,
         guest: GuestRole::default(),
         problems: Vec::new(),
+        notes: Vec::new(),
     });
     id
 }

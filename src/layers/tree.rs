@@ -36,6 +36,8 @@ pub struct Node {
     pub browsable: bool,
     /// Problems found on this node.
     pub problems: Vec<String>,
+    /// Facts about its filesystem ("journal replayed in memory: ...").
+    pub notes: Vec<String>,
     /// Nodes beneath.
     pub children: Vec<Node>,
 }
@@ -56,6 +58,7 @@ impl Node {
             os: None,
             browsable: false,
             problems: Vec::new(),
+            notes: Vec::new(),
             children: Vec::new(),
         }
     }
@@ -78,6 +81,7 @@ impl Node {
         self.os = v.guest.os.clone();
         self.browsable = v.is_filesystem();
         self.problems.extend(v.problems.iter().cloned());
+        self.notes.extend(v.notes.iter().cloned());
     }
 }
 
@@ -234,8 +238,7 @@ pub fn render_text(roots: &[Node]) -> String {
         "MOUNTPOINT".into(),
     ]];
     let mut problems = Vec::new();
-    for (i, r) in roots.iter().enumerate() {
-        let _ = i;
+    for r in roots {
         walk(r, "", "", &mut rows, &mut problems);
     }
     let mut widths = [0usize; 7];
@@ -259,7 +262,27 @@ pub fn render_text(roots: &[Node]) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    let mut notes = Vec::new();
+    collect_notes(roots, &mut notes);
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            out.push_str(&n);
+            out.push('\n');
+        }
+    }
     out
+}
+
+/// `volume: note` lines for every node with notes, in tree order.
+fn collect_notes(nodes: &[Node], out: &mut Vec<String>) {
+    for n in nodes {
+        let who = n.volume.as_deref().unwrap_or(&n.name);
+        for note in &n.notes {
+            out.push(format!("{}: {}", escape_str(who), escape_str(note)));
+        }
+        collect_notes(&n.children, out);
+    }
 }
 
 fn walk(

@@ -157,6 +157,12 @@ impl CopySource {
 pub struct Totals {
     /// Entries that are not directories (files, symlinks, nodes; every hard link).
     pub files: u64,
+    /// Of those, symbolic links.
+    pub symlinks: u64,
+    /// Of those, device nodes, FIFOs and sockets.
+    pub specials: u64,
+    /// Entries left out because their names could escape the destination.
+    pub unsafe_names: u64,
     /// Directories.
     pub dirs: u64,
     /// Bytes of regular files (apparent size; hard-linked files once).
@@ -275,6 +281,11 @@ pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Tot
             t.dirs += 1;
         } else {
             t.files += 1;
+            match m.file_type {
+                FileType::Symlink => t.symlinks += 1,
+                FileType::Regular => {}
+                _ => t.specials += 1,
+            }
             if m.file_type == FileType::Regular && (m.nlink <= 1 || linked.insert(m.node)) {
                 t.bytes = t.bytes.saturating_add(m.size);
             }
@@ -301,6 +312,7 @@ pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Tot
             };
             for e in entries {
                 if !is_safe_name(&e.name) {
+                    t.unsafe_names += 1;
                     continue;
                 }
                 let Ok(m) = fs.metadata(e.node) else {

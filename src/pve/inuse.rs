@@ -19,6 +19,7 @@
 
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -46,7 +47,17 @@ const QEMU_PERMS: [&str; 5] = [
 /// The repair code refuses to write when this says `Some`; the layer view
 /// shows the reason in a banner.
 pub fn is_image_in_use(path: &Path) -> Result<Option<String>> {
-    let file = File::open(path).with_path(path)?;
+    // Only files and block devices can be images; opening anything else (a
+    // FIFO, a socket) could block or have side effects.
+    let kind = std::fs::metadata(path).with_path(path)?.file_type();
+    if !(kind.is_file() || kind.is_block_device()) {
+        return Ok(None);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_path(path)?;
     let meta = file.metadata().with_path(path)?;
     let mut why = Vec::new();
     if let Some(w) = qemu_locks(&file) {

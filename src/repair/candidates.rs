@@ -347,6 +347,8 @@ impl<'a> Guest<'a> {
                                 elf_type: 3,
                                 soname: None,
                                 versions: Vec::new(),
+                                needed: Vec::new(),
+                                big_endian: false,
                             };
                             problems.push(format!(
                                 "the target is {} but its neighbours are {}",

@@ -25,7 +25,14 @@ pub struct ElfInfo {
     pub soname: Option<Vec<u8>>,
     /// Names of the version definitions (`GLIBC_2.2.5`, …, `GLIBC_2.12`).
     pub versions: Vec<String>,
+    /// `DT_NEEDED` entries, in order (at most [`MAX_NEEDED`]).
+    pub needed: Vec<Vec<u8>>,
+    /// Most significant byte first.
+    pub big_endian: bool,
 }
+
+/// Most `DT_NEEDED` entries kept.
+pub const MAX_NEEDED: usize = 64;
 
 impl ElfInfo {
     /// The machine in words.
@@ -47,6 +54,23 @@ impl ElfInfo {
     /// `ELF64 x86-64` style description.
     pub fn describe(&self) -> String {
         format!("ELF{} {}", self.class, self.machine_name())
+    }
+
+    /// `file`-style summary: `ELF 64-bit LSB shared object, x86-64`.
+    pub fn summary(&self) -> String {
+        let kind = match self.elf_type {
+            1 => "relocatable",
+            2 => "executable",
+            3 => "shared object",
+            4 => "core file",
+            _ => "unknown type",
+        };
+        format!(
+            "ELF {}-bit {} {kind}, {}",
+            self.class,
+            if self.big_endian { "MSB" } else { "LSB" },
+            self.machine_name()
+        )
     }
 
     /// The highest `GLIBC_x.y` version defined, as `x.y`.
@@ -184,6 +208,8 @@ pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
         elf_type,
         soname: None,
         versions: Vec::new(),
+        needed: Vec::new(),
+        big_endian: !r.little,
     };
     let phnum = u64::from(phnum).min(MAX_PHDRS);
     let min_ent = if is64 { 56 } else { 32 };
@@ -222,11 +248,13 @@ pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
     let ent = if is64 { 16 } else { 8 };
     let (mut strtab, mut strsz, mut soname, mut verdef, mut verdefnum) =
         (None, None, None, None, None);
+    let mut needed = Vec::new();
     for chunk in dyns.chunks_exact(ent) {
         let tag = r.word(chunk, 0, is64)?;
         let val = r.word(chunk, ent / 2, is64)?;
         match tag {
             0 => break,
+            1 if needed.len() < MAX_NEEDED => needed.push(val),
             5 => strtab = Some(val),
             10 => strsz = Some(val),
             14 => soname = Some(val),
@@ -246,6 +274,7 @@ pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
         Some(s[..end].to_vec())
     };
     info.soname = soname.and_then(string_at);
+    info.needed = needed.into_iter().filter_map(string_at).collect();
     if let (Some(vd), Some(n)) = (verdef, verdefnum) {
         info.versions = read_verdefs(&r, &loads, vd, n.min(1024), &string_at).unwrap_or_default();
     }
@@ -279,4 +308,60 @@ fn read_verdefs(
         off = off.checked_add(vd_next)?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::mem::MemFs;
+
+    fn read_bytes(data: &[u8]) -> Option<ElfInfo> {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let node = fs.add_file(root, b"f", 0o644, data);
+        read(&fs, node)
+    }
+
+    #[test]
+    fn garbage_is_none_not_a_panic() {
+        assert!(read_bytes(b"\x7fELF\x02\x01\x01").is_none());
+        let mut junk = vec![0xffu8; 4096];
+        junk[..4].copy_from_slice(b"\x7fELF");
+        junk[4] = 2;
+        junk[5] = 1;
+        let _ = read_bytes(&junk);
+        assert!(read_bytes(b"not an elf file at all").is_none());
+    }
+
+    #[test]
+    fn reads_the_host_libc() {
+        // The libc of the machine running the tests: SONAME, needed, versions.
+        let path = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib64/libc.so.6",
+            "/usr/lib64/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("a libc.so.6 on the host");
+        let info = read_bytes(&std::fs::read(path).unwrap()).expect("ELF");
+        assert_eq!(info.soname.as_deref(), Some(&b"libc.so.6"[..]));
+        assert_eq!(info.elf_type, 3);
+        assert!(
+            info.summary().contains("shared object"),
+            "{}",
+            info.summary()
+        );
+        let v = info.glibc_version().expect("GLIBC_ versions");
+        assert!(compare_versions(&v, "2.17").is_ge(), "{v}");
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(compare_versions("2.9", "2.12").is_lt());
+        assert!(compare_versions("2.12", "2.12").is_eq());
+        assert!(compare_versions("2.14", "2.2.5").is_gt());
+    }
 }

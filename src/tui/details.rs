@@ -6,8 +6,8 @@ use crate::fs::path::{join, resolve};
 use crate::fs::{FileType, FsView, Metadata};
 use crate::text::escape;
 
-use super::elfinfo::{self, ElfInfo};
 use super::files::Entry;
+use crate::repair::elf::{self, ElfInfo};
 
 /// Most bytes of an xattr value shown.
 pub const XATTR_SHOWN: usize = 96;
@@ -70,10 +70,7 @@ pub fn load(fs: &dyn FsView, dir: &[u8], entry: &Entry) -> Details {
         Err(e) => d.problems.push(format!("xattrs: {e}")),
     }
     if entry.file_type() == FileType::Regular {
-        match elfinfo::read(fs, entry.node, entry.size()) {
-            Ok(e) => d.elf = e,
-            Err(e) => d.problems.push(e),
-        }
+        d.elf = elf::read(fs, entry.node);
     }
     d
 }

@@ -22,7 +22,6 @@ pub mod app;
 pub mod copier;
 pub mod details;
 pub mod dialog;
-pub mod elfinfo;
 pub mod event;
 pub mod files;
 pub mod format;
@@ -65,7 +64,7 @@ impl Options {
             layout: Arc::new(layout),
             config,
             opener: Arc::new(jobs::UserspaceOpener::default()),
-            copier: Arc::new(copier::BuiltinCopier),
+            copier: Arc::new(copier::JobCopier),
         }
     }
 }

@@ -170,7 +170,9 @@ pub const F_LINK: &str = "link";
 pub const F_ELF: &str = "ELF";
 /// Field name.
 pub const F_SONAME: &str = "SONAME";
-/// Field name.
+/// Field: the highest glibc symbol version a library defines.
+pub const F_GLIBC: &str = "glibc version";
+/// Field: needed libraries.
 pub const F_NEEDED: &str = "needs";
 /// Field name.
 pub const F_XATTRS: &str = "xattrs";
@@ -376,24 +378,8 @@ pub fn summary_skipped(n: usize) -> String {
     format!("Skipped ({n}):")
 }
 
-/// Skip reason: a name that cannot be a host file name.
-pub const UNSAFE_NAME: &str =
-    "name cannot be created safely on the host (empty, '.', '..', '/' or NUL)";
-/// Skip reason: device nodes, fifos, sockets.
-pub const NOT_A_FILE: &str = "device node, pipe or socket: not copied";
-/// Skip reason: too deep.
-pub const TOO_DEEP: &str = "folders nested too deep";
-/// Skip reason: something is already there.
-pub const ALREADY_EXISTS: &str = "already exists in the destination (not overwritten)";
-/// Failure: a non-directory where a folder goes.
-pub const EXISTS_NOT_DIR: &str = "something that is not a folder is in the way";
 /// A cancelled plan.
 pub const CANCELLED: &str = "cancelled";
-
-/// A plan over the entry limit.
-pub fn too_many_entries(n: usize) -> String {
-    format!("more than {n} entries to copy: copy smaller parts")
-}
 
 // ----- questions -----
 
@@ -412,11 +398,6 @@ pub const CANCEL_COPY_QUESTION: &str =
 
 /// While the details are read.
 pub const READING_DETAILS: &str = "reading…";
-
-/// A file too large to look for an ELF header in.
-pub fn elf_too_large(max: u64) -> String {
-    format!("ELF file larger than {} MiB: not inspected", max >> 20)
-}
 
 /// Restore dialog title.
 pub const RESTORE_TITLE: &str = "Restore symlink";

@@ -137,13 +137,50 @@ pub fn fixture_copy(name: &str, dir: &Path) -> PathBuf {
     dst
 }
 
-/// Run the `vmrescue` binary with `args`.
+/// How long one run of the binary may take before a test calls it hung.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Run the `vmrescue` binary with `args`; fails the test (killing the
+/// process) if it runs longer than [`RUN_LIMIT`]: vmrescue must never hang.
 pub fn vmrescue(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
         .args(args)
         .env("NO_COLOR", "1")
-        .output()
-        .expect("run vmrescue")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vmrescue");
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().expect("stdout pipe");
+    let mut err = child.stderr.take().expect("stderr pipe");
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for vmrescue") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vmrescue {args:?} hung: still running after {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_thread.join().unwrap_or_default(),
+        stderr: err_thread.join().unwrap_or_default(),
+    }
 }
 
 /// Whether this process runs as root (for tests that loop-mount).

@@ -21,7 +21,7 @@ use vmrescue::layers::lvm::{
 };
 use vmrescue::layers::{Content, ContentKind, GuestRole, Layout, Volume, VolumeId, VolumeKind};
 use vmrescue::tui::app::Focus;
-use vmrescue::tui::copier::BuiltinCopier;
+use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::jobs::{Jobs, VolumeOpener};
 use vmrescue::tui::{Action, App, AppConfig};
 
@@ -717,6 +717,7 @@ pub fn story_layout(image: &Path) -> Layout {
                 os: os.map(str::to_string),
             },
             problems: Vec::new(),
+            notes: Vec::new(),
         });
         next_extent += extents;
     }
@@ -745,7 +746,7 @@ pub fn story(w: u16, h: u16) -> Story {
     let jobs = Jobs {
         layout: Arc::clone(&layout),
         opener: opener.clone(),
-        copier: Arc::new(BuiltinCopier),
+        copier: Arc::new(JobCopier),
     };
     let mut app = App::new(layout, AppConfig::default());
     app.resize(w, h);

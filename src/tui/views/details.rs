@@ -1,5 +1,6 @@
 //! The details window (`i`): inode, times, owner, link target, xattrs, ELF facts.
 
+use crate::text::escape;
 use ratatui::Frame;
 use ratatui::text::Line;
 
@@ -60,12 +61,16 @@ pub fn details_lines(d: &Details) -> Vec<Line<'static>> {
         ));
     }
     if let Some(e) = &d.elf {
-        out.push(field(s::F_ELF, &e.summary));
+        out.push(field(s::F_ELF, &e.summary()));
         if let Some(so) = &e.soname {
-            out.push(field(s::F_SONAME, so));
+            out.push(field(s::F_SONAME, &escape(so)));
         }
         if !e.needed.is_empty() {
-            out.push(field(s::F_NEEDED, &e.needed.join(", ")));
+            let needed: Vec<String> = e.needed.iter().map(|n| escape(n)).collect();
+            out.push(field(s::F_NEEDED, &needed.join(", ")));
+        }
+        if let Some(v) = e.glibc_version() {
+            out.push(field(s::F_GLIBC, &v));
         }
     }
     if d.xattrs.is_empty() {

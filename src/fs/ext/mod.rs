@@ -1,0 +1,974 @@
+//! Our own ext2/ext3/ext4 reader.
+//!
+//! Everything is read through a [`ReadAt`] of the volume, never written.
+//! Metadata (group descriptors, inode tables, extent and index nodes,
+//! directory and xattr blocks) goes through a bounded [`CachedSource`]; file
+//! data is read straight from the source in whole runs. When the journal
+//! needs recovery, committed transactions are replayed **in memory** (the
+//! `journal` module): an overlay maps a block number to the journal block
+//! holding its newest committed copy, and every read consults it first.
+//!
+//! Damage found while reading (bad checksums, broken entries) is recorded in
+//! [`FsStatus::problems`] with the structure and byte position, and reading
+//! goes on where it safely can; what cannot be read gives an error with the
+//! byte position, never a panic, hang or unbounded allocation.
+//!
+//! For the later in-place symlink repair, [`Ext::inode_position`],
+//! [`inode::inode_checksum`], [`inode::set_inode_checksum`] and
+//! [`Ext::csum_seed`] are public.
+
+pub mod csum;
+mod dir;
+pub mod group;
+pub mod hash;
+pub mod inode;
+mod journal;
+mod map;
+pub mod superblock;
+mod xattr;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::engine::FsOptions;
+use crate::error::{Error, Result};
+use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
+use crate::io::{CachedSource, HostExtent, ReadAt};
+
+use group::GroupDesc;
+use inode::Inode;
+pub use map::{Run, RunKind};
+use superblock::{Superblock, compat, incompat, ro_compat};
+
+/// The root directory's inode.
+pub const EXT4_ROOT_INO: u32 = 2;
+/// Metadata cache budget in bytes.
+const META_CACHE_BYTES: u64 = 8 << 20;
+/// Most problems kept for [`FsStatus::problems`]; more are counted.
+const MAX_PROBLEMS: usize = 200;
+/// Most entries one directory may list.
+pub const MAX_DIR_ENTRIES: usize = 8 << 20;
+/// Most extents [`FsView::extents`] returns before merging the rest into one
+/// (holes past that point are then reported as data, which reads as zeros).
+pub const MAX_EXTENTS: usize = 1 << 18;
+/// Largest data run read in one system call.
+const MAX_READ_RUN: u64 = 8 << 20;
+
+/// Where the newest committed copy of a block lives in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalCopy {
+    /// Byte position of the journal block in the volume.
+    pub pos: u64,
+    /// The block was escaped (its first four bytes were the JBD2 magic).
+    pub escaped: bool,
+}
+
+#[derive(Default)]
+struct Problems {
+    list: Vec<String>,
+    more: u64,
+}
+
+/// An ext2/ext3/ext4 filesystem, read-only.
+pub struct Ext {
+    src: Arc<dyn ReadAt>,
+    meta: CachedSource,
+    sb: Superblock,
+    block_size: u64,
+    groups: Vec<GroupDesc>,
+    overlay: BTreeMap<u64, JournalCopy>,
+    csum_seed: u32,
+    fs_type: &'static str,
+    notes: Vec<String>,
+    problems: Mutex<Problems>,
+}
+
+impl std::fmt::Debug for Ext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ext")
+            .field("fs_type", &self.fs_type)
+            .field("block_size", &self.block_size)
+            .field("groups", &self.groups.len())
+            .field("overlay", &self.overlay.len())
+            .finish()
+    }
+}
+
+/// Features this reader understands, by kind.
+const KNOWN_INCOMPAT: u32 = incompat::FILETYPE
+    | incompat::RECOVER
+    | incompat::META_BG
+    | incompat::EXTENTS
+    | incompat::BIT64
+    | incompat::MMP
+    | incompat::FLEX_BG
+    | incompat::EA_INODE
+    | incompat::CSUM_SEED
+    | incompat::LARGEDIR
+    | incompat::INLINE_DATA
+    | incompat::ENCRYPT
+    | incompat::CASEFOLD;
+const KNOWN_RO_COMPAT: u32 = ro_compat::SPARSE_SUPER
+    | ro_compat::LARGE_FILE
+    | ro_compat::BTREE_DIR
+    | ro_compat::HUGE_FILE
+    | ro_compat::GDT_CSUM
+    | ro_compat::DIR_NLINK
+    | ro_compat::EXTRA_ISIZE
+    | ro_compat::HAS_SNAPSHOT
+    | ro_compat::QUOTA
+    | ro_compat::BIGALLOC
+    | ro_compat::METADATA_CSUM
+    | ro_compat::READONLY
+    | ro_compat::PROJECT
+    | ro_compat::SHARED_BLOCKS
+    | ro_compat::VERITY
+    | ro_compat::ORPHAN_PRESENT;
+
+impl Ext {
+    /// Open the ext2/3/4 filesystem on `src` (a volume's bytes).
+    ///
+    /// With `options.no_journal` a journal that needs recovery is left
+    /// alone and the on-disk state is shown.
+    pub fn open(src: Arc<dyn ReadAt>, options: &FsOptions) -> Result<Ext> {
+        let mut problems = Vec::new();
+        let sb = match read_superblock(&*src, superblock::SUPERBLOCK_OFFSET) {
+            Ok(sb) => sb,
+            Err(primary) => {
+                let Some(sb) = find_backup(&*src) else {
+                    return Err(primary);
+                };
+                problems.push(format!(
+                    "{primary}; using the backup superblock at byte {}",
+                    sb.pos
+                ));
+                sb
+            }
+        };
+        let mut notes = Vec::new();
+        check_features(&sb, &mut notes)?;
+        if sb.has_metadata_csum() {
+            if sb.s_checksum_type != 1 {
+                problems.push(format!(
+                    "ext superblock at byte {}: s_checksum_type {} is not crc32c (1)",
+                    sb.pos + 0x175,
+                    sb.s_checksum_type
+                ));
+            } else if sb.computed_checksum() != sb.s_checksum {
+                problems.push(format!(
+                    "ext superblock at byte {}: checksum mismatch (stored {:#010x}, computed {:#010x})",
+                    sb.pos + 0x3FC,
+                    sb.s_checksum,
+                    sb.computed_checksum()
+                ));
+            }
+        }
+        if sb.s_state & 0x2 != 0 {
+            notes.push(
+                "the filesystem's error flag is set (s_state): it was not checked since an error"
+                    .into(),
+            );
+        }
+        let block_size = sb.block_size();
+        let cache_blocks = (META_CACHE_BYTES / block_size).max(16) as usize;
+        let meta = CachedSource::new(Arc::clone(&src), block_size, cache_blocks);
+        let fs_type = fs_type_of(&sb);
+        let mut ext = Ext {
+            src,
+            meta,
+            csum_seed: sb.csum_seed(),
+            block_size,
+            sb,
+            groups: Vec::new(),
+            overlay: BTreeMap::new(),
+            fs_type,
+            notes,
+            problems: Mutex::new(Problems::default()),
+        };
+        for p in problems {
+            ext.problem(p);
+        }
+        // When the journal will be replayed, check the descriptors as replayed.
+        let replaying = ext.sb.has_incompat(incompat::RECOVER) && !options.no_journal;
+        ext.groups = ext.load_groups(!replaying)?;
+        if ext.sb.has_incompat(incompat::RECOVER) {
+            ext.recover(options.no_journal)?;
+        }
+        if replaying && ext.overlay.is_empty() {
+            ext.groups = ext.load_groups(true)?;
+        }
+        Ok(ext)
+    }
+
+    /// Handle a journal that needs recovery: replay it in memory (or say why not).
+    fn recover(&mut self, no_journal: bool) -> Result<()> {
+        if !self.sb.has_compat(compat::HAS_JOURNAL) {
+            self.notes.push(
+                "needs_recovery is set but there is no journal: showing the on-disk state".into(),
+            );
+            return Ok(());
+        }
+        if self.sb.s_journal_inum == 0 {
+            self.notes.push(format!(
+                "the journal is on an external device (UUID {}, device {:#x}) that is not available: showing the on-disk state, which may lack the last changes",
+                superblock::uuid_text(&self.sb.s_journal_uuid),
+                self.sb.s_journal_dev
+            ));
+            return Ok(());
+        }
+        if no_journal {
+            self.notes.push(
+                "the journal needs recovery; not replayed (--no-journal): showing the on-disk state"
+                    .into(),
+            );
+            return Ok(());
+        }
+        let replay = journal::replay(self)?;
+        for p in replay.problems {
+            self.problem(p);
+        }
+        for n in replay.notes {
+            self.notes.push(n);
+        }
+        if replay.overlay.is_empty() && replay.transactions == 0 {
+            self.notes
+                .push("the journal needed recovery but held no committed transaction".into());
+            return Ok(());
+        }
+        self.overlay = replay.overlay;
+        self.notes.push(format!(
+            "journal replayed in memory: {} transactions, {} blocks",
+            replay.transactions,
+            self.overlay.len()
+        ));
+        // The superblock and group descriptors may have been in the journal.
+        let bs = self.block_size;
+        let sb_block = superblock::SUPERBLOCK_OFFSET / bs;
+        if self.overlay.contains_key(&sb_block) {
+            let mut raw = vec![0u8; superblock::SUPERBLOCK_SIZE];
+            self.read_meta_at(superblock::SUPERBLOCK_OFFSET, &mut raw, "ext superblock")?;
+            match Superblock::parse(&raw, superblock::SUPERBLOCK_OFFSET, self.src.size()) {
+                Ok(sb) if sb.block_size() == bs => {
+                    let mut ignored = Vec::new();
+                    if check_features(&sb, &mut ignored).is_ok() {
+                        self.csum_seed = sb.csum_seed();
+                        self.sb = sb;
+                    }
+                }
+                Ok(_) => self.problem(
+                    "ext superblock replayed from the journal changes the block size: ignored"
+                        .into(),
+                ),
+                Err(e) => self.problem(format!(
+                    "ext superblock replayed from the journal is not valid ({e}): ignored"
+                )),
+            }
+        }
+        self.groups = self.load_groups(true)?;
+        Ok(())
+    }
+
+    /// Read every group descriptor; `report` records bad checksums as problems.
+    fn load_groups(&self, report: bool) -> Result<Vec<GroupDesc>> {
+        let sb = &self.sb;
+        let count = sb.group_count();
+        let ds = sb.desc_size();
+        let per_block = self.block_size / ds;
+        let mut groups = Vec::with_capacity(count as usize);
+        let mut block = Vec::new();
+        let mut loaded_nr = u64::MAX;
+        for g in 0..count {
+            let nr = g / per_block;
+            let blk = group::descriptor_block(sb, nr);
+            if nr != loaded_nr {
+                block = self.read_block(blk, "ext group descriptor block")?;
+                loaded_nr = nr;
+            }
+            let off = ((g % per_block) * ds) as usize;
+            let raw = &block[off..off + ds as usize];
+            let desc = GroupDesc::parse(raw, sb.is_64bit());
+            let pos = blk * self.block_size + off as u64;
+            if let Some(want) = group::desc_checksum(sb, g as u32, raw) {
+                let stored = crate::io::le::u16(raw, group::BG_CHECKSUM).unwrap_or(0);
+                if stored != want && report {
+                    self.problem(format!(
+                        "ext group descriptor {g} at byte {pos}: checksum mismatch (stored {stored:#06x}, computed {want:#06x})"
+                    ));
+                }
+            }
+            groups.push(desc);
+        }
+        Ok(groups)
+    }
+
+    /// Record a problem found while reading.
+    fn problem(&self, text: String) {
+        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        if p.list.contains(&text) {
+            return;
+        }
+        if p.list.len() < MAX_PROBLEMS {
+            p.list.push(text);
+        } else {
+            p.more += 1;
+        }
+    }
+
+    /// The superblock (as replayed, when the journal was).
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// Block size in bytes.
+    pub fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
+    /// The seed of every metadata checksum (`s_checksum_seed` or `crc32c(~0, uuid)`).
+    pub fn csum_seed(&self) -> u32 {
+        self.csum_seed
+    }
+
+    /// Whether the journal was replayed in memory (so the image differs from this view).
+    pub fn journal_replayed(&self) -> bool {
+        !self.overlay.is_empty()
+    }
+
+    /// Whether block `block` is shown from the journal rather than from its place on disk.
+    pub fn is_replayed(&self, block: u64) -> bool {
+        self.overlay.contains_key(&block)
+    }
+
+    /// Look `name` up in directory `dir` through its hash index alone:
+    /// `Some(answer)` when the index gives one, `None` when it cannot tell
+    /// (not indexed, unknown hash, a collision chain across index nodes).
+    /// [`FsView::lookup`] uses this and falls back to a scan.
+    pub fn htree_lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<Option<NodeId>>> {
+        let inode = self.live_inode(dir)?;
+        if !self.is_dx(&inode) || inode.has_flag(inode::flags::INLINE_DATA) {
+            return Ok(None);
+        }
+        Ok(dir::dx_lookup(self, &inode, name)?.map(|f| f.map(|ino| NodeId(u64::from(ino)))))
+    }
+
+    /// The group descriptor of group `g`.
+    pub fn group(&self, g: u64) -> Option<&GroupDesc> {
+        self.groups.get(usize::try_from(g).ok()?)
+    }
+
+    // ---- reading ---------------------------------------------------------
+
+    /// Check that blocks `block..block+count` are inside the filesystem and not block 0.
+    fn check_block(&self, block: u64, count: u64, what: &str, at: u64) -> Result<()> {
+        if block == 0 {
+            return Err(Error::corrupt(what, at, "points at block 0"));
+        }
+        match block.checked_add(count) {
+            Some(e) if e <= self.sb.s_blocks_count => Ok(()),
+            _ => Err(Error::corrupt(
+                what,
+                at,
+                format!(
+                    "blocks {block}..+{count} lie outside the filesystem ({} blocks)",
+                    self.sb.s_blocks_count
+                ),
+            )),
+        }
+    }
+
+    /// Read metadata block `block` (journal overlay first, then the cache).
+    fn read_block(&self, block: u64, what: &str) -> Result<Vec<u8>> {
+        let pos = block
+            .checked_mul(self.block_size)
+            .ok_or_else(|| Error::corrupt(what, 0, format!("block number {block} overflows")))?;
+        if block >= self.sb.s_blocks_count {
+            return Err(Error::corrupt(
+                what,
+                pos,
+                format!(
+                    "block {block} lies outside the filesystem ({} blocks)",
+                    self.sb.s_blocks_count
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; self.block_size as usize];
+        self.read_meta_at(pos, &mut buf, what)?;
+        Ok(buf)
+    }
+
+    /// Read metadata bytes at `pos` through the overlay and the cache.
+    fn read_meta_at(&self, pos: u64, buf: &mut [u8], what: &str) -> Result<()> {
+        self.read_through(pos, buf, what, true)
+    }
+
+    /// Read bytes at `pos` through the overlay; `cached` picks the metadata cache.
+    fn read_through(&self, pos: u64, buf: &mut [u8], what: &str, cached: bool) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let bs = self.block_size;
+        let end = pos
+            .checked_add(buf.len() as u64)
+            .ok_or_else(|| Error::corrupt(what, pos, "read past 2^64"))?;
+        let raw_read = |p: u64, b: &mut [u8]| -> Result<()> {
+            let r = if cached {
+                self.meta.read_exact_at(p, b)
+            } else {
+                self.src.read_exact_at(p, b)
+            };
+            r.map_err(|e| Error::io(format!("{what} at byte {p}"), e))
+        };
+        if self.overlay.is_empty() {
+            return raw_read(pos, buf);
+        }
+        let first = pos / bs;
+        let last = (end - 1) / bs;
+        let mut done = 0usize;
+        let mut cur = pos;
+        for (&blk, copy) in self.overlay.range(first..=last) {
+            let bstart = blk * bs;
+            if bstart > cur {
+                let n = (bstart - cur) as usize;
+                raw_read(cur, &mut buf[done..done + n])?;
+                done += n;
+                cur = bstart;
+            }
+            let within = (cur - bstart) as usize;
+            let n = ((bs as usize) - within).min(buf.len() - done);
+            let mut block = vec![0u8; bs as usize];
+            self.meta.read_exact_at(copy.pos, &mut block).map_err(|e| {
+                Error::io(
+                    format!("journal copy of block {blk} at byte {}", copy.pos),
+                    e,
+                )
+            })?;
+            if copy.escaped {
+                block[..4].copy_from_slice(&journal::JBD2_MAGIC.to_be_bytes());
+            }
+            buf[done..done + n].copy_from_slice(&block[within..within + n]);
+            done += n;
+            cur += n as u64;
+        }
+        if done < buf.len() {
+            raw_read(cur, &mut buf[done..])?;
+        }
+        Ok(())
+    }
+
+    /// Whether any block of `block..block+count` comes from the journal.
+    fn overlay_touches(&self, block: u64, count: u64) -> bool {
+        !self.overlay.is_empty()
+            && self
+                .overlay
+                .range(block..block.saturating_add(count))
+                .next()
+                .is_some()
+    }
+
+    // ---- inodes ------------------------------------------------------------
+
+    /// Absolute byte position of inode `ino` in the volume.
+    pub fn inode_position(&self, ino: u32) -> Result<u64> {
+        let sb = &self.sb;
+        if ino == 0 || ino > sb.s_inodes_count {
+            return Err(Error::NotFound(format!(
+                "inode {ino} (the filesystem has inodes 1..={})",
+                sb.s_inodes_count
+            )));
+        }
+        let ipg = u64::from(sb.s_inodes_per_group);
+        let group = u64::from(ino - 1) / ipg;
+        let index = u64::from(ino - 1) % ipg;
+        let desc = self.group(group).ok_or_else(|| {
+            Error::corrupt(
+                "ext inode",
+                0,
+                format!("inode {ino}: group {group} has no descriptor"),
+            )
+        })?;
+        if sb.has_group_csum() {
+            if desc.bg_flags & group::EXT4_BG_INODE_UNINIT != 0 {
+                return Err(Error::corrupt(
+                    "ext inode",
+                    0,
+                    format!(
+                        "inode {ino}: the inode table of group {group} is not initialised (INODE_UNINIT)"
+                    ),
+                ));
+            }
+            if index >= ipg.saturating_sub(u64::from(desc.bg_itable_unused)) {
+                return Err(Error::corrupt(
+                    "ext inode",
+                    0,
+                    format!("inode {ino}: lies in the unused part of group {group}'s inode table"),
+                ));
+            }
+        }
+        let isz = u64::from(sb.s_inode_size);
+        let table_blocks = (ipg * isz).div_ceil(self.block_size);
+        self.check_block(desc.bg_inode_table, table_blocks, "ext inode table", 0)
+            .map_err(|_| {
+                Error::corrupt(
+                    "ext group descriptor",
+                    0,
+                    format!(
+                        "group {group}: inode table at block {} lies outside the filesystem",
+                        desc.bg_inode_table
+                    ),
+                )
+            })?;
+        Ok(desc.bg_inode_table * self.block_size + index * isz)
+    }
+
+    /// Read and decode inode `ino` (checking its checksum).
+    pub fn read_inode(&self, ino: u32) -> Result<Inode> {
+        let pos = self.inode_position(ino)?;
+        let mut raw = vec![0u8; usize::from(self.sb.s_inode_size)];
+        self.read_meta_at(pos, &mut raw, "ext inode")?;
+        if self.sb.has_metadata_csum() && raw.iter().any(|&b| b != 0) {
+            let want = inode::inode_checksum(self.csum_seed, ino, &raw);
+            let stored = inode::stored_checksum(&raw);
+            if want != stored {
+                self.problem(format!(
+                    "ext inode {ino} at byte {pos}: checksum mismatch (stored {stored:#x}, computed {want:#x})"
+                ));
+            }
+        }
+        let (inode, problem) = Inode::parse(
+            ino,
+            pos,
+            raw,
+            self.sb.has_ro_compat(ro_compat::HUGE_FILE),
+            self.sb.has_incompat(incompat::LARGEDIR),
+        );
+        if let Some(p) = problem {
+            self.problem(format!("ext inode {ino} at byte {pos}: {p}"));
+        }
+        Ok(inode)
+    }
+
+    /// An inode that is in use (has a mode and links), as `NodeId` names it.
+    fn live_inode(&self, node: NodeId) -> Result<Inode> {
+        let ino =
+            u32::try_from(node.0).map_err(|_| Error::NotFound(format!("inode {}", node.0)))?;
+        let inode = self.read_inode(ino)?;
+        if inode.i_mode == 0 || (inode.i_links_count == 0 && ino != EXT4_ROOT_INO) {
+            return Err(Error::corrupt(
+                "ext inode",
+                inode.pos,
+                format!(
+                    "inode {ino} is not in use (mode {:o}, links {})",
+                    inode.i_mode, inode.i_links_count
+                ),
+            ));
+        }
+        Ok(inode)
+    }
+
+    fn refuse_encrypted(&self, inode: &Inode) -> Result<()> {
+        if inode.has_flag(inode::flags::ENCRYPT) {
+            return Err(Error::Unsupported(format!(
+                "inode {} is encrypted (ext4 encryption): its contents and names cannot be read",
+                inode.ino
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- file data ---------------------------------------------------------------
+
+    /// The inline data of an inode (`i_block` then the `system.data` xattr), up to `i_size`.
+    fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>> {
+        let size = inode.i_size;
+        let max = inode::I_BLOCK_LEN as u64 + u64::from(self.sb.s_inode_size) + self.block_size;
+        if size > max {
+            return Err(Error::corrupt(
+                "ext inline data",
+                inode.pos,
+                format!(
+                    "inode {}: inline size {size} is larger than an inode can hold",
+                    inode.ino
+                ),
+            ));
+        }
+        let mut out = inode.i_block().to_vec();
+        if size > inode::I_BLOCK_LEN as u64
+            && let Some(more) = xattr::system_data(self, inode)?
+        {
+            out.extend_from_slice(&more);
+        }
+        out.resize(size as usize, 0);
+        Ok(out)
+    }
+
+    /// Read file bytes at `offset` of `inode` into `buf`, up to `i_size`.
+    fn read_file(&self, inode: &Inode, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let size = inode.i_size;
+        if offset >= size || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = ((size - offset).min(buf.len() as u64)) as usize;
+        let buf = &mut buf[..n];
+        if inode.has_flag(inode::flags::INLINE_DATA) {
+            let data = self.inline_data(inode)?;
+            let start = offset as usize;
+            buf.copy_from_slice(&data[start..start + n]);
+            return Ok(n);
+        }
+        let bs = self.block_size;
+        let mut done = 0usize;
+        while done < n {
+            let pos = offset + done as u64;
+            let lblk = pos / bs;
+            let run = self.map_block(inode, lblk)?;
+            let run_end = (run.lblk + run.len).saturating_mul(bs);
+            let want = ((run_end - pos).min((n - done) as u64)).min(MAX_READ_RUN) as usize;
+            let want = want.max(1).min(n - done);
+            let out = &mut buf[done..done + want];
+            match run.kind {
+                RunKind::Hole | RunKind::Unwritten(_) => out.fill(0),
+                RunKind::Data(p) => {
+                    let phys = (p + (lblk - run.lblk)) * bs + pos % bs;
+                    self.read_through(phys, out, "ext file data", false)?;
+                }
+            }
+            done += want;
+        }
+        Ok(n)
+    }
+
+    /// The runs of `inode` (data and unwritten; holes are the gaps), in
+    /// logical order, at most [`MAX_EXTENTS`] of them.
+    pub fn runs(&self, inode: &Inode) -> Result<Vec<Run>> {
+        let mut out = Vec::new();
+        self.for_each_run(inode, &mut |r| {
+            out.push(r);
+            Ok(out.len() < MAX_EXTENTS)
+        })?;
+        Ok(out)
+    }
+}
+
+/// Read and check the superblock at byte `pos`.
+fn read_superblock(src: &dyn ReadAt, pos: u64) -> Result<Superblock> {
+    let len = superblock::SUPERBLOCK_SIZE as u64;
+    let raw = crate::io::read_vec(src, pos, len, len)
+        .map_err(|e| Error::io(format!("ext superblock at byte {pos}"), e))?;
+    Superblock::parse(&raw, pos, src.size())
+}
+
+/// A valid backup superblock in group 1, trying each block size with the
+/// usual group size (as `e2fsck -b` would be told).
+fn find_backup(src: &dyn ReadAt) -> Option<Superblock> {
+    (0..=6u32).find_map(|log| {
+        let bs = 1024u64 << log;
+        let first_data_block = u64::from(bs == 1024);
+        let pos = (8 * bs + first_data_block) * bs;
+        let sb = read_superblock(src, pos).ok()?;
+        (sb.block_size() == bs && u64::from(sb.s_blocks_per_group) == 8 * bs).then_some(sb)
+    })
+}
+
+/// `ext2`, `ext3` or `ext4`, told apart by features as blkid does.
+fn fs_type_of(sb: &Superblock) -> &'static str {
+    const EXT3_INCOMPAT: u32 = incompat::FILETYPE | incompat::RECOVER | incompat::META_BG;
+    const EXT2_RO_COMPAT: u32 =
+        ro_compat::SPARSE_SUPER | ro_compat::LARGE_FILE | ro_compat::BTREE_DIR;
+    if sb.s_feature_incompat & !EXT3_INCOMPAT != 0 || sb.s_feature_ro_compat & !EXT2_RO_COMPAT != 0
+    {
+        "ext4"
+    } else if sb.has_compat(compat::HAS_JOURNAL) {
+        "ext3"
+    } else {
+        "ext2"
+    }
+}
+
+/// Refuse what cannot be read, naming the feature; note what is read with limits.
+fn check_features(sb: &Superblock, notes: &mut Vec<String>) -> Result<()> {
+    if sb.has_incompat(incompat::JOURNAL_DEV) {
+        return Err(Error::Unsupported(
+            "this is an external ext3/ext4 journal device (journal_dev), not a filesystem".into(),
+        ));
+    }
+    let refuse = [
+        (
+            incompat::COMPRESSION,
+            "compression (an out-of-tree ext2 patch): compressed files cannot be read",
+        ),
+        (
+            incompat::DIRDATA,
+            "dirdata (Lustre): its directory entries carry data vmrescue cannot read",
+        ),
+    ];
+    for (bit, why) in refuse {
+        if sb.has_incompat(bit) {
+            return Err(Error::Unsupported(format!("ext feature {why}")));
+        }
+    }
+    let unknown = sb.s_feature_incompat & !KNOWN_INCOMPAT;
+    if unknown != 0 {
+        let names: Vec<String> = (0..32)
+            .map(|i| 1u32 << i)
+            .filter(|b| unknown & b != 0)
+            .map(superblock::incompat_name)
+            .collect();
+        return Err(Error::Unsupported(format!(
+            "ext incompatible feature(s) {}: the filesystem cannot be read safely",
+            names.join(", ")
+        )));
+    }
+    let unknown_ro = sb.s_feature_ro_compat & !KNOWN_RO_COMPAT;
+    if unknown_ro != 0 {
+        notes.push(format!(
+            "unknown read-only-compatible features {unknown_ro:#x}: reading anyway (they do not change how files are read)"
+        ));
+    }
+    if sb.has_incompat(incompat::ENCRYPT) {
+        notes.push("encryption is enabled: encrypted files and directories cannot be read".into());
+    }
+    if sb.has_incompat(incompat::CASEFOLD) {
+        notes.push(
+            "casefold is enabled: names are matched exactly (case-sensitively) by vmrescue".into(),
+        );
+    }
+    if sb.has_compat(compat::FAST_COMMIT) {
+        notes.push("fast_commit is enabled: fast-commit blocks are not replayed".into());
+    }
+    Ok(())
+}
+
+impl FsView for Ext {
+    fn status(&self) -> FsStatus {
+        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        let mut problems = p.list.clone();
+        if p.more > 0 {
+            problems.push(format!("... and {} more problems", p.more));
+        }
+        FsStatus {
+            fs_type: self.fs_type.to_string(),
+            label: self.sb.label(),
+            uuid: Some(self.sb.uuid_string()),
+            notes: self.notes.clone(),
+            problems,
+        }
+    }
+
+    fn root(&self) -> NodeId {
+        NodeId(u64::from(EXT4_ROOT_INO))
+    }
+
+    fn metadata(&self, node: NodeId) -> Result<Metadata> {
+        let inode = self.live_inode(node)?;
+        let file_type = inode.file_type();
+        let rdev = match file_type {
+            FileType::CharDevice | FileType::BlockDevice => inode.rdev(),
+            _ => (0, 0),
+        };
+        Ok(Metadata {
+            node,
+            ino: u64::from(inode.ino),
+            file_type,
+            perm: u32::from(inode.i_mode) & 0o7777,
+            uid: inode.i_uid,
+            gid: inode.i_gid,
+            size: inode.i_size,
+            nlink: u64::from(inode.i_links_count),
+            atime: inode.atime,
+            mtime: inode.mtime,
+            ctime: inode.ctime,
+            crtime: inode.crtime,
+            rdev,
+            allocated: Some(inode.allocated_bytes(self.block_size)),
+        })
+    }
+
+    fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
+        let inode = self.live_inode(dir)?;
+        if inode.file_type() != FileType::Directory {
+            return Err(Error::Invalid(format!(
+                "inode {}: not a directory",
+                inode.ino
+            )));
+        }
+        self.refuse_encrypted(&inode)?;
+        dir::list(self, &inode)
+    }
+
+    fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
+        let inode = self.live_inode(dir)?;
+        if inode.file_type() != FileType::Directory {
+            return Err(Error::Invalid(format!(
+                "inode {}: not a directory",
+                inode.ino
+            )));
+        }
+        self.refuse_encrypted(&inode)?;
+        if name.is_empty() || name == b"." || name == b".." || name.len() > 255 {
+            return Ok(None);
+        }
+        dir::lookup(self, &inode, name)
+    }
+
+    fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
+        let inode = self.live_inode(node)?;
+        if inode.file_type() != FileType::Symlink {
+            return Err(Error::Invalid(format!(
+                "inode {}: not a symbolic link",
+                inode.ino
+            )));
+        }
+        self.refuse_encrypted(&inode)?;
+        self.symlink_target(&inode)
+    }
+
+    fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let inode = self.live_inode(node)?;
+        if inode.file_type() != FileType::Regular {
+            return Err(Error::Invalid(format!(
+                "inode {}: not a regular file",
+                inode.ino
+            )));
+        }
+        self.refuse_encrypted(&inode)?;
+        self.read_file(&inode, offset, buf)
+    }
+
+    fn extents(&self, node: NodeId) -> Result<Vec<FileExtent>> {
+        let inode = self.live_inode(node)?;
+        if inode.file_type() != FileType::Regular {
+            return Err(Error::Invalid(format!(
+                "inode {}: not a regular file",
+                inode.ino
+            )));
+        }
+        self.file_extents(&inode)
+    }
+
+    fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>> {
+        let inode = self.live_inode(node)?;
+        xattr::list(self, &inode)
+    }
+
+    fn host_extent(&self, node: NodeId, offset: u64, len: u64) -> Option<HostExtent> {
+        let inode = self.live_inode(node).ok()?;
+        if inode.file_type() != FileType::Regular
+            || inode.has_flag(inode::flags::INLINE_DATA)
+            || inode.has_flag(inode::flags::ENCRYPT)
+            || offset >= inode.i_size
+            || len == 0
+        {
+            return None;
+        }
+        let bs = self.block_size;
+        let lblk = offset / bs;
+        let run = self.map_block(&inode, lblk).ok()?;
+        let RunKind::Data(p) = run.kind else {
+            return None;
+        };
+        let first = p + (lblk - run.lblk);
+        let run_left = (run.lblk + run.len - lblk) * bs - offset % bs;
+        let len = len.min(run_left).min(inode.i_size - offset);
+        let blocks = (offset % bs + len).div_ceil(bs);
+        if self.overlay_touches(first, blocks) {
+            return None;
+        }
+        let host = self.src.host_extent(first * bs + offset % bs, len)?;
+        Some(host)
+    }
+}
+
+impl Ext {
+    /// The target of a symlink inode.
+    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>> {
+        let size = inode.i_size;
+        if inode.has_flag(inode::flags::INLINE_DATA) {
+            return self.inline_data(inode);
+        }
+        let ea_blocks = if inode.i_file_acl != 0 {
+            (self.block_size
+                << self
+                    .sb
+                    .s_log_cluster_size
+                    .saturating_sub(self.sb.s_log_block_size)
+                    .min(16))
+                / 512
+        } else {
+            0
+        };
+        let sectors = inode.allocated_bytes(self.block_size) / 512;
+        if sectors.saturating_sub(ea_blocks) == 0 && !inode.has_flag(inode::flags::EA_INODE) {
+            // A fast symlink: the target is in i_block (at most 59 bytes).
+            let len = (size as usize).min(inode::I_BLOCK_LEN - 1);
+            let t = &inode.i_block()[..len];
+            let end = t.iter().position(|&b| b == 0).unwrap_or(len);
+            return Ok(t[..end].to_vec());
+        }
+        if size > self.block_size.min(4096) {
+            return Err(Error::corrupt(
+                "ext symlink",
+                inode.pos,
+                format!(
+                    "inode {}: target of {size} bytes is longer than a block",
+                    inode.ino
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; size as usize];
+        let n = self.read_file(inode, 0, &mut buf)?;
+        buf.truncate(n);
+        if let Some(end) = buf.iter().position(|&b| b == 0) {
+            buf.truncate(end);
+        }
+        Ok(buf)
+    }
+
+    /// The data ranges of a regular file, clipped to `i_size`, adjacent ranges merged.
+    fn file_extents(&self, inode: &Inode) -> Result<Vec<FileExtent>> {
+        let size = inode.i_size;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        if inode.has_flag(inode::flags::INLINE_DATA) {
+            return Ok(vec![FileExtent {
+                offset: 0,
+                len: size,
+                unwritten: false,
+            }]);
+        }
+        let bs = self.block_size;
+        let mut out: Vec<FileExtent> = Vec::new();
+        self.for_each_run(inode, &mut |run| {
+            let start = run.lblk.saturating_mul(bs);
+            if start >= size {
+                return Ok(false);
+            }
+            let end = (run.lblk + run.len).saturating_mul(bs).min(size);
+            let unwritten = matches!(run.kind, RunKind::Unwritten(_));
+            if matches!(run.kind, RunKind::Hole) {
+                return Ok(true);
+            }
+            let full = out.len() >= MAX_EXTENTS;
+            if let Some(last) = out.last_mut() {
+                if last.offset + last.len == start && (last.unwritten == unwritten || full) {
+                    last.len = end - last.offset;
+                    last.unwritten &= unwritten;
+                    return Ok(true);
+                }
+                if full {
+                    // Too fragmented to list: report the rest as one data range.
+                    last.len = size - last.offset;
+                    last.unwritten = false;
+                    return Ok(false);
+                }
+            }
+            out.push(FileExtent {
+                offset: start,
+                len: end - start,
+                unwritten,
+            });
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+}

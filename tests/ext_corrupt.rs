@@ -1,0 +1,414 @@
+//! Damaged filesystems: bad checksums are reported with the structure and
+//! byte position and reading goes on; broken structures give errors with
+//! byte positions; nothing panics, hangs or allocates without bound.
+
+mod common;
+mod ext_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vmrescue::engine::FsOptions;
+use vmrescue::fs::ext::{Ext, RunKind};
+use vmrescue::fs::path::resolve;
+use vmrescue::fs::{FileType, FsView, NodeId};
+use vmrescue::io::ReadAt;
+
+fn image(name: &str) -> Vec<u8> {
+    std::fs::read(common::fixture(name)).expect("read fixture")
+}
+
+fn open_bytes(bytes: Vec<u8>) -> vmrescue::Result<Ext> {
+    let src: Arc<dyn ReadAt> = Arc::new(bytes);
+    Ext::open(src, &FsOptions::default())
+}
+
+fn problems(fs: &Ext) -> String {
+    fs.status().problems.join("\n")
+}
+
+fn node(fs: &Ext, path: &str) -> NodeId {
+    resolve(fs, path.as_bytes(), false).expect("resolve").node
+}
+
+/// Physical block of the first data run of `path`.
+fn first_block(fs: &Ext, path: &str) -> u64 {
+    let inode = fs.read_inode(node(fs, path).0 as u32).unwrap();
+    match fs.runs(&inode).unwrap()[0].kind {
+        RunKind::Data(p) => p,
+        other => panic!("{path}: first run is {other:?}"),
+    }
+}
+
+/// Walk everything, tolerating errors, reading at most 1 MiB per file and
+/// visiting at most `limit` nodes; returns the number of errors met.
+pub fn tolerant_walk(fs: &dyn FsView, limit: usize) -> usize {
+    let mut errors = 0;
+    let mut stack = vec![fs.root()];
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut visited = 0;
+    while let Some(n) = stack.pop() {
+        visited += 1;
+        if visited > limit {
+            break;
+        }
+        let Ok(m) = fs.metadata(n) else {
+            errors += 1;
+            continue;
+        };
+        let _ = fs.xattrs(n).map_err(|_| errors += 1);
+        match m.file_type {
+            FileType::Directory => {
+                if !seen.insert(n) {
+                    continue;
+                }
+                match fs.read_dir(n) {
+                    Ok(entries) => {
+                        for (i, e) in entries.into_iter().enumerate() {
+                            if i < 50 {
+                                let _ = fs.lookup(n, &e.name);
+                            }
+                            stack.push(e.node);
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            FileType::Regular => {
+                if fs.read_at(n, 0, &mut buf).is_err() {
+                    errors += 1;
+                }
+                let _ = fs.read_at(n, m.size.saturating_sub(10), &mut buf[..100]);
+                let _ = fs.extents(n).map_err(|_| errors += 1);
+                let _ = fs.host_extent(n, 0, 1 << 20);
+            }
+            FileType::Symlink if fs.read_link(n).is_err() => errors += 1,
+            _ => {}
+        }
+    }
+    errors
+}
+
+#[test]
+fn bad_superblock_checksum_is_reported() {
+    let mut b = image("ext-ext4-4k");
+    b[1024 + 0x300] ^= 0x55; // inside s_reserved
+    let fs = open_bytes(b).unwrap();
+    let p = problems(&fs);
+    assert!(
+        p.contains("ext superblock at byte 2044: checksum mismatch"),
+        "{p}"
+    );
+    assert_eq!(tolerant_walk(&fs, 100_000), 0);
+}
+
+#[test]
+fn broken_superblocks_are_refused_with_positions() {
+    let cases: &[(usize, u8, &str)] = &[
+        (0x38, 0x00, "ext superblock at byte 1080: bad s_magic"),
+        (0x18, 30, "ext superblock at byte 1048: s_log_block_size 30"),
+        (0x28, 0, "ext superblock at byte 1064: s_inodes_per_group"),
+    ];
+    for &(off, val, want) in cases {
+        let mut b = image("ext-ext4-4k");
+        b[1024 + off] = val;
+        if off == 0x28 {
+            b[1024 + off + 1] = 0;
+            b[1024 + off + 2] = 0;
+            b[1024 + off + 3] = 0;
+        }
+        let e = open_bytes(b).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+    // An unknown incompatible feature is named and refused.
+    let mut b = image("ext-ext4-4k");
+    b[1024 + 0x60 + 3] |= 0x40;
+    let e = open_bytes(b).unwrap_err().to_string();
+    assert!(e.contains("unknown incompat feature 0x40000000"), "{e}");
+    // A truncated image.
+    let b = image("ext-ext4-4k")[..1500].to_vec();
+    assert!(open_bytes(b).is_err());
+}
+
+#[test]
+fn a_damaged_primary_superblock_falls_back_to_a_backup() {
+    for name in ["ext-ext2-1k", "ext-ext4-1k"] {
+        let mut b = image(name);
+        b[1024 + 0x38] = 0; // s_magic
+        let fs = open_bytes(b).unwrap();
+        let p = problems(&fs);
+        assert!(
+            p.contains("ext superblock at byte 1080: bad s_magic"),
+            "{p}"
+        );
+        assert!(
+            p.contains("using the backup superblock at byte 8389632"),
+            "{p}"
+        );
+        ext_support::assert_same(
+            name,
+            &ext_support::walk(&fs),
+            &ext_support::manifest(&format!("{name}.walk")),
+        );
+    }
+}
+
+#[test]
+fn bad_group_descriptor_checksums_are_reported() {
+    // metadata_csum (crc32c) on the 4 KiB image: descriptors at block 1.
+    let mut b = image("ext-ext4-4k");
+    b[4096 + 0xC] ^= 1; // bg_free_blocks_count_lo of group 0
+    let fs = open_bytes(b).unwrap();
+    assert!(
+        problems(&fs).contains("ext group descriptor 0 at byte 4096: checksum mismatch"),
+        "{}",
+        problems(&fs)
+    );
+    assert_eq!(tolerant_walk(&fs, 100_000), 0);
+    // gdt_csum (crc16) on the 1 KiB meta_bg image: group 1's descriptor is in block 2.
+    let mut b = image("ext-ext4-1k");
+    b[2048 + 32 + 0xC] ^= 1;
+    let fs = open_bytes(b).unwrap();
+    assert!(
+        problems(&fs).contains("ext group descriptor 1 at byte 2080: checksum mismatch"),
+        "{}",
+        problems(&fs)
+    );
+}
+
+#[test]
+fn bad_inode_checksum_is_reported_and_the_file_still_reads() {
+    let clean = ext_support::open("ext-ext4-4k");
+    let ino = node(&clean, "/hello.txt").0 as u32;
+    let pos = clean.inode_position(ino).unwrap();
+    let mut b = image("ext-ext4-4k");
+    b[pos as usize + 0x8] ^= 1; // i_atime
+    let fs = open_bytes(b).unwrap();
+    let n = node(&fs, "/hello.txt");
+    let mut buf = [0u8; 64];
+    assert_eq!(fs.read_at(n, 0, &mut buf).unwrap(), 13);
+    let p = problems(&fs);
+    assert!(
+        p.contains(&format!("ext inode {ino} at byte {pos}: checksum mismatch")),
+        "{p}"
+    );
+}
+
+/// The extent tree of `/frag` (depth >= 1): (index node block, leaf blocks).
+fn frag_tree(fs: &Ext) -> (u64, Vec<u64>) {
+    let inode = fs.read_inode(node(fs, "/frag").0 as u32).unwrap();
+    let ib = inode.i_block();
+    let depth = u16::from_le_bytes([ib[6], ib[7]]);
+    assert!(
+        depth >= 2,
+        "frag should have a deep extent tree, depth {depth}"
+    );
+    let first_child = u64::from(u32::from_le_bytes(ib[16..20].try_into().unwrap()));
+    (first_child, vec![])
+}
+
+#[test]
+fn broken_extent_nodes_give_errors_with_positions() {
+    let clean = ext_support::open("ext-ext4-4k");
+    let (idx, _) = frag_tree(&clean);
+    let pos = (idx * 4096) as usize;
+    // A flipped entry byte: the tail checksum catches it.
+    let mut b = image("ext-ext4-4k");
+    b[pos + 12 + 2] ^= 1; // ei_block of the first index entry
+    let fs = open_bytes(b).unwrap();
+    tolerant_walk(&fs, 100_000);
+    assert!(
+        problems(&fs).contains("ext4 extent node of inode"),
+        "{}",
+        problems(&fs)
+    );
+    // A bad magic: reading the file fails, naming the node and its position.
+    let mut b = image("ext-ext4-4k");
+    b[pos] ^= 0xff;
+    let fs = open_bytes(b).unwrap();
+    let n = node(&fs, "/frag");
+    let e = fs.read_at(n, 0, &mut [0u8; 4096]).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("ext4 extent node at byte {pos}: bad eh_magic")),
+        "{e}"
+    );
+    assert!(fs.extents(n).is_err());
+    // Two index entries pointing at the same node: a loop is an error, not a hang.
+    let mut b = image("ext-ext4-4k");
+    let first = b[pos + 12 + 4..pos + 12 + 10].to_vec();
+    b[pos + 24 + 4..pos + 24 + 10].copy_from_slice(&first);
+    let fs = open_bytes(b).unwrap();
+    let n = node(&fs, "/frag");
+    let e = fs.extents(n).unwrap_err().to_string();
+    assert!(e.contains("referenced twice"), "{e}");
+    // An index pointing at itself fails the depth check.
+    let mut b = image("ext-ext4-4k");
+    b[pos + 12 + 4..pos + 12 + 8].copy_from_slice(&(idx as u32).to_le_bytes());
+    b[pos + 12 + 8..pos + 12 + 10].copy_from_slice(&[0, 0]);
+    let fs = open_bytes(b).unwrap();
+    let n = node(&fs, "/frag");
+    assert!(fs.read_at(n, 0, &mut [0u8; 16]).is_err());
+    assert!(fs.extents(n).is_err());
+    // An extent past the end of the filesystem.
+    let inode = clean
+        .read_inode(node(&clean, "/hello.txt").0 as u32)
+        .unwrap();
+    let ext_pos = (inode.pos + 0x28 + 12 + 8) as usize; // ee_start_lo of the first extent
+    let mut b = image("ext-ext4-4k");
+    b[ext_pos..ext_pos + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let fs = open_bytes(b).unwrap();
+    let e = fs
+        .read_at(node(&fs, "/hello.txt"), 0, &mut [0u8; 16])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("ext4 extent at byte {}", inode.pos + 0x28 + 12)),
+        "{e}"
+    );
+    assert!(e.contains("outside the filesystem"), "{e}");
+}
+
+#[test]
+fn broken_directory_blocks_are_reported_and_the_rest_listed() {
+    let clean = ext_support::open("ext-ext4-4k");
+    let dir = first_block(&clean, "/dir") as usize * 4096;
+    let want: Vec<Vec<u8>> = clean
+        .read_dir(node(&clean, "/dir"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    // A flipped name byte: checksum mismatch reported, listing still complete.
+    let mut b = image("ext-ext4-4k");
+    let at = b[dir..dir + 4096]
+        .windows(8)
+        .position(|w| w == b"hardlink")
+        .unwrap();
+    b[dir + at] = b'H';
+    let fs = open_bytes(b).unwrap();
+    let got = fs.read_dir(node(&fs, "/dir")).unwrap();
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().any(|e| e.name == b"Hardlink"));
+    let p = problems(&fs);
+    assert!(
+        p.contains(&format!(
+            "ext directory block of inode {}",
+            node(&fs, "/dir").0
+        )),
+        "{p}"
+    );
+    assert!(p.contains("checksum mismatch"), "{p}");
+    // A zero rec_len: the rest of that block is skipped with a problem.
+    let mut b = image("ext-ext4-4k");
+    b[dir + 12 + 4] = 0; // ".." rec_len
+    b[dir + 12 + 5] = 0;
+    let fs = open_bytes(b).unwrap();
+    let got = fs.read_dir(node(&fs, "/dir")).unwrap();
+    assert!(got.len() < want.len());
+    assert!(
+        problems(&fs).contains(&format!("at byte {}: bad rec_len 0", dir + 12)),
+        "{}",
+        problems(&fs)
+    );
+}
+
+#[test]
+fn a_damaged_htree_index_falls_back_to_a_scan() {
+    let clean = ext_support::open("ext-ext4-4k");
+    let root = first_block(&clean, "/big") as usize * 4096;
+    let names: Vec<_> = clean.read_dir(node(&clean, "/big")).unwrap();
+    let mut b = image("ext-ext4-4k");
+    // Point every index entry at block 0 (the root itself).
+    let count = u16::from_le_bytes([b[root + 0x22], b[root + 0x23]]) as usize;
+    for i in 0..count {
+        let o = root + 0x20 + 8 * i + 4;
+        b[o..o + 4].copy_from_slice(&0u32.to_le_bytes());
+    }
+    let fs = open_bytes(b).unwrap();
+    let big = node(&fs, "/big");
+    for e in names.iter().step_by(97) {
+        assert_eq!(fs.lookup(big, &e.name).unwrap(), Some(e.node));
+    }
+    // A directory entry naming the root again (a loop) does not trap a walk.
+    let mut b = image("ext-ext4-4k");
+    let dir = first_block(&clean, "/dir/sub") as usize * 4096;
+    let sub_ino = node(&clean, "/dir/sub/deeper").0 as u32;
+    let at = (0..4096 - 4)
+        .step_by(4)
+        .find(|&o| u32::from_le_bytes(b[dir + o..dir + o + 4].try_into().unwrap()) == sub_ino)
+        .unwrap();
+    b[dir + at..dir + at + 4].copy_from_slice(&2u32.to_le_bytes());
+    let fs = open_bytes(b).unwrap();
+    let start = Instant::now();
+    tolerant_walk(&fs, 100_000);
+    assert!(
+        resolve(
+            &fs,
+            b"/dir/sub/deeper/dir/sub/deeper/dir/sub/deeper/hello.txt",
+            true
+        )
+        .is_ok()
+    );
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn huge_sizes_do_not_allocate_or_hang() {
+    for name in ["ext-ext4-4k", "ext-ext2-1k"] {
+        let clean = ext_support::open(name);
+        let mut b = image(name);
+        for path in ["/hello.txt", "/dir", "/slow-link"] {
+            let ino = node(&clean, path).0 as u32;
+            let pos = clean.inode_position(ino).unwrap() as usize;
+            b[pos + 4..pos + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+            b[pos + 0x6C..pos + 0x70].copy_from_slice(&u32::MAX.to_le_bytes());
+        }
+        let fs = open_bytes(b).unwrap();
+        let start = Instant::now();
+        let f = node(&fs, "/hello.txt");
+        let mut buf = vec![0u8; 1 << 16];
+        assert!(fs.read_at(f, 1 << 50, &mut buf).is_ok());
+        let _ = fs.extents(f);
+        let _ = fs.read_dir(node(&fs, "/dir"));
+        assert!(fs.read_link(node(&fs, "/slow-link")).is_err());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name}: too slow"
+        );
+    }
+}
+
+/// Flip bytes all over the metadata of each fixture (fixed seed): open and
+/// walk must end with results or errors, never a panic.
+#[test]
+fn random_damage_never_panics() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for name in [
+        "ext-ext4-4k",
+        "ext-ext2-1k",
+        "ext-ext4-1k",
+        "ext-inline",
+        "ext-journal-ext4",
+    ] {
+        let clean = image(name);
+        // Metadata lives in the first few MiB of these images.
+        let span = clean.len().min(4 << 20);
+        for _ in 0..12 {
+            let mut b = clean.clone();
+            for _ in 0..200 {
+                let at = (rand() as usize) % span;
+                b[at] ^= 1 << (rand() % 8);
+            }
+            if let Ok(fs) = open_bytes(b) {
+                tolerant_walk(&fs, 20_000);
+            }
+        }
+    }
+}
