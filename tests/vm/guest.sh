@@ -404,7 +404,7 @@ t_relink() {
     $CP kernel-b.img relink-b.img
     set -- $(echo "$disks" | sed 's/kernel-a.img/relink-a.img/; s/kernel-b.img/relink-b.img/')
     # Refused while another process holds the image open for writing (as a running VM does).
-    sum=$(stat -c '%s %Y %Z' relink-a.img relink-b.img)
+    sum=$(stat -c '%s %y %z' relink-a.img relink-b.img)
     (exec 3<>relink-a.img && exec sleep 30) &
     holder=$!
     sleep 0.3
@@ -417,7 +417,7 @@ t_relink() {
     cat /tmp/busy.txt
     grep -q "is in use" /tmp/busy.txt || fail "the refusal does not say the image is in use"
     # A write would have changed the images' modification and change times.
-    [ "$(stat -c '%s %Y %Z' relink-a.img relink-b.img)" = "$sum" ] || fail "the refused relink wrote to the images"
+    [ "$(stat -c '%s %y %z' relink-a.img relink-b.img)" = "$sum" ] || fail "the refused relink wrote to the images"
     clean
     vmrescue kernel-relink "$@" --volume "$vol" --link "$link" --to "$new" >/tmp/relink.txt ||
         fail "kernel-relink failed"
