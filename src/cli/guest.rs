@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use vmrescue::engine::{FsOptions, open_fs, select_volume};
+use vmrescue::engine::{Engines, FsOptions, select_volume};
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
 use vmrescue::layers::Layout;
@@ -81,7 +81,9 @@ impl GuestArgs {
         let opts = FsOptions {
             no_journal: self.no_journal,
         };
-        let fs = open_fs(&layout, id, &opts)?;
+        // The kernel session (if the kernel engine serves the volume) lives
+        // as long as the filesystem view holds it.
+        let fs = Engines::new(target.source.engine).open_fs(&layout, id, &opts)?;
         let status = fs.status();
         let name = escape_str(&layout.volume(id).name);
         if notes {

@@ -1,7 +1,9 @@
 //! `vmrescue layers`.
 
 use clap::Args;
-use vmrescue::layers::tree;
+use vmrescue::engine::{self, Decision, EngineChoice};
+use vmrescue::layers::{Layout, VolumeKind, tree};
+use vmrescue::text::escape_str;
 
 use super::{Target, exit, open_layout, report};
 
@@ -26,11 +28,14 @@ pub fn run(args: &LayersArgs) -> u8 {
     };
     let roots = tree::build(&layout);
     let problems = layout.all_problems();
+    let engines = engine_rows(&layout, args.target.source.engine);
     if args.json {
         let doc = serde_json::json!({
             "disks": roots,
             "notes": layout.notes,
             "problems": problems,
+            "engine_choice": args.target.source.engine,
+            "engines": engines,
         });
         match serde_json::to_string_pretty(&doc) {
             Ok(s) => println!("{s}"),
@@ -44,6 +49,7 @@ pub fn run(args: &LayersArgs) -> u8 {
         for n in &layout.notes {
             println!("{}", vmrescue::text::escape_str(n));
         }
+        print!("{}", render_engines(&engines, args.target.source.engine));
     }
     for p in &problems {
         report(p);
@@ -53,4 +59,49 @@ pub fn run(args: &LayersArgs) -> u8 {
     } else {
         exit::PROBLEMS
     }
+}
+
+/// Which engine serves a volume, for `layers`.
+#[derive(Debug, serde::Serialize)]
+struct EngineRow {
+    volume: String,
+    #[serde(flatten)]
+    decision: Decision,
+}
+
+/// A row for every volume that holds (or should hold) a filesystem.
+fn engine_rows(layout: &Layout, choice: EngineChoice) -> Vec<EngineRow> {
+    layout
+        .volumes
+        .iter()
+        .filter(|v| !matches!(v.kind, VolumeKind::LogicalVolume { hidden: true, .. }))
+        .filter(|v| v.content.kind.is_filesystem() || !v.mapping.unreadable().is_empty())
+        .map(|v| EngineRow {
+            volume: v.name.clone(),
+            decision: engine::decide(layout, v.id, choice),
+        })
+        .collect()
+}
+
+fn render_engines(rows: &[EngineRow], choice: EngineChoice) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let w = rows
+        .iter()
+        .map(|r| escape_str(&r.volume).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut out = format!("\n{:<w$}  ENGINE     WHY (--engine {choice})\n", "VOLUME");
+    for r in rows {
+        let e = r.decision.engine.map_or("none", |e| e.name());
+        out.push_str(&format!(
+            "{:<w$}  {:<9}  {}\n",
+            escape_str(&r.volume),
+            e,
+            r.decision.reason
+        ));
+    }
+    out
 }

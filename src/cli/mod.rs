@@ -8,6 +8,7 @@ mod cat;
 mod cp;
 mod doctor;
 mod guest;
+mod kernel;
 mod layers;
 mod ls;
 mod tui;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use vmrescue::engine::EngineChoice;
 use vmrescue::layers::Layout;
 
 /// Rescue files from virtual-machine disk images, without root and without mounting.
@@ -81,6 +83,15 @@ pub struct SourceArgs {
     /// `qemu-img snapshot -l` lists them) instead of their current state.
     #[arg(long, value_name = "NAME|ID")]
     pub snapshot: Option<String>,
+    /// How filesystems are read: `userspace` (vmrescue's own readers, no
+    /// root), `kernel` (loop + device-mapper + read-only mount, as root) or
+    /// `auto` (userspace where vmrescue reads the filesystem, else kernel).
+    #[arg(long, value_name = "ENGINE", default_value = "auto", value_parser = parse_engine)]
+    pub engine: EngineChoice,
+}
+
+pub(crate) fn parse_engine(s: &str) -> Result<EngineChoice, String> {
+    s.parse()
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +129,30 @@ enum Command {
     /// Undo a repair: put back the bytes saved in its undo file, after
     /// checking that the image still holds what vmrescue wrote.
     Undo(undo::UndoArgs),
+    /// Mount a volume read-only through the kernel engine (root) until interrupted.
+    ///
+    /// Maps the volume with loop + device-mapper from vmrescue's own reading
+    /// of the layers (the host's LVM never sees the guest's volume groups),
+    /// mounts it read-only under /run/vmrescue/, prints the mountpoint and
+    /// waits; Ctrl-C, SIGTERM or SIGHUP unmount and remove everything.
+    Mount(kernel::MountArgs),
+    /// Map a volume as a read-only block device through the kernel engine (root) until interrupted.
+    ///
+    /// Like `mount` without the mount: prints the device (`/dev/dm-N`) for
+    /// tools that read block devices (`fsck -n`, `photorec`, `dd`); Ctrl-C,
+    /// SIGTERM or SIGHUP remove it again.
+    Map(kernel::MountArgs),
+    /// Remove what a killed vmrescue session left: mounts, device-mapper and loop devices.
+    ///
+    /// Only objects with vmrescue's own prefixes whose session's process is
+    /// gone are touched; each one removed is printed.
+    Cleanup(kernel::CleanupArgs),
+    /// List every file of a volume with its SHA-256 (engine parity checks).
+    #[command(hide = true)]
+    Walk(kernel::WalkArgs),
+    /// Replace a symlink through the kernel engine (until `relink --engine kernel`).
+    #[command(hide = true)]
+    KernelRelink(kernel::KernelRelinkArgs),
     /// Pack a disk image into the demo container (used by assets/make-demo.sh).
     #[command(hide = true)]
     PackDemo {
@@ -248,6 +283,9 @@ fn list_guests(target: &Target) -> u8 {
 /// Parse the command line and run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A signal ending a kernel-engine session ends the process from the
+    // signal thread: the unpacked demo disk must go then too.
+    vmrescue::engine::kernel::add_exit_hook(vmrescue::demo::cleanup);
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
         Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
@@ -256,6 +294,11 @@ pub fn main() -> ExitCode {
         Some(Command::Cp(args)) => cp::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Undo(args)) => undo::run(&args),
+        Some(Command::Mount(args)) => kernel::mount(&args, true),
+        Some(Command::Map(args)) => kernel::mount(&args, false),
+        Some(Command::Cleanup(args)) => kernel::cleanup(&args),
+        Some(Command::Walk(args)) => kernel::walk(&args),
+        Some(Command::KernelRelink(args)) => kernel::relink(&args),
         None if cli.target.image.is_none()
             && cli.target.source.vmid.is_none()
             && !cli.target.source.demo =>

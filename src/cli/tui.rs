@@ -1,7 +1,12 @@
 //! `vmrescue IMAGE` and `vmrescue --demo` with no command: the full-screen browser.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
+use vmrescue::engine::{Engines, FsOptions};
+use vmrescue::fs::FsView;
+use vmrescue::layers::{Layout, VolumeId};
+use vmrescue::tui::jobs::VolumeOpener;
 use vmrescue::tui::{self, AppConfig, Options};
 
 use super::{Target, exit, open_layout, report};
@@ -32,7 +37,17 @@ pub fn run(args: &TuiArgs) -> u8 {
         volume: args.volume.clone(),
         ..AppConfig::default()
     };
-    match tui::run(Options::new(layout, config)) {
+    let mut opts = Options::new(layout, config);
+    opts.opener = Arc::new(EngineOpener {
+        engines: Engines::new(args.target.source.engine),
+    });
+    // Mounts, dm and loop devices go when the browser ends, however it ends.
+    tui::terminal::register_teardown(|| {
+        for p in vmrescue::engine::kernel::teardown_all(true) {
+            eprintln!("vmrescue: {p}");
+        }
+    });
+    match tui::run(opts) {
         Ok(None) => exit::OK,
         // Killed by a signal: the shell's convention, 128 + its number.
         Ok(Some(sig)) => u8::try_from(128 + sig).unwrap_or(exit::ERROR),
@@ -40,5 +55,22 @@ pub fn run(args: &TuiArgs) -> u8 {
             report(&e);
             exit::ERROR
         }
+    }
+}
+
+/// Opens volumes with the engine `--engine` picks for each (`auto`:
+/// userspace where vmrescue reads the filesystem, else the kernel engine).
+struct EngineOpener {
+    engines: Engines,
+}
+
+impl VolumeOpener for EngineOpener {
+    fn engine(&self) -> String {
+        self.engines.choice().to_string()
+    }
+    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String> {
+        self.engines
+            .open_fs(layout, id, &FsOptions::default())
+            .map_err(|e| e.to_string())
     }
 }

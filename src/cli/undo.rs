@@ -19,9 +19,7 @@ pub struct UndoArgs {
 pub fn run(args: &UndoArgs) -> u8 {
     let result = undo::load_record(&args.file).and_then(|rec| match &rec {
         UndoRecord::Bytes { .. } => undo::undo_bytes(&rec),
-        UndoRecord::Symlink { .. } => Err(vmrescue::Error::Unsupported(
-            "undoing a kernel-engine repair needs the kernel engine".into(),
-        )),
+        UndoRecord::Symlink { .. } => vmrescue::engine::kernel::repair::undo(&rec),
     });
     match result {
         Ok(msg) => {

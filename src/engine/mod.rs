@@ -4,8 +4,17 @@
 //! (no root, nothing mounted). The kernel engine (root) maps the same
 //! [`crate::io::Mapping`] with device-mapper over a read-only loop device and
 //! mounts it read-only.
+//!
+//! [`Engines`] is what commands use: it holds the operator's choice
+//! (`--engine userspace|kernel|auto`), says which engine serves a volume
+//! and why ([`Engines::decide`]), opens filesystems through it, and owns
+//! the kernel session (torn down when the `Engines` is dropped).
 
-use std::sync::Arc;
+pub mod kernel;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::fs::FsView;
@@ -81,4 +90,235 @@ pub fn select_volume(layout: &Layout, spec: Option<&str>) -> Result<VolumeId> {
         "more than one filesystem: choose one with --volume ({})",
         choices.join(", ")
     )))
+}
+
+/// The engine the operator asked for (`--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// Only vmrescue's own readers; no root, nothing mounted.
+    Userspace,
+    /// Only loop + device-mapper + a read-only mount (root).
+    Kernel,
+    /// Userspace where vmrescue reads the filesystem, kernel where it
+    /// cannot and the kernel engine is available.
+    #[default]
+    Auto,
+}
+
+impl FromStr for EngineChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "userspace" => Ok(EngineChoice::Userspace),
+            "kernel" => Ok(EngineChoice::Kernel),
+            "auto" => Ok(EngineChoice::Auto),
+            other => Err(format!(
+                "unknown engine {other:?} (choose userspace, kernel or auto)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineChoice::Userspace => "userspace",
+            EngineChoice::Kernel => "kernel",
+            EngineChoice::Auto => "auto",
+        })
+    }
+}
+
+/// An engine that reads a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// vmrescue's own filesystem readers.
+    Userspace,
+    /// Loop + device-mapper + read-only mount.
+    Kernel,
+}
+
+impl Engine {
+    /// `userspace` or `kernel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Userspace => "userspace",
+            Engine::Kernel => "kernel",
+        }
+    }
+}
+
+/// Which engine serves a volume, and why (for `layers` and the status bar).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Decision {
+    /// The engine, or `None` when neither can read the volume.
+    pub engine: Option<Engine>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Whether vmrescue's own readers read `kind` filesystems.
+pub fn userspace_reads(kind: crate::layers::ContentKind) -> bool {
+    kind.is_ext()
+}
+
+/// Why the kernel engine cannot run on this machine (checked once), or `Ok`.
+pub fn kernel_available() -> std::result::Result<(), String> {
+    static AVAILABLE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    AVAILABLE.get_or_init(kernel::available).clone()
+}
+
+/// The reasons a mapping cannot be read, each once.
+fn unreadable_reasons(m: &crate::io::Mapping) -> String {
+    let mut v: Vec<&str> = Vec::new();
+    for r in m.unreadable() {
+        if !v.contains(&r) {
+            v.push(r);
+        }
+    }
+    v.join("; ")
+}
+
+/// Why the kernel engine cannot serve volume `id`, or `Ok`.
+fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), String> {
+    kernel_available()?;
+    let v = layout.volume(id);
+    if !kernel::mountable(v.content.kind) {
+        return Err(format!(
+            "the kernel engine does not mount {}",
+            v.content.kind.name()
+        ));
+    }
+    if !v.mapping.unreadable().is_empty() {
+        return Err(unreadable_reasons(&v.mapping));
+    }
+    for d in v.mapping.disks() {
+        if let Some(disk) = layout.disks.get(d.0) {
+            kernel::exposable(disk.format)?;
+        }
+    }
+    Ok(())
+}
+
+/// Which engine serves volume `id` under `choice`, and why.
+pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
+    let v = layout.volume(id);
+    let kind = v.content.kind;
+    let none = |reason: String| Decision {
+        engine: None,
+        reason,
+    };
+    if !v.is_filesystem() {
+        if !v.mapping.unreadable().is_empty() {
+            return none(format!("unreadable: {}", unreadable_reasons(&v.mapping)));
+        }
+        return none(format!("holds {}, not a filesystem", v.content.describe()));
+    }
+    let fs = kind.name();
+    let ours = userspace_reads(kind);
+    match choice {
+        EngineChoice::Userspace if ours => Decision {
+            engine: Some(Engine::Userspace),
+            reason: format!("{fs}: read by vmrescue itself (--engine userspace)"),
+        },
+        EngineChoice::Userspace => none(format!(
+            "{fs}: vmrescue cannot read it itself; the kernel engine can (--engine kernel, as root)"
+        )),
+        EngineChoice::Kernel => match kernel_serves(layout, id) {
+            Ok(()) => Decision {
+                engine: Some(Engine::Kernel),
+                reason: format!("{fs}: mounted read-only by the kernel (--engine kernel)"),
+            },
+            Err(why) => none(format!("{fs}: the kernel engine cannot serve it: {why}")),
+        },
+        EngineChoice::Auto if ours => Decision {
+            engine: Some(Engine::Userspace),
+            reason: format!("{fs}: read by vmrescue itself"),
+        },
+        EngineChoice::Auto => match kernel_serves(layout, id) {
+            Ok(()) => Decision {
+                engine: Some(Engine::Kernel),
+                reason: format!(
+                    "{fs}: vmrescue cannot read it itself, so the kernel mounts it read-only"
+                ),
+            },
+            Err(why) => none(format!(
+                "{fs}: vmrescue cannot read it itself, and the kernel engine is unavailable: {why}"
+            )),
+        },
+    }
+}
+
+/// The engines of one command run: the operator's choice and, once
+/// needed, the kernel session (torn down when this is dropped).
+pub struct Engines {
+    choice: EngineChoice,
+    session: Mutex<Option<Arc<kernel::Session>>>,
+}
+
+impl Engines {
+    /// Engines for `choice`.
+    pub fn new(choice: EngineChoice) -> Engines {
+        Engines {
+            choice,
+            session: Mutex::new(None),
+        }
+    }
+
+    /// The operator's choice.
+    pub fn choice(&self) -> EngineChoice {
+        self.choice
+    }
+
+    /// Which engine serves volume `id`, and why.
+    pub fn decide(&self, layout: &Layout, id: VolumeId) -> Decision {
+        decide(layout, id, self.choice)
+    }
+
+    /// The kernel session, started on first use.
+    pub fn kernel(&self) -> Result<Arc<kernel::Session>> {
+        let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = s.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let new = kernel::Session::start()?;
+        *s = Some(Arc::clone(&new));
+        Ok(new)
+    }
+
+    /// Open volume `id`'s filesystem with the engine [`Engines::decide`] picks.
+    pub fn open_fs(
+        &self,
+        layout: &Layout,
+        id: VolumeId,
+        opts: &FsOptions,
+    ) -> Result<Arc<dyn FsView>> {
+        let d = self.decide(layout, id);
+        let name = &layout.volume(id).name;
+        match d.engine {
+            Some(Engine::Userspace) => open_fs(layout, id, opts),
+            Some(Engine::Kernel) => self.kernel()?.open_fs(layout, id),
+            None => {
+                // Say the precise reason (not root, no device-mapper...).
+                if self.choice == EngineChoice::Kernel
+                    && let Err(why) = kernel_available()
+                {
+                    return Err(Error::Unsupported(format!("{name}: {why}")));
+                }
+                Err(Error::Unsupported(format!("{name}: {}", d.reason)))
+            }
+        }
+    }
+
+    /// Tear the kernel session down now; returns the problems (busy devices).
+    pub fn close(&self) -> Vec<String> {
+        let s = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        s.map(|s| s.teardown()).unwrap_or_default()
+    }
 }

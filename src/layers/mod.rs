@@ -39,6 +39,9 @@ pub struct Disk {
     pub format: ImageFormat,
     /// Facts about the container (backing chain, snapshots).
     pub format_details: Vec<String>,
+    /// For qcow2: the ID of the internal snapshot shown (the kernel engine
+    /// has qemu-nbd show the same one).
+    pub snapshot: Option<String>,
     /// The virtual disk's bytes.
     pub source: Arc<dyn ReadAt>,
     /// Its partition table, if any.
@@ -241,6 +244,7 @@ pub fn scan(images: Vec<Image>) -> Layout {
             path: img.path,
             format: img.format,
             format_details: img.details,
+            snapshot: img.snapshot,
             source: img.source,
             table: None,
             problems: Vec::new(),

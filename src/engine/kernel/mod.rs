@@ -1,0 +1,905 @@
+//! The kernel engine: loop devices + device-mapper + a read-only mount.
+//!
+//! What kpartx and `vgchange -ay` did in the story, from vmrescue's own
+//! [`Mapping`] and without touching the host's LVM:
+//!
+//! 1. each disk the volume lives on becomes a read-only, autoclear loop
+//!    device ([`loopdev`]); a whole-disk PV is exposed from its data area
+//!    on, so no device ever starts with a `LABELONE` label;
+//! 2. the volume's mapping becomes a read-only dm device ([`dm`]) named
+//!    `vmrescue-<session>-<volume>`, resumed with udev's other rules off;
+//! 3. the dm device is mounted read-only under
+//!    `/run/vmrescue/<session>/<volume>` ([`mount`]) and browsed through
+//!    an [`FsView`] over the mounted directory.
+//!
+//! Every object is written to the session's state file ([`state`]) before
+//! it is created. A [`Session`] tears everything down in reverse order
+//! (unmount → dm remove → loop detach) when dropped, on SIGINT/SIGTERM/
+//! SIGHUP and on panic; `vmrescue cleanup` ([`state::cleanup`]) removes
+//! what a killed session left.
+
+pub mod dm;
+#[path = "loop.rs"]
+pub mod loopdev;
+pub mod mount;
+mod mounted;
+pub mod nbd;
+pub mod repair;
+pub mod state;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
+
+use crate::error::{Error, Result};
+use crate::fs::{FsStatus, FsView};
+use crate::image::ImageFormat;
+use crate::io::{DiskId, ReadAt};
+use crate::layers::{ContentKind, Layout, VolumeId, VolumeKind};
+
+use dm::{DmDevice, Exposure};
+use state::{Object, StateFile};
+
+/// Why the kernel engine cannot run here, or `Ok` when it can.
+pub fn available() -> std::result::Result<(), String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err("the kernel engine needs root (loop devices, device-mapper, mount)".into());
+    }
+    if !Path::new(loopdev::CONTROL).exists() {
+        return Err(format!(
+            "{} is missing: this kernel has no loop devices (try `modprobe loop`)",
+            loopdev::CONTROL
+        ));
+    }
+    dm::available().map(|_| ())
+}
+
+/// Whether the kernel engine can expose `format` images, as `Err(reason)` when not.
+pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
+    match format {
+        ImageFormat::Raw | ImageFormat::BlockDevice => Ok(()),
+        ImageFormat::Qcow2 => nbd::available().map_err(|why| {
+            format!(
+                "a loop device cannot expose a qcow2 image and qemu-nbd cannot be used ({why}); \
+                 use the userspace engine (--engine userspace)"
+            )
+        }),
+    }
+}
+
+/// Whether the kernel can mount `kind`.
+pub fn mountable(kind: ContentKind) -> bool {
+    mount::options(kind, false).is_ok()
+}
+
+/// `LABELONE` in any of the first four sectors of `head`.
+fn has_pv_label(head: &[u8]) -> bool {
+    (0..4).any(|i| head.get(i * 512..i * 512 + 8) == Some(b"LABELONE".as_slice()))
+}
+
+/// Whether the 2 KiB at `offset` of `src` hold an LVM label.
+fn pv_label_at(src: &dyn ReadAt, offset: u64) -> Result<bool> {
+    let len = 2048u64.min(src.size().saturating_sub(offset));
+    let mut head = vec![0u8; len as usize];
+    src.read_exact_at(offset, &mut head)
+        .map_err(|e| Error::io(format!("reading byte {offset}"), e))?;
+    Ok(has_pv_label(&head))
+}
+
+/// Where the device for `disk` must start so that it shows no PV label:
+/// 0, or for a whole-disk PV its data area (`pe_start`).
+pub fn exposure_start(layout: &Layout, disk: DiskId) -> Result<u64> {
+    let d = &layout.disks[disk.0];
+    if !pv_label_at(&*d.source, 0)? {
+        return Ok(0);
+    }
+    let pe_start = layout
+        .pvs
+        .iter()
+        .position(|p| p.area.disk == disk && p.area.offset == 0)
+        .and_then(|i| {
+            layout
+                .groups
+                .iter()
+                .flat_map(|g| g.pvs.iter())
+                .find(|p| p.found == Some(i))
+                .map(|p| p.pe_start)
+        })
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "{} is a whole-disk LVM PV whose data area is unknown: the kernel engine \
+                 exposes such a disk only from its data area on (so the host never sees the PV)",
+                d.path.display()
+            ))
+        })?;
+    if pv_label_at(&*d.source, pe_start)? {
+        return Err(Error::Refused(format!(
+            "{}: the data area at byte {pe_start} starts with another LVM label; \
+             exposing it would show a PV to the host",
+            d.path.display()
+        )));
+    }
+    Ok(pe_start)
+}
+
+/// Make a block device node (when there is no devtmpfs or udev).
+pub fn make_block_node(path: &Path, dev: (u32, u32)) -> Result<()> {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    mknod(
+        path,
+        SFlag::S_IFBLK,
+        Mode::from_bits_truncate(0o600),
+        makedev(u64::from(dev.0), u64::from(dev.1)),
+    )
+    .map_err(|e| Error::io(format!("mknod {}", path.display()), e.into()))
+}
+
+/// Refuse volumes the kernel engine never maps: LVM PVs (their LVs are
+/// mapped instead, so the host never sees the PV) and extended partitions.
+pub fn check_mappable(layout: &Layout, id: VolumeId) -> Result<()> {
+    let v = layout.volume(id);
+    if v.content.kind == ContentKind::LvmPv {
+        return Err(Error::Refused(format!(
+            "{} is an LVM physical volume: the kernel engine maps its logical volumes, \
+             never the PV itself",
+            v.name
+        )));
+    }
+    if let VolumeKind::Partition { entry, .. } = &v.kind
+        && entry.extended
+    {
+        return Err(Error::Invalid(format!(
+            "{} is an extended partition (a container)",
+            v.name
+        )));
+    }
+    Ok(())
+}
+
+/// The dm table for volume `id` over the disks' devices (`exposures[disk]`),
+/// after the host-safety checks: not a PV, not an extended partition, no
+/// unreadable segment, and no LVM label at its start (a PV nested in an LV).
+pub fn plan(
+    layout: &Layout,
+    id: VolumeId,
+    exposures: &[Option<Exposure>],
+) -> Result<Vec<dm::TableLine>> {
+    check_mappable(layout, id)?;
+    let v = layout.volume(id);
+    let lines = dm::table(&v.mapping, exposures)
+        .map_err(|why| Error::Refused(format!("{}: cannot map it: {why}", v.name)))?;
+    let src = layout.open_volume(id);
+    if pv_label_at(&*src, 0)? {
+        return Err(Error::Refused(format!(
+            "{} starts with an LVM label (a PV inside it): mapping it would show that PV \
+             to the host's LVM",
+            v.name
+        )));
+    }
+    Ok(lines)
+}
+
+/// A disk exposed as a block device.
+#[derive(Debug)]
+enum Exposed {
+    Loop {
+        dev: loopdev::LoopDevice,
+        object: Object,
+    },
+    Nbd {
+        dev: nbd::NbdDevice,
+        object: Object,
+    },
+}
+
+impl Exposed {
+    fn dev(&self) -> (u32, u32) {
+        match self {
+            Exposed::Loop { dev, .. } => dev.dev(),
+            Exposed::Nbd { dev, .. } => dev.dev,
+        }
+    }
+}
+
+/// A volume mapped (and maybe mounted) in a session.
+#[derive(Debug)]
+struct Mapped {
+    volume: String,
+    writable: bool,
+    device: DmDevice,
+    object: Object,
+    mount: Option<(PathBuf, Object, Object)>,
+    /// The disks (and modes) this mapping holds.
+    disks: Vec<(DiskId, bool)>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: Option<StateFile>,
+    exposed: HashMap<(DiskId, bool), (Exposed, Exposure)>,
+    mapped: Vec<Mapped>,
+    nodes: Vec<Object>,
+}
+
+/// A kernel-engine session: what it created, and the teardown of it all.
+#[derive(Debug)]
+pub struct Session {
+    id: String,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+static REGISTRY: Mutex<Vec<Weak<Session>>> = Mutex::new(Vec::new());
+static HANDLERS: Once = Once::new();
+/// What else must happen before the process ends on a signal.
+type ExitHook = Box<dyn Fn() + Send>;
+static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
+
+/// Run `hook` when a signal (SIGINT, SIGTERM, SIGHUP) ends the process
+/// while a kernel session exists, after the session's teardown: restoring
+/// the terminal, removing temporary files.
+pub fn add_exit_hook(hook: impl Fn() + Send + 'static) {
+    EXIT_HOOKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Box::new(hook));
+}
+
+fn registry() -> MutexGuard<'static, Vec<Weak<Session>>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Tear down every live session (signals, panics). Returns the problems.
+pub fn teardown_all(blocking: bool) -> Vec<String> {
+    let sessions: Vec<Arc<Session>> = registry().iter().filter_map(Weak::upgrade).collect();
+    let mut problems = Vec::new();
+    for s in sessions {
+        problems.extend(s.teardown_inner(blocking));
+    }
+    problems
+}
+
+fn install_handlers() {
+    HANDLERS.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+            Ok(mut signals) => {
+                let spawned = std::thread::Builder::new()
+                    .name("vmrescue-signals".into())
+                    .spawn(move || {
+                        if let Some(sig) = signals.forever().next() {
+                            let problems = teardown_all(true);
+                            for hook in EXIT_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).iter()
+                            {
+                                hook();
+                            }
+                            for p in problems {
+                                eprintln!("vmrescue: {p}");
+                            }
+                            let _ = signal_hook::low_level::emulate_default_handler(sig);
+                            std::process::exit(128 + sig);
+                        }
+                    });
+                if let Err(e) = spawned {
+                    eprintln!("vmrescue: cannot watch for signals: {e}");
+                }
+            }
+            Err(e) => eprintln!("vmrescue: cannot watch for signals: {e}"),
+        }
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            for p in teardown_all(false) {
+                eprintln!("vmrescue: {p}");
+            }
+            previous(info);
+        }));
+    });
+}
+
+impl Session {
+    /// Start a session: check the kernel can do it, create the state file,
+    /// and arrange teardown on signals and panics.
+    pub fn start() -> Result<Arc<Session>> {
+        Self::start_in(Path::new(state::RUN_DIR))
+    }
+
+    /// [`Session::start`] with another run directory (for tests).
+    pub fn start_in(run_dir: &Path) -> Result<Arc<Session>> {
+        available().map_err(Error::Unsupported)?;
+        let mut id = state::new_session_id();
+        let mut file = None;
+        for _ in 0..8 {
+            match StateFile::create(run_dir, &id) {
+                Ok(f) => {
+                    file = Some(f);
+                    break;
+                }
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    id = state::new_session_id();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let file = file.ok_or_else(|| Error::Invalid("no free session id".into()))?;
+        let dir = file.dir().to_path_buf();
+        install_handlers();
+        let s = Arc::new(Session {
+            id,
+            dir,
+            inner: Mutex::new(Inner {
+                state: Some(file),
+                ..Inner::default()
+            }),
+        });
+        let mut reg = registry();
+        reg.retain(|w| w.strong_count() > 0);
+        reg.push(Arc::downgrade(&s));
+        Ok(s)
+    }
+
+    /// The short session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The session directory (`/run/vmrescue/<id>`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The dm device for volume `id`, creating loop and dm devices as needed.
+    pub fn map(&self, layout: &Layout, id: VolumeId, writable: bool) -> Result<DmDevice> {
+        let mut inner = self.lock();
+        self.map_locked(&mut inner, layout, id, writable)
+    }
+
+    fn record(inner: &mut Inner, obj: Object) -> Result<()> {
+        match inner.state.as_mut() {
+            Some(s) => s.add(obj),
+            None => Err(Error::Refused(
+                "the kernel session has been torn down".into(),
+            )),
+        }
+    }
+
+    fn forget(inner: &mut Inner, obj: &Object) -> Result<()> {
+        match inner.state.as_mut() {
+            Some(s) => s.remove(obj),
+            None => Ok(()),
+        }
+    }
+
+    /// A `/dev` node for `dev`, made (and recorded) when missing.
+    fn ensure_node(inner: &mut Inner, path: &Path, dev: (u32, u32)) -> Result<()> {
+        if path.exists() {
+            return Ok(());
+        }
+        let obj = Object::Node {
+            path: path.to_path_buf(),
+        };
+        Self::record(inner, obj.clone())?;
+        make_block_node(path, dev)?;
+        inner.nodes.push(obj);
+        Ok(())
+    }
+
+    fn expose_disk(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        disk: DiskId,
+        writable: bool,
+    ) -> Result<Exposure> {
+        if let Some((_, e)) = inner.exposed.get(&(disk, writable)) {
+            return Ok(*e);
+        }
+        let d = layout
+            .disks
+            .get(disk.0)
+            .ok_or_else(|| Error::Invalid(format!("disk {} is not open", disk.0)))?;
+        exposable(d.format)
+            .map_err(|why| Error::Unsupported(format!("{}: {why}", d.path.display())))?;
+        let start = exposure_start(layout, disk)?;
+        let size = d.size().saturating_sub(start);
+        if size < 512 {
+            return Err(Error::Invalid(format!(
+                "{}: nothing to expose from byte {start}",
+                d.path.display()
+            )));
+        }
+        let file_name = d
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tag = format!("{}{}:{file_name}", dm::NAME_PREFIX, self.id);
+        let backing = std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone());
+        let exposed = if d.format == ImageFormat::Qcow2 {
+            let device = nbd::free_device()?;
+            let object = Object::Nbd {
+                device: device.clone(),
+                image: backing.clone(),
+            };
+            Self::record(inner, object.clone())?;
+            match nbd::connect(&device, &backing, writable, d.snapshot.as_deref()) {
+                Ok(dev) => Exposed::Nbd { dev, object },
+                Err(e) => {
+                    let _ = Self::forget(inner, &object);
+                    return Err(e);
+                }
+            }
+        } else {
+            self.attach_loop(inner, &backing, start, size, writable, &tag)?
+        };
+        let dev = exposed.dev();
+        // An nbd device shows the whole virtual disk: start must be 0 there.
+        if matches!(exposed, Exposed::Nbd { .. }) && start != 0 {
+            let e = Exposure {
+                dev,
+                start: 0,
+                size: d.size(),
+            };
+            inner.exposed.insert((disk, writable), (exposed, e));
+            return Err(Error::Unsupported(format!(
+                "{}: a whole-disk PV in a qcow2 image through nbd would show its label to the host",
+                d.path.display()
+            )));
+        }
+        let e = Exposure { dev, start, size };
+        inner.exposed.insert((disk, writable), (exposed, e));
+        Ok(e)
+    }
+
+    fn attach_loop(
+        &self,
+        inner: &mut Inner,
+        backing: &Path,
+        offset: u64,
+        size: u64,
+        writable: bool,
+        tag: &str,
+    ) -> Result<Exposed> {
+        let spec = loopdev::LoopSpec {
+            backing: backing.to_path_buf(),
+            offset,
+            size_limit: size,
+            writable,
+            tag: tag.to_string(),
+        };
+        // Another process may take the free device between our asking and binding.
+        for _ in 0..32 {
+            let number = loopdev::get_free()?;
+            let node = loopdev::node(number);
+            Self::ensure_node(inner, &node, (loopdev::LOOP_MAJOR, number))?;
+            let object = Object::Loop {
+                number,
+                backing: backing.to_path_buf(),
+                tag: tag.to_string(),
+            };
+            Self::record(inner, object.clone())?;
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .write(writable)
+                .open(&node)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = Self::forget(inner, &object);
+                    return Err(Error::io_path(&node, e));
+                }
+            };
+            match loopdev::bind(&file, &spec) {
+                Ok(loopdev::Bind::Done) => {
+                    return Ok(Exposed::Loop {
+                        dev: loopdev::LoopDevice { number, file },
+                        object,
+                    });
+                }
+                Ok(loopdev::Bind::Taken) => {
+                    Self::forget(inner, &object)?;
+                }
+                Err(e) => {
+                    let _ = Self::forget(inner, &object);
+                    return Err(e);
+                }
+            }
+        }
+        Err(Error::Refused(
+            "could not get a loop device: other processes kept taking the free ones".into(),
+        ))
+    }
+
+    fn map_locked(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        id: VolumeId,
+        writable: bool,
+    ) -> Result<DmDevice> {
+        let v = layout.volume(id);
+        if let Some(m) = inner
+            .mapped
+            .iter()
+            .find(|m| m.volume == v.name && m.writable == writable)
+        {
+            return Ok(m.device.clone());
+        }
+        if inner.mapped.iter().any(|m| m.volume == v.name) {
+            return Err(Error::Refused(format!(
+                "{} is already mapped {} in this session",
+                v.name,
+                if writable { "read-only" } else { "read-write" }
+            )));
+        }
+        check_mappable(layout, id)?;
+        let disks = v.mapping.disks();
+        let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
+        for d in &disks {
+            match self.expose_disk(inner, layout, *d, writable) {
+                Ok(e) => {
+                    if let Some(slot) = exposures.get_mut(d.0) {
+                        *slot = Some(e);
+                    }
+                }
+                Err(e) => {
+                    Self::release_unused(inner, &mut Vec::new());
+                    return Err(e);
+                }
+            }
+        }
+        let lines = match plan(layout, id, &exposures) {
+            Ok(l) => l,
+            Err(e) => {
+                Self::release_unused(inner, &mut Vec::new());
+                return Err(e);
+            }
+        };
+        let suffix = if writable { "-rw" } else { "" };
+        let (name, uuid) = dm::names(&self.id, &format!("{}{suffix}", v.name));
+        let object = Object::Dm {
+            name: name.clone(),
+            uuid: uuid.clone(),
+        };
+        Self::record(inner, object.clone())?;
+        let device = match dm::create(&name, &uuid, &lines, writable) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = Self::forget(inner, &object);
+                Self::release_unused(inner, &mut Vec::new());
+                return Err(e);
+            }
+        };
+        let node = device.node();
+        let m = Mapped {
+            volume: v.name.clone(),
+            writable,
+            device: device.clone(),
+            object,
+            mount: None,
+            disks: disks.iter().map(|d| (*d, writable)).collect(),
+        };
+        inner.mapped.push(m);
+        Self::ensure_node(inner, &node, device.dev)?;
+        Ok(device)
+    }
+
+    /// Map and mount volume `id` (read-only unless `writable`) and return the mountpoint.
+    pub fn mount(&self, layout: &Layout, id: VolumeId, writable: bool) -> Result<PathBuf> {
+        let mut inner = self.lock();
+        let v = layout.volume(id);
+        if let Some((p, _, _)) = inner
+            .mapped
+            .iter()
+            .find(|m| m.volume == v.name && m.writable == writable)
+            .and_then(|m| m.mount.as_ref())
+        {
+            return Ok(p.clone());
+        }
+        if !mountable(v.content.kind) {
+            return Err(Error::Invalid(format!(
+                "{} holds {}, not a filesystem the kernel engine can mount",
+                v.name,
+                v.content.describe()
+            )));
+        }
+        let device = self.map_locked(&mut inner, layout, id, writable)?;
+        let suffix = if writable { "-rw" } else { "" };
+        let dir = self.dir.join(format!("{}{suffix}", dm::sanitise(&v.name)));
+        let dir_obj = Object::Dir { path: dir.clone() };
+        Self::record(&mut inner, dir_obj.clone())?;
+        std::fs::create_dir(&dir).map_err(|e| Error::io_path(&dir, e))?;
+        let mount_obj = Object::Mount { path: dir.clone() };
+        Self::record(&mut inner, mount_obj.clone())?;
+        if let Err(e) = mount::mount(
+            &device.node(),
+            &device.kernel_name(),
+            &dir,
+            v.content.kind,
+            writable,
+        ) {
+            let _ = Self::forget(&mut inner, &mount_obj);
+            let _ = std::fs::remove_dir(&dir);
+            let _ = Self::forget(&mut inner, &dir_obj);
+            // Nothing stays mapped for a volume the kernel would not mount.
+            if let Some(i) = inner
+                .mapped
+                .iter()
+                .position(|m| m.volume == v.name && m.writable == writable)
+            {
+                let m = inner.mapped.remove(i);
+                let mut problems = Vec::new();
+                if let Some(m) = Self::undo_mapped(&mut inner, m, &mut problems) {
+                    inner.mapped.push(m);
+                }
+                Self::release_unused(&mut inner, &mut problems);
+            }
+            return Err(match e {
+                Error::Refused(d) => Error::Refused(format!("{}: {d}", v.name)),
+                other => other,
+            });
+        }
+        if let Some(m) = inner
+            .mapped
+            .iter_mut()
+            .find(|m| m.volume == v.name && m.writable == writable)
+        {
+            m.mount = Some((dir.clone(), mount_obj, dir_obj));
+        }
+        Ok(dir)
+    }
+
+    /// Open volume `id`'s filesystem through a read-only kernel mount.
+    pub fn open_fs(self: &Arc<Self>, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>> {
+        let dir = self.mount(layout, id, false)?;
+        let v = layout.volume(id);
+        let (_, flags, data) = mount::options(v.content.kind, false)?;
+        let _ = flags;
+        let status = FsStatus {
+            fs_type: v.content.kind.name().to_string(),
+            label: v.content.label.clone(),
+            uuid: v.content.uuid.clone(),
+            notes: vec![format!(
+                "mounted by the kernel engine at {} (read-only{}{})",
+                dir.display(),
+                if data.is_empty() { "" } else { ", " },
+                data
+            )],
+            problems: Vec::new(),
+        };
+        Ok(Arc::new(mounted::MountedFs::new(
+            &dir,
+            status,
+            Arc::clone(self),
+        )?))
+    }
+
+    /// Unmount and unmap volume `name` (mode `writable`), releasing the disks
+    /// only it used. Problems (busy) are returned.
+    pub fn release(&self, name: &str, writable: bool) -> Vec<String> {
+        let mut inner = self.lock();
+        let Some(i) = inner
+            .mapped
+            .iter()
+            .position(|m| m.volume == name && m.writable == writable)
+        else {
+            return Vec::new();
+        };
+        let m = inner.mapped.remove(i);
+        let mut problems = Vec::new();
+        let keep = Self::undo_mapped(&mut inner, m, &mut problems);
+        if let Some(m) = keep {
+            inner.mapped.push(m);
+            return problems;
+        }
+        Self::release_unused(&mut inner, &mut problems);
+        problems
+    }
+
+    /// Detach the disks no mapping uses.
+    fn release_unused(inner: &mut Inner, problems: &mut Vec<String>) {
+        let used: Vec<(DiskId, bool)> = inner.mapped.iter().flat_map(|m| m.disks.clone()).collect();
+        let unused: Vec<(DiskId, bool)> = inner
+            .exposed
+            .keys()
+            .filter(|k| !used.contains(k))
+            .copied()
+            .collect();
+        for k in unused {
+            if let Some((e, _)) = inner.exposed.remove(&k) {
+                Self::undo_exposed(inner, e, problems);
+            }
+        }
+    }
+
+    /// Unmount and remove one mapping; returns it back when it could not be removed.
+    fn undo_mapped(inner: &mut Inner, mut m: Mapped, problems: &mut Vec<String>) -> Option<Mapped> {
+        if let Some((path, mount_obj, dir_obj)) = m.mount.take() {
+            match mount::unmount(&path, 20, true) {
+                Ok(mount::Unmounted::Lazily) => problems.push(format!(
+                    "{} was busy: detached lazily; the kernel finishes the unmount when the \
+                     last file on it is closed",
+                    path.display()
+                )),
+                Ok(_) => {}
+                Err(e) => {
+                    problems.push(format!(
+                        "{e} (run `vmrescue cleanup` when it is no longer busy)"
+                    ));
+                    m.mount = Some((path, mount_obj, dir_obj));
+                    return Some(m);
+                }
+            }
+            let _ = Self::forget(inner, &mount_obj);
+            match std::fs::remove_dir(&path) {
+                Ok(()) => {
+                    let _ = Self::forget(inner, &dir_obj);
+                }
+                Err(e) => problems.push(format!("removing {}: {e}", path.display())),
+            }
+        }
+        match dm::remove(&m.device.name, true) {
+            Ok(dm::Removed::Deferred) => problems.push(format!(
+                "device-mapper device {} was busy: the kernel removes it when its last user \
+                 closes it",
+                m.device.name
+            )),
+            Ok(_) => {
+                let _ = Self::forget(inner, &m.object);
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "{e} (run `vmrescue cleanup` when it is no longer busy)"
+                ));
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    fn undo_exposed(inner: &mut Inner, e: Exposed, problems: &mut Vec<String>) {
+        match e {
+            Exposed::Loop { dev, object } => {
+                let number = dev.number;
+                let tag = match &object {
+                    Object::Loop { tag, .. } => tag.clone(),
+                    _ => String::new(),
+                };
+                // Closing our descriptor lets autoclear detach it.
+                drop(dev);
+                match loopdev::status(number) {
+                    Ok(Some(st)) if st.tag == tag => {
+                        // Still held (a deferred dm removal): make sure it goes when released.
+                        let _ = loopdev::detach(number);
+                        if matches!(loopdev::status(number), Ok(Some(st)) if st.tag == tag) {
+                            problems.push(format!(
+                                "/dev/loop{number} is still in use: it detaches itself when released"
+                            ));
+                            return;
+                        }
+                        let _ = Self::forget(inner, &object);
+                    }
+                    Ok(_) => {
+                        let _ = Self::forget(inner, &object);
+                    }
+                    Err(err) => problems.push(err.to_string()),
+                }
+            }
+            Exposed::Nbd { dev, object } => match nbd::disconnect(&dev) {
+                Ok(()) => {
+                    let _ = Self::forget(inner, &object);
+                }
+                Err(err) => problems.push(err.to_string()),
+            },
+        }
+    }
+
+    /// Tear everything down now (it is also done on drop). Returns the problems.
+    pub fn teardown(&self) -> Vec<String> {
+        self.teardown_inner(true)
+    }
+
+    fn teardown_inner(&self, blocking: bool) -> Vec<String> {
+        let mut inner = if blocking {
+            self.lock()
+        } else {
+            // From a panic hook: the panicking thread may hold the lock.
+            let mut got = None;
+            for _ in 0..20 {
+                match self.inner.try_lock() {
+                    Ok(g) => {
+                        got = Some(g);
+                        break;
+                    }
+                    Err(std::sync::TryLockError::Poisoned(p)) => {
+                        got = Some(p.into_inner());
+                        break;
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
+            }
+            match got {
+                Some(g) => g,
+                None => {
+                    return vec![format!(
+                        "session {}: busy, left to its own teardown",
+                        self.id
+                    )];
+                }
+            }
+        };
+        let mut problems = Vec::new();
+        let mut left = Vec::new();
+        while let Some(m) = inner.mapped.pop() {
+            if let Some(m) = Self::undo_mapped(&mut inner, m, &mut problems) {
+                left.push(m);
+            }
+        }
+        inner.mapped = left;
+        let keys: Vec<(DiskId, bool)> = inner.exposed.keys().copied().collect();
+        for k in keys {
+            if let Some((e, _)) = inner.exposed.remove(&k) {
+                Self::undo_exposed(&mut inner, e, &mut problems);
+            }
+        }
+        let nodes = std::mem::take(&mut inner.nodes);
+        for n in nodes.into_iter().rev() {
+            if let Object::Node { path } = &n {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {
+                        let _ = Self::forget(&mut inner, &n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let _ = Self::forget(&mut inner, &n);
+                    }
+                    Err(e) => problems.push(format!("removing {}: {e}", path.display())),
+                }
+            }
+        }
+        if let Some(st) = inner.state.take() {
+            if st.state.objects.is_empty() && inner.mapped.is_empty() {
+                if let Err(e) = st.delete() {
+                    problems.push(format!("removing the session state: {e}"));
+                }
+            } else {
+                problems.push(format!(
+                    "session {}: some objects are left (see {}); `vmrescue cleanup` removes them",
+                    self.id,
+                    self.dir.join(state::STATE_FILE).display()
+                ));
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for p in self.teardown_inner(true) {
+            eprintln!("vmrescue: {p}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pv_labels_are_seen_in_the_first_four_sectors() {
+        let mut head = vec![0u8; 2048];
+        assert!(!has_pv_label(&head));
+        head[512..520].copy_from_slice(b"LABELONE");
+        assert!(has_pv_label(&head));
+        let mut late = vec![0u8; 4096];
+        late[2048..2056].copy_from_slice(b"LABELONE");
+        assert!(!has_pv_label(&late));
+    }
+}

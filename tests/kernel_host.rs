@@ -1,0 +1,342 @@
+//! The kernel engine's pieces that work on this host without
+//! device-mapper (loop devices, mounts, the state file and `cleanup`), its
+//! messages when it cannot run, and its refusal without root. The whole
+//! engine (device-mapper included) is tested in a VM by `tests/vm/run.sh`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use vmrescue::engine::kernel::loopdev::{self, Bind, LoopSpec};
+use vmrescue::engine::kernel::{mount, state};
+use vmrescue::layers::ContentKind;
+
+/// `cleanup` looks at every loop device with our tag: tests here must not
+/// overlap (nor decompress the same fixture at once).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Bind a free loop device to `spec` (retrying when another process takes it).
+fn attach(spec: &LoopSpec) -> loopdev::LoopDevice {
+    attach_with(spec, true)
+}
+
+fn attach_with(spec: &LoopSpec, configure: bool) -> loopdev::LoopDevice {
+    for _ in 0..32 {
+        let n = loopdev::get_free().expect("free loop device");
+        let (file, _) = loopdev::open_node(n, spec.writable).expect("open loop node");
+        match loopdev::bind_with(&file, spec, configure).expect("bind loop device") {
+            Bind::Done => return loopdev::LoopDevice { number: n, file },
+            Bind::Taken => continue,
+        }
+    }
+    panic!("no loop device could be bound");
+}
+
+fn sys(n: u32, file: &str) -> String {
+    std::fs::read_to_string(format!("/sys/block/loop{n}/{file}"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn wait_unbound(n: u32, tag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match loopdev::status(n).expect("loop status") {
+            Some(st) if st.tag == tag => std::thread::sleep(Duration::from_millis(50)),
+            _ => return,
+        }
+    }
+    panic!("/dev/loop{n} is still bound to {tag}");
+}
+
+fn mkfs_ext4(path: &Path, size_mib: u64) {
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(size_mib << 20).unwrap();
+    let st = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .arg(path)
+        .status()
+        .expect("run mke2fs (e2fsprogs)");
+    assert!(st.success());
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn loop_devices_are_read_only_autoclear_tagged_and_never_scan_partitions() {
+    common::require_root("binds loop devices");
+    let _g = serial();
+    // LOOP_CONFIGURE, and the older LOOP_SET_FD + LOOP_SET_STATUS64.
+    for configure in [true, false] {
+        check_loop_device(configure);
+    }
+}
+
+fn check_loop_device(configure: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("pattern.img");
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i / 512 % 251) as u8).collect();
+    std::fs::write(&img, &data).unwrap();
+    let tag = "vmrescue-0badc0de:pattern.img".to_string();
+    let dev = attach_with(
+        &LoopSpec {
+            backing: img.clone(),
+            offset: 1 << 20,
+            size_limit: 2 << 20,
+            writable: false,
+            tag: tag.clone(),
+        },
+        configure,
+    );
+    let n = dev.number;
+    assert_eq!(sys(n, "ro"), "1");
+    assert_eq!(sys(n, "loop/autoclear"), "1");
+    assert_eq!(sys(n, "loop/partscan"), "0");
+    assert_eq!(sys(n, "loop/offset"), (1u64 << 20).to_string());
+    assert_eq!(sys(n, "size"), (4096u64).to_string());
+    let st = loopdev::status(n).unwrap().expect("bound");
+    assert_eq!(st.tag, tag);
+    assert_eq!(st.flags & loopdev::LO_FLAGS_PARTSCAN, 0);
+    assert_eq!(Some(st.backing), loopdev::file_id(&img));
+    let shown = std::fs::read(dev.path()).unwrap();
+    assert_eq!(shown, data[1 << 20..3 << 20]);
+    // Writing through it is refused (by open or by the write).
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(dev.path()) {
+        use std::os::unix::fs::FileExt;
+        let written = f.write_at(&[0xff; 512], 0).and_then(|_| f.sync_all());
+        assert!(written.is_err(), "a write through the loop device worked");
+    }
+    assert_eq!(std::fs::read(&img).unwrap(), data);
+    // Closing the last descriptor detaches it (autoclear).
+    drop(dev);
+    wait_unbound(n, &tag);
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn mount_errors_carry_the_kernel_message() {
+    common::require_root("loop mounts");
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("broken.img");
+    mkfs_ext4(&img, 8);
+    // An unknown incompatible feature (s_feature_incompat, byte 0x60 of the superblock).
+    let mut b = std::fs::read(&img).unwrap();
+    b[1024 + 0x63] |= 0x80;
+    std::fs::write(&img, &b).unwrap();
+    let tag = "vmrescue-0badc0de:broken.img".to_string();
+    let dev = attach(&LoopSpec {
+        backing: img,
+        offset: 0,
+        size_limit: 0,
+        writable: false,
+        tag: tag.clone(),
+    });
+    let target = dir.path().join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    let kname = format!("loop{}", dev.number);
+    let err = mount::mount(&dev.path(), &kname, &target, ContentKind::Ext4, false)
+        .expect_err("the kernel refuses this filesystem")
+        .to_string();
+    assert!(err.contains("ro,nosuid,nodev,noexec,noload"), "{err}");
+    assert!(
+        err.contains(&format!("the kernel said: EXT4-fs ({kname})")),
+        "{err}"
+    );
+    let n = dev.number;
+    drop(dev);
+    wait_unbound(n, &tag);
+}
+
+fn write_state(run: &Path, sid: &str, pid_start_delta: u64, objects: Vec<state::Object>) {
+    let dir = run.join(sid);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid = std::process::id();
+    let st = state::State {
+        version: 1,
+        session: sid.to_string(),
+        pid,
+        pid_start: state::process_start(pid).unwrap() + pid_start_delta,
+        objects,
+    };
+    state::write_atomic(&dir.join(state::STATE_FILE), &st).unwrap();
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn cleanup_removes_what_a_killed_session_left_and_nothing_else() {
+    common::require_root("loop mounts");
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let img = dir.path().join("guest.img");
+    mkfs_ext4(&img, 8);
+    // A killed session: a loop device, held by a mount under its directory.
+    let sid = "0badf00d";
+    let tag = format!("vmrescue-{sid}:guest.img");
+    let mnt = run.join(sid).join("p1");
+    let objects = vec![
+        state::Object::Loop {
+            number: 0, // replaced below
+            backing: img.clone(),
+            tag: tag.clone(),
+        },
+        state::Object::Dir { path: mnt.clone() },
+        state::Object::Mount { path: mnt.clone() },
+    ];
+    std::fs::create_dir_all(&mnt).unwrap();
+    let dev = attach(&LoopSpec {
+        backing: img.clone(),
+        offset: 0,
+        size_limit: 0,
+        writable: false,
+        tag: tag.clone(),
+    });
+    let n = dev.number;
+    let mut objects = objects;
+    objects[0] = state::Object::Loop {
+        number: n,
+        backing: img.clone(),
+        tag: tag.clone(),
+    };
+    // Its process is gone: same pid, another start time.
+    write_state(&run, sid, 1, objects);
+    mount::mount(
+        &dev.path(),
+        &format!("loop{n}"),
+        &mnt,
+        ContentKind::Ext4,
+        false,
+    )
+    .unwrap();
+    drop(dev);
+    assert!(mount::is_mountpoint(&mnt));
+    // A live session (this process) next to it, with a directory of its own.
+    let live = "0badf00e";
+    let live_dir = run.join(live).join("p1");
+    std::fs::create_dir_all(&live_dir).unwrap();
+    write_state(
+        &run,
+        live,
+        0,
+        vec![state::Object::Dir {
+            path: live_dir.clone(),
+        }],
+    );
+
+    let dry = state::cleanup(&run, true);
+    assert!(
+        dry.removed
+            .contains(&format!("would remove mount {}", mnt.display())),
+        "{dry:?}"
+    );
+    assert!(mount::is_mountpoint(&mnt), "a dry run unmounted");
+    assert_eq!(dry.skipped.len(), 1, "{dry:?}");
+
+    let r = state::cleanup(&run, false);
+    assert!(r.problems.is_empty(), "{r:?}");
+    assert!(
+        r.removed
+            .contains(&format!("removed mount {}", mnt.display())),
+        "{r:?}"
+    );
+    assert!(
+        r.removed.contains(&format!(
+            "removed session state {}",
+            run.join(sid).display()
+        )),
+        "{r:?}"
+    );
+    assert!(r.skipped[0].contains("still running"), "{r:?}");
+    assert!(!mount::is_mountpoint(&mnt));
+    assert!(!run.join(sid).exists());
+    wait_unbound(n, &tag);
+    // The live session is untouched.
+    assert!(live_dir.is_dir());
+    assert!(run.join(live).join(state::STATE_FILE).is_file());
+    // And a second run finds nothing of the dead one.
+    let again = state::cleanup(&run, false);
+    assert!(again.removed.is_empty(), "{again:?}");
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vmrescue"))
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn the_kernel_engine_says_why_it_cannot_run() {
+    common::require_root("drops privileges to test the message for non-root users");
+    let image = {
+        let _g = serial();
+        common::fixture("kernel-a")
+    };
+    let has_dm = std::fs::read_to_string("/proc/misc")
+        .unwrap_or_default()
+        .contains("device-mapper");
+    let out = Command::new(bin())
+        .args([
+            "walk",
+            "--volume",
+            "p1",
+            "--engine",
+            "kernel",
+            "--max-depth",
+            "1",
+        ])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if has_dm {
+        // A host with device-mapper: the engine works and cleans up after itself.
+        assert!(out.status.success(), "{err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("/grub\tdir"));
+    } else {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(err.contains("this kernel has no device-mapper"), "{err}");
+        assert!(err.contains("modprobe dm-mod"), "{err}");
+    }
+    // Without root: a clear refusal, from the engine and from cleanup.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("disk.img");
+    std::fs::copy(&image, &copy).unwrap();
+    let perms = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(copy_dir.path(), perms).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin())
+            .args(args)
+            .output()
+            .expect("run setpriv (util-linux)")
+    };
+    let out = as_nobody(&[
+        "walk",
+        copy.to_str().unwrap(),
+        "--volume",
+        "p1",
+        "--engine",
+        "kernel",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the kernel engine needs root"), "{err}");
+    let out = as_nobody(&["layers", copy.to_str().unwrap(), "--engine", "kernel"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("p1 ") && l.contains("none") && l.contains("needs root")),
+        "{text}"
+    );
+    let out = as_nobody(&["cleanup"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run it as root"));
+}
