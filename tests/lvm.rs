@@ -424,17 +424,15 @@ impl ReadAt for Patched {
 }
 
 fn patched(img: &Image, patches: Vec<(u64, Vec<u8>)>) -> Image {
-    Image {
-        path: img.path.clone(),
-        source: Arc::new(Patched {
+    Image::from_source(
+        img.path.clone(),
+        Arc::new(Patched {
             base: Arc::clone(&img.source),
             size: img.source.size(),
             patches,
         }),
-        format: ImageFormat::Raw,
-        details: Vec::new(),
-        snapshot: None,
-    }
+        ImageFormat::Raw,
+    )
 }
 
 fn lv_shapes(g: &VolumeGroup) -> Vec<(String, u64, Vec<vmrescue::io::Segment>)> {

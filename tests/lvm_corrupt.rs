@@ -182,13 +182,11 @@ fn run_fixture(names: &'static [&'static str]) -> usize {
             Damage::Flip(at) => (base.size(), Some(at)),
             Damage::Truncate(at) => (at, None),
         };
-        imgs[*disk] = Image {
-            path: images[*disk].path.clone(),
-            source: Arc::new(Damaged { base, size, flip }),
-            format: ImageFormat::Raw,
-            details: Vec::new(),
-            snapshot: None,
-        };
+        imgs[*disk] = Image::from_source(
+            images[*disk].path.clone(),
+            Arc::new(Damaged { base, size, flip }),
+            ImageFormat::Raw,
+        );
         let l = layers::scan(imgs);
         let problems = lvm_problems(&l);
         assert!(

@@ -8,12 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use vmrescue::image::{Image, ImageFormat};
 
 fuzz_target!(|data: &[u8]| {
-    let image = Image {
-        path: "fuzz.img".into(),
-        source: Arc::new(data.to_vec()),
-        format: ImageFormat::Raw,
-        details: Vec::new(),
-    };
+    let image = Image::from_source("fuzz.img", Arc::new(data.to_vec()), ImageFormat::Raw);
     let layout = vmrescue::layers::scan(vec![image]);
     let roots = vmrescue::layers::tree::build(&layout);
     let _ = vmrescue::layers::tree::render_text(&roots);

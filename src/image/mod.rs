@@ -35,6 +35,24 @@ pub struct Image {
     pub snapshot: Option<String>,
 }
 
+impl Image {
+    /// An image of bytes that are already there (a test buffer, a damaged
+    /// copy, a view): no container details, no snapshot.
+    pub fn from_source(
+        path: impl Into<PathBuf>,
+        source: Arc<dyn ReadAt>,
+        format: ImageFormat,
+    ) -> Image {
+        Image {
+            path: path.into(),
+            source,
+            format,
+            details: Vec::new(),
+            snapshot: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Image {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Image")

@@ -192,13 +192,7 @@ pub fn bytes(src: &dyn ReadAt, offset: u64, len: usize) -> Vec<u8> {
 /// Scan a damaged copy; panics (with the case's description) if the scan
 /// panics or takes longer than `limit`. Returns the layout's problems.
 pub fn scan_damaged(path: &Path, src: Damaged, what: &str, limit: Duration) -> Vec<String> {
-    let image = Image {
-        path: path.to_path_buf(),
-        source: Arc::new(src),
-        format: ImageFormat::Raw,
-        details: Vec::new(),
-        snapshot: None,
-    };
+    let image = Image::from_source(path.to_path_buf(), Arc::new(src), ImageFormat::Raw);
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     let what_owned = what.to_string();
