@@ -18,14 +18,15 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use vmrescue::engine::FsOptions;
 use vmrescue::fs::ext::Ext;
 use vmrescue::fs::path::resolve;
-use vmrescue::fs::{FileType, FsView, NodeId};
+use vmrescue::fs::{FileType, FsView};
 use vmrescue::io::{FileSource, ReadAt};
+use vmrescue::ops::copy::{CopyJob, CopyOptions, CopySource};
 
 const STAMP: &str = "ext-bench v1: 1 GiB file, 30,000 small files, 100,000-entry directory";
 const BIG_BYTES: usize = 1 << 30;
@@ -314,13 +315,13 @@ fn child(args: &[String]) {
     let out = Path::new(&args[2]);
     let t = Instant::now();
     let src: Arc<dyn ReadAt> = Arc::new(FileSource::open(image).expect("open image"));
-    let fs = Ext::open(src, &FsOptions::default()).expect("open ext4");
+    let fs: Arc<dyn FsView> = Arc::new(Ext::open(src, &FsOptions::default()).expect("open ext4"));
     let bytes = match task {
-        "ls" => ls_l(&fs, b"/big100k"),
-        "read-big" => read_tree(&fs, b"/big.bin"),
-        "read-tree" => read_tree(&fs, b"/tree"),
-        "copy-big" => copy_out(&fs, b"/big.bin", &out.join("big.bin")),
-        "copy-tree" => copy_out(&fs, b"/tree", &out.join("tree")),
+        "ls" => ls_l(&*fs, b"/big100k"),
+        "read-big" => read_tree(&*fs, b"/big.bin"),
+        "read-tree" => read_tree(&*fs, b"/tree"),
+        "copy-big" => copy_out(fs, b"/big.bin", out),
+        "copy-tree" => copy_out(fs, b"/tree", out),
         other => panic!("unknown task {other}"),
     };
     println!("{} {bytes} {}", t.elapsed().as_secs_f64(), peak_rss_kib());
@@ -405,87 +406,20 @@ fn read_tree(fs: &dyn FsView, path: &[u8]) -> u64 {
     total
 }
 
-/// HOOK: a minimal copy-out (files, directories, symlinks, modes, holes via
-/// extents, `copy_file_range` where the bytes lie plainly in the image).
-/// Replace with the real `ops::copy` once it exists.
-fn copy_out(fs: &dyn FsView, path: &[u8], dest: &Path) -> u64 {
-    let node = resolve(fs, path, false).expect("resolve").node;
-    // Small enough to stay in the CPU cache between the read and the write.
-    let mut buf = vec![0u8; 128 << 10];
-    copy_node(fs, node, dest, &mut buf)
-}
-
-/// Whether `copy_file_range` from the image to the destination works.
-static CFR_WORKS: AtomicBool = AtomicBool::new(true);
-
-fn copy_node(fs: &dyn FsView, n: NodeId, dest: &Path, buf: &mut [u8]) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::PermissionsExt;
-    let m = fs.metadata(n).expect("metadata");
-    let mut total = 0;
-    match m.file_type {
-        FileType::Directory => {
-            std::fs::create_dir(dest).expect("mkdir");
-            for e in fs.read_dir(n).expect("read_dir") {
-                let name = std::ffi::OsStr::from_bytes(&e.name);
-                total += copy_node(fs, e.node, &dest.join(name), buf);
-            }
-        }
-        FileType::Regular => {
-            let mut f = File::create(dest).expect("create");
-            let xs = fs.extents(n).expect("extents");
-            for x in &xs {
-                if x.unwritten {
-                    continue;
-                }
-                let mut off = x.offset;
-                let end = x.offset + x.len;
-                while off < end {
-                    if CFR_WORKS.load(Ordering::Relaxed)
-                        && let Some(h) = fs.host_extent(n, off, end - off)
-                    {
-                        let mut src_off = h.offset as i64;
-                        let mut dst_off = off as i64;
-                        // Across filesystems (EXDEV) fall back to read + write, and stop trying.
-                        match nix::fcntl::copy_file_range(
-                            &*h.file,
-                            Some(&mut src_off),
-                            &f,
-                            Some(&mut dst_off),
-                            h.len as usize,
-                        ) {
-                            Ok(k) if k > 0 => {
-                                off += k as u64;
-                                continue;
-                            }
-                            Ok(_) => {}
-                            Err(_) => CFR_WORKS.store(false, Ordering::Relaxed),
-                        }
-                    }
-                    let want = ((end - off) as usize).min(buf.len());
-                    let k = fs.read_at(n, off, &mut buf[..want]).expect("read_at");
-                    std::os::unix::fs::FileExt::write_all_at(&f, &buf[..k], off).expect("write");
-                    off += k as u64;
-                }
-            }
-            if xs
-                .last()
-                .is_none_or(|x| x.offset + x.len < m.size || x.unwritten)
-            {
-                f.set_len(m.size).expect("set_len");
-            }
-            f.flush().expect("flush");
-            f.set_permissions(std::fs::Permissions::from_mode(m.perm))
-                .expect("chmod");
-            total += m.size;
-        }
-        FileType::Symlink => {
-            let t = fs.read_link(n).expect("read_link");
-            symlink(std::ffi::OsStr::from_bytes(&t), dest).expect("symlink");
-        }
-        _ => {}
-    }
-    total
+/// `vmrescue cp`'s own job (`ops::copy`): `path` of the guest into the
+/// existing directory `dest`, with every rule `cp` follows (holes, hard
+/// links, modes, times, `copy_file_range`/`sendfile` where possible).
+fn copy_out(fs: Arc<dyn FsView>, path: &[u8], dest: &Path) -> u64 {
+    let source = CopySource::resolve(&*fs, path).expect("resolve");
+    let job = CopyJob {
+        fs,
+        sources: vec![source],
+        dest: dest.to_path_buf(),
+        options: CopyOptions::for_this_user(false),
+    };
+    let summary = job.run(&AtomicBool::new(false), &mut |_| {});
+    assert!(summary.is_clean(), "copy-out problems: {summary:?}");
+    summary.bytes
 }
 
 struct Mount {

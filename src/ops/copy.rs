@@ -52,6 +52,17 @@ pub const MAX_DEPTH: usize = 256;
 pub const BUFFER: usize = 1 << 20;
 /// Most bytes moved by one `copy_file_range` call (so cancel stays quick).
 const KERNEL_CHUNK: u64 = 8 << 20;
+/// How the kernel may move file data for this job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KernelCopy {
+    /// `copy_file_range` first.
+    CopyFileRange,
+    /// `copy_file_range` failed (another filesystem...): `sendfile`.
+    Sendfile,
+    /// Neither works: read and write.
+    Off,
+}
+
 /// Skipped or failed files kept with their reasons (all are counted).
 pub const MAX_ISSUES: usize = 10_000;
 /// Least time between two progress events.
@@ -80,7 +91,8 @@ pub struct CopyOptions {
     pub xattrs: bool,
     /// Create device nodes (needs root); otherwise they are skipped.
     pub devices: bool,
-    /// Use `copy_file_range` where the bytes lie plainly in a host file.
+    /// Let the kernel move the bytes (`copy_file_range`, else `sendfile`)
+    /// where they lie plainly in a host file.
     pub kernel_copy: bool,
 }
 
@@ -214,7 +226,7 @@ pub struct Summary {
     pub hard_links: u64,
     /// Bytes of regular files written (apparent size).
     pub bytes: u64,
-    /// Bytes moved by the kernel (`copy_file_range`).
+    /// Bytes moved by the kernel (`copy_file_range` or `sendfile`).
     pub kernel_bytes: u64,
     /// Entries skipped, with reasons (at most [`MAX_ISSUES`]).
     pub skipped: Vec<Issue>,
@@ -420,7 +432,11 @@ impl CopyJob {
             last_emit: start,
             current: Vec::new(),
             buf: Vec::new(),
-            kernel_copy: self.options.kernel_copy,
+            kernel_copy: if self.options.kernel_copy {
+                KernelCopy::CopyFileRange
+            } else {
+                KernelCopy::Off
+            },
             links: HashMap::new(),
             root: &root,
         };
@@ -494,7 +510,7 @@ struct Exec<'a> {
     last_emit: Instant,
     current: Vec<u8>,
     buf: Vec<u8>,
-    kernel_copy: bool,
+    kernel_copy: KernelCopy,
     /// Hard-linked nodes already copied → their path relative to the destination.
     links: HashMap<NodeId, Vec<u8>>,
     root: &'a OwnedFd,
@@ -1025,7 +1041,7 @@ impl Exec<'_> {
                     return Err(Stop::Cancelled);
                 }
                 let want = end - off;
-                if self.kernel_copy
+                if self.kernel_copy != KernelCopy::Off
                     && let Some(n) = self.kernel_chunk(out, m.node, off, want)
                 {
                     off += n;
@@ -1058,22 +1074,43 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Move up to `want` bytes at `off` with `copy_file_range`, if the
-    /// filesystem knows where they lie in a host file. `None`: use the read
-    /// path (and, after an error, stop trying for this job).
+    /// Move up to `want` bytes at `off` in the kernel, if the filesystem
+    /// knows where they lie in a host file: `copy_file_range` (which can
+    /// share or offload the blocks), else `sendfile` (one copy inside the
+    /// kernel, across filesystems too). `None`: use the read path; after an
+    /// error the job stops trying that call.
     fn kernel_chunk(&mut self, out: &File, node: NodeId, off: u64, want: u64) -> Option<u64> {
         let he = self.fs.host_extent(node, off, want.min(KERNEL_CHUNK))?;
         let n = usize::try_from(he.len.min(want).min(KERNEL_CHUNK)).ok()?;
         let mut in_off = he.offset;
-        let mut out_off = off;
-        match rustix::fs::copy_file_range(&*he.file, Some(&mut in_off), out, Some(&mut out_off), n)
-        {
+        if self.kernel_copy == KernelCopy::CopyFileRange {
+            let mut out_off = off;
+            match rustix::fs::copy_file_range(
+                &*he.file,
+                Some(&mut in_off),
+                out,
+                Some(&mut out_off),
+                n,
+            ) {
+                Ok(0) => return None,
+                Ok(k) => return Some(k as u64),
+                Err(Errno::INTR) => return None,
+                // EXDEV (another filesystem), ENOSYS, EOPNOTSUPP, EINVAL...
+                Err(_) => self.kernel_copy = KernelCopy::Sendfile,
+            }
+            in_off = he.offset;
+        }
+        // sendfile writes at the file position: put it where these bytes go.
+        if rustix::fs::seek(out, rustix::fs::SeekFrom::Start(off)).is_err() {
+            self.kernel_copy = KernelCopy::Off;
+            return None;
+        }
+        match rustix::fs::sendfile(out, &*he.file, Some(&mut in_off), n) {
             Ok(0) => None,
             Ok(k) => Some(k as u64),
             Err(Errno::INTR) => None,
             Err(_) => {
-                // EXDEV, ENOSYS, EOPNOTSUPP, EINVAL...: the kernel will not; read instead.
-                self.kernel_copy = false;
+                self.kernel_copy = KernelCopy::Off;
                 None
             }
         }
