@@ -23,8 +23,8 @@ pub mod image;
 pub mod io;
 pub mod layers;
 pub mod ops;
-pub mod repair;
 pub mod pve;
+pub mod repair;
 pub mod text;
 pub mod tui;
 

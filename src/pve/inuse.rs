@@ -18,8 +18,8 @@
 //!   block device mounted on the host (a running container's root).
 
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
