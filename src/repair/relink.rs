@@ -199,9 +199,14 @@ pub fn plan(
     let volume = layout.volume(id);
     if !volume.content.kind.is_ext() {
         return Err(Error::Refused(format!(
-            "{} holds {}: vmrescue writes repairs in place only on ext2/ext3/ext4; use {KERNEL_ENGINE}",
+            "{} holds {}: vmrescue writes repairs in place only on ext2/ext3/ext4{}",
             volume.name,
-            volume.content.describe()
+            volume.content.describe(),
+            if volume.content.kind.is_filesystem() {
+                format!("; use {KERNEL_ENGINE}")
+            } else {
+                String::new()
+            }
         )));
     }
     // The on-disk state: a journal that needs recovery is a blocker, and
@@ -238,10 +243,19 @@ pub fn plan(
         }
         None => match analysis.proposal() {
             Some(c) => (c.target.clone(), c.reasons.clone(), c.guess),
+            None if analysis.problems.is_empty() => {
+                return Err(Error::Invalid(format!(
+                    "{} -> {} looks right and vmrescue knows no better target; name one with --to \
+                     to change it anyway",
+                    escape(&analysis.link),
+                    escape(&analysis.target)
+                )));
+            }
             None => {
-                return Err(Error::NotFound(format!(
-                    "a candidate target for {} (none found; name one with --to)",
-                    escape(&analysis.link)
+                return Err(Error::Invalid(format!(
+                    "no candidate target found for {} ({}); name one with --to",
+                    escape(&analysis.link),
+                    analysis.problems.join("; ")
                 )));
             }
         },
@@ -291,26 +305,19 @@ pub fn plan(
             continue;
         }
         seen.push(w.image.clone());
-        if let Err(e) = std::fs::OpenOptions::new().write(true).open(&w.image) {
+        // Asked without opening: closing a block device opened for writing
+        // makes udev probe it again.
+        if let Err(e) = nix::unistd::access(&w.image, nix::unistd::AccessFlags::W_OK) {
             blockers.push(format!(
-                "{} cannot be opened for writing: {e}",
-                w.image.display()
+                "{} cannot be opened for writing: {}",
+                w.image.display(),
+                std::io::Error::from(e)
             ));
         }
     }
     blockers.extend(in_use(layout, id, opts.pve_root.as_deref()));
 
-    let description = format!(
-        "relink {} on {}: {} -> {}",
-        escape(&analysis.link),
-        volume.name,
-        escape(&analysis.target),
-        escape(&new_target)
-    );
-    for w in &mut writes {
-        w.description = description.clone();
-    }
-    Ok(Plan {
+    let mut plan = Plan {
         volume: volume.name.clone(),
         fs_type: ext.status().fs_type,
         link: analysis.link.clone(),
@@ -325,7 +332,12 @@ pub fn plan(
         changes: changes.into_iter().map(|c| c.change).collect(),
         writes,
         blockers,
-    })
+    };
+    let description = plan.description();
+    for w in &mut plan.writes {
+        w.description = description.clone();
+    }
+    Ok(plan)
 }
 
 /// Apply a plan: check again that nothing stops it (the image may have been
@@ -581,6 +593,15 @@ fn now() -> Timestamp {
     }
 }
 
+/// A time as ext stores it: the low 32 bits of the seconds (read back as
+/// signed), and the `_extra` word: two epoch bits (the seconds' bits 32 and
+/// 33, after the sign extension of the low word) and the nanoseconds << 2.
+fn encode_time(t: Timestamp) -> (u32, u32) {
+    let lo = t.sec as i32;
+    let epoch = ((t.sec - i64::from(lo)) >> 32) as u32 & 3;
+    (lo as u32, epoch | (t.nsec.min(999_999_999) << 2))
+}
+
 /// Whether a raw inode has room for the field at `off` (4 bytes) in its extra part.
 fn has_extra(raw: &[u8], off: usize) -> bool {
     let extra = usize::from(crate::io::le::u16(raw, 0x80).unwrap_or(0));
@@ -715,16 +736,11 @@ fn rewrite(
     };
     put_u32(&mut raw, I_SIZE_LO, len as u32);
     put_u32(&mut raw, I_SIZE_HIGH, 0);
-    // ctime: seconds (low 32 bits, signed), then epoch bits and nanoseconds.
-    put_u32(&mut raw, I_CTIME, now.sec as i32 as u32);
+    let (ctime, ctime_extra) = encode_time(now);
+    put_u32(&mut raw, I_CTIME, ctime);
     fields.push("ctime".into());
     if has_extra(&raw, I_CTIME_EXTRA) {
-        let epoch = ((now.sec - i64::from(now.sec as i32)) >> 32) as u32 & 3;
-        put_u32(
-            &mut raw,
-            I_CTIME_EXTRA,
-            epoch | (now.nsec.min(999_999_999) << 2),
-        );
+        put_u32(&mut raw, I_CTIME_EXTRA, ctime_extra);
     }
     if ext.superblock().has_metadata_csum() {
         let c = inode::inode_checksum(ext.csum_seed(), ino, &raw);
@@ -998,6 +1014,23 @@ mod tests {
             xattr_hash(b"", b"ab"),
             u32::from_le_bytes([b'a', b'b', 0, 0])
         );
+    }
+
+    #[test]
+    fn times_encode_as_the_reader_decodes_them() {
+        for (sec, nsec) in [
+            (0i64, 0u32),
+            (1_795_638_129, 123_456_789),
+            (-1, 5),
+            (i64::from(i32::MAX) + 1, 999_999_999),
+            (3 * (1i64 << 32) - 10, 1),
+        ] {
+            let (lo, extra) = encode_time(Timestamp { sec, nsec });
+            // As the ext reader (and the kernel) decode them.
+            let back = i64::from(lo as i32) + (i64::from(extra & 3) << 32);
+            assert_eq!(back, sec, "{sec}");
+            assert_eq!(extra >> 2, nsec);
+        }
     }
 
     #[test]
