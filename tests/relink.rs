@@ -486,3 +486,114 @@ fn kernel_mount_shows_the_new_targets() {
         );
     }
 }
+
+// ----- a volume striped over two images -----
+
+/// Split `vol` into two images striped in chunks of `chunk` bytes, each
+/// stripe area starting at `start` in its image.
+fn stripe(vol: &[u8], chunk: usize, start: usize, a: &Path, b: &Path) {
+    let half = vol.len() / 2;
+    let mut disks = [vec![0u8; start + half], vec![0u8; start + half]];
+    for (k, c) in vol.chunks(chunk).enumerate() {
+        let at = start + (k / 2) * chunk;
+        disks[k % 2][at..at + c.len()].copy_from_slice(c);
+    }
+    std::fs::write(a, &disks[0]).unwrap();
+    std::fs::write(b, &disks[1]).unwrap();
+}
+
+fn unstripe(chunk: usize, start: usize, a: &Path, b: &Path, out: &Path) {
+    let disks = [std::fs::read(a).unwrap(), std::fs::read(b).unwrap()];
+    let half = disks[0].len() - start;
+    let mut vol = vec![0u8; 2 * half];
+    for (k, c) in vol.chunks_mut(chunk).enumerate() {
+        let at = start + (k / 2) * chunk;
+        c.copy_from_slice(&disks[k % 2][at..at + c.len()]);
+    }
+    std::fs::write(out, vol).unwrap();
+}
+
+#[test]
+fn a_striped_volume_is_written_through_its_mapping_on_both_images() {
+    use vmrescue::io::{Area, DiskId, Mapping, Segment, Target};
+    use vmrescue::layers::{Content, ContentKind, GuestRole, Volume, VolumeId, VolumeKind};
+    use vmrescue::repair::relink;
+
+    const CHUNK: usize = 512;
+    const START: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let vol = std::fs::read(common::fixture("ext-ext4-4k")).unwrap();
+    let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
+    stripe(&vol, CHUNK, START, &a, &b);
+    let before = (sha256_file(&a), sha256_file(&b));
+    let images = vec![
+        vmrescue::image::open(&a).unwrap(),
+        vmrescue::image::open(&b).unwrap(),
+    ];
+    let mut layout = vmrescue::layers::scan(images);
+    let id = VolumeId(layout.volumes.len());
+    layout.volumes.push(Volume {
+        id,
+        name: "vg/striped".into(),
+        kind: VolumeKind::LogicalVolume {
+            vg: "vg".into(),
+            lv: "striped".into(),
+            hidden: false,
+            segtypes: vec!["striped".into()],
+        },
+        mapping: Mapping::new(vec![Segment {
+            start: 0,
+            len: vol.len() as u64,
+            target: Target::Striped {
+                chunk_size: CHUNK as u64,
+                stripes: vec![
+                    Area {
+                        disk: DiskId(0),
+                        offset: START as u64,
+                    },
+                    Area {
+                        disk: DiskId(1),
+                        offset: START as u64,
+                    },
+                ],
+            },
+        }])
+        .unwrap(),
+        content: Content {
+            kind: ContentKind::Ext4,
+            label: None,
+            uuid: None,
+            version: None,
+            detail: None,
+            size: None,
+        },
+        guest: GuestRole::default(),
+        problems: Vec::new(),
+    });
+    let opts = relink::Options {
+        pve_root: Some(dir.path().join("no-pve")),
+        ..relink::Options::default()
+    };
+    // 609 bytes: the data block's new bytes cross two 512-byte chunks.
+    let target = dots(300, "dir/f4097");
+    let plan = relink::plan(&layout, id, b"/slow-link", Some(target.as_bytes()), &opts).unwrap();
+    assert!(plan.can_apply(), "{:?}", plan.blockers);
+    assert_eq!(plan.writes.len(), 2, "both images are written");
+    let ranges: usize = plan.writes.iter().map(|w| w.writes.len()).sum();
+    assert!(
+        ranges >= 3,
+        "the data block's range is split at the chunk boundary"
+    );
+    let undo_dir = dir.path().join("undo");
+    let undos = relink::apply(&layout, id, &plan, &undo_dir, &opts).unwrap();
+    assert_eq!(undos.len(), 2);
+    let out = dir.path().join("vol.img");
+    unstripe(CHUNK, START, &a, &b, &out);
+    assert_e2fsck_clean(&out);
+    assert_eq!(debugfs_target(&out, "/slow-link"), target.as_bytes());
+    for u in &undos {
+        let o = vmrescue(&["undo", u.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!((sha256_file(&a), sha256_file(&b)), before);
+}
