@@ -11,6 +11,7 @@ mod guest;
 mod kernel;
 mod layers;
 mod ls;
+mod relink;
 mod tui;
 mod undo;
 
@@ -126,6 +127,18 @@ enum Command {
     /// directory whose ELF SONAME is `libc.so.6`). Exit code 1 when something
     /// was found.
     Doctor(doctor::DoctorArgs),
+    /// Restore a symlink in place: the target vmrescue proposes (or --to),
+    /// written into the link's own inode on ext2/ext3/ext4.
+    ///
+    /// Shows the plan (old and new target, the current target's problems,
+    /// the candidate's reasons, the bytes to write and where the undo file
+    /// goes) and asks before writing unless --yes. Refuses, writing nothing,
+    /// while the image is in use (QEMU's locks, a running Proxmox guest), when
+    /// the journal needs recovery, when the filesystem's error flag is set,
+    /// for qcow2 images, and for targets that do not fit the link's storage
+    /// or would not resolve inside the guest (unless --force). `vmrescue undo
+    /// FILE` puts the old bytes back.
+    Relink(relink::RelinkArgs),
     /// Undo a repair: put back the bytes saved in its undo file, after
     /// checking that the image still holds what vmrescue wrote.
     Undo(undo::UndoArgs),
@@ -293,6 +306,7 @@ pub fn main() -> ExitCode {
         Some(Command::Cat(args)) => cat::run(&args),
         Some(Command::Cp(args)) => cp::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Relink(args)) => relink::run(&args),
         Some(Command::Undo(args)) => undo::run(&args),
         Some(Command::Mount(args)) => kernel::mount(&args, true),
         Some(Command::Map(args)) => kernel::mount(&args, false),

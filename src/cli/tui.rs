@@ -35,6 +35,7 @@ pub fn run(args: &TuiArgs) -> u8 {
     };
     let config = AppConfig {
         volume: args.volume.clone(),
+        pve_root: args.target.source.pve_root.clone(),
         ..AppConfig::default()
     };
     let mut opts = Options::new(layout, config);

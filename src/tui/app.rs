@@ -9,8 +9,10 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::action::Action;
 use super::copier::{CopyRequest, CopySource, volume_folder};
-use super::dialog::{Confirm, ConfirmKind, CopyJob, CopySetup, Dialog, DoctorView, RestoreDialog};
-use super::event::{Effect, Event, JobResult};
+use super::dialog::{
+    CandidateRow, Confirm, ConfirmKind, CopyJob, CopySetup, Dialog, DoctorView, RestoreDialog,
+};
+use super::event::{Effect, Event, JobResult, RelinkSetup};
 use super::files::{FilePane, Loading, TextField, parent_of};
 use super::keymap::{Context, Key, Keymap};
 use super::layers::{LayerPane, volume_of};
@@ -20,6 +22,8 @@ use super::views::layout::Screen;
 use crate::fs::path::join;
 use crate::fs::{FileType, FsStatus, FsView};
 use crate::layers::{Layout, VolumeId};
+use crate::repair::candidates::Analysis;
+use crate::repair::relink::{self, Plan};
 use crate::text::{escape, escape_str};
 
 /// Settings the app starts with.
@@ -31,6 +35,10 @@ pub struct AppConfig {
     pub volume: Option<String>,
     /// Where copies go by default (`./rescued`); the image stem and volume follow.
     pub rescue_dir: String,
+    /// Where symlink repairs save their undo files.
+    pub undo_dir: std::path::PathBuf,
+    /// The Proxmox configuration root, to ask whether a guest using the image runs.
+    pub pve_root: std::path::PathBuf,
 }
 
 impl Default for AppConfig {
@@ -39,6 +47,8 @@ impl Default for AppConfig {
             engine: "userspace".into(),
             volume: None,
             rescue_dir: "./rescued".into(),
+            undo_dir: crate::repair::undo::default_undo_dir(),
+            pve_root: crate::pve::DEFAULT_ROOT.into(),
         }
     }
 }
@@ -127,6 +137,15 @@ pub struct App {
     /// The signal that ended the program, if one did.
     pub signal: Option<i32>,
     quit_after_copy: bool,
+    /// The restore dialog waiting behind the question before writing.
+    stashed: Option<Dialog>,
+    /// A repair is being written.
+    pub writing: bool,
+    /// Show the last message on the status line even over the selected
+    /// entry's flag, until the next action (the outcome of a repair).
+    pub message_first: bool,
+    /// The entry to select when the volume shown is listed again (after a repair).
+    reselect: Option<Vec<u8>>,
     wanted: Option<VolumeId>,
     next_gen: u64,
     effects: Vec<Effect>,
@@ -172,6 +191,10 @@ impl App {
             redraw: false,
             signal: None,
             quit_after_copy: false,
+            stashed: None,
+            writing: false,
+            message_first: false,
+            reselect: None,
             wanted: None,
             next_gen: 1,
             effects: Vec::new(),
@@ -285,6 +308,15 @@ impl App {
         });
     }
 
+    /// A message about a repair: shown first on the status line until the next action.
+    fn announce(&mut self, text: impl Into<String>, error: bool) {
+        self.message = Some(Message {
+            text: text.into(),
+            error,
+        });
+        self.message_first = true;
+    }
+
     /// Handle one event from the channel.
     pub fn handle(&mut self, event: Event) {
         match event {
@@ -328,11 +360,13 @@ impl App {
 
     /// Do what `action` asks, in the current context.
     pub fn update(&mut self, action: &Action) {
+        self.message_first = false;
         match self.context() {
             Context::Main => self.update_main(action),
             Context::Edit => self.update_edit(action),
             Context::Confirm => self.update_confirm(action),
             Context::Dialog => self.update_dialog(action),
+            Context::Repair => self.update_repair(action),
             Context::Progress => self.update_progress(action),
         }
     }
@@ -456,9 +490,16 @@ impl App {
                         self.quit_after_copy = true;
                         self.cancel_copy();
                     }
+                    ConfirmKind::ApplyRelink => self.start_relink(),
                 }
             }
-            Action::Cancel => self.dialog = None,
+            Action::Cancel => {
+                self.dialog = if kind == ConfirmKind::ApplyRelink {
+                    self.stashed.take()
+                } else {
+                    None
+                };
+            }
             Action::Quit => {
                 // Ctrl-C on a question about quitting means yes.
                 if kind == ConfirmKind::QuitDuringCopy {
@@ -641,7 +682,8 @@ impl App {
             .unwrap_or_else(|| b"/".to_vec());
         self.right = Right::Browsing(FilePane::new(id, path.clone()));
         self.focus = Focus::Files;
-        self.list(path, None);
+        let select = self.reselect.take();
+        self.list(path, select);
     }
 
     fn list(&mut self, path: Vec<u8>, select: Option<Vec<u8>>) {
@@ -792,6 +834,17 @@ impl App {
         }
     }
 
+    fn relink_setup(&self) -> RelinkSetup {
+        RelinkSetup {
+            undo_dir: self.config.undo_dir.clone(),
+            options: relink::Options {
+                force: false,
+                pve_root: Some(self.config.pve_root.clone()),
+                now: None,
+            },
+        }
+    }
+
     fn open_restore(&mut self) {
         let entry = (self.focus == Focus::Files)
             .then(|| self.pane())
@@ -804,33 +857,316 @@ impl App {
                     .as_deref()
                     .map(|r| r.split("; ").map(str::to_string).collect())
                     .unwrap_or_default();
-                self.dialog = Some(Dialog::Restore(RestoreDialog {
-                    path: escape(&join(&p.path, &e.name)),
-                    target: e.target_shown.clone().unwrap_or_default(),
-                    problems,
-                    scroll: 0,
-                }));
+                let (volume, link) = (p.volume, join(&p.path, &e.name));
+                let target = e.target_shown.clone().unwrap_or_default();
+                self.open_restore_for(volume, link, target, problems);
             }
             _ => self.say(s::RESTORE_NEEDS_SYMLINK),
         }
     }
 
-    fn open_doctor(&mut self) {
-        let (dir, flagged) = match self.pane() {
-            Some(p) => (
-                escape(&p.path),
-                p.entries
-                    .iter()
-                    .filter_map(|e| e.suspect.as_ref().map(|r| (e.shown.clone(), r.clone())))
-                    .collect(),
-            ),
-            None => (String::new(), Vec::new()),
+    /// Open the restore dialog for the link at `link` on `volume` and start
+    /// looking for its candidates.
+    fn open_restore_for(
+        &mut self,
+        volume: VolumeId,
+        link: Vec<u8>,
+        target: String,
+        problems: Vec<String>,
+    ) {
+        let Some(fs) = self.fs(volume).cloned() else {
+            self.say_error(s::OPEN_A_FILESYSTEM_FIRST);
+            return;
         };
-        self.dialog = Some(Dialog::Doctor(DoctorView {
-            flagged,
-            dir,
+        let req = self.next_req();
+        self.dialog = Some(Dialog::Restore(Box::new(RestoreDialog {
+            volume,
+            path: escape(&link),
+            link: link.clone(),
+            target,
+            problems,
+            req,
+            analyzing: true,
+            analysis_error: None,
+            candidates: Vec::new(),
+            selected: 0,
+            chosen: None,
+            planning: false,
+            plan: None,
+            plan_error: None,
+            undo_dir: escape_str(&self.config.undo_dir.display().to_string()),
             scroll: 0,
+        })));
+        let setup = self.relink_setup();
+        self.effects.push(Effect::AnalyzeLink {
+            req,
+            volume,
+            fs,
+            link,
+            setup,
+        });
+    }
+
+    fn open_doctor(&mut self) {
+        let Some(p) = self.pane() else {
+            self.say(s::DOCTOR_NEEDS_FS);
+            return;
+        };
+        let volume = p.volume;
+        let Some(fs) = self.fs(volume).cloned() else {
+            self.say(s::DOCTOR_NEEDS_FS);
+            return;
+        };
+        let req = self.next_req();
+        self.dialog = Some(Dialog::Doctor(Box::new(DoctorView {
+            volume,
+            volume_name: self.layout.volume(volume).name.clone(),
+            req,
+            report: None,
+            selected: 0,
+            scroll: 0,
+        })));
+        self.effects.push(Effect::RunDoctor { req, fs });
+    }
+
+    fn update_repair(&mut self, action: &Action) {
+        let page = self.screen().dialog_rows();
+        match action {
+            Action::Cancel => self.dialog = None,
+            Action::ToggleHelp => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::Quit => {
+                self.dialog = None;
+                self.ask_quit();
+            }
+            Action::PageUp | Action::PageDown => {
+                if let Some(scroll) = self.dialog.as_mut().and_then(Dialog::scroll_mut) {
+                    *scroll = if *action == Action::PageUp {
+                        scroll.saturating_sub(page)
+                    } else {
+                        scroll.saturating_add(page)
+                    };
+                }
+            }
+            Action::MoveUp | Action::MoveDown => {
+                let up = *action == Action::MoveUp;
+                let step = |sel: usize, n: usize| {
+                    if up {
+                        sel.saturating_sub(1)
+                    } else {
+                        (sel + 1).min(n.saturating_sub(1))
+                    }
+                };
+                match self.dialog.as_mut() {
+                    Some(Dialog::Restore(r)) => r.selected = step(r.selected, r.candidates.len()),
+                    Some(Dialog::Doctor(d)) => {
+                        let n = d.report.as_ref().map_or(0, |r| r.findings.len());
+                        d.selected = step(d.selected, n);
+                    }
+                    _ => {}
+                }
+            }
+            Action::Open => match self.dialog.as_ref() {
+                Some(Dialog::Restore(_)) => self.plan_selected(),
+                Some(Dialog::Doctor(_)) => self.doctor_open_finding(),
+                _ => {}
+            },
+            Action::Confirm => {
+                if matches!(self.dialog, Some(Dialog::Restore(_))) {
+                    self.ask_relink();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Enter in the restore dialog: plan the highlighted candidate.
+    fn plan_selected(&mut self) {
+        let req = self.next_req();
+        let setup = self.relink_setup();
+        let Some(Dialog::Restore(r)) = &mut self.dialog else {
+            return;
+        };
+        let Some(c) = r.candidates.get(r.selected) else {
+            return;
+        };
+        if r.chosen == Some(r.selected) && (r.plan.is_some() || r.planning) {
+            return;
+        }
+        r.chosen = Some(r.selected);
+        r.planning = true;
+        r.plan = None;
+        r.plan_error = None;
+        r.req = req;
+        let effect = Effect::PlanRelink {
+            req,
+            volume: r.volume,
+            link: r.link.clone(),
+            target: c.target.clone(),
+            setup,
+        };
+        self.effects.push(effect);
+    }
+
+    /// `y` in the restore dialog: ask before writing the plan.
+    fn ask_relink(&mut self) {
+        if self.writing {
+            self.announce(s::ALREADY_WRITING, false);
+            return;
+        }
+        let Some(Dialog::Restore(r)) = &self.dialog else {
+            return;
+        };
+        let Some(plan) = r.plan.as_ref() else {
+            self.announce(s::RESTORE_NOT_READY, false);
+            return;
+        };
+        if !plan.can_apply() {
+            let why = if plan.blockers.is_empty() {
+                "nothing to write".to_string()
+            } else {
+                plan.blockers.join("; ")
+            };
+            self.announce(s::cannot_apply(&super::format::safe(&why)), true);
+            return;
+        }
+        let images: Vec<String> = plan
+            .writes
+            .iter()
+            .map(|w| {
+                escape_str(
+                    &w.image
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_else(|| w.image.display().to_string()),
+                )
+            })
+            .collect();
+        let lines = s::apply_question(
+            &escape(&plan.link),
+            &escape(&plan.old_target),
+            &escape(&plan.new_target),
+            plan.bytes(),
+            &images.join(" and "),
+        );
+        self.stashed = self.dialog.take();
+        self.dialog = Some(Dialog::Confirm(Confirm {
+            kind: ConfirmKind::ApplyRelink,
+            title: s::APPLY_TITLE.into(),
+            lines,
         }));
+    }
+
+    /// The question was answered yes: write the plan on a job thread.
+    fn start_relink(&mut self) {
+        let Some(Dialog::Restore(r)) = self.stashed.take() else {
+            return;
+        };
+        let Some(plan) = r.plan else { return };
+        self.writing = true;
+        self.announce(s::writing(&escape(&plan.link)), false);
+        let setup = self.relink_setup();
+        self.effects.push(Effect::ApplyRelink {
+            volume: r.volume,
+            plan,
+            setup,
+        });
+    }
+
+    /// Enter in the doctor view: go to the highlighted link and open its restore dialog.
+    fn doctor_open_finding(&mut self) {
+        let Some(Dialog::Doctor(d)) = &self.dialog else {
+            return;
+        };
+        let Some(f) = d.report.as_ref().and_then(|r| r.findings.get(d.selected)) else {
+            return;
+        };
+        let volume = d.volume;
+        let a = f.analysis.clone();
+        self.dialog = None;
+        if let Some((dir, name)) = parent_of(&a.link)
+            && self.pane().is_some_and(|p| p.volume == volume)
+        {
+            self.focus = Focus::Files;
+            self.list(dir, Some(name));
+        }
+        self.open_restore_for(
+            volume,
+            a.link.clone(),
+            escape(&a.target),
+            a.problems.clone(),
+        );
+    }
+
+    /// The analysis arrived: fill the dialog.
+    fn link_analyzed(
+        &mut self,
+        req: u64,
+        analysis: Result<Box<Analysis>, String>,
+        plan: Option<Result<Box<Plan>, String>>,
+    ) {
+        let Some(Dialog::Restore(r)) = &mut self.dialog else {
+            return;
+        };
+        if r.req != req {
+            return;
+        }
+        r.analyzing = false;
+        match analysis {
+            Err(e) => r.analysis_error = Some(e),
+            Ok(a) => {
+                r.target = escape(&a.target);
+                r.problems = a.problems.clone();
+                r.candidates = a
+                    .candidates
+                    .iter()
+                    .map(|c| CandidateRow {
+                        target: c.target.clone(),
+                        shown: escape(&c.target),
+                        reasons: c.reasons.clone(),
+                        guess: c.guess,
+                        current: c.current,
+                    })
+                    .collect();
+                let best = a.candidates.iter().position(|c| !c.current);
+                r.selected = best.unwrap_or(0);
+                r.chosen = best;
+                match plan {
+                    Some(Ok(p)) => r.plan = Some(p),
+                    Some(Err(e)) => r.plan_error = Some(e),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// A repair was written (or not): say so and show the volume again.
+    fn relinked(
+        &mut self,
+        volume: VolumeId,
+        link: Vec<u8>,
+        new_target: Vec<u8>,
+        result: Result<Vec<std::path::PathBuf>, String>,
+    ) {
+        self.writing = false;
+        match result {
+            Ok(undo) => {
+                let files: Vec<String> = undo.iter().map(|p| home_short(p)).collect();
+                self.announce(
+                    s::relinked(&escape(&link), &escape(&new_target), &files.join(" ")),
+                    false,
+                );
+                // The open reader caches metadata: open the volume afresh.
+                self.fss.remove(&volume);
+                if self.pane().is_some_and(|p| p.volume == volume) {
+                    if let Some(p) = self.pane() {
+                        self.last_paths.insert(volume, p.path.clone());
+                    }
+                    self.reselect = parent_of(&link).map(|(_, name)| name);
+                    self.open_volume(volume);
+                }
+            }
+            Err(e) => self.announce(s::relink_failed(&super::format::safe(&e)), true),
+        }
     }
 
     // ----- copy -----
@@ -1012,6 +1348,35 @@ impl App {
                     c.progress = p;
                 }
             }
+            JobResult::LinkAnalyzed {
+                req,
+                analysis,
+                plan,
+            } => self.link_analyzed(req, analysis, plan),
+            JobResult::RelinkPlanned { req, result } => {
+                if let Some(Dialog::Restore(r)) = &mut self.dialog
+                    && r.req == req
+                {
+                    r.planning = false;
+                    match result {
+                        Ok(p) => r.plan = Some(p),
+                        Err(e) => r.plan_error = Some(e),
+                    }
+                }
+            }
+            JobResult::Relinked {
+                volume,
+                link,
+                new_target,
+                result,
+            } => self.relinked(volume, link, new_target, result),
+            JobResult::DoctorDone { req, report } => {
+                if let Some(Dialog::Doctor(d)) = &mut self.dialog
+                    && d.req == req
+                {
+                    d.report = Some(*report);
+                }
+            }
             JobResult::CopyDone(summary) => {
                 self.copy = None;
                 if self.quit_after_copy {
@@ -1065,6 +1430,16 @@ impl App {
             self.last_paths.insert(volume, path);
         }
     }
+}
+
+/// A path for the status line, escaped, with the home folder as `~`.
+fn home_short(p: &std::path::Path) -> String {
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty())
+        && let Ok(rest) = p.strip_prefix(&home)
+    {
+        return escape_str(&format!("~/{}", rest.display()));
+    }
+    escape_str(&p.display().to_string())
 }
 
 fn expand_home(dest: &str) -> std::path::PathBuf {

@@ -9,6 +9,9 @@ use super::copier::{CopyProgress, CopySummary, PlanSummary, PlannedCopy};
 use super::details::Details;
 use super::files::TextField;
 use super::keymap::Context;
+use crate::layers::VolumeId;
+use crate::repair::doctor::Report;
+use crate::repair::relink::Plan;
 
 /// The window shown over the panes.
 pub enum Dialog {
@@ -48,11 +51,12 @@ pub enum Dialog {
         /// First line shown.
         scroll: usize,
     },
-    /// The symlink restore dialog (`r`). Issue 5 turns this into the repair:
-    /// candidates, plan and `y` to apply (through [`ConfirmKind`]).
-    Restore(RestoreDialog),
-    /// The doctor view (`!`). Issue 5 fills it with the whole guest's findings.
-    Doctor(DoctorView),
+    /// The symlink restore dialog (`r`): the link's problems, the ranked
+    /// candidates, the plan for the chosen one, `y` to write it (through
+    /// [`ConfirmKind::ApplyRelink`]).
+    Restore(Box<RestoreDialog>),
+    /// The doctor view (`!`): the guest's suspicious links and recent changes.
+    Doctor(Box<DoctorView>),
 }
 
 impl Dialog {
@@ -61,6 +65,7 @@ impl Dialog {
         match self {
             Dialog::CopySetup(_) => Context::Edit,
             Dialog::Confirm(_) => Context::Confirm,
+            Dialog::Restore(_) | Dialog::Doctor(_) => Context::Repair,
             _ => Context::Dialog,
         }
     }
@@ -108,6 +113,8 @@ pub enum ConfirmKind {
     CancelCopy,
     /// Stop the running copy and quit when it has stopped.
     QuitDuringCopy,
+    /// Write the planned symlink repair (the restore dialog waits behind).
+    ApplyRelink,
 }
 
 /// A yes/no question.
@@ -136,26 +143,78 @@ pub struct CopyJob {
     pub cancelling: bool,
 }
 
-/// The restore dialog's content until issue 5 brings the repair.
+/// A candidate target as the restore dialog lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateRow {
+    /// The target as the link would hold it.
+    pub target: Vec<u8>,
+    /// The target, escaped.
+    pub shown: String,
+    /// Why it is proposed.
+    pub reasons: Vec<String>,
+    /// A name-based guess.
+    pub guess: bool,
+    /// What the link points at now.
+    pub current: bool,
+}
+
+/// The restore dialog (`r` on a symlink).
+#[derive(Debug, Clone)]
 pub struct RestoreDialog {
+    /// The volume holding the link.
+    pub volume: VolumeId,
+    /// The link's guest path, as stored.
+    pub link: Vec<u8>,
     /// The link's guest path, escaped.
     pub path: String,
     /// Its current target, escaped.
     pub target: String,
-    /// What looks wrong with it.
+    /// What is wrong with it (from the file list until the analysis arrives).
     pub problems: Vec<String>,
+    /// Request number of the analysis or planning job whose answer is awaited.
+    pub req: u64,
+    /// The candidates are being looked for.
+    pub analyzing: bool,
+    /// Why the link could not be analysed.
+    pub analysis_error: Option<String>,
+    /// Candidate targets, best first.
+    pub candidates: Vec<CandidateRow>,
+    /// The highlighted candidate.
+    pub selected: usize,
+    /// The candidate the plan is for.
+    pub chosen: Option<usize>,
+    /// The plan is being made.
+    pub planning: bool,
+    /// The plan for the chosen candidate.
+    pub plan: Option<Box<Plan>>,
+    /// Why no plan could be made for it.
+    pub plan_error: Option<String>,
+    /// Where the undo file goes, escaped.
+    pub undo_dir: String,
     /// First line shown.
     pub scroll: usize,
 }
 
-/// The doctor view's content until issue 5 brings the whole-guest scan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl RestoreDialog {
+    /// Whether `y` would write: a plan without blockers.
+    pub fn can_apply(&self) -> bool {
+        self.plan.as_ref().is_some_and(|p| p.can_apply())
+    }
+}
+
+/// The doctor view (`!`).
+#[derive(Debug, Clone)]
 pub struct DoctorView {
-    /// Flagged entries of the directory shown: (name, reason), escaped.
-    pub flagged: Vec<(String, String)>,
-    /// The directory, escaped.
-    pub dir: String,
+    /// The volume examined.
+    pub volume: VolumeId,
+    /// Its name.
+    pub volume_name: String,
+    /// Request number of the scan.
+    pub req: u64,
+    /// What the scan found (`None` while it runs).
+    pub report: Option<Report>,
+    /// The highlighted finding.
+    pub selected: usize,
     /// First line shown.
     pub scroll: usize,
 }

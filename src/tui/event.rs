@@ -12,6 +12,9 @@ use super::details::Details;
 use super::files::Listing;
 use crate::fs::FsView;
 use crate::layers::VolumeId;
+use crate::repair::candidates::Analysis;
+use crate::repair::doctor::Report;
+use crate::repair::relink::{Options as RelinkOptions, Plan};
 
 /// Everything the UI thread waits for, on one channel.
 pub enum Event {
@@ -68,6 +71,50 @@ pub enum JobResult {
     CopyProgress(CopyProgress),
     /// A copy ended (done, cancelled or failed).
     CopyDone(CopySummary),
+    /// A symlink was analysed, and its repair planned for the best candidate.
+    LinkAnalyzed {
+        /// Which request.
+        req: u64,
+        /// Its problems and candidates, or why it could not be analysed.
+        analysis: Result<Box<Analysis>, String>,
+        /// The plan for the best candidate (none without a candidate).
+        plan: Option<Result<Box<Plan>, String>>,
+    },
+    /// A repair was planned for a chosen target.
+    RelinkPlanned {
+        /// Which request.
+        req: u64,
+        /// The plan, or why there is none.
+        result: Result<Box<Plan>, String>,
+    },
+    /// A repair was written (or not).
+    Relinked {
+        /// The volume.
+        volume: VolumeId,
+        /// The link's guest path.
+        link: Vec<u8>,
+        /// The target written.
+        new_target: Vec<u8>,
+        /// The undo files, or why nothing was written.
+        result: Result<Vec<PathBuf>, String>,
+    },
+    /// The doctor examined a guest.
+    DoctorDone {
+        /// Which request.
+        req: u64,
+        /// What it found.
+        report: Box<Report>,
+    },
+}
+
+/// What a symlink repair needs besides the layout: where the undo file goes
+/// and the safety options.
+#[derive(Debug, Clone)]
+pub struct RelinkSetup {
+    /// The folder for undo files.
+    pub undo_dir: PathBuf,
+    /// Options (Proxmox root for the running-guest check).
+    pub options: RelinkOptions,
 }
 
 /// Work the app asks for; the runtime runs each on a job thread (or inline in
@@ -106,6 +153,49 @@ pub enum Effect {
         /// Set to stop counting.
         cancel: Arc<AtomicBool>,
     },
+    /// Analyse a symlink (through the open filesystem) and plan its repair
+    /// to the best candidate (through the layout, on-disk state).
+    AnalyzeLink {
+        /// Request number.
+        req: u64,
+        /// The volume.
+        volume: VolumeId,
+        /// Its open filesystem.
+        fs: Arc<dyn FsView>,
+        /// The link's guest path.
+        link: Vec<u8>,
+        /// Undo folder and options.
+        setup: RelinkSetup,
+    },
+    /// Plan the repair of a symlink to a chosen target.
+    PlanRelink {
+        /// Request number.
+        req: u64,
+        /// The volume.
+        volume: VolumeId,
+        /// The link's guest path.
+        link: Vec<u8>,
+        /// The target to write.
+        target: Vec<u8>,
+        /// Undo folder and options.
+        setup: RelinkSetup,
+    },
+    /// Write a planned repair.
+    ApplyRelink {
+        /// The volume.
+        volume: VolumeId,
+        /// The plan.
+        plan: Box<Plan>,
+        /// Undo folder and options.
+        setup: RelinkSetup,
+    },
+    /// Look for suspicious links and recent changes (doctor).
+    RunDoctor {
+        /// Request number.
+        req: u64,
+        /// The filesystem.
+        fs: Arc<dyn FsView>,
+    },
     /// Run a planned copy.
     StartCopy {
         /// The plan.
@@ -134,6 +224,19 @@ impl std::fmt::Debug for Effect {
             }
             Effect::PlanCopy { req, .. } => write!(f, "PlanCopy({req})"),
             Effect::StartCopy { dest, .. } => write!(f, "StartCopy({})", dest.display()),
+            Effect::AnalyzeLink { req, link, .. } => {
+                write!(f, "AnalyzeLink({req}, {})", crate::text::escape(link))
+            }
+            Effect::PlanRelink {
+                req, link, target, ..
+            } => write!(
+                f,
+                "PlanRelink({req}, {}, {})",
+                crate::text::escape(link),
+                crate::text::escape(target)
+            ),
+            Effect::ApplyRelink { plan, .. } => write!(f, "ApplyRelink({})", plan.description()),
+            Effect::RunDoctor { req, .. } => write!(f, "RunDoctor({req})"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Job threads: opening filesystems, listing directories, reading details,
-//! planning and running copies. Each job runs off the UI thread and sends its
+//! planning and running copies, analysing, planning and writing symlink
+//! repairs, and the doctor's scan. Each job runs off the UI thread and sends its
 //! results on the one channel; [`Jobs::run_inline`] runs them in place for
 //! tests and benchmarks.
 //!
@@ -18,6 +19,8 @@ use super::event::{Effect, Event, JobResult};
 use crate::engine::{FsOptions, open_fs};
 use crate::fs::FsView;
 use crate::layers::{Layout, VolumeId};
+use crate::repair::candidates::Guest;
+use crate::repair::{doctor, relink};
 
 /// Name of job threads (the panic hook leaves the terminal alone for them).
 pub const JOB_THREAD: &str = "vmrescue-job";
@@ -120,6 +123,80 @@ impl Jobs {
                 if !cancel.load(Ordering::Relaxed) {
                     emit(JobResult::CopyPlanned { req, result: r });
                 }
+            }
+            Effect::AnalyzeLink {
+                req,
+                volume,
+                fs,
+                link,
+                setup,
+            } => {
+                let (analysis, plan) = catch_unwind(AssertUnwindSafe(|| {
+                    let guest = Guest::new(&*fs);
+                    match guest.analyze(&link) {
+                        Err(e) => (Err(e.to_string()), None),
+                        Ok(a) => {
+                            let plan = a.proposal().map(|c| {
+                                relink::plan(
+                                    &self.layout,
+                                    volume,
+                                    &a.link,
+                                    Some(&c.target),
+                                    &setup.options,
+                                )
+                                .map(Box::new)
+                                .map_err(|e| e.to_string())
+                            });
+                            (Ok(Box::new(a)), plan)
+                        }
+                    }
+                }))
+                .unwrap_or_else(|_| (Err(panic_message()), None));
+                emit(JobResult::LinkAnalyzed {
+                    req,
+                    analysis,
+                    plan,
+                });
+            }
+            Effect::PlanRelink {
+                req,
+                volume,
+                link,
+                target,
+                setup,
+            } => {
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    relink::plan(&self.layout, volume, &link, Some(&target), &setup.options)
+                        .map(Box::new)
+                        .map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err(panic_message()));
+                emit(JobResult::RelinkPlanned { req, result });
+            }
+            Effect::ApplyRelink {
+                volume,
+                plan,
+                setup,
+            } => {
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    relink::apply(&self.layout, volume, &plan, &setup.undo_dir, &setup.options)
+                        .map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err(panic_message()));
+                emit(JobResult::Relinked {
+                    volume,
+                    link: plan.link.clone(),
+                    new_target: plan.new_target.clone(),
+                    result,
+                });
+            }
+            Effect::RunDoctor { req, fs } => {
+                let report =
+                    catch_unwind(AssertUnwindSafe(|| doctor::examine(&*fs))).unwrap_or_default();
+                emit(JobResult::DoctorDone {
+                    req,
+                    report: Box::new(report),
+                });
             }
             Effect::StartCopy { plan, dest, cancel } => {
                 let mut last = Instant::now() - Duration::from_secs(1);

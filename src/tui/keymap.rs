@@ -24,17 +24,20 @@ pub enum Context {
     Confirm,
     /// An information window (help, details, summaries).
     Dialog,
+    /// The restore dialog and the doctor view: a list to choose from.
+    Repair,
     /// The copy progress window.
     Progress,
 }
 
 impl Context {
     /// All contexts, in the order the help lists them.
-    pub const ALL: [Context; 5] = [
+    pub const ALL: [Context; 6] = [
         Context::Main,
         Context::Edit,
         Context::Confirm,
         Context::Dialog,
+        Context::Repair,
         Context::Progress,
     ];
 
@@ -44,6 +47,7 @@ impl Context {
             "edit" => Context::Edit,
             "confirm" => Context::Confirm,
             "dialog" => Context::Dialog,
+            "repair" => Context::Repair,
             "progress" => Context::Progress,
             _ => return None,
         })
@@ -303,6 +307,10 @@ mod tests {
         assert_eq!(m("!"), Some(Action::Doctor));
         assert_eq!(m("Ctrl-c"), Some(Action::Quit));
         assert_eq!(k.keys_for(Context::Main, Action::CopyMarked), "c F5");
+        let r = |s: &str| k.lookup(Context::Repair, Key::parse(s).unwrap());
+        assert_eq!(r("Enter"), Some(Action::Open));
+        assert_eq!(r("y"), Some(Action::Confirm));
+        assert_eq!(r("Esc"), Some(Action::Cancel));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::fs::FileType;
 /// The program's name in the header.
 pub const PROGRAM: &str = concat!("vmrescue ", env!("CARGO_PKG_VERSION"));
 /// The header when the filesystem reported nothing.
-pub const HEADER_CALM: &str = "read-only: nothing is written to the image";
+pub const HEADER_CALM: &str = "read-only unless you confirm a repair (r)";
 /// The header's right side.
 pub const HEADER_HINT: &str = "? help  q quit ";
 /// Left pane title.
@@ -402,31 +402,110 @@ pub const READING_DETAILS: &str = "reading…";
 /// Restore dialog title.
 pub const RESTORE_TITLE: &str = "Restore symlink";
 /// A link with nothing wrong found.
-pub const RESTORE_NO_PROBLEM: &str = "Nothing wrong was found with this link here.";
-/// What the restore dialog will offer.
-pub const RESTORE_PENDING: &[&str] = &[
-    "The one-key repair is coming: it will offer the libraries in the same",
-    "directory whose ELF SONAME equals the link's name, ranked and with",
-    "reasons, show the bytes it will write and keep an undo record.",
-    "Nothing is written now.",
-];
-/// Doctor view title.
-pub const DOCTOR_TITLE: &str = "Doctor";
-/// What the doctor view will offer.
-pub const DOCTOR_PENDING: &[&str] = &[
-    "The doctor will scan the whole guest: suspicious links in library and",
-    "program directories and the most recently changed files, each with the",
-    "repair it proposes. For now, the flags (!) of the directory shown:",
-];
+pub const RESTORE_NO_PROBLEM: &str = "Nothing wrong was found with this link.";
+/// While the candidates are looked for.
+pub const RESTORE_LOOKING: &str = "looking for candidate targets…";
+/// Above the candidates.
+pub const RESTORE_CANDIDATES: &str = "Candidates (↑↓ choose, Enter plans the highlighted one):";
+/// No candidate.
+pub const RESTORE_NO_CANDIDATE: &str =
+    "No candidate target found (vmrescue relink --to TARGET writes one you name).";
+/// A candidate that is a name-based guess.
+pub const GUESS: &str = "(a guess)";
+/// The candidate the link points at now.
+pub const CURRENT: &str = "(the current target)";
+/// The candidate the plan is for.
+pub const CHOSEN_SIGN: &str = "*";
+/// While the plan is made.
+pub const PLANNING: &str = "planning…";
+/// What `y` does when the plan can be written.
+pub const RESTORE_READY: &str = "y writes it (you are asked first); the old bytes are saved to an undo file before anything changes.";
+/// `y` before there is a plan.
+pub const RESTORE_NOT_READY: &str = "nothing to write yet: choose a candidate with Enter";
+/// `y` while a repair is written.
+pub const ALREADY_WRITING: &str = "a repair is being written; wait for it to finish";
+/// Footer of the restore dialog.
+pub const FOOTER_RESTORE: &str = "↑↓ choose  Enter plan  y write  Esc close";
+/// Title of the question before writing.
+pub const APPLY_TITLE: &str = "Write the repair?";
 
-/// Doctor: nothing flagged here.
-pub fn doctor_none_in(dir: &str) -> String {
-    format!("Nothing flagged in {dir}.")
+/// The line above the plan.
+pub fn plan_for(target: &str) -> String {
+    format!("Plan for {target}:")
 }
 
-/// Doctor: flagged entries here.
-pub fn doctor_flagged_in(dir: &str) -> String {
-    format!("Flagged in {dir}:")
+/// Why the plan cannot be written.
+pub fn cannot_apply(why: &str) -> String {
+    format!("Cannot write: {why}")
+}
+
+/// Where the undo file goes.
+pub fn undo_under(dir: &str) -> String {
+    format!("undo file: saved under {dir} before writing")
+}
+
+/// The analysis failed.
+pub fn cannot_analyze(why: &str) -> String {
+    format!("The link could not be analysed: {why}")
+}
+
+/// The question before writing.
+pub fn apply_question(link: &str, old: &str, new: &str, bytes: usize, images: &str) -> Vec<String> {
+    vec![
+        format!("Relink {link}"),
+        format!("from {old}"),
+        format!("to   {new}?"),
+        format!("{bytes} bytes of {images} change; the old ones go to an undo file first."),
+    ]
+}
+
+/// While the repair is written.
+pub fn writing(link: &str) -> String {
+    format!("writing the repair of {link}…")
+}
+
+/// After the repair.
+pub fn relinked(link: &str, new: &str, undo: &str) -> String {
+    format!("relinked {link} → {new}; undo with: vmrescue undo {undo}")
+}
+
+/// The repair failed.
+pub fn relink_failed(why: &str) -> String {
+    format!("the repair was not made: {why}")
+}
+
+/// Doctor view title.
+pub const DOCTOR_TITLE: &str = "Doctor";
+/// While the doctor scans.
+pub const DOCTOR_SCANNING: &str = "scanning the guest's library and program directories…";
+/// `!` without an open filesystem.
+pub const DOCTOR_NEEDS_FS: &str = "! examines a guest filesystem: open a volume first";
+/// Footer of the doctor view.
+pub const FOOTER_DOCTOR: &str = "↑↓ choose  Enter restore  Esc close";
+/// Above the recent changes.
+pub const DOCTOR_RECENT: &str = "Most recently changed files (inode change time, newest first):";
+/// A finding without a candidate.
+pub const NO_PROPOSAL: &str = "no candidate target found";
+
+/// Doctor: nothing found.
+pub fn doctor_none(volume: &str) -> String {
+    format!("No suspicious links in the library and program directories of {volume}.")
+}
+
+/// Doctor: findings.
+pub fn doctor_found(n: usize, volume: &str) -> String {
+    format!(
+        "{n} suspicious link{} in {volume}, most urgent first (Enter opens its restore dialog):",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// Doctor: the repair proposed for a finding.
+pub fn proposed(target: &str, guess: bool, reasons: &str) -> String {
+    format!(
+        "proposed: {target}{} ({reasons})",
+        if guess { " (a guess)" } else { "" }
+    )
 }
 
 // ----- help -----
@@ -441,7 +520,8 @@ pub const TYPE_CHARACTER: &str = "Type it into the field";
 pub const HELP_NOTES: &[&str] = &[
     "Marks: * in the first column. Flags: ! marks a suspicious symlink;",
     "its reason is shown on the bottom line when it is selected.",
-    "Times are UTC. The image is opened read-only.",
+    "Times are UTC. The image is only read; r writes a symlink repair after",
+    "you confirm it, saving the old bytes to an undo file first.",
 ];
 /// Footers.
 pub const FOOTER_CLOSE: &str = "Esc close";
@@ -461,6 +541,7 @@ pub fn context_title(c: Context) -> &'static str {
         Context::Edit => "Typing (filter line, copy destination)",
         Context::Confirm => "Questions",
         Context::Dialog => "Windows (help, details, summaries)",
+        Context::Repair => "Restore dialog and doctor view",
         Context::Progress => "While a copy runs",
     }
 }
@@ -468,6 +549,17 @@ pub fn context_title(c: Context) -> &'static str {
 /// What an action does, for the help and the README.
 pub fn action_help(c: Context, a: Action) -> &'static str {
     match (c, a) {
+        (Context::Repair, Action::MoveUp) => "Previous candidate or finding",
+        (Context::Repair, Action::MoveDown) => "Next candidate or finding",
+        (Context::Repair, Action::PageUp) => "Scroll a page up",
+        (Context::Repair, Action::PageDown) => "Scroll a page down",
+        (Context::Repair, Action::Open) => {
+            "Restore: plan the highlighted candidate; doctor: restore the highlighted link"
+        }
+        (Context::Repair, Action::Confirm) => {
+            "Write the planned repair (asks first; an undo file is saved)"
+        }
+        (Context::Repair, Action::ToggleHelp) => "Show the help",
         (_, Action::MoveUp) if c == Context::Dialog => "Scroll up",
         (_, Action::MoveDown) if c == Context::Dialog => "Scroll down",
         (_, Action::PageUp) if c == Context::Dialog => "Scroll a page up",
@@ -494,6 +586,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (Context::Edit, Action::Quit)
         | (Context::Confirm, Action::Quit)
         | (Context::Dialog, Action::Quit)
+        | (Context::Repair, Action::Quit)
         | (Context::Progress, Action::Quit) => "Quit (asks first while a copy runs)",
         (_, Action::Quit) => "Quit",
         (Context::Edit, Action::Confirm) => "Accept (filter) or start the copy",

@@ -1,40 +1,104 @@
-//! The doctor view (`!`). Until the whole-guest scan lands (issue 5) it lists
-//! the flagged entries of the directory shown.
+//! The doctor view (`!`): the guest's suspicious links, most urgent first,
+//! each with what is wrong and the repair proposed (↑/↓ choose, Enter opens
+//! its restore dialog), then the most recently changed files.
 
 use ratatui::Frame;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 
 use super::layout::Screen;
+use super::restore::keep_visible;
 use super::style;
 use super::window::{draw_window, plain};
+use crate::text::{escape, format_time};
 use crate::tui::dialog::DoctorView;
 use crate::tui::format::safe;
 use crate::tui::strings as s;
 
-/// Draw the doctor view.
-pub fn draw_doctor(frame: &mut Frame<'_>, screen: &Screen, d: &DoctorView) {
+/// The view's lines, and the index of the highlighted finding's line.
+pub fn doctor_lines(d: &DoctorView) -> (Vec<Line<'static>>, Option<usize>) {
     let mut lines = Vec::new();
-    for l in s::DOCTOR_PENDING {
-        lines.push(plain(l));
-    }
-    lines.push(Line::from(""));
-    if d.flagged.is_empty() {
-        lines.push(plain(&s::doctor_none_in(&d.dir)));
+    let Some(report) = &d.report else {
+        lines.push(Line::styled(s::DOCTOR_SCANNING, style::dim()));
+        return (lines, None);
+    };
+    let volume = safe(&d.volume_name);
+    let mut highlighted = None;
+    if report.findings.is_empty() {
+        lines.push(plain(&s::doctor_none(&volume)));
     } else {
-        lines.push(plain(&s::doctor_flagged_in(&d.dir)));
-        for (name, why) in &d.flagged {
-            lines.push(Line::styled(
-                format!("{} {}: {}", s::SUSPECT_SIGN, safe(name), safe(why)),
-                style::bad(),
-            ));
+        lines.push(Line::styled(
+            s::doctor_found(report.findings.len(), &volume),
+            style::key(),
+        ));
+    }
+    for (i, f) in report.findings.iter().enumerate() {
+        let a = &f.analysis;
+        lines.push(Line::from(""));
+        if i == d.selected {
+            highlighted = Some(lines.len());
+        }
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{} {} → {}",
+                s::SUSPECT_SIGN,
+                safe(&escape(&a.link)),
+                safe(&escape(&a.target))
+            ),
+            if i == d.selected {
+                style::selected()
+            } else {
+                style::bad()
+            },
+        )));
+        for p in &a.problems {
+            lines.push(plain(&format!("    - {p}")));
+        }
+        match a.proposal() {
+            Some(c) => lines.push(Line::styled(
+                format!(
+                    "    {}",
+                    s::proposed(&escape(&c.target), c.guess, &c.reasons.join("; "))
+                ),
+                style::warn(),
+            )),
+            None => lines.push(Line::styled(
+                format!("    {}", s::NO_PROPOSAL),
+                style::dim(),
+            )),
         }
     }
+    if !report.recent.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::styled(s::DOCTOR_RECENT, style::key()));
+        for c in &report.recent {
+            lines.push(plain(&format!(
+                "  {}  {} {}",
+                format_time(c.ctime.sec),
+                c.file_type.ls_char(),
+                escape(&c.path)
+            )));
+        }
+    }
+    (lines, highlighted)
+}
+
+/// Draw the doctor view.
+pub fn draw_doctor(frame: &mut Frame<'_>, screen: &Screen, d: &DoctorView) {
+    let (lines, highlighted) = doctor_lines(d);
+    let area = screen.big_window();
+    let scroll = keep_visible(
+        &lines,
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+        highlighted,
+        d.scroll,
+    );
     draw_window(
         frame,
-        screen.big_window(),
+        area,
         s::DOCTOR_TITLE,
         lines,
-        d.scroll,
-        s::FOOTER_CLOSE_SCROLL,
+        scroll,
+        s::FOOTER_DOCTOR,
     );
 }

@@ -56,7 +56,13 @@ pub fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let selected = (app.focus == Focus::Files)
         .then(|| app.pane().and_then(|p| p.current()))
         .flatten();
-    let line2 = if let Some(reason) = selected.and_then(|e| e.suspect.as_ref()) {
+    let first = app.message.as_ref().filter(|_| app.message_first);
+    let line2 = if let Some(m) = first {
+        Line::styled(
+            safe(&m.text),
+            if m.error { style::bad() } else { style::warn() },
+        )
+    } else if let Some(reason) = selected.and_then(|e| e.suspect.as_ref()) {
         Line::from(vec![
             Span::styled(format!("{} ", s::SUSPECT_SIGN), style::bad()),
             Span::styled(safe(reason), style::bad()),

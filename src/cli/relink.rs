@@ -1,0 +1,211 @@
+//! `vmrescue relink`: restore a symlink in place (ext2/3/4, userspace engine).
+
+use std::ffi::OsString;
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use vmrescue::engine::select_volume;
+use vmrescue::repair::relink::{self, Options, Plan};
+use vmrescue::repair::undo::default_undo_dir;
+use vmrescue::text::escape;
+
+use super::guest::GuestArgs;
+use super::{SourceArgs, Target, exit, open_layout, report};
+
+/// Arguments of `relink`.
+#[derive(Args, Debug)]
+#[command(override_usage = "vmrescue relink [OPTIONS] <IMAGE> <PATH>\n       \
+                            vmrescue relink [OPTIONS] --demo <PATH>")]
+pub struct RelinkArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The volume holding the link (default: the guest root).
+    #[arg(long, value_name = "V")]
+    volume: Option<String>,
+    /// The new target, as the link will hold it (`libc-2.12.so`); default:
+    /// the best candidate vmrescue finds.
+    #[arg(long, value_name = "TARGET")]
+    to: Option<OsString>,
+    /// Show the plan and what would stop it; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not ask before writing.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Write a target even if it does not resolve inside the guest.
+    #[arg(long)]
+    force: bool,
+    /// Where to save the undo file (default: ~/.local/state/vmrescue/undo;
+    /// with --demo, beside the temporary demo image).
+    #[arg(long, value_name = "DIR")]
+    undo_dir: Option<PathBuf>,
+    /// With --demo: unpack the demo image to this new file and repair it
+    /// there, so the result (and its undo file) outlive this command.
+    #[arg(long, value_name = "FILE", requires = "demo")]
+    demo_keep: Option<PathBuf>,
+    /// IMAGE (unless --demo), then the link's guest path.
+    #[arg(value_name = "IMAGE | PATH")]
+    args: Vec<OsString>,
+}
+
+/// Run `relink`.
+pub fn run(args: &RelinkArgs) -> u8 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            exit::ERROR
+        }
+    }
+}
+
+fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
+    let guest = GuestArgs {
+        source: args.source.clone(),
+        volume: args.volume.clone(),
+        no_journal: false,
+    };
+    let (mut target, rest) = guest
+        .split(args.args.clone())
+        .map_err(vmrescue::Error::Invalid)?;
+    let [link] = rest.as_slice() else {
+        return Err(vmrescue::Error::Invalid(format!(
+            "relink takes one guest path (the link){}",
+            if rest.is_empty() { "" } else { ", not several" }
+        )));
+    };
+    // The demo: a temporary copy, or one the operator keeps.
+    let mut temporary_demo = None;
+    if let Some(keep) = &args.demo_keep {
+        if keep.exists() {
+            return Err(vmrescue::Error::Invalid(format!(
+                "{}: already exists (--demo-keep writes a new file)",
+                keep.display()
+            )));
+        }
+        vmrescue::demo::unpack(vmrescue::demo::asset(), keep)?;
+        eprintln!(
+            "vmrescue: unpacked the demo image to {} (open it later with `vmrescue {}`)",
+            keep.display(),
+            keep.display()
+        );
+        target = Target {
+            image: Some(keep.clone()),
+            source: SourceArgs {
+                demo: false,
+                ..args.source.clone()
+            },
+        };
+    } else if args.source.demo {
+        temporary_demo = Some(vmrescue::demo::path()?);
+    }
+    let undo_dir = match (&args.undo_dir, &temporary_demo) {
+        (Some(d), _) => d.clone(),
+        (None, Some(demo)) => demo
+            .parent()
+            .map(|p| p.join("undo"))
+            .unwrap_or_else(default_undo_dir),
+        (None, None) => default_undo_dir(),
+    };
+    let layout = open_layout(&target)?;
+    let id = select_volume(&layout, args.volume.as_deref())?;
+    let opts = Options {
+        force: args.force,
+        pve_root: Some(args.source.pve_root.clone()),
+        now: None,
+    };
+    let to = args.to.as_ref().map(|t| t.as_bytes().to_vec());
+    let plan = relink::plan(&layout, id, link.as_bytes(), to.as_deref(), &opts)?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    for line in relink::render(&plan, &undo_dir) {
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(demo) = &temporary_demo {
+        let _ = writeln!(
+            out,
+            "  note: --demo works on a temporary copy ({}) that is removed when vmrescue exits; \
+             --demo-keep FILE keeps the repaired copy",
+            demo.display()
+        );
+    }
+    if !plan.blockers.is_empty() {
+        for b in &plan.blockers {
+            let _ = writeln!(out, "  cannot apply: {b}");
+        }
+        let _ = out.flush();
+        let verb = if args.dry_run {
+            "would be refused"
+        } else {
+            "refused"
+        };
+        report(&format!(
+            "{verb}: {}; nothing was written",
+            plan.blockers.join("; ")
+        ));
+        return Ok(exit::ERROR);
+    }
+    if plan.writes.is_empty() {
+        report(&"nothing to write");
+        return Ok(exit::ERROR);
+    }
+    if args.dry_run {
+        let _ = writeln!(out, "dry run: nothing was written");
+        return Ok(exit::OK);
+    }
+    let _ = out.flush();
+    drop(out);
+    if !args.yes && !ask(&plan)? {
+        println!("nothing was written");
+        return Ok(exit::PROBLEMS);
+    }
+    let undo_files = relink::apply(&layout, id, &plan, &undo_dir, &opts)?;
+    println!(
+        "relinked {} -> {} ({} bytes written)",
+        escape(&plan.link),
+        escape(&plan.new_target),
+        plan.bytes()
+    );
+    for f in &undo_files {
+        println!("undo: vmrescue undo {}", f.display());
+    }
+    if let Some(demo) = &temporary_demo {
+        println!(
+            "note: this was a temporary copy of the demo image ({}), removed when vmrescue \
+             exits, and its undo file with it; use --demo-keep FILE to keep them",
+            demo.display()
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Ask on the terminal; without one, refuse (scripts say --yes).
+fn ask(plan: &Plan) -> Result<bool, vmrescue::Error> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(vmrescue::Error::Refused(
+            "standard input is not a terminal to ask on: add --yes to write (or --dry-run to \
+             only look); nothing was written"
+                .into(),
+        ));
+    }
+    let images: Vec<String> = plan.writes.iter().map(|w| image_name(&w.image)).collect();
+    eprint!(
+        "Write {} bytes to {}? [y/N] ",
+        plan.bytes(),
+        images.join(" and ")
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| vmrescue::Error::io("standard input", e))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn image_name(p: &Path) -> String {
+    vmrescue::text::escape_str(&p.display().to_string())
+}

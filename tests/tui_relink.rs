@@ -1,0 +1,457 @@
+//! The restore dialog (`r`) and the doctor view (`!`) on a copy of the demo
+//! image, with the userspace engine:
+//!
+//! * `App::update` state tests (jobs run in place): candidates and plan,
+//!   choosing another candidate, the question before writing and its "no",
+//!   the write, the refreshed pane and the status line; the doctor's finding
+//!   opening its restore dialog; an image locked the way QEMU locks it makes
+//!   the dialog say why it cannot write.
+//! * The whole flow in a real pseudo-terminal (expectrl + vt100) on the
+//!   `vmrescue` binary: navigate to `/lib64/libc.so.6`, `r`, `y`, `y`, quit;
+//!   then e2fsck finds the volume clean, debugfs and our `ls -l` read
+//!   `libc-2.12.so`, and the undo file puts the image back byte for byte.
+
+mod common;
+mod relink_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use expectrl::process::unix::WaitStatus;
+use relink_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
+use vmrescue::engine::{FsOptions, open_fs};
+use vmrescue::tui::copier::BuiltinCopier;
+use vmrescue::tui::dialog::{ConfirmKind, Dialog};
+use vmrescue::tui::jobs::{Jobs, UserspaceOpener};
+use vmrescue::tui::{Action, App, AppConfig};
+
+/// The TUI state over a copy of the demo, jobs run in place.
+struct Demo {
+    dir: tempfile::TempDir,
+    image: PathBuf,
+    before: String,
+    app: App,
+    jobs: Jobs,
+}
+
+impl Demo {
+    fn new() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let image = common::fixture_copy("demo", dir.path());
+        let before = sha256_file(&image);
+        let img = vmrescue::image::open(&image).unwrap();
+        let mut layout = vmrescue::layers::scan(vec![img]);
+        let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
+            open_fs(&layout, id, &FsOptions::default())
+        });
+        layout.apply_inspection(&found);
+        let layout = Arc::new(layout);
+        let jobs = Jobs {
+            layout: Arc::clone(&layout),
+            opener: Arc::new(UserspaceOpener::default()),
+            copier: Arc::new(BuiltinCopier),
+        };
+        let config = AppConfig {
+            undo_dir: dir.path().join("undo"),
+            // No Proxmox configuration here.
+            pve_root: dir.path().join("no-pve"),
+            ..AppConfig::default()
+        };
+        let mut app = App::new(layout, config);
+        app.resize(120, 40);
+        app.start();
+        jobs.run_inline(&mut app);
+        Demo {
+            dir,
+            image,
+            before,
+            app,
+            jobs,
+        }
+    }
+
+    fn act(&mut self, a: Action) {
+        self.app.update(&a);
+        self.jobs.run_inline(&mut self.app);
+    }
+
+    fn current(&self) -> String {
+        self.app
+            .pane()
+            .and_then(|p| p.current())
+            .map(|e| e.shown.clone())
+            .unwrap_or_default()
+    }
+
+    fn select(&mut self, name: &str) {
+        self.act(Action::Home);
+        for _ in 0..500 {
+            if self.current() == name {
+                return;
+            }
+            self.act(Action::MoveDown);
+        }
+        panic!("{name} not found");
+    }
+
+    /// From the guest root to `/lib64`, `libc.so.6` selected.
+    fn at_libc(&mut self) {
+        self.select("lib64");
+        self.act(Action::Open);
+        self.select("libc.so.6");
+    }
+
+    fn message(&self) -> String {
+        self.app
+            .message
+            .as_ref()
+            .map(|m| m.text.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn restore_dialog_plans_asks_writes_and_refreshes() {
+    let mut d = Demo::new();
+    d.at_libc();
+    d.act(Action::RestoreSymlink);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert_eq!(r.path, "/lib64/libc.so.6");
+    assert_eq!(r.target, "/opt/glibc-2.14/lib/libc.so.6");
+    assert!(!r.analyzing);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("glibc 2.14 but ld.so is ld-2.12.so")),
+        "{:?}",
+        r.problems
+    );
+    assert_eq!(r.candidates[0].shown, "libc-2.12.so");
+    assert!(
+        r.candidates[0]
+            .reasons
+            .iter()
+            .any(|x| x == "matches ld-2.12.so")
+    );
+    assert_eq!(r.chosen, Some(0));
+    let plan = r.plan.as_ref().expect("a plan for the best candidate");
+    assert!(plan.can_apply(), "{:?}", plan.blockers);
+    assert_eq!(plan.bytes(), 256);
+    // The dialog shows the plan.
+    let (lines, _) = vmrescue::tui::views::restore::restore_lines(r);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    assert!(text.iter().any(|l| l.contains("256 bytes of")), "{text:?}");
+    assert!(
+        text.iter().any(|l| l.contains("undo file: saved under")),
+        "{text:?}"
+    );
+    // y asks first; n goes back to the dialog, and nothing was written.
+    d.act(Action::Confirm);
+    let Some(Dialog::Confirm(c)) = &d.app.dialog else {
+        panic!("question before writing");
+    };
+    assert_eq!(c.kind, ConfirmKind::ApplyRelink);
+    assert!(
+        c.lines.iter().any(|l| l.contains("to   libc-2.12.so?")),
+        "{:?}",
+        c.lines
+    );
+    d.act(Action::Cancel);
+    assert!(matches!(d.app.dialog, Some(Dialog::Restore(_))));
+    assert_eq!(sha256_file(&d.image), d.before);
+    // y, y: written off the UI thread (here: in place), the pane refreshed.
+    d.act(Action::Confirm);
+    d.act(Action::Confirm);
+    assert!(d.app.dialog.is_none());
+    let msg = d.message();
+    assert!(
+        msg.contains("relinked /lib64/libc.so.6 → libc-2.12.so"),
+        "{msg}"
+    );
+    let undo = files_in(&d.dir.path().join("undo"));
+    assert_eq!(undo.len(), 1);
+    assert!(msg.contains(&undo[0].display().to_string()), "{msg}");
+    assert_eq!(d.current(), "libc.so.6", "the link stays selected");
+    let e = d.app.pane().unwrap().current().unwrap();
+    assert_eq!(e.target_shown.as_deref(), Some("libc-2.12.so"));
+    // Only the new ctime can still flag it (changed much later than its
+    // neighbours: true, it was just repaired); not where it points.
+    let flag = e.suspect.clone().unwrap_or_default();
+    assert!(!flag.contains("outside"), "{flag}");
+    assert!(d.app.message_first, "the outcome shows over the flag");
+    let fs = volume_file(&d.image, "vg_ta/lv_root", d.dir.path());
+    assert_e2fsck_clean(&fs);
+    assert_eq!(debugfs_target(&fs, "/lib64/libc.so.6"), b"libc-2.12.so");
+    // The doctor finds nothing broken now.
+    d.act(Action::Doctor);
+    let Some(Dialog::Doctor(v)) = &d.app.dialog else {
+        panic!("doctor");
+    };
+    assert!(v.report.as_ref().unwrap().findings.is_empty());
+}
+
+#[test]
+fn another_candidate_can_be_chosen() {
+    let mut d = Demo::new();
+    d.at_libc();
+    d.act(Action::RestoreSymlink);
+    // The demo has one candidate; ↓ stays on it.
+    d.act(Action::MoveDown);
+    let Some(Dialog::Restore(r)) = &mut d.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert_eq!(r.candidates.len(), 1, "{:?}", r.candidates);
+    assert_eq!(r.selected, 0);
+    // Offer glibc 2.14's libc too (outside the library directories), the
+    // way a second candidate would be listed, and choose it.
+    r.candidates.push(vmrescue::tui::dialog::CandidateRow {
+        target: b"/opt/glibc-2.14/lib/libc-2.14.so".to_vec(),
+        shown: "/opt/glibc-2.14/lib/libc-2.14.so".into(),
+        reasons: vec!["a test".into()],
+        guess: false,
+        current: false,
+    });
+    d.act(Action::MoveDown);
+    d.act(Action::Open);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert_eq!(r.selected, 1);
+    assert_eq!(r.chosen, Some(1));
+    let plan = r.plan.as_ref().expect("planned");
+    assert_eq!(plan.new_target, b"/opt/glibc-2.14/lib/libc-2.14.so");
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("outside the library directories")),
+        "{:?}",
+        plan.warnings
+    );
+    let (lines, hl) = vmrescue::tui::views::restore::restore_lines(r);
+    assert!(lines[hl.unwrap()].to_string().contains("libc-2.14.so"));
+    // Esc closes without writing.
+    d.act(Action::Cancel);
+    assert!(d.app.dialog.is_none());
+    assert_eq!(sha256_file(&d.image), d.before);
+}
+
+#[test]
+fn doctor_finding_opens_its_restore_dialog() {
+    let mut d = Demo::new();
+    d.act(Action::Doctor);
+    let Some(Dialog::Doctor(v)) = &d.app.dialog else {
+        panic!("doctor view");
+    };
+    let report = v.report.as_ref().expect("scanned");
+    assert_eq!(report.findings[0].analysis.link, b"/lib64/libc.so.6");
+    assert_eq!(report.recent[0].path, b"/lib64/libc.so.6");
+    let (lines, hl) = vmrescue::tui::views::doctor::doctor_lines(v);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    assert!(
+        text.iter().any(|l| l.contains("proposed: libc-2.12.so")),
+        "{text:?}"
+    );
+    assert!(hl.is_some());
+    d.act(Action::Open);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog from the doctor");
+    };
+    assert_eq!(r.path, "/lib64/libc.so.6");
+    assert!(r.plan.as_ref().is_some_and(|p| p.can_apply()));
+    // The file list went to the link.
+    assert_eq!(d.app.pane().unwrap().path, b"/lib64");
+    assert_eq!(d.current(), "libc.so.6");
+}
+
+#[test]
+fn an_image_in_use_cannot_be_written_and_the_dialog_says_why() {
+    use std::os::fd::AsFd;
+    let mut d = Demo::new();
+    let holder = std::fs::File::open(&d.image).unwrap();
+    for byte in [100, 101, 201] {
+        let fl = nix::libc::flock {
+            l_type: nix::libc::F_RDLCK as nix::libc::c_short,
+            l_whence: nix::libc::SEEK_SET as nix::libc::c_short,
+            l_start: byte,
+            l_len: 1,
+            l_pid: 0,
+        };
+        nix::fcntl::fcntl(holder.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)).unwrap();
+    }
+    d.at_libc();
+    d.act(Action::RestoreSymlink);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    let plan = r.plan.as_ref().expect("planned");
+    assert!(!plan.can_apply());
+    let (lines, _) = vmrescue::tui::views::restore::restore_lines(r);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|l| l.starts_with("Cannot write:") && l.contains("in use")),
+        "{text:?}"
+    );
+    d.act(Action::Confirm);
+    assert!(
+        matches!(d.app.dialog, Some(Dialog::Restore(_))),
+        "no question"
+    );
+    assert!(d.message().contains("Cannot write"), "{}", d.message());
+    assert!(d.app.message.as_ref().unwrap().error);
+    drop(holder);
+    assert_eq!(sha256_file(&d.image), d.before);
+    assert!(files_in(&d.dir.path().join("undo")).is_empty());
+}
+
+// ----- the binary in a pseudo-terminal -----
+
+const ROWS: u16 = 24;
+const COLS: u16 = 80;
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Pty {
+    session: expectrl::session::OsSession,
+    parser: vt100::Parser,
+}
+
+impl Pty {
+    fn spawn(program: &Path, args: &[&str], envs: &[(&str, &Path)], cwd: &Path) -> Pty {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "stty rows {ROWS} cols {COLS} echo icanon && exec \"$0\" \"$@\""
+            ))
+            .arg(program)
+            .args(args)
+            .current_dir(cwd)
+            .env("TERM", "xterm-256color")
+            .env("RUST_BACKTRACE", "0");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Pty {
+            session: expectrl::Session::spawn(cmd).expect("spawn in a pty"),
+            parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
+        }
+    }
+
+    fn pump(&mut self) -> bool {
+        let mut buf = [0u8; 65536];
+        match self.session.try_read(&mut buf) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.parser.process(&buf[..n]);
+                true
+            }
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.parser.screen().contents()
+    }
+
+    fn wait_for(&mut self, text: &str) {
+        let start = Instant::now();
+        loop {
+            while self.pump() {}
+            if self.screen().contains(text) {
+                return;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "timed out waiting for {text:?}; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn send(&mut self, keys: &str) {
+        use std::io::Write;
+        self.session.write_all(keys.as_bytes()).expect("write keys");
+        self.session.flush().expect("flush keys");
+        std::thread::sleep(Duration::from_millis(60));
+        while self.pump() {}
+    }
+
+    fn wait_exit(&mut self) -> WaitStatus {
+        let start = Instant::now();
+        loop {
+            while self.pump() {}
+            if let Ok(st) = self.session.get_process().status()
+                && !matches!(st, WaitStatus::StillAlive)
+            {
+                return st;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "did not exit:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+const ENTER: &str = "\r";
+
+/// `/name` Enter: select the entry by filtering.
+fn select_by_filter(pty: &mut Pty, name: &str) {
+    pty.send("/");
+    for c in name.chars() {
+        pty.send(&c.to_string());
+    }
+    pty.send(ENTER);
+}
+
+#[test]
+fn pty_navigate_restore_write_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy("demo", dir.path());
+    let before = sha256_file(&image);
+    let state = dir.path().join("state");
+    let mut pty = Pty::spawn(
+        Path::new(env!("CARGO_BIN_EXE_vmrescue")),
+        &[image.to_str().unwrap()],
+        &[("XDG_STATE_HOME", &state)],
+        dir.path(),
+    );
+    pty.wait_for("vg_ta/lv_root:/ ");
+    select_by_filter(&mut pty, "lib64");
+    pty.send(ENTER);
+    pty.wait_for("vg_ta/lv_root:/lib64 ");
+    select_by_filter(&mut pty, "libc.so.6");
+    pty.send("r");
+    pty.wait_for("Restore symlink");
+    pty.wait_for("libc-2.12.so");
+    pty.wait_for("256 bytes of");
+    pty.send("y");
+    pty.wait_for("Write the repair?");
+    pty.send("y");
+    pty.wait_for("relinked /lib64/libc.so.6");
+    pty.wait_for("libc.so.6 → libc-2.12.so");
+    pty.send("q");
+    let st = pty.wait_exit();
+    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+
+    let fs = volume_file(&image, "vg_ta/lv_root", dir.path());
+    assert_e2fsck_clean(&fs);
+    assert_eq!(debugfs_target(&fs, "/lib64/libc.so.6"), b"libc-2.12.so");
+    let o = common::vmrescue(&["ls", "-l", image.to_str().unwrap(), "/lib64/libc.so.6"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("/lib64/libc.so.6 -> libc-2.12.so"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // The undo file went to $XDG_STATE_HOME/vmrescue/undo and puts every byte back.
+    let undo = files_in(&state.join("vmrescue/undo"));
+    assert_eq!(undo.len(), 1, "{undo:?}");
+    let o = common::vmrescue(&["undo", undo[0].to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sha256_file(&image), before);
+}
