@@ -569,6 +569,7 @@ fn a_striped_volume_is_written_through_its_mapping_on_both_images() {
         },
         guest: GuestRole::default(),
         problems: Vec::new(),
+        notes: Vec::new(),
     });
     let opts = relink::Options {
         pve_root: Some(dir.path().join("no-pve")),
