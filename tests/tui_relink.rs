@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use expectrl::process::unix::WaitStatus;
 use relink_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
 use vmrescue::engine::{FsOptions, open_fs};
-use vmrescue::tui::copier::BuiltinCopier;
+use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::dialog::{ConfirmKind, Dialog};
 use vmrescue::tui::jobs::{Jobs, UserspaceOpener};
 use vmrescue::tui::{Action, App, AppConfig};
@@ -51,7 +51,7 @@ impl Demo {
         let jobs = Jobs {
             layout: Arc::clone(&layout),
             opener: Arc::new(UserspaceOpener::default()),
-            copier: Arc::new(BuiltinCopier),
+            copier: Arc::new(JobCopier),
         };
         let config = AppConfig {
             undo_dir: dir.path().join("undo"),
