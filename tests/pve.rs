@@ -327,7 +327,19 @@ fn a_live_pid_file_means_running() {
     // A process named like Proxmox's QEMU binary.
     let kvm = f.dir.path().join("kvm");
     std::fs::copy("/bin/sleep", &kvm).unwrap();
-    let mut child = Command::new(&kvm).arg("60").spawn().unwrap();
+    // Another test thread forking while the copy was open for writing can make
+    // exec fail with ETXTBSY for a moment: try again.
+    let mut tries = 0;
+    let mut child = loop {
+        match Command::new(&kvm).arg("60").spawn() {
+            Ok(c) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawn {}: {e}", kvm.display()),
+        }
+    };
     let run = f.dir.path().join("run");
     std::fs::create_dir_all(&run).unwrap();
     std::fs::write(run.join("109.pid"), format!("{}\n", child.id())).unwrap();
