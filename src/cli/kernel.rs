@@ -319,6 +319,53 @@ pub fn walk(args: &WalkArgs) -> u8 {
     }
 }
 
+/// Replace symlink `link` of volume `id` through the kernel engine, saving
+/// an undo record in `undo_dir` before the link changes. Returns the change,
+/// the undo file, and what the teardown reported.
+pub fn replace_with_undo(
+    engines: &Engines,
+    layout: &vmrescue::layers::Layout,
+    id: vmrescue::layers::VolumeId,
+    link: &[u8],
+    new_target: &[u8],
+    undo_dir: &Path,
+) -> vmrescue::Result<(kernel::repair::SymlinkChange, Option<std::path::PathBuf>)> {
+    let session = engines.kernel()?;
+    let image = layout
+        .volume(id)
+        .mapping
+        .disks()
+        .first()
+        .and_then(|d| layout.disks.get(d.0))
+        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()))
+        .unwrap_or_default();
+    let volume = layout.volume(id).name.clone();
+    let mut undo_file = None;
+    let mut save_undo = |canonical: &[u8], old: &[u8]| -> vmrescue::Result<()> {
+        let rec = UndoRecord::Symlink {
+            image: image.clone(),
+            volume: volume.clone(),
+            path_hex: undo::hex(canonical),
+            old_target_hex: undo::hex(old),
+            new_target_hex: undo::hex(new_target),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            description: format!(
+                "{}: {} -> {} (kernel engine)",
+                escape(canonical),
+                escape(old),
+                escape(new_target)
+            ),
+        };
+        undo_file = Some(undo::save_record(&rec, undo_dir, "relink")?);
+        Ok(())
+    };
+    let change =
+        kernel::repair::replace_symlink(&session, layout, id, link, new_target, None, &mut save_undo)?;
+    Ok((change, undo_file))
+}
+
 /// Run `kernel-relink`.
 pub fn relink(args: &KernelRelinkArgs) -> u8 {
     let layout = match open_layout(&args.target) {
@@ -336,62 +383,17 @@ pub fn relink(args: &KernelRelinkArgs) -> u8 {
         }
     };
     let engines = Engines::new(EngineChoice::Kernel);
-    let session = match engines.kernel() {
-        Ok(s) => s,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
-        }
-    };
-    // The undo record is saved before the link changes.
-    let image = layout
-        .volume(id)
-        .mapping
-        .disks()
-        .first()
-        .and_then(|d| layout.disks.get(d.0))
-        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()))
-        .unwrap_or_default();
-    let volume = layout.volume(id).name.clone();
-    let new_target = args.new_target.as_bytes().to_vec();
-    let mut undo_file = None;
-    let mut save_undo = |canonical: &[u8], old: &[u8]| -> vmrescue::Result<()> {
-        let rec = UndoRecord::Symlink {
-            image: image.clone(),
-            volume: volume.clone(),
-            path_hex: undo::hex(canonical),
-            old_target_hex: undo::hex(old),
-            new_target_hex: undo::hex(&new_target),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-            description: format!(
-                "{}: {} -> {} (kernel engine)",
-                escape(canonical),
-                escape(old),
-                escape(&new_target)
-            ),
-        };
-        undo_file = Some(undo::save_record(
-            &rec,
-            &undo::default_undo_dir(),
-            "relink",
-        )?);
-        Ok(())
-    };
-    let result = kernel::repair::replace_symlink(
-        &session,
+    let result = replace_with_undo(
+        &engines,
         &layout,
         id,
         args.link.as_bytes(),
         args.new_target.as_bytes(),
-        None,
-        &mut save_undo,
+        &undo::default_undo_dir(),
     );
-    drop(session);
     let mut problems = engines.close();
     let code = match result {
-        Ok(c) => {
+        Ok((c, undo_file)) => {
             println!(
                 "{}: {} -> {}",
                 escape(&c.path),

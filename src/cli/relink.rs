@@ -1,4 +1,5 @@
-//! `vmrescue relink`: restore a symlink in place (ext2/3/4, userspace engine).
+//! `vmrescue relink`: restore a symlink in place (ext2/3/4, userspace engine),
+//! or through a read-write kernel mount (`--engine kernel`).
 
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
@@ -6,7 +7,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use vmrescue::engine::select_volume;
+use vmrescue::engine::{Engine, EngineChoice, Engines, FsOptions, select_volume};
+use vmrescue::fs::path;
+use vmrescue::layers::{Layout, VolumeId};
+use vmrescue::repair::candidates::Guest;
 use vmrescue::repair::relink::{self, Options, Plan};
 use vmrescue::repair::undo::default_undo_dir;
 use vmrescue::text::escape;
@@ -111,6 +115,21 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
     };
     let layout = open_layout(&target)?;
     let id = select_volume(&layout, args.volume.as_deref())?;
+    let engines = Engines::new(args.source.engine);
+    let decision = engines.decide(&layout, id);
+    if args.source.engine == EngineChoice::Kernel && decision.engine != Some(Engine::Kernel) {
+        if let Err(why) = vmrescue::engine::kernel_available() {
+            return Err(vmrescue::Error::Unsupported(why));
+        }
+        return Err(vmrescue::Error::Unsupported(decision.reason));
+    }
+    if decision.engine == Some(Engine::Kernel) {
+        let code = relink_kernel(args, &engines, &layout, id, link.as_bytes(), &undo_dir);
+        for p in engines.close() {
+            report(&p);
+        }
+        return code;
+    }
     let opts = Options {
         force: args.force,
         pve_root: Some(args.source.pve_root.clone()),
@@ -181,8 +200,95 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
     Ok(exit::OK)
 }
 
-/// Ask on the terminal; without one, refuse (scripts say --yes).
-fn ask(plan: &Plan) -> Result<bool, vmrescue::Error> {
+/// `relink` through the kernel engine: read-write mount, a new symlink
+/// renamed over the old one (any filesystem the kernel writes, and targets
+/// of any length), with an undo record saved first.
+fn relink_kernel(
+    args: &RelinkArgs,
+    engines: &Engines,
+    layout: &Layout,
+    id: VolumeId,
+    link: &[u8],
+    undo_dir: &Path,
+) -> Result<u8, vmrescue::Error> {
+    let volume = &layout.volume(id).name;
+    // Look at the link through a read-only mount first.
+    let fs = engines.open_fs(layout, id, &FsOptions::default())?;
+    let analysis = Guest::new(&*fs).analyze(link)?;
+    let (new_target, reasons) = match &args.to {
+        Some(t) => (t.as_bytes().to_vec(), vec!["chosen with --to".to_string()]),
+        None => match analysis.proposal() {
+            Some(c) => (c.target.clone(), c.reasons.clone()),
+            None => {
+                return Err(vmrescue::Error::NotFound(format!(
+                    "a candidate target for {} (name one with --to)",
+                    escape(&analysis.link)
+                )));
+            }
+        },
+    };
+    let (dir, _) = path::split_last(&analysis.link);
+    let resolves = if new_target.first() == Some(&b'/') {
+        path::resolve(&*fs, &new_target, true).is_ok()
+    } else {
+        path::resolve(&*fs, &path::join(&dir, &new_target), true).is_ok()
+    };
+    drop(fs);
+    println!("relink {} on {volume} (kernel engine)", escape(&analysis.link));
+    println!("  now:  {}", escape(&analysis.target));
+    for p in &analysis.problems {
+        println!("        - {p}");
+    }
+    println!("  new:  {} ({})", escape(&new_target), reasons.join("; "));
+    println!(
+        "  how:  read-write mount; a new symlink under a temporary name renamed over the old one; \
+         directory synced"
+    );
+    println!("  undo: a record saved in {} before the change", undo_dir.display());
+    if !resolves && !args.force {
+        report(&format!(
+            "refused: {} does not resolve inside the guest (add --force to write it anyway); \
+             nothing was written",
+            escape(&new_target)
+        ));
+        return Ok(exit::ERROR);
+    }
+    if args.dry_run {
+        println!("dry run: nothing was written");
+        return Ok(exit::OK);
+    }
+    if !args.yes
+        && !ask_yes(&format!(
+            "Replace {} through a read-write mount of {volume}?",
+            escape(&analysis.link)
+        ))?
+    {
+        println!("nothing was written");
+        return Ok(exit::PROBLEMS);
+    }
+    let (change, undo_file) =
+        super::kernel::replace_with_undo(engines, layout, id, link, &new_target, undo_dir)?;
+    println!(
+        "{}: {} -> {}",
+        escape(&change.path),
+        escape(&change.old_target),
+        escape(&change.new_target)
+    );
+    if let Some(f) = &undo_file {
+        println!("undo: vmrescue undo {}", f.display());
+    }
+    for n in &change.notes {
+        report(n);
+    }
+    Ok(if change.notes.is_empty() {
+        exit::OK
+    } else {
+        exit::PROBLEMS
+    })
+}
+
+/// Ask a yes/no question on the terminal; without one, refuse (scripts say --yes).
+fn ask_yes(question: &str) -> Result<bool, vmrescue::Error> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(vmrescue::Error::Refused(
@@ -191,12 +297,7 @@ fn ask(plan: &Plan) -> Result<bool, vmrescue::Error> {
                 .into(),
         ));
     }
-    let images: Vec<String> = plan.writes.iter().map(|w| image_name(&w.image)).collect();
-    eprint!(
-        "Write {} bytes to {}? [y/N] ",
-        plan.bytes(),
-        images.join(" and ")
-    );
+    eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     stdin
@@ -204,6 +305,16 @@ fn ask(plan: &Plan) -> Result<bool, vmrescue::Error> {
         .read_line(&mut line)
         .map_err(|e| vmrescue::Error::io("standard input", e))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Ask on the terminal; without one, refuse (scripts say --yes).
+fn ask(plan: &Plan) -> Result<bool, vmrescue::Error> {
+    let images: Vec<String> = plan.writes.iter().map(|w| image_name(&w.image)).collect();
+    ask_yes(&format!(
+        "Write {} bytes to {}?",
+        plan.bytes(),
+        images.join(" and ")
+    ))
 }
 
 fn image_name(p: &Path) -> String {

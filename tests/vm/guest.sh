@@ -348,9 +348,11 @@ t_demo_layers() {
     grep -E '^vg_ta/lv_root +kernel +ext4' /tmp/layers.txt || fail "lv_root not served by the kernel engine"
 }
 t_demo_relink() {
-    vmrescue kernel-relink --demo --volume vg_ta/lv_root --link /lib64/libc.so.6 --to libc-2.12.so \
-        >/tmp/relink.txt || fail "kernel-relink failed"
+    # The operator's command: the proposed target (libc-2.12.so), no question asked.
+    vmrescue relink --demo --engine kernel --yes /lib64/libc.so.6 \
+        >/tmp/relink.txt || fail "relink --engine kernel failed"
     cat /tmp/relink.txt
+    grep -q "SONAME libc.so.6 matches" /tmp/relink.txt || fail "the plan did not give its reasons"
     grep -qxF "/lib64/libc.so.6: /opt/glibc-2.14/lib/libc.so.6 -> libc-2.12.so" /tmp/relink.txt ||
         fail "unexpected relink report"
     clean
