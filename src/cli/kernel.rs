@@ -361,8 +361,15 @@ pub fn replace_with_undo(
         undo_file = Some(undo::save_record(&rec, undo_dir, "relink")?);
         Ok(())
     };
-    let change =
-        kernel::repair::replace_symlink(&session, layout, id, link, new_target, None, &mut save_undo)?;
+    let change = kernel::repair::replace_symlink(
+        &session,
+        layout,
+        id,
+        link,
+        new_target,
+        None,
+        &mut save_undo,
+    )?;
     Ok((change, undo_file))
 }
 

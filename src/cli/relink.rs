@@ -234,7 +234,10 @@ fn relink_kernel(
         path::resolve(&*fs, &path::join(&dir, &new_target), true).is_ok()
     };
     drop(fs);
-    println!("relink {} on {volume} (kernel engine)", escape(&analysis.link));
+    println!(
+        "relink {} on {volume} (kernel engine)",
+        escape(&analysis.link)
+    );
     println!("  now:  {}", escape(&analysis.target));
     for p in &analysis.problems {
         println!("        - {p}");
@@ -244,7 +247,10 @@ fn relink_kernel(
         "  how:  read-write mount; a new symlink under a temporary name renamed over the old one; \
          directory synced"
     );
-    println!("  undo: a record saved in {} before the change", undo_dir.display());
+    println!(
+        "  undo: a record saved in {} before the change",
+        undo_dir.display()
+    );
     if !resolves && !args.force {
         report(&format!(
             "refused: {} does not resolve inside the guest (add --force to write it anyway); \

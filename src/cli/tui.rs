@@ -74,4 +74,16 @@ impl VolumeOpener for EngineOpener {
             .open_fs(layout, id, &FsOptions::default())
             .map_err(|e| e.to_string())
     }
+    fn repair_blocker(&self, layout: &Layout, id: VolumeId) -> Option<String> {
+        (self.engines.decide(layout, id).engine == Some(vmrescue::engine::Engine::Kernel)).then(
+            || {
+                format!(
+                    "{} is mounted through the kernel engine here: quit and run `vmrescue relink \
+                 --engine kernel IMAGE --volume {} PATH`",
+                    layout.volume(id).name,
+                    layout.volume(id).name
+                )
+            },
+        )
+    }
 }

@@ -32,6 +32,11 @@ pub trait VolumeOpener: Send + Sync {
     fn engine(&self) -> String;
     /// Open volume `id` of `layout`.
     fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String>;
+    /// Why an in-place repair of volume `id` must not be written from here
+    /// (the volume is mounted through the kernel engine), if it must not.
+    fn repair_blocker(&self, _layout: &Layout, _id: VolumeId) -> Option<String> {
+        None
+    }
 }
 
 /// The userspace engine ([`crate::engine::open_fs`]).
@@ -59,6 +64,16 @@ pub struct Jobs {
     pub opener: Arc<dyn VolumeOpener>,
     /// How files are copied out.
     pub copier: Arc<dyn Copier>,
+}
+
+impl Jobs {
+    /// A plan, with what keeps the opener's engine from writing it added.
+    fn with_engine_blocker(&self, volume: VolumeId, mut plan: relink::Plan) -> Box<relink::Plan> {
+        if let Some(why) = self.opener.repair_blocker(&self.layout, volume) {
+            plan.blockers.push(why);
+        }
+        Box::new(plan)
+    }
 }
 
 static JOB_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -144,7 +159,7 @@ impl Jobs {
                                     Some(&c.target),
                                     &setup.options,
                                 )
-                                .map(Box::new)
+                                .map(|p| self.with_engine_blocker(volume, p))
                                 .map_err(|e| e.to_string())
                             });
                             (Ok(Box::new(a)), plan)
@@ -167,7 +182,7 @@ impl Jobs {
             } => {
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     relink::plan(&self.layout, volume, &link, Some(&target), &setup.options)
-                        .map(Box::new)
+                        .map(|p| self.with_engine_blocker(volume, p))
                         .map_err(|e| e.to_string())
                 }))
                 .unwrap_or_else(|_| Err(panic_message()));
