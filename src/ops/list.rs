@@ -55,11 +55,15 @@ impl Entry {
 /// The entries of directory `dir`, sorted by name, with metadata.
 pub fn list_dir(fs: &dyn FsView, dir: NodeId) -> Result<Vec<Entry>> {
     let mut entries = fs.read_dir(dir)?;
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries
+    // Fetch metadata in node (inode) order, so inode tables are read in
+    // order rather than in the hash order of an indexed directory.
+    entries.sort_by_key(|e| e.node);
+    let mut out: Vec<Entry> = entries
         .into_iter()
         .map(|e| Entry::read(fs, e.name, e.node))
-        .collect())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// A name from the guest made safe and unambiguous to show: control

@@ -87,7 +87,9 @@ pub fn list_dir(
     if meta.file_type != FileType::Directory {
         return Err(super::strings::not_a_directory(&escape(&dir.path)));
     }
-    let raw = fs.read_dir(dir.node).map_err(|e| e.to_string())?;
+    let mut raw = fs.read_dir(dir.node).map_err(|e| e.to_string())?;
+    // Metadata in node (inode) order: inode tables are then read in order.
+    raw.sort_by_key(|e| e.node);
     let mut entries = Vec::with_capacity(raw.len());
     for (i, e) in raw.into_iter().enumerate() {
         if i > 0 && i % PROGRESS_EVERY == 0 {
