@@ -64,6 +64,32 @@ mod tests {
     }
 }
 
+/// Undo the `\ooo` octal escapes of fstab and `/proc/mounts` (a space is
+/// written `\040`). Escapes above `\377` are kept as they are.
+pub fn unescape_octal(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = u32::from(b[i + 1] - b'0') * 64
+                + u32::from(b[i + 2] - b'0') * 8
+                + u32::from(b[i + 3] - b'0');
+            if let Ok(byte) = u8::try_from(v) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
 /// A Unix time as `YYYY-MM-DD HH:MM` in UTC.
 pub fn format_time(sec: i64) -> String {
     let (y, m, d) = civil_from_days(sec.div_euclid(86_400));
@@ -99,6 +125,13 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod time_tests {
     use super::*;
+
+    #[test]
+    fn unescapes_fstab_octal() {
+        assert_eq!(unescape_octal("/my\\040dir"), b"/my dir");
+        assert_eq!(unescape_octal("a\\777b"), b"a\\777b");
+        assert_eq!(unescape_octal("end\\04"), b"end\\04");
+    }
 
     #[test]
     fn formats_utc_times() {
