@@ -74,6 +74,12 @@ impl VolumeOpener for EngineOpener {
             .open_fs(layout, id, &FsOptions::default())
             .map_err(|e| e.to_string())
     }
+    fn engine_for(&self, layout: &Layout, id: VolumeId) -> String {
+        match self.engines.decide(layout, id).engine {
+            Some(e) => e.name().to_string(),
+            None => self.engine(),
+        }
+    }
     fn repair_blocker(&self, layout: &Layout, id: VolumeId) -> Option<String> {
         (self.engines.decide(layout, id).engine == Some(vmrescue::engine::Engine::Kernel)).then(
             || {

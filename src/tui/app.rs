@@ -31,6 +31,9 @@ use crate::text::{escape, escape_str};
 pub struct AppConfig {
     /// Engine name for the status bar (`userspace`, `kernel`).
     pub engine: String,
+    /// The engine serving each volume (by volume index), when known; the
+    /// status bar shows the open volume's.
+    pub volume_engines: Vec<String>,
     /// The volume asked for with `--volume`, else the guest root is opened.
     pub volume: Option<String>,
     /// Where copies go by default (`./rescued`); the image stem and volume follow.
@@ -45,6 +48,7 @@ impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
             engine: "userspace".into(),
+            volume_engines: Vec::new(),
             volume: None,
             rescue_dir: "./rescued".into(),
             undo_dir: crate::repair::undo::default_undo_dir(),

@@ -30,6 +30,10 @@ pub const JOB_THREAD: &str = "vmrescue-job";
 pub trait VolumeOpener: Send + Sync {
     /// The engine's name for the status bar.
     fn engine(&self) -> String;
+    /// The engine that serves volume `id` (`userspace`, `kernel`).
+    fn engine_for(&self, _layout: &Layout, _id: VolumeId) -> String {
+        self.engine()
+    }
     /// Open volume `id` of `layout`.
     fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String>;
     /// Why an in-place repair of volume `id` must not be written from here

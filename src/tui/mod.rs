@@ -89,6 +89,12 @@ pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
     };
     let mut config = opts.config;
     config.engine = opts.opener.engine();
+    config.volume_engines = (0..opts.layout.volumes.len())
+        .map(|i| {
+            opts.opener
+                .engine_for(&opts.layout, crate::layers::VolumeId(i))
+        })
+        .collect();
     let mut app = App::new(Arc::clone(&opts.layout), config);
     let size = term.size()?;
     app.resize(size.width, size.height);

@@ -13,11 +13,15 @@ use crate::tui::strings as s;
 
 /// The first status line's text.
 pub fn status_text(app: &App) -> String {
-    let mut parts = vec![
-        app.config.engine.clone(),
-        s::READ_ONLY.to_string(),
-        app.image.clone(),
-    ];
+    let volume = match &app.right {
+        Right::Browsing(p) => Some(p.volume),
+        Right::Opening(v) | Right::Failed(v, _) => Some(*v),
+        Right::Empty => None,
+    };
+    let engine = volume
+        .and_then(|v| app.config.volume_engines.get(v.0))
+        .unwrap_or(&app.config.engine);
+    let mut parts = vec![engine.clone(), s::READ_ONLY.to_string(), app.image.clone()];
     match &app.right {
         Right::Browsing(p) => parts.push(format!(
             "{}:{}",
