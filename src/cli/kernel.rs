@@ -331,19 +331,20 @@ pub fn replace_with_undo(
     undo_dir: &Path,
 ) -> vmrescue::Result<(kernel::repair::SymlinkChange, Option<std::path::PathBuf>)> {
     let session = engines.kernel()?;
-    let image = layout
-        .volume(id)
-        .mapping
-        .disks()
-        .first()
-        .and_then(|d| layout.disks.get(d.0))
-        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()))
-        .unwrap_or_default();
+    // Every disk, in order: volume names (`disk1p2`, a VG spanning disks)
+    // mean the same thing again when the record is undone.
+    let mut disks = layout
+        .disks
+        .iter()
+        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()));
+    let image = disks.next().unwrap_or_default();
+    let other_disks: Vec<std::path::PathBuf> = disks.collect();
     let volume = layout.volume(id).name.clone();
     let mut undo_file = None;
     let mut save_undo = |canonical: &[u8], old: &[u8]| -> vmrescue::Result<()> {
         let rec = UndoRecord::Symlink {
             image: image.clone(),
+            other_disks: other_disks.clone(),
             volume: volume.clone(),
             path_hex: undo::hex(canonical),
             old_target_hex: undo::hex(old),

@@ -63,8 +63,12 @@ pub enum UndoRecord {
     },
     /// A symlink replaced through the kernel engine (a mounted filesystem).
     Symlink {
-        /// Absolute path of the image.
+        /// Absolute path of the image (the first disk).
         image: PathBuf,
+        /// The other disks of the VM, in order (`--disk`), so volumes that
+        /// span disks can be found again.
+        #[serde(default)]
+        other_disks: Vec<PathBuf>,
         /// The volume (`vg/lv`).
         volume: String,
         /// The link's guest path, hex-encoded bytes.

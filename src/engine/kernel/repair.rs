@@ -211,6 +211,7 @@ pub fn undo(record: &crate::repair::undo::UndoRecord) -> Result<String> {
     use crate::repair::undo::{UndoRecord, unhex};
     let UndoRecord::Symlink {
         image,
+        other_disks,
         volume,
         path_hex,
         old_target_hex,
@@ -225,7 +226,11 @@ pub fn undo(record: &crate::repair::undo::UndoRecord) -> Result<String> {
         unhex(old_target_hex)?,
         unhex(new_target_hex)?,
     );
-    let layout = crate::layers::scan(vec![crate::image::open(image)?]);
+    let mut images = vec![crate::image::open(image)?];
+    for d in other_disks {
+        images.push(crate::image::open(d)?);
+    }
+    let layout = crate::layers::scan(images);
     let id = layout.find_volume(volume)?;
     let session = Session::start()?;
     let change = replace_symlink(
