@@ -281,7 +281,7 @@ pub fn probe_bytes(b: &[u8]) -> Content {
     }
     if b.iter().all(|&x| x == 0) {
         let mut c = Content::new(ContentKind::Zeros);
-        c.detail = Some(format!("first {} bytes are zeros", b.len()));
+        c.detail = Some("zeros where signatures live".into());
         return c;
     }
     let mut c = Content::new(ContentKind::Unknown);
