@@ -452,7 +452,6 @@ fn planning_counts_and_stops_when_cancelled() {
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn owners_xattrs_and_device_nodes_as_root() {
     common::require_root("chown, trusted.* xattrs and mknod of devices");
     let tmp = tempfile::tempdir().unwrap();

@@ -254,7 +254,6 @@ fn deep_trees_stop_at_the_depth_limit() {
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn device_nodes_and_owners_from_the_guest_as_root() {
     common::require_root("mknod of device nodes and chown");
     let mut fs = MemFs::new();

@@ -137,7 +137,6 @@ fn an_external_journal_is_named_and_the_disk_state_shown() {
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn kernel_replay_of_a_copy_matches() {
     common::require_root(
         "loop-mounts copies of the journal fixtures read-write so the kernel replays them",

@@ -72,7 +72,6 @@ fn ext4_64k_matches_fuse2fs() {
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn kernel_mounts_match_live() {
     common::require_root("loop-mounts every ext fixture read-only");
     for name in FIXTURES {

@@ -69,7 +69,6 @@ fn mkfs_ext4(path: &Path, size_mib: u64) {
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn loop_devices_are_read_only_autoclear_tagged_and_never_scan_partitions() {
     common::require_root("binds loop devices");
     let _g = serial();
@@ -120,7 +119,6 @@ fn check_loop_device(configure: bool) {
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn mount_errors_carry_the_kernel_message() {
     common::require_root("loop mounts");
     let _g = serial();
@@ -170,7 +168,6 @@ fn write_state(run: &Path, sid: &str, pid_start_delta: u64, objects: Vec<state::
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn cleanup_removes_what_a_killed_session_left_and_nothing_else() {
     common::require_root("loop mounts");
     let _g = serial();
@@ -271,7 +268,6 @@ fn bin() -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn the_kernel_engine_says_why_it_cannot_run() {
     common::require_root("drops privileges to test the message for non-root users");
     let image = {

@@ -451,7 +451,6 @@ fn qcow2_and_non_ext_volumes_are_refused() {
 // ----- as root: the kernel reads the new target -----
 
 #[test]
-#[ignore = "needs root: run by scripts/test"]
 fn kernel_mount_shows_the_new_targets() {
     common::require_root("loop-mounts the repaired filesystems");
     let c = Case::new("demo");

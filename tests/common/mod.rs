@@ -188,7 +188,8 @@ pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-/// Fail (not skip) when a root-only test runs without root.
+/// Fail (never skip) when a test that needs root (loop devices, mounts) runs
+/// without it, saying how to run it.
 pub fn require_root(why: &str) {
     assert!(
         is_root(),
