@@ -16,174 +16,18 @@
 //! its own child: with `VMRESCUE_TUI_CHILD` set it runs the TUI instead.
 
 mod common;
+mod pty_support;
 mod tui_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use expectrl::Session;
 use expectrl::process::unix::{Signal, WaitStatus};
+use pty_support::{DOWN, ENTER, ESC, Pty, bin};
 use vmrescue::fs::FsView;
 use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::{AppConfig, Options};
-
-const ROWS: u16 = 24;
-const COLS: u16 = 80;
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Counts what the terminal was asked to do besides drawing.
-#[derive(Default)]
-struct Spy {
-    bells: usize,
-    titles: usize,
-    osc: usize,
-    clipboard: usize,
-}
-
-impl vt100::Callbacks for Spy {
-    fn audible_bell(&mut self, _: &mut vt100::Screen) {
-        self.bells += 1;
-    }
-    fn set_window_title(&mut self, _: &mut vt100::Screen, _: &[u8]) {
-        self.titles += 1;
-    }
-    fn set_window_icon_name(&mut self, _: &mut vt100::Screen, _: &[u8]) {
-        self.titles += 1;
-    }
-    fn copy_to_clipboard(&mut self, _: &mut vt100::Screen, _: &[u8], _: &[u8]) {
-        self.clipboard += 1;
-    }
-    fn unhandled_osc(&mut self, _: &mut vt100::Screen, _: &[&[u8]]) {
-        self.osc += 1;
-    }
-}
-
-struct Pty {
-    session: expectrl::session::OsSession,
-    parser: vt100::Parser<Spy>,
-    exited: Option<WaitStatus>,
-}
-
-impl Pty {
-    /// Start `cmd` in a pty of 80×24 (the size is set on the terminal before
-    /// the program starts, so it never sees a 0×0 terminal).
-    fn spawn(program: &Path, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Pty {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "stty rows {ROWS} cols {COLS} echo icanon && exec \"$0\" \"$@\""
-            ))
-            .arg(program)
-            .args(args)
-            .current_dir(cwd)
-            .env("TERM", "xterm-256color")
-            .env("RUST_BACKTRACE", "0")
-            .env_remove("NO_COLOR");
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let session = Session::spawn(cmd).expect("spawn in a pty");
-        Pty {
-            session,
-            parser: vt100::Parser::new_with_callbacks(
-                ROWS.try_into().unwrap(),
-                COLS.try_into().unwrap(),
-                0,
-                Spy::default(),
-            ),
-            exited: None,
-        }
-    }
-
-    fn pump(&mut self) -> bool {
-        let mut buf = [0u8; 65536];
-        match self.session.try_read(&mut buf) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.parser.process(&buf[..n]);
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-            Err(_) => false,
-        }
-    }
-
-    fn screen(&self) -> String {
-        self.parser.screen().contents()
-    }
-
-    /// Read output until the screen contains `text`.
-    fn wait_for(&mut self, text: &str) {
-        let start = Instant::now();
-        loop {
-            while self.pump() {}
-            if self.screen().contains(text) {
-                return;
-            }
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "timed out waiting for {text:?}; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn send(&mut self, keys: &str) {
-        use std::io::Write;
-        self.session.write_all(keys.as_bytes()).expect("write keys");
-        self.session.flush().expect("flush keys");
-        // Let the program read one key (sequence) at a time, as a person types.
-        std::thread::sleep(Duration::from_millis(60));
-        while self.pump() {}
-    }
-
-    /// Wait for the program to end, reading what it still writes.
-    fn wait_exit(&mut self) -> WaitStatus {
-        let start = Instant::now();
-        loop {
-            while self.pump() {}
-            if let Ok(st) = self.session.get_process().status()
-                && !matches!(st, WaitStatus::StillAlive)
-            {
-                while self.pump() {}
-                self.exited = Some(st);
-                return st;
-            }
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "did not exit; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The terminal is as the program found it: main screen, cursor shown, echo on.
-    fn assert_restored(&self) {
-        let s = self.parser.screen();
-        assert!(!s.alternate_screen(), "alternate screen left");
-        assert!(!s.hide_cursor(), "cursor shown");
-        let pty = self.session.get_process().get_raw_handle().expect("pty");
-        let t = nix::sys::termios::tcgetattr(&pty).expect("termios");
-        use nix::sys::termios::LocalFlags;
-        assert!(
-            t.local_flags.contains(LocalFlags::ICANON),
-            "canonical mode back"
-        );
-        assert!(t.local_flags.contains(LocalFlags::ECHO), "echo back");
-    }
-}
-
-const DOWN: &str = "\x1b[B";
-const ENTER: &str = "\r";
-const ESC: &str = "\x1b";
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vmrescue"))
-}
 
 // ----- the vmrescue binary -----
 

@@ -12,14 +12,14 @@
 //!   `libc-2.12.so`, and the undo file puts the image back byte for byte.
 
 mod common;
+mod pty_support;
 mod relink_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use expectrl::process::unix::WaitStatus;
+use pty_support::{ENTER, Pty, bin};
 use relink_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
 use vmrescue::engine::{FsOptions, open_fs};
 use vmrescue::tui::copier::JobCopier;
@@ -310,96 +310,6 @@ fn an_image_in_use_cannot_be_written_and_the_dialog_says_why() {
 
 // ----- the binary in a pseudo-terminal -----
 
-const ROWS: u16 = 24;
-const COLS: u16 = 80;
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Pty {
-    session: expectrl::session::OsSession,
-    parser: vt100::Parser,
-}
-
-impl Pty {
-    fn spawn(program: &Path, args: &[&str], envs: &[(&str, &Path)], cwd: &Path) -> Pty {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "stty rows {ROWS} cols {COLS} echo icanon && exec \"$0\" \"$@\""
-            ))
-            .arg(program)
-            .args(args)
-            .current_dir(cwd)
-            .env("TERM", "xterm-256color")
-            .env("RUST_BACKTRACE", "0");
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        Pty {
-            session: expectrl::Session::spawn(cmd).expect("spawn in a pty"),
-            parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
-        }
-    }
-
-    fn pump(&mut self) -> bool {
-        let mut buf = [0u8; 65536];
-        match self.session.try_read(&mut buf) {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.parser.process(&buf[..n]);
-                true
-            }
-        }
-    }
-
-    fn screen(&self) -> String {
-        self.parser.screen().contents()
-    }
-
-    fn wait_for(&mut self, text: &str) {
-        let start = Instant::now();
-        loop {
-            while self.pump() {}
-            if self.screen().contains(text) {
-                return;
-            }
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "timed out waiting for {text:?}; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn send(&mut self, keys: &str) {
-        use std::io::Write;
-        self.session.write_all(keys.as_bytes()).expect("write keys");
-        self.session.flush().expect("flush keys");
-        std::thread::sleep(Duration::from_millis(60));
-        while self.pump() {}
-    }
-
-    fn wait_exit(&mut self) -> WaitStatus {
-        let start = Instant::now();
-        loop {
-            while self.pump() {}
-            if let Ok(st) = self.session.get_process().status()
-                && !matches!(st, WaitStatus::StillAlive)
-            {
-                return st;
-            }
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "did not exit:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-const ENTER: &str = "\r";
-
 /// `/name` Enter: select the entry by filtering.
 fn select_by_filter(pty: &mut Pty, name: &str) {
     pty.send("/");
@@ -416,9 +326,9 @@ fn pty_navigate_restore_write_quit() {
     let before = sha256_file(&image);
     let state = dir.path().join("state");
     let mut pty = Pty::spawn(
-        Path::new(env!("CARGO_BIN_EXE_vmrescue")),
+        &bin(),
         &[image.to_str().unwrap()],
-        &[("XDG_STATE_HOME", &state)],
+        &[("XDG_STATE_HOME", state.to_str().unwrap())],
         dir.path(),
     );
     pty.wait_for("vg_ta/lv_root:/ ");
@@ -438,6 +348,7 @@ fn pty_navigate_restore_write_quit() {
     pty.send("q");
     let st = pty.wait_exit();
     assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+    pty.assert_restored();
 
     let fs = volume_file(&image, "vg_ta/lv_root", dir.path());
     assert_e2fsck_clean(&fs);
