@@ -1,11 +1,11 @@
 //! `vmrescue doctor`.
 
 use clap::Args;
-use vmrescue::engine::{FsOptions, open_fs, select_volume};
+use vmrescue::engine::{Engines, FsOptions};
 use vmrescue::repair::doctor::{self, Report};
 use vmrescue::text::{escape, format_time};
 
-use super::{Target, exit, open_layout, report};
+use super::{Target, exit, open_volume, report};
 
 /// Arguments of `doctor`.
 #[derive(Args, Debug)]
@@ -35,12 +35,13 @@ pub fn run(args: &DoctorArgs) -> u8 {
 }
 
 fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
-    let layout = open_layout(&args.target)?;
-    let id = select_volume(&layout, args.volume.as_deref())?;
+    let (layout, id) = open_volume(&args.target, args.volume.as_deref())?;
     let options = FsOptions {
         no_journal: args.no_journal,
     };
-    let fs = open_fs(&layout, id, &options)?;
+    // Through the engine --engine picks (a kernel mount for XFS, as root).
+    let engines = Engines::new(args.target.source.engine);
+    let fs = engines.open_fs(&layout, id, &options)?;
     let volume = &layout.volume(id).name;
     let found = doctor::examine(&*fs);
     let image = args

@@ -12,7 +12,7 @@ use vmrescue::fs::{FileType, FsView, NodeId, path};
 use vmrescue::repair::undo::{self, UndoRecord};
 use vmrescue::text::escape;
 
-use super::{Target, exit, open_layout, report};
+use super::{Target, exit, open_volume, report};
 
 /// Arguments of `mount`.
 #[derive(Args, Debug)]
@@ -73,15 +73,8 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         ));
         return exit::ERROR;
     }
-    let layout = match open_layout(&args.target) {
-        Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
-        }
-    };
-    let id = match vmrescue::engine::select_volume(&layout, args.volume.as_deref()) {
-        Ok(id) => id,
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+        Ok(x) => x,
         Err(e) => {
             report(&e);
             return exit::ERROR;
@@ -267,15 +260,8 @@ pub fn manifest(
 
 /// Run `walk`.
 pub fn walk(args: &WalkArgs) -> u8 {
-    let layout = match open_layout(&args.target) {
-        Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
-        }
-    };
-    let id = match vmrescue::engine::select_volume(&layout, args.volume.as_deref()) {
-        Ok(id) => id,
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+        Ok(x) => x,
         Err(e) => {
             report(&e);
             return exit::ERROR;
@@ -376,15 +362,8 @@ pub fn replace_with_undo(
 
 /// Run `kernel-relink`.
 pub fn relink(args: &KernelRelinkArgs) -> u8 {
-    let layout = match open_layout(&args.target) {
-        Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
-        }
-    };
-    let id = match vmrescue::engine::select_volume(&layout, args.volume.as_deref()) {
-        Ok(id) => id,
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+        Ok(x) => x,
         Err(e) => {
             report(&e);
             return exit::ERROR;

@@ -216,6 +216,17 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     Ok(layout)
 }
 
+/// Open the target's layers and pick the volume (`--volume`, else the
+/// guest root, else the only filesystem).
+pub fn open_volume(
+    target: &Target,
+    volume: Option<&str>,
+) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
+    let layout = open_layout(target)?;
+    let id = vmrescue::engine::select_volume(&layout, volume)?;
+    Ok((layout, id))
+}
+
 /// The disks a target names: IMAGE (or the disks of a Proxmox guest) and --disk.
 pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
     let vmid = target.source.vmid.or_else(|| {
