@@ -38,8 +38,26 @@ pub fn open_fs(layout: &Layout, id: VolumeId, opts: &FsOptions) -> Result<Arc<dy
         )));
     }
     if v.content.kind.is_ext() {
-        let fs = crate::fs::ext::Ext::open(layout.open_volume(id), opts)?;
-        return Ok(Arc::new(fs));
+        // The replayed view is shared; `--no-journal` views are not kept.
+        if !opts.no_journal
+            && let Some(fs) = layout
+                .opened
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+        {
+            return Ok(Arc::clone(fs));
+        }
+        let fs: Arc<dyn FsView> =
+            Arc::new(crate::fs::ext::Ext::open(layout.open_volume(id), opts)?);
+        if !opts.no_journal {
+            layout
+                .opened
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, Arc::clone(&fs));
+        }
+        return Ok(fs);
     }
     Err(Error::Unsupported(format!(
         "{}: reading {} filesystems in userspace",
