@@ -2,6 +2,7 @@
 
 mod common;
 mod copy_support;
+mod image_support;
 
 use std::path::Path;
 use std::process::Command;
@@ -143,4 +144,46 @@ fn progress_bar_on_a_terminal() {
     assert!(text.contains("\r\x1b[K"), "the bar is cleared: {text:?}");
     assert!(text.contains("copied 2 files"), "{text:?}");
     assert!(out.join("var/lib/mysql/db/t.frm").is_file());
+}
+
+/// The story's job through the command line, on the demo disk: copy the
+/// database out of `vg_ta/lv_root` (named as the guest's fstab names it) and
+/// compare it with what `debugfs rdump` takes out of the same filesystem.
+#[test]
+fn copies_the_demo_database_like_debugfs_rdump() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture("demo");
+    let dest = dir.path().join("rescued");
+    std::fs::create_dir(&dest).unwrap();
+    let (code, err) = cp(&[
+        image.to_str().unwrap(),
+        "--volume",
+        "/dev/mapper/vg_ta-lv_root",
+        "/var/lib/mysql",
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lv = image_support::volume_file(&image, "vg_ta/lv_root", dir.path());
+    let reference = image_support::rdump(&lv, "/var/lib/mysql", &dir.path().join("reference"));
+    assert_eq!(
+        image_support::tree_digest(&dest.join("mysql")),
+        image_support::tree_digest(&reference)
+    );
+    // The 256 MiB ibdata1 holds little data: it stays sparse.
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dest.join("mysql/ibdata1")).unwrap();
+    assert_eq!(m.len(), 256 << 20);
+    assert!(
+        m.blocks() * 512 < 8 << 20,
+        "holes lost: {} blocks",
+        m.blocks()
+    );
+    // A second copy to the same place refuses to overwrite, and says so.
+    let (code, err) = cp(&[
+        image.to_str().unwrap(),
+        "/var/lib/mysql",
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exists"), "{err}");
 }

@@ -3,7 +3,7 @@
 //! fixtures) no broken library link is found.
 
 mod common;
-mod relink_support;
+mod image_support;
 
 use common::{fixture_copy, vmrescue};
 

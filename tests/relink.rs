@@ -5,14 +5,14 @@
 //! was and writes no undo file.
 
 mod common;
-mod relink_support;
+mod image_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fixture_copy, vmrescue};
-use relink_support::{
+use image_support::{
     assert_e2fsck_clean, debugfs_target, files_in, has_feature, kernel_readlink, sha256_file,
     volume_file,
 };
@@ -353,7 +353,7 @@ fn a_journal_that_needs_recovery_is_refused() {
 fn an_error_flagged_filesystem_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let image = fixture_copy("ext-ext4-4k", dir.path());
-    let o = relink_support::tool(
+    let o = image_support::tool(
         "debugfs",
         &["-w", "-R", "ssv state 2", image.to_str().unwrap()],
         "e2fsprogs",
@@ -422,7 +422,7 @@ fn qcow2_and_non_ext_volumes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let raw = fixture_copy("ext-ext4-4k", dir.path());
     let qcow = dir.path().join("ext4.qcow2");
-    let o = relink_support::tool(
+    let o = image_support::tool(
         "qemu-img",
         &[
             "convert",

@@ -16,6 +16,7 @@
 //! its own child: with `VMRESCUE_TUI_CHILD` set it runs the TUI instead.
 
 mod common;
+mod image_support;
 mod pty_support;
 mod tui_support;
 
@@ -278,17 +279,12 @@ fn demo_copy_out_of_var_lib_mysql() {
 
     // The reference: debugfs rdump of /var/lib/mysql from lv_root of the demo
     // disk (the fixture is built by the same script as the bundled demo).
-    let reference = dir.path().join("reference");
-    std::fs::create_dir(&reference).unwrap();
-    let lv = extract_volume(&common::fixture("demo"), "vg_ta/lv_root", dir.path());
-    let rdump = Command::new("debugfs")
-        .arg("-R")
-        .arg(format!("rdump /var/lib/mysql {}", reference.display()))
-        .arg(&lv)
-        .output()
-        .expect("run debugfs (e2fsprogs)");
-    assert!(rdump.status.success(), "debugfs: {rdump:?}");
-    assert_eq!(walk(&out), walk(&reference.join("mysql")));
+    let lv = image_support::volume_file(&common::fixture("demo"), "vg_ta/lv_root", dir.path());
+    let reference = image_support::rdump(&lv, "/var/lib/mysql", &dir.path().join("reference"));
+    assert_eq!(
+        image_support::tree_digest(&out),
+        image_support::tree_digest(&reference)
+    );
     // ibdata1 is a 256 MiB file with little data: it stays sparse.
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(out.join("ibdata1")).unwrap();
@@ -298,76 +294,6 @@ fn demo_copy_out_of_var_lib_mysql() {
         "ibdata1 lost its holes: {} blocks",
         m.blocks()
     );
-}
-
-/// The bytes of a linear volume of `image`, cut out with dd into `dir`.
-fn extract_volume(image: &Path, volume: &str, dir: &Path) -> PathBuf {
-    let out = common::vmrescue(&["layers", "--json", image.to_str().unwrap()]);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("layers --json");
-    fn find(n: &serde_json::Value, v: &str) -> Option<(u64, u64)> {
-        if n["volume"] == v {
-            return Some((n["start"].as_u64()?, n["size"].as_u64()?));
-        }
-        n["children"].as_array()?.iter().find_map(|c| find(c, v))
-    }
-    let (start, size) = doc["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|d| find(d, volume))
-        .expect("volume in layers --json");
-    let lv = dir.join("volume.img");
-    let st = Command::new("dd")
-        .arg(format!("if={}", image.display()))
-        .arg(format!("of={}", lv.display()))
-        .args([
-            "bs=1M",
-            "iflag=skip_bytes,count_bytes",
-            "conv=sparse",
-            "status=none",
-        ])
-        .arg(format!("skip={start}"))
-        .arg(format!("count={size}"))
-        .status()
-        .expect("run dd");
-    assert!(st.success());
-    lv
-}
-
-/// Relative path, type, permissions, size and content hash of every entry.
-fn walk(root: &Path) -> Vec<(String, String)> {
-    use sha2::{Digest, Sha256};
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let what = if m.is_dir() {
-                stack.push(p.clone());
-                format!("dir {:o}", m.permissions().mode() & 0o7777)
-            } else if m.file_type().is_symlink() {
-                format!("link {}", std::fs::read_link(&p).unwrap().display())
-            } else {
-                let data = std::fs::read(&p).unwrap();
-                let hash: String = Sha256::digest(&data)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                format!(
-                    "file {:o} {} {hash}",
-                    m.permissions().mode() & 0o7777,
-                    m.len()
-                )
-            };
-            out.push((rel, what));
-        }
-    }
-    out.sort();
-    out
 }
 
 fn sigterm_restores_the_terminal() {

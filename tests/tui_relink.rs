@@ -12,15 +12,15 @@
 //!   `libc-2.12.so`, and the undo file puts the image back byte for byte.
 
 mod common;
+mod image_support;
 mod pty_support;
-mod relink_support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use expectrl::process::unix::WaitStatus;
+use image_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
 use pty_support::{ENTER, Pty, bin};
-use relink_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
 use vmrescue::engine::{FsOptions, open_fs};
 use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::dialog::{ConfirmKind, Dialog};

@@ -1,6 +1,7 @@
-//! Helpers for the relink, doctor and TUI relink tests: hashing images,
-//! extracting a volume's bytes with dd at the offsets of our mapping,
-//! asking e2fsprogs (e2fsck, debugfs, dumpe2fs) and, as root, the kernel.
+//! Helpers for tests that check our results with real tools: hashing
+//! images and trees, extracting a volume's bytes with dd at the offsets of
+//! our mapping, asking e2fsprogs (e2fsck, debugfs, dumpe2fs) and, as root,
+//! the kernel.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -201,4 +202,57 @@ pub fn kernel_readlink(fs_file: &Path, link: &str) -> Vec<u8> {
         .as_os_str()
         .as_bytes()
         .to_vec()
+}
+
+/// Every entry below `root` as (relative path, type, permissions, size,
+/// SHA-256 of the contents or the link target), sorted: two trees with the
+/// same digest hold the same files.
+pub fn tree_digest(root: &Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let what = if m.is_dir() {
+                stack.push(p.clone());
+                format!("dir {:o}", m.permissions().mode() & 0o7777)
+            } else if m.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else {
+                format!(
+                    "file {:o} {} {}",
+                    m.permissions().mode() & 0o7777,
+                    m.len(),
+                    sha256_file(&p)
+                )
+            };
+            out.push((rel, what));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `debugfs -R "rdump GUEST_DIR OUT"` of a filesystem file: the reference
+/// copy a real tool takes out. Returns OUT/<last component of GUEST_DIR>.
+pub fn rdump(fs: &Path, guest_dir: &str, out: &Path) -> PathBuf {
+    std::fs::create_dir_all(out).unwrap();
+    let o = tool(
+        "debugfs",
+        &[
+            "-R",
+            &format!("rdump {guest_dir} {}", out.display()),
+            fs.to_str().unwrap(),
+        ],
+        "e2fsprogs",
+    );
+    assert!(
+        o.status.success(),
+        "debugfs rdump: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out.join(guest_dir.rsplit('/').next().unwrap_or(guest_dir))
 }
