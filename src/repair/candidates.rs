@@ -14,36 +14,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::elf::{self, ElfInfo, compare_versions};
+use super::signs::{LIBRARY_DIRS, Neighbours, is_library_name, is_multiarch};
 use crate::error::{Error, Result};
 use crate::fs::{FileType, FsView, Metadata, NodeId, path};
 use crate::text::{escape, format_date};
-
-/// Library directories every distribution uses (multiarch ones included).
-const STANDARD_LIB_DIRS: &[&str] = &[
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-    "/lib32",
-    "/usr/lib32",
-    "/libx32",
-    "/usr/local/lib",
-    "/usr/local/lib64",
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib/i386-linux-gnu",
-    "/usr/lib/i386-linux-gnu",
-    "/lib/aarch64-linux-gnu",
-    "/usr/lib/aarch64-linux-gnu",
-    "/lib/arm-linux-gnueabihf",
-    "/usr/lib/arm-linux-gnueabihf",
-    "/lib/powerpc64le-linux-gnu",
-    "/usr/lib/powerpc64le-linux-gnu",
-    "/lib/s390x-linux-gnu",
-    "/usr/lib/s390x-linux-gnu",
-    "/lib/riscv64-linux-gnu",
-    "/usr/lib/riscv64-linux-gnu",
-];
 
 /// The shared objects glibc itself ships: their versions must agree with ld.so's.
 const GLIBC_SONAMES: &[&str] = &[
@@ -69,29 +43,8 @@ const GLIBC_SONAMES: &[&str] = &[
     "ld64.so.1",
 ];
 
-/// A link changed this long after its neighbours is worth a mention (30 days).
-const RECENT_GAP: i64 = 30 * 86_400;
 /// At most this many files are looked at in one directory.
 const MAX_DIR_SCAN: usize = 20_000;
-
-/// Whether a name looks like a shared library's SONAME (`libX.so.N`, `ld-*.so.N`).
-pub fn is_library_name(name: &[u8]) -> bool {
-    let Ok(s) = std::str::from_utf8(name) else {
-        return false;
-    };
-    let Some(pos) = s.find(".so") else {
-        return false;
-    };
-    let (stem, rest) = s.split_at(pos);
-    let rest = &rest[3..];
-    (stem.starts_with("lib") || stem.starts_with("ld"))
-        && !stem.is_empty()
-        && (rest.is_empty()
-            || (rest.starts_with('.')
-                && rest[1..]
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))))
-}
 
 /// Whether a SONAME belongs to glibc itself.
 pub fn is_glibc_soname(name: &[u8]) -> bool {
@@ -171,8 +124,8 @@ pub struct Guest<'a> {
 struct DirFacts {
     /// The (class, machine) most shared objects there have.
     arch: Option<(u8, u16)>,
-    /// Median ctime of its entries.
-    median_ctime: Option<i64>,
+    /// The ctimes of its entries, to compare one with the others.
+    neighbours: Neighbours,
 }
 
 impl<'a> Guest<'a> {
@@ -185,10 +138,23 @@ impl<'a> Guest<'a> {
             elf_cache: Mutex::new(HashMap::new()),
             dir_cache: Mutex::new(HashMap::new()),
         };
-        let mut wanted: Vec<Vec<u8>> = STANDARD_LIB_DIRS
-            .iter()
-            .map(|d| d.as_bytes().to_vec())
-            .collect();
+        // The standard directories, the multiarch ones inside them
+        // (`/usr/lib/x86_64-linux-gnu`), and those of /etc/ld.so.conf*.
+        let mut wanted: Vec<Vec<u8>> = Vec::new();
+        for d in LIBRARY_DIRS {
+            wanted.push(d.as_bytes().to_vec());
+            if let Ok(r) = path::resolve(fs, d.as_bytes(), true)
+                && let Ok(entries) = fs.read_dir(r.node)
+            {
+                wanted.extend(
+                    entries
+                        .iter()
+                        .take(MAX_DIR_SCAN)
+                        .filter(|e| is_multiarch(&e.name))
+                        .map(|e| path::join(d.as_bytes(), &e.name)),
+                );
+            }
+        }
         wanted.extend(ld_so_conf_dirs(fs));
         for d in wanted {
             if let Ok(r) = path::resolve(fs, &d, true)
@@ -273,8 +239,7 @@ impl<'a> Guest<'a> {
                 }
             }
             facts.arch = arches.into_iter().max_by_key(|(_, n)| *n).map(|(a, _)| a);
-            ctimes.sort_unstable();
-            facts.median_ctime = ctimes.get(ctimes.len() / 2).copied();
+            facts.neighbours = Neighbours::new(ctimes);
         }
         lock(&self.dir_cache).insert(dir.to_vec(), facts.clone());
         facts
@@ -379,8 +344,8 @@ impl<'a> Guest<'a> {
             }
         }
         if !problems.is_empty()
-            && let Some(median) = facts.median_ctime
-            && meta.ctime.sec - median > RECENT_GAP
+            && let Some((threshold, median)) = facts.neighbours.threshold_without(meta.ctime.sec)
+            && meta.ctime.sec > threshold
         {
             problems.push(format!(
                 "changed on {} while its neighbours date from {}",

@@ -5,4 +5,5 @@ pub mod candidates;
 pub mod doctor;
 pub mod elf;
 pub mod relink;
+pub mod signs;
 pub mod undo;

@@ -35,8 +35,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::candidates::{Analysis, Guest, is_library_name};
+use super::candidates::{Analysis, Guest};
 use super::elf;
+use super::signs::is_library_name;
 use super::undo::{self, ByteWrite, WritePlan};
 use crate::engine::FsOptions;
 use crate::error::{Error, Result};

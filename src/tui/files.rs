@@ -7,7 +7,7 @@ use crate::fs::path::{self, join, resolve};
 use crate::fs::{FileType, FsView, Metadata, NodeId};
 use crate::text::escape;
 
-use super::suspect;
+use crate::repair::signs;
 
 /// How many full symlink resolutions one listing does at most for the
 /// dangling check (links whose target is a plain name in the same directory
@@ -146,13 +146,13 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
         .enumerate()
         .map(|(i, e)| (e.name.clone(), i))
         .collect();
-    let neighbours = suspect::Neighbours::new(
+    let neighbours = signs::Neighbours::new(
         entries
             .iter()
             .filter_map(|e| e.meta.as_ref().map(|m| m.ctime.sec))
             .collect(),
     );
-    let in_lib_dir = suspect::is_library_dir(dir);
+    let in_lib_dir = signs::is_library_dir(dir);
     let mut resolves = 0usize;
     for i in 0..entries.len() {
         let Some(target) = entries[i].target.clone() else {
@@ -179,7 +179,7 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
                         (Some(r.path), t.map_err(|e| e.to_string()))
                     }
                     Err(crate::Error::NotFound(_))
-                        if suspect::is_runtime_path(&suspect::lexical(dir, &target)) =>
+                        if signs::is_runtime_path(&signs::lexical(dir, &target)) =>
                     {
                         (None, Ok(FileType::Unknown))
                     }
@@ -195,10 +195,10 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
             Ok(k) => entries[i].target_type = Some(k),
             Err(why) => reasons.push(why),
         }
-        if in_lib_dir && suspect::is_library_name(&entries[i].name) {
-            let where_to = resolved.unwrap_or_else(|| suspect::lexical(dir, &target));
-            let target_dir = suspect::parent(&where_to);
-            if !suspect::is_library_dir(&target_dir) {
+        if in_lib_dir && signs::is_library_name(&entries[i].name) {
+            let where_to = resolved.unwrap_or_else(|| signs::lexical(dir, &target));
+            let target_dir = signs::parent(&where_to);
+            if !signs::is_library_dir(&target_dir) {
                 reasons.push(super::strings::outside_library_dirs(&escape(&target_dir)));
             }
         }
@@ -206,7 +206,10 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
             && let Some((threshold, median)) = neighbours.threshold_without(m.ctime.sec)
             && m.ctime.sec > threshold
         {
-            reasons.push(suspect::recent_reason(m.ctime.sec, median));
+            reasons.push(super::strings::suspect_recent(
+                &crate::text::format_date(m.ctime.sec),
+                &crate::text::format_date(median),
+            ));
         }
         if !reasons.is_empty() {
             entries[i].suspect = Some(reasons.join("; "));

@@ -30,7 +30,7 @@ pub mod keymap;
 pub mod layers;
 pub mod marks;
 pub mod strings;
-pub mod suspect;
+
 pub mod terminal;
 pub mod views;
 

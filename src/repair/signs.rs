@@ -1,6 +1,5 @@
-//! Which symlinks look wrong, and why (one line for the status bar).
-//!
-//! Three signs, checked per directory while it is listed:
+//! The signs of a wrong symlink, shared by the TUI's flags and `doctor`, so
+//! both call the same links suspicious:
 //! * dangling inside the guest: the target does not resolve (with the guest's
 //!   `/` as root, as the guest would see it);
 //! * a shared-library link in a library directory that points outside the
@@ -8,7 +7,6 @@
 //! * changed (ctime) much more recently than its neighbours: more than
 //!   [`RECENT_MARGIN_SECS`] after 90 % of the other entries of the directory.
 
-use crate::fs::Timestamp;
 use crate::fs::path::components;
 
 /// How much newer than its neighbours a link must be to be flagged: 30 days.
@@ -45,7 +43,8 @@ pub fn is_library_dir(dir: &[u8]) -> bool {
     })
 }
 
-fn is_multiarch(name: &[u8]) -> bool {
+/// Whether a directory name is a multiarch triplet (`x86_64-linux-gnu`).
+pub fn is_multiarch(name: &[u8]) -> bool {
     // `x86_64-linux-gnu`, `i386-linux-gnu`, `aarch64-linux-gnu`, `arm-linux-gnueabihf`.
     !name.contains(&b'/') && name.windows(7).any(|w| w == b"-linux-")
 }
@@ -70,9 +69,23 @@ pub fn is_runtime_path(path: &[u8]) -> bool {
     })
 }
 
-/// Whether a name looks like a shared library (`libc.so.6`, `ld-linux-x86-64.so.2`, `libz.so`).
+/// Whether a name looks like a shared library's SONAME (`libX.so.N`, `ld-*.so.N`).
 pub fn is_library_name(name: &[u8]) -> bool {
-    name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
+    let Ok(s) = std::str::from_utf8(name) else {
+        return false;
+    };
+    let Some(pos) = s.find(".so") else {
+        return false;
+    };
+    let (stem, rest) = s.split_at(pos);
+    let rest = &rest[3..];
+    (stem.starts_with("lib") || stem.starts_with("ld"))
+        && !stem.is_empty()
+        && (rest.is_empty()
+            || (rest.starts_with('.')
+                && rest[1..]
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))))
 }
 
 /// The directory part of a guest path (`/opt/glibc-2.14/lib/libc.so.6` → `/opt/glibc-2.14/lib`).
@@ -144,20 +157,6 @@ impl Neighbours {
     }
 }
 
-/// The reason text for a recent change.
-pub fn recent_reason(ctime: i64, median: i64) -> String {
-    super::strings::suspect_recent(
-        &super::format::day(Timestamp {
-            sec: ctime,
-            nsec: 0,
-        }),
-        &super::format::day(Timestamp {
-            sec: median,
-            nsec: 0,
-        }),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,9 +167,6 @@ mod tests {
         assert!(is_library_dir(b"/usr/lib/x86_64-linux-gnu"));
         assert!(!is_library_dir(b"/opt/glibc-2.14/lib"));
         assert!(!is_library_dir(b"/usr/lib/python2.6"));
-        assert!(is_library_name(b"libc.so.6"));
-        assert!(is_library_name(b"libz.so"));
-        assert!(!is_library_name(b"python2.6"));
     }
 
     #[test]
@@ -179,6 +175,15 @@ mod tests {
         assert!(is_runtime_path(b"/dev"));
         assert!(!is_runtime_path(b"/devices/x"));
         assert!(!is_runtime_path(b"/var/lib/x"));
+    }
+
+    #[test]
+    fn library_names() {
+        assert!(is_library_name(b"libc.so.6"));
+        assert!(is_library_name(b"ld-linux-x86-64.so.2"));
+        assert!(is_library_name(b"libz.so"));
+        assert!(!is_library_name(b"python2.6"));
+        assert!(!is_library_name(b"libc-2.12.so.bak"));
     }
 
     #[test]
