@@ -548,6 +548,17 @@ impl Ext {
     }
 
     /// An inode that is in use (has a mode and links), as `NodeId` names it.
+    /// A live inode of type `want` whose contents can be read (not
+    /// encrypted); otherwise an error saying it is `not_what`.
+    fn inode_of(&self, node: NodeId, want: FileType, not_what: &str) -> Result<Inode> {
+        let inode = self.live_inode(node)?;
+        if inode.file_type() != want {
+            return Err(Error::Invalid(format!("inode {}: {not_what}", inode.ino)));
+        }
+        self.refuse_encrypted(&inode)?;
+        Ok(inode)
+    }
+
     fn live_inode(&self, node: NodeId) -> Result<Inode> {
         let ino =
             u32::try_from(node.0).map_err(|_| Error::NotFound(format!("inode {}", node.0)))?;
@@ -784,26 +795,12 @@ impl FsView for Ext {
     }
 
     fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
-        let inode = self.live_inode(dir)?;
-        if inode.file_type() != FileType::Directory {
-            return Err(Error::Invalid(format!(
-                "inode {}: not a directory",
-                inode.ino
-            )));
-        }
-        self.refuse_encrypted(&inode)?;
+        let inode = self.inode_of(dir, FileType::Directory, "not a directory")?;
         dir::list(self, &inode)
     }
 
     fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
-        let inode = self.live_inode(dir)?;
-        if inode.file_type() != FileType::Directory {
-            return Err(Error::Invalid(format!(
-                "inode {}: not a directory",
-                inode.ino
-            )));
-        }
-        self.refuse_encrypted(&inode)?;
+        let inode = self.inode_of(dir, FileType::Directory, "not a directory")?;
         if name.is_empty() || name == b"." || name == b".." || name.len() > 255 {
             return Ok(None);
         }
@@ -811,26 +808,12 @@ impl FsView for Ext {
     }
 
     fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
-        let inode = self.live_inode(node)?;
-        if inode.file_type() != FileType::Symlink {
-            return Err(Error::Invalid(format!(
-                "inode {}: not a symbolic link",
-                inode.ino
-            )));
-        }
-        self.refuse_encrypted(&inode)?;
+        let inode = self.inode_of(node, FileType::Symlink, "not a symbolic link")?;
         self.symlink_target(&inode)
     }
 
     fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let inode = self.live_inode(node)?;
-        if inode.file_type() != FileType::Regular {
-            return Err(Error::Invalid(format!(
-                "inode {}: not a regular file",
-                inode.ino
-            )));
-        }
-        self.refuse_encrypted(&inode)?;
+        let inode = self.inode_of(node, FileType::Regular, "not a regular file")?;
         self.read_file(&inode, offset, buf)
     }
 
