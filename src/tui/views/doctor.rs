@@ -6,9 +6,9 @@ use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use super::layout::Screen;
-use super::restore::keep_visible;
+use super::restore::draw_scrolled_window;
 use super::style;
-use super::window::{draw_window, plain};
+use super::window::plain;
 use crate::text::{escape, format_time};
 use crate::tui::dialog::DoctorView;
 use crate::tui::format::safe;
@@ -85,20 +85,13 @@ pub fn doctor_lines(d: &DoctorView) -> (Vec<Line<'static>>, Option<usize>) {
 /// Draw the doctor view.
 pub fn draw_doctor(frame: &mut Frame<'_>, screen: &Screen, d: &DoctorView) {
     let (lines, highlighted) = doctor_lines(d);
-    let area = screen.big_window();
-    let scroll = keep_visible(
-        &lines,
-        area.width.saturating_sub(2),
-        area.height.saturating_sub(2),
+    draw_scrolled_window(
+        frame,
+        screen,
+        s::DOCTOR_TITLE,
+        s::FOOTER_DOCTOR,
+        lines,
         highlighted,
         d.scroll,
-    );
-    draw_window(
-        frame,
-        area,
-        s::DOCTOR_TITLE,
-        lines,
-        scroll,
-        s::FOOTER_DOCTOR,
     );
 }

@@ -143,23 +143,38 @@ pub fn keep_visible(
     }
 }
 
-/// Draw the restore dialog.
-pub fn draw_restore(frame: &mut Frame<'_>, screen: &Screen, r: &RestoreDialog) {
-    let (lines, highlighted) = restore_lines(r);
+/// Draw a big window of `lines` scrolled so that the `highlighted` line
+/// shows (the restore dialog, the doctor view).
+pub fn draw_scrolled_window(
+    frame: &mut Frame<'_>,
+    screen: &Screen,
+    title: &str,
+    footer: &str,
+    lines: Vec<Line<'static>>,
+    highlighted: Option<usize>,
+    scroll: usize,
+) {
     let area = screen.big_window();
     let scroll = keep_visible(
         &lines,
         area.width.saturating_sub(2),
         area.height.saturating_sub(2),
         highlighted,
-        r.scroll,
-    );
-    draw_window(
-        frame,
-        area,
-        s::RESTORE_TITLE,
-        lines,
         scroll,
+    );
+    draw_window(frame, area, title, lines, scroll, footer);
+}
+
+/// Draw the restore dialog.
+pub fn draw_restore(frame: &mut Frame<'_>, screen: &Screen, r: &RestoreDialog) {
+    let (lines, highlighted) = restore_lines(r);
+    draw_scrolled_window(
+        frame,
+        screen,
+        s::RESTORE_TITLE,
         s::FOOTER_RESTORE,
+        lines,
+        highlighted,
+        r.scroll,
     );
 }
