@@ -168,10 +168,11 @@ impl Guest {
             match &d.path {
                 Ok(p) if p.exists() => ok.push(p.clone()),
                 Ok(p) => skipped.push(format!(
-                    "{} ({}): {} does not exist on this host",
+                    "{} ({}): {} does not exist on this host ({})",
                     d.line.key,
                     escape_str(&d.line.volume),
-                    p.display()
+                    p.display(),
+                    missing_hint(p)
                 )),
                 Err(e) => skipped.push(format!(
                     "{} ({}): {}",
@@ -182,6 +183,21 @@ impl Guest {
             }
         }
         (ok, skipped)
+    }
+}
+
+/// Why a volume's path may be missing, and what brings it back.
+fn missing_hint(p: &Path) -> String {
+    if p.starts_with("/dev/zvol") {
+        "is its ZFS pool imported? `zpool import`".into()
+    } else if let Ok(lv) = p.strip_prefix("/dev") {
+        format!(
+            "its logical volume is not active: `lvchange -ay {}` activates it, as Proxmox does \
+             when it starts the guest",
+            lv.display()
+        )
+    } else {
+        "is its storage mounted?".into()
     }
 }
 
