@@ -195,6 +195,38 @@ fn filter_by_name() {
 }
 
 #[test]
+fn a_filter_typed_while_the_directory_loads_is_kept() {
+    // An operator types `/lib` right after pressing Enter, before the
+    // listing is back: the filter applies to the new directory when it comes.
+    let mut st = story(80, 24);
+    st.act(Action::FilterStart);
+    st.act(Action::Insert('6'));
+    st.act(Action::Confirm);
+    assert_eq!(st.current(), "lib64");
+    st.app.update(&Action::Open);
+    assert!(
+        st.app.pane().unwrap().filter.text.is_empty(),
+        "another directory starts without the old filter"
+    );
+    st.app.update(&Action::FilterStart);
+    for c in "libc".chars() {
+        st.app.update(&Action::Insert(c));
+    }
+    st.jobs.run_inline(&mut st.app);
+    let p = st.app.pane().unwrap();
+    assert_eq!(p.path, b"/lib64");
+    assert!(p.editing_filter, "still typing");
+    assert_eq!(p.filter.text, "libc");
+    let shown: Vec<&str> = p
+        .visible
+        .iter()
+        .map(|&i| p.entries[i].shown.as_str())
+        .collect();
+    assert_eq!(shown, ["libc-2.12.so", "libc.so.6"]);
+    assert_eq!(st.current(), "libc-2.12.so");
+}
+
+#[test]
 fn help_details_restore_and_doctor_dialogs() {
     let mut st = story(120, 40);
     st.act(Action::ToggleHelp);

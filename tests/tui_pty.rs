@@ -197,14 +197,14 @@ fn open_by_filter(pty: &mut Pty, name: &str, path_after: &str) {
     }
     pty.send(ENTER);
     pty.send(ENTER);
-    pty.wait_for(path_after);
+    pty.wait_listed(path_after);
 }
 
 /// From the guest root: go to `/var/lib/mysql` by typing filters, mark
 /// `ib_logfile0` and `ibdata1`, copy them with F5 to the default destination
 /// (under the current directory), quit; returns the destination folder.
 fn copy_flow(pty: &mut Pty, dir: &Path) -> PathBuf {
-    pty.wait_for("vg_ta/lv_root:/ ");
+    pty.wait_listed("vg_ta/lv_root:/ ");
     open_by_filter(pty, "var", "vg_ta/lv_root:/var ");
     open_by_filter(pty, "lib", "vg_ta/lv_root:/var/lib ");
     open_by_filter(pty, "mysql", "vg_ta/lv_root:/var/lib/mysql ");
@@ -257,7 +257,7 @@ fn story_copy_out_of_var_lib_mysql() {
 fn demo_copy_out_of_var_lib_mysql() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = Pty::spawn(&bin(), &["--demo"], &[], dir.path());
-    pty.wait_for("vg_ta/lv_root:/ ");
+    pty.wait_listed("vg_ta/lv_root:/ ");
     open_by_filter(&mut pty, "var", "vg_ta/lv_root:/var ");
     open_by_filter(&mut pty, "lib", "vg_ta/lv_root:/var/lib ");
     open_by_filter(&mut pty, "mysql", "vg_ta/lv_root:/var/lib/mysql ");
@@ -299,7 +299,7 @@ fn demo_copy_out_of_var_lib_mysql() {
 fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = spawn_child("story", dir.path());
-    pty.wait_for("vg_ta/lv_root:/ ");
+    pty.wait_listed("vg_ta/lv_root:/ ");
     // Resizing the terminal redraws at the new size (times appear at 120 columns).
     assert!(!pty.screen().contains("Modified (UTC)"));
     pty.session

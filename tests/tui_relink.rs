@@ -331,10 +331,10 @@ fn pty_navigate_restore_write_quit() {
         &[("XDG_STATE_HOME", state.to_str().unwrap())],
         dir.path(),
     );
-    pty.wait_for("vg_ta/lv_root:/ ");
+    pty.wait_listed("vg_ta/lv_root:/ ");
     select_by_filter(&mut pty, "lib64");
     pty.send(ENTER);
-    pty.wait_for("vg_ta/lv_root:/lib64 ");
+    pty.wait_listed("vg_ta/lv_root:/lib64 ");
     select_by_filter(&mut pty, "libc.so.6");
     pty.send("r");
     pty.wait_for("Restore symlink");

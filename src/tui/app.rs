@@ -699,6 +699,12 @@ impl App {
             return;
         };
         if let Some(p) = self.pane_mut() {
+            if p.path != path {
+                // Another directory: its filter starts empty. A reload of the
+                // same one keeps what the operator typed.
+                p.filter = TextField::default();
+                p.editing_filter = false;
+            }
             p.loading = Some(Loading {
                 req,
                 path: path.clone(),

@@ -352,8 +352,8 @@ impl FilePane {
         self.entries = listing.entries;
         self.loaded = true;
         self.error = None;
-        self.filter = TextField::default();
-        self.editing_filter = false;
+        // The filter is kept: it was cleared when this directory was asked
+        // for, so what is in it now was typed while the listing loaded.
         self.refilter(select);
         if select.is_none() {
             self.selected = 0;

@@ -123,6 +123,26 @@ impl Pty {
         }
     }
 
+    /// Wait until the status line shows `status` (a `volume:path `) and the
+    /// directory's listing is on screen (no "reading…" left), so that keys
+    /// sent next act on its entries.
+    pub fn wait_listed(&mut self, status: &str) {
+        self.wait_for(status);
+        let start = Instant::now();
+        loop {
+            while self.pump() {}
+            if !self.screen().contains("reading…") {
+                return;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "timed out waiting for the listing of {status:?}; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn send(&mut self, keys: &str) {
         use std::io::Write;
         self.session.write_all(keys.as_bytes()).expect("write keys");
