@@ -195,7 +195,7 @@ fn restore_dialog_plans_asks_writes_and_refreshes() {
 }
 
 #[test]
-fn another_candidate_can_be_chosen() {
+fn another_candidate_can_be_typed_and_chosen() {
     let mut d = Demo::new();
     d.at_libc();
     d.act(Action::RestoreSymlink);
@@ -206,20 +206,19 @@ fn another_candidate_can_be_chosen() {
     };
     assert_eq!(r.candidates.len(), 1, "{:?}", r.candidates);
     assert_eq!(r.selected, 0);
-    // Offer glibc 2.14's libc too (outside the library directories), the
-    // way a second candidate would be listed, and choose it.
-    r.candidates.push(vmrescue::tui::dialog::CandidateRow {
-        target: b"/opt/glibc-2.14/lib/libc-2.14.so".to_vec(),
-        shown: "/opt/glibc-2.14/lib/libc-2.14.so".into(),
-        reasons: vec!["a test".into()],
-        guess: false,
-        current: false,
-    });
-    d.act(Action::MoveDown);
-    d.act(Action::Open);
+    // Type glibc 2.14's libc (outside the library directories) as the
+    // operator's own target: `t`, the path, Enter plans it.
+    d.act(Action::TypeTarget);
+    for c in "/opt/glibc-2.14/lib/libc-2.14.so".chars() {
+        d.act(Action::Insert(c));
+    }
+    d.act(Action::Confirm);
     let Some(Dialog::Restore(r)) = &d.app.dialog else {
         panic!("restore dialog");
     };
+    assert!(r.typing.is_none());
+    assert_eq!(r.candidates.len(), 2);
+    assert!(r.candidates[1].reasons[0].contains("typed by you"));
     assert_eq!(r.selected, 1);
     assert_eq!(r.chosen, Some(1));
     let plan = r.plan.as_ref().expect("planned");
@@ -233,6 +232,49 @@ fn another_candidate_can_be_chosen() {
     );
     let (lines, hl) = vmrescue::tui::views::restore::restore_lines(r);
     assert!(lines[hl.unwrap()].to_string().contains("libc-2.14.so"));
+    // A typed target that is already listed selects that candidate.
+    d.act(Action::TypeTarget);
+    for c in "libc-2.12.so".chars() {
+        d.act(Action::Insert(c));
+    }
+    d.act(Action::Confirm);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert_eq!((r.candidates.len(), r.selected, r.chosen), (2, 0, Some(0)));
+    assert_eq!(
+        r.plan.as_ref().expect("planned").new_target,
+        b"libc-2.12.so"
+    );
+    // One that does not exist in the guest is planned, and refused.
+    d.act(Action::TypeTarget);
+    for c in "libc-9.99.so".chars() {
+        d.act(Action::Insert(c));
+    }
+    d.act(Action::Confirm);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    let plan = r.plan.as_ref().expect("planned");
+    assert!(!plan.can_apply());
+    assert!(
+        plan.blockers
+            .iter()
+            .any(|b| b.contains("would not resolve")),
+        "{:?}",
+        plan.blockers
+    );
+    d.act(Action::Confirm);
+    assert!(d.message().contains("Cannot write"), "{}", d.message());
+    // Esc while typing drops the text and stays in the dialog.
+    d.act(Action::TypeTarget);
+    d.act(Action::Insert('x'));
+    d.act(Action::Cancel);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert!(r.typing.is_none());
+    assert_eq!(r.candidates.len(), 3);
     // Esc closes without writing.
     d.act(Action::Cancel);
     assert!(d.app.dialog.is_none());

@@ -44,6 +44,8 @@ pub enum Action {
     ToggleHelp,
     /// Start typing a filter for the file list.
     FilterStart,
+    /// Restore dialog: type a target of your own.
+    TypeTarget,
     /// Leave the program (asks first while a copy runs).
     Quit,
     /// Yes / accept / start (dialogs, text fields).
@@ -85,6 +87,7 @@ impl Action {
         ("doctor", Action::Doctor),
         ("toggle-help", Action::ToggleHelp),
         ("filter-start", Action::FilterStart),
+        ("type-target", Action::TypeTarget),
         ("quit", Action::Quit),
         ("confirm", Action::Confirm),
         ("cancel", Action::Cancel),

@@ -435,6 +435,21 @@ impl App {
     }
 
     fn update_edit(&mut self, action: &Action) {
+        if let Some(Dialog::Restore(r)) = &mut self.dialog
+            && let Some(field) = &mut r.typing
+        {
+            match action {
+                Action::Insert(ch) => field.insert(*ch),
+                Action::DeleteBack => field.delete_back(),
+                Action::CursorLeft => field.left(),
+                Action::CursorRight => field.right(),
+                Action::Confirm => self.take_typed_target(),
+                Action::Cancel => r.typing = None,
+                Action::Quit => self.ask_quit(),
+                _ => {}
+            }
+            return;
+        }
         if let Some(Dialog::CopySetup(c)) = &mut self.dialog {
             match action {
                 Action::Insert(ch) => c.dest.insert(*ch),
@@ -905,6 +920,7 @@ impl App {
             plan: None,
             plan_error: None,
             undo_dir: escape_str(&self.config.undo_dir.display().to_string()),
+            typing: None,
             scroll: 0,
         })));
         let setup = self.relink_setup();
@@ -975,6 +991,15 @@ impl App {
                     _ => {}
                 }
             }
+            Action::TypeTarget => {
+                if let Some(Dialog::Restore(r)) = &mut self.dialog {
+                    if r.analyzing {
+                        self.announce(s::RESTORE_STILL_LOOKING, false);
+                    } else {
+                        r.typing = Some(TextField::default());
+                    }
+                }
+            }
             Action::Open => match self.dialog.as_ref() {
                 Some(Dialog::Restore(_)) => self.plan_selected(),
                 Some(Dialog::Doctor(_)) => self.doctor_open_finding(),
@@ -1015,6 +1040,34 @@ impl App {
             setup,
         };
         self.effects.push(effect);
+    }
+
+    /// Enter on a typed target: add it to the candidates (or select the
+    /// candidate that has it already) and plan it.
+    fn take_typed_target(&mut self) {
+        let Some(Dialog::Restore(r)) = &mut self.dialog else {
+            return;
+        };
+        let Some(field) = r.typing.take() else { return };
+        if field.text.is_empty() {
+            return;
+        }
+        let target = field.text.into_bytes();
+        let at = match r.candidates.iter().position(|c| c.target == target) {
+            Some(i) => i,
+            None => {
+                r.candidates.push(CandidateRow {
+                    shown: escape(&target),
+                    current: escape(&target) == r.target,
+                    target,
+                    reasons: vec![s::TYPED_TARGET.into()],
+                    guess: false,
+                });
+                r.candidates.len() - 1
+            }
+        };
+        r.selected = at;
+        self.plan_selected();
     }
 
     /// `y` in the restore dialog: ask before writing the plan.

@@ -64,6 +64,7 @@ impl Dialog {
     pub fn context(&self) -> Context {
         match self {
             Dialog::CopySetup(_) => Context::Edit,
+            Dialog::Restore(r) if r.typing.is_some() => Context::Edit,
             Dialog::Confirm(_) => Context::Confirm,
             Dialog::Restore(_) | Dialog::Doctor(_) => Context::Repair,
             _ => Context::Dialog,
@@ -191,6 +192,8 @@ pub struct RestoreDialog {
     pub plan_error: Option<String>,
     /// Where the undo file goes, escaped.
     pub undo_dir: String,
+    /// A target being typed (`t`), not yet a candidate.
+    pub typing: Option<TextField>,
     /// First line shown.
     pub scroll: usize,
 }

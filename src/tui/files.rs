@@ -243,6 +243,11 @@ impl TextField {
         }
     }
 
+    /// The cursor's byte offset in the text.
+    pub fn cursor_byte(&self) -> usize {
+        self.byte_at(self.cursor)
+    }
+
     fn byte_at(&self, chars: usize) -> usize {
         self.text
             .char_indices()

@@ -408,8 +408,17 @@ pub const RESTORE_LOOKING: &str = "looking for candidate targets…";
 /// Above the candidates.
 pub const RESTORE_CANDIDATES: &str = "Candidates (↑↓ choose, Enter plans the highlighted one):";
 /// No candidate.
-pub const RESTORE_NO_CANDIDATE: &str =
-    "No candidate target found (vmrescue relink --to TARGET writes one you name).";
+pub const RESTORE_NO_CANDIDATE: &str = "No candidate target found: t types one of your own.";
+/// Above the field where a target is typed.
+pub const RESTORE_TYPE_TARGET: &str =
+    "Your target (relative to the link's folder, or absolute inside the guest):";
+/// Why a typed target is a candidate.
+pub const TYPED_TARGET: &str = "typed by you; the plan checks it";
+/// `t` before the analysis is back.
+pub const RESTORE_STILL_LOOKING: &str =
+    "still looking for candidates: t works once they are listed";
+/// Footer of the restore dialog while a target is typed.
+pub const FOOTER_TYPE_TARGET: &str = "Enter plan it  Esc back";
 /// A candidate that is a name-based guess.
 pub const GUESS: &str = "(a guess)";
 /// The candidate the link points at now.
@@ -425,7 +434,7 @@ pub const RESTORE_NOT_READY: &str = "nothing to write yet: choose a candidate wi
 /// `y` while a repair is written.
 pub const ALREADY_WRITING: &str = "a repair is being written; wait for it to finish";
 /// Footer of the restore dialog.
-pub const FOOTER_RESTORE: &str = "↑↓ choose  Enter plan  y write  Esc close";
+pub const FOOTER_RESTORE: &str = "↑↓ choose  Enter plan  t type  y write  Esc close";
 /// Title of the question before writing.
 pub const APPLY_TITLE: &str = "Write the repair?";
 
@@ -538,7 +547,7 @@ pub const FOOTER_PROGRESS: &str = "Esc cancel  b hide";
 pub fn context_title(c: Context) -> &'static str {
     match c {
         Context::Main => "Browsing (both panes)",
-        Context::Edit => "Typing (filter line, copy destination)",
+        Context::Edit => "Typing (filter line, copy destination, restore target)",
         Context::Confirm => "Questions",
         Context::Dialog => "Windows (help, details, summaries)",
         Context::Repair => "Restore dialog and doctor view",
@@ -560,6 +569,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
             "Write the planned repair (asks first; an undo file is saved)"
         }
         (Context::Repair, Action::ToggleHelp) => "Show the help",
+        (_, Action::TypeTarget) => "Restore: type a target of your own, then Enter plans it",
         (_, Action::MoveUp) if c == Context::Dialog => "Scroll up",
         (_, Action::MoveDown) if c == Context::Dialog => "Scroll down",
         (_, Action::PageUp) if c == Context::Dialog => "Scroll a page up",
@@ -589,7 +599,9 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         | (Context::Repair, Action::Quit)
         | (Context::Progress, Action::Quit) => "Quit (asks first while a copy runs)",
         (_, Action::Quit) => "Quit",
-        (Context::Edit, Action::Confirm) => "Accept (filter) or start the copy",
+        (Context::Edit, Action::Confirm) => {
+            "Accept (filter), start the copy, or plan the typed target"
+        }
         (_, Action::Confirm) => "Yes",
         (Context::Main, Action::Cancel) => "Clear the filter, or the message",
         (Context::Edit, Action::Cancel) => "Cancel (clears the filter)",

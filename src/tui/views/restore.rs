@@ -36,9 +36,22 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
         lines.push(Line::styled(s::cannot_analyze(&safe(e)), style::bad()));
         return (lines, None);
     }
+    if let Some(field) = &r.typing {
+        lines.push(Line::styled(s::RESTORE_TYPE_TARGET, style::key()));
+        let (before, after) = field.text.split_at(field.cursor_byte());
+        lines.push(Line::from(vec![
+            Span::raw(format!("  {}", safe(before))),
+            Span::styled("▏", style::key()),
+            Span::raw(safe(after)),
+        ]));
+        lines.push(Line::from(""));
+    }
+    let typing_at = r.typing.as_ref().map(|_| lines.len() - 2);
     if r.candidates.is_empty() {
-        lines.push(plain(s::RESTORE_NO_CANDIDATE));
-        return (lines, None);
+        if r.typing.is_none() {
+            lines.push(plain(s::RESTORE_NO_CANDIDATE));
+        }
+        return (lines, typing_at);
     }
     lines.push(Line::styled(s::RESTORE_CANDIDATES, style::key()));
     for (i, c) in r.candidates.iter().enumerate() {
@@ -59,7 +72,7 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
         } else {
             style::key()
         };
-        if i == r.selected {
+        if i == r.selected && typing_at.is_none() {
             highlighted = Some(lines.len());
         }
         lines.push(Line::from(Span::styled(text, st)));
@@ -116,7 +129,7 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
             lines.push(Line::styled(s::cannot_apply(&safe(b)), style::bad()));
         }
     }
-    (lines, highlighted)
+    (lines, typing_at.or(highlighted))
 }
 
 /// The first row to show so that row `line` (of `lines`, wrapped at
@@ -172,7 +185,11 @@ pub fn draw_restore(frame: &mut Frame<'_>, screen: &Screen, r: &RestoreDialog) {
         frame,
         screen,
         s::RESTORE_TITLE,
-        s::FOOTER_RESTORE,
+        if r.typing.is_some() {
+            s::FOOTER_TYPE_TARGET
+        } else {
+            s::FOOTER_RESTORE
+        },
         lines,
         highlighted,
         r.scroll,
