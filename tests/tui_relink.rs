@@ -23,7 +23,7 @@ use image_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, 
 use pty_support::{ENTER, Pty, bin};
 use vmrescue::engine::{FsOptions, open_fs};
 use vmrescue::tui::copier::JobCopier;
-use vmrescue::tui::dialog::{ConfirmKind, Dialog};
+use vmrescue::tui::dialog::{ConfirmKind, Dialog, RestoreDialog};
 use vmrescue::tui::jobs::{Jobs, UserspaceOpener};
 use vmrescue::tui::{Action, App, AppConfig};
 
@@ -101,6 +101,19 @@ impl Demo {
         self.select("lib64");
         self.act(Action::Open);
         self.select("libc.so.6");
+    }
+
+    /// `t`, the text, Enter: plan a target of the operator's own.
+    fn type_target(&mut self, text: &str) -> &RestoreDialog {
+        self.act(Action::TypeTarget);
+        for c in text.chars() {
+            self.act(Action::Insert(c));
+        }
+        self.act(Action::Confirm);
+        match &self.app.dialog {
+            Some(Dialog::Restore(r)) => r,
+            _ => panic!("restore dialog"),
+        }
     }
 
     fn message(&self) -> String {
@@ -208,14 +221,7 @@ fn another_candidate_can_be_typed_and_chosen() {
     assert_eq!(r.selected, 0);
     // Type glibc 2.14's libc (outside the library directories) as the
     // operator's own target: `t`, the path, Enter plans it.
-    d.act(Action::TypeTarget);
-    for c in "/opt/glibc-2.14/lib/libc-2.14.so".chars() {
-        d.act(Action::Insert(c));
-    }
-    d.act(Action::Confirm);
-    let Some(Dialog::Restore(r)) = &d.app.dialog else {
-        panic!("restore dialog");
-    };
+    let r = d.type_target("/opt/glibc-2.14/lib/libc-2.14.so");
     assert!(r.typing.is_none());
     assert_eq!(r.candidates.len(), 2);
     assert!(r.candidates[1].reasons[0].contains("typed by you"));
@@ -233,28 +239,14 @@ fn another_candidate_can_be_typed_and_chosen() {
     let (lines, hl) = vmrescue::tui::views::restore::restore_lines(r);
     assert!(lines[hl.unwrap()].to_string().contains("libc-2.14.so"));
     // A typed target that is already listed selects that candidate.
-    d.act(Action::TypeTarget);
-    for c in "libc-2.12.so".chars() {
-        d.act(Action::Insert(c));
-    }
-    d.act(Action::Confirm);
-    let Some(Dialog::Restore(r)) = &d.app.dialog else {
-        panic!("restore dialog");
-    };
+    let r = d.type_target("libc-2.12.so");
     assert_eq!((r.candidates.len(), r.selected, r.chosen), (2, 0, Some(0)));
     assert_eq!(
         r.plan.as_ref().expect("planned").new_target,
         b"libc-2.12.so"
     );
     // One that does not exist in the guest is planned, and refused.
-    d.act(Action::TypeTarget);
-    for c in "libc-9.99.so".chars() {
-        d.act(Action::Insert(c));
-    }
-    d.act(Action::Confirm);
-    let Some(Dialog::Restore(r)) = &d.app.dialog else {
-        panic!("restore dialog");
-    };
+    let r = d.type_target("libc-9.99.so");
     let plan = r.plan.as_ref().expect("planned");
     assert!(!plan.can_apply());
     assert!(
