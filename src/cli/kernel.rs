@@ -119,11 +119,14 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         };
         println!("{}", dev.node().display());
         let _ = std::io::stdout().flush();
+        let how = match &dev {
+            kernel::VolumeDevice::Dm(d) => format!("device-mapper {}", d.name),
+            kernel::VolumeDevice::Loop { .. } => "a loop device over its bytes".to_string(),
+        };
         eprintln!(
-            "vmrescue: {} is mapped read-only as {} ({}); press Ctrl-C to remove it",
+            "vmrescue: {} is mapped read-only as {} ({how}); press Ctrl-C to remove it",
             v.name,
             dev.node().display(),
-            dev.name
         );
     }
     // The signal watcher tears the session down and ends the process.

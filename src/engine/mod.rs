@@ -217,6 +217,13 @@ fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), Strin
             kernel::exposable(disk.format)?;
         }
     }
+    if let Err(dm_why) = kernel::dm_available()
+        && let Some(why) = kernel::needs_dm(layout, id)
+    {
+        return Err(format!(
+            "{why}: mapping it needs device-mapper, and {dm_why}"
+        ));
+    }
     Ok(())
 }
 

@@ -157,6 +157,14 @@ t_layers() {
         /tmp/layers-auto.txt || fail "auto does not pick the kernel engine for xfs"
 }
 
+# no_dm STEP...: run a step as on a kernel without device-mapper (a loop
+# device over the volume's bytes; steps run in a subshell, so this stays there).
+no_dm() {
+    VMRESCUE_NO_DM=1
+    export VMRESCUE_NO_DM
+    "$@"
+}
+
 # walk_manifest DISKS VOLUME MANIFEST: the kernel engine's walk equals the fixture's manifest.
 t_walk_manifest() {
     vmrescue walk $1 --volume "$2" --engine kernel >/tmp/walk.txt || fail "walk failed"
@@ -495,6 +503,8 @@ step "nothing of ours at start" clean
 step "layers --engine kernel" t_layers
 step "walk p1 (ext4 partition) = manifest" t_walk_manifest "$MULTI" p1 kernel-a.p1.manifest
 step "walk p2 (xfs partition) = manifest" t_walk_manifest "$MULTI" p2 kernel-a.p2.manifest
+step "no dm: walk p2 (xfs, loop device over the partition) = manifest" \
+    no_dm t_walk_manifest "$MULTI" p2 kernel-a.p2.manifest
 if has_volume "$MULTI" vmrk/lv_data; then
     step "walk vmrk/lv_data (ext4, 3 linear segments on 2 PVs) = manifest" \
         t_walk_manifest "$MULTI" vmrk/lv_data kernel-vmrk.lv_data.manifest
@@ -537,6 +547,9 @@ if [ $? -le 1 ]; then
     step "walk p1 of a qcow2 disk (qemu-nbd) = manifest" t_walk_manifest kernel-a.qcow2 p1 kernel-a.p1.manifest
     step "walk p2 of a qcow2 disk (qemu-nbd) = manifest" t_walk_manifest kernel-a.qcow2 p2 kernel-a.p2.manifest
     step "kill -9 with qemu-nbd, then cleanup" t_kill9_nbd
+    # Without device-mapper: a loop device over the partition's bytes of /dev/nbdN.
+    step "no dm: walk p2 of a qcow2 disk (qemu-nbd + loop) = manifest" \
+        no_dm t_walk_manifest kernel-a.qcow2 p2 kernel-a.p2.manifest
 else
     skip "qcow2 through qemu-nbd" "this build does not open qcow2 images: $(head -n1 /tmp/q.err)"
 fi

@@ -163,6 +163,16 @@ pub fn node(number: u32) -> PathBuf {
     PathBuf::from(format!("/dev/loop{number}"))
 }
 
+/// `text` cut to what a loop device's `lo_file_name` keeps (63 bytes, at a
+/// character boundary), so that the tag read back equals the one recorded.
+pub fn fit_tag(text: &str) -> String {
+    let mut end = text.len().min(LO_NAME_SIZE - 1);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 fn tag_bytes(tag: &str) -> [u8; LO_NAME_SIZE] {
     let mut b = [0u8; LO_NAME_SIZE];
     let src = tag.as_bytes();

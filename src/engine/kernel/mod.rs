@@ -8,6 +8,9 @@
 //!    on, so no device ever starts with a `LABELONE` label;
 //! 2. the volume's mapping becomes a read-only dm device ([`dm`]) named
 //!    `vmrescue-<session>-<volume>`, resumed with udev's other rules off;
+//!    on a kernel without device-mapper, a volume that is one contiguous
+//!    range of one disk (a partition, a whole-disk filesystem, a one-segment
+//!    linear LV) gets a read-only loop device over exactly its bytes instead;
 //! 3. the dm device is mounted read-only under
 //!    `/run/vmrescue/<session>/<volume>` ([`mount`]) and browsed through
 //!    an [`FsView`] over the mounted directory.
@@ -34,13 +37,15 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 use crate::error::{Error, Result};
 use crate::fs::{FsStatus, FsView};
 use crate::image::ImageFormat;
-use crate::io::{DiskId, ReadAt};
+use crate::io::{DiskId, ReadAt, Target};
 use crate::layers::{ContentKind, Layout, VolumeId, VolumeKind};
 
 use dm::{DmDevice, Exposure};
 use state::{Object, StateFile};
 
-/// Why the kernel engine cannot run here, or `Ok` when it can.
+/// Why the kernel engine cannot run here, or `Ok` when it can. Device-mapper
+/// is not required: without it, volumes that are one contiguous range get
+/// a loop device of their own ([`needs_dm`]).
 pub fn available() -> std::result::Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("the kernel engine needs root (loop devices, device-mapper, mount)".into());
@@ -51,7 +56,105 @@ pub fn available() -> std::result::Result<(), String> {
             loopdev::CONTROL
         ));
     }
-    dm::available().map(|_| ())
+    Ok(())
+}
+
+/// Set (non-empty) to make the kernel engine work as on a kernel without
+/// device-mapper: loop devices over single-range volumes only.
+pub const NO_DM_ENV: &str = "VMRESCUE_NO_DM";
+
+/// Why device-mapper cannot be used here (checked once), or `Ok`.
+pub fn dm_available() -> std::result::Result<(), String> {
+    static DM: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    DM.get_or_init(|| {
+        if std::env::var_os(NO_DM_ENV).is_some_and(|v| !v.is_empty()) {
+            return Err(format!("device-mapper is not used ({NO_DM_ENV} is set)"));
+        }
+        dm::available().map(|_| ())
+    })
+    .clone()
+}
+
+/// The one disk range volume `id` occupies, when its mapping is a single
+/// linear segment: (disk, byte offset, length).
+fn single_range(layout: &Layout, id: VolumeId) -> Option<(DiskId, u64, u64)> {
+    match layout.volume(id).mapping.segments() {
+        [seg] if seg.start == 0 => match &seg.target {
+            Target::Linear(area) => Some((area.disk, area.offset, seg.len)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Why volume `id` can only be exposed through device-mapper, or `None`
+/// when a loop device over its bytes serves it (one contiguous range).
+pub fn needs_dm(layout: &Layout, id: VolumeId) -> Option<String> {
+    if single_range(layout, id).is_some() {
+        return None;
+    }
+    let v = layout.volume(id);
+    let segs = v.mapping.segments();
+    let striped = segs
+        .iter()
+        .any(|s| matches!(s.target, Target::Striped { .. }));
+    Some(if striped {
+        format!("{} is striped", v.name)
+    } else {
+        format!("{} is made of {} separate segments", v.name, segs.len())
+    })
+}
+
+/// Refuse a volume that starts with an LVM label (a PV nested inside it):
+/// a device over it would show that PV to the host's LVM.
+fn check_no_pv_label(layout: &Layout, id: VolumeId) -> Result<()> {
+    let src = layout.open_volume(id);
+    if pv_label_at(&*src, 0)? {
+        return Err(Error::Refused(format!(
+            "{} starts with an LVM label (a PV inside it): mapping it would show that PV \
+             to the host's LVM",
+            layout.volume(id).name
+        )));
+    }
+    Ok(())
+}
+
+/// The block device a volume is mounted from.
+#[derive(Debug, Clone)]
+pub enum VolumeDevice {
+    /// A device-mapper device over the disks' devices.
+    Dm(DmDevice),
+    /// A loop device over exactly the volume's bytes (no device-mapper here).
+    Loop {
+        /// `/dev/loopN`.
+        number: u32,
+    },
+}
+
+impl VolumeDevice {
+    /// Its `/dev` node.
+    pub fn node(&self) -> PathBuf {
+        match self {
+            VolumeDevice::Dm(d) => d.node(),
+            VolumeDevice::Loop { number } => loopdev::node(*number),
+        }
+    }
+
+    /// The kernel's name for it (`dm-3`, `loop7`), as kernel messages say it.
+    pub fn kernel_name(&self) -> String {
+        match self {
+            VolumeDevice::Dm(d) => d.kernel_name(),
+            VolumeDevice::Loop { number } => format!("loop{number}"),
+        }
+    }
+
+    /// Its name for messages: the dm name, or the loop node.
+    pub fn name(&self) -> String {
+        match self {
+            VolumeDevice::Dm(d) => d.name.clone(),
+            VolumeDevice::Loop { number } => loopdev::node(*number).display().to_string(),
+        }
+    }
 }
 
 /// Whether the kernel engine can expose `format` images, as `Err(reason)` when not.
@@ -168,15 +271,19 @@ pub fn plan(
     let v = layout.volume(id);
     let lines = dm::table(&v.mapping, exposures)
         .map_err(|why| Error::Refused(format!("{}: cannot map it: {why}", v.name)))?;
-    let src = layout.open_volume(id);
-    if pv_label_at(&*src, 0)? {
-        return Err(Error::Refused(format!(
-            "{} starts with an LVM label (a PV inside it): mapping it would show that PV \
-             to the host's LVM",
-            v.name
-        )));
-    }
+    check_no_pv_label(layout, id)?;
     Ok(lines)
+}
+
+/// Disk `disk` of the layout, when the kernel engine can expose its format.
+fn exposable_disk(layout: &Layout, disk: DiskId) -> Result<&crate::layers::Disk> {
+    let d = layout
+        .disks
+        .get(disk.0)
+        .ok_or_else(|| Error::Invalid(format!("disk {} is not open", disk.0)))?;
+    exposable(d.format)
+        .map_err(|why| Error::Unsupported(format!("{}: {why}", d.path.display())))?;
+    Ok(d)
 }
 
 /// A disk exposed as a block device.
@@ -206,8 +313,11 @@ impl Exposed {
 struct Mapped {
     volume: String,
     writable: bool,
-    device: DmDevice,
+    device: VolumeDevice,
+    /// The dm device's state object (for a loop device: in `own`).
     object: Object,
+    /// The loop device that is the volume's device (no device-mapper here).
+    own: Option<Exposed>,
     mount: Option<(PathBuf, Object, Object)>,
     /// The disks (and modes) this mapping holds.
     disks: Vec<(DiskId, bool)>,
@@ -353,8 +463,8 @@ impl Session {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The dm device for volume `id`, creating loop and dm devices as needed.
-    pub fn map(&self, layout: &Layout, id: VolumeId, writable: bool) -> Result<DmDevice> {
+    /// The block device for volume `id`, creating loop and dm devices as needed.
+    pub fn map(&self, layout: &Layout, id: VolumeId, writable: bool) -> Result<VolumeDevice> {
         let mut inner = self.lock();
         self.map_locked(&mut inner, layout, id, writable)
     }
@@ -399,12 +509,7 @@ impl Session {
         if let Some((_, e)) = inner.exposed.get(&(disk, writable)) {
             return Ok(*e);
         }
-        let d = layout
-            .disks
-            .get(disk.0)
-            .ok_or_else(|| Error::Invalid(format!("disk {} is not open", disk.0)))?;
-        exposable(d.format)
-            .map_err(|why| Error::Unsupported(format!("{}: {why}", d.path.display())))?;
+        let d = exposable_disk(layout, disk)?;
         let start = exposure_start(layout, disk)?;
         let size = d.size().saturating_sub(start);
         if size < 512 {
@@ -418,7 +523,7 @@ impl Session {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tag = format!("{}{}:{file_name}", dm::NAME_PREFIX, self.id);
+        let tag = loopdev::fit_tag(&format!("{}{}:{file_name}", dm::NAME_PREFIX, self.id));
         let backing = std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone());
         let exposed = if d.format == ImageFormat::Qcow2 {
             let device = nbd::free_device()?;
@@ -521,7 +626,7 @@ impl Session {
         layout: &Layout,
         id: VolumeId,
         writable: bool,
-    ) -> Result<DmDevice> {
+    ) -> Result<VolumeDevice> {
         let v = layout.volume(id);
         if let Some(m) = inner
             .mapped
@@ -538,6 +643,9 @@ impl Session {
             )));
         }
         check_mappable(layout, id)?;
+        if let Err(dm_why) = dm_available() {
+            return self.map_loop(inner, layout, id, writable, &dm_why);
+        }
         let disks = v.mapping.disks();
         let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
         for d in &disks {
@@ -579,13 +687,90 @@ impl Session {
         let m = Mapped {
             volume: v.name.clone(),
             writable,
-            device: device.clone(),
+            device: VolumeDevice::Dm(device.clone()),
             object,
+            own: None,
             mount: None,
             disks: disks.iter().map(|d| (*d, writable)).collect(),
         };
         inner.mapped.push(m);
         Self::ensure_node(inner, &node, device.dev)?;
+        Ok(VolumeDevice::Dm(device))
+    }
+
+    /// Without device-mapper: a read-only (unless `writable`) loop device
+    /// over exactly the bytes of volume `id`, when they are one contiguous
+    /// range of one disk. A qcow2 disk is first exposed through qemu-nbd.
+    fn map_loop(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        id: VolumeId,
+        writable: bool,
+        dm_why: &str,
+    ) -> Result<VolumeDevice> {
+        let v = layout.volume(id);
+        let unreadable = v.mapping.unreadable();
+        if !unreadable.is_empty() {
+            return Err(Error::Refused(format!(
+                "{}: cannot map it: {}",
+                v.name,
+                unreadable.join("; ")
+            )));
+        }
+        let Some((disk, offset, len)) = single_range(layout, id) else {
+            let why = needs_dm(layout, id).unwrap_or_default();
+            return Err(Error::Unsupported(format!(
+                "{why}: mapping it needs device-mapper, and {dm_why}"
+            )));
+        };
+        if !offset.is_multiple_of(512) || !len.is_multiple_of(512) || len == 0 {
+            return Err(Error::Refused(format!(
+                "{}: bytes {offset}+{len} are not whole 512-byte sectors",
+                v.name
+            )));
+        }
+        check_no_pv_label(layout, id)?;
+        let d = exposable_disk(layout, disk)?;
+        let (backing, start, disks) = if d.format == ImageFormat::Qcow2 {
+            let e = self.expose_disk(inner, layout, disk, writable)?;
+            let node = match inner.exposed.get(&(disk, writable)) {
+                Some((Exposed::Nbd { dev, .. }, _)) => dev.path.clone(),
+                _ => return Err(Error::Invalid(format!("{}: no nbd device", v.name))),
+            };
+            (node, offset.saturating_sub(e.start), vec![(disk, writable)])
+        } else {
+            let path = std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone());
+            (path, offset, Vec::new())
+        };
+        let suffix = if writable { "-rw" } else { "" };
+        let tag = loopdev::fit_tag(&format!(
+            "{}{}-{}{suffix}",
+            dm::NAME_PREFIX,
+            self.id,
+            dm::sanitise(&v.name)
+        ));
+        let exposed = match self.attach_loop(inner, &backing, start, len, writable, &tag) {
+            Ok(e) => e,
+            Err(e) => {
+                Self::release_unused(inner, &mut Vec::new());
+                return Err(e);
+            }
+        };
+        let (number, object) = match &exposed {
+            Exposed::Loop { dev, object } => (dev.number, object.clone()),
+            Exposed::Nbd { object, .. } => (0, object.clone()),
+        };
+        let device = VolumeDevice::Loop { number };
+        inner.mapped.push(Mapped {
+            volume: v.name.clone(),
+            writable,
+            device: device.clone(),
+            object,
+            own: Some(exposed),
+            mount: None,
+            disks,
+        });
         Ok(device)
     }
 
@@ -743,11 +928,18 @@ impl Session {
                 Err(e) => problems.push(format!("removing {}: {e}", path.display())),
             }
         }
-        match dm::remove(&m.device.name, true) {
+        if let Some(own) = m.own.take() {
+            Self::undo_exposed(inner, own, problems);
+            return None;
+        }
+        let VolumeDevice::Dm(device) = &m.device else {
+            return None;
+        };
+        match dm::remove(&device.name, true) {
             Ok(dm::Removed::Deferred) => problems.push(format!(
                 "device-mapper device {} was busy: the kernel removes it when its last user \
                  closes it",
-                m.device.name
+                device.name
             )),
             Ok(_) => {
                 let _ = Self::forget(inner, &m.object);

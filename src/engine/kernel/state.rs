@@ -234,7 +234,8 @@ pub struct CleanupReport {
     pub problems: Vec<String>,
 }
 
-/// The session id in a dm name (`vmrescue-<sid>-<volume>`) or loop tag (`vmrescue-<sid>:<file>`).
+/// The session id in a dm name (`vmrescue-<sid>-<volume>`) or loop tag
+/// (`vmrescue-<sid>:<file>` for a disk, `vmrescue-<sid>-<volume>` for a volume).
 pub fn session_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(super::dm::NAME_PREFIX)?;
     let end = rest.find(['-', ':']).unwrap_or(rest.len());
