@@ -13,7 +13,7 @@ use humansize::{BINARY, format_size};
 use vmrescue::ops::copy::{
     CopyEvent, CopyJob, CopyOptions, CopySource, Existing, Progress, Summary, destination,
 };
-use vmrescue::text::escape;
+use vmrescue::text::{count, escape};
 
 use super::guest::GuestArgs;
 use super::{exit, report};
@@ -267,18 +267,16 @@ fn print_summary(s: &Summary) {
     } else {
         String::new()
     };
-    let mut parts = vec![format!("{} files", s.files)];
-    if s.dirs > 0 {
-        parts.push(format!("{} directories", s.dirs));
-    }
-    if s.symlinks > 0 {
-        parts.push(format!("{} symlinks", s.symlinks));
-    }
-    if s.specials > 0 {
-        parts.push(format!("{} special files", s.specials));
-    }
-    if s.hard_links > 0 {
-        parts.push(format!("{} hard links", s.hard_links));
+    let mut parts = vec![count(s.files, "file", "files")];
+    for (n, one, many) in [
+        (s.dirs, "directory", "directories"),
+        (s.symlinks, "symlink", "symlinks"),
+        (s.specials, "special file", "special files"),
+        (s.hard_links, "hard link", "hard links"),
+    ] {
+        if n > 0 {
+            parts.push(count(n, one, many));
+        }
     }
     eprintln!(
         "vmrescue: copied {}: {} in {:.1} s{rate}",

@@ -317,7 +317,7 @@ pub fn copy_many(n: usize, volumes: &str) -> String {
 
 /// `1 file`, `2 files`.
 pub fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    crate::text::count(n, one, many)
 }
 
 /// The plan's counts.
