@@ -51,9 +51,9 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "--demo".into());
     if args.json {
-        println!("{}", to_json(&found, volume));
+        outln!("{}", to_json(&found, volume));
     } else {
-        print!("{}", render(&found, volume, &image));
+        out!("{}", render(&found, volume, &image));
     }
     Ok(if found.findings.is_empty() {
         exit::OK

@@ -101,7 +101,7 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
                 return exit::ERROR;
             }
         };
-        println!("{}", dir.display());
+        outln!("{}", dir.display());
         let _ = std::io::stdout().flush();
         eprintln!(
             "vmrescue: {} ({}) is mounted read-only at {}; press Ctrl-C to unmount",
@@ -117,7 +117,7 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
                 return exit::ERROR;
             }
         };
-        println!("{}", dev.node().display());
+        outln!("{}", dev.node().display());
         let _ = std::io::stdout().flush();
         let how = match &dev {
             kernel::VolumeDevice::Dm(d) => format!("device-mapper {}", d.name),
@@ -143,7 +143,7 @@ pub fn cleanup(args: &CleanupArgs) -> u8 {
     }
     let r = kernel::state::cleanup(Path::new(kernel::state::RUN_DIR), args.dry_run);
     for l in &r.removed {
-        println!("{l}");
+        outln!("{l}");
     }
     for l in &r.skipped {
         eprintln!("vmrescue: {l}");
@@ -152,7 +152,7 @@ pub fn cleanup(args: &CleanupArgs) -> u8 {
         report(p);
     }
     if r.removed.is_empty() && r.problems.is_empty() {
-        println!("nothing to clean up");
+        outln!("nothing to clean up");
     }
     if r.problems.is_empty() {
         exit::OK
@@ -384,14 +384,14 @@ pub fn relink(args: &KernelRelinkArgs) -> u8 {
     let mut problems = engines.close();
     let code = match result {
         Ok((c, undo_file)) => {
-            println!(
+            outln!(
                 "{}: {} -> {}",
                 escape(&c.path),
                 escape(&c.old_target),
                 escape(&c.new_target)
             );
             if let Some(f) = &undo_file {
-                println!("undo file: {}", f.display());
+                outln!("undo file: {}", f.display());
             }
             problems.extend(c.notes);
             exit::OK

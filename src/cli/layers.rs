@@ -38,18 +38,18 @@ pub fn run(args: &LayersArgs) -> u8 {
             "engines": engines,
         });
         match serde_json::to_string_pretty(&doc) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => {
                 report(&e);
                 return exit::ERROR;
             }
         }
     } else {
-        print!("{}", tree::render_text(&roots));
+        out!("{}", tree::render_text(&roots));
         for n in &layout.notes {
-            println!("{}", vmrescue::text::escape_str(n));
+            outln!("{}", vmrescue::text::escape_str(n));
         }
-        print!("{}", render_engines(&engines, args.target.source.engine));
+        out!("{}", render_engines(&engines, args.target.source.engine));
     }
     for p in &problems {
         report(p);

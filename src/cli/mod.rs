@@ -4,6 +4,23 @@
 //! of the same VM with `--disk FILE`, `--volume V` where a volume is needed
 //! and `--json` where the output is data.
 
+/// `print!` to standard output, quiet when the reader went away ([`out`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to standard output, quiet when the reader went away ([`out`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::out::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cat;
 mod cp;
 mod doctor;
@@ -11,6 +28,7 @@ mod guest;
 mod kernel;
 mod layers;
 mod ls;
+mod out;
 mod relink;
 mod tui;
 mod undo;
@@ -293,8 +311,8 @@ fn list_guests(target: &Target) -> u8 {
     }
     match vmrescue::pve::list(&host) {
         Ok(list) => {
-            print!("{}", vmrescue::pve::render_list(&list));
-            println!("\nOpen one with `vmrescue ID` (or `vmrescue layers ID`).");
+            out!("{}", vmrescue::pve::render_list(&list));
+            outln!("\nOpen one with `vmrescue ID` (or `vmrescue layers ID`).");
             exit::OK
         }
         Err(e) => {

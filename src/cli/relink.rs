@@ -177,21 +177,21 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
     let _ = out.flush();
     drop(out);
     if !args.yes && !ask(&plan)? {
-        println!("nothing was written");
+        outln!("nothing was written");
         return Ok(exit::PROBLEMS);
     }
     let undo_files = relink::apply(&layout, id, &plan, &undo_dir, &opts)?;
-    println!(
+    outln!(
         "relinked {} -> {} ({} bytes written)",
         escape(&plan.link),
         escape(&plan.new_target),
         plan.bytes()
     );
     for f in &undo_files {
-        println!("undo: vmrescue undo {}", f.display());
+        outln!("undo: vmrescue undo {}", f.display());
     }
     if let Some(demo) = &temporary_demo {
-        println!(
+        outln!(
             "note: this was a temporary copy of the demo image ({}), removed when vmrescue \
              exits, and its undo file with it; use --demo-keep FILE to keep them",
             demo.display()
@@ -234,20 +234,20 @@ fn relink_kernel(
         path::resolve(&*fs, &path::join(&dir, &new_target), true).is_ok()
     };
     drop(fs);
-    println!(
+    outln!(
         "relink {} on {volume} (kernel engine)",
         escape(&analysis.link)
     );
-    println!("  now:  {}", escape(&analysis.target));
+    outln!("  now:  {}", escape(&analysis.target));
     for p in &analysis.problems {
-        println!("        - {p}");
+        outln!("        - {p}");
     }
-    println!("  new:  {} ({})", escape(&new_target), reasons.join("; "));
-    println!(
+    outln!("  new:  {} ({})", escape(&new_target), reasons.join("; "));
+    outln!(
         "  how:  read-write mount; a new symlink under a temporary name renamed over the old one; \
          directory synced"
     );
-    println!(
+    outln!(
         "  undo: a record saved in {} before the change",
         undo_dir.display()
     );
@@ -260,7 +260,7 @@ fn relink_kernel(
         return Ok(exit::ERROR);
     }
     if args.dry_run {
-        println!("dry run: nothing was written");
+        outln!("dry run: nothing was written");
         return Ok(exit::OK);
     }
     if !args.yes
@@ -269,19 +269,19 @@ fn relink_kernel(
             escape(&analysis.link)
         ))?
     {
-        println!("nothing was written");
+        outln!("nothing was written");
         return Ok(exit::PROBLEMS);
     }
     let (change, undo_file) =
         super::kernel::replace_with_undo(engines, layout, id, link, &new_target, undo_dir)?;
-    println!(
+    outln!(
         "{}: {} -> {}",
         escape(&change.path),
         escape(&change.old_target),
         escape(&change.new_target)
     );
     if let Some(f) = &undo_file {
-        println!("undo: vmrescue undo {}", f.display());
+        outln!("undo: vmrescue undo {}", f.display());
     }
     for n in &change.notes {
         report(n);

@@ -23,7 +23,7 @@ pub fn run(args: &UndoArgs) -> u8 {
     });
     match result {
         Ok(msg) => {
-            println!("{msg}");
+            outln!("{msg}");
             exit::OK
         }
         Err(e) => {

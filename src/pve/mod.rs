@@ -463,6 +463,63 @@ fn pid_file_alive(run_dir: &Path, vmid: u32) -> Option<String> {
     })
 }
 
+/// One guest in words: (VMID, type, name, status) and the lines about it
+/// (its disks and where they are, why it counts as running, its snapshots).
+pub fn describe(g: &Guest) -> ([String; 4], Vec<String>) {
+    let mut name = g.name().map(escape_str).unwrap_or_default();
+    if g.config.template {
+        name.push_str(" (template)");
+    }
+    let status = match &g.status {
+        Status::Running(_) => "running",
+        Status::Stopped => "stopped",
+    };
+    let mut lines: Vec<String> = g
+        .disks
+        .iter()
+        .map(|d| {
+            let size = d
+                .line
+                .size
+                .as_deref()
+                .map(|s| format!(" {}", escape_str(s)))
+                .unwrap_or_default();
+            let place = match &d.path {
+                Ok(p) => format!(
+                    "{}{}",
+                    p.display(),
+                    if p.exists() { "" } else { " (missing)" }
+                ),
+                Err(e) => format!("cannot open: {}", escape_str(e)),
+            };
+            format!(
+                "{} {}{size} → {place}",
+                d.line.key,
+                escape_str(&d.line.volume)
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push("(no disks)".into());
+    }
+    if let Status::Running(why) = &g.status {
+        lines.push(format!("running: {}", escape_str(why)));
+    }
+    if !g.config.snapshots.is_empty() {
+        let s: Vec<String> = g.config.snapshots.iter().map(|s| escape_str(s)).collect();
+        lines.push(format!("snapshots: {}", s.join(", ")));
+    }
+    (
+        [
+            g.vmid.to_string(),
+            g.kind.short().into(),
+            name,
+            status.into(),
+        ],
+        lines,
+    )
+}
+
 /// The guest list as a table, for a person to pick from.
 pub fn render_list(guests: &[Guest]) -> String {
     let mut rows: Vec<[String; 5]> = vec![[
@@ -474,58 +531,10 @@ pub fn render_list(guests: &[Guest]) -> String {
     ]];
     let mut extra: Vec<Vec<String>> = vec![Vec::new()];
     for g in guests {
-        let mut name = g.name().map(escape_str).unwrap_or_default();
-        if g.config.template {
-            name.push_str(" (template)");
-        }
-        let status = match &g.status {
-            Status::Running(_) => "running",
-            Status::Stopped => "stopped",
-        };
-        let mut disk_lines: Vec<String> = g
-            .disks
-            .iter()
-            .map(|d| {
-                let size = d
-                    .line
-                    .size
-                    .as_deref()
-                    .map(|s| format!(" {}", escape_str(s)))
-                    .unwrap_or_default();
-                let place = match &d.path {
-                    Ok(p) => format!(
-                        "{}{}",
-                        p.display(),
-                        if p.exists() { "" } else { " (missing)" }
-                    ),
-                    Err(e) => format!("cannot open: {}", escape_str(e)),
-                };
-                format!(
-                    "{} {}{size} → {place}",
-                    d.line.key,
-                    escape_str(&d.line.volume)
-                )
-            })
-            .collect();
-        if disk_lines.is_empty() {
-            disk_lines.push("(no disks)".into());
-        }
-        if let Status::Running(why) = &g.status {
-            disk_lines.push(format!("running: {}", escape_str(why)));
-        }
-        if !g.config.snapshots.is_empty() {
-            let s: Vec<String> = g.config.snapshots.iter().map(|s| escape_str(s)).collect();
-            disk_lines.push(format!("snapshots: {}", s.join(", ")));
-        }
-        let first = disk_lines.remove(0);
-        rows.push([
-            g.vmid.to_string(),
-            g.kind.short().into(),
-            name,
-            status.into(),
-            first,
-        ]);
-        extra.push(disk_lines);
+        let ([id, kind, name, status], mut lines) = describe(g);
+        let first = lines.remove(0);
+        rows.push([id, kind, name, status, first]);
+        extra.push(lines);
     }
     let mut widths = [0usize; 4];
     for r in &rows {

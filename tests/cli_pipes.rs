@@ -1,0 +1,50 @@
+//! `vmrescue … | head`: a reader that goes away ends the output quietly
+//! (no panic, no "failed printing" message, the command's own exit code).
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+/// Run `args` with stdout a pipe whose reader is closed at once (before
+/// the program writes: every write fails with EPIPE); the exit code and
+/// standard error.
+fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vmrescue");
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    let status = child.wait().expect("wait");
+    (status.code(), err)
+}
+
+#[test]
+fn commands_end_quietly_when_the_reader_goes_away() {
+    let pve = common::root().join("tests/fixtures/pve/host1");
+    let pve = pve.to_str().expect("utf-8 path");
+    let cases: [(&[&str], i32); 6] = [
+        (&["layers", "--demo"], 0),
+        (&["layers", "--demo", "--json"], 0),
+        (&["doctor", "--demo"], 1),
+        (&["ls", "-lR", "--demo", "/"], 0),
+        (&["relink", "--demo", "/lib64/libc.so.6", "--dry-run"], 0),
+        (&["--pve-root", pve], 0),
+    ];
+    for (args, code) in cases {
+        let (got, err) = with_closed_stdout(args);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("failed printing"), "{args:?}: {err}");
+        assert_eq!(got, Some(code), "{args:?}: {err}");
+    }
+}
