@@ -48,7 +48,7 @@ use vmrescue::layers::Layout;
 /// `LABEL=...`.
 ///
 /// On a Proxmox VE host, `vmrescue 108` opens the disks of VM (or container)
-/// 108, and `vmrescue` alone lists the guests to pick from. A guest that is
+/// 108, and `vmrescue` alone shows the guests to pick from. A guest that is
 /// running (or a disk that a QEMU process holds locked) is only read, with a
 /// warning that what is shown may be inconsistent.
 #[derive(Parser, Debug)]
@@ -70,7 +70,7 @@ pub struct Cli {
 pub struct Target {
     /// Disk image: a raw or qcow2 file, a block device, or the ID of a
     /// Proxmox VM or container (all its disks; a file of that name wins).
-    /// Without one, on a Proxmox host, lists the guests.
+    /// Without one, on a Proxmox host, shows the guests to choose from.
     #[arg(value_name = "IMAGE", conflicts_with_all = ["demo", "vmid"])]
     pub image: Option<PathBuf>,
     #[command(flatten)]
@@ -310,6 +310,7 @@ fn list_guests(target: &Target) -> u8 {
         return exit::ERROR;
     }
     match vmrescue::pve::list(&host) {
+        Ok(list) if !list.is_empty() && tui::interactive() => tui::pick_guest(target, &list),
         Ok(list) => {
             out!("{}", vmrescue::pve::render_list(&list));
             outln!("\nOpen one with `vmrescue ID` (or `vmrescue layers ID`).");

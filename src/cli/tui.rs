@@ -20,6 +20,64 @@ pub struct TuiArgs {
     pub volume: Option<String>,
 }
 
+/// Whether the full-screen browser can run: standard input and output are
+/// a terminal.
+pub fn interactive() -> bool {
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
+/// `vmrescue` alone on a Proxmox host, in a terminal: pick a guest from
+/// `guests`, then browse its disks as `vmrescue ID` would.
+pub fn pick_guest(target: &Target, guests: &[vmrescue::pve::Guest]) -> u8 {
+    let rows = guests
+        .iter()
+        .map(|g| {
+            let (cells, lines) = vmrescue::pve::describe(g);
+            let (disks, skipped) = g.openable_disks();
+            let unopenable = disks.is_empty().then(|| {
+                let why = if skipped.is_empty() {
+                    "it has no disks".to_string()
+                } else {
+                    skipped.join("; ")
+                };
+                format!(
+                    "{} {}: no disk can be opened: {why}",
+                    g.kind.short(),
+                    g.vmid
+                )
+            });
+            let total = g.disks.len() as u64;
+            let mut summary = vmrescue::text::count(total, "disk", "disks");
+            if disks.len() as u64 != total {
+                summary.push_str(&format!(", {} can be opened", disks.len()));
+            }
+            tui::picker::PickRow {
+                vmid: g.vmid,
+                cells,
+                disks: summary,
+                lines,
+                unopenable,
+            }
+        })
+        .collect();
+    let source = target.source.pve_root.display().to_string();
+    match tui::picker::run(tui::picker::Picker::new(rows, &source)) {
+        Ok(tui::picker::Picked::Open(vmid)) => {
+            let mut target = target.clone();
+            target.source.vmid = Some(vmid);
+            run(&TuiArgs {
+                target,
+                volume: None,
+            })
+        }
+        Ok(tui::picker::Picked::Quit) => exit::OK,
+        Err(e) => {
+            report(&e);
+            exit::ERROR
+        }
+    }
+}
+
 /// Run the browser.
 pub fn run(args: &TuiArgs) -> u8 {
     if !std::io::stdout().is_terminal() {

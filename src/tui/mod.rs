@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod keymap;
 pub mod layers;
 pub mod marks;
+pub mod picker;
 pub mod strings;
 
 pub mod terminal;

@@ -417,6 +417,8 @@ pub const TYPED_TARGET: &str = "typed by you; the plan checks it";
 /// `t` before the analysis is back.
 pub const RESTORE_STILL_LOOKING: &str =
     "still looking for candidates: t works once they are listed";
+/// The guest picker's bottom line.
+pub const FOOTER_PICKER: &str = "↑↓ choose  Enter open its disks  q quit";
 /// Footer of the restore dialog while a target is typed.
 pub const FOOTER_TYPE_TARGET: &str = "Enter plan it  Esc back";
 /// A candidate that is a name-based guess.
