@@ -60,16 +60,23 @@ fn keys_move_open_and_quit() {
     assert_eq!(empty.update(Action::Open, 10), None);
 }
 
-#[test]
-fn pick_a_guest_then_browse_its_disks() {
+/// `vmrescue --pve-root ROOT` of a fake host in a pty (the host is kept
+/// alive with it).
+fn picker_on_fake_host() -> (pve_support::Fake, Pty) {
     let f = pve_support::fake_host();
     let root = f.root();
-    let mut pty = Pty::spawn(
+    let pty = Pty::spawn(
         &bin(),
         &["--pve-root", root.to_str().unwrap()],
         &[],
         f.dir.path(),
     );
+    (f, pty)
+}
+
+#[test]
+fn pick_a_guest_then_browse_its_disks() {
+    let (_f, mut pty) = picker_on_fake_host();
     pty.wait_for("guests of this Proxmox host");
     pty.wait_for("Enter open its disks");
     pty.wait_for("centos6-db");
@@ -95,14 +102,7 @@ fn pick_a_guest_then_browse_its_disks() {
 
 #[test]
 fn q_leaves_the_picker_and_restores_the_terminal() {
-    let f = pve_support::fake_host();
-    let root = f.root();
-    let mut pty = Pty::spawn(
-        &bin(),
-        &["--pve-root", root.to_str().unwrap()],
-        &[],
-        f.dir.path(),
-    );
+    let (_f, mut pty) = picker_on_fake_host();
     pty.wait_for("centos6-db");
     pty.send("q");
     let st = pty.wait_exit();
