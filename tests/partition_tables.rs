@@ -102,6 +102,31 @@ fn gpt_on_4096_byte_sectors_matches_sfdisk() {
 }
 
 #[test]
+fn mbr_on_4096_byte_sectors_matches_sfdisk() {
+    // Nothing in a dos label says its LBAs count 4096-byte sectors: sfdisk
+    // knew from the 4Kn loop device, we infer it from what the entries and
+    // the EBR chain point at.
+    compare_with_sfdisk("part-mbr-4k");
+    let t = table("part-mbr-4k");
+    assert_eq!(t.sector_size, 4096);
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    let layout = layout_of(&common::fixture("part-mbr-4k"));
+    let kind = |name: &str| {
+        let v = layout.volumes.iter().find(|v| v.name == name);
+        v.map(|v| v.content.kind.name())
+            .unwrap_or_else(|| panic!("no volume {name}"))
+    };
+    assert_eq!(kind("p1"), "ext4");
+    assert_eq!(kind("p3"), "vfat");
+    assert_eq!(kind("p5"), "ext4");
+    assert_eq!(kind("p6"), "swap");
+    // The 512-byte disks keep 512-byte sectors.
+    for name in ["part-mbr", "part-mbr-0f", "demo"] {
+        assert_eq!(table(name).sector_size, 512, "{name}");
+    }
+}
+
+#[test]
 fn damaged_primary_gpt_falls_back_to_the_backup_like_sfdisk() {
     // sfdisk also reads the backup: its report is of the backup's table.
     compare_with_sfdisk("part-gpt-damaged");
