@@ -147,6 +147,41 @@ fn damaged_primary_gpt_falls_back_to_the_backup_like_sfdisk() {
 }
 
 #[test]
+fn grown_disk_with_damaged_primary_gpt_finds_the_backup_where_it_was_written() {
+    // A disk image grown after partitioning (qemu-img resize, a Proxmox disk
+    // resize) keeps its backup GPT at the old last LBA; the protective MBR
+    // entry still ends there. With the primary header damaged too, the
+    // backup is found there, not only at the new last LBA.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = common::fixture_copy("part-gpt", tmp.path());
+    let old_size = std::fs::metadata(&path).unwrap().len();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(old_size + (16 << 20)).unwrap();
+        f.write_all_at(b"NOT PART", 512).unwrap();
+    }
+    let img = vmrescue::image::open(&path).expect("open");
+    let t = partition::read(&*img.source)
+        .expect("read")
+        .expect("a table");
+    assert_eq!(t.scheme, Scheme::Gpt, "{:?}", t.problems);
+    assert_eq!(t.partitions, table("part-gpt").partitions);
+    let old_last = old_size / 512 - 1;
+    assert!(
+        t.problems[0].contains("primary GPT at byte 512 is damaged")
+            && t.problems[0].contains(&format!("backup header at LBA {old_last}")),
+        "{:?}",
+        t.problems
+    );
+    assert!(
+        t.problems[1].contains("grown after it was partitioned"),
+        "{:?}",
+        t.problems
+    );
+}
+
+#[test]
 fn demo_disk_matches_sfdisk() {
     compare_with_sfdisk("demo");
     let t = table("demo");

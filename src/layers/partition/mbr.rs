@@ -104,6 +104,14 @@ impl Mbr {
         self.entries.iter().any(|e| e.sys_ind == 0xee)
     }
 
+    /// The last LBA the protective entry covers: the disk's last LBA when the
+    /// GPT was written, where its backup header went (it stays there when
+    /// the disk image is grown afterwards).
+    pub(super) fn protective_last_lba(&self) -> Option<u64> {
+        let e = self.entries.iter().find(|e| e.sys_ind == 0xee)?;
+        (u64::from(e.start_sect) + u64::from(e.nr_sects)).checked_sub(1)
+    }
+
     /// The sector size the table's LBAs count in. The MBR does not record
     /// it (the kernel and fdisk take the disk's logical block size, which an
     /// image file does not keep), so it is inferred from what the entries
