@@ -126,6 +126,87 @@ fn mbr_on_4096_byte_sectors_matches_sfdisk() {
     }
 }
 
+/// A loop device over `file` with `losetup` options, detached when dropped.
+struct Loop(String);
+
+impl Loop {
+    fn attach(file: &std::path::Path, opts: &[&str]) -> Loop {
+        let mut args = vec!["-f", "--show"];
+        args.extend_from_slice(opts);
+        args.push(file.to_str().unwrap());
+        let o = std::process::Command::new("losetup")
+            .args(&args)
+            .output()
+            .expect("run losetup (Debian package mount)");
+        assert!(
+            o.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Loop(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn mbr_on_a_4kn_block_device_counts_the_device_sectors() {
+    // On a block device the logical sector size is asked of the device, as
+    // the kernel and sfdisk do: here the partitions hold nothing that
+    // would tell the sector size apart.
+    common::require_root("a loop device with 4096-byte sectors");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("blank-4kn.img");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let dev = Loop::attach(&file, &["--sector-size", "4096"]);
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args(["--quiet", "--no-reread", "--no-tell-kernel", &dev.0])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sfdisk (Debian package fdisk)");
+    use std::io::Write;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: dos\nstart=256, size=2048, type=83\nstart=2304, size=4096, type=8e\n")
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let img = vmrescue::image::open(std::path::Path::new(&dev.0)).expect("open the loop device");
+    let t = partition::read(&*img.source)
+        .expect("read")
+        .expect("a table");
+    assert_eq!(t.sector_size, 4096);
+    let got: Vec<(u32, u64, u64)> = t
+        .partitions
+        .iter()
+        .map(|p| (p.number, p.start, p.size))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, 256 * 4096, 2048 * 4096), (2, 2304 * 4096, 4096 * 4096)]
+    );
+    // The same bytes as a file say nothing of 4096-byte sectors: 512 it is,
+    // as sfdisk says of the file.
+    drop(img);
+    drop(dev);
+    let img = vmrescue::image::open(&file).expect("open the file");
+    let t = partition::read(&*img.source)
+        .expect("read")
+        .expect("a table");
+    assert_eq!(t.sector_size, 512);
+    assert_eq!(t.partitions[0].start, 256 * 512);
+}
+
 #[test]
 fn damaged_primary_gpt_falls_back_to_the_backup_like_sfdisk() {
     // sfdisk also reads the backup: its report is of the backup's table.

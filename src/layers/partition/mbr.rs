@@ -113,12 +113,19 @@ impl Mbr {
     }
 
     /// The sector size the table's LBAs count in. The MBR does not record
-    /// it (the kernel and fdisk take the disk's logical block size, which an
-    /// image file does not keep), so it is inferred from what the entries
+    /// it: the kernel and fdisk take the disk's logical block size, and so
+    /// do we when the source is a block device that says. An image file
+    /// does not keep it, so there it is inferred from what the entries
     /// point at: 512 unless no primary partition nor the first EBR makes
     /// sense with 512-byte sectors and some do with 4096-byte sectors (a
     /// dos label written on a 4Kn disk).
     fn sector_size(&self, src: &dyn ReadAt) -> u64 {
+        if let Some(ss) = src
+            .logical_sector_size()
+            .filter(|&ss| ss == SECTOR || ss == SECTOR_4KN)
+        {
+            return ss;
+        }
         let score = |ss: u64| -> usize {
             self.entries
                 .iter()
