@@ -704,3 +704,97 @@ fn layers_command_shows_the_vg_across_disks() {
         assert!(!line.contains("unreadable"), "{line}");
     }
 }
+
+/// Run lvm2 on `dev` only, without device-mapper, leaving no backup files.
+fn lvm_on(dev: &str, cmd: &str, args: &[&str]) {
+    let o = std::process::Command::new("lvm")
+        .arg(cmd)
+        .args(["--devices", dev, "--driverloaded", "n"])
+        .args(["--config", "backup{backup=0 archive=0}"])
+        .args(args)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .expect("run lvm (Debian package lvm2)");
+    assert!(
+        o.status.success(),
+        "lvm {cmd} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A loop device, detached when dropped.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+fn attach(file: &std::path::Path) -> Loop {
+    let o = std::process::Command::new("losetup")
+        .args(["-f", "--show", file.to_str().unwrap()])
+        .output()
+        .expect("run losetup (Debian package mount)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Loop(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+#[test]
+fn two_vgs_of_the_same_name_are_each_shown_with_their_own_lvs() {
+    // Disks of two guests installed alike: both VGs are called vg_same.
+    // Each VG node lists its own LVs, under its own disk.
+    common::require_root("loop devices for lvm2");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut disks = Vec::new();
+    for (i, lvs) in [&["root"][..], &["root", "other"][..]].iter().enumerate() {
+        let file = tmp.path().join(format!("same{i}.img"));
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let dev = attach(&file);
+        lvm_on(&dev.0, "pvcreate", &[&dev.0]);
+        lvm_on(&dev.0, "vgcreate", &["-s", "1m", "vg_same", &dev.0]);
+        for (j, lv) in lvs.iter().enumerate() {
+            let size = format!("{}m", 2 + i * 3 + j);
+            lvm_on(
+                &dev.0,
+                "lvcreate",
+                &["-an", "-Zn", "-L", &size, "-n", lv, "vg_same"],
+            );
+        }
+        disks.push(file);
+    }
+    let (d0, d1) = (disks[0].to_str().unwrap(), disks[1].to_str().unwrap());
+    let out = common::vmrescue(&["layers", d0, "--disk", d1, "--json"]);
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    let lvs_under = |disk: usize| -> Vec<(String, u64)> {
+        let vgs = doc["disks"][disk]["children"].as_array().unwrap();
+        assert_eq!(vgs.len(), 1, "disk {disk}: {vgs:?}");
+        assert_eq!(vgs[0]["name"], "vg_same");
+        vgs[0]["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap().to_string(),
+                    n["size"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(lvs_under(0), [("root".to_string(), 2 << 20)]);
+    assert_eq!(
+        lvs_under(1),
+        [
+            ("root".to_string(), 5 << 20),
+            ("other".to_string(), 6 << 20)
+        ]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another VG has the same name"), "{stderr}");
+}
