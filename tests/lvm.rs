@@ -766,6 +766,32 @@ fn two_vgs_of_the_same_name_are_each_shown_with_their_own_lvs() {
                 &["-an", "-Zn", "-L", &size, "-n", lv, "vg_same"],
             );
         }
+        // An ext4 in root (extent 0, at pe_start), to be named by its UUID.
+        let pvs = std::process::Command::new("lvm")
+            .args(["pvs", "--devices", &dev.0, "--driverloaded", "n"])
+            .args([
+                "--noheadings",
+                "--units",
+                "b",
+                "--nosuffix",
+                "-o",
+                "pe_start",
+            ])
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .output()
+            .expect("run lvm pvs");
+        let pe_start = String::from_utf8_lossy(&pvs.stdout).trim().to_string();
+        drop(dev);
+        let o = std::process::Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-U"])
+            .arg(format!("5a3e0000-0000-4000-8000-00000000000{i}"))
+            .arg("-E")
+            .arg(format!("offset={pe_start}"))
+            .arg(&file)
+            .arg("2048")
+            .output()
+            .expect("run mke2fs (Debian package e2fsprogs)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         disks.push(file);
     }
     let (d0, d1) = (disks[0].to_str().unwrap(), disks[1].to_str().unwrap());
@@ -797,4 +823,28 @@ fn two_vgs_of_the_same_name_are_each_shown_with_their_own_lvs() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("another VG has the same name"), "{stderr}");
+    // vg_same/root names both: the error says how to name each one.
+    let out = common::vmrescue(&["ls", d0, "--disk", d1, "--volume", "vg_same/root", "/"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "is ambiguous: vg_same/root (on same0.img; name it UUID=5a3e0000-0000-4000-8000-000000000000), \
+             vg_same/root (on same1.img; name it UUID=5a3e0000-0000-4000-8000-000000000001)"
+        ),
+        "{stderr}"
+    );
+    let out = common::vmrescue(&[
+        "ls",
+        d0,
+        "--disk",
+        d1,
+        "--volume",
+        "UUID=5a3e0000-0000-4000-8000-000000000001",
+        "/",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("lost+found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
