@@ -848,3 +848,73 @@ fn two_vgs_of_the_same_name_are_each_shown_with_their_own_lvs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_pv_without_its_vg_metadata_says_where_the_vg_is() {
+    // PVs whose own metadata areas hold no copy of the VG's metadata
+    // (--pvmetadatacopies 0, or areas left ignored by --vgmetadatacopies 1),
+    // opened without the VG's other disks, say why no VG is shown.
+    common::require_root("loop devices for lvm2");
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..5)
+        .map(|i| {
+            let f = tmp.path().join(format!("pv{i}.img"));
+            std::fs::File::create(&f)
+                .unwrap()
+                .set_len(16 << 20)
+                .unwrap();
+            f
+        })
+        .collect();
+    {
+        let devs: Vec<Loop> = files.iter().map(|f| attach(f)).collect();
+        let d: Vec<&str> = devs.iter().map(|l| l.0.as_str()).collect();
+        let two = format!("{},{}", d[0], d[1]);
+        lvm_on(&two, "pvcreate", &[d[0]]);
+        lvm_on(&two, "pvcreate", &["--pvmetadatacopies", "0", d[1]]);
+        lvm_on(&two, "vgcreate", &["vg_nomda", d[0], d[1]]);
+        let three = format!("{},{},{}", d[2], d[3], d[4]);
+        lvm_on(&three, "pvcreate", &[d[2], d[3], d[4]]);
+        lvm_on(
+            &three,
+            "vgcreate",
+            &["--vgmetadatacopies", "1", "vg_ignored", d[2], d[3]],
+        );
+    }
+    let layers = |f: &std::path::Path| {
+        let out = common::vmrescue(&["layers", f.to_str().unwrap()]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = layers(&files[1]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has no metadata area (made with --metadatacopies 0)")
+            && stderr.contains("open their disks too (--disk)"),
+        "{stderr}"
+    );
+    // With the other disk, the VG is there and nothing is amiss.
+    let out = common::vmrescue(&[
+        "layers",
+        files[1].to_str().unwrap(),
+        "--disk",
+        files[0].to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("vg_nomda"), "{stdout}");
+    // One of vg_ignored's two PVs keeps the metadata, the other's area is ignored.
+    let both = [layers(&files[2]), layers(&files[3])];
+    let ignored = both
+        .iter()
+        .filter(|(_, e)| {
+            e.contains("metadata areas hold no copy of the VG's metadata (marked ignored)")
+        })
+        .count();
+    assert_eq!(ignored, 1, "{both:?}");
+    // A PV in no VG is no problem.
+    let (code, stderr) = layers(&files[4]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
