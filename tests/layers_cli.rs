@@ -85,7 +85,7 @@ fn text_tree_lists_partitions_with_offsets_types_and_labels() {
 
 #[test]
 fn json_tree_matches_sfdisk_and_blkid() {
-    for name in ["part-gpt", "part-gpt-4k", "part-mbr-0f"] {
+    for name in ["part-gpt", "part-gpt-4k", "part-mbr-0f", "part-mbr-4k"] {
         let doc = json(name);
         assert_eq!(doc["problems"].as_array().unwrap().len(), 0, "{name}");
         let disk = &doc["disks"][0];

@@ -704,3 +704,217 @@ fn layers_command_shows_the_vg_across_disks() {
         assert!(!line.contains("unreadable"), "{line}");
     }
 }
+
+/// Run lvm2 on `dev` only, without device-mapper, leaving no backup files.
+fn lvm_on(dev: &str, cmd: &str, args: &[&str]) {
+    let o = std::process::Command::new("lvm")
+        .arg(cmd)
+        .args(["--devices", dev, "--driverloaded", "n"])
+        .args(["--config", "backup{backup=0 archive=0}"])
+        .args(args)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .expect("run lvm (Debian package lvm2)");
+    assert!(
+        o.status.success(),
+        "lvm {cmd} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A loop device, detached when dropped.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+fn attach(file: &std::path::Path) -> Loop {
+    let o = std::process::Command::new("losetup")
+        .args(["-f", "--show", file.to_str().unwrap()])
+        .output()
+        .expect("run losetup (Debian package mount)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Loop(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+#[test]
+fn two_vgs_of_the_same_name_are_each_shown_with_their_own_lvs() {
+    // Disks of two guests installed alike: both VGs are called vg_same.
+    // Each VG node lists its own LVs, under its own disk.
+    common::require_root("loop devices for lvm2");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut disks = Vec::new();
+    for (i, lvs) in [&["root"][..], &["root", "other"][..]].iter().enumerate() {
+        let file = tmp.path().join(format!("same{i}.img"));
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let dev = attach(&file);
+        lvm_on(&dev.0, "pvcreate", &[&dev.0]);
+        lvm_on(&dev.0, "vgcreate", &["-s", "1m", "vg_same", &dev.0]);
+        for (j, lv) in lvs.iter().enumerate() {
+            let size = format!("{}m", 2 + i * 3 + j);
+            lvm_on(
+                &dev.0,
+                "lvcreate",
+                &["-an", "-Zn", "-L", &size, "-n", lv, "vg_same"],
+            );
+        }
+        // An ext4 in root (extent 0, at pe_start), to be named by its UUID.
+        let pvs = std::process::Command::new("lvm")
+            .args(["pvs", "--devices", &dev.0, "--driverloaded", "n"])
+            .args([
+                "--noheadings",
+                "--units",
+                "b",
+                "--nosuffix",
+                "-o",
+                "pe_start",
+            ])
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .output()
+            .expect("run lvm pvs");
+        let pe_start = String::from_utf8_lossy(&pvs.stdout).trim().to_string();
+        drop(dev);
+        let o = std::process::Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-U"])
+            .arg(format!("5a3e0000-0000-4000-8000-00000000000{i}"))
+            .arg("-E")
+            .arg(format!("offset={pe_start}"))
+            .arg(&file)
+            .arg("2048")
+            .output()
+            .expect("run mke2fs (Debian package e2fsprogs)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        disks.push(file);
+    }
+    let (d0, d1) = (disks[0].to_str().unwrap(), disks[1].to_str().unwrap());
+    let out = common::vmrescue(&["layers", d0, "--disk", d1, "--json"]);
+    let doc: J = serde_json::from_slice(&out.stdout).unwrap();
+    let lvs_under = |disk: usize| -> Vec<(String, u64)> {
+        let vgs = doc["disks"][disk]["children"].as_array().unwrap();
+        assert_eq!(vgs.len(), 1, "disk {disk}: {vgs:?}");
+        assert_eq!(vgs[0]["name"], "vg_same");
+        vgs[0]["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap().to_string(),
+                    n["size"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(lvs_under(0), [("root".to_string(), 2 << 20)]);
+    assert_eq!(
+        lvs_under(1),
+        [
+            ("root".to_string(), 5 << 20),
+            ("other".to_string(), 6 << 20)
+        ]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another VG has the same name"), "{stderr}");
+    // vg_same/root names both: the error says how to name each one.
+    let out = common::vmrescue(&["ls", d0, "--disk", d1, "--volume", "vg_same/root", "/"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "is ambiguous: vg_same/root (on same0.img; name it UUID=5a3e0000-0000-4000-8000-000000000000), \
+             vg_same/root (on same1.img; name it UUID=5a3e0000-0000-4000-8000-000000000001)"
+        ),
+        "{stderr}"
+    );
+    let out = common::vmrescue(&[
+        "ls",
+        d0,
+        "--disk",
+        d1,
+        "--volume",
+        "UUID=5a3e0000-0000-4000-8000-000000000001",
+        "/",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("lost+found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_pv_without_its_vg_metadata_says_where_the_vg_is() {
+    // PVs whose own metadata areas hold no copy of the VG's metadata
+    // (--pvmetadatacopies 0, or areas left ignored by --vgmetadatacopies 1),
+    // opened without the VG's other disks, say why no VG is shown.
+    common::require_root("loop devices for lvm2");
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..5)
+        .map(|i| {
+            let f = tmp.path().join(format!("pv{i}.img"));
+            std::fs::File::create(&f)
+                .unwrap()
+                .set_len(16 << 20)
+                .unwrap();
+            f
+        })
+        .collect();
+    {
+        let devs: Vec<Loop> = files.iter().map(|f| attach(f)).collect();
+        let d: Vec<&str> = devs.iter().map(|l| l.0.as_str()).collect();
+        let two = format!("{},{}", d[0], d[1]);
+        lvm_on(&two, "pvcreate", &[d[0]]);
+        lvm_on(&two, "pvcreate", &["--pvmetadatacopies", "0", d[1]]);
+        lvm_on(&two, "vgcreate", &["vg_nomda", d[0], d[1]]);
+        let three = format!("{},{},{}", d[2], d[3], d[4]);
+        lvm_on(&three, "pvcreate", &[d[2], d[3], d[4]]);
+        lvm_on(
+            &three,
+            "vgcreate",
+            &["--vgmetadatacopies", "1", "vg_ignored", d[2], d[3]],
+        );
+    }
+    let layers = |f: &std::path::Path| {
+        let out = common::vmrescue(&["layers", f.to_str().unwrap()]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = layers(&files[1]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has no metadata area (made with --metadatacopies 0)")
+            && stderr.contains("open their disks too (--disk)"),
+        "{stderr}"
+    );
+    // With the other disk, the VG is there and nothing is amiss.
+    let out = common::vmrescue(&[
+        "layers",
+        files[1].to_str().unwrap(),
+        "--disk",
+        files[0].to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("vg_nomda"), "{stdout}");
+    // One of vg_ignored's two PVs keeps the metadata, the other's area is ignored.
+    let both = [layers(&files[2]), layers(&files[3])];
+    let ignored = both
+        .iter()
+        .filter(|(_, e)| {
+            e.contains("metadata areas hold no copy of the VG's metadata (marked ignored)")
+        })
+        .count();
+    assert_eq!(ignored, 1, "{both:?}");
+    // A PV in no VG is no problem.
+    let (code, stderr) = layers(&files[4]);
+    assert_eq!(code, Some(0), "{stderr}");
+}

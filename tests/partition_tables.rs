@@ -102,6 +102,112 @@ fn gpt_on_4096_byte_sectors_matches_sfdisk() {
 }
 
 #[test]
+fn mbr_on_4096_byte_sectors_matches_sfdisk() {
+    // Nothing in a dos label says its LBAs count 4096-byte sectors: sfdisk
+    // knew from the 4Kn loop device, we infer it from what the entries and
+    // the EBR chain point at.
+    compare_with_sfdisk("part-mbr-4k");
+    let t = table("part-mbr-4k");
+    assert_eq!(t.sector_size, 4096);
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    let layout = layout_of(&common::fixture("part-mbr-4k"));
+    let kind = |name: &str| {
+        let v = layout.volumes.iter().find(|v| v.name == name);
+        v.map(|v| v.content.kind.name())
+            .unwrap_or_else(|| panic!("no volume {name}"))
+    };
+    assert_eq!(kind("p1"), "ext4");
+    assert_eq!(kind("p3"), "vfat");
+    assert_eq!(kind("p5"), "ext4");
+    assert_eq!(kind("p6"), "swap");
+    // The 512-byte disks keep 512-byte sectors.
+    for name in ["part-mbr", "part-mbr-0f", "demo"] {
+        assert_eq!(table(name).sector_size, 512, "{name}");
+    }
+}
+
+/// A loop device over `file` with `losetup` options, detached when dropped.
+struct Loop(String);
+
+impl Loop {
+    fn attach(file: &std::path::Path, opts: &[&str]) -> Loop {
+        let mut args = vec!["-f", "--show"];
+        args.extend_from_slice(opts);
+        args.push(file.to_str().unwrap());
+        let o = std::process::Command::new("losetup")
+            .args(&args)
+            .output()
+            .expect("run losetup (Debian package mount)");
+        assert!(
+            o.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Loop(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn mbr_on_a_4kn_block_device_counts_the_device_sectors() {
+    // On a block device the logical sector size is asked of the device, as
+    // the kernel and sfdisk do: here the partitions hold nothing that
+    // would tell the sector size apart.
+    common::require_root("a loop device with 4096-byte sectors");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("blank-4kn.img");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let dev = Loop::attach(&file, &["--sector-size", "4096"]);
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args(["--quiet", "--no-reread", "--no-tell-kernel", &dev.0])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sfdisk (Debian package fdisk)");
+    use std::io::Write;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: dos\nstart=256, size=2048, type=83\nstart=2304, size=4096, type=8e\n")
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let img = vmrescue::image::open(std::path::Path::new(&dev.0)).expect("open the loop device");
+    let t = partition::read(&*img.source)
+        .expect("read")
+        .expect("a table");
+    assert_eq!(t.sector_size, 4096);
+    let got: Vec<(u32, u64, u64)> = t
+        .partitions
+        .iter()
+        .map(|p| (p.number, p.start, p.size))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, 256 * 4096, 2048 * 4096), (2, 2304 * 4096, 4096 * 4096)]
+    );
+    // The same bytes as a file say nothing of 4096-byte sectors: 512 it is,
+    // as sfdisk says of the file.
+    drop(img);
+    drop(dev);
+    let img = vmrescue::image::open(&file).expect("open the file");
+    let t = partition::read(&*img.source)
+        .expect("read")
+        .expect("a table");
+    assert_eq!(t.sector_size, 512);
+    assert_eq!(t.partitions[0].start, 256 * 512);
+}
+
+#[test]
 fn damaged_primary_gpt_falls_back_to_the_backup_like_sfdisk() {
     // sfdisk also reads the backup: its report is of the backup's table.
     compare_with_sfdisk("part-gpt-damaged");
@@ -119,6 +225,41 @@ fn damaged_primary_gpt_falls_back_to_the_backup_like_sfdisk() {
     // The undamaged disk has the same partitions and no problem.
     let good = table("part-gpt");
     assert_eq!(good.partitions, t.partitions);
+}
+
+#[test]
+fn grown_disk_with_damaged_primary_gpt_finds_the_backup_where_it_was_written() {
+    // A disk image grown after partitioning (qemu-img resize, a Proxmox disk
+    // resize) keeps its backup GPT at the old last LBA; the protective MBR
+    // entry still ends there. With the primary header damaged too, the
+    // backup is found there, not only at the new last LBA.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = common::fixture_copy("part-gpt", tmp.path());
+    let old_size = std::fs::metadata(&path).unwrap().len();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(old_size + (16 << 20)).unwrap();
+        f.write_all_at(b"NOT PART", 512).unwrap();
+    }
+    let img = vmrescue::image::open(&path).expect("open");
+    let t = partition::read(&*img.source)
+        .expect("read")
+        .expect("a table");
+    assert_eq!(t.scheme, Scheme::Gpt, "{:?}", t.problems);
+    assert_eq!(t.partitions, table("part-gpt").partitions);
+    let old_last = old_size / 512 - 1;
+    assert!(
+        t.problems[0].contains("primary GPT at byte 512 is damaged")
+            && t.problems[0].contains(&format!("backup header at LBA {old_last}")),
+        "{:?}",
+        t.problems
+    );
+    assert!(
+        t.problems[1].contains("grown after it was partitioned"),
+        "{:?}",
+        t.problems
+    );
 }
 
 #[test]

@@ -72,8 +72,8 @@ fn probe_matches_blkid_on_partitions_and_whole_disks() {
     for name in TABLE_FIXTURES.iter().chain(BARE_FIXTURES) {
         checked += compare(name, &|v| !is_lv(v));
     }
-    // 7 + 8 + 5 + 3 + 5 + 2 partitions, 6 whole disks.
-    assert_eq!(checked, 36);
+    // 7 + 8 + 5 + 5 + 3 + 5 + 2 partitions, 6 whole disks.
+    assert_eq!(checked, 41);
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub struct FileSource {
     path: PathBuf,
     size: u64,
     block_device: bool,
+    logical_sector_size: Option<u64>,
 }
 
 impl FileSource {
@@ -40,11 +41,19 @@ impl FileSource {
         } else {
             meta.len()
         };
+        // Only a hint (for partition tables that do not record it): a
+        // device that does not answer is read as if it did not say.
+        let logical_sector_size = if ft.is_block_device() {
+            blkdev::logical_sector_size(&file).ok()
+        } else {
+            None
+        };
         Ok(FileSource {
             file: Arc::new(file),
             path: path.to_path_buf(),
             size,
             block_device: ft.is_block_device(),
+            logical_sector_size,
         })
     }
 
@@ -79,6 +88,10 @@ impl ReadAt for FileSource {
         self.size
     }
 
+    fn logical_sector_size(&self) -> Option<u64> {
+        self.logical_sector_size
+    }
+
     fn host_extent(&self, offset: u64, len: u64) -> Option<HostExtent> {
         if offset >= self.size || len == 0 {
             return None;
@@ -93,11 +106,13 @@ impl ReadAt for FileSource {
 
 #[allow(unsafe_code)]
 mod blkdev {
-    //! The one ioctl we need on block devices.
+    //! The ioctls we need on block devices.
+    use std::ffi::c_int;
     use std::fs::File;
     use std::os::fd::AsRawFd;
 
     nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+    nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), c_int);
 
     /// Size in bytes of the block device open as `file` (BLKGETSIZE64).
     pub fn size(file: &File) -> std::io::Result<u64> {
@@ -106,5 +121,14 @@ mod blkdev {
         // at a live, properly aligned u64; the fd is open for the call's duration.
         unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(std::io::Error::from)?;
         Ok(size)
+    }
+
+    /// Logical sector size in bytes of the block device open as `file` (BLKSSZGET).
+    pub fn logical_sector_size(file: &File) -> std::io::Result<u64> {
+        let mut size: c_int = 0;
+        // SAFETY: BLKSSZGET writes one int through the pointer, which points
+        // at a live, properly aligned c_int; the fd is open for the call's duration.
+        unsafe { blksszget(file.as_raw_fd(), &mut size) }.map_err(std::io::Error::from)?;
+        u64::try_from(size).map_err(|_| std::io::Error::other("negative sector size"))
     }
 }

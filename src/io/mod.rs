@@ -64,6 +64,12 @@ pub trait ReadAt: Send + Sync {
     /// The source's size in bytes.
     fn size(&self) -> u64;
 
+    /// The logical sector size of the device underneath, when it says
+    /// (block devices); image files and composed views do not know it.
+    fn logical_sector_size(&self) -> Option<u64> {
+        None
+    }
+
     /// Where the bytes at `offset` live in a host file, if they are stored there plainly.
     fn host_extent(&self, _offset: u64, _len: u64) -> Option<HostExtent> {
         None
@@ -76,6 +82,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     }
     fn size(&self) -> u64 {
         (**self).size()
+    }
+    fn logical_sector_size(&self) -> Option<u64> {
+        (**self).logical_sector_size()
     }
     fn host_extent(&self, offset: u64, len: u64) -> Option<HostExtent> {
         (**self).host_extent(offset, len)

@@ -373,6 +373,7 @@ pub fn scan(images: Vec<Image>) -> Layout {
         }
     }
     layout.groups = lvm::assemble(&layout.pvs);
+    explain_pvs_without_a_vg(&mut layout);
     // Logical volumes.
     for gi in 0..layout.groups.len() {
         for li in 0..layout.groups[gi].lvs.len() {
@@ -422,6 +423,40 @@ pub fn scan(images: Vec<Image>) -> Layout {
     }
     check_volumes(&mut layout);
     layout
+}
+
+/// A PV that joined no VG and whose own metadata areas hold no VG metadata
+/// (`--metadatacopies 0`, areas marked ignored) belongs to a VG described
+/// only on its other PVs: say so, or the operator sees a bare
+/// `LVM2_member` and no reason. A PV in no VG at all gets a note.
+fn explain_pvs_without_a_vg(layout: &mut Layout) {
+    for (i, pv) in layout.pvs.iter().enumerate() {
+        let in_a_group = layout
+            .groups
+            .iter()
+            .any(|g| g.pvs.iter().any(|p| p.found == Some(i)));
+        if in_a_group || pv.scan.metadata.is_some() || !pv.scan.problems.is_empty() {
+            continue;
+        }
+        let Some(v) = layout.volumes.iter_mut().find(|v| v.name == pv.volume) else {
+            continue;
+        };
+        let uuid = &pv.scan.pv_uuid;
+        let others = "its volume group is described only on the VG's other PVs: open their disks too (--disk)";
+        if pv.scan.metadata_areas.is_empty() {
+            v.problems.push(format!(
+                "LVM2 PV {uuid} has no metadata area (made with --metadatacopies 0): {others}"
+            ));
+        } else if pv.scan.in_use == Some(true) {
+            v.problems.push(format!(
+                "LVM2 PV {uuid} is used by a volume group but its metadata areas hold no copy of the VG's metadata (marked ignored): {others}"
+            ));
+        } else {
+            v.notes.push(format!(
+                "LVM2 PV {uuid} belongs to no volume group (its metadata areas are empty)"
+            ));
+        }
+    }
 }
 
 /// Problems a probe reveals: content that claims more bytes than its volume

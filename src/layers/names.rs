@@ -69,11 +69,46 @@ impl Layout {
             many => Err(Error::Invalid(format!(
                 "volume {spec:?} is ambiguous: {}",
                 many.iter()
-                    .map(|v| self.volumes[v.0].name.as_str())
+                    .map(|v| self.describe_candidate(&self.volumes[v.0]))
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
         }
+    }
+
+    /// A volume among several of the same name, told apart by where its
+    /// bytes are and by the name that picks it alone (its content's UUID).
+    fn describe_candidate(&self, v: &super::Volume) -> String {
+        let disks: Vec<String> = v
+            .mapping
+            .disks()
+            .iter()
+            .filter_map(|d| self.disks.get(d.0))
+            .map(|d| {
+                d.path
+                    .file_name()
+                    .map_or_else(|| d.name.clone(), |f| f.to_string_lossy().into_owned())
+            })
+            .collect();
+        let mut out = v.name.clone();
+        let mut about = Vec::new();
+        if !disks.is_empty() {
+            about.push(format!("on {}", disks.join(" + ")));
+        }
+        let unique_uuid = v.content.uuid.as_deref().filter(|u| {
+            self.volumes
+                .iter()
+                .filter(|o| o.content.uuid.as_deref() == Some(*u))
+                .count()
+                == 1
+        });
+        if let Some(u) = unique_uuid {
+            about.push(format!("name it UUID={u}"));
+        }
+        if !about.is_empty() {
+            out.push_str(&format!(" ({})", about.join("; ")));
+        }
+        out
     }
 
     /// The names of the volumes, for messages.

@@ -149,14 +149,16 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
     let Some(pv_index) = layout.pvs.iter().position(|p| p.volume == v.name) else {
         return Vec::new();
     };
-    let Some(g) = layout
+    let Some(gi) = layout
         .groups
         .iter()
-        .find(|g| g.pvs.iter().any(|p| p.found == Some(pv_index)))
+        .position(|g| g.pvs.iter().any(|p| p.found == Some(pv_index)))
     else {
         return Vec::new();
     };
-    if placed.contains(&g.name) {
+    let g = &layout.groups[gi];
+    // Keyed by UUID: two VGs may have the same name (disks of two guests).
+    if placed.contains(&g.uuid) {
         let mut n = Node::new(
             g.name.clone(),
             "vg",
@@ -166,7 +168,7 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         n.volume = None;
         return vec![n];
     }
-    placed.push(g.name.clone());
+    placed.push(g.uuid.clone());
     let size = g.extent_count.saturating_mul(g.extent_size);
     let free = g.free_count.saturating_mul(g.extent_size);
     let found = g.pvs.iter().filter(|p| p.found.is_some()).count();
@@ -182,10 +184,10 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
     let mut n = Node::new(g.name.clone(), "vg", size, desc);
     n.problems.extend(g.problems.iter().cloned());
     // Visible LVs first, then hidden ones in brackets as `lvs -a` shows them.
-    let mut lvs: Vec<&Volume> = layout
-        .volumes
+    let mut lvs: Vec<&Volume> = g
+        .lvs
         .iter()
-        .filter(|lv| matches!(&lv.kind, VolumeKind::LogicalVolume { vg, .. } if *vg == g.name))
+        .filter_map(|lv| lv_volume(layout, gi, &lv.name))
         .collect();
     lvs.sort_by_key(|lv| matches!(lv.kind, VolumeKind::LogicalVolume { hidden: true, .. }));
     for lv in lvs {
@@ -224,6 +226,24 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         n.children.push(node);
     }
     vec![n]
+}
+
+/// The volume of LV `lv` of group `gi`. LV volumes are made group by group,
+/// so when VGs share a name, the n-th volume of that name belongs to the
+/// n-th of those groups that has such an LV.
+fn lv_volume<'a>(layout: &'a Layout, gi: usize, lv: &str) -> Option<&'a Volume> {
+    let name = &layout.groups[gi].name;
+    let before = layout.groups[..gi]
+        .iter()
+        .filter(|o| o.name == *name && o.lvs.iter().any(|l| l.name == lv))
+        .count();
+    layout
+        .volumes
+        .iter()
+        .filter(|v| {
+            matches!(&v.kind, VolumeKind::LogicalVolume { vg, lv: l, .. } if vg == name && l == lv)
+        })
+        .nth(before)
 }
 
 /// Render the tree as text, like `lsblk`.

@@ -15,6 +15,7 @@ use vmrescue::layers::{Layout, scan};
 pub const TABLE_FIXTURES: &[&str] = &[
     "part-mbr",
     "part-mbr-0f",
+    "part-mbr-4k",
     "part-gpt",
     "part-gpt-4k",
     "part-gpt-damaged",

@@ -190,7 +190,15 @@ fn table_from(
 
 /// Read a GPT. `Ok(None)` when there is none; an error when one is clearly
 /// there (signature or protective MBR) but neither header is usable.
-pub(super) fn read(src: &dyn ReadAt, protective: bool) -> Result<Option<Table>> {
+/// `protective_end` is the last LBA the protective MBR entry covers: when the
+/// primary header is unusable, the backup is looked for at the disk's last
+/// LBA (as the kernel does) and then there, where it stays when a disk image
+/// is grown after partitioning.
+pub(super) fn read(
+    src: &dyn ReadAt,
+    protective: bool,
+    protective_end: Option<u64>,
+) -> Result<Option<Table>> {
     let mut primary_failure: Option<(u64, String)> = None;
     let mut signature_seen = false;
     for ss in [512u64, 4096] {
@@ -239,7 +247,9 @@ pub(super) fn read(src: &dyn ReadAt, protective: bool) -> Result<Option<Table>> 
             Err(e) => {
                 if has_sig || protective {
                     let last = src.size() / ss - 1;
-                    if let Some(t) = from_backup(src, ss, &[last], &e, ss)? {
+                    let mut lbas = vec![last];
+                    lbas.extend(protective_end.filter(|&l| l < last));
+                    if let Some(t) = from_backup(src, ss, &lbas, &e, ss)? {
                         return Ok(Some(t));
                     }
                     if has_sig {
@@ -284,6 +294,15 @@ fn from_backup(
                     h.at
                 ),
             );
+            let last = src.size() / ss - 1;
+            if lba < last {
+                problems.insert(
+                    1,
+                    format!(
+                        "the backup GPT header is at LBA {lba}, not at the disk's last LBA {last}: the disk was probably grown after it was partitioned"
+                    ),
+                );
+            }
             return Ok(Some(table_from(&h, ss, parts, problems, src)));
         }
     }

@@ -6,8 +6,12 @@ use super::{PartType, Partition, Scheme, Table};
 use crate::error::{Error, Result};
 use crate::io::{ReadAt, le};
 
-/// MBR sectors are 512 bytes here: 4Kn disks use GPT in practice.
+/// The MBR itself is always in the first 512 bytes of the disk.
 const SECTOR: u64 = 512;
+/// The sector size of 4Kn disks, the other one a dos label's LBAs may count in.
+const SECTOR_4KN: u64 = 4096;
+/// How much of a partition's start is read to recognise its content.
+const PROBE_BYTES: u64 = 0x11000;
 /// Linux stops at 256 partitions per disk (DISK_MAX_PARTS); so do we.
 const MAX_PARTITIONS: u32 = 256;
 /// Linux (and blkid) follow at most 100 EBR links in a row that hold no
@@ -100,12 +104,61 @@ impl Mbr {
         self.entries.iter().any(|e| e.sys_ind == 0xee)
     }
 
+    /// The last LBA the protective entry covers: the disk's last LBA when the
+    /// GPT was written, where its backup header went (it stays there when
+    /// the disk image is grown afterwards).
+    pub(super) fn protective_last_lba(&self) -> Option<u64> {
+        let e = self.entries.iter().find(|e| e.sys_ind == 0xee)?;
+        (u64::from(e.start_sect) + u64::from(e.nr_sects)).checked_sub(1)
+    }
+
+    /// The sector size the table's LBAs count in. The MBR does not record
+    /// it: the kernel and fdisk take the disk's logical block size, and so
+    /// do we when the source is a block device that says. An image file
+    /// does not keep it, so there it is inferred from what the entries
+    /// point at: 512 unless no primary partition nor the first EBR makes
+    /// sense with 512-byte sectors and some do with 4096-byte sectors (a
+    /// dos label written on a 4Kn disk).
+    fn sector_size(&self, src: &dyn ReadAt) -> u64 {
+        if let Some(ss) = src
+            .logical_sector_size()
+            .filter(|&ss| ss == SECTOR || ss == SECTOR_4KN)
+        {
+            return ss;
+        }
+        let score = |ss: u64| -> usize {
+            self.entries
+                .iter()
+                .filter(|e| !e.is_empty())
+                .filter(|e| {
+                    let start = u64::from(e.start_sect) * ss;
+                    if is_extended(e.sys_ind) {
+                        has_ebr_signature(src, start)
+                    } else {
+                        holds_known_content(src, start, u64::from(e.nr_sects) * ss)
+                    }
+                })
+                .count()
+        };
+        if score(SECTOR) > 0 {
+            return SECTOR;
+        }
+        let big = SECTOR_4KN;
+        let fits = self
+            .entries
+            .iter()
+            .filter(|e| !e.is_empty())
+            .all(|e| u64::from(e.start_sect) * big < src.size());
+        if fits && score(big) > 0 { big } else { SECTOR }
+    }
+
     /// The partitions, with logicals read from the EBR chain.
     pub(super) fn to_table(&self, src: &dyn ReadAt) -> Result<Table> {
         let disk_size = src.size();
+        let ss = self.sector_size(src);
         let mut table = Table {
             scheme: Scheme::Dos,
-            sector_size: SECTOR,
+            sector_size: ss,
             id: Some(format!("0x{:08x}", self.disk_signature)),
             partitions: Vec::new(),
             problems: Vec::new(),
@@ -116,8 +169,8 @@ impl Mbr {
             }
             let p = Partition {
                 number: i as u32 + 1,
-                start: u64::from(e.start_sect) * SECTOR,
-                size: u64::from(e.nr_sects) * SECTOR,
+                start: u64::from(e.start_sect) * ss,
+                size: u64::from(e.nr_sects) * ss,
                 part_type: PartType::Mbr(e.sys_ind),
                 name: None,
                 uuid: None,
@@ -144,7 +197,7 @@ impl Mbr {
         for i in 0..4 {
             let e = self.entries[i];
             if !e.is_empty() && is_extended(e.sys_ind) {
-                read_chain(src, e, &mut next, &mut table);
+                read_chain(src, e, ss, &mut next, &mut table);
             }
         }
         table.partitions.sort_by_key(|p| p.number);
@@ -169,8 +222,35 @@ fn check_bounds(p: &Partition, disk_size: u64, entry: &str, problems: &mut Vec<S
     }
 }
 
-/// Follow the EBR chain of extended partition `ext`, as the kernel's `parse_extended`.
-fn read_chain(src: &dyn ReadAt, ext: Entry, next: &mut u32, table: &mut Table) {
+/// Whether an EBR (a sector ending in 0x55AA) is at byte `at`.
+fn has_ebr_signature(src: &dyn ReadAt, at: u64) -> bool {
+    let mut sig = [0u8; 2];
+    at.checked_add(510)
+        .is_some_and(|o| src.read_exact_at(o, &mut sig).is_ok())
+        && sig == [0x55, 0xaa]
+}
+
+/// Whether the `size` bytes at `start` begin with content `blkid` would
+/// recognise (a filesystem, an LVM PV, swap...).
+fn holds_known_content(src: &dyn ReadAt, start: u64, size: u64) -> bool {
+    use crate::layers::probe::{ContentKind, probe_bytes};
+    if start >= src.size() || size == 0 {
+        return false;
+    }
+    let len = PROBE_BYTES.min(size).min(src.size() - start);
+    let mut buf = vec![0u8; len as usize];
+    if src.read_exact_at(start, &mut buf).is_err() {
+        return false;
+    }
+    !matches!(
+        probe_bytes(&buf).kind,
+        ContentKind::Unknown | ContentKind::Zeros | ContentKind::Unreadable
+    )
+}
+
+/// Follow the EBR chain of extended partition `ext`, as the kernel's
+/// `parse_extended`; LBAs count in sectors of `ss` bytes.
+fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut Table) {
     let first_sector = u64::from(ext.start_sect);
     let first_size = u64::from(ext.nr_sects);
     let mut this_sector = first_sector;
@@ -178,7 +258,7 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, next: &mut u32, table: &mut Table) {
     let mut seen = HashSet::new();
     let mut empty_links = 0u32;
     loop {
-        let offset = this_sector * SECTOR;
+        let offset = this_sector * ss;
         empty_links += 1;
         if empty_links > MAX_EMPTY_LINKS {
             table.problems.push(format!(
@@ -231,8 +311,8 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, next: &mut u32, table: &mut Table) {
             }
             let p = Partition {
                 number: *next,
-                start: start * SECTOR,
-                size: size * SECTOR,
+                start: start * ss,
+                size: size * ss,
                 part_type: PartType::Mbr(e.sys_ind),
                 name: None,
                 uuid: None,
@@ -260,10 +340,10 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, next: &mut u32, table: &mut Table) {
         };
         this_sector = first_sector + u64::from(link.start_sect);
         this_size = u64::from(link.nr_sects);
-        if this_sector * SECTOR >= src.size() {
+        if this_sector * ss >= src.size() {
             table.problems.push(format!(
                 "EBR at byte {offset}: links to byte {} past the end of the disk",
-                this_sector * SECTOR
+                this_sector * ss
             ));
             return;
         }

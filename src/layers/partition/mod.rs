@@ -115,8 +115,9 @@ impl Partition {
 pub fn read(src: &dyn ReadAt) -> Result<Option<Table>> {
     let mbr = mbr::read_sector0(src)?;
     let protective = mbr.as_ref().is_some_and(|m| m.has_protective_entry());
+    let protective_end = mbr.as_ref().and_then(|m| m.protective_last_lba());
     // GPT: behind a protective MBR, or (with a warning) even without one.
-    match gpt::read(src, protective) {
+    match gpt::read(src, protective, protective_end) {
         Ok(Some(table)) => return Ok(Some(table)),
         Ok(None) => {}
         Err(e) => {
