@@ -504,6 +504,10 @@ impl Ctx<'_> {
     /// Where a segment's bytes are.
     fn target(&self, s: &SegMeta) -> Target {
         let unreadable = |reason: String| Target::Unreadable { reason };
+        if s.segtype == "zero" {
+            // `lvcreate --type zero`: reads as zeros (the dm `zero` target).
+            return Target::Zero;
+        }
         if !is_striped(s) {
             return unreadable(format!(
                 "segment type {} is not readable yet",

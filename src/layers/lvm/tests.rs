@@ -612,6 +612,13 @@ fn inconsistent_segments_are_unreadable_not_wrong() {
         let u = g.lvs[0].mapping.unreadable();
         assert!(u.len() == 1 && u[0].contains(why), "{why}: {u:?}");
     }
+    // A `zero` segment reads as zeros, like the dm target lvm2 maps it to.
+    let g = bad("start_extent = 0\nextent_count = 2\ntype = \"zero\"");
+    assert!(g.lvs[0].mapping.unreadable().is_empty());
+    assert!(matches!(
+        g.lvs[0].mapping.segments()[0].target,
+        crate::io::Target::Zero
+    ));
     // Segments that leave a gap: the whole LV is unreadable, with a problem.
     let g = bad("start_extent = 1\nextent_count = 2\ntype = \"striped\"\nstripes = [\"pv0\", 0]");
     assert!(g.lvs[0].mapping.unreadable()[0].contains("do not fit together"));
