@@ -253,3 +253,47 @@ fn labels_from_the_image_cannot_drive_the_terminal() {
         }
     }
 }
+
+#[test]
+fn wide_characters_in_partition_names_keep_the_columns_aligned() {
+    // A GPT partition named in Chinese (two terminal columns per character):
+    // every row's FSTYPE starts in the same terminal column as the header's.
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("wide.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args(["--quiet"])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sfdisk (Debian package fdisk)");
+    use std::io::Write;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            "label: gpt\nstart=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, \
+             name=\"数据盘\"\nsize=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"data\"\n"
+                .as_bytes(),
+        )
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let (code, out, err) = run(&["layers", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("数据盘"), "{out}");
+    let column = |line: &str, what: &str| {
+        let at = line
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} in {line}"));
+        vmrescue::text::columns(&line[..at])
+    };
+    let lines: Vec<&str> = out.lines().take(4).collect();
+    let header = column(lines[0], "FSTYPE");
+    for l in &lines[2..4] {
+        assert_eq!(column(l, "empty"), header, "{out}");
+    }
+}

@@ -89,7 +89,7 @@ fn render_engines(rows: &[EngineRow], choice: EngineChoice) -> String {
     }
     let w = rows
         .iter()
-        .map(|r| escape_str(&r.volume).chars().count())
+        .map(|r| vmrescue::text::columns(&escape_str(&r.volume)))
         .max()
         .unwrap_or(0)
         .max(6);
@@ -97,8 +97,8 @@ fn render_engines(rows: &[EngineRow], choice: EngineChoice) -> String {
     for r in rows {
         let e = r.decision.engine.map_or("none", |e| e.name());
         out.push_str(&format!(
-            "{:<w$}  {:<9}  {}\n",
-            escape_str(&r.volume),
+            "{}  {:<9}  {}\n",
+            vmrescue::text::pad(&escape_str(&r.volume), w, false),
             e,
             r.decision.reason
         ));

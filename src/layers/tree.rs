@@ -264,7 +264,7 @@ pub fn render_text(roots: &[Node]) -> String {
     let mut widths = [0usize; 7];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(crate::text::columns(cell));
         }
     }
     let mut out = String::new();
@@ -273,10 +273,9 @@ pub fn render_text(roots: &[Node]) -> String {
         for (i, cell) in row.iter().enumerate() {
             if i == 6 {
                 line.push_str(cell);
-            } else if i == 1 || i == 2 {
-                line.push_str(&format!("{:>w$}  ", cell, w = widths[i]));
             } else {
-                line.push_str(&format!("{:<w$}  ", cell, w = widths[i]));
+                line.push_str(&crate::text::pad(cell, widths[i], i == 1 || i == 2));
+                line.push_str("  ");
             }
         }
         out.push_str(line.trim_end());

@@ -539,14 +539,15 @@ pub fn render_list(guests: &[Guest]) -> String {
     let mut widths = [0usize; 4];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(crate::text::columns(c));
         }
     }
     let indent: usize = widths.iter().map(|w| w + 2).sum();
     let mut out = String::new();
     for (r, more) in rows.iter().zip(&extra) {
         for (i, c) in r.iter().enumerate().take(4) {
-            out.push_str(&format!("{:<w$}  ", c, w = widths[i]));
+            out.push_str(&crate::text::pad(c, widths[i], false));
+            out.push_str("  ");
         }
         out.push_str(&r[4]);
         out.push('\n');
