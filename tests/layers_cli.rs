@@ -264,24 +264,11 @@ fn wide_characters_in_partition_names_keep_the_columns_aligned() {
         .unwrap()
         .set_len(8 << 20)
         .unwrap();
-    let mut sfdisk = std::process::Command::new("sfdisk")
-        .args(["--quiet"])
-        .arg(&img)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("run sfdisk (Debian package fdisk)");
-    use std::io::Write;
-    sfdisk
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            "label: gpt\nstart=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, \
-             name=\"数据盘\"\nsize=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"data\"\n"
-                .as_bytes(),
-        )
-        .unwrap();
-    assert!(sfdisk.wait().unwrap().success());
+    partition_support::write_table(
+        &img,
+        "label: gpt\nstart=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, \
+         name=\"数据盘\"\nsize=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"data\"\n",
+    );
     let (code, out, err) = run(&["layers", img.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("数据盘"), "{out}");

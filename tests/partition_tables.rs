@@ -168,19 +168,10 @@ fn mbr_on_a_4kn_block_device_counts_the_device_sectors() {
         .set_len(64 << 20)
         .unwrap();
     let dev = Loop::attach(&file, &["--sector-size", "4096"]);
-    let mut sfdisk = std::process::Command::new("sfdisk")
-        .args(["--quiet", "--no-reread", "--no-tell-kernel", &dev.0])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("run sfdisk (Debian package fdisk)");
-    use std::io::Write;
-    sfdisk
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"label: dos\nstart=256, size=2048, type=83\nstart=2304, size=4096, type=8e\n")
-        .unwrap();
-    assert!(sfdisk.wait().unwrap().success());
+    partition_support::write_table(
+        std::path::Path::new(&dev.0),
+        "label: dos\nstart=256, size=2048, type=83\nstart=2304, size=4096, type=8e\n",
+    );
     let img = vmrescue::image::open(std::path::Path::new(&dev.0)).expect("open the loop device");
     let t = partition::read(&*img.source)
         .expect("read")

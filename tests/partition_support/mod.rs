@@ -217,3 +217,25 @@ pub fn scan_damaged(path: &Path, src: Damaged, what: &str, limit: Duration) -> V
         ),
     }
 }
+
+/// Write a partition table on `target` (an image file or a block device)
+/// with sfdisk from `script` (sfdisk's input format).
+pub fn write_table(target: &Path, script: &str) {
+    use std::io::Write;
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args(["--quiet", "--no-reread", "--no-tell-kernel"])
+        .arg(target)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sfdisk (Debian package fdisk)");
+    sfdisk
+        .stdin
+        .take()
+        .expect("sfdisk stdin")
+        .write_all(script.as_bytes())
+        .expect("write the sfdisk script");
+    assert!(
+        sfdisk.wait().expect("wait for sfdisk").success(),
+        "sfdisk failed"
+    );
+}
