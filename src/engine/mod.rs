@@ -59,6 +59,23 @@ pub fn open_fs(layout: &Layout, id: VolumeId, opts: &FsOptions) -> Result<Arc<dy
         }
         return Ok(fs);
     }
+    if v.content.kind == crate::layers::ContentKind::Xfs {
+        if let Some(fs) = layout
+            .opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(Arc::clone(fs));
+        }
+        let fs: Arc<dyn FsView> = Arc::new(crate::fs::xfs::Xfs::open(layout.open_volume(id))?);
+        layout
+            .opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::clone(&fs));
+        return Ok(fs);
+    }
     Err(Error::Unsupported(format!(
         "{}: reading {} filesystems in userspace",
         v.name,
@@ -177,9 +194,9 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// Whether vmrescue's own readers read `kind` filesystems.
+/// Whether vmrescue's own readers read `kind` filesystems (ext2/3/4, XFS).
 pub fn userspace_reads(kind: crate::layers::ContentKind) -> bool {
-    kind.is_ext()
+    kind.is_ext() || kind == crate::layers::ContentKind::Xfs
 }
 
 /// Why the kernel engine cannot run on this machine (checked once), or `Ok`.

@@ -1,6 +1,6 @@
 //! Guest filesystems behind one trait.
 //!
-//! [`FsView`] is what every filesystem reader (our ext2/3/4 reader) and every
+//! [`FsView`] is what every filesystem reader (our ext2/3/4 and XFS readers) and every
 //! engine (a kernel mount browsed with `std::fs`) offers. Paths and names are
 //! bytes: guest names need not be UTF-8. Nodes are addressed by [`NodeId`]
 //! (the inode number where the filesystem has one), so walking a large tree
@@ -14,6 +14,7 @@ pub mod ext;
 pub mod host;
 pub mod mem;
 pub mod path;
+pub mod xfs;
 
 use crate::error::Result;
 use crate::io::HostExtent;

@@ -1,0 +1,120 @@
+//! Whether the internal log is clean, found the way log recovery starts:
+//! the head is where the cycle number stamped in every 512-byte log block
+//! drops; the last record before it is an unmount record when the
+//! filesystem was unmounted cleanly. Nothing is replayed.
+
+use super::Xfs;
+use crate::io::be;
+
+/// `h_magicno` of a log record header.
+const XLOG_HEADER_MAGIC_NUM: u32 = 0xFEED_BABE;
+/// `oh_flags` bit of the unmount record's operation.
+const XLOG_UNMOUNT_TRANS: u8 = 0x20;
+/// Bytes of record data one header block describes (v2 logs).
+const XLOG_HEADER_CYCLE_SIZE: u32 = 32 * 1024;
+/// How far back from the head a record header is looked for (basic blocks).
+const MAX_HEADER_SEARCH: u64 = 8192;
+
+/// What the log says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogState {
+    /// The last record is an unmount record.
+    Clean,
+    /// Changes in the log are not on disk yet.
+    Dirty,
+    /// The log is on another device.
+    External,
+    /// Could not tell, and why.
+    Unknown(String),
+}
+
+/// Check the internal log of `fs`.
+pub fn state(fs: &Xfs) -> LogState {
+    let sb = &fs.sb;
+    if sb.sb_logstart == 0 {
+        return LogState::External;
+    }
+    let Some(start) = sb.fsb_to_block(sb.sb_logstart) else {
+        return LogState::Unknown(format!(
+            "sb_logstart {} lies outside the filesystem",
+            sb.sb_logstart
+        ));
+    };
+    let base = start * fs.block_size;
+    let nbb = u64::from(sb.sb_logblocks) * fs.block_size / 512;
+    if nbb < 2 || start + u64::from(sb.sb_logblocks) > sb.sb_dblocks {
+        return LogState::Unknown(format!(
+            "a log of {} blocks at block {start} does not fit the filesystem",
+            sb.sb_logblocks
+        ));
+    }
+    let read = |bb: u64| -> Option<[u8; 512]> {
+        let mut b = [0u8; 512];
+        fs.read_meta(base + (bb % nbb) * 512, &mut b, "xfs log")
+            .ok()?;
+        Some(b)
+    };
+    // A record header starts with the magic and holds its cycle next; every
+    // other log block starts with the cycle that wrote it.
+    let cycle = |bb: u64| {
+        read(bb).and_then(|b| match be::u32(&b, 0)? {
+            XLOG_HEADER_MAGIC_NUM => be::u32(&b, 4),
+            c => Some(c),
+        })
+    };
+    let (Some(first), Some(last)) = (cycle(0), cycle(nbb - 1)) else {
+        return LogState::Unknown("the log cannot be read".into());
+    };
+    // The head: the first block of the older cycle (or the log's start
+    // when the whole log carries one cycle).
+    let head = if first == last {
+        0
+    } else if last.wrapping_add(1) == first {
+        let (mut lo, mut hi) = (0u64, nbb - 1);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match cycle(mid) {
+                Some(c) if c == first => lo = mid,
+                Some(_) => hi = mid,
+                None => return LogState::Unknown("the log cannot be read".into()),
+            }
+        }
+        hi
+    } else {
+        return LogState::Unknown(format!(
+            "cycle {first} at the log's start and {last} at its end"
+        ));
+    };
+    // The last record header before the head.
+    let mut found = None;
+    for back in 1..=MAX_HEADER_SEARCH.min(nbb) {
+        let bb = (head + nbb - back) % nbb;
+        let Some(b) = read(bb) else {
+            return LogState::Unknown("the log cannot be read".into());
+        };
+        if be::u32(&b, 0) == Some(XLOG_HEADER_MAGIC_NUM) {
+            found = Some((bb, b));
+            break;
+        }
+    }
+    let Some((bb, hdr)) = found else {
+        return LogState::Unknown("no record header before the log's head".into());
+    };
+    let num_logops = be::u32(&hdr, 40).unwrap_or(0);
+    let version = be::u32(&hdr, 8).unwrap_or(0);
+    let h_size = be::u32(&hdr, 320).unwrap_or(0);
+    let hblks = if version & 2 != 0 && h_size > XLOG_HEADER_CYCLE_SIZE {
+        u64::from(h_size.div_ceil(XLOG_HEADER_CYCLE_SIZE))
+    } else {
+        1
+    };
+    let Some(data) = read(bb + hblks) else {
+        return LogState::Unknown("the log cannot be read".into());
+    };
+    // The operation header: oh_tid, oh_len, oh_clientid, oh_flags.
+    if num_logops == 1 && data[9] & XLOG_UNMOUNT_TRANS != 0 {
+        LogState::Clean
+    } else {
+        LogState::Dirty
+    }
+}
