@@ -862,13 +862,20 @@ impl FsView for Ext {
 }
 
 impl Ext {
-    /// The target of a symlink inode.
-    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>> {
-        let size = inode.i_size;
+    /// Whether symlink `inode` keeps its target in `i_block` (a fast
+    /// symlink), decided as the kernel's `ext4_inode_is_fast_symlink` does.
+    /// Without ea_inode: no blocks besides an xattr block (one cluster). With
+    /// ea_inode, xattr values kept in EA inodes are charged to the owner's
+    /// `i_blocks`, so only the size can tell: under 60 bytes (and not empty).
+    /// Inline-data symlinks are never fast.
+    pub fn is_fast_symlink(&self, inode: &Inode) -> bool {
         if inode.has_flag(inode::flags::INLINE_DATA) {
-            return self.inline_data(inode);
+            return false;
         }
-        let ea_blocks = if inode.i_file_acl != 0 {
+        if self.sb.has_incompat(incompat::EA_INODE) {
+            return inode.i_size > 0 && inode.i_size < inode::I_BLOCK_LEN as u64;
+        }
+        let ea_sectors = if inode.i_file_acl != 0 {
             (self.block_size
                 << self
                     .sb
@@ -879,8 +886,16 @@ impl Ext {
         } else {
             0
         };
-        let sectors = inode.allocated_bytes(self.block_size) / 512;
-        if sectors.saturating_sub(ea_blocks) == 0 && !inode.has_flag(inode::flags::EA_INODE) {
+        (inode.allocated_bytes(self.block_size) / 512).saturating_sub(ea_sectors) == 0
+    }
+
+    /// The target of a symlink inode.
+    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>> {
+        let size = inode.i_size;
+        if inode.has_flag(inode::flags::INLINE_DATA) {
+            return self.inline_data(inode);
+        }
+        if self.is_fast_symlink(inode) {
             // A fast symlink: the target is in i_block (at most 59 bytes).
             let len = (size as usize).min(inode::I_BLOCK_LEN - 1);
             let t = &inode.i_block()[..len];
