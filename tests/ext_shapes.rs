@@ -93,3 +93,31 @@ fn fast_symlinks_with_values_in_ea_inodes_read_their_target() {
     drop(fs);
     assert_parity("ea_inode symlinks", &image);
 }
+
+/// bigalloc with 1 KiB blocks has s_first_data_block 0, yet the primary
+/// superblock is block 1 and the group descriptors start at block 2.
+#[test]
+fn bigalloc_with_1k_blocks_finds_its_group_descriptors() {
+    common::require_root("loop-mounts an image it builds with mke2fs");
+    let dir = tempfile::tempdir().unwrap();
+    let image = build(
+        dir.path(),
+        64 << 20,
+        &["-t", "ext4", "-b", "1024", "-O", "bigalloc", "-C", "4096"],
+        r#"
+        mkdir -p a/b
+        printf 'hello\n' >a/hello
+        head -c 300000 /dev/urandom >a/b/random
+        for i in $(seq 1 300); do : >"a/entry-$i"; done
+        ln -s hello a/link
+        "#,
+    );
+    let out = image_support::tool("dumpe2fs", &["-h", image.to_str().unwrap()], "e2fsprogs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("First block:") && l.ends_with(" 0")),
+        "mke2fs no longer makes s_first_data_block 0 here:\n{text}"
+    );
+    assert_parity("bigalloc, 1 KiB blocks", &image);
+}
