@@ -405,6 +405,24 @@ fn a_huge_large_dir_directory_size_does_not_hang() {
     }
 }
 
+/// Without the 64bit feature the kernel reads only the low 32 bits of
+/// i_file_acl: the two bytes at 0x76 are padding (on the Hurd, i_mode_high),
+/// and whatever is there must not move the xattr block.
+#[test]
+fn i_file_acl_high_is_ignored_without_64bit() {
+    let name = "ext-ext4-noextent"; // ^64bit, 128-byte inodes: xattrs live in a block
+    let clean = ext_support::open(name);
+    assert!(!clean.superblock().is_64bit());
+    let f = node(&clean, "/hello.txt");
+    let want = clean.xattrs(f).unwrap();
+    assert!(want.iter().any(|x| x.name == b"user.color"), "{want:?}");
+    let pos = clean.inode_position(f.0 as u32).unwrap() as usize;
+    let mut b = image(name);
+    b[pos + 0x76..pos + 0x78].copy_from_slice(&1u16.to_le_bytes());
+    let fs = open_bytes(b).unwrap();
+    assert_eq!(fs.xattrs(node(&fs, "/hello.txt")).unwrap(), want);
+}
+
 /// Flip bytes all over the metadata of each fixture (fixed seed): open and
 /// walk must end with results or errors, never a panic.
 #[test]

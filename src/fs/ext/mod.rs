@@ -540,6 +540,7 @@ impl Ext {
             raw,
             self.sb.has_ro_compat(ro_compat::HUGE_FILE),
             self.sb.has_incompat(incompat::LARGEDIR),
+            self.sb.is_64bit(),
         );
         if let Some(p) = problem {
             self.problem(format!("ext inode {ino} at byte {pos}: {p}"));
