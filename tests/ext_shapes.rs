@@ -121,3 +121,59 @@ fn bigalloc_with_1k_blocks_finds_its_group_descriptors() {
     );
     assert_parity("bigalloc, 1 KiB blocks", &image);
 }
+
+/// bigalloc groups hold 8 × block size clusters, so group 1 and its backup
+/// superblock start further out than the usual 8 × block size blocks; with
+/// 1 KiB blocks, groups also start at block 0.
+#[test]
+fn a_damaged_bigalloc_primary_superblock_falls_back_to_a_backup() {
+    for (bs, cluster, backup_at) in [
+        ("4096", "16384", 4u64 * 32768 * 4096),
+        ("1024", "4096", 4 * 8192 * 1024),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(1 << 30))
+            .unwrap();
+        let out = image_support::tool(
+            "mke2fs",
+            &[
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-b",
+                bs,
+                "-O",
+                "bigalloc",
+                "-C",
+                cluster,
+                image.to_str().unwrap(),
+            ],
+            "e2fsprogs",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut b = std::fs::read(&image).unwrap();
+        b[1024 + 0x38] = 0; // s_magic
+        let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
+        let fs = vmrescue::fs::ext::Ext::open(src, &Default::default())
+            .unwrap_or_else(|e| panic!("{bs}-byte blocks: {e}"));
+        let p = fs.status().problems.join("\n");
+        assert!(
+            p.contains(&format!("using the backup superblock at byte {backup_at}")),
+            "{bs}-byte blocks: {p}"
+        );
+        let names: Vec<Vec<u8>> = fs
+            .read_dir(fs.root())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, vec![b"lost+found".to_vec()]);
+    }
+}

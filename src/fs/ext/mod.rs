@@ -670,14 +670,22 @@ fn read_superblock(src: &dyn ReadAt, pos: u64) -> Result<Superblock> {
 }
 
 /// A valid backup superblock in group 1, trying each block size with the
-/// usual group size (as `e2fsck -b` would be told).
+/// usual group size (as `e2fsck -b` would be told), and the larger groups
+/// of bigalloc (8 × block size clusters of 2^k blocks each), where a
+/// 1 KiB-block filesystem starts its groups at block 0.
 fn find_backup(src: &dyn ReadAt) -> Option<Superblock> {
     (0..=6u32).find_map(|log| {
         let bs = 1024u64 << log;
-        let first_data_block = u64::from(bs == 1024);
-        let pos = (8 * bs + first_data_block) * bs;
-        let sb = read_superblock(src, pos).ok()?;
-        (sb.block_size() == bs && u64::from(sb.s_blocks_per_group) == 8 * bs).then_some(sb)
+        (0..=16u32).find_map(|ratio_log| {
+            let per_group = (8 * bs) << ratio_log;
+            let first_data_block = u64::from(bs == 1024 && ratio_log == 0);
+            let pos = (per_group + first_data_block).checked_mul(bs)?;
+            if pos >= src.size() {
+                return None;
+            }
+            let sb = read_superblock(src, pos).ok()?;
+            (sb.block_size() == bs && u64::from(sb.s_blocks_per_group) == per_group).then_some(sb)
+        })
     })
 }
 
