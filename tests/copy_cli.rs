@@ -187,3 +187,36 @@ fn copies_the_demo_database_like_debugfs_rdump() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("exists"), "{err}");
 }
+
+/// Preallocated (fallocate'd, never written) ranges read as zeros and are
+/// copied as holes, even when the whole file is allocated.
+#[test]
+fn preallocated_ranges_are_copied_as_holes() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture("ext-ext4-4k");
+    let (code, err) = cp(&[
+        image.to_str().unwrap(),
+        "/prealloc",
+        "/keepsize",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // fallocate -l 1M, then 8 KiB written at 256 KiB: only those are data.
+    let prealloc = dir.path().join("prealloc");
+    assert_eq!(std::fs::metadata(&prealloc).unwrap().len(), 1 << 20);
+    assert_eq!(
+        copy_support::data_ranges(&prealloc),
+        vec![(256 << 10, 264 << 10)]
+    );
+    let data = std::fs::read(&prealloc).unwrap();
+    assert!(data[..256 << 10].iter().all(|&b| b == 0));
+    assert!(data[264 << 10..].iter().all(|&b| b == 0));
+    assert!(data[256 << 10..264 << 10].starts_with(b"vmrescue ext fixture"));
+    // fallocate -n: allocated past an empty file's end.
+    assert_eq!(
+        std::fs::metadata(dir.path().join("keepsize"))
+            .unwrap()
+            .len(),
+        0
+    );
+}

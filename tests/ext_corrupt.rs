@@ -379,6 +379,50 @@ fn huge_sizes_do_not_allocate_or_hang() {
     }
 }
 
+/// With large_dir a directory's i_size has 64 bits: a damaged one puts up
+/// to 2^52 blocks of hole past the directory's data, passed over at once.
+#[test]
+fn a_huge_large_dir_directory_size_does_not_hang() {
+    let name = "ext-ext4-eainode";
+    let clean = ext_support::open(name);
+    let want = clean.read_dir(node(&clean, "/dir")).unwrap();
+    let ino = node(&clean, "/dir").0 as u32;
+    let pos = clean.inode_position(ino).unwrap() as usize;
+    for size_high in [0x100u32, u32::MAX] {
+        let mut b = image(name);
+        b[pos + 0x6C..pos + 0x70].copy_from_slice(&size_high.to_le_bytes());
+        let fs = open_bytes(b).unwrap();
+        let start = Instant::now();
+        let dir = node(&fs, "/dir");
+        assert!(fs.metadata(dir).unwrap().size >= u64::from(size_high) << 32);
+        assert_eq!(fs.read_dir(dir).unwrap(), want);
+        assert!(fs.lookup(dir, b"sub").unwrap().is_some());
+        assert!(fs.lookup(dir, b"absent").unwrap().is_none());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "size_high {size_high:#x}: too slow"
+        );
+    }
+}
+
+/// Without the 64bit feature the kernel reads only the low 32 bits of
+/// i_file_acl: the two bytes at 0x76 are padding (on the Hurd, i_mode_high),
+/// and whatever is there must not move the xattr block.
+#[test]
+fn i_file_acl_high_is_ignored_without_64bit() {
+    let name = "ext-ext4-noextent"; // ^64bit, 128-byte inodes: xattrs live in a block
+    let clean = ext_support::open(name);
+    assert!(!clean.superblock().is_64bit());
+    let f = node(&clean, "/hello.txt");
+    let want = clean.xattrs(f).unwrap();
+    assert!(want.iter().any(|x| x.name == b"user.color"), "{want:?}");
+    let pos = clean.inode_position(f.0 as u32).unwrap() as usize;
+    let mut b = image(name);
+    b[pos + 0x76..pos + 0x78].copy_from_slice(&1u16.to_le_bytes());
+    let fs = open_bytes(b).unwrap();
+    assert_eq!(fs.xattrs(node(&fs, "/hello.txt")).unwrap(), want);
+}
+
 /// Flip bytes all over the metadata of each fixture (fixed seed): open and
 /// walk must end with results or errors, never a panic.
 #[test]

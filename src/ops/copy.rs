@@ -998,13 +998,9 @@ impl Exec<'_> {
             len: m.size,
             unwritten: false,
         }];
-        // A file with as many bytes allocated as it is long has no holes.
-        let maybe_sparse = m.allocated.is_none_or(|a| a < m.size);
-        let extents = if maybe_sparse {
-            self.fs.extents(m.node).unwrap_or(whole)
-        } else {
-            whole
-        };
+        // Asked even when every byte is allocated: preallocated (unwritten)
+        // ranges are allocated too, read as zeros, and are left as holes.
+        let extents = self.fs.extents(m.node).unwrap_or(whole);
         let mut buf = std::mem::take(&mut self.buf);
         let r = self.copy_extents(out, m, &extents, &mut buf);
         self.buf = buf;

@@ -663,7 +663,7 @@ fn rewrite(
             }
         }
         Storage::Inline
-    } else if is_fast(ext, inode) {
+    } else if ext.is_fast_symlink(inode) {
         if inode.has_flag(inode::flags::EXTENTS) {
             return Err(Error::Refused(format!(
                 "{link}: a fast symlink with the EXTENTS flag is not something vmrescue rewrites (e2fsck calls it invalid); run e2fsck first"
@@ -762,23 +762,6 @@ fn rewrite(
     }];
     out.extend(data);
     Ok((storage, out))
-}
-
-/// Whether a (non-inline) symlink inode keeps its target in `i_block`: it
-/// has no data blocks besides an xattr block, as the kernel decides.
-fn is_fast(ext: &Ext, inode: &Inode) -> bool {
-    let sb = ext.superblock();
-    let ea_sectors = if inode.i_file_acl != 0 {
-        (ext.block_size()
-            << sb
-                .s_log_cluster_size
-                .saturating_sub(sb.s_log_block_size)
-                .min(16))
-            / 512
-    } else {
-        0
-    };
-    (inode.allocated_bytes(ext.block_size()) / 512).saturating_sub(ea_sectors) == 0
 }
 
 /// Where the `system.data` value of an inline-data inode starts in its raw

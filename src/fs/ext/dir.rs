@@ -233,10 +233,13 @@ impl Ext {
         let mut buf = Vec::new();
         while lblk < nblocks {
             let run: Run = self.map_block(dir, lblk)?;
-            let len = run.len.min(nblocks - lblk).clamp(1, DIR_CHUNK_BLOCKS);
-            match run.kind {
-                RunKind::Hole | RunKind::Unwritten(_) => {}
+            // A hole is passed over whole, as the kernel's readdir does: a
+            // damaged (or large_dir) i_size can put 2^50 blocks past the end.
+            let len = run.len.min(nblocks - lblk).max(1);
+            let step = match run.kind {
+                RunKind::Hole | RunKind::Unwritten(_) => len,
                 RunKind::Data(p) => {
+                    let len = len.min(DIR_CHUNK_BLOCKS);
                     buf.resize((len * bs) as usize, 0);
                     self.read_through(p * bs, &mut buf, "ext directory block", len == 1)?;
                     for i in 0..len {
@@ -247,9 +250,10 @@ impl Ext {
                             return Ok(());
                         }
                     }
+                    len
                 }
-            }
-            lblk += len;
+            };
+            lblk += step;
         }
         Ok(())
     }

@@ -74,8 +74,11 @@ pub fn descriptor_block(sb: &Superblock, nr: u64) -> u64 {
     let first = u64::from(sb.s_first_data_block);
     let meta_bg = sb.has_incompat(super::superblock::incompat::META_BG);
     if !meta_bg || nr < u64::from(sb.s_first_meta_bg) {
-        // The table follows the superblock in use (the primary, or a backup's group).
-        return sb.group_first_block(sb.group_of_superblock()) + nr + 1;
+        // The table starts in the block after the one holding the superblock
+        // in use (the primary or a backup). With 1 KiB blocks the primary is
+        // block 1 even when s_first_data_block is 0 (bigalloc), so this is
+        // not the group's first block + 1.
+        return sb.pos / sb.block_size() + nr + 1;
     }
     let per_block = sb.block_size() / sb.desc_size();
     let bg = per_block * nr;

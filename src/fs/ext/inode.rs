@@ -59,7 +59,8 @@ pub struct Inode {
     pub i_blocks: u64,
     pub i_flags: u32,
     pub i_generation: u32,
-    /// `i_file_acl_lo | l_i_file_acl_high << 32`: the xattr block.
+    /// `i_file_acl_lo | l_i_file_acl_high << 32`: the xattr block (the
+    /// high part only with the 64bit feature, as the kernel reads it).
     pub i_file_acl: u64,
     /// 0 for a 128-byte inode.
     pub i_extra_isize: u16,
@@ -71,8 +72,9 @@ pub struct Inode {
 }
 
 impl Inode {
-    /// Decode `raw` (at least 128 bytes). `huge_file` and `largedir` are the
-    /// superblock features that change how `i_blocks` and `i_size` read.
+    /// Decode `raw` (at least 128 bytes). `huge_file`, `largedir` and
+    /// `is64` are the superblock features that change how `i_blocks`,
+    /// `i_size` and `i_file_acl` read.
     /// `extra_isize` problems are returned as text (the inode is still decoded).
     pub fn parse(
         ino: u32,
@@ -80,6 +82,7 @@ impl Inode {
         raw: Vec<u8>,
         huge_file: bool,
         largedir: bool,
+        is64: bool,
     ) -> (Inode, Option<String>) {
         let u16_at = |o: usize| le::u16(&raw, o).unwrap_or(0);
         let u32_at = |o: usize| le::u32(&raw, o).unwrap_or(0);
@@ -136,7 +139,13 @@ impl Inode {
             i_blocks,
             i_flags: u32_at(0x20),
             i_generation: u32_at(0x64),
-            i_file_acl: u64::from(u32_at(0x68)) | u64::from(u16_at(0x76)) << 32,
+            // Without 64bit, 0x76 is padding (Hurd: i_mode_high): not ours to read.
+            i_file_acl: u64::from(u32_at(0x68))
+                | if is64 {
+                    u64::from(u16_at(0x76)) << 32
+                } else {
+                    0
+                },
             i_extra_isize,
             atime: time(0x8, 0x8C),
             ctime: time(0xC, 0x84),

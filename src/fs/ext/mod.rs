@@ -540,6 +540,7 @@ impl Ext {
             raw,
             self.sb.has_ro_compat(ro_compat::HUGE_FILE),
             self.sb.has_incompat(incompat::LARGEDIR),
+            self.sb.is_64bit(),
         );
         if let Some(p) = problem {
             self.problem(format!("ext inode {ino} at byte {pos}: {p}"));
@@ -669,14 +670,22 @@ fn read_superblock(src: &dyn ReadAt, pos: u64) -> Result<Superblock> {
 }
 
 /// A valid backup superblock in group 1, trying each block size with the
-/// usual group size (as `e2fsck -b` would be told).
+/// usual group size (as `e2fsck -b` would be told), and the larger groups
+/// of bigalloc (8 × block size clusters of 2^k blocks each), where a
+/// 1 KiB-block filesystem starts its groups at block 0.
 fn find_backup(src: &dyn ReadAt) -> Option<Superblock> {
     (0..=6u32).find_map(|log| {
         let bs = 1024u64 << log;
-        let first_data_block = u64::from(bs == 1024);
-        let pos = (8 * bs + first_data_block) * bs;
-        let sb = read_superblock(src, pos).ok()?;
-        (sb.block_size() == bs && u64::from(sb.s_blocks_per_group) == 8 * bs).then_some(sb)
+        (0..=16u32).find_map(|ratio_log| {
+            let per_group = (8 * bs) << ratio_log;
+            let first_data_block = u64::from(bs == 1024 && ratio_log == 0);
+            let pos = (per_group + first_data_block).checked_mul(bs)?;
+            if pos >= src.size() {
+                return None;
+            }
+            let sb = read_superblock(src, pos).ok()?;
+            (sb.block_size() == bs && u64::from(sb.s_blocks_per_group) == per_group).then_some(sb)
+        })
     })
 }
 
@@ -862,13 +871,20 @@ impl FsView for Ext {
 }
 
 impl Ext {
-    /// The target of a symlink inode.
-    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>> {
-        let size = inode.i_size;
+    /// Whether symlink `inode` keeps its target in `i_block` (a fast
+    /// symlink), decided as the kernel's `ext4_inode_is_fast_symlink` does.
+    /// Without ea_inode: no blocks besides an xattr block (one cluster). With
+    /// ea_inode, xattr values kept in EA inodes are charged to the owner's
+    /// `i_blocks`, so only the size can tell: under 60 bytes (and not empty).
+    /// Inline-data symlinks are never fast.
+    pub fn is_fast_symlink(&self, inode: &Inode) -> bool {
         if inode.has_flag(inode::flags::INLINE_DATA) {
-            return self.inline_data(inode);
+            return false;
         }
-        let ea_blocks = if inode.i_file_acl != 0 {
+        if self.sb.has_incompat(incompat::EA_INODE) {
+            return inode.i_size > 0 && inode.i_size < inode::I_BLOCK_LEN as u64;
+        }
+        let ea_sectors = if inode.i_file_acl != 0 {
             (self.block_size
                 << self
                     .sb
@@ -879,8 +895,16 @@ impl Ext {
         } else {
             0
         };
-        let sectors = inode.allocated_bytes(self.block_size) / 512;
-        if sectors.saturating_sub(ea_blocks) == 0 && !inode.has_flag(inode::flags::EA_INODE) {
+        (inode.allocated_bytes(self.block_size) / 512).saturating_sub(ea_sectors) == 0
+    }
+
+    /// The target of a symlink inode.
+    fn symlink_target(&self, inode: &Inode) -> Result<Vec<u8>> {
+        let size = inode.i_size;
+        if inode.has_flag(inode::flags::INLINE_DATA) {
+            return self.inline_data(inode);
+        }
+        if self.is_fast_symlink(inode) {
             // A fast symlink: the target is in i_block (at most 59 bytes).
             let len = (size as usize).min(inode::I_BLOCK_LEN - 1);
             let t = &inode.i_block()[..len];

@@ -430,16 +430,6 @@ impl Superblock {
         })
     }
 
-    /// The group whose superblock this is (0 for the primary at byte 1024).
-    pub fn group_of_superblock(&self) -> u64 {
-        if self.pos == SUPERBLOCK_OFFSET {
-            return 0;
-        }
-        let block = self.pos / self.block_size();
-        block.saturating_sub(u64::from(self.s_first_data_block))
-            / u64::from(self.s_blocks_per_group)
-    }
-
     /// First block of group `group`.
     pub fn group_first_block(&self, group: u64) -> u64 {
         group * u64::from(self.s_blocks_per_group) + u64::from(self.s_first_data_block)
