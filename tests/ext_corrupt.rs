@@ -155,6 +155,37 @@ fn a_damaged_primary_superblock_falls_back_to_a_backup() {
 }
 
 #[test]
+fn a_wiped_primary_superblock_is_found_by_its_backup_from_the_cli() {
+    // The first 4 KiB zeroed (the primary superblock with them): `layers`
+    // still calls it ext2, naming the backup, and `ls` reads through it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wiped.img");
+    let mut b = image("ext-ext2-1k");
+    b[..4096].fill(0);
+    std::fs::write(&path, b).unwrap();
+    let img = path.to_str().unwrap();
+    let out = common::vmrescue(&["layers", img]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ext2 (primary superblock damaged; backup superblock at byte 8389632)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("userspace  ext2: read by vmrescue itself"),
+        "{text}"
+    );
+    let out = common::vmrescue(&["ls", img, "/"]);
+    assert_eq!(out.status.code(), Some(1), "problems make the exit code 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("using the backup superblock at byte 8389632"),
+        "{err}"
+    );
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert!(names.lines().any(|l| l == "abs-link"), "{names}");
+}
+
+#[test]
 fn bad_group_descriptor_checksums_are_reported() {
     // metadata_csum (crc32c) on the 4 KiB image: descriptors at block 1.
     let mut b = image("ext-ext4-4k");

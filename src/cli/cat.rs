@@ -56,7 +56,11 @@ pub fn run(args: &CatArgs) -> u8 {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut code = exit::OK;
+    let mut code = if guest.damaged {
+        exit::PROBLEMS
+    } else {
+        exit::OK
+    };
     let mut buf = vec![0u8; CHUNK];
     for p in &paths {
         match cat_one(&*guest.fs, p.as_bytes(), &mut out, &mut buf) {

@@ -67,7 +67,7 @@ pub fn run(args: &CpArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    let mut problems = false;
+    let mut problems = guest.damaged;
     let mut sources = Vec::new();
     for p in &paths {
         match CopySource::resolve(&*guest.fs, p.as_bytes()) {

@@ -36,6 +36,9 @@ pub struct GuestArgs {
 pub struct Guest {
     /// The filesystem.
     pub fs: Arc<dyn FsView>,
+    /// The filesystem reported problems (damaged structures, bad
+    /// checksums): the command's exit code is at least 1.
+    pub damaged: bool,
     /// Kept open for the filesystem's lifetime.
     _layout: Option<Layout>,
 }
@@ -73,6 +76,7 @@ impl GuestArgs {
             }
             return Ok(Guest {
                 fs: Arc::new(HostFs::open(dir)?),
+                damaged: false,
                 _layout: None,
             });
         }
@@ -96,6 +100,7 @@ impl GuestArgs {
         }
         Ok(Guest {
             fs,
+            damaged: !status.problems.is_empty(),
             _layout: Some(layout),
         })
     }

@@ -79,7 +79,7 @@ pub fn run(args: &LsArgs) -> u8 {
         args,
         owners,
         out: BufWriter::with_capacity(1 << 16, stdout.lock()),
-        problems: false,
+        problems: guest.damaged,
     };
     let paths: Vec<Vec<u8>> = if paths.is_empty() {
         vec![b"/".to_vec()]

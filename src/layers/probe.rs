@@ -200,7 +200,26 @@ pub fn probe(src: &dyn ReadAt) -> Content {
         }
         c = probe_bytes(&buf);
     }
+    if matches!(c.kind, ContentKind::Unknown | ContentKind::Zeros)
+        && let Some(backup) = ext_backup(src)
+    {
+        return backup;
+    }
     c
+}
+
+/// An ext2/3/4 filesystem whose primary superblock is damaged or wiped,
+/// known by a backup superblock in group 1 (where `e2fsck -b` looks); the
+/// ext reader falls back to the same backup.
+fn ext_backup(src: &dyn ReadAt) -> Option<Content> {
+    let pos = crate::fs::ext::backup_superblock_pos(src)?;
+    let mut buf = vec![0u8; 2048];
+    src.read_exact_at(pos, &mut buf[1024..]).ok()?;
+    let mut c = ext(&buf)?;
+    c.detail = Some(format!(
+        "primary superblock damaged; backup superblock at byte {pos}"
+    ));
+    Some(c)
 }
 
 fn unreadable(e: std::io::Error) -> Content {

@@ -669,6 +669,12 @@ fn read_superblock(src: &dyn ReadAt, pos: u64) -> Result<Superblock> {
     Superblock::parse(&raw, pos, src.size())
 }
 
+/// Where a valid backup superblock of group 1 is (its byte offset), for a
+/// volume whose primary superblock is gone (the probe's fallback).
+pub fn backup_superblock_pos(src: &dyn ReadAt) -> Option<u64> {
+    find_backup(src).map(|sb| sb.pos)
+}
+
 /// A valid backup superblock in group 1, trying each block size with the
 /// usual group size (as `e2fsck -b` would be told), and the larger groups
 /// of bigalloc (8 × block size clusters of 2^k blocks each), where a
