@@ -14,6 +14,7 @@ pub mod ext;
 pub mod host;
 pub mod mem;
 pub mod path;
+pub mod problems;
 pub mod xfs;
 
 use crate::error::Result;

@@ -28,10 +28,11 @@ pub mod superblock;
 mod xattr;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::engine::FsOptions;
 use crate::error::{Error, Result};
+use crate::fs::problems::ProblemLog;
 use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt};
 
@@ -44,8 +45,6 @@ use superblock::{Superblock, compat, incompat, ro_compat};
 pub const EXT4_ROOT_INO: u32 = 2;
 /// Metadata cache budget in bytes.
 const META_CACHE_BYTES: u64 = 8 << 20;
-/// Most problems kept for [`FsStatus::problems`]; more are counted.
-const MAX_PROBLEMS: usize = 200;
 /// Most entries one directory may list.
 pub const MAX_DIR_ENTRIES: usize = 8 << 20;
 /// Most extents [`FsView::extents`] returns before merging the rest into one
@@ -63,12 +62,6 @@ pub struct JournalCopy {
     pub escaped: bool,
 }
 
-#[derive(Default)]
-struct Problems {
-    list: Vec<String>,
-    more: u64,
-}
-
 /// An ext2/ext3/ext4 filesystem, read-only.
 pub struct Ext {
     src: Arc<dyn ReadAt>,
@@ -80,7 +73,7 @@ pub struct Ext {
     csum_seed: u32,
     fs_type: &'static str,
     notes: Vec<String>,
-    problems: Mutex<Problems>,
+    problems: ProblemLog,
 }
 
 impl std::fmt::Debug for Ext {
@@ -183,7 +176,7 @@ impl Ext {
             overlay: BTreeMap::new(),
             fs_type,
             notes,
-            problems: Mutex::new(Problems::default()),
+            problems: ProblemLog::default(),
         };
         for p in problems {
             ext.problem(p);
@@ -303,15 +296,7 @@ impl Ext {
 
     /// Record a problem found while reading.
     fn problem(&self, text: String) {
-        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        if p.list.contains(&text) {
-            return;
-        }
-        if p.list.len() < MAX_PROBLEMS {
-            p.list.push(text);
-        } else {
-            p.more += 1;
-        }
+        self.problems.record(text);
     }
 
     /// The superblock (as replayed, when the journal was).
@@ -766,11 +751,7 @@ fn check_features(sb: &Superblock, notes: &mut Vec<String>) -> Result<()> {
 
 impl FsView for Ext {
     fn status(&self) -> FsStatus {
-        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        let mut problems = p.list.clone();
-        if p.more > 0 {
-            problems.push(format!("... and {} more problems", p.more));
-        }
+        let problems = self.problems.list();
         FsStatus {
             fs_type: self.fs_type.to_string(),
             label: self.sb.label(),

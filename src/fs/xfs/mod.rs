@@ -26,6 +26,7 @@ pub mod sb;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::fs::problems::ProblemLog;
 use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt, be};
 
@@ -35,8 +36,6 @@ use sb::{Superblock, incompat};
 
 /// Metadata cache budget in bytes.
 const META_CACHE_BYTES: u64 = 8 << 20;
-/// Most problems kept for [`FsStatus::problems`]; more are counted.
-const MAX_PROBLEMS: usize = 200;
 /// Most entries one directory may list.
 pub const MAX_DIR_ENTRIES: usize = 8 << 20;
 /// Longest symlink target XFS stores (`XFS_SYMLINK_MAXLEN`).
@@ -54,12 +53,6 @@ const MAX_AG_CHECKS: u32 = 4096;
 /// What the status says when the log was dirty.
 pub const NOT_REPLAYED_NOTE: &str = "the XFS log was not replayed: what is shown is the on-disk state, as `mount -o norecovery` shows it";
 
-#[derive(Default)]
-struct Problems {
-    list: Vec<String>,
-    more: u64,
-}
-
 /// An XFS filesystem, read-only.
 pub struct Xfs {
     src: Arc<dyn ReadAt>,
@@ -67,7 +60,7 @@ pub struct Xfs {
     sb: Superblock,
     block_size: u64,
     notes: Vec<String>,
-    problems: Mutex<Problems>,
+    problems: ProblemLog,
     maps: Mutex<Vec<(u64, Arc<Vec<Bmx>>)>>,
 }
 
@@ -109,7 +102,7 @@ impl Xfs {
             sb,
             block_size,
             notes: Vec::new(),
-            problems: Mutex::new(Problems::default()),
+            problems: ProblemLog::default(),
             maps: Mutex::new(Vec::new()),
         };
         fs.check_headers();
@@ -193,15 +186,7 @@ impl Xfs {
 
     /// Record a problem found while reading.
     fn problem(&self, text: String) {
-        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        if p.list.contains(&text) {
-            return;
-        }
-        if p.list.len() < MAX_PROBLEMS {
-            p.list.push(text);
-        } else {
-            p.more += 1;
-        }
+        self.problems.record(text);
     }
 
     /// The superblock.
@@ -477,11 +462,7 @@ impl Xfs {
 
 impl FsView for Xfs {
     fn status(&self) -> FsStatus {
-        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        let mut problems = p.list.clone();
-        if p.more > 0 {
-            problems.push(format!("... and {} more problems", p.more));
-        }
+        let problems = self.problems.list();
         FsStatus {
             fs_type: "xfs".into(),
             label: self.sb.label(),
