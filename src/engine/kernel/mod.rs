@@ -147,14 +147,6 @@ impl VolumeDevice {
             VolumeDevice::Loop { number } => format!("loop{number}"),
         }
     }
-
-    /// Its name for messages: the dm name, or the loop node.
-    pub fn name(&self) -> String {
-        match self {
-            VolumeDevice::Dm(d) => d.name.clone(),
-            VolumeDevice::Loop { number } => loopdev::node(*number).display().to_string(),
-        }
-    }
 }
 
 /// Whether the kernel engine can expose `format` images, as `Err(reason)` when not.
@@ -540,7 +532,8 @@ impl Session {
                 }
             }
         } else {
-            self.attach_loop(inner, &backing, start, size, writable, &tag)?
+            let (dev, object) = self.attach_loop(inner, &backing, start, size, writable, &tag)?;
+            Exposed::Loop { dev, object }
         };
         let dev = exposed.dev();
         // An nbd device shows the whole virtual disk: start must be 0 there.
@@ -569,7 +562,7 @@ impl Session {
         size: u64,
         writable: bool,
         tag: &str,
-    ) -> Result<Exposed> {
+    ) -> Result<(loopdev::LoopDevice, Object)> {
         let spec = loopdev::LoopSpec {
             backing: backing.to_path_buf(),
             offset,
@@ -601,10 +594,7 @@ impl Session {
             };
             match loopdev::bind(&file, &spec) {
                 Ok(loopdev::Bind::Done) => {
-                    return Ok(Exposed::Loop {
-                        dev: loopdev::LoopDevice { number, file },
-                        object,
-                    });
+                    return Ok((loopdev::LoopDevice { number, file }, object));
                 }
                 Ok(loopdev::Bind::Taken) => {
                     Self::forget(inner, &object)?;
@@ -750,24 +740,20 @@ impl Session {
             self.id,
             dm::sanitise(&v.name)
         ));
-        let exposed = match self.attach_loop(inner, &backing, start, len, writable, &tag) {
-            Ok(e) => e,
+        let (dev, object) = match self.attach_loop(inner, &backing, start, len, writable, &tag) {
+            Ok(d) => d,
             Err(e) => {
                 Self::release_unused(inner, &mut Vec::new());
                 return Err(e);
             }
         };
-        let (number, object) = match &exposed {
-            Exposed::Loop { dev, object } => (dev.number, object.clone()),
-            Exposed::Nbd { object, .. } => (0, object.clone()),
-        };
-        let device = VolumeDevice::Loop { number };
+        let device = VolumeDevice::Loop { number: dev.number };
         inner.mapped.push(Mapped {
             volume: v.name.clone(),
             writable,
             device: device.clone(),
-            object,
-            own: Some(exposed),
+            object: object.clone(),
+            own: Some(Exposed::Loop { dev, object }),
             mount: None,
             disks,
         });
