@@ -11,8 +11,15 @@
 //! * [`fs`] — guest filesystems behind the [`fs::FsView`] trait.
 //! * [`engine`] — the userspace engine (we parse everything ourselves) and
 //!   the kernel engine (loop + device-mapper + read-only mount).
-//! * [`ops`] — what the operator does: copy out, relink, doctor.
+//! * [`ops`] — what the operator does with a filesystem: copy out, listings.
+//! * [`repair`] — doctor, the right target for a broken symlink, relink
+//!   with an undo record.
 //! * [`tui`] — the full-screen interface.
+//! * [`demo`] — the bundled demo disk; [`text`] — showing guest bytes to a
+//!   person (escaping, terminal columns).
+//!
+//! `ARCHITECTURE.md` at the top of the repository maps the folders and
+//! their invariants.
 #![deny(unsafe_code)]
 
 pub mod demo;
