@@ -48,3 +48,36 @@ fn commands_end_quietly_when_the_reader_goes_away() {
         assert_eq!(got, Some(code), "{args:?}: {err}");
     }
 }
+
+/// Output that cannot be written for another reason than a closed pipe
+/// (here a full disk: `/dev/full`) is said on stderr and exits 2.
+#[test]
+fn a_failed_write_to_stdout_exits_2() {
+    let cases: [&[&str]; 6] = [
+        &["layers", "--demo"],
+        &["layers", "--demo", "--json"],
+        &["doctor", "--demo"],
+        &["ls", "-lR", "--demo", "/"],
+        &["ls", "--demo", "/etc/fstab"],
+        &["cat", "--demo", "/etc/fstab"],
+    ];
+    for args in cases {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full");
+        let out = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(full)
+            .output()
+            .expect("run vmrescue");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("writing to standard output: No space left on device"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

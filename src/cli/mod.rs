@@ -206,7 +206,9 @@ pub mod exit {
 
 /// Print an error the way every command does.
 pub fn report(err: &dyn std::fmt::Display) {
-    eprintln!("vmrescue: {err}");
+    use std::io::Write;
+    // Not eprintln!: a standard error that cannot be written is no reason to panic.
+    let _ = writeln!(std::io::stderr(), "vmrescue: {err}");
 }
 
 /// Open the target's disks and read their layers.
@@ -360,6 +362,9 @@ pub fn main() -> ExitCode {
         }
     };
     vmrescue::demo::cleanup();
+    // Output that could not be written (a full disk, an I/O error) means
+    // the job was not done, whatever the command thought.
+    let code = if out::failed() { exit::ERROR } else { code };
     ExitCode::from(code)
 }
 
