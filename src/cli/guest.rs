@@ -16,7 +16,7 @@ use vmrescue::fs::host::HostFs;
 use vmrescue::layers::Layout;
 use vmrescue::text::escape_str;
 
-use super::{SourceArgs, Target, open_layout, report};
+use super::{SourceArgs, Target, open_found_layout, report};
 
 /// Options naming the disks and the volume.
 #[derive(Args, Debug, Clone)]
@@ -80,7 +80,7 @@ impl GuestArgs {
                 _layout: None,
             });
         }
-        let layout = open_layout(target)?;
+        let layout = open_found_layout(target)?;
         let id = select_volume(&layout, self.volume.as_deref())?;
         let opts = FsOptions {
             no_journal: self.no_journal,

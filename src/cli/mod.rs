@@ -236,13 +236,52 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     Ok(layout)
 }
 
+/// When the disks hold nothing vmrescue recognises (no partition table, no
+/// volume group, no filesystem or other known content: an empty file, a
+/// text file, a blank disk), the sentence that says so for each disk.
+pub fn nothing_found(layout: &Layout) -> Option<String> {
+    use vmrescue::layers::probe::ContentKind;
+    let nothing = !layout.disks.is_empty()
+        && layout.disks.iter().all(|d| d.table.is_none())
+        && layout.groups.is_empty()
+        && layout.pvs.is_empty()
+        && layout
+            .volumes
+            .iter()
+            .all(|v| matches!(v.content.kind, ContentKind::Zeros | ContentKind::Unknown));
+    nothing.then(|| {
+        layout
+            .disks
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}: no partition table, volume group or filesystem found ({})",
+                    d.path.display(),
+                    vmrescue::text::count(d.size(), "byte", "bytes")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// [`open_layout`] for commands that need something on the disks: an
+/// error when [`nothing_found`].
+pub fn open_found_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
+    let layout = open_layout(target)?;
+    match nothing_found(&layout) {
+        Some(why) => Err(vmrescue::Error::Invalid(why)),
+        None => Ok(layout),
+    }
+}
+
 /// Open the target's layers and pick the volume (`--volume`, else the
 /// guest root, else the only filesystem).
 pub fn open_volume(
     target: &Target,
     volume: Option<&str>,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
-    let layout = open_layout(target)?;
+    let layout = open_found_layout(target)?;
     let id = vmrescue::engine::select_volume(&layout, volume)?;
     Ok((layout, id))
 }
