@@ -244,6 +244,21 @@ fn existing_files_are_refused_skipped_or_overwritten() {
     assert!(!skipped.is_clean());
     assert_eq!(std::fs::read(&small).unwrap(), b"changed by the operator");
 
+    // SkipSame keeps what is the same (size, mtime; a symlink's target) and
+    // reports what differs, keeping it too.
+    let (skipped, _) = run(&job(
+        Arc::clone(&fs),
+        &["/a"],
+        &dest,
+        with(Existing::SkipSame),
+    ));
+    assert_eq!(skipped.unchanged, 6, "{skipped:#?}");
+    assert_eq!(skipped.failed_count, 1, "{skipped:#?}");
+    assert_eq!(skipped.skipped_count, 0);
+    assert!(skipped.failed[0].reason.contains("differs"), "{skipped:#?}");
+    assert!(!skipped.is_clean());
+    assert_eq!(std::fs::read(&small).unwrap(), b"changed by the operator");
+
     let (over, _) = run(&job(
         Arc::clone(&fs),
         &["/a"],

@@ -64,9 +64,20 @@ fn copies_into_a_directory_then_applies_the_existing_rules() {
     );
     assert_eq!(std::fs::read(out.join("mysql/ibdata1")).unwrap(), b"newer");
 
+    // --skip-existing keeps what is the same and reports what differs.
     let (code, err) = cp(&["--skip-existing", g, "/var/lib/mysql", o]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("skipped 2:"), "{err}");
+    assert!(
+        err.contains("copied 0 of 2 files, 2 directories; 1 file was already there"),
+        "{err}"
+    );
+    assert!(err.contains("failed 1:"), "{err}");
+    assert!(
+        err.contains(
+            "/var/lib/mysql/ibdata1: already exists and differs (5 bytes there, 14 in the guest)"
+        ),
+        "{err}"
+    );
     assert_eq!(std::fs::read(out.join("mysql/ibdata1")).unwrap(), b"newer");
 
     let (code, err) = cp(&["--overwrite", "--no-owner", g, "/var/lib/mysql", o]);
