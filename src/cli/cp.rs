@@ -229,9 +229,12 @@ fn cancel_on_signals(cancel: &Arc<AtomicBool>) -> Arc<AtomicI32> {
 /// End the process now, on a second signal: say which file is left
 /// incomplete (under its temporary name, never the real one).
 fn forced_exit(sig: nix::sys::signal::Signal) -> ! {
-    let partial = vmrescue::ops::copy::partial_files();
+    let partial = vmrescue::ops::copy::partial_files_at_exit();
     if partial.is_empty() {
-        report(&format!("{}: stopped at once", sig.as_str()));
+        report(&format!(
+            "{}: stopped at once; no file was left incomplete",
+            sig.as_str()
+        ));
     }
     for p in partial {
         report(&format!(

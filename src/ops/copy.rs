@@ -317,7 +317,27 @@ static WRITING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new(
 /// moment (host paths): what would be left incomplete if the process
 /// ended now. For a second Ctrl-C that ends the process at once.
 pub fn partial_files() -> Vec<PathBuf> {
-    WRITING.lock().map(|w| w.clone()).unwrap_or_default()
+    existing(&WRITING.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// [`partial_files`], for a process about to end at once: from this call
+/// on, no copy job of this process removes or renames its temporary file
+/// (they wait for the end), so the list stays true until the process ends.
+pub fn partial_files_at_exit() -> Vec<PathBuf> {
+    let held = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    let list = existing(&held);
+    std::mem::forget(held);
+    list
+}
+
+/// Those of `listed` that exist (they are listed a moment before they are
+/// made).
+fn existing(listed: &[PathBuf]) -> Vec<PathBuf> {
+    listed
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .cloned()
+        .collect()
 }
 
 /// A temporary file listed in [`partial_files`] while it lives.
@@ -325,18 +345,33 @@ struct Writing(PathBuf);
 
 impl Writing {
     fn new(path: PathBuf) -> Writing {
-        if let Ok(mut w) = WRITING.lock() {
-            w.push(path.clone());
-        }
+        WRITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.clone());
         Writing(path)
+    }
+
+    /// Run `f` (which removes or renames the file) and unlist the file, as
+    /// one step for [`partial_files_at_exit`].
+    fn finish<R>(mut self, f: impl FnOnce() -> R) -> R {
+        let mut w = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f();
+        if let Some(i) = w.iter().position(|p| *p == self.0) {
+            w.swap_remove(i);
+        }
+        self.0 = PathBuf::new();
+        r
     }
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        if let Ok(mut w) = WRITING.lock()
-            && let Some(i) = w.iter().position(|p| *p == self.0)
-        {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
+        let mut w = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = w.iter().position(|p| *p == self.0) {
             w.swap_remove(i);
         }
     }
@@ -1346,20 +1381,28 @@ impl Exec<'_> {
     ) -> bool {
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let parent = self.host_path(split_rel(rel).0);
+        // Listed before it exists, so that a process ended at any moment
+        // can name it.
+        let mut writing = None;
         let Some((tmp, fd)) = self.make_temp(name, path, rel, |tmp| {
+            writing = Some(Writing::new(parent.join(OsStr::from_bytes(tmp))));
             rustix::fs::openat(dir, tmp, flags, Mode::RUSR | Mode::WUSR)
         }) else {
             return false;
         };
-        let tmp_rel = rel_join(split_rel(rel).0, &tmp);
-        let tmp_host = self.host(&tmp_rel);
-        let writing = Writing::new(self.host_path(&tmp_rel));
+        let tmp_host = self.host(&rel_join(split_rel(rel).0, &tmp));
+        let finish = |writing: Option<Writing>, f: &mut dyn FnMut() -> bool| match writing {
+            Some(w) => w.finish(f),
+            None => f(),
+        };
         let file = File::from(fd);
         let before = self.bytes_done;
         if let Err(stop) = self.copy_data(&file, m) {
             drop(file);
-            let _ = rustix::fs::unlinkat(dir, &tmp[..], AtFlags::empty());
-            drop(writing);
+            finish(writing, &mut || {
+                rustix::fs::unlinkat(dir, &tmp[..], AtFlags::empty()).is_ok()
+            });
             self.bytes_done = before;
             if let Stop::Failed(why) = stop {
                 self.summary
@@ -1370,8 +1413,7 @@ impl Exec<'_> {
         let mut problems = Vec::new();
         self.apply_fd_meta(file.as_fd(), m, &mut problems);
         drop(file);
-        let placed = self.place(dir, &tmp, name, path, rel);
-        drop(writing);
+        let placed = finish(writing, &mut || self.place(dir, &tmp, name, path, rel));
         if !placed {
             self.bytes_done = before;
             return false;
