@@ -94,6 +94,14 @@ pub fn run(args: &LsArgs) -> u8 {
     } else {
         paths.iter().map(|p| p.as_bytes().to_vec()).collect()
     };
+    // What lies at another volume's mountpoint here is not what the guest
+    // shows there (an empty directory, at most): say where to look.
+    for p in &paths {
+        if let Some(why) = guest.mounted_elsewhere(p) {
+            report(&why);
+            l.problems = true;
+        }
+    }
     if let Err(e) = l.run(&paths).and_then(|()| l.out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return exit::OK;

@@ -958,7 +958,9 @@ impl Exec<'_> {
         let mut problems = Vec::new();
         self.apply_fd_meta(f.fd.as_fd(), &f.meta, &mut problems);
         if !problems.is_empty() {
-            self.summary.fail(&f.guest_path, problems.join("; "));
+            let host = self.host(&f.rel);
+            self.summary
+                .fail(&f.guest_path, format!("{host}: {}", problems.join("; ")));
         }
     }
 
@@ -1422,8 +1424,10 @@ impl Exec<'_> {
         self.summary.files += 1;
         self.summary.bytes = self.summary.bytes.saturating_add(m.size);
         if !problems.is_empty() {
-            self.summary
-                .fail(path, format!("copied, but {}", problems.join("; ")));
+            self.summary.fail(
+                path,
+                format!("copied to {}, but {}", self.host(rel), problems.join("; ")),
+            );
         }
         true
     }
@@ -1680,8 +1684,10 @@ impl Exec<'_> {
         }
         self.summary.symlinks += 1;
         if !problems.is_empty() {
-            self.summary
-                .fail(path, format!("copied, but {}", problems.join("; ")));
+            self.summary.fail(
+                path,
+                format!("copied to {}, but {}", self.host(rel), problems.join("; ")),
+            );
         }
         true
     }
@@ -1735,8 +1741,10 @@ impl Exec<'_> {
         }
         self.summary.specials += 1;
         if !problems.is_empty() {
-            self.summary
-                .fail(path, format!("copied, but {}", problems.join("; ")));
+            self.summary.fail(
+                path,
+                format!("copied to {}, but {}", self.host(rel), problems.join("; ")),
+            );
         }
         true
     }
