@@ -737,6 +737,13 @@ fn timespec(t: Timestamp) -> rustix::fs::Timespec {
     }
 }
 
+/// A host file's mtime in seconds.
+// `st_mtime` is not `i64` everywhere: the conversion is needed there.
+#[allow(clippy::useless_conversion)]
+fn stat_mtime(st: &rustix::fs::Stat) -> i64 {
+    i64::from(st.st_mtime)
+}
+
 fn times(m: &Metadata) -> Timestamps {
     Timestamps {
         last_access: timespec(m.atime),
@@ -1193,10 +1200,10 @@ impl Exec<'_> {
                 if size != m.size {
                     return Some(format!("{size} bytes there, {} in the guest", m.size));
                 }
-                if i64::from(st.st_mtime) != m.mtime.sec {
+                if stat_mtime(st) != m.mtime.sec {
                     return Some(format!(
                         "modified {} there, {} in the guest",
-                        crate::text::format_time(i64::from(st.st_mtime)),
+                        crate::text::format_time(stat_mtime(st)),
                         crate::text::format_time(m.mtime.sec)
                     ));
                 }
