@@ -654,6 +654,28 @@ enum Link {
     Unable,
 }
 
+/// Where one entry goes: `name` in the destination directory open as
+/// `dir`; its guest path (for messages) and its path relative to the
+/// destination (for host paths in messages, and hard links).
+#[derive(Clone, Copy)]
+struct Spot<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a [u8],
+    path: &'a [u8],
+    rel: &'a [u8],
+}
+
+impl<'a> Spot<'a> {
+    fn new(dir: BorrowedFd<'a>, name: &'a [u8], path: &'a [u8], rel: &'a [u8]) -> Spot<'a> {
+        Spot {
+            dir,
+            name,
+            path,
+            rel,
+        }
+    }
+}
+
 /// Why copying one file's data stopped.
 enum Stop {
     Cancelled,
@@ -840,12 +862,12 @@ impl Exec<'_> {
                 }
                 if meta.file_type == FileType::Directory {
                     if let Some(fd) =
-                        self.make_dir(root.as_fd(), name, &meta, &src.guest_path, name)
+                        self.make_dir(Spot::new(root.as_fd(), name, &src.guest_path, name), &meta)
                     {
                         self.walk(src.node, meta, fd, src.guest_path.clone(), name.clone());
                     }
                 } else {
-                    self.copy_leaf(root.as_fd(), name, &meta, &src.guest_path, name);
+                    self.copy_leaf(Spot::new(root.as_fd(), name, &src.guest_path, name), &meta);
                 }
             }
         }
@@ -896,7 +918,8 @@ impl Exec<'_> {
             let Some(parent) = stack.last() else {
                 return;
             };
-            let Some(fd) = self.make_dir(parent.fd.as_fd(), &name, &meta, &path, &rel) else {
+            let Some(fd) = self.make_dir(Spot::new(parent.fd.as_fd(), &name, &path, &rel), &meta)
+            else {
                 continue;
             };
             let frame = self.open_frame(meta.node, meta, fd, path, rel);
@@ -953,7 +976,7 @@ impl Exec<'_> {
                 frame.subdirs.push((e.name, m));
             } else {
                 let rel = rel_join(&frame.rel, &e.name);
-                self.copy_leaf(frame.fd.as_fd(), &e.name, &m, &path, &rel);
+                self.copy_leaf(Spot::new(frame.fd.as_fd(), &e.name, &path, &rel), &m);
             }
         }
         frame.subdirs.reverse();
@@ -974,14 +997,13 @@ impl Exec<'_> {
     /// Create (or merge into) directory `name` in `parent` (guest `m`) and
     /// open it. On failure the directory is reported with what it holds
     /// (which is then not copied either).
-    fn make_dir(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) -> Option<OwnedFd> {
+    fn make_dir(&mut self, at: Spot<'_>, m: &Metadata) -> Option<OwnedFd> {
+        let Spot {
+            dir: parent,
+            name,
+            path,
+            rel,
+        } = at;
         self.current = path.to_vec();
         self.tick();
         let host = self.host(rel);
@@ -1081,33 +1103,27 @@ impl Exec<'_> {
     }
 
     /// Copy a non-directory entry (`rel`: its path relative to the destination).
-    fn copy_leaf(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) {
+    fn copy_leaf(&mut self, at: Spot<'_>, m: &Metadata) {
+        let Spot { path, rel, .. } = at;
         self.current = path.to_vec();
         self.tick();
         self.files_done += 1;
-        if !self.may_write(dir, name, m, path, rel) {
+        if !self.may_write(at, m) {
             return;
         }
         let linked = m.nlink > 1;
         if let Some(first) = linked.then(|| self.links.get(&m.node).cloned()).flatten() {
-            match self.hard_link(&first, dir, name, path, rel) {
+            match self.hard_link(&first, at) {
                 Link::Made => self.summary.hard_links += 1,
                 Link::Handled => {}
                 // The earlier copy cannot be linked to: copy the data again.
                 Link::Unable => {
-                    self.copy_node(dir, name, m, path, rel);
+                    self.copy_node(at, m);
                 }
             }
             return;
         }
-        let done = self.copy_node(dir, name, m, path, rel);
+        let done = self.copy_node(at, m);
         if done && linked {
             self.links.insert(m.node, rel.to_vec());
         }
@@ -1116,14 +1132,13 @@ impl Exec<'_> {
     /// Whether `name` may be written in `dir`: it does not exist, or the
     /// `existing` rule lets it be replaced. Otherwise the entry is
     /// reported (or counted as unchanged) here.
-    fn may_write(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) -> bool {
+    fn may_write(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot {
+            dir,
+            name,
+            path,
+            rel,
+        } = at;
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return true,
@@ -1233,11 +1248,12 @@ impl Exec<'_> {
     /// (which must fail with `EEXIST` when the name is taken).
     fn make_temp<T>(
         &mut self,
-        name: &[u8],
-        path: &[u8],
-        rel: &[u8],
+        at: Spot<'_>,
         mut make: impl FnMut(&[u8]) -> rustix::io::Result<T>,
     ) -> Option<(Vec<u8>, T)> {
+        let Spot {
+            name, path, rel, ..
+        } = at;
         let mut last = Errno::EXIST;
         for attempt in 0..16 {
             let tmp = temp_name(name, attempt);
@@ -1262,14 +1278,13 @@ impl Exec<'_> {
     /// `existing` rule allows (replacing atomically with `--overwrite`,
     /// never replacing otherwise). On failure `tmp` is removed and the
     /// entry reported.
-    fn place(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        tmp: &[u8],
-        name: &[u8],
-        path: &[u8],
-        rel: &[u8],
-    ) -> bool {
+    fn place(&mut self, tmp: &[u8], at: Spot<'_>) -> bool {
+        let Spot {
+            dir,
+            name,
+            path,
+            rel,
+        } = at;
         let r = if self.opts.existing == Existing::Overwrite {
             rustix::fs::renameat(dir, tmp, dir, name)
         } else {
@@ -1300,19 +1315,13 @@ impl Exec<'_> {
     }
 
     /// Create a copy of non-directory `m` as `name` in `dir`.
-    fn copy_node(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) -> bool {
+    fn copy_node(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let path = at.path;
         match m.file_type {
-            FileType::Regular => self.copy_file(dir, name, m, path, rel),
-            FileType::Symlink => self.copy_symlink(dir, name, m, path, rel),
+            FileType::Regular => self.copy_file(at, m),
+            FileType::Symlink => self.copy_symlink(at, m),
             FileType::Fifo | FileType::Socket | FileType::CharDevice | FileType::BlockDevice => {
-                self.copy_special(dir, name, m, path, rel)
+                self.copy_special(at, m)
             }
             FileType::Directory | FileType::Unknown => {
                 self.summary
@@ -1324,14 +1333,8 @@ impl Exec<'_> {
 
     /// Make `name` in `dir` a hard link to the earlier copy at `first`
     /// (relative to the destination).
-    fn hard_link(
-        &mut self,
-        first: &[u8],
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        rel: &[u8],
-    ) -> Link {
+    fn hard_link(&mut self, first: &[u8], at: Spot<'_>) -> Link {
+        let Spot { dir, .. } = at;
         let (parent_rel, last) = split_rel(first);
         // Walk to the first copy's directory one component at a time, never
         // following a symlink: these are directories this job made.
@@ -1354,7 +1357,7 @@ impl Exec<'_> {
         let root = self.root;
         let base = parent.as_ref().map_or(root.as_fd(), AsFd::as_fd);
         let mut unable = false;
-        let made = self.make_temp(name, path, rel, |tmp| {
+        let made = self.make_temp(at, |tmp| {
             match rustix::fs::linkat(base, last, dir, tmp, AtFlags::empty()) {
                 Err(Errno::EXIST) => Err(Errno::EXIST),
                 // EXDEV, EMLINK, EPERM (protected_hardlinks), ...
@@ -1368,7 +1371,7 @@ impl Exec<'_> {
         match made {
             Some(_) if unable => Link::Unable,
             Some((tmp, ())) => {
-                if self.place(dir, &tmp, name, path, rel) {
+                if self.place(&tmp, at) {
                     Link::Made
                 } else {
                     Link::Handled
@@ -1380,21 +1383,15 @@ impl Exec<'_> {
 
     /// Copy regular file `m`: written under a temporary name, given its
     /// metadata, then renamed to `name`.
-    fn copy_file(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) -> bool {
+    fn copy_file(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot { dir, path, rel, .. } = at;
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let parent = self.host_path(split_rel(rel).0);
         // Listed before it exists, so that a process ended at any moment
         // can name it.
         let mut writing = None;
-        let Some((tmp, fd)) = self.make_temp(name, path, rel, |tmp| {
+        let Some((tmp, fd)) = self.make_temp(at, |tmp| {
             writing = Some(Writing::new(parent.join(OsStr::from_bytes(tmp))));
             rustix::fs::openat(dir, tmp, flags, Mode::RUSR | Mode::WUSR)
         }) else {
@@ -1422,7 +1419,7 @@ impl Exec<'_> {
         let mut problems = Vec::new();
         self.apply_fd_meta(file.as_fd(), m, &mut problems);
         drop(file);
-        let placed = finish(writing, &mut || self.place(dir, &tmp, name, path, rel));
+        let placed = finish(writing, &mut || self.place(&tmp, at));
         if !placed {
             self.bytes_done = before;
             return false;
@@ -1654,14 +1651,8 @@ impl Exec<'_> {
         }
     }
 
-    fn copy_symlink(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) -> bool {
+    fn copy_symlink(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot { dir, path, rel, .. } = at;
         let target = match self.fs.read_link(m.node) {
             Ok(t) => t,
             Err(e) => {
@@ -1679,14 +1670,14 @@ impl Exec<'_> {
             );
             return false;
         }
-        let Some((tmp, ())) = self.make_temp(name, path, rel, |tmp| {
-            rustix::fs::symlinkat(&target[..], dir, tmp)
-        }) else {
+        let Some((tmp, ())) =
+            self.make_temp(at, |tmp| rustix::fs::symlinkat(&target[..], dir, tmp))
+        else {
             return false;
         };
         let mut problems = Vec::new();
         self.apply_name_meta(dir, &tmp, m, false, &mut problems);
-        if !self.place(dir, &tmp, name, path, rel) {
+        if !self.place(&tmp, at) {
             return false;
         }
         self.summary.symlinks += 1;
@@ -1699,14 +1690,8 @@ impl Exec<'_> {
         true
     }
 
-    fn copy_special(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) -> bool {
+    fn copy_special(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot { dir, path, rel, .. } = at;
         let (ft, dev) = match m.file_type {
             FileType::Fifo => (rustix::fs::FileType::Fifo, 0),
             FileType::Socket => (rustix::fs::FileType::Socket, 0),
@@ -1736,14 +1721,14 @@ impl Exec<'_> {
             }
             _ => return false,
         };
-        let Some((tmp, ())) = self.make_temp(name, path, rel, |tmp| {
+        let Some((tmp, ())) = self.make_temp(at, |tmp| {
             rustix::fs::mknodat(dir, tmp, ft, Mode::RUSR | Mode::WUSR, dev)
         }) else {
             return false;
         };
         let mut problems = Vec::new();
         self.apply_name_meta(dir, &tmp, m, true, &mut problems);
-        if !self.place(dir, &tmp, name, path, rel) {
+        if !self.place(&tmp, at) {
             return false;
         }
         self.summary.specials += 1;
