@@ -81,3 +81,25 @@ fn a_failed_write_to_stdout_exits_2() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// `cp` whose summary cannot be written (standard error on a full disk)
+/// exits 2 instead of claiming success, and does not panic.
+#[test]
+fn cp_exits_2_when_its_summary_cannot_be_written() {
+    let dest = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let status = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+        .args(["cp", "--demo", "/etc/fstab"])
+        .arg(dest.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(full)
+        .status()
+        .expect("run vmrescue");
+    assert_eq!(status.code(), Some(2));
+    // The copy itself was made.
+    assert!(dest.path().join("fstab").is_file());
+}

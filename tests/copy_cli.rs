@@ -389,7 +389,14 @@ fn a_mountpoint_of_another_volume_is_refused_with_the_volume_to_use() {
         ),
         "{err}"
     );
-    // ls says so too.
+    // cat and ls say so too.
+    let o = vmrescue(&["cat", "--demo", "/home/ta/notes.txt"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "vmrescue: /home is where vg_ta/lv_home is mounted; use --volume vg_ta/lv_home \
+         /ta/notes.txt\n"
+    );
     let o = vmrescue(&["ls", "--demo", "/home"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(

@@ -65,6 +65,11 @@ pub fn run(args: &CatArgs) -> u8 {
     };
     let mut buf = vec![0u8; CHUNK];
     for p in &paths {
+        if let Some(why) = guest.mounted_elsewhere(p.as_bytes()) {
+            report(&why);
+            code = exit::PROBLEMS;
+            continue;
+        }
         match cat_one(&*guest.fs, p.as_bytes(), &mut out, &mut buf) {
             Ok(()) => {}
             Err(Stop::Closed) => return code,

@@ -217,6 +217,10 @@ fn cancel_on_signals(cancel: &Arc<AtomicBool>) -> Arc<AtomicI32> {
                 }
                 seen.store(sig as i32, Ordering::Relaxed);
                 flag.store(true, Ordering::Relaxed);
+                if std::io::stderr().is_terminal() {
+                    // Off the progress bar's line.
+                    let _ = write!(std::io::stderr(), "\r\x1b[K");
+                }
                 report(&format!(
                     "{}: stopping after removing the file being copied (again to stop at once)",
                     sig.as_str()

@@ -96,7 +96,7 @@ impl GuestArgs {
         let name = escape_str(&layout.volume(id).name);
         if notes {
             for n in &status.notes {
-                eprintln!("vmrescue: {name}: {}", escape_str(n));
+                report(&format!("{name}: {}", escape_str(n)));
             }
         }
         for p in &status.problems {
