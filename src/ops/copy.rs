@@ -1291,9 +1291,19 @@ impl Exec<'_> {
             match rustix::fs::renameat_with(dir, tmp, dir, name, RenameFlags::NOREPLACE) {
                 // Filesystems without RENAME_NOREPLACE: a link never replaces.
                 Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-                    rustix::fs::linkat(dir, tmp, dir, name, AtFlags::empty()).map(|()| {
-                        let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
-                    })
+                    match rustix::fs::linkat(dir, tmp, dir, name, AtFlags::empty()) {
+                        Ok(()) => {
+                            let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+                            Ok(())
+                        }
+                        Err(Errno::EXIST) => Err(Errno::EXIST),
+                        // Nor hard links (vfat): look, then rename.
+                        Err(_) => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                            Ok(_) => Err(Errno::EXIST),
+                            Err(Errno::NOENT) => rustix::fs::renameat(dir, tmp, dir, name),
+                            Err(e) => Err(e),
+                        },
+                    }
                 }
                 r => r,
             }
