@@ -15,7 +15,7 @@ use vmrescue::fs::host::HostFs;
 use vmrescue::fs::mem::MemFs;
 use vmrescue::fs::{DirEntry, FileExtent, FsStatus, FsView, Metadata, NodeId, Xattr};
 use vmrescue::ops::copy::{
-    CopyEvent, CopyJob, CopyOptions, CopySource, Existing, Summary, Totals, plan,
+    CopyEvent, CopyJob, CopyOptions, CopySource, Existing, Summary, Totals, check_destination, plan,
 };
 
 const GIB: u64 = 1 << 30;
@@ -575,4 +575,28 @@ fn owners_xattrs_and_device_nodes_as_root() {
     assert!(s.skipped.iter().all(|i| i.reason.contains("device")));
     assert_eq!(s.specials, 1);
     assert_eq!(listing(&dest3), vec!["".to_string(), "fifo".to_string()]);
+}
+
+/// The check the browser makes before Enter starts a copy: can files be
+/// created in the destination (or, for one still to be made, its parent)?
+#[test]
+fn check_destination_before_the_first_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    check_destination(tmp.path()).unwrap();
+    check_destination(&tmp.path().join("new")).unwrap();
+    // It leaves nothing behind.
+    assert_eq!(listing(tmp.path()), [""]);
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = check_destination(&file).unwrap_err().to_string();
+    assert_eq!(e, format!("{}: not a directory", file.display()));
+    let e = check_destination(&tmp.path().join("no/such"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the parent of"), "{e}");
+    // sysfs refuses new files, even to root.
+    let e = check_destination(Path::new("/sys"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/sys: cannot create files there: "), "{e}");
 }
