@@ -51,6 +51,10 @@ pub struct CpArgs {
 
 /// Run `cp`.
 pub fn run(args: &CpArgs) -> u8 {
+    // First, before any thread starts (opening an image may start some):
+    // then every thread has the signals blocked and only ours takes them.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signal = cancel_on_signals(&cancel);
     let (target, mut paths) = match args.guest.split(args.args.clone()) {
         Ok(x) => x,
         Err(e) => {
@@ -148,8 +152,6 @@ pub fn run(args: &CpArgs) -> u8 {
         dest: place.dir,
         options,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    let signal = cancel_on_signals(&cancel);
     let mut bar = (!args.quiet && std::io::stderr().is_terminal()).then(Bar::new);
     if let Some(b) = bar.as_mut() {
         b.draw_text("counting files...");

@@ -122,7 +122,7 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
-    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`).
+    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`, `-h`).
     ///
     /// Names with control characters or invalid UTF-8 are shown escaped
     /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
@@ -133,9 +133,12 @@ enum Command {
     /// Copy guest files and directories out to a host directory.
     ///
     /// Recursive; keeps modes, times, symlinks (never followed), holes and
-    /// hard links, and as root owners, xattrs and device nodes. Names that
-    /// could escape DEST are skipped. Ends with a summary; the exit code is 1
-    /// when anything failed or was skipped.
+    /// hard links, and as root owners, xattrs and device nodes. Each file is
+    /// written under a hidden temporary name (`.NAME.vmrescue-XXXXXX`) and
+    /// renamed when complete, so an interrupted copy never leaves a
+    /// truncated file under its real name. Names that could escape DEST are
+    /// skipped. Ends with a summary; the exit code is 1 when anything failed
+    /// or was skipped, 130 after Ctrl-C and 143 after SIGTERM.
     Cp(cp::CpArgs),
     /// Find broken or suspicious symlinks in the guest's library and program
     /// directories, and list the most recently changed files.
