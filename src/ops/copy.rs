@@ -1104,10 +1104,14 @@ impl Exec<'_> {
 
     /// Copy a non-directory entry (`rel`: its path relative to the destination).
     fn copy_leaf(&mut self, at: Spot<'_>, m: &Metadata) {
-        let Spot { path, rel, .. } = at;
-        self.current = path.to_vec();
+        self.current = at.path.to_vec();
         self.tick();
+        self.place_leaf(at, m);
         self.files_done += 1;
+    }
+
+    /// [`Exec::copy_leaf`] but for the progress.
+    fn place_leaf(&mut self, at: Spot<'_>, m: &Metadata) {
         if !self.may_write(at, m) {
             return;
         }
@@ -1125,7 +1129,7 @@ impl Exec<'_> {
         }
         let done = self.copy_node(at, m);
         if done && linked {
-            self.links.insert(m.node, rel.to_vec());
+            self.links.insert(m.node, at.rel.to_vec());
         }
     }
 
