@@ -81,6 +81,16 @@ fn wait_for_temp(child: &mut Child, dest: &Path) -> PathBuf {
     }
 }
 
+/// A copy into `dest` caught while it writes the file, stopped
+/// (`SIGSTOP`) so that the signals sent next surely come before its end:
+/// the process and the temporary file.
+fn stopped_mid_file(dest: &Path) -> (Child, PathBuf) {
+    let mut child = start(dest, &[]);
+    let temp = wait_for_temp(&mut child, dest);
+    signal(&child, Signal::SIGSTOP);
+    (child, temp)
+}
+
 fn signal(child: &Child, sig: Signal) {
     kill(Pid::from_raw(child.id() as i32), sig).unwrap();
 }
@@ -124,10 +134,7 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 fn sigint_and_sigterm_remove_the_partial_file_and_exit_like_shells_expect() {
     for (sig, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
         let dest = tempfile::tempdir().unwrap();
-        let mut child = start(dest.path(), &[]);
-        wait_for_temp(&mut child, dest.path());
-        // Stopped mid-file, so the signal surely comes before the end.
-        signal(&child, Signal::SIGSTOP);
+        let (child, _) = stopped_mid_file(dest.path());
         signal(&child, sig);
         signal(&child, Signal::SIGCONT);
         let (got, err) = finish(child);
@@ -144,9 +151,7 @@ fn sigint_and_sigterm_remove_the_partial_file_and_exit_like_shells_expect() {
 #[test]
 fn a_second_signal_stops_at_once_and_names_the_file_left_incomplete() {
     let dest = tempfile::tempdir().unwrap();
-    let mut child = start(dest.path(), &[]);
-    let temp = wait_for_temp(&mut child, dest.path());
-    signal(&child, Signal::SIGSTOP);
+    let (child, temp) = stopped_mid_file(dest.path());
     signal(&child, Signal::SIGINT);
     signal(&child, Signal::SIGTERM);
     signal(&child, Signal::SIGCONT);
@@ -174,8 +179,7 @@ fn a_second_signal_stops_at_once_and_names_the_file_left_incomplete() {
 #[test]
 fn after_kill_9_a_rerun_with_skip_existing_finishes_the_copy() {
     let dest = tempfile::tempdir().unwrap();
-    let mut child = start(dest.path(), &[]);
-    let temp = wait_for_temp(&mut child, dest.path());
+    let (child, temp) = stopped_mid_file(dest.path());
     signal(&child, Signal::SIGKILL);
     let (got, _) = finish(child);
     assert_eq!(got, None);

@@ -1283,12 +1283,7 @@ impl Exec<'_> {
     /// never replacing otherwise). On failure `tmp` is removed and the
     /// entry reported.
     fn place(&mut self, tmp: &[u8], at: Spot<'_>) -> bool {
-        let Spot {
-            dir,
-            name,
-            path,
-            rel,
-        } = at;
+        let (dir, name) = (at.dir, at.name);
         let r = if self.opts.existing == Existing::Overwrite {
             rustix::fs::renameat(dir, tmp, dir, name)
         } else {
@@ -1316,13 +1311,13 @@ impl Exec<'_> {
             Ok(()) => true,
             Err(e) => {
                 let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
-                let host = self.host(rel);
+                let host = self.host(at.rel);
                 let why = if e == Errno::EXIST {
                     format!("{host} appeared while it was being copied: kept")
                 } else {
                     format!("renaming the finished copy to {host}: {}", io_err(e))
                 };
-                self.summary.fail(path, why);
+                self.summary.fail(at.path, why);
                 false
             }
         }
