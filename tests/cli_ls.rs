@@ -154,3 +154,28 @@ fn cat_writes_exact_bytes_following_links_inside_the_guest() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/etc/hostname: not found"));
 }
+
+/// `ls -lh` is GNU's human-readable sizes, not the help; `--help` still is.
+#[test]
+fn dash_h_is_human_sizes() {
+    let out = vmrescue(&["ls", "-lh", "--demo", "/var/lib/mysql"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("Usage"), "{text}");
+    assert!(text.starts_with("total "), "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("no {name}: {text}"))
+            .to_string()
+    };
+    assert!(line("ibdata1").contains(" 256M "), "{text}");
+    assert!(line("ib_logfile0").contains(" 5.0M "), "{text}");
+    assert!(line("mysql").contains(" 4.0K "), "{text}");
+    // Without -h, bytes.
+    let out = vmrescue(&["ls", "-l", "--demo", "/var/lib/mysql"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 268435456 "));
+    let out = vmrescue(&["ls", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}

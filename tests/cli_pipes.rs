@@ -48,3 +48,58 @@ fn commands_end_quietly_when_the_reader_goes_away() {
         assert_eq!(got, Some(code), "{args:?}: {err}");
     }
 }
+
+/// Output that cannot be written for another reason than a closed pipe
+/// (here a full disk: `/dev/full`) is said on stderr and exits 2.
+#[test]
+fn a_failed_write_to_stdout_exits_2() {
+    let cases: [&[&str]; 6] = [
+        &["layers", "--demo"],
+        &["layers", "--demo", "--json"],
+        &["doctor", "--demo"],
+        &["ls", "-lR", "--demo", "/"],
+        &["ls", "--demo", "/etc/fstab"],
+        &["cat", "--demo", "/etc/fstab"],
+    ];
+    for args in cases {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full");
+        let out = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(full)
+            .output()
+            .expect("run vmrescue");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("writing to standard output: No space left on device"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// `cp` whose summary cannot be written (standard error on a full disk)
+/// exits 2 instead of claiming success, and does not panic.
+#[test]
+fn cp_exits_2_when_its_summary_cannot_be_written() {
+    let dest = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let status = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+        .args(["cp", "--demo", "/etc/fstab"])
+        .arg(dest.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(full)
+        .status()
+        .expect("run vmrescue");
+    assert_eq!(status.code(), Some(2));
+    // The copy itself was made.
+    assert!(dest.path().join("fstab").is_file());
+}

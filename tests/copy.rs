@@ -15,7 +15,7 @@ use vmrescue::fs::host::HostFs;
 use vmrescue::fs::mem::MemFs;
 use vmrescue::fs::{DirEntry, FileExtent, FsStatus, FsView, Metadata, NodeId, Xattr};
 use vmrescue::ops::copy::{
-    CopyEvent, CopyJob, CopyOptions, CopySource, Existing, Summary, Totals, plan,
+    CopyEvent, CopyJob, CopyOptions, CopySource, Existing, Summary, Totals, check_destination, plan,
 };
 
 const GIB: u64 = 1 << 30;
@@ -241,6 +241,21 @@ fn existing_files_are_refused_skipped_or_overwritten() {
     let (skipped, _) = run(&job(Arc::clone(&fs), &["/a"], &dest, with(Existing::Skip)));
     assert_eq!(skipped.skipped_count, 7, "{skipped:#?}");
     assert_eq!(skipped.failed_count, 0);
+    assert!(!skipped.is_clean());
+    assert_eq!(std::fs::read(&small).unwrap(), b"changed by the operator");
+
+    // SkipSame keeps what is the same (size, mtime; a symlink's target) and
+    // reports what differs, keeping it too.
+    let (skipped, _) = run(&job(
+        Arc::clone(&fs),
+        &["/a"],
+        &dest,
+        with(Existing::SkipSame),
+    ));
+    assert_eq!(skipped.unchanged, 6, "{skipped:#?}");
+    assert_eq!(skipped.failed_count, 1, "{skipped:#?}");
+    assert_eq!(skipped.skipped_count, 0);
+    assert!(skipped.failed[0].reason.contains("differs"), "{skipped:#?}");
     assert!(!skipped.is_clean());
     assert_eq!(std::fs::read(&small).unwrap(), b"changed by the operator");
 
@@ -560,4 +575,28 @@ fn owners_xattrs_and_device_nodes_as_root() {
     assert!(s.skipped.iter().all(|i| i.reason.contains("device")));
     assert_eq!(s.specials, 1);
     assert_eq!(listing(&dest3), vec!["".to_string(), "fifo".to_string()]);
+}
+
+/// The check the browser makes before Enter starts a copy: can files be
+/// created in the destination (or, for one still to be made, its parent)?
+#[test]
+fn check_destination_before_the_first_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    check_destination(tmp.path()).unwrap();
+    check_destination(&tmp.path().join("new")).unwrap();
+    // It leaves nothing behind.
+    assert_eq!(listing(tmp.path()), [""]);
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = check_destination(&file).unwrap_err().to_string();
+    assert_eq!(e, format!("{}: not a directory", file.display()));
+    let e = check_destination(&tmp.path().join("no/such"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the parent of"), "{e}");
+    // sysfs refuses new files, even to root.
+    let e = check_destination(Path::new("/sys"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/sys: cannot create files there: "), "{e}");
 }

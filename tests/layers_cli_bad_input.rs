@@ -56,7 +56,12 @@ fn empty_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "empty.raw", b"");
     let r = layers(&[p.to_str().unwrap()]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
+    assert_names(
+        &r,
+        &p,
+        &["no partition table, volume group or filesystem found"],
+    );
     assert_names(&r, &p, &["empty (0 bytes)", "not a disk image"]);
 }
 
@@ -65,7 +70,12 @@ fn a_small_text_file_is_not_an_image() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "notes.txt", b"this is not a disk image\n");
     let r = layers(&[p.to_str().unwrap()]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
+    assert_names(
+        &r,
+        &p,
+        &["no partition table, volume group or filesystem found"],
+    );
     assert_names(&r, &p, &["not a disk image", "25 bytes"]);
 }
 
@@ -75,7 +85,12 @@ fn a_large_file_with_nothing_recognisable_is_not_an_image() {
     let text: Vec<u8> = b"log line: nothing to see here\n".repeat(40_000);
     let p = write(dir.path(), "big.log", &text);
     let r = layers(&[p.to_str().unwrap()]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
+    assert_names(
+        &r,
+        &p,
+        &["no partition table, volume group or filesystem found"],
+    );
     assert_names(&r, &p, &["not a disk image", "first bytes 6c 6f 67"]);
     // The disk row is still printed.
     assert!(
@@ -91,7 +106,12 @@ fn a_blank_disk_says_so() {
     let p = dir.path().join("blank.raw");
     std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
     let r = layers(&[p.to_str().unwrap()]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
+    assert_names(
+        &r,
+        &p,
+        &["no partition table, volume group or filesystem found"],
+    );
     assert_names(&r, &p, &["not a disk image", "zeros"]);
 }
 
@@ -241,4 +261,36 @@ fn loop_in_an_ebr_chain() {
         "{}",
         r.out
     );
+}
+
+/// `ls`, `cat` and `cp` on a file that holds nothing vmrescue knows say so,
+/// naming the file and its size, and exit 2.
+#[test]
+fn guest_commands_on_a_file_that_is_no_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let dest = dest.to_str().unwrap();
+    for (name, bytes, size) in [
+        ("empty.raw", &b""[..], "0 bytes"),
+        ("one.raw", &b"x"[..], "1 byte"),
+        ("notes.txt", &b"this is not a disk image\n"[..], "25 bytes"),
+    ] {
+        let p = write(dir.path(), name, bytes);
+        let img = p.to_str().unwrap();
+        let runs: [&[&str]; 3] = [
+            &["ls", img, "/"],
+            &["cat", img, "/etc/fstab"],
+            &["cp", img, "/", dest],
+        ];
+        for args in runs {
+            let o = common::vmrescue(args);
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            let want = format!(
+                "vmrescue: {img}: no partition table, volume group or filesystem found ({size})\n"
+            );
+            assert_eq!(err, want, "{args:?}");
+        }
+    }
+    assert!(!Path::new(dest).exists());
 }

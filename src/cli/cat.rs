@@ -31,6 +31,8 @@ pub struct CatArgs {
 enum Stop {
     /// The reader (e.g. `head`) went away: not an error.
     Closed,
+    /// Standard output cannot be written (a full disk...): the job cannot be done.
+    Output(String),
     Failed(String),
 }
 
@@ -63,9 +65,18 @@ pub fn run(args: &CatArgs) -> u8 {
     };
     let mut buf = vec![0u8; CHUNK];
     for p in &paths {
+        if let Some(why) = guest.mounted_elsewhere(p.as_bytes()) {
+            report(&why);
+            code = exit::PROBLEMS;
+            continue;
+        }
         match cat_one(&*guest.fs, p.as_bytes(), &mut out, &mut buf) {
             Ok(()) => {}
             Err(Stop::Closed) => return code,
+            Err(Stop::Output(e)) => {
+                report(&e);
+                return exit::ERROR;
+            }
             Err(Stop::Failed(e)) => {
                 report(&e);
                 code = exit::PROBLEMS;
@@ -75,8 +86,8 @@ pub fn run(args: &CatArgs) -> u8 {
     if let Err(e) = out.flush()
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
-        report(&e);
-        code = exit::PROBLEMS;
+        report(&format!("writing to standard output: {e}"));
+        code = exit::ERROR;
     }
     code
 }
@@ -118,7 +129,7 @@ fn cat_one(fs: &dyn FsView, path: &[u8], out: &mut dyn Write, buf: &mut [u8]) ->
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 Stop::Closed
             } else {
-                Stop::Failed(format!("standard output: {e}"))
+                Stop::Output(format!("writing to standard output: {e}"))
             }
         })?;
         off += n as u64;

@@ -5,13 +5,14 @@ use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use clap::Args;
 use humansize::{BINARY, format_size};
 use vmrescue::ops::copy::{
-    CopyEvent, CopyJob, CopyOptions, CopySource, Existing, Progress, Summary, destination,
+    CopyEvent, CopyJob, CopyOptions, CopySource, Existing, Progress, Summary, Totals,
+    check_destination, destination,
 };
 use vmrescue::text::{count, escape};
 
@@ -30,7 +31,9 @@ pub struct CpArgs {
     /// Replace files that already exist in DEST (directories are merged, never replaced by files).
     #[arg(long, conflicts_with = "skip_existing")]
     overwrite: bool,
-    /// Keep files that already exist in DEST (reported as skipped).
+    /// Keep files that already exist in DEST when they are the same (size
+    /// and mtime; a symlink's target); one that differs is kept and
+    /// reported as a conflict (exit code 1).
     #[arg(long)]
     skip_existing: bool,
     /// Do not copy owners and xattrs (they are only copied when running as root).
@@ -48,6 +51,10 @@ pub struct CpArgs {
 
 /// Run `cp`.
 pub fn run(args: &CpArgs) -> u8 {
+    // First, before any thread starts (opening an image may start some):
+    // then every thread has the signals blocked and only ours takes them.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signal = cancel_on_signals(&cancel);
     let (target, mut paths) = match args.guest.split(args.args.clone()) {
         Ok(x) => x,
         Err(e) => {
@@ -70,8 +77,28 @@ pub fn run(args: &CpArgs) -> u8 {
     let mut problems = guest.damaged;
     let mut sources = Vec::new();
     for p in &paths {
+        // A mountpoint of another volume holds (at most) an empty directory
+        // here: copying it would claim a success that is not one.
+        if let Some(why) = guest.mounted_elsewhere(p.as_bytes()) {
+            report(&why);
+            problems = true;
+            continue;
+        }
         match CopySource::resolve(&*guest.fs, p.as_bytes()) {
-            Ok(s) => sources.push(s),
+            Ok(s) => {
+                if let Some(why) = guest.mounted_elsewhere(&s.guest_path) {
+                    report(&format!("{}: {why}", escape(p.as_bytes())));
+                    problems = true;
+                    continue;
+                }
+                for (at, volume) in guest.mounts_inside(&s.guest_path) {
+                    report(&format!(
+                        "note: {at} is where {volume} is mounted: its files are not in this \
+                         copy (copy them with --volume {volume})"
+                    ));
+                }
+                sources.push(s);
+            }
             Err(e) => {
                 report(&e);
                 problems = true;
@@ -100,6 +127,11 @@ pub fn run(args: &CpArgs) -> u8 {
         ));
         return exit::ERROR;
     }
+    // Before the first byte: can files be created there at all?
+    if let Err(e) = check_destination(&place.dir) {
+        report(&e);
+        return exit::ERROR;
+    }
     if place.create
         && let Err(e) = std::fs::create_dir(&place.dir)
     {
@@ -110,7 +142,7 @@ pub fn run(args: &CpArgs) -> u8 {
     options.existing = if args.overwrite {
         Existing::Overwrite
     } else if args.skip_existing {
-        Existing::Skip
+        Existing::SkipSame
     } else {
         Existing::Refuse
     };
@@ -120,21 +152,28 @@ pub fn run(args: &CpArgs) -> u8 {
         dest: place.dir,
         options,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    cancel_on_signals(&cancel);
     let mut bar = (!args.quiet && std::io::stderr().is_terminal()).then(Bar::new);
     if let Some(b) = bar.as_mut() {
         b.draw_text("counting files...");
     }
-    let summary = job.run(&cancel, &mut |ev| {
-        if let (Some(b), CopyEvent::Progress(p)) = (bar.as_mut(), &ev) {
-            b.draw(p);
-        }
+    let mut totals = None;
+    let summary = job.run(&cancel, &mut |ev| match (&ev, bar.as_mut()) {
+        (CopyEvent::Planned(t), _) => totals = Some(*t),
+        (CopyEvent::Progress(p), Some(b)) => b.draw(p),
+        _ => {}
     });
     if let Some(b) = bar.as_mut() {
         b.clear();
     }
-    print_summary(&summary);
+    let signal = signal.load(Ordering::Relaxed);
+    if print_summary(&summary, totals.as_ref(), signal).is_err() {
+        // The summary could not be written: nothing more can be said.
+        return exit::ERROR;
+    }
+    if signal != 0 {
+        // As shells expect of a command a signal stopped: 130 for SIGINT, 143 for SIGTERM.
+        return u8::try_from(128 + signal).unwrap_or(exit::ERROR);
+    }
     if problems || !summary.is_clean() {
         exit::PROBLEMS
     } else {
@@ -154,31 +193,64 @@ fn canonical_dest(dir: &std::path::Path) -> Option<PathBuf> {
     Some(parent.canonicalize().ok()?.join(dir.file_name()?))
 }
 
-/// Set `cancel` on SIGINT, SIGTERM or SIGHUP (a second signal ends the
-/// process at once). The signals are blocked in this thread before any
-/// other starts, and waited for by a thread of their own.
-fn cancel_on_signals(cancel: &Arc<AtomicBool>) {
+/// Set `cancel` on SIGINT, SIGTERM or SIGHUP; the number of the first
+/// signal is returned (0 until one came). A second signal ends the process
+/// at once, naming the temporary file left incomplete. The signals are
+/// blocked in this thread before any other starts, and waited for by a
+/// thread of their own.
+fn cancel_on_signals(cancel: &Arc<AtomicBool>) -> Arc<AtomicI32> {
     use nix::sys::signal::{SigSet, Signal};
+    let first = Arc::new(AtomicI32::new(0));
     let mut set = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         set.add(s);
     }
     if set.thread_block().is_err() {
-        return;
+        return first;
     }
     let flag = Arc::clone(cancel);
+    let seen = Arc::clone(&first);
     let _ = std::thread::Builder::new()
         .name("vmrescue-signals".into())
         .spawn(move || {
-            let mut count = 0;
             while let Ok(sig) = set.wait() {
-                count += 1;
-                if count > 1 {
-                    std::process::exit(128 + sig as i32);
+                if seen.load(Ordering::Relaxed) != 0 {
+                    forced_exit(sig);
                 }
+                seen.store(sig as i32, Ordering::Relaxed);
                 flag.store(true, Ordering::Relaxed);
+                if std::io::stderr().is_terminal() {
+                    // Off the progress bar's line.
+                    let _ = write!(std::io::stderr(), "\r\x1b[K");
+                }
+                report(&format!(
+                    "{}: stopping after removing the file being copied (again to stop at once)",
+                    sig.as_str()
+                ));
             }
         });
+    first
+}
+
+/// End the process now, on a second signal: say which file is left
+/// incomplete (under its temporary name, never the real one).
+fn forced_exit(sig: nix::sys::signal::Signal) -> ! {
+    let partial = vmrescue::ops::copy::partial_files_at_exit();
+    if partial.is_empty() {
+        report(&format!(
+            "{}: stopped at once; no file was left incomplete",
+            sig.as_str()
+        ));
+    }
+    for p in partial {
+        report(&format!(
+            "{}: stopped at once; left incomplete: {} (remove it)",
+            sig.as_str(),
+            escape(p.as_os_str().as_bytes())
+        ));
+    }
+    vmrescue::demo::cleanup();
+    std::process::exit(128 + sig as i32);
 }
 
 /// A one-line progress bar on stderr.
@@ -254,9 +326,12 @@ fn clock(d: Duration) -> String {
     }
 }
 
-fn print_summary(s: &Summary) {
+/// Say what the copy did, on standard error; `totals` is what the plan
+/// counted, `signal` the signal that stopped it (0: none).
+fn print_summary(s: &Summary, totals: Option<&Totals>, signal: i32) -> std::io::Result<()> {
+    let mut err = std::io::stderr().lock();
     if let Some(e) = &s.error {
-        report(e);
+        writeln!(err, "vmrescue: {e}")?;
     }
     let secs = s.elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
@@ -267,41 +342,68 @@ fn print_summary(s: &Summary) {
     } else {
         String::new()
     };
-    let mut parts = vec![count(s.files, "file", "files")];
-    for (n, one, many) in [
-        (s.dirs, "directory", "directories"),
+    // The files the plan counted (every non-directory: regular files,
+    // symlinks, special files, hard links), then of what kind.
+    let copied = s.copied_entries();
+    let planned = totals.map_or(copied + s.unchanged, |t| t.files);
+    let mut head = if copied == planned {
+        count(copied, "file", "files")
+    } else {
+        format!("{copied} of {}", count(planned, "file", "files"))
+    };
+    let kinds: Vec<String> = [
+        (s.files, "regular", "regular"),
         (s.symlinks, "symlink", "symlinks"),
         (s.specials, "special file", "special files"),
         (s.hard_links, "hard link", "hard links"),
-    ] {
-        if n > 0 {
-            parts.push(count(n, one, many));
-        }
+    ]
+    .iter()
+    .filter(|(n, ..)| *n > 0)
+    .map(|&(n, one, many)| count(n, one, many))
+    .collect();
+    if s.files != copied {
+        head.push_str(&format!(" ({})", kinds.join(", ")));
     }
-    eprintln!(
-        "vmrescue: copied {}: {} in {:.1} s{rate}",
-        parts.join(", "),
+    if s.dirs > 0 {
+        head.push_str(&format!(", {}", count(s.dirs, "directory", "directories")));
+    }
+    if s.unchanged > 0 {
+        head.push_str(&format!(
+            "; {} already there and the same",
+            count(s.unchanged, "file was", "files were")
+        ));
+    }
+    writeln!(
+        err,
+        "vmrescue: copied {head}: {} in {:.1} s{rate}",
         format_size(s.bytes, BINARY),
         secs
-    );
+    )?;
     if s.cancelled {
-        eprintln!(
-            "vmrescue: cancelled: the file being copied was removed; the rest was not copied"
-        );
+        let by = match nix::sys::signal::Signal::try_from(signal) {
+            Ok(sig) if signal != 0 => format!("interrupted ({})", sig.as_str()),
+            _ => "cancelled".to_string(),
+        };
+        writeln!(
+            err,
+            "vmrescue: {by}: the file being copied was removed; the rest was not copied"
+        )?;
     }
-    let list = |what: &str, count: u64, issues: &[vmrescue::ops::copy::Issue]| {
-        if count == 0 {
-            return;
+    for (what, n, issues) in [
+        ("skipped", s.skipped_count, &s.skipped),
+        ("failed", s.failed_count, &s.failed),
+    ] {
+        if n == 0 {
+            continue;
         }
-        eprintln!("vmrescue: {what} {count}:");
+        writeln!(err, "vmrescue: {what} {n}:")?;
         for i in issues {
-            eprintln!("  {}: {}", escape(&i.path), i.reason);
+            writeln!(err, "  {}: {}", escape(&i.path), i.reason)?;
         }
-        let more = count.saturating_sub(issues.len() as u64);
+        let more = n.saturating_sub(issues.len() as u64);
         if more > 0 {
-            eprintln!("  ... and {more} more");
+            writeln!(err, "  ... and {more} more")?;
         }
-    };
-    list("skipped", s.skipped_count, &s.skipped);
-    list("failed", s.failed_count, &s.failed);
+    }
+    err.flush()
 }

@@ -14,9 +14,9 @@ use vmrescue::engine::{Engines, FsOptions, select_volume};
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
 use vmrescue::layers::Layout;
-use vmrescue::text::escape_str;
+use vmrescue::text::{escape, escape_str};
 
-use super::{SourceArgs, Target, open_layout, report};
+use super::{SourceArgs, Target, open_found_layout, report};
 
 /// Options naming the disks and the volume.
 #[derive(Args, Debug, Clone)]
@@ -39,6 +39,9 @@ pub struct Guest {
     /// The filesystem reported problems (damaged structures, bad
     /// checksums): the command's exit code is at least 1.
     pub damaged: bool,
+    /// When the filesystem is the guest root: the other volumes the guest
+    /// mounts in it (mountpoint, volume name), from its fstab.
+    pub mounts: Vec<(Vec<u8>, String)>,
     /// Kept open for the filesystem's lifetime.
     _layout: Option<Layout>,
 }
@@ -77,10 +80,11 @@ impl GuestArgs {
             return Ok(Guest {
                 fs: Arc::new(HostFs::open(dir)?),
                 damaged: false,
+                mounts: Vec::new(),
                 _layout: None,
             });
         }
-        let layout = open_layout(target)?;
+        let layout = open_found_layout(target)?;
         let id = select_volume(&layout, self.volume.as_deref())?;
         let opts = FsOptions {
             no_journal: self.no_journal,
@@ -92,16 +96,90 @@ impl GuestArgs {
         let name = escape_str(&layout.volume(id).name);
         if notes {
             for n in &status.notes {
-                eprintln!("vmrescue: {name}: {}", escape_str(n));
+                report(&format!("{name}: {}", escape_str(n)));
             }
         }
         for p in &status.problems {
             report(&format!("{name}: {}", escape_str(p)));
         }
+        let is_root = layout.volume(id).guest.mountpoint.as_deref() == Some("/");
+        let mounts = layout
+            .volumes
+            .iter()
+            .filter(|v| is_root && v.id != id)
+            .filter_map(|v| {
+                let at = v.guest.mountpoint.as_ref()?;
+                (at.starts_with('/') && at != "/").then(|| (at.as_bytes().to_vec(), v.name.clone()))
+            })
+            .collect();
         Ok(Guest {
             fs,
             damaged: !status.problems.is_empty(),
+            mounts,
             _layout: Some(layout),
         })
     }
+}
+
+impl Guest {
+    /// When guest path `path` is (or lies below) where the guest mounts
+    /// another volume, the sentence that says which and how to read it:
+    /// `/home is where vg_ta/lv_home is mounted; use --volume vg_ta/lv_home`.
+    pub fn mounted_elsewhere(&self, path: &[u8]) -> Option<String> {
+        let parts = lexical(path);
+        self.mounts
+            .iter()
+            .filter_map(|(at, volume)| {
+                let at_parts = lexical(at);
+                let rest = parts.strip_prefix(at_parts.as_slice())?;
+                Some((at_parts.len(), at, volume, rest))
+            })
+            .max_by_key(|(n, ..)| *n)
+            .map(|(_, at, volume, rest)| {
+                let inside = if rest.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " {}",
+                        escape(&[b"/".as_slice(), &rest.join(&b'/')].concat())
+                    )
+                };
+                format!(
+                    "{} is where {} is mounted; use --volume {}{inside}",
+                    escape(at),
+                    escape_str(volume),
+                    escape_str(volume)
+                )
+            })
+    }
+
+    /// The mountpoints of other volumes that lie inside guest directory
+    /// `path` (whose files a copy of `path` does not hold), with their volumes.
+    pub fn mounts_inside(&self, path: &[u8]) -> Vec<(String, String)> {
+        let parts = lexical(path);
+        self.mounts
+            .iter()
+            .filter(|(at, _)| {
+                let at = lexical(at);
+                at.len() > parts.len() && at.starts_with(&parts)
+            })
+            .map(|(at, volume)| (escape(at), escape_str(volume)))
+            .collect()
+    }
+}
+
+/// The components of guest path `path` read without the filesystem (`.`
+/// dropped, `..` taking one back), from the root.
+fn lexical(path: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }

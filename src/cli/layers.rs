@@ -54,6 +54,11 @@ pub fn run(args: &LayersArgs) -> u8 {
     for p in &problems {
         report(p);
     }
+    // Nothing to show but the disk itself: the job could not be done.
+    if let Some(why) = super::nothing_found(&layout) {
+        report(&why);
+        return exit::ERROR;
+    }
     if problems.is_empty() {
         exit::OK
     } else {

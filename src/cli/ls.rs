@@ -9,7 +9,7 @@ use clap::Args;
 use vmrescue::fs::path::{join, resolve};
 use vmrescue::fs::{FsView, NodeId};
 use vmrescue::ops::list::{
-    Entry, Owners, display_name, impossible_name, list_dir, long_lines_with,
+    Entry, Owners, display_name, human_size, impossible_name, list_dir, long_lines_with,
 };
 use vmrescue::text::escape;
 
@@ -23,7 +23,12 @@ const MAX_DEPTH: usize = 1024;
 #[derive(Args, Debug)]
 #[command(override_usage = "vmrescue ls [OPTIONS] <IMAGE> [PATH]...\n       \
                             vmrescue ls [OPTIONS] --demo [PATH]...")]
+// `-h` is ls's human-readable sizes, as in `ls -lh`; `--help` stays the help.
+#[command(disable_help_flag = true)]
 pub struct LsArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     #[command(flatten)]
     guest: GuestArgs,
     /// Long listing: mode, links, owner, group, size, mtime (UTC), name, `-> target`.
@@ -38,6 +43,9 @@ pub struct LsArgs {
     /// Numeric owners and groups (do not read the guest's /etc/passwd).
     #[arg(short = 'n')]
     numeric: bool,
+    /// With -l, sizes as 1.5K, 210M, 3.2G (powers of 1024, as `ls -lh`).
+    #[arg(short = 'h')]
+    human: bool,
     /// IMAGE (unless --demo), then guest paths (absolute or from the guest root; default `/`).
     #[arg(value_name = "IMAGE | PATH")]
     args: Vec<OsString>,
@@ -86,19 +94,19 @@ pub fn run(args: &LsArgs) -> u8 {
     } else {
         paths.iter().map(|p| p.as_bytes().to_vec()).collect()
     };
-    match l.run(&paths) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return exit::OK,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
+    // What lies at another volume's mountpoint here is not what the guest
+    // shows there (an empty directory, at most): say where to look.
+    for p in &paths {
+        if let Some(why) = guest.mounted_elsewhere(p) {
+            report(&why);
+            l.problems = true;
         }
     }
-    if let Err(e) = l.out.flush() {
+    if let Err(e) = l.run(&paths).and_then(|()| l.out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return exit::OK;
         }
-        report(&e);
+        report(&format!("writing to standard output: {e}"));
         return exit::ERROR;
     }
     if l.problems { exit::PROBLEMS } else { exit::OK }
@@ -150,7 +158,7 @@ impl<W: Write> Lister<'_, W> {
         }
         let show = |_: usize, e: &Entry| escape(&e.name);
         if self.args.long {
-            for line in long_lines_with(entries, &self.owners, show) {
+            for line in long_lines_with(entries, &self.owners, self.args.human, show) {
                 writeln!(self.out, "{line}")?;
             }
         } else {
@@ -221,6 +229,11 @@ impl<W: Write> Lister<'_, W> {
                     .filter_map(|e| e.meta.as_ref().ok())
                     .map(|m| m.allocated.unwrap_or(m.size).div_ceil(1024))
                     .sum();
+                let total = if self.args.human {
+                    human_size(total.saturating_mul(1024))
+                } else {
+                    total.to_string()
+                };
                 writeln!(self.out, "total {total}")?;
             }
             // The synthesized `.` and `..` are shown plainly; entries of
@@ -234,7 +247,7 @@ impl<W: Write> Lister<'_, W> {
                 }
             };
             if self.args.long {
-                for line in long_lines_with(&entries, &self.owners, show) {
+                for line in long_lines_with(&entries, &self.owners, self.args.human, show) {
                     writeln!(self.out, "{line}")?;
                 }
             } else {

@@ -122,7 +122,7 @@ enum Command {
     /// so, the mountpoint. Problems found on the way are printed on stderr
     /// and make the exit code 1; what could be read is still shown.
     Layers(layers::LayersArgs),
-    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`).
+    /// List a guest directory, like `ls` (`-l`, `-a`, `-R`, `-h`).
     ///
     /// Names with control characters or invalid UTF-8 are shown escaped
     /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
@@ -133,9 +133,12 @@ enum Command {
     /// Copy guest files and directories out to a host directory.
     ///
     /// Recursive; keeps modes, times, symlinks (never followed), holes and
-    /// hard links, and as root owners, xattrs and device nodes. Names that
-    /// could escape DEST are skipped. Ends with a summary; the exit code is 1
-    /// when anything failed or was skipped.
+    /// hard links, and as root owners, xattrs and device nodes. Each file is
+    /// written under a hidden temporary name (`.NAME.vmrescue-XXXXXX`) and
+    /// renamed when complete, so an interrupted copy never leaves a
+    /// truncated file under its real name. Names that could escape DEST are
+    /// skipped. Ends with a summary; the exit code is 1 when anything failed
+    /// or was skipped, 130 after Ctrl-C and 143 after SIGTERM.
     Cp(cp::CpArgs),
     /// Find broken or suspicious symlinks in the guest's library and program
     /// directories, and list the most recently changed files.
@@ -206,7 +209,9 @@ pub mod exit {
 
 /// Print an error the way every command does.
 pub fn report(err: &dyn std::fmt::Display) {
-    eprintln!("vmrescue: {err}");
+    use std::io::Write;
+    // Not eprintln!: a standard error that cannot be written is no reason to panic.
+    let _ = writeln!(std::io::stderr(), "vmrescue: {err}");
 }
 
 /// Open the target's disks and read their layers.
@@ -234,13 +239,52 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     Ok(layout)
 }
 
+/// When the disks hold nothing vmrescue recognises (no partition table, no
+/// volume group, no filesystem or other known content: an empty file, a
+/// text file, a blank disk), the sentence that says so for each disk.
+pub fn nothing_found(layout: &Layout) -> Option<String> {
+    use vmrescue::layers::probe::ContentKind;
+    let nothing = !layout.disks.is_empty()
+        && layout.disks.iter().all(|d| d.table.is_none())
+        && layout.groups.is_empty()
+        && layout.pvs.is_empty()
+        && layout
+            .volumes
+            .iter()
+            .all(|v| matches!(v.content.kind, ContentKind::Zeros | ContentKind::Unknown));
+    nothing.then(|| {
+        layout
+            .disks
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}: no partition table, volume group or filesystem found ({})",
+                    d.path.display(),
+                    vmrescue::text::count(d.size(), "byte", "bytes")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// [`open_layout`] for commands that need something on the disks: an
+/// error when [`nothing_found`].
+pub fn open_found_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
+    let layout = open_layout(target)?;
+    match nothing_found(&layout) {
+        Some(why) => Err(vmrescue::Error::Invalid(why)),
+        None => Ok(layout),
+    }
+}
+
 /// Open the target's layers and pick the volume (`--volume`, else the
 /// guest root, else the only filesystem).
 pub fn open_volume(
     target: &Target,
     volume: Option<&str>,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
-    let layout = open_layout(target)?;
+    let layout = open_found_layout(target)?;
     let id = vmrescue::engine::select_volume(&layout, volume)?;
     Ok((layout, id))
 }
@@ -360,6 +404,9 @@ pub fn main() -> ExitCode {
         }
     };
     vmrescue::demo::cleanup();
+    // Output that could not be written (a full disk, an I/O error) means
+    // the job was not done, whatever the command thought.
+    let code = if out::failed() { exit::ERROR } else { code };
     ExitCode::from(code)
 }
 

@@ -16,7 +16,7 @@ use vmrescue::repair::undo::default_undo_dir;
 use vmrescue::text::escape;
 
 use super::guest::GuestArgs;
-use super::{SourceArgs, Target, exit, open_layout, report};
+use super::{SourceArgs, Target, exit, open_found_layout, report};
 
 /// Arguments of `relink`.
 #[derive(Args, Debug)]
@@ -113,7 +113,7 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
             .unwrap_or_else(default_undo_dir),
         (None, None) => default_undo_dir(),
     };
-    let layout = open_layout(&target)?;
+    let layout = open_found_layout(&target)?;
     let id = select_volume(&layout, args.volume.as_deref())?;
     let engines = Engines::new(args.source.engine);
     let decision = engines.decide(&layout, id);

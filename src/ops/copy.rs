@@ -7,6 +7,14 @@
 //! every MiB. The end is a [`Summary`]: what was copied, what was skipped or
 //! failed and why. A failing file never stops the batch.
 //!
+//! Nothing lies about being complete: every file, symlink, node and hard
+//! link is made under a hidden temporary name in its destination directory
+//! (`.NAME.vmrescue-XXXXXX`), given its mode, owner, xattrs and times, and
+//! only then renamed to its real name. An interrupted copy leaves no
+//! truncated file under a real name: a cancelled job removes its temporary
+//! file, and [`partial_files`] names the one being written (for a process
+//! that must end at once).
+//!
 //! What is kept: contents with their holes (a sparse file stays sparse),
 //! mode, mtime and atime (also of symlinks), symlinks as symlinks (never
 //! followed, neither in the guest nor on the host), hard links within the
@@ -38,7 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{AtFlags, Mode, OFlags, Timestamps, XattrFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -78,6 +86,12 @@ pub enum Existing {
     Overwrite,
     /// Leave it and report the file as skipped.
     Skip,
+    /// Keep it when it is the same as the guest's (same type; same size
+    /// and mtime for files, same target for symlinks): counted as
+    /// [`Summary::unchanged`], not a problem. When it differs, keep it and
+    /// report the file as failed (a conflict). What `cp --skip-existing`
+    /// does, so that a rerun after an interrupted copy finishes the job.
+    SkipSame,
 }
 
 /// How to copy.
@@ -224,6 +238,9 @@ pub struct Summary {
     pub specials: u64,
     /// Hard links made to an earlier copy instead of a second copy.
     pub hard_links: u64,
+    /// Entries already in the destination and the same as the guest's
+    /// (only with [`Existing::SkipSame`]): neither copied nor a problem.
+    pub unchanged: u64,
     /// Bytes of regular files written (apparent size).
     pub bytes: u64,
     /// Bytes moved by the kernel (`copy_file_range` or `sendfile`).
@@ -248,6 +265,17 @@ impl Summary {
     /// Nothing failed, nothing was skipped, and the copy ran to its end.
     pub fn is_clean(&self) -> bool {
         self.failed_count == 0 && self.skipped_count == 0 && !self.cancelled && self.error.is_none()
+    }
+
+    /// Non-directory entries copied, the way [`Totals::files`] counts them:
+    /// files, symlinks, special files and hard links. With the entries
+    /// [`Summary::unchanged`], skipped and failed (and those inside a
+    /// directory that failed, counted in its reason) this is the plan's count.
+    pub fn copied_entries(&self) -> u64 {
+        self.files
+            .saturating_add(self.symlinks)
+            .saturating_add(self.specials)
+            .saturating_add(self.hard_links)
     }
 
     fn skip(&mut self, path: &[u8], reason: impl Into<String>) {
@@ -280,6 +308,151 @@ pub enum CopyEvent {
     Progress(Progress),
     /// The job ended (only sent by [`CopyJob::spawn`]).
     Finished(Box<Summary>),
+}
+
+/// Temporary files being written right now by the jobs of this process.
+static WRITING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The temporary files the copy jobs of this process are writing at this
+/// moment (host paths): what would be left incomplete if the process
+/// ended now. For a second Ctrl-C that ends the process at once.
+pub fn partial_files() -> Vec<PathBuf> {
+    existing(&WRITING.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// [`partial_files`], for a process about to end at once: from this call
+/// on, no copy job of this process removes or renames its temporary file
+/// (they wait for the end), so the list stays true until the process ends.
+pub fn partial_files_at_exit() -> Vec<PathBuf> {
+    let held = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    let list = existing(&held);
+    std::mem::forget(held);
+    list
+}
+
+/// Those of `listed` that exist (they are listed a moment before they are
+/// made).
+fn existing(listed: &[PathBuf]) -> Vec<PathBuf> {
+    listed
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .cloned()
+        .collect()
+}
+
+/// A temporary file listed in [`partial_files`] while it lives.
+struct Writing(PathBuf);
+
+impl Writing {
+    fn new(path: PathBuf) -> Writing {
+        WRITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.clone());
+        Writing(path)
+    }
+
+    /// Run `f` (which removes or renames the file) and unlist the file, as
+    /// one step for [`partial_files_at_exit`].
+    fn finish<R>(mut self, f: impl FnOnce() -> R) -> R {
+        let mut w = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f();
+        if let Some(i) = w.iter().position(|p| *p == self.0) {
+            w.swap_remove(i);
+        }
+        self.0 = PathBuf::new();
+        r
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
+        let mut w = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = w.iter().position(|p| *p == self.0) {
+            w.swap_remove(i);
+        }
+    }
+}
+
+/// The hidden temporary name a copy of `name` is written under first:
+/// `.NAME.vmrescue-XXXXXX` (the name cut to fit the 255-byte limit).
+fn temp_name(name: &[u8], attempt: u32) -> Vec<u8> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(name);
+    h.write_u32(attempt);
+    h.write_u32(std::process::id());
+    let mut out = b".".to_vec();
+    out.extend_from_slice(&name[..name.len().min(200)]);
+    out.extend_from_slice(format!(".vmrescue-{:06x}", h.finish() & 0xff_ffff).as_bytes());
+    out
+}
+
+/// Check that a copy into host directory `dir` can create files there,
+/// before anything is copied: by creating (and removing) an empty hidden
+/// file in it. When `dir` does not exist yet, its parent is checked (the
+/// copy would create `dir` there). The error names the host path and why
+/// (`/mnt/usb: Read-only file system`). For `cp` and for the browser
+/// before Enter starts a copy.
+pub fn check_destination(dir: &Path) -> Result<()> {
+    let (at, missing) = match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => (dir.to_path_buf(), false),
+        Ok(_) => {
+            return Err(Error::Invalid(format!(
+                "{}: not a directory",
+                dir.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            (parent, true)
+        }
+        Err(e) => return Err(Error::io(dir.display().to_string(), e)),
+    };
+    let fd = rustix::fs::open(
+        &at,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        let what = if missing && e == Errno::NOENT {
+            format!("{} (the parent of {})", at.display(), dir.display())
+        } else {
+            at.display().to_string()
+        };
+        Error::io(what, io_err(e))
+    })?;
+    let mut last = Errno::EXIST;
+    for attempt in 0..16 {
+        let name = temp_name(b"check", attempt);
+        match rustix::fs::openat(
+            &fd,
+            &name[..],
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        ) {
+            Ok(f) => {
+                drop(f);
+                let _ = rustix::fs::unlinkat(&fd, &name[..], AtFlags::empty());
+                return Ok(());
+            }
+            Err(Errno::EXIST) => continue,
+            Err(e) => {
+                last = e;
+                break;
+            }
+        }
+    }
+    Err(Error::io(
+        format!("{}: cannot create files there", at.display()),
+        io_err(last),
+    ))
 }
 
 /// Count what `sources` hold, as a copy would walk them (unsafe names,
@@ -439,6 +612,7 @@ impl CopyJob {
             },
             links: HashMap::new(),
             root: &root,
+            dest: &self.dest,
         };
         for src in &self.sources {
             if ex.cancelled() {
@@ -480,6 +654,28 @@ enum Link {
     Unable,
 }
 
+/// Where one entry goes: `name` in the destination directory open as
+/// `dir`; its guest path (for messages) and its path relative to the
+/// destination (for host paths in messages, and hard links).
+#[derive(Clone, Copy)]
+struct Spot<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a [u8],
+    path: &'a [u8],
+    rel: &'a [u8],
+}
+
+impl<'a> Spot<'a> {
+    fn new(dir: BorrowedFd<'a>, name: &'a [u8], path: &'a [u8], rel: &'a [u8]) -> Spot<'a> {
+        Spot {
+            dir,
+            name,
+            path,
+            rel,
+        }
+    }
+}
+
 /// Why copying one file's data stopped.
 enum Stop {
     Cancelled,
@@ -514,10 +710,35 @@ struct Exec<'a> {
     /// Hard-linked nodes already copied → their path relative to the destination.
     links: HashMap<NodeId, Vec<u8>>,
     root: &'a OwnedFd,
+    /// The destination directory, for messages.
+    dest: &'a Path,
 }
 
 fn io_err(e: Errno) -> std::io::Error {
     e.into()
+}
+
+/// `rel` split into its directory (relative to the destination, maybe
+/// empty) and its last name.
+fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&rel[..0], rel),
+    }
+}
+
+/// What a file type is called in messages.
+fn kind_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Regular => "file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::CharDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Fifo => "FIFO",
+        FileType::Socket => "socket",
+        FileType::Unknown => "node of unknown type",
+    }
 }
 
 fn rel_join(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -536,6 +757,13 @@ fn timespec(t: Timestamp) -> rustix::fs::Timespec {
         tv_sec: t.sec,
         tv_nsec: i64::from(t.nsec.min(999_999_999)).try_into().unwrap_or(0),
     }
+}
+
+/// A host file's mtime in seconds.
+// `st_mtime` is not `i64` everywhere: the conversion is needed there.
+#[allow(clippy::useless_conversion)]
+fn stat_mtime(st: &rustix::fs::Stat) -> i64 {
+    i64::from(st.st_mtime)
 }
 
 fn times(m: &Metadata) -> Timestamps {
@@ -633,11 +861,13 @@ impl Exec<'_> {
                     return;
                 }
                 if meta.file_type == FileType::Directory {
-                    if let Some(fd) = self.make_dir(root.as_fd(), name, &src.guest_path) {
+                    if let Some(fd) =
+                        self.make_dir(Spot::new(root.as_fd(), name, &src.guest_path, name), &meta)
+                    {
                         self.walk(src.node, meta, fd, src.guest_path.clone(), name.clone());
                     }
                 } else {
-                    self.copy_leaf(root.as_fd(), name, &meta, &src.guest_path, name);
+                    self.copy_leaf(Spot::new(root.as_fd(), name, &src.guest_path, name), &meta);
                 }
             }
         }
@@ -688,7 +918,8 @@ impl Exec<'_> {
             let Some(parent) = stack.last() else {
                 return;
             };
-            let Some(fd) = self.make_dir(parent.fd.as_fd(), &name, &path) else {
+            let Some(fd) = self.make_dir(Spot::new(parent.fd.as_fd(), &name, &path, &rel), &meta)
+            else {
                 continue;
             };
             let frame = self.open_frame(meta.node, meta, fd, path, rel);
@@ -745,7 +976,7 @@ impl Exec<'_> {
                 frame.subdirs.push((e.name, m));
             } else {
                 let rel = rel_join(&frame.rel, &e.name);
-                self.copy_leaf(frame.fd.as_fd(), &e.name, &m, &path, &rel);
+                self.copy_leaf(Spot::new(frame.fd.as_fd(), &e.name, &path, &rel), &m);
             }
         }
         frame.subdirs.reverse();
@@ -757,14 +988,25 @@ impl Exec<'_> {
         let mut problems = Vec::new();
         self.apply_fd_meta(f.fd.as_fd(), &f.meta, &mut problems);
         if !problems.is_empty() {
-            self.summary.fail(&f.guest_path, problems.join("; "));
+            let host = self.host(&f.rel);
+            self.summary
+                .fail(&f.guest_path, format!("{host}: {}", problems.join("; ")));
         }
     }
 
-    /// Create (or merge into) directory `name` in `parent` and open it.
-    fn make_dir(&mut self, parent: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Option<OwnedFd> {
+    /// Create (or merge into) directory `name` in `parent` (guest `m`) and
+    /// open it. On failure the directory is reported with what it holds
+    /// (which is then not copied either).
+    fn make_dir(&mut self, at: Spot<'_>, m: &Metadata) -> Option<OwnedFd> {
+        let Spot {
+            dir: parent,
+            name,
+            path,
+            rel,
+        } = at;
         self.current = path.to_vec();
         self.tick();
+        let host = self.host(rel);
         match rustix::fs::mkdirat(parent, name, Mode::RWXU) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
@@ -774,22 +1016,26 @@ impl Exec<'_> {
                 if !is_dir {
                     match self.opts.existing {
                         Existing::Skip => {
-                            self.summary
-                                .skip(path, "already exists and is not a directory");
+                            self.summary.skip(
+                                path,
+                                format!("already exists and is not a directory: {host}"),
+                            );
                             return None;
                         }
-                        Existing::Refuse => {
-                            self.summary.fail(
-                                path,
-                                "already exists and is not a directory (--overwrite replaces it)",
+                        Existing::SkipSame | Existing::Refuse => {
+                            let why = format!(
+                                "already exists and is not a directory: {host} kept \
+                                 (--overwrite replaces it)"
                             );
+                            self.fail_dir(path, m, why);
                             return None;
                         }
                         Existing::Overwrite => {
                             if let Err(e) = rustix::fs::unlinkat(parent, name, AtFlags::empty())
                                 .and_then(|()| rustix::fs::mkdirat(parent, name, Mode::RWXU))
                             {
-                                self.summary.fail(path, io_err(e).to_string());
+                                let why = format!("replacing {host}: {}", io_err(e));
+                                self.fail_dir(path, m, why);
                                 return None;
                             }
                         }
@@ -797,7 +1043,8 @@ impl Exec<'_> {
                 }
             }
             Err(e) => {
-                self.summary.fail(path, io_err(e).to_string());
+                let why = format!("creating directory {host}: {}", io_err(e));
+                self.fail_dir(path, m, why);
                 return None;
             }
         }
@@ -812,99 +1059,278 @@ impl Exec<'_> {
                 Some(fd)
             }
             Err(e) => {
-                self.summary.fail(path, io_err(e).to_string());
+                let why = format!("opening directory {host}: {}", io_err(e));
+                self.fail_dir(path, m, why);
                 None
             }
         }
     }
 
-    /// Create with `create`; when the name exists, apply the `existing` rule
-    /// (replacing means unlinking the name, never following it).
-    fn create<T>(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        mut create: impl FnMut() -> rustix::io::Result<T>,
-    ) -> Option<T> {
-        match create() {
-            Ok(t) => Some(t),
-            Err(Errno::EXIST) => match self.opts.existing {
-                Existing::Skip => {
-                    self.summary.skip(path, "already exists");
-                    None
-                }
-                Existing::Refuse => {
-                    self.summary.fail(
-                        path,
-                        "already exists (--overwrite replaces, --skip-existing keeps it)",
-                    );
-                    None
-                }
-                Existing::Overwrite => {
-                    let is_dir = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map(|st| FileType::from_mode(st.st_mode) == FileType::Directory)
-                        .unwrap_or(false);
-                    if is_dir {
-                        self.summary
-                            .fail(path, "a directory of that name is in the way");
-                        return None;
-                    }
-                    match rustix::fs::unlinkat(dir, name, AtFlags::empty()).and_then(|()| create())
-                    {
-                        Ok(t) => Some(t),
-                        Err(e) => {
-                            self.summary.fail(path, io_err(e).to_string());
-                            None
-                        }
-                    }
-                }
-            },
-            Err(e) => {
-                self.summary.fail(path, io_err(e).to_string());
-                None
-            }
+    /// Report directory `m` as failed, with the entries below it that are
+    /// therefore not copied (so the summary accounts for all the plan counted).
+    fn fail_dir(&mut self, path: &[u8], m: &Metadata, why: String) {
+        let src = CopySource {
+            node: m.node,
+            guest_path: path.to_vec(),
+            dest_name: None,
+        };
+        let t = plan(self.fs, &[src], self.cancel);
+        // The plan counts the directory itself.
+        let dirs = t.dirs.saturating_sub(1);
+        self.files_done = self.files_done.saturating_add(t.files);
+        if t.files == 0 && dirs == 0 {
+            self.summary.fail(path, why);
+        } else {
+            self.summary.fail(
+                path,
+                format!(
+                    "{why} (so not copied either: {} and {} inside)",
+                    crate::text::count(t.files, "file", "files"),
+                    crate::text::count(dirs, "directory", "directories")
+                ),
+            );
         }
     }
 
-    /// Copy a non-directory entry.
-    fn copy_leaf(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-        rel: &[u8],
-    ) {
-        self.current = path.to_vec();
+    /// The host path of `rel` (relative to the destination).
+    fn host_path(&self, rel: &[u8]) -> PathBuf {
+        self.dest.join(OsStr::from_bytes(rel))
+    }
+
+    /// The host path of `rel`, escaped for messages.
+    fn host(&self, rel: &[u8]) -> String {
+        escape(self.host_path(rel).as_os_str().as_bytes())
+    }
+
+    /// Copy a non-directory entry (`rel`: its path relative to the destination).
+    fn copy_leaf(&mut self, at: Spot<'_>, m: &Metadata) {
+        self.current = at.path.to_vec();
         self.tick();
+        self.place_leaf(at, m);
+        self.files_done += 1;
+    }
+
+    /// [`Exec::copy_leaf`] but for the progress.
+    fn place_leaf(&mut self, at: Spot<'_>, m: &Metadata) {
+        if !self.may_write(at, m) {
+            return;
+        }
         let linked = m.nlink > 1;
         if let Some(first) = linked.then(|| self.links.get(&m.node).cloned()).flatten() {
-            match self.hard_link(&first, dir, name, path) {
+            match self.hard_link(&first, at) {
                 Link::Made => self.summary.hard_links += 1,
                 Link::Handled => {}
                 // The earlier copy cannot be linked to: copy the data again.
                 Link::Unable => {
-                    self.copy_node(dir, name, m, path);
+                    self.copy_node(at, m);
                 }
             }
-            self.files_done += 1;
             return;
         }
-        let done = self.copy_node(dir, name, m, path);
+        let done = self.copy_node(at, m);
         if done && linked {
-            self.links.insert(m.node, rel.to_vec());
+            self.links.insert(m.node, at.rel.to_vec());
         }
-        self.files_done += 1;
+    }
+
+    /// Whether `name` may be written in `dir`: it does not exist, or the
+    /// `existing` rule lets it be replaced. Otherwise the entry is
+    /// reported (or counted as unchanged) here.
+    fn may_write(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot {
+            dir,
+            name,
+            path,
+            rel,
+        } = at;
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return true,
+            Err(e) => {
+                self.summary
+                    .fail(path, format!("{}: {}", self.host(rel), io_err(e)));
+                return false;
+            }
+        };
+        let host = self.host(rel);
+        match self.opts.existing {
+            Existing::Refuse => {
+                self.summary.fail(
+                    path,
+                    format!(
+                        "already exists: {host} (--overwrite replaces it; --skip-existing \
+                         keeps it when it is the same)"
+                    ),
+                );
+                false
+            }
+            Existing::Skip => {
+                self.summary.skip(path, format!("already exists: {host}"));
+                false
+            }
+            Existing::SkipSame => {
+                match self.differs(dir, name, &st, m) {
+                    None => self.summary.unchanged += 1,
+                    Some(how) => self.summary.fail(
+                        path,
+                        format!(
+                            "already exists and differs ({how}): {host} kept (--overwrite \
+                             replaces it)"
+                        ),
+                    ),
+                }
+                false
+            }
+            Existing::Overwrite => {
+                if FileType::from_mode(st.st_mode) == FileType::Directory {
+                    self.summary.fail(
+                        path,
+                        format!("a directory of that name is in the way: {host}"),
+                    );
+                    return false;
+                }
+                true
+            }
+        }
+    }
+
+    /// How the existing `st` (named `name` in `dir`) differs from the
+    /// guest's `m`, or `None` when it is the same: same type; for files the
+    /// same size and mtime (seconds, as rsync compares them); for symlinks
+    /// the same target; for devices the same numbers.
+    fn differs(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        st: &rustix::fs::Stat,
+        m: &Metadata,
+    ) -> Option<String> {
+        let there = FileType::from_mode(st.st_mode);
+        if there != m.file_type {
+            return Some(format!(
+                "a {} there, a {} in the guest",
+                kind_name(there),
+                kind_name(m.file_type)
+            ));
+        }
+        match m.file_type {
+            FileType::Regular => {
+                let size = u64::try_from(st.st_size).unwrap_or(0);
+                if size != m.size {
+                    return Some(format!("{size} bytes there, {} in the guest", m.size));
+                }
+                if stat_mtime(st) != m.mtime.sec {
+                    return Some(format!(
+                        "modified {} there, {} in the guest",
+                        crate::text::format_time(stat_mtime(st)),
+                        crate::text::format_time(m.mtime.sec)
+                    ));
+                }
+                None
+            }
+            FileType::Symlink => {
+                let guest = self.fs.read_link(m.node).ok();
+                let host = rustix::fs::readlinkat(dir, name, Vec::new())
+                    .ok()
+                    .map(|t| t.into_bytes());
+                (guest.is_none() || guest != host).then(|| "another target".to_string())
+            }
+            FileType::CharDevice | FileType::BlockDevice => {
+                let here = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+                (here != m.rdev).then(|| {
+                    format!(
+                        "device {}:{} there, {}:{} in the guest",
+                        here.0, here.1, m.rdev.0, m.rdev.1
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Make a new node under a fresh temporary name with `make`
+    /// (which must fail with `EEXIST` when the name is taken).
+    fn make_temp<T>(
+        &mut self,
+        at: Spot<'_>,
+        mut make: impl FnMut(&[u8]) -> rustix::io::Result<T>,
+    ) -> Option<(Vec<u8>, T)> {
+        let Spot {
+            name, path, rel, ..
+        } = at;
+        let mut last = Errno::EXIST;
+        for attempt in 0..16 {
+            let tmp = temp_name(name, attempt);
+            match make(&tmp) {
+                Ok(t) => return Some((tmp, t)),
+                Err(Errno::EXIST) => continue,
+                Err(e) => {
+                    last = e;
+                    break;
+                }
+            }
+        }
+        let parent = self.host(split_rel(rel).0);
+        self.summary.fail(
+            path,
+            format!("creating a file in {parent}: {}", io_err(last)),
+        );
+        None
+    }
+
+    /// Give the finished temporary `tmp` in `dir` its real name, as the
+    /// `existing` rule allows (replacing atomically with `--overwrite`,
+    /// never replacing otherwise). On failure `tmp` is removed and the
+    /// entry reported.
+    fn place(&mut self, tmp: &[u8], at: Spot<'_>) -> bool {
+        let (dir, name) = (at.dir, at.name);
+        let r = if self.opts.existing == Existing::Overwrite {
+            rustix::fs::renameat(dir, tmp, dir, name)
+        } else {
+            match rustix::fs::renameat_with(dir, tmp, dir, name, RenameFlags::NOREPLACE) {
+                // Filesystems without RENAME_NOREPLACE: a link never replaces.
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                    match rustix::fs::linkat(dir, tmp, dir, name, AtFlags::empty()) {
+                        Ok(()) => {
+                            let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+                            Ok(())
+                        }
+                        Err(Errno::EXIST) => Err(Errno::EXIST),
+                        // Nor hard links (vfat): look, then rename.
+                        Err(_) => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                            Ok(_) => Err(Errno::EXIST),
+                            Err(Errno::NOENT) => rustix::fs::renameat(dir, tmp, dir, name),
+                            Err(e) => Err(e),
+                        },
+                    }
+                }
+                r => r,
+            }
+        };
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+                let host = self.host(at.rel);
+                let why = if e == Errno::EXIST {
+                    format!("{host} appeared while it was being copied: kept")
+                } else {
+                    format!("renaming the finished copy to {host}: {}", io_err(e))
+                };
+                self.summary.fail(at.path, why);
+                false
+            }
+        }
     }
 
     /// Create a copy of non-directory `m` as `name` in `dir`.
-    fn copy_node(&mut self, dir: BorrowedFd<'_>, name: &[u8], m: &Metadata, path: &[u8]) -> bool {
+    fn copy_node(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let path = at.path;
         match m.file_type {
-            FileType::Regular => self.copy_file(dir, name, m, path),
-            FileType::Symlink => self.copy_symlink(dir, name, m, path),
+            FileType::Regular => self.copy_file(at, m),
+            FileType::Symlink => self.copy_symlink(at, m),
             FileType::Fifo | FileType::Socket | FileType::CharDevice | FileType::BlockDevice => {
-                self.copy_special(dir, name, m, path)
+                self.copy_special(at, m)
             }
             FileType::Directory | FileType::Unknown => {
                 self.summary
@@ -916,11 +1342,9 @@ impl Exec<'_> {
 
     /// Make `name` in `dir` a hard link to the earlier copy at `first`
     /// (relative to the destination).
-    fn hard_link(&mut self, first: &[u8], dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Link {
-        let (parent_rel, last) = match first.iter().rposition(|&b| b == b'/') {
-            Some(i) => (&first[..i], &first[i + 1..]),
-            None => (&first[..0], first),
-        };
+    fn hard_link(&mut self, first: &[u8], at: Spot<'_>) -> Link {
+        let Spot { dir, .. } = at;
+        let (parent_rel, last) = split_rel(first);
         // Walk to the first copy's directory one component at a time, never
         // following a symlink: these are directories this job made.
         let mut parent: Option<OwnedFd> = None;
@@ -941,49 +1365,82 @@ impl Exec<'_> {
         }
         let root = self.root;
         let base = parent.as_ref().map_or(root.as_fd(), AsFd::as_fd);
-        let link = || rustix::fs::linkat(base, last, dir, name, AtFlags::empty());
-        match link() {
-            Ok(()) => Link::Made,
-            // The name exists: the usual rules decide.
-            Err(Errno::EXIST) => match self.create(dir, name, path, link) {
-                Some(()) => Link::Made,
-                None => Link::Handled,
-            },
-            // EXDEV, EMLINK, EPERM (protected_hardlinks), ...
-            Err(_) => Link::Unable,
+        let mut unable = false;
+        let made = self.make_temp(at, |tmp| {
+            match rustix::fs::linkat(base, last, dir, tmp, AtFlags::empty()) {
+                Err(Errno::EXIST) => Err(Errno::EXIST),
+                // EXDEV, EMLINK, EPERM (protected_hardlinks), ...
+                Err(_) => {
+                    unable = true;
+                    Ok(())
+                }
+                Ok(()) => Ok(()),
+            }
+        });
+        match made {
+            Some(_) if unable => Link::Unable,
+            Some((tmp, ())) => {
+                if self.place(&tmp, at) {
+                    Link::Made
+                } else {
+                    Link::Handled
+                }
+            }
+            None => Link::Handled,
         }
     }
 
-    fn copy_file(&mut self, dir: BorrowedFd<'_>, name: &[u8], m: &Metadata, path: &[u8]) -> bool {
+    /// Copy regular file `m`: written under a temporary name, given its
+    /// metadata, then renamed to `name`.
+    fn copy_file(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot { dir, path, rel, .. } = at;
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let Some(fd) = self.create(dir, name, path, || {
-            rustix::fs::openat(dir, name, flags, Mode::RUSR | Mode::WUSR)
+        let parent = self.host_path(split_rel(rel).0);
+        // Listed before it exists, so that a process ended at any moment
+        // can name it.
+        let mut writing = None;
+        let Some((tmp, fd)) = self.make_temp(at, |tmp| {
+            writing = Some(Writing::new(parent.join(OsStr::from_bytes(tmp))));
+            rustix::fs::openat(dir, tmp, flags, Mode::RUSR | Mode::WUSR)
         }) else {
             return false;
         };
+        let tmp_host = self.host(&rel_join(split_rel(rel).0, &tmp));
+        let finish = |writing: Option<Writing>, f: &mut dyn FnMut() -> bool| match writing {
+            Some(w) => w.finish(f),
+            None => f(),
+        };
         let file = File::from(fd);
         let before = self.bytes_done;
-        match self.copy_data(&file, m) {
-            Ok(()) => {}
-            Err(stop) => {
-                drop(file);
-                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
-                self.bytes_done = before;
-                if let Stop::Failed(why) = stop {
-                    self.summary.fail(path, why);
-                }
-                return false;
+        if let Err(stop) = self.copy_data(&file, m) {
+            drop(file);
+            finish(writing, &mut || {
+                rustix::fs::unlinkat(dir, &tmp[..], AtFlags::empty()).is_ok()
+            });
+            self.bytes_done = before;
+            if let Stop::Failed(why) = stop {
+                self.summary
+                    .fail(path, format!("{why} (writing {tmp_host})"));
             }
+            return false;
+        }
+        let mut problems = Vec::new();
+        self.apply_fd_meta(file.as_fd(), m, &mut problems);
+        drop(file);
+        let placed = finish(writing, &mut || self.place(&tmp, at));
+        if !placed {
+            self.bytes_done = before;
+            return false;
         }
         self.bytes_done = before.saturating_add(m.size);
         self.summary.files += 1;
         self.summary.bytes = self.summary.bytes.saturating_add(m.size);
-        let mut problems = Vec::new();
-        self.apply_fd_meta(file.as_fd(), m, &mut problems);
         if !problems.is_empty() {
-            self.summary
-                .fail(path, format!("copied, but {}", problems.join("; ")));
+            self.summary.fail(
+                path,
+                format!("copied to {}, but {}", self.host(rel), problems.join("; ")),
+            );
         }
         true
     }
@@ -1203,13 +1660,8 @@ impl Exec<'_> {
         }
     }
 
-    fn copy_symlink(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-    ) -> bool {
+    fn copy_symlink(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot { dir, path, rel, .. } = at;
         let target = match self.fs.read_link(m.node) {
             Ok(t) => t,
             Err(e) => {
@@ -1227,31 +1679,28 @@ impl Exec<'_> {
             );
             return false;
         }
-        if self
-            .create(dir, name, path, || {
-                rustix::fs::symlinkat(&target[..], dir, name)
-            })
-            .is_none()
-        {
+        let Some((tmp, ())) =
+            self.make_temp(at, |tmp| rustix::fs::symlinkat(&target[..], dir, tmp))
+        else {
+            return false;
+        };
+        let mut problems = Vec::new();
+        self.apply_name_meta(dir, &tmp, m, false, &mut problems);
+        if !self.place(&tmp, at) {
             return false;
         }
         self.summary.symlinks += 1;
-        let mut problems = Vec::new();
-        self.apply_name_meta(dir, name, m, false, &mut problems);
         if !problems.is_empty() {
-            self.summary
-                .fail(path, format!("copied, but {}", problems.join("; ")));
+            self.summary.fail(
+                path,
+                format!("copied to {}, but {}", self.host(rel), problems.join("; ")),
+            );
         }
         true
     }
 
-    fn copy_special(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        m: &Metadata,
-        path: &[u8],
-    ) -> bool {
+    fn copy_special(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        let Spot { dir, path, rel, .. } = at;
         let (ft, dev) = match m.file_type {
             FileType::Fifo => (rustix::fs::FileType::Fifo, 0),
             FileType::Socket => (rustix::fs::FileType::Socket, 0),
@@ -1281,20 +1730,22 @@ impl Exec<'_> {
             }
             _ => return false,
         };
-        if self
-            .create(dir, name, path, || {
-                rustix::fs::mknodat(dir, name, ft, Mode::RUSR | Mode::WUSR, dev)
-            })
-            .is_none()
-        {
+        let Some((tmp, ())) = self.make_temp(at, |tmp| {
+            rustix::fs::mknodat(dir, tmp, ft, Mode::RUSR | Mode::WUSR, dev)
+        }) else {
+            return false;
+        };
+        let mut problems = Vec::new();
+        self.apply_name_meta(dir, &tmp, m, true, &mut problems);
+        if !self.place(&tmp, at) {
             return false;
         }
         self.summary.specials += 1;
-        let mut problems = Vec::new();
-        self.apply_name_meta(dir, name, m, true, &mut problems);
         if !problems.is_empty() {
-            self.summary
-                .fail(path, format!("copied, but {}", problems.join("; ")));
+            self.summary.fail(
+                path,
+                format!("copied to {}, but {}", self.host(rel), problems.join("; ")),
+            );
         }
         true
     }

@@ -186,15 +186,44 @@ pub fn size_column(m: &Metadata) -> String {
     }
 }
 
-/// `ls -l` lines for `entries`, columns aligned, names shown with [`display_name`].
-pub fn long_lines(entries: &[Entry], owners: &Owners) -> Vec<String> {
-    long_lines_with(entries, owners, |_, e| display_name(&e.name))
+/// A size as `ls -lh` shows it: bytes below 1024, else powers of 1024
+/// rounded up, with one decimal below 10 (`1.5K`, `10K`, `210M`).
+pub fn human_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let units = ["K", "M", "G", "T", "P", "E"];
+    let mut unit = 0;
+    let mut div = 1024u128;
+    while unit + 1 < units.len() && u128::from(bytes) >= div * 1024 {
+        div *= 1024;
+        unit += 1;
+    }
+    let b = u128::from(bytes);
+    // Tenths, rounded up.
+    let tenths = (b * 10).div_ceil(div);
+    if tenths < 100 {
+        return format!("{}.{}{}", tenths / 10, tenths % 10, units[unit]);
+    }
+    let whole = b.div_ceil(div);
+    if whole >= 1024 && unit + 1 < units.len() {
+        // 1023.9M rounds up to 1.0G.
+        return format!("1.0{}", units[unit + 1]);
+    }
+    format!("{whole}{}", units[unit])
 }
 
-/// `ls -l` lines for `entries`, columns aligned, names shown as `name(index, entry)` says.
+/// `ls -l` lines for `entries`, columns aligned, names shown with [`display_name`].
+pub fn long_lines(entries: &[Entry], owners: &Owners) -> Vec<String> {
+    long_lines_with(entries, owners, false, |_, e| display_name(&e.name))
+}
+
+/// `ls -l` lines for `entries`, columns aligned, names shown as
+/// `name(index, entry)` says; sizes as [`human_size`] when `human`.
 pub fn long_lines_with(
     entries: &[Entry],
     owners: &Owners,
+    human: bool,
     name: impl Fn(usize, &Entry) -> String,
 ) -> Vec<String> {
     struct Cols {
@@ -213,7 +242,11 @@ pub fn long_lines_with(
                 links: m.nlink.to_string(),
                 user: owners.user(m.uid),
                 group: owners.group(m.gid),
-                size: size_column(m),
+                size: match m.file_type {
+                    FileType::CharDevice | FileType::BlockDevice => size_column(m),
+                    _ if human => human_size(m.size),
+                    _ => size_column(m),
+                },
                 time: format_time(m.mtime),
             })
         })
@@ -260,6 +293,25 @@ pub fn long_lines_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_sizes_like_gnu_ls() {
+        let cases = [
+            (0, "0"),
+            (1023, "1023"),
+            (1024, "1.0K"),
+            (1025, "1.1K"),
+            (1536, "1.5K"),
+            (10 * 1024, "10K"),
+            (10 * 1024 + 1, "11K"),
+            (210 << 20, "210M"),
+            ((1 << 30) - 1, "1.0G"),
+            (u64::MAX, "16E"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(human_size(n), want, "{n}");
+        }
+    }
 
     #[test]
     fn times_like_long_iso_in_utc() {
