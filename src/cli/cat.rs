@@ -78,6 +78,9 @@ pub fn run(args: &CatArgs) -> u8 {
         report(&e);
         code = exit::PROBLEMS;
     }
+    if guest.finish() {
+        code = exit::PROBLEMS;
+    }
     code
 }
 

@@ -135,6 +135,7 @@ pub fn run(args: &CpArgs) -> u8 {
         b.clear();
     }
     print_summary(&summary);
+    problems |= guest.finish();
     if problems || !summary.is_clean() {
         exit::PROBLEMS
     } else {

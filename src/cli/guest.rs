@@ -39,8 +39,25 @@ pub struct Guest {
     /// The filesystem reported problems (damaged structures, bad
     /// checksums): the command's exit code is at least 1.
     pub damaged: bool,
+    /// The volume's name and the problems already reported, to report
+    /// those found later (while reading) at the end.
+    reported: (String, Vec<String>),
     /// Kept open for the filesystem's lifetime.
     _layout: Option<Layout>,
+}
+
+impl Guest {
+    /// Report the problems the filesystem found after it was opened (while
+    /// reading directories and files); whether it found any at all, which
+    /// makes the command's exit code at least 1.
+    pub fn finish(&self) -> bool {
+        let status = self.fs.status();
+        let (name, before) = &self.reported;
+        for p in status.problems.iter().filter(|p| !before.contains(p)) {
+            report(&format!("{name}: {}", escape_str(p)));
+        }
+        !status.problems.is_empty()
+    }
 }
 
 impl GuestArgs {
@@ -77,6 +94,7 @@ impl GuestArgs {
             return Ok(Guest {
                 fs: Arc::new(HostFs::open(dir)?),
                 damaged: false,
+                reported: Default::default(),
                 _layout: None,
             });
         }
@@ -101,6 +119,7 @@ impl GuestArgs {
         Ok(Guest {
             fs,
             damaged: !status.problems.is_empty(),
+            reported: (name, status.problems),
             _layout: Some(layout),
         })
     }

@@ -101,7 +101,11 @@ pub fn run(args: &LsArgs) -> u8 {
         report(&e);
         return exit::ERROR;
     }
-    if l.problems { exit::PROBLEMS } else { exit::OK }
+    if guest.finish() || l.problems {
+        exit::PROBLEMS
+    } else {
+        exit::OK
+    }
 }
 
 impl<W: Write> Lister<'_, W> {
