@@ -563,3 +563,47 @@ fn extents_out_of_logical_order_are_read_in_order_and_reported() {
     let err = String::from_utf8_lossy(&cp.stderr);
     assert!(err.contains("not in logical block order"), "{err}");
 }
+
+/// Every checksum mismatch met while reading is a problem naming the
+/// structure and its byte position, and makes `ls`, `cat` and `cp` exit 1
+/// (a tampered inode's owner is still shown, but not as if it were valid).
+#[test]
+fn checksum_mismatches_found_while_reading_make_the_commands_exit_1() {
+    let name = "ext-ext4-4k";
+    let clean = ext_support::open(name);
+    let inode_pos = clean
+        .inode_position(node(&clean, "/hello.txt").0 as u32)
+        .unwrap() as usize;
+    let (idx, _) = frag_tree(&clean);
+    let dir = first_block(&clean, "/dir") as usize * 4096;
+    let big = first_block(&clean, "/big") as usize * 4096;
+    let noext = ext_support::open("ext-ext4-noextent");
+    let acl = noext
+        .read_inode(node(&noext, "/hello.txt").0 as u32)
+        .unwrap()
+        .i_file_acl as usize
+        * noext.block_size() as usize;
+    type Damage = (&'static str, usize, &'static [&'static str], &'static str);
+    let cases: &[Damage] = &[
+        (name, inode_pos + 2, &["ls", "-l", "/"], "ext inode"), // i_uid
+        (name, idx as usize * 4096 + 12 + 2, &["cat", "/frag"], "ext4 extent node"),
+        (name, dir + 30, &["ls", "/dir"], "ext directory block"),
+        (name, big + 0x28, &["ls", "/big"], "ext htree node"),
+        ("ext-ext4-noextent", acl + 0x40, &["cp", "/hello.txt"], "ext xattr block"),
+    ];
+    for &(img_name, at, args, what) in cases {
+        let mut b = image(img_name);
+        b[at] ^= 0x10;
+        let (dir, img) = temp_image("damaged.img", b);
+        let mut argv = vec![args[0], img.as_str()];
+        argv.extend_from_slice(&args[1..]);
+        let out = dir.path().join("out");
+        if args[0] == "cp" {
+            argv.push(out.to_str().unwrap());
+        }
+        let run = common::vmrescue(&argv);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(what) && err.contains("checksum mismatch"), "{args:?}: {err}");
+    }
+}
