@@ -330,13 +330,13 @@ fn broken_directory_blocks_are_reported_and_the_rest_listed() {
         "{p}"
     );
     assert!(p.contains("checksum mismatch"), "{p}");
-    // A zero rec_len: the rest of that block is skipped with a problem.
+    // A zero rec_len: a problem, and the entries after it are still read.
     let mut b = image("ext-ext4-4k");
     b[dir + 12 + 4] = 0; // ".." rec_len
     b[dir + 12 + 5] = 0;
     let fs = open_bytes(b).unwrap();
     let got = fs.read_dir(node(&fs, "/dir")).unwrap();
-    assert!(got.len() < want.len());
+    assert_eq!(got.len(), want.len());
     assert!(
         problems(&fs).contains(&format!("at byte {}: bad rec_len 0", dir + 12)),
         "{}",
@@ -586,10 +586,20 @@ fn checksum_mismatches_found_while_reading_make_the_commands_exit_1() {
     type Damage = (&'static str, usize, &'static [&'static str], &'static str);
     let cases: &[Damage] = &[
         (name, inode_pos + 2, &["ls", "-l", "/"], "ext inode"), // i_uid
-        (name, idx as usize * 4096 + 12 + 2, &["cat", "/frag"], "ext4 extent node"),
+        (
+            name,
+            idx as usize * 4096 + 12 + 2,
+            &["cat", "/frag"],
+            "ext4 extent node",
+        ),
         (name, dir + 30, &["ls", "/dir"], "ext directory block"),
         (name, big + 0x28, &["ls", "/big"], "ext htree node"),
-        ("ext-ext4-noextent", acl + 0x40, &["cp", "/hello.txt"], "ext xattr block"),
+        (
+            "ext-ext4-noextent",
+            acl + 0x40,
+            &["cp", "/hello.txt"],
+            "ext xattr block",
+        ),
     ];
     for &(img_name, at, args, what) in cases {
         let mut b = image(img_name);
@@ -604,6 +614,137 @@ fn checksum_mismatches_found_while_reading_make_the_commands_exit_1() {
         let run = common::vmrescue(&argv);
         let err = String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(what) && err.contains("checksum mismatch"), "{args:?}: {err}");
+        assert!(
+            err.contains(what) && err.contains("checksum mismatch"),
+            "{args:?}: {err}"
+        );
     }
+}
+
+/// The byte offset of the directory entry named `name` in block `block`.
+fn entry_at(block: &[u8], name: &[u8]) -> usize {
+    let mut off = 0;
+    while off + 8 <= block.len() {
+        let rec = usize::from(u16::from_le_bytes([block[off + 4], block[off + 5]]));
+        let len = usize::from(block[off + 6]);
+        if &block[off + 8..off + 8 + len] == name {
+            return off;
+        }
+        assert!(rec >= 12, "no entry {name:?}");
+        off += rec;
+    }
+    panic!("no entry {name:?}");
+}
+
+/// Damaged entries are each a problem with their position; the readable
+/// entries around them are still listed, also past an entry whose rec_len
+/// would hide the rest of the block (salvaged as e2fsck does).
+#[test]
+fn damaged_directory_entries_are_reported_and_the_rest_salvaged() {
+    let name = "ext-ext4-4k";
+    let clean = ext_support::open(name);
+    let dir = first_block(&clean, "/dir") as usize * 4096;
+    let d = node(&clean, "/dir");
+    let want: Vec<Vec<u8>> = clean
+        .read_dir(d)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(want.len() >= 3, "{want:?}");
+    let first = want[0].clone();
+    let b0 = image(name);
+    let at = dir + entry_at(&b0[dir..dir + 4096], &first);
+    // rec_len 8: the rest of the block would be unreachable.
+    let mut b = b0.clone();
+    b[at + 4..at + 6].copy_from_slice(&8u16.to_le_bytes());
+    let fs = open_bytes(b).unwrap();
+    let got: Vec<_> = fs
+        .read_dir(d)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(got, want);
+    let p = problems(&fs);
+    assert!(
+        p.contains(&format!(
+            "ext directory entry of inode {} at byte {at}: bad rec_len 8",
+            d.0
+        )),
+        "{p}"
+    );
+    assert!(p.contains("entries read on from byte"), "{p}");
+    // A reserved inode number (the journal's), and one past s_inodes_count.
+    for (ino, what) in [
+        (8u32, "inode 8 is reserved"),
+        (u32::MAX, "inode 4294967295 out of range"),
+    ] {
+        let mut b = b0.clone();
+        b[at..at + 4].copy_from_slice(&ino.to_le_bytes());
+        let fs = open_bytes(b).unwrap();
+        let got: Vec<_> = fs
+            .read_dir(d)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(got, want[1..], "{what}");
+        let p = problems(&fs);
+        assert!(
+            p.contains(&format!(
+                "ext directory entry of inode {} at byte {at}: {what}",
+                d.0
+            )),
+            "{p}"
+        );
+    }
+}
+
+/// A second `..` (a regular file) after the real `.` and `..` is listed
+/// (escaped) with a problem, and `cp` names it as skipped.
+#[test]
+fn a_second_dotdot_entry_is_surfaced_and_skipped_by_cp() {
+    let name = "ext-ext4-4k";
+    let clean = ext_support::open(name);
+    let dir = first_block(&clean, "/dir") as usize * 4096;
+    let d = node(&clean, "/dir");
+    let mut b = image(name);
+    let at = dir + entry_at(&b[dir..dir + 4096], b"hardlink");
+    b[at + 6] = 2;
+    b[at + 8..at + 10].copy_from_slice(b"..");
+    let fs = open_bytes(b.clone()).unwrap();
+    let got = fs.read_dir(d).unwrap();
+    let dotdot = got
+        .iter()
+        .find(|e| e.name == b"..")
+        .expect("second .. listed");
+    assert_eq!(
+        fs.metadata(dotdot.node).unwrap().file_type,
+        FileType::Regular
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|e| e.name == b"." || e.name == b"..")
+            .count(),
+        1
+    );
+    let p = problems(&fs);
+    assert!(
+        p.contains(&format!(
+            "ext directory entry of inode {} at byte {at}: the name .. ",
+            d.0
+        )),
+        "{p}"
+    );
+    let (tmp, img) = temp_image("dotdot.img", b);
+    let ls = common::vmrescue(&["ls", "-a", &img, "/dir"]);
+    assert_eq!(ls.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(text.lines().any(|l| l == "\\x2e\\x2e"), "{text}");
+    let out = tmp.path().join("out");
+    let cp = common::vmrescue(&["cp", &img, "/dir", out.to_str().unwrap()]);
+    assert_eq!(cp.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&cp.stderr);
+    assert!(err.contains("/dir/..") && err.contains("skipped"), "{err}");
 }
