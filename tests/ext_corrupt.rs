@@ -748,3 +748,56 @@ fn a_second_dotdot_entry_is_surfaced_and_skipped_by_cp() {
     let err = String::from_utf8_lossy(&cp.stderr);
     assert!(err.contains("/dir/..") && err.contains("skipped"), "{err}");
 }
+
+/// Invalid fast symlinks (a size i_block cannot hold, flags that
+/// contradict) and inodes flagged both INLINE_DATA and EXTENTS are refused
+/// as the kernel refuses them, each with a problem naming the inode.
+#[test]
+fn invalid_fast_symlinks_and_conflicting_flags_are_reported() {
+    let name = "ext-ext4-4k";
+    let clean = ext_support::open(name);
+    assert_eq!(
+        clean.read_link(node(&clean, "/fast-link")).unwrap(),
+        b"hello.txt"
+    );
+    type Change = fn(&mut [u8]);
+    let cases: &[(&str, Change, &str)] = &[
+        (
+            "/fast-link",
+            |raw| raw[4] = 70,
+            "invalid fast symlink (i_size 70",
+        ),
+        (
+            "/fast-link",
+            |raw| raw[0x22] |= 0x08,
+            "invalid fast symlink (i_size 9",
+        ), // EXTENTS
+        (
+            "/hello.txt",
+            |raw| raw[0x23] |= 0x10,
+            "has both INLINE_DATA and EXTENTS",
+        ),
+    ];
+    for &(path, change, want) in cases {
+        let mut b = image(name);
+        let pos = patch_inode(&mut b, &clean, path, change);
+        let fs = open_bytes(b.clone()).unwrap();
+        let n = node(&fs, path);
+        let e = if path == "/fast-link" {
+            fs.read_link(n).unwrap_err()
+        } else {
+            assert!(fs.extents(n).is_err());
+            fs.read_at(n, 0, &mut [0u8; 16]).unwrap_err()
+        };
+        let e = e.to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(
+            e.contains(&format!("at byte {pos}")) || e.contains(&format!("at byte {}", pos + 0x20)),
+            "{e}"
+        );
+        assert!(problems(&fs).contains(want), "{}", problems(&fs));
+        let (_tmp, img) = temp_image("flags.img", b);
+        let ls = common::vmrescue(&["ls", "-l", &img, "/"]);
+        assert_eq!(ls.status.code(), Some(1), "{path}");
+    }
+}

@@ -542,7 +542,25 @@ impl Ext {
             return Err(Error::Invalid(format!("inode {}: {not_what}", inode.ino)));
         }
         self.refuse_encrypted(&inode)?;
+        self.refuse_conflicting_flags(&inode)?;
         Ok(inode)
+    }
+
+    /// Record `e` as a problem too (so a listing that shows the node
+    /// without reading it still ends with exit code 1), and return it.
+    fn damage(&self, e: Error) -> Error {
+        self.problem(e.to_string());
+        e
+    }
+
+    /// Refuse an inode flagged both INLINE_DATA and EXTENTS, as the kernel
+    /// does (`__ext4_iget`: -EFSCORRUPTED); e2fsck calls it corruption.
+    /// [`Ext::live_inode`] has recorded the problem already.
+    fn refuse_conflicting_flags(&self, inode: &Inode) -> Result<()> {
+        match conflicting_flags(inode) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn live_inode(&self, node: NodeId) -> Result<Inode> {
@@ -558,6 +576,9 @@ impl Ext {
                     inode.i_mode, inode.i_links_count
                 ),
             ));
+        }
+        if let Some(e) = conflicting_flags(&inode) {
+            self.problem(e.to_string());
         }
         Ok(inode)
     }
@@ -644,6 +665,20 @@ impl Ext {
         })?;
         Ok(out)
     }
+}
+
+/// The error for an inode flagged both INLINE_DATA and EXTENTS, if it is.
+fn conflicting_flags(inode: &Inode) -> Option<Error> {
+    (inode.has_flag(inode::flags::INLINE_DATA) && inode.has_flag(inode::flags::EXTENTS)).then(|| {
+        Error::corrupt(
+            "ext inode",
+            inode.pos + 0x20,
+            format!(
+                "inode {}: i_flags {:#x} has both INLINE_DATA and EXTENTS: its contents cannot be told apart",
+                inode.ino, inode.i_flags
+            ),
+        )
+    })
 }
 
 /// Read and check the superblock at byte `pos`.
@@ -821,6 +856,7 @@ impl FsView for Ext {
                 inode.ino
             )));
         }
+        self.refuse_conflicting_flags(&inode)?;
         self.file_extents(&inode)
     }
 
@@ -892,11 +928,23 @@ impl Ext {
             return self.inline_data(inode);
         }
         if self.is_fast_symlink(inode) {
-            // A fast symlink: the target is in i_block (at most 59 bytes).
-            let len = (size as usize).min(inode::I_BLOCK_LEN - 1);
-            let t = &inode.i_block()[..len];
-            let end = t.iter().position(|&b| b == 0).unwrap_or(len);
-            return Ok(t[..end].to_vec());
+            // A fast symlink: the target is in i_block (at most 59 bytes),
+            // checked as the kernel's ext4_iget and e2fsck's check_symlink do.
+            let t = inode.i_block();
+            let len = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+            let contradicts =
+                inode.has_flag(inode::flags::EXTENTS) || inode.has_flag(inode::flags::INDEX);
+            if contradicts || size == 0 || size >= inode::I_BLOCK_LEN as u64 || len as u64 != size {
+                return Err(self.damage(Error::corrupt(
+                    "ext symlink",
+                    inode.pos,
+                    format!(
+                        "inode {}: invalid fast symlink (i_size {size}, {len} bytes of target in i_block, i_flags {:#x}, no data blocks)",
+                        inode.ino, inode.i_flags
+                    ),
+                )));
+            }
+            return Ok(t[..len].to_vec());
         }
         if size > self.block_size.min(4096) {
             return Err(Error::corrupt(
