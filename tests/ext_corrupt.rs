@@ -801,3 +801,50 @@ fn invalid_fast_symlinks_and_conflicting_flags_are_reported() {
         assert_eq!(ls.status.code(), Some(1), "{path}");
     }
 }
+
+/// An inline-data file whose `system.data` xattr is damaged: never the
+/// xattr's own bytes (or invented zeros) as file data; the bytes the inode
+/// holds are read, the rest is an error, and the damage is a problem.
+#[test]
+fn inline_data_is_bounded_by_its_damaged_system_data_xattr() {
+    let name = "ext-inline";
+    let clean = ext_support::open(name);
+    let f = node(&clean, "/inline-150");
+    let mut want = vec![0u8; 150];
+    assert_eq!(clean.read_at(f, 0, &mut want).unwrap(), 150);
+    let inode = clean.read_inode(f.0 as u32).unwrap();
+    let e = 128 + usize::from(inode.i_extra_isize) + 4; // the first in-inode entry
+    assert_eq!(
+        (inode.raw[e + 1], &inode.raw[e + 16..e + 20]),
+        (7, &b"data"[..])
+    );
+    // e_value_offs 0: the value would overlap the entry itself.
+    // e_value_size 10: the value holds less than i_size says.
+    let cases: &[(usize, u8, usize)] = &[(e + 2, 0, 60), (e + 8, 10, 70)];
+    for &(at, val, held) in cases {
+        let mut b = image(name);
+        let pos = patch_inode(&mut b, &clean, "/inline-150", |raw| {
+            raw[at] = val;
+            raw[at + 1] = 0;
+        });
+        let fs = open_bytes(b.clone()).unwrap();
+        let f = node(&fs, "/inline-150");
+        let mut got = vec![0u8; 150];
+        let n = fs.read_at(f, 0, &mut got).unwrap();
+        assert_eq!(n, held);
+        assert_eq!(got[..n], want[..n]);
+        assert!(fs.read_at(f, n as u64, &mut got).is_err());
+        let p = problems(&fs);
+        assert!(
+            p.contains(&format!(
+                "ext inline data of inode {} at byte {pos}: i_size 150 but i_block and the system.data xattr hold only {held} bytes",
+                f.0
+            )),
+            "{p}"
+        );
+        let (_tmp, img) = temp_image("inline.img", b);
+        let cat = common::vmrescue(&["cat", &img, "/inline-150"]);
+        assert_eq!(cat.status.code(), Some(1));
+        assert!(cat.stdout == want[..held], "cat printed other bytes");
+    }
+}

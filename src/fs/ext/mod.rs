@@ -595,7 +595,10 @@ impl Ext {
 
     // ---- file data ---------------------------------------------------------------
 
-    /// The inline data of an inode (`i_block` then the `system.data` xattr), up to `i_size`.
+    /// The inline data of an inode (`i_block` then the `system.data`
+    /// xattr), up to `i_size` but never past what the xattr's own value
+    /// size holds: when `i_size` claims more, the damage is a problem and
+    /// the data returned is shorter than `i_size`.
     fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>> {
         let size = inode.i_size;
         let max = inode::I_BLOCK_LEN as u64 + u64::from(self.sb.s_inode_size) + self.block_size;
@@ -610,12 +613,26 @@ impl Ext {
             ));
         }
         let mut out = inode.i_block().to_vec();
-        if size > inode::I_BLOCK_LEN as u64
-            && let Some(more) = xattr::system_data(self, inode)?
-        {
-            out.extend_from_slice(&more);
+        let mut value = None;
+        if size > inode::I_BLOCK_LEN as u64 {
+            value = xattr::system_data(self, inode)?;
+            if let Some(more) = &value {
+                out.extend_from_slice(more);
+            }
         }
-        out.resize(size as usize, 0);
+        if (out.len() as u64) < size {
+            self.problem(format!(
+                "ext inline data of inode {} at byte {}: i_size {size} but i_block and the system.data xattr hold only {} bytes ({}); the rest cannot be read",
+                inode.ino,
+                inode.pos,
+                out.len(),
+                match &value {
+                    Some(v) => format!("its value is {} bytes", v.len()),
+                    None => "the xattr is missing or damaged".to_string(),
+                }
+            ));
+        }
+        out.truncate(size as usize);
         Ok(out)
     }
 
@@ -630,7 +647,18 @@ impl Ext {
         if inode.has_flag(inode::flags::INLINE_DATA) {
             let data = self.inline_data(inode)?;
             let start = offset as usize;
-            buf.copy_from_slice(&data[start..start + n]);
+            let Some(held) = data.get(start..).filter(|d| !d.is_empty()) else {
+                return Err(Error::corrupt(
+                    "ext inline data",
+                    inode.pos,
+                    format!(
+                        "inode {}: bytes from {offset} of its {size} are not held by the inode (damaged system.data xattr)",
+                        inode.ino
+                    ),
+                ));
+            };
+            let n = n.min(held.len());
+            buf[..n].copy_from_slice(&held[..n]);
             return Ok(n);
         }
         let bs = self.block_size;
