@@ -234,3 +234,84 @@ fn replay_stops_at_a_commit_block_with_a_bad_checksum() {
     assert!(read_all(&fs, b"/revoked.txt").starts_with(b"REVOKED!"));
     assert_eq!(read_all(&fs, b"/hello.txt"), b"hello, world\nmore\n");
 }
+
+fn open_bytes(b: Vec<u8>) -> vmrescue::fs::ext::Ext {
+    let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
+    vmrescue::fs::ext::Ext::open(src, &vmrescue::engine::FsOptions::default()).unwrap()
+}
+
+/// Byte position of the journal superblock (journal block 0).
+fn journal_sb_pos(image: &std::path::Path) -> usize {
+    let phys: usize = String::from_utf8_lossy(&debugfs(image, "bmap <8> 0"))
+        .trim()
+        .parse()
+        .unwrap();
+    phys * 4096
+}
+
+/// A journal that cannot be trusted (a bad magic, a bad superblock
+/// checksum) is never replayed: the on-disk state is shown, with a problem
+/// that names the damage and --no-journal, and `ls` exits 1, not 2.
+#[test]
+fn an_untrusted_journal_is_not_replayed_and_the_disk_state_shown() {
+    let image = common::fixture("ext-journal-ext4");
+    let jsb = journal_sb_pos(&image);
+    let cases: &[(usize, &str)] = &[
+        (jsb, "bad h_magic"),
+        // Inside s_users, covered by the v3 superblock checksum.
+        (
+            jsb + 0x200,
+            &format!("at byte {}: checksum mismatch", jsb + 0xFC),
+        ),
+    ];
+    for &(at, want) in cases {
+        let mut b = std::fs::read(&image).unwrap();
+        b[at] ^= 0x01;
+        let fs = open_bytes(b.clone());
+        let st = fs.status();
+        assert!(!fs.journal_replayed());
+        let p = st.problems.join("\n");
+        assert!(
+            p.contains("the journal cannot be replayed") && p.contains(want),
+            "{p}"
+        );
+        assert!(p.contains("--no-journal"), "{p}");
+        assert_same(
+            "untrusted journal",
+            &walk(&fs),
+            &manifest("ext-journal-ext4.nojournal.walk"),
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("j.img");
+        std::fs::write(&path, b).unwrap();
+        let ls = common::vmrescue(&["ls", path.to_str().unwrap(), "/"]);
+        assert_eq!(ls.status.code(), Some(1), "{ls:?}");
+        let err = String::from_utf8_lossy(&ls.stderr);
+        assert!(err.contains("--no-journal"), "{err}");
+    }
+}
+
+/// A damaged journal inode while the superblock's backup of it
+/// (s_jnl_blocks) is intact: the journal is read through the backup, as
+/// e2fsck does, and replayed as the kernel would replay it.
+#[test]
+fn a_damaged_journal_inode_is_replaced_by_its_backup() {
+    let image = common::fixture("ext-journal-ext4");
+    let clean = open_path(&image, true);
+    let pos = clean.inode_position(8).unwrap() as usize;
+    let mut b = std::fs::read(&image).unwrap();
+    b[pos + 0x28..pos + 0x28 + 60].fill(0); // i_block: no extent tree at all
+    let fs = open_bytes(b);
+    assert!(fs.journal_replayed());
+    let p = fs.status().problems.join("\n");
+    assert!(
+        p.contains(&format!("ext journal inode at byte {pos}: inode 8:"))
+            && p.contains("s_jnl_blocks"),
+        "{p}"
+    );
+    assert_same(
+        "journal through its backup",
+        &walk(&fs),
+        &manifest("ext-journal-ext4.walk"),
+    );
+}

@@ -151,10 +151,107 @@ impl Journal<'_> {
     }
 }
 
-/// Recover the journal of `ext` in memory.
+/// Smallest journal jbd2 accepts (`JBD2_MIN_JOURNAL_BLOCKS`).
+const JBD2_MIN_JOURNAL_BLOCKS: u64 = 1024;
+/// `s_jnl_backup_type` when `s_jnl_blocks` backs up the journal inode.
+const EXT3_JNL_BACKUP_BLOCKS: u8 = 1;
+
+/// Recover the journal of `ext` in memory. A damaged journal inode is
+/// replaced by the superblock's backup of it (`s_jnl_blocks`) when there
+/// is one, as e2fsck does.
 pub fn replay(ext: &Ext) -> Result<Replay> {
+    let inum = ext.sb.s_journal_inum;
+    let primary = ext
+        .read_inode(inum)
+        .and_then(|i| check_journal_inode(ext, &i, true).map(|()| i));
+    match primary {
+        Ok(inode) => replay_from(ext, inode),
+        Err(e) => {
+            let Some(backup) = backup_inode(ext) else {
+                return Err(e);
+            };
+            let mut out = replay_from(ext, backup)?;
+            out.problems.insert(
+                0,
+                format!(
+                    "{e}; the journal was read through the superblock's backup of its block map (s_jnl_blocks), as e2fsck does"
+                ),
+            );
+            Ok(out)
+        }
+    }
+}
+
+/// Whether journal inode `inode` can be used: a regular file in use,
+/// large enough, its checksum right (metadata_csum), its first block mapped.
+fn check_journal_inode(ext: &Ext, inode: &Inode, verify_csum: bool) -> Result<()> {
+    let bad = |why: String| {
+        Err(Error::corrupt(
+            "ext journal inode",
+            inode.pos,
+            format!("inode {}: {why}", inode.ino),
+        ))
+    };
+    if verify_csum && ext.sb.has_metadata_csum() {
+        let want = super::inode::inode_checksum(ext.csum_seed, inode.ino, &inode.raw);
+        if want != inode.stored_checksum() {
+            return bad(format!(
+                "checksum mismatch (stored {:#x}, computed {want:#x})",
+                inode.stored_checksum()
+            ));
+        }
+    }
+    if inode.file_type() != crate::fs::FileType::Regular || inode.i_links_count == 0 {
+        return bad(format!(
+            "not a regular file in use (mode {:o}, links {})",
+            inode.i_mode, inode.i_links_count
+        ));
+    }
+    let blocks = inode.i_size / ext.block_size;
+    if blocks < JBD2_MIN_JOURNAL_BLOCKS {
+        return bad(format!(
+            "{blocks} blocks, fewer than a journal has ({JBD2_MIN_JOURNAL_BLOCKS})"
+        ));
+    }
+    match ext.map_block(inode, 0)?.kind {
+        RunKind::Data(_) => Ok(()),
+        _ => bad("its first block is not allocated".into()),
+    }
+}
+
+/// The journal inode as the superblock's backup (`s_jnl_blocks`) describes
+/// it, if there is a backup; its position is that of the backup, so errors
+/// about its block map point there.
+fn backup_inode(ext: &Ext) -> Option<Inode> {
+    let sb = &ext.sb;
+    if sb.s_jnl_backup_type != EXT3_JNL_BACKUP_BLOCKS {
+        return None;
+    }
+    let mut raw = vec![0u8; usize::from(sb.s_inode_size)];
+    raw[0..2].copy_from_slice(&0o100600u16.to_le_bytes());
+    raw[0x1A..0x1C].copy_from_slice(&1u16.to_le_bytes());
+    raw[0x4..0x8].copy_from_slice(&sb.s_jnl_blocks[16].to_le_bytes());
+    raw[0x6C..0x70].copy_from_slice(&sb.s_jnl_blocks[15].to_le_bytes());
+    for (i, b) in sb.s_jnl_blocks[..15].iter().enumerate() {
+        let o = super::inode::I_BLOCK + 4 * i;
+        raw[o..o + 4].copy_from_slice(&b.to_le_bytes());
+    }
+    // Extent node checksums are seeded with the inode's generation.
+    if let Ok(damaged) = ext.read_inode(sb.s_journal_inum) {
+        raw[0x64..0x68].copy_from_slice(&damaged.i_generation.to_le_bytes());
+    }
+    if sb.s_jnl_blocks[0] & 0xFFFF == u32::from(super::map::EXT4_EXT_MAGIC) {
+        raw[0x20..0x24].copy_from_slice(&super::inode::flags::EXTENTS.to_le_bytes());
+    }
+    let pos = (sb.pos + 0x10C).checked_sub(super::inode::I_BLOCK as u64)?;
+    let (inode, _) = Inode::parse(sb.s_journal_inum, pos, raw, false, false, sb.is_64bit());
+    check_journal_inode(ext, &inode, false).ok()?;
+    Some(inode)
+}
+
+/// Recover the journal held by `inode` in memory.
+fn replay_from(ext: &Ext, inode: Inode) -> Result<Replay> {
     let mut out = Replay::default();
-    let inode = ext.read_inode(ext.sb.s_journal_inum)?;
     let bs = ext.block_size;
     let mut j = Journal {
         ext,
@@ -228,9 +325,11 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
         c = csum::crc32c(c, &[0; 4]);
         c = csum::crc32c(c, &sb[0x100..1024]);
         if c != stored {
-            out.problems.push(format!(
-                "jbd2 journal superblock at byte {}: checksum mismatch (stored {stored:#010x}, computed {c:#010x})",
-                jpos + 0xFC
+            // The kernel refuses to load such a journal; e2fsck clears it.
+            return Err(Error::corrupt(
+                S,
+                jpos + 0xFC,
+                format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),
             ));
         }
     }

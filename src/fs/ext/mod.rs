@@ -216,7 +216,16 @@ impl Ext {
             );
             return Ok(());
         }
-        let replay = journal::replay(self)?;
+        let replay = match journal::replay(self) {
+            Ok(r) => r,
+            Err(e) => {
+                // Never replay a journal that cannot be trusted: the on-disk state is still readable.
+                self.problem(format!(
+                    "the journal cannot be replayed ({e}): showing the on-disk state, which may lack the last changes (what --no-journal shows; e2fsck on a copy of the image repairs the journal)"
+                ));
+                return Ok(());
+            }
+        };
         for p in replay.problems {
             self.problem(p);
         }
