@@ -9,11 +9,12 @@
 //! resulting overlay on every read. Everything on disk here is big-endian.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::inode::Inode;
 use super::{Ext, JournalCopy, RunKind, csum};
 use crate::error::{Error, Result};
-use crate::io::be;
+use crate::io::{ReadAt, be};
 
 /// `h_magic` of every journal metadata block.
 pub const JBD2_MAGIC: u32 = 0xC03B_3998;
@@ -77,9 +78,17 @@ fn tid_gt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
+/// Where a journal's blocks are.
+pub enum Log {
+    /// In the filesystem, mapped by the journal inode.
+    Inode(Inode),
+    /// On an external journal device (journal_dev), numbered from its start.
+    Device(Arc<dyn ReadAt>),
+}
+
 struct Journal<'a> {
     ext: &'a Ext,
-    inode: Inode,
+    log: Log,
     bs: u64,
     first: u64,
     last: u64,
@@ -108,13 +117,28 @@ impl Journal<'_> {
         }
     }
 
-    /// Physical position of logical journal block `l`.
+    /// Position of logical journal block `l` (in the volume, or on the journal device).
     fn position(&self, l: u64) -> Result<u64> {
-        match self.ext.map_block(&self.inode, l)?.kind {
+        let inode = match &self.log {
+            Log::Inode(inode) => inode,
+            Log::Device(dev) => {
+                return l
+                    .checked_mul(self.bs)
+                    .filter(|p| p.saturating_add(self.bs) <= dev.size())
+                    .ok_or_else(|| {
+                        Error::corrupt(
+                            "jbd2 journal device",
+                            0,
+                            format!("journal block {l} lies past the device's end"),
+                        )
+                    });
+            }
+        };
+        match self.ext.map_block(inode, l)?.kind {
             RunKind::Data(p) => Ok(p * self.bs),
             _ => Err(Error::corrupt(
                 "jbd2 journal",
-                self.inode.pos,
+                inode.pos,
                 format!("journal block {l} is not allocated"),
             )),
         }
@@ -123,9 +147,11 @@ impl Journal<'_> {
     fn read(&self, l: u64) -> Result<Vec<u8>> {
         let pos = self.position(l)?;
         let mut buf = vec![0u8; self.bs as usize];
-        self.ext
-            .src
-            .read_exact_at(pos, &mut buf)
+        let src: &dyn ReadAt = match &self.log {
+            Log::Inode(_) => &*self.ext.src,
+            Log::Device(dev) => &**dev,
+        };
+        src.read_exact_at(pos, &mut buf)
             .map_err(|e| Error::io(format!("journal block {l} at byte {pos}"), e))?;
         Ok(buf)
     }
@@ -165,12 +191,12 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
         .read_inode(inum)
         .and_then(|i| check_journal_inode(ext, &i, true).map(|()| i));
     match primary {
-        Ok(inode) => replay_from(ext, inode),
+        Ok(inode) => replay_from(ext, Log::Inode(inode)),
         Err(e) => {
             let Some(backup) = backup_inode(ext) else {
                 return Err(e);
             };
-            let mut out = replay_from(ext, backup)?;
+            let mut out = replay_from(ext, Log::Inode(backup))?;
             out.problems.insert(
                 0,
                 format!(
@@ -249,13 +275,19 @@ fn backup_inode(ext: &Ext) -> Option<Inode> {
     Some(inode)
 }
 
-/// Recover the journal held by `inode` in memory.
-fn replay_from(ext: &Ext, inode: Inode) -> Result<Replay> {
+/// Recover the journal held by `log` in memory.
+pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
     let mut out = Replay::default();
     let bs = ext.block_size;
+    // The journal superblock: block 0 of an inode journal; on a journal
+    // device, the block after the one holding its ext superblock.
+    let (sb_block, log_blocks, external) = match &log {
+        Log::Inode(inode) => (0, inode.i_size / bs, false),
+        Log::Device(dev) => (1024 / bs + 1, dev.size() / bs, true),
+    };
     let mut j = Journal {
         ext,
-        inode,
+        log,
         bs,
         first: 0,
         last: 0,
@@ -263,8 +295,8 @@ fn replay_from(ext: &Ext, inode: Inode) -> Result<Replay> {
         compat: 0,
         seed: 0,
     };
-    let sb = j.read(0)?;
-    let jpos = j.position(0)?;
+    let sb = j.read(sb_block)?;
+    let jpos = j.position(sb_block)?;
     const S: &str = "jbd2 journal superblock";
     if be::u32(&sb, 0) != Some(JBD2_MAGIC) {
         return Err(Error::corrupt(S, jpos, "bad h_magic (expected 0xc03b3998)"));
@@ -289,8 +321,8 @@ fn replay_from(ext: &Ext, inode: Inode) -> Result<Replay> {
             format!("s_blocksize {s_blocksize} differs from the filesystem's {bs}"),
         ));
     }
-    let inode_blocks = j.inode.i_size / bs;
-    if s_first == 0 || s_first >= s_maxlen || s_maxlen > inode_blocks {
+    let inode_blocks = log_blocks;
+    if s_first <= sb_block || s_first >= s_maxlen || s_maxlen > inode_blocks {
         return Err(Error::corrupt(
             S,
             jpos + 0x10,
@@ -318,6 +350,21 @@ fn replay_from(ext: &Ext, inode: Inode) -> Result<Replay> {
     }
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&sb[0x30..0x40]);
+    if external {
+        // The kernel loads an external journal only for its one user.
+        let users = be::u32(&sb, 0x40).unwrap_or(0);
+        if uuid != ext.sb.s_journal_uuid || users > 1 {
+            return Err(Error::corrupt(
+                S,
+                jpos + 0x30,
+                format!(
+                    "journal UUID {} (the filesystem wants {}), {users} users: not this filesystem's journal alone",
+                    super::superblock::uuid_text(&uuid),
+                    super::superblock::uuid_text(&ext.sb.s_journal_uuid)
+                ),
+            ));
+        }
+    }
     j.seed = csum::crc32c(!0, &uuid);
     if j.csum_v2or3() {
         let stored = be::u32(&sb, 0xFC).unwrap_or(0);
@@ -400,6 +447,7 @@ fn replay_from(ext: &Ext, inode: Inode) -> Result<Replay> {
                 tag.fs_block,
                 JournalCopy {
                     pos,
+                    external,
                     escaped: tag.flags & FLAG_ESCAPE != 0,
                 },
             );

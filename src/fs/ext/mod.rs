@@ -60,6 +60,8 @@ pub struct JournalCopy {
     pub pos: u64,
     /// The block was escaped (its first four bytes were the JBD2 magic).
     pub escaped: bool,
+    /// `pos` is on the external journal device, not in the volume.
+    pub external: bool,
 }
 
 /// An ext2/ext3/ext4 filesystem, read-only.
@@ -70,6 +72,8 @@ pub struct Ext {
     block_size: u64,
     groups: Vec<GroupDesc>,
     overlay: BTreeMap<u64, JournalCopy>,
+    /// The external journal device the overlay's external copies are on.
+    journal_dev: Option<Arc<dyn ReadAt>>,
     csum_seed: u32,
     fs_type: &'static str,
     notes: Vec<String>,
@@ -124,6 +128,17 @@ impl Ext {
     /// With `options.no_journal` a journal that needs recovery is left
     /// alone and the on-disk state is shown.
     pub fn open(src: Arc<dyn ReadAt>, options: &FsOptions) -> Result<Ext> {
+        Ext::open_with_journal_devices(src, options, &[])
+    }
+
+    /// [`Ext::open`], with `devices` (other volumes of the same disks) to
+    /// search for an external journal (journal_dev) whose UUID is the one
+    /// the filesystem names (`s_journal_uuid`), replayed when it needs recovery.
+    pub fn open_with_journal_devices(
+        src: Arc<dyn ReadAt>,
+        options: &FsOptions,
+        devices: &[Arc<dyn ReadAt>],
+    ) -> Result<Ext> {
         let mut problems = Vec::new();
         let sb = match read_superblock(&*src, superblock::SUPERBLOCK_OFFSET) {
             Ok(sb) => sb,
@@ -174,6 +189,7 @@ impl Ext {
             sb,
             groups: Vec::new(),
             overlay: BTreeMap::new(),
+            journal_dev: None,
             fs_type,
             notes,
             problems: ProblemLog::default(),
@@ -185,7 +201,7 @@ impl Ext {
         let replaying = ext.sb.has_incompat(incompat::RECOVER) && !options.no_journal;
         ext.groups = ext.load_groups(!replaying)?;
         if ext.sb.has_incompat(incompat::RECOVER) {
-            ext.recover(options.no_journal)?;
+            ext.recover(options.no_journal, devices)?;
         }
         if replaying && ext.overlay.is_empty() {
             ext.groups = ext.load_groups(true)?;
@@ -194,21 +210,27 @@ impl Ext {
     }
 
     /// Handle a journal that needs recovery: replay it in memory (or say why not).
-    fn recover(&mut self, no_journal: bool) -> Result<()> {
+    fn recover(&mut self, no_journal: bool, devices: &[Arc<dyn ReadAt>]) -> Result<()> {
         if !self.sb.has_compat(compat::HAS_JOURNAL) {
             self.notes.push(
                 "needs_recovery is set but there is no journal: showing the on-disk state".into(),
             );
             return Ok(());
         }
-        if self.sb.s_journal_inum == 0 {
-            self.notes.push(format!(
-                "the journal is on an external device (UUID {}, device {:#x}) that is not available: showing the on-disk state, which may lack the last changes",
-                superblock::uuid_text(&self.sb.s_journal_uuid),
-                self.sb.s_journal_dev
-            ));
-            return Ok(());
-        }
+        let external = self.sb.s_journal_inum == 0;
+        let device = if external {
+            let Some(dev) = self.journal_device(devices) else {
+                self.notes.push(format!(
+                    "the journal is on an external device (UUID {}, device {:#x}) that is not available (pass its image with --disk): showing the on-disk state, which may lack the last changes",
+                    superblock::uuid_text(&self.sb.s_journal_uuid),
+                    self.sb.s_journal_dev
+                ));
+                return Ok(());
+            };
+            Some(dev)
+        } else {
+            None
+        };
         if no_journal {
             self.notes.push(
                 "the journal needs recovery; not replayed (--no-journal): showing the on-disk state"
@@ -216,7 +238,12 @@ impl Ext {
             );
             return Ok(());
         }
-        let replay = match journal::replay(self) {
+        let replayed = match &device {
+            Some(dev) => journal::replay_from(self, journal::Log::Device(Arc::clone(dev))),
+            None => journal::replay(self),
+        };
+        self.journal_dev = device;
+        let replay = match replayed {
             Ok(r) => r,
             Err(e) => {
                 // Never replay a journal that cannot be trusted: the on-disk state is still readable.
@@ -268,6 +295,30 @@ impl Ext {
         }
         self.groups = self.load_groups(true)?;
         Ok(())
+    }
+
+    /// The device among `devices` that is this filesystem's external
+    /// journal: an ext superblock with journal_dev, the UUID the filesystem
+    /// names, and its block size.
+    fn journal_device(&self, devices: &[Arc<dyn ReadAt>]) -> Option<Arc<dyn ReadAt>> {
+        devices
+            .iter()
+            .find(|dev| {
+                let Ok(raw) = crate::io::read_vec(
+                    &***dev,
+                    superblock::SUPERBLOCK_OFFSET,
+                    superblock::SUPERBLOCK_SIZE as u64,
+                    superblock::SUPERBLOCK_SIZE as u64,
+                ) else {
+                    return false;
+                };
+                let le32 = |o: usize| crate::io::le::u32(&raw, o).unwrap_or(0);
+                crate::io::le::u16(&raw, 0x38) == Some(0xEF53)
+                    && le32(0x60) & incompat::JOURNAL_DEV != 0
+                    && raw.get(0x68..0x78) == Some(&self.sb.s_journal_uuid[..])
+                    && 1024u64.checked_shl(le32(0x18)) == Some(self.block_size)
+            })
+            .cloned()
     }
 
     /// Read every group descriptor; `report` records bad checksums as problems.
@@ -430,7 +481,11 @@ impl Ext {
             let within = (cur - bstart) as usize;
             let n = ((bs as usize) - within).min(buf.len() - done);
             let mut block = vec![0u8; bs as usize];
-            self.meta.read_exact_at(copy.pos, &mut block).map_err(|e| {
+            let from: &dyn ReadAt = match (&self.journal_dev, copy.external) {
+                (Some(dev), true) => &**dev,
+                _ => &self.meta,
+            };
+            from.read_exact_at(copy.pos, &mut block).map_err(|e| {
                 Error::io(
                     format!("journal copy of block {blk} at byte {}", copy.pos),
                     e,
