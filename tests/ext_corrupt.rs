@@ -321,15 +321,11 @@ fn broken_directory_blocks_are_reported_and_the_rest_listed() {
     let got = fs.read_dir(node(&fs, "/dir")).unwrap();
     assert_eq!(got.len(), want.len());
     assert!(got.iter().any(|e| e.name == b"Hardlink"));
-    let p = problems(&fs);
-    assert!(
-        p.contains(&format!(
-            "ext directory block of inode {}",
-            node(&fs, "/dir").0
-        )),
-        "{p}"
+    assert_problem(
+        &fs,
+        &format!("ext directory block of inode {}", node(&fs, "/dir").0),
     );
-    assert!(p.contains("checksum mismatch"), "{p}");
+    assert_problem(&fs, "checksum mismatch");
     // A zero rec_len: a problem, and the entries after it are still read.
     let mut b = image("ext-ext4-4k");
     b[dir + 12 + 4] = 0; // ".." rec_len
@@ -501,6 +497,12 @@ fn patch_inode(b: &mut [u8], clean: &Ext, path: &str, change: impl FnOnce(&mut [
     pos as u64
 }
 
+/// Assert that `fs` reported a problem containing `want`.
+fn assert_problem(fs: &Ext, want: &str) {
+    let p = problems(fs);
+    assert!(p.contains(want), "no problem {want:?} in:\n{p}");
+}
+
 /// Write `bytes` as `name` in a fresh directory; returns (dir, path).
 fn temp_image(name: &str, bytes: Vec<u8>) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -534,15 +536,14 @@ fn extents_out_of_logical_order_are_read_in_order_and_reported() {
     let f = node(&fs, "/punched");
     assert_eq!(ext_support::sha256(&fs, f, size), want);
     assert_eq!(fs.extents(f).unwrap(), want_extents);
-    let p = problems(&fs);
-    assert!(
-        p.contains(&format!(
+    assert_problem(
+        &fs,
+        &format!(
             "ext4 extent node of inode {} at byte {}: entries are not in logical block order (entry 1 at byte {}",
             f.0,
             pos + 0x28,
             pos + 0x28 + 24
-        )),
-        "{p}"
+        ),
     );
     // From the command line: the same bytes from cat and cp, exit code 1.
     let (dir, img) = temp_image("unsorted.img", b);
@@ -621,6 +622,15 @@ fn checksum_mismatches_found_while_reading_make_the_commands_exit_1() {
     }
 }
 
+/// The names `read_dir` lists in directory `d`.
+fn names(fs: &Ext, d: NodeId) -> Vec<Vec<u8>> {
+    fs.read_dir(d)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
+}
+
 /// The byte offset of the directory entry named `name` in block `block`.
 fn entry_at(block: &[u8], name: &[u8]) -> usize {
     let mut off = 0;
@@ -645,12 +655,7 @@ fn damaged_directory_entries_are_reported_and_the_rest_salvaged() {
     let clean = ext_support::open(name);
     let dir = first_block(&clean, "/dir") as usize * 4096;
     let d = node(&clean, "/dir");
-    let want: Vec<Vec<u8>> = clean
-        .read_dir(d)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let want = names(&clean, d);
     assert!(want.len() >= 3, "{want:?}");
     let first = want[0].clone();
     let b0 = image(name);
@@ -659,22 +664,15 @@ fn damaged_directory_entries_are_reported_and_the_rest_salvaged() {
     let mut b = b0.clone();
     b[at + 4..at + 6].copy_from_slice(&8u16.to_le_bytes());
     let fs = open_bytes(b).unwrap();
-    let got: Vec<_> = fs
-        .read_dir(d)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    assert_eq!(got, want);
-    let p = problems(&fs);
-    assert!(
-        p.contains(&format!(
+    assert_eq!(names(&fs, d), want);
+    assert_problem(
+        &fs,
+        &format!(
             "ext directory entry of inode {} at byte {at}: bad rec_len 8",
             d.0
-        )),
-        "{p}"
+        ),
     );
-    assert!(p.contains("entries read on from byte"), "{p}");
+    assert_problem(&fs, "entries read on from byte");
     // A reserved inode number (the journal's), and one past s_inodes_count.
     for (ino, what) in [
         (8u32, "inode 8 is reserved"),
@@ -683,20 +681,10 @@ fn damaged_directory_entries_are_reported_and_the_rest_salvaged() {
         let mut b = b0.clone();
         b[at..at + 4].copy_from_slice(&ino.to_le_bytes());
         let fs = open_bytes(b).unwrap();
-        let got: Vec<_> = fs
-            .read_dir(d)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
-        assert_eq!(got, want[1..], "{what}");
-        let p = problems(&fs);
-        assert!(
-            p.contains(&format!(
-                "ext directory entry of inode {} at byte {at}: {what}",
-                d.0
-            )),
-            "{p}"
+        assert_eq!(names(&fs, d), want[1..], "{what}");
+        assert_problem(
+            &fs,
+            &format!("ext directory entry of inode {} at byte {at}: {what}", d.0),
         );
     }
 }
@@ -729,13 +717,12 @@ fn a_second_dotdot_entry_is_surfaced_and_skipped_by_cp() {
             .count(),
         1
     );
-    let p = problems(&fs);
-    assert!(
-        p.contains(&format!(
+    assert_problem(
+        &fs,
+        &format!(
             "ext directory entry of inode {} at byte {at}: the name .. ",
             d.0
-        )),
-        "{p}"
+        ),
     );
     let (tmp, img) = temp_image("dotdot.img", b);
     let ls = common::vmrescue(&["ls", "-a", &img, "/dir"]);
@@ -834,13 +821,12 @@ fn inline_data_is_bounded_by_its_damaged_system_data_xattr() {
         assert_eq!(n, held);
         assert_eq!(got[..n], want[..n]);
         assert!(fs.read_at(f, n as u64, &mut got).is_err());
-        let p = problems(&fs);
-        assert!(
-            p.contains(&format!(
+        assert_problem(
+            &fs,
+            &format!(
                 "ext inline data of inode {} at byte {pos}: i_size 150 but i_block and the system.data xattr hold only {held} bytes",
                 f.0
-            )),
-            "{p}"
+            ),
         );
         let (_tmp, img) = temp_image("inline.img", b);
         let cat = common::vmrescue(&["cat", &img, "/inline-150"]);

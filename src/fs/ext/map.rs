@@ -106,6 +106,17 @@ fn index_entry(node: &[u8], i: usize) -> (u64, u64) {
     (ei_block, leaf)
 }
 
+/// An extent tree node as read: its bytes and byte position, its entry
+/// count, and the logical blocks `lo..hi` its parent gives it.
+#[derive(Clone, Copy)]
+struct NodeRef<'a> {
+    bytes: &'a [u8],
+    pos: u64,
+    entries: usize,
+    lo: u64,
+    hi: u64,
+}
+
 /// A child of an index node: the logical blocks `lo..hi` it maps.
 struct Child {
     lo: u64,
@@ -113,17 +124,6 @@ struct Child {
     block: u64,
     /// Byte position of the index entry.
     epos: u64,
-}
-
-/// The order in which to read `count` entries whose first logical blocks
-/// `first_of` gives: by first block (ties in on-disk order).
-fn logical_order(count: usize, first_of: impl Fn(usize) -> u64) -> (Vec<usize>, Option<usize>) {
-    let mut order: Vec<usize> = (0..count).collect();
-    let misplaced = (1..count).find(|&i| first_of(i) < first_of(i - 1));
-    if misplaced.is_some() {
-        order.sort_by_key(|&i| first_of(i));
-    }
-    (order, misplaced)
 }
 
 impl Ext {
@@ -159,49 +159,51 @@ impl Ext {
         }
     }
 
-    /// Report entries of the extent node at `pos` that are out of logical order.
-    /// (e2fsck calls this corruption; the kernel refuses the node.)
-    fn report_order(&self, inode: &Inode, pos: u64, i: usize, first_of: impl Fn(usize) -> u64) {
-        self.problem(format!(
-            "ext4 extent node of inode {} at byte {pos}: entries are not in logical block order (entry {i} at byte {} starts at block {}, before block {} of the entry above it); read in logical order",
-            inode.ino,
-            pos + 12 + 12 * i as u64,
-            first_of(i),
-            first_of(i - 1)
-        ));
+    /// The order in which to read the `count` entries of the extent node
+    /// at `pos`, whose first logical blocks `first_of` gives: by first block
+    /// (ties in on-disk order). Entries out of order are reported: e2fsck
+    /// calls that corruption and the kernel refuses the node.
+    fn in_logical_order(
+        &self,
+        inode: &Inode,
+        pos: u64,
+        count: usize,
+        first_of: impl Fn(usize) -> u64,
+    ) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..count).collect();
+        if let Some(i) = (1..count).find(|&i| first_of(i) < first_of(i - 1)) {
+            self.problem(format!(
+                "ext4 extent node of inode {} at byte {pos}: entries are not in logical block order (entry {i} at byte {} starts at block {}, before block {} of the entry above it); read in logical order",
+                inode.ino,
+                pos + 12 + 12 * i as u64,
+                first_of(i),
+                first_of(i - 1)
+            ));
+            order.sort_by_key(|&i| first_of(i));
+        }
+        order
     }
 
     /// The children of index node `node` (at `pos`, mapping logical blocks
     /// `lo..hi`) in logical order, each with the blocks it maps. Lookups
     /// and walks both go through here, so they agree whatever the damage.
-    fn index_children(
-        &self,
-        inode: &Inode,
-        node: &[u8],
-        pos: u64,
-        entries: usize,
-        lo: u64,
-        hi: u64,
-    ) -> Vec<Child> {
-        let (order, misplaced) = logical_order(entries, |i| index_entry(node, i).0);
-        if let Some(i) = misplaced {
-            self.report_order(inode, pos, i, |i| index_entry(node, i).0);
-        }
+    fn index_children(&self, inode: &Inode, n: &NodeRef<'_>) -> Vec<Child> {
+        let order = self.in_logical_order(inode, n.pos, n.entries, |i| index_entry(n.bytes, i).0);
         let mut out: Vec<Child> = Vec::with_capacity(order.len());
         for (k, &i) in order.iter().enumerate() {
-            let (first, block) = index_entry(node, i);
+            let (first, block) = index_entry(n.bytes, i);
             // The first child also maps the blocks before its ei_block, as
             // the kernel's binary search sends them there.
-            let start = if k == 0 { lo } else { first.max(lo) };
+            let start = if k == 0 { n.lo } else { first.max(n.lo) };
             let end = order
                 .get(k + 1)
-                .map_or(hi, |&n| index_entry(node, n).0.min(hi));
+                .map_or(n.hi, |&next| index_entry(n.bytes, next).0.min(n.hi));
             if start < end {
                 out.push(Child {
                     lo: start,
                     hi: end,
                     block,
-                    epos: pos + 12 + 12 * i as u64,
+                    epos: n.pos + 12 + 12 * i as u64,
                 });
             }
         }
@@ -211,34 +213,25 @@ impl Ext {
     /// The extents of leaf `node` (at `pos`, mapping logical blocks `lo..hi`)
     /// in logical order, each with the byte position of its entry: blocks
     /// outside `lo..hi` or mapped by an earlier extent are left out, with a problem.
-    fn leaf_extents(
-        &self,
-        inode: &Inode,
-        node: &[u8],
-        pos: u64,
-        entries: usize,
-        lo: u64,
-        hi: u64,
-    ) -> Vec<(Run, u64)> {
-        let (order, misplaced) = logical_order(entries, |i| leaf_entry(node, i).0);
-        if let Some(i) = misplaced {
-            self.report_order(inode, pos, i, |i| leaf_entry(node, i).0);
-        }
+    fn leaf_extents(&self, inode: &Inode, n: &NodeRef<'_>) -> Vec<(Run, u64)> {
+        let order = self.in_logical_order(inode, n.pos, n.entries, |i| leaf_entry(n.bytes, i).0);
         let mut out = Vec::with_capacity(order.len());
-        let mut cursor = lo;
+        let mut cursor = n.lo;
         for i in order {
-            let (first, len, unwritten, start) = leaf_entry(node, i);
+            let (first, len, unwritten, start) = leaf_entry(n.bytes, i);
             if len == 0 {
                 continue;
             }
-            let epos = pos + 12 + 12 * i as u64;
+            let epos = n.pos + 12 + 12 * i as u64;
             let end = first + len;
             let from = first.max(cursor);
-            let to = end.min(hi);
+            let to = end.min(n.hi);
             if from != first || to != end {
                 self.problem(format!(
-                    "ext4 extent of inode {} at byte {epos}: logical blocks {first}..{end} overlap the previous extent or lie outside its index entry's blocks {lo}..{hi}; {}",
+                    "ext4 extent of inode {} at byte {epos}: logical blocks {first}..{end} overlap the previous extent or lie outside its index entry's blocks {}..{}; {}",
                     inode.ino,
+                    n.lo,
+                    n.hi,
                     if from < to {
                         format!("only blocks {from}..{to} read from it")
                     } else {
@@ -286,31 +279,40 @@ impl Ext {
         let (mut lo, mut hi) = (0u64, EXTENT_LBLK_END);
         for _ in 0..=EXT4_MAX_EXTENT_DEPTH {
             let h = parse_header(&node, pos, want_depth)?;
+            let n = NodeRef {
+                bytes: &node,
+                pos,
+                entries: h.entries,
+                lo,
+                hi,
+            };
             if h.depth == 0 {
-                let extents = self.leaf_extents(inode, &node, pos, h.entries, lo, hi);
+                let extents = self.leaf_extents(inode, &n);
                 let k = extents.partition_point(|(r, _)| r.lblk <= lblk);
                 if let Some((run, epos)) = k.checked_sub(1).and_then(|k| extents.get(k))
                     && lblk < run.lblk + run.len
                 {
-                    let (RunKind::Data(p) | RunKind::Unwritten(p)) = run.kind else {
-                        return Ok(hole_to(run.lblk + run.len));
-                    };
-                    self.check_block(p, run.len, "ext4 extent", *epos)?;
                     let off = lblk - run.lblk;
-                    let p = p + off;
+                    let kind = match run.kind {
+                        RunKind::Data(p) | RunKind::Unwritten(p) => {
+                            self.check_block(p, run.len, "ext4 extent", *epos)?;
+                            if matches!(run.kind, RunKind::Data(_)) {
+                                RunKind::Data(p + off)
+                            } else {
+                                RunKind::Unwritten(p + off)
+                            }
+                        }
+                        RunKind::Hole => RunKind::Hole,
+                    };
                     return Ok(Run {
                         lblk,
                         len: run.len - off,
-                        kind: if matches!(run.kind, RunKind::Unwritten(_)) {
-                            RunKind::Unwritten(p)
-                        } else {
-                            RunKind::Data(p)
-                        },
+                        kind,
                     });
                 }
                 return Ok(hole_to(extents.get(k).map_or(hi, |(r, _)| r.lblk)));
             }
-            let children = self.index_children(inode, &node, pos, h.entries, lo, hi);
+            let children = self.index_children(inode, &n);
             let k = children.partition_point(|c| c.lo <= lblk);
             let Some(child) = k
                 .checked_sub(1)
@@ -466,8 +468,15 @@ impl Ext {
         f: &mut dyn FnMut(Run) -> Result<bool>,
     ) -> Result<bool> {
         let h = parse_header(node, pos, want_depth)?;
+        let n = NodeRef {
+            bytes: node,
+            pos,
+            entries: h.entries,
+            lo,
+            hi,
+        };
         if h.depth == 0 {
-            for (run, epos) in self.leaf_extents(inode, node, pos, h.entries, lo, hi) {
+            for (run, epos) in self.leaf_extents(inode, &n) {
                 if let RunKind::Data(p) | RunKind::Unwritten(p) = run.kind {
                     self.check_block(p, run.len, "ext4 extent", epos)?;
                 }
@@ -477,7 +486,7 @@ impl Ext {
             }
             return Ok(true);
         }
-        for child in self.index_children(inode, node, pos, h.entries, lo, hi) {
+        for child in self.index_children(inode, &n) {
             if !visited.insert(child.block) {
                 return Err(Error::corrupt(
                     "ext4 extent index",
