@@ -563,6 +563,22 @@ fn extents_out_of_logical_order_are_read_in_order_and_reported() {
     assert!(copied == clean_bytes, "cp wrote other bytes");
     let err = String::from_utf8_lossy(&cp.stderr);
     assert!(err.contains("not in logical block order"), "{err}");
+    // A zero-length extent (the kernel refuses it too) is a problem, not silence.
+    let mut b = image(name);
+    let pos = patch_inode(&mut b, &clean, "/punched", |raw| {
+        raw[0x28 + 24 + 4..0x28 + 24 + 6].fill(0); // ee_len of the second extent
+    });
+    let fs = open_bytes(b).unwrap();
+    let f = node(&fs, "/punched");
+    assert_eq!(fs.extents(f).unwrap(), want_extents[..1]);
+    assert_problem(
+        &fs,
+        &format!(
+            "ext4 extent of inode {} at byte {}: ee_len 0",
+            f.0,
+            pos + 0x28 + 24
+        ),
+    );
 }
 
 /// Every checksum mismatch met while reading is a problem naming the

@@ -219,10 +219,15 @@ impl Ext {
         let mut cursor = n.lo;
         for i in order {
             let (first, len, unwritten, start) = leaf_entry(n.bytes, i);
+            let epos = n.pos + 12 + 12 * i as u64;
             if len == 0 {
+                // The kernel's ext4_valid_extent refuses it too.
+                self.problem(format!(
+                    "ext4 extent of inode {} at byte {epos}: ee_len 0; skipped",
+                    inode.ino
+                ));
                 continue;
             }
-            let epos = n.pos + 12 + 12 * i as u64;
             let end = first + len;
             let from = first.max(cursor);
             let to = end.min(n.hi);
