@@ -803,6 +803,28 @@ fn invalid_fast_symlinks_and_conflicting_flags_are_reported() {
         let ls = common::vmrescue(&["ls", "-l", &img, "/"]);
         assert_eq!(ls.status.code(), Some(1), "{path}");
     }
+    // A slow symlink whose target holds a NUL byte before i_size (e2fsck:
+    // invalid symlink), and one whose data block is gone.
+    let at = first_block(&clean, "/slow-link") as usize * 4096 + 5;
+    let mut b = image(name);
+    b[at] = 0;
+    let fs = open_bytes(b).unwrap();
+    let e = fs
+        .read_link(node(&fs, "/slow-link"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("invalid symlink (a NUL byte at 5 of its 229-byte target)"),
+        "{e}"
+    );
+    assert_problem(&fs, "a NUL byte at 5");
+    let mut b = image(name);
+    patch_inode(&mut b, &clean, "/slow-link", |raw| {
+        raw[0x28 + 12 + 4..0x28 + 12 + 6].fill(0)
+    });
+    let fs = open_bytes(b).unwrap();
+    assert!(fs.read_link(node(&fs, "/slow-link")).is_err());
+    assert_problem(&fs, "invalid symlink (i_size 229 and no data block)");
 }
 
 /// An inline-data file whose `system.data` xattr is damaged: never the

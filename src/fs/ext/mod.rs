@@ -1048,11 +1048,24 @@ impl Ext {
                 ),
             ));
         }
+        // A slow symlink's target is in its first data block (e2fsck's check_symlink).
+        let invalid = |why: String| {
+            self.damage(Error::corrupt(
+                "ext symlink",
+                inode.pos,
+                format!("inode {}: invalid symlink ({why})", inode.ino),
+            ))
+        };
+        if size == 0 || !matches!(self.map_block(inode, 0)?.kind, RunKind::Data(_)) {
+            return Err(invalid(format!("i_size {size} and no data block")));
+        }
         let mut buf = vec![0u8; size as usize];
         let n = self.read_file(inode, 0, &mut buf)?;
         buf.truncate(n);
         if let Some(end) = buf.iter().position(|&b| b == 0) {
-            buf.truncate(end);
+            return Err(invalid(format!(
+                "a NUL byte at {end} of its {size}-byte target"
+            )));
         }
         Ok(buf)
     }
