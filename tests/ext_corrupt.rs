@@ -563,6 +563,30 @@ fn extents_out_of_logical_order_are_read_in_order_and_reported() {
     assert!(copied == clean_bytes, "cp wrote other bytes");
     let err = String::from_utf8_lossy(&cp.stderr);
     assert!(err.contains("not in logical block order"), "{err}");
+    // Index entries out of order in an index node of /frag's deep tree.
+    let f = node(&clean, "/frag");
+    let frag_size = clean.metadata(f).unwrap().size;
+    let (want_sha, want_ext) = (
+        ext_support::sha256(&clean, f, frag_size),
+        clean.extents(f).unwrap(),
+    );
+    let (idx, _) = frag_tree(&clean);
+    let at = idx as usize * 4096 + 12;
+    let mut b = image(name);
+    let first = b[at..at + 12].to_vec();
+    b.copy_within(at + 12..at + 24, at);
+    b[at + 12..at + 24].copy_from_slice(&first);
+    let fs = open_bytes(b).unwrap();
+    let f = node(&fs, "/frag");
+    assert_eq!(ext_support::sha256(&fs, f, frag_size), want_sha);
+    assert_eq!(fs.extents(f).unwrap(), want_ext);
+    assert_problem(
+        &fs,
+        &format!(
+            "at byte {}: entries are not in logical block order (entry 1",
+            idx * 4096
+        ),
+    );
     // A zero-length extent (the kernel refuses it too) is a problem, not silence.
     let mut b = image(name);
     let pos = patch_inode(&mut b, &clean, "/punched", |raw| {
