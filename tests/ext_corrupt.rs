@@ -713,6 +713,22 @@ fn damaged_directory_entries_are_reported_and_the_rest_salvaged() {
         ),
     );
     assert_problem(&fs, "entries read on from byte");
+    // An 8-byte hole with rec_len 8 before a good entry (e2fsck's special
+    // case): the entry right after it is read, the rest too.
+    let mut b = b0.clone();
+    let end = dir + 4096 - 12; // the checksum tail stays
+    b.copy_within(at..end - 8, at + 8);
+    b[at..at + 4].copy_from_slice(&(d.0 as u32).to_le_bytes());
+    b[at + 4..at + 8].copy_from_slice(&[8, 0, 4, 1]); // rec_len 8, name_len 4
+    let fs = open_bytes(b).unwrap();
+    assert_eq!(names(&fs, d), want);
+    assert_problem(
+        &fs,
+        &format!(
+            "at byte {at}: bad rec_len 8 (name_len 4); entries read on from byte {}",
+            at + 8
+        ),
+    );
     // A reserved inode number (the journal's), and one past s_inodes_count.
     for (ino, what) in [
         (8u32, "inode 8 is reserved"),

@@ -128,8 +128,14 @@ impl Ext {
                 || rec_len < 8 + name_len
                 || rec_len > left
             {
-                // Keep the entry itself when its name fits, then look for the next one.
-                let keep = ino != 0 && name_len > 0 && 8 + name_len <= left;
+                // Keep the entry itself when its name fits, then look for the
+                // next one; unless an entry starts right after its 8-byte
+                // header: then those 8 bytes are a stray hole (e2fsck's
+                // rec_len 8 case) and the name bytes are that entry.
+                let keep = ino != 0
+                    && name_len > 0
+                    && 8 + name_len <= left
+                    && !self.plausible_entry(region, off + 8);
                 let from = if keep {
                     (off + 8 + name_len + 3) & !3
                 } else {
