@@ -234,3 +234,202 @@ fn replay_stops_at_a_commit_block_with_a_bad_checksum() {
     assert!(read_all(&fs, b"/revoked.txt").starts_with(b"REVOKED!"));
     assert_eq!(read_all(&fs, b"/hello.txt"), b"hello, world\nmore\n");
 }
+
+fn open_bytes(b: Vec<u8>) -> vmrescue::fs::ext::Ext {
+    let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
+    vmrescue::fs::ext::Ext::open(src, &vmrescue::engine::FsOptions::default()).unwrap()
+}
+
+/// Byte position of the journal superblock (journal block 0).
+fn journal_sb_pos(image: &std::path::Path) -> usize {
+    let phys: usize = String::from_utf8_lossy(&debugfs(image, "bmap <8> 0"))
+        .trim()
+        .parse()
+        .unwrap();
+    phys * 4096
+}
+
+/// A journal that cannot be trusted (a bad magic, a bad superblock
+/// checksum) is never replayed: the on-disk state is shown, with a problem
+/// that names the damage and --no-journal, and `ls` exits 1, not 2.
+#[test]
+fn an_untrusted_journal_is_not_replayed_and_the_disk_state_shown() {
+    let image = common::fixture("ext-journal-ext4");
+    let jsb = journal_sb_pos(&image);
+    let cases: &[(usize, &str)] = &[
+        (jsb, "bad h_magic"),
+        // Inside s_users, covered by the v3 superblock checksum.
+        (
+            jsb + 0x200,
+            &format!("at byte {}: checksum mismatch", jsb + 0xFC),
+        ),
+    ];
+    for &(at, want) in cases {
+        let mut b = std::fs::read(&image).unwrap();
+        b[at] ^= 0x01;
+        let fs = open_bytes(b.clone());
+        let st = fs.status();
+        assert!(!fs.journal_replayed());
+        let p = st.problems.join("\n");
+        assert!(
+            p.contains("the journal cannot be replayed") && p.contains(want),
+            "{p}"
+        );
+        assert!(p.contains("--no-journal"), "{p}");
+        assert_same(
+            "untrusted journal",
+            &walk(&fs),
+            &manifest("ext-journal-ext4.nojournal.walk"),
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("j.img");
+        std::fs::write(&path, b).unwrap();
+        let ls = common::vmrescue(&["ls", path.to_str().unwrap(), "/"]);
+        assert_eq!(ls.status.code(), Some(1), "{ls:?}");
+        let err = String::from_utf8_lossy(&ls.stderr);
+        assert!(err.contains("--no-journal"), "{err}");
+    }
+}
+
+/// A damaged journal inode while the superblock's backup of it
+/// (s_jnl_blocks) is intact: the journal is read through the backup, as
+/// e2fsck does, and replayed as the kernel would replay it.
+#[test]
+fn a_damaged_journal_inode_is_replaced_by_its_backup() {
+    let image = common::fixture("ext-journal-ext4");
+    let clean = open_path(&image, true);
+    let pos = clean.inode_position(8).unwrap() as usize;
+    let mut b = std::fs::read(&image).unwrap();
+    b[pos + 0x28..pos + 0x28 + 60].fill(0); // i_block: no extent tree at all
+    let fs = open_bytes(b);
+    assert!(fs.journal_replayed());
+    let p = fs.status().problems.join("\n");
+    assert!(
+        p.contains(&format!("ext journal inode at byte {pos}: inode 8:"))
+            && p.contains("s_jnl_blocks"),
+        "{p}"
+    );
+    assert_same(
+        "journal through its backup",
+        &walk(&fs),
+        &manifest("ext-journal-ext4.walk"),
+    );
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An ext4 filesystem whose journal is on a journal device (mke2fs -O
+/// journal_dev, then -J device=), with a committed transaction (written by
+/// debugfs) that rewrites /hello.txt's block: it is replayed from the device
+/// when the device is among the volumes (`--disk`), as the kernel replays it.
+#[test]
+fn an_external_journal_device_given_with_disk_is_replayed() {
+    common::require_root("mke2fs -J device= wants a block device: a loop device of the journal");
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    std::fs::create_dir(p("src")).unwrap();
+    std::fs::write(tmp.path().join("src/hello.txt"), b"hello, disk\n").unwrap();
+    run(
+        "mke2fs",
+        &[
+            "-q",
+            "-F",
+            "-O",
+            "journal_dev",
+            "-b",
+            "4096",
+            &p("jdev.img"),
+            "2048",
+        ],
+    );
+    let lo = run("losetup", &["-f", "--show", &p("jdev.img")]);
+    let made = Command::new("mke2fs")
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-b",
+            "4096",
+            "-d",
+            &p("src"),
+            "-J",
+        ])
+        .arg(format!("device={lo}"))
+        .args([&p("fs.img"), "8M"])
+        .status();
+    run("losetup", &["-d", &lo]);
+    assert!(made.unwrap().success());
+    let block = run("debugfs", &["-R", "bmap /hello.txt 0", &p("fs.img")]);
+    let mut t1 = b"HELLO, JOURNAL\n".to_vec();
+    t1.resize(4096, 0);
+    std::fs::write(p("t1"), &t1).unwrap();
+    let mut w = Command::new("debugfs")
+        .args(["-w", "-f", "-", &p("fs.img")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let script = format!("jo -f {}\njw -b {block} {}\njc\n", p("jdev.img"), p("t1"));
+    w.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(w.wait().unwrap().success());
+    let before = (
+        file_sha(tmp.path().join("fs.img").as_path()),
+        file_sha(tmp.path().join("jdev.img").as_path()),
+    );
+
+    let src = |n: &str| -> std::sync::Arc<dyn vmrescue::io::ReadAt> {
+        std::sync::Arc::new(std::fs::read(p(n)).unwrap())
+    };
+    let opts = vmrescue::engine::FsOptions::default();
+    let alone = vmrescue::fs::ext::Ext::open(src("fs.img"), &opts).unwrap();
+    assert_eq!(read_all(&alone, b"/hello.txt"), b"hello, disk\n");
+    assert!(
+        alone
+            .status()
+            .notes
+            .iter()
+            .any(|n| n.contains("not available"))
+    );
+    let fs =
+        vmrescue::fs::ext::Ext::open_with_journal_devices(src("fs.img"), &opts, &[src("jdev.img")])
+            .unwrap();
+    assert!(fs.journal_replayed(), "{:?}", fs.status());
+    assert!(
+        fs.status().problems.is_empty(),
+        "{:?}",
+        fs.status().problems
+    );
+    assert_eq!(read_all(&fs, b"/hello.txt"), b"HELLO, JOURN");
+    // From the command line, the journal device passed with --disk.
+    let cat = common::vmrescue(&["cat", "--disk", &p("jdev.img"), &p("fs.img"), "/hello.txt"]);
+    assert_eq!(cat.status.code(), Some(0), "{cat:?}");
+    assert_eq!(cat.stdout, b"HELLO, JOURN");
+    assert_eq!(before.0, file_sha(tmp.path().join("fs.img").as_path()));
+    assert_eq!(before.1, file_sha(tmp.path().join("jdev.img").as_path()));
+    // The kernel, given the device, replays the same.
+    let lo = run("losetup", &["-f", "--show", &p("jdev.img")]);
+    let m = ext_support::KernelMount::new(
+        tmp.path().join("fs.img").as_path(),
+        &format!("ro,journal_path={lo}"),
+        false,
+    );
+    let theirs = std::fs::read(m.path().join("hello.txt")).unwrap();
+    drop(m);
+    run("losetup", &["-d", &lo]);
+    assert_eq!(theirs, b"HELLO, JOURN");
+}

@@ -89,6 +89,9 @@ pub fn run(args: &CatArgs) -> u8 {
         report(&format!("writing to standard output: {e}"));
         code = exit::ERROR;
     }
+    if guest.finish() {
+        code = exit::PROBLEMS;
+    }
     code
 }
 

@@ -170,6 +170,7 @@ pub fn run(args: &CpArgs) -> u8 {
         // The summary could not be written: nothing more can be said.
         return exit::ERROR;
     }
+    problems |= guest.finish();
     if signal != 0 {
         // As shells expect of a command a signal stopped: 130 for SIGINT, 143 for SIGTERM.
         return u8::try_from(128 + signal).unwrap_or(exit::ERROR);

@@ -42,8 +42,25 @@ pub struct Guest {
     /// When the filesystem is the guest root: the other volumes the guest
     /// mounts in it (mountpoint, volume name), from its fstab.
     pub mounts: Vec<(Vec<u8>, String)>,
+    /// The volume's name and the problems already reported, to report
+    /// those found later (while reading) at the end.
+    reported: (String, Vec<String>),
     /// Kept open for the filesystem's lifetime.
     _layout: Option<Layout>,
+}
+
+impl Guest {
+    /// Report the problems the filesystem found after it was opened (while
+    /// reading directories and files); whether it found any at all, which
+    /// makes the command's exit code at least 1.
+    pub fn finish(&self) -> bool {
+        let status = self.fs.status();
+        let (name, before) = &self.reported;
+        for p in status.problems.iter().filter(|p| !before.contains(p)) {
+            report(&format!("{name}: {}", escape_str(p)));
+        }
+        !status.problems.is_empty()
+    }
 }
 
 impl GuestArgs {
@@ -81,6 +98,7 @@ impl GuestArgs {
                 fs: Arc::new(HostFs::open(dir)?),
                 damaged: false,
                 mounts: Vec::new(),
+                reported: Default::default(),
                 _layout: None,
             });
         }
@@ -116,6 +134,7 @@ impl GuestArgs {
             fs,
             damaged: !status.problems.is_empty(),
             mounts,
+            reported: (name, status.problems),
             _layout: Some(layout),
         })
     }

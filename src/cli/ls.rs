@@ -109,7 +109,11 @@ pub fn run(args: &LsArgs) -> u8 {
         report(&format!("writing to standard output: {e}"));
         return exit::ERROR;
     }
-    if l.problems { exit::PROBLEMS } else { exit::OK }
+    if guest.finish() || l.problems {
+        exit::PROBLEMS
+    } else {
+        exit::OK
+    }
 }
 
 impl<W: Write> Lister<'_, W> {

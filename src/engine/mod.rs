@@ -48,8 +48,18 @@ pub fn open_fs(layout: &Layout, id: VolumeId, opts: &FsOptions) -> Result<Arc<dy
         {
             return Ok(Arc::clone(fs));
         }
-        let fs: Arc<dyn FsView> =
-            Arc::new(crate::fs::ext::Ext::open(layout.open_volume(id), opts)?);
+        // Journal devices among the volumes, for an external journal.
+        let journals: Vec<_> = layout
+            .volumes
+            .iter()
+            .filter(|v| v.content.kind == crate::layers::ContentKind::Jbd)
+            .map(|v| layout.open_volume(v.id))
+            .collect();
+        let fs: Arc<dyn FsView> = Arc::new(crate::fs::ext::Ext::open_with_journal_devices(
+            layout.open_volume(id),
+            opts,
+            &journals,
+        )?);
         if !opts.no_journal {
             layout
                 .opened

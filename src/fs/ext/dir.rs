@@ -28,6 +28,15 @@ struct Raw<'a> {
     ftype: u8,
 }
 
+/// The name entry `index` of a directory's block 0 has: its own `.` and `..`.
+fn own_name(index: usize) -> Option<&'static [u8]> {
+    match index {
+        0 => Some(b"."),
+        1 => Some(b".."),
+        _ => None,
+    }
+}
+
 fn file_type_of(ft: u8) -> Option<FileType> {
     Some(match ft {
         1 => FileType::Regular,
@@ -58,51 +67,123 @@ impl Ext {
         self.sb.has_compat(compat::DIR_INDEX) && dir.has_flag(inode::flags::INDEX)
     }
 
+    /// The header of the entry at `off` of `region`: (inode, rec_len, name_len, file type).
+    fn entry_header(&self, region: &[u8], off: usize) -> (u32, usize, usize, u8) {
+        let filetype = self.sb.has_incompat(incompat::FILETYPE);
+        let ino = le::u32(region, off).unwrap_or(0);
+        let rec_len = self.rec_len(le::u16(region, off + 4).unwrap_or(0));
+        let (name_len, ftype) = if filetype {
+            (
+                usize::from(region.get(off + 6).copied().unwrap_or(0)),
+                region.get(off + 7).copied().unwrap_or(0),
+            )
+        } else {
+            (usize::from(le::u16(region, off + 6).unwrap_or(0)), 0)
+        };
+        (ino, rec_len, name_len, ftype)
+    }
+
+    /// Whether a whole, believable entry starts at `off` (where reading
+    /// resumes after a damaged one, as e2fsck's salvage_directory does).
+    fn plausible_entry(&self, region: &[u8], off: usize) -> bool {
+        let (ino, rec_len, name_len, ftype) = self.entry_header(region, off);
+        let left = region.len().saturating_sub(off);
+        let first_ino = self.sb.s_first_ino;
+        ino != 0
+            && ino <= self.sb.s_inodes_count
+            && (ino == super::EXT4_ROOT_INO || ino >= first_ino)
+            && rec_len >= 12
+            && rec_len.is_multiple_of(4)
+            && rec_len <= left
+            && name_len > 0
+            && 8 + name_len <= rec_len
+            && ftype <= 7
+            && region[off + 8..off + 8 + name_len]
+                .iter()
+                .all(|&c| c != 0 && c != b'/')
+    }
+
     /// Parse the entries of `region` (at byte `pos`), calling `f` for each
-    /// live one. Damage ends the region with a problem recorded.
+    /// live one. `dots`: the region starts block 0 of a directory, whose
+    /// first two entries are its own `.` and `..` (not passed to `f`); any
+    /// other entry named `.` or `..` is passed on, with a problem. A damaged
+    /// entry is reported and reading resumes at the next believable entry
+    /// of the region.
     fn parse_entries<'a>(
         &self,
         dir: &Inode,
         region: &'a [u8],
         pos: u64,
+        dots: bool,
         f: &mut dyn FnMut(Raw<'a>) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let filetype = self.sb.has_incompat(incompat::FILETYPE);
         let mut off = 0usize;
+        let mut index = 0usize;
         while off + 8 <= region.len() {
-            let ino = le::u32(region, off).unwrap_or(0);
-            let rec_len = self.rec_len(le::u16(region, off + 4).unwrap_or(0));
-            let name_len = if filetype {
-                usize::from(region[off + 6])
-            } else {
-                usize::from(le::u16(region, off + 6).unwrap_or(0))
-            };
-            let ftype = if filetype { region[off + 7] } else { 0 };
+            let (ino, rec_len, name_len, ftype) = self.entry_header(region, off);
+            let at = pos + off as u64;
+            let left = region.len() - off;
             if rec_len < 12
                 || !rec_len.is_multiple_of(4)
                 || rec_len < 8 + name_len
-                || off + rec_len > region.len()
+                || rec_len > left
             {
+                // Keep the entry itself when its name fits, then look for the
+                // next one; unless an entry starts right after its 8-byte
+                // header: then those 8 bytes are a stray hole (e2fsck's
+                // rec_len 8 case) and the name bytes are that entry.
+                let keep = ino != 0
+                    && name_len > 0
+                    && 8 + name_len <= left
+                    && !self.plausible_entry(region, off + 8);
+                let from = if keep {
+                    (off + 8 + name_len + 3) & !3
+                } else {
+                    off + 4
+                };
+                let next = (from..region.len().saturating_sub(11))
+                    .step_by(4)
+                    .find(|&o| self.plausible_entry(region, o));
                 self.problem(format!(
-                    "ext directory entry of inode {} at byte {}: bad rec_len {rec_len} (name_len {name_len}); rest of block skipped",
+                    "ext directory entry of inode {} at byte {at}: bad rec_len {rec_len} (name_len {name_len}); {}",
                     dir.ino,
-                    pos + off as u64
+                    match next {
+                        Some(n) => format!("entries read on from byte {}", pos + n as u64),
+                        None => "rest of block skipped".to_string(),
+                    }
                 ));
-                return ControlFlow::Continue(());
-            }
-            if ino != 0 && name_len > 0 {
-                let name = &region[off + 8..off + 8 + name_len];
-                if ino > self.sb.s_inodes_count {
-                    self.problem(format!(
-                        "ext directory entry of inode {} at byte {}: inode {ino} out of range; skipped",
-                        dir.ino,
-                        pos + off as u64
-                    ));
-                } else if name != b"." && name != b".." {
-                    f(Raw { ino, name, ftype })?;
+                if keep {
+                    let name = &region[off + 8..off + 8 + name_len];
+                    let own = dots && own_name(index) == Some(name);
+                    self.entry(dir, at, ino, name, ftype, own, f)?;
+                }
+                match next {
+                    Some(n) => {
+                        off = n;
+                        index += 1;
+                        continue;
+                    }
+                    None => return ControlFlow::Continue(()),
                 }
             }
+            if ino != 0 {
+                let name = &region[off + 8..off + 8 + name_len];
+                let own = match own_name(index).filter(|_| dots) {
+                    Some(want) if name != want => {
+                        self.problem(format!(
+                            "ext directory entry of inode {} at byte {at}: entry {index} of block 0 should be {}",
+                            dir.ino,
+                            crate::text::escape(want)
+                        ));
+                        false
+                    }
+                    Some(_) => true,
+                    None => false,
+                };
+                self.entry(dir, at, ino, name, ftype, own, f)?;
+            }
             off += rec_len;
+            index += 1;
         }
         if off != region.len() {
             self.problem(format!(
@@ -112,6 +193,50 @@ impl Ext {
             ));
         }
         ControlFlow::Continue(())
+    }
+
+    /// Check one live entry and pass it to `f` unless it is unusable or
+    /// the directory's own `.`/`..` (`own`).
+    #[allow(clippy::too_many_arguments)]
+    fn entry<'a>(
+        &self,
+        dir: &Inode,
+        at: u64,
+        ino: u32,
+        name: &'a [u8],
+        ftype: u8,
+        own: bool,
+        f: &mut dyn FnMut(Raw<'a>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let what = format!("ext directory entry of inode {} at byte {at}", dir.ino);
+        if name.is_empty() {
+            self.problem(format!("{what}: inode {ino} with an empty name; skipped"));
+            return ControlFlow::Continue(());
+        }
+        if ino > self.sb.s_inodes_count {
+            self.problem(format!(
+                "{what}: inode {ino} out of range (the filesystem has {}); skipped",
+                self.sb.s_inodes_count
+            ));
+            return ControlFlow::Continue(());
+        }
+        if ino < self.sb.s_first_ino && ino != super::EXT4_ROOT_INO {
+            self.problem(format!(
+                "{what}: inode {ino} is reserved (below s_first_ino {}); skipped",
+                self.sb.s_first_ino
+            ));
+            return ControlFlow::Continue(());
+        }
+        if own {
+            return ControlFlow::Continue(());
+        }
+        if name == b"." || name == b".." || name.contains(&0) || name.contains(&b'/') {
+            self.problem(format!(
+                "{what}: the name {} (inode {ino}) is one no entry may have; listed escaped",
+                crate::text::escape(name)
+            ));
+        }
+        f(Raw { ino, name, ftype })
     }
 
     /// Verify an htree node's `dx_tail` checksum (root when `root`).
@@ -194,7 +319,7 @@ impl Ext {
                     self.check_dx_csum(dir, block, pos, true);
                 }
                 // The root holds "." and ".." only; their rec_len spans the index.
-                return self.parse_entries(dir, block, pos, f);
+                return self.parse_entries(dir, block, pos, true, f);
             }
             let fake_ino = le::u32(block, 0).unwrap_or(1);
             let fake_len = self.rec_len(le::u16(block, 4).unwrap_or(0));
@@ -206,7 +331,7 @@ impl Ext {
             }
         }
         let region = self.leaf_region(dir, block, pos);
-        self.parse_entries(dir, region, pos, f)
+        self.parse_entries(dir, region, pos, lblk == 0, f)
     }
 
     /// Call `f` for every entry of directory `dir`, in on-disk order.
@@ -219,11 +344,14 @@ impl Ext {
             // i_block: the parent's inode number, then entries.
             let ib = dir.i_block();
             let pos = dir.pos + inode::I_BLOCK as u64;
-            if self.parse_entries(dir, &ib[4..], pos + 4, f).is_break() {
+            if self
+                .parse_entries(dir, &ib[4..], pos + 4, false, f)
+                .is_break()
+            {
                 return Ok(());
             }
             if let Some(more) = xattr::system_data(self, dir)? {
-                let _ = self.parse_entries(dir, &more, dir.pos, f);
+                let _ = self.parse_entries(dir, &more, dir.pos, false, f);
             }
             return Ok(());
         }
@@ -421,7 +549,7 @@ pub(super) fn dx_lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<Op
             };
             let mut found = None;
             let mut misplaced = false;
-            let _ = ext.parse_entries(dir, region, lpos, &mut |e| {
+            let _ = ext.parse_entries(dir, region, lpos, false, &mut |e| {
                 if e.name == name {
                     found = Some(e.ino);
                     return ControlFlow::Break(());

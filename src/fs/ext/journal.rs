@@ -9,11 +9,12 @@
 //! resulting overlay on every read. Everything on disk here is big-endian.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::inode::Inode;
 use super::{Ext, JournalCopy, RunKind, csum};
 use crate::error::{Error, Result};
-use crate::io::be;
+use crate::io::{ReadAt, be};
 
 /// `h_magic` of every journal metadata block.
 pub const JBD2_MAGIC: u32 = 0xC03B_3998;
@@ -77,9 +78,17 @@ fn tid_gt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
+/// Where a journal's blocks are.
+pub enum Log {
+    /// In the filesystem, mapped by the journal inode.
+    Inode(Inode),
+    /// On an external journal device (journal_dev), numbered from its start.
+    Device(Arc<dyn ReadAt>),
+}
+
 struct Journal<'a> {
     ext: &'a Ext,
-    inode: Inode,
+    log: Log,
     bs: u64,
     first: u64,
     last: u64,
@@ -108,13 +117,28 @@ impl Journal<'_> {
         }
     }
 
-    /// Physical position of logical journal block `l`.
+    /// Position of logical journal block `l` (in the volume, or on the journal device).
     fn position(&self, l: u64) -> Result<u64> {
-        match self.ext.map_block(&self.inode, l)?.kind {
+        let inode = match &self.log {
+            Log::Inode(inode) => inode,
+            Log::Device(dev) => {
+                return l
+                    .checked_mul(self.bs)
+                    .filter(|p| p.saturating_add(self.bs) <= dev.size())
+                    .ok_or_else(|| {
+                        Error::corrupt(
+                            "jbd2 journal device",
+                            0,
+                            format!("journal block {l} lies past the device's end"),
+                        )
+                    });
+            }
+        };
+        match self.ext.map_block(inode, l)?.kind {
             RunKind::Data(p) => Ok(p * self.bs),
             _ => Err(Error::corrupt(
                 "jbd2 journal",
-                self.inode.pos,
+                inode.pos,
                 format!("journal block {l} is not allocated"),
             )),
         }
@@ -123,9 +147,11 @@ impl Journal<'_> {
     fn read(&self, l: u64) -> Result<Vec<u8>> {
         let pos = self.position(l)?;
         let mut buf = vec![0u8; self.bs as usize];
-        self.ext
-            .src
-            .read_exact_at(pos, &mut buf)
+        let src: &dyn ReadAt = match &self.log {
+            Log::Inode(_) => &*self.ext.src,
+            Log::Device(dev) => &**dev,
+        };
+        src.read_exact_at(pos, &mut buf)
             .map_err(|e| Error::io(format!("journal block {l} at byte {pos}"), e))?;
         Ok(buf)
     }
@@ -151,14 +177,117 @@ impl Journal<'_> {
     }
 }
 
-/// Recover the journal of `ext` in memory.
+/// Smallest journal jbd2 accepts (`JBD2_MIN_JOURNAL_BLOCKS`).
+const JBD2_MIN_JOURNAL_BLOCKS: u64 = 1024;
+/// `s_jnl_backup_type` when `s_jnl_blocks` backs up the journal inode.
+const EXT3_JNL_BACKUP_BLOCKS: u8 = 1;
+
+/// Recover the journal of `ext` in memory. A damaged journal inode is
+/// replaced by the superblock's backup of it (`s_jnl_blocks`) when there
+/// is one, as e2fsck does.
 pub fn replay(ext: &Ext) -> Result<Replay> {
+    let inum = ext.sb.s_journal_inum;
+    let primary = ext
+        .read_inode(inum)
+        .and_then(|i| check_journal_inode(ext, &i, true).map(|()| i));
+    match primary {
+        Ok(inode) => replay_from(ext, Log::Inode(inode)),
+        Err(e) => {
+            let Some(backup) = backup_inode(ext) else {
+                return Err(e);
+            };
+            let mut out = replay_from(ext, Log::Inode(backup))?;
+            out.problems.insert(
+                0,
+                format!(
+                    "{e}; the journal was read through the superblock's backup of its block map (s_jnl_blocks), as e2fsck does"
+                ),
+            );
+            Ok(out)
+        }
+    }
+}
+
+/// Whether journal inode `inode` can be used: a regular file in use,
+/// large enough, its checksum right (metadata_csum), its first block mapped.
+fn check_journal_inode(ext: &Ext, inode: &Inode, verify_csum: bool) -> Result<()> {
+    let bad = |why: String| {
+        Err(Error::corrupt(
+            "ext journal inode",
+            inode.pos,
+            format!("inode {}: {why}", inode.ino),
+        ))
+    };
+    if verify_csum && ext.sb.has_metadata_csum() {
+        let want = super::inode::inode_checksum(ext.csum_seed, inode.ino, &inode.raw);
+        if want != inode.stored_checksum() {
+            return bad(format!(
+                "checksum mismatch (stored {:#x}, computed {want:#x})",
+                inode.stored_checksum()
+            ));
+        }
+    }
+    if inode.file_type() != crate::fs::FileType::Regular || inode.i_links_count == 0 {
+        return bad(format!(
+            "not a regular file in use (mode {:o}, links {})",
+            inode.i_mode, inode.i_links_count
+        ));
+    }
+    let blocks = inode.i_size / ext.block_size;
+    if blocks < JBD2_MIN_JOURNAL_BLOCKS {
+        return bad(format!(
+            "{blocks} blocks, fewer than a journal has ({JBD2_MIN_JOURNAL_BLOCKS})"
+        ));
+    }
+    match ext.map_block(inode, 0)?.kind {
+        RunKind::Data(_) => Ok(()),
+        _ => bad("its first block is not allocated".into()),
+    }
+}
+
+/// The journal inode as the superblock's backup (`s_jnl_blocks`) describes
+/// it, if there is a backup; its position is that of the backup, so errors
+/// about its block map point there.
+fn backup_inode(ext: &Ext) -> Option<Inode> {
+    let sb = &ext.sb;
+    if sb.s_jnl_backup_type != EXT3_JNL_BACKUP_BLOCKS {
+        return None;
+    }
+    let mut raw = vec![0u8; usize::from(sb.s_inode_size)];
+    raw[0..2].copy_from_slice(&0o100600u16.to_le_bytes());
+    raw[0x1A..0x1C].copy_from_slice(&1u16.to_le_bytes());
+    raw[0x4..0x8].copy_from_slice(&sb.s_jnl_blocks[16].to_le_bytes());
+    raw[0x6C..0x70].copy_from_slice(&sb.s_jnl_blocks[15].to_le_bytes());
+    for (i, b) in sb.s_jnl_blocks[..15].iter().enumerate() {
+        let o = super::inode::I_BLOCK + 4 * i;
+        raw[o..o + 4].copy_from_slice(&b.to_le_bytes());
+    }
+    // Extent node checksums are seeded with the inode's generation.
+    if let Ok(damaged) = ext.read_inode(sb.s_journal_inum) {
+        raw[0x64..0x68].copy_from_slice(&damaged.i_generation.to_le_bytes());
+    }
+    if sb.s_jnl_blocks[0] & 0xFFFF == u32::from(super::map::EXT4_EXT_MAGIC) {
+        raw[0x20..0x24].copy_from_slice(&super::inode::flags::EXTENTS.to_le_bytes());
+    }
+    let pos = (sb.pos + 0x10C).checked_sub(super::inode::I_BLOCK as u64)?;
+    let (inode, _) = Inode::parse(sb.s_journal_inum, pos, raw, false, false, sb.is_64bit());
+    check_journal_inode(ext, &inode, false).ok()?;
+    Some(inode)
+}
+
+/// Recover the journal held by `log` in memory.
+pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
     let mut out = Replay::default();
-    let inode = ext.read_inode(ext.sb.s_journal_inum)?;
     let bs = ext.block_size;
+    // The journal superblock: block 0 of an inode journal; on a journal
+    // device, the block after the one holding its ext superblock.
+    let (sb_block, log_blocks, external) = match &log {
+        Log::Inode(inode) => (0, inode.i_size / bs, false),
+        Log::Device(dev) => (1024 / bs + 1, dev.size() / bs, true),
+    };
     let mut j = Journal {
         ext,
-        inode,
+        log,
         bs,
         first: 0,
         last: 0,
@@ -166,8 +295,8 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
         compat: 0,
         seed: 0,
     };
-    let sb = j.read(0)?;
-    let jpos = j.position(0)?;
+    let sb = j.read(sb_block)?;
+    let jpos = j.position(sb_block)?;
     const S: &str = "jbd2 journal superblock";
     if be::u32(&sb, 0) != Some(JBD2_MAGIC) {
         return Err(Error::corrupt(S, jpos, "bad h_magic (expected 0xc03b3998)"));
@@ -192,8 +321,8 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
             format!("s_blocksize {s_blocksize} differs from the filesystem's {bs}"),
         ));
     }
-    let inode_blocks = j.inode.i_size / bs;
-    if s_first == 0 || s_first >= s_maxlen || s_maxlen > inode_blocks {
+    let inode_blocks = log_blocks;
+    if s_first <= sb_block || s_first >= s_maxlen || s_maxlen > inode_blocks {
         return Err(Error::corrupt(
             S,
             jpos + 0x10,
@@ -221,6 +350,21 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
     }
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&sb[0x30..0x40]);
+    if external {
+        // The kernel loads an external journal only for its one user.
+        let users = be::u32(&sb, 0x40).unwrap_or(0);
+        if uuid != ext.sb.s_journal_uuid || users > 1 {
+            return Err(Error::corrupt(
+                S,
+                jpos + 0x30,
+                format!(
+                    "journal UUID {} (the filesystem wants {}), {users} users: not this filesystem's journal alone",
+                    super::superblock::uuid_text(&uuid),
+                    super::superblock::uuid_text(&ext.sb.s_journal_uuid)
+                ),
+            ));
+        }
+    }
     j.seed = csum::crc32c(!0, &uuid);
     if j.csum_v2or3() {
         let stored = be::u32(&sb, 0xFC).unwrap_or(0);
@@ -228,9 +372,11 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
         c = csum::crc32c(c, &[0; 4]);
         c = csum::crc32c(c, &sb[0x100..1024]);
         if c != stored {
-            out.problems.push(format!(
-                "jbd2 journal superblock at byte {}: checksum mismatch (stored {stored:#010x}, computed {c:#010x})",
-                jpos + 0xFC
+            // The kernel refuses to load such a journal; e2fsck clears it.
+            return Err(Error::corrupt(
+                S,
+                jpos + 0xFC,
+                format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),
             ));
         }
     }
@@ -301,6 +447,7 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
                 tag.fs_block,
                 JournalCopy {
                     pos,
+                    external,
                     escaped: tag.flags & FLAG_ESCAPE != 0,
                 },
             );

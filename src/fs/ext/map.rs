@@ -43,7 +43,6 @@ pub struct Run {
 /// An extent node's header, checked.
 struct Header {
     entries: usize,
-    max: usize,
     depth: u16,
 }
 
@@ -80,11 +79,7 @@ fn parse_header(node: &[u8], pos: u64, want_depth: Option<u16>) -> Result<Header
             ),
         ));
     }
-    Ok(Header {
-        entries,
-        max,
-        depth,
-    })
+    Ok(Header { entries, depth })
 }
 
 /// A leaf entry: (ee_block, len, unwritten, start).
@@ -111,19 +106,24 @@ fn index_entry(node: &[u8], i: usize) -> (u64, u64) {
     (ei_block, leaf)
 }
 
-/// Index of the last entry whose first logical block is `<= lblk`, if any.
-fn last_at_or_before(count: usize, lblk: u64, first_of: impl Fn(usize) -> u64) -> Option<usize> {
-    // Entries are sorted by their first block; binary search.
-    let (mut lo, mut hi) = (0usize, count);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if first_of(mid) <= lblk {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo.checked_sub(1)
+/// An extent tree node as read: its bytes and byte position, its entry
+/// count, and the logical blocks `lo..hi` its parent gives it.
+#[derive(Clone, Copy)]
+struct NodeRef<'a> {
+    bytes: &'a [u8],
+    pos: u64,
+    entries: usize,
+    lo: u64,
+    hi: u64,
+}
+
+/// A child of an index node: the logical blocks `lo..hi` it maps.
+struct Child {
+    lo: u64,
+    hi: u64,
+    block: u64,
+    /// Byte position of the index entry.
+    epos: u64,
 }
 
 impl Ext {
@@ -159,7 +159,118 @@ impl Ext {
         }
     }
 
+    /// The order in which to read the `count` entries of the extent node
+    /// at `pos`, whose first logical blocks `first_of` gives: by first block
+    /// (ties in on-disk order). Entries out of order are reported: e2fsck
+    /// calls that corruption and the kernel refuses the node.
+    fn in_logical_order(
+        &self,
+        inode: &Inode,
+        pos: u64,
+        count: usize,
+        first_of: impl Fn(usize) -> u64,
+    ) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..count).collect();
+        if let Some(i) = (1..count).find(|&i| first_of(i) < first_of(i - 1)) {
+            self.problem(format!(
+                "ext4 extent node of inode {} at byte {pos}: entries are not in logical block order (entry {i} at byte {} starts at block {}, before block {} of the entry above it); read in logical order",
+                inode.ino,
+                pos + 12 + 12 * i as u64,
+                first_of(i),
+                first_of(i - 1)
+            ));
+            order.sort_by_key(|&i| first_of(i));
+        }
+        order
+    }
+
+    /// The children of index node `node` (at `pos`, mapping logical blocks
+    /// `lo..hi`) in logical order, each with the blocks it maps. Lookups
+    /// and walks both go through here, so they agree whatever the damage.
+    fn index_children(&self, inode: &Inode, n: &NodeRef<'_>) -> Vec<Child> {
+        let order = self.in_logical_order(inode, n.pos, n.entries, |i| index_entry(n.bytes, i).0);
+        let mut out: Vec<Child> = Vec::with_capacity(order.len());
+        for (k, &i) in order.iter().enumerate() {
+            let (first, block) = index_entry(n.bytes, i);
+            // The first child also maps the blocks before its ei_block, as
+            // the kernel's binary search sends them there.
+            let start = if k == 0 { n.lo } else { first.max(n.lo) };
+            let end = order
+                .get(k + 1)
+                .map_or(n.hi, |&next| index_entry(n.bytes, next).0.min(n.hi));
+            if start < end {
+                out.push(Child {
+                    lo: start,
+                    hi: end,
+                    block,
+                    epos: n.pos + 12 + 12 * i as u64,
+                });
+            }
+        }
+        out
+    }
+
+    /// The extents of leaf `node` (at `pos`, mapping logical blocks `lo..hi`)
+    /// in logical order, each with the byte position of its entry: blocks
+    /// outside `lo..hi` or mapped by an earlier extent are left out, with a problem.
+    fn leaf_extents(&self, inode: &Inode, n: &NodeRef<'_>) -> Vec<(Run, u64)> {
+        let order = self.in_logical_order(inode, n.pos, n.entries, |i| leaf_entry(n.bytes, i).0);
+        let mut out = Vec::with_capacity(order.len());
+        let mut cursor = n.lo;
+        for i in order {
+            let (first, len, unwritten, start) = leaf_entry(n.bytes, i);
+            let epos = n.pos + 12 + 12 * i as u64;
+            if len == 0 {
+                // The kernel's ext4_valid_extent refuses it too.
+                self.problem(format!(
+                    "ext4 extent of inode {} at byte {epos}: ee_len 0; skipped",
+                    inode.ino
+                ));
+                continue;
+            }
+            let end = first + len;
+            let from = first.max(cursor);
+            let to = end.min(n.hi);
+            if from != first || to != end {
+                self.problem(format!(
+                    "ext4 extent of inode {} at byte {epos}: logical blocks {first}..{end} overlap the previous extent or lie outside its index entry's blocks {}..{}; {}",
+                    inode.ino,
+                    n.lo,
+                    n.hi,
+                    if from < to {
+                        format!("only blocks {from}..{to} read from it")
+                    } else {
+                        "skipped".to_string()
+                    }
+                ));
+            }
+            if from >= to {
+                continue;
+            }
+            let p = start + (from - first);
+            out.push((
+                Run {
+                    lblk: from,
+                    len: to - from,
+                    kind: if unwritten {
+                        RunKind::Unwritten(p)
+                    } else {
+                        RunKind::Data(p)
+                    },
+                },
+                epos,
+            ));
+            cursor = to;
+        }
+        out
+    }
+
     fn extent_lookup(&self, inode: &Inode, lblk: u64) -> Result<Run> {
+        let hole_to = |end: u64| Run {
+            lblk,
+            len: end.saturating_sub(lblk).max(1),
+            kind: RunKind::Hole,
+        };
         if lblk >= EXTENT_LBLK_END {
             return Ok(Run {
                 lblk,
@@ -170,63 +281,55 @@ impl Ext {
         let mut node = inode.i_block().to_vec();
         let mut pos = inode.pos + inode::I_BLOCK as u64;
         let mut want_depth = None;
-        let mut upper = EXTENT_LBLK_END;
+        let (mut lo, mut hi) = (0u64, EXTENT_LBLK_END);
         for _ in 0..=EXT4_MAX_EXTENT_DEPTH {
             let h = parse_header(&node, pos, want_depth)?;
-            if h.depth == 0 {
-                let found = last_at_or_before(h.entries, lblk, |i| leaf_entry(&node, i).0);
-                if let Some(i) = found {
-                    let (first, len, unwritten, start) = leaf_entry(&node, i);
-                    if len > 0 && lblk < first + len {
-                        let epos = pos + 12 + 12 * i as u64;
-                        self.check_block(start, len, "ext4 extent", epos)?;
-                        let off = lblk - first;
-                        let run_len = (first + len).min(upper.max(lblk + 1)) - lblk;
-                        let p = start + off;
-                        return Ok(Run {
-                            lblk,
-                            len: run_len.max(1),
-                            kind: if unwritten {
-                                RunKind::Unwritten(p)
-                            } else {
-                                RunKind::Data(p)
-                            },
-                        });
-                    }
-                }
-                let next = found.map_or(0, |i| i + 1);
-                let hole_end = if next < h.entries {
-                    leaf_entry(&node, next).0.min(upper)
-                } else {
-                    upper
-                };
-                return Ok(Run {
-                    lblk,
-                    len: hole_end.saturating_sub(lblk).max(1),
-                    kind: RunKind::Hole,
-                });
-            }
-            let Some(i) = last_at_or_before(h.entries, lblk, |i| index_entry(&node, i).0) else {
-                let end = if h.entries > 0 {
-                    index_entry(&node, 0).0.min(upper)
-                } else {
-                    upper
-                };
-                return Ok(Run {
-                    lblk,
-                    len: end.saturating_sub(lblk).max(1),
-                    kind: RunKind::Hole,
-                });
+            let n = NodeRef {
+                bytes: &node,
+                pos,
+                entries: h.entries,
+                lo,
+                hi,
             };
-            if i + 1 < h.entries {
-                upper = upper.min(index_entry(&node, i + 1).0);
+            if h.depth == 0 {
+                let extents = self.leaf_extents(inode, &n);
+                let k = extents.partition_point(|(r, _)| r.lblk <= lblk);
+                if let Some((run, epos)) = k.checked_sub(1).and_then(|k| extents.get(k))
+                    && lblk < run.lblk + run.len
+                {
+                    let off = lblk - run.lblk;
+                    let kind = match run.kind {
+                        RunKind::Data(p) | RunKind::Unwritten(p) => {
+                            self.check_block(p, run.len, "ext4 extent", *epos)?;
+                            if matches!(run.kind, RunKind::Data(_)) {
+                                RunKind::Data(p + off)
+                            } else {
+                                RunKind::Unwritten(p + off)
+                            }
+                        }
+                        RunKind::Hole => RunKind::Hole,
+                    };
+                    return Ok(Run {
+                        lblk,
+                        len: run.len - off,
+                        kind,
+                    });
+                }
+                return Ok(hole_to(extents.get(k).map_or(hi, |(r, _)| r.lblk)));
             }
-            let (_, child) = index_entry(&node, i);
-            let at = pos + 12 + 12 * i as u64;
-            node = self.extent_node(inode, child, at)?;
-            pos = child * self.block_size;
+            let children = self.index_children(inode, &n);
+            let k = children.partition_point(|c| c.lo <= lblk);
+            let Some(child) = k
+                .checked_sub(1)
+                .and_then(|k| children.get(k))
+                .filter(|c| lblk < c.hi)
+            else {
+                return Ok(hole_to(children.get(k).map_or(hi, |c| c.lo)));
+            };
+            (lo, hi) = (child.lo, child.hi);
+            node = self.extent_node(inode, child.block, child.epos)?;
+            pos = child.block * self.block_size;
             want_depth = Some(h.depth - 1);
-            let _ = h.max;
         }
         Err(Error::corrupt(
             "ext4 extent node",
@@ -338,10 +441,10 @@ impl Ext {
         }
         if inode.has_flag(inode::flags::EXTENTS) {
             let mut visited = HashSet::new();
-            let mut next_lblk = 0u64;
             let root = inode.i_block().to_vec();
             let pos = inode.pos + inode::I_BLOCK as u64;
-            self.walk_extents(inode, &root, pos, None, &mut visited, &mut next_lblk, f)?;
+            let span = (0, EXTENT_LBLK_END);
+            self.walk_extents(inode, &root, pos, None, span, &mut visited, f)?;
             return Ok(());
         }
         let bs = self.block_size;
@@ -365,67 +468,54 @@ impl Ext {
         node: &[u8],
         pos: u64,
         want_depth: Option<u16>,
+        (lo, hi): (u64, u64),
         visited: &mut HashSet<u64>,
-        next_lblk: &mut u64,
         f: &mut dyn FnMut(Run) -> Result<bool>,
     ) -> Result<bool> {
         let h = parse_header(node, pos, want_depth)?;
-        for i in 0..h.entries {
-            let epos = pos + 12 + 12 * i as u64;
-            if h.depth == 0 {
-                let (first, len, unwritten, start) = leaf_entry(node, i);
-                if len == 0 {
-                    continue;
+        let n = NodeRef {
+            bytes: node,
+            pos,
+            entries: h.entries,
+            lo,
+            hi,
+        };
+        if h.depth == 0 {
+            for (run, epos) in self.leaf_extents(inode, &n) {
+                if let RunKind::Data(p) | RunKind::Unwritten(p) = run.kind {
+                    self.check_block(p, run.len, "ext4 extent", epos)?;
                 }
-                if first < *next_lblk {
-                    self.problem(format!(
-                        "ext4 extent of inode {} at byte {epos}: logical block {first} overlaps the previous extent; skipped",
-                        inode.ino
-                    ));
-                    continue;
-                }
-                self.check_block(start, len, "ext4 extent", epos)?;
-                *next_lblk = first + len;
-                let kind = if unwritten {
-                    RunKind::Unwritten(start)
-                } else {
-                    RunKind::Data(start)
-                };
-                if !f(Run {
-                    lblk: first,
-                    len,
-                    kind,
-                })? {
-                    return Ok(false);
-                }
-            } else {
-                let (_, child) = index_entry(node, i);
-                if !visited.insert(child) {
-                    return Err(Error::corrupt(
-                        "ext4 extent index",
-                        epos,
-                        format!(
-                            "inode {}: node block {child} is referenced twice (a loop)",
-                            inode.ino
-                        ),
-                    ));
-                }
-                let block = self.extent_node(inode, child, epos)?;
-                let cont = self.walk_extents(
-                    inode,
-                    &block,
-                    child * self.block_size,
-                    Some(h.depth - 1),
-                    visited,
-                    next_lblk,
-                    f,
-                )?;
-                if !cont {
+                if !f(run)? {
                     return Ok(false);
                 }
             }
+            return Ok(true);
         }
-        let _ = h.max;
+        for child in self.index_children(inode, &n) {
+            if !visited.insert(child.block) {
+                return Err(Error::corrupt(
+                    "ext4 extent index",
+                    child.epos,
+                    format!(
+                        "inode {}: node block {} is referenced twice (a loop)",
+                        inode.ino, child.block
+                    ),
+                ));
+            }
+            let block = self.extent_node(inode, child.block, child.epos)?;
+            let cont = self.walk_extents(
+                inode,
+                &block,
+                child.block * self.block_size,
+                Some(h.depth - 1),
+                (child.lo, child.hi),
+                visited,
+                f,
+            )?;
+            if !cont {
+                return Ok(false);
+            }
+        }
         Ok(true)
     }
 }

@@ -60,6 +60,8 @@ pub struct JournalCopy {
     pub pos: u64,
     /// The block was escaped (its first four bytes were the JBD2 magic).
     pub escaped: bool,
+    /// `pos` is on the external journal device, not in the volume.
+    pub external: bool,
 }
 
 /// An ext2/ext3/ext4 filesystem, read-only.
@@ -70,6 +72,8 @@ pub struct Ext {
     block_size: u64,
     groups: Vec<GroupDesc>,
     overlay: BTreeMap<u64, JournalCopy>,
+    /// The external journal device the overlay's external copies are on.
+    journal_dev: Option<Arc<dyn ReadAt>>,
     csum_seed: u32,
     fs_type: &'static str,
     notes: Vec<String>,
@@ -124,6 +128,17 @@ impl Ext {
     /// With `options.no_journal` a journal that needs recovery is left
     /// alone and the on-disk state is shown.
     pub fn open(src: Arc<dyn ReadAt>, options: &FsOptions) -> Result<Ext> {
+        Ext::open_with_journal_devices(src, options, &[])
+    }
+
+    /// [`Ext::open`], with `devices` (other volumes of the same disks) to
+    /// search for an external journal (journal_dev) whose UUID is the one
+    /// the filesystem names (`s_journal_uuid`), replayed when it needs recovery.
+    pub fn open_with_journal_devices(
+        src: Arc<dyn ReadAt>,
+        options: &FsOptions,
+        devices: &[Arc<dyn ReadAt>],
+    ) -> Result<Ext> {
         let mut problems = Vec::new();
         let sb = match read_superblock(&*src, superblock::SUPERBLOCK_OFFSET) {
             Ok(sb) => sb,
@@ -174,6 +189,7 @@ impl Ext {
             sb,
             groups: Vec::new(),
             overlay: BTreeMap::new(),
+            journal_dev: None,
             fs_type,
             notes,
             problems: ProblemLog::default(),
@@ -185,7 +201,7 @@ impl Ext {
         let replaying = ext.sb.has_incompat(incompat::RECOVER) && !options.no_journal;
         ext.groups = ext.load_groups(!replaying)?;
         if ext.sb.has_incompat(incompat::RECOVER) {
-            ext.recover(options.no_journal)?;
+            ext.recover(options.no_journal, devices)?;
         }
         if replaying && ext.overlay.is_empty() {
             ext.groups = ext.load_groups(true)?;
@@ -194,21 +210,27 @@ impl Ext {
     }
 
     /// Handle a journal that needs recovery: replay it in memory (or say why not).
-    fn recover(&mut self, no_journal: bool) -> Result<()> {
+    fn recover(&mut self, no_journal: bool, devices: &[Arc<dyn ReadAt>]) -> Result<()> {
         if !self.sb.has_compat(compat::HAS_JOURNAL) {
             self.notes.push(
                 "needs_recovery is set but there is no journal: showing the on-disk state".into(),
             );
             return Ok(());
         }
-        if self.sb.s_journal_inum == 0 {
-            self.notes.push(format!(
-                "the journal is on an external device (UUID {}, device {:#x}) that is not available: showing the on-disk state, which may lack the last changes",
-                superblock::uuid_text(&self.sb.s_journal_uuid),
-                self.sb.s_journal_dev
-            ));
-            return Ok(());
-        }
+        let external = self.sb.s_journal_inum == 0;
+        let device = if external {
+            let Some(dev) = self.journal_device(devices) else {
+                self.notes.push(format!(
+                    "the journal is on an external device (UUID {}, device {:#x}) that is not available (pass its image with --disk): showing the on-disk state, which may lack the last changes",
+                    superblock::uuid_text(&self.sb.s_journal_uuid),
+                    self.sb.s_journal_dev
+                ));
+                return Ok(());
+            };
+            Some(dev)
+        } else {
+            None
+        };
         if no_journal {
             self.notes.push(
                 "the journal needs recovery; not replayed (--no-journal): showing the on-disk state"
@@ -216,7 +238,21 @@ impl Ext {
             );
             return Ok(());
         }
-        let replay = journal::replay(self)?;
+        let replayed = match &device {
+            Some(dev) => journal::replay_from(self, journal::Log::Device(Arc::clone(dev))),
+            None => journal::replay(self),
+        };
+        self.journal_dev = device;
+        let replay = match replayed {
+            Ok(r) => r,
+            Err(e) => {
+                // Never replay a journal that cannot be trusted: the on-disk state is still readable.
+                self.problem(format!(
+                    "the journal cannot be replayed ({e}): showing the on-disk state, which may lack the last changes (what --no-journal shows; e2fsck on a copy of the image repairs the journal)"
+                ));
+                return Ok(());
+            }
+        };
         for p in replay.problems {
             self.problem(p);
         }
@@ -259,6 +295,30 @@ impl Ext {
         }
         self.groups = self.load_groups(true)?;
         Ok(())
+    }
+
+    /// The device among `devices` that is this filesystem's external
+    /// journal: an ext superblock with journal_dev, the UUID the filesystem
+    /// names, and its block size.
+    fn journal_device(&self, devices: &[Arc<dyn ReadAt>]) -> Option<Arc<dyn ReadAt>> {
+        devices
+            .iter()
+            .find(|dev| {
+                let Ok(raw) = crate::io::read_vec(
+                    &***dev,
+                    superblock::SUPERBLOCK_OFFSET,
+                    superblock::SUPERBLOCK_SIZE as u64,
+                    superblock::SUPERBLOCK_SIZE as u64,
+                ) else {
+                    return false;
+                };
+                let le32 = |o: usize| crate::io::le::u32(&raw, o).unwrap_or(0);
+                crate::io::le::u16(&raw, 0x38) == Some(0xEF53)
+                    && le32(0x60) & incompat::JOURNAL_DEV != 0
+                    && raw.get(0x68..0x78) == Some(&self.sb.s_journal_uuid[..])
+                    && 1024u64.checked_shl(le32(0x18)) == Some(self.block_size)
+            })
+            .cloned()
     }
 
     /// Read every group descriptor; `report` records bad checksums as problems.
@@ -421,7 +481,11 @@ impl Ext {
             let within = (cur - bstart) as usize;
             let n = ((bs as usize) - within).min(buf.len() - done);
             let mut block = vec![0u8; bs as usize];
-            self.meta.read_exact_at(copy.pos, &mut block).map_err(|e| {
+            let from: &dyn ReadAt = match (&self.journal_dev, copy.external) {
+                (Some(dev), true) => &**dev,
+                _ => &self.meta,
+            };
+            from.read_exact_at(copy.pos, &mut block).map_err(|e| {
                 Error::io(
                     format!("journal copy of block {blk} at byte {}", copy.pos),
                     e,
@@ -542,7 +606,25 @@ impl Ext {
             return Err(Error::Invalid(format!("inode {}: {not_what}", inode.ino)));
         }
         self.refuse_encrypted(&inode)?;
+        self.refuse_conflicting_flags(&inode)?;
         Ok(inode)
+    }
+
+    /// Record `e` as a problem too (so a listing that shows the node
+    /// without reading it still ends with exit code 1), and return it.
+    fn damage(&self, e: Error) -> Error {
+        self.problem(e.to_string());
+        e
+    }
+
+    /// Refuse an inode flagged both INLINE_DATA and EXTENTS, as the kernel
+    /// does (`__ext4_iget`: -EFSCORRUPTED); e2fsck calls it corruption.
+    /// [`Ext::live_inode`] has recorded the problem already.
+    fn refuse_conflicting_flags(&self, inode: &Inode) -> Result<()> {
+        match conflicting_flags(inode) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn live_inode(&self, node: NodeId) -> Result<Inode> {
@@ -559,6 +641,9 @@ impl Ext {
                 ),
             ));
         }
+        if let Some(e) = conflicting_flags(&inode) {
+            self.problem(e.to_string());
+        }
         Ok(inode)
     }
 
@@ -574,7 +659,10 @@ impl Ext {
 
     // ---- file data ---------------------------------------------------------------
 
-    /// The inline data of an inode (`i_block` then the `system.data` xattr), up to `i_size`.
+    /// The inline data of an inode (`i_block` then the `system.data`
+    /// xattr), up to `i_size` but never past what the xattr's own value
+    /// size holds: when `i_size` claims more, the damage is a problem and
+    /// the data returned is shorter than `i_size`.
     fn inline_data(&self, inode: &Inode) -> Result<Vec<u8>> {
         let size = inode.i_size;
         let max = inode::I_BLOCK_LEN as u64 + u64::from(self.sb.s_inode_size) + self.block_size;
@@ -589,12 +677,26 @@ impl Ext {
             ));
         }
         let mut out = inode.i_block().to_vec();
-        if size > inode::I_BLOCK_LEN as u64
-            && let Some(more) = xattr::system_data(self, inode)?
-        {
-            out.extend_from_slice(&more);
+        let mut value = None;
+        if size > inode::I_BLOCK_LEN as u64 {
+            value = xattr::system_data(self, inode)?;
+            if let Some(more) = &value {
+                out.extend_from_slice(more);
+            }
         }
-        out.resize(size as usize, 0);
+        if (out.len() as u64) < size {
+            self.problem(format!(
+                "ext inline data of inode {} at byte {}: i_size {size} but i_block and the system.data xattr hold only {} bytes ({}); the rest cannot be read",
+                inode.ino,
+                inode.pos,
+                out.len(),
+                match &value {
+                    Some(v) => format!("its value is {} bytes", v.len()),
+                    None => "the xattr is missing or damaged".to_string(),
+                }
+            ));
+        }
+        out.truncate(size as usize);
         Ok(out)
     }
 
@@ -609,7 +711,18 @@ impl Ext {
         if inode.has_flag(inode::flags::INLINE_DATA) {
             let data = self.inline_data(inode)?;
             let start = offset as usize;
-            buf.copy_from_slice(&data[start..start + n]);
+            let Some(held) = data.get(start..).filter(|d| !d.is_empty()) else {
+                return Err(Error::corrupt(
+                    "ext inline data",
+                    inode.pos,
+                    format!(
+                        "inode {}: bytes from {offset} of its {size} are not held by the inode (damaged system.data xattr)",
+                        inode.ino
+                    ),
+                ));
+            };
+            let n = n.min(held.len());
+            buf[..n].copy_from_slice(&held[..n]);
             return Ok(n);
         }
         let bs = self.block_size;
@@ -644,6 +757,20 @@ impl Ext {
         })?;
         Ok(out)
     }
+}
+
+/// The error for an inode flagged both INLINE_DATA and EXTENTS, if it is.
+fn conflicting_flags(inode: &Inode) -> Option<Error> {
+    (inode.has_flag(inode::flags::INLINE_DATA) && inode.has_flag(inode::flags::EXTENTS)).then(|| {
+        Error::corrupt(
+            "ext inode",
+            inode.pos + 0x20,
+            format!(
+                "inode {}: i_flags {:#x} has both INLINE_DATA and EXTENTS: its contents cannot be told apart",
+                inode.ino, inode.i_flags
+            ),
+        )
+    })
 }
 
 /// Read and check the superblock at byte `pos`.
@@ -821,6 +948,7 @@ impl FsView for Ext {
                 inode.ino
             )));
         }
+        self.refuse_conflicting_flags(&inode)?;
         self.file_extents(&inode)
     }
 
@@ -892,11 +1020,23 @@ impl Ext {
             return self.inline_data(inode);
         }
         if self.is_fast_symlink(inode) {
-            // A fast symlink: the target is in i_block (at most 59 bytes).
-            let len = (size as usize).min(inode::I_BLOCK_LEN - 1);
-            let t = &inode.i_block()[..len];
-            let end = t.iter().position(|&b| b == 0).unwrap_or(len);
-            return Ok(t[..end].to_vec());
+            // A fast symlink: the target is in i_block (at most 59 bytes),
+            // checked as the kernel's ext4_iget and e2fsck's check_symlink do.
+            let t = inode.i_block();
+            let len = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+            let contradicts =
+                inode.has_flag(inode::flags::EXTENTS) || inode.has_flag(inode::flags::INDEX);
+            if contradicts || size == 0 || size >= inode::I_BLOCK_LEN as u64 || len as u64 != size {
+                return Err(self.damage(Error::corrupt(
+                    "ext symlink",
+                    inode.pos,
+                    format!(
+                        "inode {}: invalid fast symlink (i_size {size}, {len} bytes of target in i_block, i_flags {:#x}, no data blocks)",
+                        inode.ino, inode.i_flags
+                    ),
+                )));
+            }
+            return Ok(t[..len].to_vec());
         }
         if size > self.block_size.min(4096) {
             return Err(Error::corrupt(
@@ -908,11 +1048,24 @@ impl Ext {
                 ),
             ));
         }
+        // A slow symlink's target is in its first data block (e2fsck's check_symlink).
+        let invalid = |why: String| {
+            self.damage(Error::corrupt(
+                "ext symlink",
+                inode.pos,
+                format!("inode {}: invalid symlink ({why})", inode.ino),
+            ))
+        };
+        if size == 0 || !matches!(self.map_block(inode, 0)?.kind, RunKind::Data(_)) {
+            return Err(invalid(format!("i_size {size} and no data block")));
+        }
         let mut buf = vec![0u8; size as usize];
         let n = self.read_file(inode, 0, &mut buf)?;
         buf.truncate(n);
         if let Some(end) = buf.iter().position(|&b| b == 0) {
-            buf.truncate(end);
+            return Err(invalid(format!(
+                "a NUL byte at {end} of its {size}-byte target"
+            )));
         }
         Ok(buf)
     }

@@ -145,6 +145,10 @@ pub struct Superblock {
     pub s_journal_uuid: [u8; 16],
     pub s_journal_inum: u32,
     pub s_journal_dev: u32,
+    /// 1 (`EXT3_JNL_BACKUP_BLOCKS`) when `s_jnl_blocks` holds a backup of the journal inode.
+    pub s_jnl_backup_type: u8,
+    /// The journal inode's `i_block[0..15]`, then `i_size_high`, then `i_size`.
+    pub s_jnl_blocks: [u32; 17],
     pub s_hash_seed: [u32; 4],
     pub s_def_hash_version: u8,
     pub s_desc_size: u16,
@@ -222,6 +226,8 @@ impl Superblock {
             s_journal_uuid: bytes16(0xD0),
             s_journal_inum: u32_at(0xE0),
             s_journal_dev: u32_at(0xE4),
+            s_jnl_backup_type: raw[0xFD],
+            s_jnl_blocks: std::array::from_fn(|i| u32_at(0x10C + 4 * i)),
             s_hash_seed: [u32_at(0xEC), u32_at(0xF0), u32_at(0xF4), u32_at(0xF8)],
             s_def_hash_version: raw[0xFC],
             s_desc_size: u16_at(0xFE),

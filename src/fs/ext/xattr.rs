@@ -81,6 +81,8 @@ impl Ext {
         out: &mut Vec<Entry>,
     ) -> Result<()> {
         const S: &str = "ext xattr entry";
+        // Values lie after the list's terminator, as the kernel's check_xattrs demands.
+        let values_from = entries_end(area, first).map_or(area.len(), |t| t + 4);
         let mut off = first;
         let mut n = 0usize;
         while off + 4 <= area.len() && le::u32(area, off) != Some(0) {
@@ -111,6 +113,16 @@ impl Ext {
             } else {
                 let start = value_base + value_offs;
                 let end = start + value_size as usize;
+                if value_size > 0 && start < values_from {
+                    return Err(Error::corrupt(
+                        S,
+                        pos + off as u64,
+                        format!(
+                            "value at offset {value_offs} overlaps the entries (they end at offset {})",
+                            values_from.saturating_sub(value_base)
+                        ),
+                    ));
+                }
                 if u64::from(value_size) > XATTR_SIZE_MAX || end > area.len() {
                     return Err(Error::corrupt(
                         S,
@@ -210,6 +222,22 @@ impl Ext {
         }
         Ok(out)
     }
+}
+
+/// Where the entry list starting at `first` of `area` ends (its 4 zero
+/// bytes), if it ends inside the area.
+fn entries_end(area: &[u8], first: usize) -> Option<usize> {
+    let mut off = first;
+    for _ in 0..=4096 {
+        match le::u32(area, off)? {
+            0 => return Some(off),
+            _ => {
+                let name_len = usize::from(*area.get(off)?);
+                off = (off + 16 + name_len + 3) & !3;
+            }
+        }
+    }
+    None
 }
 
 /// The extended attributes of `inode` as `getxattr` shows them.
