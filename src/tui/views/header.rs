@@ -24,6 +24,7 @@ pub fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Some(st) if !st.notes.is_empty() => {
             spans.push(Span::styled(safe(&st.notes.join("; ")), style::warn()));
         }
+        _ if app.written > 0 => spans.push(Span::styled(s::HEADER_WRITTEN, style::warn())),
         _ => spans.push(Span::styled(s::HEADER_CALM, style::dim())),
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);

@@ -122,11 +122,16 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
         for w in &p.warnings {
             lines.push(Line::styled(format!("  ! {}", safe(w)), style::warn()));
         }
+        if r.force {
+            lines.push(Line::styled(s::FORCED, style::warn()));
+        }
         if p.can_apply() {
             lines.push(Line::styled(s::RESTORE_READY, style::warn()));
         }
         for b in &p.blockers {
-            lines.push(Line::styled(s::cannot_apply(&safe(b)), style::bad()));
+            // The repair speaks of the command's --force; here `f` does it.
+            let b = b.replace(s::CLI_FORCE_HINT, s::TUI_FORCE_HINT);
+            lines.push(Line::styled(s::cannot_apply(&safe(&b)), style::bad()));
         }
     }
     (lines, typing_at.or(highlighted))
