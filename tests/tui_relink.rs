@@ -297,6 +297,16 @@ fn another_candidate_can_be_typed_and_chosen() {
         "{:?}",
         plan.warnings
     );
+    let text: Vec<String> = vmrescue::tui::views::restore::restore_lines(r)
+        .0
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert!(
+        text.iter().any(|l| l.contains("allowed with f")),
+        "{text:?}"
+    );
+    assert!(!text.iter().any(|l| l.contains("--force")), "{text:?}");
     d.act(Action::Confirm);
     let Some(Dialog::Confirm(c)) = &d.app.dialog else {
         panic!("the question before writing");

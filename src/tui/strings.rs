@@ -469,6 +469,10 @@ pub const ALREADY_WRITING: &str = "a repair is being written; wait for it to fin
 pub const FOOTER_RESTORE: &str = "↑↓ choose  Enter plan  t type  y write  Esc close";
 /// A blocker the force key lifts, as the repair reports it (for the CLI).
 pub const CLI_FORCE_HINT: &str = "--force writes it anyway";
+/// A warning the force key turned a blocker into, as the repair reports it.
+pub const CLI_FORCED_NOTE: &str = "written anyway (--force)";
+/// The same note in the TUI.
+pub const TUI_FORCED_NOTE: &str = "allowed with f";
 /// The same hint in the TUI, where `f` does it.
 pub const TUI_FORCE_HINT: &str = "f allows it (y still asks)";
 /// The plan was made with force.
@@ -585,9 +589,9 @@ pub const FOOTER_COPY: &str = "Enter copy  Tab if exists  Esc cancel";
 /// The copy dialog: the destination holds files already.
 pub fn dest_not_empty(n: usize) -> String {
     if n == 1 {
-        "The destination holds 1 entry already. If a name exists (Tab changes it):".into()
+        "The folder holds 1 entry already. A name that exists (Tab):".into()
     } else {
-        format!("The destination holds {n} entries already. If a name exists (Tab changes it):")
+        format!("The folder holds {n} entries already. A name that exists (Tab):")
     }
 }
 

@@ -119,11 +119,12 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
             )));
         }
         lines.push(plain(&format!("  {}", s::undo_under(&r.undo_dir))));
-        for w in &p.warnings {
-            lines.push(Line::styled(format!("  ! {}", safe(w)), style::warn()));
-        }
         if r.force {
             lines.push(Line::styled(s::FORCED, style::warn()));
+        }
+        for w in &p.warnings {
+            let w = w.replace(s::CLI_FORCED_NOTE, s::TUI_FORCED_NOTE);
+            lines.push(Line::styled(format!("  ! {}", safe(&w)), style::warn()));
         }
         if p.can_apply() {
             lines.push(Line::styled(s::RESTORE_READY, style::warn()));
