@@ -899,3 +899,39 @@ fn a_name_holding_a_slash_is_shown_escaped() {
     };
     assert_eq!(title, r"/tmp/..\x2f..\x2fescape");
 }
+
+#[test]
+fn an_image_that_keeps_changing_is_read_again_every_few_seconds() {
+    use std::time::{Duration, Instant, SystemTime};
+    let mut st = story(120, 40);
+    st.cd("/lib64");
+    let image = st.app.layout.disks[0].path.clone();
+    let touch = |secs: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(secs))
+            .unwrap();
+    };
+    let t0 = Instant::now();
+    touch(5);
+    assert!(
+        st.app.check_images_at(t0),
+        "a first change holds the key back"
+    );
+    st.jobs.run_inline(&mut st.app);
+    assert!(message(&st).contains("changed on disk"), "{}", message(&st));
+    // It changes again a second later: not read again yet, and keys work.
+    touch(10);
+    assert!(!st.app.check_images_at(t0 + Duration::from_secs(1)));
+    assert!(st.app.pane().unwrap().loaded);
+    let before = st.app.pane().unwrap().selected;
+    st.app.key(key(KeyCode::Down, KeyModifiers::NONE));
+    assert_eq!(st.app.pane().unwrap().selected, before + 1);
+    // A few seconds on, it is read again, and the status says it is busy.
+    st.app.tick(t0 + Duration::from_secs(6));
+    st.jobs.run_inline(&mut st.app);
+    assert!(message(&st).contains("keeps changing"), "{}", message(&st));
+    assert_eq!(st.path(), "/lib64");
+}

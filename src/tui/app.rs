@@ -114,6 +114,11 @@ pub struct Message {
 
 /// How long a message that is not an error stays without a key pressed.
 pub const MESSAGE_SECONDS: u64 = 8;
+/// An image that changes again within this many seconds of the last change
+/// read is changing all the time (a running guest writes it).
+pub const BUSY_SECONDS: u64 = 10;
+/// How often an image that keeps changing is read again.
+pub const BUSY_RELOAD_SECONDS: u64 = 5;
 
 /// What identifies an image file's contents cheaply: a change of any of
 /// these means it was written (or replaced) under the TUI.
@@ -193,6 +198,8 @@ pub struct App {
     /// The image files as last seen, to notice a change made elsewhere
     /// (`vmrescue undo` in another shell).
     image_stamps: Vec<Option<ImageStamp>>,
+    /// When a change made elsewhere was last read.
+    last_reload: Option<Instant>,
     /// Show the last message on the status line even over the selected
     /// entry's flag, until the next action (the outcome of a repair).
     pub message_first: bool,
@@ -258,6 +265,7 @@ impl App {
             writing: false,
             written: 0,
             image_stamps,
+            last_reload: None,
             message_first: false,
             reselect: None,
             wanted: None,
@@ -408,25 +416,47 @@ impl App {
             self.message = None;
             self.message_first = false;
         }
-        self.check_images();
+        self.check_images_at(now);
     }
 
     /// Whether an image file changed since it was last seen (written by
     /// another program: `vmrescue undo`, `relink`, a guest); if so, say so
-    /// and read every open filesystem again. Returns whether it did.
+    /// and read every open filesystem again. Returns true when the operator
+    /// should look before acting (the key that led here is not acted on).
     pub fn check_images(&mut self) -> bool {
+        self.check_images_at(Instant::now())
+    }
+
+    /// [`App::check_images`] at time `now`. An image that keeps changing
+    /// (a running guest writes it) is read again at most every
+    /// [`BUSY_RELOAD_SECONDS`], and keys are not held back for it.
+    pub fn check_images_at(&mut self, now: Instant) -> bool {
         if self.writing {
             // Our own write: its result re-reads the volume.
             return false;
         }
-        let now = image_stamps(&self.layout);
-        if now == self.image_stamps {
+        let stamps = image_stamps(&self.layout);
+        if stamps == self.image_stamps {
             return false;
         }
-        self.image_stamps = now;
+        let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+        let busy = since(self.last_reload).is_some_and(|d| d < Duration::from_secs(BUSY_SECONDS));
+        if busy
+            && since(self.last_reload).is_some_and(|d| d < Duration::from_secs(BUSY_RELOAD_SECONDS))
+        {
+            // Not now: a later check reads it (the stamps stay old).
+            return false;
+        }
+        self.image_stamps = stamps;
+        self.last_reload = Some(now);
         self.reload();
-        self.announce(s::image_changed(&self.image), false);
-        true
+        let text = if busy {
+            s::image_changing(&self.image)
+        } else {
+            s::image_changed(&self.image)
+        };
+        self.announce(text, false);
+        !busy
     }
 
     /// Drop what was read of every filesystem (the readers' caches go with

@@ -53,6 +53,11 @@ pub const HEADER_WRITTEN: &str = "the image was written by a repair (an undo fil
 /// Ctrl-L: what is shown was read again.
 pub const RELOADED: &str = "read again from the image";
 
+/// The image file keeps changing (a running guest?).
+pub fn image_changing(image: &str) -> String {
+    format!("{image} keeps changing (a running guest?): read again every few seconds")
+}
+
 /// The image file changed under the TUI (written elsewhere).
 pub fn image_changed(image: &str) -> String {
     format!("{image} changed on disk (written by another program): read again; check before acting")
