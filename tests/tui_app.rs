@@ -544,6 +544,13 @@ fn root_with_libc_at(target: &str) -> Arc<dyn vmrescue::fs::FsView> {
     Arc::new(fs)
 }
 
+/// Whether the directory shown holds an entry shown as `name`.
+fn lists(st: &tui_support::Story, name: &str) -> bool {
+    st.app
+        .pane()
+        .is_some_and(|p| p.entries.iter().any(|e| e.shown == name))
+}
+
 /// An app whose lv_root reader is `fs` (as if the image held it now).
 fn swap_root(st: &mut tui_support::Story, fs: Arc<dyn vmrescue::fs::FsView>) {
     let mut opener = MemOpener::story();
@@ -575,12 +582,7 @@ fn an_image_written_elsewhere_is_noticed_and_read_again() {
     assert_eq!(st.path(), "/lib64");
     assert_eq!(st.current(), "libc.so.6", "the selection is kept");
     assert!(
-        st.app
-            .pane()
-            .unwrap()
-            .entries
-            .iter()
-            .any(|e| e.shown == "libc.so.6.new"),
+        lists(&st, "libc.so.6.new"),
         "the listing comes from the new reader"
     );
     // Once seen, the same image is not news again.
@@ -615,14 +617,7 @@ fn ctrl_l_reads_the_shown_directory_again() {
     st.jobs.run_inline(&mut st.app);
     assert!(st.app.redraw);
     assert_eq!(st.path(), "/lib64");
-    assert!(
-        st.app
-            .pane()
-            .unwrap()
-            .entries
-            .iter()
-            .any(|e| e.shown == "libc.so.6.new")
-    );
+    assert!(lists(&st, "libc.so.6.new"));
     assert!(message(&st).contains("read again"), "{}", message(&st));
 }
 
@@ -818,16 +813,15 @@ fn details_name_the_owner_as_ls_does() {
     st.cd("/var/lib/mysql");
     st.select("owned");
     st.act(Action::ShowDetails);
-    let Some(Dialog::Details {
-        details: Some(d), ..
-    }) = &st.app.dialog
-    else {
-        panic!("details");
+    let text: Vec<String> = match &st.app.dialog {
+        Some(Dialog::Details {
+            details: Some(d), ..
+        }) => vmrescue::tui::views::details::details_lines(d)
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+        _ => panic!("details"),
     };
-    let text: Vec<String> = vmrescue::tui::views::details::details_lines(d)
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
     assert!(
         text.iter().any(|l| l.ends_with("uid 27 (mysql) gid 500")),
         "{text:?}"

@@ -19,10 +19,9 @@ mod common;
 mod image_support;
 mod pty_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use expectrl::process::unix::WaitStatus;
 use image_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
 use pty_support::{ENTER, ESC, Pty, bin};
 use vmrescue::engine::{FsOptions, open_fs};
@@ -129,6 +128,20 @@ impl Demo {
     }
 }
 
+/// One of `lines` contains `what`.
+fn assert_mentions(lines: &[String], what: &str) {
+    assert!(lines.iter().any(|l| l.contains(what)), "{what}: {lines:?}");
+}
+
+/// The restore dialog's lines as text.
+fn restore_text(r: &RestoreDialog) -> Vec<String> {
+    vmrescue::tui::views::restore::restore_lines(r)
+        .0
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
 #[test]
 fn restore_dialog_plans_asks_writes_and_refreshes() {
     let mut d = Demo::new();
@@ -159,8 +172,7 @@ fn restore_dialog_plans_asks_writes_and_refreshes() {
     assert!(plan.can_apply(), "{:?}", plan.blockers);
     assert_eq!(plan.bytes(), 256);
     // The dialog shows the plan.
-    let (lines, _) = vmrescue::tui::views::restore::restore_lines(r);
-    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let text = restore_text(r);
     assert!(text.iter().any(|l| l.contains("256 bytes of")), "{text:?}");
     assert!(
         text.iter().any(|l| l.contains("undo file: saved under")),
@@ -259,24 +271,10 @@ fn another_candidate_can_be_typed_and_chosen() {
     let r = d.type_target("libc-9.99.so");
     let plan = r.plan.as_ref().expect("planned");
     assert!(!plan.can_apply());
-    assert!(
-        plan.blockers
-            .iter()
-            .any(|b| b.contains("would not resolve")),
-        "{:?}",
-        plan.blockers
-    );
+    assert_mentions(&plan.blockers, "would not resolve");
     // The dialog offers the TUI's own way past it, not the command's --force.
-    let text: Vec<String> = vmrescue::tui::views::restore::restore_lines(r)
-        .0
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
-    assert!(
-        text.iter()
-            .any(|l| l.contains("f allows it (y still asks)")),
-        "{text:?}"
-    );
+    let text = restore_text(r);
+    assert_mentions(&text, "f allows it (y still asks)");
     assert!(!text.iter().any(|l| l.contains("--force")), "{text:?}");
     d.act(Action::Confirm);
     assert!(d.message().contains("Cannot write"), "{}", d.message());
@@ -290,22 +288,9 @@ fn another_candidate_can_be_typed_and_chosen() {
     let plan = r.plan.as_ref().expect("planned again");
     assert!(plan.can_apply(), "{:?}", plan.blockers);
     assert_eq!(plan.new_target, b"libc-9.99.so");
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|w| w.contains("would not resolve")),
-        "{:?}",
-        plan.warnings
-    );
-    let text: Vec<String> = vmrescue::tui::views::restore::restore_lines(r)
-        .0
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
-    assert!(
-        text.iter().any(|l| l.contains("allowed with f")),
-        "{text:?}"
-    );
+    assert_mentions(&plan.warnings, "would not resolve");
+    let text = restore_text(r);
+    assert_mentions(&text, "allowed with f");
     assert!(!text.iter().any(|l| l.contains("--force")), "{text:?}");
     d.act(Action::Confirm);
     let Some(Dialog::Confirm(c)) = &d.app.dialog else {
@@ -384,8 +369,7 @@ fn an_image_in_use_cannot_be_written_and_the_dialog_says_why() {
     };
     let plan = r.plan.as_ref().expect("planned");
     assert!(!plan.can_apply());
-    let (lines, _) = vmrescue::tui::views::restore::restore_lines(r);
-    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let text = restore_text(r);
     assert!(
         text.iter()
             .any(|l| l.starts_with("Cannot write:") && l.contains("in use")),
@@ -414,8 +398,17 @@ fn select_by_filter(pty: &mut Pty, name: &str) {
     pty.send(ENTER);
 }
 
-#[test]
-fn pty_navigate_restore_write_quit() {
+/// The binary in a pseudo-terminal on a copy of the demo (undo files under
+/// `state`), `/lib64/libc.so.6` selected.
+struct PtyDemo {
+    dir: tempfile::TempDir,
+    image: PathBuf,
+    before: String,
+    state: PathBuf,
+    pty: Pty,
+}
+
+fn pty_at_libc() -> PtyDemo {
     let dir = tempfile::tempdir().unwrap();
     let image = common::fixture_copy("demo", dir.path());
     let before = sha256_file(&image);
@@ -431,6 +424,24 @@ fn pty_navigate_restore_write_quit() {
     pty.send(ENTER);
     pty.wait_listed("vg_ta/lv_root:/lib64 ");
     select_by_filter(&mut pty, "libc.so.6");
+    PtyDemo {
+        dir,
+        image,
+        before,
+        state,
+        pty,
+    }
+}
+
+#[test]
+fn pty_navigate_restore_write_quit() {
+    let PtyDemo {
+        dir,
+        image,
+        before,
+        state,
+        mut pty,
+    } = pty_at_libc();
     pty.send("r");
     pty.wait_for("Restore symlink");
     pty.wait_for("libc-2.12.so");
@@ -440,10 +451,7 @@ fn pty_navigate_restore_write_quit() {
     pty.send("y");
     pty.wait_for("relinked /lib64/libc.so.6");
     pty.wait_for("libc.so.6 → libc-2.12.so");
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    pty.quit();
 
     let fs = volume_file(&image, "vg_ta/lv_root", dir.path());
     assert_e2fsck_clean(&fs);
@@ -455,11 +463,17 @@ fn pty_navigate_restore_write_quit() {
         String::from_utf8_lossy(&o.stdout)
     );
     // The undo file went to $XDG_STATE_HOME/vmrescue/undo and puts every byte back.
+    undo_the_repair(&state, &image, &before);
+}
+
+/// `vmrescue undo` with the one undo file under `state`: the image is as
+/// it was (`before` is its SHA-256).
+fn undo_the_repair(state: &Path, image: &Path, before: &str) {
     let undo = files_in(&state.join("vmrescue/undo"));
     assert_eq!(undo.len(), 1, "{undo:?}");
     let o = common::vmrescue(&["undo", undo[0].to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(sha256_file(&image), before);
+    assert_eq!(sha256_file(image), before);
 }
 
 /// `r`, `?`, Esc: the restore dialog is back; `y`, `y` writes; then
@@ -467,21 +481,9 @@ fn pty_navigate_restore_write_quit() {
 /// notices within a second, shows the old link again and `!` finds it.
 #[test]
 fn pty_help_over_restore_then_an_undo_elsewhere_is_noticed() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = common::fixture_copy("demo", dir.path());
-    let before = sha256_file(&image);
-    let state = dir.path().join("state");
-    let mut pty = Pty::spawn(
-        &bin(),
-        &[image.to_str().unwrap()],
-        &[("XDG_STATE_HOME", state.to_str().unwrap())],
-        dir.path(),
-    );
-    pty.wait_listed("vg_ta/lv_root:/ ");
-    select_by_filter(&mut pty, "lib64");
-    pty.send(ENTER);
-    pty.wait_listed("vg_ta/lv_root:/lib64 ");
-    select_by_filter(&mut pty, "libc.so.6");
+    // The temporary folder stays in `d` until the end.
+    let d = pty_at_libc();
+    let (image, before, state, mut pty) = (d.image, d.before, d.state, d.pty);
     pty.send("r");
     pty.wait_for("256 bytes of");
     pty.send("?");
@@ -497,21 +499,14 @@ fn pty_help_over_restore_then_an_undo_elsewhere_is_noticed() {
     pty.wait_for("libc.so.6 → libc-2.12.so");
     pty.wait_for("WRITTEN: 1 repair");
     // Another shell undoes the repair.
-    let undo = files_in(&state.join("vmrescue/undo"));
-    assert_eq!(undo.len(), 1, "{undo:?}");
-    let o = common::vmrescue(&["undo", undo[0].to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(sha256_file(&image), before);
+    undo_the_repair(&state, &image, &before);
     // No key pressed: the TUI sees it by itself.
     pty.wait_for("changed on disk");
     pty.wait_for("libc.so.6 → /opt/g");
     pty.send("!");
     pty.wait_for("proposed: libc-2.12.so");
     pty.send(ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    pty.quit();
     assert_eq!(
         sha256_file(&image),
         before,
@@ -568,8 +563,5 @@ fn pty_a_snapshot_is_named_and_gets_its_own_copy_folder() {
     pty.send("\t");
     pty.wait_for("[overwrite it]");
     pty.send(ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    pty.quit();
 }

@@ -30,11 +30,10 @@ pub const READ_ONLY: &str = "read-only";
 
 /// Status bar once this session wrote repairs into the image.
 pub fn written_status(n: usize) -> String {
-    if n == 1 {
-        "WRITTEN: 1 repair".into()
-    } else {
-        format!("WRITTEN: {n} repairs")
-    }
+    format!(
+        "WRITTEN: {}",
+        crate::text::count(n as u64, "repair", "repairs")
+    )
 }
 
 /// The details' owner line: `uid 27 (mysql) gid 27 (mysql)`; numbers
@@ -593,11 +592,10 @@ pub const FOOTER_COPY: &str = "Enter copy  Tab if exists  Esc cancel";
 
 /// The copy dialog: the destination holds files already.
 pub fn dest_not_empty(n: usize) -> String {
-    if n == 1 {
-        "The folder holds 1 entry already. A name that exists (Tab):".into()
-    } else {
-        format!("The folder holds {n} entries already. A name that exists (Tab):")
-    }
+    format!(
+        "The folder holds {} already. A name that exists (Tab):",
+        crate::text::count(n as u64, "entry", "entries")
+    )
 }
 
 /// The copy dialog: the choices for names that exist.
