@@ -544,6 +544,14 @@ fn root_with_libc_at(target: &str) -> Arc<dyn vmrescue::fs::FsView> {
     Arc::new(fs)
 }
 
+/// The screen as drawn at the app's size.
+fn render(app: &vmrescue::tui::App) -> String {
+    let (w, h) = app.size;
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    term.draw(|f| vmrescue::tui::views::draw(f, app)).unwrap();
+    term.backend().to_string()
+}
+
 /// Whether the directory shown holds an entry shown as `name`.
 fn lists(st: &tui_support::Story, name: &str) -> bool {
     st.app
@@ -699,6 +707,16 @@ fn a_snapshot_is_named_and_copied_to_its_own_folder() {
         app.default_dest(&["vg_ta/lv_root".into()]),
         "./rescued/vm-108-disk-1@before-upgrade/vg_ta_lv_root/"
     );
+    // On screen: the tree's disk, the file list's title, the status bar.
+    let screen = render(&app);
+    assert!(
+        screen.contains("▼ vm-108-disk-1.raw@before-upgrade"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("┌ vg_ta/lv_root@before-upgrade:/ "),
+        "{screen}"
+    );
     // The live disk's folder is another one.
     assert_eq!(
         st.app.default_dest(&["vg_ta/lv_root".into()]),
@@ -744,13 +762,7 @@ fn names_that_exist_in_the_destination_skip_overwrite_or_go_to_a_new_folder() {
             }
             st.act(Action::CycleExisting);
         }
-        let screen = {
-            let mut term =
-                ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
-            term.draw(|f| vmrescue::tui::views::draw(f, &st.app))
-                .unwrap();
-            term.backend().to_string()
-        };
+        let screen = render(&st.app);
         assert!(screen.contains("holds 1 entry already"), "{screen}");
         st.act(Action::Confirm);
         let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {

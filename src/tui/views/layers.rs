@@ -20,8 +20,12 @@ use crate::tui::strings as s;
 /// badge, the guest root badge, the mountpoint, the content and the size.
 /// They are shown in that order of importance, and in the usual order on
 /// the line.
-pub fn node_label(n: &Node, room: usize) -> Line<'static> {
-    let name = safe(&escape_str(&n.name));
+pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static> {
+    let name = match snapshot {
+        // The disk as of a qcow2 internal snapshot (already escaped).
+        Some(snap) => format!("{}@{}", safe(&escape_str(&n.name)), safe(snap)),
+        None => safe(&escape_str(&n.name)),
+    };
     let problem = (!n.problems.is_empty()).then(|| format!(" {}", s::PROBLEM_BADGE));
     let root = n.os.is_some().then(|| format!(" {}", s::ROOT_BADGE));
     let mountpoint = n
@@ -127,15 +131,17 @@ pub fn node_lines(n: &Node) -> Vec<String> {
 }
 
 /// The tree's items; `room` is what a label at the top level has (each
-/// level down is indented by two more columns).
-fn items(nodes: &[Node], room: usize) -> Vec<TreeItem<'static, usize>> {
+/// level down is indented by two more columns). The disks, at the top,
+/// carry the name of the snapshot shown.
+fn items(nodes: &[Node], room: usize, snapshot: Option<&str>) -> Vec<TreeItem<'static, usize>> {
     nodes
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let children = items(&n.children, room.saturating_sub(2));
-            TreeItem::new(i, node_label(n, room), children)
-                .unwrap_or_else(|_| TreeItem::new_leaf(i, node_label(n, room)))
+            let children = items(&n.children, room.saturating_sub(2), None);
+            let label = node_label(n, room, snapshot);
+            TreeItem::new(i, label.clone(), children)
+                .unwrap_or_else(|_| TreeItem::new_leaf(i, label))
         })
         .collect()
 }
@@ -145,7 +151,7 @@ pub fn draw_layers(frame: &mut Frame<'_>, screen: &Screen, app: &App) {
     let focused = app.focus == Focus::Layers;
     // Inside the border: the highlight sign and the open/closed sign.
     let room = usize::from(screen.tree.width.saturating_sub(2 + 1 + 2));
-    let tree_items = items(&app.layers.roots, room);
+    let tree_items = items(&app.layers.roots, room, app.snapshot.as_deref());
     let mut state = TreeState::default();
     for p in &app.layers.opened {
         state.open(p.clone());
