@@ -54,12 +54,12 @@ pub const RELOADED: &str = "read again from the image";
 
 /// The image file keeps changing (a running guest?).
 pub fn image_changing(image: &str) -> String {
-    format!("{image} keeps changing (a running guest?): read again every few seconds")
+    format!("{image} keeps changing (a running guest?): read again every 5 s")
 }
 
 /// The image file changed under the TUI (written elsewhere).
 pub fn image_changed(image: &str) -> String {
-    format!("{image} changed on disk (written by another program): read again; check before acting")
+    format!("{image} changed on disk (another program wrote it): read again")
 }
 /// Marked entries.
 pub const MARK_SIGN: &str = "*";
