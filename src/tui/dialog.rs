@@ -1,5 +1,7 @@
-//! The windows drawn over the two panes. One at a time (a question about the
-//! running copy is drawn over the progress window, which is not a dialog).
+//! The windows drawn over the two panes. They stack: the help over the
+//! restore dialog, a question over it before writing; Esc closes the top one
+//! and shows the one under it ([`crate::tui::App::under`]). A question about
+//! the running copy is drawn over the progress window, which is not a dialog.
 
 use std::path::PathBuf;
 use std::sync::Arc;
