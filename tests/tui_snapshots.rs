@@ -254,3 +254,33 @@ fn a_long_name_is_cut_in_the_middle() {
     assert!(screen.contains("mysql-ba…e.sql.gz"), "{screen}");
     insta::assert_snapshot!("long_name_60x20", screen);
 }
+
+/// Every size from a sliver to a wide terminal draws without a panic, with
+/// each kind of window open.
+#[test]
+fn any_size_draws() {
+    let mut st = at_libc(80, 24);
+    let setups: [&[Action]; 4] = [
+        &[],
+        &[Action::ToggleHelp],
+        &[Action::RestoreSymlink, Action::ToggleHelp],
+        &[Action::CopyMarked],
+    ];
+    for acts in setups {
+        st.app.dialog = None;
+        st.app.under.clear();
+        for a in acts {
+            st.act(*a);
+        }
+        for w in (1..=130)
+            .step_by(7)
+            .chain([2, 3, 39, 41, 49, 50, 51, 59, 61])
+        {
+            for h in [1, 2, 3, 5, 8, 13, 15, 24, 41] {
+                st.app.resize(w, h);
+                let screen = render(&st);
+                assert_eq!(screen.lines().count(), usize::from(h));
+            }
+        }
+    }
+}
