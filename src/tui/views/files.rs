@@ -32,7 +32,7 @@ const MODE_W: u16 = 10;
 
 /// Which columns a file list `inner` columns wide shows, and how wide the
 /// name is. The name comes first; then the size (while the name keeps
-/// [`NAME_MIN`]), the date (a little more), the mode and the time of day
+/// 16 columns), the date (a little more), the mode and the time of day
 /// (twice as much). A column is shown
 /// whole or not at all, so no number is ever cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
