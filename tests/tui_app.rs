@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_support::{MemOpener, story};
 use vmrescue::tui::Action;
 use vmrescue::tui::app::{Focus, Right};
@@ -516,4 +517,427 @@ fn one_volume_copy_then_per_volume_folders() {
             "vg_ta_lv_root/messages"
         ]
     );
+}
+
+// ----- the TUI tells the truth (issue #10) -----
+
+fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+    KeyEvent::new(code, mods)
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    key(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn message(st: &tui_support::Story) -> String {
+    st.app
+        .message
+        .as_ref()
+        .map(|m| m.text.clone())
+        .unwrap_or_default()
+}
+
+/// The story's root as another program left it: a new link in `/lib64`.
+fn root_with_libc_at(target: &str) -> Arc<dyn vmrescue::fs::FsView> {
+    let mut fs = tui_support::centos_root();
+    fs.symlink("/lib64/libc.so.6.new", target, tui_support::T2013);
+    Arc::new(fs)
+}
+
+/// The screen as drawn at the app's size.
+fn render(app: &vmrescue::tui::App) -> String {
+    let (w, h) = app.size;
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    term.draw(|f| vmrescue::tui::views::draw(f, app)).unwrap();
+    term.backend().to_string()
+}
+
+/// Whether the directory shown holds an entry shown as `name`.
+fn lists(st: &tui_support::Story, name: &str) -> bool {
+    st.app
+        .pane()
+        .is_some_and(|p| p.entries.iter().any(|e| e.shown == name))
+}
+
+/// An app whose lv_root reader is `fs` (as if the image held it now).
+fn swap_root(st: &mut tui_support::Story, fs: Arc<dyn vmrescue::fs::FsView>) {
+    let mut opener = MemOpener::story();
+    opener.map.insert("vg_ta/lv_root".into(), fs);
+    st.jobs.opener = Arc::new(opener);
+}
+
+#[test]
+fn an_image_written_elsewhere_is_noticed_and_read_again() {
+    let mut st = story(120, 40);
+    st.cd("/lib64");
+    st.select("libc.so.6");
+    // Another program writes the image (here: the reader gets another guest,
+    // and the file's modification time moves).
+    swap_root(&mut st, root_with_libc_at("libc-2.12.so"));
+    let image = st.app.layout.disks[0].path.clone();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    // The next tick notices, says so, and reads the directory again.
+    st.app.tick(std::time::Instant::now());
+    st.jobs.run_inline(&mut st.app);
+    assert!(message(&st).contains("changed on disk"), "{}", message(&st));
+    assert!(st.app.message_first);
+    assert_eq!(st.path(), "/lib64");
+    assert_eq!(st.current(), "libc.so.6", "the selection is kept");
+    assert!(
+        lists(&st, "libc.so.6.new"),
+        "the listing comes from the new reader"
+    );
+    // Once seen, the same image is not news again.
+    assert!(!st.app.check_images());
+}
+
+#[test]
+fn a_key_after_an_outside_write_is_not_acted_on_stale_state() {
+    let mut st = story(120, 40);
+    st.cd("/var/lib/mysql");
+    let image = st.app.layout.disks[0].path.clone();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&image)
+        .unwrap()
+        .set_len(std::fs::metadata(&image).unwrap().len() + 512)
+        .unwrap();
+    // `c` would copy what the old reader says: it is not acted on.
+    st.app.key(key(KeyCode::Char('c'), KeyModifiers::NONE));
+    st.jobs.run_inline(&mut st.app);
+    assert!(st.app.dialog.is_none());
+    assert!(message(&st).contains("changed on disk"), "{}", message(&st));
+    assert_eq!(st.path(), "/var/lib/mysql");
+}
+
+#[test]
+fn ctrl_l_reads_the_shown_directory_again() {
+    let mut st = story(120, 40);
+    st.cd("/lib64");
+    swap_root(&mut st, root_with_libc_at("libc-2.12.so"));
+    st.app.key(ctrl('l'));
+    st.jobs.run_inline(&mut st.app);
+    assert!(st.app.redraw);
+    assert_eq!(st.path(), "/lib64");
+    assert!(lists(&st, "libc.so.6.new"));
+    assert!(message(&st).contains("read again"), "{}", message(&st));
+}
+
+#[test]
+fn help_over_a_dialog_returns_to_it() {
+    let mut st = story(120, 40);
+    st.cd("/lib64");
+    st.select("libc.so.6");
+    // r, then ? before the analysis arrives: the answer still reaches the
+    // restore dialog under the help.
+    st.app.update(&Action::RestoreSymlink);
+    st.app.update(&Action::ToggleHelp);
+    st.jobs.run_inline(&mut st.app);
+    assert!(matches!(st.app.dialog, Some(Dialog::Help { .. })));
+    st.act(Action::Cancel);
+    let Some(Dialog::Restore(r)) = &st.app.dialog else {
+        panic!("Esc on the help shows the restore dialog again");
+    };
+    assert!(
+        !r.analyzing,
+        "the analysis arrived while the help was shown"
+    );
+    // A target typed and planned survives the help too.
+    st.act(Action::TypeTarget);
+    for c in "libc-2.12.so".chars() {
+        st.act(Action::Insert(c));
+    }
+    st.act(Action::Confirm);
+    let n = match &st.app.dialog {
+        Some(Dialog::Restore(r)) => r.candidates.len(),
+        _ => panic!("restore dialog"),
+    };
+    st.act(Action::ToggleHelp);
+    st.act(Action::MoveDown);
+    st.act(Action::Cancel);
+    let Some(Dialog::Restore(r)) = &st.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert_eq!(r.candidates.len(), n);
+    assert!(r.candidates.iter().any(|c| c.shown == "libc-2.12.so"));
+    st.act(Action::Cancel);
+    assert!(st.app.dialog.is_none());
+    // The same from the doctor view and the details window; ? toggles.
+    st.act(Action::Doctor);
+    st.act(Action::ToggleHelp);
+    st.act(Action::ToggleHelp);
+    assert!(matches!(st.app.dialog, Some(Dialog::Doctor(_))));
+    st.act(Action::ToggleHelp);
+    st.act(Action::Cancel);
+    assert!(matches!(st.app.dialog, Some(Dialog::Doctor(_))));
+    st.act(Action::Cancel);
+    st.act(Action::ShowDetails);
+    st.act(Action::ToggleHelp);
+    st.act(Action::Cancel);
+    assert!(matches!(st.app.dialog, Some(Dialog::Details { .. })));
+    st.act(Action::Cancel);
+    assert!(st.app.dialog.is_none());
+}
+
+#[test]
+fn a_snapshot_is_named_and_copied_to_its_own_folder() {
+    let st = story(120, 40);
+    let config = vmrescue::tui::AppConfig {
+        snapshot: Some("before-upgrade".into()),
+        ..Default::default()
+    };
+    let mut app = vmrescue::tui::App::new(Arc::clone(&st.app.layout), config);
+    app.resize(120, 40);
+    app.start();
+    st.jobs.run_inline(&mut app);
+    assert_eq!(app.image, "vm-108-disk-1.raw@before-upgrade");
+    let status = vmrescue::tui::views::status::status_text(&app);
+    assert!(
+        status.contains("vm-108-disk-1.raw@before-upgrade")
+            && status.contains("vg_ta/lv_root@before-upgrade:/"),
+        "{status}"
+    );
+    assert_eq!(
+        app.default_dest(&["vg_ta/lv_root".into()]),
+        "./rescued/vm-108-disk-1@before-upgrade/vg_ta_lv_root/"
+    );
+    // On screen: the tree's disk, the file list's title, the status bar.
+    let screen = render(&app);
+    assert!(
+        screen.contains("▼ vm-108-disk-1.raw@before-upgrade"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("┌ vg_ta/lv_root@before-upgrade:/ "),
+        "{screen}"
+    );
+    // The live disk's folder is another one.
+    assert_eq!(
+        st.app.default_dest(&["vg_ta/lv_root".into()]),
+        "./rescued/vm-108-disk-1/vg_ta_lv_root/"
+    );
+}
+
+#[test]
+fn names_that_exist_in_the_destination_skip_overwrite_or_go_to_a_new_folder() {
+    use vmrescue::tui::dialog::IfExists;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("d");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("messages"), b"older copy").unwrap();
+    let copy = |choice: IfExists| {
+        let mut st = story(120, 40);
+        st.cd("/var/log");
+        st.select("messages");
+        st.act(Action::CopyMarked);
+        for c in dest.display().to_string().chars() {
+            st.act(Action::Insert(c));
+        }
+        let setup = |st: &tui_support::Story| match &st.app.dialog {
+            Some(Dialog::CopySetup(c)) => (
+                c.dest.text.clone(),
+                c.dest_entries,
+                c.new_folder.clone(),
+                c.if_exists,
+            ),
+            _ => panic!("copy dialog"),
+        };
+        let (text, entries, new_folder, _) = setup(&st);
+        assert_eq!(text, dest.display().to_string(), "/ replaced the default");
+        assert_eq!(entries, 1);
+        assert!(
+            new_folder.starts_with(&format!("{}-", dest.display()))
+                && !Path::new(&new_folder).exists(),
+            "{new_folder}"
+        );
+        for _ in 0..3 {
+            if setup(&st).3 == choice {
+                break;
+            }
+            st.act(Action::CycleExisting);
+        }
+        let screen = render(&st.app);
+        assert!(screen.contains("holds 1 entry already"), "{screen}");
+        st.act(Action::Confirm);
+        let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
+            panic!("summary");
+        };
+        summary.clone()
+    };
+    let s = copy(IfExists::Skip);
+    assert_eq!(s.skipped.len(), 1, "{s:?}");
+    assert_eq!(std::fs::read(dest.join("messages")).unwrap(), b"older copy");
+    let s = copy(IfExists::NewFolder);
+    assert!(s.skipped.is_empty() && s.failed.is_empty(), "{s:?}");
+    assert_eq!(std::fs::read(dest.join("messages")).unwrap(), b"older copy");
+    assert!(out.path().join("d-2/messages").is_file());
+    let s = copy(IfExists::Overwrite);
+    assert!(s.skipped.is_empty() && s.failed.is_empty(), "{s:?}");
+    assert_ne!(std::fs::read(dest.join("messages")).unwrap(), b"older copy");
+}
+
+#[test]
+fn messages_go_with_the_next_action_or_after_a_while() {
+    let mut st = story(120, 40);
+    st.act(Action::MarkAll);
+    assert!(message(&st).contains("marked"), "{}", message(&st));
+    st.act(Action::MoveDown);
+    assert!(st.app.message.is_none(), "the next action clears it");
+    st.act(Action::MarkAll);
+    let t = st.app.message.as_ref().unwrap().since;
+    st.app.tick(t + std::time::Duration::from_secs(2));
+    assert!(st.app.message.is_some());
+    st.app
+        .tick(t + std::time::Duration::from_secs(vmrescue::tui::app::MESSAGE_SECONDS));
+    assert!(st.app.message.is_none(), "it expired");
+    // An error stays until the next key.
+    st.select_layer("lv_swap");
+    st.act(Action::Open);
+    let t = st.app.message.as_ref().unwrap().since;
+    st.app.tick(t + std::time::Duration::from_secs(60));
+    assert!(st.app.message.as_ref().is_some_and(|m| m.error));
+}
+
+#[test]
+fn details_name_the_owner_as_ls_does() {
+    let mut st = story(120, 40);
+    let mut fs = tui_support::centos_root();
+    fs.file(
+        "/etc/passwd",
+        b"root:x:0:0:root:/root:/bin/bash\nmysql:x:27:27:MySQL Server:/var/lib/mysql:/bin/bash\n",
+        tui_support::T2013,
+    );
+    fs.file(
+        "/etc/group",
+        b"root:x:0:\nmysql:x:27:\n",
+        tui_support::T2013,
+    );
+    let ino = fs.file("/var/lib/mysql/owned", b"x", tui_support::T2013);
+    fs.set_owner(ino, 27, 500);
+    swap_root(&mut st, Arc::new(fs));
+    st.act(Action::Redraw);
+    st.cd("/var/lib/mysql");
+    st.select("owned");
+    st.act(Action::ShowDetails);
+    let text: Vec<String> = match &st.app.dialog {
+        Some(Dialog::Details {
+            details: Some(d), ..
+        }) => vmrescue::tui::views::details::details_lines(d)
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+        _ => panic!("details"),
+    };
+    assert!(
+        text.iter().any(|l| l.ends_with("uid 27 (mysql) gid 500")),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn text_fields_edit_like_a_shell() {
+    let mut st = story(120, 40);
+    st.cd("/lib64");
+    st.app.key(key(KeyCode::Char('/'), KeyModifiers::NONE));
+    for c in "libc so".chars() {
+        st.app.key(key(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    let filter = |st: &tui_support::Story| st.app.pane().unwrap().filter.clone();
+    st.app.key(ctrl('w'));
+    assert_eq!(filter(&st).text, "libc ");
+    st.app.key(ctrl('a'));
+    assert_eq!(filter(&st).cursor, 0);
+    st.app.key(key(KeyCode::Char('x'), KeyModifiers::NONE));
+    st.app.key(ctrl('e'));
+    assert_eq!(
+        (filter(&st).text.as_str(), filter(&st).cursor),
+        ("xlibc ", 6)
+    );
+    st.app.key(key(KeyCode::Home, KeyModifiers::NONE));
+    st.app.key(key(KeyCode::End, KeyModifiers::NONE));
+    st.app.key(key(KeyCode::Left, KeyModifiers::NONE));
+    st.app.key(ctrl('u'));
+    assert_eq!((filter(&st).text.as_str(), filter(&st).cursor), (" ", 0));
+    st.app.key(key(KeyCode::Esc, KeyModifiers::NONE));
+    // The copy destination: Ctrl-W takes off the last folder, and a `/`
+    // typed over the untouched default starts a new path.
+    st.select("libc-2.12.so");
+    st.act(Action::CopyMarked);
+    let dest = |st: &tui_support::Story| match &st.app.dialog {
+        Some(Dialog::CopySetup(c)) => c.dest.text.clone(),
+        _ => panic!("copy dialog"),
+    };
+    assert_eq!(dest(&st), "./rescued/vm-108-disk-1/vg_ta_lv_root/");
+    st.app.key(ctrl('w'));
+    assert_eq!(dest(&st), "./rescued/vm-108-disk-1/");
+    st.app.key(key(KeyCode::Char('/'), KeyModifiers::NONE));
+    assert_eq!(dest(&st), "./rescued/vm-108-disk-1//", "edited: / is typed");
+    st.app.key(key(KeyCode::Esc, KeyModifiers::NONE));
+    st.act(Action::CopyMarked);
+    for c in "/srv/x".chars() {
+        st.app.key(key(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    assert_eq!(dest(&st), "/srv/x");
+    st.app.key(ctrl('a'));
+    st.app.key(key(KeyCode::Char('~'), KeyModifiers::NONE));
+    assert_eq!(dest(&st), "~/srv/x");
+}
+
+#[test]
+fn a_name_holding_a_slash_is_shown_escaped() {
+    let mut st = story(120, 40);
+    let mut fs = tui_support::centos_root();
+    let ino = fs.file("/tmp/plain", b"x", tui_support::T2013);
+    fs.raw_entry(b"/tmp", b"../../escape", ino);
+    swap_root(&mut st, Arc::new(fs));
+    st.act(Action::Redraw);
+    st.cd("/tmp");
+    st.select(r"..\x2f..\x2fescape");
+    st.act(Action::ShowDetails);
+    let Some(Dialog::Details { title, .. }) = &st.app.dialog else {
+        panic!("details");
+    };
+    assert_eq!(title, r"/tmp/..\x2f..\x2fescape");
+}
+
+#[test]
+fn an_image_that_keeps_changing_is_read_again_every_few_seconds() {
+    use std::time::{Duration, Instant, SystemTime};
+    let mut st = story(120, 40);
+    st.cd("/lib64");
+    let image = st.app.layout.disks[0].path.clone();
+    let touch = |secs: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(secs))
+            .unwrap();
+    };
+    let t0 = Instant::now();
+    touch(5);
+    assert!(
+        st.app.check_images_at(t0),
+        "a first change holds the key back"
+    );
+    st.jobs.run_inline(&mut st.app);
+    assert!(message(&st).contains("changed on disk"), "{}", message(&st));
+    // It changes again a second later: not read again yet, and keys work.
+    touch(10);
+    assert!(!st.app.check_images_at(t0 + Duration::from_secs(1)));
+    assert!(st.app.pane().unwrap().loaded);
+    let before = st.app.pane().unwrap().selected;
+    st.app.key(key(KeyCode::Down, KeyModifiers::NONE));
+    assert_eq!(st.app.pane().unwrap().selected, before + 1);
+    // A few seconds on, it is read again, and the status says it is busy.
+    st.app.tick(t0 + Duration::from_secs(6));
+    st.jobs.run_inline(&mut st.app);
+    assert!(message(&st).contains("keeps changing"), "{}", message(&st));
+    assert_eq!(st.path(), "/lib64");
 }

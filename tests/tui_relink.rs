@@ -10,17 +10,20 @@
 //!   `vmrescue` binary: navigate to `/lib64/libc.so.6`, `r`, `y`, `y`, quit;
 //!   then e2fsck finds the volume clean, debugfs and our `ls -l` read
 //!   `libc-2.12.so`, and the undo file puts the image back byte for byte.
+//! * In a pseudo-terminal too: the help over the restore dialog gives it
+//!   back on Esc; `vmrescue undo` run beside the TUI is noticed without a
+//!   key and the old link shows again; a qcow2 internal snapshot is named
+//!   and copied to a folder of its own.
 
 mod common;
 mod image_support;
 mod pty_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use expectrl::process::unix::WaitStatus;
 use image_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
-use pty_support::{ENTER, Pty, bin};
+use pty_support::{ENTER, ESC, Pty, bin};
 use vmrescue::engine::{FsOptions, open_fs};
 use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::dialog::{ConfirmKind, Dialog, RestoreDialog};
@@ -125,6 +128,20 @@ impl Demo {
     }
 }
 
+/// One of `lines` contains `what`.
+fn assert_mentions(lines: &[String], what: &str) {
+    assert!(lines.iter().any(|l| l.contains(what)), "{what}: {lines:?}");
+}
+
+/// The restore dialog's lines as text.
+fn restore_text(r: &RestoreDialog) -> Vec<String> {
+    vmrescue::tui::views::restore::restore_lines(r)
+        .0
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
 #[test]
 fn restore_dialog_plans_asks_writes_and_refreshes() {
     let mut d = Demo::new();
@@ -155,8 +172,7 @@ fn restore_dialog_plans_asks_writes_and_refreshes() {
     assert!(plan.can_apply(), "{:?}", plan.blockers);
     assert_eq!(plan.bytes(), 256);
     // The dialog shows the plan.
-    let (lines, _) = vmrescue::tui::views::restore::restore_lines(r);
-    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let text = restore_text(r);
     assert!(text.iter().any(|l| l.contains("256 bytes of")), "{text:?}");
     assert!(
         text.iter().any(|l| l.contains("undo file: saved under")),
@@ -196,6 +212,12 @@ fn restore_dialog_plans_asks_writes_and_refreshes() {
     let flag = e.suspect.clone().unwrap_or_default();
     assert!(!flag.contains("outside"), "{flag}");
     assert!(d.app.message_first, "the outcome shows over the flag");
+    // The status bar no longer says read-only.
+    let status = vmrescue::tui::views::status::status_text(&d.app);
+    assert!(
+        status.contains("WRITTEN: 1 repair") && !status.contains("read-only"),
+        "{status}"
+    );
     let fs = volume_file(&d.image, "vg_ta/lv_root", d.dir.path());
     assert_e2fsck_clean(&fs);
     assert_eq!(debugfs_target(&fs, "/lib64/libc.so.6"), b"libc-2.12.so");
@@ -249,15 +271,39 @@ fn another_candidate_can_be_typed_and_chosen() {
     let r = d.type_target("libc-9.99.so");
     let plan = r.plan.as_ref().expect("planned");
     assert!(!plan.can_apply());
-    assert!(
-        plan.blockers
-            .iter()
-            .any(|b| b.contains("would not resolve")),
-        "{:?}",
-        plan.blockers
-    );
+    assert_mentions(&plan.blockers, "would not resolve");
+    // The dialog offers the TUI's own way past it, not the command's --force.
+    let text = restore_text(r);
+    assert_mentions(&text, "f allows it (y still asks)");
+    assert!(!text.iter().any(|l| l.contains("--force")), "{text:?}");
     d.act(Action::Confirm);
     assert!(d.message().contains("Cannot write"), "{}", d.message());
+    assert!(!d.message().contains("--force"), "{}", d.message());
+    // f plans it again, allowed; y asks the same question; n writes nothing.
+    d.act(Action::Force);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert!(r.force);
+    let plan = r.plan.as_ref().expect("planned again");
+    assert!(plan.can_apply(), "{:?}", plan.blockers);
+    assert_eq!(plan.new_target, b"libc-9.99.so");
+    assert_mentions(&plan.warnings, "would not resolve");
+    let text = restore_text(r);
+    assert_mentions(&text, "allowed with f");
+    assert!(!text.iter().any(|l| l.contains("--force")), "{text:?}");
+    d.act(Action::Confirm);
+    let Some(Dialog::Confirm(c)) = &d.app.dialog else {
+        panic!("the question before writing");
+    };
+    assert_eq!(c.kind, ConfirmKind::ApplyRelink);
+    d.act(Action::Cancel);
+    // f again: not allowed any more.
+    d.act(Action::Force);
+    let Some(Dialog::Restore(r)) = &d.app.dialog else {
+        panic!("restore dialog");
+    };
+    assert!(!r.force && !r.can_apply());
     // Esc while typing drops the text and stays in the dialog.
     d.act(Action::TypeTarget);
     d.act(Action::Insert('x'));
@@ -323,8 +369,7 @@ fn an_image_in_use_cannot_be_written_and_the_dialog_says_why() {
     };
     let plan = r.plan.as_ref().expect("planned");
     assert!(!plan.can_apply());
-    let (lines, _) = vmrescue::tui::views::restore::restore_lines(r);
-    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let text = restore_text(r);
     assert!(
         text.iter()
             .any(|l| l.starts_with("Cannot write:") && l.contains("in use")),
@@ -353,8 +398,17 @@ fn select_by_filter(pty: &mut Pty, name: &str) {
     pty.send(ENTER);
 }
 
-#[test]
-fn pty_navigate_restore_write_quit() {
+/// The binary in a pseudo-terminal on a copy of the demo (undo files under
+/// `state`), `/lib64/libc.so.6` selected.
+struct PtyDemo {
+    dir: tempfile::TempDir,
+    image: PathBuf,
+    before: String,
+    state: PathBuf,
+    pty: Pty,
+}
+
+fn pty_at_libc() -> PtyDemo {
     let dir = tempfile::tempdir().unwrap();
     let image = common::fixture_copy("demo", dir.path());
     let before = sha256_file(&image);
@@ -370,6 +424,24 @@ fn pty_navigate_restore_write_quit() {
     pty.send(ENTER);
     pty.wait_listed("vg_ta/lv_root:/lib64 ");
     select_by_filter(&mut pty, "libc.so.6");
+    PtyDemo {
+        dir,
+        image,
+        before,
+        state,
+        pty,
+    }
+}
+
+#[test]
+fn pty_navigate_restore_write_quit() {
+    let PtyDemo {
+        dir,
+        image,
+        before,
+        state,
+        mut pty,
+    } = pty_at_libc();
     pty.send("r");
     pty.wait_for("Restore symlink");
     pty.wait_for("libc-2.12.so");
@@ -379,10 +451,7 @@ fn pty_navigate_restore_write_quit() {
     pty.send("y");
     pty.wait_for("relinked /lib64/libc.so.6");
     pty.wait_for("libc.so.6 → libc-2.12.so");
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    pty.quit();
 
     let fs = volume_file(&image, "vg_ta/lv_root", dir.path());
     assert_e2fsck_clean(&fs);
@@ -394,9 +463,105 @@ fn pty_navigate_restore_write_quit() {
         String::from_utf8_lossy(&o.stdout)
     );
     // The undo file went to $XDG_STATE_HOME/vmrescue/undo and puts every byte back.
+    undo_the_repair(&state, &image, &before);
+}
+
+/// `vmrescue undo` with the one undo file under `state`: the image is as
+/// it was (`before` is its SHA-256).
+fn undo_the_repair(state: &Path, image: &Path, before: &str) {
     let undo = files_in(&state.join("vmrescue/undo"));
     assert_eq!(undo.len(), 1, "{undo:?}");
     let o = common::vmrescue(&["undo", undo[0].to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(sha256_file(&image), before);
+    assert_eq!(sha256_file(image), before);
+}
+
+/// `r`, `?`, Esc: the restore dialog is back; `y`, `y` writes; then
+/// `vmrescue undo` in another shell puts the old link back, and the TUI
+/// notices within a second, shows the old link again and `!` finds it.
+#[test]
+fn pty_help_over_restore_then_an_undo_elsewhere_is_noticed() {
+    // The temporary folder stays in `d` until the end.
+    let d = pty_at_libc();
+    let (image, before, state, mut pty) = (d.image, d.before, d.state, d.pty);
+    pty.send("r");
+    pty.wait_for("256 bytes of");
+    pty.send("?");
+    pty.wait_for("Next row");
+    assert!(!pty.screen().contains("256 bytes of"), "{}", pty.screen());
+    pty.send(ESC);
+    pty.wait_for("256 bytes of");
+    assert!(pty.screen().contains("Restore symlink"), "{}", pty.screen());
+    pty.send("y");
+    pty.wait_for("Write the repair?");
+    pty.send("y");
+    pty.wait_for("relinked /lib64/libc.so.6");
+    pty.wait_for("libc.so.6 → libc-2.12.so");
+    pty.wait_for("WRITTEN: 1 repair");
+    // Another shell undoes the repair.
+    undo_the_repair(&state, &image, &before);
+    // No key pressed: the TUI sees it by itself.
+    pty.wait_for("changed on disk");
+    pty.wait_for("libc.so.6 → /opt/g");
+    pty.send("!");
+    pty.wait_for("proposed: libc-2.12.so");
+    pty.send(ESC);
+    pty.quit();
+    assert_eq!(
+        sha256_file(&image),
+        before,
+        "nothing written after the undo"
+    );
+}
+
+/// `--snapshot NAME` on a qcow2 image: the title and the status bar name
+/// the snapshot, the copy goes to a folder of its own, and when that folder
+/// holds files already the dialog offers what to do with them.
+#[test]
+fn pty_a_snapshot_is_named_and_gets_its_own_copy_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = common::fixture_copy("demo", dir.path());
+    let image = dir.path().join("vm-108-disk-0.qcow2");
+    for args in [
+        vec![
+            "convert",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            image.to_str().unwrap(),
+        ],
+        vec!["snapshot", "-c", "before-upgrade", image.to_str().unwrap()],
+    ] {
+        let o = std::process::Command::new("qemu-img")
+            .args(&args)
+            .output()
+            .expect("run qemu-img (Debian package qemu-utils)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let folder = dir
+        .path()
+        .join("rescued/vm-108-disk-0@before-upgrade/vg_ta_lv_root");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("lib64"), b"an earlier copy").unwrap();
+    let mut pty = Pty::spawn(
+        &bin(),
+        &["--snapshot", "before-upgrade", image.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
+    pty.wait_listed("vg_ta/lv_root@before-upgrade:/ ");
+    let screen = pty.screen();
+    assert!(
+        screen.contains("vm-108-disk-0.qcow2@before-upgrade"),
+        "{screen}"
+    );
+    select_by_filter(&mut pty, "lib64");
+    pty.send("c");
+    pty.wait_for("./rescued/vm-108-disk-0@before-upgrade/vg_ta_lv_root/");
+    pty.wait_for("holds 1 entry already");
+    pty.wait_for("[skip it]");
+    pty.send("\t");
+    pty.wait_for("[overwrite it]");
+    pty.send(ESC);
+    pty.quit();
 }

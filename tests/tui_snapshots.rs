@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
 use tui_support::{Story, story};
 use vmrescue::tui::Action;
 use vmrescue::tui::copier::CopyProgress;
 use vmrescue::tui::dialog::CopyJob;
 use vmrescue::tui::views;
+use vmrescue::tui::views::layout::Screen;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
@@ -41,8 +43,8 @@ fn main_screen_on_lib64() {
         let st = at_libc(w, h);
         let screen = render(&st);
         assert!(
-            screen.contains("! libc.so.6 → /opt/glibc-2.")
-                && (w < 100 || screen.contains("libc.so.6 → /opt/glibc-2.14/lib")),
+            screen.contains("! libc.so.6 → /opt/g")
+                && (w < 100 || screen.contains("libc.so.6 → /opt/glibc…/libc.so.6")),
             "{screen}"
         );
         assert!(screen.contains("outside lib dirs: /opt/glibc-2.14/lib"));
@@ -176,4 +178,109 @@ fn keymap_table_for_the_readme() {
     let table = vmrescue::tui::keymap::Keymap::builtin().markdown();
     assert!(table.contains("| `c` `F5` | Copy the marked files"));
     insta::assert_snapshot!("keymap_markdown", table);
+}
+
+/// The sizes an operator's terminal may have, small to large.
+const ALL_SIZES: [(u16, u16); 4] = [(40, 15), (60, 20), (80, 24), (200, 50)];
+
+/// The rows of the file list on screen (between the pane's borders).
+fn file_rows(screen: &str, w: u16) -> Vec<String> {
+    let left = usize::from(Screen::new(Rect::new(0, 0, w, 24)).files.x);
+    screen
+        .lines()
+        .map(|l| l.trim_matches('"').chars().skip(left).collect::<String>())
+        .collect()
+}
+
+#[test]
+fn narrow_and_wide_terminals_keep_names_and_whole_numbers() {
+    for (w, h) in ALL_SIZES {
+        let mut st = at_libc(w, h);
+        st.select("libpthread-2.12.so");
+        let screen = render(&st);
+        let rows = file_rows(&screen, w).join("\n");
+        // The name column is always there.
+        assert!(rows.contains("Name"), "{w}x{h}:\n{screen}");
+        assert!(rows.contains("libc.so.6"), "{w}x{h}:\n{screen}");
+        // A long name is cut in the middle, never at its end only.
+        assert!(
+            rows.contains("libpthread-2.12.so") || rows.contains('…'),
+            "{w}x{h}:\n{screen}"
+        );
+        // A size is shown whole or not at all: never "0.0 KiB" for 210.0 KiB.
+        for (whole, size) in [("151.0 KiB", "ld-2.12.so"), ("582.3 KiB", "libm-2.12.so")] {
+            let line = rows.lines().find(|l| l.contains(size)).unwrap_or("");
+            assert!(
+                !rows.contains("Size") || line.contains(whole),
+                "{w}x{h} {size}: {line}\n{screen}"
+            );
+        }
+        if w >= 60 {
+            assert!(rows.contains("Size"), "{w}x{h}: sizes fit from 60 columns");
+        }
+        if w >= 80 {
+            // The layer pane keeps the guest root's badge and mountpoints.
+            let tree: String = screen
+                .lines()
+                .filter(|l| l.contains("lv_root") || l.contains("lv_home"))
+                .collect();
+            assert!(tree.contains(" / (root)"), "{w}x{h}:\n{screen}");
+            assert!(tree.contains(" /home"), "{w}x{h}:\n{screen}");
+        }
+        if w >= 200 {
+            assert!(rows.contains("Mode") && rows.contains("Modified (UTC)"));
+            assert!(rows.contains("libc.so.6 → /opt/glibc-2.14/lib/libc.so.6"));
+        }
+        insta::assert_snapshot!(format!("main_lib64_any_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn a_long_name_is_cut_in_the_middle() {
+    let mut st = story(60, 20);
+    let mut fs = tui_support::centos_root();
+    fs.file(
+        "/tmp/mysql-backup-2013-02-22-before-the-upgrade.sql.gz",
+        b"x",
+        tui_support::T2013,
+    );
+    let mut opener = tui_support::MemOpener::story();
+    opener.map.insert("vg_ta/lv_root".into(), Arc::new(fs));
+    st.jobs.opener = Arc::new(opener);
+    st.act(Action::Redraw);
+    st.cd("/tmp");
+    st.select("mysql-backup-2013-02-22-before-the-upgrade.sql.gz");
+    let screen = render(&st);
+    assert!(screen.contains("mysql-ba…e.sql.gz"), "{screen}");
+    insta::assert_snapshot!("long_name_60x20", screen);
+}
+
+/// Every size from a sliver to a wide terminal draws without a panic, with
+/// each kind of window open.
+#[test]
+fn any_size_draws() {
+    let mut st = at_libc(80, 24);
+    let setups: [&[Action]; 4] = [
+        &[],
+        &[Action::ToggleHelp],
+        &[Action::RestoreSymlink, Action::ToggleHelp],
+        &[Action::CopyMarked],
+    ];
+    for acts in setups {
+        st.app.dialog = None;
+        st.app.under.clear();
+        for a in acts {
+            st.act(*a);
+        }
+        for w in (1..=130)
+            .step_by(7)
+            .chain([2, 3, 39, 41, 49, 50, 51, 59, 61])
+        {
+            for h in [1, 2, 3, 5, 8, 13, 15, 24, 41] {
+                st.app.resize(w, h);
+                let screen = render(&st);
+                assert_eq!(screen.lines().count(), usize::from(h));
+            }
+        }
+    }
 }

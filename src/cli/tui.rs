@@ -94,6 +94,7 @@ pub fn run(args: &TuiArgs) -> u8 {
     let config = AppConfig {
         volume: args.volume.clone(),
         pve_root: args.target.source.pve_root.clone(),
+        snapshot: args.target.source.snapshot.clone(),
         ..AppConfig::default()
     };
     let mut opts = Options::new(layout, config);

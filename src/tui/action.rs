@@ -60,8 +60,18 @@ pub enum Action {
     CursorRight,
     /// Hide the copy progress dialog; the copy goes on.
     Background,
-    /// Redraw the whole screen.
+    /// Redraw the whole screen and read what is shown again from the image.
     Redraw,
+    /// Delete from the cursor back to the start of the text field.
+    DeleteToStart,
+    /// Delete the word before the cursor (text fields).
+    DeleteWord,
+    /// Restore dialog: plan the chosen target again, allowing one that does
+    /// not resolve inside the guest (`relink --force`); `y` still asks.
+    Force,
+    /// Copy dialog: what to do with names that exist in the destination
+    /// (skip, overwrite, or copy into a new folder).
+    CycleExisting,
     /// Type a character into the active text field.
     Insert(char),
 }
@@ -96,6 +106,10 @@ impl Action {
         ("cursor-right", Action::CursorRight),
         ("background", Action::Background),
         ("redraw", Action::Redraw),
+        ("delete-to-start", Action::DeleteToStart),
+        ("delete-word", Action::DeleteWord),
+        ("force", Action::Force),
+        ("if-exists", Action::CycleExisting),
     ];
 
     /// The action named `name` in the keymap.

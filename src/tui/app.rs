@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::action::Action;
 use super::copier::{CopyRequest, CopySource, volume_folder};
 use super::dialog::{
-    CandidateRow, Confirm, ConfirmKind, CopyJob, CopySetup, Dialog, DoctorView, RestoreDialog,
+    CandidateRow, Confirm, ConfirmKind, CopyJob, CopySetup, Dialog, DoctorView, IfExists,
+    RestoreDialog,
 };
 use super::event::{Effect, Event, JobResult, RelinkSetup};
 use super::files::{FilePane, Loading, TextField, parent_of};
@@ -22,6 +24,7 @@ use super::views::layout::Screen;
 use crate::fs::path::join;
 use crate::fs::{FileType, FsStatus, FsView};
 use crate::layers::{Layout, VolumeId};
+use crate::ops::copy::Existing;
 use crate::repair::candidates::Analysis;
 use crate::repair::relink::{self, Plan};
 use crate::text::{escape, escape_str};
@@ -42,6 +45,9 @@ pub struct AppConfig {
     pub undo_dir: std::path::PathBuf,
     /// The Proxmox configuration root, to ask whether a guest using the image runs.
     pub pve_root: std::path::PathBuf,
+    /// The qcow2 internal snapshot shown (`--snapshot`, as the operator named
+    /// it); else the one the first disk reports, if any.
+    pub snapshot: Option<String>,
 }
 
 impl Default for AppConfig {
@@ -53,6 +59,7 @@ impl Default for AppConfig {
             rescue_dir: "./rescued".into(),
             undo_dir: crate::repair::undo::default_undo_dir(),
             pve_root: crate::pve::DEFAULT_ROOT.into(),
+            snapshot: None,
         }
     }
 }
@@ -93,13 +100,49 @@ pub enum Right {
     Browsing(FilePane),
 }
 
-/// The last message for the status bar.
+/// The last message for the status bar. It is cleared by the next action,
+/// and a message that is not an error also goes after [`MESSAGE_SECONDS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// The text (escaped).
     pub text: String,
     /// Whether it reports a failure.
     pub error: bool,
+    /// When it was said.
+    pub since: Instant,
+}
+
+/// How long a message that is not an error stays without a key pressed.
+pub const MESSAGE_SECONDS: u64 = 8;
+/// An image that changes again within this many seconds of the last change
+/// read is changing all the time (a running guest writes it).
+pub const BUSY_SECONDS: u64 = 10;
+/// How often an image that keeps changing is read again.
+pub const BUSY_RELOAD_SECONDS: u64 = 5;
+
+/// What identifies an image file's contents cheaply: a change of any of
+/// these means it was written (or replaced) under the TUI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageStamp {
+    /// Device and inode (a replaced file has another).
+    pub dev_ino: (u64, u64),
+    /// Size in bytes.
+    pub len: u64,
+    /// Last modification, in nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+impl ImageStamp {
+    /// The stamp of the file at `path` now (`None` when it cannot be read).
+    pub fn of(path: &std::path::Path) -> Option<ImageStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(ImageStamp {
+            dev_ino: (m.dev(), m.ino()),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        })
+    }
 }
 
 /// The whole state of the TUI.
@@ -110,8 +153,11 @@ pub struct App {
     pub config: AppConfig,
     /// Keys.
     pub keymap: Keymap,
-    /// The first disk's file name, escaped.
+    /// The first disk's file name, escaped, with `@snapshot` when a qcow2
+    /// internal snapshot is shown.
     pub image: String,
+    /// The qcow2 internal snapshot shown, escaped (`None`: the live disk).
+    pub snapshot: Option<String>,
     /// The first disk's file name without extension (for the default destination).
     pub image_stem: String,
     /// Terminal size (columns, rows).
@@ -141,10 +187,19 @@ pub struct App {
     /// The signal that ended the program, if one did.
     pub signal: Option<i32>,
     quit_after_copy: bool,
-    /// The restore dialog waiting behind the question before writing.
-    stashed: Option<Dialog>,
+    /// The windows under [`App::dialog`], the last one on top: Esc on the
+    /// top window shows the one under it (help over the restore dialog, the
+    /// question over it before writing).
+    pub under: Vec<Dialog>,
     /// A repair is being written.
     pub writing: bool,
+    /// Repairs written by this session (the status bar stops saying read-only).
+    pub written: usize,
+    /// The image files as last seen, to notice a change made elsewhere
+    /// (`vmrescue undo` in another shell).
+    image_stamps: Vec<Option<ImageStamp>>,
+    /// When a change made elsewhere was last read.
+    last_reload: Option<Instant>,
     /// Show the last message on the status line even over the selected
     /// entry's flag, until the next action (the outcome of a repair).
     pub message_first: bool,
@@ -175,12 +230,23 @@ impl App {
             None => (String::new(), "image".into()),
         };
         let layers = LayerPane::new(&layout);
+        let snapshot = config
+            .snapshot
+            .clone()
+            .or_else(|| layout.disks.first().and_then(|d| d.snapshot.clone()))
+            .map(|s| escape_str(&s));
+        let image = match &snapshot {
+            Some(snap) => format!("{image}@{snap}"),
+            None => image,
+        };
+        let image_stamps = image_stamps(&layout);
         App {
             layout,
             config,
             keymap: Keymap::builtin(),
             image,
             image_stem,
+            snapshot,
             size: (80, 24),
             focus: Focus::Layers,
             layers,
@@ -195,8 +261,11 @@ impl App {
             redraw: false,
             signal: None,
             quit_after_copy: false,
-            stashed: None,
+            under: Vec::new(),
             writing: false,
+            written: 0,
+            image_stamps,
+            last_reload: None,
             message_first: false,
             reselect: None,
             wanted: None,
@@ -261,6 +330,17 @@ impl App {
         Context::Main
     }
 
+    /// A volume's name as shown: `vg_ta/lv_root`, or
+    /// `vg_ta/lv_root@before-upgrade` when a qcow2 snapshot is shown, so a
+    /// snapshot is never taken for the live disk.
+    pub fn volume_label(&self, v: VolumeId) -> String {
+        let name = &self.layout.volume(v).name;
+        match &self.snapshot {
+            Some(snap) => format!("{name}@{snap}"),
+            None => name.clone(),
+        }
+    }
+
     /// The file pane, when a directory is shown.
     pub fn pane(&self) -> Option<&FilePane> {
         match &self.right {
@@ -302,6 +382,7 @@ impl App {
         self.message = Some(Message {
             text: text.into(),
             error: false,
+            since: Instant::now(),
         });
     }
 
@@ -309,6 +390,7 @@ impl App {
         self.message = Some(Message {
             text: text.into(),
             error: true,
+            since: Instant::now(),
         });
     }
 
@@ -317,8 +399,127 @@ impl App {
         self.message = Some(Message {
             text: text.into(),
             error,
+            since: Instant::now(),
         });
         self.message_first = true;
+    }
+
+    /// The clock moved on (about once a second): messages that are not
+    /// errors go after [`MESSAGE_SECONDS`], and an image written under the
+    /// TUI is noticed.
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(m) = &self.message
+            && !m.error
+            && !self.writing
+            && now.saturating_duration_since(m.since) >= Duration::from_secs(MESSAGE_SECONDS)
+        {
+            self.message = None;
+            self.message_first = false;
+        }
+        self.check_images_at(now);
+    }
+
+    /// Whether an image file changed since it was last seen (written by
+    /// another program: `vmrescue undo`, `relink`, a guest); if so, say so
+    /// and read every open filesystem again. Returns true when the operator
+    /// should look before acting (the key that led here is not acted on).
+    pub fn check_images(&mut self) -> bool {
+        self.check_images_at(Instant::now())
+    }
+
+    /// [`App::check_images`] at time `now`. An image that keeps changing
+    /// (a running guest writes it) is read again at most every
+    /// [`BUSY_RELOAD_SECONDS`], and keys are not held back for it.
+    pub fn check_images_at(&mut self, now: Instant) -> bool {
+        if self.writing {
+            // Our own write: its result re-reads the volume.
+            return false;
+        }
+        let stamps = image_stamps(&self.layout);
+        if stamps == self.image_stamps {
+            return false;
+        }
+        let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+        let busy = since(self.last_reload).is_some_and(|d| d < Duration::from_secs(BUSY_SECONDS));
+        if busy
+            && since(self.last_reload).is_some_and(|d| d < Duration::from_secs(BUSY_RELOAD_SECONDS))
+        {
+            // Not now: a later check reads it (the stamps stay old).
+            return false;
+        }
+        self.image_stamps = stamps;
+        self.last_reload = Some(now);
+        self.reload();
+        let text = if busy {
+            s::image_changing(&self.image)
+        } else {
+            s::image_changed(&self.image)
+        };
+        self.announce(text, false);
+        !busy
+    }
+
+    /// Drop what was read of every filesystem (the readers' caches go with
+    /// them) and show the current directory again, read afresh.
+    pub fn reload(&mut self) {
+        let open: Vec<VolumeId> = self.fss.keys().copied().collect();
+        for v in open {
+            if matches!(self.fss.get(&v), Some(FsSlot::Opening)) {
+                continue;
+            }
+            self.fss.remove(&v);
+            self.layout.forget_opened(v);
+        }
+        let shown = match &self.right {
+            Right::Browsing(p) => Some((
+                p.volume,
+                p.path.clone(),
+                p.current().map(|e| e.name.clone()),
+            )),
+            Right::Failed(v, _) => Some((*v, Vec::new(), None)),
+            _ => None,
+        };
+        if let Some((volume, path, select)) = shown {
+            if !path.is_empty() {
+                self.last_paths.insert(volume, path);
+            }
+            self.reselect = select;
+            let focus = self.focus;
+            self.open_volume(volume);
+            self.focus = focus;
+        }
+    }
+
+    /// Show `d` over the window shown now (which comes back when it closes).
+    fn push_dialog(&mut self, d: Dialog) {
+        if let Some(cur) = self.dialog.take() {
+            self.under.push(cur);
+        }
+        self.dialog = Some(d);
+    }
+
+    /// Close the window on top: the one under it, if any, shows again.
+    fn close_dialog(&mut self) {
+        self.dialog = self.under.pop();
+    }
+
+    /// Close every window.
+    fn close_all_dialogs(&mut self) {
+        self.dialog = None;
+        self.under.clear();
+    }
+
+    /// Every window, the top one first.
+    fn dialogs_mut(&mut self) -> impl Iterator<Item = &mut Dialog> {
+        self.dialog.iter_mut().chain(self.under.iter_mut().rev())
+    }
+
+    /// The restore dialog waiting for the answer to request `req`, wherever it is in the stack.
+    fn restore_waiting(&mut self, req: u64) -> Option<&mut RestoreDialog> {
+        self.dialogs_mut().find_map(|d| match d {
+            Dialog::Restore(r) if r.req == req => Some(&mut **r),
+            _ => None,
+        })
     }
 
     /// Handle one event from the channel.
@@ -338,12 +539,19 @@ impl App {
                 self.quit = true;
             }
             Event::Job(j) => self.apply(j),
+            Event::Tick => self.tick(Instant::now()),
         }
     }
 
     /// Handle a key: look it up in the keymap for the current context.
     pub fn key(&mut self, k: KeyEvent) {
         if k.kind == KeyEventKind::Release {
+            return;
+        }
+        // A key is a good moment to look: the operator is about to act on
+        // what is shown. If it changed, the key is not acted on: what it
+        // was meant for is being read again.
+        if self.check_images() {
             return;
         }
         let ctx = self.context();
@@ -364,7 +572,9 @@ impl App {
 
     /// Do what `action` asks, in the current context.
     pub fn update(&mut self, action: &Action) {
+        // A message answers the last action: the next one clears it.
         self.message_first = false;
+        self.message = None;
         match self.context() {
             Context::Main => self.update_main(action),
             Context::Edit => self.update_edit(action),
@@ -402,10 +612,16 @@ impl App {
             Action::RestoreSymlink => self.open_restore(),
             Action::ShowDetails => self.show_details(),
             Action::Doctor => self.open_doctor(),
-            Action::ToggleHelp => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
             Action::FilterStart => self.start_filter(),
             Action::Quit => self.ask_quit(),
-            Action::Redraw => self.redraw = true,
+            Action::Redraw => {
+                // Redraw, and read what is shown again from the image.
+                self.redraw = true;
+                self.image_stamps = image_stamps(&self.layout);
+                self.reload();
+                self.say(s::RELOADED);
+            }
             Action::Cancel => {
                 let page = self.files_page();
                 if let Some(p) = self.pane_mut()
@@ -424,7 +640,7 @@ impl App {
 
     fn ask_quit(&mut self) {
         if self.copy.is_some() {
-            self.dialog = Some(Dialog::Confirm(Confirm {
+            self.push_dialog(Dialog::Confirm(Confirm {
                 kind: ConfirmKind::QuitDuringCopy,
                 title: s::QUIT_TITLE.into(),
                 lines: vec![s::QUIT_DURING_COPY.into()],
@@ -438,11 +654,10 @@ impl App {
         if let Some(Dialog::Restore(r)) = &mut self.dialog
             && let Some(field) = &mut r.typing
         {
+            if field.edit(action) {
+                return;
+            }
             match action {
-                Action::Insert(ch) => field.insert(*ch),
-                Action::DeleteBack => field.delete_back(),
-                Action::CursorLeft => field.left(),
-                Action::CursorRight => field.right(),
                 Action::Confirm => self.take_typed_target(),
                 Action::Cancel => r.typing = None,
                 Action::Quit => self.ask_quit(),
@@ -451,15 +666,26 @@ impl App {
             return;
         }
         if let Some(Dialog::CopySetup(c)) = &mut self.dialog {
+            // An absolute path typed over the default destination replaces it.
+            if c.dest_default && *action == Action::Insert('/') {
+                c.dest = TextField::default();
+            }
+            if c.dest.edit(action) {
+                if !matches!(
+                    action,
+                    Action::CursorLeft | Action::CursorRight | Action::Home | Action::End
+                ) {
+                    c.dest_default = false;
+                }
+                look_at_dest(c);
+                return;
+            }
             match action {
-                Action::Insert(ch) => c.dest.insert(*ch),
-                Action::DeleteBack => c.dest.delete_back(),
-                Action::CursorLeft => c.dest.left(),
-                Action::CursorRight => c.dest.right(),
+                Action::CycleExisting => c.if_exists = c.if_exists.next(),
                 Action::Confirm => self.start_copy(),
                 Action::Cancel => {
                     c.cancel.store(true, Ordering::Relaxed);
-                    self.dialog = None;
+                    self.close_dialog();
                 }
                 Action::Quit => self.ask_quit(),
                 _ => {}
@@ -468,19 +694,15 @@ impl App {
         }
         let page = self.files_page();
         let Some(p) = self.pane_mut() else { return };
+        let before = p.filter.text.clone();
+        if p.filter.edit(action) {
+            if p.filter.text != before {
+                p.refilter(None);
+                p.scroll_into_view(page);
+            }
+            return;
+        }
         match action {
-            Action::Insert(ch) => {
-                p.filter.insert(*ch);
-                p.refilter(None);
-                p.scroll_into_view(page);
-            }
-            Action::DeleteBack => {
-                p.filter.delete_back();
-                p.refilter(None);
-                p.scroll_into_view(page);
-            }
-            Action::CursorLeft => p.filter.left(),
-            Action::CursorRight => p.filter.right(),
             Action::MoveUp => p.select_row(p.selected.saturating_sub(1), page),
             Action::MoveDown => p.select_row(p.selected.saturating_add(1), page),
             Action::Confirm => p.editing_filter = false,
@@ -502,7 +724,9 @@ impl App {
         let kind = c.kind;
         match action {
             Action::Confirm => {
-                self.dialog = None;
+                // The question goes; for a repair, the restore dialog under
+                // it is taken by the write.
+                self.close_dialog();
                 match kind {
                     ConfirmKind::CancelCopy => self.cancel_copy(),
                     ConfirmKind::QuitDuringCopy => {
@@ -512,17 +736,11 @@ impl App {
                     ConfirmKind::ApplyRelink => self.start_relink(),
                 }
             }
-            Action::Cancel => {
-                self.dialog = if kind == ConfirmKind::ApplyRelink {
-                    self.stashed.take()
-                } else {
-                    None
-                };
-            }
+            Action::Cancel => self.close_dialog(),
             Action::Quit => {
                 // Ctrl-C on a question about quitting means yes.
                 if kind == ConfirmKind::QuitDuringCopy {
-                    self.dialog = None;
+                    self.close_all_dialogs();
                     self.quit_after_copy = true;
                     self.cancel_copy();
                 } else {
@@ -536,15 +754,16 @@ impl App {
     fn update_dialog(&mut self, action: &Action) {
         let page = self.screen().dialog_rows();
         match action {
-            Action::Cancel => self.dialog = None,
+            Action::Cancel => self.close_dialog(),
             Action::ToggleHelp => {
-                self.dialog = match self.dialog {
-                    Some(Dialog::Help { .. }) => None,
-                    _ => Some(Dialog::Help { scroll: 0 }),
+                if matches!(self.dialog, Some(Dialog::Help { .. })) {
+                    self.close_dialog();
+                } else {
+                    self.push_dialog(Dialog::Help { scroll: 0 });
                 }
             }
             Action::Quit => {
-                self.dialog = None;
+                self.close_all_dialogs();
                 self.ask_quit();
             }
             Action::MoveUp | Action::MoveDown | Action::PageUp | Action::PageDown => {
@@ -564,7 +783,7 @@ impl App {
     fn update_progress(&mut self, action: &Action) {
         match action {
             Action::Cancel if self.copy.as_ref().is_some_and(|c| !c.cancelling) => {
-                self.dialog = Some(Dialog::Confirm(Confirm {
+                self.push_dialog(Dialog::Confirm(Confirm {
                     kind: ConfirmKind::CancelCopy,
                     title: s::CANCEL_COPY_TITLE.into(),
                     lines: vec![s::CANCEL_COPY_QUESTION.into()],
@@ -841,7 +1060,7 @@ impl App {
                 let Some(fs) = self.fs(p.volume).cloned() else {
                     return;
                 };
-                let title = escape(&join(&p.path, &e.name));
+                let title = super::details::shown_path(&p.path, e);
                 let effect = Effect::LoadDetails {
                     req,
                     fs,
@@ -859,11 +1078,11 @@ impl App {
         }
     }
 
-    fn relink_setup(&self) -> RelinkSetup {
+    fn relink_setup(&self, force: bool) -> RelinkSetup {
         RelinkSetup {
             undo_dir: self.config.undo_dir.clone(),
             options: relink::Options {
-                force: false,
+                force,
                 pve_root: Some(self.config.pve_root.clone()),
                 now: None,
             },
@@ -921,9 +1140,10 @@ impl App {
             plan_error: None,
             undo_dir: escape_str(&self.config.undo_dir.display().to_string()),
             typing: None,
+            force: false,
             scroll: 0,
         })));
-        let setup = self.relink_setup();
+        let setup = self.relink_setup(false);
         self.effects.push(Effect::AnalyzeLink {
             req,
             volume,
@@ -946,7 +1166,7 @@ impl App {
         let req = self.next_req();
         self.dialog = Some(Dialog::Doctor(Box::new(DoctorView {
             volume,
-            volume_name: self.layout.volume(volume).name.clone(),
+            volume_name: self.volume_label(volume),
             req,
             report: None,
             selected: 0,
@@ -958,10 +1178,10 @@ impl App {
     fn update_repair(&mut self, action: &Action) {
         let page = self.screen().dialog_rows();
         match action {
-            Action::Cancel => self.dialog = None,
-            Action::ToggleHelp => self.dialog = Some(Dialog::Help { scroll: 0 }),
+            Action::Cancel => self.close_dialog(),
+            Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
             Action::Quit => {
-                self.dialog = None;
+                self.close_all_dialogs();
                 self.ask_quit();
             }
             Action::PageUp | Action::PageDown => {
@@ -1010,21 +1230,43 @@ impl App {
                     self.ask_relink();
                 }
             }
+            Action::Force => self.toggle_force(),
             _ => {}
         }
     }
 
     /// Enter in the restore dialog: plan the highlighted candidate.
     fn plan_selected(&mut self) {
+        self.plan_candidate(false);
+    }
+
+    /// `f` in the restore dialog: allow (or no longer allow) a target that
+    /// does not resolve, and plan the chosen candidate again.
+    fn toggle_force(&mut self) {
+        let Some(Dialog::Restore(r)) = &mut self.dialog else {
+            return;
+        };
+        let Some(chosen) = r.chosen else {
+            self.announce(s::FORCE_NEEDS_PLAN, false);
+            return;
+        };
+        r.force = !r.force;
+        r.selected = chosen;
+        self.plan_candidate(true);
+    }
+
+    /// Plan the highlighted candidate (again, when `again`).
+    fn plan_candidate(&mut self, again: bool) {
         let req = self.next_req();
-        let setup = self.relink_setup();
+        let force = matches!(&self.dialog, Some(Dialog::Restore(r)) if r.force);
+        let setup = self.relink_setup(force);
         let Some(Dialog::Restore(r)) = &mut self.dialog else {
             return;
         };
         let Some(c) = r.candidates.get(r.selected) else {
             return;
         };
-        if r.chosen == Some(r.selected) && (r.plan.is_some() || r.planning) {
+        if !again && r.chosen == Some(r.selected) && (r.plan.is_some() || r.planning) {
             return;
         }
         r.chosen = Some(r.selected);
@@ -1087,7 +1329,9 @@ impl App {
             let why = if plan.blockers.is_empty() {
                 "nothing to write".to_string()
             } else {
-                plan.blockers.join("; ")
+                plan.blockers
+                    .join("; ")
+                    .replace(s::CLI_FORCE_HINT, s::TUI_FORCE_HINT)
             };
             self.announce(s::cannot_apply(&super::format::safe(&why)), true);
             return;
@@ -1111,8 +1355,7 @@ impl App {
             plan.bytes(),
             &images.join(" and "),
         );
-        self.stashed = self.dialog.take();
-        self.dialog = Some(Dialog::Confirm(Confirm {
+        self.push_dialog(Dialog::Confirm(Confirm {
             kind: ConfirmKind::ApplyRelink,
             title: s::APPLY_TITLE.into(),
             lines,
@@ -1121,13 +1364,14 @@ impl App {
 
     /// The question was answered yes: write the plan on a job thread.
     fn start_relink(&mut self) {
-        let Some(Dialog::Restore(r)) = self.stashed.take() else {
+        let Some(Dialog::Restore(r)) = self.dialog.take() else {
             return;
         };
+        self.close_dialog();
         let Some(plan) = r.plan else { return };
         self.writing = true;
         self.announce(s::writing(&escape(&plan.link)), false);
-        let setup = self.relink_setup();
+        let setup = self.relink_setup(r.force);
         self.effects.push(Effect::ApplyRelink {
             volume: r.volume,
             plan,
@@ -1145,6 +1389,7 @@ impl App {
         };
         let volume = d.volume;
         let a = f.analysis.clone();
+        // The restore dialog takes the doctor's place.
         self.dialog = None;
         if let Some((dir, name)) = parent_of(&a.link)
             && self.pane().is_some_and(|p| p.volume == volume)
@@ -1167,12 +1412,9 @@ impl App {
         analysis: Result<Box<Analysis>, String>,
         plan: Option<Result<Box<Plan>, String>>,
     ) {
-        let Some(Dialog::Restore(r)) = &mut self.dialog else {
+        let Some(r) = self.restore_waiting(req) else {
             return;
         };
-        if r.req != req {
-            return;
-        }
         r.analyzing = false;
         match analysis {
             Err(e) => r.analysis_error = Some(e),
@@ -1211,8 +1453,11 @@ impl App {
         result: Result<Vec<std::path::PathBuf>, String>,
     ) {
         self.writing = false;
+        // Our own write changed the image: not news from elsewhere.
+        self.image_stamps = image_stamps(&self.layout);
         match result {
             Ok(undo) => {
+                self.written += 1;
                 let files: Vec<String> = undo.iter().map(|p| home_short(p)).collect();
                 self.announce(
                     s::relinked(&escape(&link), &escape(&new_target), &files.join(" ")),
@@ -1220,6 +1465,7 @@ impl App {
                 );
                 // The open reader caches metadata: open the volume afresh.
                 self.fss.remove(&volume);
+                self.layout.forget_opened(volume);
                 if self.pane().is_some_and(|p| p.volume == volume) {
                     if let Some(p) = self.pane() {
                         self.last_paths.insert(volume, p.path.clone());
@@ -1236,10 +1482,19 @@ impl App {
 
     /// The default destination for a copy from `volumes`.
     pub fn default_dest(&self, volumes: &[String]) -> String {
+        // A snapshot's files are not the live disk's: their own folder.
+        let image = match &self.snapshot {
+            Some(snap) => format!(
+                "{}@{}",
+                volume_folder(&self.image_stem),
+                volume_folder(snap)
+            ),
+            None => volume_folder(&self.image_stem),
+        };
         let base = format!(
             "{}/{}/",
             self.config.rescue_dir.trim_end_matches('/'),
-            volume_folder(&self.image_stem)
+            image
         );
         match volumes {
             [one] => format!("{base}{}/", volume_folder(one)),
@@ -1292,8 +1547,16 @@ impl App {
         let req = self.next_req();
         let cancel = Arc::new(AtomicBool::new(false));
         let dest = self.default_dest(&volumes);
-        self.dialog = Some(Dialog::CopySetup(CopySetup {
+        let volumes: Vec<String> = sources
+            .iter()
+            .map(|s| self.volume_label(s.volume))
+            .collect();
+        let mut setup = CopySetup {
             dest: TextField::new(&dest),
+            dest_default: true,
+            dest_entries: 0,
+            new_folder: String::new(),
+            if_exists: IfExists::Skip,
             req,
             sources: count,
             volumes,
@@ -1302,7 +1565,9 @@ impl App {
             summary: None,
             error: None,
             cancel: Arc::clone(&cancel),
-        }));
+        };
+        look_at_dest(&mut setup);
+        self.dialog = Some(Dialog::CopySetup(setup));
         self.effects.push(Effect::PlanCopy {
             req,
             request: CopyRequest { sources },
@@ -1321,11 +1586,22 @@ impl App {
             self.say_error(s::NEED_DESTINATION);
             return;
         }
-        let Some(plan) = c.plan.take() else {
+        // What is in the destination now, not when the dialog opened.
+        look_at_dest(c);
+        let Some(mut plan) = c.plan.take() else {
             self.say(s::STILL_COUNTING);
             return;
         };
-        let dest = expand_home(c.dest.text.trim());
+        let mut dest = expand_home(c.dest.text.trim());
+        match c.if_exists {
+            IfExists::Skip => plan.set_existing(Existing::Skip),
+            IfExists::Overwrite => plan.set_existing(Existing::Overwrite),
+            IfExists::NewFolder if c.dest_entries > 0 => {
+                dest = expand_home(&c.new_folder);
+                plan.set_existing(Existing::Skip);
+            }
+            IfExists::NewFolder => plan.set_existing(Existing::Skip),
+        }
         let progress = super::copier::CopyProgress {
             bytes_total: c.summary.as_ref().map_or(0, |s| s.bytes),
             files_total: c.summary.as_ref().map_or(0, |s| s.files),
@@ -1344,7 +1620,7 @@ impl App {
             hidden: false,
             cancelling: false,
         });
-        self.dialog = None;
+        self.close_dialog();
     }
 
     fn cancel_copy(&mut self) {
@@ -1385,18 +1661,20 @@ impl App {
             }
             JobResult::Listed { req, result } => self.listed(req, result),
             JobResult::Details { req, details } => {
-                if let Some(Dialog::Details {
-                    req: g, details: d, ..
-                }) = &mut self.dialog
-                    && *g == req
-                {
+                if let Some(d) = self.dialogs_mut().find_map(|d| match d {
+                    Dialog::Details {
+                        req: g, details: d, ..
+                    } if *g == req => Some(d),
+                    _ => None,
+                }) {
                     *d = Some(details);
                 }
             }
             JobResult::CopyPlanned { req, result } => {
-                if let Some(Dialog::CopySetup(c)) = &mut self.dialog
-                    && c.req == req
-                {
+                if let Some(c) = self.dialogs_mut().find_map(|d| match d {
+                    Dialog::CopySetup(c) if c.req == req => Some(c),
+                    _ => None,
+                }) {
                     match result {
                         Ok(plan) => {
                             c.summary = Some(plan.summary());
@@ -1417,9 +1695,7 @@ impl App {
                 plan,
             } => self.link_analyzed(req, analysis, plan),
             JobResult::RelinkPlanned { req, result } => {
-                if let Some(Dialog::Restore(r)) = &mut self.dialog
-                    && r.req == req
-                {
+                if let Some(r) = self.restore_waiting(req) {
                     r.planning = false;
                     match result {
                         Ok(p) => r.plan = Some(p),
@@ -1434,9 +1710,10 @@ impl App {
                 result,
             } => self.relinked(volume, link, new_target, result),
             JobResult::DoctorDone { req, report } => {
-                if let Some(Dialog::Doctor(d)) = &mut self.dialog
-                    && d.req == req
-                {
+                if let Some(d) = self.dialogs_mut().find_map(|d| match d {
+                    Dialog::Doctor(d) if d.req == req => Some(d),
+                    _ => None,
+                }) {
                     d.report = Some(*report);
                 }
             }
@@ -1457,7 +1734,7 @@ impl App {
                         summary.cancelled,
                     ));
                 }
-                self.dialog = Some(Dialog::Summary { summary, scroll: 0 });
+                self.push_dialog(Dialog::Summary { summary, scroll: 0 });
             }
         }
     }
@@ -1480,10 +1757,7 @@ impl App {
                     if !p.loaded {
                         p.error = Some(e.clone());
                     }
-                    self.message = Some(Message {
-                        text: e,
-                        error: true,
-                    });
+                    self.say_error(e);
                     return;
                 }
             }
@@ -1493,6 +1767,40 @@ impl App {
             self.last_paths.insert(volume, path);
         }
     }
+}
+
+/// Most entries of a destination folder counted.
+const DEST_COUNT_MAX: usize = 10_000;
+
+/// Look at the copy destination on the host: how many entries it holds, and
+/// the first free `NAME-2`, `NAME-3`... beside it for a copy into a new folder.
+fn look_at_dest(c: &mut CopySetup) {
+    let text = c.dest.text.trim();
+    let path = expand_home(text);
+    c.dest_entries = std::fs::read_dir(&path)
+        .map(|d| d.take(DEST_COUNT_MAX).count())
+        .unwrap_or(0);
+    c.new_folder.clear();
+    if c.dest_entries == 0 {
+        return;
+    }
+    let base = text.trim_end_matches('/');
+    for n in 2..1000u32 {
+        let candidate = format!("{base}-{n}/");
+        if std::fs::symlink_metadata(expand_home(&candidate)).is_err() {
+            c.new_folder = candidate;
+            return;
+        }
+    }
+}
+
+/// The stamps of the image files of `layout`, in disk order.
+fn image_stamps(layout: &Layout) -> Vec<Option<ImageStamp>> {
+    layout
+        .disks
+        .iter()
+        .map(|d| ImageStamp::of(&d.path))
+        .collect()
 }
 
 /// A path for the status line, escaped, with the home folder as `~`.

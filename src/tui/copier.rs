@@ -9,7 +9,7 @@
 //! ([`crate::ops::copy`]): no symlink is followed, holes and hard links are
 //! kept, nothing is written outside the destination, a cancelled file is
 //! removed, and names already in the destination are left alone and listed
-//! as skipped.
+//! as skipped (or replaced, when the operator chose to overwrite).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,6 +104,8 @@ pub struct CopySummary {
 pub trait PlannedCopy: Send {
     /// What will be copied.
     fn summary(&self) -> PlanSummary;
+    /// What to do with names that exist in the destination (default: skip them).
+    fn set_existing(&mut self, _existing: Existing) {}
     /// Copy into `dest` (created if missing). `progress` is called often
     /// (the caller throttles); `cancel` stops the copy, removing the file
     /// being written.
@@ -156,6 +158,7 @@ struct VolumePart {
 struct JobPlan {
     parts: Vec<VolumePart>,
     summary: PlanSummary,
+    existing: Existing,
 }
 
 impl Copier for JobCopier {
@@ -195,13 +198,21 @@ impl Copier for JobCopier {
                 totals,
             });
         }
-        Ok(Box::new(JobPlan { parts, summary }))
+        Ok(Box::new(JobPlan {
+            parts,
+            summary,
+            existing: Existing::Skip,
+        }))
     }
 }
 
 impl PlannedCopy for JobPlan {
     fn summary(&self) -> PlanSummary {
         self.summary.clone()
+    }
+
+    fn set_existing(&mut self, existing: Existing) {
+        self.existing = existing;
     }
 
     fn execute(
@@ -225,7 +236,7 @@ impl PlannedCopy for JobPlan {
         let (mut bytes_before, mut files_before) = (0u64, 0u64);
         let mut elapsed_before = Duration::ZERO;
         let mut options = CopyOptions::for_this_user(false);
-        options.existing = Existing::Skip;
+        options.existing = self.existing;
         for part in self.parts {
             if cancel.load(std::sync::atomic::Ordering::Relaxed) {
                 out.cancelled = true;

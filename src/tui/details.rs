@@ -4,6 +4,7 @@
 
 use crate::fs::path::{join, resolve};
 use crate::fs::{FileType, FsView, Metadata};
+use crate::ops::list::Owners;
 use crate::text::escape;
 
 use super::files::Entry;
@@ -19,6 +20,9 @@ pub struct Details {
     pub path: String,
     /// Its metadata.
     pub meta: Option<Metadata>,
+    /// The owner's and the group's names in the guest's `/etc/passwd` and
+    /// `/etc/group` (as `ls -l` shows them), escaped, when it has them.
+    pub owner_names: (Option<String>, Option<String>),
     /// A symlink's target, escaped.
     pub target: Option<String>,
     /// Where the symlink leads inside the guest, or why it leads nowhere.
@@ -37,8 +41,9 @@ pub struct Details {
 pub fn load(fs: &dyn FsView, dir: &[u8], entry: &Entry) -> Details {
     let full = join(dir, &entry.name);
     let mut d = Details {
-        path: escape(&full),
+        path: shown_path(dir, entry),
         meta: entry.meta.clone(),
+        owner_names: (None, None),
         target: entry.target_shown.clone(),
         resolved: None,
         suspect: entry.suspect.clone(),
@@ -46,6 +51,15 @@ pub fn load(fs: &dyn FsView, dir: &[u8], entry: &Entry) -> Details {
         elf: None,
         problems: entry.error.iter().cloned().collect(),
     };
+    if let Some(m) = &entry.meta {
+        // The same names `vmrescue ls -l` shows.
+        let owners = Owners::from_guest(fs);
+        let (user, group) = (owners.user(m.uid), owners.group(m.gid));
+        d.owner_names = (
+            (user != m.uid.to_string()).then_some(user),
+            (group != m.gid.to_string()).then_some(group),
+        );
+    }
     if entry.target.is_some() {
         d.resolved = Some(
             resolve(fs, &full, true)
@@ -78,13 +92,25 @@ pub fn load(fs: &dyn FsView, dir: &[u8], entry: &Entry) -> Details {
 /// Details with only what the listing knew (when reading more failed).
 pub fn load_failed(dir: &[u8], entry: &Entry) -> Details {
     Details {
-        path: escape(&join(dir, &entry.name)),
+        path: shown_path(dir, entry),
         meta: entry.meta.clone(),
+        owner_names: (None, None),
         target: entry.target_shown.clone(),
         resolved: None,
         suspect: entry.suspect.clone(),
         xattrs: Vec::new(),
         elf: None,
         problems: entry.error.iter().cloned().collect(),
+    }
+}
+
+/// The entry's full path for the screen: the directory, then the name as
+/// the file list shows it (a `/` inside the name escaped).
+pub fn shown_path(dir: &[u8], entry: &Entry) -> String {
+    let dir = escape(dir);
+    if dir.ends_with('/') {
+        format!("{dir}{}", entry.shown)
+    } else {
+        format!("{dir}/{}", entry.shown)
     }
 }

@@ -1,5 +1,7 @@
-//! The windows drawn over the two panes. One at a time (a question about the
-//! running copy is drawn over the progress window, which is not a dialog).
+//! The windows drawn over the two panes. They stack: the help over the
+//! restore dialog, a question over it before writing; Esc closes the top one
+//! and shows the one under it ([`crate::tui::App::under`]). A question about
+//! the running copy is drawn over the progress window, which is not a dialog.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,10 +87,42 @@ impl Dialog {
     }
 }
 
+/// What a copy does with a name that exists in the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfExists {
+    /// Leave it, and list the file as skipped.
+    #[default]
+    Skip,
+    /// Replace it (a directory is never replaced by a file).
+    Overwrite,
+    /// Copy into a new folder beside the destination instead.
+    NewFolder,
+}
+
+impl IfExists {
+    /// The next choice (Tab).
+    pub fn next(self) -> IfExists {
+        match self {
+            IfExists::Skip => IfExists::Overwrite,
+            IfExists::Overwrite => IfExists::NewFolder,
+            IfExists::NewFolder => IfExists::Skip,
+        }
+    }
+}
+
 /// The copy dialog.
 pub struct CopySetup {
     /// The destination folder (editable).
     pub dest: TextField,
+    /// The destination is still the default, untouched: typing `/` there
+    /// starts a new path instead of adding to it.
+    pub dest_default: bool,
+    /// Entries in the destination folder now (0: missing or empty).
+    pub dest_entries: usize,
+    /// The folder used instead with [`IfExists::NewFolder`].
+    pub new_folder: String,
+    /// What to do with names that exist.
+    pub if_exists: IfExists,
     /// Request number of the planning job.
     pub req: u64,
     /// How many marked paths (or 1 for the selected file).
@@ -194,6 +228,9 @@ pub struct RestoreDialog {
     pub undo_dir: String,
     /// A target being typed (`t`), not yet a candidate.
     pub typing: Option<TextField>,
+    /// Plans allow a target that does not resolve inside the guest (`f`,
+    /// as `relink --force`).
+    pub force: bool,
     /// First line shown.
     pub scroll: usize,
 }

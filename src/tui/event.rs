@@ -26,6 +26,8 @@ pub enum Event {
     Signal(i32),
     /// The input thread could not read the terminal any more.
     InputError(String),
+    /// About a second passed (messages expire, the image files are looked at).
+    Tick,
     /// A job finished or reported progress.
     Job(JobResult),
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::fs::path::{self, join, resolve};
 use crate::fs::{FileType, FsView, Metadata, NodeId};
+use crate::ops::list::display_name;
 use crate::text::escape;
 
 use crate::repair::signs;
@@ -95,7 +96,9 @@ pub fn list_dir(
         if i > 0 && i % PROGRESS_EVERY == 0 {
             progress(i);
         }
-        let shown = escape(&e.name);
+        // As `vmrescue ls` shows it: a `/` inside a name is `\x2f`, so a
+        // hostile `../../x` cannot pass for a path.
+        let shown = display_name(&e.name);
         let lower = shown.to_lowercase();
         let mut entry = Entry {
             name: e.name,
@@ -283,6 +286,59 @@ impl TextField {
     /// Move the cursor.
     pub fn right(&mut self) {
         self.cursor = (self.cursor + 1).min(self.text.chars().count());
+    }
+
+    /// Cursor to the start.
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+
+    /// Cursor to the end.
+    pub fn end(&mut self) {
+        self.cursor = self.text.chars().count();
+    }
+
+    /// Delete everything before the cursor (Ctrl-U).
+    pub fn delete_to_start(&mut self) {
+        let at = self.cursor_byte();
+        self.text.replace_range(..at, "");
+        self.cursor = 0;
+    }
+
+    /// Delete the word before the cursor (Ctrl-W): the spaces or slashes
+    /// right before it, then back to the previous space or slash, so a path
+    /// loses its last component.
+    pub fn delete_word(&mut self) {
+        let chars: Vec<char> = self.text.chars().collect();
+        let end = self.cursor.min(chars.len());
+        let sep = |c: char| c == ' ' || c == '/';
+        let mut start = end;
+        while start > 0 && sep(chars[start - 1]) {
+            start -= 1;
+        }
+        while start > 0 && !sep(chars[start - 1]) {
+            start -= 1;
+        }
+        let (a, b) = (self.byte_at(start), self.byte_at(end));
+        self.text.replace_range(a..b, "");
+        self.cursor = start;
+    }
+
+    /// Apply an editing action; false when `action` does not edit text.
+    pub fn edit(&mut self, action: &super::action::Action) -> bool {
+        use super::action::Action;
+        match action {
+            Action::Insert(c) => self.insert(*c),
+            Action::DeleteBack => self.delete_back(),
+            Action::DeleteWord => self.delete_word(),
+            Action::DeleteToStart => self.delete_to_start(),
+            Action::CursorLeft => self.left(),
+            Action::CursorRight => self.right(),
+            Action::Home => self.home(),
+            Action::End => self.end(),
+            _ => return false,
+        }
+        true
     }
 }
 

@@ -88,6 +88,44 @@ pub fn keep_end(s: &str, width: usize) -> String {
     format!("…{tail}")
 }
 
+/// Cut `s` to at most `width` terminal columns by taking out its middle:
+/// `libmysqlclient_r.so.16.0.0` → `libmysq…so.16.0.0`. Both ends say the
+/// most about a file name (what it is, and its extension or version).
+pub fn cut_middle(s: &str, width: usize) -> String {
+    use crate::text::columns;
+    if columns(s) <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let room = width - 1;
+    let (head_w, tail_w) = (room.div_ceil(2), room / 2);
+    let mut head = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = columns(c.encode_utf8(&mut [0u8; 4]));
+        if used + w > head_w {
+            break;
+        }
+        used += w;
+        head.push(c);
+    }
+    let mut tail: Vec<char> = Vec::new();
+    let mut used_tail = 0;
+    for c in s.chars().rev() {
+        let w = columns(c.encode_utf8(&mut [0u8; 4]));
+        if used_tail + w > tail_w {
+            break;
+        }
+        used_tail += w;
+        tail.push(c);
+    }
+    tail.reverse();
+    let tail: String = tail.into_iter().collect();
+    format!("{head}…{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +172,11 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(65)), "1:05");
         assert_eq!(safe("a\x1b[2Jb"), "a\u{fffd}[2Jb");
         assert_eq!(keep_end("/var/lib/mysql", 8), "…b/mysql");
+        assert_eq!(cut_middle("libmysqlclient_r.so.16", 11), "libmy…so.16");
+        assert_eq!(cut_middle("short", 11), "short");
+        assert_eq!(cut_middle("abc", 1), "…");
+        assert_eq!(cut_middle("abc", 0), "");
+        // Wide characters count two columns and are never split.
+        assert_eq!(cut_middle("数据库备份文件", 6), "数…件");
     }
 }

@@ -83,6 +83,7 @@ pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
     let (tx, rx) = mpsc::channel();
     terminal::spawn_signal_thread(tx.clone())?;
     spawn_input_thread(tx.clone())?;
+    spawn_tick_thread(tx.clone())?;
     let jobs = jobs::Jobs {
         layout: Arc::clone(&opts.layout),
         opener: Arc::clone(&opts.opener),
@@ -125,6 +126,23 @@ pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
     terminal::restore();
     terminal::run_teardown();
     Ok(app.signal)
+}
+
+/// Time between two [`Event::Tick`]s.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn spawn_tick_thread(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("vmrescue-tick".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(TICK);
+                if tx.send(Event::Tick).is_err() {
+                    break;
+                }
+            }
+        })
+        .map(|_| ())
 }
 
 fn spawn_input_thread(tx: mpsc::Sender<Event>) -> std::io::Result<()> {

@@ -27,6 +27,40 @@ pub const ROOT_BADGE: &str = "(root)";
 pub const PROBLEM_BADGE: &str = "(!)";
 /// Status bar: the image is never written.
 pub const READ_ONLY: &str = "read-only";
+
+/// Status bar once this session wrote repairs into the image.
+pub fn written_status(n: usize) -> String {
+    format!(
+        "WRITTEN: {}",
+        crate::text::count(n as u64, "repair", "repairs")
+    )
+}
+
+/// The details' owner line: `uid 27 (mysql) gid 27 (mysql)`; numbers
+/// alone where the guest has no name for them.
+pub fn owner(uid: u32, user: Option<&str>, gid: u32, group: Option<&str>) -> String {
+    let named = |id: u32, name: Option<&str>| match name {
+        Some(n) => format!("{id} ({n})"),
+        None => id.to_string(),
+    };
+    format!("uid {} gid {}", named(uid, user), named(gid, group))
+}
+
+/// The header once this session wrote into the image.
+pub const HEADER_WRITTEN: &str = "the image was written by a repair (an undo file was saved)";
+
+/// Ctrl-L: what is shown was read again.
+pub const RELOADED: &str = "read again from the image";
+
+/// The image file keeps changing (a running guest?).
+pub fn image_changing(image: &str) -> String {
+    format!("{image} keeps changing (a running guest?): read again every 5 s")
+}
+
+/// The image file changed under the TUI (written elsewhere).
+pub fn image_changed(image: &str) -> String {
+    format!("{image} changed on disk (another program wrote it): read again")
+}
 /// Marked entries.
 pub const MARK_SIGN: &str = "*";
 /// Flagged (suspicious) entries.
@@ -437,6 +471,19 @@ pub const RESTORE_NOT_READY: &str = "nothing to write yet: choose a candidate wi
 pub const ALREADY_WRITING: &str = "a repair is being written; wait for it to finish";
 /// Footer of the restore dialog.
 pub const FOOTER_RESTORE: &str = "↑↓ choose  Enter plan  t type  y write  Esc close";
+/// A blocker the force key lifts, as the repair reports it (for the CLI).
+pub const CLI_FORCE_HINT: &str = "--force writes it anyway";
+/// A warning the force key turned a blocker into, as the repair reports it.
+pub const CLI_FORCED_NOTE: &str = "written anyway (--force)";
+/// The same note in the TUI.
+pub const TUI_FORCED_NOTE: &str = "allowed with f";
+/// The same hint in the TUI, where `f` does it.
+pub const TUI_FORCE_HINT: &str = "f allows it (y still asks)";
+/// The plan was made with force.
+pub const FORCED: &str =
+    "forced: a target that does not resolve in the guest is allowed (f again: not)";
+/// `f` without a chosen candidate.
+pub const FORCE_NEEDS_PLAN: &str = "choose a candidate first (Enter or t), then f";
 /// Title of the question before writing.
 pub const APPLY_TITLE: &str = "Write the repair?";
 
@@ -541,7 +588,22 @@ pub const FOOTER_CLOSE_SCROLL: &str = "↑↓ PgUp PgDn scroll  Esc close";
 /// Footers.
 pub const FOOTER_YES_NO: &str = "y yes  n no";
 /// Footers.
-pub const FOOTER_COPY: &str = "Enter copy  Esc cancel";
+pub const FOOTER_COPY: &str = "Enter copy  Tab if exists  Esc cancel";
+
+/// The copy dialog: the destination holds files already.
+pub fn dest_not_empty(n: usize) -> String {
+    format!(
+        "The folder holds {} already. A name that exists (Tab):",
+        crate::text::count(n as u64, "entry", "entries")
+    )
+}
+
+/// The copy dialog: the choices for names that exist.
+pub const EXISTING_SKIP: &str = "skip it";
+/// The copy dialog: the choices for names that exist.
+pub const EXISTING_OVERWRITE: &str = "overwrite it";
+/// The copy dialog: the choices for names that exist.
+pub const EXISTING_RENAME: &str = "copy into a new folder:";
 /// Footers.
 pub const FOOTER_PROGRESS: &str = "Esc cancel  b hide";
 
@@ -560,6 +622,8 @@ pub fn context_title(c: Context) -> &'static str {
 /// What an action does, for the help and the README.
 pub fn action_help(c: Context, a: Action) -> &'static str {
     match (c, a) {
+        (Context::Edit, Action::Home) => "Cursor to the start",
+        (Context::Edit, Action::End) => "Cursor to the end",
         (Context::Repair, Action::MoveUp) => "Previous candidate or finding",
         (Context::Repair, Action::MoveDown) => "Next candidate or finding",
         (Context::Repair, Action::PageUp) => "Scroll a page up",
@@ -614,7 +678,15 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::CursorLeft) => "Cursor left",
         (_, Action::CursorRight) => "Cursor right",
         (_, Action::Background) => "Hide this window; the copy goes on (c shows it)",
-        (_, Action::Redraw) => "Redraw the screen",
+        (_, Action::Redraw) => "Redraw, and read the image again (changes made elsewhere show)",
+        (_, Action::DeleteToStart) => "Delete everything before the cursor",
+        (_, Action::DeleteWord) => "Delete the word before the cursor",
+        (_, Action::Force) => {
+            "Restore: allow a target that does not resolve in the guest (y still asks)"
+        }
+        (_, Action::CycleExisting) => {
+            "Copy: names that exist already: skip, overwrite, or a new folder"
+        }
         (_, Action::Insert(_)) => TYPE_CHARACTER,
     }
 }

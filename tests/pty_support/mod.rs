@@ -173,6 +173,14 @@ impl Pty {
         }
     }
 
+    /// `q`: the program ends with exit code 0 and the terminal is restored.
+    pub fn quit(&mut self) {
+        self.send("q");
+        let st = self.wait_exit();
+        assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+        self.assert_restored();
+    }
+
     /// The terminal is as the program found it: main screen, cursor shown, echo on.
     pub fn assert_restored(&self) {
         let s = self.parser.screen();

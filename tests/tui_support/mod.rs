@@ -209,6 +209,25 @@ impl MemFs {
         )
     }
 
+    /// Give a node an owner and a group.
+    pub fn set_owner(&mut self, ino: u64, uid: u32, gid: u32) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.meta.uid = uid;
+            n.meta.gid = gid;
+        }
+    }
+
+    /// Add a directory entry named `name` exactly (a hostile image can hold
+    /// a `/` in a name) in directory `dir`, for the existing node `ino`.
+    pub fn raw_entry(&mut self, dir: &[u8], name: &[u8], ino: u64) {
+        let parent = self.ensure_dir(dir);
+        self.nodes
+            .get_mut(&parent)
+            .expect("parent")
+            .children
+            .push((name.to_vec(), ino));
+    }
+
     /// Give a node an extended attribute.
     pub fn xattr(&mut self, ino: u64, name: &str, value: &[u8]) {
         if let Some(n) = self.nodes.get_mut(&ino) {

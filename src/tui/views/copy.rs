@@ -7,13 +7,13 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::layout::Screen;
 use super::style;
-use crate::tui::dialog::CopySetup;
+use crate::tui::dialog::{CopySetup, IfExists};
 use crate::tui::format::{safe, size};
 use crate::tui::strings as s;
 
 /// Draw the copy dialog.
 pub fn draw_copy(frame: &mut Frame<'_>, screen: &Screen, c: &CopySetup) {
-    let area = screen.centered(screen.all.width.saturating_sub(6).min(84), 13);
+    let area = screen.centered(screen.all.width.saturating_sub(6).min(84), 15);
     frame.render_widget(Clear, area);
     let block = Block::new()
         .borders(Borders::ALL)
@@ -35,6 +35,29 @@ pub fn draw_copy(frame: &mut Frame<'_>, screen: &Screen, c: &CopySetup) {
         lines.push(Line::styled(s::ONE_FOLDER_PER_VOLUME, style::dim()));
     } else {
         lines.push(Line::from(""));
+    }
+    if c.dest_entries > 0 {
+        lines.push(Line::styled(
+            s::dest_not_empty(c.dest_entries),
+            style::warn(),
+        ));
+        let choice = |which: IfExists, text: String| {
+            if c.if_exists == which {
+                Span::styled(format!("[{text}]"), style::selected())
+            } else {
+                Span::styled(format!(" {text} "), style::dim())
+            }
+        };
+        lines.push(Line::from(vec![
+            choice(IfExists::Skip, s::EXISTING_SKIP.into()),
+            Span::raw(" "),
+            choice(IfExists::Overwrite, s::EXISTING_OVERWRITE.into()),
+            Span::raw(" "),
+            choice(
+                IfExists::NewFolder,
+                format!("{} {}", s::EXISTING_RENAME, safe(&c.new_folder)),
+            ),
+        ]));
     }
     match (&c.summary, &c.error) {
         (_, Some(e)) => lines.push(Line::styled(safe(e), style::bad())),

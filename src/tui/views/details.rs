@@ -21,7 +21,15 @@ pub fn details_lines(d: &Details) -> Vec<Line<'static>> {
             s::F_MODE,
             &format!("{} ({:04o})", m.mode_string(), m.perm & 0o7777),
         ));
-        out.push(field(s::F_OWNER, &format!("uid {} gid {}", m.uid, m.gid)));
+        out.push(field(
+            s::F_OWNER,
+            &s::owner(
+                m.uid,
+                d.owner_names.0.as_deref(),
+                m.gid,
+                d.owner_names.1.as_deref(),
+            ),
+        ));
         out.push(field(
             s::F_SIZE,
             &format!("{} ({} bytes)", size(m.size), m.size),

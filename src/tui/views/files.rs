@@ -13,15 +13,67 @@ use ratatui::widgets::{
 use super::style;
 use crate::fs::FileType;
 use crate::fs::path::join;
+use crate::text::columns;
 use crate::tui::app::{App, Focus, Right};
 use crate::tui::files::{Entry, FilePane};
-use crate::tui::format::{self, keep_end, safe};
+use crate::tui::format::{self, cut_middle, keep_end, safe};
 use crate::tui::strings as s;
 
-/// Widest right pane (inside its border) that gets dates without times.
-const NARROW: u16 = 70;
-/// Widest right pane (inside its border) without the mode column.
-const VERY_NARROW: u16 = 60;
+/// Fewest columns the name keeps before an optional column is shown.
+const NAME_MIN: u16 = 16;
+/// The size column: the longest size (`1023.9 KiB`), never cut.
+const SIZE_W: u16 = 10;
+/// The date column (`2013-02-22`).
+const DATE_W: u16 = 10;
+/// The time column (`2013-02-22 10:15`).
+const TIME_W: u16 = 16;
+/// The mode column (`-rwxr-xr-x`).
+const MODE_W: u16 = 10;
+
+/// Which columns a file list `inner` columns wide shows, and how wide the
+/// name is. The name comes first; then the size (while the name keeps
+/// 16 columns), the date (a little more), the mode and the time of day
+/// (twice as much). A column is shown
+/// whole or not at all, so no number is ever cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    /// Width of the name column.
+    pub name: u16,
+    /// The size column is shown.
+    pub size: bool,
+    /// The date column is shown (`Some(true)`: with the time of day).
+    pub time: Option<bool>,
+    /// The mode column is shown.
+    pub mode: bool,
+}
+
+impl Columns {
+    /// The columns for a list `inner` columns wide.
+    pub fn fit(inner: u16) -> Columns {
+        // The highlight sign, the flags column and the space after it.
+        let mut name = inner.saturating_sub(4);
+        // `w` more columns (a new column's width and the space before it),
+        // if the name keeps `keep`.
+        let mut take = |w: u16, keep: u16| {
+            if name >= keep + w {
+                name -= w;
+                true
+            } else {
+                false
+            }
+        };
+        let size = take(SIZE_W + 1, NAME_MIN);
+        let date = size && take(DATE_W + 1, NAME_MIN + 4);
+        let mode = date && take(MODE_W + 1, NAME_MIN * 2);
+        let time = date && take(TIME_W - DATE_W, NAME_MIN * 2);
+        Columns {
+            name,
+            size,
+            time: date.then_some(time),
+            mode,
+        }
+    }
+}
 
 /// Draw the file pane.
 pub fn draw_files(frame: &mut Frame<'_>, area: Rect, app: &App) {
@@ -39,12 +91,12 @@ pub fn draw_files(frame: &mut Frame<'_>, area: Rect, app: &App) {
             frame.render_widget(p, area);
         }
         Right::Opening(v) => {
-            let name = safe(&app.layout.volume(*v).name);
+            let name = safe(&app.volume_label(*v));
             let p = Paragraph::new(s::opening(&name)).block(block.title(format!(" {name} ")));
             frame.render_widget(p, area);
         }
         Right::Failed(v, why) => {
-            let name = safe(&app.layout.volume(*v).name);
+            let name = safe(&app.volume_label(*v));
             let p = Paragraph::new(vec![
                 Line::styled(s::cannot_open(&name), style::bad()),
                 Line::from(""),
@@ -66,7 +118,7 @@ fn draw_pane(
     block: Block<'_>,
     focused: bool,
 ) {
-    let volume = safe(&app.layout.volume(pane.volume).name);
+    let volume = safe(&app.volume_label(pane.volume));
     let inner_w = area.width.saturating_sub(2);
     let path = crate::text::escape(&pane.path);
     let title_room = usize::from(inner_w.saturating_sub(16)).max(8);
@@ -103,9 +155,7 @@ fn draw_pane(
         );
         return;
     }
-    let narrow = inner_w < NARROW;
-    let show_mode = inner_w >= VERY_NARROW;
-    let time_w: u16 = if narrow { 10 } else { 16 };
+    let cols = Columns::fit(inner_w);
     let rows_h = usize::from(area.height.saturating_sub(3));
     let end = (pane.offset + rows_h).min(pane.visible.len());
     let rows: Vec<Row<'static>> = pane.visible[pane.offset.min(end)..end]
@@ -113,24 +163,26 @@ fn draw_pane(
         .filter_map(|&i| pane.entries.get(i))
         .map(|e| {
             let marked = app.marks.contains(pane.volume, &join(&pane.path, &e.name));
-            row(e, marked, narrow, show_mode)
+            row(e, marked, cols)
         })
         .collect();
-    let mut titles = vec![
-        Cell::from(""),
-        Cell::from(s::COL_NAME),
-        Cell::from(Line::from(s::COL_SIZE).right_aligned()),
-        Cell::from(if narrow { s::COL_DATE } else { s::COL_MODIFIED }),
-    ];
-    let mut widths = vec![
-        Constraint::Length(2),
-        Constraint::Fill(1),
-        Constraint::Length(9),
-        Constraint::Length(time_w),
-    ];
-    if show_mode {
+    let mut titles = vec![Cell::from(""), Cell::from(s::COL_NAME)];
+    let mut widths = vec![Constraint::Length(2), Constraint::Length(cols.name)];
+    if cols.size {
+        titles.push(Cell::from(Line::from(s::COL_SIZE).right_aligned()));
+        widths.push(Constraint::Length(SIZE_W));
+    }
+    if let Some(with_time) = cols.time {
+        titles.push(Cell::from(if with_time {
+            s::COL_MODIFIED
+        } else {
+            s::COL_DATE
+        }));
+        widths.push(Constraint::Length(if with_time { TIME_W } else { DATE_W }));
+    }
+    if cols.mode {
         titles.push(Cell::from(s::COL_MODE));
-        widths.push(Constraint::Length(10));
+        widths.push(Constraint::Length(MODE_W));
     }
     let header = Row::new(titles).style(style::key());
     let table = Table::new(rows, widths)
@@ -162,7 +214,38 @@ fn draw_pane(
     }
 }
 
-fn row(e: &Entry, marked: bool, narrow: bool, show_mode: bool) -> Row<'static> {
+/// The name cell's text: the name (a `/` after a directory), then a link's
+/// `→ target`, in `width` columns. The name has priority: the target is cut
+/// first (in the middle), then dropped, then the name is cut in the middle.
+pub fn name_text(e: &Entry, width: usize) -> String {
+    let name = safe(&e.shown);
+    let dir = e.file_type() == FileType::Directory;
+    let suffix = if dir { "/" } else { "" };
+    let arrow = format!(" {} ", s::ARROW);
+    let full = match &e.target_shown {
+        Some(t) => format!("{name}{suffix}{arrow}{}", safe(t)),
+        None => format!("{name}{suffix}"),
+    };
+    if columns(&full) <= width {
+        return full;
+    }
+    let name_w = columns(&name) + suffix.len();
+    if let Some(t) = &e.target_shown
+        && name_w + columns(&arrow) + TARGET_MIN <= width
+    {
+        let room = width - name_w - columns(&arrow);
+        return format!("{name}{suffix}{arrow}{}", cut_middle(&safe(t), room));
+    }
+    format!(
+        "{}{suffix}",
+        cut_middle(&name, width.saturating_sub(suffix.len()))
+    )
+}
+
+/// Fewest columns of a link's target worth showing after its name.
+const TARGET_MIN: usize = 6;
+
+fn row(e: &Entry, marked: bool, cols: Columns) -> Row<'static> {
     let ft = e.file_type();
     let flags = format!(
         "{}{}",
@@ -184,16 +267,7 @@ fn row(e: &Entry, marked: bool, narrow: bool, show_mode: bool) -> Row<'static> {
             _ => Style::new(),
         }
     };
-    let mut name = vec![Span::styled(safe(&e.shown), name_style)];
-    if ft == FileType::Directory {
-        name.push(Span::styled("/", name_style));
-    }
-    if let Some(t) = &e.target_shown {
-        name.push(Span::styled(
-            format!(" {} {}", s::ARROW, safe(t)),
-            name_style,
-        ));
-    }
+    let name = Span::styled(name_text(e, usize::from(cols.name)), name_style);
     let (size, time, mode) = match &e.meta {
         Some(m) => (
             if ft == FileType::Directory {
@@ -201,10 +275,10 @@ fn row(e: &Entry, marked: bool, narrow: bool, show_mode: bool) -> Row<'static> {
             } else {
                 format::size(m.size)
             },
-            if narrow {
-                format::day(m.mtime)
-            } else {
+            if cols.time == Some(true) {
                 format::minute(m.mtime)
+            } else {
+                format::day(m.mtime)
             },
             m.mode_string(),
         ),
@@ -220,10 +294,14 @@ fn row(e: &Entry, marked: bool, narrow: bool, show_mode: bool) -> Row<'static> {
             },
         )),
         Cell::from(Line::from(name)),
-        Cell::from(Line::from(size).right_aligned()),
-        Cell::from(time),
     ];
-    if show_mode {
+    if cols.size {
+        cells.push(Cell::from(Line::from(size).right_aligned()));
+    }
+    if cols.time.is_some() {
+        cells.push(Cell::from(time));
+    }
+    if cols.mode {
         cells.push(Cell::from(mode));
     }
     let mut r = Row::new(cells);

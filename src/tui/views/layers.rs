@@ -8,39 +8,73 @@ use tui_tree_widget::{Tree, TreeItem, TreeState};
 use super::layout::Screen;
 use super::style;
 use crate::layers::tree::Node;
+use crate::text::columns;
 use crate::text::escape_str;
 use crate::tui::app::{App, Focus};
-use crate::tui::format::{safe, size};
+use crate::tui::format::{cut_middle, safe, size};
 use crate::tui::strings as s;
 
-/// The short line a node gets in the tree: name, size, content, mountpoint.
-pub fn node_label(n: &Node) -> Line<'static> {
+/// The short line a node gets in the tree, in `room` columns: name, size,
+/// content, mountpoint, badges. The name comes first (cut in the middle
+/// only when it alone does not fit); then, as far as they fit, the problem
+/// badge, the guest root badge, the mountpoint, the content and the size.
+/// They are shown in that order of importance, and in the usual order on
+/// the line.
+pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static> {
+    let name = match snapshot {
+        // The disk as of a qcow2 internal snapshot (already escaped).
+        Some(snap) => format!("{}@{}", safe(&escape_str(&n.name)), safe(snap)),
+        None => safe(&escape_str(&n.name)),
+    };
+    let problem = (!n.problems.is_empty()).then(|| format!(" {}", s::PROBLEM_BADGE));
+    let root = n.os.is_some().then(|| format!(" {}", s::ROOT_BADGE));
+    let mountpoint = n
+        .mountpoint
+        .as_ref()
+        .map(|m| format!(" {}", safe(&escape_str(m))));
+    let content = n.fstype.as_ref().map(|fs| {
+        let first = fs.split(' ').next().unwrap_or(fs);
+        format!(" {}", safe(&escape_str(first)))
+    });
+    let size_text = (n.size > 0).then(|| format!(" {}", size(n.size)));
+    let name = cut_middle(&name, room.max(1));
+    let mut used = columns(&name);
+    let mut fits = |t: Option<String>| {
+        let t = t?;
+        let w = columns(&t);
+        (used + w <= room).then(|| {
+            used += w;
+            t
+        })
+    };
+    // In order of importance.
+    let problem = fits(problem);
+    let root = fits(root);
+    let mountpoint = fits(mountpoint);
+    let content = fits(content);
+    let size_text = fits(size_text);
     let mut spans = vec![Span::styled(
-        safe(&escape_str(&n.name)),
+        name,
         if n.browsable {
             style::key()
         } else {
             ratatui::style::Style::new()
         },
     )];
-    if n.size > 0 {
-        spans.push(Span::raw(format!(" {}", size(n.size))));
+    if let Some(t) = size_text {
+        spans.push(Span::raw(t));
     }
-    if let Some(fs) = &n.fstype {
-        let first = fs.split(' ').next().unwrap_or(fs);
-        spans.push(Span::styled(
-            format!(" {}", safe(&escape_str(first))),
-            style::dim(),
-        ));
+    if let Some(t) = content {
+        spans.push(Span::styled(t, style::dim()));
     }
-    if let Some(m) = &n.mountpoint {
-        spans.push(Span::raw(format!(" {}", safe(&escape_str(m)))));
+    if let Some(t) = mountpoint {
+        spans.push(Span::raw(t));
     }
-    if n.os.is_some() {
-        spans.push(Span::styled(format!(" {}", s::ROOT_BADGE), style::warn()));
+    if let Some(t) = root {
+        spans.push(Span::styled(t, style::warn()));
     }
-    if !n.problems.is_empty() {
-        spans.push(Span::styled(format!(" {}", s::PROBLEM_BADGE), style::bad()));
+    if let Some(t) = problem {
+        spans.push(Span::styled(t, style::bad()));
     }
     Line::from(spans)
 }
@@ -96,14 +130,18 @@ pub fn node_lines(n: &Node) -> Vec<String> {
     out
 }
 
-fn items(nodes: &[Node]) -> Vec<TreeItem<'static, usize>> {
+/// The tree's items; `room` is what a label at the top level has (each
+/// level down is indented by two more columns). The disks, at the top,
+/// carry the name of the snapshot shown.
+fn items(nodes: &[Node], room: usize, snapshot: Option<&str>) -> Vec<TreeItem<'static, usize>> {
     nodes
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let children = items(&n.children);
-            TreeItem::new(i, node_label(n), children)
-                .unwrap_or_else(|_| TreeItem::new_leaf(i, node_label(n)))
+            let children = items(&n.children, room.saturating_sub(2), None);
+            let label = node_label(n, room, snapshot);
+            TreeItem::new(i, label.clone(), children)
+                .unwrap_or_else(|_| TreeItem::new_leaf(i, label))
         })
         .collect()
 }
@@ -111,7 +149,9 @@ fn items(nodes: &[Node]) -> Vec<TreeItem<'static, usize>> {
 /// Draw the layer tree and the facts of the selected node.
 pub fn draw_layers(frame: &mut Frame<'_>, screen: &Screen, app: &App) {
     let focused = app.focus == Focus::Layers;
-    let tree_items = items(&app.layers.roots);
+    // Inside the border: the highlight sign and the open/closed sign.
+    let room = usize::from(screen.tree.width.saturating_sub(2 + 1 + 2));
+    let tree_items = items(&app.layers.roots, room, app.snapshot.as_deref());
     let mut state = TreeState::default();
     for p in &app.layers.opened {
         state.open(p.clone());

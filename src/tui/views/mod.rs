@@ -37,27 +37,34 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     {
         progress::draw_progress(frame, &screen, job);
     }
-    match &app.dialog {
-        None => {}
-        Some(Dialog::Help { scroll }) => help::draw_help(frame, &screen, &app.keymap, *scroll),
-        Some(Dialog::Details {
+    // The windows under the top one first (a question shows over the
+    // restore dialog it is about).
+    for d in app.under.iter().chain(app.dialog.as_ref()) {
+        draw_dialog(frame, &screen, app, d);
+    }
+}
+
+fn draw_dialog(frame: &mut Frame<'_>, screen: &Screen, app: &App, dialog: &Dialog) {
+    match dialog {
+        Dialog::Help { scroll } => help::draw_help(frame, screen, &app.keymap, *scroll),
+        Dialog::Details {
             title,
             details,
             scroll,
             ..
-        }) => details::draw_details(frame, &screen, title, details.as_deref(), *scroll),
-        Some(Dialog::Message {
+        } => details::draw_details(frame, screen, title, details.as_deref(), *scroll),
+        Dialog::Message {
             title,
             lines,
             scroll,
-        }) => message::draw_message(frame, &screen, title, lines, *scroll),
-        Some(Dialog::CopySetup(c)) => copy::draw_copy(frame, &screen, c),
-        Some(Dialog::Confirm(c)) => confirm::draw_confirm(frame, &screen, c),
-        Some(Dialog::Summary { summary, scroll }) => {
-            summary::draw_summary(frame, &screen, summary, *scroll)
+        } => message::draw_message(frame, screen, title, lines, *scroll),
+        Dialog::CopySetup(c) => copy::draw_copy(frame, screen, c),
+        Dialog::Confirm(c) => confirm::draw_confirm(frame, screen, c),
+        Dialog::Summary { summary, scroll } => {
+            summary::draw_summary(frame, screen, summary, *scroll)
         }
-        Some(Dialog::Restore(r)) => restore::draw_restore(frame, &screen, r),
-        Some(Dialog::Doctor(d)) => doctor::draw_doctor(frame, &screen, d),
+        Dialog::Restore(r) => restore::draw_restore(frame, screen, r),
+        Dialog::Doctor(d) => doctor::draw_doctor(frame, screen, d),
     }
 }
 

@@ -119,14 +119,20 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
             )));
         }
         lines.push(plain(&format!("  {}", s::undo_under(&r.undo_dir))));
+        if r.force {
+            lines.push(Line::styled(s::FORCED, style::warn()));
+        }
         for w in &p.warnings {
-            lines.push(Line::styled(format!("  ! {}", safe(w)), style::warn()));
+            let w = w.replace(s::CLI_FORCED_NOTE, s::TUI_FORCED_NOTE);
+            lines.push(Line::styled(format!("  ! {}", safe(&w)), style::warn()));
         }
         if p.can_apply() {
             lines.push(Line::styled(s::RESTORE_READY, style::warn()));
         }
         for b in &p.blockers {
-            lines.push(Line::styled(s::cannot_apply(&safe(b)), style::bad()));
+            // The repair speaks of the command's --force; here `f` does it.
+            let b = b.replace(s::CLI_FORCE_HINT, s::TUI_FORCE_HINT);
+            lines.push(Line::styled(s::cannot_apply(&safe(&b)), style::bad()));
         }
     }
     (lines, typing_at.or(highlighted))

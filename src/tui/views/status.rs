@@ -21,14 +21,19 @@ pub fn status_text(app: &App) -> String {
     let engine = volume
         .and_then(|v| app.config.volume_engines.get(v.0))
         .unwrap_or(&app.config.engine);
-    let mut parts = vec![engine.clone(), s::READ_ONLY.to_string(), app.image.clone()];
+    let access = if app.written > 0 {
+        s::written_status(app.written)
+    } else {
+        s::READ_ONLY.to_string()
+    };
+    let mut parts = vec![engine.clone(), access, app.image.clone()];
     match &app.right {
         Right::Browsing(p) => parts.push(format!(
             "{}:{}",
-            app.layout.volume(p.volume).name,
+            app.volume_label(p.volume),
             crate::text::escape(&p.path)
         )),
-        Right::Opening(v) | Right::Failed(v, _) => parts.push(app.layout.volume(*v).name.clone()),
+        Right::Opening(v) | Right::Failed(v, _) => parts.push(app.volume_label(*v)),
         Right::Empty => {}
     }
     let m = &app.marks;
