@@ -941,3 +941,39 @@ fn an_image_that_keeps_changing_is_read_again_every_few_seconds() {
     assert!(message(&st).contains("keeps changing"), "{}", message(&st));
     assert_eq!(st.path(), "/lib64");
 }
+
+#[test]
+fn a_destination_that_cannot_take_files_is_refused_before_the_copy_starts() {
+    let mut st = story(120, 40);
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where a folder would have to be: no user, root
+    // included, can create files below it.
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    st.cd("/etc");
+    st.select("fstab");
+    st.act(Action::CopyMarked);
+    if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
+        c.dest = vmrescue::tui::files::TextField::new(&file.join("sub").display().to_string());
+    }
+    st.act(Action::Confirm);
+    assert!(st.app.copy.is_none(), "no copy started");
+    assert!(
+        matches!(st.app.dialog, Some(Dialog::CopySetup(_))),
+        "the dialog stays open for another folder"
+    );
+    let m = st.app.message.as_ref().expect("a message");
+    assert!(m.error, "an error: {}", m.text);
+    assert!(
+        m.text.contains("cannot copy there") && m.text.contains("not-a-folder"),
+        "{}",
+        m.text
+    );
+    // Another folder then works.
+    if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
+        c.dest = vmrescue::tui::files::TextField::new(&dir.path().display().to_string());
+    }
+    st.act(Action::Confirm);
+    assert!(matches!(st.app.dialog, Some(Dialog::Summary { .. })));
+    assert!(!std::fs::read(dir.path().join("fstab")).unwrap().is_empty());
+}

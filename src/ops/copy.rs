@@ -455,6 +455,20 @@ pub fn check_destination(dir: &Path) -> Result<()> {
     ))
 }
 
+/// [`check_destination`] for a copy that creates `dir` with all its missing
+/// parents (the browser's `./rescued/<image>/<volume>/`): the nearest folder
+/// that exists is the one that must take files.
+pub fn check_destination_and_parents(dir: &Path) -> Result<()> {
+    let mut at = dir;
+    while std::fs::symlink_metadata(at).is_err() {
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => return check_destination(Path::new(".")),
+        }
+    }
+    check_destination(at)
+}
+
 /// Count what `sources` hold, as a copy would walk them (unsafe names,
 /// loops and unreadable parts are left out). Stops early when `cancel` is set.
 pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Totals {

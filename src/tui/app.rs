@@ -1602,6 +1602,13 @@ impl App {
             }
             IfExists::NewFolder => plan.set_existing(Existing::Skip),
         }
+        // Before the first byte: can files be created there at all? The
+        // dialog stays open so the operator can type another folder.
+        if let Err(e) = crate::ops::copy::check_destination_and_parents(&dest) {
+            c.plan = Some(plan);
+            self.say_error(s::cannot_copy_there(&e.to_string()));
+            return;
+        }
         let progress = super::copier::CopyProgress {
             bytes_total: c.summary.as_ref().map_or(0, |s| s.bytes),
             files_total: c.summary.as_ref().map_or(0, |s| s.files),

@@ -304,6 +304,11 @@ pub const ALREADY_COPYING: &str = "a copy is running; Esc cancels it, b hides th
 pub const STILL_COUNTING: &str = "still counting the files to copy…";
 /// Enter with an empty destination.
 pub const NEED_DESTINATION: &str = "type a destination folder first";
+
+/// The copy destination cannot take files (checked before the copy starts).
+pub fn cannot_copy_there(why: &str) -> String {
+    format!("cannot copy there: {why}; type another folder")
+}
 /// After `b`.
 pub const COPY_IN_BACKGROUND: &str = "the copy goes on in the background; c shows its progress";
 /// After asking to cancel.
