@@ -351,6 +351,19 @@ fn registry() -> MutexGuard<'static, Vec<Weak<Session>>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether loop-device tag `tag` (`lo_file_name`) is one of this process's
+/// live sessions' own devices (`vmrescue-<session>:<file>` or
+/// `vmrescue-<session>-<volume>`).
+pub fn is_own_loop_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix(dm::NAME_PREFIX) else {
+        return false;
+    };
+    registry().iter().filter_map(Weak::upgrade).any(|s| {
+        rest.strip_prefix(s.id.as_str())
+            .is_some_and(|after| after.starts_with(':') || after.starts_with('-'))
+    })
+}
+
 /// Tear down every live session (signals, panics). Returns the problems.
 pub fn teardown_all(blocking: bool) -> Vec<String> {
     let sessions: Vec<Arc<Session>> = registry().iter().filter_map(Weak::upgrade).collect();
