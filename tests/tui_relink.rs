@@ -13,6 +13,7 @@
 
 mod common;
 mod image_support;
+mod loop_support;
 mod pty_support;
 
 use std::path::PathBuf;
@@ -399,4 +400,49 @@ fn pty_navigate_restore_write_quit() {
     let o = common::vmrescue(&["undo", undo[0].to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sha256_file(&image), before);
+}
+
+/// A read-only loop device over `vg_ta/lv_root`, mounted `ro,noload` after
+/// the dialog planned the write: `y` `y` is refused (the check is made again
+/// at the write), the screen names the loop device and how to release it,
+/// and the image is unchanged.
+#[test]
+fn pty_a_read_only_loop_mount_attached_after_planning_refuses_the_write() {
+    common::require_root("attaches a loop device and mounts it");
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy("demo", dir.path());
+    let before = sha256_file(&image);
+    let state = dir.path().join("state");
+    let mut pty = Pty::spawn(
+        &bin(),
+        &[image.to_str().unwrap()],
+        &[("XDG_STATE_HOME", state.to_str().unwrap())],
+        dir.path(),
+    );
+    pty.wait_listed("vg_ta/lv_root:/ ");
+    select_by_filter(&mut pty, "lib64");
+    pty.send(ENTER);
+    pty.wait_listed("vg_ta/lv_root:/lib64 ");
+    select_by_filter(&mut pty, "libc.so.6");
+    pty.send("r");
+    pty.wait_for("Restore symlink");
+    pty.wait_for("256 bytes of");
+    assert!(!pty.screen().contains("Cannot write"), "{}", pty.screen());
+    let held = loop_support::Attached::read_only(&image, 269_484_032, Some(1 << 30))
+        .mount_ro(&dir.path().join("mnt"));
+    pty.send("y");
+    pty.wait_for("Write the repair?");
+    pty.send("y");
+    pty.wait_for("in use");
+    let loop_name = held.dev.trim_start_matches("/dev/");
+    pty.wait_for(loop_name);
+    assert!(!pty.screen().contains("relinked"), "{}", pty.screen());
+    pty.send(pty_support::ESC);
+    pty.send("q");
+    let st = pty.wait_exit();
+    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+    pty.assert_restored();
+    drop(held);
+    assert_eq!(sha256_file(&image), before, "the refused write changed the image");
+    assert!(files_in(&state.join("vmrescue/undo")).is_empty());
 }
