@@ -443,6 +443,10 @@ fn pty_a_read_only_loop_mount_attached_after_planning_refuses_the_write() {
     assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
     pty.assert_restored();
     drop(held);
-    assert_eq!(sha256_file(&image), before, "the refused write changed the image");
+    assert_eq!(
+        sha256_file(&image),
+        before,
+        "the refused write changed the image"
+    );
     assert!(files_in(&state.join("vmrescue/undo")).is_empty());
 }

@@ -230,7 +230,10 @@ fn loop_roots(image: &std::fs::Metadata) -> Vec<Root> {
     };
     for d in devs.flatten() {
         let name = d.file_name().to_string_lossy().to_string();
-        let Some(number) = name.strip_prefix("loop").and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(number) = name
+            .strip_prefix("loop")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let sys = d.path();
@@ -335,7 +338,10 @@ impl Mounts {
                     let dev = f.nth(2)?;
                     let point = f.nth(1)?;
                     let point = crate::text::unescape_octal(point);
-                    Some((dev.to_string(), String::from_utf8_lossy(&point).into_owned()))
+                    Some((
+                        dev.to_string(),
+                        String::from_utf8_lossy(&point).into_owned(),
+                    ))
                 })
                 .collect(),
         )

@@ -311,6 +311,8 @@ struct Mapped {
     /// The loop device that is the volume's device (no device-mapper here).
     own: Option<Exposed>,
     mount: Option<(PathBuf, Object, Object)>,
+    /// The views opened on the mount: closed before it is unmounted.
+    views: Vec<Weak<mounted::MountedFs>>,
     /// The disks (and modes) this mapping holds.
     disks: Vec<(DiskId, bool)>,
 }
@@ -694,6 +696,7 @@ impl Session {
             object,
             own: None,
             mount: None,
+            views: Vec::new(),
             disks: disks.iter().map(|d| (*d, writable)).collect(),
         };
         inner.mapped.push(m);
@@ -768,6 +771,7 @@ impl Session {
             object: object.clone(),
             own: Some(Exposed::Loop { dev, object }),
             mount: None,
+            views: Vec::new(),
             disks,
         });
         Ok(device)
@@ -856,11 +860,22 @@ impl Session {
             )],
             problems: Vec::new(),
         };
-        Ok(Arc::new(mounted::MountedFs::new(
-            &dir,
-            status,
-            Arc::clone(self),
-        )?))
+        let view = Arc::new(mounted::MountedFs::new(&dir, status, Arc::clone(self))?);
+        let mut inner = self.lock();
+        match inner
+            .mapped
+            .iter_mut()
+            .find(|m| m.volume == v.name && !m.writable && m.mount.is_some())
+        {
+            Some(m) => {
+                m.views.retain(|w| w.strong_count() > 0);
+                m.views.push(Arc::downgrade(&view));
+            }
+            // Torn down meanwhile (a signal): the view must not hold it.
+            None => view.close(),
+        }
+        drop(inner);
+        Ok(view)
     }
 
     /// Unmount and unmap volume `name` (mode `writable`), releasing the disks
@@ -903,6 +918,11 @@ impl Session {
 
     /// Unmount and remove one mapping; returns it back when it could not be removed.
     fn undo_mapped(inner: &mut Inner, mut m: Mapped, problems: &mut Vec<String>) -> Option<Mapped> {
+        // Views still held (by the interface, a job, a command's variables)
+        // would keep the mount busy: their descriptors go first.
+        for view in m.views.drain(..).filter_map(|w| w.upgrade()) {
+            view.close();
+        }
         if let Some((path, mount_obj, dir_obj)) = m.mount.take() {
             match mount::unmount(&path, 20, true) {
                 Ok(mount::Unmounted::Lazily) => problems.push(format!(
