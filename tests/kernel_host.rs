@@ -271,10 +271,9 @@ fn bin() -> PathBuf {
 #[test]
 fn the_kernel_engine_uses_loop_devices_without_dm_and_says_why_it_cannot_run() {
     common::require_root("drops privileges to test the message for non-root users");
-    let (image, b) = {
-        let _g = serial();
-        (common::fixture("kernel-a"), common::fixture("kernel-b"))
-    };
+    // It looks for any loop device with our tag at the end: alone.
+    let _g = serial();
+    let (image, b) = (common::fixture("kernel-a"), common::fixture("kernel-b"));
     // Loop devices over exactly the volume's bytes when device-mapper is
     // not used (this host has none; VMRESCUE_NO_DM makes it so elsewhere):
     // the ext4 and XFS partitions read as the fixture's manifests say.
@@ -500,11 +499,10 @@ fn browse_and_end(image: &Path, status: &str, dir: Option<&str>, end: End) {
 }
 
 fn ends_clean(fixture: &str, status: &str, dir: Option<&str>) {
+    // Other tests here look for any loop device with our tag: not at once.
+    let _g = serial();
     let work = tempfile::tempdir().unwrap();
-    let image = {
-        let _g = serial();
-        common::fixture_copy(fixture, work.path())
-    };
+    let image = common::fixture_copy(fixture, work.path());
     for end in [End::Quit, End::Signal("TERM", 15), End::Signal("HUP", 1)] {
         browse_and_end(&image, status, dir, end);
     }

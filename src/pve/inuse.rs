@@ -476,6 +476,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn release_commands_quote_what_the_shell_would_split() {
+        assert_eq!(shell_word("/mnt/x"), "/mnt/x");
+        assert_eq!(shell_word("/mnt/my disk"), "'/mnt/my disk'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
     fn an_unused_file_is_not_in_use() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.img");
