@@ -354,8 +354,18 @@ fn select_by_filter(pty: &mut Pty, name: &str) {
     pty.send(ENTER);
 }
 
-#[test]
-fn pty_navigate_restore_write_quit() {
+/// The binary on a copy of the demo in a pty, at `/lib64/libc.so.6` with
+/// the restore dialog (`r`) showing its plan; the image's hash before and
+/// the state directory (`XDG_STATE_HOME`).
+struct PtyDemo {
+    dir: tempfile::TempDir,
+    image: PathBuf,
+    before: String,
+    state: PathBuf,
+    pty: Pty,
+}
+
+fn pty_restore_dialog_at_libc() -> PtyDemo {
     let dir = tempfile::tempdir().unwrap();
     let image = common::fixture_copy("demo", dir.path());
     let before = sha256_file(&image);
@@ -375,31 +385,43 @@ fn pty_navigate_restore_write_quit() {
     pty.wait_for("Restore symlink");
     pty.wait_for("libc-2.12.so");
     pty.wait_for("256 bytes of");
-    pty.send("y");
-    pty.wait_for("Write the repair?");
-    pty.send("y");
-    pty.wait_for("relinked /lib64/libc.so.6");
-    pty.wait_for("libc.so.6 → libc-2.12.so");
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    PtyDemo {
+        dir,
+        image,
+        before,
+        state,
+        pty,
+    }
+}
 
-    let fs = volume_file(&image, "vg_ta/lv_root", dir.path());
+#[test]
+fn pty_navigate_restore_write_quit() {
+    let mut d = pty_restore_dialog_at_libc();
+    d.pty.send("y");
+    d.pty.wait_for("Write the repair?");
+    d.pty.send("y");
+    d.pty.wait_for("relinked /lib64/libc.so.6");
+    d.pty.wait_for("libc.so.6 → libc-2.12.so");
+    d.pty.send("q");
+    let st = d.pty.wait_exit();
+    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+    d.pty.assert_restored();
+
+    let fs = volume_file(&d.image, "vg_ta/lv_root", d.dir.path());
     assert_e2fsck_clean(&fs);
     assert_eq!(debugfs_target(&fs, "/lib64/libc.so.6"), b"libc-2.12.so");
-    let o = common::vmrescue(&["ls", "-l", image.to_str().unwrap(), "/lib64/libc.so.6"]);
+    let o = common::vmrescue(&["ls", "-l", d.image.to_str().unwrap(), "/lib64/libc.so.6"]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("/lib64/libc.so.6 -> libc-2.12.so"),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
     // The undo file went to $XDG_STATE_HOME/vmrescue/undo and puts every byte back.
-    let undo = files_in(&state.join("vmrescue/undo"));
+    let undo = files_in(&d.state.join("vmrescue/undo"));
     assert_eq!(undo.len(), 1, "{undo:?}");
     let o = common::vmrescue(&["undo", undo[0].to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(sha256_file(&image), before);
+    assert_eq!(sha256_file(&d.image), d.before);
 }
 
 /// A read-only loop device over `vg_ta/lv_root`, mounted `ro,noload` after
@@ -409,44 +431,31 @@ fn pty_navigate_restore_write_quit() {
 #[test]
 fn pty_a_read_only_loop_mount_attached_after_planning_refuses_the_write() {
     common::require_root("attaches a loop device and mounts it");
-    let dir = tempfile::tempdir().unwrap();
-    let image = common::fixture_copy("demo", dir.path());
-    let before = sha256_file(&image);
-    let state = dir.path().join("state");
-    let mut pty = Pty::spawn(
-        &bin(),
-        &[image.to_str().unwrap()],
-        &[("XDG_STATE_HOME", state.to_str().unwrap())],
-        dir.path(),
+    let mut d = pty_restore_dialog_at_libc();
+    assert!(
+        !d.pty.screen().contains("Cannot write"),
+        "{}",
+        d.pty.screen()
     );
-    pty.wait_listed("vg_ta/lv_root:/ ");
-    select_by_filter(&mut pty, "lib64");
-    pty.send(ENTER);
-    pty.wait_listed("vg_ta/lv_root:/lib64 ");
-    select_by_filter(&mut pty, "libc.so.6");
-    pty.send("r");
-    pty.wait_for("Restore symlink");
-    pty.wait_for("256 bytes of");
-    assert!(!pty.screen().contains("Cannot write"), "{}", pty.screen());
-    let held = loop_support::Attached::read_only(&image, 269_484_032, Some(1 << 30))
-        .mount_ro(&dir.path().join("mnt"));
-    pty.send("y");
-    pty.wait_for("Write the repair?");
-    pty.send("y");
-    pty.wait_for("in use");
+    let held = loop_support::Attached::read_only(&d.image, 269_484_032, Some(1 << 30))
+        .mount_ro(&d.dir.path().join("mnt"));
+    d.pty.send("y");
+    d.pty.wait_for("Write the repair?");
+    d.pty.send("y");
+    d.pty.wait_for("in use");
     let loop_name = held.dev.trim_start_matches("/dev/");
-    pty.wait_for(loop_name);
-    assert!(!pty.screen().contains("relinked"), "{}", pty.screen());
-    pty.send(pty_support::ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
+    d.pty.wait_for(loop_name);
+    assert!(!d.pty.screen().contains("relinked"), "{}", d.pty.screen());
+    d.pty.send(pty_support::ESC);
+    d.pty.send("q");
+    let st = d.pty.wait_exit();
     assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    d.pty.assert_restored();
     drop(held);
     assert_eq!(
-        sha256_file(&image),
-        before,
+        sha256_file(&d.image),
+        d.before,
         "the refused write changed the image"
     );
-    assert!(files_in(&state.join("vmrescue/undo")).is_empty());
+    assert!(files_in(&d.state.join("vmrescue/undo")).is_empty());
 }

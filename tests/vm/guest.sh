@@ -461,6 +461,17 @@ t_relink() {
 # device, mounted read-only. A relink (userspace and kernel engine) is
 # refused, naming the dm device and the commands that release it; then with
 # the map alone (not mounted) it is still refused; nothing is written.
+# held_refused WANT ARGS...: `vmrescue ARGS` fails and its message holds WANT (else ok=0).
+held_refused() {
+    want=$1
+    shift
+    if vmrescue "$@" >/tmp/held.out 2>/tmp/held.err; then
+        ok=0
+        echo "vmrescue $1 worked on a held image"
+    fi
+    cat /tmp/held.err
+    grep -qF "$want" /tmp/held.err || { ok=0; echo "vmrescue $1: the refusal does not say: $want"; }
+}
 t_held_by_dm() {
     $CP kernel-a.img /tmp/held.img
     sum=$(sha256sum /tmp/held.img | cut -d' ' -f1)
@@ -472,31 +483,13 @@ t_held_by_dm() {
     mkdir -p /mnt/held
     mount -o ro,noload "/dev/$dm" /mnt/held || fail "mount /dev/$dm"
     ok=1
-    if vmrescue relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes \
-        >/tmp/held.out 2>/tmp/held.err; then
-        ok=0
-        echo "relink worked on a mounted image"
-    fi
-    cat /tmp/held.err
-    grep -qF "$lo (read-only, offset 1048576, 16777216 bytes) has the image attached, under device-mapper device heldmap (/dev/$dm), mounted on /mnt/held: umount /mnt/held && dmsetup remove heldmap && losetup -d $lo" \
-        /tmp/held.err || { ok=0; echo "the refusal does not name the dm device and its mount"; }
-    if vmrescue kernel-relink /tmp/held.img --volume p1 --link /grub/menu.lst --to ../grub/grub.conf \
-        >/tmp/held.out 2>/tmp/held2.err; then
-        ok=0
-        echo "kernel-relink worked on a mounted image"
-    fi
-    cat /tmp/held2.err
-    grep -qF "device-mapper device heldmap (/dev/$dm)" /tmp/held2.err ||
-        { ok=0; echo "the kernel engine's refusal does not name the dm device"; }
+    held_refused "$lo (read-only, offset 1048576, 16777216 bytes) has the image attached, under device-mapper device heldmap (/dev/$dm), mounted on /mnt/held: umount /mnt/held && dmsetup remove heldmap && losetup -d $lo" \
+        relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes
+    held_refused "device-mapper device heldmap (/dev/$dm)" \
+        kernel-relink /tmp/held.img --volume p1 --link /grub/menu.lst --to ../grub/grub.conf
     umount /mnt/held
-    if vmrescue relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes \
-        >/tmp/held.out 2>/tmp/held.err; then
-        ok=0
-        echo "relink worked under a dm map"
-    fi
-    cat /tmp/held.err
-    grep -qF "under device-mapper device heldmap (/dev/$dm): dmsetup remove heldmap && losetup -d $lo" \
-        /tmp/held.err || { ok=0; echo "the refusal does not name the unmounted dm device"; }
+    held_refused "under device-mapper device heldmap (/dev/$dm): dmsetup remove heldmap && losetup -d $lo" \
+        relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes
     dmsetup remove heldmap || ok=0
     $LOSETUP -d "$lo" || ok=0
     [ "$(sha256sum /tmp/held.img | cut -d' ' -f1)" = "$sum" ] || { ok=0; echo "the image was written"; }
