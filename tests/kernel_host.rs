@@ -376,7 +376,8 @@ fn the_kernel_engine_uses_loop_devices_without_dm_and_says_why_it_cannot_run() {
 /// How the browser is ended.
 #[derive(Debug, Clone, Copy)]
 enum End {
-    Quit,
+    /// A key (`q`, Ctrl-C).
+    Key(&'static str),
     /// A signal by name and number.
     Signal(&'static str, i32),
 }
@@ -444,8 +445,8 @@ fn browse_and_end(image: &Path, status: &str, dir: Option<&str>, end: End) {
         pty.send(pty_support::ESC);
     }
     let want = match end {
-        End::Quit => {
-            pty.send("q");
+        End::Key(k) => {
+            pty.send(k);
             0
         }
         End::Signal(name, number) => {
@@ -503,13 +504,19 @@ fn ends_clean(fixture: &str, status: &str, dir: Option<&str>) {
     let _g = serial();
     let work = tempfile::tempdir().unwrap();
     let image = common::fixture_copy(fixture, work.path());
-    for end in [End::Quit, End::Signal("TERM", 15), End::Signal("HUP", 1)] {
+    for end in [
+        End::Key("q"),
+        End::Key("\x03"),
+        End::Signal("INT", 2),
+        End::Signal("TERM", 15),
+        End::Signal("HUP", 1),
+    ] {
         browse_and_end(&image, status, dir, end);
     }
 }
 
 #[test]
-fn the_browser_on_the_kernel_engine_leaves_nothing_on_quit_sigterm_and_sighup() {
+fn the_browser_on_the_kernel_engine_leaves_nothing_on_q_ctrl_c_and_signals() {
     common::require_root("the kernel engine attaches loop devices and mounts");
     // The demo's root LV (ext4), through a loop device over its bytes.
     ends_clean("demo", "vg_ta/lv_root:/ ", Some("etc"));
