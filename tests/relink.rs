@@ -450,6 +450,50 @@ fn a_read_only_loop_mount_of_the_image_refuses_relink_and_undo() {
 }
 
 #[test]
+fn a_block_device_image_is_refused_while_mounted_or_looped() {
+    common::require_root("attaches loop devices and mounts");
+    let c = Case::new("ext-ext4-4k");
+    // The image as a block device (as an LV or a disk is on a host), mounted.
+    let mnt = c.dir.path().join("mnt");
+    let mut disk = loop_support::Attached::read_write(&c.image).mount_ro(&mnt);
+    let dev = disk.dev.clone();
+    let undo = c.undo_dir();
+    let relink = || {
+        vmrescue(&[
+            "relink",
+            &dev,
+            "/fast-link",
+            "--to",
+            "dir/f4097",
+            "--yes",
+            "--undo-dir",
+            undo.to_str().unwrap(),
+        ])
+    };
+    let refused = |why: &str| {
+        let o = relink();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(why), "expected {why:?} in:\n{err}");
+        assert_eq!(sha256_file(&c.image), c.before, "image changed");
+    };
+    let m = mnt.display();
+    refused(&format!(
+        "the image device {dev}, mounted on {m}: umount {m}"
+    ));
+    disk.unmount();
+    // A read-only loop device over the block device, at an offset.
+    let over = loop_support::Attached::read_only(Path::new(&dev), 4096, None);
+    refused(&format!(
+        "{} (read-only, offset 4096) has the image attached: losetup -d {}",
+        over.dev, over.dev
+    ));
+    drop(over);
+    let o = relink();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn an_image_with_qemu_style_ofd_locks_is_refused() {
     use std::os::fd::AsFd;
     let c = Case::new("ext-ext4-4k");

@@ -18,8 +18,20 @@ pub struct Attached {
 impl Attached {
     /// `losetup -r -f --show -o OFFSET [--sizelimit SIZE] IMAGE`.
     pub fn read_only(image: &Path, offset: u64, size: Option<u64>) -> Attached {
+        Attached::attach(image, true, offset, size)
+    }
+
+    /// `losetup -f --show IMAGE`: the image as a writable block device.
+    pub fn read_write(image: &Path) -> Attached {
+        Attached::attach(image, false, 0, None)
+    }
+
+    fn attach(image: &Path, read_only: bool, offset: u64, size: Option<u64>) -> Attached {
         let mut cmd = Command::new("losetup");
-        cmd.args(["-r", "-f", "--show", "-o", &offset.to_string()]);
+        if read_only {
+            cmd.arg("-r");
+        }
+        cmd.args(["-f", "--show", "-o", &offset.to_string()]);
         if let Some(s) = size {
             cmd.args(["--sizelimit", &s.to_string()]);
         }
@@ -51,6 +63,16 @@ impl Attached {
         );
         self.mount = Some(dir.to_path_buf());
         self
+    }
+}
+
+impl Attached {
+    /// Unmount it again.
+    pub fn unmount(&mut self) {
+        if let Some(m) = self.mount.take() {
+            let st = Command::new("umount").arg(&m).status().expect("run umount");
+            assert!(st.success(), "umount {}", m.display());
+        }
     }
 }
 

@@ -334,8 +334,6 @@ pub struct LoopStatus {
     pub backing: (u64, u64),
     /// The backing file's own device number, when it is a block device.
     pub backing_rdev: u64,
-    /// Bytes shown (0: up to the end of the backing file).
-    pub size_limit: u64,
 }
 
 /// The status of `/dev/loopN`, or `None` when it is not bound.
@@ -354,7 +352,6 @@ pub fn status(number: u32) -> Result<Option<LoopStatus>> {
             flags: info.lo_flags,
             backing: (info.lo_device, info.lo_inode),
             backing_rdev: info.lo_rdevice,
-            size_limit: info.lo_sizelimit,
         })),
         Err(nix::errno::Errno::ENXIO) => Ok(None),
         Err(e) => Err(Error::io(

@@ -18,7 +18,9 @@
 //! Every object is written to the session's state file ([`state`]) before
 //! it is created. A [`Session`] tears everything down in reverse order
 //! (unmount → dm remove → loop detach) when dropped, on SIGINT/SIGTERM/
-//! SIGHUP and on panic; `vmrescue cleanup` ([`state::cleanup`]) removes
+//! SIGHUP and on panic, first closing the descriptors of every view still
+//! open on a mount (so the interface or a job holding one never makes the
+//! unmount busy); `vmrescue cleanup` ([`state::cleanup`]) removes
 //! what a killed session left.
 
 pub mod dm;
