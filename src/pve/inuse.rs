@@ -252,9 +252,9 @@ fn loop_roots(image: &std::fs::Metadata) -> Vec<Root> {
                 };
                 (m, st.tag)
             }
-            Ok(None) => continue,
-            // No node to ask (no devtmpfs): the path sysfs shows.
-            Err(_) => {
+            // No node to ask (no devtmpfs), or it cannot be opened: the
+            // path sysfs shows.
+            Ok(None) | Err(_) => {
                 let path = backing_name.trim_end_matches(" (deleted)");
                 let m = std::fs::metadata(path).is_ok_and(|m| same_object(image, &m));
                 (m, String::new())
