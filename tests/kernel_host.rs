@@ -4,6 +4,7 @@
 //! engine (device-mapper included) is tested in a VM by `tests/vm/run.sh`.
 
 mod common;
+mod pty_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -270,10 +271,9 @@ fn bin() -> PathBuf {
 #[test]
 fn the_kernel_engine_uses_loop_devices_without_dm_and_says_why_it_cannot_run() {
     common::require_root("drops privileges to test the message for non-root users");
-    let (image, b) = {
-        let _g = serial();
-        (common::fixture("kernel-a"), common::fixture("kernel-b"))
-    };
+    // It looks for any loop device with our tag at the end: alone.
+    let _g = serial();
+    let (image, b) = (common::fixture("kernel-a"), common::fixture("kernel-b"));
     // Loop devices over exactly the volume's bytes when device-mapper is
     // not used (this host has none; VMRESCUE_NO_DM makes it so elsewhere):
     // the ext4 and XFS partitions read as the fixture's manifests say.
@@ -369,4 +369,157 @@ fn the_kernel_engine_uses_loop_devices_without_dm_and_says_why_it_cannot_run() {
     let out = as_nobody(&["cleanup"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("run it as root"));
+}
+
+// ----- the browser on the kernel engine: nothing left when it ends -----
+
+/// How the browser is ended.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// A key (`q`, Ctrl-C).
+    Key(&'static str),
+    /// A signal by name and number.
+    Signal(&'static str, i32),
+}
+
+/// Loop devices backed by `image` (`losetup -j`).
+fn loops_of(image: &Path) -> String {
+    let o = Command::new("losetup")
+        .arg("-j")
+        .arg(image)
+        .output()
+        .expect("run losetup (util-linux)");
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Open `image` in the browser with `--engine kernel`, browse into `dir`
+/// (if any), end it as `end` says, then: the exit status, no loop device
+/// on the image, nothing mounted under the session's directory, no session
+/// state, and no word about objects left behind.
+fn browse_and_end(image: &Path, status: &str, dir: Option<&str>, end: End) {
+    use expectrl::process::unix::WaitStatus;
+    use pty_support::{ENTER, Pty};
+    let work = tempfile::tempdir().unwrap();
+    let state_home = work.path().join("state");
+    let mut pty = Pty::spawn(
+        &bin(),
+        &["--engine", "kernel", image.to_str().unwrap()],
+        &[("XDG_STATE_HOME", state_home.to_str().unwrap())],
+        work.path(),
+    );
+    pty.wait_listed(status);
+    // The session's directory: where the image's loop device is mounted, one up.
+    let attached = loops_of(image);
+    let dev = attached
+        .split(':')
+        .next()
+        .filter(|d| d.starts_with("/dev/loop"))
+        .unwrap_or_else(|| panic!("no loop device while browsing: {attached:?}"))
+        .to_string();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let session_dir = mounts
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(' ');
+            (f.next() == Some(dev.as_str())).then(|| f.next()).flatten()
+        })
+        .and_then(|m| Path::new(m).parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| panic!("{dev} is not mounted:\n{mounts}"));
+    assert!(
+        session_dir.starts_with(state::RUN_DIR),
+        "{}",
+        session_dir.display()
+    );
+    if let Some(d) = dir {
+        pty.send("/");
+        for c in d.chars() {
+            pty.send(&c.to_string());
+        }
+        pty.send(ENTER);
+        pty.send(ENTER);
+        pty.wait_listed(&format!(":/{d} "));
+        // A file's details: its metadata read through the mount.
+        pty.send(pty_support::DOWN);
+        pty.send("i");
+        std::thread::sleep(Duration::from_millis(300));
+        pty.send(pty_support::ESC);
+    }
+    let want = match end {
+        End::Key(k) => {
+            pty.send(k);
+            0
+        }
+        End::Signal(name, number) => {
+            let pid = pty.session.get_process().pid().as_raw();
+            let st = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(pid.to_string())
+                .status()
+                .unwrap();
+            assert!(st.success(), "kill -{name} {pid}");
+            128 + number
+        }
+    };
+    let started = Instant::now();
+    let st = pty.wait_exit();
+    let took = started.elapsed();
+    let screen = pty.screen();
+    assert!(
+        matches!(st, WaitStatus::Exited(_, code) if code == want),
+        "{end:?}: {st:?}, expected exit status {want}; screen:\n{screen}"
+    );
+    pty.assert_restored();
+    for word in ["left", "busy", "still in use", "cleanup"] {
+        assert!(
+            !screen.contains(word),
+            "{end:?}: {word:?} said at the end:\n{screen}"
+        );
+    }
+    // Autoclear detaches the loop device once its last user closed it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !loops_of(image).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(loops_of(image), "", "{end:?}: a loop device is left");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = format!("{}/", session_dir.display());
+    assert!(
+        !mounts.lines().any(|l| l.contains(&prefix)),
+        "{end:?}: a mount under {} is left",
+        session_dir.display()
+    );
+    assert!(
+        !session_dir.exists(),
+        "{end:?}: {} is left",
+        session_dir.display()
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "{end:?}: ending took {took:?} (a busy unmount retried?)"
+    );
+}
+
+fn ends_clean(fixture: &str, status: &str, dir: Option<&str>) {
+    // Other tests here look for any loop device with our tag: not at once.
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy(fixture, work.path());
+    for end in [
+        End::Key("q"),
+        End::Key("\x03"),
+        End::Signal("INT", 2),
+        End::Signal("TERM", 15),
+        End::Signal("HUP", 1),
+    ] {
+        browse_and_end(&image, status, dir, end);
+    }
+}
+
+#[test]
+fn the_browser_on_the_kernel_engine_leaves_nothing_on_q_ctrl_c_and_signals() {
+    common::require_root("the kernel engine attaches loop devices and mounts");
+    // The demo's root LV (ext4), through a loop device over its bytes.
+    ends_clean("demo", "vg_ta/lv_root:/ ", Some("etc"));
+    // A whole-disk btrfs (a filesystem only the kernel engine reads).
+    ends_clean("bare-btrfs", "disk0:/ ", None);
 }

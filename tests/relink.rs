@@ -6,6 +6,7 @@
 
 mod common;
 mod image_support;
+mod loop_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -395,6 +396,101 @@ fn an_image_locked_by_qemu_io_is_refused() {
     let _ = child.wait();
     // Once it is gone, the same repair goes through.
     c.relink_ok(&["/fast-link", "--to", "dir/f4097", "--yes"]);
+}
+
+/// The demo's `vg_ta/lv_root`: its bytes in the image.
+const DEMO_ROOT_OFFSET: u64 = 269_484_032;
+const DEMO_ROOT_SIZE: u64 = 1 << 30;
+
+#[test]
+fn a_read_only_loop_mount_of_the_image_refuses_relink_and_undo() {
+    common::require_root("attaches loop devices and mounts");
+    let c = Case::new("demo");
+    let args = ["/lib64/libc.so.6", "--to", "libc-2.12.so", "--yes"];
+    // The volume mounted read-only, the way the story's operator looks first.
+    let mnt = c.dir.path().join("mnt");
+    let held = loop_support::Attached::read_only(&c.image, DEMO_ROOT_OFFSET, Some(DEMO_ROOT_SIZE))
+        .mount_ro(&mnt);
+    let want = format!(
+        "{} (read-only, offset {DEMO_ROOT_OFFSET}, {DEMO_ROOT_SIZE} bytes) has the image \
+         attached, mounted on {m}: umount {m} && losetup -d {}",
+        held.dev,
+        held.dev,
+        m = mnt.display()
+    );
+    c.refused(&args, &want);
+    // Without its mount, the loop device alone still refuses the write.
+    drop(held);
+    let bare = loop_support::Attached::read_only(&c.image, 0, None);
+    c.refused(&args, &format!("losetup -d {}", bare.dev));
+    drop(bare);
+
+    let undo = c.relink_ok(&args);
+    let relinked = sha256_file(&c.image);
+    // A loop device attached through another name of the same file, that name
+    // since deleted (sysfs says "(deleted)"): found by device and inode.
+    let other = c.dir.path().join("other-name.img");
+    std::fs::hard_link(&c.image, &other).unwrap();
+    let held = loop_support::Attached::read_only(&other, 32256, None);
+    std::fs::remove_file(&other).unwrap();
+    let o = vmrescue(&["undo", undo.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is in use")
+            && err.contains(&format!(
+                "{} (read-only, offset 32256) has the image attached: losetup -d {}",
+                held.dev, held.dev
+            )),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&c.image), relinked, "the refused undo wrote");
+    drop(held);
+    c.undo(&undo);
+}
+
+#[test]
+fn a_block_device_image_is_refused_while_mounted_or_looped() {
+    common::require_root("attaches loop devices and mounts");
+    let c = Case::new("ext-ext4-4k");
+    // The image as a block device (as an LV or a disk is on a host), mounted.
+    let mnt = c.dir.path().join("mnt");
+    let mut disk = loop_support::Attached::read_write(&c.image).mount_ro(&mnt);
+    let dev = disk.dev.clone();
+    let undo = c.undo_dir();
+    let relink = || {
+        vmrescue(&[
+            "relink",
+            &dev,
+            "/fast-link",
+            "--to",
+            "dir/f4097",
+            "--yes",
+            "--undo-dir",
+            undo.to_str().unwrap(),
+        ])
+    };
+    let refused = |why: &str| {
+        let o = relink();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(why), "expected {why:?} in:\n{err}");
+        assert_eq!(sha256_file(&c.image), c.before, "image changed");
+    };
+    let m = mnt.display();
+    refused(&format!(
+        "the image device {dev}, mounted on {m}: umount {m}"
+    ));
+    disk.unmount();
+    // A read-only loop device over the block device, at an offset.
+    let over = loop_support::Attached::read_only(Path::new(&dev), 4096, None);
+    refused(&format!(
+        "{} (read-only, offset 4096) has the image attached: losetup -d {}",
+        over.dev, over.dev
+    ));
+    drop(over);
+    let o = relink();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

@@ -17,6 +17,7 @@
 
 mod common;
 mod image_support;
+mod loop_support;
 mod pty_support;
 
 use std::path::{Path, PathBuf};
@@ -564,4 +565,40 @@ fn pty_a_snapshot_is_named_and_gets_its_own_copy_folder() {
     pty.wait_for("[overwrite it]");
     pty.send(ESC);
     pty.quit();
+}
+
+/// A read-only loop device over `vg_ta/lv_root`, mounted `ro,noload` after
+/// the dialog planned the write: `y` `y` is refused (the check is made again
+/// at the write), the screen names the loop device and how to release it,
+/// and the image is unchanged.
+#[test]
+fn pty_a_read_only_loop_mount_attached_after_planning_refuses_the_write() {
+    common::require_root("attaches a loop device and mounts it");
+    let mut d = pty_at_libc();
+    d.pty.send("r");
+    d.pty.wait_for("Restore symlink");
+    d.pty.wait_for("256 bytes of");
+    assert!(
+        !d.pty.screen().contains("Cannot write"),
+        "{}",
+        d.pty.screen()
+    );
+    let held = loop_support::Attached::read_only(&d.image, 269_484_032, Some(1 << 30))
+        .mount_ro(&d.dir.path().join("mnt"));
+    d.pty.send("y");
+    d.pty.wait_for("Write the repair?");
+    d.pty.send("y");
+    d.pty.wait_for("in use");
+    let loop_name = held.dev.trim_start_matches("/dev/");
+    d.pty.wait_for(loop_name);
+    assert!(!d.pty.screen().contains("relinked"), "{}", d.pty.screen());
+    d.pty.send(ESC);
+    d.pty.quit();
+    drop(held);
+    assert_eq!(
+        sha256_file(&d.image),
+        d.before,
+        "the refused write changed the image"
+    );
+    assert!(files_in(&d.state.join("vmrescue/undo")).is_empty());
 }

@@ -154,14 +154,17 @@ enum Command {
     /// Shows the plan (old and new target, the current target's problems,
     /// the candidate's reasons, the bytes to write and where the undo file
     /// goes) and asks before writing unless --yes. Refuses, writing nothing,
-    /// while the image is in use (QEMU's locks, a running Proxmox guest), when
-    /// the journal needs recovery, when the filesystem's error flag is set,
+    /// while the image is in use (QEMU's locks, a running Proxmox guest, a
+    /// loop device, device-mapper map or mount on this host, even
+    /// read-only), when the journal needs recovery, when the filesystem's
+    /// error flag is set,
     /// for qcow2 images, and for targets that do not fit the link's storage
     /// or would not resolve inside the guest (unless --force). `vmrescue undo
     /// FILE` puts the old bytes back.
     Relink(relink::RelinkArgs),
     /// Undo a repair: put back the bytes saved in its undo file, after
-    /// checking that the image still holds what vmrescue wrote.
+    /// checking that the image still holds what vmrescue wrote and that
+    /// nothing uses it (the same checks as `relink`).
     Undo(undo::UndoArgs),
     /// Mount a volume read-only through the kernel engine (root) until interrupted.
     ///

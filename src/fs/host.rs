@@ -130,13 +130,16 @@ struct OpenFile {
 #[derive(Debug)]
 pub struct HostFs {
     root_path: PathBuf,
-    root_fd: OwnedFd,
+    /// The root's descriptor; `None` once [`HostFs::close`]d.
+    root_fd: Mutex<Option<Arc<OwnedFd>>>,
     root: NodeId,
     root_dev: u64,
     index: Mutex<Index>,
     last_file: Mutex<Option<OpenFile>>,
     last_dir: Mutex<Option<(NodeId, Arc<OwnedFd>)>>,
     no_openat2: AtomicBool,
+    /// Set by [`HostFs::close`]: no descriptor is kept from then on.
+    closed: AtomicBool,
     status: FsStatus,
 }
 
@@ -162,13 +165,14 @@ impl HostFs {
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::io_path(root, e.into()))?;
         Ok(HostFs {
             root_path: root.to_path_buf(),
-            root_fd: fd,
+            root_fd: Mutex::new(Some(Arc::new(fd))),
             root: NodeId(st.st_ino as u64),
             root_dev: st.st_dev as u64,
             index: Mutex::new(Index::default()),
             last_file: Mutex::new(None),
             last_dir: Mutex::new(None),
             no_openat2: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             status,
         })
     }
@@ -176,6 +180,49 @@ impl HostFs {
     /// The directory this view shows.
     pub fn root_path(&self) -> &Path {
         &self.root_path
+    }
+
+    /// Close every descriptor this view keeps into its tree (the root's,
+    /// the last directory's and the last file's), so the filesystem can be
+    /// unmounted while the view itself still exists; every later call fails
+    /// with an error saying so. Reads under way keep their own descriptor
+    /// until they return.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.root_fd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.last_dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.last_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Remember `fd` as the last directory used (not once closed).
+    fn keep_dir(&self, dir: NodeId, fd: Arc<OwnedFd>) {
+        let mut last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.closed.load(Ordering::SeqCst) {
+            *last = Some((dir, fd));
+        }
+    }
+
+    /// The root's descriptor, unless the view was closed.
+    fn root_fd(&self) -> std::io::Result<Arc<OwnedFd>> {
+        self.root_fd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "{}: closed (its mount is being taken down)",
+                    self.root_path.display()
+                ))
+            })
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -221,9 +268,10 @@ impl HostFs {
     fn open_beneath(&self, rel: &[u8], flags: OFlags) -> std::io::Result<OwnedFd> {
         let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
         let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
+        let root_fd = self.root_fd()?;
         if !self.no_openat2.load(Ordering::Relaxed) {
             match rustix::fs::openat2(
-                &self.root_fd,
+                &*root_fd,
                 rel,
                 flags,
                 Mode::empty(),
@@ -249,18 +297,13 @@ impl HostFs {
             } else {
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
             };
-            let base: BorrowedFd<'_> = dir.as_ref().map_or(self.root_fd.as_fd(), AsFd::as_fd);
+            let base: BorrowedFd<'_> = dir.as_ref().map_or(root_fd.as_fd(), AsFd::as_fd);
             let fd = rustix::fs::openat(base, *c, f, Mode::empty())?;
             dir = Some(fd);
         }
         match dir {
             Some(fd) => Ok(fd),
-            None => Ok(rustix::fs::openat(
-                &self.root_fd,
-                ".",
-                flags,
-                Mode::empty(),
-            )?),
+            None => Ok(rustix::fs::openat(&*root_fd, ".", flags, Mode::empty())?),
         }
     }
 
@@ -278,8 +321,7 @@ impl HostFs {
             .open_beneath(&join(comps), OFlags::RDONLY | OFlags::DIRECTORY)
             .context(|| self.describe(comps))?;
         let fd = Arc::new(fd);
-        *self.last_dir.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((dir, Arc::clone(&fd)));
+        self.keep_dir(dir, Arc::clone(&fd));
         Ok(fd)
     }
 
@@ -307,8 +349,10 @@ impl HostFs {
 
     fn lstat(&self, node: NodeId) -> Result<rustix::fs::Stat> {
         match self.parent_and_name(node)? {
-            None => rustix::fs::fstat(&self.root_fd)
-                .map_err(|e| Error::io_path(&self.root_path, e.into())),
+            None => {
+                let fd = self.root_fd().with_path(&self.root_path)?;
+                rustix::fs::fstat(&*fd).map_err(|e| Error::io_path(&self.root_path, e.into()))
+            }
             Some((dir, name)) => {
                 let st = rustix::fs::statat(&*dir, &*name, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| Error::io(self.describe_node(node), e.into()))?;
@@ -376,10 +420,14 @@ impl HostFs {
             file: Arc::new(File::from(fd)),
             size: u64::try_from(st.st_size).unwrap_or(0),
         };
-        *self
+        let mut last = self
             .last_file
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(f.clone());
+            .unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock `close` clears it with: nothing is kept after.
+        if !self.closed.load(Ordering::SeqCst) {
+            *last = Some(f.clone());
+        }
         Ok(f)
     }
 
@@ -518,7 +566,7 @@ impl FsView for HostFs {
             });
         }
         self.index().remember_listing(dir, self.root, learned);
-        *self.last_dir.lock().unwrap_or_else(PoisonError::into_inner) = Some((dir, Arc::new(fd)));
+        self.keep_dir(dir, Arc::new(fd));
         Ok(entries)
     }
 
@@ -655,6 +703,38 @@ impl FsView for HostFs {
 mod tests {
     use super::*;
     use crate::fs::path::resolve;
+
+    /// This process's descriptors that lead into `dir`.
+    fn fds_into(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|t| t.starts_with(dir))
+            .collect()
+    }
+
+    #[test]
+    fn close_lets_go_of_every_descriptor_and_later_calls_say_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hostname"), b"guest\n").unwrap();
+        let fs = HostFs::open(&root).unwrap();
+        let etc = fs.lookup(fs.root(), b"etc").unwrap().unwrap();
+        let host = fs.lookup(etc, b"hostname").unwrap().unwrap();
+        let mut buf = [0u8; 5];
+        fs.read_at(host, 0, &mut buf).unwrap();
+        fs.read_dir(etc).unwrap();
+        assert!(!fds_into(&root).is_empty(), "the view keeps descriptors");
+        fs.close();
+        assert_eq!(fds_into(&root), Vec::<PathBuf>::new());
+        let err = fs.read_dir(etc).unwrap_err().to_string();
+        assert!(err.contains("closed"), "{err}");
+        assert!(fs.metadata(fs.root()).is_err());
+        assert!(fs.read_at(host, 0, &mut buf).is_err());
+        assert_eq!(fds_into(&root), Vec::<PathBuf>::new());
+    }
 
     #[test]
     fn lists_reads_and_never_leaves_the_root() {

@@ -14,8 +14,17 @@
 //! * **Processes.** Another process holding the file (or block device)
 //!   open for writing, or any QEMU/KVM process holding it open at all
 //!   (found through `/proc/PID/fd`).
-//! * **The kernel.** A loop device attached read-write to the file, or the
-//!   block device mounted on the host (a running container's root).
+//! * **The kernel.** Anything on this host's kernel that reaches the
+//!   image's bytes: a loop device backed by it (read-only or not, at any
+//!   offset; matched by device and inode through `LOOP_GET_STATUS64`, not
+//!   by the path sysfs shows), for a block device the device itself or a
+//!   partition of it; with whatever is stacked on those (device-mapper
+//!   maps, found through `/sys/class/block/*/holders`, recursively) and
+//!   wherever any of them is mounted (`/proc/self/mountinfo`). Writing
+//!   under a read-only mount is as bad as under a read-write one: the
+//!   kernel keeps serving (and may write back) what it cached. The message
+//!   names each holder and the commands that release it. The loop devices
+//!   of this process's own kernel-engine sessions are left out.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -64,11 +73,7 @@ pub fn is_image_in_use(path: &Path) -> Result<Option<String>> {
         why.push(w);
     }
     why.extend(processes_using(&meta));
-    if meta.file_type().is_block_device() {
-        why.extend(mounted(meta.rdev()));
-    } else {
-        why.extend(loop_devices(&meta));
-    }
+    why.extend(kernel_holders(&meta));
     Ok(if why.is_empty() {
         None
     } else {
@@ -180,61 +185,303 @@ fn processes_using(image: &std::fs::Metadata) -> Vec<String> {
     out
 }
 
-/// Loop devices attached read-write to the image file.
-fn loop_devices(image: &std::fs::Metadata) -> Vec<String> {
+/// Most block devices followed through `holders/` from one device.
+const MAX_HOLDERS: usize = 256;
+/// Deepest stack of holders followed (dm over dm over loop...).
+const MAX_HOLDER_DEPTH: usize = 16;
+
+/// A block device of this host that shows the image's bytes: a loop
+/// device backed by it, the image device itself or one of its partitions.
+struct Root {
+    /// Kernel name (`loop3`, `sdb1`).
+    name: String,
+    /// What it is, for the message.
+    what: String,
+    /// Whether it is a loop device (detached with `losetup -d`).
+    is_loop: bool,
+    /// Whether it counts even when nothing holds or mounts it.
+    always: bool,
+}
+
+/// Everything on this host's kernel that reaches the image's bytes: loop
+/// devices backed by it (read-only or not, at any offset), and for a block
+/// device the device itself and its partitions; each with the
+/// device-mapper (or other) devices stacked on it and where any of them is
+/// mounted, and the commands that release it. The loop devices of this
+/// process's own kernel-engine sessions are left out.
+fn kernel_holders(image: &std::fs::Metadata) -> Vec<String> {
+    let mounts = Mounts::read();
+    let mut roots = loop_roots(image);
+    if image.file_type().is_block_device() {
+        roots.extend(device_roots(image.rdev()));
+    }
+    roots
+        .iter()
+        .filter_map(|r| describe_root(r, &mounts))
+        .collect()
+}
+
+/// Loop devices whose backing file is the image (by device and inode,
+/// or for a block device by its device number).
+fn loop_roots(image: &std::fs::Metadata) -> Vec<Root> {
     let mut out = Vec::new();
     let Ok(devs) = std::fs::read_dir("/sys/block") else {
         return out;
     };
     for d in devs.flatten() {
         let name = d.file_name().to_string_lossy().to_string();
-        if !name.starts_with("loop") {
-            continue;
-        }
-        let Ok(backing) = std::fs::read_to_string(d.path().join("loop/backing_file")) else {
-            continue;
-        };
-        let Ok(m) = std::fs::metadata(backing.trim_end_matches('\n')) else {
+        let Some(number) = name
+            .strip_prefix("loop")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
-        if !same_object(image, &m) {
+        let sys = d.path();
+        let backing_name = read_sys(&sys.join("loop/backing_file"));
+        let Some(backing_name) = backing_name else {
+            continue; // not bound
+        };
+        // The ioctl gives the backing file's identity whatever its path
+        // (sysfs truncates long paths and marks deleted files).
+        let (matches, tag) = match crate::engine::kernel::loopdev::status(number) {
+            Ok(Some(st)) => {
+                let m = if image.file_type().is_block_device() {
+                    st.backing_rdev != 0 && st.backing_rdev == image.rdev()
+                } else {
+                    st.backing == (image.dev(), image.ino())
+                };
+                (m, st.tag)
+            }
+            // No node to ask (no devtmpfs), or it cannot be opened: the
+            // path sysfs shows.
+            Ok(None) | Err(_) => {
+                let path = backing_name.trim_end_matches(" (deleted)");
+                let m = std::fs::metadata(path).is_ok_and(|m| same_object(image, &m));
+                (m, String::new())
+            }
+        };
+        if !matches || crate::engine::kernel::is_own_loop_tag(&tag) {
             continue;
         }
-        let ro = std::fs::read_to_string(d.path().join("ro"))
-            .map(|s| s.trim() == "1")
-            .unwrap_or(false);
-        if !ro {
-            out.push(format!("attached read-write to /dev/{name}"));
+        let ro = read_sys(&sys.join("ro")).is_some_and(|s| s == "1");
+        let offset = read_sys(&sys.join("loop/offset")).unwrap_or_else(|| "0".into());
+        let mut what = format!(
+            "/dev/{name} ({}, offset {offset}",
+            if ro { "read-only" } else { "read-write" }
+        );
+        if let Some(limit) = read_sys(&sys.join("loop/sizelimit")).filter(|l| l != "0") {
+            what.push_str(&format!(", {limit} bytes"));
+        }
+        what.push_str(") has the image attached");
+        out.push(Root {
+            name,
+            what,
+            is_loop: true,
+            always: true,
+        });
+    }
+    out
+}
+
+/// The image block device itself and its partitions.
+fn device_roots(rdev: u64) -> Vec<Root> {
+    let major = nix::sys::stat::major(rdev);
+    let minor = nix::sys::stat::minor(rdev);
+    let sys = Path::new("/sys/dev/block").join(format!("{major}:{minor}"));
+    let Ok(real) = std::fs::canonicalize(&sys) else {
+        return Vec::new();
+    };
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut out = vec![Root {
+        what: format!("the image device /dev/{name}"),
+        name,
+        is_loop: false,
+        always: false,
+    }];
+    if let Ok(entries) = std::fs::read_dir(&real) {
+        for e in entries.flatten() {
+            if e.path().join("partition").is_file() {
+                let part = e.file_name().to_string_lossy().to_string();
+                out.push(Root {
+                    what: format!("its partition /dev/{part}"),
+                    name: part,
+                    is_loop: false,
+                    always: false,
+                });
+            }
         }
     }
     out
 }
 
-/// Where a block device (by device number) is mounted on the host.
-fn mounted(rdev: u64) -> Vec<String> {
-    let major = nix::sys::stat::major(rdev);
-    let minor = nix::sys::stat::minor(rdev);
-    let want = format!("{major}:{minor}");
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    info.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.get(2) == Some(&want.as_str())).then(|| {
-                format!(
-                    "mounted on the host at {}",
-                    f.get(4).copied().unwrap_or("?")
-                )
+/// A sysfs attribute, trimmed; `None` when absent or empty.
+fn read_sys(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim_end_matches('\n').to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The host's mounts by device number (`/proc/self/mountinfo`).
+struct Mounts(Vec<(String, String)>);
+
+impl Mounts {
+    fn read() -> Mounts {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        Mounts(
+            info.lines()
+                .filter_map(|l| {
+                    let mut f = l.split(' ');
+                    let dev = f.nth(2)?;
+                    let point = f.nth(1)?;
+                    let point = crate::text::unescape_octal(point);
+                    Some((
+                        dev.to_string(),
+                        String::from_utf8_lossy(&point).into_owned(),
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    /// Where the device `major:minor` is mounted.
+    fn of(&self, dev: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(d, _)| d == dev)
+            .map(|(_, p)| p.as_str())
+    }
+}
+
+/// A block device stacked on a root (through `holders/`).
+struct Stacked {
+    name: String,
+    /// The device-mapper name, for a dm device.
+    dm_name: Option<String>,
+}
+
+/// The devices stacked on `name`, nearest first (bounded).
+fn holders_of(name: &str) -> Vec<Stacked> {
+    let mut out: Vec<Stacked> = Vec::new();
+    let mut frontier = vec![name.to_string()];
+    for _ in 0..MAX_HOLDER_DEPTH {
+        let mut next = Vec::new();
+        for dev in &frontier {
+            let dir = Path::new("/sys/class/block").join(dev).join("holders");
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let h = e.file_name().to_string_lossy().to_string();
+                if h == name || out.iter().any(|s| s.name == h) || out.len() >= MAX_HOLDERS {
+                    continue;
+                }
+                let dm_name = read_sys(&Path::new("/sys/class/block").join(&h).join("dm/name"));
+                out.push(Stacked {
+                    name: h.clone(),
+                    dm_name,
+                });
+                next.push(h);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    out
+}
+
+/// `/sys/class/block/NAME/dev` (`major:minor`).
+fn dev_of(name: &str) -> Option<String> {
+    read_sys(&Path::new("/sys/class/block").join(name).join("dev"))
+}
+
+/// A path as one shell word.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The message for one root: what it is, what is stacked on it, where it
+/// is mounted, and the commands that release it; `None` when nothing on
+/// the host uses it.
+fn describe_root(root: &Root, mounts: &Mounts) -> Option<String> {
+    let stacked = holders_of(&root.name);
+    let mut points: Vec<String> = Vec::new();
+    // Mounts of the topmost devices first: they are released first.
+    let devices: Vec<&str> = stacked
+        .iter()
+        .rev()
+        .map(|s| s.name.as_str())
+        .chain(std::iter::once(root.name.as_str()))
+        .collect();
+    for d in &devices {
+        if let Some(dev) = dev_of(d) {
+            for p in mounts.of(&dev) {
+                if !points.iter().any(|q| q == p) {
+                    points.push(p.to_string());
+                }
+            }
+        }
+    }
+    if !root.always && stacked.is_empty() && points.is_empty() {
+        return None;
+    }
+    let mut msg = root.what.clone();
+    if !stacked.is_empty() {
+        let names: Vec<String> = stacked
+            .iter()
+            .map(|s| match &s.dm_name {
+                Some(n) => format!("device-mapper device {n} (/dev/{})", s.name),
+                None => format!("/dev/{}", s.name),
             })
-        })
-        .take(1)
-        .collect()
+            .collect();
+        msg.push_str(&format!(", under {}", names.join(", ")));
+    }
+    if !points.is_empty() {
+        msg.push_str(&format!(", mounted on {}", points.join(", ")));
+    }
+    let mut release: Vec<String> = points
+        .iter()
+        .map(|p| format!("umount {}", shell_word(p)))
+        .collect();
+    for s in stacked.iter().rev() {
+        release.push(match &s.dm_name {
+            Some(n) => format!("dmsetup remove {}", shell_word(n)),
+            None if s.name.starts_with("md") => format!("mdadm --stop /dev/{}", s.name),
+            None => format!("release /dev/{}", s.name),
+        });
+    }
+    if root.is_loop {
+        release.push(format!("losetup -d /dev/{}", root.name));
+    }
+    if !release.is_empty() {
+        msg.push_str(&format!(": {}", release.join(" && ")));
+    }
+    Some(msg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_commands_quote_what_the_shell_would_split() {
+        assert_eq!(shell_word("/mnt/x"), "/mnt/x");
+        assert_eq!(shell_word("/mnt/my disk"), "'/mnt/my disk'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
 
     #[test]
     fn an_unused_file_is_not_in_use() {

@@ -272,6 +272,14 @@ pub fn undo_bytes(record: &UndoRecord) -> Result<String> {
     else {
         return Err(Error::Invalid("not a byte-level undo record".into()));
     };
+    // The same refusal as the repair itself: nothing is written while a VM,
+    // a loop device, a device-mapper map or a mount on this host uses the image.
+    if let Some(why) = crate::pve::is_image_in_use(image)? {
+        return Err(Error::Refused(format!(
+            "{} is in use ({why}): release it first; nothing was changed",
+            image.display()
+        )));
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -124,8 +124,11 @@ pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
     }
     drop(term);
     terminal::restore();
+    // The app's open filesystem views go before the teardown unmounts them.
+    let signal = app.signal;
+    drop(app);
     terminal::run_teardown();
-    Ok(app.signal)
+    Ok(signal)
 }
 
 /// Time between two [`Event::Tick`]s.

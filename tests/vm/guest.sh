@@ -456,6 +456,48 @@ t_relink() {
     clean
 }
 
+# A copy of kernel-a.img held the way an operator looks at a disk by hand:
+# a read-only loop device over p1, a read-only dm linear map over that loop
+# device, mounted read-only. A relink (userspace and kernel engine) is
+# refused, naming the dm device and the commands that release it; then with
+# the map alone (not mounted) it is still refused; nothing is written.
+# held_refused WANT ARGS...: `vmrescue ARGS` fails and its message holds WANT (else ok=0).
+held_refused() {
+    want=$1
+    shift
+    if vmrescue "$@" >/tmp/held.out 2>/tmp/held.err; then
+        ok=0
+        echo "vmrescue $1 worked on a held image"
+    fi
+    cat /tmp/held.err
+    grep -qF "$want" /tmp/held.err || { ok=0; echo "vmrescue $1: the refusal does not say: $want"; }
+}
+t_held_by_dm() {
+    $CP kernel-a.img /tmp/held.img
+    sum=$(sha256sum /tmp/held.img | cut -d' ' -f1)
+    lo=$($LOSETUP -r -f --show -o 1048576 --sizelimit 16777216 /tmp/held.img) || fail "losetup"
+    echo "0 32768 linear $lo 0" | dmsetup create --readonly heldmap ||
+        { $LOSETUP -d "$lo"; fail "dmsetup create"; }
+    dm=$(ls "/sys/block/${lo#/dev/}/holders/")
+    echo "$lo is held by $dm ($(cat "/sys/block/$dm/dm/name"))"
+    mkdir -p /mnt/held
+    mount -o ro,noload "/dev/$dm" /mnt/held || fail "mount /dev/$dm"
+    ok=1
+    held_refused "$lo (read-only, offset 1048576, 16777216 bytes) has the image attached, under device-mapper device heldmap (/dev/$dm), mounted on /mnt/held: umount /mnt/held && dmsetup remove heldmap && losetup -d $lo" \
+        relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes
+    held_refused "device-mapper device heldmap (/dev/$dm)" \
+        kernel-relink /tmp/held.img --volume p1 --link /grub/menu.lst --to ../grub/grub.conf
+    umount /mnt/held
+    held_refused "under device-mapper device heldmap (/dev/$dm): dmsetup remove heldmap && losetup -d $lo" \
+        relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes
+    dmsetup remove heldmap || ok=0
+    $LOSETUP -d "$lo" || ok=0
+    [ "$(sha256sum /tmp/held.img | cut -d' ' -f1)" = "$sum" ] || { ok=0; echo "the image was written"; }
+    rm -f /tmp/held.img
+    [ $ok = 1 ] || fail "held image"
+    clean
+}
+
 # Benchmark: start to a mounted, listed root, vmrescue vs losetup/dmsetup/mount by hand.
 # bench_manual TABLE FSTYPE OPTIONS: loop devices for kernel-a/b, the table, mount, ls, and back.
 bench_manual() {
@@ -531,6 +573,7 @@ step "SIGHUP tears down" t_signal HUP
 step "kill -9, then cleanup" t_kill9_cleanup p1
 step "mount refused: the kernel's message" t_mount_refused
 step "relink p1 /grub/menu.lst" t_relink "$MULTI" p1 /grub/menu.lst ../grub/grub.conf grub.conf
+step "relink refused under a read-only dm map of a loop device" t_held_by_dm
 parity "" "$MULTI" p1
 parity "" "$MULTI" p2
 # The LVM2 fixtures: a striped LV (3, then 2 stripes) and a linear LV of

@@ -11,7 +11,7 @@
 #   VMTEST_STRICT=0    let SKIP steps pass (a build without LVM2, ext, qcow2 or the
 #                      demo disk); by default a skipped step fails the test
 #   VMTEST_VERBOSE=1   show the output of passing steps too
-#   VMTEST_TIMEOUT     seconds before the VM is killed (default 280)
+#   VMTEST_TIMEOUT     seconds before the VM is killed (default 400)
 # Downloads (the Debian kernel package) are cached under target/vm/cache.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -124,7 +124,7 @@ truncate -s $(((apparent_kb * 2 + size_kb + 262144) / 1024))M "$scratch"
 mke2fs -q -t ext4 -L vmwork -d "$fx" "$scratch"
 
 # 5. Boot.
-timeout_s=${VMTEST_TIMEOUT:-280}
+timeout_s=${VMTEST_TIMEOUT:-400}
 log=$vm/console.log
 say "booting $pkg under TCG (timeout ${timeout_s}s; console in $log)"
 set +e

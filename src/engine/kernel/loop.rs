@@ -332,6 +332,8 @@ pub struct LoopStatus {
     pub flags: u32,
     /// Backing file's device and inode.
     pub backing: (u64, u64),
+    /// The backing file's own device number, when it is a block device.
+    pub backing_rdev: u64,
 }
 
 /// The status of `/dev/loopN`, or `None` when it is not bound.
@@ -349,6 +351,7 @@ pub fn status(number: u32) -> Result<Option<LoopStatus>> {
             offset: info.lo_offset,
             flags: info.lo_flags,
             backing: (info.lo_device, info.lo_inode),
+            backing_rdev: info.lo_rdevice,
         })),
         Err(nix::errno::Errno::ENXIO) => Ok(None),
         Err(e) => Err(Error::io(

@@ -18,7 +18,9 @@
 //! Every object is written to the session's state file ([`state`]) before
 //! it is created. A [`Session`] tears everything down in reverse order
 //! (unmount → dm remove → loop detach) when dropped, on SIGINT/SIGTERM/
-//! SIGHUP and on panic; `vmrescue cleanup` ([`state::cleanup`]) removes
+//! SIGHUP and on panic, first closing the descriptors of every view still
+//! open on a mount (so the interface or a job holding one never makes the
+//! unmount busy); `vmrescue cleanup` ([`state::cleanup`]) removes
 //! what a killed session left.
 
 pub mod dm;
@@ -311,6 +313,8 @@ struct Mapped {
     /// The loop device that is the volume's device (no device-mapper here).
     own: Option<Exposed>,
     mount: Option<(PathBuf, Object, Object)>,
+    /// The views opened on the mount: closed before it is unmounted.
+    views: Vec<Weak<mounted::MountedFs>>,
     /// The disks (and modes) this mapping holds.
     disks: Vec<(DiskId, bool)>,
 }
@@ -349,6 +353,19 @@ pub fn add_exit_hook(hook: impl Fn() + Send + 'static) {
 
 fn registry() -> MutexGuard<'static, Vec<Weak<Session>>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether loop-device tag `tag` (`lo_file_name`) is one of this process's
+/// live sessions' own devices (`vmrescue-<session>:<file>` or
+/// `vmrescue-<session>-<volume>`).
+pub fn is_own_loop_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix(dm::NAME_PREFIX) else {
+        return false;
+    };
+    registry().iter().filter_map(Weak::upgrade).any(|s| {
+        rest.strip_prefix(s.id.as_str())
+            .is_some_and(|after| after.starts_with(':') || after.starts_with('-'))
+    })
 }
 
 /// Tear down every live session (signals, panics). Returns the problems.
@@ -681,6 +698,7 @@ impl Session {
             object,
             own: None,
             mount: None,
+            views: Vec::new(),
             disks: disks.iter().map(|d| (*d, writable)).collect(),
         };
         inner.mapped.push(m);
@@ -755,6 +773,7 @@ impl Session {
             object: object.clone(),
             own: Some(Exposed::Loop { dev, object }),
             mount: None,
+            views: Vec::new(),
             disks,
         });
         Ok(device)
@@ -843,11 +862,22 @@ impl Session {
             )],
             problems: Vec::new(),
         };
-        Ok(Arc::new(mounted::MountedFs::new(
-            &dir,
-            status,
-            Arc::clone(self),
-        )?))
+        let view = Arc::new(mounted::MountedFs::new(&dir, status, Arc::clone(self))?);
+        let mut inner = self.lock();
+        match inner
+            .mapped
+            .iter_mut()
+            .find(|m| m.volume == v.name && !m.writable && m.mount.is_some())
+        {
+            Some(m) => {
+                m.views.retain(|w| w.strong_count() > 0);
+                m.views.push(Arc::downgrade(&view));
+            }
+            // Torn down meanwhile (a signal): the view must not hold it.
+            None => view.close(),
+        }
+        drop(inner);
+        Ok(view)
     }
 
     /// Unmount and unmap volume `name` (mode `writable`), releasing the disks
@@ -890,6 +920,11 @@ impl Session {
 
     /// Unmount and remove one mapping; returns it back when it could not be removed.
     fn undo_mapped(inner: &mut Inner, mut m: Mapped, problems: &mut Vec<String>) -> Option<Mapped> {
+        // Views still held (by the interface, a job, a command's variables)
+        // would keep the mount busy: their descriptors go first.
+        for view in m.views.drain(..).filter_map(|w| w.upgrade()) {
+            view.close();
+        }
         if let Some((path, mount_obj, dir_obj)) = m.mount.take() {
             match mount::unmount(&path, 20, true) {
                 Ok(mount::Unmounted::Lazily) => problems.push(format!(

@@ -26,6 +26,13 @@ impl MountedFs {
             _session: session,
         })
     }
+
+    /// Close the view's descriptors into the mount ([`HostFs::close`]): the
+    /// session does this before it unmounts, so a view still held by the
+    /// interface or a job never keeps the mount busy.
+    pub fn close(&self) {
+        self.fs.close();
+    }
 }
 
 impl FsView for MountedFs {
