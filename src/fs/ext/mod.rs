@@ -25,6 +25,7 @@ pub mod inode;
 mod journal;
 mod map;
 pub mod superblock;
+pub mod write;
 mod xattr;
 
 use std::collections::BTreeMap;
