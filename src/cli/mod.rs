@@ -187,9 +187,6 @@ enum Command {
     /// List every file of a volume with its SHA-256 (engine parity checks).
     #[command(hide = true)]
     Walk(kernel::WalkArgs),
-    /// Replace a symlink through the kernel engine (until `relink --engine kernel`).
-    #[command(hide = true)]
-    KernelRelink(kernel::KernelRelinkArgs),
     /// Pack a disk image into the demo container (used by assets/make-demo.sh).
     #[command(hide = true)]
     PackDemo {
@@ -389,7 +386,6 @@ pub fn main() -> ExitCode {
         Some(Command::Map(args)) => kernel::mount(&args, false),
         Some(Command::Cleanup(args)) => kernel::cleanup(&args),
         Some(Command::Walk(args)) => kernel::walk(&args),
-        Some(Command::KernelRelink(args)) => kernel::relink(&args),
         None if cli.target.image.is_none()
             && cli.target.source.vmid.is_none()
             && !cli.target.source.demo =>
