@@ -289,7 +289,7 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
             snapshot: img.snapshot,
             source: img.source,
             table: None,
-            problems: Vec::new(),
+            problems: img.problems,
         };
         if disk.size() == 0 {
             disk.problems
@@ -306,6 +306,9 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
             }
         }
         layout.disks.push(disk);
+    }
+    for disk in &mut layout.disks {
+        short_of_table(disk);
     }
     // Partitions, or the whole disk when there is no usable table.
     for di in 0..layout.disks.len() {
@@ -524,6 +527,14 @@ fn explain_pvs_without_a_vg(layout: &mut Layout) {
 fn check_volumes(layout: &mut Layout) {
     for v in &mut layout.volumes {
         let c = &v.content;
+        // Unreadable for a reason of its own (a read error, a corrupt
+        // container table), not because the volume lacks parts (listed already).
+        if c.kind == ContentKind::Unreadable && v.mapping.unreadable().is_empty() {
+            v.problems.push(format!(
+                "cannot read its first bytes: {}",
+                c.detail.as_deref().unwrap_or("read error")
+            ));
+        }
         if let Some(claimed) = c.size
             && claimed > v.mapping.size()
         {
@@ -543,6 +554,23 @@ fn check_volumes(layout: &mut Layout) {
                 c.describe()
             ));
         }
+    }
+}
+
+/// A disk that ends before its last partition does (an image copied
+/// short, a raw file cut): say by how much. Partitions are read up to the
+/// disk's end; what lies past it reads as an error.
+fn short_of_table(disk: &mut Disk) {
+    let Some(t) = &disk.table else { return };
+    let size = disk.size();
+    let Some(end) = t.partitions.iter().map(partition::Partition::end).max() else {
+        return;
+    };
+    if end > size {
+        disk.problems.push(format!(
+            "image is {} bytes shorter than the partition table says (its partitions end at byte {end}, the image at byte {size}): it was probably truncated; what lies in the missing part reads as an error, the rest reads normally",
+            end - size
+        ));
     }
 }
 

@@ -81,6 +81,10 @@ pub struct Qcow2 {
     chain: Vec<ChainLink>,
     l2_cache: L2Cache,
     clusters: Mutex<Vec<(u64, Arc<[u8]>)>>,
+    /// Set when the file is shorter than its tables say
+    /// ([`Qcow2::problems`] tells what is lost): a data cluster the file's
+    /// end cuts short then reads as an error past the end, not as zeros.
+    truncated: Option<String>,
 }
 
 impl std::fmt::Debug for Qcow2 {
@@ -212,7 +216,9 @@ impl Qcow2 {
             chain: Vec::new(),
             l2_cache,
             clusters: Mutex::new(Vec::new()),
-        })
+            truncated: None,
+        }
+        .check_truncation())
     }
 
     /// The decoded header.
@@ -313,6 +319,17 @@ impl Qcow2 {
         out
     }
 
+    /// Problems with the container itself: a file cut short (the L2
+    /// tables and clusters past its end are named; the rest reads).
+    pub fn problems(&self) -> Vec<String> {
+        self.truncated.iter().cloned().collect()
+    }
+
+    fn check_truncation(mut self) -> Qcow2 {
+        self.truncated = self.truncation();
+        self
+    }
+
     fn attach_backing(&mut self, backing: Backing, chain: Vec<ChainLink>) {
         self.backing = Some(backing);
         self.chain = chain;
@@ -330,8 +347,20 @@ impl Qcow2 {
 
     /// Read host bytes at `host` into `dst`; bytes past the end of the file
     /// read as zeros (as QEMU does for a cluster cut short by the file's end).
-    fn read_host(&self, host: u64, dst: &mut [u8]) -> std::io::Result<()> {
+    fn read_host(&self, host: u64, guest: u64, dst: &mut [u8]) -> std::io::Result<()> {
         let avail = self.file_size.saturating_sub(host).min(dst.len() as u64) as usize;
+        if avail < dst.len() && self.truncated.is_some() {
+            let missing = host.saturating_add(avail as u64);
+            return Err(self.corrupt_io(
+                "data",
+                missing,
+                format!(
+                    "(guest byte {}) is past the end of the file ({} bytes): the image is truncated",
+                    guest.saturating_add(avail as u64),
+                    self.file_size
+                ),
+            ));
+        }
         self.file.read_exact_at(host, &mut dst[..avail])?;
         dst[avail..].fill(0);
         Ok(())
@@ -477,7 +506,7 @@ impl ReadAt for Qcow2 {
             match granule {
                 Granule::Zero => dst.fill(0),
                 Granule::Unallocated => self.read_backing(pos, dst)?,
-                Granule::Data(host) => self.read_host(host, dst)?,
+                Granule::Data(host) => self.read_host(host, pos, dst)?,
                 Granule::Compressed { entry, within: 0 } if dst.len() == cs => {
                     whole_compressed.push((entry, dst))
                 }
