@@ -468,3 +468,43 @@ fn random_damage_never_panics() {
         }
     }
 }
+
+/// An invalid subcluster bitmap at the start of the disk makes the disk's
+/// content unreadable: `layers` lists that as a problem and exits 1.
+#[test]
+fn invalid_subcluster_bitmap_is_a_layers_problem() {
+    let mut c = Copy::of("qcow2-xl2");
+    std::fs::copy(
+        common::fixture("qcow2-xl2-base"),
+        c.dir().join("qcow2-xl2-base.img"),
+    )
+    .unwrap();
+    let l2 = c.l2_entry_pos();
+    let bitmap = c.u64(l2 + 8);
+    c.set_u64(l2 + 8, bitmap | (1 << 32));
+    let out = common::vmrescue(&["layers", c.path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_has(&err, &["both allocated and zero", &format!("byte {l2}")]);
+}
+
+/// `backing_file_size` 0 with a backing file offset is an empty name: QEMU
+/// opens such an image without a backing file, and so does vmrescue.
+#[test]
+fn empty_backing_file_name_means_no_backing_file() {
+    let mut c = Copy::of("qcow2-chain-top");
+    assert!(c.u64(8) > 0);
+    c.set_u32(16, 0);
+    let img = image::open(&c.path).unwrap();
+    assert!(
+        !img.details.iter().any(|d| d.starts_with("backing")),
+        "{:?}",
+        img.details
+    );
+    // Unallocated clusters read as zeros, as without a backing file.
+    let mut buf = vec![0u8; 4096];
+    img.source.read_exact_at(0, &mut buf).unwrap();
+    // A name longer than QEMU allows is still refused.
+    let e = c.set_u32(16, 1024).error();
+    assert_has(&e, &["backing_file_size 1024"]);
+}
