@@ -7,6 +7,7 @@
 //! `problems` of the disk, volume or group concerned and the rest is still read.
 
 pub mod inspect;
+mod labels;
 pub mod lvm;
 mod names;
 pub mod partition;
