@@ -40,16 +40,7 @@ fn compare(name: &str, which: &dyn Fn(&str) -> bool) -> usize {
                 "{name} {vol}: blkid found nothing, vmrescue found {c:?}"
             ),
         }
-        assert_eq!(
-            c.label.as_deref(),
-            tags.get("LABEL").map(String::as_str),
-            "{name} {vol}: label"
-        );
-        assert_eq!(
-            c.uuid.as_deref(),
-            tags.get("UUID").map(String::as_str),
-            "{name} {vol}: uuid"
-        );
+        same_label_and_uuid(&format!("{name} {vol}"), c, &tags);
         if matches!(c.kind, ContentKind::Vfat | ContentKind::LvmPv) {
             assert_eq!(
                 c.version.as_deref(),
@@ -60,6 +51,24 @@ fn compare(name: &str, which: &dyn Fn(&str) -> bool) -> usize {
         checked += 1;
     }
     checked
+}
+
+/// LABEL and UUID as blkid's `tags` give them (absent when blkid has none).
+fn same_label_and_uuid(
+    what: &str,
+    c: &vmrescue::layers::Content,
+    tags: &std::collections::BTreeMap<String, String>,
+) {
+    assert_eq!(
+        c.label.as_deref(),
+        tags.get("LABEL").map(String::as_str),
+        "{what}: label"
+    );
+    assert_eq!(
+        c.uuid.as_deref(),
+        tags.get("UUID").map(String::as_str),
+        "{what}: uuid"
+    );
 }
 
 fn is_lv(vol: &str) -> bool {
@@ -103,7 +112,7 @@ mod made_by_tools {
     use std::process::Command;
 
     use super::common;
-    use super::partition_support::layout_of;
+    use super::partition_support::{layout_of, run_tool as run};
 
     /// Whether `tool` can be run; says so on stderr when it cannot.
     fn have(tool: &str) -> bool {
@@ -115,15 +124,6 @@ mod made_by_tools {
             eprintln!("SKIPPED: {tool} is not installed (see TEST_PACKAGES in scripts/lib.sh)");
         }
         ok
-    }
-
-    fn run(cmd: &mut Command) {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     fn file(dir: &Path, name: &str, size: u64) -> PathBuf {
@@ -165,16 +165,7 @@ mod made_by_tools {
             tags.get("TYPE").map(String::as_str),
             "{what:?} type ({c:?})"
         );
-        assert_eq!(
-            c.label.as_deref(),
-            tags.get("LABEL").map(String::as_str),
-            "{what:?} label"
-        );
-        assert_eq!(
-            c.uuid.as_deref(),
-            tags.get("UUID").map(String::as_str),
-            "{what:?} uuid"
-        );
+        super::same_label_and_uuid(&format!("{what:?}"), c, &tags);
     }
 
     fn patch(path: &Path, at: u64, bytes: &[u8]) {

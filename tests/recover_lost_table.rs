@@ -12,18 +12,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
 
-use partition_support::{layout_of, write_table};
+use partition_support::{layout_of, run_tool as run, write_table};
 use vmrescue::layers::partition::PartType;
 use vmrescue::layers::{Layout, VolumeKind};
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Make a filesystem of `kind` in a new file of `bytes` bytes and copy it
 /// into `image` at byte `at` (sparse, so big empty filesystems cost nothing).

@@ -76,16 +76,22 @@ fn layers(image: &Path) -> (i32, String) {
     )
 }
 
+/// The demo disk as qcow2, its root LV's files copied out whole (into
+/// `want`), then the qcow2 file cut to `percent` of its length.
+fn cut_qcow2_of_demo(dir: &Path, percent: u64) -> (PathBuf, PathBuf) {
+    let full = qcow2_of_demo(dir);
+    let want = dir.join("want");
+    let (code, err) = copy_out(&full, "vg_ta/lv_root", &want);
+    assert_eq!(code, 0, "{err}");
+    let len = std::fs::metadata(&full).expect("stat").len();
+    truncate(&full, len / 100 * percent);
+    (full, want)
+}
+
 #[test]
 fn qcow2_cut_by_five_percent_keeps_everything_still_in_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let full = qcow2_of_demo(dir.path());
-    let want = dir.path().join("want");
-    let (code, err) = copy_out(&full, "vg_ta/lv_root", &want);
-    assert_eq!(code, 0, "{err}");
-
-    let len = std::fs::metadata(&full).expect("stat").len();
-    truncate(&full, len / 100 * 95);
+    let (full, want) = cut_qcow2_of_demo(dir.path(), 95);
     let (code, err) = layers(&full);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("the image is truncated"), "{err}");
@@ -100,12 +106,7 @@ fn qcow2_cut_by_five_percent_keeps_everything_still_in_the_file() {
 #[test]
 fn qcow2_cut_in_half_fails_only_the_files_past_the_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let full = qcow2_of_demo(dir.path());
-    let want = dir.path().join("want");
-    let (code, err) = copy_out(&full, "vg_ta/lv_root", &want);
-    assert_eq!(code, 0, "{err}");
-    let len = std::fs::metadata(&full).expect("stat").len();
-    truncate(&full, len / 100 * 55);
+    let (full, want) = cut_qcow2_of_demo(dir.path(), 55);
     let got = dir.path().join("got");
     let (code, err) = copy_out(&full, "vg_ta/lv_root", &got);
     assert_eq!(code, 1, "{err}");

@@ -5,6 +5,7 @@
 //! end of a device (metadata 0.90 and 1.0). Every read is bounded; damage
 //! means "no label", never an error.
 
+use super::probe::uuid;
 use crate::io::{ReadAt, le, read_vec};
 
 /// Root directory entries looked at, at most.
@@ -219,7 +220,7 @@ pub fn joliet_label(src: &dyn ReadAt, pvd_label: &[u8]) -> Option<String> {
 /// An MD RAID superblock kept at the end of the device: metadata 0.90 (in
 /// the last 64 KiB-aligned 64 KiB) or 1.0 (8 KiB before the 4 KiB-aligned
 /// end). Returns (version, UUID, name).
-pub fn md_at_end(src: &dyn ReadAt) -> Option<(String, String, Option<String>)> {
+pub fn md_at_end(src: &dyn ReadAt) -> Option<(String, Option<String>, Option<String>)> {
     let size = src.size();
     const RESERVED: u64 = 0x10000;
     if size <= RESERVED {
@@ -247,18 +248,18 @@ pub fn md_at_end(src: &dyn ReadAt) -> Option<(String, String, Option<String>)> {
                     u32::from_be_bytes(w)
                 }
             };
-            let mut uuid = [0u8; 16];
-            uuid[..4].copy_from_slice(&word(5));
+            let mut set_uuid = [0u8; 16];
+            set_uuid[..4].copy_from_slice(&word(5));
             if num(2) >= 90 {
-                uuid[4..8].copy_from_slice(&word(13));
-                uuid[8..12].copy_from_slice(&word(14));
-                uuid[12..16].copy_from_slice(&word(15));
+                set_uuid[4..8].copy_from_slice(&word(13));
+                set_uuid[8..12].copy_from_slice(&word(14));
+                set_uuid[12..16].copy_from_slice(&word(15));
             }
             // The array's size (KiB) must fit before the superblock.
             let array = u64::from(num(8)) << 10;
             if size >= array.saturating_add(RESERVED) && at >= array {
                 let version = format!("{}.{}.{}", num(1), num(2), num(3));
-                return Some((version, uuid_string(&uuid), None));
+                return Some((version, uuid(&set_uuid, 0), None));
             }
         }
     }
@@ -267,12 +268,11 @@ pub fn md_at_end(src: &dyn ReadAt) -> Option<(String, String, Option<String>)> {
     if !md1_valid(&b, at) {
         return None;
     }
-    let uuid: [u8; 16] = b[16..32].try_into().ok()?;
     let end = b[32..64].iter().position(|&x| x == 0).unwrap_or(32);
     let name = String::from_utf8_lossy(&b[32..32 + end]).to_string();
     Some((
         "1.0".into(),
-        uuid_string(&uuid),
+        uuid(&b, 16),
         (!name.is_empty()).then_some(name),
     ))
 }
@@ -311,34 +311,19 @@ pub fn md1_valid(b: &[u8], at: u64) -> bool {
     ok().unwrap_or(false)
 }
 
-fn uuid_string(u: &[u8; 16]) -> String {
-    let h: Vec<String> = u.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
-    )
-}
-
-/// UTF-16LE up to the first NUL, trailing spaces removed; `None` if empty.
 fn utf16le(b: &[u8]) -> Option<String> {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&u| u != 0)
-        .collect();
-    let s = String::from_utf16_lossy(&units).trim_end().to_string();
-    (!s.is_empty()).then_some(s)
+    utf16(b, u16::from_le_bytes)
 }
 
-/// UTF-16BE up to the first NUL, trailing spaces removed; `None` if empty.
 fn utf16be(b: &[u8]) -> Option<String> {
+    utf16(b, u16::from_be_bytes)
+}
+
+/// UTF-16 up to the first NUL, trailing spaces removed; `None` if empty.
+fn utf16(b: &[u8], unit: fn([u8; 2]) -> u16) -> Option<String> {
     let units: Vec<u16> = b
         .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .map(|c| unit([c[0], c[1]]))
         .take_while(|&u| u != 0)
         .collect();
     let s = String::from_utf16_lossy(&units).trim_end().to_string();
@@ -409,7 +394,10 @@ mod tests {
         put(&mut disk, 15, 0x0d0e_0f10);
         let (version, uuid, name) = md_at_end(&disk).expect("md");
         assert_eq!(version, "0.90.0");
-        assert_eq!(uuid, "01020304-0506-0708-090a-0b0c0d0e0f10");
+        assert_eq!(
+            uuid.as_deref(),
+            Some("01020304-0506-0708-090a-0b0c0d0e0f10")
+        );
         assert_eq!(name, None);
     }
 }

@@ -198,7 +198,7 @@ pub fn probe(src: &dyn ReadAt) -> Content {
         let inner = probe_bytes(&buf);
         let mut c = Content::new(ContentKind::MdRaid);
         c.version = Some(version);
-        c.uuid = Some(uuid);
+        c.uuid = uuid;
         c.label = name;
         if inner.kind.is_filesystem() {
             c.detail = Some(format!(
@@ -559,7 +559,7 @@ fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
 }
 
 /// A 16-byte UUID in the usual 8-4-4-4-12 form; `None` if all zeros.
-fn uuid(b: &[u8], off: usize) -> Option<String> {
+pub(super) fn uuid(b: &[u8], off: usize) -> Option<String> {
     let u = b.get(off..off + 16)?;
     if u.iter().all(|&x| x == 0) {
         return None;

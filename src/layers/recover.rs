@@ -261,21 +261,11 @@ fn probe_at(
     })
 }
 
-/// The kinds a partition holds and that say their own size.
+/// The kinds a partition holds and that say their own size (not CD
+/// images nor squashfs, which live in files more than in partitions).
 fn wanted(kind: ContentKind) -> bool {
-    matches!(
-        kind,
-        ContentKind::Ext2
-            | ContentKind::Ext3
-            | ContentKind::Ext4
-            | ContentKind::Xfs
-            | ContentKind::Btrfs
-            | ContentKind::Vfat
-            | ContentKind::Exfat
-            | ContentKind::Ntfs
-            | ContentKind::Swap
-            | ContentKind::LvmPv
-    )
+    (kind.is_filesystem() && !matches!(kind, ContentKind::Iso9660 | ContentKind::Squashfs))
+        || matches!(kind, ContentKind::Swap | ContentKind::LvmPv)
 }
 
 /// Checks beyond the magic: an ext superblock (two magic bytes) must be a
