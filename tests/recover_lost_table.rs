@@ -210,3 +210,29 @@ fn gpt_without_protective_mbr_and_primary_opens_from_its_backup() {
     assert!(problems.contains("using the backup header"), "{problems}");
     assert!(problems.contains("protective MBR is missing"), "{problems}");
 }
+
+#[test]
+fn gpt_with_both_headers_gone_is_searched_behind_its_protective_mbr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = common::fixture_copy("part-gpt", dir.path());
+    let before = volumes(&layout_of(&image), false);
+    let size = std::fs::metadata(&image).expect("stat").len();
+    let f = OpenOptions::new().write(true).open(&image).expect("open");
+    f.write_all_at(&[0u8; 33 * 512], 512).expect("zero primary");
+    f.write_all_at(&[0u8; 33 * 512], size - 33 * 512)
+        .expect("zero backup");
+    let after = layout_of(&image);
+    let problems = after.all_problems().join("\n");
+    assert!(
+        problems.contains("only the protective MBR is left"),
+        "{problems}"
+    );
+    // Every partition that holds something is found where the GPT had it
+    // (the empty PV partition cannot be).
+    let found = volumes(&after, true);
+    let want: Vec<_> = before
+        .into_iter()
+        .filter(|p| !matches!(p.2.as_str(), "empty" | "unknown"))
+        .collect();
+    assert_eq!(found, want);
+}

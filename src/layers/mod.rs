@@ -599,7 +599,12 @@ fn search_disk(
             probe::probe(&*disk.source).kind,
             ContentKind::Unknown | ContentKind::Zeros
         );
-    if !(options.search || empty) {
+    // A protective MBR whose GPT is gone (both headers) lists nothing real.
+    let only_protective = !parts.is_empty()
+        && parts
+            .iter()
+            .all(|p| p.part_type == partition::PartType::Mbr(0xee));
+    if !(options.search || empty || only_protective) {
         return Vec::new();
     }
     let s = recover::search(&disk.source, options.progress);
@@ -644,6 +649,10 @@ fn search_disk(
     if empty {
         disk.problems.push(format!(
             "no partition table (zeroed or overwritten?): {msg}"
+        ));
+    } else if only_protective {
+        disk.problems.push(format!(
+            "only the protective MBR is left of the GPT (both headers are gone): {msg}"
         ));
     } else {
         disk.format_details.push(msg);

@@ -243,6 +243,10 @@ fn probe_at(
     if left >= 0x10100 {
         read(at + 0x10000, &mut buf[0x10000..0x10100]);
     }
+    // Most places are empty: skip the magic table for them.
+    if buf[..head].iter().all(|&x| x == 0) && buf[0x10000..].iter().all(|&x| x == 0) {
+        return None;
+    }
     let quick = probe::probe_bytes(buf);
     if !wanted(quick.kind) || !plausible(quick.kind, buf) {
         return None;
