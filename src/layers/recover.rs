@@ -256,7 +256,13 @@ fn probe_at(
     if !wanted(content.kind) {
         return None;
     }
-    let claimed = content.size.filter(|&n| n >= 64 * 1024)?;
+    let mut claimed = content.size.filter(|&n| n >= 64 * 1024)?;
+    if content.kind == ContentKind::Ntfs {
+        // The backup boot sector follows the sectors NTFS counts: it is the
+        // partition's last sector (and must not be taken for a volume).
+        let sector = crate::io::le::u16(buf, 11).map_or(SECTOR, u64::from);
+        claimed = claimed.saturating_add(sector);
+    }
     Some(Found {
         start: at,
         size: claimed.min(left),
@@ -382,6 +388,25 @@ mod tests {
             1 << 20,
             "the 1 KiB tail belongs to the ext volume"
         );
+    }
+
+    #[test]
+    fn an_ntfs_backup_boot_sector_is_not_a_second_volume() {
+        let mut disk = vec![0u8; 4 << 20];
+        let mut boot = [0u8; 512];
+        boot[3..11].copy_from_slice(b"NTFS    ");
+        boot[11..13].copy_from_slice(&512u16.to_le_bytes());
+        boot[13] = 8;
+        boot[0x28..0x30].copy_from_slice(&2047u64.to_le_bytes()); // sectors
+        boot[510] = 0x55;
+        boot[511] = 0xaa;
+        let start = 1 << 20;
+        disk[start..start + 512].copy_from_slice(&boot);
+        let backup = start + 2047 * 512;
+        disk[backup..backup + 512].copy_from_slice(&boot);
+        let s = run(disk);
+        let got: Vec<(u64, u64)> = s.found.iter().map(|f| (f.start, f.size)).collect();
+        assert_eq!(got, [(1 << 20, 1 << 20)]);
     }
 
     #[test]
