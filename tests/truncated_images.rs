@@ -151,3 +151,47 @@ fn raw_image_cut_short_says_by_how_much_and_reads_the_rest() {
     assert!(err.contains("goes past the end of the file"), "{err}");
     assert!(same_files(&home, &home) > 0);
 }
+
+/// A qcow2 image grown after it was written keeps its L1 table at the end
+/// of the file: a cut through that table keeps the entries before the cut,
+/// and the guest bytes they map still read.
+#[test]
+fn qcow2_cut_through_its_l1_table_keeps_the_entries_before_the_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = qcow2_of_demo(dir.path());
+    let st = Command::new("qemu-img")
+        .args(["resize", "-q"])
+        .arg(&img)
+        .arg("+3G")
+        .status()
+        .expect("run qemu-img resize");
+    assert!(st.success());
+    let want = common::vmrescue(&[
+        "cat",
+        img.to_str().expect("utf-8"),
+        "--volume",
+        "p1",
+        "/grub/grub.conf",
+    ]);
+    assert_eq!(want.status.code(), Some(0));
+    let head = std::fs::read(&img).expect("read");
+    let l1 = u64::from_be_bytes(head[40..48].try_into().expect("8 bytes"));
+    assert!(
+        l1 + 80 >= head.len() as u64,
+        "the grown L1 table is the file's last cluster"
+    );
+    // Keep two entries: guest bytes 0..1 GiB (64 KiB clusters).
+    truncate(&img, l1 + 16);
+    let (code, err) = layers(&img);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the end of the L1 table"), "{err}");
+    assert!(err.contains("the first at guest byte 1073741824"), "{err}");
+    let got = common::vmrescue(&[
+        "cat",
+        img.to_str().expect("utf-8"),
+        "--volume",
+        "p1",
+        "/grub/grub.conf",
+    ]);
+    assert_eq!(got.stdout, want.stdout);
+}

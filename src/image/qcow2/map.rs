@@ -199,11 +199,25 @@ impl Qcow2 {
             };
             for (j, ent) in raw.chunks_exact(stride).enumerate() {
                 let entry = u64::from_be_bytes(ent[..8].try_into().unwrap_or([0; 8]));
+                // A compressed cluster may end past the file (its length is
+                // rounded up); a plain one must be whole, and with extended
+                // L2 entries its allocated subclusters must be.
                 let past = if entry & COMPRESSED != 0 {
                     compressed_extent(entry, cb).0 >= self.file_size
                 } else {
                     let host = entry & OFFSET_MASK;
-                    host != 0 && host >= self.file_size
+                    let used = if extended {
+                        let bitmap = ent
+                            .get(8..16)
+                            .and_then(|b| b.try_into().ok())
+                            .map_or(0, u64::from_be_bytes);
+                        let alloc = bitmap & 0xffff_ffff;
+                        // One past the last allocated subcluster, in bytes.
+                        u64::from(32 - alloc.leading_zeros().saturating_sub(32)) << (cb - 5)
+                    } else {
+                        cs
+                    };
+                    host != 0 && host.saturating_add(used) > self.file_size
                 };
                 if past {
                     lost_clusters += 1;
@@ -211,8 +225,23 @@ impl Qcow2 {
                 }
             }
         }
+        if self.l1_cut {
+            let cut = (self.l1.len() as u64)
+                .checked_shl(shift)
+                .unwrap_or(u64::MAX);
+            first = Some(first.map_or(cut, |f| f.min(cut)));
+        }
         let first = first?;
         let mut what = Vec::new();
+        if self.l1_cut {
+            what.push(format!(
+                "the end of the L1 table (the map of guest bytes {}..{})",
+                (self.l1.len() as u64)
+                    .checked_shl(shift)
+                    .unwrap_or(u64::MAX),
+                self.size
+            ));
+        }
         if lost_tables > 0 {
             what.push(format!(
                 "{lost_tables} L2 table{} (each maps {} of the disk)",
@@ -227,9 +256,9 @@ impl Qcow2 {
             ));
         }
         let mut msg = format!(
-            "the image is truncated: {} lie past the end of the file ({} bytes); those guest bytes (the first at guest byte {first}) read as errors, the rest reads normally",
-            what.join(" and "),
-            self.file_size
+            "the image is truncated (the file ends at byte {}); lost past its end: {}; the guest bytes they hold (the first at guest byte {first}) read as errors, the rest reads normally",
+            self.file_size,
+            what.join(" and ")
         );
         if unchecked > 0 {
             msg.push_str(&format!(
@@ -255,6 +284,16 @@ impl Qcow2 {
             return Err(crate::io::past_end(pos, max as usize, self.size));
         }
         let Some(&l1_entry) = self.l1.get(l1_index as usize) else {
+            if self.l1_cut {
+                return Err(self.corrupt_io(
+                    "L1 table",
+                    self.l1_table_offset,
+                    format!(
+                        "entry {l1_index} (for guest byte {pos}) is past the end of the file ({} bytes): the image is truncated",
+                        self.file_size
+                    ),
+                ));
+            }
             return Err(self.corrupt_io(
                 "L1 table",
                 self.l1_table_offset,

@@ -71,6 +71,9 @@ pub struct Qcow2 {
     /// The L1 table in use (the active one, or the snapshot's), only the
     /// entries needed to cover `size`.
     l1: Vec<u64>,
+    /// Whether the file's end cut the L1 table short: guest bytes mapped by
+    /// the missing entries are lost (a truncated image).
+    l1_cut: bool,
     l1_table_offset: u64,
     /// The virtual size shown.
     size: u64,
@@ -200,6 +203,8 @@ impl Qcow2 {
             }
             l1.resize(needed as usize, 0);
         }
+        // Entries the file's end cut off (`read_l1` reads what is there).
+        let l1_cut = (l1.len() as u64) < size.div_ceil(l1_coverage(&header, 1));
         let l2_cache = L2Cache::new(cluster_size);
         Ok(Qcow2 {
             name: name.to_string(),
@@ -207,6 +212,7 @@ impl Qcow2 {
             file_size,
             header,
             l1,
+            l1_cut,
             l1_table_offset: l1_offset,
             size,
             snapshots,
@@ -345,8 +351,9 @@ impl Qcow2 {
         )
     }
 
-    /// Read host bytes at `host` into `dst`; bytes past the end of the file
-    /// read as zeros (as QEMU does for a cluster cut short by the file's end).
+    /// Read host bytes at `host` (for guest byte `guest`) into `dst`. Bytes
+    /// past the end of the file read as zeros (as QEMU reads them), unless
+    /// the file is known to be cut short: then they are an error.
     fn read_host(&self, host: u64, guest: u64, dst: &mut [u8]) -> std::io::Result<()> {
         let avail = self.file_size.saturating_sub(host).min(dst.len() as u64) as usize;
         if avail < dst.len() && self.truncated.is_some() {
@@ -361,7 +368,9 @@ impl Qcow2 {
                 ),
             ));
         }
-        self.file.read_exact_at(host, &mut dst[..avail])?;
+        if avail > 0 {
+            self.file.read_exact_at(host, &mut dst[..avail])?;
+        }
         dst[avail..].fill(0);
         Ok(())
     }
@@ -609,13 +618,19 @@ fn read_l1(
             ),
         ));
     }
-    let bytes = needed * 8;
+    let mut bytes = needed * 8;
     if offset.checked_add(bytes).is_none_or(|e| e > file_size) {
-        return Err(Error::corrupt(
-            structure,
-            offset,
-            format!("{needed} entries run past the end of the file ({file_size} bytes)"),
-        ));
+        // A table that starts in the file and is cut by its end: a copy cut
+        // short. The entries still there are read; the guest bytes the
+        // others map read as errors (see `Qcow2::l1_cut`).
+        if offset >= file_size {
+            return Err(Error::corrupt(
+                structure,
+                offset,
+                format!("{needed} entries run past the end of the file ({file_size} bytes)"),
+            ));
+        }
+        bytes = (file_size - offset) / 8 * 8;
     }
     let raw = read_vec(file, offset, bytes, header::MAX_L1_BYTES)
         .context(|| format!("{name}: reading the qcow2 {what} at byte {offset}"))?;
