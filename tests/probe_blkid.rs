@@ -220,6 +220,12 @@ mod made_by_tools {
         patch(&p, root, &[0xe5]);
         agree(&p);
         assert_eq!(layout_of(&p).volumes[0].content.label, None);
+        // No extended boot signature: no serial number either.
+        let p = file(d, "nosig.img", 16 << 20);
+        run(Command::new("mkfs.vfat").args(["-F", "16"]).arg(&p));
+        patch(&p, 38, &[0]);
+        agree(&p);
+        assert_eq!(layout_of(&p).volumes[0].content.uuid, None);
     }
 
     #[test]

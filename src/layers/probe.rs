@@ -495,7 +495,10 @@ fn boot_sector_fs(b: &[u8]) -> Option<Content> {
         String::from_utf8_lossy(&b[54..59]).trim().to_string()
     });
     c.label = text(b, label_at, 11).filter(|l| l != "NO NAME");
-    c.uuid = le::u32(b, serial_at).map(fat_serial);
+    // FAT12/16 have a serial number only with an extended boot signature
+    // (0x28 or 0x29 at byte 38), as blkid reads them; FAT32 always has one.
+    let has_serial = fat32 || matches!(b.get(38), Some(0x28 | 0x29));
+    c.uuid = le::u32(b, serial_at).filter(|_| has_serial).map(fat_serial);
     // BPB_TotSec16, or BPB_TotSec32 when that is 0.
     let total = match le::u16(b, 19)? {
         0 => u64::from(le::u32(b, 32)?),
