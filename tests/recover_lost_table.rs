@@ -180,6 +180,10 @@ fn zeroed_mbr_of_the_demo_disk_finds_boot_and_the_lvm_pv() {
     let kinds: Vec<String> = found.iter().map(|f| f.2.clone()).collect();
     let want: Vec<String> = parts.iter().map(|p| p.2.clone()).collect();
     assert_eq!(kinds, want);
+    // A found volume has no kernel name (the kernel sees no partition).
+    let r1 = after.find_volume("r1").expect("r1");
+    assert!(after.aliases(r1).is_empty(), "{:?}", after.aliases(r1));
+    assert!(after.find_volume("/dev/sda1").is_err());
     // The VG on the recovered PV opens as before.
     assert_eq!(after.groups.len(), 1);
     assert_eq!(cat(&image, "vg_ta/lv_root", "/etc/passwd"), passwd);

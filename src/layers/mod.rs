@@ -578,7 +578,7 @@ fn short_of_table(disk: &mut Disk) {
 /// Whether `v` is a volume a search found on disk `disk`.
 fn is_recovered_on(v: &Volume, disk: DiskId) -> bool {
     matches!(&v.kind, VolumeKind::Partition { disk: d, entry, .. }
-        if *d == disk && matches!(entry.part_type, partition::PartType::Recovered(_)))
+        if *d == disk && entry.is_recovered())
 }
 
 /// Search a disk for lost volumes when asked to, or when nothing is found

@@ -109,6 +109,11 @@ impl Partition {
     pub fn end(&self) -> u64 {
         self.start.saturating_add(self.size)
     }
+
+    /// Whether this is a volume found by searching the disk, not a table entry.
+    pub fn is_recovered(&self) -> bool {
+        matches!(self.part_type, PartType::Recovered(_))
+    }
 }
 
 /// Read the partition table of a disk, if it has one.
