@@ -240,3 +240,20 @@ fn gpt_with_both_headers_gone_is_searched_behind_its_protective_mbr() {
         .collect();
     assert_eq!(found, want);
 }
+
+/// The first MiB zeroed (`dd bs=1M count=1`): the table and the first
+/// filesystem's superblock are gone; that filesystem is found by its backup
+/// superblock where a partition most likely started (sector 63).
+#[test]
+fn a_filesystem_whose_superblock_is_gone_too_is_found_by_its_backup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = common::fixture_copy("demo", dir.path());
+    let want: Vec<(u64, u64, String)> = volumes(&layout_of(&image), false);
+    let f = OpenOptions::new().write(true).open(&image).expect("open");
+    f.write_all_at(&vec![0u8; 1 << 20], 0).expect("zero 1 MiB");
+    let after = layout_of(&image);
+    assert_eq!(volumes(&after, true), want);
+    let r1 = after.volume(after.find_volume("r1").expect("r1"));
+    let detail = r1.content.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("backup superblock"), "{detail}");
+}

@@ -245,6 +245,11 @@ fn ext_backup(src: &dyn ReadAt) -> Option<Content> {
     let pos = crate::fs::ext::backup_superblock_pos(src)?;
     let mut buf = vec![0u8; 2048];
     src.read_exact_at(pos, &mut buf[1024..]).ok()?;
+    // A backup names its group (s_block_group_nr); a superblock of group 0
+    // there is another filesystem's primary one, starting at that place.
+    if le::u16(&buf, 1024 + 0x5a)? == 0 {
+        return None;
+    }
     let mut c = ext(&buf)?;
     c.detail = Some(format!(
         "primary superblock damaged; backup superblock at byte {pos}"

@@ -146,7 +146,8 @@ pub fn search(disk: &Arc<dyn ReadAt>, progress: Option<Progress<'_>>) -> Search 
             p(at, size);
         }
         from = at.saturating_add(SECTOR);
-        let Some(found) = probe_at(disk, at, size, &mut buf, &mut out.errors) else {
+        let likely = extra.contains(&at);
+        let Some(found) = probe_at(disk, at, size, likely, &mut buf, &mut out.errors) else {
             continue;
         };
         let end = at.saturating_add(found.claimed).min(size);
@@ -217,10 +218,14 @@ fn align_up(x: u64, unit: u64) -> Option<u64> {
 }
 
 /// Look for a volume starting at `at`.
+/// `likely`: a place where a partition probably starts (sector 63, 1 MiB,
+/// right after a volume found): there a filesystem whose first superblock
+/// is gone is looked for by its backups too (a full probe, more reads).
 fn probe_at(
     disk: &Arc<dyn ReadAt>,
     at: u64,
     size: u64,
+    likely: bool,
     buf: &mut [u8],
     errors: &mut Vec<String>,
 ) -> Option<Found> {
@@ -243,13 +248,20 @@ fn probe_at(
     if left >= 0x10100 {
         read(at + 0x10000, &mut buf[0x10000..0x10100]);
     }
-    // Most places are empty: skip the magic table for them.
-    if buf[..head].iter().all(|&x| x == 0) && buf[0x10000..].iter().all(|&x| x == 0) {
-        return None;
-    }
-    let quick = probe::probe_bytes(buf);
-    if !wanted(quick.kind) || !plausible(quick.kind, buf) {
-        return None;
+    if !likely {
+        // Most places are empty: skip the magic table for them.
+        if buf[..head].iter().all(|&x| x == 0) && buf[0x10000..].iter().all(|&x| x == 0) {
+            return None;
+        }
+        let quick = probe::probe_bytes(buf);
+        if !wanted(quick.kind) || !plausible(quick.kind, buf) {
+            return None;
+        }
+    } else {
+        let quick = probe::probe_bytes(buf);
+        if wanted(quick.kind) && !plausible(quick.kind, buf) {
+            return None;
+        }
     }
     let window = Window::new(Arc::clone(disk), at, left);
     let content = probe::probe(&window);
