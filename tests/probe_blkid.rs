@@ -114,16 +114,17 @@ mod made_by_tools {
     use super::common;
     use super::partition_support::{layout_of, run_tool as run};
 
-    /// Whether `tool` can be run; says so on stderr when it cannot.
-    fn have(tool: &str) -> bool {
+    /// Fails, saying why, when `tool` cannot be run: the test command
+    /// installs it (TEST_PACKAGES in scripts/lib.sh); nothing is skipped.
+    fn need(tool: &str) {
         let ok = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
             .is_ok_and(|o| o.status.success());
-        if !ok {
-            eprintln!("SKIPPED: {tool} is not installed (see TEST_PACKAGES in scripts/lib.sh)");
-        }
-        ok
+        assert!(
+            ok,
+            "{tool} is not installed: scripts/test installs it (TEST_PACKAGES in scripts/lib.sh)"
+        );
     }
 
     fn file(dir: &Path, name: &str, size: u64) -> PathBuf {
@@ -198,12 +199,11 @@ mod made_by_tools {
             run(Command::new("mkfs.vfat").args(&args).arg(&p));
             agree(&p);
         }
-        if have("mlabel") {
-            let p = file(d, "mlabel.img", 16 << 20);
-            run(Command::new("mkfs.vfat").arg(&p));
-            run(Command::new("mlabel").arg("-i").arg(&p).arg("::RELABELED"));
-            agree(&p);
-        }
+        need("mlabel");
+        let p = file(d, "mlabel.img", 16 << 20);
+        run(Command::new("mkfs.vfat").arg(&p));
+        run(Command::new("mlabel").arg("-i").arg(&p).arg("::RELABELED"));
+        agree(&p);
         // The boot sector says "NO NAME", the root directory has the label.
         let p = file(d, "rootonly.img", 16 << 20);
         run(Command::new("mkfs.vfat")
@@ -230,9 +230,7 @@ mod made_by_tools {
 
     #[test]
     fn exfat_label_from_its_root_directory() {
-        if !have("mkfs.exfat") {
-            return;
-        }
+        need("mkfs.exfat");
         let dir = tempfile::tempdir().expect("tempdir");
         let p = file(dir.path(), "exfat.img", 16 << 20);
         run(Command::new("mkfs.exfat").args(["-L", "ExData"]).arg(&p));
@@ -244,9 +242,7 @@ mod made_by_tools {
 
     #[test]
     fn ntfs_label_from_the_volume_file() {
-        if !have("mkntfs") {
-            return;
-        }
+        need("mkntfs");
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, label) in [("ntfs.img", Some("Données")), ("ntfs-nolabel.img", None)] {
             let p = file(dir.path(), name, 16 << 20);
@@ -262,9 +258,7 @@ mod made_by_tools {
 
     #[test]
     fn iso9660_uuid_is_its_date_and_joliet_names_win() {
-        if !have("xorriso") {
-            return;
-        }
+        need("xorriso");
         let dir = tempfile::tempdir().expect("tempdir");
         let tree = dir.path().join("tree");
         std::fs::create_dir(&tree).expect("mkdir");
