@@ -59,10 +59,20 @@ fn wait_unbound(n: u32, tag: &str) {
 }
 
 fn mkfs_ext4(path: &Path, size_mib: u64) {
+    mkfs_ext4_from(path, size_mib, None);
+}
+
+/// An ext4 image of `size_mib` MiB, filled from folder `root` if given.
+fn mkfs_ext4_from(path: &Path, size_mib: u64, root: Option<&Path>) {
     let f = std::fs::File::create(path).unwrap();
     f.set_len(size_mib << 20).unwrap();
     let st = Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4"])
+        .args(
+            root.map(|r| [std::ffi::OsStr::new("-d"), r.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .arg(path)
         .status()
         .expect("run mke2fs (e2fsprogs)");
@@ -538,17 +548,7 @@ fn relink_through_the_kernel_engine_and_undo() {
     std::fs::write(root.join("grub/grub.conf"), "default=0\n").unwrap();
     std::os::unix::fs::symlink("grub.conf", root.join("grub/menu.lst")).unwrap();
     let image = dir.path().join("fs.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
-    let st = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-d"])
-        .arg(&root)
-        .arg(&image)
-        .status()
-        .expect("run mke2fs (e2fsprogs)");
-    assert!(st.success());
+    mkfs_ext4_from(&image, 16, Some(&root));
     let undo_dir = dir.path().join("undo");
     let relink = || {
         Command::new(bin())
