@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use image_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
 use pty_support::{ENTER, ESC, Pty, bin};
-use vmrescue::engine::{FsOptions, open_fs};
+use vmrescue::engine::open_fs;
+use vmrescue::fs::FsOptions;
 use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::dialog::{ConfirmKind, Dialog, RestoreDialog};
 use vmrescue::tui::jobs::{Jobs, UserspaceOpener};

@@ -1,7 +1,8 @@
 //! `vmrescue doctor`.
 
 use clap::Args;
-use vmrescue::engine::{Engines, FsOptions};
+use vmrescue::engine::Engines;
+use vmrescue::fs::FsOptions;
 use vmrescue::repair::doctor::{self, Report};
 use vmrescue::text::{escape, format_time};
 

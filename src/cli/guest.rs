@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use vmrescue::engine::{Engines, FsOptions, select_volume};
+use vmrescue::engine::{Engines, select_volume};
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
 use vmrescue::layers::Layout;

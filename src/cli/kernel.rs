@@ -7,7 +7,8 @@ use std::path::Path;
 
 use clap::Args;
 use sha2::{Digest, Sha256};
-use vmrescue::engine::{EngineChoice, Engines, FsOptions, kernel};
+use vmrescue::engine::{EngineChoice, Engines, kernel};
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::{FileType, FsView, NodeId, path};
 use vmrescue::repair::undo::{self, UndoRecord};
 use vmrescue::text::escape;

@@ -234,7 +234,7 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
         images.push(vmrescue::image::open_with(&path, &opts)?);
     }
     let mut layout = vmrescue::layers::scan(images);
-    let options = vmrescue::engine::FsOptions::default();
+    let options = vmrescue::fs::FsOptions::default();
     let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
         vmrescue::engine::open_fs(&layout, id, &options)
     });

@@ -7,7 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use vmrescue::engine::{Engine, EngineChoice, Engines, FsOptions, select_volume};
+use vmrescue::engine::{Engine, EngineChoice, Engines, select_volume};
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::path;
 use vmrescue::layers::{Layout, VolumeId};
 use vmrescue::repair::candidates::Guest;

@@ -3,7 +3,8 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use vmrescue::engine::{Engines, FsOptions};
+use vmrescue::engine::Engines;
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::layers::{Layout, VolumeId};
 use vmrescue::tui::jobs::VolumeOpener;

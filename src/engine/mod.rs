@@ -17,15 +17,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::fs::FsView;
+use crate::fs::{FsOptions, FsView};
 use crate::layers::{Layout, VolumeId, VolumeKind};
-
-/// Options for opening a filesystem.
-#[derive(Debug, Clone, Default)]
-pub struct FsOptions {
-    /// Show the on-disk state: do not replay the journal in memory.
-    pub no_journal: bool,
-}
 
 /// Open the filesystem of volume `id` with the userspace engine.
 pub fn open_fs(layout: &Layout, id: VolumeId, opts: &FsOptions) -> Result<Arc<dyn FsView>> {
