@@ -167,8 +167,12 @@ fn kernel_replay_of_a_copy_matches() {
 
 #[test]
 fn the_engine_opens_ext_volumes_with_and_without_the_journal() {
-    use vmrescue::engine::{open_fs, select_volume};
+    use vmrescue::engine::select_volume;
+    use vmrescue::engine::userspace::Userspace;
     use vmrescue::fs::FsOptions;
+    let open_fs = |layout: &vmrescue::layers::Layout, id, opts: &FsOptions| {
+        Userspace::default().open_fs(layout, id, opts)
+    };
     let image = common::fixture("ext-journal-ext4");
     let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
     let id = select_volume(&layout, None).unwrap();

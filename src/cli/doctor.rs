@@ -36,12 +36,12 @@ pub fn run(args: &DoctorArgs) -> u8 {
 }
 
 fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
-    let (layout, id) = open_volume(&args.target, args.volume.as_deref())?;
+    // Through the engine --engine picks (a kernel mount for XFS, as root).
+    let engines = Engines::new(args.target.source.engine);
+    let (layout, id) = open_volume(&args.target, args.volume.as_deref(), &engines)?;
     let options = FsOptions {
         no_journal: args.no_journal,
     };
-    // Through the engine --engine picks (a kernel mount for XFS, as root).
-    let engines = Engines::new(args.target.source.engine);
     let fs = engines.open_fs(&layout, id, &options)?;
     let volume = &layout.volume(id).name;
     let found = doctor::examine(&*fs);

@@ -74,7 +74,8 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         ));
         return exit::ERROR;
     }
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+    let engines = Engines::new(EngineChoice::Kernel);
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,
         Err(e) => {
             report(&e);
@@ -85,7 +86,6 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         report(&why);
         return exit::ERROR;
     }
-    let engines = Engines::new(EngineChoice::Kernel);
     let session = match engines.kernel() {
         Ok(s) => s,
         Err(e) => {
@@ -264,14 +264,14 @@ pub fn manifest(
 
 /// Run `walk`.
 pub fn walk(args: &WalkArgs) -> u8 {
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+    let engines = Engines::new(args.target.source.engine);
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,
         Err(e) => {
             report(&e);
             return exit::ERROR;
         }
     };
-    let engines = Engines::new(args.target.source.engine);
     let decision = engines.decide(&layout, id);
     let fs = match engines.open_fs(&layout, id, &FsOptions::default()) {
         Ok(fs) => fs,
@@ -366,14 +366,14 @@ pub fn replace_with_undo(
 
 /// Run `kernel-relink`.
 pub fn relink(args: &KernelRelinkArgs) -> u8 {
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+    let engines = Engines::new(EngineChoice::Kernel);
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,
         Err(e) => {
             report(&e);
             return exit::ERROR;
         }
     };
-    let engines = Engines::new(EngineChoice::Kernel);
     let result = replace_with_undo(
         &engines,
         &layout,

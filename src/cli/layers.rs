@@ -19,7 +19,10 @@ pub struct LayersArgs {
 
 /// Run `layers`.
 pub fn run(args: &LayersArgs) -> u8 {
-    let layout = match open_layout(&args.target) {
+    let layout = match open_layout(
+        &args.target,
+        &engine::Engines::new(args.target.source.engine),
+    ) {
         Ok(l) => l,
         Err(e) => {
             report(&e);

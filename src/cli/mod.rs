@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use vmrescue::engine::EngineChoice;
+use vmrescue::engine::{EngineChoice, Engines};
 use vmrescue::layers::Layout;
 
 /// Rescue files from virtual-machine disk images, without root and without mounting.
@@ -217,8 +217,10 @@ pub fn report(err: &dyn std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "vmrescue: {err}");
 }
 
-/// Open the target's disks and read their layers.
-pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
+/// Open the target's disks and read their layers; inspection opens the
+/// filesystems with `engines`' userspace engine, which keeps them for the
+/// command.
+pub fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
     };
@@ -236,7 +238,7 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
     let mut layout = vmrescue::layers::scan(images);
     let options = vmrescue::fs::FsOptions::default();
     let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
-        vmrescue::engine::open_fs(&layout, id, &options)
+        engines.userspace().open_fs(&layout, id, &options)
     });
     layout.apply_inspection(&found);
     Ok(layout)
@@ -273,8 +275,8 @@ pub fn nothing_found(layout: &Layout) -> Option<String> {
 
 /// [`open_layout`] for commands that need something on the disks: an
 /// error when [`nothing_found`].
-pub fn open_found_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
-    let layout = open_layout(target)?;
+pub fn open_found_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+    let layout = open_layout(target, engines)?;
     match nothing_found(&layout) {
         Some(why) => Err(vmrescue::Error::Invalid(why)),
         None => Ok(layout),
@@ -286,8 +288,9 @@ pub fn open_found_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
 pub fn open_volume(
     target: &Target,
     volume: Option<&str>,
+    engines: &Engines,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
-    let layout = open_found_layout(target)?;
+    let layout = open_found_layout(target, engines)?;
     let id = vmrescue::engine::select_volume(&layout, volume)?;
     Ok((layout, id))
 }

@@ -397,8 +397,8 @@ pub fn apply(
         .map(|p| format!("vmrescue undo {}", p.display()))
         .collect::<Vec<_>>()
         .join(" and ");
-    // The filesystem changed under any view opened before.
-    layout.forget_opened(id);
+    // The filesystem changed under any view opened before: the caller
+    // tells its engine to forget it ([`crate::engine::VolumeOpener::forget`]).
     let ext = Ext::open(layout.open_volume(id), &FsOptions { no_journal: true })?;
     let back = ext.read_link(NodeId(u64::from(plan.ino)))?;
     if back != plan.new_target {

@@ -12,7 +12,7 @@
 //!   ([`jobs::Jobs`]) feed one channel; the UI thread applies what arrives
 //!   and draws.
 //!
-//! Seams for the parts written elsewhere: [`jobs::VolumeOpener`] (which
+//! Seams for the parts written elsewhere: [`crate::engine::VolumeOpener`] (which
 //! engine opens a volume) and [`copier::Copier`] (the copy job), both in
 //! [`Options`]; [`terminal::register_teardown`] for the kernel engine's
 //! cleanup on quit, signals and panics.
@@ -53,7 +53,7 @@ pub struct Options {
     /// Settings.
     pub config: AppConfig,
     /// How volumes are opened (the engine).
-    pub opener: Arc<dyn jobs::VolumeOpener>,
+    pub opener: Arc<dyn crate::engine::VolumeOpener>,
     /// How files are copied out.
     pub copier: Arc<dyn copier::Copier>,
 }
@@ -64,7 +64,7 @@ impl Options {
         Options {
             layout: Arc::new(layout),
             config,
-            opener: Arc::new(jobs::UserspaceOpener::default()),
+            opener: Arc::new(crate::engine::userspace::Userspace::default()),
             copier: Arc::new(copier::JobCopier),
         }
     }
