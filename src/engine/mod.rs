@@ -158,9 +158,15 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// The filesystem table's row for `kind` ([`crate::fs::kinds`]), if it is
+/// a filesystem.
+pub fn fs_kind(kind: crate::layers::ContentKind) -> Option<&'static crate::fs::kinds::FsKind> {
+    crate::fs::kinds::by_probe_name(kind.name())
+}
+
 /// Whether vmrescue's own readers read `kind` filesystems (ext2/3/4, XFS).
 pub fn userspace_reads(kind: crate::layers::ContentKind) -> bool {
-    kind.is_ext() || kind == crate::layers::ContentKind::Xfs
+    fs_kind(kind).is_some_and(|k| k.reader.is_some())
 }
 
 /// Why the kernel engine cannot run on this machine (checked once), or `Ok`.
@@ -362,5 +368,63 @@ impl VolumeOpener for Engines {
     }
     fn forget(&self, id: VolumeId) {
         self.userspace.forget(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fs::kinds::KINDS;
+    use crate::layers::ContentKind;
+
+    const ALL: &[ContentKind] = &[
+        ContentKind::Ext2,
+        ContentKind::Ext3,
+        ContentKind::Ext4,
+        ContentKind::Jbd,
+        ContentKind::Xfs,
+        ContentKind::Btrfs,
+        ContentKind::Vfat,
+        ContentKind::Exfat,
+        ContentKind::Ntfs,
+        ContentKind::Swap,
+        ContentKind::LvmPv,
+        ContentKind::Luks,
+        ContentKind::Iso9660,
+        ContentKind::Squashfs,
+        ContentKind::MdRaid,
+        ContentKind::Qcow2,
+        ContentKind::PartitionTable,
+        ContentKind::Zeros,
+        ContentKind::Unknown,
+        ContentKind::Unreadable,
+    ];
+
+    #[test]
+    fn the_filesystem_table_has_a_row_for_every_filesystem_the_probe_finds() {
+        for &kind in ALL {
+            assert_eq!(
+                super::fs_kind(kind).is_some(),
+                kind.is_filesystem(),
+                "{}",
+                kind.name()
+            );
+        }
+        for row in KINDS {
+            assert!(
+                ALL.iter().any(|k| k.name() == row.name),
+                "{}: no probe kind of that name",
+                row.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_engines_read_what_the_table_says() {
+        assert!(super::userspace_reads(ContentKind::Ext3));
+        assert!(super::userspace_reads(ContentKind::Xfs));
+        assert!(!super::userspace_reads(ContentKind::Btrfs));
+        assert!(!super::userspace_reads(ContentKind::Jbd));
+        assert!(super::kernel::mountable(ContentKind::Ntfs));
+        assert!(!super::kernel::mountable(ContentKind::Swap));
     }
 }

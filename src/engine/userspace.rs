@@ -57,36 +57,29 @@ impl Userspace {
                 v.content.describe()
             )));
         }
-        if v.content.kind.is_ext() {
+        if let Some(kind) = super::fs_kind(v.content.kind)
+            && let Some(reader) = kind.reader
+        {
             // The replayed view is shared; `--no-journal` views are not kept.
-            if !opts.no_journal
-                && let Some(fs) = self.opened().get(&id)
-            {
+            let shared = !(opts.no_journal && kind.replays_journal);
+            if shared && let Some(fs) = self.opened().get(&id) {
                 return Ok(Arc::clone(fs));
             }
             // Journal devices among the volumes, for an external journal.
-            let journals: Vec<_> = layout
-                .volumes
-                .iter()
-                .filter(|v| v.content.kind == ContentKind::Jbd)
-                .map(|v| layout.open_volume(v.id))
-                .collect();
-            let fs: Arc<dyn FsView> = Arc::new(crate::fs::ext::Ext::open_with_journal_devices(
-                layout.open_volume(id),
-                opts,
-                &journals,
-            )?);
-            if !opts.no_journal {
+            let journals: Vec<_> = if kind.replays_journal {
+                layout
+                    .volumes
+                    .iter()
+                    .filter(|v| v.content.kind == ContentKind::Jbd)
+                    .map(|v| layout.open_volume(v.id))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let fs = reader(layout.open_volume(id), opts, &journals)?;
+            if shared {
                 self.opened().insert(id, Arc::clone(&fs));
             }
-            return Ok(fs);
-        }
-        if v.content.kind == ContentKind::Xfs {
-            if let Some(fs) = self.opened().get(&id) {
-                return Ok(Arc::clone(fs));
-            }
-            let fs: Arc<dyn FsView> = Arc::new(crate::fs::xfs::Xfs::open(layout.open_volume(id))?);
-            self.opened().insert(id, Arc::clone(&fs));
             return Ok(fs);
         }
         Err(Error::Unsupported(format!(

@@ -12,6 +12,7 @@
 
 pub mod ext;
 pub mod host;
+pub mod kinds;
 pub mod mem;
 pub mod path;
 pub mod problems;

@@ -198,12 +198,13 @@ pub fn plan(
     opts: &Options,
 ) -> Result<Plan> {
     let volume = layout.volume(id);
-    if !volume.content.kind.is_ext() {
+    let kind = crate::fs::kinds::by_probe_name(volume.content.kind.name());
+    if !kind.is_some_and(|k| k.relink_in_place) {
         return Err(Error::Refused(format!(
             "{} holds {}: vmrescue writes repairs in place only on ext2/ext3/ext4{}",
             volume.name,
             volume.content.describe(),
-            if volume.content.kind.is_filesystem() {
+            if kind.is_some_and(|k| k.relink_kernel) {
                 format!("; use {KERNEL_ENGINE}")
             } else {
                 String::new()
