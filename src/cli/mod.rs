@@ -376,9 +376,9 @@ fn list_guests(target: &Target) -> u8 {
 /// Parse the command line and run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A signal ending a kernel-engine session ends the process from the
-    // signal thread: the unpacked demo disk must go then too.
-    vmrescue::engine::kernel::add_exit_hook(vmrescue::demo::cleanup);
+    // A signal or a panic ending a kernel-engine session or the TUI ends
+    // the process through the teardown: the unpacked demo disk goes then too.
+    vmrescue::teardown::register(|_| vmrescue::demo::cleanup());
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
         Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
@@ -399,15 +399,10 @@ pub fn main() -> ExitCode {
         {
             list_guests(&cli.target)
         }
-        None => {
-            // A signal or a panic ends the TUI through its teardown hooks:
-            // the unpacked demo disk goes with them.
-            vmrescue::tui::terminal::register_teardown(vmrescue::demo::cleanup);
-            tui::run(&tui::TuiArgs {
-                target: cli.target,
-                volume: cli.volume,
-            })
-        }
+        None => tui::run(&tui::TuiArgs {
+            target: cli.target,
+            volume: cli.volume,
+        }),
     };
     vmrescue::demo::cleanup();
     // Output that could not be written (a full disk, an I/O error) means

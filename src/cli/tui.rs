@@ -98,12 +98,9 @@ pub fn run(args: &TuiArgs) -> u8 {
     };
     let mut opts = Options::new(layout, config);
     opts.opener = engines;
-    // Mounts, dm and loop devices go when the browser ends, however it ends.
-    tui::terminal::register_teardown(|| {
-        for p in vmrescue::engine::kernel::teardown_all(true) {
-            eprintln!("vmrescue: {p}");
-        }
-    });
+    // Mounts, dm and loop devices go when the browser ends, however it ends:
+    // a kernel session registers its teardown (`vmrescue::teardown`), which
+    // the browser runs when it ends.
     match tui::run(opts) {
         Ok(None) => exit::OK,
         // Killed by a signal: the shell's convention, 128 + its number.

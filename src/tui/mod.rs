@@ -14,7 +14,7 @@
 //!
 //! Seams for the parts written elsewhere: [`crate::engine::VolumeOpener`] (which
 //! engine opens a volume) and [`copier::Copier`] (the copy job), both in
-//! [`Options`]; [`terminal::register_teardown`] for the kernel engine's
+//! [`Options`]; [`crate::teardown::register`] for the kernel engine's
 //! cleanup on quit, signals and panics.
 
 pub mod action;
@@ -76,12 +76,11 @@ const EVENTS_PER_FRAME: usize = 512;
 /// Run the TUI on the terminal until the operator quits or a signal arrives;
 /// returns the signal's number when one ended it.
 pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
-    terminal::block_signals()?;
     terminal::install_panic_hook();
-    let mut term = terminal::enter()?;
-    let _guard = terminal::Guard;
     let (tx, rx) = mpsc::channel();
     terminal::spawn_signal_thread(tx.clone())?;
+    let mut term = terminal::enter()?;
+    let _guard = terminal::Guard;
     spawn_input_thread(tx.clone())?;
     spawn_tick_thread(tx.clone())?;
     let jobs = jobs::Jobs {
