@@ -221,6 +221,15 @@ pub fn report(err: &dyn std::fmt::Display) {
 /// filesystems with `engines`' userspace engine, which keeps them for the
 /// command.
 pub fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+    open_layout_with(target, engines, false)
+}
+
+/// [`open_layout`]; `search` searches every disk for lost volumes.
+pub fn open_layout_with(
+    target: &Target,
+    engines: &Engines,
+    search: bool,
+) -> Result<Layout, vmrescue::Error> {
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
     };
@@ -235,7 +244,12 @@ pub fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescu
         }
         images.push(vmrescue::image::open_with(&path, &opts)?);
     }
-    let mut layout = vmrescue::layers::scan(images);
+    let progress = vmrescue::layers::recover::stderr_progress();
+    let scan = vmrescue::layers::ScanOptions {
+        search,
+        progress: Some(&progress),
+    };
+    let mut layout = vmrescue::layers::scan_with(images, scan);
     let options = vmrescue::fs::FsOptions::default();
     let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
         engines.userspace().open_fs(&layout, id, &options)
