@@ -7,7 +7,8 @@ use std::path::Path;
 
 use clap::Args;
 use sha2::{Digest, Sha256};
-use vmrescue::engine::{EngineChoice, Engines, FsOptions, kernel};
+use vmrescue::engine::{EngineChoice, Engines, kernel};
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::{FileType, FsView, NodeId, path};
 use vmrescue::text::escape;
 
@@ -56,7 +57,8 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         ));
         return exit::ERROR;
     }
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+    let engines = Engines::new(EngineChoice::Kernel);
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,
         Err(e) => {
             report(&e);
@@ -67,7 +69,6 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         report(&why);
         return exit::ERROR;
     }
-    let engines = Engines::new(EngineChoice::Kernel);
     let session = match engines.kernel() {
         Ok(s) => s,
         Err(e) => {
@@ -246,14 +247,14 @@ pub fn manifest(
 
 /// Run `walk`.
 pub fn walk(args: &WalkArgs) -> u8 {
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+    let engines = Engines::new(args.target.source.engine);
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,
         Err(e) => {
             report(&e);
             return exit::ERROR;
         }
     };
-    let engines = Engines::new(args.target.source.engine);
     let decision = engines.decide(&layout, id);
     let fs = match engines.open_fs(&layout, id, &FsOptions::default()) {
         Ok(fs) => fs,

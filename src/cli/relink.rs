@@ -112,9 +112,9 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
             .unwrap_or_else(default_undo_dir),
         (None, None) => default_undo_dir(),
     };
-    let layout = open_found_layout(&target)?;
-    let id = select_volume(&layout, args.volume.as_deref())?;
     let engines = Engines::new(args.source.engine);
+    let layout = open_found_layout(&target, &engines)?;
+    let id = select_volume(&layout, args.volume.as_deref())?;
     let decision = engines.decide(&layout, id);
     if args.source.engine == EngineChoice::Kernel && decision.engine != Some(Engine::Kernel) {
         if let Err(why) = vmrescue::engine::kernel_available() {

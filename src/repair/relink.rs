@@ -35,9 +35,9 @@ use super::candidates::{Analysis, Guest};
 use super::elf;
 use super::signs::is_library_name;
 use super::undo::{self, ByteWrite, WritePlan};
-use crate::engine::FsOptions;
 use crate::engine::kernel::Session;
 use crate::error::{Error, Result};
+use crate::fs::FsOptions;
 use crate::fs::ext::Ext;
 use crate::fs::ext::superblock::incompat;
 use crate::fs::ext::write::{self as ext_write, KERNEL_ENGINE, Patch};
@@ -214,12 +214,13 @@ pub fn plan_with(
     let volume = layout.volume(id);
     let (fs, ext, mut blockers): (Arc<dyn FsView>, Option<Arc<Ext>>, Vec<String>) = match writer {
         Writer::InPlace => {
-            if !volume.content.kind.is_ext() {
+            let kind = crate::fs::kinds::by_probe_name(volume.content.kind.name());
+            if !kind.is_some_and(|k| k.relink_in_place) {
                 return Err(Error::Refused(format!(
                     "{} holds {}: vmrescue writes repairs in place only on ext2/ext3/ext4{}",
                     volume.name,
                     volume.content.describe(),
-                    if volume.content.kind.is_filesystem() {
+                    if kind.is_some_and(|k| k.relink_kernel) {
                         format!("; use {KERNEL_ENGINE}")
                     } else {
                         String::new()
@@ -462,8 +463,8 @@ pub fn apply_with(
                 &plan.new_target,
                 undo_dir,
             )?;
-            // The filesystem changed under any view opened before.
-            layout.forget_opened(id);
+            // The filesystem changed under any view opened before: the
+            // caller tells its engine to forget it, as for the in-place write.
             Ok(Applied {
                 link: change.path,
                 undo_files: vec![undo_file],
@@ -511,8 +512,8 @@ fn write_in_place(
         .map(|p| format!("vmrescue undo {}", p.display()))
         .collect::<Vec<_>>()
         .join(" and ");
-    // The filesystem changed under any view opened before.
-    layout.forget_opened(id);
+    // The filesystem changed under any view opened before: the caller
+    // tells its engine to forget it ([`crate::engine::VolumeOpener::forget`]).
     let ext = Ext::open(layout.open_volume(id), &FsOptions { no_journal: true })?;
     let back = ext.read_link(NodeId(u64::from(plan.ino)))?;
     if back != plan.new_target {

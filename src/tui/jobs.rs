@@ -4,8 +4,8 @@
 //! results on the one channel; [`Jobs::run_inline`] runs them in place for
 //! tests and benchmarks.
 //!
-//! Seams: [`VolumeOpener`] (which engine opens a volume) and
-//! [`super::copier::Copier`] (how files are copied out).
+//! Seams: [`VolumeOpener`] (which engine opens a volume, from
+//! [`crate::engine`]) and [`super::copier::Copier`] (how files are copied out).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
@@ -16,48 +16,13 @@ use std::time::{Duration, Instant};
 use super::app::App;
 use super::copier::{Copier, CopySummary};
 use super::event::{Effect, Event, JobResult};
-use crate::engine::{FsOptions, open_fs};
-use crate::fs::FsView;
+use crate::engine::VolumeOpener;
 use crate::layers::{Layout, VolumeId};
 use crate::repair::candidates::Guest;
 use crate::repair::{doctor, relink};
 
 /// Name of job threads (the panic hook leaves the terminal alone for them).
 pub const JOB_THREAD: &str = "vmrescue-job";
-
-/// Opens the filesystem of a volume: the userspace engine, the kernel engine,
-/// or an in-memory filesystem in tests.
-pub trait VolumeOpener: Send + Sync {
-    /// The engine's name for the status bar.
-    fn engine(&self) -> String;
-    /// The engine that serves volume `id` (`userspace`, `kernel`).
-    fn engine_for(&self, _layout: &Layout, _id: VolumeId) -> String {
-        self.engine()
-    }
-    /// Open volume `id` of `layout`.
-    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String>;
-    /// Why an in-place repair of volume `id` must not be written from here
-    /// (the volume is mounted through the kernel engine), if it must not.
-    fn repair_blocker(&self, _layout: &Layout, _id: VolumeId) -> Option<String> {
-        None
-    }
-}
-
-/// The userspace engine ([`crate::engine::open_fs`]).
-#[derive(Debug, Clone, Default)]
-pub struct UserspaceOpener {
-    /// Options for opening.
-    pub options: FsOptions,
-}
-
-impl VolumeOpener for UserspaceOpener {
-    fn engine(&self) -> String {
-        "userspace".into()
-    }
-    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String> {
-        open_fs(layout, id, &self.options).map_err(|e| e.to_string())
-    }
-}
 
 /// What jobs need: the layout, the opener and the copier.
 #[derive(Clone)]
@@ -104,6 +69,7 @@ impl Jobs {
                     .unwrap_or_else(|_| Err(panic_message()));
                 emit(JobResult::FsOpened { volume, result: r });
             }
+            Effect::ForgetFs(volume) => self.opener.forget(volume),
             Effect::ListDir { req, fs, path, .. } => {
                 let r = catch_unwind(AssertUnwindSafe(|| {
                     super::files::list_dir(&*fs, &path, &mut |count| {
@@ -202,6 +168,8 @@ impl Jobs {
                         .map_err(|e| e.to_string())
                 }))
                 .unwrap_or_else(|_| Err(panic_message()));
+                // The filesystem changed under any view opened before.
+                self.opener.forget(volume);
                 emit(JobResult::Relinked {
                     volume,
                     link: plan.link.clone(),
@@ -239,6 +207,11 @@ impl Jobs {
 
     /// Run `effect` on a job thread; results go to `tx`.
     pub fn spawn(&self, effect: Effect, tx: Sender<Event>) {
+        // Forgetting is quick and must happen before the opens after it.
+        if let Effect::ForgetFs(volume) = effect {
+            self.opener.forget(volume);
+            return;
+        }
         let jobs = self.clone();
         let spawned = std::thread::Builder::new()
             .name(JOB_THREAD.into())

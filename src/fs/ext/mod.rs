@@ -31,8 +31,8 @@ mod xattr;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::FsOptions;
 use crate::error::{Error, Result};
+use crate::fs::FsOptions;
 use crate::fs::problems::ProblemLog;
 use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt};

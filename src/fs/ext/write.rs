@@ -406,7 +406,7 @@ mod tests {
         let id = layout.find_volume("vg_ta/lv_root").unwrap();
         let ext = Ext::open(
             layout.open_volume(id),
-            &crate::engine::FsOptions { no_journal: true },
+            &crate::fs::FsOptions { no_journal: true },
         )
         .unwrap();
         let r = path::resolve(&ext, b"/lib64/libc.so.6", false).unwrap();
