@@ -30,6 +30,7 @@ pub mod image;
 pub mod io;
 pub mod layers;
 pub mod ops;
+pub mod problem;
 pub mod pve;
 pub mod repair;
 pub mod teardown;

@@ -24,7 +24,7 @@ fn open_bytes(bytes: Vec<u8>) -> vmrescue::Result<Ext> {
 }
 
 fn problems(fs: &Ext) -> String {
-    fs.status().problems.join("\n")
+    vmrescue::problem::texts(&fs.status().problems).join("\n")
 }
 
 fn node(fs: &Ext, path: &str) -> NodeId {

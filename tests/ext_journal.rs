@@ -231,6 +231,7 @@ fn replay_stops_at_a_commit_block_with_a_bad_checksum() {
     assert!(
         st.problems
             .iter()
+            .map(ToString::to_string)
             .any(|p| p.contains(&want) && p.contains("checksum mismatch")),
         "{:?}",
         st.problems
@@ -275,7 +276,7 @@ fn an_untrusted_journal_is_not_replayed_and_the_disk_state_shown() {
         let fs = open_bytes(b.clone());
         let st = fs.status();
         assert!(!fs.journal_replayed());
-        let p = st.problems.join("\n");
+        let p = vmrescue::problem::texts(&st.problems).join("\n");
         assert!(
             p.contains("the journal cannot be replayed") && p.contains(want),
             "{p}"
@@ -308,7 +309,7 @@ fn a_damaged_journal_inode_is_replaced_by_its_backup() {
     b[pos + 0x28..pos + 0x28 + 60].fill(0); // i_block: no extent tree at all
     let fs = open_bytes(b);
     assert!(fs.journal_replayed());
-    let p = fs.status().problems.join("\n");
+    let p = vmrescue::problem::texts(&fs.status().problems).join("\n");
     assert!(
         p.contains(&format!("ext journal inode at byte {pos}: inode 8:"))
             && p.contains("s_jnl_blocks"),

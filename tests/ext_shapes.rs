@@ -163,7 +163,7 @@ fn a_damaged_bigalloc_primary_superblock_falls_back_to_a_backup() {
         let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
         let fs = vmrescue::fs::ext::Ext::open(src, &Default::default())
             .unwrap_or_else(|e| panic!("{bs}-byte blocks: {e}"));
-        let p = fs.status().problems.join("\n");
+        let p = vmrescue::problem::texts(&fs.status().problems).join("\n");
         assert!(
             p.contains(&format!("using the backup superblock at byte {backup_at}")),
             "{bs}-byte blocks: {p}"

@@ -23,7 +23,7 @@ fn open_bytes(bytes: Vec<u8>) -> vmrescue::Result<Xfs> {
 }
 
 fn problems(fs: &Xfs) -> String {
-    fs.status().problems.join("\n")
+    vmrescue::problem::texts(&fs.status().problems).join("\n")
 }
 
 fn node(fs: &Xfs, path: &str) -> NodeId {

@@ -45,7 +45,7 @@ pub struct Guest {
     pub mounts: Vec<(Vec<u8>, String)>,
     /// The volume's name and the problems already reported, to report
     /// those found later (while reading) at the end.
-    reported: (String, Vec<String>),
+    reported: (String, Vec<vmrescue::problem::Problem>),
     /// Kept open for the filesystem's lifetime.
     _layout: Option<Layout>,
 }
@@ -58,7 +58,7 @@ impl Guest {
         let status = self.fs.status();
         let (name, before) = &self.reported;
         for p in status.problems.iter().filter(|p| !before.contains(p)) {
-            report(&format!("{name}: {}", escape_str(p)));
+            report(&format!("{name}: {}", escape_str(&p.to_string())));
         }
         !status.problems.is_empty()
     }
@@ -120,7 +120,7 @@ impl GuestArgs {
             }
         }
         for p in &status.problems {
-            report(&format!("{name}: {}", escape_str(p)));
+            report(&format!("{name}: {}", escape_str(&p.to_string())));
         }
         let is_root = layout.volume(id).guest.mountpoint.as_deref() == Some("/");
         let mounts = layout

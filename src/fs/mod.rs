@@ -218,7 +218,7 @@ pub struct FsStatus {
     /// Facts the operator should know ("journal replayed in memory: 3 transactions").
     pub notes: Vec<String>,
     /// Problems found (bad checksums, ...); reading goes on where it safely can.
-    pub problems: Vec<String>,
+    pub problems: Vec<crate::problem::Problem>,
 }
 
 /// A guest filesystem, read-only.

@@ -4,12 +4,14 @@
 
 use std::sync::Mutex;
 
+use crate::problem::Problem;
+
 /// Most problems kept word for word; further ones are only counted.
 pub const MAX_PROBLEMS: usize = 200;
 
 #[derive(Default)]
 struct Inner {
-    list: Vec<String>,
+    list: Vec<Problem>,
     more: u64,
 }
 
@@ -20,25 +22,26 @@ pub struct ProblemLog {
 }
 
 impl ProblemLog {
-    /// Record `text` unless it was recorded already.
-    pub fn record(&self, text: String) {
+    /// Record `problem` unless it was recorded already.
+    pub fn record(&self, problem: impl Into<Problem>) {
+        let problem = problem.into();
         let mut p = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if p.list.contains(&text) {
+        if p.list.contains(&problem) {
             return;
         }
         if p.list.len() < MAX_PROBLEMS {
-            p.list.push(text);
+            p.list.push(problem);
         } else {
             p.more += 1;
         }
     }
 
     /// The problems, with a last line counting those not kept.
-    pub fn list(&self) -> Vec<String> {
+    pub fn list(&self) -> Vec<Problem> {
         let p = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = p.list.clone();
         if p.more > 0 {
-            out.push(format!("... and {} more problems", p.more));
+            out.push(Problem::text(format!("... and {} more problems", p.more)));
         }
         out
     }
@@ -51,8 +54,8 @@ mod tests {
     #[test]
     fn each_once_then_counted() {
         let log = ProblemLog::default();
-        log.record("a".into());
-        log.record("a".into());
+        log.record("a");
+        log.record("a");
         assert_eq!(log.list(), ["a"]);
         for i in 0..MAX_PROBLEMS + 2 {
             log.record(format!("p{i}"));

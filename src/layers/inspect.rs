@@ -47,8 +47,11 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
             }
         };
         let status = fs.status();
-        out.filesystems
-            .push((id, status.notes.clone(), status.problems.clone()));
+        out.filesystems.push((
+            id,
+            status.notes.clone(),
+            status.problems.iter().map(ToString::to_string).collect(),
+        ));
         let fstab = read_file(&*fs, b"/etc/fstab");
         let Some(os) = os_name(&*fs) else { continue };
         let Some(fstab) = fstab else { continue };

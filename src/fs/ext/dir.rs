@@ -144,13 +144,16 @@ impl Ext {
                 let next = (from..region.len().saturating_sub(11))
                     .step_by(4)
                     .find(|&o| self.plausible_entry(region, o));
-                self.problem(format!(
-                    "ext directory entry of inode {} at byte {at}: bad rec_len {rec_len} (name_len {name_len}); {}",
-                    dir.ino,
-                    match next {
-                        Some(n) => format!("entries read on from byte {}", pos + n as u64),
-                        None => "rest of block skipped".to_string(),
-                    }
+                self.problem(crate::problem::Problem::at(
+                    format!("ext directory entry of inode {}", dir.ino),
+                    at,
+                    format!(
+                        "bad rec_len {rec_len} (name_len {name_len}); {}",
+                        match next {
+                            Some(n) => format!("entries read on from byte {}", pos + n as u64),
+                            None => "rest of block skipped".to_string(),
+                        }
+                    ),
                 ));
                 if keep {
                     let name = &region[off + 8..off + 8 + name_len];
@@ -170,10 +173,13 @@ impl Ext {
                 let name = &region[off + 8..off + 8 + name_len];
                 let own = match own_name(index).filter(|_| dots) {
                     Some(want) if name != want => {
-                        self.problem(format!(
-                            "ext directory entry of inode {} at byte {at}: entry {index} of block 0 should be {}",
-                            dir.ino,
-                            crate::text::escape(want)
+                        self.problem(crate::problem::Problem::at(
+                            format!("ext directory entry of inode {}", dir.ino),
+                            at,
+                            format!(
+                                "entry {index} of block 0 should be {}",
+                                crate::text::escape(want)
+                            ),
                         ));
                         false
                     }
@@ -186,10 +192,10 @@ impl Ext {
             index += 1;
         }
         if off != region.len() {
-            self.problem(format!(
-                "ext directory block of inode {} at byte {}: entries do not end at the block end",
-                dir.ino,
-                pos + off as u64
+            self.problem(crate::problem::Problem::at(
+                format!("ext directory block of inode {}", dir.ino),
+                pos + off as u64,
+                "entries do not end at the block end",
             ));
         }
         ControlFlow::Continue(())
@@ -253,9 +259,10 @@ impl Ext {
         let tail = count_off + 8 * usize::from(limit);
         let used = count_off + 8 * usize::from(count);
         if tail + 8 > block.len() || used > tail {
-            self.problem(format!(
-                "ext htree node of inode {} at byte {pos}: no room for its checksum (limit {limit})",
-                dir.ino
+            self.problem(crate::problem::Problem::at(
+                format!("ext htree node of inode {}", dir.ino),
+                pos,
+                format!("no room for its checksum (limit {limit})"),
             ));
             return;
         }
@@ -265,10 +272,10 @@ impl Ext {
         c = csum::crc32c(c, &[0; 4]);
         let stored = le::u32(block, tail + 4).unwrap_or(0);
         if c != stored {
-            self.problem(format!(
-                "ext htree node of inode {} at byte {}: checksum mismatch (stored {stored:#010x}, computed {c:#010x})",
-                dir.ino,
-                pos + tail as u64 + 4
+            self.problem(crate::problem::Problem::at(
+                format!("ext htree node of inode {}", dir.ino),
+                pos + tail as u64 + 4,
+                format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),
             ));
         }
     }
@@ -284,9 +291,10 @@ impl Ext {
             && block[t + 6] == 0
             && block[t + 7] == EXT4_FT_DIR_CSUM;
         if !is_tail {
-            self.problem(format!(
-                "ext directory block of inode {} at byte {pos}: no checksum tail",
-                dir.ino
+            self.problem(crate::problem::Problem::at(
+                format!("ext directory block of inode {}", dir.ino),
+                pos,
+                "no checksum tail",
             ));
             return block;
         }
@@ -294,10 +302,10 @@ impl Ext {
         let c = csum::crc32c(seed, &block[..t]);
         let stored = le::u32(block, t + 8).unwrap_or(0);
         if c != stored {
-            self.problem(format!(
-                "ext directory block of inode {} at byte {}: checksum mismatch (stored {stored:#010x}, computed {c:#010x})",
-                dir.ino,
-                pos + t as u64 + 8
+            self.problem(crate::problem::Problem::at(
+                format!("ext directory block of inode {}", dir.ino),
+                pos + t as u64 + 8,
+                format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),
             ));
         }
         &block[..t]

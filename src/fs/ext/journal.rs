@@ -55,7 +55,7 @@ pub struct Replay {
     /// Facts for the operator.
     pub notes: Vec<String>,
     /// Damage found in the journal.
-    pub problems: Vec<String>,
+    pub problems: Vec<crate::problem::Problem>,
 }
 
 /// One tagged block of a transaction.
@@ -201,7 +201,8 @@ pub fn replay(ext: &Ext) -> Result<Replay> {
                 0,
                 format!(
                     "{e}; the journal was read through the superblock's backup of its block map (s_jnl_blocks), as e2fsck does"
-                ),
+                )
+                .into(),
             );
             Ok(out)
         }
@@ -342,10 +343,7 @@ pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
     }
     let unknown = j.incompat & !KNOWN_INCOMPAT;
     if unknown != 0 {
-        out.problems.push(format!(
-            "jbd2 journal superblock at byte {}: unknown incompatible features {unknown:#x}; journal not replayed, showing the on-disk state",
-            jpos + 0x28
-        ));
+        out.problems.push(crate::problem::Problem::at("jbd2 journal superblock", jpos + 0x28, format!("unknown incompatible features {unknown:#x}; journal not replayed, showing the on-disk state")));
         return Ok(out);
     }
     let mut uuid = [0u8; 16];
@@ -419,10 +417,13 @@ pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
                 continue;
             }
             if tag.fs_block >= ext.sb.s_blocks_count {
-                out.problems.push(format!(
-                    "jbd2 transaction {}: block {} lies outside the filesystem; not replayed",
-                    t.sequence, tag.fs_block
-                ));
+                out.problems.push(
+                    format!(
+                        "jbd2 transaction {}: block {} lies outside the filesystem; not replayed",
+                        t.sequence, tag.fs_block
+                    )
+                    .into(),
+                );
                 continue;
             }
             let pos = j.position(tag.jblock)?;
@@ -439,7 +440,7 @@ pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
                     out.problems.push(format!(
                         "jbd2 transaction {}: copy of block {} at byte {pos} has a bad checksum; not replayed",
                         t.sequence, tag.fs_block
-                    ));
+                    ).into());
                     continue;
                 }
             }
@@ -493,7 +494,7 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                     out.problems.push(format!(
                         "jbd2 descriptor block at byte {pos} (transaction {}): checksum mismatch; recovery stops here",
                         cur.sequence
-                    ));
+                    ).into());
                     break;
                 }
                 if v1 {
@@ -561,7 +562,7 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                     out.problems.push(format!(
                         "jbd2 commit block at byte {pos} (transaction {}): checksum mismatch; that transaction is not replayed",
                         cur.sequence
-                    ));
+                    ).into());
                     break;
                 }
                 crc32_sum = !0;
@@ -582,21 +583,25 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                     out.problems.push(format!(
                         "jbd2 revoke block at byte {pos} (transaction {}): checksum mismatch; recovery stops here",
                         cur.sequence
-                    ));
+                    ).into());
                     break;
                 }
                 let r_count = be::u32(&block, 0xC).unwrap_or(0) as usize;
                 let rec = if is64 { 8 } else { 4 };
                 if r_count > bs - tail || r_count < 16 {
-                    out.problems.push(format!(
-                        "jbd2 revoke block at byte {pos}: r_count {r_count} does not fit; recovery stops here"
+                    out.problems.push(crate::problem::Problem::at(
+                        "jbd2 revoke block",
+                        pos,
+                        format!("r_count {r_count} does not fit; recovery stops here"),
                     ));
                     break;
                 }
                 revokes += (r_count - 16) / rec;
                 if revokes > MAX_REVOKES {
-                    out.problems.push(format!(
-                        "jbd2 revoke block at byte {pos}: more than {MAX_REVOKES} revoke records; recovery stops here"
+                    out.problems.push(crate::problem::Problem::at(
+                        "jbd2 revoke block",
+                        pos,
+                        format!("more than {MAX_REVOKES} revoke records; recovery stops here"),
                     ));
                     break;
                 }

@@ -139,10 +139,10 @@ impl Ext {
                 let want = csum::crc32c(seed, &node[..tail]);
                 let stored = le::u32(&node, tail).unwrap_or(0);
                 if want != stored && le::u16(&node, 0) == Some(EXT4_EXT_MAGIC) {
-                    self.problem(format!(
-                        "ext4 extent node of inode {} at byte {}: checksum mismatch (stored {stored:#010x}, computed {want:#010x})",
-                        inode.ino,
-                        block * self.block_size + tail as u64
+                    self.problem(crate::problem::Problem::at(
+                        format!("ext4 extent node of inode {}", inode.ino),
+                        block * self.block_size + tail as u64,
+                        format!("checksum mismatch (stored {stored:#010x}, computed {want:#010x})"),
                     ));
                 }
             }
@@ -172,13 +172,7 @@ impl Ext {
     ) -> Vec<usize> {
         let mut order: Vec<usize> = (0..count).collect();
         if let Some(i) = (1..count).find(|&i| first_of(i) < first_of(i - 1)) {
-            self.problem(format!(
-                "ext4 extent node of inode {} at byte {pos}: entries are not in logical block order (entry {i} at byte {} starts at block {}, before block {} of the entry above it); read in logical order",
-                inode.ino,
-                pos + 12 + 12 * i as u64,
-                first_of(i),
-                first_of(i - 1)
-            ));
+            self.problem(crate::problem::Problem::at(format!("ext4 extent node of inode {}", inode.ino), pos, format!("entries are not in logical block order (entry {i} at byte {} starts at block {}, before block {} of the entry above it); read in logical order", pos + 12 + 12 * i as u64, first_of(i), first_of(i - 1))));
             order.sort_by_key(|&i| first_of(i));
         }
         order
@@ -222,9 +216,10 @@ impl Ext {
             let epos = n.pos + 12 + 12 * i as u64;
             if len == 0 {
                 // The kernel's ext4_valid_extent refuses it too.
-                self.problem(format!(
-                    "ext4 extent of inode {} at byte {epos}: ee_len 0; skipped",
-                    inode.ino
+                self.problem(crate::problem::Problem::at(
+                    format!("ext4 extent of inode {}", inode.ino),
+                    epos,
+                    "ee_len 0; skipped",
                 ));
                 continue;
             }
@@ -232,17 +227,11 @@ impl Ext {
             let from = first.max(cursor);
             let to = end.min(n.hi);
             if from != first || to != end {
-                self.problem(format!(
-                    "ext4 extent of inode {} at byte {epos}: logical blocks {first}..{end} overlap the previous extent or lie outside its index entry's blocks {}..{}; {}",
-                    inode.ino,
-                    n.lo,
-                    n.hi,
-                    if from < to {
+                self.problem(crate::problem::Problem::at(format!("ext4 extent of inode {}", inode.ino), epos, format!("logical blocks {first}..{end} overlap the previous extent or lie outside its index entry's blocks {}..{}; {}", n.lo, n.hi, if from < to {
                         format!("only blocks {from}..{to} read from it")
                     } else {
                         "skipped".to_string()
-                    }
-                ));
+                    })));
             }
             if from >= to {
                 continue;

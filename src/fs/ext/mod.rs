@@ -147,10 +147,9 @@ impl Ext {
                 let Some(sb) = find_backup(&*src) else {
                     return Err(primary);
                 };
-                problems.push(format!(
-                    "{primary}; using the backup superblock at byte {}",
-                    sb.pos
-                ));
+                problems.push(
+                    format!("{primary}; using the backup superblock at byte {}", sb.pos).into(),
+                );
                 sb
             }
         };
@@ -158,17 +157,20 @@ impl Ext {
         check_features(&sb, &mut notes)?;
         if sb.has_metadata_csum() {
             if sb.s_checksum_type != 1 {
-                problems.push(format!(
-                    "ext superblock at byte {}: s_checksum_type {} is not crc32c (1)",
+                problems.push(crate::problem::Problem::at(
+                    "ext superblock",
                     sb.pos + 0x175,
-                    sb.s_checksum_type
+                    format!("s_checksum_type {} is not crc32c (1)", sb.s_checksum_type),
                 ));
             } else if sb.computed_checksum() != sb.s_checksum {
-                problems.push(format!(
-                    "ext superblock at byte {}: checksum mismatch (stored {:#010x}, computed {:#010x})",
+                problems.push(crate::problem::Problem::at(
+                    "ext superblock",
                     sb.pos + 0x3FC,
-                    sb.s_checksum,
-                    sb.computed_checksum()
+                    format!(
+                        "checksum mismatch (stored {:#010x}, computed {:#010x})",
+                        sb.s_checksum,
+                        sb.computed_checksum()
+                    ),
                 ));
             }
         }
@@ -286,8 +288,7 @@ impl Ext {
                     }
                 }
                 Ok(_) => self.problem(
-                    "ext superblock replayed from the journal changes the block size: ignored"
-                        .into(),
+                    "ext superblock replayed from the journal changes the block size: ignored",
                 ),
                 Err(e) => self.problem(format!(
                     "ext superblock replayed from the journal is not valid ({e}): ignored"
@@ -345,8 +346,10 @@ impl Ext {
             if let Some(want) = group::desc_checksum(sb, g as u32, raw) {
                 let stored = crate::io::le::u16(raw, group::BG_CHECKSUM).unwrap_or(0);
                 if stored != want && report {
-                    self.problem(format!(
-                        "ext group descriptor {g} at byte {pos}: checksum mismatch (stored {stored:#06x}, computed {want:#06x})"
+                    self.problem(crate::problem::Problem::at(
+                        format!("ext group descriptor {g}"),
+                        pos,
+                        format!("checksum mismatch (stored {stored:#06x}, computed {want:#06x})"),
                     ));
                 }
             }
@@ -356,8 +359,8 @@ impl Ext {
     }
 
     /// Record a problem found while reading.
-    fn problem(&self, text: String) {
-        self.problems.record(text);
+    fn problem(&self, problem: impl Into<crate::problem::Problem>) {
+        self.problems.record(problem);
     }
 
     /// The superblock (as replayed, when the journal was).
@@ -579,8 +582,10 @@ impl Ext {
             let want = inode::inode_checksum(self.csum_seed, ino, &raw);
             let stored = inode::stored_checksum(&raw);
             if want != stored {
-                self.problem(format!(
-                    "ext inode {ino} at byte {pos}: checksum mismatch (stored {stored:#x}, computed {want:#x})"
+                self.problem(crate::problem::Problem::at(
+                    format!("ext inode {ino}"),
+                    pos,
+                    format!("checksum mismatch (stored {stored:#x}, computed {want:#x})"),
                 ));
             }
         }
@@ -593,7 +598,11 @@ impl Ext {
             self.sb.is_64bit(),
         );
         if let Some(p) = problem {
-            self.problem(format!("ext inode {ino} at byte {pos}: {p}"));
+            self.problem(crate::problem::Problem::at(
+                format!("ext inode {ino}"),
+                pos,
+                p.to_string(),
+            ));
         }
         Ok(inode)
     }
@@ -614,7 +623,7 @@ impl Ext {
     /// Record `e` as a problem too (so a listing that shows the node
     /// without reading it still ends with exit code 1), and return it.
     fn damage(&self, e: Error) -> Error {
-        self.problem(e.to_string());
+        self.problem(&e);
         e
     }
 
@@ -643,7 +652,7 @@ impl Ext {
             ));
         }
         if let Some(e) = conflicting_flags(&inode) {
-            self.problem(e.to_string());
+            self.problem(&e);
         }
         Ok(inode)
     }
@@ -686,16 +695,17 @@ impl Ext {
             }
         }
         if (out.len() as u64) < size {
-            self.problem(format!(
-                "ext inline data of inode {} at byte {}: i_size {size} but i_block and the system.data xattr hold only {} bytes ({}); the rest cannot be read",
-                inode.ino,
+            self.problem(crate::problem::Problem::at(
+                format!("ext inline data of inode {}", inode.ino),
                 inode.pos,
+                format!(
+                "i_size {size} but i_block and the system.data xattr hold only {} bytes ({}); the rest cannot be read",
                 out.len(),
                 match &value {
                     Some(v) => format!("its value is {} bytes", v.len()),
                     None => "the xattr is missing or damaged".to_string(),
                 }
-            ));
+            )));
         }
         out.truncate(size as usize);
         Ok(out)

@@ -212,9 +212,10 @@ impl Ext {
                 c = csum::crc32c(c, &block[0x14..]);
                 let stored = le::u32(&block, 0x10).unwrap_or(0);
                 if c != stored {
-                    self.problem(format!(
-                        "ext xattr block at byte {}: checksum mismatch (stored {stored:#010x}, computed {c:#010x})",
-                        pos + 0x10
+                    self.problem(crate::problem::Problem::at(
+                        "ext xattr block",
+                        pos + 0x10,
+                        format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),
                     ));
                 }
             }

@@ -205,7 +205,11 @@ fn blocks(fs: &Xfs, inode: &Dinode, map: &[Bmx], out: &mut Vec<Xattr>) -> Result
         let what = || format!("xfs inode {}: attr block {lblk}", inode.ino);
         let magic = be::u16(&buf, 8).unwrap_or(0);
         if v5 && let Some(m) = super::sb::crc_mismatch(&buf, DA3_CRC_OFF) {
-            fs.problem(format!("{} at byte {pos}: {m}", what()));
+            fs.problem(crate::problem::Problem::at(
+                what().to_string(),
+                pos,
+                m.to_string(),
+            ));
         }
         if magic == leaf_magic {
             break;
@@ -250,7 +254,11 @@ fn blocks(fs: &Xfs, inode: &Dinode, map: &[Bmx], out: &mut Vec<Xattr>) -> Result
             ));
         }
         if v5 && let Some(m) = super::sb::crc_mismatch(&buf, DA3_CRC_OFF) {
-            fs.problem(format!("{what} at byte {pos}: {m}"));
+            fs.problem(crate::problem::Problem::at(
+                what.to_string(),
+                pos,
+                m.to_string(),
+            ));
         }
         leaf(fs, inode, map, &buf, pos, &what, out)?;
         let forw = be::u32(&buf, 0).unwrap_or(0);
@@ -352,9 +360,10 @@ fn remote(fs: &Xfs, inode: &Dinode, map: &[Bmx], lblk: u64, len: usize) -> Resul
                 )));
             }
             if let Some(m) = super::sb::crc_mismatch(&buf, RMT_CRC_OFF) {
-                fs.problem(format!(
-                    "xfs inode {}: remote attr block {b} at byte {pos}: {m}",
-                    inode.ino
+                fs.problem(crate::problem::Problem::at(
+                    format!("xfs inode {}: remote attr block {b}", inode.ino),
+                    pos,
+                    m.to_string(),
                 ));
             }
             value.extend_from_slice(&buf[RMT_HDR..RMT_HDR + want]);

@@ -214,7 +214,11 @@ fn walk(
     let hdr = if v5 { BMBT_HDR_V5 } else { BMBT_HDR_V4 };
     if v5 {
         if let Some(m) = super::sb::crc_mismatch(&buf, BMBT_CRC_OFF) {
-            fs.problem(format!("{} at byte {pos}: {m}", what()));
+            fs.problem(crate::problem::Problem::at(
+                what().to_string(),
+                pos,
+                m.to_string(),
+            ));
         }
         let owner = be::u64(&buf, 56).unwrap_or(0);
         if owner != inode.ino {

@@ -170,7 +170,7 @@ fn blocks(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
             let buf = match read_dir_block(fs, inode, &map, db, fsbcount) {
                 Ok(b) => b,
                 Err(e) => {
-                    fs.problem(e.to_string());
+                    fs.problem(&e);
                     continue;
                 }
             };
@@ -181,19 +181,23 @@ fn blocks(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
                 (XFS_DIR2_BLOCK_MAGIC, XFS_DIR2_DATA_MAGIC)
             };
             if magic != want_block && magic != want_data {
-                fs.problem(format!(
-                    "{what} at byte {pos}: bad magic {magic:#010x} (expected {want_block:#010x} or {want_data:#010x}): its entries are not listed"
-                ));
+                fs.problem(crate::problem::Problem::at(what.to_string(), pos, format!("bad magic {magic:#010x} (expected {want_block:#010x} or {want_data:#010x}): its entries are not listed")));
                 continue;
             }
             if v5 {
                 if let Some(m) = super::sb::crc_mismatch(&buf, DIR3_CRC_OFF) {
-                    fs.problem(format!("{what} at byte {pos}: {m}"));
+                    fs.problem(crate::problem::Problem::at(
+                        what.to_string(),
+                        pos,
+                        m.to_string(),
+                    ));
                 }
                 let owner = be::u64(&buf, 40).unwrap_or(0);
                 if owner != inode.ino {
-                    fs.problem(format!(
-                        "{what} at byte {pos}: belongs to inode {owner}: its entries are not listed"
+                    fs.problem(crate::problem::Problem::at(
+                        what.to_string(),
+                        pos,
+                        format!("belongs to inode {owner}: its entries are not listed"),
                     ));
                     continue;
                 }
@@ -208,8 +212,10 @@ fn blocks(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
                 {
                     Some(e) => end = e as usize,
                     None => {
-                        fs.problem(format!(
-                            "{what} at byte {pos}: {count} leaf entries do not fit the block"
+                        fs.problem(crate::problem::Problem::at(
+                            what.to_string(),
+                            pos,
+                            format!("{count} leaf entries do not fit the block"),
                         ));
                         continue;
                     }
@@ -217,7 +223,11 @@ fn blocks(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
             }
             let hdr = if v5 { DATA_HDR_V5 } else { DATA_HDR_V4 };
             if let Err(e) = entries(&buf, hdr, end, has_ftype, &mut out) {
-                fs.problem(format!("{what} at byte {pos}: {e}"));
+                fs.problem(crate::problem::Problem::at(
+                    what.to_string(),
+                    pos,
+                    e.to_string(),
+                ));
             }
         }
     }

@@ -170,23 +170,31 @@ impl Xfs {
                 let got = be::u32(&buf, 0).unwrap_or(0);
                 let seqno = be::u32(&buf, 8).unwrap_or(u32::MAX);
                 if got != magic {
-                    self.problem(format!(
-                        "xfs AG {agno} {name} at byte {pos}: bad magic {got:#010x} (expected {magic:#010x})"
+                    self.problem(crate::problem::Problem::at(
+                        format!("xfs AG {agno} {name}"),
+                        pos,
+                        format!("bad magic {got:#010x} (expected {magic:#010x})"),
                     ));
                 } else if seqno != agno {
-                    self.problem(format!(
-                        "xfs AG {agno} {name} at byte {pos}: sequence number {seqno}"
+                    self.problem(crate::problem::Problem::at(
+                        format!("xfs AG {agno} {name}"),
+                        pos,
+                        format!("sequence number {seqno}"),
                     ));
                 } else if v5 && let Some(m) = sb::crc_mismatch(&buf, crc_off) {
-                    self.problem(format!("xfs AG {agno} {name} at byte {pos}: {m}"));
+                    self.problem(crate::problem::Problem::at(
+                        format!("xfs AG {agno} {name}"),
+                        pos,
+                        m.to_string(),
+                    ));
                 }
             }
         }
     }
 
     /// Record a problem found while reading.
-    fn problem(&self, text: String) {
-        self.problems.record(text);
+    fn problem(&self, problem: impl Into<crate::problem::Problem>) {
+        self.problems.record(problem);
     }
 
     /// The superblock.
@@ -231,7 +239,11 @@ impl Xfs {
         self.read_meta(pos, &mut raw, &format!("xfs inode {ino}"))?;
         let v5 = self.sb.is_v5();
         if v5 && let Some(m) = sb::crc_mismatch(&raw, inode::DI_CRC_OFF) {
-            self.problem(format!("xfs inode {ino} at byte {pos}: {m}"));
+            self.problem(crate::problem::Problem::at(
+                format!("xfs inode {ino}"),
+                pos,
+                m.to_string(),
+            ));
         }
         let inode = Dinode::parse(ino, pos, raw, v5)?;
         if let Some(di_ino) = inode.di_ino
@@ -402,7 +414,11 @@ impl Xfs {
                     ));
                 }
                 if let Some(m) = sb::crc_mismatch(&buf, SYMLINK_CRC_OFF) {
-                    self.problem(format!("{} at byte {pos}: {m}", what()));
+                    self.problem(crate::problem::Problem::at(
+                        what().to_string(),
+                        pos,
+                        m.to_string(),
+                    ));
                 }
                 &buf[SYMLINK_HDR..SYMLINK_HDR + bytes]
             } else {

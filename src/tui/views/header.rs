@@ -17,7 +17,10 @@ pub fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App) {
     match app.fs_status() {
         Some(st) if !st.problems.is_empty() => {
             spans.push(Span::styled(
-                safe(&s::fs_problems(st.problems.len(), &st.problems[0])),
+                safe(&s::fs_problems(
+                    st.problems.len(),
+                    &st.problems[0].to_string(),
+                )),
                 style::bad(),
             ));
         }
