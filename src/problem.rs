@@ -54,6 +54,21 @@ pub fn texts(problems: &[Problem]) -> Vec<String> {
     problems.iter().map(ToString::to_string).collect()
 }
 
+impl Problem {
+    /// The same problem named from further out (`disk.img`, `VG vg0`):
+    /// `where` goes before the structure, and the sentence becomes
+    /// `{where}: {sentence}`.
+    pub fn within(mut self, r#where: impl Into<String>) -> Self {
+        let w = r#where.into();
+        self.structure = if self.structure.is_empty() {
+            w
+        } else {
+            format!("{w}: {}", self.structure)
+        };
+        self
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.structure.is_empty(), self.offset) {
@@ -113,18 +128,10 @@ impl PartialEq<String> for Problem {
     }
 }
 
-/// As JSON: `{"structure", "offset", "detail", "text"}`, `structure` and
-/// `offset` null when unknown, `text` the sentence [`Display`](fmt::Display) gives.
+/// As JSON: the sentence [`Display`](fmt::Display) gives.
 impl serde::Serialize for Problem {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Problem", 4)?;
-        let structure = (!self.structure.is_empty()).then_some(self.structure.as_str());
-        st.serialize_field("structure", &structure)?;
-        st.serialize_field("offset", &self.offset)?;
-        st.serialize_field("detail", &self.detail)?;
-        st.serialize_field("text", &self.to_string())?;
-        st.end()
+        s.collect_str(self)
     }
 }
 
@@ -138,20 +145,14 @@ mod tests {
         assert_eq!(p.to_string(), "GPT header at byte 512: bad signature");
         assert_eq!(Problem::of("LV x", "too big").to_string(), "LV x: too big");
         assert_eq!(Problem::text("as is").to_string(), "as is");
+        assert_eq!(
+            p.clone().within("d.img").to_string(),
+            "d.img: GPT header at byte 512: bad signature"
+        );
+        assert_eq!(Problem::text("x").within("VG v").to_string(), "VG v: x");
         let e = crate::error::Error::corrupt("ext superblock", 1024, "bad magic");
         let q = Problem::from(&e);
         assert_eq!(q.offset, Some(1024));
         assert_eq!(q.to_string(), e.to_string());
-    }
-
-    #[test]
-    fn json_has_a_numeric_offset_and_the_text() {
-        let p = Problem::at("GPT header", 512, "bad signature");
-        let v = serde_json::to_value(&p).unwrap();
-        assert_eq!(v["offset"], 512);
-        assert_eq!(v["structure"], "GPT header");
-        assert_eq!(v["text"], "GPT header at byte 512: bad signature");
-        let t = serde_json::to_value(Problem::text("x")).unwrap();
-        assert!(t["offset"].is_null() && t["structure"].is_null());
     }
 }

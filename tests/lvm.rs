@@ -293,10 +293,10 @@ fn a_missing_disk_makes_its_lvs_incomplete() {
     let disk1 = scan(&["lvm-gpt-disk1"]);
     assert_eq!(disk1.pvs[0].scan.pv_uuid, lost.uuid);
     assert!(
-        g.problems.iter().any(
-            |p| p.contains(&format!("PV {} (uuid {}", lost.key, lost.uuid))
-                && p.ends_with("is missing")
-        ),
+        g.problems.iter().any(|p| p
+            .to_string()
+            .contains(&format!("PV {} (uuid {}", lost.key, lost.uuid))
+            && p.to_string().ends_with("is missing")),
         "{:?}",
         g.problems
     );
@@ -326,7 +326,8 @@ fn a_missing_disk_makes_its_lvs_incomplete() {
             assert!(
                 v.problems
                     .iter()
-                    .any(|p| p.starts_with("incomplete: missing PV") && p.contains(&lost.uuid))
+                    .any(|p| p.to_string().starts_with("incomplete: missing PV")
+                        && p.to_string().contains(&lost.uuid))
             );
             assert!(!v.is_filesystem());
         } else {
@@ -463,11 +464,12 @@ fn a_damaged_first_metadata_area_falls_back_to_the_second() {
         let l = layers::scan(vec![patched(&img, vec![(at, vec![orig ^ 0x20])])]);
         let pv = l.pvs.iter().find(|p| p.volume == "p2").unwrap();
         assert_eq!(pv.scan.problems.len(), 1, "{what}: {:?}", pv.scan.problems);
-        let p = &pv.scan.problems[0];
+        let p = &pv.scan.problems[0].to_string();
         assert!(
             p.starts_with(&format!("mda 0 at byte {mda0} is unusable ("))
-                && p.contains(what)
-                && p.ends_with(&format!("using mda 1 at byte {mda1}")),
+                && p.to_string().contains(what)
+                && p.to_string()
+                    .ends_with(&format!("using mda 1 at byte {mda1}")),
             "{what}: {p}"
         );
         assert!(
@@ -480,7 +482,11 @@ fn a_damaged_first_metadata_area_falls_back_to_the_second() {
         assert_eq!(pv.scan.metadata, p2.scan.metadata);
         assert_eq!(lv_shapes(&l.groups[0]), lv_shapes(&good.groups[0]));
         // The problem reaches the operator, with where it was found.
-        assert!(l.all_problems().iter().any(|a| a.contains("PV p2: mda 0")));
+        assert!(
+            l.all_problems()
+                .iter()
+                .any(|a| a.to_string().contains("PV p2: mda 0"))
+        );
     }
 }
 
@@ -530,7 +536,7 @@ fn the_highest_readable_seqno_wins() {
     let g = &l.groups[0];
     assert_eq!(g.seqno, newest);
     assert!(
-        g.problems.iter().any(|p| p.contains(&format!(
+        g.problems.iter().any(|p| p.to_string().contains(&format!(
             "PV p1 holds older metadata (seqno {seqno}) than PV p2 (seqno {newest})"
         ))),
         "{:?}",
@@ -548,12 +554,10 @@ fn a_pv_whose_only_metadata_area_is_bad_still_joins_its_vg() {
     let l = layers::scan(vec![patched(&img, vec![(at, vec![b'#'])])]);
     let pv = l.pvs.iter().find(|p| p.volume == "p1").unwrap();
     assert!(pv.scan.metadata.is_none());
-    assert!(
-        pv.scan
-            .problems
-            .iter()
-            .any(|p| p.contains("no metadata area of this PV can be read"))
-    );
+    assert!(pv.scan.problems.iter().any(|p| {
+        p.to_string()
+            .contains("no metadata area of this PV can be read")
+    }));
     let g = &l.groups[0];
     assert!(g.pvs.iter().all(|p| p.found.is_some()));
     assert_eq!(lv_shapes(g), lv_shapes(&good.groups[0]));

@@ -51,17 +51,17 @@ enum Damage {
 fn lvm_problems(l: &Layout) -> Vec<String> {
     let mut out = Vec::new();
     for pv in &l.pvs {
-        out.extend(pv.scan.problems.iter().cloned());
+        out.extend(pv.scan.problems.iter().map(ToString::to_string));
     }
     for g in &l.groups {
-        out.extend(g.problems.iter().cloned());
+        out.extend(g.problems.iter().map(ToString::to_string));
     }
     for v in &l.volumes {
         let lvm_volume = matches!(v.kind, VolumeKind::LogicalVolume { .. })
             || v.content.kind == ContentKind::LvmPv;
-        for p in &v.problems {
+        for p in v.problems.iter().map(ToString::to_string) {
             if lvm_volume || p.contains("LVM2") {
-                out.push(p.clone());
+                out.push(p);
             }
         }
     }

@@ -206,7 +206,8 @@ fn damaged_primary_gpt_falls_back_to_the_backup_like_sfdisk() {
     let first = t
         .problems
         .first()
-        .expect("a problem about the primary header");
+        .expect("a problem about the primary header")
+        .to_string();
     assert!(
         first.contains("primary GPT at byte 512")
             && first.contains("HeaderCRC32")
@@ -241,13 +242,19 @@ fn grown_disk_with_damaged_primary_gpt_finds_the_backup_where_it_was_written() {
     assert_eq!(t.partitions, table("part-gpt").partitions);
     let old_last = old_size / 512 - 1;
     assert!(
-        t.problems[0].contains("primary GPT at byte 512 is damaged")
-            && t.problems[0].contains(&format!("backup header at LBA {old_last}")),
+        t.problems[0]
+            .to_string()
+            .contains("primary GPT at byte 512 is damaged")
+            && t.problems[0]
+                .to_string()
+                .contains(&format!("backup header at LBA {old_last}")),
         "{:?}",
         t.problems
     );
     assert!(
-        t.problems[1].contains("grown after it was partitioned"),
+        t.problems[1]
+            .to_string()
+            .contains("grown after it was partitioned"),
         "{:?}",
         t.problems
     );

@@ -142,7 +142,7 @@ fn zeroed_mbr_with_logical_partitions_is_found_by_searching() {
         parts,
         "search vs the table sfdisk wrote"
     );
-    let problems = after.all_problems().join("\n");
+    let problems = vmrescue::problem::texts(&after.all_problems()).join("\n");
     assert!(problems.contains("no partition table"), "{problems}");
     assert!(!problems.contains("not a disk image"), "{problems}");
     // The files read the same.
@@ -210,7 +210,7 @@ fn gpt_without_protective_mbr_and_primary_opens_from_its_backup() {
     f.write_all_at(&[0u8; 34 * 512], 0).expect("zero");
     let after = layout_of(&image);
     assert_eq!(volumes(&after, false), before);
-    let problems = after.all_problems().join("\n");
+    let problems = vmrescue::problem::texts(&after.all_problems()).join("\n");
     assert!(problems.contains("using the backup header"), "{problems}");
     assert!(problems.contains("protective MBR is missing"), "{problems}");
 }
@@ -226,7 +226,7 @@ fn gpt_with_both_headers_gone_is_searched_behind_its_protective_mbr() {
     f.write_all_at(&[0u8; 33 * 512], size - 33 * 512)
         .expect("zero backup");
     let after = layout_of(&image);
-    let problems = after.all_problems().join("\n");
+    let problems = vmrescue::problem::texts(&after.all_problems()).join("\n");
     assert!(
         problems.contains("only the protective MBR is left"),
         "{problems}"

@@ -18,7 +18,7 @@ pub struct Inspection {
     /// Facts worth telling (fstab lines that match no volume...).
     pub notes: Vec<String>,
     /// What each opened filesystem reported: (volume, notes, problems).
-    pub filesystems: Vec<(VolumeId, Vec<String>, Vec<String>)>,
+    pub filesystems: Vec<(VolumeId, Vec<String>, Vec<crate::problem::Problem>)>,
 }
 
 /// Opens a volume's filesystem.
@@ -42,16 +42,13 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
             Err(Error::Unsupported(_)) => continue,
             Err(e) => {
                 out.filesystems
-                    .push((id, Vec::new(), vec![format!("cannot be read: {e}")]));
+                    .push((id, Vec::new(), vec![format!("cannot be read: {e}").into()]));
                 continue;
             }
         };
         let status = fs.status();
-        out.filesystems.push((
-            id,
-            status.notes.clone(),
-            status.problems.iter().map(ToString::to_string).collect(),
-        ));
+        out.filesystems
+            .push((id, status.notes.clone(), status.problems.clone()));
         let fstab = read_file(&*fs, b"/etc/fstab");
         let Some(os) = os_name(&*fs) else { continue };
         let Some(fstab) = fstab else { continue };
@@ -110,7 +107,7 @@ impl Layout {
                 v.notes = notes.clone();
                 for p in problems {
                     if !v.problems.contains(p) {
-                        v.problems.push(p.clone());
+                        v.problems.push(p.clone().into());
                     }
                 }
             }

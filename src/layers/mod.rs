@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::image::{Image, ImageFormat};
 use crate::io::{Area, DiskId, MappedView, Mapping, ReadAt, Target};
+use crate::problem::Problem;
 
 pub use names::dm_name;
 pub use probe::{Content, ContentKind};
@@ -49,7 +50,7 @@ pub struct Disk {
     /// Its partition table, if any.
     pub table: Option<partition::Table>,
     /// Problems with this disk (unreadable table...).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 impl Disk {
@@ -115,7 +116,7 @@ pub struct Volume {
     /// What the guest does with it.
     pub guest: GuestRole,
     /// Problems (unreadable segments, missing PVs, damage in its filesystem...).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// Facts about its filesystem worth knowing ("journal replayed in memory: ...").
     pub notes: Vec<String>,
 }
@@ -162,34 +163,34 @@ impl Layout {
     }
 
     /// Every problem found, each with where it was found, for the error stream.
-    pub fn all_problems(&self) -> Vec<String> {
+    pub fn all_problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         for d in &self.disks {
             for p in &d.problems {
-                out.push(format!("{}: {p}", d.path.display()));
+                out.push(p.clone().within(d.path.display().to_string()));
             }
             if let Some(t) = &d.table {
                 for p in &t.problems {
-                    out.push(format!(
-                        "{}: {} partition table: {p}",
+                    out.push(p.clone().within(format!(
+                        "{}: {} partition table",
                         d.path.display(),
                         t.scheme.name()
-                    ));
+                    )));
                 }
             }
         }
         for pv in &self.pvs {
             for p in &pv.scan.problems {
-                out.push(format!(
-                    "{}: PV {}: {p}",
+                out.push(p.clone().within(format!(
+                    "{}: PV {}",
                     self.disks[pv.area.disk.0].path.display(),
                     pv.volume
-                ));
+                )));
             }
         }
         for g in &self.groups {
             for p in &g.problems {
-                out.push(format!("VG {}: {p}", g.name));
+                out.push(p.clone().within(format!("VG {}", g.name)));
             }
         }
         for v in &self.volumes {
@@ -207,7 +208,7 @@ impl Layout {
             .map(|d| format!("{}: ", d.path.display()))
             .unwrap_or_default();
             for p in &v.problems {
-                out.push(format!("{file}{}: {p}", v.name));
+                out.push(p.clone().within(format!("{file}{}", v.name)));
             }
         }
         out
@@ -275,7 +276,7 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
             snapshot: img.snapshot,
             source: img.source,
             table: None,
-            problems: img.problems,
+            problems: img.problems.into_iter().map(Problem::text).collect(),
         };
         if disk.size() == 0 {
             disk.problems
@@ -284,11 +285,11 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
             disk.problems.push(format!(
                 "only {} bytes: too small to hold a partition table or a filesystem; not a disk image",
                 disk.size()
-            ));
+            ).into());
         } else {
             match partition::read(&*disk.source) {
                 Ok(t) => disk.table = t,
-                Err(e) => disk.problems.push(e.to_string()),
+                Err(e) => disk.problems.push(Problem::from(&e)),
             }
         }
         layout.disks.push(disk);
@@ -397,7 +398,7 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
         if matches!(kind, ContentKind::Unknown | ContentKind::Zeros)
             && let Some(hint) = lvm::damaged_label_hint(&*src)
         {
-            layout.volumes[vi].problems.push(hint);
+            layout.volumes[vi].problems.push(hint.into());
         }
         if kind == ContentKind::LvmPv {
             let v = &layout.volumes[vi];
@@ -417,7 +418,9 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
                     scan,
                 }),
                 Ok(None) => {}
-                Err(e) => layout.volumes[vi].problems.push(format!("LVM2 PV: {e}")),
+                Err(e) => layout.volumes[vi]
+                    .problems
+                    .push(Problem::from(&e).within("LVM2 PV")),
             }
         }
     }
@@ -453,7 +456,7 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
             if !missing.is_empty() {
                 layout.volumes[vid.0]
                     .problems
-                    .push(format!("incomplete: missing PV {}", missing.join(", ")));
+                    .push(format!("incomplete: missing PV {}", missing.join(", ")).into());
             }
             if unreadable.is_empty() && layout.volumes[vid.0].size() > 0 {
                 let src = layout.open_volume(vid);
@@ -493,13 +496,16 @@ fn explain_pvs_without_a_vg(layout: &mut Layout) {
         let uuid = &pv.scan.pv_uuid;
         let others = "its volume group is described only on the VG's other PVs: open their disks too (--disk)";
         if pv.scan.metadata_areas.is_empty() {
-            v.problems.push(format!(
-                "LVM2 PV {uuid} has no metadata area (made with --metadatacopies 0): {others}"
-            ));
+            v.problems.push(
+                format!(
+                    "LVM2 PV {uuid} has no metadata area (made with --metadatacopies 0): {others}"
+                )
+                .into(),
+            );
         } else if pv.scan.in_use == Some(true) {
             v.problems.push(format!(
                 "LVM2 PV {uuid} is used by a volume group but its metadata areas hold no copy of the VG's metadata (marked ignored): {others}"
-            ));
+            ).into());
         } else {
             v.notes.push(format!(
                 "LVM2 PV {uuid} belongs to no volume group (its metadata areas are empty)"
@@ -516,10 +522,13 @@ fn check_volumes(layout: &mut Layout) {
         // Unreadable for a reason of its own (a read error, a corrupt
         // container table), not because the volume lacks parts (listed already).
         if c.kind == ContentKind::Unreadable && v.mapping.unreadable().is_empty() {
-            v.problems.push(format!(
-                "cannot read its first bytes: {}",
-                c.detail.as_deref().unwrap_or("read error")
-            ));
+            v.problems.push(
+                format!(
+                    "cannot read its first bytes: {}",
+                    c.detail.as_deref().unwrap_or("read error")
+                )
+                .into(),
+            );
         }
         if let Some(claimed) = c.size
             && claimed > v.mapping.size()
@@ -529,16 +538,19 @@ fn check_volumes(layout: &mut Layout) {
                 c.kind.name(),
                 c.size_source(),
                 v.mapping.size()
-            ));
+            ).into());
         }
         if matches!(v.kind, VolumeKind::WholeDisk { .. })
             && v.mapping.size() >= 512
             && matches!(c.kind, ContentKind::Unknown | ContentKind::Zeros)
         {
-            v.problems.push(format!(
-                "not a disk image: no partition table, filesystem or LVM PV at its start ({})",
-                c.describe()
-            ));
+            v.problems.push(
+                format!(
+                    "not a disk image: no partition table, filesystem or LVM PV at its start ({})",
+                    c.describe()
+                )
+                .into(),
+            );
         }
     }
 }
@@ -556,7 +568,7 @@ fn short_of_table(disk: &mut Disk) {
         disk.problems.push(format!(
             "image is {} bytes shorter than the partition table says (its partitions end at byte {end}, the image at byte {size}): it was probably truncated; what lies in the missing part reads as an error, the rest reads normally",
             end - size
-        ));
+        ).into());
     }
 }
 
@@ -607,7 +619,7 @@ fn search_disk(
     }
     for e in &s.errors {
         disk.problems
-            .push(format!("search for lost volumes: read failed at {e}"));
+            .push(format!("search for lost volumes: read failed at {e}").into());
     }
     if found.is_empty() {
         let none = if parts.is_empty() {
@@ -632,13 +644,13 @@ fn search_disk(
         names.join(", ")
     );
     if empty {
-        disk.problems.push(format!(
-            "no partition table (zeroed or overwritten?): {msg}"
-        ));
+        disk.problems
+            .push(format!("no partition table (zeroed or overwritten?): {msg}").into());
     } else if only_protective {
-        disk.problems.push(format!(
-            "only the protective MBR is left of the GPT (both headers are gone): {msg}"
-        ));
+        disk.problems.push(
+            format!("only the protective MBR is left of the GPT (both headers are gone): {msg}")
+                .into(),
+        );
     } else {
         disk.format_details.push(msg);
     }

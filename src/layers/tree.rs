@@ -5,6 +5,7 @@ use humansize::{BINARY, format_size};
 
 use super::{Layout, Volume, VolumeKind};
 use crate::io::Target;
+use crate::problem::Problem;
 use crate::text::escape_str;
 
 /// One node of the tree.
@@ -35,7 +36,7 @@ pub struct Node {
     /// Whether it can be browsed as a filesystem.
     pub browsable: bool,
     /// Problems found on this node.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// Facts about its filesystem ("journal replayed in memory: ...").
     pub notes: Vec<String>,
     /// Nodes beneath.
@@ -309,7 +310,7 @@ fn walk(
     prefix: &str,
     child_prefix: &str,
     rows: &mut Vec<[String; 7]>,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) {
     let mut mount = n.mountpoint.clone().unwrap_or_default();
     if let Some(os) = &n.os {

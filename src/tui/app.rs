@@ -882,7 +882,7 @@ impl App {
         let why = node
             .problems
             .first()
-            .map(|p| super::format::safe(p))
+            .map(|p| super::format::safe(&p.to_string()))
             .unwrap_or_else(|| {
                 s::not_browsable(
                     &escape_str(&node.name),

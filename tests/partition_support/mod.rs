@@ -204,7 +204,7 @@ pub fn scan_damaged(path: &Path, src: Damaged, what: &str, limit: Duration) -> V
             let roots = vmrescue::layers::tree::build(&layout);
             let _ = vmrescue::layers::tree::render_text(&roots);
             let _ = serde_json::to_string(&roots).expect("json");
-            layout.all_problems()
+            vmrescue::problem::texts(&layout.all_problems())
         }));
         let _ = tx.send(result.map_err(|_| what_owned));
     });

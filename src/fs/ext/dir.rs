@@ -13,6 +13,7 @@ use super::{Ext, MAX_DIR_ENTRIES, Run, RunKind, csum, hash, xattr};
 use crate::error::{Error, Result};
 use crate::fs::{DirEntry, FileType, NodeId};
 use crate::io::le;
+use crate::problem::Problem;
 
 /// `det_reserved_ft` of a directory block's checksum tail.
 const EXT4_FT_DIR_CSUM: u8 = 0xDE;
@@ -144,7 +145,7 @@ impl Ext {
                 let next = (from..region.len().saturating_sub(11))
                     .step_by(4)
                     .find(|&o| self.plausible_entry(region, o));
-                self.problem(crate::problem::Problem::at(
+                self.problem(Problem::at(
                     format!("ext directory entry of inode {}", dir.ino),
                     at,
                     format!(
@@ -173,7 +174,7 @@ impl Ext {
                 let name = &region[off + 8..off + 8 + name_len];
                 let own = match own_name(index).filter(|_| dots) {
                     Some(want) if name != want => {
-                        self.problem(crate::problem::Problem::at(
+                        self.problem(Problem::at(
                             format!("ext directory entry of inode {}", dir.ino),
                             at,
                             format!(
@@ -192,7 +193,7 @@ impl Ext {
             index += 1;
         }
         if off != region.len() {
-            self.problem(crate::problem::Problem::at(
+            self.problem(Problem::at(
                 format!("ext directory block of inode {}", dir.ino),
                 pos + off as u64,
                 "entries do not end at the block end",
@@ -259,7 +260,7 @@ impl Ext {
         let tail = count_off + 8 * usize::from(limit);
         let used = count_off + 8 * usize::from(count);
         if tail + 8 > block.len() || used > tail {
-            self.problem(crate::problem::Problem::at(
+            self.problem(Problem::at(
                 format!("ext htree node of inode {}", dir.ino),
                 pos,
                 format!("no room for its checksum (limit {limit})"),
@@ -272,7 +273,7 @@ impl Ext {
         c = csum::crc32c(c, &[0; 4]);
         let stored = le::u32(block, tail + 4).unwrap_or(0);
         if c != stored {
-            self.problem(crate::problem::Problem::at(
+            self.problem(Problem::at(
                 format!("ext htree node of inode {}", dir.ino),
                 pos + tail as u64 + 4,
                 format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),
@@ -291,7 +292,7 @@ impl Ext {
             && block[t + 6] == 0
             && block[t + 7] == EXT4_FT_DIR_CSUM;
         if !is_tail {
-            self.problem(crate::problem::Problem::at(
+            self.problem(Problem::at(
                 format!("ext directory block of inode {}", dir.ino),
                 pos,
                 "no checksum tail",
@@ -302,7 +303,7 @@ impl Ext {
         let c = csum::crc32c(seed, &block[..t]);
         let stored = le::u32(block, t + 8).unwrap_or(0);
         if c != stored {
-            self.problem(crate::problem::Problem::at(
+            self.problem(Problem::at(
                 format!("ext directory block of inode {}", dir.ino),
                 pos + t as u64 + 8,
                 format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),

@@ -15,6 +15,7 @@ use super::inode::Inode;
 use super::{Ext, JournalCopy, RunKind, csum};
 use crate::error::{Error, Result};
 use crate::io::{ReadAt, be};
+use crate::problem::Problem;
 
 /// `h_magic` of every journal metadata block.
 pub const JBD2_MAGIC: u32 = 0xC03B_3998;
@@ -55,7 +56,7 @@ pub struct Replay {
     /// Facts for the operator.
     pub notes: Vec<String>,
     /// Damage found in the journal.
-    pub problems: Vec<crate::problem::Problem>,
+    pub problems: Vec<Problem>,
 }
 
 /// One tagged block of a transaction.
@@ -343,7 +344,7 @@ pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
     }
     let unknown = j.incompat & !KNOWN_INCOMPAT;
     if unknown != 0 {
-        out.problems.push(crate::problem::Problem::at("jbd2 journal superblock", jpos + 0x28, format!("unknown incompatible features {unknown:#x}; journal not replayed, showing the on-disk state")));
+        out.problems.push(Problem::at("jbd2 journal superblock", jpos + 0x28, format!("unknown incompatible features {unknown:#x}; journal not replayed, showing the on-disk state")));
         return Ok(out);
     }
     let mut uuid = [0u8; 16];
@@ -589,7 +590,7 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                 let r_count = be::u32(&block, 0xC).unwrap_or(0) as usize;
                 let rec = if is64 { 8 } else { 4 };
                 if r_count > bs - tail || r_count < 16 {
-                    out.problems.push(crate::problem::Problem::at(
+                    out.problems.push(Problem::at(
                         "jbd2 revoke block",
                         pos,
                         format!("r_count {r_count} does not fit; recovery stops here"),
@@ -598,7 +599,7 @@ fn scan(j: &Journal<'_>, start: u64, sequence: u32, out: &mut Replay) -> Result<
                 }
                 revokes += (r_count - 16) / rec;
                 if revokes > MAX_REVOKES {
-                    out.problems.push(crate::problem::Problem::at(
+                    out.problems.push(Problem::at(
                         "jbd2 revoke block",
                         pos,
                         format!("more than {MAX_REVOKES} revoke records; recovery stops here"),

@@ -7,6 +7,7 @@ use super::inode::{self, Inode};
 use super::{Ext, csum};
 use crate::error::{Error, Result};
 use crate::io::le;
+use crate::problem::Problem;
 
 /// `eh_magic` of an extent tree node.
 pub const EXT4_EXT_MAGIC: u16 = 0xF30A;
@@ -139,7 +140,7 @@ impl Ext {
                 let want = csum::crc32c(seed, &node[..tail]);
                 let stored = le::u32(&node, tail).unwrap_or(0);
                 if want != stored && le::u16(&node, 0) == Some(EXT4_EXT_MAGIC) {
-                    self.problem(crate::problem::Problem::at(
+                    self.problem(Problem::at(
                         format!("ext4 extent node of inode {}", inode.ino),
                         block * self.block_size + tail as u64,
                         format!("checksum mismatch (stored {stored:#010x}, computed {want:#010x})"),
@@ -172,7 +173,7 @@ impl Ext {
     ) -> Vec<usize> {
         let mut order: Vec<usize> = (0..count).collect();
         if let Some(i) = (1..count).find(|&i| first_of(i) < first_of(i - 1)) {
-            self.problem(crate::problem::Problem::at(format!("ext4 extent node of inode {}", inode.ino), pos, format!("entries are not in logical block order (entry {i} at byte {} starts at block {}, before block {} of the entry above it); read in logical order", pos + 12 + 12 * i as u64, first_of(i), first_of(i - 1))));
+            self.problem(Problem::at(format!("ext4 extent node of inode {}", inode.ino), pos, format!("entries are not in logical block order (entry {i} at byte {} starts at block {}, before block {} of the entry above it); read in logical order", pos + 12 + 12 * i as u64, first_of(i), first_of(i - 1))));
             order.sort_by_key(|&i| first_of(i));
         }
         order
@@ -216,7 +217,7 @@ impl Ext {
             let epos = n.pos + 12 + 12 * i as u64;
             if len == 0 {
                 // The kernel's ext4_valid_extent refuses it too.
-                self.problem(crate::problem::Problem::at(
+                self.problem(Problem::at(
                     format!("ext4 extent of inode {}", inode.ino),
                     epos,
                     "ee_len 0; skipped",
@@ -227,7 +228,7 @@ impl Ext {
             let from = first.max(cursor);
             let to = end.min(n.hi);
             if from != first || to != end {
-                self.problem(crate::problem::Problem::at(format!("ext4 extent of inode {}", inode.ino), epos, format!("logical blocks {first}..{end} overlap the previous extent or lie outside its index entry's blocks {}..{}; {}", n.lo, n.hi, if from < to {
+                self.problem(Problem::at(format!("ext4 extent of inode {}", inode.ino), epos, format!("logical blocks {first}..{end} overlap the previous extent or lie outside its index entry's blocks {}..{}; {}", n.lo, n.hi, if from < to {
                         format!("only blocks {from}..{to} read from it")
                     } else {
                         "skipped".to_string()

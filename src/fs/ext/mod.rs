@@ -36,6 +36,7 @@ use crate::fs::FsOptions;
 use crate::fs::problems::ProblemLog;
 use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt};
+use crate::problem::Problem;
 
 use group::GroupDesc;
 use inode::Inode;
@@ -157,13 +158,13 @@ impl Ext {
         check_features(&sb, &mut notes)?;
         if sb.has_metadata_csum() {
             if sb.s_checksum_type != 1 {
-                problems.push(crate::problem::Problem::at(
+                problems.push(Problem::at(
                     "ext superblock",
                     sb.pos + 0x175,
                     format!("s_checksum_type {} is not crc32c (1)", sb.s_checksum_type),
                 ));
             } else if sb.computed_checksum() != sb.s_checksum {
-                problems.push(crate::problem::Problem::at(
+                problems.push(Problem::at(
                     "ext superblock",
                     sb.pos + 0x3FC,
                     format!(
@@ -346,7 +347,7 @@ impl Ext {
             if let Some(want) = group::desc_checksum(sb, g as u32, raw) {
                 let stored = crate::io::le::u16(raw, group::BG_CHECKSUM).unwrap_or(0);
                 if stored != want && report {
-                    self.problem(crate::problem::Problem::at(
+                    self.problem(Problem::at(
                         format!("ext group descriptor {g}"),
                         pos,
                         format!("checksum mismatch (stored {stored:#06x}, computed {want:#06x})"),
@@ -359,7 +360,7 @@ impl Ext {
     }
 
     /// Record a problem found while reading.
-    fn problem(&self, problem: impl Into<crate::problem::Problem>) {
+    fn problem(&self, problem: impl Into<Problem>) {
         self.problems.record(problem);
     }
 
@@ -582,7 +583,7 @@ impl Ext {
             let want = inode::inode_checksum(self.csum_seed, ino, &raw);
             let stored = inode::stored_checksum(&raw);
             if want != stored {
-                self.problem(crate::problem::Problem::at(
+                self.problem(Problem::at(
                     format!("ext inode {ino}"),
                     pos,
                     format!("checksum mismatch (stored {stored:#x}, computed {want:#x})"),
@@ -598,11 +599,7 @@ impl Ext {
             self.sb.is_64bit(),
         );
         if let Some(p) = problem {
-            self.problem(crate::problem::Problem::at(
-                format!("ext inode {ino}"),
-                pos,
-                p.to_string(),
-            ));
+            self.problem(Problem::at(format!("ext inode {ino}"), pos, p.to_string()));
         }
         Ok(inode)
     }
@@ -695,7 +692,7 @@ impl Ext {
             }
         }
         if (out.len() as u64) < size {
-            self.problem(crate::problem::Problem::at(
+            self.problem(Problem::at(
                 format!("ext inline data of inode {}", inode.ino),
                 inode.pos,
                 format!(

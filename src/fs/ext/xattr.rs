@@ -7,6 +7,7 @@ use super::{Ext, csum};
 use crate::error::{Error, Result};
 use crate::fs::Xattr;
 use crate::io::le;
+use crate::problem::Problem;
 
 /// `h_magic` / the in-inode header magic.
 pub const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
@@ -212,7 +213,7 @@ impl Ext {
                 c = csum::crc32c(c, &block[0x14..]);
                 let stored = le::u32(&block, 0x10).unwrap_or(0);
                 if c != stored {
-                    self.problem(crate::problem::Problem::at(
+                    self.problem(Problem::at(
                         "ext xattr block",
                         pos + 0x10,
                         format!("checksum mismatch (stored {stored:#010x}, computed {c:#010x})"),

@@ -16,6 +16,7 @@ use super::inode::{Dinode, Fork, format};
 use crate::error::{Error, Result};
 use crate::fs::Xattr;
 use crate::io::be;
+use crate::problem::Problem;
 
 /// Entry flags (`XFS_ATTR_*`).
 const ATTR_LOCAL: u8 = 0x01;
@@ -205,11 +206,7 @@ fn blocks(fs: &Xfs, inode: &Dinode, map: &[Bmx], out: &mut Vec<Xattr>) -> Result
         let what = || format!("xfs inode {}: attr block {lblk}", inode.ino);
         let magic = be::u16(&buf, 8).unwrap_or(0);
         if v5 && let Some(m) = super::sb::crc_mismatch(&buf, DA3_CRC_OFF) {
-            fs.problem(crate::problem::Problem::at(
-                what().to_string(),
-                pos,
-                m.to_string(),
-            ));
+            fs.problem(Problem::at(what().to_string(), pos, m.to_string()));
         }
         if magic == leaf_magic {
             break;
@@ -254,11 +251,7 @@ fn blocks(fs: &Xfs, inode: &Dinode, map: &[Bmx], out: &mut Vec<Xattr>) -> Result
             ));
         }
         if v5 && let Some(m) = super::sb::crc_mismatch(&buf, DA3_CRC_OFF) {
-            fs.problem(crate::problem::Problem::at(
-                what.to_string(),
-                pos,
-                m.to_string(),
-            ));
+            fs.problem(Problem::at(what.to_string(), pos, m.to_string()));
         }
         leaf(fs, inode, map, &buf, pos, &what, out)?;
         let forw = be::u32(&buf, 0).unwrap_or(0);
@@ -360,7 +353,7 @@ fn remote(fs: &Xfs, inode: &Dinode, map: &[Bmx], lblk: u64, len: usize) -> Resul
                 )));
             }
             if let Some(m) = super::sb::crc_mismatch(&buf, RMT_CRC_OFF) {
-                fs.problem(crate::problem::Problem::at(
+                fs.problem(Problem::at(
                     format!("xfs inode {}: remote attr block {b}", inode.ino),
                     pos,
                     m.to_string(),

@@ -7,6 +7,7 @@ use super::Xfs;
 use super::inode::{Dinode, Fork, format};
 use crate::error::{Error, Result};
 use crate::io::be;
+use crate::problem::Problem;
 
 /// "BMAP" (v4) and "BMA3" (v5) bmbt block magics.
 const XFS_BMAP_MAGIC: u32 = 0x424d_4150;
@@ -214,11 +215,7 @@ fn walk(
     let hdr = if v5 { BMBT_HDR_V5 } else { BMBT_HDR_V4 };
     if v5 {
         if let Some(m) = super::sb::crc_mismatch(&buf, BMBT_CRC_OFF) {
-            fs.problem(crate::problem::Problem::at(
-                what().to_string(),
-                pos,
-                m.to_string(),
-            ));
+            fs.problem(Problem::at(what().to_string(), pos, m.to_string()));
         }
         let owner = be::u64(&buf, 56).unwrap_or(0);
         if owner != inode.ino {

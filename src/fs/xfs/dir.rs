@@ -10,6 +10,7 @@ use super::inode::{Dinode, Fork, format};
 use crate::error::{Error, Result};
 use crate::fs::{DirEntry, FileType, NodeId};
 use crate::io::be;
+use crate::problem::Problem;
 
 /// Byte offset where a directory's leaf blocks start (32 GiB).
 const XFS_DIR2_LEAF_OFFSET: u64 = 32 << 30;
@@ -181,20 +182,16 @@ fn blocks(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
                 (XFS_DIR2_BLOCK_MAGIC, XFS_DIR2_DATA_MAGIC)
             };
             if magic != want_block && magic != want_data {
-                fs.problem(crate::problem::Problem::at(what.to_string(), pos, format!("bad magic {magic:#010x} (expected {want_block:#010x} or {want_data:#010x}): its entries are not listed")));
+                fs.problem(Problem::at(what.to_string(), pos, format!("bad magic {magic:#010x} (expected {want_block:#010x} or {want_data:#010x}): its entries are not listed")));
                 continue;
             }
             if v5 {
                 if let Some(m) = super::sb::crc_mismatch(&buf, DIR3_CRC_OFF) {
-                    fs.problem(crate::problem::Problem::at(
-                        what.to_string(),
-                        pos,
-                        m.to_string(),
-                    ));
+                    fs.problem(Problem::at(what.to_string(), pos, m.to_string()));
                 }
                 let owner = be::u64(&buf, 40).unwrap_or(0);
                 if owner != inode.ino {
-                    fs.problem(crate::problem::Problem::at(
+                    fs.problem(Problem::at(
                         what.to_string(),
                         pos,
                         format!("belongs to inode {owner}: its entries are not listed"),
@@ -212,7 +209,7 @@ fn blocks(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
                 {
                     Some(e) => end = e as usize,
                     None => {
-                        fs.problem(crate::problem::Problem::at(
+                        fs.problem(Problem::at(
                             what.to_string(),
                             pos,
                             format!("{count} leaf entries do not fit the block"),
@@ -223,11 +220,7 @@ fn blocks(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
             }
             let hdr = if v5 { DATA_HDR_V5 } else { DATA_HDR_V4 };
             if let Err(e) = entries(&buf, hdr, end, has_ftype, &mut out) {
-                fs.problem(crate::problem::Problem::at(
-                    what.to_string(),
-                    pos,
-                    e.to_string(),
-                ));
+                fs.problem(Problem::at(what.to_string(), pos, e.to_string()));
             }
         }
     }

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::fs::problems::ProblemLog;
 use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt, be};
+use crate::problem::Problem;
 
 use bmap::Bmx;
 use inode::{Dinode, Fork, format};
@@ -170,19 +171,19 @@ impl Xfs {
                 let got = be::u32(&buf, 0).unwrap_or(0);
                 let seqno = be::u32(&buf, 8).unwrap_or(u32::MAX);
                 if got != magic {
-                    self.problem(crate::problem::Problem::at(
+                    self.problem(Problem::at(
                         format!("xfs AG {agno} {name}"),
                         pos,
                         format!("bad magic {got:#010x} (expected {magic:#010x})"),
                     ));
                 } else if seqno != agno {
-                    self.problem(crate::problem::Problem::at(
+                    self.problem(Problem::at(
                         format!("xfs AG {agno} {name}"),
                         pos,
                         format!("sequence number {seqno}"),
                     ));
                 } else if v5 && let Some(m) = sb::crc_mismatch(&buf, crc_off) {
-                    self.problem(crate::problem::Problem::at(
+                    self.problem(Problem::at(
                         format!("xfs AG {agno} {name}"),
                         pos,
                         m.to_string(),
@@ -193,7 +194,7 @@ impl Xfs {
     }
 
     /// Record a problem found while reading.
-    fn problem(&self, problem: impl Into<crate::problem::Problem>) {
+    fn problem(&self, problem: impl Into<Problem>) {
         self.problems.record(problem);
     }
 
@@ -239,11 +240,7 @@ impl Xfs {
         self.read_meta(pos, &mut raw, &format!("xfs inode {ino}"))?;
         let v5 = self.sb.is_v5();
         if v5 && let Some(m) = sb::crc_mismatch(&raw, inode::DI_CRC_OFF) {
-            self.problem(crate::problem::Problem::at(
-                format!("xfs inode {ino}"),
-                pos,
-                m.to_string(),
-            ));
+            self.problem(Problem::at(format!("xfs inode {ino}"), pos, m.to_string()));
         }
         let inode = Dinode::parse(ino, pos, raw, v5)?;
         if let Some(di_ino) = inode.di_ino
@@ -414,11 +411,7 @@ impl Xfs {
                     ));
                 }
                 if let Some(m) = sb::crc_mismatch(&buf, SYMLINK_CRC_OFF) {
-                    self.problem(crate::problem::Problem::at(
-                        what().to_string(),
-                        pos,
-                        m.to_string(),
-                    ));
+                    self.problem(Problem::at(what().to_string(), pos, m.to_string()));
                 }
                 &buf[SYMLINK_HDR..SYMLINK_HDR + bytes]
             } else {

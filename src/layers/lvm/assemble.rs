@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::meta::{self, LvMeta, PvMeta, SegMeta, VgMeta};
 use super::{LogicalVolume, LvSegment, PvOnDisk, SegmentArea, VgPv, VolumeGroup, text};
 use crate::io::{Area, Mapping, Segment, Target};
+use crate::problem::Problem;
 use crate::text::escape_str;
 
 /// Most missing PVs listed for one LV.
@@ -81,7 +82,7 @@ pub fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
                 clashes.join(", "),
                 out[i].name
             );
-            out[i].problems.push(msg);
+            out[i].problems.push(msg.into());
         }
     }
     out
@@ -98,15 +99,21 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
     }
     for c in cands {
         if c.vg.seqno < best.vg.seqno {
-            problems.push(format!(
-                "PV {} holds older metadata (seqno {}) than PV {} (seqno {}); using seqno {}",
-                pvs[c.pv].volume, c.vg.seqno, pvs[best.pv].volume, best.vg.seqno, best.vg.seqno
-            ));
+            problems.push(
+                format!(
+                    "PV {} holds older metadata (seqno {}) than PV {} (seqno {}); using seqno {}",
+                    pvs[c.pv].volume, c.vg.seqno, pvs[best.pv].volume, best.vg.seqno, best.vg.seqno
+                )
+                .into(),
+            );
         } else if c.vg.seqno == best.vg.seqno && c.text != best.text && c.vg != best.vg {
-            problems.push(format!(
-                "PV {} and PV {} hold different metadata with the same seqno {}; using PV {}'s",
-                pvs[c.pv].volume, pvs[best.pv].volume, best.vg.seqno, pvs[best.pv].volume
-            ));
+            problems.push(
+                format!(
+                    "PV {} and PV {} hold different metadata with the same seqno {}; using PV {}'s",
+                    pvs[c.pv].volume, pvs[best.pv].volume, best.vg.seqno, pvs[best.pv].volume
+                )
+                .into(),
+            );
         }
     }
     let vg = &best.vg;
@@ -122,10 +129,7 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
         problems: Vec::new(),
     };
     let Some(extent_bytes) = vg.extent_size.checked_mul(512) else {
-        problems.push(format!(
-            "extent_size {} sectors is too large",
-            vg.extent_size
-        ));
+        problems.push(format!("extent_size {} sectors is too large", vg.extent_size).into());
         group.problems = problems;
         return group;
     };
@@ -143,22 +147,22 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
             .collect();
         if hits.len() > 1 {
             let names: Vec<&str> = hits.iter().map(|&i| pvs[i].volume.as_str()).collect();
-            problems.push(format!(
-                "PV {} was found {} times ({}); using {}",
-                pv_words(pm),
-                hits.len(),
-                names.join(", "),
-                names[0]
-            ));
+            problems.push(
+                format!(
+                    "PV {} was found {} times ({}); using {}",
+                    pv_words(pm),
+                    hits.len(),
+                    names.join(", "),
+                    names[0]
+                )
+                .into(),
+            );
         }
         let found = hits.first().copied();
         let pe_start = pm.pe_start.checked_mul(512);
         if pe_start.is_none() {
-            problems.push(format!(
-                "PV {}: pe_start {} is too large",
-                pv_words(pm),
-                pm.pe_start
-            ));
+            problems
+                .push(format!("PV {}: pe_start {} is too large", pv_words(pm), pm.pe_start).into());
         }
         match found {
             Some(f) => {
@@ -175,15 +179,15 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
                         pvs[f].volume,
                         pvs[f].size,
                         pm.pe_count
-                    )),
+                    ).into()),
                     None => problems.push(format!(
                         "PV {}: pe_count {} does not fit in 64 bits of bytes",
                         escape_str(&pm.key),
                         pm.pe_count
-                    )),
+                    ).into()),
                 }
             }
-            None => problems.push(format!("PV {} is missing", pv_words(pm))),
+            None => problems.push(format!("PV {} is missing", pv_words(pm)).into()),
         }
         pv_bytes.push(pe_start);
         group.pvs.push(VgPv {
@@ -202,7 +206,7 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
             problems.push(format!(
                 "PV {} holds metadata of this VG (seqno {}) but the newest metadata (seqno {}) does not list it",
                 pvs[c.pv].volume, c.vg.seqno, vg.seqno
-            ));
+            ).into());
         }
     }
     group.extent_count = vg
@@ -400,18 +404,21 @@ impl Ctx<'_> {
         &self,
         lv: &LvMeta,
         missing: &BTreeSet<usize>,
-        problems: &mut Vec<String>,
+        problems: &mut Vec<Problem>,
     ) -> LogicalVolume {
         let mut segs: Vec<&SegMeta> = lv.segments.iter().collect();
         segs.sort_by_key(|s| s.start_extent);
         if let Some(n) = lv.segment_count
             && n != segs.len() as u64
         {
-            problems.push(format!(
-                "LV {}: segment_count is {n} but {} segments are listed",
-                lv.name,
-                segs.len()
-            ));
+            problems.push(
+                format!(
+                    "LV {}: segment_count is {n} but {} segments are listed",
+                    lv.name,
+                    segs.len()
+                )
+                .into(),
+            );
         }
         let mut segments = Vec::new();
         let mut mapped = Vec::new();
@@ -437,13 +444,14 @@ impl Ctx<'_> {
             });
         }
         let mapping = if !size_ok {
-            problems.push(format!("LV {}: its size does not fit in 64 bits", lv.name));
+            problems.push(format!("LV {}: its size does not fit in 64 bits", lv.name).into());
             Mapping::default()
         } else {
             match Mapping::new(mapped) {
                 Ok(m) => m,
                 Err(e) => {
-                    problems.push(format!("LV {}: segments do not fit together: {e}", lv.name));
+                    problems
+                        .push(format!("LV {}: segments do not fit together: {e}", lv.name).into());
                     unreadable_whole(size, format!("the LV's segments do not fit together: {e}"))
                 }
             }

@@ -26,6 +26,7 @@ use super::{PvScan, meta, text};
 use crate::error::{Error, Result};
 use crate::io::{ReadAt, le, read_vec};
 use crate::layers::probe::lvm_uuid;
+use crate::problem::Problem;
 
 /// Size of a sector in LVM2's on-disk format.
 const SECTOR: u64 = 512;
@@ -102,11 +103,14 @@ pub fn read_pv(src: &dyn ReadAt, checks: Checks) -> Result<Option<PvScan>> {
         return Ok(None);
     };
     if label.device_size > src.size() {
-        problems.push(format!(
-            "the label says the PV is {} bytes but only {} are there (truncated image?)",
-            label.device_size,
-            src.size()
-        ));
+        problems.push(
+            format!(
+                "the label says the PV is {} bytes but only {} are there (truncated image?)",
+                label.device_size,
+                src.size()
+            )
+            .into(),
+        );
     }
     let mut reads: Vec<(usize, u64, MdaRead)> = Vec::new();
     let mut bad: Vec<(usize, u64, String)> = Vec::new();
@@ -143,11 +147,14 @@ pub fn read_pv(src: &dyn ReadAt, checks: Checks) -> Result<Option<PvScan>> {
     match best {
         Some((i, off, t)) => {
             for (j, joff, why) in &bad {
-                problems.push(format!(
-                    "{} is unusable ({why}); using {}",
-                    origin(*j, *joff),
-                    origin(i, off)
-                ));
+                problems.push(
+                    format!(
+                        "{} is unusable ({why}); using {}",
+                        origin(*j, *joff),
+                        origin(i, off)
+                    )
+                    .into(),
+                );
             }
             for (j, joff, r) in &reads {
                 if let MdaRead::Text(o) = r
@@ -159,7 +166,7 @@ pub fn read_pv(src: &dyn ReadAt, checks: Checks) -> Result<Option<PvScan>> {
                         o.vg.seqno,
                         origin(i, off),
                         t.vg.seqno
-                    ));
+                    ).into());
                 }
             }
             scan.metadata_origin = Some(format!(
@@ -179,14 +186,17 @@ pub fn read_pv(src: &dyn ReadAt, checks: Checks) -> Result<Option<PvScan>> {
         }
         None => {
             for (j, joff, why) in &bad {
-                problems.push(format!("{} is unusable: {why}", origin(*j, *joff)));
+                problems.push(format!("{} is unusable: {why}", origin(*j, *joff)).into());
             }
             if !bad.is_empty() {
-                problems.push(if reads.is_empty() {
-                    "no metadata area of this PV can be read".to_string()
-                } else {
-                    "no metadata area of this PV holds readable VG metadata".to_string()
-                });
+                problems.push(
+                    if reads.is_empty() {
+                        "no metadata area of this PV can be read".to_string()
+                    } else {
+                        "no metadata area of this PV holds readable VG metadata".to_string()
+                    }
+                    .into(),
+                );
             }
         }
     }
@@ -204,7 +214,7 @@ fn has_label_id(s: &[u8]) -> bool {
 fn find_label(
     src: &dyn ReadAt,
     checks: Checks,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
 ) -> Result<Option<Label>> {
     let mut first_error: Option<Error> = None;
     for sector in 0..LABEL_SCAN_SECTORS {
@@ -220,7 +230,7 @@ fn find_label(
         match decode_label(&buf, sector, checks) {
             Ok(l) => {
                 if let Some(e) = first_error {
-                    problems.push(format!("ignored a damaged label: {e}"));
+                    problems.push(format!("ignored a damaged label: {e}").into());
                 }
                 return Ok(Some(l));
             }

@@ -24,6 +24,7 @@ pub mod text;
 
 use crate::error::Result;
 use crate::io::{Area, Mapping, ReadAt};
+use crate::problem::Problem;
 
 pub use crc::{INITIAL_CRC, calc_crc};
 pub use label::{FMTT_MAGIC, MAX_METADATA_TEXT, damaged_label_hint};
@@ -43,7 +44,7 @@ pub struct PvScan {
     /// Where that text was read from, for messages: `mda 0 at byte 4608`.
     pub metadata_origin: Option<String>,
     /// Problems found (bad CRC in one area, fallback to the other...).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     /// Name of the VG in that metadata.
     pub vg_name: Option<String>,
     /// UUID of the VG in that metadata.
@@ -173,7 +174,7 @@ pub struct VolumeGroup {
     /// Its LVs, in metadata order.
     pub lvs: Vec<LogicalVolume>,
     /// Problems (missing PVs, PVs disagreeing on the metadata...).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 /// Read the LVM2 label and newest metadata of a PV (`src` is the PV's bytes,

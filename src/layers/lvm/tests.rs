@@ -245,7 +245,9 @@ fn a_damaged_label_beside_a_good_one_is_reported() {
     let s = scan(&b);
     assert_eq!(s.label_sector, 1);
     assert!(
-        s.problems[0].contains("ignored a damaged label"),
+        s.problems[0]
+            .to_string()
+            .contains("ignored a damaged label"),
         "{:?}",
         s.problems
     );
@@ -273,7 +275,9 @@ fn wrapped_metadata_is_reassembled() {
     let s = scan(&b);
     assert!(s.metadata.is_none());
     assert!(
-        s.problems[0].contains("larger than the text area"),
+        s.problems[0]
+            .to_string()
+            .contains("larger than the text area"),
         "{:?}",
         s.problems
     );
@@ -343,7 +347,7 @@ fn falls_back_to_the_other_metadata_area() {
                 .starts_with("mda 1 at byte 16384")
         );
         assert_eq!(s.problems.len(), 1, "{what}: {:?}", s.problems);
-        let p = &s.problems[0];
+        let p = &s.problems[0].to_string();
         assert!(
             p.starts_with("mda 0 at byte 4096 is unusable")
                 && p.contains(what)
@@ -358,7 +362,7 @@ fn falls_back_to_the_other_metadata_area() {
     let s = scan(&b);
     assert!(s.metadata.is_none());
     assert_eq!(s.problems.len(), 3, "{:?}", s.problems);
-    assert!(s.problems[2].contains("no metadata area"));
+    assert!(s.problems[2].to_string().contains("no metadata area"));
 }
 
 #[test]
@@ -368,7 +372,9 @@ fn the_newest_area_wins() {
     assert_eq!(s.seqno, Some(5));
     assert!(s.metadata_origin.unwrap().starts_with("mda 1"));
     assert!(
-        s.problems[0].contains("older metadata (seqno 4)"),
+        s.problems[0]
+            .to_string()
+            .contains("older metadata (seqno 4)"),
         "{:?}",
         s.problems
     );
@@ -389,7 +395,11 @@ fn ignored_and_empty_areas() {
 fn truncated_pv_is_reported() {
     let b = pv(UUID_A, Some(&simple_text(4)), None);
     let s = scan(&b[..20000]);
-    assert!(s.problems[0].contains("truncated"), "{:?}", s.problems);
+    assert!(
+        s.problems[0].to_string().contains("truncated"),
+        "{:?}",
+        s.problems
+    );
     assert!(s.metadata.is_some());
     // Cut inside the metadata text: the area is unusable.
     let s = scan(&b[..4700]);
@@ -397,7 +407,7 @@ fn truncated_pv_is_reported() {
     assert!(
         s.problems
             .iter()
-            .any(|p| p.contains("mda 0 at byte 4096 is unusable"))
+            .any(|p| p.to_string().contains("mda 0 at byte 4096 is unusable"))
     );
 }
 
@@ -446,7 +456,11 @@ fn assembles_across_disks_with_exact_offsets() {
     assert_eq!(g.extent_count, 200);
     assert_eq!(g.free_count, 200 - 3 - 8);
     assert_eq!(g.problems.len(), 1, "{:?}", g.problems);
-    assert!(g.problems[0].contains("PV disk1 holds older metadata (seqno 6)"));
+    assert!(
+        g.problems[0]
+            .to_string()
+            .contains("PV disk1 holds older metadata (seqno 6)")
+    );
     let root = &g.lvs[0];
     assert_eq!(root.size, 3 * 4096);
     assert_eq!(root.creation_time, Some(1_700_000_000));
@@ -523,7 +537,7 @@ fn missing_pvs_make_lvs_incomplete() {
     let a = pv(UUID_A, Some(&text), None);
     let g = &assemble(&[on_disk(0, 0, &a, "p2")])[0];
     assert_eq!(g.pvs[1].found, None);
-    assert!(g.problems[0].contains(
+    assert!(g.problems[0].to_string().contains(
         "PV pv1 (uuid BBBBBB-bbbb-cccc-dddd-eeee-ffff-GGGGGG, last seen as /dev/vdpv1) is missing"
     ));
     let root = &g.lvs[0];
@@ -625,13 +639,17 @@ fn inconsistent_segments_are_unreadable_not_wrong() {
     assert!(
         g.problems
             .iter()
-            .any(|p| p.contains("segments do not fit together"))
+            .any(|p| p.to_string().contains("segments do not fit together"))
     );
     // A PV too small for its extents.
     let text = vg_text(1, &[("pv0", UUID_A, 1000)], "");
     let a = pv(UUID_A, Some(&text), None);
     let g = &assemble(&[on_disk(0, 0, &a, "p2")])[0];
-    assert!(g.problems[0].contains("truncated"), "{:?}", g.problems);
+    assert!(
+        g.problems[0].to_string().contains("truncated"),
+        "{:?}",
+        g.problems
+    );
 }
 
 #[test]
@@ -667,7 +685,7 @@ fn duplicate_and_stale_pvs_are_reported() {
         on_disk(2, 0, &b, "disk2"),
     ])[0];
     assert_eq!(g.pvs[0].found, Some(0));
-    let all = g.problems.join("\n");
+    let all = crate::problem::texts(&g.problems).join("\n");
     assert!(
         all.contains("was found 2 times (p2, disk1); using p2"),
         "{all}"
@@ -682,10 +700,11 @@ fn same_name_vgs_are_kept_apart() {
     let b = pv(UUID_B, Some(&other), None);
     let vgs = assemble(&[on_disk(0, 0, &a, "p2"), on_disk(1, 0, &b, "disk1")]);
     assert_eq!(vgs.len(), 2);
-    assert!(
-        vgs.iter()
-            .all(|g| g.problems.iter().any(|p| p.contains("same name")))
-    );
+    assert!(vgs.iter().all(|g| {
+        g.problems
+            .iter()
+            .any(|p| p.to_string().contains("same name"))
+    }));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use super::{PartType, Partition, Scheme, Table, guid_to_string};
 use crate::error::{Error, Result};
 use crate::io::{ReadAt, le, read_vec};
+use crate::problem::Problem;
 
 /// The header's signature.
 const SIGNATURE: &[u8; 8] = b"EFI PART";
@@ -90,7 +91,7 @@ fn read_entries(
     src: &dyn ReadAt,
     ss: u64,
     h: &Header,
-) -> std::result::Result<(Vec<Partition>, Vec<String>), String> {
+) -> std::result::Result<(Vec<Partition>, Vec<Problem>), String> {
     let len = u64::from(h.number_of_partition_entries) * u64::from(h.size_of_partition_entry);
     let at = h
         .partition_entry_lba
@@ -121,27 +122,26 @@ fn read_entries(
         let last = le::u64(e, 40).unwrap_or(0);
         let entry_at = at + (i as u64) * u64::from(h.size_of_partition_entry);
         if last < first {
-            problems.push(format!(
-                "GPT entry {number} at byte {entry_at}: EndingLBA {last} is before StartingLBA {first}; skipped"
+            problems.push(Problem::at(
+                format!("GPT entry {number}"),
+                entry_at,
+                format!("EndingLBA {last} is before StartingLBA {first}; skipped"),
             ));
             continue;
         }
         let (Some(start), Some(size)) = (first.checked_mul(ss), (last - first + 1).checked_mul(ss))
         else {
-            problems.push(format!(
-                "GPT entry {number} at byte {entry_at}: LBAs overflow; skipped"
+            problems.push(Problem::at(
+                format!("GPT entry {number}"),
+                entry_at,
+                "LBAs overflow; skipped",
             ));
             continue;
         };
         if last >= disk_sectors {
-            problems.push(format!(
-                "GPT entry {number} at byte {entry_at}: partition {number} ends at LBA {last}, past the end of the disk ({disk_sectors} sectors); it is read as shorter: the image may be truncated"
-            ));
+            problems.push(Problem::at(format!("GPT entry {number}"), entry_at, format!("partition {number} ends at LBA {last}, past the end of the disk ({disk_sectors} sectors); it is read as shorter: the image may be truncated")));
         } else if first < h.first_usable_lba || last > h.last_usable_lba {
-            problems.push(format!(
-                "GPT entry {number} at byte {entry_at}: LBAs {first}..={last} lie outside the usable LBAs {}..={} of the header at byte {}",
-                h.first_usable_lba, h.last_usable_lba, h.at
-            ));
+            problems.push(Problem::at(format!("GPT entry {number}"), entry_at, format!("LBAs {first}..={last} lie outside the usable LBAs {}..={} of the header at byte {}", h.first_usable_lba, h.last_usable_lba, h.at)));
         }
         let unique: [u8; 16] = e[16..32].try_into().unwrap_or([0; 16]);
         let name_units: Vec<u16> = e[56..128]
@@ -169,15 +169,12 @@ fn table_from(
     h: &Header,
     ss: u64,
     parts: Vec<Partition>,
-    mut problems: Vec<String>,
+    mut problems: Vec<Problem>,
     src: &dyn ReadAt,
 ) -> Table {
     let disk_sectors = src.size() / ss;
     if h.last_usable_lba >= disk_sectors || h.first_usable_lba > h.last_usable_lba {
-        problems.push(format!(
-            "GPT header at byte {}: usable LBAs {}..={} do not fit the disk ({disk_sectors} sectors): the image may be truncated",
-            h.at, h.first_usable_lba, h.last_usable_lba
-        ));
+        problems.push(Problem::at("GPT header", h.at, format!("usable LBAs {}..={} do not fit the disk ({disk_sectors} sectors): the image may be truncated", h.first_usable_lba, h.last_usable_lba)));
     }
     Table {
         scheme: Scheme::Gpt,
@@ -226,11 +223,14 @@ pub(super) fn read(
                         let backup = read_header(src, ss, h.alternate_lba)
                             .and_then(|b| read_entries(src, ss, &b).map(|_| ()));
                         if let Err(e) = backup {
-                            problems.push(format!(
-                                "backup GPT header at LBA {} (byte {}): {e}",
-                                h.alternate_lba,
-                                h.alternate_lba.saturating_mul(ss)
-                            ));
+                            problems.push(
+                                format!(
+                                    "backup GPT header at LBA {} (byte {}): {e}",
+                                    h.alternate_lba,
+                                    h.alternate_lba.saturating_mul(ss)
+                                )
+                                .into(),
+                            );
                         }
                         return Ok(Some(table_from(&h, ss, parts, problems, src)));
                     }
@@ -313,7 +313,8 @@ fn from_backup(
                 format!(
                     "primary GPT at byte {primary_at} is damaged ({primary_error}); using the backup header at LBA {lba} (byte {})",
                     h.at
-                ),
+                )
+                .into(),
             );
             let last = src.size() / ss - 1;
             if lba < last {
@@ -321,7 +322,8 @@ fn from_backup(
                     1,
                     format!(
                         "the backup GPT header is at LBA {lba}, not at the disk's last LBA {last}: the disk was probably grown after it was partitioned"
-                    ),
+                    )
+                    .into(),
                 );
             }
             return Ok(Some(table_from(&h, ss, parts, problems, src)));

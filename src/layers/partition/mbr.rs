@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use super::{PartType, Partition, Scheme, Table};
 use crate::error::{Error, Result};
 use crate::io::{ReadAt, le};
+use crate::problem::Problem;
 
 /// The MBR itself is always in the first 512 bytes of the disk.
 const SECTOR: u64 = 512;
@@ -179,16 +180,20 @@ impl Mbr {
             };
             let entry_at = 446 + 16 * i as u64;
             if e.start_sect == 0 {
-                table.problems.push(format!(
-                    "MBR partition entry {} at byte {entry_at}: partition {} starts at sector 0, on top of the MBR itself",
-                    i + 1,
-                    i + 1
+                table.problems.push(Problem::at(
+                    format!("MBR partition entry {}", i + 1),
+                    entry_at,
+                    format!(
+                        "partition {} starts at sector 0, on top of the MBR itself",
+                        i + 1
+                    ),
                 ));
             }
             check_bounds(
                 &p,
                 disk_size,
-                &format!("MBR partition entry {} at byte {entry_at}", i + 1),
+                &format!("MBR partition entry {}", i + 1),
+                Some(entry_at),
                 &mut table.problems,
             );
             table.partitions.push(p);
@@ -206,20 +211,33 @@ impl Mbr {
     }
 }
 
-/// Report a partition that does not fit the disk; `entry` says which table entry holds it.
-fn check_bounds(p: &Partition, disk_size: u64, entry: &str, problems: &mut Vec<String>) {
-    if p.start >= disk_size {
-        problems.push(format!(
-            "{entry}: partition {} starts at byte {}, past the end of the disk ({disk_size} bytes): the image may be truncated",
+/// Report a partition that does not fit the disk; `entry` says which table
+/// entry holds it, `at` where that entry is when it is not in `entry`'s words.
+fn check_bounds(
+    p: &Partition,
+    disk_size: u64,
+    entry: &str,
+    at: Option<u64>,
+    problems: &mut Vec<Problem>,
+) {
+    let detail = if p.start >= disk_size {
+        format!(
+            "partition {} starts at byte {}, past the end of the disk ({disk_size} bytes): the image may be truncated",
             p.number, p.start
-        ));
+        )
     } else if p.end() > disk_size {
-        problems.push(format!(
-            "{entry}: partition {} ends at byte {}, past the end of the disk ({disk_size} bytes); it is read as shorter: the image may be truncated",
+        format!(
+            "partition {} ends at byte {}, past the end of the disk ({disk_size} bytes); it is read as shorter: the image may be truncated",
             p.number,
             p.end()
-        ));
-    }
+        )
+    } else {
+        return;
+    };
+    problems.push(match at {
+        Some(at) => Problem::at(entry, at, detail),
+        None => Problem::of(entry, detail),
+    });
 }
 
 /// Whether an EBR (a sector ending in 0x55AA) is at byte `at`.
@@ -263,33 +281,30 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut
         if empty_links > MAX_EMPTY_LINKS {
             table.problems.push(format!(
                 "EBR chain longer than {MAX_EMPTY_LINKS} links without a logical partition; stopped at the EBR at byte {offset}, as the kernel does"
-            ));
+            ).into());
             return;
         }
         if !seen.insert(this_sector) {
-            table.problems.push(format!(
-                "EBR chain loops back to the EBR at byte {offset}; stopped there"
-            ));
+            table.problems.push(
+                format!("EBR chain loops back to the EBR at byte {offset}; stopped there").into(),
+            );
             return;
         }
         if *next > MAX_PARTITIONS {
-            table.problems.push(format!(
-                "more than {MAX_PARTITIONS} partitions; the rest are ignored"
-            ));
+            table.problems.push(
+                format!("more than {MAX_PARTITIONS} partitions; the rest are ignored").into(),
+            );
             return;
         }
         let mut s = [0u8; 512];
         if let Err(e) = src.read_exact_at(offset, &mut s) {
             table
                 .problems
-                .push(format!("EBR at byte {offset}: cannot be read: {e}"));
+                .push(Problem::at("EBR", offset, format!("cannot be read: {e}")));
             return;
         }
         if s[510..512] != [0x55, 0xaa] {
-            table.problems.push(format!(
-                "EBR at byte {offset}: no 0x55AA signature (found {:02x}{:02x}); the logical partitions after it are lost",
-                s[510], s[511]
-            ));
+            table.problems.push(Problem::at("EBR", offset, format!("no 0x55AA signature (found {:02x}{:02x}); the logical partitions after it are lost", s[510], s[511])));
             return;
         }
         let entries = entries(&s);
@@ -323,6 +338,7 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut
                 &p,
                 src.size(),
                 &format!("EBR at byte {offset}, entry {}", i + 1),
+                None,
                 &mut table.problems,
             );
             table.partitions.push(p);
@@ -341,9 +357,13 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut
         this_sector = first_sector + u64::from(link.start_sect);
         this_size = u64::from(link.nr_sects);
         if this_sector * ss >= src.size() {
-            table.problems.push(format!(
-                "EBR at byte {offset}: links to byte {} past the end of the disk",
-                this_sector * ss
+            table.problems.push(Problem::at(
+                "EBR",
+                offset,
+                format!(
+                    "links to byte {} past the end of the disk",
+                    this_sector * ss
+                ),
             ));
             return;
         }

@@ -11,6 +11,7 @@ mod types;
 use crate::error::Result;
 use crate::io::ReadAt;
 use crate::layers::probe::ContentKind;
+use crate::problem::Problem;
 
 pub use types::{gpt_type_name, mbr_type_name};
 
@@ -46,7 +47,7 @@ pub struct Table {
     /// Partitions in number order.
     pub partitions: Vec<Partition>,
     /// Problems found while reading; the table is still usable.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 /// The type of a partition.
@@ -137,10 +138,12 @@ pub fn read(src: &dyn ReadAt) -> Result<Option<Table>> {
             if protective {
                 table.problems.insert(
                     0,
-                    format!("{e}; showing the protective MBR's entries instead"),
+                    format!("{e}; showing the protective MBR's entries instead").into(),
                 );
             } else {
-                table.problems.push(format!("ignored a damaged GPT: {e}"));
+                table
+                    .problems
+                    .push(format!("ignored a damaged GPT: {e}").into());
             }
             return Ok(Some(table));
         }
@@ -165,21 +168,24 @@ pub fn read(src: &dyn ReadAt) -> Result<Option<Table>> {
 /// their extended partition, which is not an overlap; extended partitions
 /// are only compared with the primaries. O(n log n): GPT tables may list
 /// thousands of entries.
-fn check_overlaps(parts: &[Partition], problems: &mut Vec<String>) {
+fn check_overlaps(parts: &[Partition], problems: &mut Vec<Problem>) {
     const MAX_LINES: usize = 8;
     let mut lines = 0usize;
-    let mut report = |a: &Partition, b: &Partition, problems: &mut Vec<String>| {
+    let mut report = |a: &Partition, b: &Partition, problems: &mut Vec<Problem>| {
         lines += 1;
         if lines <= MAX_LINES {
-            problems.push(format!(
-                "partitions {} (bytes {}..{}) and {} (bytes {}..{}) overlap",
-                a.number,
-                a.start,
-                a.end(),
-                b.number,
-                b.start,
-                b.end()
-            ));
+            problems.push(
+                format!(
+                    "partitions {} (bytes {}..{}) and {} (bytes {}..{}) overlap",
+                    a.number,
+                    a.start,
+                    a.end(),
+                    b.number,
+                    b.start,
+                    b.end()
+                )
+                .into(),
+            );
         } else if lines == MAX_LINES + 1 {
             problems.push("more overlapping partitions are not listed".into());
         }

@@ -113,7 +113,7 @@ pub fn node_lines(n: &Node) -> Vec<String> {
         ));
     }
     for p in &n.problems {
-        out.push(format!("{}: {}", s::F_PROBLEM, safe(p)));
+        out.push(format!("{}: {}", s::F_PROBLEM, safe(&p.to_string())));
     }
     if let Some(l) = &n.label {
         out.push(format!("{}: \"{}\"", s::F_LABEL, escape_str(l)));
