@@ -128,10 +128,18 @@ impl PartialEq<String> for Problem {
     }
 }
 
-/// As JSON: the sentence [`Display`](fmt::Display) gives.
+/// As JSON: `{"structure", "offset", "detail", "text"}`, `structure` and
+/// `offset` null when unknown, `text` the sentence [`Display`](fmt::Display) gives.
 impl serde::Serialize for Problem {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Problem", 4)?;
+        let structure = (!self.structure.is_empty()).then_some(self.structure.as_str());
+        st.serialize_field("structure", &structure)?;
+        st.serialize_field("offset", &self.offset)?;
+        st.serialize_field("detail", &self.detail)?;
+        st.serialize_field("text", &self.to_string())?;
+        st.end()
     }
 }
 
@@ -154,5 +162,16 @@ mod tests {
         let q = Problem::from(&e);
         assert_eq!(q.offset, Some(1024));
         assert_eq!(q.to_string(), e.to_string());
+    }
+
+    #[test]
+    fn json_has_a_numeric_offset_and_the_text() {
+        let p = Problem::at("GPT header", 512, "bad signature");
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["offset"], 512);
+        assert_eq!(v["structure"], "GPT header");
+        assert_eq!(v["text"], "GPT header at byte 512: bad signature");
+        let t = serde_json::to_value(Problem::text("x")).unwrap();
+        assert!(t["offset"].is_null() && t["structure"].is_null());
     }
 }

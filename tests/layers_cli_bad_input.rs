@@ -294,3 +294,47 @@ fn guest_commands_on_a_file_that_is_no_image() {
     }
     assert!(!Path::new(dest).exists());
 }
+
+/// `layers --json` gives each problem as an object: the structure, its byte
+/// offset as a number, what is wrong, and the sentence the error stream shows.
+#[test]
+fn json_problems_carry_numeric_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = truncated("part-gpt", dir.path(), 30 << 20);
+    let r = layers(&["--json", p.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    let doc: serde_json::Value = serde_json::from_str(&r.out).expect("layers --json output");
+    // On the disk's node: the entry of partition 3, which ends past the end.
+    let node = doc["disks"][0]["problems"]
+        .as_array()
+        .expect("disk problems");
+    let entry = node
+        .iter()
+        .find(|q| q["structure"] == "GPT entry 3")
+        .unwrap_or_else(|| panic!("no GPT entry 3 problem: {node:?}"));
+    assert_eq!(entry["offset"].as_u64(), Some(1280), "{entry}");
+    let detail = entry["detail"].as_str().expect("detail");
+    assert!(detail.contains("ends at LBA 67583"), "{entry}");
+    assert_eq!(
+        entry["text"].as_str(),
+        Some(format!("GPT entry 3 at byte 1280: {detail}").as_str())
+    );
+    // The list of all problems: the same, named from the file, each text the
+    // line the error stream shows.
+    let all = doc["problems"].as_array().expect("problems");
+    let q = all
+        .iter()
+        .find(|q| q["offset"] == 1280)
+        .unwrap_or_else(|| panic!("no problem at byte 1280: {all:?}"));
+    let text = q["text"].as_str().expect("text");
+    assert!(text.starts_with(&p.display().to_string()), "{q}");
+    assert!(
+        r.err.contains(&format!("vmrescue: {text}")),
+        "{text}\n{}",
+        r.err
+    );
+    for q in all {
+        assert!(q["text"].is_string() && q["detail"].is_string(), "{q}");
+        assert!(q["offset"].is_u64() || q["offset"].is_null(), "{q}");
+    }
+}
