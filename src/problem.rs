@@ -112,19 +112,20 @@ impl From<&crate::error::Error> for Problem {
 
 impl PartialEq<str> for Problem {
     fn eq(&self, other: &str) -> bool {
-        self.to_string() == other
+        let text = self.to_string();
+        text == other
     }
 }
 
 impl PartialEq<&str> for Problem {
     fn eq(&self, other: &&str) -> bool {
-        self.to_string() == *other
+        self == *other
     }
 }
 
 impl PartialEq<String> for Problem {
     fn eq(&self, other: &String) -> bool {
-        self.to_string() == *other
+        self == other.as_str()
     }
 }
 

@@ -107,7 +107,7 @@ impl Layout {
                 v.notes = notes.clone();
                 for p in problems {
                     if !v.problems.contains(p) {
-                        v.problems.push(p.clone().into());
+                        v.problems.push(p.clone());
                     }
                 }
             }
