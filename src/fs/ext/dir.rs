@@ -215,22 +215,34 @@ impl Ext {
         own: bool,
         f: &mut dyn FnMut(Raw<'a>) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let what = format!("ext directory entry of inode {} at byte {at}", dir.ino);
+        let what = format!("ext directory entry of inode {}", dir.ino);
         if name.is_empty() {
-            self.problem(format!("{what}: inode {ino} with an empty name; skipped"));
+            self.problem(Problem::at(
+                what.clone(),
+                at,
+                format!("inode {ino} with an empty name; skipped"),
+            ));
             return ControlFlow::Continue(());
         }
         if ino > self.sb.s_inodes_count {
-            self.problem(format!(
-                "{what}: inode {ino} out of range (the filesystem has {}); skipped",
-                self.sb.s_inodes_count
+            self.problem(Problem::at(
+                what.clone(),
+                at,
+                format!(
+                    "inode {ino} out of range (the filesystem has {}); skipped",
+                    self.sb.s_inodes_count
+                ),
             ));
             return ControlFlow::Continue(());
         }
         if ino < self.sb.s_first_ino && ino != super::EXT4_ROOT_INO {
-            self.problem(format!(
-                "{what}: inode {ino} is reserved (below s_first_ino {}); skipped",
-                self.sb.s_first_ino
+            self.problem(Problem::at(
+                what.clone(),
+                at,
+                format!(
+                    "inode {ino} is reserved (below s_first_ino {}); skipped",
+                    self.sb.s_first_ino
+                ),
             ));
             return ControlFlow::Continue(());
         }
@@ -238,9 +250,13 @@ impl Ext {
             return ControlFlow::Continue(());
         }
         if name == b"." || name == b".." || name.contains(&0) || name.contains(&b'/') {
-            self.problem(format!(
-                "{what}: the name {} (inode {ino}) is one no entry may have; listed escaped",
-                crate::text::escape(name)
+            self.problem(Problem::at(
+                what.clone(),
+                at,
+                format!(
+                    "the name {} (inode {ino}) is one no entry may have; listed escaped",
+                    crate::text::escape(name)
+                ),
             ));
         }
         f(Raw { ino, name, ftype })
@@ -413,9 +429,9 @@ pub(super) fn list(ext: &Ext, dir: &Inode) -> Result<Vec<DirEntry>> {
         ControlFlow::Continue(())
     })?;
     if too_many {
-        ext.problem(format!(
-            "ext directory inode {}: more than {MAX_DIR_ENTRIES} entries; the rest are not listed",
-            dir.ino
+        ext.problem(Problem::of(
+            format!("ext directory inode {}", dir.ino),
+            format!("more than {MAX_DIR_ENTRIES} entries; the rest are not listed"),
         ));
     }
     Ok(out)
@@ -430,9 +446,9 @@ pub(super) fn lookup(ext: &Ext, dir: &Inode, name: &[u8]) -> Result<Option<NodeI
         match dx_lookup(ext, dir, name) {
             Ok(Some(found)) => return Ok(found.map(|ino| NodeId(u64::from(ino)))),
             Ok(None) => {}
-            Err(e) => ext.problem(format!(
-                "ext htree of directory inode {}: {e}; looked up by scanning instead",
-                dir.ino
+            Err(e) => ext.problem(Problem::of(
+                format!("ext htree of directory inode {}", dir.ino),
+                format!("{e}; looked up by scanning instead"),
             )),
         }
     }

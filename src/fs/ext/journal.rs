@@ -418,13 +418,13 @@ pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
                 continue;
             }
             if tag.fs_block >= ext.sb.s_blocks_count {
-                out.problems.push(
+                out.problems.push(Problem::of(
+                    format!("jbd2 transaction {}", t.sequence),
                     format!(
-                        "jbd2 transaction {}: block {} lies outside the filesystem; not replayed",
-                        t.sequence, tag.fs_block
-                    )
-                    .into(),
-                );
+                        "block {} lies outside the filesystem; not replayed",
+                        tag.fs_block
+                    ),
+                ));
                 continue;
             }
             let pos = j.position(tag.jblock)?;
@@ -438,10 +438,13 @@ pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
                     (c & 0xffff) == tag.checksum & 0xffff
                 };
                 if !ok {
-                    out.problems.push(format!(
-                        "jbd2 transaction {}: copy of block {} at byte {pos} has a bad checksum; not replayed",
-                        t.sequence, tag.fs_block
-                    ).into());
+                    out.problems.push(Problem::of(
+                        format!("jbd2 transaction {}", t.sequence),
+                        format!(
+                            "copy of block {} at byte {pos} has a bad checksum; not replayed",
+                            tag.fs_block
+                        ),
+                    ));
                     continue;
                 }
             }

@@ -190,7 +190,10 @@ impl Ext {
             let area = &inode.raw[start + 4..];
             let pos = inode.pos + start as u64 + 4;
             if let Err(e) = self.xattr_entries(inode, area, 0, 0, pos, &mut out) {
-                self.problem(format!("ext in-inode xattrs of inode {}: {e}", inode.ino));
+                self.problem(Problem::of(
+                    format!("ext in-inode xattrs of inode {}", inode.ino),
+                    e.to_string(),
+                ));
             }
         }
         if inode.i_file_acl != 0 {

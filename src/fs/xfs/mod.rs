@@ -137,7 +137,7 @@ impl Xfs {
                 "the XFS log is on an external device that is not checked: what is shown is the on-disk state".into(),
             ),
             log::LogState::Unknown(why) => {
-                fs.problem(format!("xfs log: cannot tell whether it is clean: {why}"));
+                fs.problem(Problem::of("xfs log", format!("cannot tell whether it is clean: {why}")));
                 fs.notes.push(NOT_REPLAYED_NOTE.into());
             }
         }
@@ -165,7 +165,7 @@ impl Xfs {
             for (name, sector, magic, crc_off) in headers {
                 let pos = ag_start + sector * ss as u64;
                 if let Err(e) = self.read_meta(pos, &mut buf, "xfs AG header") {
-                    self.problem(format!("xfs AG {agno} {name}: {e}"));
+                    self.problem(Problem::of(format!("xfs AG {agno} {name}"), e.to_string()));
                     continue;
                 }
                 let got = be::u32(&buf, 0).unwrap_or(0);

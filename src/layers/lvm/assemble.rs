@@ -180,11 +180,7 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
                         pvs[f].size,
                         pm.pe_count
                     ).into()),
-                    None => problems.push(format!(
-                        "PV {}: pe_count {} does not fit in 64 bits of bytes",
-                        escape_str(&pm.key),
-                        pm.pe_count
-                    ).into()),
+                    None => problems.push(Problem::of(format!("PV {}", escape_str(&pm.key)), format!("pe_count {} does not fit in 64 bits of bytes", pm.pe_count))),
                 }
             }
             None => problems.push(format!("PV {} is missing", pv_words(pm)).into()),
@@ -411,14 +407,13 @@ impl Ctx<'_> {
         if let Some(n) = lv.segment_count
             && n != segs.len() as u64
         {
-            problems.push(
+            problems.push(Problem::of(
+                format!("LV {}", lv.name),
                 format!(
-                    "LV {}: segment_count is {n} but {} segments are listed",
-                    lv.name,
+                    "segment_count is {n} but {} segments are listed",
                     segs.len()
-                )
-                .into(),
-            );
+                ),
+            ));
         }
         let mut segments = Vec::new();
         let mut mapped = Vec::new();
@@ -444,7 +439,10 @@ impl Ctx<'_> {
             });
         }
         let mapping = if !size_ok {
-            problems.push(format!("LV {}: its size does not fit in 64 bits", lv.name).into());
+            problems.push(Problem::of(
+                format!("LV {}", lv.name),
+                "its size does not fit in 64 bits",
+            ));
             Mapping::default()
         } else {
             match Mapping::new(mapped) {
