@@ -15,11 +15,12 @@ use super::dialog::{
     RestoreDialog,
 };
 use super::event::{Effect, Event, JobResult, RelinkSetup};
-use super::files::{FilePane, Loading, TextField, parent_of};
+use super::files::{FilePane, Loading, parent_of};
 use super::keymap::{Context, Key, Keymap};
 use super::layers::{LayerPane, volume_of};
 use super::marks::{Mark, Marks};
 use super::strings as s;
+use super::text_field::TextField;
 use super::views::layout::Screen;
 use crate::fs::path::join;
 use crate::fs::{FileType, FsStatus, FsView};

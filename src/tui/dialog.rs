@@ -9,8 +9,8 @@ use std::sync::atomic::AtomicBool;
 
 use super::copier::{CopyProgress, CopySummary, PlanSummary, PlannedCopy};
 use super::details::Details;
-use super::files::TextField;
 use super::keymap::Context;
+use super::text_field::TextField;
 use crate::layers::VolumeId;
 use crate::repair::doctor::Report;
 use crate::repair::relink::Plan;

@@ -33,6 +33,7 @@ pub mod picker;
 pub mod strings;
 
 pub mod terminal;
+pub mod text_field;
 pub mod views;
 
 use std::sync::Arc;
