@@ -1046,7 +1046,7 @@ impl App {
         match self.focus {
             Focus::Layers => {
                 if let Some(n) = self.layers.current() {
-                    let lines = super::views::layers::node_lines(n);
+                    let lines = super::layers::node_lines(n);
                     self.dialog = Some(Dialog::Message {
                         title: escape_str(&n.name),
                         lines,
