@@ -12,7 +12,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_support::{MemOpener, story};
 use vmrescue::tui::Action;
 use vmrescue::tui::app::{Focus, Right};
-use vmrescue::tui::dialog::{ConfirmKind, Dialog};
+use vmrescue::tui::dialogs::{ConfirmKind, Dialog};
 
 #[test]
 fn opens_the_guest_root_and_expands_the_layers() {
@@ -726,7 +726,7 @@ fn a_snapshot_is_named_and_copied_to_its_own_folder() {
 
 #[test]
 fn names_that_exist_in_the_destination_skip_overwrite_or_go_to_a_new_folder() {
-    use vmrescue::tui::dialog::IfExists;
+    use vmrescue::tui::dialogs::IfExists;
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("d");
     std::fs::create_dir(&dest).unwrap();

@@ -27,7 +27,7 @@ use image_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, 
 use pty_support::{ENTER, ESC, Pty, bin};
 use vmrescue::engine::{FsOptions, open_fs};
 use vmrescue::tui::copier::JobCopier;
-use vmrescue::tui::dialog::{ConfirmKind, Dialog, RestoreDialog};
+use vmrescue::tui::dialogs::{ConfirmKind, Dialog, RestoreDialog};
 use vmrescue::tui::jobs::{Jobs, UserspaceOpener};
 use vmrescue::tui::{Action, App, AppConfig};
 

@@ -21,7 +21,7 @@ pub mod action;
 pub mod app;
 pub mod copier;
 pub mod details;
-pub mod dialog;
+pub mod dialogs;
 pub mod event;
 pub mod files;
 pub mod format;

@@ -22,7 +22,7 @@ use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};
 
 use super::app::App;
-use super::dialog::Dialog;
+use super::dialogs::Dialog;
 use layout::Screen;
 
 /// Draw the whole screen.

@@ -2,18 +2,83 @@
 //! restore dialog, a question over it before writing; Esc closes the top one
 //! and shows the one under it ([`crate::tui::App::under`]). A question about
 //! the running copy is drawn over the progress window, which is not a dialog.
+//!
+//! The dialogs with a life of their own have their own module here, with
+//! their state and an `update(&Action, &mut Ctx) -> Outcome`: [`copy`] (the
+//! copy dialog) and [`restore`] (the symlink restore dialog). The
+//! [`crate::tui::App`] holds the stack, gives the top window the action and
+//! does what the [`Outcome`] asks of it. Their drawing stays with the other
+//! windows' in [`crate::tui::views`] (`views/copy.rs`, `views/restore.rs`).
 
-use std::path::PathBuf;
+pub mod copy;
+pub mod restore;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::copier::{CopyProgress, CopySummary, PlanSummary, PlannedCopy};
+use super::copier::{CopyProgress, CopySummary};
 use super::details::Details;
+use super::event::{Effect, RelinkSetup};
 use super::keymap::Context;
-use super::text_field::TextField;
 use crate::layers::VolumeId;
 use crate::repair::doctor::Report;
-use crate::repair::relink::Plan;
+
+pub use copy::{CopySetup, IfExists};
+pub use restore::{CandidateRow, RestoreDialog};
+
+/// What a dialog may use of the app while it takes an action.
+pub struct Ctx<'a> {
+    /// Where symlink repairs save their undo files.
+    pub undo_dir: &'a Path,
+    /// The Proxmox configuration root.
+    pub pve_root: &'a Path,
+    /// Rows of a page in a dialog.
+    pub page: usize,
+    /// A repair is being written.
+    pub writing: bool,
+    /// The app's last request number.
+    pub last_req: &'a mut u64,
+    /// Work for the runtime.
+    pub effects: &'a mut Vec<Effect>,
+}
+
+impl Ctx<'_> {
+    /// A new request number.
+    pub fn next_req(&mut self) -> u64 {
+        *self.last_req += 1;
+        *self.last_req
+    }
+
+    /// How a symlink repair is planned and written.
+    pub fn relink_setup(&self, force: bool) -> RelinkSetup {
+        restore::relink_setup(self.undo_dir, self.pve_root, force)
+    }
+}
+
+/// What the app does after a dialog took an action.
+pub enum Outcome {
+    /// Nothing more: the dialog took it.
+    Stay,
+    /// Close the dialog (the window under it shows again).
+    Close,
+    /// Show the key help over the dialog.
+    Help,
+    /// Ask whether to quit (the dialog stays).
+    AskQuit,
+    /// Close every window, then ask whether to quit.
+    CloseAllAndQuit,
+    /// Show a window over the dialog (a question).
+    Push(Dialog),
+    /// A message on the status line.
+    Say(String),
+    /// An error on the status line.
+    SayError(String),
+    /// A message shown first on the status line until the next action.
+    Announce(String, bool),
+    /// The copy started: the dialog closes and its progress shows.
+    CopyStarted(CopyJob),
+}
 
 /// The window shown over the panes.
 pub enum Dialog {
@@ -87,60 +152,6 @@ impl Dialog {
     }
 }
 
-/// What a copy does with a name that exists in the destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IfExists {
-    /// Leave it, and list the file as skipped.
-    #[default]
-    Skip,
-    /// Replace it (a directory is never replaced by a file).
-    Overwrite,
-    /// Copy into a new folder beside the destination instead.
-    NewFolder,
-}
-
-impl IfExists {
-    /// The next choice (Tab).
-    pub fn next(self) -> IfExists {
-        match self {
-            IfExists::Skip => IfExists::Overwrite,
-            IfExists::Overwrite => IfExists::NewFolder,
-            IfExists::NewFolder => IfExists::Skip,
-        }
-    }
-}
-
-/// The copy dialog.
-pub struct CopySetup {
-    /// The destination folder (editable).
-    pub dest: TextField,
-    /// The destination is still the default, untouched: typing `/` there
-    /// starts a new path instead of adding to it.
-    pub dest_default: bool,
-    /// Entries in the destination folder now (0: missing or empty).
-    pub dest_entries: usize,
-    /// The folder used instead with [`IfExists::NewFolder`].
-    pub new_folder: String,
-    /// What to do with names that exist.
-    pub if_exists: IfExists,
-    /// Request number of the planning job.
-    pub req: u64,
-    /// How many marked paths (or 1 for the selected file).
-    pub sources: usize,
-    /// The volumes copied from.
-    pub volumes: Vec<String>,
-    /// The first source, escaped (for "copy libc.so.6").
-    pub first: String,
-    /// The plan, once made.
-    pub plan: Option<Box<dyn PlannedCopy>>,
-    /// Its summary.
-    pub summary: Option<PlanSummary>,
-    /// Why planning failed.
-    pub error: Option<String>,
-    /// Stops the planning job.
-    pub cancel: Arc<AtomicBool>,
-}
-
 /// What a yes/no question decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfirmKind {
@@ -176,70 +187,6 @@ pub struct CopyJob {
     pub hidden: bool,
     /// Whether a stop was asked for.
     pub cancelling: bool,
-}
-
-/// A candidate target as the restore dialog lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CandidateRow {
-    /// The target as the link would hold it.
-    pub target: Vec<u8>,
-    /// The target, escaped.
-    pub shown: String,
-    /// Why it is proposed.
-    pub reasons: Vec<String>,
-    /// A name-based guess.
-    pub guess: bool,
-    /// What the link points at now.
-    pub current: bool,
-}
-
-/// The restore dialog (`r` on a symlink).
-#[derive(Debug, Clone)]
-pub struct RestoreDialog {
-    /// The volume holding the link.
-    pub volume: VolumeId,
-    /// The link's guest path, as stored.
-    pub link: Vec<u8>,
-    /// The link's guest path, escaped.
-    pub path: String,
-    /// Its current target, escaped.
-    pub target: String,
-    /// What is wrong with it (from the file list until the analysis arrives).
-    pub problems: Vec<String>,
-    /// Request number of the analysis or planning job whose answer is awaited.
-    pub req: u64,
-    /// The candidates are being looked for.
-    pub analyzing: bool,
-    /// Why the link could not be analysed.
-    pub analysis_error: Option<String>,
-    /// Candidate targets, best first.
-    pub candidates: Vec<CandidateRow>,
-    /// The highlighted candidate.
-    pub selected: usize,
-    /// The candidate the plan is for.
-    pub chosen: Option<usize>,
-    /// The plan is being made.
-    pub planning: bool,
-    /// The plan for the chosen candidate.
-    pub plan: Option<Box<Plan>>,
-    /// Why no plan could be made for it.
-    pub plan_error: Option<String>,
-    /// Where the undo file goes, escaped.
-    pub undo_dir: String,
-    /// A target being typed (`t`), not yet a candidate.
-    pub typing: Option<TextField>,
-    /// Plans allow a target that does not resolve inside the guest (`f`,
-    /// as `relink --force`).
-    pub force: bool,
-    /// First line shown.
-    pub scroll: usize,
-}
-
-impl RestoreDialog {
-    /// Whether `y` would write: a plan without blockers.
-    pub fn can_apply(&self) -> bool {
-        self.plan.as_ref().is_some_and(|p| p.can_apply())
-    }
 }
 
 /// The doctor view (`!`).
