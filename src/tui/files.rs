@@ -1,5 +1,10 @@
 //! The file pane's data: a directory listing read off the UI thread, its
 //! entries with metadata and symlink checks, the filter and the selection.
+//!
+//! Names are shown as `vmrescue ls` shows them
+//! ([`crate::ops::list::display_name`]); the listing itself is the pane's
+//! own: progress while reading, symlinks checked, directories first, then
+//! bytewise by name.
 
 use std::collections::HashMap;
 
