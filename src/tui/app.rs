@@ -584,13 +584,14 @@ impl App {
             Context::Edit => self.update_edit(action),
             Context::Confirm => self.update_confirm(action),
             Context::Dialog => self.update_dialog(action),
-            Context::Repair => self.update_repair(action),
+            // The restore dialog and the doctor view take their own keys.
+            Context::Repair => {}
             Context::Progress => self.update_progress(action),
         }
     }
 
     /// Give `action` to the window on top, when it is a dialog with its own
-    /// `update` (the copy and restore dialogs).
+    /// `update` (the copy and restore dialogs, the doctor view).
     fn update_top(&mut self, action: &Action) -> Option<Outcome> {
         let page = self.screen().dialog_rows();
         let mut ctx = Ctx {
@@ -604,6 +605,7 @@ impl App {
         match self.dialog.as_mut()? {
             Dialog::CopySetup(c) => Some(c.update(action, &mut ctx)),
             Dialog::Restore(r) => Some(r.update(action, &mut ctx)),
+            Dialog::Doctor(d) => Some(d.update(action, &mut ctx)),
             _ => None,
         }
     }
@@ -626,6 +628,22 @@ impl App {
             Outcome::CopyStarted(job) => {
                 self.copy = Some(job);
                 self.close_dialog();
+            }
+            Outcome::RestoreLink {
+                volume,
+                link,
+                target,
+                problems,
+            } => {
+                // The restore dialog takes the doctor's place.
+                self.dialog = None;
+                if let Some((dir, name)) = parent_of(&link)
+                    && self.pane().is_some_and(|p| p.volume == volume)
+                {
+                    self.focus = Focus::Files;
+                    self.list(dir, Some(name));
+                }
+                self.open_restore_for(volume, link, target, problems);
             }
         }
     }
@@ -1157,31 +1175,6 @@ impl App {
         self.effects.push(Effect::RunDoctor { req, fs });
     }
 
-    /// Keys in the doctor view (the restore dialog takes its own).
-    fn update_repair(&mut self, action: &Action) {
-        let page = self.screen().dialog_rows();
-        let Some(Dialog::Doctor(d)) = self.dialog.as_mut() else {
-            return;
-        };
-        match action {
-            Action::Cancel => self.close_dialog(),
-            Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
-            Action::Quit => {
-                self.close_all_dialogs();
-                self.ask_quit();
-            }
-            Action::PageUp => d.scroll = d.scroll.saturating_sub(page),
-            Action::PageDown => d.scroll = d.scroll.saturating_add(page),
-            Action::MoveUp => d.selected = d.selected.saturating_sub(1),
-            Action::MoveDown => {
-                let n = d.report.as_ref().map_or(0, |r| r.findings.len());
-                d.selected = (d.selected + 1).min(n.saturating_sub(1));
-            }
-            Action::Open => self.doctor_open_finding(),
-            _ => {}
-        }
-    }
-
     /// The question was answered yes: write the plan on a job thread.
     fn start_relink(&mut self) {
         let Some(Dialog::Restore(r)) = self.dialog.take() else {
@@ -1197,32 +1190,6 @@ impl App {
             plan,
             setup,
         });
-    }
-
-    /// Enter in the doctor view: go to the highlighted link and open its restore dialog.
-    fn doctor_open_finding(&mut self) {
-        let Some(Dialog::Doctor(d)) = &self.dialog else {
-            return;
-        };
-        let Some(f) = d.report.as_ref().and_then(|r| r.findings.get(d.selected)) else {
-            return;
-        };
-        let volume = d.volume;
-        let a = f.analysis.clone();
-        // The restore dialog takes the doctor's place.
-        self.dialog = None;
-        if let Some((dir, name)) = parent_of(&a.link)
-            && self.pane().is_some_and(|p| p.volume == volume)
-        {
-            self.focus = Focus::Files;
-            self.list(dir, Some(name));
-        }
-        self.open_restore_for(
-            volume,
-            a.link.clone(),
-            escape(&a.target),
-            a.problems.clone(),
-        );
     }
 
     /// The analysis arrived: fill the dialog.

@@ -5,12 +5,15 @@
 //!
 //! The dialogs with a life of their own have their own module here, with
 //! their state and an `update(&Action, &mut Ctx) -> Outcome`: [`copy`] (the
-//! copy dialog) and [`restore`] (the symlink restore dialog). The
+//! copy dialog), [`restore`] (the symlink restore dialog) and [`doctor`]
+//! (the doctor view). The
 //! [`crate::tui::App`] holds the stack, gives the top window the action and
 //! does what the [`Outcome`] asks of it. Their drawing stays with the other
-//! windows' in [`crate::tui::views`] (`views/copy.rs`, `views/restore.rs`).
+//! windows' in [`crate::tui::views`] (`views/copy.rs`, `views/restore.rs`,
+//! `views/doctor.rs`).
 
 pub mod copy;
+pub mod doctor;
 pub mod restore;
 
 use std::path::{Path, PathBuf};
@@ -22,9 +25,9 @@ use super::details::Details;
 use super::event::{Effect, RelinkSetup};
 use super::keymap::Context;
 use crate::layers::VolumeId;
-use crate::repair::doctor::Report;
 
 pub use copy::{CopySetup, IfExists};
+pub use doctor::DoctorView;
 pub use restore::{CandidateRow, RestoreDialog};
 
 /// What a dialog may use of the app while it takes an action.
@@ -78,6 +81,17 @@ pub enum Outcome {
     Announce(String, bool),
     /// The copy started: the dialog closes and its progress shows.
     CopyStarted(CopyJob),
+    /// Go to a link and open its restore dialog in place of this window.
+    RestoreLink {
+        /// The volume holding the link.
+        volume: VolumeId,
+        /// The link's guest path, as stored.
+        link: Vec<u8>,
+        /// Its current target, escaped.
+        target: String,
+        /// What is wrong with it.
+        problems: Vec<String>,
+    },
 }
 
 /// The window shown over the panes.
@@ -187,21 +201,4 @@ pub struct CopyJob {
     pub hidden: bool,
     /// Whether a stop was asked for.
     pub cancelling: bool,
-}
-
-/// The doctor view (`!`).
-#[derive(Debug, Clone)]
-pub struct DoctorView {
-    /// The volume examined.
-    pub volume: VolumeId,
-    /// Its name.
-    pub volume_name: String,
-    /// Request number of the scan.
-    pub req: u64,
-    /// What the scan found (`None` while it runs).
-    pub report: Option<Report>,
-    /// The highlighted finding.
-    pub selected: usize,
-    /// First line shown.
-    pub scroll: usize,
 }
