@@ -153,10 +153,15 @@ fn huge_sizes_are_refused_without_allocating() {
         &c.set_u32(36, u32::MAX).error(),
         &["larger than QEMU's limit"],
     );
-    // An L1 table of the largest allowed size but a file far too small.
+    // An L1 table of the largest allowed size but a file far too small: the
+    // entries in the file are read (as from a file cut short: here the
+    // clusters after the table, which do not hold L2 tables), the others are
+    // errors, and nothing is allocated for them.
     let mut c = Copy::of("qcow2-tiny");
     c.set_u32(36, 4 << 20).set_u64(24, 1 << 40);
-    assert_has(&c.error(), &["run past the end of the file"]);
+    assert_has(&c.error(), &["qcow2 L1 table"]);
+    let img = image::open(&c.path).unwrap();
+    assert_has(&img.problems.join("\n"), &["the end of the L1 table"]);
     // A damaged snapshot table: the current state still reads, the damage
     // is listed, and asking for a snapshot fails.
     let mut c = Copy::of("qcow2-tiny");
@@ -467,4 +472,58 @@ fn random_damage_never_panics() {
             });
         }
     }
+}
+
+/// An invalid subcluster bitmap at the start of the disk makes the disk's
+/// content unreadable: `layers` lists that as a problem and exits 1.
+#[test]
+fn invalid_subcluster_bitmap_is_a_layers_problem() {
+    let mut c = Copy::of("qcow2-xl2");
+    std::fs::copy(
+        common::fixture("qcow2-xl2-base"),
+        c.dir().join("qcow2-xl2-base.img"),
+    )
+    .unwrap();
+    let l2 = c.l2_entry_pos();
+    let bitmap = c.u64(l2 + 8);
+    c.set_u64(l2 + 8, bitmap | (1 << 32));
+    let out = common::vmrescue(&["layers", c.path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_has(&err, &["both allocated and zero", &format!("byte {l2}")]);
+}
+
+/// `backing_file_size` 0 with a backing file offset is an empty name: QEMU
+/// opens such an image without a backing file, and so does vmrescue.
+#[test]
+fn empty_backing_file_name_means_no_backing_file() {
+    let mut c = Copy::of("qcow2-chain-top");
+    assert!(c.u64(8) > 0);
+    c.set_u32(16, 0);
+    let img = image::open(&c.path).unwrap();
+    assert!(
+        !img.details.iter().any(|d| d.starts_with("backing")),
+        "{:?}",
+        img.details
+    );
+    // Unallocated clusters read as zeros, as without a backing file.
+    let mut buf = vec![0u8; 4096];
+    img.source.read_exact_at(0, &mut buf).unwrap();
+    // A name longer than QEMU allows is still refused.
+    let e = c.set_u32(16, 1024).error();
+    assert_has(&e, &["backing_file_size 1024"]);
+}
+
+/// A data cluster cut in two by the end of the file: the part still there
+/// reads, the rest is an error naming the truncation, not zeros.
+#[test]
+fn data_cluster_cut_by_the_end_of_the_file_is_an_error_not_zeros() {
+    let mut c = Copy::of("qcow2-tiny");
+    let len = c.bytes.len();
+    c.bytes.truncate(len - len / 20);
+    c.save();
+    let e = c.error();
+    assert_has(&e, &["past the end of the file", "the image is truncated"]);
+    let img = image::open(&c.path).unwrap();
+    assert_has(&img.problems.join("\n"), &["the image is truncated"]);
 }

@@ -5,7 +5,7 @@ use vmrescue::engine::{self, Decision, EngineChoice};
 use vmrescue::layers::{Layout, VolumeKind, tree};
 use vmrescue::text::escape_str;
 
-use super::{Target, exit, open_layout, report};
+use super::{Target, exit, open_layout_with, report};
 
 /// Arguments of `layers`.
 #[derive(Args, Debug)]
@@ -15,11 +15,15 @@ pub struct LayersArgs {
     /// Print the tree as JSON (see the README for the format).
     #[arg(long)]
     json: bool,
+    /// Search the disks for lost volumes (filesystems, swap, LVM PVs whose
+    /// partition table is gone) even when a table is there; shown as r1, r2...
+    #[arg(long)]
+    scan: bool,
 }
 
 /// Run `layers`.
 pub fn run(args: &LayersArgs) -> u8 {
-    let layout = match open_layout(&args.target) {
+    let layout = match open_layout_with(&args.target, args.scan) {
         Ok(l) => l,
         Err(e) => {
             report(&e);

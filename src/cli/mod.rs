@@ -219,6 +219,11 @@ pub fn report(err: &dyn std::fmt::Display) {
 
 /// Open the target's disks and read their layers.
 pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
+    open_layout_with(target, false)
+}
+
+/// [`open_layout`]; `search` searches every disk for lost volumes.
+pub fn open_layout_with(target: &Target, search: bool) -> Result<Layout, vmrescue::Error> {
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
     };
@@ -233,7 +238,12 @@ pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
         }
         images.push(vmrescue::image::open_with(&path, &opts)?);
     }
-    let mut layout = vmrescue::layers::scan(images);
+    let progress = vmrescue::layers::recover::stderr_progress();
+    let scan = vmrescue::layers::ScanOptions {
+        search,
+        progress: Some(&progress),
+    };
+    let mut layout = vmrescue::layers::scan_with(images, scan);
     let options = vmrescue::engine::FsOptions::default();
     let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
         vmrescue::engine::open_fs(&layout, id, &options)

@@ -33,6 +33,8 @@ pub struct Image {
     /// state). Engines that hand the image to QEMU tools pass it on
     /// (`qemu-nbd --read-only -l snapshot.id=ID`).
     pub snapshot: Option<String>,
+    /// Damage to the container (a qcow2 file cut short), for the problems list.
+    pub problems: Vec<String>,
 }
 
 impl Image {
@@ -49,6 +51,7 @@ impl Image {
             format,
             details: Vec::new(),
             snapshot: None,
+            problems: Vec::new(),
         }
     }
 }
@@ -61,6 +64,7 @@ impl std::fmt::Debug for Image {
             .field("format", &self.format)
             .field("details", &self.details)
             .field("snapshot", &self.snapshot)
+            .field("problems", &self.problems)
             .finish_non_exhaustive()
     }
 }
@@ -147,12 +151,14 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         )?;
         let details = q.details();
         let snapshot = q.shown_snapshot().map(|s| s.id.clone());
+        let problems = q.problems();
         return Ok(Image {
             path: path.to_path_buf(),
             source: Arc::new(q),
             format: ImageFormat::Qcow2,
             details,
             snapshot,
+            problems,
         });
     }
     if let Some(s) = &opts.snapshot {
@@ -179,5 +185,6 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         format,
         details: Vec::new(),
         snapshot: None,
+        problems: Vec::new(),
     })
 }

@@ -79,7 +79,15 @@ impl ReadAt for FileSource {
             .checked_add(buf.len() as u64)
             .ok_or_else(|| past_end(offset, buf.len(), self.size))?;
         if end > self.size {
-            return Err(past_end(offset, buf.len(), self.size));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: read of {} bytes at byte {offset} goes past the end of the file ({} bytes): the image is truncated, or what points there is wrong",
+                    self.path.display(),
+                    buf.len(),
+                    self.size
+                ),
+            ));
         }
         self.file.read_exact_at(buf, offset)
     }

@@ -7,10 +7,12 @@
 //! `problems` of the disk, volume or group concerned and the rest is still read.
 
 pub mod inspect;
+mod labels;
 pub mod lvm;
 mod names;
 pub mod partition;
 pub mod probe;
+pub mod recover;
 pub mod tree;
 
 use std::path::PathBuf;
@@ -240,9 +242,35 @@ pub fn partition_name(disk: DiskId, number: u32) -> String {
     }
 }
 
+/// The name of volume `index` (from 1) that a search of disk `disk` found:
+/// `r1` on the first disk, `disk1r1` on others.
+pub fn recovered_name(disk: DiskId, index: u32) -> String {
+    if disk.0 == 0 {
+        format!("r{index}")
+    } else {
+        format!("disk{}r{index}", disk.0)
+    }
+}
+
+/// How [`scan_with`] reads the disks.
+#[derive(Default, Clone, Copy)]
+pub struct ScanOptions<'a> {
+    /// Search every disk for lost volumes ([`recover::search`]) even when
+    /// it has a partition table or content at its start. Without it a
+    /// disk is searched only when nothing at all is found at its start.
+    pub search: bool,
+    /// Told the progress of a search (bytes covered, disk size).
+    pub progress: Option<recover::Progress<'a>>,
+}
+
 /// Read the layers of `images` (the first is the one named on the command
 /// line, the others came with `--disk`).
 pub fn scan(images: Vec<Image>) -> Layout {
+    scan_with(images, ScanOptions::default())
+}
+
+/// [`scan`], with options.
+pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
     let mut layout = Layout {
         disks: Vec::new(),
         volumes: Vec::new(),
@@ -262,7 +290,7 @@ pub fn scan(images: Vec<Image>) -> Layout {
             snapshot: img.snapshot,
             source: img.source,
             table: None,
-            problems: Vec::new(),
+            problems: img.problems,
         };
         if disk.size() == 0 {
             disk.problems
@@ -280,6 +308,9 @@ pub fn scan(images: Vec<Image>) -> Layout {
         }
         layout.disks.push(disk);
     }
+    for disk in &mut layout.disks {
+        short_of_table(disk);
+    }
     // Partitions, or the whole disk when there is no usable table.
     for di in 0..layout.disks.len() {
         let disk = &layout.disks[di];
@@ -290,6 +321,39 @@ pub fn scan(images: Vec<Image>) -> Layout {
             .as_ref()
             .map(|t| t.partitions.clone())
             .unwrap_or_default();
+        let found = search_disk(&mut layout.disks[di], &parts, options);
+        for (i, f) in found.into_iter().enumerate() {
+            let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let entry = partition::Partition {
+                number,
+                start: f.start,
+                size: f.size,
+                part_type: partition::PartType::Recovered(f.describe()),
+                name: None,
+                uuid: None,
+                bootable: false,
+                extended: false,
+            };
+            push_volume(
+                &mut layout,
+                recovered_name(id, number),
+                VolumeKind::Partition {
+                    disk: id,
+                    number,
+                    entry,
+                },
+                Mapping::linear(
+                    Area {
+                        disk: id,
+                        offset: f.start,
+                    },
+                    f.size,
+                ),
+            );
+        }
+        if layout.volumes.iter().any(|v| is_recovered_on(v, id)) && parts.is_empty() {
+            continue;
+        }
         if parts.is_empty() {
             if size > 0 {
                 let name = format!("disk{}", id.0);
@@ -464,6 +528,14 @@ fn explain_pvs_without_a_vg(layout: &mut Layout) {
 fn check_volumes(layout: &mut Layout) {
     for v in &mut layout.volumes {
         let c = &v.content;
+        // Unreadable for a reason of its own (a read error, a corrupt
+        // container table), not because the volume lacks parts (listed already).
+        if c.kind == ContentKind::Unreadable && v.mapping.unreadable().is_empty() {
+            v.problems.push(format!(
+                "cannot read its first bytes: {}",
+                c.detail.as_deref().unwrap_or("read error")
+            ));
+        }
         if let Some(claimed) = c.size
             && claimed > v.mapping.size()
         {
@@ -484,6 +556,108 @@ fn check_volumes(layout: &mut Layout) {
             ));
         }
     }
+}
+
+/// A disk that ends before its last partition does (an image copied
+/// short, a raw file cut): say by how much. Partitions are read up to the
+/// disk's end; what lies past it reads as an error.
+fn short_of_table(disk: &mut Disk) {
+    let Some(t) = &disk.table else { return };
+    let size = disk.size();
+    let Some(end) = t.partitions.iter().map(partition::Partition::end).max() else {
+        return;
+    };
+    if end > size {
+        disk.problems.push(format!(
+            "image is {} bytes shorter than the partition table says (its partitions end at byte {end}, the image at byte {size}): it was probably truncated; what lies in the missing part reads as an error, the rest reads normally",
+            end - size
+        ));
+    }
+}
+
+/// Whether `v` is a volume a search found on disk `disk`.
+fn is_recovered_on(v: &Volume, disk: DiskId) -> bool {
+    matches!(&v.kind, VolumeKind::Partition { disk: d, entry, .. }
+        if *d == disk && entry.is_recovered())
+}
+
+/// Search a disk for lost volumes when asked to, or when nothing is found
+/// at its start (no table, no filesystem, no PV). Returns the volumes to add
+/// (those a table already lists at the same start are left out) and records
+/// on the disk what the search did.
+fn search_disk(
+    disk: &mut Disk,
+    parts: &[partition::Partition],
+    options: ScanOptions<'_>,
+) -> Vec<recover::Found> {
+    let size = disk.size();
+    if size < 512 {
+        return Vec::new();
+    }
+    let empty = parts.is_empty()
+        && matches!(
+            probe::probe(&*disk.source).kind,
+            ContentKind::Unknown | ContentKind::Zeros
+        );
+    // A protective MBR whose GPT is gone (both headers) lists nothing real.
+    let only_protective = !parts.is_empty()
+        && parts
+            .iter()
+            .all(|p| p.part_type == partition::PartType::Mbr(0xee));
+    if !(options.search || empty || only_protective) {
+        return Vec::new();
+    }
+    let s = recover::search(&disk.source, options.progress);
+    let found: Vec<recover::Found> = s
+        .found
+        .into_iter()
+        .filter(|f| !parts.iter().any(|p| p.start == f.start && !p.extended))
+        .collect();
+    let mut what = format!("searched {} places on the disk for lost volumes", s.probes);
+    if let Some(at) = s.stopped_at {
+        what.push_str(&format!(
+            " (stopped at byte {at}: the search is bounded to {} places)",
+            recover::MAX_PROBES
+        ));
+    }
+    for e in &s.errors {
+        disk.problems
+            .push(format!("search for lost volumes: read failed at {e}"));
+    }
+    if found.is_empty() {
+        let none = if parts.is_empty() {
+            "none found"
+        } else {
+            "none found besides the partition table's"
+        };
+        disk.format_details.push(format!("{what}: {none}"));
+        return found;
+    }
+    let names: Vec<String> = (1..=found.len())
+        .map(|i| recovered_name(disk.id, u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    let msg = format!(
+        "{what}: found {} ({}), shown as {}; their bounds come from their own superblocks or labels, not from a partition table",
+        found.len(),
+        found
+            .iter()
+            .map(|f| format!("{} at byte {}", f.content.kind.name(), f.start))
+            .collect::<Vec<_>>()
+            .join(", "),
+        names.join(", ")
+    );
+    if empty {
+        disk.problems.push(format!(
+            "no partition table (zeroed or overwritten?): {msg}"
+        ));
+    } else if only_protective {
+        disk.problems.push(format!(
+            "only the protective MBR is left of the GPT (both headers are gone): {msg}"
+        ));
+    } else {
+        disk.format_details.push(msg);
+    }
+    found
 }
 
 fn push_volume(layout: &mut Layout, name: String, kind: VolumeKind, mapping: Mapping) -> VolumeId {

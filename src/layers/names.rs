@@ -187,7 +187,7 @@ impl Layout {
         // /dev/sda1, vdb2
         if let Some((disk, number)) = parse_kernel_partition(rest) {
             return by(
-                &|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, .. } if *d == DiskId(disk) && *n == number),
+                &|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if *d == DiskId(disk) && *n == number && !entry.is_recovered()),
             );
         }
         // lv_root alone, when only one VG has it.
@@ -232,7 +232,13 @@ impl Layout {
                 out.push(format!("/dev/{vg}/{lv}"));
                 out.push(format!("/dev/mapper/{}", dm_name(vg, lv)));
             }
-            VolumeKind::Partition { disk, number, .. } if disk.0 < 26 => {
+            // A volume found by searching has no kernel name: the kernel
+            // sees no partition there.
+            VolumeKind::Partition {
+                disk,
+                number,
+                entry,
+            } if disk.0 < 26 && !entry.is_recovered() => {
                 let letter = (b'a' + disk.0 as u8) as char;
                 out.push(format!("/dev/sd{letter}{number}"));
                 out.push(format!("/dev/vd{letter}{number}"));

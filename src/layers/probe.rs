@@ -192,7 +192,37 @@ pub fn probe(src: &dyn ReadAt) -> Content {
             return unreadable(e);
         }
     }
+    // MD RAID metadata at the device's end comes first, as in blkid: a
+    // RAID1 member with it also shows the filesystem at its start.
+    if let Some((version, uuid, name)) = super::labels::md_at_end(src) {
+        let inner = probe_bytes(&buf);
+        let mut c = Content::new(ContentKind::MdRaid);
+        c.version = Some(version);
+        c.uuid = uuid;
+        c.label = name;
+        if inner.kind.is_filesystem() {
+            c.detail = Some(format!(
+                "metadata at the end; a {} filesystem starts at byte 0 (a RAID1 member)",
+                inner.kind.name()
+            ));
+        }
+        return c;
+    }
     let mut c = probe_bytes(&buf);
+    let boot = buf.get(..512).unwrap_or(&[]);
+    match c.kind {
+        ContentKind::Vfat => c.label = super::labels::fat_root_label(src, boot),
+        ContentKind::Exfat => c.label = super::labels::exfat_label(src, boot),
+        ContentKind::Ntfs => c.label = super::labels::ntfs_label(src, boot),
+        ContentKind::Iso9660 => {
+            if let Some(pvd) = buf.get(0x8028..0x8048)
+                && let Some(l) = super::labels::joliet_label(src, pvd)
+            {
+                c.label = Some(l);
+            }
+        }
+        _ => {}
+    }
     if c.kind == ContentKind::Zeros {
         // Only now look at every byte: zeros where we looked may hide data elsewhere.
         if let Err(e) = src.read_exact_at(0, &mut buf) {
@@ -215,6 +245,11 @@ fn ext_backup(src: &dyn ReadAt) -> Option<Content> {
     let pos = crate::fs::ext::backup_superblock_pos(src)?;
     let mut buf = vec![0u8; 2048];
     src.read_exact_at(pos, &mut buf[1024..]).ok()?;
+    // A backup names its group (s_block_group_nr); a superblock of group 0
+    // there is another filesystem's primary one, starting at that place.
+    if le::u16(&buf, 1024 + 0x5a)? == 0 {
+        return None;
+    }
     let mut c = ext(&buf)?;
     c.detail = Some(format!(
         "primary superblock damaged; backup superblock at byte {pos}"
@@ -276,7 +311,10 @@ pub fn probe_bytes(b: &[u8]) -> Content {
         return c;
     }
     for off in [0usize, 4096] {
-        if le::u32(b, off) == Some(0xa92b_4efc) {
+        if le::u32(b, off) == Some(0xa92b_4efc)
+            && b.get(off..)
+                .is_some_and(|sb| super::labels::md1_valid(sb, off as u64))
+        {
             let mut c = Content::new(ContentKind::MdRaid);
             c.version = Some(if off == 0 { "1.1" } else { "1.2" }.to_string());
             c.uuid = uuid(b, off + 16);
@@ -287,6 +325,9 @@ pub fn probe_bytes(b: &[u8]) -> Content {
     if at(0x8001, b"CD001") {
         let mut c = Content::new(ContentKind::Iso9660);
         c.label = text(b, 0x8028, 32);
+        // blkid's UUID: the modification date, else the creation date, as
+        // YYYY-MM-DD-HH-MM-SS-CC.
+        c.uuid = iso_date_uuid(b, 0x8000 + 830).or_else(|| iso_date_uuid(b, 0x8000 + 813));
         // Volume space size × logical block size.
         c.size = le::u32(b, 0x8050)
             .and_then(|n| u64::from(n).checked_mul(u64::from(le::u16(b, 0x8080)?)));
@@ -459,7 +500,10 @@ fn boot_sector_fs(b: &[u8]) -> Option<Content> {
         String::from_utf8_lossy(&b[54..59]).trim().to_string()
     });
     c.label = text(b, label_at, 11).filter(|l| l != "NO NAME");
-    c.uuid = le::u32(b, serial_at).map(fat_serial);
+    // FAT12/16 have a serial number only with an extended boot signature
+    // (0x28 or 0x29 at byte 38), as blkid reads them; FAT32 always has one.
+    let has_serial = fat32 || matches!(b.get(38), Some(0x28 | 0x29));
+    c.uuid = le::u32(b, serial_at).filter(|_| has_serial).map(fat_serial);
     // BPB_TotSec16, or BPB_TotSec32 when that is 0.
     let total = match le::u16(b, 19)? {
         0 => u64::from(le::u32(b, 32)?),
@@ -467,6 +511,31 @@ fn boot_sector_fs(b: &[u8]) -> Option<Content> {
     };
     c.size = total.checked_mul(u64::from(bytes_per_sector));
     Some(c)
+}
+
+/// An ISO 9660 date (16 digits and a time zone byte) as blkid makes a
+/// UUID of it; `None` when unset (all '0' and zone 0).
+fn iso_date_uuid(b: &[u8], off: usize) -> Option<String> {
+    let d = b.get(off..off + 17)?;
+    if d[..16].iter().all(|&x| x == b'0') && d[16] == 0 {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&d[..16]);
+    let s: Vec<char> = s.chars().collect();
+    if s.len() != 16 {
+        return None;
+    }
+    let part = |a: usize, b: usize| s[a..b].iter().collect::<String>();
+    Some(format!(
+        "{}-{}-{}-{}-{}-{}-{}",
+        part(0, 4),
+        part(4, 6),
+        part(6, 8),
+        part(8, 10),
+        part(10, 12),
+        part(12, 14),
+        part(14, 16)
+    ))
 }
 
 fn fat_serial(v: u32) -> String {
@@ -498,7 +567,7 @@ fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
 }
 
 /// A 16-byte UUID in the usual 8-4-4-4-12 form; `None` if all zeros.
-fn uuid(b: &[u8], off: usize) -> Option<String> {
+pub(super) fn uuid(b: &[u8], off: usize) -> Option<String> {
     let u = b.get(off..off + 16)?;
     if u.iter().all(|&x| x == 0) {
         return None;

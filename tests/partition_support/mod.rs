@@ -239,3 +239,13 @@ pub fn write_table(target: &Path, script: &str) {
         "sfdisk failed"
     );
 }
+
+/// Run a tool to build a test image; fails the test with its stderr.
+pub fn run_tool(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

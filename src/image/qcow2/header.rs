@@ -337,18 +337,19 @@ impl Header {
             ));
         }
 
-        // Backing file name.
+        // Backing file name. A size of 0 with an offset is an empty name,
+        // which QEMU reads as "no backing file".
         if h.backing_file_offset != 0 {
             let off = h.backing_file_offset;
             let len = h.backing_file_size;
-            if len == 0 || len > MAX_BACKING_NAME {
+            if len > MAX_BACKING_NAME {
                 return Err(corrupt(
                     16,
-                    format!("backing_file_size {len} (expected 1 to {MAX_BACKING_NAME})"),
+                    format!("backing_file_size {len} (expected at most {MAX_BACKING_NAME})"),
                 ));
             }
             let end = off.saturating_add(u64::from(len));
-            if end > cluster_size || end > file_size || end > first.len() as u64 {
+            if end > cluster_size || (len > 0 && (end > file_size || end > first.len() as u64)) {
                 return Err(corrupt(
                     8,
                     format!(
@@ -357,15 +358,19 @@ impl Header {
                 ));
             }
             let bytes = &first[off as usize..end as usize];
-            h.backing_file = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                corrupt(
-                    off,
-                    format!(
-                        "backing file name is not UTF-8: \"{}\"",
-                        crate::text::escape(bytes)
-                    ),
-                )
-            })?);
+            h.backing_file = (!bytes.is_empty())
+                .then_some(bytes)
+                .map(|bytes| String::from_utf8(bytes.to_vec()))
+                .transpose()
+                .map_err(|_| {
+                    corrupt(
+                        off,
+                        format!(
+                            "backing file name is not UTF-8: \"{}\"",
+                            crate::text::escape(bytes)
+                        ),
+                    )
+                })?;
         }
         Ok(h)
     }

@@ -18,6 +18,9 @@ const ZERO: u64 = 1;
 /// Subclusters per cluster with extended L2 entries.
 const SUBCLUSTERS: u32 = 32;
 
+/// How many bytes of L2 tables [`Qcow2::truncation`] reads at most.
+const TRUNCATION_CHECK_BYTES: u64 = 32 << 20;
+
 /// How much memory the L2 cache may hold.
 const L2_CACHE_BYTES: u64 = 32 << 20;
 
@@ -128,10 +131,16 @@ impl Qcow2 {
             return Err(self.corrupt_io(
                 "L1 table entry",
                 l1_entry_pos,
-                format!(
-                    "L2 table at byte {offset} is past the end of the file ({} bytes)",
-                    self.file_size
-                ),
+                {
+                    let shift = self.header.cluster_bits + l2_bits(&self.header);
+                    let first = l1_index.checked_shl(shift).unwrap_or(u64::MAX);
+                    let end = (l1_index + 1).checked_shl(shift).unwrap_or(u64::MAX);
+                    format!(
+                        "L2 table at byte {offset} (for guest bytes {first}..{}) is past the end of the file ({} bytes): the image is truncated",
+                        end.min(self.size),
+                        self.file_size
+                    )
+                },
             ));
         }
         let l1_end = self.l1_table_offset + self.l1.len() as u64 * 8;
@@ -151,6 +160,114 @@ impl Qcow2 {
         Ok(table)
     }
 
+    /// Whether the file is shorter than its tables say (a copy cut short):
+    /// the L2 tables and clusters that lie past its end, in words, with the
+    /// first guest byte they cost. Reads at most [`TRUNCATION_CHECK_BYTES`]
+    /// of L2 tables.
+    pub(super) fn truncation(&self) -> Option<String> {
+        let cb = self.header.cluster_bits;
+        let cs = self.header.cluster_size();
+        let shift = cb + l2_bits(&self.header);
+        let extended = self.header.extended_l2();
+        let stride = if extended { 16 } else { 8 };
+        let mut lost_tables = 0u64;
+        let mut lost_clusters = 0u64;
+        let mut first: Option<u64> = None;
+        let mut read = 0u64;
+        let mut unchecked = 0u64;
+        let lost = |guest: u64, first: &mut Option<u64>| {
+            *first = Some(first.map_or(guest, |f| f.min(guest)));
+        };
+        for (i, &e) in self.l1.iter().enumerate() {
+            let off = e & OFFSET_MASK;
+            if off == 0 {
+                continue;
+            }
+            let base = (i as u64).checked_shl(shift).unwrap_or(u64::MAX);
+            if off.checked_add(cs).is_none_or(|end| end > self.file_size) {
+                lost_tables += 1;
+                lost(base, &mut first);
+                continue;
+            }
+            if read.saturating_add(cs) > TRUNCATION_CHECK_BYTES {
+                unchecked += 1;
+                continue;
+            }
+            read += cs;
+            let Ok(raw) = read_vec(&*self.file, off, cs, cs) else {
+                continue;
+            };
+            for (j, ent) in raw.chunks_exact(stride).enumerate() {
+                let entry = u64::from_be_bytes(ent[..8].try_into().unwrap_or([0; 8]));
+                // A compressed cluster may end past the file (its length is
+                // rounded up); a plain one must be whole, and with extended
+                // L2 entries its allocated subclusters must be.
+                let past = if entry & COMPRESSED != 0 {
+                    compressed_extent(entry, cb).0 >= self.file_size
+                } else {
+                    let host = entry & OFFSET_MASK;
+                    let used = if extended {
+                        let bitmap = ent
+                            .get(8..16)
+                            .and_then(|b| b.try_into().ok())
+                            .map_or(0, u64::from_be_bytes);
+                        let alloc = bitmap & 0xffff_ffff;
+                        // One past the last allocated subcluster, in bytes.
+                        u64::from(32 - alloc.leading_zeros().saturating_sub(32)) << (cb - 5)
+                    } else {
+                        cs
+                    };
+                    host != 0 && host.saturating_add(used) > self.file_size
+                };
+                if past {
+                    lost_clusters += 1;
+                    lost(base.saturating_add((j as u64) << cb), &mut first);
+                }
+            }
+        }
+        if self.l1_cut {
+            let cut = (self.l1.len() as u64)
+                .checked_shl(shift)
+                .unwrap_or(u64::MAX);
+            first = Some(first.map_or(cut, |f| f.min(cut)));
+        }
+        let first = first?;
+        let mut what = Vec::new();
+        if self.l1_cut {
+            what.push(format!(
+                "the end of the L1 table (the map of guest bytes {}..{})",
+                (self.l1.len() as u64)
+                    .checked_shl(shift)
+                    .unwrap_or(u64::MAX),
+                self.size
+            ));
+        }
+        if lost_tables > 0 {
+            what.push(format!(
+                "{lost_tables} L2 table{} (each maps {} of the disk)",
+                if lost_tables == 1 { "" } else { "s" },
+                humansize::format_size(1u64 << shift.min(63), humansize::BINARY)
+            ));
+        }
+        if lost_clusters > 0 {
+            what.push(format!(
+                "{lost_clusters} data cluster{}",
+                if lost_clusters == 1 { "" } else { "s" }
+            ));
+        }
+        let mut msg = format!(
+            "the image is truncated (the file ends at byte {}); lost past its end: {}; the guest bytes they hold (the first at guest byte {first}) read as errors, the rest reads normally",
+            self.file_size,
+            what.join(" and ")
+        );
+        if unchecked > 0 {
+            msg.push_str(&format!(
+                " ({unchecked} L2 tables were not checked; there may be more)"
+            ));
+        }
+        Some(msg)
+    }
+
     /// What the bytes from guest offset `pos` are, and for how many bytes
     /// (at least 1, at most `max`) that stays so.
     pub(super) fn map(&self, pos: u64, max: u64) -> std::io::Result<(Granule, u64)> {
@@ -167,6 +284,16 @@ impl Qcow2 {
             return Err(crate::io::past_end(pos, max as usize, self.size));
         }
         let Some(&l1_entry) = self.l1.get(l1_index as usize) else {
+            if self.l1_cut {
+                return Err(self.corrupt_io(
+                    "L1 table",
+                    self.l1_table_offset,
+                    format!(
+                        "entry {l1_index} (for guest byte {pos}) is past the end of the file ({} bytes): the image is truncated",
+                        self.file_size
+                    ),
+                ));
+            }
             return Err(self.corrupt_io(
                 "L1 table",
                 self.l1_table_offset,
@@ -227,7 +354,7 @@ impl Qcow2 {
                         "L2 table entry",
                         entry_pos,
                         format!(
-                            "data cluster at byte {host} is past the end of the file ({} bytes)",
+                            "data cluster at byte {host} (guest byte {g}) is past the end of the file ({} bytes): the image is truncated",
                             self.file_size
                         ),
                     ));
@@ -286,7 +413,11 @@ impl Qcow2 {
         let mut run_end = (first_start + granule_size).min(limit);
         // Bounded: at most one L2 table's worth of granules.
         while run_end < limit {
-            let next = classify(run_end)?;
+            // A granule that cannot be read ends the run: the bytes before
+            // it are read, and the next call reports it.
+            let Ok(next) = classify(run_end) else {
+                break;
+            };
             let same = match (first, next) {
                 (Granule::Data(h0), Granule::Data(h)) => h == h0 + (run_end - first_start),
                 (Granule::Zero, Granule::Zero) => true,

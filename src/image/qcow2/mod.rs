@@ -71,6 +71,9 @@ pub struct Qcow2 {
     /// The L1 table in use (the active one, or the snapshot's), only the
     /// entries needed to cover `size`.
     l1: Vec<u64>,
+    /// Whether the file's end cut the L1 table short: guest bytes mapped by
+    /// the missing entries are lost (a truncated image).
+    l1_cut: bool,
     l1_table_offset: u64,
     /// The virtual size shown.
     size: u64,
@@ -81,6 +84,10 @@ pub struct Qcow2 {
     chain: Vec<ChainLink>,
     l2_cache: L2Cache,
     clusters: Mutex<Vec<(u64, Arc<[u8]>)>>,
+    /// Set when the file is shorter than its tables say
+    /// ([`Qcow2::problems`] tells what is lost): a data cluster the file's
+    /// end cuts short then reads as an error past the end, not as zeros.
+    truncated: Option<String>,
 }
 
 impl std::fmt::Debug for Qcow2 {
@@ -196,6 +203,8 @@ impl Qcow2 {
             }
             l1.resize(needed as usize, 0);
         }
+        // Entries the file's end cut off (`read_l1` reads what is there).
+        let l1_cut = (l1.len() as u64) < size.div_ceil(l1_coverage(&header, 1));
         let l2_cache = L2Cache::new(cluster_size);
         Ok(Qcow2 {
             name: name.to_string(),
@@ -203,6 +212,7 @@ impl Qcow2 {
             file_size,
             header,
             l1,
+            l1_cut,
             l1_table_offset: l1_offset,
             size,
             snapshots,
@@ -212,7 +222,9 @@ impl Qcow2 {
             chain: Vec::new(),
             l2_cache,
             clusters: Mutex::new(Vec::new()),
-        })
+            truncated: None,
+        }
+        .check_truncation())
     }
 
     /// The decoded header.
@@ -313,6 +325,17 @@ impl Qcow2 {
         out
     }
 
+    /// Problems with the container itself: a file cut short (the L2
+    /// tables and clusters past its end are named; the rest reads).
+    pub fn problems(&self) -> Vec<String> {
+        self.truncated.iter().cloned().collect()
+    }
+
+    fn check_truncation(mut self) -> Qcow2 {
+        self.truncated = self.truncation();
+        self
+    }
+
     fn attach_backing(&mut self, backing: Backing, chain: Vec<ChainLink>) {
         self.backing = Some(backing);
         self.chain = chain;
@@ -328,11 +351,26 @@ impl Qcow2 {
         )
     }
 
-    /// Read host bytes at `host` into `dst`; bytes past the end of the file
-    /// read as zeros (as QEMU does for a cluster cut short by the file's end).
-    fn read_host(&self, host: u64, dst: &mut [u8]) -> std::io::Result<()> {
+    /// Read host bytes at `host` (for guest byte `guest`) into `dst`. Bytes
+    /// past the end of the file read as zeros (as QEMU reads them), unless
+    /// the file is known to be cut short: then they are an error.
+    fn read_host(&self, host: u64, guest: u64, dst: &mut [u8]) -> std::io::Result<()> {
         let avail = self.file_size.saturating_sub(host).min(dst.len() as u64) as usize;
-        self.file.read_exact_at(host, &mut dst[..avail])?;
+        if avail < dst.len() && self.truncated.is_some() {
+            let missing = host.saturating_add(avail as u64);
+            return Err(self.corrupt_io(
+                "data",
+                missing,
+                format!(
+                    "(guest byte {}) is past the end of the file ({} bytes): the image is truncated",
+                    guest.saturating_add(avail as u64),
+                    self.file_size
+                ),
+            ));
+        }
+        if avail > 0 {
+            self.file.read_exact_at(host, &mut dst[..avail])?;
+        }
         dst[avail..].fill(0);
         Ok(())
     }
@@ -477,7 +515,7 @@ impl ReadAt for Qcow2 {
             match granule {
                 Granule::Zero => dst.fill(0),
                 Granule::Unallocated => self.read_backing(pos, dst)?,
-                Granule::Data(host) => self.read_host(host, dst)?,
+                Granule::Data(host) => self.read_host(host, pos, dst)?,
                 Granule::Compressed { entry, within: 0 } if dst.len() == cs => {
                     whole_compressed.push((entry, dst))
                 }
@@ -580,13 +618,19 @@ fn read_l1(
             ),
         ));
     }
-    let bytes = needed * 8;
+    let mut bytes = needed * 8;
     if offset.checked_add(bytes).is_none_or(|e| e > file_size) {
-        return Err(Error::corrupt(
-            structure,
-            offset,
-            format!("{needed} entries run past the end of the file ({file_size} bytes)"),
-        ));
+        // A table that starts in the file and is cut by its end: a copy cut
+        // short. The entries still there are read; the guest bytes the
+        // others map read as errors (see `Qcow2::l1_cut`).
+        if offset >= file_size {
+            return Err(Error::corrupt(
+                structure,
+                offset,
+                format!("{needed} entries run past the end of the file ({file_size} bytes)"),
+            ));
+        }
+        bytes = (file_size - offset) / 8 * 8;
     }
     let raw = read_vec(file, offset, bytes, header::MAX_L1_BYTES)
         .context(|| format!("{name}: reading the qcow2 {what} at byte {offset}"))?;

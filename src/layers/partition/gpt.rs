@@ -274,6 +274,27 @@ pub(super) fn read(
     }
 }
 
+/// A GPT known only by its backup header at the disk's last LBA: the
+/// protective MBR and the primary header are both gone (zeroed). The caller
+/// checks first that nothing else (a filesystem, a PV) starts the disk.
+pub(super) fn read_backup_only(src: &dyn ReadAt) -> Result<Option<Table>> {
+    for ss in [512u64, 4096] {
+        if src.size() < ss * 3 {
+            continue;
+        }
+        let last = src.size() / ss - 1;
+        let why = "no \"EFI PART\" signature, and no protective MBR in sector 0";
+        if let Some(mut t) = from_backup(src, ss, &[last], why, ss)? {
+            t.problems.push(
+                "the protective MBR is missing too: tools that need it (the kernel, fdisk) will not see this table until it is restored (`sgdisk -e`/`gdisk` recovery)"
+                    .into(),
+            );
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
 /// Try backup headers at `lbas`; on success the table says the primary was damaged.
 fn from_backup(
     src: &dyn ReadAt,

@@ -10,6 +10,7 @@ mod types;
 
 use crate::error::Result;
 use crate::io::ReadAt;
+use crate::layers::probe::ContentKind;
 
 pub use types::{gpt_type_name, mbr_type_name};
 
@@ -56,6 +57,9 @@ pub enum PartType {
     Mbr(u8),
     /// GPT partition type GUID.
     Gpt(String),
+    /// No table entry: a volume found by searching the disk, described
+    /// (`recovered: ext4 at 1 MiB, 255.97 MiB (from superblock)`).
+    Recovered(String),
 }
 
 impl PartType {
@@ -64,6 +68,7 @@ impl PartType {
         match self {
             PartType::Mbr(t) => mbr_type_name(*t).to_string(),
             PartType::Gpt(g) => gpt_type_name(g).to_string(),
+            PartType::Recovered(d) => d.clone(),
         }
     }
 
@@ -72,6 +77,7 @@ impl PartType {
         match self {
             PartType::Mbr(t) => format!("{t:x}"),
             PartType::Gpt(g) => g.to_uppercase(),
+            PartType::Recovered(_) => "recovered".into(),
         }
     }
 }
@@ -102,6 +108,11 @@ impl Partition {
     /// One past the last byte.
     pub fn end(&self) -> u64 {
         self.start.saturating_add(self.size)
+    }
+
+    /// Whether this is a volume found by searching the disk, not a table entry.
+    pub fn is_recovered(&self) -> bool {
+        matches!(self.part_type, PartType::Recovered(_))
     }
 }
 
@@ -136,6 +147,16 @@ pub fn read(src: &dyn ReadAt) -> Result<Option<Table>> {
     }
     match mbr {
         Some(m) => Ok(Some(m.to_table(src)?)),
+        // Sector 0 and the primary GPT zeroed: the backup GPT at the disk's
+        // end still describes the partitions, unless the disk's start holds
+        // something else now (a filesystem made over the whole disk).
+        None if matches!(
+            crate::layers::probe::probe(src).kind,
+            ContentKind::Zeros | ContentKind::Unknown
+        ) =>
+        {
+            gpt::read_backup_only(src)
+        }
         None => Ok(None),
     }
 }
