@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use vmrescue::engine::FsOptions;
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::ext::Ext;
 use vmrescue::fs::path::resolve;
 use vmrescue::fs::{FileType, FsView};

@@ -32,6 +32,7 @@ pub mod layers;
 pub mod ops;
 pub mod pve;
 pub mod repair;
+pub mod teardown;
 pub mod text;
 pub mod tui;
 

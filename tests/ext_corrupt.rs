@@ -8,7 +8,7 @@ mod ext_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vmrescue::engine::FsOptions;
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::ext::{Ext, RunKind};
 use vmrescue::fs::path::resolve;
 use vmrescue::fs::{FileType, FsView, NodeId};

@@ -120,7 +120,7 @@ fn an_external_journal_is_named_and_the_disk_state_shown() {
     b[1024 + 0xE0..1024 + 0xE4].copy_from_slice(&0u32.to_le_bytes()); // s_journal_inum
     b[1024 + 0xE4..1024 + 0xE8].copy_from_slice(&0x0801u32.to_le_bytes()); // s_journal_dev
     let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
-    let fs = vmrescue::fs::ext::Ext::open(src, &vmrescue::engine::FsOptions::default()).unwrap();
+    let fs = vmrescue::fs::ext::Ext::open(src, &vmrescue::fs::FsOptions::default()).unwrap();
     let st = fs.status();
     assert!(
         st.notes
@@ -167,7 +167,12 @@ fn kernel_replay_of_a_copy_matches() {
 
 #[test]
 fn the_engine_opens_ext_volumes_with_and_without_the_journal() {
-    use vmrescue::engine::{FsOptions, open_fs, select_volume};
+    use vmrescue::engine::select_volume;
+    use vmrescue::engine::userspace::Userspace;
+    use vmrescue::fs::FsOptions;
+    let open_fs = |layout: &vmrescue::layers::Layout, id, opts: &FsOptions| {
+        Userspace::default().open_fs(layout, id, opts)
+    };
     let image = common::fixture("ext-journal-ext4");
     let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
     let id = select_volume(&layout, None).unwrap();
@@ -213,7 +218,7 @@ fn replay_stops_at_a_commit_block_with_a_bad_checksum() {
     let mut b = std::fs::read(&image).unwrap();
     b[pos as usize] ^= 0xff;
     let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
-    let fs = vmrescue::fs::ext::Ext::open(src, &vmrescue::engine::FsOptions::default()).unwrap();
+    let fs = vmrescue::fs::ext::Ext::open(src, &vmrescue::fs::FsOptions::default()).unwrap();
     let st = fs.status();
     assert!(
         st.notes
@@ -237,7 +242,7 @@ fn replay_stops_at_a_commit_block_with_a_bad_checksum() {
 
 fn open_bytes(b: Vec<u8>) -> vmrescue::fs::ext::Ext {
     let src: std::sync::Arc<dyn vmrescue::io::ReadAt> = std::sync::Arc::new(b);
-    vmrescue::fs::ext::Ext::open(src, &vmrescue::engine::FsOptions::default()).unwrap()
+    vmrescue::fs::ext::Ext::open(src, &vmrescue::fs::FsOptions::default()).unwrap()
 }
 
 /// Byte position of the journal superblock (journal block 0).
@@ -395,7 +400,7 @@ fn an_external_journal_device_given_with_disk_is_replayed() {
     let src = |n: &str| -> std::sync::Arc<dyn vmrescue::io::ReadAt> {
         std::sync::Arc::new(std::fs::read(p(n)).unwrap())
     };
-    let opts = vmrescue::engine::FsOptions::default();
+    let opts = vmrescue::fs::FsOptions::default();
     let alone = vmrescue::fs::ext::Ext::open(src("fs.img"), &opts).unwrap();
     assert_eq!(read_all(&alone, b"/hello.txt"), b"hello, disk\n");
     assert!(

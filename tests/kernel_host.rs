@@ -59,10 +59,20 @@ fn wait_unbound(n: u32, tag: &str) {
 }
 
 fn mkfs_ext4(path: &Path, size_mib: u64) {
+    mkfs_ext4_from(path, size_mib, None);
+}
+
+/// An ext4 image of `size_mib` MiB, filled from folder `root` if given.
+fn mkfs_ext4_from(path: &Path, size_mib: u64, root: Option<&Path>) {
     let f = std::fs::File::create(path).unwrap();
     f.set_len(size_mib << 20).unwrap();
     let st = Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4"])
+        .args(
+            root.map(|r| [std::ffi::OsStr::new("-d"), r.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .arg(path)
         .status()
         .expect("run mke2fs (e2fsprogs)");
@@ -522,4 +532,107 @@ fn the_browser_on_the_kernel_engine_leaves_nothing_on_q_ctrl_c_and_signals() {
     ends_clean("demo", "vg_ta/lv_root:/ ", Some("etc"));
     // A whole-disk btrfs (a filesystem only the kernel engine reads).
     ends_clean("bare-btrfs", "disk0:/ ", None);
+}
+
+/// `relink --engine kernel` through a read-write loop mount (no device-mapper
+/// needed for a whole-disk filesystem): the plan, the link replaced, an undo
+/// record that puts it back once, a clean filesystem, and a refusal while
+/// another process holds the image for writing.
+#[test]
+fn relink_through_the_kernel_engine_and_undo() {
+    common::require_root("mounts a loop device read-write");
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("grub")).unwrap();
+    std::fs::write(root.join("grub/grub.conf"), "default=0\n").unwrap();
+    std::os::unix::fs::symlink("grub.conf", root.join("grub/menu.lst")).unwrap();
+    let image = dir.path().join("fs.img");
+    mkfs_ext4_from(&image, 16, Some(&root));
+    let undo_dir = dir.path().join("undo");
+    let relink = || {
+        Command::new(bin())
+            .env(NO_DM_ENV, "1")
+            .args(["relink", "--engine", "kernel", "--to", "../grub/grub.conf"])
+            .arg("--undo-dir")
+            .arg(&undo_dir)
+            .arg("--yes")
+            .arg(&image)
+            .arg("/grub/menu.lst")
+            .output()
+            .unwrap()
+    };
+    // Refused, before anything is mounted, while the image is held for writing.
+    let holder = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    let out = relink();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is in use") && err.contains("nothing was written"),
+        "{err}"
+    );
+    drop(holder);
+    assert!(!undo_dir.exists(), "no undo record for a refused relink");
+
+    let out = relink();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    assert!(
+        text.contains("relink /grub/menu.lst on disk0 (kernel engine)"),
+        "{text}"
+    );
+    assert!(text.contains("  how:  read-write mount"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "/grub/menu.lst: grub.conf -> ../grub/grub.conf"),
+        "{text}"
+    );
+    let undo_file = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+        .expect("an undo line");
+    let record = vmrescue::repair::undo::load_record(Path::new(undo_file)).unwrap();
+    assert!(
+        matches!(record, vmrescue::repair::undo::UndoRecord::Symlink { .. }),
+        "{record:?}"
+    );
+    let fsck = |what: &str| {
+        let st = Command::new("e2fsck")
+            .args(["-fn"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "e2fsck after {what}: {}",
+            String::from_utf8_lossy(&st.stdout)
+        );
+    };
+    fsck("the relink");
+    let undo = || {
+        Command::new(bin())
+            .env(NO_DM_ENV, "1")
+            .args(["undo", undo_file])
+            .output()
+            .unwrap()
+    };
+    let out = undo();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("(put back)"), "{text}");
+    fsck("the undo");
+    let out = undo();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second undo worked");
+    assert!(err.contains("changed since"), "{err}");
+    // Nothing of ours is left.
+    assert_eq!(loops_of(&image), "");
 }

@@ -25,10 +25,11 @@ use std::sync::Arc;
 
 use image_support::{assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file};
 use pty_support::{ENTER, ESC, Pty, bin};
-use vmrescue::engine::{FsOptions, open_fs};
+use vmrescue::engine::userspace::Userspace;
+use vmrescue::fs::FsOptions;
 use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::dialogs::{ConfirmKind, Dialog, RestoreDialog};
-use vmrescue::tui::jobs::{Jobs, UserspaceOpener};
+use vmrescue::tui::jobs::Jobs;
 use vmrescue::tui::{Action, App, AppConfig};
 
 /// The TUI state over a copy of the demo, jobs run in place.
@@ -47,14 +48,15 @@ impl Demo {
         let before = sha256_file(&image);
         let img = vmrescue::image::open(&image).unwrap();
         let mut layout = vmrescue::layers::scan(vec![img]);
+        let userspace = Arc::new(Userspace::default());
         let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
-            open_fs(&layout, id, &FsOptions::default())
+            userspace.open_fs(&layout, id, &FsOptions::default())
         });
         layout.apply_inspection(&found);
         let layout = Arc::new(layout);
         let jobs = Jobs {
             layout: Arc::clone(&layout),
-            opener: Arc::new(UserspaceOpener::default()),
+            opener: userspace,
             copier: Arc::new(JobCopier),
         };
         let config = AppConfig {

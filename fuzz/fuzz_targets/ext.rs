@@ -9,7 +9,7 @@ mod walk;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use vmrescue::engine::FsOptions;
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::fs::ext::Ext;
 use vmrescue::io::ReadAt;

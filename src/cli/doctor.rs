@@ -1,7 +1,8 @@
 //! `vmrescue doctor`.
 
 use clap::Args;
-use vmrescue::engine::{Engines, FsOptions};
+use vmrescue::engine::Engines;
+use vmrescue::fs::FsOptions;
 use vmrescue::repair::doctor::{self, Report};
 use vmrescue::text::{escape, format_time};
 
@@ -35,12 +36,12 @@ pub fn run(args: &DoctorArgs) -> u8 {
 }
 
 fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
-    let (layout, id) = open_volume(&args.target, args.volume.as_deref())?;
+    // Through the engine --engine picks (a kernel mount for XFS, as root).
+    let engines = Engines::new(args.target.source.engine);
+    let (layout, id) = open_volume(&args.target, args.volume.as_deref(), &engines)?;
     let options = FsOptions {
         no_journal: args.no_journal,
     };
-    // Through the engine --engine picks (a kernel mount for XFS, as root).
-    let engines = Engines::new(args.target.source.engine);
     let fs = engines.open_fs(&layout, id, &options)?;
     let volume = &layout.volume(id).name;
     let found = doctor::examine(&*fs);

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use vmrescue::engine::{Engines, FsOptions, select_volume};
+use vmrescue::engine::{Engines, select_volume};
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
 use vmrescue::layers::Layout;
@@ -102,14 +103,15 @@ impl GuestArgs {
                 _layout: None,
             });
         }
-        let layout = open_found_layout(target)?;
+        let engines = Engines::new(target.source.engine);
+        let layout = open_found_layout(target, &engines)?;
         let id = select_volume(&layout, self.volume.as_deref())?;
         let opts = FsOptions {
             no_journal: self.no_journal,
         };
         // The kernel session (if the kernel engine serves the volume) lives
         // as long as the filesystem view holds it.
-        let fs = Engines::new(target.source.engine).open_fs(&layout, id, &opts)?;
+        let fs = engines.open_fs(&layout, id, &opts)?;
         let status = fs.status();
         let name = escape_str(&layout.volume(id).name);
         if notes {

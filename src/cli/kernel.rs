@@ -1,5 +1,5 @@
 //! Kernel-engine commands: `mount`, `cleanup`, and the hidden `walk`
-//! (every file with its SHA-256, for engine parity) and `kernel-relink`.
+//! (every file with its SHA-256, for engine parity).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -7,9 +7,9 @@ use std::path::Path;
 
 use clap::Args;
 use sha2::{Digest, Sha256};
-use vmrescue::engine::{EngineChoice, Engines, FsOptions, kernel};
+use vmrescue::engine::{EngineChoice, Engines, kernel};
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::{FileType, FsView, NodeId, path};
-use vmrescue::repair::undo::{self, UndoRecord};
 use vmrescue::text::escape;
 
 use super::{Target, exit, open_volume, report};
@@ -48,22 +48,6 @@ pub struct WalkArgs {
     no_hash: bool,
 }
 
-/// Arguments of `kernel-relink`.
-#[derive(Args, Debug)]
-pub struct KernelRelinkArgs {
-    #[command(flatten)]
-    target: Target,
-    /// The volume holding the link.
-    #[arg(long, value_name = "V")]
-    volume: Option<String>,
-    /// The symlink's path in the guest.
-    #[arg(long, value_name = "PATH")]
-    link: String,
-    /// Its new target.
-    #[arg(long = "to", value_name = "TARGET")]
-    new_target: String,
-}
-
 /// Run `mount` (or `map` when not `mount_it`).
 pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
     let cmd = if mount_it { "mount" } else { "map" };
@@ -73,7 +57,8 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         ));
         return exit::ERROR;
     }
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+    let engines = Engines::new(EngineChoice::Kernel);
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,
         Err(e) => {
             report(&e);
@@ -84,7 +69,6 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
         report(&why);
         return exit::ERROR;
     }
-    let engines = Engines::new(EngineChoice::Kernel);
     let session = match engines.kernel() {
         Ok(s) => s,
         Err(e) => {
@@ -263,14 +247,14 @@ pub fn manifest(
 
 /// Run `walk`.
 pub fn walk(args: &WalkArgs) -> u8 {
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
+    let engines = Engines::new(args.target.source.engine);
+    let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,
         Err(e) => {
             report(&e);
             return exit::ERROR;
         }
     };
-    let engines = Engines::new(args.target.source.engine);
     let decision = engines.decide(&layout, id);
     let fs = match engines.open_fs(&layout, id, &FsOptions::default()) {
         Ok(fs) => fs,
@@ -305,108 +289,5 @@ pub fn walk(args: &WalkArgs) -> u8 {
         exit::OK
     } else {
         exit::PROBLEMS
-    }
-}
-
-/// Replace symlink `link` of volume `id` through the kernel engine, saving
-/// an undo record in `undo_dir` before the link changes. Returns the change,
-/// the undo file, and what the teardown reported.
-pub fn replace_with_undo(
-    engines: &Engines,
-    layout: &vmrescue::layers::Layout,
-    id: vmrescue::layers::VolumeId,
-    link: &[u8],
-    new_target: &[u8],
-    undo_dir: &Path,
-) -> vmrescue::Result<(kernel::repair::SymlinkChange, Option<std::path::PathBuf>)> {
-    let session = engines.kernel()?;
-    // Every disk, in order: volume names (`disk1p2`, a VG spanning disks)
-    // mean the same thing again when the record is undone.
-    let mut disks = layout
-        .disks
-        .iter()
-        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()));
-    let image = disks.next().unwrap_or_default();
-    let other_disks: Vec<std::path::PathBuf> = disks.collect();
-    let volume = layout.volume(id).name.clone();
-    let mut undo_file = None;
-    let mut save_undo = |canonical: &[u8], old: &[u8]| -> vmrescue::Result<()> {
-        let rec = UndoRecord::Symlink {
-            image: image.clone(),
-            other_disks: other_disks.clone(),
-            volume: volume.clone(),
-            path_hex: undo::hex(canonical),
-            old_target_hex: undo::hex(old),
-            new_target_hex: undo::hex(new_target),
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-            description: format!(
-                "{}: {} -> {} (kernel engine)",
-                escape(canonical),
-                escape(old),
-                escape(new_target)
-            ),
-        };
-        undo_file = Some(undo::save_record(&rec, undo_dir, "relink")?);
-        Ok(())
-    };
-    let change = kernel::repair::replace_symlink(
-        &session,
-        layout,
-        id,
-        link,
-        new_target,
-        None,
-        &mut save_undo,
-    )?;
-    Ok((change, undo_file))
-}
-
-/// Run `kernel-relink`.
-pub fn relink(args: &KernelRelinkArgs) -> u8 {
-    let (layout, id) = match open_volume(&args.target, args.volume.as_deref()) {
-        Ok(x) => x,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
-        }
-    };
-    let engines = Engines::new(EngineChoice::Kernel);
-    let result = replace_with_undo(
-        &engines,
-        &layout,
-        id,
-        args.link.as_bytes(),
-        args.new_target.as_bytes(),
-        &undo::default_undo_dir(),
-    );
-    let mut problems = engines.close();
-    let code = match result {
-        Ok((c, undo_file)) => {
-            outln!(
-                "{}: {} -> {}",
-                escape(&c.path),
-                escape(&c.old_target),
-                escape(&c.new_target)
-            );
-            if let Some(f) = &undo_file {
-                outln!("undo file: {}", f.display());
-            }
-            problems.extend(c.notes);
-            exit::OK
-        }
-        Err(e) => {
-            report(&e);
-            exit::ERROR
-        }
-    };
-    for p in &problems {
-        report(p);
-    }
-    if code == exit::OK && !problems.is_empty() {
-        exit::PROBLEMS
-    } else {
-        code
     }
 }

@@ -23,7 +23,8 @@ pub struct LayersArgs {
 
 /// Run `layers`.
 pub fn run(args: &LayersArgs) -> u8 {
-    let layout = match open_layout_with(&args.target, args.scan) {
+    let engines = engine::Engines::new(args.target.source.engine);
+    let layout = match open_layout_with(&args.target, &engines, args.scan) {
         Ok(l) => l,
         Err(e) => {
             report(&e);

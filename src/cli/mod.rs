@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use vmrescue::engine::EngineChoice;
+use vmrescue::engine::{EngineChoice, Engines};
 use vmrescue::layers::Layout;
 
 /// Rescue files from virtual-machine disk images, without root and without mounting.
@@ -187,9 +187,6 @@ enum Command {
     /// List every file of a volume with its SHA-256 (engine parity checks).
     #[command(hide = true)]
     Walk(kernel::WalkArgs),
-    /// Replace a symlink through the kernel engine (until `relink --engine kernel`).
-    #[command(hide = true)]
-    KernelRelink(kernel::KernelRelinkArgs),
     /// Pack a disk image into the demo container (used by assets/make-demo.sh).
     #[command(hide = true)]
     PackDemo {
@@ -217,13 +214,19 @@ pub fn report(err: &dyn std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "vmrescue: {err}");
 }
 
-/// Open the target's disks and read their layers.
-pub fn open_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
-    open_layout_with(target, false)
+/// Open the target's disks and read their layers; inspection opens the
+/// filesystems with `engines`' userspace engine, which keeps them for the
+/// command.
+pub fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+    open_layout_with(target, engines, false)
 }
 
 /// [`open_layout`]; `search` searches every disk for lost volumes.
-pub fn open_layout_with(target: &Target, search: bool) -> Result<Layout, vmrescue::Error> {
+pub fn open_layout_with(
+    target: &Target,
+    engines: &Engines,
+    search: bool,
+) -> Result<Layout, vmrescue::Error> {
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
     };
@@ -244,9 +247,9 @@ pub fn open_layout_with(target: &Target, search: bool) -> Result<Layout, vmrescu
         progress: Some(&progress),
     };
     let mut layout = vmrescue::layers::scan_with(images, scan);
-    let options = vmrescue::engine::FsOptions::default();
+    let options = vmrescue::fs::FsOptions::default();
     let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
-        vmrescue::engine::open_fs(&layout, id, &options)
+        engines.userspace().open_fs(&layout, id, &options)
     });
     layout.apply_inspection(&found);
     Ok(layout)
@@ -283,8 +286,8 @@ pub fn nothing_found(layout: &Layout) -> Option<String> {
 
 /// [`open_layout`] for commands that need something on the disks: an
 /// error when [`nothing_found`].
-pub fn open_found_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
-    let layout = open_layout(target)?;
+pub fn open_found_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+    let layout = open_layout(target, engines)?;
     match nothing_found(&layout) {
         Some(why) => Err(vmrescue::Error::Invalid(why)),
         None => Ok(layout),
@@ -296,8 +299,9 @@ pub fn open_found_layout(target: &Target) -> Result<Layout, vmrescue::Error> {
 pub fn open_volume(
     target: &Target,
     volume: Option<&str>,
+    engines: &Engines,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
-    let layout = open_found_layout(target)?;
+    let layout = open_found_layout(target, engines)?;
     let id = vmrescue::engine::select_volume(&layout, volume)?;
     Ok((layout, id))
 }
@@ -383,9 +387,9 @@ fn list_guests(target: &Target) -> u8 {
 /// Parse the command line and run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A signal ending a kernel-engine session ends the process from the
-    // signal thread: the unpacked demo disk must go then too.
-    vmrescue::engine::kernel::add_exit_hook(vmrescue::demo::cleanup);
+    // A signal or a panic ending a kernel-engine session or the TUI ends
+    // the process through the teardown: the unpacked demo disk goes then too.
+    vmrescue::teardown::register(|_| vmrescue::demo::cleanup());
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
         Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
@@ -399,22 +403,16 @@ pub fn main() -> ExitCode {
         Some(Command::Map(args)) => kernel::mount(&args, false),
         Some(Command::Cleanup(args)) => kernel::cleanup(&args),
         Some(Command::Walk(args)) => kernel::walk(&args),
-        Some(Command::KernelRelink(args)) => kernel::relink(&args),
         None if cli.target.image.is_none()
             && cli.target.source.vmid.is_none()
             && !cli.target.source.demo =>
         {
             list_guests(&cli.target)
         }
-        None => {
-            // A signal or a panic ends the TUI through its teardown hooks:
-            // the unpacked demo disk goes with them.
-            vmrescue::tui::terminal::register_teardown(vmrescue::demo::cleanup);
-            tui::run(&tui::TuiArgs {
-                target: cli.target,
-                volume: cli.volume,
-            })
-        }
+        None => tui::run(&tui::TuiArgs {
+            target: cli.target,
+            volume: cli.volume,
+        }),
     };
     vmrescue::demo::cleanup();
     // Output that could not be written (a full disk, an I/O error) means

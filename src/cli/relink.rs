@@ -1,5 +1,6 @@
-//! `vmrescue relink`: restore a symlink in place (ext2/3/4, userspace engine),
-//! or through a read-write kernel mount (`--engine kernel`).
+//! `vmrescue relink`: show the plan ([`relink::plan_with`]), ask, and apply it
+//! in place (ext2/3/4, userspace engine) or through a read-write kernel mount
+//! (`--engine kernel`).
 
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
@@ -7,11 +8,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use vmrescue::engine::{Engine, EngineChoice, Engines, FsOptions, select_volume};
-use vmrescue::fs::path;
+use vmrescue::engine::{Engine, EngineChoice, Engines, select_volume};
 use vmrescue::layers::{Layout, VolumeId};
-use vmrescue::repair::candidates::Guest;
-use vmrescue::repair::relink::{self, Options, Plan};
+use vmrescue::repair::relink::{self, Applier, Options, Plan, Writer};
 use vmrescue::repair::undo::default_undo_dir;
 use vmrescue::text::escape;
 
@@ -113,9 +112,9 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
             .unwrap_or_else(default_undo_dir),
         (None, None) => default_undo_dir(),
     };
-    let layout = open_found_layout(&target)?;
-    let id = select_volume(&layout, args.volume.as_deref())?;
     let engines = Engines::new(args.source.engine);
+    let layout = open_found_layout(&target, &engines)?;
+    let id = select_volume(&layout, args.volume.as_deref())?;
     let decision = engines.decide(&layout, id);
     if args.source.engine == EngineChoice::Kernel && decision.engine != Some(Engine::Kernel) {
         if let Err(why) = vmrescue::engine::kernel_available() {
@@ -123,26 +122,51 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         }
         return Err(vmrescue::Error::Unsupported(decision.reason));
     }
-    if decision.engine == Some(Engine::Kernel) {
-        let code = relink_kernel(args, &engines, &layout, id, link.as_bytes(), &undo_dir);
-        for p in engines.close() {
-            report(&p);
-        }
-        return code;
+    let code = if decision.engine == Some(Engine::Kernel) {
+        engines.kernel().and_then(|session| {
+            let writer = Writer::Kernel(session);
+            relink(args, &writer, &layout, id, link, &undo_dir, &temporary_demo)
+        })
+    } else {
+        relink(
+            args,
+            &Writer::InPlace,
+            &layout,
+            id,
+            link,
+            &undo_dir,
+            &temporary_demo,
+        )
+    };
+    for p in engines.close() {
+        report(&p);
     }
+    code
+}
+
+/// Plan, show, ask, apply with `writer`.
+fn relink(
+    args: &RelinkArgs,
+    writer: &Writer,
+    layout: &Layout,
+    id: VolumeId,
+    link: &OsString,
+    undo_dir: &Path,
+    temporary_demo: &Option<PathBuf>,
+) -> Result<u8, vmrescue::Error> {
     let opts = Options {
         force: args.force,
         pve_root: Some(args.source.pve_root.clone()),
         now: None,
     };
     let to = args.to.as_ref().map(|t| t.as_bytes().to_vec());
-    let plan = relink::plan(&layout, id, link.as_bytes(), to.as_deref(), &opts)?;
+    let plan = relink::plan_with(writer, layout, id, link.as_bytes(), to.as_deref(), &opts)?;
     let out = std::io::stdout();
     let mut out = out.lock();
-    for line in relink::render(&plan, &undo_dir) {
+    for line in relink::render(&plan, undo_dir) {
         let _ = writeln!(out, "{line}");
     }
-    if let Some(demo) = &temporary_demo {
+    if let Some(demo) = temporary_demo {
         let _ = writeln!(
             out,
             "  note: --demo works on a temporary copy ({}) that is removed when vmrescue exits; \
@@ -166,7 +190,7 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         ));
         return Ok(exit::ERROR);
     }
-    if plan.writes.is_empty() {
+    if !plan.can_apply() {
         report(&"nothing to write");
         return Ok(exit::ERROR);
     }
@@ -180,113 +204,35 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         outln!("nothing was written");
         return Ok(exit::PROBLEMS);
     }
-    let undo_files = relink::apply(&layout, id, &plan, &undo_dir, &opts)?;
-    outln!(
-        "relinked {} -> {} ({} bytes written)",
-        escape(&plan.link),
-        escape(&plan.new_target),
-        plan.bytes()
-    );
-    for f in &undo_files {
+    let applied = relink::apply_with(writer, layout, id, &plan, undo_dir, &opts)?;
+    match plan.applier {
+        Applier::InPlace => outln!(
+            "relinked {} -> {} ({} bytes written)",
+            escape(&plan.link),
+            escape(&plan.new_target),
+            plan.bytes()
+        ),
+        Applier::Kernel => outln!(
+            "{}: {} -> {}",
+            escape(&applied.link),
+            escape(&plan.old_target),
+            escape(&plan.new_target)
+        ),
+    }
+    for f in &applied.undo_files {
         outln!("undo: vmrescue undo {}", f.display());
     }
-    if let Some(demo) = &temporary_demo {
+    for n in &applied.notes {
+        report(n);
+    }
+    if let Some(demo) = temporary_demo {
         outln!(
             "note: this was a temporary copy of the demo image ({}), removed when vmrescue \
              exits, and its undo file with it; use --demo-keep FILE to keep them",
             demo.display()
         );
     }
-    Ok(exit::OK)
-}
-
-/// `relink` through the kernel engine: read-write mount, a new symlink
-/// renamed over the old one (any filesystem the kernel writes, and targets
-/// of any length), with an undo record saved first.
-fn relink_kernel(
-    args: &RelinkArgs,
-    engines: &Engines,
-    layout: &Layout,
-    id: VolumeId,
-    link: &[u8],
-    undo_dir: &Path,
-) -> Result<u8, vmrescue::Error> {
-    let volume = &layout.volume(id).name;
-    // Look at the link through a read-only mount first.
-    let fs = engines.open_fs(layout, id, &FsOptions::default())?;
-    let analysis = Guest::new(&*fs).analyze(link)?;
-    let (new_target, reasons) = match &args.to {
-        Some(t) => (t.as_bytes().to_vec(), vec!["chosen with --to".to_string()]),
-        None => match analysis.proposal() {
-            Some(c) => (c.target.clone(), c.reasons.clone()),
-            None => {
-                return Err(vmrescue::Error::NotFound(format!(
-                    "a candidate target for {} (name one with --to)",
-                    escape(&analysis.link)
-                )));
-            }
-        },
-    };
-    let (dir, _) = path::split_last(&analysis.link);
-    let resolves = if new_target.first() == Some(&b'/') {
-        path::resolve(&*fs, &new_target, true).is_ok()
-    } else {
-        path::resolve(&*fs, &path::join(&dir, &new_target), true).is_ok()
-    };
-    drop(fs);
-    outln!(
-        "relink {} on {volume} (kernel engine)",
-        escape(&analysis.link)
-    );
-    outln!("  now:  {}", escape(&analysis.target));
-    for p in &analysis.problems {
-        outln!("        - {p}");
-    }
-    outln!("  new:  {} ({})", escape(&new_target), reasons.join("; "));
-    outln!(
-        "  how:  read-write mount; a new symlink under a temporary name renamed over the old one; \
-         directory synced"
-    );
-    outln!(
-        "  undo: a record saved in {} before the change",
-        undo_dir.display()
-    );
-    if !resolves && !args.force {
-        report(&format!(
-            "refused: {} does not resolve inside the guest (add --force to write it anyway); \
-             nothing was written",
-            escape(&new_target)
-        ));
-        return Ok(exit::ERROR);
-    }
-    if args.dry_run {
-        outln!("dry run: nothing was written");
-        return Ok(exit::OK);
-    }
-    if !args.yes
-        && !ask_yes(&format!(
-            "Replace {} through a read-write mount of {volume}?",
-            escape(&analysis.link)
-        ))?
-    {
-        outln!("nothing was written");
-        return Ok(exit::PROBLEMS);
-    }
-    let (change, undo_file) =
-        super::kernel::replace_with_undo(engines, layout, id, link, &new_target, undo_dir)?;
-    outln!(
-        "{}: {} -> {}",
-        escape(&change.path),
-        escape(&change.old_target),
-        escape(&change.new_target)
-    );
-    if let Some(f) = &undo_file {
-        outln!("undo: vmrescue undo {}", f.display());
-    }
-    for n in &change.notes {
-        report(n);
-    }
-    Ok(if change.notes.is_empty() {
+    Ok(if applied.notes.is_empty() {
         exit::OK
     } else {
         exit::PROBLEMS
@@ -315,6 +261,13 @@ fn ask_yes(question: &str) -> Result<bool, vmrescue::Error> {
 
 /// Ask on the terminal; without one, refuse (scripts say --yes).
 fn ask(plan: &Plan) -> Result<bool, vmrescue::Error> {
+    if plan.applier == Applier::Kernel {
+        return ask_yes(&format!(
+            "Replace {} through a read-write mount of {}?",
+            escape(&plan.link),
+            plan.volume
+        ));
+    }
     let images: Vec<String> = plan.writes.iter().map(|w| image_name(&w.image)).collect();
     ask_yes(&format!(
         "Write {} bytes to {}?",

@@ -3,10 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use vmrescue::engine::{Engines, FsOptions};
-use vmrescue::fs::FsView;
-use vmrescue::layers::{Layout, VolumeId};
-use vmrescue::tui::jobs::VolumeOpener;
+use vmrescue::engine::Engines;
 use vmrescue::tui::{self, AppConfig, Options};
 
 use super::{Target, exit, open_layout, report};
@@ -84,7 +81,9 @@ pub fn run(args: &TuiArgs) -> u8 {
         report(&tui::strings::NOT_A_TERMINAL);
         return exit::ERROR;
     }
-    let layout = match open_layout(&args.target) {
+    // `auto`: userspace where vmrescue reads the filesystem, else the kernel engine.
+    let engines = Arc::new(Engines::new(args.target.source.engine));
+    let layout = match open_layout(&args.target, &engines) {
         Ok(l) => l,
         Err(e) => {
             report(&e);
@@ -98,15 +97,10 @@ pub fn run(args: &TuiArgs) -> u8 {
         ..AppConfig::default()
     };
     let mut opts = Options::new(layout, config);
-    opts.opener = Arc::new(EngineOpener {
-        engines: Engines::new(args.target.source.engine),
-    });
-    // Mounts, dm and loop devices go when the browser ends, however it ends.
-    tui::terminal::register_teardown(|| {
-        for p in vmrescue::engine::kernel::teardown_all(true) {
-            eprintln!("vmrescue: {p}");
-        }
-    });
+    opts.opener = engines;
+    // Mounts, dm and loop devices go when the browser ends, however it ends:
+    // a kernel session registers its teardown (`vmrescue::teardown`), which
+    // the browser runs when it ends.
     match tui::run(opts) {
         Ok(None) => exit::OK,
         // Killed by a signal: the shell's convention, 128 + its number.
@@ -115,40 +109,5 @@ pub fn run(args: &TuiArgs) -> u8 {
             report(&e);
             exit::ERROR
         }
-    }
-}
-
-/// Opens volumes with the engine `--engine` picks for each (`auto`:
-/// userspace where vmrescue reads the filesystem, else the kernel engine).
-struct EngineOpener {
-    engines: Engines,
-}
-
-impl VolumeOpener for EngineOpener {
-    fn engine(&self) -> String {
-        self.engines.choice().to_string()
-    }
-    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String> {
-        self.engines
-            .open_fs(layout, id, &FsOptions::default())
-            .map_err(|e| e.to_string())
-    }
-    fn engine_for(&self, layout: &Layout, id: VolumeId) -> String {
-        match self.engines.decide(layout, id).engine {
-            Some(e) => e.name().to_string(),
-            None => self.engine(),
-        }
-    }
-    fn repair_blocker(&self, layout: &Layout, id: VolumeId) -> Option<String> {
-        (self.engines.decide(layout, id).engine == Some(vmrescue::engine::Engine::Kernel)).then(
-            || {
-                format!(
-                    "{} is mounted through the kernel engine here: quit and run `vmrescue relink \
-                 --engine kernel IMAGE --volume {} PATH`",
-                    layout.volume(id).name,
-                    layout.volume(id).name
-                )
-            },
-        )
     }
 }

@@ -8,89 +8,43 @@
 //! [`Engines`] is what commands use: it holds the operator's choice
 //! (`--engine userspace|kernel|auto`), says which engine serves a volume
 //! and why ([`Engines::decide`]), opens filesystems through it, and owns
-//! the kernel session (torn down when the `Engines` is dropped).
+//! the userspace engine's open filesystems and the kernel session (torn
+//! down when the `Engines` is dropped).
+//!
+//! [`VolumeOpener`] is the one seam the commands and the TUI open volumes
+//! through: [`Engines`] and [`userspace::Userspace`] implement it (tests add
+//! an in-memory one).
 
 pub mod kernel;
+pub mod userspace;
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::fs::FsView;
+use crate::fs::{FsOptions, FsView};
 use crate::layers::{Layout, VolumeId, VolumeKind};
 
-/// Options for opening a filesystem.
-#[derive(Debug, Clone, Default)]
-pub struct FsOptions {
-    /// Show the on-disk state: do not replay the journal in memory.
-    pub no_journal: bool,
-}
-
-/// Open the filesystem of volume `id` with the userspace engine.
-pub fn open_fs(layout: &Layout, id: VolumeId, opts: &FsOptions) -> Result<Arc<dyn FsView>> {
-    let v = layout.volume(id);
-    if !v.is_filesystem() {
-        return Err(Error::Invalid(format!(
-            "{} holds {}, not a filesystem vmrescue can browse",
-            v.name,
-            v.content.describe()
-        )));
+/// Opens the filesystem of a volume: the engines, the userspace engine
+/// alone, or an in-memory filesystem in tests.
+pub trait VolumeOpener: Send + Sync {
+    /// The engine's name for the status bar.
+    fn engine(&self) -> String;
+    /// The engine that serves volume `id` (`userspace`, `kernel`).
+    fn engine_for(&self, _layout: &Layout, _id: VolumeId) -> String {
+        self.engine()
     }
-    if v.content.kind.is_ext() {
-        // The replayed view is shared; `--no-journal` views are not kept.
-        if !opts.no_journal
-            && let Some(fs) = layout
-                .opened
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&id)
-        {
-            return Ok(Arc::clone(fs));
-        }
-        // Journal devices among the volumes, for an external journal.
-        let journals: Vec<_> = layout
-            .volumes
-            .iter()
-            .filter(|v| v.content.kind == crate::layers::ContentKind::Jbd)
-            .map(|v| layout.open_volume(v.id))
-            .collect();
-        let fs: Arc<dyn FsView> = Arc::new(crate::fs::ext::Ext::open_with_journal_devices(
-            layout.open_volume(id),
-            opts,
-            &journals,
-        )?);
-        if !opts.no_journal {
-            layout
-                .opened
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, Arc::clone(&fs));
-        }
-        return Ok(fs);
+    /// Open volume `id` of `layout`.
+    fn open(&self, layout: &Layout, id: VolumeId) -> std::result::Result<Arc<dyn FsView>, String>;
+    /// Why an in-place repair of volume `id` must not be written from here
+    /// (the volume is mounted through the kernel engine), if it must not.
+    fn repair_blocker(&self, _layout: &Layout, _id: VolumeId) -> Option<String> {
+        None
     }
-    if v.content.kind == crate::layers::ContentKind::Xfs {
-        if let Some(fs) = layout
-            .opened
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
-            return Ok(Arc::clone(fs));
-        }
-        let fs: Arc<dyn FsView> = Arc::new(crate::fs::xfs::Xfs::open(layout.open_volume(id))?);
-        layout
-            .opened
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::clone(&fs));
-        return Ok(fs);
-    }
-    Err(Error::Unsupported(format!(
-        "{}: reading {} filesystems in userspace",
-        v.name,
-        v.content.kind.name()
-    )))
+    /// Forget what was opened of volume `id` (its bytes changed, or it is
+    /// to be read afresh), so the next [`VolumeOpener::open`] reads it again.
+    fn forget(&self, _id: VolumeId) {}
 }
 
 /// The volume a command works on: the one named with `--volume`, else the
@@ -204,9 +158,15 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// The filesystem table's row for `kind` ([`crate::fs::kinds`]), if it is
+/// a filesystem.
+pub fn fs_kind(kind: crate::layers::ContentKind) -> Option<&'static crate::fs::kinds::FsKind> {
+    crate::fs::kinds::by_probe_name(kind.name())
+}
+
 /// Whether vmrescue's own readers read `kind` filesystems (ext2/3/4, XFS).
 pub fn userspace_reads(kind: crate::layers::ContentKind) -> bool {
-    kind.is_ext() || kind == crate::layers::ContentKind::Xfs
+    fs_kind(kind).is_some_and(|k| k.reader.is_some())
 }
 
 /// Why the kernel engine cannot run on this machine (checked once), or `Ok`.
@@ -307,6 +267,7 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
 /// needed, the kernel session (torn down when this is dropped).
 pub struct Engines {
     choice: EngineChoice,
+    userspace: userspace::Userspace,
     session: Mutex<Option<Arc<kernel::Session>>>,
 }
 
@@ -315,6 +276,7 @@ impl Engines {
     pub fn new(choice: EngineChoice) -> Engines {
         Engines {
             choice,
+            userspace: userspace::Userspace::default(),
             session: Mutex::new(None),
         }
     }
@@ -327,6 +289,11 @@ impl Engines {
     /// Which engine serves volume `id`, and why.
     pub fn decide(&self, layout: &Layout, id: VolumeId) -> Decision {
         decide(layout, id, self.choice)
+    }
+
+    /// The userspace engine (and the filesystems it has opened).
+    pub fn userspace(&self) -> &userspace::Userspace {
+        &self.userspace
     }
 
     /// The kernel session, started on first use.
@@ -350,7 +317,7 @@ impl Engines {
         let d = self.decide(layout, id);
         let name = &layout.volume(id).name;
         match d.engine {
-            Some(Engine::Userspace) => open_fs(layout, id, opts),
+            Some(Engine::Userspace) => self.userspace.open_fs(layout, id, opts),
             Some(Engine::Kernel) => self.kernel()?.open_fs(layout, id),
             None => {
                 // Say the precise reason (not root, no device-mapper...).
@@ -372,5 +339,92 @@ impl Engines {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         s.map(|s| s.teardown()).unwrap_or_default()
+    }
+}
+
+impl VolumeOpener for Engines {
+    fn engine(&self) -> String {
+        self.choice.to_string()
+    }
+    fn open(&self, layout: &Layout, id: VolumeId) -> std::result::Result<Arc<dyn FsView>, String> {
+        self.open_fs(layout, id, &FsOptions::default())
+            .map_err(|e| e.to_string())
+    }
+    fn engine_for(&self, layout: &Layout, id: VolumeId) -> String {
+        match self.decide(layout, id).engine {
+            Some(e) => e.name().to_string(),
+            None => self.engine(),
+        }
+    }
+    fn repair_blocker(&self, layout: &Layout, id: VolumeId) -> Option<String> {
+        (self.decide(layout, id).engine == Some(Engine::Kernel)).then(|| {
+            format!(
+                "{} is mounted through the kernel engine here: quit and run `vmrescue relink \
+                 --engine kernel IMAGE --volume {} PATH`",
+                layout.volume(id).name,
+                layout.volume(id).name
+            )
+        })
+    }
+    fn forget(&self, id: VolumeId) {
+        self.userspace.forget(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fs::kinds::KINDS;
+    use crate::layers::ContentKind;
+
+    const ALL: &[ContentKind] = &[
+        ContentKind::Ext2,
+        ContentKind::Ext3,
+        ContentKind::Ext4,
+        ContentKind::Jbd,
+        ContentKind::Xfs,
+        ContentKind::Btrfs,
+        ContentKind::Vfat,
+        ContentKind::Exfat,
+        ContentKind::Ntfs,
+        ContentKind::Swap,
+        ContentKind::LvmPv,
+        ContentKind::Luks,
+        ContentKind::Iso9660,
+        ContentKind::Squashfs,
+        ContentKind::MdRaid,
+        ContentKind::Qcow2,
+        ContentKind::PartitionTable,
+        ContentKind::Zeros,
+        ContentKind::Unknown,
+        ContentKind::Unreadable,
+    ];
+
+    #[test]
+    fn the_filesystem_table_has_a_row_for_every_filesystem_the_probe_finds() {
+        for &kind in ALL {
+            assert_eq!(
+                super::fs_kind(kind).is_some(),
+                kind.is_filesystem(),
+                "{}",
+                kind.name()
+            );
+        }
+        for row in KINDS {
+            assert!(
+                ALL.iter().any(|k| k.name() == row.name),
+                "{}: no probe kind of that name",
+                row.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_engines_read_what_the_table_says() {
+        assert!(super::userspace_reads(ContentKind::Ext3));
+        assert!(super::userspace_reads(ContentKind::Xfs));
+        assert!(!super::userspace_reads(ContentKind::Btrfs));
+        assert!(!super::userspace_reads(ContentKind::Jbd));
+        assert!(super::kernel::mountable(ContentKind::Ntfs));
+        assert!(!super::kernel::mountable(ContentKind::Swap));
     }
 }

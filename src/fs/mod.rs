@@ -12,6 +12,7 @@
 
 pub mod ext;
 pub mod host;
+pub mod kinds;
 pub mod mem;
 pub mod path;
 pub mod problems;
@@ -19,6 +20,13 @@ pub mod xfs;
 
 use crate::error::Result;
 use crate::io::HostExtent;
+
+/// Options for opening a filesystem.
+#[derive(Debug, Clone, Default)]
+pub struct FsOptions {
+    /// Show the on-disk state: do not replay the journal in memory.
+    pub no_journal: bool,
+}
 
 /// A node (inode) of a guest filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -87,6 +87,23 @@ pub struct Located {
     pub len: u64,
 }
 
+/// Why a volume byte has no place on a disk ([`Mapping::ranges`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmapped {
+    /// Byte `at` lies in a zero segment.
+    Zero {
+        /// The volume byte.
+        at: u64,
+    },
+    /// Byte `at` lies in an unreadable segment, or past the end.
+    Unreadable {
+        /// The volume byte.
+        at: u64,
+        /// Why (the segment's reason).
+        reason: String,
+    },
+}
+
 impl Mapping {
     /// A mapping from segments, checked: they start at 0, follow each other without
     /// gaps or overlap, have non-zero length, and striped segments divide evenly.
@@ -219,6 +236,36 @@ impl Mapping {
         }
     }
 
+    /// Where the volume bytes `offset..offset + len` lie on the disks: one
+    /// run per contiguous piece, in volume order, split where the mapping
+    /// splits (segment boundaries, stripe chunks). Runs are not merged, even
+    /// when two happen to touch on a disk. A byte in a zero or unreadable
+    /// segment, or past the end, has no place to be written to.
+    pub fn ranges(&self, offset: u64, len: u64) -> Result<Vec<Located>, Unmapped> {
+        let mut out = Vec::new();
+        let mut done = 0u64;
+        // Each step covers at least one byte: at most `len` steps.
+        while done < len {
+            let at = offset
+                .checked_add(done)
+                .ok_or_else(|| Unmapped::Unreadable {
+                    at: u64::MAX,
+                    reason: "offset overflows".into(),
+                })?;
+            let loc = self
+                .locate(at)
+                .map_err(|reason| Unmapped::Unreadable { at, reason })?
+                .ok_or(Unmapped::Zero { at })?;
+            let n = loc.len.min(len - done).max(1);
+            out.push(Located {
+                area: loc.area,
+                len: n,
+            });
+            done += n;
+        }
+        Ok(out)
+    }
+
     /// The disks this mapping reads from.
     pub fn disks(&self) -> Vec<DiskId> {
         let mut v: Vec<DiskId> = self
@@ -343,6 +390,55 @@ mod tests {
         );
         assert_eq!(m.locate(8192 + 5).unwrap().unwrap().len, 4096 - 5);
         assert!(m.locate(32768).is_err());
+    }
+
+    #[test]
+    fn ranges_split_at_segments_and_stripes() {
+        let m = Mapping::new(vec![
+            Segment {
+                start: 0,
+                len: 1024,
+                target: Target::Linear(area(0, 10_000)),
+            },
+            Segment {
+                start: 1024,
+                len: 4096,
+                target: Target::Striped {
+                    chunk_size: 1024,
+                    stripes: vec![area(1, 0), area(2, 512)],
+                },
+            },
+            Segment {
+                start: 5120,
+                len: 512,
+                target: Target::Zero,
+            },
+        ])
+        .unwrap();
+        let run = |disk, offset, len| Located {
+            area: area(disk, offset),
+            len,
+        };
+        // Inside one linear segment: one run.
+        assert_eq!(m.ranges(10, 20).unwrap(), vec![run(0, 10_010, 20)]);
+        // Across the linear end into the stripes, then across a chunk.
+        assert_eq!(
+            m.ranges(1000, 1100).unwrap(),
+            vec![run(0, 11_000, 24), run(1, 0, 1024), run(2, 512, 52)]
+        );
+        // Chunks 2 and 3 of the striped segment: row 1 of each stripe.
+        assert_eq!(
+            m.ranges(1024 + 2048 + 1000, 100).unwrap(),
+            vec![run(1, 1024 + 1000, 24), run(2, 512 + 1024, 76)]
+        );
+        // Nothing asked, nothing to write.
+        assert_eq!(m.ranges(7, 0).unwrap(), vec![]);
+        // Zero segments and the end have no place on a disk.
+        assert_eq!(m.ranges(5100, 40), Err(Unmapped::Zero { at: 5120 }));
+        assert!(matches!(
+            m.ranges(5632, 1),
+            Err(Unmapped::Unreadable { at: 5632, .. })
+        ));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use cache::CachedSource;
 pub use file::FileSource;
-pub use mapped::{Area, DiskId, MappedView, Mapping, Segment, Target};
+pub use mapped::{Area, DiskId, Located, MappedView, Mapping, Segment, Target, Unmapped};
 pub use window::Window;
 
 /// A sector count in 512-byte units, the unit of device-mapper tables and LVM metadata.

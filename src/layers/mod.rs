@@ -147,11 +147,6 @@ pub struct Layout {
     pub pvs: Vec<lvm::PvOnDisk>,
     /// Facts found by inspection that belong to no one volume.
     pub notes: Vec<String>,
-    /// Filesystems already opened by the userspace engine (inspection opens
-    /// every one; a command then reuses it instead of reading the
-    /// superblock, group descriptors and journal again).
-    pub(crate) opened:
-        Arc<std::sync::Mutex<std::collections::HashMap<VolumeId, Arc<dyn crate::fs::FsView>>>>,
 }
 
 impl Layout {
@@ -159,15 +154,6 @@ impl Layout {
     pub fn open_volume(&self, id: VolumeId) -> Arc<dyn ReadAt> {
         let disks = self.disks.iter().map(|d| Arc::clone(&d.source)).collect();
         Arc::new(MappedView::new(self.volumes[id.0].mapping.clone(), disks))
-    }
-
-    /// Forget an opened filesystem of volume `id` (after its bytes were
-    /// changed by a repair), so the next open reads it again.
-    pub fn forget_opened(&self, id: VolumeId) {
-        self.opened
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
     }
 
     /// The volume with this id.
@@ -277,7 +263,6 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
         groups: Vec::new(),
         pvs: Vec::new(),
         notes: Vec::new(),
-        opened: Arc::default(),
     };
     for (i, img) in images.into_iter().enumerate() {
         let id = DiskId(i);

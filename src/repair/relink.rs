@@ -1,107 +1,85 @@
-//! Rewriting a symlink in place on ext2/3/4 (the userspace engine's repair).
+//! Repairing a symlink: one plan, two appliers.
 //!
-//! The link keeps its inode and the kind of storage it has:
+//! [`plan`] finds the link, chooses its new target (the operator's, or the
+//! best candidate), checks it, and says what will be written; [`apply`]
+//! writes it with the applier the plan was made for, each leaving an undo
+//! record ([`super::undo::UndoRecord`]):
 //!
-//! * a **fast** symlink (target under 60 bytes in `i_block`, no data block,
-//!   no `EXTENTS`/`INLINE_DATA` flag) gets a new target of 1 to 59 bytes,
-//!   zero-padded in `i_block`;
-//! * a **slow** symlink (target in its one data block, block- or
-//!   extent-mapped) gets a new target of 60 bytes up to a block minus one,
-//!   written into the same block and followed by zeros where the old one was
-//!   (a shorter target would be taken for a fast one by `e2fsck` and the
-//!   kernel, and making it fast would free a block: bitmaps and counters);
-//! * an **inline-data** symlink (`INLINE_DATA`: `i_block` and the
-//!   `system.data` attribute in the inode) only keeps a target of exactly the
-//!   same length, whose bytes are rewritten in both places.
+//! * [`Writer::InPlace`] (the userspace engine, ext2/3/4): the inode's bytes
+//!   (and a slow link's data block) are patched in the image files, as
+//!   [`crate::fs::ext::write::symlink`] computes them. The plan reads the
+//!   filesystem as it is on disk (the journal is not replayed) and turns every
+//!   changed volume range into image-file ranges through the volume's
+//!   [`Mapping`](crate::io::Mapping) ([`Mapping::ranges`](crate::io::Mapping::ranges)),
+//!   one [`WritePlan`] per image file. A target that does not fit is refused
+//!   with the reason and the alternative (the kernel engine).
+//! * [`Writer::Kernel`] (the kernel engine, any filesystem the kernel
+//!   writes, targets of any length): a read-write mount, a new symlink
+//!   renamed over the old one ([`crate::engine::kernel::repair`]).
 //!
-//! In every case `i_size` (low and high words), `ctime` (with
-//! `ctime_extra`'s nanoseconds when the inode has room for them) and, with
-//! metadata_csum, the inode checksum are updated. A target that does not fit
-//! is refused with the reason and the alternative (the kernel engine).
-//!
-//! The plan reads the filesystem as it is on disk (the journal is not
-//! replayed) and turns every changed volume range into image-file ranges
-//! through the volume's [`Mapping`](crate::io::Mapping), split at segment
-//! and stripe boundaries, one [`WritePlan`] per image file. What stops a
-//! plan from being applied is listed in [`Plan::blockers`]: a journal that
-//! needs recovery, the filesystem's error flag or an unclean state, an image
-//! in use (QEMU's locks, writers, loop devices, mounts; on a Proxmox host a
-//! running guest), a container format whose bytes are not plain in the
-//! host file (qcow2), an image that cannot be opened for writing, a new
-//! target that would dangle inside the guest (unless forced). [`apply`]
-//! checks them all again just before writing.
+//! What stops a plan from being applied is listed in [`Plan::blockers`]: a
+//! journal that needs recovery, the filesystem's error flag or an unclean
+//! state (in place), an image in use (QEMU's locks, writers, loop devices,
+//! mounts; on a Proxmox host a running guest), a container format whose
+//! bytes are not plain in the host file (qcow2, in place), an image that
+//! cannot be opened for writing, a new target that would dangle inside the
+//! guest (unless forced). [`apply`] checks that the images are not in use
+//! again just before writing.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::candidates::{Analysis, Guest};
 use super::elf;
 use super::signs::is_library_name;
 use super::undo::{self, ByteWrite, WritePlan};
-use crate::engine::FsOptions;
+use crate::engine::kernel::Session;
 use crate::error::{Error, Result};
+use crate::fs::FsOptions;
 use crate::fs::ext::Ext;
-use crate::fs::ext::RunKind;
-use crate::fs::ext::inode::{self, EXT4_GOOD_OLD_INODE_SIZE, I_BLOCK, I_BLOCK_LEN, Inode};
 use crate::fs::ext::superblock::incompat;
+use crate::fs::ext::write::{self as ext_write, KERNEL_ENGINE, Patch};
 use crate::fs::{FileType, FsView, NodeId, Timestamp, path};
 use crate::image::ImageFormat;
-use crate::io::{DiskId, ReadAt};
+use crate::io::{DiskId, Unmapped};
 use crate::layers::{Layout, VolumeId};
 use crate::text::{escape, escape_str};
 
-/// Longest symlink target (PATH_MAX without its NUL).
-pub const MAX_TARGET: usize = 4095;
-/// Offset of `i_size_lo`.
-const I_SIZE_LO: usize = 0x4;
-/// Offset of `i_ctime`.
-const I_CTIME: usize = 0xC;
-/// Offset of `i_size_high`.
-const I_SIZE_HIGH: usize = 0x6C;
-/// Offset of `i_ctime_extra` (inside the extra part).
-const I_CTIME_EXTRA: usize = 0x84;
+pub use crate::fs::ext::write::{MAX_TARGET, Storage};
+
 /// `s_state` bits.
 const EXT2_VALID_FS: u16 = 0x1;
 const EXT2_ERROR_FS: u16 = 0x2;
-/// The kernel engine, as the alternative offered in refusals.
-const KERNEL_ENGINE: &str = "the kernel engine (`--engine kernel`, as root), which replaces the link through a mounted filesystem";
 
-/// How a symlink stores its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// In `i_block` (under 60 bytes).
-    Fast,
-    /// In one data block.
-    Slow {
-        /// The block's number in the filesystem.
-        block: u64,
-        /// Extent-mapped (else block-mapped).
-        extents: bool,
-    },
-    /// Inline data: `i_block`, then the `system.data` attribute.
-    Inline,
+/// Who reads the filesystem to plan a relink, and writes it.
+#[derive(Clone)]
+pub enum Writer {
+    /// The userspace engine: the ext inode bytes patched in the image files.
+    InPlace,
+    /// The kernel engine's session: a read-only mount to plan, a read-write
+    /// one to write.
+    Kernel(Arc<Session>),
 }
 
-impl Storage {
-    /// In words, for the plan.
-    pub fn describe(&self) -> String {
+impl Writer {
+    /// Which applier this is.
+    pub fn applier(&self) -> Applier {
         match self {
-            Storage::Fast => "a fast symlink: the target lives in the inode".into(),
-            Storage::Slow { block, extents } => format!(
-                "a slow symlink: the target lives in data block {block} ({})",
-                if *extents {
-                    "extent-mapped"
-                } else {
-                    "block-mapped"
-                }
-            ),
-            Storage::Inline => {
-                "an inline-data symlink: the target lives in the inode and its system.data attribute"
-                    .into()
-            }
+            Writer::InPlace => Applier::InPlace,
+            Writer::Kernel(_) => Applier::Kernel,
         }
     }
+}
+
+/// Which applier a plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applier {
+    /// Bytes patched in the image files (userspace engine, ext2/3/4).
+    InPlace,
+    /// A read-write kernel mount: a new symlink renamed over the old one.
+    Kernel,
 }
 
 /// Settings of a relink.
@@ -112,7 +90,7 @@ pub struct Options {
     /// Where the Proxmox configuration lives (default `/etc/pve`), to ask
     /// whether a guest using the image runs.
     pub pve_root: Option<PathBuf>,
-    /// The new ctime (default: now).
+    /// The new ctime (default: now; in place only).
     pub now: Option<Timestamp>,
 }
 
@@ -132,16 +110,18 @@ pub struct Change {
 /// What a relink will do, and whether it may.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Who writes it.
+    pub applier: Applier,
     /// The volume's name (`vg_ta/lv_root`).
     pub volume: String,
-    /// `ext2`, `ext3` or `ext4`.
+    /// `ext2`, `ext3`, `ext4` (`xfs`... through the kernel engine).
     pub fs_type: String,
     /// The link's absolute guest path.
     pub link: Vec<u8>,
-    /// Its inode.
+    /// Its inode (in place; 0 through the kernel engine).
     pub ino: u32,
-    /// How it stores its target.
-    pub storage: Storage,
+    /// How it stores its target (in place; the kernel decides otherwise).
+    pub storage: Option<Storage>,
     /// The target now.
     pub old_target: Vec<u8>,
     /// The target to write.
@@ -154,24 +134,32 @@ pub struct Plan {
     pub guess: bool,
     /// Doubts about the new target.
     pub warnings: Vec<String>,
-    /// The volume ranges that change.
+    /// The volume ranges that change (in place).
     pub changes: Vec<Change>,
-    /// The image-file writes, one plan per image file (empty when the
-    /// volume's bytes cannot be written in place).
+    /// The image-file writes, one plan per image file (in place; empty when
+    /// the volume's bytes cannot be written in place).
     pub writes: Vec<WritePlan>,
     /// Why the plan cannot be applied (empty: it can).
     pub blockers: Vec<String>,
 }
 
 impl Plan {
-    /// Bytes to write in all.
+    /// Bytes to write in all (in place).
     pub fn bytes(&self) -> usize {
         self.writes.iter().map(WritePlan::bytes).sum()
     }
 
     /// Whether nothing stops the plan.
     pub fn can_apply(&self) -> bool {
-        self.blockers.is_empty() && !self.writes.is_empty()
+        self.blockers.is_empty() && (self.applier == Applier::Kernel || !self.writes.is_empty())
+    }
+
+    /// How the link will be rewritten, in words.
+    pub fn how(&self) -> String {
+        match self.storage {
+            Some(s) if self.applier == Applier::InPlace => s.describe(),
+            _ => "through a read-write kernel mount: a new symlink renamed over the old one".into(),
+        }
     }
 
     /// One line: `relink /lib64/libc.so.6: /opt/… → libc-2.12.so`.
@@ -186,10 +174,20 @@ impl Plan {
     }
 }
 
-/// Plan the relink of `link` on volume `id`: to `target`, or to the best
-/// candidate when `None`. Errors are what makes a plan impossible (not ext,
-/// not a symlink, no candidate, a target that does not fit); what only
-/// stops it from being applied is in [`Plan::blockers`].
+/// What an applier did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The link's canonical guest path.
+    pub link: Vec<u8>,
+    /// The undo files: one per image written in place, or the one record of
+    /// a kernel-engine replacement.
+    pub undo_files: Vec<PathBuf>,
+    /// Things the operator should know (a busy unmount...).
+    pub notes: Vec<String>,
+}
+
+/// Plan the relink of `link` on volume `id` in place (the userspace engine):
+/// [`plan_with`] and [`Writer::InPlace`].
 pub fn plan(
     layout: &Layout,
     id: VolumeId,
@@ -197,27 +195,62 @@ pub fn plan(
     target: Option<&[u8]>,
     opts: &Options,
 ) -> Result<Plan> {
-    let volume = layout.volume(id);
-    if !volume.content.kind.is_ext() {
-        return Err(Error::Refused(format!(
-            "{} holds {}: vmrescue writes repairs in place only on ext2/ext3/ext4{}",
-            volume.name,
-            volume.content.describe(),
-            if volume.content.kind.is_filesystem() {
-                format!("; use {KERNEL_ENGINE}")
-            } else {
-                String::new()
-            }
-        )));
-    }
-    // The on-disk state: a journal that needs recovery is a blocker, and
-    // replayed blocks must never be taken for what is on the disk.
-    let src = layout.open_volume(id);
-    let ext = Ext::open(std::sync::Arc::clone(&src), &FsOptions { no_journal: true })?;
-    let mut blockers = state_blockers(&ext);
+    plan_with(&Writer::InPlace, layout, id, link, target, opts)
+}
 
-    let r = path::resolve(&ext, link, false)?;
-    let meta = ext.metadata(r.node)?;
+/// Plan the relink of `link` on volume `id` for `writer`: to `target`, or to
+/// the best candidate when `None`. Errors are what makes a plan impossible
+/// (not ext in place, not a symlink, no candidate, a target that does not
+/// fit, an image in use before the kernel engine mounts anything); what
+/// only stops it from being applied is in [`Plan::blockers`].
+pub fn plan_with(
+    writer: &Writer,
+    layout: &Layout,
+    id: VolumeId,
+    link: &[u8],
+    target: Option<&[u8]>,
+    opts: &Options,
+) -> Result<Plan> {
+    let volume = layout.volume(id);
+    let (fs, ext, mut blockers): (Arc<dyn FsView>, Option<Arc<Ext>>, Vec<String>) = match writer {
+        Writer::InPlace => {
+            let kind = crate::fs::kinds::by_probe_name(volume.content.kind.name());
+            if !kind.is_some_and(|k| k.relink_in_place) {
+                return Err(Error::Refused(format!(
+                    "{} holds {}: vmrescue writes repairs in place only on ext2/ext3/ext4{}",
+                    volume.name,
+                    volume.content.describe(),
+                    if kind.is_some_and(|k| k.relink_kernel) {
+                        format!("; use {KERNEL_ENGINE}")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            // The on-disk state: a journal that needs recovery is a blocker,
+            // and replayed blocks must never be taken for what is on the disk.
+            let ext = Arc::new(Ext::open(
+                layout.open_volume(id),
+                &FsOptions { no_journal: true },
+            )?);
+            let blockers = state_blockers(&ext);
+            (Arc::clone(&ext) as Arc<dyn FsView>, Some(ext), blockers)
+        }
+        Writer::Kernel(session) => {
+            // Nothing is mounted while something else holds the image.
+            let busy = in_use(layout, id, opts.pve_root.as_deref());
+            if !busy.is_empty() {
+                return Err(Error::Refused(format!(
+                    "{}; nothing was written",
+                    busy.join("; ")
+                )));
+            }
+            (session.open_fs(layout, id)?, None, Vec::new())
+        }
+    };
+
+    let r = path::resolve(&*fs, link, false)?;
+    let meta = fs.metadata(r.node)?;
     if meta.file_type != FileType::Symlink {
         return Err(Error::Invalid(format!(
             "{}: not a symbolic link (it is a {})",
@@ -225,42 +258,9 @@ pub fn plan(
             format!("{:?}", meta.file_type).to_lowercase()
         )));
     }
-    let guest = Guest::new(&ext);
+    let guest = Guest::new(&*fs);
     let analysis = guest.analyze(&r.path)?;
-    let (new_target, reasons, guess) = match target {
-        Some(t) => {
-            let found = analysis
-                .candidates
-                .iter()
-                .find(|c| c.target == t || c.path == t);
-            match found {
-                Some(c) => (t.to_vec(), c.reasons.clone(), c.guess),
-                None => (
-                    t.to_vec(),
-                    vec!["given by the operator (not among the candidates)".to_string()],
-                    false,
-                ),
-            }
-        }
-        None => match analysis.proposal() {
-            Some(c) => (c.target.clone(), c.reasons.clone(), c.guess),
-            None if analysis.problems.is_empty() => {
-                return Err(Error::Invalid(format!(
-                    "{} -> {} looks right and vmrescue knows no better target; name one with --to \
-                     to change it anyway",
-                    escape(&analysis.link),
-                    escape(&analysis.target)
-                )));
-            }
-            None => {
-                return Err(Error::Invalid(format!(
-                    "no candidate target found for {} ({}); name one with --to",
-                    escape(&analysis.link),
-                    analysis.problems.join("; ")
-                )));
-            }
-        },
-    };
+    let (new_target, reasons, guess) = choose_target(&analysis, target)?;
     check_target_text(&new_target)?;
     if new_target == analysis.target {
         return Err(Error::Invalid(format!(
@@ -279,61 +279,28 @@ pub fn plan(
         &mut blockers,
     );
 
-    let ino = u32::try_from(r.node.0)
-        .map_err(|_| Error::Invalid(format!("inode number {} out of range", r.node.0)))?;
-    let inode = ext.read_inode(ino)?;
-    if ext.superblock().has_metadata_csum() {
-        let want = inode::inode_checksum(ext.csum_seed(), ino, &inode.raw);
-        let stored = inode::stored_checksum(&inode.raw);
-        if want != stored {
-            return Err(Error::Refused(format!(
-                "inode {ino} of {} has a bad checksum already (stored {stored:#x}, computed {want:#x}): run e2fsck on the filesystem first",
-                escape(&analysis.link)
-            )));
-        }
-    }
-    let now = opts.now.unwrap_or_else(now);
-    let (storage, changes) = rewrite(&ext, &*src, &inode, &analysis, &new_target, now)?;
-
-    let mut writes = Vec::new();
-    match image_writes(layout, id, &changes, &analysis) {
-        Ok(w) => writes = w,
-        Err(why) => blockers.push(why),
-    }
-    let mut seen = Vec::new();
-    for w in &writes {
-        if seen.contains(&w.image) {
-            continue;
-        }
-        seen.push(w.image.clone());
-        // Asked without opening: closing a block device opened for writing
-        // makes udev probe it again.
-        if let Err(e) = nix::unistd::access(&w.image, nix::unistd::AccessFlags::W_OK) {
-            blockers.push(format!(
-                "{} cannot be opened for writing: {}",
-                w.image.display(),
-                std::io::Error::from(e)
-            ));
-        }
-    }
-    blockers.extend(in_use(layout, id, opts.pve_root.as_deref()));
-
     let mut plan = Plan {
+        applier: writer.applier(),
         volume: volume.name.clone(),
-        fs_type: ext.status().fs_type,
+        fs_type: volume.content.kind.name().to_string(),
         link: analysis.link.clone(),
-        ino,
-        storage,
+        ino: 0,
+        storage: None,
         old_target: analysis.target.clone(),
         new_target,
         analysis,
         reasons,
         guess,
         warnings,
-        changes: changes.into_iter().map(|c| c.change).collect(),
-        writes,
+        changes: Vec::new(),
+        writes: Vec::new(),
         blockers,
     };
+    if let Some(ext) = ext {
+        plan_in_place(&ext, layout, id, r.node, opts, &mut plan)?;
+    }
+    plan.blockers
+        .extend(in_use(layout, id, opts.pve_root.as_deref()));
     let description = plan.description();
     for w in &mut plan.writes {
         w.description = description.clone();
@@ -341,10 +308,103 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Apply a plan: check again that nothing stops it (the image may have been
-/// opened by a VM since), write each image's ranges with an undo record
-/// ([`undo::apply`]), then read the link back. Returns the undo files, one
-/// per image written. If a later image fails, the earlier ones are undone.
+/// The new target: the operator's `target` (with a candidate's reasons if
+/// it is one), or the best candidate; its reasons; whether it is a guess.
+fn choose_target(a: &Analysis, target: Option<&[u8]>) -> Result<(Vec<u8>, Vec<String>, bool)> {
+    Ok(match target {
+        Some(t) => {
+            let found = a.candidates.iter().find(|c| c.target == t || c.path == t);
+            match found {
+                Some(c) => (t.to_vec(), c.reasons.clone(), c.guess),
+                None => (
+                    t.to_vec(),
+                    vec!["given by the operator (not among the candidates)".to_string()],
+                    false,
+                ),
+            }
+        }
+        None => match a.proposal() {
+            Some(c) => (c.target.clone(), c.reasons.clone(), c.guess),
+            None if a.problems.is_empty() => {
+                return Err(Error::Invalid(format!(
+                    "{} -> {} looks right and vmrescue knows no better target; name one with --to \
+                     to change it anyway",
+                    escape(&a.link),
+                    escape(&a.target)
+                )));
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "no candidate target found for {} ({}); name one with --to",
+                    escape(&a.link),
+                    a.problems.join("; ")
+                )));
+            }
+        },
+    })
+}
+
+/// The in-place part of a plan: the ext bytes ([`ext_write::symlink`]),
+/// the image-file writes they make, and whether the images can be opened
+/// for writing.
+fn plan_in_place(
+    ext: &Ext,
+    layout: &Layout,
+    id: VolumeId,
+    node: NodeId,
+    opts: &Options,
+    plan: &mut Plan,
+) -> Result<()> {
+    let ino = u32::try_from(node.0)
+        .map_err(|_| Error::Invalid(format!("inode number {} out of range", node.0)))?;
+    let inode = ext.read_inode(ino)?;
+    let now = opts.now.unwrap_or_else(now);
+    let patch = ext_write::symlink(
+        ext,
+        &inode,
+        &plan.link,
+        &plan.old_target,
+        &plan.new_target,
+        now,
+    )?;
+    plan.ino = ino;
+    plan.fs_type = ext.status().fs_type;
+    plan.storage = Some(patch.storage);
+    match image_writes(layout, id, &patch.patches, &plan.link) {
+        Ok(w) => plan.writes = w,
+        Err(why) => plan.blockers.push(why),
+    }
+    plan.changes = patch
+        .patches
+        .iter()
+        .map(|p| Change {
+            what: p.what.clone(),
+            volume_offset: p.pos,
+            len: p.old.len(),
+            fields: p.fields.clone(),
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for w in &plan.writes {
+        if seen.contains(&w.image) {
+            continue;
+        }
+        seen.push(w.image.clone());
+        // Asked without opening: closing a block device opened for writing
+        // makes udev probe it again.
+        if let Err(e) = nix::unistd::access(&w.image, nix::unistd::AccessFlags::W_OK) {
+            plan.blockers.push(format!(
+                "{} cannot be opened for writing: {}",
+                w.image.display(),
+                std::io::Error::from(e)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Apply a plan made by [`plan`] in place: [`apply_with`] and
+/// [`Writer::InPlace`]; returns the undo files.
 pub fn apply(
     layout: &Layout,
     id: VolumeId,
@@ -352,13 +412,32 @@ pub fn apply(
     undo_dir: &Path,
     opts: &Options,
 ) -> Result<Vec<PathBuf>> {
+    apply_with(&Writer::InPlace, layout, id, plan, undo_dir, opts).map(|a| a.undo_files)
+}
+
+/// Apply a plan with `writer` (the one it was made for): check again that
+/// nothing stops it (the image may have been opened by a VM since), then
+/// write it with an undo record and read the link back.
+pub fn apply_with(
+    writer: &Writer,
+    layout: &Layout,
+    id: VolumeId,
+    plan: &Plan,
+    undo_dir: &Path,
+    opts: &Options,
+) -> Result<Applied> {
+    if writer.applier() != plan.applier {
+        return Err(Error::Invalid(
+            "the plan was made for the other engine; nothing was written".into(),
+        ));
+    }
     if !plan.blockers.is_empty() {
         return Err(Error::Refused(format!(
             "{}; nothing was written",
             plan.blockers.join("; ")
         )));
     }
-    if plan.writes.is_empty() {
+    if plan.applier == Applier::InPlace && plan.writes.is_empty() {
         return Err(Error::Refused("nothing to write".into()));
     }
     let again = in_use(layout, id, opts.pve_root.as_deref());
@@ -368,6 +447,42 @@ pub fn apply(
             again.join("; ")
         )));
     }
+    match writer {
+        Writer::InPlace => write_in_place(layout, id, plan, undo_dir).map(|undo_files| Applied {
+            link: plan.link.clone(),
+            undo_files,
+            notes: Vec::new(),
+        }),
+        Writer::Kernel(session) => {
+            let (change, undo_file) = crate::engine::kernel::repair::replace_with_undo(
+                session,
+                layout,
+                id,
+                &plan.link,
+                &plan.old_target,
+                &plan.new_target,
+                undo_dir,
+            )?;
+            // The filesystem changed under any view opened before: the
+            // caller tells its engine to forget it, as for the in-place write.
+            Ok(Applied {
+                link: change.path,
+                undo_files: vec![undo_file],
+                notes: change.notes,
+            })
+        }
+    }
+}
+
+/// The in-place applier: write each image's ranges with an undo record
+/// ([`undo::apply`]), then read the link back. Returns the undo files, one
+/// per image written. If a later image fails, the earlier ones are undone.
+fn write_in_place(
+    layout: &Layout,
+    id: VolumeId,
+    plan: &Plan,
+    undo_dir: &Path,
+) -> Result<Vec<PathBuf>> {
     let mut done: Vec<PathBuf> = Vec::new();
     for w in &plan.writes {
         match undo::apply(w, undo_dir) {
@@ -397,8 +512,8 @@ pub fn apply(
         .map(|p| format!("vmrescue undo {}", p.display()))
         .collect::<Vec<_>>()
         .join(" and ");
-    // The filesystem changed under any view opened before.
-    layout.forget_opened(id);
+    // The filesystem changed under any view opened before: the caller
+    // tells its engine to forget it ([`crate::engine::VolumeOpener::forget`]).
     let ext = Ext::open(layout.open_volume(id), &FsOptions { no_journal: true })?;
     let back = ext.read_link(NodeId(u64::from(plan.ino)))?;
     if back != plan.new_target {
@@ -578,13 +693,6 @@ fn target_doubts(
     }
 }
 
-/// A changed volume range with its old and new bytes.
-struct Rewrite {
-    change: Change,
-    old: Vec<u8>,
-    new: Vec<u8>,
-}
-
 /// The current time.
 fn now() -> Timestamp {
     let d = std::time::SystemTime::now()
@@ -596,288 +704,38 @@ fn now() -> Timestamp {
     }
 }
 
-/// A time as ext stores it: the low 32 bits of the seconds (read back as
-/// signed), and the `_extra` word: two epoch bits (the seconds' bits 32 and
-/// 33, after the sign extension of the low word) and the nanoseconds << 2.
-fn encode_time(t: Timestamp) -> (u32, u32) {
-    let lo = t.sec as i32;
-    let epoch = ((t.sec - i64::from(lo)) >> 32) as u32 & 3;
-    (lo as u32, epoch | (t.nsec.min(999_999_999) << 2))
-}
-
-/// Whether a raw inode has room for the field at `off` (4 bytes) in its extra part.
-fn has_extra(raw: &[u8], off: usize) -> bool {
-    let extra = usize::from(crate::io::le::u16(raw, 0x80).unwrap_or(0));
-    raw.len() > EXT4_GOOD_OLD_INODE_SIZE && off + 4 <= EXT4_GOOD_OLD_INODE_SIZE + extra
-}
-
-fn put_u32(raw: &mut [u8], off: usize, v: u32) {
-    raw[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-/// The new inode bytes and data block bytes for the new target.
-fn rewrite(
-    ext: &Ext,
-    src: &dyn ReadAt,
-    inode: &Inode,
-    a: &Analysis,
-    target: &[u8],
-    now: Timestamp,
-) -> Result<(Storage, Vec<Rewrite>)> {
-    let ino = inode.ino;
-    let bs = ext.block_size();
-    let link = escape(&a.link);
-    let len = target.len();
-    if inode.has_flag(inode::flags::ENCRYPT) {
-        return Err(Error::Refused(format!(
-            "{link} is encrypted (ext4 encryption): vmrescue cannot write its target; use {KERNEL_ENGINE}"
-        )));
-    }
-    if inode.has_flag(inode::flags::EA_INODE) {
-        return Err(Error::Refused(format!(
-            "inode {ino} ({link}) is marked as an extended-attribute inode: not an ordinary symlink; run e2fsck"
-        )));
-    }
-    let old_size = inode.i_size;
-    let mut raw = inode.raw.clone();
-    let mut fields = vec!["i_size".to_string()];
-    let mut data: Option<Rewrite> = None;
-    let storage = if inode.has_flag(inode::flags::INLINE_DATA) {
-        let (value_at, hash_at) = inline_value(inode, old_size)?;
-        if len as u64 != old_size {
-            return Err(Error::Refused(format!(
-                "{link} is an inline-data symlink of {old_size} bytes: vmrescue rewrites those only with a target of the same length (this one has {len}), since a different length means resizing its system.data attribute; use {KERNEL_ENGINE}"
-            )));
-        }
-        raw[I_BLOCK..I_BLOCK + I_BLOCK_LEN].copy_from_slice(&target[..I_BLOCK_LEN]);
-        let rest = &target[I_BLOCK_LEN..];
-        raw[value_at..value_at + rest.len()].copy_from_slice(rest);
-        fields.push("i_block".into());
-        fields.push("system.data".into());
-        if let Some(h) = hash_at {
-            let stored = crate::io::le::u32(&raw, h).unwrap_or(0);
-            if stored != 0 {
-                let hash = xattr_hash(b"data", rest);
-                put_u32(&mut raw, h, hash);
-                fields.push("e_hash".into());
-            }
-        }
-        Storage::Inline
-    } else if ext.is_fast_symlink(inode) {
-        if inode.has_flag(inode::flags::EXTENTS) {
-            return Err(Error::Refused(format!(
-                "{link}: a fast symlink with the EXTENTS flag is not something vmrescue rewrites (e2fsck calls it invalid); run e2fsck first"
-            )));
-        }
-        if len >= I_BLOCK_LEN {
-            return Err(Error::Refused(format!(
-                "{link} is a fast symlink: its target lives in the inode, which holds at most {} bytes, and {} has {len}. Making it a slow symlink needs a data block allocated (bitmaps, counters), which vmrescue does not do in place; choose a shorter target (relative, in the same directory), or use {KERNEL_ENGINE}",
-                I_BLOCK_LEN - 1,
-                escape(target)
-            )));
-        }
-        let mut iblock = [0u8; I_BLOCK_LEN];
-        iblock[..len].copy_from_slice(target);
-        raw[I_BLOCK..I_BLOCK + I_BLOCK_LEN].copy_from_slice(&iblock);
-        fields.push("i_block".into());
-        Storage::Fast
-    } else {
-        let max = (bs as usize - 1).min(MAX_TARGET);
-        if len < I_BLOCK_LEN {
-            return Err(Error::Refused(format!(
-                "{link} is a slow symlink (its target lives in a data block), and a target of {len} bytes would be read as a fast one (under {I_BLOCK_LEN} bytes); turning it into one frees a block (bitmaps, counters), which vmrescue does not do in place; use {KERNEL_ENGINE}"
-            )));
-        }
-        if len > max {
-            return Err(Error::Refused(format!(
-                "{link}: a target of {len} bytes does not fit its data block ({bs} bytes, so at most {max})"
-            )));
-        }
-        if old_size >= bs {
-            return Err(Error::corrupt(
-                "ext symlink",
-                inode.pos,
-                format!("inode {ino}: i_size {old_size} is not below the block size {bs}"),
-            ));
-        }
-        let run = ext.map_block(inode, 0)?;
-        let RunKind::Data(block) = run.kind else {
-            return Err(Error::corrupt(
-                "ext symlink",
-                inode.pos,
-                format!("inode {ino}: the slow symlink's first block is not allocated"),
-            ));
-        };
-        // The new target and its NUL, and zeros over the rest of the old one.
-        let span = (old_size as usize).max(len) + 1;
-        let pos = block.checked_mul(bs).ok_or_else(|| {
-            Error::corrupt("ext symlink", inode.pos, "data block number overflows")
-        })?;
-        let mut old = vec![0u8; span];
-        read_volume(src, pos, &mut old)?;
-        if old[..old_size as usize] != a.target[..] && !a.target.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{link}: its data block does not hold the target that was read; the image may be changing"
-            )));
-        }
-        let mut new = vec![0u8; span];
-        new[..len].copy_from_slice(target);
-        data = Some(Rewrite {
-            change: Change {
-                what: format!("data block {block} of inode {ino}"),
-                volume_offset: pos,
-                len: span,
-                fields: "the target, then zeros".into(),
-            },
-            old,
-            new,
-        });
-        Storage::Slow {
-            block,
-            extents: inode.has_flag(inode::flags::EXTENTS),
-        }
-    };
-    put_u32(&mut raw, I_SIZE_LO, len as u32);
-    put_u32(&mut raw, I_SIZE_HIGH, 0);
-    let (ctime, ctime_extra) = encode_time(now);
-    put_u32(&mut raw, I_CTIME, ctime);
-    fields.push("ctime".into());
-    if has_extra(&raw, I_CTIME_EXTRA) {
-        put_u32(&mut raw, I_CTIME_EXTRA, ctime_extra);
-    }
-    if ext.superblock().has_metadata_csum() {
-        let c = inode::inode_checksum(ext.csum_seed(), ino, &raw);
-        inode::set_inode_checksum(&mut raw, c);
-        fields.push("checksum".into());
-    }
-    let mut out = vec![Rewrite {
-        change: Change {
-            what: format!("inode {ino}"),
-            volume_offset: inode.pos,
-            len: raw.len(),
-            fields: fields.join(", "),
-        },
-        old: inode.raw.clone(),
-        new: raw,
-    }];
-    out.extend(data);
-    Ok((storage, out))
-}
-
-/// Where the `system.data` value of an inline-data inode starts in its raw
-/// bytes, and where the entry's `e_hash` is; the value must hold exactly
-/// `size - 60` bytes.
-fn inline_value(inode: &Inode, size: u64) -> Result<(usize, Option<usize>)> {
-    const S: &str = "ext in-inode xattrs";
-    let raw = &inode.raw;
-    let refuse = |why: &str| {
-        Error::Refused(format!(
-            "inode {}: an inline-data symlink whose {why}; use {KERNEL_ENGINE}",
-            inode.ino
-        ))
-    };
-    let Some(start) = inode.ibody_xattr_start() else {
-        return Err(refuse("inode has no room for in-inode attributes"));
-    };
-    if crate::io::le::u32(raw, start) != Some(0xEA02_0000) {
-        return Err(refuse("in-inode attributes are missing"));
-    }
-    let first = start + 4;
-    let mut off = first;
-    // Each entry takes at least 16 bytes: the loop ends within the inode.
-    while off + 16 <= raw.len() {
-        if crate::io::le::u32(raw, off) == Some(0) {
-            break;
-        }
-        let name_len = usize::from(raw[off]);
-        let index = raw[off + 1];
-        let value_offs = usize::from(crate::io::le::u16(raw, off + 2).unwrap_or(0));
-        let value_inum = crate::io::le::u32(raw, off + 4).unwrap_or(0);
-        let value_size = crate::io::le::u32(raw, off + 8).unwrap_or(0) as usize;
-        let name_end = off + 16 + name_len;
-        if name_end > raw.len() {
-            return Err(Error::corrupt(
-                S,
-                inode.pos + off as u64,
-                "an entry's name runs past the inode",
-            ));
-        }
-        if index == 7 && &raw[off + 16..name_end] == b"data" {
-            if value_inum != 0 {
-                return Err(refuse("system.data value lives in its own inode"));
-            }
-            let at = first + value_offs;
-            if value_size as u64 + I_BLOCK_LEN as u64 != size {
-                return Err(refuse(
-                    "size does not match its system.data attribute (run e2fsck)",
-                ));
-            }
-            if at.checked_add(value_size).is_none_or(|e| e > raw.len()) {
-                return Err(Error::corrupt(
-                    S,
-                    inode.pos + off as u64,
-                    "the system.data value runs past the inode",
-                ));
-            }
-            return Ok((at, Some(off + 12)));
-        }
-        off = (name_end + 3) & !3;
-    }
-    Err(refuse("system.data attribute is not in the inode"))
-}
-
-/// The hash of an xattr entry (name, then the value in little-endian words,
-/// zero-padded), as e2fsprogs and the kernel compute it.
-fn xattr_hash(name: &[u8], value: &[u8]) -> u32 {
-    let mut h: u32 = 0;
-    for &c in name {
-        h = (h << 5) ^ (h >> 27) ^ u32::from(c);
-    }
-    for chunk in value.chunks(4) {
-        let mut w = [0u8; 4];
-        w[..chunk.len()].copy_from_slice(chunk);
-        h = (h << 16) ^ (h >> 16) ^ u32::from_le_bytes(w);
-    }
-    h
-}
-
-/// Read volume bytes through the filesystem's source.
-fn read_volume(src: &dyn ReadAt, pos: u64, buf: &mut [u8]) -> Result<()> {
-    src.read_exact_at(pos, buf)
-        .map_err(|e| Error::io(format!("volume bytes at {pos}"), e))
-}
-
 /// Turn volume ranges into image-file writes (split where the mapping
-/// splits), one [`WritePlan`] per image; the old bytes are read from the
-/// image files themselves and must equal what the filesystem showed.
+/// splits, [`Mapping::ranges`](crate::io::Mapping::ranges)), one
+/// [`WritePlan`] per image; the old bytes are read from the image files
+/// themselves and must equal what the filesystem showed.
 fn image_writes(
     layout: &Layout,
     id: VolumeId,
-    rewrites: &[Rewrite],
-    a: &Analysis,
+    patches: &[Patch],
+    link: &[u8],
 ) -> std::result::Result<Vec<WritePlan>, String> {
     let volume = layout.volume(id);
     let mut per_disk: Vec<(DiskId, Vec<ByteWrite>)> = Vec::new();
-    for rw in rewrites {
+    for p in patches {
+        let runs = volume
+            .mapping
+            .ranges(p.pos, p.old.len() as u64)
+            .map_err(|e| match e {
+                Unmapped::Zero { at } => format!(
+                    "byte {at} of {} lies in a zero segment: there is nothing to write to",
+                    volume.name
+                ),
+                Unmapped::Unreadable { at, reason } => {
+                    format!("byte {at} of {} cannot be written: {reason}", volume.name)
+                }
+            })?;
         let mut done = 0usize;
-        // Each step covers at least one byte: at most `len` steps.
-        while done < rw.old.len() {
-            let at = rw.change.volume_offset + done as u64;
-            let loc = volume
-                .mapping
-                .locate(at)
-                .map_err(|e| format!("byte {at} of {} cannot be written: {e}", volume.name))?
-                .ok_or_else(|| {
-                    format!(
-                        "byte {at} of {} lies in a zero segment: there is nothing to write to",
-                        volume.name
-                    )
-                })?;
-            let n = (loc.len.min((rw.old.len() - done) as u64) as usize).max(1);
-            let disk = layout.disks.get(loc.area.disk.0).ok_or_else(|| {
+        for run in runs {
+            let n = run.len as usize;
+            let disk = layout.disks.get(run.area.disk.0).ok_or_else(|| {
                 format!(
                     "the mapping names disk {} which is not open",
-                    loc.area.disk.0
+                    run.area.disk.0
                 )
             })?;
             match disk.format {
@@ -892,28 +750,28 @@ fn image_writes(
                     ));
                 }
             }
-            let old = rw.old[done..done + n].to_vec();
+            let old = p.old[done..done + n].to_vec();
             let mut on_disk = vec![0u8; n];
             File::open(&disk.path)
-                .and_then(|f| f.read_exact_at(&mut on_disk, loc.area.offset))
+                .and_then(|f| f.read_exact_at(&mut on_disk, run.area.offset))
                 .map_err(|e| format!("{}: {e}", disk.path.display()))?;
             if on_disk != old {
                 return Err(format!(
                     "the bytes of {} at image byte {} differ from what the filesystem showed for {}: \
                      the image may be changing; nothing will be written",
                     disk.path.display(),
-                    loc.area.offset,
-                    escape(&a.link)
+                    run.area.offset,
+                    escape(link)
                 ));
             }
             let w = ByteWrite {
-                offset: loc.area.offset,
+                offset: run.area.offset,
                 old,
-                new: rw.new[done..done + n].to_vec(),
+                new: p.new[done..done + n].to_vec(),
             };
-            match per_disk.iter_mut().find(|(d, _)| *d == loc.area.disk) {
+            match per_disk.iter_mut().find(|(d, _)| *d == run.area.disk) {
                 Some((_, v)) => v.push(w),
-                None => per_disk.push((loc.area.disk, vec![w])),
+                None => per_disk.push((run.area.disk, vec![w])),
             }
             done += n;
         }
@@ -932,6 +790,10 @@ fn image_writes(
 
 /// The plan as text, for the CLI and the TUI.
 pub fn render(plan: &Plan, undo_dir: &Path) -> Vec<String> {
+    let storage = match (plan.applier, plan.storage) {
+        (Applier::InPlace, Some(storage)) => storage,
+        _ => return render_kernel(plan, undo_dir),
+    };
     let mut out = Vec::new();
     out.push(format!(
         "{} on {} ({}), inode {}: {}",
@@ -939,7 +801,7 @@ pub fn render(plan: &Plan, undo_dir: &Path) -> Vec<String> {
         plan.volume,
         plan.fs_type,
         plan.ino,
-        plan.storage.describe()
+        storage.describe()
     ));
     out.push(format!("  now: {}", escape(&plan.old_target)));
     for p in &plan.analysis.problems {
@@ -983,41 +845,41 @@ pub fn render(plan: &Plan, undo_dir: &Path) -> Vec<String> {
     out
 }
 
+/// A kernel-engine plan as text.
+fn render_kernel(plan: &Plan, undo_dir: &Path) -> Vec<String> {
+    let mut out = vec![format!(
+        "relink {} on {} (kernel engine)",
+        escape(&plan.link),
+        plan.volume
+    )];
+    out.push(format!("  now:  {}", escape(&plan.old_target)));
+    for p in &plan.analysis.problems {
+        out.push(format!("        - {p}"));
+    }
+    out.push(format!(
+        "  new:  {}{} ({})",
+        escape(&plan.new_target),
+        if plan.guess { " (a guess)" } else { "" },
+        plan.reasons.join("; ")
+    ));
+    for w in &plan.warnings {
+        out.push(format!("        ! {w}"));
+    }
+    out.push(
+        "  how:  read-write mount; a new symlink under a temporary name renamed over the old one; \
+         directory synced"
+            .into(),
+    );
+    out.push(format!(
+        "  undo: a record saved in {} before the change",
+        escape_str(&undo_dir.display().to_string())
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xattr_hash_matches_e2fsprogs() {
-        // Name only: e2fsprogs' ext2fs_ext_attr_hash_entry over "data".
-        let mut h: u32 = 0;
-        for c in b"data" {
-            h = (h << 5) ^ (h >> 27) ^ u32::from(*c);
-        }
-        assert_eq!(xattr_hash(b"data", b""), h);
-        // A partial last word is zero-padded.
-        assert_eq!(
-            xattr_hash(b"", b"ab"),
-            u32::from_le_bytes([b'a', b'b', 0, 0])
-        );
-    }
-
-    #[test]
-    fn times_encode_as_the_reader_decodes_them() {
-        for (sec, nsec) in [
-            (0i64, 0u32),
-            (1_795_638_129, 123_456_789),
-            (-1, 5),
-            (i64::from(i32::MAX) + 1, 999_999_999),
-            (3 * (1i64 << 32) - 10, 1),
-        ] {
-            let (lo, extra) = encode_time(Timestamp { sec, nsec });
-            // As the ext reader (and the kernel) decode them.
-            let back = i64::from(lo as i32) + (i64::from(extra & 3) << 32);
-            assert_eq!(back, sec, "{sec}");
-            assert_eq!(extra >> 2, nsec);
-        }
-    }
 
     #[test]
     fn target_text_rules() {

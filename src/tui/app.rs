@@ -468,7 +468,7 @@ impl App {
                 continue;
             }
             self.fss.remove(&v);
-            self.layout.forget_opened(v);
+            self.effects.push(Effect::ForgetFs(v));
         }
         let shown = match &self.right {
             Right::Browsing(p) => Some((
@@ -1225,7 +1225,7 @@ impl App {
                 );
                 // The open reader caches metadata: open the volume afresh.
                 self.fss.remove(&volume);
-                self.layout.forget_opened(volume);
+                self.effects.push(Effect::ForgetFs(volume));
                 if self.pane().is_some_and(|p| p.volume == volume) {
                     if let Some(p) = self.pane() {
                         self.last_paths.insert(volume, p.path.clone());

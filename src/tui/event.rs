@@ -124,6 +124,9 @@ pub struct RelinkSetup {
 pub enum Effect {
     /// Open the filesystem of a volume.
     OpenFs(VolumeId),
+    /// Forget what the engine opened of a volume, so the next open reads it
+    /// afresh (run in place, before the effects after it).
+    ForgetFs(VolumeId),
     /// List a directory (resolved inside the guest; a symlink to a directory is followed).
     ListDir {
         /// Request number; older results are dropped.
@@ -213,6 +216,7 @@ impl std::fmt::Debug for Effect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Effect::OpenFs(v) => write!(f, "OpenFs({})", v.0),
+            Effect::ForgetFs(v) => write!(f, "ForgetFs({})", v.0),
             Effect::ListDir {
                 req, volume, path, ..
             } => write!(

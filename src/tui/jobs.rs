@@ -4,8 +4,8 @@
 //! results on the one channel; [`Jobs::run_inline`] runs them in place for
 //! tests and benchmarks.
 //!
-//! Seams: [`VolumeOpener`] (which engine opens a volume) and
-//! [`super::copier::Copier`] (how files are copied out).
+//! Seams: [`VolumeOpener`] (which engine opens a volume, from
+//! [`crate::engine`]) and [`super::copier::Copier`] (how files are copied out).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -18,7 +18,7 @@ use super::app::App;
 use super::copier::{Copier, CopyRequest, CopySummary, PlannedCopy};
 use super::event::{Effect, Event, JobResult, RelinkSetup};
 use super::files::Entry;
-use crate::engine::{FsOptions, open_fs};
+use crate::engine::VolumeOpener;
 use crate::fs::FsView;
 use crate::layers::{Layout, VolumeId};
 use crate::repair::candidates::Guest;
@@ -26,40 +26,6 @@ use crate::repair::{doctor, relink};
 
 /// Name of job threads (the panic hook leaves the terminal alone for them).
 pub const JOB_THREAD: &str = "vmrescue-job";
-
-/// Opens the filesystem of a volume: the userspace engine, the kernel engine,
-/// or an in-memory filesystem in tests.
-pub trait VolumeOpener: Send + Sync {
-    /// The engine's name for the status bar.
-    fn engine(&self) -> String;
-    /// The engine that serves volume `id` (`userspace`, `kernel`).
-    fn engine_for(&self, _layout: &Layout, _id: VolumeId) -> String {
-        self.engine()
-    }
-    /// Open volume `id` of `layout`.
-    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String>;
-    /// Why an in-place repair of volume `id` must not be written from here
-    /// (the volume is mounted through the kernel engine), if it must not.
-    fn repair_blocker(&self, _layout: &Layout, _id: VolumeId) -> Option<String> {
-        None
-    }
-}
-
-/// The userspace engine ([`crate::engine::open_fs`]).
-#[derive(Debug, Clone, Default)]
-pub struct UserspaceOpener {
-    /// Options for opening.
-    pub options: FsOptions,
-}
-
-impl VolumeOpener for UserspaceOpener {
-    fn engine(&self) -> String {
-        "userspace".into()
-    }
-    fn open(&self, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>, String> {
-        open_fs(layout, id, &self.options).map_err(|e| e.to_string())
-    }
-}
 
 /// What jobs need: the layout, the opener and the copier.
 #[derive(Clone)]
@@ -102,6 +68,7 @@ impl Jobs {
     pub fn run(&self, effect: Effect, emit: &mut dyn FnMut(JobResult)) {
         match effect {
             Effect::OpenFs(volume) => self.open_fs(volume, emit),
+            Effect::ForgetFs(volume) => self.opener.forget(volume),
             Effect::ListDir { req, fs, path, .. } => list_dir(req, &*fs, &path, emit),
             Effect::LoadDetails {
                 req,
@@ -230,6 +197,8 @@ impl Jobs {
                 .map_err(|e| e.to_string())
         }))
         .unwrap_or_else(|_| Err(panic_message()));
+        // The filesystem changed under any view opened before.
+        self.opener.forget(volume);
         emit(JobResult::Relinked {
             volume,
             link: plan.link.clone(),
@@ -240,6 +209,11 @@ impl Jobs {
 
     /// Run `effect` on a job thread; results go to `tx`.
     pub fn spawn(&self, effect: Effect, tx: Sender<Event>) {
+        // Forgetting is quick and must happen before the opens after it.
+        if let Effect::ForgetFs(volume) = effect {
+            self.opener.forget(volume);
+            return;
+        }
         let jobs = self.clone();
         let spawned = std::thread::Builder::new()
             .name(JOB_THREAD.into())

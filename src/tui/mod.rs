@@ -15,9 +15,9 @@
 //!   ([`jobs::Jobs`]) feed one channel; the UI thread applies what arrives
 //!   and draws.
 //!
-//! Seams for the parts written elsewhere: [`jobs::VolumeOpener`] (which
+//! Seams for the parts written elsewhere: [`crate::engine::VolumeOpener`] (which
 //! engine opens a volume) and [`copier::Copier`] (the copy job), both in
-//! [`Options`]; [`terminal::register_teardown`] for the kernel engine's
+//! [`Options`]; [`crate::teardown::register`] for the kernel engine's
 //! cleanup on quit, signals and panics.
 
 pub mod action;
@@ -57,7 +57,7 @@ pub struct Options {
     /// Settings.
     pub config: AppConfig,
     /// How volumes are opened (the engine).
-    pub opener: Arc<dyn jobs::VolumeOpener>,
+    pub opener: Arc<dyn crate::engine::VolumeOpener>,
     /// How files are copied out.
     pub copier: Arc<dyn copier::Copier>,
 }
@@ -68,7 +68,7 @@ impl Options {
         Options {
             layout: Arc::new(layout),
             config,
-            opener: Arc::new(jobs::UserspaceOpener::default()),
+            opener: Arc::new(crate::engine::userspace::Userspace::default()),
             copier: Arc::new(copier::JobCopier),
         }
     }
@@ -80,12 +80,11 @@ const EVENTS_PER_FRAME: usize = 512;
 /// Run the TUI on the terminal until the operator quits or a signal arrives;
 /// returns the signal's number when one ended it.
 pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
-    terminal::block_signals()?;
     terminal::install_panic_hook();
-    let mut term = terminal::enter()?;
-    let _guard = terminal::Guard;
     let (tx, rx) = mpsc::channel();
     terminal::spawn_signal_thread(tx.clone())?;
+    let mut term = terminal::enter()?;
+    let _guard = terminal::Guard;
     spawn_input_thread(tx.clone())?;
     spawn_tick_thread(tx.clone())?;
     let jobs = jobs::Jobs {

@@ -1,8 +1,8 @@
 //! The terminal: raw mode and the alternate screen on the way in, and a
 //! restore that runs however the program ends — normal quit, SIGTERM, SIGHUP,
-//! SIGINT, or a panic — together with the teardown hooks other parts
-//! register (the kernel engine removes its mounts, device-mapper maps and
-//! loop devices there).
+//! SIGINT, or a panic — before the teardown hooks other parts register in
+//! [`crate::teardown`] (the kernel engine removes its mounts, device-mapper
+//! maps and loop devices there).
 
 use std::io::{self, Stdout, Write};
 use std::sync::Mutex;
@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use nix::sys::signal::{SigSet, Signal};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::{Hide, Show};
@@ -20,35 +19,23 @@ use ratatui::crossterm::terminal::{
 };
 
 use super::event::Event;
+use crate::teardown;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-type Hook = Box<dyn FnOnce() + Send>;
-static TEARDOWN: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
 
 /// How long the UI thread gets to end by itself after a signal before the
 /// signal thread restores the terminal and exits.
 pub const SIGNAL_GRACE: Duration = Duration::from_secs(3);
 
-/// Register work to do when the program ends, whichever way (run once, newest first).
-pub fn register_teardown(hook: impl FnOnce() + Send + 'static) {
-    if let Ok(mut v) = TEARDOWN.lock() {
-        v.push(Box::new(hook));
-    }
-}
-
-/// Run the registered teardown hooks (each only once).
+/// Restore the terminal, then run the registered teardown hooks (each only
+/// once; [`crate::teardown::run`]).
 pub fn run_teardown() {
-    let hooks: Vec<Hook> = match TEARDOWN.lock() {
-        Ok(mut v) => std::mem::take(&mut *v),
-        Err(_) => return,
-    };
-    for h in hooks.into_iter().rev() {
-        h();
-    }
+    teardown::run(teardown::End::Normal);
 }
 
 /// Raw mode, alternate screen, hidden cursor.
 pub fn enter() -> io::Result<Terminal<CrosstermBackend<Stdout>>> {
+    teardown::restore_first(restore);
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
     let mut out = io::stdout();
@@ -84,58 +71,25 @@ impl Drop for Guard {
 /// before the message is printed; a panic on a job thread is recorded and
 /// reported by the job as an error, leaving the screen alone.
 pub fn install_panic_hook() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current().name() == Some(super::jobs::JOB_THREAD) {
-            let loc = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            let msg = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            super::jobs::record_panic(format!("{msg}{loc}"));
-            return;
-        }
-        restore();
-        run_teardown();
-        previous(info);
-    }));
+    teardown::restore_first(restore);
+    teardown::catch_panics_on(super::jobs::JOB_THREAD, super::jobs::record_panic);
+    teardown::install_panic_hook();
 }
 
-/// The signals that end the program.
-fn end_signals() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGHUP);
-    set.add(Signal::SIGINT);
-    set
-}
-
-/// Block SIGTERM, SIGHUP and SIGINT in this thread and in every thread it
-/// starts from now on (call before starting threads); [`spawn_signal_thread`]
-/// then receives them.
-pub fn block_signals() -> nix::Result<()> {
-    end_signals().thread_block()
-}
-
-/// A thread that waits for the end signals and sends them to the UI thread;
-/// if the UI has not ended after [`SIGNAL_GRACE`], it restores the terminal,
-/// runs the teardown and exits with 128 + the signal number.
+/// Start the signal thread ([`crate::teardown::watch_signals`]) with the UI
+/// thread as its listener: a signal is sent to the UI thread, which ends by
+/// itself; if it has not ended after [`SIGNAL_GRACE`], the signal thread
+/// restores the terminal, runs the teardown and exits with 128 + the
+/// signal number.
 pub fn spawn_signal_thread(tx: Sender<Event>) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("vmrescue-signals".into())
-        .spawn(move || {
-            let set = end_signals();
-            let Ok(sig) = set.wait() else { return };
-            let _ = tx.send(Event::Signal(sig as i32));
-            std::thread::sleep(SIGNAL_GRACE);
-            restore();
-            run_teardown();
-            std::process::exit(128 + sig as i32);
-        })
-        .map(|_| ())
+    let tx = Mutex::new(tx);
+    teardown::listen(
+        move |sig| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(Event::Signal(sig));
+            }
+        },
+        SIGNAL_GRACE,
+    );
+    teardown::watch_signals()
 }

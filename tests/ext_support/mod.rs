@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use vmrescue::engine::FsOptions;
+use vmrescue::fs::FsOptions;
 use vmrescue::fs::ext::Ext;
 use vmrescue::fs::{FileType, FsView, NodeId, Timestamp};
 use vmrescue::io::{FileSource, ReadAt};

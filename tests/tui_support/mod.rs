@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use vmrescue::Error;
+use vmrescue::engine::VolumeOpener;
 use vmrescue::fs::{
     DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Timestamp, Xattr,
 };
@@ -22,7 +23,7 @@ use vmrescue::layers::lvm::{
 use vmrescue::layers::{Content, ContentKind, GuestRole, Layout, Volume, VolumeId, VolumeKind};
 use vmrescue::tui::app::Focus;
 use vmrescue::tui::copier::JobCopier;
-use vmrescue::tui::jobs::{Jobs, VolumeOpener};
+use vmrescue::tui::jobs::Jobs;
 use vmrescue::tui::{Action, App, AppConfig};
 
 /// 2013-02-22 10:15 UTC: when the guest was installed.

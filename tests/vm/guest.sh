@@ -418,7 +418,7 @@ t_relink() {
     (exec 3<>relink-a.img && exec sleep 30) &
     holder=$!
     sleep 0.3
-    if vmrescue kernel-relink "$@" --volume "$vol" --link "$link" --to "$new" 2>/tmp/busy.txt; then
+    if vmrescue relink "$@" --volume "$vol" --engine kernel --to "$new" --yes "$link" 2>/tmp/busy.txt; then
         kill "$holder"
         fail "relink worked on an image in use"
     fi
@@ -429,8 +429,8 @@ t_relink() {
     # A write would have changed the images' modification and change times.
     [ "$(stat -c '%s %y %z' relink-a.img relink-b.img)" = "$sum" ] || fail "the refused relink wrote to the images"
     clean
-    vmrescue kernel-relink "$@" --volume "$vol" --link "$link" --to "$new" >/tmp/relink.txt ||
-        fail "kernel-relink failed"
+    vmrescue relink "$@" --volume "$vol" --engine kernel --to "$new" --yes "$link" >/tmp/relink.txt ||
+        fail "relink --engine kernel failed"
     cat /tmp/relink.txt
     grep -qxF "$link: $old -> $new" /tmp/relink.txt || fail "unexpected relink report"
     clean
@@ -440,7 +440,7 @@ t_relink() {
     if [ "$vol" = p1 ]; then
         e2fsck_p1 || fail "e2fsck -fn found problems after the relink"
         # The undo record puts the old target back, once.
-        file=$(sed -n 's/^undo file: //p' /tmp/relink.txt)
+        file=$(sed -n 's/^undo: vmrescue undo //p' /tmp/relink.txt)
         [ -f "$file" ] || fail "no undo file"
         vmrescue undo "$file" >/tmp/undo.txt || fail "undo failed"
         cat /tmp/undo.txt
@@ -486,7 +486,7 @@ t_held_by_dm() {
     held_refused "$lo (read-only, offset 1048576, 16777216 bytes) has the image attached, under device-mapper device heldmap (/dev/$dm), mounted on /mnt/held: umount /mnt/held && dmsetup remove heldmap && losetup -d $lo" \
         relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes
     held_refused "device-mapper device heldmap (/dev/$dm)" \
-        kernel-relink /tmp/held.img --volume p1 --link /grub/menu.lst --to ../grub/grub.conf
+        relink /tmp/held.img /grub/menu.lst --volume p1 --engine kernel --to ../grub/grub.conf --yes
     umount /mnt/held
     held_refused "under device-mapper device heldmap (/dev/$dm): dmsetup remove heldmap && losetup -d $lo" \
         relink /tmp/held.img /grub/menu.lst --volume p1 --to ../grub/grub.conf --yes

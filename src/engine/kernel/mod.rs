@@ -337,19 +337,6 @@ pub struct Session {
 
 static REGISTRY: Mutex<Vec<Weak<Session>>> = Mutex::new(Vec::new());
 static HANDLERS: Once = Once::new();
-/// What else must happen before the process ends on a signal.
-type ExitHook = Box<dyn Fn() + Send>;
-static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
-
-/// Run `hook` when a signal (SIGINT, SIGTERM, SIGHUP) ends the process
-/// while a kernel session exists, after the session's teardown: restoring
-/// the terminal, removing temporary files.
-pub fn add_exit_hook(hook: impl Fn() + Send + 'static) {
-    EXIT_HOOKS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Box::new(hook));
-}
 
 fn registry() -> MutexGuard<'static, Vec<Weak<Session>>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
@@ -378,40 +365,19 @@ pub fn teardown_all(blocking: bool) -> Vec<String> {
     problems
 }
 
+/// Arrange, once, that a signal (SIGINT, SIGTERM, SIGHUP) or a panic tears
+/// every live session down ([`crate::teardown`]).
 fn install_handlers() {
     HANDLERS.call_once(|| {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
-            Ok(mut signals) => {
-                let spawned = std::thread::Builder::new()
-                    .name("vmrescue-signals".into())
-                    .spawn(move || {
-                        if let Some(sig) = signals.forever().next() {
-                            let problems = teardown_all(true);
-                            for hook in EXIT_HOOKS.lock().unwrap_or_else(|e| e.into_inner()).iter()
-                            {
-                                hook();
-                            }
-                            for p in problems {
-                                eprintln!("vmrescue: {p}");
-                            }
-                            let _ = signal_hook::low_level::emulate_default_handler(sig);
-                            std::process::exit(128 + sig);
-                        }
-                    });
-                if let Err(e) = spawned {
-                    eprintln!("vmrescue: cannot watch for signals: {e}");
-                }
-            }
-            Err(e) => eprintln!("vmrescue: cannot watch for signals: {e}"),
-        }
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            for p in teardown_all(false) {
+        crate::teardown::register(|end| {
+            for p in teardown_all(end != crate::teardown::End::Panic) {
                 eprintln!("vmrescue: {p}");
             }
-            previous(info);
-        }));
+        });
+        if let Err(e) = crate::teardown::watch_signals() {
+            eprintln!("vmrescue: cannot watch for signals: {e}");
+        }
+        crate::teardown::install_panic_hook();
     });
 }
 

@@ -19,38 +19,22 @@ use nix::mount::{MntFlags, MsFlags};
 use crate::error::{Error, Result};
 use crate::layers::ContentKind;
 
-/// The filesystem type and options to mount `kind` with.
+/// The filesystem type and options to mount `kind` with (from the
+/// filesystem table, [`crate::fs::kinds`]).
 pub fn options(kind: ContentKind, writable: bool) -> Result<(&'static str, MsFlags, &'static str)> {
     let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let ro = base | MsFlags::MS_RDONLY;
-    let (fstype, data) = match kind {
-        ContentKind::Ext2 => ("ext2", ""),
-        ContentKind::Ext3 => ("ext3", "noload"),
-        ContentKind::Ext4 => ("ext4", "noload"),
-        ContentKind::Xfs => ("xfs", "norecovery,nouuid"),
-        ContentKind::Btrfs => ("btrfs", "rescue=nologreplay"),
-        ContentKind::Vfat => ("vfat", ""),
-        ContentKind::Exfat => ("exfat", ""),
-        ContentKind::Ntfs => ("ntfs3", ""),
-        ContentKind::Iso9660 => ("iso9660", ""),
-        ContentKind::Squashfs => ("squashfs", ""),
-        other => {
-            return Err(Error::Invalid(format!(
-                "{} is not a filesystem the kernel engine mounts",
-                other.name()
-            )));
-        }
+    let Some(m) = crate::fs::kinds::by_probe_name(kind.name()).and_then(|k| k.mount) else {
+        return Err(Error::Invalid(format!(
+            "{} is not a filesystem the kernel engine mounts",
+            kind.name()
+        )));
     };
     if writable {
         // A repair: the kernel replays the journal, as it would at boot.
-        let data = if kind == ContentKind::Xfs {
-            "nouuid"
-        } else {
-            ""
-        };
-        return Ok((fstype, base, data));
+        return Ok((m.fstype, base, m.rw_data));
     }
-    Ok((fstype, ro, data))
+    Ok((m.fstype, ro, m.ro_data))
 }
 
 /// New messages in the kernel log since it was opened.

@@ -113,6 +113,68 @@ pub fn replace_symlink(
     })
 }
 
+/// Replace symlink `link` of volume `id` so it points at `new_target`
+/// ([`replace_symlink`], the link must point at `old_target` now), saving
+/// an undo record ([`UndoRecord::Symlink`]) in `undo_dir` once the link's
+/// canonical path and current target are known and before it changes.
+/// Returns the change and the undo file.
+///
+/// [`UndoRecord::Symlink`]: crate::repair::undo::UndoRecord::Symlink
+pub fn replace_with_undo(
+    session: &Arc<Session>,
+    layout: &Layout,
+    id: VolumeId,
+    link: &[u8],
+    old_target: &[u8],
+    new_target: &[u8],
+    undo_dir: &Path,
+) -> Result<(SymlinkChange, std::path::PathBuf)> {
+    use crate::repair::undo::{self, UndoRecord};
+    // Every disk, in order: volume names (`disk1p2`, a VG spanning disks)
+    // mean the same thing again when the record is undone.
+    let mut disks = layout
+        .disks
+        .iter()
+        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()));
+    let image = disks.next().unwrap_or_default();
+    let other_disks: Vec<std::path::PathBuf> = disks.collect();
+    let volume = layout.volume(id).name.clone();
+    let mut undo_file = None;
+    let mut save_undo = |canonical: &[u8], old: &[u8]| -> Result<()> {
+        let rec = UndoRecord::Symlink {
+            image: image.clone(),
+            other_disks: other_disks.clone(),
+            volume: volume.clone(),
+            path_hex: undo::hex(canonical),
+            old_target_hex: undo::hex(old),
+            new_target_hex: undo::hex(new_target),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            description: format!(
+                "{}: {} -> {} (kernel engine)",
+                escape(canonical),
+                escape(old),
+                escape(new_target)
+            ),
+        };
+        undo_file = Some(undo::save_record(&rec, undo_dir, "relink")?);
+        Ok(())
+    };
+    let change = replace_symlink(
+        session,
+        layout,
+        id,
+        link,
+        new_target,
+        Some(old_target),
+        &mut save_undo,
+    )?;
+    let undo_file = undo_file
+        .ok_or_else(|| Error::Invalid("the link changed without an undo record".into()))?;
+    Ok((change, undo_file))
+}
+
 fn change_link(
     mount_dir: &Path,
     parent: &[u8],

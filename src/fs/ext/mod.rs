@@ -25,13 +25,14 @@ pub mod inode;
 mod journal;
 mod map;
 pub mod superblock;
+pub mod write;
 mod xattr;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::FsOptions;
 use crate::error::{Error, Result};
+use crate::fs::FsOptions;
 use crate::fs::problems::ProblemLog;
 use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt};

@@ -92,7 +92,7 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
     } else if let Some(e) = &r.plan_error {
         lines.push(Line::styled(s::cannot_apply(&safe(e)), style::bad()));
     } else if let Some(p) = &r.plan {
-        lines.push(plain(&format!("  {}", p.storage.describe())));
+        lines.push(plain(&format!("  {}", p.how())));
         for c in &p.changes {
             lines.push(plain(&format!(
                 "  {} ({} bytes at volume byte {}): {}",
