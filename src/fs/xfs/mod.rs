@@ -153,7 +153,7 @@ impl Xfs {
             && self.read_meta(0, &mut buf, "xfs superblock").is_ok()
             && let Some(m) = sb::crc_mismatch(&buf, sb::SB_CRC_OFF)
         {
-            self.problem(format!("xfs superblock at byte 0: {m}"));
+            self.problem(Problem::at("xfs superblock", 0, m.to_string()));
         }
         // AGF "XAGF" in sector 1 (CRC at 216), AGI "XAGI" in sector 2 (CRC at 312).
         let headers = [
