@@ -65,8 +65,11 @@ fn disk_holding(inner: &Path, outer: &Path) {
     }
 }
 
-/// Every node under the root: (path, type, size, link target or content).
-fn tree(fs: &dyn FsView) -> Vec<(Vec<u8>, FileType, u64, Vec<u8>)> {
+/// A node: (path, type, size, link target or first bytes).
+type Node = (Vec<u8>, FileType, u64, Vec<u8>);
+
+/// Every node under the root.
+fn tree(fs: &dyn FsView) -> Vec<Node> {
     let mut out = Vec::new();
     let mut todo: Vec<(Vec<u8>, NodeId)> = vec![(b"/".to_vec(), fs.root())];
     while let Some((path, node)) = todo.pop() {
@@ -103,7 +106,7 @@ fn tree(fs: &dyn FsView) -> Vec<(Vec<u8>, FileType, u64, Vec<u8>)> {
 }
 
 /// Every filesystem's tree, by volume name.
-fn files(layout: &Layout) -> Vec<(String, Vec<(Vec<u8>, FileType, u64, Vec<u8>)>)> {
+fn files(layout: &Layout) -> Vec<(String, Vec<Node>)> {
     let us = Userspace::new(FsOptions::default());
     layout
         .filesystems()
