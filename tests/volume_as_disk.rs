@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use vmrescue::engine::userspace::Userspace;
@@ -119,28 +119,42 @@ fn files(layout: &Layout) -> Vec<(String, Vec<Node>)> {
         .collect()
 }
 
+/// The demo disk (`inner`) inside p1 of `outer` in `dir`: the layouts of
+/// `outer` and of its p1 scanned as a disk.
+struct Nested {
+    inner: PathBuf,
+    outer: PathBuf,
+    host: Layout,
+    nested: Layout,
+}
+
+fn nested_demo(dir: &Path) -> Nested {
+    let inner = vmrescue::demo::unpack_into(dir).expect("unpack demo");
+    let outer = dir.join("outer.img");
+    disk_holding(&inner, &outer);
+    let host = layers::scan(vec![vmrescue::image::open(&outer).expect("open outer")]);
+    let p1 = host.volumes.iter().find(|v| v.name == "p1").expect("p1").id;
+    let nested = layers::scan_sources(vec![host.volume_as_disk(p1)], ScanOptions::default());
+    Nested {
+        inner,
+        outer,
+        host,
+        nested,
+    }
+}
+
 #[test]
 fn a_disk_inside_a_partition_reads_as_the_disk_itself() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let inner = vmrescue::demo::unpack_into(dir.path()).expect("unpack demo");
-    let outer = dir.path().join("outer.img");
-    disk_holding(&inner, &outer);
-
-    let alone = layers::scan(vec![vmrescue::image::open(&inner).expect("open demo")]);
-    let host = layers::scan(vec![vmrescue::image::open(&outer).expect("open outer")]);
-    let p1 = host
-        .volumes
-        .iter()
-        .find(|v| v.name == "p1")
-        .expect("outer p1")
-        .id;
+    let n = nested_demo(dir.path());
+    let (outer, host, nested) = (&n.outer, &n.host, &n.nested);
+    let alone = layers::scan(vec![vmrescue::image::open(&n.inner).expect("open demo")]);
+    let p1 = host.volumes.iter().find(|v| v.name == "p1").expect("p1").id;
     assert_eq!(
         host.volume(p1).size(),
         alone.disks[0].size(),
         "p1 holds the demo disk"
     );
-
-    let nested = layers::scan_sources(vec![host.volume_as_disk(p1)], ScanOptions::default());
     let disk = &nested.disks[0];
     assert_eq!(
         disk.origin,
@@ -167,7 +181,7 @@ fn a_disk_inside_a_partition_reads_as_the_disk_itself() {
         assert!(names.contains(&want), "{want} in {names:?}");
     }
 
-    let (want, got) = (files(&alone), files(&nested));
+    let (want, got) = (files(&alone), files(nested));
     assert!(want.len() >= 3, "the demo's filesystems: {}", want.len());
     assert!(
         want.iter()
@@ -180,12 +194,8 @@ fn a_disk_inside_a_partition_reads_as_the_disk_itself() {
 #[test]
 fn what_needs_a_host_file_refuses_a_volume_read_as_a_disk() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let inner = vmrescue::demo::unpack_into(dir.path()).expect("unpack demo");
-    let outer = dir.path().join("outer.img");
-    disk_holding(&inner, &outer);
-    let host = layers::scan(vec![vmrescue::image::open(&outer).expect("open outer")]);
-    let p1 = host.volumes.iter().find(|v| v.name == "p1").expect("p1").id;
-    let nested = layers::scan_sources(vec![host.volume_as_disk(p1)], ScanOptions::default());
+    let n = nested_demo(dir.path());
+    let (outer, host, nested) = (&n.outer, &n.host, &n.nested);
     let root = nested
         .volumes
         .iter()
@@ -197,10 +207,10 @@ fn what_needs_a_host_file_refuses_a_volume_read_as_a_disk() {
         .host_path("a loop device")
         .expect_err("not a host file");
     assert!(e.to_string().contains("not a host file"), "{e}");
-    let e = vmrescue::engine::kernel::repair::check_not_in_use(&nested, root)
-        .expect_err("in-use check");
+    let e =
+        vmrescue::engine::kernel::repair::check_not_in_use(nested, root).expect_err("in-use check");
     assert!(e.to_string().contains("not a host file"), "{e}");
-    let why = vmrescue::repair::relink::in_use(&nested, root, Some(&dir.path().join("no-pve")));
+    let why = vmrescue::repair::relink::in_use(nested, root, Some(&dir.path().join("no-pve")));
     assert!(why.iter().any(|w| w.contains("not a host file")), "{why:?}");
     // The host disk itself still is one.
     assert_eq!(
