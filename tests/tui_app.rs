@@ -12,7 +12,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_support::{MemOpener, story};
 use vmrescue::tui::Action;
 use vmrescue::tui::app::{Focus, Right};
-use vmrescue::tui::dialog::{ConfirmKind, Dialog};
+use vmrescue::tui::dialogs::{ConfirmKind, Dialog};
 
 #[test]
 fn opens_the_guest_root_and_expands_the_layers() {
@@ -403,7 +403,7 @@ fn copy_dialog_progress_cancel_and_summary() {
     // Again into the same folder: nothing is overwritten, every file is skipped.
     st.act(Action::CopyMarked);
     if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
-        c.dest = vmrescue::tui::files::TextField::new(&out.path().display().to_string());
+        c.dest = vmrescue::tui::text_field::TextField::new(&out.path().display().to_string());
     }
     st.act(Action::Confirm);
     let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
@@ -444,7 +444,7 @@ fn copy_across_volumes_and_cancel_questions() {
     // Plan, then start without running the copy job: the progress window is up.
     st.jobs.run_inline(&mut st.app);
     if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
-        c.dest = vmrescue::tui::files::TextField::new(&out.path().display().to_string());
+        c.dest = vmrescue::tui::text_field::TextField::new(&out.path().display().to_string());
     }
     st.app.update(&Action::Confirm);
     assert!(st.app.copy.is_some());
@@ -497,7 +497,7 @@ fn one_volume_copy_then_per_volume_folders() {
     let out = tempfile::tempdir().unwrap();
     st.act(Action::CopyMarked);
     if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
-        c.dest = vmrescue::tui::files::TextField::new(&out.path().display().to_string());
+        c.dest = vmrescue::tui::text_field::TextField::new(&out.path().display().to_string());
     }
     st.act(Action::Confirm);
     let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
@@ -734,7 +734,7 @@ fn a_snapshot_is_named_and_copied_to_its_own_folder() {
 
 #[test]
 fn names_that_exist_in_the_destination_skip_overwrite_or_go_to_a_new_folder() {
-    use vmrescue::tui::dialog::IfExists;
+    use vmrescue::tui::dialogs::IfExists;
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("d");
     std::fs::create_dir(&dest).unwrap();
@@ -966,7 +966,7 @@ fn a_destination_that_cannot_take_files_is_refused_before_the_copy_starts() {
     st.select("fstab");
     st.act(Action::CopyMarked);
     if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
-        c.dest = vmrescue::tui::files::TextField::new(&file.join("sub").display().to_string());
+        c.dest = vmrescue::tui::text_field::TextField::new(&file.join("sub").display().to_string());
     }
     st.act(Action::Confirm);
     assert!(st.app.copy.is_none(), "no copy started");
@@ -983,7 +983,7 @@ fn a_destination_that_cannot_take_files_is_refused_before_the_copy_starts() {
     );
     // Another folder then works.
     if let Some(Dialog::CopySetup(c)) = &mut st.app.dialog {
-        c.dest = vmrescue::tui::files::TextField::new(&dir.path().display().to_string());
+        c.dest = vmrescue::tui::text_field::TextField::new(&dir.path().display().to_string());
     }
     st.act(Action::Confirm);
     assert!(matches!(st.app.dialog, Some(Dialog::Summary { .. })));

@@ -28,7 +28,7 @@ use pty_support::{ENTER, ESC, Pty, bin};
 use vmrescue::engine::userspace::Userspace;
 use vmrescue::fs::FsOptions;
 use vmrescue::tui::copier::JobCopier;
-use vmrescue::tui::dialog::{ConfirmKind, Dialog, RestoreDialog};
+use vmrescue::tui::dialogs::{ConfirmKind, Dialog, RestoreDialog};
 use vmrescue::tui::jobs::Jobs;
 use vmrescue::tui::{Action, App, AppConfig};
 

@@ -9,7 +9,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tui_support::{Story, story};
 use vmrescue::tui::Action;
-use vmrescue::tui::dialog::Dialog;
+use vmrescue::tui::dialogs::Dialog;
 use vmrescue::tui::views;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];

@@ -17,7 +17,7 @@ use ratatui::layout::Rect;
 use tui_support::{Story, story};
 use vmrescue::tui::Action;
 use vmrescue::tui::copier::CopyProgress;
-use vmrescue::tui::dialog::CopyJob;
+use vmrescue::tui::dialogs::CopyJob;
 use vmrescue::tui::views;
 use vmrescue::tui::views::layout::Screen;
 

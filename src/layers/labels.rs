@@ -5,8 +5,24 @@
 //! end of a device (metadata 0.90 and 1.0). Every read is bounded; damage
 //! means "no label", never an error.
 
-use super::probe::uuid;
 use crate::io::{ReadAt, le, read_vec};
+
+/// A 16-byte UUID in the usual 8-4-4-4-12 form; `None` if all zeros.
+pub(super) fn uuid(b: &[u8], off: usize) -> Option<String> {
+    let u = b.get(off..off + 16)?;
+    if u.iter().all(|&x| x == 0) {
+        return None;
+    }
+    let h: Vec<String> = u.iter().map(|x| format!("{x:02x}")).collect();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    ))
+}
 
 /// Root directory entries looked at, at most.
 const MAX_DIR_ENTRIES: u64 = 8192;

@@ -1,5 +1,6 @@
 //! What a volume holds, recognised by magic numbers (as `blkid` does).
 
+pub(super) use super::labels::uuid;
 use crate::io::{ReadAt, be, le};
 
 /// The kinds of content vmrescue recognises, with `blkid`'s names.
@@ -564,23 +565,6 @@ fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
     let end = raw.iter().position(|&x| x == 0).unwrap_or(raw.len());
     let s = String::from_utf8_lossy(&raw[..end]).trim_end().to_string();
     (!s.is_empty()).then_some(s)
-}
-
-/// A 16-byte UUID in the usual 8-4-4-4-12 form; `None` if all zeros.
-pub(super) fn uuid(b: &[u8], off: usize) -> Option<String> {
-    let u = b.get(off..off + 16)?;
-    if u.iter().all(|&x| x == 0) {
-        return None;
-    }
-    let h: Vec<String> = u.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
-    ))
 }
 
 #[cfg(test)]

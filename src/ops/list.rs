@@ -1,9 +1,12 @@
 //! Directory listings as `ls` shows them.
 //!
-//! Shared by `vmrescue ls` and the TUI's file pane: entries sorted by name
-//! (bytewise, as `LC_ALL=C ls`), the `-l` columns, owner and group names
-//! from the guest's own `/etc/passwd` and `/etc/group`, and names made safe
-//! to show ([`display_name`]).
+//! For `vmrescue ls`: entries sorted by name (bytewise, as `LC_ALL=C ls`),
+//! the `-l` columns, owner and group names from the guest's own
+//! `/etc/passwd` and `/etc/group` ([`Owners`]), and names made safe to show
+//! ([`display_name`]). The TUI shares only the last two: its file pane
+//! (`tui/files.rs`) shows names through [`display_name`] but reads its own
+//! listing (progress reports, symlink checks, directories first), and its
+//! details window takes owner names from [`Owners`].
 
 use std::collections::HashMap;
 

@@ -128,3 +128,45 @@ impl Action {
             .map_or("insert", |(n, _)| n)
     }
 }
+
+/// Where keys are read: the main screen, a text field, a question, a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Context {
+    /// The two panes.
+    Main,
+    /// A text field (the filter line, the copy destination).
+    Edit,
+    /// A yes/no question.
+    Confirm,
+    /// An information window (help, details, summaries).
+    Dialog,
+    /// The restore dialog and the doctor view: a list to choose from.
+    Repair,
+    /// The copy progress window.
+    Progress,
+}
+
+impl Context {
+    /// All contexts, in the order the help lists them.
+    pub const ALL: [Context; 6] = [
+        Context::Main,
+        Context::Edit,
+        Context::Confirm,
+        Context::Dialog,
+        Context::Repair,
+        Context::Progress,
+    ];
+
+    /// The context named `s` in the keymap file.
+    pub fn from_name(s: &str) -> Option<Context> {
+        Some(match s {
+            "main" => Context::Main,
+            "edit" => Context::Edit,
+            "confirm" => Context::Confirm,
+            "dialog" => Context::Dialog,
+            "repair" => Context::Repair,
+            "progress" => Context::Progress,
+            _ => return None,
+        })
+    }
+}

@@ -10,23 +10,23 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::action::Action;
 use super::copier::{CopyRequest, CopySource, volume_folder};
-use super::dialog::{
-    CandidateRow, Confirm, ConfirmKind, CopyJob, CopySetup, Dialog, DoctorView, IfExists,
-    RestoreDialog,
+use super::dialogs::restore::relink_setup;
+use super::dialogs::{
+    Confirm, ConfirmKind, CopyJob, CopySetup, Ctx, Dialog, DoctorView, Outcome, RestoreDialog,
 };
-use super::event::{Effect, Event, JobResult, RelinkSetup};
-use super::files::{FilePane, Loading, TextField, parent_of};
+use super::event::{Effect, Event, JobResult};
+use super::files::{FilePane, Loading, parent_of};
 use super::keymap::{Context, Key, Keymap};
 use super::layers::{LayerPane, volume_of};
 use super::marks::{Mark, Marks};
 use super::strings as s;
+use super::text_field::TextField;
 use super::views::layout::Screen;
 use crate::fs::path::join;
 use crate::fs::{FileType, FsStatus, FsView};
 use crate::layers::{Layout, VolumeId};
-use crate::ops::copy::Existing;
 use crate::repair::candidates::Analysis;
-use crate::repair::relink::{self, Plan};
+use crate::repair::relink::Plan;
 use crate::text::{escape, escape_str};
 
 /// Settings the app starts with.
@@ -572,13 +572,76 @@ impl App {
         // A message answers the last action: the next one clears it.
         self.message_first = false;
         self.message = None;
+        if let Some(outcome) = self.update_top(action) {
+            self.follow(outcome);
+            return;
+        }
         match self.context() {
             Context::Main => self.update_main(action),
             Context::Edit => self.update_edit(action),
             Context::Confirm => self.update_confirm(action),
             Context::Dialog => self.update_dialog(action),
-            Context::Repair => self.update_repair(action),
+            // The restore dialog and the doctor view take their own keys.
+            Context::Repair => {}
             Context::Progress => self.update_progress(action),
+        }
+    }
+
+    /// Give `action` to the window on top, when it is a dialog with its own
+    /// `update` (the copy and restore dialogs, the doctor view).
+    fn update_top(&mut self, action: &Action) -> Option<Outcome> {
+        let page = self.screen().dialog_rows();
+        let mut ctx = Ctx {
+            undo_dir: &self.config.undo_dir,
+            pve_root: &self.config.pve_root,
+            page,
+            writing: self.writing,
+            last_req: &mut self.next_gen,
+            effects: &mut self.effects,
+        };
+        match self.dialog.as_mut()? {
+            Dialog::CopySetup(c) => Some(c.update(action, &mut ctx)),
+            Dialog::Restore(r) => Some(r.update(action, &mut ctx)),
+            Dialog::Doctor(d) => Some(d.update(action, &mut ctx)),
+            _ => None,
+        }
+    }
+
+    /// Do what the window on top asked for.
+    fn follow(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Stay => {}
+            Outcome::Close => self.close_dialog(),
+            Outcome::Help => self.push_dialog(Dialog::Help { scroll: 0 }),
+            Outcome::AskQuit => self.ask_quit(),
+            Outcome::CloseAllAndQuit => {
+                self.close_all_dialogs();
+                self.ask_quit();
+            }
+            Outcome::Push(d) => self.push_dialog(d),
+            Outcome::Say(text) => self.say(text),
+            Outcome::SayError(text) => self.say_error(text),
+            Outcome::Announce(text, error) => self.announce(text, error),
+            Outcome::CopyStarted(job) => {
+                self.copy = Some(job);
+                self.close_dialog();
+            }
+            Outcome::RestoreLink {
+                volume,
+                link,
+                target,
+                problems,
+            } => {
+                // The restore dialog takes the doctor's place.
+                self.dialog = None;
+                if let Some((dir, name)) = parent_of(&link)
+                    && self.pane().is_some_and(|p| p.volume == volume)
+                {
+                    self.focus = Focus::Files;
+                    self.list(dir, Some(name));
+                }
+                self.open_restore_for(volume, link, target, problems);
+            }
         }
     }
 
@@ -647,48 +710,8 @@ impl App {
         }
     }
 
+    /// Keys in the filter line (the dialogs with a text field take their own).
     fn update_edit(&mut self, action: &Action) {
-        if let Some(Dialog::Restore(r)) = &mut self.dialog
-            && let Some(field) = &mut r.typing
-        {
-            if field.edit(action) {
-                return;
-            }
-            match action {
-                Action::Confirm => self.take_typed_target(),
-                Action::Cancel => r.typing = None,
-                Action::Quit => self.ask_quit(),
-                _ => {}
-            }
-            return;
-        }
-        if let Some(Dialog::CopySetup(c)) = &mut self.dialog {
-            // An absolute path typed over the default destination replaces it.
-            if c.dest_default && *action == Action::Insert('/') {
-                c.dest = TextField::default();
-            }
-            if c.dest.edit(action) {
-                if !matches!(
-                    action,
-                    Action::CursorLeft | Action::CursorRight | Action::Home | Action::End
-                ) {
-                    c.dest_default = false;
-                }
-                look_at_dest(c);
-                return;
-            }
-            match action {
-                Action::CycleExisting => c.if_exists = c.if_exists.next(),
-                Action::Confirm => self.start_copy(),
-                Action::Cancel => {
-                    c.cancel.store(true, Ordering::Relaxed);
-                    self.close_dialog();
-                }
-                Action::Quit => self.ask_quit(),
-                _ => {}
-            }
-            return;
-        }
         let page = self.files_page();
         let Some(p) = self.pane_mut() else { return };
         let before = p.filter.text.clone();
@@ -1042,7 +1065,7 @@ impl App {
         match self.focus {
             Focus::Layers => {
                 if let Some(n) = self.layers.current() {
-                    let lines = super::views::layers::node_lines(n);
+                    let lines = super::layers::node_lines(n);
                     self.dialog = Some(Dialog::Message {
                         title: escape_str(&n.name),
                         lines,
@@ -1072,17 +1095,6 @@ impl App {
                     scroll: 0,
                 });
             }
-        }
-    }
-
-    fn relink_setup(&self, force: bool) -> RelinkSetup {
-        RelinkSetup {
-            undo_dir: self.config.undo_dir.clone(),
-            options: relink::Options {
-                force,
-                pve_root: Some(self.config.pve_root.clone()),
-                now: None,
-            },
         }
     }
 
@@ -1120,27 +1132,15 @@ impl App {
             return;
         };
         let req = self.next_req();
-        self.dialog = Some(Dialog::Restore(Box::new(RestoreDialog {
+        self.dialog = Some(Dialog::Restore(Box::new(RestoreDialog::new(
             volume,
-            path: escape(&link),
-            link: link.clone(),
+            link.clone(),
             target,
             problems,
             req,
-            analyzing: true,
-            analysis_error: None,
-            candidates: Vec::new(),
-            selected: 0,
-            chosen: None,
-            planning: false,
-            plan: None,
-            plan_error: None,
-            undo_dir: escape_str(&self.config.undo_dir.display().to_string()),
-            typing: None,
-            force: false,
-            scroll: 0,
-        })));
-        let setup = self.relink_setup(false);
+            &self.config.undo_dir,
+        ))));
+        let setup = relink_setup(&self.config.undo_dir, &self.config.pve_root, false);
         self.effects.push(Effect::AnalyzeLink {
             req,
             volume,
@@ -1172,193 +1172,6 @@ impl App {
         self.effects.push(Effect::RunDoctor { req, fs });
     }
 
-    fn update_repair(&mut self, action: &Action) {
-        let page = self.screen().dialog_rows();
-        match action {
-            Action::Cancel => self.close_dialog(),
-            Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
-            Action::Quit => {
-                self.close_all_dialogs();
-                self.ask_quit();
-            }
-            Action::PageUp | Action::PageDown => {
-                if let Some(scroll) = self.dialog.as_mut().and_then(Dialog::scroll_mut) {
-                    *scroll = if *action == Action::PageUp {
-                        scroll.saturating_sub(page)
-                    } else {
-                        scroll.saturating_add(page)
-                    };
-                }
-            }
-            Action::MoveUp | Action::MoveDown => {
-                let up = *action == Action::MoveUp;
-                let step = |sel: usize, n: usize| {
-                    if up {
-                        sel.saturating_sub(1)
-                    } else {
-                        (sel + 1).min(n.saturating_sub(1))
-                    }
-                };
-                match self.dialog.as_mut() {
-                    Some(Dialog::Restore(r)) => r.selected = step(r.selected, r.candidates.len()),
-                    Some(Dialog::Doctor(d)) => {
-                        let n = d.report.as_ref().map_or(0, |r| r.findings.len());
-                        d.selected = step(d.selected, n);
-                    }
-                    _ => {}
-                }
-            }
-            Action::TypeTarget => {
-                if let Some(Dialog::Restore(r)) = &mut self.dialog {
-                    if r.analyzing {
-                        self.announce(s::RESTORE_STILL_LOOKING, false);
-                    } else {
-                        r.typing = Some(TextField::default());
-                    }
-                }
-            }
-            Action::Open => match self.dialog.as_ref() {
-                Some(Dialog::Restore(_)) => self.plan_selected(),
-                Some(Dialog::Doctor(_)) => self.doctor_open_finding(),
-                _ => {}
-            },
-            Action::Confirm => {
-                if matches!(self.dialog, Some(Dialog::Restore(_))) {
-                    self.ask_relink();
-                }
-            }
-            Action::Force => self.toggle_force(),
-            _ => {}
-        }
-    }
-
-    /// Enter in the restore dialog: plan the highlighted candidate.
-    fn plan_selected(&mut self) {
-        self.plan_candidate(false);
-    }
-
-    /// `f` in the restore dialog: allow (or no longer allow) a target that
-    /// does not resolve, and plan the chosen candidate again.
-    fn toggle_force(&mut self) {
-        let Some(Dialog::Restore(r)) = &mut self.dialog else {
-            return;
-        };
-        let Some(chosen) = r.chosen else {
-            self.announce(s::FORCE_NEEDS_PLAN, false);
-            return;
-        };
-        r.force = !r.force;
-        r.selected = chosen;
-        self.plan_candidate(true);
-    }
-
-    /// Plan the highlighted candidate (again, when `again`).
-    fn plan_candidate(&mut self, again: bool) {
-        let req = self.next_req();
-        let force = matches!(&self.dialog, Some(Dialog::Restore(r)) if r.force);
-        let setup = self.relink_setup(force);
-        let Some(Dialog::Restore(r)) = &mut self.dialog else {
-            return;
-        };
-        let Some(c) = r.candidates.get(r.selected) else {
-            return;
-        };
-        if !again && r.chosen == Some(r.selected) && (r.plan.is_some() || r.planning) {
-            return;
-        }
-        r.chosen = Some(r.selected);
-        r.planning = true;
-        r.plan = None;
-        r.plan_error = None;
-        r.req = req;
-        let effect = Effect::PlanRelink {
-            req,
-            volume: r.volume,
-            link: r.link.clone(),
-            target: c.target.clone(),
-            setup,
-        };
-        self.effects.push(effect);
-    }
-
-    /// Enter on a typed target: add it to the candidates (or select the
-    /// candidate that has it already) and plan it.
-    fn take_typed_target(&mut self) {
-        let Some(Dialog::Restore(r)) = &mut self.dialog else {
-            return;
-        };
-        let Some(field) = r.typing.take() else { return };
-        if field.text.is_empty() {
-            return;
-        }
-        let target = field.text.into_bytes();
-        let at = match r.candidates.iter().position(|c| c.target == target) {
-            Some(i) => i,
-            None => {
-                r.candidates.push(CandidateRow {
-                    shown: escape(&target),
-                    current: escape(&target) == r.target,
-                    target,
-                    reasons: vec![s::TYPED_TARGET.into()],
-                    guess: false,
-                });
-                r.candidates.len() - 1
-            }
-        };
-        r.selected = at;
-        self.plan_selected();
-    }
-
-    /// `y` in the restore dialog: ask before writing the plan.
-    fn ask_relink(&mut self) {
-        if self.writing {
-            self.announce(s::ALREADY_WRITING, false);
-            return;
-        }
-        let Some(Dialog::Restore(r)) = &self.dialog else {
-            return;
-        };
-        let Some(plan) = r.plan.as_ref() else {
-            self.announce(s::RESTORE_NOT_READY, false);
-            return;
-        };
-        if !plan.can_apply() {
-            let why = if plan.blockers.is_empty() {
-                "nothing to write".to_string()
-            } else {
-                plan.blockers
-                    .join("; ")
-                    .replace(s::CLI_FORCE_HINT, s::TUI_FORCE_HINT)
-            };
-            self.announce(s::cannot_apply(&super::format::safe(&why)), true);
-            return;
-        }
-        let images: Vec<String> = plan
-            .writes
-            .iter()
-            .map(|w| {
-                escape_str(
-                    &w.image
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_else(|| w.image.display().to_string()),
-                )
-            })
-            .collect();
-        let lines = s::apply_question(
-            &escape(&plan.link),
-            &escape(&plan.old_target),
-            &escape(&plan.new_target),
-            plan.bytes(),
-            &images.join(" and "),
-        );
-        self.push_dialog(Dialog::Confirm(Confirm {
-            kind: ConfirmKind::ApplyRelink,
-            title: s::APPLY_TITLE.into(),
-            lines,
-        }));
-    }
-
     /// The question was answered yes: write the plan on a job thread.
     fn start_relink(&mut self) {
         let Some(Dialog::Restore(r)) = self.dialog.take() else {
@@ -1368,38 +1181,12 @@ impl App {
         let Some(plan) = r.plan else { return };
         self.writing = true;
         self.announce(s::writing(&escape(&plan.link)), false);
-        let setup = self.relink_setup(r.force);
+        let setup = relink_setup(&self.config.undo_dir, &self.config.pve_root, r.force);
         self.effects.push(Effect::ApplyRelink {
             volume: r.volume,
             plan,
             setup,
         });
-    }
-
-    /// Enter in the doctor view: go to the highlighted link and open its restore dialog.
-    fn doctor_open_finding(&mut self) {
-        let Some(Dialog::Doctor(d)) = &self.dialog else {
-            return;
-        };
-        let Some(f) = d.report.as_ref().and_then(|r| r.findings.get(d.selected)) else {
-            return;
-        };
-        let volume = d.volume;
-        let a = f.analysis.clone();
-        // The restore dialog takes the doctor's place.
-        self.dialog = None;
-        if let Some((dir, name)) = parent_of(&a.link)
-            && self.pane().is_some_and(|p| p.volume == volume)
-        {
-            self.focus = Focus::Files;
-            self.list(dir, Some(name));
-        }
-        self.open_restore_for(
-            volume,
-            a.link.clone(),
-            escape(&a.target),
-            a.problems.clone(),
-        );
     }
 
     /// The analysis arrived: fill the dialog.
@@ -1409,35 +1196,8 @@ impl App {
         analysis: Result<Box<Analysis>, String>,
         plan: Option<Result<Box<Plan>, String>>,
     ) {
-        let Some(r) = self.restore_waiting(req) else {
-            return;
-        };
-        r.analyzing = false;
-        match analysis {
-            Err(e) => r.analysis_error = Some(e),
-            Ok(a) => {
-                r.target = escape(&a.target);
-                r.problems = a.problems.clone();
-                r.candidates = a
-                    .candidates
-                    .iter()
-                    .map(|c| CandidateRow {
-                        target: c.target.clone(),
-                        shown: escape(&c.target),
-                        reasons: c.reasons.clone(),
-                        guess: c.guess,
-                        current: c.current,
-                    })
-                    .collect();
-                let best = a.candidates.iter().position(|c| !c.current);
-                r.selected = best.unwrap_or(0);
-                r.chosen = best;
-                match plan {
-                    Some(Ok(p)) => r.plan = Some(p),
-                    Some(Err(e)) => r.plan_error = Some(e),
-                    None => {}
-                }
-            }
+        if let Some(r) = self.restore_waiting(req) {
+            r.analyzed(analysis, plan);
         }
     }
 
@@ -1548,83 +1308,13 @@ impl App {
             .iter()
             .map(|s| self.volume_label(s.volume))
             .collect();
-        let mut setup = CopySetup {
-            dest: TextField::new(&dest),
-            dest_default: true,
-            dest_entries: 0,
-            new_folder: String::new(),
-            if_exists: IfExists::Skip,
-            req,
-            sources: count,
-            volumes,
-            first,
-            plan: None,
-            summary: None,
-            error: None,
-            cancel: Arc::clone(&cancel),
-        };
-        look_at_dest(&mut setup);
+        let setup = CopySetup::new(&dest, req, count, volumes, first, Arc::clone(&cancel));
         self.dialog = Some(Dialog::CopySetup(setup));
         self.effects.push(Effect::PlanCopy {
             req,
             request: CopyRequest { sources },
             cancel,
         });
-    }
-
-    fn start_copy(&mut self) {
-        let Some(Dialog::CopySetup(c)) = &mut self.dialog else {
-            return;
-        };
-        if c.error.is_some() {
-            return;
-        }
-        if c.dest.text.trim().is_empty() {
-            self.say_error(s::NEED_DESTINATION);
-            return;
-        }
-        // What is in the destination now, not when the dialog opened.
-        look_at_dest(c);
-        let Some(mut plan) = c.plan.take() else {
-            self.say(s::STILL_COUNTING);
-            return;
-        };
-        let mut dest = expand_home(c.dest.text.trim());
-        match c.if_exists {
-            IfExists::Skip => plan.set_existing(Existing::Skip),
-            IfExists::Overwrite => plan.set_existing(Existing::Overwrite),
-            IfExists::NewFolder if c.dest_entries > 0 => {
-                dest = expand_home(&c.new_folder);
-                plan.set_existing(Existing::Skip);
-            }
-            IfExists::NewFolder => plan.set_existing(Existing::Skip),
-        }
-        // Before the first byte: can files be created there at all? The
-        // dialog stays open so the operator can type another folder.
-        if let Err(e) = crate::ops::copy::check_destination_and_parents(&dest) {
-            c.plan = Some(plan);
-            self.say_error(s::cannot_copy_there(&e.to_string()));
-            return;
-        }
-        let progress = super::copier::CopyProgress {
-            bytes_total: c.summary.as_ref().map_or(0, |s| s.bytes),
-            files_total: c.summary.as_ref().map_or(0, |s| s.files),
-            ..Default::default()
-        };
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.effects.push(Effect::StartCopy {
-            plan,
-            dest: dest.clone(),
-            cancel: Arc::clone(&cancel),
-        });
-        self.copy = Some(CopyJob {
-            progress,
-            cancel,
-            dest,
-            hidden: false,
-            cancelling: false,
-        });
-        self.close_dialog();
     }
 
     fn cancel_copy(&mut self) {
@@ -1679,13 +1369,7 @@ impl App {
                     Dialog::CopySetup(c) if c.req == req => Some(c),
                     _ => None,
                 }) {
-                    match result {
-                        Ok(plan) => {
-                            c.summary = Some(plan.summary());
-                            c.plan = Some(plan);
-                        }
-                        Err(e) => c.error = Some(e),
-                    }
+                    c.planned(result);
                 }
             }
             JobResult::CopyProgress(p) => {
@@ -1700,11 +1384,7 @@ impl App {
             } => self.link_analyzed(req, analysis, plan),
             JobResult::RelinkPlanned { req, result } => {
                 if let Some(r) = self.restore_waiting(req) {
-                    r.planning = false;
-                    match result {
-                        Ok(p) => r.plan = Some(p),
-                        Err(e) => r.plan_error = Some(e),
-                    }
+                    r.planned(result);
                 }
             }
             JobResult::Relinked {
@@ -1773,31 +1453,6 @@ impl App {
     }
 }
 
-/// Most entries of a destination folder counted.
-const DEST_COUNT_MAX: usize = 10_000;
-
-/// Look at the copy destination on the host: how many entries it holds, and
-/// the first free `NAME-2`, `NAME-3`... beside it for a copy into a new folder.
-fn look_at_dest(c: &mut CopySetup) {
-    let text = c.dest.text.trim();
-    let path = expand_home(text);
-    c.dest_entries = std::fs::read_dir(&path)
-        .map(|d| d.take(DEST_COUNT_MAX).count())
-        .unwrap_or(0);
-    c.new_folder.clear();
-    if c.dest_entries == 0 {
-        return;
-    }
-    let base = text.trim_end_matches('/');
-    for n in 2..1000u32 {
-        let candidate = format!("{base}-{n}/");
-        if std::fs::symlink_metadata(expand_home(&candidate)).is_err() {
-            c.new_folder = candidate;
-            return;
-        }
-    }
-}
-
 /// The stamps of the image files of `layout`, in disk order.
 fn image_stamps(layout: &Layout) -> Vec<Option<ImageStamp>> {
     layout
@@ -1815,13 +1470,4 @@ fn home_short(p: &std::path::Path) -> String {
         return escape_str(&format!("~/{}", rest.display()));
     }
     escape_str(&p.display().to_string())
-}
-
-fn expand_home(dest: &str) -> std::path::PathBuf {
-    if let Some(rest) = dest.strip_prefix("~/")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return std::path::PathBuf::from(home).join(rest);
-    }
-    std::path::PathBuf::from(dest)
 }

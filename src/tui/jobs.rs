@@ -8,15 +8,18 @@
 //! [`crate::engine`]) and [`super::copier::Copier`] (how files are copied out).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::Ordering;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::app::App;
-use super::copier::{Copier, CopySummary};
-use super::event::{Effect, Event, JobResult};
+use super::copier::{Copier, CopyRequest, CopySummary, PlannedCopy};
+use super::event::{Effect, Event, JobResult, RelinkSetup};
+use super::files::Entry;
 use crate::engine::VolumeOpener;
+use crate::fs::FsView;
 use crate::layers::{Layout, VolumeId};
 use crate::repair::candidates::Guest;
 use crate::repair::{doctor, relink};
@@ -64,145 +67,144 @@ impl Jobs {
     /// the job becomes an error result.
     pub fn run(&self, effect: Effect, emit: &mut dyn FnMut(JobResult)) {
         match effect {
-            Effect::OpenFs(volume) => {
-                let r = catch_unwind(AssertUnwindSafe(|| self.opener.open(&self.layout, volume)))
-                    .unwrap_or_else(|_| Err(panic_message()));
-                emit(JobResult::FsOpened { volume, result: r });
-            }
+            Effect::OpenFs(volume) => self.open_fs(volume, emit),
             Effect::ForgetFs(volume) => self.opener.forget(volume),
-            Effect::ListDir { req, fs, path, .. } => {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    super::files::list_dir(&*fs, &path, &mut |count| {
-                        emit(JobResult::ListProgress { req, count })
-                    })
-                }))
-                .unwrap_or_else(|_| Err(panic_message()));
-                emit(JobResult::Listed { req, result: r });
-            }
+            Effect::ListDir { req, fs, path, .. } => list_dir(req, &*fs, &path, emit),
             Effect::LoadDetails {
                 req,
                 fs,
                 dir,
                 entry,
-            } => {
-                let d = catch_unwind(AssertUnwindSafe(|| {
-                    super::details::load(&*fs, &dir, &entry)
-                }))
-                .unwrap_or_else(|_| {
-                    let mut d = super::details::load_failed(&dir, &entry);
-                    d.problems.push(panic_message());
-                    d
-                });
-                emit(JobResult::Details {
-                    req,
-                    details: Box::new(d),
-                });
-            }
+            } => load_details(req, &*fs, &dir, &entry, emit),
             Effect::PlanCopy {
                 req,
                 request,
                 cancel,
-            } => {
-                let r = catch_unwind(AssertUnwindSafe(|| self.copier.plan(request, &cancel)))
-                    .unwrap_or_else(|_| Err(panic_message()));
-                if !cancel.load(Ordering::Relaxed) {
-                    emit(JobResult::CopyPlanned { req, result: r });
-                }
-            }
+            } => self.plan_copy(req, request, &cancel, emit),
             Effect::AnalyzeLink {
                 req,
                 volume,
                 fs,
                 link,
                 setup,
-            } => {
-                let (analysis, plan) = catch_unwind(AssertUnwindSafe(|| {
-                    let guest = Guest::new(&*fs);
-                    match guest.analyze(&link) {
-                        Err(e) => (Err(e.to_string()), None),
-                        Ok(a) => {
-                            let plan = a.proposal().map(|c| {
-                                relink::plan(
-                                    &self.layout,
-                                    volume,
-                                    &a.link,
-                                    Some(&c.target),
-                                    &setup.options,
-                                )
-                                .map(|p| self.with_engine_blocker(volume, p))
-                                .map_err(|e| e.to_string())
-                            });
-                            (Ok(Box::new(a)), plan)
-                        }
-                    }
-                }))
-                .unwrap_or_else(|_| (Err(panic_message()), None));
-                emit(JobResult::LinkAnalyzed {
-                    req,
-                    analysis,
-                    plan,
-                });
-            }
+            } => self.analyze_link(req, volume, &*fs, &link, &setup, emit),
             Effect::PlanRelink {
                 req,
                 volume,
                 link,
                 target,
                 setup,
-            } => {
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    relink::plan(&self.layout, volume, &link, Some(&target), &setup.options)
-                        .map(|p| self.with_engine_blocker(volume, p))
-                        .map_err(|e| e.to_string())
-                }))
-                .unwrap_or_else(|_| Err(panic_message()));
-                emit(JobResult::RelinkPlanned { req, result });
-            }
+            } => self.plan_relink(req, volume, &link, &target, &setup, emit),
             Effect::ApplyRelink {
                 volume,
                 plan,
                 setup,
-            } => {
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    relink::apply(&self.layout, volume, &plan, &setup.undo_dir, &setup.options)
-                        .map_err(|e| e.to_string())
-                }))
-                .unwrap_or_else(|_| Err(panic_message()));
-                // The filesystem changed under any view opened before.
-                self.opener.forget(volume);
-                emit(JobResult::Relinked {
-                    volume,
-                    link: plan.link.clone(),
-                    new_target: plan.new_target.clone(),
-                    result,
-                });
-            }
-            Effect::RunDoctor { req, fs } => {
-                let report =
-                    catch_unwind(AssertUnwindSafe(|| doctor::examine(&*fs))).unwrap_or_default();
-                emit(JobResult::DoctorDone {
-                    req,
-                    report: Box::new(report),
-                });
-            }
-            Effect::StartCopy { plan, dest, cancel } => {
-                let mut last = Instant::now() - Duration::from_secs(1);
-                let summary = catch_unwind(AssertUnwindSafe(|| {
-                    plan.execute(&dest, &cancel, &mut |p| {
-                        if last.elapsed() >= Duration::from_millis(40) {
-                            last = Instant::now();
-                            emit(JobResult::CopyProgress(p.clone()));
-                        }
-                    })
-                }))
-                .unwrap_or_else(|_| CopySummary {
-                    dest: dest.clone(),
-                    failed: vec![(panic_message(), String::new())],
-                    ..CopySummary::default()
-                });
-                emit(JobResult::CopyDone(summary));
-            }
+            } => self.apply_relink(volume, &plan, &setup, emit),
+            Effect::RunDoctor { req, fs } => run_doctor(req, &*fs, emit),
+            Effect::StartCopy { plan, dest, cancel } => copy(plan, &dest, &cancel, emit),
         }
+    }
+
+    /// Open a volume's filesystem through the engine.
+    fn open_fs(&self, volume: VolumeId, emit: &mut dyn FnMut(JobResult)) {
+        let r = catch_unwind(AssertUnwindSafe(|| self.opener.open(&self.layout, volume)))
+            .unwrap_or_else(|_| Err(panic_message()));
+        emit(JobResult::FsOpened { volume, result: r });
+    }
+
+    /// Plan a copy (counting what it would copy) unless it is cancelled.
+    fn plan_copy(
+        &self,
+        req: u64,
+        request: CopyRequest,
+        cancel: &AtomicBool,
+        emit: &mut dyn FnMut(JobResult),
+    ) {
+        let r = catch_unwind(AssertUnwindSafe(|| self.copier.plan(request, cancel)))
+            .unwrap_or_else(|_| Err(panic_message()));
+        if !cancel.load(Ordering::Relaxed) {
+            emit(JobResult::CopyPlanned { req, result: r });
+        }
+    }
+
+    /// Look for a link's candidate targets, and plan the best one.
+    fn analyze_link(
+        &self,
+        req: u64,
+        volume: VolumeId,
+        fs: &dyn FsView,
+        link: &[u8],
+        setup: &RelinkSetup,
+        emit: &mut dyn FnMut(JobResult),
+    ) {
+        let (analysis, plan) = catch_unwind(AssertUnwindSafe(|| {
+            let guest = Guest::new(fs);
+            match guest.analyze(link) {
+                Err(e) => (Err(e.to_string()), None),
+                Ok(a) => {
+                    let plan = a.proposal().map(|c| {
+                        relink::plan(
+                            &self.layout,
+                            volume,
+                            &a.link,
+                            Some(&c.target),
+                            &setup.options,
+                        )
+                        .map(|p| self.with_engine_blocker(volume, p))
+                        .map_err(|e| e.to_string())
+                    });
+                    (Ok(Box::new(a)), plan)
+                }
+            }
+        }))
+        .unwrap_or_else(|_| (Err(panic_message()), None));
+        emit(JobResult::LinkAnalyzed {
+            req,
+            analysis,
+            plan,
+        });
+    }
+
+    /// Plan pointing `link` at `target`.
+    fn plan_relink(
+        &self,
+        req: u64,
+        volume: VolumeId,
+        link: &[u8],
+        target: &[u8],
+        setup: &RelinkSetup,
+        emit: &mut dyn FnMut(JobResult),
+    ) {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            relink::plan(&self.layout, volume, link, Some(target), &setup.options)
+                .map(|p| self.with_engine_blocker(volume, p))
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err(panic_message()));
+        emit(JobResult::RelinkPlanned { req, result });
+    }
+
+    /// Write a planned symlink repair.
+    fn apply_relink(
+        &self,
+        volume: VolumeId,
+        plan: &relink::Plan,
+        setup: &RelinkSetup,
+        emit: &mut dyn FnMut(JobResult),
+    ) {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            relink::apply(&self.layout, volume, plan, &setup.undo_dir, &setup.options)
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err(panic_message()));
+        // The filesystem changed under any view opened before.
+        self.opener.forget(volume);
+        emit(JobResult::Relinked {
+            volume,
+            link: plan.link.clone(),
+            new_target: plan.new_target.clone(),
+            result,
+        });
     }
 
     /// Run `effect` on a job thread; results go to `tx`.
@@ -242,4 +244,69 @@ impl Jobs {
             }
         }
     }
+}
+
+/// List a directory, reporting progress.
+fn list_dir(req: u64, fs: &dyn FsView, path: &[u8], emit: &mut dyn FnMut(JobResult)) {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        super::files::list_dir(fs, path, &mut |count| {
+            emit(JobResult::ListProgress { req, count })
+        })
+    }))
+    .unwrap_or_else(|_| Err(panic_message()));
+    emit(JobResult::Listed { req, result: r });
+}
+
+/// Read the details of one file.
+fn load_details(
+    req: u64,
+    fs: &dyn FsView,
+    dir: &[u8],
+    entry: &Entry,
+    emit: &mut dyn FnMut(JobResult),
+) {
+    let d = catch_unwind(AssertUnwindSafe(|| super::details::load(fs, dir, entry))).unwrap_or_else(
+        |_| {
+            let mut d = super::details::load_failed(dir, entry);
+            d.problems.push(panic_message());
+            d
+        },
+    );
+    emit(JobResult::Details {
+        req,
+        details: Box::new(d),
+    });
+}
+
+/// Look for suspicious links and recent changes in the guest.
+fn run_doctor(req: u64, fs: &dyn FsView, emit: &mut dyn FnMut(JobResult)) {
+    let report = catch_unwind(AssertUnwindSafe(|| doctor::examine(fs))).unwrap_or_default();
+    emit(JobResult::DoctorDone {
+        req,
+        report: Box::new(report),
+    });
+}
+
+/// Run a planned copy, reporting progress at most every 40 ms.
+fn copy(
+    plan: Box<dyn PlannedCopy>,
+    dest: &Path,
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(JobResult),
+) {
+    let mut last = Instant::now() - Duration::from_secs(1);
+    let summary = catch_unwind(AssertUnwindSafe(|| {
+        plan.execute(dest, cancel, &mut |p| {
+            if last.elapsed() >= Duration::from_millis(40) {
+                last = Instant::now();
+                emit(JobResult::CopyProgress(p.clone()));
+            }
+        })
+    }))
+    .unwrap_or_else(|_| CopySummary {
+        dest: dest.to_path_buf(),
+        failed: vec![(panic_message(), String::new())],
+        ..CopySummary::default()
+    });
+    emit(JobResult::CopyDone(summary));
 }

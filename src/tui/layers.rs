@@ -6,6 +6,9 @@ use std::collections::HashSet;
 
 use crate::layers::tree::Node;
 use crate::layers::{Layout, VolumeId};
+use crate::text::escape_str;
+use crate::tui::format::{safe, size};
+use crate::tui::strings as s;
 
 /// A node's identifier: indices from the roots down.
 pub type NodePath = Vec<usize>;
@@ -155,4 +158,55 @@ impl LayerPane {
 pub fn volume_of(layout: &Layout, node: &Node) -> Option<VolumeId> {
     let name = node.volume.as_deref()?;
     layout.volumes.iter().find(|v| v.name == name).map(|v| v.id)
+}
+
+/// Everything known about a node, one fact a line (escaped), the most
+/// useful first (the box under the tree shows as many as fit).
+pub fn node_lines(n: &Node) -> Vec<String> {
+    let mut out = Vec::new();
+    // The description and the problems are escaped where they are made.
+    out.push(format!(
+        "{}: {}",
+        s::kind_name(n.kind),
+        safe(&n.description)
+    ));
+    if n.size > 0 {
+        out.push(format!(
+            "{}: {} ({} bytes)",
+            s::F_SIZE,
+            size(n.size),
+            n.size
+        ));
+    }
+    if let Some(fs) = &n.fstype {
+        out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
+    }
+    if let Some(os) = &n.os {
+        out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));
+    }
+    if let Some(m) = &n.mountpoint {
+        out.push(format!("{}: {}", s::F_MOUNTPOINT, escape_str(m)));
+    }
+    if n.volume.is_some() && !n.browsable && n.children.is_empty() {
+        out.push(s::not_browsable(
+            &escape_str(&n.name),
+            n.fstype.as_deref().map(escape_str).as_deref(),
+        ));
+    }
+    for p in &n.problems {
+        out.push(format!("{}: {}", s::F_PROBLEM, safe(p)));
+    }
+    if let Some(l) = &n.label {
+        out.push(format!("{}: \"{}\"", s::F_LABEL, escape_str(l)));
+    }
+    if let Some(v) = &n.volume {
+        out.push(format!("{}: {}", s::F_VOLUME, escape_str(v)));
+    }
+    if let Some(st) = n.start {
+        out.push(format!("{}: {}", s::F_START, s::start_at(st)));
+    }
+    if let Some(u) = &n.uuid {
+        out.push(format!("{}: {}", s::F_UUID, escape_str(u)));
+    }
+    out
 }

@@ -7,6 +7,9 @@
 //! * [`App`] — all state; [`App::update`] applies an action, [`App::apply`]
 //!   a job result; neither touches the terminal. Work to do off the UI thread
 //!   comes out as [`event::Effect`]s;
+//! * [`dialogs`] — the windows over the panes; the copy and restore dialogs
+//!   and the doctor view take the actions given to them while on top
+//!   (`update(&Action, &mut Ctx) -> Outcome`) and the app does the rest;
 //! * [`views`] — pure `draw_*` functions over `&App`, one file per pane or window;
 //! * [`run`] — the loop: one input thread, one signal thread and job threads
 //!   ([`jobs::Jobs`]) feed one channel; the UI thread applies what arrives
@@ -21,7 +24,7 @@ pub mod action;
 pub mod app;
 pub mod copier;
 pub mod details;
-pub mod dialog;
+pub mod dialogs;
 pub mod event;
 pub mod files;
 pub mod format;
@@ -33,6 +36,7 @@ pub mod picker;
 pub mod strings;
 
 pub mod terminal;
+pub mod text_field;
 pub mod views;
 
 use std::sync::Arc;

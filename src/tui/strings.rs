@@ -1,7 +1,6 @@
 //! Every text the TUI shows, in one place.
 
-use super::action::Action;
-use super::keymap::Context;
+use super::action::{Action, Context};
 use crate::fs::FileType;
 
 // ----- screen furniture -----

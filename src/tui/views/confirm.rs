@@ -4,7 +4,7 @@ use ratatui::Frame;
 
 use super::layout::Screen;
 use super::window::{draw_window, plain};
-use crate::tui::dialog::Confirm;
+use crate::tui::dialogs::Confirm;
 use crate::tui::strings as s;
 
 /// Draw a question.

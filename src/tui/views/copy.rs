@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::layout::Screen;
 use super::style;
-use crate::tui::dialog::{CopySetup, IfExists};
+use crate::tui::dialogs::{CopySetup, IfExists};
 use crate::tui::format::{safe, size};
 use crate::tui::strings as s;
 

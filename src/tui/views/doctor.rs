@@ -10,7 +10,7 @@ use super::restore::draw_scrolled_window;
 use super::style;
 use super::window::plain;
 use crate::text::{escape, format_time};
-use crate::tui::dialog::DoctorView;
+use crate::tui::dialogs::DoctorView;
 use crate::tui::format::safe;
 use crate::tui::strings as s;
 

@@ -10,8 +10,8 @@ use super::style;
 use crate::layers::tree::Node;
 use crate::text::columns;
 use crate::text::escape_str;
-use crate::tui::app::{App, Focus};
 use crate::tui::format::{cut_middle, safe, size};
+use crate::tui::layers::{LayerPane, node_lines};
 use crate::tui::strings as s;
 
 /// The short line a node gets in the tree, in `room` columns: name, size,
@@ -79,57 +79,6 @@ pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static
     Line::from(spans)
 }
 
-/// Everything known about a node, one fact a line (escaped), the most
-/// useful first (the box under the tree shows as many as fit).
-pub fn node_lines(n: &Node) -> Vec<String> {
-    let mut out = Vec::new();
-    // The description and the problems are escaped where they are made.
-    out.push(format!(
-        "{}: {}",
-        s::kind_name(n.kind),
-        safe(&n.description)
-    ));
-    if n.size > 0 {
-        out.push(format!(
-            "{}: {} ({} bytes)",
-            s::F_SIZE,
-            size(n.size),
-            n.size
-        ));
-    }
-    if let Some(fs) = &n.fstype {
-        out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
-    }
-    if let Some(os) = &n.os {
-        out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));
-    }
-    if let Some(m) = &n.mountpoint {
-        out.push(format!("{}: {}", s::F_MOUNTPOINT, escape_str(m)));
-    }
-    if n.volume.is_some() && !n.browsable && n.children.is_empty() {
-        out.push(s::not_browsable(
-            &escape_str(&n.name),
-            n.fstype.as_deref().map(escape_str).as_deref(),
-        ));
-    }
-    for p in &n.problems {
-        out.push(format!("{}: {}", s::F_PROBLEM, safe(p)));
-    }
-    if let Some(l) = &n.label {
-        out.push(format!("{}: \"{}\"", s::F_LABEL, escape_str(l)));
-    }
-    if let Some(v) = &n.volume {
-        out.push(format!("{}: {}", s::F_VOLUME, escape_str(v)));
-    }
-    if let Some(st) = n.start {
-        out.push(format!("{}: {}", s::F_START, s::start_at(st)));
-    }
-    if let Some(u) = &n.uuid {
-        out.push(format!("{}: {}", s::F_UUID, escape_str(u)));
-    }
-    out
-}
-
 /// The tree's items; `room` is what a label at the top level has (each
 /// level down is indented by two more columns). The disks, at the top,
 /// carry the name of the snapshot shown.
@@ -146,17 +95,23 @@ fn items(nodes: &[Node], room: usize, snapshot: Option<&str>) -> Vec<TreeItem<'s
         .collect()
 }
 
-/// Draw the layer tree and the facts of the selected node.
-pub fn draw_layers(frame: &mut Frame<'_>, screen: &Screen, app: &App) {
-    let focused = app.focus == Focus::Layers;
+/// Draw the layer tree and the facts of the selected node; `focused` when
+/// the pane has the keys, `snapshot` the qcow2 snapshot shown (escaped).
+pub fn draw_layers(
+    frame: &mut Frame<'_>,
+    screen: &Screen,
+    layers: &LayerPane,
+    focused: bool,
+    snapshot: Option<&str>,
+) {
     // Inside the border: the highlight sign and the open/closed sign.
     let room = usize::from(screen.tree.width.saturating_sub(2 + 1 + 2));
-    let tree_items = items(&app.layers.roots, room, app.snapshot.as_deref());
+    let tree_items = items(&layers.roots, room, snapshot);
     let mut state = TreeState::default();
-    for p in &app.layers.opened {
+    for p in &layers.opened {
         state.open(p.clone());
     }
-    state.select(app.layers.selected.clone());
+    state.select(layers.selected.clone());
     let block = Block::new()
         .borders(Borders::ALL)
         .border_style(if focused {
@@ -180,8 +135,7 @@ pub fn draw_layers(frame: &mut Frame<'_>, screen: &Screen, app: &App) {
         Err(_) => frame.render_widget(block, screen.tree),
     }
     if screen.info.height > 0 {
-        let lines: Vec<Line<'static>> = app
-            .layers
+        let lines: Vec<Line<'static>> = layers
             .current()
             .map(node_lines)
             .unwrap_or_default()

@@ -22,14 +22,20 @@ use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};
 
 use super::app::App;
-use super::dialog::Dialog;
+use super::dialogs::Dialog;
 use layout::Screen;
 
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame<'_>, app: &App) {
     let screen = Screen::new(frame.area());
     header::draw_header(frame, screen.header, app);
-    layers::draw_layers(frame, &screen, app);
+    layers::draw_layers(
+        frame,
+        &screen,
+        &app.layers,
+        app.focus == super::app::Focus::Layers,
+        app.snapshot.as_deref(),
+    );
     files::draw_files(frame, screen.files, app);
     status::draw_status(frame, screen.status, app);
     if let Some(job) = &app.copy

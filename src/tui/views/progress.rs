@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph};
 
 use super::layout::Screen;
 use super::style;
-use crate::tui::dialog::CopyJob;
+use crate::tui::dialogs::CopyJob;
 use crate::tui::format::{duration, keep_end, rate, safe, size};
 use crate::tui::strings as s;
 

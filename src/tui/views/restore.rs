@@ -10,7 +10,7 @@ use super::layout::Screen;
 use super::style;
 use super::window::{draw_window, field, plain};
 use crate::text::escape_str;
-use crate::tui::dialog::RestoreDialog;
+use crate::tui::dialogs::RestoreDialog;
 use crate::tui::format::safe;
 use crate::tui::strings as s;
 
