@@ -574,7 +574,11 @@ fn an_image_written_elsewhere_is_noticed_and_read_again() {
     // Another program writes the image (here: the reader gets another guest,
     // and the file's modification time moves).
     swap_root(&mut st, root_with_libc_at("libc-2.12.so"));
-    let image = st.app.layout.disks[0].path.clone();
+    let image = st.app.layout.disks[0]
+        .origin
+        .host_path()
+        .unwrap()
+        .to_path_buf();
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&image)
@@ -601,7 +605,11 @@ fn an_image_written_elsewhere_is_noticed_and_read_again() {
 fn a_key_after_an_outside_write_is_not_acted_on_stale_state() {
     let mut st = story(120, 40);
     st.cd("/var/lib/mysql");
-    let image = st.app.layout.disks[0].path.clone();
+    let image = st.app.layout.disks[0]
+        .origin
+        .host_path()
+        .unwrap()
+        .to_path_buf();
     std::fs::OpenOptions::new()
         .append(true)
         .open(&image)
@@ -911,7 +919,11 @@ fn an_image_that_keeps_changing_is_read_again_every_few_seconds() {
     use std::time::{Duration, Instant, SystemTime};
     let mut st = story(120, 40);
     st.cd("/lib64");
-    let image = st.app.layout.disks[0].path.clone();
+    let image = st.app.layout.disks[0]
+        .origin
+        .host_path()
+        .unwrap()
+        .to_path_buf();
     let touch = |secs: u64| {
         std::fs::OpenOptions::new()
             .write(true)

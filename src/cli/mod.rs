@@ -275,7 +275,7 @@ pub fn nothing_found(layout: &Layout) -> Option<String> {
             .map(|d| {
                 format!(
                     "{}: no partition table, volume group or filesystem found ({})",
-                    d.path.display(),
+                    d.origin,
                     vmrescue::text::count(d.size(), "byte", "bytes")
                 )
             })

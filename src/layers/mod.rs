@@ -3,7 +3,9 @@
 //! [`scan`] walks every disk given, reads partition tables, probes every
 //! volume, reads LVM2 physical volumes wherever they are and assembles
 //! their volume groups (a VG may span several disks), and returns one
-//! [`Layout`]. Nothing is written; damage found on the way is listed in the
+//! [`Layout`]. A disk is any byte source ([`DiskSource`]): a host image
+//! file or device, or a volume of another layout read again as a disk
+//! ([`scan_sources`]). Nothing is written; damage found on the way is listed in the
 //! `problems` of the disk, volume or group concerned and the rest is still read.
 
 pub mod inspect;
@@ -15,7 +17,8 @@ pub mod probe;
 pub mod recover;
 pub mod tree;
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::image::{Image, ImageFormat};
@@ -29,15 +32,98 @@ pub use probe::{Content, ContentKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct VolumeId(pub usize);
 
-/// One disk of the VM (an image file or block device).
+/// Where a disk's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskOrigin {
+    /// A host image file or block device, at the path given.
+    Host(PathBuf),
+    /// The bytes of a volume of another layout (a disk image inside an LV
+    /// or a partition), read again as a disk.
+    Volume {
+        /// The volume's name in that layout (`vg_ta/lv_root`, `p2`).
+        volume: String,
+        /// Where the disks its bytes are on came from, in mapping order.
+        on: Vec<DiskOrigin>,
+    },
+}
+
+impl DiskOrigin {
+    /// The host file or device, when the disk is one.
+    pub fn host_path(&self) -> Option<&Path> {
+        match self {
+            DiskOrigin::Host(p) => Some(p),
+            DiskOrigin::Volume { .. } => None,
+        }
+    }
+
+    /// A short name: the host file's name, or the volume's name.
+    pub fn short_name(&self) -> String {
+        match self {
+            DiskOrigin::Host(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            DiskOrigin::Volume { volume, .. } => volume.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DiskOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskOrigin::Host(p) => write!(f, "{}", p.display()),
+            DiskOrigin::Volume { volume, on } => {
+                write!(f, "{volume}")?;
+                for (i, o) in on.iter().enumerate() {
+                    write!(f, "{}{o}", if i == 0 { " on " } else { " + " })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One disk to scan: a byte source, where it comes from, and what its
+/// container said about it.
+#[derive(Clone)]
+pub struct DiskSource {
+    /// Where its bytes come from.
+    pub origin: DiskOrigin,
+    /// The virtual disk's bytes.
+    pub source: Arc<dyn ReadAt>,
+    /// Container format (a volume read as a disk is raw bytes).
+    pub format: ImageFormat,
+    /// Facts about the container (backing chain, snapshots).
+    pub format_details: Vec<String>,
+    /// For qcow2: the ID of the internal snapshot shown.
+    pub snapshot: Option<String>,
+    /// Damage to the container.
+    pub problems: Vec<Problem>,
+}
+
+impl From<Image> for DiskSource {
+    fn from(img: Image) -> DiskSource {
+        DiskSource {
+            origin: DiskOrigin::Host(img.path),
+            source: img.source,
+            format: img.format,
+            format_details: img.details,
+            snapshot: img.snapshot,
+            problems: img.problems.into_iter().map(Problem::text).collect(),
+        }
+    }
+}
+
+/// One disk of the VM (an image file or block device, or a volume read as a disk).
 #[derive(Clone)]
 pub struct Disk {
     /// Its index.
     pub id: DiskId,
     /// `disk0`, `disk1`...
     pub name: String,
-    /// The path given.
-    pub path: PathBuf,
+    /// Where its bytes come from: ask it ([`Disk::host_path`]) before
+    /// handing the disk to anything that needs a host file.
+    pub origin: DiskOrigin,
     /// Container format.
     pub format: ImageFormat,
     /// Facts about the container (backing chain, snapshots).
@@ -57,6 +143,18 @@ impl Disk {
     /// Size of the virtual disk in bytes.
     pub fn size(&self) -> u64 {
         self.source.size()
+    }
+
+    /// The host file or device holding this disk, for `what` needs one
+    /// (a loop device, an in-use check, a write in place, an undo record);
+    /// an error naming the disk when it is not a host file.
+    pub fn host_path(&self, what: &str) -> crate::Result<&Path> {
+        self.origin.host_path().ok_or_else(|| {
+            crate::Error::Unsupported(format!(
+                "{} ({}) is not a host file or device but a volume read as a disk: {what} needs a host file",
+                self.name, self.origin
+            ))
+        })
     }
 }
 
@@ -157,6 +255,29 @@ impl Layout {
         Arc::new(MappedView::new(self.volumes[id.0].mapping.clone(), disks))
     }
 
+    /// Volume `id` as a disk to scan again ([`scan_sources`]): a disk
+    /// image stored in an LV or a partition.
+    pub fn volume_as_disk(&self, id: VolumeId) -> DiskSource {
+        let v = self.volume(id);
+        DiskSource {
+            origin: DiskOrigin::Volume {
+                volume: v.name.clone(),
+                on: v
+                    .mapping
+                    .disks()
+                    .iter()
+                    .filter_map(|d| self.disks.get(d.0))
+                    .map(|d| d.origin.clone())
+                    .collect(),
+            },
+            source: self.open_volume(id),
+            format: ImageFormat::Raw,
+            format_details: Vec::new(),
+            snapshot: None,
+            problems: Vec::new(),
+        }
+    }
+
     /// The volume with this id.
     pub fn volume(&self, id: VolumeId) -> &Volume {
         &self.volumes[id.0]
@@ -167,13 +288,13 @@ impl Layout {
         let mut out = Vec::new();
         for d in &self.disks {
             for p in &d.problems {
-                out.push(p.clone().within(d.path.display().to_string()));
+                out.push(p.clone().within(d.origin.to_string()));
             }
             if let Some(t) = &d.table {
                 for p in &t.problems {
                     out.push(p.clone().within(format!(
                         "{}: {} partition table",
-                        d.path.display(),
+                        d.origin,
                         t.scheme.name()
                     )));
                 }
@@ -183,8 +304,7 @@ impl Layout {
             for p in &pv.scan.problems {
                 out.push(p.clone().within(format!(
                     "{}: PV {}",
-                    self.disks[pv.area.disk.0].path.display(),
-                    pv.volume
+                    self.disks[pv.area.disk.0].origin, pv.volume
                 )));
             }
         }
@@ -205,7 +325,7 @@ impl Layout {
                 VolumeKind::LogicalVolume { .. } => disk,
             }
             .and_then(|d| self.disks.get(d.0))
-            .map(|d| format!("{}: ", d.path.display()))
+            .map(|d| format!("{}: ", d.origin))
             .unwrap_or_default();
             for p in &v.problems {
                 out.push(p.clone().within(format!("{file}{}", v.name)));
@@ -258,6 +378,13 @@ pub fn scan(images: Vec<Image>) -> Layout {
 
 /// [`scan`], with options.
 pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
+    scan_sources(images.into_iter().map(DiskSource::from).collect(), options)
+}
+
+/// Read the layers of any byte sources taken as disks, in order: host
+/// images ([`scan_with`]) or volumes of another layout
+/// ([`Layout::volume_as_disk`]).
+pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layout {
     let mut layout = Layout {
         disks: Vec::new(),
         volumes: Vec::new(),
@@ -265,18 +392,18 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
         pvs: Vec::new(),
         notes: Vec::new(),
     };
-    for (i, img) in images.into_iter().enumerate() {
+    for (i, src) in sources.into_iter().enumerate() {
         let id = DiskId(i);
         let mut disk = Disk {
             id,
             name: format!("disk{i}"),
-            path: img.path,
-            format: img.format,
-            format_details: img.details,
-            snapshot: img.snapshot,
-            source: img.source,
+            origin: src.origin,
+            format: src.format,
+            format_details: src.format_details,
+            snapshot: src.snapshot,
+            source: src.source,
             table: None,
-            problems: img.problems.into_iter().map(Problem::text).collect(),
+            problems: src.problems,
         };
         if disk.size() == 0 {
             disk.problems

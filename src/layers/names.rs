@@ -84,11 +84,7 @@ impl Layout {
             .disks()
             .iter()
             .filter_map(|d| self.disks.get(d.0))
-            .map(|d| {
-                d.path
-                    .file_name()
-                    .map_or_else(|| d.name.clone(), |f| f.to_string_lossy().into_owned())
-            })
+            .map(|d| d.origin.short_name())
             .collect();
         let mut out = v.name.clone();
         let mut about = Vec::new();

@@ -91,11 +91,7 @@ pub fn build(layout: &Layout) -> Vec<Node> {
     let mut placed_vgs: Vec<String> = Vec::new();
     let mut roots = Vec::new();
     for disk in &layout.disks {
-        let file = disk
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| disk.path.display().to_string());
+        let file = disk.origin.short_name();
         let mut desc = disk.format.name().to_string();
         if let Some(t) = &disk.table {
             desc.push_str(&format!(", {} partition table", t.scheme.name()));

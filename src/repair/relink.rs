@@ -560,13 +560,18 @@ fn state_blockers(ext: &Ext) -> Vec<String> {
 /// host, or belonging to a Proxmox guest that runs.
 pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<String> {
     let mut out = Vec::new();
-    let paths: Vec<PathBuf> = layout
-        .volume(id)
-        .mapping
-        .disks()
-        .iter()
-        .filter_map(|d| layout.disks.get(d.0).map(|d| d.path.clone()))
-        .collect();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for d in layout.volume(id).mapping.disks() {
+        match layout
+            .disks
+            .get(d.0)
+            .map(|d| d.host_path("the in-use check"))
+        {
+            Some(Ok(p)) => paths.push(p.to_path_buf()),
+            Some(Err(e)) => out.push(format!("cannot tell whether it is in use: {e}")),
+            None => {}
+        }
+    }
     for p in &paths {
         match crate::pve::is_image_in_use(p) {
             Ok(Some(why)) => out.push(format!(
@@ -715,7 +720,7 @@ fn image_writes(
     link: &[u8],
 ) -> std::result::Result<Vec<WritePlan>, String> {
     let volume = layout.volume(id);
-    let mut per_disk: Vec<(DiskId, Vec<ByteWrite>)> = Vec::new();
+    let mut per_disk: Vec<(DiskId, PathBuf, Vec<ByteWrite>)> = Vec::new();
     for p in patches {
         let runs = volume
             .mapping
@@ -738,6 +743,9 @@ fn image_writes(
                     run.area.disk.0
                 )
             })?;
+            let path = disk
+                .host_path("a write in place")
+                .map_err(|e| e.to_string())?;
             match disk.format {
                 ImageFormat::Raw | ImageFormat::BlockDevice => {}
                 ImageFormat::Qcow2 => {
@@ -746,20 +754,20 @@ fn image_writes(
                          so vmrescue cannot write them in place; convert it to raw \
                          (`qemu-img convert -O raw`) and repair that, or use the kernel engine with \
                          qemu-nbd",
-                        disk.path.display()
+                        disk.origin
                     ));
                 }
             }
             let old = p.old[done..done + n].to_vec();
             let mut on_disk = vec![0u8; n];
-            File::open(&disk.path)
+            File::open(path)
                 .and_then(|f| f.read_exact_at(&mut on_disk, run.area.offset))
-                .map_err(|e| format!("{}: {e}", disk.path.display()))?;
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             if on_disk != old {
                 return Err(format!(
                     "the bytes of {} at image byte {} differ from what the filesystem showed for {}: \
                      the image may be changing; nothing will be written",
-                    disk.path.display(),
+                    path.display(),
                     run.area.offset,
                     escape(link)
                 ));
@@ -769,17 +777,17 @@ fn image_writes(
                 old,
                 new: p.new[done..done + n].to_vec(),
             };
-            match per_disk.iter_mut().find(|(d, _)| *d == run.area.disk) {
-                Some((_, v)) => v.push(w),
-                None => per_disk.push((run.area.disk, vec![w])),
+            match per_disk.iter_mut().find(|(d, _, _)| *d == run.area.disk) {
+                Some((_, _, v)) => v.push(w),
+                None => per_disk.push((run.area.disk, path.to_path_buf(), vec![w])),
             }
             done += n;
         }
     }
     Ok(per_disk
         .into_iter()
-        .map(|(d, writes)| WritePlan {
-            image: layout.disks[d.0].path.clone(),
+        .map(|(_, image, writes)| WritePlan {
+            image,
             description: String::new(),
             // Only ranges that change are written.
             writes: writes.into_iter().filter(|w| w.old != w.new).collect(),

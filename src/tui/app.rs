@@ -215,14 +215,11 @@ impl App {
     pub fn new(layout: Arc<Layout>, config: AppConfig) -> App {
         let (image, image_stem) = match layout.disks.first() {
             Some(d) => {
-                let name = d
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_else(|| d.path.display().to_string());
+                let name = d.origin.short_name();
                 let stem = d
-                    .path
-                    .file_stem()
+                    .origin
+                    .host_path()
+                    .and_then(|p| p.file_stem())
                     .map(|n| n.to_string_lossy().to_string())
                     .unwrap_or_else(|| "image".into());
                 (escape_str(&name), stem)
@@ -1461,7 +1458,7 @@ fn image_stamps(layout: &Layout) -> Vec<Option<ImageStamp>> {
     layout
         .disks
         .iter()
-        .map(|d| ImageStamp::of(&d.path))
+        .map(|d| d.origin.host_path().and_then(ImageStamp::of))
         .collect()
 }
 

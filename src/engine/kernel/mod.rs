@@ -206,14 +206,14 @@ pub fn exposure_start(layout: &Layout, disk: DiskId) -> Result<u64> {
             Error::Refused(format!(
                 "{} is a whole-disk LVM PV whose data area is unknown: the kernel engine \
                  exposes such a disk only from its data area on (so the host never sees the PV)",
-                d.path.display()
+                d.origin
             ))
         })?;
     if pv_label_at(&*d.source, pe_start)? {
         return Err(Error::Refused(format!(
             "{}: the data area at byte {pe_start} starts with another LVM label; \
              exposing it would show a PV to the host",
-            d.path.display()
+            d.origin
         )));
     }
     Ok(pe_start)
@@ -275,8 +275,8 @@ fn exposable_disk(layout: &Layout, disk: DiskId) -> Result<&crate::layers::Disk>
         .disks
         .get(disk.0)
         .ok_or_else(|| Error::Invalid(format!("disk {} is not open", disk.0)))?;
-    exposable(d.format)
-        .map_err(|why| Error::Unsupported(format!("{}: {why}", d.path.display())))?;
+    d.host_path("the kernel engine")?;
+    exposable(d.format).map_err(|why| Error::Unsupported(format!("{}: {why}", d.origin)))?;
     Ok(d)
 }
 
@@ -490,16 +490,16 @@ impl Session {
         if size < 512 {
             return Err(Error::Invalid(format!(
                 "{}: nothing to expose from byte {start}",
-                d.path.display()
+                d.origin
             )));
         }
-        let file_name = d
-            .path
+        let path = d.host_path("a loop or nbd device")?;
+        let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tag = loopdev::fit_tag(&format!("{}{}:{file_name}", dm::NAME_PREFIX, self.id));
-        let backing = std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone());
+        let backing = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let exposed = if d.format == ImageFormat::Qcow2 {
             let device = nbd::free_device()?;
             let object = Object::Nbd {
@@ -529,7 +529,7 @@ impl Session {
             inner.exposed.insert((disk, writable), (exposed, e));
             return Err(Error::Unsupported(format!(
                 "{}: a whole-disk PV in a qcow2 image through nbd would show its label to the host",
-                d.path.display()
+                d.origin
             )));
         }
         let e = Exposure { dev, start, size };
@@ -714,7 +714,8 @@ impl Session {
             };
             (node, offset.saturating_sub(e.start), vec![(disk, writable)])
         } else {
-            let path = std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone());
+            let path = d.host_path("a loop device")?;
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
             (path, offset, Vec::new())
         };
         let suffix = if writable { "-rw" } else { "" };

@@ -46,11 +46,11 @@ pub struct SymlinkChange {
 pub fn check_not_in_use(layout: &Layout, id: VolumeId) -> Result<()> {
     for d in layout.volume(id).mapping.disks() {
         if let Some(disk) = layout.disks.get(d.0)
-            && let Some(why) = crate::pve::is_image_in_use(&disk.path)?
+            && let Some(why) = crate::pve::is_image_in_use(disk.host_path("the in-use check")?)?
         {
             return Err(Error::Refused(format!(
                 "{} is in use ({why}): stop the VM first",
-                disk.path.display()
+                disk.origin
             )));
         }
     }
@@ -132,10 +132,12 @@ pub fn replace_with_undo(
     use crate::repair::undo::{self, UndoRecord};
     // Every disk, in order: volume names (`disk1p2`, a VG spanning disks)
     // mean the same thing again when the record is undone.
-    let mut disks = layout
-        .disks
-        .iter()
-        .map(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()));
+    let mut disks = Vec::new();
+    for d in &layout.disks {
+        let p = d.host_path("an undo record")?;
+        disks.push(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    }
+    let mut disks = disks.into_iter();
     let image = disks.next().unwrap_or_default();
     let other_disks: Vec<std::path::PathBuf> = disks.collect();
     let volume = layout.volume(id).name.clone();
