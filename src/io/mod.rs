@@ -20,27 +20,6 @@ pub use file::FileSource;
 pub use mapped::{Area, DiskId, Located, MappedView, Mapping, Segment, Target, Unmapped};
 pub use window::Window;
 
-/// A sector count in 512-byte units, the unit of device-mapper tables and LVM metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
-pub struct Sectors(pub u64);
-
-impl Sectors {
-    /// Bytes in one 512-byte sector.
-    pub const SIZE: u64 = 512;
-
-    /// The byte count, or `None` on overflow.
-    pub fn bytes(self) -> Option<u64> {
-        self.0.checked_mul(Self::SIZE)
-    }
-
-    /// Whole sectors in `bytes`, or `None` when `bytes` is not a multiple of 512.
-    pub fn from_bytes(bytes: u64) -> Option<Sectors> {
-        bytes
-            .is_multiple_of(Self::SIZE)
-            .then_some(Sectors(bytes / Self::SIZE))
-    }
-}
-
 /// Where a byte range of a source is stored, uncompressed and contiguous, in a host file.
 ///
 /// Lets a copy move bytes with `copy_file_range` without passing them through user space.
