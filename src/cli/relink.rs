@@ -21,7 +21,7 @@ use super::{SourceArgs, Target, exit, open_found_layout, report};
 #[derive(Args, Debug)]
 #[command(override_usage = "vmrescue relink [OPTIONS] <IMAGE> <PATH>\n       \
                             vmrescue relink [OPTIONS] --demo <PATH>")]
-pub struct RelinkArgs {
+pub(super) struct RelinkArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// The volume holding the link (default: the guest root).
@@ -54,7 +54,7 @@ pub struct RelinkArgs {
 }
 
 /// Run `relink`.
-pub fn run(args: &RelinkArgs) -> u8 {
+pub(super) fn run(args: &RelinkArgs) -> u8 {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {

@@ -4,6 +4,10 @@
 //!
 //! One test binary per subject (see `tests/layers/main.rs`).
 
+// Test helpers unwrap too: a failure there is a failed test (`clippy.toml`
+// allows unwrap only inside test functions).
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 mod ext_support;

@@ -11,6 +11,10 @@
 //! `cleanup` looks at every tagged loop device, and `tests/tui_pty.rs`, its
 //! own harness).
 
+// Test helpers unwrap too: a failure there is a failed test (`clippy.toml`
+// allows unwrap only inside test functions).
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 mod partition_support;
