@@ -406,6 +406,20 @@ pub fn summary_counts(files: u64, bytes: &str, dirs: u64, links: u64, took: &str
     format!("{} in {took}", plan_summary(files, bytes, dirs, links))
 }
 
+/// Summary: files already in the destination and the same, left alone
+/// (worded as `cp --skip-existing` says it).
+pub fn summary_unchanged(n: u64) -> String {
+    format!(
+        "{} already there and the same (left alone).",
+        count(n, "file was", "files were")
+    )
+}
+
+/// The copy job's hint for a file that exists and differs, as the CLI says it…
+pub const CLI_OVERWRITE_HINT: &str = "(--overwrite replaces it)";
+/// …and as the browser says it.
+pub const TUI_OVERWRITE_HINT: &str = "(choose \"overwrite it\" to replace it)";
+
 /// Summary: failures.
 pub fn summary_failed(n: usize) -> String {
     format!("Failed ({n}):")
