@@ -1,6 +1,8 @@
 //! The browser's fixes of December 2026, each against the behaviour it replaces:
-//! "skip it" in the copy dialog is `cp --skip-existing`.
+//! "skip it" in the copy dialog is `cp --skip-existing`; problems found
+//! while browsing reach the header.
 
+mod common;
 mod tui_support;
 
 use tui_support::story;
@@ -66,4 +68,101 @@ fn skip_existing_in_the_browser_is_skip_same() {
         why.ends_with("(choose \"overwrite it\" to replace it)"),
         "{why}"
     );
+}
+
+/// An app over the image file at `path` (read by the userspace engine),
+/// with its first filesystem open.
+fn app_on(path: &std::path::Path) -> (vmrescue::tui::App, vmrescue::tui::jobs::Jobs) {
+    let img = vmrescue::image::open(path).unwrap();
+    let layout = std::sync::Arc::new(vmrescue::layers::scan(vec![img]));
+    let jobs = vmrescue::tui::jobs::Jobs {
+        layout: std::sync::Arc::clone(&layout),
+        opener: std::sync::Arc::new(vmrescue::engine::userspace::Userspace::default()),
+        copier: std::sync::Arc::new(vmrescue::tui::copier::JobCopier),
+    };
+    let mut app = vmrescue::tui::App::new(layout, vmrescue::tui::AppConfig::default());
+    app.resize(120, 30);
+    app.start();
+    jobs.run_inline(&mut app);
+    (app, jobs)
+}
+
+/// The screen as text.
+fn render(app: &vmrescue::tui::App) -> String {
+    let (w, h) = app.size;
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    term.draw(|f| vmrescue::tui::views::draw(f, app)).unwrap();
+    term.backend().to_string()
+}
+
+/// Open the entry named `name` in the folder shown.
+fn open_entry(app: &mut vmrescue::tui::App, jobs: &vmrescue::tui::jobs::Jobs, name: &str) {
+    app.focus = vmrescue::tui::app::Focus::Files;
+    app.update(&Action::Home);
+    for _ in 0..200 {
+        if app
+            .pane()
+            .and_then(|p| p.current())
+            .is_some_and(|e| e.shown == name)
+        {
+            app.update(&Action::Open);
+            jobs.run_inline(app);
+            return;
+        }
+        app.update(&Action::MoveDown);
+        jobs.run_inline(app);
+    }
+    panic!("{name} not listed");
+}
+
+/// A bad directory-block checksum met while browsing (not at open) reaches
+/// the header, as the filesystem's problem log has it.
+#[test]
+fn problems_found_while_browsing_reach_the_header() {
+    use vmrescue::fs::ext::{Ext, RunKind};
+    use vmrescue::fs::{FsOptions, FsView};
+    let fixture = common::fixture("ext-ext4-4k");
+    let clean = Ext::open(
+        vmrescue::image::open(&fixture).unwrap().source,
+        &FsOptions::default(),
+    )
+    .unwrap();
+    let dir = vmrescue::fs::path::resolve(&clean, b"/dir", false)
+        .unwrap()
+        .node;
+    let inode = clean.read_inode(dir.0 as u32).unwrap();
+    let RunKind::Data(block) = clean.runs(&inode).unwrap()[0].kind else {
+        panic!("/dir: no data run");
+    };
+    assert!(clean.status().problems.is_empty());
+    let mut bytes = std::fs::read(&fixture).unwrap();
+    let at = block as usize * 4096;
+    let off = bytes[at..at + 4096]
+        .windows(8)
+        .position(|w| w == b"hardlink")
+        .unwrap();
+    bytes[at + off] = b'H';
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("damaged.img");
+    std::fs::write(&path, &bytes).unwrap();
+    // Opening the filesystem finds nothing: the damage is met by reading /dir.
+    let opened = Ext::open(
+        vmrescue::image::open(&path).unwrap().source,
+        &FsOptions::default(),
+    )
+    .unwrap();
+    assert!(opened.status().problems.is_empty());
+    let (mut app, jobs) = app_on(&path);
+    open_entry(&mut app, &jobs, "dir");
+    let problems = &app.fs_status().unwrap().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let text = problems[0].to_string();
+    assert!(
+        text.contains(&format!("ext directory block of inode {}", dir.0))
+            && text.contains("checksum mismatch"),
+        "{text}"
+    );
+    let screen = render(&app);
+    let header = screen.lines().next().unwrap();
+    assert!(header.contains("checksum mismatch"), "{screen}");
 }

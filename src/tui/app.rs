@@ -81,7 +81,8 @@ pub enum FsSlot {
     Open {
         /// The filesystem.
         fs: Arc<dyn FsView>,
-        /// What it said when opened (journal replay, checksum problems).
+        /// What it reported when opened (journal replay, checksum
+        /// problems) and has found since, as of the last job's result.
         status: FsStatus,
     },
     /// Cannot be read, and why.
@@ -1329,8 +1330,31 @@ impl App {
 
     // ----- job results -----
 
-    /// Take a job's result.
+    /// Take a job's result. After each one but progress reports, what the
+    /// open filesystems have found since they were opened (a bad checksum
+    /// in a directory read later) reaches the header ([`App::fs_status`]).
     pub fn apply(&mut self, result: JobResult) {
+        let progress = matches!(
+            result,
+            JobResult::ListProgress { .. } | JobResult::CopyProgress(_)
+        );
+        self.apply_result(result);
+        if !progress {
+            self.refresh_fs_status();
+        }
+    }
+
+    /// Ask every open filesystem for its status again (a lock and a copy
+    /// of at most [`crate::fs::problems::MAX_PROBLEMS`] problems each).
+    fn refresh_fs_status(&mut self) {
+        for slot in self.fss.values_mut() {
+            if let FsSlot::Open { fs, status } = slot {
+                *status = fs.status();
+            }
+        }
+    }
+
+    fn apply_result(&mut self, result: JobResult) {
         match result {
             JobResult::FsOpened { volume, result } => {
                 let slot = match result {
