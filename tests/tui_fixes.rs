@@ -166,3 +166,88 @@ fn problems_found_while_browsing_reach_the_header() {
     let header = screen.lines().next().unwrap();
     assert!(header.contains("checksum mismatch"), "{screen}");
 }
+
+/// Run `program ARGS`, which must succeed.
+fn run(program: &str, args: &[&str]) {
+    let o = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        o.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The bytes of `path` in the filesystem the app shows now.
+fn read_shown(app: &vmrescue::tui::App, path: &[u8]) -> Vec<u8> {
+    let volume = app.pane().expect("browsing").volume;
+    let fs = app.fs(volume).expect("open");
+    let node = vmrescue::fs::path::resolve(&**fs, path, true).unwrap().node;
+    let size = fs.metadata(node).unwrap().size;
+    let mut buf = vec![0u8; size as usize];
+    fs.read_at(node, 0, &mut buf).unwrap();
+    buf
+}
+
+/// A qcow2 image whose mapping changes under the browser (a cluster that
+/// read as zeros is allocated and written by qemu-io): once the change is
+/// noticed and read again, the new bytes are read, not the zeros of a
+/// stale L2 table.
+#[test]
+fn a_reload_reads_a_qcow2_mapping_changed_under_the_browser() {
+    use vmrescue::fs::ext::{Ext, RunKind};
+    use vmrescue::fs::{FsOptions, FsView};
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = common::fixture("ext-ext4-4k");
+    let clean = Ext::open(
+        vmrescue::image::open(&raw).unwrap().source,
+        &FsOptions::default(),
+    )
+    .unwrap();
+    let hello = vmrescue::fs::path::resolve(&clean, b"/hello.txt", false)
+        .unwrap()
+        .node;
+    let inode = clean.read_inode(hello.0 as u32).unwrap();
+    let RunKind::Data(block) = clean.runs(&inode).unwrap()[0].kind else {
+        panic!("/hello.txt: no data run");
+    };
+    let size = clean.metadata(hello).unwrap().size as usize;
+    assert!(size > 0 && size <= 4096);
+    let q = tmp.path().join("disk.qcow2");
+    let qs = q.to_str().unwrap();
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "qcow2",
+            "-o",
+            "cluster_size=4096",
+            raw.to_str().unwrap(),
+            qs,
+        ],
+    );
+    let at = (block * 4096).to_string();
+    // The file's cluster unmapped: it reads as zeros.
+    run(
+        "qemu-io",
+        &["-f", "qcow2", "-c", &format!("discard {at} 4096"), qs],
+    );
+    let (mut app, jobs) = app_on(&q);
+    assert_eq!(read_shown(&app, b"/hello.txt"), vec![0u8; size]);
+    // Mapped again, to new bytes, by another program.
+    run(
+        "qemu-io",
+        &["-f", "qcow2", "-c", &format!("write -P 0x5a {at} 4096"), qs],
+    );
+    assert!(app.check_images(), "the change is noticed");
+    jobs.run_inline(&mut app);
+    assert!(
+        app.message.as_ref().is_some_and(|m| !m.error),
+        "{:?}",
+        app.message
+    );
+    assert_eq!(read_shown(&app, b"/hello.txt"), vec![0x5au8; size]);
+}

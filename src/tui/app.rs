@@ -458,8 +458,10 @@ impl App {
     }
 
     /// Drop what was read of every filesystem (the readers' caches go with
-    /// them) and show the current directory again, read afresh.
+    /// them) and of the disks' container tables (a qcow2's L1/L2 tables),
+    /// and show the current directory again, read afresh.
     pub fn reload(&mut self) {
+        self.effects.push(Effect::RefreshDisks);
         let open: Vec<VolumeId> = self.fss.keys().copied().collect();
         for v in open {
             if matches!(self.fss.get(&v), Some(FsSlot::Opening)) {
@@ -1417,6 +1419,11 @@ impl App {
                 new_target,
                 result,
             } => self.relinked(volume, link, new_target, result),
+            JobResult::DisksRefreshed(problems) => {
+                if !problems.is_empty() {
+                    self.say_error(escape_str(&problems.join("; ")));
+                }
+            }
             JobResult::DoctorDone { req, report } => {
                 if let Some(d) = self.dialogs_mut().find_map(|d| match d {
                     Dialog::Doctor(d) if d.req == req => Some(d),

@@ -69,6 +69,7 @@ impl Jobs {
         match effect {
             Effect::OpenFs(volume) => self.open_fs(volume, emit),
             Effect::ForgetFs(volume) => self.opener.forget(volume),
+            Effect::RefreshDisks => emit(JobResult::DisksRefreshed(self.layout.refresh_disks())),
             Effect::ListDir { req, fs, path, .. } => list_dir(req, &*fs, &path, emit),
             Effect::LoadDetails {
                 req,
@@ -209,10 +210,21 @@ impl Jobs {
 
     /// Run `effect` on a job thread; results go to `tx`.
     pub fn spawn(&self, effect: Effect, tx: Sender<Event>) {
-        // Forgetting is quick and must happen before the opens after it.
-        if let Effect::ForgetFs(volume) = effect {
-            self.opener.forget(volume);
-            return;
+        // Forgetting is quick and must happen before the opens after it;
+        // so must reading the disks' tables again.
+        match effect {
+            Effect::ForgetFs(volume) => {
+                self.opener.forget(volume);
+                return;
+            }
+            Effect::RefreshDisks => {
+                let problems = self.layout.refresh_disks();
+                if !problems.is_empty() {
+                    let _ = tx.send(Event::Job(JobResult::DisksRefreshed(problems)));
+                }
+                return;
+            }
+            _ => {}
         }
         let jobs = self.clone();
         let spawned = std::thread::Builder::new()
