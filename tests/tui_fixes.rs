@@ -251,3 +251,166 @@ fn a_reload_reads_a_qcow2_mapping_changed_under_the_browser() {
     );
     assert_eq!(read_shown(&app, b"/hello.txt"), vec![0x5au8; size]);
 }
+
+/// The restore dialog on a volume the kernel engine serves (a whole-disk
+/// ext4, which needs no device-mapper): the plan is the kernel applier's,
+/// the question says the volume is mounted read-write by the kernel, `y`
+/// writes through that mount with the same undo record as `relink --engine
+/// kernel`, and the folder is listed again with the new target.
+#[test]
+fn the_restore_dialog_relinks_through_the_kernel_engine() {
+    use vmrescue::engine::{EngineChoice, Engines};
+    use vmrescue::repair::relink::Applier;
+    common::require_root("the kernel engine mounts a loop device");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    for d in ["lib64", "opt/glibc-2.14/lib"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(
+        root.join("lib64/libc-2.12.so"),
+        tui_support::tiny_elf("libc.so.6"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("opt/glibc-2.14/lib/libc-2.14.so"),
+        tui_support::tiny_elf("libc.so.6"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "/opt/glibc-2.14/lib/libc-2.14.so",
+        root.join("lib64/libc.so.6"),
+    )
+    .unwrap();
+    let image = tmp.path().join("fs.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    run(
+        "mke2fs",
+        &[
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-d",
+            root.to_str().unwrap(),
+            image.to_str().unwrap(),
+        ],
+    );
+    let undo_dir = tmp.path().join("undo");
+    let layout = std::sync::Arc::new(vmrescue::layers::scan(vec![
+        vmrescue::image::open(&image).unwrap(),
+    ]));
+    let engines = std::sync::Arc::new(Engines::new(EngineChoice::Kernel));
+    let jobs = vmrescue::tui::jobs::Jobs {
+        layout: std::sync::Arc::clone(&layout),
+        opener: engines.clone(),
+        copier: std::sync::Arc::new(vmrescue::tui::copier::JobCopier),
+    };
+    let config = vmrescue::tui::AppConfig {
+        engine: "kernel".into(),
+        undo_dir: undo_dir.clone(),
+        pve_root: tmp.path().join("no-pve"),
+        ..vmrescue::tui::AppConfig::default()
+    };
+    let mut app = vmrescue::tui::App::new(layout, config);
+    app.resize(120, 40);
+    app.start();
+    jobs.run_inline(&mut app);
+    assert!(
+        app.fs_status().is_some_and(|s| s
+            .notes
+            .iter()
+            .any(|n| n.contains("mounted by the kernel engine"))),
+        "{:?} {:?}",
+        app.fs_status(),
+        app.message
+    );
+    open_entry(&mut app, &jobs, "lib64");
+    open_entry_select(&mut app, &jobs, "libc.so.6");
+    app.update(&Action::RestoreSymlink);
+    jobs.run_inline(&mut app);
+    let Some(Dialog::Restore(r)) = &app.dialog else {
+        panic!("restore dialog: {:?}", app.message);
+    };
+    let plan = r
+        .plan
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", r.plan_error));
+    assert_eq!(plan.applier, Applier::Kernel);
+    assert_eq!(plan.new_target, b"libc-2.12.so");
+    assert!(plan.can_apply(), "{:?}", plan.blockers);
+    app.update(&Action::Confirm);
+    let Some(Dialog::Confirm(c)) = &app.dialog else {
+        panic!("the question: {:?}", app.message);
+    };
+    let question = c.lines.join("\n");
+    assert!(
+        question.contains("disk0 is mounted READ-WRITE by the kernel engine"),
+        "{question}"
+    );
+    assert!(question.contains("undo file first"), "{question}");
+    app.update(&Action::Confirm);
+    jobs.run_inline(&mut app);
+    let msg = app.message.clone().expect("a message");
+    assert!(
+        !msg.error
+            && msg
+                .text
+                .starts_with("relinked /lib64/libc.so.6 → libc-2.12.so"),
+        "{msg:?}"
+    );
+    let undo: Vec<_> = std::fs::read_dir(&undo_dir).unwrap().flatten().collect();
+    assert_eq!(undo.len(), 1);
+    let record = vmrescue::repair::undo::load_record(&undo[0].path()).unwrap();
+    assert!(
+        matches!(record, vmrescue::repair::undo::UndoRecord::Symlink { .. }),
+        "{record:?}"
+    );
+    // Listed again, through a new read-only mount, with the new target.
+    let entry = app
+        .pane()
+        .and_then(|p| p.entries.iter().find(|e| e.name == b"libc.so.6"))
+        .expect("listed again");
+    assert_eq!(entry.target.as_deref(), Some(&b"libc-2.12.so"[..]));
+    drop(app);
+    drop(jobs);
+    assert!(engines.close().is_empty());
+    let loops = std::process::Command::new("losetup")
+        .arg("-j")
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(loops.stdout.is_empty(), "left attached: {loops:?}");
+    run("e2fsck", &["-fn", image.to_str().unwrap()]);
+    let fs = vmrescue::fs::ext::Ext::open(
+        vmrescue::image::open(&image).unwrap().source,
+        &vmrescue::fs::FsOptions::default(),
+    )
+    .unwrap();
+    let node = vmrescue::fs::path::resolve(&fs, b"/lib64/libc.so.6", false)
+        .unwrap()
+        .node;
+    use vmrescue::fs::FsView;
+    assert_eq!(fs.read_link(node).unwrap(), b"libc-2.12.so");
+}
+
+/// Select the entry named `name` in the folder shown (without opening it).
+fn open_entry_select(app: &mut vmrescue::tui::App, jobs: &vmrescue::tui::jobs::Jobs, name: &str) {
+    app.focus = vmrescue::tui::app::Focus::Files;
+    app.update(&Action::Home);
+    for _ in 0..200 {
+        if app
+            .pane()
+            .and_then(|p| p.current())
+            .is_some_and(|e| e.shown == name)
+        {
+            return;
+        }
+        app.update(&Action::MoveDown);
+        jobs.run_inline(app);
+    }
+    panic!("{name} not listed");
+}

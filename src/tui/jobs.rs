@@ -39,12 +39,27 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// A plan, with what keeps the opener's engine from writing it added.
-    fn with_engine_blocker(&self, volume: VolumeId, mut plan: relink::Plan) -> Box<relink::Plan> {
-        if let Some(why) = self.opener.repair_blocker(&self.layout, volume) {
-            plan.blockers.push(why);
-        }
-        Box::new(plan)
+    /// Who plans and writes a repair of `volume`: in place, or through the
+    /// kernel engine when it serves the volume
+    /// ([`relink::Writer::for_volume`], as `vmrescue relink` chooses).
+    fn writer(&self, volume: VolumeId) -> crate::error::Result<relink::Writer> {
+        relink::Writer::for_volume(&*self.opener, &self.layout, volume)
+    }
+
+    /// Plan pointing `link` at `target` with the volume's writer.
+    fn plan(
+        &self,
+        volume: VolumeId,
+        link: &[u8],
+        target: &[u8],
+        setup: &RelinkSetup,
+    ) -> Result<Box<relink::Plan>, String> {
+        self.writer(volume)
+            .and_then(|w| {
+                relink::plan_with(&w, &self.layout, volume, link, Some(target), &setup.options)
+            })
+            .map(Box::new)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -143,17 +158,9 @@ impl Jobs {
             match guest.analyze(link) {
                 Err(e) => (Err(e.to_string()), None),
                 Ok(a) => {
-                    let plan = a.proposal().map(|c| {
-                        relink::plan(
-                            &self.layout,
-                            volume,
-                            &a.link,
-                            Some(&c.target),
-                            &setup.options,
-                        )
-                        .map(|p| self.with_engine_blocker(volume, p))
-                        .map_err(|e| e.to_string())
-                    });
+                    let plan = a
+                        .proposal()
+                        .map(|c| self.plan(volume, &a.link, &c.target, setup));
                     (Ok(Box::new(a)), plan)
                 }
             }
@@ -176,12 +183,8 @@ impl Jobs {
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            relink::plan(&self.layout, volume, link, Some(target), &setup.options)
-                .map(|p| self.with_engine_blocker(volume, p))
-                .map_err(|e| e.to_string())
-        }))
-        .unwrap_or_else(|_| Err(panic_message()));
+        let result = catch_unwind(AssertUnwindSafe(|| self.plan(volume, link, target, setup)))
+            .unwrap_or_else(|_| Err(panic_message()));
         emit(JobResult::RelinkPlanned { req, result });
     }
 
@@ -194,7 +197,18 @@ impl Jobs {
         emit: &mut dyn FnMut(JobResult),
     ) {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            relink::apply(&self.layout, volume, plan, &setup.undo_dir, &setup.options)
+            self.writer(volume)
+                .and_then(|w| {
+                    relink::apply_with(
+                        &w,
+                        &self.layout,
+                        volume,
+                        plan,
+                        &setup.undo_dir,
+                        &setup.options,
+                    )
+                })
+                .map(|a| a.undo_files)
                 .map_err(|e| e.to_string())
         }))
         .unwrap_or_else(|_| Err(panic_message()));

@@ -535,6 +535,18 @@ pub fn apply_question(link: &str, old: &str, new: &str, bytes: usize, images: &s
     ]
 }
 
+/// The question before writing through the kernel engine.
+pub fn apply_question_kernel(link: &str, old: &str, new: &str, volume: &str) -> Vec<String> {
+    vec![
+        format!("Relink {link}"),
+        format!("from {old}"),
+        format!("to   {new}?"),
+        format!("{volume} is mounted READ-WRITE by the kernel engine (its journal is replayed,"),
+        "as at boot), a new symlink is renamed over the old one, and it is unmounted.".into(),
+        "The old target goes to an undo file first.".into(),
+    ]
+}
+
 /// While the repair is written.
 pub fn writing(link: &str) -> String {
     format!("writing the repair of {link}…")
