@@ -97,43 +97,38 @@ fn render(app: &vmrescue::tui::App) -> String {
 
 /// Open the entry named `name` in the folder shown.
 fn open_entry(app: &mut vmrescue::tui::App, jobs: &vmrescue::tui::jobs::Jobs, name: &str) {
-    app.focus = vmrescue::tui::app::Focus::Files;
-    app.update(&Action::Home);
-    for _ in 0..200 {
-        if app
-            .pane()
-            .and_then(|p| p.current())
-            .is_some_and(|e| e.shown == name)
-        {
-            app.update(&Action::Open);
-            jobs.run_inline(app);
-            return;
-        }
-        app.update(&Action::MoveDown);
-        jobs.run_inline(app);
-    }
-    panic!("{name} not listed");
+    select_entry(app, jobs, name);
+    app.update(&Action::Open);
+    jobs.run_inline(app);
+}
+
+/// The ext filesystem of the image at `path` (the journal replayed), the
+/// node of guest path `file` and the block its first data run starts at.
+fn first_block(
+    image: &std::path::Path,
+    file: &[u8],
+) -> (vmrescue::fs::ext::Ext, vmrescue::fs::NodeId, u64) {
+    use vmrescue::fs::ext::{Ext, RunKind};
+    let fs = Ext::open(
+        vmrescue::image::open(image).unwrap().source,
+        &vmrescue::fs::FsOptions::default(),
+    )
+    .unwrap();
+    let node = vmrescue::fs::path::resolve(&fs, file, false).unwrap().node;
+    let inode = fs.read_inode(node.0 as u32).unwrap();
+    let RunKind::Data(block) = fs.runs(&inode).unwrap()[0].kind else {
+        panic!("{}: no data run", String::from_utf8_lossy(file));
+    };
+    (fs, node, block)
 }
 
 /// A bad directory-block checksum met while browsing (not at open) reaches
 /// the header, as the filesystem's problem log has it.
 #[test]
 fn problems_found_while_browsing_reach_the_header() {
-    use vmrescue::fs::ext::{Ext, RunKind};
-    use vmrescue::fs::{FsOptions, FsView};
+    use vmrescue::fs::FsView;
     let fixture = common::fixture("ext-ext4-4k");
-    let clean = Ext::open(
-        vmrescue::image::open(&fixture).unwrap().source,
-        &FsOptions::default(),
-    )
-    .unwrap();
-    let dir = vmrescue::fs::path::resolve(&clean, b"/dir", false)
-        .unwrap()
-        .node;
-    let inode = clean.read_inode(dir.0 as u32).unwrap();
-    let RunKind::Data(block) = clean.runs(&inode).unwrap()[0].kind else {
-        panic!("/dir: no data run");
-    };
+    let (clean, dir, block) = first_block(&fixture, b"/dir");
     assert!(clean.status().problems.is_empty());
     let mut bytes = std::fs::read(&fixture).unwrap();
     let at = block as usize * 4096;
@@ -146,11 +141,7 @@ fn problems_found_while_browsing_reach_the_header() {
     let path = tmp.path().join("damaged.img");
     std::fs::write(&path, &bytes).unwrap();
     // Opening the filesystem finds nothing: the damage is met by reading /dir.
-    let opened = Ext::open(
-        vmrescue::image::open(&path).unwrap().source,
-        &FsOptions::default(),
-    )
-    .unwrap();
+    let (opened, _, _) = first_block(&path, b"/dir");
     assert!(opened.status().problems.is_empty());
     let (mut app, jobs) = app_on(&path);
     open_entry(&mut app, &jobs, "dir");
@@ -197,22 +188,10 @@ fn read_shown(app: &vmrescue::tui::App, path: &[u8]) -> Vec<u8> {
 /// stale L2 table.
 #[test]
 fn a_reload_reads_a_qcow2_mapping_changed_under_the_browser() {
-    use vmrescue::fs::ext::{Ext, RunKind};
-    use vmrescue::fs::{FsOptions, FsView};
+    use vmrescue::fs::FsView;
     let tmp = tempfile::tempdir().unwrap();
     let raw = common::fixture("ext-ext4-4k");
-    let clean = Ext::open(
-        vmrescue::image::open(&raw).unwrap().source,
-        &FsOptions::default(),
-    )
-    .unwrap();
-    let hello = vmrescue::fs::path::resolve(&clean, b"/hello.txt", false)
-        .unwrap()
-        .node;
-    let inode = clean.read_inode(hello.0 as u32).unwrap();
-    let RunKind::Data(block) = clean.runs(&inode).unwrap()[0].kind else {
-        panic!("/hello.txt: no data run");
-    };
+    let (clean, hello, block) = first_block(&raw, b"/hello.txt");
     let size = clean.metadata(hello).unwrap().size as usize;
     assert!(size > 0 && size <= 4096);
     let q = tmp.path().join("disk.qcow2");
@@ -329,7 +308,7 @@ fn the_restore_dialog_relinks_through_the_kernel_engine() {
         app.message
     );
     open_entry(&mut app, &jobs, "lib64");
-    open_entry_select(&mut app, &jobs, "libc.so.6");
+    select_entry(&mut app, &jobs, "libc.so.6");
     app.update(&Action::RestoreSymlink);
     jobs.run_inline(&mut app);
     let Some(Dialog::Restore(r)) = &app.dialog else {
@@ -398,7 +377,7 @@ fn the_restore_dialog_relinks_through_the_kernel_engine() {
 }
 
 /// Select the entry named `name` in the folder shown (without opening it).
-fn open_entry_select(app: &mut vmrescue::tui::App, jobs: &vmrescue::tui::jobs::Jobs, name: &str) {
+fn select_entry(app: &mut vmrescue::tui::App, jobs: &vmrescue::tui::jobs::Jobs, name: &str) {
     app.focus = vmrescue::tui::app::Focus::Files;
     app.update(&Action::Home);
     for _ in 0..200 {
