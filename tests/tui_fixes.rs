@@ -393,3 +393,49 @@ fn select_entry(app: &mut vmrescue::tui::App, jobs: &vmrescue::tui::jobs::Jobs, 
     }
     panic!("{name} not listed");
 }
+
+/// The story's filesystems, as if the kernel engine served them but could
+/// not start its session.
+struct KernelCannotStart(tui_support::MemOpener);
+
+impl vmrescue::engine::VolumeOpener for KernelCannotStart {
+    fn engine(&self) -> String {
+        "kernel".into()
+    }
+    fn open(
+        &self,
+        layout: &vmrescue::layers::Layout,
+        id: vmrescue::layers::VolumeId,
+    ) -> Result<std::sync::Arc<dyn vmrescue::fs::FsView>, String> {
+        self.0.open(layout, id)
+    }
+    fn kernel_session(
+        &self,
+        _layout: &vmrescue::layers::Layout,
+        _id: vmrescue::layers::VolumeId,
+    ) -> Option<Result<std::sync::Arc<vmrescue::engine::kernel::Session>, String>> {
+        Some(Err("/dev/loop-control is missing".into()))
+    }
+}
+
+/// Where the kernel engine serves a volume, the restore dialog plans with
+/// it and nothing else: when its session cannot start, the plan says why
+/// (it never falls back to writing in place under a kernel mount).
+#[test]
+fn a_volume_the_kernel_engine_serves_is_never_planned_in_place() {
+    let mut st = story(120, 40);
+    st.jobs.opener = std::sync::Arc::new(KernelCannotStart(tui_support::MemOpener::story()));
+    st.cd("/lib64");
+    st.select("libc.so.6");
+    st.act(Action::RestoreSymlink);
+    let Some(Dialog::Restore(r)) = &st.app.dialog else {
+        panic!("restore dialog: {:?}", st.app.message);
+    };
+    assert!(r.plan.is_none(), "{:?}", r.plan.as_ref().map(|p| p.applier));
+    assert_eq!(
+        r.plan_error.as_deref(),
+        Some("vg_ta/lv_root: starting the kernel engine: /dev/loop-control is missing")
+    );
+    st.act(Action::Confirm);
+    assert!(!matches!(st.app.dialog, Some(Dialog::Confirm(_))));
+}
