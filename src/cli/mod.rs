@@ -335,12 +335,18 @@ pub(crate) fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Er
                 guest.kind.short()
             )));
         }
-        if let vmrescue::pve::Status::Running(why) = &guest.status {
-            report(&format!(
+        match &guest.status {
+            vmrescue::pve::Status::Running(why) => report(&format!(
                 "warning: {} {vmid} is running ({why}): reading its disks anyway, but what is \
                  shown may be inconsistent and no repair will be made",
                 guest.kind.short()
-            ));
+            )),
+            vmrescue::pve::Status::InUse(why) => report(&format!(
+                "warning: {} {vmid} is not running, but a disk of it is in use ({why}): \
+                 reading its disks anyway; no repair will be made until that is released",
+                guest.kind.short()
+            )),
+            vmrescue::pve::Status::Stopped => {}
         }
         paths.extend(disks);
     } else if let Some(path) = &target.image {

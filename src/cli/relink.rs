@@ -122,22 +122,8 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         }
         return Err(vmrescue::Error::Unsupported(decision.reason));
     }
-    let code = if decision.engine == Some(Engine::Kernel) {
-        engines.kernel().and_then(|session| {
-            let writer = Writer::Kernel(session);
-            relink(args, &writer, &layout, id, link, &undo_dir, &temporary_demo)
-        })
-    } else {
-        relink(
-            args,
-            &Writer::InPlace,
-            &layout,
-            id,
-            link,
-            &undo_dir,
-            &temporary_demo,
-        )
-    };
+    let code = Writer::for_volume(&engines, &layout, id)
+        .and_then(|writer| relink(args, &writer, &layout, id, link, &undo_dir, &temporary_demo));
     for p in engines.close() {
         report(&p);
     }

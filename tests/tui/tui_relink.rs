@@ -487,14 +487,34 @@ fn pty_help_over_restore_then_an_undo_elsewhere_is_noticed() {
     // The temporary folder stays in `d` until the end.
     let d = pty_at_libc();
     let (image, before, state, mut pty) = (d.image, d.before, d.state, d.pty);
+    // A frame can arrive in pieces (the program is descheduled between its
+    // writes under load): wait until the whole state is on screen, never
+    // judge the screen at the first sign of a new frame.
+    let until = |pty: &mut Pty, what: &str, ok: &dyn Fn(&str) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            while pty.pump() {}
+            if ok(&pty.screen()) {
+                return;
+            }
+            assert!(
+                start.elapsed() < pty_support::TIMEOUT,
+                "timed out waiting until {what}; screen:\n{}",
+                pty.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
     pty.send("r");
     pty.wait_for("256 bytes of");
     pty.send("?");
-    pty.wait_for("Next row");
-    assert!(!pty.screen().contains("256 bytes of"), "{}", pty.screen());
+    until(&mut pty, "the help covers the restore dialog", &|s| {
+        s.contains("Next row") && !s.contains("256 bytes of")
+    });
     pty.send(ESC);
-    pty.wait_for("256 bytes of");
-    assert!(pty.screen().contains("Restore symlink"), "{}", pty.screen());
+    until(&mut pty, "the restore dialog is back", &|s| {
+        s.contains("256 bytes of") && s.contains("Restore symlink") && !s.contains("Next row")
+    });
     pty.send("y");
     pty.wait_for("Write the repair?");
     pty.send("y");
@@ -503,9 +523,10 @@ fn pty_help_over_restore_then_an_undo_elsewhere_is_noticed() {
     pty.wait_for("WRITTEN: 1 repair");
     // Another shell undoes the repair.
     undo_the_repair(&state, &image, &before);
-    // No key pressed: the TUI sees it by itself.
-    pty.wait_for("changed on disk");
-    pty.wait_for("libc.so.6 → /opt/g");
+    // No key pressed: the TUI sees it by itself, and lists the folder again.
+    until(&mut pty, "the old link is listed again", &|s| {
+        s.contains("changed on disk") && s.contains("libc.so.6 → /opt/g") && !s.contains("reading…")
+    });
     pty.send("!");
     pty.wait_for("proposed: libc-2.12.so");
     pty.send(ESC);
