@@ -23,6 +23,7 @@ mod pve_support;
 mod tui_support;
 
 mod tui_app;
+mod tui_fixes;
 mod tui_picker;
 mod tui_relink;
 mod tui_relink_snapshots;

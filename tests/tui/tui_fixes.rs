@@ -2,8 +2,8 @@
 //! "skip it" in the copy dialog is `cp --skip-existing`; problems found
 //! while browsing reach the header.
 
-mod common;
-mod tui_support;
+use crate::common;
+use crate::tui_support;
 
 use tui_support::story;
 use vmrescue::tui::Action;

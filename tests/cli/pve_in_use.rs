@@ -2,9 +2,8 @@
 //! the loop device is named, the guest list says so, and a running QEMU
 //! stays "running".
 
-mod common;
-mod loop_support;
-mod pve_support;
+use crate::loop_support;
+use crate::pve_support;
 
 use pve_support::fake_host;
 use vmrescue::pve::{self, Status};
