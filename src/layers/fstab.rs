@@ -118,9 +118,7 @@ pub fn parse(text: &[u8]) -> Vec<FstabEntry> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut f = line
-            .split([' ', '\t'])
-            .filter(|s| !s.is_empty());
+        let mut f = line.split([' ', '\t']).filter(|s| !s.is_empty());
         let (Some(spec), Some(file)) = (f.next(), f.next()) else {
             continue;
         };
