@@ -15,7 +15,7 @@ use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
 use vmrescue::guest::{MountState, Namespace};
-use vmrescue::layers::Layout;
+use vmrescue::layers::{Layout, VolumeId};
 use vmrescue::text::{escape, escape_str};
 
 use super::{SourceArgs, Target, open_found_layout, report};
@@ -117,23 +117,11 @@ impl GuestArgs {
             no_journal: self.no_journal,
         };
         let is_root = layout.volume(id).guest.os.is_some();
-        // The guest as it boots, unless one volume was asked for. The kernel
-        // session (if the kernel engine serves a volume) lives as long as
-        // the filesystem views hold it.
-        let (fs, namespace, name) = if self.volume.is_none() && is_root {
-            let ns = Namespace::build(&layout, id, &|v| engines.open_fs(&layout, v, &opts));
-            (ns.fs(), Some(ns), None)
-        } else {
-            let fs = engines.open_fs(&layout, id, &opts)?;
-            (fs, None, Some(escape_str(&layout.volume(id).name)))
-        };
-        if let Some(MountState::Unreadable(why)) = namespace
-            .as_ref()
-            .and_then(|n| n.mounts().first())
-            .map(|m| &m.state)
-        {
-            return Err(vmrescue::Error::Unsupported(why.clone()));
-        }
+        let (fs, namespace) =
+            open_guest_or_volume(&layout, id, self.volume.is_some(), &engines, &opts)?;
+        let name = namespace
+            .is_none()
+            .then(|| escape_str(&layout.volume(id).name));
         let status = fs.status();
         if notes {
             for n in &status.notes {
@@ -166,6 +154,27 @@ impl GuestArgs {
             _layout: Some(layout),
         })
     }
+}
+
+/// The guest as it boots (its namespace, and the merged tree) when `id` is
+/// a guest root and no volume was `named`; else volume `id` alone. The
+/// kernel session (if the kernel engine serves a volume) lives as long as
+/// the filesystem views hold it.
+pub fn open_guest_or_volume(
+    layout: &Layout,
+    id: VolumeId,
+    named: bool,
+    engines: &Engines,
+    opts: &FsOptions,
+) -> Result<(Arc<dyn FsView>, Option<Namespace>), vmrescue::Error> {
+    if named || layout.volume(id).guest.os.is_none() {
+        return Ok((engines.open_fs(layout, id, opts)?, None));
+    }
+    let ns = Namespace::build(layout, id, &|v| engines.open_fs(layout, v, opts));
+    if let Some(MountState::Unreadable(why)) = ns.mounts().first().map(|m| &m.state) {
+        return Err(vmrescue::Error::Unsupported(why.clone()));
+    }
+    Ok((ns.fs(), Some(ns)))
 }
 
 /// `text` escaped, after `name: ` when there is a name.
