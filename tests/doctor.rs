@@ -57,7 +57,10 @@ fn demo_finds_libc_first_with_libc_2_12() {
         out.contains("repair:   vmrescue relink --demo /lib64/libc.so.6\n"),
         "{out}"
     );
-    assert!(out.contains("Suspicious links in the guest (root vg_ta/lv_root"), "{out}");
+    assert!(
+        out.contains("Suspicious links in the guest (root vg_ta/lv_root"),
+        "{out}"
+    );
     // With --volume, the repair names it too.
     let o = vmrescue(&["doctor", "--demo", "--volume", "vg_ta/lv_root"]);
     let out = String::from_utf8_lossy(&o.stdout);

@@ -64,8 +64,8 @@ impl MountState {
             MountState::Missing(r) | MountState::Unreadable(r) | MountState::Failed(r) => {
                 Some(r.clone())
             }
-            MountState::Bind { from } => Some(format!("bind of {}", escape(from))),
-            MountState::NoAuto => Some("noauto: not mounted at boot".into()),
+            MountState::Bind { from } => Some(format!("from {}", escape(from))),
+            MountState::NoAuto => Some("not mounted at boot".into()),
             _ => None,
         }
     }
