@@ -311,22 +311,9 @@ fn gnu_ls(dir: &Path, prefix: &str) -> Vec<Block> {
         let blocks_1k = |p: &Path| std::fs::metadata(p).expect("stat").blocks() / 2;
         let (host_up, root) = (blocks_1k(&dir.join("..")), blocks_1k(dir));
         let top = &mut b[0];
-        let dot = top
-            .lines
-            .iter()
-            .find(|l| fields(l).1 == ".")
-            .expect(". listed")
-            .clone();
-        for l in &mut top.lines {
-            if let Some(n) = l.strip_prefix("total ") {
-                *l = format!(
-                    "total {}",
-                    n.parse::<u64>().expect("total") - host_up + root
-                );
-            } else if fields(l).1 == ".." {
-                *l = renamed(&dot, "..");
-            }
-        }
+        let dot = entry(top, ".");
+        replace_entry(top, "..", renamed(&dot, ".."));
+        add_total(top, root as i64 - host_up as i64);
         realign(top);
     }
     b
@@ -344,6 +331,35 @@ fn fields(line: &str) -> (Vec<&str>, &str) {
         rest = &rest[end..];
     }
     (f, rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+/// The line of entry `name` in a directory's listing.
+fn entry(block: &Block, name: &str) -> String {
+    block
+        .lines
+        .iter()
+        .find(|l| !l.starts_with("total ") && fields(l).1 == name)
+        .unwrap_or_else(|| panic!("{name} not in the listing of {}", block.dir))
+        .clone()
+}
+
+/// Replace the line of entry `name` with `line`.
+fn replace_entry(block: &mut Block, name: &str, line: String) {
+    let at = block
+        .lines
+        .iter()
+        .position(|l| !l.starts_with("total ") && fields(l).1 == name)
+        .unwrap_or_else(|| panic!("{name} not in the listing of {}", block.dir));
+    block.lines[at] = line;
+}
+
+/// Add `delta` KiB to a listing's `total`.
+fn add_total(block: &mut Block, delta: i64) {
+    for l in &mut block.lines {
+        if let Some(n) = l.strip_prefix("total ") {
+            *l = format!("total {}", n.parse::<i64>().expect("total") + delta);
+        }
+    }
 }
 
 /// `line` (a long-listing line) with its name replaced.
@@ -394,25 +410,11 @@ fn kernel_ls(tree: &KernelTree) -> Vec<Block> {
         .iter()
         .position(|b| b.dir == "/srv")
         .expect("/srv listed");
-    let srv_dot = main[srv_at]
-        .lines
-        .iter()
-        .find(|l| fields(l).1 == ".")
-        .expect("/srv has .")
-        .clone();
+    let srv_dot = entry(&main[srv_at], ".");
     let top = &mut arch[0];
     assert_eq!(top.dir, "/srv/archive");
-    let arch_dot = top
-        .lines
-        .iter()
-        .find(|l| fields(l).1 == ".")
-        .expect(". in /srv/archive")
-        .clone();
-    for l in &mut top.lines {
-        if fields(l).1 == ".." {
-            *l = renamed(&srv_dot, "..");
-        }
-    }
+    let arch_dot = entry(top, ".");
+    replace_entry(top, "..", renamed(&srv_dot, ".."));
     realign(top);
     let srv = &mut main[srv_at];
     let at = srv
@@ -422,11 +424,7 @@ fn kernel_ls(tree: &KernelTree) -> Vec<Block> {
         .unwrap_or(srv.lines.len());
     srv.lines.insert(at, renamed(&arch_dot, "archive"));
     let blocks_1k = std::fs::metadata(arch_dir).expect("stat archive").blocks() / 2;
-    for l in &mut srv.lines {
-        if let Some(n) = l.strip_prefix("total ") {
-            *l = format!("total {}", n.parse::<u64>().expect("total") + blocks_1k);
-        }
-    }
+    add_total(srv, blocks_1k as i64);
     realign(srv);
     // /srv/archive's listings come right after /srv's: "archive" sorts
     // before the other directories of /srv.
