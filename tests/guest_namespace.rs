@@ -415,6 +415,11 @@ fn kernel_ls(tree: &KernelTree) -> Vec<Block> {
     assert_eq!(top.dir, "/srv/archive");
     let arch_dot = entry(top, ".");
     replace_entry(top, "..", renamed(&srv_dot, ".."));
+    let blocks_1k = |p: &Path| std::fs::metadata(p).expect("stat").blocks() as i64 / 2;
+    add_total(
+        top,
+        blocks_1k(&tree.path("/srv")) - blocks_1k(&arch_dir.join("..")),
+    );
     realign(top);
     let srv = &mut main[srv_at];
     let at = srv
@@ -423,8 +428,7 @@ fn kernel_ls(tree: &KernelTree) -> Vec<Block> {
         .position(|l| !l.starts_with("total ") && fields(l).1 > "archive")
         .unwrap_or(srv.lines.len());
     srv.lines.insert(at, renamed(&arch_dot, "archive"));
-    let blocks_1k = std::fs::metadata(arch_dir).expect("stat archive").blocks() / 2;
-    add_total(srv, blocks_1k as i64);
+    add_total(srv, blocks_1k(arch_dir));
     realign(srv);
     // /srv/archive's listings come right after /srv's: "archive" sorts
     // before the other directories of /srv.
@@ -437,8 +441,8 @@ fn kernel_ls(tree: &KernelTree) -> Vec<Block> {
 /// Mountpoints where vmrescue shows a folder of its own (see the module docs).
 const PLACEHOLDERS: [&str; 4] = ["/boot/efi", "/mnt/backup", "/tmp", "/proc"];
 
-/// Mask the placeholders' metadata: their line in the parent's listing, the
-/// parent's `total`, and `.` in their own listing.
+/// Mask the placeholders' metadata: their line in the parent's listing,
+/// `.` in their own, and both listings' `total`.
 fn mask_placeholders(listing: &mut [Block]) {
     let mask = |line: &str| {
         let (f, name) = fields(line);
@@ -448,18 +452,16 @@ fn mask_placeholders(listing: &mut [Block]) {
         let (parent, name) = mp.rsplit_once('/').expect("absolute");
         let parent = if parent.is_empty() { "/" } else { parent };
         for b in listing.iter_mut() {
-            let (which, total) = if b.dir == parent {
-                (name, true)
+            let which = if b.dir == parent {
+                name
             } else if b.dir == mp {
-                (".", false)
+                "."
             } else {
                 continue;
             };
             for l in &mut b.lines {
                 if l.starts_with("total ") {
-                    if total {
-                        *l = "total ?".to_string();
-                    }
+                    *l = "total ?".to_string();
                 } else if fields(l).1 == which {
                     *l = mask(l);
                 }
@@ -494,10 +496,20 @@ fn assert_same_listing(ours: &[Block], kernel: &[Block], stderr: &str) {
             k.lines.join("\n")
         );
     }
+    let (o, k) = (dirs(ours), dirs(kernel));
+    let only = |a: &[String], b: &[String]| {
+        a.iter()
+            .filter(|d| !b.contains(d))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        dirs(ours),
-        dirs(kernel),
-        "the directories listed differ; vmrescue's stderr:\n{stderr}"
+        o,
+        k,
+        "the directories listed differ: only vmrescue lists {:?}, only the kernel {:?}; \
+         vmrescue's stderr:\n{stderr}",
+        only(&o, &k),
+        only(&k, &o)
     );
 }
 
