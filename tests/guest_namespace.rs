@@ -117,6 +117,7 @@ impl KernelTree {
 
     /// One volume alone at the tree's root, as `--volume` shows it.
     fn volume(mountpoint: &str) -> KernelTree {
+        require_root("loop-mounts a volume of the guest to compare with the kernel");
         let m = boot_mounts()
             .into_iter()
             .find(|m| m.mountpoint() == mountpoint)
