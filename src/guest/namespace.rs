@@ -353,52 +353,62 @@ fn mount_entry(
     } else {
         0o755
     });
-    let shown = if opts.bind {
-        let from = entry.spec.as_bytes().to_vec();
-        let source = path::resolve(&*tree, &from, true).and_then(|r| {
-            let (l, _) = tree.decode(r.node)?;
-            let inner = locate_inner(tree, &r.path)?;
-            Ok((r.node, l, inner))
-        });
-        match source {
-            Ok((node, l, inner)) => {
-                m.state = MountState::Bind { from };
-                Shown::Existing(node, l, inner)
-            }
-            Err(e) => {
-                m.state = MountState::Missing(format!("the bind source {}: {e}", escape(&from)));
-                Shown::Layer(layer(
-                    empty_dir(&entry.fstype, 0o755),
-                    index,
-                    dev,
-                    None,
-                    String::new(),
-                ))
-            }
-        }
-    } else if m.state.is_unavailable() {
-        Shown::Layer(layer(
-            empty_dir(&entry.fstype, 0o755),
+    let empty = |perm: u32| {
+        layer(
+            empty_dir(&entry.fstype, perm),
             index,
             dev,
             None,
             String::new(),
-        ))
-    } else if let Some(v) = m.volume {
-        match open(v) {
-            Ok(fs) => Shown::Layer(layer(fs, index, dev, Some(v), name_of(v))),
+        )
+    };
+    // The layer shown at the mountpoint, and the path inside its volume of its root.
+    let (shown, inner): (Layer, Vec<u8>) = if opts.bind {
+        let from = entry.spec.as_bytes().to_vec();
+        let source = path::resolve(&*tree, &from, true).and_then(|r| {
+            let (l, root) = tree.decode(r.node)?;
+            let inner = locate_inner(tree, &r.path)?;
+            let src = tree
+                .layers
+                .get(l)
+                .ok_or_else(|| Error::NotFound(escape(&from)))?;
+            // Its own layer over the same filesystem: the source's files
+            // without the mounts below it (a bind, not an rbind), on the
+            // source's device.
+            Ok((
+                Layer {
+                    fs: Arc::clone(&src.fs),
+                    root,
+                    mount: index,
+                    dev: src.dev,
+                    volume: src.volume,
+                    name: src.name.clone(),
+                },
+                inner,
+            ))
+        });
+        match source {
+            Ok((l, inner)) => {
+                m.state = MountState::Bind { from };
+                m.dev = l.dev;
+                (l, inner)
+            }
             Err(e) => {
-                m.state = MountState::Unreadable(e.to_string());
-                Shown::Layer(layer(
-                    empty_dir(&entry.fstype, 0o755),
-                    index,
-                    dev,
-                    None,
-                    String::new(),
-                ))
+                m.state = MountState::Missing(format!("the bind source {}: {e}", escape(&from)));
+                (empty(0o755), b"/".to_vec())
             }
         }
-    } else if fstab::is_virtual_fstype(&entry.fstype) || !device {
+    } else if m.state.is_unavailable() {
+        (empty(0o755), b"/".to_vec())
+    } else if let Some(v) = m.volume {
+        match open(v) {
+            Ok(fs) => (layer(fs, index, dev, Some(v), name_of(v)), b"/".to_vec()),
+            Err(e) => {
+                m.state = MountState::Unreadable(e.to_string());
+                (empty(0o755), b"/".to_vec())
+            }
+        }
+    } else {
         m.state = if fstab::is_network_fstype(&entry.fstype) {
             MountState::Missing(format!(
                 "{} is a network filesystem ({}), not on these disks",
@@ -407,44 +417,16 @@ fn mount_entry(
         } else {
             MountState::Virtual
         };
-        Shown::Layer(layer(
-            empty_dir(&entry.fstype, empty_perm),
-            index,
-            dev,
-            None,
-            String::new(),
-        ))
-    } else {
-        Shown::Layer(layer(
-            empty_dir(&entry.fstype, 0o755),
-            index,
-            dev,
-            None,
-            String::new(),
-        ))
+        (empty(empty_perm), b"/".to_vec())
     };
-    let (node, info) = match shown {
-        Shown::Layer(l) => {
-            let node = tree.push_layer(l);
-            (node, (tree.layers.len() - 1, b"/".to_vec()))
-        }
-        Shown::Existing(node, l, inner) => (node, (l, inner)),
-    };
+    let node = tree.push_layer(shown);
+    let info = (tree.layers.len() - 1, inner);
     if let Err(why) = attach(tree, &entry.mountpoint, node, index, dev) {
         m.state = MountState::Failed(why);
         return m;
     }
     tree.roots.insert(node, info);
     m
-}
-
-/// What an entry shows at its mountpoint.
-enum Shown {
-    /// A filesystem of its own (or an empty folder).
-    Layer(Layer),
-    /// A node already in the tree (a bind's source): the node, its layer,
-    /// its path inside that layer's volume.
-    Existing(NodeId, usize, Vec<u8>),
 }
 
 fn layer(

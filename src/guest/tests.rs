@@ -423,9 +423,11 @@ fn mount_table_states() {
     assert!(reason(8).contains("nofail"), "{}", reason(8));
     assert!(reason(13).contains("hardware id"), "{}", reason(13));
     assert!(reason(12).contains("network"), "{}", reason(12));
-    // Each mount its own device; the root first.
+    // Each mount its own device, the root first; a bind its source's.
     let devs: Vec<u64> = ns.mounts().iter().map(|m| m.dev).collect();
-    assert_eq!(devs, (1..=16).collect::<Vec<u64>>());
+    let mut want: Vec<u64> = (1..=16).collect();
+    want[11] = 10;
+    assert_eq!(devs, want);
     let notes = ns.fs().status().notes;
     for want in [
         "/boot/efi",
@@ -502,6 +504,13 @@ fn one_tree_across_volumes() {
     assert!(ns.is_mountpoint(node(b"/tmp")));
     assert!(!ns.is_mountpoint(node(b"/etc")));
     assert!(!ns.is_mountpoint(node(b"/")));
+    // A bind is a mount of its own, over the source's files (other ids).
+    assert_eq!(
+        ns.mount_of(node(b"/export/data")).unwrap().mountpoint,
+        b"/export/data"
+    );
+    assert!(ns.is_mountpoint(node(b"/export/data")));
+    assert_ne!(node(b"/export/data/data.bin"), node(b"/srv/data/data.bin"));
     // The directory listing says a mountpoint is a directory.
     let root_entries = fs.read_dir(fs.root()).unwrap();
     let home = root_entries.iter().find(|e| e.name == b"home").unwrap();
@@ -698,16 +707,47 @@ fn huge_inner_ids_are_interned() {
 }
 
 #[test]
-fn bind_loops_end() {
-    let (_, ns) = namespace(
+fn a_bind_shows_the_source_without_the_mounts_below_it() {
+    let (l, ns) = namespace(
         b"/dev/mapper/my--vg-lv--root / ext4 defaults 0 0\n\
-          /srv /srv/inner none bind 0 0\n\
+          /dev/my-vg/lv_var /var xfs defaults 0 0\n\
+          /dev/sdc /var/lib ext4 defaults 0 0\n\
+          /var /srv/inner none bind 0 0\n\
           /srv /srv none bind 0 0\n\
           /nowhere /srv/x none bind,nofail 0 0\n",
     );
     let fs = ns.fs();
-    // /srv/inner shows /srv again: a finite lookup per step.
-    let r = resolve(&*fs, b"/srv/inner/inner/inner", true).unwrap();
-    assert_eq!(r.path, b"/srv/inner/inner/inner");
-    assert!(matches!(ns.mounts()[3].state, MountState::Missing(_)));
+    assert_eq!(ls(&*fs, b"/var/lib"), vec!["second"]);
+    // Before /srv was bound over itself, /srv/inner showed lv_var's root,
+    // with its own (empty) lib, not what is mounted on /var/lib.
+    // Binding /srv over itself shows the root LV's /srv as it is on the
+    // volume: /srv/inner, made up, is no more (the kernel would have
+    // refused it anyway).
+    // (x is the missing bind after it, an empty folder.)
+    assert_eq!(ls(&*fs, b"/srv"), vec!["x"]);
+    assert!(resolve(&*fs, b"/srv/inner", true).is_err());
+    // A bind's spec is a path: it names no volume.
+    assert_eq!(ns.mounts()[3].volume, None);
+    assert_eq!(ns.mounts()[3].dev, ns.mounts()[1].dev);
+    assert!(matches!(ns.mounts()[5].state, MountState::Missing(_)));
+    assert!(ns.mounts()[5].state.reason().unwrap().contains("/nowhere"));
+    let (_, ns) = namespace(
+        b"/dev/mapper/my--vg-lv--root / ext4 defaults 0 0\n\
+          /dev/my-vg/lv_var /var xfs defaults 0 0\n\
+          /dev/sdc /var/lib ext4 defaults 0 0\n\
+          /var /srv none bind 0 0\n",
+    );
+    let fs = ns.fs();
+    assert_eq!(ls(&*fs, b"/srv"), vec!["lib", "log"]);
+    assert!(ls(&*fs, b"/srv/lib").is_empty());
+    assert_eq!(
+        read_small(&*fs, b"/srv/log/messages", 100).unwrap(),
+        b"boot log"
+    );
+    let (v, inner) = ns.locate(b"/srv/log/messages").unwrap();
+    assert_eq!(
+        (l.volume(v).name.as_str(), inner.as_slice()),
+        ("my-vg/lv_var", &b"/log/messages"[..])
+    );
+    assert_eq!(fs.dev(resolve(&*fs, b"/srv/log", true).unwrap().node), 2);
 }
