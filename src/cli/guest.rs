@@ -245,14 +245,8 @@ impl Guest {
         let canonical = vmrescue::fs::path::resolve(&*self.fs, path, true)
             .map(|r| r.path)
             .unwrap_or_else(|_| path.to_vec());
-        let parts = lexical(&canonical);
-        ns.mounts()
-            .iter()
-            .filter(|m| m.state.is_unavailable())
-            .filter(|m| {
-                let at = lexical(&m.mountpoint);
-                parts.starts_with(&at) || (below && at.starts_with(&parts))
-            })
+        ns.unavailable(&canonical, below)
+            .into_iter()
             .map(|m| {
                 (
                     m.mountpoint.clone(),

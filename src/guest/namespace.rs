@@ -277,16 +277,18 @@ impl Namespace {
     }
 
     /// The entries whose files are not here (missing or unreadable device)
-    /// and whose mountpoint lies inside guest directory `dir` (or is it).
-    pub fn unavailable_within(&self, dir: &[u8]) -> Vec<&Mount> {
-        let inside: Vec<&[u8]> = components(dir).collect();
+    /// that guest path `path` lies on (its mountpoint is `path` or above
+    /// it), and with `below` also those inside `path`: what a listing or a
+    /// copy of `path` lacks. `path` is taken as written (`..` and symlinks
+    /// are not resolved): give a canonical path.
+    pub fn unavailable(&self, path: &[u8], below: bool) -> Vec<&Mount> {
+        let at: Vec<&[u8]> = components(path).collect();
         self.mounts
             .iter()
             .filter(|m| m.state.is_unavailable())
             .filter(|m| {
-                components(&m.mountpoint)
-                    .collect::<Vec<_>>()
-                    .starts_with(&inside)
+                let mp: Vec<&[u8]> = components(&m.mountpoint).collect();
+                at.starts_with(&mp) || (below && mp.starts_with(&at))
             })
             .collect()
     }

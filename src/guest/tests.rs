@@ -551,12 +551,19 @@ fn one_tree_across_volumes() {
     assert!(ns.locate(b"/boot/efi").is_err());
     // What a copy of a folder would miss.
     let skipped: Vec<&[u8]> = ns
-        .unavailable_within(b"/boot")
+        .unavailable(b"/boot", true)
         .iter()
         .map(|m| m.mountpoint.as_slice())
         .collect();
     assert_eq!(skipped, vec![&b"/boot/efi"[..]]);
-    assert_eq!(ns.unavailable_within(b"/").len(), 4);
+    assert_eq!(ns.unavailable(b"/", true).len(), 4);
+    assert!(ns.unavailable(b"/", false).is_empty());
+    let on: Vec<&[u8]> = ns
+        .unavailable(b"/boot/efi/EFI/x", false)
+        .iter()
+        .map(|m| m.mountpoint.as_slice())
+        .collect();
+    assert_eq!(on, vec![&b"/boot/efi"[..]]);
 }
 
 #[test]
