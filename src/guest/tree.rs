@@ -205,7 +205,7 @@ impl FsView for GuestFs {
 
     fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
         let (l, inner) = self.decode(dir)?;
-        let layer = &self.layers[l];
+        let (layer, _) = self.layer(dir)?;
         let mut out: Vec<DirEntry> = layer
             .fs
             .read_dir(inner)?
@@ -242,7 +242,8 @@ impl FsView for GuestFs {
 
     fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
         let (l, inner) = self.decode(dir)?;
-        if let Some(n) = self.layers[l].fs.lookup(inner, name)? {
+        let (layer, _) = self.layer(dir)?;
+        if let Some(n) = layer.fs.lookup(inner, name)? {
             return Ok(Some(self.enter(self.encode(l, n))));
         }
         Ok(self
