@@ -119,16 +119,24 @@ enum Command {
     ///
     /// Prints an indented tree like `lsblk`: name, size, start offset (bytes
     /// on the disk), type, filesystem type, label and, where the guest says
-    /// so, the mountpoint. Problems found on the way are printed on stderr
-    /// and make the exit code 1; what could be read is still shown.
+    /// so, the mountpoint. Then the guest's mount table: each line of its
+    /// /etc/fstab, the volume it names (`guessed` for kernel names such as
+    /// /dev/sda1) and what became of it. Problems found on the way are
+    /// printed on stderr and make the exit code 1; what could be read is
+    /// still shown.
     Layers(layers::LayersArgs),
     /// List a guest directory, like `ls` (`-l`, `-a`, `-R`, `-h`).
     ///
-    /// Names with control characters or invalid UTF-8 are shown escaped
+    /// Paths are the guest's as it boots: the volumes its /etc/fstab mounts
+    /// are at their mountpoints (as for cat, cp, doctor and relink);
+    /// `--volume V` reads one volume alone, with its own paths. A mount
+    /// whose volume is missing or unreadable is an empty folder, and
+    /// listing it says why (exit code 1). Names with control characters or invalid UTF-8 are shown escaped
     /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
     /// directory holding a guest tree.
     Ls(ls::LsArgs),
-    /// Write guest files to standard output, byte for byte.
+    /// Write guest files to standard output, byte for byte (symlinks
+    /// followed inside the guest, across its volumes).
     Cat(cat::CatArgs),
     /// Copy guest files and directories out to a host directory.
     ///
@@ -137,6 +145,8 @@ enum Command {
     /// written under a hidden temporary name (`.NAME.vmrescue-XXXXXX`) and
     /// renamed when complete, so an interrupted copy never leaves a
     /// truncated file under its real name. Names that could escape DEST are
+    /// skipped. Crosses the guest's mountpoints (`-x` stays on one volume);
+    /// a mountpoint whose volume is missing or unreadable is listed as
     /// skipped. Ends with a summary; the exit code is 1 when anything failed
     /// or was skipped, 130 after Ctrl-C and 143 after SIGTERM.
     Cp(cp::CpArgs),

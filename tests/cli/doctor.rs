@@ -51,6 +51,18 @@ fn demo_finds_libc_first_with_libc_2_12() {
         "{out}"
     );
     assert!(out.contains("proposed: libc-2.12.so"), "{out}");
+    // In the whole guest, relink finds the volume itself.
+    assert!(
+        out.contains("repair:   vmrescue relink --demo /lib64/libc.so.6\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Suspicious links in the guest (root vg_ta/lv_root"),
+        "{out}"
+    );
+    // With --volume, the repair names it too.
+    let o = vmrescue(&["doctor", "--demo", "--volume", "vg_ta/lv_root"]);
+    let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("vmrescue relink --demo --volume vg_ta/lv_root /lib64/libc.so.6"),
         "{out}"

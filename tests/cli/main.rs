@@ -26,6 +26,7 @@ mod copy_destination;
 mod copy_hostile;
 mod copy_signals;
 mod doctor;
+mod guest_namespace;
 mod pve;
 mod pve_in_use;
 mod relink;

@@ -146,6 +146,48 @@ fn demo_libc_link_is_restored_checked_and_undone() {
     assert_eq!(sha256_file(&c.image), c.before);
 }
 
+/// Without --volume the link's path is a path of the whole guest: a link on
+/// /boot (p1) is written on p1, and a target is judged where the guest
+/// sees it (an absolute target on the root LV resolves; on p1 alone it
+/// would not).
+#[test]
+fn a_link_on_another_volume_is_found_by_its_guest_path() {
+    let c = Case::new("demo");
+    // On p1 alone, /etc/grub.conf does not exist.
+    c.refused(
+        &[
+            "--volume",
+            "p1",
+            "/grub/menu.lst",
+            "--to",
+            "/etc/grub.conf",
+            "--dry-run",
+        ],
+        "/etc/grub.conf would not resolve inside the guest",
+    );
+    let o = c.relink(&["/boot/grub/menu.lst", "--to", "/etc/grub.conf", "--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.starts_with("/grub/menu.lst on p1 (ext4)"), "{out}");
+    assert_eq!(sha256_file(&c.image), c.before, "a dry run writes nothing");
+    let undo = c.relink_ok(&["/boot/grub/menu.lst", "--to", "/etc/grub.conf", "--yes"]);
+    let fs = volume_file(&c.image, "p1", c.dir.path());
+    assert_e2fsck_clean(&fs);
+    assert_eq!(debugfs_target(&fs, "/grub/menu.lst"), b"/etc/grub.conf");
+    assert_eq!(c.ls_target("p1", "/grub/menu.lst"), "/etc/grub.conf");
+    // Through the guest, the link leads across two volumes to the same file.
+    let o = vmrescue(&["cat", c.img(), "/boot/grub/menu.lst"]);
+    let o2 = vmrescue(&["cat", c.img(), "--volume", "p1", "/grub/grub.conf"]);
+    assert!(o.status.success() && o2.status.success());
+    assert!(!o.stdout.is_empty());
+    assert_eq!(o.stdout, o2.stdout);
+    c.undo(&undo);
+}
+
 #[test]
 fn the_plan_is_shown_and_dry_run_writes_nothing() {
     let c = Case::new("demo");

@@ -160,3 +160,58 @@ fn demo_asset_is_small_and_unpacks_sparse_and_fast() {
     eprintln!("demo: {packed} bytes packed, {allocated} bytes allocated, unpacked in {took:?}");
     assert_eq!(path.file_name().unwrap(), "vm-108-disk-1.raw");
 }
+
+/// `layers` shows the guest's mount table: every fstab line, the volume
+/// it names and what became of it; `--json` has it as `mounts`.
+#[test]
+fn demo_mount_table() {
+    let (code, doc, err) = layers_json(&["--demo"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<(String, String, String, bool)> = doc["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .map(|m| {
+            (
+                m["mountpoint"].as_str().unwrap().to_string(),
+                m["volume"].as_str().unwrap_or("-").to_string(),
+                m["state"].as_str().unwrap().to_string(),
+                m["guessed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let row =
+        |mp: &str, v: &str, state: &str| (mp.to_string(), v.to_string(), state.to_string(), false);
+    assert_eq!(
+        rows,
+        vec![
+            row("/", "vg_ta/lv_root", "mounted"),
+            row("/boot", "p1", "mounted"),
+            row("/home", "vg_ta/lv_home", "mounted"),
+            row("swap", "vg_ta/lv_swap", "swap"),
+            row("/dev/shm", "-", "virtual"),
+            row("/dev/pts", "-", "virtual"),
+            row("/sys", "-", "virtual"),
+            row("/proc", "-", "virtual"),
+        ]
+    );
+    assert!(
+        doc["mounts"][1]["spec"]
+            .as_str()
+            .unwrap()
+            .starts_with("UUID=")
+    );
+    assert_eq!(doc["mounts"][0]["guest_root"], "vg_ta/lv_root");
+    let out = common::vmrescue(&["layers", "--demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("MOUNTPOINT  SOURCE")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("/home ")
+            && l.contains("vg_ta/lv_home")
+            && l.ends_with("mounted")),
+        "{text}"
+    );
+}
