@@ -60,7 +60,8 @@ pub struct Row {
     /// The line's number on its first row, when known (`None` on the rows
     /// that continue a line, and where it is not known).
     pub number: Option<u64>,
-    /// Whether this row starts a line (numbered or not).
+    /// Whether this row starts a line (numbered or not; not a row that
+    /// continues a wrapped line or a piece of a line longer than [`MAX_LINE`]).
     pub first: bool,
     /// The text, escaped.
     pub text: String,
@@ -341,6 +342,8 @@ impl Pager {
                 let mut pos = self.top;
                 let mut line = self.top_line;
                 let mut skip = self.top_row;
+                // Whether `pos` starts a line (not a piece of a long one).
+                let mut starts = pos == 0 || self.read(pos - 1, 1) == b"\n";
                 while out.len() < rows && pos < len {
                     let l = self.line_at(pos);
                     let hit = self.hit.is_some_and(|(o, _)| o >= pos && o < l.next);
@@ -352,13 +355,14 @@ impl Pager {
                             break;
                         }
                         out.push(Row {
-                            number: if i == 0 { line } else { None },
-                            first: i == 0,
+                            number: if i == 0 && starts { line } else { None },
+                            first: i == 0 && starts,
                             text,
                             hit,
                         });
                     }
                     skip = 0;
+                    starts = l.newline;
                     if l.next <= pos {
                         break;
                     }
