@@ -100,6 +100,34 @@ pub enum JobResult {
         /// The undo files, or why nothing was written.
         result: Result<Vec<PathBuf>, String>,
     },
+    /// A file was opened for the viewer (decompression may go on).
+    ViewerOpened {
+        /// Which request.
+        req: u64,
+        /// The file, or why it cannot be shown.
+        result: Result<Box<crate::ops::pager::source::Opened>, String>,
+    },
+    /// More of a decompressed file (or a journal's text) arrived, or it ended.
+    ViewerGrew {
+        /// Which request (the open's).
+        req: u64,
+    },
+    /// A viewer search made progress.
+    ViewerSearchProgress {
+        /// Which request.
+        req: u64,
+        /// Bytes searched.
+        done: u64,
+        /// Bytes to search.
+        total: u64,
+    },
+    /// A viewer search ended.
+    ViewerSearchDone {
+        /// Which request.
+        req: u64,
+        /// Found, not found, stopped or failed.
+        outcome: crate::ops::pager::search::Outcome,
+    },
     /// The doctor examined a guest.
     DoctorDone {
         /// Which request.
@@ -201,6 +229,35 @@ pub enum Effect {
         /// The filesystem.
         fs: Arc<dyn FsView>,
     },
+    /// Open a file for the viewer, then decompress it (or run journalctl)
+    /// into memory when it needs that.
+    OpenViewer {
+        /// Request number.
+        req: u64,
+        /// The filesystem.
+        fs: Arc<dyn FsView>,
+        /// The file's guest path (symlinks are followed inside the guest).
+        path: Vec<u8>,
+        /// Set to stop the decompression.
+        cancel: Arc<AtomicBool>,
+    },
+    /// Search the viewer's content.
+    ViewerSearch {
+        /// Request number.
+        req: u64,
+        /// What to search.
+        content: crate::ops::pager::Content,
+        /// The pattern.
+        pattern: Vec<u8>,
+        /// Where from.
+        from: u64,
+        /// Forwards or backwards.
+        forward: bool,
+        /// A position and its line number, to number the match.
+        base: Option<(u64, u64)>,
+        /// Set to stop it.
+        cancel: Arc<AtomicBool>,
+    },
     /// Run a planned copy.
     StartCopy {
         /// The plan.
@@ -243,6 +300,16 @@ impl std::fmt::Debug for Effect {
             ),
             Effect::ApplyRelink { plan, .. } => write!(f, "ApplyRelink({})", plan.description()),
             Effect::RunDoctor { req, .. } => write!(f, "RunDoctor({req})"),
+            Effect::OpenViewer { req, path, .. } => {
+                write!(f, "OpenViewer({req}, {})", crate::text::escape(path))
+            }
+            Effect::ViewerSearch {
+                req, pattern, from, ..
+            } => write!(
+                f,
+                "ViewerSearch({req}, {}, {from})",
+                crate::text::escape(pattern)
+            ),
         }
     }
 }
