@@ -14,14 +14,12 @@ use std::sync::Arc;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tui_support::{MemOpener, Story, make_story_image, story_layout};
+use tui_support::{MemOpener, Story, story_with};
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
 use vmrescue::ops::pager::Mode;
-use vmrescue::tui::copier::JobCopier;
 use vmrescue::tui::dialogs::{Dialog, ViewerDialog};
-use vmrescue::tui::jobs::Jobs;
-use vmrescue::tui::{Action, App, AppConfig, views};
+use vmrescue::tui::{Action, views};
 
 /// 300 lines of a syslog-like log.
 fn messages() -> String {
@@ -57,35 +55,14 @@ fn guest(root: &Path) {
 
 /// The story's layout with a host folder as the root volume.
 fn viewer_story(w: u16, h: u16) -> (Story, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
     guest(root.path());
-    let image = make_story_image(dir.path());
-    let layout = Arc::new(story_layout(&image));
     let mut map: HashMap<String, Arc<dyn FsView>> = HashMap::new();
     map.insert(
         "vg_ta/lv_root".into(),
         Arc::new(HostFs::open(root.path()).unwrap()),
     );
-    let opener = Arc::new(MemOpener { map });
-    let jobs = Jobs {
-        layout: Arc::clone(&layout),
-        opener: opener.clone(),
-        copier: Arc::new(JobCopier),
-    };
-    let mut app = App::new(layout, AppConfig::default());
-    app.resize(w, h);
-    app.start();
-    jobs.run_inline(&mut app);
-    (
-        Story {
-            dir,
-            app,
-            jobs,
-            opener,
-        },
-        root,
-    )
+    (story_with(MemOpener { map }, w, h), root)
 }
 
 fn viewer(st: &Story) -> &ViewerDialog {
