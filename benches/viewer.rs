@@ -92,7 +92,10 @@ fn main() {
         p.end(22, 80);
         let rows = p.page(22, 80);
         let end = t.elapsed();
-        assert!(rows.last().is_some_and(|r| r.text.starts_with("the last line")));
+        assert!(
+            rows.last()
+                .is_some_and(|r| r.text.starts_with("the last line"))
+        );
         println!(
             "{:<44} {:>7.2} ms {:>12}",
             format!("jump to the end ({c})"),
@@ -123,7 +126,7 @@ fn main() {
     let fs = open();
     let o = source::open(&fs, b"/var/log/messages").expect("open the text");
     let no = AtomicBool::new(false);
-    let mut row = |name: &str, base: Option<(u64, u64)>| {
+    let row = |name: &str, base: Option<(u64, u64)>| {
         let secs = best(3, || {
             let r = search::find(&o.content, NEEDLE, 0, true, base, &no, &mut |_, _| {});
             assert!(matches!(r, Outcome::Found(_)), "{r:?}");
@@ -169,7 +172,10 @@ fn write_text(path: &Path) {
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let mut written = 0usize;
     let mut i = 0u64;
-    let last = format!("Dec  2 23:59:59 guest {}\n", String::from_utf8_lossy(NEEDLE));
+    let last = format!(
+        "Dec  2 23:59:59 guest {}\n",
+        String::from_utf8_lossy(NEEDLE)
+    );
     while written + 200 < TEXT_BYTES - last.len() {
         let line = format!(
             "Dec  2 {:02}:{:02}:{:02} guest systemd[1]: Started Session {i} of user root (pid {}).\n",
@@ -193,11 +199,21 @@ fn write_text(path: &Path) {
 fn write_sparse(path: &Path) {
     let f = std::fs::File::create(path).expect("sparse file");
     let head: String = (0..20_000)
-        .map(|i| format!("Dec  1 00:00:{:02} guest kernel: boot message {i}\n", i % 60))
+        .map(|i| {
+            format!(
+                "Dec  1 00:00:{:02} guest kernel: boot message {i}\n",
+                i % 60
+            )
+        })
         .collect();
     f.write_all_at(head.as_bytes(), 0).expect("write");
     let tail: String = (0..1000)
-        .map(|i| format!("Dec  2 23:59:{:02} guest kernel: late message {i}\n", i % 60))
+        .map(|i| {
+            format!(
+                "Dec  2 23:59:{:02} guest kernel: late message {i}\n",
+                i % 60
+            )
+        })
         .chain(std::iter::once("the last line of the log\n".to_string()))
         .collect();
     f.write_all_at(tail.as_bytes(), SPARSE_BYTES - tail.len() as u64)

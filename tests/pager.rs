@@ -62,7 +62,11 @@ fn first_page_and_end_of_a_large_sparse_file_read_little() {
     assert_eq!(rows[0].text, "line 1 kernel: message number 1");
     assert_eq!(rows[0].number, Some(1));
     assert_eq!(rows[21].number, Some(22));
-    assert!(p.bytes_read <= 128 << 10, "first page read {}", p.bytes_read);
+    assert!(
+        p.bytes_read <= 128 << 10,
+        "first page read {}",
+        p.bytes_read
+    );
 
     let before = p.bytes_read;
     p.end(22, 80);
@@ -113,7 +117,11 @@ fn wrap_cut_tabs_escapes_and_long_lines() {
     let rows = p.page(400, 40);
     assert_eq!(rows[0].text, "a       b\\x1b[31mred\\xffend\\\\");
     // 10 000 bytes: pieces of 4096 bytes, each wrapped at 40 columns.
-    let xs: Vec<_> = rows.iter().skip(1).take_while(|r| r.text.starts_with('x')).collect();
+    let xs: Vec<_> = rows
+        .iter()
+        .skip(1)
+        .take_while(|r| r.text.starts_with('x'))
+        .collect();
     assert_eq!(xs.iter().map(|r| r.text.len()).sum::<usize>(), 10_000);
     assert_eq!(xs.iter().filter(|r| r.first).count(), 1);
     assert_eq!(xs[0].number, Some(2));
@@ -170,7 +178,9 @@ fn search_finds_matches_across_buffer_boundaries_and_numbers_their_lines() {
     let r = search::find(&c, b"NEEDLE", 0, true, Some((0, 1)), &no, &mut |a, b| {
         seen.push((a, b))
     });
-    let Outcome::Found(f) = r else { panic!("{r:?}") };
+    let Outcome::Found(f) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(f.offset, at as u64);
     assert_eq!(f.line, Some(at as u64 / 64 + 1));
     let r = search::find(&c, b"NEEDLE", f.offset + 1, true, None, &no, &mut |_, _| {});
@@ -258,8 +268,12 @@ fn a_truncated_gzip_shows_what_was_decompressed_and_an_error() {
         };
         let err = g.error().unwrap_or_default();
         assert!(err.starts_with("gz: "), "{name}: {err}");
-        assert!(g.len() > 0 && g.len() < plain.len() as u64, "{name}");
-        assert!(plain.as_bytes().starts_with(&read_all(&g_content(&p))[..1000]));
+        assert!(!g.is_empty() && g.len() < plain.len() as u64, "{name}");
+        assert!(
+            plain
+                .as_bytes()
+                .starts_with(&read_all(&g_content(&p))[..1000])
+        );
         assert_eq!(p.page(1, 80)[0].text, "line 1 kernel: message number 1");
     }
 }
@@ -323,7 +337,11 @@ fn a_binary_journal_is_text_through_journalctl_or_hex_with_a_reason() {
         // journalctl -o short-iso lines start with a date.
         let text = read_all(p.content());
         assert!(!text.is_empty(), "{:?}", g.error());
-        assert!(text[..4].iter().all(u8::is_ascii_digit), "{:?}", &text[..40]);
+        assert!(
+            text[..4].iter().all(u8::is_ascii_digit),
+            "{:?}",
+            &text[..40]
+        );
     } else {
         assert!(g.done());
     }

@@ -163,7 +163,8 @@ fn esc_stops_a_running_search_then_closes_the_viewer() {
     key(&mut st, KeyCode::Char('/'));
     type_text(&mut st, "absent");
     // Enter starts the search; Esc arrives before its job runs.
-    st.app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    st.app
+        .key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
     assert!(viewer(&st).search.is_some());
     st.app.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
     st.jobs.run_inline(&mut st.app);
@@ -218,8 +219,12 @@ fn a_gzipped_log_is_shown_decompressed_wrap_and_hex_toggle() {
     assert_eq!(v.pager.as_ref().unwrap().mode, Mode::Hex);
     // The same place, in hex: the row holding the first byte shown before.
     let top = v.pager.as_ref().unwrap().top();
-    assert!(top > 0 && top % 16 == 0);
-    assert!(v.rows[0].text.starts_with(&format!("{top:08x}  ")), "{:?}", v.rows[0]);
+    assert!(top > 0 && top.is_multiple_of(16));
+    assert!(
+        v.rows[0].text.starts_with(&format!("{top:08x}  ")),
+        "{:?}",
+        v.rows[0]
+    );
     key(&mut st, KeyCode::Char('x'));
     key(&mut st, KeyCode::Char('w'));
     assert!(render(&st).contains("no wrap"));

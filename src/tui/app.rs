@@ -315,7 +315,9 @@ impl App {
     /// The viewer waiting for request `req` (its open or its search).
     fn viewer_waiting(&mut self, req: u64) -> Option<&mut ViewerDialog> {
         self.dialogs_mut().find_map(|d| match d {
-            Dialog::Viewer(v) if v.req == req || v.search.as_ref().is_some_and(|r| r.req == req) => {
+            Dialog::Viewer(v)
+                if v.req == req || v.search.as_ref().is_some_and(|r| r.req == req) =>
+            {
                 Some(&mut **v)
             }
             _ => None,

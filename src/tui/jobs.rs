@@ -335,8 +335,10 @@ fn open_viewer(
     cancel: &AtomicBool,
     emit: &mut dyn FnMut(JobResult),
 ) {
-    let opened = catch_unwind(AssertUnwindSafe(|| crate::ops::pager::source::open(fs, path)))
-        .unwrap_or_else(|_| Err(panic_message()));
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        crate::ops::pager::source::open(fs, path)
+    }))
+    .unwrap_or_else(|_| Err(panic_message()));
     let (result, producer) = match opened {
         Ok(mut o) => {
             let p = o.producer.take();
@@ -374,12 +376,20 @@ fn viewer_search(
     use crate::ops::pager::search;
     let mut last = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        search::find(content, pattern, from, forward, base, cancel, &mut |done, total| {
-            if last.elapsed() >= Duration::from_millis(50) {
-                last = Instant::now();
-                emit(JobResult::ViewerSearchProgress { req, done, total });
-            }
-        })
+        search::find(
+            content,
+            pattern,
+            from,
+            forward,
+            base,
+            cancel,
+            &mut |done, total| {
+                if last.elapsed() >= Duration::from_millis(50) {
+                    last = Instant::now();
+                    emit(JobResult::ViewerSearchProgress { req, done, total });
+                }
+            },
+        )
     }))
     .unwrap_or_else(|_| search::Outcome::Failed(panic_message()));
     emit(JobResult::ViewerSearchDone { req, outcome });

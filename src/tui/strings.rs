@@ -667,7 +667,9 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::PageDown) => "Page down",
         (_, Action::Home) => "First row",
         (_, Action::End) => "Last row",
-        (_, Action::Open) => "Open: enter a folder, view a file, expand a layer, browse a filesystem",
+        (_, Action::Open) => {
+            "Open: enter a folder, view a file, expand a layer, browse a filesystem"
+        }
         (_, Action::Back) => "Back: parent folder, collapse a layer",
         (_, Action::SwitchPane) => "Switch between the layer tree and the file list",
         (_, Action::MarkToggle) => "Mark or unmark, then go to the next row",

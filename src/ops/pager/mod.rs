@@ -291,7 +291,8 @@ impl Pager {
 
     /// The start of the line holding byte `offset`.
     fn line_start(&mut self, offset: u64) -> u64 {
-        self.prev_start(offset.saturating_add(1)).map_or(0, |(p, _)| p)
+        self.prev_start(offset.saturating_add(1))
+            .map_or(0, |(p, _)| p)
     }
 
     /// The rows of the line `bytes` at `width` columns.
@@ -308,7 +309,7 @@ impl Pager {
     pub fn hex_row_bytes(width: usize) -> usize {
         [16, 8, 4]
             .into_iter()
-            .find(|n| 10 + 4 * n + 1 <= width)
+            .find(|n| 11 + 4 * n <= width)
             .unwrap_or(4)
     }
 
@@ -482,7 +483,10 @@ impl Pager {
         let mut n = line;
         let mut pos = from;
         while pos < offset {
-            let chunk = self.read(pos, usize::try_from(offset - pos).unwrap_or(WINDOW).min(WINDOW));
+            let chunk = self.read(
+                pos,
+                usize::try_from(offset - pos).unwrap_or(WINDOW).min(WINDOW),
+            );
             if chunk.is_empty() {
                 return None;
             }

@@ -75,7 +75,9 @@ pub fn find(
             if cancel.load(Ordering::Relaxed) {
                 return Outcome::Cancelled;
             }
-            let want = usize::try_from(len - pos).unwrap_or(usize::MAX).min(buf.len());
+            let want = usize::try_from(len - pos)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
             let n = match content.read_at(pos, &mut buf[..want]) {
                 Ok(n) => n,
                 Err(e) => return Outcome::Failed(e),
@@ -152,7 +154,9 @@ fn count_newlines(content: &Content, from: u64, to: u64, buf: &mut [u8]) -> Resu
     let mut pos = from;
     let mut n = 0u64;
     while pos < to {
-        let want = usize::try_from(to - pos).unwrap_or(usize::MAX).min(buf.len());
+        let want = usize::try_from(to - pos)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let got = content.read_at(pos, &mut buf[..want])?;
         if got == 0 {
             break;

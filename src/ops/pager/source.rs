@@ -41,8 +41,7 @@ impl Format {
             Format::Xz
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Format::Zstd
-        } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3])
-        {
+        } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
             Format::Bzip2
         } else if head.starts_with(b"LPKSHHRH") {
             Format::Journal
@@ -272,10 +271,7 @@ pub fn fill(
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                break Some(format!(
-                    "{what}: {e} (after {} bytes of output)",
-                    out.len()
-                ));
+                break Some(format!("{what}: {e} (after {} bytes of output)", out.len()));
             }
         }
     };
@@ -378,9 +374,7 @@ impl Producer {
     /// `grew` is called as bytes arrive.
     pub fn run(self, cancel: &AtomicBool, grew: &mut dyn FnMut()) {
         if self.format == Format::Journal {
-            if let Err(e) =
-                journal_text(&self.fs, self.node, self.size, &self.out, cancel, grew)
-            {
+            if let Err(e) = journal_text(&self.fs, self.node, self.size, &self.out, cancel, grew) {
                 self.out.finish(Some(e));
             }
             return;

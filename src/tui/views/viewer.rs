@@ -72,7 +72,11 @@ pub fn draw_viewer(frame: &mut Frame<'_>, area: Rect, v: &ViewerDialog) {
         return;
     }
     let left = match &v.typing {
-        Some(f) => format!("{}{}", s::VIEWER_SEARCH_PROMPT, crate::text::escape_str(&f.text)),
+        Some(f) => format!(
+            "{}{}",
+            s::VIEWER_SEARCH_PROMPT,
+            crate::text::escape_str(&f.text)
+        ),
         None => v.activity().map(|a| safe(&a)).unwrap_or_default(),
     };
     let right = match v.size {
@@ -85,7 +89,10 @@ pub fn draw_viewer(frame: &mut Frame<'_>, area: Rect, v: &ViewerDialog) {
     } else {
         left
     };
-    let status = format!(" {}{right} ", pad(&left, w.saturating_sub(columns(&right) + 2), false));
+    let status = format!(
+        " {}{right} ",
+        pad(&left, w.saturating_sub(columns(&right) + 2), false)
+    );
     let status_style = if v.error.is_some() {
         style::bad()
     } else {
