@@ -280,7 +280,7 @@ pub fn fill(
 
 /// Turn a binary journal into text with the host's `journalctl`: the file
 /// is copied to a private temporary folder (removed afterwards) and
-/// `journalctl --file=COPY -o short-iso` fills `out`. `Err` when the host
+/// `journalctl --file=COPY -o short-iso` (times in UTC) fills `out`. `Err` when the host
 /// has no `journalctl` or it could not run (the caller shows hex).
 pub fn journal_text(
     fs: &Arc<dyn FsView>,
@@ -307,6 +307,8 @@ pub fn journal_text(
     let mut child = std::process::Command::new(journalctl)
         .arg(format!("--file={}", copy.display()))
         .args(["-o", "short-iso", "--no-pager", "-q"])
+        // Times in UTC, as everywhere else in vmrescue.
+        .env("TZ", "UTC")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
