@@ -247,14 +247,8 @@ pub enum Effect {
         req: u64,
         /// What to search.
         content: crate::ops::pager::Content,
-        /// The pattern.
-        pattern: Vec<u8>,
-        /// Where from.
-        from: u64,
-        /// Forwards or backwards.
-        forward: bool,
-        /// A position and its line number, to number the match.
-        base: Option<(u64, u64)>,
+        /// The pattern and where from.
+        query: crate::ops::pager::search::Query,
         /// Set to stop it.
         cancel: Arc<AtomicBool>,
     },
@@ -303,12 +297,11 @@ impl std::fmt::Debug for Effect {
             Effect::OpenViewer { req, path, .. } => {
                 write!(f, "OpenViewer({req}, {})", crate::text::escape(path))
             }
-            Effect::ViewerSearch {
-                req, pattern, from, ..
-            } => write!(
+            Effect::ViewerSearch { req, query, .. } => write!(
                 f,
-                "ViewerSearch({req}, {}, {from})",
-                crate::text::escape(pattern)
+                "ViewerSearch({req}, {}, {})",
+                crate::text::escape(&query.pattern),
+                query.from
             ),
         }
     }

@@ -111,12 +111,9 @@ impl Jobs {
             Effect::ViewerSearch {
                 req,
                 content,
-                pattern,
-                from,
-                forward,
-                base,
+                query,
                 cancel,
-            } => viewer_search(req, &content, &pattern, from, forward, base, &cancel, emit),
+            } => viewer_search(req, &content, &query, &cancel, emit),
         }
     }
 
@@ -362,34 +359,22 @@ fn open_viewer(
 }
 
 /// Search the viewer's content, reporting progress at most every 50 ms.
-#[allow(clippy::too_many_arguments)]
 fn viewer_search(
     req: u64,
     content: &crate::ops::pager::Content,
-    pattern: &[u8],
-    from: u64,
-    forward: bool,
-    base: Option<(u64, u64)>,
+    query: &crate::ops::pager::search::Query,
     cancel: &AtomicBool,
     emit: &mut dyn FnMut(JobResult),
 ) {
     use crate::ops::pager::search;
     let mut last = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        search::find(
-            content,
-            pattern,
-            from,
-            forward,
-            base,
-            cancel,
-            &mut |done, total| {
-                if last.elapsed() >= Duration::from_millis(50) {
-                    last = Instant::now();
-                    emit(JobResult::ViewerSearchProgress { req, done, total });
-                }
-            },
-        )
+        search::find(content, query, cancel, &mut |done, total| {
+            if last.elapsed() >= Duration::from_millis(50) {
+                last = Instant::now();
+                emit(JobResult::ViewerSearchProgress { req, done, total });
+            }
+        })
     }))
     .unwrap_or_else(|_| search::Outcome::Failed(panic_message()));
     emit(JobResult::ViewerSearchDone { req, outcome });

@@ -36,19 +36,35 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Look for `pattern` in `content` from `from`: forwards, the first match
-/// at or after it; backwards, the last match that starts before it. `base`
-/// is a position and its line number, to number the match. `progress` gets
-/// the bytes searched so far and the bytes to search.
+/// What to look for, and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The bytes to find.
+    pub pattern: Vec<u8>,
+    /// Where from.
+    pub from: u64,
+    /// Forwards (the first match at or after `from`) or backwards (the last
+    /// one that starts before it).
+    pub forward: bool,
+    /// A position and its line number, to number the match.
+    pub base: Option<(u64, u64)>,
+}
+
+/// Look for the query's pattern in `content`. `progress` gets the bytes
+/// searched so far and the bytes to search.
 pub fn find(
     content: &Content,
-    pattern: &[u8],
-    from: u64,
-    forward: bool,
-    base: Option<(u64, u64)>,
+    query: &Query,
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Outcome {
+    let Query {
+        pattern,
+        from,
+        forward,
+        base,
+    } = query;
+    let (pattern, from, forward, base) = (pattern.as_slice(), *from, *forward, *base);
     if pattern.is_empty() {
         return Outcome::NotFound;
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Ctx, Outcome};
-use crate::ops::pager::search::{Found, Outcome as SearchOutcome};
+use crate::ops::pager::search::{Found, Outcome as SearchOutcome, Query};
 use crate::ops::pager::source::Opened;
 use crate::ops::pager::{Mode, Pager, Row};
 use crate::tui::action::Action;
@@ -274,10 +274,12 @@ impl ViewerDialog {
         ctx.effects.push(Effect::ViewerSearch {
             req,
             content: p.content().clone(),
-            pattern: self.pattern.as_bytes().to_vec(),
-            from,
-            forward,
-            base,
+            query: Query {
+                pattern: self.pattern.as_bytes().to_vec(),
+                from,
+                forward,
+                base,
+            },
             cancel,
         });
     }
