@@ -210,11 +210,16 @@ impl Pager {
         self.read_in(offset, len, offset)
     }
 
-    /// As [`Pager::read`], loading a window that ends at `offset + len`
-    /// (for reading backwards).
+    /// As [`Pager::read`], loading a window that ends a line's length after
+    /// `offset + len` (reading backwards, line by line: the line found is
+    /// read next, from the same window).
     fn read_back(&mut self, offset: u64, len: usize) -> Vec<u8> {
         let end = offset.saturating_add(len as u64);
-        self.read_in(offset, len, end.saturating_sub(WINDOW as u64).min(offset))
+        let load_at = end
+            .saturating_add(MAX_LINE as u64 + 1)
+            .saturating_sub(WINDOW as u64)
+            .min(offset);
+        self.read_in(offset, len, load_at)
     }
 
     fn read_in(&mut self, offset: u64, len: usize, load_at: u64) -> Vec<u8> {
