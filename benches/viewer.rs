@@ -128,7 +128,12 @@ fn main() {
     let no = AtomicBool::new(false);
     let row = |name: &str, base: Option<(u64, u64)>| {
         let secs = best(3, || {
-            let r = search::find(&o.content, &q(NEEDLE, 0, true, base), &no, &mut |_, _| {});
+            let r = search::find(
+                &o.content,
+                &search::Query::new(NEEDLE, 0, true, base),
+                &no,
+                &mut |_, _| {},
+            );
             assert!(matches!(r, Outcome::Found(_)), "{r:?}");
         });
         println!(
@@ -218,14 +223,4 @@ fn write_sparse(path: &Path) {
         .collect();
     f.write_all_at(tail.as_bytes(), SPARSE_BYTES - tail.len() as u64)
         .expect("write");
-}
-
-/// A search query.
-fn q(pattern: &[u8], from: u64, forward: bool, base: Option<(u64, u64)>) -> search::Query {
-    search::Query {
-        pattern: pattern.to_vec(),
-        from,
-        forward,
-        base,
-    }
 }

@@ -177,7 +177,7 @@ fn search_finds_matches_across_buffer_boundaries_and_numbers_their_lines() {
     let mut seen = Vec::new();
     let r = search::find(
         &c,
-        &q(b"NEEDLE", 0, true, Some((0, 1))),
+        &search::Query::new(b"NEEDLE", 0, true, Some((0, 1))),
         &no,
         &mut |a, b| seen.push((a, b)),
     );
@@ -188,35 +188,50 @@ fn search_finds_matches_across_buffer_boundaries_and_numbers_their_lines() {
     assert_eq!(f.line, Some(at as u64 / 64 + 1));
     let r = search::find(
         &c,
-        &q(b"NEEDLE", f.offset + 1, true, None),
+        &search::Query::new(b"NEEDLE", f.offset + 1, true, None),
         &no,
         &mut |_, _| {},
     );
     assert!(matches!(r, Outcome::Found(g) if g.offset == at2 as u64 && g.line.is_none()));
     // Backwards from the end: the second, then the first.
     let end = data.len() as u64;
-    let r = search::find(&c, &q(b"NEEDLE", end, false, None), &no, &mut |_, _| {});
+    let r = search::find(
+        &c,
+        &search::Query::new(b"NEEDLE", end, false, None),
+        &no,
+        &mut |_, _| {},
+    );
     assert!(matches!(r, Outcome::Found(g) if g.offset == at2 as u64));
     let r = search::find(
         &c,
-        &q(b"NEEDLE", at2 as u64, false, None),
+        &search::Query::new(b"NEEDLE", at2 as u64, false, None),
         &no,
         &mut |_, _| {},
     );
     assert!(matches!(r, Outcome::Found(g) if g.offset == at as u64));
     let r = search::find(
         &c,
-        &q(b"NEEDLE", at as u64, false, None),
+        &search::Query::new(b"NEEDLE", at as u64, false, None),
         &no,
         &mut |_, _| {},
     );
     assert_eq!(r, Outcome::NotFound);
     // A pattern across lines.
-    let r = search::find(&c, &q(b"0\n000", 0, true, None), &no, &mut |_, _| {});
+    let r = search::find(
+        &c,
+        &search::Query::new(b"0\n000", 0, true, None),
+        &no,
+        &mut |_, _| {},
+    );
     assert!(matches!(r, Outcome::Found(g) if g.offset == 62));
     // Cancelled.
     let yes = AtomicBool::new(true);
-    let r = search::find(&c, &q(b"absent", 0, true, None), &yes, &mut |_, _| {});
+    let r = search::find(
+        &c,
+        &search::Query::new(b"absent", 0, true, None),
+        &yes,
+        &mut |_, _| {},
+    );
     assert_eq!(r, Outcome::Cancelled);
     // The pager shows the match's line at the top, numbered.
     let mut p = p;
@@ -386,14 +401,4 @@ fn a_binary_journal_is_text_through_journalctl() {
         })
         .collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-/// A search query.
-fn q(pattern: &[u8], from: u64, forward: bool, base: Option<(u64, u64)>) -> search::Query {
-    search::Query {
-        pattern: pattern.to_vec(),
-        from,
-        forward,
-        base,
-    }
 }

@@ -50,6 +50,18 @@ pub struct Query {
     pub base: Option<(u64, u64)>,
 }
 
+impl Query {
+    /// A query for `pattern` from `from`, forwards or not, numbered from `base`.
+    pub fn new(pattern: &[u8], from: u64, forward: bool, base: Option<(u64, u64)>) -> Query {
+        Query {
+            pattern: pattern.to_vec(),
+            from,
+            forward,
+            base,
+        }
+    }
+}
+
 /// Look for the query's pattern in `content`. `progress` gets the bytes
 /// searched so far and the bytes to search.
 pub fn find(
