@@ -21,6 +21,7 @@
 //! `ARCHITECTURE.md` at the top of the repository maps the folders and
 //! their invariants.
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod demo;
 pub mod engine;

@@ -25,7 +25,7 @@ use super::{exit, report};
     override_usage = "vmrescue cp [OPTIONS] <IMAGE> <SRC>... <DEST>\n       \
                             vmrescue cp [OPTIONS] --demo <SRC>... <DEST>"
 )]
-pub struct CpArgs {
+pub(super) struct CpArgs {
     #[command(flatten)]
     guest: GuestArgs,
     /// Replace files that already exist in DEST (directories are merged, never replaced by files).
@@ -50,7 +50,7 @@ pub struct CpArgs {
 }
 
 /// Run `cp`.
-pub fn run(args: &CpArgs) -> u8 {
+pub(super) fn run(args: &CpArgs) -> u8 {
     // First, before any thread starts (opening an image may start some):
     // then every thread has the signals blocked and only ours takes them.
     let cancel = Arc::new(AtomicBool::new(false));

@@ -10,7 +10,7 @@ use super::{Target, exit, open_volume, report};
 
 /// Arguments of `doctor`.
 #[derive(Args, Debug)]
-pub struct DoctorArgs {
+pub(super) struct DoctorArgs {
     #[command(flatten)]
     target: Target,
     /// The volume to examine (default: the guest root).
@@ -25,7 +25,7 @@ pub struct DoctorArgs {
 }
 
 /// Run `doctor`.
-pub fn run(args: &DoctorArgs) -> u8 {
+pub(super) fn run(args: &DoctorArgs) -> u8 {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {

@@ -21,7 +21,7 @@ use super::{SourceArgs, Target, open_found_layout, report};
 
 /// Options naming the disks and the volume.
 #[derive(Args, Debug, Clone)]
-pub struct GuestArgs {
+pub(super) struct GuestArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// The volume to read (`p1`, `vg/lv`, `/dev/vg/lv`, `UUID=...`); default:
@@ -34,7 +34,7 @@ pub struct GuestArgs {
 }
 
 /// An open guest filesystem.
-pub struct Guest {
+pub(super) struct Guest {
     /// The filesystem.
     pub fs: Arc<dyn FsView>,
     /// The filesystem reported problems (damaged structures, bad
@@ -54,7 +54,7 @@ impl Guest {
     /// Report the problems the filesystem found after it was opened (while
     /// reading directories and files); whether it found any at all, which
     /// makes the command's exit code at least 1.
-    pub fn finish(&self) -> bool {
+    pub(super) fn finish(&self) -> bool {
         let status = self.fs.status();
         let (name, before) = &self.reported;
         for p in status.problems.iter().filter(|p| !before.contains(p)) {
@@ -66,7 +66,10 @@ impl Guest {
 
 impl GuestArgs {
     /// Split the positionals into the target (IMAGE unless `--demo`) and the rest.
-    pub fn split(&self, mut positionals: Vec<OsString>) -> Result<(Target, Vec<OsString>), String> {
+    pub(super) fn split(
+        &self,
+        mut positionals: Vec<OsString>,
+    ) -> Result<(Target, Vec<OsString>), String> {
         let image = if self.source.demo || self.source.vmid.is_some() {
             None
         } else if positionals.is_empty() {
@@ -87,7 +90,7 @@ impl GuestArgs {
     /// IMAGE is a directory (a guest tree mounted or unpacked elsewhere),
     /// that directory. Notes and problems of the filesystem go to stderr
     /// when `notes`.
-    pub fn open(&self, target: &Target, notes: bool) -> Result<Guest, vmrescue::Error> {
+    pub(super) fn open(&self, target: &Target, notes: bool) -> Result<Guest, vmrescue::Error> {
         if let Some(dir) = target.image.as_ref().filter(|p| p.is_dir()) {
             if !target.source.disks.is_empty() || self.volume.is_some() {
                 return Err(vmrescue::Error::Invalid(format!(
@@ -146,7 +149,7 @@ impl Guest {
     /// When guest path `path` is (or lies below) where the guest mounts
     /// another volume, the sentence that says which and how to read it:
     /// `/home is where vg_ta/lv_home is mounted; use --volume vg_ta/lv_home`.
-    pub fn mounted_elsewhere(&self, path: &[u8]) -> Option<String> {
+    pub(super) fn mounted_elsewhere(&self, path: &[u8]) -> Option<String> {
         let parts = lexical(path);
         self.mounts
             .iter()
@@ -176,7 +179,7 @@ impl Guest {
 
     /// The mountpoints of other volumes that lie inside guest directory
     /// `path` (whose files a copy of `path` does not hold), with their volumes.
-    pub fn mounts_inside(&self, path: &[u8]) -> Vec<(String, String)> {
+    pub(super) fn mounts_inside(&self, path: &[u8]) -> Vec<(String, String)> {
         let parts = lexical(path);
         self.mounts
             .iter()

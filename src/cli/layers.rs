@@ -9,7 +9,7 @@ use super::{Target, exit, open_layout_with, report};
 
 /// Arguments of `layers`.
 #[derive(Args, Debug)]
-pub struct LayersArgs {
+pub(super) struct LayersArgs {
     #[command(flatten)]
     target: Target,
     /// Print the tree as JSON (see the README for the format).
@@ -22,7 +22,7 @@ pub struct LayersArgs {
 }
 
 /// Run `layers`.
-pub fn run(args: &LayersArgs) -> u8 {
+pub(super) fn run(args: &LayersArgs) -> u8 {
     let engines = engine::Engines::new(args.target.source.engine);
     let layout = match open_layout_with(&args.target, &engines, args.scan) {
         Ok(l) => l,

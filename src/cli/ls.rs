@@ -25,7 +25,7 @@ const MAX_DEPTH: usize = 1024;
                             vmrescue ls [OPTIONS] --demo [PATH]...")]
 // `-h` is ls's human-readable sizes, as in `ls -lh`; `--help` stays the help.
 #[command(disable_help_flag = true)]
-pub struct LsArgs {
+pub(super) struct LsArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -60,7 +60,7 @@ struct Lister<'a, W: Write> {
 }
 
 /// Run `ls`.
-pub fn run(args: &LsArgs) -> u8 {
+pub(super) fn run(args: &LsArgs) -> u8 {
     let (target, paths) = match args.guest.split(args.args.clone()) {
         Ok(x) => x,
         Err(e) => {

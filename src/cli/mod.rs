@@ -54,7 +54,7 @@ use vmrescue::layers::Layout;
 #[derive(Parser, Debug)]
 #[command(name = "vmrescue", version, about, long_about)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -67,7 +67,7 @@ pub struct Cli {
 /// The disks to open: IMAGE (or `--demo`, or a Proxmox guest) and the options
 /// every command shares.
 #[derive(Args, Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// Disk image: a raw or qcow2 file, a block device, or the ID of a
     /// Proxmox VM or container (all its disks; a file of that name wins).
     /// Without one, on a Proxmox host, shows the guests to choose from.
@@ -82,7 +82,7 @@ pub struct Target {
 /// Commands with further positionals (`ls`, `cat`, `cp`, `relink`) take IMAGE
 /// themselves, so that with `--demo` every positional is a guest path.
 #[derive(Args, Debug, Clone, Default)]
-pub struct SourceArgs {
+pub(crate) struct SourceArgs {
     /// Use the bundled demo image (a CentOS-6-like guest with a broken libc
     /// link) instead of IMAGE.
     #[arg(long)]
@@ -198,17 +198,17 @@ enum Command {
 }
 
 /// Exit codes.
-pub mod exit {
+pub(crate) mod exit {
     /// Everything worked.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// The job was done but problems were found (damaged structures, failed files).
-    pub const PROBLEMS: u8 = 1;
+    pub(crate) const PROBLEMS: u8 = 1;
     /// The job could not be done.
-    pub const ERROR: u8 = 2;
+    pub(crate) const ERROR: u8 = 2;
 }
 
 /// Print an error the way every command does.
-pub fn report(err: &dyn std::fmt::Display) {
+pub(crate) fn report(err: &dyn std::fmt::Display) {
     use std::io::Write;
     // Not eprintln!: a standard error that cannot be written is no reason to panic.
     let _ = writeln!(std::io::stderr(), "vmrescue: {err}");
@@ -217,12 +217,12 @@ pub fn report(err: &dyn std::fmt::Display) {
 /// Open the target's disks and read their layers; inspection opens the
 /// filesystems with `engines`' userspace engine, which keeps them for the
 /// command.
-pub fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+pub(crate) fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
     open_layout_with(target, engines, false)
 }
 
 /// [`open_layout`]; `search` searches every disk for lost volumes.
-pub fn open_layout_with(
+pub(crate) fn open_layout_with(
     target: &Target,
     engines: &Engines,
     search: bool,
@@ -258,7 +258,7 @@ pub fn open_layout_with(
 /// When the disks hold nothing vmrescue recognises (no partition table, no
 /// volume group, no filesystem or other known content: an empty file, a
 /// text file, a blank disk), the sentence that says so for each disk.
-pub fn nothing_found(layout: &Layout) -> Option<String> {
+pub(crate) fn nothing_found(layout: &Layout) -> Option<String> {
     use vmrescue::layers::probe::ContentKind;
     let nothing = !layout.disks.is_empty()
         && layout.disks.iter().all(|d| d.table.is_none())
@@ -286,7 +286,10 @@ pub fn nothing_found(layout: &Layout) -> Option<String> {
 
 /// [`open_layout`] for commands that need something on the disks: an
 /// error when [`nothing_found`].
-pub fn open_found_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+pub(crate) fn open_found_layout(
+    target: &Target,
+    engines: &Engines,
+) -> Result<Layout, vmrescue::Error> {
     let layout = open_layout(target, engines)?;
     match nothing_found(&layout) {
         Some(why) => Err(vmrescue::Error::Invalid(why)),
@@ -296,7 +299,7 @@ pub fn open_found_layout(target: &Target, engines: &Engines) -> Result<Layout, v
 
 /// Open the target's layers and pick the volume (`--volume`, else the
 /// guest root, else the only filesystem).
-pub fn open_volume(
+pub(crate) fn open_volume(
     target: &Target,
     volume: Option<&str>,
     engines: &Engines,
@@ -307,7 +310,7 @@ pub fn open_volume(
 }
 
 /// The disks a target names: IMAGE (or the disks of a Proxmox guest) and --disk.
-pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
+pub(crate) fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
     let vmid = target.source.vmid.or_else(|| {
         let image = target.image.as_ref()?;
         let s = image.to_str()?;
@@ -332,12 +335,18 @@ pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
                 guest.kind.short()
             )));
         }
-        if let vmrescue::pve::Status::Running(why) = &guest.status {
-            report(&format!(
+        match &guest.status {
+            vmrescue::pve::Status::Running(why) => report(&format!(
                 "warning: {} {vmid} is running ({why}): reading its disks anyway, but what is \
                  shown may be inconsistent and no repair will be made",
                 guest.kind.short()
-            ));
+            )),
+            vmrescue::pve::Status::InUse(why) => report(&format!(
+                "warning: {} {vmid} is not running, but a disk of it is in use ({why}): \
+                 reading its disks anyway; no repair will be made until that is released",
+                guest.kind.short()
+            )),
+            vmrescue::pve::Status::Stopped => {}
         }
         paths.extend(disks);
     } else if let Some(path) = &target.image {
@@ -385,7 +394,7 @@ fn list_guests(target: &Target) -> u8 {
 }
 
 /// Parse the command line and run.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // A signal or a panic ending a kernel-engine session or the TUI ends
     // the process through the teardown: the unpacked demo disk goes then too.

@@ -21,7 +21,7 @@ use super::{SourceArgs, Target, exit, open_found_layout, report};
 #[derive(Args, Debug)]
 #[command(override_usage = "vmrescue relink [OPTIONS] <IMAGE> <PATH>\n       \
                             vmrescue relink [OPTIONS] --demo <PATH>")]
-pub struct RelinkArgs {
+pub(super) struct RelinkArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// The volume holding the link (default: the guest root).
@@ -54,7 +54,7 @@ pub struct RelinkArgs {
 }
 
 /// Run `relink`.
-pub fn run(args: &RelinkArgs) -> u8 {
+pub(super) fn run(args: &RelinkArgs) -> u8 {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {
@@ -122,22 +122,8 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         }
         return Err(vmrescue::Error::Unsupported(decision.reason));
     }
-    let code = if decision.engine == Some(Engine::Kernel) {
-        engines.kernel().and_then(|session| {
-            let writer = Writer::Kernel(session);
-            relink(args, &writer, &layout, id, link, &undo_dir, &temporary_demo)
-        })
-    } else {
-        relink(
-            args,
-            &Writer::InPlace,
-            &layout,
-            id,
-            link,
-            &undo_dir,
-            &temporary_demo,
-        )
-    };
+    let code = Writer::for_volume(&engines, &layout, id)
+        .and_then(|writer| relink(args, &writer, &layout, id, link, &undo_dir, &temporary_demo));
     for p in engines.close() {
         report(&p);
     }

@@ -391,12 +391,26 @@ fn temp_name(name: &[u8], attempt: u32) -> Vec<u8> {
     out
 }
 
+/// Filesystems that take no files whatever their permissions say (sysfs,
+/// procfs, cgroup, cgroup2, debugfs, tracefs, securityfs), by `statfs` magic.
+const PSEUDO_FILESYSTEMS: &[(u64, &str)] = &[
+    (0x6265_6572, "sysfs"),
+    (0x9fa0, "proc"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+];
+
 /// Check that a copy into host directory `dir` can create files there,
-/// before anything is copied: by creating (and removing) an empty hidden
-/// file in it. When `dir` does not exist yet, its parent is checked (the
-/// copy would create `dir` there). The error names the host path and why
-/// (`/mnt/usb: Read-only file system`). For `cp` and for the browser
-/// before Enter starts a copy.
+/// before anything is copied, writing nothing: the directory must be on a
+/// filesystem mounted read-write (`statvfs`) that takes files (not sysfs,
+/// procfs...), and this process must be allowed to write and enter it
+/// (`faccessat(W_OK | X_OK, AT_EACCESS)`). When `dir` does not exist yet,
+/// its parent is checked (the copy would create `dir` there). The error
+/// names the host path and why (`/mnt/usb: on a read-only filesystem`).
+/// For `cp` and for the browser before Enter starts a copy.
 pub fn check_destination(dir: &Path) -> Result<()> {
     let (at, missing) = match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => (dir.to_path_buf(), false),
@@ -428,31 +442,33 @@ pub fn check_destination(dir: &Path) -> Result<()> {
         };
         Error::io(what, io_err(e))
     })?;
-    let mut last = Errno::EXIST;
-    for attempt in 0..16 {
-        let name = temp_name(b"check", attempt);
-        match rustix::fs::openat(
-            &fd,
-            &name[..],
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::RUSR | Mode::WUSR,
-        ) {
-            Ok(f) => {
-                drop(f);
-                let _ = rustix::fs::unlinkat(&fd, &name[..], AtFlags::empty());
-                return Ok(());
-            }
-            Err(Errno::EXIST) => continue,
-            Err(e) => {
-                last = e;
-                break;
-            }
-        }
+    let cannot = |e: Errno| {
+        Error::io(
+            format!("{}: cannot create files there", at.display()),
+            io_err(e),
+        )
+    };
+    let vfs = rustix::fs::fstatvfs(&fd).map_err(cannot)?;
+    if vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        return Err(Error::Invalid(format!(
+            "{}: on a read-only filesystem; choose another destination",
+            at.display()
+        )));
     }
-    Err(Error::io(
-        format!("{}: cannot create files there", at.display()),
-        io_err(last),
-    ))
+    let magic = rustix::fs::fstatfs(&fd).map_err(cannot)?.f_type as u64;
+    if let Some((_, name)) = PSEUDO_FILESYSTEMS.iter().find(|(m, _)| *m == magic) {
+        return Err(Error::Invalid(format!(
+            "{}: cannot create files there: it is on {name}, which takes no files",
+            at.display()
+        )));
+    }
+    rustix::fs::accessat(
+        &fd,
+        ".",
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .map_err(cannot)
 }
 
 /// [`check_destination`] for a copy that creates `dir` with all its missing

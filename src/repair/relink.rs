@@ -64,6 +64,24 @@ pub enum Writer {
 }
 
 impl Writer {
+    /// The writer for volume `id` as `opener` serves it: through the kernel
+    /// engine's session when the kernel engine serves the volume, else in
+    /// place. The CLI and the TUI choose it the same way.
+    pub fn for_volume(
+        opener: &dyn crate::engine::VolumeOpener,
+        layout: &Layout,
+        id: VolumeId,
+    ) -> Result<Writer> {
+        match opener.kernel_session(layout, id) {
+            None => Ok(Writer::InPlace),
+            Some(Ok(session)) => Ok(Writer::Kernel(session)),
+            Some(Err(why)) => Err(Error::Invalid(format!(
+                "{}: starting the kernel engine: {why}",
+                layout.volume(id).name
+            ))),
+        }
+    }
+
     /// Which applier this is.
     pub fn applier(&self) -> Applier {
         match self {
