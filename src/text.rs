@@ -7,13 +7,35 @@
 
 /// Escape `bytes` for display on a terminal.
 pub fn escape(bytes: &[u8]) -> String {
+    escape_tabs(bytes, None)
+}
+
+/// Escape a line of a file for the viewer: as [`escape`], except that a
+/// tab becomes spaces up to the next stop (every `tab` columns) when
+/// `tab` is given.
+pub fn escape_tabs(bytes: &[u8], tab: Option<usize>) -> String {
     let mut out = String::with_capacity(bytes.len());
+    let mut col = 0usize;
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            push_char(&mut out, c);
+            match tab {
+                Some(t) if c == '\t' && t > 0 => {
+                    let n = t - col % t;
+                    out.extend(std::iter::repeat_n(' ', n));
+                    col += n;
+                }
+                _ => {
+                    let before = out.len();
+                    push_char(&mut out, c);
+                    if tab.is_some() {
+                        col += columns(&out[before..]);
+                    }
+                }
+            }
         }
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
+            col += 4;
         }
     }
     out

@@ -4,6 +4,9 @@
 //!   run with progress and cancel, summary.
 //! * [`list`] — directory listings as `ls` shows them (sorting, `-l` columns,
 //!   owner names from the guest's `/etc/passwd`, names escaped for display).
+//! * [`pager`] — the file viewer's model: pages read lazily, line numbers
+//!   where counted, hex, search, transparent decompression.
 
 pub mod copy;
 pub mod list;
+pub mod pager;

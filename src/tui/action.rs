@@ -72,6 +72,16 @@ pub enum Action {
     /// Copy dialog: what to do with names that exist in the destination
     /// (skip, overwrite, or copy into a new folder).
     CycleExisting,
+    /// Open the file viewer on the selected file.
+    View,
+    /// Viewer: wrap long lines, or cut them.
+    ToggleWrap,
+    /// Viewer: hex view, or text.
+    ToggleHex,
+    /// Viewer: the next match of the search.
+    SearchNext,
+    /// Viewer: the previous match of the search.
+    SearchPrev,
     /// Type a character into the active text field.
     Insert(char),
 }
@@ -110,6 +120,11 @@ impl Action {
         ("delete-word", Action::DeleteWord),
         ("force", Action::Force),
         ("if-exists", Action::CycleExisting),
+        ("view", Action::View),
+        ("toggle-wrap", Action::ToggleWrap),
+        ("toggle-hex", Action::ToggleHex),
+        ("search-next", Action::SearchNext),
+        ("search-prev", Action::SearchPrev),
     ];
 
     /// The action named `name` in the keymap.
@@ -144,17 +159,20 @@ pub enum Context {
     Repair,
     /// The copy progress window.
     Progress,
+    /// The file viewer.
+    Viewer,
 }
 
 impl Context {
     /// All contexts, in the order the help lists them.
-    pub const ALL: [Context; 6] = [
+    pub const ALL: [Context; 7] = [
         Context::Main,
         Context::Edit,
         Context::Confirm,
         Context::Dialog,
         Context::Repair,
         Context::Progress,
+        Context::Viewer,
     ];
 
     /// The context named `s` in the keymap file.
@@ -166,6 +184,7 @@ impl Context {
             "dialog" => Context::Dialog,
             "repair" => Context::Repair,
             "progress" => Context::Progress,
+            "viewer" => Context::Viewer,
             _ => return None,
         })
     }

@@ -13,6 +13,7 @@ use super::copier::{CopyRequest, CopySource, volume_folder};
 use super::dialogs::restore::relink_setup;
 use super::dialogs::{
     Confirm, ConfirmKind, CopyJob, CopySetup, Ctx, Dialog, DoctorView, Outcome, RestoreDialog,
+    ViewerDialog,
 };
 use super::event::{Effect, Event, JobResult};
 use super::files::{FilePane, Loading, parent_of};
@@ -299,6 +300,29 @@ impl App {
         if let Right::Browsing(p) = &mut self.right {
             p.scroll_into_view(page);
         }
+        self.refresh_viewers();
+    }
+
+    /// Compute again the page of every open viewer (after a resize or a job result).
+    fn refresh_viewers(&mut self) {
+        let size = self.size;
+        for d in self.dialogs_mut() {
+            if let Dialog::Viewer(v) = d {
+                v.refresh(size);
+            }
+        }
+    }
+
+    /// The viewer waiting for request `req` (its open or its search).
+    fn viewer_waiting(&mut self, req: u64) -> Option<&mut ViewerDialog> {
+        self.dialogs_mut().find_map(|d| match d {
+            Dialog::Viewer(v)
+                if v.req == req || v.search.as_ref().is_some_and(|r| r.req == req) =>
+            {
+                Some(&mut **v)
+            }
+            _ => None,
+        })
     }
 
     /// The screen's parts at the current size.
@@ -585,7 +609,7 @@ impl App {
             Context::Confirm => self.update_confirm(action),
             Context::Dialog => self.update_dialog(action),
             // The restore dialog and the doctor view take their own keys.
-            Context::Repair => {}
+            Context::Repair | Context::Viewer => {}
             Context::Progress => self.update_progress(action),
         }
     }
@@ -594,6 +618,7 @@ impl App {
     /// `update` (the copy and restore dialogs, the doctor view).
     fn update_top(&mut self, action: &Action) -> Option<Outcome> {
         let page = self.screen().dialog_rows();
+        let size = self.size;
         let mut ctx = Ctx {
             undo_dir: &self.config.undo_dir,
             pve_root: &self.config.pve_root,
@@ -606,6 +631,11 @@ impl App {
             Dialog::CopySetup(c) => Some(c.update(action, &mut ctx)),
             Dialog::Restore(r) => Some(r.update(action, &mut ctx)),
             Dialog::Doctor(d) => Some(d.update(action, &mut ctx)),
+            Dialog::Viewer(v) => {
+                let outcome = v.update(action, &mut ctx);
+                v.refresh(size);
+                Some(outcome)
+            }
             _ => None,
         }
     }
@@ -674,6 +704,7 @@ impl App {
             Action::CopyMarked => self.open_copy(),
             Action::RestoreSymlink => self.open_restore(),
             Action::ShowDetails => self.show_details(),
+            Action::View => self.open_viewer(),
             Action::Doctor => self.open_doctor(),
             Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
             Action::FilterStart => self.start_filter(),
@@ -986,11 +1017,47 @@ impl App {
         let follow = e.opens_as_dir()
             || (e.file_type() == FileType::Symlink
                 && matches!(e.target_type, None | Some(FileType::Unknown)));
+        let file = e.file_type() == FileType::Regular
+            || (e.file_type() == FileType::Symlink && e.target_type == Some(FileType::Regular));
         if follow {
             self.list(path, None);
+        } else if file {
+            self.open_viewer();
         } else {
             self.show_details();
         }
+    }
+
+    /// Open the viewer on the selected file (a symlink is followed inside the guest).
+    fn open_viewer(&mut self) {
+        let selected = (self.focus == Focus::Files)
+            .then(|| self.pane())
+            .flatten()
+            .and_then(|p| p.current().map(|e| (p, e)));
+        let Some((p, e)) = selected else {
+            self.say(s::VIEW_NEEDS_FILE);
+            return;
+        };
+        let path = join(&p.path, &e.name);
+        if e.opens_as_dir() {
+            self.say(s::VIEW_NEEDS_FILE);
+            return;
+        }
+        let Some(fs) = self.fs(p.volume).cloned() else {
+            self.say_error(s::OPEN_A_FILESYSTEM_FIRST);
+            return;
+        };
+        let req = self.next_req();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut v = ViewerDialog::new(req, escape(&path), Arc::clone(&cancel));
+        v.refresh(self.size);
+        self.push_dialog(Dialog::Viewer(Box::new(v)));
+        self.effects.push(Effect::OpenViewer {
+            req,
+            fs,
+            path,
+            cancel,
+        });
     }
 
     fn go_up(&mut self) {
@@ -1419,6 +1486,29 @@ impl App {
                 new_target,
                 result,
             } => self.relinked(volume, link, new_target, result),
+            JobResult::ViewerOpened { req, result } => {
+                if let Some(v) = self.viewer_waiting(req) {
+                    v.opened(result);
+                }
+                self.refresh_viewers();
+            }
+            JobResult::ViewerGrew { req } => {
+                if let Some(v) = self.viewer_waiting(req) {
+                    v.grew();
+                }
+                self.refresh_viewers();
+            }
+            JobResult::ViewerSearchProgress { req, done, total } => {
+                if let Some(v) = self.viewer_waiting(req) {
+                    v.search_progress(req, done, total);
+                }
+            }
+            JobResult::ViewerSearchDone { req, outcome } => {
+                if let Some(v) = self.viewer_waiting(req) {
+                    v.search_done(req, outcome);
+                }
+                self.refresh_viewers();
+            }
             JobResult::DisksRefreshed(problems) => {
                 if !problems.is_empty() {
                     self.say_error(escape_str(&problems.join("; ")));

@@ -100,6 +100,34 @@ pub enum JobResult {
         /// The undo files, or why nothing was written.
         result: Result<Vec<PathBuf>, String>,
     },
+    /// A file was opened for the viewer (decompression may go on).
+    ViewerOpened {
+        /// Which request.
+        req: u64,
+        /// The file, or why it cannot be shown.
+        result: Result<Box<crate::ops::pager::source::Opened>, String>,
+    },
+    /// More of a decompressed file (or a journal's text) arrived, or it ended.
+    ViewerGrew {
+        /// Which request (the open's).
+        req: u64,
+    },
+    /// A viewer search made progress.
+    ViewerSearchProgress {
+        /// Which request.
+        req: u64,
+        /// Bytes searched.
+        done: u64,
+        /// Bytes to search.
+        total: u64,
+    },
+    /// A viewer search ended.
+    ViewerSearchDone {
+        /// Which request.
+        req: u64,
+        /// Found, not found, stopped or failed.
+        outcome: crate::ops::pager::search::Outcome,
+    },
     /// The disks' container tables were read again; the disks that could
     /// not be (they read as before), and why.
     DisksRefreshed(Vec<String>),
@@ -208,6 +236,29 @@ pub enum Effect {
         /// The filesystem.
         fs: Arc<dyn FsView>,
     },
+    /// Open a file for the viewer, then decompress it (or run journalctl)
+    /// into memory when it needs that.
+    OpenViewer {
+        /// Request number.
+        req: u64,
+        /// The filesystem.
+        fs: Arc<dyn FsView>,
+        /// The file's guest path (symlinks are followed inside the guest).
+        path: Vec<u8>,
+        /// Set to stop the decompression.
+        cancel: Arc<AtomicBool>,
+    },
+    /// Search the viewer's content.
+    ViewerSearch {
+        /// Request number.
+        req: u64,
+        /// What to search.
+        content: crate::ops::pager::Content,
+        /// The pattern and where from.
+        query: crate::ops::pager::search::Query,
+        /// Set to stop it.
+        cancel: Arc<AtomicBool>,
+    },
     /// Run a planned copy.
     StartCopy {
         /// The plan.
@@ -251,6 +302,15 @@ impl std::fmt::Debug for Effect {
             ),
             Effect::ApplyRelink { plan, .. } => write!(f, "ApplyRelink({})", plan.description()),
             Effect::RunDoctor { req, .. } => write!(f, "RunDoctor({req})"),
+            Effect::OpenViewer { req, path, .. } => {
+                write!(f, "OpenViewer({req}, {})", crate::text::escape(path))
+            }
+            Effect::ViewerSearch { req, query, .. } => write!(
+                f,
+                "ViewerSearch({req}, {}, {})",
+                crate::text::escape(&query.pattern),
+                query.from
+            ),
         }
     }
 }

@@ -118,6 +118,18 @@ impl Jobs {
             } => self.apply_relink(volume, &plan, &setup, emit),
             Effect::RunDoctor { req, fs } => run_doctor(req, &*fs, emit),
             Effect::StartCopy { plan, dest, cancel } => copy(plan, &dest, &cancel, emit),
+            Effect::OpenViewer {
+                req,
+                fs,
+                path,
+                cancel,
+            } => open_viewer(req, &fs, &path, &cancel, emit),
+            Effect::ViewerSearch {
+                req,
+                content,
+                query,
+                cancel,
+            } => viewer_search(req, &content, &query, &cancel, emit),
         }
     }
 
@@ -335,4 +347,61 @@ fn copy(
         ..CopySummary::default()
     });
     emit(JobResult::CopyDone(summary));
+}
+
+/// Open a file for the viewer; a compressed file or a journal is then
+/// made into text in memory here, reported at most every 100 ms.
+fn open_viewer(
+    req: u64,
+    fs: &Arc<dyn FsView>,
+    path: &[u8],
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(JobResult),
+) {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        crate::ops::pager::source::open(fs, path)
+    }))
+    .unwrap_or_else(|_| Err(panic_message()));
+    let (result, producer) = match opened {
+        Ok(mut o) => {
+            let p = o.producer.take();
+            (Ok(Box::new(o)), p)
+        }
+        Err(e) => (Err(e), None),
+    };
+    emit(JobResult::ViewerOpened { req, result });
+    if let Some(p) = producer {
+        let mut last = Instant::now();
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            p.run(cancel, &mut || {
+                if last.elapsed() >= Duration::from_millis(100) {
+                    last = Instant::now();
+                    emit(JobResult::ViewerGrew { req });
+                }
+            })
+        }));
+        emit(JobResult::ViewerGrew { req });
+    }
+}
+
+/// Search the viewer's content, reporting progress at most every 50 ms.
+fn viewer_search(
+    req: u64,
+    content: &crate::ops::pager::Content,
+    query: &crate::ops::pager::search::Query,
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(JobResult),
+) {
+    use crate::ops::pager::search;
+    let mut last = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        search::find(content, query, cancel, &mut |done, total| {
+            if last.elapsed() >= Duration::from_millis(50) {
+                last = Instant::now();
+                emit(JobResult::ViewerSearchProgress { req, done, total });
+            }
+        })
+    }))
+    .unwrap_or_else(|_| search::Outcome::Failed(panic_message()));
+    emit(JobResult::ViewerSearchDone { req, outcome });
 }

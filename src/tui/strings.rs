@@ -646,12 +646,29 @@ pub fn context_title(c: Context) -> &'static str {
         Context::Dialog => "Windows (help, details, summaries)",
         Context::Repair => "Restore dialog and doctor view",
         Context::Progress => "While a copy runs",
+        Context::Viewer => "File viewer",
     }
 }
 
 /// What an action does, for the help and the README.
 pub fn action_help(c: Context, a: Action) -> &'static str {
     match (c, a) {
+        (Context::Viewer, Action::MoveUp) => "One line up",
+        (Context::Viewer, Action::MoveDown) => "One line down",
+        (Context::Viewer, Action::PageUp) => "One page up",
+        (Context::Viewer, Action::PageDown) => "One page down",
+        (Context::Viewer, Action::Home) => "The start of the file",
+        (Context::Viewer, Action::End) => "The end of the file (read backwards, not the middle)",
+        (Context::Viewer, Action::CursorLeft) => "Scroll left (wrap off)",
+        (Context::Viewer, Action::CursorRight) => "Scroll right (wrap off)",
+        (Context::Viewer, Action::FilterStart) => "Search forwards (Enter starts it)",
+        (Context::Viewer, Action::Cancel) => "Stop the search, or close the viewer",
+        (Context::Viewer, Action::Quit) => "Quit (asks first while a copy runs)",
+        (_, Action::View) => "View the file (text, hex, decompressed logs, journals)",
+        (_, Action::ToggleWrap) => "Wrap long lines, or cut them",
+        (_, Action::ToggleHex) => "Hex view, or text",
+        (_, Action::SearchNext) => "Next match",
+        (_, Action::SearchPrev) => "Previous match",
         (Context::Edit, Action::Home) => "Cursor to the start",
         (Context::Edit, Action::End) => "Cursor to the end",
         (Context::Repair, Action::MoveUp) => "Previous candidate or finding",
@@ -676,7 +693,9 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::PageDown) => "Page down",
         (_, Action::Home) => "First row",
         (_, Action::End) => "Last row",
-        (_, Action::Open) => "Open: enter a folder, expand a layer, browse a filesystem",
+        (_, Action::Open) => {
+            "Open: enter a folder, view a file, expand a layer, browse a filesystem"
+        }
         (_, Action::Back) => "Back: parent folder, collapse a layer",
         (_, Action::SwitchPane) => "Switch between the layer tree and the file list",
         (_, Action::MarkToggle) => "Mark or unmark, then go to the next row",
@@ -687,6 +706,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::ShowDetails) => "Details: inode, times, xattrs, ELF SONAME",
         (_, Action::Doctor) => "Doctor: suspicious links and recent changes",
         (_, Action::ToggleHelp) if c == Context::Dialog => "Show or hide this help",
+        (Context::Viewer, Action::ToggleHelp) => "Show the help",
         (_, Action::ToggleHelp) => "This help",
         (_, Action::FilterStart) => "Filter the file list by name",
         (Context::Edit, Action::Quit)
@@ -732,3 +752,54 @@ pub fn internal_error(msg: Option<&str>) -> String {
 /// stdout is not a terminal.
 pub const NOT_A_TERMINAL: &str = "the full-screen browser needs a terminal (stdout is not one); \
 in scripts use the subcommands: vmrescue layers, ls, cat, cp";
+
+/// Viewer: what the line position shows (`line 12`, `line ?`).
+pub fn viewer_line(n: &str) -> String {
+    format!("line {n}")
+}
+
+/// Viewer: the mode of a decompressed file (`text, from gz`).
+pub fn viewer_decoded(mode: &str, format: &str) -> String {
+    format!("{mode}, from {format}")
+}
+
+/// Viewer: wrap is off.
+pub const VIEWER_NOWRAP: &str = ", no wrap";
+
+/// Viewer: `n`/`N` before any search.
+pub const VIEWER_NO_PATTERN: &str = "no search yet: / types one";
+
+/// Viewer: the search was stopped (Esc).
+pub const VIEWER_SEARCH_STOPPED: &str = "search stopped";
+
+/// Viewer: the footer while a pattern is typed.
+pub const VIEWER_SEARCH_PROMPT: &str = "/";
+
+/// Viewer: the keys, on the title line.
+pub const VIEWER_KEYS: &str = "/ search  n/N  w wrap  x hex  q close";
+
+/// Viewer: the file is being opened.
+pub const VIEWER_OPENING: &str = "opening...";
+
+/// Viewer: nothing more was found.
+pub fn viewer_not_found(pattern: &str, forward: bool) -> String {
+    let whence = if forward { "below" } else { "above" };
+    format!("not found {whence}: {}", crate::text::escape_str(pattern))
+}
+
+/// Viewer: a search under way.
+pub fn viewer_searching(pattern: &str, done: u64, total: u64, done_shown: &str) -> String {
+    let pct = done.saturating_mul(100).checked_div(total).unwrap_or(0);
+    format!(
+        "searching {}: {pct}% ({done_shown})  Esc stops",
+        crate::text::escape_str(pattern)
+    )
+}
+
+/// Viewer: decompression under way.
+pub fn viewer_decoding(format: &str, got: &str) -> String {
+    format!("decompressing {format}: {got} so far")
+}
+
+/// The viewer is for files.
+pub const VIEW_NEEDS_FILE: &str = "the viewer shows files: select one in the file list";

@@ -1,6 +1,8 @@
 //! The TUI: `App` state tests, screen snapshots (insta, in
 //! `tests/tui/snapshots/`), the guest picker, and the restore dialog on a
-//! copy of the demo image. The end-to-end tests in a pseudo-terminal that
+//! copy of the demo image; the file viewer (`pager`: its model over host
+//! files and the real compressors; `tui_viewer`: in the app; `tui_viewer_pty`:
+//! end to end in a pseudo-terminal). The end-to-end tests in a pseudo-terminal that
 //! send signals are in `tests/tui_pty.rs`, a binary of their own.
 //!
 //! One test binary per subject (see `tests/layers/main.rs`).
@@ -22,9 +24,12 @@ mod pve_support;
 #[path = "../tui_support/mod.rs"]
 mod tui_support;
 
+mod pager;
 mod tui_app;
 mod tui_fixes;
 mod tui_picker;
 mod tui_relink;
 mod tui_relink_snapshots;
 mod tui_snapshots;
+mod tui_viewer;
+mod tui_viewer_pty;

@@ -266,8 +266,9 @@ fn help_details_restore_and_doctor_dialogs() {
     assert_eq!(r.target, "/opt/glibc-2.14/lib/libc.so.6");
     assert_eq!(r.problems.len(), 2);
     st.act(Action::Cancel);
-    // Enter on a link to a file shows its details, with where it leads.
-    st.act(Action::Open);
+    // i on a link to a file shows its details, with where it leads (Enter
+    // views the file: tests/tui_viewer.rs).
+    st.act(Action::ShowDetails);
     let Some(Dialog::Details {
         details: Some(d), ..
     }) = &st.app.dialog

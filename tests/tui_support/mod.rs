@@ -759,10 +759,16 @@ pub struct Story {
 
 /// The app on the story's image at `w` × `h`, guest root open.
 pub fn story(w: u16, h: u16) -> Story {
+    story_with(MemOpener::story(), w, h)
+}
+
+/// The app on the story's image at `w` × `h` with the volumes `opener`
+/// serves, guest root open.
+pub fn story_with(opener: MemOpener, w: u16, h: u16) -> Story {
     let dir = tempfile::tempdir().unwrap();
     let image = make_story_image(dir.path());
     let layout = Arc::new(story_layout(&image));
-    let opener = Arc::new(MemOpener::story());
+    let opener = Arc::new(opener);
     let jobs = Jobs {
         layout: Arc::clone(&layout),
         opener: opener.clone(),

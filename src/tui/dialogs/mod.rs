@@ -6,7 +6,7 @@
 //! The dialogs with a life of their own have their own module here, with
 //! their state and an `update(&Action, &mut Ctx) -> Outcome`: [`copy`] (the
 //! copy dialog), [`restore`] (the symlink restore dialog) and [`doctor`]
-//! (the doctor view). The
+//! (the doctor view), [`viewer`] (the file viewer). The
 //! [`crate::tui::App`] holds the stack, gives the top window the action and
 //! does what the [`Outcome`] asks of it. Their drawing stays with the other
 //! windows' in [`crate::tui::views`] (`views/copy.rs`, `views/restore.rs`,
@@ -15,6 +15,7 @@
 pub mod copy;
 pub mod doctor;
 pub mod restore;
+pub mod viewer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::layers::VolumeId;
 pub use copy::{CopySetup, IfExists};
 pub use doctor::DoctorView;
 pub use restore::{CandidateRow, RestoreDialog};
+pub use viewer::ViewerDialog;
 
 /// What a dialog may use of the app while it takes an action.
 pub struct Ctx<'a> {
@@ -138,6 +140,8 @@ pub enum Dialog {
     Restore(Box<RestoreDialog>),
     /// The doctor view (`!`): the guest's suspicious links and recent changes.
     Doctor(Box<DoctorView>),
+    /// The file viewer (Enter, `F3` or `v` on a file).
+    Viewer(Box<ViewerDialog>),
 }
 
 impl Dialog {
@@ -148,6 +152,8 @@ impl Dialog {
             Dialog::Restore(r) if r.typing.is_some() => Context::Edit,
             Dialog::Confirm(_) => Context::Confirm,
             Dialog::Restore(_) | Dialog::Doctor(_) => Context::Repair,
+            Dialog::Viewer(v) if v.typing.is_some() => Context::Edit,
+            Dialog::Viewer(_) => Context::Viewer,
             _ => Context::Dialog,
         }
     }
@@ -161,7 +167,7 @@ impl Dialog {
             | Dialog::Summary { scroll, .. } => Some(scroll),
             Dialog::Restore(r) => Some(&mut r.scroll),
             Dialog::Doctor(d) => Some(&mut d.scroll),
-            Dialog::CopySetup(_) | Dialog::Confirm(_) => None,
+            Dialog::CopySetup(_) | Dialog::Confirm(_) | Dialog::Viewer(_) => None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod progress;
 pub mod restore;
 pub mod status;
 pub mod summary;
+pub mod viewer;
 pub mod window;
 
 use ratatui::Frame;
@@ -71,6 +72,7 @@ fn draw_dialog(frame: &mut Frame<'_>, screen: &Screen, app: &App, dialog: &Dialo
         }
         Dialog::Restore(r) => restore::draw_restore(frame, screen, r),
         Dialog::Doctor(d) => doctor::draw_doctor(frame, screen, d),
+        Dialog::Viewer(v) => viewer::draw_viewer(frame, screen.all, v),
     }
 }
 
