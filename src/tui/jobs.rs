@@ -18,6 +18,7 @@ use super::app::App;
 use super::copier::{Copier, CopyRequest, CopySummary, PlannedCopy};
 use super::event::{Effect, Event, JobResult, RelinkSetup};
 use super::files::Entry;
+use super::tree::{Opened, Tree};
 use crate::engine::VolumeOpener;
 use crate::fs::FsView;
 use crate::layers::{Layout, VolumeId};
@@ -67,7 +68,7 @@ impl Jobs {
     /// the job becomes an error result.
     pub fn run(&self, effect: Effect, emit: &mut dyn FnMut(JobResult)) {
         match effect {
-            Effect::OpenFs(volume) => self.open_fs(volume, emit),
+            Effect::OpenFs(tree) => self.open_fs(tree, emit),
             Effect::ForgetFs(volume) => self.opener.forget(volume),
             Effect::ListDir { req, fs, path, .. } => list_dir(req, &*fs, &path, emit),
             Effect::LoadDetails {
@@ -86,8 +87,9 @@ impl Jobs {
                 volume,
                 fs,
                 link,
+                inner,
                 setup,
-            } => self.analyze_link(req, volume, &*fs, &link, &setup, emit),
+            } => self.analyze_link(req, volume, &*fs, &link, inner, &setup, emit),
             Effect::PlanRelink {
                 req,
                 volume,
@@ -105,11 +107,15 @@ impl Jobs {
         }
     }
 
-    /// Open a volume's filesystem through the engine.
-    fn open_fs(&self, volume: VolumeId, emit: &mut dyn FnMut(JobResult)) {
-        let r = catch_unwind(AssertUnwindSafe(|| self.opener.open(&self.layout, volume)))
-            .unwrap_or_else(|_| Err(panic_message()));
-        emit(JobResult::FsOpened { volume, result: r });
+    /// Open a tree: a volume's filesystem through the engine, or the
+    /// guest's tree over every volume it mounts.
+    fn open_fs(&self, tree: Tree, emit: &mut dyn FnMut(JobResult)) {
+        let r = catch_unwind(AssertUnwindSafe(|| match tree {
+            Tree::Volume(v) => self.opener.open(&self.layout, v).map(Opened::volume),
+            Tree::Guest => Opened::guest(&self.layout, &*self.opener),
+        }))
+        .unwrap_or_else(|_| Err(panic_message()));
+        emit(JobResult::FsOpened { tree, result: r });
     }
 
     /// Plan a copy (counting what it would copy) unless it is cancelled.
@@ -134,6 +140,7 @@ impl Jobs {
         volume: VolumeId,
         fs: &dyn FsView,
         link: &[u8],
+        inner: Option<Vec<u8>>,
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {
@@ -146,7 +153,7 @@ impl Jobs {
                         relink::plan(
                             &self.layout,
                             volume,
-                            &a.link,
+                            inner.as_deref().unwrap_or(&a.link),
                             Some(&c.target),
                             &setup.options,
                         )
