@@ -79,6 +79,9 @@ pub fn run(args: &CatArgs) -> u8 {
             }
             Err(Stop::Failed(e)) => {
                 report(&e);
+                for (_, why) in guest.not_here(p.as_bytes(), false) {
+                    report(&why);
+                }
                 code = exit::PROBLEMS;
             }
         }

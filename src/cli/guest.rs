@@ -14,6 +14,7 @@ use vmrescue::engine::{Engines, select_volume};
 use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
+use vmrescue::guest::{MountState, Namespace};
 use vmrescue::layers::Layout;
 use vmrescue::text::{escape, escape_str};
 
@@ -24,8 +25,9 @@ use super::{SourceArgs, Target, open_found_layout, report};
 pub struct GuestArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// The volume to read (`p1`, `vg/lv`, `/dev/vg/lv`, `UUID=...`); default:
-    /// the guest root, else the only filesystem.
+    /// Read this volume alone, with its own paths (`p1`, `vg/lv`,
+    /// `/dev/vg/lv`, `UUID=...`). Default: the guest as it boots (its root
+    /// with the volumes its /etc/fstab mounts), else the only filesystem.
     #[arg(long, value_name = "V")]
     pub volume: Option<String>,
     /// Show the on-disk state: do not replay the filesystem journal in memory.
@@ -40,12 +42,16 @@ pub struct Guest {
     /// The filesystem reported problems (damaged structures, bad
     /// checksums): the command's exit code is at least 1.
     pub damaged: bool,
-    /// When the filesystem is the guest root: the other volumes the guest
+    /// With `--volume` naming the guest root: the other volumes the guest
     /// mounts in it (mountpoint, volume name), from its fstab.
     pub mounts: Vec<(Vec<u8>, String)>,
-    /// The volume's name and the problems already reported, to report
-    /// those found later (while reading) at the end.
-    reported: (String, Vec<vmrescue::problem::Problem>),
+    /// Without `--volume`, on a guest: its mount table and merged tree
+    /// (`fs` is that tree).
+    pub namespace: Option<Namespace>,
+    /// The prefix of problems (the volume's name; none for the merged tree,
+    /// whose problems name their volume) and the problems already reported,
+    /// to report those found later (while reading) at the end.
+    reported: (Option<String>, Vec<vmrescue::problem::Problem>),
     /// Kept open for the filesystem's lifetime.
     _layout: Option<Layout>,
 }
@@ -58,7 +64,7 @@ impl Guest {
         let status = self.fs.status();
         let (name, before) = &self.reported;
         for p in status.problems.iter().filter(|p| !before.contains(p)) {
-            report(&format!("{name}: {}", escape_str(&p.to_string())));
+            report(&prefixed(name.as_deref(), &p.to_string()));
         }
         !status.problems.is_empty()
     }
@@ -99,6 +105,7 @@ impl GuestArgs {
                 fs: Arc::new(HostFs::open(dir)?),
                 damaged: false,
                 mounts: Vec::new(),
+                namespace: None,
                 reported: Default::default(),
                 _layout: None,
             });
@@ -109,43 +116,71 @@ impl GuestArgs {
         let opts = FsOptions {
             no_journal: self.no_journal,
         };
-        // The kernel session (if the kernel engine serves the volume) lives
-        // as long as the filesystem view holds it.
-        let fs = engines.open_fs(&layout, id, &opts)?;
+        let is_root = layout.volume(id).guest.os.is_some();
+        // The guest as it boots, unless one volume was asked for. The kernel
+        // session (if the kernel engine serves a volume) lives as long as
+        // the filesystem views hold it.
+        let (fs, namespace, name) = if self.volume.is_none() && is_root {
+            let ns = Namespace::build(&layout, id, &|v| engines.open_fs(&layout, v, &opts));
+            (ns.fs(), Some(ns), None)
+        } else {
+            let fs = engines.open_fs(&layout, id, &opts)?;
+            (fs, None, Some(escape_str(&layout.volume(id).name)))
+        };
+        if let Some(MountState::Unreadable(why)) = namespace
+            .as_ref()
+            .and_then(|n| n.mounts().first())
+            .map(|m| &m.state)
+        {
+            return Err(vmrescue::Error::Unsupported(why.clone()));
+        }
         let status = fs.status();
-        let name = escape_str(&layout.volume(id).name);
         if notes {
             for n in &status.notes {
-                report(&format!("{name}: {}", escape_str(n)));
+                report(&prefixed(name.as_deref(), n));
             }
         }
         for p in &status.problems {
-            report(&format!("{name}: {}", escape_str(&p.to_string())));
+            report(&prefixed(name.as_deref(), &p.to_string()));
         }
-        let is_root = layout.volume(id).guest.mountpoint.as_deref() == Some("/");
-        let mounts = layout
-            .volumes
-            .iter()
-            .filter(|v| is_root && v.id != id)
-            .filter_map(|v| {
-                let at = v.guest.mountpoint.as_ref()?;
-                (at.starts_with('/') && at != "/").then(|| (at.as_bytes().to_vec(), v.name.clone()))
-            })
-            .collect();
+        let mounts = if namespace.is_none() && is_root {
+            layout
+                .volumes
+                .iter()
+                .filter(|v| v.id != id)
+                .filter_map(|v| {
+                    let at = v.guest.mountpoint.as_ref()?;
+                    (at.starts_with('/') && at != "/")
+                        .then(|| (at.as_bytes().to_vec(), v.name.clone()))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Guest {
             fs,
             damaged: !status.problems.is_empty(),
             mounts,
+            namespace,
             reported: (name, status.problems),
             _layout: Some(layout),
         })
     }
 }
 
+/// `text` escaped, after `name: ` when there is a name.
+fn prefixed(name: Option<&str>, text: &str) -> String {
+    match name {
+        Some(n) => format!("{n}: {}", escape_str(text)),
+        None => escape_str(text),
+    }
+}
+
 impl Guest {
-    /// When guest path `path` is (or lies below) where the guest mounts
-    /// another volume, the sentence that says which and how to read it:
-    /// `/home is where vg_ta/lv_home is mounted; use --volume vg_ta/lv_home`.
+    /// With `--volume` naming the guest root: when guest path `path` is (or
+    /// lies below) where the guest mounts another volume, the sentence that
+    /// says which and how to read it: `/home is where vg_ta/lv_home is
+    /// mounted; use --volume vg_ta/lv_home` (or no `--volume`).
     pub fn mounted_elsewhere(&self, path: &[u8]) -> Option<String> {
         let parts = lexical(path);
         self.mounts
@@ -166,7 +201,7 @@ impl Guest {
                     )
                 };
                 format!(
-                    "{} is where {} is mounted; use --volume {}{inside}",
+                    "{} is where {} is mounted; use --volume {}{inside}, or no --volume for the whole guest",
                     escape(at),
                     escape_str(volume),
                     escape_str(volume)
@@ -185,6 +220,41 @@ impl Guest {
                 at.len() > parts.len() && at.starts_with(&parts)
             })
             .map(|(at, volume)| (escape(at), escape_str(volume)))
+            .collect()
+    }
+}
+
+impl Guest {
+    /// The guest's mount entries whose files are not here (device missing
+    /// or unreadable) that guest path `path` lies on, and with `below` also
+    /// those inside it: (mountpoint, why), for `ls -R`, `cat` and `cp`.
+    pub fn not_here(&self, path: &[u8], below: bool) -> Vec<(Vec<u8>, String)> {
+        let Some(ns) = &self.namespace else {
+            return Vec::new();
+        };
+        // Where the path leads in the guest (symlinks followed), else as written.
+        let canonical = vmrescue::fs::path::resolve(&*self.fs, path, true)
+            .map(|r| r.path)
+            .unwrap_or_else(|_| path.to_vec());
+        let parts = lexical(&canonical);
+        ns.mounts()
+            .iter()
+            .filter(|m| m.state.is_unavailable())
+            .filter(|m| {
+                let at = lexical(&m.mountpoint);
+                parts.starts_with(&at) || (below && at.starts_with(&parts))
+            })
+            .map(|m| {
+                (
+                    m.mountpoint.clone(),
+                    format!(
+                        "{} ({}) is not mounted here: {}",
+                        escape(&m.mountpoint),
+                        escape_str(&m.spec),
+                        escape_str(&m.state.reason().unwrap_or_default())
+                    ),
+                )
+            })
             .collect()
     }
 }

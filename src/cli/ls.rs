@@ -95,9 +95,14 @@ pub fn run(args: &LsArgs) -> u8 {
         paths.iter().map(|p| p.as_bytes().to_vec()).collect()
     };
     // What lies at another volume's mountpoint here is not what the guest
-    // shows there (an empty directory, at most): say where to look.
+    // shows there (an empty directory, at most): say where to look. In the
+    // whole guest, say which mounts listed here hold no files here.
     for p in &paths {
         if let Some(why) = guest.mounted_elsewhere(p) {
+            report(&why);
+            l.problems = true;
+        }
+        for (_, why) in guest.not_here(p, args.recursive) {
             report(&why);
             l.problems = true;
         }

@@ -8,6 +8,7 @@
 //! ([`scan_sources`]). Nothing is written; damage found on the way is listed in the
 //! `problems` of the disk, volume or group concerned and the rest is still read.
 
+pub mod fstab;
 pub mod inspect;
 mod labels;
 pub mod lvm;

@@ -108,6 +108,9 @@ pub struct CopyOptions {
     /// Let the kernel move the bytes (`copy_file_range`, else `sendfile`)
     /// where they lie plainly in a host file.
     pub kernel_copy: bool,
+    /// Stay on the device of each source (`cp -x`): a directory on another
+    /// ([`FsView::dev`], another mount of the guest) is created, empty.
+    pub one_file_system: bool,
 }
 
 impl Default for CopyOptions {
@@ -118,6 +121,7 @@ impl Default for CopyOptions {
             xattrs: false,
             devices: false,
             kernel_copy: true,
+            one_file_system: false,
         }
     }
 }
@@ -276,6 +280,12 @@ impl Summary {
             .saturating_add(self.symlinks)
             .saturating_add(self.specials)
             .saturating_add(self.hard_links)
+    }
+
+    /// Count `path` as skipped, with the reason: for what the caller knows
+    /// a walk cannot see (a guest mountpoint whose volume cannot be read).
+    pub fn add_skipped(&mut self, path: &[u8], reason: impl Into<String>) {
+        self.skip(path, reason);
     }
 
     fn skip(&mut self, path: &[u8], reason: impl Into<String>) {
@@ -472,6 +482,17 @@ pub fn check_destination_and_parents(dir: &Path) -> Result<()> {
 /// Count what `sources` hold, as a copy would walk them (unsafe names,
 /// loops and unreadable parts are left out). Stops early when `cancel` is set.
 pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Totals {
+    plan_within(fs, sources, false, cancel)
+}
+
+/// [`plan`]; with `one_file_system`, directories on another device than
+/// their source are counted but not entered (`cp -x`).
+pub fn plan_within(
+    fs: &dyn FsView,
+    sources: &[CopySource],
+    one_file_system: bool,
+    cancel: &AtomicBool,
+) -> Totals {
     let mut t = Totals::default();
     let mut linked: HashSet<NodeId> = HashSet::new();
     let mut seen_dirs: HashSet<NodeId> = HashSet::new();
@@ -498,6 +519,7 @@ pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Tot
         if meta.file_type != FileType::Directory {
             continue;
         }
+        let dev = one_file_system.then(|| fs.dev(src.node));
         let mut stack = vec![(src.node, 1usize)];
         while let Some((dir, depth)) = stack.pop() {
             if cancel.load(Ordering::Relaxed) {
@@ -520,7 +542,9 @@ pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Tot
                 if m.file_type == FileType::Directory {
                     if depth < MAX_DEPTH && !seen_dirs.contains(&e.node) {
                         count(&mut t, &m);
-                        stack.push((e.node, depth + 1));
+                        if dev.is_none_or(|d| fs.dev(e.node) == d) {
+                            stack.push((e.node, depth + 1));
+                        }
                     }
                 } else {
                     count(&mut t, &m);
@@ -580,7 +604,12 @@ impl CopyJob {
     /// Plan and copy on this thread, reporting to `on_event`; stops soon
     /// after `cancel` is set.
     pub fn run(&self, cancel: &AtomicBool, on_event: &mut dyn FnMut(CopyEvent)) -> Summary {
-        let totals = plan(&*self.fs, &self.sources, cancel);
+        let totals = plan_within(
+            &*self.fs,
+            &self.sources,
+            self.options.one_file_system,
+            cancel,
+        );
         on_event(CopyEvent::Planned(totals));
         self.run_planned(totals, cancel, on_event)
     }
@@ -625,6 +654,7 @@ impl CopyJob {
                 KernelCopy::Off
             },
             links: HashMap::new(),
+            dev: None,
             root: &root,
             dest: &self.dest,
         };
@@ -723,6 +753,8 @@ struct Exec<'a> {
     kernel_copy: KernelCopy,
     /// Hard-linked nodes already copied → their path relative to the destination.
     links: HashMap<NodeId, Vec<u8>>,
+    /// With `one_file_system`: the device of the source being copied.
+    dev: Option<u64>,
     root: &'a OwnedFd,
     /// The destination directory, for messages.
     dest: &'a Path,
@@ -843,6 +875,7 @@ impl Exec<'_> {
     }
 
     fn copy_source(&mut self, src: &CopySource) {
+        self.dev = self.opts.one_file_system.then(|| self.fs.dev(src.node));
         let meta = match self.fs.metadata(src.node) {
             Ok(m) => m,
             Err(e) => {
@@ -960,6 +993,10 @@ impl Exec<'_> {
             rel,
             subdirs: Vec::new(),
         };
+        // `cp -x`: a mountpoint of another device is made, and stays empty.
+        if self.dev.is_some_and(|d| self.fs.dev(node) != d) {
+            return frame;
+        }
         let mut entries = match self.fs.read_dir(node) {
             Ok(e) => e,
             Err(e) => {
