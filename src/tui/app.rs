@@ -101,7 +101,7 @@ pub enum Right {
     /// A filesystem could not be opened.
     Failed(Tree, String),
     /// A directory of an open filesystem.
-    Browsing(FilePane),
+    Browsing(Box<FilePane>),
 }
 
 /// The last message for the status bar. It is cleared by the next action,
@@ -982,7 +982,7 @@ impl App {
             .get(&tree)
             .cloned()
             .unwrap_or_else(|| b"/".to_vec());
-        self.right = Right::Browsing(FilePane::new(tree, path.clone()));
+        self.right = Right::Browsing(Box::new(FilePane::new(tree, path.clone())));
         self.focus = Focus::Files;
         let select = self.reselect.take();
         self.list(path, select);
@@ -1333,6 +1333,8 @@ impl App {
             image
         );
         match volumes {
+            // The guest's tree: its files where the guest has them.
+            [one] if one == s::GUEST_TREE => base,
             [one] => format!("{base}{}/", volume_folder(one)),
             _ => base,
         }
@@ -1519,7 +1521,7 @@ impl App {
             tree = p.tree;
             match result {
                 Ok(mut listing) => {
-                    if let Some(ns) = guest.as_deref() {
+                    if let Some(ns) = guest.as_deref().filter(|_| p.tree == Tree::Guest) {
                         p.on = ns.mount_of(listing.node).and_then(|m| m.volume);
                         mark_mountpoints(ns, &layout, &mut listing.entries);
                     }

@@ -89,7 +89,7 @@ impl Jobs {
                 link,
                 inner,
                 setup,
-            } => self.analyze_link(req, volume, &*fs, &link, inner, &setup, emit),
+            } => self.analyze_link(req, (volume, inner), &*fs, &link, &setup, emit),
             Effect::PlanRelink {
                 req,
                 volume,
@@ -137,10 +137,9 @@ impl Jobs {
     fn analyze_link(
         &self,
         req: u64,
-        volume: VolumeId,
+        (volume, inner): (VolumeId, Option<Vec<u8>>),
         fs: &dyn FsView,
         link: &[u8],
-        inner: Option<Vec<u8>>,
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {

@@ -40,7 +40,8 @@ pub fn status_text(app: &App) -> String {
             if p.tree == Tree::Guest
                 && let Some(v) = p.on
             {
-                parts.push(s::on_volume(&app.volume_label(Tree::Volume(v))));
+                // The snapshot is named already, in the image and the tree.
+                parts.push(s::on_volume(&app.tree_name(Tree::Volume(v))));
             }
         }
         Right::Opening(v) | Right::Failed(v, _) => parts.push(app.volume_label(*v)),
