@@ -533,7 +533,7 @@ fn ends_clean(fixture: &str, status: &str, dir: Option<&str>) {
 fn the_browser_on_the_kernel_engine_leaves_nothing_on_q_ctrl_c_and_signals() {
     common::require_root("the kernel engine attaches loop devices and mounts");
     // The demo's root LV (ext4), through a loop device over its bytes.
-    ends_clean("demo", "vg_ta/lv_root:/ ", Some("etc"));
+    ends_clean("demo", "guest:/ ", Some("etc"));
     // A whole-disk btrfs (a filesystem only the kernel engine reads).
     ends_clean("bare-btrfs", "disk0:/ ", None);
 }

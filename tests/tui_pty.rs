@@ -4,7 +4,7 @@
 //!   the layer tree, keys, help, quitting; a GPT partition name full of
 //!   escape sequences is drawn escaped and never reaches the terminal;
 //!   without a terminal it refuses with exit code 2.
-//! * `vmrescue --demo`: navigate with keys to `vg_ta/lv_root:/var/lib/mysql`,
+//! * `vmrescue --demo`: navigate with keys to `guest:/var/lib/mysql`,
 //!   mark everything, copy to a temp dir, quit; the copy is compared with
 //!   what `debugfs rdump` takes out of the same filesystem, and the terminal
 //!   must be restored (alternate screen left, cursor shown, echo back on).
@@ -129,9 +129,15 @@ fn child() {
         }
         _ => {}
     }
+    // A panic on the UI thread: the volume on its own (the guest's tree
+    // asks its volumes for their status on a job thread).
+    let config = AppConfig {
+        volume: (mode == "panic-ui").then(|| "vg_ta/lv_root".to_string()),
+        ..AppConfig::default()
+    };
     let opts = Options {
         layout,
-        config: AppConfig::default(),
+        config,
         opener: Arc::new(opener),
         copier: Arc::new(JobCopier),
     };
@@ -208,10 +214,10 @@ fn open_by_filter(pty: &mut Pty, name: &str, path_after: &str) {
 /// `ib_logfile0` and `ibdata1`, copy them with F5 to the default destination
 /// (under the current directory), quit; returns the destination folder.
 fn copy_flow(pty: &mut Pty, dir: &Path) -> PathBuf {
-    pty.wait_listed("vg_ta/lv_root:/ ");
-    open_by_filter(pty, "var", "vg_ta/lv_root:/var ");
-    open_by_filter(pty, "lib", "vg_ta/lv_root:/var/lib ");
-    open_by_filter(pty, "mysql", "vg_ta/lv_root:/var/lib/mysql ");
+    pty.wait_listed("guest:/ ");
+    open_by_filter(pty, "var", "guest:/var ");
+    open_by_filter(pty, "lib", "guest:/var/lib ");
+    open_by_filter(pty, "mysql", "guest:/var/lib/mysql ");
     pty.wait_for("ibdata1");
     // Mark the two data files with Space (which moves down), from the top.
     pty.send("g");
@@ -223,7 +229,7 @@ fn copy_flow(pty: &mut Pty, dir: &Path) -> PathBuf {
     // F5 copies them to the default destination under the current directory.
     pty.send("\x1b[15~");
     pty.wait_for("Copy out of the image");
-    pty.wait_for("./rescued/vm-108-disk-1/vg_ta_lv_root/");
+    pty.wait_for("./rescued/vm-108-disk-1/");
     pty.wait_for("2 files (10.0 MiB)");
     pty.send(ENTER);
     pty.wait_for("Copy finished");
@@ -233,7 +239,7 @@ fn copy_flow(pty: &mut Pty, dir: &Path) -> PathBuf {
     let st = pty.wait_exit();
     assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
     pty.assert_restored();
-    dir.join("rescued/vm-108-disk-1/vg_ta_lv_root")
+    dir.join("rescued/vm-108-disk-1")
 }
 
 fn story_copy_out_of_var_lib_mysql() {
@@ -261,16 +267,16 @@ fn story_copy_out_of_var_lib_mysql() {
 fn demo_copy_out_of_var_lib_mysql() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = Pty::spawn(&bin(), &["--demo"], &[], dir.path());
-    pty.wait_listed("vg_ta/lv_root:/ ");
-    open_by_filter(&mut pty, "var", "vg_ta/lv_root:/var ");
-    open_by_filter(&mut pty, "lib", "vg_ta/lv_root:/var/lib ");
-    open_by_filter(&mut pty, "mysql", "vg_ta/lv_root:/var/lib/mysql ");
+    pty.wait_listed("guest:/ ");
+    open_by_filter(&mut pty, "var", "guest:/var ");
+    open_by_filter(&mut pty, "lib", "guest:/var/lib ");
+    open_by_filter(&mut pty, "mysql", "guest:/var/lib/mysql ");
     pty.wait_for("ibdata1");
     pty.send("a");
     pty.wait_for("marked 6");
     pty.send("\x1b[15~");
     pty.wait_for("Copy out of the image");
-    pty.wait_for("./rescued/vm-108-disk-1/vg_ta_lv_root/");
+    pty.wait_for("./rescued/vm-108-disk-1/");
     pty.send(ENTER);
     pty.wait_for("Copy finished");
     pty.wait_for("Nothing was skipped and nothing failed.");
@@ -279,7 +285,7 @@ fn demo_copy_out_of_var_lib_mysql() {
     let st = pty.wait_exit();
     assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
     pty.assert_restored();
-    let out = dir.path().join("rescued/vm-108-disk-1/vg_ta_lv_root");
+    let out = dir.path().join("rescued/vm-108-disk-1");
 
     // The reference: debugfs rdump of /var/lib/mysql from lv_root of the demo
     // disk (the fixture is built by the same script as the bundled demo).
@@ -303,7 +309,7 @@ fn demo_copy_out_of_var_lib_mysql() {
 fn sigterm_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = spawn_child("story", dir.path());
-    pty.wait_listed("vg_ta/lv_root:/ ");
+    pty.wait_listed("guest:/ ");
     // Resizing the terminal redraws at the new size (times appear at 120 columns).
     assert!(!pty.screen().contains("Modified (UTC)"));
     pty.session

@@ -53,8 +53,10 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
         let fstab = read_file(&*fs, b"/etc/fstab");
         let Some(os) = os_name(&*fs) else { continue };
         let Some(fstab) = fstab else { continue };
+        let hostname = hostname(&*fs);
         set_role(&mut out.roles, id, |r| {
             r.os = Some(os.clone());
+            r.hostname = hostname;
             r.mountpoint.get_or_insert_with(|| "/".to_string());
         });
         for entry in fstab::parse(&fstab) {
@@ -155,6 +157,20 @@ fn shell_var(b: &[u8], key: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The guest's host name: `/etc/hostname`, else `HOSTNAME=` in
+/// `/etc/sysconfig/network` (Red Hat before systemd). Only a name that
+/// looks like one (printable, no spaces, at most 253 bytes).
+fn hostname(fs: &dyn FsView) -> Option<String> {
+    let name = read_file(fs, b"/etc/hostname")
+        .as_deref()
+        .and_then(first_line)
+        .or_else(|| {
+            read_file(fs, b"/etc/sysconfig/network").and_then(|b| shell_var(&b, "HOSTNAME"))
+        })?;
+    let ok = name.len() <= 253 && name.chars().all(|c| c.is_ascii_graphic());
+    ok.then_some(name)
 }
 
 /// The guest's OS name from its release files, most specific first.

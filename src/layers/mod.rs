@@ -197,6 +197,10 @@ pub struct GuestRole {
     pub mountpoint: Option<String>,
     /// The OS name when this is a guest root ("CentOS release 6.4 (Final)").
     pub os: Option<String>,
+    /// The guest's host name, on a guest root (`/etc/hostname`, or
+    /// `HOSTNAME=` in `/etc/sysconfig/network` on older Red Hat guests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// A volume: a byte range that holds content.

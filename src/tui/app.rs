@@ -25,10 +25,12 @@ use super::text_field::TextField;
 use super::views::layout::Screen;
 use crate::fs::path::join;
 use crate::fs::{FileType, FsStatus, FsView};
+use crate::guest::{MountState, Namespace};
 use crate::layers::{Layout, VolumeId};
 use crate::repair::candidates::Analysis;
 use crate::repair::relink::Plan;
 use crate::text::{escape, escape_str};
+use crate::tui::tree::Tree;
 
 /// Settings the app starts with.
 #[derive(Debug, Clone)]
@@ -85,6 +87,8 @@ pub enum FsSlot {
         /// What it reported when opened (journal replay, checksum
         /// problems) and has found since, as of the last job's result.
         status: FsStatus,
+        /// The guest's mount table, for the guest's tree.
+        guest: Option<Arc<Namespace>>,
     },
     /// Cannot be read, and why.
     Failed(String),
@@ -95,11 +99,11 @@ pub enum Right {
     /// Nothing opened yet.
     Empty,
     /// A filesystem is being opened.
-    Opening(VolumeId),
+    Opening(Tree),
     /// A filesystem could not be opened.
-    Failed(VolumeId, String),
+    Failed(Tree, String),
     /// A directory of an open filesystem.
-    Browsing(FilePane),
+    Browsing(Box<FilePane>),
 }
 
 /// The last message for the status bar. It is cleared by the next action,
@@ -169,11 +173,11 @@ pub struct App {
     /// The layer tree.
     pub layers: LayerPane,
     /// Filesystems opened (or being opened).
-    pub fss: HashMap<VolumeId, FsSlot>,
+    pub fss: HashMap<Tree, FsSlot>,
     /// The right pane.
     pub right: Right,
     /// The last directory shown of each volume.
-    pub last_paths: HashMap<VolumeId, Vec<u8>>,
+    pub last_paths: HashMap<Tree, Vec<u8>>,
     /// Marks.
     pub marks: Marks,
     /// The window over the panes.
@@ -207,7 +211,7 @@ pub struct App {
     pub message_first: bool,
     /// The entry to select when the volume shown is listed again (after a repair).
     reselect: Option<Vec<u8>>,
-    wanted: Option<VolumeId>,
+    wanted: Option<Tree>,
     next_gen: u64,
     effects: Vec<Effect>,
 }
@@ -273,8 +277,20 @@ impl App {
         }
     }
 
-    /// Open the volume asked for, or the guest root (as the subcommands choose it).
+    /// Open the volume asked for, or the guest as it boots (its root with
+    /// the volumes its fstab mounts), else the volume the subcommands choose.
     pub fn start(&mut self) {
+        if self.config.volume.is_none()
+            && self
+                .layers
+                .roots
+                .first()
+                .is_some_and(super::layers::is_guest)
+        {
+            self.layers.selected = vec![0];
+            self.open_tree(Tree::Guest);
+            return;
+        }
         match crate::engine::select_volume(&self.layout, self.config.volume.as_deref()) {
             Ok(id) => {
                 let name = self.layout.volume(id).name.clone();
@@ -352,14 +368,22 @@ impl App {
         Context::Main
     }
 
-    /// A volume's name as shown: `vg_ta/lv_root`, or
+    /// A tree's name as shown: `guest`, `vg_ta/lv_root`, or
     /// `vg_ta/lv_root@before-upgrade` when a qcow2 snapshot is shown, so a
     /// snapshot is never taken for the live disk.
-    pub fn volume_label(&self, v: VolumeId) -> String {
-        let name = &self.layout.volume(v).name;
+    pub fn volume_label(&self, tree: Tree) -> String {
+        let name = &self.tree_name(tree);
         match &self.snapshot {
             Some(snap) => format!("{name}@{snap}"),
             None => name.clone(),
+        }
+    }
+
+    /// A tree's name: `guest`, or the volume's name (`vg_ta/lv_root`).
+    pub fn tree_name(&self, tree: Tree) -> String {
+        match tree {
+            Tree::Guest => s::GUEST_TREE.to_string(),
+            Tree::Volume(v) => self.layout.volume(v).name.clone(),
         }
     }
 
@@ -378,9 +402,9 @@ impl App {
         }
     }
 
-    /// The open filesystem of `volume`.
-    pub fn fs(&self, volume: VolumeId) -> Option<&Arc<dyn FsView>> {
-        match self.fss.get(&volume) {
+    /// The open filesystem of `tree`.
+    pub fn fs(&self, tree: Tree) -> Option<&Arc<dyn FsView>> {
+        match self.fss.get(&tree) {
             Some(FsSlot::Open { fs, .. }) => Some(fs),
             _ => None,
         }
@@ -388,7 +412,7 @@ impl App {
 
     /// The status of the filesystem shown on the right.
     pub fn fs_status(&self) -> Option<&FsStatus> {
-        let v = self.pane()?.volume;
+        let v = self.pane()?.tree;
         match self.fss.get(&v) {
             Some(FsSlot::Open { status, .. }) => Some(status),
             _ => None,
@@ -486,30 +510,45 @@ impl App {
     /// and show the current directory again, read afresh.
     pub fn reload(&mut self) {
         self.effects.push(Effect::RefreshDisks);
-        let open: Vec<VolumeId> = self.fss.keys().copied().collect();
-        for v in open {
-            if matches!(self.fss.get(&v), Some(FsSlot::Opening)) {
-                continue;
+        let open: Vec<Tree> = self.fss.keys().copied().collect();
+        let mut forget: Vec<VolumeId> = Vec::new();
+        for t in open {
+            match self.fss.remove(&t) {
+                Some(slot @ FsSlot::Opening) => {
+                    self.fss.insert(t, slot);
+                    continue;
+                }
+                // The guest's tree holds the volumes it mounts.
+                Some(FsSlot::Open {
+                    guest: Some(ns), ..
+                }) => {
+                    forget.extend(ns.mounts().iter().filter_map(|m| m.volume));
+                }
+                _ => {}
             }
-            self.fss.remove(&v);
+            if let Tree::Volume(v) = t {
+                forget.push(v);
+            }
+        }
+        forget.sort();
+        forget.dedup();
+        for v in forget {
             self.effects.push(Effect::ForgetFs(v));
         }
         let shown = match &self.right {
-            Right::Browsing(p) => Some((
-                p.volume,
-                p.path.clone(),
-                p.current().map(|e| e.name.clone()),
-            )),
+            Right::Browsing(p) => {
+                Some((p.tree, p.path.clone(), p.current().map(|e| e.name.clone())))
+            }
             Right::Failed(v, _) => Some((*v, Vec::new(), None)),
             _ => None,
         };
-        if let Some((volume, path, select)) = shown {
+        if let Some((tree, path, select)) = shown {
             if !path.is_empty() {
-                self.last_paths.insert(volume, path);
+                self.last_paths.insert(tree, path);
             }
             self.reselect = select;
             let focus = self.focus;
-            self.open_volume(volume);
+            self.open_tree(tree);
             self.focus = focus;
         }
     }
@@ -660,7 +699,7 @@ impl App {
                 self.close_dialog();
             }
             Outcome::RestoreLink {
-                volume,
+                tree,
                 link,
                 target,
                 problems,
@@ -668,12 +707,12 @@ impl App {
                 // The restore dialog takes the doctor's place.
                 self.dialog = None;
                 if let Some((dir, name)) = parent_of(&link)
-                    && self.pane().is_some_and(|p| p.volume == volume)
+                    && self.pane().is_some_and(|p| p.tree == tree)
                 {
                     self.focus = Focus::Files;
                     self.list(dir, Some(name));
                 }
-                self.open_restore_for(volume, link, target, problems);
+                self.open_restore_for(tree, link, target, problems);
             }
         }
     }
@@ -921,10 +960,14 @@ impl App {
         let Some(node) = self.layers.current().cloned() else {
             return;
         };
+        if super::layers::is_guest(&node) {
+            self.open_tree(Tree::Guest);
+            return;
+        }
         if node.browsable
             && let Some(id) = volume_of(&self.layout, &node)
         {
-            self.open_volume(id);
+            self.open_tree(Tree::Volume(id));
             return;
         }
         if !node.children.is_empty() {
@@ -948,31 +991,36 @@ impl App {
 
     /// Show volume `id` on the right, opening its filesystem first if needed.
     pub fn open_volume(&mut self, id: VolumeId) {
-        self.wanted = Some(id);
-        match self.fss.get(&id) {
+        self.open_tree(Tree::Volume(id));
+    }
+
+    /// Show `tree` on the right, opening it first if needed.
+    pub fn open_tree(&mut self, tree: Tree) {
+        self.wanted = Some(tree);
+        match self.fss.get(&tree) {
             None => {
-                self.fss.insert(id, FsSlot::Opening);
-                self.effects.push(Effect::OpenFs(id));
-                self.right = Right::Opening(id);
+                self.fss.insert(tree, FsSlot::Opening);
+                self.effects.push(Effect::OpenFs(tree));
+                self.right = Right::Opening(tree);
                 self.focus = Focus::Files;
             }
-            Some(FsSlot::Opening) => self.right = Right::Opening(id),
+            Some(FsSlot::Opening) => self.right = Right::Opening(tree),
             Some(FsSlot::Failed(e)) => {
                 let e = e.clone();
-                self.right = Right::Failed(id, e.clone());
+                self.right = Right::Failed(tree, e.clone());
                 self.say_error(e);
             }
-            Some(FsSlot::Open { .. }) => self.show_volume(id),
+            Some(FsSlot::Open { .. }) => self.show_tree(tree),
         }
     }
 
-    fn show_volume(&mut self, id: VolumeId) {
+    fn show_tree(&mut self, tree: Tree) {
         let path = self
             .last_paths
-            .get(&id)
+            .get(&tree)
             .cloned()
             .unwrap_or_else(|| b"/".to_vec());
-        self.right = Right::Browsing(FilePane::new(id, path.clone()));
+        self.right = Right::Browsing(Box::new(FilePane::new(tree, path.clone())));
         self.focus = Focus::Files;
         let select = self.reselect.take();
         self.list(path, select);
@@ -980,10 +1028,10 @@ impl App {
 
     fn list(&mut self, path: Vec<u8>, select: Option<Vec<u8>>) {
         let req = self.next_req();
-        let Some(volume) = self.pane().map(|p| p.volume) else {
+        let Some(tree) = self.pane().map(|p| p.tree) else {
             return;
         };
-        let Some(fs) = self.fs(volume).cloned() else {
+        let Some(fs) = self.fs(tree).cloned() else {
             return;
         };
         if let Some(p) = self.pane_mut() {
@@ -1002,7 +1050,7 @@ impl App {
         }
         self.effects.push(Effect::ListDir {
             req,
-            volume,
+            tree,
             fs,
             path,
         });
@@ -1043,7 +1091,7 @@ impl App {
             self.say(s::VIEW_NEEDS_FILE);
             return;
         }
-        let Some(fs) = self.fs(p.volume).cloned() else {
+        let Some(fs) = self.fs(p.tree).cloned() else {
             self.say_error(s::OPEN_A_FILESYSTEM_FIRST);
             return;
         };
@@ -1084,8 +1132,8 @@ impl App {
                 0
             },
         };
-        let volume = p.volume;
-        self.marks.toggle(volume, path, mark);
+        let tree = p.tree;
+        self.marks.toggle(tree, path, mark);
         self.move_by(1);
     }
 
@@ -1095,7 +1143,7 @@ impl App {
             return;
         }
         let Some(p) = self.pane() else { return };
-        let volume = p.volume;
+        let tree = p.tree;
         let items: Vec<(Vec<u8>, Mark)> = p
             .visible
             .iter()
@@ -1116,7 +1164,7 @@ impl App {
             .collect();
         let n = items.len();
         for (path, m) in items {
-            self.marks.insert(volume, path, m);
+            self.marks.insert(tree, path, m);
         }
         self.say(s::marked_all(n));
     }
@@ -1147,7 +1195,7 @@ impl App {
                 let req = self.next_req();
                 let Some(p) = self.pane() else { return };
                 let Some(e) = p.current() else { return };
-                let Some(fs) = self.fs(p.volume).cloned() else {
+                let Some(fs) = self.fs(p.tree).cloned() else {
                     return;
                 };
                 let title = super::details::shown_path(&p.path, e);
@@ -1180,31 +1228,40 @@ impl App {
                     .as_deref()
                     .map(|r| r.split("; ").map(str::to_string).collect())
                     .unwrap_or_default();
-                let (volume, link) = (p.volume, join(&p.path, &e.name));
+                let (tree, link) = (p.tree, join(&p.path, &e.name));
                 let target = e.target_shown.clone().unwrap_or_default();
-                self.open_restore_for(volume, link, target, problems);
+                self.open_restore_for(tree, link, target, problems);
             }
             _ => self.say(s::RESTORE_NEEDS_SYMLINK),
         }
     }
 
-    /// Open the restore dialog for the link at `link` on `volume` and start
+    /// Open the restore dialog for the link at `link` in `tree` and start
     /// looking for its candidates.
     fn open_restore_for(
         &mut self,
-        volume: VolumeId,
+        tree: Tree,
         link: Vec<u8>,
         target: String,
         problems: Vec<String>,
     ) {
-        let Some(fs) = self.fs(volume).cloned() else {
+        let Some(fs) = self.fs(tree).cloned() else {
             self.say_error(s::OPEN_A_FILESYSTEM_FIRST);
             return;
+        };
+        // The volume that holds the link, and the link's path on it.
+        let (volume, inner) = match self.locate(tree, &link) {
+            Ok(found) => found,
+            Err(e) => {
+                self.say_error(s::relink_failed(&super::format::safe(&e)));
+                return;
+            }
         };
         let req = self.next_req();
         self.dialog = Some(Dialog::Restore(Box::new(RestoreDialog::new(
             volume,
-            link.clone(),
+            inner.clone(),
+            &link,
             target,
             problems,
             req,
@@ -1216,8 +1273,29 @@ impl App {
             volume,
             fs,
             link,
+            inner: (tree == Tree::Guest).then_some(inner),
             setup,
         });
+    }
+
+    /// The volume that holds guest path `path` of `tree`, and the path on it
+    /// (the same path, for a volume's own tree).
+    fn locate(&self, tree: Tree, path: &[u8]) -> Result<(VolumeId, Vec<u8>), String> {
+        match tree {
+            Tree::Volume(v) => Ok((v, path.to_vec())),
+            Tree::Guest => match self.namespace() {
+                Some(ns) => ns.locate(path).map_err(|e| e.to_string()),
+                None => Err(s::OPEN_A_FILESYSTEM_FIRST.to_string()),
+            },
+        }
+    }
+
+    /// The guest's mount table, once its tree is open.
+    pub fn namespace(&self) -> Option<Arc<Namespace>> {
+        match self.fss.get(&Tree::Guest) {
+            Some(FsSlot::Open { guest, .. }) => guest.clone(),
+            _ => None,
+        }
     }
 
     fn open_doctor(&mut self) {
@@ -1225,15 +1303,15 @@ impl App {
             self.say(s::DOCTOR_NEEDS_FS);
             return;
         };
-        let volume = p.volume;
-        let Some(fs) = self.fs(volume).cloned() else {
+        let tree = p.tree;
+        let Some(fs) = self.fs(tree).cloned() else {
             self.say(s::DOCTOR_NEEDS_FS);
             return;
         };
         let req = self.next_req();
         self.dialog = Some(Dialog::Doctor(Box::new(DoctorView {
-            volume,
-            volume_name: self.volume_label(volume),
+            tree,
+            volume_name: self.volume_label(tree),
             req,
             report: None,
             selected: 0,
@@ -1290,15 +1368,20 @@ impl App {
                     s::relinked(&escape(&link), &escape(&new_target), &files.join(" ")),
                     false,
                 );
-                // The open reader caches metadata: open the volume afresh.
-                self.fss.remove(&volume);
+                // The open reader caches metadata: open the volume afresh,
+                // and the guest's tree, which holds it.
+                let changed = [Tree::Volume(volume), Tree::Guest];
+                for t in changed {
+                    self.fss.remove(&t);
+                }
                 self.effects.push(Effect::ForgetFs(volume));
-                if self.pane().is_some_and(|p| p.volume == volume) {
-                    if let Some(p) = self.pane() {
-                        self.last_paths.insert(volume, p.path.clone());
-                    }
+                if let Some(p) = self.pane()
+                    && changed.contains(&p.tree)
+                {
+                    let (tree, path) = (p.tree, p.path.clone());
                     self.reselect = parent_of(&link).map(|(_, name)| name);
-                    self.open_volume(volume);
+                    self.last_paths.insert(tree, path);
+                    self.open_tree(tree);
                 }
             }
             Err(e) => self.announce(s::relink_failed(&super::format::safe(&e)), true),
@@ -1324,6 +1407,8 @@ impl App {
             image
         );
         match volumes {
+            // The guest's tree: its files where the guest has them.
+            [one] if one == s::GUEST_TREE => base,
             [one] => format!("{base}{}/", volume_folder(one)),
             _ => base,
         }
@@ -1337,25 +1422,25 @@ impl App {
         }
         let mut sources = Vec::new();
         if !self.marks.is_empty() {
-            for v in self.marks.volumes() {
-                let Some(fs) = self.fs(v).cloned() else {
+            for t in self.marks.trees() {
+                let Some(fs) = self.fs(t).cloned() else {
                     continue;
                 };
                 sources.push(CopySource {
-                    volume: v,
-                    volume_name: self.layout.volume(v).name.clone(),
+                    tree: t,
+                    volume_name: self.tree_name(t),
                     fs,
-                    paths: self.marks.paths(v),
+                    paths: self.marks.paths(t),
                 });
             }
         } else if self.focus == Focus::Files
             && let Some(p) = self.pane()
             && let Some(e) = p.current()
-            && let Some(fs) = self.fs(p.volume).cloned()
+            && let Some(fs) = self.fs(p.tree).cloned()
         {
             sources.push(CopySource {
-                volume: p.volume,
-                volume_name: self.layout.volume(p.volume).name.clone(),
+                tree: p.tree,
+                volume_name: self.tree_name(p.tree),
                 fs,
                 paths: vec![join(&p.path, &e.name)],
             });
@@ -1374,10 +1459,7 @@ impl App {
         let req = self.next_req();
         let cancel = Arc::new(AtomicBool::new(false));
         let dest = self.default_dest(&volumes);
-        let volumes: Vec<String> = sources
-            .iter()
-            .map(|s| self.volume_label(s.volume))
-            .collect();
+        let volumes: Vec<String> = sources.iter().map(|s| self.volume_label(s.tree)).collect();
         let setup = CopySetup::new(&dest, req, count, volumes, first, Arc::clone(&cancel));
         self.dialog = Some(Dialog::CopySetup(setup));
         self.effects.push(Effect::PlanCopy {
@@ -1417,7 +1499,7 @@ impl App {
     /// of at most [`crate::fs::problems::MAX_PROBLEMS`] problems each).
     fn refresh_fs_status(&mut self) {
         for slot in self.fss.values_mut() {
-            if let FsSlot::Open { fs, status } = slot {
+            if let FsSlot::Open { fs, status, .. } = slot {
                 *status = fs.status();
             }
         }
@@ -1425,17 +1507,21 @@ impl App {
 
     fn apply_result(&mut self, result: JobResult) {
         match result {
-            JobResult::FsOpened { volume, result } => {
+            JobResult::FsOpened { tree, result } => {
                 let slot = match result {
-                    Ok(fs) => {
-                        let status = fs.status();
-                        FsSlot::Open { fs, status }
+                    Ok(opened) => {
+                        let status = opened.fs.status();
+                        FsSlot::Open {
+                            fs: opened.fs,
+                            status,
+                            guest: opened.guest,
+                        }
                     }
                     Err(e) => FsSlot::Failed(e),
                 };
-                self.fss.insert(volume, slot);
-                if self.wanted == Some(volume) {
-                    self.open_volume(volume);
+                self.fss.insert(tree, slot);
+                if self.wanted == Some(tree) {
+                    self.open_tree(tree);
                 }
             }
             JobResult::ListProgress { req, count } => {
@@ -1546,15 +1632,21 @@ impl App {
 
     fn listed(&mut self, req: u64, result: Result<super::files::Listing, String>) {
         let page = self.files_page();
-        let volume;
+        let guest = self.namespace();
+        let layout = Arc::clone(&self.layout);
+        let tree;
         {
             let Some(p) = self.pane_mut() else { return };
             let Some(l) = p.loading.take_if(|l| l.req == req) else {
                 return;
             };
-            volume = p.volume;
+            tree = p.tree;
             match result {
-                Ok(listing) => {
+                Ok(mut listing) => {
+                    if let Some(ns) = guest.as_deref().filter(|_| p.tree == Tree::Guest) {
+                        p.on = ns.mount_of(listing.node).and_then(|m| m.volume);
+                        mark_mountpoints(ns, &layout, &mut listing.entries);
+                    }
                     p.set_listing(listing, l.select.as_deref());
                     p.scroll_into_view(page);
                 }
@@ -1569,8 +1661,25 @@ impl App {
         }
         if let Some(p) = self.pane() {
             let path = p.path.clone();
-            self.last_paths.insert(volume, path);
+            self.last_paths.insert(tree, path);
         }
+    }
+}
+
+/// In the guest's tree: say on each mountpoint what is mounted there.
+fn mark_mountpoints(ns: &Namespace, layout: &Layout, entries: &mut [super::files::Entry]) {
+    for e in entries {
+        if !ns.is_mountpoint(e.node) {
+            continue;
+        }
+        e.mounted = ns.mount_of(e.node).map(|m| match (&m.volume, &m.state) {
+            (Some(v), MountState::Mounted) => escape_str(&layout.volume(*v).name),
+            (_, MountState::Bind { from }) => s::bind_of(&escape(from)),
+            (_, MountState::Virtual) => escape_str(&m.fstype),
+            (_, MountState::Missing(why) | MountState::Unreadable(why)) => escape_str(why),
+            (_, MountState::NoAuto) => s::noauto(&escape_str(&m.spec)),
+            _ => escape_str(&m.spec),
+        });
     }
 }
 

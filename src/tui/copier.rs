@@ -17,15 +17,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::fs::FsView;
-use crate::layers::VolumeId;
 use crate::ops::copy::{self as job, CopyEvent, CopyJob, CopyOptions, Existing, Totals};
 use crate::text::escape;
+use crate::tui::tree::Tree;
 
-/// The marked paths of one volume.
+/// The marked paths of one tree (the guest, or one volume).
 #[derive(Clone)]
 pub struct CopySource {
-    /// The volume.
-    pub volume: VolumeId,
+    /// The tree.
+    pub tree: Tree,
     /// Its name (`vg_ta/lv_root`).
     pub volume_name: String,
     /// Its filesystem.

@@ -15,6 +15,7 @@ use crate::layers::VolumeId;
 use crate::repair::candidates::Analysis;
 use crate::repair::doctor::Report;
 use crate::repair::relink::{Options as RelinkOptions, Plan};
+use crate::tui::tree::{Opened, Tree};
 
 /// Everything the UI thread waits for, on one channel.
 pub enum Event {
@@ -36,10 +37,10 @@ pub enum Event {
 pub enum JobResult {
     /// A volume's filesystem was opened (or not).
     FsOpened {
-        /// The volume.
-        volume: VolumeId,
+        /// The tree.
+        tree: Tree,
         /// The filesystem, or why it cannot be read.
-        result: Result<Arc<dyn FsView>, String>,
+        result: Result<Opened, String>,
     },
     /// A directory listing is under way.
     ListProgress {
@@ -153,8 +154,8 @@ pub struct RelinkSetup {
 /// Work the app asks for; the runtime runs each on a job thread (or inline in
 /// tests) and sends the results back as [`JobResult`]s.
 pub enum Effect {
-    /// Open the filesystem of a volume.
-    OpenFs(VolumeId),
+    /// Open a tree: a volume's filesystem, or the guest's.
+    OpenFs(Tree),
     /// Forget what the engine opened of a volume, so the next open reads it
     /// afresh (run in place, before the effects after it).
     ForgetFs(VolumeId),
@@ -166,8 +167,8 @@ pub enum Effect {
     ListDir {
         /// Request number; older results are dropped.
         req: u64,
-        /// The volume.
-        volume: VolumeId,
+        /// The tree.
+        tree: Tree,
         /// Its filesystem.
         fs: Arc<dyn FsView>,
         /// The guest path to list.
@@ -200,10 +201,13 @@ pub enum Effect {
         req: u64,
         /// The volume.
         volume: VolumeId,
-        /// Its open filesystem.
+        /// The open tree the link was found in.
         fs: Arc<dyn FsView>,
-        /// The link's guest path.
+        /// The link's path in that tree (candidates are looked for there).
         link: Vec<u8>,
+        /// The link's path on `volume` (what the plan writes) when the tree
+        /// is the guest's; `None` when the tree is the volume's own.
+        inner: Option<Vec<u8>>,
         /// Undo folder and options.
         setup: RelinkSetup,
     },
@@ -273,17 +277,12 @@ pub enum Effect {
 impl std::fmt::Debug for Effect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Effect::OpenFs(v) => write!(f, "OpenFs({})", v.0),
+            Effect::OpenFs(t) => write!(f, "OpenFs({t})"),
             Effect::ForgetFs(v) => write!(f, "ForgetFs({})", v.0),
             Effect::RefreshDisks => write!(f, "RefreshDisks"),
             Effect::ListDir {
-                req, volume, path, ..
-            } => write!(
-                f,
-                "ListDir({req}, {}, {})",
-                volume.0,
-                crate::text::escape(path)
-            ),
+                req, tree, path, ..
+            } => write!(f, "ListDir({req}, {tree}, {})", crate::text::escape(path)),
             Effect::LoadDetails { req, entry, .. } => {
                 write!(f, "LoadDetails({req}, {})", entry.shown)
             }

@@ -46,6 +46,9 @@ pub struct Entry {
     pub target_type: Option<FileType>,
     /// Why this entry looks wrong (a suspicious symlink), for the status bar.
     pub suspect: Option<String>,
+    /// In the guest's tree, on a mountpoint: the volume mounted there
+    /// (escaped), or why nothing could be (`not found: UUID=...`).
+    pub mounted: Option<String>,
 }
 
 impl Entry {
@@ -117,6 +120,7 @@ pub fn list_dir(
             target_shown: None,
             target_type: None,
             suspect: None,
+            mounted: None,
         };
         match fs.metadata(e.node) {
             Ok(m) => {
@@ -237,8 +241,11 @@ pub fn parent_of(path: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 /// Where the file pane is and what it shows.
 #[derive(Debug, Clone)]
 pub struct FilePane {
-    /// The volume browsed.
-    pub volume: crate::layers::VolumeId,
+    /// The tree browsed: the guest, or one volume.
+    pub tree: crate::tui::tree::Tree,
+    /// The volume the directory shown lies on, once listed (in the
+    /// guest's tree, the volume mounted there).
+    pub on: Option<crate::layers::VolumeId>,
     /// The directory shown (canonical guest path).
     pub path: Vec<u8>,
     /// Its entries (empty until the first listing arrives).
@@ -275,10 +282,11 @@ pub struct Loading {
 }
 
 impl FilePane {
-    /// An empty pane on `volume` at `path`, waiting for its listing.
-    pub fn new(volume: crate::layers::VolumeId, path: Vec<u8>) -> FilePane {
+    /// An empty pane on `tree` at `path`, waiting for its listing.
+    pub fn new(tree: crate::tui::tree::Tree, path: Vec<u8>) -> FilePane {
         FilePane {
-            volume,
+            tree,
+            on: tree.volume(),
             path,
             entries: Vec::new(),
             loaded: false,

@@ -18,10 +18,12 @@ use super::app::App;
 use super::copier::{Copier, CopyRequest, CopySummary, PlannedCopy};
 use super::event::{Effect, Event, JobResult, RelinkSetup};
 use super::files::Entry;
+use super::tree::{Opened, Tree};
 use crate::engine::VolumeOpener;
 use crate::fs::FsView;
 use crate::layers::{Layout, VolumeId};
 use crate::repair::candidates::Guest;
+use crate::repair::relink::GuestView;
 use crate::repair::{doctor, relink};
 
 /// Name of job threads (the panic hook leaves the terminal alone for them).
@@ -52,11 +54,23 @@ impl Jobs {
         volume: VolumeId,
         link: &[u8],
         target: &[u8],
+        guest: Option<&GuestView>,
         setup: &RelinkSetup,
     ) -> Result<Box<relink::Plan>, String> {
         self.writer(volume)
-            .and_then(|w| {
-                relink::plan_with(&w, &self.layout, volume, link, Some(target), &setup.options)
+            .and_then(|w| match guest {
+                Some(view) => relink::plan_in_guest(
+                    &w,
+                    &self.layout,
+                    volume,
+                    link,
+                    view,
+                    Some(target),
+                    &setup.options,
+                ),
+                None => {
+                    relink::plan_with(&w, &self.layout, volume, link, Some(target), &setup.options)
+                }
             })
             .map(Box::new)
             .map_err(|e| e.to_string())
@@ -82,7 +96,7 @@ impl Jobs {
     /// the job becomes an error result.
     pub fn run(&self, effect: Effect, emit: &mut dyn FnMut(JobResult)) {
         match effect {
-            Effect::OpenFs(volume) => self.open_fs(volume, emit),
+            Effect::OpenFs(tree) => self.open_fs(tree, emit),
             Effect::ForgetFs(volume) => self.opener.forget(volume),
             Effect::RefreshDisks => emit(JobResult::DisksRefreshed(self.layout.refresh_disks())),
             Effect::ListDir { req, fs, path, .. } => list_dir(req, &*fs, &path, emit),
@@ -102,8 +116,9 @@ impl Jobs {
                 volume,
                 fs,
                 link,
+                inner,
                 setup,
-            } => self.analyze_link(req, volume, &*fs, &link, &setup, emit),
+            } => self.analyze_link(req, (volume, inner), &fs, &link, &setup, emit),
             Effect::PlanRelink {
                 req,
                 volume,
@@ -133,11 +148,15 @@ impl Jobs {
         }
     }
 
-    /// Open a volume's filesystem through the engine.
-    fn open_fs(&self, volume: VolumeId, emit: &mut dyn FnMut(JobResult)) {
-        let r = catch_unwind(AssertUnwindSafe(|| self.opener.open(&self.layout, volume)))
-            .unwrap_or_else(|_| Err(panic_message()));
-        emit(JobResult::FsOpened { volume, result: r });
+    /// Open a tree: a volume's filesystem through the engine, or the
+    /// guest's tree over every volume it mounts.
+    fn open_fs(&self, tree: Tree, emit: &mut dyn FnMut(JobResult)) {
+        let r = catch_unwind(AssertUnwindSafe(|| match tree {
+            Tree::Volume(v) => self.opener.open(&self.layout, v).map(Opened::volume),
+            Tree::Guest => Opened::guest(&self.layout, &*self.opener),
+        }))
+        .unwrap_or_else(|_| Err(panic_message()));
+        emit(JobResult::FsOpened { tree, result: r });
     }
 
     /// Plan a copy (counting what it would copy) unless it is cancelled.
@@ -159,20 +178,29 @@ impl Jobs {
     fn analyze_link(
         &self,
         req: u64,
-        volume: VolumeId,
-        fs: &dyn FsView,
+        (volume, inner): (VolumeId, Option<Vec<u8>>),
+        fs: &Arc<dyn FsView>,
         link: &[u8],
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {
         let (analysis, plan) = catch_unwind(AssertUnwindSafe(|| {
-            let guest = Guest::new(fs);
+            let guest = Guest::new(&**fs);
             match guest.analyze(link) {
                 Err(e) => (Err(e.to_string()), None),
                 Ok(a) => {
-                    let plan = a
-                        .proposal()
-                        .map(|c| self.plan(volume, &a.link, &c.target, setup));
+                    let plan = a.proposal().map(|c| match &inner {
+                        // In the guest's tree: the link's path on its volume,
+                        // and the target judged in the whole guest.
+                        Some(inner) => {
+                            let view = GuestView {
+                                fs: Arc::clone(fs),
+                                link: a.link.clone(),
+                            };
+                            self.plan(volume, inner, &c.target, Some(&view), setup)
+                        }
+                        None => self.plan(volume, &a.link, &c.target, None, setup),
+                    });
                     (Ok(Box::new(a)), plan)
                 }
             }
@@ -195,8 +223,10 @@ impl Jobs {
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {
-        let result = catch_unwind(AssertUnwindSafe(|| self.plan(volume, link, target, setup)))
-            .unwrap_or_else(|_| Err(panic_message()));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.plan(volume, link, target, None, setup)
+        }))
+        .unwrap_or_else(|_| Err(panic_message()));
         emit(JobResult::RelinkPlanned { req, result });
     }
 

@@ -25,9 +25,13 @@ pub struct LayerPane {
 }
 
 impl LayerPane {
-    /// The tree of `layout`, every node open, the first selected.
+    /// The tree of `layout`, every node open, the first selected; above
+    /// the disks, the guest (when inspection found its root).
     pub fn new(layout: &Layout) -> LayerPane {
-        let roots = crate::layers::tree::build(layout);
+        let mut roots = crate::layers::tree::build(layout);
+        if let Some(guest) = guest_node(layout) {
+            roots.insert(0, guest);
+        }
         let mut pane = LayerPane {
             roots,
             opened: HashSet::new(),
@@ -152,6 +156,54 @@ impl LayerPane {
         self.selected = path;
         true
     }
+}
+
+/// The node kind of the guest's node.
+pub const GUEST_KIND: &str = "guest";
+
+/// The node that stands for the guest as it boots: its OS and host name.
+/// Only when the guest has one root (as the commands choose it).
+fn guest_node(layout: &Layout) -> Option<Node> {
+    let root = crate::engine::select_volume(layout, None).ok()?;
+    let v = layout.volume(root);
+    let os = v.guest.os.clone()?;
+    let name = format!(
+        "{os} — {}",
+        v.guest.hostname.as_deref().unwrap_or(s::GUEST_TREE)
+    );
+    let mounted = layout
+        .volumes
+        .iter()
+        .filter(|o| o.id != root)
+        .filter(|o| {
+            o.guest
+                .mountpoint
+                .as_deref()
+                .is_some_and(|m| m.starts_with('/'))
+        })
+        .count();
+    Some(Node {
+        name,
+        kind: GUEST_KIND,
+        volume: None,
+        size: 0,
+        start: None,
+        description: s::guest_description(&v.name, mounted),
+        fstype: None,
+        label: None,
+        uuid: None,
+        mountpoint: None,
+        os: None,
+        browsable: true,
+        problems: Vec::new(),
+        notes: Vec::new(),
+        children: Vec::new(),
+    })
+}
+
+/// Whether a tree node stands for the guest as it boots.
+pub fn is_guest(node: &Node) -> bool {
+    node.kind == GUEST_KIND
 }
 
 /// The volume a tree node stands for.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::fs::FileType;
-use crate::layers::VolumeId;
+use crate::tui::tree::Tree;
 
 /// What is remembered about a marked path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,21 +14,21 @@ pub struct Mark {
     pub size: u64,
 }
 
-/// The marks: (volume, absolute guest path) → what it was.
+/// The marks: (tree, absolute guest path) → what it was.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Marks {
-    map: BTreeMap<(VolumeId, Vec<u8>), Mark>,
+    map: BTreeMap<(Tree, Vec<u8>), Mark>,
 }
 
 impl Marks {
     /// Whether `path` on `volume` is marked.
-    pub fn contains(&self, volume: VolumeId, path: &[u8]) -> bool {
-        self.map.contains_key(&(volume, path.to_vec()))
+    pub fn contains(&self, tree: Tree, path: &[u8]) -> bool {
+        self.map.contains_key(&(tree, path.to_vec()))
     }
 
     /// Mark or unmark; returns whether it is marked now.
-    pub fn toggle(&mut self, volume: VolumeId, path: Vec<u8>, mark: Mark) -> bool {
-        let key = (volume, path);
+    pub fn toggle(&mut self, tree: Tree, path: Vec<u8>, mark: Mark) -> bool {
+        let key = (tree, path);
         if self.map.remove(&key).is_some() {
             false
         } else {
@@ -38,8 +38,8 @@ impl Marks {
     }
 
     /// Mark (no change when already marked).
-    pub fn insert(&mut self, volume: VolumeId, path: Vec<u8>, mark: Mark) {
-        self.map.insert((volume, path), mark);
+    pub fn insert(&mut self, tree: Tree, path: Vec<u8>, mark: Mark) {
+        self.map.insert((tree, path), mark);
     }
 
     /// Forget every mark; returns how many there were.
@@ -74,19 +74,19 @@ impl Marks {
             .count()
     }
 
-    /// The volumes that have marks.
-    pub fn volumes(&self) -> Vec<VolumeId> {
-        let mut v: Vec<VolumeId> = self.map.keys().map(|(v, _)| *v).collect();
+    /// The trees that have marks.
+    pub fn trees(&self) -> Vec<Tree> {
+        let mut v: Vec<Tree> = self.map.keys().map(|(v, _)| *v).collect();
         v.dedup();
         v
     }
 
     /// The marked paths of one volume, in order, without those inside a
     /// marked directory (copying the directory copies them).
-    pub fn paths(&self, volume: VolumeId) -> Vec<Vec<u8>> {
+    pub fn paths(&self, tree: Tree) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = Vec::new();
         for (v, p) in self.map.keys() {
-            if *v != volume {
+            if *v != tree {
                 continue;
             }
             let inside = out.iter().any(|d| {
@@ -102,14 +102,15 @@ impl Marks {
     }
 
     /// How many marks one volume has.
-    pub fn count_in(&self, volume: VolumeId) -> usize {
-        self.map.keys().filter(|(v, _)| *v == volume).count()
+    pub fn count_in(&self, tree: Tree) -> usize {
+        self.map.keys().filter(|(v, _)| *v == tree).count()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::VolumeId;
 
     #[test]
     fn paths_inside_marked_dirs_are_not_repeated() {
@@ -122,18 +123,25 @@ mod tests {
             file_type: FileType::Regular,
             size: 10,
         };
-        m.insert(VolumeId(1), b"/var/lib/mysql".to_vec(), d);
-        m.insert(VolumeId(1), b"/var/lib/mysql/ibdata1".to_vec(), f);
-        m.insert(VolumeId(1), b"/var/lib/mysqlx".to_vec(), f);
-        m.insert(VolumeId(2), b"/etc/fstab".to_vec(), f);
+        m.insert(Tree::Volume(VolumeId(1)), b"/var/lib/mysql".to_vec(), d);
+        m.insert(
+            Tree::Volume(VolumeId(1)),
+            b"/var/lib/mysql/ibdata1".to_vec(),
+            f,
+        );
+        m.insert(Tree::Volume(VolumeId(1)), b"/var/lib/mysqlx".to_vec(), f);
+        m.insert(Tree::Volume(VolumeId(2)), b"/etc/fstab".to_vec(), f);
         assert_eq!(
-            m.paths(VolumeId(1)),
+            m.paths(Tree::Volume(VolumeId(1))),
             vec![b"/var/lib/mysql".to_vec(), b"/var/lib/mysqlx".to_vec()]
         );
-        assert_eq!(m.volumes(), vec![VolumeId(1), VolumeId(2)]);
+        assert_eq!(
+            m.trees(),
+            vec![Tree::Volume(VolumeId(1)), Tree::Volume(VolumeId(2))]
+        );
         assert_eq!(m.total_size(), 30);
         assert_eq!(m.dirs(), 1);
-        assert!(!m.toggle(VolumeId(2), b"/etc/fstab".to_vec(), f));
+        assert!(!m.toggle(Tree::Volume(VolumeId(2)), b"/etc/fstab".to_vec(), f));
         assert_eq!(m.len(), 3);
     }
 }

@@ -37,6 +37,7 @@ pub mod strings;
 
 pub mod terminal;
 pub mod text_field;
+pub mod tree;
 pub mod views;
 
 use std::sync::Arc;

@@ -115,6 +115,35 @@ pub fn reading(count: usize) -> String {
     }
 }
 
+/// The guest node's description: its root and how many volumes it mounts.
+pub fn guest_description(root: &str, mounted: usize) -> String {
+    match mounted {
+        0 => format!("the guest as it boots: root {root}"),
+        1 => format!("the guest as it boots: root {root} and 1 more volume"),
+        n => format!("the guest as it boots: root {root} and {n} more volumes"),
+    }
+}
+
+/// In the guest's tree, after a mountpoint's name: what is mounted there.
+pub fn mounted_here(what: &str) -> String {
+    format!("[{what}]")
+}
+
+/// A bind mount's source, after the mountpoint's name.
+pub fn bind_of(from: &str) -> String {
+    format!("bind of {from}")
+}
+
+/// An fstab entry the guest does not mount at boot (`noauto`).
+pub fn noauto(spec: &str) -> String {
+    format!("{spec}, noauto: not mounted at boot")
+}
+
+/// In the guest's tree: the volume the folder shown lies on.
+pub fn on_volume(volume: &str) -> String {
+    format!("on {volume}")
+}
+
 /// Status bar: marks.
 pub fn marks_status(count: usize, total: &str, dirs: usize) -> String {
     match dirs {
@@ -147,6 +176,7 @@ pub fn kind_name(kind: &str) -> &'static str {
         "partition" => "Partition",
         "vg" => "Volume group",
         "lv" => "Logical volume",
+        "guest" => "Guest",
         _ => "Node",
     }
 }
@@ -288,6 +318,8 @@ pub fn marked_all(n: usize) -> String {
     format!("marked every entry shown here ({n})")
 }
 
+/// The guest tree's name (its volumes mounted where its fstab says).
+pub const GUEST_TREE: &str = "guest";
 /// Tab with nothing on the right.
 pub const OPEN_A_FILESYSTEM_FIRST: &str = "open a filesystem first: Enter on a volume in the tree";
 /// Marking in the tree.

@@ -20,12 +20,12 @@ fn opens_the_guest_root_and_expands_the_layers() {
     let app = &st.app;
     assert_eq!(app.focus, Focus::Files);
     let pane = app.pane().expect("the guest root is shown");
-    assert_eq!(app.layout.volume(pane.volume).name, "vg_ta/lv_root");
+    assert_eq!(app.layout.volume(pane.on.unwrap()).name, "vg_ta/lv_root");
     assert_eq!(pane.path, b"/");
     // Directories first, by name.
     let names: Vec<&str> = pane.entries.iter().map(|e| e.shown.as_str()).collect();
     assert_eq!(&names[..3], ["bin", "boot", "dev"]);
-    // The tree is open down to the LVs, and lv_root is selected.
+    // The guest comes first, and is selected; the tree is open down to the LVs.
     let shown: Vec<String> = app
         .layers
         .visible()
@@ -35,6 +35,7 @@ fn opens_the_guest_root_and_expands_the_layers() {
     assert_eq!(
         shown,
         [
+            "CentOS release 6.4 (Final) — guest",
             "vm-108-disk-1.raw",
             "p1",
             "p2",
@@ -44,7 +45,10 @@ fn opens_the_guest_root_and_expands_the_layers() {
             "lv_swap"
         ]
     );
-    assert_eq!(app.layers.current().unwrap().name, "lv_root");
+    assert_eq!(
+        app.layers.current().unwrap().name,
+        "CentOS release 6.4 (Final) — guest"
+    );
 }
 
 #[test]
@@ -92,7 +96,7 @@ fn a_symlink_to_a_directory_is_followed_inside_the_guest() {
     opener.map.insert("vg_ta/lv_root".into(), Arc::new(fs));
     st.jobs.opener = Arc::new(opener);
     st.app.fss.clear();
-    st.app.open_volume(st.app.pane().unwrap().volume);
+    st.app.open_tree(st.app.pane().unwrap().tree);
     st.jobs.run_inline(&mut st.app);
     st.select("data");
     st.act(Action::Open);
@@ -118,16 +122,19 @@ fn marks_across_directories_and_volumes() {
     st.act(Action::Open);
     assert_eq!(st.app.focus, Focus::Files);
     assert_eq!(
-        st.app.layout.volume(st.app.pane().unwrap().volume).name,
+        st.app
+            .layout
+            .volume(st.app.pane().unwrap().on.unwrap())
+            .name,
         "vg_ta/lv_home"
     );
     st.select("ta");
     st.act(Action::MarkToggle);
     assert_eq!(st.app.marks.len(), 3);
-    assert_eq!(st.app.marks.volumes().len(), 2);
+    assert_eq!(st.app.marks.trees().len(), 2);
     assert_eq!(st.app.marks.dirs(), 1);
-    // Back on lv_root, the last directory is remembered and the marks are still there.
-    st.select_layer("lv_root");
+    // Back on the guest, the last directory is remembered and the marks are still there.
+    st.select_layer("CentOS release 6.4 (Final) — guest");
     st.act(Action::Open);
     assert_eq!(st.path(), "/lib64");
     st.select("libc-2.12.so");
@@ -350,7 +357,8 @@ fn copy_dialog_progress_cancel_and_summary() {
     let Some(Dialog::CopySetup(c)) = &st.app.dialog else {
         panic!("copy dialog");
     };
-    assert_eq!(c.dest.text, "./rescued/vm-108-disk-1/vg_ta_lv_root/");
+    // From the guest's tree: the files go where the guest has them.
+    assert_eq!(c.dest.text, "./rescued/vm-108-disk-1/");
     let p = c.summary.as_ref().expect("plan made");
     assert_eq!((p.files, p.dirs, p.symlinks), (4, 3, 1));
     assert_eq!(p.bytes, (10 << 20) + 48 * 1024 + 17 + 21);
@@ -433,7 +441,7 @@ fn copy_across_volumes_and_cancel_questions() {
         panic!("copy dialog");
     };
     assert_eq!(c.dest.text, "./rescued/vm-108-disk-1/");
-    assert_eq!(c.volumes, ["vg_ta/lv_root", "vg_ta/lv_home"]);
+    assert_eq!(c.volumes, ["guest", "vg_ta/lv_home"]);
     assert!(c.summary.is_none());
     // Enter before the plan is ready does nothing but say so.
     st.app.update(&Action::Confirm);
@@ -479,7 +487,7 @@ fn copy_across_volumes_and_cancel_questions() {
     };
     assert!(summary.cancelled);
     // Cancelled before the first file: nothing half-written is left.
-    assert!(!out.path().join("vg_ta_lv_root/messages").exists());
+    assert!(!out.path().join("guest/messages").exists());
 }
 
 #[test]
@@ -508,11 +516,11 @@ fn one_volume_copy_then_per_volume_folders() {
     assert_eq!(
         read_tree(out.path()),
         [
+            "guest",
+            "guest/messages",
             "vg_ta_lv_home",
             "vg_ta_lv_home/ta",
-            "vg_ta_lv_home/ta/notes.txt",
-            "vg_ta_lv_root",
-            "vg_ta_lv_root/messages"
+            "vg_ta_lv_home/ta/notes.txt"
         ]
     );
 }
@@ -706,7 +714,8 @@ fn a_snapshot_is_named_and_copied_to_its_own_folder() {
     let status = vmrescue::tui::views::status::status_text(&app);
     assert!(
         status.contains("vm-108-disk-1.raw@before-upgrade")
-            && status.contains("vg_ta/lv_root@before-upgrade:/"),
+            && status.contains("guest@before-upgrade:/")
+            && status.contains("on vg_ta/lv_root"),
         "{status}"
     );
     assert_eq!(
@@ -719,10 +728,7 @@ fn a_snapshot_is_named_and_copied_to_its_own_folder() {
         screen.contains("▼ vm-108-disk-1.raw@before-upgrade"),
         "{screen}"
     );
-    assert!(
-        screen.contains("┌ vg_ta/lv_root@before-upgrade:/ "),
-        "{screen}"
-    );
+    assert!(screen.contains("┌ guest@before-upgrade:/ "), "{screen}");
     // The live disk's folder is another one.
     assert_eq!(
         st.app.default_dest(&["vg_ta/lv_root".into()]),
@@ -873,7 +879,11 @@ fn text_fields_edit_like_a_shell() {
     assert_eq!((filter(&st).text.as_str(), filter(&st).cursor), (" ", 0));
     st.app.key(key(KeyCode::Esc, KeyModifiers::NONE));
     // The copy destination: Ctrl-W takes off the last folder, and a `/`
-    // typed over the untouched default starts a new path.
+    // typed over the untouched default starts a new path (on lv_root on its
+    // own, whose files go in a folder of its own).
+    st.select_layer("lv_root");
+    st.act(Action::Open);
+    st.cd("/lib64");
     st.select("libc-2.12.so");
     st.act(Action::CopyMarked);
     let dest = |st: &tui_support::Story| match &st.app.dialog {

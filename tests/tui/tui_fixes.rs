@@ -173,8 +173,8 @@ fn run(program: &str, args: &[&str]) {
 
 /// The bytes of `path` in the filesystem the app shows now.
 fn read_shown(app: &vmrescue::tui::App, path: &[u8]) -> Vec<u8> {
-    let volume = app.pane().expect("browsing").volume;
-    let fs = app.fs(volume).expect("open");
+    let tree = app.pane().expect("browsing").tree;
+    let fs = app.fs(tree).expect("open");
     let node = vmrescue::fs::path::resolve(&**fs, path, true).unwrap().node;
     let size = fs.metadata(node).unwrap().size;
     let mut buf = vec![0u8; size as usize];

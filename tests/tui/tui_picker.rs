@@ -92,7 +92,7 @@ fn pick_a_guest_then_browse_its_disks() {
     pty.send(ENTER);
     // The browser, on VM 108's qcow2 disk, its guest root open.
     pty.wait_for("vm-108-disk-1.qcow2");
-    pty.wait_listed("p1:/ ");
+    pty.wait_listed("guest:/ ");
     pty.send("q");
     let st = pty.wait_exit();
     assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");

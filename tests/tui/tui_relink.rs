@@ -422,10 +422,10 @@ fn pty_at_libc() -> PtyDemo {
         &[("XDG_STATE_HOME", state.to_str().unwrap())],
         dir.path(),
     );
-    pty.wait_listed("vg_ta/lv_root:/ ");
+    pty.wait_listed("guest:/ ");
     select_by_filter(&mut pty, "lib64");
     pty.send(ENTER);
-    pty.wait_listed("vg_ta/lv_root:/lib64 ");
+    pty.wait_listed("guest:/lib64 ");
     select_by_filter(&mut pty, "libc.so.6");
     PtyDemo {
         dir,
@@ -562,9 +562,7 @@ fn pty_a_snapshot_is_named_and_gets_its_own_copy_folder() {
             .expect("run qemu-img (Debian package qemu-utils)");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let folder = dir
-        .path()
-        .join("rescued/vm-108-disk-0@before-upgrade/vg_ta_lv_root");
+    let folder = dir.path().join("rescued/vm-108-disk-0@before-upgrade");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("lib64"), b"an earlier copy").unwrap();
     let mut pty = Pty::spawn(
@@ -573,15 +571,14 @@ fn pty_a_snapshot_is_named_and_gets_its_own_copy_folder() {
         &[],
         dir.path(),
     );
-    pty.wait_listed("vg_ta/lv_root@before-upgrade:/ ");
+    pty.wait_listed("guest@before-upgrade:/ ");
     let screen = pty.screen();
-    assert!(
-        screen.contains("vm-108-disk-0.qcow2@before-upgrade"),
-        "{screen}"
-    );
+    // The status line keeps its end when it is cut: the image's name may
+    // lose its start.
+    assert!(screen.contains("qcow2@before-upgrade │"), "{screen}");
     select_by_filter(&mut pty, "lib64");
     pty.send("c");
-    pty.wait_for("./rescued/vm-108-disk-0@before-upgrade/vg_ta_lv_root/");
+    pty.wait_for("./rescued/vm-108-disk-0@before-upgrade/");
     pty.wait_for("holds 1 entry already");
     pty.wait_for("[skip it]");
     pty.send("\t");

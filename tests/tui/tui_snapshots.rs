@@ -162,8 +162,8 @@ fn header_shows_journal_replay_and_checksum_problems() {
         opener.map.insert("vg_ta/lv_root".into(), Arc::new(fs));
         st.jobs.opener = Arc::new(opener);
         st.app.fss.clear();
-        let v = st.app.pane().unwrap().volume;
-        st.app.open_volume(v);
+        let v = st.app.pane().unwrap().tree;
+        st.app.open_tree(v);
         st.jobs.run_inline(&mut st.app);
         let screen = render(&st);
         let header = screen.lines().next().unwrap();

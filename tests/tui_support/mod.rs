@@ -735,6 +735,7 @@ pub fn story_layout(image: &Path) -> Layout {
             guest: GuestRole {
                 mountpoint: mount.map(str::to_string),
                 os: os.map(str::to_string),
+                hostname: None,
             },
             problems: Vec::new(),
             notes: Vec::new(),

@@ -3,16 +3,16 @@
 //! [`crate::tui::views::doctor`].
 
 use super::{Ctx, Outcome};
-use crate::layers::VolumeId;
 use crate::repair::doctor::Report;
 use crate::text::escape;
 use crate::tui::action::Action;
+use crate::tui::tree::Tree;
 
 /// The doctor view (`!`).
 #[derive(Debug, Clone)]
 pub struct DoctorView {
-    /// The volume examined.
-    pub volume: VolumeId,
+    /// The tree examined.
+    pub tree: Tree,
     /// Its name.
     pub volume_name: String,
     /// Request number of the scan.
@@ -47,7 +47,7 @@ impl DoctorView {
                 if let Some(f) = finding {
                     let a = &f.analysis;
                     return Outcome::RestoreLink {
-                        volume: self.volume,
+                        tree: self.tree,
                         link: a.link.clone(),
                         target: escape(&a.target),
                         problems: a.problems.clone(),

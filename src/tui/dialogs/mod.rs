@@ -25,7 +25,7 @@ use super::copier::{CopyProgress, CopySummary};
 use super::details::Details;
 use super::event::{Effect, RelinkSetup};
 use super::keymap::Context;
-use crate::layers::VolumeId;
+use crate::tui::tree::Tree;
 
 pub use copy::{CopySetup, IfExists};
 pub use doctor::DoctorView;
@@ -85,8 +85,8 @@ pub enum Outcome {
     CopyStarted(CopyJob),
     /// Go to a link and open its restore dialog in place of this window.
     RestoreLink {
-        /// The volume holding the link.
-        volume: VolumeId,
+        /// The tree the link's path is in.
+        tree: Tree,
         /// The link's guest path, as stored.
         link: Vec<u8>,
         /// Its current target, escaped.

@@ -79,10 +79,13 @@ impl RestoreDialog {
 
     /// The dialog for the link at `link` on `volume` (its target and
     /// problems as the file list knows them), while analysis job `req` looks
-    /// for candidates.
+    /// for candidates. `shown` is the link's path as the operator found it
+    /// (in the guest's tree, where `link` is the path on its own volume).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         volume: VolumeId,
         link: Vec<u8>,
+        shown: &[u8],
         target: String,
         problems: Vec<String>,
         req: u64,
@@ -90,7 +93,7 @@ impl RestoreDialog {
     ) -> RestoreDialog {
         RestoreDialog {
             volume,
-            path: escape(&link),
+            path: escape(shown),
             link,
             target,
             problems,

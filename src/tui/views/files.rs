@@ -118,7 +118,7 @@ fn draw_pane(
     block: Block<'_>,
     focused: bool,
 ) {
-    let volume = safe(&app.volume_label(pane.volume));
+    let volume = safe(&app.volume_label(pane.tree));
     let inner_w = area.width.saturating_sub(2);
     let path = crate::text::escape(&pane.path);
     let title_room = usize::from(inner_w.saturating_sub(16)).max(8);
@@ -162,7 +162,7 @@ fn draw_pane(
         .iter()
         .filter_map(|&i| pane.entries.get(i))
         .map(|e| {
-            let marked = app.marks.contains(pane.volume, &join(&pane.path, &e.name));
+            let marked = app.marks.contains(pane.tree, &join(&pane.path, &e.name));
             row(e, marked, cols)
         })
         .collect();
@@ -222,9 +222,10 @@ pub fn name_text(e: &Entry, width: usize) -> String {
     let dir = e.file_type() == FileType::Directory;
     let suffix = if dir { "/" } else { "" };
     let arrow = format!(" {} ", s::ARROW);
-    let full = match &e.target_shown {
-        Some(t) => format!("{name}{suffix}{arrow}{}", safe(t)),
-        None => format!("{name}{suffix}"),
+    let full = match (&e.target_shown, &e.mounted) {
+        (Some(t), _) => format!("{name}{suffix}{arrow}{}", safe(t)),
+        (None, Some(m)) => format!("{name}{suffix} {}", s::mounted_here(&safe(m))),
+        (None, None) => format!("{name}{suffix}"),
     };
     if columns(&full) <= width {
         return full;

@@ -88,7 +88,9 @@ fn items(nodes: &[Node], room: usize, snapshot: Option<&str>) -> Vec<TreeItem<'s
         .enumerate()
         .map(|(i, n)| {
             let children = items(&n.children, room.saturating_sub(2), None);
-            let label = node_label(n, room, snapshot);
+            // The guest's node is no disk: no snapshot name after it.
+            let snap = snapshot.filter(|_| !crate::tui::layers::is_guest(n));
+            let label = node_label(n, room, snap);
             TreeItem::new(i, label.clone(), children)
                 .unwrap_or_else(|_| TreeItem::new_leaf(i, label))
         })

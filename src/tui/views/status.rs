@@ -10,12 +10,15 @@ use super::style;
 use crate::tui::app::{App, Focus, Right};
 use crate::tui::format::{keep_end, safe, size};
 use crate::tui::strings as s;
+use crate::tui::tree::Tree;
 
 /// The first status line's text.
 pub fn status_text(app: &App) -> String {
+    // The volume the folder shown lies on (in the guest's tree, the one
+    // mounted there).
     let volume = match &app.right {
-        Right::Browsing(p) => Some(p.volume),
-        Right::Opening(v) | Right::Failed(v, _) => Some(*v),
+        Right::Browsing(p) => p.on,
+        Right::Opening(t) | Right::Failed(t, _) => t.volume(),
         Right::Empty => None,
     };
     let engine = volume
@@ -28,11 +31,19 @@ pub fn status_text(app: &App) -> String {
     };
     let mut parts = vec![engine.clone(), access, app.image.clone()];
     match &app.right {
-        Right::Browsing(p) => parts.push(format!(
-            "{}:{}",
-            app.volume_label(p.volume),
-            crate::text::escape(&p.path)
-        )),
+        Right::Browsing(p) => {
+            parts.push(format!(
+                "{}:{}",
+                app.volume_label(p.tree),
+                crate::text::escape(&p.path)
+            ));
+            if p.tree == Tree::Guest
+                && let Some(v) = p.on
+            {
+                // The snapshot is named already, in the image and the tree.
+                parts.push(s::on_volume(&app.tree_name(Tree::Volume(v))));
+            }
+        }
         Right::Opening(v) | Right::Failed(v, _) => parts.push(app.volume_label(*v)),
         Right::Empty => {}
     }
