@@ -1,4 +1,9 @@
 //! The ext2/3/4 superblock and its feature flags.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 use super::csum;
 use crate::error::{Error, Result};
@@ -206,16 +211,18 @@ impl Superblock {
         }
         let u16_at = |o: usize| le::u16(raw, o).unwrap_or(0);
         let u32_at = |o: usize| le::u32(raw, o).unwrap_or(0);
-        let bytes16 = |o: usize| {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(&raw[o..o + 16]);
-            a
+        let u8_at = |o: usize| raw.get(o).copied().unwrap_or(0);
+        let bytes16 = |o: usize| -> [u8; 16] {
+            raw.get(o..)
+                .and_then(|b| b.first_chunk::<16>())
+                .copied()
+                .unwrap_or([0; 16])
         };
         let s_magic = u16_at(0x38);
         if s_magic != EXT4_SUPER_MAGIC {
             return Err(Error::corrupt(
                 S,
-                pos + 0x38,
+                pos.saturating_add(0x38),
                 format!("bad s_magic {s_magic:#06x} (expected 0xef53)"),
             ));
         }
@@ -234,7 +241,7 @@ impl Superblock {
             (u32_at(0x54), u16_at(0x58))
         };
         let sb = Superblock {
-            raw: raw[..SUPERBLOCK_SIZE].to_vec(),
+            raw: raw.get(..SUPERBLOCK_SIZE).unwrap_or_default().to_vec(),
             pos,
             s_inodes_count: u32_at(0x0),
             s_blocks_count,
@@ -256,15 +263,17 @@ impl Superblock {
             s_journal_uuid: bytes16(0xD0),
             s_journal_inum: u32_at(0xE0),
             s_journal_dev: u32_at(0xE4),
-            s_jnl_backup_type: raw[0xFD],
-            s_jnl_blocks: std::array::from_fn(|i| u32_at(0x10C + 4 * i)),
+            s_jnl_backup_type: u8_at(0xFD),
+            s_jnl_blocks: std::array::from_fn(|i| {
+                u32_at(i.saturating_mul(4).saturating_add(0x10C))
+            }),
             s_hash_seed: [u32_at(0xEC), u32_at(0xF0), u32_at(0xF4), u32_at(0xF8)],
-            s_def_hash_version: raw[0xFC],
+            s_def_hash_version: u8_at(0xFC),
             s_desc_size: u16_at(0xFE),
             s_first_meta_bg: u32_at(0x104),
             s_min_extra_isize: u16_at(0x15C),
             s_flags: u32_at(0x160),
-            s_checksum_type: raw[0x175],
+            s_checksum_type: u8_at(0x175),
             s_backup_bgs: [u32_at(0x24C), u32_at(0x250)],
             s_checksum_seed: u32_at(0x270),
             s_encoding: u16_at(0x27C),
@@ -278,7 +287,7 @@ impl Superblock {
         let bad = |off: usize, detail: String| {
             Err(Error::corrupt(
                 "ext superblock",
-                self.pos + off as u64,
+                self.pos.saturating_add(off as u64),
                 detail,
             ))
         };
@@ -301,7 +310,8 @@ impl Superblock {
                 ),
             );
         }
-        if self.s_inodes_per_group == 0 || u64::from(self.s_inodes_per_group) > bs * 8 {
+        if self.s_inodes_per_group == 0 || u64::from(self.s_inodes_per_group) > bs.saturating_mul(8)
+        {
             return bad(
                 0x28,
                 format!(
@@ -360,7 +370,9 @@ impl Superblock {
                 format!("{groups} block groups cannot fit in a volume of {volume_size} bytes"),
             );
         }
-        if u64::from(self.s_inodes_count) > groups * u64::from(self.s_inodes_per_group) {
+        if u64::from(self.s_inodes_count)
+            > groups.saturating_mul(u64::from(self.s_inodes_per_group))
+        {
             return bad(
                 0x0,
                 format!(
@@ -385,7 +397,9 @@ impl Superblock {
 
     /// Number of block groups.
     pub fn group_count(&self) -> u64 {
-        let data = self.s_blocks_count - u64::from(self.s_first_data_block);
+        let data = self
+            .s_blocks_count
+            .saturating_sub(u64::from(self.s_first_data_block));
         data.div_ceil(u64::from(self.s_blocks_per_group))
     }
 
@@ -439,7 +453,7 @@ impl Superblock {
 
     /// The superblock checksum as it should be: `crc32c(~0, bytes before s_checksum)`.
     pub fn computed_checksum(&self) -> u32 {
-        csum::crc32c(!0, &self.raw[..0x3FC])
+        csum::crc32c(!0, self.raw.get(..0x3FC).unwrap_or_default())
     }
 
     /// Whether group `group` holds a superblock backup (and so a GDT copy).
@@ -448,8 +462,8 @@ impl Superblock {
             return true;
         }
         if self.has_compat(compat::SPARSE_SUPER2) {
-            return group == u64::from(self.s_backup_bgs[0])
-                || group == u64::from(self.s_backup_bgs[1]);
+            let [first, second] = self.s_backup_bgs;
+            return group == u64::from(first) || group == u64::from(second);
         }
         if group <= 1 || !self.has_ro_compat(ro_compat::SPARSE_SUPER) {
             return true;
@@ -460,7 +474,10 @@ impl Superblock {
         [3u64, 5, 7].iter().any(|&base| {
             let mut p = base;
             while p < group {
-                p *= base;
+                match p.checked_mul(base) {
+                    Some(next) => p = next,
+                    None => return false,
+                }
             }
             p == group
         })
@@ -468,7 +485,9 @@ impl Superblock {
 
     /// First block of group `group`.
     pub fn group_first_block(&self, group: u64) -> u64 {
-        group * u64::from(self.s_blocks_per_group) + u64::from(self.s_first_data_block)
+        group
+            .saturating_mul(u64::from(self.s_blocks_per_group))
+            .saturating_add(u64::from(self.s_first_data_block))
     }
 
     /// Filesystem UUID in the usual text form.
@@ -478,12 +497,11 @@ impl Superblock {
 
     /// The volume label, if any.
     pub fn label(&self) -> Option<String> {
-        let end = self
+        let name = self
             .s_volume_name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(16);
-        let name = &self.s_volume_name[..end];
+            .split(|&b| b == 0)
+            .next()
+            .unwrap_or_default();
         (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned())
     }
 }
@@ -525,6 +543,7 @@ pub fn incompat_name(bit: u32) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -2,6 +2,11 @@
 //!
 //! Every XFS structure is big-endian; the CRC32C checksums of v5 (crc=1)
 //! structures are stored little-endian.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 use crate::error::{Error, Result};
 use crate::io::be;
@@ -147,6 +152,19 @@ pub struct Superblock {
     pub sb_crc: u32,
 }
 
+/// The `N` bytes at `off` in `b` (zeros when `b` is too short).
+fn bytes_at<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    b.get(off..)
+        .and_then(|b| b.first_chunk::<N>())
+        .copied()
+        .unwrap_or([0; N])
+}
+
+/// A mask of the low `n` bits (all bits from 64 on).
+fn low_bits(n: u32) -> u64 {
+    1u64.checked_shl(n).map_or(u64::MAX, |b| b.wrapping_sub(1))
+}
+
 fn bad(detail: impl Into<String>) -> Error {
     Error::corrupt("xfs superblock", 0, detail)
 }
@@ -162,16 +180,15 @@ impl Superblock {
         let u16_at = |o: usize| be::u16(raw, o).unwrap_or(0);
         let u32_at = |o: usize| be::u32(raw, o).unwrap_or(0);
         let u64_at = |o: usize| be::u64(raw, o).unwrap_or(0);
+        let u8_at = |o: usize| raw.get(o).copied().unwrap_or(0);
         let magic = u32_at(0);
         if magic != XFS_SB_MAGIC {
             return Err(bad(format!(
                 "bad magic {magic:#010x} (expected {XFS_SB_MAGIC:#010x}, \"XFSB\")"
             )));
         }
-        let mut sb_uuid = [0u8; 16];
-        sb_uuid.copy_from_slice(&raw[32..48]);
-        let mut sb_fname = [0u8; 12];
-        sb_fname.copy_from_slice(&raw[108..120]);
+        let sb_uuid = bytes_at::<16>(raw, 32);
+        let sb_fname = bytes_at::<12>(raw, 108);
         let sb = Superblock {
             sb_blocksize: u32_at(4),
             sb_dblocks: u64_at(8),
@@ -187,12 +204,12 @@ impl Superblock {
             sb_inodesize: u16_at(104),
             sb_inopblock: u16_at(106),
             sb_fname,
-            sb_blocklog: raw[120],
-            sb_sectlog: raw[121],
-            sb_inodelog: raw[122],
-            sb_inopblog: raw[123],
-            sb_agblklog: raw[124],
-            sb_dirblklog: raw[192],
+            sb_blocklog: u8_at(120),
+            sb_sectlog: u8_at(121),
+            sb_inodelog: u8_at(122),
+            sb_inopblog: u8_at(123),
+            sb_agblklog: u8_at(124),
+            sb_dirblklog: u8_at(192),
             sb_logsectsize: u16_at(194),
             sb_features2: u32_at(200),
             sb_features_compat: u32_at(208),
@@ -243,8 +260,10 @@ impl Superblock {
                 self.sb_inodelog
             )));
         }
-        if u64::from(self.sb_inopblock) != bs / is
-            || u32::from(self.sb_inopblog) != (bs / is).trailing_zeros()
+        // is >= 256, checked above.
+        let per_block = bs.checked_div(is).unwrap_or(0);
+        if u64::from(self.sb_inopblock) != per_block
+            || u32::from(self.sb_inopblog) != per_block.trailing_zeros()
         {
             return Err(bad(format!(
                 "{} inodes per block (log {}) with {bs}-byte blocks and {is}-byte inodes",
@@ -259,26 +278,27 @@ impl Superblock {
             )));
         }
         // sb_agblklog is log2 of sb_agblocks, rounded up.
-        let want_agblklog = 64 - (agb - 1).leading_zeros();
+        let want_agblklog = u64::BITS.saturating_sub(agb.saturating_sub(1).leading_zeros());
         if u32::from(self.sb_agblklog) != want_agblklog {
             return Err(bad(format!(
                 "sb_agblklog {} does not fit sb_agblocks {agb} (expected {want_agblklog})",
                 self.sb_agblklog
             )));
         }
-        if u32::from(self.sb_agblklog) + u32::from(self.sb_inopblog) > 32 {
+        if u32::from(self.sb_agblklog).saturating_add(u32::from(self.sb_inopblog)) > 32 {
             return Err(bad(
                 "inode numbers within an AG would need more than 32 bits",
             ));
         }
-        let full = agb * u64::from(self.sb_agcount);
-        if self.sb_dblocks > full || self.sb_dblocks <= full - agb {
+        // Two u32: the product fits, and it is at least agb (sb_agcount > 0).
+        let full = agb.saturating_mul(u64::from(self.sb_agcount));
+        if self.sb_dblocks > full || self.sb_dblocks <= full.saturating_sub(agb) {
             return Err(bad(format!(
                 "sb_dblocks {} does not fit {} allocation groups of {agb} blocks",
                 self.sb_dblocks, self.sb_agcount
             )));
         }
-        if u32::from(self.sb_blocklog) + u32::from(self.sb_dirblklog) > 16 {
+        if u32::from(self.sb_blocklog).saturating_add(u32::from(self.sb_dirblklog)) > 16 {
             return Err(bad(format!(
                 "directory blocks of 2^({} + {}) bytes (at most 64 KiB)",
                 self.sb_blocklog, self.sb_dirblklog
@@ -332,8 +352,8 @@ impl Superblock {
 
     /// The volume label, if any.
     pub fn label(&self) -> Option<String> {
-        let end = self.sb_fname.iter().position(|&b| b == 0).unwrap_or(12);
-        (end > 0).then(|| String::from_utf8_lossy(&self.sb_fname[..end]).into_owned())
+        let name = self.sb_fname.split(|&b| b == 0).next().unwrap_or_default();
+        (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned())
     }
 
     /// The UUID as text.
@@ -345,29 +365,35 @@ impl Superblock {
     /// linear block number, or `None` when it lies outside the filesystem.
     pub fn fsb_to_block(&self, fsbno: u64) -> Option<u64> {
         let agno = fsbno >> self.sb_agblklog;
-        let agbno = fsbno & ((1u64 << self.sb_agblklog) - 1);
+        let agbno = fsbno & low_bits(u32::from(self.sb_agblklog));
         if agno >= u64::from(self.sb_agcount) || agbno >= u64::from(self.sb_agblocks) {
             return None;
         }
-        let b = agno * u64::from(self.sb_agblocks) + agbno;
+        let b = agno
+            .checked_mul(u64::from(self.sb_agblocks))?
+            .checked_add(agbno)?;
         (b < self.sb_dblocks).then_some(b)
     }
 
     /// Byte position of inode `ino`, or `None` when the number cannot exist.
     pub fn inode_pos(&self, ino: u64) -> Option<u64> {
-        let agino_log = u32::from(self.sb_agblklog) + u32::from(self.sb_inopblog);
+        let agino_log = u32::from(self.sb_agblklog).saturating_add(u32::from(self.sb_inopblog));
         let agno = ino.checked_shr(agino_log).unwrap_or(0);
-        let agino = ino & ((1u64 << agino_log) - 1);
+        let agino = ino & low_bits(agino_log);
         let agbno = agino >> self.sb_inopblog;
-        let index = agino & ((1u64 << self.sb_inopblog) - 1);
+        let index = agino & low_bits(u32::from(self.sb_inopblog));
         if agno >= u64::from(self.sb_agcount) || agbno >= u64::from(self.sb_agblocks) {
             return None;
         }
-        let block = agno * u64::from(self.sb_agblocks) + agbno;
+        let block = agno
+            .checked_mul(u64::from(self.sb_agblocks))?
+            .checked_add(agbno)?;
         if block >= self.sb_dblocks || (block == 0 && index == 0) {
             return None;
         }
-        Some(block * self.block_size() + index * u64::from(self.sb_inodesize))
+        block
+            .checked_mul(self.block_size())?
+            .checked_add(index.checked_mul(u64::from(self.sb_inodesize))?)
     }
 }
 
@@ -377,9 +403,10 @@ pub fn crc_pair(buf: &[u8], crc_off: usize) -> (u32, u32) {
     let Some(stored) = crate::io::le::u32(buf, crc_off) else {
         return (0, 1);
     };
-    let mut c = crc32c::crc32c(&buf[..crc_off]);
+    // The stored field was read: crc_off + 4 <= buf.len().
+    let mut c = crc32c::crc32c(buf.get(..crc_off).unwrap_or_default());
     c = crc32c::crc32c_append(c, &[0u8; 4]);
-    c = crc32c::crc32c_append(c, &buf[crc_off + 4..]);
+    c = crc32c::crc32c_append(c, buf.get(crc_off.saturating_add(4)..).unwrap_or_default());
     (stored, c)
 }
 

@@ -4,6 +4,11 @@
 //! numbers are big-endian. The header and its extensions live in the first
 //! cluster; everything is checked against that cluster and the file's size
 //! before it is used.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 use crate::error::{Error, Result};
 use crate::io::be;
@@ -357,7 +362,9 @@ impl Header {
                     ),
                 ));
             }
-            let bytes = &first[off as usize..end as usize];
+            // A non-empty name lies inside `first` (checked above); an empty
+            // one may point anywhere.
+            let bytes = range(first, off, end).unwrap_or_default();
             h.backing_file = (!bytes.is_empty())
                 .then_some(bytes)
                 .map(|bytes| String::from_utf8(bytes.to_vec()))
@@ -381,19 +388,21 @@ impl Header {
         let mut seen: Vec<u32> = Vec::new();
         // Every extension takes at least 8 bytes, so this loop ends by itself;
         // the bound is only a second guard.
-        for _ in 0..(first.len() / 8 + 1) {
-            if pos.checked_add(8).is_none_or(|e| e > ext_end) {
+        for _ in 0..=(first.len() / 8) {
+            let Some(data_start) = pos.checked_add(8).filter(|&e| e <= ext_end) else {
                 break;
-            }
-            let p = pos as usize;
-            let (Some(kind), Some(len)) = (be::u32(first, p), be::u32(first, p + 4)) else {
+            };
+            let (Some(kind), Some(len)) = (
+                usize::try_from(pos).ok().and_then(|p| be::u32(first, p)),
+                range(first, pos, data_start).and_then(|b| be::u32(b, 4)),
+            ) else {
                 break;
             };
             if kind == ext::END {
                 break;
             }
-            let data_start = pos + 8;
-            let data_end = data_start + u64::from(len);
+            // data_start <= ext_end, a u64 cluster offset; len is a u32.
+            let data_end = data_start.saturating_add(u64::from(len));
             if data_end > ext_end {
                 return Err(Error::corrupt(
                     structure(),
@@ -411,7 +420,15 @@ impl Header {
                 ));
             }
             seen.push(kind);
-            let data = &first[data_start as usize..data_end as usize];
+            let Some(data) = range(first, data_start, data_end) else {
+                return Err(Error::corrupt(
+                    structure(),
+                    pos,
+                    format!(
+                        "type {kind:#010x} claims {len} bytes, past the end of the first cluster"
+                    ),
+                ));
+            };
             let text = |what: &str| -> Result<String> {
                 String::from_utf8(data.to_vec()).map_err(|_| {
                     Error::corrupt(
@@ -428,12 +445,14 @@ impl Header {
                 }
                 ext::FEATURE_NAME_TABLE => {
                     for entry in data.chunks_exact(48) {
-                        let raw = &entry[2..];
-                        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+                        let [feature_type, bit, raw @ ..] = entry else {
+                            continue;
+                        };
+                        let name = raw.split(|&b| b == 0).next().unwrap_or_default();
                         self.feature_names.push(FeatureName {
-                            feature_type: entry[0],
-                            bit: entry[1],
-                            name: String::from_utf8_lossy(&raw[..end]).into_owned(),
+                            feature_type: *feature_type,
+                            bit: *bit,
+                            name: String::from_utf8_lossy(name).into_owned(),
                         });
                     }
                 }
@@ -447,7 +466,13 @@ impl Header {
     }
 }
 
+/// `b[start..end]` for byte positions given as `u64`; `None` when outside `b`.
+fn range(b: &[u8], start: u64, end: u64) -> Option<&[u8]> {
+    b.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+}
+
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

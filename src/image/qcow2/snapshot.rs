@@ -1,4 +1,9 @@
 //! The internal snapshot table.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ReadAt, be, read_vec};
@@ -82,7 +87,7 @@ pub fn read_table(
     let mut out = Vec::with_capacity(count.min(1024) as usize);
     let mut pos = offset;
     for _ in 0..count {
-        if pos - offset > MAX_TABLE_BYTES {
+        if pos.saturating_sub(offset) > MAX_TABLE_BYTES {
             return Err(Error::corrupt(
                 structure(),
                 offset,
@@ -95,24 +100,30 @@ pub fn read_table(
         let field = |off: usize| be::u64(&fixed, off).unwrap_or(0);
         let field32 = |off: usize| be::u32(&fixed, off).unwrap_or(0);
         let field16 = |off: usize| be::u16(&fixed, off).unwrap_or(0);
-        let id_size = u64::from(field16(12));
-        let name_size = u64::from(field16(14));
+        let id_size = field16(12);
+        let name_size = field16(14);
         let extra_size = field32(36);
         if extra_size > MAX_EXTRA_DATA {
             return Err(Error::corrupt(
                 structure(),
-                pos + 36,
+                pos.saturating_add(36),
                 format!("extra_data_size {extra_size} (QEMU allows at most {MAX_EXTRA_DATA})"),
             ));
         }
-        let var_len = u64::from(extra_size) + id_size + name_size;
-        let var = read_vec(file, pos + 40, var_len, var_len).context(|| {
+        // A u32 and two u16: the sum fits a u64.
+        let var_len = u64::from(extra_size)
+            .saturating_add(u64::from(id_size))
+            .saturating_add(u64::from(name_size));
+        let var = read_vec(file, pos.saturating_add(40), var_len, var_len).context(|| {
             format!("{name}: qcow2 snapshot table entry at byte {pos} (past the end of the file?)")
         })?;
-        let extra = &var[..extra_size as usize];
-        let id_end = extra_size as usize + id_size as usize;
-        let id_bytes = &var[extra_size as usize..id_end];
-        let name_bytes = &var[id_end..];
+        // `var` is exactly extra, id and name long: both splits succeed.
+        let (extra, rest) = var
+            .split_at_checked(extra_size as usize)
+            .unwrap_or_default();
+        let (id_bytes, name_bytes) = rest
+            .split_at_checked(usize::from(id_size))
+            .unwrap_or_default();
         let mut vm_state_size = u64::from(field32(32));
         if let Some(v) = be::u64(extra, 0) {
             vm_state_size = v;
@@ -130,7 +141,7 @@ pub fn read_table(
             disk_size,
             entry_offset: pos,
         });
-        let len = (40 + var_len).next_multiple_of(8);
+        let len = var_len.saturating_add(40).next_multiple_of(8);
         pos = pos.checked_add(len).ok_or_else(|| {
             Error::corrupt(structure(), pos, "entry runs past the largest offset")
         })?;
@@ -170,6 +181,9 @@ pub fn find<'a>(snapshots: &'a [Snapshot], wanted: &str) -> Result<&'a Snapshot>
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for seconds since the epoch.
+// Days since 1970 stay below 2^48 for any u64 of seconds: nothing in the
+// calendar arithmetic below can overflow an i64.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn format_utc(secs: u64) -> String {
     let days = secs / 86400;
     let rem = secs % 86400;
@@ -192,6 +206,7 @@ pub fn format_utc(secs: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

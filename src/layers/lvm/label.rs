@@ -20,6 +20,11 @@
 //!   including a trailing NUL, `checksum` over the text. The text lives in
 //!   a circular buffer after the header: when it runs past the end of the
 //!   area it continues right after the header.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 use super::crc::{INITIAL_CRC, calc_crc};
 use super::{PvScan, meta, text};
@@ -30,6 +35,8 @@ use crate::problem::Problem;
 
 /// Size of a sector in LVM2's on-disk format.
 const SECTOR: u64 = 512;
+/// [`SECTOR`] as a length.
+const SECTOR_LEN: usize = 512;
 /// The label is looked for in sectors 0..LABEL_SCAN_SECTORS.
 const LABEL_SCAN_SECTORS: u64 = 4;
 /// `label_header.id`.
@@ -217,12 +224,11 @@ fn find_label(
     problems: &mut Vec<Problem>,
 ) -> Result<Option<Label>> {
     let mut first_error: Option<Error> = None;
-    for sector in 0..LABEL_SCAN_SECTORS {
-        let at = sector * SECTOR;
+    for (sector, at) in (0..LABEL_SCAN_SECTORS).zip((0..).step_by(SECTOR_LEN)) {
         if at >= src.size() {
             break;
         }
-        let len = SECTOR.min(src.size() - at);
+        let len = SECTOR.min(src.size().saturating_sub(at));
         let buf = read_vec(src, at, len, SECTOR).map_err(|e| Error::io("LVM2 label", e))?;
         if !has_label_id(&buf) {
             continue;
@@ -248,10 +254,12 @@ fn find_label(
 }
 
 fn decode_label(buf: &[u8], sector: u64, checks: Checks) -> Result<Label> {
-    let at = sector * SECTOR;
-    let corrupt =
-        |rel: usize, detail: String| Error::corrupt("label_header", at + rel as u64, detail);
-    if buf.len() < SECTOR as usize {
+    // sector < LABEL_SCAN_SECTORS and rel < SECTOR: no overflow (saturating says so).
+    let at = sector.saturating_mul(SECTOR);
+    let corrupt = |rel: usize, detail: String| {
+        Error::corrupt("label_header", at.saturating_add(rel as u64), detail)
+    };
+    if buf.len() < SECTOR_LEN {
         return Err(corrupt(
             0,
             format!("the label sector is cut short ({} of 512 bytes)", buf.len()),
@@ -265,7 +273,7 @@ fn decode_label(buf: &[u8], sector: u64, checks: Checks) -> Result<Label> {
         ));
     }
     let crc_xl = le::u32(buf, 16).unwrap_or(0);
-    let crc = calc_crc(INITIAL_CRC, &buf[LABEL_CRC_FROM..]);
+    let crc = calc_crc(INITIAL_CRC, buf.get(LABEL_CRC_FROM..).unwrap_or_default());
     if checks.checksums && crc != crc_xl {
         return Err(corrupt(
             16,
@@ -277,21 +285,27 @@ fn decode_label(buf: &[u8], sector: u64, checks: Checks) -> Result<Label> {
             24,
             format!(
                 "type is \"{}\" (expected \"LVM2 001\")",
-                crate::text::escape(&buf[24..32])
+                crate::text::escape(buf.get(24..32).unwrap_or_default())
             ),
         ));
     }
     let offset_xl = le::u32(buf, 20).unwrap_or(0) as usize;
-    if offset_xl < LABEL_HEADER_SIZE || offset_xl + PV_HEADER_SIZE > buf.len() {
+    if offset_xl < LABEL_HEADER_SIZE
+        || offset_xl
+            .checked_add(PV_HEADER_SIZE)
+            .is_none_or(|end| end > buf.len())
+    {
         return Err(corrupt(
             20,
             format!("offset_xl {offset_xl} does not leave room for the pv_header in the sector"),
         ));
     }
     let pvh = offset_xl;
-    let pv_corrupt =
-        |rel: usize, detail: String| Error::corrupt("pv_header", at + rel as u64, detail);
-    let raw_uuid = &buf[pvh..pvh + 32];
+    let pv_corrupt = |rel: usize, detail: String| {
+        Error::corrupt("pv_header", at.saturating_add(rel as u64), detail)
+    };
+    // pvh + PV_HEADER_SIZE <= buf.len(), checked above: the offsets below fit.
+    let raw_uuid = buf.get(pvh..).and_then(|b| b.get(..32)).unwrap_or_default();
     if !raw_uuid
         .iter()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#'))
@@ -304,15 +318,15 @@ fn decode_label(buf: &[u8], sector: u64, checks: Checks) -> Result<Label> {
             ),
         ));
     }
-    let device_size = le::u64(buf, pvh + 32).unwrap_or(0);
-    let mut pos = pvh + PV_HEADER_SIZE;
+    let device_size = le::u64(buf, pvh.saturating_add(32)).unwrap_or(0);
+    let mut pos = pvh.saturating_add(PV_HEADER_SIZE);
     let data_areas =
         locn_list(buf, &mut pos, "data area list").map_err(|(rel, d)| pv_corrupt(rel, d))?;
     let metadata_areas =
         locn_list(buf, &mut pos, "metadata area list").map_err(|(rel, d)| pv_corrupt(rel, d))?;
     // pv_header_extension, when there is room for it and it is set.
     let mut ext_flags = None;
-    if let (Some(version), Some(flags)) = (le::u32(buf, pos), le::u32(buf, pos + 4))
+    if let (Some(version), Some(flags)) = (le::u32(buf, pos), le::u32(buf, pos.saturating_add(4)))
         && version != 0
     {
         ext_flags = Some(flags);
@@ -343,13 +357,15 @@ fn locn_list(
 ) -> std::result::Result<Vec<(u64, u64)>, (usize, String)> {
     let mut out = Vec::new();
     loop {
-        let (Some(offset), Some(size)) = (le::u64(buf, *pos), le::u64(buf, *pos + 8)) else {
+        let (Some(offset), Some(size)) = (le::u64(buf, *pos), le::u64(buf, pos.saturating_add(8)))
+        else {
             return Err((
                 *pos,
                 format!("the {what} runs past the end of the label sector"),
             ));
         };
-        *pos += DISK_LOCN_SIZE;
+        // Both fields were read: pos + DISK_LOCN_SIZE <= buf.len().
+        *pos = pos.saturating_add(DISK_LOCN_SIZE);
         if offset == 0 {
             return Ok(out);
         }
@@ -364,7 +380,7 @@ fn read_mda(src: &dyn ReadAt, offset: u64, size: u64, checks: Checks) -> Result<
     let h = read_vec(src, offset, MDA_HEADER_SIZE, MDA_HEADER_SIZE)
         .map_err(|e| Error::io(format!("mda_header at byte {offset}"), e))?;
     let checksum_xl = le::u32(&h, 0).unwrap_or(0);
-    let crc = calc_crc(INITIAL_CRC, &h[4..]);
+    let crc = calc_crc(INITIAL_CRC, h.get(4..).unwrap_or_default());
     if checks.checksums && crc != checksum_xl {
         return Err(corrupt(
             0,
@@ -413,10 +429,11 @@ fn read_mda(src: &dyn ReadAt, offset: u64, size: u64, checks: Checks) -> Result<
             "metadata offset {r_offset} is outside the text area (512..{mda_size})"
         )));
     }
-    if r_size > mda_size - MDA_HEADER_SIZE {
+    // MDA_HEADER_SIZE <= r_offset < mda_size, checked above.
+    let text_area = mda_size.saturating_sub(MDA_HEADER_SIZE);
+    if r_size > text_area {
         return Err(rcorrupt(format!(
-            "metadata size {r_size} is larger than the text area ({} bytes)",
-            mda_size - MDA_HEADER_SIZE
+            "metadata size {r_size} is larger than the text area ({text_area} bytes)"
         )));
     }
     if r_size > MAX_METADATA_TEXT {
@@ -425,14 +442,14 @@ fn read_mda(src: &dyn ReadAt, offset: u64, size: u64, checks: Checks) -> Result<
         )));
     }
     // Circular buffer: what does not fit before the end continues after the header.
-    let end = r_offset + r_size; // both below mda_size: no overflow
+    let end = r_offset.saturating_add(r_size); // both below mda_size: no overflow
     let wrap = end.saturating_sub(mda_size);
-    if wrap > r_offset - MDA_HEADER_SIZE {
+    if wrap > r_offset.saturating_sub(MDA_HEADER_SIZE) {
         return Err(rcorrupt(format!(
             "metadata of {r_size} bytes at {r_offset} wraps over itself"
         )));
     }
-    let first_len = r_size - wrap;
+    let first_len = r_size.saturating_sub(wrap);
     let text_at = offset
         .checked_add(r_offset)
         .ok_or_else(|| rcorrupt("metadata offset overflows".into()))?;
@@ -465,9 +482,13 @@ fn read_mda(src: &dyn ReadAt, offset: u64, size: u64, checks: Checks) -> Result<
             format!("not valid VG metadata: {e}"),
         )
     })?;
-    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let text = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .and_then(|last| bytes.get(..=last))
+        .unwrap_or_default();
     Ok(MdaRead::Text(Box::new(MdaText {
-        text: String::from_utf8_lossy(&bytes[..end]).into_owned(),
+        text: String::from_utf8_lossy(text).into_owned(),
         vg,
         text_at,
         wrapped: wrap > 0,
@@ -477,9 +498,10 @@ fn read_mda(src: &dyn ReadAt, offset: u64, size: u64, checks: Checks) -> Result<
 /// A hint for a volume without a valid-looking label whose bytes still look
 /// like an LVM2 PV (a damaged label sector), or `None`.
 pub fn damaged_label_hint(src: &dyn ReadAt) -> Option<String> {
-    let mut head = vec![0u8; (LABEL_SCAN_SECTORS * SECTOR).min(src.size()) as usize];
+    let scan = LABEL_SCAN_SECTORS.saturating_mul(SECTOR).min(src.size());
+    let mut head = vec![0u8; usize::try_from(scan).ok()?];
     src.read_exact_at(0, &mut head).ok()?;
-    for (i, s) in head.chunks(SECTOR as usize).enumerate() {
+    for (i, s) in head.chunks(SECTOR_LEN).enumerate() {
         if has_label_id(s) || s.get(24..32) == Some(LVM2_LABEL.as_slice()) {
             return Some(format!(
                 "sector {i} holds part of an LVM2 label (\"LABELONE\"/\"LVM2 001\") but not a whole one: the PV label may be damaged"
@@ -489,7 +511,7 @@ pub fn damaged_label_hint(src: &dyn ReadAt) -> Option<String> {
     // lvm2 puts the first metadata area at the machine's page size.
     for off in [4096u64, 8192, 16384, 65536] {
         let mut magic = [0u8; 16];
-        if src.read_exact_at(off + 4, &mut magic).is_ok() && &magic == FMTT_MAGIC {
+        if src.read_exact_at(off.saturating_add(4), &mut magic).is_ok() && &magic == FMTT_MAGIC {
             return Some(format!(
                 "no LVM2 label, but an LVM2 metadata area header at byte {off}: the PV label may be damaged"
             ));

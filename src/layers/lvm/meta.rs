@@ -1,6 +1,11 @@
 //! The VG metadata text decoded into typed values, under lvm2's own field
 //! names (`extent_size`, `pe_start`, `stripe_count`...). Sizes stay in the
 //! units the text uses (512-byte sectors, extents); assembly converts them.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 use super::text::{Section, Value};
 use crate::text::escape_str;
@@ -286,8 +291,8 @@ fn pairs(seg: &Section, key: &str, what: &str) -> Result<Vec<AreaRef>, String> {
         return Err(format!("{what}: {key} has an odd number of elements"));
     }
     a.chunks_exact(2)
-        .map(|p| match (&p[0], &p[1]) {
-            (Value::Str(name), Value::Int(start)) => Ok(AreaRef {
+        .map(|p| match p {
+            [Value::Str(name), Value::Int(start)] => Ok(AreaRef {
                 name: name.clone(),
                 start: u64::try_from(*start)
                     .map_err(|_| format!("{what}: {key} has extent {start}"))?,
@@ -360,6 +365,7 @@ fn decode_segment(key: &str, seg: &Section, what: &str) -> Result<SegMeta, Strin
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::super::text::parse;
     use super::*;

@@ -14,6 +14,11 @@
 //! that runs to the end of the line. Nesting depth, the number of items and
 //! the number of array elements are bounded, so hostile text cannot make the
 //! parser recurse or allocate without limit.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 use std::fmt;
 
@@ -148,9 +153,13 @@ impl std::error::Error for ParseError {}
 
 /// Parse a metadata text. Trailing NUL bytes (lvm2 stores one) are ignored.
 pub fn parse(text: &[u8]) -> Result<Section, ParseError> {
-    let end = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let text = text
+        .iter()
+        .rposition(|&b| b != 0)
+        .and_then(|last| text.get(..=last))
+        .unwrap_or_default();
     let mut p = Parser {
-        s: &text[..end],
+        s: text,
         pos: 0,
         items: 0,
     };
@@ -202,9 +211,19 @@ fn is_delimiter(b: u8) -> bool {
 }
 
 impl Parser<'_> {
+    /// Step past the byte at `pos` (just read, so `pos` stays within `s`).
+    fn bump(&mut self) {
+        self.pos = self.pos.saturating_add(1);
+    }
+
     fn error(&self, at: usize, detail: impl Into<String>) -> ParseError {
         let at = at.min(self.s.len());
-        let line = 1 + self.s[..at].iter().filter(|&&b| b == b'\n').count();
+        let before = self.s.get(..at).unwrap_or_default();
+        let line = before
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            .saturating_add(1);
         ParseError {
             offset: at,
             line,
@@ -213,7 +232,7 @@ impl Parser<'_> {
     }
 
     fn count_item(&mut self, at: usize) -> Result<(), ParseError> {
-        self.items += 1;
+        self.items = self.items.saturating_add(1);
         if self.items > MAX_ITEMS {
             return Err(self.error(at, format!("more than {MAX_ITEMS} items")));
         }
@@ -223,13 +242,13 @@ impl Parser<'_> {
     fn skip_space(&mut self) {
         while let Some(&b) = self.s.get(self.pos) {
             if b.is_ascii_whitespace() {
-                self.pos += 1;
+                self.bump();
             } else if b == b'#' {
                 while let Some(&c) = self.s.get(self.pos) {
                     if c == b'\n' {
                         break;
                     }
-                    self.pos += 1;
+                    self.bump();
                 }
             } else {
                 break;
@@ -244,7 +263,7 @@ impl Parser<'_> {
         let Some(&b) = self.s.get(self.pos) else {
             return Ok((start, Tok::Eof));
         };
-        self.pos += 1;
+        self.bump();
         let tok = match b {
             b'{' => Tok::Open,
             b'}' => Tok::Close,
@@ -260,9 +279,10 @@ impl Parser<'_> {
                     if is_delimiter(c) {
                         break;
                     }
-                    self.pos += 1;
+                    self.bump();
                 }
-                Tok::Word(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned())
+                let word = self.s.get(start..self.pos).unwrap_or_default();
+                Tok::Word(String::from_utf8_lossy(word).into_owned())
             }
         };
         Ok((start, tok))
@@ -275,7 +295,7 @@ impl Parser<'_> {
             let Some(&c) = self.s.get(self.pos) else {
                 return Err(self.error(start, "string not closed"));
             };
-            self.pos += 1;
+            self.bump();
             if c == quote {
                 break;
             }
@@ -283,7 +303,7 @@ impl Parser<'_> {
                 let Some(&e) = self.s.get(self.pos) else {
                     return Err(self.error(start, "string not closed"));
                 };
-                self.pos += 1;
+                self.bump();
                 out.push(e);
             } else {
                 out.push(c);
@@ -321,12 +341,12 @@ impl Parser<'_> {
             let entry = match tok {
                 Tok::Equals => Entry::Value(self.value()?),
                 Tok::Open => {
-                    if depth + 1 > MAX_DEPTH {
+                    if depth >= MAX_DEPTH {
                         return Err(
                             self.error(at2, format!("sections nested deeper than {MAX_DEPTH}"))
                         );
                     }
-                    Entry::Section(self.items_until(Some(at2), depth + 1)?)
+                    Entry::Section(self.items_until(Some(at2), depth.saturating_add(1))?)
                 }
                 other => {
                     return Err(self.error(
@@ -415,6 +435,7 @@ fn number(w: &str) -> Option<Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

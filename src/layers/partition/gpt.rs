@@ -29,13 +29,28 @@ struct Header {
     partition_entry_array_crc32: u32,
 }
 
+/// The 16 bytes of a GUID at `off` in `b` (zeros when `b` is too short).
+fn guid_at(b: &[u8], off: usize) -> [u8; 16] {
+    b.get(off..)
+        .and_then(|b| b.get(..16))
+        .and_then(|g| g.try_into().ok())
+        .unwrap_or([0; 16])
+}
+
+/// The disk's last LBA with `ss`-byte sectors (callers checked the disk
+/// holds at least three sectors).
+fn last_lba(src: &dyn ReadAt, ss: u64) -> u64 {
+    src.size().checked_div(ss).unwrap_or(0).saturating_sub(1)
+}
+
 /// Read the header at `lba`, checking signature, size, CRC and `MyLBA`.
 fn read_header(src: &dyn ReadAt, ss: u64, lba: u64) -> std::result::Result<Header, String> {
     let at = lba.checked_mul(ss).ok_or("header position overflows")?;
-    let mut b = vec![0u8; ss as usize];
+    let len = usize::try_from(ss).map_err(|_| "sector size overflows")?;
+    let mut b = vec![0u8; len];
     src.read_exact_at(at, &mut b)
         .map_err(|e| format!("cannot be read: {e}"))?;
-    if &b[0..8] != SIGNATURE {
+    if b.get(0..8) != Some(&SIGNATURE[..]) {
         return Err("no \"EFI PART\" signature".into());
     }
     let header_size = le::u32(&b, 12).unwrap_or(0);
@@ -45,8 +60,11 @@ fn read_header(src: &dyn ReadAt, ss: u64, lba: u64) -> std::result::Result<Heade
         ));
     }
     let stored_crc = le::u32(&b, 16).unwrap_or(0);
-    let mut copy = b[..header_size as usize].to_vec();
-    copy[16..20].fill(0);
+    // header_size <= ss = b.len(), checked above.
+    let mut copy = b.get(..header_size as usize).unwrap_or_default().to_vec();
+    if let Some(field) = copy.get_mut(16..20) {
+        field.fill(0);
+    }
     let crc = crc32fast::hash(&copy);
     if crc != stored_crc {
         return Err(format!(
@@ -59,7 +77,7 @@ fn read_header(src: &dyn ReadAt, ss: u64, lba: u64) -> std::result::Result<Heade
         alternate_lba: le::u64(&b, 32).unwrap_or(0),
         first_usable_lba: le::u64(&b, 40).unwrap_or(0),
         last_usable_lba: le::u64(&b, 48).unwrap_or(0),
-        disk_guid: b[56..72].try_into().unwrap_or([0; 16]),
+        disk_guid: guid_at(&b, 56),
         partition_entry_lba: le::u64(&b, 72).unwrap_or(0),
         number_of_partition_entries: le::u32(&b, 80).unwrap_or(0),
         size_of_partition_entry: le::u32(&b, 84).unwrap_or(0),
@@ -92,7 +110,9 @@ fn read_entries(
     ss: u64,
     h: &Header,
 ) -> std::result::Result<(Vec<Partition>, Vec<Problem>), String> {
-    let len = u64::from(h.number_of_partition_entries) * u64::from(h.size_of_partition_entry);
+    // Both are u32: the product fits a u64.
+    let len = u64::from(h.number_of_partition_entries)
+        .saturating_mul(u64::from(h.size_of_partition_entry));
     let at = h
         .partition_entry_lba
         .checked_mul(ss)
@@ -106,21 +126,24 @@ fn read_entries(
             h.partition_entry_array_crc32
         ));
     }
-    let disk_sectors = src.size() / ss;
+    let disk_sectors = src.size().checked_div(ss).unwrap_or(0);
     let mut parts = Vec::new();
     let mut problems = Vec::new();
     for (i, e) in array
         .chunks_exact(h.size_of_partition_entry as usize)
         .enumerate()
     {
-        let type_guid: [u8; 16] = e[0..16].try_into().unwrap_or([0; 16]);
+        let type_guid = guid_at(e, 0);
         if type_guid == [0; 16] {
             continue;
         }
-        let number = i as u32 + 1;
+        // i < number_of_partition_entries <= MAX_ENTRIES, and the array was
+        // read, so the entry's position fits too.
+        let number = u32::try_from(i).map_or(u32::MAX, |i| i.saturating_add(1));
         let first = le::u64(e, 32).unwrap_or(0);
         let last = le::u64(e, 40).unwrap_or(0);
-        let entry_at = at + (i as u64) * u64::from(h.size_of_partition_entry);
+        let entry_at =
+            at.saturating_add((i as u64).saturating_mul(u64::from(h.size_of_partition_entry)));
         if last < first {
             problems.push(Problem::at(
                 format!("GPT entry {number}"),
@@ -129,8 +152,11 @@ fn read_entries(
             ));
             continue;
         }
-        let (Some(start), Some(size)) = (first.checked_mul(ss), (last - first + 1).checked_mul(ss))
-        else {
+        let sectors = last.checked_sub(first).and_then(|n| n.checked_add(1));
+        let (Some(start), Some(size)) = (
+            first.checked_mul(ss),
+            sectors.and_then(|n| n.checked_mul(ss)),
+        ) else {
             problems.push(Problem::at(
                 format!("GPT entry {number}"),
                 entry_at,
@@ -143,10 +169,12 @@ fn read_entries(
         } else if first < h.first_usable_lba || last > h.last_usable_lba {
             problems.push(Problem::at(format!("GPT entry {number}"), entry_at, format!("LBAs {first}..={last} lie outside the usable LBAs {}..={} of the header at byte {}", h.first_usable_lba, h.last_usable_lba, h.at)));
         }
-        let unique: [u8; 16] = e[16..32].try_into().unwrap_or([0; 16]);
-        let name_units: Vec<u16> = e[56..128]
+        let unique = guid_at(e, 16);
+        let name_units: Vec<u16> = e
+            .get(56..128)
+            .unwrap_or_default()
             .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .map(|c| le::u16(c, 0).unwrap_or(0))
             .take_while(|&u| u != 0)
             .collect();
         let name = String::from_utf16_lossy(&name_units);
@@ -172,7 +200,7 @@ fn table_from(
     mut problems: Vec<Problem>,
     src: &dyn ReadAt,
 ) -> Table {
-    let disk_sectors = src.size() / ss;
+    let disk_sectors = src.size().checked_div(ss).unwrap_or(0);
     if h.last_usable_lba >= disk_sectors || h.first_usable_lba > h.last_usable_lba {
         problems.push(Problem::at("GPT header", h.at, format!("usable LBAs {}..={} do not fit the disk ({disk_sectors} sectors): the image may be truncated", h.first_usable_lba, h.last_usable_lba)));
     }
@@ -199,7 +227,7 @@ pub(super) fn read(
     let mut primary_failure: Option<(u64, String)> = None;
     let mut signature_seen = false;
     for ss in [512u64, 4096] {
-        if src.size() < ss * 3 {
+        if src.size() < ss.saturating_mul(3) {
             continue;
         }
         let primary = read_header(src, ss, 1);
@@ -236,7 +264,7 @@ pub(super) fn read(
                     }
                     Err(e) => {
                         // Header fine, entries damaged: the backup has its own array.
-                        let last = src.size() / ss - 1;
+                        let last = last_lba(src, ss);
                         if let Some(t) = from_backup(src, ss, &[h.alternate_lba, last], &e, h.at)? {
                             return Ok(Some(t));
                         }
@@ -246,7 +274,7 @@ pub(super) fn read(
             }
             Err(e) => {
                 if has_sig || protective {
-                    let last = src.size() / ss - 1;
+                    let last = last_lba(src, ss);
                     let mut lbas = vec![last];
                     lbas.extend(protective_end.filter(|&l| l < last));
                     if let Some(t) = from_backup(src, ss, &lbas, &e, ss)? {
@@ -279,10 +307,10 @@ pub(super) fn read(
 /// checks first that nothing else (a filesystem, a PV) starts the disk.
 pub(super) fn read_backup_only(src: &dyn ReadAt) -> Result<Option<Table>> {
     for ss in [512u64, 4096] {
-        if src.size() < ss * 3 {
+        if src.size() < ss.saturating_mul(3) {
             continue;
         }
-        let last = src.size() / ss - 1;
+        let last = last_lba(src, ss);
         let why = "no \"EFI PART\" signature, and no protective MBR in sector 0";
         if let Some(mut t) = from_backup(src, ss, &[last], why, ss)? {
             t.problems.push(
@@ -316,7 +344,7 @@ fn from_backup(
                 )
                 .into(),
             );
-            let last = src.size() / ss - 1;
+            let last = last_lba(src, ss);
             if lba < last {
                 problems.insert(
                     1,

@@ -19,6 +19,9 @@ const MAX_PARTITIONS: u32 = 256;
 /// logical partition; so do we, which bounds the walk on hostile chains.
 const MAX_EMPTY_LINKS: u32 = 100;
 
+/// Byte positions of the four 16-byte entries in the sector.
+const ENTRY_AT: [usize; 4] = [446, 462, 478, 494];
+
 /// One 16-byte partition entry.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -29,12 +32,30 @@ struct Entry {
 }
 
 impl Entry {
-    fn parse(b: &[u8]) -> Entry {
+    fn parse(b: &[u8; 16]) -> Entry {
+        let [
+            status,
+            _,
+            _,
+            _,
+            sys_ind,
+            _,
+            _,
+            _,
+            s0,
+            s1,
+            s2,
+            s3,
+            n0,
+            n1,
+            n2,
+            n3,
+        ] = *b;
         Entry {
-            status: b[0],
-            sys_ind: b[4],
-            start_sect: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-            nr_sects: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
+            status,
+            sys_ind,
+            start_sect: u32::from_le_bytes([s0, s1, s2, s3]),
+            nr_sects: u32::from_le_bytes([n0, n1, n2, n3]),
         }
     }
 
@@ -50,8 +71,14 @@ fn is_extended(sys_ind: u8) -> bool {
 
 /// The four entries of a sector that ends in 0x55AA.
 fn entries(sector: &[u8; 512]) -> [Entry; 4] {
-    let e = |i: usize| Entry::parse(&sector[446 + 16 * i..446 + 16 * (i + 1)]);
-    [e(0), e(1), e(2), e(3)]
+    ENTRY_AT.map(|at| {
+        let raw = sector
+            .get(at..)
+            .and_then(|b| b.first_chunk::<16>())
+            .copied()
+            .unwrap_or([0; 16]);
+        Entry::parse(&raw)
+    })
 }
 
 /// Sector 0 of a disk, if it holds an MBR.
@@ -110,7 +137,7 @@ impl Mbr {
     /// the disk image is grown afterwards).
     pub(super) fn protective_last_lba(&self) -> Option<u64> {
         let e = self.entries.iter().find(|e| e.sys_ind == 0xee)?;
-        (u64::from(e.start_sect) + u64::from(e.nr_sects)).checked_sub(1)
+        (u64::from(e.start_sect).saturating_add(u64::from(e.nr_sects))).checked_sub(1)
     }
 
     /// The sector size the table's LBAs count in. The MBR does not record
@@ -132,11 +159,11 @@ impl Mbr {
                 .iter()
                 .filter(|e| !e.is_empty())
                 .filter(|e| {
-                    let start = u64::from(e.start_sect) * ss;
+                    let start = u64::from(e.start_sect).saturating_mul(ss);
                     if is_extended(e.sys_ind) {
                         has_ebr_signature(src, start)
                     } else {
-                        holds_known_content(src, start, u64::from(e.nr_sects) * ss)
+                        holds_known_content(src, start, u64::from(e.nr_sects).saturating_mul(ss))
                     }
                 })
                 .count()
@@ -149,7 +176,7 @@ impl Mbr {
             .entries
             .iter()
             .filter(|e| !e.is_empty())
-            .all(|e| u64::from(e.start_sect) * big < src.size());
+            .all(|e| u64::from(e.start_sect).saturating_mul(big) < src.size());
         if fits && score(big) > 0 { big } else { SECTOR }
     }
 
@@ -164,43 +191,39 @@ impl Mbr {
             partitions: Vec::new(),
             problems: Vec::new(),
         };
-        for (i, e) in self.entries.iter().enumerate() {
+        for ((e, number), entry_at) in self.entries.iter().zip(1u32..).zip(ENTRY_AT) {
             if e.is_empty() {
                 continue;
             }
+            let entry_at = entry_at as u64;
             let p = Partition {
-                number: i as u32 + 1,
-                start: u64::from(e.start_sect) * ss,
-                size: u64::from(e.nr_sects) * ss,
+                number,
+                start: u64::from(e.start_sect).saturating_mul(ss),
+                size: u64::from(e.nr_sects).saturating_mul(ss),
                 part_type: PartType::Mbr(e.sys_ind),
                 name: None,
                 uuid: None,
                 bootable: e.status == 0x80,
                 extended: is_extended(e.sys_ind),
             };
-            let entry_at = 446 + 16 * i as u64;
             if e.start_sect == 0 {
                 table.problems.push(Problem::at(
-                    format!("MBR partition entry {}", i + 1),
+                    format!("MBR partition entry {number}"),
                     entry_at,
-                    format!(
-                        "partition {} starts at sector 0, on top of the MBR itself",
-                        i + 1
-                    ),
+                    format!("partition {number} starts at sector 0, on top of the MBR itself"),
                 ));
             }
             check_bounds(
                 &p,
                 disk_size,
-                &format!("MBR partition entry {}", i + 1),
+                &format!("MBR partition entry {number}"),
                 Some(entry_at),
                 &mut table.problems,
             );
             table.partitions.push(p);
         }
         let mut next = 5u32;
-        for i in 0..4 {
-            let e = self.entries[i];
+        for &e in &self.entries {
             if !e.is_empty() && is_extended(e.sys_ind) {
                 read_chain(src, e, ss, &mut next, &mut table);
             }
@@ -255,8 +278,8 @@ fn holds_known_content(src: &dyn ReadAt, start: u64, size: u64) -> bool {
     if start >= src.size() || size == 0 {
         return false;
     }
-    let len = PROBE_BYTES.min(size).min(src.size() - start);
-    let mut buf = vec![0u8; len as usize];
+    let len = PROBE_BYTES.min(size).min(src.size().saturating_sub(start));
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
     if src.read_exact_at(start, &mut buf).is_err() {
         return false;
     }
@@ -276,8 +299,10 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut
     let mut seen = HashSet::new();
     let mut empty_links = 0u32;
     loop {
-        let offset = this_sector * ss;
-        empty_links += 1;
+        // Sector numbers are sums of two u32 and ss is at most 4096: the
+        // byte positions below fit a u64 (saturating only says so).
+        let offset = this_sector.saturating_mul(ss);
+        empty_links = empty_links.saturating_add(1);
         if empty_links > MAX_EMPTY_LINKS {
             table.problems.push(format!(
                 "EBR chain longer than {MAX_EMPTY_LINKS} links without a logical partition; stopped at the EBR at byte {offset}, as the kernel does"
@@ -303,31 +328,32 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut
                 .push(Problem::at("EBR", offset, format!("cannot be read: {e}")));
             return;
         }
-        if s[510..512] != [0x55, 0xaa] {
-            table.problems.push(Problem::at("EBR", offset, format!("no 0x55AA signature (found {:02x}{:02x}); the logical partitions after it are lost", s[510], s[511])));
+        let [.., sig0, sig1] = s;
+        if [sig0, sig1] != [0x55, 0xaa] {
+            table.problems.push(Problem::at("EBR", offset, format!("no 0x55AA signature (found {sig0:02x}{sig1:02x}); the logical partitions after it are lost")));
             return;
         }
         let entries = entries(&s);
-        for (i, e) in entries.iter().enumerate() {
+        for (e, slot) in entries.iter().zip(1u32..) {
             if e.is_empty() || is_extended(e.sys_ind) {
                 continue;
             }
             let offs = u64::from(e.start_sect);
             let size = u64::from(e.nr_sects);
-            let start = this_sector + offs;
+            let start = this_sector.saturating_add(offs);
             // The third and fourth entries sometimes hold garbage: accept them only
             // when they lie inside this EBR's area and the extended partition.
-            if i >= 2
-                && (offs + size > this_size
+            if slot >= 3
+                && (offs.saturating_add(size) > this_size
                     || start < first_sector
-                    || start + size > first_sector + first_size)
+                    || start.saturating_add(size) > first_sector.saturating_add(first_size))
             {
                 continue;
             }
             let p = Partition {
                 number: *next,
-                start: start * ss,
-                size: size * ss,
+                start: start.saturating_mul(ss),
+                size: size.saturating_mul(ss),
                 part_type: PartType::Mbr(e.sys_ind),
                 name: None,
                 uuid: None,
@@ -337,13 +363,13 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut
             check_bounds(
                 &p,
                 src.size(),
-                &format!("EBR at byte {offset}, entry {}", i + 1),
+                &format!("EBR at byte {offset}, entry {slot}"),
                 None,
                 &mut table.problems,
             );
             table.partitions.push(p);
             empty_links = 0;
-            *next += 1;
+            *next = next.saturating_add(1);
             if *next > MAX_PARTITIONS {
                 break;
             }
@@ -354,16 +380,14 @@ fn read_chain(src: &dyn ReadAt, ext: Entry, ss: u64, next: &mut u32, table: &mut
         else {
             return;
         };
-        this_sector = first_sector + u64::from(link.start_sect);
+        this_sector = first_sector.saturating_add(u64::from(link.start_sect));
         this_size = u64::from(link.nr_sects);
-        if this_sector * ss >= src.size() {
+        let link_at = this_sector.saturating_mul(ss);
+        if link_at >= src.size() {
             table.problems.push(Problem::at(
                 "EBR",
                 offset,
-                format!(
-                    "links to byte {} past the end of the disk",
-                    this_sector * ss
-                ),
+                format!("links to byte {link_at} past the end of the disk"),
             ));
             return;
         }

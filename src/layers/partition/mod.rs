@@ -3,6 +3,14 @@
 //! Numbering follows the Linux kernel, so names match what `kpartx`, `lsblk`
 //! and the guest's `/dev/sdaN` use: MBR primaries are 1–4 by slot, logicals
 //! start at 5 in chain order; GPT partitions are numbered by entry slot.
+//!
+//! Every number here comes from the image: no indexing that can panic, no
+//! unchecked arithmetic, no truncating casts (the lints below keep it so).
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 
 mod gpt;
 mod mbr;
@@ -172,7 +180,7 @@ fn check_overlaps(parts: &[Partition], problems: &mut Vec<Problem>) {
     const MAX_LINES: usize = 8;
     let mut lines = 0usize;
     let mut report = |a: &Partition, b: &Partition, problems: &mut Vec<Problem>| {
-        lines += 1;
+        lines = lines.saturating_add(1);
         if lines <= MAX_LINES {
             problems.push(
                 format!(
@@ -290,6 +298,9 @@ mod tests {
         let mut problems = Vec::new();
         check_overlaps(&parts, &mut problems);
         assert_eq!(problems.len(), 9);
-        assert_eq!(problems[8], "more overlapping partitions are not listed");
+        assert_eq!(
+            problems.last().unwrap(),
+            &"more overlapping partitions are not listed"
+        );
     }
 }
