@@ -171,17 +171,21 @@ fn guest_node(layout: &Layout) -> Option<Node> {
         "{os} — {}",
         v.guest.hostname.as_deref().unwrap_or(s::GUEST_TREE)
     );
-    let mounted = layout
+    // Where its fstab mounts each volume, `/` first.
+    let mut mounts: Vec<(String, String)> = layout
         .volumes
         .iter()
-        .filter(|o| o.id != root)
-        .filter(|o| {
-            o.guest
-                .mountpoint
-                .as_deref()
-                .is_some_and(|m| m.starts_with('/'))
+        .filter_map(|o| {
+            let at = o.guest.mountpoint.as_deref()?;
+            at.starts_with('/').then(|| (at.to_string(), o.name.clone()))
         })
-        .count();
+        .collect();
+    mounts.sort();
+    let mounted = mounts.len().saturating_sub(1);
+    let notes = mounts
+        .iter()
+        .map(|(at, name)| s::guest_mount_line(&escape_str(at), &escape_str(name)))
+        .collect();
     Some(Node {
         name,
         kind: GUEST_KIND,
@@ -196,7 +200,7 @@ fn guest_node(layout: &Layout) -> Option<Node> {
         os: None,
         browsable: true,
         problems: Vec::new(),
-        notes: Vec::new(),
+        notes,
         children: Vec::new(),
     })
 }
@@ -232,6 +236,10 @@ pub fn node_lines(n: &Node) -> Vec<String> {
     }
     if let Some(fs) = &n.fstype {
         out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
+    }
+    if is_guest(n) {
+        // Its mount table, one line a mountpoint (escaped where made).
+        out.extend(n.notes.iter().cloned());
     }
     if let Some(os) = &n.os {
         out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));

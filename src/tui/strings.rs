@@ -139,6 +139,11 @@ pub fn noauto(spec: &str) -> String {
     format!("{spec}, noauto: not mounted at boot")
 }
 
+/// The guest node's facts: a mountpoint and the volume mounted there.
+pub fn guest_mount_line(at: &str, volume: &str) -> String {
+    format!("{at} {volume}")
+}
+
 /// In the guest's tree: the volume the folder shown lies on.
 pub fn on_volume(volume: &str) -> String {
     format!("on {volume}")

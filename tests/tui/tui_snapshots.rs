@@ -60,7 +60,8 @@ fn copy_dialog() {
         st.act(Action::MarkAll);
         st.act(Action::CopyMarked);
         let screen = render(&st);
-        assert!(screen.contains("./rescued/vm-108-disk-1/vg_ta_lv_root/"));
+        // From the guest's tree: the files go where the guest has them.
+        assert!(screen.contains("./rescued/vm-108-disk-1/"));
         insta::assert_snapshot!(format!("copy_dialog_{w}x{h}"), screen);
     }
 }
@@ -152,7 +153,8 @@ fn header_shows_journal_replay_and_checksum_problems() {
                 ],
                 ..Default::default()
             },
-            "2 filesystem problems, first: block group 3: descriptor checksum mismatch",
+            // In the guest's tree, a problem names its volume.
+            "2 filesystem problems, first: vg_ta/lv_root: block group 3: descriptor checksum mismatch",
         ),
     ] {
         let mut st = story(120, 40);

@@ -17,13 +17,13 @@ fn typed(pty: &mut Pty, text: &str) {
 fn view_and_search_var_log_messages_of_the_demo() {
     let dir = tempfile::tempdir().unwrap();
     let mut pty = Pty::spawn(&bin(), &["--demo"], &[], dir.path());
-    pty.wait_listed("vg_ta/lv_root:/ ");
+    pty.wait_listed("guest:/ ");
     for (name, path) in [("var", "/var "), ("log", "/var/log ")] {
         pty.send("/");
         typed(&mut pty, name);
         pty.send(ENTER);
         pty.send(ENTER);
-        pty.wait_listed(&format!("vg_ta/lv_root:{path}"));
+        pty.wait_listed(&format!("guest:{path}"));
     }
     pty.send("/");
     typed(&mut pty, "messages");
@@ -51,7 +51,7 @@ fn view_and_search_var_log_messages_of_the_demo() {
     pty.wait_for("not found below: SEGV");
     // Back to the list, then quit.
     pty.send("q");
-    pty.wait_for("vg_ta/lv_root:/var/log ");
+    pty.wait_for("guest:/var/log ");
     pty.send("q");
     let st = pty.wait_exit();
     assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
