@@ -1290,6 +1290,27 @@ impl App {
         }
     }
 
+    /// In the guest's tree: the mountpoints on or below `paths` whose volume
+    /// cannot be read, with the reason.
+    fn unavailable(&self, tree: Tree, paths: &[Vec<u8>]) -> Vec<(Vec<u8>, String)> {
+        let Some(ns) = self.namespace().filter(|_| tree == Tree::Guest) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(Vec<u8>, String)> = Vec::new();
+        for p in paths {
+            for m in ns.unavailable(p, true) {
+                let why = m
+                    .state
+                    .reason()
+                    .unwrap_or_else(|| m.state.name().to_string());
+                if !out.iter().any(|(at, _)| *at == m.mountpoint) {
+                    out.push((m.mountpoint.clone(), why));
+                }
+            }
+        }
+        out
+    }
+
     /// The guest's mount table, once its tree is open.
     pub fn namespace(&self) -> Option<Arc<Namespace>> {
         match self.fss.get(&Tree::Guest) {
@@ -1430,6 +1451,7 @@ impl App {
                     tree: t,
                     volume_name: self.tree_name(t),
                     fs,
+                    unavailable: self.unavailable(t, &self.marks.paths(t)),
                     paths: self.marks.paths(t),
                 });
             }
@@ -1442,6 +1464,7 @@ impl App {
                 tree: p.tree,
                 volume_name: self.tree_name(p.tree),
                 fs,
+                unavailable: self.unavailable(p.tree, &[join(&p.path, &e.name)]),
                 paths: vec![join(&p.path, &e.name)],
             });
         }

@@ -32,6 +32,10 @@ pub struct CopySource {
     pub fs: Arc<dyn FsView>,
     /// Absolute guest paths, none inside another.
     pub paths: Vec<Vec<u8>>,
+    /// In the guest's tree: the mountpoints on or below `paths` whose volume
+    /// cannot be read (missing, unreadable), with the reason. They are
+    /// empty folders in the tree; the summary lists them as skipped.
+    pub unavailable: Vec<(Vec<u8>, String)>,
 }
 
 /// What to copy: the sources of one or more volumes. With more than one
@@ -156,6 +160,7 @@ struct VolumePart {
     folder: PathBuf,
     sources: Vec<job::CopySource>,
     totals: Totals,
+    unavailable: Vec<(Vec<u8>, String)>,
 }
 
 struct JobPlan {
@@ -190,6 +195,7 @@ impl Copier for JobCopier {
             summary.dirs += totals.dirs;
             summary.bytes = summary.bytes.saturating_add(totals.bytes);
             summary.skipped += totals.unsafe_names;
+            summary.skipped += src.unavailable.len() as u64;
             parts.push(VolumePart {
                 fs: Arc::clone(&src.fs),
                 folder: if multi {
@@ -199,6 +205,7 @@ impl Copier for JobCopier {
                 },
                 sources,
                 totals,
+                unavailable: src.unavailable.clone(),
             });
         }
         Ok(Box::new(JobPlan {
@@ -269,6 +276,11 @@ impl PlannedCopy for JobPlan {
                     });
                 }
             };
+            out.skipped.extend(
+                part.unavailable
+                    .iter()
+                    .map(|(at, why)| (escape(at), why.clone())),
+            );
             let s = copy.run_planned(part.totals, cancel, &mut on_event);
             bytes_before += part.totals.bytes;
             files_before += part.totals.files;

@@ -177,7 +177,8 @@ fn guest_node(layout: &Layout) -> Option<Node> {
         .iter()
         .filter_map(|o| {
             let at = o.guest.mountpoint.as_deref()?;
-            at.starts_with('/').then(|| (at.to_string(), o.name.clone()))
+            at.starts_with('/')
+                .then(|| (at.to_string(), o.name.clone()))
         })
         .collect();
     mounts.sort();

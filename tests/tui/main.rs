@@ -27,6 +27,7 @@ mod tui_support;
 mod pager;
 mod tui_app;
 mod tui_fixes;
+mod tui_guest;
 mod tui_picker;
 mod tui_relink;
 mod tui_relink_snapshots;

@@ -410,7 +410,8 @@ pub fn centos_root() -> MemFs {
     );
     fs.file(
         "/etc/fstab",
-        b"/dev/mapper/vg_ta-lv_root / ext4 defaults 1 1\n",
+        b"/dev/mapper/vg_ta-lv_root / ext4 defaults 1 1\n\
+/dev/mapper/vg_ta-lv_home /home ext4 defaults 1 2\n",
         T2013,
     );
     fs.file("/etc/ld.so.conf", b"include ld.so.conf.d/*.conf\n", T2013);
