@@ -93,12 +93,23 @@ struct MountRow {
     guessed: bool,
 }
 
-/// The mount table of every guest root, as the commands assemble it.
+/// The mount table of every guest root, as the commands assemble it. A
+/// volume the kernel engine would serve is not mounted for this table (a
+/// listing of layers sets up no loop device): it stands as an empty folder,
+/// mounted, and the engines' table says who reads it.
 fn mount_rows(layout: &Layout, engines: &engine::Engines) -> Vec<MountRow> {
     let opts = vmrescue::fs::FsOptions::default();
+    let open = |v| {
+        if engines.decide(layout, v).engine == Some(engine::Engine::Kernel) {
+            let stand_in: std::sync::Arc<dyn vmrescue::fs::FsView> =
+                std::sync::Arc::new(vmrescue::fs::mem::MemFs::new());
+            return Ok(stand_in);
+        }
+        engines.open_fs(layout, v, &opts)
+    };
     let mut rows = Vec::new();
     for root in layout.guest_roots() {
-        let ns = Namespace::build(layout, root, &|v| engines.open_fs(layout, v, &opts));
+        let ns = Namespace::build(layout, root, &open);
         for m in ns.mounts() {
             rows.push(MountRow {
                 guest_root: layout.volume(root).name.clone(),

@@ -114,12 +114,21 @@ impl std::fmt::Debug for Namespace {
     }
 }
 
-/// An empty folder, for what is mounted but has no files here.
-fn empty_dir(fstype: &str, perm: u32) -> Arc<dyn FsView> {
+/// An empty folder, for what is mounted but has no files here; with the
+/// owner and times of the directory it covers, when there is one (no
+/// invented date in a listing).
+fn empty_dir(fstype: &str, perm: u32, covered: Option<&crate::fs::Metadata>) -> Arc<dyn FsView> {
     let mut fs = MemFs::new();
     fs.status.fs_type = fstype.to_string();
     if let Some(n) = fs.node_mut(fs.root_id()) {
         n.meta.perm = perm;
+        if let Some(c) = covered {
+            n.meta.uid = c.uid;
+            n.meta.gid = c.gid;
+            n.meta.atime = c.atime;
+            n.meta.mtime = c.mtime;
+            n.meta.ctime = c.ctime;
+        }
     }
     Arc::new(fs)
 }
@@ -142,7 +151,7 @@ impl Namespace {
         let (root_fs, root_state) = match open(root) {
             Ok(fs) => (fs, MountState::Mounted),
             Err(e) => (
-                empty_dir("unreadable", 0o755),
+                empty_dir("unreadable", 0o755, None),
                 MountState::Unreadable(e.to_string()),
             ),
         };
@@ -355,9 +364,13 @@ fn mount_entry(
     } else {
         0o755
     });
+    let covered = path::resolve(&*tree, &entry.mountpoint, true)
+        .and_then(|r| tree.metadata(r.node))
+        .ok()
+        .filter(|m| m.file_type == crate::fs::FileType::Directory);
     let empty = |perm: u32| {
         layer(
-            empty_dir(&entry.fstype, perm),
+            empty_dir(&entry.fstype, perm, covered.as_ref()),
             index,
             dev,
             None,
@@ -516,7 +529,7 @@ fn attach(
                     node
                 } else {
                     let made = tree.push_layer(layer(
-                        empty_dir("none", 0o755),
+                        empty_dir("none", 0o755, None),
                         mount,
                         dev,
                         None,
