@@ -263,6 +263,12 @@ pub trait FsView: Send + Sync {
     fn host_extent(&self, _node: NodeId, _offset: u64, _len: u64) -> Option<HostExtent> {
         None
     }
+
+    /// The device a node lives on, as `st_dev` tells it: nodes of one filesystem share it; a
+    /// merged guest tree gives each mounted volume its own. `find -xdev` and `cp -x` stay on one.
+    fn dev(&self, _node: NodeId) -> u64 {
+        0
+    }
 }
 
 /// Read a small regular file of the guest whole (at most `cap` bytes),
