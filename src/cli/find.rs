@@ -82,15 +82,19 @@ pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
 
 /// Arguments of `find`.
 #[derive(Args, Debug)]
-#[command(override_usage = "vmrescue find [OPTIONS] <IMAGE> [PATH]... [TESTS]\n       \
-                            vmrescue find [OPTIONS] --demo [PATH]... [TESTS]")]
-#[command(after_help = "Tests and actions may be written as find writes them (-name, -type, \
+#[command(
+    override_usage = "vmrescue find [OPTIONS] <IMAGE> [PATH]... [TESTS]\n       \
+                            vmrescue find [OPTIONS] --demo [PATH]... [TESTS]"
+)]
+#[command(
+    after_help = "Tests and actions may be written as find writes them (-name, -type, \
     -size, -mmin, -mtime, -newer, -xdev, -ls, -maxdepth, -mindepth) or with two dashes. \
     All tests given must pass: an implicit AND; there is no -o, ! or parentheses. Paths are \
     printed as given, then the names below them, escaped as `ls` escapes them. Times are UTC.\n\n\
     Examples:\n  vmrescue find disk.qcow2 /etc -name '*.conf' -mtime -2\n  \
     vmrescue find disk.qcow2 / -xdev -type f -size +100M -ls\n  \
-    vmrescue find disk.qcow2 /var/log -newer /etc/passwd --json")]
+    vmrescue find disk.qcow2 /var/log -newer /etc/passwd --json"
+)]
 pub struct FindArgs {
     #[command(flatten)]
     guest: GuestArgs,
@@ -107,7 +111,11 @@ pub struct FindArgs {
     /// Size in units rounded up, as find: `N` exactly, `+N` more, `-N` less;
     /// units c (bytes), w (2 bytes), b (512, the default), k, M, G
     /// (`-size -1M` is empty files only).
-    #[arg(long = "size", value_name = "[+-]N[cwbkMG]", allow_hyphen_values = true)]
+    #[arg(
+        long = "size",
+        value_name = "[+-]N[cwbkMG]",
+        allow_hyphen_values = true
+    )]
     sizes: Vec<String>,
     /// Modified N minutes ago (`-N` less, `+N` more), as find counts them.
     #[arg(long = "mmin", value_name = "[+-]N", allow_hyphen_values = true)]
@@ -169,7 +177,9 @@ fn now(arg: Option<&str>) -> Result<Timestamp, String> {
             while digits.len() < 9 {
                 digits.push('0');
             }
-            let nsec = digits.parse().map_err(|_| format!("--now {s}: not a time"))?;
+            let nsec = digits
+                .parse()
+                .map_err(|_| format!("--now {s}: not a time"))?;
             Ok(Timestamp { sec, nsec })
         }
     }
@@ -206,8 +216,7 @@ impl FindArgs {
             });
         }
         for s in &self.sizes {
-            q.sizes
-                .push(SizeTest::parse(s).map_err(|e| e.to_string())?);
+            q.sizes.push(SizeTest::parse(s).map_err(|e| e.to_string())?);
         }
         for m in &self.mmins {
             q.times
@@ -359,7 +368,11 @@ fn print(
     match printer {
         Printer::Paths => writeln!(out, "{}", f.shown),
         Printer::Ls(cols) => match &f.meta {
-            Some(m) => writeln!(out, "{}", cols.line(&f.shown, m, owners, target().as_deref())),
+            Some(m) => writeln!(
+                out,
+                "{}",
+                cols.line(&f.shown, m, owners, target().as_deref())
+            ),
             None => writeln!(out, "?????????? {}", f.shown),
         },
         Printer::Json { first } => {
@@ -383,8 +396,12 @@ mod tests {
     #[test]
     fn single_dash_options_become_long_ones() {
         assert_eq!(
-            translate(os(&["vmrescue", "find", "img", "/", "-name", "-type", "-size", "-1M", "-xdev"])),
-            os(&["vmrescue", "find", "img", "/", "--name", "-type", "--size", "-1M", "--xdev"])
+            translate(os(&[
+                "vmrescue", "find", "img", "/", "-name", "-type", "-size", "-1M", "-xdev"
+            ])),
+            os(&[
+                "vmrescue", "find", "img", "/", "--name", "-type", "--size", "-1M", "--xdev"
+            ])
         );
         assert_eq!(
             translate(os(&["vmrescue", "find", "--name", "-ls", "-ls"])),

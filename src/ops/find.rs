@@ -275,7 +275,10 @@ pub struct Query {
 impl Query {
     /// Whether a test needs the node's metadata (not only its name and type).
     fn needs_metadata(&self) -> bool {
-        self.want_metadata || !self.sizes.is_empty() || !self.times.is_empty() || !self.newer.is_empty()
+        self.want_metadata
+            || !self.sizes.is_empty()
+            || !self.times.is_empty()
+            || !self.newer.is_empty()
     }
 
     /// Whether a node passes every test that needs no metadata.
@@ -521,6 +524,10 @@ impl Walker<'_> {
     /// when the tests need it).
     fn read(&mut self, dir: NodeId, path: Vec<u8>, shown: String, depth: usize) -> Option<Frame> {
         self.counts.dirs += 1;
+        // A reader records damage it reads past (a bad checksum, a broken
+        // entry) as a problem of the filesystem rather than an error: say
+        // which directory it was found in.
+        let before = self.fs.status().problems.len();
         let entries = match self.fs.read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
@@ -528,6 +535,19 @@ impl Walker<'_> {
                 return None;
             }
         };
+        let problems = self.fs.status().problems;
+        if let Some(first) = problems.get(before) {
+            let more = problems.len() - before - 1;
+            let more = if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            };
+            self.problem(format!(
+                "‘{shown}’: damaged directory: {}{more}",
+                crate::text::escape_str(&first.to_string())
+            ));
+        }
         let mut children: Vec<Child> = entries
             .into_iter()
             .map(|e| Child {
@@ -676,7 +696,8 @@ fn bracket(pattern: &[u8], start: usize, c: u8, fold: bool) -> Option<(bool, usi
     let lower = c.to_ascii_lowercase();
     let upper = c.to_ascii_uppercase();
     let hit = |lo: u8, hi: u8| {
-        (lo..=hi).contains(&c) || (fold && ((lo..=hi).contains(&lower) || (lo..=hi).contains(&upper)))
+        (lo..=hi).contains(&c)
+            || (fold && ((lo..=hi).contains(&lower) || (lo..=hi).contains(&upper)))
     };
     loop {
         let b = *pattern.get(i)?;
@@ -687,7 +708,9 @@ fn bracket(pattern: &[u8], start: usize, c: u8, fold: bool) -> Option<(bool, usi
         if b == b'[' && pattern.get(i + 1) == Some(&b':') {
             if let Some(len) = pattern[i + 2..].windows(2).position(|w| w == b":]") {
                 let class = &pattern[i + 2..i + 2 + len];
-                if class_matches(class, c) || (fold && (class_matches(class, lower) || class_matches(class, upper))) {
+                if class_matches(class, c)
+                    || (fold && (class_matches(class, lower) || class_matches(class, upper)))
+                {
                     matched = true;
                 }
                 i += 2 + len + 2;
@@ -1067,13 +1090,195 @@ mod tests {
             sec: 1_764_665_100, // 2025-12-02 08:45 UTC
             nsec: 0,
         };
-        assert_eq!(ls_date(Timestamp { sec: 1_764_665_000, nsec: 0 }, now), "Dec  2 08:43");
-        assert_eq!(ls_date(Timestamp { sec: 1_361_455_380, nsec: 0 }, now), "Feb 21  2013");
-        assert_eq!(ls_date(Timestamp { sec: 1_764_665_200, nsec: 0 }, now), "Dec  2  2025");
         assert_eq!(
-            iso_time(Timestamp { sec: 1_361_455_380, nsec: 5 }),
+            ls_date(
+                Timestamp {
+                    sec: 1_764_665_000,
+                    nsec: 0
+                },
+                now
+            ),
+            "Dec  2 08:43"
+        );
+        assert_eq!(
+            ls_date(
+                Timestamp {
+                    sec: 1_361_455_380,
+                    nsec: 0
+                },
+                now
+            ),
+            "Feb 21  2013"
+        );
+        assert_eq!(
+            ls_date(
+                Timestamp {
+                    sec: 1_764_665_200,
+                    nsec: 0
+                },
+                now
+            ),
+            "Dec  2  2025"
+        );
+        assert_eq!(
+            iso_time(Timestamp {
+                sec: 1_361_455_380,
+                nsec: 5
+            }),
             "2013-02-21T14:03:00.000000005Z"
         );
+    }
+
+    use crate::fs::mem::MemFs;
+    use crate::fs::{DirEntry, FileExtent, FsStatus, Xattr};
+
+    /// `find` over `fs` from `start`: the paths shown, and the problems.
+    fn run(fs: &dyn FsView, start: &[u8], q: &Query) -> (Vec<String>, Vec<String>) {
+        let (mut found, mut problems) = (Vec::new(), Vec::new());
+        walk(fs, start, q, &AtomicBool::new(false), &mut |ev| match ev {
+            Event::Found(f) => found.push(f.shown),
+            Event::Problem(p) => problems.push(p),
+            Event::Progress(_) => {}
+        })
+        .unwrap();
+        (found, problems)
+    }
+
+    #[test]
+    fn loops_end_and_are_reported() {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let a = fs.add_dir(root, b"a", 0o755);
+        let b = fs.add_dir(a, b"b", 0o755);
+        fs.add_file(b, b"f", 0o644, b"x");
+        // b holds its own grandparent: a loop.
+        fs.link(b, b"up", a);
+        let (found, problems) = run(&fs, b"/", &Query::default());
+        assert_eq!(found, ["/", "/a", "/a/b", "/a/b/f", "/a/b/up"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("‘/a/b/up’: a directory already walked"));
+    }
+
+    #[test]
+    fn impossible_names_are_shown_escaped_and_not_entered() {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let d = fs.add_dir(root, b"x/y", 0o755);
+        fs.add_file(d, b"inside", 0o644, b"");
+        fs.add_file(root, b"\x1b[2J", 0o644, b"");
+        let (found, _) = run(&fs, b"/", &Query::default());
+        assert_eq!(found, ["/", "/x\\x2fy", "/\\x1b[2J"]);
+    }
+
+    /// A view whose nodes under one directory report another device.
+    struct TwoDevices {
+        inner: MemFs,
+        other: Vec<NodeId>,
+    }
+
+    impl FsView for TwoDevices {
+        fn status(&self) -> FsStatus {
+            self.inner.status()
+        }
+        fn root(&self) -> NodeId {
+            self.inner.root()
+        }
+        fn metadata(&self, node: NodeId) -> Result<Metadata> {
+            self.inner.metadata(node)
+        }
+        fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
+            self.inner.read_dir(dir)
+        }
+        fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
+            self.inner.read_link(node)
+        }
+        fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+            self.inner.read_at(node, offset, buf)
+        }
+        fn extents(&self, node: NodeId) -> Result<Vec<FileExtent>> {
+            self.inner.extents(node)
+        }
+        fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>> {
+            self.inner.xattrs(node)
+        }
+        fn dev(&self, node: NodeId) -> u64 {
+            u64::from(self.other.contains(&node))
+        }
+    }
+
+    #[test]
+    fn xdev_tests_the_mountpoint_but_does_not_enter_it() {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let home = fs.add_dir(root, b"home", 0o755);
+        let etc = fs.add_dir(root, b"etc", 0o755);
+        fs.add_file(etc, b"passwd", 0o644, b"");
+        let mut node = fs.node_mut(home).unwrap().clone();
+        node.entries.clear();
+        let user = fs.add(home, b"user", node);
+        let fs = TwoDevices {
+            inner: fs,
+            other: vec![home, user],
+        };
+        let all = run(&fs, b"/", &Query::default()).0;
+        assert_eq!(all, ["/", "/home", "/home/user", "/etc", "/etc/passwd"]);
+        let q = Query {
+            xdev: true,
+            ..Query::default()
+        };
+        assert_eq!(run(&fs, b"/", &q).0, ["/", "/home", "/etc", "/etc/passwd"]);
+        // Started inside the other volume, -xdev stays there.
+        assert_eq!(run(&fs, b"/home", &q).0, ["/home", "/home/user"]);
+    }
+
+    #[test]
+    fn cancel_stops_the_walk() {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        for i in 0..10 {
+            let d = fs.add_dir(root, format!("d{i}").as_bytes(), 0o755);
+            fs.add_file(d, b"f", 0o644, b"");
+        }
+        let cancel = AtomicBool::new(false);
+        let mut found = 0;
+        walk(&fs, b"/", &Query::default(), &cancel, &mut |ev| {
+            if let Event::Found(_) = ev {
+                found += 1;
+                if found == 3 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+        .unwrap();
+        assert!(found < 6, "{found}");
+    }
+
+    #[test]
+    fn newest_keeps_the_latest_changes_newest_first() {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        for i in 0..50i64 {
+            let f = fs.add_file(root, format!("f{i}").as_bytes(), 0o644, b"");
+            // Times out of order: 0, 17, 34, 1, ...
+            let t = (i * 17) % 50;
+            fs.node_mut(f).unwrap().meta.mtime = Timestamp { sec: t, nsec: 0 };
+        }
+        fs.node_mut(root).unwrap().meta.mtime = Timestamp { sec: -5, nsec: 0 };
+        let (top, counts) = newest(
+            &fs,
+            b"/",
+            &Query::default(),
+            5,
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap();
+        let times: Vec<i64> = top
+            .iter()
+            .map(|f| f.meta.as_ref().unwrap().mtime.sec)
+            .collect();
+        assert_eq!(times, [49, 48, 47, 46, 45]);
+        assert_eq!(counts.seen, 51);
     }
 
     #[test]
