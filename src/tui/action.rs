@@ -74,6 +74,10 @@ pub enum Action {
     CycleExisting,
     /// Type a character into the active text field.
     Insert(char),
+    /// The find dialog: search the guest by name, type, size, change time.
+    Find,
+    /// Find dialog: list the newest changes across the guest, newest first.
+    RecentChanges,
 }
 
 impl Action {
@@ -110,6 +114,8 @@ impl Action {
         ("delete-word", Action::DeleteWord),
         ("force", Action::Force),
         ("if-exists", Action::CycleExisting),
+        ("find", Action::Find),
+        ("recent-changes", Action::RecentChanges),
     ];
 
     /// The action named `name` in the keymap.

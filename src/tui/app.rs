@@ -511,6 +511,14 @@ impl App {
         self.dialog.iter_mut().chain(self.under.iter_mut().rev())
     }
 
+    /// The find dialog whose search is request `req`, wherever it is in the stack.
+    fn find_dialog(&mut self, req: u64) -> Option<&mut super::dialogs::FindDialog> {
+        self.dialogs_mut().find_map(|d| match d {
+            Dialog::Find(f) if f.search.as_ref().is_some_and(|s| s.req == req) => Some(&mut **f),
+            _ => None,
+        })
+    }
+
     /// The restore dialog waiting for the answer to request `req`, wherever it is in the stack.
     fn restore_waiting(&mut self, req: u64) -> Option<&mut RestoreDialog> {
         self.dialogs_mut().find_map(|d| match d {
@@ -591,6 +599,7 @@ impl App {
     /// `update` (the copy and restore dialogs, the doctor view).
     fn update_top(&mut self, action: &Action) -> Option<Outcome> {
         let page = self.screen().dialog_rows();
+        let find_rows = super::views::find::result_rows(&self.screen());
         let mut ctx = Ctx {
             undo_dir: &self.config.undo_dir,
             pve_root: &self.config.pve_root,
@@ -603,6 +612,11 @@ impl App {
             Dialog::CopySetup(c) => Some(c.update(action, &mut ctx)),
             Dialog::Restore(r) => Some(r.update(action, &mut ctx)),
             Dialog::Doctor(d) => Some(d.update(action, &mut ctx)),
+            Dialog::Find(f) => {
+                let outcome = f.update(action, &mut ctx);
+                f.scroll_into_view(find_rows);
+                Some(outcome)
+            }
             _ => None,
         }
     }
@@ -626,6 +640,7 @@ impl App {
                 self.copy = Some(job);
                 self.close_dialog();
             }
+            Outcome::JumpTo { volume, dir, name } => self.jump_to(volume, dir, name),
             Outcome::RestoreLink {
                 volume,
                 link,
@@ -672,6 +687,7 @@ impl App {
             Action::RestoreSymlink => self.open_restore(),
             Action::ShowDetails => self.show_details(),
             Action::Doctor => self.open_doctor(),
+            Action::Find => self.open_find(),
             Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
             Action::FilterStart => self.start_filter(),
             Action::Quit => self.ask_quit(),
@@ -1150,6 +1166,35 @@ impl App {
         });
     }
 
+    fn open_find(&mut self) {
+        let Some(volume) = self.pane().map(|p| p.volume) else {
+            self.say(s::FIND_NEEDS_FS);
+            return;
+        };
+        let Some(fs) = self.fs(volume).cloned() else {
+            self.say(s::FIND_NEEDS_FS);
+            return;
+        };
+        let name = self.volume_label(volume);
+        self.push_dialog(Dialog::Find(Box::new(super::dialogs::FindDialog::new(
+            volume, name, fs,
+        ))));
+    }
+
+    /// Show `name` in folder `dir` of `volume` in the right pane; the find
+    /// dialog (and any window) closes.
+    fn jump_to(&mut self, volume: VolumeId, dir: Vec<u8>, name: Option<Vec<u8>>) {
+        self.close_all_dialogs();
+        self.focus = Focus::Files;
+        if self.pane().is_some_and(|p| p.volume == volume) {
+            self.list(dir, name);
+        } else {
+            self.last_paths.insert(volume, dir);
+            self.reselect = name;
+            self.open_volume(volume);
+        }
+    }
+
     fn open_doctor(&mut self) {
         let Some(p) = self.pane() else {
             self.say(s::DOCTOR_NEEDS_FS);
@@ -1393,6 +1438,26 @@ impl App {
                 new_target,
                 result,
             } => self.relinked(volume, link, new_target, result),
+            JobResult::FindFound { req, hits, replace } => {
+                if let Some(f) = self.find_dialog(req) {
+                    f.found(req, hits, replace);
+                }
+            }
+            JobResult::FindProgress { req, counts } => {
+                if let Some(f) = self.find_dialog(req) {
+                    f.progress(req, counts);
+                }
+            }
+            JobResult::FindDone {
+                req,
+                counts,
+                problems,
+                error,
+            } => {
+                if let Some(f) = self.find_dialog(req) {
+                    f.done(req, counts, problems, error);
+                }
+            }
             JobResult::DoctorDone { req, report } => {
                 if let Some(d) = self.dialogs_mut().find_map(|d| match d {
                     Dialog::Doctor(d) if d.req == req => Some(d),

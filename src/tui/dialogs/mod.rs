@@ -14,6 +14,7 @@
 
 pub mod copy;
 pub mod doctor;
+pub mod find;
 pub mod restore;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::layers::VolumeId;
 
 pub use copy::{CopySetup, IfExists};
 pub use doctor::DoctorView;
+pub use find::FindDialog;
 pub use restore::{CandidateRow, RestoreDialog};
 
 /// What a dialog may use of the app while it takes an action.
@@ -81,6 +83,16 @@ pub enum Outcome {
     Announce(String, bool),
     /// The copy started: the dialog closes and its progress shows.
     CopyStarted(CopyJob),
+    /// Close the window and show `name` in folder `dir` of `volume` in the
+    /// right pane (the find dialog's Enter on a result).
+    JumpTo {
+        /// The volume.
+        volume: VolumeId,
+        /// The folder, a guest path.
+        dir: Vec<u8>,
+        /// The entry to put the cursor on (none: the folder is the root).
+        name: Option<Vec<u8>>,
+    },
     /// Go to a link and open its restore dialog in place of this window.
     RestoreLink {
         /// The volume holding the link.
@@ -138,13 +150,15 @@ pub enum Dialog {
     Restore(Box<RestoreDialog>),
     /// The doctor view (`!`): the guest's suspicious links and recent changes.
     Doctor(Box<DoctorView>),
+    /// The find dialog (`Ctrl-F`, `F7`).
+    Find(Box<FindDialog>),
 }
 
 impl Dialog {
     /// Where keys are read while this window is shown.
     pub fn context(&self) -> Context {
         match self {
-            Dialog::CopySetup(_) => Context::Edit,
+            Dialog::CopySetup(_) | Dialog::Find(_) => Context::Edit,
             Dialog::Restore(r) if r.typing.is_some() => Context::Edit,
             Dialog::Confirm(_) => Context::Confirm,
             Dialog::Restore(_) | Dialog::Doctor(_) => Context::Repair,
@@ -161,6 +175,7 @@ impl Dialog {
             | Dialog::Summary { scroll, .. } => Some(scroll),
             Dialog::Restore(r) => Some(&mut r.scroll),
             Dialog::Doctor(d) => Some(&mut d.scroll),
+            Dialog::Find(f) => Some(&mut f.scroll),
             Dialog::CopySetup(_) | Dialog::Confirm(_) => None,
         }
     }
