@@ -214,13 +214,3 @@ fn needs_an_open_filesystem() {
             .is_some_and(|m| m.text.contains("open a volume"))
     );
 }
-
-#[test]
-#[ignore = "prints the screen, for a person to look at"]
-fn show_screen() {
-    let mut st = story(80, 24);
-    st.act(Action::Find);
-    key(&mut st, KeyCode::Char('r'), KeyModifiers::CONTROL);
-    key(&mut st, KeyCode::PageDown, KeyModifiers::NONE);
-    println!("{}", render(&st.app));
-}

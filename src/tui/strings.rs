@@ -674,7 +674,9 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         }
         (_, Action::Confirm) => "Yes",
         (Context::Main, Action::Cancel) => "Clear the filter, or the message",
-        (Context::Edit, Action::Cancel) => "Cancel (clears the filter)",
+        (Context::Edit, Action::Cancel) => {
+            "Cancel (clears the filter); find: stop the search, then close"
+        }
         (Context::Confirm, Action::Cancel) => "No",
         (Context::Progress, Action::Cancel) => "Cancel the copy (asks first)",
         (_, Action::Cancel) => "Close",
