@@ -433,7 +433,7 @@ impl Walker<'_> {
         path: Vec<u8>,
         shown: String,
         depth: usize,
-        mut stack: Option<&mut Vec<Frame>>,
+        stack: Option<&mut Vec<Frame>>,
     ) {
         self.counts.seen += 1;
         if self.counts.seen.is_multiple_of(PROGRESS_EVERY) {
@@ -498,7 +498,7 @@ impl Walker<'_> {
             Some(f) => f,
             None => return,
         };
-        match stack.as_deref_mut() {
+        match stack {
             Some(s) => s.push(frame),
             None => self.run(frame),
         }
@@ -652,19 +652,17 @@ pub fn fnmatch(pattern: &[u8], name: &[u8], fold: bool) -> bool {
                         }
                     }
                 },
-                b'\\' if p + 1 < pattern.len() => {
-                    if n < name.len() && eq(pattern[p + 1], name[n]) {
-                        p += 2;
-                        n += 1;
-                        continue;
-                    }
+                b'\\' if p + 1 < pattern.len() && n < name.len() && eq(pattern[p + 1], name[n]) => {
+                    p += 2;
+                    n += 1;
+                    continue;
                 }
-                c if n < name.len() && c != b'?' && c != b'[' => {
-                    if eq(c, name[n]) {
-                        p += 1;
-                        n += 1;
-                        continue;
-                    }
+                // A quoted byte that does not match.
+                b'\\' if p + 1 < pattern.len() => {}
+                c if n < name.len() && c != b'?' && c != b'[' && eq(c, name[n]) => {
+                    p += 1;
+                    n += 1;
+                    continue;
                 }
                 _ => {}
             }
@@ -705,8 +703,11 @@ fn bracket(pattern: &[u8], start: usize, c: u8, fold: bool) -> Option<(bool, usi
             return Some((matched != negate, i + 1));
         }
         first = false;
-        if b == b'[' && pattern.get(i + 1) == Some(&b':') {
-            if let Some(len) = pattern[i + 2..].windows(2).position(|w| w == b":]") {
+        if b == b'['
+            && pattern.get(i + 1) == Some(&b':')
+            && let Some(len) = pattern[i + 2..].windows(2).position(|w| w == b":]")
+        {
+            {
                 let class = &pattern[i + 2..i + 2 + len];
                 if class_matches(class, c)
                     || (fold && (class_matches(class, lower) || class_matches(class, upper)))
