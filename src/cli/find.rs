@@ -160,15 +160,7 @@ pub struct FindArgs {
 /// "Now", or the time `--now` names.
 fn now(arg: Option<&str>) -> Result<Timestamp, String> {
     match arg {
-        None => {
-            let d = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|e| e.to_string())?;
-            Ok(Timestamp {
-                sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                nsec: d.subsec_nanos(),
-            })
-        }
+        None => Ok(Timestamp::now()),
         Some(s) => {
             let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
             let sec = sec.parse().map_err(|_| format!("--now {s}: not a time"))?;

@@ -358,7 +358,7 @@ fn plan_in_place(
     let ino = u32::try_from(node.0)
         .map_err(|_| Error::Invalid(format!("inode number {} out of range", node.0)))?;
     let inode = ext.read_inode(ino)?;
-    let now = opts.now.unwrap_or_else(now);
+    let now = opts.now.unwrap_or_else(Timestamp::now);
     let patch = ext_write::symlink(
         ext,
         &inode,
@@ -698,16 +698,6 @@ fn target_doubts(
     }
 }
 
-/// The current time.
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nsec: d.subsec_nanos(),
-    }
-}
 
 /// Turn volume ranges into image-file writes (split where the mapping
 /// splits, [`Mapping::ranges`](crate::io::Mapping::ranges)), one

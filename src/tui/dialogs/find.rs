@@ -210,7 +210,7 @@ impl FindDialog {
     /// Start a search (the "changed recently" preset when `recent`).
     fn start(&mut self, recent: bool, ctx: &mut Ctx<'_>) -> Outcome {
         self.stop();
-        let query = match self.query(now()) {
+        let query = match self.query(Timestamp::now()) {
             Ok(q) => q,
             Err(e) => {
                 self.error = Some(e);
@@ -393,16 +393,6 @@ impl Drop for FindDialog {
     }
 }
 
-/// Now, for "changed within".
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nsec: d.subsec_nanos(),
-    }
-}
 
 #[cfg(test)]
 mod tests {
