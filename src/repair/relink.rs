@@ -698,7 +698,6 @@ fn target_doubts(
     }
 }
 
-
 /// Turn volume ranges into image-file writes (split where the mapping
 /// splits, [`Mapping::ranges`](crate::io::Mapping::ranges)), one
 /// [`WritePlan`] per image; the old bytes are read from the image files

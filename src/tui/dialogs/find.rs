@@ -393,7 +393,6 @@ impl Drop for FindDialog {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
