@@ -11,6 +11,9 @@
 //! also drops the page cache before every run, `VMRESCUE_BENCH_BIG_MIB` and
 //! `VMRESCUE_BENCH_FILES` shrink the cases for a quick trial.
 
+// A benchmark may unwrap: a failure stops the run, it is not a product path.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -12,6 +12,9 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it makes a
 //! smoke run on the bundled demo disk instead.
 
+// A benchmark may unwrap: a failure stops the run, it is not a product path.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! seconds each used per pass (a fairer comparison on a busy machine);
 //! asserts nothing about time.
 
+// A benchmark may unwrap: a failure stops the run, it is not a product path.
+#![allow(clippy::unwrap_used)]
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

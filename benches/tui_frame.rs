@@ -4,6 +4,9 @@
 //! Run with `cargo bench --bench tui_frame`. Under `cargo test --all-targets`
 //! (no `--bench` argument) it runs a quick smoke version instead.
 
+// A benchmark may unwrap: a failure stops the run, it is not a product path.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../tests/tui_support/mod.rs"]
 mod tui_support;
 

@@ -9,6 +9,8 @@
 //!   into one [`layers::Layout`] per set of disks.
 //! * [`pve`] — Proxmox VE discovery: guests, their disks, whether they run.
 //! * [`fs`] — guest filesystems behind the [`fs::FsView`] trait.
+//! * [`guest`] — the guest as it boots: its fstab's mounts over every
+//!   volume, composed into one tree.
 //! * [`engine`] — the userspace engine (we parse everything ourselves) and
 //!   the kernel engine (loop + device-mapper + read-only mount).
 //! * [`ops`] — what the operator does with a filesystem: copy out, listings.
@@ -21,11 +23,13 @@
 //! `ARCHITECTURE.md` at the top of the repository maps the folders and
 //! their invariants.
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod fs;
+pub mod guest;
 pub mod image;
 pub mod io;
 pub mod layers;

@@ -1,5 +1,6 @@
 //! The `vmrescue` command.
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod cli;
 

@@ -3,6 +3,10 @@
 //! messages when it cannot run, and its refusal without root. The whole
 //! engine (device-mapper included) is tested in a VM by `tests/vm/run.sh`.
 
+// Test helpers unwrap too: a failure there is a failed test (`clippy.toml`
+// allows unwrap only inside test functions).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod pty_support;
 

@@ -15,6 +15,10 @@
 //! This file has its own `main` (no libtest harness) so the binary can be
 //! its own child: with `VMRESCUE_TUI_CHILD` set it runs the TUI instead.
 
+// Test helpers unwrap too: a failure there is a failed test (`clippy.toml`
+// allows unwrap only inside test functions).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod image_support;
 mod pty_support;

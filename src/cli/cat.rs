@@ -19,7 +19,7 @@ const CHUNK: usize = 1 << 20;
 #[derive(Args, Debug)]
 #[command(override_usage = "vmrescue cat [OPTIONS] <IMAGE> <PATH>...\n       \
                             vmrescue cat [OPTIONS] --demo <PATH>...")]
-pub struct CatArgs {
+pub(super) struct CatArgs {
     #[command(flatten)]
     guest: GuestArgs,
     /// IMAGE (unless --demo), then guest paths (symlinks are followed inside the guest).
@@ -37,7 +37,7 @@ enum Stop {
 }
 
 /// Run `cat`.
-pub fn run(args: &CatArgs) -> u8 {
+pub(super) fn run(args: &CatArgs) -> u8 {
     let (target, paths) = match args.guest.split(args.args.clone()) {
         Ok(x) => x,
         Err(e) => {
@@ -79,6 +79,9 @@ pub fn run(args: &CatArgs) -> u8 {
             }
             Err(Stop::Failed(e)) => {
                 report(&e);
+                for (_, why) in guest.not_here(p.as_bytes(), false) {
+                    report(&why);
+                }
                 code = exit::PROBLEMS;
             }
         }

@@ -25,7 +25,7 @@ use super::{exit, report};
     override_usage = "vmrescue cp [OPTIONS] <IMAGE> <SRC>... <DEST>\n       \
                             vmrescue cp [OPTIONS] --demo <SRC>... <DEST>"
 )]
-pub struct CpArgs {
+pub(super) struct CpArgs {
     #[command(flatten)]
     guest: GuestArgs,
     /// Replace files that already exist in DEST (directories are merged, never replaced by files).
@@ -39,6 +39,10 @@ pub struct CpArgs {
     /// Do not copy owners and xattrs (they are only copied when running as root).
     #[arg(long)]
     no_owner: bool,
+    /// Stay on the volume of each SRC: the guest's mountpoints below it are
+    /// created empty, as `cp -x` does.
+    #[arg(long, short = 'x')]
+    one_file_system: bool,
     /// No progress bar, even on a terminal.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -50,7 +54,7 @@ pub struct CpArgs {
 }
 
 /// Run `cp`.
-pub fn run(args: &CpArgs) -> u8 {
+pub(super) fn run(args: &CpArgs) -> u8 {
     // First, before any thread starts (opening an image may start some):
     // then every thread has the signals blocked and only ours takes them.
     let cancel = Arc::new(AtomicBool::new(false));
@@ -76,6 +80,8 @@ pub fn run(args: &CpArgs) -> u8 {
     };
     let mut problems = guest.damaged;
     let mut sources = Vec::new();
+    // Mountpoints inside what is copied whose volume cannot be read here.
+    let mut not_here: Vec<(Vec<u8>, String)> = Vec::new();
     for p in &paths {
         // A mountpoint of another volume holds (at most) an empty directory
         // here: copying it would claim a success that is not one.
@@ -90,6 +96,17 @@ pub fn run(args: &CpArgs) -> u8 {
                     report(&format!("{}: {why}", escape(p.as_bytes())));
                     problems = true;
                     continue;
+                }
+                let on = guest.not_here(&s.guest_path, false);
+                let below = if args.one_file_system {
+                    Vec::new()
+                } else {
+                    guest.not_here(&s.guest_path, true)
+                };
+                for m in on.into_iter().chain(below) {
+                    if !not_here.contains(&m) {
+                        not_here.push(m);
+                    }
                 }
                 for (at, volume) in guest.mounts_inside(&s.guest_path) {
                     report(&format!(
@@ -139,6 +156,7 @@ pub fn run(args: &CpArgs) -> u8 {
         return exit::ERROR;
     }
     let mut options = CopyOptions::for_this_user(args.no_owner);
+    options.one_file_system = args.one_file_system;
     options.existing = if args.overwrite {
         Existing::Overwrite
     } else if args.skip_existing {
@@ -157,13 +175,16 @@ pub fn run(args: &CpArgs) -> u8 {
         b.draw_text("counting files...");
     }
     let mut totals = None;
-    let summary = job.run(&cancel, &mut |ev| match (&ev, bar.as_mut()) {
+    let mut summary = job.run(&cancel, &mut |ev| match (&ev, bar.as_mut()) {
         (CopyEvent::Planned(t), _) => totals = Some(*t),
         (CopyEvent::Progress(p), Some(b)) => b.draw(p),
         _ => {}
     });
     if let Some(b) = bar.as_mut() {
         b.clear();
+    }
+    for (at, why) in &not_here {
+        summary.add_skipped(at, why.clone());
     }
     let signal = signal.load(Ordering::Relaxed);
     if print_summary(&summary, totals.as_ref(), signal).is_err() {

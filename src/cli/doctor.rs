@@ -10,10 +10,11 @@ use super::{Target, exit, open_volume, report};
 
 /// Arguments of `doctor`.
 #[derive(Args, Debug)]
-pub struct DoctorArgs {
+pub(super) struct DoctorArgs {
     #[command(flatten)]
     target: Target,
-    /// The volume to examine (default: the guest root).
+    /// Examine this volume alone (default: the guest as it boots, every
+    /// volume its fstab mounts).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
     /// Show the on-disk state: do not replay the journal in memory.
@@ -25,7 +26,7 @@ pub struct DoctorArgs {
 }
 
 /// Run `doctor`.
-pub fn run(args: &DoctorArgs) -> u8 {
+pub(super) fn run(args: &DoctorArgs) -> u8 {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {
@@ -42,9 +43,16 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     let options = FsOptions {
         no_journal: args.no_journal,
     };
-    let fs = engines.open_fs(&layout, id, &options)?;
+    let (fs, namespace) =
+        super::guest::open_guest_or_volume(&layout, id, args.volume.is_some(), &engines, &options)?;
     let volume = &layout.volume(id).name;
     let found = doctor::examine(&*fs);
+    // In the whole guest, relink needs no --volume: it finds the volume itself.
+    let pin = if namespace.is_some() {
+        String::new()
+    } else {
+        format!(" --volume {volume}")
+    };
     let image = args
         .target
         .image
@@ -54,7 +62,12 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     if args.json {
         outln!("{}", to_json(&found, volume));
     } else {
-        out!("{}", render(&found, volume, &image));
+        let shown = if namespace.is_some() {
+            format!("the guest (root {volume}, with the volumes it mounts)")
+        } else {
+            volume.clone()
+        };
+        out!("{}", render(&found, &shown, &image, &pin));
     }
     Ok(if found.findings.is_empty() {
         exit::OK
@@ -63,7 +76,7 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     })
 }
 
-fn render(r: &Report, volume: &str, image: &str) -> String {
+fn render(r: &Report, volume: &str, image: &str, pin: &str) -> String {
     let mut out = String::new();
     if r.findings.is_empty() {
         out.push_str(&format!(
@@ -94,7 +107,7 @@ fn render(r: &Report, volume: &str, image: &str) -> String {
                     c.reasons.join("; ")
                 ));
                 out.push_str(&format!(
-                    "      repair:   vmrescue relink {image} --volume {volume} {}\n",
+                    "      repair:   vmrescue relink {image}{pin} {}\n",
                     escape(&a.link)
                 ));
             }

@@ -40,7 +40,7 @@ const SINGLE_DASH: &[(&str, bool)] = &[
 
 /// The command line with `vmrescue find`'s single-dash options (`-name`)
 /// spelt as clap's long options (`--name`); other commands' are left alone.
-pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
+pub(crate) fn translate(args: Vec<OsString>) -> Vec<OsString> {
     if args.get(1).is_none_or(|a| a != "find") {
         return args;
     }
@@ -95,7 +95,7 @@ pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
     vmrescue find disk.qcow2 / -xdev -type f -size +100M -ls\n  \
     vmrescue find disk.qcow2 /var/log -newer /etc/passwd --json"
 )]
-pub struct FindArgs {
+pub(crate) struct FindArgs {
     #[command(flatten)]
     guest: GuestArgs,
     /// The last component matches the shell glob (`*`, `?`, `[...]`, `\`);
@@ -236,7 +236,7 @@ enum Printer {
 }
 
 /// Run `find`.
-pub fn run(args: &FindArgs) -> u8 {
+pub(crate) fn run(args: &FindArgs) -> u8 {
     let (target, paths) = match args.guest.split(args.args.clone()) {
         Ok(x) => x,
         Err(e) => {

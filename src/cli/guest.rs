@@ -14,18 +14,20 @@ use vmrescue::engine::{Engines, select_volume};
 use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
-use vmrescue::layers::Layout;
+use vmrescue::guest::{MountState, Namespace};
+use vmrescue::layers::{Layout, VolumeId};
 use vmrescue::text::{escape, escape_str};
 
 use super::{SourceArgs, Target, open_found_layout, report};
 
 /// Options naming the disks and the volume.
 #[derive(Args, Debug, Clone)]
-pub struct GuestArgs {
+pub(super) struct GuestArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// The volume to read (`p1`, `vg/lv`, `/dev/vg/lv`, `UUID=...`); default:
-    /// the guest root, else the only filesystem.
+    /// Read this volume alone, with its own paths (`p1`, `vg/lv`,
+    /// `/dev/vg/lv`, `UUID=...`). Default: the guest as it boots (its root
+    /// with the volumes its /etc/fstab mounts), else the only filesystem.
     #[arg(long, value_name = "V")]
     pub volume: Option<String>,
     /// Show the on-disk state: do not replay the filesystem journal in memory.
@@ -34,18 +36,22 @@ pub struct GuestArgs {
 }
 
 /// An open guest filesystem.
-pub struct Guest {
+pub(super) struct Guest {
     /// The filesystem.
     pub fs: Arc<dyn FsView>,
     /// The filesystem reported problems (damaged structures, bad
     /// checksums): the command's exit code is at least 1.
     pub damaged: bool,
-    /// When the filesystem is the guest root: the other volumes the guest
+    /// With `--volume` naming the guest root: the other volumes the guest
     /// mounts in it (mountpoint, volume name), from its fstab.
     pub mounts: Vec<(Vec<u8>, String)>,
-    /// The volume's name and the problems already reported, to report
-    /// those found later (while reading) at the end.
-    reported: (String, Vec<vmrescue::problem::Problem>),
+    /// Without `--volume`, on a guest: its mount table and merged tree
+    /// (`fs` is that tree).
+    pub namespace: Option<Namespace>,
+    /// The prefix of problems (the volume's name; none for the merged tree,
+    /// whose problems name their volume) and the problems already reported,
+    /// to report those found later (while reading) at the end.
+    reported: (Option<String>, Vec<vmrescue::problem::Problem>),
     /// Kept open for the filesystem's lifetime.
     _layout: Option<Layout>,
 }
@@ -54,11 +60,11 @@ impl Guest {
     /// Report the problems the filesystem found after it was opened (while
     /// reading directories and files); whether it found any at all, which
     /// makes the command's exit code at least 1.
-    pub fn finish(&self) -> bool {
+    pub(super) fn finish(&self) -> bool {
         let status = self.fs.status();
         let (name, before) = &self.reported;
         for p in status.problems.iter().filter(|p| !before.contains(p)) {
-            report(&format!("{name}: {}", escape_str(&p.to_string())));
+            report(&prefixed(name.as_deref(), &p.to_string()));
         }
         !status.problems.is_empty()
     }
@@ -66,7 +72,10 @@ impl Guest {
 
 impl GuestArgs {
     /// Split the positionals into the target (IMAGE unless `--demo`) and the rest.
-    pub fn split(&self, mut positionals: Vec<OsString>) -> Result<(Target, Vec<OsString>), String> {
+    pub(super) fn split(
+        &self,
+        mut positionals: Vec<OsString>,
+    ) -> Result<(Target, Vec<OsString>), String> {
         let image = if self.source.demo || self.source.vmid.is_some() {
             None
         } else if positionals.is_empty() {
@@ -87,7 +96,7 @@ impl GuestArgs {
     /// IMAGE is a directory (a guest tree mounted or unpacked elsewhere),
     /// that directory. Notes and problems of the filesystem go to stderr
     /// when `notes`.
-    pub fn open(&self, target: &Target, notes: bool) -> Result<Guest, vmrescue::Error> {
+    pub(super) fn open(&self, target: &Target, notes: bool) -> Result<Guest, vmrescue::Error> {
         if let Some(dir) = target.image.as_ref().filter(|p| p.is_dir()) {
             if !target.source.disks.is_empty() || self.volume.is_some() {
                 return Err(vmrescue::Error::Invalid(format!(
@@ -99,6 +108,7 @@ impl GuestArgs {
                 fs: Arc::new(HostFs::open(dir)?),
                 damaged: false,
                 mounts: Vec::new(),
+                namespace: None,
                 reported: Default::default(),
                 _layout: None,
             });
@@ -109,44 +119,81 @@ impl GuestArgs {
         let opts = FsOptions {
             no_journal: self.no_journal,
         };
-        // The kernel session (if the kernel engine serves the volume) lives
-        // as long as the filesystem view holds it.
-        let fs = engines.open_fs(&layout, id, &opts)?;
+        let is_root = layout.volume(id).guest.os.is_some();
+        let (fs, namespace) =
+            open_guest_or_volume(&layout, id, self.volume.is_some(), &engines, &opts)?;
+        let name = namespace
+            .is_none()
+            .then(|| escape_str(&layout.volume(id).name));
         let status = fs.status();
-        let name = escape_str(&layout.volume(id).name);
         if notes {
             for n in &status.notes {
-                report(&format!("{name}: {}", escape_str(n)));
+                report(&prefixed(name.as_deref(), n));
             }
         }
         for p in &status.problems {
-            report(&format!("{name}: {}", escape_str(&p.to_string())));
+            report(&prefixed(name.as_deref(), &p.to_string()));
         }
-        let is_root = layout.volume(id).guest.mountpoint.as_deref() == Some("/");
-        let mounts = layout
-            .volumes
-            .iter()
-            .filter(|v| is_root && v.id != id)
-            .filter_map(|v| {
-                let at = v.guest.mountpoint.as_ref()?;
-                (at.starts_with('/') && at != "/").then(|| (at.as_bytes().to_vec(), v.name.clone()))
-            })
-            .collect();
+        let mounts = if namespace.is_none() && is_root {
+            layout
+                .volumes
+                .iter()
+                .filter(|v| v.id != id)
+                .filter_map(|v| {
+                    let at = v.guest.mountpoint.as_ref()?;
+                    (at.starts_with('/') && at != "/")
+                        .then(|| (at.as_bytes().to_vec(), v.name.clone()))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Guest {
             fs,
             damaged: !status.problems.is_empty(),
             mounts,
+            namespace,
             reported: (name, status.problems),
             _layout: Some(layout),
         })
     }
 }
 
+/// The guest as it boots (its namespace, and the merged tree) when `id` is
+/// a guest root and no volume was `named`; else volume `id` alone. The
+/// kernel session (if the kernel engine serves a volume) lives as long as
+/// the filesystem views hold it.
+pub(super) fn open_guest_or_volume(
+    layout: &Layout,
+    id: VolumeId,
+    named: bool,
+    engines: &Engines,
+    opts: &FsOptions,
+) -> Result<(Arc<dyn FsView>, Option<Namespace>), vmrescue::Error> {
+    if named || layout.volume(id).guest.os.is_none() {
+        return Ok((engines.open_fs(layout, id, opts)?, None));
+    }
+    let ns = Namespace::build(layout, id, &|v| engines.open_fs(layout, v, opts));
+    if let Some(MountState::Unreadable(why)) = ns.mounts().first().map(|m| &m.state) {
+        return Err(vmrescue::Error::Unsupported(why.clone()));
+    }
+    Ok((ns.fs(), Some(ns)))
+}
+
+/// `text` escaped, after `name: ` when there is a name.
+fn prefixed(name: Option<&str>, text: &str) -> String {
+    match name {
+        Some(n) => format!("{n}: {}", escape_str(text)),
+        None => escape_str(text),
+    }
+}
+
 impl Guest {
-    /// When guest path `path` is (or lies below) where the guest mounts
-    /// another volume, the sentence that says which and how to read it:
-    /// `/home is where vg_ta/lv_home is mounted; use --volume vg_ta/lv_home`.
-    pub fn mounted_elsewhere(&self, path: &[u8]) -> Option<String> {
+    /// With `--volume` naming the guest root: when guest path `path` is (or
+    /// lies below) where the guest mounts another volume, the sentence that
+    /// says which and how to read it: `/home is where vg_ta/lv_home is
+    /// mounted; use --volume vg_ta/lv_home` (or no `--volume`).
+    pub(super) fn mounted_elsewhere(&self, path: &[u8]) -> Option<String> {
         let parts = lexical(path);
         self.mounts
             .iter()
@@ -166,7 +213,7 @@ impl Guest {
                     )
                 };
                 format!(
-                    "{} is where {} is mounted; use --volume {}{inside}",
+                    "{} is where {} is mounted; use --volume {}{inside}, or no --volume for the whole guest",
                     escape(at),
                     escape_str(volume),
                     escape_str(volume)
@@ -176,7 +223,7 @@ impl Guest {
 
     /// The mountpoints of other volumes that lie inside guest directory
     /// `path` (whose files a copy of `path` does not hold), with their volumes.
-    pub fn mounts_inside(&self, path: &[u8]) -> Vec<(String, String)> {
+    pub(super) fn mounts_inside(&self, path: &[u8]) -> Vec<(String, String)> {
         let parts = lexical(path);
         self.mounts
             .iter()
@@ -185,6 +232,35 @@ impl Guest {
                 at.len() > parts.len() && at.starts_with(&parts)
             })
             .map(|(at, volume)| (escape(at), escape_str(volume)))
+            .collect()
+    }
+}
+
+impl Guest {
+    /// The guest's mount entries whose files are not here (device missing
+    /// or unreadable) that guest path `path` lies on, and with `below` also
+    /// those inside it: (mountpoint, why), for `ls -R`, `cat` and `cp`.
+    pub(super) fn not_here(&self, path: &[u8], below: bool) -> Vec<(Vec<u8>, String)> {
+        let Some(ns) = &self.namespace else {
+            return Vec::new();
+        };
+        // Where the path leads in the guest (symlinks followed), else as written.
+        let canonical = vmrescue::fs::path::resolve(&*self.fs, path, true)
+            .map(|r| r.path)
+            .unwrap_or_else(|_| path.to_vec());
+        ns.unavailable(&canonical, below)
+            .into_iter()
+            .map(|m| {
+                (
+                    m.mountpoint.clone(),
+                    format!(
+                        "{} ({}) is not mounted here: {}",
+                        escape(&m.mountpoint),
+                        escape_str(&m.spec),
+                        escape_str(&m.state.reason().unwrap_or_default())
+                    ),
+                )
+            })
             .collect()
     }
 }

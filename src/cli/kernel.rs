@@ -16,7 +16,7 @@ use super::{Target, exit, open_volume, report};
 
 /// Arguments of `mount`.
 #[derive(Args, Debug)]
-pub struct MountArgs {
+pub(super) struct MountArgs {
     #[command(flatten)]
     target: Target,
     /// The volume to mount (default: the guest root, or the only filesystem).
@@ -26,7 +26,7 @@ pub struct MountArgs {
 
 /// Arguments of `cleanup`.
 #[derive(Args, Debug)]
-pub struct CleanupArgs {
+pub(super) struct CleanupArgs {
     /// Only say what would be removed.
     #[arg(long)]
     dry_run: bool,
@@ -34,7 +34,7 @@ pub struct CleanupArgs {
 
 /// Arguments of `walk`.
 #[derive(Args, Debug)]
-pub struct WalkArgs {
+pub(super) struct WalkArgs {
     #[command(flatten)]
     target: Target,
     /// The volume to walk.
@@ -49,7 +49,7 @@ pub struct WalkArgs {
 }
 
 /// Run `mount` (or `map` when not `mount_it`).
-pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
+pub(super) fn mount(args: &MountArgs, mount_it: bool) -> u8 {
     let cmd = if mount_it { "mount" } else { "map" };
     if args.target.source.engine == EngineChoice::Userspace {
         report(&format!(
@@ -120,7 +120,7 @@ pub fn mount(args: &MountArgs, mount_it: bool) -> u8 {
 }
 
 /// Run `cleanup`.
-pub fn cleanup(args: &CleanupArgs) -> u8 {
+pub(super) fn cleanup(args: &CleanupArgs) -> u8 {
     if !nix::unistd::Uid::effective().is_root() {
         report(&"cleanup removes mounts and devices: run it as root");
         return exit::ERROR;
@@ -175,7 +175,7 @@ fn sha256(fs: &dyn FsView, node: NodeId, size: u64) -> vmrescue::Result<String> 
 
 /// One line per node: path, type, permissions, size, link target, SHA-256;
 /// sorted by path. Problems are returned separately.
-pub fn manifest(
+pub(super) fn manifest(
     fs: &dyn FsView,
     max_depth: Option<usize>,
     hash: bool,
@@ -246,7 +246,7 @@ pub fn manifest(
 }
 
 /// Run `walk`.
-pub fn walk(args: &WalkArgs) -> u8 {
+pub(super) fn walk(args: &WalkArgs) -> u8 {
     let engines = Engines::new(args.target.source.engine);
     let (layout, id) = match open_volume(&args.target, args.volume.as_deref(), &engines) {
         Ok(x) => x,

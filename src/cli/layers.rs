@@ -2,14 +2,15 @@
 
 use clap::Args;
 use vmrescue::engine::{self, Decision, EngineChoice};
+use vmrescue::guest::Namespace;
 use vmrescue::layers::{Layout, VolumeKind, tree};
-use vmrescue::text::escape_str;
+use vmrescue::text::{escape, escape_str};
 
 use super::{Target, exit, open_layout_with, report};
 
 /// Arguments of `layers`.
 #[derive(Args, Debug)]
-pub struct LayersArgs {
+pub(super) struct LayersArgs {
     #[command(flatten)]
     target: Target,
     /// Print the tree as JSON (see the README for the format).
@@ -22,7 +23,7 @@ pub struct LayersArgs {
 }
 
 /// Run `layers`.
-pub fn run(args: &LayersArgs) -> u8 {
+pub(super) fn run(args: &LayersArgs) -> u8 {
     let engines = engine::Engines::new(args.target.source.engine);
     let layout = match open_layout_with(&args.target, &engines, args.scan) {
         Ok(l) => l,
@@ -33,6 +34,7 @@ pub fn run(args: &LayersArgs) -> u8 {
     };
     let roots = tree::build(&layout);
     let problems = layout.all_problems();
+    let mounts = mount_rows(&layout, &engines);
     let engines = engine_rows(&layout, args.target.source.engine);
     if args.json {
         let doc = serde_json::json!({
@@ -41,6 +43,7 @@ pub fn run(args: &LayersArgs) -> u8 {
             "problems": problems,
             "engine_choice": args.target.source.engine,
             "engines": engines,
+            "mounts": mounts,
         });
         match serde_json::to_string_pretty(&doc) {
             Ok(s) => outln!("{s}"),
@@ -54,6 +57,7 @@ pub fn run(args: &LayersArgs) -> u8 {
         for n in &layout.notes {
             outln!("{}", vmrescue::text::escape_str(n));
         }
+        out!("{}", render_mounts(&mounts));
         out!("{}", render_engines(&engines, args.target.source.engine));
     }
     for p in &problems {
@@ -69,6 +73,102 @@ pub fn run(args: &LayersArgs) -> u8 {
     } else {
         exit::PROBLEMS
     }
+}
+
+/// One entry of a guest's mount table, for `layers`.
+#[derive(Debug, serde::Serialize)]
+struct MountRow {
+    /// The guest root whose fstab this is.
+    guest_root: String,
+    mountpoint: String,
+    spec: String,
+    /// The volume's name, when the spec names one here.
+    volume: Option<String>,
+    fstype: String,
+    options: String,
+    /// `mounted`, `virtual`, `bind`, `missing`, `unreadable`, `noauto`, `swap`, `failed`.
+    state: &'static str,
+    reason: Option<String>,
+    /// Found by disk order and partition number (`/dev/sda1`).
+    guessed: bool,
+}
+
+/// The mount table of every guest root, as the commands assemble it.
+fn mount_rows(layout: &Layout, engines: &engine::Engines) -> Vec<MountRow> {
+    let opts = vmrescue::fs::FsOptions::default();
+    let mut rows = Vec::new();
+    for root in layout.guest_roots() {
+        let ns = Namespace::build(layout, root, &|v| engines.open_fs(layout, v, &opts));
+        for m in ns.mounts() {
+            rows.push(MountRow {
+                guest_root: layout.volume(root).name.clone(),
+                mountpoint: escape(&m.mountpoint),
+                spec: m.spec.clone(),
+                volume: m.volume.map(|v| layout.volume(v).name.clone()),
+                fstype: m.fstype.clone(),
+                options: m.options.clone(),
+                state: m.state.name(),
+                reason: m.state.reason(),
+                guessed: m.guessed,
+            });
+        }
+    }
+    rows
+}
+
+fn render_mounts(rows: &[MountRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let several = rows.iter().any(|r| r.guest_root != rows[0].guest_root);
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            let mut volume = r.volume.as_deref().map_or_else(|| "-".into(), escape_str);
+            if r.guessed {
+                volume.push_str(" (guessed)");
+            }
+            let mut state = r.state.to_string();
+            if let Some(why) = &r.reason {
+                state.push_str(&format!(": {}", escape_str(why)));
+            }
+            if several {
+                state.push_str(&format!(" [fstab of {}]", escape_str(&r.guest_root)));
+            }
+            [
+                r.mountpoint.clone(),
+                escape_str(&r.spec),
+                volume,
+                escape_str(&r.fstype),
+                state,
+            ]
+        })
+        .collect();
+    let heads = ["MOUNTPOINT", "SOURCE", "VOLUME", "FSTYPE", "STATE"];
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|c| vmrescue::text::columns(&c[i]))
+            .chain([heads[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let w: Vec<usize> = (0..4).map(width).collect();
+    let line = |c: [&str; 5]| {
+        let mut l = String::new();
+        for (i, cell) in c.iter().enumerate().take(4) {
+            l.push_str(&vmrescue::text::pad(cell, w[i], false));
+            l.push_str("  ");
+        }
+        l.push_str(c[4]);
+        l.push('\n');
+        l
+    };
+    let mut out = format!("\n{}", line(heads));
+    for c in &cells {
+        out.push_str(&line([&c[0], &c[1], &c[2], &c[3], &c[4]]));
+    }
+    out
 }
 
 /// Which engine serves a volume, for `layers`.

@@ -25,7 +25,7 @@ const MAX_DEPTH: usize = 1024;
                             vmrescue ls [OPTIONS] --demo [PATH]...")]
 // `-h` is ls's human-readable sizes, as in `ls -lh`; `--help` stays the help.
 #[command(disable_help_flag = true)]
-pub struct LsArgs {
+pub(super) struct LsArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -60,7 +60,7 @@ struct Lister<'a, W: Write> {
 }
 
 /// Run `ls`.
-pub fn run(args: &LsArgs) -> u8 {
+pub(super) fn run(args: &LsArgs) -> u8 {
     let (target, paths) = match args.guest.split(args.args.clone()) {
         Ok(x) => x,
         Err(e) => {
@@ -95,9 +95,14 @@ pub fn run(args: &LsArgs) -> u8 {
         paths.iter().map(|p| p.as_bytes().to_vec()).collect()
     };
     // What lies at another volume's mountpoint here is not what the guest
-    // shows there (an empty directory, at most): say where to look.
+    // shows there (an empty directory, at most): say where to look. In the
+    // whole guest, say which mounts listed here hold no files here.
     for p in &paths {
         if let Some(why) = guest.mounted_elsewhere(p) {
+            report(&why);
+            l.problems = true;
+        }
+        for (_, why) in guest.not_here(p, args.recursive) {
             report(&why);
             l.problems = true;
         }

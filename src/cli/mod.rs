@@ -55,7 +55,7 @@ use vmrescue::layers::Layout;
 #[derive(Parser, Debug)]
 #[command(name = "vmrescue", version, about, long_about)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -68,7 +68,7 @@ pub struct Cli {
 /// The disks to open: IMAGE (or `--demo`, or a Proxmox guest) and the options
 /// every command shares.
 #[derive(Args, Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// Disk image: a raw or qcow2 file, a block device, or the ID of a
     /// Proxmox VM or container (all its disks; a file of that name wins).
     /// Without one, on a Proxmox host, shows the guests to choose from.
@@ -83,7 +83,7 @@ pub struct Target {
 /// Commands with further positionals (`ls`, `cat`, `cp`, `relink`) take IMAGE
 /// themselves, so that with `--demo` every positional is a guest path.
 #[derive(Args, Debug, Clone, Default)]
-pub struct SourceArgs {
+pub(crate) struct SourceArgs {
     /// Use the bundled demo image (a CentOS-6-like guest with a broken libc
     /// link) instead of IMAGE.
     #[arg(long)]
@@ -120,16 +120,24 @@ enum Command {
     ///
     /// Prints an indented tree like `lsblk`: name, size, start offset (bytes
     /// on the disk), type, filesystem type, label and, where the guest says
-    /// so, the mountpoint. Problems found on the way are printed on stderr
-    /// and make the exit code 1; what could be read is still shown.
+    /// so, the mountpoint. Then the guest's mount table: each line of its
+    /// /etc/fstab, the volume it names (`guessed` for kernel names such as
+    /// /dev/sda1) and what became of it. Problems found on the way are
+    /// printed on stderr and make the exit code 1; what could be read is
+    /// still shown.
     Layers(layers::LayersArgs),
     /// List a guest directory, like `ls` (`-l`, `-a`, `-R`, `-h`).
     ///
-    /// Names with control characters or invalid UTF-8 are shown escaped
+    /// Paths are the guest's as it boots: the volumes its /etc/fstab mounts
+    /// are at their mountpoints (as for cat, cp, doctor and relink);
+    /// `--volume V` reads one volume alone, with its own paths. A mount
+    /// whose volume is missing or unreadable is an empty folder, and
+    /// listing it says why (exit code 1). Names with control characters or invalid UTF-8 are shown escaped
     /// (`\x1b`, `\xe9`), never raw. Times are UTC. IMAGE may also be a
     /// directory holding a guest tree.
     Ls(ls::LsArgs),
-    /// Write guest files to standard output, byte for byte.
+    /// Write guest files to standard output, byte for byte (symlinks
+    /// followed inside the guest, across its volumes).
     Cat(cat::CatArgs),
     /// Find files in the guest, like GNU find (-name, -iname, -type, -size,
     /// -mmin, -mtime, -newer, -xdev, -maxdepth, -mindepth, -ls, --json).
@@ -147,6 +155,8 @@ enum Command {
     /// written under a hidden temporary name (`.NAME.vmrescue-XXXXXX`) and
     /// renamed when complete, so an interrupted copy never leaves a
     /// truncated file under its real name. Names that could escape DEST are
+    /// skipped. Crosses the guest's mountpoints (`-x` stays on one volume);
+    /// a mountpoint whose volume is missing or unreadable is listed as
     /// skipped. Ends with a summary; the exit code is 1 when anything failed
     /// or was skipped, 130 after Ctrl-C and 143 after SIGTERM.
     Cp(cp::CpArgs),
@@ -208,17 +218,17 @@ enum Command {
 }
 
 /// Exit codes.
-pub mod exit {
+pub(crate) mod exit {
     /// Everything worked.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// The job was done but problems were found (damaged structures, failed files).
-    pub const PROBLEMS: u8 = 1;
+    pub(crate) const PROBLEMS: u8 = 1;
     /// The job could not be done.
-    pub const ERROR: u8 = 2;
+    pub(crate) const ERROR: u8 = 2;
 }
 
 /// Print an error the way every command does.
-pub fn report(err: &dyn std::fmt::Display) {
+pub(crate) fn report(err: &dyn std::fmt::Display) {
     use std::io::Write;
     // Not eprintln!: a standard error that cannot be written is no reason to panic.
     let _ = writeln!(std::io::stderr(), "vmrescue: {err}");
@@ -227,12 +237,12 @@ pub fn report(err: &dyn std::fmt::Display) {
 /// Open the target's disks and read their layers; inspection opens the
 /// filesystems with `engines`' userspace engine, which keeps them for the
 /// command.
-pub fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+pub(crate) fn open_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
     open_layout_with(target, engines, false)
 }
 
 /// [`open_layout`]; `search` searches every disk for lost volumes.
-pub fn open_layout_with(
+pub(crate) fn open_layout_with(
     target: &Target,
     engines: &Engines,
     search: bool,
@@ -268,7 +278,7 @@ pub fn open_layout_with(
 /// When the disks hold nothing vmrescue recognises (no partition table, no
 /// volume group, no filesystem or other known content: an empty file, a
 /// text file, a blank disk), the sentence that says so for each disk.
-pub fn nothing_found(layout: &Layout) -> Option<String> {
+pub(crate) fn nothing_found(layout: &Layout) -> Option<String> {
     use vmrescue::layers::probe::ContentKind;
     let nothing = !layout.disks.is_empty()
         && layout.disks.iter().all(|d| d.table.is_none())
@@ -296,7 +306,10 @@ pub fn nothing_found(layout: &Layout) -> Option<String> {
 
 /// [`open_layout`] for commands that need something on the disks: an
 /// error when [`nothing_found`].
-pub fn open_found_layout(target: &Target, engines: &Engines) -> Result<Layout, vmrescue::Error> {
+pub(crate) fn open_found_layout(
+    target: &Target,
+    engines: &Engines,
+) -> Result<Layout, vmrescue::Error> {
     let layout = open_layout(target, engines)?;
     match nothing_found(&layout) {
         Some(why) => Err(vmrescue::Error::Invalid(why)),
@@ -306,7 +319,7 @@ pub fn open_found_layout(target: &Target, engines: &Engines) -> Result<Layout, v
 
 /// Open the target's layers and pick the volume (`--volume`, else the
 /// guest root, else the only filesystem).
-pub fn open_volume(
+pub(crate) fn open_volume(
     target: &Target,
     volume: Option<&str>,
     engines: &Engines,
@@ -317,7 +330,7 @@ pub fn open_volume(
 }
 
 /// The disks a target names: IMAGE (or the disks of a Proxmox guest) and --disk.
-pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
+pub(crate) fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
     let vmid = target.source.vmid.or_else(|| {
         let image = target.image.as_ref()?;
         let s = image.to_str()?;
@@ -342,12 +355,18 @@ pub fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Error> {
                 guest.kind.short()
             )));
         }
-        if let vmrescue::pve::Status::Running(why) = &guest.status {
-            report(&format!(
+        match &guest.status {
+            vmrescue::pve::Status::Running(why) => report(&format!(
                 "warning: {} {vmid} is running ({why}): reading its disks anyway, but what is \
                  shown may be inconsistent and no repair will be made",
                 guest.kind.short()
-            ));
+            )),
+            vmrescue::pve::Status::InUse(why) => report(&format!(
+                "warning: {} {vmid} is not running, but a disk of it is in use ({why}): \
+                 reading its disks anyway; no repair will be made until that is released",
+                guest.kind.short()
+            )),
+            vmrescue::pve::Status::Stopped => {}
         }
         paths.extend(disks);
     } else if let Some(path) = &target.image {
@@ -395,7 +414,7 @@ fn list_guests(target: &Target) -> u8 {
 }
 
 /// Parse the command line and run.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse_from(find::translate(std::env::args_os().collect()));
     // A signal or a panic ending a kernel-engine session or the TUI ends
     // the process through the teardown: the unpacked demo disk goes then too.

@@ -14,7 +14,7 @@ static FAILED: AtomicBool = AtomicBool::new(false);
 
 /// Write `args` to standard output unless it was closed; on a write error
 /// other than a broken pipe, say so once on standard error.
-pub fn write_out(args: std::fmt::Arguments<'_>) {
+pub(super) fn write_out(args: std::fmt::Arguments<'_>) {
     if CLOSED.load(Ordering::Relaxed) {
         return;
     }
@@ -26,7 +26,7 @@ pub fn write_out(args: std::fmt::Arguments<'_>) {
 
 /// Note a failed write to standard output: quiet for a closed pipe, else
 /// said once on standard error, and the exit code becomes 2.
-pub fn write_failed(e: &std::io::Error) {
+pub(super) fn write_failed(e: &std::io::Error) {
     if CLOSED.swap(true, Ordering::Relaxed) {
         return;
     }
@@ -37,6 +37,6 @@ pub fn write_failed(e: &std::io::Error) {
 }
 
 /// Whether a write to standard output failed (other than a closed pipe).
-pub fn failed() -> bool {
+pub(super) fn failed() -> bool {
     FAILED.load(Ordering::Relaxed)
 }

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use vmrescue::engine::{Engine, EngineChoice, Engines, select_volume};
+use vmrescue::guest::Namespace;
 use vmrescue::layers::{Layout, VolumeId};
-use vmrescue::repair::relink::{self, Applier, Options, Plan, Writer};
+use vmrescue::repair::relink::{self, Applier, GuestView, Options, Plan, Writer};
 use vmrescue::repair::undo::default_undo_dir;
 use vmrescue::text::escape;
 
@@ -21,10 +22,11 @@ use super::{SourceArgs, Target, exit, open_found_layout, report};
 #[derive(Args, Debug)]
 #[command(override_usage = "vmrescue relink [OPTIONS] <IMAGE> <PATH>\n       \
                             vmrescue relink [OPTIONS] --demo <PATH>")]
-pub struct RelinkArgs {
+pub(super) struct RelinkArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// The volume holding the link (default: the guest root).
+    /// The volume holding the link, the path being inside it (default: the
+    /// guest as it boots; the volume is found from the path).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
     /// The new target, as the link will hold it (`libc-2.12.so`); default:
@@ -54,7 +56,7 @@ pub struct RelinkArgs {
 }
 
 /// Run `relink`.
-pub fn run(args: &RelinkArgs) -> u8 {
+pub(super) fn run(args: &RelinkArgs) -> u8 {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {
@@ -114,7 +116,19 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
     };
     let engines = Engines::new(args.source.engine);
     let layout = open_found_layout(&target, &engines)?;
-    let id = select_volume(&layout, args.volume.as_deref())?;
+    let root = select_volume(&layout, args.volume.as_deref())?;
+    // In the whole guest (no --volume): the volume the link lies on, the
+    // link's path inside it, and the guest's tree for the checks.
+    let (id, link, view) = if args.volume.is_none() && layout.volume(root).guest.os.is_some() {
+        let opts = vmrescue::fs::FsOptions::default();
+        let ns = Namespace::build(&layout, root, &|v| engines.open_fs(&layout, v, &opts));
+        let fs = ns.fs();
+        let seen = vmrescue::fs::path::resolve(&*fs, link.as_bytes(), false)?.path;
+        let (id, inner) = ns.locate(&seen)?;
+        (id, inner, Some(GuestView { fs, link: seen }))
+    } else {
+        (root, link.as_bytes().to_vec(), None)
+    };
     let decision = engines.decide(&layout, id);
     if args.source.engine == EngineChoice::Kernel && decision.engine != Some(Engine::Kernel) {
         if let Err(why) = vmrescue::engine::kernel_available() {
@@ -122,45 +136,50 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         }
         return Err(vmrescue::Error::Unsupported(decision.reason));
     }
-    let code = if decision.engine == Some(Engine::Kernel) {
-        engines.kernel().and_then(|session| {
-            let writer = Writer::Kernel(session);
-            relink(args, &writer, &layout, id, link, &undo_dir, &temporary_demo)
-        })
-    } else {
-        relink(
-            args,
-            &Writer::InPlace,
-            &layout,
-            id,
-            link,
-            &undo_dir,
-            &temporary_demo,
-        )
+    let at = Spot {
+        layout: &layout,
+        id,
+        link: &link,
+        view: view.as_ref(),
     };
+    let code = Writer::for_volume(&engines, &layout, id)
+        .and_then(|writer| relink(args, &writer, &at, &undo_dir, &temporary_demo));
     for p in engines.close() {
         report(&p);
     }
     code
 }
 
+/// Where the link is: its volume, its path inside it, and (in the whole
+/// guest) the guest's tree and the link's path there.
+struct Spot<'a> {
+    layout: &'a Layout,
+    id: VolumeId,
+    link: &'a [u8],
+    view: Option<&'a GuestView>,
+}
+
 /// Plan, show, ask, apply with `writer`.
 fn relink(
     args: &RelinkArgs,
     writer: &Writer,
-    layout: &Layout,
-    id: VolumeId,
-    link: &OsString,
+    at: &Spot<'_>,
     undo_dir: &Path,
     temporary_demo: &Option<PathBuf>,
 ) -> Result<u8, vmrescue::Error> {
+    let (layout, id) = (at.layout, at.id);
     let opts = Options {
         force: args.force,
         pve_root: Some(args.source.pve_root.clone()),
         now: None,
     };
     let to = args.to.as_ref().map(|t| t.as_bytes().to_vec());
-    let plan = relink::plan_with(writer, layout, id, link.as_bytes(), to.as_deref(), &opts)?;
+    let plan = match at.view {
+        Some(view) => {
+            relink::plan_in_guest(writer, layout, id, at.link, view, to.as_deref(), &opts)?
+        }
+        None => relink::plan_with(writer, layout, id, at.link, to.as_deref(), &opts)?,
+    };
     let out = std::io::stdout();
     let mut out = out.lock();
     for line in relink::render(&plan, undo_dir) {

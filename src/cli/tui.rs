@@ -10,7 +10,7 @@ use super::{Target, exit, open_layout, report};
 
 /// What the browser is started with.
 #[derive(Debug, Clone)]
-pub struct TuiArgs {
+pub(super) struct TuiArgs {
     /// The disks.
     pub target: Target,
     /// `--volume`: the volume to open first (else the guest root).
@@ -19,13 +19,13 @@ pub struct TuiArgs {
 
 /// Whether the full-screen browser can run: standard input and output are
 /// a terminal.
-pub fn interactive() -> bool {
+pub(super) fn interactive() -> bool {
     std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
 /// `vmrescue` alone on a Proxmox host, in a terminal: pick a guest from
 /// `guests`, then browse its disks as `vmrescue ID` would.
-pub fn pick_guest(target: &Target, guests: &[vmrescue::pve::Guest]) -> u8 {
+pub(super) fn pick_guest(target: &Target, guests: &[vmrescue::pve::Guest]) -> u8 {
     let rows = guests
         .iter()
         .map(|g| {
@@ -76,7 +76,7 @@ pub fn pick_guest(target: &Target, guests: &[vmrescue::pve::Guest]) -> u8 {
 }
 
 /// Run the browser.
-pub fn run(args: &TuiArgs) -> u8 {
+pub(super) fn run(args: &TuiArgs) -> u8 {
     if !std::io::stdout().is_terminal() {
         report(&tui::strings::NOT_A_TERMINAL);
         return exit::ERROR;

@@ -37,9 +37,16 @@ pub trait VolumeOpener: Send + Sync {
     }
     /// Open volume `id` of `layout`.
     fn open(&self, layout: &Layout, id: VolumeId) -> std::result::Result<Arc<dyn FsView>, String>;
-    /// Why an in-place repair of volume `id` must not be written from here
-    /// (the volume is mounted through the kernel engine), if it must not.
-    fn repair_blocker(&self, _layout: &Layout, _id: VolumeId) -> Option<String> {
+    /// The kernel engine's session when it serves volume `id` (a repair is
+    /// then planned on its read-only mount and written through a read-write
+    /// one, [`crate::repair::relink::Writer::for_volume`]), or why it could
+    /// not be started; `None` when vmrescue reads the volume itself (a
+    /// repair is written in place).
+    fn kernel_session(
+        &self,
+        _layout: &Layout,
+        _id: VolumeId,
+    ) -> Option<std::result::Result<Arc<kernel::Session>, String>> {
         None
     }
     /// Forget what was opened of volume `id` (its bytes changed, or it is
@@ -356,15 +363,13 @@ impl VolumeOpener for Engines {
             None => self.engine(),
         }
     }
-    fn repair_blocker(&self, layout: &Layout, id: VolumeId) -> Option<String> {
-        (self.decide(layout, id).engine == Some(Engine::Kernel)).then(|| {
-            format!(
-                "{} is mounted through the kernel engine here: quit and run `vmrescue relink \
-                 --engine kernel IMAGE --volume {} PATH`",
-                layout.volume(id).name,
-                layout.volume(id).name
-            )
-        })
+    fn kernel_session(
+        &self,
+        layout: &Layout,
+        id: VolumeId,
+    ) -> Option<std::result::Result<Arc<kernel::Session>, String>> {
+        (self.decide(layout, id).engine == Some(Engine::Kernel))
+            .then(|| self.kernel().map_err(|e| e.to_string()))
     }
     fn forget(&self, id: VolumeId) {
         self.userspace.forget(id);

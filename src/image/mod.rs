@@ -13,7 +13,7 @@
 pub mod qcow2;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, IoContext, Result};
 use crate::io::{FileSource, ReadAt};
@@ -92,6 +92,41 @@ impl ImageFormat {
     }
 }
 
+/// A qcow2 image file as [`open_with`] gives it: its reader, replaced by
+/// a new one (header, L1 table, L2 and cluster caches, backing chain read
+/// again) on [`ReadAt::refresh`].
+struct Qcow2File {
+    path: PathBuf,
+    snapshot: Option<String>,
+    current: RwLock<Arc<qcow2::Qcow2>>,
+}
+
+impl Qcow2File {
+    fn reader(&self) -> std::sync::RwLockReadGuard<'_, Arc<qcow2::Qcow2>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ReadAt for Qcow2File {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.reader().read_exact_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        self.reader().size()
+    }
+    fn host_extent(&self, offset: u64, len: u64) -> Option<crate::io::HostExtent> {
+        self.reader().host_extent(offset, len)
+    }
+    fn refresh(&self) -> std::io::Result<()> {
+        let opts = qcow2::OpenOptions {
+            snapshot: self.snapshot.clone(),
+        };
+        let fresh = qcow2::Qcow2::open(&self.path, &opts).map_err(std::io::Error::other)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+}
+
 /// Formats recognised by their magic but not readable (yet): their name and what makes them.
 pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"KDMV") || head.starts_with(b"# Disk DescriptorFile") {
@@ -154,7 +189,11 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         let problems = q.problems();
         return Ok(Image {
             path: path.to_path_buf(),
-            source: Arc::new(q),
+            source: Arc::new(Qcow2File {
+                path: path.to_path_buf(),
+                snapshot: opts.snapshot.clone(),
+                current: RwLock::new(Arc::new(q)),
+            }),
             format: ImageFormat::Qcow2,
             details,
             snapshot,

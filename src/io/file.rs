@@ -123,7 +123,7 @@ mod blkdev {
     nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), c_int);
 
     /// Size in bytes of the block device open as `file` (BLKGETSIZE64).
-    pub fn size(file: &File) -> std::io::Result<u64> {
+    pub(super) fn size(file: &File) -> std::io::Result<u64> {
         let mut size: u64 = 0;
         // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which points
         // at a live, properly aligned u64; the fd is open for the call's duration.
@@ -132,7 +132,7 @@ mod blkdev {
     }
 
     /// Logical sector size in bytes of the block device open as `file` (BLKSSZGET).
-    pub fn logical_sector_size(file: &File) -> std::io::Result<u64> {
+    pub(super) fn logical_sector_size(file: &File) -> std::io::Result<u64> {
         let mut size: c_int = 0;
         // SAFETY: BLKSSZGET writes one int through the pointer, which points
         // at a live, properly aligned c_int; the fd is open for the call's duration.

@@ -53,6 +53,15 @@ pub trait ReadAt: Send + Sync {
     fn host_extent(&self, _offset: u64, _len: u64) -> Option<HostExtent> {
         None
     }
+
+    /// Read the container's tables again from the file, dropping every
+    /// table and cluster kept from before (the file was written since it was
+    /// opened: a qcow2's L1/L2 tables may map other clusters now). Sources
+    /// that keep nothing of the kind do nothing. On error the source reads
+    /// as before.
+    fn refresh(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
@@ -67,6 +76,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     }
     fn host_extent(&self, offset: u64, len: u64) -> Option<HostExtent> {
         (**self).host_extent(offset, len)
+    }
+    fn refresh(&self) -> std::io::Result<()> {
+        (**self).refresh()
     }
 }
 

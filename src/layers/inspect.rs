@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::fstab::{self, SpecMatch};
 use super::{GuestRole, Layout, VolumeId, VolumeKind};
 use crate::error::{Error, Result};
 use crate::fs::FsView;
@@ -56,28 +57,30 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
             r.os = Some(os.clone());
             r.mountpoint.get_or_insert_with(|| "/".to_string());
         });
-        for entry in parse_fstab(&fstab) {
-            if entry.mountpoint == "/" {
+        for entry in fstab::parse(&fstab) {
+            if entry.mountpoint == b"/" {
                 continue;
             }
-            match layout.find_volume(&entry.spec) {
-                Ok(vid) => {
+            let mountpoint = String::from_utf8_lossy(&entry.mountpoint).into_owned();
+            match layout.resolve_spec(&entry.spec) {
+                SpecMatch::Found { volume, .. } => {
                     let mp = if entry.fstype == "swap" {
                         "[SWAP]".to_string()
                     } else {
-                        entry.mountpoint.clone()
+                        mountpoint
                     };
-                    set_role(&mut out.roles, vid, |r| {
+                    set_role(&mut out.roles, volume, |r| {
                         r.mountpoint.get_or_insert(mp);
                     });
                 }
-                Err(_) if is_device_spec(&entry.spec) => out.notes.push(format!(
-                    "{}: /etc/fstab mounts {} on {}, but no volume matches it",
-                    layout.volume(id).name,
-                    entry.spec,
-                    entry.mountpoint
-                )),
-                Err(_) => {}
+                SpecMatch::NotFound(_) if fstab::is_device_spec(&entry.spec) => {
+                    out.notes.push(format!(
+                        "{}: /etc/fstab mounts {} on {mountpoint}, but no volume matches it",
+                        layout.volume(id).name,
+                        entry.spec,
+                    ))
+                }
+                SpecMatch::NotFound(_) | SpecMatch::Unresolvable(_) => {}
             }
         }
     }
@@ -195,77 +198,9 @@ fn os_name(fs: &dyn FsView) -> Option<String> {
     None
 }
 
-/// One line of an fstab.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FstabEntry {
-    /// What is mounted (`UUID=…`, `/dev/mapper/vg-lv`).
-    pub spec: String,
-    /// Where.
-    pub mountpoint: String,
-    /// Filesystem type.
-    pub fstype: String,
-}
-
-/// Parse fstab text: comments and blank lines skipped, `\040`-style octal escapes decoded.
-pub fn parse_fstab(text: &[u8]) -> Vec<FstabEntry> {
-    let s = String::from_utf8_lossy(text);
-    let mut out = Vec::new();
-    for line in s.lines().take(10_000) {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 2 {
-            continue;
-        }
-        let mut spec = unescape_octal(f[0]);
-        for (prefix, key) in [
-            ("/dev/disk/by-uuid/", "UUID="),
-            ("/dev/disk/by-label/", "LABEL="),
-            ("/dev/disk/by-partuuid/", "PARTUUID="),
-            ("/dev/disk/by-partlabel/", "PARTLABEL="),
-        ] {
-            if let Some(rest) = spec.strip_prefix(prefix) {
-                spec = format!("{key}{rest}");
-            }
-        }
-        out.push(FstabEntry {
-            spec,
-            mountpoint: unescape_octal(f[1]),
-            fstype: f.get(2).map(|t| t.to_string()).unwrap_or_default(),
-        });
-    }
-    out
-}
-
-fn is_device_spec(spec: &str) -> bool {
-    spec.starts_with("/dev/")
-        || ["UUID=", "LABEL=", "PARTUUID=", "PARTLABEL="]
-            .iter()
-            .any(|p| spec.starts_with(p))
-}
-
-fn unescape_octal(s: &str) -> String {
-    String::from_utf8_lossy(&crate::text::unescape_octal(s)).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fstab_lines() {
-        let t = b"# comment\n\nUUID=abc /boot ext4 defaults 1 2\n/dev/mapper/vg_ta-lv_root / ext4 defaults 1 1\n/dev/disk/by-uuid/x /my\\040dir xfs defaults 0 0\n/dev/mapper/vg_ta-lv_swap swap swap defaults 0 0\ntmpfs /dev/shm tmpfs defaults 0 0\n";
-        let e = parse_fstab(t);
-        assert_eq!(e.len(), 5);
-        assert_eq!(e[0].spec, "UUID=abc");
-        assert_eq!(e[0].mountpoint, "/boot");
-        assert_eq!(e[2].spec, "UUID=x");
-        assert_eq!(e[2].mountpoint, "/my dir");
-        assert_eq!(e[3].fstype, "swap");
-        assert!(!is_device_spec(&e[4].spec));
-    }
 
     #[test]
     fn release_files() {

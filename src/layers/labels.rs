@@ -34,7 +34,7 @@ const MAX_CLUSTER_BYTES: u64 = 1 << 20;
 /// The label of a FAT volume as blkid gives it: the volume-label entry of
 /// the root directory, or `None` when there is none. The boot sector's copy
 /// is not the label (blkid calls it `LABEL_FATBOOT`). `b` is the boot sector.
-pub fn fat_root_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
+pub(super) fn fat_root_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
     let sector_size = u64::from(le::u16(b, 11)?);
     let reserved = u64::from(le::u16(b, 14)?);
     let fats = u64::from(*b.get(16)?);
@@ -116,7 +116,7 @@ fn fat_label_in(dir: &[u8]) -> Search {
 
 /// The exFAT volume label: entry type 0x83 in the root directory, up to 11
 /// UTF-16 characters. `b` is the boot sector.
-pub fn exfat_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
+pub(super) fn exfat_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
     let fat_offset = u64::from(le::u32(b, 80)?);
     let heap = u64::from(le::u32(b, 88)?);
     let mut cluster = u64::from(le::u32(b, 96)?);
@@ -157,7 +157,7 @@ pub fn exfat_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
 
 /// The NTFS volume name: the `$VOLUME_NAME` attribute (0x60) of MFT record
 /// 3, `$Volume`. `b` is the boot sector.
-pub fn ntfs_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
+pub(super) fn ntfs_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
     let sector_size = u64::from(le::u16(b, 11)?);
     let spc_raw = *b.get(13)?;
     let spc = if spc_raw > 0x80 {
@@ -209,7 +209,7 @@ pub fn ntfs_label(src: &dyn ReadAt, b: &[u8]) -> Option<String> {
 /// The Joliet volume name of an ISO 9660 image, when a Joliet descriptor
 /// has one that differs from the primary descriptor's (blkid then prefers
 /// it); `pvd_label` is the primary's 32 raw bytes.
-pub fn joliet_label(src: &dyn ReadAt, pvd_label: &[u8]) -> Option<String> {
+pub(super) fn joliet_label(src: &dyn ReadAt, pvd_label: &[u8]) -> Option<String> {
     for i in 0..16u64 {
         let at = 0x8000 + i * 0x800;
         let d = read_vec(src, at, 0x100, 0x100).ok()?;
@@ -236,7 +236,7 @@ pub fn joliet_label(src: &dyn ReadAt, pvd_label: &[u8]) -> Option<String> {
 /// An MD RAID superblock kept at the end of the device: metadata 0.90 (in
 /// the last 64 KiB-aligned 64 KiB) or 1.0 (8 KiB before the 4 KiB-aligned
 /// end). Returns (version, UUID, name).
-pub fn md_at_end(src: &dyn ReadAt) -> Option<(String, Option<String>, Option<String>)> {
+pub(super) fn md_at_end(src: &dyn ReadAt) -> Option<(String, Option<String>, Option<String>)> {
     let size = src.size();
     const RESERVED: u64 = 0x10000;
     if size <= RESERVED {
@@ -296,7 +296,7 @@ pub fn md_at_end(src: &dyn ReadAt) -> Option<(String, Option<String>, Option<Str
 /// Whether `b` (at least 1 KiB read at byte `at` of the device) starts
 /// with a valid MD 1.x superblock, checked as blkid checks it: magic, major
 /// version 1, `super_offset` naming this very sector, and the checksum.
-pub fn md1_valid(b: &[u8], at: u64) -> bool {
+pub(super) fn md1_valid(b: &[u8], at: u64) -> bool {
     let ok = || -> Option<bool> {
         if le::u32(b, 0)? != 0xa92b_4efc || le::u32(b, 4)? != 1 {
             return Some(false);

@@ -8,6 +8,7 @@
 //! ([`scan_sources`]). Nothing is written; damage found on the way is listed in the
 //! `problems` of the disk, volume or group concerned and the rest is still read.
 
+pub mod fstab;
 pub mod inspect;
 mod labels;
 pub mod lvm;
@@ -249,6 +250,22 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Read every disk's container tables again ([`ReadAt::refresh`]: a
+    /// qcow2 written since it was opened maps other clusters now), so no
+    /// stale L1/L2 table is used. The layers found are kept. Returns the
+    /// disks that could not be read again (they read as before).
+    pub fn refresh_disks(&self) -> Vec<String> {
+        self.disks
+            .iter()
+            .filter_map(|d| {
+                d.source
+                    .refresh()
+                    .err()
+                    .map(|e| format!("{}: reading it again: {e}", d.origin))
+            })
+            .collect()
+    }
+
     /// The bytes of a volume.
     pub fn open_volume(&self, id: VolumeId) -> Arc<dyn ReadAt> {
         let disks = self.disks.iter().map(|d| Arc::clone(&d.source)).collect();

@@ -1,6 +1,7 @@
 //! Volume names: the canonical ones (`p1`, `vg/lv`) and every spelling a
 //! guest's fstab or a guide uses for the same volume.
 
+use super::fstab::{SpecMatch, udev_unescape};
 use super::{Layout, Volume, VolumeId, VolumeKind};
 use crate::error::{Error, Result};
 use crate::io::DiskId;
@@ -48,6 +49,24 @@ fn parse_kernel_partition(name: &str) -> Option<(usize, u32)> {
             }
             let number: u32 = rest[1..].parse().ok()?;
             return Some(((letter as u8 - b'a') as usize, number));
+        }
+    }
+    None
+}
+
+/// `sda` / `vdb` / `nvme1n1` → disk index.
+fn parse_kernel_disk(name: &str) -> Option<usize> {
+    if let Some(rest) = name.strip_prefix("nvme") {
+        let (ctrl, ns) = rest.split_once('n')?;
+        ns.parse::<u32>().ok()?;
+        return ctrl.parse().ok();
+    }
+    for prefix in DISK_PREFIXES {
+        if let Some(rest) = name.strip_prefix(prefix)
+            && rest.len() == 1
+            && let Some(letter) = rest.bytes().next().filter(u8::is_ascii_lowercase)
+        {
+            return Some(usize::from(letter - b'a'));
         }
     }
     None
@@ -190,6 +209,124 @@ impl Layout {
         by(
             &|v| matches!(&v.kind, VolumeKind::LogicalVolume { lv, hidden: false, .. } if lv == rest),
         )
+    }
+
+    /// Which volume the source `spec` of an fstab line names, as the
+    /// guest's udev and device-mapper would: `UUID=`, `LABEL=`, `PARTUUID=`,
+    /// `PARTLABEL=`, `/dev/disk/by-uuid|by-label|by-partuuid|by-partlabel/…`,
+    /// `/dev/disk/by-id/dm-name-…` and `dm-uuid-LVM-…`, `/dev/mapper/vg-lv`
+    /// (`--` for a `-` in a name), `/dev/vg/lv`, and the kernel names
+    /// `/dev/sdXN`, `vdXN`, `hdXN`, `xvdXN`, `nvme0n1pN` (by disk order and
+    /// partition number: a guess). `/dev/dm-N` and hardware ids in
+    /// `by-id`/`by-path` only the running guest knows.
+    pub fn resolve_spec(&self, spec: &str) -> SpecMatch {
+        let found = |ids: Vec<VolumeId>, guessed: bool| match ids.as_slice() {
+            [one] => SpecMatch::Found {
+                volume: *one,
+                guessed,
+            },
+            [] => SpecMatch::NotFound(format!("no volume is {spec}")),
+            many => SpecMatch::NotFound(format!(
+                "{spec} is ambiguous: {}",
+                many.iter()
+                    .map(|v| self.describe_candidate(&self.volumes[v.0]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        for tag in ["UUID=", "LABEL=", "PARTUUID=", "PARTLABEL="] {
+            if spec.starts_with(tag) {
+                return found(self.match_volume(spec), false);
+            }
+        }
+        let Some(dev) = spec.strip_prefix("/dev/") else {
+            return SpecMatch::NotFound(format!("{spec} is not a device"));
+        };
+        if let Some(link) = dev.strip_prefix("disk/") {
+            let Some((dir, name)) = link.split_once('/') else {
+                return SpecMatch::NotFound(format!("{spec} is not a device"));
+            };
+            let name = udev_unescape(name);
+            let tag = match dir {
+                "by-uuid" => "UUID=",
+                "by-label" => "LABEL=",
+                "by-partuuid" => "PARTUUID=",
+                "by-partlabel" => "PARTLABEL=",
+                "by-id" => {
+                    if let Some(dm) = name.strip_prefix("dm-name-") {
+                        return found(self.dm_named(dm), false);
+                    }
+                    if let Some(u) = name.strip_prefix("dm-uuid-LVM-") {
+                        return found(self.lv_by_dm_uuid(u), false);
+                    }
+                    return SpecMatch::Unresolvable(format!(
+                        "{spec} names a disk by its hardware id, which only the running guest knows"
+                    ));
+                }
+                _ => {
+                    return SpecMatch::Unresolvable(format!(
+                        "{spec} names a disk by where it is attached, which only the running guest knows"
+                    ));
+                }
+            };
+            return found(self.match_volume(&format!("{tag}{name}")), false);
+        }
+        if let Some(dm) = dev.strip_prefix("mapper/") {
+            return found(self.dm_named(dm), false);
+        }
+        if let Some(n) = dev.strip_prefix("dm-")
+            && n.parse::<u32>().is_ok()
+        {
+            return SpecMatch::Unresolvable(format!(
+                "{spec} is numbered by the running guest's device-mapper; name it /dev/mapper/… or UUID=…"
+            ));
+        }
+        if let Some((vg, lv)) = dev.split_once('/') {
+            return found(self.lv(vg, lv), false);
+        }
+        if let Some((disk, number)) = parse_kernel_partition(dev) {
+            return found(
+                self.volumes
+                    .iter()
+                    .filter(|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if *d == DiskId(disk) && *n == number && !entry.is_recovered()))
+                    .map(|v| v.id)
+                    .collect(),
+                true,
+            );
+        }
+        if let Some(disk) = parse_kernel_disk(dev) {
+            return found(
+                self.volumes
+                    .iter()
+                    .filter(|v| matches!(&v.kind, VolumeKind::WholeDisk { disk: d } if *d == DiskId(disk)))
+                    .map(|v| v.id)
+                    .collect(),
+                true,
+            );
+        }
+        SpecMatch::NotFound(format!("no volume is {spec}"))
+    }
+
+    /// The LV whose device-mapper name is `dm` (`vg--x-lv`).
+    fn dm_named(&self, dm: &str) -> Vec<VolumeId> {
+        split_dm_name(dm).map_or_else(Vec::new, |(vg, lv)| self.lv(&vg, &lv))
+    }
+
+    /// The LV whose device-mapper UUID is `LVM-<VG UUID><LV UUID>` (both
+    /// without dashes; a suffix such as `-real` or `-cow` follows for inner devices).
+    fn lv_by_dm_uuid(&self, u: &str) -> Vec<VolumeId> {
+        let bare = |s: &str| s.replace('-', "");
+        let mut out = Vec::new();
+        for g in &self.groups {
+            for l in &g.lvs {
+                if u == format!("{}{}", bare(&g.uuid), bare(&l.uuid)) {
+                    out.extend(self.lv(&g.name, &l.name));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     fn lv(&self, vg_name: &str, lv_name: &str) -> Vec<VolumeId> {

@@ -108,6 +108,9 @@ pub struct CopyOptions {
     /// Let the kernel move the bytes (`copy_file_range`, else `sendfile`)
     /// where they lie plainly in a host file.
     pub kernel_copy: bool,
+    /// Stay on the device of each source (`cp -x`): a directory on another
+    /// ([`FsView::dev`], another mount of the guest) is created, empty.
+    pub one_file_system: bool,
 }
 
 impl Default for CopyOptions {
@@ -118,6 +121,7 @@ impl Default for CopyOptions {
             xattrs: false,
             devices: false,
             kernel_copy: true,
+            one_file_system: false,
         }
     }
 }
@@ -278,6 +282,12 @@ impl Summary {
             .saturating_add(self.hard_links)
     }
 
+    /// Count `path` as skipped, with the reason: for what the caller knows
+    /// a walk cannot see (a guest mountpoint whose volume cannot be read).
+    pub fn add_skipped(&mut self, path: &[u8], reason: impl Into<String>) {
+        self.skip(path, reason);
+    }
+
     fn skip(&mut self, path: &[u8], reason: impl Into<String>) {
         self.skipped_count += 1;
         if self.skipped.len() < MAX_ISSUES {
@@ -391,12 +401,26 @@ fn temp_name(name: &[u8], attempt: u32) -> Vec<u8> {
     out
 }
 
+/// Filesystems that take no files whatever their permissions say (sysfs,
+/// procfs, cgroup, cgroup2, debugfs, tracefs, securityfs), by `statfs` magic.
+const PSEUDO_FILESYSTEMS: &[(u64, &str)] = &[
+    (0x6265_6572, "sysfs"),
+    (0x9fa0, "proc"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+];
+
 /// Check that a copy into host directory `dir` can create files there,
-/// before anything is copied: by creating (and removing) an empty hidden
-/// file in it. When `dir` does not exist yet, its parent is checked (the
-/// copy would create `dir` there). The error names the host path and why
-/// (`/mnt/usb: Read-only file system`). For `cp` and for the browser
-/// before Enter starts a copy.
+/// before anything is copied, writing nothing: the directory must be on a
+/// filesystem mounted read-write (`statvfs`) that takes files (not sysfs,
+/// procfs...), and this process must be allowed to write and enter it
+/// (`faccessat(W_OK | X_OK, AT_EACCESS)`). When `dir` does not exist yet,
+/// its parent is checked (the copy would create `dir` there). The error
+/// names the host path and why (`/mnt/usb: on a read-only filesystem`).
+/// For `cp` and for the browser before Enter starts a copy.
 pub fn check_destination(dir: &Path) -> Result<()> {
     let (at, missing) = match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => (dir.to_path_buf(), false),
@@ -428,31 +452,33 @@ pub fn check_destination(dir: &Path) -> Result<()> {
         };
         Error::io(what, io_err(e))
     })?;
-    let mut last = Errno::EXIST;
-    for attempt in 0..16 {
-        let name = temp_name(b"check", attempt);
-        match rustix::fs::openat(
-            &fd,
-            &name[..],
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::RUSR | Mode::WUSR,
-        ) {
-            Ok(f) => {
-                drop(f);
-                let _ = rustix::fs::unlinkat(&fd, &name[..], AtFlags::empty());
-                return Ok(());
-            }
-            Err(Errno::EXIST) => continue,
-            Err(e) => {
-                last = e;
-                break;
-            }
-        }
+    let cannot = |e: Errno| {
+        Error::io(
+            format!("{}: cannot create files there", at.display()),
+            io_err(e),
+        )
+    };
+    let vfs = rustix::fs::fstatvfs(&fd).map_err(cannot)?;
+    if vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        return Err(Error::Invalid(format!(
+            "{}: on a read-only filesystem; choose another destination",
+            at.display()
+        )));
     }
-    Err(Error::io(
-        format!("{}: cannot create files there", at.display()),
-        io_err(last),
-    ))
+    let magic = rustix::fs::fstatfs(&fd).map_err(cannot)?.f_type as u64;
+    if let Some((_, name)) = PSEUDO_FILESYSTEMS.iter().find(|(m, _)| *m == magic) {
+        return Err(Error::Invalid(format!(
+            "{}: cannot create files there: it is on {name}, which takes no files",
+            at.display()
+        )));
+    }
+    rustix::fs::accessat(
+        &fd,
+        ".",
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .map_err(cannot)
 }
 
 /// [`check_destination`] for a copy that creates `dir` with all its missing
@@ -472,6 +498,17 @@ pub fn check_destination_and_parents(dir: &Path) -> Result<()> {
 /// Count what `sources` hold, as a copy would walk them (unsafe names,
 /// loops and unreadable parts are left out). Stops early when `cancel` is set.
 pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Totals {
+    plan_within(fs, sources, false, cancel)
+}
+
+/// [`plan`]; with `one_file_system`, directories on another device than
+/// their source are counted but not entered (`cp -x`).
+pub fn plan_within(
+    fs: &dyn FsView,
+    sources: &[CopySource],
+    one_file_system: bool,
+    cancel: &AtomicBool,
+) -> Totals {
     let mut t = Totals::default();
     let mut linked: HashSet<NodeId> = HashSet::new();
     let mut seen_dirs: HashSet<NodeId> = HashSet::new();
@@ -498,6 +535,7 @@ pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Tot
         if meta.file_type != FileType::Directory {
             continue;
         }
+        let dev = one_file_system.then(|| fs.dev(src.node));
         let mut stack = vec![(src.node, 1usize)];
         while let Some((dir, depth)) = stack.pop() {
             if cancel.load(Ordering::Relaxed) {
@@ -520,7 +558,9 @@ pub fn plan(fs: &dyn FsView, sources: &[CopySource], cancel: &AtomicBool) -> Tot
                 if m.file_type == FileType::Directory {
                     if depth < MAX_DEPTH && !seen_dirs.contains(&e.node) {
                         count(&mut t, &m);
-                        stack.push((e.node, depth + 1));
+                        if dev.is_none_or(|d| fs.dev(e.node) == d) {
+                            stack.push((e.node, depth + 1));
+                        }
                     }
                 } else {
                     count(&mut t, &m);
@@ -580,7 +620,12 @@ impl CopyJob {
     /// Plan and copy on this thread, reporting to `on_event`; stops soon
     /// after `cancel` is set.
     pub fn run(&self, cancel: &AtomicBool, on_event: &mut dyn FnMut(CopyEvent)) -> Summary {
-        let totals = plan(&*self.fs, &self.sources, cancel);
+        let totals = plan_within(
+            &*self.fs,
+            &self.sources,
+            self.options.one_file_system,
+            cancel,
+        );
         on_event(CopyEvent::Planned(totals));
         self.run_planned(totals, cancel, on_event)
     }
@@ -625,6 +670,7 @@ impl CopyJob {
                 KernelCopy::Off
             },
             links: HashMap::new(),
+            dev: None,
             root: &root,
             dest: &self.dest,
         };
@@ -723,6 +769,8 @@ struct Exec<'a> {
     kernel_copy: KernelCopy,
     /// Hard-linked nodes already copied → their path relative to the destination.
     links: HashMap<NodeId, Vec<u8>>,
+    /// With `one_file_system`: the device of the source being copied.
+    dev: Option<u64>,
     root: &'a OwnedFd,
     /// The destination directory, for messages.
     dest: &'a Path,
@@ -843,6 +891,7 @@ impl Exec<'_> {
     }
 
     fn copy_source(&mut self, src: &CopySource) {
+        self.dev = self.opts.one_file_system.then(|| self.fs.dev(src.node));
         let meta = match self.fs.metadata(src.node) {
             Ok(m) => m,
             Err(e) => {
@@ -960,6 +1009,10 @@ impl Exec<'_> {
             rel,
             subdirs: Vec::new(),
         };
+        // `cp -x`: a mountpoint of another device is made, and stays empty.
+        if self.dev.is_some_and(|d| self.fs.dev(node) != d) {
+            return frame;
+        }
         let mut entries = match self.fs.read_dir(node) {
             Ok(e) => e,
             Err(e) => {

@@ -138,6 +138,48 @@ impl Owners {
             .cloned()
             .unwrap_or_else(|| gid.to_string())
     }
+
+    /// The user's name (left-aligned in a column, as `ls -l` shows names)
+    /// or number (right-aligned, as `ls -l` shows numbers).
+    fn user_column(&self, uid: u32) -> Column {
+        match self.users.get(&uid) {
+            Some(name) => Column::Left(name.clone()),
+            None => Column::Right(uid.to_string()),
+        }
+    }
+
+    /// The group's name or number, aligned as [`Owners::user_column`].
+    fn group_column(&self, gid: u32) -> Column {
+        match self.groups.get(&gid) {
+            Some(name) => Column::Left(name.clone()),
+            None => Column::Right(gid.to_string()),
+        }
+    }
+}
+
+/// A cell of a long listing's owner or group column: GNU `ls -l` pads a
+/// name on the right and a number (no name known, or `-n`) on the left.
+enum Column {
+    /// A name.
+    Left(String),
+    /// A number.
+    Right(String),
+}
+
+impl Column {
+    fn text(&self) -> &String {
+        match self {
+            Column::Left(s) | Column::Right(s) => s,
+        }
+    }
+
+    /// The cell padded to `width` columns.
+    fn padded(&self, width: usize) -> String {
+        match self {
+            Column::Left(s) => format!("{s:<width$}"),
+            Column::Right(s) => format!("{s:>width$}"),
+        }
+    }
 }
 
 /// `name:x:id:...` lines of a guest file → id → escaped name (first wins).
@@ -232,8 +274,8 @@ pub fn long_lines_with(
     struct Cols {
         mode: String,
         links: String,
-        user: String,
-        group: String,
+        user: Column,
+        group: Column,
         size: String,
         time: String,
     }
@@ -243,8 +285,8 @@ pub fn long_lines_with(
             e.meta.as_ref().ok().map(|m| Cols {
                 mode: m.mode_string(),
                 links: m.nlink.to_string(),
-                user: owners.user(m.uid),
-                group: owners.group(m.gid),
+                user: owners.user_column(m.uid),
+                group: owners.group_column(m.gid),
                 size: match m.file_type {
                     FileType::CharDevice | FileType::BlockDevice => size_column(m),
                     _ if human => human_size(m.size),
@@ -262,8 +304,8 @@ pub fn long_lines_with(
             .unwrap_or(0)
     };
     let wl = width(|c| &c.links);
-    let wu = width(|c| &c.user);
-    let wg = width(|c| &c.group);
+    let wu = width(|c| c.user.text());
+    let wg = width(|c| c.group.text());
     let ws = width(|c| &c.size);
     entries
         .iter()
@@ -275,8 +317,13 @@ pub fn long_lines_with(
                 None => format!("?????????? {name}"),
                 Some(c) => {
                     let mut line = format!(
-                        "{} {:>wl$} {:<wu$} {:<wg$} {:>ws$} {} {name}",
-                        c.mode, c.links, c.user, c.group, c.size, c.time
+                        "{} {:>wl$} {} {} {:>ws$} {} {name}",
+                        c.mode,
+                        c.links,
+                        c.user.padded(wu),
+                        c.group.padded(wg),
+                        c.size,
+                        c.time
                     );
                     match &e.target {
                         Some(Ok(t)) => {

@@ -50,17 +50,50 @@ const QEMU_PERMS: [&str; 5] = [
     "graph change",
 ];
 
+/// Who holds an image, by kind: QEMU (a running VM, or qemu-img, qemu-nbd)
+/// or something else (a process writing to it, the host's kernel).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holders {
+    /// QEMU's image locks and QEMU/KVM processes holding it open.
+    pub qemu: Vec<String>,
+    /// Other processes holding it open for writing.
+    pub writers: Vec<String>,
+    /// Loop devices, device-mapper maps and mounts of this host that reach
+    /// its bytes, each with the commands that release it.
+    pub kernel: Vec<String>,
+}
+
+impl Holders {
+    /// Every reason in one sentence, QEMU first; `None` when nothing holds it.
+    pub fn why(&self) -> Option<String> {
+        let all: Vec<&str> = self
+            .qemu
+            .iter()
+            .chain(&self.writers)
+            .chain(&self.kernel)
+            .map(String::as_str)
+            .collect();
+        (!all.is_empty()).then(|| all.join("; "))
+    }
+}
+
 /// Why `path` must be treated as in use by a running VM or another writer,
-/// or `None` when nothing shows it is.
+/// or `None` when nothing shows it is ([`image_holders`] in one sentence).
 ///
 /// The repair code refuses to write when this says `Some`; the layer view
 /// shows the reason in a banner.
 pub fn is_image_in_use(path: &Path) -> Result<Option<String>> {
+    Ok(image_holders(path)?.why())
+}
+
+/// Who holds the image at `path`: QEMU's locks and processes, other
+/// writers, the host's kernel (loop devices, maps, mounts).
+pub fn image_holders(path: &Path) -> Result<Holders> {
     // Only files and block devices can be images; opening anything else (a
     // FIFO, a socket) could block or have side effects.
     let kind = std::fs::metadata(path).with_path(path)?.file_type();
     if !(kind.is_file() || kind.is_block_device()) {
-        return Ok(None);
+        return Ok(Holders::default());
     }
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -68,17 +101,19 @@ pub fn is_image_in_use(path: &Path) -> Result<Option<String>> {
         .open(path)
         .with_path(path)?;
     let meta = file.metadata().with_path(path)?;
-    let mut why = Vec::new();
+    let mut h = Holders::default();
     if let Some(w) = qemu_locks(&file) {
-        why.push(w);
+        h.qemu.push(w);
     }
-    why.extend(processes_using(&meta));
-    why.extend(kernel_holders(&meta));
-    Ok(if why.is_empty() {
-        None
-    } else {
-        Some(why.join("; "))
-    })
+    for (is_qemu, why) in processes_using(&meta) {
+        if is_qemu {
+            h.qemu.push(why);
+        } else {
+            h.writers.push(why);
+        }
+    }
+    h.kernel = kernel_holders(&meta);
+    Ok(h)
 }
 
 /// Whether another open file description holds a lock on `start` (1 byte).
@@ -135,8 +170,8 @@ fn same_object(image: &std::fs::Metadata, other: &std::fs::Metadata) -> bool {
 }
 
 /// Other processes that hold the image open for writing, and QEMU processes
-/// that hold it open at all.
-fn processes_using(image: &std::fs::Metadata) -> Vec<String> {
+/// that hold it open at all (those marked `true`).
+fn processes_using(image: &std::fs::Metadata) -> Vec<(bool, String)> {
     let me = std::process::id();
     let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
@@ -173,10 +208,13 @@ fn processes_using(image: &std::fs::Metadata) -> Vec<String> {
                 })
                 .is_some_and(|flags| flags & 0o3 != 0);
             if writable || is_qemu {
-                out.push(format!(
-                    "process {pid} ({}) has it open{}",
-                    crate::text::escape_str(&comm),
-                    if writable { " for writing" } else { "" }
+                out.push((
+                    is_qemu,
+                    format!(
+                        "process {pid} ({}) has it open{}",
+                        crate::text::escape_str(&comm),
+                        if writable { " for writing" } else { "" }
+                    ),
                 ));
                 break;
             }

@@ -9,8 +9,10 @@
 //!
 //! A guest counts as running when Proxmox says so (`qm status`/`pct status`
 //! on a real host), when its QEMU pid file names a live QEMU process, or
-//! when one of its disks is in use ([`is_image_in_use`]: QEMU's image
-//! locks, a process writing to it, a read-write loop device or a host mount).
+//! when QEMU holds one of its disks (QEMU's image locks, a QEMU process
+//! with it open). A disk held by anything else (a process writing to it, a
+//! loop device, a host mount: [`image_holders`]) makes the guest "in use",
+//! not running: it is read, and repaired only once that is released.
 
 pub mod config;
 mod inuse;
@@ -23,7 +25,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::text::escape_str;
 
 pub use config::{DiskLine, GuestConfig};
-pub use inuse::{QEMU_LOCK_PERM_BASE, QEMU_LOCK_SHARED_BASE, is_image_in_use};
+pub use inuse::{
+    Holders, QEMU_LOCK_PERM_BASE, QEMU_LOCK_SHARED_BASE, image_holders, is_image_in_use,
+};
 pub use storage::Storage;
 
 /// The default configuration root on a Proxmox VE host.
@@ -116,6 +120,10 @@ impl GuestKind {
 pub enum Status {
     /// Running, and how we know.
     Running(String),
+    /// Not running, but one of its disks is held by something else on this
+    /// host (a loop device, a mount, a process writing to it), and by what.
+    #[serde(rename = "in-use")]
+    InUse(String),
     /// No sign of it running.
     Stopped,
 }
@@ -434,15 +442,23 @@ fn status(
             return Status::Running(format!("its cgroup {} exists", cg.display()));
         }
     }
+    let mut in_use = None;
     for d in disks {
-        if let Ok(p) = &d.path
-            && p.exists()
-            && let Ok(Some(why)) = is_image_in_use(p)
+        let Ok(p) = &d.path else { continue };
+        if !p.exists() {
+            continue;
+        }
+        let Ok(h) = image_holders(p) else { continue };
+        if !h.qemu.is_empty() {
+            return Status::Running(format!("{}: {}", d.line.key, h.qemu.join("; ")));
+        }
+        if in_use.is_none()
+            && let Some(why) = h.why()
         {
-            return Status::Running(format!("{}: {why}", d.line.key));
+            in_use = Some(format!("{}: {why}", d.line.key));
         }
     }
-    Status::Stopped
+    in_use.map_or(Status::Stopped, Status::InUse)
 }
 
 /// Whether `<run_dir>/<vmid>.pid` names a live QEMU/KVM process.
@@ -472,6 +488,7 @@ pub fn describe(g: &Guest) -> ([String; 4], Vec<String>) {
     }
     let status = match &g.status {
         Status::Running(_) => "running",
+        Status::InUse(_) => "in use",
         Status::Stopped => "stopped",
     };
     let mut lines: Vec<String> = g
@@ -502,8 +519,10 @@ pub fn describe(g: &Guest) -> ([String; 4], Vec<String>) {
     if lines.is_empty() {
         lines.push("(no disks)".into());
     }
-    if let Status::Running(why) = &g.status {
-        lines.push(format!("running: {}", escape_str(why)));
+    match &g.status {
+        Status::Running(why) => lines.push(format!("running: {}", escape_str(why))),
+        Status::InUse(why) => lines.push(format!("in use: {}", escape_str(why))),
+        Status::Stopped => {}
     }
     if !g.config.snapshots.is_empty() {
         let s: Vec<String> = g.config.snapshots.iter().map(|s| escape_str(s)).collect();

@@ -64,6 +64,24 @@ pub enum Writer {
 }
 
 impl Writer {
+    /// The writer for volume `id` as `opener` serves it: through the kernel
+    /// engine's session when the kernel engine serves the volume, else in
+    /// place. The CLI and the TUI choose it the same way.
+    pub fn for_volume(
+        opener: &dyn crate::engine::VolumeOpener,
+        layout: &Layout,
+        id: VolumeId,
+    ) -> Result<Writer> {
+        match opener.kernel_session(layout, id) {
+            None => Ok(Writer::InPlace),
+            Some(Ok(session)) => Ok(Writer::Kernel(session)),
+            Some(Err(why)) => Err(Error::Invalid(format!(
+                "{}: starting the kernel engine: {why}",
+                layout.volume(id).name
+            ))),
+        }
+    }
+
     /// Which applier this is.
     pub fn applier(&self) -> Applier {
         match self {
@@ -116,7 +134,8 @@ pub struct Plan {
     pub volume: String,
     /// `ext2`, `ext3`, `ext4` (`xfs`... through the kernel engine).
     pub fs_type: String,
-    /// The link's absolute guest path.
+    /// The link's absolute path inside its volume (in the guest's tree too
+    /// when the volume is the guest root).
     pub link: Vec<u8>,
     /// Its inode (in place; 0 through the kernel engine).
     pub ino: u32,
@@ -211,6 +230,53 @@ pub fn plan_with(
     target: Option<&[u8]>,
     opts: &Options,
 ) -> Result<Plan> {
+    plan_seen(writer, layout, id, link, None, target, opts)
+}
+
+/// The guest as it boots (`crate::guest::Namespace::fs`) and the link's
+/// path in it, for a relink of a link on one of its volumes.
+#[derive(Clone)]
+pub struct GuestView {
+    /// The merged tree.
+    pub fs: Arc<dyn FsView>,
+    /// The link's path in it.
+    pub link: Vec<u8>,
+}
+
+impl std::fmt::Debug for GuestView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestView")
+            .field("link", &escape(&self.link))
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`plan_with`] for `link`, the path inside volume `id` of the link that
+/// `view` shows (`crate::guest::Namespace::locate` gives both): the target
+/// and its candidates are judged in the whole guest, so a target on another
+/// volume resolves as it does when the guest boots; what is written is on
+/// volume `id`, and [`Plan::link`] is the path inside it.
+pub fn plan_in_guest(
+    writer: &Writer,
+    layout: &Layout,
+    id: VolumeId,
+    link: &[u8],
+    view: &GuestView,
+    target: Option<&[u8]>,
+    opts: &Options,
+) -> Result<Plan> {
+    plan_seen(writer, layout, id, link, Some(view), target, opts)
+}
+
+fn plan_seen(
+    writer: &Writer,
+    layout: &Layout,
+    id: VolumeId,
+    link: &[u8],
+    view: Option<&GuestView>,
+    target: Option<&[u8]>,
+    opts: &Options,
+) -> Result<Plan> {
     let volume = layout.volume(id);
     let (fs, ext, mut blockers): (Arc<dyn FsView>, Option<Arc<Ext>>, Vec<String>) = match writer {
         Writer::InPlace => {
@@ -258,8 +324,12 @@ pub fn plan_with(
             format!("{:?}", meta.file_type).to_lowercase()
         )));
     }
-    let guest = Guest::new(&*fs);
-    let analysis = guest.analyze(&r.path)?;
+    let (seen, seen_link) = match view {
+        Some(v) => (Arc::clone(&v.fs), v.link.clone()),
+        None => (Arc::clone(&fs), r.path.clone()),
+    };
+    let guest = Guest::new(&*seen);
+    let analysis = guest.analyze(&seen_link)?;
     let (new_target, reasons, guess) = choose_target(&analysis, target)?;
     check_target_text(&new_target)?;
     if new_target == analysis.target {
@@ -283,7 +353,7 @@ pub fn plan_with(
         applier: writer.applier(),
         volume: volume.name.clone(),
         fs_type: volume.content.kind.name().to_string(),
-        link: analysis.link.clone(),
+        link: r.path.clone(),
         ino: 0,
         storage: None,
         old_target: analysis.target.clone(),

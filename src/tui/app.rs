@@ -81,7 +81,8 @@ pub enum FsSlot {
     Open {
         /// The filesystem.
         fs: Arc<dyn FsView>,
-        /// What it said when opened (journal replay, checksum problems).
+        /// What it reported when opened (journal replay, checksum
+        /// problems) and has found since, as of the last job's result.
         status: FsStatus,
     },
     /// Cannot be read, and why.
@@ -457,8 +458,10 @@ impl App {
     }
 
     /// Drop what was read of every filesystem (the readers' caches go with
-    /// them) and show the current directory again, read afresh.
+    /// them) and of the disks' container tables (a qcow2's L1/L2 tables),
+    /// and show the current directory again, read afresh.
     pub fn reload(&mut self) {
+        self.effects.push(Effect::RefreshDisks);
         let open: Vec<VolumeId> = self.fss.keys().copied().collect();
         for v in open {
             if matches!(self.fss.get(&v), Some(FsSlot::Opening)) {
@@ -1374,8 +1377,31 @@ impl App {
 
     // ----- job results -----
 
-    /// Take a job's result.
+    /// Take a job's result. After each one but progress reports, what the
+    /// open filesystems have found since they were opened (a bad checksum
+    /// in a directory read later) reaches the header ([`App::fs_status`]).
     pub fn apply(&mut self, result: JobResult) {
+        let progress = matches!(
+            result,
+            JobResult::ListProgress { .. } | JobResult::CopyProgress(_)
+        );
+        self.apply_result(result);
+        if !progress {
+            self.refresh_fs_status();
+        }
+    }
+
+    /// Ask every open filesystem for its status again (a lock and a copy
+    /// of at most [`crate::fs::problems::MAX_PROBLEMS`] problems each).
+    fn refresh_fs_status(&mut self) {
+        for slot in self.fss.values_mut() {
+            if let FsSlot::Open { fs, status } = slot {
+                *status = fs.status();
+            }
+        }
+    }
+
+    fn apply_result(&mut self, result: JobResult) {
         match result {
             JobResult::FsOpened { volume, result } => {
                 let slot = match result {
@@ -1456,6 +1482,11 @@ impl App {
             } => {
                 if let Some(f) = self.find_dialog(req) {
                     f.done(req, counts, problems, error);
+                }
+            }
+            JobResult::DisksRefreshed(problems) => {
+                if !problems.is_empty() {
+                    self.say_error(escape_str(&problems.join("; ")));
                 }
             }
             JobResult::DoctorDone { req, report } => {

@@ -90,6 +90,9 @@ pub struct CopySummary {
     pub dirs: u64,
     /// Symlinks recreated.
     pub symlinks: u64,
+    /// Files left alone because the destination had them already, the
+    /// same (as `cp --skip-existing` counts them).
+    pub unchanged: u64,
     /// Guest paths not copied on purpose, with the reason.
     pub skipped: Vec<(String, String)>,
     /// Guest paths that failed, with the reason.
@@ -201,7 +204,7 @@ impl Copier for JobCopier {
         Ok(Box::new(JobPlan {
             parts,
             summary,
-            existing: Existing::Skip,
+            existing: Existing::SkipSame,
         }))
     }
 }
@@ -274,13 +277,19 @@ impl PlannedCopy for JobPlan {
             out.bytes += s.bytes;
             out.dirs += s.dirs;
             out.symlinks += s.symlinks;
+            out.unchanged += s.unchanged;
             out.skipped.extend(
                 s.skipped
                     .iter()
                     .map(|i| (escape(&i.path), i.reason.clone())),
             );
-            out.failed
-                .extend(s.failed.iter().map(|i| (escape(&i.path), i.reason.clone())));
+            out.failed.extend(s.failed.iter().map(|i| {
+                let why = i.reason.replace(
+                    super::strings::CLI_OVERWRITE_HINT,
+                    super::strings::TUI_OVERWRITE_HINT,
+                );
+                (escape(&i.path), why)
+            }));
             if let Some(e) = s.error {
                 out.failed.push((out.dest.display().to_string(), e));
             }

@@ -128,6 +128,9 @@ pub enum JobResult {
         /// Why it could not start, if it could not.
         error: Option<String>,
     },
+    /// The disks' container tables were read again; the disks that could
+    /// not be (they read as before), and why.
+    DisksRefreshed(Vec<String>),
     /// The doctor examined a guest.
     DoctorDone {
         /// Which request.
@@ -155,6 +158,10 @@ pub enum Effect {
     /// Forget what the engine opened of a volume, so the next open reads it
     /// afresh (run in place, before the effects after it).
     ForgetFs(VolumeId),
+    /// Read the disks' container tables again (a qcow2 written under the
+    /// browser), so no stale L1/L2 table survives a reload (run in place,
+    /// before the effects after it).
+    RefreshDisks,
     /// List a directory (resolved inside the guest; a symlink to a directory is followed).
     ListDir {
         /// Request number; older results are dropped.
@@ -260,6 +267,7 @@ impl std::fmt::Debug for Effect {
         match self {
             Effect::OpenFs(v) => write!(f, "OpenFs({})", v.0),
             Effect::ForgetFs(v) => write!(f, "ForgetFs({})", v.0),
+            Effect::RefreshDisks => write!(f, "RefreshDisks"),
             Effect::ListDir {
                 req, volume, path, ..
             } => write!(

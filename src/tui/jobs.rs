@@ -39,12 +39,27 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// A plan, with what keeps the opener's engine from writing it added.
-    fn with_engine_blocker(&self, volume: VolumeId, mut plan: relink::Plan) -> Box<relink::Plan> {
-        if let Some(why) = self.opener.repair_blocker(&self.layout, volume) {
-            plan.blockers.push(why);
-        }
-        Box::new(plan)
+    /// Who plans and writes a repair of `volume`: in place, or through the
+    /// kernel engine when it serves the volume
+    /// ([`relink::Writer::for_volume`], as `vmrescue relink` chooses).
+    fn writer(&self, volume: VolumeId) -> crate::error::Result<relink::Writer> {
+        relink::Writer::for_volume(&*self.opener, &self.layout, volume)
+    }
+
+    /// Plan pointing `link` at `target` with the volume's writer.
+    fn plan(
+        &self,
+        volume: VolumeId,
+        link: &[u8],
+        target: &[u8],
+        setup: &RelinkSetup,
+    ) -> Result<Box<relink::Plan>, String> {
+        self.writer(volume)
+            .and_then(|w| {
+                relink::plan_with(&w, &self.layout, volume, link, Some(target), &setup.options)
+            })
+            .map(Box::new)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -69,6 +84,7 @@ impl Jobs {
         match effect {
             Effect::OpenFs(volume) => self.open_fs(volume, emit),
             Effect::ForgetFs(volume) => self.opener.forget(volume),
+            Effect::RefreshDisks => emit(JobResult::DisksRefreshed(self.layout.refresh_disks())),
             Effect::ListDir { req, fs, path, .. } => list_dir(req, &*fs, &path, emit),
             Effect::LoadDetails {
                 req,
@@ -150,17 +166,9 @@ impl Jobs {
             match guest.analyze(link) {
                 Err(e) => (Err(e.to_string()), None),
                 Ok(a) => {
-                    let plan = a.proposal().map(|c| {
-                        relink::plan(
-                            &self.layout,
-                            volume,
-                            &a.link,
-                            Some(&c.target),
-                            &setup.options,
-                        )
-                        .map(|p| self.with_engine_blocker(volume, p))
-                        .map_err(|e| e.to_string())
-                    });
+                    let plan = a
+                        .proposal()
+                        .map(|c| self.plan(volume, &a.link, &c.target, setup));
                     (Ok(Box::new(a)), plan)
                 }
             }
@@ -183,12 +191,8 @@ impl Jobs {
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            relink::plan(&self.layout, volume, link, Some(target), &setup.options)
-                .map(|p| self.with_engine_blocker(volume, p))
-                .map_err(|e| e.to_string())
-        }))
-        .unwrap_or_else(|_| Err(panic_message()));
+        let result = catch_unwind(AssertUnwindSafe(|| self.plan(volume, link, target, setup)))
+            .unwrap_or_else(|_| Err(panic_message()));
         emit(JobResult::RelinkPlanned { req, result });
     }
 
@@ -201,7 +205,18 @@ impl Jobs {
         emit: &mut dyn FnMut(JobResult),
     ) {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            relink::apply(&self.layout, volume, plan, &setup.undo_dir, &setup.options)
+            self.writer(volume)
+                .and_then(|w| {
+                    relink::apply_with(
+                        &w,
+                        &self.layout,
+                        volume,
+                        plan,
+                        &setup.undo_dir,
+                        &setup.options,
+                    )
+                })
+                .map(|a| a.undo_files)
                 .map_err(|e| e.to_string())
         }))
         .unwrap_or_else(|_| Err(panic_message()));
@@ -217,10 +232,21 @@ impl Jobs {
 
     /// Run `effect` on a job thread; results go to `tx`.
     pub fn spawn(&self, effect: Effect, tx: Sender<Event>) {
-        // Forgetting is quick and must happen before the opens after it.
-        if let Effect::ForgetFs(volume) = effect {
-            self.opener.forget(volume);
-            return;
+        // Forgetting is quick and must happen before the opens after it;
+        // so must reading the disks' tables again.
+        match effect {
+            Effect::ForgetFs(volume) => {
+                self.opener.forget(volume);
+                return;
+            }
+            Effect::RefreshDisks => {
+                let problems = self.layout.refresh_disks();
+                if !problems.is_empty() {
+                    let _ = tx.send(Event::Job(JobResult::DisksRefreshed(problems)));
+                }
+                return;
+            }
+            _ => {}
         }
         let jobs = self.clone();
         let spawned = std::thread::Builder::new()

@@ -406,6 +406,20 @@ pub fn summary_counts(files: u64, bytes: &str, dirs: u64, links: u64, took: &str
     format!("{} in {took}", plan_summary(files, bytes, dirs, links))
 }
 
+/// Summary: files already in the destination and the same, left alone
+/// (worded as `cp --skip-existing` says it).
+pub fn summary_unchanged(n: u64) -> String {
+    format!(
+        "{} already there and the same (left alone).",
+        count(n, "file was", "files were")
+    )
+}
+
+/// The copy job's hint for a file that exists and differs, as the CLI says it…
+pub const CLI_OVERWRITE_HINT: &str = "(--overwrite replaces it)";
+/// …and as the browser says it.
+pub const TUI_OVERWRITE_HINT: &str = "(choose \"overwrite it\" to replace it)";
+
 /// Summary: failures.
 pub fn summary_failed(n: usize) -> String {
     format!("Failed ({n}):")
@@ -518,6 +532,18 @@ pub fn apply_question(link: &str, old: &str, new: &str, bytes: usize, images: &s
         format!("from {old}"),
         format!("to   {new}?"),
         format!("{bytes} bytes of {images} change; the old ones go to an undo file first."),
+    ]
+}
+
+/// The question before writing through the kernel engine.
+pub fn apply_question_kernel(link: &str, old: &str, new: &str, volume: &str) -> Vec<String> {
+    vec![
+        format!("Relink {link}"),
+        format!("from {old}"),
+        format!("to   {new}?"),
+        format!("{volume} is mounted READ-WRITE by the kernel engine (its journal is replayed,"),
+        "as at boot), a new symlink is renamed over the old one, and it is unmounted.".into(),
+        "The old target goes to an undo file first.".into(),
     ]
 }
 

@@ -3,7 +3,7 @@
 //! (sfdisk) with the LVM layer added by hand, and an opener that serves the
 //! in-memory filesystem for the guest's volumes.
 //!
-//! Used by `tests/tui_*.rs` and `benches/tui_*.rs` (through `#[path]`).
+//! Used by `tests/tui/`, `tests/tui_pty.rs` and `benches/tui_*.rs` (through `#[path]`).
 #![allow(dead_code)]
 
 use std::collections::HashMap;

@@ -96,27 +96,27 @@ mod sys {
     nix::ioctl_read_bad!(loop_get_status64, 0x4C05, LoopInfo64);
     nix::ioctl_write_ptr_bad!(loop_configure, 0x4C0A, LoopConfig);
 
-    pub fn get_free(control: RawFd) -> nix::Result<i32> {
+    pub(super) fn get_free(control: RawFd) -> nix::Result<i32> {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a number.
         unsafe { loop_ctl_get_free(control) }
     }
-    pub fn set_fd(dev: RawFd, file: RawFd) -> nix::Result<i32> {
+    pub(super) fn set_fd(dev: RawFd, file: RawFd) -> nix::Result<i32> {
         // SAFETY: LOOP_SET_FD takes the backing descriptor by value.
         unsafe { loop_set_fd(dev, file) }
     }
-    pub fn clr_fd(dev: RawFd) -> nix::Result<i32> {
+    pub(super) fn clr_fd(dev: RawFd) -> nix::Result<i32> {
         // SAFETY: LOOP_CLR_FD takes no argument.
         unsafe { loop_clr_fd(dev) }
     }
-    pub fn set_status64(dev: RawFd, info: &LoopInfo64) -> nix::Result<i32> {
+    pub(super) fn set_status64(dev: RawFd, info: &LoopInfo64) -> nix::Result<i32> {
         // SAFETY: `info` is a live loop_info64 the kernel only reads.
         unsafe { loop_set_status64(dev, info) }
     }
-    pub fn get_status64(dev: RawFd, info: &mut LoopInfo64) -> nix::Result<i32> {
+    pub(super) fn get_status64(dev: RawFd, info: &mut LoopInfo64) -> nix::Result<i32> {
         // SAFETY: `info` is a live, writable loop_info64 the kernel fills.
         unsafe { loop_get_status64(dev, info) }
     }
-    pub fn configure(dev: RawFd, config: &LoopConfig) -> nix::Result<i32> {
+    pub(super) fn configure(dev: RawFd, config: &LoopConfig) -> nix::Result<i32> {
         // SAFETY: `config` is a live loop_config the kernel only reads.
         unsafe { loop_configure(dev, config) }
     }

@@ -13,14 +13,14 @@ use crate::fs::{DirEntry, FileExtent, FsStatus, FsView, Metadata, NodeId, Xattr}
 use crate::io::HostExtent;
 
 /// A kernel mount browsed through [`HostFs`].
-pub struct MountedFs {
+pub(super) struct MountedFs {
     fs: HostFs,
     _session: Arc<Session>,
 }
 
 impl MountedFs {
     /// The filesystem mounted at `dir` by `session`.
-    pub fn new(dir: &Path, status: FsStatus, session: Arc<Session>) -> Result<MountedFs> {
+    pub(super) fn new(dir: &Path, status: FsStatus, session: Arc<Session>) -> Result<MountedFs> {
         Ok(MountedFs {
             fs: HostFs::with_status(dir, status)?,
             _session: session,
@@ -30,7 +30,7 @@ impl MountedFs {
     /// Close the view's descriptors into the mount ([`HostFs::close`]): the
     /// session does this before it unmounts, so a view still held by the
     /// interface or a job never keeps the mount busy.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.fs.close();
     }
 }

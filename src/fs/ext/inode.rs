@@ -47,6 +47,7 @@ pub struct Inode {
     pub pos: u64,
     /// The raw `s_inode_size` bytes.
     pub raw: Vec<u8>,
+    /// File type (`S_IFMT` bits) and permission bits.
     pub i_mode: u16,
     /// `i_uid | l_i_uid_high << 16`.
     pub i_uid: u32,
@@ -54,20 +55,28 @@ pub struct Inode {
     pub i_gid: u32,
     /// `i_size_lo | i_size_high << 32` (high part for regular files, or all with large_dir).
     pub i_size: u64,
+    /// Hard links to the inode.
     pub i_links_count: u16,
     /// `i_blocks_lo | l_i_blocks_high << 32` (high part with huge_file).
     pub i_blocks: u64,
+    /// `EXT4_*_FL` flags (extents, inline data, htree index, ...).
     pub i_flags: u32,
+    /// File version, for NFS.
     pub i_generation: u32,
     /// `i_file_acl_lo | l_i_file_acl_high << 32`: the xattr block (the
     /// high part only with the 64bit feature, as the kernel reads it).
     pub i_file_acl: u64,
     /// 0 for a 128-byte inode.
     pub i_extra_isize: u16,
+    /// Last access (`i_atime`, with `i_atime_extra` when the inode is large enough).
     pub atime: Timestamp,
+    /// Last data modification (`i_mtime`, with `i_mtime_extra`).
     pub mtime: Timestamp,
+    /// Last inode change (`i_ctime`, with `i_ctime_extra`).
     pub ctime: Timestamp,
+    /// Creation (`i_crtime`, with `i_crtime_extra`); `None` when the inode is too small to hold it.
     pub crtime: Option<Timestamp>,
+    /// Deletion time (seconds since 1970), or the next orphan's inode number while on the orphan list.
     pub i_dtime: u32,
 }
 

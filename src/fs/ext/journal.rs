@@ -18,7 +18,7 @@ use crate::io::{ReadAt, be};
 use crate::problem::Problem;
 
 /// `h_magic` of every journal metadata block.
-pub const JBD2_MAGIC: u32 = 0xC03B_3998;
+pub(super) const JBD2_MAGIC: u32 = 0xC03B_3998;
 const DESCRIPTOR_BLOCK: u32 = 1;
 const COMMIT_BLOCK: u32 = 2;
 const SUPERBLOCK_V1: u32 = 3;
@@ -48,7 +48,7 @@ const FLAG_LAST_TAG: u32 = 8;
 
 /// The outcome of an in-memory recovery.
 #[derive(Debug, Default)]
-pub struct Replay {
+pub(super) struct Replay {
     /// Filesystem block → where its replayed copy is.
     pub overlay: BTreeMap<u64, JournalCopy>,
     /// Committed transactions replayed.
@@ -80,7 +80,7 @@ fn tid_gt(a: u32, b: u32) -> bool {
 }
 
 /// Where a journal's blocks are.
-pub enum Log {
+pub(super) enum Log {
     /// In the filesystem, mapped by the journal inode.
     Inode(Inode),
     /// On an external journal device (journal_dev), numbered from its start.
@@ -186,7 +186,7 @@ const EXT3_JNL_BACKUP_BLOCKS: u8 = 1;
 /// Recover the journal of `ext` in memory. A damaged journal inode is
 /// replaced by the superblock's backup of it (`s_jnl_blocks`) when there
 /// is one, as e2fsck does.
-pub fn replay(ext: &Ext) -> Result<Replay> {
+pub(super) fn replay(ext: &Ext) -> Result<Replay> {
     let inum = ext.sb.s_journal_inum;
     let primary = ext
         .read_inode(inum)
@@ -278,7 +278,7 @@ fn backup_inode(ext: &Ext) -> Option<Inode> {
 }
 
 /// Recover the journal held by `log` in memory.
-pub fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
+pub(super) fn replay_from(ext: &Ext, log: Log) -> Result<Replay> {
     let mut out = Replay::default();
     let bs = ext.block_size;
     // The journal superblock: block 0 of an inode journal; on a journal

@@ -10,11 +10,11 @@ use crate::io::le;
 use crate::problem::Problem;
 
 /// `eh_magic` of an extent tree node.
-pub const EXT4_EXT_MAGIC: u16 = 0xF30A;
+pub(super) const EXT4_EXT_MAGIC: u16 = 0xF30A;
 /// Deepest extent tree the kernel builds.
-pub const EXT4_MAX_EXTENT_DEPTH: u16 = 5;
+pub(super) const EXT4_MAX_EXTENT_DEPTH: u16 = 5;
 /// `ee_len` above this marks an unwritten (preallocated) extent.
-pub const EXT_INIT_MAX_LEN: u16 = 32768;
+pub(super) const EXT_INIT_MAX_LEN: u16 = 32768;
 /// Highest logical block an extent-mapped file can have, plus one.
 const EXTENT_LBLK_END: u64 = 1 << 32;
 

@@ -124,41 +124,71 @@ pub struct Superblock {
     pub raw: Vec<u8>,
     /// Absolute byte position it was read from.
     pub pos: u64,
+    /// Inodes in the filesystem.
     pub s_inodes_count: u32,
     /// `s_blocks_count_lo | s_blocks_count_hi << 32` (hi only with 64bit).
     pub s_blocks_count: u64,
+    /// Block holding the superblock: 1 with 1 KiB blocks, else 0.
     pub s_first_data_block: u32,
+    /// Block size is `1024 << s_log_block_size`.
     pub s_log_block_size: u32,
+    /// Cluster size is `1024 << s_log_cluster_size` (bigalloc).
     pub s_log_cluster_size: u32,
+    /// Blocks per block group.
     pub s_blocks_per_group: u32,
+    /// Inodes per block group.
     pub s_inodes_per_group: u32,
+    /// `0xEF53`.
     pub s_magic: u16,
+    /// Clean (1), errors detected (2), orphans being recovered (4).
     pub s_state: u16,
+    /// Revision: 0 (fixed inode size) or 1 (dynamic).
     pub s_rev_level: u32,
+    /// First inode that is not reserved (11 on revision 0).
     pub s_first_ino: u32,
+    /// Bytes per on-disk inode (128 on revision 0).
     pub s_inode_size: u16,
+    /// Compatible features ([`compat`]).
     pub s_feature_compat: u32,
+    /// Features a reader must know ([`incompat`]).
     pub s_feature_incompat: u32,
+    /// Features a writer must know ([`ro_compat`]).
     pub s_feature_ro_compat: u32,
+    /// Filesystem UUID.
     pub s_uuid: [u8; 16],
+    /// Volume label, NUL-padded.
     pub s_volume_name: [u8; 16],
+    /// UUID of the external journal's filesystem.
     pub s_journal_uuid: [u8; 16],
+    /// Inode of the internal journal (8 by default); 0 when external.
     pub s_journal_inum: u32,
+    /// Device number of the external journal.
     pub s_journal_dev: u32,
     /// 1 (`EXT3_JNL_BACKUP_BLOCKS`) when `s_jnl_blocks` holds a backup of the journal inode.
     pub s_jnl_backup_type: u8,
     /// The journal inode's `i_block[0..15]`, then `i_size_high`, then `i_size`.
     pub s_jnl_blocks: [u32; 17],
+    /// Seed for directory index hashes.
     pub s_hash_seed: [u32; 4],
+    /// Default directory hash (legacy, half MD4, TEA, their unsigned forms, SipHash).
     pub s_def_hash_version: u8,
+    /// Bytes per group descriptor with the 64bit feature (else 32).
     pub s_desc_size: u16,
+    /// First block group of the meta_bg layout.
     pub s_first_meta_bg: u32,
+    /// Every inode has at least this many extra bytes.
     pub s_min_extra_isize: u16,
+    /// Miscellaneous flags (signed or unsigned directory hashes, test filesystem).
     pub s_flags: u32,
+    /// Metadata checksum algorithm: 1 is crc32c.
     pub s_checksum_type: u8,
+    /// The two block groups holding backups with sparse_super2.
     pub s_backup_bgs: [u32; 2],
+    /// crc32c seed of metadata checksums with the csum_seed feature.
     pub s_checksum_seed: u32,
+    /// Filename charset encoding (casefold; 1 is UTF-8 12.1).
     pub s_encoding: u16,
+    /// crc32c of the superblock up to this field.
     pub s_checksum: u32,
 }
 

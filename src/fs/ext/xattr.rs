@@ -10,7 +10,7 @@ use crate::io::le;
 use crate::problem::Problem;
 
 /// `h_magic` / the in-inode header magic.
-pub const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
+pub(super) const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
 /// Name index of `system.data` (inline data).
 const INDEX_SYSTEM: u8 = 7;
 /// Largest value accepted (the VFS limit).

@@ -41,7 +41,7 @@ const MAX_DEPTH: usize = 5;
 const XATTR_SIZE_MAX: usize = 65536;
 
 /// All listed attributes of `inode`.
-pub fn list(fs: &Xfs, inode: &Dinode) -> Result<Vec<Xattr>> {
+pub(super) fn list(fs: &Xfs, inode: &Dinode) -> Result<Vec<Xattr>> {
     if !inode.has_attr_fork() {
         return Ok(Vec::new());
     }

@@ -20,11 +20,11 @@ const BMBT_CRC_OFF: usize = 64;
 /// Deepest bmbt accepted (the kernel's limit for 64-bit extent counts is 11).
 const MAX_LEVELS: u16 = 12;
 /// Most extents one fork may have before vmrescue refuses to map it.
-pub const MAX_FORK_EXTENTS: usize = 1 << 21;
+pub(super) const MAX_FORK_EXTENTS: usize = 1 << 21;
 
 /// One extent record (`xfs_bmbt_irec`), in filesystem blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bmx {
+pub(super) struct Bmx {
     /// First logical block of the fork.
     pub off: u64,
     /// First block on disk, as a linear block number (AG boundaries removed).
@@ -37,7 +37,7 @@ pub struct Bmx {
 
 impl Bmx {
     /// First logical block past the extent.
-    pub fn end(&self) -> u64 {
+    pub(super) fn end(&self) -> u64 {
         self.off + self.len
     }
 }
@@ -56,7 +56,7 @@ fn unpack(rec: &[u8]) -> (bool, u64, u64, u64) {
 
 /// The extents of `fork` of `inode`, in logical order, checked: inside the
 /// filesystem, non-empty, not overlapping.
-pub fn extents(fs: &Xfs, inode: &Dinode, fork: Fork) -> Result<Vec<Bmx>> {
+pub(super) fn extents(fs: &Xfs, inode: &Dinode, fork: Fork) -> Result<Vec<Bmx>> {
     let what = || format!("xfs inode {}: {} fork", inode.ino, fork.name());
     let mut out = Vec::new();
     match inode.fork_format(fork) {
@@ -268,7 +268,7 @@ fn walk(
 
 /// The extent of `map` holding logical block `lblk`, or the hole around it
 /// as `Err(first block past the hole)` (`u64::MAX` past the last extent).
-pub fn find(map: &[Bmx], lblk: u64) -> std::result::Result<&Bmx, u64> {
+pub(super) fn find(map: &[Bmx], lblk: u64) -> std::result::Result<&Bmx, u64> {
     let i = map.partition_point(|x| x.end() <= lblk);
     match map.get(i) {
         Some(x) if x.off <= lblk => Ok(x),

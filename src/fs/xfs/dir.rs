@@ -42,7 +42,7 @@ fn ftype(t: u8) -> Option<FileType> {
 }
 
 /// Every entry of directory `inode` except `.` and `..`, in on-disk order.
-pub fn list(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
+pub(super) fn list(fs: &Xfs, inode: &Dinode) -> Result<Vec<DirEntry>> {
     match inode.di_format {
         format::LOCAL => shortform(fs, inode),
         format::EXTENTS | format::BTREE => blocks(fs, inode),

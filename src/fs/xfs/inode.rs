@@ -65,25 +65,41 @@ pub struct Dinode {
     pub ino: u64,
     /// Byte position in the volume.
     pub pos: u64,
+    /// File type (`S_IFMT` bits) and permission bits.
     pub di_mode: u16,
+    /// Inode version: 1, 2 or 3 (v5 filesystems, with CRC).
     pub di_version: u8,
+    /// Data fork format: device, local, extents, btree.
     pub di_format: u8,
+    /// Owner.
     pub di_uid: u32,
+    /// Group.
     pub di_gid: u32,
+    /// Hard links (`di_onlink` on a version 1 inode).
     pub di_nlink: u32,
+    /// Last access.
     pub atime: Timestamp,
+    /// Last data modification.
     pub mtime: Timestamp,
+    /// Last inode change.
     pub ctime: Timestamp,
+    /// Creation; `None` before version 3.
     pub crtime: Option<Timestamp>,
+    /// File size in bytes.
     pub di_size: u64,
+    /// Filesystem blocks used, both forks and their btree blocks.
     pub di_nblocks: u64,
     /// Data fork extent count.
     pub nextents: u64,
     /// Attr fork extent count.
     pub anextents: u64,
+    /// Attr fork offset in the literal area, in 8-byte units; 0 without an attr fork.
     pub di_forkoff: u8,
+    /// Attr fork format: local, extents, btree.
     pub di_aformat: u8,
+    /// `XFS_DIFLAG_*` flags (realtime, append-only, immutable, ...).
     pub di_flags: u16,
+    /// `XFS_DIFLAG2_*` flags of a version 3 inode (reflink, big timestamps, ...); 0 before.
     pub di_flags2: u64,
     /// `di_ino` of a v3 inode.
     pub di_ino: Option<u64>,

@@ -17,7 +17,7 @@ const MAX_HEADER_SEARCH: u64 = 8192;
 
 /// What the log says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogState {
+pub(super) enum LogState {
     /// The last record is an unmount record.
     Clean,
     /// Changes in the log are not on disk yet.
@@ -29,7 +29,7 @@ pub enum LogState {
 }
 
 /// Check the internal log of `fs`.
-pub fn state(fs: &Xfs) -> LogState {
+pub(super) fn state(fs: &Xfs) -> LogState {
     let sb = &fs.sb;
     if sb.sb_logstart == 0 {
         return LogState::External;

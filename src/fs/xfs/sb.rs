@@ -91,32 +91,59 @@ pub fn incompat_name(bit: u32) -> String {
 /// The XFS superblock fields vmrescue uses, under their `xfs_format.h` names.
 #[derive(Debug, Clone)]
 pub struct Superblock {
+    /// Filesystem block size in bytes.
     pub sb_blocksize: u32,
+    /// Blocks in the data device.
     pub sb_dblocks: u64,
+    /// Blocks in the realtime device.
     pub sb_rblocks: u64,
+    /// Filesystem UUID.
     pub sb_uuid: [u8; 16],
+    /// First block of an internal log; 0 when the log is external.
     pub sb_logstart: u64,
+    /// Root directory inode.
     pub sb_rootino: u64,
+    /// Blocks per allocation group (the last may be shorter).
     pub sb_agblocks: u32,
+    /// Allocation groups.
     pub sb_agcount: u32,
+    /// Blocks in the log.
     pub sb_logblocks: u32,
+    /// Version (low 4 bits) and `XFS_SB_VERSION_*` feature bits.
     pub sb_versionnum: u16,
+    /// Sector size in bytes.
     pub sb_sectsize: u16,
+    /// Inode size in bytes.
     pub sb_inodesize: u16,
+    /// Inodes per block.
     pub sb_inopblock: u16,
+    /// Volume label, NUL-padded.
     pub sb_fname: [u8; 12],
+    /// log2 of `sb_blocksize`.
     pub sb_blocklog: u8,
+    /// log2 of `sb_sectsize`.
     pub sb_sectlog: u8,
+    /// log2 of `sb_inodesize`.
     pub sb_inodelog: u8,
+    /// log2 of `sb_inopblock`.
     pub sb_inopblog: u8,
+    /// log2 of `sb_agblocks`, rounded up: the AG bits of an inode or block number.
     pub sb_agblklog: u8,
+    /// log2 of directory blocks per filesystem block.
     pub sb_dirblklog: u8,
+    /// Log sector size in bytes (0 for 512).
     pub sb_logsectsize: u16,
+    /// More `XFS_SB_VERSION2_*` feature bits.
     pub sb_features2: u32,
+    /// Compatible features (v5).
     pub sb_features_compat: u32,
+    /// Features a writer must know (v5).
     pub sb_features_ro_compat: u32,
+    /// Features a reader must know (v5).
     pub sb_features_incompat: u32,
+    /// Features the log needs to be replayed (v5).
     pub sb_features_log_incompat: u32,
+    /// crc32c of the superblock sector (v5).
     pub sb_crc: u32,
 }
 

@@ -19,7 +19,11 @@ thread_local! {
 
 /// Decompress `input` into all of `out`. The error text says what went wrong
 /// (the caller adds where).
-pub fn decompress(kind: CompressionType, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+pub(super) fn decompress(
+    kind: CompressionType,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<(), String> {
     match kind {
         CompressionType::Zlib => inflate(input, out),
         CompressionType::Zstd => unzstd(input, out),

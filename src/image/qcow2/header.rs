@@ -54,12 +54,12 @@ pub mod autoclear {
 
 /// Header extension types.
 mod ext {
-    pub const END: u32 = 0x0000_0000;
-    pub const BACKING_FORMAT: u32 = 0xe279_2aca;
-    pub const FEATURE_NAME_TABLE: u32 = 0x6803_f857;
-    pub const BITMAPS: u32 = 0x2385_2875;
-    pub const FULL_DISK_ENCRYPTION: u32 = 0x0537_be77;
-    pub const EXTERNAL_DATA_FILE: u32 = 0x4441_5441;
+    pub(super) const END: u32 = 0x0000_0000;
+    pub(super) const BACKING_FORMAT: u32 = 0xe279_2aca;
+    pub(super) const FEATURE_NAME_TABLE: u32 = 0x6803_f857;
+    pub(super) const BITMAPS: u32 = 0x2385_2875;
+    pub(super) const FULL_DISK_ENCRYPTION: u32 = 0x0537_be77;
+    pub(super) const EXTERNAL_DATA_FILE: u32 = 0x4441_5441;
 }
 
 /// How compressed clusters are compressed.

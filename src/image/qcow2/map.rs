@@ -26,7 +26,7 @@ const L2_CACHE_BYTES: u64 = 32 << 20;
 
 /// What a run of guest bytes is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granule {
+pub(super) enum Granule {
     /// Reads as zeros.
     Zero,
     /// Not allocated here: the backing file's bytes (or zeros without one).
@@ -43,7 +43,7 @@ pub enum Granule {
 }
 
 /// log2 of the number of entries in one L2 table.
-pub fn l2_bits(h: &Header) -> u32 {
+pub(super) fn l2_bits(h: &Header) -> u32 {
     if h.extended_l2() {
         h.cluster_bits - 4
     } else {
@@ -52,7 +52,7 @@ pub fn l2_bits(h: &Header) -> u32 {
 }
 
 /// Host offset and stored length of a compressed cluster descriptor.
-pub fn compressed_extent(entry: u64, cluster_bits: u32) -> (u64, u64) {
+pub(super) fn compressed_extent(entry: u64, cluster_bits: u32) -> (u64, u64) {
     let x = 62 - (cluster_bits - 8);
     let offset = entry & ((1u64 << x) - 1);
     let sectors = ((entry >> x) & ((1u64 << (cluster_bits - 8)) - 1)) + 1;
@@ -61,7 +61,7 @@ pub fn compressed_extent(entry: u64, cluster_bits: u32) -> (u64, u64) {
 }
 
 /// A bounded cache of decoded L2 tables, keyed by their host offset.
-pub struct L2Cache {
+pub(super) struct L2Cache {
     capacity: usize,
     state: Mutex<CacheState>,
 }
@@ -74,7 +74,7 @@ struct CacheState {
 
 impl L2Cache {
     /// A cache for tables of `cluster_size` bytes.
-    pub fn new(cluster_size: u64) -> L2Cache {
+    pub(super) fn new(cluster_size: u64) -> L2Cache {
         L2Cache {
             capacity: (L2_CACHE_BYTES / cluster_size).clamp(4, 1024) as usize,
             state: Mutex::new(CacheState::default()),

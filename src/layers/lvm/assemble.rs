@@ -41,7 +41,7 @@ struct Candidate {
 }
 
 /// Assemble volume groups from the PVs found on all disks.
-pub fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
+pub(super) fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
     // Group the readable metadata copies by VG UUID, in order of first sight.
     let mut groups: Vec<(String, Vec<Candidate>)> = Vec::new();
     for (i, pv) in pvs.iter().enumerate() {

@@ -60,7 +60,7 @@ pub const MAX_METADATA_TEXT: u64 = 64 << 20;
 /// What the checks should verify (fuzzing turns checksums off to reach the
 /// code behind them).
 #[derive(Debug, Clone, Copy)]
-pub struct Checks {
+pub(super) struct Checks {
     /// Verify `crc_xl`, `mda_header.checksum_xl` and the text checksum.
     pub checksums: bool,
 }
@@ -97,7 +97,7 @@ enum MdaRead {
 
 /// Read a PV's label and newest metadata. `Ok(None)` when no sector 0–3
 /// starts with `LABELONE`.
-pub fn read_pv(src: &dyn ReadAt, checks: Checks) -> Result<Option<PvScan>> {
+pub(super) fn read_pv(src: &dyn ReadAt, checks: Checks) -> Result<Option<PvScan>> {
     let mut problems = Vec::new();
     let Some(label) = find_label(src, checks, &mut problems)? else {
         return Ok(None);

@@ -17,7 +17,9 @@ use crate::tui::text_field::TextField;
 /// What a copy does with a name that exists in the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IfExists {
-    /// Leave it, and list the file as skipped.
+    /// Leave it: a file that is the same (size and mtime, or a symlink's
+    /// target) is counted as unchanged, one that differs is listed as a
+    /// conflict (`cp --skip-existing`, [`Existing::SkipSame`]).
     #[default]
     Skip,
     /// Replace it (a directory is never replaced by a file).
@@ -157,13 +159,13 @@ impl CopySetup {
         };
         let mut dest = expand_home(self.dest.text.trim());
         match self.if_exists {
-            IfExists::Skip => plan.set_existing(Existing::Skip),
+            IfExists::Skip => plan.set_existing(Existing::SkipSame),
             IfExists::Overwrite => plan.set_existing(Existing::Overwrite),
             IfExists::NewFolder if self.dest_entries > 0 => {
                 dest = expand_home(&self.new_folder);
-                plan.set_existing(Existing::Skip);
+                plan.set_existing(Existing::SkipSame);
             }
-            IfExists::NewFolder => plan.set_existing(Existing::Skip),
+            IfExists::NewFolder => plan.set_existing(Existing::SkipSame),
         }
         // Before the first byte: can files be created there at all? The
         // dialog stays open so the operator can type another folder.

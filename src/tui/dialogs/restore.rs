@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{Confirm, ConfirmKind, Ctx, Dialog, Outcome};
 use crate::layers::VolumeId;
 use crate::repair::candidates::Analysis;
-use crate::repair::relink::{self, Plan};
+use crate::repair::relink::{self, Applier, Plan};
 use crate::text::{escape, escape_str};
 use crate::tui::action::Action;
 use crate::tui::event::{Effect, RelinkSetup};
@@ -292,6 +292,18 @@ impl RestoreDialog {
                     .replace(s::CLI_FORCE_HINT, s::TUI_FORCE_HINT)
             };
             return Outcome::Announce(s::cannot_apply(&crate::tui::format::safe(&why)), true);
+        }
+        if plan.applier == Applier::Kernel {
+            return Outcome::Push(Dialog::Confirm(Confirm {
+                kind: ConfirmKind::ApplyRelink,
+                title: s::APPLY_TITLE.into(),
+                lines: s::apply_question_kernel(
+                    &escape(&plan.link),
+                    &escape(&plan.old_target),
+                    &escape(&plan.new_target),
+                    &escape_str(&plan.volume),
+                ),
+            }));
         }
         let images: Vec<String> = plan
             .writes

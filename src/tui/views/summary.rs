@@ -24,6 +24,9 @@ pub fn summary_lines(c: &CopySummary) -> Vec<Line<'static>> {
         c.symlinks,
         &duration(c.elapsed),
     )));
+    if c.unchanged > 0 {
+        out.push(plain(&s::summary_unchanged(c.unchanged)));
+    }
     if c.failed.is_empty() && c.skipped.is_empty() {
         out.push(plain(s::SUMMARY_ALL_GOOD));
     }

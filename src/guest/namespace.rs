@@ -1,0 +1,543 @@
+//! The guest's mount table, resolved against the layout, and the merged
+//! tree it makes.
+
+use std::sync::Arc;
+
+use super::tree::{GuestFs, Layer};
+use crate::error::{Error, Result};
+use crate::fs::mem::MemFs;
+use crate::fs::path::{self, components};
+use crate::fs::{FileType, FsView, NodeId};
+use crate::layers::fstab::{self, FstabEntry, SpecMatch};
+use crate::layers::{Layout, VolumeId};
+use crate::text::escape;
+
+/// What became of one fstab entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountState {
+    /// The volume's filesystem is mounted there.
+    Mounted,
+    /// A filesystem with no device (`tmpfs`, `proc`, `sysfs`, `devpts`…):
+    /// shown as an empty folder.
+    Virtual,
+    /// A bind mount: the guest directory `from` is shown there too.
+    Bind {
+        /// The source directory, a guest path.
+        from: Vec<u8>,
+    },
+    /// The device was not found on these disks (or only the running guest
+    /// can tell which it is), with the reason; `nofail` is noted. Shown as
+    /// an empty folder.
+    Missing(String),
+    /// The volume was found but cannot be read here (a filesystem without
+    /// a userspace reader and no kernel engine), with the reason. Shown as
+    /// an empty folder.
+    Unreadable(String),
+    /// `noauto`: not mounted at boot, so not here either.
+    NoAuto,
+    /// A swap area: nothing to mount.
+    Swap,
+    /// The kernel would refuse this mount (the mountpoint is a file, not an
+    /// absolute path, or `/` again), with the reason. Not mounted.
+    Failed(String),
+}
+
+impl MountState {
+    /// One word for listings and `--json`: `mounted`, `virtual`, `bind`,
+    /// `missing`, `unreadable`, `noauto`, `swap`, `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MountState::Mounted => "mounted",
+            MountState::Virtual => "virtual",
+            MountState::Bind { .. } => "bind",
+            MountState::Missing(_) => "missing",
+            MountState::Unreadable(_) => "unreadable",
+            MountState::NoAuto => "noauto",
+            MountState::Swap => "swap",
+            MountState::Failed(_) => "failed",
+        }
+    }
+
+    /// Why the entry is not (fully) there, or where a bind comes from.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            MountState::Missing(r) | MountState::Unreadable(r) | MountState::Failed(r) => {
+                Some(r.clone())
+            }
+            MountState::Bind { from } => Some(format!("from {}", escape(from))),
+            MountState::NoAuto => Some("not mounted at boot".into()),
+            _ => None,
+        }
+    }
+
+    /// Whether files of the guest are missing at this mountpoint: the
+    /// device is missing or unreadable (a copy must say it skipped them).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, MountState::Missing(_) | MountState::Unreadable(_))
+    }
+}
+
+/// One entry of the guest's mount table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where the guest mounts it (`/`, `/home`).
+    pub mountpoint: Vec<u8>,
+    /// The source as the fstab gives it (`UUID=…`, `/dev/mapper/vg-lv`, `tmpfs`).
+    pub spec: String,
+    /// The filesystem type as the fstab gives it.
+    pub fstype: String,
+    /// The options field verbatim.
+    pub options: String,
+    /// The volume the spec names, when found.
+    pub volume: Option<VolumeId>,
+    /// The volume was found by disk order and partition number (`/dev/sda1`):
+    /// the guest's kernel may have ordered its disks otherwise.
+    pub guessed: bool,
+    /// What became of it.
+    pub state: MountState,
+    /// `st_dev` of its nodes in the merged tree (`1` for the root, then one
+    /// per entry); a bind shows its source's nodes, with their device.
+    pub dev: u64,
+}
+
+/// The guest as it boots: its mount table and the merged tree.
+pub struct Namespace {
+    fs: Arc<GuestFs>,
+    mounts: Vec<Mount>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("mounts", &self.mounts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An empty folder, for what is mounted but has no files here.
+fn empty_dir(fstype: &str, perm: u32) -> Arc<dyn FsView> {
+    let mut fs = MemFs::new();
+    fs.status.fs_type = fstype.to_string();
+    if let Some(n) = fs.node_mut(fs.root_id()) {
+        n.meta.perm = perm;
+    }
+    Arc::new(fs)
+}
+
+impl Namespace {
+    /// Read the fstab of the guest root `root` and mount its entries in
+    /// order, as `mount -a` does (a later mount over an earlier one's
+    /// subtree wins), opening volumes with `open`.
+    pub fn build(
+        layout: &Layout,
+        root: VolumeId,
+        open: &dyn Fn(VolumeId) -> Result<Arc<dyn FsView>>,
+    ) -> Namespace {
+        let name_of = |v: VolumeId| {
+            layout
+                .volumes
+                .get(v.0)
+                .map_or_else(|| format!("volume {}", v.0), |v| v.name.clone())
+        };
+        let (root_fs, root_state) = match open(root) {
+            Ok(fs) => (fs, MountState::Mounted),
+            Err(e) => (
+                empty_dir("unreadable", 0o755),
+                MountState::Unreadable(e.to_string()),
+            ),
+        };
+        let entries = fstab::read(&*root_fs);
+        let root_entry = entries.iter().find(|e| e.mountpoint == b"/");
+        let root_mount = Mount {
+            mountpoint: b"/".to_vec(),
+            spec: root_entry.map_or_else(|| name_of(root), |e| e.spec.clone()),
+            fstype: root_entry.map_or_else(
+                || {
+                    layout
+                        .volumes
+                        .get(root.0)
+                        .map_or_else(String::new, |v| v.content.kind.name().to_string())
+                },
+                |e| e.fstype.clone(),
+            ),
+            options: root_entry.map_or_else(|| "defaults".to_string(), |e| e.options.clone()),
+            volume: Some(root),
+            guessed: false,
+            state: root_state,
+            dev: 1,
+        };
+        let root_inner = root_fs.root();
+        let mut tree = GuestFs::new(Layer {
+            fs: root_fs,
+            root: root_inner,
+            mount: 0,
+            dev: 1,
+            volume: Some(root),
+            name: name_of(root),
+        });
+        let mut mounts = vec![root_mount];
+        let mut seen_root = false;
+        for entry in &entries {
+            if entry.mountpoint == b"/" && !seen_root {
+                seen_root = true;
+                continue;
+            }
+            let index = mounts.len();
+            let mount = mount_entry(layout, entry, index, &mut tree, open, &name_of);
+            if let Some(why) = mount
+                .state
+                .reason()
+                .filter(|_| !matches!(mount.state, MountState::Bind { .. } | MountState::NoAuto))
+            {
+                tree.notes.push(format!(
+                    "/etc/fstab line {}: {} ({}) not mounted: {why}",
+                    entry.line,
+                    escape(&entry.mountpoint),
+                    entry.spec
+                ));
+            }
+            mounts.push(mount);
+        }
+        Namespace {
+            fs: Arc::new(tree),
+            mounts,
+        }
+    }
+
+    /// The merged tree.
+    pub fn fs(&self) -> Arc<dyn FsView> {
+        Arc::clone(&self.fs) as Arc<dyn FsView>
+    }
+
+    /// Every fstab entry, resolved or not, in fstab order, the root first.
+    pub fn mounts(&self) -> &[Mount] {
+        &self.mounts
+    }
+
+    /// The mount a node of [`Namespace::fs`] lies on. A bind shows the
+    /// nodes of its source, which lie on the source's mount.
+    pub fn mount_of(&self, node: NodeId) -> Option<&Mount> {
+        self.mounts.get(self.fs.layer_of(node)?.mount)
+    }
+
+    /// Whether `node` is shown at a mountpoint other than `/` (the root of
+    /// a mounted volume, an empty folder for a virtual or missing one, or
+    /// a bind's source).
+    pub fn is_mountpoint(&self, node: NodeId) -> bool {
+        node != self.fs.root() && self.fs.roots.contains_key(&node)
+    }
+
+    /// The volume a guest path lies on and its path inside that volume
+    /// (the last component is not followed if it is a symlink): what relink
+    /// writes and what `--volume` would show. An error for a path on a
+    /// virtual, missing or unreadable mount.
+    pub fn locate(&self, guest_path: &[u8]) -> Result<(VolumeId, Vec<u8>)> {
+        let fs = &*self.fs;
+        let resolved = path::resolve(fs, guest_path, false)?;
+        let mut node = fs.root();
+        let mut layer = 0usize;
+        let mut inner: Vec<u8> = b"/".to_vec();
+        for name in components(&resolved.path) {
+            node = fs.lookup(node, name)?.ok_or_else(|| {
+                Error::NotFound(format!("{} in the guest", escape(&resolved.path)))
+            })?;
+            if let Some((l, p)) = fs.roots.get(&node) {
+                layer = *l;
+                inner = p.clone();
+            } else {
+                inner = path::join(&inner, name);
+            }
+        }
+        let l = fs
+            .layers
+            .get(layer)
+            .ok_or_else(|| Error::NotFound(format!("{} in the guest", escape(&resolved.path))))?;
+        match l.volume {
+            Some(v) => Ok((v, inner)),
+            None => {
+                let m = self.mounts.get(l.mount);
+                Err(Error::Invalid(format!(
+                    "{} lies on {}, which is no volume of the image{}",
+                    escape(&resolved.path),
+                    m.map_or_else(
+                        || "a folder vmrescue made".into(),
+                        |m| escape(&m.mountpoint)
+                    ),
+                    m.and_then(|m| m.state.reason())
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )))
+            }
+        }
+    }
+
+    /// The root volume.
+    pub fn root_volume(&self) -> Option<VolumeId> {
+        self.mounts.first().and_then(|m| m.volume)
+    }
+
+    /// The entries whose files are not here (missing or unreadable device)
+    /// that guest path `path` lies on (its mountpoint is `path` or above
+    /// it), and with `below` also those inside `path`: what a listing or a
+    /// copy of `path` lacks. `path` is taken as written (`..` and symlinks
+    /// are not resolved): give a canonical path.
+    pub fn unavailable(&self, path: &[u8], below: bool) -> Vec<&Mount> {
+        let at: Vec<&[u8]> = components(path).collect();
+        self.mounts
+            .iter()
+            .filter(|m| m.state.is_unavailable())
+            .filter(|m| {
+                let mp: Vec<&[u8]> = components(&m.mountpoint).collect();
+                at.starts_with(&mp) || (below && mp.starts_with(&at))
+            })
+            .collect()
+    }
+}
+
+/// Mount fstab entry `entry` (index `index` of the table) on `tree`.
+fn mount_entry(
+    layout: &Layout,
+    entry: &FstabEntry,
+    index: usize,
+    tree: &mut GuestFs,
+    open: &dyn Fn(VolumeId) -> Result<Arc<dyn FsView>>,
+    name_of: &dyn Fn(VolumeId) -> String,
+) -> Mount {
+    let opts = entry.options();
+    let dev = index as u64 + 1;
+    let mut m = Mount {
+        mountpoint: entry.mountpoint.clone(),
+        spec: entry.spec.clone(),
+        fstype: entry.fstype.clone(),
+        options: entry.options.clone(),
+        volume: None,
+        guessed: false,
+        state: MountState::Mounted,
+        dev,
+    };
+    let device = fstab::is_device_spec(&entry.spec);
+    if device && !opts.bind {
+        match layout.resolve_spec(&entry.spec) {
+            SpecMatch::Found { volume, guessed } => {
+                m.volume = Some(volume);
+                m.guessed = guessed;
+            }
+            SpecMatch::NotFound(why) | SpecMatch::Unresolvable(why) => {
+                let nofail = if opts.nofail {
+                    " (nofail: the guest boots without it)"
+                } else {
+                    ""
+                };
+                m.state = MountState::Missing(format!("{why}{nofail}"));
+            }
+        }
+    }
+    if entry.fstype == "swap" || entry.mountpoint == b"swap" {
+        m.state = MountState::Swap;
+        return m;
+    }
+    if opts.noauto {
+        m.state = MountState::NoAuto;
+        return m;
+    }
+    if entry.mountpoint.first() != Some(&b'/')
+        || components(&entry.mountpoint).any(|c| c == b"." || c == b"..")
+    {
+        m.state = MountState::Failed("the mountpoint is not a plain absolute path".into());
+        return m;
+    }
+    if components(&entry.mountpoint).next().is_none() {
+        m.state = MountState::Failed("/ is mounted by an earlier line".into());
+        return m;
+    }
+    let empty_perm = opts.mode.unwrap_or(if entry.fstype == "tmpfs" {
+        0o1777
+    } else {
+        0o755
+    });
+    let empty = |perm: u32| {
+        layer(
+            empty_dir(&entry.fstype, perm),
+            index,
+            dev,
+            None,
+            String::new(),
+        )
+    };
+    // The layer shown at the mountpoint, and the path inside its volume of its root.
+    let (shown, inner): (Layer, Vec<u8>) = if opts.bind {
+        let from = entry.spec.as_bytes().to_vec();
+        let source = path::resolve(&*tree, &from, true).and_then(|r| {
+            let (l, root) = tree.decode(r.node)?;
+            let inner = locate_inner(tree, &r.path)?;
+            let src = tree
+                .layers
+                .get(l)
+                .ok_or_else(|| Error::NotFound(escape(&from)))?;
+            // Its own layer over the same filesystem: the source's files
+            // without the mounts below it (a bind, not an rbind), on the
+            // source's device.
+            Ok((
+                Layer {
+                    fs: Arc::clone(&src.fs),
+                    root,
+                    mount: index,
+                    dev: src.dev,
+                    volume: src.volume,
+                    name: src.name.clone(),
+                },
+                inner,
+            ))
+        });
+        match source {
+            Ok((l, inner)) => {
+                m.state = MountState::Bind { from };
+                m.dev = l.dev;
+                (l, inner)
+            }
+            Err(e) => {
+                m.state = MountState::Missing(format!("the bind source {}: {e}", escape(&from)));
+                (empty(0o755), b"/".to_vec())
+            }
+        }
+    } else if m.state.is_unavailable() {
+        (empty(0o755), b"/".to_vec())
+    } else if let Some(v) = m.volume {
+        match open(v) {
+            Ok(fs) => (layer(fs, index, dev, Some(v), name_of(v)), b"/".to_vec()),
+            Err(e) => {
+                m.state = MountState::Unreadable(e.to_string());
+                (empty(0o755), b"/".to_vec())
+            }
+        }
+    } else {
+        m.state = if fstab::is_network_fstype(&entry.fstype) {
+            MountState::Missing(format!(
+                "{} is a network filesystem ({}), not on these disks",
+                entry.spec, entry.fstype
+            ))
+        } else {
+            MountState::Virtual
+        };
+        (empty(empty_perm), b"/".to_vec())
+    };
+    let node = tree.push_layer(shown);
+    let info = (tree.layers.len() - 1, inner);
+    if let Err(why) = attach(tree, &entry.mountpoint, node, index, dev) {
+        m.state = MountState::Failed(why);
+        return m;
+    }
+    tree.roots.insert(node, info);
+    m
+}
+
+fn layer(
+    fs: Arc<dyn FsView>,
+    mount: usize,
+    dev: u64,
+    volume: Option<VolumeId>,
+    name: String,
+) -> Layer {
+    let root = fs.root();
+    Layer {
+        fs,
+        root,
+        mount,
+        dev,
+        volume,
+        name,
+    }
+}
+
+/// The path inside its volume of the node at canonical guest path `p`.
+fn locate_inner(tree: &GuestFs, p: &[u8]) -> Result<Vec<u8>> {
+    let mut node = tree.root();
+    let mut inner = b"/".to_vec();
+    for name in components(p) {
+        node = tree
+            .lookup(node, name)?
+            .ok_or_else(|| Error::NotFound(escape(p)))?;
+        match tree.roots.get(&node) {
+            Some((_, at)) => inner = at.clone(),
+            None => inner = path::join(&inner, name),
+        }
+    }
+    Ok(inner)
+}
+
+/// Show `node` at `mountpoint`: over the directory there, or, when there
+/// is none, as a new entry (and folders made up for missing parents; the
+/// kernel would refuse the mount, so a note says so).
+fn attach(
+    tree: &mut GuestFs,
+    mountpoint: &[u8],
+    node: NodeId,
+    mount: usize,
+    dev: u64,
+) -> std::result::Result<(), String> {
+    let is_dir_like = |tree: &GuestFs, n: NodeId| {
+        tree.metadata(n)
+            .map(|m| m.file_type == FileType::Directory)
+            .unwrap_or(false)
+    };
+    match path::resolve(&*tree, mountpoint, true) {
+        Ok(r) => {
+            let wanted_dir = is_dir_like(tree, node);
+            if is_dir_like(tree, r.node) != wanted_dir {
+                return Err(format!(
+                    "{} is not a directory in the guest",
+                    escape(mountpoint)
+                ));
+            }
+            tree.cover(r.node, node);
+            return Ok(());
+        }
+        Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    // Walk down, making up the folders that are not there.
+    let names: Vec<&[u8]> = components(mountpoint).collect();
+    let mut dir = tree.root();
+    let mut made_up = false;
+    let mut at: Vec<u8> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        at = path::join(&at, name);
+        let last = i + 1 == names.len();
+        match path::resolve(&*tree, &at, true) {
+            Ok(r) if !last => {
+                if !is_dir_like(tree, r.node) {
+                    return Err(format!("{} is not a directory in the guest", escape(&at)));
+                }
+                dir = r.node;
+            }
+            Ok(_) => return Err(format!("{} appeared while mounting", escape(&at))),
+            Err(Error::NotFound(_)) => {
+                let child = if last {
+                    node
+                } else {
+                    let made = tree.push_layer(layer(
+                        empty_dir("none", 0o755),
+                        mount,
+                        dev,
+                        None,
+                        String::new(),
+                    ));
+                    tree.roots
+                        .insert(made, (tree.layers.len() - 1, b"/".to_vec()));
+                    made
+                };
+                tree.inject(dir, name, child);
+                made_up = true;
+                dir = child;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if made_up {
+        tree.notes.push(format!(
+            "{} does not exist in the guest: shown as a folder, but the guest's kernel would not mount it there",
+            escape(mountpoint)
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The TUI: `App` state tests, screen snapshots (insta, in
+//! `tests/tui/snapshots/`), the guest picker, and the restore dialog on a
+//! copy of the demo image. The end-to-end tests in a pseudo-terminal that
+//! send signals are in `tests/tui_pty.rs`, a binary of their own.
+//!
+//! One test binary per subject (see `tests/layers/main.rs`).
+
+// Test helpers unwrap too: a failure there is a failed test (`clippy.toml`
+// allows unwrap only inside test functions).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../image_support/mod.rs"]
+mod image_support;
+#[path = "../loop_support/mod.rs"]
+mod loop_support;
+#[path = "../pty_support/mod.rs"]
+mod pty_support;
+#[path = "../pve_support/mod.rs"]
+mod pve_support;
+#[path = "../tui_support/mod.rs"]
+mod tui_support;
+
+mod tui_app;
+mod tui_find;
+mod tui_fixes;
+mod tui_picker;
+mod tui_relink;
+mod tui_relink_snapshots;
+mod tui_snapshots;
