@@ -552,6 +552,23 @@ fn command_line_errors_json_and_exit_codes() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v, serde_json::json!([]));
+    // Across the guest's mounts: /home is another volume; -xdev tests the
+    // mountpoint and stays out of it.
+    let run_demo = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .args(["find", "--demo", "/"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let all = run_demo(&[]);
+    assert!(all.lines().any(|l| l == "/home/ta/.bashrc"), "{all}");
+    let one = run_demo(&["-xdev"]);
+    assert!(one.lines().any(|l| l == "/home"));
+    assert!(!one.lines().any(|l| l.starts_with("/home/")), "{one}");
+    assert!(one.lines().any(|l| l == "/etc/fstab"));
     // --demo takes every positional as a path; both spellings of options.
     let o = Command::new(BIN)
         .args(["find", "--demo", "/etc", "--name", "fstab", "-type", "f"])
