@@ -150,7 +150,7 @@ pub fn format_date(sec: i64) -> String {
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     // Shift the epoch to 0000-03-01 so leap days fall at the end of a 400-year era.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

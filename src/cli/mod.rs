@@ -24,6 +24,7 @@ macro_rules! outln {
 mod cat;
 mod cp;
 mod doctor;
+mod find;
 mod guest;
 mod kernel;
 mod layers;
@@ -138,6 +139,15 @@ enum Command {
     /// Write guest files to standard output, byte for byte (symlinks
     /// followed inside the guest, across its volumes).
     Cat(cat::CatArgs),
+    /// Find files in the guest, like GNU find (-name, -iname, -type, -size,
+    /// -mmin, -mtime, -newer, -xdev, -maxdepth, -mindepth, -ls, --json).
+    ///
+    /// Tests are joined by an implicit AND, with find's rounding (`-size
+    /// -1M` is empty files only, `-mtime` counts whole 24-hour periods).
+    /// Paths print as given, then the names below them, escaped as `ls`
+    /// escapes them. A damaged directory is reported and the walk goes on
+    /// (exit code 1); a directory met twice is not entered again.
+    Find(find::FindArgs),
     /// Copy guest files and directories out to a host directory.
     ///
     /// Recursive; keeps modes, times, symlinks (never followed), holes and
@@ -405,7 +415,7 @@ fn list_guests(target: &Target) -> u8 {
 
 /// Parse the command line and run.
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(find::translate(std::env::args_os().collect()));
     // A signal or a panic ending a kernel-engine session or the TUI ends
     // the process through the teardown: the unpacked demo disk goes then too.
     vmrescue::teardown::register(|_| vmrescue::demo::cleanup());
@@ -414,6 +424,7 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
         Some(Command::Ls(args)) => ls::run(&args),
         Some(Command::Cat(args)) => cat::run(&args),
+        Some(Command::Find(args)) => find::run(&args),
         Some(Command::Cp(args)) => cp::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Relink(args)) => relink::run(&args),

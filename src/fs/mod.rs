@@ -107,6 +107,19 @@ pub struct Timestamp {
     pub nsec: u32,
 }
 
+impl Timestamp {
+    /// The current time (the epoch if the clock is before it).
+    pub fn now() -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp {
+            sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nsec: d.subsec_nanos(),
+        }
+    }
+}
+
 /// What `lstat` tells about a node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Metadata {

@@ -428,7 +428,7 @@ fn plan_in_place(
     let ino = u32::try_from(node.0)
         .map_err(|_| Error::Invalid(format!("inode number {} out of range", node.0)))?;
     let inode = ext.read_inode(ino)?;
-    let now = opts.now.unwrap_or_else(now);
+    let now = opts.now.unwrap_or_else(Timestamp::now);
     let patch = ext_write::symlink(
         ext,
         &inode,
@@ -765,17 +765,6 @@ fn target_doubts(
             format!("{t:?}").to_lowercase()
         )),
         Err(e) => warnings.push(format!("{} cannot be read: {e}", escape(&resolved.path))),
-    }
-}
-
-/// The current time.
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nsec: d.subsec_nanos(),
     }
 }
 

@@ -84,6 +84,10 @@ pub enum Action {
     SearchPrev,
     /// Type a character into the active text field.
     Insert(char),
+    /// The find dialog: search the guest by name, type, size, change time.
+    Find,
+    /// Find dialog: list the newest changes across the guest, newest first.
+    RecentChanges,
 }
 
 impl Action {
@@ -125,6 +129,8 @@ impl Action {
         ("toggle-hex", Action::ToggleHex),
         ("search-next", Action::SearchNext),
         ("search-prev", Action::SearchPrev),
+        ("find", Action::Find),
+        ("recent-changes", Action::RecentChanges),
     ];
 
     /// The action named `name` in the keymap.

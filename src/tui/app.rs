@@ -577,6 +577,14 @@ impl App {
         self.dialog.iter_mut().chain(self.under.iter_mut().rev())
     }
 
+    /// The find dialog whose search is request `req`, wherever it is in the stack.
+    fn find_dialog(&mut self, req: u64) -> Option<&mut super::dialogs::FindDialog> {
+        self.dialogs_mut().find_map(|d| match d {
+            Dialog::Find(f) if f.search.as_ref().is_some_and(|s| s.req == req) => Some(&mut **f),
+            _ => None,
+        })
+    }
+
     /// The restore dialog waiting for the answer to request `req`, wherever it is in the stack.
     fn restore_waiting(&mut self, req: u64) -> Option<&mut RestoreDialog> {
         self.dialogs_mut().find_map(|d| match d {
@@ -658,6 +666,7 @@ impl App {
     fn update_top(&mut self, action: &Action) -> Option<Outcome> {
         let page = self.screen().dialog_rows();
         let size = self.size;
+        let find_rows = super::views::find::result_rows(&self.screen());
         let mut ctx = Ctx {
             undo_dir: &self.config.undo_dir,
             pve_root: &self.config.pve_root,
@@ -673,6 +682,11 @@ impl App {
             Dialog::Viewer(v) => {
                 let outcome = v.update(action, &mut ctx);
                 v.refresh(size);
+                Some(outcome)
+            }
+            Dialog::Find(f) => {
+                let outcome = f.update(action, &mut ctx);
+                f.scroll_into_view(find_rows);
                 Some(outcome)
             }
             _ => None,
@@ -698,6 +712,7 @@ impl App {
                 self.copy = Some(job);
                 self.close_dialog();
             }
+            Outcome::JumpTo { tree, dir, name } => self.jump_to(tree, dir, name),
             Outcome::RestoreLink {
                 tree,
                 link,
@@ -745,6 +760,7 @@ impl App {
             Action::ShowDetails => self.show_details(),
             Action::View => self.open_viewer(),
             Action::Doctor => self.open_doctor(),
+            Action::Find => self.open_find(),
             Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
             Action::FilterStart => self.start_filter(),
             Action::Quit => self.ask_quit(),
@@ -1319,6 +1335,35 @@ impl App {
         }
     }
 
+    fn open_find(&mut self) {
+        let Some(tree) = self.pane().map(|p| p.tree) else {
+            self.say(s::FIND_NEEDS_FS);
+            return;
+        };
+        let Some(fs) = self.fs(tree).cloned() else {
+            self.say(s::FIND_NEEDS_FS);
+            return;
+        };
+        let name = self.volume_label(tree);
+        self.push_dialog(Dialog::Find(Box::new(super::dialogs::FindDialog::new(
+            tree, name, fs,
+        ))));
+    }
+
+    /// Show `name` in folder `dir` of `tree` in the right pane; the find
+    /// dialog (and any window) closes.
+    fn jump_to(&mut self, tree: Tree, dir: Vec<u8>, name: Option<Vec<u8>>) {
+        self.close_all_dialogs();
+        self.focus = Focus::Files;
+        if self.pane().is_some_and(|p| p.tree == tree) {
+            self.list(dir, name);
+        } else {
+            self.last_paths.insert(tree, dir);
+            self.reselect = name;
+            self.open_tree(tree);
+        }
+    }
+
     fn open_doctor(&mut self) {
         let Some(p) = self.pane() else {
             self.say(s::DOCTOR_NEEDS_FS);
@@ -1617,6 +1662,26 @@ impl App {
                     v.search_done(req, outcome);
                 }
                 self.refresh_viewers();
+            }
+            JobResult::FindFound { req, hits, replace } => {
+                if let Some(f) = self.find_dialog(req) {
+                    f.found(req, hits, replace);
+                }
+            }
+            JobResult::FindProgress { req, counts } => {
+                if let Some(f) = self.find_dialog(req) {
+                    f.progress(req, counts);
+                }
+            }
+            JobResult::FindDone {
+                req,
+                counts,
+                problems,
+                error,
+            } => {
+                if let Some(f) = self.find_dialog(req) {
+                    f.done(req, counts, problems, error);
+                }
             }
             JobResult::DisksRefreshed(problems) => {
                 if !problems.is_empty() {

@@ -129,6 +129,34 @@ pub enum JobResult {
         /// Found, not found, stopped or failed.
         outcome: crate::ops::pager::search::Outcome,
     },
+    /// A search found these (in walk order; "changed recently": the whole
+    /// list, newest first, in place of what came before).
+    FindFound {
+        /// Which request.
+        req: u64,
+        /// The results.
+        hits: Vec<super::dialogs::find::Hit>,
+        /// Whether they replace the results so far.
+        replace: bool,
+    },
+    /// A search went on.
+    FindProgress {
+        /// Which request.
+        req: u64,
+        /// How far.
+        counts: crate::ops::find::Counts,
+    },
+    /// A search ended.
+    FindDone {
+        /// Which request.
+        req: u64,
+        /// How far it went.
+        counts: crate::ops::find::Counts,
+        /// The first problems met.
+        problems: Vec<String>,
+        /// Why it could not start, if it could not.
+        error: Option<String>,
+    },
     /// The disks' container tables were read again; the disks that could
     /// not be (they read as before), and why.
     DisksRefreshed(Vec<String>),
@@ -263,6 +291,21 @@ pub enum Effect {
         /// Set to stop it.
         cancel: Arc<AtomicBool>,
     },
+    /// Walk a guest for the find dialog.
+    Find {
+        /// Request number.
+        req: u64,
+        /// The filesystem.
+        fs: Arc<dyn FsView>,
+        /// Where to start (a guest path).
+        start: Vec<u8>,
+        /// The tests.
+        query: Box<crate::ops::find::Query>,
+        /// Keep only this many of the newest changes, sorted newest first.
+        keep: Option<usize>,
+        /// Set to stop the walk.
+        cancel: Arc<AtomicBool>,
+    },
     /// Run a planned copy.
     StartCopy {
         /// The plan.
@@ -310,6 +353,9 @@ impl std::fmt::Debug for Effect {
                 crate::text::escape(&query.pattern),
                 query.from
             ),
+            Effect::Find { req, start, .. } => {
+                write!(f, "Find({req}, {})", crate::text::escape(start))
+            }
         }
     }
 }

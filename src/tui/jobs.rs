@@ -132,6 +132,14 @@ impl Jobs {
                 setup,
             } => self.apply_relink(volume, &plan, &setup, emit),
             Effect::RunDoctor { req, fs } => run_doctor(req, &*fs, emit),
+            Effect::Find {
+                req,
+                fs,
+                start,
+                query,
+                keep,
+                cancel,
+            } => find(req, &*fs, &start, &query, keep, &cancel, emit),
             Effect::StartCopy { plan, dest, cancel } => copy(plan, &dest, &cancel, emit),
             Effect::OpenViewer {
                 req,
@@ -352,6 +360,93 @@ fn run_doctor(req: u64, fs: &dyn FsView, emit: &mut dyn FnMut(JobResult)) {
     emit(JobResult::DoctorDone {
         req,
         report: Box::new(report),
+    });
+}
+
+/// Most problems a search reports to the find dialog.
+const FIND_PROBLEMS: usize = 20;
+
+/// Walk a guest for the find dialog: results in batches and progress at
+/// most every 50 ms; with `keep`, only the newest changes, sorted, at the end.
+fn find(
+    req: u64,
+    fs: &dyn FsView,
+    start: &[u8],
+    query: &crate::ops::find::Query,
+    keep: Option<usize>,
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(JobResult),
+) {
+    use super::dialogs::find::Hit;
+    use crate::ops::find::{Event as Found, newest, walk};
+    let every = Duration::from_millis(50);
+    let mut last = Instant::now();
+    let mut batch: Vec<Hit> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        // One handler for both kinds of walk; `newest` keeps its results.
+        let mut on = |ev: Found| match ev {
+            Found::Found(f) => {
+                batch.push(Hit::from_found(f));
+                if last.elapsed() >= every {
+                    last = Instant::now();
+                    emit(JobResult::FindFound {
+                        req,
+                        hits: std::mem::take(&mut batch),
+                        replace: false,
+                    });
+                }
+            }
+            Found::Problem(p) => {
+                if problems.len() < FIND_PROBLEMS {
+                    problems.push(p);
+                }
+            }
+            Found::Progress(counts) => {
+                if last.elapsed() >= every {
+                    last = Instant::now();
+                    if !batch.is_empty() {
+                        emit(JobResult::FindFound {
+                            req,
+                            hits: std::mem::take(&mut batch),
+                            replace: false,
+                        });
+                    }
+                    emit(JobResult::FindProgress { req, counts });
+                }
+            }
+        };
+        match keep {
+            Some(n) => newest(fs, start, query, n, cancel, &mut |ev| match ev {
+                Found::Problem(p) => on(Found::Problem(p.clone())),
+                Found::Progress(c) => on(Found::Progress(*c)),
+                Found::Found(_) => {}
+            })
+            .map(|(top, counts)| (Some(top), counts)),
+            None => walk(fs, start, query, cancel, &mut on).map(|c| (None, c)),
+        }
+        .map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|_| Err(panic_message()));
+    let (counts, error) = match r {
+        Ok((top, c)) => {
+            if let Some(top) = top {
+                batch = top.into_iter().map(Hit::from_found).collect();
+            }
+            (c, None)
+        }
+        Err(e) => (Default::default(), Some(e)),
+    };
+    emit(JobResult::FindFound {
+        req,
+        hits: batch,
+        replace: keep.is_some(),
+    });
+    emit(JobResult::FindDone {
+        req,
+        counts,
+        problems,
+        error,
     });
 }
 

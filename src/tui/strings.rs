@@ -678,7 +678,7 @@ pub const FOOTER_PROGRESS: &str = "Esc cancel  b hide";
 pub fn context_title(c: Context) -> &'static str {
     match c {
         Context::Main => "Browsing (both panes)",
-        Context::Edit => "Typing (filter line, copy destination, restore target)",
+        Context::Edit => "Typing (filter line, copy destination, restore target, find)",
         Context::Confirm => "Questions",
         Context::Dialog => "Windows (help, details, summaries)",
         Context::Repair => "Restore dialog and doctor view",
@@ -753,11 +753,13 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         | (Context::Progress, Action::Quit) => "Quit (asks first while a copy runs)",
         (_, Action::Quit) => "Quit",
         (Context::Edit, Action::Confirm) => {
-            "Accept (filter), start the copy, or plan the typed target"
+            "Accept (filter), start the copy, plan the typed target, or search (find)"
         }
         (_, Action::Confirm) => "Yes",
         (Context::Main, Action::Cancel) => "Clear the filter, or the message",
-        (Context::Edit, Action::Cancel) => "Cancel (clears the filter)",
+        (Context::Edit, Action::Cancel) => {
+            "Cancel (clears the filter); find: stop the search, then close"
+        }
         (Context::Confirm, Action::Cancel) => "No",
         (Context::Progress, Action::Cancel) => "Cancel the copy (asks first)",
         (_, Action::Cancel) => "Close",
@@ -772,11 +774,72 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
             "Restore: allow a target that does not resolve in the guest (y still asks)"
         }
         (_, Action::CycleExisting) => {
-            "Copy: names that exist already: skip, overwrite, or a new folder"
+            "Copy: names that exist already: skip, overwrite, or a new folder; find: next field"
         }
         (_, Action::Insert(_)) => TYPE_CHARACTER,
+        (_, Action::Find) => "Find files: name, type, size, changed within; newest changes",
+        (_, Action::RecentChanges) => "Find: the newest changes across the guest, newest first",
     }
 }
+
+/// The find dialog's title.
+pub fn find_title(volume: &str) -> String {
+    format!("Find in {volume}")
+}
+/// The find dialog: field labels (padded to one width).
+pub const FIND_LABELS: [&str; 4] = ["Name      ", "Type      ", "Size      ", "Changed < "];
+/// The find dialog: what each field takes.
+pub const FIND_FIELD_HINTS: [&str; 4] = [
+    "glob (*.conf), or text found anywhere in the name, any case",
+    "f d l b c p s, or a list: f,l",
+    "as find: +10M more, -1k less, 4k (k M G c)",
+    "30m, 6h, 2d",
+];
+/// The find dialog: keys.
+pub const FOOTER_FIND: &str = "Enter search/open  ^R newest changes  Tab/↓ next  Esc stop/close";
+/// The find dialog before a search.
+pub const FIND_START: &str = "Enter searches the whole guest from /; Ctrl-R lists its newest changes (what changed before it broke?).";
+/// The find dialog: no results.
+pub const FIND_NONE: &str = "(nothing found)";
+/// A search running.
+pub fn find_running(dirs: u64, seen: u64, found: usize) -> String {
+    format!("searching… {dirs} folders, {seen} entries, {found} found (Esc stops)")
+}
+/// A search ended.
+pub fn find_done(
+    seen: u64,
+    found: usize,
+    recent: bool,
+    cancelled: bool,
+    truncated: bool,
+    problems: u64,
+) -> String {
+    let what = if recent {
+        format!("the {found} newest changes of {seen} entries, newest first")
+    } else {
+        format!("{found} found in {seen} entries")
+    };
+    let mut s = what;
+    if cancelled {
+        s.push_str(" (stopped)");
+    }
+    if truncated {
+        s.push_str(" (stopped at the limit: narrow the search)");
+    }
+    if problems > 0 {
+        s.push_str(&format!(
+            "; {}",
+            crate::text::count(problems, "problem", "problems")
+        ));
+    }
+    s
+}
+/// "changed within" that is not a time.
+pub fn find_bad_within(s: &str) -> String {
+    format!("changed within {s:?}: give minutes, hours or days (30m, 6h, 2d)")
+}
+/// Ctrl-F with nothing open.
+pub const FIND_NEEDS_FS: &str = "Ctrl-F searches a guest filesystem: open a volume first";
 
 /// A job that failed inside (a bug): what the operator sees.
 pub fn internal_error(msg: Option<&str>) -> String {

@@ -16,22 +16,29 @@ use nix::unistd::Pid;
 /// Size of the file being copied: big enough that the copy takes a while.
 const BIG: usize = 512 << 20;
 
-/// A guest tree (a host directory) holding `/data/big.bin`, made once.
+/// A guest tree (a host directory) holding `/data/big.bin`, made once and
+/// kept under the target directory for the next run (a static temporary
+/// directory is never dropped, so it would be left in /tmp every run).
 fn guest() -> &'static Path {
-    static GUEST: OnceLock<tempfile::TempDir> = OnceLock::new();
-    GUEST
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::create_dir(dir.path().join("data")).unwrap();
-            let mut f = std::fs::File::create(dir.path().join("data/big.bin")).unwrap();
-            let mut chunk = vec![0u8; 1 << 20];
-            for i in 0..BIG / chunk.len() {
-                chunk.fill((i % 251) as u8 | 1);
-                f.write_all(&chunk).unwrap();
-            }
-            dir
-        })
-        .path()
+    static GUEST: OnceLock<PathBuf> = OnceLock::new();
+    GUEST.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("copy-signals-guest");
+        let big = dir.join("data/big.bin");
+        if std::fs::metadata(&big).is_ok_and(|m| m.len() == BIG as u64) {
+            return dir;
+        }
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let part = dir.join("data/.big.bin.part");
+        let mut f = std::fs::File::create(&part).unwrap();
+        let mut chunk = vec![0u8; 1 << 20];
+        for i in 0..BIG / chunk.len() {
+            chunk.fill((i % 251) as u8 | 1);
+            f.write_all(&chunk).unwrap();
+        }
+        drop(f);
+        std::fs::rename(&part, &big).unwrap();
+        dir
+    })
 }
 
 fn start(dest: &Path, extra: &[&str]) -> Child {

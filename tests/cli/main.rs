@@ -1,6 +1,6 @@
 //! The command line: `ls`, `cat`, `cp` (rules, hostile guests, signals),
-//! pipes that close early, `doctor`, `relink` and `undo`, and Proxmox VE
-//! discovery.
+//! pipes that close early, `doctor`, `relink` and `undo`, `find` (against GNU
+//! find on the kernel's loop mounts), and Proxmox VE discovery.
 //!
 //! One test binary per subject (see `tests/layers/main.rs`).
 
@@ -26,6 +26,7 @@ mod copy_destination;
 mod copy_hostile;
 mod copy_signals;
 mod doctor;
+mod find_cli;
 mod guest_namespace;
 mod pve;
 mod pve_in_use;

@@ -14,6 +14,7 @@
 
 pub mod copy;
 pub mod doctor;
+pub mod find;
 pub mod restore;
 pub mod viewer;
 
@@ -29,6 +30,7 @@ use crate::tui::tree::Tree;
 
 pub use copy::{CopySetup, IfExists};
 pub use doctor::DoctorView;
+pub use find::FindDialog;
 pub use restore::{CandidateRow, RestoreDialog};
 pub use viewer::ViewerDialog;
 
@@ -83,6 +85,16 @@ pub enum Outcome {
     Announce(String, bool),
     /// The copy started: the dialog closes and its progress shows.
     CopyStarted(CopyJob),
+    /// Close the window and show `name` in folder `dir` of `volume` in the
+    /// right pane (the find dialog's Enter on a result).
+    JumpTo {
+        /// The tree.
+        tree: Tree,
+        /// The folder, a guest path.
+        dir: Vec<u8>,
+        /// The entry to put the cursor on (none: the folder is the root).
+        name: Option<Vec<u8>>,
+    },
     /// Go to a link and open its restore dialog in place of this window.
     RestoreLink {
         /// The tree the link's path is in.
@@ -142,13 +154,15 @@ pub enum Dialog {
     Doctor(Box<DoctorView>),
     /// The file viewer (Enter, `F3` or `v` on a file).
     Viewer(Box<ViewerDialog>),
+    /// The find dialog (`Ctrl-F`, `F7`).
+    Find(Box<FindDialog>),
 }
 
 impl Dialog {
     /// Where keys are read while this window is shown.
     pub fn context(&self) -> Context {
         match self {
-            Dialog::CopySetup(_) => Context::Edit,
+            Dialog::CopySetup(_) | Dialog::Find(_) => Context::Edit,
             Dialog::Restore(r) if r.typing.is_some() => Context::Edit,
             Dialog::Confirm(_) => Context::Confirm,
             Dialog::Restore(_) | Dialog::Doctor(_) => Context::Repair,
@@ -167,6 +181,7 @@ impl Dialog {
             | Dialog::Summary { scroll, .. } => Some(scroll),
             Dialog::Restore(r) => Some(&mut r.scroll),
             Dialog::Doctor(d) => Some(&mut d.scroll),
+            Dialog::Find(f) => Some(&mut f.scroll),
             Dialog::CopySetup(_) | Dialog::Confirm(_) | Dialog::Viewer(_) => None,
         }
     }

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod details;
 pub mod doctor;
 pub mod files;
+pub mod find;
 pub mod header;
 pub mod help;
 pub mod layers;
@@ -73,6 +74,7 @@ fn draw_dialog(frame: &mut Frame<'_>, screen: &Screen, app: &App, dialog: &Dialo
         Dialog::Restore(r) => restore::draw_restore(frame, screen, r),
         Dialog::Doctor(d) => doctor::draw_doctor(frame, screen, d),
         Dialog::Viewer(v) => viewer::draw_viewer(frame, screen.all, v),
+        Dialog::Find(f) => find::draw_find(frame, screen, f),
     }
 }
 
