@@ -43,7 +43,11 @@ impl vmrescue::io::ReadAt for AtOneMib {
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
         for (i, b) in buf.iter_mut().enumerate() {
             let at = offset + i as u64;
-            *b = if at < MIB { 0 } else { self.0[(at - MIB) as usize] };
+            *b = if at < MIB {
+                0
+            } else {
+                self.0[(at - MIB) as usize]
+            };
         }
         let _ = end;
         Ok(())
