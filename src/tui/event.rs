@@ -135,7 +135,7 @@ pub enum JobResult {
         /// Which request.
         req: u64,
         /// The results.
-        hits: Vec<super::dialogs::find::Hit>,
+        hits: Vec<Hit>,
         /// Whether they replace the results so far.
         replace: bool,
     },
@@ -356,6 +356,34 @@ impl std::fmt::Debug for Effect {
             Effect::Find { req, start, .. } => {
                 write!(f, "Find({req}, {})", crate::text::escape(start))
             }
+        }
+    }
+}
+
+/// One result of the find dialog's walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// Guest path.
+    pub path: Vec<u8>,
+    /// The path shown (escaped).
+    pub shown: String,
+    /// Its type.
+    pub file_type: crate::fs::FileType,
+    /// Size in bytes, when read.
+    pub size: Option<u64>,
+    /// Last modification, when read.
+    pub mtime: Option<crate::fs::Timestamp>,
+}
+
+impl Hit {
+    /// From what the walk found.
+    pub fn from_found(f: crate::ops::find::Found) -> Hit {
+        Hit {
+            size: f.meta.as_ref().map(|m| m.size),
+            mtime: f.meta.as_ref().map(|m| m.mtime),
+            path: f.path,
+            shown: f.shown,
+            file_type: f.file_type,
         }
     }
 }

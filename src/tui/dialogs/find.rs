@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Ctx, Outcome};
 use crate::fs::path::split_last;
-use crate::fs::{FileType, FsView, Timestamp};
-use crate::ops::find::{Counts, Found, NameTest, Query, SizeTest, TimeTest, TypeSet};
+use crate::fs::{FsView, Timestamp};
+use crate::ops::find::{Counts, NameTest, Query, SizeTest, TimeTest, TypeSet};
 use crate::tui::action::Action;
 use crate::tui::event::Effect;
 use crate::tui::strings as s;
@@ -34,33 +34,7 @@ pub const SIZE: usize = 2;
 /// Field indexes.
 pub const CHANGED: usize = 3;
 
-/// One result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
-    /// Guest path.
-    pub path: Vec<u8>,
-    /// The path shown (escaped).
-    pub shown: String,
-    /// Its type.
-    pub file_type: FileType,
-    /// Size in bytes, when read.
-    pub size: Option<u64>,
-    /// Last modification, when read.
-    pub mtime: Option<Timestamp>,
-}
-
-impl Hit {
-    /// From what the walk found.
-    pub fn from_found(f: Found) -> Hit {
-        Hit {
-            size: f.meta.as_ref().map(|m| m.size),
-            mtime: f.meta.as_ref().map(|m| m.mtime),
-            path: f.path,
-            shown: f.shown,
-            file_type: f.file_type,
-        }
-    }
-}
+pub use crate::tui::event::Hit;
 
 /// Where the keys go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
