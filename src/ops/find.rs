@@ -12,6 +12,7 @@
 //! again.
 
 use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
@@ -342,9 +343,50 @@ const PROGRESS_EVERY: u64 = 512;
 struct Frame {
     entries: Vec<Child>,
     next: usize,
-    path: Vec<u8>,
-    shown: String,
+    path: Rc<Vec<u8>>,
+    shown: Rc<String>,
     depth: usize,
+}
+
+/// Where a node was met: the start path itself, or an entry of a folder
+/// (whose path and shown path its entries share, so that a child's own are
+/// made only when it is reported or entered).
+enum At {
+    Start {
+        path: Vec<u8>,
+        shown: String,
+    },
+    Under {
+        path: Rc<Vec<u8>>,
+        shown: Rc<String>,
+    },
+}
+
+impl At {
+    /// The node's path and its path as shown.
+    fn paths(self, name: &[u8]) -> (Vec<u8>, String) {
+        match self {
+            At::Start { path, shown } => (path, shown),
+            At::Under {
+                path: dir,
+                shown: dir_shown,
+            } => {
+                let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+                path.extend_from_slice(&dir);
+                if path.last() != Some(&b'/') {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(name);
+                let mut shown = String::with_capacity(dir_shown.len() + 1 + name.len());
+                shown.push_str(&dir_shown);
+                if !shown.ends_with('/') {
+                    shown.push('/');
+                }
+                shown.push_str(&display_name(name));
+                (path, shown)
+            }
+        }
+    }
 }
 
 /// One entry of a directory, with what is known of it.
@@ -405,7 +447,11 @@ pub fn walk(
         file_type: Some(meta.file_type),
         meta: Some(Ok(meta)),
     };
-    w.visit(root, start.to_vec(), shown, 0, None);
+    let at = At::Start {
+        path: start.to_vec(),
+        shown,
+    };
+    w.visit(root, at, 0, None);
     Ok(w.counts)
 }
 
@@ -427,14 +473,7 @@ impl Walker<'_> {
     }
 
     /// Test one node, report it, and walk below it when it is a directory.
-    fn visit(
-        &mut self,
-        child: Child,
-        path: Vec<u8>,
-        shown: String,
-        depth: usize,
-        stack: Option<&mut Vec<Frame>>,
-    ) {
+    fn visit(&mut self, child: Child, at: At, depth: usize, stack: Option<&mut Vec<Frame>>) {
         self.counts.seen += 1;
         if self.counts.seen.is_multiple_of(PROGRESS_EVERY) {
             (self.emit)(Event::Progress(self.counts));
@@ -450,25 +489,50 @@ impl Walker<'_> {
         if need_meta_now && meta.is_none() {
             meta = Some(self.fs.metadata(node).map_err(|e| e.to_string()));
         }
-        if let Some(Err(e)) = &meta {
-            let e = e.clone();
-            self.problem(format!("‘{shown}’: {e}"));
-        }
-        let meta = meta.and_then(|m| m.ok());
+        let meta = match meta {
+            Some(Err(e)) => {
+                let shown = match &at {
+                    At::Start { shown, .. } => shown.clone(),
+                    At::Under { shown, .. } => {
+                        let mut t = String::clone(shown);
+                        if !t.ends_with('/') {
+                            t.push('/');
+                        }
+                        t.push_str(&display_name(&name));
+                        t
+                    }
+                };
+                self.problem(format!("‘{shown}’: {e}"));
+                None
+            }
+            Some(Ok(m)) => Some(m),
+            None => None,
+        };
         let file_type = meta.as_ref().map(|m| m.file_type).or(file_type);
         let in_range = depth >= self.query.min_depth;
-        if in_range && self.passes(&name, file_type, meta.as_ref()) {
+        let passes = in_range && self.passes(&name, file_type, meta.as_ref());
+        let is_dir = file_type == Some(FileType::Directory);
+        if !passes && !is_dir {
+            return;
+        }
+        let (path, shown) = at.paths(&name);
+        if passes {
             self.counts.found += 1;
-            (self.emit)(Event::Found(Found {
-                path: path.clone(),
-                shown: shown.clone(),
+            let found = |path, shown| Found {
+                path,
+                shown,
                 node,
                 file_type: file_type.unwrap_or(FileType::Unknown),
                 depth,
                 meta,
-            }));
+            };
+            if !is_dir {
+                (self.emit)(Event::Found(found(path, shown)));
+                return;
+            }
+            (self.emit)(Event::Found(found(path.clone(), shown.clone())));
         }
-        if file_type != Some(FileType::Directory) {
+        if !is_dir {
             return;
         }
         if self.query.max_depth.is_some_and(|m| depth >= m) {
@@ -568,8 +632,8 @@ impl Walker<'_> {
         Some(Frame {
             entries: children,
             next: 0,
-            path,
-            shown,
+            path: Rc::new(path),
+            shown: Rc::new(shown),
             depth,
         })
     }
@@ -592,18 +656,12 @@ impl Walker<'_> {
                 file_type: slot.file_type,
                 meta: slot.meta.take(),
             };
-            let mut path = top.path.clone();
-            if path.last() != Some(&b'/') {
-                path.push(b'/');
-            }
-            path.extend_from_slice(&child.name);
-            let mut shown = top.shown.clone();
-            if !shown.ends_with('/') {
-                shown.push('/');
-            }
-            shown.push_str(&display_name(&child.name));
+            let at = At::Under {
+                path: Rc::clone(&top.path),
+                shown: Rc::clone(&top.shown),
+            };
             let depth = top.depth;
-            self.visit(child, path, shown, depth, Some(&mut stack));
+            self.visit(child, at, depth, Some(&mut stack));
         }
     }
 }
