@@ -318,6 +318,13 @@ pub(crate) fn run(args: &FindArgs) -> u8 {
             let _ = out.flush();
             report(&format!("find: {e}"));
         }
+        // Mounts of the guest on or below the start whose files are not
+        // here: not searched, so said (exit code 1), as `cp` does.
+        for (_, why) in guest.not_here(p, true) {
+            problems = true;
+            let _ = out.flush();
+            report(&format!("find: {why}"));
+        }
     }
     if write_err.is_none()
         && let Printer::Json { first } = printer

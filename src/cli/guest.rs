@@ -127,7 +127,10 @@ impl GuestArgs {
             .then(|| escape_str(&layout.volume(id).name));
         let status = fs.status();
         if notes {
-            for n in &status.notes {
+            // The mount table's own notes are said where they matter: for
+            // the paths asked about (`not_here`), and in `layers`.
+            let table = namespace.as_ref().map_or(&[][..], |ns| ns.notes());
+            for n in status.notes.iter().filter(|n| !table.contains(n)) {
                 report(&prefixed(name.as_deref(), n));
             }
         }

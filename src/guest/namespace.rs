@@ -213,6 +213,13 @@ impl Namespace {
         }
     }
 
+    /// What the mount table says about entries that are not mounted as
+    /// the fstab asks (one sentence each); also among the merged tree's
+    /// status notes.
+    pub fn notes(&self) -> &[String] {
+        &self.fs.notes
+    }
+
     /// The merged tree.
     pub fn fs(&self) -> Arc<dyn FsView> {
         Arc::clone(&self.fs) as Arc<dyn FsView>

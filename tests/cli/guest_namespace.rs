@@ -908,6 +908,38 @@ fn ls_of_the_missing_nofail_device_says_why() {
     assert!(stderr.contains("/mnt/backup"), "{stderr}");
 }
 
+#[test]
+fn mounts_that_are_not_here_are_said_where_they_matter() {
+    let (a, b) = (image("guest-a.img"), image("guest-b.img"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    // A file far from them: nothing said about /boot/efi or /mnt/backup.
+    let mut args = vec!["cat"];
+    args.extend(guest_args(a, b, &["/home/alice/notes.txt"]));
+    let out = vmrescue(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "nothing to say: {stderr}");
+    // find over the whole guest: both are named, and the exit code is 1.
+    let mut args = vec!["find"];
+    args.extend(guest_args(a, b, &["/", "-name", "*.txt"]));
+    let out = vmrescue(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/boot/efi"), "{stderr}");
+    assert!(stderr.contains("/mnt/backup"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/home/alice/notes.txt"));
+    // find below /home: nothing is missing there.
+    let mut args = vec!["find"];
+    args.extend(guest_args(a, b, &["/home", "-name", "*.txt"]));
+    let out = vmrescue(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ------------------------------------------------------------------ layers --json
 
 #[test]
