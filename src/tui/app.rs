@@ -28,6 +28,7 @@ use crate::fs::{FileType, FsStatus, FsView};
 use crate::guest::{MountState, Namespace};
 use crate::layers::{Layout, VolumeId};
 use crate::repair::candidates::Analysis;
+use crate::repair::relink::GuestView;
 use crate::repair::relink::Plan;
 use crate::text::{escape, escape_str};
 use crate::tui::tree::Tree;
@@ -1274,7 +1275,7 @@ impl App {
             }
         };
         let req = self.next_req();
-        self.dialog = Some(Dialog::Restore(Box::new(RestoreDialog::new(
+        let mut dialog = RestoreDialog::new(
             volume,
             inner.clone(),
             &link,
@@ -1282,7 +1283,14 @@ impl App {
             problems,
             req,
             &self.config.undo_dir,
-        ))));
+        );
+        // In the guest's tree, every plan (a candidate chosen, a target
+        // typed) judges its target in the whole guest.
+        dialog.guest = (tree == Tree::Guest).then(|| GuestView {
+            fs: Arc::clone(&fs),
+            link: link.clone(),
+        });
+        self.dialog = Some(Dialog::Restore(Box::new(dialog)));
         let setup = relink_setup(&self.config.undo_dir, &self.config.pve_root, false);
         self.effects.push(Effect::AnalyzeLink {
             req,
@@ -1457,7 +1465,7 @@ impl App {
     // ----- copy -----
 
     /// The default destination for a copy from `volumes`.
-    pub fn default_dest(&self, volumes: &[String]) -> String {
+    pub fn default_dest(&self, trees: &[Tree]) -> String {
         // A snapshot's files are not the live disk's: their own folder.
         let image = match &self.snapshot {
             Some(snap) => format!(
@@ -1472,10 +1480,11 @@ impl App {
             self.config.rescue_dir.trim_end_matches('/'),
             image
         );
-        match volumes {
-            // The guest's tree: its files where the guest has them.
-            [one] if one == s::GUEST_TREE => base,
-            [one] => format!("{base}{}/", volume_folder(one)),
+        match trees {
+            // One volume on its own: a folder of its own. The guest's tree
+            // (its files where the guest has them), or several trees (a
+            // folder each, made by the copy): the image's folder.
+            [Tree::Volume(v)] => format!("{base}{}/", volume_folder(&self.layout.volume(*v).name)),
             _ => base,
         }
     }
@@ -1517,7 +1526,7 @@ impl App {
             self.say(s::NOTHING_TO_COPY);
             return;
         }
-        let volumes: Vec<String> = sources.iter().map(|s| s.volume_name.clone()).collect();
+        let trees: Vec<Tree> = sources.iter().map(|s| s.tree).collect();
         let count: usize = sources.iter().map(|s| s.paths.len()).sum();
         let first = sources
             .first()
@@ -1526,7 +1535,7 @@ impl App {
             .unwrap_or_default();
         let req = self.next_req();
         let cancel = Arc::new(AtomicBool::new(false));
-        let dest = self.default_dest(&volumes);
+        let dest = self.default_dest(&trees);
         let volumes: Vec<String> = sources.iter().map(|s| self.volume_label(s.tree)).collect();
         let setup = CopySetup::new(&dest, req, count, volumes, first, Arc::clone(&cancel));
         self.dialog = Some(Dialog::CopySetup(setup));

@@ -245,8 +245,11 @@ pub enum Effect {
         req: u64,
         /// The volume.
         volume: VolumeId,
-        /// The link's guest path.
+        /// The link's path on the volume.
         link: Vec<u8>,
+        /// In the guest's tree: the tree and the link's path in it, where
+        /// the target is judged.
+        guest: Option<crate::repair::relink::GuestView>,
         /// The target to write.
         target: Vec<u8>,
         /// Undo folder and options.

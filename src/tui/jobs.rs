@@ -123,9 +123,10 @@ impl Jobs {
                 req,
                 volume,
                 link,
+                guest,
                 target,
                 setup,
-            } => self.plan_relink(req, volume, &link, &target, &setup, emit),
+            } => self.plan_relink(req, (volume, guest), &link, &target, &setup, emit),
             Effect::ApplyRelink {
                 volume,
                 plan,
@@ -225,14 +226,14 @@ impl Jobs {
     fn plan_relink(
         &self,
         req: u64,
-        volume: VolumeId,
+        (volume, guest): (VolumeId, Option<GuestView>),
         link: &[u8],
         target: &[u8],
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            self.plan(volume, link, target, None, setup)
+            self.plan(volume, link, target, guest.as_ref(), setup)
         }))
         .unwrap_or_else(|_| Err(panic_message()));
         emit(JobResult::RelinkPlanned { req, result });

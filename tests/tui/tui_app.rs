@@ -719,7 +719,7 @@ fn a_snapshot_is_named_and_copied_to_its_own_folder() {
         "{status}"
     );
     assert_eq!(
-        app.default_dest(&["vg_ta/lv_root".into()]),
+        app.default_dest(&[lv_root(&app)]),
         "./rescued/vm-108-disk-1@before-upgrade/vg_ta_lv_root/"
     );
     // On screen: the tree's disk, the file list's title, the status bar.
@@ -731,7 +731,7 @@ fn a_snapshot_is_named_and_copied_to_its_own_folder() {
     assert!(screen.contains("┌ guest@before-upgrade:/ "), "{screen}");
     // The live disk's folder is another one.
     assert_eq!(
-        st.app.default_dest(&["vg_ta/lv_root".into()]),
+        st.app.default_dest(&[lv_root(&st.app)]),
         "./rescued/vm-108-disk-1/vg_ta_lv_root/"
     );
 }
@@ -997,4 +997,10 @@ fn a_destination_that_cannot_take_files_is_refused_before_the_copy_starts() {
     st.act(Action::Confirm);
     assert!(matches!(st.app.dialog, Some(Dialog::Summary { .. })));
     assert!(!std::fs::read(dir.path().join("fstab")).unwrap().is_empty());
+}
+
+/// The story's root volume as a tree of its own.
+fn lv_root(app: &vmrescue::tui::App) -> vmrescue::tui::tree::Tree {
+    let v = app.layout.find_volume("vg_ta/lv_root").unwrap();
+    vmrescue::tui::tree::Tree::Volume(v)
 }

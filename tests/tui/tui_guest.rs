@@ -94,3 +94,33 @@ fn the_guest_node_lists_its_mount_table() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_typed_target_in_the_guest_is_judged_in_the_whole_guest() {
+    use vmrescue::tui::event::Effect;
+    let mut st = story(120, 40);
+    st.cd("/lib64");
+    st.select("libc.so.6");
+    st.act(Action::RestoreSymlink);
+    st.act(Action::TypeTarget);
+    for c in "libc-2.12.so".chars() {
+        st.act(Action::Insert(c));
+    }
+    // Enter plans the typed target: the plan is for the link on lv_root,
+    // with the guest's tree to judge the target in.
+    st.app.update(&Action::Confirm);
+    let planned = st.app.take_effects().into_iter().find_map(|e| match e {
+        Effect::PlanRelink {
+            volume,
+            link,
+            guest,
+            ..
+        } => Some((volume, link, guest)),
+        _ => None,
+    });
+    let (volume, link, guest) = planned.expect("a plan is asked for");
+    assert_eq!(st.app.layout.volume(volume).name, "vg_ta/lv_root");
+    assert_eq!(link, b"/lib64/libc.so.6");
+    let guest = guest.expect("judged in the guest's tree");
+    assert_eq!(guest.link, b"/lib64/libc.so.6");
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{Confirm, ConfirmKind, Ctx, Dialog, Outcome};
 use crate::layers::VolumeId;
 use crate::repair::candidates::Analysis;
-use crate::repair::relink::{self, Applier, Plan};
+use crate::repair::relink::{self, Applier, GuestView, Plan};
 use crate::text::{escape, escape_str};
 use crate::tui::action::Action;
 use crate::tui::event::{Effect, RelinkSetup};
@@ -69,6 +69,9 @@ pub struct RestoreDialog {
     pub force: bool,
     /// First line shown.
     pub scroll: usize,
+    /// In the guest's tree: the tree and the link's path in it, where every
+    /// plan judges its target (on other volumes too).
+    pub guest: Option<GuestView>,
 }
 
 impl RestoreDialog {
@@ -110,6 +113,7 @@ impl RestoreDialog {
             typing: None,
             force: false,
             scroll: 0,
+            guest: None,
         }
     }
 
@@ -246,6 +250,7 @@ impl RestoreDialog {
             req,
             volume: self.volume,
             link: self.link.clone(),
+            guest: self.guest.clone(),
             target,
             setup,
         });
