@@ -282,6 +282,13 @@ pub trait FsView: Send + Sync {
     fn dev(&self, _node: NodeId) -> u64 {
         0
     }
+
+    /// How many problems [`FsView::status`] would list, without copying
+    /// them: a walk asks after every directory whether reading it found
+    /// damage, and the browser after every job.
+    fn problem_count(&self) -> usize {
+        self.status().problems.len()
+    }
 }
 
 /// Read a small regular file of the guest whole (at most `cap` bytes),

@@ -36,6 +36,12 @@ impl ProblemLog {
         }
     }
 
+    /// How many lines [`ProblemLog::list`] gives, without copying them.
+    pub fn count(&self) -> usize {
+        let p = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        p.list.len() + usize::from(p.more > 0)
+    }
+
     /// The problems, with a last line counting those not kept.
     pub fn list(&self) -> Vec<Problem> {
         let p = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -57,11 +63,13 @@ mod tests {
         log.record("a");
         log.record("a");
         assert_eq!(log.list(), ["a"]);
+        assert_eq!(log.count(), 1);
         for i in 0..MAX_PROBLEMS + 2 {
             log.record(format!("p{i}"));
         }
         let l = log.list();
         assert_eq!(l.len(), MAX_PROBLEMS + 1);
         assert_eq!(l[MAX_PROBLEMS], "... and 3 more problems");
+        assert_eq!(log.count(), l.len());
     }
 }

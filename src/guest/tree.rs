@@ -191,6 +191,20 @@ impl FsView for GuestFs {
         out
     }
 
+    fn problem_count(&self) -> usize {
+        // As `status` counts them: each volume once.
+        let mut seen: Vec<VolumeId> = Vec::new();
+        let mut n = 0;
+        for l in &self.layers {
+            let Some(v) = l.volume else { continue };
+            if !seen.contains(&v) {
+                seen.push(v);
+                n += l.fs.problem_count();
+            }
+        }
+        n
+    }
+
     fn root(&self) -> NodeId {
         let inner = self.layers.first().map_or(NodeId(0), |l| l.root);
         self.enter(self.encode(0, inner))

@@ -591,7 +591,7 @@ impl Walker<'_> {
         // A reader records damage it reads past (a bad checksum, a broken
         // entry) as a problem of the filesystem rather than an error: say
         // which directory it was found in.
-        let before = self.fs.status().problems.len();
+        let before = self.fs.problem_count();
         let entries = match self.fs.read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
@@ -599,7 +599,11 @@ impl Walker<'_> {
                 return None;
             }
         };
-        let problems = self.fs.status().problems;
+        let problems = if self.fs.problem_count() > before {
+            self.fs.status().problems
+        } else {
+            Vec::new()
+        };
         if let Some(first) = problems.get(before) {
             let more = problems.len() - before - 1;
             let more = if more > 0 {

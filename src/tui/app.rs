@@ -1576,7 +1576,9 @@ impl App {
     /// of at most [`crate::fs::problems::MAX_PROBLEMS`] problems each).
     fn refresh_fs_status(&mut self) {
         for slot in self.fss.values_mut() {
-            if let FsSlot::Open { fs, status, .. } = slot {
+            if let FsSlot::Open { fs, status, .. } = slot
+                && fs.problem_count() != status.problems.len()
+            {
                 *status = fs.status();
             }
         }

@@ -896,6 +896,10 @@ impl FsView for Ext {
         }
     }
 
+    fn problem_count(&self) -> usize {
+        self.problems.count()
+    }
+
     fn root(&self) -> NodeId {
         NodeId(u64::from(EXT4_ROOT_INO))
     }

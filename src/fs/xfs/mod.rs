@@ -481,6 +481,10 @@ impl FsView for Xfs {
         }
     }
 
+    fn problem_count(&self) -> usize {
+        self.problems.count()
+    }
+
     fn root(&self) -> NodeId {
         NodeId(self.sb.sb_rootino)
     }
