@@ -26,6 +26,8 @@
 #![warn(unreachable_pub)]
 
 pub mod demo;
+pub mod doctor;
+pub mod elf;
 pub mod engine;
 pub mod error;
 pub mod fs;

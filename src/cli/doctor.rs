@@ -1,9 +1,9 @@
 //! `vmrescue doctor`.
 
 use clap::Args;
+use vmrescue::doctor::{self, Report};
 use vmrescue::engine::Engines;
 use vmrescue::fs::FsOptions;
-use vmrescue::repair::doctor::{self, Report};
 use vmrescue::text::{escape, format_time};
 
 use super::{Target, exit, open_volume, report};
@@ -46,7 +46,8 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     let (fs, namespace) =
         super::guest::open_guest_or_volume(&layout, id, args.volume.is_some(), &engines, &options)?;
     let volume = &layout.volume(id).name;
-    let found = doctor::examine(&*fs);
+    let ctx = doctor::Context::new(&*fs, namespace.as_ref(), Some(&layout));
+    let found = doctor::examine(&ctx);
     // In the whole guest, relink needs no --volume: it finds the volume itself.
     let pin = if namespace.is_some() {
         String::new()
@@ -88,7 +89,7 @@ fn render(r: &Report, volume: &str, image: &str, pin: &str) -> String {
         ));
     }
     for (i, f) in r.findings.iter().enumerate() {
-        let a = &f.analysis;
+        let Some(a) = f.relink() else { continue };
         out.push_str(&format!(
             "\n{:>2}. {} -> {}\n",
             i + 1,
@@ -132,12 +133,12 @@ fn to_json(r: &Report, volume: &str) -> String {
     let findings: Vec<serde_json::Value> = r
         .findings
         .iter()
-        .map(|f| {
-            let a = &f.analysis;
-            serde_json::json!({
+        .filter_map(|f| {
+            let a = f.relink()?;
+            Some(serde_json::json!({
                 "path": escape(&a.link),
                 "target": escape(&a.target),
-                "severity": f.severity,
+                "severity": f.severity.as_str(),
                 "problems": a.problems,
                 "changed": a.meta.ctime.sec,
                 "candidates": a.candidates.iter().map(|c| serde_json::json!({
@@ -147,7 +148,7 @@ fn to_json(r: &Report, volume: &str) -> String {
                     "guess": c.guess,
                     "current": c.current,
                 })).collect::<Vec<_>>(),
-            })
+            }))
         })
         .collect();
     let recent: Vec<serde_json::Value> = r

@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::elf::{self, ElfInfo, compare_versions};
 use super::signs::{LIBRARY_DIRS, Neighbours, is_library_name, is_multiarch};
+use crate::elf::{self, ElfInfo, compare_versions};
 use crate::error::{Error, Result};
 use crate::fs::{FileType, FsView, Metadata, NodeId, path};
 use crate::text::{escape, format_date};

@@ -32,9 +32,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::candidates::{Analysis, Guest};
-use super::elf;
 use super::signs::is_library_name;
 use super::undo::{self, ByteWrite, WritePlan};
+use crate::elf;
 use crate::engine::kernel::Session;
 use crate::error::{Error, Result};
 use crate::fs::FsOptions;

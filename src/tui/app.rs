@@ -1391,7 +1391,8 @@ impl App {
             selected: 0,
             scroll: 0,
         })));
-        self.effects.push(Effect::RunDoctor { req, fs });
+        let guest = self.namespace().filter(|_| tree == Tree::Guest);
+        self.effects.push(Effect::RunDoctor { req, fs, guest });
     }
 
     /// The question was answered yes: write the plan on a job thread.

@@ -8,7 +8,7 @@ use crate::ops::list::Owners;
 use crate::text::escape;
 
 use super::files::Entry;
-use crate::repair::elf::{self, ElfInfo};
+use crate::elf::{self, ElfInfo};
 
 /// Most bytes of an xattr value shown.
 pub const XATTR_SHOWN: usize = 96;

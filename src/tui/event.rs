@@ -10,10 +10,10 @@ use ratatui::crossterm::event::KeyEvent;
 use super::copier::{CopyProgress, CopyRequest, CopySummary, PlannedCopy};
 use super::details::Details;
 use super::files::Listing;
+use crate::doctor::Report;
 use crate::fs::FsView;
 use crate::layers::VolumeId;
 use crate::repair::candidates::Analysis;
-use crate::repair::doctor::Report;
 use crate::repair::relink::{Options as RelinkOptions, Plan};
 use crate::tui::tree::{Opened, Tree};
 
@@ -270,6 +270,8 @@ pub enum Effect {
         req: u64,
         /// The filesystem.
         fs: Arc<dyn FsView>,
+        /// The guest's mounts, when `fs` is the guest's tree.
+        guest: Option<Arc<crate::guest::Namespace>>,
     },
     /// Open a file for the viewer, then decompress it (or run journalctl)
     /// into memory when it needs that.

@@ -19,12 +19,13 @@ use super::copier::{Copier, CopyRequest, CopySummary, PlannedCopy};
 use super::event::{Effect, Event, JobResult, RelinkSetup};
 use super::files::Entry;
 use super::tree::{Opened, Tree};
+use crate::doctor;
 use crate::engine::VolumeOpener;
 use crate::fs::FsView;
 use crate::layers::{Layout, VolumeId};
 use crate::repair::candidates::Guest;
+use crate::repair::relink;
 use crate::repair::relink::GuestView;
-use crate::repair::{doctor, relink};
 
 /// Name of job threads (the panic hook leaves the terminal alone for them).
 pub const JOB_THREAD: &str = "vmrescue-job";
@@ -132,7 +133,7 @@ impl Jobs {
                 plan,
                 setup,
             } => self.apply_relink(volume, &plan, &setup, emit),
-            Effect::RunDoctor { req, fs } => run_doctor(req, &*fs, emit),
+            Effect::RunDoctor { req, fs, guest } => self.run_doctor(req, &*fs, guest, emit),
             Effect::Find {
                 req,
                 fs,
@@ -219,6 +220,25 @@ impl Jobs {
             req,
             analysis,
             plan,
+        });
+    }
+
+    /// Run the doctor's checks on a tree (with the guest's mounts, for the guest's tree).
+    fn run_doctor(
+        &self,
+        req: u64,
+        fs: &dyn FsView,
+        guest: Option<Arc<crate::guest::Namespace>>,
+        emit: &mut dyn FnMut(JobResult),
+    ) {
+        let report = catch_unwind(AssertUnwindSafe(|| {
+            let ctx = doctor::Context::new(fs, guest.as_deref(), Some(&self.layout));
+            doctor::examine(&ctx)
+        }))
+        .unwrap_or_default();
+        emit(JobResult::DoctorDone {
+            req,
+            report: Box::new(report),
         });
     }
 
@@ -352,15 +372,6 @@ fn load_details(
     emit(JobResult::Details {
         req,
         details: Box::new(d),
-    });
-}
-
-/// Look for suspicious links and recent changes in the guest.
-fn run_doctor(req: u64, fs: &dyn FsView, emit: &mut dyn FnMut(JobResult)) {
-    let report = catch_unwind(AssertUnwindSafe(|| doctor::examine(fs))).unwrap_or_default();
-    emit(JobResult::DoctorDone {
-        req,
-        report: Box::new(report),
     });
 }
 

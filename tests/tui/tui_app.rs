@@ -302,7 +302,10 @@ fn help_details_restore_and_doctor_dialogs() {
         panic!("doctor view");
     };
     let report = d.report.as_ref().expect("the scan ran");
-    assert_eq!(report.findings[0].analysis.link, b"/lib64/libc.so.6");
+    assert_eq!(
+        report.findings[0].path.as_deref().unwrap(),
+        b"/lib64/libc.so.6"
+    );
     st.act(Action::Cancel);
     // i in the layer pane shows the node's facts.
     st.select_layer("lv_root");

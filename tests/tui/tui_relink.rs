@@ -330,7 +330,10 @@ fn doctor_finding_opens_its_restore_dialog() {
         panic!("doctor view");
     };
     let report = v.report.as_ref().expect("scanned");
-    assert_eq!(report.findings[0].analysis.link, b"/lib64/libc.so.6");
+    assert_eq!(
+        report.findings[0].path.as_deref().unwrap(),
+        b"/lib64/libc.so.6"
+    );
     assert_eq!(report.recent[0].path, b"/lib64/libc.so.6");
     let (lines, hl) = vmrescue::tui::views::doctor::doctor_lines(v);
     let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();

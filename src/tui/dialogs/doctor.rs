@@ -3,7 +3,7 @@
 //! [`crate::tui::views::doctor`].
 
 use super::{Ctx, Outcome};
-use crate::repair::doctor::Report;
+use crate::doctor::Report;
 use crate::text::escape;
 use crate::tui::action::Action;
 use crate::tui::tree::Tree;
@@ -44,8 +44,7 @@ impl DoctorView {
                     .report
                     .as_ref()
                     .and_then(|r| r.findings.get(self.selected));
-                if let Some(f) = finding {
-                    let a = &f.analysis;
+                if let Some(a) = finding.and_then(|f| f.relink()) {
                     return Outcome::RestoreLink {
                         tree: self.tree,
                         link: a.link.clone(),

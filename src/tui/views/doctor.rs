@@ -32,7 +32,7 @@ pub fn doctor_lines(d: &DoctorView) -> (Vec<Line<'static>>, Option<usize>) {
         ));
     }
     for (i, f) in report.findings.iter().enumerate() {
-        let a = &f.analysis;
+        let Some(a) = f.relink() else { continue };
         lines.push(Line::from(""));
         if i == d.selected {
             highlighted = Some(lines.len());

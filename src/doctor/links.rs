@@ -1,0 +1,92 @@
+//! Suspicious symlinks in the library and program directories (dangling,
+//! pointing at the wrong library), each with the relink proposed. A link the
+//! closure check already reported is not reported again.
+
+use super::{Check, Checked, Context, Finding, Impact, Repair, Severity};
+use crate::fs::{FileType, path};
+use crate::repair::candidates::is_glibc_soname;
+use crate::text::escape;
+
+/// Directories with programs, looked at besides the library directories.
+const BIN_DIRS: &[&str] = &["/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin"];
+
+/// Look at every symlink of the library and program directories.
+pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
+    let fs = ctx.fs;
+    let guest = &ctx.guest;
+    let mut dirs: Vec<Vec<u8>> = guest.lib_dirs.clone();
+    for d in BIN_DIRS {
+        if let Ok(r) = path::resolve(fs, d.as_bytes(), true)
+            && !dirs.contains(&r.path)
+        {
+            dirs.push(r.path);
+        }
+    }
+    let mut looked = 0usize;
+    let mut found = Vec::new();
+    for dir in &dirs {
+        let Ok(r) = path::resolve(fs, dir, true) else {
+            continue;
+        };
+        let Ok(entries) = fs.read_dir(r.node) else {
+            continue;
+        };
+        for e in entries {
+            let Ok(m) = fs.metadata(e.node) else { continue };
+            if m.file_type != FileType::Symlink {
+                continue;
+            }
+            looked += 1;
+            let link = path::join(dir, &e.name);
+            if out.iter().any(|f| f.path.as_deref() == Some(&link[..])) {
+                continue;
+            }
+            let Ok(a) = guest.analyze(&link) else {
+                continue;
+            };
+            if a.problems.is_empty() {
+                continue;
+            }
+            let (_, name) = path::split_last(&a.link);
+            let (severity, rank) = match name {
+                Some(n) if a.library && is_glibc_soname(&n) => (Severity::Critical, 3u8),
+                _ if a.library => (Severity::Error, 2),
+                _ => (Severity::Warning, 1),
+            };
+            found.push((rank, a, severity));
+        }
+    }
+    found.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| b.1.problems.len().cmp(&a.1.problems.len()))
+            .then_with(|| b.1.meta.ctime.cmp(&a.1.meta.ctime))
+    });
+    let n = found.len();
+    for (_, a, severity) in found {
+        out.push(Finding {
+            check: Check::Links,
+            severity,
+            impact: if severity == Severity::Critical {
+                Impact::Boot
+            } else {
+                Impact::Other
+            },
+            summary: format!(
+                "{} -> {}: {}",
+                escape(&a.link),
+                escape(&a.target),
+                a.problems.first().cloned().unwrap_or_default()
+            ),
+            evidence: a.problems.clone(),
+            path: Some(a.link.clone()),
+            repair: Some(Repair::Relink(Box::new(a))),
+        });
+    }
+    Checked {
+        check: Check::Links,
+        summary: format!(
+            "{looked} symlinks in {} library and program directories, {n} suspicious",
+            dirs.len()
+        ),
+    }
+}
