@@ -290,10 +290,12 @@ impl Word {
     /// The word when it is plain unquoted text (a keyword).
     fn keyword(&self) -> Option<&str> {
         match self.parts.as_slice() {
-            [Part::Text {
-                text,
-                quoted: false,
-            }] => Some(text),
+            [
+                Part::Text {
+                    text,
+                    quoted: false,
+                },
+            ] => Some(text),
             _ => None,
         }
     }
@@ -1071,7 +1073,10 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
     fn submenu_paths_by_id_title_and_number() {
         let m = menu(DEBIAN, &[]);
         let sel = |s: &str| select(&m.items, Some(s));
-        assert_eq!(sel("gnulinux-advanced-X>gnulinux-5.10-recovery-X"), vec![1, 1]);
+        assert_eq!(
+            sel("gnulinux-advanced-X>gnulinux-5.10-recovery-X"),
+            vec![1, 1]
+        );
         assert_eq!(
             sel("Advanced options for Debian GNU/Linux>Debian GNU/Linux, with Linux 6.1"),
             vec![1, 0]
@@ -1111,15 +1116,12 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
 
     #[test]
     fn env_block() {
-        let mut block = b"# GRUB Environment Block\nsaved_entry=x\\\\y\nkernelopts=root=/dev/a ro\n"
-            .to_vec();
+        let mut block =
+            b"# GRUB Environment Block\nsaved_entry=x\\\\y\nkernelopts=root=/dev/a ro\n".to_vec();
         block.resize(1024, b'#');
         let v = parse_env(&block);
         assert_eq!(v.get("saved_entry").map(String::as_str), Some("x\\y"));
-        assert_eq!(
-            expand_line("$kernelopts quiet", &v),
-            "root=/dev/a ro quiet"
-        );
+        assert_eq!(expand_line("$kernelopts quiet", &v), "root=/dev/a ro quiet");
     }
 
     #[test]

@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(c.entries.len(), 2);
         let e = &c.entries[0];
         assert_eq!(e.title, "CentOS (2.6.32-358.el6.x86_64)");
-        assert_eq!(e.kernel.as_ref().unwrap().path, "/vmlinuz-2.6.32-358.el6.x86_64");
+        assert_eq!(
+            e.kernel.as_ref().unwrap().path,
+            "/vmlinuz-2.6.32-358.el6.x86_64"
+        );
         assert_eq!(e.kernel.as_ref().unwrap().line, 7);
         assert_eq!(
             e.cmdline,

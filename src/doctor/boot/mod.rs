@@ -138,25 +138,29 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
             ),
         };
     }
-    let faults = faults(ctx, &l, entry);
+    let found = faults(ctx, &l, entry);
     let file = entry.file.clone().unwrap_or_else(|| l.config.clone());
     let fname = escape(&file);
     let head = if entry.file.is_some() {
         format!("BLS entry {fname} ('{title}')")
     } else {
-        format!("{} '{title}' ({fname} line {})", entry_word(l.loader), entry.line)
+        format!(
+            "{} '{title}' ({fname} line {})",
+            entry_word(l.loader),
+            entry.line
+        )
     };
-    let good = if faults.is_empty() {
+    let good = if found.is_empty() {
         None
     } else {
         l.entries
             .iter()
             .enumerate()
             .filter(|(i, (_, e))| *i != d && e.kernel.is_some() && e.other.is_none())
-            .find(|(_, (_, e))| faults_files(ctx, &l, e).is_empty())
+            .find(|(_, (_, e))| faults(ctx, &l, e).is_empty())
             .map(|(_, (t, _))| t.clone())
     };
-    for f in &faults {
+    for f in &found {
         let mut evidence = l.why.clone();
         evidence.push(head.clone());
         evidence.push(f.evidence.clone());
@@ -165,7 +169,9 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
         }
         let mut hint = f.hint.clone();
         if let Some(g) = &good {
-            hint.push_str(&format!("; or make '{g}' the default (it has all its files)"));
+            hint.push_str(&format!(
+                "; or make '{g}' the default (it has all its files)"
+            ));
         }
         let (path, line) = match &f.at {
             At::Line(n) => (file.clone(), Some(*n)),
@@ -181,10 +187,10 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
             repair: Some(Repair::View { path, line, hint }),
         });
     }
-    let state = if faults.is_empty() {
+    let state = if found.is_empty() {
         "its files are there".to_string()
     } else {
-        format!("{} problem(s)", faults.len())
+        format!("{} problem(s)", found.len())
     };
     Checked {
         check: Check::Boot,
@@ -326,7 +332,9 @@ fn base_of(ctx: &Context<'_>, p: &[u8]) -> Vec<u8> {
         .filter(|m| m.state == crate::guest::MountState::Mounted)
         .filter_map(|m| {
             let mp: Vec<&[u8]> = components(&m.mountpoint).collect();
-            parts.starts_with(&mp).then_some((mp.len(), m.mountpoint.clone()))
+            parts
+                .starts_with(&mp)
+                .then_some((mp.len(), m.mountpoint.clone()))
         })
         .max_by_key(|(n, _)| *n)
         .map_or_else(|| b"/".to_vec(), |(_, m)| m)
@@ -391,7 +399,9 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
             .unwrap_or_default();
         out.push(Fault {
             severity: Severity::Critical,
-            summary: format!("cannot mount its root: root={root} names no volume of this guest{actual}"),
+            summary: format!(
+                "cannot mount its root: root={root} names no volume of this guest{actual}"
+            ),
             evidence: format!("root={root}: {why}"),
             at: at(),
             hint: format!("correct root={root}{actual}"),
@@ -417,7 +427,11 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         }
     }
     // /lib/modules/<version>.
-    let (_, resolved) = look(ctx, &base_of(ctx, e.file.as_deref().unwrap_or(&l.config)), &k.path);
+    let (_, resolved) = look(
+        ctx,
+        &base_of(ctx, e.file.as_deref().unwrap_or(&l.config)),
+        &k.path,
+    );
     let version = e.version.clone().or_else(|| {
         let from = resolved
             .as_ref()
@@ -430,6 +444,9 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         && !v.is_empty()
         && !v.contains('/')
         && !has_modules(ctx, &v)
+        // A rescue kernel (`vmlinuz-0-rescue-…`) is named apart from its
+        // release: the image's own version string tells it.
+        && !image_version(ctx, kpath).is_some_and(|r| has_modules(ctx, &r))
         && modular(ctx, kpath, &v)
     {
         out.push(Fault {
@@ -488,6 +505,30 @@ fn kernel_version(p: &[u8]) -> Option<String> {
         .iter()
         .find_map(|pre| name.strip_prefix(pre))
         .map(str::to_string)
+}
+
+/// The release an x86 `bzImage` names in its setup header (`HdrS` at
+/// 0x202, the `kernel_version` pointer at 0x20e, +0x200): its first word,
+/// as `uname -r` gives it.
+fn image_version(ctx: &Context<'_>, kernel: &[u8]) -> Option<String> {
+    let r = path::resolve(ctx.fs, kernel, true).ok()?;
+    let mut hdr = [0u8; 16];
+    if ctx.fs.read_at(r.node, 0x200, &mut hdr).ok()? < hdr.len() || &hdr[2..6] != b"HdrS" {
+        return None;
+    }
+    let ptr = u64::from(u16::from_le_bytes([hdr[14], hdr[15]]));
+    let mut buf = [0u8; 128];
+    let n = ctx.fs.read_at(r.node, ptr + 0x200, &mut buf).ok()?;
+    let text = buf.get(..n)?;
+    let end = text
+        .iter()
+        .position(|&b| b == 0 || b == b' ')
+        .unwrap_or(text.len());
+    let v = std::str::from_utf8(&text[..end]).ok()?;
+    let plausible = v.starts_with(|c: char| c.is_ascii_digit())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c));
+    plausible.then(|| v.to_string())
 }
 
 fn has_modules(ctx: &Context<'_>, v: &str) -> bool {
@@ -614,7 +655,14 @@ fn load_grub2(ctx: &Context<'_>) -> Option<Loaded> {
         let chosen = grub::select(&menu.items, spec.as_deref());
         let mut entries = Vec::new();
         let mut default = None;
-        flatten(&menu.items, &mut Vec::new(), "", &chosen, &mut entries, &mut default);
+        flatten(
+            &menu.items,
+            &mut Vec::new(),
+            "",
+            &chosen,
+            &mut entries,
+            &mut default,
+        );
         let cfg_name = escape(&cfg);
         let mut why = Vec::new();
         if let (Some((env_path, _)), Some(s)) = (&env, &spec) {
@@ -868,7 +916,11 @@ fn load_legacy(ctx: &Context<'_>) -> Option<Loaded> {
             return Some(Loaded {
                 loader: "GRUB legacy",
                 config: p,
-                entries: c.entries.into_iter().map(|e| (e.title.clone(), e)).collect(),
+                entries: c
+                    .entries
+                    .into_iter()
+                    .map(|e| (e.title.clone(), e))
+                    .collect(),
                 default,
                 why,
                 kernelopts_from: None,
