@@ -78,11 +78,7 @@ pub fn parse_entry(file_name: &str, text: &[u8]) -> BlsEntry {
                     });
                 }
             }
-            "options" => {
-                if options.len() < 256 {
-                    options.push(value.to_string());
-                }
-            }
+            "options" if options.len() < 256 => options.push(value.to_string()),
             "efi" => e.efi = Some(value.to_string()),
             _ => {}
         }

@@ -894,8 +894,8 @@ impl Eval<'_> {
     }
 
     fn test(&self, a: &[String]) -> Option<bool> {
-        fn s(x: &String) -> &str {
-            x.as_str()
+        fn s(x: &str) -> &str {
+            x
         }
         match a {
             [] => Some(false),
@@ -1122,6 +1122,85 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         let v = parse_env(&block);
         assert_eq!(v.get("saved_entry").map(String::as_str), Some("x\\y"));
         assert_eq!(expand_line("$kernelopts quiet", &v), "root=/dev/a ro quiet");
+    }
+
+    /// Random scripts from GRUB's vocabulary (a cheap stand-in for the
+    /// `grub_cfg` fuzz target): no panic, and the default always found.
+    #[test]
+    fn random_scripts() {
+        const VOCAB: &[&str] = &[
+            "if",
+            "then",
+            "fi",
+            "else",
+            "elif",
+            "{",
+            "}",
+            ";",
+            "\n",
+            "menuentry",
+            "submenu",
+            "'a'",
+            "\"b $x\"",
+            "$x",
+            "${y}",
+            "set",
+            "x=$x$x",
+            "default=1>0",
+            "linux",
+            "/k",
+            "initrd",
+            "[",
+            "]",
+            "=",
+            "\\",
+            "'",
+            "\"",
+            "function",
+            "f",
+            "for",
+            "do",
+            "done",
+            "blscfg",
+            "#",
+            ">",
+            "--id",
+            "$menuentry_id_option",
+            "-s",
+            "!",
+            "true",
+            "false",
+            "while",
+            "unset",
+            "x",
+            "${",
+            "$",
+            "é",
+            "\t",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let n = (next() % 120) as usize;
+            let mut text = String::new();
+            for _ in 0..n {
+                text.push_str(VOCAB[(next() % VOCAB.len() as u64) as usize]);
+                if next() % 3 == 0 {
+                    text.push(' ');
+                }
+            }
+            let m = menu(&text, &[("y", "1 2")]);
+            let path = select(&m.items, m.vars.get("default").map(String::as_str));
+            if let Some(Item::Entry(_)) = m.items.first() {
+                assert!(!path.is_empty(), "{text:?}");
+            }
+            let _ = expand_line(&text, &m.vars);
+        }
     }
 
     #[test]

@@ -85,10 +85,10 @@ pub fn parse(text: &[u8]) -> Config {
                     }];
                 }
             }
-            "chainloader" | "module" | "modulenounzip" | "configfile" | "reboot" | "halt" => {
-                if e.other.is_none() {
-                    e.other = Some(cmd.to_string());
-                }
+            "chainloader" | "module" | "modulenounzip" | "configfile" | "reboot" | "halt"
+                if e.other.is_none() =>
+            {
+                e.other = Some(cmd.to_string());
             }
             _ => {}
         }

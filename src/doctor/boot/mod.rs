@@ -89,9 +89,27 @@ struct Loaded {
 /// Run the check.
 pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     let Some(l) = load(ctx) else {
+        // /boot (or the ESP) is a volume that is not here: the mounts check
+        // says why; nothing can be told of the entries.
+        let away = ctx.namespace.and_then(|ns| {
+            ns.mounts().iter().find(|m| {
+                m.state.is_unavailable()
+                    && [b"/boot".as_slice(), b"/boot/efi", b"/efi"]
+                        .contains(&m.mountpoint.as_slice())
+            })
+        });
+        if let Some(m) = away {
+            return Checked {
+                check: Check::Boot,
+                summary: format!(
+                    "boot entries not checked: {} is not here ({})",
+                    escape(&m.mountpoint),
+                    m.state.reason().unwrap_or_default()
+                ),
+            };
+        }
         // Only a guest root is expected to hold one.
-        let is_root = ctx.namespace.is_some() || path::resolve(ctx.fs, b"/etc", true).is_ok();
-        if is_root {
+        if is_root(ctx) {
             out.push(Finding {
                 check: Check::Boot,
                 severity: Severity::Note,
@@ -341,9 +359,22 @@ fn base_of(ctx: &Context<'_>, p: &[u8]) -> Vec<u8> {
 }
 
 /// The problems of the files an entry loads (kernel, initramfs).
+/// The guest directory an entry's paths are relative to: the filesystem
+/// holding its file, or for a BLS entry the one holding `loader/entries`
+/// (the ESP or XBOOTLDR, even when the view does not show it mounted).
+fn entry_base(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<u8> {
+    let file = e.file.as_deref().unwrap_or(&l.config);
+    let marker = b"/loader/entries/";
+    match file.windows(marker.len()).position(|w| w == marker) {
+        Some(i) if i > 0 => file[..i].to_vec(),
+        Some(_) => b"/".to_vec(),
+        None => base_of(ctx, file),
+    }
+}
+
 fn faults_files(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
     let mut out = Vec::new();
-    let base = base_of(ctx, e.file.as_deref().unwrap_or(&l.config));
+    let base = entry_base(ctx, l, e);
     let Some(k) = &e.kernel else {
         return out;
     };
@@ -427,11 +458,7 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         }
     }
     // /lib/modules/<version>.
-    let (_, resolved) = look(
-        ctx,
-        &base_of(ctx, e.file.as_deref().unwrap_or(&l.config)),
-        &k.path,
-    );
+    let (_, resolved) = look(ctx, &entry_base(ctx, l, e), &k.path);
     let version = e.version.clone().or_else(|| {
         let from = resolved
             .as_ref()
@@ -443,6 +470,8 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
     if let (Some(v), Ok(kpath)) = (version, &resolved)
         && !v.is_empty()
         && !v.contains('/')
+        // A lone /boot volume does not hold the modules.
+        && is_root(ctx)
         && !has_modules(ctx, &v)
         // A rescue kernel (`vmlinuz-0-rescue-…`) is named apart from its
         // release: the image's own version string tells it.
@@ -460,6 +489,11 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         });
     }
     out
+}
+
+/// Whether the view is a guest's root (the whole guest, or a volume with `/etc`).
+fn is_root(ctx: &Context<'_>) -> bool {
+    ctx.namespace.is_some() || path::resolve(ctx.fs, b"/etc", true).is_ok()
 }
 
 /// Whether a `root=` value names a block device the disks can tell.
@@ -606,12 +640,16 @@ fn load_grub2(ctx: &Context<'_>) -> Option<Loaded> {
         .into_iter()
         .map(|d| path::join(&d, b"grub.cfg"))
         .collect();
+    let on_esp = cfgs.len();
     for b in boot_dirs(ctx) {
         for g in [b"/grub/grub.cfg".as_slice(), b"/grub2/grub.cfg"] {
             cfgs.push([b, g].concat());
         }
     }
-    for cfg in cfgs {
+    // A grub.cfg with no entry: GRUB stops at its prompt, unless another
+    // configuration is the one it reads.
+    let mut empty: Option<Loaded> = None;
+    for (n, cfg) in cfgs.into_iter().enumerate() {
         let Some(text) = read_config(ctx, &cfg) else {
             continue;
         };
@@ -647,8 +685,9 @@ fn load_grub2(ctx: &Context<'_>) -> Option<Loaded> {
         let env_vars = vars.clone();
         let host = GuestHost { ctx, base };
         let menu = grub::read(&String::from_utf8_lossy(&text), vars, &host);
-        if menu.items.is_empty() && !menu.blscfg {
-            // A stub that loads another grub.cfg.
+        // On the ESP, a stub that loads the grub.cfg of /boot.
+        let stub = menu.items.is_empty() && !menu.blscfg;
+        if stub && (n < on_esp || empty.is_some()) {
             continue;
         }
         let spec = menu.vars.get("default").cloned();
@@ -685,16 +724,21 @@ fn load_grub2(ctx: &Context<'_>) -> Option<Loaded> {
             .as_ref()
             .filter(|_| env_vars.contains_key("kernelopts"))
             .map(|(p, _)| p.clone());
-        return Some(Loaded {
+        let l = Loaded {
             loader: "GRUB 2",
             config: cfg,
             entries,
             default,
             why,
             kernelopts_from,
-        });
+        };
+        if stub {
+            empty = Some(l);
+            continue;
+        }
+        return Some(l);
     }
-    None
+    empty
 }
 
 fn flatten(
@@ -933,6 +977,228 @@ fn load_legacy(ctx: &Context<'_>) -> Option<Loaded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::FsView;
+    use crate::fs::mem::MemFs;
+
+    /// A guest of `files` (path, contents; a contents of `->x` is a
+    /// symlink to `x`), directories made on the way.
+    fn guest(files: &[(&str, &str)]) -> MemFs {
+        let mut fs = MemFs::new();
+        for (p, data) in files {
+            let parts: Vec<&[u8]> = components(p.as_bytes()).collect();
+            let Some((name, dirs)) = parts.split_last() else {
+                continue;
+            };
+            let mut at = fs.root_id();
+            for d in dirs {
+                at = match fs.lookup(at, d).unwrap() {
+                    Some(n) => n,
+                    None => fs.add_dir(at, d, 0o755),
+                };
+            }
+            match data.strip_prefix("->") {
+                Some(t) => fs.add_symlink(at, name, t.as_bytes()),
+                None => fs.add_file(at, name, 0o644, data.as_bytes()),
+            };
+        }
+        fs
+    }
+
+    fn run(fs: &MemFs) -> (Vec<Finding>, Checked) {
+        let ctx = Context::new(fs, None, None);
+        let mut out = Vec::new();
+        let c = check(&ctx, &mut out);
+        (out, c)
+    }
+
+    const K: &str = "6.1.0-13-amd64";
+
+    #[test]
+    fn no_configuration_is_a_note_on_a_guest_root() {
+        let (f, c) = run(&guest(&[("/etc/hostname", "x\n")]));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Note);
+        assert_eq!(
+            f[0].summary,
+            "no boot loader configuration found in the guest: the host may boot it directly"
+        );
+        assert_eq!(c.summary, "no boot loader configuration found");
+        // A volume that is not a root (no /etc): nothing to say.
+        let (f, _) = run(&guest(&[("/data/x", "x")]));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn legacy_default_saved_on_a_lone_boot_volume() {
+        // The /boot filesystem alone: paths in grub.conf are relative to it.
+        let conf = "default saved\ntitle A\n\tkernel /vmlinuz-1 ro root=/dev/sda1\n\tinitrd /initrd-1.img\ntitle B\n\tkernel /vmlinuz-2 ro\n\tinitrd /initrd-2.img\n";
+        let fs = guest(&[
+            ("/grub/grub.conf", conf),
+            ("/grub/default", "1\n"),
+            ("/vmlinuz-1", "k"),
+            ("/initrd-1.img", "i"),
+            ("/vmlinuz-2", "k"),
+        ]);
+        let (f, c) = run(&fs);
+        assert!(
+            c.summary
+                .starts_with("GRUB legacy /grub/grub.conf (2 entries): default 'B'"),
+            "{}",
+            c.summary
+        );
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(
+            f[0].summary,
+            "the default boot entry 'B' cannot start: its initramfs /initrd-2.img is missing"
+        );
+        assert_eq!(
+            f[0].evidence[0],
+            "/grub/grub.conf line 1: default saved; /grub/default: 1"
+        );
+        assert_eq!(
+            f[0].evidence.last().unwrap(),
+            "the entry 'A' has all its files"
+        );
+        assert_eq!(
+            f[0].repair,
+            Some(Repair::View {
+                path: b"/grub/grub.conf".to_vec(),
+                line: Some(7),
+                hint: "rebuild /initrd-2.img (update-initramfs -c -k VERSION or dracut -f) or remove it from the entry; or make 'A' the default (it has all its files)".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn systemd_boot_entries_on_the_esp() {
+        let fs = guest(&[
+            ("/etc/hostname", "x"),
+            (
+                "/boot/efi/loader/loader.conf",
+                "timeout 3\ndefault arch-*\n",
+            ),
+            (
+                "/boot/efi/loader/entries/arch-lts.conf",
+                "title Arch LTS\nlinux /vmlinuz-linux-lts\ninitrd /initramfs-linux-lts.img\noptions root=PARTUUID=x rw\n",
+            ),
+            (
+                "/boot/efi/loader/entries/fallback.conf",
+                "title Fallback\nlinux /vmlinuz-linux\ninitrd /initramfs-linux-fallback.img\n",
+            ),
+            ("/boot/efi/vmlinuz-linux-lts", ""),
+            ("/boot/efi/initramfs-linux-lts.img", "i"),
+        ]);
+        let (f, c) = run(&fs);
+        assert!(
+            c.summary.starts_with(
+                "systemd-boot /boot/efi/loader/loader.conf (2 entries): default 'Arch LTS'"
+            ),
+            "{}",
+            c.summary
+        );
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(
+            f[0].summary,
+            "the default boot entry 'Arch LTS' cannot start: its kernel /boot/efi/vmlinuz-linux-lts is empty (0 bytes)"
+        );
+        assert_eq!(
+            f[0].path.as_deref(),
+            Some(b"/boot/efi/loader/entries/arch-lts.conf".as_slice())
+        );
+        assert_eq!(
+            f[0].evidence[0],
+            "/boot/efi/loader/loader.conf line 2: default arch-*"
+        );
+        let ctx = Context::new(&fs, None, None);
+        assert_eq!(default_cmdline(&ctx).as_deref(), Some("root=PARTUUID=x rw"));
+    }
+
+    #[test]
+    fn grub2_submenu_default_and_an_esp_stub() {
+        let cfg = format!(
+            "set default=\"1>0\"\nmenuentry 'A' {{\n linux /boot/vmlinuz-{K} root=/dev/vda1\n}}\nsubmenu 'Adv' {{\n menuentry 'B' {{\n  linux /vmlinuz-{K} init=/bin/bash\n  initrd /initrd.img-{K}\n }}\n}}\n"
+        );
+        let fs = guest(&[
+            ("/etc/hostname", "x"),
+            (
+                "/boot/efi/EFI/debian/grub.cfg",
+                "search.fs_uuid X root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n",
+            ),
+            ("/boot/grub/grub.cfg", &cfg),
+            (&format!("/boot/vmlinuz-{K}"), "k"),
+            (&format!("/boot/initrd.img-{K}"), "i"),
+            (&format!("/usr/lib/modules/{K}/modules.dep"), ""),
+            ("/lib", "->usr/lib"),
+        ]);
+        let (f, c) = run(&fs);
+        assert!(f.is_empty(), "{f:#?}");
+        assert!(
+            c.summary
+                .starts_with("GRUB 2 /boot/grub/grub.cfg (2 entries): default 'Adv>B'"),
+            "{}",
+            c.summary
+        );
+        let ctx = Context::new(&fs, None, None);
+        assert_eq!(ctx.kernel_cmdline(), Some("init=/bin/bash"));
+    }
+
+    #[test]
+    fn empty_menu_and_non_linux_default() {
+        let fs = guest(&[
+            ("/etc/hostname", "x"),
+            ("/boot/grub/grub.cfg", "set timeout=5\n"),
+        ]);
+        let (f, _) = run(&fs);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(
+            f[0].summary,
+            "GRUB 2 finds no boot entry in /boot/grub/grub.cfg"
+        );
+        let fs = guest(&[(
+            "/boot/grub/grub.cfg",
+            "menuentry 'Windows' {\n chainloader +1\n}\n",
+        )]);
+        let (f, c) = run(&fs);
+        assert!(f.is_empty());
+        assert!(
+            c.summary.contains("not a Linux kernel (chainloader)"),
+            "{}",
+            c.summary
+        );
+    }
+
+    #[test]
+    fn modules_missing_unless_the_kernel_has_none() {
+        let cfg = format!("menuentry 'A' {{\n linux /boot/vmlinuz-{K}\n}}\n");
+        let mut files = vec![
+            ("/etc/hostname".to_string(), "x".to_string()),
+            ("/boot/grub/grub.cfg".to_string(), cfg),
+            (format!("/boot/vmlinuz-{K}"), "k".to_string()),
+            (
+                "/usr/lib/modules/5.10.0-1-amd64/modules.dep".to_string(),
+                String::new(),
+            ),
+        ];
+        let as_refs = |v: &Vec<(String, String)>| -> MemFs {
+            let r: Vec<(&str, &str)> = v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            guest(&r)
+        };
+        let (f, _) = run(&as_refs(&files));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(
+            f[0].summary
+                .contains(&format!("/lib/modules/{K} is missing"))
+        );
+        // A kernel built without loadable modules needs none.
+        files.push((
+            format!("/boot/config-{K}"),
+            "CONFIG_64BIT=y\n# CONFIG_MODULES is not set\n".into(),
+        ));
+        let (f, _) = run(&as_refs(&files));
+        assert!(f.is_empty(), "{f:#?}");
+    }
 
     #[test]
     fn params_as_the_kernel_splits_them() {
