@@ -24,9 +24,15 @@ fn boot_summary(report: &Report) -> String {
         .unwrap_or_default()
 }
 
-/// `doctor::examine` on the guest of fixture `name`, as `vmrescue doctor`
-/// opens it (the whole guest: root and the volumes its fstab mounts).
+/// `doctor::examine` on the guest of fixture `name`.
 fn examine(name: &str) -> Report {
+    with_guest(name, doctor::examine)
+}
+
+/// `f` on a doctor context over the guest of fixture `name`, opened as
+/// `vmrescue doctor` opens it (the whole guest: root and the volumes its
+/// fstab mounts).
+fn with_guest<T>(name: &str, f: impl FnOnce(&doctor::Context<'_>) -> T) -> T {
     let image = common::fixture(name);
     let img = vmrescue::image::open(&image).unwrap();
     let mut layout = vmrescue::layers::scan(vec![img]);
@@ -38,7 +44,7 @@ fn examine(name: &str) -> Report {
     let ns = Namespace::build(&layout, id, &|v| us.open_fs(&layout, v, &opts));
     let fs = ns.fs();
     let ctx = doctor::Context::new(&*fs, Some(&ns), Some(&layout));
-    doctor::examine(&ctx)
+    f(&ctx)
 }
 
 fn boot_findings(r: &Report) -> Vec<&Finding> {
@@ -115,19 +121,11 @@ fn healthy_bls_layout_has_no_boot_finding() {
     let s = boot_summary(&r);
     assert!(s.starts_with("GRUB 2 /boot/grub2/grub.cfg (2 entries): default 'Debian GNU/Linux 12 (bookworm) (6.1.0-"), "{s}");
     // The default's command line comes from grubenv's kernelopts.
-    let image = common::fixture("doctor-boot-bls");
-    let img = vmrescue::image::open(&image).unwrap();
-    let mut layout = vmrescue::layers::scan(vec![img]);
-    let us = Userspace::default();
-    let opts = FsOptions::default();
-    let found = vmrescue::layers::inspect::inspect(&layout, &|id| us.open_fs(&layout, id, &opts));
-    layout.apply_inspection(&found);
-    let id = select_volume(&layout, None).unwrap();
-    let ns = Namespace::build(&layout, id, &|v| us.open_fs(&layout, v, &opts));
-    let fs = ns.fs();
-    let ctx = doctor::Context::new(&*fs, Some(&ns), Some(&layout));
+    let cmdline = with_guest("doctor-boot-bls", |ctx| {
+        ctx.kernel_cmdline().map(str::to_string)
+    });
     assert_eq!(
-        ctx.kernel_cmdline(),
+        cmdline.as_deref(),
         Some(
             "root=UUID=5e1f0c3a-9d2b-4c7e-8a61-2b3c4d5e6f12 ro console=ttyS0,115200n8 no_timer_check net.ifnames=0"
         )

@@ -372,6 +372,19 @@ fn lex(text: &str) -> Vec<Tok> {
         }
         None
     }
+    // A `$` at `i`: a variable, or a `$` as text; the index after it.
+    fn dollar(c: &[char], i: usize, cur: &mut Option<Word>, line: u32, quoted: bool) -> usize {
+        match var_at(c, i + 1) {
+            Some((name, next)) => {
+                push_var(cur, line, name, quoted);
+                next
+            }
+            None => {
+                push_text(cur, line, "$", quoted);
+                i + 1
+            }
+        }
+    }
     let flush = |cur: &mut Option<Word>, toks: &mut Vec<Tok>| {
         if let Some(w) = cur.take() {
             toks.push(Tok::Word(w));
@@ -445,16 +458,7 @@ fn lex(text: &str) -> Vec<Tok> {
                             line = line.saturating_add(1);
                             i += 2;
                         }
-                        '$' => match var_at(&c, i + 1) {
-                            Some((name, next)) => {
-                                push_var(&mut cur, start_line, name, true);
-                                i = next;
-                            }
-                            None => {
-                                push_text(&mut cur, start_line, "$", true);
-                                i += 1;
-                            }
-                        },
+                        '$' => i = dollar(&c, i, &mut cur, start_line, true),
                         other => {
                             if other == '\n' {
                                 line = line.saturating_add(1);
@@ -466,16 +470,7 @@ fn lex(text: &str) -> Vec<Tok> {
                 }
                 i += 1;
             }
-            '$' => match var_at(&c, i + 1) {
-                Some((name, next)) => {
-                    push_var(&mut cur, line, name, false);
-                    i = next;
-                }
-                None => {
-                    push_text(&mut cur, line, "$", false);
-                    i += 1;
-                }
-            },
+            '$' => i = dollar(&c, i, &mut cur, line, false),
             other => {
                 push_text(&mut cur, line, &other.to_string(), false);
                 i += 1;

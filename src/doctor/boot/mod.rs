@@ -378,29 +378,32 @@ fn faults_files(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
     let Some(k) = &e.kernel else {
         return out;
     };
-    if let (shown, Err(s)) = look(ctx, &base, &k.path) {
+    let files = std::iter::once((k, "kernel")).chain(e.initrds.iter().map(|i| (i, "initrd")));
+    for (f, cmd) in files {
+        let (shown, Err(s)) = look(ctx, &base, &f.path) else {
+            continue;
+        };
         let shown = escape(&shown);
-        out.push(Fault {
-            severity: Severity::Critical,
-            summary: format!("cannot start: its kernel {shown} is {}", s.words()),
-            evidence: format!("kernel {}: {}", k.path, s.words()),
-            at: At::Line(k.line),
-            hint: format!("restore {shown} (reinstall the kernel package)"),
-        });
-    }
-    for i in &e.initrds {
-        if let (shown, Err(s)) = look(ctx, &base, &i.path) {
-            let shown = escape(&shown);
-            out.push(Fault {
-                severity: Severity::Critical,
-                summary: format!("cannot start: its initramfs {shown} is {}", s.words()),
-                evidence: format!("initrd {}: {}", i.path, s.words()),
-                at: At::Line(i.line),
-                hint: format!(
+        let (what, hint) = if cmd == "kernel" {
+            (
+                "kernel",
+                format!("restore {shown} (reinstall the kernel package)"),
+            )
+        } else {
+            (
+                "initramfs",
+                format!(
                     "rebuild {shown} (update-initramfs -c -k VERSION or dracut -f) or remove it from the entry"
                 ),
-            });
-        }
+            )
+        };
+        out.push(Fault {
+            severity: Severity::Critical,
+            summary: format!("cannot start: its {what} {shown} is {}", s.words()),
+            evidence: format!("{cmd} {}: {}", f.path, s.words()),
+            at: At::Line(f.line),
+            hint,
+        });
     }
     out
 }
