@@ -15,9 +15,11 @@
 //!   (`linuxefi`, `linux16`) and `initrd` (`initrdefi`, `initrd16`, several
 //!   files) commands.
 //! * The default entry is chosen as `normal/menu.c` does from the variable
-//!   `default`: an entry id, else a title, else a number (`strtoul` base 0),
-//!   `>` leading into a submenu (`>>` is a `>` of a title), out of range or
-//!   unset meaning entry 0.
+//!   `default`: an entry id, else a title, else a leading number
+//!   (`strtoul` base 0; upstream GRUB tries the number first, Fedora's the
+//!   id: they differ only for an id that starts with a digit), `>` leading
+//!   into a submenu (`>>` is a `>` of a title), out of range or unset
+//!   meaning entry 0.
 //!
 //! [`parse_env`] reads a `grubenv` block.
 //!
@@ -207,20 +209,24 @@ fn pick(items: &[Item], spec: &str) -> (Option<usize>, Option<String>) {
     (strtoul(word).and_then(|n| usize::try_from(n).ok()), rest)
 }
 
-/// `grub_strtoul (s, &end, 0)` that must use the whole word: `0x…` hex,
-/// `0…` octal, else decimal.
+/// `grub_strtoul (s, 0, 0)`: the leading number (`0x…` hex, `0…` octal,
+/// else decimal), what follows ignored; `None` without a digit.
 fn strtoul(s: &str) -> Option<u64> {
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) if h.starts_with(|c: char| c.is_ascii_hexdigit()) => (h, 16),
+        _ if s.starts_with('0') => (s, 8),
+        _ => (s, 10),
     };
-    if digits.is_empty() {
-        return None;
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let mut n: u64 = 0;
+    for c in digits[..end].chars() {
+        n = n
+            .saturating_mul(u64::from(radix))
+            .saturating_add(u64::from(c.to_digit(radix)?));
     }
-    u64::from_str_radix(digits, radix).ok()
+    (end > 0).then_some(n)
 }
 
 /// Read a `grubenv` block (`# GRUB Environment Block`, `name=value` lines
@@ -1081,6 +1087,8 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         assert_eq!(sel("0x1>0"), vec![1, 0]);
         assert_eq!(sel("7"), vec![0], "out of range: the first entry");
         assert_eq!(sel("nonsense"), vec![0]);
+        assert_eq!(sel("1 "), vec![1, 0], "what follows the number is ignored");
+        assert_eq!(sel("01"), vec![1, 0], "octal");
         assert_eq!(sel(""), vec![0]);
         let e = entry(&m.items, &sel("1>1"));
         assert_eq!(e.initrds.len(), 2);
