@@ -243,3 +243,26 @@ fn empty_kernel_of_the_default_bls_entry() {
     assert_eq!(path, entry);
     assert_eq!(line, Some(3), "the linux line of the entry");
 }
+
+#[test]
+fn rd_lvm_lv_of_no_logical_volume_with_grub_legacy() {
+    let r = examine("doctor-boot-lvm");
+    let f = only_one(&r);
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.impact, Impact::Boot);
+    assert_eq!(
+        f.summary,
+        "the default boot entry 'CentOS (2.6.32-358.el6.x86_64)' cannot start: rd_LVM_LV=vg_ta/lv_swap2 names a logical volume these disks do not have"
+    );
+    assert_eq!(
+        f.evidence,
+        vec![
+            "/boot/grub/grub.conf line 10: default 0".to_string(),
+            "title 'CentOS (2.6.32-358.el6.x86_64)' (/boot/grub/grub.conf line 14)".to_string(),
+            "rd_LVM_LV=vg_ta/lv_swap2: no volume is /dev/vg_ta/lv_swap2".to_string(),
+        ]
+    );
+    let (path, line, _) = view(f);
+    assert_eq!(path, "/boot/grub/grub.conf");
+    assert_eq!(line, Some(16), "the kernel line");
+}

@@ -30,7 +30,7 @@ use super::{Check, Checked, Context, Finding, Impact, Repair, Severity};
 use crate::fs::path::{self, components};
 use crate::fs::{FileType, read_small};
 use crate::layers::fstab::SpecMatch;
-use crate::text::escape;
+use crate::text::{escape, escape_str};
 
 /// The largest configuration file read (bytes).
 const MAX_CONFIG: usize = 1 << 20;
@@ -126,7 +126,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
         };
     };
     let config = escape(&l.config);
-    let Some(d) = l.default else {
+    let Some((d, (title, entry))) = l.default.and_then(|d| Some((d, l.entries.get(d)?))) else {
         out.push(Finding {
             check: Check::Boot,
             severity: Severity::Critical,
@@ -145,7 +145,6 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
             summary: format!("{} {config}: no entries", l.loader),
         };
     };
-    let (title, entry) = &l.entries[d];
     if entry.kernel.is_none() {
         let what = entry.other.as_deref().unwrap_or("no kernel");
         return Checked {
@@ -400,7 +399,7 @@ fn faults_files(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         out.push(Fault {
             severity: Severity::Critical,
             summary: format!("cannot start: its {what} {shown} is {}", s.words()),
-            evidence: format!("{cmd} {}: {}", f.path, s.words()),
+            evidence: format!("{cmd} {}: {}", escape_str(&f.path), s.words()),
             at: At::Line(f.line),
             hint,
         });
@@ -429,8 +428,9 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
             .namespace
             .and_then(|ns| ns.root_volume())
             .and_then(|v| layout.volume(v).content.uuid.clone())
-            .map(|u| format!(" (the guest's root filesystem is UUID={u})"))
+            .map(|u| format!(" (the guest's root filesystem is UUID={})", escape_str(&u)))
             .unwrap_or_default();
+        let (root, why) = (escape_str(root), escape_str(&why));
         out.push(Fault {
             severity: Severity::Critical,
             summary: format!(
@@ -449,6 +449,7 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
             continue;
         };
         if let SpecMatch::NotFound(why) = layout.resolve_spec(&format!("/dev/{vg}/{lv}")) {
+            let (n, v, why) = (escape_str(n), escape_str(v), escape_str(&why));
             out.push(Fault {
                 severity: Severity::Critical,
                 summary: format!(
@@ -481,6 +482,7 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         && !image_version(ctx, kpath).is_some_and(|r| has_modules(ctx, &r))
         && modular(ctx, kpath, &v)
     {
+        let v = escape_str(&v);
         out.push(Fault {
             severity: Severity::Error,
             summary: format!(
@@ -710,7 +712,11 @@ fn load_grub2(ctx: &Context<'_>) -> Option<Loaded> {
         if let (Some((env_path, _)), Some(s)) = (&env, &spec) {
             for k in ["next_entry", "saved_entry"] {
                 if env_vars.get(k) == Some(s) {
-                    why.push(format!("grubenv {k}={s} ({})", escape(env_path)));
+                    why.push(format!(
+                        "grubenv {k}={} ({})",
+                        escape_str(s),
+                        escape(env_path)
+                    ));
                     break;
                 }
             }
@@ -720,7 +726,7 @@ fn load_grub2(ctx: &Context<'_>) -> Option<Loaded> {
             .map(|n| format!(" line {n}"))
             .unwrap_or_default();
         why.push(match spec.as_deref() {
-            Some(s) if !s.is_empty() => format!("{cfg_name}{line}: default={s}"),
+            Some(s) if !s.is_empty() => format!("{cfg_name}{line}: default={}", escape_str(s)),
             _ => format!("{cfg_name}: no default set: the first entry"),
         });
         let kernelopts_from = env
@@ -759,7 +765,7 @@ fn flatten(
                 if at.as_slice() == chosen {
                     *default = Some(out.len());
                 }
-                out.push((format!("{prefix}{}", e.title), e.clone()));
+                out.push((escape_str(&format!("{prefix}{}", e.title)), e.clone()));
             }
             grub::Item::Submenu { title, items, .. } => {
                 if at.len() < 32 {
@@ -900,7 +906,7 @@ fn load_systemd_boot(ctx: &Context<'_>) -> Option<Loaded> {
                 .iter()
                 .find(|(_, f)| f.id == b.id)
                 .map(|(p, _)| p.clone());
-            (e.title.clone(), e)
+            (escape_str(&e.title), e)
         })
         .collect();
     let config = conf
@@ -909,7 +915,11 @@ fn load_systemd_boot(ctx: &Context<'_>) -> Option<Loaded> {
         .unwrap_or_else(|| dirs.first().cloned().unwrap_or_default());
     let mut why = Vec::new();
     match &pattern {
-        Some((p, n)) => why.push(format!("{} line {n}: default {p}", escape(&config))),
+        Some((p, n)) => why.push(format!(
+            "{} line {n}: default {}",
+            escape(&config),
+            escape_str(p)
+        )),
         None => why.push("no default set: the first entry in systemd-boot's order".into()),
     }
     Some(Loaded {
@@ -966,7 +976,7 @@ fn load_legacy(ctx: &Context<'_>) -> Option<Loaded> {
                 entries: c
                     .entries
                     .into_iter()
-                    .map(|e| (e.title.clone(), e))
+                    .map(|e| (escape_str(&e.title), e))
                     .collect(),
                 default,
                 why,
