@@ -1111,6 +1111,49 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         assert_eq!(e.cmdline, "a b c d e $f p q");
     }
 
+    /// Ubuntu's 10_linux: `$vt_handoff` set by the header, the
+    /// initramfs-less first try in the `else` of `initrdfail`, a `for` loop
+    /// and a function that are not run.
+    #[test]
+    fn ubuntu_shapes() {
+        let text = r#"
+if [ "${linux_gfx_mode}" != "text" ]; then set vt_handoff=vt.handoff=7; else set vt_handoff= ; fi
+function initrdfail {
+    if [ -n "${have_grubenv}" ]; then if [ -n "${partuuid}" ]; then
+      if [ -z "${initrdfail}" ]; then
+        set initrdfail=1
+      fi
+    fi; fi
+}
+for i in 1 2; do menuentry 'never' { linux /x }; done
+menuentry 'Ubuntu' --class ubuntu $menuentry_id_option 'gnulinux-simple-u' {
+	recordfail
+	if [ x$grub_platform = xxen ]; then insmod xzio; insmod lzopio; fi
+	if [ "${initrdfail}" = 1 ]; then
+	  linux	/boot/vmlinuz-5.15.0-91-generic root=PARTUUID=p ro  console=tty1 $vt_handoff
+	  initrd	/boot/initrd.img-5.15.0-91-generic
+	elif [ "${initrdfail}" = 2 ]; then
+	  linux	/boot/vmlinuz-5.15.0-91-generic root=PARTUUID=p ro single
+	else
+	  linux	/boot/vmlinuz-5.15.0-91-generic root=PARTUUID=p ro  console=tty1 $vt_handoff
+	  try_initrdless_boot
+	fi
+}
+"#;
+        let m = menu(text, &[]);
+        assert_eq!(m.items.len(), 1, "{:?}", m.items);
+        let e = entry(&m.items, &select(&m.items, None));
+        assert_eq!(e.id.as_deref(), Some("gnulinux-simple-u"));
+        assert_eq!(e.cmdline, "root=PARTUUID=p ro console=tty1 vt.handoff=7");
+        assert!(e.initrds.is_empty(), "the initramfs-less first boot");
+        let m = menu(text, &[("initrdfail", "1")]);
+        let e = entry(&m.items, &select(&m.items, None));
+        assert_eq!(e.initrds.len(), 1);
+        let m = menu(text, &[("initrdfail", "2")]);
+        let e = entry(&m.items, &select(&m.items, None));
+        assert_eq!(e.cmdline, "root=PARTUUID=p ro single");
+    }
+
     #[test]
     fn titles_with_gt_and_escaped_spec() {
         let m = menu("submenu 'a>b' {\n menuentry 'c' { linux /k\n }\n}\n", &[]);
