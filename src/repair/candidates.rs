@@ -13,7 +13,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::signs::{LIBRARY_DIRS, Neighbours, is_library_name, is_multiarch};
+use super::signs::{
+    LIBRARY_DIRS, Neighbours, is_library_name, is_multiarch, is_program_dir, is_runtime_path,
+    lexical,
+};
 use crate::elf::{self, ElfInfo, compare_versions};
 use crate::error::{Error, Result};
 use crate::fs::{FileType, FsView, Metadata, NodeId, path};
@@ -45,6 +48,12 @@ const GLIBC_SONAMES: &[&str] = &[
 
 /// At most this many files are looked at in one directory.
 const MAX_DIR_SCAN: usize = 20_000;
+/// How much of libc.so.6 or ld.so is read looking for glibc's release string.
+const MAX_RELEASE_SCAN: u64 = 16 << 20;
+/// What glibc's banner says before its version, in libc.so.6 ("GNU C Library
+/// (…) stable release version 2.36.") and in ld.so since 2.33 ("ld.so (…)
+/// stable release version 2.36.").
+const RELEASE_MARK: &[u8] = b" release version ";
 
 /// Whether a SONAME belongs to glibc itself.
 pub fn is_glibc_soname(name: &[u8]) -> bool {
@@ -52,6 +61,35 @@ pub fn is_glibc_soname(name: &[u8]) -> bool {
         return false;
     };
     GLIBC_SONAMES.contains(&s) || (s.starts_with("libnss_") && s.ends_with(".so.2"))
+}
+
+/// Whether a SONAME is glibc's dynamic loader (`ld-linux-x86-64.so.2`, `ld64.so.2`).
+pub fn is_glibc_loader(name: &[u8]) -> bool {
+    is_glibc_soname(name) && name.starts_with(b"ld")
+}
+
+/// The base name of a library name or SONAME, what precedes `.so`
+/// (`libbz2.so.1.0` → `libbz2`): a link and its target's SONAME name the
+/// same library when their bases are equal.
+pub fn library_base(name: &[u8]) -> &[u8] {
+    match name.windows(3).position(|w| w == b".so") {
+        Some(i) => &name[..i],
+        None => name,
+    }
+}
+
+/// The glibc release in the name of a glibc file for `soname`, as glibc
+/// before 2.34 named them: `libc-2.12.so` for `libc.so.6`, `ld-2.12.so`
+/// for the loader. Other names give `None` (`libcrypt.so.1.1.0`).
+pub fn release_from_name(file: &[u8], soname: &[u8]) -> Option<String> {
+    if !is_glibc_soname(soname) {
+        return None;
+    }
+    let v = version_from_name(file)?;
+    let stem = file.strip_suffix(b".so")?;
+    let stem = &stem[..stem.len().checked_sub(v.len() + 1)?];
+    let base = library_base(soname);
+    (stem == base || (is_glibc_loader(soname) && stem == b"ld")).then_some(v)
 }
 
 /// The version in a versioned glibc file name: `libc-2.12.so` → `2.12`.
@@ -95,7 +133,10 @@ pub struct Analysis {
     pub target: Vec<u8>,
     /// Whether its name is a shared library's.
     pub library: bool,
-    /// What is wrong with the current target.
+    /// What is wrong with the current target: the hard reasons first, then
+    /// the soft signs that back them (outside the library directories,
+    /// changed long after its neighbours). Empty when nothing hard is
+    /// wrong, whatever the soft signs.
     pub problems: Vec<String>,
     /// Proposed targets, best first.
     pub candidates: Vec<Candidate>,
@@ -113,9 +154,13 @@ pub struct Guest<'a> {
     fs: &'a dyn FsView,
     /// Canonical library directories that exist in the guest.
     pub lib_dirs: Vec<Vec<u8>>,
-    /// ld.so's file name and glibc version (`ld-2.12.so`, `2.12`).
+    /// ld.so's file name and glibc release (`ld-2.12.so`, `2.12`).
     pub ld_so: Option<(Vec<u8>, String)>,
+    /// The directory ld.so lives in (canonical): candidates are searched
+    /// there too.
+    pub loader_dir: Option<Vec<u8>>,
     elf_cache: Mutex<HashMap<NodeId, Option<ElfInfo>>>,
+    release_cache: Mutex<HashMap<NodeId, Option<String>>>,
     dir_cache: Mutex<HashMap<Vec<u8>, DirFacts>>,
 }
 
@@ -135,7 +180,9 @@ impl<'a> Guest<'a> {
             fs,
             lib_dirs: Vec::new(),
             ld_so: None,
+            loader_dir: None,
             elf_cache: Mutex::new(HashMap::new()),
+            release_cache: Mutex::new(HashMap::new()),
             dir_cache: Mutex::new(HashMap::new()),
         };
         // The standard directories, the multiarch ones inside them
@@ -166,7 +213,10 @@ impl<'a> Guest<'a> {
                 g.lib_dirs.push(r.path);
             }
         }
-        g.ld_so = g.find_ld_so();
+        if let Some((dir, name, version)) = g.find_ld_so() {
+            g.loader_dir = Some(dir);
+            g.ld_so = Some((name, version));
+        }
         g
     }
 
@@ -175,7 +225,8 @@ impl<'a> Guest<'a> {
         self.fs
     }
 
-    fn find_ld_so(&self) -> Option<(Vec<u8>, String)> {
+    /// The guest's loader: its directory, file name and glibc release.
+    fn find_ld_so(&self) -> Option<(Vec<u8>, Vec<u8>, String)> {
         for dir in &self.lib_dirs {
             let Ok(r) = path::resolve(self.fs, dir, true) else {
                 continue;
@@ -192,13 +243,11 @@ impl<'a> Guest<'a> {
                 let Ok(file) = path::resolve(self.fs, &p, true) else {
                     continue;
                 };
-                let (_, Some(fname)) = path::split_last(&file.path) else {
+                let (fdir, Some(fname)) = path::split_last(&file.path) else {
                     continue;
                 };
-                let version = version_from_name(&fname)
-                    .or_else(|| self.elf(file.node).and_then(|i| i.glibc_version()));
-                if let Some(v) = version {
-                    return Some((fname, v));
+                if let Some(v) = self.glibc_release(file.node, &fname, n) {
+                    return Some((fdir, fname, v));
                 }
             }
         }
@@ -213,6 +262,27 @@ impl<'a> Guest<'a> {
         let info = elf::read(self.fs, node);
         lock(&self.elf_cache).insert(node, info.clone());
         info
+    }
+
+    /// The glibc release of a file of glibc that provides `soname` (its
+    /// file name is `file`): from a versioned name (`libc-2.12.so`), else,
+    /// for `libc.so.6` and the loader only, from the release string in the
+    /// file. Never from the highest `GLIBC_` version a library defines
+    /// (libxcrypt's `libcrypt.so.1` defines `GLIBC_2.2.5`; ld.so 2.36's
+    /// highest is `GLIBC_2.35`). `None` when not known.
+    pub fn glibc_release(&self, node: NodeId, file: &[u8], soname: &[u8]) -> Option<String> {
+        if let Some(v) = release_from_name(file, soname) {
+            return Some(v);
+        }
+        if !(soname == b"libc.so.6" || is_glibc_loader(soname)) {
+            return None;
+        }
+        if let Some(v) = lock(&self.release_cache).get(&node) {
+            return v.clone();
+        }
+        let v = release_string(self.fs, node);
+        lock(&self.release_cache).insert(node, v.clone());
+        v
     }
 
     fn dir_facts(&self, dir: &[u8]) -> DirFacts {
@@ -264,19 +334,26 @@ impl<'a> Guest<'a> {
         let (dir, Some(name)) = path::split_last(&r.path) else {
             return Err(Error::Invalid("the guest root is not a symlink".into()));
         };
-        let library = is_library_name(&name);
+        // In a program directory a library-like name (`/usr/bin/ld.so`) is
+        // a command, not a library link: only a dangling target is wrong.
+        let library = is_library_name(&name) && !is_program_dir(&dir);
         let facts = self.dir_facts(&dir);
+        // Hard reasons: the link is wrong. Soft signs: evidence only.
         let mut problems = Vec::new();
+        let mut signs = Vec::new();
 
         // The current target.
         let resolved = path::resolve(fs, &r.path, true);
         let current = match &resolved {
             Ok(t) => Some(t.clone()),
             Err(_) => {
-                problems.push(format!(
-                    "dangling: {} does not exist in the guest",
-                    escape(&target)
-                ));
+                // A link into /run or /dev waits for the running guest.
+                if !is_runtime_path(&lexical(&dir, &target)) {
+                    problems.push(format!(
+                        "dangling: {} does not exist in the guest",
+                        escape(&target)
+                    ));
+                }
                 None
             }
         };
@@ -285,23 +362,28 @@ impl<'a> Guest<'a> {
         {
             let (tdir, tname) = path::split_last(&t.path);
             if !self.is_lib_dir(&tdir) {
-                problems.push(format!(
+                signs.push(format!(
                     "points outside the library directories ({})",
                     escape(&tdir)
                 ));
             }
             match fs.metadata(t.node).map(|m| m.file_type) {
-                Ok(FileType::Regular) => match self.elf(t.node) {
-                    None => problems.push("the target is not an ELF file".into()),
-                    Some(info) => {
+                Ok(FileType::Regular) => match (truncated_elf(fs, t.node), self.elf(t.node)) {
+                    (Some((end, size)), _) => problems.push(format!(
+                        "the target is truncated: {size} bytes, its segments end at byte {end}"
+                    )),
+                    (None, None) => problems.push("the target is not an ELF file".into()),
+                    (None, Some(info)) => {
                         match &info.soname {
-                            Some(s) if *s == name => {}
-                            Some(s) => problems.push(format!(
-                                "the target's SONAME is {}, not {}",
-                                escape(s),
-                                escape(&name)
-                            )),
-                            None => problems.push("the target has no SONAME".into()),
+                            Some(s) if library_base(s) != library_base(&name) => {
+                                problems.push(format!(
+                                    "the target's SONAME is {}: another library than {}",
+                                    escape(s),
+                                    escape(&name)
+                                ))
+                            }
+                            Some(_) => {}
+                            None => signs.push("the target has no SONAME".into()),
                         }
                         if let Some((class, machine)) = facts.arch
                             && (info.class, info.machine) != (class, machine)
@@ -321,21 +403,16 @@ impl<'a> Guest<'a> {
                                 want.describe()
                             ));
                         }
-                        if is_glibc_soname(&name)
-                            && let Some((ld_name, ld_version)) = &self.ld_so
-                        {
-                            let v = tname
+                        if let Some((ld_name, ld_version)) = &self.ld_so
+                            && let Some(v) = tname
                                 .as_deref()
-                                .and_then(version_from_name)
-                                .or_else(|| info.glibc_version());
-                            if let Some(v) = v
-                                && v != *ld_version
-                            {
-                                problems.push(format!(
-                                    "the target is glibc {v} but ld.so is {} (glibc {ld_version})",
-                                    escape(ld_name)
-                                ));
-                            }
+                                .and_then(|f| self.glibc_release(t.node, f, &name))
+                            && v != *ld_version
+                        {
+                            problems.push(format!(
+                                "the target is glibc {v} but ld.so is {} (glibc {ld_version})",
+                                escape(ld_name)
+                            ));
                         }
                     }
                 },
@@ -343,15 +420,17 @@ impl<'a> Guest<'a> {
                 Err(e) => problems.push(format!("the target cannot be read: {e}")),
             }
         }
-        if !problems.is_empty()
-            && let Some((threshold, median)) = facts.neighbours.threshold_without(meta.ctime.sec)
-            && meta.ctime.sec > threshold
-        {
-            problems.push(format!(
-                "changed on {} while its neighbours date from {}",
-                format_date(meta.ctime.sec),
-                format_date(median)
-            ));
+        if !problems.is_empty() {
+            if let Some((threshold, median)) = facts.neighbours.threshold_without(meta.ctime.sec)
+                && meta.ctime.sec > threshold
+            {
+                signs.push(format!(
+                    "changed on {} while its neighbours date from {}",
+                    format_date(meta.ctime.sec),
+                    format_date(median)
+                ));
+            }
+            problems.extend(signs);
         }
 
         let mut candidates = if library {
@@ -375,7 +454,9 @@ impl<'a> Guest<'a> {
         })
     }
 
-    /// ELF shared objects whose SONAME is `name`.
+    /// ELF shared objects whose SONAME is `name`, in the link's directory
+    /// and where ld.so would search: the library directories (multiarch and
+    /// `ld.so.conf` ones included) and the loader's directory.
     fn library_candidates(
         &self,
         dir: &[u8],
@@ -386,7 +467,7 @@ impl<'a> Guest<'a> {
         let mut out: Vec<Candidate> = Vec::new();
         let stem: &[u8] = name.split(|&c| c == b'.').next().unwrap_or(name);
         let mut dirs: Vec<Vec<u8>> = vec![dir.to_vec()];
-        for d in &self.lib_dirs {
+        for d in self.lib_dirs.iter().chain(self.loader_dir.as_ref()) {
             if !dirs.contains(d) {
                 dirs.push(d.clone());
             }
@@ -400,7 +481,9 @@ impl<'a> Guest<'a> {
                 continue;
             };
             for e in entries.iter().take(MAX_DIR_SCAN) {
-                if e.name == name || !contains(&e.name, b".so") {
+                // The link itself; elsewhere a file named exactly like it
+                // (the loader in the multiarch directory) is a candidate.
+                if (same_dir && e.name == name) || !contains(&e.name, b".so") {
                     continue;
                 }
                 // Outside the link's own directory, only files named like the library.
@@ -426,6 +509,9 @@ impl<'a> Guest<'a> {
                 {
                     continue;
                 }
+                if truncated_elf(self.fs, e.node).is_some() {
+                    continue;
+                }
                 if out.iter().any(|c| c.path == path::join(d, &e.name)) {
                     continue;
                 }
@@ -438,10 +524,8 @@ impl<'a> Guest<'a> {
                     score += 20;
                     reasons.push(format!("in the library directory {}", escape(d)));
                 }
-                if is_glibc_soname(name)
-                    && let Some((ld_name, ld_version)) = &self.ld_so
-                {
-                    let v = version_from_name(&e.name).or_else(|| info.glibc_version());
+                if let Some((ld_name, ld_version)) = &self.ld_so {
+                    let v = self.glibc_release(e.node, &e.name, name);
                     if v.as_deref() == Some(ld_version.as_str()) {
                         score += 50;
                         reasons.push(format!("matches {}", escape(ld_name)));
@@ -515,6 +599,110 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// glibc's release from its banner in libc.so.6 or ld.so ("… stable
+/// release version 2.36."), reading at most [`MAX_RELEASE_SCAN`] bytes.
+fn release_string(fs: &dyn FsView, node: NodeId) -> Option<String> {
+    const CHUNK: usize = 64 * 1024;
+    let size = fs.metadata(node).ok()?.size.min(MAX_RELEASE_SCAN);
+    let keep = RELEASE_MARK.len() + 16;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + keep);
+    let mut chunk = vec![0u8; CHUNK];
+    let mut off = 0u64;
+    while off < size {
+        let want = usize::try_from((size - off).min(CHUNK as u64)).ok()?;
+        let n = fs.read_at(node, off, &mut chunk[..want]).ok()?;
+        if n == 0 {
+            break;
+        }
+        off += n as u64;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(RELEASE_MARK.len()).position(|w| w == RELEASE_MARK) {
+            let rest = &buf[i + RELEASE_MARK.len()..];
+            let end = rest
+                .iter()
+                .position(|c| !(c.is_ascii_digit() || *c == b'.'))
+                .unwrap_or(rest.len());
+            // The whole number is there unless the buffer ends inside it.
+            if end < rest.len() || off >= size {
+                let v = String::from_utf8_lossy(&rest[..end])
+                    .trim_end_matches('.')
+                    .to_string();
+                return (v.contains('.') && v.starts_with(|c: char| c.is_ascii_digit()))
+                    .then_some(v);
+            }
+        }
+        if buf.len() > keep {
+            buf.drain(..buf.len() - keep);
+        }
+    }
+    None
+}
+
+/// For an ELF file shorter than the end of one of its loadable segments'
+/// file ranges: (that end, the file's size). `None` for a whole file or
+/// one that is not ELF.
+fn truncated_elf(fs: &dyn FsView, node: NodeId) -> Option<(u64, u64)> {
+    let size = fs.metadata(node).ok()?.size;
+    let mut head = [0u8; 64];
+    let n = fs.read_at(node, 0, &mut head).ok()?;
+    if n < 52 || head[..4] != *b"\x7fELF" {
+        return None;
+    }
+    let is64 = match head[4] {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    let little = match head[5] {
+        1 => true,
+        2 => false,
+        _ => return None,
+    };
+    let int = |b: &[u8]| -> u64 {
+        let mut v = 0u64;
+        for (i, &x) in b.iter().enumerate() {
+            let shift = if little { i } else { b.len() - 1 - i };
+            v |= u64::from(x) << (8 * shift);
+        }
+        v
+    };
+    let (phoff, phentsize, phnum) = if is64 {
+        (int(head.get(32..40)?), int(head.get(54..56)?), int(head.get(56..58)?))
+    } else {
+        (int(head.get(28..32)?), int(head.get(42..44)?), int(head.get(44..46)?))
+    };
+    let min_ent = if is64 { 56 } else { 32 };
+    if phnum == 0 || phentsize < min_ent {
+        return None;
+    }
+    let len = phentsize.checked_mul(phnum.min(256))?;
+    if phoff.checked_add(len)? > size {
+        return Some((phoff.saturating_add(len), size));
+    }
+    let mut phdrs = vec![0u8; usize::try_from(len).ok()?];
+    let mut done = 0;
+    while done < phdrs.len() {
+        let n = fs.read_at(node, phoff + done as u64, &mut phdrs[done..]).ok()?;
+        if n == 0 {
+            return None;
+        }
+        done += n;
+    }
+    let mut end = 0u64;
+    for ph in phdrs.chunks_exact(usize::try_from(phentsize).ok()?) {
+        if int(ph.get(..4)?) != 1 {
+            continue;
+        }
+        let (offset, filesz) = if is64 {
+            (int(ph.get(8..16)?), int(ph.get(32..40)?))
+        } else {
+            (int(ph.get(4..8)?), int(ph.get(16..20)?))
+        };
+        end = end.max(offset.saturating_add(filesz));
+    }
+    (end > size).then_some((end, size))
 }
 
 /// Order paths by the version numbers in their names (for equal scores: newest first).
