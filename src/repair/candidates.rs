@@ -360,65 +360,9 @@ impl<'a> Guest<'a> {
         if let Some(t) = &current
             && library
         {
-            let (tdir, tname) = path::split_last(&t.path);
-            if !self.is_lib_dir(&tdir) {
-                signs.push(format!(
-                    "points outside the library directories ({})",
-                    escape(&tdir)
-                ));
-            }
-            match fs.metadata(t.node).map(|m| m.file_type) {
-                Ok(FileType::Regular) => match (truncated_elf(fs, t.node), self.elf(t.node)) {
-                    (Some((end, size)), _) => problems.push(format!(
-                        "the target is truncated: {size} bytes, its segments end at byte {end}"
-                    )),
-                    (None, None) => problems.push("the target is not an ELF file".into()),
-                    (None, Some(info)) => {
-                        match &info.soname {
-                            Some(s) if library_base(s) != library_base(&name) => {
-                                problems.push(format!(
-                                    "the target's SONAME is {}: another library than {}",
-                                    escape(s),
-                                    escape(&name)
-                                ))
-                            }
-                            Some(_) => {}
-                            None => signs.push("the target has no SONAME".into()),
-                        }
-                        if let Some((class, machine)) = facts.arch
-                            && (info.class, info.machine) != (class, machine)
-                        {
-                            let want = ElfInfo {
-                                class,
-                                machine,
-                                elf_type: 3,
-                                soname: None,
-                                versions: Vec::new(),
-                                needed: Vec::new(),
-                                big_endian: false,
-                            };
-                            problems.push(format!(
-                                "the target is {} but its neighbours are {}",
-                                info.describe(),
-                                want.describe()
-                            ));
-                        }
-                        if let Some((ld_name, ld_version)) = &self.ld_so
-                            && let Some(v) = tname
-                                .as_deref()
-                                .and_then(|f| self.glibc_release(t.node, f, &name))
-                            && v != *ld_version
-                        {
-                            problems.push(format!(
-                                "the target is glibc {v} but ld.so is {} (glibc {ld_version})",
-                                escape(ld_name)
-                            ));
-                        }
-                    }
-                },
-                Ok(t) => problems.push(format!("the target is a {t:?}, not a file").to_lowercase()),
-                Err(e) => problems.push(format!("the target cannot be read: {e}")),
-            }
+            let (hard, soft) = self.target_signs(&name, &facts, t);
+            problems.extend(hard);
+            signs.extend(soft);
         }
         if !problems.is_empty() {
             if let Some((threshold, median)) = facts.neighbours.threshold_without(meta.ctime.sec)
@@ -452,6 +396,99 @@ impl<'a> Guest<'a> {
             problems,
             candidates,
         })
+    }
+
+    /// What is wrong with the file a library link named `name` resolves
+    /// to (`t`), in a directory whose files look like `facts`: the hard
+    /// reasons, and the soft signs (evidence only).
+    fn target_signs(
+        &self,
+        name: &[u8],
+        facts: &DirFacts,
+        t: &path::Resolved,
+    ) -> (Vec<String>, Vec<String>) {
+        let fs = self.fs;
+        let mut hard = Vec::new();
+        let mut soft = Vec::new();
+        let (tdir, tname) = path::split_last(&t.path);
+        if !self.is_lib_dir(&tdir) {
+            soft.push(format!(
+                "points outside the library directories ({})",
+                escape(&tdir)
+            ));
+        }
+        match fs.metadata(t.node).map(|m| m.file_type) {
+            Ok(FileType::Regular) => match (truncated_elf(fs, t.node), self.elf(t.node)) {
+                (Some((end, size)), _) => hard.push(format!(
+                    "the target is truncated: {size} bytes, its segments end at byte {end}"
+                )),
+                (None, None) => hard.push("the target is not an ELF file".into()),
+                (None, Some(info)) => {
+                    match &info.soname {
+                        Some(s) if library_base(s) != library_base(&name) => hard.push(format!(
+                            "the target's SONAME is {}: another library than {}",
+                            escape(s),
+                            escape(&name)
+                        )),
+                        Some(_) => {}
+                        None => soft.push("the target has no SONAME".into()),
+                    }
+                    if let Some((class, machine)) = facts.arch
+                        && (info.class, info.machine) != (class, machine)
+                    {
+                        let want = ElfInfo {
+                            class,
+                            machine,
+                            elf_type: 3,
+                            soname: None,
+                            versions: Vec::new(),
+                            needed: Vec::new(),
+                            big_endian: false,
+                        };
+                        hard.push(format!(
+                            "the target is {} but its neighbours are {}",
+                            info.describe(),
+                            want.describe()
+                        ));
+                    }
+                    if let Some((ld_name, ld_version)) = &self.ld_so
+                        && let Some(v) = tname
+                            .as_deref()
+                            .and_then(|f| self.glibc_release(t.node, f, &name))
+                        && v != *ld_version
+                    {
+                        hard.push(format!(
+                            "the target is glibc {v} but ld.so is {} (glibc {ld_version})",
+                            escape(ld_name)
+                        ));
+                    }
+                }
+            },
+            Ok(t) => hard.push(format!("the target is a {t:?}, not a file").to_lowercase()),
+            Err(e) => hard.push(format!("the target cannot be read: {e}")),
+        }
+        (hard, soft)
+    }
+
+    /// The hard reasons a shared-library link at `link_path` is wrong
+    /// because of what its existing target is (not ELF, truncated, another
+    /// class or machine, another library's SONAME, another glibc release
+    /// than ld.so): what the TUI's flags add to their own signs. Empty for
+    /// a link that is not a library link, dangles or cannot be read.
+    pub fn target_problems(&self, link_path: &[u8]) -> Vec<String> {
+        let Ok(r) = path::resolve(self.fs, link_path, false) else {
+            return Vec::new();
+        };
+        let (dir, Some(name)) = path::split_last(&r.path) else {
+            return Vec::new();
+        };
+        if !is_library_name(&name) || is_program_dir(&dir) {
+            return Vec::new();
+        }
+        let Ok(t) = path::resolve(self.fs, &r.path, true) else {
+            return Vec::new();
+        };
+        self.target_signs(&name, &self.dir_facts(&dir), &t).0
     }
 
     /// ELF shared objects whose SONAME is `name`, in the link's directory
@@ -618,7 +655,10 @@ fn release_string(fs: &dyn FsView, node: NodeId) -> Option<String> {
         }
         off += n as u64;
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(RELEASE_MARK.len()).position(|w| w == RELEASE_MARK) {
+        if let Some(i) = buf
+            .windows(RELEASE_MARK.len())
+            .position(|w| w == RELEASE_MARK)
+        {
             let rest = &buf[i + RELEASE_MARK.len()..];
             let end = rest
                 .iter()
@@ -669,9 +709,17 @@ fn truncated_elf(fs: &dyn FsView, node: NodeId) -> Option<(u64, u64)> {
         v
     };
     let (phoff, phentsize, phnum) = if is64 {
-        (int(head.get(32..40)?), int(head.get(54..56)?), int(head.get(56..58)?))
+        (
+            int(head.get(32..40)?),
+            int(head.get(54..56)?),
+            int(head.get(56..58)?),
+        )
     } else {
-        (int(head.get(28..32)?), int(head.get(42..44)?), int(head.get(44..46)?))
+        (
+            int(head.get(28..32)?),
+            int(head.get(42..44)?),
+            int(head.get(44..46)?),
+        )
     };
     let min_ent = if is64 { 56 } else { 32 };
     if phnum == 0 || phentsize < min_ent {
@@ -684,7 +732,9 @@ fn truncated_elf(fs: &dyn FsView, node: NodeId) -> Option<(u64, u64)> {
     let mut phdrs = vec![0u8; usize::try_from(len).ok()?];
     let mut done = 0;
     while done < phdrs.len() {
-        let n = fs.read_at(node, phoff + done as u64, &mut phdrs[done..]).ok()?;
+        let n = fs
+            .read_at(node, phoff + done as u64, &mut phdrs[done..])
+            .ok()?;
         if n == 0 {
             return None;
         }
