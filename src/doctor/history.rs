@@ -108,7 +108,8 @@ pub fn last_transactions(fs: &dyn FsView, count: usize) -> Vec<PackageEvent> {
     }
     // A dpkg run inside an apt transaction that did the same is that
     // transaction.
-    let apt: Vec<(String, String, Vec<(String, String)>)> = all
+    type Window = (String, String, Vec<(String, String)>);
+    let apt: Vec<Window> = all
         .iter()
         .filter_map(|d| Some((d.key.clone(), d.end.clone()?, d.actions.clone())))
         .collect();
@@ -494,7 +495,7 @@ fn parse_yum(text: &str, year: i32) -> Vec<Dated> {
         let Some(m) = MONTHS.iter().position(|x| *x == mon) else {
             continue;
         };
-        let Some(rest) = line.splitn(2, time).nth(1) else {
+        let Some((_, rest)) = line.split_once(time) else {
             continue;
         };
         let what = rest.trim();

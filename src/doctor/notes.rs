@@ -70,10 +70,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     }
 
     // A read-only root.
-    if let Some(root) = fstab::read(fs)
-        .into_iter()
-        .filter(|e| e.mountpoint == b"/")
-        .last()
+    if let Some(root) = fstab::read(fs).into_iter().rfind(|e| e.mountpoint == b"/")
         && root.options().ro
     {
         out.push(Finding {
@@ -137,10 +134,11 @@ fn selinux_enforcing(
         line: config_line,
         hint: hint.into(),
     };
-    if !(dir_exists && has_policy) && !init_loads_policy(ctx) {
+    let present = dir_exists && has_policy;
+    if !present && !init_loads_policy(ctx) {
         return;
     }
-    if dir_exists && has_policy {
+    if present {
         out.push(Finding {
             check: Check::Notes,
             severity: Severity::Note,

@@ -425,10 +425,10 @@ impl<'a> Guest<'a> {
                 (None, None) => hard.push("the target is not an ELF file".into()),
                 (None, Some(info)) => {
                     match &info.soname {
-                        Some(s) if library_base(s) != library_base(&name) => hard.push(format!(
+                        Some(s) if library_base(s) != library_base(name) => hard.push(format!(
                             "the target's SONAME is {}: another library than {}",
                             escape(s),
-                            escape(&name)
+                            escape(name)
                         )),
                         Some(_) => {}
                         None => soft.push("the target has no SONAME".into()),
@@ -454,7 +454,7 @@ impl<'a> Guest<'a> {
                     if let Some((ld_name, ld_version)) = &self.ld_so
                         && let Some(v) = tname
                             .as_deref()
-                            .and_then(|f| self.glibc_release(t.node, f, &name))
+                            .and_then(|f| self.glibc_release(t.node, f, name))
                         && v != *ld_version
                     {
                         hard.push(format!(

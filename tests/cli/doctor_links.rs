@@ -17,7 +17,6 @@
 use crate::common;
 
 use vmrescue::doctor::{self, Check, Finding, Impact, Report, Severity};
-use vmrescue::engine::VolumeOpener;
 use vmrescue::engine::userspace::Userspace;
 use vmrescue::fs::{FsOptions, FsView};
 use vmrescue::guest::Namespace;
