@@ -845,5 +845,136 @@ mod tests {
         assert_eq!(version_from_name(b"libc-2.12.so").as_deref(), Some("2.12"));
         assert_eq!(version_from_name(b"ld-2.12.so").as_deref(), Some("2.12"));
         assert_eq!(version_from_name(b"libz.so.1.2.3"), None);
+        assert_eq!(library_base(b"libbz2.so.1.0"), b"libbz2");
+        assert_eq!(library_base(b"ld-linux-x86-64.so.2"), b"ld-linux-x86-64");
+        assert_eq!(
+            release_from_name(b"libc-2.12.so", b"libc.so.6").as_deref(),
+            Some("2.12")
+        );
+        assert_eq!(
+            release_from_name(b"ld-2.12.so", b"ld-linux-x86-64.so.2").as_deref(),
+            Some("2.12")
+        );
+        assert_eq!(
+            release_from_name(b"libcrypt-2.12.so", b"libcrypt.so.1").as_deref(),
+            Some("2.12")
+        );
+        // libxcrypt's file, and names of other libraries, say nothing.
+        assert_eq!(
+            release_from_name(b"libcrypt.so.1.1.0", b"libcrypt.so.1"),
+            None
+        );
+        assert_eq!(release_from_name(b"libfoo-2.12.so", b"libc.so.6"), None);
+        assert_eq!(release_from_name(b"libz-1.2.so", b"libz.so.1"), None);
+    }
+
+    #[test]
+    fn release_string_across_reads() {
+        let mut fs = crate::fs::mem::MemFs::new();
+        let root = fs.root_id();
+        // The banner straddles the 64 KiB read boundary.
+        let mut data = vec![0u8; 65_530];
+        data.extend_from_slice(
+            b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n",
+        );
+        let libc = fs.add_file(root, b"libc.so.6", 0o755, &data);
+        assert_eq!(release_string(&fs, libc).as_deref(), Some("2.36"));
+        let none = fs.add_file(root, b"x", 0o644, b"release version \n");
+        assert_eq!(release_string(&fs, none), None);
+        let g = Guest::new(&fs);
+        assert_eq!(
+            g.glibc_release(libc, b"libc.so.6", b"libc.so.6").as_deref(),
+            Some("2.36")
+        );
+        // Never for a library that is not libc or ld.so.
+        assert_eq!(
+            g.glibc_release(libc, b"libcrypt.so.1.1.0", b"libcrypt.so.1"),
+            None
+        );
+    }
+
+    /// A host library's bytes, when the host has it.
+    fn host(name: &str) -> Option<Vec<u8>> {
+        [
+            "/usr/lib/x86_64-linux-gnu/",
+            "/lib/x86_64-linux-gnu/",
+            "/usr/lib64/",
+            "/lib64/",
+        ]
+        .iter()
+        .find_map(|d| std::fs::read(format!("{d}{name}")).ok())
+    }
+
+    #[test]
+    fn compatibility_links_are_fine_another_library_is_not() {
+        let (Some(bz2), Some(zstd), Some(zlib), Some(xcrypt)) = (
+            host("libbz2.so.1.0.4"),
+            host("libzstd.so.1"),
+            host("libz.so.1"),
+            host("libcrypt.so.1"),
+        ) else {
+            eprintln!("the host lacks the Debian 12 libraries: skipped");
+            return;
+        };
+        let mut fs = crate::fs::mem::MemFs::new();
+        let root = fs.root_id();
+        let usr = fs.add_dir(root, b"usr", 0o755);
+        let lib = fs.add_dir(usr, b"lib", 0o755);
+        let ma = fs.add_dir(lib, b"x86_64-linux-gnu", 0o755);
+        let dm = fs.add_dir(ma, b"device-mapper", 0o755);
+        let bin = fs.add_dir(usr, b"bin", 0o755);
+        fs.add_file(ma, b"libbz2.so.1.0.4", 0o644, &bz2);
+        fs.add_symlink(ma, b"libbz2.so.1", b"libbz2.so.1.0.4");
+        fs.add_file(ma, b"libzstd.so.1.5.4", 0o644, &zstd);
+        fs.add_file(ma, b"libz.so.1.2.13", 0o644, &zlib);
+        fs.add_symlink(ma, b"libz.so.1", b"libzstd.so.1.5.4");
+        fs.add_file(ma, b"libcrypt.so.1.1.0", 0o644, &xcrypt);
+        fs.add_symlink(ma, b"libcrypt.so.1", b"libcrypt.so.1.1.0");
+        // As lvm2's dmeventd plugins: outside the library directories.
+        fs.add_file(dm, b"libbz2.so", 0o644, &bz2);
+        fs.add_symlink(ma, b"libbz2.so", b"device-mapper/libbz2.so");
+        fs.add_symlink(bin, b"ld.so", b"/lib64/ld-linux-x86-64.so.2.gone");
+        // A truncated copy: shorter than its segments.
+        fs.add_file(ma, b"libz.so.1.2.12", 0o644, &zlib[..zlib.len() / 2]);
+        fs.add_symlink(ma, b"libz.so.0", b"libz.so.1.2.12");
+        let g = Guest::new(&fs);
+        let at = |p: &str| g.analyze(p.as_bytes()).unwrap();
+        for fine in [
+            "/usr/lib/x86_64-linux-gnu/libbz2.so.1",
+            "/usr/lib/x86_64-linux-gnu/libcrypt.so.1",
+            "/usr/lib/x86_64-linux-gnu/libbz2.so",
+        ] {
+            assert!(
+                at(fine).problems.is_empty(),
+                "{fine}: {:?}",
+                at(fine).problems
+            );
+        }
+        let z = at("/usr/lib/x86_64-linux-gnu/libz.so.1");
+        assert_eq!(
+            z.problems,
+            ["the target's SONAME is libzstd.so.1: another library than libz.so.1"]
+        );
+        assert_eq!(z.proposal().unwrap().target, b"libz.so.1.2.13");
+        let t = at("/usr/lib/x86_64-linux-gnu/libz.so.0");
+        assert!(
+            t.problems[0].starts_with("the target is truncated"),
+            "{:?}",
+            t.problems
+        );
+        // A command in a program directory: dangling is all that counts.
+        let ld = at("/usr/bin/ld.so");
+        assert!(!ld.library);
+        assert_eq!(ld.problems.len(), 1);
+        assert!(ld.problems[0].starts_with("dangling"));
+        assert!(
+            g.target_problems(b"/usr/lib/x86_64-linux-gnu/libbz2.so")
+                .is_empty()
+        );
+        assert_eq!(
+            g.target_problems(b"/usr/lib/x86_64-linux-gnu/libz.so.1")
+                .len(),
+            1
+        );
     }
 }

@@ -177,6 +177,19 @@ fn notes_relabel_selinux_without_policy_and_read_only_root() {
         r.findings[0].path.as_deref(),
         Some(&b"/etc/selinux/config"[..])
     );
+    // Recent changes (through the guest's merged tree): the files the
+    // findings point at first.
+    let pointed: Vec<&[u8]> = r
+        .findings
+        .iter()
+        .filter_map(|f| f.path.as_deref())
+        .collect();
+    let first = r.recent.iter().take_while(|c| c.pointed).count();
+    assert_eq!(first, pointed.len(), "{:?}", r.recent);
+    for c in &r.recent[..first] {
+        assert!(pointed.contains(&&c.path[..]), "{:?}", c.path);
+    }
+    assert!(r.recent[first..].iter().all(|c| !c.pointed));
 }
 
 #[test]
