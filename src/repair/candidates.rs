@@ -46,6 +46,10 @@ const GLIBC_SONAMES: &[&str] = &[
     "ld64.so.1",
 ];
 
+/// The NSS modules glibc itself ships (`libnss_files.so.2`); others
+/// (`libnss_sss.so.2` of SSSD, `libnss_ldap`) have releases of their own.
+const GLIBC_NSS_MODULES: &[&str] = &["files", "dns", "compat", "db", "hesiod", "nis", "nisplus"];
+
 /// At most this many files are looked at in one directory.
 const MAX_DIR_SCAN: usize = 20_000;
 /// How much of libc.so.6 or ld.so is read looking for glibc's release string.
@@ -60,7 +64,10 @@ pub fn is_glibc_soname(name: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(name) else {
         return false;
     };
-    GLIBC_SONAMES.contains(&s) || (s.starts_with("libnss_") && s.ends_with(".so.2"))
+    GLIBC_SONAMES.contains(&s)
+        || s.strip_prefix("libnss_")
+            .and_then(|m| m.strip_suffix(".so.2"))
+            .is_some_and(|m| GLIBC_NSS_MODULES.contains(&m))
 }
 
 /// Whether a SONAME is glibc's dynamic loader (`ld-linux-x86-64.so.2`, `ld64.so.2`).
@@ -841,6 +848,7 @@ mod tests {
         assert!(!is_library_name(b"libc-2.12.so.bak"));
         assert!(is_glibc_soname(b"libc.so.6"));
         assert!(is_glibc_soname(b"libnss_files.so.2"));
+        assert!(!is_glibc_soname(b"libnss_sss.so.2"));
         assert!(!is_glibc_soname(b"libz.so.1"));
         assert_eq!(version_from_name(b"libc-2.12.so").as_deref(), Some("2.12"));
         assert_eq!(version_from_name(b"ld-2.12.so").as_deref(), Some("2.12"));
