@@ -271,6 +271,77 @@ impl SelinuxConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::mem::MemFs;
+
+    /// The notes of a guest with this SELinux config and fstab, and
+    /// whether it has the targeted policy.
+    fn notes(config: &[u8], fstab: &[u8], policy: bool) -> Vec<Finding> {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let etc = fs.add_dir(root, b"etc", 0o755);
+        let selinux = fs.add_dir(etc, b"selinux", 0o755);
+        fs.add_file(selinux, b"config", 0o644, config);
+        fs.add_file(etc, b"fstab", 0o644, fstab);
+        if policy {
+            let t = fs.add_dir(selinux, b"targeted", 0o755);
+            let p = fs.add_dir(t, b"policy", 0o755);
+            fs.add_file(p, b"policy.31", 0o644, b"");
+        }
+        let ctx = Context::new(&fs, None, None);
+        let mut out = Vec::new();
+        check(&ctx, &mut out);
+        out
+    }
+
+    #[test]
+    fn selinux_modes_and_policy() {
+        let fstab = b"/dev/vda1 / ext4 defaults,errors=remount-ro 0 1\n";
+        // No init to read: assumed to load the policy.
+        let f = notes(b"SELINUX=enforcing\nSELINUXTYPE=targeted\n", fstab, false);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].severity, &f[0].impact),
+            (Severity::Critical, &Impact::Boot)
+        );
+        assert!(matches!(
+            f[0].repair,
+            Some(Repair::View { line: Some(1), .. })
+        ));
+        // The default type is targeted.
+        let f = notes(b"SELINUX=enforcing\n", fstab, true);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Note);
+        for quiet in [
+            &b"SELINUX=permissive\n"[..],
+            b"SELINUX=disabled\n",
+            b"# SELINUX=enforcing\n",
+        ] {
+            assert!(notes(quiet, fstab, false).is_empty());
+        }
+    }
+
+    #[test]
+    fn read_only_root() {
+        let f = notes(
+            b"SELINUX=disabled\n",
+            b"# c\n/dev/vda1 / ext4 ro,noatime 0 1\n",
+            false,
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Note);
+        assert_eq!(f[0].path.as_deref(), Some(&b"/etc/fstab"[..]));
+        assert!(
+            matches!(f[0].repair, Some(Repair::View { line: Some(2), .. })),
+            "{f:?}"
+        );
+        // The last line for / counts, as mount -a mounts over.
+        let f = notes(
+            b"",
+            b"/dev/vda1 / ext4 ro 0 1\n/dev/vda2 / ext4 rw 0 1\n/dev/vda3 /srv ext4 ro 0 2\n",
+            false,
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
 
     #[test]
     fn selinux_config() {
