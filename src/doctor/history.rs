@@ -672,6 +672,32 @@ mod tests {
     }
 
     #[test]
+    fn hostile_lines_do_not_panic() {
+        let sample = "Start-Date: 2024-05-02  10:00:01\nInstall: a (1\nUpgrade: é:x (,), (\n\
+            2024-05-02 10:00:02 install é <none>\n2024-05-02 10:00:0é startup\n\
+            Mar 02 10:29:36 Installed: x\nMar 99 é\n\
+            2023-03-07T10:17:30+0000 SUBDEBUG Upgrade: \nEnd-Date: é\n";
+        let mut seed = 7u64;
+        let mut noise = String::new();
+        for _ in 0..4000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let chars: Vec<char> = " :-(),T+\n0123456789éabz".chars().collect();
+            noise.push(chars[(seed >> 33) as usize % chars.len()]);
+        }
+        for text in [sample, noise.as_str()] {
+            for end in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+                let t = &text[..end];
+                let _ = (
+                    parse_apt(t),
+                    parse_dpkg(t),
+                    parse_yum(t, 2017),
+                    parse_dnf(t),
+                );
+            }
+        }
+    }
+
+    #[test]
     fn years() {
         assert_eq!(year_of(0), 1970);
         assert_eq!(year_of(1_764_300_000), 2025);
