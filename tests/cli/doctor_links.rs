@@ -24,10 +24,15 @@ use vmrescue::guest::Namespace;
 /// The doctor's report on the whole guest of a fixture image, and ld.so's
 /// (file name, release) as the doctor read it.
 fn examine(name: &str) -> (Report, Option<(Vec<u8>, String)>) {
-    let image = common::fixture(name);
+    examine_image(&common::fixture(name))
+}
+
+/// [`examine`] for an image file.
+fn examine_image(image: &std::path::Path) -> (Report, Option<(Vec<u8>, String)>) {
+    let name = image.display();
     let opener = Userspace::default();
     let opts = FsOptions::default();
-    let mut layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+    let mut layout = vmrescue::layers::scan(vec![vmrescue::image::open(image).unwrap()]);
     let inspection =
         vmrescue::layers::inspect::inspect(&layout, &|v| opener.open_fs(&layout, v, &opts));
     layout.apply_inspection(&inspection);
@@ -135,6 +140,33 @@ fn dangling_loader_link_gets_the_multiarch_loader() {
         r.findings
             .iter()
             .all(|f| f.path.as_deref() != Some(&b"/usr/bin/ld.so"[..])),
+        "{}",
+        show(&r.findings)
+    );
+}
+
+#[test]
+fn relinking_the_loader_to_the_proposal_leaves_no_links_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy("doctor-notes-b", dir.path());
+    let undo = dir.path().join("undo");
+    let o = common::vmrescue(&[
+        "relink",
+        image.to_str().unwrap(),
+        "/lib64/ld-linux-x86-64.so.2",
+        "--yes",
+        "--undo-dir",
+        undo.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (r, _) = examine_image(&image);
+    assert!(
+        r.findings.iter().all(|f| f.check != Check::Links),
         "{}",
         show(&r.findings)
     );
