@@ -316,3 +316,157 @@ fn demo_gets_no_notes_finding() {
     );
     assert!(!r.findings.is_empty());
 }
+
+// ------------------------------------------------------------------ doctor --json
+
+/// `vmrescue doctor --json IMAGE`: exit code and the document.
+fn doctor_json(name: &str) -> (i32, serde_json::Value) {
+    let image = common::fixture(name);
+    let o = common::vmrescue(&["doctor", "--json", image.to_str().unwrap()]);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json: not JSON ({e}):\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code().unwrap_or(-1), v)
+}
+
+/// The findings of `check` in a `--json` document, as (path, severity,
+/// impact kind, repair kind).
+fn json_findings(v: &serde_json::Value, check: &str) -> Vec<(String, String, String, String)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == check)
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap_or("").to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                f["impact"]["kind"].as_str().unwrap().to_string(),
+                f["repair"]["kind"].as_str().unwrap_or("none").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn json_healthy_debian12_has_no_links_or_notes_and_no_history() {
+    let (_, v) = doctor_json("debian12");
+    assert!(json_findings(&v, "links").is_empty(), "{v}");
+    assert!(json_findings(&v, "notes").is_empty(), "{v}");
+    assert_eq!(v["history"], serde_json::json!([]), "{v}");
+}
+
+#[test]
+fn json_notes_links_and_history() {
+    let (code, v) = doctor_json("doctor-notes");
+    assert_eq!(code, 1, "a critical finding");
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        json_findings(&v, "notes"),
+        [
+            (
+                s("/etc/selinux/config"),
+                s("critical"),
+                s("boot"),
+                s("view")
+            ),
+            (s("/.autorelabel"), s("note"), s("other"), s("none")),
+            (s("/etc/fstab"), s("note"), s("other"), s("view")),
+        ],
+        "{v}"
+    );
+    let selinux = &v["findings"][0];
+    assert_eq!(selinux["rank"], 1);
+    assert_eq!(selinux["repair"]["line"], 2);
+    assert_eq!(
+        selinux["evidence"][2],
+        "/etc/selinux/targeted does not exist"
+    );
+    let fstab = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/fstab")
+        .unwrap();
+    assert_eq!(fstab["repair"]["line"], 3, "{fstab}");
+    // The links check: libz.so.1 first among its findings (unless the
+    // closure check reported it), with zlib proposed.
+    let libz = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/usr/lib/x86_64-linux-gnu/libz.so.1")
+        .unwrap_or_else(|| panic!("{v}"));
+    if libz["check"] == "links" {
+        assert_eq!(
+            json_findings(&v, "links")[0],
+            (
+                s("/usr/lib/x86_64-linux-gnu/libz.so.1"),
+                s("error"),
+                s("other"),
+                s("relink")
+            )
+        );
+    }
+    assert_eq!(libz["repair"]["kind"], "relink");
+    assert_eq!(libz["repair"]["target"], "libzstd.so.1.5.4");
+    assert_eq!(libz["repair"]["candidates"][0]["target"], "libz.so.1.2.13");
+    // The package history, newest last.
+    let h = v["history"].as_array().unwrap();
+    assert_eq!(h.len(), 2, "{v}");
+    assert_eq!(h[0]["source"], "/var/log/apt/history.log");
+    assert_eq!(h[1]["source"], "/var/log/dpkg.log");
+    assert_eq!(h[1]["what"], "dpkg: remove vmrescue-note 1.0-1");
+}
+
+#[test]
+fn json_dangling_loader_and_enforcing_note() {
+    let (code, v) = doctor_json("doctor-notes-b");
+    assert_eq!(code, 1);
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        json_findings(&v, "notes"),
+        [(s("/etc/selinux/config"), s("note"), s("other"), s("none"))],
+        "{v}"
+    );
+    let ld = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/usr/lib64/ld-linux-x86-64.so.2")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(ld["severity"], "critical");
+    assert_eq!(ld["impact"]["kind"], "boot");
+    assert_eq!(ld["repair"]["kind"], "relink");
+    assert_eq!(
+        ld["repair"]["candidates"][0]["target"],
+        "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    );
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["path"] != "/usr/bin/ld.so"),
+        "{v}"
+    );
+    let h: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        h,
+        [
+            "/var/log/yum.log",
+            "/var/log/yum.log",
+            "/var/log/yum.log",
+            "/var/log/dnf.rpm.log"
+        ]
+    );
+}
