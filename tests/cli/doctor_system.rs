@@ -1,0 +1,202 @@
+//! The doctor's mounts, space and accounts checks (issue #20) on Debian 12
+//! guests each broken in one way by `tests/fixtures/make/doctor-system.sh`,
+//! and on the healthy guests, which must give none of their findings. The
+//! space counters are compared with the kernel's `statfs` of a read-only
+//! loop mount of the same bytes (`stat -f`, as `df` reads it).
+
+use crate::common;
+use crate::loop_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use vmrescue::doctor::{self, Check, Finding, Impact, Repair, Severity};
+use vmrescue::engine::userspace::Userspace;
+use vmrescue::fs::{FsOptions, FsView, Space};
+use vmrescue::guest::Namespace;
+
+/// p1 of the Debian images (lib/debian.sh): sectors 2048..2820095.
+const ROOT_OFFSET: u64 = 2048 * 512;
+const ROOT_SIZE: u64 = 2_818_048 * 512;
+
+/// The findings of `doctor` on the whole guest of `image`, as the CLI
+/// builds its context.
+fn examine(image: &Path) -> Vec<Finding> {
+    examine_root(image, None)
+}
+
+/// [`examine`] with the guest root named.
+fn examine_root(image: &Path, root: Option<&str>) -> Vec<Finding> {
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(image).unwrap()]);
+    let root = vmrescue::engine::select_volume(&layout, root).unwrap();
+    let opts = FsOptions::default();
+    let engine = Userspace::new(opts.clone());
+    let ns = Namespace::build(&layout, root, &|v| engine.open_fs(&layout, v, &opts));
+    let fs = ns.fs();
+    let ctx = doctor::Context::new(&*fs, Some(&ns), Some(&layout));
+    doctor::examine(&ctx).findings
+}
+
+fn ours(findings: &[Finding]) -> Vec<&Finding> {
+    findings
+        .iter()
+        .filter(|f| matches!(f.check, Check::Mounts | Check::Space | Check::Accounts))
+        .collect()
+}
+
+fn view_of(f: &Finding) -> (Vec<u8>, Option<u32>) {
+    match &f.repair {
+        Some(Repair::View { path, line, .. }) => (path.clone(), *line),
+        other => panic!("not a view repair: {other:?}"),
+    }
+}
+
+#[test]
+fn fstab_uuid_that_no_volume_has() {
+    let found = examine(&common::fixture("doctor-system-fstab"));
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let f = mine[0];
+    assert_eq!(f.check, Check::Mounts);
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.impact, Impact::Mount(b"/srv/data".to_vec()));
+    assert_eq!(
+        f.summary,
+        "/srv/data cannot be mounted: no volume of this guest has UUID 0b5e55ed-dead-4bad-8bad-0123456789ab"
+    );
+    assert_eq!(
+        f.evidence,
+        vec![
+            "fstab line 5: UUID=0b5e55ed-dead-4bad-8bad-0123456789ab /srv/data ext4 defaults"
+                .to_string(),
+            "no volume of this guest has UUID 0b5e55ed-dead-4bad-8bad-0123456789ab".into(),
+            "without nofail, a failed mount makes systemd stop the boot in emergency mode".into(),
+        ]
+    );
+    assert_eq!(view_of(f), (b"/etc/fstab".to_vec(), Some(5)));
+    // Ranked above anything that is not critical.
+    let first_non_critical = found
+        .iter()
+        .position(|f| f.severity < Severity::Critical)
+        .unwrap_or(found.len());
+    assert!(found.iter().position(|g| g == f).unwrap() < first_non_critical);
+}
+
+#[test]
+fn full_root() {
+    let found = examine(&common::fixture("doctor-system-full"));
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let f = mine[0];
+    assert_eq!(f.check, Check::Space);
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.impact, Impact::Space(b"/".to_vec()));
+    assert_eq!(
+        f.summary,
+        "/ is full: no space left for users other than root"
+    );
+    assert!(
+        f.evidence[0].contains("(0 bytes available to users), 100% used"),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn passwd_line_cut_short() {
+    let found = examine(&common::fixture("doctor-system-passwd"));
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let f = mine[0];
+    assert_eq!(f.check, Check::Accounts);
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(f.impact, Impact::Login);
+    assert_eq!(
+        f.summary,
+        "/etc/passwd line 6 does not parse (5 fields, not 7): glibc skips it, so \"games\" cannot log in"
+    );
+    assert_eq!(
+        f.evidence,
+        vec![
+            "/etc/passwd line 6: games:x:5:60:games".to_string(),
+            "5 fields, not 7".into()
+        ]
+    );
+    assert_eq!(view_of(f), (b"/etc/passwd".to_vec(), Some(6)));
+}
+
+#[test]
+fn root_shell_missing() {
+    let found = examine(&common::fixture("doctor-system-shell"));
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let f = mine[0];
+    assert_eq!(f.check, Check::Accounts);
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(f.impact, Impact::Login);
+    assert!(
+        f.summary
+            .starts_with("root's shell /usr/bin/zsh cannot run: /usr/bin/zsh cannot be found"),
+        "{}",
+        f.summary
+    );
+    assert_eq!(
+        f.evidence[0],
+        "/etc/passwd line 1: root's shell is /usr/bin/zsh"
+    );
+    assert_eq!(view_of(f), (b"/etc/passwd".to_vec(), Some(1)));
+}
+
+#[test]
+fn healthy_guests_give_none_of_these_findings() {
+    for (name, root) in [("debian12", None), ("demo", Some("vg_ta/lv_root"))] {
+        let found = examine_root(&common::fixture(name), root);
+        let mine = ours(&found);
+        assert!(mine.is_empty(), "{name}: {mine:#?}");
+    }
+}
+
+/// `stat -f` of a mounted directory: (block size, blocks, free, available, inodes, free inodes).
+fn statfs(dir: &Path) -> Space {
+    let o = Command::new("stat")
+        .args(["-f", "-c", "%S %b %f %a %c %d"])
+        .arg(dir)
+        .output()
+        .expect("run stat (coreutils)");
+    assert!(o.status.success());
+    let n: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    Space {
+        block_size: n[0],
+        blocks: n[1],
+        free_blocks: n[2],
+        avail_blocks: n[3],
+        inodes: n[4],
+        free_inodes: n[5],
+    }
+}
+
+/// The ext4 root's counters as the kernel's statfs gives them after a
+/// read-only mount of the same bytes.
+#[test]
+fn ext_space_matches_the_kernel() {
+    common::require_root("loop mounts");
+    for name in ["doctor-system-full", "debian12"] {
+        let image = common::fixture(name);
+        let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+        let root = vmrescue::engine::select_volume(&layout, None).unwrap();
+        let opts = FsOptions::default();
+        let fs = Userspace::new(opts.clone())
+            .open_fs(&layout, root, &opts)
+            .unwrap();
+        let ours = fs.space(fs.root()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let held = loop_support::Attached::read_only(&image, ROOT_OFFSET, Some(ROOT_SIZE))
+            .mount_ro(&dir.path().join("m"));
+        let kernel = statfs(held.mount.as_deref().unwrap());
+        drop(held);
+        assert_eq!(ours, kernel, "{name}");
+    }
+}
