@@ -256,7 +256,7 @@ fn report_malformed(bad: &[Malformed], fmt: &Format, out: &mut Vec<Finding>) {
     }
 }
 
-fn field<'e>(e: &'e Entry, i: usize) -> &'e [u8] {
+fn field(e: &Entry, i: usize) -> &[u8] {
     e.fields.get(i).map_or(&[][..], Vec::as_slice)
 }
 

@@ -46,8 +46,9 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
         };
     }
     let before = out.len();
+    let mut unchecked = Vec::new();
     for row in &rows {
-        judge(ctx.layout, row, out);
+        judge(ctx.layout, row, out, &mut unchecked);
     }
     let needed = rows
         .iter()
@@ -59,9 +60,14 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     Checked {
         check: Check::Mounts,
         summary: format!(
-            "{} fstab entries ({needed} needed at boot), {} findings",
+            "{} fstab entries ({needed} needed at boot), {} findings{}",
             rows.len(),
-            out.len() - before
+            out.len() - before,
+            if unchecked.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", unchecked.join(", "))
+            }
         ),
     }
 }
@@ -215,8 +221,8 @@ fn family(fstype: &str) -> Option<&'static str> {
     })
 }
 
-/// Judge one entry.
-fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>) {
+/// Judge one entry; what could not be checked goes to `unchecked`.
+fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>, unchecked: &mut Vec<String>) {
     let o = MountOptions::parse(&row.options);
     let is_root = row.mountpoint == b"/";
     let mp = escape(&row.mountpoint);
@@ -321,13 +327,7 @@ fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>) {
                 .is_some_and(|k| k.reader.is_some());
             if !ours {
                 // vmrescue cannot read it; the guest's kernel may well.
-                out.push(finding(
-                    Severity::Note,
-                    Impact::Other,
-                    format!("{mp} was not checked: {reason}"),
-                    vec![line_text(row), reason.clone()],
-                    "",
-                ));
+                unchecked.push(format!("{mp} not checked ({reason})"));
                 return;
             }
             out.push(finding(
@@ -377,7 +377,9 @@ fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>) {
             let any = types.iter().any(|t| *t == "auto" || family(t).is_none());
             let probed = family(kind.name());
             let matches = any || probed.is_none() || types.iter().any(|t| family(t) == probed);
-            if !matches && !o.nofail {
+            // `/` is mounted by the initramfs from `root=` with the probed
+            // type; systemd only remounts it with the fstab's options.
+            if !matches && !o.nofail && !is_root {
                 out.push(finding(
                     severity,
                     impact.clone(),

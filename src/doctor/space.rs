@@ -110,7 +110,7 @@ fn size(bytes: u64) -> String {
         return format!("{bytes} bytes");
     }
     let tenths = u128::from(bytes) * 10 / div;
-    if tenths % 10 == 0 || tenths >= 100 {
+    if tenths.is_multiple_of(10) || tenths >= 100 {
         format!("{} {}", tenths / 10, UNITS[unit])
     } else {
         format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use vmrescue::doctor::{self, Check, Finding, Impact, Repair, Severity};
 use vmrescue::engine::userspace::Userspace;
-use vmrescue::fs::{FsOptions, FsView, Space};
+use vmrescue::fs::{FsOptions, Space};
 use vmrescue::guest::Namespace;
 
 /// p1 of the Debian images (lib/debian.sh): sectors 2048..2820095.
@@ -199,4 +199,82 @@ fn ext_space_matches_the_kernel() {
         drop(held);
         assert_eq!(ours, kernel, "{name}");
     }
+}
+
+/// The two-disk guest of `guest.sh`: every form of fstab source; only
+/// `/dev/vdb1` (a kernel name, resolved by disk order) is worth a note.
+/// `/boot/efi` (vfat, no userspace reader) is said not checked.
+#[test]
+fn guest_fixture_kernel_name_is_a_note() {
+    let layout = vmrescue::layers::scan(vec![
+        vmrescue::image::open(&common::fixture("guest-a")).unwrap(),
+        vmrescue::image::open(&common::fixture("guest-b")).unwrap(),
+    ]);
+    let root = vmrescue::engine::select_volume(&layout, Some("vg-sys/root")).unwrap();
+    let opts = FsOptions::default();
+    let engine = Userspace::new(opts.clone());
+    let ns = Namespace::build(&layout, root, &|v| engine.open_fs(&layout, v, &opts));
+    let fs = ns.fs();
+    let ctx = doctor::Context::new(&*fs, Some(&ns), Some(&layout));
+    let r = doctor::examine(&ctx);
+    let mounts: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.check == Check::Mounts)
+        .collect();
+    assert_eq!(mounts.len(), 1, "{mounts:#?}");
+    assert_eq!(mounts[0].severity, Severity::Note);
+    assert_eq!(
+        mounts[0].summary,
+        "/srv/data: /dev/vdb1 is a kernel name, taken as disk1p1 by disk order"
+    );
+    assert_eq!(view_of(mounts[0]), (b"/etc/fstab".to_vec(), Some(12)));
+    let checked = r.checked.iter().find(|c| c.check == Check::Mounts).unwrap();
+    assert!(
+        checked.summary.contains("/boot/efi not checked"),
+        "{}",
+        checked.summary
+    );
+    assert!(!r.findings.iter().any(|f| f.check == Check::Space));
+}
+
+/// XFS (`/var` of the guest fixture) against the kernel's statfs of a
+/// read-only mount, which takes no reserve pool: ours is less by exactly
+/// that pool.
+#[test]
+fn xfs_space_matches_the_kernel() {
+    common::require_root("loop mounts");
+    const OFFSET: u64 = 56_623_104;
+    const SIZE: u64 = 16_777_216;
+    let image = common::fixture("guest-a");
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+    let var = layout.find_volume("vg-sys/var").unwrap();
+    let opts = FsOptions::default();
+    let fs = Userspace::new(opts.clone())
+        .open_fs(&layout, var, &opts)
+        .unwrap();
+    assert_eq!(fs.status().fs_type, "xfs");
+    let ours = fs.space(fs.root()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    let held = loop_support::Attached::read_only(&image, OFFSET, Some(SIZE));
+    let st = Command::new("mount")
+        .args(["-o", "ro,norecovery", &held.dev])
+        .arg(&m)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let kernel = statfs(&m);
+    assert!(Command::new("umount").arg(&m).status().unwrap().success());
+    drop(held);
+    let pool = vmrescue::fs::xfs::space::default_resblks(SIZE / 4096);
+    assert_eq!(
+        Space {
+            free_blocks: ours.free_blocks + pool,
+            avail_blocks: ours.avail_blocks + pool,
+            ..ours
+        },
+        kernel
+    );
 }

@@ -22,7 +22,7 @@ mod dir;
 pub mod inode;
 mod log;
 pub mod sb;
-mod space;
+pub mod space;
 
 use std::sync::{Arc, Mutex};
 

@@ -8,11 +8,15 @@
 //! are the sum over the AGFs of `agf_freeblks + agf_flcount +
 //! agf_btreeblks`, inodes the sums of the AGIs' `agi_count` and
 //! `agi_freecount`; the superblock's counters are used when a header cannot
-//! be read. Blocks are `sb_dblocks` less an internal log. Available blocks
-//! leave out the kernel's reserve pool (5 % of the blocks, at most 8192)
-//! and its per-AG set-aside (8 blocks each); the per-AG metadata
-//! reservations of the free-inode, reverse-mapping and refcount btrees are
-//! not counted, so `df` may show a little less.
+//! be read. Blocks are `sb_dblocks` less an internal log. Free and
+//! available blocks (the same for XFS) leave out the kernel's per-AG
+//! set-aside (8 blocks each) and the reserve pool it takes at a read-write
+//! mount (5 % of the blocks, at most 8192; a read-only mount takes none,
+//! so its `df` shows that much more); the per-AG metadata reservations of
+//! the free-inode, reverse-mapping and refcount btrees (read-write mounts
+//! only) are not counted, so the guest's `df` may show a little less.
+//! Inodes are allocated on demand: the total counts those that would fit
+//! in the free blocks, up to `sb_imax_pct` % of the filesystem.
 #![deny(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
@@ -31,19 +35,24 @@ const RESBLKS_DIVISOR: u64 = 20;
 const RESBLKS_MAX: u64 = 8192;
 /// Blocks per AG the allocator keeps aside (`xfs_alloc_set_aside`).
 const SET_ASIDE_PER_AG: u64 = 8;
+/// Inodes per inode chunk (`XFS_INODES_PER_CHUNK`).
+const INODES_PER_CHUNK: u64 = 64;
 /// `XAGF`.
 const AGF_MAGIC: u32 = 0x5841_4746;
 /// `XAGI`.
 const AGI_MAGIC: u32 = 0x5841_4749;
 
-/// The counters of the superblock: (fdblocks, icount, ifree).
-fn sb_counters(fs: &Xfs) -> Option<(u64, u64, u64)> {
+/// The counters of the superblock: (fdblocks, icount, ifree), and `sb_imax_pct`.
+fn sb_counters(fs: &Xfs) -> Option<((u64, u64, u64), u8)> {
     let mut raw = vec![0u8; 512];
     fs.src.read_exact_at(0, &mut raw).ok()?;
     Some((
-        be::u64(&raw, 144)?,
-        be::u64(&raw, 128)?,
-        be::u64(&raw, 136)?,
+        (
+            be::u64(&raw, 144)?,
+            be::u64(&raw, 128)?,
+            be::u64(&raw, 136)?,
+        ),
+        raw.get(127).copied()?,
     ))
 }
 
@@ -82,30 +91,68 @@ fn ag_counters(fs: &Xfs) -> Option<(u64, u64, u64)> {
     Some((free, count, ifree))
 }
 
-/// `statfs` of `fs`, as close as the on-disk counters tell it.
+/// The kernel's default reserve pool for a filesystem of `dblocks`
+/// (`xfs_default_resblks`): taken from the free blocks when it is mounted
+/// read-write.
+pub fn default_resblks(dblocks: u64) -> u64 {
+    dblocks
+        .checked_div(RESBLKS_DIVISOR)
+        .unwrap_or(0)
+        .min(RESBLKS_MAX)
+}
+
+/// Most inodes the filesystem may have (`maxicount`): `sb_imax_pct` % of
+/// the blocks, in whole inode chunks; 0 for no limit.
+fn max_inodes(fs: &Xfs, imax_pct: u8) -> u64 {
+    let sb = &fs.sb;
+    let per_block = u64::from(sb.sb_inopblock).max(1);
+    let chunk_blocks = INODES_PER_CHUNK
+        .max(per_block)
+        .checked_div(per_block)
+        .unwrap_or(1)
+        .max(1);
+    let blocks = sb
+        .sb_dblocks
+        .saturating_mul(u64::from(imax_pct))
+        .checked_div(100)
+        .unwrap_or(0);
+    blocks
+        .checked_div(chunk_blocks)
+        .unwrap_or(0)
+        .saturating_mul(chunk_blocks)
+        .saturating_mul(per_block)
+}
+
+/// `statfs` of `fs` as the guest's kernel would answer it after mounting it
+/// read-write.
 pub(super) fn space(fs: &Xfs) -> Option<Space> {
     let sb = &fs.sb;
-    let (free, icount, ifree) = ag_counters(fs).or_else(|| sb_counters(fs))?;
+    let (sb_counts, imax_pct) = sb_counters(fs)?;
+    let (free, icount, ifree) = ag_counters(fs).unwrap_or(sb_counts);
     let log = if sb.sb_logstart != 0 {
         u64::from(sb.sb_logblocks)
     } else {
         0
     };
     let blocks = sb.sb_dblocks.saturating_sub(log);
-    let free = free.min(blocks);
-    let resblks = (sb.sb_dblocks / RESBLKS_DIVISOR).min(RESBLKS_MAX);
     let set_aside = u64::from(sb.sb_agcount).saturating_mul(SET_ASIDE_PER_AG);
-    let unavailable = resblks.saturating_add(set_aside);
-    // Inodes are allocated on demand: the kernel counts as possible
-    // inodes those that would fit in the free blocks.
-    let per_block = u64::from(sb.sb_inopblock);
-    let possible = icount.saturating_add(free.saturating_mul(per_block));
+    let unavailable = default_resblks(sb.sb_dblocks).saturating_add(set_aside);
+    let bfree = free.saturating_sub(unavailable).min(blocks);
+    // Inodes are allocated on demand: those that would fit in the free
+    // blocks count, up to the limit.
+    let fake = bfree.saturating_mul(u64::from(sb.sb_inopblock));
+    let mut files = icount.saturating_add(fake);
+    let max = max_inodes(fs, imax_pct);
+    if max > 0 {
+        files = files.min(max);
+    }
+    let files = files.max(icount);
     Some(Space {
         block_size: fs.block_size,
         blocks,
-        free_blocks: free.saturating_sub(unavailable),
-        avail_blocks: free.saturating_sub(unavailable),
-        inodes: possible,
-        free_inodes: possible.saturating_sub(icount.saturating_sub(ifree)),
+        free_blocks: bfree,
+        avail_blocks: bfree,
+        inodes: files,
+        free_inodes: files.saturating_sub(icount.saturating_sub(ifree)),
     })
 }
