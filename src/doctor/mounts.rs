@@ -47,8 +47,9 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     }
     let before = out.len();
     let mut unchecked = Vec::new();
+    let hidden = Hidden::of(ctx);
     for row in &rows {
-        judge(ctx.layout, row, out, &mut unchecked);
+        judge(ctx.layout, &hidden, row, out, &mut unchecked);
     }
     let needed = rows
         .iter()
@@ -69,6 +70,69 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
                 format!("; {}", unchecked.join(", "))
             }
         ),
+    }
+}
+
+/// What the boot makes that the disks do not show: the devices
+/// `/etc/crypttab` opens, and the filesystems inside encrypted volumes and
+/// RAID members (whose UUIDs and labels vmrescue cannot see).
+struct Hidden {
+    /// `/etc/crypttab`'s names (`/dev/mapper/<name>`).
+    crypt_names: Vec<String>,
+    /// Why a UUID or label may be on a volume not shown, if one may be.
+    containers: Option<String>,
+}
+
+impl Hidden {
+    fn of(ctx: &Context<'_>) -> Hidden {
+        let crypt_names = crate::fs::read_small(ctx.fs, b"/etc/crypttab", 256 * 1024)
+            .map(|t| {
+                t.split(|&b| b == b'\n')
+                    .take(10_000)
+                    .filter_map(|l| {
+                        let l = String::from_utf8_lossy(l);
+                        let name = l.split_ascii_whitespace().next()?.to_string();
+                        (!name.starts_with('#')).then_some(name)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let containers = ctx.layout.and_then(|l| {
+            let kinds: Vec<&str> = l
+                .volumes
+                .iter()
+                .filter(|v| {
+                    matches!(
+                        v.content.kind,
+                        crate::layers::ContentKind::Luks | crate::layers::ContentKind::MdRaid
+                    )
+                })
+                .map(|v| v.content.kind.name())
+                .collect();
+            (!kinds.is_empty()).then(|| {
+                format!(
+                    "the disks hold {} whose contents vmrescue does not see",
+                    kinds.join(", ")
+                )
+            })
+        });
+        Hidden {
+            crypt_names,
+            containers,
+        }
+    }
+
+    /// Why `spec` may name a device the boot makes, if it may.
+    fn unseen(&self, spec: &str) -> Option<String> {
+        if let Some(name) = spec.strip_prefix("/dev/mapper/")
+            && self.crypt_names.iter().any(|n| n == name)
+        {
+            return Some(format!("{spec} is opened from /etc/crypttab at boot"));
+        }
+        if spec.starts_with("/dev/md") {
+            return Some(format!("{spec} is a RAID device assembled at boot"));
+        }
+        self.containers.clone()
     }
 }
 
@@ -222,7 +286,13 @@ fn family(fstype: &str) -> Option<&'static str> {
 }
 
 /// Judge one entry; what could not be checked goes to `unchecked`.
-fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>, unchecked: &mut Vec<String>) {
+fn judge(
+    layout: Option<&Layout>,
+    hidden: &Hidden,
+    row: &Row,
+    out: &mut Vec<Finding>,
+    unchecked: &mut Vec<String>,
+) {
     let o = MountOptions::parse(&row.options);
     let is_root = row.mountpoint == b"/";
     let mp = escape(&row.mountpoint);
@@ -248,7 +318,7 @@ fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>, unchecked: 
         MountState::Swap => {
             let device = fstab::is_device_spec(&row.spec);
             if device && row.volume.is_none() && !o.nofail && !o.noauto {
-                if unresolvable(layout, &row.spec) {
+                if unresolvable(layout, &row.spec) || hidden.unseen(&row.spec).is_some() {
                     return;
                 }
                 out.push(finding(
@@ -292,6 +362,10 @@ fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>, unchecked: 
             if o.nofail || o.bind || fstab::is_network_fstype(&row.fstype) {
                 return;
             }
+            if let Some(why) = hidden.unseen(&row.spec) {
+                unchecked.push(format!("{mp} not checked ({why})"));
+                return;
+            }
             if unresolvable(layout, &row.spec) {
                 out.push(finding(
                     Severity::Note,
@@ -318,25 +392,48 @@ fn judge(layout: Option<&Layout>, row: &Row, out: &mut Vec<Finding>, unchecked: 
             if o.nofail {
                 return;
             }
-            let kind = row
+            let volume = row
                 .volume
-                .and_then(|v| layout.and_then(|l| l.volumes.get(v.0)))
-                .map(|v| v.content.kind);
+                .and_then(|v| layout.and_then(|l| l.volumes.get(v.0)));
+            let kind = volume.map(|v| v.content.kind);
             let ours = kind
                 .and_then(|k| crate::fs::kinds::by_probe_name(k.name()))
                 .is_some_and(|k| k.reader.is_some());
-            if !ours {
-                // vmrescue cannot read it; the guest's kernel may well.
-                unchecked.push(format!("{mp} not checked ({reason})"));
-                return;
+            match (volume, kind) {
+                (Some(v), Some(k)) if !k.is_filesystem() => {
+                    out.push(finding(
+                        severity,
+                        impact,
+                        format!(
+                            "{mp} cannot be mounted: {} holds {}, not a filesystem",
+                            row.spec,
+                            v.content.describe()
+                        ),
+                        vec![
+                            line_text(row),
+                            format!(
+                                "{} is {} and holds {}",
+                                row.spec,
+                                v.name,
+                                v.content.describe()
+                            ),
+                            EMERGENCY.into(),
+                        ],
+                        "correct the source (blkid names the volumes' UUIDs) or add nofail",
+                    ));
+                }
+                _ if !ours => {
+                    // vmrescue cannot read it; the guest's kernel may well.
+                    unchecked.push(format!("{mp} not checked ({reason})"));
+                }
+                _ => out.push(finding(
+                    severity,
+                    impact,
+                    format!("{mp} cannot be mounted: its filesystem cannot be read ({reason})"),
+                    vec![line_text(row), reason.clone(), EMERGENCY.into()],
+                    "check the filesystem (fsck on a copy of the image) or add nofail",
+                )),
             }
-            out.push(finding(
-                severity,
-                impact,
-                format!("{mp} cannot be mounted: its filesystem cannot be read ({reason})"),
-                vec![line_text(row), reason.clone(), EMERGENCY.into()],
-                "check the filesystem (fsck on a copy of the image) or add nofail",
-            ));
         }
         MountState::Failed(reason) => {
             if o.nofail {

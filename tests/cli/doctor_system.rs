@@ -83,6 +83,73 @@ fn fstab_uuid_that_no_volume_has() {
 }
 
 #[test]
+fn fstab_mount_of_the_swap_partition() {
+    let found = examine(&common::fixture("doctor-system-fstype"));
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let f = mine[0];
+    assert_eq!(f.check, Check::Mounts);
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.impact, Impact::Mount(b"/mnt/scratch".to_vec()));
+    assert!(
+        f.summary.starts_with(
+            "/mnt/scratch cannot be mounted: UUID=5e1f0c3a-9d2b-4c7e-8a61-2b3c4d5e6f02 holds swap"
+        ),
+        "{}",
+        f.summary
+    );
+    assert_eq!(
+        f.evidence[0],
+        "fstab line 5: UUID=5e1f0c3a-9d2b-4c7e-8a61-2b3c4d5e6f02 /mnt/scratch ext4 defaults"
+    );
+    assert_eq!(view_of(f), (b"/etc/fstab".to_vec(), Some(5)));
+}
+
+#[test]
+fn swap_device_missing_is_a_warning() {
+    let found = examine(&common::fixture("doctor-system-swap"));
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let f = mine[0];
+    assert_eq!(f.check, Check::Mounts);
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.impact, Impact::Other);
+    assert_eq!(
+        f.summary,
+        "the swap device UUID=0b5e55ed-dead-4bad-8bad-0123456789ab is not on this guest's disks"
+    );
+    assert_eq!(
+        f.evidence,
+        vec![
+            "fstab line 4: UUID=0b5e55ed-dead-4bad-8bad-0123456789ab none swap sw".to_string(),
+            "no volume of this guest has UUID 0b5e55ed-dead-4bad-8bad-0123456789ab".into(),
+            "systemd waits 90 s for the device, then boots without swap".into(),
+        ]
+    );
+    assert_eq!(view_of(f), (b"/etc/fstab".to_vec(), Some(4)));
+}
+
+/// With one volume examined (`--volume p1`), its fstab is resolved
+/// through the layout without mounting: the same finding.
+#[test]
+fn fstab_checked_on_one_volume() {
+    let image = common::fixture("doctor-system-fstab");
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+    let p1 = layout.find_volume("p1").unwrap();
+    let opts = FsOptions::default();
+    let fs = Userspace::new(opts.clone())
+        .open_fs(&layout, p1, &opts)
+        .unwrap();
+    let ctx = doctor::Context::new(&*fs, None, Some(&layout));
+    let found = doctor::examine(&ctx).findings;
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert_eq!(mine[0].impact, Impact::Mount(b"/srv/data".to_vec()));
+    assert_eq!(mine[0].severity, Severity::Critical);
+    assert_eq!(view_of(mine[0]), (b"/etc/fstab".to_vec(), Some(5)));
+}
+
+#[test]
 fn full_root() {
     let found = examine(&common::fixture("doctor-system-full"));
     let mine = ours(&found);
