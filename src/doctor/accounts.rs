@@ -600,6 +600,129 @@ ok:x:1000:1000:,,,:/home/ok:/bin/bash";
         assert_eq!(bad[0].line, 3);
     }
 
+    /// A small glibc guest in memory: ld.so of `glibc`, libc, the NSS
+    /// modules `modules`, and the account files given.
+    fn guest(glibc: &str, modules: &[&str], files: &[(&str, &str)]) -> crate::fs::mem::MemFs {
+        let mut fs = crate::fs::mem::MemFs::new();
+        let root = fs.root_id();
+        let etc = fs.add_dir(root, b"etc", 0o755);
+        for (name, text) in files {
+            fs.add_file(etc, name.as_bytes(), 0o644, text.as_bytes());
+        }
+        let bin = fs.add_dir(root, b"bin", 0o755);
+        fs.add_file(bin, b"bash", 0o755, b"\x7fELF");
+        let lib = fs.add_dir(root, b"lib64", 0o755);
+        fs.add_file(lib, format!("ld-{glibc}.so").as_bytes(), 0o755, b"\x7fELF");
+        fs.add_symlink(
+            lib,
+            b"ld-linux-x86-64.so.2",
+            format!("ld-{glibc}.so").as_bytes(),
+        );
+        fs.add_file(lib, b"libc.so.6", 0o755, b"\x7fELF");
+        for m in modules {
+            fs.add_file(
+                lib,
+                format!("libnss_{m}.so.2").as_bytes(),
+                0o755,
+                b"\x7fELF",
+            );
+        }
+        fs
+    }
+
+    fn run(fs: &crate::fs::mem::MemFs) -> Vec<Finding> {
+        let ctx = Context::new(fs, None, None);
+        let mut out = Vec::new();
+        check(&ctx, &mut out);
+        out
+    }
+
+    const PASSWD_OK: &str =
+        "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/:/usr/sbin/nologin\n";
+    const SHADOW_OK: &str = "root:*:19000:0:99999:7:::\n";
+
+    #[test]
+    fn nss_modules_resolve_or_are_built_in() {
+        let files = |ns: &'static str| {
+            vec![
+                ("passwd", PASSWD_OK),
+                ("shadow", SHADOW_OK),
+                ("group", "root:x:0:\n"),
+                ("nsswitch.conf", ns),
+            ]
+        };
+        // glibc 2.36: files is built in; systemd's module is there.
+        let fs = guest(
+            "2.36",
+            &["systemd"],
+            &files("passwd: files systemd\nshadow: files\n"),
+        );
+        assert_eq!(run(&fs), vec![]);
+        // glibc 2.17 needs libnss_files.so.2, and sss is missing: no source left.
+        let fs = guest("2.17", &[], &files("passwd: files sss\ngroup: files\n"));
+        let got = run(&fs);
+        let s: Vec<(Severity, &str)> = got
+            .iter()
+            .map(|f| (f.severity, f.summary.as_str()))
+            .collect();
+        assert_eq!(
+            s,
+            vec![
+                (
+                    Severity::Error,
+                    "nsswitch.conf's passwd modules files, sss cannot be loaded"
+                ),
+                (
+                    Severity::Warning,
+                    "nsswitch.conf's group module files cannot be loaded"
+                ),
+            ]
+        );
+        assert_eq!(
+            got[0].repair,
+            Some(Repair::View {
+                path: NSSWITCH.to_vec(),
+                line: Some(1),
+                hint: "install the module's package or remove it from the line".into()
+            })
+        );
+        // One module missing beside files: a warning.
+        let fs = guest("2.36", &[], &files("passwd: files ldap\n"));
+        let got = run(&fs);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn root_and_shadow_entries() {
+        // No root, a login user without a shadow line, a nologin one without.
+        let fs = guest(
+            "2.36",
+            &[],
+            &[
+                (
+                    "passwd",
+                    "ta:x:1000:1000::/home/ta:/bin/bash\nadm:x:3:4::/:/sbin/nologin\n",
+                ),
+                ("shadow", "other:*:1::::::\n"),
+                ("shells", "/bin/sh\n/bin/bash\n"),
+            ],
+        );
+        let got = run(&fs);
+        let s: Vec<&str> = got.iter().map(|f| f.summary.as_str()).collect();
+        assert_eq!(
+            s,
+            vec![
+                "/etc/passwd has no root entry: root cannot log in, and the emergency shell refuses to start",
+                "a user without a shadow entry: ta",
+            ]
+        );
+        assert!(got.iter().all(|f| f.impact == Impact::Login));
+        // A healthy pair gives nothing.
+        let fs = guest("2.36", &[], &[("passwd", PASSWD_OK), ("shadow", SHADOW_OK)]);
+        assert_eq!(run(&fs), vec![]);
+    }
+
     #[test]
     fn nsswitch_services_without_actions() {
         let t = b"# comment\npasswd:  files systemd\ngroup: sss [NOTFOUND=return] files\nhosts: files dns\nshadow: files [ SUCCESS=return ] nis # tail\n";

@@ -221,7 +221,7 @@ mod tests {
                     Severity::Error,
                     "/home is full: no space left for users other than root"
                 ),
-                (Severity::Warning, "/srv is 97% full"),
+                (Severity::Warning, "/srv is 96% full"),
                 (
                     Severity::Critical,
                     "/var has no free inode: no file can be created there"
