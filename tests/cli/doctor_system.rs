@@ -19,29 +19,51 @@ use vmrescue::guest::Namespace;
 const ROOT_OFFSET: u64 = 2048 * 512;
 const ROOT_SIZE: u64 = 2_818_048 * 512;
 
-/// The findings of `doctor` on the whole guest of `image`, as the CLI
-/// builds its context.
-fn examine(image: &Path) -> Vec<Finding> {
-    examine_root(image, None)
-}
-
-/// [`examine`] with the guest root named.
-fn examine_root(image: &Path, root: Option<&str>) -> Vec<Finding> {
-    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(image).unwrap()]);
+/// What `doctor` reports on the whole guest of the fixture images
+/// `images`, rooted at `root` (by default the one guest root), with the
+/// context built as the CLI builds it.
+fn report(images: &[&str], root: Option<&str>) -> doctor::Report {
+    let layout = vmrescue::layers::scan(
+        images
+            .iter()
+            .map(|i| vmrescue::image::open(&common::fixture(i)).unwrap())
+            .collect(),
+    );
     let root = vmrescue::engine::select_volume(&layout, root).unwrap();
     let opts = FsOptions::default();
     let engine = Userspace::new(opts.clone());
     let ns = Namespace::build(&layout, root, &|v| engine.open_fs(&layout, v, &opts));
     let fs = ns.fs();
     let ctx = doctor::Context::new(&*fs, Some(&ns), Some(&layout));
-    doctor::examine(&ctx).findings
+    doctor::examine(&ctx)
 }
 
+/// The findings of the mounts, space and accounts checks.
 fn ours(findings: &[Finding]) -> Vec<&Finding> {
     findings
         .iter()
         .filter(|f| matches!(f.check, Check::Mounts | Check::Space | Check::Accounts))
         .collect()
+}
+
+/// The one finding of these checks on fixture `name` (and all findings,
+/// to see how it ranks), with its check, severity and impact checked.
+fn the_finding(
+    name: &str,
+    check: Check,
+    severity: Severity,
+    impact: Impact,
+) -> (Finding, Vec<Finding>) {
+    let found = report(&[name], None).findings;
+    let mine = ours(&found);
+    assert_eq!(mine.len(), 1, "{name}: {mine:#?}");
+    let f = mine[0].clone();
+    assert_eq!(
+        (f.check, f.severity, &f.impact),
+        (check, severity, &impact),
+        "{name}"
+    );
+    (f, found)
 }
 
 fn view_of(f: &Finding) -> (Vec<u8>, Option<u32>) {
@@ -53,13 +75,13 @@ fn view_of(f: &Finding) -> (Vec<u8>, Option<u32>) {
 
 #[test]
 fn fstab_uuid_that_no_volume_has() {
-    let found = examine(&common::fixture("doctor-system-fstab"));
-    let mine = ours(&found);
-    assert_eq!(mine.len(), 1, "{mine:#?}");
-    let f = mine[0];
-    assert_eq!(f.check, Check::Mounts);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Mount(b"/srv/data".to_vec()));
+    let (f, found) = the_finding(
+        "doctor-system-fstab",
+        Check::Mounts,
+        Severity::Critical,
+        Impact::Mount(b"/srv/data".to_vec()),
+    );
+    let f = &f;
     assert_eq!(
         f.summary,
         "/srv/data cannot be mounted: no volume of this guest has UUID 0b5e55ed-dead-4bad-8bad-0123456789ab"
@@ -84,13 +106,13 @@ fn fstab_uuid_that_no_volume_has() {
 
 #[test]
 fn fstab_mount_of_the_swap_partition() {
-    let found = examine(&common::fixture("doctor-system-fstype"));
-    let mine = ours(&found);
-    assert_eq!(mine.len(), 1, "{mine:#?}");
-    let f = mine[0];
-    assert_eq!(f.check, Check::Mounts);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Mount(b"/mnt/scratch".to_vec()));
+    let (f, _) = the_finding(
+        "doctor-system-fstype",
+        Check::Mounts,
+        Severity::Critical,
+        Impact::Mount(b"/mnt/scratch".to_vec()),
+    );
+    let f = &f;
     assert!(
         f.summary.starts_with(
             "/mnt/scratch cannot be mounted: UUID=5e1f0c3a-9d2b-4c7e-8a61-2b3c4d5e6f02 holds swap"
@@ -107,13 +129,13 @@ fn fstab_mount_of_the_swap_partition() {
 
 #[test]
 fn swap_device_missing_is_a_warning() {
-    let found = examine(&common::fixture("doctor-system-swap"));
-    let mine = ours(&found);
-    assert_eq!(mine.len(), 1, "{mine:#?}");
-    let f = mine[0];
-    assert_eq!(f.check, Check::Mounts);
-    assert_eq!(f.severity, Severity::Warning);
-    assert_eq!(f.impact, Impact::Other);
+    let (f, _) = the_finding(
+        "doctor-system-swap",
+        Check::Mounts,
+        Severity::Warning,
+        Impact::Other,
+    );
+    let f = &f;
     assert_eq!(
         f.summary,
         "the swap device UUID=0b5e55ed-dead-4bad-8bad-0123456789ab is not on this guest's disks"
@@ -151,13 +173,13 @@ fn fstab_checked_on_one_volume() {
 
 #[test]
 fn full_root() {
-    let found = examine(&common::fixture("doctor-system-full"));
-    let mine = ours(&found);
-    assert_eq!(mine.len(), 1, "{mine:#?}");
-    let f = mine[0];
-    assert_eq!(f.check, Check::Space);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Space(b"/".to_vec()));
+    let (f, _) = the_finding(
+        "doctor-system-full",
+        Check::Space,
+        Severity::Critical,
+        Impact::Space(b"/".to_vec()),
+    );
+    let f = &f;
     assert_eq!(
         f.summary,
         "/ is full: no space left for users other than root"
@@ -171,13 +193,13 @@ fn full_root() {
 
 #[test]
 fn passwd_line_cut_short() {
-    let found = examine(&common::fixture("doctor-system-passwd"));
-    let mine = ours(&found);
-    assert_eq!(mine.len(), 1, "{mine:#?}");
-    let f = mine[0];
-    assert_eq!(f.check, Check::Accounts);
-    assert_eq!(f.severity, Severity::Error);
-    assert_eq!(f.impact, Impact::Login);
+    let (f, _) = the_finding(
+        "doctor-system-passwd",
+        Check::Accounts,
+        Severity::Error,
+        Impact::Login,
+    );
+    let f = &f;
     assert_eq!(
         f.summary,
         "/etc/passwd line 6 does not parse (5 fields, not 7): glibc skips it, so \"games\" cannot log in"
@@ -194,13 +216,13 @@ fn passwd_line_cut_short() {
 
 #[test]
 fn root_shell_missing() {
-    let found = examine(&common::fixture("doctor-system-shell"));
-    let mine = ours(&found);
-    assert_eq!(mine.len(), 1, "{mine:#?}");
-    let f = mine[0];
-    assert_eq!(f.check, Check::Accounts);
-    assert_eq!(f.severity, Severity::Error);
-    assert_eq!(f.impact, Impact::Login);
+    let (f, _) = the_finding(
+        "doctor-system-shell",
+        Check::Accounts,
+        Severity::Error,
+        Impact::Login,
+    );
+    let f = &f;
     assert!(
         f.summary
             .starts_with("root's shell /usr/bin/zsh cannot run: /usr/bin/zsh cannot be found"),
@@ -217,7 +239,7 @@ fn root_shell_missing() {
 #[test]
 fn healthy_guests_give_none_of_these_findings() {
     for (name, root) in [("debian12", None), ("demo", Some("vg_ta/lv_root"))] {
-        let found = examine_root(&common::fixture(name), root);
+        let found = report(&[name], root).findings;
         let mine = ours(&found);
         assert!(mine.is_empty(), "{name}: {mine:#?}");
     }
@@ -273,17 +295,7 @@ fn ext_space_matches_the_kernel() {
 /// `/boot/efi` (vfat, no userspace reader) is said not checked.
 #[test]
 fn guest_fixture_kernel_name_is_a_note() {
-    let layout = vmrescue::layers::scan(vec![
-        vmrescue::image::open(&common::fixture("guest-a")).unwrap(),
-        vmrescue::image::open(&common::fixture("guest-b")).unwrap(),
-    ]);
-    let root = vmrescue::engine::select_volume(&layout, Some("vg-sys/root")).unwrap();
-    let opts = FsOptions::default();
-    let engine = Userspace::new(opts.clone());
-    let ns = Namespace::build(&layout, root, &|v| engine.open_fs(&layout, v, &opts));
-    let fs = ns.fs();
-    let ctx = doctor::Context::new(&*fs, Some(&ns), Some(&layout));
-    let r = doctor::examine(&ctx);
+    let r = report(&["guest-a", "guest-b"], Some("vg-sys/root"));
     let mounts: Vec<&Finding> = r
         .findings
         .iter()
