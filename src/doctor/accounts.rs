@@ -21,7 +21,7 @@
 
 use super::{Check, Checked, Context, Finding, Impact, Repair, Severity};
 use crate::fs::{FileType, FsView, path, read_small};
-use crate::text::escape;
+use crate::text::{count, escape};
 
 /// Largest account file read.
 const MAX_FILE: usize = 4 << 20;
@@ -191,11 +191,19 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     Checked {
         check: Check::Accounts,
         summary: format!(
-            "{} users, {} shadow entries, {} groups{modules}, {} findings",
-            users.len(),
-            shadow.as_ref().map_or(0, |(e, _)| e.len()),
-            groups.as_ref().map_or(0, |(e, _)| e.len()),
-            out.len() - before
+            "{}, {}, {}{modules}: {}",
+            count(users.len() as u64, "user", "users"),
+            count(
+                shadow.as_ref().map_or(0, |(e, _)| e.len()) as u64,
+                "shadow entry",
+                "shadow entries"
+            ),
+            count(
+                groups.as_ref().map_or(0, |(e, _)| e.len()) as u64,
+                "group",
+                "groups"
+            ),
+            count((out.len() - before) as u64, "finding", "findings")
         ),
     }
 }

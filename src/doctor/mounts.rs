@@ -18,7 +18,7 @@ use super::{Check, Checked, Context, Finding, Impact, Repair, Severity};
 use crate::guest::{Mount, MountState};
 use crate::layers::fstab::{self, FstabEntry, MountOptions, SpecMatch};
 use crate::layers::{Layout, VolumeId};
-use crate::text::escape;
+use crate::text::{count, escape};
 
 const FSTAB: &[u8] = b"/etc/fstab";
 const EMERGENCY: &str =
@@ -61,9 +61,9 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     Checked {
         check: Check::Mounts,
         summary: format!(
-            "{} fstab entries ({needed} needed at boot), {} findings{}",
-            rows.len(),
-            out.len() - before,
+            "{} ({needed} needed at boot): {}{}",
+            count(rows.len() as u64, "fstab entry", "fstab entries"),
+            count((out.len() - before) as u64, "finding", "findings"),
             if unchecked.is_empty() {
                 String::new()
             } else {

@@ -12,7 +12,7 @@
 use super::{Check, Checked, Context, Finding, Impact, Repair, Severity};
 use crate::fs::{FsView, NodeId, Space, path};
 use crate::guest::MountState;
-use crate::text::escape;
+use crate::text::{count, escape};
 
 /// `df`'s use percentage from which a filesystem is full.
 const FULL_PERCENT: u64 = 99;
@@ -63,8 +63,8 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
             "no filesystem whose counters vmrescue reads".into()
         } else {
             format!(
-                "{} filesystems ({}), {} full or nearly",
-                looked.len(),
+                "{} ({}): {} full or nearly",
+                count(looked.len() as u64, "filesystem", "filesystems"),
                 looked
                     .iter()
                     .map(|(mp, s)| format!("{} {}% used", escape(mp), used_percent(s)))
