@@ -267,6 +267,64 @@ fn statfs(dir: &Path) -> Space {
     }
 }
 
+/// The ext fixtures of every shape (ext2 with 1 KiB blocks, ext3, ext4
+/// without extents, bigalloc, journals) against the kernel's statfs.
+#[test]
+fn ext_space_of_every_shape_matches_the_kernel() {
+    common::require_root("loop mounts");
+    for name in [
+        "ext-ext2-1k",
+        "ext-ext2-rev0",
+        "ext-ext3-2k",
+        "ext-ext4-1k",
+        "ext-ext4-4k",
+        "ext-ext4-bigalloc",
+        "ext-ext4-noextent",
+        "ext-ext4-eainode",
+        "ext-inline",
+        "ext-journal-ext3",
+        "ext-journal-ext4",
+    ] {
+        let image = common::fixture(name);
+        let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+        let id = vmrescue::engine::select_volume(&layout, None).unwrap();
+        let opts = FsOptions { no_journal: true };
+        let fs = Userspace::new(opts.clone())
+            .open_fs(&layout, id, &opts)
+            .unwrap();
+        let ours = fs.space(fs.root()).unwrap();
+        let held = loop_support::Attached::read_only(&image, 0, None);
+        let kernel = mounted_statfs(&held.dev, "ext4", "ro,noload");
+        drop(held);
+        assert_eq!(ours, kernel, "{name}");
+    }
+}
+
+/// `stat -f` of block device `dev` mounted `-t fstype -o options` in a
+/// temporary directory, unmounted again.
+fn mounted_statfs(dev: &str, fstype: &str, options: &str) -> Space {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new("mount")
+        .args(["-t", fstype, "-o", options, dev])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mount {dev}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = statfs(dir.path());
+    assert!(
+        Command::new("umount")
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    s
+}
+
 /// The ext4 root's counters as the kernel's statfs gives them after a
 /// read-only mount of the same bytes.
 #[test]
@@ -334,18 +392,8 @@ fn xfs_space_matches_the_kernel() {
         .unwrap();
     assert_eq!(fs.status().fs_type, "xfs");
     let ours = fs.space(fs.root()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let m = dir.path().join("m");
-    std::fs::create_dir_all(&m).unwrap();
     let held = loop_support::Attached::read_only(&image, OFFSET, Some(SIZE));
-    let st = Command::new("mount")
-        .args(["-o", "ro,norecovery", &held.dev])
-        .arg(&m)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let kernel = statfs(&m);
-    assert!(Command::new("umount").arg(&m).status().unwrap().success());
+    let kernel = mounted_statfs(&held.dev, "xfs", "ro,norecovery");
     drop(held);
     let pool = vmrescue::fs::xfs::space::default_resblks(SIZE / 4096);
     assert_eq!(
