@@ -8,7 +8,17 @@
 //! lines are not needed to boot and are skipped; a swap device that never
 //! appears delays the boot (systemd waits 90 s for it) and then the boot
 //! goes on (a warning). A source named by the kernel's disk order
-//! (`/dev/sda1`) is resolved by guessing that order: a note.
+//! (`/dev/sda1`) is resolved by guessing that order: a note. A volume
+//! that holds no filesystem, or one of another type than the line names,
+//! fails the mount like a missing one (the root's type is not judged: the
+//! initramfs mounts it with the probed type, systemd only remounts it).
+//!
+//! What the disks alone cannot tell is said in the check's summary, not
+//! as a finding: a filesystem vmrescue has no reader for (vfat), a source
+//! only the running guest knows (`/dev/dm-3`, a disk's serial in
+//! `by-id`), a device `/etc/crypttab` opens, a RAID device, or any UUID
+//! when the disks hold LUKS volumes or RAID members whose contents are
+//! not seen.
 //!
 //! With the whole guest the namespace's mount table is used (each entry's
 //! state and reason); on one volume the volume's own `/etc/fstab` is read
@@ -367,13 +377,8 @@ fn judge(
                 return;
             }
             if unresolvable(layout, &row.spec) {
-                out.push(finding(
-                    Severity::Note,
-                    Impact::Other,
-                    format!("{mp}: {} cannot be resolved from the disks alone", row.spec),
-                    vec![line_text(row), reason.clone()],
-                    "name the device by UUID= so it does not depend on the running guest",
-                ));
+                // Only the running guest knows (`/dev/dm-3`, a by-id serial).
+                unchecked.push(format!("{mp} not checked ({reason})"));
                 return;
             }
             out.push(finding(
