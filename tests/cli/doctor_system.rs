@@ -155,20 +155,26 @@ fn swap_device_missing_is_a_warning() {
 /// through the layout without mounting: the same finding.
 #[test]
 fn fstab_checked_on_one_volume() {
-    let image = common::fixture("doctor-system-fstab");
-    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
-    let p1 = layout.find_volume("p1").unwrap();
-    let opts = FsOptions::default();
-    let fs = Userspace::new(opts.clone())
-        .open_fs(&layout, p1, &opts)
-        .unwrap();
-    let ctx = doctor::Context::new(&*fs, None, Some(&layout));
-    let found = doctor::examine(&ctx).findings;
+    let found = volume_report("doctor-system-fstab", "p1").findings;
     let mine = ours(&found);
     assert_eq!(mine.len(), 1, "{mine:#?}");
     assert_eq!(mine[0].impact, Impact::Mount(b"/srv/data".to_vec()));
     assert_eq!(mine[0].severity, Severity::Critical);
     assert_eq!(view_of(mine[0]), (b"/etc/fstab".to_vec(), Some(5)));
+}
+
+/// What `doctor --volume VOLUME` reports on fixture `name`: the volume
+/// alone, no namespace.
+fn volume_report(name: &str, volume: &str) -> doctor::Report {
+    let image = common::fixture(name);
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+    let id = layout.find_volume(volume).unwrap();
+    let opts = FsOptions::default();
+    let fs = Userspace::new(opts.clone())
+        .open_fs(&layout, id, &opts)
+        .unwrap();
+    let ctx = doctor::Context::new(&*fs, None, Some(&layout));
+    doctor::examine(&ctx)
 }
 
 #[test]
@@ -242,6 +248,12 @@ fn healthy_guests_give_none_of_these_findings() {
         let found = report(&[name], root).findings;
         let mine = ours(&found);
         assert!(mine.is_empty(), "{name}: {mine:#?}");
+    }
+    // The root volume alone (`--volume`): its fstab resolved through the layout.
+    for (name, root) in [("debian12", "p1"), ("demo", "vg_ta/lv_root")] {
+        let found = volume_report(name, root).findings;
+        let mine = ours(&found);
+        assert!(mine.is_empty(), "{name} --volume {root}: {mine:#?}");
     }
 }
 
