@@ -417,3 +417,111 @@ fn xfs_space_matches_the_kernel() {
         kernel
     );
 }
+
+/// `doctor --json` carries each finding of these checks: its check,
+/// severity, what it breaks, summary, evidence and the file to view with
+/// the line at fault.
+#[test]
+fn each_finding_in_doctor_json() {
+    // (fixture, check, severity, impact kind, mountpoint, summary start, view path, line)
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        Option<u64>,
+    );
+    let rows: [Row; 6] = [
+        (
+            "doctor-system-fstab",
+            "mounts",
+            "critical",
+            "mount",
+            Some("/srv/data"),
+            "/srv/data cannot be mounted: no volume of this guest has UUID 0b5e55ed-",
+            "/etc/fstab",
+            Some(5),
+        ),
+        (
+            "doctor-system-fstype",
+            "mounts",
+            "critical",
+            "mount",
+            Some("/mnt/scratch"),
+            "/mnt/scratch cannot be mounted: UUID=5e1f0c3a-9d2b-4c7e-8a61-2b3c4d5e6f02 holds swap",
+            "/etc/fstab",
+            Some(5),
+        ),
+        (
+            "doctor-system-swap",
+            "mounts",
+            "warning",
+            "other",
+            None,
+            "the swap device UUID=0b5e55ed-",
+            "/etc/fstab",
+            Some(4),
+        ),
+        (
+            "doctor-system-full",
+            "space",
+            "critical",
+            "space",
+            Some("/"),
+            "/ is full: no space left for users other than root",
+            "/",
+            None,
+        ),
+        (
+            "doctor-system-passwd",
+            "accounts",
+            "error",
+            "login",
+            None,
+            "/etc/passwd line 6 does not parse (5 fields, not 7)",
+            "/etc/passwd",
+            Some(6),
+        ),
+        (
+            "doctor-system-shell",
+            "accounts",
+            "error",
+            "login",
+            None,
+            "root's shell /usr/bin/zsh cannot run",
+            "/etc/passwd",
+            Some(1),
+        ),
+    ];
+    for (name, check, severity, kind, mountpoint, summary, view, line) in rows {
+        let image = common::fixture(name);
+        let out = common::vmrescue(&["doctor", image.to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mine: Vec<&serde_json::Value> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| ["mounts", "space", "accounts"].contains(&f["check"].as_str().unwrap()))
+            .collect();
+        assert_eq!(mine.len(), 1, "{name}: {mine:#?}");
+        let f = mine[0];
+        assert_eq!(f["check"], check, "{name}");
+        assert_eq!(f["severity"], severity, "{name}");
+        assert_eq!(f["impact"]["kind"], kind, "{name}");
+        assert_eq!(f["impact"]["mountpoint"].as_str(), mountpoint, "{name}");
+        assert!(
+            f["summary"].as_str().unwrap().starts_with(summary),
+            "{name}: {}",
+            f["summary"]
+        );
+        assert!(!f["evidence"].as_array().unwrap().is_empty(), "{name}");
+        assert_eq!(f["repair"]["kind"], "view", "{name}");
+        assert_eq!(f["repair"]["path"], view, "{name}");
+        assert_eq!(f["repair"]["line"].as_u64(), line, "{name}");
+        assert_eq!(f["path"], view, "{name}");
+    }
+}
