@@ -9,7 +9,7 @@
 //! a pid file or a log): critical; another full filesystem is an error. At
 //! 95 % a warning.
 
-use super::{Check, Checked, Context, Finding, Impact, Repair, Severity};
+use super::{Check, Checked, Context, Finding, Impact, Severity};
 use crate::fs::{FsView, NodeId, Space, path};
 use crate::guest::MountState;
 use crate::text::{count, escape};
@@ -166,12 +166,10 @@ fn judge(mp: &[u8], s: &Space, out: &mut Vec<Finding>) {
         impact: Impact::Space(mp.to_vec()),
         summary,
         evidence,
+        // The mountpoint, to browse; no repair: what to delete is the
+        // operator's call (large logs, caches, core dumps, old kernels).
         path: Some(mp.to_vec()),
-        repair: Some(Repair::View {
-            path: mp.to_vec(),
-            line: None,
-            hint: "free space: look for large logs, caches, core dumps or old kernels".into(),
-        }),
+        repair: None,
     });
 }
 
