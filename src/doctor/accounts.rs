@@ -42,12 +42,15 @@ struct Format {
     fields: &'static [usize],
     /// (index, may be empty)
     numeric: &'static [(usize, bool)],
+    /// Its second field is a password hash, never shown.
+    secret: bool,
 }
 
 const PASSWD_FORMAT: Format = Format {
     path: PASSWD,
     fields: &[7],
     numeric: &[(2, false), (3, false)],
+    secret: false,
 };
 const SHADOW_FORMAT: Format = Format {
     path: SHADOW,
@@ -60,12 +63,31 @@ const SHADOW_FORMAT: Format = Format {
         (6, true),
         (7, true),
     ],
+    secret: true,
 };
 const GROUP_FORMAT: Format = Format {
     path: GROUP,
     fields: &[4],
     numeric: &[(2, false)],
+    secret: true,
 };
+
+/// A line of a file with password hashes as it may be shown: the hash
+/// (second field) replaced by `…` when there is one.
+fn redacted(fields: &[Vec<u8>]) -> String {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if i == 1 && f.len() > 2 {
+                "…".to_string()
+            } else {
+                escape(f)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
 
 /// A parsed line: its number (from 1) and fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +164,11 @@ fn parse(text: &[u8], fmt: &Format) -> (Vec<Entry>, Vec<Malformed>) {
         match why {
             Some(why) => bad.push(Malformed {
                 line: line_no,
-                text: escape(line),
+                text: if fmt.secret {
+                    redacted(&fields)
+                } else {
+                    escape(line)
+                },
                 comment: line.first() == Some(&b'#'),
                 why,
             }),
@@ -606,6 +632,9 @@ ok:x:1000:1000:,,,:/home/ok:/bin/bash";
         assert_eq!(ok.len(), 2);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].line, 3);
+        // A hash is never shown.
+        let (_, bad) = parse(b"root:$6$salt$hash:x:::::::\n", &SHADOW_FORMAT);
+        assert_eq!(bad[0].text, "root:…:x:::::::");
     }
 
     /// A small glibc guest in memory: ld.so of `glibc`, libc, the NSS
