@@ -1,7 +1,7 @@
 //! `vmrescue doctor`.
 
 use clap::Args;
-use vmrescue::doctor::{self, Report};
+use vmrescue::doctor::{self, Impact, Repair, Report};
 use vmrescue::engine::Engines;
 use vmrescue::fs::FsOptions;
 use vmrescue::text::{escape, format_time};
@@ -60,66 +60,134 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "--demo".into());
+    let how = Commands { image, pin };
     if args.json {
-        outln!("{}", to_json(&found, volume));
+        outln!("{}", to_json(&found, volume, namespace.is_some(), &how));
     } else {
         let shown = if namespace.is_some() {
             format!("the guest (root {volume}, with the volumes it mounts)")
         } else {
             volume.clone()
         };
-        out!("{}", render(&found, &shown, &image, &pin));
+        out!("{}", render(&found, &shown, &how));
     }
-    Ok(if found.findings.is_empty() {
-        exit::OK
-    } else {
+    Ok(if found.has_problems() {
         exit::PROBLEMS
+    } else {
+        exit::OK
     })
 }
 
-fn render(r: &Report, volume: &str, image: &str, pin: &str) -> String {
+/// How the commands a finding proposes name the image (and volume).
+struct Commands {
+    /// The image argument (`--demo` for the demo).
+    image: String,
+    /// ` --volume V` when one volume was examined, else empty.
+    pin: String,
+}
+
+impl Commands {
+    /// The command that carries out a repair.
+    fn repair(&self, r: &Repair) -> String {
+        match r {
+            Repair::Relink(a) => format!(
+                "vmrescue relink {}{} {}",
+                self.image,
+                self.pin,
+                shell_word(&escape(&a.link))
+            ),
+            Repair::View { path, .. } => format!(
+                "vmrescue cat {}{} {}",
+                self.image,
+                self.pin,
+                shell_word(&escape(path))
+            ),
+        }
+    }
+}
+
+/// A path as one shell word (quoted when it holds anything but plain characters).
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn render(r: &Report, volume: &str, how: &Commands) -> String {
     let mut out = String::new();
     if r.findings.is_empty() {
-        out.push_str(&format!(
-            "No suspicious links in the library and program directories of {volume}.\n"
-        ));
+        out.push_str(&format!("No reason found why {volume} would not boot.\n"));
     } else {
         out.push_str(&format!(
-            "Suspicious links in {volume}, most urgent first:\n"
+            "{} finding{} in {volume}, most urgent first:\n",
+            r.findings.len(),
+            if r.findings.len() == 1 { "" } else { "s" }
         ));
     }
+    let mut heading = None;
     for (i, f) in r.findings.iter().enumerate() {
-        let Some(a) = f.relink() else { continue };
-        out.push_str(&format!(
-            "\n{:>2}. {} -> {}\n",
-            i + 1,
-            escape(&a.link),
-            escape(&a.target)
-        ));
-        for p in &a.problems {
-            out.push_str(&format!("      - {p}\n"));
+        let h = f.impact.heading();
+        if heading.as_ref() != Some(&h) {
+            out.push_str(&format!("\n{h}\n"));
+            heading = Some(h);
         }
-        match a.proposal() {
-            Some(c) => {
+        out.push_str(&format!(
+            "{:>3}. [{}] {}\n",
+            i + 1,
+            f.severity.as_str(),
+            f.summary
+        ));
+        for e in &f.evidence {
+            out.push_str(&format!("       {e}\n"));
+        }
+        match &f.repair {
+            Some(rep @ Repair::Relink(a)) => match a.proposal() {
+                Some(c) => {
+                    out.push_str(&format!(
+                        "       proposed: {}{} ({})\n",
+                        escape(&c.target),
+                        if c.guess { " (a guess)" } else { "" },
+                        c.reasons.join("; ")
+                    ));
+                    out.push_str(&format!("       repair:   {}\n", how.repair(rep)));
+                }
+                None => out.push_str("       no candidate target found\n"),
+            },
+            Some(rep @ Repair::View { line, hint, .. }) => {
                 out.push_str(&format!(
-                    "      proposed: {}{} ({})\n",
-                    escape(&c.target),
-                    if c.guess { " (a guess)" } else { "" },
-                    c.reasons.join("; ")
-                ));
-                out.push_str(&format!(
-                    "      repair:   vmrescue relink {image}{pin} {}\n",
-                    escape(&a.link)
+                    "       look:     {}{}  ({hint})\n",
+                    how.repair(rep),
+                    line.map(|l| format!("   # line {l}")).unwrap_or_default()
                 ));
             }
-            None => out.push_str("      no candidate target found\n"),
+            None => {}
+        }
+    }
+    if !r.checked.is_empty() {
+        out.push_str("\nChecked:\n");
+        for c in &r.checked {
+            out.push_str(&format!("  {:<9} {}\n", c.check.as_str(), c.summary));
+        }
+    }
+    if !r.history.is_empty() {
+        out.push_str("\nThe package manager's last transactions (oldest first):\n");
+        for h in &r.history {
+            out.push_str(&format!("  {}  {}\n", h.when, h.what));
         }
     }
     if !r.recent.is_empty() {
-        out.push_str("\nMost recently changed files (by inode change time, newest first):\n");
+        out.push_str(
+            "\nMost recently changed files (by inode change time; * a finding points at it):\n",
+        );
         for c in &r.recent {
             out.push_str(&format!(
-                "  {}  {} {}\n",
+                "{} {}  {} {}\n",
+                if c.pointed { '*' } else { ' ' },
                 format_time(c.ctime.sec),
                 c.file_type.ls_char(),
                 escape(&c.path)
@@ -129,37 +197,91 @@ fn render(r: &Report, volume: &str, image: &str, pin: &str) -> String {
     out
 }
 
-fn to_json(r: &Report, volume: &str) -> String {
+/// `doctor --json`: see the README's "doctor --json" section for the shape.
+fn to_json(r: &Report, volume: &str, guest: bool, how: &Commands) -> String {
     let findings: Vec<serde_json::Value> = r
         .findings
         .iter()
-        .filter_map(|f| {
-            let a = f.relink()?;
-            Some(serde_json::json!({
-                "path": escape(&a.link),
-                "target": escape(&a.target),
+        .enumerate()
+        .map(|(i, f)| {
+            let (mountpoint, service) = match &f.impact {
+                Impact::Mount(m) | Impact::Space(m) => (Some(escape(m)), None),
+                Impact::Service(s) => (None, Some(s.clone())),
+                _ => (None, None),
+            };
+            serde_json::json!({
+                "rank": i + 1,
+                "check": f.check.as_str(),
                 "severity": f.severity.as_str(),
-                "problems": a.problems,
-                "changed": a.meta.ctime.sec,
-                "candidates": a.candidates.iter().map(|c| serde_json::json!({
-                    "target": escape(&c.target),
-                    "path": escape(&c.path),
-                    "reasons": c.reasons,
-                    "guess": c.guess,
-                    "current": c.current,
-                })).collect::<Vec<_>>(),
-            }))
+                "impact": {
+                    "kind": f.impact.kind(),
+                    "heading": f.impact.heading(),
+                    "mountpoint": mountpoint,
+                    "service": service,
+                },
+                "summary": f.summary,
+                "evidence": f.evidence,
+                "path": f.path.as_deref().map(escape),
+                "repair": f.repair.as_ref().map(|rep| repair_json(rep, how)),
+            })
         })
+        .collect();
+    let checked: Vec<serde_json::Value> = r
+        .checked
+        .iter()
+        .map(|c| serde_json::json!({"check": c.check.as_str(), "summary": c.summary}))
+        .collect();
+    let history: Vec<serde_json::Value> = r
+        .history
+        .iter()
+        .map(|h| serde_json::json!({"when": h.when, "what": h.what, "source": escape(&h.source)}))
         .collect();
     let recent: Vec<serde_json::Value> = r
         .recent
         .iter()
-        .map(|c| serde_json::json!({"path": escape(&c.path), "ctime": c.ctime.sec, "type": c.file_type}))
+        .map(|c| {
+            serde_json::json!({
+                "path": escape(&c.path),
+                "ctime": c.ctime.sec,
+                "type": c.file_type,
+                "pointed": c.pointed,
+            })
+        })
         .collect();
     serde_json::to_string_pretty(&serde_json::json!({
         "volume": volume,
+        "scope": if guest { "guest" } else { "volume" },
         "findings": findings,
+        "checked": checked,
+        "history": history,
         "recent": recent,
     }))
     .unwrap_or_default()
+}
+
+fn repair_json(rep: &Repair, how: &Commands) -> serde_json::Value {
+    match rep {
+        Repair::Relink(a) => serde_json::json!({
+            "kind": "relink",
+            "link": escape(&a.link),
+            "target": escape(&a.target),
+            "problems": a.problems,
+            "changed": a.meta.ctime.sec,
+            "candidates": a.candidates.iter().map(|c| serde_json::json!({
+                "target": escape(&c.target),
+                "path": escape(&c.path),
+                "reasons": c.reasons,
+                "guess": c.guess,
+                "current": c.current,
+            })).collect::<Vec<_>>(),
+            "command": how.repair(rep),
+        }),
+        Repair::View { path, line, hint } => serde_json::json!({
+            "kind": "view",
+            "path": escape(path),
+            "line": line,
+            "hint": hint,
+            "command": how.repair(rep),
+        }),
+    }
 }

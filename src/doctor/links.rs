@@ -5,6 +5,7 @@
 use super::{Check, Checked, Context, Finding, Impact, Repair, Severity};
 use crate::fs::{FileType, path};
 use crate::repair::candidates::is_glibc_soname;
+use crate::repair::signs;
 use crate::text::escape;
 
 /// Directories with programs, looked at besides the library directories.
@@ -54,6 +55,34 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
                 _ => (Severity::Warning, 1),
             };
             found.push((rank, a, severity));
+        }
+    }
+    // A link dangling only because the link it points at is wrong
+    // (`/usr/bin/ld.so -> /lib64/ld-linux-x86-64.so.2`) is that one's
+    // evidence, not a finding of its own.
+    let mut via: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for (_, a, _) in &found {
+        if a.meta.file_type != FileType::Symlink || path::resolve(fs, &a.link, true).is_ok() {
+            continue;
+        }
+        let (dir, _) = path::split_last(&a.link);
+        let Ok(next) = path::resolve(fs, &signs::lexical(&dir, &a.target), false) else {
+            continue;
+        };
+        if next.path != a.link && found.iter().any(|(_, b, _)| b.link == next.path) {
+            via.push((a.link.clone(), next.path));
+        }
+    }
+    found.retain(|(_, a, _)| {
+        !via.iter()
+            .any(|(from, to)| *from == a.link && !via.iter().any(|(f, _)| f == to))
+    });
+    for (_, a, _) in &mut found {
+        for (from, to) in &via {
+            if *to == a.link {
+                a.problems
+                    .push(format!("{} points at it and dangles with it", escape(from)));
+            }
         }
     }
     found.sort_by(|a, b| {

@@ -234,6 +234,25 @@ pub struct FsStatus {
     pub problems: Vec<crate::problem::Problem>,
 }
 
+/// How full a filesystem is, as the guest's kernel would tell `statfs`
+/// right after mounting it (`df`): counts in blocks of `block_size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Space {
+    /// Bytes per block (`f_bsize`).
+    pub block_size: u64,
+    /// Blocks for data, the filesystem's own metadata left out (`f_blocks`).
+    pub blocks: u64,
+    /// Free blocks (`f_bfree`).
+    pub free_blocks: u64,
+    /// Free blocks a user other than root may take: free minus the blocks
+    /// reserved for root and for the filesystem (`f_bavail`).
+    pub avail_blocks: u64,
+    /// Inodes (`f_files`).
+    pub inodes: u64,
+    /// Free inodes (`f_ffree`).
+    pub free_inodes: u64,
+}
+
 /// A guest filesystem, read-only.
 pub trait FsView: Send + Sync {
     /// Type, label, notes and problems.
@@ -288,6 +307,13 @@ pub trait FsView: Send + Sync {
     /// damage, and the browser after every job.
     fn problem_count(&self) -> usize {
         self.status().problems.len()
+    }
+
+    /// How full the filesystem holding `node` is, from its own counters
+    /// (superblock, group or allocation-group headers); `None` when the
+    /// reader does not know.
+    fn space(&self, _node: NodeId) -> Option<Space> {
+        None
     }
 }
 

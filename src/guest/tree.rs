@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
+use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Space, Xattr};
 use crate::io::HostExtent;
 use crate::layers::VolumeId;
 
@@ -294,5 +294,11 @@ impl FsView for GuestFs {
 
     fn dev(&self, node: NodeId) -> u64 {
         self.layer(node).map_or(0, |(l, _)| l.dev)
+    }
+
+    fn space(&self, node: NodeId) -> Option<Space> {
+        // The filesystem of the mount the node lies on (a bind's source's).
+        let (l, inner) = self.layer(node).ok()?;
+        l.fs.space(inner)
     }
 }

@@ -13,7 +13,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::signs::{LIBRARY_DIRS, Neighbours, is_library_name, is_multiarch};
+use super::signs::{
+    LIBRARY_DIRS, Neighbours, is_library_name, is_multiarch, is_program_dir, is_runtime_path,
+    lexical,
+};
 use crate::elf::{self, ElfInfo, compare_versions};
 use crate::error::{Error, Result};
 use crate::fs::{FileType, FsView, Metadata, NodeId, path};
@@ -43,15 +46,57 @@ const GLIBC_SONAMES: &[&str] = &[
     "ld64.so.1",
 ];
 
+/// The NSS modules glibc itself ships (`libnss_files.so.2`); others
+/// (`libnss_sss.so.2` of SSSD, `libnss_ldap`) have releases of their own.
+const GLIBC_NSS_MODULES: &[&str] = &["files", "dns", "compat", "db", "hesiod", "nis", "nisplus"];
+
 /// At most this many files are looked at in one directory.
 const MAX_DIR_SCAN: usize = 20_000;
+/// How much of libc.so.6 or ld.so is read looking for glibc's release string.
+const MAX_RELEASE_SCAN: u64 = 16 << 20;
+/// What glibc's banner says before its version, in libc.so.6 ("GNU C Library
+/// (…) stable release version 2.36.") and in ld.so since 2.33 ("ld.so (…)
+/// stable release version 2.36.").
+const RELEASE_MARK: &[u8] = b" release version ";
 
 /// Whether a SONAME belongs to glibc itself.
 pub fn is_glibc_soname(name: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(name) else {
         return false;
     };
-    GLIBC_SONAMES.contains(&s) || (s.starts_with("libnss_") && s.ends_with(".so.2"))
+    GLIBC_SONAMES.contains(&s)
+        || s.strip_prefix("libnss_")
+            .and_then(|m| m.strip_suffix(".so.2"))
+            .is_some_and(|m| GLIBC_NSS_MODULES.contains(&m))
+}
+
+/// Whether a SONAME is glibc's dynamic loader (`ld-linux-x86-64.so.2`, `ld64.so.2`).
+pub fn is_glibc_loader(name: &[u8]) -> bool {
+    is_glibc_soname(name) && name.starts_with(b"ld")
+}
+
+/// The base name of a library name or SONAME, what precedes `.so`
+/// (`libbz2.so.1.0` → `libbz2`): a link and its target's SONAME name the
+/// same library when their bases are equal.
+pub fn library_base(name: &[u8]) -> &[u8] {
+    match name.windows(3).position(|w| w == b".so") {
+        Some(i) => &name[..i],
+        None => name,
+    }
+}
+
+/// The glibc release in the name of a glibc file for `soname`, as glibc
+/// before 2.34 named them: `libc-2.12.so` for `libc.so.6`, `ld-2.12.so`
+/// for the loader. Other names give `None` (`libcrypt.so.1.1.0`).
+pub fn release_from_name(file: &[u8], soname: &[u8]) -> Option<String> {
+    if !is_glibc_soname(soname) {
+        return None;
+    }
+    let v = version_from_name(file)?;
+    let stem = file.strip_suffix(b".so")?;
+    let stem = &stem[..stem.len().checked_sub(v.len() + 1)?];
+    let base = library_base(soname);
+    (stem == base || (is_glibc_loader(soname) && stem == b"ld")).then_some(v)
 }
 
 /// The version in a versioned glibc file name: `libc-2.12.so` → `2.12`.
@@ -95,7 +140,10 @@ pub struct Analysis {
     pub target: Vec<u8>,
     /// Whether its name is a shared library's.
     pub library: bool,
-    /// What is wrong with the current target.
+    /// What is wrong with the current target: the hard reasons first, then
+    /// the soft signs that back them (outside the library directories,
+    /// changed long after its neighbours). Empty when nothing hard is
+    /// wrong, whatever the soft signs.
     pub problems: Vec<String>,
     /// Proposed targets, best first.
     pub candidates: Vec<Candidate>,
@@ -113,9 +161,13 @@ pub struct Guest<'a> {
     fs: &'a dyn FsView,
     /// Canonical library directories that exist in the guest.
     pub lib_dirs: Vec<Vec<u8>>,
-    /// ld.so's file name and glibc version (`ld-2.12.so`, `2.12`).
+    /// ld.so's file name and glibc release (`ld-2.12.so`, `2.12`).
     pub ld_so: Option<(Vec<u8>, String)>,
+    /// The directory ld.so lives in (canonical): candidates are searched
+    /// there too.
+    pub loader_dir: Option<Vec<u8>>,
     elf_cache: Mutex<HashMap<NodeId, Option<ElfInfo>>>,
+    release_cache: Mutex<HashMap<NodeId, Option<String>>>,
     dir_cache: Mutex<HashMap<Vec<u8>, DirFacts>>,
 }
 
@@ -135,7 +187,9 @@ impl<'a> Guest<'a> {
             fs,
             lib_dirs: Vec::new(),
             ld_so: None,
+            loader_dir: None,
             elf_cache: Mutex::new(HashMap::new()),
+            release_cache: Mutex::new(HashMap::new()),
             dir_cache: Mutex::new(HashMap::new()),
         };
         // The standard directories, the multiarch ones inside them
@@ -166,7 +220,10 @@ impl<'a> Guest<'a> {
                 g.lib_dirs.push(r.path);
             }
         }
-        g.ld_so = g.find_ld_so();
+        if let Some((dir, name, version)) = g.find_ld_so() {
+            g.loader_dir = Some(dir);
+            g.ld_so = Some((name, version));
+        }
         g
     }
 
@@ -175,7 +232,8 @@ impl<'a> Guest<'a> {
         self.fs
     }
 
-    fn find_ld_so(&self) -> Option<(Vec<u8>, String)> {
+    /// The guest's loader: its directory, file name and glibc release.
+    fn find_ld_so(&self) -> Option<(Vec<u8>, Vec<u8>, String)> {
         for dir in &self.lib_dirs {
             let Ok(r) = path::resolve(self.fs, dir, true) else {
                 continue;
@@ -192,13 +250,11 @@ impl<'a> Guest<'a> {
                 let Ok(file) = path::resolve(self.fs, &p, true) else {
                     continue;
                 };
-                let (_, Some(fname)) = path::split_last(&file.path) else {
+                let (fdir, Some(fname)) = path::split_last(&file.path) else {
                     continue;
                 };
-                let version = version_from_name(&fname)
-                    .or_else(|| self.elf(file.node).and_then(|i| i.glibc_version()));
-                if let Some(v) = version {
-                    return Some((fname, v));
+                if let Some(v) = self.glibc_release(file.node, &fname, n) {
+                    return Some((fdir, fname, v));
                 }
             }
         }
@@ -213,6 +269,27 @@ impl<'a> Guest<'a> {
         let info = elf::read(self.fs, node);
         lock(&self.elf_cache).insert(node, info.clone());
         info
+    }
+
+    /// The glibc release of a file of glibc that provides `soname` (its
+    /// file name is `file`): from a versioned name (`libc-2.12.so`), else,
+    /// for `libc.so.6` and the loader only, from the release string in the
+    /// file. Never from the highest `GLIBC_` version a library defines
+    /// (libxcrypt's `libcrypt.so.1` defines `GLIBC_2.2.5`; ld.so 2.36's
+    /// highest is `GLIBC_2.35`). `None` when not known.
+    pub fn glibc_release(&self, node: NodeId, file: &[u8], soname: &[u8]) -> Option<String> {
+        if let Some(v) = release_from_name(file, soname) {
+            return Some(v);
+        }
+        if !(soname == b"libc.so.6" || is_glibc_loader(soname)) {
+            return None;
+        }
+        if let Some(v) = lock(&self.release_cache).get(&node) {
+            return v.clone();
+        }
+        let v = release_string(self.fs, node);
+        lock(&self.release_cache).insert(node, v.clone());
+        v
     }
 
     fn dir_facts(&self, dir: &[u8]) -> DirFacts {
@@ -264,94 +341,47 @@ impl<'a> Guest<'a> {
         let (dir, Some(name)) = path::split_last(&r.path) else {
             return Err(Error::Invalid("the guest root is not a symlink".into()));
         };
-        let library = is_library_name(&name);
+        // In a program directory a library-like name (`/usr/bin/ld.so`) is
+        // a command, not a library link: only a dangling target is wrong.
+        let library = is_library_name(&name) && !is_program_dir(&dir);
         let facts = self.dir_facts(&dir);
+        // Hard reasons: the link is wrong. Soft signs: evidence only.
         let mut problems = Vec::new();
+        let mut signs = Vec::new();
 
         // The current target.
         let resolved = path::resolve(fs, &r.path, true);
         let current = match &resolved {
             Ok(t) => Some(t.clone()),
             Err(_) => {
-                problems.push(format!(
-                    "dangling: {} does not exist in the guest",
-                    escape(&target)
-                ));
+                // A link into /run or /dev waits for the running guest.
+                if !is_runtime_path(&lexical(&dir, &target)) {
+                    problems.push(format!(
+                        "dangling: {} does not exist in the guest",
+                        escape(&target)
+                    ));
+                }
                 None
             }
         };
         if let Some(t) = &current
             && library
         {
-            let (tdir, tname) = path::split_last(&t.path);
-            if !self.is_lib_dir(&tdir) {
-                problems.push(format!(
-                    "points outside the library directories ({})",
-                    escape(&tdir)
+            let (hard, soft) = self.target_signs(&name, &facts, t);
+            problems.extend(hard);
+            signs.extend(soft);
+        }
+        if !problems.is_empty() {
+            if let Some((threshold, median)) = facts.neighbours.threshold_without(meta.ctime.sec)
+                && meta.ctime.sec > threshold
+            {
+                signs.push(format!(
+                    "changed on {} while its neighbours date from {}",
+                    format_date(meta.ctime.sec),
+                    format_date(median)
                 ));
             }
-            match fs.metadata(t.node).map(|m| m.file_type) {
-                Ok(FileType::Regular) => match self.elf(t.node) {
-                    None => problems.push("the target is not an ELF file".into()),
-                    Some(info) => {
-                        match &info.soname {
-                            Some(s) if *s == name => {}
-                            Some(s) => problems.push(format!(
-                                "the target's SONAME is {}, not {}",
-                                escape(s),
-                                escape(&name)
-                            )),
-                            None => problems.push("the target has no SONAME".into()),
-                        }
-                        if let Some((class, machine)) = facts.arch
-                            && (info.class, info.machine) != (class, machine)
-                        {
-                            let want = ElfInfo {
-                                class,
-                                machine,
-                                elf_type: 3,
-                                soname: None,
-                                versions: Vec::new(),
-                                needed: Vec::new(),
-                                big_endian: false,
-                            };
-                            problems.push(format!(
-                                "the target is {} but its neighbours are {}",
-                                info.describe(),
-                                want.describe()
-                            ));
-                        }
-                        if is_glibc_soname(&name)
-                            && let Some((ld_name, ld_version)) = &self.ld_so
-                        {
-                            let v = tname
-                                .as_deref()
-                                .and_then(version_from_name)
-                                .or_else(|| info.glibc_version());
-                            if let Some(v) = v
-                                && v != *ld_version
-                            {
-                                problems.push(format!(
-                                    "the target is glibc {v} but ld.so is {} (glibc {ld_version})",
-                                    escape(ld_name)
-                                ));
-                            }
-                        }
-                    }
-                },
-                Ok(t) => problems.push(format!("the target is a {t:?}, not a file").to_lowercase()),
-                Err(e) => problems.push(format!("the target cannot be read: {e}")),
-            }
-        }
-        if !problems.is_empty()
-            && let Some((threshold, median)) = facts.neighbours.threshold_without(meta.ctime.sec)
-            && meta.ctime.sec > threshold
-        {
-            problems.push(format!(
-                "changed on {} while its neighbours date from {}",
-                format_date(meta.ctime.sec),
-                format_date(median)
-            ));
+            problems.extend(signs);
         }
 
         let mut candidates = if library {
@@ -375,7 +405,102 @@ impl<'a> Guest<'a> {
         })
     }
 
-    /// ELF shared objects whose SONAME is `name`.
+    /// What is wrong with the file a library link named `name` resolves
+    /// to (`t`), in a directory whose files look like `facts`: the hard
+    /// reasons, and the soft signs (evidence only).
+    fn target_signs(
+        &self,
+        name: &[u8],
+        facts: &DirFacts,
+        t: &path::Resolved,
+    ) -> (Vec<String>, Vec<String>) {
+        let fs = self.fs;
+        let mut hard = Vec::new();
+        let mut soft = Vec::new();
+        let (tdir, tname) = path::split_last(&t.path);
+        if !self.is_lib_dir(&tdir) {
+            soft.push(format!(
+                "points outside the library directories ({})",
+                escape(&tdir)
+            ));
+        }
+        match fs.metadata(t.node).map(|m| m.file_type) {
+            Ok(FileType::Regular) => match (truncated_elf(fs, t.node), self.elf(t.node)) {
+                (Some((end, size)), _) => hard.push(format!(
+                    "the target is truncated: {size} bytes, its segments end at byte {end}"
+                )),
+                (None, None) => hard.push("the target is not an ELF file".into()),
+                (None, Some(info)) => {
+                    match &info.soname {
+                        Some(s) if library_base(s) != library_base(name) => hard.push(format!(
+                            "the target's SONAME is {}: another library than {}",
+                            escape(s),
+                            escape(name)
+                        )),
+                        Some(_) => {}
+                        None => soft.push("the target has no SONAME".into()),
+                    }
+                    if let Some((class, machine)) = facts.arch
+                        && (info.class, info.machine) != (class, machine)
+                    {
+                        let want = ElfInfo {
+                            class,
+                            machine,
+                            elf_type: 3,
+                            soname: None,
+                            versions: Vec::new(),
+                            needed: Vec::new(),
+                            big_endian: false,
+                        };
+                        hard.push(format!(
+                            "the target is {} but its neighbours are {}",
+                            info.describe(),
+                            want.describe()
+                        ));
+                    }
+                    if let Some((ld_name, ld_version)) = &self.ld_so
+                        && let Some(v) = tname
+                            .as_deref()
+                            .and_then(|f| self.glibc_release(t.node, f, name))
+                        && v != *ld_version
+                    {
+                        hard.push(format!(
+                            "the target is glibc {v} but ld.so is {} (glibc {ld_version})",
+                            escape(ld_name)
+                        ));
+                    }
+                }
+            },
+            Ok(t) => hard.push(format!("the target is a {t:?}, not a file").to_lowercase()),
+            Err(e) => hard.push(format!("the target cannot be read: {e}")),
+        }
+        (hard, soft)
+    }
+
+    /// The hard reasons a shared-library link at `link_path` is wrong
+    /// because of what its existing target is (not ELF, truncated, another
+    /// class or machine, another library's SONAME, another glibc release
+    /// than ld.so): what the TUI's flags add to their own signs. Empty for
+    /// a link that is not a library link, dangles or cannot be read.
+    pub fn target_problems(&self, link_path: &[u8]) -> Vec<String> {
+        let Ok(r) = path::resolve(self.fs, link_path, false) else {
+            return Vec::new();
+        };
+        let (dir, Some(name)) = path::split_last(&r.path) else {
+            return Vec::new();
+        };
+        if !is_library_name(&name) || is_program_dir(&dir) {
+            return Vec::new();
+        }
+        let Ok(t) = path::resolve(self.fs, &r.path, true) else {
+            return Vec::new();
+        };
+        self.target_signs(&name, &self.dir_facts(&dir), &t).0
+    }
+
+    /// ELF shared objects whose SONAME is `name`, in the link's directory
+    /// and where ld.so would search: the library directories (multiarch and
+    /// `ld.so.conf` ones included) and the loader's directory.
     fn library_candidates(
         &self,
         dir: &[u8],
@@ -386,7 +511,7 @@ impl<'a> Guest<'a> {
         let mut out: Vec<Candidate> = Vec::new();
         let stem: &[u8] = name.split(|&c| c == b'.').next().unwrap_or(name);
         let mut dirs: Vec<Vec<u8>> = vec![dir.to_vec()];
-        for d in &self.lib_dirs {
+        for d in self.lib_dirs.iter().chain(self.loader_dir.as_ref()) {
             if !dirs.contains(d) {
                 dirs.push(d.clone());
             }
@@ -400,7 +525,9 @@ impl<'a> Guest<'a> {
                 continue;
             };
             for e in entries.iter().take(MAX_DIR_SCAN) {
-                if e.name == name || !contains(&e.name, b".so") {
+                // The link itself; elsewhere a file named exactly like it
+                // (the loader in the multiarch directory) is a candidate.
+                if (same_dir && e.name == name) || !contains(&e.name, b".so") {
                     continue;
                 }
                 // Outside the link's own directory, only files named like the library.
@@ -426,6 +553,9 @@ impl<'a> Guest<'a> {
                 {
                     continue;
                 }
+                if truncated_elf(self.fs, e.node).is_some() {
+                    continue;
+                }
                 if out.iter().any(|c| c.path == path::join(d, &e.name)) {
                     continue;
                 }
@@ -438,10 +568,8 @@ impl<'a> Guest<'a> {
                     score += 20;
                     reasons.push(format!("in the library directory {}", escape(d)));
                 }
-                if is_glibc_soname(name)
-                    && let Some((ld_name, ld_version)) = &self.ld_so
-                {
-                    let v = version_from_name(&e.name).or_else(|| info.glibc_version());
+                if let Some((ld_name, ld_version)) = &self.ld_so {
+                    let v = self.glibc_release(e.node, &e.name, name);
                     if v.as_deref() == Some(ld_version.as_str()) {
                         score += 50;
                         reasons.push(format!("matches {}", escape(ld_name)));
@@ -515,6 +643,123 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// glibc's release from its banner in libc.so.6 or ld.so ("… stable
+/// release version 2.36."), reading at most [`MAX_RELEASE_SCAN`] bytes.
+fn release_string(fs: &dyn FsView, node: NodeId) -> Option<String> {
+    const CHUNK: usize = 64 * 1024;
+    let size = fs.metadata(node).ok()?.size.min(MAX_RELEASE_SCAN);
+    let keep = RELEASE_MARK.len() + 16;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + keep);
+    let mut chunk = vec![0u8; CHUNK];
+    let mut off = 0u64;
+    while off < size {
+        let want = usize::try_from((size - off).min(CHUNK as u64)).ok()?;
+        let n = fs.read_at(node, off, &mut chunk[..want]).ok()?;
+        if n == 0 {
+            break;
+        }
+        off += n as u64;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf
+            .windows(RELEASE_MARK.len())
+            .position(|w| w == RELEASE_MARK)
+        {
+            let rest = &buf[i + RELEASE_MARK.len()..];
+            let end = rest
+                .iter()
+                .position(|c| !(c.is_ascii_digit() || *c == b'.'))
+                .unwrap_or(rest.len());
+            // The whole number is there unless the buffer ends inside it.
+            if end < rest.len() || off >= size {
+                let v = String::from_utf8_lossy(&rest[..end])
+                    .trim_end_matches('.')
+                    .to_string();
+                return (v.contains('.') && v.starts_with(|c: char| c.is_ascii_digit()))
+                    .then_some(v);
+            }
+        }
+        if buf.len() > keep {
+            buf.drain(..buf.len() - keep);
+        }
+    }
+    None
+}
+
+/// For an ELF file shorter than the end of one of its loadable segments'
+/// file ranges: (that end, the file's size). `None` for a whole file or
+/// one that is not ELF.
+fn truncated_elf(fs: &dyn FsView, node: NodeId) -> Option<(u64, u64)> {
+    let size = fs.metadata(node).ok()?.size;
+    let mut head = [0u8; 64];
+    let n = fs.read_at(node, 0, &mut head).ok()?;
+    if n < 52 || head[..4] != *b"\x7fELF" {
+        return None;
+    }
+    let is64 = match head[4] {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    let little = match head[5] {
+        1 => true,
+        2 => false,
+        _ => return None,
+    };
+    let int = |b: &[u8]| -> u64 {
+        let mut v = 0u64;
+        for (i, &x) in b.iter().enumerate() {
+            let shift = if little { i } else { b.len() - 1 - i };
+            v |= u64::from(x) << (8 * shift);
+        }
+        v
+    };
+    let (phoff, phentsize, phnum) = if is64 {
+        (
+            int(head.get(32..40)?),
+            int(head.get(54..56)?),
+            int(head.get(56..58)?),
+        )
+    } else {
+        (
+            int(head.get(28..32)?),
+            int(head.get(42..44)?),
+            int(head.get(44..46)?),
+        )
+    };
+    let min_ent = if is64 { 56 } else { 32 };
+    if phnum == 0 || phentsize < min_ent {
+        return None;
+    }
+    let len = phentsize.checked_mul(phnum.min(256))?;
+    if phoff.checked_add(len)? > size {
+        return Some((phoff.saturating_add(len), size));
+    }
+    let mut phdrs = vec![0u8; usize::try_from(len).ok()?];
+    let mut done = 0;
+    while done < phdrs.len() {
+        let n = fs
+            .read_at(node, phoff + done as u64, &mut phdrs[done..])
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        done += n;
+    }
+    let mut end = 0u64;
+    for ph in phdrs.chunks_exact(usize::try_from(phentsize).ok()?) {
+        if int(ph.get(..4)?) != 1 {
+            continue;
+        }
+        let (offset, filesz) = if is64 {
+            (int(ph.get(8..16)?), int(ph.get(32..40)?))
+        } else {
+            (int(ph.get(4..8)?), int(ph.get(16..20)?))
+        };
+        end = end.max(offset.saturating_add(filesz));
+    }
+    (end > size).then_some((end, size))
 }
 
 /// Order paths by the version numbers in their names (for equal scores: newest first).
@@ -603,9 +848,141 @@ mod tests {
         assert!(!is_library_name(b"libc-2.12.so.bak"));
         assert!(is_glibc_soname(b"libc.so.6"));
         assert!(is_glibc_soname(b"libnss_files.so.2"));
+        assert!(!is_glibc_soname(b"libnss_sss.so.2"));
         assert!(!is_glibc_soname(b"libz.so.1"));
         assert_eq!(version_from_name(b"libc-2.12.so").as_deref(), Some("2.12"));
         assert_eq!(version_from_name(b"ld-2.12.so").as_deref(), Some("2.12"));
         assert_eq!(version_from_name(b"libz.so.1.2.3"), None);
+        assert_eq!(library_base(b"libbz2.so.1.0"), b"libbz2");
+        assert_eq!(library_base(b"ld-linux-x86-64.so.2"), b"ld-linux-x86-64");
+        assert_eq!(
+            release_from_name(b"libc-2.12.so", b"libc.so.6").as_deref(),
+            Some("2.12")
+        );
+        assert_eq!(
+            release_from_name(b"ld-2.12.so", b"ld-linux-x86-64.so.2").as_deref(),
+            Some("2.12")
+        );
+        assert_eq!(
+            release_from_name(b"libcrypt-2.12.so", b"libcrypt.so.1").as_deref(),
+            Some("2.12")
+        );
+        // libxcrypt's file, and names of other libraries, say nothing.
+        assert_eq!(
+            release_from_name(b"libcrypt.so.1.1.0", b"libcrypt.so.1"),
+            None
+        );
+        assert_eq!(release_from_name(b"libfoo-2.12.so", b"libc.so.6"), None);
+        assert_eq!(release_from_name(b"libz-1.2.so", b"libz.so.1"), None);
+    }
+
+    #[test]
+    fn release_string_across_reads() {
+        let mut fs = crate::fs::mem::MemFs::new();
+        let root = fs.root_id();
+        // The banner straddles the 64 KiB read boundary.
+        let mut data = vec![0u8; 65_530];
+        data.extend_from_slice(
+            b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n",
+        );
+        let libc = fs.add_file(root, b"libc.so.6", 0o755, &data);
+        assert_eq!(release_string(&fs, libc).as_deref(), Some("2.36"));
+        let none = fs.add_file(root, b"x", 0o644, b"release version \n");
+        assert_eq!(release_string(&fs, none), None);
+        let g = Guest::new(&fs);
+        assert_eq!(
+            g.glibc_release(libc, b"libc.so.6", b"libc.so.6").as_deref(),
+            Some("2.36")
+        );
+        // Never for a library that is not libc or ld.so.
+        assert_eq!(
+            g.glibc_release(libc, b"libcrypt.so.1.1.0", b"libcrypt.so.1"),
+            None
+        );
+    }
+
+    /// A host library's bytes, when the host has it.
+    fn host(name: &str) -> Option<Vec<u8>> {
+        [
+            "/usr/lib/x86_64-linux-gnu/",
+            "/lib/x86_64-linux-gnu/",
+            "/usr/lib64/",
+            "/lib64/",
+        ]
+        .iter()
+        .find_map(|d| std::fs::read(format!("{d}{name}")).ok())
+    }
+
+    #[test]
+    fn compatibility_links_are_fine_another_library_is_not() {
+        let (Some(bz2), Some(zstd), Some(zlib), Some(xcrypt)) = (
+            host("libbz2.so.1.0.4"),
+            host("libzstd.so.1"),
+            host("libz.so.1"),
+            host("libcrypt.so.1"),
+        ) else {
+            eprintln!("the host lacks the Debian 12 libraries: skipped");
+            return;
+        };
+        let mut fs = crate::fs::mem::MemFs::new();
+        let root = fs.root_id();
+        let usr = fs.add_dir(root, b"usr", 0o755);
+        let lib = fs.add_dir(usr, b"lib", 0o755);
+        let ma = fs.add_dir(lib, b"x86_64-linux-gnu", 0o755);
+        let dm = fs.add_dir(ma, b"device-mapper", 0o755);
+        let bin = fs.add_dir(usr, b"bin", 0o755);
+        fs.add_file(ma, b"libbz2.so.1.0.4", 0o644, &bz2);
+        fs.add_symlink(ma, b"libbz2.so.1", b"libbz2.so.1.0.4");
+        fs.add_file(ma, b"libzstd.so.1.5.4", 0o644, &zstd);
+        fs.add_file(ma, b"libz.so.1.2.13", 0o644, &zlib);
+        fs.add_symlink(ma, b"libz.so.1", b"libzstd.so.1.5.4");
+        fs.add_file(ma, b"libcrypt.so.1.1.0", 0o644, &xcrypt);
+        fs.add_symlink(ma, b"libcrypt.so.1", b"libcrypt.so.1.1.0");
+        // As lvm2's dmeventd plugins: outside the library directories.
+        fs.add_file(dm, b"libbz2.so", 0o644, &bz2);
+        fs.add_symlink(ma, b"libbz2.so", b"device-mapper/libbz2.so");
+        fs.add_symlink(bin, b"ld.so", b"/lib64/ld-linux-x86-64.so.2.gone");
+        // A truncated copy: shorter than its segments.
+        fs.add_file(ma, b"libz.so.1.2.12", 0o644, &zlib[..zlib.len() / 2]);
+        fs.add_symlink(ma, b"libz.so.0", b"libz.so.1.2.12");
+        let g = Guest::new(&fs);
+        let at = |p: &str| g.analyze(p.as_bytes()).unwrap();
+        for fine in [
+            "/usr/lib/x86_64-linux-gnu/libbz2.so.1",
+            "/usr/lib/x86_64-linux-gnu/libcrypt.so.1",
+            "/usr/lib/x86_64-linux-gnu/libbz2.so",
+        ] {
+            assert!(
+                at(fine).problems.is_empty(),
+                "{fine}: {:?}",
+                at(fine).problems
+            );
+        }
+        let z = at("/usr/lib/x86_64-linux-gnu/libz.so.1");
+        assert_eq!(
+            z.problems,
+            ["the target's SONAME is libzstd.so.1: another library than libz.so.1"]
+        );
+        assert_eq!(z.proposal().unwrap().target, b"libz.so.1.2.13");
+        let t = at("/usr/lib/x86_64-linux-gnu/libz.so.0");
+        assert!(
+            t.problems[0].starts_with("the target is truncated"),
+            "{:?}",
+            t.problems
+        );
+        // A command in a program directory: dangling is all that counts.
+        let ld = at("/usr/bin/ld.so");
+        assert!(!ld.library);
+        assert_eq!(ld.problems.len(), 1);
+        assert!(ld.problems[0].starts_with("dangling"));
+        assert!(
+            g.target_problems(b"/usr/lib/x86_64-linux-gnu/libbz2.so")
+                .is_empty()
+        );
+        assert_eq!(
+            g.target_problems(b"/usr/lib/x86_64-linux-gnu/libz.so.1")
+                .len(),
+            1
+        );
     }
 }

@@ -1,7 +1,19 @@
 //! The signs of a wrong symlink, shared by the TUI's flags and `doctor`, so
-//! both call the same links suspicious:
+//! both call the same links suspicious.
+//!
+//! A hard sign makes a link wrong by itself:
 //! * dangling inside the guest: the target does not resolve (with the guest's
-//!   `/` as root, as the guest would see it);
+//!   `/` as root, as the guest would see it), unless it points into a
+//!   directory the running guest fills ([`RUNTIME_DIRS`]);
+//! * for a shared-library link in a library directory, what its target is:
+//!   not ELF, truncated, of another class or machine, with the SONAME of
+//!   another library, or a glibc file of another release than ld.so
+//!   (`repair::candidates` reads the ELF facts).
+//!
+//! Soft signs are only evidence, shown next to a hard sign, never alone
+//! (Debian's `libdevmapper-event-lvm2*.so -> device-mapper/…` point outside
+//! the library directories, and a package update changes a few links long
+//! after their neighbours):
 //! * a shared-library link in a library directory that points outside the
 //!   library directories (`/lib64/libc.so.6 -> /opt/glibc-2.14/lib/libc.so.6`);
 //! * changed (ctime) much more recently than its neighbours: more than
@@ -41,6 +53,13 @@ pub fn is_library_dir(dir: &[u8]) -> bool {
                 && d[l.len()] == b'/'
                 && is_multiarch(&d[l.len() + 1..]))
     })
+}
+
+/// Whether `dir` holds programs (`/usr/bin`, `/sbin`, `/opt/x/bin`): a
+/// library-like name there (`/usr/bin/ld.so`) is a command, not a library link.
+pub fn is_program_dir(dir: &[u8]) -> bool {
+    let (_, last) = crate::fs::path::split_last(trim_slash(dir));
+    matches!(last.as_deref(), Some(b"bin") | Some(b"sbin"))
 }
 
 /// Whether a directory name is a multiarch triplet (`x86_64-linux-gnu`).
@@ -167,6 +186,10 @@ mod tests {
         assert!(is_library_dir(b"/usr/lib/x86_64-linux-gnu"));
         assert!(!is_library_dir(b"/opt/glibc-2.14/lib"));
         assert!(!is_library_dir(b"/usr/lib/python2.6"));
+        assert!(is_program_dir(b"/usr/bin"));
+        assert!(is_program_dir(b"/sbin/"));
+        assert!(!is_program_dir(b"/usr/lib64"));
+        assert!(!is_program_dir(b"/"));
     }
 
     #[test]

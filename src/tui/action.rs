@@ -38,7 +38,7 @@ pub enum Action {
     RestoreSymlink,
     /// Details of the selected file.
     ShowDetails,
-    /// The doctor view: suspicious links and recent changes of the guest.
+    /// The doctor view: why the guest would not boot, and the repairs.
     Doctor,
     /// Show or hide the help overlay.
     ToggleHelp,

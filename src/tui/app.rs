@@ -714,6 +714,7 @@ impl App {
                 self.close_dialog();
             }
             Outcome::JumpTo { tree, dir, name } => self.jump_to(tree, dir, name),
+            Outcome::View { tree, path } => self.view_path(tree, path),
             Outcome::RestoreLink {
                 tree,
                 link,
@@ -1108,7 +1109,12 @@ impl App {
             self.say(s::VIEW_NEEDS_FILE);
             return;
         }
-        let Some(fs) = self.fs(p.tree).cloned() else {
+        self.view_path(p.tree, path);
+    }
+
+    /// Open the viewer on `path` of `tree`, over the window on top.
+    fn view_path(&mut self, tree: Tree, path: Vec<u8>) {
+        let Some(fs) = self.fs(tree).cloned() else {
             self.say_error(s::OPEN_A_FILESYSTEM_FIRST);
             return;
         };

@@ -264,7 +264,7 @@ pub enum Effect {
         /// Undo folder and options.
         setup: RelinkSetup,
     },
-    /// Look for suspicious links and recent changes (doctor).
+    /// Run the doctor's checks.
     RunDoctor {
         /// Request number.
         req: u64,

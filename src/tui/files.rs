@@ -152,7 +152,10 @@ pub fn list_dir(
     })
 }
 
-/// Resolve the symlinks of a directory and flag the suspicious ones.
+/// Resolve the symlinks of a directory and flag the suspicious ones, as
+/// `doctor` does (`repair::signs`): a hard sign (dangling, or a library
+/// link whose target is wrong) flags a link, with the soft signs (outside
+/// the library directories, changed long after its neighbours) as evidence.
 fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
     let by_name: HashMap<Vec<u8>, usize> = entries
         .iter()
@@ -166,12 +169,15 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
             .collect(),
     );
     let in_lib_dir = signs::is_library_dir(dir);
+    // The ELF facts of library targets, gathered once, when first needed.
+    let mut guest: Option<crate::repair::candidates::Guest<'_>> = None;
     let mut resolves = 0usize;
     for i in 0..entries.len() {
         let Some(target) = entries[i].target.clone() else {
             continue;
         };
         let mut reasons = Vec::new();
+        let mut soft = Vec::new();
         // Where it points, inside the guest.
         let local = (!target.contains(&b'/') && target != b"." && target != b"..")
             .then(|| by_name.get(&target).copied())
@@ -204,27 +210,34 @@ fn check_links(fs: &dyn FsView, dir: &[u8], entries: &mut [Entry]) {
             }
             _ => (None, Ok(FileType::Unknown)),
         };
+        let exists = kind.is_ok() && resolved.is_some();
         match kind {
             Ok(k) => entries[i].target_type = Some(k),
             Err(why) => reasons.push(why),
         }
         if in_lib_dir && signs::is_library_name(&entries[i].name) {
+            if exists && resolves < MAX_RESOLVES {
+                resolves += 1;
+                let g = guest.get_or_insert_with(|| crate::repair::candidates::Guest::new(fs));
+                reasons.extend(g.target_problems(&join(dir, &entries[i].name)));
+            }
             let where_to = resolved.unwrap_or_else(|| signs::lexical(dir, &target));
             let target_dir = signs::parent(&where_to);
             if !signs::is_library_dir(&target_dir) {
-                reasons.push(super::strings::outside_library_dirs(&escape(&target_dir)));
+                soft.push(super::strings::outside_library_dirs(&escape(&target_dir)));
             }
         }
         if let Some(m) = &entries[i].meta
             && let Some((threshold, median)) = neighbours.threshold_without(m.ctime.sec)
             && m.ctime.sec > threshold
         {
-            reasons.push(super::strings::suspect_recent(
+            soft.push(super::strings::suspect_recent(
                 &crate::text::format_date(m.ctime.sec),
                 &crate::text::format_date(median),
             ));
         }
         if !reasons.is_empty() {
+            reasons.extend(soft);
             entries[i].suspect = Some(reasons.join("; "));
         }
     }

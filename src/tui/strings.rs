@@ -602,25 +602,36 @@ pub fn relink_failed(why: &str) -> String {
 /// Doctor view title.
 pub const DOCTOR_TITLE: &str = "Doctor";
 /// While the doctor scans.
-pub const DOCTOR_SCANNING: &str = "scanning the guest's library and program directories…";
+pub const DOCTOR_SCANNING: &str =
+    "checking what the guest needs to start: libraries, mounts, boot entries, space, accounts…";
 /// `!` without an open filesystem.
 pub const DOCTOR_NEEDS_FS: &str = "! examines a guest filesystem: open a volume first";
 /// Footer of the doctor view.
-pub const FOOTER_DOCTOR: &str = "↑↓ choose  Enter restore  Esc close";
+pub const FOOTER_DOCTOR: &str = "↑↓ choose  Enter go to the file  r repair  v view  Esc close";
 /// Above the recent changes.
-pub const DOCTOR_RECENT: &str = "Most recently changed files (inode change time, newest first):";
+pub const DOCTOR_RECENT: &str =
+    "Most recently changed files (inode change time; * a finding points at it, then newest first):";
+/// Above the checks' summaries.
+pub const DOCTOR_CHECKED: &str = "Checked:";
+/// Above the package history.
+pub const DOCTOR_HISTORY: &str = "The package manager's last transactions:";
+/// `r` on a finding without an automatic repair.
+pub const DOCTOR_NO_REPAIR: &str =
+    "no automatic repair for this finding: v views the file, Enter goes to it";
+/// Enter or `v` on a finding that names no file.
+pub const DOCTOR_NO_FILE: &str = "this finding names no file";
 /// A finding without a candidate.
 pub const NO_PROPOSAL: &str = "no candidate target found";
 
 /// Doctor: nothing found.
 pub fn doctor_none(volume: &str) -> String {
-    format!("No suspicious links in the library and program directories of {volume}.")
+    format!("No reason found why {volume} would not boot.")
 }
 
 /// Doctor: findings.
 pub fn doctor_found(n: usize, volume: &str) -> String {
     format!(
-        "{n} suspicious link{} in {volume}, most urgent first (Enter opens its restore dialog):",
+        "{n} finding{} in {volume}, most urgent first (Enter goes to the file, r repairs):",
         if n == 1 { "" } else { "s" }
     )
 }
@@ -713,7 +724,10 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (Context::Repair, Action::PageUp) => "Scroll a page up",
         (Context::Repair, Action::PageDown) => "Scroll a page down",
         (Context::Repair, Action::Open) => {
-            "Restore: plan the highlighted candidate; doctor: restore the highlighted link"
+            "Restore: plan the highlighted candidate; doctor: go to the finding's file"
+        }
+        (Context::Repair, Action::RestoreSymlink) => {
+            "Doctor: repair the highlighted finding (its restore dialog)"
         }
         (Context::Repair, Action::Confirm) => {
             "Write the planned repair (asks first; an undo file is saved)"
@@ -741,7 +755,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::CopyMarked) => "Copy the marked files (or the selected one) out of the image",
         (_, Action::RestoreSymlink) => "Restore the selected symlink",
         (_, Action::ShowDetails) => "Details: inode, times, xattrs, ELF SONAME",
-        (_, Action::Doctor) => "Doctor: suspicious links and recent changes",
+        (_, Action::Doctor) => "Doctor: why the guest would not boot, and the repairs",
         (_, Action::ToggleHelp) if c == Context::Dialog => "Show or hide this help",
         (Context::Viewer, Action::ToggleHelp) => "Show the help",
         (_, Action::ToggleHelp) => "This help",

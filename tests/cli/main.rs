@@ -27,6 +27,8 @@ mod copy_hostile;
 mod copy_signals;
 mod doctor;
 mod doctor_boot;
+mod doctor_links;
+mod doctor_system;
 mod find_cli;
 mod guest_namespace;
 mod pve;

@@ -229,7 +229,8 @@ fn restore_dialog_plans_asks_writes_and_refreshes() {
     let Some(Dialog::Doctor(v)) = &d.app.dialog else {
         panic!("doctor");
     };
-    assert!(v.report.as_ref().unwrap().findings.is_empty());
+    let report = v.report.as_ref().unwrap();
+    assert!(!report.has_problems(), "{:?}", report.findings);
 }
 
 #[test]
@@ -323,7 +324,7 @@ fn another_candidate_can_be_typed_and_chosen() {
 }
 
 #[test]
-fn doctor_finding_opens_its_restore_dialog() {
+fn doctor_finding_goes_to_its_file_and_r_opens_its_restore_dialog() {
     let mut d = Demo::new();
     d.act(Action::Doctor);
     let Some(Dialog::Doctor(v)) = &d.app.dialog else {
@@ -342,7 +343,14 @@ fn doctor_finding_opens_its_restore_dialog() {
         "{text:?}"
     );
     assert!(hl.is_some());
+    // Enter goes to the file.
     d.act(Action::Open);
+    assert!(d.app.dialog.is_none());
+    assert_eq!(d.app.pane().unwrap().path, b"/lib64");
+    assert_eq!(d.current(), "libc.so.6");
+    // r repairs it: the restore dialog.
+    d.act(Action::Doctor);
+    d.act(Action::RestoreSymlink);
     let Some(Dialog::Restore(r)) = &d.app.dialog else {
         panic!("restore dialog from the doctor");
     };

@@ -47,10 +47,8 @@ fn doctor_view() {
         let mut st = story(w, h);
         st.act(Action::Doctor);
         let screen = render(&st);
-        assert!(
-            screen.contains("/lib64/libc.so.6 → /opt/glibc-2.14/lib/libc.so.6"),
-            "{screen}"
-        );
+        assert!(screen.contains("The guest cannot start"), "{screen}");
+        assert!(screen.contains("/lib64/libc.so.6"), "{screen}");
         assert!(screen.contains("proposed: libc-2.12.so"), "{screen}");
         insta::assert_snapshot!(format!("doctor_{w}x{h}"), screen);
     }

@@ -466,11 +466,18 @@ pub fn centos_root() -> MemFs {
     );
     fs.symlink("/lib64/libz.so.1", "libz.so.1.2.3", T2013);
     fs.dir("/lib64/security", T2013);
-    // The hand-built glibc the link points at.
+    // The hand-built glibc the link points at, with glibc's banner.
     fs.file_with(
         "/opt/glibc-2.14/lib/libc.so.6",
         2_020_000,
-        vec![(0, tiny_elf("libc.so.6"))],
+        vec![
+            (0, tiny_elf("libc.so.6")),
+            (
+                1_700_000,
+                b"GNU C Library (GNU libc) stable release version 2.14, by Roland McGrath et al.\n"
+                    .to_vec(),
+            ),
+        ],
         0o755,
         T2024,
     );

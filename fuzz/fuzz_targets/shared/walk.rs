@@ -1,5 +1,6 @@
 //! Walk a filesystem reader through everything it offers (metadata,
-//! directories, lookups, links, xattrs, file data, extents), within a
+//! directories, lookups, links, xattrs, file data, extents, the space
+//! counters), within a
 //! budget: shared by the filesystem fuzz targets.
 
 use vmrescue::fs::{FileType, FsView};
@@ -7,6 +8,8 @@ use vmrescue::fs::{FileType, FsView};
 /// Visit up to 2000 nodes of `fs`, ignoring errors (only panics, hangs and
 /// runaway allocations count).
 pub fn walk(fs: &dyn FsView) {
+    // The free-space counters (group descriptors, AG headers).
+    let _ = fs.space(fs.root());
     let mut stack = vec![fs.root()];
     let mut seen = std::collections::HashSet::new();
     let mut buf = vec![0u8; 64 << 10];

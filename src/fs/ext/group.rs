@@ -22,6 +22,11 @@ pub struct GroupDesc {
     pub bg_flags: u16,
     /// `bg_itable_unused_lo | bg_itable_unused_hi << 16` (valid with group checksums).
     pub bg_itable_unused: u32,
+    /// `bg_free_blocks_count_lo | bg_free_blocks_count_hi << 16`: free
+    /// clusters (blocks without bigalloc) in the group.
+    pub bg_free_blocks_count: u32,
+    /// `bg_free_inodes_count_lo | bg_free_inodes_count_hi << 16`.
+    pub bg_free_inodes_count: u32,
 }
 
 impl GroupDesc {
@@ -29,15 +34,22 @@ impl GroupDesc {
     pub fn parse(raw: &[u8], is64: bool) -> GroupDesc {
         let u16_at = |o: usize| le::u16(raw, o).unwrap_or(0);
         let u32_at = |o: usize| le::u32(raw, o).unwrap_or(0);
-        let (table_hi, unused_hi) = if is64 && raw.len() >= 64 {
-            (u64::from(u32_at(0x28)), u32::from(u16_at(0x32)))
+        let (table_hi, unused_hi, free_blocks_hi, free_inodes_hi) = if is64 && raw.len() >= 64 {
+            (
+                u64::from(u32_at(0x28)),
+                u32::from(u16_at(0x32)),
+                u32::from(u16_at(0x2C)),
+                u32::from(u16_at(0x2E)),
+            )
         } else {
-            (0, 0)
+            (0, 0, 0, 0)
         };
         GroupDesc {
             bg_inode_table: u64::from(u32_at(0x8)) | table_hi << 32,
             bg_flags: u16_at(0x12),
             bg_itable_unused: u32::from(u16_at(0x1C)) | unused_hi << 16,
+            bg_free_blocks_count: u32::from(u16_at(0xC)) | free_blocks_hi << 16,
+            bg_free_inodes_count: u32::from(u16_at(0xE)) | free_inodes_hi << 16,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod hash;
 pub mod inode;
 mod journal;
 mod map;
+mod space;
 pub mod superblock;
 pub mod write;
 mod xattr;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::fs::FsOptions;
 use crate::fs::problems::ProblemLog;
-use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
+use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Space, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt};
 use crate::problem::Problem;
 
@@ -898,6 +899,10 @@ impl FsView for Ext {
 
     fn problem_count(&self) -> usize {
         self.problems.count()
+    }
+
+    fn space(&self, _node: NodeId) -> Option<Space> {
+        Some(space::space(self))
     }
 
     fn root(&self) -> NodeId {

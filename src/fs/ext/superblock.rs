@@ -490,6 +490,29 @@ impl Superblock {
             .saturating_add(u64::from(self.s_first_data_block))
     }
 
+    /// `s_r_blocks_count_lo | s_r_blocks_count_hi << 32` (hi only with
+    /// 64bit): blocks only root may allocate.
+    pub fn s_r_blocks_count(&self) -> u64 {
+        let u32_at = |o: usize| u64::from(le::u32(&self.raw, o).unwrap_or(0));
+        u32_at(0x8)
+            | if self.is_64bit() {
+                u32_at(0x154) << 32
+            } else {
+                0
+            }
+    }
+
+    /// `s_reserved_gdt_blocks`: blocks kept after the group descriptors for growth.
+    pub fn s_reserved_gdt_blocks(&self) -> u16 {
+        le::u16(&self.raw, 0xCE).unwrap_or(0)
+    }
+
+    /// `s_overhead_clusters`: clusters the filesystem's own structures take,
+    /// when mke2fs recorded it (0: the kernel counts them at mount).
+    pub fn s_overhead_clusters(&self) -> u32 {
+        le::u32(&self.raw, 0x248).unwrap_or(0)
+    }
+
     /// Filesystem UUID in the usual text form.
     pub fn uuid_string(&self) -> String {
         uuid_text(&self.s_uuid)

@@ -22,12 +22,13 @@ mod dir;
 pub mod inode;
 mod log;
 pub mod sb;
+pub mod space;
 
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::fs::problems::ProblemLog;
-use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Xattr};
+use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Space, Xattr};
 use crate::io::{CachedSource, HostExtent, ReadAt, be};
 use crate::problem::Problem;
 
@@ -483,6 +484,10 @@ impl FsView for Xfs {
 
     fn problem_count(&self) -> usize {
         self.problems.count()
+    }
+
+    fn space(&self, _node: NodeId) -> Option<Space> {
+        space::space(self)
     }
 
     fn root(&self) -> NodeId {

@@ -95,6 +95,13 @@ pub enum Outcome {
         /// The entry to put the cursor on (none: the folder is the root).
         name: Option<Vec<u8>>,
     },
+    /// Open the viewer on a file, over this window.
+    View {
+        /// The tree the path is in.
+        tree: Tree,
+        /// The file's guest path.
+        path: Vec<u8>,
+    },
     /// Go to a link and open its restore dialog in place of this window.
     RestoreLink {
         /// The tree the link's path is in.
@@ -150,7 +157,7 @@ pub enum Dialog {
     /// candidates, the plan for the chosen one, `y` to write it (through
     /// [`ConfirmKind::ApplyRelink`]).
     Restore(Box<RestoreDialog>),
-    /// The doctor view (`!`): the guest's suspicious links and recent changes.
+    /// The doctor view (`!`): why the guest would not boot.
     Doctor(Box<DoctorView>),
     /// The file viewer (Enter, `F3` or `v` on a file).
     Viewer(Box<ViewerDialog>),
