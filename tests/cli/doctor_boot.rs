@@ -266,3 +266,86 @@ fn rd_lvm_lv_of_no_logical_volume_with_grub_legacy() {
     assert_eq!(path, "/boot/grub/grub.conf");
     assert_eq!(line, Some(16), "the kernel line");
 }
+
+/// `doctor --json` carries every boot finding as the library makes it
+/// (check, severity, what it breaks, summary, evidence, the file and the
+/// line to view, the hint), and the boot check's summary; the healthy
+/// guests have no boot finding there either.
+#[test]
+fn each_boot_finding_in_doctor_json() {
+    let json = |name: &str| -> (Option<i32>, serde_json::Value) {
+        let image = common::fixture(name);
+        let out = common::vmrescue(&["doctor", image.to_str().unwrap(), "--json"]);
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    };
+    let boot = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "boot")
+            .cloned()
+            .collect()
+    };
+    for name in [
+        "doctor-boot-initrd",
+        "doctor-boot-root",
+        "doctor-boot-modules",
+        "doctor-boot-bls-empty",
+        "doctor-boot-lvm",
+    ] {
+        let lib = examine(name);
+        let expected = boot_findings(&lib);
+        assert_eq!(expected.len(), 1, "{name}");
+        let f = expected[0];
+        let (code, v) = json(name);
+        assert_eq!(code, Some(1), "{name}");
+        let got = boot(&v);
+        assert_eq!(got.len(), 1, "{name}: {got:#?}");
+        let j = &got[0];
+        assert_eq!(j["severity"], f.severity.as_str(), "{name}");
+        assert_eq!(j["impact"]["kind"], "boot", "{name}");
+        assert_eq!(j["impact"]["heading"], "The guest cannot start", "{name}");
+        assert_eq!(j["summary"], f.summary.as_str(), "{name}");
+        let evidence: Vec<&str> = j["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        assert_eq!(evidence, f.evidence, "{name}");
+        let (path, line, hint) = view(f);
+        assert_eq!(j["path"], path.as_str(), "{name}");
+        assert_eq!(j["repair"]["kind"], "view", "{name}");
+        assert_eq!(j["repair"]["path"], path.as_str(), "{name}");
+        assert_eq!(j["repair"]["line"].as_u64(), line.map(u64::from), "{name}");
+        assert_eq!(j["repair"]["hint"], hint.as_str(), "{name}");
+        let checked = v["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "boot")
+            .unwrap();
+        assert_eq!(checked["summary"], boot_summary(&lib).as_str(), "{name}");
+    }
+    for name in ["debian12", "doctor-boot-bls", "demo"] {
+        let (_, v) = json(name);
+        assert!(boot(&v).is_empty(), "{name}: {v:#}");
+        let checked = v["checked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "boot")
+            .unwrap();
+        assert!(
+            checked["summary"]
+                .as_str()
+                .unwrap()
+                .ends_with("its files are there"),
+            "{name}: {checked}"
+        );
+    }
+}
