@@ -108,7 +108,7 @@ fn demo_grub_legacy_with_separate_boot_has_no_boot_finding() {
     let s = boot_summary(&r);
     assert!(
         s.starts_with(
-            "GRUB legacy /boot/grub/grub.conf (1 entries): default 'CentOS (2.6.32-358.el6.x86_64)'"
+            "GRUB legacy /boot/grub/grub.conf (1 entry): default 'CentOS (2.6.32-358.el6.x86_64)'"
         ),
         "{s}"
     );

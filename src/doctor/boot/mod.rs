@@ -204,17 +204,20 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
             repair: Some(Repair::View { path, line, hint }),
         });
     }
-    let state = if found.is_empty() {
-        "its files are there".to_string()
-    } else {
-        format!("{} problem(s)", found.len())
+    let state = match found.len() {
+        0 => "its files are there".to_string(),
+        1 => "1 finding".to_string(),
+        n => format!("{n} findings"),
+    };
+    let entries = match l.entries.len() {
+        1 => "1 entry".to_string(),
+        n => format!("{n} entries"),
     };
     Checked {
         check: Check::Boot,
         summary: format!(
-            "{} {config} ({} entries): default '{title}', {} initramfs; {state}",
+            "{} {config} ({entries}): default '{title}', {} initramfs; {state}",
             l.loader,
-            l.entries.len(),
             entry.initrds.len()
         ),
     }
