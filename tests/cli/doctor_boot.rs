@@ -267,6 +267,53 @@ fn rd_lvm_lv_of_no_logical_volume_with_grub_legacy() {
     assert_eq!(line, Some(16), "the kernel line");
 }
 
+#[test]
+fn no_boot_configuration_is_a_note() {
+    let r = examine("doctor-boot-none");
+    let f = only_one(&r);
+    assert_eq!(f.severity, Severity::Note);
+    assert_eq!(f.impact, Impact::Other);
+    assert_eq!(
+        f.summary,
+        "no boot loader configuration found in the guest: the host may boot it directly"
+    );
+    assert_eq!(f.path, None);
+    assert_eq!(f.repair, None);
+    assert_eq!(boot_summary(&r), "no boot loader configuration found");
+    // A note: nothing is wrong, the exit code stays 0 for it.
+    let image = common::fixture("doctor-boot-none");
+    let out = common::vmrescue(&["doctor", image.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "boot")
+        .collect();
+    assert_eq!(notes.len(), 1, "{v:#}");
+    assert_eq!(notes[0]["severity"], "note");
+    assert_eq!(notes[0]["impact"]["kind"], "other");
+    assert_eq!(notes[0]["summary"], f.summary.as_str());
+    assert!(notes[0]["repair"].is_null());
+    assert!(notes[0]["path"].is_null());
+}
+
+#[test]
+fn a_menu_without_entries() {
+    let r = examine("doctor-boot-empty");
+    let f = only_one(&r);
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.impact, Impact::Boot);
+    assert_eq!(
+        f.summary,
+        "GRUB 2 finds no boot entry in /boot/grub/grub.cfg"
+    );
+    assert_eq!(f.path.as_deref(), Some(b"/boot/grub/grub.cfg".as_slice()));
+    let (path, line, _) = view(f);
+    assert_eq!((path.as_str(), line), ("/boot/grub/grub.cfg", None));
+}
+
 /// `doctor --json` carries every boot finding as the library makes it
 /// (check, severity, what it breaks, summary, evidence, the file and the
 /// line to view, the hint), and the boot check's summary; the healthy
@@ -296,6 +343,7 @@ fn each_boot_finding_in_doctor_json() {
         "doctor-boot-modules",
         "doctor-boot-bls-empty",
         "doctor-boot-lvm",
+        "doctor-boot-empty",
     ] {
         let lib = examine(name);
         let expected = boot_findings(&lib);
