@@ -14,13 +14,16 @@
 //! Paths in an entry are relative to the filesystem the loader reads them
 //! from: the one holding the configuration (or the BLS entry). With a
 //! separate `/boot`, `/vmlinuz-x` is the guest's `/boot/vmlinuz-x`; the
-//! path as written and under `/boot` are tried too.
+//! path as written and under `/boot` are tried too, and `/@/boot/x` (a
+//! btrfs subvolume GRUB names) as `/boot/x`.
 //!
 //! The default entry's kernel and every initramfs must exist and be
 //! non-empty; `root=` and `rd.lvm.lv=` (`rd_LVM_LV=`) must name volumes of
 //! the guest's disks; `/lib/modules/<version>` (or `/usr/lib/modules`)
 //! must exist for its kernel unless the kernel's config says it has no
-//! loadable modules.
+//! loadable modules. With an encrypted volume on the disks, `/dev/mapper`
+//! names in `root=` and `rd.lvm.lv=` are not judged (they appear once the
+//! initramfs unlocked it).
 
 pub mod bls;
 pub mod grub;
@@ -262,6 +265,7 @@ struct Fault {
 /// What is wrong with a file an entry loads.
 enum State {
     Missing,
+    Dangling(Vec<u8>),
     Empty,
     Not(FileType),
 }
@@ -270,6 +274,7 @@ impl State {
     fn words(&self) -> String {
         match self {
             State::Missing => "missing".into(),
+            State::Dangling(t) => format!("a link to {}, which is missing", escape(t)),
             State::Empty => "empty (0 bytes)".into(),
             State::Not(t) => format!("not a regular file ({})", t.ls_char()),
         }
@@ -281,7 +286,14 @@ impl State {
 fn look(ctx: &Context<'_>, base: &[u8], p: &str) -> (Vec<u8>, Result<Vec<u8>, State>) {
     let bare = strip_device(p);
     let mut tries: Vec<Vec<u8>> = Vec::new();
-    for c in [under(base, &bare), bare.clone(), under(b"/boot", &bare)] {
+    let mut candidates = vec![under(base, &bare), bare.clone(), under(b"/boot", &bare)];
+    // GRUB names a file of a btrfs subvolume through it (`/@/boot/…`);
+    // the guest's tree is that subvolume mounted.
+    if bare.starts_with(b"/@") {
+        let rest: Vec<&[u8]> = components(&bare).skip(1).collect();
+        candidates.push(under(b"/", &rest.join(&b'/')));
+    }
+    for c in candidates {
         if !tries.contains(&c) {
             tries.push(c);
         }
@@ -289,6 +301,13 @@ fn look(ctx: &Context<'_>, base: &[u8], p: &str) -> (Vec<u8>, Result<Vec<u8>, St
     let mut first_bad: Option<(Vec<u8>, State)> = None;
     for t in &tries {
         let Ok(r) = path::resolve(ctx.fs, t, true) else {
+            // A link whose target is not there.
+            if first_bad.is_none()
+                && let Ok(l) = path::resolve(ctx.fs, t, false)
+                && let Ok(target) = ctx.fs.read_link(l.node)
+            {
+                first_bad = Some((t.clone(), State::Dangling(target)));
+            }
             continue;
         };
         let Ok(meta) = ctx.fs.metadata(r.node) else {
@@ -421,10 +440,19 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         _ => At::Line(k.line),
     };
     let params = kernel_params(&e.cmdline);
+    // Behind an encrypted volume, device-mapper names and logical volumes
+    // exist only once the initramfs unlocked it: they cannot be told here.
+    let sealed = ctx.layout.is_some_and(|l| {
+        l.volumes
+            .iter()
+            .any(|v| matches!(v.content.kind, crate::layers::probe::ContentKind::Luks))
+    });
+    let behind_dm = |v: &str| v.starts_with("/dev/mapper/") || v.contains("/dm-name-");
     // root=: the last one counts.
     if let Some(layout) = ctx.layout
         && let Some((_, root)) = params.iter().rev().find(|(n, _)| n == "root")
         && names_device(root)
+        && !(sealed && behind_dm(root))
         && let SpecMatch::NotFound(why) = layout.resolve_spec(root)
     {
         let actual = ctx
@@ -445,7 +473,7 @@ fn faults(ctx: &Context<'_>, l: &Loaded, e: &Entry) -> Vec<Fault> {
         });
     }
     for (n, v) in &params {
-        if n != "rd.lvm.lv" && n != "rd_LVM_LV" {
+        if (n != "rd.lvm.lv" && n != "rd_LVM_LV") || sealed {
             continue;
         }
         let (Some(layout), Some((vg, lv))) = (ctx.layout, v.split_once('/')) else {
@@ -1223,6 +1251,24 @@ mod tests {
         assert_eq!(p[1], ("ro".into(), "".into()));
         assert_eq!(p[3], ("opt".into(), "a b".into()));
         assert_eq!(p[4], ("rd.lvm.lv".into(), "vg/root".into()));
+    }
+
+    #[test]
+    fn btrfs_subvolume_paths_and_a_dangling_kernel_link() {
+        let fs = guest(&[
+            (
+                "/boot/grub/grub.cfg",
+                "menuentry 'U' {\n linux /@/boot/vmlinuz-1\n initrd /@/boot/initrd.img\n}\n",
+            ),
+            ("/boot/vmlinuz-1", "k"),
+            ("/boot/initrd.img", "->initrd.img-1"),
+        ]);
+        let (f, _) = run(&fs);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(
+            f[0].summary,
+            "the default boot entry 'U' cannot start: its initramfs /boot/initrd.img is a link to initrd.img-1, which is missing"
+        );
     }
 
     #[test]
