@@ -60,6 +60,15 @@ fn only_one(r: &Report) -> &Finding {
     b[0]
 }
 
+/// The one boot finding of fixture `name`, of this severity and impact,
+/// with the whole report.
+fn finding(name: &str, severity: Severity, impact: Impact) -> (Report, Finding) {
+    let r = examine(name);
+    let f = only_one(&r).clone();
+    assert_eq!((f.severity, &f.impact), (severity, &impact), "{name}");
+    (r, f)
+}
+
 fn view(f: &Finding) -> (String, Option<u32>, String) {
     match &f.repair {
         Some(Repair::View { path, line, hint }) => (
@@ -134,10 +143,7 @@ fn healthy_bls_layout_has_no_boot_finding() {
 
 #[test]
 fn missing_initramfs_of_the_default_entry() {
-    let r = examine("doctor-boot-initrd");
-    let f = only_one(&r);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Boot);
+    let (_, f) = finding("doctor-boot-initrd", Severity::Critical, Impact::Boot);
     assert!(
         f.summary.starts_with("the default boot entry 'Debian GNU/Linux' cannot start: its initramfs /boot/initrd.img-6.1.0-"),
         "{}",
@@ -165,7 +171,7 @@ fn missing_initramfs_of_the_default_entry() {
         f.evidence
     );
     let cfg = guest_file("doctor-boot-initrd", "/boot/grub/grub.cfg");
-    let (path, line, hint) = view(f);
+    let (path, line, hint) = view(&f);
     assert_eq!(path, "/boot/grub/grub.cfg");
     assert_eq!(
         line,
@@ -179,10 +185,7 @@ fn missing_initramfs_of_the_default_entry() {
 
 #[test]
 fn root_uuid_of_no_volume() {
-    let r = examine("doctor-boot-root");
-    let f = only_one(&r);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Boot);
+    let (_, f) = finding("doctor-boot-root", Severity::Critical, Impact::Boot);
     assert_eq!(
         f.summary,
         "the default boot entry 'Debian GNU/Linux' cannot mount its root: root=UUID=0dead000-1111-4222-8333-444455556666 names no volume of this guest (the guest's root filesystem is UUID=5e1f0c3a-9d2b-4c7e-8a61-2b3c4d5e6f01)"
@@ -192,7 +195,7 @@ fn root_uuid_of_no_volume() {
         "root=UUID=0dead000-1111-4222-8333-444455556666: no volume is UUID=0dead000-1111-4222-8333-444455556666"
     );
     let cfg = guest_file("doctor-boot-root", "/boot/grub/grub.cfg");
-    let (path, line, _) = view(f);
+    let (path, line, _) = view(&f);
     assert_eq!(path, "/boot/grub/grub.cfg");
     assert_eq!(
         line,
@@ -202,27 +205,21 @@ fn root_uuid_of_no_volume() {
 
 #[test]
 fn modules_of_the_default_kernel_missing() {
-    let r = examine("doctor-boot-modules");
-    let f = only_one(&r);
-    assert_eq!(f.severity, Severity::Error);
-    assert_eq!(f.impact, Impact::Boot);
+    let (_, f) = finding("doctor-boot-modules", Severity::Error, Impact::Boot);
     assert!(
         f.summary.starts_with("the default boot entry 'Debian GNU/Linux' has no modules for its kernel: /lib/modules/6.1.0-"),
         "{}",
         f.summary
     );
     assert!(f.evidence.last().unwrap().ends_with(": missing"));
-    let (path, line, _) = view(f);
+    let (path, line, _) = view(&f);
     assert_eq!(path, "/boot/grub/grub.cfg");
     assert!(line.is_some());
 }
 
 #[test]
 fn empty_kernel_of_the_default_bls_entry() {
-    let r = examine("doctor-boot-bls-empty");
-    let f = only_one(&r);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Boot);
+    let (_, f) = finding("doctor-boot-bls-empty", Severity::Critical, Impact::Boot);
     let entry = "/boot/loader/entries/8b5d1f0e2c3a4b6d9e7f0a1b2c3d4e5f-6.1.0-50-cloud-amd64.conf";
     assert_eq!(
         f.summary,
@@ -239,17 +236,14 @@ fn empty_kernel_of_the_default_bls_entry() {
         ]
     );
     assert_eq!(f.path.as_deref(), Some(entry.as_bytes()));
-    let (path, line, _) = view(f);
+    let (path, line, _) = view(&f);
     assert_eq!(path, entry);
     assert_eq!(line, Some(3), "the linux line of the entry");
 }
 
 #[test]
 fn rd_lvm_lv_of_no_logical_volume_with_grub_legacy() {
-    let r = examine("doctor-boot-lvm");
-    let f = only_one(&r);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Boot);
+    let (_, f) = finding("doctor-boot-lvm", Severity::Critical, Impact::Boot);
     assert_eq!(
         f.summary,
         "the default boot entry 'CentOS (2.6.32-358.el6.x86_64)' cannot start: rd_LVM_LV=vg_ta/lv_swap2 names a logical volume these disks do not have"
@@ -262,17 +256,14 @@ fn rd_lvm_lv_of_no_logical_volume_with_grub_legacy() {
             "rd_LVM_LV=vg_ta/lv_swap2: no volume is /dev/vg_ta/lv_swap2".to_string(),
         ]
     );
-    let (path, line, _) = view(f);
+    let (path, line, _) = view(&f);
     assert_eq!(path, "/boot/grub/grub.conf");
     assert_eq!(line, Some(16), "the kernel line");
 }
 
 #[test]
 fn no_boot_configuration_is_a_note() {
-    let r = examine("doctor-boot-none");
-    let f = only_one(&r);
-    assert_eq!(f.severity, Severity::Note);
-    assert_eq!(f.impact, Impact::Other);
+    let (r, f) = finding("doctor-boot-none", Severity::Note, Impact::Other);
     assert_eq!(
         f.summary,
         "no boot loader configuration found in the guest: the host may boot it directly"
@@ -301,16 +292,13 @@ fn no_boot_configuration_is_a_note() {
 
 #[test]
 fn a_menu_without_entries() {
-    let r = examine("doctor-boot-empty");
-    let f = only_one(&r);
-    assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.impact, Impact::Boot);
+    let (_, f) = finding("doctor-boot-empty", Severity::Critical, Impact::Boot);
     assert_eq!(
         f.summary,
         "GRUB 2 finds no boot entry in /boot/grub/grub.cfg"
     );
     assert_eq!(f.path.as_deref(), Some(b"/boot/grub/grub.cfg".as_slice()));
-    let (path, line, _) = view(f);
+    let (path, line, _) = view(&f);
     assert_eq!((path.as_str(), line), ("/boot/grub/grub.cfg", None));
 }
 
