@@ -314,6 +314,7 @@ impl<'a> Guest<'a> {
                                 versions: Vec::new(),
                                 needed: Vec::new(),
                                 big_endian: false,
+                                ..ElfInfo::default()
                             };
                             problems.push(format!(
                                 "the target is {} but its neighbours are {}",
