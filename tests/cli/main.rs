@@ -26,6 +26,7 @@ mod copy_destination;
 mod copy_hostile;
 mod copy_signals;
 mod doctor;
+mod doctor_linking;
 mod find_cli;
 mod guest_namespace;
 mod pve;
