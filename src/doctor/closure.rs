@@ -55,7 +55,16 @@ struct Broken {
     link: Option<Vec<u8>>,
     /// Labels of the roots it breaks, in order met.
     roots: Vec<Root>,
+    /// Other problems met with the same object, one line each (at most [`MAX_MORE`]).
+    more: Vec<String>,
+    /// How many more were left out.
+    more_count: usize,
 }
+
+/// Most further problems of one object said in its evidence.
+const MAX_MORE: usize = 4;
+/// Most roots named in a finding's evidence.
+const MAX_ROOTS_SHOWN: usize = 12;
 
 /// Resolve what boots and report what cannot load.
 pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
@@ -76,7 +85,10 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
                     &mut order,
                     program.clone(),
                     None,
-                    format!("{} does not exist: the kernel cannot start init", escape(program)),
+                    format!(
+                        "{} does not exist: the kernel cannot start init",
+                        escape(program)
+                    ),
                     vec![format!("{} is {}", init.label, escape(program))],
                     why,
                 );
@@ -91,9 +103,17 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
             let Some(interp) = shebang(fs, &exe) else {
                 break;
             };
-            chain.push(format!("{} is a script run by {}", escape(&exe), escape(&interp)));
+            chain.push(format!(
+                "{} is a script run by {}",
+                escape(&exe),
+                escape(&interp)
+            ));
             match path::resolve(fs, &interp, true) {
-                Ok(r) if fs.metadata(r.node).is_ok_and(|m| m.file_type == FileType::Regular) => {
+                Ok(r)
+                    if fs
+                        .metadata(r.node)
+                        .is_ok_and(|m| m.file_type == FileType::Regular) =>
+                {
                     exe = r.path;
                 }
                 _ => {
@@ -146,10 +166,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
         };
         out.push(finding(ctx, b));
     }
-    let mut summary = format!(
-        "{} ELF objects for {programs_seen} programs",
-        objects.len()
-    );
+    let mut summary = format!("{} ELF objects for {programs_seen} programs", objects.len());
     if let Some(p) = &loader.cache_problem {
         summary.push_str(&format!(" ({p})"));
     }
@@ -179,7 +196,8 @@ fn examine(
                 tried,
                 dangling,
             } => {
-                let is_interp = p.objects.first().and_then(|o| o.info.interp.as_ref()) == Some(name)
+                let is_interp = p.objects.first().and_then(|o| o.info.interp.as_ref())
+                    == Some(name)
                     && name.contains(&b'/');
                 let requester = p.objects.get(*needed_by);
                 let mut evidence = chain.to_vec();
@@ -187,10 +205,7 @@ fn examine(
                     evidence.extend(needs_chain(p, *needed_by));
                 }
                 let summary = if is_interp {
-                    evidence.push(format!(
-                        "{} is its interpreter (PT_INTERP)",
-                        escape(name)
-                    ));
+                    evidence.push(format!("{} is its interpreter (PT_INTERP)", escape(name)));
                     format!("the program interpreter {} does not exist", escape(name))
                 } else {
                     let by = requester.map(|r| escape(&r.file.file)).unwrap_or_default();
@@ -214,7 +229,16 @@ fn examine(
                     .or_else(|| is_interp.then(|| name.clone()))
                     .or_else(|| requester.map(|r| r.file.file.clone()))
                     .unwrap_or_default();
-                note_keyed(broken, order, key, at, dangling.clone(), summary, evidence, why);
+                note_keyed(
+                    broken,
+                    order,
+                    key,
+                    at,
+                    dangling.clone(),
+                    summary,
+                    evidence,
+                    why,
+                );
             }
             Failure::Unusable {
                 name,
@@ -227,10 +251,16 @@ fn examine(
                     Some(i) => {
                         evidence.extend(needs_chain(p, *i));
                         if let Some(r) = p.objects.get(*i) {
-                            evidence.push(format!("{} needs {}", escape(&r.file.file), escape(name)));
+                            evidence.push(format!(
+                                "{} needs {}",
+                                escape(&r.file.file),
+                                escape(name)
+                            ));
                         }
                     }
-                    None => evidence.push(format!("{} is its interpreter (PT_INTERP)", escape(name))),
+                    None => {
+                        evidence.push(format!("{} is its interpreter (PT_INTERP)", escape(name)))
+                    }
                 }
                 evidence.push(file.describe(name));
                 evidence.push(format!("{}: {reason}", escape(&file.file)));
@@ -261,7 +291,7 @@ fn examine(
                 // No version information: ld.so only warns.
                 continue;
             }
-            let missing: Vec<&str> = need
+            let mut missing: Vec<&str> = need
                 .versions
                 .iter()
                 .filter(|v| !v.weak)
@@ -273,6 +303,7 @@ fn examine(
             if missing.is_empty() {
                 continue;
             }
+            missing.sort_by(|a, b| compare_versions(version_tail(a), version_tail(b)));
             let mut evidence = chain.to_vec();
             evidence.extend(needs_chain(p, i));
             evidence.push(format!(
@@ -327,7 +358,11 @@ fn examine(
     let mut evidence = chain.to_vec();
     evidence.extend(needs_chain(p, li));
     evidence.push(libc.file.describe(b"libc.so.6"));
-    let ld_name = ld.info.soname.clone().unwrap_or_else(|| ld.file.file.clone());
+    let ld_name = ld
+        .info
+        .soname
+        .clone()
+        .unwrap_or_else(|| ld.file.file.clone());
     let private = libc
         .info
         .verneed
@@ -344,22 +379,39 @@ fn examine(
     evidence.push(format!(
         "{} is glibc {lv} but the interpreter {} is glibc {dv}",
         escape(&libc.file.file),
-        ld.file.describe(&ld.file.opened).split(" (via").next().unwrap_or_default()
+        ld.file
+            .describe(&ld.file.opened)
+            .split(" (via")
+            .next()
+            .unwrap_or_default()
     ));
     let summary = format!(
         "libc.so.6 is glibc {lv} ({}) but ld.so is glibc {dv} ({})",
         escape(&libc.file.file),
         escape(&ld.file.file)
     );
+    let key = libc.file.at_fault().to_vec();
     note(
         broken,
         order,
-        libc.file.at_fault().to_vec(),
+        key.clone(),
         libc.file.link.clone(),
-        summary,
+        summary.clone(),
         evidence,
         why,
     );
+    // The pairing is said whatever else was found first about that libc.
+    if let Some(b) = broken.get_mut(&key)
+        && b.summary != summary
+        && !b.more.contains(&summary)
+    {
+        b.more.insert(0, summary);
+        if b.more.len() > MAX_MORE {
+            b.more.truncate(MAX_MORE);
+        } else {
+            b.more_count = b.more_count.saturating_sub(1);
+        }
+    }
 }
 
 /// The glibc release of a libc or ld.so: from a versioned file name
@@ -378,6 +430,11 @@ fn release(
                 .or_else(|| elf::release_version(fs, o.file.node))
         })
         .clone()
+}
+
+/// `2.34` of `GLIBC_2.34`.
+fn version_tail(v: &str) -> &str {
+    v.trim_start_matches(|c: char| !c.is_ascii_digit())
 }
 
 /// The highest version of the same family (`GLIBC_`, `DEMO_`) as `like`.
@@ -506,17 +563,20 @@ fn note_keyed(
             path: at,
             link,
             roots: Vec::new(),
+            more: Vec::new(),
+            more_count: 0,
         }
     });
-    // The first chain in full; later ones add only what is new (another
-    // problem of the same object).
+    // The first chain in full; later ones (other objects with the same
+    // problem, another problem of the same object) in one line each, a few.
     if b.evidence.is_empty() {
         b.evidence = evidence;
-    } else if b.summary != summary && !b.evidence.iter().any(|e| *e == summary) {
-        if let Some(last) = evidence.into_iter().rev().find(|e| !b.evidence.contains(e)) {
-            b.evidence.push(last);
+    } else if b.summary != summary && !b.more.contains(&summary) {
+        if b.more.len() < MAX_MORE {
+            b.more.push(summary);
+        } else {
+            b.more_count += 1;
         }
-        b.evidence.push(summary);
     }
     for r in why {
         if !b.roots.iter().any(|x| x.label == r.label) {
@@ -546,7 +606,16 @@ fn finding(ctx: &Context<'_>, b: Broken) -> Finding {
         n => format!("{} and {} more", labels[..3].join(", "), n - 3),
     };
     let mut evidence = b.evidence;
-    evidence.push(format!("breaks: {}", labels.join(", ")));
+    evidence.extend(b.more);
+    if b.more_count > 0 {
+        evidence.push(format!("… and {} more like these", b.more_count));
+    }
+    let shown = labels.len().min(MAX_ROOTS_SHOWN);
+    let mut all = labels[..shown].join(", ");
+    if labels.len() > shown {
+        all.push_str(&format!(" and {} more", labels.len() - shown));
+    }
+    evidence.push(format!("breaks: {all}"));
     let repair = b
         .link
         .as_ref()
@@ -593,9 +662,10 @@ fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
         let key = path::resolve(fs, &program, true)
             .map(|r| r.path)
             .unwrap_or_else(|_| program.clone());
-        match out.iter_mut().find(|(p, _)| {
-            *p == program || path::resolve(fs, p, true).is_ok_and(|r| r.path == key)
-        }) {
+        match out
+            .iter_mut()
+            .find(|(p, _)| *p == program || path::resolve(fs, p, true).is_ok_and(|r| r.path == key))
+        {
             Some((_, why)) => {
                 if !why.iter().any(|w| w.label == root.label) {
                     why.push(root);
@@ -699,7 +769,10 @@ fn unit_file(fs: &dyn FsView, name: &str) -> Option<(Vec<u8>, String)> {
             if r.path == b"/dev/null" {
                 return None;
             }
-            if fs.metadata(r.node).is_ok_and(|m| m.file_type == FileType::Regular) {
+            if fs
+                .metadata(r.node)
+                .is_ok_and(|m| m.file_type == FileType::Regular)
+            {
                 let real = path::split_last(&r.path)
                     .1
                     .map(|n| String::from_utf8_lossy(&n).to_string())

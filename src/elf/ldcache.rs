@@ -150,7 +150,9 @@ pub fn parse(data: &[u8]) -> Result<LdCache, CacheError> {
         return parse_new(data, 0);
     }
     if !data.starts_with(MAGIC_OLD) {
-        return Err(CacheError("ld.so.cache: not a cache (bad magic at byte 0)".into()));
+        return Err(CacheError(
+            "ld.so.cache: not a cache (bad magic at byte 0)".into(),
+        ));
     }
     // The old header: magic (11 bytes), then nlibs at byte 12 (aligned).
     let nlibs = u32_at(data, 12, true)
@@ -224,8 +226,9 @@ fn parse_new(data: &[u8], start: usize) -> Result<LdCache, CacheError> {
     let little = match cache.get(28) {
         Some(2) => true,
         Some(3) => false,
-        _ => u32_at(cache, 20, true).is_some_and(fits)
-            || !u32_at(cache, 20, false).is_some_and(fits),
+        _ => {
+            u32_at(cache, 20, true).is_some_and(fits) || !u32_at(cache, 20, false).is_some_and(fits)
+        }
     };
     let nlibs = u32_at(cache, 20, little).unwrap_or(0);
     if !fits(nlibs) {
@@ -289,7 +292,9 @@ fn string_at(data: &[u8], off: u32) -> Option<Vec<u8>> {
     let s = data.get(usize::try_from(off).ok()?..)?;
     let s = s.get(..s.len().min(MAX_STRING.saturating_add(1)))?;
     let end = s.iter().position(|&c| c == 0)?;
-    (end > 0).then(|| s.get(..end).map(<[u8]>::to_vec)).flatten()
+    (end > 0)
+        .then(|| s.get(..end).map(<[u8]>::to_vec))
+        .flatten()
 }
 
 #[cfg(test)]

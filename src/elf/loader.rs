@@ -596,7 +596,12 @@ impl<'a> Loader<'a> {
         }
         let mut out: Vec<(Vec<u8>, String)> = dirs
             .iter()
-            .map(|d| (path::join(&d.dir, name), format!("in {} ({})", escape(&d.dir), d.source)))
+            .map(|d| {
+                (
+                    path::join(&d.dir, name),
+                    format!("in {} ({})", escape(&d.dir), d.source),
+                )
+            })
             .collect();
         if p.flavor == Flavor::Glibc && !req.nodeflib {
             if let Some(c) = &self.cache
@@ -762,7 +767,11 @@ mod tests {
         fs.add_dir(lib, b"x86_64-linux-gnu", 0o755);
         let read = |_: NodeId| None;
         let l = Loader::new(&fs, &read);
-        let d: Vec<Vec<u8>> = l.default_dirs(64, 62, false).into_iter().map(|d| d.dir).collect();
+        let d: Vec<Vec<u8>> = l
+            .default_dirs(64, 62, false)
+            .into_iter()
+            .map(|d| d.dir)
+            .collect();
         assert_eq!(
             d,
             vec![
@@ -772,7 +781,11 @@ mod tests {
                 b"/usr/lib".to_vec()
             ]
         );
-        let d: Vec<Vec<u8>> = l.default_dirs(64, 183, false).into_iter().map(|d| d.dir).collect();
+        let d: Vec<Vec<u8>> = l
+            .default_dirs(64, 183, false)
+            .into_iter()
+            .map(|d| d.dir)
+            .collect();
         assert_eq!(d, vec![b"/lib64".to_vec(), b"/usr/lib64".to_vec()]);
         let d: Vec<Vec<u8>> = l.musl_dirs("x86_64").into_iter().map(|d| d.dir).collect();
         assert_eq!(d[0], b"/lib".to_vec());

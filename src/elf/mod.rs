@@ -349,8 +349,10 @@ pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
     let Some(str_off) = vaddr_to_offset(&loads, strtab) else {
         return info.truncated.then_some(info);
     };
-    let Some(strings) = r.bytes(str_off, strsz.min(MAX_TABLE).min(size.saturating_sub(str_off)))
-    else {
+    let Some(strings) = r.bytes(
+        str_off,
+        strsz.min(MAX_TABLE).min(size.saturating_sub(str_off)),
+    ) else {
         return info.truncated.then_some(info);
     };
     let string_at = |off: u64| -> Option<Vec<u8>> {
@@ -440,12 +442,9 @@ fn read_verneeds(
     };
     for _ in 0..count {
         let Some(vn) = r.bytes(off, 16) else { break };
-        let (Some(cnt), Some(file), Some(aux), Some(next)) = (
-            r.u16(&vn, 2),
-            r.u32(&vn, 4),
-            r.u32(&vn, 8),
-            r.u32(&vn, 12),
-        ) else {
+        let (Some(cnt), Some(file), Some(aux), Some(next)) =
+            (r.u16(&vn, 2), r.u32(&vn, 4), r.u32(&vn, 8), r.u32(&vn, 12))
+        else {
             break;
         };
         let Some(file) = string_at(u64::from(file)) else {
@@ -459,12 +458,9 @@ fn read_verneeds(
         for _ in 0..u64::from(cnt).min(MAX_VERNEED) {
             let Some(a_off) = aux_off else { break };
             let Some(a) = r.bytes(a_off, 16) else { break };
-            let (Some(flags), Some(other), Some(name), Some(a_next)) = (
-                r.u16(&a, 4),
-                r.u16(&a, 6),
-                r.u32(&a, 8),
-                r.u32(&a, 12),
-            ) else {
+            let (Some(flags), Some(other), Some(name), Some(a_next)) =
+                (r.u16(&a, 4), r.u16(&a, 6), r.u32(&a, 8), r.u32(&a, 12))
+            else {
                 break;
             };
             if let Some(name) = string_at(u64::from(name)) {
@@ -520,7 +516,9 @@ pub fn release_version(fs: &dyn FsView, node: NodeId) -> Option<String> {
                 .take_while(|c| c.is_ascii_digit() || **c == b'.')
                 .copied()
                 .collect();
-            let v = String::from_utf8_lossy(&v).trim_end_matches('.').to_string();
+            let v = String::from_utf8_lossy(&v)
+                .trim_end_matches('.')
+                .to_string();
             if v.contains('.') && v.starts_with(|c: char| c.is_ascii_digit()) {
                 return Some(v);
             }
