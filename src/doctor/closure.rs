@@ -79,7 +79,9 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     let mut programs_seen = 0usize;
     for (program, why) in &programs {
         let Some(start) = path::resolve(fs, program, true).ok() else {
-            if let Some(init) = why.iter().find(|r| r.impact == Impact::Boot) {
+            if let Some(init) = why.iter().find(|r| r.impact == Impact::Boot)
+                && looks_like_root(fs)
+            {
                 note(
                     &mut broken,
                     &mut order,
@@ -679,7 +681,7 @@ fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
         .and_then(|c| {
             c.split_whitespace()
                 .filter_map(|w| w.strip_prefix("init="))
-                .last()
+                .next_back()
                 .map(|s| s.as_bytes().to_vec())
         })
         .unwrap_or_else(|| b"/sbin/init".to_vec());
@@ -737,6 +739,21 @@ fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
         }
     }
     out
+}
+
+/// Whether the tree is an operating system's root with programs (not a
+/// data volume, not a skeleton): `/etc` and a shell, `login` or `sshd`.
+fn looks_like_root(fs: &dyn FsView) -> bool {
+    exists(fs, b"/etc")
+        && [
+            "/bin/sh",
+            "/bin/bash",
+            "/bin/busybox",
+            "/bin/login",
+            "/usr/sbin/sshd",
+        ]
+        .iter()
+        .any(|p| exists(fs, p.as_bytes()))
 }
 
 fn exists(fs: &dyn FsView, p: &[u8]) -> bool {

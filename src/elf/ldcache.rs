@@ -298,7 +298,11 @@ fn string_at(data: &[u8], off: u32) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
@@ -359,7 +363,7 @@ mod tests {
         data.push(0);
         data.extend_from_slice(&1u32.to_le_bytes());
         data.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        while data.len() % 8 != 0 {
+        while !data.len().is_multiple_of(8) {
             data.push(0);
         }
         data.extend(new);

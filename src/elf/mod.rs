@@ -585,6 +585,36 @@ mod tests {
     }
 
     #[test]
+    fn cut_and_damaged_files_are_read_without_panic() {
+        let Some(data) = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+        else {
+            return;
+        };
+        let whole = read_bytes(&data).expect("ELF");
+        assert!(!whole.truncated);
+        assert!(!whole.verneed.is_empty(), "libc needs ld.so's versions");
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let node = fs.add_file(root, b"libc", 0o755, &data);
+        let release = release_version(&fs, node).expect("a release banner");
+        assert!(release.starts_with("2."), "{release}");
+        // (Past the last loadable segment come the section headers: cutting
+        // those is no harm to ld.so.)
+        for cut in [64, 200, 4096, data.len() / 2] {
+            if let Some(i) = read_bytes(&data[..cut]) {
+                assert!(i.truncated, "cut at {cut}");
+            }
+        }
+        let mut bad = data.clone();
+        for (k, at) in (0..bad.len()).step_by(997).enumerate() {
+            bad[at] ^= (k as u8) | 1;
+        }
+        let _ = read_bytes(&bad);
+    }
+
+    #[test]
     fn versions_compare_numerically() {
         assert!(compare_versions("2.9", "2.12").is_lt());
         assert!(compare_versions("2.12", "2.12").is_eq());
