@@ -87,10 +87,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
                     &mut order,
                     program.clone(),
                     None,
-                    format!(
-                        "{} does not exist: the kernel cannot start init",
-                        escape(program)
-                    ),
+                    format!("{} does not exist", escape(program)),
                     vec![format!("{} is {}", init.label, escape(program))],
                     why,
                 );
@@ -875,4 +872,52 @@ fn unit_programs(fs: &dyn FsView) -> Vec<(String, Vec<u8>)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::mem::MemFs;
+
+    #[test]
+    fn init_script_whose_interpreter_is_missing() {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        fs.add_dir(root, b"etc", 0o755);
+        let sbin = fs.add_dir(root, b"sbin", 0o755);
+        fs.add_file(sbin, b"init", 0o755, b"#! /bin/busybox-gone sh\necho\n");
+        let ctx = Context::new(&fs, None, None);
+        let mut out = Vec::new();
+        let checked = check(&ctx, &mut out);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let f = &out[0];
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.impact, Impact::Boot);
+        assert_eq!(
+            f.summary,
+            "the interpreter /bin/busybox-gone of /sbin/init does not exist: init cannot start"
+        );
+        assert_eq!(f.path.as_deref(), Some(&b"/sbin/init"[..]));
+        assert_eq!(checked.summary, "0 ELF objects for 0 programs");
+    }
+
+    #[test]
+    fn missing_init_only_in_a_root_with_programs() {
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        fs.add_dir(root, b"etc", 0o755);
+        let ctx = Context::new(&fs, None, None);
+        let mut out = Vec::new();
+        check(&ctx, &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        let bin = fs.add_dir(root, b"bin", 0o755);
+        fs.add_file(bin, b"sh", 0o755, b"#!/bin/sh-elsewhere\n");
+        let ctx = Context::new(&fs, None, None);
+        check(&ctx, &mut out);
+        assert!(
+            out.iter()
+                .any(|f| f.summary.starts_with("/sbin/init does not exist")),
+            "{out:#?}"
+        );
+    }
 }

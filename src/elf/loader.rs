@@ -364,6 +364,19 @@ impl<'a> Loader<'a> {
                 out.push(d);
             }
         }
+        // Where the interpreter really is (the multiarch directory behind
+        // /lib64/ld-linux-x86-64.so.2): glibc's own files live there.
+        if let Some(interp) = &info.interp
+            && let Ok(r) = path::resolve(self.fs, interp, true)
+        {
+            let (dir, _) = path::split_last(&r.path);
+            if !out.iter().any(|o| o.dir == dir) {
+                out.push(SearchDir {
+                    dir,
+                    source: "the interpreter's directory".into(),
+                });
+            }
+        }
         out
     }
 
@@ -757,6 +770,80 @@ mod tests {
         );
         assert!(is_musl_reserved(b"libc.musl-x86_64.so.1"));
         assert!(!is_musl_reserved(b"libz.so.1"));
+    }
+
+    /// A guest with the host's `true`, `libc.so.6` and ld.so; `libc` is
+    /// put in each (dir, bytes) given.
+    fn host_guest(libcs: &[(&[u8], &[u8])]) -> Option<MemFs> {
+        let exe = std::fs::read("/usr/bin/true").ok()?;
+        let ld = std::fs::read("/lib64/ld-linux-x86-64.so.2").ok()?;
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let bin = fs.add_dir(root, b"bin", 0o755);
+        fs.add_file(bin, b"true", 0o755, &exe);
+        let lib64 = fs.add_dir(root, b"lib64", 0o755);
+        fs.add_file(lib64, b"ld-linux-x86-64.so.2", 0o755, &ld);
+        let lib = fs.add_dir(root, b"lib", 0o755);
+        let lib_ma = fs.add_dir(lib, b"x86_64-linux-gnu", 0o755);
+        let usr = fs.add_dir(root, b"usr", 0o755);
+        let usr_lib = fs.add_dir(usr, b"lib", 0o755);
+        let usr_ma = fs.add_dir(usr_lib, b"x86_64-linux-gnu", 0o755);
+        for (dir, data) in libcs {
+            let d = if *dir == b"/lib/x86_64-linux-gnu" {
+                lib_ma
+            } else {
+                usr_ma
+            };
+            fs.add_file(d, b"libc.so.6", 0o755, data);
+        }
+        Some(fs)
+    }
+
+    #[test]
+    fn a_wrong_machine_library_is_skipped_as_ld_so_does() {
+        let Ok(libc) = std::fs::read("/usr/lib/x86_64-linux-gnu/libc.so.6") else {
+            return;
+        };
+        // The same file claiming to be i386 (e_machine 3).
+        let mut i386 = libc.clone();
+        i386[18..20].copy_from_slice(&3u16.to_le_bytes());
+        let Some(fs) = host_guest(&[
+            (b"/lib/x86_64-linux-gnu", &i386),
+            (b"/usr/lib/x86_64-linux-gnu", &libc),
+        ]) else {
+            return;
+        };
+        let read = |n: NodeId| crate::elf::read(&fs, n);
+        let l = Loader::new(&fs, &read);
+        let p = l.load(b"/bin/true").expect("ELF");
+        assert!(p.failures.is_empty(), "{:?}", p.failures);
+        assert_eq!(p.interp, Some(1));
+        let libc_obj = &p.objects[2];
+        assert_eq!(libc_obj.file.file, b"/usr/lib/x86_64-linux-gnu/libc.so.6");
+        assert_eq!(
+            libc_obj.how,
+            "in the default directory /usr/lib/x86_64-linux-gnu"
+        );
+        // libc needs ld-linux-x86-64.so.2: the interpreter, by its SONAME.
+        assert_eq!(p.objects.len(), 3);
+
+        // Without the right one, the skipped one is the evidence.
+        let Some(fs) = host_guest(&[(b"/lib/x86_64-linux-gnu", &i386)]) else {
+            return;
+        };
+        let read = |n: NodeId| crate::elf::read(&fs, n);
+        let l = Loader::new(&fs, &read);
+        let p = l.load(b"/bin/true").expect("ELF");
+        match &p.failures[..] {
+            [Failure::NotFound { name, tried, .. }] => {
+                assert_eq!(name, b"libc.so.6");
+                assert_eq!(
+                    tried,
+                    &["/lib/x86_64-linux-gnu/libc.so.6 skipped: ELF64 i386, not ELF64 x86-64"]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
