@@ -675,12 +675,7 @@ fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
     };
     let init = ctx
         .kernel_cmdline()
-        .and_then(|c| {
-            c.split_whitespace()
-                .filter_map(|w| w.strip_prefix("init="))
-                .next_back()
-                .map(|s| s.as_bytes().to_vec())
-        })
+        .and_then(init_from_cmdline)
         .unwrap_or_else(|| b"/sbin/init".to_vec());
     add(
         init,
@@ -736,6 +731,18 @@ fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
         }
     }
     out
+}
+
+/// The `init=` of a kernel command line: the last one before `--` (what
+/// follows `--` is for init itself), as the kernel's `init_setup` keeps it.
+fn init_from_cmdline(cmdline: &str) -> Option<Vec<u8>> {
+    cmdline
+        .split_whitespace()
+        .take_while(|w| *w != "--")
+        .filter_map(|w| w.strip_prefix("init="))
+        .filter(|v| !v.is_empty())
+        .last()
+        .map(|s| s.as_bytes().to_vec())
 }
 
 /// Whether the tree is an operating system's root with programs (not a
@@ -899,6 +906,20 @@ mod tests {
         );
         assert_eq!(f.path.as_deref(), Some(&b"/sbin/init"[..]));
         assert_eq!(checked.summary, "0 ELF objects for 0 programs");
+    }
+
+    #[test]
+    fn init_of_the_kernel_command_line() {
+        let init = |c: &str| init_from_cmdline(c).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(init("ro quiet"), None);
+        assert_eq!(
+            init("root=/dev/sda1 init=/bin/sh ro init=/lib/systemd/systemd").as_deref(),
+            Some("/lib/systemd/systemd")
+        );
+        assert_eq!(
+            init("init=/bin/bash -- init=/x").as_deref(),
+            Some("/bin/bash")
+        );
     }
 
     #[test]
