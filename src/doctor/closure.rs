@@ -20,6 +20,9 @@ use crate::text::escape;
 const MAX_SCRIPT_DEPTH: usize = 4;
 /// Most systemd units looked at.
 const MAX_UNITS: usize = 1024;
+/// What the kernel runs when no `init=` is given, the first that exists
+/// (`init/main.c`, `kernel_init`).
+const KERNEL_INITS: &[&str] = &["/sbin/init", "/etc/init", "/bin/init", "/bin/sh"];
 /// Where systemd looks for unit files, in order.
 const UNIT_DIRS: &[&str] = &[
     "/etc/systemd/system",
@@ -673,14 +676,22 @@ fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
             None => out.push((program, vec![root])),
         }
     };
-    let init = ctx
-        .kernel_cmdline()
-        .and_then(init_from_cmdline)
-        .unwrap_or_else(|| b"/sbin/init".to_vec());
+    // init= must work (the kernel panics otherwise); without it the kernel
+    // runs the first of its fallbacks that exists.
+    let (init, label) = match ctx.kernel_cmdline().and_then(init_from_cmdline) {
+        Some(init) => (init, "init".to_string()),
+        None => match KERNEL_INITS.iter().find(|p| exists(fs, p.as_bytes())) {
+            Some(&"/sbin/init") | None => (b"/sbin/init".to_vec(), "init".to_string()),
+            Some(p) => (
+                p.as_bytes().to_vec(),
+                format!("init ({p}: /sbin/init does not exist)"),
+            ),
+        },
+    };
     add(
         init,
         Root {
-            label: "init".into(),
+            label,
             severity: Severity::Critical,
             impact: Impact::Boot,
         },
@@ -932,13 +943,32 @@ mod tests {
         check(&ctx, &mut out);
         assert!(out.is_empty(), "{out:#?}");
         let bin = fs.add_dir(root, b"bin", 0o755);
-        fs.add_file(bin, b"sh", 0o755, b"#!/bin/sh-elsewhere\n");
+        fs.add_file(bin, b"login", 0o755, b"not a program");
         let ctx = Context::new(&fs, None, None);
         check(&ctx, &mut out);
         assert!(
             out.iter()
-                .any(|f| f.summary.starts_with("/sbin/init does not exist")),
+                .any(|f| f.summary == "/sbin/init does not exist: init cannot start"),
             "{out:#?}"
+        );
+        // Without /sbin/init the kernel runs /bin/sh: that one's closure counts.
+        out.clear();
+        fs.add_file(bin, b"sh", 0o755, b"#!/bin/sh-elsewhere\n");
+        let ctx = Context::new(&fs, None, None);
+        check(&ctx, &mut out);
+        assert!(
+            out.iter().all(|f| !f.summary.starts_with("/sbin/init")),
+            "{out:#?}"
+        );
+        let f = out
+            .iter()
+            .find(|f| f.impact == Impact::Boot)
+            .expect("/bin/sh as init");
+        assert!(
+            f.summary
+                .contains("init (/bin/sh: /sbin/init does not exist)"),
+            "{}",
+            f.summary
         );
     }
 }
