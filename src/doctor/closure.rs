@@ -18,6 +18,8 @@ use crate::text::escape;
 
 /// Most interpreters of interpreters followed (the kernel's `BINPRM_MAX_RECURSION`).
 const MAX_SCRIPT_DEPTH: usize = 4;
+/// Most programs looked at.
+const MAX_PROGRAMS: usize = 512;
 /// Most systemd units looked at.
 const MAX_UNITS: usize = 1024;
 /// What the kernel runs when no `init=` is given, the first that exists
@@ -659,21 +661,19 @@ fn shebang(fs: &dyn FsView, file: &[u8]) -> Option<Vec<u8>> {
 /// The programs looked at, each with why (one program may be several roots).
 fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
     let fs = ctx.fs;
-    let mut out: Vec<(Vec<u8>, Vec<Root>)> = Vec::new();
-    let add = |program: Vec<u8>, root: Root, out: &mut Vec<(Vec<u8>, Vec<Root>)>| {
+    // (program, its resolved path, why), the resolved path deciding sameness.
+    let mut out: Vec<(Vec<u8>, Vec<u8>, Vec<Root>)> = Vec::new();
+    let add = |program: Vec<u8>, root: Root, out: &mut Vec<(Vec<u8>, Vec<u8>, Vec<Root>)>| {
         let key = path::resolve(fs, &program, true)
             .map(|r| r.path)
             .unwrap_or_else(|_| program.clone());
-        match out
-            .iter_mut()
-            .find(|(p, _)| *p == program || path::resolve(fs, p, true).is_ok_and(|r| r.path == key))
-        {
-            Some((_, why)) => {
-                if !why.iter().any(|w| w.label == root.label) {
-                    why.push(root);
-                }
+        let full = out.len() >= MAX_PROGRAMS;
+        if let Some((_, _, why)) = out.iter_mut().find(|(_, k, _)| *k == key) {
+            if !why.iter().any(|w| w.label == root.label) {
+                why.push(root);
             }
-            None => out.push((program, vec![root])),
+        } else if !full {
+            out.push((program, key, vec![root]));
         }
     };
     // init= must work (the kernel panics otherwise); without it the kernel
@@ -741,7 +741,7 @@ fn roots(ctx: &Context<'_>) -> Vec<(Vec<u8>, Vec<Root>)> {
             );
         }
     }
-    out
+    out.into_iter().map(|(p, _, why)| (p, why)).collect()
 }
 
 /// The `init=` of a kernel command line: the last one before `--` (what

@@ -23,7 +23,7 @@
 //! Everything is resolved inside the guest (symlinks included), bounded,
 //! and each path looked at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::ElfInfo;
@@ -454,23 +454,26 @@ impl<'a> Loader<'a> {
                 }),
             }
         }
-        // Breadth-first, as ld.so maps the dependencies.
+        // Breadth-first, as ld.so maps the dependencies. Each name is
+        // decided once: loaded (ld.so reuses the object) or failed.
+        let mut decided: HashSet<Vec<u8>> = p
+            .objects
+            .iter()
+            .flat_map(|o| o.names.iter().cloned())
+            .collect();
         let mut next = 0;
         while next < p.objects.len() && p.objects.len() < MAX_OBJECTS {
             let needed = p.objects[next].info.needed.clone();
             for name in needed {
-                if p.objects.iter().any(|o| o.names.contains(&name)) {
-                    // Already loaded: ld.so reuses it.
+                if decided.contains(&name) {
                     continue;
                 }
-                if p.failures.iter().any(|f| match f {
-                    Failure::NotFound { name: n, .. } | Failure::Unusable { name: n, .. } => {
-                        *n == name
-                    }
-                }) {
-                    continue;
-                }
+                let before = p.objects.len();
                 self.load_one(&mut p, next, &name);
+                decided.insert(name);
+                if let Some(o) = p.objects.get(before..) {
+                    decided.extend(o.iter().flat_map(|o| o.names.iter().cloned()));
+                }
             }
             next += 1;
         }
