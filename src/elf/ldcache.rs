@@ -393,5 +393,10 @@ mod tests {
         let c = parse(&data).unwrap();
         assert!(!c.entries.is_empty());
         assert!(c.entries.iter().any(|e| e.key == b"libc.so.6"));
+        if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            let p = c.lookup(b"libc.so.6", 64, 62).expect("the host's libc");
+            let p = std::str::from_utf8(p).unwrap();
+            assert!(std::path::Path::new(p).exists(), "{p}");
+        }
     }
 }
