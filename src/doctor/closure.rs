@@ -383,11 +383,11 @@ fn examine(
     evidence.push(format!(
         "{} is glibc {lv} but the interpreter {} is glibc {dv}",
         escape(&libc.file.file),
-        ld.file
-            .describe(&ld.file.opened)
-            .split(" (via")
-            .next()
-            .unwrap_or_default()
+        if ld.file.opened == ld.file.file {
+            escape(&ld.file.file)
+        } else {
+            format!("{} -> {}", escape(&ld.file.opened), escape(&ld.file.file))
+        }
     ));
     let summary = format!(
         "libc.so.6 is glibc {lv} ({}) but ld.so is glibc {dv} ({})",
