@@ -160,10 +160,13 @@ fn render(r: &Report, volume: &str, how: &Commands) -> String {
             },
             Some(rep @ Repair::View { line, hint, .. }) => {
                 out.push_str(&format!(
-                    "       look:     {}{}  ({hint})\n",
+                    "       look:     {}{}\n",
                     how.repair(rep),
                     line.map(|l| format!("   # line {l}")).unwrap_or_default()
                 ));
+                if !f.summary.starts_with(hint.as_str()) {
+                    out.push_str(&format!("                 {hint}\n"));
+                }
             }
             None => {}
         }

@@ -60,7 +60,9 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
     // A link dangling only because the link it points at is wrong
     // (`/usr/bin/ld.so -> /lib64/ld-linux-x86-64.so.2`) is that one's
     // evidence, not a finding of its own.
+    // The same for a link an earlier check (the closure) reported.
     let mut via: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut explained: Vec<Vec<u8>> = Vec::new();
     for (_, a, _) in &found {
         if a.meta.file_type != FileType::Symlink || path::resolve(fs, &a.link, true).is_ok() {
             continue;
@@ -69,10 +71,23 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
         let Ok(next) = path::resolve(fs, &signs::lexical(&dir, &a.target), false) else {
             continue;
         };
-        if next.path != a.link && found.iter().any(|(_, b, _)| b.link == next.path) {
+        if next.path == a.link {
+            continue;
+        }
+        if let Some(f) = out
+            .iter_mut()
+            .find(|f| f.path.as_deref() == Some(&next.path[..]))
+        {
+            f.evidence.push(format!(
+                "{} points at it and dangles with it",
+                escape(&a.link)
+            ));
+            explained.push(a.link.clone());
+        } else if found.iter().any(|(_, b, _)| b.link == next.path) {
             via.push((a.link.clone(), next.path));
         }
     }
+    found.retain(|(_, a, _)| !explained.contains(&a.link));
     found.retain(|(_, a, _)| {
         !via.iter()
             .any(|(from, to)| *from == a.link && !via.iter().any(|(f, _)| f == to))
@@ -106,7 +121,8 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
                 escape(&a.target),
                 a.problems.first().cloned().unwrap_or_default()
             ),
-            evidence: a.problems.clone(),
+            // The first problem is in the summary.
+            evidence: a.problems.iter().skip(1).cloned().collect(),
             path: Some(a.link.clone()),
             repair: Some(Repair::Relink(Box::new(a))),
         });

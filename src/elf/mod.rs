@@ -1,9 +1,16 @@
-//! Just enough ELF to choose a library: class, machine, type, `DT_SONAME`
-//! and the version definitions (`GLIBC_2.12`).
+//! Just enough ELF to choose a library and to load it as `ld.so` would:
+//! class, machine, type, `PT_INTERP`, `DT_SONAME`, `DT_NEEDED`, `DT_RPATH`,
+//! `DT_RUNPATH`, the version definitions (`GLIBC_2.12`) and the versions
+//! each needed file must define (`DT_VERNEED`), and whether the file is
+//! shorter than its loadable segments.
 //!
 //! Only the ELF header, the program headers, the dynamic segment and the
 //! parts of the string table they name are read, each bounded, so scanning
-//! a whole `/lib64` reads a few KiB per file.
+//! a whole `/lib64` reads a few KiB per file. [`ldcache`] reads
+//! `/etc/ld.so.cache`, [`loader`] resolves names as `ld.so` does.
+
+pub mod ldcache;
+pub mod loader;
 
 use crate::fs::{FsView, NodeId};
 
@@ -12,8 +19,36 @@ const MAX_TABLE: u64 = 1 << 20;
 /// Most program headers looked at.
 const MAX_PHDRS: u64 = 256;
 
-/// What vmrescue needs to know about an ELF file.
+/// Longest `PT_INTERP`, `DT_RPATH` or `DT_RUNPATH` kept (as `PATH_MAX`).
+const MAX_PATHS: usize = 4096;
+/// Most `DT_VERNEED` files, and versions per file, looked at.
+const MAX_VERNEED: u64 = 256;
+/// How far into a file [`release_version`] looks.
+const MAX_RELEASE_SCAN: u64 = 8 << 20;
+
+/// One version an object needs from one of its needed files (`Elf*_Vernaux`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededVersion {
+    /// The version's name (`GLIBC_2.34`).
+    pub name: String,
+    /// `VER_FLG_WEAK`: a missing definition is only a warning for `ld.so`.
+    pub weak: bool,
+    /// `vna_other`: the version index the object's symbols use
+    /// (`VER_NDX`, bit 15 hidden).
+    pub index: u16,
+}
+
+/// The versions an object needs from one file (`Elf*_Verneed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionNeed {
+    /// `vn_file`: the needed file's name as in `DT_NEEDED` (`libc.so.6`).
+    pub file: Vec<u8>,
+    /// The versions needed from it.
+    pub versions: Vec<NeededVersion>,
+}
+
+/// What vmrescue needs to know about an ELF file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ElfInfo {
     /// 32 or 64.
     pub class: u8,
@@ -29,6 +64,21 @@ pub struct ElfInfo {
     pub needed: Vec<Vec<u8>>,
     /// Most significant byte first.
     pub big_endian: bool,
+    /// `PT_INTERP`: the program interpreter (`/lib64/ld-linux-x86-64.so.2`).
+    pub interp: Option<Vec<u8>>,
+    /// `DT_RPATH`, colon-separated, tokens unexpanded.
+    pub rpath: Option<Vec<u8>>,
+    /// `DT_RUNPATH`, colon-separated, tokens unexpanded.
+    pub runpath: Option<Vec<u8>>,
+    /// `DT_VERNEED`: per needed file, the versions it must define.
+    pub verneed: Vec<VersionNeed>,
+    /// The name of the base version definition (`VER_FLG_BASE`), usually the SONAME.
+    pub version_base: Option<String>,
+    /// The file ends before the end of a `PT_LOAD` segment's file range
+    /// (or of its program headers): `ld.so` cannot map it.
+    pub truncated: bool,
+    /// `DF_1_NODEFLIB`: `ld.so` skips the cache and the default directories for its needs.
+    pub nodeflib: bool,
 }
 
 /// Most `DT_NEEDED` entries kept.
@@ -169,6 +219,9 @@ fn vaddr_to_offset(loads: &[Load], vaddr: u64) -> Option<u64> {
 }
 
 /// Read the ELF facts of a regular file; `None` if it is not ELF or is damaged.
+///
+/// A file cut short is still read as far as it goes, with
+/// [`ElfInfo::truncated`] set.
 pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
     let size = fs.metadata(node).ok()?.size;
     let mut r = Reader {
@@ -178,19 +231,22 @@ pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
         little: true,
     };
     let head = r.bytes(0, 64.min(size))?;
-    if head.len() < 52 || &head[0..4] != b"\x7fELF" {
+    if head.len() < 52 || head.get(0..4)? != b"\x7fELF" {
         return None;
     }
-    let is64 = match head[4] {
+    let is64 = match head.get(4)? {
         1 => false,
         2 => true,
         _ => return None,
     };
-    r.little = match head[5] {
+    r.little = match head.get(5)? {
         1 => true,
         2 => false,
         _ => return None,
     };
+    if is64 && head.len() < 64 {
+        return None;
+    }
     let elf_type = r.u16(&head, 16)?;
     let machine = r.u16(&head, 18)?;
     let (phoff, phentsize, phnum) = if is64 {
@@ -206,21 +262,24 @@ pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
         class: if is64 { 64 } else { 32 },
         machine,
         elf_type,
-        soname: None,
-        versions: Vec::new(),
-        needed: Vec::new(),
         big_endian: !r.little,
+        ..ElfInfo::default()
     };
     let phnum = u64::from(phnum).min(MAX_PHDRS);
     let min_ent = if is64 { 56 } else { 32 };
     if phnum == 0 || u64::from(phentsize) < min_ent {
         return Some(info);
     }
-    let phdrs = r.bytes(phoff, phnum * u64::from(phentsize))?;
+    let table_len = phnum * u64::from(phentsize);
+    if phoff.checked_add(table_len).is_none_or(|end| end > size) {
+        info.truncated = true;
+        return Some(info);
+    }
+    let phdrs = r.bytes(phoff, table_len)?;
     let mut loads = Vec::new();
     let mut dynamic: Option<(u64, u64)> = None;
-    for i in 0..phnum as usize {
-        let b = &phdrs[i * phentsize as usize..];
+    let mut interp: Option<(u64, u64)> = None;
+    for b in phdrs.chunks_exact(usize::from(phentsize)) {
         let p_type = r.u32(b, 0)?;
         let (offset, vaddr, filesz) = if is64 {
             (r.u64(b, 8)?, r.u64(b, 16)?, r.u64(b, 32)?)
@@ -232,82 +291,249 @@ pub fn read(fs: &dyn FsView, node: NodeId) -> Option<ElfInfo> {
             )
         };
         match p_type {
-            1 => loads.push(Load {
-                vaddr,
-                offset,
-                filesz,
-            }),
+            1 => {
+                if offset.checked_add(filesz).is_none_or(|end| end > size) {
+                    info.truncated = true;
+                }
+                loads.push(Load {
+                    vaddr,
+                    offset,
+                    filesz,
+                });
+            }
             2 => dynamic = Some((offset, filesz)),
+            3 => interp = Some((offset, filesz)),
             _ => {}
+        }
+    }
+    if let Some((off, len)) = interp {
+        let len = len.min(MAX_PATHS as u64);
+        match r.bytes(off, len) {
+            Some(b) => {
+                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                info.interp = Some(b[..end].to_vec());
+            }
+            None => info.truncated = true,
         }
     }
     let Some((dyn_off, dyn_size)) = dynamic else {
         return Some(info);
     };
-    let dyns = r.bytes(dyn_off, dyn_size.min(MAX_TABLE))?;
+    let Some(dyns) = r.bytes(dyn_off, dyn_size.min(MAX_TABLE)) else {
+        return info.truncated.then_some(info);
+    };
     let ent = if is64 { 16 } else { 8 };
-    let (mut strtab, mut strsz, mut soname, mut verdef, mut verdefnum) =
-        (None, None, None, None, None);
-    let mut needed = Vec::new();
+    let mut d = DynTags::default();
     for chunk in dyns.chunks_exact(ent) {
         let tag = r.word(chunk, 0, is64)?;
         let val = r.word(chunk, ent / 2, is64)?;
         match tag {
             0 => break,
-            1 if needed.len() < MAX_NEEDED => needed.push(val),
-            5 => strtab = Some(val),
-            10 => strsz = Some(val),
-            14 => soname = Some(val),
-            0x6fff_fffc => verdef = Some(val),
-            0x6fff_fffd => verdefnum = Some(val),
+            1 if d.needed.len() < MAX_NEEDED => d.needed.push(val),
+            5 => d.strtab = Some(val),
+            10 => d.strsz = Some(val),
+            14 => d.soname = Some(val),
+            15 => d.rpath = Some(val),
+            29 => d.runpath = Some(val),
+            0x6fff_fffb => info.nodeflib = val & 0x800 != 0,
+            0x6fff_fffc => d.verdef = Some(val),
+            0x6fff_fffd => d.verdefnum = Some(val),
+            0x6fff_fffe => d.verneed = Some(val),
+            0x6fff_ffff => d.verneednum = Some(val),
             _ => {}
         }
     }
-    let (Some(strtab), Some(strsz)) = (strtab, strsz) else {
+    let (Some(strtab), Some(strsz)) = (d.strtab, d.strsz) else {
         return Some(info);
     };
-    let str_off = vaddr_to_offset(&loads, strtab)?;
-    let strings = r.bytes(str_off, strsz.min(MAX_TABLE))?;
+    let Some(str_off) = vaddr_to_offset(&loads, strtab) else {
+        return info.truncated.then_some(info);
+    };
+    let Some(strings) = r.bytes(
+        str_off,
+        strsz.min(MAX_TABLE).min(size.saturating_sub(str_off)),
+    ) else {
+        return info.truncated.then_some(info);
+    };
     let string_at = |off: u64| -> Option<Vec<u8>> {
         let s = strings.get(usize::try_from(off).ok()?..)?;
         let end = s.iter().position(|&c| c == 0)?;
         Some(s[..end].to_vec())
     };
-    info.soname = soname.and_then(string_at);
-    info.needed = needed.into_iter().filter_map(string_at).collect();
-    if let (Some(vd), Some(n)) = (verdef, verdefnum) {
-        info.versions = read_verdefs(&r, &loads, vd, n.min(1024), &string_at).unwrap_or_default();
+    let path_at = |off: u64| string_at(off).filter(|p| p.len() <= MAX_PATHS);
+    info.soname = d.soname.and_then(string_at);
+    info.rpath = d.rpath.and_then(path_at);
+    info.runpath = d.runpath.and_then(path_at);
+    info.needed = d.needed.into_iter().filter_map(string_at).collect();
+    if let (Some(vd), Some(n)) = (d.verdef, d.verdefnum) {
+        let (versions, base) =
+            read_verdefs(&r, &loads, vd, n.min(1024), &string_at).unwrap_or_default();
+        info.versions = versions;
+        info.version_base = base;
+    }
+    if let (Some(vn), Some(n)) = (d.verneed, d.verneednum) {
+        info.verneed = read_verneeds(&r, &loads, vn, n.min(MAX_VERNEED), &string_at);
     }
     Some(info)
 }
 
-/// Walk the `Elf*_Verdef` chain (same layout in ELF32 and ELF64).
+/// The dynamic tags [`read`] looks at (string table offsets and addresses).
+#[derive(Default)]
+struct DynTags {
+    strtab: Option<u64>,
+    strsz: Option<u64>,
+    soname: Option<u64>,
+    rpath: Option<u64>,
+    runpath: Option<u64>,
+    verdef: Option<u64>,
+    verdefnum: Option<u64>,
+    verneed: Option<u64>,
+    verneednum: Option<u64>,
+    needed: Vec<u64>,
+}
+
+/// Walk the `Elf*_Verdef` chain (same layout in ELF32 and ELF64): the
+/// defined versions, and the base definition's name apart.
 fn read_verdefs(
     r: &Reader<'_>,
     loads: &[Load],
     vaddr: u64,
     count: u64,
     string_at: &dyn Fn(u64) -> Option<Vec<u8>>,
-) -> Option<Vec<String>> {
+) -> Option<(Vec<String>, Option<String>)> {
     let mut off = vaddr_to_offset(loads, vaddr)?;
     let mut out = Vec::new();
+    let mut base = None;
     for _ in 0..count {
         let vd = r.bytes(off, 20)?;
         let vd_flags = r.u16(&vd, 2)?;
         let vd_aux = u64::from(r.u32(&vd, 12)?);
         let vd_next = u64::from(r.u32(&vd, 16)?);
+        let aux = r.bytes(off.checked_add(vd_aux)?, 8)?;
+        let name = string_at(u64::from(r.u32(&aux, 0)?))?;
+        let name = String::from_utf8_lossy(&name).to_string();
         // The base definition (VER_FLG_BASE) names the file itself.
         if vd_flags & 1 == 0 {
-            let aux = r.bytes(off.checked_add(vd_aux)?, 8)?;
-            let name = string_at(u64::from(r.u32(&aux, 0)?))?;
-            out.push(String::from_utf8_lossy(&name).to_string());
+            out.push(name);
+        } else {
+            base = Some(name);
         }
         if vd_next == 0 {
             break;
         }
         off = off.checked_add(vd_next)?;
     }
-    Some(out)
+    Some((out, base))
+}
+
+/// Walk the `Elf*_Verneed` chain and each entry's `Elf*_Vernaux` list (same
+/// layout in ELF32 and ELF64). What cannot be read ends the walk; what was
+/// read is kept.
+fn read_verneeds(
+    r: &Reader<'_>,
+    loads: &[Load],
+    vaddr: u64,
+    count: u64,
+    string_at: &dyn Fn(u64) -> Option<Vec<u8>>,
+) -> Vec<VersionNeed> {
+    let mut out = Vec::new();
+    let Some(mut off) = vaddr_to_offset(loads, vaddr) else {
+        return out;
+    };
+    for _ in 0..count {
+        let Some(vn) = r.bytes(off, 16) else { break };
+        let (Some(cnt), Some(file), Some(aux), Some(next)) =
+            (r.u16(&vn, 2), r.u32(&vn, 4), r.u32(&vn, 8), r.u32(&vn, 12))
+        else {
+            break;
+        };
+        let Some(file) = string_at(u64::from(file)) else {
+            break;
+        };
+        let mut need = VersionNeed {
+            file,
+            versions: Vec::new(),
+        };
+        let mut aux_off = off.checked_add(u64::from(aux));
+        for _ in 0..u64::from(cnt).min(MAX_VERNEED) {
+            let Some(a_off) = aux_off else { break };
+            let Some(a) = r.bytes(a_off, 16) else { break };
+            let (Some(flags), Some(other), Some(name), Some(a_next)) =
+                (r.u16(&a, 4), r.u16(&a, 6), r.u32(&a, 8), r.u32(&a, 12))
+            else {
+                break;
+            };
+            if let Some(name) = string_at(u64::from(name)) {
+                need.versions.push(NeededVersion {
+                    name: String::from_utf8_lossy(&name).to_string(),
+                    weak: flags & 2 != 0,
+                    index: other,
+                });
+            }
+            if a_next == 0 {
+                break;
+            }
+            aux_off = a_off.checked_add(u64::from(a_next));
+        }
+        out.push(need);
+        if next == 0 {
+            break;
+        }
+        match off.checked_add(u64::from(next)) {
+            Some(o) => off = o,
+            None => break,
+        }
+    }
+    out
+}
+
+/// The glibc release a `libc.so.6` or `ld.so` says it is: the `X.Y` of the
+/// "… release version X.Y" banner both carry (what `ld.so --version` and
+/// running `libc.so.6` print), looked for in the first 8 MiB.
+pub fn release_version(fs: &dyn FsView, node: NodeId) -> Option<String> {
+    const NEEDLE: &[u8] = b"release version ";
+    const CHUNK: u64 = 256 * 1024;
+    let size = fs.metadata(node).ok()?.size.min(MAX_RELEASE_SCAN);
+    let mut off = 0u64;
+    while off < size {
+        // Overlap the chunks so a banner across a boundary is seen whole.
+        let len = CHUNK.min(size - off);
+        let mut buf = vec![0u8; len as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match fs.read_at(node, off + done as u64, &mut buf[done..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
+        }
+        buf.truncate(done);
+        let mut from = 0;
+        while let Some(i) = find(&buf[from..], NEEDLE) {
+            let start = from + i + NEEDLE.len();
+            let v: Vec<u8> = buf[start..]
+                .iter()
+                .take(16)
+                .take_while(|c| c.is_ascii_digit() || **c == b'.')
+                .copied()
+                .collect();
+            let v = String::from_utf8_lossy(&v)
+                .trim_end_matches('.')
+                .to_string();
+            if v.contains('.') && v.starts_with(|c: char| c.is_ascii_digit()) {
+                return Some(v);
+            }
+            from = start;
+        }
+        if done < len as usize || off + len >= size {
+            break;
+        }
+        off += len - 64;
+    }
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -356,6 +582,36 @@ mod tests {
         );
         let v = info.glibc_version().expect("GLIBC_ versions");
         assert!(compare_versions(&v, "2.17").is_ge(), "{v}");
+    }
+
+    #[test]
+    fn cut_and_damaged_files_are_read_without_panic() {
+        let Some(data) = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+        else {
+            return;
+        };
+        let whole = read_bytes(&data).expect("ELF");
+        assert!(!whole.truncated);
+        assert!(!whole.verneed.is_empty(), "libc needs ld.so's versions");
+        let mut fs = MemFs::new();
+        let root = fs.root_id();
+        let node = fs.add_file(root, b"libc", 0o755, &data);
+        let release = release_version(&fs, node).expect("a release banner");
+        assert!(release.starts_with("2."), "{release}");
+        // (Past the last loadable segment come the section headers: cutting
+        // those is no harm to ld.so.)
+        for cut in [64, 200, 4096, data.len() / 2] {
+            if let Some(i) = read_bytes(&data[..cut]) {
+                assert!(i.truncated, "cut at {cut}");
+            }
+        }
+        let mut bad = data.clone();
+        for (k, at) in (0..bad.len()).step_by(997).enumerate() {
+            bad[at] ^= (k as u8) | 1;
+        }
+        let _ = read_bytes(&bad);
     }
 
     #[test]

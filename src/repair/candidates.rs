@@ -447,10 +447,7 @@ impl<'a> Guest<'a> {
                             class,
                             machine,
                             elf_type: 3,
-                            soname: None,
-                            versions: Vec::new(),
-                            needed: Vec::new(),
-                            big_endian: false,
+                            ..ElfInfo::default()
                         };
                         hard.push(format!(
                             "the target is {} but its neighbours are {}",

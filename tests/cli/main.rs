@@ -27,6 +27,7 @@ mod copy_hostile;
 mod copy_signals;
 mod doctor;
 mod doctor_boot;
+mod doctor_linking;
 mod doctor_links;
 mod doctor_system;
 mod find_cli;

@@ -127,10 +127,14 @@ fn finding_lines(f: &Finding, selected: bool, lines: &mut Vec<Line<'static>>) {
         },
         Some(Repair::View { path, line, hint }) => lines.push(Line::styled(
             format!(
-                "    v: {}{} — {}",
+                "    v: {}{}{}",
                 safe(&escape(path)),
                 line.map(|l| format!(" line {l}")).unwrap_or_default(),
-                safe(hint)
+                if f.summary.starts_with(hint.as_str()) {
+                    String::new()
+                } else {
+                    format!(" — {}", safe(hint))
+                }
             ),
             style::warn(),
         )),
