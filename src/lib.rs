@@ -14,8 +14,11 @@
 //! * [`engine`] — the userspace engine (we parse everything ourselves) and
 //!   the kernel engine (loop + device-mapper + read-only mount).
 //! * [`ops`] — what the operator does with a filesystem: copy out, listings.
-//! * [`repair`] — doctor, the right target for a broken symlink, relink
-//!   with an undo record.
+//! * [`elf`] — ELF objects and how the guest's `ld.so` finds them.
+//! * [`doctor`] — why won't the guest boot: linking, mounts, boot entries,
+//!   space, accounts; each finding with its evidence and repair.
+//! * [`repair`] — the right target for a broken symlink, relink with an
+//!   undo record.
 //! * [`tui`] — the full-screen interface.
 //! * [`demo`] — the bundled demo disk; [`text`] — showing guest bytes to a
 //!   person (escaping, terminal columns).

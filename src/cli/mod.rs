@@ -160,13 +160,21 @@ enum Command {
     /// skipped. Ends with a summary; the exit code is 1 when anything failed
     /// or was skipped, 130 after Ctrl-C and 143 after SIGTERM.
     Cp(cp::CpArgs),
-    /// Find broken or suspicious symlinks in the guest's library and program
-    /// directories, and list the most recently changed files.
+    /// Why won't the guest boot? Check what it needs to start, on the guest
+    /// as it boots (every volume its fstab mounts).
     ///
-    /// Each finding lists what is wrong with the link's current target and
-    /// the repair vmrescue proposes (for `libc.so.6`: the library in the same
-    /// directory whose ELF SONAME is `libc.so.6`). Exit code 1 when something
-    /// was found.
+    /// Checks: the dynamic-linking closure of init, the shells, login, the
+    /// gettys, sshd and the default target's services, resolved as the
+    /// guest's ld.so would (missing or wrong libraries, symbol versions, libc
+    /// and ld.so of one glibc); suspicious library links; the fstab entries
+    /// the boot needs; the boot loader's default entry (GRUB 2, BLS,
+    /// systemd-boot, GRUB legacy: kernel, initramfs, root=, modules); full
+    /// filesystems; passwd/shadow/group and NSS modules; SELinux notes. Each
+    /// finding says what it breaks, the evidence, and the repair: a
+    /// `vmrescue relink` command with the proposed target, or the file and
+    /// line to look at. Then the package manager's last transactions and
+    /// the newest changes. Exit code 1 when something above a note was
+    /// found.
     Doctor(doctor::DoctorArgs),
     /// Restore a symlink in place: the target vmrescue proposes (or --to),
     /// written into the link's own inode on ext2/ext3/ext4.

@@ -97,7 +97,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
 
     Checked {
         check: Check::Notes,
-        summary: looked.join(", "),
+        summary: format!("looked at {}", looked.join(", ")),
     }
 }
 
