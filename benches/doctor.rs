@@ -17,6 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Mount, Scratch, drop_caches, ms};
+
 /// Timed runs of each side (after one warm-up run when warm).
 const RUNS: usize = 3;
 /// The programs `ldd` is run on: what the doctor's closure check starts from.
@@ -97,10 +101,6 @@ fn main() {
     drop(scratch);
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Add `files` small files under /srv/bench and `copies` copies of the
 /// guest's shared libraries under /opt/bench-lib (named in ld.so.conf.d).
 /// Returns how many ELF objects the library directories then hold.
@@ -161,11 +161,6 @@ fn run(mut cmd: Command) {
         .expect("spawn");
 }
 
-fn drop_caches() {
-    let _ = Command::new("sync").status();
-    std::fs::write("/proc/sys/vm/drop_caches", "3\n").expect("drop caches (root)");
-}
-
 fn mke2fs(tree: &Path, img: &Path, inodes: usize) {
     let f = std::fs::File::create(img).expect("image");
     f.set_len(3 << 30).expect("image size");
@@ -178,40 +173,4 @@ fn mke2fs(tree: &Path, img: &Path, inodes: usize) {
         .status()
         .expect("mke2fs");
     assert!(st.success(), "mke2fs -d");
-}
-
-/// Removes the scratch directory (image included) when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A read-only loop mount (`ro,noload`), undone when dropped.
-struct Mount {
-    dir: PathBuf,
-}
-
-impl Mount {
-    fn new(img: &Path, dir: &Path) -> Mount {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let st = Command::new("mount")
-            .args(["-o", "loop,ro,noload"])
-            .arg(img)
-            .arg(dir)
-            .status()
-            .expect("mount");
-        assert!(st.success(), "mount -o loop,ro,noload");
-        Mount {
-            dir: dir.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
 }

@@ -17,6 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Mount, Scratch, drop_caches, ms};
+
 /// Timed runs of each tool per case (after one warm-up run when warm).
 const RUNS: usize = 3;
 
@@ -91,10 +95,6 @@ fn main() {
     drop(scratch);
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Best of [`RUNS`] runs of the command `make` builds: (stdout lines, time).
 fn best(cold: bool, make: impl Fn() -> Command) -> (usize, Duration) {
     if !cold {
@@ -133,11 +133,6 @@ fn run_counting(mut cmd: Command) -> usize {
     }
     let _ = child.wait();
     lines
-}
-
-fn drop_caches() {
-    let _ = Command::new("sync").status();
-    std::fs::write("/proc/sys/vm/drop_caches", "3\n").expect("drop caches (root)");
 }
 
 /// `files` files, 100 per folder, folders 10 to a parent; every 50th a symlink.
@@ -180,41 +175,4 @@ fn mke2fs(tree: &Path, img: &Path, inodes: usize) {
         .status()
         .expect("mke2fs");
     assert!(st.success(), "mke2fs -d");
-}
-
-/// Removes the scratch directory (image included) when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A read-only loop mount (`ro,noload`), undone when dropped.
-struct Mount {
-    dir: PathBuf,
-}
-
-impl Mount {
-    fn new(img: &Path, dir: &Path) -> Mount {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let st = Command::new("mount")
-            .args(["-o", "loop,ro,noload"])
-            .arg(img)
-            .arg(dir)
-            .status()
-            .expect("mount");
-        assert!(st.success(), "mount -o loop,ro,noload");
-        Mount {
-            dir: dir.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        // The loop device goes with the mount (mount -o loop sets autoclear).
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
 }
