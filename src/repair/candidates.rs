@@ -52,12 +52,6 @@ const GLIBC_NSS_MODULES: &[&str] = &["files", "dns", "compat", "db", "hesiod", "
 
 /// At most this many files are looked at in one directory.
 const MAX_DIR_SCAN: usize = 20_000;
-/// How much of libc.so.6 or ld.so is read looking for glibc's release string.
-const MAX_RELEASE_SCAN: u64 = 16 << 20;
-/// What glibc's banner says before its version, in libc.so.6 ("GNU C Library
-/// (…) stable release version 2.36.") and in ld.so since 2.33 ("ld.so (…)
-/// stable release version 2.36.").
-const RELEASE_MARK: &[u8] = b" release version ";
 
 /// Whether a SONAME belongs to glibc itself.
 pub fn is_glibc_soname(name: &[u8]) -> bool {
@@ -287,7 +281,7 @@ impl<'a> Guest<'a> {
         if let Some(v) = lock(&self.release_cache).get(&node) {
             return v.clone();
         }
-        let v = release_string(self.fs, node);
+        let v = crate::elf::release_version(self.fs, node);
         lock(&self.release_cache).insert(node, v.clone());
         v
     }
@@ -425,12 +419,13 @@ impl<'a> Guest<'a> {
             ));
         }
         match fs.metadata(t.node).map(|m| m.file_type) {
-            Ok(FileType::Regular) => match (truncated_elf(fs, t.node), self.elf(t.node)) {
-                (Some((end, size)), _) => hard.push(format!(
-                    "the target is truncated: {size} bytes, its segments end at byte {end}"
+            Ok(FileType::Regular) => match self.elf(t.node) {
+                Some(info) if info.truncated => hard.push(format!(
+                    "the target is truncated: {} bytes, shorter than its segments",
+                    fs.metadata(t.node).map(|m| m.size).unwrap_or(0)
                 )),
-                (None, None) => hard.push("the target is not an ELF file".into()),
-                (None, Some(info)) => {
+                None => hard.push("the target is not an ELF file".into()),
+                Some(info) => {
                     match &info.soname {
                         Some(s) if library_base(s) != library_base(name) => hard.push(format!(
                             "the target's SONAME is {}: another library than {}",
@@ -550,7 +545,7 @@ impl<'a> Guest<'a> {
                 {
                     continue;
                 }
-                if truncated_elf(self.fs, e.node).is_some() {
+                if info.truncated {
                     continue;
                 }
                 if out.iter().any(|c| c.path == path::join(d, &e.name)) {
@@ -640,123 +635,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// glibc's release from its banner in libc.so.6 or ld.so ("… stable
-/// release version 2.36."), reading at most [`MAX_RELEASE_SCAN`] bytes.
-fn release_string(fs: &dyn FsView, node: NodeId) -> Option<String> {
-    const CHUNK: usize = 64 * 1024;
-    let size = fs.metadata(node).ok()?.size.min(MAX_RELEASE_SCAN);
-    let keep = RELEASE_MARK.len() + 16;
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + keep);
-    let mut chunk = vec![0u8; CHUNK];
-    let mut off = 0u64;
-    while off < size {
-        let want = usize::try_from((size - off).min(CHUNK as u64)).ok()?;
-        let n = fs.read_at(node, off, &mut chunk[..want]).ok()?;
-        if n == 0 {
-            break;
-        }
-        off += n as u64;
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf
-            .windows(RELEASE_MARK.len())
-            .position(|w| w == RELEASE_MARK)
-        {
-            let rest = &buf[i + RELEASE_MARK.len()..];
-            let end = rest
-                .iter()
-                .position(|c| !(c.is_ascii_digit() || *c == b'.'))
-                .unwrap_or(rest.len());
-            // The whole number is there unless the buffer ends inside it.
-            if end < rest.len() || off >= size {
-                let v = String::from_utf8_lossy(&rest[..end])
-                    .trim_end_matches('.')
-                    .to_string();
-                return (v.contains('.') && v.starts_with(|c: char| c.is_ascii_digit()))
-                    .then_some(v);
-            }
-        }
-        if buf.len() > keep {
-            buf.drain(..buf.len() - keep);
-        }
-    }
-    None
-}
-
-/// For an ELF file shorter than the end of one of its loadable segments'
-/// file ranges: (that end, the file's size). `None` for a whole file or
-/// one that is not ELF.
-fn truncated_elf(fs: &dyn FsView, node: NodeId) -> Option<(u64, u64)> {
-    let size = fs.metadata(node).ok()?.size;
-    let mut head = [0u8; 64];
-    let n = fs.read_at(node, 0, &mut head).ok()?;
-    if n < 52 || head[..4] != *b"\x7fELF" {
-        return None;
-    }
-    let is64 = match head[4] {
-        1 => false,
-        2 => true,
-        _ => return None,
-    };
-    let little = match head[5] {
-        1 => true,
-        2 => false,
-        _ => return None,
-    };
-    let int = |b: &[u8]| -> u64 {
-        let mut v = 0u64;
-        for (i, &x) in b.iter().enumerate() {
-            let shift = if little { i } else { b.len() - 1 - i };
-            v |= u64::from(x) << (8 * shift);
-        }
-        v
-    };
-    let (phoff, phentsize, phnum) = if is64 {
-        (
-            int(head.get(32..40)?),
-            int(head.get(54..56)?),
-            int(head.get(56..58)?),
-        )
-    } else {
-        (
-            int(head.get(28..32)?),
-            int(head.get(42..44)?),
-            int(head.get(44..46)?),
-        )
-    };
-    let min_ent = if is64 { 56 } else { 32 };
-    if phnum == 0 || phentsize < min_ent {
-        return None;
-    }
-    let len = phentsize.checked_mul(phnum.min(256))?;
-    if phoff.checked_add(len)? > size {
-        return Some((phoff.saturating_add(len), size));
-    }
-    let mut phdrs = vec![0u8; usize::try_from(len).ok()?];
-    let mut done = 0;
-    while done < phdrs.len() {
-        let n = fs
-            .read_at(node, phoff + done as u64, &mut phdrs[done..])
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        done += n;
-    }
-    let mut end = 0u64;
-    for ph in phdrs.chunks_exact(usize::try_from(phentsize).ok()?) {
-        if int(ph.get(..4)?) != 1 {
-            continue;
-        }
-        let (offset, filesz) = if is64 {
-            (int(ph.get(8..16)?), int(ph.get(32..40)?))
-        } else {
-            (int(ph.get(4..8)?), int(ph.get(16..20)?))
-        };
-        end = end.max(offset.saturating_add(filesz));
-    }
-    (end > size).then_some((end, size))
 }
 
 /// Order paths by the version numbers in their names (for equal scores: newest first).
@@ -883,9 +761,12 @@ mod tests {
             b"GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n",
         );
         let libc = fs.add_file(root, b"libc.so.6", 0o755, &data);
-        assert_eq!(release_string(&fs, libc).as_deref(), Some("2.36"));
+        assert_eq!(
+            crate::elf::release_version(&fs, libc).as_deref(),
+            Some("2.36")
+        );
         let none = fs.add_file(root, b"x", 0o644, b"release version \n");
-        assert_eq!(release_string(&fs, none), None);
+        assert_eq!(crate::elf::release_version(&fs, none), None);
         let g = Guest::new(&fs);
         assert_eq!(
             g.glibc_release(libc, b"libc.so.6", b"libc.so.6").as_deref(),
