@@ -572,7 +572,9 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
             }
         }
     }
-    layout.groups = lvm::assemble(&layout.pvs);
+    let sources: Vec<Arc<dyn ReadAt>> =
+        layout.disks.iter().map(|d| Arc::clone(&d.source)).collect();
+    layout.groups = lvm::assemble_with_disks(&layout.pvs, &sources);
     explain_pvs_without_a_vg(&mut layout);
     // Logical volumes.
     for gi in 0..layout.groups.len() {

@@ -9,10 +9,11 @@
 //! device-mapper `striped` target); with one stripe it is `linear`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::meta::{self, LvMeta, PvMeta, SegMeta, VgMeta};
 use super::{LogicalVolume, LvSegment, PvOnDisk, SegmentArea, VgPv, VolumeGroup, text};
-use crate::io::{Area, Mapping, Segment, Target};
+use crate::io::{Area, Mapping, ReadAt, Segment, Target};
 use crate::problem::Problem;
 use crate::text::escape_str;
 
@@ -40,8 +41,10 @@ struct Candidate {
     text: String,
 }
 
-/// Assemble volume groups from the PVs found on all disks.
-pub(super) fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
+/// Assemble volume groups from the PVs found on all disks (`disks`, by
+/// [`crate::io::DiskId`], to read thin pool metadata; empty: thin LVs stay
+/// unreadable).
+pub(super) fn assemble(pvs: &[PvOnDisk], disks: &[Arc<dyn ReadAt>]) -> Vec<VolumeGroup> {
     // Group the readable metadata copies by VG UUID, in order of first sight.
     let mut groups: Vec<(String, Vec<Candidate>)> = Vec::new();
     for (i, pv) in pvs.iter().enumerate() {
@@ -66,7 +69,7 @@ pub(super) fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
     }
     let mut out: Vec<VolumeGroup> = groups
         .iter()
-        .map(|(_, cands)| build_vg(cands, pvs))
+        .map(|(_, cands)| build_vg(cands, pvs, disks))
         .collect();
     // Two VGs with one name (two guests' `pve`, a cloned disk): say so.
     for i in 0..out.len() {
@@ -88,7 +91,7 @@ pub(super) fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
     out
 }
 
-fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
+fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk], disks: &[Arc<dyn ReadAt>]) -> VolumeGroup {
     let mut problems = Vec::new();
     // The newest copy; ties go to the first PV.
     let mut best = &cands[0];
@@ -283,6 +286,8 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk]) -> VolumeGroup {
         }
         group.lvs.push(out);
     }
+    // Thin LVs: mapped onto their pool's data LV from the pool's metadata.
+    super::thin::map_thin_lvs(vg, &mut group.lvs, disks, &mut problems);
     group.free_count = group.extent_count.saturating_sub(used);
     group.problems = problems;
     group

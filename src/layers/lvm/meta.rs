@@ -102,6 +102,10 @@ pub struct SegMeta {
     pub stripe_count: Option<u64>,
     /// `stripe_size`, in sectors (striped segments).
     pub stripe_size: Option<u64>,
+    /// `device_id` (thin segments: the thin device in the pool's metadata).
+    pub device_id: Option<u64>,
+    /// `chunk_size`, in sectors (thin-pool and cache-pool segments).
+    pub chunk_size: Option<u64>,
     /// The data areas, as `lvs -o devices` lists them: `stripes`, `mirrors`,
     /// the images of `raids`, the data LV of pools, the origin of caches.
     pub areas: Vec<AreaRef>,
@@ -359,6 +363,8 @@ fn decode_segment(key: &str, seg: &Section, what: &str) -> Result<SegMeta, Strin
         segtype,
         stripe_count: opt_uint(seg, "stripe_count", what)?,
         stripe_size: opt_uint(seg, "stripe_size", what)?,
+        device_id: opt_uint(seg, "device_id", what).ok().flatten(),
+        chunk_size: opt_uint(seg, "chunk_size", what).ok().flatten(),
         areas,
         refs,
     })

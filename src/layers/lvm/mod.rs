@@ -21,6 +21,9 @@ pub mod meta;
 #[cfg(test)]
 mod tests;
 pub mod text;
+pub mod thin;
+
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::io::{Area, Mapping, ReadAt};
@@ -199,5 +202,12 @@ pub fn read_pv_ignoring_checksums(src: &dyn ReadAt) -> Result<Option<PvScan>> {
 /// make the VG's `problems` and the `missing_pvs` of every LV that needs
 /// them; their segments map to [`crate::io::Target::Unreadable`].
 pub fn assemble(pvs: &[PvOnDisk]) -> Vec<VolumeGroup> {
-    assemble::assemble(pvs)
+    assemble::assemble(pvs, &[])
+}
+
+/// [`assemble`], reading thin pool metadata over `disks` (indexed by
+/// [`crate::io::DiskId`]) so thin LVs map onto their pool's data LV
+/// ([`thin`]).
+pub fn assemble_with_disks(pvs: &[PvOnDisk], disks: &[Arc<dyn ReadAt>]) -> Vec<VolumeGroup> {
+    assemble::assemble(pvs, disks)
 }
