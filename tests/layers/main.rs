@@ -31,5 +31,6 @@ mod probe_blkid;
 mod qcow2;
 mod qcow2_corrupt;
 mod recover_lost_table;
+mod thin;
 mod truncated_images;
 mod volume_as_disk;
