@@ -609,7 +609,9 @@ fn other_segment_types_are_listed_but_not_read() {
             // The pool was never activated: no thin metadata to map it by.
             assert_eq!(
                 lv.mapping.unreadable(),
-                vec!["thin pool pool: its metadata LV pool_tmeta is blank (the pool was never activated)"]
+                vec![
+                    "thin pool pool: its metadata LV pool_tmeta is blank (the pool was never activated)"
+                ]
             );
         } else {
             assert_eq!(

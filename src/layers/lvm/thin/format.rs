@@ -22,6 +22,8 @@ use crate::io::ReadAt;
 
 /// Size of a metadata block (`THIN_METADATA_BLOCK_SIZE`).
 pub const BLOCK_SIZE: u64 = 4096;
+/// [`BLOCK_SIZE`] for buffers.
+const BLOCK_BYTES: usize = 4096;
 /// `THIN_SUPERBLOCK_MAGIC`.
 pub const MAGIC: u64 = 27_022_010;
 /// Xor'd into the superblock checksum (`SUPERBLOCK_CSUM_XOR`).
@@ -192,7 +194,7 @@ impl<'a> Metadata<'a> {
                 self.nr_blocks
             ));
         }
-        let mut buf = vec![0u8; BLOCK_SIZE as usize];
+        let mut buf = vec![0u8; BLOCK_BYTES];
         let at = nr.saturating_mul(BLOCK_SIZE);
         self.src
             .read_exact_at(at, &mut buf)
@@ -526,14 +528,14 @@ mod tests {
     use super::*;
 
     /// A metadata device built in memory, with valid checksums.
-    pub(super) struct Builder {
-        pub blocks: Vec<Vec<u8>>,
+    struct Builder {
+        blocks: Vec<Vec<u8>>,
     }
 
     impl Builder {
-        pub fn new(n: usize) -> Builder {
+        fn new(n: usize) -> Builder {
             Builder {
-                blocks: vec![vec![0u8; BLOCK_SIZE as usize]; n],
+                blocks: vec![vec![0u8; BLOCK_BYTES]; n],
             }
         }
 
@@ -542,7 +544,7 @@ mod tests {
             self.blocks[nr][..4].copy_from_slice(&c.to_le_bytes());
         }
 
-        pub fn superblock(&mut self, mapping_root: u64, details_root: u64) {
+        fn superblock(&mut self, mapping_root: u64, details_root: u64) {
             let b = &mut self.blocks[0];
             b[32..40].copy_from_slice(&MAGIC.to_le_bytes());
             b[40..44].copy_from_slice(&2u32.to_le_bytes());
@@ -554,7 +556,7 @@ mod tests {
             self.seal(0, SUPERBLOCK_CSUM_XOR);
         }
 
-        pub fn node(&mut self, nr: usize, internal: bool, vs: usize, entries: &[(u64, Vec<u8>)]) {
+        fn node(&mut self, nr: usize, internal: bool, vs: usize, entries: &[(u64, Vec<u8>)]) {
             let max = (4096 - 32) / (8 + vs);
             let b = &mut self.blocks[nr];
             b[4..8].copy_from_slice(&(if internal { 1u32 } else { 2 }).to_le_bytes());
@@ -570,7 +572,7 @@ mod tests {
             self.seal(nr, BTREE_CSUM_XOR);
         }
 
-        pub fn bytes(&self) -> Vec<u8> {
+        fn bytes(&self) -> Vec<u8> {
             self.blocks.concat()
         }
     }
