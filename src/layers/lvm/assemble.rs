@@ -294,7 +294,7 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk], disks: &[Arc<dyn ReadAt>]) ->
 }
 
 /// A mapping that is one unreadable segment of `size` bytes.
-fn unreadable_whole(size: u64, reason: String) -> Mapping {
+pub(super) fn unreadable_whole(size: u64, reason: String) -> Mapping {
     if size == 0 {
         return Mapping::default();
     }

@@ -12,7 +12,10 @@
 //! * [`meta`]: the text decoded into typed VG/PV/LV/segment fields;
 //! * [`assemble`]: PVs grouped into VGs across disks, newest `seqno` used,
 //!   LV segments mapped (linear and striped exactly as device-mapper does;
-//!   every other segment type listed but marked unreadable).
+//!   every other segment type listed but marked unreadable);
+//! * [`thin`]: thin LVs and thin snapshots mapped onto their pool's data LV
+//!   from the pool's dm-thin metadata (linear runs and zeros), when the
+//!   disks are given ([`assemble_with_disks`]).
 
 mod assemble;
 mod crc;

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::LogicalVolume;
+use super::assemble::unreadable_whole as unreadable;
 use super::meta::{LvMeta, VgMeta};
 use crate::io::{MappedView, Mapping, ReadAt, Segment, Target, Unmapped};
 use crate::problem::Problem;
@@ -192,18 +193,6 @@ fn open_pool(
 fn blank(src: &dyn ReadAt) -> bool {
     let mut b = vec![0u8; 4096];
     src.read_exact_at(0, &mut b).is_ok() && b.iter().all(|&x| x == 0)
-}
-
-fn unreadable(size: u64, reason: String) -> Mapping {
-    if size == 0 {
-        return Mapping::default();
-    }
-    Mapping::new(vec![Segment {
-        start: 0,
-        len: size,
-        target: Target::Unreadable { reason },
-    }])
-    .unwrap_or_default()
 }
 
 /// Segments being built, merged where they continue each other.
