@@ -331,3 +331,113 @@ fn a_damaged_mapping_node_is_a_problem_not_a_panic() {
         g.problems
     );
 }
+
+/// `name="value"` of an XML line of thin_dump.
+fn attr(line: &str, name: &str) -> u64 {
+    let key = format!(" {name}=\"");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} in {line}"))
+        + key.len();
+    line[at..].split('"').next().unwrap().parse().unwrap()
+}
+
+/// The kernel engine's table for each thin LV (linear through the pool's
+/// data LV, zero where unprovisioned) equals the table computed from
+/// `thin_dump`'s mappings and lvm2's report of where pool_tdata lies.
+#[test]
+fn kernel_tables_follow_thin_dump_and_lvs() {
+    use vmrescue::engine::kernel::{self, dm};
+    let l = scan();
+    let ex: Vec<Option<dm::Exposure>> = l
+        .disks
+        .iter()
+        .map(|d| {
+            let start = kernel::exposure_start(&l, d.id).ok()?;
+            Some(dm::Exposure {
+                dev: (7, d.id.0 as u32),
+                start,
+                size: d.size() - start,
+            })
+        })
+        .collect();
+    // The whole-disk PV is exposed from its data area on: extent e is at
+    // sector e × extent size of the exposure.
+    assert_eq!(ex.len(), 1);
+    let doc: J = serde_json::from_str(&common::report("thin.lvs.json")).unwrap();
+    let segs = doc["report"][0]["seg"].as_array().unwrap();
+    let bytes = |v: &J| -> u64 { v.as_str().unwrap().trim_end_matches('B').parse().unwrap() };
+    // pool_tdata: (first byte, bytes, first sector on the exposure).
+    let mut tdata: Vec<(u64, u64, u64)> = Vec::new();
+    for s in segs.iter().filter(|s| s["lv_name"] == "[pool_tdata]") {
+        let range = s["seg_pe_ranges"]
+            .as_str()
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap()
+            .1;
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        let ext_sectors = bytes(&s["seg_size"]) / 512 / (b - a + 1);
+        tdata.push((
+            bytes(&s["seg_start"]),
+            bytes(&s["seg_size"]),
+            a * ext_sectors,
+        ));
+    }
+    assert_eq!(tdata.len(), 2);
+    let dump = std::fs::read_to_string(common::fixture_file("thin.dump.xml")).unwrap();
+    let bs = 128; // data_block_size in sectors
+    assert!(dump.contains(&format!("data_block_size=\"{bs}\"")));
+    for s in segs.iter().filter(|s| s["segtype"] == "thin") {
+        let lv = s["lv_name"].as_str().unwrap();
+        let id: u64 = s["thin_id"].as_str().unwrap().parse().unwrap();
+        let size = bytes(&s["seg_size"]) / 512;
+        // Virtual block → data block, from thin_dump.
+        let mut map = BTreeMap::new();
+        let mut inside = false;
+        for line in dump.lines() {
+            if line.contains("<device ") {
+                inside = attr(line, "dev_id") == id;
+            } else if inside && line.contains("<single_mapping ") {
+                map.insert(attr(line, "origin_block"), attr(line, "data_block"));
+            } else if inside && line.contains("<range_mapping ") {
+                for i in 0..attr(line, "length") {
+                    map.insert(attr(line, "origin_begin") + i, attr(line, "data_begin") + i);
+                }
+            }
+        }
+        assert!(!map.is_empty(), "{lv}");
+        // (start, len, None: zero | Some(sector on the exposure)), merged.
+        let mut want: Vec<(u64, u64, Option<u64>)> = Vec::new();
+        for v in 0..size / bs {
+            let piece = map.get(&v).map(|&d| {
+                let byte = d * bs * 512;
+                let (start, _, at) = tdata
+                    .iter()
+                    .find(|(s, n, _)| (*s..s + n).contains(&byte))
+                    .expect("data block inside pool_tdata");
+                at + (byte - start) / 512
+            });
+            match want.last_mut() {
+                Some((_, len, None)) if piece.is_none() => *len += bs,
+                Some((_, len, Some(at))) if piece == Some(*at + *len) => *len += bs,
+                _ => want.push((v * bs, bs, piece)),
+            }
+        }
+        let want: Vec<String> = want
+            .iter()
+            .map(|(start, len, at)| match at {
+                None => format!("{start} {len} zero"),
+                Some(at) => format!("{start} {len} linear 7:0 {at}"),
+            })
+            .collect();
+        let id = l.find_volume(&format!("vmrthin/{lv}")).unwrap();
+        let got: Vec<String> = kernel::plan(&l, id, &ex)
+            .unwrap_or_else(|e| panic!("{lv}: {e}"))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, want, "{lv}");
+    }
+}
