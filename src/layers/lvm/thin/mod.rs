@@ -372,3 +372,124 @@ pub fn fuzz_metadata(bytes: &[u8], checksums: bool) -> usize {
     }
     n
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+mod tests {
+    use super::format::{Damage, Run};
+    use super::*;
+    use crate::io::{Area, DiskId};
+
+    const BS: u64 = 65536;
+
+    fn sb(nr_data_blocks: u64) -> Superblock {
+        Superblock {
+            flags: 0,
+            uuid: [0; 16],
+            version: 2,
+            time: 0,
+            trans_id: 0,
+            held_root: 0,
+            nr_data_blocks,
+            data_mapping_root: 1,
+            device_details_root: 2,
+            data_block_size: 128,
+            metadata_block_size: 8,
+            metadata_nr_blocks: 10,
+        }
+    }
+
+    fn lin(offset: u64) -> Target {
+        Target::Linear(Area {
+            disk: DiskId(0),
+            offset,
+        })
+    }
+
+    /// Data LV: blocks 0–1 at byte 1 MiB of the disk, blocks 2–7 at 8 MiB.
+    fn data() -> Mapping {
+        Mapping::new(vec![
+            Segment {
+                start: 0,
+                len: 2 * BS,
+                target: lin(1 << 20),
+            },
+            Segment {
+                start: 2 * BS,
+                len: 6 * BS,
+                target: lin(8 << 20),
+            },
+        ])
+        .unwrap()
+    }
+
+    fn run(virt: u64, data: u64, len: u64) -> Run {
+        Run {
+            virt,
+            data,
+            len,
+            time: 0,
+        }
+    }
+
+    fn parts(m: &Mapping) -> Vec<(u64, u64, Target)> {
+        m.segments()
+            .iter()
+            .map(|s| (s.start / BS, s.len, s.target.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn runs_follow_the_data_lv_and_gaps_are_zeros() {
+        let map = DeviceMap {
+            runs: vec![run(1, 1, 2), run(3, 3, 1), run(6, 7, 1)],
+            damage: vec![],
+        };
+        let m = thin_mapping(8 * BS, &sb(8), &map, &data());
+        assert_eq!(
+            parts(&m),
+            vec![
+                (0, BS, Target::Zero),
+                // Data block 1, then blocks 2–3 in the data LV's next segment.
+                (1, BS, lin((1 << 20) + BS)),
+                (2, 2 * BS, lin(8 << 20)),
+                (4, 2 * BS, Target::Zero),
+                (6, BS, lin((8 << 20) + 5 * BS)),
+                (7, BS, Target::Zero),
+            ]
+        );
+    }
+
+    #[test]
+    fn damage_overlaps_and_bad_blocks_are_unreadable() {
+        let map = DeviceMap {
+            // A run inside the damaged range and one past the pool's end.
+            runs: vec![run(0, 0, 1), run(2, 0, 1), run(4, 7, 2)],
+            damage: vec![Damage {
+                from: 1,
+                to: 3,
+                reason: "node at block 9: bad checksum".into(),
+            }],
+        };
+        // The LV ends halfway through block 5.
+        let m = thin_mapping(5 * BS + 4096, &sb(8), &map, &data());
+        let p = parts(&m);
+        assert_eq!(p[0], (0, BS, lin(1 << 20)));
+        assert!(
+            matches!(&p[1], (1, l, Target::Unreadable { reason }) if *l == 2 * BS && reason.contains("block 9"))
+        );
+        assert_eq!(p[2], (3, BS, Target::Zero));
+        assert!(
+            matches!(&p[3], (4, l, Target::Unreadable { reason }) if *l == BS + 4096 && reason.contains("past the pool's 8 blocks")),
+            "{p:?}"
+        );
+        assert_eq!(m.size(), 5 * BS + 4096);
+        // Runs far past the LV's end and huge block numbers: still the LV's size.
+        let map = DeviceMap {
+            runs: vec![run(u64::MAX / 2, u64::MAX >> 24, u64::MAX)],
+            damage: vec![],
+        };
+        let m = thin_mapping(3 * BS, &sb(8), &map, &data());
+        assert_eq!(parts(&m), vec![(0, 3 * BS, Target::Zero)]);
+    }
+}
