@@ -450,3 +450,46 @@ fn relink_and_kernel_engine_refuse_a_nested_volume() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("the kernel engine needs a host file"), "{err}");
 }
+
+/// An LV that is a PV itself (a guest disk without a partition table): its
+/// VG is shown under the LV and its LVs read; the nested whole-disk volume
+/// (the LV's bytes again) is no choice of its own.
+#[test]
+fn an_lv_holding_a_pv_shows_its_vg() {
+    let img = host();
+    let (out, err, code) = stdout(&[
+        "cat",
+        img.to_str().unwrap(),
+        "--volume",
+        "pve/vm-102-disk-0/vg102/data",
+        "/note.txt",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"VM 102 keeps its VG on the whole disk\n");
+    let layout = layout_of(&img);
+    assert_eq!(
+        layout
+            .find_volume("vg102/data")
+            .map(|id| layout.volume(id).name.clone())
+            .ok()
+            .as_deref(),
+        Some("pve/vm-102-disk-0/vg102/data"),
+        "a VG only a nested disk has is found by its plain spelling"
+    );
+    assert!(!layout.volume_choices().contains("pve/vm-102-disk-0/disk0"));
+    let roots = tree::build(&layout);
+    let json = serde_json::to_value(&roots).unwrap();
+    fn find<'a>(n: &'a serde_json::Value, vol: &str) -> Option<&'a serde_json::Value> {
+        if n["volume"].as_str() == Some(vol) {
+            return Some(n);
+        }
+        n["children"].as_array()?.iter().find_map(|c| find(c, vol))
+    }
+    let lv = find(&json[0], "pve/vm-102-disk-0").expect("LV 102");
+    assert_eq!(lv["children"][0]["kind"], "vg");
+    assert_eq!(lv["children"][0]["name"], "pve/vm-102-disk-0/vg102");
+    assert_eq!(
+        lv["children"][0]["children"][0]["volume"],
+        "pve/vm-102-disk-0/vg102/data"
+    );
+}
