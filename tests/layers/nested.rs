@@ -39,6 +39,14 @@ fn stdout(args: &[&str]) -> (Vec<u8>, String, i32) {
     )
 }
 
+/// The node of volume `vol` in a JSON tree of `layers --json`.
+fn find<'a>(n: &'a serde_json::Value, vol: &str) -> Option<&'a serde_json::Value> {
+    if n["volume"].as_str() == Some(vol) {
+        return Some(n);
+    }
+    n["children"].as_array()?.iter().find_map(|c| find(c, vol))
+}
+
 #[test]
 fn nested_volumes_are_named_after_their_holder() {
     let layout = layout_of(&host());
@@ -175,12 +183,6 @@ fn layers_shows_nested_children_under_their_lv() {
     let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
     let disks = v["disks"].as_array().expect("disks");
     assert_eq!(disks.len(), 1, "nested disks are no roots");
-    fn find<'a>(n: &'a serde_json::Value, vol: &str) -> Option<&'a serde_json::Value> {
-        if n["volume"].as_str() == Some(vol) {
-            return Some(n);
-        }
-        n["children"].as_array()?.iter().find_map(|c| find(c, vol))
-    }
     let lv = find(&disks[0], "pve/vm-100-disk-0").expect("host LV node");
     let kids: Vec<&str> = lv["children"]
         .as_array()
@@ -479,12 +481,6 @@ fn an_lv_holding_a_pv_shows_its_vg() {
     assert!(!layout.volume_choices().contains("pve/vm-102-disk-0/disk0"));
     let roots = tree::build(&layout);
     let json = serde_json::to_value(&roots).unwrap();
-    fn find<'a>(n: &'a serde_json::Value, vol: &str) -> Option<&'a serde_json::Value> {
-        if n["volume"].as_str() == Some(vol) {
-            return Some(n);
-        }
-        n["children"].as_array()?.iter().find_map(|c| find(c, vol))
-    }
     let lv = find(&json[0], "pve/vm-102-disk-0").expect("LV 102");
     assert_eq!(lv["children"][0]["kind"], "vg");
     assert_eq!(lv["children"][0]["name"], "pve/vm-102-disk-0/vg102");
