@@ -307,12 +307,27 @@ impl Layout {
     /// `/dev/sdXN`, `vdXN`, `hdXN`, `xvdXN`, `nvme0n1pN` (by disk order and
     /// partition number: a guess). `/dev/dm-N` and hardware ids in
     /// `by-id`/`by-path` only the running guest knows.
+    ///
+    /// The spec is resolved among the volumes of the disks given to the
+    /// scan; [`Layout::resolve_spec_from`] resolves it for a guest root on
+    /// a nested disk.
     pub fn resolve_spec(&self, spec: &str) -> SpecMatch {
-        // The fstab of a guest given to the scan names its own volumes,
-        // never those of a guest disk nested in one of them.
+        self.resolve_spec_in(spec, None)
+    }
+
+    /// [`Layout::resolve_spec`] for the fstab of the guest whose root is
+    /// volume `root`: among the volumes of `root`'s own disks (those given to
+    /// the scan, or the disk nested in a host volume that holds it), as that
+    /// guest's kernel sees them. A host's fstab never names a guest's
+    /// volume, nor a guest's fstab the host's.
+    pub fn resolve_spec_from(&self, spec: &str, root: VolumeId) -> SpecMatch {
+        self.resolve_spec_in(spec, super::nested::scope_of(self, root))
+    }
+
+    fn resolve_spec_in(&self, spec: &str, scope: Option<VolumeId>) -> SpecMatch {
         let found = |ids: Vec<VolumeId>, guessed: bool| match ids
             .into_iter()
-            .filter(|v| super::nested::scope_of(self, *v).is_none())
+            .filter(|v| super::nested::scope_of(self, *v) == scope)
             .collect::<Vec<_>>()
             .as_slice()
         {
@@ -331,7 +346,7 @@ impl Layout {
         };
         for tag in ["UUID=", "LABEL=", "PARTUUID=", "PARTLABEL="] {
             if spec.starts_with(tag) {
-                return found(self.match_alias(spec, None).0, false);
+                return found(self.match_alias(spec, scope).0, false);
             }
         }
         let Some(dev) = spec.strip_prefix("/dev/") else {
@@ -364,7 +379,7 @@ impl Layout {
                     ));
                 }
             };
-            return found(self.match_alias(&format!("{tag}{name}"), None).0, false);
+            return found(self.match_alias(&format!("{tag}{name}"), scope).0, false);
         }
         if let Some(dm) = dev.strip_prefix("mapper/") {
             return found(self.dm_named(dm), false);
@@ -383,7 +398,7 @@ impl Layout {
             return found(
                 self.volumes
                     .iter()
-                    .filter(|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if *d == DiskId(disk) && *n == number && !entry.is_recovered()))
+                    .filter(|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if self.local_disk(*d, scope) == Some(disk) && *n == number && !entry.is_recovered()))
                     .map(|v| v.id)
                     .collect(),
                 true,
@@ -393,7 +408,7 @@ impl Layout {
             return found(
                 self.volumes
                     .iter()
-                    .filter(|v| matches!(&v.kind, VolumeKind::WholeDisk { disk: d } if *d == DiskId(disk)))
+                    .filter(|v| matches!(&v.kind, VolumeKind::WholeDisk { disk: d } if self.local_disk(*d, scope) == Some(disk)))
                     .map(|v| v.id)
                     .collect(),
                 true,
@@ -430,6 +445,12 @@ impl Layout {
             .filter(|v| matches!(&v.kind, VolumeKind::LogicalVolume { vg, lv, .. } if vg == vg_name && lv == lv_name))
             .map(|v| v.id)
             .collect()
+    }
+
+    /// The volume holding the nested disk that volume `id` is on (a guest
+    /// disk in a host LV), or `None` for a volume of the disks given to the scan.
+    pub fn holder(&self, id: VolumeId) -> Option<VolumeId> {
+        super::nested::scope_of(self, id)
     }
 
     /// The `PARTUUID` of a partition volume: the GPT unique GUID, or for MBR

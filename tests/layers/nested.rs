@@ -489,3 +489,54 @@ fn an_lv_holding_a_pv_shows_its_vg() {
         "pve/vm-102-disk-0/vg102/data"
     );
 }
+
+/// Each guest's fstab names its own volumes: the host's `/dev/pve/root` is
+/// the host's LV, the nested guest's `/dev/mapper/pve-root` its own LV and
+/// its `/dev/sda1` its own disk's p1; without --volume the host's root is
+/// the one browsed.
+#[test]
+fn each_fstab_resolves_on_its_own_disks() {
+    let img = host();
+    let (out, err, code) = stdout(&["layers", "--json", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let disk = &v["disks"][0];
+    let node = |vol: &str| find(disk, vol).unwrap_or_else(|| panic!("{vol} not in the tree"));
+    assert_eq!(node("pve/root")["mountpoint"], "/");
+    assert_eq!(node("pve/root")["os"], "Host PVE-like");
+    assert_eq!(node("pve/vm-100-disk-0/pve/root")["mountpoint"], "/");
+    assert_eq!(node("pve/vm-100-disk-0/pve/root")["os"], "Guest 100 Linux");
+    assert_eq!(node("pve/vm-100-disk-0/p1")["mountpoint"], "/boot");
+
+    let layout = layout_of(&img);
+    let guest_root = layout.find_volume("pve/vm-100-disk-0/pve/root").unwrap();
+    let host_root = layout.find_volume("pve/root").unwrap();
+    let resolved = |spec: &str, root| match layout.resolve_spec_from(spec, root) {
+        layers::fstab::SpecMatch::Found { volume, .. } => layout.volume(volume).name.clone(),
+        other => panic!("{spec}: {other:?}"),
+    };
+    assert_eq!(
+        resolved("/dev/mapper/pve-root", guest_root),
+        "pve/vm-100-disk-0/pve/root"
+    );
+    assert_eq!(resolved("/dev/mapper/pve-root", host_root), "pve/root");
+    assert_eq!(resolved("/dev/sda1", guest_root), "pve/vm-100-disk-0/p1");
+    assert_eq!(resolved("/dev/sda1", host_root), "p1");
+    assert_eq!(
+        resolved("LABEL=g100boot", guest_root),
+        "pve/vm-100-disk-0/p1"
+    );
+    assert!(!matches!(
+        layout.resolve_spec_from("LABEL=g100boot", host_root),
+        layers::fstab::SpecMatch::Found { .. }
+    ));
+    assert_eq!(
+        layout.holder(guest_root),
+        layout.find_volume("pve/vm-100-disk-0").ok()
+    );
+    assert_eq!(layout.holder(host_root), None);
+
+    let (out, err, code) = stdout(&["ls", img.to_str().unwrap(), "/"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("host-marker.txt"));
+}
