@@ -76,7 +76,10 @@ impl Layout {
     /// Find a volume by any of its names: `p1`, `disk1p2`, `vg/lv`,
     /// `/dev/vg/lv`, `/dev/mapper/vg-lv`, `vg-lv`, `lv` (when unique),
     /// `/dev/sda1`, `/dev/vda1`, `UUID=...`, `LABEL=...`, `PARTUUID=...`,
-    /// `PARTLABEL=...`.
+    /// `PARTLABEL=...`. A volume on a nested disk (a guest disk in a host
+    /// LV) is `<holder>/<local name>` (`pve/vm-100-disk-0/p1`,
+    /// `pve/vm-100-disk-0/vg_ta/lv_root`), and `<holder>/<any spelling>`
+    /// resolves that spelling among the nested disk's volumes.
     pub fn find_volume(&self, spec: &str) -> Result<VolumeId> {
         let found = self.match_volume(spec.trim());
         match found.as_slice() {

@@ -47,6 +47,13 @@ fn find<'a>(n: &'a serde_json::Value, vol: &str) -> Option<&'a serde_json::Value
     n["children"].as_array()?.iter().find_map(|c| find(c, vol))
 }
 
+/// `vmrescue cat IMAGE --volume VOLUME PATH`, which must succeed.
+fn cat(image: &str, volume: &str, path: &str) -> Vec<u8> {
+    let (out, err, code) = stdout(&["cat", image, "--volume", volume, path]);
+    assert_eq!(code, 0, "{volume} {path}: {err}");
+    out
+}
+
 #[test]
 fn nested_volumes_are_named_after_their_holder() {
     let layout = layout_of(&host());
@@ -138,15 +145,14 @@ fn guest_vg_named_like_host_vg_stays_apart() {
 #[test]
 fn cat_reads_the_guest_lv_inside_the_host_lv() {
     let img = host();
-    let (out, err, code) = stdout(&[
-        "cat",
-        img.to_str().unwrap(),
-        "--volume",
-        "pve/vm-100-disk-0/pve/root",
-        "/etc/nested-marker.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out, MARKER);
+    assert_eq!(
+        cat(
+            img.to_str().unwrap(),
+            "pve/vm-100-disk-0/pve/root",
+            "/etc/nested-marker.txt"
+        ),
+        MARKER
+    );
 }
 
 #[test]
@@ -162,15 +168,14 @@ fn ls_lists_the_gpt_guest() {
     assert_eq!(code, 0, "{err}");
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("hello.txt"), "{out}");
-    let (out, err, code) = stdout(&[
-        "cat",
-        img.to_str().unwrap(),
-        "--volume",
-        "pve/vm-101-disk-0/p1",
-        "/data/hello.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out, b"hello from VM 101\n");
+    assert_eq!(
+        cat(
+            img.to_str().unwrap(),
+            "pve/vm-101-disk-0/p1",
+            "/data/hello.txt"
+        ),
+        b"hello from VM 101\n"
+    );
 }
 
 /// `layers` shows the guest's partitions and VG under the LV holding them,
@@ -326,15 +331,10 @@ fn cloned_guests_stay_apart_and_ambiguity_is_explained() {
     }
     let o = outer.to_str().unwrap();
     for part in ["p1", "p2"] {
-        let (out, err, code) = stdout(&[
-            "cat",
-            o,
-            "--volume",
-            &format!("{part}/pve/root"),
-            "/etc/nested-marker.txt",
-        ]);
-        assert_eq!(code, 0, "{err}");
-        assert_eq!(out, MARKER);
+        assert_eq!(
+            cat(o, &format!("{part}/pve/root"), "/etc/nested-marker.txt"),
+            MARKER
+        );
     }
     let err = clones.find_volume("/dev/pve/root").unwrap_err().to_string();
     assert!(err.contains("ambiguous"), "{err}");
@@ -459,15 +459,14 @@ fn relink_and_kernel_engine_refuse_a_nested_volume() {
 #[test]
 fn an_lv_holding_a_pv_shows_its_vg() {
     let img = host();
-    let (out, err, code) = stdout(&[
-        "cat",
-        img.to_str().unwrap(),
-        "--volume",
-        "pve/vm-102-disk-0/vg102/data",
-        "/note.txt",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out, b"VM 102 keeps its VG on the whole disk\n");
+    assert_eq!(
+        cat(
+            img.to_str().unwrap(),
+            "pve/vm-102-disk-0/vg102/data",
+            "/note.txt"
+        ),
+        b"VM 102 keeps its VG on the whole disk\n"
+    );
     let layout = layout_of(&img);
     assert_eq!(
         layout
