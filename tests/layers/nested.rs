@@ -539,3 +539,24 @@ fn each_fstab_resolves_on_its_own_disks() {
     assert_eq!(code, 0, "{err}");
     assert!(String::from_utf8_lossy(&out).contains("host-marker.txt"));
 }
+
+/// The TUI's left pane (built from the same tree) has the guest's LV under
+/// the host LV holding its disk, and can reveal it by its volume name.
+#[test]
+fn tui_left_pane_nests_the_guest_under_its_lv() {
+    let layout = layout_of(&host());
+    let mut pane = vmrescue::tui::layers::LayerPane::new(&layout);
+    let lv = pane.path_of_volume("pve/vm-100-disk-0").expect("host LV");
+    let root = pane
+        .path_of_volume("pve/vm-100-disk-0/pve/root")
+        .expect("guest LV");
+    assert!(
+        root.starts_with(&lv) && root.len() == lv.len() + 3,
+        "{lv:?} {root:?}"
+    );
+    assert!(pane.reveal_volume("pve/vm-101-disk-0/p1"));
+    assert_eq!(
+        pane.current().and_then(|n| n.volume.as_deref()),
+        Some("pve/vm-101-disk-0/p1")
+    );
+}
