@@ -69,6 +69,15 @@ pub fn select_volume(layout: &Layout, spec: Option<&str>) -> Result<VolumeId> {
     if let [one] = roots.as_slice() {
         return Ok(*one);
     }
+    // A host's own root before the guests' on its nested disks.
+    let top: Vec<VolumeId> = roots
+        .iter()
+        .copied()
+        .filter(|id| layout.holder(*id).is_none())
+        .collect();
+    if let [one] = top.as_slice() {
+        return Ok(*one);
+    }
     let fss: Vec<VolumeId> = layout.filesystems().map(|v| v.id).collect();
     if let [one] = fss.as_slice() {
         return Ok(*one);

@@ -192,7 +192,7 @@ impl Namespace {
                 continue;
             }
             let index = mounts.len();
-            let mount = mount_entry(layout, entry, index, &mut tree, open, &name_of);
+            let mount = mount_entry(layout, root, entry, index, &mut tree, open, &name_of);
             if let Some(why) = mount
                 .state
                 .reason()
@@ -313,6 +313,7 @@ impl Namespace {
 /// Mount fstab entry `entry` (index `index` of the table) on `tree`.
 fn mount_entry(
     layout: &Layout,
+    root: VolumeId,
     entry: &FstabEntry,
     index: usize,
     tree: &mut GuestFs,
@@ -333,7 +334,8 @@ fn mount_entry(
     };
     let device = fstab::is_device_spec(&entry.spec);
     if device && !opts.bind {
-        match layout.resolve_spec(&entry.spec) {
+        // Among the root's own disks: a guest on a nested disk names its own volumes.
+        match layout.resolve_spec_from(&entry.spec, root) {
             SpecMatch::Found { volume, guessed } => {
                 m.volume = Some(volume);
                 m.guessed = guessed;

@@ -73,6 +73,7 @@ fn layout() -> Layout {
         id: DiskId(i),
         name: format!("disk{i}"),
         origin: DiskOrigin::Host(format!("/img/disk{i}.img").into()),
+        parent: None,
         format: ImageFormat::Raw,
         format_details: Vec::new(),
         snapshot: None,

@@ -64,7 +64,7 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
                 continue;
             }
             let mountpoint = String::from_utf8_lossy(&entry.mountpoint).into_owned();
-            match layout.resolve_spec(&entry.spec) {
+            match layout.resolve_spec_from(&entry.spec, id) {
                 SpecMatch::Found { volume, .. } => {
                     let mp = if entry.fstype == "swap" {
                         "[SWAP]".to_string()

@@ -13,6 +13,7 @@ pub mod inspect;
 mod labels;
 pub mod lvm;
 mod names;
+mod nested;
 pub mod partition;
 pub mod probe;
 pub mod recover;
@@ -125,6 +126,10 @@ pub struct Disk {
     /// Where its bytes come from: ask it ([`Disk::host_path`]) before
     /// handing the disk to anything that needs a host file.
     pub origin: DiskOrigin,
+    /// The volume of this same layout whose bytes this disk is (a guest
+    /// disk in a host LV, scanned again as a disk), or none for a disk
+    /// given to the scan.
+    pub parent: Option<VolumeId>,
     /// Container format.
     pub format: ImageFormat,
     /// Facts about the container (backing chain, snapshots).
@@ -413,49 +418,78 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
         pvs: Vec::new(),
         notes: Vec::new(),
     };
-    for (i, src) in sources.into_iter().enumerate() {
-        let id = DiskId(i);
-        let mut disk = Disk {
-            id,
-            name: format!("disk{i}"),
-            origin: src.origin,
-            format: src.format,
-            format_details: src.format_details,
-            snapshot: src.snapshot,
-            source: src.source,
-            table: None,
-            problems: src.problems,
-        };
-        if disk.size() == 0 {
-            disk.problems
-                .push("empty (0 bytes): not a disk image".into());
-        } else if disk.size() < 512 {
-            disk.problems.push(format!(
-                "only {} bytes: too small to hold a partition table or a filesystem; not a disk image",
-                disk.size()
-            ).into());
-        } else {
-            match partition::read(&*disk.source) {
-                Ok(t) => disk.table = t,
-                Err(e) => disk.problems.push(Problem::from(&e)),
-            }
+    let ids: Vec<DiskId> = sources
+        .into_iter()
+        .map(|src| add_disk(&mut layout, src, None))
+        .collect();
+    scan_level(&mut layout, &ids, "", options);
+    nested::scan_nested(&mut layout);
+    explain_pvs_without_a_vg(&mut layout);
+    check_volumes(&mut layout);
+    layout
+}
+
+/// Add a disk to the layout and read its partition table. `parent` is the
+/// volume of this layout whose bytes it is, for a nested disk.
+fn add_disk(layout: &mut Layout, src: DiskSource, parent: Option<VolumeId>) -> DiskId {
+    let i = layout.disks.len();
+    let id = DiskId(i);
+    let mut disk = Disk {
+        id,
+        name: format!("disk{i}"),
+        origin: src.origin,
+        parent,
+        format: src.format,
+        format_details: src.format_details,
+        snapshot: src.snapshot,
+        source: src.source,
+        table: None,
+        problems: src.problems,
+    };
+    if disk.size() == 0 {
+        disk.problems
+            .push("empty (0 bytes): not a disk image".into());
+    } else if disk.size() < 512 {
+        disk.problems.push(format!(
+            "only {} bytes: too small to hold a partition table or a filesystem; not a disk image",
+            disk.size()
+        ).into());
+    } else {
+        match partition::read(&*disk.source) {
+            Ok(t) => disk.table = t,
+            Err(e) => disk.problems.push(Problem::from(&e)),
         }
-        layout.disks.push(disk);
     }
-    for disk in &mut layout.disks {
-        short_of_table(disk);
+    layout.disks.push(disk);
+    id
+}
+
+/// Scan `disks` (already added) as one level: their partitions, the PVs on
+/// them, the volume groups those PVs assemble (from these PVs only) and
+/// their LVs. Volume names start with `prefix` (empty at the top level,
+/// `<parent volume>/` for a nested disk); a disk's local names count the
+/// disks of this level from 0 (`p1`, `disk1p2`, `disk0`).
+fn scan_level(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: ScanOptions<'_>) {
+    let first_volume = layout.volumes.len();
+    let first_pv = layout.pvs.len();
+    for d in disks {
+        if let Some(disk) = layout.disks.get_mut(d.0) {
+            short_of_table(disk);
+        }
     }
     // Partitions, or the whole disk when there is no usable table.
-    for di in 0..layout.disks.len() {
-        let disk = &layout.disks[di];
+    for (local, &id) in disks.iter().enumerate() {
+        let local = DiskId(local);
+        let Some(disk) = layout.disks.get(id.0) else {
+            continue;
+        };
         let size = disk.size();
-        let id = disk.id;
         let parts: Vec<partition::Partition> = disk
             .table
             .as_ref()
             .map(|t| t.partitions.clone())
             .unwrap_or_default();
-        let found = search_disk(&mut layout.disks[di], &parts, options);
+        let found = search_disk(&mut layout.disks[id.0], local, &parts, options);
         for (i, f) in found.into_iter().enumerate() {
             let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let entry = partition::Partition {
@@ -469,8 +503,8 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
                 extended: false,
             };
             push_volume(
-                &mut layout,
-                recovered_name(id, number),
+                layout,
+                format!("{prefix}{}", recovered_name(local, number)),
                 VolumeKind::Partition {
                     disk: id,
                     number,
@@ -490,10 +524,9 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
         }
         if parts.is_empty() {
             if size > 0 {
-                let name = format!("disk{}", id.0);
                 push_volume(
-                    &mut layout,
-                    name,
+                    layout,
+                    format!("{prefix}disk{}", local.0),
                     VolumeKind::WholeDisk { disk: id },
                     Mapping::linear(
                         Area {
@@ -517,8 +550,8 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
                 len,
             );
             push_volume(
-                &mut layout,
-                partition_name(id, p.number),
+                layout,
+                format!("{prefix}{}", partition_name(local, p.number)),
                 VolumeKind::Partition {
                     disk: id,
                     number: p.number,
@@ -529,7 +562,7 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
         }
     }
     // Probe every volume so far; read PVs.
-    for vi in 0..layout.volumes.len() {
+    for vi in first_volume..layout.volumes.len() {
         let v = &layout.volumes[vi];
         if let VolumeKind::Partition { entry, .. } = &v.kind
             && entry.extended
@@ -572,12 +605,22 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
             }
         }
     }
+    // Volume groups of this level's PVs only: a guest's VG never merges
+    // with a host VG of the same name (or UUID, for a cloned guest).
+    let first_group = layout.groups.len();
+    // The disks, for thin pool metadata read through its LV's mapping.
     let sources: Vec<Arc<dyn ReadAt>> =
         layout.disks.iter().map(|d| Arc::clone(&d.source)).collect();
-    layout.groups = lvm::assemble_with_disks(&layout.pvs, &sources);
-    explain_pvs_without_a_vg(&mut layout);
+    let mut groups =
+        lvm::assemble_with_disks(layout.pvs.get(first_pv..).unwrap_or_default(), &sources);
+    for g in &mut groups {
+        for p in &mut g.pvs {
+            p.found = p.found.and_then(|f| f.checked_add(first_pv));
+        }
+    }
+    layout.groups.extend(groups);
     // Logical volumes.
-    for gi in 0..layout.groups.len() {
+    for gi in first_group..layout.groups.len() {
         for li in 0..layout.groups[gi].lvs.len() {
             let g = &layout.groups[gi];
             let lv = &g.lvs[li];
@@ -593,10 +636,10 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
                 hidden: !lv.visible,
                 segtypes,
             };
-            let name = format!("{}/{}", g.name, lv.name);
+            let name = format!("{prefix}{}/{}", g.name, lv.name);
             let mapping = lv.mapping.clone();
             let missing: Vec<String> = lv.missing_pvs.clone();
-            let vid = push_volume(&mut layout, name, kind, mapping);
+            let vid = push_volume(layout, name, kind, mapping);
             let mut unreadable: Vec<String> = Vec::new();
             for reason in layout.volumes[vid.0].mapping.unreadable() {
                 if !unreadable.iter().any(|r| r == reason) {
@@ -623,8 +666,6 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
             }
         }
     }
-    check_volumes(&mut layout);
-    layout
 }
 
 /// A PV that joined no VG and whose own metadata areas hold no VG metadata
@@ -734,6 +775,7 @@ fn is_recovered_on(v: &Volume, disk: DiskId) -> bool {
 /// on the disk what the search did.
 fn search_disk(
     disk: &mut Disk,
+    local: DiskId,
     parts: &[partition::Partition],
     options: ScanOptions<'_>,
 ) -> Vec<recover::Found> {
@@ -781,7 +823,7 @@ fn search_disk(
         return found;
     }
     let names: Vec<String> = (1..=found.len())
-        .map(|i| recovered_name(disk.id, u32::try_from(i).unwrap_or(u32::MAX)))
+        .map(|i| recovered_name(local, u32::try_from(i).unwrap_or(u32::MAX)))
         .collect();
     let msg = format!(
         "{what}: found {} ({}), shown as {}; their bounds come from their own superblocks or labels, not from a partition table",

@@ -76,7 +76,10 @@ impl Layout {
     /// Find a volume by any of its names: `p1`, `disk1p2`, `vg/lv`,
     /// `/dev/vg/lv`, `/dev/mapper/vg-lv`, `vg-lv`, `lv` (when unique),
     /// `/dev/sda1`, `/dev/vda1`, `UUID=...`, `LABEL=...`, `PARTUUID=...`,
-    /// `PARTLABEL=...`.
+    /// `PARTLABEL=...`. A volume on a nested disk (a guest disk in a host
+    /// LV) is `<holder>/<local name>` (`pve/vm-100-disk-0/p1`,
+    /// `pve/vm-100-disk-0/vg_ta/lv_root`), and `<holder>/<any spelling>`
+    /// resolves that spelling among the nested disk's volumes.
     pub fn find_volume(&self, spec: &str) -> Result<VolumeId> {
         let found = self.match_volume(spec.trim());
         match found.as_slice() {
@@ -132,6 +135,11 @@ impl Layout {
             .volumes
             .iter()
             .filter(|v| !matches!(v.kind, VolumeKind::LogicalVolume { hidden: true, .. }))
+            // A nested disk's whole-disk volume is its holder's bytes again.
+            .filter(|v| {
+                !matches!(v.kind, VolumeKind::WholeDisk { .. })
+                    || super::nested::scope_of(self, v.id).is_none()
+            })
             .map(|v| {
                 let what = v.content.kind.name();
                 format!("{} ({what})", v.name)
@@ -145,6 +153,72 @@ impl Layout {
     }
 
     fn match_volume(&self, spec: &str) -> Vec<VolumeId> {
+        self.match_in(spec, None, 0)
+    }
+
+    /// The volumes `spec` names among those of `scope`: the disks given to
+    /// the scan (`None`), or the disk nested in volume `scope`, whose
+    /// volumes are named `<scope's name>/<local name>`. A spec of the form
+    /// `<volume>/<rest>` where `<volume>` holds a nested disk is `<rest>`
+    /// matched in that disk's scope, so every spelling works there too
+    /// (`pve/vm-100-disk-0/UUID=…`, `pve/vm-100-disk-0//dev/mapper/pve-root`,
+    /// `pve/vm-100-disk-0/lv_root`). At the top level, a spelling other than
+    /// a volume's name means the top-level volume it has always meant, and
+    /// looks into nested disks only when no top-level volume answers to it
+    /// (kernel names `/dev/sda1` never do: they count the disks given).
+    fn match_in(&self, spec: &str, scope: Option<VolumeId>, depth: usize) -> Vec<VolumeId> {
+        let prefix = scope
+            .and_then(|s| self.volumes.get(s.0))
+            .map(|v| format!("{}/", v.name))
+            .unwrap_or_default();
+        let exact: Vec<VolumeId> = self
+            .volumes
+            .iter()
+            .filter(|v| {
+                v.name.len() == prefix.len() + spec.len()
+                    && v.name.starts_with(&prefix)
+                    && v.name.ends_with(spec)
+            })
+            .map(|v| v.id)
+            .collect();
+        if !exact.is_empty() {
+            return exact;
+        }
+        if depth < super::nested::MAX_DEPTH {
+            for (i, _) in spec.match_indices('/') {
+                let (head, rest) = (&spec[..i], &spec[i + 1..]);
+                if head.is_empty() || rest.is_empty() {
+                    continue;
+                }
+                let full = format!("{prefix}{head}");
+                let holder = self
+                    .volumes
+                    .iter()
+                    .find(|v| v.name == full && self.disks.iter().any(|d| d.parent == Some(v.id)));
+                if let Some(h) = holder {
+                    let hits = self.match_in(rest, Some(h.id), depth + 1);
+                    if !hits.is_empty() {
+                        return hits;
+                    }
+                }
+            }
+        }
+        let (all, kernel_name) = self.match_alias(spec, scope);
+        let here: Vec<VolumeId> = all
+            .iter()
+            .copied()
+            .filter(|v| super::nested::scope_of(self, *v) == scope)
+            .collect();
+        if here.is_empty() && scope.is_none() && !kernel_name {
+            return all;
+        }
+        here
+    }
+
+    /// The volumes of any scope that `spec` names other than by their name,
+    /// and whether `spec` is a kernel name (`/dev/sda1`: partition numbers
+    /// of the disks of `scope`, in order).
+    fn match_alias(&self, spec: &str, scope: Option<VolumeId>) -> (Vec<VolumeId>, bool) {
         let by = |pred: &dyn Fn(&Volume) -> bool| -> Vec<VolumeId> {
             self.volumes
                 .iter()
@@ -152,39 +226,41 @@ impl Layout {
                 .map(|v| v.id)
                 .collect()
         };
-        let exact = by(&|v| v.name == spec);
-        if !exact.is_empty() {
-            return exact;
-        }
         for (key, field) in [("UUID=", 0), ("LABEL=", 1)] {
             if let Some(val) = spec.strip_prefix(key) {
                 let val = val.trim_matches('"');
-                return by(&|v| {
-                    let have = if field == 0 {
-                        &v.content.uuid
-                    } else {
-                        &v.content.label
-                    };
-                    have.as_deref().is_some_and(|h| {
-                        if field == 0 {
-                            h.eq_ignore_ascii_case(val)
+                return (
+                    by(&|v| {
+                        let have = if field == 0 {
+                            &v.content.uuid
                         } else {
-                            h == val
-                        }
-                    })
-                });
+                            &v.content.label
+                        };
+                        have.as_deref().is_some_and(|h| {
+                            if field == 0 {
+                                h.eq_ignore_ascii_case(val)
+                            } else {
+                                h == val
+                            }
+                        })
+                    }),
+                    false,
+                );
             }
         }
         if let Some(val) = spec.strip_prefix("PARTUUID=") {
             let val = val.trim_matches('"').to_ascii_lowercase();
-            return by(&|v| self.partuuid(v).is_some_and(|u| u == val));
+            return (by(&|v| self.partuuid(v).is_some_and(|u| u == val)), false);
         }
         if let Some(val) = spec.strip_prefix("PARTLABEL=") {
             let val = val.trim_matches('"');
-            return by(&|v| match &v.kind {
-                VolumeKind::Partition { entry, .. } => entry.name.as_deref() == Some(val),
-                _ => false,
-            });
+            return (
+                by(&|v| match &v.kind {
+                    VolumeKind::Partition { entry, .. } => entry.name.as_deref() == Some(val),
+                    _ => false,
+                }),
+                false,
+            );
         }
         let rest = spec.strip_prefix("/dev/").unwrap_or(spec);
         // /dev/mapper/vg-lv, vg-lv
@@ -192,23 +268,38 @@ impl Layout {
         if let Some((vg, lv)) = split_dm_name(dm) {
             let hits = self.lv(&vg, &lv);
             if !hits.is_empty() {
-                return hits;
+                return (hits, false);
             }
         }
         // /dev/vg/lv
         if let Some((vg, lv)) = rest.split_once('/') {
-            return self.lv(vg, lv);
+            return (self.lv(vg, lv), false);
         }
         // /dev/sda1, vdb2
         if let Some((disk, number)) = parse_kernel_partition(rest) {
-            return by(
-                &|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if *d == DiskId(disk) && *n == number && !entry.is_recovered()),
+            return (
+                by(
+                    &|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if self.local_disk(*d, scope) == Some(disk) && *n == number && !entry.is_recovered()),
+                ),
+                true,
             );
         }
         // lv_root alone, when only one VG has it.
-        by(
-            &|v| matches!(&v.kind, VolumeKind::LogicalVolume { lv, hidden: false, .. } if lv == rest),
+        (
+            by(
+                &|v| matches!(&v.kind, VolumeKind::LogicalVolume { lv, hidden: false, .. } if lv == rest),
+            ),
+            false,
         )
+    }
+
+    /// Disk `d`'s number among the disks of `scope` (the disks given to the
+    /// scan, or the disk nested in a volume), when it is one of them.
+    fn local_disk(&self, d: DiskId, scope: Option<VolumeId>) -> Option<usize> {
+        self.disks
+            .iter()
+            .filter(|x| x.parent == scope)
+            .position(|x| x.id == d)
     }
 
     /// Which volume the source `spec` of an fstab line names, as the
@@ -219,8 +310,30 @@ impl Layout {
     /// `/dev/sdXN`, `vdXN`, `hdXN`, `xvdXN`, `nvme0n1pN` (by disk order and
     /// partition number: a guess). `/dev/dm-N` and hardware ids in
     /// `by-id`/`by-path` only the running guest knows.
+    ///
+    /// The spec is resolved among the volumes of the disks given to the
+    /// scan; [`Layout::resolve_spec_from`] resolves it for a guest root on
+    /// a nested disk.
     pub fn resolve_spec(&self, spec: &str) -> SpecMatch {
-        let found = |ids: Vec<VolumeId>, guessed: bool| match ids.as_slice() {
+        self.resolve_spec_in(spec, None)
+    }
+
+    /// [`Layout::resolve_spec`] for the fstab of the guest whose root is
+    /// volume `root`: among the volumes of `root`'s own disks (those given to
+    /// the scan, or the disk nested in a host volume that holds it), as that
+    /// guest's kernel sees them. A host's fstab never names a guest's
+    /// volume, nor a guest's fstab the host's.
+    pub fn resolve_spec_from(&self, spec: &str, root: VolumeId) -> SpecMatch {
+        self.resolve_spec_in(spec, super::nested::scope_of(self, root))
+    }
+
+    fn resolve_spec_in(&self, spec: &str, scope: Option<VolumeId>) -> SpecMatch {
+        let found = |ids: Vec<VolumeId>, guessed: bool| match ids
+            .into_iter()
+            .filter(|v| super::nested::scope_of(self, *v) == scope)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
             [one] => SpecMatch::Found {
                 volume: *one,
                 guessed,
@@ -236,7 +349,7 @@ impl Layout {
         };
         for tag in ["UUID=", "LABEL=", "PARTUUID=", "PARTLABEL="] {
             if spec.starts_with(tag) {
-                return found(self.match_volume(spec), false);
+                return found(self.match_alias(spec, scope).0, false);
             }
         }
         let Some(dev) = spec.strip_prefix("/dev/") else {
@@ -269,7 +382,7 @@ impl Layout {
                     ));
                 }
             };
-            return found(self.match_volume(&format!("{tag}{name}")), false);
+            return found(self.match_alias(&format!("{tag}{name}"), scope).0, false);
         }
         if let Some(dm) = dev.strip_prefix("mapper/") {
             return found(self.dm_named(dm), false);
@@ -288,7 +401,7 @@ impl Layout {
             return found(
                 self.volumes
                     .iter()
-                    .filter(|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if *d == DiskId(disk) && *n == number && !entry.is_recovered()))
+                    .filter(|v| matches!(&v.kind, VolumeKind::Partition { disk: d, number: n, entry } if self.local_disk(*d, scope) == Some(disk) && *n == number && !entry.is_recovered()))
                     .map(|v| v.id)
                     .collect(),
                 true,
@@ -298,7 +411,7 @@ impl Layout {
             return found(
                 self.volumes
                     .iter()
-                    .filter(|v| matches!(&v.kind, VolumeKind::WholeDisk { disk: d } if *d == DiskId(disk)))
+                    .filter(|v| matches!(&v.kind, VolumeKind::WholeDisk { disk: d } if self.local_disk(*d, scope) == Some(disk)))
                     .map(|v| v.id)
                     .collect(),
                 true,
@@ -337,6 +450,12 @@ impl Layout {
             .collect()
     }
 
+    /// The volume holding the nested disk that volume `id` is on (a guest
+    /// disk in a host LV), or `None` for a volume of the disks given to the scan.
+    pub fn holder(&self, id: VolumeId) -> Option<VolumeId> {
+        super::nested::scope_of(self, id)
+    }
+
     /// The `PARTUUID` of a partition volume: the GPT unique GUID, or for MBR
     /// `<disk signature>-<number as two hex digits>` as blkid forms it.
     pub fn partuuid(&self, v: &Volume) -> Option<String> {
@@ -360,10 +479,14 @@ impl Layout {
     pub fn aliases(&self, id: VolumeId) -> Vec<String> {
         let v = &self.volumes[id.0];
         let mut out = Vec::new();
+        // A nested volume's spellings are typed after its holder's name
+        // (`pve/vm-100-disk-0//dev/pve/root`).
+        let scope = super::nested::scope_of(self, id);
+        let prefix = scope.map_or_else(String::new, |p| format!("{}/", self.volume(p).name));
         match &v.kind {
             VolumeKind::LogicalVolume { vg, lv, .. } => {
-                out.push(format!("/dev/{vg}/{lv}"));
-                out.push(format!("/dev/mapper/{}", dm_name(vg, lv)));
+                out.push(format!("{prefix}/dev/{vg}/{lv}"));
+                out.push(format!("{prefix}/dev/mapper/{}", dm_name(vg, lv)));
             }
             // A volume found by searching has no kernel name: the kernel
             // sees no partition there.
@@ -371,10 +494,12 @@ impl Layout {
                 disk,
                 number,
                 entry,
-            } if disk.0 < 26 && !entry.is_recovered() => {
-                let letter = (b'a' + disk.0 as u8) as char;
-                out.push(format!("/dev/sd{letter}{number}"));
-                out.push(format!("/dev/vd{letter}{number}"));
+            } if !entry.is_recovered() => {
+                if let Some(local) = self.local_disk(*disk, scope).filter(|l| *l < 26) {
+                    let letter = char::from(b'a' + local as u8);
+                    out.push(format!("{prefix}/dev/sd{letter}{number}"));
+                    out.push(format!("{prefix}/dev/vd{letter}{number}"));
+                }
             }
             _ => {}
         }

@@ -3,7 +3,7 @@
 
 use humansize::{BINARY, format_size};
 
-use super::{Layout, Volume, VolumeKind};
+use super::{Disk, Layout, Volume, VolumeKind};
 use crate::io::Target;
 use crate::problem::Problem;
 use crate::text::escape_str;
@@ -86,58 +86,94 @@ impl Node {
     }
 }
 
-/// Build the tree for a layout.
+/// Build the tree for a layout. A nested disk (a guest disk in a host LV)
+/// is no root: its partitions, or its VG, are children of the volume that
+/// holds it.
 pub fn build(layout: &Layout) -> Vec<Node> {
     let mut placed_vgs: Vec<String> = Vec::new();
     let mut roots = Vec::new();
-    for disk in &layout.disks {
+    for disk in layout.disks.iter().filter(|d| d.parent.is_none()) {
         let file = disk.origin.short_name();
-        let mut desc = disk.format.name().to_string();
-        if let Some(t) = &disk.table {
-            desc.push_str(&format!(", {} partition table", t.scheme.name()));
-            if t.sector_size != 512 {
-                desc.push_str(&format!(" ({}-byte sectors)", t.sector_size));
-            }
-        }
-        for d in &disk.format_details {
-            desc.push_str(&format!(", {d}"));
-        }
-        let mut node = Node::new(file, "disk", disk.size(), desc);
-        node.problems.extend(disk.problems.iter().cloned());
-        if let Some(t) = &disk.table {
-            node.problems.extend(t.problems.iter().cloned());
-        }
-        for v in &layout.volumes {
-            match &v.kind {
-                VolumeKind::WholeDisk { disk: d } if *d == disk.id => {
-                    node.fill_from_volume(v);
-                    node.children
-                        .extend(vg_children(layout, v, &mut placed_vgs));
-                }
-                VolumeKind::Partition { disk: d, entry, .. } if *d == disk.id => {
-                    let mut desc = entry.part_type.name();
-                    if entry.extended {
-                        desc = format!("{desc} (container of the logical partitions)");
-                    }
-                    if let Some(n) = &entry.name {
-                        desc.push_str(&format!(" \"{}\"", escape_str(n)));
-                    }
-                    let mut p = Node::new(v.name.clone(), "partition", v.size(), desc);
-                    p.start = Some(entry.start);
-                    p.fill_from_volume(v);
-                    if entry.extended {
-                        p.volume = None;
-                        p.fstype = None;
-                    }
-                    p.children.extend(vg_children(layout, v, &mut placed_vgs));
-                    node.children.push(p);
-                }
-                _ => {}
-            }
-        }
+        let mut node = Node::new(file, "disk", disk.size(), disk_description(disk));
+        disk_children(layout, disk, &mut node, &mut placed_vgs);
         roots.push(node);
     }
     roots
+}
+
+/// `raw, gpt partition table`, and the container's details.
+fn disk_description(disk: &Disk) -> String {
+    let mut desc = disk.format.name().to_string();
+    if let Some(t) = &disk.table {
+        desc.push_str(&format!(", {} partition table", t.scheme.name()));
+        if t.sector_size != 512 {
+            desc.push_str(&format!(" ({}-byte sectors)", t.sector_size));
+        }
+    }
+    for d in &disk.format_details {
+        desc.push_str(&format!(", {d}"));
+    }
+    desc
+}
+
+/// Fill `node` with what disk `disk` holds: its problems, its partitions
+/// (or its whole-disk volume's content and VG). For a nested disk `node`
+/// is the node of the volume holding it, whose own name and content stay.
+fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut Vec<String>) {
+    node.problems.extend(disk.problems.iter().cloned());
+    if let Some(t) = &disk.table {
+        node.problems.extend(t.problems.iter().cloned());
+    }
+    if disk.parent.is_some() {
+        for d in &disk.format_details {
+            node.notes.push(d.clone());
+        }
+    }
+    for v in &layout.volumes {
+        match &v.kind {
+            VolumeKind::WholeDisk { disk: d } if *d == disk.id => {
+                if disk.parent.is_some() {
+                    // The same bytes as the volume holding the disk: only
+                    // what it adds (a VG) is shown.
+                    node.problems.extend(v.problems.iter().cloned());
+                    node.notes.extend(v.notes.iter().cloned());
+                } else {
+                    node.fill_from_volume(v);
+                }
+                node.children.extend(vg_children(layout, v, placed_vgs));
+                nested_children(layout, v, node, placed_vgs);
+            }
+            VolumeKind::Partition { disk: d, entry, .. } if *d == disk.id => {
+                let mut desc = entry.part_type.name();
+                if entry.extended {
+                    desc = format!("{desc} (container of the logical partitions)");
+                }
+                if let Some(n) = &entry.name {
+                    desc.push_str(&format!(" \"{}\"", escape_str(n)));
+                }
+                let mut p = Node::new(v.name.clone(), "partition", v.size(), desc);
+                p.start = Some(entry.start);
+                p.fill_from_volume(v);
+                if entry.extended {
+                    p.volume = None;
+                    p.fstype = None;
+                }
+                p.children.extend(vg_children(layout, v, placed_vgs));
+                nested_children(layout, v, &mut p, placed_vgs);
+                node.children.push(p);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the disks nested in volume `v` hold (a guest disk in a host LV):
+/// their partitions or VG become children of `node`, the volume's node, and
+/// their own problems (a damaged table) its problems.
+fn nested_children(layout: &Layout, v: &Volume, node: &mut Node, placed_vgs: &mut Vec<String>) {
+    for disk in layout.disks.iter().filter(|d| d.parent == Some(v.id)) {
+        disk_children(layout, disk, node, placed_vgs);
+    }
 }
 
 /// The VG node to show under a PV volume: under the first PV of the VG that
@@ -178,7 +214,13 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
     if found < g.pvs.len() {
         desc.push_str(&format!(", {} PV(s) missing", g.pvs.len() - found));
     }
-    let mut n = Node::new(g.name.clone(), "vg", size, desc);
+    // A nested VG is named with the volume holding its disk, as its LVs'
+    // volume names are (`pve/vm-100-disk-0/pve`).
+    let shown = match super::nested::scope_of(layout, v.id) {
+        Some(p) => format!("{}/{}", layout.volume(p).name, g.name),
+        None => g.name.clone(),
+    };
+    let mut n = Node::new(shown, "vg", size, desc);
     n.problems.extend(g.problems.iter().cloned());
     // Visible LVs first, then hidden ones in brackets as `lvs -a` shows them.
     let mut lvs: Vec<&Volume> = g
@@ -220,6 +262,7 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         if *hidden {
             node.volume = None;
         }
+        nested_children(layout, lv, &mut node, placed);
         n.children.push(node);
     }
     vec![n]

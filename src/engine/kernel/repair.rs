@@ -132,8 +132,9 @@ pub fn replace_with_undo(
     use crate::repair::undo::{self, UndoRecord};
     // Every disk, in order: volume names (`disk1p2`, a VG spanning disks)
     // mean the same thing again when the record is undone.
+    // Nested disks (a guest disk in a host LV) are found again by the scan.
     let mut disks = Vec::new();
-    for d in &layout.disks {
+    for d in layout.disks.iter().filter(|d| d.parent.is_none()) {
         let p = d.host_path("an undo record")?;
         disks.push(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
     }

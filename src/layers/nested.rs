@@ -1,0 +1,148 @@
+//! Nested disks: a volume whose content is a partition table, or an LV whose
+//! content is an LVM PV (a VM's disk stored in a host LV or partition), is
+//! scanned again as a disk of the same layout, to a bounded depth.
+//!
+//! The nested disk's volumes are named after the volume that holds it:
+//! `<parent>/<local name>`, where the local name is the one the volume would
+//! have if the parent's bytes were opened alone (`pve/vm-100-disk-0/p1`,
+//! `pve/vm-100-disk-0/vg_ta/lv_root`). Each nested disk is its own LVM level:
+//! its VGs assemble from its own PVs only, so a guest VG named like a host
+//! VG (or a cloned guest's VG with the same UUID) never merges with another.
+
+use super::{ContentKind, Layout, ScanOptions, VolumeId, VolumeKind, add_disk, scan_level};
+use crate::io::{DiskId, Target};
+
+/// How many disks deep nesting goes (a host LV holding a guest disk is 1).
+pub(super) const MAX_DEPTH: usize = 8;
+
+/// How many nested disks one scan reads at most.
+pub(super) const MAX_NESTED: usize = 256;
+
+/// Scan every volume of `layout` that holds a disk, and the volumes found
+/// in those, breadth first.
+pub(super) fn scan_nested(layout: &mut Layout) {
+    // (disk, offset, length) on a disk given to the scan, of each volume
+    // scanned as a disk: the same bytes are never scanned twice.
+    let mut scanned: Vec<(DiskId, u64, u64)> = Vec::new();
+    let mut nested = 0usize;
+    let mut next = 0usize;
+    while next < layout.volumes.len() {
+        let vid = VolumeId(next);
+        next += 1;
+        if !holds_disk(layout, vid) {
+            continue;
+        }
+        let depth = depth(layout, vid);
+        if depth >= MAX_DEPTH {
+            layout.volumes[vid.0].problems.push(
+                format!(
+                    "holds a partition table or PV nested {} disks deep: not scanned (the bound is {MAX_DEPTH})",
+                    depth + 1
+                )
+                .into(),
+            );
+            continue;
+        }
+        if nested >= MAX_NESTED {
+            layout.volumes[vid.0].problems.push(
+                format!("holds a partition table or PV: not scanned, {MAX_NESTED} nested disks were read already (the bound)").into(),
+            );
+            continue;
+        }
+        if let Some(extent) = host_extent(layout, vid) {
+            if scanned.contains(&extent) {
+                let what = format!(
+                    "holds a partition table or PV on the same bytes as a volume scanned already (byte {} of {}, {} bytes): not scanned again",
+                    extent.1,
+                    layout
+                        .disks
+                        .get(extent.0.0)
+                        .map_or_else(String::new, |d| d.origin.short_name()),
+                    extent.2
+                );
+                layout.volumes[vid.0].problems.push(what.into());
+                continue;
+            }
+            scanned.push(extent);
+        }
+        nested += 1;
+        let v = layout.volume(vid);
+        let prefix = format!("{}/", v.name);
+        let src = layout.volume_as_disk(vid);
+        let d = add_disk(layout, src, Some(vid));
+        scan_level(layout, &[d], &prefix, ScanOptions::default());
+    }
+}
+
+/// Whether volume `vid` is scanned again as a disk: a partition or LV
+/// holding a partition table, or an LV holding a PV (a partition holding a
+/// PV is read as a PV where it is, and a whole disk's bytes are its disk's).
+fn holds_disk(layout: &Layout, vid: VolumeId) -> bool {
+    let v = layout.volume(vid);
+    if v.size() < 512 || !v.mapping.unreadable().is_empty() {
+        return false;
+    }
+    match (&v.kind, v.content.kind) {
+        (VolumeKind::WholeDisk { .. }, _) => false,
+        (VolumeKind::Partition { entry, .. }, ContentKind::PartitionTable) => !entry.extended,
+        (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::PartitionTable)
+        | (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::LvmPv) => !hidden,
+        _ => false,
+    }
+}
+
+/// The disk a volume's first byte is on.
+pub(super) fn disk_of(layout: &Layout, vid: VolumeId) -> Option<DiskId> {
+    let v = layout.volumes.get(vid.0)?;
+    match &v.kind {
+        VolumeKind::WholeDisk { disk } | VolumeKind::Partition { disk, .. } => Some(*disk),
+        VolumeKind::LogicalVolume { .. } => v.mapping.disks().first().copied(),
+    }
+}
+
+/// The volume whose nested disk holds volume `vid`, if any.
+pub(super) fn scope_of(layout: &Layout, vid: VolumeId) -> Option<VolumeId> {
+    disk_of(layout, vid)
+        .and_then(|d| layout.disks.get(d.0))
+        .and_then(|d| d.parent)
+}
+
+/// How many nested disks lie between volume `vid` and the disks given to
+/// the scan (0 for a volume of those disks).
+pub(super) fn depth(layout: &Layout, vid: VolumeId) -> usize {
+    let mut n = 0;
+    let mut at = vid;
+    while let Some(p) = scope_of(layout, at) {
+        n += 1;
+        if n > MAX_DEPTH + 1 {
+            break;
+        }
+        at = p;
+    }
+    n
+}
+
+/// Where volume `vid`'s bytes are on a disk given to the scan, when every
+/// volume on the way is one linear run: (disk, offset, length).
+fn host_extent(layout: &Layout, vid: VolumeId) -> Option<(DiskId, u64, u64)> {
+    let linear = |vid: VolumeId| -> Option<(DiskId, u64, u64)> {
+        let v = layout.volumes.get(vid.0)?;
+        match v.mapping.segments() {
+            [seg] => match &seg.target {
+                Target::Linear(a) => Some((a.disk, a.offset, v.size())),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let (mut disk, mut offset, len) = linear(vid)?;
+    for _ in 0..=MAX_DEPTH {
+        let Some(parent) = layout.disks.get(disk.0)?.parent else {
+            return Some((disk, offset, len));
+        };
+        let (d, o, _) = linear(parent)?;
+        disk = d;
+        offset = offset.checked_add(o)?;
+    }
+    None
+}

@@ -1,0 +1,562 @@
+//! Nested disks: a Proxmox-like host disk (`nested-host`, built by
+//! `tests/fixtures/make/nested.sh` with sfdisk, sgdisk, lvm2 and mke2fs)
+//! whose LVs hold whole guest disks, one with its own VG `pve`. The guest
+//! volumes are scanned as disks of the same layout, named after the LV
+//! holding them, shown under it, and read; hostile nesting (a table inside
+//! itself, a chain deeper than the bound) gives problems, not hangs.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use vmrescue::layers::{self, Layout, VolumeKind, tree};
+
+use crate::common;
+
+const MARKER: &[u8] = b"VMRESCUE nested marker: pve/vm-100-disk-0 -> guest VG pve -> root\n";
+
+fn host() -> std::path::PathBuf {
+    common::fixture("nested-host")
+}
+
+fn layout_of(path: &Path) -> Layout {
+    let img = vmrescue::image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    layers::scan(vec![img])
+}
+
+fn names(layout: &Layout) -> Vec<&str> {
+    layout.volumes.iter().map(|v| v.name.as_str()).collect()
+}
+
+fn stdout(args: &[&str]) -> (Vec<u8>, String, i32) {
+    let out = common::vmrescue(args);
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// The node of volume `vol` in a JSON tree of `layers --json`.
+fn find<'a>(n: &'a serde_json::Value, vol: &str) -> Option<&'a serde_json::Value> {
+    if n["volume"].as_str() == Some(vol) {
+        return Some(n);
+    }
+    n["children"].as_array()?.iter().find_map(|c| find(c, vol))
+}
+
+/// `vmrescue cat IMAGE --volume VOLUME PATH`, which must succeed.
+fn cat(image: &str, volume: &str, path: &str) -> Vec<u8> {
+    let (out, err, code) = stdout(&["cat", image, "--volume", volume, path]);
+    assert_eq!(code, 0, "{volume} {path}: {err}");
+    out
+}
+
+#[test]
+fn nested_volumes_are_named_after_their_holder() {
+    let layout = layout_of(&host());
+    let n = names(&layout);
+    for want in [
+        "p1",
+        "pve/root",
+        "pve/vm-100-disk-0",
+        "pve/vm-101-disk-0",
+        "pve/vm-100-disk-0/p1",
+        "pve/vm-100-disk-0/p2",
+        "pve/vm-100-disk-0/pve/root",
+        "pve/vm-101-disk-0/p1",
+    ] {
+        assert!(n.contains(&want), "{want} missing from {n:?}");
+    }
+    let fs = |name: &str| {
+        let id = layout.find_volume(name).expect(name);
+        let v = layout.volume(id);
+        (v.content.kind.name(), v.content.label.clone())
+    };
+    assert_eq!(
+        fs("pve/vm-100-disk-0/p1"),
+        ("ext4", Some("g100boot".into()))
+    );
+    assert_eq!(
+        fs("pve/vm-100-disk-0/pve/root"),
+        ("ext4", Some("g100root".into()))
+    );
+    assert_eq!(
+        fs("pve/vm-101-disk-0/p1"),
+        ("ext4", Some("g101data".into()))
+    );
+    assert!(
+        layout.all_problems().is_empty(),
+        "{:?}",
+        layout.all_problems()
+    );
+}
+
+/// The guest's VG `pve` is its own group, not merged with the host's: the
+/// LV UUIDs match lvm2's reports of each.
+#[test]
+fn guest_vg_named_like_host_vg_stays_apart() {
+    let layout = layout_of(&host());
+    let pve: Vec<_> = layout.groups.iter().filter(|g| g.name == "pve").collect();
+    assert_eq!(pve.len(), 2, "a host VG pve and a guest VG pve");
+    assert_ne!(pve[0].uuid, pve[1].uuid);
+    let lv_uuids = |report: &str| -> Vec<(String, String)> {
+        let v: serde_json::Value = serde_json::from_str(&common::report(report)).expect("lvs json");
+        let mut out: Vec<(String, String)> = v["report"][0]["seg"]
+            .as_array()
+            .expect("segment rows")
+            .iter()
+            .map(|r| {
+                (
+                    r["lv_name"].as_str().unwrap_or_default().to_string(),
+                    r["lv_uuid"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let ours = |g: &vmrescue::layers::lvm::VolumeGroup| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = g
+            .lvs
+            .iter()
+            .map(|l| (l.name.clone(), l.uuid.clone()))
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(ours(pve[0]), lv_uuids("nested-host.lvs.json"));
+    assert_eq!(ours(pve[1]), lv_uuids("nested-guest100.lvs.json"));
+    // The guest's LV maps onto the nested disk, never onto the host's.
+    let id = layout
+        .find_volume("pve/vm-100-disk-0/pve/root")
+        .expect("root");
+    for d in layout.volume(id).mapping.disks() {
+        assert!(
+            layout.disks[d.0].parent.is_some(),
+            "mapped onto a host disk"
+        );
+        assert!(layout.disks[d.0].host_path("a test").is_err());
+    }
+}
+
+#[test]
+fn cat_reads_the_guest_lv_inside_the_host_lv() {
+    let img = host();
+    assert_eq!(
+        cat(
+            img.to_str().unwrap(),
+            "pve/vm-100-disk-0/pve/root",
+            "/etc/nested-marker.txt"
+        ),
+        MARKER
+    );
+}
+
+#[test]
+fn ls_lists_the_gpt_guest() {
+    let img = host();
+    let (out, err, code) = stdout(&[
+        "ls",
+        img.to_str().unwrap(),
+        "--volume",
+        "pve/vm-101-disk-0/p1",
+        "/data",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("hello.txt"), "{out}");
+    assert_eq!(
+        cat(
+            img.to_str().unwrap(),
+            "pve/vm-101-disk-0/p1",
+            "/data/hello.txt"
+        ),
+        b"hello from VM 101\n"
+    );
+}
+
+/// `layers` shows the guest's partitions and VG under the LV holding them,
+/// in text and JSON, each with the name `--volume` takes.
+#[test]
+fn layers_shows_nested_children_under_their_lv() {
+    let img = host();
+    let (out, err, code) = stdout(&["layers", "--json", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let disks = v["disks"].as_array().expect("disks");
+    assert_eq!(disks.len(), 1, "nested disks are no roots");
+    let lv = find(&disks[0], "pve/vm-100-disk-0").expect("host LV node");
+    let kids: Vec<&str> = lv["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .filter_map(|c| c["volume"].as_str())
+        .collect();
+    assert_eq!(kids, ["pve/vm-100-disk-0/p1", "pve/vm-100-disk-0/p2"]);
+    let p2 = find(lv, "pve/vm-100-disk-0/p2").expect("p2");
+    let vg = &p2["children"][0];
+    assert_eq!(vg["kind"], "vg");
+    assert_eq!(vg["name"], "pve/vm-100-disk-0/pve");
+    assert_eq!(vg["children"][0]["volume"], "pve/vm-100-disk-0/pve/root");
+    assert_eq!(vg["children"][0]["browsable"], true);
+    let lv101 = find(&disks[0], "pve/vm-101-disk-0").expect("LV 101");
+    assert_eq!(lv101["children"][0]["volume"], "pve/vm-101-disk-0/p1");
+
+    let (out, err, code) = stdout(&["layers", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let text = String::from_utf8_lossy(&out);
+    for want in [
+        "pve/vm-100-disk-0/p1",
+        "pve/vm-100-disk-0/pve",
+        "pve/vm-100-disk-0/pve/root",
+        "pve/vm-101-disk-0/p1",
+    ] {
+        assert!(text.contains(want), "{want} not in\n{text}");
+    }
+    // The same tree as the library builds (the TUI's left pane).
+    let roots = tree::build(&layout_of(&img));
+    assert_eq!(roots.len(), 1);
+}
+
+/// Every spelling of a top-level volume keeps its meaning; a nested one is
+/// reached by its name, or by any spelling after `<holder>/`.
+#[test]
+fn spellings_top_level_and_scoped() {
+    let layout = layout_of(&host());
+    let name = |spec: &str| {
+        layout
+            .find_volume(spec)
+            .map(|id| layout.volume(id).name.clone())
+            .unwrap_or_else(|e| panic!("{spec}: {e}"))
+    };
+    assert_eq!(name("pve/root"), "pve/root");
+    assert_eq!(name("/dev/pve/root"), "pve/root");
+    assert_eq!(name("/dev/mapper/pve-root"), "pve/root");
+    assert_eq!(name("root"), "pve/root");
+    assert_eq!(name("/dev/sda1"), "p1");
+    assert_eq!(
+        name("pve/vm-100-disk-0//dev/mapper/pve-root"),
+        "pve/vm-100-disk-0/pve/root"
+    );
+    assert_eq!(
+        name("pve/vm-100-disk-0//dev/pve/root"),
+        "pve/vm-100-disk-0/pve/root"
+    );
+    assert_eq!(name("pve/vm-100-disk-0/root"), "pve/vm-100-disk-0/pve/root");
+    assert_eq!(name("pve/vm-100-disk-0//dev/vda2"), "pve/vm-100-disk-0/p2");
+    assert_eq!(
+        name("UUID=10000000-0000-4000-8000-000000000002"),
+        "pve/vm-100-disk-0/pve/root"
+    );
+    assert_eq!(name("LABEL=g101data"), "pve/vm-101-disk-0/p1");
+    assert_eq!(
+        name("pve/vm-101-disk-0/PARTLABEL=data"),
+        "pve/vm-101-disk-0/p1"
+    );
+    // Kernel names count the disks given: the guest's sdb is no host disk.
+    assert!(layout.find_volume("/dev/sda2").is_err());
+    // Aliases of a nested volume resolve back to it.
+    let root = layout.find_volume("pve/vm-100-disk-0/pve/root").unwrap();
+    for a in layout.aliases(root) {
+        assert_eq!(layout.find_volume(&a).ok(), Some(root), "{a}");
+    }
+    // An fstab on the host never names a guest's volume.
+    assert!(matches!(
+        layout.resolve_spec("/dev/pve/root"),
+        layers::fstab::SpecMatch::Found { volume, .. } if layout.volume(volume).name == "pve/root"
+    ));
+    assert!(!matches!(
+        layout.resolve_spec("LABEL=g101data"),
+        layers::fstab::SpecMatch::Found { .. }
+    ));
+}
+
+/// An MBR disk (sfdisk) whose two partitions hold the same guest disk (a
+/// cloned VM): the two guest VGs have the same name and UUID and still stay
+/// apart; a spelling both answer to is ambiguous, with the names that pick each.
+#[test]
+fn cloned_guests_stay_apart_and_ambiguity_is_explained() {
+    let layout = layout_of(&host());
+    let lv = layout.find_volume("pve/vm-100-disk-0").unwrap();
+    let src = layout.open_volume(lv);
+    let size = src.size();
+    let mut guest = vec![0u8; usize::try_from(size).unwrap()];
+    src.read_exact_at(0, &mut guest).expect("read guest disk");
+    let dir = tempfile::tempdir().unwrap();
+    let outer = dir.path().join("clones.img");
+    let start = 1u64 << 20;
+    File::create(&outer)
+        .unwrap()
+        .set_len(start + 2 * size + start)
+        .unwrap();
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["--quiet", "--no-reread", "--no-tell-kernel"])
+        .arg(&outer)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run sfdisk (Debian package fdisk)");
+    let script = format!(
+        "label: dos\nstart={}, size={}, type=83\nstart={}, size={}, type=83\n",
+        start / 512,
+        size / 512,
+        (start + size) / 512,
+        size / 512
+    );
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&outer)
+        .unwrap();
+    f.write_all_at(&guest, start).unwrap();
+    f.write_all_at(&guest, start + size).unwrap();
+    drop(f);
+
+    let clones = layout_of(&outer);
+    let pve: Vec<_> = clones.groups.iter().filter(|g| g.name == "pve").collect();
+    assert_eq!(pve.len(), 2, "one VG per clone");
+    assert_eq!(pve[0].uuid, pve[1].uuid);
+    for g in &pve {
+        assert!(g.problems.is_empty(), "{:?}", g.problems);
+        assert!(g.pvs.iter().all(|p| p.found.is_some()));
+    }
+    let o = outer.to_str().unwrap();
+    for part in ["p1", "p2"] {
+        assert_eq!(
+            cat(o, &format!("{part}/pve/root"), "/etc/nested-marker.txt"),
+            MARKER
+        );
+    }
+    let err = clones.find_volume("/dev/pve/root").unwrap_err().to_string();
+    assert!(err.contains("ambiguous"), "{err}");
+    assert!(
+        err.contains("p1/pve/root (on p1") && err.contains("p2/pve/root (on p2"),
+        "{err}"
+    );
+    let (_, err, code) = stdout(&["ls", o, "--volume", "pve/root", "/"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ambiguous"), "{err}");
+}
+
+/// A disk of 64 sectors with an MBR at each of its first `levels` sectors,
+/// each with one partition starting `step` sectors after it.
+fn chained_mbrs(path: &Path, levels: u32, step: u32) {
+    let total = 64u32;
+    let mut img = vec![0u8; total as usize * 512];
+    for k in 0..levels {
+        let at = k as usize * 512;
+        let s = &mut img[at..at + 512];
+        s[446 + 4] = 0x83;
+        s[446 + 8..446 + 12].copy_from_slice(&step.to_le_bytes());
+        s[446 + 12..446 + 16].copy_from_slice(&(total - k - step).to_le_bytes());
+        s[510] = 0x55;
+        s[511] = 0xaa;
+    }
+    std::fs::write(path, img).unwrap();
+}
+
+#[test]
+fn a_table_inside_itself_is_scanned_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("self.img");
+    chained_mbrs(&img, 1, 0);
+    let layout = layout_of(&img);
+    let problems: Vec<String> = layout
+        .all_problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        problems.iter().any(|p| p.contains("not scanned again")),
+        "{problems:?}"
+    );
+    assert!(layout.disks.len() <= 3, "{} disks", layout.disks.len());
+    let (_, err, code) = stdout(&["layers", img.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not scanned again"), "{err}");
+}
+
+#[test]
+fn nesting_stops_at_the_depth_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("deep.img");
+    chained_mbrs(&img, 20, 1);
+    let layout = layout_of(&img);
+    // The disk given, then one nested disk per level up to the bound.
+    assert_eq!(layout.disks.len(), 1 + 8, "{:?}", names(&layout));
+    let deepest = layout
+        .volumes
+        .iter()
+        .max_by_key(|v| v.name.len())
+        .expect("volumes");
+    assert_eq!(deepest.name, "p1/p1/p1/p1/p1/p1/p1/p1/p1");
+    assert!(
+        deepest
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("nested")),
+        "{:?}",
+        deepest.problems
+    );
+    assert!(matches!(deepest.kind, VolumeKind::Partition { .. }));
+    let (out, err, code) = stdout(&["layers", img.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("p1/p1/p1/p1/p1/p1/p1/p1/p1"));
+}
+
+/// Whatever needs a host file refuses a nested volume clearly, and writes nothing.
+#[test]
+fn relink_and_kernel_engine_refuse_a_nested_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = common::fixture_copy("nested-host", dir.path());
+    let before = std::fs::read(&img).unwrap();
+    let i = img.to_str().unwrap();
+    let (_, err, code) = stdout(&[
+        "relink",
+        i,
+        "--volume",
+        "pve/vm-101-disk-0/p1",
+        "--engine",
+        "userspace",
+        "/data/hello.link",
+        "--to",
+        "hello.lnk",
+        "--force",
+        "--yes",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not a host file or device but a volume read as a disk"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(std::fs::read(&img).unwrap() == before, "the image changed");
+    let (_, err, code) = stdout(&[
+        "ls",
+        i,
+        "--engine",
+        "kernel",
+        "--volume",
+        "pve/vm-101-disk-0/p1",
+        "/",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the kernel engine needs a host file"), "{err}");
+}
+
+/// An LV that is a PV itself (a guest disk without a partition table): its
+/// VG is shown under the LV and its LVs read; the nested whole-disk volume
+/// (the LV's bytes again) is no choice of its own.
+#[test]
+fn an_lv_holding_a_pv_shows_its_vg() {
+    let img = host();
+    assert_eq!(
+        cat(
+            img.to_str().unwrap(),
+            "pve/vm-102-disk-0/vg102/data",
+            "/note.txt"
+        ),
+        b"VM 102 keeps its VG on the whole disk\n"
+    );
+    let layout = layout_of(&img);
+    assert_eq!(
+        layout
+            .find_volume("vg102/data")
+            .map(|id| layout.volume(id).name.clone())
+            .ok()
+            .as_deref(),
+        Some("pve/vm-102-disk-0/vg102/data"),
+        "a VG only a nested disk has is found by its plain spelling"
+    );
+    assert!(!layout.volume_choices().contains("pve/vm-102-disk-0/disk0"));
+    let roots = tree::build(&layout);
+    let json = serde_json::to_value(&roots).unwrap();
+    let lv = find(&json[0], "pve/vm-102-disk-0").expect("LV 102");
+    assert_eq!(lv["children"][0]["kind"], "vg");
+    assert_eq!(lv["children"][0]["name"], "pve/vm-102-disk-0/vg102");
+    assert_eq!(
+        lv["children"][0]["children"][0]["volume"],
+        "pve/vm-102-disk-0/vg102/data"
+    );
+}
+
+/// Each guest's fstab names its own volumes: the host's `/dev/pve/root` is
+/// the host's LV, the nested guest's `/dev/mapper/pve-root` its own LV and
+/// its `/dev/sda1` its own disk's p1; without --volume the host's root is
+/// the one browsed.
+#[test]
+fn each_fstab_resolves_on_its_own_disks() {
+    let img = host();
+    let (out, err, code) = stdout(&["layers", "--json", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let disk = &v["disks"][0];
+    let node = |vol: &str| find(disk, vol).unwrap_or_else(|| panic!("{vol} not in the tree"));
+    assert_eq!(node("pve/root")["mountpoint"], "/");
+    assert_eq!(node("pve/root")["os"], "Host PVE-like");
+    assert_eq!(node("pve/vm-100-disk-0/pve/root")["mountpoint"], "/");
+    assert_eq!(node("pve/vm-100-disk-0/pve/root")["os"], "Guest 100 Linux");
+    assert_eq!(node("pve/vm-100-disk-0/p1")["mountpoint"], "/boot");
+
+    let layout = layout_of(&img);
+    let guest_root = layout.find_volume("pve/vm-100-disk-0/pve/root").unwrap();
+    let host_root = layout.find_volume("pve/root").unwrap();
+    let resolved = |spec: &str, root| match layout.resolve_spec_from(spec, root) {
+        layers::fstab::SpecMatch::Found { volume, .. } => layout.volume(volume).name.clone(),
+        other => panic!("{spec}: {other:?}"),
+    };
+    assert_eq!(
+        resolved("/dev/mapper/pve-root", guest_root),
+        "pve/vm-100-disk-0/pve/root"
+    );
+    assert_eq!(resolved("/dev/mapper/pve-root", host_root), "pve/root");
+    assert_eq!(resolved("/dev/sda1", guest_root), "pve/vm-100-disk-0/p1");
+    assert_eq!(resolved("/dev/sda1", host_root), "p1");
+    assert_eq!(
+        resolved("LABEL=g100boot", guest_root),
+        "pve/vm-100-disk-0/p1"
+    );
+    assert!(!matches!(
+        layout.resolve_spec_from("LABEL=g100boot", host_root),
+        layers::fstab::SpecMatch::Found { .. }
+    ));
+    assert_eq!(
+        layout.holder(guest_root),
+        layout.find_volume("pve/vm-100-disk-0").ok()
+    );
+    assert_eq!(layout.holder(host_root), None);
+
+    let (out, err, code) = stdout(&["ls", img.to_str().unwrap(), "/"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("host-marker.txt"));
+}
+
+/// The TUI's left pane (built from the same tree) has the guest's LV under
+/// the host LV holding its disk, and can reveal it by its volume name.
+#[test]
+fn tui_left_pane_nests_the_guest_under_its_lv() {
+    let layout = layout_of(&host());
+    let mut pane = vmrescue::tui::layers::LayerPane::new(&layout);
+    let lv = pane.path_of_volume("pve/vm-100-disk-0").expect("host LV");
+    let root = pane
+        .path_of_volume("pve/vm-100-disk-0/pve/root")
+        .expect("guest LV");
+    assert!(
+        root.starts_with(&lv) && root.len() == lv.len() + 3,
+        "{lv:?} {root:?}"
+    );
+    assert!(pane.reveal_volume("pve/vm-101-disk-0/p1"));
+    assert_eq!(
+        pane.current().and_then(|n| n.volume.as_deref()),
+        Some("pve/vm-101-disk-0/p1")
+    );
+}
