@@ -46,7 +46,7 @@ pub enum Target {
     /// A segment that reads as zeros (LVM `zero` or `error` segment types are not this:
     /// only explicit zero segments).
     Zero,
-    /// A segment vmrescue cannot read (yet): thin, raid, mirror, snapshot, cache, vdo,
+    /// A segment vmrescue cannot read (yet): a thin pool itself, raid, mirror, snapshot, cache, vdo,
     /// or a segment on a missing PV. Reads fail with `reason`.
     Unreadable {
         /// Why, for messages: "segment type thin-pool is not readable yet".
