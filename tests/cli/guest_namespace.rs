@@ -107,6 +107,10 @@ struct KernelTree {
     archive: Option<tempfile::TempDir>,
     /// What is mounted, in mount order.
     mounted: Vec<PathBuf>,
+    /// Private copies of the images the kernel mounts: a loop device over
+    /// the shared fixture would make the other tests' reads of it see the
+    /// image in use.
+    copies: tempfile::TempDir,
 }
 
 impl KernelTree {
@@ -136,6 +140,7 @@ impl KernelTree {
             root: tempfile::tempdir().expect("tempdir"),
             archive: None,
             mounted: Vec::new(),
+            copies: tempfile::tempdir().expect("tempdir"),
         };
         let at = t.root.path().to_path_buf();
         t.mount_volume(&img, offset, size, &fstype, &at);
@@ -148,6 +153,7 @@ impl KernelTree {
             root: tempfile::tempdir().expect("tempdir"),
             archive: None,
             mounted: Vec::new(),
+            copies: tempfile::tempdir().expect("tempdir"),
         };
         for m in boot_mounts().iter().filter(|m| keep(m)) {
             match m {
@@ -196,10 +202,21 @@ impl KernelTree {
                 .arg(fstype)
                 .arg("-o")
                 .arg(format!("{opts},loop,offset={offset},sizelimit={size}"))
-                .arg(image(img))
+                .arg(self.copy_of(img))
                 .arg(at),
         );
         self.mounted.push(at.to_path_buf());
+    }
+
+    /// This tree's own copy of fixture image `img` (made on first use).
+    fn copy_of(&self, img: &str) -> PathBuf {
+        let name = img.strip_suffix(".img").expect("an .img name");
+        let copy = self.copies.path().join(img);
+        if copy.exists() {
+            copy
+        } else {
+            common::fixture_copy(name, self.copies.path())
+        }
     }
 
     /// Host path of guest path `p` in the main tree.
