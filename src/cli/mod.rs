@@ -332,9 +332,20 @@ pub(crate) fn open_volume(
     volume: Option<&str>,
     engines: &Engines,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
+    let (layout, sel) = open_selection(target, volume, engines)?;
+    Ok((layout, sel.volume))
+}
+
+/// Open the target's layers and pick what the command works on: a volume
+/// alone, or a guest as it boots ([`vmrescue::engine::select`]).
+pub(crate) fn open_selection(
+    target: &Target,
+    volume: Option<&str>,
+    engines: &Engines,
+) -> Result<(Layout, vmrescue::engine::Selection), vmrescue::Error> {
     let layout = open_found_layout(target, engines)?;
-    let id = vmrescue::engine::select_volume(&layout, volume)?;
-    Ok((layout, id))
+    let sel = vmrescue::engine::select(&layout, volume)?;
+    Ok((layout, sel))
 }
 
 /// The disks a target names: IMAGE (or the disks of a Proxmox guest) and --disk.
