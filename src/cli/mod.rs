@@ -29,6 +29,7 @@ mod guest;
 mod kernel;
 mod layers;
 mod ls;
+mod manual;
 mod out;
 mod relink;
 mod tui;
@@ -212,6 +213,14 @@ enum Command {
     /// Only objects with vmrescue's own prefixes whose session's process is
     /// gone are touched; each one removed is printed.
     Cleanup(kernel::CleanupArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// `source <(vmrescue completions bash)` in a shell, or save it where
+    /// the shell looks (the package installs bash, zsh and fish scripts).
+    Completions(manual::CompletionsArgs),
+    /// Write the man pages into a directory (used by scripts/release).
+    #[command(hide = true)]
+    Man(manual::ManArgs),
     /// List every file of a volume with its SHA-256 (engine parity checks).
     #[command(hide = true)]
     Walk(kernel::WalkArgs),
@@ -452,6 +461,8 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::Map(args)) => kernel::mount(&args, false),
         Some(Command::Cleanup(args)) => kernel::cleanup(&args),
         Some(Command::Walk(args)) => kernel::walk(&args),
+        Some(Command::Completions(args)) => manual::completions(&args),
+        Some(Command::Man(args)) => manual::man(&args),
         None if cli.target.image.is_none()
             && cli.target.source.vmid.is_none()
             && !cli.target.source.demo =>
