@@ -724,8 +724,10 @@ fn check_volumes(layout: &mut Layout) {
                 .into(),
             );
         }
+        // A hidden sub-LV (a raid image) holds a part of its LV's content.
         if let Some(claimed) = c.size
             && claimed > v.mapping.size()
+            && !matches!(v.kind, VolumeKind::LogicalVolume { hidden: true, .. })
         {
             v.problems.push(format!(
                 "{} {} says it is {claimed} bytes, but the volume holds only {}: the image may be truncated, or the volume shrunk under its content",
