@@ -295,6 +295,9 @@ fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), Strin
     if !v.mapping.unreadable().is_empty() {
         return Err(unreadable_reasons(&v.mapping));
     }
+    if let Some(why) = raid_in(&v.mapping) {
+        return Err(why);
+    }
     for d in v.mapping.disks() {
         if let Some(disk) = layout.disks.get(d.0) {
             kernel::exposable(disk.format)?;
@@ -310,6 +313,23 @@ fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), Strin
     Ok(())
 }
 
+/// Why the kernel engine does not map `mapping`, when part of it is a RAID
+/// array (the kernel would need dm-raid, which writes superblocks and may
+/// resync or rebuild legs).
+fn raid_in(mapping: &crate::io::Mapping) -> Option<String> {
+    mapping.segments().iter().find_map(|s| match &s.target {
+        crate::io::Target::Raid(r) => Some(kernel::dm::raid_refusal(r)),
+        _ => None,
+    })
+}
+
+/// Whether volume `v` holds a filesystem that can be opened when it is
+/// named: [`crate::layers::Volume::is_filesystem`], hidden sub-LVs included
+/// (lists leave them out; `--volume vg/lv_corig` opens one).
+pub(crate) fn openable(v: &crate::layers::Volume) -> bool {
+    v.content.kind.is_filesystem() && v.mapping.unreadable().is_empty()
+}
+
 /// Which engine serves volume `id` under `choice`, and why.
 pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
     let v = layout.volume(id);
@@ -318,7 +338,8 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
         engine: None,
         reason,
     };
-    if !v.is_filesystem() {
+    // A hidden sub-LV (a cache's origin, a raid image) opens when named.
+    if !openable(v) {
         if !v.mapping.unreadable().is_empty() {
             return none(format!("unreadable: {}", unreadable_reasons(&v.mapping)));
         }
@@ -343,7 +364,10 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
         },
         EngineChoice::Auto if ours => Decision {
             engine: Some(Engine::Userspace),
-            reason: format!("{fs}: read by vmrescue itself"),
+            reason: match raid_in(&v.mapping) {
+                Some(why) => format!("{fs}: read by vmrescue itself ({why})"),
+                None => format!("{fs}: read by vmrescue itself"),
+            },
         },
         EngineChoice::Auto => match kernel_serves(layout, id) {
             Ok(()) => Decision {
