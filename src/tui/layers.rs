@@ -199,6 +199,7 @@ fn guest_node(layout: &Layout) -> Option<Node> {
         uuid: None,
         mountpoint: None,
         os: None,
+        guest: None,
         browsable: true,
         problems: Vec::new(),
         notes,
@@ -241,6 +242,9 @@ pub fn node_lines(n: &Node) -> Vec<String> {
     if is_guest(n) {
         // Its mount table, one line a mountpoint (escaped where made).
         out.extend(n.notes.iter().cloned());
+    }
+    if let Some(g) = &n.guest {
+        out.push(format!("{}: {g}", s::F_PVE_GUEST));
     }
     if let Some(os) = &n.os {
         out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));
