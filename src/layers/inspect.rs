@@ -150,7 +150,10 @@ fn etc_pve_files(root: &dyn FsView) -> Vec<(String, String)> {
     const MAX_FILES: usize = 10_000;
     let mut files = Vec::new();
     if let Some(b) = read_file(root, b"/etc/pve/storage.cfg") {
-        files.push(("storage.cfg".to_string(), String::from_utf8_lossy(&b).into_owned()));
+        files.push((
+            "storage.cfg".to_string(),
+            String::from_utf8_lossy(&b).into_owned(),
+        ));
     }
     for dir in ["qemu-server", "lxc"] {
         let path = format!("/etc/pve/{dir}");
@@ -167,7 +170,10 @@ fn etc_pve_files(root: &dyn FsView) -> Vec<(String, String)> {
             }
             let p = format!("{path}/{name}");
             if let Some(b) = read_file(root, p.as_bytes()) {
-                files.push((format!("{dir}/{name}"), String::from_utf8_lossy(&b).into_owned()));
+                files.push((
+                    format!("{dir}/{name}"),
+                    String::from_utf8_lossy(&b).into_owned(),
+                ));
             }
         }
     }

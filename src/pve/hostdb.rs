@@ -338,15 +338,23 @@ mod tests {
         let l = h.label("pve", "vm-100-disk-0").unwrap();
         assert_eq!(l.to_string(), "VM 100 `db01`");
         assert_eq!(l.key.as_deref(), Some("scsi0"));
-        assert_eq!(h.label("pve", "vm-105-disk-0").unwrap().to_string(), "CT 105 `web`");
         assert_eq!(
-            h.label("pve", "snap_vm-100-disk-0_before").unwrap().to_string(),
+            h.label("pve", "vm-105-disk-0").unwrap().to_string(),
+            "CT 105 `web`"
+        );
+        assert_eq!(
+            h.label("pve", "snap_vm-100-disk-0_before")
+                .unwrap()
+                .to_string(),
             "VM 100 `db01`, snapshot `before`"
         );
         // Another VG's LV of the same name: the naming alone, kind from the ID.
         let other = h.label("vg2", "vm-100-disk-0").unwrap();
         assert_eq!(other.key, None);
-        assert_eq!(h.label("pve", "vm-999-disk-0").unwrap().to_string(), "VM/CT 999");
+        assert_eq!(
+            h.label("pve", "vm-999-disk-0").unwrap().to_string(),
+            "VM/CT 999"
+        );
         assert_eq!(h.label("pve", "root"), None);
     }
 }

@@ -194,8 +194,12 @@ impl<'a> Db<'a> {
         }
         // The header's page count counts when the change counter matches
         // "version valid for"; else the file's size says.
-        let from_file = u32::try_from((main.len() as u64).checked_div(u64::from(page_size)).unwrap_or(0))
-            .unwrap_or(u32::MAX);
+        let from_file = u32::try_from(
+            (main.len() as u64)
+                .checked_div(u64::from(page_size))
+                .unwrap_or(0),
+        )
+        .unwrap_or(u32::MAX);
         let counted = be32(main, 28).unwrap_or(0);
         let valid = be32(main, 24).is_some() && be32(main, 24) == be32(main, 92);
         let mut page_count = if valid && counted > 0 {
@@ -345,16 +349,23 @@ impl<'a> Db<'a> {
         rows: &mut Vec<Row>,
     ) -> Result<(), SqlError> {
         if depth > MAX_DEPTH {
-            return Err(err(None, format!("b-tree deeper than {MAX_DEPTH} at page {pgno}")));
+            return Err(err(
+                None,
+                format!("b-tree deeper than {MAX_DEPTH} at page {pgno}"),
+            ));
         }
         if !seen.insert(pgno) {
-            return Err(err(None, format!("b-tree page {pgno} is reached twice (a loop)")));
+            return Err(err(
+                None,
+                format!("b-tree page {pgno} is reached twice (a loop)"),
+            ));
         }
         let page = self.page(pgno)?;
         let hdr = if pgno == 1 { 100usize } else { 0 };
         let at = |what: &str| err(None, format!("page {pgno}: {what}"));
         let kind = *page.get(hdr).ok_or_else(|| at("header cut short"))?;
-        let cells = usize::from(be16(page, hdr.saturating_add(3)).ok_or_else(|| at("header cut short"))?);
+        let cells =
+            usize::from(be16(page, hdr.saturating_add(3)).ok_or_else(|| at("header cut short"))?);
         let (ptrs, interior) = match kind {
             0x0d => (hdr.saturating_add(8), false),
             0x05 => (hdr.saturating_add(12), true),
@@ -403,9 +414,16 @@ impl<'a> Db<'a> {
         let local = if size <= x {
             size
         } else {
-            let m = (u.saturating_sub(12)).saturating_mul(32).checked_div(255).unwrap_or(0);
+            let m = (u.saturating_sub(12))
+                .saturating_mul(32)
+                .checked_div(255)
+                .unwrap_or(0);
             let m = m.saturating_sub(23);
-            let k = m.saturating_add(size.saturating_sub(m).checked_rem(u.saturating_sub(4)).unwrap_or(0));
+            let k = m.saturating_add(
+                size.saturating_sub(m)
+                    .checked_rem(u.saturating_sub(4))
+                    .unwrap_or(0),
+            );
             if k <= x { k } else { m }
         };
         let mut payload = page
