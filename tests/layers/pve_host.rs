@@ -280,3 +280,125 @@ fn sqlite_reader_reads_what_sqlite3_wrote_and_survives_damage() {
         let _ = HostConfig::from_db(&m, None);
     }
 }
+
+/// A private copy of the host disk and the byte where its pool's metadata
+/// LV (`pve/data_tmeta`) starts.
+fn copy_with_tmeta(dir: &Path) -> (std::path::PathBuf, u64) {
+    let img = common::fixture_copy("pve-host", dir);
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&img).unwrap()]);
+    let tmeta = layout
+        .volumes
+        .iter()
+        .find(|v| {
+            matches!(&v.kind, vmrescue::layers::VolumeKind::LogicalVolume { lv, .. } if lv == "data_tmeta")
+        })
+        .unwrap();
+    let vmrescue::io::Target::Linear(a) = &tmeta.mapping.segments()[0].target else {
+        panic!("data_tmeta is not linear");
+    };
+    (img, a.offset)
+}
+
+/// Block `nr` of the metadata at `base`, changed by `f`, its checksum
+/// (dm-persistent-data's: crc32c of bytes 4.., inverted, xor `xor`) redone.
+fn patch_block(img: &Path, base: u64, nr: u64, xor: u32, f: impl FnOnce(&mut [u8])) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(img)
+        .unwrap();
+    let mut b = vec![0u8; 4096];
+    file.read_exact_at(&mut b, base + nr * 4096).unwrap();
+    f(&mut b);
+    let sum = !crc32c::crc32c(&b[4..]) ^ xor;
+    b[..4].copy_from_slice(&sum.to_le_bytes());
+    file.write_all_at(&b, base + nr * 4096).unwrap();
+}
+
+/// The superblock's checksum constant, and the btree nodes'.
+const SUPERBLOCK_XOR: u32 = 160_774;
+const BTREE_XOR: u32 = 121_107;
+
+fn problems_of(img: &Path) -> Vec<String> {
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(img).unwrap()]);
+    layout
+        .all_problems()
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+#[test]
+fn pve_host_thin_pool_names_its_thin_lvs_and_checks_transaction_ids() {
+    let img = image();
+    let (out, _, _) = run(&["layers", &img]);
+    let text = String::from_utf8_lossy(&out);
+    let line = text.lines().find(|l| l.contains("─data ")).unwrap();
+    assert!(
+        line.contains(
+            "a thin pool holds no filesystem: its 4 thin LVs hold the data (vm-100-disk-0, \
+             vm-101-disk-0, snap_vm-100-disk-0_before, vm-105-disk-0)"
+        ),
+        "{line}"
+    );
+    assert!(!text.contains("not readable yet"), "{text}");
+    assert_eq!(problems_of(Path::new(&img)), Vec::<String>::new());
+
+    // The thin metadata one transaction ahead of lvm2's.
+    let dir = tempfile::tempdir().unwrap();
+    let (copy, base) = copy_with_tmeta(dir.path());
+    patch_block(&copy, base, 0, SUPERBLOCK_XOR, |b| {
+        // trans_id, after csum, flags, blocknr, uuid, magic, version, time.
+        b[48..56].copy_from_slice(&7u64.to_le_bytes());
+    });
+    let p = problems_of(&copy);
+    assert!(
+        p.iter()
+            .any(|p| p
+                .contains("transaction_id is 4 in the LVM metadata but 7 in the thin metadata")),
+        "{p:?}"
+    );
+    // Still read: the thin LVs' files are there.
+    let out = common::vmrescue(&[
+        "cat",
+        copy.to_str().unwrap(),
+        "--volume",
+        "pve/vm-101-disk-0/p1",
+        "/srv/mail.txt",
+    ]);
+    assert_eq!(out.stdout, b"mail spool of VM 101\n");
+}
+
+#[test]
+fn pve_host_thin_device_whose_mapped_blocks_disagree_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (copy, base) = copy_with_tmeta(dir.path());
+    // The device details tree's root (superblock byte 328), a leaf here.
+    let mut sb = vec![0u8; 4096];
+    {
+        use std::os::unix::fs::FileExt;
+        std::fs::File::open(&copy)
+            .unwrap()
+            .read_exact_at(&mut sb, base)
+            .unwrap();
+    }
+    let details = u64::from_le_bytes(sb[328..336].try_into().unwrap());
+    patch_block(&copy, base, details, BTREE_XOR, |b| {
+        let n = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
+        let max = u32::from_le_bytes(b[20..24].try_into().unwrap()) as usize;
+        let vsize = u32::from_le_bytes(b[24..28].try_into().unwrap()) as usize;
+        assert_eq!(vsize, 24, "device details are 24 bytes");
+        let i = (0..n)
+            .find(|&i| u64::from_le_bytes(b[32 + i * 8..40 + i * 8].try_into().unwrap()) == 2)
+            .expect("device 2 in the details leaf");
+        let v = 32 + max * 8 + i * vsize;
+        b[v..v + 8].copy_from_slice(&99u64.to_le_bytes());
+    });
+    let p = problems_of(&copy);
+    assert!(
+        p.iter().any(|p| p.contains("vm-101-disk-0")
+            && p.contains("the device details say 99 mapped blocks, its mapping tree holds 6")),
+        "{p:?}"
+    );
+}
