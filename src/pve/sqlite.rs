@@ -528,6 +528,7 @@ pub fn record(payload: &[u8]) -> Option<Vec<Value>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -136,6 +136,17 @@ fn describe_pools(vg: &VgMeta, lvs: &mut [LogicalVolume]) {
             })
             .map(|l| escape_str(&l.name))
             .collect();
+        // A few names, then how many more: a pool may hold hundreds.
+        const SHOWN: usize = 5;
+        let mut list = thins
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if thins.len() > SHOWN {
+            list.push_str(&format!(" and {} more", thins.len().saturating_sub(SHOWN)));
+        }
         let Some(out) = lvs.iter_mut().find(|l| l.name == pool.name) else {
             continue;
         };
@@ -146,7 +157,7 @@ fn describe_pools(vg: &VgMeta, lvs: &mut [LogicalVolume]) {
                 "a thin pool holds no filesystem: its {} thin LV{} hold the data ({})",
                 thins.len(),
                 if thins.len() == 1 { "" } else { "s" },
-                thins.join(", ")
+                list
             )
         };
         out.mapping = unreadable(out.size, reason);
