@@ -12,7 +12,8 @@
 #                    each an MBR disk with a 7 MiB ext4 at 1 MiB; VMs 100
 #                    and 101 also hold the same 64 MiB of pseudo-random
 #                    bytes at 64 MiB, their blocks interleaved in the pool
-#                    (every 64 KiB block of VM 100 a segment of its own)
+#                    (every 64 KiB block of VM 100 a segment of its own);
+#                    VM 102 holds them too, in consecutive data blocks
 #     bench-linear   64 MiB linear LV holding those same 64 MiB
 #
 # As in tests/fixtures/make/thin.sh: lvm2 without device-mapper, the VG by
@@ -117,6 +118,12 @@ with open(img, "r+b") as f:
             put(nxt, blk)
             maps[dev].append((1024 + k, nxt))
             nxt += 1
+    # VM 102: the same 64 MiB at 64 MiB, in consecutive data blocks (as a
+    # guest writing alone gets them).
+    for k in range(1024):
+        put(nxt, rnd[k * BS:(k + 1) * BS])
+        maps[3].append((1024 + k, nxt))
+        nxt += 1
     # bench-linear (extents 96-111): the same bytes.
     f.seek(pv + 96 * EXT)
     f.write(rnd)
