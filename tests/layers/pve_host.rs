@@ -402,3 +402,44 @@ fn pve_host_thin_device_whose_mapped_blocks_disagree_is_a_problem() {
         "{p:?}"
     );
 }
+
+/// The layout as `vmrescue` loads it: scanned, then inspected with the
+/// userspace engine (which reads the host's config.db).
+fn inspected_layout() -> vmrescue::layers::Layout {
+    let img = common::fixture("pve-host");
+    let mut layout = vmrescue::layers::scan(vec![vmrescue::image::open(&img).unwrap()]);
+    let options = vmrescue::fs::FsOptions::default();
+    let userspace = vmrescue::engine::userspace::Userspace::new(options.clone());
+    let found =
+        vmrescue::layers::inspect::inspect(&layout, &|id| userspace.open_fs(&layout, id, &options));
+    layout.apply_inspection(&found);
+    layout
+}
+
+#[test]
+fn pve_host_tui_left_pane_names_each_vm_disk_with_its_guest() {
+    let layout = inspected_layout();
+    let mut pane = vmrescue::tui::layers::LayerPane::new(&layout);
+    for (volume, want) in [
+        ("pve/vm-100-disk-0", "vm-100-disk-0 — VM 100 `db01`"),
+        ("pve/vm-105-disk-0", "vm-105-disk-0 — CT 105 `web`"),
+        (
+            "pve/snap_vm-100-disk-0_before",
+            "snap_vm-100-disk-0_before — VM 100 `db01`, snapshot `before`",
+        ),
+    ] {
+        assert!(pane.reveal_volume(volume), "{volume}");
+        let n = pane.current().unwrap();
+        let line = vmrescue::tui::views::layers::node_label(n, 120, None);
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert!(text.starts_with(want), "{text}");
+        let facts = vmrescue::tui::layers::node_lines(n);
+        assert!(
+            facts.iter().any(|l| l.starts_with("Proxmox guest: ")),
+            "{facts:?}"
+        );
+    }
+    assert!(pane.reveal_volume("pve/root"));
+    let n = pane.current().unwrap();
+    assert_eq!(n.guest, None);
+}
