@@ -50,6 +50,7 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
         let status = fs.status();
         out.filesystems
             .push((id, status.notes.clone(), status.problems.clone()));
+        label_pve_guests(layout, id, &*fs, &mut out);
         let fstab = read_file(&*fs, b"/etc/fstab");
         let Some(os) = os_name(&*fs) else { continue };
         let Some(fstab) = fstab else { continue };
@@ -87,6 +88,96 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
         }
     }
     out
+}
+
+/// pmxcfs's database on a Proxmox host's root filesystem.
+const PVE_DB: &[u8] = b"/var/lib/pve-cluster/config.db";
+/// Its write-ahead log.
+const PVE_DB_WAL: &[u8] = b"/var/lib/pve-cluster/config.db-wal";
+/// Largest pmxcfs database read (pmxcfs itself keeps far less).
+const MAX_PVE_DB: usize = 64 << 20;
+
+/// When filesystem `root` (volume `id`) is a Proxmox host's root, label the
+/// LVs of the same disks (`pve/vm-100-disk-0`) with their guests: from
+/// pmxcfs's database, else a copy of `/etc/pve`'s configurations.
+fn label_pve_guests(layout: &Layout, id: VolumeId, root: &dyn FsView, out: &mut Inspection) {
+    use crate::pve::hostdb::HostConfig;
+    let who = &layout.volume(id).name;
+    let mut host = match crate::fs::read_small(root, PVE_DB, MAX_PVE_DB) {
+        Some(main) => {
+            let wal = crate::fs::read_small(root, PVE_DB_WAL, MAX_PVE_DB);
+            match HostConfig::from_db(&main, wal.as_deref()) {
+                Ok(h) => h,
+                Err(e) => {
+                    out.notes.push(format!(
+                        "{who}: /var/lib/pve-cluster/config.db cannot be read: {e}"
+                    ));
+                    HostConfig::default()
+                }
+            }
+        }
+        None => HostConfig::default(),
+    };
+    if host.guests.is_empty() {
+        let copy = etc_pve_files(root);
+        if !copy.is_empty() {
+            host = HostConfig::from_files(&copy);
+        }
+    }
+    for n in &host.notes {
+        out.notes.push(format!("{who}: config.db: {n}"));
+    }
+    let scope = super::nested::scope_of(layout, id);
+    for v in &layout.volumes {
+        let VolumeKind::LogicalVolume { vg, lv, .. } = &v.kind else {
+            continue;
+        };
+        if super::nested::scope_of(layout, v.id) != scope {
+            continue;
+        }
+        if let Some(label) = host.label(vg, lv) {
+            set_role(&mut out.roles, v.id, |r| {
+                r.pve.get_or_insert(label);
+            });
+        }
+    }
+}
+
+/// `/etc/pve/qemu-server/*.conf`, `/etc/pve/lxc/*.conf` and
+/// `/etc/pve/storage.cfg`, when someone copied them into the root
+/// (pmxcfs's own mount leaves the directory empty on disk).
+fn etc_pve_files(root: &dyn FsView) -> Vec<(String, String)> {
+    const MAX_FILES: usize = 10_000;
+    let mut files = Vec::new();
+    if let Some(b) = read_file(root, b"/etc/pve/storage.cfg") {
+        files.push((
+            "storage.cfg".to_string(),
+            String::from_utf8_lossy(&b).into_owned(),
+        ));
+    }
+    for dir in ["qemu-server", "lxc"] {
+        let path = format!("/etc/pve/{dir}");
+        let Ok(r) = crate::fs::path::resolve(root, path.as_bytes(), true) else {
+            continue;
+        };
+        let Ok(entries) = root.read_dir(r.node) else {
+            continue;
+        };
+        for e in entries.iter().take(MAX_FILES) {
+            let name = String::from_utf8_lossy(&e.name).into_owned();
+            if !name.ends_with(".conf") {
+                continue;
+            }
+            let p = format!("{path}/{name}");
+            if let Some(b) = read_file(root, p.as_bytes()) {
+                files.push((
+                    format!("{dir}/{name}"),
+                    String::from_utf8_lossy(&b).into_owned(),
+                ));
+            }
+        }
+    }
+    files
 }
 
 fn set_role(roles: &mut Vec<(VolumeId, GuestRole)>, id: VolumeId, f: impl FnOnce(&mut GuestRole)) {

@@ -207,6 +207,10 @@ pub struct GuestRole {
     /// `HOSTNAME=` in `/etc/sysconfig/network` on older Red Hat guests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The Proxmox guest this volume is a disk of (`vm-100-disk-0` on a
+    /// host whose configuration was read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pve: Option<crate::pve::hostdb::GuestLabel>,
 }
 
 /// A volume: a byte range that holds content.

@@ -33,6 +33,10 @@ pub struct Node {
     pub mountpoint: Option<String>,
     /// The guest OS, on a guest root.
     pub os: Option<String>,
+    /// The Proxmox guest this volume is a disk of (`VM 100 `db01``), from
+    /// the host's configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<crate::pve::hostdb::GuestLabel>,
     /// Whether it can be browsed as a filesystem.
     pub browsable: bool,
     /// Problems found on this node.
@@ -57,6 +61,7 @@ impl Node {
             uuid: None,
             mountpoint: None,
             os: None,
+            guest: None,
             browsable: false,
             problems: Vec::new(),
             notes: Vec::new(),
@@ -80,6 +85,7 @@ impl Node {
         self.uuid = c.uuid.clone();
         self.mountpoint = v.guest.mountpoint.clone();
         self.os = v.guest.os.clone();
+        self.guest = v.guest.pve.clone();
         self.browsable = v.is_filesystem();
         self.problems.extend(v.problems.iter().cloned());
         self.notes.extend(v.notes.iter().cloned());
@@ -368,8 +374,13 @@ fn walk(
             if n.problems.len() == 1 { "" } else { "s" }
         ));
     }
+    let guest = n
+        .guest
+        .as_ref()
+        .map(|g| format!(" — {g}"))
+        .unwrap_or_default();
     rows.push([
-        format!("{prefix}{}", escape_str(&n.name)),
+        format!("{prefix}{}{guest}", escape_str(&n.name)),
         if n.size > 0 || n.kind != "vg" {
             format_size(n.size, BINARY)
         } else {

@@ -15,7 +15,9 @@
 //! not running: it is read, and repaired only once that is released.
 
 pub mod config;
+pub mod hostdb;
 mod inuse;
+pub mod sqlite;
 pub mod storage;
 
 use std::path::{Path, PathBuf};

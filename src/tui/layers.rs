@@ -241,6 +241,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         uuid: None,
         mountpoint: None,
         os: None,
+        guest: None,
         browsable: true,
         problems: Vec::new(),
         notes,
@@ -283,6 +284,9 @@ pub fn node_lines(n: &Node) -> Vec<String> {
     if is_guest(n) {
         // Its mount table, one line a mountpoint (escaped where made).
         out.extend(n.notes.iter().cloned());
+    }
+    if let Some(g) = &n.guest {
+        out.push(format!("{}: {g}", s::F_PVE_GUEST));
     }
     if let Some(os) = &n.os {
         out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));

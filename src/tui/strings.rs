@@ -213,6 +213,8 @@ pub const F_UUID: &str = "UUID";
 pub const F_MOUNTPOINT: &str = "mounted on";
 /// Field name.
 pub const F_GUEST_ROOT: &str = "guest root";
+/// The Proxmox guest a VM disk belongs to.
+pub const F_PVE_GUEST: &str = "Proxmox guest";
 /// Field name.
 pub const F_PROBLEM: &str = "problem";
 /// Field name.

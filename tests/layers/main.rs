@@ -29,6 +29,7 @@ mod nested;
 mod partition_corruption;
 mod partition_tables;
 mod probe_blkid;
+mod pve_host;
 mod qcow2;
 mod qcow2_corrupt;
 mod raid;

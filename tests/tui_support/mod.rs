@@ -746,6 +746,7 @@ pub fn story_layout(image: &Path) -> Layout {
                 mountpoint: mount.map(str::to_string),
                 os: os.map(str::to_string),
                 hostname: None,
+                pve: None,
             },
             problems: Vec::new(),
             notes: Vec::new(),

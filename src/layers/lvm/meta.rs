@@ -106,6 +106,9 @@ pub struct SegMeta {
     pub device_id: Option<u64>,
     /// `chunk_size`, in sectors (thin-pool and cache-pool segments).
     pub chunk_size: Option<u64>,
+    /// `transaction_id` (thin-pool segments: the pool's, which lvm2 checks
+    /// against the thin metadata's; thin segments: the device's creation).
+    pub transaction_id: Option<u64>,
     /// The data areas, as `lvs -o devices` lists them: `stripes`, `mirrors`,
     /// the images of `raids`, the data LV of pools, the origin of caches.
     pub areas: Vec<AreaRef>,
@@ -393,6 +396,7 @@ fn decode_segment(key: &str, seg: &Section, what: &str) -> Result<SegMeta, Strin
         stripe_size: opt_uint(seg, "stripe_size", what)?,
         device_id: opt_uint(seg, "device_id", what).ok().flatten(),
         chunk_size: opt_uint(seg, "chunk_size", what).ok().flatten(),
+        transaction_id: opt_uint(seg, "transaction_id", what).ok().flatten(),
         areas,
         refs,
         raid_meta,

@@ -26,6 +26,11 @@ pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static
         Some(snap) => format!("{}@{}", safe(&escape_str(&n.name)), safe(snap)),
         None => safe(&escape_str(&n.name)),
     };
+    // The Proxmox guest a VM disk belongs to: part of its name.
+    let name = match &n.guest {
+        Some(g) => format!("{name} — {}", safe(&g.to_string())),
+        None => name,
+    };
     let problem = (!n.problems.is_empty()).then(|| format!(" {}", s::PROBLEM_BADGE));
     let root = n.os.is_some().then(|| format!(" {}", s::ROOT_BADGE));
     let mountpoint = n

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use super::LogicalVolume;
 use super::assemble::unreadable_whole as unreadable;
 use super::meta::{LvMeta, VgMeta};
-use crate::io::{MappedView, Mapping, ReadAt, Segment, Target, Unmapped};
+
+use crate::io::{CachedSource, MappedView, Mapping, ReadAt, Segment, Target, Unmapped};
 use crate::problem::Problem;
 use crate::text::escape_str;
 use format::{DeviceMap, Metadata, Superblock};
@@ -40,7 +41,13 @@ struct Pool {
     top_damage: Option<String>,
     meta: Arc<dyn ReadAt>,
     data: Mapping,
+    /// `mapped_blocks` of each device, from the device details tree.
+    mapped: BTreeMap<u64, u64>,
 }
+
+/// Metadata blocks kept in memory per pool (4 KiB each): the top-level and
+/// details trees' nodes are read again for every thin LV.
+const META_CACHE_BLOCKS: usize = 256;
 
 fn field<'a>(lv: &'a LvMeta, name: &str) -> Option<&'a str> {
     lv.segments
@@ -101,12 +108,83 @@ pub(super) fn map_thin_lvs(
                             d.reason.clone(),
                         ));
                     }
+                    if let Some(p) = mapped_blocks_problem(&lv.name, id, &map, &pool.mapped) {
+                        problems.push(p);
+                    }
                     thin_mapping(out.size, &pool.sb, &map, &pool.data)
                 }
             },
         };
         out.mapping = mapping;
     }
+    describe_pools(vg, lvs);
+}
+
+/// A thin pool LV holds no filesystem of its own: say so, and name the
+/// thin LVs that hold the data, instead of "not readable".
+fn describe_pools(vg: &VgMeta, lvs: &mut [LogicalVolume]) {
+    for pool in &vg.lvs {
+        if !matches!(pool.segments.as_slice(), [s] if s.segtype == "thin-pool") {
+            continue;
+        }
+        let thins: Vec<String> = vg
+            .lvs
+            .iter()
+            .filter(|l| {
+                matches!(l.segments.as_slice(), [s] if s.segtype == "thin")
+                    && field(l, "thin_pool") == Some(pool.name.as_str())
+            })
+            .map(|l| escape_str(&l.name))
+            .collect();
+        // A few names, then how many more: a pool may hold hundreds.
+        const SHOWN: usize = 5;
+        let mut list = thins
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if thins.len() > SHOWN {
+            list.push_str(&format!(" and {} more", thins.len().saturating_sub(SHOWN)));
+        }
+        let Some(out) = lvs.iter_mut().find(|l| l.name == pool.name) else {
+            continue;
+        };
+        let reason = if thins.is_empty() {
+            "a thin pool holds no filesystem, and this one has no thin LVs".to_string()
+        } else {
+            format!(
+                "a thin pool holds no filesystem: its {} thin LV{} hold the data ({})",
+                thins.len(),
+                if thins.len() == 1 { "" } else { "s" },
+                list
+            )
+        };
+        out.mapping = unreadable(out.size, reason);
+    }
+}
+
+/// When the device details tree's `mapped_blocks` for device `id` is not
+/// what its mapping tree holds (only judged when the tree read whole).
+fn mapped_blocks_problem(
+    lv: &str,
+    id: u64,
+    map: &DeviceMap,
+    mapped: &BTreeMap<u64, u64>,
+) -> Option<Problem> {
+    if !map.damage.is_empty() {
+        return None;
+    }
+    let want = *mapped.get(&id)?;
+    let have = map.runs.iter().fold(0u64, |n, r| n.saturating_add(r.len));
+    (want != have).then(|| {
+        Problem::of(
+            format!("thin LV {}", escape_str(lv)),
+            format!(
+                "thin device {id}: the device details say {want} mapped blocks, its mapping tree holds {have}"
+            ),
+        )
+    })
 }
 
 /// Read a pool's superblock and top-level tree, or say why its thin LVs
@@ -147,7 +225,8 @@ fn open_pool(
             escape_str(tmeta)
         ));
     }
-    let meta: Arc<dyn ReadAt> = Arc::new(MappedView::new(tmeta_lv.mapping.clone(), disks.to_vec()));
+    let view: Arc<dyn ReadAt> = Arc::new(MappedView::new(tmeta_lv.mapping.clone(), disks.to_vec()));
+    let meta: Arc<dyn ReadAt> = Arc::new(CachedSource::new(view, 4096, META_CACHE_BLOCKS));
     let md = Metadata::new(&*meta);
     let sb = match md.superblock() {
         Ok(sb) => sb,
@@ -176,16 +255,41 @@ fn open_pool(
             sb.data_block_size
         )));
     }
+    if let Some(lvm) = seg.transaction_id
+        && lvm != sb.trans_id
+    {
+        let why = if lvm == sb.trans_id.saturating_add(1) {
+            "a change to the pool was cut off before the kernel made it"
+        } else {
+            "the LVM metadata and the pool's metadata disagree"
+        };
+        problems.push(Problem::text(format!(
+            "{pool_words}: transaction_id is {lvm} in the LVM metadata but {} in the thin metadata ({why}; lvm2 would refuse to activate the pool)",
+            sb.trans_id
+        )));
+    }
     let (roots, damage) = md.device_roots(&sb);
     for d in &damage {
         problems.push(Problem::text(format!("{pool_words}: {}", d.reason)));
     }
+    let (details, damage2) = md.devices(&sb);
+    for d in &damage2 {
+        problems.push(Problem::text(format!(
+            "{pool_words}: device details: {}",
+            d.reason
+        )));
+    }
+    let mapped = details
+        .iter()
+        .map(|d| (d.dev_id, d.mapped_blocks))
+        .collect();
     Ok(Pool {
         sb,
         roots,
         top_damage: damage.first().map(|d| d.reason.clone()),
         meta,
         data: tdata_lv.mapping.clone(),
+        mapped,
     })
 }
 
