@@ -31,6 +31,7 @@ mod partition_tables;
 mod probe_blkid;
 mod qcow2;
 mod qcow2_corrupt;
+mod raid;
 mod raid_fixtures;
 mod recover_lost_table;
 mod thin;
