@@ -33,6 +33,7 @@ mod pve_host;
 mod qcow2;
 mod qcow2_corrupt;
 mod raid;
+mod raid_fixtures;
 mod recover_lost_table;
 mod thin;
 mod truncated_images;

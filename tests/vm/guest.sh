@@ -216,7 +216,9 @@ t_mounted_session() {
 # map_pattern DISKS VOLUME: map an LV of the LVM fixtures (every sector holds
 # "VMRESCUE-LVM <vg>/<lv> SECTOR <n>", written where lvm2's report says) and
 # read every sector back through the dm device.
-t_map_pattern() {
+# start_map DISKS VOLUME: `vmrescue map` in the background; sets MPID, dev
+# (the read-only dm device, its table shown) and n (its name in /sys/block).
+start_map() {
     # shellcheck disable=SC2086
     vmrescue map $1 --volume "$2" >/tmp/map.out 2>/tmp/map.err &
     MPID=$!
@@ -234,6 +236,10 @@ t_map_pattern() {
     n=${dev#/dev/}
     echo "$n: $(cat "/sys/block/$n/dm/name") ro $(cat "/sys/block/$n/ro"): $(dmsetup table "$(cat "/sys/block/$n/dm/name")")"
     [ "$(cat "/sys/block/$n/ro")" = 1 ] || fail "$n is writable"
+}
+
+t_map_pattern() {
+    start_map "$1" "$2" || exit 1
     size=$(cat "/sys/block/$n/size")
     awk -v lv="$2" -v n="$size" '
         $1 != "VMRESCUE-LVM" || $2 != lv || $3 != "SECTOR" || $4 != NR - 1 {
@@ -269,6 +275,63 @@ t_ls_cp() {
     echo "cp: $(wc -l </tmp/cp.got) entries equal"
     rm -rf /tmp/cpout
     clean
+}
+
+# The thin LVs of thin.img (tests/fixtures/make/thin.sh: pool vmrthin/pool,
+# thin1 with an ext4, its thin snapshot snap1 whose note.txt differs, thin2
+# with marker blocks): the kernel engine maps each as linear/zero lines over
+# the pool's data LV. Every file of thin.sha256 through `cat` of both engines.
+t_thin_cat() {
+    k=0
+    while read -r sum path; do
+        lv=${path%%/*}
+        inner=/${path#*/}
+        for e in kernel userspace; do
+            got=$(vmrescue cat thin.img --volume "vmrthin/$lv" --engine $e "$inner" | sha256sum | cut -d' ' -f1)
+            [ "$got" = "$sum" ] || fail "$path through the $e engine: sha256 $got, want $sum"
+        done
+        k=$((k + 1))
+    done <thin.sha256
+    [ $k -gt 0 ] || fail "thin.sha256 is empty"
+    echo "$k files equal through both engines"
+    clean
+}
+
+# t_thin_cp LV: `cp` of the thin LV's whole tree through each engine, the
+# copies equal (names, types, modes, sizes, links, SHA-256).
+t_thin_cp() {
+    rm -rf /tmp/thin-k /tmp/thin-u
+    mkdir /tmp/thin-k /tmp/thin-u
+    vmrescue cp -q --engine kernel --volume "vmrthin/$1" thin.img /docs /tmp/thin-k || fail "kernel cp failed"
+    vmrescue cp -q --engine userspace --volume "vmrthin/$1" thin.img /docs /tmp/thin-u || fail "userspace cp failed"
+    bb_manifest /tmp/thin-k >/tmp/thin-k.txt
+    bb_manifest /tmp/thin-u >/tmp/thin-u.txt
+    diff /tmp/thin-u.txt /tmp/thin-k.txt || fail "the copies of $1 differ"
+    echo "$(wc -l </tmp/thin-k.txt) entries equal"
+    rm -rf /tmp/thin-k /tmp/thin-u
+    clean
+}
+
+# thin2 (8 MiB, 64 KiB blocks) through dm: virtual blocks 10-12 and 100 hold
+# "VMRESCUE-THIN dev2 SECTOR <n>" in every sector, the rest is unprovisioned
+# and reads as zeros.
+t_thin_map_pattern() {
+    start_map thin.img vmrthin/thin2 || exit 1
+    size=$(cat "/sys/block/$n/size")
+    [ "$size" = 16384 ] || fail "thin2 has $size sectors, want 16384"
+    dd if=/dev/zero of=/tmp/thin2.want bs=1048576 count=8 2>/dev/null
+    for blk in 10 11 12 100; do
+        s=$((blk * 128))
+        while [ $s -lt $(((blk + 1) * 128)) ]; do
+            printf '%-511s\n' "VMRESCUE-THIN dev2 SECTOR $s"
+            s=$((s + 1))
+        done >/tmp/thin2.blk
+        dd if=/tmp/thin2.blk of=/tmp/thin2.want bs=65536 seek="$blk" conv=notrunc 2>/dev/null
+    done
+    cmp "$dev" /tmp/thin2.want || fail "wrong bytes through $dev"
+    echo "16384 sectors as written"
+    rm -f /tmp/thin2.want /tmp/thin2.blk
+    stop_mount TERM
 }
 
 # Without devtmpfs or udev (an empty /dev): vmrescue makes the loop and dm
@@ -584,6 +647,18 @@ if [ -f lvm-gpt.img ] && has_volume "lvm-gpt.img --disk lvm-gpt-disk1.img" vmrlv
     done
 else
     skip "lvm-gpt fixture" "lvm-gpt.img missing or its VG not found"
+fi
+
+# LVM-thin: thin LVs and a thin snapshot of one pool.
+if [ -f thin.img ] && has_volume thin.img vmrthin/thin1; then
+    step "thin: cat every file of thin1 and snap1 (kernel = userspace = thin.sha256)" t_thin_cat
+    step "thin: cp thin1 /docs (kernel = userspace)" t_thin_cp thin1
+    step "thin: cp snap1 /docs (kernel = userspace)" t_thin_cp snap1
+    parity "thin: " thin.img vmrthin/thin1
+    parity "thin: " thin.img vmrthin/snap1
+    step "thin: map vmrthin/thin2: marker blocks and zeros through dm" t_thin_map_pattern
+else
+    skip "thin fixture" "thin.img missing or its thin LVs not found"
 fi
 
 # qcow2 disks go through qemu-nbd (a loop device cannot show them).

@@ -48,8 +48,9 @@ vm_root "$root" tests/vm/guest.sh
 vm_copy_bin "$root" "$bin"
 strip "$root/opt/host/bin/vmrescue" 2>/dev/null || true
 for t in dmsetup losetup e2fsck debugfs cp qemu-nbd; do vm_copy_bin "$root" "$(command -v $t)"; done
-# Modules, in the order modprobe would load them.
-vm_modules "$root" loop dm-mod ext4 xfs crc32c_generic virtio_pci virtio_blk nbd
+# Modules, in the order modprobe would load them (dm-zero: the `zero` lines
+# of thin LVs' tables; the VM has no modprobe to load it on demand).
+vm_modules "$root" loop dm-mod dm-zero ext4 xfs crc32c_generic virtio_pci virtio_blk nbd
 vm_pack "$root" "$vm/initramfs.cpio.gz"
 
 # 4. The scratch disk: fixture images and reports, on ext4.
@@ -58,7 +59,7 @@ fx=$vm/fixtures
 rm -rf "$fx"
 mkdir -p "$fx"
 fixture_src=${VMRESCUE_FIXTURES:-}
-for name in kernel-a kernel-b lvm-gpt lvm-gpt-disk1; do
+for name in kernel-a kernel-b lvm-gpt lvm-gpt-disk1 thin; do
     if [ -n "$fixture_src" ] && [ -f "$fixture_src/$name.img" ]; then
         cp --sparse=always "$fixture_src/$name.img" "$fx/"
     elif [ -f "tests/fixtures/data/$name.img.zst" ]; then
@@ -68,7 +69,7 @@ for name in kernel-a kernel-b lvm-gpt lvm-gpt-disk1; do
     fi
 done
 for f in "${fixture_src:-tests/fixtures/data}"/*.manifest "${fixture_src:-tests/fixtures/data}"/kernel-*.json \
-    "${fixture_src:-tests/fixtures/data}"/*.dmtable; do
+    "${fixture_src:-tests/fixtures/data}"/*.dmtable "${fixture_src:-tests/fixtures/data}"/thin.sha256; do
     [ -f "$f" ] && cp "$f" "$fx/"
 done
 [ -f "$fx/kernel-a.img" ] || die "fixture kernel-a.img is missing (tests/fixtures/make/kernel.sh)"

@@ -284,6 +284,49 @@ fn udev_flags() -> DmUdevFlags {
         | DmUdevFlags::DM_UDEV_LOW_PRIORITY_FLAG
 }
 
+/// Table lines shown in an error: a thin LV's table can have a line per
+/// mapped run, so only the first few are named.
+const SHOWN_LINES: usize = 8;
+
+/// The table as an error shows it: its first lines, then how many in all.
+fn table_summary(lines: &[TableLine]) -> String {
+    let mut shown: Vec<String> = lines
+        .iter()
+        .take(SHOWN_LINES)
+        .map(ToString::to_string)
+        .collect();
+    if lines.len() > SHOWN_LINES {
+        shown.push(format!("... {} lines in all", lines.len()));
+    }
+    shown.join(", ")
+}
+
+/// The target types of `lines` that the kernel does not have (`known`: the
+/// targets it lists; `None` when it could not be asked), as a sentence
+/// naming the module that provides each, or nothing.
+fn missing_targets(lines: &[TableLine], known: Option<&[String]>) -> String {
+    let Some(known) = known else {
+        return String::new();
+    };
+    let mut missing: Vec<&str> = Vec::new();
+    for l in lines {
+        if !known.iter().any(|k| k == l.target) && !missing.contains(&l.target) {
+            missing.push(l.target);
+        }
+    }
+    if missing.is_empty() {
+        return String::new();
+    }
+    let named: Vec<String> = missing
+        .iter()
+        .map(|t| format!("`{t}` (module dm-{t})"))
+        .collect();
+    format!(
+        "; the kernel has no device-mapper target {}: load it with modprobe",
+        named.join(", ")
+    )
+}
+
 /// Create dm device `name` with `lines`, read-only unless `writable`, and
 /// resume it. On failure the half-made device is removed again.
 pub fn create(name: &str, uuid: &str, lines: &[TableLine], writable: bool) -> Result<DmDevice> {
@@ -309,11 +352,15 @@ pub fn create(name: &str, uuid: &str, lines: &[TableLine], writable: bool) -> Re
         .and_then(|_| dm.device_suspend(&id, DmOptions::default().set_udev_flags(udev_flags())));
     if let Err(e) = loaded {
         let _ = dm.device_remove(&id, DmOptions::default().set_udev_flags(udev_flags()));
-        let table: Vec<String> = lines.iter().map(ToString::to_string).collect();
+        let known: Option<Vec<String>> = dm
+            .list_versions()
+            .ok()
+            .map(|v| v.into_iter().map(|(t, ..)| t).collect());
         return Err(dm_err(
             format!(
-                "loading the table of {name} ({}): the kernel refused it",
-                table.join(", ")
+                "loading the table of {name} ({}): the kernel refused it{}",
+                table_summary(lines),
+                missing_targets(lines, known.as_deref())
             ),
             &e,
         ));
@@ -513,5 +560,42 @@ mod tests {
         assert_eq!(sanitise(""), "_");
         let long = "a".repeat(300);
         assert!(names("s", &long).0.len() <= 120);
+    }
+
+    fn line(start: u64, target: &'static str) -> TableLine {
+        TableLine {
+            start,
+            len: 8,
+            target,
+            params: if target == "zero" {
+                String::new()
+            } else {
+                "7:0 0".into()
+            },
+        }
+    }
+
+    #[test]
+    fn a_refused_table_names_the_missing_target_and_its_module() {
+        let lines = [line(0, "linear"), line(8, "zero"), line(16, "zero")];
+        let known = ["linear".to_string(), "striped".to_string()];
+        assert_eq!(
+            missing_targets(&lines, Some(&known)),
+            "; the kernel has no device-mapper target `zero` (module dm-zero): load it with modprobe"
+        );
+        let all = ["linear".to_string(), "zero".to_string()];
+        assert_eq!(missing_targets(&lines, Some(&all)), "");
+        assert_eq!(missing_targets(&lines, None), "");
+    }
+
+    #[test]
+    fn a_refused_table_of_many_lines_is_shown_in_part() {
+        let short: Vec<TableLine> = (0..3).map(|i| line(i * 8, "zero")).collect();
+        assert_eq!(table_summary(&short), "0 8 zero, 8 8 zero, 16 8 zero");
+        let long: Vec<TableLine> = (0..10_000).map(|i| line(i * 8, "linear")).collect();
+        let s = table_summary(&long);
+        assert!(s.starts_with("0 8 linear 7:0 0, 8 8 linear 7:0 0"), "{s}");
+        assert!(s.ends_with("... 10000 lines in all"), "{s}");
+        assert_eq!(s.matches("linear").count(), SHOWN_LINES);
     }
 }
