@@ -196,8 +196,10 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         return Vec::new();
     };
     let g = &layout.groups[gi];
-    // Keyed by UUID: two VGs may have the same name (disks of two guests).
-    if placed.contains(&g.uuid) {
+    // Keyed by the assembled group: two VGs may have the same name (disks of
+    // two guests), or the same UUID (a cloned guest, a thin snapshot's).
+    let key = gi.to_string();
+    if placed.contains(&key) {
         let mut n = Node::new(
             g.name.clone(),
             "vg",
@@ -207,7 +209,7 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         n.volume = None;
         return vec![n];
     }
-    placed.push(g.uuid.clone());
+    placed.push(key);
     let size = g.extent_count.saturating_mul(g.extent_size);
     let free = g.free_count.saturating_mul(g.extent_size);
     let found = g.pvs.iter().filter(|p| p.found.is_some()).count();
@@ -304,8 +306,9 @@ pub fn render_text(roots: &[Node]) -> String {
         "MOUNTPOINT".into(),
     ]];
     let mut problems = Vec::new();
+    let mut long = Vec::new();
     for r in roots {
-        walk(r, "", "", &mut rows, &mut problems);
+        walk(r, "", "", &mut rows, &mut problems, &mut long);
     }
     let mut widths = [0usize; 7];
     for row in &rows {
@@ -327,7 +330,7 @@ pub fn render_text(roots: &[Node]) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    let mut notes = Vec::new();
+    let mut notes = long;
     collect_notes(roots, &mut notes);
     if !notes.is_empty() {
         out.push('\n');
@@ -350,12 +353,18 @@ fn collect_notes(nodes: &[Node], out: &mut Vec<String>) {
     }
 }
 
+/// The widest FSTYPE cell `layers` prints: a longer content description
+/// (an unreadable volume's reason) is cut at its parenthesis there and
+/// printed in full under the table.
+const FSTYPE_COLUMNS: usize = 40;
+
 fn walk(
     n: &Node,
     prefix: &str,
     child_prefix: &str,
     rows: &mut Vec<[String; 7]>,
     problems: &mut Vec<Problem>,
+    long: &mut Vec<String>,
 ) {
     let mut mount = n.mountpoint.clone().unwrap_or_default();
     if let Some(os) = &n.os {
@@ -388,7 +397,7 @@ fn walk(
         },
         n.start.map(|s| s.to_string()).unwrap_or_default(),
         n.description.clone(),
-        n.fstype.as_deref().map(escape_str).unwrap_or_default(),
+        fstype_cell(n, long),
         n.label.as_deref().map(escape_str).unwrap_or_default(),
         mount,
     ]);
@@ -407,6 +416,21 @@ fn walk(
             &format!("{child_prefix}{cont}"),
             rows,
             problems,
+            long,
         );
     }
+}
+
+/// A node's FSTYPE cell: its content, or when that is too wide for the
+/// column, its start and `(see below)`, the whole text going to `long`.
+fn fstype_cell(n: &Node, long: &mut Vec<String>) -> String {
+    let full = n.fstype.as_deref().map(escape_str).unwrap_or_default();
+    if crate::text::columns(&full) <= FSTYPE_COLUMNS {
+        return full;
+    }
+    let who = n.volume.as_deref().unwrap_or(&n.name);
+    long.push(format!("{}: {full}", escape_str(who)));
+    let head = full.split(" (").next().unwrap_or_default();
+    let head: String = head.chars().take(FSTYPE_COLUMNS).collect();
+    format!("{head} (see below)")
 }

@@ -121,6 +121,21 @@ fn pve_host_json_gives_each_vm_disk_a_guest_object() {
     for plain in ["pve/root", "pve/swap", "pve/vm-100-disk-0/pve/root"] {
         assert_eq!(guest(plain), None, "{plain}");
     }
+    // The snapshot's guest VG has its origin's UUIDs (a thin snapshot is a
+    // copy): it is still shown with its own LVs, under the snapshot.
+    let snap = find(disk, "pve/snap_vm-100-disk-0_before").expect("snapshot");
+    assert!(
+        find(snap, "pve/snap_vm-100-disk-0_before/pve/root").is_some(),
+        "{snap:#}"
+    );
+    let text = String::from_utf8_lossy(&run(&["layers", &img]).0).into_owned();
+    assert!(!text.contains("shown under its first PV"), "{text}");
+    // A long content text does not widen the table: it is printed below.
+    assert!(text.contains("unreadable (see below)"), "{text}");
+    assert!(
+        text.contains("pve/data: unreadable (a thin pool holds no filesystem"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -334,7 +349,10 @@ fn pve_host_thin_pool_names_its_thin_lvs_and_checks_transaction_ids() {
     let img = image();
     let (out, _, _) = run(&["layers", &img]);
     let text = String::from_utf8_lossy(&out);
-    let line = text.lines().find(|l| l.contains("─data ")).unwrap();
+    // The row says where to look; the line under the table says it all.
+    let row = text.lines().find(|l| l.contains("─data ")).unwrap();
+    assert!(row.contains("unreadable (see below)"), "{row}");
+    let line = text.lines().find(|l| l.starts_with("pve/data: ")).unwrap();
     assert!(
         line.contains(
             "a thin pool holds no filesystem: its 4 thin LVs hold the data (vm-100-disk-0, \
