@@ -8,7 +8,9 @@
 //! The disk it gives is scanned alone (`--open`: its volumes get the names
 //! they would have if the image were opened as IMAGE), or added under the
 //! volume holding the filesystem ([`Layout::add_image_file`], the TUI): its
-//! volumes are then named `<holder>:<path>/<local name>`.
+//! volumes are then named `<holder>:<file name>/<local name>`
+//! (`p1:vm-100-disk-0.qcow2/p1`; the whole path when two images of one
+//! name are opened from the same volume).
 
 use std::sync::Arc;
 
@@ -51,6 +53,17 @@ pub fn not_a_disk(src: &dyn ReadAt) -> Option<String> {
         return Some(format!("bytes that cannot be read ({e})"));
     }
     Some(describe_head(&head, content.kind))
+}
+
+/// Whether `src` (a file's bytes) holds a disk image: a qcow2, or a raw
+/// disk starting with a partition table, an LVM PV or a filesystem.
+pub fn is_disk_image(src: &dyn ReadAt) -> bool {
+    let mut head = [0u8; 8];
+    if src.size() >= 8 && src.read_exact_at(0, &mut head).is_ok() && image::qcow2::has_magic(&head)
+    {
+        return true;
+    }
+    not_a_disk(src).is_none()
 }
 
 /// Words for what a file starting with `head` holds, when it is no disk.
@@ -130,7 +143,7 @@ pub fn open_image_file(
 impl Layout {
     /// Add `src` (from [`open_image_file`] on volume `holder`'s
     /// filesystem) as a disk of this layout under `holder`, and scan it:
-    /// its volumes are named `<holder>:<path>/<local name>` and nest under
+    /// its volumes are named `<holder>:<file name>/<local name>` and nest under
     /// `holder` in the tree. Returns the new volumes' ids (none when the
     /// bound on nested disks is reached: the reason goes into the holder's
     /// problems).
@@ -149,17 +162,50 @@ impl Layout {
             }
             return Vec::new();
         }
-        let path = match &src.origin {
-            DiskOrigin::File { path, .. } => path.clone(),
-            other => other.short_name(),
+        // `<holder>:<file name>/`, or the whole path when another image
+        // of that name was opened from the same volume already.
+        let holder_name = &self.volume(holder).name;
+        let short = format!("{holder_name}:{}/", src.origin.short_name());
+        let prefix = if self.volumes.iter().any(|v| v.name.starts_with(&short)) {
+            match &src.origin {
+                DiskOrigin::File { path, .. } => format!("{holder_name}:{path}/"),
+                other => format!("{holder_name}:{other}/"),
+            }
+        } else {
+            short
         };
-        let prefix = format!("{}:{path}/", self.volume(holder).name);
         let first = self.volumes.len();
         let d = add_disk(self, src, Some(holder));
         scan_level(self, &[d], &prefix, ScanOptions::default());
         nested::scan_nested_from(self, first);
         super::check_volumes_from(self, first);
         (first..self.volumes.len()).map(VolumeId).collect()
+    }
+}
+
+impl Layout {
+    /// The volumes read from disk `disk`: on it, or on disks nested in
+    /// its volumes (an image file's partitions, its VG's LVs, and so on).
+    pub fn volumes_from_disk(&self, disk: crate::io::DiskId) -> Vec<VolumeId> {
+        self.volumes
+            .iter()
+            .filter(|v| {
+                let mut at = nested::disk_of(self, v.id);
+                for _ in 0..=nested::MAX_DEPTH {
+                    let Some(d) = at else { return false };
+                    if d == disk {
+                        return true;
+                    }
+                    at = self
+                        .disks
+                        .get(d.0)
+                        .and_then(|d| d.parent)
+                        .and_then(|p| nested::disk_of(self, p));
+                }
+                false
+            })
+            .map(|v| v.id)
+            .collect()
     }
 }
 

@@ -309,6 +309,24 @@ pub fn not_a_directory(path: &str) -> String {
 
 // ----- messages -----
 
+/// Enter on a disk image file opened it as a disk; `volume` is shown.
+pub fn image_opened(path: &str, volume: &str) -> String {
+    format!("{path} holds a disk image: opened it as a disk, showing {volume}")
+}
+
+/// Enter on a disk image file opened it, but it holds nothing to browse.
+pub fn image_without_filesystem(path: &str) -> String {
+    format!(
+        "{path} holds a disk image: opened it as a disk (its layers are on the left), \
+         but it holds no filesystem vmrescue can browse"
+    )
+}
+
+/// Enter on a disk image file that cannot be opened (a backing file missing...).
+pub fn image_not_opened(path: &str, why: &str) -> String {
+    format!("{path} holds a disk image that cannot be opened: {why}")
+}
+
 /// After `u`.
 pub fn cleared_marks(n: usize) -> String {
     match n {
