@@ -763,7 +763,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::Home) => "First row",
         (_, Action::End) => "Last row",
         (_, Action::Open) => {
-            "Open: enter a folder, view a file, expand a layer, browse a filesystem"
+            "Open: enter a folder, view a file (disk images open as disks), browse a layer"
         }
         (_, Action::Back) => "Back: parent folder, collapse a layer",
         (_, Action::SwitchPane) => "Switch between the layer tree and the file list",
