@@ -584,7 +584,7 @@ impl App {
         &mut self,
         req: u64,
         path: &[u8],
-        result: Result<(Arc<Layout>, Vec<VolumeId>), String>,
+        result: Result<super::event::GrownLayout, String>,
     ) {
         self.close_viewer(req);
         let shown = escape(path);

@@ -17,6 +17,9 @@ use crate::repair::candidates::Analysis;
 use crate::repair::relink::{Options as RelinkOptions, Plan};
 use crate::tui::tree::{Opened, Tree};
 
+/// A layout grown by a disk image file opened as a disk, and the image's volumes.
+pub type GrownLayout = (Arc<crate::layers::Layout>, Vec<VolumeId>);
+
 /// Everything the UI thread waits for, on one channel.
 pub enum Event {
     /// A key was pressed.
@@ -166,7 +169,7 @@ pub enum JobResult {
         /// The file's path, for messages.
         path: Vec<u8>,
         /// The layout and the image's volumes, or why not.
-        result: Result<(Arc<crate::layers::Layout>, Vec<VolumeId>), String>,
+        result: Result<GrownLayout, String>,
     },
     /// The disks' container tables were read again; the disks that could
     /// not be (they read as before), and why.

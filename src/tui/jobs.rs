@@ -179,7 +179,7 @@ impl Jobs {
         fs: &Arc<dyn FsView>,
         guest: Option<&crate::guest::Namespace>,
         path: &[u8],
-    ) -> Option<Result<(Arc<Layout>, Vec<VolumeId>), String>> {
+    ) -> Option<Result<super::event::GrownLayout, String>> {
         catch_unwind(AssertUnwindSafe(|| {
             let r = crate::fs::path::resolve(&**fs, path, true).ok()?;
             let file = crate::fs::FileReader::new(Arc::clone(fs), r.node, &r.path).ok()?;

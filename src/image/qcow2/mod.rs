@@ -766,26 +766,24 @@ fn resolve_backing(files: &dyn BackingFiles, image: &Path, backing: &str) -> Res
         Ok(found) => return Ok(found),
         Err(looked) => looked,
     };
+    // `nbd:`, `rbd:`, `iscsi:`, `http:`... name network protocols.
+    if let Some((proto, _)) = plain.split_once(':')
+        && !proto.is_empty()
+        && !proto.contains('/')
+        && proto
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
     {
-        // `nbd:`, `rbd:`, `iscsi:`, `http:`... name network protocols.
-        if let Some((proto, _)) = plain.split_once(':')
-            && !proto.is_empty()
-            && !proto.contains('/')
-            && proto
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
-        {
-            return Err(unsupported(&format!(
-                "uses the QEMU protocol \"{proto}:\", which vmrescue cannot open"
-            )));
-        }
-        return Err(Error::NotFound(format!(
-            "{}: backing file \"{}\" ({})",
-            image.display(),
-            crate::text::escape_str(backing),
-            looked
+        return Err(unsupported(&format!(
+            "uses the QEMU protocol \"{proto}:\", which vmrescue cannot open"
         )));
     }
+    Err(Error::NotFound(format!(
+        "{}: backing file \"{}\" ({})",
+        image.display(),
+        crate::text::escape_str(backing),
+        looked
+    )))
 }
 
 fn open_backing(
