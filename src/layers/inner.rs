@@ -119,18 +119,11 @@ pub fn open_image_file(
             "{shown} is not a disk image: it holds {what}"
         )));
     }
-    let v = layout.volume(holder);
     Ok(DiskSource {
         origin: DiskOrigin::File {
             path: shown,
-            volume: v.name.clone(),
-            on: v
-                .mapping
-                .disks()
-                .iter()
-                .filter_map(|d| layout.disks.get(d.0))
-                .map(|d| d.origin.clone())
-                .collect(),
+            volume: layout.volume(holder).name.clone(),
+            on: layout.origins_of(holder),
         },
         source: img.source,
         format: img.format,

@@ -327,17 +327,10 @@ impl Layout {
     /// Volume `id` as a disk to scan again ([`scan_sources`]): a disk
     /// image stored in an LV or a partition.
     pub fn volume_as_disk(&self, id: VolumeId) -> DiskSource {
-        let v = self.volume(id);
         DiskSource {
             origin: DiskOrigin::Volume {
-                volume: v.name.clone(),
-                on: v
-                    .mapping
-                    .disks()
-                    .iter()
-                    .filter_map(|d| self.disks.get(d.0))
-                    .map(|d| d.origin.clone())
-                    .collect(),
+                volume: self.volume(id).name.clone(),
+                on: self.origins_of(id),
             },
             source: self.open_volume(id),
             format: ImageFormat::Raw,
@@ -345,6 +338,17 @@ impl Layout {
             snapshot: None,
             problems: Vec::new(),
         }
+    }
+
+    /// Where the disks volume `id`'s bytes are on came from, in mapping order.
+    fn origins_of(&self, id: VolumeId) -> Vec<DiskOrigin> {
+        self.volume(id)
+            .mapping
+            .disks()
+            .iter()
+            .filter_map(|d| self.disks.get(d.0))
+            .map(|d| d.origin.clone())
+            .collect()
     }
 
     /// The volume with this id.
