@@ -109,6 +109,17 @@ pub(crate) struct SourceArgs {
     /// `auto` (userspace where vmrescue reads the filesystem, else kernel).
     #[arg(long, value_name = "ENGINE", default_value = "auto", value_parser = parse_engine)]
     pub engine: EngineChoice,
+    /// Open the disk image (qcow2 or raw) stored at PATH inside IMAGE and
+    /// work on it as if it had been given as IMAGE: a guest path
+    /// (`/var/lib/vz/images/100/vm-100-disk-0.qcow2`, in the guest as it
+    /// boots) or `VOLUME:PATH` (a path in that volume alone, `p1:/images/a.raw`).
+    /// A qcow2's backing files are looked for in the same filesystem,
+    /// relative to the image's own directory. `--volume` then names a volume
+    /// of the opened image (`p1`, `vg/lv`); `--disk` and `--snapshot` still
+    /// apply to IMAGE. Repeat it to open an image stored inside that one.
+    /// Nothing in it can be repaired in place.
+    #[arg(long = "open", value_name = "PATH")]
+    pub open: Vec<String>,
 }
 
 pub(crate) fn parse_engine(s: &str) -> Result<EngineChoice, String> {
@@ -284,12 +295,72 @@ pub(crate) fn open_layout_with(
         progress: Some(&progress),
     };
     let mut layout = vmrescue::layers::scan_with(images, scan);
+    inspect(&mut layout, engines);
+    for spec in &target.source.open {
+        let src = open_image_file(&layout, spec, engines)?;
+        // The engine keeps filesystems by volume id, for one layout: the
+        // file's reader holds its own.
+        for v in &layout.volumes {
+            engines.userspace().forget(v.id);
+        }
+        layout = vmrescue::layers::scan_sources(vec![src], scan);
+        inspect(&mut layout, engines);
+    }
+    Ok(layout)
+}
+
+/// Find the guest roots and mountpoints of `layout` (filesystems opened
+/// with `engines`' userspace engine, which keeps them).
+fn inspect(layout: &mut Layout, engines: &Engines) {
     let options = vmrescue::fs::FsOptions::default();
-    let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
-        engines.userspace().open_fs(&layout, id, &options)
+    let found = vmrescue::layers::inspect::inspect(layout, &|id| {
+        engines.userspace().open_fs(layout, id, &options)
     });
     layout.apply_inspection(&found);
-    Ok(layout)
+}
+
+/// The disk image that `--open SPEC` names in `layout`: a guest path
+/// (resolved in the guest as it boots, else in the only filesystem) or
+/// `VOLUME:PATH`.
+fn open_image_file(
+    layout: &Layout,
+    spec: &str,
+    engines: &Engines,
+) -> Result<vmrescue::layers::DiskSource, vmrescue::Error> {
+    let (volume, path) = if spec.starts_with('/') {
+        (None, spec)
+    } else {
+        match spec.split_once(':') {
+            Some((v, p)) if !v.is_empty() && !p.is_empty() => (Some(v), p),
+            _ => {
+                return Err(vmrescue::Error::Invalid(format!(
+                    "--open {}: give a path from the guest's root (`/var/lib/vz/images/...`) \
+                     or VOLUME:PATH (`p1:/images/disk.qcow2`)",
+                    vmrescue::text::escape_str(spec)
+                )));
+            }
+        }
+    };
+    let id = vmrescue::engine::select_volume(layout, volume)?;
+    let (fs, namespace) = guest::open_guest_or_volume(
+        layout,
+        id,
+        volume.is_some(),
+        engines,
+        &vmrescue::fs::FsOptions::default(),
+    )?;
+    // The volume the file lies on, in the guest as it boots.
+    let holder = namespace
+        .as_ref()
+        .and_then(|ns| ns.locate(path.as_bytes()).ok())
+        .map_or(id, |(v, _)| v);
+    vmrescue::layers::inner::open_image_file(
+        layout,
+        holder,
+        fs,
+        path.as_bytes(),
+        &vmrescue::image::OpenOptions::default(),
+    )
 }
 
 /// When the disks hold nothing vmrescue recognises (no partition table, no

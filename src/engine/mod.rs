@@ -284,6 +284,9 @@ fn unreadable_reasons(m: &crate::io::Mapping) -> String {
 
 /// Why the kernel engine cannot serve volume `id`, or `Ok`.
 fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), String> {
+    if let Some(why) = in_image_file(layout, id) {
+        return Err(why);
+    }
     kernel_available()?;
     let v = layout.volume(id);
     if !kernel::mountable(v.content.kind) {
@@ -330,6 +333,24 @@ pub(crate) fn openable(v: &crate::layers::Volume) -> bool {
     v.content.kind.is_filesystem() && v.mapping.unreadable().is_empty()
 }
 
+/// Why the kernel cannot map volume `id` when its bytes come from a disk
+/// image stored as a file inside a filesystem that vmrescue reads itself
+/// (`--open`): a loop device needs a file on the host.
+fn in_image_file(layout: &Layout, id: VolumeId) -> Option<String> {
+    let v = layout.volume(id);
+    let disk = v
+        .mapping
+        .disks()
+        .iter()
+        .filter_map(|d| layout.disks.get(d.0))
+        .find(|d| d.origin.in_file())?;
+    Some(format!(
+        "its disk ({}) is a disk image stored inside a filesystem that vmrescue reads itself, \
+         which the kernel cannot loop-mount",
+        disk.origin
+    ))
+}
+
 /// Which engine serves volume `id` under `choice`, and why.
 pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
     let v = layout.volume(id);
@@ -359,6 +380,12 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
             Ok(()) => Decision {
                 engine: Some(Engine::Kernel),
                 reason: format!("{fs}: mounted read-only by the kernel (--engine kernel)"),
+            },
+            Err(why) if ours && in_image_file(layout, id).is_some() => Decision {
+                engine: Some(Engine::Userspace),
+                reason: format!(
+                    "{fs}: read by vmrescue itself: the kernel engine (--engine kernel) cannot serve it: {why}"
+                ),
             },
             Err(why) => none(format!("{fs}: the kernel engine cannot serve it: {why}")),
         },

@@ -16,7 +16,10 @@ pub mod kinds;
 pub mod mem;
 pub mod path;
 pub mod problems;
+pub mod reader;
 pub mod xfs;
+
+pub use reader::FileReader;
 
 use crate::error::Result;
 use crate::io::HostExtent;

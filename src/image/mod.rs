@@ -10,6 +10,7 @@
 //! [`ImageFormat::Qcow2`]; [`Image::path`] is the file and [`Image::snapshot`]
 //! the snapshot shown.
 
+pub mod inner;
 pub mod qcow2;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +97,7 @@ impl ImageFormat {
 /// a new one (header, L1 table, L2 and cluster caches, backing chain read
 /// again) on [`ReadAt::refresh`].
 struct Qcow2File {
+    files: Arc<dyn qcow2::BackingFiles>,
     path: PathBuf,
     snapshot: Option<String>,
     current: RwLock<Arc<qcow2::Qcow2>>,
@@ -121,7 +123,8 @@ impl ReadAt for Qcow2File {
         let opts = qcow2::OpenOptions {
             snapshot: self.snapshot.clone(),
         };
-        let fresh = qcow2::Qcow2::open(&self.path, &opts).map_err(std::io::Error::other)?;
+        let fresh = qcow2::Qcow2::open_in(&*self.files, &self.path, &opts)
+            .map_err(std::io::Error::other)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         Ok(())
     }
@@ -178,27 +181,7 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         )));
     }
     if qcow2::has_magic(&head) {
-        let q = qcow2::Qcow2::open(
-            path,
-            &qcow2::OpenOptions {
-                snapshot: opts.snapshot.clone(),
-            },
-        )?;
-        let details = q.details();
-        let snapshot = q.shown_snapshot().map(|s| s.id.clone());
-        let problems = q.problems();
-        return Ok(Image {
-            path: path.to_path_buf(),
-            source: Arc::new(Qcow2File {
-                path: path.to_path_buf(),
-                snapshot: opts.snapshot.clone(),
-                current: RwLock::new(Arc::new(q)),
-            }),
-            format: ImageFormat::Qcow2,
-            details,
-            snapshot,
-            problems,
-        });
+        return open_qcow2_in(Arc::new(qcow2::HostFiles), path, opts);
     }
     if let Some(s) = &opts.snapshot {
         return Err(Error::Invalid(format!(
@@ -225,5 +208,37 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         details: Vec::new(),
         snapshot: None,
         problems: Vec::new(),
+    })
+}
+
+/// Open the qcow2 image at `path` in `files` (host directories, or a
+/// filesystem read by vmrescue), its backing chain resolved there too.
+fn open_qcow2_in(
+    files: Arc<dyn qcow2::BackingFiles>,
+    path: &Path,
+    opts: &OpenOptions,
+) -> Result<Image> {
+    let q = qcow2::Qcow2::open_in(
+        &*files,
+        path,
+        &qcow2::OpenOptions {
+            snapshot: opts.snapshot.clone(),
+        },
+    )?;
+    let details = q.details();
+    let snapshot = q.shown_snapshot().map(|s| s.id.clone());
+    let problems = q.problems();
+    Ok(Image {
+        path: path.to_path_buf(),
+        source: Arc::new(Qcow2File {
+            files,
+            path: path.to_path_buf(),
+            snapshot: opts.snapshot.clone(),
+            current: RwLock::new(Arc::new(q)),
+        }),
+        format: ImageFormat::Qcow2,
+        details,
+        snapshot,
+        problems,
     })
 }

@@ -9,6 +9,7 @@
 //! `problems` of the disk, volume or group concerned and the rest is still read.
 
 pub mod fstab;
+pub mod inner;
 pub mod inspect;
 mod labels;
 pub mod lvm;
@@ -48,6 +49,17 @@ pub enum DiskOrigin {
         /// Where the disks its bytes are on came from, in mapping order.
         on: Vec<DiskOrigin>,
     },
+    /// A disk image stored as a file in a filesystem vmrescue reads itself
+    /// (a qcow2 under a Proxmox host's `/var/lib/vz/images/`), opened
+    /// without copying it out ([`inner`]).
+    File {
+        /// The file's path in that filesystem, escaped for display.
+        path: String,
+        /// The volume whose filesystem holds the file (`p1`, `pve/root`).
+        volume: String,
+        /// Where that volume's disks came from, in mapping order.
+        on: Vec<DiskOrigin>,
+    },
 }
 
 impl DiskOrigin {
@@ -55,7 +67,18 @@ impl DiskOrigin {
     pub fn host_path(&self) -> Option<&Path> {
         match self {
             DiskOrigin::Host(p) => Some(p),
-            DiskOrigin::Volume { .. } => None,
+            DiskOrigin::Volume { .. } | DiskOrigin::File { .. } => None,
+        }
+    }
+
+    /// Whether the bytes come, at any depth, from a file inside a
+    /// filesystem that vmrescue reads itself (the kernel cannot loop-mount
+    /// such a file: it is not a file on the host).
+    pub fn in_file(&self) -> bool {
+        match self {
+            DiskOrigin::Host(_) => false,
+            DiskOrigin::File { .. } => true,
+            DiskOrigin::Volume { on, .. } => on.iter().any(DiskOrigin::in_file),
         }
     }
 
@@ -67,6 +90,11 @@ impl DiskOrigin {
                 |n| n.to_string_lossy().into_owned(),
             ),
             DiskOrigin::Volume { volume, .. } => volume.clone(),
+            DiskOrigin::File { path, .. } => path
+                .rsplit('/')
+                .find(|n| !n.is_empty())
+                .unwrap_or(path)
+                .to_string(),
         }
     }
 }
@@ -77,6 +105,13 @@ impl fmt::Display for DiskOrigin {
             DiskOrigin::Host(p) => write!(f, "{}", p.display()),
             DiskOrigin::Volume { volume, on } => {
                 write!(f, "{volume}")?;
+                for (i, o) in on.iter().enumerate() {
+                    write!(f, "{}{o}", if i == 0 { " on " } else { " + " })?;
+                }
+                Ok(())
+            }
+            DiskOrigin::File { path, volume, on } => {
+                write!(f, "{path} in {volume}")?;
                 for (i, o) in on.iter().enumerate() {
                     write!(f, "{}{o}", if i == 0 { " on " } else { " + " })?;
                 }
@@ -157,6 +192,14 @@ impl Disk {
     /// an error naming the disk when it is not a host file.
     pub fn host_path(&self, what: &str) -> crate::Result<&Path> {
         self.origin.host_path().ok_or_else(|| {
+            if self.origin.in_file() {
+                return crate::Error::Unsupported(format!(
+                    "{} ({}) is a disk image stored inside a filesystem that vmrescue reads itself, \
+                     not a host file: {what} needs a host file (copy the image out with `vmrescue cp` \
+                     and open the copy)",
+                    self.name, self.origin
+                ));
+            }
             crate::Error::Unsupported(format!(
                 "{} ({}) is not a host file or device but a volume read as a disk: {what} needs a host file",
                 self.name, self.origin
@@ -289,17 +332,10 @@ impl Layout {
     /// Volume `id` as a disk to scan again ([`scan_sources`]): a disk
     /// image stored in an LV or a partition.
     pub fn volume_as_disk(&self, id: VolumeId) -> DiskSource {
-        let v = self.volume(id);
         DiskSource {
             origin: DiskOrigin::Volume {
-                volume: v.name.clone(),
-                on: v
-                    .mapping
-                    .disks()
-                    .iter()
-                    .filter_map(|d| self.disks.get(d.0))
-                    .map(|d| d.origin.clone())
-                    .collect(),
+                volume: self.volume(id).name.clone(),
+                on: self.origins_of(id),
             },
             source: self.open_volume(id),
             format: ImageFormat::Raw,
@@ -307,6 +343,17 @@ impl Layout {
             snapshot: None,
             problems: Vec::new(),
         }
+    }
+
+    /// Where the disks volume `id`'s bytes are on came from, in mapping order.
+    fn origins_of(&self, id: VolumeId) -> Vec<DiskOrigin> {
+        self.volume(id)
+            .mapping
+            .disks()
+            .iter()
+            .filter_map(|d| self.disks.get(d.0))
+            .map(|d| d.origin.clone())
+            .collect()
     }
 
     /// The volume with this id.
@@ -716,7 +763,12 @@ fn explain_pvs_without_a_vg(layout: &mut Layout) {
 /// Problems a probe reveals: content that claims more bytes than its volume
 /// holds (a truncated image), and a disk that holds nothing recognisable.
 fn check_volumes(layout: &mut Layout) {
-    for v in &mut layout.volumes {
+    check_volumes_from(layout, 0);
+}
+
+/// [`check_volumes`] for the volumes from index `first` on.
+fn check_volumes_from(layout: &mut Layout, first: usize) {
+    for v in layout.volumes.iter_mut().skip(first) {
         let c = &v.content;
         // Unreadable for a reason of its own (a read error, a corrupt
         // container table), not because the volume lacks parts (listed already).

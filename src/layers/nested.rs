@@ -21,11 +21,17 @@ pub(super) const MAX_NESTED: usize = 256;
 /// Scan every volume of `layout` that holds a disk, and the volumes found
 /// in those, breadth first.
 pub(super) fn scan_nested(layout: &mut Layout) {
+    scan_nested_from(layout, 0);
+}
+
+/// [`scan_nested`] for the volumes from index `first` on (those of a disk
+/// added later: a disk image stored in a filesystem).
+pub(super) fn scan_nested_from(layout: &mut Layout, first: usize) {
     // (disk, offset, length) on a disk given to the scan, of each volume
     // scanned as a disk: the same bytes are never scanned twice.
     let mut scanned: Vec<(DiskId, u64, u64)> = Vec::new();
     let mut nested = 0usize;
-    let mut next = 0usize;
+    let mut next = first;
     while next < layout.volumes.len() {
         let vid = VolumeId(next);
         next += 1;
@@ -137,9 +143,14 @@ fn host_extent(layout: &Layout, vid: VolumeId) -> Option<(DiskId, u64, u64)> {
     };
     let (mut disk, mut offset, len) = linear(vid)?;
     for _ in 0..=MAX_DEPTH {
-        let Some(parent) = layout.disks.get(disk.0)?.parent else {
+        let d = layout.disks.get(disk.0)?;
+        let Some(parent) = d.parent else {
             return Some((disk, offset, len));
         };
+        // A disk image file's bytes are not its holder's bytes.
+        if matches!(d.origin, super::DiskOrigin::File { .. }) {
+            return None;
+        }
         let (d, o, _) = linear(parent)?;
         disk = d;
         offset = offset.checked_add(o)?;

@@ -3,7 +3,7 @@
 
 use humansize::{BINARY, format_size};
 
-use super::{Disk, Layout, Volume, VolumeKind};
+use super::{Disk, DiskOrigin, Layout, Volume, VolumeKind};
 use crate::io::Target;
 use crate::problem::Problem;
 use crate::text::escape_str;
@@ -130,7 +130,9 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
     if let Some(t) = &disk.table {
         node.problems.extend(t.problems.iter().cloned());
     }
-    if disk.parent.is_some() {
+    // A disk on a volume's own bytes (not a file in its filesystem).
+    let on_holder = disk.parent.is_some() && !matches!(disk.origin, DiskOrigin::File { .. });
+    if on_holder {
         for d in &disk.format_details {
             node.notes.push(d.clone());
         }
@@ -138,7 +140,7 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
     for v in &layout.volumes {
         match &v.kind {
             VolumeKind::WholeDisk { disk: d } if *d == disk.id => {
-                if disk.parent.is_some() {
+                if on_holder {
                     // The same bytes as the volume holding the disk: only
                     // what it adds (a VG) is shown.
                     node.problems.extend(v.problems.iter().cloned());
@@ -178,7 +180,15 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
 /// their own problems (a damaged table) its problems.
 fn nested_children(layout: &Layout, v: &Volume, node: &mut Node, placed_vgs: &mut Vec<String>) {
     for disk in layout.disks.iter().filter(|d| d.parent == Some(v.id)) {
-        disk_children(layout, disk, node, placed_vgs);
+        if let DiskOrigin::File { path, .. } = &disk.origin {
+            // A disk image stored as a file in the volume's filesystem: a
+            // disk node of its own under the volume.
+            let mut n = Node::new(path.clone(), "disk", disk.size(), disk_description(disk));
+            disk_children(layout, disk, &mut n, placed_vgs);
+            node.children.push(n);
+        } else {
+            disk_children(layout, disk, node, placed_vgs);
+        }
     }
 }
 

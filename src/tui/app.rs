@@ -573,6 +573,77 @@ impl App {
         self.dialog = self.under.pop();
     }
 
+    /// Close the viewer waiting for request `req`, wherever it is in the stack.
+    fn close_viewer(&mut self, req: u64) {
+        let is_it = |d: &Dialog| matches!(d, Dialog::Viewer(v) if v.req == req);
+        if self.dialog.as_ref().is_some_and(is_it) {
+            self.close_dialog();
+        } else {
+            self.under.retain(|d| !is_it(d));
+        }
+    }
+
+    /// A file opened with Enter holds a disk image: show the layout with
+    /// its disk under the volume holding the file, and open its first
+    /// filesystem on the right (or say why it could not be opened).
+    fn image_opened(
+        &mut self,
+        req: u64,
+        path: &[u8],
+        result: Result<super::event::GrownLayout, String>,
+    ) {
+        self.close_viewer(req);
+        let shown = escape(path);
+        let (layout, ids) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.say_error(s::image_not_opened(&shown, &e));
+                return;
+            }
+        };
+        if !Arc::ptr_eq(&layout, &self.layout) {
+            self.layout = layout;
+            self.layers = LayerPane::new(&self.layout);
+            self.image_stamps = image_stamps(&self.layout);
+            // vmrescue reads a disk image stored in a filesystem itself.
+            let n = self.layout.volumes.len();
+            self.config.volume_engines.resize(n, "userspace".into());
+        }
+        // A guest inside: that guest as it boots, as for the image itself.
+        if let Some(root) = ids
+            .iter()
+            .copied()
+            .find(|&v| self.layers.path_of_guest(v).is_some())
+            && let Some(path) = self.layers.path_of_guest(root)
+        {
+            let name = self.layout.volume(root).name.clone();
+            self.layers.selected = path;
+            self.say(s::image_opened(&shown, &escape_str(&name)));
+            self.open_tree(Tree::Guest(root));
+            return;
+        }
+        let first = ids
+            .iter()
+            .copied()
+            .find(|v| self.layout.volume(*v).is_filesystem());
+        match first {
+            Some(v) => {
+                let name = self.layout.volume(v).name.clone();
+                self.layers.reveal_volume(&name);
+                self.say(s::image_opened(&shown, &escape_str(&name)));
+                self.open_volume(v);
+            }
+            None => {
+                if let Some(v) = ids.first() {
+                    let name = self.layout.volume(*v).name.clone();
+                    self.layers.reveal_volume(&name);
+                }
+                self.focus = Focus::Layers;
+                self.say(s::image_without_filesystem(&shown));
+            }
+        }
+    }
+
     /// Close every window.
     fn close_all_dialogs(&mut self) {
         self.dialog = None;
@@ -1094,7 +1165,9 @@ impl App {
         if follow {
             self.list(path, None);
         } else if file {
-            self.open_viewer();
+            // A disk image opens as a disk; any other file in the viewer.
+            let tree = p.tree;
+            self.open_path(tree, path, true);
         } else {
             self.show_details();
         }
@@ -1120,6 +1193,13 @@ impl App {
 
     /// Open the viewer on `path` of `tree`, over the window on top.
     fn view_path(&mut self, tree: Tree, path: Vec<u8>) {
+        self.open_path(tree, path, false);
+    }
+
+    /// Open `path` of `tree` in the viewer, over the window on top; with
+    /// `image`, a file that holds a disk image opens as a disk instead
+    /// ([`JobResult::ImageOpened`]).
+    fn open_path(&mut self, tree: Tree, path: Vec<u8>, image: bool) {
         let Some(fs) = self.fs(tree).cloned() else {
             self.say_error(s::OPEN_A_FILESYSTEM_FIRST);
             return;
@@ -1129,6 +1209,21 @@ impl App {
         let mut v = ViewerDialog::new(req, escape(&path), Arc::clone(&cancel));
         v.refresh(self.size);
         self.push_dialog(Dialog::Viewer(Box::new(v)));
+        if image {
+            let guest = match self.fss.get(&tree) {
+                Some(FsSlot::Open { guest, .. }) => guest.clone(),
+                _ => None,
+            };
+            self.effects.push(Effect::OpenFile {
+                req,
+                tree,
+                fs,
+                guest,
+                path,
+                cancel,
+            });
+            return;
+        }
         self.effects.push(Effect::OpenViewer {
             req,
             fs,
@@ -1665,6 +1760,7 @@ impl App {
                 new_target,
                 result,
             } => self.relinked(volume, link, new_target, result),
+            JobResult::ImageOpened { req, path, result } => self.image_opened(req, &path, result),
             JobResult::ViewerOpened { req, result } => {
                 if let Some(v) = self.viewer_waiting(req) {
                     v.opened(result);

@@ -17,6 +17,9 @@ use crate::repair::candidates::Analysis;
 use crate::repair::relink::{Options as RelinkOptions, Plan};
 use crate::tui::tree::{Opened, Tree};
 
+/// A layout grown by a disk image file opened as a disk, and the image's volumes.
+pub type GrownLayout = (Arc<crate::layers::Layout>, Vec<VolumeId>);
+
 /// Everything the UI thread waits for, on one channel.
 pub enum Event {
     /// A key was pressed.
@@ -157,6 +160,17 @@ pub enum JobResult {
         /// Why it could not start, if it could not.
         error: Option<String>,
     },
+    /// A file opened with Enter holds a disk image: the layout with the
+    /// image's disk added under the volume holding the file, and the new
+    /// volumes; or why the image could not be opened.
+    ImageOpened {
+        /// The viewer's request number.
+        req: u64,
+        /// The file's path, for messages.
+        path: Vec<u8>,
+        /// The layout and the image's volumes, or why not.
+        result: Result<GrownLayout, String>,
+    },
     /// The disks' container tables were read again; the disks that could
     /// not be (they read as before), and why.
     DisksRefreshed(Vec<String>),
@@ -285,6 +299,24 @@ pub enum Effect {
         /// Set to stop the decompression.
         cancel: Arc<AtomicBool>,
     },
+    /// Enter on a file: open it as a disk when it holds a disk image (a
+    /// qcow2, or a raw disk with a partition table, a PV or a filesystem),
+    /// else in the viewer as [`Effect::OpenViewer`] does.
+    OpenFile {
+        /// Request number (the viewer's).
+        req: u64,
+        /// The tree the file is in.
+        tree: Tree,
+        /// Its filesystem.
+        fs: Arc<dyn FsView>,
+        /// The guest's mounts, when `fs` is the guest's tree (the volume
+        /// holding the file is found from them).
+        guest: Option<Arc<crate::guest::Namespace>>,
+        /// The file's path (symlinks are followed inside the guest).
+        path: Vec<u8>,
+        /// Set to stop the viewer's decompression.
+        cancel: Arc<AtomicBool>,
+    },
     /// Search the viewer's content.
     ViewerSearch {
         /// Request number.
@@ -351,6 +383,11 @@ impl std::fmt::Debug for Effect {
             Effect::RunDoctor { req, .. } => write!(f, "RunDoctor({req})"),
             Effect::OpenViewer { req, path, .. } => {
                 write!(f, "OpenViewer({req}, {})", crate::text::escape(path))
+            }
+            Effect::OpenFile {
+                req, tree, path, ..
+            } => {
+                write!(f, "OpenFile({req}, {tree}, {})", crate::text::escape(path))
             }
             Effect::ViewerSearch { req, query, .. } => write!(
                 f,

@@ -155,7 +155,83 @@ impl Jobs {
                 query,
                 cancel,
             } => viewer_search(req, &content, &query, &cancel, emit),
+            Effect::OpenFile {
+                req,
+                tree,
+                fs,
+                guest,
+                path,
+                cancel,
+            } => match self.open_image(tree, &fs, guest.as_deref(), &path) {
+                None => open_viewer(req, &fs, &path, &cancel, emit),
+                Some(result) => emit(JobResult::ImageOpened { req, path, result }),
+            },
         }
+    }
+
+    /// When the file at `path` of `tree` holds a disk image: the layout
+    /// with it added as a disk under the volume holding the file (or as
+    /// it is, when that image was opened already) and the image's volumes,
+    /// or why it cannot be opened. `None` when the file is no disk image.
+    fn open_image(
+        &self,
+        tree: Tree,
+        fs: &Arc<dyn FsView>,
+        guest: Option<&crate::guest::Namespace>,
+        path: &[u8],
+    ) -> Option<Result<super::event::GrownLayout, String>> {
+        catch_unwind(AssertUnwindSafe(|| {
+            let r = crate::fs::path::resolve(&**fs, path, true).ok()?;
+            let file = crate::fs::FileReader::new(Arc::clone(fs), r.node, &r.path).ok()?;
+            if !crate::layers::inner::is_disk_image(&file) {
+                return None;
+            }
+            let holder = match tree {
+                Tree::Volume(v) => Ok(v),
+                Tree::Guest(_) => guest
+                    .ok_or_else(|| "the guest's mount table is not open".to_string())
+                    .and_then(|ns| ns.locate(&r.path).map_err(|e| e.to_string()))
+                    .map(|(v, _)| v),
+            };
+            let holder = match holder {
+                Ok(h) => h,
+                Err(e) => return Some(Err(e)),
+            };
+            let shown = crate::text::escape(&r.path);
+            let holder_name = &self.layout.volume(holder).name;
+            // Opened before: its volumes as they are.
+            let known = self.layout.disks.iter().find(|d| {
+                d.parent == Some(holder)
+                    && matches!(&d.origin, crate::layers::DiskOrigin::File { path, volume, .. }
+                        if *path == shown && volume == holder_name)
+            });
+            if let Some(d) = known {
+                let ids = self.layout.volumes_from_disk(d.id);
+                return Some(Ok((Arc::clone(&self.layout), ids)));
+            }
+            let src = match crate::layers::inner::open_image_file(
+                &self.layout,
+                holder,
+                Arc::clone(fs),
+                &r.path,
+                &crate::image::OpenOptions::default(),
+            ) {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e.to_string())),
+            };
+            let mut layout = (*self.layout).clone();
+            let ids = layout.add_image_file(holder, src);
+            // Its guest root, OS and fstab roles, as the commands inspect
+            // every disk (vmrescue reads an image file itself).
+            let userspace = crate::engine::userspace::Userspace::default();
+            let found = crate::layers::inspect::inspect(&layout, &|id| {
+                crate::engine::VolumeOpener::open(&userspace, &layout, id)
+                    .map_err(crate::error::Error::Unsupported)
+            });
+            layout.apply_inspection(&found);
+            Some(Ok((Arc::new(layout), ids)))
+        }))
+        .unwrap_or_else(|_| Some(Err(panic_message())))
     }
 
     /// Open a tree: a volume's filesystem through the engine, or the
@@ -334,7 +410,12 @@ impl Jobs {
             }
             for e in effects {
                 let mut results = Vec::new();
-                self.run(e, &mut |r| results.push(r));
+                // The app's layout grows when a disk image file is opened.
+                let jobs = Jobs {
+                    layout: Arc::clone(&app.layout),
+                    ..self.clone()
+                };
+                jobs.run(e, &mut |r| results.push(r));
                 for r in results {
                     app.apply(r);
                 }

@@ -203,12 +203,18 @@ fn guest_roots(layout: &Layout) -> Vec<VolumeId> {
 fn guest_node(layout: &Layout, root: VolumeId) -> Node {
     let v = layout.volume(root);
     let os = v.guest.os.clone().unwrap_or_default();
-    let mut name = format!(
-        "{os} — {}",
-        v.guest.hostname.as_deref().unwrap_or(s::GUEST_TREE)
-    );
     let holder = layout.holder(root);
-    if let Some(h) = holder {
+    // A Proxmox VM disk's guest is named by its VM (the pane is narrow; the
+    // OS is among its facts).
+    let label = holder.and_then(|h| layout.volume(h).guest.pve.as_ref());
+    let mut name = match label {
+        Some(l) => l.to_string(),
+        None => format!(
+            "{os} — {}",
+            v.guest.hostname.as_deref().unwrap_or(s::GUEST_TREE)
+        ),
+    };
+    if let Some(h) = holder.filter(|_| label.is_none()) {
         name.push_str(&s::guest_in(&layout.volume(h).name));
     }
     // Where its fstab mounts each volume, `/` first: the volumes on the
@@ -240,7 +246,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         label: None,
         uuid: None,
         mountpoint: None,
-        os: None,
+        os: label.map(|_| os.clone()),
         guest: None,
         browsable: true,
         problems: Vec::new(),

@@ -88,7 +88,7 @@ pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
     let _guard = terminal::Guard;
     spawn_input_thread(tx.clone())?;
     spawn_tick_thread(tx.clone())?;
-    let jobs = jobs::Jobs {
+    let mut jobs = jobs::Jobs {
         layout: Arc::clone(&opts.layout),
         opener: Arc::clone(&opts.opener),
         copier: Arc::clone(&opts.copier),
@@ -106,6 +106,10 @@ pub fn run(opts: Options) -> anyhow::Result<Option<i32>> {
     app.resize(size.width, size.height);
     app.start();
     loop {
+        // The app's layout grows when a disk image file is opened.
+        if !Arc::ptr_eq(&jobs.layout, &app.layout) {
+            jobs.layout = Arc::clone(&app.layout);
+        }
         for effect in app.take_effects() {
             jobs.spawn(effect, tx.clone());
         }

@@ -322,6 +322,24 @@ pub fn not_a_directory(path: &str) -> String {
 
 // ----- messages -----
 
+/// Enter on a disk image file opened it as a disk; `volume` is shown.
+pub fn image_opened(path: &str, volume: &str) -> String {
+    format!("{path} holds a disk image: opened it as a disk, showing {volume}")
+}
+
+/// Enter on a disk image file opened it, but it holds nothing to browse.
+pub fn image_without_filesystem(path: &str) -> String {
+    format!(
+        "{path} holds a disk image: opened it as a disk (its layers are on the left), \
+         but it holds no filesystem vmrescue can browse"
+    )
+}
+
+/// Enter on a disk image file that cannot be opened (a backing file missing...).
+pub fn image_not_opened(path: &str, why: &str) -> String {
+    format!("{path} holds a disk image that cannot be opened: {why}")
+}
+
 /// After `u`.
 pub fn cleared_marks(n: usize) -> String {
     match n {
@@ -758,7 +776,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (_, Action::Home) => "First row",
         (_, Action::End) => "Last row",
         (_, Action::Open) => {
-            "Open: enter a folder, view a file, expand a layer, browse a filesystem"
+            "Open: enter a folder, view a file (disk images open as disks), browse a layer"
         }
         (_, Action::Back) => "Back: parent folder, collapse a layer",
         (_, Action::SwitchPane) => "Switch between the layer tree and the file list",

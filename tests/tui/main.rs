@@ -30,6 +30,7 @@ mod tui_find;
 mod tui_fixes;
 mod tui_guest;
 mod tui_guest_pty;
+mod tui_inner;
 mod tui_picker;
 mod tui_relink;
 mod tui_relink_snapshots;

@@ -121,8 +121,15 @@ const CLUSTER_CACHE: usize = 8;
 impl Qcow2 {
     /// Open the qcow2 image at `path` with its backing chain.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Qcow2> {
+        Qcow2::open_in(&HostFiles, path, opts)
+    }
+
+    /// Open the qcow2 image at `path` in `files` (the host's directories,
+    /// or a filesystem vmrescue reads itself) with its backing chain, whose
+    /// names are resolved and opened in `files` too.
+    pub fn open_in(files: &dyn BackingFiles, path: &Path, opts: &OpenOptions) -> Result<Qcow2> {
         let mut seen = Vec::new();
-        open_chain(path, opts.snapshot.as_deref(), 0, &mut seen)
+        open_chain(files, path, opts.snapshot.as_deref(), 0, &mut seen)
     }
 
     /// Parse a qcow2 image from any byte source, without opening backing
@@ -640,21 +647,58 @@ fn read_l1(
         .collect())
 }
 
-/// Identity of a file, for loop detection in backing chains.
-fn file_id(path: &Path) -> Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).with_path(path)?;
-    Ok((m.dev(), m.ino()))
+/// Where the files of a backing chain are found and opened: the host's
+/// directories ([`HostFiles`]), or a filesystem vmrescue reads itself (a
+/// disk image stored in a guest's or a host's filesystem).
+pub trait BackingFiles: Send + Sync {
+    /// The file backing file name `name` (`file:` taken off) of the image
+    /// at `image` leads to: a relative name is relative to the image's
+    /// directory, an absolute one starts at this namespace's root. When
+    /// nothing is there, `Err` says where it looked.
+    fn locate(&self, image: &Path, name: &str) -> std::result::Result<PathBuf, String>;
+    /// The file's identity (device, inode), for loop detection.
+    fn identity(&self, path: &Path) -> Result<(u64, u64)>;
+    /// Open the file for reading.
+    fn open(&self, path: &Path) -> Result<Arc<dyn ReadAt>>;
+}
+
+/// Backing files in the host's directories.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostFiles;
+
+impl BackingFiles for HostFiles {
+    fn locate(&self, image: &Path, name: &str) -> std::result::Result<PathBuf, String> {
+        let p = Path::new(name);
+        let resolved = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            image.parent().unwrap_or(Path::new(".")).join(p)
+        };
+        if resolved.exists() {
+            Ok(resolved)
+        } else {
+            Err(resolved.display().to_string())
+        }
+    }
+    fn identity(&self, path: &Path) -> Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).with_path(path)?;
+        Ok((m.dev(), m.ino()))
+    }
+    fn open(&self, path: &Path) -> Result<Arc<dyn ReadAt>> {
+        Ok(Arc::new(FileSource::open(path)?))
+    }
 }
 
 /// Open a qcow2 file and, recursively, its backing chain.
 fn open_chain(
+    files: &dyn BackingFiles,
     path: &Path,
     snapshot: Option<&str>,
     depth: usize,
     seen: &mut Vec<((u64, u64), PathBuf)>,
 ) -> Result<Qcow2> {
-    let id = file_id(path)?;
+    let id = files.identity(path)?;
     if let Some((_, first)) = seen.iter().find(|(i, _)| *i == id) {
         let names: Vec<String> = seen.iter().map(|(_, p)| p.display().to_string()).collect();
         return Err(Error::Invalid(format!(
@@ -666,9 +710,9 @@ fn open_chain(
         )));
     }
     seen.push((id, path.to_path_buf()));
-    let file = FileSource::open(path)?;
+    let file = files.open(path)?;
     let name = path.display().to_string();
-    let mut img = Qcow2::from_source(Arc::new(file), &name, snapshot)?;
+    let mut img = Qcow2::from_source(file, &name, snapshot)?;
     let Some(backing_name) = img.header.backing_file.clone() else {
         return Ok(img);
     };
@@ -677,11 +721,11 @@ fn open_chain(
             "{name}: backing chain deeper than {MAX_BACKING_DEPTH} images"
         )));
     }
-    let backing_path = resolve_backing(path, &backing_name)?;
+    let backing_path = resolve_backing(files, path, &backing_name)?;
     let format = img.header.backing_format.clone();
     let (source, link_format, mut below): (Arc<dyn ReadAt>, &'static str, Vec<ChainLink>) =
-        match open_backing(&backing_path, format.as_deref(), &name, depth, seen)? {
-            Opened::Raw(f) => (Arc::new(f), "raw", Vec::new()),
+        match open_backing(files, &backing_path, format.as_deref(), &name, depth, seen)? {
+            Opened::Raw(f) => (f, "raw", Vec::new()),
             Opened::Qcow2(q) => {
                 let chain = q.chain.clone();
                 (Arc::new(*q), "qcow2", chain)
@@ -700,13 +744,13 @@ fn open_chain(
 }
 
 enum Opened {
-    Raw(FileSource),
+    Raw(Arc<dyn ReadAt>),
     Qcow2(Box<Qcow2>),
 }
 
 /// Where a backing file name points: relative names are relative to the
 /// directory of the image that names them.
-fn resolve_backing(image: &Path, backing: &str) -> Result<PathBuf> {
+fn resolve_backing(files: &dyn BackingFiles, image: &Path, backing: &str) -> Result<PathBuf> {
     let unsupported = |why: &str| {
         Error::Unsupported(format!(
             "{}: backing file \"{}\" {why}",
@@ -718,36 +762,32 @@ fn resolve_backing(image: &Path, backing: &str) -> Result<PathBuf> {
         return Err(unsupported("is a QEMU json: specification, not a file"));
     }
     let plain = backing.strip_prefix("file:").unwrap_or(backing);
-    let p = Path::new(plain);
-    let resolved = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        image.parent().unwrap_or(Path::new(".")).join(p)
+    let looked = match files.locate(image, plain) {
+        Ok(found) => return Ok(found),
+        Err(looked) => looked,
     };
-    if !resolved.exists() {
-        // `nbd:`, `rbd:`, `iscsi:`, `http:`... name network protocols.
-        if let Some((proto, _)) = plain.split_once(':')
-            && !proto.is_empty()
-            && !proto.contains('/')
-            && proto
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
-        {
-            return Err(unsupported(&format!(
-                "uses the QEMU protocol \"{proto}:\", which vmrescue cannot open"
-            )));
-        }
-        return Err(Error::NotFound(format!(
-            "{}: backing file \"{}\" ({})",
-            image.display(),
-            crate::text::escape_str(backing),
-            resolved.display()
+    // `nbd:`, `rbd:`, `iscsi:`, `http:`... name network protocols.
+    if let Some((proto, _)) = plain.split_once(':')
+        && !proto.is_empty()
+        && !proto.contains('/')
+        && proto
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
+    {
+        return Err(unsupported(&format!(
+            "uses the QEMU protocol \"{proto}:\", which vmrescue cannot open"
         )));
     }
-    Ok(resolved)
+    Err(Error::NotFound(format!(
+        "{}: backing file \"{}\" ({})",
+        image.display(),
+        crate::text::escape_str(backing),
+        looked
+    )))
 }
 
 fn open_backing(
+    files: &dyn BackingFiles,
     path: &Path,
     format: Option<&str>,
     above: &str,
@@ -756,6 +796,7 @@ fn open_backing(
 ) -> Result<Opened> {
     let qcow2 = |seen: &mut Vec<((u64, u64), PathBuf)>| -> Result<Opened> {
         Ok(Opened::Qcow2(Box::new(open_chain(
+            files,
             path,
             None,
             depth + 1,
@@ -764,7 +805,7 @@ fn open_backing(
     };
     match format {
         Some("qcow2") => {
-            let head = read_head(path)?;
+            let head = read_head(files, path)?;
             if !has_magic(&head) {
                 return Err(Error::Invalid(format!(
                     "{above}: backing file {} should be qcow2 (backing format extension) but has no qcow2 magic",
@@ -774,14 +815,14 @@ fn open_backing(
             qcow2(seen)
         }
         Some("raw") | Some("file") | Some("host_device") => {
-            let id = file_id(path)?;
+            let id = files.identity(path)?;
             if seen.iter().any(|(i, _)| *i == id) {
                 return Err(Error::Invalid(format!(
                     "qcow2 backing chain loops: {} is used twice",
                     path.display()
                 )));
             }
-            Ok(Opened::Raw(FileSource::open(path)?))
+            Ok(Opened::Raw(files.open(path)?))
         }
         Some(other) => Err(Error::Unsupported(format!(
             "{above}: backing file {} is in format \"{}\"; vmrescue reads raw and qcow2 backing files",
@@ -790,7 +831,7 @@ fn open_backing(
         ))),
         None => {
             // No format recorded: recognise it, as QEMU does.
-            let head = read_head(path)?;
+            let head = read_head(files, path)?;
             if has_magic(&head) {
                 return qcow2(seen);
             }
@@ -800,13 +841,13 @@ fn open_backing(
                     path.display()
                 )));
             }
-            Ok(Opened::Raw(FileSource::open(path)?))
+            Ok(Opened::Raw(files.open(path)?))
         }
     }
 }
 
-fn read_head(path: &Path) -> Result<Vec<u8>> {
-    let f = FileSource::open(path)?;
+fn read_head(files: &dyn BackingFiles, path: &Path) -> Result<Vec<u8>> {
+    let f = files.open(path)?;
     let len = f.size().min(512);
-    read_vec(&f, 0, len, 512).with_path(path)
+    read_vec(&*f, 0, len, 512).with_path(path)
 }
