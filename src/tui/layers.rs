@@ -206,7 +206,9 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
     let holder = layout.holder(root);
     // A Proxmox VM disk's guest is named by its VM (the pane is narrow; the
     // OS is among its facts).
-    let label = holder.and_then(|h| layout.volume(h).guest.pve.as_ref());
+    let label = holder
+        .and_then(|h| layout.volume(h).guest.pve.as_ref())
+        .filter(|l| l.name.is_some());
     let mut name = match label {
         Some(l) => l.to_string(),
         None => format!(

@@ -461,3 +461,19 @@ fn pve_host_tui_left_pane_names_each_vm_disk_with_its_guest() {
     let n = pane.current().unwrap();
     assert_eq!(n.guest, None);
 }
+
+/// The qcow2 on the node's `local` storage opens from inside the host's root
+/// filesystem, as the operator would reach it (`--open`).
+#[test]
+fn pve_host_qcow2_on_local_storage_opens_with_open() {
+    let img = image();
+    let (out, err, code) = run(&[
+        "cat",
+        &img,
+        "--open",
+        "/var/lib/vz/images/103/vm-103-disk-0.qcow2",
+        "/hello.txt",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"VM 103 lives in a qcow2 file on local storage\n");
+}
