@@ -263,6 +263,11 @@ impl Layout {
             );
         }
         let rest = spec.strip_prefix("/dev/").unwrap_or(spec);
+        // /dev/md0, /dev/md/root, md/root
+        let md = self.md_named(rest);
+        if !md.is_empty() {
+            return (md, false);
+        }
         // /dev/mapper/vg-lv, vg-lv
         let dm = rest.strip_prefix("mapper/").unwrap_or(rest);
         if let Some((vg, lv)) = split_dm_name(dm) {
@@ -394,6 +399,10 @@ impl Layout {
                 "{spec} is numbered by the running guest's device-mapper; name it /dev/mapper/… or UUID=…"
             ));
         }
+        let md = self.md_named(dev);
+        if !md.is_empty() {
+            return found(md, false);
+        }
         if let Some((vg, lv)) = dev.split_once('/') {
             return found(self.lv(vg, lv), false);
         }
@@ -440,6 +449,35 @@ impl Layout {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The MD arrays that `/dev/<dev>` names in the guest: `md0`,
+    /// `md/root` (the name mdadm gives the device, `md/host:root` too),
+    /// each among the arrays of its own scope.
+    fn md_named(&self, dev: &str) -> Vec<VolumeId> {
+        if !dev.starts_with("md") {
+            return Vec::new();
+        }
+        self.volumes
+            .iter()
+            .filter(|v| {
+                let VolumeKind::MdArray { array } = &v.kind else {
+                    return false;
+                };
+                let prefix = array
+                    .scope
+                    .and_then(|s| self.volumes.get(s.0))
+                    .map(|h| format!("{}/", h.name))
+                    .unwrap_or_default();
+                let local = v.name.strip_prefix(&prefix).unwrap_or(&v.name);
+                local == dev
+                    || array
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| dev.strip_prefix("md/") == Some(n))
+            })
+            .map(|v| v.id)
+            .collect()
     }
 
     fn lv(&self, vg_name: &str, lv_name: &str) -> Vec<VolumeId> {
@@ -500,6 +538,12 @@ impl Layout {
                     out.push(format!("{prefix}/dev/sd{letter}{number}"));
                     out.push(format!("{prefix}/dev/vd{letter}{number}"));
                 }
+            }
+            VolumeKind::MdArray { .. } => {
+                out.push(format!(
+                    "{prefix}/dev/{}",
+                    v.name.strip_prefix(&prefix).unwrap_or(&v.name)
+                ));
             }
             _ => {}
         }
