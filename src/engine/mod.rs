@@ -215,6 +215,9 @@ fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), Strin
     if !v.mapping.unreadable().is_empty() {
         return Err(unreadable_reasons(&v.mapping));
     }
+    if let Some(why) = raid_in(&v.mapping) {
+        return Err(why);
+    }
     for d in v.mapping.disks() {
         if let Some(disk) = layout.disks.get(d.0) {
             kernel::exposable(disk.format)?;
@@ -248,6 +251,16 @@ fn on_md_array(layout: &Layout, id: VolumeId) -> Option<String> {
         at = holder;
     }
     None
+}
+
+/// Why the kernel engine does not map `mapping`, when part of it is a RAID
+/// array (the kernel would need dm-raid, which writes superblocks and may
+/// resync or rebuild legs).
+fn raid_in(mapping: &crate::io::Mapping) -> Option<String> {
+    mapping.segments().iter().find_map(|s| match &s.target {
+        crate::io::Target::Raid(r) => Some(kernel::dm::raid_refusal(r)),
+        _ => None,
+    })
 }
 
 /// Which engine serves volume `id` under `choice`, and why.
@@ -297,7 +310,10 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
         },
         EngineChoice::Auto if ours => Decision {
             engine: Some(Engine::Userspace),
-            reason: format!("{fs}: read by vmrescue itself"),
+            reason: match raid_in(&v.mapping) {
+                Some(why) => format!("{fs}: read by vmrescue itself ({why})"),
+                None => format!("{fs}: read by vmrescue itself"),
+            },
         },
         EngineChoice::Auto => match kernel_serves(layout, id) {
             Ok(()) => Decision {

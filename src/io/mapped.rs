@@ -1,4 +1,4 @@
-//! Volumes mapped onto disks: linear and striped segments.
+//! Volumes mapped onto disks: linear, striped and RAID segments.
 //!
 //! A [`Mapping`] says where each byte of a volume (a partition, a logical
 //! volume) lives on the disks of the image. It is the single source of truth
@@ -12,7 +12,12 @@
 
 use std::sync::Arc;
 
+use super::raid::Raid;
 use super::{HostExtent, ReadAt, past_end};
+
+fn serialize_raid<S: serde::Serializer>(r: &Arc<Raid>, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&**r, s)
+}
 
 /// Index of a disk in the set of disks opened together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -46,6 +51,11 @@ pub enum Target {
     /// A segment that reads as zeros (LVM `zero` or `error` segment types are not this:
     /// only explicit zero segments).
     Zero,
+    /// The segment is the first `len` bytes of a RAID array (raid0/1/10/4/5/6
+    /// over legs that are mappings of their own), read through
+    /// [`Raid::read`]: the bytes lie on several legs, so it has no single
+    /// place on a disk ([`Mapping::locate`] refuses it).
+    Raid(#[serde(serialize_with = "serialize_raid")] Arc<Raid>),
     /// A segment vmrescue cannot read (yet): a thin pool itself, raid, mirror, snapshot, cache, vdo,
     /// or a segment on a missing PV. Reads fail with `reason`.
     Unreadable {
@@ -144,6 +154,16 @@ impl Mapping {
                     ));
                 }
             }
+            if let Target::Raid(r) = &s.target
+                && s.len > r.size()
+            {
+                return Err(format!(
+                    "segment {i} of {} bytes is longer than its {} array ({} bytes)",
+                    s.len,
+                    r.level().words(),
+                    r.size()
+                ));
+            }
         }
         Ok(Mapping { segments })
     }
@@ -233,6 +253,10 @@ impl Mapping {
             }
             Target::Zero => Ok(None),
             Target::Unreadable { reason } => Err(reason.clone()),
+            Target::Raid(r) => Err(format!(
+                "byte {offset} is on a {} array: its bytes lie on several legs",
+                r.level().words()
+            )),
         }
     }
 
@@ -274,6 +298,7 @@ impl Mapping {
             .flat_map(|s| match &s.target {
                 Target::Linear(a) => vec![a.disk],
                 Target::Striped { stripes, .. } => stripes.iter().map(|a| a.disk).collect(),
+                Target::Raid(r) => r.disks(),
                 _ => vec![],
             })
             .collect();
@@ -300,51 +325,11 @@ impl MappedView {
     pub fn mapping(&self) -> &Mapping {
         &self.mapping
     }
-
-    fn disk(&self, id: DiskId) -> std::io::Result<&Arc<dyn ReadAt>> {
-        self.disks.get(id.0).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("mapping refers to disk {} which is not open", id.0),
-            )
-        })
-    }
 }
 
 impl ReadAt for MappedView {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        let size = self.mapping.size();
-        let end = offset
-            .checked_add(buf.len() as u64)
-            .ok_or_else(|| past_end(offset, buf.len(), size))?;
-        if end > size {
-            return Err(past_end(offset, buf.len(), size));
-        }
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let located = self
-                .mapping
-                .locate(pos)
-                .map_err(|e| std::io::Error::other(format!("byte {pos}: {e}")))?;
-            let left = (buf.len() - done) as u64;
-            match located {
-                Some(loc) => {
-                    let n = loc.len.min(left) as usize;
-                    self.disk(loc.area.disk)?
-                        .read_exact_at(loc.area.offset, &mut buf[done..done + n])?;
-                    done += n;
-                }
-                None => {
-                    // A zero segment: fill up to its end.
-                    let seg_end = self.mapping.segment_at(pos).map_or(end, Segment::end);
-                    let n = (seg_end - pos).min(left) as usize;
-                    buf[done..done + n].fill(0);
-                    done += n;
-                }
-            }
-        }
-        Ok(())
+        read_mapping(&self.mapping, &self.disks, offset, buf)
     }
 
     fn size(&self) -> u64 {
@@ -356,6 +341,63 @@ impl ReadAt for MappedView {
         let disk = self.disks.get(loc.area.disk.0)?;
         disk.host_extent(loc.area.offset, len.min(loc.len))
     }
+}
+
+/// Fill `buf` with the bytes at `offset` of the volume `mapping` describes,
+/// reading `disks` (indexed by [`DiskId`]).
+pub(super) fn read_mapping(
+    mapping: &Mapping,
+    disks: &[Arc<dyn ReadAt>],
+    offset: u64,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    let size = mapping.size();
+    let end = offset
+        .checked_add(buf.len() as u64)
+        .ok_or_else(|| past_end(offset, buf.len(), size))?;
+    if end > size {
+        return Err(past_end(offset, buf.len(), size));
+    }
+    let disk = |id: DiskId| {
+        disks.get(id.0).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("mapping refers to disk {} which is not open", id.0),
+            )
+        })
+    };
+    let mut done = 0usize;
+    while done < buf.len() {
+        let pos = offset + done as u64;
+        let left = (buf.len() - done) as u64;
+        if let Some(seg) = mapping.segment_at(pos)
+            && let Target::Raid(r) = &seg.target
+        {
+            let n = (seg.end() - pos).min(left) as usize;
+            r.read(disks, pos - seg.start, &mut buf[done..done + n])
+                .map_err(|e| std::io::Error::new(e.kind(), format!("byte {pos}: {e}")))?;
+            done += n;
+            continue;
+        }
+        let located = mapping
+            .locate(pos)
+            .map_err(|e| std::io::Error::other(format!("byte {pos}: {e}")))?;
+        match located {
+            Some(loc) => {
+                let n = loc.len.min(left) as usize;
+                disk(loc.area.disk)?.read_exact_at(loc.area.offset, &mut buf[done..done + n])?;
+                done += n;
+            }
+            None => {
+                // A zero segment: fill up to its end.
+                let seg_end = mapping.segment_at(pos).map_or(end, Segment::end);
+                let n = (seg_end - pos).min(left) as usize;
+                buf[done..done + n].fill(0);
+                done += n;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

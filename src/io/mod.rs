@@ -10,6 +10,7 @@
 mod cache;
 mod file;
 mod mapped;
+pub mod raid;
 mod window;
 
 use std::fs::File;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use cache::CachedSource;
 pub use file::FileSource;
 pub use mapped::{Area, DiskId, Located, MappedView, Mapping, Segment, Target, Unmapped};
+pub use raid::{Leg, ParityLayout, Raid, RaidLevel};
 pub use window::Window;
 
 /// Where a byte range of a source is stored, uncompressed and contiguous, in a host file.

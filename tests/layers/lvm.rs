@@ -198,6 +198,10 @@ fn check_against_reports(l: &Layout, fixture: &str) {
                     );
                 }
                 Target::Zero => assert_eq!(s.segtype, "zero", "{what}: a zero target"),
+                Target::Raid(_) => assert!(
+                    s.segtype.starts_with("raid") || s.segtype == "mirror",
+                    "{what}: a raid target"
+                ),
             }
         }
         assert_eq!(lv.size, total, "{name}: size");

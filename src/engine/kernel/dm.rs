@@ -162,6 +162,7 @@ pub fn table(
             }
             Target::Zero => ("zero", String::new()),
             Target::Unreadable { reason } => return Err(reason.clone()),
+            Target::Raid(r) => return Err(raid_refusal(r)),
         };
         lines.push(TableLine {
             start,
@@ -376,6 +377,14 @@ pub fn list_ours() -> Result<Vec<(String, Option<String>)>> {
         out.push((name, uuid));
     }
     Ok(out)
+}
+
+/// Why the kernel engine does not map a RAID segment.
+pub fn raid_refusal(r: &crate::io::Raid) -> String {
+    format!(
+        "it is a {} array: the kernel engine would need dm-raid, which could resync or rebuild legs; the userspace engine reads it",
+        r.level().words()
+    )
 }
 
 #[cfg(test)]

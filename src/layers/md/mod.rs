@@ -19,9 +19,12 @@ pub mod superblock;
 use std::collections::BTreeSet;
 
 use super::{ContentKind, Layout, VolumeId, VolumeKind, probe, push_volume};
+use std::sync::Arc;
+
+use crate::io::raid::{Leg, ParityLayout, Raid, RaidLevel};
 use crate::io::{Mapping, Segment, Target};
 use crate::problem::Problem;
-pub use superblock::{Found, Role, Superblock, Version};
+pub use superblock::{Found, Role, Superblock, Version, level_name};
 
 /// How many arrays one scan assembles at most.
 pub const MAX_ARRAYS: usize = 256;
@@ -352,22 +355,21 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
             superblock: format!("{} at byte {}", sb.version.name(), sb.at),
         });
     }
-    let missing: Vec<u32> = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_none())
-        .filter_map(|(i, _)| u32::try_from(i).ok())
-        .collect();
     let level_name = fresh.level_name();
-    // Legs: each slot's data on its member, as a mapping onto the disks.
-    let mut legs: Vec<Option<Mapping>> = Vec::new();
-    for slot in &slots {
-        let Some(mi) = slot else {
-            legs.push(None);
-            continue;
-        };
-        let Some(m) = members.get(*mi) else {
-            legs.push(None);
+    // Legs: each slot's member (its volume's mapping, where its data
+    // starts, how much), or why the slot has none.
+    let mut legs: Vec<Result<LegSource, String>> = Vec::new();
+    for (slot, entry) in slots.iter().enumerate() {
+        let Some(m) = entry.and_then(|mi| members.get(mi)) else {
+            let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+            let why = members
+                .iter()
+                .find(|m| m.role == Role::Active(slot))
+                .map_or_else(
+                    || "no member found".to_string(),
+                    |m| m.describe("the array"),
+                );
+            legs.push(Err(why));
             continue;
         };
         let sb = group
@@ -375,22 +377,14 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
             .find(|c| c.volume == m.volume)
             .map(|c| &c.sb)
             .unwrap_or(&fresh);
-        let len = leg_len(&fresh, sb);
-        let v = layout.volume(m.volume);
-        match slice(&v.mapping, sb.data_offset, len) {
-            Ok(map) => legs.push(Some(map)),
-            Err(why) => {
-                problems
-                    .push(format!("member {} (role {}): {why}", m.name, m.role.describe()).into());
-                legs.push(None);
-            }
-        }
+        legs.push(Ok(LegSource {
+            name: m.name.clone(),
+            mapping: layout.volume(m.volume).mapping.clone(),
+            offset: sb.data_offset,
+            len: leg_len(&fresh, sb),
+        }));
     }
-    // A slot whose leg could not be mapped is missing too.
-    let missing: Vec<u32> = (0..raid_disks)
-        .filter(|s| missing.contains(s) || legs.get(*s as usize).is_some_and(Option::is_none))
-        .collect();
-    let array = MdArray {
+    let mut array = MdArray {
         uuid: fresh.uuid_mdadm(),
         name: fresh.name.clone(),
         metadata: fresh.version.name(),
@@ -401,14 +395,15 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
         raid_disks,
         events: fresh.events,
         members,
-        missing,
+        missing: Vec::new(),
         scope,
     };
     let mut notes: Vec<String> = fresh.facts();
     for u in fresh.unsupported() {
         problems.push(u.into());
     }
-    let built = build_mapping(&fresh, &array, legs, &mut notes, &mut problems);
+    let (built, missing_why) = build_mapping(&fresh, &array, legs, &mut notes, &mut problems);
+    array.missing = missing_why.iter().map(|(slot, _)| *slot).collect();
     let name = array_name(layout, &fresh, scope);
     // Say what each member is, on the member.
     for m in &array.members {
@@ -453,10 +448,22 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
             _ => {}
         }
     }
-    for slot in &array.missing {
+    // One line per slot not read, up to a few; then a count.
+    const SHOWN: usize = 8;
+    for (slot, why) in missing_why.iter().take(SHOWN) {
         problems.push(
             format!(
-                "role {slot} of {raid_disks}: no member in sync found{}",
+                "role {slot} of {raid_disks} is not read: {why}{}",
+                missing_consequence(&array)
+            )
+            .into(),
+        );
+    }
+    if missing_why.len() > SHOWN {
+        problems.push(
+            format!(
+                "{} more roles of {raid_disks} are not read{}",
+                missing_why.len() - SHOWN,
                 missing_consequence(&array)
             )
             .into(),
@@ -664,173 +671,213 @@ fn unreadable(len: u64, reason: String) -> Mapping {
     .unwrap_or_default()
 }
 
-/// The array's mapping onto the disks, from its legs (by slot; `None`
-/// missing). Says in `notes` which members are read.
+/// Where a slot's data is: its member's volume mapping, from `offset`,
+/// `len` bytes.
+struct LegSource {
+    name: String,
+    mapping: Mapping,
+    offset: u64,
+    len: u64,
+}
+
+/// The RAID core's level for an MD level and layout number.
+fn raid_level(level: i32, layout: u32) -> Result<RaidLevel, String> {
+    Ok(match level {
+        0 => RaidLevel::Raid0,
+        1 | -4 => RaidLevel::Raid1,
+        4 => RaidLevel::Raid4,
+        5 | 6 => {
+            let l = ParityLayout::from_md(layout)
+                .ok_or_else(|| format!("raid{level} layout {layout} is not one MD knows"))?;
+            if level == 5 {
+                RaidLevel::Raid5(l)
+            } else {
+                RaidLevel::Raid6(l)
+            }
+        }
+        10 => RaidLevel::Raid10 {
+            near: layout & 0xff,
+            far: (layout >> 8) & 0xff,
+            offset: layout & 0x1_0000 != 0,
+        },
+        n => return Err(format!("{} is not a level vmrescue reads", level_name(n))),
+    })
+}
+
+/// The array's mapping onto the disks, from its legs (by slot), and the
+/// slots that are not read. Says in `notes` which members are read.
 fn build_mapping(
     fresh: &Superblock,
     array: &MdArray,
-    legs: Vec<Option<Mapping>>,
+    legs: Vec<Result<LegSource, String>>,
     notes: &mut Vec<String>,
     problems: &mut Vec<Problem>,
-) -> Mapping {
-    let name_of = |slot: usize| -> String {
-        array
-            .members
-            .iter()
-            .find(|m| {
-                m.role == Role::Active(u32::try_from(slot).unwrap_or(u32::MAX))
-                    && m.state == MemberState::InSync
-            })
-            .map_or_else(String::new, |m| m.name.clone())
+) -> (Mapping, Vec<(u32, String)>) {
+    let all_missing = |legs: &[Result<LegSource, String>]| -> Vec<(u32, String)> {
+        legs.iter()
+            .enumerate()
+            .filter_map(|(i, l)| Some((u32::try_from(i).ok()?, l.as_ref().err()?.clone())))
+            .collect()
     };
-    let n = legs.len();
-    let present: Vec<usize> = (0..n)
-        .filter(|i| legs.get(*i).is_some_and(Option::is_some))
-        .collect();
-    if !fresh.unsupported().is_empty()
-        && fresh.feature_map
-            & (superblock::feature::RESHAPE_ACTIVE
-                | superblock::feature::RESHAPE_BACKWARDS
-                | superblock::feature::NEW_OFFSET)
-            != 0
+    let guess = fresh.size.max(1);
+    if fresh.feature_map
+        & (superblock::feature::RESHAPE_ACTIVE
+            | superblock::feature::RESHAPE_BACKWARDS
+            | superblock::feature::NEW_OFFSET)
+        != 0
     {
-        return unreadable(
-            fresh.size.max(1),
-            format!("MD {} is being reshaped: not readable", array.level),
-        );
-    }
-    if matches!(fresh.level, 0 | 4 | 5 | 6 | 10)
-        && (fresh.chunk_size == 0 || !fresh.chunk_size.is_multiple_of(512))
-    {
-        return unreadable(
-            fresh.size.max(1),
-            format!("MD {}: chunk size {} bytes", array.level, fresh.chunk_size),
+        let m = all_missing(&legs);
+        return (
+            unreadable(
+                guess,
+                format!("MD {} is being reshaped: not readable", array.level),
+            ),
+            m,
         );
     }
     if fresh.chunk_size > superblock::MAX_CHUNK {
-        return unreadable(
-            fresh.size.max(1),
-            format!(
-                "MD {}: a chunk of {} bytes is larger than vmrescue reads ({} at most)",
-                array.level,
-                fresh.chunk_size,
-                superblock::MAX_CHUNK
+        let m = all_missing(&legs);
+        return (
+            unreadable(
+                guess,
+                format!(
+                    "MD {}: a chunk of {} bytes is larger than vmrescue reads ({} at most)",
+                    array.level,
+                    fresh.chunk_size,
+                    superblock::MAX_CHUNK
+                ),
             ),
+            m,
         );
     }
-    match fresh.level {
-        1 | -4 => {
-            let Some(&first) = present.first() else {
-                return unreadable(fresh.size, format!("MD {}: no member in sync", array.level));
-            };
-            let others: Vec<String> = present
-                .iter()
-                .skip(1)
-                .map(|s| format!("{} (role {s})", name_of(*s)))
-                .collect();
-            let mut note = format!("reads role {first} on {}", name_of(first));
-            if !others.is_empty() {
-                note.push_str(&format!("; in sync too: {}", others.join(", ")));
-            }
-            notes.push(note);
-            legs.into_iter().nth(first).flatten().unwrap_or_default()
+    if fresh.level == -1 {
+        return linear(array, legs, notes, problems);
+    }
+    let level = match raid_level(fresh.level, fresh.layout) {
+        Ok(l) => l,
+        Err(why) => {
+            let m = all_missing(&legs);
+            return (unreadable(guess, format!("MD {}: {why}", array.level)), m);
         }
-        -1 => {
-            // Linear: the members one after the other, in role order.
-            let mut segs: Vec<Segment> = Vec::new();
-            let mut at = 0u64;
-            for (slot, leg) in legs.iter().enumerate() {
-                let pieces: Vec<Segment> = match leg {
-                    Some(m) => m.segments().to_vec(),
-                    None => {
-                        problems.push(
-                            format!("linear: role {slot} is missing; its part reads as an error")
-                                .into(),
-                        );
-                        // Its length is unknown: the array's size says nothing; stop here.
-                        break;
-                    }
-                };
-                for p in pieces {
+    };
+    // raid0 over members of different sizes: the first zone, striped
+    // over all of them, is what every member holds.
+    let len = legs
+        .iter()
+        .filter_map(|l| l.as_ref().ok().map(|l| l.len))
+        .min()
+        .unwrap_or(0);
+    if fresh.level == 0
+        && legs
+            .iter()
+            .filter_map(|l| l.as_ref().ok())
+            .any(|l| l.len != len)
+    {
+        problems.push(
+            format!(
+                "raid0 members differ in size: only the first zone ({len} bytes on each) is read; the rest is in zones vmrescue does not follow"
+            )
+            .into(),
+        );
+    }
+    let raid_legs: Vec<Leg> = legs
+        .into_iter()
+        .enumerate()
+        .map(|(slot, l)| match l {
+            Ok(l) => Leg::new(l.name, l.mapping, l.offset),
+            Err(why) => Leg::missing(format!("role {slot}"), why),
+        })
+        .collect();
+    let raid = match Raid::new(level, fresh.chunk_size, raid_legs, len) {
+        Ok(r) => r,
+        Err(why) => {
+            let m = (0..array.raid_disks)
+                .map(|i| (i, "the array cannot be read".to_string()))
+                .collect();
+            return (unreadable(guess, format!("MD {}: {why}", array.level)), m);
+        }
+    };
+    let missing: Vec<(u32, String)> = raid
+        .legs()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let why = l.unusable.as_ref()?;
+            let why = if l.name.starts_with("role ") {
+                why.clone()
+            } else {
+                format!("{}: {why}", l.name)
+            };
+            Some((u32::try_from(i).ok()?, why))
+        })
+        .collect();
+    notes.extend(raid.which_legs_used());
+    let size = raid.size();
+    if let Err(why) = raid.readable() {
+        return (unreadable(size, format!("MD {why}")), missing);
+    }
+    if size == 0 {
+        return (Mapping::default(), missing);
+    }
+    let m = Mapping::new(vec![Segment {
+        start: 0,
+        len: size,
+        target: Target::Raid(Arc::new(raid)),
+    }])
+    .unwrap_or_else(|e| unreadable(size, format!("MD {}: {e}", array.level)));
+    (m, missing)
+}
+
+/// A linear array: the members one after the other, in role order, up to
+/// the first missing one.
+fn linear(
+    array: &MdArray,
+    legs: Vec<Result<LegSource, String>>,
+    notes: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) -> (Mapping, Vec<(u32, String)>) {
+    let mut segs: Vec<Segment> = Vec::new();
+    let mut missing = Vec::new();
+    let mut at = 0u64;
+    let mut read = Vec::new();
+    for (slot, leg) in legs.iter().enumerate() {
+        let slot32 = u32::try_from(slot).unwrap_or(u32::MAX);
+        let piece = match leg {
+            Ok(l) => slice(&l.mapping, l.offset, l.len).map(|m| (l.name.clone(), m)),
+            Err(why) => Err(why.clone()),
+        };
+        match piece {
+            Ok((name, m)) if missing.is_empty() => {
+                read.push(name);
+                for p in m.segments() {
                     segs.push(Segment {
                         start: at,
                         len: p.len,
-                        target: p.target,
+                        target: p.target.clone(),
                     });
                     at = at.saturating_add(p.len);
                 }
             }
-            notes.push(format!(
-                "reads {} member(s) one after the other",
-                present.len()
-            ));
-            Mapping::new(segs).unwrap_or_default()
-        }
-        0 => {
-            if present.len() < n || n == 0 {
-                return unreadable(
-                    legs.iter().flatten().map(Mapping::size).sum::<u64>().max(1),
-                    "MD raid0 with a member missing: not readable (raid0 has no redundancy)".into(),
-                );
-            }
-            let lens: Vec<u64> = legs.iter().flatten().map(Mapping::size).collect();
-            let min = lens.iter().copied().min().unwrap_or(0);
-            let mut stripes = Vec::new();
-            for leg in legs.iter().flatten() {
-                match leg.segments() {
-                    [
-                        Segment {
-                            target: Target::Linear(a),
-                            ..
-                        },
-                    ] => stripes.push(*a),
-                    _ => {
-                        return raid_target(fresh, array, legs, notes, problems);
-                    }
+            Ok(_) => {}
+            Err(why) => {
+                if missing.is_empty() {
+                    problems.push(
+                        format!(
+                            "{}: the array is read up to the start of role {slot} only",
+                            array.level
+                        )
+                        .into(),
+                    );
                 }
+                missing.push((slot32, why));
             }
-            if lens.iter().any(|l| *l != min) {
-                problems.push(
-                    format!(
-                        "raid0 members differ in size: only the first zone ({} bytes on each) is read; the rest is in zones vmrescue does not follow",
-                        min
-                    )
-                    .into(),
-                );
-            }
-            notes.push(format!("reads {} members, striped", stripes.len()));
-            let total = min.saturating_mul(stripes.len() as u64);
-            Mapping::new(vec![Segment {
-                start: 0,
-                len: total,
-                target: Target::Striped {
-                    chunk_size: fresh.chunk_size,
-                    stripes,
-                },
-            }])
-            .unwrap_or_else(|e| unreadable(total, format!("MD raid0: {e}")))
         }
-        4 | 5 | 6 | 10 => raid_target(fresh, array, legs, notes, problems),
-        _ => unreadable(
-            fresh.size.max(1),
-            format!("MD {} is not a level vmrescue reads", array.level),
-        ),
     }
-}
-
-/// The mapping of a raid4/5/6/10 array (and raid0 over non-linear
-/// members) through the RAID core.
-fn raid_target(
-    fresh: &Superblock,
-    array: &MdArray,
-    _legs: Vec<Option<Mapping>>,
-    _notes: &mut Vec<String>,
-    _problems: &mut Vec<Problem>,
-) -> Mapping {
-    unreadable(
-        fresh.size.max(1),
-        format!("MD {} is not readable yet", array.level),
-    )
+    notes.push(format!(
+        "linear reads {} one after the other",
+        read.join(", ")
+    ));
+    (Mapping::new(segs).unwrap_or_default(), missing)
 }
 
 #[cfg(test)]
