@@ -22,35 +22,15 @@ mkdir -p "$cache"
 profile=release
 [ "${1:-}" = --debug-binary ] && profile=debug
 
-say() { printf '\033[1m[vm] %s\033[0m\n' "$*" >&2; }
-die() { say "FAIL: $*"; exit 1; }
-for t in qemu-system-x86_64 qemu-img qemu-nbd busybox cpio depmod modprobe dpkg-deb apt-get dmsetup losetup mke2fs e2fsck debugfs zstd; do
-    command -v "$t" >/dev/null 2>&1 || die "$t is missing (see TEST_PACKAGES in scripts/lib.sh)"
-done
+. tests/vm/lib.sh
+say() { vm_say "$@"; }
+die() { vm_die "$@"; }
+vm_need qemu-system-x86_64 qemu-img qemu-nbd busybox cpio depmod modprobe dpkg-deb apt-get dmsetup losetup mke2fs e2fsck debugfs zstd
 started=$(date +%s)
 
-# 1. The kernel: linux-image-amd64 names the versioned package it depends on.
+# 1. The kernel.
 say "Debian kernel (cached in $cache)"
-meta=$(ls "$cache"/linux-image-amd64_*.deb 2>/dev/null | head -n1 || true)
-if [ -z "$meta" ]; then
-    (cd "$cache" && apt-get download -q linux-image-amd64 >/dev/null 2>&1) ||
-        { apt-get update -qq && (cd "$cache" && apt-get download -q linux-image-amd64 >/dev/null); }
-    meta=$(ls "$cache"/linux-image-amd64_*.deb | head -n1)
-fi
-pkg=$(dpkg-deb -f "$meta" Depends | sed -n 's/^\(linux-image-[0-9][^ ,]*\).*/\1/p')
-[ -n "$pkg" ] || die "cannot read the versioned image package from $meta"
-deb=$(ls "$cache"/"$pkg"_*.deb 2>/dev/null | head -n1 || true)
-if [ -z "$deb" ]; then
-    (cd "$cache" && apt-get download -q "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
-    deb=$(ls "$cache"/"$pkg"_*.deb | head -n1)
-fi
-kver=${pkg#linux-image-}
-kdir=$cache/$pkg
-if [ ! -f "$kdir/boot/vmlinuz-$kver" ]; then
-    rm -rf "$kdir"
-    dpkg-deb -x "$deb" "$kdir"
-    depmod -b "$kdir" "$kver"
-fi
+vm_kernel "$cache"
 
 # 2. The binary.
 say "vmrescue ($profile build)"
@@ -64,35 +44,13 @@ bin=$repo/target/$profile/vmrescue
 # 3. The initramfs.
 say "initramfs"
 root=$vm/root
-rm -rf "$root"
-mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/proc" "$root/sys" \
-    "$root/dev" "$root/run" "$root/tmp" "$root/work" "$root/modules" "$root/mnt" "$root/opt/host/bin" \
-    "$root/var/lock"
-cp "$(command -v busybox)" "$root/bin/busybox"
-# copy_bin FILE: a host binary and the shared libraries it needs, at the same paths.
-copy_bin() {
-    cp "$1" "$root/opt/host/bin/$(basename "$1")"
-    ldd "$1" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p' |
-        while read -r lib; do
-            mkdir -p "$root$(dirname "$lib")"
-            cp -L "$lib" "$root$lib"
-        done
-}
-copy_bin "$bin"
+vm_root "$root" tests/vm/guest.sh
+vm_copy_bin "$root" "$bin"
 strip "$root/opt/host/bin/vmrescue" 2>/dev/null || true
-for t in dmsetup losetup e2fsck debugfs cp qemu-nbd; do copy_bin "$(command -v $t)"; done
+for t in dmsetup losetup e2fsck debugfs cp qemu-nbd; do vm_copy_bin "$root" "$(command -v $t)"; done
 # Modules, in the order modprobe would load them.
-: >"$root/modules/order"
-for m in loop dm-mod ext4 xfs crc32c_generic virtio_pci virtio_blk nbd; do
-    modprobe -d "$kdir" -S "$kver" --show-depends "$m" | sed -n 's/^insmod \([^ ]*\).*/\1/p'
-done | awk '!seen[$0]++' | while read -r ko; do
-    cp "$ko" "$root/modules/"
-    basename "$ko" >>"$root/modules/order"
-done
-cp tests/vm/init "$root/init"
-cp tests/vm/guest.sh "$root/guest.sh"
-chmod +x "$root/init"
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$vm/initramfs.cpio.gz"
+vm_modules "$root" loop dm-mod ext4 xfs crc32c_generic virtio_pci virtio_blk nbd
+vm_pack "$root" "$vm/initramfs.cpio.gz"
 
 # 4. The scratch disk: fixture images and reports, on ext4.
 say "scratch disk with the fixtures"
@@ -116,23 +74,16 @@ done
 [ -f "$fx/kernel-a.img" ] || die "fixture kernel-a.img is missing (tests/fixtures/make/kernel.sh)"
 # The same disk as qcow2, for the nbd path.
 qemu-img convert -f raw -O qcow2 "$fx/kernel-a.img" "$fx/kernel-a.qcow2"
-size_kb=$(du -sk "$fx" | cut -f1)
-apparent_kb=$(du -sk --apparent-size "$fx" | cut -f1)
 scratch=$vm/scratch.img
-rm -f "$scratch"
-truncate -s $(((apparent_kb * 2 + size_kb + 262144) / 1024))M "$scratch"
-mke2fs -q -t ext4 -L vmwork -d "$fx" "$scratch"
+vm_scratch "$fx" "$scratch"
 
 # 5. Boot.
 timeout_s=${VMTEST_TIMEOUT:-400}
 log=$vm/console.log
-say "booting $pkg under TCG (timeout ${timeout_s}s; console in $log)"
+say "booting $VM_PKG under TCG (timeout ${timeout_s}s; console in $log)"
 set +e
-timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp 1 -nographic -no-reboot \
-    -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$vm/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1 loglevel=1 VMTEST_STRICT=${VMTEST_STRICT:-1} VMTEST_VERBOSE=${VMTEST_VERBOSE:-0}" \
-    -drive "file=$scratch,format=raw,if=virtio,cache=unsafe" </dev/null 2>&1 |
-    tr -d '\r' | tee "$log" | grep --line-buffered -E '^(VMTEST|    \|)'
+vm_boot "$timeout_s" "$log" "$vm/initramfs.cpio.gz" "$scratch" '^(VMTEST|    \|)' \
+    "VMTEST_STRICT=${VMTEST_STRICT:-1} VMTEST_VERBOSE=${VMTEST_VERBOSE:-0}"
 rc=$?
 set -e
 [ "$rc" = 0 ] || say "qemu exited with status $rc (124: timeout)"
