@@ -203,6 +203,7 @@ fn md_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         placed.push(key);
         let mut n = Node::new(a.name.clone(), "md", a.size(), array.describe());
         n.fill_from_volume(a);
+        n.notes.extend(array.reads.iter().cloned());
         n.children.extend(md_children(layout, a, placed));
         nested_children(layout, a, &mut n, placed);
         out.push(n);

@@ -129,6 +129,9 @@ pub struct MdArray {
     /// The volume whose nested disk the array belongs to, like its members
     /// (`None`: the disks given to the scan).
     pub scope: Option<VolumeId>,
+    /// Which members are read and which are not, one sentence each
+    /// (`raid1 reads leg p1 (then disk1p1 if a read fails)`).
+    pub reads: Vec<String>,
 }
 
 impl MdArray {
@@ -397,19 +400,25 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
         members,
         missing: Vec::new(),
         scope,
+        reads: Vec::new(),
     };
     let mut notes: Vec<String> = fresh.facts();
     for u in fresh.unsupported() {
         problems.push(u.into());
     }
-    let (built, missing_why) = build_mapping(&fresh, &array, legs, &mut notes, &mut problems);
+    let mut reads = Vec::new();
+    let (built, missing_why) = build_mapping(&fresh, &array, legs, &mut reads, &mut problems);
     array.missing = missing_why.iter().map(|(slot, _)| *slot).collect();
+    array.reads = reads;
     let name = array_name(layout, &fresh, scope);
     // Say what each member is, on the member.
     for m in &array.members {
         let v = &mut layout.volumes[m.volume.0];
         let mine = m.describe(&name);
-        v.content.detail = Some(match v.content.detail.take() {
+        // The probe's guess that a filesystem at byte 0 makes a raid1
+        // member holds only for raid1.
+        let theirs = v.content.detail.take().filter(|_| array.level_number == 1);
+        v.content.detail = Some(match theirs {
             Some(d) => format!("{mine}; {d}"),
             None => mine,
         });

@@ -250,9 +250,11 @@ fn raid1_reads_the_first_member_and_names_the_array() {
         m0.content
     );
     assert!(
-        v.notes.iter().any(|n| n.contains("raid1 reads leg disk0")),
+        arr.reads
+            .iter()
+            .any(|n| n.contains("raid1 reads leg disk0")),
         "{:?}",
-        v.notes
+        arr.reads
     );
     // Every spelling of it.
     for spec in ["md/root", "/dev/md/root", "/dev/md/guest:root"] {
