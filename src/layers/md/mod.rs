@@ -130,7 +130,8 @@ pub struct MdArray {
     /// (`None`: the disks given to the scan).
     pub scope: Option<VolumeId>,
     /// Which members are read and which are not, one sentence each
-    /// (`raid1 reads leg p1 (then disk1p1 if a read fails)`).
+    /// (`raid1 reads leg p1 (then disk1p1 if a read fails)`), then facts
+    /// about the array that change nothing for reading (a bitmap).
     pub reads: Vec<String>,
 }
 
@@ -402,13 +403,13 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
         scope,
         reads: Vec::new(),
     };
-    let mut notes: Vec<String> = fresh.facts();
     for u in fresh.unsupported() {
         problems.push(u.into());
     }
     let mut reads = Vec::new();
     let (built, missing_why) = build_mapping(&fresh, &array, legs, &mut reads, &mut problems);
     array.missing = missing_why.iter().map(|(slot, _)| *slot).collect();
+    reads.extend(fresh.facts());
     array.reads = reads;
     let name = array_name(layout, &fresh, scope);
     // Say what each member is, on the member.
@@ -484,7 +485,6 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
     let vid = push_volume(layout, name, kind, built);
     let v = &mut layout.volumes[vid.0];
     v.problems.extend(problems);
-    v.notes.extend(notes);
     let unreadable: Vec<String> = v
         .mapping
         .unreadable()
