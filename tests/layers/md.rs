@@ -283,3 +283,56 @@ fn our_superblocks_agree_with_mdadm_examine() {
         assert_eq!(ours, events, "{name}: events per member");
     }
 }
+
+/// A host disk (MBR) whose two partitions each hold one of a guest's two
+/// disks: the guest's members are on nested disks, and its array belongs
+/// to the first member's nested disk.
+#[test]
+fn members_on_nested_disks_assemble_in_their_guest() {
+    let guest: Vec<Vec<u8>> = members("md-r1", 2)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let start = 1u64 << 20;
+    let mut host = vec![0u8; start as usize];
+    let mut lba = start / 512;
+    for (i, g) in guest.iter().enumerate() {
+        let e = 446 + 16 * i;
+        host[e + 4] = 0x83;
+        host[e + 8..e + 12].copy_from_slice(&(lba as u32).to_le_bytes());
+        host[e + 12..e + 16].copy_from_slice(&((g.len() / 512) as u32).to_le_bytes());
+        lba += g.len() as u64 / 512;
+    }
+    host[510] = 0x55;
+    host[511] = 0xaa;
+    for g in &guest {
+        host.extend_from_slice(g);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.img");
+    std::fs::write(&path, &host).unwrap();
+    let l = layers::scan(vec![image::open(&path).unwrap()]);
+    let id = l.find_volume("p1/md/md-r1").unwrap();
+    let a = array(&l, "p1/md/md-r1");
+    assert!(a.missing.is_empty(), "{:?}", l.volume(id).problems);
+    assert_eq!(
+        a.members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["p1/p1", "p2/p1"]
+    );
+    assert!(l.volume(id).is_filesystem());
+    // In its guest's scope it is /dev/md/md-r1.
+    assert_eq!(l.find_volume("p1//dev/md/md-r1").unwrap(), id);
+    let mut args = vec!["walk".to_string(), path.to_str().unwrap().to_string()];
+    args.extend(["--volume".to_string(), "p1/md/md-r1".to_string()]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let ours: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with("/lost+found\t"))
+        .collect();
+    let manifest = common::report("md-r1.manifest");
+    assert_eq!(ours, manifest.lines().collect::<Vec<_>>());
+}

@@ -242,9 +242,11 @@ fn role_in(sb: &Superblock, dev_number: u32) -> Option<Role> {
 /// Build one array from its members; returns whether a volume was added.
 fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
     // Bad checksums first: such a member is shown but never read.
+    // The freshest: the most events, the first found among equals.
     let newest = group
         .iter()
         .filter(|c| c.sb.csum_ok())
+        .rev()
         .max_by_key(|c| c.sb.events);
     let Some(fresh) = newest.map(|c| c.sb.clone()) else {
         for c in &group {
@@ -260,10 +262,7 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
         return false;
     };
     let raid_disks = fresh.raid_disks;
-    let scope = group
-        .iter()
-        .find(|c| c.sb == fresh)
-        .and_then(|c| super::nested::scope_of(layout, c.volume));
+    let scope = newest.and_then(|c| super::nested::scope_of(layout, c.volume));
     let mut members: Vec<Member> = Vec::new();
     // Slot → index in `members` of the member read for it.
     let mut slots: Vec<Option<usize>> = vec![None; raid_disks as usize];
