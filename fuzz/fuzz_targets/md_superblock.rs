@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = superblock::parse_v1(b, at as u64, minor);
         }
     }
-    let _ = superblock::parse_090(data, 0x10000, data.len() as u64);
+    let _ = superblock::parse_090(data, 0x10000);
     let bytes = data.to_vec();
     let _ = superblock::read(&bytes);
 

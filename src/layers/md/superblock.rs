@@ -338,7 +338,7 @@ pub fn read(src: &dyn ReadAt) -> Found {
         }
         let f = match v {
             Version::V1 { minor } => parse_v1(&b, at, minor),
-            Version::V090 { .. } => parse_090(&b, at, size),
+            Version::V090 { .. } => parse_090(&b, at),
         };
         match f {
             Found::Superblock(sb) if sb.csum_ok() => return Found::Superblock(sb),
@@ -474,9 +474,9 @@ pub fn parse_v1(b: &[u8], at: u64, minor: u8) -> Found {
     }))
 }
 
-/// Parse a 0.90 superblock from `b` (4096 bytes read at byte `at` of a
-/// device of `dev_size` bytes), in whichever byte order its magic says.
-pub fn parse_090(b: &[u8], at: u64, dev_size: u64) -> Found {
+/// Parse a 0.90 superblock from `b` (4096 bytes read at byte `at` of the
+/// device), in whichever byte order its magic says.
+pub fn parse_090(b: &[u8], at: u64) -> Found {
     let big_endian = if le::u32(b, 0) == Some(MD_MAGIC) {
         false
     } else if be::u32(b, 0) == Some(MD_MAGIC) {
@@ -542,7 +542,6 @@ pub fn parse_090(b: &[u8], at: u64, dev_size: u64) -> Found {
     let (dev_number, raid_disk, state) = descriptor(992);
     let data_size = at;
     let size = u64::from(word(8)).saturating_mul(1024);
-    let _ = dev_size;
     Found::Superblock(Box::new(Superblock {
         version: Version::V090 { big_endian },
         at,

@@ -127,7 +127,7 @@ fn v1_unsupported_features_are_named() {
 fn v090_both_byte_orders() {
     for be in [false, true] {
         let b = build::v090(be, [0x11223344, 5, 6, 7], 1, 2, 1024, 3, 1, 0x1_0000_0029);
-        let sb = sb_of(parse_090(&b, 0x10000, 0x20000));
+        let sb = sb_of(parse_090(&b, 0x10000));
         assert!(sb.csum_ok(), "big endian {be}");
         assert_eq!(sb.version, Version::V090 { big_endian: be });
         assert_eq!(sb.md_minor, Some(3));
@@ -142,12 +142,9 @@ fn v090_both_byte_orders() {
 fn v090_bad_checksum_and_absurd_disk_count() {
     let mut b = build::v090(false, [1, 2, 3, 4], 1, 2, 1024, 0, 0, 5);
     b[100] ^= 1;
-    assert!(!sb_of(parse_090(&b, 0x10000, 0x20000)).csum_ok());
+    assert!(!sb_of(parse_090(&b, 0x10000)).csum_ok());
     let b = build::v090(false, [1, 2, 3, 4], 1, 4000, 1024, 0, 0, 5);
-    assert!(matches!(
-        parse_090(&b, 0x10000, 0x20000),
-        Found::Damaged { .. }
-    ));
+    assert!(matches!(parse_090(&b, 0x10000), Found::Damaged { .. }));
 }
 
 #[test]
@@ -507,4 +504,38 @@ fn raid5_reads_through_the_raid_core_and_rebuilds_a_missing_member() {
         v.problems
     );
     assert_eq!(read_volume(&degraded, v, 0, 4 * MIB as usize), expected);
+}
+
+#[test]
+fn a_v090_member_with_a_bad_checksum_is_shown_and_not_read() {
+    let size = 4 * MIB as usize;
+    let at = (size & !0xffff) - 0x10000;
+    let mk = |this: u32, damage: bool| {
+        let mut dev = vec![5u8; size];
+        let mut b = build::v090(false, [1, 2, 3, 4], 1, 2, 1024, 0, this, 10);
+        if damage {
+            b[2000] ^= 0x40;
+        }
+        dev[at..at + 4096].copy_from_slice(&b);
+        dev
+    };
+    let layout = scan(vec![
+        disk("a.img", mk(0, false)),
+        disk("b.img", mk(1, true)),
+    ]);
+    let (v, arr) = array(&layout);
+    assert!(
+        matches!(&arr.members[1].state, MemberState::Unused { why } if why.contains("checksum"))
+    );
+    assert_eq!(arr.missing, vec![1]);
+    let member = &layout.volumes[arr.members[1].volume.0];
+    assert!(
+        member
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("bad checksum")),
+        "{:?}",
+        member.problems
+    );
+    assert_eq!(read_volume(&layout, v, 0, 1), vec![5]);
 }
