@@ -155,6 +155,18 @@ impl MdArray {
     }
 }
 
+impl Layout {
+    /// The MD array volume `member` is a member of, when it was assembled.
+    pub fn md_array_of(&self, member: VolumeId) -> Option<VolumeId> {
+        self.volumes.iter().find_map(|v| match &v.kind {
+            VolumeKind::MdArray { array } if array.members.iter().any(|m| m.volume == member) => {
+                Some(v.id)
+            }
+            _ => None,
+        })
+    }
+}
+
 /// A member read from a volume, before grouping.
 struct Candidate {
     volume: VolumeId,
