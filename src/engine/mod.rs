@@ -263,6 +263,13 @@ fn raid_in(mapping: &crate::io::Mapping) -> Option<String> {
     })
 }
 
+/// Whether volume `v` holds a filesystem that can be opened when it is
+/// named: [`crate::layers::Volume::is_filesystem`], hidden sub-LVs included
+/// (lists leave them out; `--volume vg/lv_corig` opens one).
+pub(crate) fn openable(v: &crate::layers::Volume) -> bool {
+    v.content.kind.is_filesystem() && v.mapping.unreadable().is_empty()
+}
+
 /// Which engine serves volume `id` under `choice`, and why.
 pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
     let v = layout.volume(id);
@@ -271,7 +278,8 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
         engine: None,
         reason,
     };
-    if !v.is_filesystem() {
+    // A hidden sub-LV (a cache's origin, a raid image) opens when named.
+    if !openable(v) {
         if !v.mapping.unreadable().is_empty() {
             return none(format!("unreadable: {}", unreadable_reasons(&v.mapping)));
         }

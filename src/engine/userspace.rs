@@ -50,7 +50,7 @@ impl Userspace {
         opts: &FsOptions,
     ) -> Result<Arc<dyn FsView>> {
         let v = layout.volume(id);
-        if !v.is_filesystem() {
+        if !super::openable(v) {
             return Err(Error::Invalid(format!(
                 "{} holds {}, not a filesystem vmrescue can browse",
                 v.name,

@@ -62,6 +62,8 @@ fn lv(name: &str, uuid: &str) -> LogicalVolume {
         creation_time: None,
         creation_host: None,
         snapshot_of: None,
+        notes: Vec::new(),
+        problems: Vec::new(),
     }
 }
 

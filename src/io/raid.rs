@@ -141,7 +141,7 @@ impl ParityLayout {
 
 /// A RAID level with its geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "level")]
+#[serde(rename_all = "snake_case", tag = "level", content = "geometry")]
 pub enum RaidLevel {
     /// Striping over all legs, chunk by chunk, no redundancy (MD raid0 with
     /// legs of one size; dm-raid `raid0`).

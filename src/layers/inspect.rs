@@ -109,7 +109,12 @@ impl Layout {
         }
         for (id, notes, problems) in &inspection.filesystems {
             if let Some(v) = self.volumes.get_mut(id.0) {
-                v.notes = notes.clone();
+                // Notes of the layers (a raid LV's legs) stay.
+                for n in notes {
+                    if !v.notes.contains(n) {
+                        v.notes.push(n.clone());
+                    }
+                }
                 for p in problems {
                     if !v.problems.contains(p) {
                         v.problems.push(p.clone());

@@ -648,7 +648,10 @@ fn scan_level(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: Scan
             let name = format!("{prefix}{}/{}", g.name, lv.name);
             let mapping = lv.mapping.clone();
             let missing: Vec<String> = lv.missing_pvs.clone();
+            let (lv_notes, lv_problems) = (lv.notes.clone(), lv.problems.clone());
             let vid = push_volume(layout, name, kind, mapping);
+            layout.volumes[vid.0].notes.extend(lv_notes);
+            layout.volumes[vid.0].problems.extend(lv_problems);
             let mut unreadable: Vec<String> = Vec::new();
             for reason in layout.volumes[vid.0].mapping.unreadable() {
                 if !unreadable.iter().any(|r| r == reason) {
@@ -730,8 +733,10 @@ fn check_volumes(layout: &mut Layout) {
                 .into(),
             );
         }
+        // A hidden sub-LV (a raid image) holds a part of its LV's content.
         if let Some(claimed) = c.size
             && claimed > v.mapping.size()
+            && !matches!(v.kind, VolumeKind::LogicalVolume { hidden: true, .. })
         {
             v.problems.push(format!(
                 "{} {} says it is {claimed} bytes, but the volume holds only {}: the image may be truncated, or the volume shrunk under its content",

@@ -32,6 +32,7 @@ mod partition_tables;
 mod probe_blkid;
 mod qcow2;
 mod qcow2_corrupt;
+mod raid;
 mod recover_lost_table;
 mod thin;
 mod truncated_images;

@@ -727,6 +727,8 @@ pub fn story_layout(image: &Path) -> Layout {
             creation_time: None,
             creation_host: None,
             snapshot_of: None,
+            notes: Vec::new(),
+            problems: Vec::new(),
         });
         let id = VolumeId(layout.volumes.len());
         layout.volumes.push(Volume {

@@ -561,3 +561,28 @@ fn hostile_geometry_is_refused_not_panicking() {
     assert!(r.read(&[], u64::MAX - 1, &mut buf).is_err());
     assert!(r.read(&[], 0, &mut buf).is_err());
 }
+
+#[test]
+fn a_raid_segment_serializes() {
+    let data = sample(2 * 3 * CS as usize);
+    let legs = lay_out(5, 2, 3, &data);
+    let (r, _) = array(RaidLevel::Raid5(ParityLayout::LeftSymmetric), &legs, &[1]);
+    let m = Mapping::new(vec![Segment {
+        start: 0,
+        len: r.size(),
+        target: Target::Raid(Arc::new(r)),
+    }])
+    .unwrap();
+    let j = serde_json::to_value(&m).unwrap();
+    let t = &j["segments"][0]["target"];
+    assert_eq!(t["type"], "raid");
+    assert_eq!(t["level"]["level"], "raid5");
+    assert_eq!(t["level"]["geometry"], "left_symmetric");
+    assert_eq!(t["legs"][1]["unusable"], "its PV is missing");
+    let ten = RaidLevel::Raid10 {
+        near: 2,
+        far: 1,
+        offset: false,
+    };
+    assert_eq!(serde_json::to_value(ten).unwrap()["geometry"]["near"], 2);
+}

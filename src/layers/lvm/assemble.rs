@@ -286,6 +286,8 @@ fn build_vg(cands: &[Candidate], pvs: &[PvOnDisk], disks: &[Arc<dyn ReadAt>]) ->
         }
         group.lvs.push(out);
     }
+    // Raid and mirror LVs: their images as legs of one array.
+    super::raid::map_raid_lvs(vg, &mut group.lvs, extent_bytes, disks);
     // Thin LVs: mapped onto their pool's data LV from the pool's metadata.
     super::thin::map_thin_lvs(vg, &mut group.lvs, disks, &mut problems);
     group.free_count = group.extent_count.saturating_sub(used);
@@ -472,6 +474,8 @@ impl Ctx<'_> {
             creation_time: lv.creation_time,
             creation_host: lv.creation_host.clone(),
             snapshot_of: None,
+            notes: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -520,6 +524,16 @@ impl Ctx<'_> {
             return Target::Zero;
         }
         if !is_striped(s) {
+            if super::raid::is_raid(&s.segtype) {
+                // Replaced by super::raid::map_raid_lvs once every image is mapped.
+                return unreadable(format!(
+                    "segment type {}: its images could not be mapped",
+                    escape_str(&s.segtype)
+                ));
+            }
+            if let Some(why) = super::raid::unsupported(self.vg, s) {
+                return unreadable(why);
+            }
             return unreadable(format!(
                 "segment type {} is not readable yet",
                 escape_str(&s.segtype)

@@ -112,6 +112,30 @@ pub struct SegMeta {
     /// Every other LV this segment refers to (pool metadata, raid metadata
     /// images, snapshot origin and store, logs...): `(field, LV name)`.
     pub refs: Vec<(String, String)>,
+    /// Raid segments: the metadata sub-LV (`lv_rmeta_N`) paired with each
+    /// image in `areas`, in the same order (`None` where there is none).
+    pub raid_meta: Vec<Option<String>>,
+    /// Raid and mirror segments' other numbers, as written: `device_count`,
+    /// `data_copies`, `data_offset` (sectors), `region_size` (sectors),
+    /// `mirror_count`...
+    pub raid: RaidFields,
+    /// `cache_mode` (cache and cache-pool segments).
+    pub cache_mode: Option<String>,
+}
+
+/// The numbers of a raid or mirror segment, as lvm2 writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaidFields {
+    /// `device_count` (raid1/4/5/6/10).
+    pub device_count: Option<u64>,
+    /// `data_copies` (raid10; lvm2 omits it for the default 2).
+    pub data_copies: Option<u64>,
+    /// `data_offset`, in sectors: where data starts in each image (reshape space).
+    pub data_offset: Option<u64>,
+    /// `region_size`, in sectors.
+    pub region_size: Option<u64>,
+    /// `mirror_count` (mirror).
+    pub mirror_count: Option<u64>,
 }
 
 /// Fields of a segment that name another LV of the VG.
@@ -312,25 +336,29 @@ fn decode_segment(key: &str, seg: &Section, what: &str) -> Result<SegMeta, Strin
     let segtype = string(seg, "type", what)?;
     let mut areas = Vec::new();
     let mut refs = Vec::new();
+    let mut raid_meta = Vec::new();
     match segtype.as_str() {
         "striped" | "linear" => areas = pairs(seg, "stripes", what)?,
         "mirror" => areas = pairs(seg, "mirrors", what)?,
         t if t.starts_with("raid") => {
-            let names = strings(seg, "raids", what)?;
-            // raid0 lists its images only; the others pair a metadata LV
-            // (or "-" when there is none) with each image.
-            let with_meta = t != "raid0" && names.len() % 2 == 0;
-            for (i, n) in names.iter().enumerate() {
+            // lvm2 writes plain raid0's images as `raid0_lvs`; the others
+            // as `raids`, each image after its metadata LV when it has one
+            // (a name with `_rmeta_`, as lvm2's import tells them apart;
+            // "-" where an image has none).
+            let names = match seg.value("raid0_lvs") {
+                Some(_) if t == "raid0" => strings(seg, "raid0_lvs", what)?,
+                _ => strings(seg, "raids", what)?,
+            };
+            let mut meta: Option<String> = None;
+            for n in names {
                 if n == "-" {
-                    continue;
-                }
-                if !with_meta || i % 2 == 1 {
-                    areas.push(AreaRef {
-                        name: n.clone(),
-                        start: 0,
-                    });
-                } else {
+                    meta = None;
+                } else if n.contains("_rmeta_") {
                     refs.push(("raids".to_string(), n.clone()));
+                    meta = Some(n);
+                } else {
+                    areas.push(AreaRef { name: n, start: 0 });
+                    raid_meta.push(meta.take());
                 }
             }
         }
@@ -367,6 +395,15 @@ fn decode_segment(key: &str, seg: &Section, what: &str) -> Result<SegMeta, Strin
         chunk_size: opt_uint(seg, "chunk_size", what).ok().flatten(),
         areas,
         refs,
+        raid_meta,
+        raid: RaidFields {
+            device_count: opt_uint(seg, "device_count", what).ok().flatten(),
+            data_copies: opt_uint(seg, "data_copies", what).ok().flatten(),
+            data_offset: opt_uint(seg, "data_offset", what).ok().flatten(),
+            region_size: opt_uint(seg, "region_size", what).ok().flatten(),
+            mirror_count: opt_uint(seg, "mirror_count", what).ok().flatten(),
+        },
+        cache_mode: seg.str("cache_mode").map(str::to_string),
     })
 }
 

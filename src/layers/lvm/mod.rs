@@ -21,6 +21,7 @@ mod assemble;
 mod crc;
 mod label;
 pub mod meta;
+pub mod raid;
 #[cfg(test)]
 mod tests;
 pub mod text;
@@ -158,6 +159,11 @@ pub struct LogicalVolume {
     /// For an old-style snapshot (its copy-on-write store, shown as the
     /// snapshot as `lvs` does): the origin LV's name.
     pub snapshot_of: Option<String>,
+    /// Facts about how it is read (a raid LV: which legs are read).
+    pub notes: Vec<String>,
+    /// What is wrong with it beyond missing PVs (a raid leg that is stale
+    /// or missing, parity in use).
+    pub problems: Vec<Problem>,
 }
 
 /// A volume group.

@@ -573,9 +573,23 @@ fn sub_lvs_carry_their_missing_pvs_up() {
     let r = g.lvs.iter().find(|l| l.name == "r").unwrap();
     assert!(r.visible);
     assert_eq!(r.missing_pvs.len(), 1);
-    assert_eq!(
-        r.mapping.unreadable(),
-        vec!["segment type raid1 is not readable yet"]
+    // Read from the image that is there.
+    assert!(r.mapping.unreadable().is_empty());
+    let Target::Raid(raid) = &r.mapping.segments()[0].target else {
+        panic!("{:?}", r.mapping)
+    };
+    assert!(raid.legs()[0].usable() && !raid.legs()[1].usable());
+    assert!(
+        r.notes[0].contains("raid1 reads leg r_rimage_0"),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        r.problems[0]
+            .to_string()
+            .contains("leg r_rimage_1 is not used: PV pv1"),
+        "{:?}",
+        r.problems
     );
     assert_eq!(r.segments[0].areas.len(), 2);
     let img0 = g.lvs.iter().find(|l| l.name == "r_rimage_0").unwrap();
@@ -619,7 +633,7 @@ fn inconsistent_segments_are_unreadable_not_wrong() {
         ),
         (
             "start_extent = 0\nextent_count = 2\ntype = \"vdo\"",
-            "segment type vdo is not readable yet",
+            "VDO LV: its blocks are deduplicated and compressed",
         ),
     ] {
         let g = bad(seg);
@@ -750,5 +764,213 @@ fn long_chains_and_cycles_of_lvs_stay_cheap() {
     for lv in &g.lvs {
         assert_eq!(lv.missing_pvs.len(), 1, "{}", lv.name);
         assert!(lv.missing_pvs[0].starts_with("pv1 "));
+    }
+}
+
+/// Three PVs of 1 MiB, VG `vg1` (4 KiB extents from byte 8192): raid5
+/// (left symmetric, 4 KiB chunks) `r5` over images at extent 10 and rmeta
+/// at extent 20 of each PV, raid1 `r1` over images at extent 30 and rmeta
+/// at extent 40 of pv0 and pv1. Returns the PVs' bytes and the data.
+fn raid_pvs(sb: impl Fn(&str, usize) -> Option<Vec<u8>>) -> (Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
+    let ext = 4096usize;
+    let at = |e: usize| 8192 + e * ext;
+    let hidden = |name: &str, pv: &str, pe: u64, n: u64| {
+        linear_lv(name, &[(0, n, pv, pe)]).replace(", \"VISIBLE\"", "")
+    };
+    let mut lvs = String::new();
+    for i in 0..3 {
+        lvs.push_str(&hidden(&format!("r5_rimage_{i}"), &format!("pv{i}"), 10, 2));
+        lvs.push_str(&hidden(&format!("r5_rmeta_{i}"), &format!("pv{i}"), 20, 1));
+    }
+    for i in 0..2 {
+        lvs.push_str(&hidden(&format!("r1_rimage_{i}"), &format!("pv{i}"), 30, 2));
+        lvs.push_str(&hidden(&format!("r1_rmeta_{i}"), &format!("pv{i}"), 40, 1));
+    }
+    lvs.push_str(
+        "r5 {\nid = \"R5R5R5-rrrr-rrrr-rrrr-rrrr-rrrr-R5R5R5\"\nstatus = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment_count = 1\n\
+         segment1 {\nstart_extent = 0\nextent_count = 4\ntype = \"raid5\"\ndevice_count = 3\nstripe_size = 8\nregion_size = 1024\n\
+         raids = [\"r5_rmeta_0\", \"r5_rimage_0\", \"r5_rmeta_1\", \"r5_rimage_1\", \"r5_rmeta_2\", \"r5_rimage_2\"]\n}\n}\n\
+         r1 {\nid = \"R1R1R1-rrrr-rrrr-rrrr-rrrr-rrrr-R1R1R1\"\nstatus = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment_count = 1\n\
+         segment1 {\nstart_extent = 0\nextent_count = 2\ntype = \"raid1\"\ndevice_count = 2\nregion_size = 1024\n\
+         raids = [\"r1_rmeta_0\", \"r1_rimage_0\", \"r1_rmeta_1\", \"r1_rimage_1\"]\n}\n}\n",
+    );
+    let uuids = [UUID_A, UUID_B, "CCCCCCbbbbccccddddeeeeffffGGGGGG"];
+    let text = vg_text(
+        1,
+        &[
+            ("pv0", uuids[0], 200),
+            ("pv1", uuids[1], 200),
+            ("pv2", uuids[2], 200),
+        ],
+        &lvs,
+    );
+    let mut pvs: Vec<Vec<u8>> = uuids.iter().map(|u| pv(u, Some(&text), None)).collect();
+    // raid5 left symmetric over 3 legs: row 0 = D0 D1 P, row 1 = D3 P D2.
+    let data: Vec<u8> = (0..4 * ext).map(|i| (i * 7 % 251) as u8).collect();
+    let d = |c: usize| &data[c * ext..(c + 1) * ext];
+    let xor = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x ^ y).collect::<Vec<u8>>();
+    let rows = [
+        [d(0).to_vec(), d(1).to_vec(), xor(d(0), d(1))],
+        [d(3).to_vec(), xor(d(2), d(3)), d(2).to_vec()],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        for (leg, chunk) in row.iter().enumerate() {
+            pvs[leg][at(10) + r * ext..at(10) + (r + 1) * ext].copy_from_slice(chunk);
+        }
+    }
+    let mirror: Vec<u8> = (0..2 * ext).map(|i| (i * 13 % 241) as u8).collect();
+    for (leg, pv) in pvs.iter_mut().enumerate() {
+        if let Some(b) = sb("r5", leg) {
+            pv[at(20)..at(20) + 512].copy_from_slice(&b);
+        }
+        if leg < 2 {
+            // The second image is stale in some tests: give it other bytes.
+            let bytes = if leg == 0 {
+                mirror.clone()
+            } else {
+                vec![0xee; 2 * ext]
+            };
+            pv[at(30)..at(32)].copy_from_slice(&bytes);
+            if let Some(b) = sb("r1", leg) {
+                pv[at(40)..at(40) + 512].copy_from_slice(&b);
+            }
+        }
+    }
+    (pvs, data, mirror)
+}
+
+fn read_lv(g: &VolumeGroup, disks: &[Arc<dyn ReadAt>], name: &str) -> std::io::Result<Vec<u8>> {
+    let lv = g.lvs.iter().find(|l| l.name == name).unwrap();
+    let v = crate::io::MappedView::new(lv.mapping.clone(), disks.to_vec());
+    let mut b = vec![0u8; lv.size as usize];
+    v.read_exact_at(0, &mut b)?;
+    Ok(b)
+}
+
+fn raid_vg(pvs: &[Vec<u8>], present: &[usize]) -> (VolumeGroup, Vec<Arc<dyn ReadAt>>) {
+    let disks: Vec<Arc<dyn ReadAt>> = pvs
+        .iter()
+        .map(|p| Arc::new(p.clone()) as Arc<dyn ReadAt>)
+        .collect();
+    let on: Vec<PvOnDisk> = present
+        .iter()
+        .map(|&i| on_disk(i, 0, &pvs[i], &format!("disk{i}")))
+        .collect();
+    (assemble_with_disks(&on, &disks).remove(0), disks)
+}
+
+#[test]
+fn raid_lvs_read_through_their_images_and_rebuild_a_missing_one() {
+    use crate::layers::lvm::raid::tests::superblock;
+    // Healthy superblocks: raid5 level 5 layout 2, raid1 level 1.
+    let healthy = |lv: &str, leg: usize| {
+        Some(if lv == "r5" {
+            superblock(leg as u32, 9, 0, 5, 2)
+        } else {
+            superblock(leg as u32, 9, 0, 1, 0)
+        })
+    };
+    let (pvs, data, _) = raid_pvs(healthy);
+    let (g, disks) = raid_vg(&pvs, &[0, 1, 2]);
+    assert_eq!(read_lv(&g, &disks, "r5").unwrap(), data);
+    let r5 = g.lvs.iter().find(|l| l.name == "r5").unwrap();
+    assert!(r5.problems.is_empty(), "{:?}", r5.problems);
+    assert_eq!(
+        r5.notes,
+        ["raid5 (left symmetric) reads legs r5_rimage_0, r5_rimage_1, r5_rimage_2"]
+    );
+    // Disk 1 gone: its leg is rebuilt from parity.
+    let (g, disks) = raid_vg(&pvs, &[0, 2]);
+    assert_eq!(read_lv(&g, &disks, "r5").unwrap(), data);
+    let r5 = g.lvs.iter().find(|l| l.name == "r5").unwrap();
+    let p = crate::problem::texts(&r5.problems).join("\n");
+    assert!(p.contains("leg r5_rimage_1 is not used: PV pv1"), "{p}");
+    assert!(
+        p.contains("data of r5_rimage_1 is rebuilt from parity"),
+        "{p}"
+    );
+    // Two legs gone: what needs them cannot be read, and it says why.
+    let (g, disks) = raid_vg(&pvs, &[0]);
+    let e = read_lv(&g, &disks, "r5").unwrap_err().to_string();
+    assert!(e.contains("cannot be rebuilt"), "{e}");
+}
+
+#[test]
+fn stale_raid_legs_are_not_read() {
+    use crate::layers::lvm::raid::tests::superblock;
+    // r1's second image missed writes: older events, and the first
+    // superblock marks it failed. r5's leg 2 is being rebuilt.
+    let sbs = |lv: &str, leg: usize| {
+        Some(match (lv, leg) {
+            ("r1", 0) => superblock(0, 12, 0b10, 1, 0),
+            ("r1", _) => superblock(1, 7, 0, 1, 0),
+            ("r5", 2) => {
+                let mut b = superblock(2, 9, 0, 5, 2);
+                b[32..40].copy_from_slice(&8u64.to_le_bytes());
+                b
+            }
+            (_, l) => superblock(l as u32, 9, 0, 5, 2),
+        })
+    };
+    let (pvs, data, mirror) = raid_pvs(sbs);
+    let (g, disks) = raid_vg(&pvs, &[0, 1, 2]);
+    assert_eq!(read_lv(&g, &disks, "r1").unwrap(), mirror);
+    let r1 = g.lvs.iter().find(|l| l.name == "r1").unwrap();
+    let p = crate::problem::texts(&r1.problems).join("\n");
+    assert!(
+        p.contains("leg r1_rimage_1 is not used: the freshest dm-raid superblock (r1_rimage_0's, events 12) marks it failed"),
+        "{p}"
+    );
+    assert_eq!(r1.notes, ["raid1 reads leg r1_rimage_0"]);
+    assert_eq!(read_lv(&g, &disks, "r5").unwrap(), data);
+    let r5 = g.lvs.iter().find(|l| l.name == "r5").unwrap();
+    let p = crate::problem::texts(&r5.problems).join("\n");
+    assert!(
+        p.contains("r5_rimage_2 is not used: it was being rebuilt"),
+        "{p}"
+    );
+    // Without disks (metadata alone) nothing is judged stale.
+    let on: Vec<PvOnDisk> = (0..3).map(|i| on_disk(i, 0, &pvs[i], "d")).collect();
+    let g = assemble(&on).remove(0);
+    let r1 = g.lvs.iter().find(|l| l.name == "r1").unwrap();
+    assert!(r1.problems.is_empty());
+}
+
+#[test]
+fn cache_writecache_and_vdo_say_what_is_missing() {
+    let lvs = format!(
+        "{}{}c {{\nid = \"CCCCCC-cccc-cccc-cccc-cccc-cccc-CCCCCC\"\nstatus = [\"READ\", \"VISIBLE\"]\n\
+         segment1 {{\nstart_extent = 0\nextent_count = 2\ntype = \"cache\"\ncache_pool = \"c_cpool\"\norigin = \"c_corig\"\n}}\n}}\n\
+         c_cpool {{\nid = \"PPPPPP-cccc-cccc-cccc-cccc-cccc-CCCCCC\"\nstatus = [\"READ\"]\n\
+         segment1 {{\nstart_extent = 0\nextent_count = 1\ntype = \"cache-pool\"\ndata = \"c_cpool_cdata\"\nmetadata = \"c_cpool_cmeta\"\ncache_mode = \"MODE\"\n}}\n}}\n\
+         w {{\nid = \"WWWWWW-cccc-cccc-cccc-cccc-cccc-CCCCCC\"\nstatus = [\"READ\", \"VISIBLE\"]\n\
+         segment1 {{\nstart_extent = 0\nextent_count = 2\ntype = \"writecache\"\nwritecache = \"w_cvol\"\norigin = \"w_wcorig\"\n}}\n}}\n",
+        linear_lv("c_corig", &[(0, 2, "pv0", 0)]).replace(", \"VISIBLE\"", ""),
+        linear_lv("w_wcorig", &[(0, 2, "pv0", 2)]).replace(", \"VISIBLE\"", ""),
+    );
+    for (mode, readable) in [("writeback", false), ("writethrough", true)] {
+        let text = vg_text(1, &[("pv0", UUID_A, 100)], &lvs.replace("MODE", mode));
+        let a = pv(UUID_A, Some(&text), None);
+        let disks: Vec<Arc<dyn ReadAt>> = vec![Arc::new(a.clone())];
+        let g = assemble_with_disks(&[on_disk(0, 0, &a, "p2")], &disks).remove(0);
+        let c = g.lvs.iter().find(|l| l.name == "c").unwrap();
+        let origin = g.lvs.iter().find(|l| l.name == "c_corig").unwrap();
+        if readable {
+            assert_eq!(c.mapping, origin.mapping);
+            assert!(c.notes[0].contains("writethrough mode: read from its origin c_corig"));
+        } else {
+            let u = c.mapping.unreadable().join("");
+            assert!(
+                u.contains("cache LV (writeback mode)")
+                    && u.contains("open it with --volume vg1/c_corig"),
+                "{u}"
+            );
+        }
+        let w = g.lvs.iter().find(|l| l.name == "w").unwrap();
+        let u = w.mapping.unreadable().join("");
+        assert!(
+            u.contains("writecache LV") && u.contains("--volume vg1/w_wcorig"),
+            "{u}"
+        );
     }
 }
