@@ -169,6 +169,12 @@ fn layers_names_arrays_as_mdadm_does() {
         out.contains("md/md-r1: raid1 reads leg p1 (then disk1p1 if a read fails)"),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "md/md-r1  userspace  ext4: on MD array md/md-r1, which the kernel engine does not map (no md here): read by vmrescue itself"
+        ),
+        "{out}"
+    );
     // 0.90 arrays are md<minor>.
     let l = scan("md-r1-090", 2);
     let a = array(&l, "md0");

@@ -261,6 +261,19 @@ fn raid1_reads_the_first_member_and_names_the_array() {
         layout.resolve_spec("/dev/md/root"),
         crate::layers::fstab::SpecMatch::Found { volume, .. } if volume == v.id
     ));
+    // The kernel engine maps no md: even asked for, vmrescue reads it (the
+    // in-memory array holds no filesystem, so only the reason is checked
+    // through a volume that claims one).
+    let mut l2 = layout.clone();
+    l2.volumes[v.id.0].content.kind = crate::layers::ContentKind::Ext4;
+    let d = crate::engine::decide(&l2, v.id, crate::engine::EngineChoice::Kernel);
+    assert_eq!(
+        d.engine,
+        Some(crate::engine::Engine::Userspace),
+        "{}",
+        d.reason
+    );
+    assert!(d.reason.contains("on MD array md/root"), "{}", d.reason);
     // The tree shows it under its first member.
     let tree = crate::layers::tree::build(&layout);
     assert_eq!(tree[0].children[0].kind, "md");
