@@ -552,3 +552,32 @@ fn a_v090_member_with_a_bad_checksum_is_shown_and_not_read() {
     );
     assert_eq!(read_volume(&layout, v, 0, 1), vec![5]);
 }
+
+#[test]
+fn overlapping_partitions_holding_one_member_count_it_once() {
+    // An MBR whose two entries start at the same sector: both partitions
+    // see the same member.
+    let a = v1(2, 4096, 1, 2, 0);
+    let m = member(&a, &|_| 4);
+    let start = MIB as usize;
+    let mut dev = vec![0u8; start];
+    for i in 0..2 {
+        let e = 446 + 16 * i;
+        dev[e + 4] = 0xfd;
+        dev[e + 8..e + 12].copy_from_slice(&((start / 512) as u32).to_le_bytes());
+        dev[e + 12..e + 16].copy_from_slice(&((m.len() / 512) as u32).to_le_bytes());
+    }
+    dev[510] = 0x55;
+    dev[511] = 0xaa;
+    dev.extend_from_slice(&m);
+    let layout = scan(vec![disk("a.img", dev)]);
+    let (v, arr) = array(&layout);
+    assert_eq!(arr.members.len(), 2);
+    assert!(
+        matches!(&arr.members[1].state, MemberState::Unused { why } if why == "the same bytes as p1"),
+        "{:?}",
+        arr.members[1].state
+    );
+    assert_eq!(arr.missing, vec![1]);
+    assert_eq!(read_volume(&layout, v, 0, 1), vec![4]);
+}
