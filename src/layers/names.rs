@@ -76,7 +76,8 @@ impl Layout {
     /// Find a volume by any of its names: `p1`, `disk1p2`, `vg/lv`,
     /// `/dev/vg/lv`, `/dev/mapper/vg-lv`, `vg-lv`, `lv` (when unique),
     /// `/dev/sda1`, `/dev/vda1`, `UUID=...`, `LABEL=...`, `PARTUUID=...`,
-    /// `PARTLABEL=...`. A volume on a nested disk (a guest disk in a host
+    /// `PARTLABEL=...`; an MD array by `md/<name>`, `md0`, `/dev/md/<name>`,
+    /// `/dev/md/<host>:<name>`, `/dev/md0`. A volume on a nested disk (a guest disk in a host
     /// LV) is `<holder>/<local name>` (`pve/vm-100-disk-0/p1`,
     /// `pve/vm-100-disk-0/vg_ta/lv_root`), and `<holder>/<any spelling>`
     /// resolves that spelling among the nested disk's volumes.
@@ -311,7 +312,8 @@ impl Layout {
     /// guest's udev and device-mapper would: `UUID=`, `LABEL=`, `PARTUUID=`,
     /// `PARTLABEL=`, `/dev/disk/by-uuid|by-label|by-partuuid|by-partlabel/…`,
     /// `/dev/disk/by-id/dm-name-…` and `dm-uuid-LVM-…`, `/dev/mapper/vg-lv`
-    /// (`--` for a `-` in a name), `/dev/vg/lv`, and the kernel names
+    /// (`--` for a `-` in a name), `/dev/vg/lv`, MD arrays as `/dev/md0`
+    /// and `/dev/md/<name>`, and the kernel names
     /// `/dev/sdXN`, `vdXN`, `hdXN`, `xvdXN`, `nvme0n1pN` (by disk order and
     /// partition number: a guess). `/dev/dm-N` and hardware ids in
     /// `by-id`/`by-path` only the running guest knows.
