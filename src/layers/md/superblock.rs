@@ -389,6 +389,13 @@ pub fn parse_v1(b: &[u8], at: u64, minor: u8) -> Found {
             Version::V1 { minor }.name()
         ));
     }
+    let raid_disks = field(92);
+    if raid_disks > MAX_DEV_1 {
+        return damaged(format!(
+            "MD superblock {}: raid_disks {raid_disks} (a superblock lists {MAX_DEV_1} devices at most)",
+            Version::V1 { minor }.name()
+        ));
+    }
     // 256 + 2 × max_dev ≤ 4096: within `b`.
     let len = (max_dev as usize)
         .checked_mul(2)
@@ -456,7 +463,7 @@ pub fn parse_v1(b: &[u8], at: u64, minor: u8) -> Found {
         level: i32::from_le_bytes(field(72).to_le_bytes()),
         layout: field(76),
         chunk_size,
-        raid_disks: field(92),
+        raid_disks,
         size,
         data_offset,
         data_size,

@@ -89,6 +89,8 @@ fn v1_absurd_role_count_is_damage() {
     let mut b = v1(2, 4096, 1, 2, 0).bytes();
     b[220..224].copy_from_slice(&60000u32.to_le_bytes());
     assert!(matches!(parse_v1(&b, 4096, 2), Found::Damaged { .. }));
+    let b = v1(2, 4096, 1, 70000, 0).bytes();
+    assert!(matches!(parse_v1(&b, 4096, 2), Found::Damaged { .. }));
     let mut b = v1(2, 4096, 1, 2, 0).bytes();
     b[4..8].copy_from_slice(&2u32.to_le_bytes());
     assert!(matches!(parse_v1(&b, 4096, 2), Found::Damaged { .. }));
