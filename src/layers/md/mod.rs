@@ -58,6 +58,22 @@ pub enum MemberState {
     },
 }
 
+impl MemberState {
+    /// In words: `stale (events 41 < 57)`.
+    pub fn words(&self) -> String {
+        match self {
+            MemberState::InSync => "in sync".into(),
+            MemberState::Spare => "in sync, its slot read elsewhere".into(),
+            MemberState::Stale { events, newest } => format!("stale (events {events} < {newest})"),
+            MemberState::Faulty => "marked faulty or removed by the newer superblocks".into(),
+            MemberState::Rebuilding { upto } => {
+                format!("being rebuilt (in sync up to byte {upto})")
+            }
+            MemberState::Unused { why } => format!("not read ({why})"),
+        }
+    }
+}
+
 /// One member of an array.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Member {
@@ -382,7 +398,7 @@ fn add_array(layout: &mut Layout, group: Vec<Candidate>) -> bool {
                 .find(|m| m.role == Role::Active(slot))
                 .map_or_else(
                     || "no member found".to_string(),
-                    |m| m.describe("the array"),
+                    |m| format!("{} is {}", m.name, m.state.words()),
                 );
             legs.push(Err(why));
             continue;
