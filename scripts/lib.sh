@@ -11,6 +11,16 @@ attr tmux cpio busybox-static qemu-utils qemu-system-x86 kmod fuse2fs python3 dm
 exfatprogs ntfs-3g xorriso gzip xz-utils bzip2 systemd systemd-journal-remote \
 mmdebstrap grub-common openssl mdadm"
 
+# On a Proxmox VE node, Debian's qemu-utils and qemu-system-x86 conflict with
+# Proxmox's own QEMU (pve-qemu-kvm), which provides qemu-img, qemu-nbd and
+# qemu-system-x86_64 already: use it and never install Debian's there.
+if dpkg-query -W -f='${Status}' pve-qemu-kvm 2>/dev/null | grep -q "ok installed"; then
+    TEST_PACKAGES=$(printf '%s\n' $TEST_PACKAGES | grep -v -x -e qemu-utils -e qemu-system-x86 | tr '\n' ' ')
+    PVE_QEMU=1
+else
+    PVE_QEMU=0
+fi
+
 need_root() {
     if [ "$(id -u)" != 0 ]; then
         say "this script installs packages and uses loop devices: run it as root (sudo $0)"

@@ -6,7 +6,7 @@ use vmrescue::engine::Engines;
 use vmrescue::fs::FsOptions;
 use vmrescue::text::{escape, format_time};
 
-use super::{Target, exit, open_volume, report};
+use super::{Target, exit, open_selection, report};
 
 /// Arguments of `doctor`.
 #[derive(Args, Debug)]
@@ -39,20 +39,22 @@ pub(super) fn run(args: &DoctorArgs) -> u8 {
 fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     // Through the engine --engine picks (a kernel mount for XFS, as root).
     let engines = Engines::new(args.target.source.engine);
-    let (layout, id) = open_volume(&args.target, args.volume.as_deref(), &engines)?;
+    let (layout, sel) = open_selection(&args.target, args.volume.as_deref(), &engines)?;
+    let id = sel.volume;
     let options = FsOptions {
         no_journal: args.no_journal,
     };
     let (fs, namespace) =
-        super::guest::open_guest_or_volume(&layout, id, args.volume.is_some(), &engines, &options)?;
+        super::guest::open_guest_or_volume(&layout, id, !sel.guest, &engines, &options)?;
     let volume = &layout.volume(id).name;
     let ctx = doctor::Context::new(&*fs, namespace.as_ref(), Some(&layout));
     let found = doctor::examine(&ctx);
     // In the whole guest, relink needs no --volume: it finds the volume itself.
-    let pin = if namespace.is_some() {
-        String::new()
-    } else {
-        format!(" --volume {volume}")
+    // A guest chosen by the volume holding its disk keeps that --volume.
+    let pin = match (&namespace, &args.volume) {
+        (None, _) => format!(" --volume {volume}"),
+        (Some(_), Some(holder)) => format!(" --volume {holder}"),
+        (Some(_), None) => String::new(),
     };
     let image = args
         .target

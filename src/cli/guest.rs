@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use vmrescue::engine::{Engines, select_volume};
+use vmrescue::engine::{Engines, select};
 use vmrescue::fs::FsOptions;
 use vmrescue::fs::FsView;
 use vmrescue::fs::host::HostFs;
@@ -115,13 +115,13 @@ impl GuestArgs {
         }
         let engines = Engines::new(target.source.engine);
         let layout = open_found_layout(target, &engines)?;
-        let id = select_volume(&layout, self.volume.as_deref())?;
+        let sel = select(&layout, self.volume.as_deref())?;
+        let id = sel.volume;
         let opts = FsOptions {
             no_journal: self.no_journal,
         };
         let is_root = layout.volume(id).guest.os.is_some();
-        let (fs, namespace) =
-            open_guest_or_volume(&layout, id, self.volume.is_some(), &engines, &opts)?;
+        let (fs, namespace) = open_guest_or_volume(&layout, id, !sel.guest, &engines, &opts)?;
         let name = namespace
             .is_none()
             .then(|| escape_str(&layout.volume(id).name));
@@ -142,6 +142,8 @@ impl GuestArgs {
                 .volumes
                 .iter()
                 .filter(|v| v.id != id)
+                // The same guest's volumes: those on the same nested disk level.
+                .filter(|v| layout.holder(v.id) == layout.holder(id))
                 .filter_map(|v| {
                     let at = v.guest.mountpoint.as_ref()?;
                     (at.starts_with('/') && at != "/")

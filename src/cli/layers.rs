@@ -143,9 +143,6 @@ fn render_mounts(rows: &[MountRow]) -> String {
             if let Some(why) = &r.reason {
                 state.push_str(&format!(": {}", escape_str(why)));
             }
-            if several {
-                state.push_str(&format!(" [fstab of {}]", escape_str(&r.guest_root)));
-            }
             [
                 r.mountpoint.clone(),
                 escape_str(&r.spec),
@@ -175,8 +172,19 @@ fn render_mounts(rows: &[MountRow]) -> String {
         l.push('\n');
         l
     };
-    let mut out = format!("\n{}", line(heads));
-    for c in &cells {
+    let mut out = String::new();
+    // Several guests (a host and the guests on its nested disks): one
+    // table each, under the guest root whose fstab it is.
+    let mut guest: Option<&str> = None;
+    for (r, c) in rows.iter().zip(&cells) {
+        if guest != Some(r.guest_root.as_str()) {
+            guest = Some(&r.guest_root);
+            out.push('\n');
+            if several {
+                out.push_str(&format!("fstab of {}:\n", escape_str(&r.guest_root)));
+            }
+            out.push_str(&line(heads));
+        }
         out.push_str(&line([&c[0], &c[1], &c[2], &c[3], &c[4]]));
     }
     out

@@ -29,6 +29,7 @@ mod guest;
 mod kernel;
 mod layers;
 mod ls;
+mod manual;
 mod out;
 mod relink;
 mod tui;
@@ -212,6 +213,14 @@ enum Command {
     /// Only objects with vmrescue's own prefixes whose session's process is
     /// gone are touched; each one removed is printed.
     Cleanup(kernel::CleanupArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// `source <(vmrescue completions bash)` in a shell, or save it where
+    /// the shell looks (the package installs bash, zsh and fish scripts).
+    Completions(manual::CompletionsArgs),
+    /// Write the man pages into a directory (used by scripts/release).
+    #[command(hide = true)]
+    Man(manual::ManArgs),
     /// List every file of a volume with its SHA-256 (engine parity checks).
     #[command(hide = true)]
     Walk(kernel::WalkArgs),
@@ -332,9 +341,20 @@ pub(crate) fn open_volume(
     volume: Option<&str>,
     engines: &Engines,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
+    let (layout, sel) = open_selection(target, volume, engines)?;
+    Ok((layout, sel.volume))
+}
+
+/// Open the target's layers and pick what the command works on: a volume
+/// alone, or a guest as it boots ([`vmrescue::engine::select`]).
+pub(crate) fn open_selection(
+    target: &Target,
+    volume: Option<&str>,
+    engines: &Engines,
+) -> Result<(Layout, vmrescue::engine::Selection), vmrescue::Error> {
     let layout = open_found_layout(target, engines)?;
-    let id = vmrescue::engine::select_volume(&layout, volume)?;
-    Ok((layout, id))
+    let sel = vmrescue::engine::select(&layout, volume)?;
+    Ok((layout, sel))
 }
 
 /// The disks a target names: IMAGE (or the disks of a Proxmox guest) and --disk.
@@ -441,6 +461,8 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::Map(args)) => kernel::mount(&args, false),
         Some(Command::Cleanup(args)) => kernel::cleanup(&args),
         Some(Command::Walk(args)) => kernel::walk(&args),
+        Some(Command::Completions(args)) => manual::completions(&args),
+        Some(Command::Man(args)) => manual::man(&args),
         None if cli.target.image.is_none()
             && cli.target.source.vmid.is_none()
             && !cli.target.source.demo =>

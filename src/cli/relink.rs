@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use vmrescue::engine::{Engine, EngineChoice, Engines, select_volume};
+use vmrescue::engine::{Engine, EngineChoice, Engines, select};
 use vmrescue::guest::Namespace;
 use vmrescue::layers::{Layout, VolumeId};
 use vmrescue::repair::relink::{self, Applier, GuestView, Options, Plan, Writer};
@@ -116,10 +116,11 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
     };
     let engines = Engines::new(args.source.engine);
     let layout = open_found_layout(&target, &engines)?;
-    let root = select_volume(&layout, args.volume.as_deref())?;
+    let sel = select(&layout, args.volume.as_deref())?;
+    let root = sel.volume;
     // In the whole guest (no --volume): the volume the link lies on, the
     // link's path inside it, and the guest's tree for the checks.
-    let (id, link, view) = if args.volume.is_none() && layout.volume(root).guest.os.is_some() {
+    let (id, link, view) = if sel.guest {
         let opts = vmrescue::fs::FsOptions::default();
         let ns = Namespace::build(&layout, root, &|v| engines.open_fs(&layout, v, &opts));
         let fs = ns.fs();

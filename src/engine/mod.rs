@@ -54,11 +54,91 @@ pub trait VolumeOpener: Send + Sync {
     fn forget(&self, _id: VolumeId) {}
 }
 
-/// The volume a command works on: the one named with `--volume`, else the
-/// guest root, else the only filesystem; otherwise an error listing the choices.
+/// What a command works on: one volume on its own, or a guest as it boots
+/// (its root, with the volumes its fstab mounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    /// The volume: the guest's root when `guest`.
+    pub volume: VolumeId,
+    /// Whether the whole guest is meant (its namespace), not the volume alone.
+    pub guest: bool,
+}
+
+/// What a command works on: with `--volume`, that volume alone, or, when it
+/// names a volume holding a whole disk (a VM disk in a host LV,
+/// `pve/vm-100-disk-0`), the guest on that disk as it boots; without, the
+/// guest root as [`select_volume`] chooses it.
+pub fn select(layout: &Layout, spec: Option<&str>) -> Result<Selection> {
+    let Some(spec) = spec else {
+        let volume = select_volume(layout, None)?;
+        let guest = layout.volume(volume).guest.os.is_some();
+        return Ok(Selection { volume, guest });
+    };
+    let id = layout.find_volume(spec)?;
+    if layout.volume(id).is_filesystem() {
+        return Ok(Selection {
+            volume: id,
+            guest: false,
+        });
+    }
+    // The guest roots on the disk this volume holds (directly, or through
+    // further nested disks: the nearest win).
+    let mut inside: Vec<(usize, VolumeId)> = layout
+        .guest_roots()
+        .into_iter()
+        .filter(|&r| layout.volume(r).is_filesystem())
+        .filter_map(|r| {
+            let mut at = r;
+            for depth in 0..=crate::layers::MAX_NESTED_DEPTH {
+                at = layout.holder(at)?;
+                if at == id {
+                    return Some((depth, r));
+                }
+            }
+            None
+        })
+        .collect();
+    inside.sort();
+    match inside.as_slice() {
+        // No guest there: its only filesystem, if it has one.
+        [] => {
+            let fss: Vec<VolumeId> = layout
+                .filesystems()
+                .filter(|v| layout.holder(v.id) == Some(id))
+                .map(|v| v.id)
+                .collect();
+            Ok(Selection {
+                volume: match fss.as_slice() {
+                    [one] => *one,
+                    _ => id,
+                },
+                guest: false,
+            })
+        }
+        [(_, one)] => Ok(Selection {
+            volume: *one,
+            guest: true,
+        }),
+        [(d0, one), (d1, _), ..] if d0 < d1 => Ok(Selection {
+            volume: *one,
+            guest: true,
+        }),
+        many => Err(Error::Invalid(format!(
+            "{spec:?} holds more than one guest root: choose one with --volume ({})",
+            many.iter()
+                .map(|(_, r)| layout.volume(*r).name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The volume a command works on: the one named with `--volume` (or the
+/// guest root on the disk it holds, see [`select`]), else the guest root,
+/// else the only filesystem; otherwise an error listing the choices.
 pub fn select_volume(layout: &Layout, spec: Option<&str>) -> Result<VolumeId> {
     if let Some(spec) = spec {
-        return layout.find_volume(spec);
+        return select(layout, Some(spec)).map(|s| s.volume);
     }
     let roots: Vec<VolumeId> = layout
         .volumes

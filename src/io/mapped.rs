@@ -290,6 +290,45 @@ impl Mapping {
         Ok(out)
     }
 
+    /// The volume bytes `offset..offset + len` as targets of their own, in
+    /// volume order: linear runs on the disks as [`Mapping::ranges`] gives
+    /// them, and the bytes of a RAID segment as a window of its array
+    /// ([`Raid::window`]). For a volume mapped onto a part of this one (a
+    /// thin LV onto its pool's data LV). Zero and unreadable bytes as
+    /// [`Mapping::ranges`] says them.
+    pub fn pieces(&self, offset: u64, len: u64) -> Result<Vec<(u64, Target)>, Unmapped> {
+        let mut out = Vec::new();
+        let mut done = 0u64;
+        // Each step covers at least one byte: at most `len` steps.
+        while done < len {
+            let at = offset
+                .checked_add(done)
+                .ok_or_else(|| Unmapped::Unreadable {
+                    at: u64::MAX,
+                    reason: "offset overflows".into(),
+                })?;
+            if let Some(seg) = self.segment_at(at)
+                && let Target::Raid(r) = &seg.target
+            {
+                let n = (seg.end() - at).min(len - done).max(1);
+                let w = r
+                    .window(at - seg.start, n)
+                    .map_err(|reason| Unmapped::Unreadable { at, reason })?;
+                out.push((n, Target::Raid(Arc::new(w))));
+                done += n;
+                continue;
+            }
+            let loc = self
+                .locate(at)
+                .map_err(|reason| Unmapped::Unreadable { at, reason })?
+                .ok_or(Unmapped::Zero { at })?;
+            let n = loc.len.min(len - done).max(1);
+            out.push((n, Target::Linear(loc.area)));
+            done += n;
+        }
+        Ok(out)
+    }
+
     /// The disks this mapping reads from.
     pub fn disks(&self) -> Vec<DiskId> {
         let mut v: Vec<DiskId> = self

@@ -252,12 +252,24 @@ impl Leg {
 pub struct Raid {
     level: RaidLevel,
     chunk_size: u64,
-    legs: Vec<Leg>,
+    /// Shared by the windows of one array ([`Raid::window`]).
+    #[serde(serialize_with = "serialize_legs")]
+    legs: Arc<[Leg]>,
     leg_len: u64,
+    /// The array byte this view's byte 0 is ([`Raid::window`]).
+    start: u64,
+    /// Bytes in this view.
     size: u64,
+    /// Bytes the legs hold.
+    #[serde(skip)]
+    capacity: u64,
     /// raid10 far copies: bytes between a chunk's copies on one leg.
     #[serde(skip)]
     stride: u64,
+}
+
+fn serialize_legs<S: serde::Serializer>(legs: &Arc<[Leg]>, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&**legs, s)
 }
 
 /// One leg's role in a raid4/5/6 stripe.
@@ -364,9 +376,11 @@ impl Raid {
         Ok(Raid {
             level,
             chunk_size: if chunked { chunk_size } else { 0 },
-            legs,
+            legs: legs.into(),
             leg_len,
+            start: 0,
             size,
+            capacity: size,
             stride,
         })
     }
@@ -374,14 +388,36 @@ impl Raid {
     /// The same array, holding only its first `size` bytes (MD's array
     /// size, an LV's length); an error if the legs hold fewer.
     pub fn with_size(mut self, size: u64) -> Result<Raid, String> {
-        if size > self.size {
+        let room = self.capacity.saturating_sub(self.start);
+        if size > room {
             return Err(format!(
-                "{} bytes asked of an array whose legs hold {}",
-                size, self.size
+                "{size} bytes asked of an array whose legs hold {room}"
             ));
         }
         self.size = size;
         Ok(self)
+    }
+
+    /// Bytes `start..start + len` of this array as an array of their own
+    /// (sharing the legs: cheap), for a volume mapped onto a part of it (a
+    /// thin LV whose pool's data LV is raid).
+    pub fn window(&self, start: u64, len: u64) -> Result<Raid, String> {
+        start
+            .checked_add(len)
+            .filter(|&e| e <= self.size)
+            .ok_or_else(|| {
+                format!(
+                    "bytes {start}..+{len} of a {} array of {} bytes",
+                    self.level.words(),
+                    self.size
+                )
+            })?;
+        Ok(Raid {
+            start: self.start.saturating_add(start),
+            size: len,
+            legs: Arc::clone(&self.legs),
+            ..*self
+        })
     }
 
     /// The level and geometry.
@@ -432,7 +468,7 @@ impl Raid {
                 let n = self.legs.len() as u64;
                 for c in 0..n {
                     let pos = c.saturating_mul(self.chunk_size);
-                    if pos >= self.size {
+                    if pos >= self.capacity {
                         break;
                     }
                     let copies = self.raid10_copies(pos);
@@ -545,7 +581,7 @@ impl Raid {
             .ok_or_else(|| past_end(offset, buf.len(), self.size))?;
         let mut done = 0usize;
         while done < buf.len() {
-            let pos = offset + done as u64;
+            let pos = self.start + offset + done as u64;
             let left = (buf.len() - done) as u64;
             let n = match self.level {
                 RaidLevel::Raid1 => {

@@ -29,6 +29,7 @@ use crate::io::{Area, DiskId, MappedView, Mapping, ReadAt, Target};
 use crate::problem::Problem;
 
 pub use names::dm_name;
+pub use nested::MAX_DEPTH as MAX_NESTED_DEPTH;
 pub use probe::{Content, ContentKind};
 
 /// How many disks deep volumes read again as disks nest at most.

@@ -13,7 +13,7 @@ use super::{ContentKind, Layout, ScanOptions, VolumeId, VolumeKind, add_disk, sc
 use crate::io::{DiskId, Target};
 
 /// How many disks deep nesting goes (a host LV holding a guest disk is 1).
-pub(super) const MAX_DEPTH: usize = 8;
+pub const MAX_DEPTH: usize = 8;
 
 /// How many nested disks one scan reads at most.
 pub(super) const MAX_NESTED: usize = 256;

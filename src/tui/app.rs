@@ -282,18 +282,21 @@ impl App {
     /// the volumes its fstab mounts), else the volume the subcommands choose.
     pub fn start(&mut self) {
         if self.config.volume.is_none()
-            && self
-                .layers
-                .roots
-                .first()
-                .is_some_and(super::layers::is_guest)
+            && let Some(root) = self.layers.guest_at(&[0])
         {
             self.layers.selected = vec![0];
-            self.open_tree(Tree::Guest);
+            self.open_tree(Tree::Guest(root));
             return;
         }
-        match crate::engine::select_volume(&self.layout, self.config.volume.as_deref()) {
-            Ok(id) => {
+        match crate::engine::select(&self.layout, self.config.volume.as_deref()) {
+            // A volume holding a guest's disk: that guest as it boots.
+            Ok(sel) if sel.guest && self.layers.path_of_guest(sel.volume).is_some() => {
+                if let Some(path) = self.layers.path_of_guest(sel.volume) {
+                    self.layers.selected = path;
+                }
+                self.open_tree(Tree::Guest(sel.volume));
+            }
+            Ok(crate::engine::Selection { volume: id, .. }) => {
                 let name = self.layout.volume(id).name.clone();
                 self.layers.reveal_volume(&name);
                 self.open_volume(id);
@@ -383,7 +386,10 @@ impl App {
     /// A tree's name: `guest`, or the volume's name (`vg_ta/lv_root`).
     pub fn tree_name(&self, tree: Tree) -> String {
         match tree {
-            Tree::Guest => s::GUEST_TREE.to_string(),
+            Tree::Guest(root) => match self.layout.holder(root) {
+                Some(h) => s::guest_tree_in(&self.layout.volume(h).name),
+                None => s::GUEST_TREE.to_string(),
+            },
             Tree::Volume(v) => self.layout.volume(v).name.clone(),
         }
     }
@@ -978,8 +984,8 @@ impl App {
         let Some(node) = self.layers.current().cloned() else {
             return;
         };
-        if super::layers::is_guest(&node) {
-            self.open_tree(Tree::Guest);
+        if let Some(root) = self.layers.guest_at(&self.layers.selected) {
+            self.open_tree(Tree::Guest(root));
             return;
         }
         if node.browsable
@@ -1292,7 +1298,7 @@ impl App {
         );
         // In the guest's tree, every plan (a candidate chosen, a target
         // typed) judges its target in the whole guest.
-        dialog.guest = (tree == Tree::Guest).then(|| GuestView {
+        dialog.guest = tree.is_guest().then(|| GuestView {
             fs: Arc::clone(&fs),
             link: link.clone(),
         });
@@ -1303,7 +1309,7 @@ impl App {
             volume,
             fs,
             link,
-            inner: (tree == Tree::Guest).then_some(inner),
+            inner: tree.is_guest().then_some(inner),
             setup,
         });
     }
@@ -1313,7 +1319,7 @@ impl App {
     fn locate(&self, tree: Tree, path: &[u8]) -> Result<(VolumeId, Vec<u8>), String> {
         match tree {
             Tree::Volume(v) => Ok((v, path.to_vec())),
-            Tree::Guest => match self.namespace() {
+            Tree::Guest(_) => match self.namespace(tree) {
                 Some(ns) => ns.locate(path).map_err(|e| e.to_string()),
                 None => Err(s::OPEN_A_FILESYSTEM_FIRST.to_string()),
             },
@@ -1323,7 +1329,7 @@ impl App {
     /// In the guest's tree: the mountpoints on or below `paths` whose volume
     /// cannot be read, with the reason.
     fn unavailable(&self, tree: Tree, paths: &[Vec<u8>]) -> Vec<(Vec<u8>, String)> {
-        let Some(ns) = self.namespace().filter(|_| tree == Tree::Guest) else {
+        let Some(ns) = self.namespace(tree) else {
             return Vec::new();
         };
         let mut out: Vec<(Vec<u8>, String)> = Vec::new();
@@ -1341,9 +1347,12 @@ impl App {
         out
     }
 
-    /// The guest's mount table, once its tree is open.
-    pub fn namespace(&self) -> Option<Arc<Namespace>> {
-        match self.fss.get(&Tree::Guest) {
+    /// A guest's mount table, once its tree is open (none for a volume's tree).
+    pub fn namespace(&self, tree: Tree) -> Option<Arc<Namespace>> {
+        if !tree.is_guest() {
+            return None;
+        }
+        match self.fss.get(&tree) {
             Some(FsSlot::Open { guest, .. }) => guest.clone(),
             _ => None,
         }
@@ -1397,7 +1406,7 @@ impl App {
             selected: 0,
             scroll: 0,
         })));
-        let guest = self.namespace().filter(|_| tree == Tree::Guest);
+        let guest = self.namespace(tree);
         self.effects.push(Effect::RunDoctor { req, fs, guest });
     }
 
@@ -1450,14 +1459,12 @@ impl App {
                     false,
                 );
                 // The open reader caches metadata: open the volume afresh,
-                // and the guest's tree, which holds it.
-                let changed = [Tree::Volume(volume), Tree::Guest];
-                for t in changed {
-                    self.fss.remove(&t);
-                }
+                // and the guests' trees, which may hold it.
+                let changed = |t: &Tree| *t == Tree::Volume(volume) || t.is_guest();
+                self.fss.retain(|t, _| !changed(t));
                 self.effects.push(Effect::ForgetFs(volume));
                 if let Some(p) = self.pane()
-                    && changed.contains(&p.tree)
+                    && changed(&p.tree)
                 {
                     let (tree, path) = (p.tree, p.path.clone());
                     self.reselect = parent_of(&link).map(|(_, name)| name);
@@ -1738,7 +1745,7 @@ impl App {
 
     fn listed(&mut self, req: u64, result: Result<super::files::Listing, String>) {
         let page = self.files_page();
-        let guest = self.namespace();
+        let guest = self.pane().and_then(|p| self.namespace(p.tree));
         let layout = Arc::clone(&self.layout);
         let tree;
         {
@@ -1749,7 +1756,7 @@ impl App {
             tree = p.tree;
             match result {
                 Ok(mut listing) => {
-                    if let Some(ns) = guest.as_deref().filter(|_| p.tree == Tree::Guest) {
+                    if let Some(ns) = guest.as_deref() {
                         p.on = ns.mount_of(listing.node).and_then(|m| m.volume);
                         mark_mountpoints(ns, &layout, &mut listing.entries);
                     }

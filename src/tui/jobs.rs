@@ -163,7 +163,7 @@ impl Jobs {
     fn open_fs(&self, tree: Tree, emit: &mut dyn FnMut(JobResult)) {
         let r = catch_unwind(AssertUnwindSafe(|| match tree {
             Tree::Volume(v) => self.opener.open(&self.layout, v).map(Opened::volume),
-            Tree::Guest => Opened::guest(&self.layout, &*self.opener),
+            Tree::Guest(root) => Opened::guest(&self.layout, root, &*self.opener),
         }))
         .unwrap_or_else(|_| Err(panic_message()));
         emit(JobResult::FsOpened { tree, result: r });

@@ -16,8 +16,10 @@ pub type NodePath = Vec<usize>;
 /// The layer tree and its view state.
 #[derive(Debug, Clone)]
 pub struct LayerPane {
-    /// The tree.
+    /// The tree: a node per guest first, then the disks.
     pub roots: Vec<Node>,
+    /// The root volume of each guest node, in the order of the first roots.
+    pub guests: Vec<VolumeId>,
     /// Open nodes.
     pub opened: HashSet<NodePath>,
     /// The selected node (empty when the tree is empty).
@@ -29,11 +31,13 @@ impl LayerPane {
     /// the disks, the guest (when inspection found its root).
     pub fn new(layout: &Layout) -> LayerPane {
         let mut roots = crate::layers::tree::build(layout);
-        if let Some(guest) = guest_node(layout) {
-            roots.insert(0, guest);
+        let guests = guest_roots(layout);
+        for (i, &root) in guests.iter().enumerate() {
+            roots.insert(i, guest_node(layout, root));
         }
         let mut pane = LayerPane {
             roots,
+            guests,
             opened: HashSet::new(),
             selected: Vec::new(),
         };
@@ -57,6 +61,19 @@ impl LayerPane {
             n = n.children.get(i)?;
         }
         Some(n)
+    }
+
+    /// The guest root of the guest node at `path`, if it is one.
+    pub fn guest_at(&self, path: &[usize]) -> Option<VolumeId> {
+        match path {
+            [i] => self.guests.get(*i).copied(),
+            _ => None,
+        }
+    }
+
+    /// The tree path of the node that stands for guest `root`.
+    pub fn path_of_guest(&self, root: VolumeId) -> Option<NodePath> {
+        self.guests.iter().position(|&g| g == root).map(|i| vec![i])
     }
 
     /// The selected node.
@@ -161,20 +178,45 @@ impl LayerPane {
 /// The node kind of the guest's node.
 pub const GUEST_KIND: &str = "guest";
 
-/// The node that stands for the guest as it boots: its OS and host name.
-/// Only when the guest has one root (as the commands choose it).
-fn guest_node(layout: &Layout) -> Option<Node> {
-    let root = crate::engine::select_volume(layout, None).ok()?;
+/// The guests shown as nodes above the disks: the one the commands choose
+/// first, then the others (the guests on a host's nested disks), in layout
+/// order; none when no root was found or the commands could not choose.
+fn guest_roots(layout: &Layout) -> Vec<VolumeId> {
+    let Ok(main) = crate::engine::select_volume(layout, None) else {
+        return Vec::new();
+    };
+    if layout.volume(main).guest.os.is_none() {
+        return Vec::new();
+    }
+    let mut out = vec![main];
+    out.extend(
+        layout
+            .guest_roots()
+            .into_iter()
+            .filter(|&r| r != main && layout.volume(r).is_filesystem()),
+    );
+    out
+}
+
+/// The node that stands for a guest as it boots: its OS and host name, and
+/// for a guest on a nested disk, the volume holding that disk.
+fn guest_node(layout: &Layout, root: VolumeId) -> Node {
     let v = layout.volume(root);
-    let os = v.guest.os.clone()?;
-    let name = format!(
+    let os = v.guest.os.clone().unwrap_or_default();
+    let mut name = format!(
         "{os} — {}",
         v.guest.hostname.as_deref().unwrap_or(s::GUEST_TREE)
     );
-    // Where its fstab mounts each volume, `/` first.
+    let holder = layout.holder(root);
+    if let Some(h) = holder {
+        name.push_str(&s::guest_in(&layout.volume(h).name));
+    }
+    // Where its fstab mounts each volume, `/` first: the volumes on the
+    // same disk level as its root.
     let mut mounts: Vec<(String, String)> = layout
         .volumes
         .iter()
+        .filter(|o| layout.holder(o.id) == holder)
         .filter_map(|o| {
             let at = o.guest.mountpoint.as_deref()?;
             at.starts_with('/')
@@ -187,7 +229,7 @@ fn guest_node(layout: &Layout) -> Option<Node> {
         .iter()
         .map(|(at, name)| s::guest_mount_line(&escape_str(at), &escape_str(name)))
         .collect();
-    Some(Node {
+    Node {
         name,
         kind: GUEST_KIND,
         volume: None,
@@ -203,7 +245,7 @@ fn guest_node(layout: &Layout) -> Option<Node> {
         problems: Vec::new(),
         notes,
         children: Vec::new(),
-    })
+    }
 }
 
 /// Whether a tree node stands for the guest as it boots.

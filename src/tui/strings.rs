@@ -139,6 +139,17 @@ pub fn noauto(spec: &str) -> String {
     format!("{spec}, noauto: not mounted at boot")
 }
 
+/// After a nested guest's name in the tree: the volume holding its disk.
+pub fn guest_in(holder: &str) -> String {
+    format!(" (in {holder})")
+}
+
+/// A guest's tree name in the status bar: `guest` for the one the commands
+/// choose, `guest in pve/vm-100-disk-0` for one on a nested disk.
+pub fn guest_tree_in(holder: &str) -> String {
+    format!("{GUEST_TREE} in {holder}")
+}
+
 /// The guest node's facts: a mountpoint and the volume mounted there.
 pub fn guest_mount_line(at: &str, volume: &str) -> String {
     format!("{at} {volume}")

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::{VolumeOpener, select_volume};
+use crate::engine::VolumeOpener;
 use crate::error::Error;
 use crate::fs::FsView;
 use crate::guest::Namespace;
@@ -16,8 +16,9 @@ use crate::layers::{Layout, VolumeId};
 /// `--volume` picks on the command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tree {
-    /// The guest as it boots: its volumes mounted where its fstab says.
-    Guest,
+    /// A guest as it boots, by its root volume: its volumes mounted where
+    /// its fstab says (a host disk has the host and each nested guest).
+    Guest(VolumeId),
     /// One volume on its own.
     Volume(VolumeId),
 }
@@ -26,9 +27,14 @@ impl Tree {
     /// The volume, for a volume tree.
     pub fn volume(self) -> Option<VolumeId> {
         match self {
-            Tree::Guest => None,
+            Tree::Guest(_) => None,
             Tree::Volume(v) => Some(v),
         }
+    }
+
+    /// Whether this is a guest as it boots.
+    pub fn is_guest(self) -> bool {
+        matches!(self, Tree::Guest(_))
     }
 }
 
@@ -36,7 +42,7 @@ impl std::fmt::Display for Tree {
     /// `guest`, or the volume's index (as effects are logged in tests).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Tree::Guest => f.write_str("guest"),
+            Tree::Guest(_) => f.write_str("guest"),
             Tree::Volume(v) => write!(f, "{}", v.0),
         }
     }
@@ -57,10 +63,13 @@ impl Opened {
         Opened { fs, guest: None }
     }
 
-    /// The guest's tree: its root (as the commands choose it) with every
-    /// volume its fstab mounts, each opened through `opener`.
-    pub fn guest(layout: &Layout, opener: &dyn VolumeOpener) -> Result<Opened, String> {
-        let root = select_volume(layout, None).map_err(|e| e.to_string())?;
+    /// A guest's tree: its root `root` with every volume its fstab mounts,
+    /// each opened through `opener`.
+    pub fn guest(
+        layout: &Layout,
+        root: VolumeId,
+        opener: &dyn VolumeOpener,
+    ) -> Result<Opened, String> {
         let open = |id: VolumeId| opener.open(layout, id).map_err(Error::Unsupported);
         let ns = Arc::new(Namespace::build(layout, root, &open));
         Ok(Opened {

@@ -32,6 +32,7 @@ mod doctor_links;
 mod doctor_system;
 mod find_cli;
 mod guest_namespace;
+mod manual;
 mod pve;
 mod pve_in_use;
 mod relink;

@@ -560,3 +560,101 @@ fn tui_left_pane_nests_the_guest_under_its_lv() {
         Some("pve/vm-101-disk-0/p1")
     );
 }
+
+/// `--volume` naming the LV that holds a guest's disk means that guest as
+/// it boots (its fstab's /boot mounted); the host root's table stays the
+/// host's; an LV holding a disk with one filesystem and no guest root
+/// opens that filesystem; `layers` prints one fstab table per guest.
+#[test]
+fn a_volume_holding_a_guest_disk_opens_that_guest() {
+    let img = host();
+    let img = img.to_str().unwrap();
+    let (out, err, code) = stdout(&["ls", img, "--volume", "pve/vm-100-disk-0", "/boot"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        String::from_utf8_lossy(&out).contains("boot-note.txt"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // The guest root named itself is that volume alone, as before.
+    let (_, err, code) = stdout(&["ls", img, "--volume", "pve/vm-100-disk-0/pve/root", "/boot"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("use --volume pve/vm-100-disk-0/p1"), "{err}");
+    // The host's root knows nothing of the guest's /boot.
+    let (_, err, code) = stdout(&["ls", img, "--volume", "pve/root", "/boot"]);
+    assert_ne!(code, 0);
+    assert!(!err.contains("vm-100"), "{err}");
+    let (out, err, code) = stdout(&["ls", img, "--volume", "pve/vm-101-disk-0", "/"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("lost+found"));
+    let (out, err, code) = stdout(&["doctor", img, "--volume", "pve/vm-100-disk-0"]);
+    let out = String::from_utf8_lossy(&out);
+    assert!(code <= 1, "{err}");
+    assert!(out.contains("root pve/vm-100-disk-0/pve/root"), "{out}");
+    assert!(
+        out.contains(&format!("vmrescue cat {img} --volume pve/vm-100-disk-0 ")),
+        "{out}"
+    );
+    let (out, err, code) = stdout(&["layers", img]);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8_lossy(&out);
+    let host_table = out.find("fstab of pve/root:").expect("host table");
+    let guest_table = out
+        .find("fstab of pve/vm-100-disk-0/pve/root:")
+        .expect("guest table");
+    assert!(host_table < guest_table, "{out}");
+    let boot = out.find("/dev/sda1").expect("guest /boot row");
+    assert!(boot > guest_table, "{out}");
+}
+
+/// In the browser, each guest has its node above the disks: the host's
+/// opens at start, the nested guest's opens by Enter as its own tree with
+/// its /boot mounted, and the status bar names the LV holding it.
+#[test]
+fn tui_opens_the_nested_guest_as_it_boots() {
+    use vmrescue::tui::Action;
+    use vmrescue::tui::app::Focus;
+    let img = vmrescue::image::open(&host()).unwrap();
+    let mut layout = layers::scan(vec![img]);
+    let userspace = vmrescue::engine::userspace::Userspace::default();
+    let found = layers::inspect::inspect(&layout, &|id| {
+        userspace.open_fs(&layout, id, &Default::default())
+    });
+    layout.apply_inspection(&found);
+    let layout = std::sync::Arc::new(layout);
+    let jobs = vmrescue::tui::jobs::Jobs {
+        layout: std::sync::Arc::clone(&layout),
+        opener: std::sync::Arc::new(vmrescue::engine::userspace::Userspace::default()),
+        copier: std::sync::Arc::new(vmrescue::tui::copier::JobCopier),
+    };
+    let mut app = vmrescue::tui::App::new(layout, vmrescue::tui::AppConfig::default());
+    app.resize(100, 30);
+    app.start();
+    jobs.run_inline(&mut app);
+    let names: Vec<&str> = app.layers.roots.iter().map(|n| n.name.as_str()).collect();
+    assert!(names[0].starts_with("Host PVE-like"), "{names:?}");
+    assert!(
+        names[1].starts_with("Guest 100 Linux") && names[1].ends_with("(in pve/vm-100-disk-0)"),
+        "{names:?}"
+    );
+    let shown = |app: &vmrescue::tui::App| -> Vec<String> {
+        app.pane()
+            .map(|p| p.entries.iter().map(|e| e.shown.clone()).collect())
+            .unwrap_or_default()
+    };
+    assert!(shown(&app).contains(&"host-marker.txt".to_string()));
+    app.focus = Focus::Layers;
+    app.update(&Action::MoveDown);
+    app.update(&Action::Open);
+    jobs.run_inline(&mut app);
+    let pane = app.pane().expect("the nested guest is shown");
+    assert!(pane.tree.is_guest());
+    let boot = pane
+        .entries
+        .iter()
+        .find(|e| e.shown == "boot")
+        .expect("/boot listed");
+    assert_eq!(boot.mounted.as_deref(), Some("pve/vm-100-disk-0/p1"));
+    let status = vmrescue::tui::views::status::status_text(&app);
+    assert!(status.contains("guest in pve/vm-100-disk-0:/"), "{status}");
+}

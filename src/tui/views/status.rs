@@ -37,7 +37,7 @@ pub fn status_text(app: &App) -> String {
                 app.volume_label(p.tree),
                 crate::text::escape(&p.path)
             ));
-            if p.tree == Tree::Guest
+            if p.tree.is_guest()
                 && let Some(v) = p.on
             {
                 // The snapshot is named already, in the image and the tree.

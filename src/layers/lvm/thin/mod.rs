@@ -321,10 +321,11 @@ fn through_data(
         );
         return;
     };
-    match data.ranges(off, len) {
-        Ok(runs) => {
-            for r in runs {
-                b.push(r.len, Target::Linear(r.area));
+    // Linear runs, or windows of the data LV's array when it is raid.
+    match data.pieces(off, len) {
+        Ok(pieces) => {
+            for (n, target) in pieces {
+                b.push(n, target);
             }
         }
         // A range of the data LV that is not on a disk: go piece by piece
@@ -458,6 +459,52 @@ mod tests {
                 (7, BS, Target::Zero),
             ]
         );
+    }
+
+    #[test]
+    #[allow(clippy::cast_possible_truncation)]
+    fn a_pool_on_raid_reads_through_windows_of_the_array() {
+        use crate::io::{Leg, Raid, RaidLevel};
+        // Data LV: a raid1 of 8 blocks; leg 0 missing, leg 1 at byte 0 of disk 0.
+        let disk: Vec<u8> = (0..8 * BS).map(|i| (i / BS * 16 + i % 7) as u8).collect();
+        let legs = vec![
+            Leg::missing("d_rimage_0", "its PV is missing"),
+            Leg::new(
+                "d_rimage_1",
+                Mapping::linear(
+                    Area {
+                        disk: DiskId(0),
+                        offset: 0,
+                    },
+                    8 * BS,
+                ),
+                0,
+            ),
+        ];
+        let raid = Raid::new(RaidLevel::Raid1, 0, legs, 8 * BS).unwrap();
+        let data = Mapping::new(vec![Segment {
+            start: 0,
+            len: 8 * BS,
+            target: Target::Raid(Arc::new(raid)),
+        }])
+        .unwrap();
+        let map = DeviceMap {
+            runs: vec![run(0, 5, 2), run(3, 1, 1)],
+            damage: vec![],
+        };
+        let m = thin_mapping(4 * BS, &sb(8), &map, &data);
+        assert!(m.unreadable().is_empty(), "{m:?}");
+        let v = MappedView::new(m, vec![Arc::new(disk.clone()) as Arc<dyn ReadAt>]);
+        let mut got = vec![0u8; (4 * BS) as usize];
+        v.read_exact_at(0, &mut got).unwrap();
+        let blk = |b: u64| &disk[(b * BS) as usize..((b + 1) * BS) as usize];
+        assert_eq!(&got[..(2 * BS) as usize], [blk(5), blk(6)].concat());
+        assert!(
+            got[(2 * BS) as usize..(3 * BS) as usize]
+                .iter()
+                .all(|&x| x == 0)
+        );
+        assert_eq!(&got[(3 * BS) as usize..], blk(1));
     }
 
     #[test]
