@@ -111,11 +111,11 @@ impl Hidden {
             let kinds: Vec<&str> = l
                 .volumes
                 .iter()
-                .filter(|v| {
-                    matches!(
-                        v.content.kind,
-                        crate::layers::ContentKind::Luks | crate::layers::ContentKind::MdRaid
-                    )
+                .filter(|v| match v.content.kind {
+                    crate::layers::ContentKind::Luks => true,
+                    // An assembled array's contents are seen.
+                    crate::layers::ContentKind::MdRaid => l.md_array_of(v.id).is_none(),
+                    _ => false,
                 })
                 .map(|v| v.content.kind.name())
                 .collect();

@@ -316,6 +316,26 @@ fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), Strin
     Ok(())
 }
 
+/// The MD array volume `id` is, or lies on (a VG on an array, its
+/// partitions): its name. The kernel engine maps no MD array.
+fn on_md_array(layout: &Layout, id: VolumeId) -> Option<String> {
+    let mut at = id;
+    for _ in 0..=crate::layers::MAX_NESTING {
+        let v = layout.volumes.get(at.0)?;
+        if let VolumeKind::MdArray { .. } = v.kind {
+            return Some(v.name.clone());
+        }
+        let holder = v
+            .mapping
+            .disks()
+            .iter()
+            .filter_map(|d| layout.disks.get(d.0))
+            .find_map(|d| d.parent)?;
+        at = holder;
+    }
+    None
+}
+
 /// Why the kernel engine does not map `mapping`, when part of it is a RAID
 /// array (the kernel would need dm-raid, which writes superblocks and may
 /// resync or rebuild legs).
@@ -368,6 +388,20 @@ pub fn decide(layout: &Layout, id: VolumeId, choice: EngineChoice) -> Decision {
     }
     let fs = kind.name();
     let ours = userspace_reads(kind);
+    if let Some(md) = on_md_array(layout, id) {
+        return if ours {
+            Decision {
+                engine: Some(Engine::Userspace),
+                reason: format!(
+                    "{fs}: on MD array {md}, which the kernel engine does not map (no md here): read by vmrescue itself"
+                ),
+            }
+        } else {
+            none(format!(
+                "{fs}: on MD array {md}: vmrescue cannot read {fs} itself, and the kernel engine does not map MD arrays"
+            ))
+        };
+    }
     match choice {
         EngineChoice::Userspace if ours => Decision {
             engine: Some(Engine::Userspace),

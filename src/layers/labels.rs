@@ -296,7 +296,7 @@ pub(super) fn md_at_end(src: &dyn ReadAt) -> Option<(String, Option<String>, Opt
 /// Whether `b` (at least 1 KiB read at byte `at` of the device) starts
 /// with a valid MD 1.x superblock, checked as blkid checks it: magic, major
 /// version 1, `super_offset` naming this very sector, and the checksum.
-pub(super) fn md1_valid(b: &[u8], at: u64) -> bool {
+pub(crate) fn md1_valid(b: &[u8], at: u64) -> bool {
     let ok = || -> Option<bool> {
         if le::u32(b, 0)? != 0xa92b_4efc || le::u32(b, 4)? != 1 {
             return Some(false);

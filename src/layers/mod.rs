@@ -11,8 +11,9 @@
 pub mod fstab;
 pub mod inner;
 pub mod inspect;
-mod labels;
+pub(crate) mod labels;
 pub mod lvm;
+pub mod md;
 mod names;
 mod nested;
 pub mod partition;
@@ -31,6 +32,9 @@ use crate::problem::Problem;
 pub use names::dm_name;
 pub use nested::MAX_DEPTH as MAX_NESTED_DEPTH;
 pub use probe::{Content, ContentKind};
+
+/// How many disks deep volumes read again as disks nest at most.
+pub const MAX_NESTING: usize = nested::MAX_DEPTH;
 
 /// Index of a volume in [`Layout::volumes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -237,6 +241,11 @@ pub enum VolumeKind {
         /// Segment types, in order, without repeats.
         segtypes: Vec<String>,
     },
+    /// A Linux MD array assembled from its members ([`md`]).
+    MdArray {
+        /// The array: its geometry, members and what is missing.
+        array: Box<md::MdArray>,
+    },
 }
 
 /// What inspection of the guest found for a volume.
@@ -400,7 +409,7 @@ impl Layout {
             });
             let file = match &v.kind {
                 VolumeKind::WholeDisk { disk } | VolumeKind::Partition { disk, .. } => Some(*disk),
-                VolumeKind::LogicalVolume { .. } => disk,
+                VolumeKind::LogicalVolume { .. } | VolumeKind::MdArray { .. } => disk,
             }
             .and_then(|d| self.disks.get(d.0))
             .map(|d| format!("{}: ", d.origin))

@@ -76,7 +76,8 @@ impl Layout {
     /// Find a volume by any of its names: `p1`, `disk1p2`, `vg/lv`,
     /// `/dev/vg/lv`, `/dev/mapper/vg-lv`, `vg-lv`, `lv` (when unique),
     /// `/dev/sda1`, `/dev/vda1`, `UUID=...`, `LABEL=...`, `PARTUUID=...`,
-    /// `PARTLABEL=...`. A volume on a nested disk (a guest disk in a host
+    /// `PARTLABEL=...`; an MD array by `md/<name>`, `md0`, `/dev/md/<name>`,
+    /// `/dev/md/<host>:<name>`, `/dev/md0`. A volume on a nested disk (a guest disk in a host
     /// LV) is `<holder>/<local name>` (`pve/vm-100-disk-0/p1`,
     /// `pve/vm-100-disk-0/vg_ta/lv_root`), and `<holder>/<any spelling>`
     /// resolves that spelling among the nested disk's volumes.
@@ -263,6 +264,11 @@ impl Layout {
             );
         }
         let rest = spec.strip_prefix("/dev/").unwrap_or(spec);
+        // /dev/md0, /dev/md/root, md/root
+        let md = self.md_named(rest);
+        if !md.is_empty() {
+            return (md, false);
+        }
         // /dev/mapper/vg-lv, vg-lv
         let dm = rest.strip_prefix("mapper/").unwrap_or(rest);
         if let Some((vg, lv)) = split_dm_name(dm) {
@@ -306,7 +312,8 @@ impl Layout {
     /// guest's udev and device-mapper would: `UUID=`, `LABEL=`, `PARTUUID=`,
     /// `PARTLABEL=`, `/dev/disk/by-uuid|by-label|by-partuuid|by-partlabel/…`,
     /// `/dev/disk/by-id/dm-name-…` and `dm-uuid-LVM-…`, `/dev/mapper/vg-lv`
-    /// (`--` for a `-` in a name), `/dev/vg/lv`, and the kernel names
+    /// (`--` for a `-` in a name), `/dev/vg/lv`, MD arrays as `/dev/md0`
+    /// and `/dev/md/<name>`, and the kernel names
     /// `/dev/sdXN`, `vdXN`, `hdXN`, `xvdXN`, `nvme0n1pN` (by disk order and
     /// partition number: a guess). `/dev/dm-N` and hardware ids in
     /// `by-id`/`by-path` only the running guest knows.
@@ -394,6 +401,10 @@ impl Layout {
                 "{spec} is numbered by the running guest's device-mapper; name it /dev/mapper/… or UUID=…"
             ));
         }
+        let md = self.md_named(dev);
+        if !md.is_empty() {
+            return found(md, false);
+        }
         if let Some((vg, lv)) = dev.split_once('/') {
             return found(self.lv(vg, lv), false);
         }
@@ -440,6 +451,35 @@ impl Layout {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The MD arrays that `/dev/<dev>` names in the guest: `md0`,
+    /// `md/root` (the name mdadm gives the device, `md/host:root` too),
+    /// each among the arrays of its own scope.
+    fn md_named(&self, dev: &str) -> Vec<VolumeId> {
+        if !dev.starts_with("md") {
+            return Vec::new();
+        }
+        self.volumes
+            .iter()
+            .filter(|v| {
+                let VolumeKind::MdArray { array } = &v.kind else {
+                    return false;
+                };
+                let prefix = array
+                    .scope
+                    .and_then(|s| self.volumes.get(s.0))
+                    .map(|h| format!("{}/", h.name))
+                    .unwrap_or_default();
+                let local = v.name.strip_prefix(&prefix).unwrap_or(&v.name);
+                local == dev
+                    || array
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| dev.strip_prefix("md/") == Some(n))
+            })
+            .map(|v| v.id)
+            .collect()
     }
 
     fn lv(&self, vg_name: &str, lv_name: &str) -> Vec<VolumeId> {
@@ -500,6 +540,12 @@ impl Layout {
                     out.push(format!("{prefix}/dev/sd{letter}{number}"));
                     out.push(format!("{prefix}/dev/vd{letter}{number}"));
                 }
+            }
+            VolumeKind::MdArray { .. } => {
+                out.push(format!(
+                    "{prefix}/dev/{}",
+                    v.name.strip_prefix(&prefix).unwrap_or(&v.name)
+                ));
             }
             _ => {}
         }

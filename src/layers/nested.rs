@@ -32,9 +32,27 @@ pub(super) fn scan_nested_from(layout: &mut Layout, first: usize) {
     let mut scanned: Vec<(DiskId, u64, u64)> = Vec::new();
     let mut nested = 0usize;
     let mut next = first;
-    while next < layout.volumes.len() {
-        let vid = VolumeId(next);
-        next += 1;
+    // MD arrays are assembled once every volume found so far was scanned
+    // (their members may be on nested disks), and their volumes scanned in
+    // turn: a bounded number of rounds.
+    for _round in 0..=MAX_DEPTH {
+        scan_from(layout, &mut next, &mut nested, &mut scanned);
+        if !super::md::assemble(layout) {
+            break;
+        }
+    }
+}
+
+/// [`scan_nested`]'s walk over the volumes from `next` on.
+fn scan_from(
+    layout: &mut Layout,
+    next: &mut usize,
+    nested: &mut usize,
+    scanned: &mut Vec<(DiskId, u64, u64)>,
+) {
+    while *next < layout.volumes.len() {
+        let vid = VolumeId(*next);
+        *next += 1;
         if !holds_disk(layout, vid) {
             continue;
         }
@@ -49,7 +67,7 @@ pub(super) fn scan_nested_from(layout: &mut Layout, first: usize) {
             );
             continue;
         }
-        if nested >= MAX_NESTED {
+        if *nested >= MAX_NESTED {
             layout.volumes[vid.0].problems.push(
                 format!("holds a partition table or PV: not scanned, {MAX_NESTED} nested disks were read already (the bound)").into(),
             );
@@ -71,12 +89,29 @@ pub(super) fn scan_nested_from(layout: &mut Layout, first: usize) {
             }
             scanned.push(extent);
         }
-        nested += 1;
+        *nested += 1;
         let v = layout.volume(vid);
         let prefix = format!("{}/", v.name);
+        let md = matches!(v.kind, VolumeKind::MdArray { .. });
         let src = layout.volume_as_disk(vid);
         let d = add_disk(layout, src, Some(vid));
+        let first = layout.volumes.len();
         scan_level(layout, &[d], &prefix, ScanOptions::default());
+        if md {
+            // A VG on an MD array belongs to the machine the array does:
+            // its LVs are named as at the array's own level (`vg_md/root`).
+            let outer = scope_of(layout, vid)
+                .and_then(|s| layout.volumes.get(s.0))
+                .map(|v| format!("{}/", v.name))
+                .unwrap_or_default();
+            for v in layout.volumes.iter_mut().skip(first) {
+                if let VolumeKind::LogicalVolume { .. } = v.kind
+                    && let Some(rest) = v.name.strip_prefix(&prefix)
+                {
+                    v.name = format!("{outer}{rest}");
+                }
+            }
+        }
     }
 }
 
@@ -93,6 +128,7 @@ fn holds_disk(layout: &Layout, vid: VolumeId) -> bool {
         (VolumeKind::Partition { entry, .. }, ContentKind::PartitionTable) => !entry.extended,
         (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::PartitionTable)
         | (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::LvmPv) => !hidden,
+        (VolumeKind::MdArray { .. }, ContentKind::PartitionTable | ContentKind::LvmPv) => true,
         _ => false,
     }
 }
@@ -102,15 +138,26 @@ pub(super) fn disk_of(layout: &Layout, vid: VolumeId) -> Option<DiskId> {
     let v = layout.volumes.get(vid.0)?;
     match &v.kind {
         VolumeKind::WholeDisk { disk } | VolumeKind::Partition { disk, .. } => Some(*disk),
-        VolumeKind::LogicalVolume { .. } => v.mapping.disks().first().copied(),
+        VolumeKind::LogicalVolume { .. } | VolumeKind::MdArray { .. } => {
+            v.mapping.disks().first().copied()
+        }
     }
 }
 
-/// The volume whose nested disk holds volume `vid`, if any.
+/// The volume whose nested disk holds volume `vid`, if any. An MD array,
+/// and what its bytes hold (a VG on it, its partitions), belong to the
+/// machine its members do: their scope is the array's.
 pub(super) fn scope_of(layout: &Layout, vid: VolumeId) -> Option<VolumeId> {
-    disk_of(layout, vid)
+    if let Some(VolumeKind::MdArray { array }) = layout.volumes.get(vid.0).map(|v| &v.kind) {
+        return array.scope;
+    }
+    let holder = disk_of(layout, vid)
         .and_then(|d| layout.disks.get(d.0))
-        .and_then(|d| d.parent)
+        .and_then(|d| d.parent)?;
+    match layout.volumes.get(holder.0).map(|v| &v.kind) {
+        Some(VolumeKind::MdArray { array }) => array.scope,
+        _ => Some(holder),
+    }
 }
 
 /// How many nested disks lie between volume `vid` and the disks given to

@@ -13,7 +13,7 @@ use crate::text::escape_str;
 pub struct Node {
     /// Short name: the image's file name, `p1`, a VG name, an LV name.
     pub name: String,
-    /// `disk`, `partition`, `vg` or `lv`.
+    /// `disk`, `partition`, `vg`, `lv` or `md` (an MD array).
     pub kind: &'static str,
     /// The volume name commands accept (`--volume`), when this node is a volume.
     pub volume: Option<String>,
@@ -149,6 +149,7 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
                     node.fill_from_volume(v);
                 }
                 node.children.extend(vg_children(layout, v, placed_vgs));
+                node.children.extend(md_children(layout, v, placed_vgs));
                 nested_children(layout, v, node, placed_vgs);
             }
             VolumeKind::Partition { disk: d, entry, .. } if *d == disk.id => {
@@ -167,6 +168,7 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
                     p.fstype = None;
                 }
                 p.children.extend(vg_children(layout, v, placed_vgs));
+                p.children.extend(md_children(layout, v, placed_vgs));
                 nested_children(layout, v, &mut p, placed_vgs);
                 node.children.push(p);
             }
@@ -190,6 +192,39 @@ fn nested_children(layout: &Layout, v: &Volume, node: &mut Node, placed_vgs: &mu
             disk_children(layout, disk, node, placed_vgs);
         }
     }
+}
+
+/// The MD array nodes to show under member volume `v`: the array under
+/// its first member, with what it holds; under the others, a node saying
+/// where it is. `placed` keeps the arrays shown (as `md:<volume>`).
+fn md_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Node> {
+    let mut out = Vec::new();
+    for a in &layout.volumes {
+        let VolumeKind::MdArray { array } = &a.kind else {
+            continue;
+        };
+        if !array.members.iter().any(|m| m.volume == v.id) {
+            continue;
+        }
+        let key = format!("md:{}", a.id.0);
+        if placed.contains(&key) {
+            out.push(Node::new(
+                a.name.clone(),
+                "md",
+                0,
+                "MD array (shown under its first member)".to_string(),
+            ));
+            continue;
+        }
+        placed.push(key);
+        let mut n = Node::new(a.name.clone(), "md", a.size(), array.describe());
+        n.fill_from_volume(a);
+        n.notes.extend(array.reads.iter().cloned());
+        n.children.extend(md_children(layout, a, placed));
+        nested_children(layout, a, &mut n, placed);
+        out.push(n);
+    }
+    out
 }
 
 /// The VG node to show under a PV volume: under the first PV of the VG that
@@ -280,6 +315,7 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         if *hidden {
             node.volume = None;
         }
+        node.children.extend(md_children(layout, lv, placed));
         nested_children(layout, lv, &mut node, placed);
         n.children.push(node);
     }
@@ -400,7 +436,7 @@ fn walk(
         .unwrap_or_default();
     rows.push([
         format!("{prefix}{}{guest}", escape_str(&n.name)),
-        if n.size > 0 || n.kind != "vg" {
+        if n.size > 0 || !matches!(n.kind, "vg" | "md") {
             format_size(n.size, BINARY)
         } else {
             String::new()

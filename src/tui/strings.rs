@@ -192,6 +192,7 @@ pub fn kind_name(kind: &str) -> &'static str {
         "partition" => "Partition",
         "vg" => "Volume group",
         "lv" => "Logical volume",
+        "md" => "MD array",
         "guest" => "Guest",
         _ => "Node",
     }

@@ -25,6 +25,7 @@ mod layers_cli_bad_input;
 mod layers_cli_demo;
 mod lvm;
 mod lvm_corrupt;
+mod md;
 mod nested;
 mod partition_corruption;
 mod partition_tables;
