@@ -402,7 +402,7 @@ fn collect_notes(nodes: &[Node], out: &mut Vec<String>) {
 /// The widest FSTYPE cell `layers` prints: a longer content description
 /// (an unreadable volume's reason) is cut at its parenthesis there and
 /// printed in full under the table.
-const FSTYPE_COLUMNS: usize = 40;
+const FSTYPE_COLUMNS: usize = 48;
 
 fn walk(
     n: &Node,
