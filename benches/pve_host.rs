@@ -224,16 +224,20 @@ fn main() {
             .segments()
             .len();
         let ratio = b.as_secs_f64() / best_lin.as_secs_f64();
+        let same = b.as_secs_f64() / best_same.as_secs_f64();
         println!(
-            "  {name} ({how}, {segs} segments): {:.1} ms, ratio thin/linear LV {ratio:.2} (target <= 1.1){}",
+            "  {name} ({how}, {segs} segments): {:.1} ms, ratio against the linear LV {ratio:.2} \
+             (other bytes at another place of the file: the page cache's share), \
+             against a linear mapping of {}'s bytes {same:.2}",
             support::ms(*b),
-            if ratio > 1.1 { "  OVER" } else { "" }
+            thins[0].0,
         );
     }
+    // The issue's target: what reading through a thin LV costs over a linear
+    // LV, measured on the same bytes (the mapping's cost alone).
     let ratio = best[0].as_secs_f64() / best_same.as_secs_f64();
     println!(
-        "  {} against a linear mapping of the same bytes: ratio {ratio:.2} (target <= 1.1){}",
-        thins[0].0,
+        "thin LV against a linear mapping of the same bytes: ratio {ratio:.2} (target <= 1.1){}",
         if ratio > 1.1 { "  OVER" } else { "" }
     );
 }
