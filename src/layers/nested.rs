@@ -93,7 +93,23 @@ fn scan_from(
         let v = layout.volume(vid);
         let prefix = format!("{}/", v.name);
         let md = matches!(v.kind, VolumeKind::MdArray { .. });
-        let src = layout.volume_as_disk(vid);
+        let qcow2 = v.content.kind == ContentKind::Qcow2;
+        let mut src = layout.volume_as_disk(vid);
+        if qcow2 {
+            // A qcow2 image written straight into the volume: its virtual
+            // disk is the nested disk.
+            match qcow2_in_volume(&src.source, &v.name) {
+                Ok((image, details)) => {
+                    src.source = image;
+                    src.format = crate::image::ImageFormat::Qcow2;
+                    src.format_details = details;
+                }
+                Err(why) => {
+                    layout.volumes[vid.0].problems.push(why.into());
+                    continue;
+                }
+            }
+        }
         let d = add_disk(layout, src, Some(vid));
         let first = layout.volumes.len();
         scan_level(layout, &[d], &prefix, ScanOptions::default());
@@ -115,9 +131,30 @@ fn scan_from(
     }
 }
 
+/// The virtual disk of a qcow2 image stored in a volume's bytes (`name`
+/// for messages), with its facts; refused when it has a backing file
+/// (nothing says where that would be, and its unallocated clusters would
+/// read as zeros instead of the backing file's bytes).
+fn qcow2_in_volume(
+    bytes: &std::sync::Arc<dyn crate::io::ReadAt>,
+    name: &str,
+) -> Result<(std::sync::Arc<dyn crate::io::ReadAt>, Vec<String>), String> {
+    let q = crate::image::qcow2::Qcow2::from_source(std::sync::Arc::clone(bytes), name, None)
+        .map_err(|e| format!("holds a qcow2 image that cannot be opened: {e}"))?;
+    if let Some(b) = q.backing_file() {
+        return Err(format!(
+            "holds a qcow2 image with the backing file {}, which a volume cannot name: not opened (copy both files out and open them with qemu-img or vmrescue)",
+            crate::text::escape_str(b)
+        ));
+    }
+    let details = q.details();
+    Ok((std::sync::Arc::new(q), details))
+}
+
 /// Whether volume `vid` is scanned again as a disk: a partition or LV
 /// holding a partition table, or an LV holding a PV (a partition holding a
-/// PV is read as a PV where it is, and a whole disk's bytes are its disk's).
+/// PV is read as a PV where it is, and a whole disk's bytes are its disk's),
+/// or a partition or LV holding a qcow2 image (its virtual disk).
 fn holds_disk(layout: &Layout, vid: VolumeId) -> bool {
     let v = layout.volume(vid);
     if v.size() < 512 || !v.mapping.unreadable().is_empty() {
@@ -129,6 +166,9 @@ fn holds_disk(layout: &Layout, vid: VolumeId) -> bool {
         (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::PartitionTable)
         | (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::LvmPv) => !hidden,
         (VolumeKind::MdArray { .. }, ContentKind::PartitionTable | ContentKind::LvmPv) => true,
+        (VolumeKind::Partition { entry, .. }, ContentKind::Qcow2) => !entry.extended,
+        (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::Qcow2) => !hidden,
+        (VolumeKind::MdArray { .. }, ContentKind::Qcow2) => true,
         _ => false,
     }
 }
@@ -194,8 +234,11 @@ fn host_extent(layout: &Layout, vid: VolumeId) -> Option<(DiskId, u64, u64)> {
         let Some(parent) = d.parent else {
             return Some((disk, offset, len));
         };
-        // A disk image file's bytes are not its holder's bytes.
-        if matches!(d.origin, super::DiskOrigin::File { .. }) {
+        // A disk image file's bytes are not its holder's bytes, nor is a
+        // qcow2 image's virtual disk.
+        if matches!(d.origin, super::DiskOrigin::File { .. })
+            || d.format == crate::image::ImageFormat::Qcow2
+        {
             return None;
         }
         let (d, o, _) = linear(parent)?;

@@ -658,3 +658,92 @@ fn tui_opens_the_nested_guest_as_it_boots() {
     let status = vmrescue::tui::views::status::status_text(&app);
     assert!(status.contains("guest in pve/vm-100-disk-0:/"), "{status}");
 }
+
+/// An MBR disk whose partition 1 holds the bytes of `image` (a qcow2 file).
+fn partition_holding(dir: &Path, image: &Path) -> std::path::PathBuf {
+    let bytes = std::fs::read(image).unwrap();
+    let sectors = (bytes.len() as u64).div_ceil(512) + 2048;
+    let outer = dir.join("outer.img");
+    let f = File::create(&outer).unwrap();
+    f.set_len((sectors + 2048) * 512).unwrap();
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["-q", outer.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sfdisk (fdisk package)");
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("label: dos\nstart=2048, size={}, type=83\n", sectors - 2048).as_bytes())
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&outer)
+        .unwrap();
+    f.write_all_at(&bytes, 2048 * 512).unwrap();
+    outer
+}
+
+fn run_tool(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A qcow2 image written straight into a partition (as some block storage
+/// keeps VM disks) is opened as the nested disk it describes; one with a
+/// backing file is refused with the reason, never read with zeros where
+/// the backing file's bytes belong.
+#[test]
+fn a_qcow2_image_in_a_partition_is_a_nested_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("hello.txt"), b"inside a qcow2 inside p1\n").unwrap();
+    let raw = dir.path().join("guest.raw");
+    run_tool(
+        Command::new("mke2fs")
+            .args(["-q", "-t", "ext4", "-L", "qin", "-d"])
+            .arg(&tree)
+            .arg(&raw)
+            .arg("4M"),
+    );
+    let q = dir.path().join("guest.qcow2");
+    run_tool(
+        Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&q),
+    );
+    let outer = partition_holding(dir.path(), &q);
+    let img = outer.to_str().unwrap();
+    let (out, err, code) = stdout(&["layers", img]);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(text.contains("p1/disk0"), "{text}");
+    assert!(text.contains("qcow2"), "{text}");
+    assert_eq!(
+        cat(img, "p1/disk0", "/hello.txt"),
+        b"inside a qcow2 inside p1\n"
+    );
+
+    let over = dir.path().join("over.qcow2");
+    run_tool(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+            .arg(&q)
+            .arg(&over),
+    );
+    let sub = dir.path().join("b");
+    std::fs::create_dir(&sub).unwrap();
+    let outer = partition_holding(&sub, &over);
+    let (out, err, code) = stdout(&["layers", outer.to_str().unwrap()]);
+    assert_eq!(code, 1, "{}{err}", String::from_utf8_lossy(&out));
+    assert!(err.contains("with the backing file"), "{err}");
+    assert!(!String::from_utf8_lossy(&out).contains("p1/disk0"));
+}
