@@ -474,9 +474,14 @@ fn fstype_cell(n: &Node, long: &mut Vec<String>) -> String {
     if crate::text::columns(&full) <= FSTYPE_COLUMNS {
         return full;
     }
-    let who = n.volume.as_deref().unwrap_or(&n.name);
-    long.push(format!("{}: {full}", escape_str(who)));
     let head = full.split(" (").next().unwrap_or_default();
     let head: String = head.chars().take(FSTYPE_COLUMNS).collect();
+    // A hidden sub-LV's details (`lvs -a` rows: raid images and metadata)
+    // would only repeat what its LV's own line says.
+    if n.name.starts_with('[') {
+        return head;
+    }
+    let who = n.volume.as_deref().unwrap_or(&n.name);
+    long.push(format!("{}: {full}", escape_str(who)));
     format!("{head} (see below)")
 }
