@@ -28,62 +28,23 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use support::Counting;
 use vmrescue::io::ReadAt;
 use vmrescue::layers::Layout;
 
-/// A source that counts what is read through it.
-struct Counting {
-    inner: Arc<dyn ReadAt>,
-    bytes: AtomicU64,
-    reads: AtomicU64,
-}
-
-impl ReadAt for Counting {
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.read_exact_at(offset, buf)
-    }
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-}
-
 fn image_path() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    let img = dir.join("pve-host-1t.img");
-    if !img.exists() {
-        eprintln!(
-            "building {} with benches/pve-host-image.sh (needs root)",
-            img.display()
-        );
-        let status = Command::new("sh")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pve-host-image.sh"))
-            .arg(&dir)
-            .status()
-            .expect("run sh");
-        if !status.success() {
-            eprintln!("could not build the benchmark image (run as root)");
-            std::process::exit(1);
-        }
-    }
-    img
+    support::bench_image("pve-host-1t.img", "pve-host-image.sh")
 }
 
 /// What `vmrescue layers` does: open, scan, inspect, tree, text.
 fn layers_once(path: &Path) -> (Duration, u64, u64, String, Layout) {
     let started = Instant::now();
     let mut image = vmrescue::image::open(path).expect("open image");
-    let counting = Arc::new(Counting {
-        inner: Arc::clone(&image.source),
-        bytes: AtomicU64::new(0),
-        reads: AtomicU64::new(0),
-    });
+    let counting = Arc::new(Counting::new(Arc::clone(&image.source)));
     image.source = Arc::clone(&counting) as Arc<dyn ReadAt>;
     let mut layout = vmrescue::layers::scan(vec![image]);
     let options = vmrescue::fs::FsOptions::default();

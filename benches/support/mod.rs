@@ -55,3 +55,60 @@ impl Drop for Mount {
         let _ = Command::new("umount").arg(&self.dir).status();
     }
 }
+
+/// A byte source that counts what is read through it (bytes and reads), to
+/// print how much of an image a command touched.
+pub struct Counting {
+    inner: std::sync::Arc<dyn vmrescue::io::ReadAt>,
+    /// Bytes read so far.
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Reads made so far.
+    pub reads: std::sync::atomic::AtomicU64,
+}
+
+impl Counting {
+    /// Count the reads of `inner`.
+    pub fn new(inner: std::sync::Arc<dyn vmrescue::io::ReadAt>) -> Counting {
+        Counting {
+            inner,
+            bytes: Default::default(),
+            reads: Default::default(),
+        }
+    }
+}
+
+impl vmrescue::io::ReadAt for Counting {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+}
+
+/// `target/bench/NAME`, built once by `benches/SCRIPT target/bench` (root:
+/// loop devices and lvm2); exits saying so when it cannot be built.
+pub fn bench_image(name: &str, script: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/bench");
+    let img = dir.join(name);
+    if !img.exists() {
+        eprintln!(
+            "building {} with benches/{script} (needs root)",
+            img.display()
+        );
+        let status = Command::new("sh")
+            .arg(root.join("benches").join(script))
+            .arg(&dir)
+            .status()
+            .expect("run sh");
+        if !status.success() {
+            eprintln!("could not build the benchmark image (run as root: loop devices and lvm2)");
+            std::process::exit(1);
+        }
+    }
+    img
+}
