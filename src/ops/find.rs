@@ -1079,6 +1079,9 @@ mod tests {
         }
         assert!(fnmatch(b"ABC*", b"abcd", true));
         assert!(fnmatch(b"[A-C]x", b"bX", true));
+        // A negated bracket folds both sides, as glibc's FNM_CASEFOLD does.
+        assert!(fnmatch(b"[!a]", b"A", false));
+        assert!(!fnmatch(b"[!a]", b"A", true));
         assert!(fnmatch(b"\xff*", b"\xff\xfe", false));
     }
 
