@@ -12,6 +12,8 @@
 #                      demo disk); by default a skipped step fails the test
 #   VMTEST_VERBOSE=1   show the output of passing steps too
 #   VMTEST_TIMEOUT     seconds before the VM is killed (default 900: TCG on a busy machine is slow)
+#   VMRESCUE_BIN       a release binary already built from this tree (scripts/test passes the
+#                      one scripts/release made, so CI does not build the release twice)
 # Downloads (the Debian kernel package) are cached under target/vm/cache.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -33,13 +35,19 @@ say "Debian kernel (cached in $cache)"
 vm_kernel "$cache"
 
 # 2. The binary.
-say "vmrescue ($profile build)"
-if [ "$profile" = release ]; then
-    cargo build --release --quiet
+if [ -n "${VMRESCUE_BIN:-}" ] && [ "$profile" = release ]; then
+    [ -x "$VMRESCUE_BIN" ] || die "VMRESCUE_BIN=$VMRESCUE_BIN is not an executable"
+    say "vmrescue (the release binary $VMRESCUE_BIN)"
+    bin=$VMRESCUE_BIN
 else
-    cargo build --quiet
+    say "vmrescue ($profile build)"
+    if [ "$profile" = release ]; then
+        cargo build --release --quiet
+    else
+        cargo build --quiet
+    fi
+    bin=$repo/target/$profile/vmrescue
 fi
-bin=$repo/target/$profile/vmrescue
 
 # 3. The initramfs.
 say "initramfs"
