@@ -113,7 +113,7 @@ const fn ext(name: &'static str, ro_data: &'static str) -> FsKind {
 /// Why a btrfs link is not patched in place.
 pub const BTRFS_COPY_ON_WRITE: &str = "btrfs is copy-on-write: a change is written to new blocks and \
      referenced from checksummed trees up to the superblock, so patching a link's bytes in place \
-     would be unsafe; vmrescue changes btrfs only through the kernel engine";
+     would be unsafe";
 
 /// Every filesystem kind vmrescue knows what to do with.
 pub static KINDS: &[FsKind] = &[
