@@ -260,3 +260,25 @@ fn the_kernel_reads_the_new_target() {
         full.as_bytes()
     );
 }
+
+/// The plan the CLI and the TUI's restore dialog make in place (the
+/// userspace engine, as without root) refuses btrfs before reading it:
+/// copy-on-write, and the kernel engine named.
+#[test]
+fn btrfs_is_refused_in_place_as_copy_on_write() {
+    let image = common::fixture("bare-btrfs");
+    let layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+    let id = layout.find_volume("disk0").unwrap();
+    let e = vmrescue::repair::relink::plan(
+        &layout,
+        id,
+        b"/lib64/libc.so.6",
+        Some(b"libc-2.17.so"),
+        &vmrescue::repair::relink::Options::default(),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, vmrescue::Error::Refused(_)), "{msg}");
+    assert!(msg.contains("btrfs is copy-on-write"), "{msg}");
+    assert!(msg.contains("--engine kernel"), "{msg}");
+}
