@@ -90,6 +90,26 @@ pub fn symlink(
     target: &[u8],
     ctime: Timestamp,
 ) -> Result<SymlinkPatch> {
+    symlink_inode(
+        fs.superblock().is_v5(),
+        inode,
+        link,
+        old_target,
+        target,
+        ctime,
+    )
+}
+
+/// [`symlink`] for an inode of a v5 (`v5`: CRCs) or v4 filesystem: the
+/// inode's own bytes are all it reads.
+pub fn symlink_inode(
+    v5: bool,
+    inode: &Dinode,
+    link: &[u8],
+    old_target: &[u8],
+    target: &[u8],
+    ctime: Timestamp,
+) -> Result<SymlinkPatch> {
     let ino = inode.ino;
     let name = escape(link);
     let what = || format!("xfs inode {ino}");
@@ -98,7 +118,6 @@ pub fn symlink(
             "{name} (xfs inode {ino}) is not a symbolic link"
         )));
     }
-    let v5 = fs.superblock().is_v5();
     let raw_old = inode.raw();
     if v5 && let Some(m) = sb::crc_mismatch(raw_old, DI_CRC_OFF) {
         return Err(Error::Refused(format!(
@@ -237,6 +256,141 @@ fn be_u64(raw: &[u8], at: usize) -> Result<u64> {
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
+    use crate::fs::xfs::inode::XFS_DINODE_MAGIC;
+
+    const T: Timestamp = Timestamp {
+        sec: 1_795_638_129,
+        nsec: 42,
+    };
+
+    /// A symlink inode of `size` bytes: v3 (with a right CRC, bigtime) or
+    /// v2, data fork `format`, target `target`, attr fork at `forkoff`.
+    fn inode(size: usize, v3: bool, format: u8, forkoff: u8, target: &[u8]) -> Vec<u8> {
+        let mut raw = vec![0u8; size];
+        raw[..2].copy_from_slice(&XFS_DINODE_MAGIC.to_be_bytes());
+        raw[2..4].copy_from_slice(&0o120777u16.to_be_bytes());
+        raw[4] = if v3 { 3 } else { 2 };
+        raw[5] = format;
+        raw[16..20].copy_from_slice(&1u32.to_be_bytes());
+        raw[56..64].copy_from_slice(&(target.len() as u64).to_be_bytes());
+        raw[82] = forkoff;
+        raw[83] = if forkoff != 0 { 1 } else { 2 };
+        let core = if v3 { CORE_V3 } else { CORE_V2 };
+        raw[core..core + target.len()].copy_from_slice(target);
+        if forkoff != 0 {
+            // Something in the attr fork that must stay.
+            let at = core + usize::from(forkoff) * 8;
+            raw[at..].fill(0xA5);
+        }
+        if v3 {
+            raw[104..112].copy_from_slice(&9u64.to_be_bytes());
+            raw[120..128].copy_from_slice(&flags2::BIGTIME.to_be_bytes());
+            raw[152..160].copy_from_slice(&7u64.to_be_bytes());
+            let (_, c) = sb::crc_pair(&raw, DI_CRC_OFF);
+            raw[DI_CRC_OFF..DI_CRC_OFF + 4].copy_from_slice(&c.to_le_bytes());
+        }
+        raw
+    }
+
+    fn parse(raw: Vec<u8>, v5: bool) -> Dinode {
+        Dinode::parse(7, 4096, raw, v5).unwrap()
+    }
+
+    #[test]
+    fn v5_patch_changes_only_its_fields_and_keeps_the_crc_right() {
+        let d = parse(inode(512, true, format::LOCAL, 0, b"libc-2.12.so.old"), true);
+        let p = symlink_inode(true, &d, b"/l", b"libc-2.12.so.old", b"libc-2.17.so", T).unwrap();
+        assert_eq!(p.storage.room, 512 - CORE_V3);
+        assert_eq!(p.patch.pos, 4096);
+        assert_eq!(p.patch.old, d.raw());
+        let new = &p.patch.new;
+        assert!(sb::crc_mismatch(new, DI_CRC_OFF).is_none());
+        let back = parse(new.clone(), true);
+        assert_eq!(back.di_size, 12);
+        assert_eq!(&back.fork(Fork::Data)[..16], b"libc-2.17.so\0\0\0\0");
+        assert_eq!(back.ctime, T);
+        assert_eq!(crate::io::be::u64(new, DI_CHANGECOUNT), Some(10));
+        for i in 0..new.len() {
+            if new[i] != p.patch.old[i] {
+                let known = (DI_CTIME..DI_CTIME + 8).contains(&i)
+                    || (DI_SIZE..DI_SIZE + 8).contains(&i)
+                    || (DI_CRC_OFF..DI_CRC_OFF + 4).contains(&i)
+                    || (DI_CHANGECOUNT..DI_CHANGECOUNT + 8).contains(&i)
+                    || (CORE_V3..CORE_V3 + 16).contains(&i);
+                assert!(known, "byte {i} changed");
+            }
+        }
+    }
+
+    #[test]
+    fn v4_patch_has_no_crc_and_legacy_times() {
+        let d = parse(inode(256, false, format::LOCAL, 0, b"x"), false);
+        let p = symlink_inode(false, &d, b"/l", b"x", b"libc-2.17.so", T).unwrap();
+        assert_eq!(p.storage.room, 256 - CORE_V2);
+        assert!(!p.patch.fields.contains("di_crc"), "{}", p.patch.fields);
+        assert!(!p.patch.fields.contains("di_changecount"));
+        let back = parse(p.patch.new.clone(), false);
+        assert_eq!(back.ctime, T);
+        assert_eq!(
+            crate::io::be::u32(&p.patch.new, DI_CTIME),
+            Some(1_795_638_129)
+        );
+        assert_eq!(&back.fork(Fork::Data)[..12], b"libc-2.17.so");
+        // The whole data fork is the room: a target of exactly that fits,
+        // one byte more does not.
+        let full = vec![b'a'; 256 - CORE_V2];
+        assert!(symlink_inode(false, &d, b"/l", b"x", &full, T).is_ok());
+        let e = symlink_inode(false, &d, b"/l", b"x", &[b'a'; 257 - CORE_V2], T).unwrap_err();
+        assert!(matches!(e, Error::Refused(_)), "{e}");
+        assert!(e.to_string().contains("at most 156 bytes"), "{e}");
+    }
+
+    #[test]
+    fn an_attr_fork_shrinks_the_room_and_is_left_alone() {
+        // di_forkoff 10: 80 bytes of data fork, the rest attr fork.
+        let d = parse(inode(512, true, format::LOCAL, 10, b"old"), true);
+        let p = symlink_inode(true, &d, b"/l", b"old", &[b'b'; 80], T).unwrap();
+        assert_eq!(p.storage.room, 80);
+        assert!(
+            p.patch.new[CORE_V3 + 80..]
+                .iter()
+                .all(|&b| b == 0xA5)
+        );
+        let e = symlink_inode(true, &d, b"/l", b"old", &[b'b'; 81], T).unwrap_err();
+        assert!(e.to_string().contains("at most 80 bytes"), "{e}");
+    }
+
+    #[test]
+    fn remote_links_bad_crcs_and_damaged_inodes_are_refused() {
+        let d = parse(inode(512, true, format::EXTENTS, 0, b""), true);
+        let e = symlink_inode(true, &d, b"/l", b"", b"x", T).unwrap_err();
+        assert!(e.to_string().contains(REMOTE_REFUSAL), "{e}");
+        // A CRC that is wrong already.
+        let mut raw = inode(512, true, format::LOCAL, 0, b"old");
+        raw[300] ^= 1;
+        let e = symlink_inode(true, &parse(raw, true), b"/l", b"old", b"x", T).unwrap_err();
+        assert!(e.to_string().contains("bad checksum already"), "{e}");
+        // di_size past the data fork.
+        let mut raw = inode(256, false, format::LOCAL, 0, b"old");
+        raw[56..64].copy_from_slice(&1000u64.to_be_bytes());
+        let e = symlink_inode(false, &parse(raw, false), b"/l", b"", b"x", T).unwrap_err();
+        assert!(e.to_string().contains("larger than the data fork"), "{e}");
+        // The inode no longer holds what was read.
+        let d = parse(inode(256, false, format::LOCAL, 0, b"old"), false);
+        let e = symlink_inode(false, &d, b"/l", b"new", b"x", T).unwrap_err();
+        assert!(e.to_string().contains("may be changing"), "{e}");
+        // Not a symlink.
+        let mut raw = inode(256, false, format::LOCAL, 0, b"old");
+        raw[2..4].copy_from_slice(&0o100644u16.to_be_bytes());
+        assert!(symlink_inode(false, &parse(raw, false), b"/l", b"", b"x", T).is_err());
+        // Targets XFS cannot hold.
+        let big = parse(inode(2048, true, format::LOCAL, 0, b"old"), true);
+        let e = symlink_inode(true, &big, b"/l", b"old", &[b'c'; 1025], T).unwrap_err();
+        assert!(e.to_string().contains("longer than XFS allows"), "{e}");
+        assert!(symlink_inode(true, &big, b"/l", b"old", &[b'c'; 1024], T).is_ok());
+        assert!(symlink_inode(true, &big, b"/l", b"old", b"", T).is_err());
+        assert!(symlink_inode(true, &big, b"/l", b"old", b"a\0b", T).is_err());
+    }
 
     #[test]
     fn times_encode_as_the_reader_decodes_them() {
