@@ -330,11 +330,19 @@ fn plan_seen(
             match open_on_disk(layout, id)? {
                 OnDisk::Ext(ext) => {
                     let blockers = state_blockers(&ext);
-                    (Arc::clone(&ext) as Arc<dyn FsView>, Some(OnDisk::Ext(ext)), blockers)
+                    (
+                        Arc::clone(&ext) as Arc<dyn FsView>,
+                        Some(OnDisk::Ext(ext)),
+                        blockers,
+                    )
                 }
                 OnDisk::Xfs(xfs) => {
                     let blockers = xfs_state_blockers(&xfs);
-                    (Arc::clone(&xfs) as Arc<dyn FsView>, Some(OnDisk::Xfs(xfs)), blockers)
+                    (
+                        Arc::clone(&xfs) as Arc<dyn FsView>,
+                        Some(OnDisk::Xfs(xfs)),
+                        blockers,
+                    )
                 }
             }
         }

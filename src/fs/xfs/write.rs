@@ -172,7 +172,11 @@ pub fn symlink_inode(
         }
     }
     let mut raw = raw_old.to_vec();
-    let mut fields = vec!["the target".to_string(), "di_size".into(), "di_ctime".into()];
+    let mut fields = vec![
+        "the target".to_string(),
+        "di_size".into(),
+        "di_ctime".into(),
+    ];
     // The target, then zeros over the rest of the old one (never past the fork).
     let span = old_size.max(len);
     let area = raw
@@ -298,7 +302,10 @@ mod tests {
 
     #[test]
     fn v5_patch_changes_only_its_fields_and_keeps_the_crc_right() {
-        let d = parse(inode(512, true, format::LOCAL, 0, b"libc-2.12.so.old"), true);
+        let d = parse(
+            inode(512, true, format::LOCAL, 0, b"libc-2.12.so.old"),
+            true,
+        );
         let p = symlink_inode(true, &d, b"/l", b"libc-2.12.so.old", b"libc-2.17.so", T).unwrap();
         assert_eq!(p.storage.room, 512 - CORE_V3);
         assert_eq!(p.patch.pos, 4096);
@@ -351,11 +358,7 @@ mod tests {
         let d = parse(inode(512, true, format::LOCAL, 10, b"old"), true);
         let p = symlink_inode(true, &d, b"/l", b"old", &[b'b'; 80], T).unwrap();
         assert_eq!(p.storage.room, 80);
-        assert!(
-            p.patch.new[CORE_V3 + 80..]
-                .iter()
-                .all(|&b| b == 0xA5)
-        );
+        assert!(p.patch.new[CORE_V3 + 80..].iter().all(|&b| b == 0xA5));
         let e = symlink_inode(true, &d, b"/l", b"old", &[b'b'; 81], T).unwrap_err();
         assert!(e.to_string().contains("at most 80 bytes"), "{e}");
     }
