@@ -317,8 +317,8 @@ mod tests {
         assert_eq!(&back.fork(Fork::Data)[..16], b"libc-2.17.so\0\0\0\0");
         assert_eq!(back.ctime, T);
         assert_eq!(crate::io::be::u64(new, DI_CHANGECOUNT), Some(10));
-        for i in 0..new.len() {
-            if new[i] != p.patch.old[i] {
+        for (i, (a, b)) in new.iter().zip(&p.patch.old).enumerate() {
+            if a != b {
                 let known = (DI_CTIME..DI_CTIME + 8).contains(&i)
                     || (DI_SIZE..DI_SIZE + 8).contains(&i)
                     || (DI_CRC_OFF..DI_CRC_OFF + 4).contains(&i)
