@@ -640,3 +640,101 @@ fn relink_through_the_kernel_engine_and_undo() {
     // Nothing of ours is left.
     assert_eq!(loops_of(&image), "");
 }
+
+/// The target of `link` on the btrfs image as the kernel reads it (a
+/// read-only loop mount of the default subvolume, the top level here).
+fn btrfs_readlink(image: &Path, link: &str) -> PathBuf {
+    let mnt = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "btrfs", "-o", "ro,loop"])
+        .arg(image)
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount {}", image.display());
+    let r = std::fs::read_link(mnt.path().join(link.trim_start_matches('/')));
+    let st = Command::new("umount").arg(mnt.path()).status().unwrap();
+    assert!(st.success(), "umount");
+    r.unwrap()
+}
+
+/// btrfs (`tests/fixtures/make/btrfs-relink.sh`, Fedora's layout: the
+/// guest's / is subvolume `root`): the userspace engine refuses to patch it
+/// (copy-on-write) and names the kernel engine; the kernel engine replaces
+/// the link inside the subvolume (a device number of its own, the same
+/// mount), `btrfs check` finds the filesystem clean, and undo puts it back.
+#[test]
+fn relink_on_btrfs_goes_through_the_kernel_engine_into_a_subvolume() {
+    common::require_root("mounts a btrfs loop device read-write");
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy("btrfs-relink", dir.path());
+    let undo_dir = dir.path().join("undo");
+    let relink = |engine: &str| {
+        Command::new(bin())
+            .env(NO_DM_ENV, "1")
+            .args(["relink", "--engine", engine, "--yes", "--undo-dir"])
+            .arg(&undo_dir)
+            .arg(&image)
+            .arg("/root/lib64/libc.so.6")
+            .output()
+            .unwrap()
+    };
+    let out = relink("userspace");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("copy-on-write") && err.contains("--engine kernel"),
+        "{err}"
+    );
+    assert!(!undo_dir.exists(), "no undo record for a refused relink");
+
+    let out = relink("kernel");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    assert!(
+        text.lines()
+            .any(|l| l == "/root/lib64/libc.so.6: libc-2.12.so -> libc-2.17.so"),
+        "{text}"
+    );
+    assert_eq!(
+        btrfs_readlink(&image, "/root/lib64/libc.so.6"),
+        Path::new("libc-2.17.so")
+    );
+    let check = |what: &str| {
+        let o = Command::new("btrfs")
+            .args(["check", "--readonly"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "btrfs check after {what}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    check("the relink");
+    let undo_file = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+        .expect("an undo line");
+    let out = Command::new(bin())
+        .env(NO_DM_ENV, "1")
+        .args(["undo", undo_file])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        btrfs_readlink(&image, "/root/lib64/libc.so.6"),
+        Path::new("libc-2.12.so")
+    );
+    check("the undo");
+    assert_eq!(loops_of(&image), "");
+}

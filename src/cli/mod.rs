@@ -189,15 +189,17 @@ enum Command {
     /// found.
     Doctor(doctor::DoctorArgs),
     /// Restore a symlink in place: the target vmrescue proposes (or --to),
-    /// written into the link's own inode on ext2/ext3/ext4.
+    /// written into the link's own inode on ext2/ext3/ext4 or XFS (a link
+    /// whose target lives in the inode).
     ///
     /// Shows the plan (old and new target, the current target's problems,
     /// the candidate's reasons, the bytes to write and where the undo file
     /// goes) and asks before writing unless --yes. Refuses, writing nothing,
     /// while the image is in use (QEMU's locks, a running Proxmox guest, a
     /// loop device, device-mapper map or mount on this host, even
-    /// read-only), when the journal needs recovery, when the filesystem's
-    /// error flag is set,
+    /// read-only), when the journal needs recovery or the XFS log is dirty,
+    /// when the filesystem's error flag is set, on btrfs (copy-on-write: use
+    /// --engine kernel),
     /// for qcow2 images, and for targets that do not fit the link's storage
     /// or would not resolve inside the guest (unless --force). `vmrescue undo
     /// FILE` puts the old bytes back.

@@ -1,5 +1,5 @@
 //! `vmrescue relink`: show the plan ([`relink::plan_with`]), ask, and apply it
-//! in place (ext2/3/4, userspace engine) or through a read-write kernel mount
+//! in place (ext2/3/4 and inline XFS links, userspace engine) or through a read-write kernel mount
 //! (`--engine kernel`).
 
 use std::ffi::OsString;

@@ -46,8 +46,11 @@ pub struct FsKind {
     /// How the kernel engine mounts it, if it does.
     pub mount: Option<Mount>,
     /// Whether `relink` writes a symlink in place with vmrescue's own writer
-    /// (the userspace engine; `fs/ext/write.rs`).
+    /// (the userspace engine; `fs/ext/write.rs`, `fs/xfs/write.rs`).
     pub relink_in_place: bool,
+    /// Why `relink` does not write this kind in place, when there is more to
+    /// say than "not ext or XFS".
+    pub in_place_refusal: Option<&'static str>,
     /// Whether `relink` can replace a symlink through a read-write kernel mount.
     pub relink_kernel: bool,
 }
@@ -86,6 +89,7 @@ const fn kernel_only(
             rw_data: "",
         }),
         relink_in_place: false,
+        in_place_refusal: None,
         relink_kernel: writable,
     }
 }
@@ -101,9 +105,15 @@ const fn ext(name: &'static str, ro_data: &'static str) -> FsKind {
             rw_data: "",
         }),
         relink_in_place: true,
+        in_place_refusal: None,
         relink_kernel: true,
     }
 }
+
+/// Why a btrfs link is not patched in place.
+pub const BTRFS_COPY_ON_WRITE: &str = "btrfs is copy-on-write: a change is written to new blocks and \
+     referenced from checksummed trees up to the superblock, so patching a link's bytes in place \
+     would be unsafe";
 
 /// Every filesystem kind vmrescue knows what to do with.
 pub static KINDS: &[FsKind] = &[
@@ -122,10 +132,15 @@ pub static KINDS: &[FsKind] = &[
             ro_data: "norecovery,nouuid",
             rw_data: "nouuid",
         }),
-        relink_in_place: false,
+        // Inline (local-format) symlinks only: `fs/xfs/write.rs`.
+        relink_in_place: true,
+        in_place_refusal: None,
         relink_kernel: true,
     },
-    kernel_only("btrfs", "btrfs", "rescue=nologreplay", true),
+    FsKind {
+        in_place_refusal: Some(BTRFS_COPY_ON_WRITE),
+        ..kernel_only("btrfs", "btrfs", "rescue=nologreplay", true)
+    },
     kernel_only("vfat", "vfat", "", true),
     kernel_only("exfat", "exfat", "", true),
     kernel_only("ntfs", "ntfs3", "", true),

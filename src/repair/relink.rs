@@ -5,10 +5,12 @@
 //! writes it with the applier the plan was made for, each leaving an undo
 //! record ([`super::undo::UndoRecord`]):
 //!
-//! * [`Writer::InPlace`] (the userspace engine, ext2/3/4): the inode's bytes
-//!   (and a slow link's data block) are patched in the image files, as
-//!   [`crate::fs::ext::write::symlink`] computes them. The plan reads the
-//!   filesystem as it is on disk (the journal is not replayed) and turns every
+//! * [`Writer::InPlace`] (the userspace engine, ext2/3/4 and XFS): the
+//!   inode's bytes (and a slow ext link's data block) are patched in the
+//!   image files, as [`crate::fs::ext::write::symlink`] or
+//!   [`crate::fs::xfs::write::symlink`] (inline XFS links only) compute them.
+//!   The plan reads the filesystem as it is on disk (the journal or log is
+//!   not replayed; a dirty XFS log is a blocker) and turns every
 //!   changed volume range into image-file ranges through the volume's
 //!   [`Mapping`](crate::io::Mapping) ([`Mapping::ranges`](crate::io::Mapping::ranges)),
 //!   one [`WritePlan`] per image file. A target that does not fit is refused
@@ -41,13 +43,53 @@ use crate::fs::FsOptions;
 use crate::fs::ext::Ext;
 use crate::fs::ext::superblock::incompat;
 use crate::fs::ext::write::{self as ext_write, KERNEL_ENGINE, Patch};
+use crate::fs::xfs::write as xfs_write;
+use crate::fs::xfs::{LogState, Xfs};
 use crate::fs::{FileType, FsView, NodeId, Timestamp, path};
 use crate::image::ImageFormat;
 use crate::io::{DiskId, Unmapped};
 use crate::layers::{Layout, VolumeId};
 use crate::text::{escape, escape_str};
 
-pub use crate::fs::ext::write::{MAX_TARGET, Storage};
+pub use crate::fs::ext::write::MAX_TARGET;
+
+/// How a symlink stores its target, by filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// An ext symlink: fast, slow or inline data.
+    Ext(ext_write::Storage),
+    /// An inline (local-format) XFS symlink.
+    Xfs(xfs_write::Storage),
+}
+
+impl Storage {
+    /// In words, for the plan.
+    pub fn describe(&self) -> String {
+        match self {
+            Storage::Ext(s) => s.describe(),
+            Storage::Xfs(s) => s.describe(),
+        }
+    }
+}
+
+/// The filesystem an in-place plan reads, as it is on disk.
+#[derive(Clone)]
+enum OnDisk {
+    Ext(Arc<Ext>),
+    Xfs(Arc<Xfs>),
+}
+
+/// Open the filesystem of volume `id` as it is on disk (no journal replayed).
+fn open_on_disk(layout: &Layout, id: VolumeId) -> Result<OnDisk> {
+    if layout.volume(id).content.kind.name() == "xfs" {
+        Ok(OnDisk::Xfs(Arc::new(Xfs::open(layout.open_volume(id))?)))
+    } else {
+        Ok(OnDisk::Ext(Arc::new(Ext::open(
+            layout.open_volume(id),
+            &FsOptions { no_journal: true },
+        )?)))
+    }
+}
 
 /// `s_state` bits.
 const EXT2_VALID_FS: u16 = 0x1;
@@ -56,7 +98,8 @@ const EXT2_ERROR_FS: u16 = 0x2;
 /// Who reads the filesystem to plan a relink, and writes it.
 #[derive(Clone)]
 pub enum Writer {
-    /// The userspace engine: the ext inode bytes patched in the image files.
+    /// The userspace engine: the ext or XFS inode bytes patched in the image
+    /// files.
     InPlace,
     /// The kernel engine's session: a read-only mount to plan, a read-write
     /// one to write.
@@ -94,7 +137,7 @@ impl Writer {
 /// Which applier a plan is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applier {
-    /// Bytes patched in the image files (userspace engine, ext2/3/4).
+    /// Bytes patched in the image files (userspace engine, ext2/3/4, XFS).
     InPlace,
     /// A read-write kernel mount: a new symlink renamed over the old one.
     Kernel,
@@ -132,13 +175,13 @@ pub struct Plan {
     pub applier: Applier,
     /// The volume's name (`vg_ta/lv_root`).
     pub volume: String,
-    /// `ext2`, `ext3`, `ext4` (`xfs`... through the kernel engine).
+    /// `ext2`, `ext3`, `ext4`, `xfs` (others through the kernel engine).
     pub fs_type: String,
     /// The link's absolute path inside its volume (in the guest's tree too
     /// when the volume is the guest root).
     pub link: Vec<u8>,
     /// Its inode (in place; 0 through the kernel engine).
-    pub ino: u32,
+    pub ino: u64,
     /// How it stores its target (in place; the kernel decides otherwise).
     pub storage: Option<Storage>,
     /// The target now.
@@ -278,29 +321,30 @@ fn plan_seen(
     opts: &Options,
 ) -> Result<Plan> {
     let volume = layout.volume(id);
-    let (fs, ext, mut blockers): (Arc<dyn FsView>, Option<Arc<Ext>>, Vec<String>) = match writer {
+    let (fs, on_disk, mut blockers): (Arc<dyn FsView>, Option<OnDisk>, Vec<String>) = match writer {
         Writer::InPlace => {
-            let kind = crate::fs::kinds::by_probe_name(volume.content.kind.name());
-            if !kind.is_some_and(|k| k.relink_in_place) {
-                return Err(Error::Refused(format!(
-                    "{} holds {}: vmrescue writes repairs in place only on ext2/ext3/ext4{}",
-                    volume.name,
-                    volume.content.describe(),
-                    if kind.is_some_and(|k| k.relink_kernel) {
-                        format!("; use {KERNEL_ENGINE}")
-                    } else {
-                        String::new()
-                    }
-                )));
+            refuse_in_place(layout, id)?;
+            // The on-disk state: a journal that needs recovery (a dirty
+            // log) is a blocker, and replayed blocks must never be taken for
+            // what is on the disk.
+            match open_on_disk(layout, id)? {
+                OnDisk::Ext(ext) => {
+                    let blockers = state_blockers(&ext);
+                    (
+                        Arc::clone(&ext) as Arc<dyn FsView>,
+                        Some(OnDisk::Ext(ext)),
+                        blockers,
+                    )
+                }
+                OnDisk::Xfs(xfs) => {
+                    let blockers = xfs_state_blockers(&xfs);
+                    (
+                        Arc::clone(&xfs) as Arc<dyn FsView>,
+                        Some(OnDisk::Xfs(xfs)),
+                        blockers,
+                    )
+                }
             }
-            // The on-disk state: a journal that needs recovery is a blocker,
-            // and replayed blocks must never be taken for what is on the disk.
-            let ext = Arc::new(Ext::open(
-                layout.open_volume(id),
-                &FsOptions { no_journal: true },
-            )?);
-            let blockers = state_blockers(&ext);
-            (Arc::clone(&ext) as Arc<dyn FsView>, Some(ext), blockers)
         }
         Writer::Kernel(session) => {
             // Nothing is mounted while something else holds the image.
@@ -366,8 +410,10 @@ fn plan_seen(
         writes: Vec::new(),
         blockers,
     };
-    if let Some(ext) = ext {
-        plan_in_place(&ext, layout, id, r.node, opts, &mut plan)?;
+    match on_disk {
+        Some(OnDisk::Ext(ext)) => plan_in_place(&ext, layout, id, r.node, opts, &mut plan)?,
+        Some(OnDisk::Xfs(xfs)) => plan_in_place_xfs(&xfs, layout, id, r.node, opts, &mut plan)?,
+        None => {}
     }
     plan.blockers
         .extend(in_use(layout, id, opts.pve_root.as_deref()));
@@ -437,15 +483,49 @@ fn plan_in_place(
         &plan.new_target,
         now,
     )?;
-    plan.ino = ino;
+    plan.ino = u64::from(ino);
     plan.fs_type = ext.status().fs_type;
-    plan.storage = Some(patch.storage);
-    match image_writes(layout, id, &patch.patches, &plan.link) {
+    plan.storage = Some(Storage::Ext(patch.storage));
+    finish_in_place(layout, id, &patch.patches, plan);
+    Ok(())
+}
+
+/// The in-place part of a plan on XFS: the inode bytes
+/// ([`xfs_write::symlink`]), the image-file writes they make, and whether
+/// the images can be opened for writing.
+fn plan_in_place_xfs(
+    xfs: &Xfs,
+    layout: &Layout,
+    id: VolumeId,
+    node: NodeId,
+    opts: &Options,
+    plan: &mut Plan,
+) -> Result<()> {
+    let inode = xfs.read_inode(node.0)?;
+    let now = opts.now.unwrap_or_else(Timestamp::now);
+    let patch = xfs_write::symlink(
+        xfs,
+        &inode,
+        &plan.link,
+        &plan.old_target,
+        &plan.new_target,
+        now,
+    )?;
+    plan.ino = node.0;
+    plan.fs_type = "xfs".into();
+    plan.storage = Some(Storage::Xfs(patch.storage));
+    finish_in_place(layout, id, std::slice::from_ref(&patch.patch), plan);
+    Ok(())
+}
+
+/// The image-file writes of `patches`, the changes in words, and whether
+/// the images can be opened for writing.
+fn finish_in_place(layout: &Layout, id: VolumeId, patches: &[Patch], plan: &mut Plan) {
+    match image_writes(layout, id, patches, &plan.link) {
         Ok(w) => plan.writes = w,
         Err(why) => plan.blockers.push(why),
     }
-    plan.changes = patch
-        .patches
+    plan.changes = patches
         .iter()
         .map(|p| Change {
             what: p.what.clone(),
@@ -470,7 +550,29 @@ fn plan_in_place(
             ));
         }
     }
-    Ok(())
+}
+
+/// Refuse a write in place on a filesystem vmrescue does not write, with
+/// the reason its row gives and the alternative.
+fn refuse_in_place(layout: &Layout, id: VolumeId) -> Result<()> {
+    let volume = layout.volume(id);
+    let kind = crate::fs::kinds::by_probe_name(volume.content.kind.name());
+    if kind.is_some_and(|k| k.relink_in_place) {
+        return Ok(());
+    }
+    let why = kind
+        .and_then(|k| k.in_place_refusal)
+        .unwrap_or("vmrescue writes repairs in place only on ext2/ext3/ext4 and XFS");
+    Err(Error::Refused(format!(
+        "{} holds {}: {why}{}",
+        volume.name,
+        volume.content.describe(),
+        if kind.is_some_and(|k| k.relink_kernel) {
+            format!("; use {KERNEL_ENGINE}")
+        } else {
+            String::new()
+        }
+    )))
 }
 
 /// Apply a plan made by [`plan`] in place: [`apply_with`] and
@@ -584,8 +686,10 @@ fn write_in_place(
         .join(" and ");
     // The filesystem changed under any view opened before: the caller
     // tells its engine to forget it ([`crate::engine::VolumeOpener::forget`]).
-    let ext = Ext::open(layout.open_volume(id), &FsOptions { no_journal: true })?;
-    let back = ext.read_link(NodeId(u64::from(plan.ino)))?;
+    let back = match open_on_disk(layout, id)? {
+        OnDisk::Ext(ext) => ext.read_link(NodeId(plan.ino))?,
+        OnDisk::Xfs(xfs) => xfs.read_link(NodeId(plan.ino))?,
+    };
     if back != plan.new_target {
         return Err(Error::Invalid(format!(
             "after writing, {} reads {} instead of {}; undo with `{undo_hint}`",
@@ -620,6 +724,41 @@ fn state_blockers(ext: &Ext) -> Vec<String> {
         out.push(
             "the filesystem was not cleanly unmounted (s_state): run `e2fsck -f` on the volume \
              first"
+                .into(),
+        );
+    }
+    out
+}
+
+/// Why the state of an XFS filesystem forbids writing to it: a dirty log
+/// (recovery at the next mount would write the logged inode over the
+/// patch), one that cannot be checked, an unfinished xfs_repair.
+fn xfs_state_blockers(xfs: &Xfs) -> Vec<String> {
+    let mut out = Vec::new();
+    match xfs.log_state() {
+        LogState::Clean => {}
+        LogState::Dirty => out.push(
+            "the log is dirty: mount the guest once or run xfs_repair first, or repair as root \
+             with the kernel engine (`--engine kernel`), which replays it when it mounts the \
+             volume read-write (log recovery at the next mount would overwrite the inode)"
+                .into(),
+        ),
+        LogState::External => out.push(
+            "the XFS log is on an external device that vmrescue cannot check: repair as root \
+             with the kernel engine (`--engine kernel`)"
+                .into(),
+        ),
+        LogState::Unknown(why) => out.push(format!(
+            "cannot tell whether the XFS log is clean ({why}): run xfs_repair first, or repair \
+             as root with the kernel engine (`--engine kernel`)"
+        )),
+    }
+    if xfs
+        .superblock()
+        .has_incompat(crate::fs::xfs::sb::incompat::NEEDSREPAIR)
+    {
+        out.push(
+            "the XFS needsrepair flag is set (xfs_repair did not finish): run xfs_repair first"
                 .into(),
         );
     }

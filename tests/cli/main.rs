@@ -37,3 +37,4 @@ mod manual;
 mod pve;
 mod pve_in_use;
 mod relink;
+mod relink_xfs;

@@ -579,11 +579,19 @@ fn qcow2_and_non_ext_volumes_are_refused() {
     };
     c.refused(&["/fast-link", "--to", "dir/f4097", "--yes"], "qcow2");
     c.refused(&["/fast-link", "--to", "dir/f4097", "--yes"], "qemu-nbd");
-    let x = Case::new("bare-xfs");
-    x.refused(
-        &["/anything", "--to", "x", "--yes"],
-        "only on ext2/ext3/ext4",
+    let v = Case::new("bare-vfat");
+    v.refused(
+        &["/anything", "--to", "x", "--yes", "--engine", "userspace"],
+        "only on ext2/ext3/ext4 and XFS",
     );
+    // btrfs: copy-on-write; the kernel engine is the way.
+    let b = Case::new("bare-btrfs");
+    for why in ["copy-on-write", "--engine kernel"] {
+        b.refused(
+            &["/anything", "--to", "x", "--yes", "--engine", "userspace"],
+            why,
+        );
+    }
 }
 
 // ----- as root: the kernel reads the new target -----

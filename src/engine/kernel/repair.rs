@@ -198,6 +198,7 @@ fn change_link(
     let mount_dev = std::fs::metadata(mount_dir)
         .map_err(|e| Error::io_path(mount_dir, e))?
         .dev();
+    let mount_id = mount_id_of(rustix::fs::CWD, mount_dir.as_os_str().as_bytes());
     let dirfd = nix::fcntl::open(
         &host_dir,
         OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
@@ -206,7 +207,14 @@ fn change_link(
     .map_err(|e| Error::io(host_dir.display().to_string(), e.into()))?;
     let st = nix::sys::stat::fstat(&dirfd)
         .map_err(|e| Error::io(host_dir.display().to_string(), e.into()))?;
-    if st.st_dev != mount_dev {
+    // A btrfs subvolume has a device number of its own but is the same
+    // mount: the mount id tells a subvolume from another filesystem
+    // mounted inside (the device number where the kernel has no mount ids).
+    let same_mount = match (mount_id, mount_id_of(&dirfd, b"")) {
+        (Some(a), Some(b)) => a == b,
+        _ => st.st_dev == mount_dev,
+    };
+    if !same_mount {
         return Err(Error::Refused(format!(
             "{} is not on the mounted volume",
             host_dir.display()
@@ -268,6 +276,19 @@ fn change_link(
     }
     let _ = dirfd.as_raw_fd();
     Ok((resolved.path, old))
+}
+
+/// The id of the mount holding `path` (relative to `dir`; empty: `dir`
+/// itself), where the kernel gives it (`statx`, Linux 5.8).
+fn mount_id_of<Fd: std::os::fd::AsFd>(dir: Fd, path: &[u8]) -> Option<u64> {
+    use rustix::fs::{AtFlags as RAt, StatxFlags};
+    let flags = if path.is_empty() {
+        RAt::EMPTY_PATH | RAt::SYMLINK_NOFOLLOW
+    } else {
+        RAt::SYMLINK_NOFOLLOW
+    };
+    let st = rustix::fs::statx(dir, OsStr::from_bytes(path), flags, StatxFlags::MNT_ID).ok()?;
+    (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id)
 }
 
 /// Undo a symlink repair made through the kernel engine: put the old target

@@ -17,7 +17,7 @@ const MAX_HEADER_SEARCH: u64 = 8192;
 
 /// What the log says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum LogState {
+pub enum LogState {
     /// The last record is an unmount record.
     Clean,
     /// Changes in the log are not on disk yet.

@@ -23,6 +23,7 @@ pub mod inode;
 mod log;
 pub mod sb;
 pub mod space;
+pub mod write;
 
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +35,7 @@ use crate::problem::Problem;
 
 use bmap::Bmx;
 use inode::{Dinode, Fork, format};
+pub use log::LogState;
 use sb::{Superblock, incompat};
 
 /// Metadata cache budget in bytes.
@@ -202,6 +204,11 @@ impl Xfs {
     /// The superblock.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+
+    /// Whether the internal log is clean, read from the disk now.
+    pub fn log_state(&self) -> LogState {
+        log::state(self)
     }
 
     /// Read metadata bytes at `pos` through the cache.
