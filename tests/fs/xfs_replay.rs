@@ -226,3 +226,18 @@ fn the_image_is_never_written() {
     walk(&fs);
     assert!(std::fs::read(&path).unwrap() == before);
 }
+
+#[test]
+fn the_kernel_engine_says_it_did_not_replay() {
+    common::require_root("mounts the dirty XFS image through the kernel engine");
+    let image = common::fixture("xfs-replay-v5");
+    let out = common::vmrescue(&["ls", "--engine", "kernel", image.to_str().unwrap(), "/"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the XFS log needs recovery, which the kernel engine"),
+        "{err}"
+    );
+    // The on-disk state: nothing of the log is there.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("after"));
+}

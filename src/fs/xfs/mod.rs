@@ -65,6 +65,16 @@ pub const NO_JOURNAL_NOTE: &str = "the XFS log needs recovery; not replayed (--n
 /// The start of the note saying the log was replayed.
 pub const REPLAYED_NOTE: &str = "log replayed in memory";
 
+/// What the kernel engine's status says when it mounted an XFS volume
+/// whose log is dirty (`norecovery`: the log is not replayed there).
+pub const KERNEL_NOT_REPLAYED_NOTE: &str = "the XFS log needs recovery, which the kernel engine's read-only mount (norecovery) does not do: what is shown is the on-disk state, without the last changes (the userspace engine replays the log in memory)";
+
+/// Whether the XFS filesystem on `src` has a dirty internal log (the state
+/// on disk; nothing is replayed).
+pub fn has_dirty_log(src: Arc<dyn ReadAt>) -> bool {
+    Xfs::open_disk(src).is_ok_and(|fs| log::state(&fs) == log::LogState::Dirty)
+}
+
 /// An XFS filesystem, read-only.
 pub struct Xfs {
     src: Arc<dyn ReadAt>,
