@@ -180,7 +180,9 @@ fn garbage_operation_headers_are_problems_with_positions() {
         let fs = open_bytes(img).unwrap();
         let text = problems(&fs);
         assert!(
-            text.contains(&format!("xfs log record at byte {p}: operation at record offset 0")),
+            text.contains(&format!(
+                "xfs log record at byte {p}: operation at record offset 0"
+            )),
             "{text}"
         );
         walk(&fs);

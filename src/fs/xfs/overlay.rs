@@ -54,7 +54,9 @@ impl ReadAt for Overlay {
             let s_start = s.saturating_mul(SECTOR);
             // The overlap of the sector with [offset, offset + len).
             let from = s_start.max(offset);
-            let to = s_start.saturating_add(SECTOR).min(offset.saturating_add(len));
+            let to = s_start
+                .saturating_add(SECTOR)
+                .min(offset.saturating_add(len));
             if from >= to {
                 continue;
             }
@@ -66,7 +68,8 @@ impl ReadAt for Overlay {
                 continue;
             };
             let n = d1.saturating_sub(d0);
-            if let (Some(dst), Some(src)) = (buf.get_mut(d0..d1), data.get(s0..s0.saturating_add(n)))
+            if let (Some(dst), Some(src)) =
+                (buf.get_mut(d0..d1), data.get(s0..s0.saturating_add(n)))
             {
                 dst.copy_from_slice(src);
             }

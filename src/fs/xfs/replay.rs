@@ -146,13 +146,13 @@ impl Log<'_> {
             .map_err(|_| Error::Invalid("xfs log read too large".into()))?;
         let mut out = vec![0u8; len];
         let mut done = 0u64;
-        let mut at = bb % self.nbb;
+        let mut at = bb.checked_rem(self.nbb).unwrap_or(0);
         while done < count {
             let run = (self.nbb.saturating_sub(at)).min(count.saturating_sub(done));
             let pos = self.base.saturating_add(at.saturating_mul(BB));
             let from = usize::try_from(done.saturating_mul(BB)).unwrap_or(usize::MAX);
-            let to = usize::try_from(done.saturating_add(run).saturating_mul(BB))
-                .unwrap_or(usize::MAX);
+            let to =
+                usize::try_from(done.saturating_add(run).saturating_mul(BB)).unwrap_or(usize::MAX);
             let Some(buf) = out.get_mut(from..to) else {
                 break;
             };
@@ -167,7 +167,8 @@ impl Log<'_> {
     }
 
     fn byte(&self, bb: u64) -> u64 {
-        self.base.saturating_add((bb % self.nbb).saturating_mul(BB))
+        self.base
+            .saturating_add(bb.checked_rem(self.nbb).unwrap_or(0).saturating_mul(BB))
     }
 }
 
@@ -289,10 +290,9 @@ fn unpack(rec: &Record, data: &mut [u8]) {
                 .saturating_add(4)
                 .saturating_add(k.saturating_mul(4))
         };
-        if let (Some(src), Some(dst)) = (
-            rec.hdr.get(off..off.saturating_add(4)),
-            chunk.get_mut(..4),
-        ) {
+        if let (Some(src), Some(dst)) =
+            (rec.hdr.get(off..off.saturating_add(4)), chunk.get_mut(..4))
+        {
             dst.copy_from_slice(src);
         }
     }
@@ -315,7 +315,9 @@ fn gather_ops(
     open: &mut HashMap<u32, Trans>,
     out: &mut Vec<Trans>,
 ) -> std::result::Result<(), String> {
-    let end = data.len().min(usize::try_from(rec.len).unwrap_or(usize::MAX));
+    let end = data
+        .len()
+        .min(usize::try_from(rec.len).unwrap_or(usize::MAX));
     let mut pos = 0usize;
     let mut left = rec.num_logops;
     while pos < end && left > 0 {
@@ -345,15 +347,12 @@ fn gather_ops(
         let payload = data.get(start..stop).unwrap_or_default();
         pos = stop;
         let _ = at;
-        if !open.contains_key(&tid) {
+        if let std::collections::hash_map::Entry::Vacant(e) = open.entry(tid) {
             if flags & XLOG_START_TRANS != 0 {
-                open.insert(
-                    tid,
-                    Trans {
-                        lsn: rec.lsn,
-                        ..Trans::default()
-                    },
-                );
+                e.insert(Trans {
+                    lsn: rec.lsn,
+                    ..Trans::default()
+                });
             }
             continue;
         }
@@ -462,7 +461,11 @@ fn gather(log: &Log, tail: u64, head: u64) -> Result<Gathered> {
     let mut records = Vec::new();
     let mut bb = tail;
     let mut walked = 0u64;
-    let dist = (head.saturating_add(log.nbb).saturating_sub(tail)) % log.nbb;
+    let dist = head
+        .saturating_add(log.nbb)
+        .saturating_sub(tail)
+        .checked_rem(log.nbb)
+        .unwrap_or(0);
     while walked < dist {
         let rec = match read_record(log, bb) {
             Ok(r) => r,
@@ -477,7 +480,10 @@ fn gather(log: &Log, tail: u64, head: u64) -> Result<Gathered> {
             }
         };
         walked = walked.saturating_add(rec.total_bbs());
-        bb = (bb.saturating_add(rec.total_bbs())) % log.nbb;
+        bb = bb
+            .saturating_add(rec.total_bbs())
+            .checked_rem(log.nbb)
+            .unwrap_or(0);
         records.push(rec);
         if records.len() > 1 << 22 {
             break;
@@ -525,9 +531,7 @@ fn gather(log: &Log, tail: u64, head: u64) -> Result<Gathered> {
             g.stopped = Some(Problem::at(
                 "xfs log record",
                 at,
-                format!(
-                    "{why}: replay stops there (the kernel's recovery fails the mount on it)"
-                ),
+                format!("{why}: replay stops there (the kernel's recovery fails the mount on it)"),
             ));
             return Ok(g);
         }
@@ -563,9 +567,7 @@ impl Overlay<'_> {
             return Err(Error::corrupt(
                 "xfs log item",
                 daddr.saturating_mul(BB),
-                format!(
-                    "{nbb} sectors at sector {daddr} do not lie within the filesystem"
-                ),
+                format!("{nbb} sectors at sector {daddr} do not lie within the filesystem"),
             ));
         }
         let len = usize::try_from(nbb.saturating_mul(BB)).unwrap_or(0);
@@ -648,7 +650,11 @@ fn disk_is_newer(lsn: u64, current: u64, strict: bool) -> bool {
         return false;
     }
     // LSNs compare as (cycle, block).
-    if strict { lsn > current } else { lsn >= current }
+    if strict {
+        lsn > current
+    } else {
+        lsn >= current
+    }
 }
 
 /// The counts of item kinds not replayed.
@@ -721,8 +727,7 @@ impl Applier<'_> {
         let map = f.get(20..).unwrap_or_default();
         let bits = map_size.saturating_mul(32).min(map.len().saturating_mul(8));
         let bit_set = |b: usize| {
-            le::u32(map, (b / 32).saturating_mul(4))
-                .is_some_and(|w| w & (1u32 << (b % 32)) != 0)
+            le::u32(map, (b / 32).saturating_mul(4)).is_some_and(|w| w & (1u32 << (b % 32)) != 0)
         };
         let mut chunks: Vec<(usize, &[u8])> = Vec::new();
         let mut bit = 0usize;
@@ -740,7 +745,10 @@ impl Applier<'_> {
                 self.problem(
                     "xfs log buffer item".into(),
                     at,
-                    format!("the dirty map names more chunks than the {} regions logged", item.regions.len()),
+                    format!(
+                        "the dirty map names more chunks than the {} regions logged",
+                        item.regions.len()
+                    ),
                 );
                 return;
             };
@@ -750,7 +758,10 @@ impl Applier<'_> {
                 return;
             }
             let bytes = n.saturating_mul(XFS_BLF_CHUNK);
-            chunks.push((bit.saturating_mul(XFS_BLF_CHUNK), src.get(..bytes).unwrap_or_default()));
+            chunks.push((
+                bit.saturating_mul(XFS_BLF_CHUNK),
+                src.get(..bytes).unwrap_or_default(),
+            ));
             region = region.saturating_add(1);
             bit = bit.saturating_add(n);
         }
@@ -764,9 +775,10 @@ impl Applier<'_> {
                 for (c_off, c) in &chunks {
                     if off >= *c_off && off.saturating_add(4) <= c_off.saturating_add(c.len()) {
                         let s = off.saturating_sub(*c_off);
-                        if let (Some(src), Some(dst)) =
-                            (c.get(s..s.saturating_add(4)), buf.get_mut(off..off.saturating_add(4)))
-                        {
+                        if let (Some(src), Some(dst)) = (
+                            c.get(s..s.saturating_add(4)),
+                            buf.get_mut(off..off.saturating_add(4)),
+                        ) {
                             dst.copy_from_slice(src);
                         }
                         if v3 && let Some(ino) = buf.get_mut(i..i.saturating_add(isize)) {
@@ -782,7 +794,10 @@ impl Applier<'_> {
                     self.problem(
                         "xfs log buffer item".into(),
                         at,
-                        format!("a chunk at {c_off} lies outside the {}-byte buffer", len.saturating_mul(BB)),
+                        format!(
+                            "a chunk at {c_off} lies outside the {}-byte buffer",
+                            len.saturating_mul(BB)
+                        ),
                     );
                     return;
                 };
@@ -801,13 +816,18 @@ impl Applier<'_> {
             return;
         };
         // The 64-bit format (56 bytes) or the 32-bit one (52 bytes, no pad).
-        let (ino_off, u_off, blk_off) = if f.len() == 52 { (12, 20, 36) } else { (16, 24, 40) };
+        let (ino_off, u_off, blk_off) = if f.len() == 52 {
+            (12, 20, 36)
+        } else {
+            (16, 24, 40)
+        };
         let fields = le::u32(f, 4).unwrap_or(0);
         let ino = le::u64(f, ino_off).unwrap_or(0);
         let rdev = le::u32(f, u_off).unwrap_or(0);
         let blkno = le::u64(f, blk_off).unwrap_or(0);
-        let len = u64::try_from(le::u32(f, blk_off.saturating_add(8)).unwrap_or(0)).unwrap_or(0);
-        let boffset = usize::try_from(le::u32(f, blk_off.saturating_add(12)).unwrap_or(0)).unwrap_or(0);
+        let len = u64::from(le::u32(f, blk_off.saturating_add(8)).unwrap_or(0));
+        let boffset =
+            usize::try_from(le::u32(f, blk_off.saturating_add(12)).unwrap_or(0)).unwrap_or(0);
         let what = format!("xfs log inode item (inode {ino})");
         if self.cancelled(blkno, len) {
             self.skipped.cancelled = self.skipped.cancelled.saturating_add(1);
@@ -824,11 +844,19 @@ impl Applier<'_> {
         let isize = usize::from(self.ov.fs.sb.sb_inodesize);
         let v5 = self.ov.fs.sb.is_v5();
         let Some(dip) = buf.get_mut(boffset..boffset.saturating_add(isize)) else {
-            self.problem(what, at, format!("inode offset {boffset} lies outside its buffer"));
+            self.problem(
+                what,
+                at,
+                format!("inode offset {boffset} lies outside its buffer"),
+            );
             return;
         };
         if be::u16(dip, 0) != Some(DINODE_MAGIC) {
-            self.problem(what, at, "the inode on disk has a bad magic: not replayed (the kernel fails the mount)");
+            self.problem(
+                what,
+                at,
+                "the inode on disk has a bad magic: not replayed (the kernel fails the mount)",
+            );
             return;
         }
         let Some(ld) = item.regions.get(1) else {
@@ -841,7 +869,11 @@ impl Applier<'_> {
         }
         let version = ld.get(4).copied().unwrap_or(0);
         let core = if version >= 3 { CORE_V3 } else { CORE_V2 };
-        let ld_need = if version >= 3 { CORE_V3 } else { DI_NEXT_UNLINKED };
+        let ld_need = if version >= 3 {
+            CORE_V3
+        } else {
+            DI_NEXT_UNLINKED
+        };
         if ld.len() < ld_need {
             self.problem(what, at, format!("log dinode of {} bytes", ld.len()));
             return;
@@ -862,7 +894,11 @@ impl Applier<'_> {
         }
         let forkoff = usize::from(ld.get(82).copied().unwrap_or(0)).saturating_mul(8);
         if core.saturating_add(forkoff) > isize {
-            self.problem(what, at, format!("fork offset {forkoff} lies outside the inode"));
+            self.problem(
+                what,
+                at,
+                format!("fork offset {forkoff} lies outside the inode"),
+            );
             return;
         }
         log_dinode_to_disk(ld, dip, lsn, version);
@@ -925,7 +961,10 @@ impl Applier<'_> {
         let length = u64::from(be::u32(f, 20).unwrap_or(0));
         let generation = be::u32(f, 24).unwrap_or(0);
         let bs = self.ov.fs.block_size;
-        let at = agno.saturating_mul(u64::from(sb.sb_agblocks)).saturating_add(agbno).saturating_mul(bs);
+        let at = agno
+            .saturating_mul(u64::from(sb.sb_agblocks))
+            .saturating_add(agbno)
+            .saturating_mul(bs);
         if agno >= u64::from(sb.sb_agcount)
             || agbno.saturating_add(length) > u64::from(sb.sb_agblocks)
             || isize != u64::from(sb.sb_inodesize)
@@ -949,7 +988,7 @@ impl Applier<'_> {
             cluster = cluster.saturating_mul(isize) / 256;
         }
         let cluster_bbs = cluster.max(bs).min(nbb.saturating_mul(BB)).max(BB) / BB;
-        let clusters: Vec<u64> = (0..nbb / cluster_bbs)
+        let clusters: Vec<u64> = (0..nbb.checked_div(cluster_bbs).unwrap_or(0))
             .map(|i| daddr.saturating_add(i.saturating_mul(cluster_bbs)))
             .collect();
         let cancelled: Vec<bool> = clusters
@@ -1049,7 +1088,11 @@ fn log_dinode_to_disk(ld: &[u8], dip: &mut [u8], lsn: u64, version: u8) {
             }
         }
     };
-    let flags2 = if version >= 3 { le::u64(ld, 120).unwrap_or(0) } else { 0 };
+    let flags2 = if version >= 3 {
+        le::u64(ld, 120).unwrap_or(0)
+    } else {
+        0
+    };
     for (off, w) in [
         (0, 2),
         (2, 2),
@@ -1132,7 +1175,10 @@ fn log_dinode_to_disk(ld: &[u8], dip: &mut [u8], lsn: u64, version: u8) {
     } else {
         raw(dip, 24, 30);
         if let (Some(s), Some(d)) = (ld.get(30..32), dip.get_mut(30..32)) {
-            d.copy_from_slice(&[s.get(1).copied().unwrap_or(0), s.first().copied().unwrap_or(0)]);
+            d.copy_from_slice(&[
+                s.get(1).copied().unwrap_or(0),
+                s.first().copied().unwrap_or(0),
+            ]);
         }
     }
 }
@@ -1179,7 +1225,7 @@ pub(super) fn replay(fs: &Xfs) -> Result<Replay> {
     let head = h.head;
     let last = read_record(&log, h.hdr_bb)?;
     let tail_lsn = be::u64(&last.hdr, 24).unwrap_or(0);
-    let tail = (tail_lsn & 0xffff_ffff) % log.nbb;
+    let tail = (tail_lsn & 0xffff_ffff).checked_rem(log.nbb).unwrap_or(0);
     let g = gather(&log, tail, head)?;
     let mut ap = Applier {
         ov: Overlay {
@@ -1199,7 +1245,10 @@ pub(super) fn replay(fs: &Xfs) -> Result<Replay> {
                 continue;
             };
             if le::u16(f, 0) == Some(li::BUF) && le::u16(f, 4).unwrap_or(0) & XFS_BLF_CANCEL != 0 {
-                let key = (le::u64(f, 8).unwrap_or(0), u64::from(le::u16(f, 6).unwrap_or(0)));
+                let key = (
+                    le::u64(f, 8).unwrap_or(0),
+                    u64::from(le::u16(f, 6).unwrap_or(0)),
+                );
                 let n = ap.cancels.entry(key).or_insert(0);
                 *n = n.saturating_add(1);
             }
@@ -1292,6 +1341,7 @@ pub(super) fn replay(fs: &Xfs) -> Result<Replay> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
