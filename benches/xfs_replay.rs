@@ -48,7 +48,7 @@ rm -f "$img"; truncate -s 2G "$img"
 mkfs.xfs -q -f -l size=64m "$img"
 mkdir -p "$mnt"
 l=$(losetup -f --show "$img")
-trap 'umount "$mnt" 2>/dev/null; losetup -d "$l"' EXIT
+trap 'umount "$mnt" 2>/dev/null || true; losetup -d "$l"' EXIT
 mount "$l" "$mnt"
 python3 - "$mnt" {files} <<'PY'
 import os, sys

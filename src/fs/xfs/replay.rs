@@ -83,7 +83,6 @@ const ILOG_DEV: u32 = 0x010;
 const ILOG_ADATA: u32 = 0x040;
 const ILOG_AEXT: u32 = 0x080;
 const ILOG_ABROOT: u32 = 0x100;
-const ILOG_DFORK: u32 = ILOG_DDATA | ILOG_DEXT | ILOG_DBROOT | ILOG_DEV;
 const ILOG_AFORK: u32 = ILOG_ADATA | ILOG_AEXT | ILOG_ABROOT;
 
 /// `di_magic` "IN".
@@ -311,7 +310,6 @@ struct Gathered {
 fn gather_ops(
     rec: &Record,
     data: &[u8],
-    at: u64,
     open: &mut HashMap<u32, Trans>,
     out: &mut Vec<Trans>,
 ) -> std::result::Result<(), String> {
@@ -346,7 +344,6 @@ fn gather_ops(
             })?;
         let payload = data.get(start..stop).unwrap_or_default();
         pos = stop;
-        let _ = at;
         if let std::collections::hash_map::Entry::Vacant(e) = open.entry(tid) {
             if flags & XLOG_START_TRANS != 0 {
                 e.insert(Trans {
@@ -527,7 +524,7 @@ fn gather(log: &Log, tail: u64, head: u64) -> Result<Gathered> {
             g.notes.push(p.to_string());
         }
         unpack(rec, &mut data);
-        if let Err(why) = gather_ops(rec, &data, at, &mut open, &mut g.committed) {
+        if let Err(why) = gather_ops(rec, &data, &mut open, &mut g.committed) {
             g.stopped = Some(Problem::at(
                 "xfs log record",
                 at,
@@ -573,10 +570,14 @@ impl Overlay<'_> {
         let len = usize::try_from(nbb.saturating_mul(BB)).unwrap_or(0);
         let mut buf = vec![0u8; len];
         let pos = daddr.saturating_mul(BB);
-        self.fs
-            .src
-            .read_exact_at(pos, &mut buf)
-            .map_err(|e| Error::io(format!("xfs buffer at byte {pos}"), e))?;
+        // A buffer replayed before is all in the overlay: no disk read.
+        let held = self.sectors.range(daddr..daddr.saturating_add(nbb)).count();
+        if u64::try_from(held).ok() != Some(nbb) {
+            self.fs
+                .src
+                .read_exact_at(pos, &mut buf)
+                .map_err(|e| Error::io(format!("xfs buffer at byte {pos}"), e))?;
+        }
         for (s, data) in self.sectors.range(daddr..daddr.saturating_add(nbb)) {
             let off = usize::try_from(s.saturating_sub(daddr).saturating_mul(BB)).unwrap_or(0);
             if let Some(dst) = buf.get_mut(off..off.saturating_add(512)) {
@@ -588,6 +589,13 @@ impl Overlay<'_> {
 
     fn write(&mut self, daddr: u64, data: &[u8]) {
         for (i, chunk) in data.chunks(512).enumerate() {
+            let sector = daddr.saturating_add(i as u64);
+            if let Some(held) = self.sectors.get_mut(&sector) {
+                if let Some(d) = held.get_mut(..chunk.len()) {
+                    d.copy_from_slice(chunk);
+                }
+                continue;
+            }
             if self.sectors.len() >= MAX_OVERLAY_SECTORS {
                 self.limit_hit = true;
                 return;
@@ -596,8 +604,7 @@ impl Overlay<'_> {
             if let Some(d) = s.get_mut(..chunk.len()) {
                 d.copy_from_slice(chunk);
             }
-            self.sectors
-                .insert(daddr.saturating_add(i as u64), s.into_boxed_slice());
+            self.sectors.insert(sector, s.into_boxed_slice());
         }
     }
 }
@@ -941,7 +948,6 @@ impl Applier<'_> {
         {
             d.copy_from_slice(&rdev.to_be_bytes());
         }
-        let _ = ILOG_DFORK;
         if version >= 3 {
             put_crc(dip, DI_CRC_OFF);
         }
