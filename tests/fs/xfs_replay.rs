@@ -16,7 +16,7 @@ use vmrescue::fs::xfs::{NO_JOURNAL_NOTE, REPLAYED_NOTE, Xfs};
 use vmrescue::fs::{FsOptions, FsView};
 use vmrescue::io::{FileSource, ReadAt};
 
-const DIRTY: &[&str] = &["xfs-replay-v5", "xfs-replay-wrap"];
+const DIRTY: &[&str] = &["xfs-replay-v5", "xfs-replay-wrap", "xfs-replay-logbsize"];
 
 fn open_path(p: &Path, no_journal: bool) -> Xfs {
     let src: Arc<dyn ReadAt> = Arc::new(FileSource::open(p).expect("open image"));

@@ -262,7 +262,9 @@ fn crc_ok(rec: &Record, data: &[u8]) -> bool {
         let mut c = crc32c::crc32c(head.get(..32).unwrap_or_default());
         c = crc32c::crc32c_append(c, &[0u8; 4]);
         c = crc32c::crc32c_append(c, head.get(36..).unwrap_or_default());
-        for i in 1..rec.hblks {
+        // Extended headers as many as the record's length needs (not h_size).
+        let xheads = u64::from(rec.len.div_ceil(XLOG_HEADER_CYCLE_SIZE)).min(rec.hblks);
+        for i in 1..xheads {
             let off = usize::try_from(i.saturating_mul(BB)).unwrap_or(usize::MAX);
             let ext = rec
                 .hdr
