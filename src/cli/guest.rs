@@ -30,7 +30,8 @@ pub(super) struct GuestArgs {
     /// with the volumes its /etc/fstab mounts), else the only filesystem.
     #[arg(long, value_name = "V")]
     pub volume: Option<String>,
-    /// Show the on-disk state: do not replay the filesystem journal in memory.
+    /// Show the on-disk state: do not replay the filesystem journal (ext3/4
+    /// journal, XFS log) in memory.
     #[arg(long)]
     pub no_journal: bool,
 }

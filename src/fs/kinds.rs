@@ -67,10 +67,10 @@ fn open_ext(
 
 fn open_xfs(
     src: Arc<dyn ReadAt>,
-    _opts: &FsOptions,
+    opts: &FsOptions,
     _journals: &[Arc<dyn ReadAt>],
 ) -> Result<Arc<dyn FsView>> {
-    Ok(Arc::new(super::xfs::Xfs::open(src)?))
+    Ok(Arc::new(super::xfs::Xfs::open_with(src, opts)?))
 }
 
 const fn kernel_only(
@@ -124,7 +124,7 @@ pub static KINDS: &[FsKind] = &[
     FsKind {
         name: "xfs",
         reader: Some(open_xfs),
-        replays_journal: false,
+        replays_journal: true,
         // A guest cloned from the same template as another mounted
         // filesystem shares its UUID, which XFS otherwise refuses.
         mount: Some(Mount {

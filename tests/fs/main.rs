@@ -21,3 +21,4 @@ mod ext_parity;
 mod ext_shapes;
 mod xfs_corrupt;
 mod xfs_parity;
+mod xfs_replay;

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use ext_support::{assert_same, manifest, walk};
-use vmrescue::fs::xfs::{NOT_REPLAYED_NOTE, Xfs};
+use vmrescue::fs::xfs::{NO_JOURNAL_NOTE, REPLAYED_NOTE, Xfs};
 use vmrescue::fs::{FsView, path};
 use vmrescue::io::{FileSource, ReadAt};
 
@@ -353,13 +353,28 @@ fn directory_forms_are_all_covered() {
 }
 
 #[test]
-fn dirty_log_shows_the_on_disk_state_and_says_so() {
-    let fs = open("xfs-dirty");
+fn dirty_log_with_no_journal_shows_the_on_disk_state_and_says_so() {
+    let src: Arc<dyn ReadAt> =
+        Arc::new(FileSource::open(&common::fixture("xfs-dirty")).expect("open image"));
+    let fs = Xfs::open_with(src, &vmrescue::fs::FsOptions { no_journal: true }).unwrap();
     assert_same("xfs-dirty", &walk(&fs), &manifest("xfs-dirty.walk"));
     let st = fs.status();
-    assert_eq!(st.notes, vec![NOT_REPLAYED_NOTE.to_string()]);
+    assert_eq!(st.notes, vec![NO_JOURNAL_NOTE.to_string()]);
     assert!(st.problems.is_empty(), "{:?}", st.problems);
     assert!(path::resolve(&fs, b"/after", false).is_err());
+}
+
+#[test]
+fn dirty_log_is_replayed_by_default() {
+    let fs = open("xfs-dirty");
+    let st = fs.status();
+    assert!(
+        st.notes.iter().any(|n| n.starts_with(REPLAYED_NOTE)),
+        "{:?}",
+        st.notes
+    );
+    assert!(st.problems.is_empty(), "{:?}", st.problems);
+    assert!(path::resolve(&fs, b"/after/only-in-the-log", false).is_ok());
 }
 
 #[test]

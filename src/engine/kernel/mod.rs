@@ -817,16 +817,23 @@ impl Session {
         let v = layout.volume(id);
         let (_, flags, data) = mount::options(v.content.kind, false)?;
         let _ = flags;
+        let mut notes = vec![format!(
+            "mounted by the kernel engine at {} (read-only{}{})",
+            dir.display(),
+            if data.is_empty() { "" } else { ", " },
+            data
+        )];
+        if v.content.kind == ContentKind::Xfs
+            && data.contains("norecovery")
+            && crate::fs::xfs::has_dirty_log(layout.open_volume(id))
+        {
+            notes.push(crate::fs::xfs::KERNEL_NOT_REPLAYED_NOTE.to_string());
+        }
         let status = FsStatus {
             fs_type: v.content.kind.name().to_string(),
             label: v.content.label.clone(),
             uuid: v.content.uuid.clone(),
-            notes: vec![format!(
-                "mounted by the kernel engine at {} (read-only{}{})",
-                dir.display(),
-                if data.is_empty() { "" } else { ", " },
-                data
-            )],
+            notes,
             problems: Vec::new(),
         };
         let view = Arc::new(mounted::MountedFs::new(&dir, status, Arc::clone(self))?);

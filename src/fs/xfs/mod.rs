@@ -6,9 +6,11 @@
 //! shortform/block/leaf/node directories, local and remote symlinks, and
 //! extended attributes (shortform, leaf and node attr forks).
 //!
-//! The log is never replayed: when it is dirty, what is shown is the
-//! on-disk state, as `mount -o norecovery` shows it (the kernel engine
-//! mounts XFS that way too), and [`FsStatus::notes`] says so.
+//! A dirty internal log is replayed in memory ([`replay`]) into an
+//! [`overlay::Overlay`] of replaced sectors, the way the kernel's log
+//! recovery would write them, and [`FsStatus::notes`] says so; the image is
+//! never written. With [`FsOptions::no_journal`] the on-disk state is shown,
+//! as `mount -o norecovery` shows it (the kernel engine mounts XFS that way).
 //!
 //! v5 checksums (superblock, AG headers, inodes, bmbt, directory and attr
 //! blocks) are verified; a bad one is recorded in [`FsStatus::problems`]
@@ -21,6 +23,8 @@ mod bmap;
 mod dir;
 pub mod inode;
 mod log;
+pub mod overlay;
+mod replay;
 pub mod sb;
 pub mod space;
 pub mod write;
@@ -29,7 +33,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::fs::problems::ProblemLog;
-use crate::fs::{DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Space, Xattr};
+use crate::fs::{
+    DirEntry, FileExtent, FileType, FsOptions, FsStatus, FsView, Metadata, NodeId, Space, Xattr,
+};
 use crate::io::{CachedSource, HostExtent, ReadAt, be};
 use crate::problem::Problem;
 
@@ -56,6 +62,20 @@ const MAP_CACHE: usize = 8;
 const MAX_AG_CHECKS: u32 = 4096;
 /// What the status says when the log was dirty.
 pub const NOT_REPLAYED_NOTE: &str = "the XFS log was not replayed: what is shown is the on-disk state, as `mount -o norecovery` shows it";
+/// What the status says when the log was dirty and `--no-journal` was given.
+pub const NO_JOURNAL_NOTE: &str = "the XFS log needs recovery; not replayed (--no-journal): showing the on-disk state, as `mount -o norecovery` shows it";
+/// The start of the note saying the log was replayed.
+pub const REPLAYED_NOTE: &str = "log replayed in memory";
+
+/// What the kernel engine's status says when it mounted an XFS volume
+/// whose log is dirty (`norecovery`: the log is not replayed there).
+pub const KERNEL_NOT_REPLAYED_NOTE: &str = "the XFS log needs recovery, which the kernel engine's read-only mount (norecovery) does not do: what is shown is the on-disk state, without the last changes (the userspace engine replays the log in memory)";
+
+/// Whether the XFS filesystem on `src` has a dirty internal log (the state
+/// on disk; nothing is replayed).
+pub fn has_dirty_log(src: Arc<dyn ReadAt>) -> bool {
+    Xfs::open_disk(src).is_ok_and(|fs| log::state(&fs) == log::LogState::Dirty)
+}
 
 /// An XFS filesystem, read-only.
 pub struct Xfs {
@@ -79,8 +99,73 @@ impl std::fmt::Debug for Xfs {
 }
 
 impl Xfs {
-    /// Open the XFS filesystem on `src` (a volume's bytes).
+    /// Open the XFS filesystem on `src` (a volume's bytes), its dirty log
+    /// replayed in memory.
     pub fn open(src: Arc<dyn ReadAt>) -> Result<Xfs> {
+        Xfs::open_with(src, &FsOptions::default())
+    }
+
+    /// [`Xfs::open`]; with `opts.no_journal` a dirty log is not replayed
+    /// and the on-disk state is shown.
+    pub fn open_with(src: Arc<dyn ReadAt>, opts: &FsOptions) -> Result<Xfs> {
+        let mut fs = Xfs::open_disk(Arc::clone(&src))?;
+        match log::state(&fs) {
+            log::LogState::Clean => {}
+            log::LogState::External => fs.notes.push(
+                "the XFS log is on an external device that is not checked: what is shown is the on-disk state".into(),
+            ),
+            log::LogState::Unknown(why) => {
+                fs.problem(Problem::of("xfs log", format!("cannot tell whether it is clean: {why}")));
+                fs.notes.push(NOT_REPLAYED_NOTE.into());
+            }
+            log::LogState::Dirty if opts.no_journal => fs.notes.push(NO_JOURNAL_NOTE.into()),
+            log::LogState::Dirty => match replay::replay(&fs) {
+                Ok(r) => {
+                    let note = format!(
+                        "{REPLAYED_NOTE}: {} transactions, {} buffers, {} inodes{}",
+                        r.transactions,
+                        r.buffers,
+                        r.inodes,
+                        if r.icreates > 0 {
+                            format!(", {} inode chunks created", r.icreates)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    let overlay: Arc<dyn ReadAt> =
+                        Arc::new(overlay::Overlay::new(Arc::clone(&src), r.sectors));
+                    match Xfs::open_disk(overlay) {
+                        Ok(mut replayed) => {
+                            replayed.notes.push(note);
+                            replayed.notes.extend(r.notes);
+                            for p in r.problems {
+                                replayed.problem(p);
+                            }
+                            return Ok(replayed);
+                        }
+                        Err(e) => {
+                            fs.problem(Problem::of(
+                                "xfs log",
+                                format!("the filesystem as replayed cannot be opened ({e})"),
+                            ));
+                            fs.notes.push(NOT_REPLAYED_NOTE.into());
+                        }
+                    }
+                }
+                Err(e) => {
+                    fs.problem(Problem::of(
+                        "xfs log",
+                        format!("cannot be replayed ({e})"),
+                    ));
+                    fs.notes.push(NOT_REPLAYED_NOTE.into());
+                }
+            },
+        }
+        Ok(fs)
+    }
+
+    /// Open the filesystem as the bytes of `src` say, the log not looked at.
+    fn open_disk(src: Arc<dyn ReadAt>) -> Result<Xfs> {
         let mut raw = vec![0u8; 512];
         src.read_exact_at(0, &mut raw)
             .map_err(|e| Error::io("xfs superblock at byte 0", e))?;
@@ -132,17 +217,6 @@ impl Xfs {
                 "names are ASCII case-insensitive in this filesystem: vmrescue matches them exactly"
                     .into(),
             );
-        }
-        match log::state(&fs) {
-            log::LogState::Clean => {}
-            log::LogState::Dirty => fs.notes.push(NOT_REPLAYED_NOTE.into()),
-            log::LogState::External => fs.notes.push(
-                "the XFS log is on an external device that is not checked: what is shown is the on-disk state".into(),
-            ),
-            log::LogState::Unknown(why) => {
-                fs.problem(Problem::of("xfs log", format!("cannot tell whether it is clean: {why}")));
-                fs.notes.push(NOT_REPLAYED_NOTE.into());
-            }
         }
         Ok(fs)
     }
