@@ -10,6 +10,7 @@
 //! absolute symlink target starts at the guest's `/`, `..` stops at the guest
 //! root, and the usual limits apply (40 links, 4096 bytes).
 
+pub mod btrfs;
 pub mod ext;
 pub mod host;
 pub mod kinds;
