@@ -178,7 +178,7 @@ impl Namespace {
             ),
         };
         let mut root_notes = Vec::new();
-        let (root_fs, entries) = root_subvolume(root_fs, &mut root_notes);
+        let (root_fs, entries, root_subvol) = root_subvolume(root_fs, &mut root_notes);
         let root_entry = entries.iter().find(|e| e.mountpoint == b"/");
         let root_mount = Mount {
             mountpoint: b"/".to_vec(),
@@ -206,6 +206,7 @@ impl Namespace {
             dev: 1,
             volume: Some(root),
             name: name_of(root),
+            subvolume: root_subvol,
         });
         tree.notes.extend(root_notes);
         let mut mounts = vec![root_mount];
@@ -293,6 +294,14 @@ impl Namespace {
             .get(layer)
             .ok_or_else(|| Error::NotFound(format!("{} in the guest", escape(&resolved.path))))?;
         match l.volume {
+            // Paths inside a volume start at its default tree: which that
+            // is for a btrfs volume the namespace cannot tell.
+            Some(_) if l.subvolume.is_some() => Err(Error::Unsupported(format!(
+                "{} lies on btrfs {} of {}: its path inside the volume depends on the volume's default subvolume",
+                escape(&resolved.path),
+                l.subvolume.as_deref().unwrap_or_default(),
+                l.name
+            ))),
             Some(v) => Ok((v, inner)),
             None => {
                 let m = self.mounts.get(l.mount);
@@ -431,6 +440,7 @@ fn mount_entry(
                     dev: src.dev,
                     volume: src.volume,
                     name: src.name.clone(),
+                    subvolume: src.subvolume.clone(),
                 },
                 inner,
             ))
@@ -453,7 +463,11 @@ fn mount_entry(
             let specs = subvol_specs(&opts)?;
             subvolume(fs, &specs)
         }) {
-            Ok(fs) => (layer(fs, index, dev, Some(v), name_of(v)), b"/".to_vec()),
+            Ok((fs, sub)) => {
+                let mut l = layer(fs, index, dev, Some(v), name_of(v));
+                l.subvolume = sub;
+                (l, b"/".to_vec())
+            }
             Err(e) => {
                 m.state = MountState::Unreadable(e);
                 (empty(0o755), b"/".to_vec())
@@ -505,12 +519,13 @@ fn spec_option(spec: &SubvolSpec) -> String {
 }
 
 /// `fs` shown from the subvolume `specs` name (all of them must name the
-/// same one); `fs` itself when they name none. Otherwise the reason it
-/// cannot be shown: rather nothing than the wrong tree.
+/// same one), with the options naming it when that is not `fs`'s own root;
+/// `fs` itself when they name none. Otherwise the reason it cannot be
+/// shown: rather nothing than the wrong tree.
 fn subvolume(
     fs: Arc<dyn FsView>,
     specs: &[SubvolSpec],
-) -> std::result::Result<Arc<dyn FsView>, String> {
+) -> std::result::Result<(Arc<dyn FsView>, Option<String>), String> {
     let mut root: Option<NodeId> = None;
     for spec in specs {
         let node = match fs.subvolume_root(spec) {
@@ -530,8 +545,11 @@ fn subvolume(
         root = Some(node);
     }
     match root {
-        Some(r) if r != fs.root() => Ok(Arc::new(Rooted::new(fs, r))),
-        _ => Ok(fs),
+        Some(r) if r != fs.root() => Ok((
+            Arc::new(Rooted::new(fs, r)),
+            Some(specs.iter().map(spec_option).collect::<Vec<_>>().join(",")),
+        )),
+        _ => Ok((fs, None)),
     }
 }
 
@@ -546,7 +564,7 @@ const MAX_ROOT_CANDIDATES: usize = 256;
 fn root_subvolume(
     fs: Arc<dyn FsView>,
     notes: &mut Vec<String>,
-) -> (Arc<dyn FsView>, Vec<FstabEntry>) {
+) -> (Arc<dyn FsView>, Vec<FstabEntry>, Option<String>) {
     let specs_of = |entries: &[FstabEntry]| {
         entries
             .iter()
@@ -558,27 +576,27 @@ fn root_subvolume(
     if !entries.is_empty() {
         let specs = specs_of(&entries);
         if specs.is_empty() {
-            return (fs, entries);
+            return (fs, entries, None);
         }
         return match subvolume(Arc::clone(&fs), &specs) {
-            Ok(view) if view.root() != fs.root() => {
+            Ok((view, Some(sub))) => {
                 let again = fstab::read(&*view);
                 notes.push(format!(
                     "/: the fstab's {} is shown",
                     specs.iter().map(spec_option).collect::<Vec<_>>().join(",")
                 ));
                 let entries = if again.is_empty() { entries } else { again };
-                (view, entries)
+                (view, entries, Some(sub))
             }
-            Ok(_) => (fs, entries),
+            Ok((_, None)) => (fs, entries, None),
             Err(why) => {
                 notes.push(format!("/: {why}; shown is the tree that holds /etc/fstab"));
-                (fs, entries)
+                (fs, entries, None)
             }
         };
     }
     let Ok(top) = fs.read_dir(fs.root()) else {
-        return (fs, entries);
+        return (fs, entries, None);
     };
     for e in top.into_iter().take(MAX_ROOT_CANDIDATES) {
         let node = match fs.subvolume_root(&SubvolSpec::Path(e.name.clone())) {
@@ -598,10 +616,11 @@ fn root_subvolume(
                 "/: no /etc/fstab in the volume's default subvolume; the root is subvolume {}, whose fstab names it for /",
                 escape(&e.name)
             ));
-            return (view, found);
+            let sub = format!("subvol={}", escape(&e.name));
+            return (view, found, Some(sub));
         }
     }
-    (fs, entries)
+    (fs, entries, None)
 }
 
 fn layer(
@@ -619,6 +638,7 @@ fn layer(
         dev,
         volume,
         name,
+        subvolume: None,
     }
 }
 

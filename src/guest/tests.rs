@@ -855,6 +855,18 @@ fn btrfs_subvolumes_at_root_and_home_share_one_volume() {
     // Each mount its own device.
     let home = resolve(&*fs, b"/home", true).unwrap().node;
     assert_ne!(fs.dev(home), fs.dev(fs.root()));
+    // A path inside a subvolume has no volume path to write to; the top level has.
+    let e = ns.locate(b"/home/alice/notes.txt").unwrap_err().to_string();
+    assert!(e.contains("subvol=/@home"), "{e}");
+    assert!(
+        ns.locate(b"/etc/hostname")
+            .unwrap_err()
+            .to_string()
+            .contains("subvol=@")
+    );
+    let (v, inner) = ns.locate(b"/mnt/top/@home/alice/notes.txt").unwrap();
+    assert_eq!(Some(v), ns.root_volume());
+    assert_eq!(inner, b"/@home/alice/notes.txt");
 }
 
 #[test]
