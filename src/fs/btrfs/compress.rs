@@ -258,8 +258,9 @@ fn lzo(input: &[u8], out_len: usize, sector_size: u32) -> Result<Vec<u8>> {
                 )
             })?;
         let seg = input.get(start..end).unwrap_or_default();
-        let room = out_len.saturating_sub(out.len()).min(sector);
-        lzo1x(seg, &mut out, room).map_err(|(at, why)| {
+        // A segment is one sector at most; the last may hold more than the
+        // extent needs (what is past `out_len` is dropped, as the kernel does).
+        lzo1x(seg, &mut out, sector).map_err(|(at, why)| {
             Error::corrupt(
                 structure(),
                 start.saturating_add(at) as u64,
@@ -268,6 +269,7 @@ fn lzo(input: &[u8], out_len: usize, sector_size: u32) -> Result<Vec<u8>> {
         })?;
         pos = end;
     }
+    out.truncate(out_len);
     Ok(out)
 }
 
@@ -527,9 +529,17 @@ mod tests {
         let bad: &[u8] = &[20, b'a', b'b', b'c', 32 | 7, 16, 0, 0x11, 0, 0];
         let e = decompress(Compression::Lzo, &lzo_frame(&[bad]), 12, 4096).unwrap_err();
         assert!(e.to_string().contains("match distance 5"), "{e}");
-        // More output than the extent holds.
-        let e = decompress(Compression::Lzo, &frame, 11, 4096).unwrap_err();
-        assert!(e.to_string().contains("overruns"), "{e}");
+        // More output than the extent holds: the extent's part.
+        let out = decompress(Compression::Lzo, &frame, 11, 4096).unwrap();
+        assert_eq!(out, b"abcabcabcab");
+        // More than a sector from one segment.
+        let mut seg = literal_run(4097, b'r');
+        seg.extend_from_slice(&[0x11, 0, 0]);
+        let e = decompress(Compression::Lzo, &lzo_frame(&[&seg]), 8192, 4096).unwrap_err();
+        assert!(
+            e.to_string().contains("overrun the 4096-byte output"),
+            "{e}"
+        );
         // A total length past the data, a huge segment length.
         let mut f = frame.clone();
         f[..4].copy_from_slice(&1000u32.to_le_bytes());
