@@ -32,6 +32,10 @@ pub struct MemFs {
     next: u64,
     /// What `status` returns.
     pub status: FsStatus,
+    /// Subvolumes, as btrfs has them: (id, path from the top level, root
+    /// directory). None: [`FsView::subvolume_root`] says this filesystem has
+    /// none; else the root is the top level (id 5, path `/`).
+    pub subvolumes: Vec<(u64, Vec<u8>, NodeId)>,
 }
 
 /// The root's node id (inode 2, as on ext2/3/4).
@@ -53,6 +57,7 @@ impl MemFs {
                 fs_type: "memory".into(),
                 ..FsStatus::default()
             },
+            subvolumes: Vec::new(),
         };
         let root = fs.node(FileType::Directory, 0o755);
         fs.nodes.insert(ROOT, root);
@@ -205,6 +210,27 @@ impl MemFs {
 impl FsView for MemFs {
     fn status(&self) -> FsStatus {
         self.status.clone()
+    }
+
+    fn subvolume_root(&self, spec: &super::SubvolSpec) -> Result<Option<NodeId>> {
+        if self.subvolumes.is_empty() {
+            return Ok(None);
+        }
+        let trim =
+            |p: &[u8]| -> Vec<u8> { super::path::components(p).collect::<Vec<_>>().join(&b'/') };
+        let found = match spec {
+            super::SubvolSpec::Id(5) => Some(ROOT),
+            super::SubvolSpec::Id(id) => self.subvolumes.iter().find(|s| s.0 == *id).map(|s| s.2),
+            super::SubvolSpec::Path(p) if trim(p).is_empty() => Some(ROOT),
+            super::SubvolSpec::Path(p) => self
+                .subvolumes
+                .iter()
+                .find(|s| trim(&s.1) == trim(p))
+                .map(|s| s.2),
+        };
+        found
+            .map(Some)
+            .ok_or_else(|| Error::NotFound(format!("subvolume {spec:?}")))
     }
 
     fn root(&self) -> NodeId {

@@ -10,6 +10,7 @@
 //! absolute symlink target starts at the guest's `/`, `..` stops at the guest
 //! root, and the usual limits apply (40 links, 4096 bytes).
 
+pub mod btrfs;
 pub mod ext;
 pub mod host;
 pub mod kinds;
@@ -17,6 +18,7 @@ pub mod mem;
 pub mod path;
 pub mod problems;
 pub mod reader;
+pub mod rooted;
 pub mod xfs;
 
 pub use reader::FileReader;
@@ -29,6 +31,15 @@ use crate::io::HostExtent;
 pub struct FsOptions {
     /// Show the on-disk state: do not replay the journal in memory.
     pub no_journal: bool,
+}
+
+/// btrfs mount options `subvol=` / `subvolid=`: which subvolume a mount shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubvolSpec {
+    /// `subvol=`: the subvolume's path from the top-level subvolume, as the fstab gives it.
+    Path(Vec<u8>),
+    /// `subvolid=`: the subvolume's id (5 is the top level).
+    Id(u64),
 }
 
 /// A node (inode) of a guest filesystem.
@@ -317,6 +328,12 @@ pub trait FsView: Send + Sync {
     /// reader does not know.
     fn space(&self, _node: NodeId) -> Option<Space> {
         None
+    }
+
+    /// The root of the subvolume `spec` names, for filesystems that have subvolumes
+    /// (`Ok(None)`: this filesystem has none).
+    fn subvolume_root(&self, _spec: &SubvolSpec) -> Result<Option<NodeId>> {
+        Ok(None)
     }
 }
 

@@ -9,7 +9,13 @@
 //! `..` climbs out of a mount into its parent. Entries that cannot be
 //! mounted here (a device that is not on these disks, a filesystem nothing
 //! reads) stay in the table ([`Namespace::mounts`]) with the reason, shown
-//! as empty folders.
+//! as empty folders. A btrfs entry's `subvol=`/`subvolid=` mounts that
+//! subvolume ([`crate::fs::FsView::subvolume_root`] and
+//! [`crate::fs::rooted::Rooted`]); each volume is opened once however many
+//! entries mount it, and a filesystem view that knows no subvolumes shows an
+//! empty folder with the reason rather than another tree. A root whose
+//! default tree has no `/etc/fstab` is looked for in the subvolumes at the
+//! volume's top whose own fstab names them for `/` (`subvol=@`).
 
 mod namespace;
 mod tree;

@@ -1,16 +1,22 @@
 //! The guest's mount table, resolved against the layout, and the merged
 //! tree it makes.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::tree::{GuestFs, Layer};
 use crate::error::{Error, Result};
 use crate::fs::mem::MemFs;
 use crate::fs::path::{self, components};
-use crate::fs::{FileType, FsView, NodeId};
-use crate::layers::fstab::{self, FstabEntry, SpecMatch};
+use crate::fs::rooted::Rooted;
+use crate::fs::{FileType, FsView, NodeId, SubvolSpec};
+use crate::layers::fstab::{self, FstabEntry, MountOptions, SpecMatch};
 use crate::layers::{Layout, VolumeId};
 use crate::text::escape;
+
+/// A volume's filesystem as the namespace opened it, or why it could not.
+type Opened = std::result::Result<Arc<dyn FsView>, String>;
 
 /// What became of one fstab entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +154,22 @@ impl Namespace {
                 .get(v.0)
                 .map_or_else(|| format!("volume {}", v.0), |v| v.name.clone())
         };
+        // Each volume is opened once, however many entries mount it (one
+        // btrfs volume at `/` and `/home` with different subvolumes).
+        let opened: RefCell<HashMap<VolumeId, Opened>> = RefCell::default();
+        let open_once = |v: VolumeId| -> Result<Arc<dyn FsView>> {
+            let cached = opened.borrow().get(&v).cloned();
+            let r = match cached {
+                Some(r) => r,
+                None => {
+                    let r = open(v).map_err(|e| e.to_string());
+                    opened.borrow_mut().insert(v, r.clone());
+                    r
+                }
+            };
+            r.map_err(Error::Invalid)
+        };
+        let open: &dyn Fn(VolumeId) -> Result<Arc<dyn FsView>> = &open_once;
         let (root_fs, root_state) = match open(root) {
             Ok(fs) => (fs, MountState::Mounted),
             Err(e) => (
@@ -155,7 +177,8 @@ impl Namespace {
                 MountState::Unreadable(e.to_string()),
             ),
         };
-        let entries = fstab::read(&*root_fs);
+        let mut root_notes = Vec::new();
+        let (root_fs, entries, root_subvol) = root_subvolume(root_fs, &mut root_notes);
         let root_entry = entries.iter().find(|e| e.mountpoint == b"/");
         let root_mount = Mount {
             mountpoint: b"/".to_vec(),
@@ -183,7 +206,9 @@ impl Namespace {
             dev: 1,
             volume: Some(root),
             name: name_of(root),
+            subvolume: root_subvol,
         });
+        tree.notes.extend(root_notes);
         let mut mounts = vec![root_mount];
         let mut seen_root = false;
         for entry in &entries {
@@ -269,6 +294,14 @@ impl Namespace {
             .get(layer)
             .ok_or_else(|| Error::NotFound(format!("{} in the guest", escape(&resolved.path))))?;
         match l.volume {
+            // Paths inside a volume start at its default tree: which that
+            // is for a btrfs volume the namespace cannot tell.
+            Some(_) if l.subvolume.is_some() => Err(Error::Unsupported(format!(
+                "{} lies on btrfs {} of {}: its path inside the volume depends on the volume's default subvolume",
+                escape(&resolved.path),
+                l.subvolume.as_deref().unwrap_or_default(),
+                l.name
+            ))),
             Some(v) => Ok((v, inner)),
             None => {
                 let m = self.mounts.get(l.mount);
@@ -407,6 +440,7 @@ fn mount_entry(
                     dev: src.dev,
                     volume: src.volume,
                     name: src.name.clone(),
+                    subvolume: src.subvolume.clone(),
                 },
                 inner,
             ))
@@ -425,10 +459,17 @@ fn mount_entry(
     } else if m.state.is_unavailable() {
         (empty(0o755), b"/".to_vec())
     } else if let Some(v) = m.volume {
-        match open(v) {
-            Ok(fs) => (layer(fs, index, dev, Some(v), name_of(v)), b"/".to_vec()),
+        match open(v).map_err(|e| e.to_string()).and_then(|fs| {
+            let specs = subvol_specs(&opts)?;
+            subvolume(fs, &specs)
+        }) {
+            Ok((fs, sub)) => {
+                let mut l = layer(fs, index, dev, Some(v), name_of(v));
+                l.subvolume = sub;
+                (l, b"/".to_vec())
+            }
             Err(e) => {
-                m.state = MountState::Unreadable(e.to_string());
+                m.state = MountState::Unreadable(e);
                 (empty(0o755), b"/".to_vec())
             }
         }
@@ -453,6 +494,135 @@ fn mount_entry(
     m
 }
 
+/// The subvolumes an entry's `subvol=` and `subvolid=` name (none, one or
+/// both); the reason the kernel would refuse the options.
+fn subvol_specs(opts: &MountOptions) -> std::result::Result<Vec<SubvolSpec>, String> {
+    let mut specs = Vec::new();
+    if let Some(p) = &opts.subvol {
+        specs.push(SubvolSpec::Path(p.as_bytes().to_vec()));
+    }
+    if let Some(id) = &opts.subvolid {
+        let n = id
+            .parse::<u64>()
+            .map_err(|_| format!("subvolid={id} is not a number"))?;
+        specs.push(SubvolSpec::Id(n));
+    }
+    Ok(specs)
+}
+
+/// The option that names `spec`, as the fstab writes it.
+fn spec_option(spec: &SubvolSpec) -> String {
+    match spec {
+        SubvolSpec::Path(p) => format!("subvol={}", escape(p)),
+        SubvolSpec::Id(id) => format!("subvolid={id}"),
+    }
+}
+
+/// `fs` shown from the subvolume `specs` name (all of them must name the
+/// same one), with the options naming it when that is not `fs`'s own root;
+/// `fs` itself when they name none. Otherwise the reason it cannot be
+/// shown: rather nothing than the wrong tree.
+fn subvolume(
+    fs: Arc<dyn FsView>,
+    specs: &[SubvolSpec],
+) -> std::result::Result<(Arc<dyn FsView>, Option<String>), String> {
+    let mut root: Option<NodeId> = None;
+    for spec in specs {
+        let node = match fs.subvolume_root(spec) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                return Err(format!(
+                    "{} was not applied: this view of the volume has no subvolumes \
+                     (no reader that knows them), and its default tree may be another one",
+                    spec_option(spec)
+                ));
+            }
+            Err(e) => return Err(format!("{}: {e}", spec_option(spec))),
+        };
+        if root.is_some_and(|r| r != node) {
+            return Err("subvol= and subvolid= name different subvolumes".into());
+        }
+        root = Some(node);
+    }
+    match root {
+        Some(r) if r != fs.root() => Ok((
+            Arc::new(Rooted::new(fs, r)),
+            Some(specs.iter().map(spec_option).collect::<Vec<_>>().join(",")),
+        )),
+        _ => Ok((fs, None)),
+    }
+}
+
+/// Most top-level entries of a volume tried for the root's subvolume.
+const MAX_ROOT_CANDIDATES: usize = 256;
+
+/// The guest root's tree and fstab entries. Where the volume's default
+/// tree has no `/etc/fstab` but a subvolume at its top holds one whose `/`
+/// line names that subvolume (`subvol=@`: the Ubuntu and Fedora layouts),
+/// that subvolume is the root. Where the fstab's `/` line names another
+/// subvolume than the tree it was found in, that subvolume is shown.
+fn root_subvolume(
+    fs: Arc<dyn FsView>,
+    notes: &mut Vec<String>,
+) -> (Arc<dyn FsView>, Vec<FstabEntry>, Option<String>) {
+    let specs_of = |entries: &[FstabEntry]| {
+        entries
+            .iter()
+            .find(|e| e.mountpoint == b"/")
+            .and_then(|e| subvol_specs(&e.options()).ok())
+            .unwrap_or_default()
+    };
+    let entries = fstab::read(&*fs);
+    if !entries.is_empty() {
+        let specs = specs_of(&entries);
+        if specs.is_empty() {
+            return (fs, entries, None);
+        }
+        return match subvolume(Arc::clone(&fs), &specs) {
+            Ok((view, Some(sub))) => {
+                let again = fstab::read(&*view);
+                notes.push(format!(
+                    "/: the fstab's {} is shown",
+                    specs.iter().map(spec_option).collect::<Vec<_>>().join(",")
+                ));
+                let entries = if again.is_empty() { entries } else { again };
+                (view, entries, Some(sub))
+            }
+            Ok((_, None)) => (fs, entries, None),
+            Err(why) => {
+                notes.push(format!("/: {why}; shown is the tree that holds /etc/fstab"));
+                (fs, entries, None)
+            }
+        };
+    }
+    let Ok(top) = fs.read_dir(fs.root()) else {
+        return (fs, entries, None);
+    };
+    for e in top.into_iter().take(MAX_ROOT_CANDIDATES) {
+        let node = match fs.subvolume_root(&SubvolSpec::Path(e.name.clone())) {
+            Ok(Some(n)) => n,
+            Ok(None) => break,
+            Err(_) => continue,
+        };
+        let view: Arc<dyn FsView> = Arc::new(Rooted::new(Arc::clone(&fs), node));
+        let found = fstab::read(&*view);
+        let specs = specs_of(&found);
+        if !specs.is_empty()
+            && specs
+                .iter()
+                .all(|s| matches!(fs.subvolume_root(s), Ok(Some(n)) if n == node))
+        {
+            notes.push(format!(
+                "/: no /etc/fstab in the volume's default subvolume; the root is subvolume {}, whose fstab names it for /",
+                escape(&e.name)
+            ));
+            let sub = format!("subvol={}", escape(&e.name));
+            return (view, found, Some(sub));
+        }
+    }
+    (fs, entries, None)
+}
+
 fn layer(
     fs: Arc<dyn FsView>,
     mount: usize,
@@ -468,6 +638,7 @@ fn layer(
         dev,
         volume,
         name,
+        subvolume: None,
     }
 }
 

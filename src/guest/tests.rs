@@ -761,3 +761,190 @@ fn a_bind_shows_the_source_without_the_mounts_below_it() {
     );
     assert_eq!(fs.dev(resolve(&*fs, b"/srv/log", true).unwrap().node), 2);
 }
+
+/// A btrfs-like volume: the top level holds subvolumes `@` (256), `@home`
+/// (257) and `@log` (258) and a plain folder; `@/etc/fstab` is `fstab`.
+fn btrfs_volume(fstab: &[u8]) -> MemFs {
+    let mut fs = MemFs::new();
+    let top = fs.root_id();
+    fs.add_dir(top, b"plain", 0o755);
+    let at = fs.add_dir(top, b"@", 0o755);
+    let etc = fs.add_dir(at, b"etc", 0o755);
+    fs.add_file(etc, b"fstab", 0o644, fstab);
+    fs.add_file(etc, b"hostname", 0o644, b"subvol-root\n");
+    fs.add_dir(at, b"home", 0o755);
+    let var = fs.add_dir(at, b"var", 0o755);
+    fs.add_dir(var, b"log", 0o755);
+    let home = fs.add_dir(top, b"@home", 0o755);
+    let alice = fs.add_dir(home, b"alice", 0o755);
+    fs.add_file(alice, b"notes.txt", 0o644, b"from @home\n");
+    let log = fs.add_dir(top, b"@log", 0o755);
+    fs.add_file(log, b"syslog", 0o644, b"from @log\n");
+    fs.subvolumes = vec![
+        (256, b"@".to_vec(), at),
+        (257, b"@home".to_vec(), home),
+        (258, b"@log".to_vec(), log),
+    ];
+    fs
+}
+
+/// The namespace of a guest whose root is `root_fs` (on `my-vg/lv-root`)
+/// and whose `my-vg/lv_home` is a plain filesystem; how often each volume was opened.
+fn subvol_namespace(root_fs: MemFs) -> (Namespace, HashMap<String, usize>) {
+    let l = layout();
+    let mut plain = MemFs::new();
+    plain.add_file(ROOT, b"plain-home", 0o644, b"x");
+    let root_fs: Arc<dyn FsView> = Arc::new(root_fs);
+    let plain: Arc<dyn FsView> = Arc::new(plain);
+    let opens = std::sync::Mutex::new(HashMap::<String, usize>::new());
+    let open = |id: VolumeId| -> Result<Arc<dyn FsView>> {
+        let name = l.volume(id).name.clone();
+        *opens.lock().unwrap().entry(name.clone()).or_default() += 1;
+        match name.as_str() {
+            "my-vg/lv-root" => Ok(Arc::clone(&root_fs)),
+            "my-vg/lv_home" => Ok(Arc::clone(&plain)),
+            _ => Err(Error::NotFound(name)),
+        }
+    };
+    let root = l.find_volume("my-vg/lv-root").unwrap();
+    let ns = Namespace::build(&l, root, &open);
+    let opens = opens.into_inner().unwrap();
+    (ns, opens)
+}
+
+#[test]
+fn btrfs_subvolumes_at_root_and_home_share_one_volume() {
+    let fstab = b"/dev/mapper/my--vg-lv--root / btrfs subvol=@,compress=zstd:1 0 0\n\
+        /dev/mapper/my--vg-lv--root /home btrfs subvol=/@home 0 0\n\
+        /dev/mapper/my--vg-lv--root /var/log btrfs subvolid=258 0 0\n\
+        /dev/mapper/my--vg-lv--root /mnt/top btrfs subvolid=5 0 0\n";
+    let (ns, opens) = subvol_namespace(btrfs_volume(fstab));
+    let fs = ns.fs();
+    // The root is subvolume @ (found through its own fstab), not the top level.
+    assert_eq!(
+        read_small(&*fs, b"/etc/hostname", 100).unwrap(),
+        b"subvol-root\n"
+    );
+    assert!(resolve(&*fs, b"/@home", true).is_err());
+    assert_eq!(
+        read_small(&*fs, b"/home/alice/notes.txt", 100).unwrap(),
+        b"from @home\n"
+    );
+    assert_eq!(
+        read_small(&*fs, b"/var/log/syslog", 100).unwrap(),
+        b"from @log\n"
+    );
+    assert_eq!(ls(&*fs, b"/mnt/top"), vec!["@", "@home", "@log", "plain"]);
+    // `..` out of a subvolume mount climbs into the guest, not the volume.
+    assert_eq!(
+        read_small(&*fs, b"/home/../etc/hostname", 100).unwrap(),
+        b"subvol-root\n"
+    );
+    let states: Vec<_> = ns.mounts().iter().map(|m| m.state.clone()).collect();
+    assert_eq!(states, vec![MountState::Mounted; 4]);
+    assert_eq!(ns.mounts()[0].options, "subvol=@,compress=zstd:1");
+    // One volume, opened once, told about once.
+    assert_eq!(opens.get("my-vg/lv-root"), Some(&1));
+    assert!(
+        ns.notes()
+            .iter()
+            .any(|n| n.contains("the root is subvolume @")),
+        "{:?}",
+        ns.notes()
+    );
+    // Each mount its own device.
+    let home = resolve(&*fs, b"/home", true).unwrap().node;
+    assert_ne!(fs.dev(home), fs.dev(fs.root()));
+    // A path inside a subvolume has no volume path to write to; the top level has.
+    let e = ns.locate(b"/home/alice/notes.txt").unwrap_err().to_string();
+    assert!(e.contains("subvol=/@home"), "{e}");
+    assert!(
+        ns.locate(b"/etc/hostname")
+            .unwrap_err()
+            .to_string()
+            .contains("subvol=@")
+    );
+    let (v, inner) = ns.locate(b"/mnt/top/@home/alice/notes.txt").unwrap();
+    assert_eq!(Some(v), ns.root_volume());
+    assert_eq!(inner, b"/@home/alice/notes.txt");
+}
+
+#[test]
+fn btrfs_subvolume_problems_are_reasons() {
+    let fstab = b"/dev/mapper/my--vg-lv--root / btrfs subvol=@ 0 0\n\
+        /dev/mapper/my--vg-lv--root /gone btrfs subvol=@gone,nofail 0 0\n\
+        /dev/mapper/my--vg-lv--root /both btrfs subvol=@home,subvolid=258 0 0\n\
+        /dev/mapper/my--vg-lv--root /bad btrfs subvolid=x 0 0\n\
+        /dev/my-vg/lv_home /plain ext4 subvol=@home 0 0\n\
+        /dev/my-vg/lv_home /plain2 ext4 defaults 0 0\n";
+    let (ns, opens) = subvol_namespace(btrfs_volume(fstab));
+    let reason = |mp: &[u8]| {
+        let m = ns.mounts().iter().find(|m| m.mountpoint == mp).unwrap();
+        assert!(matches!(m.state, MountState::Unreadable(_)), "{m:?}");
+        m.state.reason().unwrap()
+    };
+    assert!(
+        reason(b"/gone").contains("subvol=@gone"),
+        "{}",
+        reason(b"/gone")
+    );
+    assert!(reason(b"/both").contains("different subvolumes"));
+    assert!(reason(b"/bad").contains("subvolid=x is not a number"));
+    // A filesystem without subvolumes: not applied, and nothing shown rather than its tree.
+    assert!(
+        reason(b"/plain").contains("subvol=@home was not applied"),
+        "{}",
+        reason(b"/plain")
+    );
+    let fs = ns.fs();
+    assert!(ls(&*fs, b"/plain").is_empty());
+    assert_eq!(ls(&*fs, b"/plain2"), vec!["plain-home"]);
+    assert_eq!(opens.get("my-vg/lv_home"), Some(&1));
+    assert!(
+        ns.notes()
+            .iter()
+            .any(|n| n.contains("/plain") && n.contains("not applied"))
+    );
+}
+
+#[test]
+fn root_subvol_without_subvolume_support_is_noted() {
+    // The fstab is at the top of a filesystem that knows no subvolumes.
+    let mut fs = MemFs::new();
+    let etc = fs.add_dir(ROOT, b"etc", 0o755);
+    fs.add_file(
+        etc,
+        b"fstab",
+        0o644,
+        b"/dev/mapper/my--vg-lv--root / btrfs subvol=@ 0 0\n",
+    );
+    let (ns, _) = subvol_namespace(fs);
+    assert_eq!(ns.mounts()[0].state, MountState::Mounted);
+    assert_eq!(ls(&*ns.fs(), b"/"), vec!["etc"]);
+    assert!(
+        ns.notes()
+            .iter()
+            .any(|n| n.contains("subvol=@ was not applied") && n.contains("holds /etc/fstab")),
+        "{:?}",
+        ns.notes()
+    );
+}
+
+#[test]
+fn root_fstab_naming_another_subvolume_shows_it() {
+    // openSUSE-like: the default tree holds an fstab whose `/` line names @.
+    let fstab = b"/dev/mapper/my--vg-lv--root / btrfs subvol=@ 0 0\n";
+    let mut fs = btrfs_volume(fstab);
+    let etc = fs.add_dir(ROOT, b"etc", 0o755);
+    fs.add_file(etc, b"fstab", 0o644, fstab);
+    let (ns, _) = subvol_namespace(fs);
+    assert_eq!(
+        read_small(&*ns.fs(), b"/etc/hostname", 100).unwrap(),
+        b"subvol-root\n"
+    );
+    assert!(
+        ns.notes()
+            .iter()
+            .any(|n| n.contains("fstab's subvol=@ is shown"))
+    );
+}

@@ -42,6 +42,9 @@ pub(crate) struct Layer {
     pub(crate) volume: Option<VolumeId>,
     /// The volume's name, to prefix its notes and problems with.
     pub(crate) name: String,
+    /// The btrfs subvolume shown instead of the volume's default tree, as
+    /// the options name it (`subvol=@home`).
+    pub(crate) subvolume: Option<String>,
 }
 
 #[derive(Default)]

@@ -1,0 +1,636 @@
+//! Decompression of btrfs file extents: zlib, LZO and zstd, each as btrfs
+//! frames it, into exactly the extent's `ram_bytes`.
+//!
+//! Every decompressor is bounded: the output never grows past `out_len`
+//! (at most [`MAX_EXTENT`], the largest extent btrfs compresses), and input
+//! that is not what its kind promises is an error naming the kind, the byte
+//! within the extent where it went wrong (offsets in errors are relative to
+//! the extent's first byte) and what was wrong. As the kernel does, a stream
+//! that ends cleanly before `out_len` bytes leaves the rest zero.
+//!
+//! - zlib: a zlib stream (RFC 1950). When its header announces deflate
+//!   without a preset dictionary the kernel inflates the raw deflate data
+//!   after the two header bytes and never checks the Adler-32 trailer; so
+//!   does this.
+//! - zstd: one zstd frame, with a window of at most 2^17 bytes (btrfs's
+//!   limit); what follows the frame (padding to the sector) is ignored.
+//! - LZO: a 4-byte little-endian length of the whole compressed data
+//!   (these four bytes included), then segments: a 4-byte little-endian
+//!   segment length and that many bytes of LZO1X data that decompress to at
+//!   most one sector. A segment header never crosses a sector boundary:
+//!   when fewer than 4 bytes are left in the sector, the rest of the sector
+//!   is padding. The LZO1X decoder here is written from the format's
+//!   description (the Linux kernel's `Documentation/staging/lzo.rst`).
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
+
+use std::io::Read as _;
+
+use crate::error::{Error, Result};
+
+/// Largest decompressed extent btrfs writes (`BTRFS_MAX_UNCOMPRESSED`, 128 KiB).
+pub const MAX_EXTENT: usize = 128 * 1024;
+/// Largest zstd window btrfs uses (`ZSTD_BTRFS_MAX_WINDOWLOG`).
+const ZSTD_MAX_WINDOWLOG: u32 = 17;
+/// Bytes of an LZO length header.
+const LZO_LEN: usize = 4;
+
+/// How a file extent is compressed (`compression` of the file extent item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// 0: stored as is.
+    None,
+    /// 1: zlib.
+    Zlib,
+    /// 2: LZO, in btrfs's segment framing.
+    Lzo,
+    /// 3: zstd.
+    Zstd,
+}
+
+impl Compression {
+    /// The kind for the on-disk number; `None` for one btrfs does not define.
+    pub fn from_disk(v: u8) -> Option<Compression> {
+        match v {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Zlib),
+            2 => Some(Compression::Lzo),
+            3 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The name mount options use (`none`, `zlib`, `lzo`, `zstd`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Zlib => "zlib",
+            Compression::Lzo => "lzo",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    fn structure(self) -> String {
+        format!("btrfs {}-compressed extent", self.name())
+    }
+}
+
+/// Decompress one extent's on-disk bytes into exactly `out_len` bytes (the extent's ram_bytes);
+/// `sector_size` is needed for LZO's per-sector segment framing.
+pub fn decompress(
+    kind: Compression,
+    input: &[u8],
+    out_len: usize,
+    sector_size: u32,
+) -> Result<Vec<u8>> {
+    if out_len > MAX_EXTENT {
+        return Err(Error::corrupt(
+            kind.structure(),
+            0,
+            format!(
+                "decompressed length {out_len} is above btrfs's largest compressed extent ({MAX_EXTENT})"
+            ),
+        ));
+    }
+    let mut out = match kind {
+        Compression::None => input.get(..out_len).unwrap_or(input).to_vec(),
+        Compression::Zlib => zlib(input, out_len)?,
+        Compression::Zstd => zstd(input, out_len)?,
+        Compression::Lzo => lzo(input, out_len, sector_size)?,
+    };
+    // A stream that ended cleanly but short: the rest reads as zeros.
+    out.resize(out_len, 0);
+    Ok(out)
+}
+
+fn zlib(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
+    let structure = || Compression::Zlib.structure();
+    let (cmf, flg) = match input {
+        [a, b, ..] => (*a, *b),
+        _ => {
+            return Err(Error::corrupt(
+                structure(),
+                0,
+                format!("{} bytes: too short for a zlib header", input.len()),
+            ));
+        }
+    };
+    let header = u16::from_be_bytes([cmf, flg]);
+    if cmf & 0x0f != 8 || cmf >> 4 > 7 || header % 31 != 0 {
+        return Err(Error::corrupt(
+            structure(),
+            0,
+            format!("bad zlib header {cmf:#04x} {flg:#04x} (expected deflate, check bits valid)"),
+        ));
+    }
+    if flg & 0x20 != 0 {
+        return Err(Error::corrupt(
+            structure(),
+            1,
+            "zlib stream asks for a preset dictionary (btrfs never uses one)",
+        ));
+    }
+    let data = input.get(2..).unwrap_or_default();
+    let mut d = flate2::Decompress::new(false);
+    let mut out = vec![0u8; out_len];
+    loop {
+        let (in_pos, out_pos) = (counter(d.total_in()), counter(d.total_out()));
+        if out_pos >= out_len {
+            break;
+        }
+        let src = data.get(in_pos..).unwrap_or_default();
+        let dst = out.get_mut(out_pos..).unwrap_or_default();
+        let status = d
+            .decompress(src, dst, flate2::FlushDecompress::None)
+            .map_err(|e| {
+                Error::corrupt(
+                    structure(),
+                    counter(d.total_in()).saturating_add(2) as u64,
+                    format!("bad deflate data: {e}"),
+                )
+            })?;
+        if status == flate2::Status::StreamEnd {
+            break;
+        }
+        if counter(d.total_in()) == in_pos && counter(d.total_out()) == out_pos {
+            return Err(Error::corrupt(
+                structure(),
+                input.len() as u64,
+                format!("the deflate stream ends early: {out_pos} of {out_len} bytes decompressed"),
+            ));
+        }
+    }
+    out.truncate(counter(d.total_out()));
+    Ok(out)
+}
+
+/// A byte counter of the inflater, as an index (it never passes a slice length).
+fn counter(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn zstd(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
+    let structure = || Compression::Zstd.structure();
+    let err = |e: std::io::Error| Error::corrupt(structure(), 0, format!("bad zstd frame: {e}"));
+    let mut d = zstd::stream::read::Decoder::with_buffer(input)
+        .map_err(err)?
+        .single_frame();
+    d.window_log_max(ZSTD_MAX_WINDOWLOG).map_err(err)?;
+    let mut out = Vec::with_capacity(out_len);
+    d.take(out_len as u64).read_to_end(&mut out).map_err(err)?;
+    Ok(out)
+}
+
+/// Read a 4-byte little-endian LZO length at `at`.
+fn lzo_len(input: &[u8], at: usize, what: &str) -> Result<usize> {
+    let bytes = at
+        .checked_add(LZO_LEN)
+        .and_then(|end| input.get(at..end))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .ok_or_else(|| {
+            Error::corrupt(
+                Compression::Lzo.structure(),
+                at as u64,
+                format!(
+                    "the {what} length is cut off (the data is {} bytes)",
+                    input.len()
+                ),
+            )
+        })?;
+    Ok(usize::try_from(u32::from_le_bytes(bytes)).unwrap_or(usize::MAX))
+}
+
+fn lzo(input: &[u8], out_len: usize, sector_size: u32) -> Result<Vec<u8>> {
+    let structure = || Compression::Lzo.structure();
+    let sector = usize::try_from(sector_size).unwrap_or(0);
+    if sector < LZO_LEN || !sector.is_power_of_two() || sector > 65536 {
+        return Err(Error::Invalid(format!(
+            "sector size {sector_size} for an LZO extent (expected a power of two, 4 KiB to 64 KiB)"
+        )));
+    }
+    let total = lzo_len(input, 0, "total")?;
+    if total < LZO_LEN || total > input.len() {
+        return Err(Error::corrupt(
+            structure(),
+            0,
+            format!(
+                "total length {total} does not fit the {} bytes of the extent",
+                input.len()
+            ),
+        ));
+    }
+    // The most a segment of one sector compresses to (LZO1X's worst case).
+    let max_segment = sector.saturating_add(sector / 16).saturating_add(64 + 3);
+    let mut out = Vec::with_capacity(out_len);
+    let mut pos = LZO_LEN;
+    // Every segment is at least a header long: the loop ends.
+    while pos < total && out.len() < out_len {
+        // A header never crosses a sector: skip the padding before it.
+        let left = sector.saturating_sub(pos.checked_rem(sector).unwrap_or(0));
+        if left < LZO_LEN {
+            pos = pos.saturating_add(left);
+            if pos >= total {
+                break;
+            }
+        }
+        let seg_len = lzo_len(input, pos, "segment")?;
+        let start = pos.saturating_add(LZO_LEN);
+        if seg_len == 0 || seg_len > max_segment {
+            return Err(Error::corrupt(
+                structure(),
+                pos as u64,
+                format!(
+                    "segment length {seg_len} (expected 1 to {max_segment} for {sector}-byte sectors)"
+                ),
+            ));
+        }
+        let end = start
+            .checked_add(seg_len)
+            .filter(|&e| e <= total)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    structure(),
+                    pos as u64,
+                    format!("segment of {seg_len} bytes at byte {start} runs past the total length {total}"),
+                )
+            })?;
+        let seg = input.get(start..end).unwrap_or_default();
+        // A segment is one sector at most; the last may hold more than the
+        // extent needs (what is past `out_len` is dropped, as the kernel does).
+        lzo1x(seg, &mut out, sector).map_err(|(at, why)| {
+            Error::corrupt(
+                structure(),
+                start.saturating_add(at) as u64,
+                format!("LZO1X segment at byte {start}: {why}"),
+            )
+        })?;
+        pos = end;
+    }
+    out.truncate(out_len);
+    Ok(out)
+}
+
+/// Decompress the LZO1X stream `src`, appending at most `room` bytes to
+/// `out` (matches reach only into this stream's own output). On error:
+/// the position in `src` and what was wrong.
+fn lzo1x(src: &[u8], out: &mut Vec<u8>, room: usize) -> std::result::Result<(), (usize, String)> {
+    let limit = out.len().saturating_add(room);
+    let base = out.len();
+    let mut ip = 0usize;
+    let next = |ip: &mut usize| -> std::result::Result<u8, (usize, String)> {
+        let b = src.get(*ip).copied().ok_or_else(|| {
+            (
+                *ip,
+                "the stream ends in the middle of an instruction".to_string(),
+            )
+        })?;
+        *ip = ip.saturating_add(1);
+        Ok(b)
+    };
+    // A length with zero-byte extension: `base` plus 255 for each zero byte plus the next byte.
+    let extended = |ip: &mut usize, base: usize| -> std::result::Result<usize, (usize, String)> {
+        let mut len = base;
+        loop {
+            let b = next(ip)?;
+            if b != 0 {
+                return Ok(len.saturating_add(usize::from(b)));
+            }
+            len = len.saturating_add(255);
+            if len > MAX_EXTENT.saturating_mul(2) {
+                return Err((*ip, format!("length extension past {len} bytes")));
+            }
+        }
+    };
+    let literals =
+        |ip: &mut usize, out: &mut Vec<u8>, n: usize| -> std::result::Result<(), (usize, String)> {
+            if out.len().saturating_add(n) > limit {
+                return Err((
+                    *ip,
+                    format!("{n} literal bytes overrun the {room}-byte output"),
+                ));
+            }
+            let end = ip.saturating_add(n);
+            let bytes = src.get(*ip..end).ok_or_else(|| {
+                (
+                    *ip,
+                    format!("{n} literal bytes run past the end of the segment"),
+                )
+            })?;
+            out.extend_from_slice(bytes);
+            *ip = end;
+            Ok(())
+        };
+    let copy = |ip: usize,
+                out: &mut Vec<u8>,
+                dist: usize,
+                len: usize|
+     -> std::result::Result<(), (usize, String)> {
+        // Segments are compressed one by one: a match stays inside its own.
+        let produced = out.len().saturating_sub(base);
+        if dist == 0 || dist > produced {
+            return Err((
+                ip,
+                format!(
+                    "match distance {dist} reaches before the segment's output ({produced} bytes)"
+                ),
+            ));
+        }
+        if out.len().saturating_add(len) > limit {
+            return Err((
+                ip,
+                format!("a {len}-byte match overruns the {room}-byte output"),
+            ));
+        }
+        let from = out.len().saturating_sub(dist);
+        for i in 0..len {
+            let b = out.get(from.saturating_add(i)).copied().unwrap_or(0);
+            out.push(b);
+        }
+        Ok(())
+    };
+    // The state: how many literals the last instruction copied (0-3), or 4
+    // after a literal run of 4 or more.
+    let mut state: usize;
+    let first = *src.first().ok_or((0usize, "empty segment".to_string()))?;
+    if first > 17 {
+        ip = 1;
+        let n = usize::from(first).saturating_sub(17);
+        literals(&mut ip, out, n)?;
+        state = if n >= 4 { 4 } else { n };
+    } else {
+        state = 0;
+    }
+    // Each instruction consumes at least one byte: at most src.len() of them.
+    for _ in 0..=src.len() {
+        let at = ip;
+        let t = usize::from(next(&mut ip)?);
+        let (len, dist, s) = if t < 16 {
+            match state {
+                0 => {
+                    let n = if t == 0 { extended(&mut ip, 15)? } else { t };
+                    literals(&mut ip, out, n.saturating_add(3))?;
+                    state = 4;
+                    continue;
+                }
+                1..=3 => {
+                    let h = usize::from(next(&mut ip)?);
+                    (2, (h << 2).saturating_add(t >> 2).saturating_add(1), t & 3)
+                }
+                _ => {
+                    let h = usize::from(next(&mut ip)?);
+                    (
+                        3,
+                        (h << 2).saturating_add(t >> 2).saturating_add(2049),
+                        t & 3,
+                    )
+                }
+            }
+        } else if t < 32 {
+            let l = t & 7;
+            let len = if l == 0 { extended(&mut ip, 7)? } else { l }.saturating_add(2);
+            let d = u16::from_le_bytes([next(&mut ip)?, next(&mut ip)?]);
+            let d = usize::from(d);
+            let dist = 16384usize
+                .saturating_add((t & 8) << 11)
+                .saturating_add(d >> 2);
+            if dist == 16384 {
+                // The end of the stream.
+                if ip != src.len() {
+                    return Err((
+                        ip,
+                        format!(
+                            "{} bytes after the end marker",
+                            src.len().saturating_sub(ip)
+                        ),
+                    ));
+                }
+                return Ok(());
+            }
+            (len, dist, d & 3)
+        } else if t < 64 {
+            let l = t & 31;
+            let len = if l == 0 { extended(&mut ip, 31)? } else { l }.saturating_add(2);
+            let d = usize::from(u16::from_le_bytes([next(&mut ip)?, next(&mut ip)?]));
+            (len, (d >> 2).saturating_add(1), d & 3)
+        } else if t < 128 {
+            let h = usize::from(next(&mut ip)?);
+            (
+                ((t >> 5) & 1).saturating_add(3),
+                (h << 3).saturating_add((t >> 2) & 7).saturating_add(1),
+                t & 3,
+            )
+        } else {
+            let h = usize::from(next(&mut ip)?);
+            (
+                ((t >> 5) & 3).saturating_add(5),
+                (h << 3).saturating_add((t >> 2) & 7).saturating_add(1),
+                t & 3,
+            )
+        };
+        copy(at, out, dist, len)?;
+        literals(&mut ip, out, s)?;
+        state = s;
+    }
+    Err((ip, "no end marker".to_string()))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn lzo_frame(segments: &[&[u8]]) -> Vec<u8> {
+        let mut v = vec![0u8; 4];
+        for s in segments {
+            v.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            v.extend_from_slice(s);
+        }
+        let total = v.len() as u32;
+        v[..4].copy_from_slice(&total.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn lzo_literals_and_matches() {
+        // 3 literals, then a 9-byte match at distance 3 (001LLLLL), then the end marker.
+        let seg: &[u8] = &[20, b'a', b'b', b'c', 32 | 7, 8, 0, 0x11, 0, 0];
+        let out = decompress(Compression::Lzo, &lzo_frame(&[seg]), 12, 4096).unwrap();
+        assert_eq!(out, b"abcabcabcabc");
+        // Short output is zero-filled to the extent's length.
+        let out = decompress(Compression::Lzo, &lzo_frame(&[seg]), 16, 4096).unwrap();
+        assert_eq!(&out[..12], b"abcabcabcabc");
+        assert_eq!(&out[12..], &[0; 4]);
+        // A match with two trailing literals (01LDDDSS: length 3, distance 1).
+        let seg: &[u8] = &[18, b'x', 0b0100_0010, 0, b'y', b'z', 0x11, 0, 0];
+        let out = decompress(Compression::Lzo, &lzo_frame(&[seg]), 6, 4096).unwrap();
+        assert_eq!(out, b"xxxxyz");
+    }
+
+    /// An LZO1X literal run of `n` (19 or more) bytes of `c` in state 0.
+    fn literal_run(n: usize, c: u8) -> Vec<u8> {
+        let mut v = vec![0u8];
+        let mut left = n - 18;
+        while left > 255 {
+            v.push(0);
+            left -= 255;
+        }
+        v.push(left as u8);
+        v.extend(std::iter::repeat_n(c, n));
+        v
+    }
+
+    #[test]
+    fn lzo_header_never_crosses_a_sector() {
+        // A first segment that ends 2 bytes before the sector's end: the
+        // next header starts on the next sector (4096-byte sectors).
+        let mut seg = literal_run(4066, b'r');
+        seg.extend_from_slice(&[0x11, 0, 0]);
+        assert_eq!(4 + 4 + seg.len(), 4094);
+        let mut data = lzo_frame(&[&seg]);
+        data.extend_from_slice(&[0, 0]);
+        let second: &[u8] = &[17 + 2, b's', b't', 0x11, 0, 0];
+        data.extend_from_slice(&(second.len() as u32).to_le_bytes());
+        data.extend_from_slice(second);
+        let total = data.len() as u32;
+        data[..4].copy_from_slice(&total.to_le_bytes());
+        let want_len = 4066 + 2;
+        let out = decompress(Compression::Lzo, &data, want_len, 4096).unwrap();
+        assert!(out[..want_len - 2].iter().all(|&b| b == b'r'));
+        assert_eq!(&out[want_len - 2..], b"st");
+        // With 8 KiB sectors the padding is data: the header read there is garbage.
+        assert!(decompress(Compression::Lzo, &data, want_len, 8192).is_err());
+    }
+
+    #[test]
+    fn lzo_garbage_is_an_error() {
+        let good: &[u8] = &[20, b'a', b'b', b'c', 32 | 7, 8, 0, 0x11, 0, 0];
+        let frame = lzo_frame(&[good]);
+        // Cut anywhere: an error, never a panic.
+        // (Cut to 4 bytes it is an empty stream: all zeros, as the kernel reads it.)
+        for cut in (0..frame.len()).filter(|&c| c != 4) {
+            let mut f = frame[..cut].to_vec();
+            if f.len() >= 4 {
+                f[..4].copy_from_slice(&(cut as u32).to_le_bytes());
+            }
+            assert!(
+                decompress(Compression::Lzo, &f, 12, 4096).is_err(),
+                "cut {cut}"
+            );
+        }
+        // A match reaching before the output.
+        let bad: &[u8] = &[20, b'a', b'b', b'c', 32 | 7, 16, 0, 0x11, 0, 0];
+        let e = decompress(Compression::Lzo, &lzo_frame(&[bad]), 12, 4096).unwrap_err();
+        assert!(e.to_string().contains("match distance 5"), "{e}");
+        // More output than the extent holds: the extent's part.
+        let out = decompress(Compression::Lzo, &frame, 11, 4096).unwrap();
+        assert_eq!(out, b"abcabcabcab");
+        // More than a sector from one segment.
+        let mut seg = literal_run(4097, b'r');
+        seg.extend_from_slice(&[0x11, 0, 0]);
+        let e = decompress(Compression::Lzo, &lzo_frame(&[&seg]), 8192, 4096).unwrap_err();
+        assert!(
+            e.to_string().contains("overrun the 4096-byte output"),
+            "{e}"
+        );
+        // A total length past the data, a huge segment length.
+        let mut f = frame.clone();
+        f[..4].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(decompress(Compression::Lzo, &f, 12, 4096).is_err());
+        let mut f = frame.clone();
+        f[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = decompress(Compression::Lzo, &f, 12, 4096).unwrap_err();
+        assert!(e.to_string().contains("segment length"), "{e}");
+        // Every single-bit flip: an error or some output of the exact length.
+        for i in 0..frame.len() * 8 {
+            let mut f = frame.clone();
+            f[i / 8] ^= 1 << (i % 8);
+            if let Ok(out) = decompress(Compression::Lzo, &f, 12, 4096) {
+                assert_eq!(out.len(), 12);
+            }
+        }
+    }
+
+    #[test]
+    fn too_long_is_corrupt() {
+        for kind in [
+            Compression::None,
+            Compression::Zlib,
+            Compression::Lzo,
+            Compression::Zstd,
+        ] {
+            let e = decompress(kind, &[], MAX_EXTENT + 1, 4096).unwrap_err();
+            assert!(e.to_string().contains("largest compressed extent"), "{e}");
+        }
+    }
+
+    #[test]
+    fn zlib_and_zstd_round_trip() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .take(100_000)
+            .collect();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&data).unwrap();
+        let zl = z.finish().unwrap();
+        assert_eq!(
+            decompress(Compression::Zlib, &zl, data.len(), 4096).unwrap(),
+            data
+        );
+        // Padding after the stream is ignored; a shorter extent takes the first bytes.
+        let mut padded = zl.clone();
+        padded.extend_from_slice(&[0; 100]);
+        assert_eq!(
+            decompress(Compression::Zlib, &padded, 5000, 4096).unwrap(),
+            data[..5000]
+        );
+        let zs = zstd::bulk::compress(&data, 3).unwrap();
+        let mut padded = zs.clone();
+        padded.extend_from_slice(&[0; 100]);
+        assert_eq!(
+            decompress(Compression::Zstd, &padded, data.len(), 4096).unwrap(),
+            data
+        );
+        // A clean end before the extent's length: zeros after it.
+        let out = decompress(Compression::Zstd, &zs, data.len() + 10, 4096).unwrap();
+        assert_eq!(&out[data.len()..], &[0; 10]);
+        // Truncated and flipped: errors (or exact-length output), never a panic.
+        for kind_data in [(Compression::Zlib, &zl), (Compression::Zstd, &zs)] {
+            let (kind, bytes) = kind_data;
+            assert!(
+                decompress(kind, &bytes[..bytes.len() / 2], data.len(), 4096).is_err(),
+                "{kind:?}"
+            );
+            assert!(decompress(kind, &[], 10, 4096).is_err());
+            assert!(decompress(kind, &[0xff; 64], 10, 4096).is_err());
+            for i in (0..bytes.len().min(400) * 8).step_by(7) {
+                let mut f = bytes.to_vec();
+                f[i / 8] ^= 1 << (i % 8);
+                if let Ok(out) = decompress(kind, &f, data.len(), 4096) {
+                    assert_eq!(out.len(), data.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn none_copies() {
+        assert_eq!(
+            decompress(Compression::None, b"abcdef", 4, 4096).unwrap(),
+            b"abcd"
+        );
+        assert_eq!(
+            decompress(Compression::None, b"ab", 4, 4096).unwrap(),
+            b"ab\0\0"
+        );
+        assert_eq!(Compression::from_disk(3), Some(Compression::Zstd));
+        assert_eq!(Compression::from_disk(4), None);
+    }
+}

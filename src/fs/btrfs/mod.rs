@@ -1,0 +1,3 @@
+//! btrfs: checksums ([`csum`]) and extent decompression ([`compress`]).
+pub mod compress;
+pub mod csum;

@@ -1,0 +1,105 @@
+//! [`Rooted`]: a filesystem shown from another of its directories, as a
+//! btrfs mount with `subvol=` shows a subvolume: [`FsView::root`] is that
+//! directory, everything else is the filesystem's own. The filesystem is
+//! shared, not opened again, so one volume mounted twice with different
+//! subvolumes is read (and its caches kept) once.
+
+use std::sync::Arc;
+
+use super::{DirEntry, FileExtent, FsStatus, FsView, Metadata, NodeId, Space, SubvolSpec, Xattr};
+use crate::error::Result;
+use crate::io::HostExtent;
+
+/// `fs` with `root` as its root.
+pub struct Rooted {
+    fs: Arc<dyn FsView>,
+    root: NodeId,
+}
+
+impl std::fmt::Debug for Rooted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rooted")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rooted {
+    /// Show `fs` from its node `root` (a directory).
+    pub fn new(fs: Arc<dyn FsView>, root: NodeId) -> Rooted {
+        Rooted { fs, root }
+    }
+
+    /// The whole filesystem.
+    pub fn inner(&self) -> &Arc<dyn FsView> {
+        &self.fs
+    }
+}
+
+impl FsView for Rooted {
+    fn status(&self) -> FsStatus {
+        self.fs.status()
+    }
+    fn root(&self) -> NodeId {
+        self.root
+    }
+    fn metadata(&self, node: NodeId) -> Result<Metadata> {
+        self.fs.metadata(node)
+    }
+    fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
+        self.fs.read_dir(dir)
+    }
+    fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
+        self.fs.lookup(dir, name)
+    }
+    fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
+        self.fs.read_link(node)
+    }
+    fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.fs.read_at(node, offset, buf)
+    }
+    fn extents(&self, node: NodeId) -> Result<Vec<FileExtent>> {
+        self.fs.extents(node)
+    }
+    fn xattrs(&self, node: NodeId) -> Result<Vec<Xattr>> {
+        self.fs.xattrs(node)
+    }
+    fn host_extent(&self, node: NodeId, offset: u64, len: u64) -> Option<HostExtent> {
+        self.fs.host_extent(node, offset, len)
+    }
+    fn dev(&self, node: NodeId) -> u64 {
+        self.fs.dev(node)
+    }
+    fn problem_count(&self) -> usize {
+        self.fs.problem_count()
+    }
+    fn space(&self, node: NodeId) -> Option<Space> {
+        self.fs.space(node)
+    }
+    fn subvolume_root(&self, spec: &SubvolSpec) -> Result<Option<NodeId>> {
+        self.fs.subvolume_root(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::mem::MemFs;
+    use crate::fs::path::resolve;
+
+    #[test]
+    fn shows_the_other_root_and_shares_the_rest() {
+        let mut m = MemFs::new();
+        let sub = m.add_dir(m.root_id(), b"@home", 0o755);
+        m.add_file(sub, b"notes.txt", 0o644, b"hi");
+        let fs: Arc<dyn FsView> = Arc::new(m);
+        let r = Rooted::new(Arc::clone(&fs), sub);
+        assert_eq!(r.root(), sub);
+        let n = resolve(&r, b"/notes.txt", true).unwrap().node;
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read_at(n, 0, &mut buf).unwrap(), 2);
+        // `..` stays at the new root.
+        assert_eq!(resolve(&r, b"/../notes.txt", true).unwrap().node, n);
+        assert!(resolve(&r, b"/@home", true).is_err());
+    }
+}
