@@ -70,6 +70,14 @@ fn open_xfs(
     Ok(Arc::new(super::xfs::Xfs::open(src)?))
 }
 
+fn open_btrfs(
+    src: Arc<dyn ReadAt>,
+    opts: &FsOptions,
+    _journals: &[Arc<dyn ReadAt>],
+) -> Result<Arc<dyn FsView>> {
+    Ok(Arc::new(super::btrfs::Btrfs::open_with(src, opts)?))
+}
+
 const fn kernel_only(
     name: &'static str,
     fstype: &'static str,
@@ -125,7 +133,19 @@ pub static KINDS: &[FsKind] = &[
         relink_in_place: false,
         relink_kernel: true,
     },
-    kernel_only("btrfs", "btrfs", "rescue=nologreplay", true),
+    FsKind {
+        name: "btrfs",
+        reader: Some(open_btrfs),
+        // The log tree is never replayed, by either engine.
+        replays_journal: false,
+        mount: Some(Mount {
+            fstype: "btrfs",
+            ro_data: "rescue=nologreplay",
+            rw_data: "",
+        }),
+        relink_in_place: false,
+        relink_kernel: true,
+    },
     kernel_only("vfat", "vfat", "", true),
     kernel_only("exfat", "exfat", "", true),
     kernel_only("ntfs", "ntfs3", "", true),

@@ -10,6 +10,7 @@
 //! absolute symlink target starts at the guest's `/`, `..` stops at the guest
 //! root, and the usual limits apply (40 links, 4096 bytes).
 
+pub mod btrfs;
 pub mod ext;
 pub mod host;
 pub mod kinds;
@@ -256,6 +257,15 @@ pub struct Space {
     pub free_inodes: u64,
 }
 
+/// btrfs mount options `subvol=` / `subvolid=`: which subvolume a mount shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubvolSpec {
+    /// `subvol=PATH`, relative to the top-level subvolume.
+    Path(Vec<u8>),
+    /// `subvolid=ID`.
+    Id(u64),
+}
+
 /// A guest filesystem, read-only.
 pub trait FsView: Send + Sync {
     /// Type, label, notes and problems.
@@ -317,6 +327,12 @@ pub trait FsView: Send + Sync {
     /// reader does not know.
     fn space(&self, _node: NodeId) -> Option<Space> {
         None
+    }
+
+    /// The root of the subvolume `spec` names, for filesystems that have subvolumes
+    /// (`Ok(None)`: this filesystem has none).
+    fn subvolume_root(&self, _spec: &SubvolSpec) -> Result<Option<NodeId>> {
+        Ok(None)
     }
 }
 
