@@ -14,6 +14,7 @@ mod ext_support;
 #[path = "../image_support/mod.rs"]
 mod image_support;
 
+mod btrfs;
 mod ext_corrupt;
 mod ext_htree;
 mod ext_journal;
