@@ -25,14 +25,21 @@ fn kernel_line(path: &str) -> Vec<String> {
 }
 
 fn hex_sha(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 #[test]
 fn ls_shows_the_default_subvolume_and_its_nested_subvolume() {
     let img = image();
     let out = vmrescue(&["ls", "--engine", "userspace", &img, "/"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = String::from_utf8(out.stdout).unwrap();
     for name in ["big-64m", "dir5000", "nested", "only-in-live", "comp-zstd"] {
         assert!(s.lines().any(|l| l == name), "{name} missing:\n{s}");
@@ -51,9 +58,19 @@ fn ls_shows_the_default_subvolume_and_its_nested_subvolume() {
 #[test]
 fn cat_gives_the_kernels_bytes() {
     let img = image();
-    for path in ["/hello.txt", "/big-64m", "/reflinked", "/sparse", "/nested/file"] {
+    for path in [
+        "/hello.txt",
+        "/big-64m",
+        "/reflinked",
+        "/sparse",
+        "/nested/file",
+    ] {
         let out = vmrescue(&["cat", "--engine", "userspace", &img, path]);
-        assert!(out.status.success(), "{path}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(hex_sha(&out.stdout), kernel_line(path)[9], "{path}");
     }
 }
@@ -64,9 +81,20 @@ fn cp_copies_files_sparse_with_hard_links() {
     let dest = tempfile::tempdir().unwrap();
     let d = dest.path().to_str().unwrap();
     let out = vmrescue(&[
-        "cp", "--engine", "userspace", &img, "/dir", "/sparse", "/hello.txt", d,
+        "cp",
+        "--engine",
+        "userspace",
+        &img,
+        "/dir",
+        "/sparse",
+        "/hello.txt",
+        d,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sparse = dest.path().join("sparse");
     let bytes = std::fs::read(&sparse).unwrap();
     assert_eq!(hex_sha(&bytes), kernel_line("/sparse")[9]);

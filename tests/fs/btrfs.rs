@@ -23,7 +23,11 @@ fn parity_of(name: &str, fs: &Btrfs, walk_file: &str) {
     let ours = walk(fs);
     assert_same(walk_file, &ours, &manifest(walk_file));
     let st = fs.status();
-    assert!(st.problems.is_empty(), "{name}: problems: {:?}", st.problems);
+    assert!(
+        st.problems.is_empty(),
+        "{name}: problems: {:?}",
+        st.problems
+    );
     assert_eq!(st.fs_type, "btrfs");
 }
 
@@ -78,7 +82,10 @@ fn subvolumes_are_listed_with_their_paths() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("@nope"), "{err}");
-    let err = fs.subvolume_root(&SubvolSpec::Id(999)).unwrap_err().to_string();
+    let err = fs
+        .subvolume_root(&SubvolSpec::Id(999))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("999"), "{err}");
     // Subvolumes are separate devices, as the kernel shows them.
     let root = fs.root();

@@ -15,6 +15,7 @@ mod ext_support;
 mod image_support;
 
 mod btrfs;
+mod btrfs_corrupt;
 mod ext_corrupt;
 mod ext_htree;
 mod ext_journal;

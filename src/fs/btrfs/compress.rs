@@ -37,7 +37,10 @@ pub fn decompress(
 ) -> Result<Vec<u8>> {
     match kind {
         Compression::None => {
-            let mut v = input.get(..out_len.min(input.len())).unwrap_or(&[]).to_vec();
+            let mut v = input
+                .get(..out_len.min(input.len()))
+                .unwrap_or(&[])
+                .to_vec();
             v.resize(out_len, 0);
             Ok(v)
         }

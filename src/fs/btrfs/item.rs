@@ -319,7 +319,10 @@ impl FileExtent {
                 return Err(Error::corrupt(
                     "btrfs file extent item",
                     0,
-                    format!("inode {} offset {}: extent type {k}", key.objectid, key.offset),
+                    format!(
+                        "inode {} offset {}: extent type {k}",
+                        key.objectid, key.offset
+                    ),
                 ));
             }
         }

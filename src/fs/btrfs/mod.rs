@@ -315,7 +315,11 @@ impl Btrfs {
 
     fn default_subvol(&self) -> u64 {
         let (r, l) = self.root_tree;
-        let key = Key::new(id::ROOT_TREE_DIR, ty::DIR_ITEM, u64::from(name_hash(b"default")));
+        let key = Key::new(
+            id::ROOT_TREE_DIR,
+            ty::DIR_ITEM,
+            u64::from(name_hash(b"default")),
+        );
         match self.t.get(r, l, key) {
             Ok(Some(d)) => item::dir_items(key, &d)
                 .ok()
@@ -357,9 +361,7 @@ impl Btrfs {
         let d = self
             .t
             .get(s.root.bytenr, s.root.level, key)?
-            .ok_or_else(|| {
-                Error::NotFound(format!("btrfs inode {ino} of subvolume {}", s.id))
-            })?;
+            .ok_or_else(|| Error::NotFound(format!("btrfs inode {ino} of subvolume {}", s.id)))?;
         Ok((idx, ino, Inode::parse(key, &d)?))
     }
 
@@ -471,6 +473,46 @@ impl Btrfs {
             }
         }
         Ok(None)
+    }
+
+    /// Where the logical byte `logical` is stored on this volume: the byte
+    /// position of every copy.
+    pub fn physical_copies(&self, logical: u64) -> Result<Vec<u64>> {
+        Ok(self
+            .t
+            .map
+            .map(logical, 1)?
+            .into_iter()
+            .map(|p| p.physical)
+            .collect())
+    }
+
+    /// The logical address of the byte at `offset` of regular file `node`,
+    /// when it is stored plainly in a regular extent (not inline,
+    /// compressed, preallocated or a hole).
+    pub fn file_logical(&self, node: NodeId, offset: u64) -> Result<Option<u64>> {
+        let (idx, ino, _) = self.typed(node, FileType::Regular, "not a regular file")?;
+        let map = self.extent_map(idx, ino)?;
+        let i = map.partition_point(|(o, _)| *o <= offset);
+        Ok(i.checked_sub(1)
+            .and_then(|j| map.get(j))
+            .and_then(|(o, x)| {
+                let within = offset.checked_sub(*o)?;
+                (x.kind == extent_type::REG
+                    && x.compression == 0
+                    && x.disk_bytenr != 0
+                    && within < x.num_bytes)
+                    .then(|| {
+                        x.disk_bytenr
+                            .saturating_add(x.offset)
+                            .saturating_add(within)
+                    })
+            }))
+    }
+
+    /// The logical address of the root block of the current root subvolume's tree.
+    pub fn root_tree_block(&self) -> u64 {
+        self.subvols.get(self.root_idx).map_or(0, |s| s.root.bytenr)
     }
 
     /// Show subvolume `spec` as `/`.
@@ -610,7 +652,11 @@ impl Btrfs {
             sb::hex(&want),
             sb::hex(&got)
         );
-        self.problem(Problem::at(format!("btrfs data of {what}"), at, msg.clone()));
+        self.problem(Problem::at(
+            format!("btrfs data of {what}"),
+            at,
+            msg.clone(),
+        ));
         Err(Error::io(
             format!("btrfs data of {what}"),
             std::io::Error::new(std::io::ErrorKind::InvalidData, msg),
@@ -618,7 +664,12 @@ impl Btrfs {
     }
 
     /// The decompressed bytes of a compressed (or inline) extent.
-    fn extent_bytes(&self, what: &str, x: &item::FileExtent, nodatasum: bool) -> Result<Arc<Vec<u8>>> {
+    fn extent_bytes(
+        &self,
+        what: &str,
+        x: &item::FileExtent,
+        nodatasum: bool,
+    ) -> Result<Arc<Vec<u8>>> {
         let kind = compress::Compression::from_disk(x.compression).ok_or_else(|| {
             Error::Unsupported(format!("{what}: compression type {}", x.compression))
         })?;
@@ -652,11 +703,19 @@ impl Btrfs {
         let mut raw = vec![0u8; x.disk_num_bytes as usize];
         self.read_data(what, x.disk_bytenr, &mut raw, nodatasum)?;
         let v = Arc::new(compress::decompress(kind, &raw, ram, self.t.sb.sectorsize)?);
-        *self.zcache.lock().unwrap_or_else(|e| e.into_inner()) = Some((x.disk_bytenr, Arc::clone(&v)));
+        *self.zcache.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((x.disk_bytenr, Arc::clone(&v)));
         Ok(v)
     }
 
-    fn read_file(&self, idx: usize, ino: u64, inode: &Inode, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read_file(
+        &self,
+        idx: usize,
+        ino: u64,
+        inode: &Inode,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize> {
         let size = inode.size;
         if offset >= size || buf.is_empty() {
             return Ok(0);
@@ -726,7 +785,9 @@ impl Btrfs {
                     .disk_bytenr
                     .checked_add(x.offset)
                     .and_then(|v| v.checked_add(within))
-                    .ok_or_else(|| Error::corrupt(what.clone(), x.disk_bytenr, "extent address overflows"))?;
+                    .ok_or_else(|| {
+                        Error::corrupt(what.clone(), x.disk_bytenr, "extent address overflows")
+                    })?;
                 let a = logical / ss * ss;
                 let b = (logical + want).div_ceil(ss) * ss;
                 let mut tmp = vec![0u8; (b - a) as usize];
@@ -919,9 +980,9 @@ impl FsView for Btrfs {
 
     fn subvolume_root(&self, spec: &SubvolSpec) -> Result<Option<NodeId>> {
         let idx = match spec {
-            SubvolSpec::Id(sid) => self.subvol_index(*sid).ok_or_else(|| {
-                Error::NotFound(format!("btrfs subvolume id {sid}"))
-            })?,
+            SubvolSpec::Id(sid) => self
+                .subvol_index(*sid)
+                .ok_or_else(|| Error::NotFound(format!("btrfs subvolume id {sid}")))?,
             SubvolSpec::Path(p) => {
                 let want: Vec<u8> = p
                     .split(|&c| c == b'/')
@@ -935,10 +996,7 @@ impl FsView for Btrfs {
                         .iter()
                         .position(|s| self.subvol_path(s.id).as_deref() == Some(&want[..]))
                         .ok_or_else(|| {
-                            Error::NotFound(format!(
-                                "btrfs subvolume {}",
-                                crate::text::escape(p)
-                            ))
+                            Error::NotFound(format!("btrfs subvolume {}", crate::text::escape(p)))
                         })?
                 }
             }

@@ -236,7 +236,10 @@ impl Superblock {
             .unwrap_or(&[])
             .to_vec();
         let label_raw = b.get(0x12b..0x22b).unwrap_or(&[]);
-        let label_len = label_raw.iter().position(|&c| c == 0).unwrap_or(label_raw.len());
+        let label_len = label_raw
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(label_raw.len());
         Ok(Superblock {
             pos,
             fsid,
@@ -304,7 +307,11 @@ pub fn read(src: &dyn ReadAt) -> Result<(Superblock, Vec<crate::problem::Problem
     match best {
         Some(sb) => Ok((sb, problems)),
         None => Err(first_err.unwrap_or_else(|| {
-            Error::corrupt("btrfs superblock", PRIMARY, "the volume is too small to hold one")
+            Error::corrupt(
+                "btrfs superblock",
+                PRIMARY,
+                "the volume is too small to hold one",
+            )
         })),
     }
 }
@@ -355,7 +362,9 @@ pub fn parse_chunk(b: &[u8], off: usize, logical: u64, pos: u64) -> Result<(Chun
         )));
     }
     let mut stripes = Vec::with_capacity(usize::from(num));
-    let mut at = off.checked_add(CHUNK_LEN).ok_or_else(|| bad("overflow".into()))?;
+    let mut at = off
+        .checked_add(CHUNK_LEN)
+        .ok_or_else(|| bad("overflow".into()))?;
     for _ in 0..num {
         let devid = le::u64(b, at).ok_or_else(|| bad("stripes truncated".into()))?;
         let offset = at
@@ -466,7 +475,11 @@ impl ChunkMap {
         let pos = sb.pos.saturating_add(SYS_CHUNK_ARRAY as u64);
         while off < b.len() {
             let key = Key::parse(b, off).ok_or_else(|| {
-                Error::corrupt("btrfs sys_chunk_array", pos, format!("key truncated at {off}"))
+                Error::corrupt(
+                    "btrfs sys_chunk_array",
+                    pos,
+                    format!("key truncated at {off}"),
+                )
             })?;
             if key.ty != super::item::ty::CHUNK_ITEM {
                 return Err(Error::corrupt(
@@ -559,7 +572,11 @@ impl ChunkMap {
                     len: run,
                 });
             } else {
-                missing.push(format!("devid {} (UUID {})", s.devid, uuid_string(&s.dev_uuid)));
+                missing.push(format!(
+                    "devid {} (UUID {})",
+                    s.devid,
+                    uuid_string(&s.dev_uuid)
+                ));
             }
         }
         if places.is_empty() {

@@ -172,7 +172,9 @@ impl Trees {
         if let Some(g) = expect.generation
             && g != generation
         {
-            return Err(bad(format!("generation {generation} (its parent says {g})")));
+            return Err(bad(format!(
+                "generation {generation} (its parent says {g})"
+            )));
         }
         let nritems = le::u32(b, 0x60).unwrap_or(0);
         let w = if level == 0 { ITEM_LEN } else { PTR_LEN };
@@ -215,7 +217,10 @@ impl Trees {
                         self.problems.record(Problem::at(
                             "btrfs tree block",
                             bytenr,
-                            format!("copy 1 is bad ({e}); copy {} is used", mirror.saturating_add(1)),
+                            format!(
+                                "copy 1 is bad ({e}); copy {} is used",
+                                mirror.saturating_add(1)
+                            ),
                         ));
                     }
                     let b = Arc::new(b);
@@ -293,7 +298,11 @@ impl Trees {
                     ));
                 }
                 let data = b.item(i).ok_or_else(|| {
-                    Error::corrupt("btrfs leaf", bytenr, format!("item {i} lies outside the block"))
+                    Error::corrupt(
+                        "btrfs leaf",
+                        bytenr,
+                        format!("item {i} lies outside the block"),
+                    )
                 })?;
                 if f(k, data).is_break() {
                     return Ok(ControlFlow::Break(()));
@@ -359,7 +368,11 @@ impl Trees {
             if b.level == 0 {
                 let k = b.key(i).unwrap_or_default();
                 let d = b.item(i).ok_or_else(|| {
-                    Error::corrupt("btrfs leaf", bytenr, format!("item {i} lies outside the block"))
+                    Error::corrupt(
+                        "btrfs leaf",
+                        bytenr,
+                        format!("item {i} lies outside the block"),
+                    )
                 })?;
                 return Ok(Some((k, d.to_vec())));
             }
