@@ -755,10 +755,9 @@ impl Btrfs {
             let within = pos - xo;
             let out_len;
             if x.kind == extent_type::INLINE || x.compression != 0 {
-                if x.kind != extent_type::INLINE && x.disk_bytenr == 0 {
-                    out_len = (x.num_bytes - within).min(left) as usize;
-                    buf[done..done + out_len].fill(0);
-                } else if x.kind == extent_type::PREALLOC {
+                if x.kind == extent_type::PREALLOC
+                    || (x.kind != extent_type::INLINE && x.disk_bytenr == 0)
+                {
                     out_len = (x.num_bytes - within).min(left) as usize;
                     buf[done..done + out_len].fill(0);
                 } else {
@@ -780,7 +779,7 @@ impl Btrfs {
                 out_len = (x.num_bytes - within).min(left).max(1) as usize;
                 buf[done..done + out_len].fill(0);
             } else {
-                let want = (x.num_bytes - within).min(left).min(MAX_READ_RUN).max(1);
+                let want = (x.num_bytes - within).min(left).clamp(1, MAX_READ_RUN);
                 let logical = x
                     .disk_bytenr
                     .checked_add(x.offset)

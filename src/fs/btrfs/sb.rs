@@ -272,7 +272,7 @@ pub fn read(src: &dyn ReadAt) -> Result<(Superblock, Vec<crate::problem::Problem
     let mut best: Option<Superblock> = None;
     let mut first_err = None;
     for (i, pos) in MIRRORS.into_iter().enumerate() {
-        let end = pos.checked_add(SB_LEN as u64).unwrap_or(u64::MAX);
+        let end = pos.saturating_add(SB_LEN as u64);
         if end > src.size() {
             continue;
         }
@@ -546,11 +546,16 @@ impl ChunkMap {
             let factor = n.checked_div(sub).filter(|&f| f > 0).ok_or_else(|| {
                 Error::corrupt(what, c.logical, format!("{n} stripes, {sub} sub-stripes"))
             })?;
-            let stripe_nr = off / sl;
-            let in_stripe = off % sl;
+            let stripe_nr = off.checked_div(sl).unwrap_or(0);
+            let in_stripe = off.checked_rem(sl).unwrap_or(0);
             let run = sl.saturating_sub(in_stripe).min(left);
-            let first = (stripe_nr % factor).saturating_mul(sub);
-            let dev_off = (stripe_nr / factor)
+            let first = stripe_nr
+                .checked_rem(factor)
+                .unwrap_or(0)
+                .saturating_mul(sub);
+            let dev_off = stripe_nr
+                .checked_div(factor)
+                .unwrap_or(0)
                 .saturating_mul(sl)
                 .saturating_add(in_stripe);
             for m in 0..sub {
@@ -588,5 +593,99 @@ impl ChunkMap {
             )));
         }
         Ok(places)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+
+    fn chunk(ty: u64, stripes: &[(u64, u64)], sub: u16) -> Chunk {
+        Chunk {
+            logical: 1 << 30,
+            length: 1 << 30,
+            stripe_len: 65536,
+            ty,
+            stripes: stripes
+                .iter()
+                .map(|&(devid, offset)| Stripe {
+                    devid,
+                    offset,
+                    dev_uuid: [devid as u8; 16],
+                })
+                .collect(),
+            sub_stripes: sub,
+        }
+    }
+
+    fn map_of(c: Chunk) -> ChunkMap {
+        let mut m = ChunkMap::new(1);
+        m.insert(c).unwrap();
+        m
+    }
+
+    #[test]
+    fn dup_gives_both_copies() {
+        let m = map_of(chunk(bg::METADATA | bg::DUP, &[(1, 1000), (1, 9000)], 0));
+        let p = m.map((1 << 30) + 5, 100).unwrap();
+        assert_eq!(
+            p,
+            [
+                Place {
+                    physical: 1005,
+                    len: 100
+                },
+                Place {
+                    physical: 9005,
+                    len: 100
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn raid0_rotates_stripes() {
+        let m = map_of(chunk(bg::DATA | bg::RAID0, &[(1, 0), (1, 1 << 40)], 0));
+        // Stripe 3 (the second stripe's second row), 10 bytes in.
+        let p = m.map((1 << 30) + 3 * 65536 + 10, 1 << 20).unwrap();
+        assert_eq!(
+            p,
+            [Place {
+                physical: (1 << 40) + 65536 + 10,
+                len: 65536 - 10
+            }]
+        );
+    }
+
+    #[test]
+    fn raid10_mirrors_within_a_pair_and_names_missing_devices() {
+        let m = map_of(chunk(
+            bg::DATA | bg::RAID10,
+            &[(1, 0), (2, 0), (3, 0), (1, 1 << 40)],
+            2,
+        ));
+        // Stripe 1 lives on the pair (3, 1@2^40): this device has one copy.
+        let p = m.map((1 << 30) + 65536, 4096).unwrap();
+        assert_eq!(
+            p,
+            [Place {
+                physical: 1 << 40,
+                len: 4096
+            }]
+        );
+        let m = map_of(chunk(bg::DATA | bg::RAID1, &[(2, 0), (3, 0)], 0));
+        let e = m.map(1 << 30, 1).unwrap_err().to_string();
+        assert!(e.contains("devid 2") && e.contains("devid 3"), "{e}");
+        let m = map_of(chunk(bg::DATA | bg::RAID5, &[(1, 0), (2, 0), (3, 0)], 0));
+        let e = m.map(1 << 30, 1).unwrap_err().to_string();
+        assert!(e.contains("RAID5"), "{e}");
+        assert!(m.map(5, 1).is_err());
+    }
+
+    #[test]
+    fn name_hash_is_the_kernels() {
+        // btrfs-progs: the `default` dir item of the root tree sits at this hash.
+        assert_eq!(super::super::name_hash(b"default"), 0x8dbf_c2d2);
     }
 }

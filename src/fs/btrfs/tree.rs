@@ -178,7 +178,11 @@ impl Trees {
         }
         let nritems = le::u32(b, 0x60).unwrap_or(0);
         let w = if level == 0 { ITEM_LEN } else { PTR_LEN };
-        let room = b.len().saturating_sub(HEADER_LEN) / w;
+        let room = b
+            .len()
+            .saturating_sub(HEADER_LEN)
+            .checked_div(w)
+            .unwrap_or(0);
         if usize::try_from(nritems).unwrap_or(usize::MAX) > room {
             return Err(bad(format!("{nritems} items do not fit")));
         }
