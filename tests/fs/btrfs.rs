@@ -128,3 +128,11 @@ fn other_checksum_kinds_match_the_kernel() {
         parity(name);
     }
 }
+
+#[test]
+fn the_log_tree_is_not_replayed_like_nologreplay() {
+    let fs = open("btrfs-log");
+    parity_of("btrfs-log", &fs, "btrfs-log.walk");
+    assert_eq!(fs.status().notes, [vmrescue::fs::btrfs::LOG_NOTE]);
+    assert_eq!(fs.lookup(fs.root(), b"logged").unwrap(), None);
+}
