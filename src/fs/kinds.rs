@@ -73,6 +73,14 @@ fn open_xfs(
     Ok(Arc::new(super::xfs::Xfs::open_with(src, opts)?))
 }
 
+fn open_btrfs(
+    src: Arc<dyn ReadAt>,
+    opts: &FsOptions,
+    _journals: &[Arc<dyn ReadAt>],
+) -> Result<Arc<dyn FsView>> {
+    Ok(Arc::new(super::btrfs::Btrfs::open_with(src, opts)?))
+}
+
 const fn kernel_only(
     name: &'static str,
     fstype: &'static str,
@@ -138,8 +146,18 @@ pub static KINDS: &[FsKind] = &[
         relink_kernel: true,
     },
     FsKind {
+        name: "btrfs",
+        reader: Some(open_btrfs),
+        // The log tree is never replayed, by either engine.
+        replays_journal: false,
+        mount: Some(Mount {
+            fstype: "btrfs",
+            ro_data: "rescue=nologreplay",
+            rw_data: "",
+        }),
+        relink_in_place: false,
         in_place_refusal: Some(BTRFS_COPY_ON_WRITE),
-        ..kernel_only("btrfs", "btrfs", "rescue=nologreplay", true)
+        relink_kernel: true,
     },
     kernel_only("vfat", "vfat", "", true),
     kernel_only("exfat", "exfat", "", true),

@@ -18,6 +18,7 @@ mod loop_support;
 #[path = "../pve_support/mod.rs"]
 mod pve_support;
 
+mod btrfs_cli;
 mod cli_ls;
 mod cli_pipes;
 mod copy;

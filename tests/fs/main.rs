@@ -14,7 +14,9 @@ mod ext_support;
 #[path = "../image_support/mod.rs"]
 mod image_support;
 
+mod btrfs;
 mod btrfs_compress;
+mod btrfs_corrupt;
 mod ext_corrupt;
 mod ext_htree;
 mod ext_journal;

@@ -1,0 +1,439 @@
+//! btrfs tree blocks: read by logical address (another copy tried when
+//! one is bad), headers checked, and key searches over a tree.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+
+use super::sb::{ChunkMap, KEY_LEN, Key, Superblock, csum_mismatch, hex};
+use crate::error::{Error, Result};
+use crate::fs::problems::ProblemLog;
+use crate::io::{ReadAt, le};
+use crate::problem::Problem;
+
+/// Bytes of a tree block header.
+pub const HEADER_LEN: usize = 0x65;
+/// Bytes of a leaf item descriptor.
+const ITEM_LEN: usize = 25;
+/// Bytes of a node key pointer.
+const PTR_LEN: usize = 33;
+/// Deepest tree (levels 0..=7).
+pub const MAX_LEVEL: u8 = 7;
+/// Tree blocks kept in memory.
+const CACHE_BLOCKS: usize = 2048;
+/// Most items one search may visit.
+pub const MAX_VISIT: usize = 16 << 20;
+
+/// A parsed tree block.
+#[derive(Debug)]
+pub struct Block {
+    /// Its logical address.
+    pub bytenr: u64,
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// Level (0: leaf).
+    pub level: u8,
+    /// Items or key pointers in it.
+    pub nritems: u32,
+    /// Tree that owns it.
+    pub owner: u64,
+    /// Transaction that wrote it.
+    pub generation: u64,
+}
+
+impl Block {
+    /// Key of item or pointer `i`.
+    pub fn key(&self, i: usize) -> Option<Key> {
+        let w = if self.level == 0 { ITEM_LEN } else { PTR_LEN };
+        Key::parse(&self.data, HEADER_LEN.checked_add(i.checked_mul(w)?)?)
+    }
+
+    /// The data of leaf item `i`.
+    pub fn item(&self, i: usize) -> Option<&[u8]> {
+        let d = HEADER_LEN.checked_add(i.checked_mul(ITEM_LEN)?)?;
+        let off = usize::try_from(le::u32(&self.data, d.checked_add(KEY_LEN)?)?).ok()?;
+        let size = usize::try_from(le::u32(&self.data, d.checked_add(KEY_LEN + 4)?)?).ok()?;
+        let start = HEADER_LEN.checked_add(off)?;
+        self.data.get(start..start.checked_add(size)?)
+    }
+
+    /// The child pointer of node slot `i`: (block, generation).
+    pub fn child(&self, i: usize) -> Option<(u64, u64)> {
+        let d = HEADER_LEN.checked_add(i.checked_mul(PTR_LEN)?)?;
+        Some((
+            le::u64(&self.data, d.checked_add(KEY_LEN)?)?,
+            le::u64(&self.data, d.checked_add(KEY_LEN + 8)?)?,
+        ))
+    }
+}
+
+/// Reads tree blocks of one filesystem.
+pub struct Trees {
+    /// The volume.
+    pub src: Arc<dyn ReadAt>,
+    /// The superblock in use.
+    pub sb: Superblock,
+    /// Logical-to-physical map.
+    pub map: ChunkMap,
+    /// Problems found.
+    pub problems: Arc<ProblemLog>,
+    cache: Mutex<HashMap<u64, Arc<Block>>>,
+}
+
+/// What a block is expected to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// Level, when the parent says it.
+    pub level: Option<u8>,
+    /// Generation, when the parent says it.
+    pub generation: Option<u64>,
+}
+
+impl Trees {
+    /// A reader of `src`'s trees.
+    pub fn new(
+        src: Arc<dyn ReadAt>,
+        sb: Superblock,
+        map: ChunkMap,
+        problems: Arc<ProblemLog>,
+    ) -> Trees {
+        Trees {
+            src,
+            sb,
+            map,
+            problems,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Read logical bytes `[logical, logical + buf.len())` from copy
+    /// `mirror` (0-based; the copies of each piece in chunk order).
+    /// `Ok(false)` when there is no such copy.
+    pub fn read_logical(&self, logical: u64, buf: &mut [u8], mirror: usize) -> Result<bool> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = logical
+                .checked_add(done as u64)
+                .ok_or_else(|| Error::corrupt("btrfs logical address", logical, "overflow"))?;
+            let left = buf.len().saturating_sub(done) as u64;
+            let places = self.map.map(pos, left)?;
+            let Some(p) = places.get(mirror) else {
+                return Ok(false);
+            };
+            let n = usize::try_from(p.len.clamp(1, left)).unwrap_or(1);
+            let end = done.saturating_add(n);
+            let out = buf
+                .get_mut(done..end)
+                .ok_or_else(|| Error::corrupt("btrfs read", pos, "bad length"))?;
+            self.src.read_exact_at(p.physical, out).map_err(|e| {
+                Error::io(
+                    format!("btrfs logical byte {pos} (physical byte {})", p.physical),
+                    e,
+                )
+            })?;
+            done = end;
+        }
+        Ok(true)
+    }
+
+    /// How many copies the chunk at `logical` keeps on this device.
+    pub fn copies(&self, logical: u64) -> usize {
+        self.map.map(logical, 1).map(|p| p.len()).unwrap_or(1)
+    }
+
+    fn check(&self, b: &[u8], bytenr: u64, expect: Expect) -> Result<Block> {
+        let what = "btrfs tree block";
+        let bad = |d: String| Error::corrupt(what, bytenr, d);
+        if let Some(m) = csum_mismatch(self.sb.csum_type, b) {
+            return Err(bad(m));
+        }
+        let at = le::u64(b, 0x30).unwrap_or(0);
+        if at != bytenr {
+            return Err(bad(format!("it says it lives at logical byte {at}")));
+        }
+        let fsid = b.get(0x20..0x30).unwrap_or(&[]);
+        if fsid != self.sb.meta_fsid.as_slice() {
+            return Err(bad(format!(
+                "filesystem UUID {} (expected {})",
+                hex(fsid),
+                hex(&self.sb.meta_fsid)
+            )));
+        }
+        let level = b.get(0x64).copied().unwrap_or(u8::MAX);
+        if level > MAX_LEVEL || expect.level.is_some_and(|l| l != level) {
+            return Err(bad(format!("level {level} (expected {:?})", expect.level)));
+        }
+        let generation = le::u64(b, 0x50).unwrap_or(0);
+        if let Some(g) = expect.generation
+            && g != generation
+        {
+            return Err(bad(format!(
+                "generation {generation} (its parent says {g})"
+            )));
+        }
+        let nritems = le::u32(b, 0x60).unwrap_or(0);
+        let w = if level == 0 { ITEM_LEN } else { PTR_LEN };
+        let room = b
+            .len()
+            .saturating_sub(HEADER_LEN)
+            .checked_div(w)
+            .unwrap_or(0);
+        if usize::try_from(nritems).unwrap_or(usize::MAX) > room {
+            return Err(bad(format!("{nritems} items do not fit")));
+        }
+        Ok(Block {
+            bytenr,
+            data: b.to_vec(),
+            level,
+            nritems,
+            owner: le::u64(b, 0x58).unwrap_or(0),
+            generation,
+        })
+    }
+
+    /// The tree block at `bytenr`, checked; another copy is tried when one is bad.
+    pub fn block(&self, bytenr: u64, expect: Expect) -> Result<Arc<Block>> {
+        if let Some(b) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&bytenr)
+        {
+            return Ok(Arc::clone(b));
+        }
+        let ns = usize::try_from(self.sb.nodesize).unwrap_or(16384);
+        let mut buf = vec![0u8; ns];
+        let mut first_err: Option<Error> = None;
+        for mirror in 0..4usize {
+            let r = match self.read_logical(bytenr, &mut buf, mirror) {
+                Ok(false) => break,
+                Ok(true) => self.check(&buf, bytenr, expect),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(b) => {
+                    if let Some(e) = &first_err {
+                        self.problems.record(Problem::at(
+                            "btrfs tree block",
+                            bytenr,
+                            format!(
+                                "copy 1 is bad ({e}); copy {} is used",
+                                mirror.saturating_add(1)
+                            ),
+                        ));
+                    }
+                    let b = Arc::new(b);
+                    let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                    if c.len() >= CACHE_BLOCKS {
+                        c.clear();
+                    }
+                    c.insert(bytenr, Arc::clone(&b));
+                    return Ok(b);
+                }
+                Err(e) => {
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
+                }
+            }
+        }
+        let e = first_err
+            .unwrap_or_else(|| Error::corrupt("btrfs tree block", bytenr, "no copy to read"));
+        self.problems.record(Problem::text(e.to_string()));
+        Err(e)
+    }
+
+    /// Visit the items with keys in `[lo, hi]` of the tree rooted at
+    /// `root` (level `level`), in key order, until `f` breaks.
+    pub fn range(
+        &self,
+        root: u64,
+        level: u8,
+        lo: Key,
+        hi: Key,
+        f: &mut dyn FnMut(Key, &[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut visited = 0usize;
+        self.walk(root, Some(level), None, lo, hi, 0, &mut visited, f)
+            .map(|_| ())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        bytenr: u64,
+        level: Option<u8>,
+        generation: Option<u64>,
+        lo: Key,
+        hi: Key,
+        depth: u8,
+        visited: &mut usize,
+        f: &mut dyn FnMut(Key, &[u8]) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>> {
+        if depth > MAX_LEVEL {
+            return Err(Error::corrupt(
+                "btrfs tree block",
+                bytenr,
+                "the tree is deeper than 8 levels",
+            ));
+        }
+        let b = self.block(bytenr, Expect { level, generation })?;
+        let n = usize::try_from(b.nritems).unwrap_or(0);
+        if b.level == 0 {
+            for i in 0..n {
+                let Some(k) = b.key(i) else { break };
+                if k < lo {
+                    continue;
+                }
+                if k > hi {
+                    return Ok(ControlFlow::Break(()));
+                }
+                *visited = visited.saturating_add(1);
+                if *visited > MAX_VISIT {
+                    return Err(Error::corrupt(
+                        "btrfs tree",
+                        bytenr,
+                        "a search visits more than 16 million items",
+                    ));
+                }
+                let data = b.item(i).ok_or_else(|| {
+                    Error::corrupt(
+                        "btrfs leaf",
+                        bytenr,
+                        format!("item {i} lies outside the block"),
+                    )
+                })?;
+                if f(k, data).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            return Ok(ControlFlow::Continue(()));
+        }
+        let child_level = b.level.checked_sub(1);
+        for i in 0..n {
+            let Some(k) = b.key(i) else { break };
+            if k > hi {
+                return Ok(ControlFlow::Break(()));
+            }
+            // The child holds keys up to the next pointer's key.
+            if let Some(next) = b.key(i.saturating_add(1))
+                && i.saturating_add(1) < n
+                && next <= lo
+            {
+                continue;
+            }
+            let (child, gen_) = b.child(i).ok_or_else(|| {
+                Error::corrupt("btrfs node", bytenr, format!("pointer {i} truncated"))
+            })?;
+            let r = self.walk(
+                child,
+                child_level,
+                Some(gen_),
+                lo,
+                hi,
+                depth.saturating_add(1),
+                visited,
+                f,
+            )?;
+            if r.is_break() {
+                return Ok(r);
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// The item with the greatest key `<= key` in the tree, if any.
+    pub fn search_le(&self, root: u64, level: u8, key: Key) -> Result<Option<(Key, Vec<u8>)>> {
+        let mut bytenr = root;
+        let mut want_level = Some(level);
+        let mut want_gen = None;
+        for _ in 0..=MAX_LEVEL {
+            let b = self.block(
+                bytenr,
+                Expect {
+                    level: want_level,
+                    generation: want_gen,
+                },
+            )?;
+            let n = usize::try_from(b.nritems).unwrap_or(0);
+            let mut slot = None;
+            for i in 0..n {
+                match b.key(i) {
+                    Some(k) if k <= key => slot = Some(i),
+                    _ => break,
+                }
+            }
+            let Some(i) = slot else { return Ok(None) };
+            if b.level == 0 {
+                let k = b.key(i).unwrap_or_default();
+                let d = b.item(i).ok_or_else(|| {
+                    Error::corrupt(
+                        "btrfs leaf",
+                        bytenr,
+                        format!("item {i} lies outside the block"),
+                    )
+                })?;
+                return Ok(Some((k, d.to_vec())));
+            }
+            let (child, g) = b
+                .child(i)
+                .ok_or_else(|| Error::corrupt("btrfs node", bytenr, "pointer truncated"))?;
+            bytenr = child;
+            want_level = b.level.checked_sub(1);
+            want_gen = Some(g);
+        }
+        Err(Error::corrupt(
+            "btrfs tree block",
+            root,
+            "the tree is deeper than 8 levels",
+        ))
+    }
+
+    /// The items of exactly (objectid, type), all offsets, in order (at most `max`).
+    pub fn items_of(
+        &self,
+        root: u64,
+        level: u8,
+        objectid: u64,
+        ty: u8,
+        max: usize,
+    ) -> Result<Vec<(Key, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut over = false;
+        self.range(
+            root,
+            level,
+            Key::new(objectid, ty, 0),
+            Key::new(objectid, ty, u64::MAX),
+            &mut |k, d| {
+                if out.len() >= max {
+                    over = true;
+                    return ControlFlow::Break(());
+                }
+                out.push((k, d.to_vec()));
+                ControlFlow::Continue(())
+            },
+        )?;
+        if over {
+            return Err(Error::corrupt(
+                "btrfs tree",
+                root,
+                format!("object {objectid} has more than {max} items of type {ty}"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The item with exactly `key`.
+    pub fn get(&self, root: u64, level: u8, key: Key) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .search_le(root, level, key)?
+            .filter(|(k, _)| *k == key)
+            .map(|(_, d)| d))
+    }
+}
