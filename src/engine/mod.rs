@@ -601,7 +601,8 @@ mod tests {
     fn the_engines_read_what_the_table_says() {
         assert!(super::userspace_reads(ContentKind::Ext3));
         assert!(super::userspace_reads(ContentKind::Xfs));
-        assert!(!super::userspace_reads(ContentKind::Btrfs));
+        assert!(super::userspace_reads(ContentKind::Btrfs));
+        assert!(!super::userspace_reads(ContentKind::Vfat));
         assert!(!super::userspace_reads(ContentKind::Jbd));
         assert!(super::kernel::mountable(ContentKind::Ntfs));
         assert!(!super::kernel::mountable(ContentKind::Swap));
