@@ -282,6 +282,7 @@ impl App {
     /// the volumes its fstab mounts), else the volume the subcommands choose.
     pub fn start(&mut self) {
         if self.config.volume.is_none()
+            && self.layers.first_is_chosen
             && let Some(root) = self.layers.guest_at(&[0])
         {
             self.layers.selected = vec![0];
