@@ -12,6 +12,7 @@
 
 pub mod btrfs;
 pub mod ext;
+pub mod fat;
 pub mod host;
 pub mod kinds;
 pub mod mem;

@@ -22,6 +22,7 @@ mod ext_htree;
 mod ext_journal;
 mod ext_parity;
 mod ext_shapes;
+mod fat;
 mod xfs_corrupt;
 mod xfs_parity;
 mod xfs_replay;
