@@ -123,6 +123,10 @@ impl GuestArgs {
         };
         let is_root = layout.volume(id).guest.os.is_some();
         let (fs, namespace) = open_guest_or_volume(&layout, id, !sel.guest, &engines, &opts)?;
+        let fs = match sel.subvolume {
+            Some(sub) => vmrescue::fs::rooted::subvolume_view(fs, sub)?,
+            None => fs,
+        };
         let name = namespace
             .is_none()
             .then(|| escape_str(&layout.volume(id).name));
@@ -138,7 +142,7 @@ impl GuestArgs {
         for p in &status.problems {
             report(&prefixed(name.as_deref(), &p.to_string()));
         }
-        let mounts = if namespace.is_none() && is_root {
+        let mounts = if namespace.is_none() && is_root && sel.subvolume.is_none() {
             layout
                 .volumes
                 .iter()

@@ -79,6 +79,23 @@ impl FsView for Rooted {
     fn subvolume_root(&self, spec: &SubvolSpec) -> Result<Option<NodeId>> {
         self.fs.subvolume_root(spec)
     }
+    fn subvolumes(&self) -> Option<Vec<super::btrfs::SubvolInfo>> {
+        self.fs.subvolumes()
+    }
+}
+
+/// `fs` shown from its subvolume `id` (what `--volume p2@home` names):
+/// `fs` itself when that is its root already; an error when `fs` has no
+/// subvolumes (a reader that does not know them) or not that one.
+pub fn subvolume_view(fs: Arc<dyn FsView>, id: u64) -> Result<Arc<dyn FsView>> {
+    match fs.subvolume_root(&SubvolSpec::Id(id))? {
+        Some(n) if n == fs.root() => Ok(fs),
+        Some(n) => Ok(Arc::new(Rooted::new(fs, n))),
+        None => Err(crate::error::Error::Unsupported(format!(
+            "subvolume {id}: this view of the volume has no subvolumes (the kernel engine \
+             shows its default subvolume only); use --engine userspace"
+        ))),
+    }
 }
 
 #[cfg(test)]

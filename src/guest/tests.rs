@@ -213,6 +213,7 @@ fn layout() -> Layout {
         }],
         pvs: Vec::new(),
         notes: Vec::new(),
+        subvolumes: Vec::new(),
     }
 }
 

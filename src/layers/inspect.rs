@@ -20,6 +20,8 @@ pub struct Inspection {
     pub notes: Vec<String>,
     /// What each opened filesystem reported: (volume, notes, problems).
     pub filesystems: Vec<(VolumeId, Vec<String>, Vec<crate::problem::Problem>)>,
+    /// The subvolumes of each opened filesystem that has them (btrfs).
+    pub subvolumes: Vec<(VolumeId, Vec<crate::fs::btrfs::SubvolInfo>)>,
 }
 
 /// Opens a volume's filesystem.
@@ -50,7 +52,17 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
         let status = fs.status();
         out.filesystems
             .push((id, status.notes.clone(), status.problems.clone()));
+        if let Some(subs) = fs.subvolumes() {
+            out.subvolumes.push((id, subs));
+        }
         label_pve_guests(layout, id, &*fs, &mut out);
+        // A btrfs guest whose root is a subvolume that is not the default
+        // one (the top level is: Fedora's and openSUSE's layouts): the
+        // root as its kernel mounts it.
+        let fs = match read_file(&*fs, b"/etc/fstab") {
+            None => crate::guest::root_in_subvolume(&fs).map_or(fs, |(view, _, _)| view),
+            Some(_) => fs,
+        };
         let fstab = read_file(&*fs, b"/etc/fstab");
         let Some(os) = os_name(&*fs) else { continue };
         let Some(fstab) = fstab else { continue };
@@ -212,6 +224,10 @@ impl Layout {
                     }
                 }
             }
+        }
+        for (id, subs) in &inspection.subvolumes {
+            self.subvolumes.retain(|(v, _)| v != id);
+            self.subvolumes.push((*id, subs.clone()));
         }
         self.notes.extend(inspection.notes.iter().cloned());
     }

@@ -66,6 +66,11 @@ pub struct SubvolInfo {
     pub uuid: [u8; 16],
     /// Read-only (a read-only snapshot).
     pub read_only: bool,
+    /// The id of the subvolume this one is a snapshot of (its root item's
+    /// `parent_uuid`), when that subvolume is still here.
+    pub snapshot_of: Option<u64>,
+    /// Whether it is the default subvolume (`btrfs subvolume set-default`).
+    pub default: bool,
     /// Generation of its root.
     pub generation: u64,
     /// Creation time.
@@ -413,6 +418,7 @@ impl Btrfs {
 
     /// The subvolumes, top level first.
     pub fn subvolumes(&self) -> Vec<SubvolInfo> {
+        let default = self.default_subvol();
         self.subvols
             .iter()
             .map(|s| SubvolInfo {
@@ -421,6 +427,15 @@ impl Btrfs {
                 path: self.subvol_path(s.id).unwrap_or_default(),
                 uuid: s.root.uuid,
                 read_only: s.root.flags & 1 != 0,
+                snapshot_of: (s.root.parent_uuid != [0; 16])
+                    .then(|| {
+                        self.subvols
+                            .iter()
+                            .find(|o| o.root.uuid == s.root.parent_uuid)
+                            .map(|o| o.id)
+                    })
+                    .flatten(),
+                default: s.id == default,
                 generation: s.root.generation,
                 otime: s.root.otime,
             })
@@ -975,6 +990,10 @@ impl FsView for Btrfs {
             inodes: 0,
             free_inodes: 0,
         })
+    }
+
+    fn subvolumes(&self) -> Option<Vec<SubvolInfo>> {
+        Some(Btrfs::subvolumes(self))
     }
 
     fn subvolume_root(&self, spec: &SubvolSpec) -> Result<Option<NodeId>> {
