@@ -294,14 +294,20 @@ impl Namespace {
             .get(layer)
             .ok_or_else(|| Error::NotFound(format!("{} in the guest", escape(&resolved.path))))?;
         match l.volume {
-            // Paths inside a volume start at its default tree: which that
-            // is for a btrfs volume the namespace cannot tell.
-            Some(_) if l.subvolume.is_some() => Err(Error::Unsupported(format!(
-                "{} lies on btrfs {} of {}: its path inside the volume depends on the volume's default subvolume",
-                escape(&resolved.path),
-                l.subvolume.as_deref().unwrap_or_default(),
-                l.name
-            ))),
+            // Paths inside a volume start at its default subvolume: a
+            // mount of another one is found below it, or not at all.
+            Some(v) if l.subvolume.is_some() => {
+                let prefix = subvolume_prefix(&*l.fs, l.root).map_err(|why| {
+                    Error::Unsupported(format!(
+                        "{} lies on btrfs {} of {}: {why}",
+                        escape(&resolved.path),
+                        l.subvolume.as_deref().unwrap_or_default(),
+                        l.name
+                    ))
+                })?;
+                let rest = components(&inner).fold(prefix, |acc, c| path::join(&acc, c));
+                Ok((v, rest))
+            }
             Some(v) => Ok((v, inner)),
             None => {
                 let m = self.mounts.get(l.mount);
@@ -550,6 +556,41 @@ fn subvolume(
             Some(specs.iter().map(spec_option).collect::<Vec<_>>().join(",")),
         )),
         _ => Ok((fs, None)),
+    }
+}
+
+/// Where the subvolume whose root is `root` is seen from the volume's
+/// default subvolume (what a volume's paths start at: `/root` for
+/// subvolume `root` when the default is the top level); the reason when it
+/// is not below the default one.
+fn subvolume_prefix(fs: &dyn FsView, root: NodeId) -> std::result::Result<Vec<u8>, String> {
+    let subs = fs
+        .subvolumes()
+        .ok_or("this view of the volume does not list its subvolumes")?;
+    let this = subs
+        .iter()
+        .find(|s| matches!(fs.subvolume_root(&SubvolSpec::Id(s.id)), Ok(Some(n)) if n == root))
+        .ok_or("the mount's root is no subvolume's root")?;
+    let default = subs
+        .iter()
+        .find(|s| s.default)
+        .ok_or("the volume's default subvolume is not among its subvolumes")?;
+    let parts = |p: &[u8]| -> Vec<Vec<u8>> { components(p).map(<[u8]>::to_vec).collect() };
+    let (mine, base) = (parts(&this.path), parts(&default.path));
+    match mine.strip_prefix(base.as_slice()) {
+        Some(rest) => Ok(rest
+            .iter()
+            .fold(b"/".to_vec(), |acc, c| path::join(&acc, c))),
+        None => Err(format!(
+            "subvolume {} is not inside the volume's default subvolume {} (id {}), where its paths start",
+            escape(&this.path),
+            if default.path.is_empty() {
+                "<top level>".to_string()
+            } else {
+                escape(&default.path)
+            },
+            default.id
+        )),
     }
 }
 
