@@ -98,6 +98,42 @@ pub fn subvolume_view(fs: Arc<dyn FsView>, id: u64) -> Result<Arc<dyn FsView>> {
     }
 }
 
+/// Where subvolume `id` is seen from the volume's default subvolume, where
+/// a volume's own paths start (`/root` for subvolume `root` when the
+/// default is the top level; `/` for the default itself); the reason when
+/// it is not below the default one.
+pub fn path_from_default(
+    subs: &[super::btrfs::SubvolInfo],
+    id: u64,
+) -> std::result::Result<Vec<u8>, String> {
+    let this = subs
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| format!("subvolume {id} is not among the volume's subvolumes"))?;
+    let default = subs
+        .iter()
+        .find(|s| s.default)
+        .ok_or("the volume's default subvolume is not among its subvolumes")?;
+    let parts =
+        |p: &[u8]| -> Vec<Vec<u8>> { super::path::components(p).map(<[u8]>::to_vec).collect() };
+    let (mine, base) = (parts(&this.path), parts(&default.path));
+    match mine.strip_prefix(base.as_slice()) {
+        Some(rest) => Ok(rest
+            .iter()
+            .fold(b"/".to_vec(), |acc, c| super::path::join(&acc, c))),
+        None => Err(format!(
+            "subvolume {} is not inside the volume's default subvolume {} (id {}), where its paths start",
+            crate::text::escape(&this.path),
+            if default.path.is_empty() {
+                "<top level>".to_string()
+            } else {
+                crate::text::escape(&default.path)
+            },
+            default.id
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -571,27 +571,7 @@ fn subvolume_prefix(fs: &dyn FsView, root: NodeId) -> std::result::Result<Vec<u8
         .iter()
         .find(|s| matches!(fs.subvolume_root(&SubvolSpec::Id(s.id)), Ok(Some(n)) if n == root))
         .ok_or("the mount's root is no subvolume's root")?;
-    let default = subs
-        .iter()
-        .find(|s| s.default)
-        .ok_or("the volume's default subvolume is not among its subvolumes")?;
-    let parts = |p: &[u8]| -> Vec<Vec<u8>> { components(p).map(<[u8]>::to_vec).collect() };
-    let (mine, base) = (parts(&this.path), parts(&default.path));
-    match mine.strip_prefix(base.as_slice()) {
-        Some(rest) => Ok(rest
-            .iter()
-            .fold(b"/".to_vec(), |acc, c| path::join(&acc, c))),
-        None => Err(format!(
-            "subvolume {} is not inside the volume's default subvolume {} (id {}), where its paths start",
-            escape(&this.path),
-            if default.path.is_empty() {
-                "<top level>".to_string()
-            } else {
-                escape(&default.path)
-            },
-            default.id
-        )),
-    }
+    crate::fs::rooted::path_from_default(&subs, this.id)
 }
 
 /// Most top-level entries of a volume tried for the root's subvolume.

@@ -108,6 +108,20 @@ impl Layout {
         whole.map(|v| (v, None))
     }
 
+    /// The name of subvolume `id` of volume `v` (`p2@/@home`), or the
+    /// volume's name with `@id=N` when it is not listed.
+    pub fn subvolume_name(&self, v: VolumeId, id: u64) -> String {
+        let vname = &self.volume(v).name;
+        self.subvolumes
+            .iter()
+            .find(|(x, _)| *x == v)
+            .and_then(|(_, subs)| subs.iter().find(|s| s.id == id))
+            .map_or_else(
+                || format!("{vname}@id={id}"),
+                |s| subvolume_name(vname, &s.path),
+            )
+    }
+
     /// The id of the subvolume `sub` names on volume `v` (the grammar of
     /// [`Layout::find_volume_or_subvolume`]).
     pub fn find_subvolume(&self, v: VolumeId, sub: &str) -> Result<u64> {
