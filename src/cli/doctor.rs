@@ -44,8 +44,14 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     let options = FsOptions {
         no_journal: args.no_journal,
     };
-    let (fs, namespace) =
-        super::guest::open_guest_or_volume(&layout, id, !sel.guest, &engines, &options)?;
+    let (fs, namespace) = super::guest::open_guest_or_volume(
+        &layout,
+        id,
+        !sel.guest,
+        sel.subvolume,
+        &engines,
+        &options,
+    )?;
     let volume = &layout.volume(id).name;
     let ctx = doctor::Context::new(&*fs, namespace.as_ref(), Some(&layout));
     let found = doctor::examine(&ctx);

@@ -122,11 +122,8 @@ impl GuestArgs {
             no_journal: self.no_journal,
         };
         let is_root = layout.volume(id).guest.os.is_some();
-        let (fs, namespace) = open_guest_or_volume(&layout, id, !sel.guest, &engines, &opts)?;
-        let fs = match sel.subvolume {
-            Some(sub) => vmrescue::fs::rooted::subvolume_view(fs, sub)?,
-            None => fs,
-        };
+        let (fs, namespace) =
+            open_guest_or_volume(&layout, id, !sel.guest, sel.subvolume, &engines, &opts)?;
         let name = namespace
             .is_none()
             .then(|| escape_str(&layout.volume(id).name));
@@ -177,9 +174,14 @@ pub(super) fn open_guest_or_volume(
     layout: &Layout,
     id: VolumeId,
     named: bool,
+    subvolume: Option<u64>,
     engines: &Engines,
     opts: &FsOptions,
 ) -> Result<(Arc<dyn FsView>, Option<Namespace>), vmrescue::Error> {
+    if let Some(sub) = subvolume {
+        let fs = engines.open_fs(layout, id, opts)?;
+        return Ok((vmrescue::fs::rooted::subvolume_view(fs, sub)?, None));
+    }
     if named || layout.volume(id).guest.os.is_none() {
         return Ok((engines.open_fs(layout, id, opts)?, None));
     }

@@ -348,6 +348,7 @@ fn open_image_file(
         layout,
         id,
         volume.is_some(),
+        None,
         engines,
         &vmrescue::fs::FsOptions::default(),
     )?;
@@ -415,6 +416,12 @@ pub(crate) fn open_volume(
     engines: &Engines,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
     let (layout, sel) = open_selection(target, volume, engines)?;
+    if sel.subvolume.is_some() {
+        return Err(vmrescue::Error::Invalid(format!(
+            "--volume {}: this command works on a whole volume, not a btrfs subvolume",
+            volume.unwrap_or_default()
+        )));
+    }
     Ok((layout, sel.volume))
 }
 
