@@ -140,6 +140,51 @@ mod tests {
     use crate::fs::mem::MemFs;
     use crate::fs::path::resolve;
 
+    fn sub(id: u64, path: &[u8], default: bool) -> crate::fs::btrfs::SubvolInfo {
+        crate::fs::btrfs::SubvolInfo {
+            id,
+            parent_id: 5,
+            path: path.to_vec(),
+            uuid: [0; 16],
+            read_only: false,
+            snapshot_of: None,
+            default,
+            generation: 1,
+            otime: crate::fs::Timestamp::default(),
+        }
+    }
+
+    #[test]
+    fn subvolume_paths_start_at_the_default_subvolume() {
+        let top_default = [
+            sub(5, b"", true),
+            sub(256, b"root", false),
+            sub(258, b"root/var/lib/machines", false),
+        ];
+        assert_eq!(path_from_default(&top_default, 256).unwrap(), b"/root");
+        assert_eq!(
+            path_from_default(&top_default, 258).unwrap(),
+            b"/root/var/lib/machines"
+        );
+        assert_eq!(path_from_default(&top_default, 5).unwrap(), b"/");
+        let at_default = [
+            sub(5, b"", false),
+            sub(256, b"@", true),
+            sub(257, b"@home", false),
+            sub(259, b"@/nested", false),
+        ];
+        assert_eq!(path_from_default(&at_default, 259).unwrap(), b"/nested");
+        assert_eq!(path_from_default(&at_default, 256).unwrap(), b"/");
+        // Not below the default: `@home` is no prefix match of `@`.
+        let e = path_from_default(&at_default, 257).unwrap_err();
+        assert!(
+            e.contains("not inside the volume's default subvolume @ (id 256)"),
+            "{e}"
+        );
+        assert!(path_from_default(&at_default, 999).is_err());
+        assert!(path_from_default(&[sub(256, b"@", false)], 256).is_err());
+    }
+
     #[test]
     fn shows_the_other_root_and_shares_the_rest() {
         let mut m = MemFs::new();

@@ -814,3 +814,20 @@ fn attach(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod rootflags_tests {
+    use super::*;
+
+    #[test]
+    fn rootflags_name_subvolumes_as_the_kernel_reads_them() {
+        let specs = rootflags_specs("root=UUID=x ro rootflags=subvol=@,compress=zstd quiet");
+        assert_eq!(specs, vec![SubvolSpec::Path(b"@".to_vec())]);
+        // The last rootflags= wins; subvolid= too.
+        let specs = rootflags_specs("rootflags=subvol=@old rootflags=subvolid=257");
+        assert_eq!(specs, vec![SubvolSpec::Id(257)]);
+        assert!(rootflags_specs("root=/dev/sda1 rootflags=noatime").is_empty());
+        assert!(rootflags_specs("rootflags=subvolid=abc").is_empty());
+        assert!(rootflags_specs("").is_empty());
+    }
+}
