@@ -989,7 +989,10 @@ fn volume_at_subvolume_grammar() {
     assert_eq!(get("p1@var").unwrap(), (v, Some(259)));
     // `home` is the last component of two: ambiguous, both named.
     let e = get("p1@home").unwrap_err().to_string();
-    assert!(e.contains("p1@/@home") && e.contains("p1@/snaps/home"), "{e}");
+    assert!(
+        e.contains("p1@/@home") && e.contains("p1@/snaps/home"),
+        "{e}"
+    );
     // A full path is exact; `/home` is no subvolume.
     assert_eq!(get("p1@snaps/home").unwrap(), (v, Some(258)));
     assert!(get("p1@/home").is_err());

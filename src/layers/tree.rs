@@ -94,9 +94,22 @@ impl Node {
         self.browsable = v.is_filesystem();
         self.problems.extend(v.problems.iter().cloned());
         self.notes.extend(v.notes.iter().cloned());
-        self.children.extend(subvolume_children(layout, v));
+        let subs = subvolume_children(layout, v);
+        if subs.len() > MAX_SUBVOLUME_NODES {
+            self.notes.push(format!(
+                "{} btrfs subvolumes: the first {MAX_SUBVOLUME_NODES} are shown; --volume {}@PATH opens any",
+                subs.len(),
+                v.name
+            ));
+        }
+        self.children
+            .extend(subs.into_iter().take(MAX_SUBVOLUME_NODES));
     }
 }
+
+/// Most subvolume nodes shown under one volume (a snapshot-heavy volume
+/// may have thousands).
+const MAX_SUBVOLUME_NODES: usize = 1024;
 
 /// What a subvolume node tells about its subvolume (`--json`:
 /// `"subvolume": {"id", "path", "parent", "snapshot_of", "readonly", "default"}`).

@@ -335,7 +335,11 @@ impl Btrfs {
     }
 
     fn subvol_index(&self, sid: u64) -> Option<usize> {
-        self.subvols.iter().position(|s| s.id == sid)
+        // In root-tree order, so sorted by id (a damaged tree may not be).
+        self.subvols
+            .binary_search_by_key(&sid, |s| s.id)
+            .ok()
+            .or_else(|| self.subvols.iter().position(|s| s.id == sid))
     }
 
     fn node(&self, idx: usize, ino: u64) -> Result<NodeId> {
@@ -419,6 +423,12 @@ impl Btrfs {
     /// The subvolumes, top level first.
     pub fn subvolumes(&self) -> Vec<SubvolInfo> {
         let default = self.default_subvol();
+        let by_uuid: std::collections::HashMap<[u8; 16], u64> = self
+            .subvols
+            .iter()
+            .filter(|s| s.root.uuid != [0; 16])
+            .map(|s| (s.root.uuid, s.id))
+            .collect();
         self.subvols
             .iter()
             .map(|s| SubvolInfo {
@@ -428,12 +438,7 @@ impl Btrfs {
                 uuid: s.root.uuid,
                 read_only: s.root.flags & 1 != 0,
                 snapshot_of: (s.root.parent_uuid != [0; 16])
-                    .then(|| {
-                        self.subvols
-                            .iter()
-                            .find(|o| o.root.uuid == s.root.parent_uuid)
-                            .map(|o| o.id)
-                    })
+                    .then(|| by_uuid.get(&s.root.parent_uuid).copied())
                     .flatten(),
                 default: s.id == default,
                 generation: s.root.generation,
