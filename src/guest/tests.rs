@@ -214,6 +214,7 @@ fn layout() -> Layout {
         pvs: Vec::new(),
         notes: Vec::new(),
         subvolumes: Vec::new(),
+        subvolume_mounts: Vec::new(),
     }
 }
 

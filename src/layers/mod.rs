@@ -316,6 +316,9 @@ pub struct Layout {
     /// The subvolumes inspection found on each btrfs volume (top level
     /// first): children of the volume in the tree, `VOLUME@SUBVOLUME` names.
     pub subvolumes: Vec<(VolumeId, Vec<crate::fs::btrfs::SubvolInfo>)>,
+    /// Where the guests mount btrfs subvolumes (volume, `subvol=` or
+    /// `subvolid=`, mountpoint), from their fstabs and boot entries.
+    pub subvolume_mounts: Vec<(VolumeId, crate::fs::SubvolSpec, String)>,
 }
 
 impl Layout {
@@ -482,6 +485,7 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
         pvs: Vec::new(),
         notes: Vec::new(),
         subvolumes: Vec::new(),
+        subvolume_mounts: Vec::new(),
     };
     let ids: Vec<DiskId> = sources
         .into_iter()

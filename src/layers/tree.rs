@@ -107,6 +107,14 @@ impl Node {
     }
 }
 
+/// `p` without empty components (`/@home/` → `@home`), as `subvol=` is read.
+fn trim_path(p: &[u8]) -> Vec<u8> {
+    p.split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join(&b'/')
+}
+
 /// Most subvolume nodes shown under one volume (a snapshot-heavy volume
 /// may have thousands).
 const MAX_SUBVOLUME_NODES: usize = 1024;
@@ -167,6 +175,15 @@ fn subvolume_children(layout: &Layout, v: &Volume) -> Vec<Node> {
             desc.push_str(", default");
         }
         let mut n = Node::new(shown, "subvolume", 0, desc);
+        n.mountpoint = layout
+            .subvolume_mounts
+            .iter()
+            .filter(|(id, _, _)| *id == v.id)
+            .find(|(_, spec, _)| match spec {
+                crate::fs::SubvolSpec::Id(id) => *id == s.id,
+                crate::fs::SubvolSpec::Path(p) => trim_path(p) == s.path,
+            })
+            .map(|(_, _, at)| at.clone());
         n.volume = Some(super::names::subvolume_name(&v.name, &s.path));
         n.browsable = v.is_filesystem();
         n.fstype = Some("btrfs".into());

@@ -192,6 +192,17 @@ fn a_guest_root_is_the_subvolume_its_kernel_command_line_names() {
     let text = ok_stdout(&["layers", "--json", "--engine", "userspace", &img]);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["disks"][0]["os"], "openSUSE Tumbleweed", "{text}");
+    // The subvolumes carry where the guest mounts them.
+    let subs = v["disks"][0]["children"].as_array().unwrap();
+    let at = |name: &str| {
+        subs.iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["mountpoint"].clone())
+            .unwrap()
+    };
+    assert_eq!(at("@"), "/");
+    assert_eq!(at("@home"), "/home");
+    assert!(at("@old").is_null());
     let text = ok_stdout(&["ls", "--engine", "userspace", &img, "/", "/home/user"]);
     assert!(text.contains("/:\nboot\netc\nhome\n"), "{text}");
     assert!(text.contains("/home/user:\nbig.log\nnotes.txt\n"), "{text}");
