@@ -13,8 +13,8 @@ use super::{Target, exit, open_selection, report};
 pub(super) struct DoctorArgs {
     #[command(flatten)]
     target: Target,
-    /// Examine this volume alone (default: the guest as it boots, every
-    /// volume its fstab mounts).
+    /// Examine this volume (or btrfs subvolume, `p2@/@`) alone (default: the
+    /// guest as it boots, every volume its fstab mounts).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
     /// Show the on-disk state: do not replay the journal in memory.

@@ -26,8 +26,10 @@ pub(super) struct GuestArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Read this volume alone, with its own paths (`p1`, `vg/lv`,
-    /// `/dev/vg/lv`, `UUID=...`). Default: the guest as it boots (its root
-    /// with the volumes its /etc/fstab mounts), else the only filesystem.
+    /// `/dev/vg/lv`, `UUID=...`), or one btrfs subvolume of it
+    /// (`p2@/@home`, `p2@home`, `p2@id=257`). Default: the guest as it boots
+    /// (its root with the volumes its /etc/fstab mounts), else the only
+    /// filesystem.
     #[arg(long, value_name = "V")]
     pub volume: Option<String>,
     /// Show the on-disk state: do not replay the filesystem journal (ext3/4

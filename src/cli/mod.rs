@@ -61,7 +61,8 @@ pub(crate) struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     target: Target,
-    /// The volume to open first in the browser (default: the guest root).
+    /// The volume (or btrfs subvolume, `p2@/@home`) to open first in the
+    /// browser (default: the guest root).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
 }

@@ -25,8 +25,9 @@ use super::{SourceArgs, Target, exit, open_found_layout, report};
 pub(super) struct RelinkArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// The volume holding the link, the path being inside it (default: the
-    /// guest as it boots; the volume is found from the path).
+    /// The volume (or btrfs subvolume, `p2@/@`) holding the link, the path
+    /// being inside it (default: the guest as it boots; the volume is found
+    /// from the path).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
     /// The new target, as the link will hold it (`libc-2.12.so`); default:
