@@ -544,7 +544,7 @@ fn walk(
         .unwrap_or_default();
     rows.push([
         format!("{prefix}{}{guest}", escape_str(&n.name)),
-        if n.size > 0 || !matches!(n.kind, "vg" | "md") {
+        if n.size > 0 || !matches!(n.kind, "vg" | "md" | "subvolume") {
             format_size(n.size, BINARY)
         } else {
             String::new()
