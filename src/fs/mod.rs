@@ -336,6 +336,12 @@ pub trait FsView: Send + Sync {
     fn subvolume_root(&self, _spec: &SubvolSpec) -> Result<Option<NodeId>> {
         Ok(None)
     }
+
+    /// Every subvolume, top level first, for filesystems that have them
+    /// (btrfs: read from the root tree's root items and references only).
+    fn subvolumes(&self) -> Option<Vec<btrfs::SubvolInfo>> {
+        None
+    }
 }
 
 /// Read a small regular file of the guest whole (at most `cap` bytes),

@@ -313,6 +313,12 @@ pub struct Layout {
     pub pvs: Vec<lvm::PvOnDisk>,
     /// Facts found by inspection that belong to no one volume.
     pub notes: Vec<String>,
+    /// The subvolumes inspection found on each btrfs volume (top level
+    /// first): children of the volume in the tree, `VOLUME@SUBVOLUME` names.
+    pub subvolumes: Vec<(VolumeId, Vec<crate::fs::btrfs::SubvolInfo>)>,
+    /// Where the guests mount btrfs subvolumes (volume, `subvol=` or
+    /// `subvolid=`, mountpoint), from their fstabs and boot entries.
+    pub subvolume_mounts: Vec<(VolumeId, crate::fs::SubvolSpec, String)>,
 }
 
 impl Layout {
@@ -478,6 +484,8 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
         groups: Vec::new(),
         pvs: Vec::new(),
         notes: Vec::new(),
+        subvolumes: Vec::new(),
+        subvolume_mounts: Vec::new(),
     };
     let ids: Vec<DiskId> = sources
         .into_iter()

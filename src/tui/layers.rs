@@ -256,6 +256,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         browsable: true,
         problems: Vec::new(),
         notes,
+        subvolume: None,
         children: Vec::new(),
     }
 }

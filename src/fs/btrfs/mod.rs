@@ -66,6 +66,11 @@ pub struct SubvolInfo {
     pub uuid: [u8; 16],
     /// Read-only (a read-only snapshot).
     pub read_only: bool,
+    /// The id of the subvolume this one is a snapshot of (its root item's
+    /// `parent_uuid`), when that subvolume is still here.
+    pub snapshot_of: Option<u64>,
+    /// Whether it is the default subvolume (`btrfs subvolume set-default`).
+    pub default: bool,
     /// Generation of its root.
     pub generation: u64,
     /// Creation time.
@@ -330,7 +335,11 @@ impl Btrfs {
     }
 
     fn subvol_index(&self, sid: u64) -> Option<usize> {
-        self.subvols.iter().position(|s| s.id == sid)
+        // In root-tree order, so sorted by id (a damaged tree may not be).
+        self.subvols
+            .binary_search_by_key(&sid, |s| s.id)
+            .ok()
+            .or_else(|| self.subvols.iter().position(|s| s.id == sid))
     }
 
     fn node(&self, idx: usize, ino: u64) -> Result<NodeId> {
@@ -413,6 +422,13 @@ impl Btrfs {
 
     /// The subvolumes, top level first.
     pub fn subvolumes(&self) -> Vec<SubvolInfo> {
+        let default = self.default_subvol();
+        let by_uuid: std::collections::HashMap<[u8; 16], u64> = self
+            .subvols
+            .iter()
+            .filter(|s| s.root.uuid != [0; 16])
+            .map(|s| (s.root.uuid, s.id))
+            .collect();
         self.subvols
             .iter()
             .map(|s| SubvolInfo {
@@ -421,6 +437,10 @@ impl Btrfs {
                 path: self.subvol_path(s.id).unwrap_or_default(),
                 uuid: s.root.uuid,
                 read_only: s.root.flags & 1 != 0,
+                snapshot_of: (s.root.parent_uuid != [0; 16])
+                    .then(|| by_uuid.get(&s.root.parent_uuid).copied())
+                    .flatten(),
+                default: s.id == default,
                 generation: s.root.generation,
                 otime: s.root.otime,
             })
@@ -975,6 +995,10 @@ impl FsView for Btrfs {
             inodes: 0,
             free_inodes: 0,
         })
+    }
+
+    fn subvolumes(&self) -> Option<Vec<SubvolInfo>> {
+        Some(Btrfs::subvolumes(self))
     }
 
     fn subvolume_root(&self, spec: &SubvolSpec) -> Result<Option<NodeId>> {
