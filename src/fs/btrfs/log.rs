@@ -128,20 +128,64 @@ pub fn replay(
         let items = all_items(t, ri.bytenr, budget)?;
         budget = budget.saturating_sub(items.len());
         out.items = out.items.saturating_add(items.len());
-        let mut st = State {
-            t,
-            tree,
-            objs: BTreeMap::new(),
-            loaded: 0,
-            ss: u64::from(t.sb.sectorsize.max(1)),
-            dirs: BTreeSet::new(),
-            links: BTreeSet::new(),
-            data: BTreeSet::new(),
-        };
-        st.run(&items, &mut out.csums)?;
-        out.overlays.push((k.offset, st.finish()?));
+        let source = |ino: u64, cap: usize| subvol_object(t, tree, ino, cap);
+        let ov = replay_items(&source, &items, t.sb.sectorsize, &mut out.csums)?;
+        out.overlays.push((k.offset, ov));
     }
     Ok(out)
+}
+
+/// The items of object `ino` of the tree at `tree`, at most `cap`.
+fn subvol_object(t: &Trees, tree: (u64, u8), ino: u64, cap: usize) -> Result<Obj> {
+    let mut m = Obj::new();
+    let mut over = false;
+    t.range(
+        tree.0,
+        tree.1,
+        Key::new(ino, 0, 0),
+        Key::new(ino, u8::MAX, u64::MAX),
+        &mut |k, d| {
+            if m.len() >= cap {
+                over = true;
+                return ControlFlow::Break(());
+            }
+            m.insert(k, d.to_vec());
+            ControlFlow::Continue(())
+        },
+    )?;
+    if over {
+        return Err(corrupt(
+            tree.0,
+            format!("replaying it needs more than {MAX_ITEMS} items of the subvolume"),
+        ));
+    }
+    Ok(m)
+}
+
+/// Where [`replay_items`] reads the subvolume's items of one object (at
+/// most the given count).
+pub type Source<'a> = dyn Fn(u64, usize) -> Result<Obj> + 'a;
+
+/// Replay the items `log` of one subvolume's log tree (in key order) over
+/// the subvolume whose objects `source` gives; the log's data checksums are
+/// added to `csums`.
+pub fn replay_items(
+    source: &Source<'_>,
+    log: &[(Key, Vec<u8>)],
+    sectorsize: u32,
+    csums: &mut Vec<(u64, Vec<u8>)>,
+) -> Result<Overlay> {
+    let mut st = State {
+        source,
+        objs: BTreeMap::new(),
+        loaded: 0,
+        ss: u64::from(sectorsize.max(1)),
+        dirs: BTreeSet::new(),
+        links: BTreeSet::new(),
+        data: BTreeSet::new(),
+    };
+    st.run(log, csums)?;
+    st.finish()
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
@@ -232,11 +276,11 @@ fn is_reg(inode: &[u8]) -> bool {
     le32(inode, 52) & 0o170_000 == 0o100_000
 }
 
-type Obj = BTreeMap<Key, Vec<u8>>;
+/// The items of one object.
+pub type Obj = BTreeMap<Key, Vec<u8>>;
 
 struct State<'a> {
-    t: &'a Trees,
-    tree: (u64, u8),
+    source: &'a Source<'a>,
     /// Objects loaded from the subvolume tree and changed.
     objs: BTreeMap<u64, Obj>,
     loaded: usize,
@@ -253,35 +297,13 @@ impl State<'_> {
     /// The items of object `ino`, loaded from the subvolume tree once.
     fn obj(&mut self, ino: u64) -> Result<&mut Obj> {
         if !self.objs.contains_key(&ino) {
-            let mut m = Obj::new();
-            let mut over = false;
-            let cap = MAX_ITEMS.saturating_sub(self.loaded);
-            self.t.range(
-                self.tree.0,
-                self.tree.1,
-                Key::new(ino, 0, 0),
-                Key::new(ino, u8::MAX, u64::MAX),
-                &mut |k, d| {
-                    if m.len() >= cap {
-                        over = true;
-                        return ControlFlow::Break(());
-                    }
-                    m.insert(k, d.to_vec());
-                    ControlFlow::Continue(())
-                },
-            )?;
-            if over {
-                return Err(corrupt(
-                    self.tree.0,
-                    format!("replaying it needs more than {MAX_ITEMS} items of the subvolume"),
-                ));
-            }
+            let m = (self.source)(ino, MAX_ITEMS.saturating_sub(self.loaded))?;
             self.loaded = self.loaded.saturating_add(m.len());
             self.objs.insert(ino, m);
         }
         self.objs
             .get_mut(&ino)
-            .ok_or_else(|| corrupt(self.tree.0, "object vanished"))
+            .ok_or_else(|| corrupt(0, format!("object {ino} vanished")))
     }
 
     fn inode(&mut self, ino: u64) -> Result<Option<Vec<u8>>> {
@@ -304,7 +326,8 @@ impl State<'_> {
         };
         let mut index = None;
         let mut from_index = None;
-        for (k, d) in o.range(Key::new(dir, ty::DIR_INDEX, 0)..=Key::new(dir, ty::DIR_INDEX, u64::MAX))
+        for (k, d) in
+            o.range(Key::new(dir, ty::DIR_INDEX, 0)..=Key::new(dir, ty::DIR_INDEX, u64::MAX))
         {
             if let Some(e) = item::dir_items(*k, d)?.into_iter().find(|e| e.name == name) {
                 index = Some(k.offset);
@@ -421,7 +444,9 @@ impl State<'_> {
             None => Vec::new(),
         };
         let has_ext = o
-            .range(Key::new(child, ty::INODE_EXTREF, 0)..=Key::new(child, ty::INODE_EXTREF, u64::MAX))
+            .range(
+                Key::new(child, ty::INODE_EXTREF, 0)..=Key::new(child, ty::INODE_EXTREF, u64::MAX),
+            )
             .any(|(k, d)| {
                 item::inode_extrefs(*k, d)
                     .map(|v| v.iter().any(|n| n.parent == dir && n.name == name))
@@ -513,11 +538,14 @@ impl State<'_> {
     fn run(&mut self, log: &[(Key, Vec<u8>)], csums: &mut Vec<(u64, Vec<u8>)>) -> Result<()> {
         let ino_range = |k: &Key| k.objectid >= id::FIRST_FREE && k.objectid <= id::LAST_FREE;
         // Stage 1: inode items, directory deletes, truncation, xattr deletes.
-        for (k, d) in log.iter().filter(|(k, _)| k.ty == ty::INODE_ITEM && ino_range(k)) {
+        for (k, d) in log
+            .iter()
+            .filter(|(k, _)| k.ty == ty::INODE_ITEM && ino_range(k))
+        {
             let ino = k.objectid;
             if d.len() < item::INODE_ITEM_LEN {
                 return Err(corrupt(
-                    self.tree.0,
+                    0,
                     format!("inode {ino}: a logged inode item of {} bytes", d.len()),
                 ));
             }
@@ -544,7 +572,10 @@ impl State<'_> {
             self.xattr_deletes(ino, log)?;
         }
         // Stage 2: logged directory index entries.
-        for (k, d) in log.iter().filter(|(k, _)| k.ty == ty::DIR_INDEX && ino_range(k)) {
+        for (k, d) in log
+            .iter()
+            .filter(|(k, _)| k.ty == ty::DIR_INDEX && ino_range(k))
+        {
             for e in item::dir_items(*k, d)? {
                 if e.location.ty != ty::INODE_ITEM {
                     continue;

@@ -297,7 +297,16 @@ impl Trees {
                 }
                 r
             };
-            let _ = self.walk(root, Some(level), None, lo, hi, 0, &mut visited, &mut merged)?;
+            let _ = self.walk(
+                root,
+                Some(level),
+                None,
+                lo,
+                hi,
+                0,
+                &mut visited,
+                &mut merged,
+            )?;
         }
         if !stopped {
             for (ok, od) in pending {
