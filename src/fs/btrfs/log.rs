@@ -850,3 +850,140 @@ impl State<'_> {
 pub fn has_log_tree(src: &dyn crate::io::ReadAt) -> bool {
     super::sb::read(src).is_ok_and(|(sb, _)| sb.log_root != 0)
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+
+    fn inode(mode: u32, size: u64, nlink: u32) -> Vec<u8> {
+        let mut b = vec![0u8; item::INODE_ITEM_LEN];
+        put_u64(&mut b, 0, 1);
+        put_u64(&mut b, 16, size);
+        put_u32(&mut b, 40, nlink);
+        put_u32(&mut b, 52, mode);
+        b
+    }
+
+    fn reg_extent(disk: u64, offset: u64, len: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 53];
+        b[20] = extent_type::REG;
+        put_u64(&mut b, 8, len);
+        put_u64(&mut b, 21, disk);
+        put_u64(&mut b, 29, 1 << 20);
+        put_u64(&mut b, 37, offset);
+        put_u64(&mut b, 45, len);
+        b
+    }
+
+    fn entry(child: u64, name: &[u8]) -> Vec<u8> {
+        encode_dirs(&[DirItem {
+            location: Key::new(child, ty::INODE_ITEM, 0),
+            file_type: 1,
+            name: name.to_vec(),
+            data: Vec::new(),
+        }])
+    }
+
+    fn name_ref(index: u64, name: &[u8]) -> Vec<u8> {
+        encode_refs(&[item::InodeName {
+            parent: 0,
+            index,
+            name: name.to_vec(),
+        }])
+    }
+
+    fn run(fs: &Obj, log: &Obj) -> Result<Overlay> {
+        let source = |ino: u64, cap: usize| -> Result<Obj> {
+            let m: Obj = fs
+                .range(Key::new(ino, 0, 0)..=Key::new(ino, u8::MAX, u64::MAX))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect();
+            if m.len() > cap {
+                return Err(corrupt(0, "too many"));
+            }
+            Ok(m)
+        };
+        let items: Vec<(Key, Vec<u8>)> = log.iter().map(|(k, v)| (*k, v.clone())).collect();
+        replay_items(&source, &items, 4096, &mut Vec::new())
+    }
+
+    #[test]
+    fn a_logged_extent_splits_the_one_it_lands_in() {
+        let mut fs = Obj::new();
+        fs.insert(Key::new(257, ty::INODE_ITEM, 0), inode(0o100_644, 12288, 1));
+        fs.insert(
+            Key::new(257, ty::EXTENT_DATA, 0),
+            reg_extent(1 << 20, 0, 12288),
+        );
+        let mut log = Obj::new();
+        log.insert(Key::new(257, ty::INODE_ITEM, 0), inode(0o100_644, 12288, 1));
+        log.insert(
+            Key::new(257, ty::EXTENT_DATA, 4096),
+            reg_extent(2 << 20, 0, 4096),
+        );
+        let ov = run(&fs, &log).unwrap();
+        let got: Vec<(u64, u64, u64, u64)> = ov
+            .items
+            .iter()
+            .filter(|(k, _)| k.ty == ty::EXTENT_DATA)
+            .map(|(k, d)| (k.offset, le64(d, 21), le64(d, 37), le64(d, 45)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 1 << 20, 0, 4096),
+                (4096, 2 << 20, 0, 4096),
+                (8192, 1 << 20, 8192, 4096)
+            ]
+        );
+        // Bytes recounted.
+        let i = &ov.items[&Key::new(257, ty::INODE_ITEM, 0)];
+        assert_eq!(le64(i, 24), 12288);
+    }
+
+    #[test]
+    fn a_logged_name_replaces_the_entry_it_lands_on() {
+        let mut fs = Obj::new();
+        fs.insert(Key::new(256, ty::INODE_ITEM, 0), inode(0o040_755, 4, 1));
+        for (ino, name, idx) in [(257u64, b"a", 2u64), (258, b"b", 3)] {
+            let h = u64::from(super::super::name_hash(name));
+            fs.insert(Key::new(256, ty::DIR_ITEM, h), entry(ino, name));
+            fs.insert(Key::new(256, ty::DIR_INDEX, idx), entry(ino, name));
+            fs.insert(Key::new(ino, ty::INODE_ITEM, 0), inode(0o100_644, 0, 1));
+            fs.insert(Key::new(ino, ty::INODE_REF, 256), name_ref(idx, name));
+        }
+        // `mv a b`, then fsync of b.
+        let mut log = Obj::new();
+        log.insert(Key::new(257, ty::INODE_ITEM, 0), inode(0o100_644, 0, 1));
+        log.insert(Key::new(257, ty::INODE_REF, 256), name_ref(4, b"b"));
+        let ov = run(&fs, &log).unwrap();
+        let index: Vec<(u64, Vec<u8>, u64)> = ov
+            .items
+            .iter()
+            .filter(|(k, _)| k.objectid == 256 && k.ty == ty::DIR_INDEX)
+            .flat_map(|(k, d)| {
+                item::dir_items(*k, d)
+                    .unwrap()
+                    .into_iter()
+                    .map(move |e| (k.offset, e.name, e.location.objectid))
+            })
+            .collect();
+        assert_eq!(index, [(4, b"b".to_vec(), 257)]);
+        let dir = &ov.items[&Key::new(256, ty::INODE_ITEM, 0)];
+        assert_eq!(le64(dir, 16), 2);
+        let victim = &ov.items[&Key::new(258, ty::INODE_ITEM, 0)];
+        assert_eq!(le32(victim, 40), 0);
+        assert!(!ov.items.contains_key(&Key::new(258, ty::INODE_REF, 256)));
+    }
+
+    #[test]
+    fn an_error_reading_the_subvolume_stops_the_replay() {
+        let mut log = Obj::new();
+        log.insert(Key::new(257, ty::INODE_ITEM, 0), inode(0o100_644, 0, 1));
+        let source = |_: u64, _: usize| -> Result<Obj> { Err(corrupt(7, "over the cap")) };
+        let items: Vec<(Key, Vec<u8>)> = log.into_iter().collect();
+        let e = replay_items(&source, &items, 4096, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("over the cap"), "{e}");
+    }
+}
