@@ -537,6 +537,15 @@ impl State<'_> {
 
     fn run(&mut self, log: &[(Key, Vec<u8>)], csums: &mut Vec<(u64, Vec<u8>)>) -> Result<()> {
         let ino_range = |k: &Key| k.objectid >= id::FIRST_FREE && k.objectid <= id::LAST_FREE;
+        // Inodes logged with no links (an fsync'd O_TMPFILE, an unlinked
+        // file still open) are left out, with their items.
+        let ignored: BTreeSet<u64> = log
+            .iter()
+            .filter(|(k, d)| k.ty == ty::INODE_ITEM && d.len() >= 44 && le32(d, 40) == 0)
+            .map(|(k, _)| k.objectid)
+            .collect();
+        let ino_range =
+            |k: &Key| ino_range(k) && (k.ty == ty::DIR_INDEX || !ignored.contains(&k.objectid));
         // Stage 1: inode items, directory deletes, truncation, xattr deletes.
         for (k, d) in log
             .iter()
@@ -554,22 +563,33 @@ impl State<'_> {
             }
             let old = self.inode(ino)?;
             let mut new = d.clone();
-            if let Some(old) = &old
-                && (le64(d, 0) == 0 || (is_dir(d) && is_dir(old)))
-            {
-                put_u64(&mut new, 16, le64(old, 16));
+            match &old {
+                // Logged only to say it exists (generation 0): the inode
+                // stays, with the logged size of a regular file if not 0.
+                Some(old) if le64(d, 0) == 0 => {
+                    new = old.clone();
+                    if is_reg(d) && is_reg(old) && le64(d, 16) != 0 {
+                        put_u64(&mut new, 16, le64(d, 16));
+                    }
+                }
+                // A directory's size follows its entries (recounted).
+                Some(old) if is_dir(d) && is_dir(old) => put_u64(&mut new, 16, le64(old, 16)),
+                _ => {}
             }
             let size = le64(&new, 16);
+            let (dir, reg) = (is_dir(&new), is_reg(&new));
             self.obj(ino)?.insert(*k, new);
             self.links.insert(ino);
-            if is_dir(d) {
+            if dir {
                 self.dirs.insert(ino);
             }
-            if is_reg(d) {
+            if reg {
                 self.drop_extents(ino, align_up(size, self.ss), u64::MAX)?;
                 self.data.insert(ino);
             }
-            self.xattr_deletes(ino, log)?;
+            if le64(d, 0) != 0 {
+                self.xattr_deletes(ino, log)?;
+            }
         }
         // Stage 2: logged directory index entries.
         for (k, d) in log
