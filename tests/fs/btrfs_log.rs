@@ -169,3 +169,35 @@ fn fix_csum(block: &mut [u8]) {
     let c = crc32c::crc32c(&block[0x20..]);
     block[..4].copy_from_slice(&c.to_le_bytes());
 }
+
+#[test]
+fn ls_shows_the_replayed_state_and_no_journal_the_last_commit() {
+    let img = common::fixture("btrfs-log-ops");
+    let img = img.to_str().unwrap();
+    let ls = common::vmrescue(&["ls", img, "/"]);
+    assert_eq!(ls.status.code(), Some(0), "{ls:?}");
+    let out = String::from_utf8_lossy(&ls.stdout);
+    assert!(out.lines().any(|l| l == "new-file"), "{out}");
+    assert!(!out.lines().any(|l| l == "unlink-me"), "{out}");
+    let ls = common::vmrescue(&["ls", "--no-journal", img, "/"]);
+    assert_eq!(ls.status.code(), Some(0), "{ls:?}");
+    let out = String::from_utf8_lossy(&ls.stdout);
+    assert!(!out.lines().any(|l| l == "new-file"), "{out}");
+    assert!(out.lines().any(|l| l == "unlink-me"), "{out}");
+    // A damaged log: the last commit, a problem naming it, exit status 1.
+    let mut b = image("btrfs-log-ops");
+    let (root, _) = log_blocks(&b);
+    damage(&mut b, root);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log.img");
+    std::fs::write(&path, b).unwrap();
+    let ls = common::vmrescue(&["ls", path.to_str().unwrap(), "/"]);
+    assert_eq!(ls.status.code(), Some(1), "{ls:?}");
+    let out = String::from_utf8_lossy(&ls.stdout);
+    assert!(out.lines().any(|l| l == "unlink-me"), "{out}");
+    let err = String::from_utf8_lossy(&ls.stderr);
+    assert!(
+        err.contains("btrfs log tree") && err.contains("--no-journal"),
+        "{err}"
+    );
+}

@@ -267,7 +267,9 @@ impl Btrfs {
                 self.problem(Problem::at(
                     "btrfs log tree",
                     log_root,
-                    format!("not replayed: {e}"),
+                    format!(
+                        "not replayed: {e}; the state of the last commit is shown, as with --no-journal"
+                    ),
                 ));
                 self.notes.push(NOT_REPLAYED_NOTE.into());
             }
