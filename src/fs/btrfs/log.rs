@@ -313,29 +313,46 @@ impl State<'_> {
             .cloned())
     }
 
-    /// The entry named `name` in directory `dir`: (entry, index).
+    /// The entry named `name` in directory `dir`: (entry, index). The
+    /// index comes from the named inode's reference (no scan of the
+    /// directory's index: that would make replaying big directories slow).
     fn find_name(&mut self, dir: u64, name: &[u8]) -> Result<Option<(DirItem, Option<u64>)>> {
         let hash = u64::from(super::name_hash(name));
-        let o = self.obj(dir)?;
         let key = Key::new(dir, ty::DIR_ITEM, hash);
-        let from_item = match o.get(&key) {
+        let found = match self.obj(dir)?.get(&key) {
             Some(d) => item::dir_items(key, d)?
                 .into_iter()
                 .find(|e| e.name == name),
             None => None,
         };
-        let mut index = None;
-        let mut from_index = None;
-        for (k, d) in
-            o.range(Key::new(dir, ty::DIR_INDEX, 0)..=Key::new(dir, ty::DIR_INDEX, u64::MAX))
-        {
-            if let Some(e) = item::dir_items(*k, d)?.into_iter().find(|e| e.name == name) {
-                index = Some(k.offset);
-                from_index = Some(e);
-                break;
+        let Some(e) = found else { return Ok(None) };
+        if e.location.ty != ty::INODE_ITEM {
+            return Ok(Some((e, None)));
+        }
+        let child = e.location.objectid;
+        let o = self.obj(child)?;
+        let rk = Key::new(child, ty::INODE_REF, dir);
+        let mut index = match o.get(&rk) {
+            Some(d) => item::inode_refs(rk, d)?
+                .into_iter()
+                .find(|n| n.name == name)
+                .map(|n| n.index),
+            None => None,
+        };
+        if index.is_none() {
+            for (k, d) in o.range(
+                Key::new(child, ty::INODE_EXTREF, 0)..=Key::new(child, ty::INODE_EXTREF, u64::MAX),
+            ) {
+                if let Some(n) = item::inode_extrefs(*k, d)?
+                    .into_iter()
+                    .find(|n| n.parent == dir && n.name == name)
+                {
+                    index = Some(n.index);
+                    break;
+                }
             }
         }
-        Ok(from_item.or(from_index).map(|e| (e, index)))
+        Ok(Some((e, index)))
     }
 
     /// Remove name `name` (index `index`) of `child` from directory `dir`.
