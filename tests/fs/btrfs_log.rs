@@ -201,3 +201,20 @@ fn ls_shows_the_replayed_state_and_no_journal_the_last_commit() {
         "{err}"
     );
 }
+
+#[test]
+fn the_kernel_engine_says_it_does_not_replay_the_log() {
+    common::require_root("the kernel engine mounts a loop device");
+    let img = common::fixture("btrfs-log-ops");
+    let ls = common::vmrescue(&["ls", "--engine", "kernel", img.to_str().unwrap(), "/"]);
+    assert_eq!(ls.status.code(), Some(0), "{ls:?}");
+    let err = String::from_utf8_lossy(&ls.stderr);
+    assert!(
+        err.contains(vmrescue::fs::btrfs::KERNEL_NOT_REPLAYED_NOTE),
+        "{err}"
+    );
+    // What the kernel's nologreplay mount shows: the last commit.
+    let out = String::from_utf8_lossy(&ls.stdout);
+    assert!(out.lines().any(|l| l == "unlink-me"), "{out}");
+    assert!(!out.lines().any(|l| l == "new-file"), "{out}");
+}
