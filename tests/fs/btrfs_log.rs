@@ -32,13 +32,36 @@ fn replay_note(fs: &Btrfs) -> Option<String> {
         .find(|n| n.starts_with(REPLAYED_NOTE))
 }
 
+/// Files whose ctime the kernel's replay sets to the time of the mount:
+/// a name the log no longer has is unlinked after the logged inode item was
+/// copied (`rm two-links-2; fsync two-links`). Ours keeps the logged ctime.
+const STAMPED_AT_REPLAY: &[&str] = &["/two-links"];
+
+/// The walk with the ctime of [`STAMPED_AT_REPLAY`] left out.
+fn unstamped(lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split('\t').collect();
+            if f.len() > 7 && STAMPED_AT_REPLAY.contains(&f[0]) {
+                f[7] = "(replay time)";
+            }
+            f.join("\t")
+        })
+        .collect()
+}
+
 #[test]
 fn replayed_walks_match_the_kernels_log_recovery() {
     for name in DIRTY {
         let fs = open_bytes(image(name), false).unwrap();
         if *name != "btrfs-log" {
             // btrfs-log (of btrfs.sh) has no replayed walk: `logged` is checked below.
-            assert_same(name, &walk(&fs), &manifest(&format!("{name}.walk")));
+            assert_same(
+                name,
+                &unstamped(walk(&fs)),
+                &unstamped(manifest(&format!("{name}.walk"))),
+            );
         }
         let st = fs.status();
         assert!(st.problems.is_empty(), "{name}: {:?}", st.problems);
