@@ -33,7 +33,7 @@ pub(super) struct GuestArgs {
     #[arg(long, value_name = "V")]
     pub volume: Option<String>,
     /// Show the on-disk state: do not replay the filesystem journal (ext3/4
-    /// journal, XFS log) in memory.
+    /// journal, XFS log, btrfs log tree) in memory.
     #[arg(long)]
     pub no_journal: bool,
 }

@@ -156,8 +156,9 @@ pub static KINDS: &[FsKind] = &[
     FsKind {
         name: "btrfs",
         reader: Some(open_btrfs),
-        // The log tree is never replayed, by either engine.
-        replays_journal: false,
+        // The log tree is replayed in memory by the userspace reader
+        // (`fs/btrfs/log.rs`); the kernel engine mounts with nologreplay.
+        replays_journal: true,
         mount: Some(Mount {
             fstype: "btrfs",
             ro_data: "rescue=nologreplay",

@@ -858,6 +858,12 @@ impl Session {
         {
             notes.push(crate::fs::xfs::KERNEL_NOT_REPLAYED_NOTE.to_string());
         }
+        if v.content.kind == ContentKind::Btrfs
+            && data.contains("nologreplay")
+            && crate::fs::btrfs::log::has_log_tree(layout.open_volume(id).as_ref())
+        {
+            notes.push(crate::fs::btrfs::KERNEL_NOT_REPLAYED_NOTE.to_string());
+        }
         let status = FsStatus {
             fs_type: v.content.kind.name().to_string(),
             label: v.content.label.clone(),
