@@ -1,7 +1,8 @@
-//! Our own btrfs reader, read-only, for one device.
+//! Our own btrfs reader, read-only, over one device or several.
 //!
 //! The superblock (a mirror copy when the primary is damaged), the chunk
-//! map (SINGLE, DUP, RAID0/1/10, RAID1C3/4 on this device), tree blocks
+//! map (SINGLE, DUP, RAID0/1/10, RAID1C3/4, RAID5/6 over the devices
+//! found, [`devices`]), tree blocks
 //! checked against their checksums (another copy used when one is bad),
 //! subvolumes and snapshots shown where their references put them (the
 //! default subvolume is `/`), inodes, directories, extended attributes,
@@ -14,6 +15,7 @@
 
 pub mod compress;
 pub mod csum;
+pub mod devices;
 pub mod item;
 pub mod sb;
 pub mod tree;
@@ -132,7 +134,18 @@ impl Btrfs {
     }
 
     /// Open with options.
-    pub fn open_with(src: Arc<dyn ReadAt>, _opts: &FsOptions) -> Result<Btrfs> {
+    pub fn open_with(src: Arc<dyn ReadAt>, opts: &FsOptions) -> Result<Btrfs> {
+        Btrfs::open_devices(src, &[], opts)
+    }
+
+    /// Open the filesystem whose device `src` is, with `others`: volumes
+    /// that may be its other devices (those with the same `fsid` are used;
+    /// see [`devices::attach`]).
+    pub fn open_devices(
+        src: Arc<dyn ReadAt>,
+        others: &[Arc<dyn ReadAt>],
+        _opts: &FsOptions,
+    ) -> Result<Btrfs> {
         let (sb, sb_problems) = sb::read(src.as_ref())?;
         let problems = Arc::new(ProblemLog::default());
         for p in sb_problems {
@@ -146,12 +159,6 @@ impl Btrfs {
             )));
         }
         let mut notes = Vec::new();
-        if sb.num_devices > 1 {
-            notes.push(format!(
-                "the btrfs filesystem spans {} devices; only this one (devid {}) is read: what is stored on the others cannot be read",
-                sb.num_devices, sb.devid
-            ));
-        }
         if sb.log_root != 0 {
             notes.push(LOG_NOTE.into());
         }
@@ -160,6 +167,7 @@ impl Btrfs {
         let chunk_root = (sb.chunk_root, sb.chunk_root_level);
         let root_tree = (sb.root, sb.root_level);
         let mut t = Trees::new(src, sb, map, Arc::clone(&problems));
+        let (members, mut dev_notes) = devices::attach(&mut t, others);
         // The full chunk map from the chunk tree.
         let mut chunks = Vec::new();
         let mut chunk_err = None;
@@ -182,6 +190,8 @@ impl Btrfs {
         for c in chunks {
             t.map.insert(c)?;
         }
+        dev_notes.extend(devices::report(&t, &members, chunk_root));
+        notes.splice(0..0, dev_notes);
         let mut fs = Btrfs {
             t,
             root_tree,

@@ -74,8 +74,10 @@ impl Block {
 
 /// Reads tree blocks of one filesystem.
 pub struct Trees {
-    /// The volume.
+    /// The volume opened first (device `sb.devid`).
     pub src: Arc<dyn ReadAt>,
+    /// Every opened device by devid (`src` among them), sorted.
+    devices: Vec<(u64, Arc<dyn ReadAt>)>,
     /// The superblock in use.
     pub sb: Superblock,
     /// Logical-to-physical map.
@@ -102,8 +104,10 @@ impl Trees {
         map: ChunkMap,
         problems: Arc<ProblemLog>,
     ) -> Trees {
+        let devices = vec![(sb.devid, Arc::clone(&src))];
         Trees {
             src,
+            devices,
             sb,
             map,
             problems,
@@ -111,9 +115,46 @@ impl Trees {
         }
     }
 
+    /// Open device `devid` (another device of the same filesystem) too.
+    pub fn add_device(&mut self, devid: u64, src: Arc<dyn ReadAt>) {
+        match self.devices.binary_search_by_key(&devid, |d| d.0) {
+            Ok(i) => {
+                if let Some(slot) = self.devices.get_mut(i) {
+                    slot.1 = src;
+                }
+            }
+            Err(i) => self.devices.insert(i, (devid, src)),
+        }
+        self.map.add_device(devid);
+    }
+
+    fn device(&self, devid: u64) -> Result<&Arc<dyn ReadAt>> {
+        self.devices
+            .binary_search_by_key(&devid, |d| d.0)
+            .ok()
+            .and_then(|i| self.devices.get(i))
+            .map(|d| &d.1)
+            .ok_or_else(|| Error::NotFound(format!("btrfs device devid {devid}")))
+    }
+
+    fn read_place(&self, pos: u64, p: &super::sb::Place, out: &mut [u8]) -> Result<()> {
+        self.device(p.devid)?
+            .read_exact_at(p.physical, out)
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "btrfs logical byte {pos} (devid {} physical byte {})",
+                        p.devid, p.physical
+                    ),
+                    e,
+                )
+            })
+    }
+
     /// Read logical bytes `[logical, logical + buf.len())` from copy
     /// `mirror` (0-based; the copies of each piece in chunk order).
-    /// `Ok(false)` when there is no such copy.
+    /// `Ok(false)` when there is no such copy. RAID5/6 bytes whose device
+    /// is missing are rebuilt from the rest of their row and the parity.
     pub fn read_logical(&self, logical: u64, buf: &mut [u8], mirror: usize) -> Result<bool> {
         let mut done = 0usize;
         while done < buf.len() {
@@ -121,7 +162,25 @@ impl Trees {
                 .checked_add(done as u64)
                 .ok_or_else(|| Error::corrupt("btrfs logical address", logical, "overflow"))?;
             let left = buf.len().saturating_sub(done) as u64;
-            let places = self.map.map(pos, left)?;
+            let places = match self.map.map(pos, left) {
+                Ok(p) => p,
+                Err(e) => match self.map.rebuild_sources(pos, left, false)? {
+                    Some(src) if mirror == 0 => {
+                        done = self.rebuild(pos, &src, buf, done, left)?;
+                        continue;
+                    }
+                    Some(_) => return Ok(false),
+                    None => return Err(e),
+                },
+            };
+            if mirror == 1
+                && places.len() == 1
+                && let Some(src) = self.map.rebuild_sources(pos, left, true)?
+            {
+                // The second copy of RAID5/6 bytes: rebuilt from parity.
+                done = self.rebuild(pos, &src, buf, done, left)?;
+                continue;
+            }
             let Some(p) = places.get(mirror) else {
                 return Ok(false);
             };
@@ -130,19 +189,45 @@ impl Trees {
             let out = buf
                 .get_mut(done..end)
                 .ok_or_else(|| Error::corrupt("btrfs read", pos, "bad length"))?;
-            self.src.read_exact_at(p.physical, out).map_err(|e| {
-                Error::io(
-                    format!("btrfs logical byte {pos} (physical byte {})", p.physical),
-                    e,
-                )
-            })?;
+            self.read_place(pos, p, out)?;
             done = end;
         }
         Ok(true)
     }
 
-    /// How many copies the chunk at `logical` keeps on this device.
+    /// XOR the `sources` of a missing RAID5/6 data stripe piece into
+    /// `buf[done..]`; the new `done`.
+    fn rebuild(
+        &self,
+        pos: u64,
+        sources: &[super::sb::Place],
+        buf: &mut [u8],
+        done: usize,
+        left: u64,
+    ) -> Result<usize> {
+        let run = sources.first().map_or(left, |p| p.len).clamp(1, left);
+        let n = usize::try_from(run).unwrap_or(1);
+        let end = done.saturating_add(n);
+        let out = buf
+            .get_mut(done..end)
+            .ok_or_else(|| Error::corrupt("btrfs read", pos, "bad length"))?;
+        out.fill(0);
+        let mut tmp = vec![0u8; n];
+        for p in sources {
+            self.read_place(pos, p, &mut tmp)?;
+            for (o, t) in out.iter_mut().zip(&tmp) {
+                *o ^= *t;
+            }
+        }
+        Ok(end)
+    }
+
+    /// How many copies of the chunk at `logical` can be read.
     pub fn copies(&self, logical: u64) -> usize {
+        if self.map.is_raid56(logical) {
+            // The data stripe, then its rebuild from the parity.
+            return 2;
+        }
         self.map.map(logical, 1).map(|p| p.len()).unwrap_or(1)
     }
 
