@@ -17,6 +17,7 @@ mod image_support;
 mod btrfs;
 mod btrfs_compress;
 mod btrfs_corrupt;
+mod btrfs_multi;
 mod ext_corrupt;
 mod ext_htree;
 mod ext_journal;

@@ -497,6 +497,12 @@ impl Btrfs {
             .collect())
     }
 
+    /// Where the logical byte `logical` is stored: every copy that can be
+    /// read, with its device.
+    pub fn places(&self, logical: u64) -> Result<Vec<sb::Place>> {
+        self.t.map.map(logical, 1)
+    }
+
     /// The logical address of the byte at `offset` of regular file `node`,
     /// when it is stored plainly in a regular extent (not inline,
     /// compressed, preallocated or a hole).
@@ -623,37 +629,54 @@ impl Btrfs {
         };
         let kind = self.t.sb.csum_type;
         let copies = self.t.copies(logical).max(1);
+        if !self.t.read_logical(logical, buf, 0)? {
+            return Err(Error::corrupt("btrfs data", logical, "no copy to read"));
+        }
+        // Each sector with a bad checksum is read again from the other
+        // copies (on several devices, each sector may be bad on another).
         let mut last_bad = None;
-        for mirror in 0..copies {
-            if !self.t.read_logical(logical, buf, mirror)? {
-                break;
+        let mut fixed = None;
+        for (i, c) in csums.iter().enumerate() {
+            let Some(want) = c else { continue };
+            let s = i * ss;
+            let Some(sector) = buf.get_mut(s..(s + ss).min(buf.len())) else {
+                continue;
+            };
+            let got = csum::checksum(kind, sector);
+            if got.is_empty() || got == *want {
+                continue;
             }
-            let mut bad = None;
-            for (i, c) in csums.iter().enumerate() {
-                let Some(want) = c else { continue };
-                let s = i * ss;
-                let Some(sector) = buf.get(s..(s + ss).min(buf.len())) else {
-                    continue;
-                };
-                let got = csum::checksum(kind, sector);
-                if !got.is_empty() && got != *want {
-                    bad = Some((logical + s as u64, want.clone(), got));
+            let at = logical + s as u64;
+            let mut good = None;
+            for mirror in 1..copies {
+                match self.t.read_logical(at, sector, mirror) {
+                    Ok(true) if csum::checksum(kind, sector) == *want => {
+                        good = Some(mirror);
+                        break;
+                    }
+                    Ok(false) => break,
+                    Ok(true) | Err(_) => {}
+                }
+            }
+            match good {
+                Some(m) => {
+                    fixed.get_or_insert((at, m));
+                }
+                None => {
+                    last_bad = Some((at, want.clone(), got));
                     break;
                 }
             }
-            match bad {
-                None => {
-                    if mirror > 0 {
-                        self.problem(Problem::at(
-                            format!("btrfs data of {what}"),
-                            logical,
-                            format!("copy 1 has a bad checksum; copy {} is used", mirror + 1),
-                        ));
-                    }
-                    return Ok(());
-                }
-                Some(b) => last_bad = Some(b),
+        }
+        if last_bad.is_none() {
+            if let Some((at, m)) = fixed {
+                self.problem(Problem::at(
+                    format!("btrfs data of {what}"),
+                    at,
+                    format!("copy 1 has a bad checksum; copy {} is used", m + 1),
+                ));
             }
+            return Ok(());
         }
         let (at, want, got) = last_bad.unwrap_or_default();
         let msg = format!(
