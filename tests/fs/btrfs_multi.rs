@@ -95,14 +95,17 @@ fn every_profile_with_all_devices_matches_the_kernel() {
         let fs = open(&devs).unwrap_or_else(|e| panic!("{case}: {e}"));
         same_as_kernel(case, &fs);
         assert!(fs.status().problems.is_empty(), "{case}: {}", problems(&fs));
-        let ids: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
-        assert_eq!(
-            fs.status().notes,
-            [format!(
-                "btrfs filesystem of {n} devices: devid {} opened",
-                ids.join(", ")
-            )],
-            "{case}"
+        let ids: Vec<String> = (2..=n).map(|i| i.to_string()).collect();
+        let st = fs.status();
+        assert_eq!(st.notes.len(), 1, "{case}: {:?}", st.notes);
+        assert!(
+            st.notes[0].starts_with("btrfs filesystem ")
+                && st.notes[0].ends_with(&format!(
+                    " of {n} devices: this volume is devid 1; devid {} opened with it",
+                    ids.join(", ")
+                )),
+            "{case}: {:?}",
+            st.notes
         );
         assert_eq!(
             fs.status().label.as_deref(),
@@ -159,7 +162,7 @@ fn a_missing_mirror_device_is_named_and_the_other_copy_is_read() {
             s.contains(&format!("btrfs device devid {gone} (UUID "))
                 && s.contains("was not found")
                 && s.contains(&format!("{profile} data"))
-                && s.contains("is read from the other copies")
+                && s.contains(": read from the other copies")
                 && !s.contains("cannot be read"),
             "{case}: {s}"
         );
@@ -171,7 +174,7 @@ fn raid0_data_on_a_missing_device_is_an_io_error_naming_it() {
     let fs = open(&[device("raid0", 1)]).unwrap();
     let s = notes(&fs);
     assert!(
-        s.contains("devid 2") && s.contains("RAID0 data cannot be read"),
+        s.contains("devid 2") && s.contains("RAID0 data: cannot be read"),
         "{s}"
     );
     // Metadata is RAID1: the tree reads; inline files read.
@@ -207,7 +210,10 @@ fn raid5_and_raid6_rebuild_one_missing_device_from_parity() {
             let s = notes(&fs);
             assert!(
                 s.contains(&format!("devid {gone} (UUID "))
-                    && s.contains("is read from the other copies"),
+                    && s.contains(&format!(
+                        "{} data: rebuilt from the parity",
+                        case.to_uppercase()
+                    )),
                 "{case} without {gone}: {s}"
             );
         }

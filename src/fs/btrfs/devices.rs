@@ -185,10 +185,20 @@ pub fn report(t: &Trees, members: &[Member], chunk_root: (u64, u8)) -> Vec<Strin
     let mut notes = Vec::new();
     let expected = t.sb.num_devices;
     if expected > 1 || members.len() > 1 {
-        let ids: Vec<String> = members.iter().map(|m| m.devid.to_string()).collect();
+        let others: Vec<String> = members
+            .iter()
+            .skip(1)
+            .map(|m| m.devid.to_string())
+            .collect();
         notes.push(format!(
-            "btrfs filesystem of {expected} devices: devid {} opened",
-            ids.join(", ")
+            "btrfs filesystem {} of {expected} devices: this volume is devid {}; {}",
+            uuid_string(&t.sb.fsid),
+            t.sb.devid,
+            if others.is_empty() {
+                "no other device was found".to_string()
+            } else {
+                format!("devid {} opened with it", others.join(", "))
+            }
         ));
     }
     let uuid_of = |devid: u64| items.iter().find(|d| d.devid == devid).map(|d| d.uuid);

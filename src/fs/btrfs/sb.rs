@@ -808,24 +808,34 @@ impl ChunkMap {
                 .filter(|k| !k.2)
                 .map(|k| format!("{} {}", k.0, k.1))
                 .collect();
-            let kept: Vec<String> = kinds
-                .iter()
-                .filter(|k| k.2)
-                .map(|k| format!("{} {}", k.0, k.1))
-                .collect();
+            let kept = |raid56: bool| -> Vec<String> {
+                kinds
+                    .iter()
+                    .filter(|k| k.2 && (k.0 == "RAID5" || k.0 == "RAID6") == raid56)
+                    .map(|k| format!("{} {}", k.0, k.1))
+                    .collect()
+            };
             let mut line = format!(
                 "btrfs device devid {devid} (UUID {}) was not found",
                 uuid_string(&uuid)
             );
-            if !kept.is_empty() {
+            let copies = kept(false);
+            if !copies.is_empty() {
                 line.push_str(&format!(
-                    "; its {} is read from the other copies",
-                    kept.join(", ")
+                    "; its {}: read from the other copies",
+                    copies.join(", ")
+                ));
+            }
+            let parity = kept(true);
+            if !parity.is_empty() {
+                line.push_str(&format!(
+                    "; its {}: rebuilt from the parity",
+                    parity.join(", ")
                 ));
             }
             if !lost.is_empty() {
                 line.push_str(&format!(
-                    "; its {} cannot be read: files stored there give an I/O error",
+                    "; its {}: cannot be read (files stored there give an I/O error)",
                     lost.join(", ")
                 ));
             }
@@ -1026,7 +1036,7 @@ mod tests {
         let r = m2.missing_report(&|_| None);
         assert_eq!(r.len(), 1);
         assert!(
-            r[0].contains("devid 2") && r[0].contains("RAID5 data is read"),
+            r[0].contains("devid 2") && r[0].contains("RAID5 data: rebuilt from the parity"),
             "{r:?}"
         );
         // Two devices missing: an error naming both.
