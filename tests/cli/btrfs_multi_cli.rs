@@ -163,3 +163,43 @@ fn raid0_data_on_a_missing_device_is_an_error_naming_it() {
     let e = text(&out.stderr);
     assert!(e.contains("RAID0 data: cannot be read"), "{e}");
 }
+
+#[test]
+fn a_cloned_disk_is_not_mixed_with_its_original() {
+    // The same two-partition disk twice (a copy taken of a VM's disk): each
+    // partition opens with the other partition of its own disk, and says a
+    // second copy of that device was seen.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("clone.img");
+    let st = std::process::Command::new("cp")
+        .args(["--sparse=always", &img("btrfs-parts")])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let copy = copy.to_str().unwrap();
+    let out = vmrescue(&["layers", &img("btrfs-parts"), "--disk", copy]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    for vol in ["p1", "p2", "disk1p1", "disk1p2"] {
+        assert!(
+            s.lines()
+                .any(|l| l.starts_with(&format!("{vol}: btrfs devid "))
+                    && l.contains("appears twice")),
+            "{vol}: {s}"
+        );
+    }
+    for (path, want) in kernel_hashes("parts") {
+        let out = vmrescue(&[
+            "cat",
+            &img("btrfs-parts"),
+            "--disk",
+            copy,
+            "--volume",
+            "disk1p2",
+            &path,
+        ]);
+        assert!(out.status.success(), "{path}: {}", text(&out.stderr));
+        assert_eq!(hex_sha(&out.stdout), want, "{path}");
+    }
+}

@@ -309,7 +309,7 @@ fn other_filesystems_and_cloned_devices_are_not_mixed_in() {
     same_as_kernel("raid5", &fs);
     let s = notes(&fs);
     assert!(
-        s.contains("devid 2 appears twice") && s.contains("only the first is used"),
+        s.contains("devid 2 appears twice") && s.contains("only the first found is used"),
         "{s}"
     );
     // Not btrfs at all: a problem, the filesystem still opens.

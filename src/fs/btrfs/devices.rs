@@ -99,7 +99,7 @@ pub fn attach(t: &mut Trees, others: &[Arc<dyn ReadAt>]) -> (Vec<Member>, Vec<St
         }
         if let Some(m) = members.iter().find(|m| m.devid == osb.devid) {
             notes.push(format!(
-                "btrfs devid {} appears twice (device UUIDs {} and {}, generations {} and {}): a copy of the same disk? only the first is used",
+                "btrfs devid {} appears twice (device UUIDs {} and {}, generations {} and {}): a copy of the same disk? only the first found is used (the one on the same disk, when there is one)",
                 osb.devid,
                 uuid_string(&m.dev_uuid),
                 uuid_string(&osb.dev_uuid),
