@@ -371,3 +371,23 @@ fn random_damage_to_a_device_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_device_with_the_newest_superblock_is_read_from() {
+    // Device 2 says it is one transaction newer: the filesystem is read
+    // from it, whichever volume is opened.
+    let d2 = with_superblock("raid1", 2, |sb| {
+        let g = u64::from_le_bytes(sb[0x48..0x50].try_into().unwrap());
+        sb[0x48..0x50].copy_from_slice(&(g + 1).to_le_bytes());
+    });
+    let fs = open(&[device("raid1", 1), Arc::clone(&d2)]).unwrap();
+    assert_eq!(fs.superblock().devid, 2);
+    let s = notes(&fs);
+    assert!(
+        s.contains("this volume is devid 1; devid 2 opened with it")
+            && s.contains("btrfs devid 2 has the newest superblock")
+            && s.contains("btrfs devid 1 has generation"),
+        "{s}"
+    );
+    same_as_kernel("raid1", &fs);
+}

@@ -69,6 +69,41 @@ pub fn parse_dev_item(d: &[u8]) -> Option<DevItem> {
     })
 }
 
+/// `src` and `others` reordered so that the device with the newest
+/// superblock (highest generation) of `src`'s filesystem comes first, as the
+/// kernel reads the filesystem from its newest device: a device that missed
+/// the last transactions (it was away) is not the one the trees are read
+/// from. Unreadable volumes and other filesystems keep their place. The
+/// third value is `src`'s (devid, generation) when another device comes
+/// first.
+pub fn newest_first(
+    src: Arc<dyn ReadAt>,
+    others: &[Arc<dyn ReadAt>],
+) -> (Arc<dyn ReadAt>, Vec<Arc<dyn ReadAt>>, Option<(u64, u64)>) {
+    let Ok((first, _)) = sb::read(src.as_ref()) else {
+        return (src, others.to_vec(), None);
+    };
+    let mut best: Option<(usize, u64)> = None;
+    for (i, o) in others.iter().enumerate().take(MAX_DEVICES) {
+        if let Ok((osb, _)) = sb::read(o.as_ref())
+            && osb.fsid == first.fsid
+            && osb.generation > best.map_or(first.generation, |b| b.1)
+        {
+            best = Some((i, osb.generation));
+        }
+    }
+    match best.and_then(|(i, _)| others.get(i).map(|o| (i, Arc::clone(o)))) {
+        Some((i, newest)) => {
+            let mut rest = others.to_vec();
+            if let Some(slot) = rest.get_mut(i) {
+                *slot = src;
+            }
+            (newest, rest, Some((first.devid, first.generation)))
+        }
+        None => (src, others.to_vec(), None),
+    }
+}
+
 /// Open the devices among `others` that belong to the filesystem of
 /// `t` (same `fsid`, a `devid` not yet opened) into `t`. The opened
 /// devices come back (the first one first) with notes about those left
@@ -82,8 +117,7 @@ pub fn attach(t: &mut Trees, others: &[Arc<dyn ReadAt>]) -> (Vec<Member>, Vec<St
         generation: t.sb.generation,
     }];
     let mut notes = Vec::new();
-    for (i, src) in others.iter().enumerate().take(MAX_DEVICES) {
-        let n = i.saturating_add(2);
+    for src in others.iter().take(MAX_DEVICES) {
         let (osb, _) = match sb::read(src.as_ref()) {
             Ok(x) => x,
             Err(e) => {
@@ -110,8 +144,8 @@ pub fn attach(t: &mut Trees, others: &[Arc<dyn ReadAt>]) -> (Vec<Member>, Vec<St
         }
         if osb.generation != t.sb.generation {
             notes.push(format!(
-                "btrfs devid {} (volume {n} given) has generation {}, the first device {}: the filesystem was written while they were apart",
-                osb.devid, osb.generation, t.sb.generation
+                "btrfs devid {} has generation {}, devid {} (read from) {}: the devices were apart for some transactions; the older one's bytes are used only where their checksums match",
+                osb.devid, osb.generation, t.sb.devid, t.sb.generation
             ));
         }
         members.push(Member {
@@ -126,7 +160,14 @@ pub fn attach(t: &mut Trees, others: &[Arc<dyn ReadAt>]) -> (Vec<Member>, Vec<St
 
 /// Check the opened devices against the chunk tree's device items and name
 /// the missing ones: notes for the status, problems for lies.
-pub fn report(t: &Trees, members: &[Member], chunk_root: (u64, u8)) -> Vec<String> {
+/// `given` is what [`newest_first`] said of the volume opened, when the
+/// filesystem is read from another device.
+pub fn report(
+    t: &Trees,
+    members: &[Member],
+    chunk_root: (u64, u8),
+    given: Option<(u64, u64)>,
+) -> Vec<String> {
     let mut items: Vec<DevItem> = Vec::new();
     let got = t.range(
         chunk_root.0,
@@ -184,21 +225,27 @@ pub fn report(t: &Trees, members: &[Member], chunk_root: (u64, u8)) -> Vec<Strin
     }
     let mut notes = Vec::new();
     let expected = t.sb.num_devices;
+    let this = given.map_or(t.sb.devid, |g| g.0);
     if expected > 1 || members.len() > 1 {
         let others: Vec<String> = members
             .iter()
-            .skip(1)
+            .filter(|m| m.devid != this)
             .map(|m| m.devid.to_string())
             .collect();
         notes.push(format!(
-            "btrfs filesystem {} of {expected} devices: this volume is devid {}; {}",
+            "btrfs filesystem {} of {expected} devices: this volume is devid {this}; {}",
             uuid_string(&t.sb.fsid),
-            t.sb.devid,
             if others.is_empty() {
                 "no other device was found".to_string()
             } else {
                 format!("devid {} opened with it", others.join(", "))
             }
+        ));
+    }
+    if let Some((_, generation)) = given {
+        notes.push(format!(
+            "btrfs devid {} has the newest superblock (generation {}; this volume's is {generation}): the filesystem is read from it",
+            t.sb.devid, t.sb.generation
         ));
     }
     let uuid_of = |devid: u64| items.iter().find(|d| d.devid == devid).map(|d| d.uuid);

@@ -146,6 +146,8 @@ impl Btrfs {
         others: &[Arc<dyn ReadAt>],
         _opts: &FsOptions,
     ) -> Result<Btrfs> {
+        let (src, others, given) = devices::newest_first(src, others);
+        let others = others.as_slice();
         let (sb, sb_problems) = sb::read(src.as_ref())?;
         let problems = Arc::new(ProblemLog::default());
         for p in sb_problems {
@@ -190,7 +192,7 @@ impl Btrfs {
         for c in chunks {
             t.map.insert(c)?;
         }
-        dev_notes.extend(devices::report(&t, &members, chunk_root));
+        dev_notes.extend(devices::report(&t, &members, chunk_root, given));
         notes.splice(0..0, dev_notes);
         let mut fs = Btrfs {
             t,
