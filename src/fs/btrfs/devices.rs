@@ -69,6 +69,10 @@ pub fn parse_dev_item(d: &[u8]) -> Option<DevItem> {
     })
 }
 
+/// What [`newest_first`] gives: the device to read from, the others, and
+/// the given volume's (devid, generation) when it is not the first.
+pub type Reordered = (Arc<dyn ReadAt>, Vec<Arc<dyn ReadAt>>, Option<(u64, u64)>);
+
 /// `src` and `others` reordered so that the device with the newest
 /// superblock (highest generation) of `src`'s filesystem comes first, as the
 /// kernel reads the filesystem from its newest device: a device that missed
@@ -76,10 +80,7 @@ pub fn parse_dev_item(d: &[u8]) -> Option<DevItem> {
 /// from. Unreadable volumes and other filesystems keep their place. The
 /// third value is `src`'s (devid, generation) when another device comes
 /// first.
-pub fn newest_first(
-    src: Arc<dyn ReadAt>,
-    others: &[Arc<dyn ReadAt>],
-) -> (Arc<dyn ReadAt>, Vec<Arc<dyn ReadAt>>, Option<(u64, u64)>) {
+pub fn newest_first(src: Arc<dyn ReadAt>, others: &[Arc<dyn ReadAt>]) -> Reordered {
     let Ok((first, _)) = sb::read(src.as_ref()) else {
         return (src, others.to_vec(), None);
     };
