@@ -391,3 +391,27 @@ fn the_device_with_the_newest_superblock_is_read_from() {
     );
     same_as_kernel("raid1", &fs);
 }
+
+#[test]
+fn raid6_rebuilds_two_missing_devices_with_p_and_q() {
+    for a in 1..=4usize {
+        for b in a + 1..=4 {
+            let devs: Vec<Arc<dyn ReadAt>> = (1..=4)
+                .filter(|&i| i != a && i != b)
+                .map(|i| device("raid6", i))
+                .collect();
+            let fs = open(&devs).unwrap_or_else(|e| panic!("raid6 without {a}, {b}: {e}"));
+            same_as_kernel("raid6", &fs);
+            let s = notes(&fs);
+            assert!(
+                s.contains(&format!("devid {a} (UUID "))
+                    && s.contains(&format!("devid {b} (UUID "))
+                    && !s.contains("cannot be read"),
+                "raid6 without {a}, {b}: {s}"
+            );
+        }
+    }
+    // Three missing: the tree cannot be read, an error naming devices.
+    let e = open(&[device("raid6", 1)]).unwrap_err().to_string();
+    assert!(e.contains("devid"), "{e}");
+}

@@ -17,6 +17,7 @@ pub mod compress;
 pub mod csum;
 pub mod devices;
 pub mod item;
+pub mod raid6;
 pub mod sb;
 pub mod tree;
 

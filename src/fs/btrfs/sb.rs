@@ -449,6 +449,19 @@ pub fn content_name(ty: u64) -> &'static str {
     }
 }
 
+/// A RAID6 row as [`ChunkMap::raid6_row`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raid6Row {
+    /// Data stripes per row.
+    pub data: u64,
+    /// Data index of the bytes asked.
+    pub index: u64,
+    /// Bytes of the piece.
+    pub run: u64,
+    /// The stripes on opened devices: (index, place); P is `data`, Q `data + 1`.
+    pub present: Vec<(u64, Place)>,
+}
+
 /// Most stripes a chunk may have (the kernel's limit is bounded by the
 /// item size: a 64 KiB node holds fewer than 2048).
 const MAX_STRIPES: usize = 2048;
@@ -761,18 +774,48 @@ impl ChunkMap {
                 std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!(
-                        "{} are not found: one missing device is rebuilt from the P parity, not more{}",
-                        missing.join(", "),
-                        if c.ty & bg::RAID6 != 0 {
-                            " (vmrescue does not rebuild from the RAID6 Q syndrome)"
-                        } else {
-                            ""
-                        }
+                        "{} are not found: too many stripes of this row are missing to rebuild it",
+                        missing.join(", ")
                     ),
                 ),
             ));
         }
         Ok(Some(out))
+    }
+
+    /// For logical bytes of a RAID6 chunk: every stripe of their row that
+    /// lies on an opened device, as (index, place) with data stripes
+    /// `0..data`, P at `data` and Q at `data + 1`, and the data index of
+    /// the bytes asked. `None` when the chunk is not RAID6.
+    pub fn raid6_row(&self, logical: u64, len: u64) -> Result<Option<Raid6Row>> {
+        let c = self.find(logical)?;
+        if c.ty & bg::RAID6 == 0 {
+            return Ok(None);
+        }
+        let off = logical.saturating_sub(c.logical);
+        let left = c.length.saturating_sub(off).min(len);
+        let g = Self::raid56(c, off, left)?;
+        let mut present = Vec::new();
+        for i in 0..g.data.saturating_add(2) {
+            let s = Self::raid56_stripe(c, g, i)
+                .ok_or_else(|| Error::corrupt("btrfs chunk", c.logical, "stripe out of range"))?;
+            if self.has_device(s.devid) {
+                present.push((
+                    i,
+                    Place {
+                        devid: s.devid,
+                        physical: s.offset.saturating_add(g.dev_off),
+                        len: g.run,
+                    },
+                ));
+            }
+        }
+        Ok(Some(Raid6Row {
+            data: g.data,
+            index: g.index,
+            run: g.run,
+            present,
+        }))
     }
 
     /// The devices the chunks name that are not opened, with what their
@@ -857,7 +900,9 @@ impl ChunkMap {
         let n_absent = c.stripes.iter().filter(|s| absent(s)).count();
         if c.ty & (bg::RAID1 | bg::RAID1C3 | bg::RAID1C4) != 0 {
             n_absent < c.stripes.len()
-        } else if c.ty & (bg::RAID5 | bg::RAID6) != 0 {
+        } else if c.ty & bg::RAID6 != 0 {
+            n_absent <= 2
+        } else if c.ty & bg::RAID5 != 0 {
             n_absent <= 1
         } else if c.ty & bg::RAID10 != 0 {
             let sub = usize::from(c.sub_stripes.max(1));

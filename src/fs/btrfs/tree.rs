@@ -164,13 +164,21 @@ impl Trees {
             let left = buf.len().saturating_sub(done) as u64;
             let places = match self.map.map(pos, left) {
                 Ok(p) => p,
-                Err(e) => match self.map.rebuild_sources(pos, left, false)? {
-                    Some(src) if mirror == 0 => {
+                Err(e) => match self.map.rebuild_sources(pos, left, false) {
+                    Ok(Some(src)) if mirror == 0 => {
                         done = self.rebuild(pos, &src, buf, done, left)?;
                         continue;
                     }
-                    Some(_) => return Ok(false),
-                    None => return Err(e),
+                    Ok(Some(_)) => return Ok(false),
+                    Ok(None) => return Err(e),
+                    Err(e2) => match self.map.raid6_row(pos, left)? {
+                        Some(row) if mirror == 0 => {
+                            done = self.rebuild6(pos, &row, buf, done, left).map_err(|_| e2)?;
+                            continue;
+                        }
+                        Some(_) => return Ok(false),
+                        None => return Err(e2),
+                    },
                 },
             };
             if mirror == 1
@@ -193,6 +201,75 @@ impl Trees {
             done = end;
         }
         Ok(true)
+    }
+
+    /// Rebuild a RAID6 data stripe piece with P and/or Q when two stripes
+    /// of its row are missing (one data stripe and P, or two data
+    /// stripes) into `buf[done..]`; the new `done`.
+    fn rebuild6(
+        &self,
+        pos: u64,
+        row: &super::sb::Raid6Row,
+        buf: &mut [u8],
+        done: usize,
+        left: u64,
+    ) -> Result<usize> {
+        use super::raid6::{inv, mul_xor, pow2, scale};
+        let n = usize::try_from(row.run.clamp(1, left)).unwrap_or(1);
+        let end = done.saturating_add(n);
+        let out = buf
+            .get_mut(done..end)
+            .ok_or_else(|| Error::corrupt("btrfs read", pos, "bad length"))?;
+        let p_idx = row.data;
+        let q_idx = row.data.saturating_add(1);
+        let has = |i: u64| row.present.iter().any(|(j, _)| *j == i);
+        let missing: Vec<u64> = (0..row.data).filter(|&i| !has(i)).collect();
+        let x = row.index;
+        let cannot = || {
+            Error::corrupt(
+                "btrfs RAID6 row",
+                pos,
+                format!(
+                    "data stripes {missing:?} missing, P {}, Q {}: cannot be rebuilt",
+                    if has(p_idx) { "present" } else { "missing" },
+                    if has(q_idx) { "present" } else { "missing" }
+                ),
+            )
+        };
+        // Pxy (the XOR of P and the present data) and Qxy (Q and the
+        // present data times g^i).
+        let mut pxy = vec![0u8; n];
+        let mut qxy = vec![0u8; n];
+        let mut tmp = vec![0u8; n];
+        for (i, place) in &row.present {
+            let mut p = *place;
+            p.len = n as u64;
+            self.read_place(pos, &p, &mut tmp)?;
+            if *i < row.data {
+                mul_xor(&mut pxy, &tmp, 1);
+                mul_xor(&mut qxy, &tmp, pow2(*i));
+            } else if *i == p_idx {
+                mul_xor(&mut pxy, &tmp, 1);
+            } else {
+                mul_xor(&mut qxy, &tmp, 1);
+            }
+        }
+        match (missing.as_slice(), has(p_idx), has(q_idx)) {
+            ([only], false, true) if *only == x => {
+                // Dx = Qx · g^-x.
+                out.copy_from_slice(&qxy);
+                scale(out, inv(pow2(x)));
+            }
+            ([a, b], true, true) if *a == x || *b == x => {
+                let y = if *a == x { *b } else { *a };
+                // Dx = (g^y · Pxy ^ Qxy) / (g^x ^ g^y).
+                out.copy_from_slice(&qxy);
+                mul_xor(out, &pxy, pow2(y));
+                scale(out, inv(pow2(x) ^ pow2(y)));
+            }
+            _ => return Err(cannot()),
+        }
+        Ok(end)
     }
 
     /// XOR the `sources` of a missing RAID5/6 data stripe piece into
