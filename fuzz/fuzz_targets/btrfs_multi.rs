@@ -3,7 +3,7 @@
 //! - even: a chunk map built from chunk items in the input (any profile,
 //!   any stripe count and devids, RAID5/6 included) with some devices
 //!   opened; logical addresses from the input are mapped, rebuilt from
-//!   parity and reported on. Every place must stay inside the asked range.
+//!   parity (P, or RAID6's P and Q rows) and reported on. Every place must stay inside the asked range.
 //! - odd: the rest split into 2..=4 devices, each prepared like the
 //!   `btrfs` target (superblock at 64 KiB, checksums set right), opened as
 //!   one filesystem and walked.
@@ -92,6 +92,10 @@ fn chunk_map(data: &[u8]) {
             for p in src {
                 assert!(p.len <= len);
             }
+        }
+        if let Ok(Some(row)) = m.raid6_row(at, len) {
+            assert!(row.run <= len && row.index < row.data);
+            assert!(row.present.len() as u64 <= row.data + 2);
         }
     }
     let _ = m.missing_report(&|_| None);
