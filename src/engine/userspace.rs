@@ -66,7 +66,12 @@ impl Userspace {
                 return Ok(Arc::clone(fs));
             }
             // Journal devices among the volumes, for an external journal.
-            let journals: Vec<_> = if kind.replays_journal {
+            let journals: Vec<_> = if v.content.kind == ContentKind::Btrfs {
+                btrfs_siblings(layout, id)
+                    .into_iter()
+                    .map(|s| layout.open_volume(s))
+                    .collect()
+            } else if kind.replays_journal {
                 layout
                     .volumes
                     .iter()
@@ -94,6 +99,34 @@ impl Userspace {
     pub fn forget(&self, id: VolumeId) {
         self.opened().remove(&id);
     }
+}
+
+/// The other volumes of `layout` that hold the same btrfs filesystem as
+/// volume `id` (the same filesystem UUID): those on a disk `id` is on
+/// first, so that of two copies of a device (a cloned disk) the one beside
+/// `id` is used.
+pub fn btrfs_siblings(layout: &Layout, id: VolumeId) -> Vec<VolumeId> {
+    let v = layout.volume(id);
+    let Some(uuid) = v.content.uuid.as_deref() else {
+        return Vec::new();
+    };
+    let disks = v.mapping.disks();
+    let mut out: Vec<(bool, VolumeId)> = layout
+        .volumes
+        .iter()
+        .filter(|o| {
+            o.id != id
+                && o.content.kind == ContentKind::Btrfs
+                && o.content.uuid.as_deref() == Some(uuid)
+                && o.mapping.unreadable().is_empty()
+        })
+        .map(|o| {
+            let near = o.mapping.disks().iter().any(|d| disks.contains(d));
+            (!near, o.id)
+        })
+        .collect();
+    out.sort_by_key(|&(far, vid)| (far, vid));
+    out.into_iter().map(|(_, vid)| vid).collect()
 }
 
 impl VolumeOpener for Userspace {

@@ -14,7 +14,8 @@ use crate::error::Result;
 use crate::io::ReadAt;
 
 /// vmrescue's own reader: opens the filesystem in `src`; `journals` are the
-/// volumes that hold an external journal (ext3/4 journal devices).
+/// volumes that hold an external journal (ext3/4 journal devices), or the
+/// other volumes of a multi-device filesystem (btrfs).
 pub type Reader = fn(
     src: Arc<dyn ReadAt>,
     opts: &FsOptions,
@@ -81,12 +82,15 @@ fn open_fat(
     Ok(Arc::new(super::fat::Fat::open(src)?))
 }
 
+/// btrfs: `devices` are the other volumes holding the same filesystem.
 fn open_btrfs(
     src: Arc<dyn ReadAt>,
     opts: &FsOptions,
-    _journals: &[Arc<dyn ReadAt>],
+    devices: &[Arc<dyn ReadAt>],
 ) -> Result<Arc<dyn FsView>> {
-    Ok(Arc::new(super::btrfs::Btrfs::open_with(src, opts)?))
+    Ok(Arc::new(super::btrfs::Btrfs::open_devices(
+        src, devices, opts,
+    )?))
 }
 
 const fn kernel_only(

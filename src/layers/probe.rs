@@ -298,6 +298,12 @@ pub fn probe_bytes(b: &[u8]) -> Content {
         c.label = text(b, 0x1012b, 256);
         // dev_item.total_bytes: this device's share.
         c.size = le::u64(b, 0x10000 + 0xc9 + 8);
+        // num_devices, dev_item.devid: which device of several.
+        if let (Some(n), Some(devid)) = (le::u64(b, 0x10088), le::u64(b, 0x100c9))
+            && n > 1
+        {
+            c.version = Some(format!("device {devid} of {n}"));
+        }
         return c;
     }
     if let Some(c) = ext(b) {

@@ -18,6 +18,7 @@ mod btrfs;
 mod btrfs_compress;
 mod btrfs_corrupt;
 mod btrfs_log;
+mod btrfs_multi;
 mod ext_corrupt;
 mod ext_htree;
 mod ext_journal;

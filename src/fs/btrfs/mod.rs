@@ -1,7 +1,8 @@
-//! Our own btrfs reader, read-only, for one device.
+//! Our own btrfs reader, read-only, over one device or several.
 //!
 //! The superblock (a mirror copy when the primary is damaged), the chunk
-//! map (SINGLE, DUP, RAID0/1/10, RAID1C3/4 on this device), tree blocks
+//! map (SINGLE, DUP, RAID0/1/10, RAID1C3/4, RAID5/6 over the devices
+//! found, [`devices`]), tree blocks
 //! checked against their checksums (another copy used when one is bad),
 //! subvolumes and snapshots shown where their references put them (the
 //! default subvolume is `/`), inodes, directories, extended attributes,
@@ -15,8 +16,10 @@
 
 pub mod compress;
 pub mod csum;
+pub mod devices;
 pub mod item;
 pub mod log;
+pub mod raid6;
 pub mod sb;
 pub mod tree;
 
@@ -148,6 +151,19 @@ impl Btrfs {
 
     /// Open with options.
     pub fn open_with(src: Arc<dyn ReadAt>, opts: &FsOptions) -> Result<Btrfs> {
+        Btrfs::open_devices(src, &[], opts)
+    }
+
+    /// Open the filesystem whose device `src` is, with `others`: volumes
+    /// that may be its other devices (those with the same `fsid` are used;
+    /// see [`devices::attach`]).
+    pub fn open_devices(
+        src: Arc<dyn ReadAt>,
+        others: &[Arc<dyn ReadAt>],
+        opts: &FsOptions,
+    ) -> Result<Btrfs> {
+        let (src, others, given) = devices::newest_first(src, others);
+        let others = others.as_slice();
         let (sb, sb_problems) = sb::read(src.as_ref())?;
         let problems = Arc::new(ProblemLog::default());
         for p in sb_problems {
@@ -161,17 +177,12 @@ impl Btrfs {
             )));
         }
         let mut notes = Vec::new();
-        if sb.num_devices > 1 {
-            notes.push(format!(
-                "the btrfs filesystem spans {} devices; only this one (devid {}) is read: what is stored on the others cannot be read",
-                sb.num_devices, sb.devid
-            ));
-        }
         let mut map = ChunkMap::new(sb.devid);
         map.load_sys_array(&sb)?;
         let chunk_root = (sb.chunk_root, sb.chunk_root_level);
         let root_tree = (sb.root, sb.root_level);
         let mut t = Trees::new(src, sb, map, Arc::clone(&problems));
+        let (members, mut dev_notes) = devices::attach(&mut t, others);
         // The full chunk map from the chunk tree.
         let mut chunks = Vec::new();
         let mut chunk_err = None;
@@ -194,6 +205,8 @@ impl Btrfs {
         for c in chunks {
             t.map.insert(c)?;
         }
+        dev_notes.extend(devices::report(&t, &members, chunk_root, given));
+        notes.splice(0..0, dev_notes);
         let mut fs = Btrfs {
             t,
             root_tree,
@@ -567,6 +580,12 @@ impl Btrfs {
             .collect())
     }
 
+    /// Where the logical byte `logical` is stored: every copy that can be
+    /// read, with its device.
+    pub fn places(&self, logical: u64) -> Result<Vec<sb::Place>> {
+        self.t.map.map(logical, 1)
+    }
+
     /// The logical address of the byte at `offset` of regular file `node`,
     /// when it is stored plainly in a regular extent (not inline,
     /// compressed, preallocated or a hole).
@@ -704,37 +723,54 @@ impl Btrfs {
         };
         let kind = self.t.sb.csum_type;
         let copies = self.t.copies(logical).max(1);
+        if !self.t.read_logical(logical, buf, 0)? {
+            return Err(Error::corrupt("btrfs data", logical, "no copy to read"));
+        }
+        // Each sector with a bad checksum is read again from the other
+        // copies (on several devices, each sector may be bad on another).
         let mut last_bad = None;
-        for mirror in 0..copies {
-            if !self.t.read_logical(logical, buf, mirror)? {
-                break;
+        let mut fixed = None;
+        for (i, c) in csums.iter().enumerate() {
+            let Some(want) = c else { continue };
+            let s = i * ss;
+            let Some(sector) = buf.get_mut(s..(s + ss).min(buf.len())) else {
+                continue;
+            };
+            let got = csum::checksum(kind, sector);
+            if got.is_empty() || got == *want {
+                continue;
             }
-            let mut bad = None;
-            for (i, c) in csums.iter().enumerate() {
-                let Some(want) = c else { continue };
-                let s = i * ss;
-                let Some(sector) = buf.get(s..(s + ss).min(buf.len())) else {
-                    continue;
-                };
-                let got = csum::checksum(kind, sector);
-                if !got.is_empty() && got != *want {
-                    bad = Some((logical + s as u64, want.clone(), got));
+            let at = logical + s as u64;
+            let mut good = None;
+            for mirror in 1..copies {
+                match self.t.read_logical(at, sector, mirror) {
+                    Ok(true) if csum::checksum(kind, sector) == *want => {
+                        good = Some(mirror);
+                        break;
+                    }
+                    Ok(false) => break,
+                    Ok(true) | Err(_) => {}
+                }
+            }
+            match good {
+                Some(m) => {
+                    fixed.get_or_insert((at, m));
+                }
+                None => {
+                    last_bad = Some((at, want.clone(), got));
                     break;
                 }
             }
-            match bad {
-                None => {
-                    if mirror > 0 {
-                        self.problem(Problem::at(
-                            format!("btrfs data of {what}"),
-                            logical,
-                            format!("copy 1 has a bad checksum; copy {} is used", mirror + 1),
-                        ));
-                    }
-                    return Ok(());
-                }
-                Some(b) => last_bad = Some(b),
+        }
+        if last_bad.is_none() {
+            if let Some((at, m)) = fixed {
+                self.problem(Problem::at(
+                    format!("btrfs data of {what}"),
+                    at,
+                    format!("copy 1 has a bad checksum; copy {} is used", m + 1),
+                ));
             }
+            return Ok(());
         }
         let (at, want, got) = last_bad.unwrap_or_default();
         let msg = format!(

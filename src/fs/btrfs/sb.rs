@@ -396,17 +396,21 @@ pub fn parse_chunk(b: &[u8], off: usize, logical: u64, pos: u64) -> Result<(Chun
 /// One physical place holding a piece of a logical range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Place {
-    /// Byte offset on this device.
+    /// The device (`devid`) holding it.
+    pub devid: u64,
+    /// Byte offset on that device.
     pub physical: u64,
     /// Bytes there that are contiguous (at most the asked length).
     pub len: u64,
 }
 
-/// The logical-to-physical map of this device.
+/// The logical-to-physical map of the filesystem, and which of its
+/// devices are opened.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkMap {
     chunks: Vec<Chunk>,
-    devid: u64,
+    /// The devices that can be read, sorted.
+    devs: Vec<u64>,
 }
 
 /// The profile's name, for messages.
@@ -432,17 +436,89 @@ pub fn profile_name(ty: u64) -> &'static str {
     }
 }
 
+/// What a chunk holds, for messages.
+pub fn content_name(ty: u64) -> &'static str {
+    if ty & bg::DATA != 0 && ty & bg::METADATA != 0 {
+        "mixed data+metadata"
+    } else if ty & bg::DATA != 0 {
+        "data"
+    } else if ty & bg::SYSTEM != 0 {
+        "system"
+    } else {
+        "metadata"
+    }
+}
+
+/// A RAID6 row as [`ChunkMap::raid6_row`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raid6Row {
+    /// Data stripes per row.
+    pub data: u64,
+    /// Data index of the bytes asked.
+    pub index: u64,
+    /// Bytes of the piece.
+    pub run: u64,
+    /// The stripes on opened devices: (index, place); P is `data`, Q `data + 1`.
+    pub present: Vec<(u64, Place)>,
+}
+
+/// Most stripes a chunk may have (the kernel's limit is bounded by the
+/// item size: a 64 KiB node holds fewer than 2048).
+const MAX_STRIPES: usize = 2048;
+
+/// Where one piece of a logical range lies in a RAID5/6 chunk: the row
+/// (full stripe), the data stripe index in it and the stripe geometry.
+#[derive(Debug, Clone, Copy)]
+struct Raid56 {
+    /// Stripes of the chunk.
+    n: u64,
+    /// Data stripes per row.
+    data: u64,
+    /// Row number.
+    row: u64,
+    /// Data stripe index within the row.
+    index: u64,
+    /// Byte offset on each device of this piece (from the stripe start).
+    dev_off: u64,
+    /// Bytes of this piece.
+    run: u64,
+}
+
 impl ChunkMap {
-    /// An empty map for device `devid`.
+    /// An empty map where device `devid` is opened.
     pub fn new(devid: u64) -> ChunkMap {
         ChunkMap {
             chunks: Vec::new(),
-            devid,
+            devs: vec![devid],
         }
+    }
+
+    /// Mark device `devid` as opened too.
+    pub fn add_device(&mut self, devid: u64) {
+        if let Err(i) = self.devs.binary_search(&devid) {
+            self.devs.insert(i, devid);
+        }
+    }
+
+    /// Whether device `devid` is opened.
+    pub fn has_device(&self, devid: u64) -> bool {
+        self.devs.binary_search(&devid).is_ok()
+    }
+
+    /// The opened devices.
+    pub fn devices(&self) -> &[u64] {
+        &self.devs
     }
 
     /// Add (or replace) a chunk.
     pub fn insert(&mut self, c: Chunk) -> Result<()> {
+        if c.stripes.len() > MAX_STRIPES {
+            return Err(Error::corrupt(
+                "btrfs chunk item",
+                c.logical,
+                format!("{} stripes (at most {MAX_STRIPES})", c.stripes.len()),
+            ));
+        }
         match self.chunks.binary_search_by_key(&c.logical, |x| x.logical) {
             Ok(i) => {
                 if let Some(slot) = self.chunks.get_mut(i) {
@@ -503,37 +579,75 @@ impl ChunkMap {
         Ok(())
     }
 
-    fn find(&self, logical: u64) -> Option<&Chunk> {
+    fn find(&self, logical: u64) -> Result<&Chunk> {
         let i = self.chunks.partition_point(|c| c.logical <= logical);
-        let c = self.chunks.get(i.checked_sub(1)?)?;
-        (logical.checked_sub(c.logical)? < c.length).then_some(c)
+        i.checked_sub(1)
+            .and_then(|j| self.chunks.get(j))
+            .filter(|c| logical.checked_sub(c.logical).is_some_and(|o| o < c.length))
+            .ok_or_else(|| {
+                Error::corrupt(
+                    "btrfs chunk map",
+                    logical,
+                    "no chunk maps this logical address",
+                )
+            })
+    }
+
+    fn dev_name(s: &Stripe) -> String {
+        format!("devid {} (UUID {})", s.devid, uuid_string(&s.dev_uuid))
+    }
+
+    /// The geometry of `off` (bytes into RAID5/6 chunk `c`), at most `left` bytes.
+    fn raid56(c: &Chunk, off: u64, left: u64) -> Result<Raid56> {
+        let bad = |d: String| Error::corrupt("btrfs chunk", c.logical, d);
+        let n = u64::try_from(c.stripes.len()).unwrap_or(0);
+        let parity = if c.ty & bg::RAID6 != 0 { 2 } else { 1 };
+        let data = n
+            .checked_sub(parity)
+            .filter(|&d| d > 0)
+            .ok_or_else(|| bad(format!("{} with {n} stripes", profile_name(c.ty))))?;
+        let sl = c.stripe_len;
+        if sl == 0 {
+            return Err(bad("stripe length 0".into()));
+        }
+        let stripe_nr = off.checked_div(sl).unwrap_or(0);
+        let in_stripe = off.checked_rem(sl).unwrap_or(0);
+        let row = stripe_nr.checked_div(data).unwrap_or(0);
+        let index = stripe_nr.checked_rem(data).unwrap_or(0);
+        Ok(Raid56 {
+            n,
+            data,
+            row,
+            index,
+            dev_off: row.saturating_mul(sl).saturating_add(in_stripe),
+            run: sl.saturating_sub(in_stripe).min(left),
+        })
+    }
+
+    /// The stripe of the chunk holding data stripe `index` (or parity when
+    /// `index >= data`) of `row`: parity rotates one device per row.
+    fn raid56_stripe(c: &Chunk, g: Raid56, index: u64) -> Option<&Stripe> {
+        let i = g.row.checked_add(index)?.checked_rem(g.n)?;
+        c.stripes.get(usize::try_from(i).ok()?)
     }
 
     /// The copies of the logical bytes `[logical, logical+len)` that lie on
-    /// this device: each a place of at most `len` bytes (shorter at a stripe
-    /// or chunk end). An error says why none can be read.
+    /// opened devices: each a place of at most `len` bytes (shorter at a
+    /// stripe or chunk end). An error says why none can be read (and names
+    /// the devices that would hold them).
     pub fn map(&self, logical: u64, len: u64) -> Result<Vec<Place>> {
-        let c = self.find(logical).ok_or_else(|| {
-            Error::corrupt(
-                "btrfs chunk map",
-                logical,
-                "no chunk maps this logical address",
-            )
-        })?;
+        let c = self.find(logical)?;
         let what = "btrfs chunk";
         let off = logical.saturating_sub(c.logical);
         let left = c.length.saturating_sub(off).min(len);
-        if c.ty & (bg::RAID5 | bg::RAID6) != 0 {
-            return Err(Error::Unsupported(format!(
-                "btrfs chunk at logical {} uses {}: vmrescue does not read RAID5/6 profiles",
-                c.logical,
-                profile_name(c.ty)
-            )));
-        }
         let n = u64::try_from(c.stripes.len()).unwrap_or(0);
-        let mut places = Vec::new();
         let mut candidates: Vec<(&Stripe, u64, u64)> = Vec::new();
-        if c.ty & (bg::RAID0 | bg::RAID10) != 0 {
+        if c.ty & (bg::RAID5 | bg::RAID6) != 0 {
+            let g = Self::raid56(c, off, left)?;
+            if let Some(s) = Self::raid56_stripe(c, g, g.index) {
+                candidates.push((s, g.dev_off, g.run));
+            }
+        } else if c.ty & (bg::RAID0 | bg::RAID10) != 0 {
             let sl = c.stripe_len;
             if sl == 0 || n == 0 {
                 return Err(Error::corrupt(what, c.logical, "stripe length 0"));
@@ -569,30 +683,234 @@ impl ChunkMap {
                 candidates.push((s, off, left));
             }
         }
+        let mut places = Vec::new();
         let mut missing = Vec::new();
         for (s, dev_off, run) in candidates {
-            if s.devid == self.devid {
+            if self.has_device(s.devid) {
                 places.push(Place {
+                    devid: s.devid,
                     physical: s.offset.saturating_add(dev_off),
                     len: run,
                 });
             } else {
-                missing.push(format!(
-                    "devid {} (UUID {})",
-                    s.devid,
-                    uuid_string(&s.dev_uuid)
-                ));
+                missing.push(Self::dev_name(s));
             }
         }
         if places.is_empty() {
-            return Err(Error::Unsupported(format!(
-                "btrfs logical byte {logical} ({} chunk at {}) is stored on {}, another device of this filesystem that is not opened",
-                profile_name(c.ty),
-                c.logical,
-                missing.join(", ")
-            )));
+            return Err(Error::io(
+                format!(
+                    "btrfs logical byte {logical} ({} {} chunk at {})",
+                    profile_name(c.ty),
+                    content_name(c.ty),
+                    c.logical
+                ),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "it is stored on {}, a device of this filesystem that was not found",
+                        if missing.is_empty() {
+                            "no device".to_string()
+                        } else {
+                            missing.join(", ")
+                        }
+                    ),
+                ),
+            ));
         }
         Ok(places)
+    }
+
+    /// For logical bytes of a RAID5/6 chunk whose data stripe lies on a
+    /// device that is not opened: the places whose XOR gives them back (the
+    /// other data stripes of the row and the P parity), each `len` bytes at
+    /// most. `None` when the chunk is not RAID5/6 or the data device is
+    /// opened (unless `force`: then the sources even so, to check a bad
+    /// copy against); an error names the devices when more than one is
+    /// missing.
+    pub fn rebuild_sources(
+        &self,
+        logical: u64,
+        len: u64,
+        force: bool,
+    ) -> Result<Option<Vec<Place>>> {
+        let c = self.find(logical)?;
+        if c.ty & (bg::RAID5 | bg::RAID6) == 0 {
+            return Ok(None);
+        }
+        let off = logical.saturating_sub(c.logical);
+        let left = c.length.saturating_sub(off).min(len);
+        let g = Self::raid56(c, off, left)?;
+        let target = Self::raid56_stripe(c, g, g.index)
+            .ok_or_else(|| Error::corrupt("btrfs chunk", c.logical, "stripe out of range"))?;
+        if self.has_device(target.devid) && !force {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        let mut missing = vec![Self::dev_name(target)];
+        // Data stripes 0..data, then P (index data).
+        for i in 0..=g.data {
+            if i == g.index {
+                continue;
+            }
+            let s = Self::raid56_stripe(c, g, i)
+                .ok_or_else(|| Error::corrupt("btrfs chunk", c.logical, "stripe out of range"))?;
+            if self.has_device(s.devid) {
+                out.push(Place {
+                    devid: s.devid,
+                    physical: s.offset.saturating_add(g.dev_off),
+                    len: g.run,
+                });
+            } else {
+                missing.push(Self::dev_name(s));
+            }
+        }
+        if missing.len() > 1 {
+            return Err(Error::io(
+                format!(
+                    "btrfs logical byte {logical} ({} chunk at {})",
+                    profile_name(c.ty),
+                    c.logical
+                ),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "{} are not found: too many stripes of this row are missing to rebuild it",
+                        missing.join(", ")
+                    ),
+                ),
+            ));
+        }
+        Ok(Some(out))
+    }
+
+    /// For logical bytes of a RAID6 chunk: every stripe of their row that
+    /// lies on an opened device, as (index, place) with data stripes
+    /// `0..data`, P at `data` and Q at `data + 1`, and the data index of
+    /// the bytes asked. `None` when the chunk is not RAID6.
+    pub fn raid6_row(&self, logical: u64, len: u64) -> Result<Option<Raid6Row>> {
+        let c = self.find(logical)?;
+        if c.ty & bg::RAID6 == 0 {
+            return Ok(None);
+        }
+        let off = logical.saturating_sub(c.logical);
+        let left = c.length.saturating_sub(off).min(len);
+        let g = Self::raid56(c, off, left)?;
+        let mut present = Vec::new();
+        for i in 0..g.data.saturating_add(2) {
+            let s = Self::raid56_stripe(c, g, i)
+                .ok_or_else(|| Error::corrupt("btrfs chunk", c.logical, "stripe out of range"))?;
+            if self.has_device(s.devid) {
+                present.push((
+                    i,
+                    Place {
+                        devid: s.devid,
+                        physical: s.offset.saturating_add(g.dev_off),
+                        len: g.run,
+                    },
+                ));
+            }
+        }
+        Ok(Some(Raid6Row {
+            data: g.data,
+            index: g.index,
+            run: g.run,
+            present,
+        }))
+    }
+
+    /// The devices the chunks name that are not opened, with what their
+    /// absence costs: one line per missing device.
+    pub fn missing_report(&self, names: &dyn Fn(u64) -> Option<[u8; 16]>) -> Vec<String> {
+        let mut missing: Vec<(u64, [u8; 16])> = Vec::new();
+        for c in &self.chunks {
+            for s in &c.stripes {
+                if !self.has_device(s.devid) && !missing.iter().any(|(d, _)| *d == s.devid) {
+                    if missing.len() >= 64 {
+                        break;
+                    }
+                    missing.push((s.devid, names(s.devid).unwrap_or(s.dev_uuid)));
+                }
+            }
+        }
+        missing.sort_unstable();
+        let mut out = Vec::new();
+        for (devid, uuid) in missing {
+            // (profile, content, readable?) once each.
+            let mut kinds: Vec<(&'static str, &'static str, bool)> = Vec::new();
+            for c in &self.chunks {
+                if !c.stripes.iter().any(|s| s.devid == devid) {
+                    continue;
+                }
+                let k = (profile_name(c.ty), content_name(c.ty), self.readable(c));
+                if !kinds.contains(&k) {
+                    kinds.push(k);
+                }
+            }
+            let lost: Vec<String> = kinds
+                .iter()
+                .filter(|k| !k.2)
+                .map(|k| format!("{} {}", k.0, k.1))
+                .collect();
+            let kept = |raid56: bool| -> Vec<String> {
+                kinds
+                    .iter()
+                    .filter(|k| k.2 && (k.0 == "RAID5" || k.0 == "RAID6") == raid56)
+                    .map(|k| format!("{} {}", k.0, k.1))
+                    .collect()
+            };
+            let mut line = format!(
+                "btrfs device devid {devid} (UUID {}) was not found",
+                uuid_string(&uuid)
+            );
+            let copies = kept(false);
+            if !copies.is_empty() {
+                line.push_str(&format!(
+                    "; its {}: read from the other copies",
+                    copies.join(", ")
+                ));
+            }
+            let parity = kept(true);
+            if !parity.is_empty() {
+                line.push_str(&format!(
+                    "; its {}: rebuilt from the parity",
+                    parity.join(", ")
+                ));
+            }
+            if !lost.is_empty() {
+                line.push_str(&format!(
+                    "; its {}: cannot be read (files stored there give an I/O error)",
+                    lost.join(", ")
+                ));
+            }
+            out.push(line);
+        }
+        out
+    }
+
+    /// Whether logical byte `logical` lies in a RAID5/6 chunk.
+    pub fn is_raid56(&self, logical: u64) -> bool {
+        self.find(logical)
+            .is_ok_and(|c| c.ty & (bg::RAID5 | bg::RAID6) != 0)
+    }
+
+    /// Whether every byte of chunk `c` can be read from the opened devices
+    /// (RAID5 and RAID6 with one device missing are rebuilt).
+    fn readable(&self, c: &Chunk) -> bool {
+        let absent = |s: &Stripe| !self.has_device(s.devid);
+        let n_absent = c.stripes.iter().filter(|s| absent(s)).count();
+        if c.ty & (bg::RAID1 | bg::RAID1C3 | bg::RAID1C4) != 0 {
+            n_absent < c.stripes.len()
+        } else if c.ty & bg::RAID6 != 0 {
+            n_absent <= 2
+        } else if c.ty & bg::RAID5 != 0 {
+            n_absent <= 1
+        } else if c.ty & bg::RAID10 != 0 {
+            let sub = usize::from(c.sub_stripes.max(1));
+            c.stripes.chunks(sub).all(|g| g.iter().any(|s| !absent(s)))
+        } else {
+            // SINGLE, DUP, RAID0.
+            n_absent == 0
+        }
     }
 }
 
@@ -637,10 +955,12 @@ mod tests {
             p,
             [
                 Place {
+                    devid: 1,
                     physical: 1005,
                     len: 100
                 },
                 Place {
+                    devid: 1,
                     physical: 9005,
                     len: 100
                 }
@@ -656,6 +976,7 @@ mod tests {
         assert_eq!(
             p,
             [Place {
+                devid: 1,
                 physical: (1 << 40) + 65536 + 10,
                 len: 65536 - 10
             }]
@@ -674,6 +995,7 @@ mod tests {
         assert_eq!(
             p,
             [Place {
+                devid: 1,
                 physical: 1 << 40,
                 len: 4096
             }]
@@ -681,10 +1003,130 @@ mod tests {
         let m = map_of(chunk(bg::DATA | bg::RAID1, &[(2, 0), (3, 0)], 0));
         let e = m.map(1 << 30, 1).unwrap_err().to_string();
         assert!(e.contains("devid 2") && e.contains("devid 3"), "{e}");
-        let m = map_of(chunk(bg::DATA | bg::RAID5, &[(1, 0), (2, 0), (3, 0)], 0));
+        let m = map_of(chunk(bg::DATA | bg::RAID5, &[(2, 0), (3, 0), (4, 0)], 0));
         let e = m.map(1 << 30, 1).unwrap_err().to_string();
-        assert!(e.contains("RAID5"), "{e}");
+        assert!(e.contains("RAID5") && e.contains("devid 2"), "{e}");
         assert!(m.map(5, 1).is_err());
+    }
+
+    #[test]
+    fn raid5_rotates_parity_and_rebuilds_one_missing_device() {
+        let mut m = ChunkMap::new(1);
+        m.add_device(2);
+        m.add_device(3);
+        m.insert(chunk(
+            bg::DATA | bg::RAID5,
+            &[(1, 100), (2, 200), (3, 300)],
+            0,
+        ))
+        .unwrap();
+        let base = 1u64 << 30;
+        let sl = 65536u64;
+        // Row 0: data 0 on stripe 0, data 1 on stripe 1, P on stripe 2.
+        let p = m.map(base + 10, 1 << 20).unwrap();
+        assert_eq!(
+            p,
+            [Place {
+                devid: 1,
+                physical: 110,
+                len: sl - 10
+            }]
+        );
+        let p = m.map(base + sl, 1).unwrap();
+        assert_eq!(p[0].devid, 2);
+        // Row 1 (logical stripes 2, 3): data 0 on stripe 1, data 1 on stripe 2, P on 0.
+        let p = m.map(base + 2 * sl + 5, 1).unwrap();
+        assert_eq!(
+            p,
+            [Place {
+                devid: 2,
+                physical: 200 + sl + 5,
+                len: 1
+            }]
+        );
+        let p = m.map(base + 3 * sl, 1).unwrap();
+        assert_eq!(
+            p,
+            [Place {
+                devid: 3,
+                physical: 300 + sl,
+                len: 1
+            }]
+        );
+        assert_eq!(m.rebuild_sources(base, 1, false).unwrap(), None);
+        // Without device 2: row 1 data 0 comes from data 1 (devid 3) and P (devid 1).
+        let mut m2 = ChunkMap::new(1);
+        m2.add_device(3);
+        m2.insert(m.chunks()[0].clone()).unwrap();
+        assert!(m2.map(base + 2 * sl, 1).is_err());
+        let src = m2
+            .rebuild_sources(base + 2 * sl + 7, 100, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            src,
+            [
+                Place {
+                    devid: 3,
+                    physical: 300 + sl + 7,
+                    len: 100
+                },
+                Place {
+                    devid: 1,
+                    physical: 100 + sl + 7,
+                    len: 100
+                }
+            ]
+        );
+        let r = m2.missing_report(&|_| None);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].contains("devid 2") && r[0].contains("RAID5 data: rebuilt from the parity"),
+            "{r:?}"
+        );
+        // Two devices missing: an error naming both.
+        let mut m3 = ChunkMap::new(1);
+        m3.insert(m.chunks()[0].clone()).unwrap();
+        let e = m3
+            .rebuild_sources(base + 2 * sl, 1, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("devid 2") && e.contains("devid 3"), "{e}");
+        assert!(m3.missing_report(&|_| None)[0].contains("cannot be read"));
+    }
+
+    #[test]
+    fn raid6_places_p_and_q_after_the_data() {
+        let mut m = ChunkMap::new(1);
+        for d in 2..=4 {
+            m.add_device(d);
+        }
+        m.insert(chunk(
+            bg::DATA | bg::RAID6,
+            &[(1, 0), (2, 0), (3, 0), (4, 0)],
+            0,
+        ))
+        .unwrap();
+        let base = 1u64 << 30;
+        let sl = 65536u64;
+        // Two data stripes a row; row 1 starts on stripe 1.
+        assert_eq!(m.map(base + 2 * sl, 1).unwrap()[0].devid, 2);
+        assert_eq!(m.map(base + 3 * sl, 1).unwrap()[0].devid, 3);
+        // Row 3: data on stripes 3 and 0.
+        assert_eq!(m.map(base + 6 * sl, 1).unwrap()[0].devid, 4);
+        assert_eq!(m.map(base + 7 * sl, 1).unwrap()[0].devid, 1);
+        // Absurd geometry: an error, no panic.
+        let mut bad = chunk(bg::DATA | bg::RAID6, &[(1, 0), (2, 0)], 0);
+        bad.logical = 0;
+        let mut m4 = ChunkMap::new(1);
+        m4.insert(bad).unwrap();
+        assert!(m4.map(5, 1).is_err());
+        let mut zero = chunk(bg::DATA | bg::RAID5, &[(1, 0), (2, 0)], 0);
+        zero.stripe_len = 0;
+        let mut m5 = ChunkMap::new(1);
+        m5.insert(zero).unwrap();
+        assert!(m5.map(1 << 30, 1).is_err());
+        assert!(m5.rebuild_sources(1 << 30, 1, false).is_err());
     }
 
     #[test]

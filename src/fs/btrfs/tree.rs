@@ -75,8 +75,10 @@ impl Block {
 
 /// Reads tree blocks of one filesystem.
 pub struct Trees {
-    /// The volume.
+    /// The volume opened first (device `sb.devid`).
     pub src: Arc<dyn ReadAt>,
+    /// Every opened device by devid (`src` among them), sorted.
+    devices: Vec<(u64, Arc<dyn ReadAt>)>,
     /// The superblock in use.
     pub sb: Superblock,
     /// Logical-to-physical map.
@@ -105,8 +107,10 @@ impl Trees {
         map: ChunkMap,
         problems: Arc<ProblemLog>,
     ) -> Trees {
+        let devices = vec![(sb.devid, Arc::clone(&src))];
         Trees {
             src,
+            devices,
             sb,
             map,
             problems,
@@ -120,9 +124,46 @@ impl Trees {
         self.overlays.insert(root, Arc::new(overlay));
     }
 
+    /// Open device `devid` (another device of the same filesystem) too.
+    pub fn add_device(&mut self, devid: u64, src: Arc<dyn ReadAt>) {
+        match self.devices.binary_search_by_key(&devid, |d| d.0) {
+            Ok(i) => {
+                if let Some(slot) = self.devices.get_mut(i) {
+                    slot.1 = src;
+                }
+            }
+            Err(i) => self.devices.insert(i, (devid, src)),
+        }
+        self.map.add_device(devid);
+    }
+
+    fn device(&self, devid: u64) -> Result<&Arc<dyn ReadAt>> {
+        self.devices
+            .binary_search_by_key(&devid, |d| d.0)
+            .ok()
+            .and_then(|i| self.devices.get(i))
+            .map(|d| &d.1)
+            .ok_or_else(|| Error::NotFound(format!("btrfs device devid {devid}")))
+    }
+
+    fn read_place(&self, pos: u64, p: &super::sb::Place, out: &mut [u8]) -> Result<()> {
+        self.device(p.devid)?
+            .read_exact_at(p.physical, out)
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "btrfs logical byte {pos} (devid {} physical byte {})",
+                        p.devid, p.physical
+                    ),
+                    e,
+                )
+            })
+    }
+
     /// Read logical bytes `[logical, logical + buf.len())` from copy
     /// `mirror` (0-based; the copies of each piece in chunk order).
-    /// `Ok(false)` when there is no such copy.
+    /// `Ok(false)` when there is no such copy. RAID5/6 bytes whose device
+    /// is missing are rebuilt from the rest of their row and the parity.
     pub fn read_logical(&self, logical: u64, buf: &mut [u8], mirror: usize) -> Result<bool> {
         let mut done = 0usize;
         while done < buf.len() {
@@ -130,7 +171,33 @@ impl Trees {
                 .checked_add(done as u64)
                 .ok_or_else(|| Error::corrupt("btrfs logical address", logical, "overflow"))?;
             let left = buf.len().saturating_sub(done) as u64;
-            let places = self.map.map(pos, left)?;
+            let places = match self.map.map(pos, left) {
+                Ok(p) => p,
+                Err(e) => match self.map.rebuild_sources(pos, left, false) {
+                    Ok(Some(src)) if mirror == 0 => {
+                        done = self.rebuild(pos, &src, buf, done, left)?;
+                        continue;
+                    }
+                    Ok(Some(_)) => return Ok(false),
+                    Ok(None) => return Err(e),
+                    Err(e2) => match self.map.raid6_row(pos, left)? {
+                        Some(row) if mirror == 0 => {
+                            done = self.rebuild6(pos, &row, buf, done, left).map_err(|_| e2)?;
+                            continue;
+                        }
+                        Some(_) => return Ok(false),
+                        None => return Err(e2),
+                    },
+                },
+            };
+            if mirror == 1
+                && places.len() == 1
+                && let Some(src) = self.map.rebuild_sources(pos, left, true)?
+            {
+                // The second copy of RAID5/6 bytes: rebuilt from parity.
+                done = self.rebuild(pos, &src, buf, done, left)?;
+                continue;
+            }
             let Some(p) = places.get(mirror) else {
                 return Ok(false);
             };
@@ -139,19 +206,114 @@ impl Trees {
             let out = buf
                 .get_mut(done..end)
                 .ok_or_else(|| Error::corrupt("btrfs read", pos, "bad length"))?;
-            self.src.read_exact_at(p.physical, out).map_err(|e| {
-                Error::io(
-                    format!("btrfs logical byte {pos} (physical byte {})", p.physical),
-                    e,
-                )
-            })?;
+            self.read_place(pos, p, out)?;
             done = end;
         }
         Ok(true)
     }
 
-    /// How many copies the chunk at `logical` keeps on this device.
+    /// Rebuild a RAID6 data stripe piece with P and/or Q when two stripes
+    /// of its row are missing (one data stripe and P, or two data
+    /// stripes) into `buf[done..]`; the new `done`.
+    fn rebuild6(
+        &self,
+        pos: u64,
+        row: &super::sb::Raid6Row,
+        buf: &mut [u8],
+        done: usize,
+        left: u64,
+    ) -> Result<usize> {
+        use super::raid6::{inv, mul_xor, pow2, scale};
+        let n = usize::try_from(row.run.clamp(1, left)).unwrap_or(1);
+        let end = done.saturating_add(n);
+        let out = buf
+            .get_mut(done..end)
+            .ok_or_else(|| Error::corrupt("btrfs read", pos, "bad length"))?;
+        let p_idx = row.data;
+        let q_idx = row.data.saturating_add(1);
+        let has = |i: u64| row.present.iter().any(|(j, _)| *j == i);
+        let missing: Vec<u64> = (0..row.data).filter(|&i| !has(i)).collect();
+        let x = row.index;
+        let cannot = || {
+            Error::corrupt(
+                "btrfs RAID6 row",
+                pos,
+                format!(
+                    "data stripes {missing:?} missing, P {}, Q {}: cannot be rebuilt",
+                    if has(p_idx) { "present" } else { "missing" },
+                    if has(q_idx) { "present" } else { "missing" }
+                ),
+            )
+        };
+        // Pxy (the XOR of P and the present data) and Qxy (Q and the
+        // present data times g^i).
+        let mut pxy = vec![0u8; n];
+        let mut qxy = vec![0u8; n];
+        let mut tmp = vec![0u8; n];
+        for (i, place) in &row.present {
+            let mut p = *place;
+            p.len = n as u64;
+            self.read_place(pos, &p, &mut tmp)?;
+            if *i < row.data {
+                mul_xor(&mut pxy, &tmp, 1);
+                mul_xor(&mut qxy, &tmp, pow2(*i));
+            } else if *i == p_idx {
+                mul_xor(&mut pxy, &tmp, 1);
+            } else {
+                mul_xor(&mut qxy, &tmp, 1);
+            }
+        }
+        match (missing.as_slice(), has(p_idx), has(q_idx)) {
+            ([only], false, true) if *only == x => {
+                // Dx = Qx · g^-x.
+                out.copy_from_slice(&qxy);
+                scale(out, inv(pow2(x)));
+            }
+            ([a, b], true, true) if *a == x || *b == x => {
+                let y = if *a == x { *b } else { *a };
+                // Dx = (g^y · Pxy ^ Qxy) / (g^x ^ g^y).
+                out.copy_from_slice(&qxy);
+                mul_xor(out, &pxy, pow2(y));
+                scale(out, inv(pow2(x) ^ pow2(y)));
+            }
+            _ => return Err(cannot()),
+        }
+        Ok(end)
+    }
+
+    /// XOR the `sources` of a missing RAID5/6 data stripe piece into
+    /// `buf[done..]`; the new `done`.
+    fn rebuild(
+        &self,
+        pos: u64,
+        sources: &[super::sb::Place],
+        buf: &mut [u8],
+        done: usize,
+        left: u64,
+    ) -> Result<usize> {
+        let run = sources.first().map_or(left, |p| p.len).clamp(1, left);
+        let n = usize::try_from(run).unwrap_or(1);
+        let end = done.saturating_add(n);
+        let out = buf
+            .get_mut(done..end)
+            .ok_or_else(|| Error::corrupt("btrfs read", pos, "bad length"))?;
+        out.fill(0);
+        let mut tmp = vec![0u8; n];
+        for p in sources {
+            self.read_place(pos, p, &mut tmp)?;
+            for (o, t) in out.iter_mut().zip(&tmp) {
+                *o ^= *t;
+            }
+        }
+        Ok(end)
+    }
+
+    /// How many copies of the chunk at `logical` can be read.
     pub fn copies(&self, logical: u64) -> usize {
+        if self.map.is_raid56(logical) {
+            // The data stripe, then its rebuild from the parity.
+            return 2;
+        }
         self.map.map(logical, 1).map(|p| p.len()).unwrap_or(1)
     }
 
