@@ -1,6 +1,8 @@
-//! [`Rooted`]: a filesystem shown from another of its directories, as a
-//! btrfs mount with `subvol=` shows a subvolume: [`FsView::root`] is that
-//! directory, everything else is the filesystem's own. The filesystem is
+//! [`Rooted`]: a filesystem shown as a mount shows it: from another of its
+//! directories, as a btrfs mount with `subvol=` shows a subvolume
+//! ([`FsView::root`] is that directory), and for filesystems without Unix
+//! owners and modes (FAT) with the owner and modes its mount options give
+//! ([`Modes`]); everything else is the filesystem's own. The filesystem is
 //! shared, not opened again, so one volume mounted twice with different
 //! subvolumes is read (and its caches kept) once.
 
@@ -14,6 +16,69 @@ use crate::io::HostExtent;
 pub struct Rooted {
     fs: Arc<dyn FsView>,
     root: NodeId,
+    modes: Option<Modes>,
+}
+
+/// Owner and modes that a FAT mount's options give (`uid=`, `gid=`,
+/// `umask=`, `fmask=`, `dmask=`, as Linux's `vfat` reads them: a mask
+/// clears bits of 0777; a read-only file keeps no write bits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modes {
+    /// `uid=`.
+    pub uid: Option<u32>,
+    /// `gid=`.
+    pub gid: Option<u32>,
+    /// `fmask=` (or `umask=`), octal.
+    pub fmask: Option<u32>,
+    /// `dmask=` (or `umask=`), octal.
+    pub dmask: Option<u32>,
+}
+
+impl Modes {
+    /// The modes options among `options` (each `name=value`) set, if any;
+    /// a value that does not parse is left out, as the kernel would refuse
+    /// the mount rather than guess.
+    pub fn from_options<'a>(options: impl IntoIterator<Item = &'a str>) -> Option<Modes> {
+        let mut m = Modes::default();
+        for o in options {
+            let Some((k, v)) = o.split_once('=') else {
+                continue;
+            };
+            let octal = || u32::from_str_radix(v, 8).ok().map(|x| x & 0o777);
+            match k {
+                "uid" => m.uid = v.parse().ok(),
+                "gid" => m.gid = v.parse().ok(),
+                "umask" => {
+                    m.fmask = octal();
+                    m.dmask = octal();
+                }
+                "fmask" => m.fmask = octal(),
+                "dmask" => m.dmask = octal(),
+                _ => {}
+            }
+        }
+        (m != Modes::default()).then_some(m)
+    }
+
+    /// `meta` with these owner and modes.
+    fn apply(&self, mut meta: Metadata) -> Metadata {
+        let dir = meta.file_type == super::FileType::Directory;
+        let mask = if dir { self.dmask } else { self.fmask };
+        if let Some(mask) = mask {
+            let read_only = !dir && meta.perm & 0o200 == 0;
+            meta.perm = 0o777 & !mask;
+            if read_only {
+                meta.perm &= !0o222;
+            }
+        }
+        if let Some(uid) = self.uid {
+            meta.uid = uid;
+        }
+        if let Some(gid) = self.gid {
+            meta.gid = gid;
+        }
+        meta
+    }
 }
 
 impl std::fmt::Debug for Rooted {
@@ -27,7 +92,21 @@ impl std::fmt::Debug for Rooted {
 impl Rooted {
     /// Show `fs` from its node `root` (a directory).
     pub fn new(fs: Arc<dyn FsView>, root: NodeId) -> Rooted {
-        Rooted { fs, root }
+        Rooted {
+            fs,
+            root,
+            modes: None,
+        }
+    }
+
+    /// Show `fs` with the owner and modes `modes` give.
+    pub fn with_modes(fs: Arc<dyn FsView>, modes: Modes) -> Rooted {
+        let root = fs.root();
+        Rooted {
+            fs,
+            root,
+            modes: Some(modes),
+        }
     }
 
     /// The whole filesystem.
@@ -44,7 +123,11 @@ impl FsView for Rooted {
         self.root
     }
     fn metadata(&self, node: NodeId) -> Result<Metadata> {
-        self.fs.metadata(node)
+        let meta = self.fs.metadata(node)?;
+        Ok(match &self.modes {
+            Some(m) => m.apply(meta),
+            None => meta,
+        })
     }
     fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
         self.fs.read_dir(dir)
@@ -199,5 +282,41 @@ mod tests {
         // `..` stays at the new root.
         assert_eq!(resolve(&r, b"/../notes.txt", true).unwrap().node, n);
         assert!(resolve(&r, b"/@home", true).is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fat_mount_options_give_modes_as_vfat_does() {
+        let m = Modes::from_options(["umask=0077", "shortname=winnt"]).unwrap();
+        assert_eq!((m.fmask, m.dmask), (Some(0o077), Some(0o077)));
+        let m = Modes::from_options(["uid=1000", "gid=1000", "fmask=0133", "dmask=0022"]).unwrap();
+        let meta = |ft: super::super::FileType, perm: u32| Metadata {
+            node: NodeId(1),
+            ino: 1,
+            file_type: ft,
+            perm,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            nlink: 1,
+            atime: Default::default(),
+            mtime: Default::default(),
+            ctime: Default::default(),
+            crtime: None,
+            rdev: (0, 0),
+            allocated: None,
+        };
+        let f = m.apply(meta(super::super::FileType::Regular, 0o755));
+        assert_eq!((f.perm, f.uid, f.gid), (0o644, 1000, 1000));
+        // A read-only file keeps no write bits.
+        let ro = m.apply(meta(super::super::FileType::Regular, 0o555));
+        assert_eq!(ro.perm, 0o444);
+        let d = m.apply(meta(super::super::FileType::Directory, 0o755));
+        assert_eq!(d.perm, 0o755);
+        assert_eq!(Modes::from_options(["defaults", "noatime"]), None);
     }
 }

@@ -470,6 +470,7 @@ fn mount_entry(
             subvolume(fs, &specs)
         }) {
             Ok((fs, sub)) => {
+                let fs = with_mount_modes(fs, &opts);
                 let mut l = layer(fs, index, dev, Some(v), name_of(v));
                 l.subvolume = sub;
                 (l, b"/".to_vec())
@@ -701,6 +702,18 @@ pub(crate) fn root_in_subvolume(fs: &Arc<dyn FsView>) -> Option<(Arc<dyn FsView>
         }
     }
     by_fstab
+}
+
+/// `fs` with the owner and modes a FAT mount's options give (`umask=`,
+/// `uid=`…); other filesystems keep their own.
+fn with_mount_modes(fs: Arc<dyn FsView>, opts: &MountOptions) -> Arc<dyn FsView> {
+    if fs.status().fs_type != "vfat" {
+        return fs;
+    }
+    match crate::fs::rooted::Modes::from_options(opts.other.iter().map(String::as_str)) {
+        Some(m) => Arc::new(Rooted::with_modes(fs, m)),
+        None => fs,
+    }
 }
 
 fn layer(

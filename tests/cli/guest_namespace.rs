@@ -497,6 +497,9 @@ fn assert_efi_listing(efi: &[Block]) {
                 continue;
             }
             let kind = if f[0].starts_with('d') { "d" } else { "f" };
+            // The fstab mounts it `umask=0077`: as vfat shows it.
+            let mode = if kind == "d" { "drwx------" } else { "-rwx------" };
+            assert_eq!(f[0], mode, "{}/{name}: {l}", b.dir);
             let size = if kind == "f" {
                 f[4].to_string()
             } else {
@@ -841,6 +844,7 @@ fn cp_of_the_root_copies_every_volume_like_the_kernel_tree() {
     // The vfat's files, copied from the userspace reader, are mtools's.
     for (p, kind, size, sha) in efi_manifest() {
         let got = &ours[p.as_bytes()];
+        assert_eq!(got.mode & 0o777, 0o700, "{p}: umask=0077");
         if kind == "d" {
             assert_eq!(got.kind, "dir", "{p}");
         } else {

@@ -182,7 +182,12 @@ impl Holder {
             .expect("qemu-io (Debian package qemu-utils) is needed");
         let h = Holder(child);
         let start = Instant::now();
-        while pve::is_image_in_use(image).unwrap().is_none() {
+        // qemu-io takes its shared lock first and the write lock a moment
+        // later: wait for the write lock, as a running VM holds it.
+        while !pve::is_image_in_use(image)
+            .unwrap()
+            .is_some_and(|why| why.contains("write"))
+        {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "qemu-io never locked {}",
