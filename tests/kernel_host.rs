@@ -791,3 +791,170 @@ fn the_kernel_engine_mounts_btrfs_subvolumes() {
     assert_eq!(text, "@\n@home\n@old\n");
     assert_eq!(loops_of(&image), "");
 }
+
+/// Run `sh -c script` with `$1` the image, as root, and check it worked.
+fn sh_on(image: &Path, script: &str) {
+    let out = Command::new("sh")
+        .args(["-euc", script, "sh"])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `btrfs check --readonly` finds `image` clean.
+fn btrfs_check(image: &Path, what: &str) {
+    let o = Command::new("btrfs")
+        .args(["check", "--readonly"])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "btrfs check after {what}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The target of `link` in subvolume `subvol` of the btrfs image, as the
+/// kernel reads it (a read-only loop mount of that subvolume).
+fn btrfs_readlink_in(image: &Path, subvol: &str, link: &str) -> PathBuf {
+    let mnt = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "btrfs", "-o"])
+        .arg(format!("ro,loop,subvol={subvol}"))
+        .arg(image)
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount {}", image.display());
+    let r = std::fs::read_link(mnt.path().join(link.trim_start_matches('/')));
+    let st = Command::new("umount").arg(mnt.path()).status().unwrap();
+    assert!(st.success(), "umount");
+    r.unwrap()
+}
+
+/// A link in a btrfs subvolume outside the default one (openSUSE's layout:
+/// the default subvolume is the root's, `/home` is a sibling of it, so the
+/// volume's own paths cannot name it): the `btrfs-relink` fixture with its
+/// default set to `root` by `btrfs subvolume set-default`, a dangling link
+/// added in `home`. Relinked by its guest path and by `--volume disk0@home`
+/// through the kernel engine's read-write mount of that subvolume; the
+/// kernel reads the new target, `btrfs check` finds the filesystem clean,
+/// and `vmrescue undo` puts the old one back through the same mount.
+#[test]
+fn relink_in_a_btrfs_subvolume_outside_the_default_one_and_undo() {
+    common::require_root("mounts a btrfs loop device read-write");
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy("btrfs-relink", dir.path());
+    sh_on(
+        &image,
+        "m=$(mktemp -d); mount -t btrfs -o loop \"$1\" \"$m\"; \
+         mkdir -p \"$m/home/user/lib\"; \
+         printf 'two\\n' >\"$m/home/user/lib/libfoo.so.2.0\"; \
+         ln -s libfoo.so.1.0 \"$m/home/user/lib/libfoo.so\"; \
+         id=$(btrfs inspect-internal rootid \"$m/root\"); \
+         btrfs subvolume set-default \"$id\" \"$m\"; \
+         umount \"$m\"; rmdir \"$m\"",
+    );
+    btrfs_check(&image, "the set-up");
+    let undo_dir = dir.path().join("undo");
+    let relink = |volume: Option<&str>, link: &str, to: &str| {
+        let mut c = Command::new(bin());
+        c.env(NO_DM_ENV, "1")
+            .args([
+                "relink", "--engine", "kernel", "--yes", "--force", "--to", to,
+            ])
+            .arg("--undo-dir")
+            .arg(&undo_dir);
+        if let Some(v) = volume {
+            c.args(["--volume", v]);
+        }
+        c.arg(&image).arg(link).output().unwrap()
+    };
+    let undo = |file: &str| {
+        let out = Command::new(bin())
+            .env(NO_DM_ENV, "1")
+            .args(["undo", file])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("(put back)"), "{text}");
+    };
+    let read = || btrfs_readlink_in(&image, "home", "/user/lib/libfoo.so");
+
+    // By its guest path.
+    let out = relink(None, "/home/user/lib/libfoo.so", "libfoo.so.2.0");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    assert!(
+        text.contains("relink /user/lib/libfoo.so on disk0@/home (kernel engine)"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "/user/lib/libfoo.so: libfoo.so.1.0 -> libfoo.so.2.0"),
+        "{text}"
+    );
+    assert_eq!(read(), Path::new("libfoo.so.2.0"));
+    btrfs_check(&image, "the relink by guest path");
+    let undo_file = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+        .expect("an undo line")
+        .to_string();
+    let record = vmrescue::repair::undo::load_record(Path::new(&undo_file)).unwrap();
+    assert!(
+        matches!(
+            record,
+            vmrescue::repair::undo::UndoRecord::Symlink {
+                subvolume: Some(_),
+                ..
+            }
+        ),
+        "{record:?}"
+    );
+    undo(&undo_file);
+    assert_eq!(read(), Path::new("libfoo.so.1.0"));
+    btrfs_check(&image, "the undo");
+
+    // By VOLUME@SUBVOLUME.
+    let out = relink(Some("disk0@home"), "/user/lib/libfoo.so", "libfoo.so.2.0");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    assert!(
+        text.lines()
+            .any(|l| l == "/user/lib/libfoo.so: libfoo.so.1.0 -> libfoo.so.2.0"),
+        "{text}"
+    );
+    assert_eq!(read(), Path::new("libfoo.so.2.0"));
+    btrfs_check(&image, "the relink by subvolume");
+    let undo_file = text
+        .lines()
+        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+        .expect("an undo line")
+        .to_string();
+    undo(&undo_file);
+    assert_eq!(read(), Path::new("libfoo.so.1.0"));
+    btrfs_check(&image, "the second undo");
+    // The root's link, in the default subvolume, keeps its paths.
+    assert_eq!(
+        btrfs_readlink_in(&image, "root", "/lib64/libc.so.6"),
+        Path::new("libc-2.12.so")
+    );
+    assert_eq!(loops_of(&image), "");
+}

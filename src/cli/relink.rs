@@ -121,29 +121,38 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
     let root = sel.volume;
     // In the whole guest (no --volume): the volume the link lies on, the
     // link's path inside it, and the guest's tree for the checks.
-    let (id, link, view) = if sel.guest {
+    let (id, subvolume, link, view) = if sel.guest {
         let opts = vmrescue::fs::FsOptions::default();
         let ns = Namespace::build(&layout, root, &|v| engines.open_fs(&layout, v, &opts));
         let fs = ns.fs();
         let seen = vmrescue::fs::path::resolve(&*fs, link.as_bytes(), false)?.path;
-        let (id, inner) = ns.locate(&seen)?;
-        (id, inner, Some(GuestView { fs, link: seen }))
+        let (id, outside, inner) = ns.locate_in_subvolume(&seen)?;
+        (
+            id,
+            outside.map(|o| o.id),
+            inner,
+            Some(GuestView { fs, link: seen }),
+        )
     } else if let Some(sub) = sel.subvolume {
         // A subvolume's path as the volume shows it (from its default
-        // subvolume), where both appliers find it.
+        // subvolume), where both appliers find it; a subvolume outside the
+        // default one by its own path (the kernel engine mounts it).
         let subs = layout
             .subvolumes
             .iter()
             .find(|(v, _)| *v == root)
             .map(|(_, s)| s.as_slice())
             .unwrap_or_default();
-        let prefix = vmrescue::fs::rooted::path_from_default(subs, sub)
-            .map_err(vmrescue::Error::Unsupported)?;
-        let inner = vmrescue::fs::path::components(link.as_bytes())
-            .fold(prefix, |acc, c| vmrescue::fs::path::join(&acc, c));
-        (root, inner, None)
+        let join = |prefix: Vec<u8>| {
+            vmrescue::fs::path::components(link.as_bytes())
+                .fold(prefix, |acc, c| vmrescue::fs::path::join(&acc, c))
+        };
+        match vmrescue::fs::rooted::path_from_default(subs, sub) {
+            Ok(prefix) => (root, None, join(prefix), None),
+            Err(_) => (root, Some(sub), join(b"/".to_vec()), None),
+        }
     } else {
-        (root, link.as_bytes().to_vec(), None)
+        (root, None, link.as_bytes().to_vec(), None)
     };
     let decision = engines.decide(&layout, id);
     if args.source.engine == EngineChoice::Kernel && decision.engine != Some(Engine::Kernel) {
@@ -155,6 +164,7 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
     let at = Spot {
         layout: &layout,
         id,
+        subvolume,
         link: &link,
         view: view.as_ref(),
     };
@@ -171,6 +181,8 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
 struct Spot<'a> {
     layout: &'a Layout,
     id: VolumeId,
+    /// The btrfs subvolume `link` starts in, outside the default one.
+    subvolume: Option<u64>,
     link: &'a [u8],
     view: Option<&'a GuestView>,
 }
@@ -190,12 +202,16 @@ fn relink(
         now: None,
     };
     let to = args.to.as_ref().map(|t| t.as_bytes().to_vec());
-    let plan = match at.view {
-        Some(view) => {
-            relink::plan_in_guest(writer, layout, id, at.link, view, to.as_deref(), &opts)?
-        }
-        None => relink::plan_with(writer, layout, id, at.link, to.as_deref(), &opts)?,
-    };
+    let plan = relink::plan_in_subvolume(
+        writer,
+        layout,
+        id,
+        at.subvolume,
+        at.link,
+        at.view,
+        to.as_deref(),
+        &opts,
+    )?;
     let out = std::io::stdout();
     let mut out = out.lock();
     for line in relink::render(&plan, undo_dir) {

@@ -273,6 +273,19 @@ impl Namespace {
     /// writes and what `--volume` would show. An error for a path on a
     /// virtual, missing or unreadable mount.
     pub fn locate(&self, guest_path: &[u8]) -> Result<(VolumeId, Vec<u8>)> {
+        match self.locate_in_subvolume(guest_path)? {
+            (v, None, inner) => Ok((v, inner)),
+            (_, Some(Outside { why, .. }), _) => Err(Error::Unsupported(why)),
+        }
+    }
+
+    /// [`Namespace::locate`], and for a path in a btrfs subvolume that is
+    /// not below the volume's default subvolume (whose paths cannot name
+    /// it), that subvolume and the path inside it instead.
+    pub fn locate_in_subvolume(
+        &self,
+        guest_path: &[u8],
+    ) -> Result<(VolumeId, Option<Outside>, Vec<u8>)> {
         let fs = &*self.fs;
         let resolved = path::resolve(fs, guest_path, false)?;
         let mut node = fs.root();
@@ -297,18 +310,25 @@ impl Namespace {
             // Paths inside a volume start at its default subvolume: a
             // mount of another one is found below it, or not at all.
             Some(v) if l.subvolume.is_some() => {
-                let prefix = subvolume_prefix(&*l.fs, l.root).map_err(|why| {
-                    Error::Unsupported(format!(
+                let (id, prefix) = subvolume_prefix(&*l.fs, l.root);
+                let why = |why: String| {
+                    format!(
                         "{} lies on btrfs {} of {}: {why}",
                         escape(&resolved.path),
                         l.subvolume.as_deref().unwrap_or_default(),
                         l.name
-                    ))
-                })?;
-                let rest = components(&inner).fold(prefix, |acc, c| path::join(&acc, c));
-                Ok((v, rest))
+                    )
+                };
+                match (id, prefix) {
+                    (_, Ok(prefix)) => {
+                        let rest = components(&inner).fold(prefix, |acc, c| path::join(&acc, c));
+                        Ok((v, None, rest))
+                    }
+                    (Some(id), Err(w)) => Ok((v, Some(Outside { id, why: why(w) }), inner)),
+                    (None, Err(w)) => Err(Error::Unsupported(why(w))),
+                }
             }
-            Some(v) => Ok((v, inner)),
+            Some(v) => Ok((v, None, inner)),
             None => {
                 let m = self.mounts.get(l.mount);
                 Err(Error::Invalid(format!(
@@ -564,15 +584,37 @@ fn subvolume(
 /// default subvolume (what a volume's paths start at: `/root` for
 /// subvolume `root` when the default is the top level); the reason when it
 /// is not below the default one.
-fn subvolume_prefix(fs: &dyn FsView, root: NodeId) -> std::result::Result<Vec<u8>, String> {
-    let subs = fs
-        .subvolumes()
-        .ok_or("this view of the volume does not list its subvolumes")?;
-    let this = subs
+/// Also the subvolume's id, when it is known.
+fn subvolume_prefix(
+    fs: &dyn FsView,
+    root: NodeId,
+) -> (Option<u64>, std::result::Result<Vec<u8>, String>) {
+    let Some(subs) = fs.subvolumes() else {
+        return (
+            None,
+            Err("this view of the volume does not list its subvolumes".into()),
+        );
+    };
+    let Some(this) = subs
         .iter()
         .find(|s| matches!(fs.subvolume_root(&SubvolSpec::Id(s.id)), Ok(Some(n)) if n == root))
-        .ok_or("the mount's root is no subvolume's root")?;
-    crate::fs::rooted::path_from_default(&subs, this.id)
+    else {
+        return (None, Err("the mount's root is no subvolume's root".into()));
+    };
+    (
+        Some(this.id),
+        crate::fs::rooted::path_from_default(&subs, this.id),
+    )
+}
+
+/// A btrfs subvolume outside its volume's default subvolume, which the
+/// volume's own paths cannot name ([`Namespace::locate_in_subvolume`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outside {
+    /// Its id.
+    pub id: u64,
+    /// Why the volume's paths cannot name it (what [`Namespace::locate`] says).
+    pub why: String,
 }
 
 /// Most top-level entries of a volume tried for the root's subvolume.

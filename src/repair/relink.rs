@@ -178,8 +178,13 @@ pub struct Plan {
     /// `ext2`, `ext3`, `ext4`, `xfs` (others through the kernel engine).
     pub fs_type: String,
     /// The link's absolute path inside its volume (in the guest's tree too
-    /// when the volume is the guest root).
+    /// when the volume is the guest root), or inside btrfs subvolume
+    /// [`Plan::subvolume`].
     pub link: Vec<u8>,
+    /// The btrfs subvolume (id) [`Plan::link`] starts in, when it lies
+    /// outside the volume's default subvolume (written through the kernel
+    /// engine's read-write mount of that subvolume).
+    pub subvolume: Option<u64>,
     /// Its inode (in place; 0 through the kernel engine).
     pub ino: u64,
     /// How it stores its target (in place; the kernel decides otherwise).
@@ -273,7 +278,7 @@ pub fn plan_with(
     target: Option<&[u8]>,
     opts: &Options,
 ) -> Result<Plan> {
-    plan_seen(writer, layout, id, link, None, target, opts)
+    plan_seen(writer, layout, id, None, link, None, target, opts)
 }
 
 /// The guest as it boots (`crate::guest::Namespace::fs`) and the link's
@@ -308,13 +313,35 @@ pub fn plan_in_guest(
     target: Option<&[u8]>,
     opts: &Options,
 ) -> Result<Plan> {
-    plan_seen(writer, layout, id, link, Some(view), target, opts)
+    plan_seen(writer, layout, id, None, link, Some(view), target, opts)
 }
 
+/// [`plan_with`] (without `view`) or [`plan_in_guest`] (with it) for a link
+/// whose path `link` starts in btrfs subvolume `subvolume` of volume `id`
+/// (`None`: the volume's default subvolume, as for those two): a subvolume
+/// outside the default one (openSUSE's `@home` when the default is a
+/// snapshot of `@`), which only the kernel engine's read-write mount of that
+/// subvolume reaches.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_in_subvolume(
+    writer: &Writer,
+    layout: &Layout,
+    id: VolumeId,
+    subvolume: Option<u64>,
+    link: &[u8],
+    view: Option<&GuestView>,
+    target: Option<&[u8]>,
+    opts: &Options,
+) -> Result<Plan> {
+    plan_seen(writer, layout, id, subvolume, link, view, target, opts)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn plan_seen(
     writer: &Writer,
     layout: &Layout,
     id: VolumeId,
+    subvolume: Option<u64>,
     link: &[u8],
     view: Option<&GuestView>,
     target: Option<&[u8]>,
@@ -324,6 +351,13 @@ fn plan_seen(
     let (fs, on_disk, mut blockers): (Arc<dyn FsView>, Option<OnDisk>, Vec<String>) = match writer {
         Writer::InPlace => {
             refuse_in_place(layout, id)?;
+            if let Some(sub) = subvolume {
+                return Err(Error::Refused(format!(
+                    "{}: btrfs subvolume {sub} is written through the kernel engine only \
+                     ({KERNEL_ENGINE})",
+                    volume.name
+                )));
+            }
             // The on-disk state: a journal that needs recovery (a dirty
             // log) is a blocker, and replayed blocks must never be taken for
             // what is on the disk.
@@ -355,7 +389,12 @@ fn plan_seen(
                     busy.join("; ")
                 )));
             }
-            (session.open_fs(layout, id)?, None, Vec::new())
+            let fs = session.open_fs(layout, id)?;
+            let fs = match subvolume {
+                Some(sub) => crate::fs::rooted::subvolume_view(fs, sub)?,
+                None => fs,
+            };
+            (fs, None, Vec::new())
         }
     };
 
@@ -395,9 +434,13 @@ fn plan_seen(
 
     let mut plan = Plan {
         applier: writer.applier(),
-        volume: volume.name.clone(),
+        volume: match subvolume {
+            Some(sub) => layout.subvolume_name(id, sub),
+            None => volume.name.clone(),
+        },
         fs_type: volume.content.kind.name().to_string(),
         link: r.path.clone(),
+        subvolume,
         ino: 0,
         storage: None,
         old_target: analysis.target.clone(),
@@ -630,6 +673,7 @@ pub fn apply_with(
                 session,
                 layout,
                 id,
+                plan.subvolume,
                 &plan.link,
                 &plan.old_target,
                 &plan.new_target,

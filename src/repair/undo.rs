@@ -71,6 +71,11 @@ pub enum UndoRecord {
         other_disks: Vec<PathBuf>,
         /// The volume (`vg/lv`).
         volume: String,
+        /// The btrfs subvolume (id) the path starts in, when the link lies
+        /// in one outside the volume's default subvolume (`None`: the
+        /// path starts at the default subvolume).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subvolume: Option<u64>,
         /// The link's guest path, hex-encoded bytes.
         path_hex: String,
         /// The target before, hex-encoded bytes.

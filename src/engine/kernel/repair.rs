@@ -20,7 +20,7 @@ use super::Session;
 use crate::error::{Error, Result};
 use crate::fs::host::HostFs;
 use crate::fs::path;
-use crate::layers::{Layout, VolumeId};
+use crate::layers::{ContentKind, Layout, VolumeId};
 use crate::text::escape;
 
 /// Called with a link's canonical guest path and current target before it
@@ -58,7 +58,9 @@ pub fn check_not_in_use(layout: &Layout, id: VolumeId) -> Result<()> {
 }
 
 /// Replace symlink `link` (a guest path) on volume `id` so it points at
-/// `new_target`: read-write mount, a new symlink under a temporary name in
+/// `new_target`: read-write mount (of btrfs subvolume `subvolume` when
+/// given, `link` then being its path inside that subvolume; else of the
+/// volume's default subvolume), a new symlink under a temporary name in
 /// the same directory with the old one's owner, `renameat` over the old
 /// one, fsync of the directory, read back, unmount. Returns the old target.
 /// With `expect`, the link must point there now (an undo checks that the
@@ -66,10 +68,12 @@ pub fn check_not_in_use(layout: &Layout, id: VolumeId) -> Result<()> {
 /// `before` is called with the link's canonical guest path and its current
 /// target once they are known and before anything changes (to save the
 /// undo record first); an error from it stops the repair.
+#[allow(clippy::too_many_arguments)]
 pub fn replace_symlink(
     session: &Arc<Session>,
     layout: &Layout,
     id: VolumeId,
+    subvolume: Option<u64>,
     link: &[u8],
     new_target: &[u8],
     expect: Option<&[u8]>,
@@ -93,7 +97,19 @@ pub fn replace_symlink(
     let vol = layout.volume(id).name.clone();
     // Never have the same volume mapped twice: drop a read-only mapping first.
     let mut notes = session.release(&vol, false);
-    let dir = session.mount(layout, id, true)?;
+    // A read-write mount left from before would hold other options.
+    notes.extend(session.release(&vol, true));
+    let dir = match subvolume {
+        Some(sub) => {
+            if layout.volume(id).content.kind != ContentKind::Btrfs {
+                return Err(Error::Invalid(format!(
+                    "{vol} is no btrfs volume: it has no subvolume {sub}"
+                )));
+            }
+            session.mount_with(layout, id, true, &format!("subvolid={sub}"))?
+        }
+        None => session.mount(layout, id, true)?,
+    };
     let result = change_link(
         &dir,
         &parent,
@@ -120,10 +136,12 @@ pub fn replace_symlink(
 /// Returns the change and the undo file.
 ///
 /// [`UndoRecord::Symlink`]: crate::repair::undo::UndoRecord::Symlink
+#[allow(clippy::too_many_arguments)]
 pub fn replace_with_undo(
     session: &Arc<Session>,
     layout: &Layout,
     id: VolumeId,
+    subvolume: Option<u64>,
     link: &[u8],
     old_target: &[u8],
     new_target: &[u8],
@@ -148,6 +166,7 @@ pub fn replace_with_undo(
             image: image.clone(),
             other_disks: other_disks.clone(),
             volume: volume.clone(),
+            subvolume,
             path_hex: undo::hex(canonical),
             old_target_hex: undo::hex(old),
             new_target_hex: undo::hex(new_target),
@@ -155,7 +174,10 @@ pub fn replace_with_undo(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
             description: format!(
-                "{}: {} -> {} (kernel engine)",
+                "{}{}: {} -> {} (kernel engine)",
+                subvolume
+                    .map(|s| format!("btrfs subvolume {s}: "))
+                    .unwrap_or_default(),
                 escape(canonical),
                 escape(old),
                 escape(new_target)
@@ -168,6 +190,7 @@ pub fn replace_with_undo(
         session,
         layout,
         id,
+        subvolume,
         link,
         new_target,
         Some(old_target),
@@ -299,6 +322,7 @@ pub fn undo(record: &crate::repair::undo::UndoRecord) -> Result<String> {
         image,
         other_disks,
         volume,
+        subvolume,
         path_hex,
         old_target_hex,
         new_target_hex,
@@ -323,6 +347,7 @@ pub fn undo(record: &crate::repair::undo::UndoRecord) -> Result<String> {
         &session,
         &layout,
         id,
+        *subvolume,
         &link,
         &old,
         Some(&new),
