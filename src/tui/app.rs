@@ -1395,7 +1395,7 @@ impl App {
             return;
         };
         // The volume that holds the link, and the link's path on it.
-        let (volume, inner) = match self.locate(tree, &link) {
+        let (volume, subvolume, inner) = match self.locate(tree, &link) {
             Ok(found) => found,
             Err(e) => {
                 self.say_error(s::relink_failed(&super::format::safe(&e)));
@@ -1412,6 +1412,7 @@ impl App {
             req,
             &self.config.undo_dir,
         );
+        dialog.subvolume = subvolume;
         // In the guest's tree, every plan (a candidate chosen, a target
         // typed) judges its target in the whole guest.
         dialog.guest = tree.is_guest().then(|| GuestView {
@@ -1423,19 +1424,25 @@ impl App {
         self.effects.push(Effect::AnalyzeLink {
             req,
             volume,
+            subvolume,
             fs,
             link,
-            inner: tree.is_guest().then_some(inner),
+            // The path on the volume differs from the tree's in the guest's
+            // tree and in a subvolume's.
+            inner: (!matches!(tree, Tree::Volume(_))).then_some(inner),
             setup,
         });
     }
 
-    /// The volume that holds guest path `path` of `tree`, and the path on it
-    /// (the same path, for a volume's own tree).
-    fn locate(&self, tree: Tree, path: &[u8]) -> Result<(VolumeId, Vec<u8>), String> {
+    /// The volume that holds guest path `path` of `tree`, the btrfs
+    /// subvolume the path on it starts in when that is not the volume's
+    /// default one, and the path (the same path, for a volume's or a
+    /// subvolume's own tree).
+    fn locate(&self, tree: Tree, path: &[u8]) -> Result<(VolumeId, Option<u64>, Vec<u8>), String> {
         match tree {
-            Tree::Volume(v) => Ok((v, path.to_vec())),
-            // Paths inside the volume start at its default subvolume.
+            Tree::Volume(v) => Ok((v, None, path.to_vec())),
+            // Paths inside the volume start at its default subvolume; one
+            // outside it is written through a mount of that subvolume.
             Tree::Subvolume(v, id) => {
                 let subs = self
                     .layout
@@ -1444,13 +1451,21 @@ impl App {
                     .find(|(x, _)| *x == v)
                     .map(|(_, s)| s.as_slice())
                     .unwrap_or_default();
-                let prefix = crate::fs::rooted::path_from_default(subs, id)?;
-                let inner = crate::fs::path::components(path)
-                    .fold(prefix, |acc, c| crate::fs::path::join(&acc, c));
-                Ok((v, inner))
+                Ok(match crate::fs::rooted::path_from_default(subs, id) {
+                    Ok(prefix) => (
+                        v,
+                        None,
+                        crate::fs::path::components(path)
+                            .fold(prefix, |acc, c| crate::fs::path::join(&acc, c)),
+                    ),
+                    Err(_) => (v, Some(id), path.to_vec()),
+                })
             }
             Tree::Guest(_) => match self.namespace(tree) {
-                Some(ns) => ns.locate(path).map_err(|e| e.to_string()),
+                Some(ns) => ns
+                    .locate_in_subvolume(path)
+                    .map(|(v, outside, inner)| (v, outside.map(|o| o.id), inner))
+                    .map_err(|e| e.to_string()),
                 None => Err(s::OPEN_A_FILESYSTEM_FIRST.to_string()),
             },
         }

@@ -243,12 +243,16 @@ pub enum Effect {
         req: u64,
         /// The volume.
         volume: VolumeId,
+        /// The btrfs subvolume `inner` starts in, when it lies outside the
+        /// volume's default subvolume.
+        subvolume: Option<u64>,
         /// The open tree the link was found in.
         fs: Arc<dyn FsView>,
         /// The link's path in that tree (candidates are looked for there).
         link: Vec<u8>,
         /// The link's path on `volume` (what the plan writes) when the tree
-        /// is the guest's; `None` when the tree is the volume's own.
+        /// is the guest's or a subvolume's; `None` when the tree is the
+        /// volume's own.
         inner: Option<Vec<u8>>,
         /// Undo folder and options.
         setup: RelinkSetup,
@@ -259,6 +263,9 @@ pub enum Effect {
         req: u64,
         /// The volume.
         volume: VolumeId,
+        /// The btrfs subvolume `link` starts in, when it lies outside the
+        /// volume's default subvolume.
+        subvolume: Option<u64>,
         /// The link's path on the volume.
         link: Vec<u8>,
         /// In the guest's tree: the tree and the link's path in it, where

@@ -52,26 +52,24 @@ impl Jobs {
     /// Plan pointing `link` at `target` with the volume's writer.
     fn plan(
         &self,
-        volume: VolumeId,
+        (volume, subvolume): (VolumeId, Option<u64>),
         link: &[u8],
         target: &[u8],
         guest: Option<&GuestView>,
         setup: &RelinkSetup,
     ) -> Result<Box<relink::Plan>, String> {
         self.writer(volume)
-            .and_then(|w| match guest {
-                Some(view) => relink::plan_in_guest(
+            .and_then(|w| {
+                relink::plan_in_subvolume(
                     &w,
                     &self.layout,
                     volume,
+                    subvolume,
                     link,
-                    view,
+                    guest,
                     Some(target),
                     &setup.options,
-                ),
-                None => {
-                    relink::plan_with(&w, &self.layout, volume, link, Some(target), &setup.options)
-                }
+                )
             })
             .map(Box::new)
             .map_err(|e| e.to_string())
@@ -115,19 +113,28 @@ impl Jobs {
             Effect::AnalyzeLink {
                 req,
                 volume,
+                subvolume,
                 fs,
                 link,
                 inner,
                 setup,
-            } => self.analyze_link(req, (volume, inner), &fs, &link, &setup, emit),
+            } => self.analyze_link(req, (volume, subvolume, inner), &fs, &link, &setup, emit),
             Effect::PlanRelink {
                 req,
                 volume,
+                subvolume,
                 link,
                 guest,
                 target,
                 setup,
-            } => self.plan_relink(req, (volume, guest), &link, &target, &setup, emit),
+            } => self.plan_relink(
+                req,
+                (volume, subvolume, guest),
+                &link,
+                &target,
+                &setup,
+                emit,
+            ),
             Effect::ApplyRelink {
                 volume,
                 plan,
@@ -269,7 +276,7 @@ impl Jobs {
     fn analyze_link(
         &self,
         req: u64,
-        (volume, inner): (VolumeId, Option<Vec<u8>>),
+        (volume, subvolume, inner): (VolumeId, Option<u64>, Option<Vec<u8>>),
         fs: &Arc<dyn FsView>,
         link: &[u8],
         setup: &RelinkSetup,
@@ -288,9 +295,9 @@ impl Jobs {
                                 fs: Arc::clone(fs),
                                 link: a.link.clone(),
                             };
-                            self.plan(volume, inner, &c.target, Some(&view), setup)
+                            self.plan((volume, subvolume), inner, &c.target, Some(&view), setup)
                         }
-                        None => self.plan(volume, &a.link, &c.target, None, setup),
+                        None => self.plan((volume, subvolume), &a.link, &c.target, None, setup),
                     });
                     (Ok(Box::new(a)), plan)
                 }
@@ -327,14 +334,14 @@ impl Jobs {
     fn plan_relink(
         &self,
         req: u64,
-        (volume, guest): (VolumeId, Option<GuestView>),
+        (volume, subvolume, guest): (VolumeId, Option<u64>, Option<GuestView>),
         link: &[u8],
         target: &[u8],
         setup: &RelinkSetup,
         emit: &mut dyn FnMut(JobResult),
     ) {
         let result = catch_unwind(AssertUnwindSafe(|| {
-            self.plan(volume, link, target, guest.as_ref(), setup)
+            self.plan((volume, subvolume), link, target, guest.as_ref(), setup)
         }))
         .unwrap_or_else(|_| Err(panic_message()));
         emit(JobResult::RelinkPlanned { req, result });

@@ -34,6 +34,9 @@ pub struct CandidateRow {
 pub struct RestoreDialog {
     /// The volume holding the link.
     pub volume: VolumeId,
+    /// The btrfs subvolume [`RestoreDialog::link`] starts in, when it lies
+    /// outside the volume's default subvolume.
+    pub subvolume: Option<u64>,
     /// The link's guest path, as stored.
     pub link: Vec<u8>,
     /// The link's guest path, escaped.
@@ -96,6 +99,7 @@ impl RestoreDialog {
     ) -> RestoreDialog {
         RestoreDialog {
             volume,
+            subvolume: None,
             path: escape(shown),
             link,
             target,
@@ -249,6 +253,7 @@ impl RestoreDialog {
         ctx.effects.push(Effect::PlanRelink {
             req,
             volume: self.volume,
+            subvolume: self.subvolume,
             link: self.link.clone(),
             guest: self.guest.clone(),
             target,
