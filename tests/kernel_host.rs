@@ -958,3 +958,63 @@ fn relink_in_a_btrfs_subvolume_outside_the_default_one_and_undo() {
     );
     assert_eq!(loops_of(&image), "");
 }
+
+/// The kernel engine on a multi-device btrfs
+/// (`tests/fixtures/make/btrfs-multi.sh`: raid1 over two images, raid5
+/// over three): each other member gets its own read-only loop device,
+/// named to the kernel with `device=`; every file copied out through the
+/// kernel's mount has the SHA-256 the kernel gave when the fixture was
+/// made, as through the userspace engine; no loop device is left.
+#[test]
+fn the_kernel_engine_mounts_a_multi_device_btrfs() {
+    common::require_root("mounts btrfs loop devices");
+    let _g = serial();
+    for (case, n) in [("raid1", 2), ("raid5", 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let images: Vec<PathBuf> = (1..=n)
+            .map(|i| common::fixture_copy(&format!("btrfs-{case}-{i}"), dir.path()))
+            .collect();
+        let sums = common::report(&format!("btrfs-{case}.sha256"));
+        assert!(sums.lines().count() > 3, "{case}: {sums}");
+        for engine in ["kernel", "userspace"] {
+            let dest = dir.path().join(engine);
+            std::fs::create_dir(&dest).unwrap();
+            let mut c = Command::new(bin());
+            c.env(NO_DM_ENV, "1")
+                .args(["cp", "--engine", engine, "--volume", "disk0"]);
+            for other in &images[1..] {
+                c.arg("--disk").arg(other);
+            }
+            let out = c.arg(&images[0]).arg("/.").arg(&dest).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{case} {engine}: {}{err}",
+                String::from_utf8_lossy(&out.stdout),
+            );
+            if engine == "kernel" {
+                let others: Vec<String> = (1..n).map(|i| format!("disk{i}")).collect();
+                assert!(
+                    err.contains(&format!(
+                        "btrfs over several devices: disk0 mounted with {} (device=)",
+                        others.join(", ")
+                    )),
+                    "{case}: {err}"
+                );
+            }
+            for line in sums.lines() {
+                let (sum, path) = line.split_once("  ").unwrap();
+                let got = std::fs::read(dest.join(path.trim_start_matches("./"))).unwrap();
+                use sha2::Digest;
+                let hex: String = sha2::Sha256::digest(&got)
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect();
+                assert_eq!(hex, sum, "{case} {engine} {path}");
+            }
+        }
+        for image in &images {
+            assert_eq!(loops_of(image), "", "{case}");
+        }
+    }
+}

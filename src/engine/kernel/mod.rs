@@ -110,6 +110,33 @@ pub fn needs_dm(layout: &Layout, id: VolumeId) -> Option<String> {
     })
 }
 
+/// The other devices of the multi-device btrfs on volume `id`: its
+/// siblings ([`crate::engine::userspace::btrfs_siblings`], same-disk ones
+/// first), one per btrfs device id (a copy of a device, a cloned disk, is
+/// left out: the kernel must see each device once), none with `id`'s own
+/// device id and none whose superblock cannot be read.
+fn btrfs_members(layout: &Layout, id: VolumeId) -> Vec<VolumeId> {
+    let devid = |v: VolumeId| {
+        crate::fs::btrfs::sb::read(&*layout.open_volume(v))
+            .ok()
+            .map(|(sb, _)| sb.devid)
+    };
+    let Some(own) = devid(id) else {
+        return Vec::new();
+    };
+    let mut seen = vec![own];
+    let mut out = Vec::new();
+    for sib in crate::engine::userspace::btrfs_siblings(layout, id) {
+        if let Some(d) = devid(sib)
+            && !seen.contains(&d)
+        {
+            seen.push(d);
+            out.push(sib);
+        }
+    }
+    out
+}
+
 /// Refuse a volume that starts with an LVM label (a PV nested inside it):
 /// a device over it would show that PV to the host's LVM.
 fn check_no_pv_label(layout: &Layout, id: VolumeId) -> Result<()> {
@@ -318,8 +345,11 @@ struct Mapped {
     mount: Option<(PathBuf, Object, Object)>,
     /// The views opened on the mount: closed before it is unmounted.
     views: Vec<Weak<mounted::MountedFs>>,
-    /// The disks (and modes) this mapping holds.
+    /// The disks (and modes) this mapping holds (its members' too).
     disks: Vec<(DiskId, bool)>,
+    /// The other devices of a multi-device btrfs, mapped for the mount
+    /// (`device=`) and torn down after it, newest first.
+    members: Vec<Mapped>,
 }
 
 #[derive(Debug, Default)]
@@ -669,6 +699,7 @@ impl Session {
             mount: None,
             views: Vec::new(),
             disks: disks.iter().map(|d| (*d, writable)).collect(),
+            members: Vec::new(),
         };
         inner.mapped.push(m);
         Self::ensure_node(inner, &node, device.dev)?;
@@ -745,6 +776,7 @@ impl Session {
             mount: None,
             views: Vec::new(),
             disks,
+            members: Vec::new(),
         });
         Ok(device)
     }
@@ -781,6 +813,30 @@ impl Session {
             )));
         }
         let device = self.map_locked(&mut inner, layout, id, writable)?;
+        // A multi-device btrfs: each other member its own device, named
+        // to the kernel with `device=` (it scans no devices by itself here).
+        let members = match self.map_members(&mut inner, layout, id, writable) {
+            Ok(m) => m,
+            Err(e) => {
+                self.unmap_failed(&mut inner, &v.name, writable);
+                return Err(e);
+            }
+        };
+        let extra = if members.is_empty() {
+            extra.to_string()
+        } else {
+            let devices = std::iter::once(device.node())
+                .chain(members)
+                .map(|n| format!("device={}", n.display()))
+                .collect::<Vec<_>>()
+                .join(",");
+            if extra.is_empty() {
+                devices
+            } else {
+                format!("{extra},{devices}")
+            }
+        };
+        let extra = extra.as_str();
         let suffix = if writable { "-rw" } else { "" };
         let dir = self.dir.join(format!("{}{suffix}", dm::sanitise(&v.name)));
         let dir_obj = Object::Dir { path: dir.clone() };
@@ -800,18 +856,7 @@ impl Session {
             let _ = std::fs::remove_dir(&dir);
             let _ = Self::forget(&mut inner, &dir_obj);
             // Nothing stays mapped for a volume the kernel would not mount.
-            if let Some(i) = inner
-                .mapped
-                .iter()
-                .position(|m| m.volume == v.name && m.writable == writable)
-            {
-                let m = inner.mapped.remove(i);
-                let mut problems = Vec::new();
-                if let Some(m) = Self::undo_mapped(&mut inner, m, &mut problems) {
-                    inner.mapped.push(m);
-                }
-                Self::release_unused(&mut inner, &mut problems);
-            }
+            self.unmap_failed(&mut inner, &v.name, writable);
             return Err(match e {
                 Error::Refused(d) => Error::Refused(format!("{}: {d}", v.name)),
                 other => other,
@@ -827,6 +872,76 @@ impl Session {
         Ok(dir)
     }
 
+    /// Unmap volume `name` (mode `writable`) and its members after a failed mount.
+    fn unmap_failed(&self, inner: &mut Inner, name: &str, writable: bool) {
+        if let Some(i) = inner
+            .mapped
+            .iter()
+            .position(|m| m.volume == name && m.writable == writable)
+        {
+            let m = inner.mapped.remove(i);
+            let mut problems = Vec::new();
+            if let Some(m) = Self::undo_mapped(inner, m, &mut problems) {
+                inner.mapped.push(m);
+            }
+            Self::release_unused(inner, &mut problems);
+        }
+    }
+
+    /// The other member volumes of the multi-device btrfs on volume `id`
+    /// ([`crate::engine::userspace::btrfs_siblings`], one per device id as
+    /// our reader matched them), each mapped (read-only unless `writable`)
+    /// and kept with `id`'s mapping, which tears them down after its own
+    /// device. Returns their `/dev` nodes.
+    fn map_members(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        id: VolumeId,
+        writable: bool,
+    ) -> Result<Vec<PathBuf>> {
+        let v = layout.volume(id);
+        if v.content.kind != ContentKind::Btrfs {
+            return Ok(Vec::new());
+        }
+        let members = btrfs_members(layout, id);
+        let mut nodes = Vec::new();
+        for sib in members {
+            let name = layout.volume(sib).name.clone();
+            // Mapped already by itself (opened on its own): shared, not owned.
+            if let Some(m) = inner
+                .mapped
+                .iter()
+                .find(|m| m.volume == name && m.writable == writable)
+            {
+                nodes.push(m.device.node());
+                continue;
+            }
+            let device = self.map_locked(inner, layout, sib, writable)?;
+            nodes.push(device.node());
+            let Some(i) = inner
+                .mapped
+                .iter()
+                .position(|m| m.volume == name && m.writable == writable)
+            else {
+                continue;
+            };
+            let member = inner.mapped.remove(i);
+            match inner
+                .mapped
+                .iter_mut()
+                .find(|m| m.volume == v.name && m.writable == writable)
+            {
+                Some(main) => {
+                    main.disks.extend(member.disks.iter().copied());
+                    main.members.push(member);
+                }
+                None => inner.mapped.push(member),
+            }
+        }
+        Ok(nodes)
+    }
+
     /// Open volume `id`'s filesystem through a read-only kernel mount.
     pub fn open_fs(self: &Arc<Self>, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>> {
         let v = layout.volume(id);
@@ -834,7 +949,18 @@ impl Session {
         // reads the volume): then its top level is mounted, shown from the
         // default subvolume, and `subvol=` finds the others in it.
         let subvols = (v.content.kind == ContentKind::Btrfs)
-            .then(|| crate::fs::btrfs::Btrfs::open(layout.open_volume(id)).ok())
+            .then(|| {
+                let others: Vec<_> = crate::engine::userspace::btrfs_siblings(layout, id)
+                    .into_iter()
+                    .map(|s| layout.open_volume(s))
+                    .collect();
+                crate::fs::btrfs::Btrfs::open_devices(
+                    layout.open_volume(id),
+                    &others,
+                    &crate::fs::FsOptions::default(),
+                )
+                .ok()
+            })
             .flatten()
             .map(|b| b.subvolumes());
         let extra = if subvols.is_some() { TOP_LEVEL } else { "" };
@@ -852,6 +978,19 @@ impl Session {
             if data.is_empty() { "" } else { ", " },
             data
         )];
+        if v.content.kind == ContentKind::Btrfs {
+            let members: Vec<String> = btrfs_members(layout, id)
+                .into_iter()
+                .map(|m| layout.volume(m).name.clone())
+                .collect();
+            if !members.is_empty() {
+                notes.push(format!(
+                    "btrfs over several devices: {} mounted with {} (device=)",
+                    v.name,
+                    members.join(", ")
+                ));
+            }
+        }
         if v.content.kind == ContentKind::Xfs
             && data.contains("norecovery")
             && crate::fs::xfs::has_dirty_log(layout.open_volume(id))
@@ -933,7 +1072,29 @@ impl Session {
     }
 
     /// Unmount and remove one mapping; returns it back when it could not be removed.
+    /// Its members (a multi-device btrfs) go after it, newest first.
     fn undo_mapped(inner: &mut Inner, mut m: Mapped, problems: &mut Vec<String>) -> Option<Mapped> {
+        let mut members = std::mem::take(&mut m.members);
+        if let Some(mut left) = Self::undo_mapped_one(inner, m, problems) {
+            left.members = members;
+            return Some(left);
+        }
+        let mut kept = Vec::new();
+        while let Some(member) = members.pop() {
+            if let Some(k) = Self::undo_mapped(inner, member, problems) {
+                kept.push(k);
+            }
+        }
+        // What could not be removed stays on the session's list.
+        inner.mapped.extend(kept);
+        None
+    }
+
+    fn undo_mapped_one(
+        inner: &mut Inner,
+        mut m: Mapped,
+        problems: &mut Vec<String>,
+    ) -> Option<Mapped> {
         // Views still held (by the interface, a job, a command's variables)
         // would keep the mount busy: their descriptors go first.
         for view in m.views.drain(..).filter_map(|w| w.upgrade()) {
