@@ -173,6 +173,9 @@ fn counter(n: u64) -> usize {
 }
 
 fn zstd(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
+    if let Some(out) = zstd_whole(input, out_len) {
+        return Ok(out);
+    }
     let structure = || Compression::Zstd.structure();
     let err = |e: std::io::Error| Error::corrupt(structure(), 0, format!("bad zstd frame: {e}"));
     let mut d = zstd::stream::read::Decoder::with_buffer(input)
@@ -182,6 +185,56 @@ fn zstd(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(out_len);
     d.take(out_len as u64).read_to_end(&mut out).map_err(err)?;
     Ok(out)
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reused from extent to
+    /// extent (making one costs more than decompressing a small extent).
+    static ZSTD_DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The fast path: the frame (padding after it cut off) decompressed in one
+/// call into a buffer of `out_len` bytes with a reused context. `None`
+/// when that does not work out (a corrupt frame, one larger than
+/// `out_len`, a window over btrfs's limit): the streaming path then
+/// decides, and words any error.
+fn zstd_whole(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let frame_len = zstd::zstd_safe::find_frame_compressed_size(input).ok()?;
+    let frame = input.get(..frame_len)?;
+    if !zstd_window_fits(frame) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(out_len);
+    ZSTD_DCTX.with(|cell| {
+        let mut cell = cell.try_borrow_mut().ok()?;
+        let dctx = match &mut *cell {
+            Some(d) => d,
+            slot => slot.insert(zstd::zstd_safe::DCtx::try_create()?),
+        };
+        // A frame that failed leaves the context mid-way: reset it.
+        let _ = dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
+        dctx.decompress(&mut out, frame).ok()
+    })?;
+    Some(out)
+}
+
+/// Whether the zstd frame header announces a window of at most 2^17
+/// bytes (a single-segment frame's window is its content, which the
+/// output buffer bounds).
+fn zstd_window_fits(frame: &[u8]) -> bool {
+    match (frame.get(4), frame.get(5)) {
+        (Some(fhd), _) if fhd & 0x20 != 0 => true,
+        (Some(_), Some(&wd)) => {
+            let log = 10u32.saturating_add(u32::from(wd >> 3));
+            let Some(base) = 1u64.checked_shl(log) else {
+                return false;
+            };
+            let size = base.saturating_add((base / 8).saturating_mul(u64::from(wd & 7)));
+            size <= 1u64 << ZSTD_MAX_WINDOWLOG
+        }
+        _ => false,
+    }
 }
 
 /// Read a 4-byte little-endian LZO length at `at`.
@@ -344,10 +397,14 @@ fn lzo1x(src: &[u8], out: &mut Vec<u8>, room: usize) -> std::result::Result<(), 
                 format!("a {len}-byte match overruns the {room}-byte output"),
             ));
         }
+        // Copied in runs: what lies from `from` on repeats every `dist`
+        // bytes, so each run may take all that is already there.
         let from = out.len().saturating_sub(dist);
-        for i in 0..len {
-            let b = out.get(from.saturating_add(i)).copied().unwrap_or(0);
-            out.push(b);
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(out.len().saturating_sub(from));
+            out.extend_from_within(from..from.saturating_add(n));
+            left = left.saturating_sub(n);
         }
         Ok(())
     };
