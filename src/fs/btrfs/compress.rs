@@ -677,6 +677,44 @@ mod tests {
         }
     }
 
+    /// A frame without a content size: its header states the window.
+    fn zstd_frame(data: &[u8], window_log: u32) -> Vec<u8> {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.include_contentsize(false).unwrap();
+        e.window_log(window_log).unwrap();
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn zstd_window_is_btrfs_limit() {
+        let data: Vec<u8> = (0..MAX_EXTENT).map(|i| (i / 7 % 253) as u8).collect();
+        // Within btrfs's 128 KiB window: decompressed (padding ignored).
+        let mut ok = zstd_frame(&data, 17);
+        assert!(zstd_window_fits(&ok));
+        ok.extend_from_slice(&[0; 300]);
+        assert_eq!(
+            decompress(Compression::Zstd, &ok, MAX_EXTENT, 4096).unwrap(),
+            data
+        );
+        // A larger window than btrfs writes: refused, as the kernel does.
+        let big = zstd_frame(&data, 20);
+        assert!(!zstd_window_fits(&big));
+        let e = decompress(Compression::Zstd, &big, MAX_EXTENT, 4096).unwrap_err();
+        assert!(e.to_string().contains("zstd"), "{e}");
+        // The context is reused: a bad frame between good ones changes nothing.
+        assert!(decompress(Compression::Zstd, &ok[..ok.len() / 3], MAX_EXTENT, 4096).is_err());
+        assert_eq!(
+            decompress(Compression::Zstd, &ok, MAX_EXTENT, 4096).unwrap(),
+            data
+        );
+        // A frame holding more than the extent: its first bytes.
+        assert_eq!(
+            decompress(Compression::Zstd, &ok, 1000, 4096).unwrap(),
+            data[..1000]
+        );
+    }
+
     #[test]
     fn none_copies() {
         assert_eq!(
