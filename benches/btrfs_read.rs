@@ -469,7 +469,7 @@ impl Words {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
-            let w = if self.0 % 5 == 0 {
+            let w = if self.0.is_multiple_of(5) {
                 format!("{} ", self.0 >> 40)
             } else {
                 WORDS[(self.0 >> 20) as usize % WORDS.len()].to_string()
@@ -520,7 +520,7 @@ fn build_image(dir: &Path, image: &Path) {
     let tree = mnt.join("tree");
     for i in 0..TREE_FILES {
         let d = tree.join(format!("d{:03}", i / PER_DIR));
-        if i % PER_DIR == 0 {
+        if i.is_multiple_of(PER_DIR) {
             std::fs::create_dir_all(&d).expect("mkdir");
         }
         if i % 50 == 49 {
