@@ -845,10 +845,10 @@ impl Btrfs {
                     };
                     out_len = span.min(left).max(1) as usize;
                     let out = &mut buf[done..done + out_len];
-                    out.fill(0);
                     let s = usize::try_from(start).unwrap_or(usize::MAX).min(data.len());
                     let e = s.saturating_add(out_len).min(data.len());
                     out[..e - s].copy_from_slice(&data[s..e]);
+                    out[e - s..].fill(0);
                 }
             } else if x.kind == extent_type::PREALLOC || x.disk_bytenr == 0 {
                 out_len = (x.num_bytes - within).min(left).max(1) as usize;
