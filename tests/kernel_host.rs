@@ -659,10 +659,13 @@ fn btrfs_readlink(image: &Path, link: &str) -> PathBuf {
 }
 
 /// btrfs (`tests/fixtures/make/btrfs-relink.sh`, Fedora's layout: the
-/// guest's / is subvolume `root`): the userspace engine refuses to patch it
-/// (copy-on-write) and names the kernel engine; the kernel engine replaces
-/// the link inside the subvolume (a device number of its own, the same
-/// mount), `btrfs check` finds the filesystem clean, and undo puts it back.
+/// guest's / is subvolume `root`, the default subvolume the top level): the
+/// link is named by its guest path, which the namespace locates in the
+/// volume as `/root/lib64/libc.so.6`; the userspace engine refuses to patch
+/// it (copy-on-write) and names the kernel engine; the kernel engine
+/// replaces the link inside the subvolume (a device number of its own, the
+/// same mount), `btrfs check` finds the filesystem clean, and undo puts it
+/// back.
 #[test]
 fn relink_on_btrfs_goes_through_the_kernel_engine_into_a_subvolume() {
     common::require_root("mounts a btrfs loop device read-write");
@@ -676,7 +679,7 @@ fn relink_on_btrfs_goes_through_the_kernel_engine_into_a_subvolume() {
             .args(["relink", "--engine", engine, "--yes", "--undo-dir"])
             .arg(&undo_dir)
             .arg(&image)
-            .arg("/root/lib64/libc.so.6")
+            .arg("/lib64/libc.so.6")
             .output()
             .unwrap()
     };
@@ -736,5 +739,55 @@ fn relink_on_btrfs_goes_through_the_kernel_engine_into_a_subvolume() {
         Path::new("libc-2.12.so")
     );
     check("the undo");
+    assert_eq!(loops_of(&image), "");
+}
+
+/// The kernel engine on btrfs guests (no device-mapper: whole-disk images):
+/// the top level is mounted and shown from the default subvolume, so the
+/// guest's fstab `subvol=@home` and the root its boot loader's
+/// `rootflags=subvol=@` names are the kernel's own reads of those
+/// subvolumes (`tests/fixtures/make/btrfs-guest.sh`, sums by the kernel);
+/// `--volume VOLUME@SUBVOLUME` opens one; nothing is left mounted.
+#[test]
+fn the_kernel_engine_mounts_btrfs_subvolumes() {
+    common::require_root("mounts btrfs loop devices");
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy("btrfs-guest", dir.path());
+    let cmd = |args: &[&str]| {
+        let (verb, rest) = args.split_first().unwrap();
+        let out = Command::new(bin())
+            .env(NO_DM_ENV, "1")
+            .arg(verb)
+            .args(["--engine", "kernel"])
+            .args(rest)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let img = image.to_str().unwrap();
+    let text = String::from_utf8(cmd(&["ls", img, "/", "/home/user"])).unwrap();
+    assert!(text.contains("/:\nboot\netc\nhome\n"), "{text}");
+    assert!(text.contains("/home/user:\nbig.log\nnotes.txt\n"), "{text}");
+    let sums = common::report("btrfs-guest.sums");
+    for line in sums.lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        let got = cmd(&["cat", img, path]);
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(&got)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert_eq!(hex, sum, "{path}");
+    }
+    let text = String::from_utf8(cmd(&["ls", "--volume", "disk0@home", img, "/user"])).unwrap();
+    assert_eq!(text, "big.log\nnotes.txt\n");
+    let text = String::from_utf8(cmd(&["ls", "--volume", "disk0@/", img, "/"])).unwrap();
+    assert_eq!(text, "@\n@home\n@old\n");
     assert_eq!(loops_of(&image), "");
 }

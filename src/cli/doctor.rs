@@ -13,8 +13,8 @@ use super::{Target, exit, open_selection, report};
 pub(super) struct DoctorArgs {
     #[command(flatten)]
     target: Target,
-    /// Examine this volume alone (default: the guest as it boots, every
-    /// volume its fstab mounts).
+    /// Examine this volume (or btrfs subvolume, `p2@/@`) alone (default: the
+    /// guest as it boots, every volume its fstab mounts).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
     /// Show the on-disk state: do not replay the journal in memory.
@@ -44,8 +44,14 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     let options = FsOptions {
         no_journal: args.no_journal,
     };
-    let (fs, namespace) =
-        super::guest::open_guest_or_volume(&layout, id, !sel.guest, &engines, &options)?;
+    let (fs, namespace) = super::guest::open_guest_or_volume(
+        &layout,
+        id,
+        !sel.guest,
+        sel.subvolume,
+        &engines,
+        &options,
+    )?;
     let volume = &layout.volume(id).name;
     let ctx = doctor::Context::new(&*fs, namespace.as_ref(), Some(&layout));
     let found = doctor::examine(&ctx);

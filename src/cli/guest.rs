@@ -26,12 +26,14 @@ pub(super) struct GuestArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Read this volume alone, with its own paths (`p1`, `vg/lv`,
-    /// `/dev/vg/lv`, `UUID=...`). Default: the guest as it boots (its root
-    /// with the volumes its /etc/fstab mounts), else the only filesystem.
+    /// `/dev/vg/lv`, `UUID=...`), or one btrfs subvolume of it
+    /// (`p2@/@home`, `p2@home`, `p2@id=257`). Default: the guest as it boots
+    /// (its root with the volumes its /etc/fstab mounts), else the only
+    /// filesystem.
     #[arg(long, value_name = "V")]
     pub volume: Option<String>,
     /// Show the on-disk state: do not replay the filesystem journal (ext3/4
-    /// journal, XFS log) in memory.
+    /// journal, XFS log, btrfs log tree) in memory.
     #[arg(long)]
     pub no_journal: bool,
 }
@@ -122,7 +124,8 @@ impl GuestArgs {
             no_journal: self.no_journal,
         };
         let is_root = layout.volume(id).guest.os.is_some();
-        let (fs, namespace) = open_guest_or_volume(&layout, id, !sel.guest, &engines, &opts)?;
+        let (fs, namespace) =
+            open_guest_or_volume(&layout, id, !sel.guest, sel.subvolume, &engines, &opts)?;
         let name = namespace
             .is_none()
             .then(|| escape_str(&layout.volume(id).name));
@@ -138,7 +141,7 @@ impl GuestArgs {
         for p in &status.problems {
             report(&prefixed(name.as_deref(), &p.to_string()));
         }
-        let mounts = if namespace.is_none() && is_root {
+        let mounts = if namespace.is_none() && is_root && sel.subvolume.is_none() {
             layout
                 .volumes
                 .iter()
@@ -173,9 +176,14 @@ pub(super) fn open_guest_or_volume(
     layout: &Layout,
     id: VolumeId,
     named: bool,
+    subvolume: Option<u64>,
     engines: &Engines,
     opts: &FsOptions,
 ) -> Result<(Arc<dyn FsView>, Option<Namespace>), vmrescue::Error> {
+    if let Some(sub) = subvolume {
+        let fs = engines.open_fs(layout, id, opts)?;
+        return Ok((vmrescue::fs::rooted::subvolume_view(fs, sub)?, None));
+    }
     if named || layout.volume(id).guest.os.is_none() {
         return Ok((engines.open_fs(layout, id, opts)?, None));
     }

@@ -61,7 +61,8 @@ pub(crate) struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     target: Target,
-    /// The volume to open first in the browser (default: the guest root).
+    /// The volume (or btrfs subvolume, `p2@/@home`) to open first in the
+    /// browser (default: the guest root).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
 }
@@ -348,6 +349,7 @@ fn open_image_file(
         layout,
         id,
         volume.is_some(),
+        None,
         engines,
         &vmrescue::fs::FsOptions::default(),
     )?;
@@ -415,6 +417,12 @@ pub(crate) fn open_volume(
     engines: &Engines,
 ) -> Result<(Layout, vmrescue::layers::VolumeId), vmrescue::Error> {
     let (layout, sel) = open_selection(target, volume, engines)?;
+    if sel.subvolume.is_some() {
+        return Err(vmrescue::Error::Invalid(format!(
+            "--volume {}: this command works on a whole volume, not a btrfs subvolume",
+            volume.unwrap_or_default()
+        )));
+    }
     Ok((layout, sel.volume))
 }
 

@@ -25,8 +25,9 @@ use super::{SourceArgs, Target, exit, open_found_layout, report};
 pub(super) struct RelinkArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// The volume holding the link, the path being inside it (default: the
-    /// guest as it boots; the volume is found from the path).
+    /// The volume (or btrfs subvolume, `p2@/@`) holding the link, the path
+    /// being inside it (default: the guest as it boots; the volume is found
+    /// from the path).
     #[arg(long, value_name = "V")]
     volume: Option<String>,
     /// The new target, as the link will hold it (`libc-2.12.so`); default:
@@ -127,6 +128,20 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         let seen = vmrescue::fs::path::resolve(&*fs, link.as_bytes(), false)?.path;
         let (id, inner) = ns.locate(&seen)?;
         (id, inner, Some(GuestView { fs, link: seen }))
+    } else if let Some(sub) = sel.subvolume {
+        // A subvolume's path as the volume shows it (from its default
+        // subvolume), where both appliers find it.
+        let subs = layout
+            .subvolumes
+            .iter()
+            .find(|(v, _)| *v == root)
+            .map(|(_, s)| s.as_slice())
+            .unwrap_or_default();
+        let prefix = vmrescue::fs::rooted::path_from_default(subs, sub)
+            .map_err(vmrescue::Error::Unsupported)?;
+        let inner = vmrescue::fs::path::components(link.as_bytes())
+            .fold(prefix, |acc, c| vmrescue::fs::path::join(&acc, c));
+        (root, inner, None)
     } else {
         (root, link.as_bytes().to_vec(), None)
     };

@@ -62,6 +62,9 @@ pub struct Selection {
     pub volume: VolumeId,
     /// Whether the whole guest is meant (its namespace), not the volume alone.
     pub guest: bool,
+    /// The btrfs subvolume named (`--volume p2@home`), by id: the volume
+    /// alone, shown from that subvolume.
+    pub subvolume: Option<u64>,
 }
 
 /// What a command works on: with `--volume`, that volume alone, or, when it
@@ -72,13 +75,18 @@ pub fn select(layout: &Layout, spec: Option<&str>) -> Result<Selection> {
     let Some(spec) = spec else {
         let volume = select_volume(layout, None)?;
         let guest = layout.volume(volume).guest.os.is_some();
-        return Ok(Selection { volume, guest });
+        return Ok(Selection {
+            volume,
+            guest,
+            subvolume: None,
+        });
     };
-    let id = layout.find_volume(spec)?;
-    if layout.volume(id).is_filesystem() {
+    let (id, subvolume) = layout.find_volume_or_subvolume(spec)?;
+    if subvolume.is_some() || layout.volume(id).is_filesystem() {
         return Ok(Selection {
             volume: id,
             guest: false,
+            subvolume,
         });
     }
     // The guest roots on the disk this volume holds (directly, or through
@@ -113,15 +121,18 @@ pub fn select(layout: &Layout, spec: Option<&str>) -> Result<Selection> {
                     _ => id,
                 },
                 guest: false,
+                subvolume: None,
             })
         }
         [(_, one)] => Ok(Selection {
             volume: *one,
             guest: true,
+            subvolume: None,
         }),
         [(d0, one), (d1, _), ..] if d0 < d1 => Ok(Selection {
             volume: *one,
             guest: true,
+            subvolume: None,
         }),
         many => Err(Error::Invalid(format!(
             "{spec:?} holds more than one guest root: choose one with --volume ({})",
@@ -602,7 +613,8 @@ mod tests {
         assert!(super::userspace_reads(ContentKind::Ext3));
         assert!(super::userspace_reads(ContentKind::Xfs));
         assert!(super::userspace_reads(ContentKind::Btrfs));
-        assert!(!super::userspace_reads(ContentKind::Vfat));
+        assert!(super::userspace_reads(ContentKind::Vfat));
+        assert!(!super::userspace_reads(ContentKind::Ntfs));
         assert!(!super::userspace_reads(ContentKind::Jbd));
         assert!(super::kernel::mountable(ContentKind::Ntfs));
         assert!(!super::kernel::mountable(ContentKind::Swap));

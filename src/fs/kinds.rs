@@ -73,6 +73,14 @@ fn open_xfs(
     Ok(Arc::new(super::xfs::Xfs::open_with(src, opts)?))
 }
 
+fn open_fat(
+    src: Arc<dyn ReadAt>,
+    _opts: &FsOptions,
+    _journals: &[Arc<dyn ReadAt>],
+) -> Result<Arc<dyn FsView>> {
+    Ok(Arc::new(super::fat::Fat::open(src)?))
+}
+
 fn open_btrfs(
     src: Arc<dyn ReadAt>,
     opts: &FsOptions,
@@ -148,8 +156,9 @@ pub static KINDS: &[FsKind] = &[
     FsKind {
         name: "btrfs",
         reader: Some(open_btrfs),
-        // The log tree is never replayed, by either engine.
-        replays_journal: false,
+        // The log tree is replayed in memory by the userspace reader
+        // (`fs/btrfs/log.rs`); the kernel engine mounts with nologreplay.
+        replays_journal: true,
         mount: Some(Mount {
             fstype: "btrfs",
             ro_data: "rescue=nologreplay",
@@ -159,7 +168,20 @@ pub static KINDS: &[FsKind] = &[
         in_place_refusal: Some(BTRFS_COPY_ON_WRITE),
         relink_kernel: true,
     },
-    kernel_only("vfat", "vfat", "", true),
+    FsKind {
+        name: "vfat",
+        reader: Some(open_fat),
+        replays_journal: false,
+        mount: Some(Mount {
+            fstype: "vfat",
+            ro_data: "",
+            rw_data: "",
+        }),
+        // FAT has no symbolic links to repair.
+        relink_in_place: false,
+        in_place_refusal: Some("FAT has no symbolic links"),
+        relink_kernel: false,
+    },
     kernel_only("exfat", "exfat", "", true),
     kernel_only("ntfs", "ntfs3", "", true),
     // Read-only by design: no read-write mount for a repair.

@@ -12,6 +12,7 @@
 
 pub mod btrfs;
 pub mod ext;
+pub mod fat;
 pub mod host;
 pub mod kinds;
 pub mod mem;
@@ -334,6 +335,12 @@ pub trait FsView: Send + Sync {
     /// (`Ok(None)`: this filesystem has none).
     fn subvolume_root(&self, _spec: &SubvolSpec) -> Result<Option<NodeId>> {
         Ok(None)
+    }
+
+    /// Every subvolume, top level first, for filesystems that have them
+    /// (btrfs: read from the root tree's root items and references only).
+    fn subvolumes(&self) -> Option<Vec<btrfs::SubvolInfo>> {
+        None
     }
 }
 

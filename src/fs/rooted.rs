@@ -79,6 +79,59 @@ impl FsView for Rooted {
     fn subvolume_root(&self, spec: &SubvolSpec) -> Result<Option<NodeId>> {
         self.fs.subvolume_root(spec)
     }
+    fn subvolumes(&self) -> Option<Vec<super::btrfs::SubvolInfo>> {
+        self.fs.subvolumes()
+    }
+}
+
+/// `fs` shown from its subvolume `id` (what `--volume p2@home` names):
+/// `fs` itself when that is its root already; an error when `fs` has no
+/// subvolumes (a reader that does not know them) or not that one.
+pub fn subvolume_view(fs: Arc<dyn FsView>, id: u64) -> Result<Arc<dyn FsView>> {
+    match fs.subvolume_root(&SubvolSpec::Id(id))? {
+        Some(n) if n == fs.root() => Ok(fs),
+        Some(n) => Ok(Arc::new(Rooted::new(fs, n))),
+        None => Err(crate::error::Error::Unsupported(format!(
+            "subvolume {id}: this view of the volume has no subvolumes (the kernel engine \
+             shows its default subvolume only); use --engine userspace"
+        ))),
+    }
+}
+
+/// Where subvolume `id` is seen from the volume's default subvolume, where
+/// a volume's own paths start (`/root` for subvolume `root` when the
+/// default is the top level; `/` for the default itself); the reason when
+/// it is not below the default one.
+pub fn path_from_default(
+    subs: &[super::btrfs::SubvolInfo],
+    id: u64,
+) -> std::result::Result<Vec<u8>, String> {
+    let this = subs
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| format!("subvolume {id} is not among the volume's subvolumes"))?;
+    let default = subs
+        .iter()
+        .find(|s| s.default)
+        .ok_or("the volume's default subvolume is not among its subvolumes")?;
+    let parts =
+        |p: &[u8]| -> Vec<Vec<u8>> { super::path::components(p).map(<[u8]>::to_vec).collect() };
+    let (mine, base) = (parts(&this.path), parts(&default.path));
+    match mine.strip_prefix(base.as_slice()) {
+        Some(rest) => Ok(rest
+            .iter()
+            .fold(b"/".to_vec(), |acc, c| super::path::join(&acc, c))),
+        None => Err(format!(
+            "subvolume {} is not inside the volume's default subvolume {} (id {}), where its paths start",
+            crate::text::escape(&this.path),
+            if default.path.is_empty() {
+                "<top level>".to_string()
+            } else {
+                crate::text::escape(&default.path)
+            },
+            default.id
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +139,51 @@ mod tests {
     use super::*;
     use crate::fs::mem::MemFs;
     use crate::fs::path::resolve;
+
+    fn sub(id: u64, path: &[u8], default: bool) -> crate::fs::btrfs::SubvolInfo {
+        crate::fs::btrfs::SubvolInfo {
+            id,
+            parent_id: 5,
+            path: path.to_vec(),
+            uuid: [0; 16],
+            read_only: false,
+            snapshot_of: None,
+            default,
+            generation: 1,
+            otime: crate::fs::Timestamp::default(),
+        }
+    }
+
+    #[test]
+    fn subvolume_paths_start_at_the_default_subvolume() {
+        let top_default = [
+            sub(5, b"", true),
+            sub(256, b"root", false),
+            sub(258, b"root/var/lib/machines", false),
+        ];
+        assert_eq!(path_from_default(&top_default, 256).unwrap(), b"/root");
+        assert_eq!(
+            path_from_default(&top_default, 258).unwrap(),
+            b"/root/var/lib/machines"
+        );
+        assert_eq!(path_from_default(&top_default, 5).unwrap(), b"/");
+        let at_default = [
+            sub(5, b"", false),
+            sub(256, b"@", true),
+            sub(257, b"@home", false),
+            sub(259, b"@/nested", false),
+        ];
+        assert_eq!(path_from_default(&at_default, 259).unwrap(), b"/nested");
+        assert_eq!(path_from_default(&at_default, 256).unwrap(), b"/");
+        // Not below the default: `@home` is no prefix match of `@`.
+        let e = path_from_default(&at_default, 257).unwrap_err();
+        assert!(
+            e.contains("not inside the volume's default subvolume @ (id 256)"),
+            "{e}"
+        );
+        assert!(path_from_default(&at_default, 999).is_err());
+        assert!(path_from_default(&[sub(256, b"@", false)], 256).is_err());
+    }
 
     #[test]
     fn shows_the_other_root_and_shares_the_rest() {

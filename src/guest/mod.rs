@@ -20,6 +20,7 @@
 mod namespace;
 mod tree;
 
+pub(crate) use namespace::root_in_subvolume;
 pub use namespace::{Mount, MountState, Namespace};
 pub use tree::GuestFs;
 

@@ -294,14 +294,20 @@ impl Namespace {
             .get(layer)
             .ok_or_else(|| Error::NotFound(format!("{} in the guest", escape(&resolved.path))))?;
         match l.volume {
-            // Paths inside a volume start at its default tree: which that
-            // is for a btrfs volume the namespace cannot tell.
-            Some(_) if l.subvolume.is_some() => Err(Error::Unsupported(format!(
-                "{} lies on btrfs {} of {}: its path inside the volume depends on the volume's default subvolume",
-                escape(&resolved.path),
-                l.subvolume.as_deref().unwrap_or_default(),
-                l.name
-            ))),
+            // Paths inside a volume start at its default subvolume: a
+            // mount of another one is found below it, or not at all.
+            Some(v) if l.subvolume.is_some() => {
+                let prefix = subvolume_prefix(&*l.fs, l.root).map_err(|why| {
+                    Error::Unsupported(format!(
+                        "{} lies on btrfs {} of {}: {why}",
+                        escape(&resolved.path),
+                        l.subvolume.as_deref().unwrap_or_default(),
+                        l.name
+                    ))
+                })?;
+                let rest = components(&inner).fold(prefix, |acc, c| path::join(&acc, c));
+                Ok((v, rest))
+            }
             Some(v) => Ok((v, inner)),
             None => {
                 let m = self.mounts.get(l.mount);
@@ -553,6 +559,21 @@ fn subvolume(
     }
 }
 
+/// Where the subvolume whose root is `root` is seen from the volume's
+/// default subvolume (what a volume's paths start at: `/root` for
+/// subvolume `root` when the default is the top level); the reason when it
+/// is not below the default one.
+fn subvolume_prefix(fs: &dyn FsView, root: NodeId) -> std::result::Result<Vec<u8>, String> {
+    let subs = fs
+        .subvolumes()
+        .ok_or("this view of the volume does not list its subvolumes")?;
+    let this = subs
+        .iter()
+        .find(|s| matches!(fs.subvolume_root(&SubvolSpec::Id(s.id)), Ok(Some(n)) if n == root))
+        .ok_or("the mount's root is no subvolume's root")?;
+    crate::fs::rooted::path_from_default(&subs, this.id)
+}
+
 /// Most top-level entries of a volume tried for the root's subvolume.
 const MAX_ROOT_CANDIDATES: usize = 256;
 
@@ -595,32 +616,91 @@ fn root_subvolume(
             }
         };
     }
-    let Ok(top) = fs.read_dir(fs.root()) else {
-        return (fs, entries, None);
-    };
+    match root_in_subvolume(&fs) {
+        Some((view, why, sub)) => {
+            notes.push(why);
+            let found = fstab::read(&*view);
+            (view, found, Some(sub))
+        }
+        None => (fs, entries, None),
+    }
+}
+
+/// The subvolumes named by the `rootflags=` (`subvol=`, `subvolid=`) of
+/// the kernel command line in `cmdline`, if any.
+fn rootflags_specs(cmdline: &str) -> Vec<SubvolSpec> {
+    let mut out = Vec::new();
+    for (k, v) in crate::doctor::boot::kernel_params(cmdline) {
+        if k != "rootflags" {
+            continue;
+        }
+        // The last rootflags= wins, as the kernel reads it.
+        out.clear();
+        for opt in v.split(',') {
+            if let Some(p) = opt.strip_prefix("subvol=") {
+                out.push(SubvolSpec::Path(p.as_bytes().to_vec()));
+            } else if let Some(id) = opt.strip_prefix("subvolid=")
+                && let Ok(n) = id.parse::<u64>()
+            {
+                out.push(SubvolSpec::Id(n));
+            }
+        }
+    }
+    out
+}
+
+/// Where the guest's root is when the volume's default tree holds no
+/// `/etc/fstab`: a subvolume at the top of `fs` whose boot loader's default
+/// entry boots it (`rootflags=subvol=@`, as the kernel mounts `/`), else
+/// one whose fstab's `/` line names it (`subvol=@`). The view, the note
+/// that says why, and the options naming it.
+pub(crate) fn root_in_subvolume(fs: &Arc<dyn FsView>) -> Option<(Arc<dyn FsView>, String, String)> {
+    let top = fs.read_dir(fs.root()).ok()?;
+    let mut by_fstab = None;
     for e in top.into_iter().take(MAX_ROOT_CANDIDATES) {
         let node = match fs.subvolume_root(&SubvolSpec::Path(e.name.clone())) {
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(_) => continue,
         };
-        let view: Arc<dyn FsView> = Arc::new(Rooted::new(Arc::clone(&fs), node));
-        let found = fstab::read(&*view);
-        let specs = specs_of(&found);
-        if !specs.is_empty()
-            && specs
+        let view: Arc<dyn FsView> = Arc::new(Rooted::new(Arc::clone(fs), node));
+        let names_it = |specs: &[SubvolSpec]| {
+            !specs.is_empty()
+                && specs
+                    .iter()
+                    .all(|s| matches!(fs.subvolume_root(s), Ok(Some(n)) if n == node))
+        };
+        let ctx = crate::doctor::Context::new(&*view, None, None);
+        if let Some(cmdline) = ctx.kernel_cmdline() {
+            let specs = rootflags_specs(cmdline);
+            if names_it(&specs) {
+                let opts = specs.iter().map(spec_option).collect::<Vec<_>>().join(",");
+                let why = format!(
+                    "/: the boot loader's default entry mounts the root with rootflags={opts}: \
+                     the root is subvolume {}",
+                    escape(&e.name)
+                );
+                return Some((view, why, opts));
+            }
+        }
+        if by_fstab.is_none() {
+            let found = fstab::read(&*view);
+            let specs = found
                 .iter()
-                .all(|s| matches!(fs.subvolume_root(s), Ok(Some(n)) if n == node))
-        {
-            notes.push(format!(
-                "/: no /etc/fstab in the volume's default subvolume; the root is subvolume {}, whose fstab names it for /",
-                escape(&e.name)
-            ));
-            let sub = format!("subvol={}", escape(&e.name));
-            return (view, found, Some(sub));
+                .find(|e| e.mountpoint == b"/")
+                .and_then(|e| subvol_specs(&e.options()).ok())
+                .unwrap_or_default();
+            if names_it(&specs) {
+                let why = format!(
+                    "/: no /etc/fstab in the volume's default subvolume; the root is subvolume {}, whose fstab names it for /",
+                    escape(&e.name)
+                );
+                let sub = format!("subvol={}", escape(&e.name));
+                by_fstab = Some((view, why, sub));
+            }
         }
     }
-    (fs, entries, None)
+    by_fstab
 }
 
 fn layer(
@@ -733,4 +813,21 @@ fn attach(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod rootflags_tests {
+    use super::*;
+
+    #[test]
+    fn rootflags_name_subvolumes_as_the_kernel_reads_them() {
+        let specs = rootflags_specs("root=UUID=x ro rootflags=subvol=@,compress=zstd quiet");
+        assert_eq!(specs, vec![SubvolSpec::Path(b"@".to_vec())]);
+        // The last rootflags= wins; subvolid= too.
+        let specs = rootflags_specs("rootflags=subvol=@old rootflags=subvolid=257");
+        assert_eq!(specs, vec![SubvolSpec::Id(257)]);
+        assert!(rootflags_specs("root=/dev/sda1 rootflags=noatime").is_empty());
+        assert!(rootflags_specs("rootflags=subvolid=abc").is_empty());
+        assert!(rootflags_specs("").is_empty());
+    }
 }

@@ -213,6 +213,8 @@ fn layout() -> Layout {
         }],
         pvs: Vec::new(),
         notes: Vec::new(),
+        subvolumes: Vec::new(),
+        subvolume_mounts: Vec::new(),
     }
 }
 
@@ -947,4 +949,65 @@ fn root_fstab_naming_another_subvolume_shows_it() {
             .iter()
             .any(|n| n.contains("fstab's subvol=@ is shown"))
     );
+}
+
+fn subvol(id: u64, path: &[u8], default: bool) -> crate::fs::btrfs::SubvolInfo {
+    crate::fs::btrfs::SubvolInfo {
+        id,
+        parent_id: 5,
+        path: path.to_vec(),
+        uuid: [0; 16],
+        read_only: false,
+        snapshot_of: None,
+        default,
+        generation: 1,
+        otime: crate::fs::Timestamp::default(),
+    }
+}
+
+#[test]
+fn volume_at_subvolume_grammar() {
+    let mut l = layout();
+    let v = l.find_volume("p1").unwrap();
+    l.subvolumes.push((
+        v,
+        vec![
+            subvol(5, b"", true),
+            subvol(256, b"@", false),
+            subvol(257, b"@home", false),
+            subvol(258, b"snaps/home", false),
+            subvol(259, b"@/var", false),
+        ],
+    ));
+    let get = |spec: &str| l.find_volume_or_subvolume(spec);
+    // The volume whole: its default subvolume.
+    assert_eq!(get("p1").unwrap(), (v, None));
+    assert_eq!(get("p1@/").unwrap(), (v, Some(5)));
+    assert_eq!(get("p1@/@home").unwrap(), (v, Some(257)));
+    assert_eq!(get("p1@@home").unwrap(), (v, Some(257)));
+    assert_eq!(get("p1@id=259").unwrap(), (v, Some(259)));
+    assert_eq!(get("p1@@/var").unwrap(), (v, Some(259)));
+    assert_eq!(get("p1@var").unwrap(), (v, Some(259)));
+    // `home` is the last component of two: ambiguous, both named.
+    let e = get("p1@home").unwrap_err().to_string();
+    assert!(
+        e.contains("p1@/@home") && e.contains("p1@/snaps/home"),
+        "{e}"
+    );
+    // A full path is exact; `/home` is no subvolume.
+    assert_eq!(get("p1@snaps/home").unwrap(), (v, Some(258)));
+    assert!(get("p1@/home").is_err());
+    assert!(get("p1@id=7").is_err());
+    assert!(get("p1@id=x").is_err());
+    // Any spelling of the volume before the `@`.
+    let by_uuid = l.find_volume_or_subvolume(&format!(
+        "UUID={}@/@",
+        l.volume(v).content.uuid.clone().unwrap()
+    ));
+    assert_eq!(by_uuid.unwrap(), (v, Some(256)));
+    // A volume without subvolumes says so.
+    let other = l.find_volume("my-vg/lv_home").unwrap();
+    assert!(l.find_subvolume(other, "x").is_err());
+    assert_eq!(l.subvolume_name(v, 257), "p1@/@home");
+    assert_eq!(l.subvolume_name(v, 5), "p1@/");
 }

@@ -20,6 +20,11 @@ pub struct Inspection {
     pub notes: Vec<String>,
     /// What each opened filesystem reported: (volume, notes, problems).
     pub filesystems: Vec<(VolumeId, Vec<String>, Vec<crate::problem::Problem>)>,
+    /// The subvolumes of each opened filesystem that has them (btrfs).
+    pub subvolumes: Vec<(VolumeId, Vec<crate::fs::btrfs::SubvolInfo>)>,
+    /// Where a guest mounts a btrfs subvolume: (volume, `subvol=`/`subvolid=`
+    /// or the root's own, mountpoint).
+    pub subvolume_mounts: Vec<(VolumeId, crate::fs::SubvolSpec, String)>,
 }
 
 /// Opens a volume's filesystem.
@@ -50,7 +55,27 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
         let status = fs.status();
         out.filesystems
             .push((id, status.notes.clone(), status.problems.clone()));
+        if let Some(subs) = fs.subvolumes() {
+            out.subvolumes.push((id, subs));
+        }
         label_pve_guests(layout, id, &*fs, &mut out);
+        // A btrfs guest whose root is a subvolume that is not the default
+        // one (the top level is: Fedora's and openSUSE's layouts): the
+        // root as its kernel mounts it.
+        let whole = Arc::clone(&fs);
+        let fs = match read_file(&*fs, b"/etc/fstab") {
+            None => crate::guest::root_in_subvolume(&fs).map_or(fs, |(view, _, _)| view),
+            Some(_) => fs,
+        };
+        // The subvolume shown as the root, when it is not the default one.
+        let root_subvol = (fs.root() != whole.root())
+            .then(|| {
+                whole.subvolumes()?.into_iter().find(|s| {
+                    matches!(whole.subvolume_root(&crate::fs::SubvolSpec::Id(s.id)),
+                        Ok(Some(n)) if n == fs.root())
+                })
+            })
+            .flatten();
         let fstab = read_file(&*fs, b"/etc/fstab");
         let Some(os) = os_name(&*fs) else { continue };
         let Some(fstab) = fstab else { continue };
@@ -60,11 +85,28 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
             r.hostname = hostname;
             r.mountpoint.get_or_insert_with(|| "/".to_string());
         });
+        if let Some(s) = &root_subvol {
+            out.subvolume_mounts
+                .push((id, crate::fs::SubvolSpec::Id(s.id), "/".into()));
+        }
         for entry in fstab::parse(&fstab) {
+            let mountpoint = String::from_utf8_lossy(&entry.mountpoint).into_owned();
+            let opts = entry.options();
+            let spec = match (&opts.subvolid, &opts.subvol) {
+                (Some(n), _) => n.parse().ok().map(crate::fs::SubvolSpec::Id),
+                (None, Some(p)) => Some(crate::fs::SubvolSpec::Path(p.as_bytes().to_vec())),
+                (None, None) => None,
+            };
+            if let (Some(spec), SpecMatch::Found { volume, .. }) =
+                (spec, layout.resolve_spec_from(&entry.spec, id))
+                && !(entry.mountpoint == b"/" && root_subvol.is_some())
+            {
+                out.subvolume_mounts
+                    .push((volume, spec, mountpoint.clone()));
+            }
             if entry.mountpoint == b"/" {
                 continue;
             }
-            let mountpoint = String::from_utf8_lossy(&entry.mountpoint).into_owned();
             match layout.resolve_spec_from(&entry.spec, id) {
                 SpecMatch::Found { volume, .. } => {
                     let mp = if entry.fstype == "swap" {
@@ -211,6 +253,15 @@ impl Layout {
                         v.problems.push(p.clone());
                     }
                 }
+            }
+        }
+        for (id, subs) in &inspection.subvolumes {
+            self.subvolumes.retain(|(v, _)| v != id);
+            self.subvolumes.push((*id, subs.clone()));
+        }
+        for m in &inspection.subvolume_mounts {
+            if !self.subvolume_mounts.contains(m) {
+                self.subvolume_mounts.push(m.clone());
             }
         }
         self.notes.extend(inspection.notes.iter().cloned());

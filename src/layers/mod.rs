@@ -313,6 +313,12 @@ pub struct Layout {
     pub pvs: Vec<lvm::PvOnDisk>,
     /// Facts found by inspection that belong to no one volume.
     pub notes: Vec<String>,
+    /// The subvolumes inspection found on each btrfs volume (top level
+    /// first): children of the volume in the tree, `VOLUME@SUBVOLUME` names.
+    pub subvolumes: Vec<(VolumeId, Vec<crate::fs::btrfs::SubvolInfo>)>,
+    /// Where the guests mount btrfs subvolumes (volume, `subvol=` or
+    /// `subvolid=`, mountpoint), from their fstabs and boot entries.
+    pub subvolume_mounts: Vec<(VolumeId, crate::fs::SubvolSpec, String)>,
 }
 
 impl Layout {
@@ -478,6 +484,8 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
         groups: Vec::new(),
         pvs: Vec::new(),
         notes: Vec::new(),
+        subvolumes: Vec::new(),
+        subvolume_mounts: Vec::new(),
     };
     let ids: Vec<DiskId> = sources
         .into_iter()
@@ -531,8 +539,16 @@ fn add_disk(layout: &mut Layout, src: DiskSource, parent: Option<VolumeId>) -> D
 /// `<parent volume>/` for a nested disk); a disk's local names count the
 /// disks of this level from 0 (`p1`, `disk1p2`, `disk0`).
 fn scan_level(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: ScanOptions<'_>) {
-    let first_volume = layout.volumes.len();
     let first_pv = layout.pvs.len();
+    scan_disks(layout, disks, prefix, options);
+    let pvs: Vec<usize> = (first_pv..layout.pvs.len()).collect();
+    assemble_level(layout, &pvs, prefix);
+}
+
+/// The first half of [`scan_level`]: the partitions of `disks` (or the
+/// whole disks), each probed, and the PVs on them added to `layout.pvs`.
+fn scan_disks(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: ScanOptions<'_>) {
+    let first_volume = layout.volumes.len();
     for d in disks {
         if let Some(disk) = layout.disks.get_mut(d.0) {
             short_of_table(disk);
@@ -666,17 +682,25 @@ fn scan_level(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: Scan
             }
         }
     }
-    // Volume groups of this level's PVs only: a guest's VG never merges
-    // with a host VG of the same name (or UUID, for a cloned guest).
+}
+
+/// The second half of [`scan_level`]: the volume groups that the PVs
+/// `pvs` (indices into `layout.pvs`) assemble, from these PVs only, and
+/// their LVs named `<prefix><vg>/<lv>`. A guest's VG never merges with a
+/// host VG of the same name (or UUID, for a cloned guest).
+fn assemble_level(layout: &mut Layout, pvs: &[usize], prefix: &str) {
     let first_group = layout.groups.len();
     // The disks, for thin pool metadata read through its LV's mapping.
     let sources: Vec<Arc<dyn ReadAt>> =
         layout.disks.iter().map(|d| Arc::clone(&d.source)).collect();
-    let mut groups =
-        lvm::assemble_with_disks(layout.pvs.get(first_pv..).unwrap_or_default(), &sources);
+    let chosen: Vec<lvm::PvOnDisk> = pvs
+        .iter()
+        .filter_map(|&i| layout.pvs.get(i).cloned())
+        .collect();
+    let mut groups = lvm::assemble_with_disks(&chosen, &sources);
     for g in &mut groups {
         for p in &mut g.pvs {
-            p.found = p.found.and_then(|f| f.checked_add(first_pv));
+            p.found = p.found.and_then(|f| pvs.get(f).copied());
         }
     }
     layout.groups.extend(groups);

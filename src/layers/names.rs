@@ -72,7 +72,134 @@ fn parse_kernel_disk(name: &str) -> Option<usize> {
     None
 }
 
+/// The name commands accept for subvolume `path` (bytes from the top
+/// level; empty: the top level) of volume `volume`: `p2@/@home`, `p2@/`.
+pub(crate) fn subvolume_name(volume: &str, path: &[u8]) -> String {
+    format!(
+        "{volume}@/{}",
+        crate::text::escape_str(&String::from_utf8_lossy(path))
+    )
+}
+
+/// Most subvolume candidates named in an ambiguity error.
+const MAX_NAMED: usize = 8;
+
 impl Layout {
+    /// Find a volume, or a btrfs subvolume of one: `VOLUME@SUBVOLUME`,
+    /// where VOLUME is any name [`Layout::find_volume`] takes and SUBVOLUME
+    /// is `/PATH` (the path from the top level, as `subvol=` gives it:
+    /// `p2@/@home`, `p2@/` the top level), `id=N` (as `subvolid=`:
+    /// `p2@id=257`) or a bare `PATH`, which names the subvolume of that path,
+    /// else the one whose last component is PATH or `@PATH` (`p2@home` for
+    /// `@home`) when only one is. A spec that names a volume whole is that
+    /// volume (its default subvolume). The subvolume is given by its id.
+    pub fn find_volume_or_subvolume(&self, spec: &str) -> Result<(VolumeId, Option<u64>)> {
+        let whole = self.find_volume(spec);
+        if whole.is_ok() || !spec.contains('@') {
+            return whole.map(|v| (v, None));
+        }
+        for (at, _) in spec.match_indices('@') {
+            let (vol, sub) = (&spec[..at], &spec[at + 1..]);
+            let Ok(v) = self.find_volume(vol) else {
+                continue;
+            };
+            return self.find_subvolume(v, sub).map(|id| (v, Some(id)));
+        }
+        whole.map(|v| (v, None))
+    }
+
+    /// The name of subvolume `id` of volume `v` (`p2@/@home`), or the
+    /// volume's name with `@id=N` when it is not listed.
+    pub fn subvolume_name(&self, v: VolumeId, id: u64) -> String {
+        let vname = &self.volume(v).name;
+        self.subvolumes
+            .iter()
+            .find(|(x, _)| *x == v)
+            .and_then(|(_, subs)| subs.iter().find(|s| s.id == id))
+            .map_or_else(
+                || format!("{vname}@id={id}"),
+                |s| subvolume_name(vname, &s.path),
+            )
+    }
+
+    /// The id of the subvolume `sub` names on volume `v` (the grammar of
+    /// [`Layout::find_volume_or_subvolume`]).
+    pub fn find_subvolume(&self, v: VolumeId, sub: &str) -> Result<u64> {
+        let vname = &self.volume(v).name;
+        let Some((_, subs)) = self.subvolumes.iter().find(|(id, _)| *id == v) else {
+            return Err(Error::NotFound(format!(
+                "subvolume {sub:?} of {vname}: it has no subvolumes that were read (only btrfs volumes \
+                 read by vmrescue's own reader list them)"
+            )));
+        };
+        let list = || {
+            subs.iter()
+                .map(|s| subvolume_name(vname, &s.path))
+                .take(MAX_NAMED)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let trim = |p: &[u8]| -> Vec<u8> {
+            p.split(|&c| c == b'/')
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+                .join(&b'/')
+        };
+        if let Some(n) = sub.strip_prefix("id=") {
+            let id: u64 = n.parse().map_err(|_| {
+                Error::Invalid(format!("{vname}@{sub}: id= takes a subvolume number"))
+            })?;
+            return subs
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| s.id)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "subvolume id {id} of {vname}; the subvolumes are: {}",
+                        list()
+                    ))
+                });
+        }
+        let want = trim(sub.as_bytes());
+        if sub.starts_with('/') || want.is_empty() {
+            return subs
+                .iter()
+                .find(|s| s.path == want)
+                .map(|s| s.id)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "subvolume {sub:?} of {vname}; the subvolumes are: {}",
+                        list()
+                    ))
+                });
+        }
+        if let Some(s) = subs.iter().find(|s| s.path == want) {
+            return Ok(s.id);
+        }
+        let mut at = want.clone();
+        at.insert(0, b'@');
+        let last = |p: &[u8]| p.rsplit(|&c| c == b'/').next().map(<[u8]>::to_vec);
+        let found: Vec<_> = subs
+            .iter()
+            .filter(|s| last(&s.path).is_some_and(|l| !s.path.is_empty() && (l == want || l == at)))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one.id),
+            [] => Err(Error::NotFound(format!(
+                "subvolume {sub:?} of {vname}; the subvolumes are: {}",
+                list()
+            ))),
+            many => Err(Error::Invalid(format!(
+                "subvolume {sub:?} of {vname} is ambiguous: {}",
+                many.iter()
+                    .map(|s| subvolume_name(vname, &s.path))
+                    .take(MAX_NAMED)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     /// Find a volume by any of its names: `p1`, `disk1p2`, `vg/lv`,
     /// `/dev/vg/lv`, `/dev/mapper/vg-lv`, `vg-lv`, `lv` (when unique),
     /// `/dev/sda1`, `/dev/vda1`, `UUID=...`, `LABEL=...`, `PARTUUID=...`,

@@ -7,9 +7,15 @@
 //! have if the parent's bytes were opened alone (`pve/vm-100-disk-0/p1`,
 //! `pve/vm-100-disk-0/vg_ta/lv_root`). Each nested disk is its own LVM level:
 //! its VGs assemble from its own PVs only, so a guest VG named like a host
-//! VG (or a cloned guest's VG with the same UUID) never merges with another.
+//! VG (or a cloned guest's VG with the same UUID) never merges with another —
+//! except the PVs of one VG found on sibling nested disks of the same
+//! machine (a VM's `vm-100-disk-0` and `vm-100-disk-1`), which assemble
+//! together as the guest's own LVM would ([`assembly_sets`]); their LVs are
+//! named after the first of those disks.
 
-use super::{ContentKind, Layout, ScanOptions, VolumeId, VolumeKind, add_disk, scan_level};
+use super::{
+    ContentKind, Layout, ScanOptions, VolumeId, VolumeKind, add_disk, assemble_level, scan_disks,
+};
 use crate::io::{DiskId, Target};
 
 /// How many disks deep nesting goes (a host LV holding a guest disk is 1).
@@ -50,7 +56,61 @@ fn scan_from(
     nested: &mut usize,
     scanned: &mut Vec<(DiskId, u64, u64)>,
 ) {
+    // In waves: every volume found so far is read as a disk (partitions,
+    // PVs), then the PVs of the wave assemble, so a VG over two of a
+    // guest's disks is whole.
     while *next < layout.volumes.len() {
+        let end = layout.volumes.len();
+        let mut wave: Vec<Held> = Vec::new();
+        scan_wave(layout, next, end, nested, scanned, &mut wave);
+        for set in assembly_sets(layout, &wave) {
+            let Some(held) = wave.get(set.holder) else {
+                continue;
+            };
+            let first = layout.volumes.len();
+            let first_group = layout.groups.len();
+            assemble_level(layout, &set.pvs, &held.prefix);
+            explain_missing(layout, &wave, held.holder, first_group);
+            if held.md {
+                // A VG on an MD array belongs to the machine the array
+                // does: its LVs are named as at the array's own level
+                // (`vg_md/root`).
+                let outer = scope_of(layout, held.holder)
+                    .and_then(|s| layout.volumes.get(s.0))
+                    .map(|v| format!("{}/", v.name))
+                    .unwrap_or_default();
+                for v in layout.volumes.iter_mut().skip(first) {
+                    if let VolumeKind::LogicalVolume { .. } = v.kind
+                        && let Some(rest) = v.name.strip_prefix(&held.prefix)
+                    {
+                        v.name = format!("{outer}{rest}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A volume read as a disk in one wave: its name prefix, whether it is an
+/// MD array, and the PVs found on it (indices into `layout.pvs`).
+struct Held {
+    holder: VolumeId,
+    prefix: String,
+    md: bool,
+    pvs: std::ops::Range<usize>,
+}
+
+/// The volumes `next..end` that hold a disk, each added as a disk and its
+/// partitions and PVs read ([`scan_disks`]); VGs are not assembled yet.
+fn scan_wave(
+    layout: &mut Layout,
+    next: &mut usize,
+    end: usize,
+    nested: &mut usize,
+    scanned: &mut Vec<(DiskId, u64, u64)>,
+    wave: &mut Vec<Held>,
+) {
+    while *next < end {
         let vid = VolumeId(*next);
         *next += 1;
         if !holds_disk(layout, vid) {
@@ -111,24 +171,203 @@ fn scan_from(
             }
         }
         let d = add_disk(layout, src, Some(vid));
-        let first = layout.volumes.len();
-        scan_level(layout, &[d], &prefix, ScanOptions::default());
-        if md {
-            // A VG on an MD array belongs to the machine the array does:
-            // its LVs are named as at the array's own level (`vg_md/root`).
-            let outer = scope_of(layout, vid)
-                .and_then(|s| layout.volumes.get(s.0))
-                .map(|v| format!("{}/", v.name))
-                .unwrap_or_default();
-            for v in layout.volumes.iter_mut().skip(first) {
-                if let VolumeKind::LogicalVolume { .. } = v.kind
-                    && let Some(rest) = v.name.strip_prefix(&prefix)
-                {
-                    v.name = format!("{outer}{rest}");
-                }
+        let first_pv = layout.pvs.len();
+        scan_disks(layout, &[d], &prefix, ScanOptions::default());
+        wave.push(Held {
+            holder: vid,
+            prefix,
+            md,
+            pvs: first_pv..layout.pvs.len(),
+        });
+    }
+}
+
+/// PVs that assemble together, named after the wave's disk `holder`.
+struct AssemblySet {
+    holder: usize,
+    pvs: Vec<usize>,
+}
+
+/// How the PVs of one wave assemble. Each nested disk alone, as its own
+/// LVM level — except a VG whose PVs are on several disks of the wave held
+/// by the same machine (the same scope): those assemble together, as the
+/// guest's LVM sees all of the guest's disks. When the same PV UUID shows
+/// on two of those disks (a cloned VM, a thin snapshot of the disk), the
+/// disks are told apart by the Proxmox guest their holders name
+/// (`vm-100-disk-1`, `snap_vm-100-disk-1_before`), and disks that still
+/// cannot be told apart stay alone. A PV without VG metadata of its own
+/// (`--metadatacopies 0`) goes with the set whose metadata names its UUID.
+fn assembly_sets(layout: &Layout, wave: &[Held]) -> Vec<AssemblySet> {
+    let pv = |i: usize| layout.pvs.get(i).map(|p| &p.scan);
+    // (wave index, VG UUID) of each PV with metadata.
+    let mut keyed: Vec<(usize, usize, &str)> = Vec::new();
+    for (h, held) in wave.iter().enumerate() {
+        for i in held.pvs.clone() {
+            if let Some(uuid) = pv(i).and_then(|s| s.vg_uuid.as_deref()) {
+                keyed.push((h, i, uuid));
             }
         }
     }
+    // Merged sets: lists of (wave index, pv index).
+    let mut merged: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut seen_uuid: Vec<(Option<VolumeId>, &str)> = Vec::new();
+    for &(h, _, uuid) in &keyed {
+        let scope = wave.get(h).and_then(|w| scope_of(layout, w.holder));
+        if seen_uuid.contains(&(scope, uuid)) {
+            continue;
+        }
+        seen_uuid.push((scope, uuid));
+        let members: Vec<(usize, usize)> = keyed
+            .iter()
+            .filter(|&&(h2, _, u2)| {
+                u2 == uuid && wave.get(h2).and_then(|w| scope_of(layout, w.holder)) == scope
+            })
+            .map(|&(h2, i, _)| (h2, i))
+            .collect();
+        let holders = distinct(members.iter().map(|&(h2, _)| h2));
+        if holders.len() < 2 {
+            continue;
+        }
+        if !duplicated(layout, &members) {
+            merged.push(members);
+            continue;
+        }
+        // Told apart by guest (VM ID and snapshot name) where the holders
+        // say; disks without such a name stay alone.
+        let mut by_guest: Vec<(GuestKey, Vec<(usize, usize)>)> = Vec::new();
+        for &(h2, i) in &members {
+            let Some(key) = wave.get(h2).and_then(|w| guest_key(layout, w.holder)) else {
+                continue;
+            };
+            match by_guest.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, list)) => list.push((h2, i)),
+                None => by_guest.push((key, vec![(h2, i)])),
+            }
+        }
+        for (_, list) in by_guest {
+            if distinct(list.iter().map(|&(h2, _)| h2)).len() >= 2 && !duplicated(layout, &list) {
+                merged.push(list);
+            }
+        }
+    }
+    // PVs without metadata join the merged set whose metadata names them.
+    for (h, held) in wave.iter().enumerate() {
+        let scope = scope_of(layout, held.holder);
+        for i in held.pvs.clone() {
+            let Some(scan) = pv(i) else { continue };
+            if scan.vg_uuid.is_some() {
+                continue;
+            }
+            let named = |set: &Vec<(usize, usize)>| {
+                set.iter().any(|&(h2, j)| {
+                    wave.get(h2).and_then(|w| scope_of(layout, w.holder)) == scope
+                        && pv(j)
+                            .and_then(|s| s.metadata.as_deref())
+                            .is_some_and(|m| m.contains(scan.pv_uuid.as_str()))
+                })
+            };
+            if let Some(set) = merged.iter_mut().find(|s| named(s)) {
+                set.push((h, i));
+            }
+        }
+    }
+    // Each disk's own PVs that joined no merged set assemble alone, in
+    // the wave's order, a merged set at its first disk's turn.
+    let in_merged = |i: usize| merged.iter().any(|s| s.iter().any(|&(_, j)| j == i));
+    let mut sets = Vec::new();
+    for (h, held) in wave.iter().enumerate() {
+        let own: Vec<usize> = held.pvs.clone().filter(|&i| !in_merged(i)).collect();
+        if !own.is_empty() {
+            sets.push(AssemblySet {
+                holder: h,
+                pvs: own,
+            });
+        }
+        for set in &merged {
+            if set.iter().map(|&(h2, _)| h2).min() == Some(h) {
+                let mut pvs: Vec<usize> = set.iter().map(|&(_, i)| i).collect();
+                pvs.sort_unstable();
+                sets.push(AssemblySet { holder: h, pvs });
+            }
+        }
+    }
+    sets
+}
+
+/// A VG assembled from the groups `first_group..` that misses a PV found
+/// on another disk of the same machine in `wave` (a copy of the disk that
+/// could not be told apart): say where it is and why it was not joined.
+fn explain_missing(layout: &mut Layout, wave: &[Held], holder: VolumeId, first_group: usize) {
+    let scope = scope_of(layout, holder);
+    let mut hints: Vec<(usize, String)> = Vec::new();
+    for (gi, g) in layout.groups.iter().enumerate().skip(first_group) {
+        for p in g.pvs.iter().filter(|p| p.found.is_none()) {
+            let places: Vec<String> = wave
+                .iter()
+                .filter(|w| w.holder != holder && scope_of(layout, w.holder) == scope)
+                .filter(|w| {
+                    w.pvs.clone().any(|i| {
+                        layout
+                            .pvs
+                            .get(i)
+                            .is_some_and(|pv| pv.scan.pv_uuid == p.uuid)
+                    })
+                })
+                .filter_map(|w| layout.volumes.get(w.holder.0).map(|v| v.name.clone()))
+                .collect();
+            if !places.is_empty() {
+                hints.push((gi, format!(
+                    "PV {} ({}) is on {}, which hold copies of the same PV: which one belongs with {} cannot be told from their names, so none was joined",
+                    p.key,
+                    p.uuid,
+                    places.join(", "),
+                    layout.volumes.get(holder.0).map_or("", |v| v.name.as_str()),
+                )));
+            }
+        }
+    }
+    for (gi, hint) in hints {
+        if let Some(g) = layout.groups.get_mut(gi) {
+            g.problems.push(hint.into());
+        }
+    }
+}
+
+/// The distinct values, in first-seen order.
+fn distinct(items: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut out = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// Whether a PV UUID shows twice among `members` (pv indices).
+fn duplicated(layout: &Layout, members: &[(usize, usize)]) -> bool {
+    let uuids: Vec<&str> = members
+        .iter()
+        .filter_map(|&(_, i)| layout.pvs.get(i).map(|p| p.scan.pv_uuid.as_str()))
+        .collect();
+    uuids
+        .iter()
+        .enumerate()
+        .any(|(k, u)| uuids.iter().skip(k + 1).any(|v| v == u))
+}
+
+/// A Proxmox guest a volume's LV name belongs to: VM ID and snapshot.
+type GuestKey = (u32, Option<String>);
+
+/// The guest of an LV named like a Proxmox volume (`vm-100-disk-1`,
+/// `base-100-disk-0`, `snap_vm-100-disk-1_before`).
+fn guest_key(layout: &Layout, vid: VolumeId) -> Option<GuestKey> {
+    let VolumeKind::LogicalVolume { lv, .. } = &layout.volumes.get(vid.0)?.kind else {
+        return None;
+    };
+    let (volume, snapshot) = crate::pve::hostdb::split_snapshot(lv);
+    let id = crate::pve::hostdb::id_from_name(volume)?;
+    Some((id, snapshot.map(str::to_string)))
 }
 
 /// The virtual disk of a qcow2 image stored in a volume's bytes (`name`

@@ -13,7 +13,8 @@ use crate::text::escape_str;
 pub struct Node {
     /// Short name: the image's file name, `p1`, a VG name, an LV name.
     pub name: String,
-    /// `disk`, `partition`, `vg`, `lv` or `md` (an MD array).
+    /// `disk`, `partition`, `vg`, `lv`, `md` (an MD array) or `subvolume`
+    /// (a btrfs subvolume or snapshot, under its volume).
     pub kind: &'static str,
     /// The volume name commands accept (`--volume`), when this node is a volume.
     pub volume: Option<String>,
@@ -43,6 +44,9 @@ pub struct Node {
     pub problems: Vec<Problem>,
     /// Facts about its filesystem ("journal replayed in memory: ...").
     pub notes: Vec<String>,
+    /// On a `subvolume` node: which subvolume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subvolume: Option<SubvolumeFacts>,
     /// Nodes beneath.
     pub children: Vec<Node>,
 }
@@ -65,11 +69,12 @@ impl Node {
             browsable: false,
             problems: Vec::new(),
             notes: Vec::new(),
+            subvolume: None,
             children: Vec::new(),
         }
     }
 
-    fn fill_from_volume(&mut self, v: &Volume) {
+    fn fill_from_volume(&mut self, layout: &Layout, v: &Volume) {
         self.volume = Some(v.name.clone());
         let c = &v.content;
         if !matches!(
@@ -89,7 +94,110 @@ impl Node {
         self.browsable = v.is_filesystem();
         self.problems.extend(v.problems.iter().cloned());
         self.notes.extend(v.notes.iter().cloned());
+        let subs = subvolume_children(layout, v);
+        if subs.len() > MAX_SUBVOLUME_NODES {
+            self.notes.push(format!(
+                "{} btrfs subvolumes: the first {MAX_SUBVOLUME_NODES} are shown; --volume {}@PATH opens any",
+                subs.len(),
+                v.name
+            ));
+        }
+        self.children
+            .extend(subs.into_iter().take(MAX_SUBVOLUME_NODES));
     }
+}
+
+/// `p` without empty components (`/@home/` → `@home`), as `subvol=` is read.
+fn trim_path(p: &[u8]) -> Vec<u8> {
+    p.split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join(&b'/')
+}
+
+/// Most subvolume nodes shown under one volume (a snapshot-heavy volume
+/// may have thousands).
+const MAX_SUBVOLUME_NODES: usize = 1024;
+
+/// What a subvolume node tells about its subvolume (`--json`:
+/// `"subvolume": {"id", "path", "parent", "snapshot_of", "readonly", "default"}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SubvolumeFacts {
+    /// Subvolume id (5: the top level).
+    pub id: u64,
+    /// Path from the top level (`@home`, `@/nested`; empty for the top level).
+    pub path: String,
+    /// The id of the subvolume it sits in (0 for the top level).
+    pub parent: u64,
+    /// The id of the subvolume it is a snapshot of, when that one is still there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_of: Option<u64>,
+    /// A read-only subvolume (a read-only snapshot).
+    pub readonly: bool,
+    /// The default subvolume: what the volume shows when none is named.
+    pub default: bool,
+}
+
+/// The subvolume nodes of btrfs volume `v`, in root-tree order: every
+/// subvolume but the top level, and the top level too when it is not the
+/// default (then it is not what the volume shows). None when the volume
+/// has no subvolumes but the top level.
+fn subvolume_children(layout: &Layout, v: &Volume) -> Vec<Node> {
+    let Some((_, subs)) = layout.subvolumes.iter().find(|(id, _)| *id == v.id) else {
+        return Vec::new();
+    };
+    if subs.len() < 2 {
+        return Vec::new();
+    }
+    let by_id = |id: u64| subs.iter().find(|s| s.id == id);
+    let mut out = Vec::new();
+    for s in subs {
+        if s.id == crate::fs::btrfs::item::id::FS_TREE && s.default {
+            continue;
+        }
+        let path = escape_str(&String::from_utf8_lossy(&s.path));
+        let shown = if s.path.is_empty() {
+            "<top level>".to_string()
+        } else {
+            path.clone()
+        };
+        let mut desc = format!("btrfs subvolume {}", s.id);
+        if let Some(of) = s.snapshot_of {
+            let of_path = by_id(of).map_or_else(String::new, |o| {
+                escape_str(&String::from_utf8_lossy(&o.path))
+            });
+            desc.push_str(&format!(", snapshot of {of_path} ({of})"));
+        }
+        if s.read_only {
+            desc.push_str(", read-only");
+        }
+        if s.default {
+            desc.push_str(", default");
+        }
+        let mut n = Node::new(shown, "subvolume", 0, desc);
+        n.mountpoint = layout
+            .subvolume_mounts
+            .iter()
+            .filter(|(id, _, _)| *id == v.id)
+            .find(|(_, spec, _)| match spec {
+                crate::fs::SubvolSpec::Id(id) => *id == s.id,
+                crate::fs::SubvolSpec::Path(p) => trim_path(p) == s.path,
+            })
+            .map(|(_, _, at)| at.clone());
+        n.volume = Some(super::names::subvolume_name(&v.name, &s.path));
+        n.browsable = v.is_filesystem();
+        n.fstype = Some("btrfs".into());
+        n.subvolume = Some(SubvolumeFacts {
+            id: s.id,
+            path,
+            parent: s.parent_id,
+            snapshot_of: s.snapshot_of,
+            readonly: s.read_only,
+            default: s.default,
+        });
+        out.push(n);
+    }
+    out
 }
 
 /// Build the tree for a layout. A nested disk (a guest disk in a host LV)
@@ -146,7 +254,7 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
                     node.problems.extend(v.problems.iter().cloned());
                     node.notes.extend(v.notes.iter().cloned());
                 } else {
-                    node.fill_from_volume(v);
+                    node.fill_from_volume(layout, v);
                 }
                 node.children.extend(vg_children(layout, v, placed_vgs));
                 node.children.extend(md_children(layout, v, placed_vgs));
@@ -162,7 +270,7 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
                 }
                 let mut p = Node::new(v.name.clone(), "partition", v.size(), desc);
                 p.start = Some(entry.start);
-                p.fill_from_volume(v);
+                p.fill_from_volume(layout, v);
                 if entry.extended {
                     p.volume = None;
                     p.fstype = None;
@@ -218,7 +326,7 @@ fn md_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         }
         placed.push(key);
         let mut n = Node::new(a.name.clone(), "md", a.size(), array.describe());
-        n.fill_from_volume(a);
+        n.fill_from_volume(layout, a);
         n.notes.extend(array.reads.iter().cloned());
         n.children.extend(md_children(layout, a, placed));
         nested_children(layout, a, &mut n, placed);
@@ -311,7 +419,7 @@ fn vg_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         {
             node.start = Some(a.offset);
         }
-        node.fill_from_volume(lv);
+        node.fill_from_volume(layout, lv);
         if *hidden {
             node.volume = None;
         }
@@ -436,7 +544,7 @@ fn walk(
         .unwrap_or_default();
     rows.push([
         format!("{prefix}{}{guest}", escape_str(&n.name)),
-        if n.size > 0 || !matches!(n.kind, "vg" | "md") {
+        if n.size > 0 || !matches!(n.kind, "vg" | "md" | "subvolume") {
             format_size(n.size, BINARY)
         } else {
             String::new()

@@ -265,7 +265,7 @@ impl HostConfig {
 
 /// `snap_vm-100-disk-0_before` → (`vm-100-disk-0`, `before`); any other
 /// name → (itself, none). Proxmox names a thin snapshot `snap_<volname>_<snapname>`.
-fn split_snapshot(lv: &str) -> (&str, Option<&str>) {
+pub fn split_snapshot(lv: &str) -> (&str, Option<&str>) {
     if let Some(rest) = lv.strip_prefix("snap_") {
         // The volume name ends at `-disk-<n>`; the snapshot name follows.
         if let Some(i) = rest.find("-disk-") {

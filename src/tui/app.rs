@@ -282,6 +282,7 @@ impl App {
     /// the volumes its fstab mounts), else the volume the subcommands choose.
     pub fn start(&mut self) {
         if self.config.volume.is_none()
+            && self.layers.first_is_chosen
             && let Some(root) = self.layers.guest_at(&[0])
         {
             self.layers.selected = vec![0];
@@ -295,6 +296,15 @@ impl App {
                     self.layers.selected = path;
                 }
                 self.open_tree(Tree::Guest(sel.volume));
+            }
+            Ok(crate::engine::Selection {
+                volume: id,
+                subvolume: Some(sub),
+                ..
+            }) => {
+                let name = self.layout.subvolume_name(id, sub);
+                self.layers.reveal_volume(&name);
+                self.open_tree(Tree::Subvolume(id, sub));
             }
             Ok(crate::engine::Selection { volume: id, .. }) => {
                 let name = self.layout.volume(id).name.clone();
@@ -391,6 +401,7 @@ impl App {
                 None => s::GUEST_TREE.to_string(),
             },
             Tree::Volume(v) => self.layout.volume(v).name.clone(),
+            Tree::Subvolume(v, id) => self.layout.subvolume_name(v, id),
         }
     }
 
@@ -533,7 +544,7 @@ impl App {
                 }
                 _ => {}
             }
-            if let Tree::Volume(v) = t {
+            if let Some(v) = t.volume() {
                 forget.push(v);
             }
         }
@@ -1060,6 +1071,16 @@ impl App {
             return;
         }
         if node.browsable
+            && node.subvolume.is_some()
+            && let Some((id, Some(sub))) = node
+                .volume
+                .as_deref()
+                .and_then(|n| self.layout.find_volume_or_subvolume(n).ok())
+        {
+            self.open_tree(Tree::Subvolume(id, sub));
+            return;
+        }
+        if node.browsable
             && let Some(id) = volume_of(&self.layout, &node)
         {
             self.open_tree(Tree::Volume(id));
@@ -1414,6 +1435,20 @@ impl App {
     fn locate(&self, tree: Tree, path: &[u8]) -> Result<(VolumeId, Vec<u8>), String> {
         match tree {
             Tree::Volume(v) => Ok((v, path.to_vec())),
+            // Paths inside the volume start at its default subvolume.
+            Tree::Subvolume(v, id) => {
+                let subs = self
+                    .layout
+                    .subvolumes
+                    .iter()
+                    .find(|(x, _)| *x == v)
+                    .map(|(_, s)| s.as_slice())
+                    .unwrap_or_default();
+                let prefix = crate::fs::rooted::path_from_default(subs, id)?;
+                let inner = crate::fs::path::components(path)
+                    .fold(prefix, |acc, c| crate::fs::path::join(&acc, c));
+                Ok((v, inner))
+            }
             Tree::Guest(_) => match self.namespace(tree) {
                 Some(ns) => ns.locate(path).map_err(|e| e.to_string()),
                 None => Err(s::OPEN_A_FILESYSTEM_FIRST.to_string()),
@@ -1555,7 +1590,7 @@ impl App {
                 );
                 // The open reader caches metadata: open the volume afresh,
                 // and the guests' trees, which may hold it.
-                let changed = |t: &Tree| *t == Tree::Volume(volume) || t.is_guest();
+                let changed = |t: &Tree| t.volume() == Some(volume) || t.is_guest();
                 self.fss.retain(|t, _| !changed(t));
                 self.effects.push(Effect::ForgetFs(volume));
                 if let Some(p) = self.pane()
@@ -1594,6 +1629,7 @@ impl App {
             // (its files where the guest has them), or several trees (a
             // folder each, made by the copy): the image's folder.
             [Tree::Volume(v)] => format!("{base}{}/", volume_folder(&self.layout.volume(*v).name)),
+            [t @ Tree::Subvolume(..)] => format!("{base}{}/", volume_folder(&self.tree_name(*t))),
             _ => base,
         }
     }

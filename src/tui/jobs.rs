@@ -187,7 +187,7 @@ impl Jobs {
                 return None;
             }
             let holder = match tree {
-                Tree::Volume(v) => Ok(v),
+                Tree::Volume(v) | Tree::Subvolume(v, _) => Ok(v),
                 Tree::Guest(_) => guest
                     .ok_or_else(|| "the guest's mount table is not open".to_string())
                     .and_then(|ns| ns.locate(&r.path).map_err(|e| e.to_string()))
@@ -239,6 +239,11 @@ impl Jobs {
     fn open_fs(&self, tree: Tree, emit: &mut dyn FnMut(JobResult)) {
         let r = catch_unwind(AssertUnwindSafe(|| match tree {
             Tree::Volume(v) => self.opener.open(&self.layout, v).map(Opened::volume),
+            Tree::Subvolume(v, id) => self
+                .opener
+                .open(&self.layout, v)
+                .and_then(|fs| crate::fs::rooted::subvolume_view(fs, id).map_err(|e| e.to_string()))
+                .map(Opened::volume),
             Tree::Guest(root) => Opened::guest(&self.layout, root, &*self.opener),
         }))
         .unwrap_or_else(|_| Err(panic_message()));

@@ -20,6 +20,10 @@ pub struct LayerPane {
     pub roots: Vec<Node>,
     /// The root volume of each guest node, in the order of the first roots.
     pub guests: Vec<VolumeId>,
+    /// Whether the first guest is the one the commands choose without
+    /// `--volume` (the browser opens it at start); not so on a host disk
+    /// holding several guests and no root of its own.
+    pub first_is_chosen: bool,
     /// Open nodes.
     pub opened: HashSet<NodePath>,
     /// The selected node (empty when the tree is empty).
@@ -31,13 +35,14 @@ impl LayerPane {
     /// the disks, the guest (when inspection found its root).
     pub fn new(layout: &Layout) -> LayerPane {
         let mut roots = crate::layers::tree::build(layout);
-        let guests = guest_roots(layout);
+        let (guests, first_is_chosen) = guest_roots(layout);
         for (i, &root) in guests.iter().enumerate() {
             roots.insert(i, guest_node(layout, root));
         }
         let mut pane = LayerPane {
             roots,
             guests,
+            first_is_chosen,
             opened: HashSet::new(),
             selected: Vec::new(),
         };
@@ -180,22 +185,20 @@ pub const GUEST_KIND: &str = "guest";
 
 /// The guests shown as nodes above the disks: the one the commands choose
 /// first, then the others (the guests on a host's nested disks), in layout
-/// order; none when no root was found or the commands could not choose.
-fn guest_roots(layout: &Layout) -> Vec<VolumeId> {
-    let Ok(main) = crate::engine::select_volume(layout, None) else {
-        return Vec::new();
-    };
-    if layout.volume(main).guest.os.is_none() {
-        return Vec::new();
-    }
-    let mut out = vec![main];
+/// order; and whether the first is the commands' choice. Without a choice
+/// (a host disk with no root of its own and several guests), every guest.
+fn guest_roots(layout: &Layout) -> (Vec<VolumeId>, bool) {
+    let main = crate::engine::select_volume(layout, None)
+        .ok()
+        .filter(|&m| layout.volume(m).guest.os.is_some());
+    let mut out: Vec<VolumeId> = main.into_iter().collect();
     out.extend(
         layout
             .guest_roots()
             .into_iter()
-            .filter(|&r| r != main && layout.volume(r).is_filesystem()),
+            .filter(|&r| Some(r) != main && layout.volume(r).is_filesystem()),
     );
-    out
+    (out, main.is_some())
 }
 
 /// The node that stands for a guest as it boots: its OS and host name, and
@@ -253,6 +256,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         browsable: true,
         problems: Vec::new(),
         notes,
+        subvolume: None,
         children: Vec::new(),
     }
 }

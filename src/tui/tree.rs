@@ -21,14 +21,16 @@ pub enum Tree {
     Guest(VolumeId),
     /// One volume on its own.
     Volume(VolumeId),
+    /// One btrfs subvolume of a volume on its own, by its id.
+    Subvolume(VolumeId, u64),
 }
 
 impl Tree {
-    /// The volume, for a volume tree.
+    /// The volume, for a volume or subvolume tree.
     pub fn volume(self) -> Option<VolumeId> {
         match self {
             Tree::Guest(_) => None,
-            Tree::Volume(v) => Some(v),
+            Tree::Volume(v) | Tree::Subvolume(v, _) => Some(v),
         }
     }
 
@@ -44,6 +46,7 @@ impl std::fmt::Display for Tree {
         match self {
             Tree::Guest(_) => f.write_str("guest"),
             Tree::Volume(v) => write!(f, "{}", v.0),
+            Tree::Subvolume(v, id) => write!(f, "{}@{id}", v.0),
         }
     }
 }

@@ -16,12 +16,13 @@
 //!   read-only: that volume is mounted in a directory of its own and its
 //!   listing spliced in at `/srv/archive`, as GNU `ls` would print it had
 //!   the directory existed (`/srv` keeps its on-disk link count).
-//! - Placeholders: `/boot/efi` is vfat, which this kernel cannot mount and
-//!   vmrescue cannot read in userspace (`--engine userspace` here); the
-//!   `nofail` device of `/mnt/backup` is on no disk; `/tmp` (tmpfs) and
-//!   `/proc` have no device. The kernel tree leaves the root's (or
-//!   `/boot`'s) empty directories there; vmrescue shows an empty folder of
-//!   its own (and says why on stderr for the first two). At those four
+//! - `/boot/efi` is vfat, which this kernel cannot mount: vmrescue reads it
+//!   in userspace, and what it shows there is compared with what mtools
+//!   reads (`guest-a.efi.manifest`) instead of with the kernel tree.
+//! - Placeholders: the `nofail` device of `/mnt/backup` is on no disk; `/tmp`
+//!   (tmpfs) and `/proc` have no device. The kernel tree leaves the root's
+//!   empty directories there (and `/boot`'s at `/boot/efi`); vmrescue shows
+//!   an empty folder of its own (and says why on stderr for the first). At those four
 //!   mountpoints only the name, the type and the emptiness are compared:
 //!   their mode, links, owner, size and time are masked on both sides, with
 //!   the `total` of the directories holding them. `swap` is not mounted and
@@ -456,8 +457,61 @@ fn kernel_ls(tree: &KernelTree) -> Vec<Block> {
     main
 }
 
-/// Mountpoints where vmrescue shows a folder of its own (see the module docs).
+/// Mountpoints where the kernel tree has an empty directory (see the module
+/// docs); vmrescue shows a folder of its own there, or (`/boot/efi`) the
+/// vfat it reads in userspace.
 const PLACEHOLDERS: [&str; 4] = ["/boot/efi", "/mnt/backup", "/tmp", "/proc"];
+
+/// The guest's ESP mountpoint (vfat).
+const EFI: &str = "/boot/efi";
+
+/// `guest-a.efi.manifest` (PATH TYPE SIZE SHA256, paths from the vfat's
+/// root) as guest paths.
+fn efi_manifest() -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string(common::fixture_file("guest-a.efi.manifest"))
+        .expect("guest-a.efi.manifest");
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (
+                format!("{EFI}{}", f[0]),
+                f[1].to_string(),
+                f.get(2).copied().unwrap_or("").to_string(),
+                f.get(3).copied().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// vmrescue's `ls -lanR` blocks at and under /boot/efi name exactly what
+/// mtools reads there, with its sizes.
+fn assert_efi_listing(efi: &[Block]) {
+    let mut ours: Vec<(String, String, String)> = Vec::new();
+    for b in efi {
+        for l in &b.lines {
+            if l.starts_with("total ") {
+                continue;
+            }
+            let (f, name) = fields(l);
+            if name == "." || name == ".." {
+                continue;
+            }
+            let kind = if f[0].starts_with('d') { "d" } else { "f" };
+            let size = if kind == "f" {
+                f[4].to_string()
+            } else {
+                String::new()
+            };
+            ours.push((format!("{}/{name}", b.dir), kind.to_string(), size));
+        }
+    }
+    ours.sort();
+    let want: Vec<(String, String, String)> = efi_manifest()
+        .into_iter()
+        .map(|(p, k, size, _)| (p, k, size))
+        .collect();
+    assert_eq!(ours, want, "/boot/efi: vmrescue (left) and mtools (right)");
+}
 
 /// Mask the placeholders' metadata: their line in the parent's listing,
 /// `.` in their own, and both listings' `total`.
@@ -546,19 +600,28 @@ fn ls_lanr_of_the_whole_guest_matches_the_kernel_mounts() {
     args.extend(guest_args(a, b, &["/"]));
     let (mut ours, stderr, code) = vmrescue_ls(&args);
     let mut kernel = kernel_ls(&tree);
+    // The vfat, read in userspace, against mtools.
+    let efi: Vec<Block> = ours
+        .iter()
+        .filter(|b| under(b.dir.as_bytes(), EFI.as_bytes()))
+        .cloned()
+        .collect();
+    ours.retain(|b| !under(b.dir.as_bytes(), EFI.as_bytes()));
+    kernel.retain(|b| b.dir != EFI);
+    assert_efi_listing(&efi);
     mask_placeholders(&mut ours);
     mask_placeholders(&mut kernel);
     assert_same_listing(&ours, &kernel, &stderr);
-    for mp in PLACEHOLDERS {
+    for mp in PLACEHOLDERS.iter().filter(|&&mp| mp != EFI) {
         let b = ours
             .iter()
-            .find(|b| b.dir == mp)
+            .find(|b| b.dir == *mp)
             .expect("placeholder listed");
         assert_eq!(b.lines.len(), 3, "{mp} is empty: {b:?}");
     }
-    // Listed, but not silently: the vfat and the missing device are named.
+    // Listed, but not silently: the missing device is named.
     assert_eq!(code, 1, "problems make the exit code 1: {stderr}");
-    assert!(stderr.contains("/boot/efi"), "{stderr}");
+    assert!(!stderr.contains("/boot/efi"), "{stderr}");
     assert!(stderr.contains("/mnt/backup"), "{stderr}");
     // The listing did cross into every volume.
     for dir in [
@@ -700,7 +763,7 @@ fn subtree(nodes: &BTreeMap<Vec<u8>, Node>, top: &[u8]) -> BTreeMap<Vec<u8>, Nod
 
 /// Mountpoints whose files cannot be copied here (see the module docs):
 /// `cp` must report them as skipped.
-const UNREADABLE: [&str; 2] = ["/boot/efi", "/mnt/backup"];
+const UNREADABLE: [&str; 1] = ["/mnt/backup"];
 
 fn under(p: &[u8], top: &[u8]) -> bool {
     p == top || (p.starts_with(top) && p.get(top.len()) == Some(&b'/'))
@@ -710,7 +773,7 @@ fn under(p: &[u8], top: &[u8]) -> bool {
 /// bytes; at the placeholders (module docs), at most an empty directory.
 fn assert_same_nodes(ours: &BTreeMap<Vec<u8>, Node>, kernel: &BTreeMap<Vec<u8>, Node>) {
     let show = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
-    for mp in PLACEHOLDERS {
+    for mp in PLACEHOLDERS.iter().filter(|&&mp| mp != EFI) {
         for (p, n) in ours.iter().filter(|(p, _)| under(p, mp.as_bytes())) {
             assert!(
                 p.as_slice() == mp.as_bytes() && n.kind == "dir",
@@ -774,6 +837,16 @@ fn cp_of_the_root_copies_every_volume_like_the_kernel_tree() {
     assert_eq!(code, 1, "{stderr}");
     for p in UNREADABLE {
         assert!(stderr.contains(p), "{p} not reported as skipped: {stderr}");
+    }
+    // The vfat's files, copied from the userspace reader, are mtools's.
+    for (p, kind, size, sha) in efi_manifest() {
+        let got = &ours[p.as_bytes()];
+        if kind == "d" {
+            assert_eq!(got.kind, "dir", "{p}");
+        } else {
+            assert_eq!(got.size, Some(size.parse().unwrap()), "{p}");
+            assert_eq!(got.sha256.as_deref(), Some(sha.as_str()), "{p}");
+        }
     }
     let sparse = std::fs::metadata(out.path().join("opt/app/sparse.img")).expect("sparse.img");
     assert!(
@@ -929,7 +1002,7 @@ fn ls_of_the_missing_nofail_device_says_why() {
 fn mounts_that_are_not_here_are_said_where_they_matter() {
     let (a, b) = (image("guest-a.img"), image("guest-b.img"));
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
-    // A file far from them: nothing said about /boot/efi or /mnt/backup.
+    // A file far from it: nothing said about /mnt/backup.
     let mut args = vec!["cat"];
     args.extend(guest_args(a, b, &["/home/alice/notes.txt"]));
     let out = vmrescue(&args);
@@ -942,7 +1015,7 @@ fn mounts_that_are_not_here_are_said_where_they_matter() {
     let out = vmrescue(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("/boot/efi"), "{stderr}");
+    assert!(!stderr.contains("/boot/efi"), "read in userspace: {stderr}");
     assert!(stderr.contains("/mnt/backup"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("/home/alice/notes.txt"));
     // find below /home: nothing is missing there.
@@ -998,7 +1071,7 @@ fn layers_json_lists_the_mount_table() {
             "/boot/efi",
             "PARTUUID=8a1d6c4e-2b7f-4e3a-9c5d-1f0e2d3c4ba1",
             Some("p1"),
-            "unreadable",
+            "mounted",
             false,
         ),
         (

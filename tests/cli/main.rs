@@ -19,6 +19,7 @@ mod loop_support;
 mod pve_support;
 
 mod btrfs_cli;
+mod btrfs_subvol;
 mod cli_ls;
 mod cli_pipes;
 mod copy;

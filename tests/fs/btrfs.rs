@@ -130,8 +130,10 @@ fn other_checksum_kinds_match_the_kernel() {
 }
 
 #[test]
-fn the_log_tree_is_not_replayed_like_nologreplay() {
-    let fs = open("btrfs-log");
+fn with_no_journal_the_log_tree_is_not_replayed_like_nologreplay() {
+    let p = common::fixture("btrfs-log");
+    let src: Arc<dyn ReadAt> = Arc::new(FileSource::open(&p).expect("open image"));
+    let fs = Btrfs::open_with(src, &vmrescue::fs::FsOptions { no_journal: true }).unwrap();
     parity_of("btrfs-log", &fs, "btrfs-log.walk");
     assert_eq!(fs.status().notes, [vmrescue::fs::btrfs::LOG_NOTE]);
     assert_eq!(fs.lookup(fs.root(), b"logged").unwrap(), None);

@@ -747,3 +747,172 @@ fn a_qcow2_image_in_a_partition_is_a_nested_disk() {
     assert!(err.contains("with the backing file"), "{err}");
     assert!(!String::from_utf8_lossy(&out).contains("p1/disk0"));
 }
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn spread() -> std::path::PathBuf {
+    common::fixture("nested-spread")
+}
+
+/// `nested-spread`: VM 110 keeps VG vg110 over both of its disks
+/// (vm-110-disk-0's p2 and the whole vm-110-disk-1), as a guest with two
+/// virtual disks does; the VG assembles from both nested disks, and the
+/// data LV that runs from one onto the other reads whole.
+#[test]
+fn a_guest_vg_over_two_nested_disks_assembles() {
+    let path = spread();
+    let layout = layout_of(&path);
+    let n = names(&layout);
+    for name in [
+        "pve/vm-110-disk-0/vg110/root",
+        "pve/vm-110-disk-0/vg110/data",
+        "pve/snap_vm-110-disk-0_before/vg110/data",
+        "pve/vm-111-disk-0/vg110/data",
+        "pve/spare/vg110/root",
+    ] {
+        assert!(n.contains(&name), "{name} missing from {n:?}");
+    }
+    // Nothing is named after the second disk: its PV joined the first's VG.
+    assert!(
+        !n.iter().any(|v| v.starts_with("pve/vm-110-disk-1/vg110")),
+        "{n:?}"
+    );
+    let data = layout
+        .volumes
+        .iter()
+        .find(|v| v.name == "pve/vm-110-disk-0/vg110/data")
+        .unwrap();
+    assert!(data.problems.is_empty(), "{:?}", data.problems);
+    assert_eq!(data.content.kind.name(), "ext4");
+    // Its bytes come from two nested disks.
+    assert_eq!(data.mapping.segments().len(), 2);
+    let manifest = std::fs::read_to_string(common::fixture_file("nested-spread.sha256")).unwrap();
+    let want = manifest.split_whitespace().next().unwrap().to_string();
+    let img = path.to_str().unwrap();
+    for vol in [
+        "pve/vm-110-disk-0/vg110/data",
+        "pve/vm-111-disk-0/vg110/data",
+        "pve/snap_vm-110-disk-0_before/vg110/data",
+    ] {
+        let got = sha256_hex(&cat(img, vol, "/big.txt"));
+        assert_eq!(got, want, "{vol}");
+    }
+    // The guest as it boots: /srv is the LV over both disks.
+    let got = sha256_hex(&cat(img, "pve/vm-110-disk-0", "/srv/big.txt"));
+    assert_eq!(got, want);
+    let (out, err, code) = stdout(&["ls", img, "--volume", "pve/vm-110-disk-0", "/srv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("note.txt"));
+}
+
+/// Copies of the same two disks (a clone, a thin snapshot of both) are
+/// told apart by the Proxmox guest their LVs name: each VM's and each
+/// snapshot's VG assembles from its own two disks; a copy under another
+/// name stays alone, incomplete, and says where the missing PV's copies are.
+#[test]
+fn copies_of_a_two_disk_guest_stay_apart() {
+    let path = spread();
+    let img = path.to_str().unwrap();
+    assert_eq!(
+        cat(img, "pve/vm-110-disk-0", "/etc/spread-marker.txt"),
+        b"VM 110 now\n"
+    );
+    assert_eq!(
+        cat(
+            img,
+            "pve/snap_vm-110-disk-0_before",
+            "/etc/spread-marker.txt"
+        ),
+        b"VM 110 before\n"
+    );
+    assert_eq!(
+        cat(img, "pve/vm-111-disk-0", "/etc/spread-marker.txt"),
+        b"VM 110 now\n"
+    );
+    let layout = layout_of(&path);
+    let groups: Vec<_> = layout.groups.iter().filter(|g| g.name == "vg110").collect();
+    assert_eq!(groups.len(), 4, "one vg110 per guest and one for the spare");
+    let whole = groups
+        .iter()
+        .filter(|g| g.pvs.iter().all(|p| p.found.is_some()))
+        .count();
+    assert_eq!(whole, 3, "VM 110, its snapshot and VM 111 are whole");
+    // Each whole VG's PVs are on disks of one guest.
+    for g in &groups {
+        let holders: Vec<&str> = g
+            .pvs
+            .iter()
+            .filter_map(|p| p.found)
+            .map(|i| layout.pvs[i].volume.as_str())
+            .collect();
+        let guest = |v: &str| {
+            v.strip_prefix("pve/")
+                .and_then(|r| r.split_once('/'))
+                .map(|(h, _)| h.replace("-disk-1", "-disk-0"))
+                .unwrap()
+        };
+        let first = guest(holders[0]);
+        assert!(holders.iter().all(|h| guest(h) == first), "{holders:?}");
+    }
+    let spare = layout
+        .volumes
+        .iter()
+        .find(|v| v.name == "pve/spare/vg110/data")
+        .unwrap();
+    assert!(!spare.problems.is_empty());
+    let (_, err, code) = stdout(&["layers", img]);
+    assert_eq!(code, 1, "a missing PV is a problem");
+    assert!(
+        err.contains("is on pve/vm-110-disk-1, pve/snap_vm-110-disk-1_before, pve/vm-111-disk-1"),
+        "{err}"
+    );
+    // The second disk shows its PV under the VG's first disk.
+    let (out, err, code) = stdout(&["layers", img, "--json"]);
+    assert!(code <= 1, "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let root = &json["disks"][0];
+    let data = find(root, "pve/vm-110-disk-0/vg110/data").expect("data LV in the JSON tree");
+    assert_eq!(data["fstype"].as_str(), Some("ext4"), "{data}");
+}
+
+/// A host disk with no root of its own and several guests: the browser
+/// shows a node per guest above the disks and opens none by itself.
+#[test]
+fn tui_lists_every_guest_of_a_host_without_a_root() {
+    let inspected = |path: &Path| {
+        let mut layout = layout_of(path);
+        let userspace = vmrescue::engine::userspace::Userspace::default();
+        let found = layers::inspect::inspect(&layout, &|id| {
+            userspace.open_fs(&layout, id, &Default::default())
+        });
+        layout.apply_inspection(&found);
+        layout
+    };
+    let layout = inspected(&spread());
+    let pane = vmrescue::tui::layers::LayerPane::new(&layout);
+    assert!(!pane.first_is_chosen);
+    let roots: Vec<&str> = pane
+        .guests
+        .iter()
+        .map(|&g| layout.volume(g).name.as_str())
+        .collect();
+    assert_eq!(
+        roots,
+        [
+            "pve/vm-110-disk-0/vg110/root",
+            "pve/snap_vm-110-disk-0_before/vg110/root",
+            "pve/vm-111-disk-0/vg110/root",
+            "pve/spare/vg110/root",
+        ]
+    );
+    let host = inspected(&host());
+    let pane = vmrescue::tui::layers::LayerPane::new(&host);
+    assert!(pane.first_is_chosen);
+    assert_eq!(host.volume(pane.guests[0]).name, "pve/root");
+}

@@ -26,6 +26,7 @@ mod tui_support;
 
 mod pager;
 mod tui_app;
+mod tui_btrfs;
 mod tui_find;
 mod tui_fixes;
 mod tui_guest;

@@ -65,6 +65,9 @@ pub fn available() -> std::result::Result<(), String> {
 /// device-mapper: loop devices over single-range volumes only.
 pub const NO_DM_ENV: &str = "VMRESCUE_NO_DM";
 
+/// The option that mounts a btrfs volume's top level (subvolume 5).
+const TOP_LEVEL: &str = "subvolid=5";
+
 /// Why device-mapper cannot be used here (checked once), or `Ok`.
 pub fn dm_available() -> std::result::Result<(), String> {
     static DM: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
@@ -748,6 +751,18 @@ impl Session {
 
     /// Map and mount volume `id` (read-only unless `writable`) and return the mountpoint.
     pub fn mount(&self, layout: &Layout, id: VolumeId, writable: bool) -> Result<PathBuf> {
+        self.mount_with(layout, id, writable, "")
+    }
+
+    /// [`Session::mount`] with `extra` mount options (the first mount of
+    /// the volume in that mode decides them).
+    fn mount_with(
+        &self,
+        layout: &Layout,
+        id: VolumeId,
+        writable: bool,
+        extra: &str,
+    ) -> Result<PathBuf> {
         let mut inner = self.lock();
         let v = layout.volume(id);
         if let Some((p, _, _)) = inner
@@ -773,12 +788,13 @@ impl Session {
         std::fs::create_dir(&dir).map_err(|e| Error::io_path(&dir, e))?;
         let mount_obj = Object::Mount { path: dir.clone() };
         Self::record(&mut inner, mount_obj.clone())?;
-        if let Err(e) = mount::mount(
+        if let Err(e) = mount::mount_with(
             &device.node(),
             &device.kernel_name(),
             &dir,
             v.content.kind,
             writable,
+            extra,
         ) {
             let _ = Self::forget(&mut inner, &mount_obj);
             let _ = std::fs::remove_dir(&dir);
@@ -813,10 +829,23 @@ impl Session {
 
     /// Open volume `id`'s filesystem through a read-only kernel mount.
     pub fn open_fs(self: &Arc<Self>, layout: &Layout, id: VolumeId) -> Result<Arc<dyn FsView>> {
-        let dir = self.mount(layout, id, false)?;
         let v = layout.volume(id);
+        // A btrfs volume's subvolumes, from our reader's root tree (when it
+        // reads the volume): then its top level is mounted, shown from the
+        // default subvolume, and `subvol=` finds the others in it.
+        let subvols = (v.content.kind == ContentKind::Btrfs)
+            .then(|| crate::fs::btrfs::Btrfs::open(layout.open_volume(id)).ok())
+            .flatten()
+            .map(|b| b.subvolumes());
+        let extra = if subvols.is_some() { TOP_LEVEL } else { "" };
+        let dir = self.mount_with(layout, id, false, extra)?;
         let (_, flags, data) = mount::options(v.content.kind, false)?;
         let _ = flags;
+        let data = match (data.is_empty(), extra.is_empty()) {
+            (_, true) => data.to_string(),
+            (true, false) => extra.to_string(),
+            (false, false) => format!("{data},{extra}"),
+        };
         let mut notes = vec![format!(
             "mounted by the kernel engine at {} (read-only{}{})",
             dir.display(),
@@ -829,6 +858,12 @@ impl Session {
         {
             notes.push(crate::fs::xfs::KERNEL_NOT_REPLAYED_NOTE.to_string());
         }
+        if v.content.kind == ContentKind::Btrfs
+            && data.contains("nologreplay")
+            && crate::fs::btrfs::log::has_log_tree(layout.open_volume(id).as_ref())
+        {
+            notes.push(crate::fs::btrfs::KERNEL_NOT_REPLAYED_NOTE.to_string());
+        }
         let status = FsStatus {
             fs_type: v.content.kind.name().to_string(),
             label: v.content.label.clone(),
@@ -836,7 +871,12 @@ impl Session {
             notes,
             problems: Vec::new(),
         };
-        let view = Arc::new(mounted::MountedFs::new(&dir, status, Arc::clone(self))?);
+        let view = Arc::new(mounted::MountedFs::new(
+            &dir,
+            status,
+            Arc::clone(self),
+            subvols,
+        )?);
         let mut inner = self.lock();
         match inner
             .mapped

@@ -97,7 +97,26 @@ pub fn mount(
     kind: ContentKind,
     writable: bool,
 ) -> Result<()> {
+    mount_with(source, kname, target, kind, writable, "")
+}
+
+/// [`mount`] with `extra` options after the table's (`subvolid=5`: a
+/// btrfs volume's top level, whatever its default subvolume).
+pub fn mount_with(
+    source: &Path,
+    kname: &str,
+    target: &Path,
+    kind: ContentKind,
+    writable: bool,
+    extra: &str,
+) -> Result<()> {
     let (fstype, flags, data) = options(kind, writable)?;
+    let data = match (data.is_empty(), extra.is_empty()) {
+        (_, true) => data.to_string(),
+        (true, false) => extra.to_string(),
+        (false, false) => format!("{data},{extra}"),
+    };
+    let data = data.as_str();
     let mut log = KernelLog::open();
     let attempt = |fstype: &str, data: &str| {
         nix::mount::mount(
@@ -115,7 +134,12 @@ pub fn mount(
     }
     // Kernels before 5.9 spell btrfs's option without the `rescue=`.
     if result == Err(nix::errno::Errno::EINVAL) && kind == ContentKind::Btrfs && !writable {
-        result = attempt(fstype, "nologreplay");
+        let old = if extra.is_empty() {
+            "nologreplay".to_string()
+        } else {
+            format!("nologreplay,{extra}")
+        };
+        result = attempt(fstype, &old);
     }
     match result {
         Ok(()) => Ok(()),

@@ -345,6 +345,8 @@ pub struct RootItem {
     pub generation: u64,
     /// UUID (zero on old filesystems).
     pub uuid: [u8; 16],
+    /// UUID of the subvolume this one is a snapshot of (zero: none).
+    pub parent_uuid: [u8; 16],
     /// Creation time (zero on old filesystems).
     pub otime: Timestamp,
 }
@@ -359,6 +361,10 @@ impl RootItem {
         if let Some(u) = b.get(247..263) {
             uuid.copy_from_slice(u);
         }
+        let mut parent_uuid = [0u8; 16];
+        if let Some(u) = b.get(263..279) {
+            parent_uuid.copy_from_slice(u);
+        }
         Ok(RootItem {
             root_dirid: le::u64(b, 168).unwrap_or(0),
             bytenr: le::u64(b, 176).unwrap_or(0),
@@ -366,6 +372,7 @@ impl RootItem {
             level: b.get(238).copied().unwrap_or(0),
             generation: le::u64(b, 160).unwrap_or(0),
             uuid,
+            parent_uuid,
             otime: if b.len() >= 351 {
                 time(b, 339)
             } else {

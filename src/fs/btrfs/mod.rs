@@ -8,13 +8,15 @@
 //! symlinks and file data (inline, regular, preallocated, holes, compressed)
 //! with its checksums verified.
 //!
-//! The log tree (fsync'd changes not yet committed) is never replayed:
-//! what is shown is what `mount -o rescue=nologreplay` shows, and
-//! [`FsStatus::notes`] says so when there is a log.
+//! The log tree (fsync'd changes not yet committed) is replayed in memory
+//! (`log.rs`), as the kernel does on mount, unless
+//! [`FsOptions::no_journal`]: then what is shown is what
+//! `mount -o rescue=nologreplay` shows, and [`FsStatus::notes`] says so.
 
 pub mod compress;
 pub mod csum;
 pub mod item;
+pub mod log;
 pub mod sb;
 pub mod tree;
 
@@ -54,8 +56,14 @@ const AHEAD_EXTENTS: usize = 16;
 const AHEAD_THREADS: usize = 4;
 /// Extent maps kept for files being read.
 const MAP_CACHE: usize = 8;
-/// What the status says when there is a log tree.
-pub const LOG_NOTE: &str = "the btrfs log tree (fsync'd changes not yet committed) was not replayed: what is shown is what `mount -o rescue=nologreplay` shows";
+/// What the status says when there is a log tree and `--no-journal`.
+pub const LOG_NOTE: &str = "the btrfs log tree (fsync'd changes not yet committed) was not replayed (--no-journal): what is shown is what `mount -o rescue=nologreplay` shows";
+/// How the status note of a replayed log starts.
+pub const REPLAYED_NOTE: &str = "log replayed in memory";
+/// What the status says when the log tree cannot be replayed.
+pub const NOT_REPLAYED_NOTE: &str = "the btrfs log tree (fsync'd changes not yet committed) could not be replayed: what is shown is what `mount -o rescue=nologreplay` shows";
+/// What the kernel engine says when it mounts a filesystem with a log tree.
+pub const KERNEL_NOT_REPLAYED_NOTE: &str = "the btrfs log tree (fsync'd changes not yet committed) is not replayed by the kernel engine's read-only mount (rescue=nologreplay): what is shown is the state of the last commit, without the last fsync'd changes (the userspace engine replays the log in memory)";
 
 /// What [`Btrfs::subvolumes`] tells about one subvolume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +78,11 @@ pub struct SubvolInfo {
     pub uuid: [u8; 16],
     /// Read-only (a read-only snapshot).
     pub read_only: bool,
+    /// The id of the subvolume this one is a snapshot of (its root item's
+    /// `parent_uuid`), when that subvolume is still here.
+    pub snapshot_of: Option<u64>,
+    /// Whether it is the default subvolume (`btrfs subvolume set-default`).
+    pub default: bool,
     /// Generation of its root.
     pub generation: u64,
     /// Creation time.
@@ -96,6 +109,8 @@ pub struct Btrfs {
     notes: Vec<String>,
     problems: Arc<ProblemLog>,
     maps: Mutex<Vec<((usize, u64), ExtentMap)>>,
+    /// Data checksums from the replayed log: (logical start, checksums).
+    log_csums: Vec<(u64, Vec<u8>)>,
     zcache: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
 }
 
@@ -136,7 +151,7 @@ impl Btrfs {
     }
 
     /// Open with options.
-    pub fn open_with(src: Arc<dyn ReadAt>, _opts: &FsOptions) -> Result<Btrfs> {
+    pub fn open_with(src: Arc<dyn ReadAt>, opts: &FsOptions) -> Result<Btrfs> {
         let (sb, sb_problems) = sb::read(src.as_ref())?;
         let problems = Arc::new(ProblemLog::default());
         for p in sb_problems {
@@ -155,9 +170,6 @@ impl Btrfs {
                 "the btrfs filesystem spans {} devices; only this one (devid {}) is read: what is stored on the others cannot be read",
                 sb.num_devices, sb.devid
             ));
-        }
-        if sb.log_root != 0 {
-            notes.push(LOG_NOTE.into());
         }
         let mut map = ChunkMap::new(sb.devid);
         map.load_sys_array(&sb)?;
@@ -195,6 +207,7 @@ impl Btrfs {
             notes,
             problems,
             maps: Mutex::new(Vec::new()),
+            log_csums: Vec::new(),
             zcache: Mutex::new(None),
         };
         fs.csum_tree = match fs.root_item(id::CSUM_TREE) {
@@ -217,7 +230,59 @@ impl Btrfs {
                 fs.subvol_index(id::FS_TREE).unwrap_or(0)
             }
         };
+        if fs.t.sb.log_root != 0 {
+            if opts.no_journal {
+                fs.notes.push(LOG_NOTE.into());
+            } else {
+                fs.replay_log();
+            }
+        }
         Ok(fs)
+    }
+
+    /// Replay the log tree in memory (on failure: a problem, and the
+    /// on-disk state).
+    fn replay_log(&mut self) {
+        let log_root = self.t.sb.log_root;
+        let r = log::replay(&self.t, log_root, &|sid| {
+            self.subvol_index(sid).map(|i| self.tree_of(i))
+        });
+        match r {
+            Ok(r) => {
+                for sid in &r.missing {
+                    self.problem(Problem::at(
+                        "btrfs log tree",
+                        log_root,
+                        format!("it logs subvolume {sid}, which is not found: not replayed"),
+                    ));
+                }
+                let n = r.overlays.len();
+                for (sid, ov) in r.overlays {
+                    if let Some(i) = self.subvol_index(sid) {
+                        let (root, _) = self.tree_of(i);
+                        self.t.set_overlay(root, ov);
+                    }
+                }
+                let mut csums = r.csums;
+                csums.sort_by_key(|(o, _)| *o);
+                self.log_csums = csums;
+                self.notes.push(format!(
+                    "{REPLAYED_NOTE}: {} items in {n} subvolume{} (the btrfs log tree of fsync'd changes not yet committed; --no-journal shows the last commit)",
+                    r.items,
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+            Err(e) => {
+                self.problem(Problem::at(
+                    "btrfs log tree",
+                    log_root,
+                    format!(
+                        "not replayed: {e}; the state of the last commit is shown, as with --no-journal"
+                    ),
+                ));
+                self.notes.push(NOT_REPLAYED_NOTE.into());
+            }
+        }
     }
 
     fn problem(&self, p: impl Into<Problem>) {
@@ -334,7 +399,11 @@ impl Btrfs {
     }
 
     fn subvol_index(&self, sid: u64) -> Option<usize> {
-        self.subvols.iter().position(|s| s.id == sid)
+        // In root-tree order, so sorted by id (a damaged tree may not be).
+        self.subvols
+            .binary_search_by_key(&sid, |s| s.id)
+            .ok()
+            .or_else(|| self.subvols.iter().position(|s| s.id == sid))
     }
 
     fn node(&self, idx: usize, ino: u64) -> Result<NodeId> {
@@ -417,6 +486,13 @@ impl Btrfs {
 
     /// The subvolumes, top level first.
     pub fn subvolumes(&self) -> Vec<SubvolInfo> {
+        let default = self.default_subvol();
+        let by_uuid: std::collections::HashMap<[u8; 16], u64> = self
+            .subvols
+            .iter()
+            .filter(|s| s.root.uuid != [0; 16])
+            .map(|s| (s.root.uuid, s.id))
+            .collect();
         self.subvols
             .iter()
             .map(|s| SubvolInfo {
@@ -425,6 +501,10 @@ impl Btrfs {
                 path: self.subvol_path(s.id).unwrap_or_default(),
                 uuid: s.root.uuid,
                 read_only: s.root.flags & 1 != 0,
+                snapshot_of: (s.root.parent_uuid != [0; 16])
+                    .then(|| by_uuid.get(&s.root.parent_uuid).copied())
+                    .flatten(),
+                default: s.id == default,
                 generation: s.root.generation,
                 otime: s.root.otime,
             })
@@ -601,6 +681,17 @@ impl Btrfs {
             for (o, d) in items {
                 fill(o, &d);
             }
+        }
+        // Checksums of data written since the commit, from the log.
+        let first = self
+            .log_csums
+            .partition_point(|(o, _)| *o <= logical)
+            .saturating_sub(1);
+        for (o, d) in self.log_csums.iter().skip(first) {
+            if *o >= end {
+                break;
+            }
+            fill(*o, d);
         }
         Ok(out)
     }
@@ -1050,6 +1141,10 @@ impl FsView for Btrfs {
             inodes: 0,
             free_inodes: 0,
         })
+    }
+
+    fn subvolumes(&self) -> Option<Vec<SubvolInfo>> {
+        Some(Btrfs::subvolumes(self))
     }
 
     fn subvolume_root(&self, spec: &SubvolSpec) -> Result<Option<NodeId>> {

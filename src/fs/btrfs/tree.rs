@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
+use super::log::Overlay;
 use super::sb::{ChunkMap, KEY_LEN, Key, Superblock, csum_mismatch, hex};
 use crate::error::{Error, Result};
 use crate::fs::problems::ProblemLog;
@@ -97,6 +98,8 @@ pub struct Trees {
     /// Problems found.
     pub problems: Arc<ProblemLog>,
     cache: Mutex<BlockCache>,
+    /// Items replaced by the log replay, by the root block of their tree.
+    overlays: HashMap<u64, Arc<Overlay>>,
 }
 
 /// Checked tree blocks by address, bounded: blocks used lately stay (an
@@ -150,7 +153,13 @@ impl Trees {
             map,
             problems,
             cache: Mutex::new(BlockCache::default()),
+            overlays: HashMap::new(),
         }
+    }
+
+    /// Read the tree rooted at `root` through `overlay` from now on.
+    pub fn set_overlay(&mut self, root: u64, overlay: Overlay) {
+        self.overlays.insert(root, Arc::new(overlay));
     }
 
     /// Read logical bytes `[logical, logical + buf.len())` from copy
@@ -305,8 +314,54 @@ impl Trees {
         f: &mut dyn FnMut(Key, &[u8]) -> ControlFlow<()>,
     ) -> Result<()> {
         let mut visited = 0usize;
-        self.walk(root, Some(level), None, lo, hi, 0, &mut visited, f)
-            .map(|_| ())
+        let Some(ov) = self.overlays.get(&root) else {
+            return self
+                .walk(root, Some(level), None, lo, hi, 0, &mut visited, f)
+                .map(|_| ());
+        };
+        if lo > hi {
+            return Ok(());
+        }
+        // The tree's items, without those of the overlay's objects, merged
+        // in key order with the overlay's.
+        let mut pending = ov.items.range(lo..=hi).peekable();
+        let mut stopped = false;
+        {
+            let mut merged = |k: Key, d: &[u8]| {
+                while let Some((ok, od)) = pending.next_if(|(ok, _)| **ok < k) {
+                    if f(*ok, od).is_break() {
+                        stopped = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+                if ov.ids.contains(&k.objectid) {
+                    return ControlFlow::Continue(());
+                }
+                let r = f(k, d);
+                if r.is_break() {
+                    stopped = true;
+                }
+                r
+            };
+            let _ = self.walk(
+                root,
+                Some(level),
+                None,
+                lo,
+                hi,
+                0,
+                &mut visited,
+                &mut merged,
+            )?;
+        }
+        if !stopped {
+            for (ok, od) in pending {
+                if f(*ok, od).is_break() {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -394,7 +449,9 @@ impl Trees {
         Ok(ControlFlow::Continue(()))
     }
 
-    /// The item with the greatest key `<= key` in the tree, if any.
+    /// The item with the greatest key `<= key` in the tree, if any (the
+    /// tree's own: not through a log replay overlay, which only [`Trees::get`]
+    /// and [`Trees::range`] consult).
     pub fn search_le(&self, root: u64, level: u8, key: Key) -> Result<Option<(Key, Vec<u8>)>> {
         let mut bytenr = root;
         let mut want_level = Some(level);
@@ -472,6 +529,11 @@ impl Trees {
 
     /// The item with exactly `key`.
     pub fn get(&self, root: u64, level: u8, key: Key) -> Result<Option<Vec<u8>>> {
+        if let Some(ov) = self.overlays.get(&root)
+            && ov.ids.contains(&key.objectid)
+        {
+            return Ok(ov.items.get(&key).cloned());
+        }
         Ok(self
             .search_le(root, level, key)?
             .filter(|(k, _)| *k == key)
