@@ -869,6 +869,20 @@ fn btrfs_subvolumes_at_root_and_home_share_one_volume() {
     let (v, inner) = ns.locate(b"/mnt/top/@home/alice/notes.txt").unwrap();
     assert_eq!(Some(v), ns.root_volume());
     assert_eq!(inner, b"/@home/alice/notes.txt");
+    // Where the view lists no subvolumes, the subvolume's id is not known
+    // either: no mount of it can be asked for.
+    let e = ns
+        .locate_in_subvolume(b"/home/alice/notes.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not list its subvolumes"), "{e}");
+    let (_, none, inner) = ns
+        .locate_in_subvolume(b"/mnt/top/@home/alice/notes.txt")
+        .unwrap();
+    assert_eq!(
+        (none, inner.as_slice()),
+        (None, &b"/@home/alice/notes.txt"[..])
+    );
 }
 
 #[test]

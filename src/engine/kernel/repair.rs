@@ -42,9 +42,18 @@ pub struct SymlinkChange {
 
 /// The live-VM checks of every repair ([`crate::pve::is_image_in_use`]:
 /// QEMU's image locks, writers and QEMU processes holding the file, a
-/// read-write loop device or a host mount) for every disk volume `id` lives on.
+/// read-write loop device or a host mount) for every disk volume `id` lives
+/// on, and those of the other devices of a multi-device btrfs.
 pub fn check_not_in_use(layout: &Layout, id: VolumeId) -> Result<()> {
-    for d in layout.volume(id).mapping.disks() {
+    let mut disks = layout.volume(id).mapping.disks();
+    for m in super::btrfs_members(layout, id) {
+        for d in layout.volume(m).mapping.disks() {
+            if !disks.contains(&d) {
+                disks.push(d);
+            }
+        }
+    }
+    for d in disks {
         if let Some(disk) = layout.disks.get(d.0)
             && let Some(why) = crate::pve::is_image_in_use(disk.host_path("the in-use check")?)?
         {
