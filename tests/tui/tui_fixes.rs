@@ -439,3 +439,124 @@ fn a_volume_the_kernel_engine_serves_is_never_planned_in_place() {
     st.act(Action::Confirm);
     assert!(!matches!(st.app.dialog, Some(Dialog::Confirm(_))));
 }
+
+/// The restore dialog on a link in a btrfs subvolume outside the default
+/// one (the `btrfs-relink` fixture with its default set to `root`, as
+/// openSUSE boots from a snapshot, and a link added in `home`), through the
+/// kernel engine: the guest path is located in that subvolume, the plan is
+/// made and written through a read-write mount of it, with an undo record
+/// naming the subvolume, and the kernel reads the new target.
+#[test]
+fn the_restore_dialog_relinks_in_a_btrfs_subvolume_outside_the_default_one() {
+    use vmrescue::engine::{EngineChoice, Engines};
+    use vmrescue::repair::relink::Applier;
+    common::require_root("the kernel engine mounts a loop device");
+    let tmp = tempfile::tempdir().unwrap();
+    let image = common::fixture_copy("btrfs-relink", tmp.path());
+    let elf = tmp.path().join("libfoo.so.2.0");
+    std::fs::write(&elf, tui_support::tiny_elf("libfoo.so.2")).unwrap();
+    run(
+        "sh",
+        &[
+            "-euc",
+            "m=$(mktemp -d); mount -t btrfs -o loop \"$1\" \"$m\"; \
+             mkdir -p \"$m/home/user/lib\"; cp \"$2\" \"$m/home/user/lib/\"; \
+             ln -s libfoo.so.1.0 \"$m/home/user/lib/libfoo.so.2\"; \
+             id=$(btrfs inspect-internal rootid \"$m/root\"); \
+             btrfs subvolume set-default \"$id\" \"$m\"; umount \"$m\"; rmdir \"$m\"",
+            "sh",
+            image.to_str().unwrap(),
+            elf.to_str().unwrap(),
+        ],
+    );
+    let undo_dir = tmp.path().join("undo");
+    let mut layout = vmrescue::layers::scan(vec![vmrescue::image::open(&image).unwrap()]);
+    let engines = std::sync::Arc::new(Engines::new(EngineChoice::Kernel));
+    // The guest's root and mounts, found as the command line finds them.
+    let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
+        engines
+            .userspace()
+            .open_fs(&layout, id, &vmrescue::fs::FsOptions::default())
+    });
+    layout.apply_inspection(&found);
+    let layout = std::sync::Arc::new(layout);
+    let jobs = vmrescue::tui::jobs::Jobs {
+        layout: std::sync::Arc::clone(&layout),
+        opener: engines.clone(),
+        copier: std::sync::Arc::new(vmrescue::tui::copier::JobCopier),
+    };
+    let config = vmrescue::tui::AppConfig {
+        engine: "kernel".into(),
+        undo_dir: undo_dir.clone(),
+        pve_root: tmp.path().join("no-pve"),
+        ..vmrescue::tui::AppConfig::default()
+    };
+    let mut app = vmrescue::tui::App::new(layout, config);
+    app.resize(120, 40);
+    app.start();
+    jobs.run_inline(&mut app);
+    assert!(app.pane().expect("a tree").tree.is_guest());
+    for d in ["home", "user", "lib"] {
+        open_entry(&mut app, &jobs, d);
+    }
+    select_entry(&mut app, &jobs, "libfoo.so.2");
+    app.update(&Action::RestoreSymlink);
+    jobs.run_inline(&mut app);
+    let Some(Dialog::Restore(r)) = &app.dialog else {
+        panic!("restore dialog: {:?}", app.message);
+    };
+    assert!(
+        r.subvolume.is_some(),
+        "home lies outside the default subvolume"
+    );
+    assert_eq!(r.link, b"/user/lib/libfoo.so.2");
+    let plan = r
+        .plan
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?} {:?}", r.plan_error, r.analysis_error));
+    assert_eq!(plan.applier, Applier::Kernel);
+    assert_eq!(plan.subvolume, r.subvolume);
+    assert_eq!(plan.volume, "disk0@/home");
+    assert_eq!(plan.new_target, b"libfoo.so.2.0");
+    assert!(plan.can_apply(), "{:?}", plan.blockers);
+    app.update(&Action::Confirm);
+    let Some(Dialog::Confirm(_)) = &app.dialog else {
+        panic!("the question: {:?}", app.message);
+    };
+    app.update(&Action::Confirm);
+    jobs.run_inline(&mut app);
+    let msg = app.message.clone().expect("a message");
+    assert!(!msg.error, "{msg:?}");
+    let undo: Vec<_> = std::fs::read_dir(&undo_dir).unwrap().flatten().collect();
+    assert_eq!(undo.len(), 1);
+    let record = vmrescue::repair::undo::load_record(&undo[0].path()).unwrap();
+    assert!(
+        matches!(
+            record,
+            vmrescue::repair::undo::UndoRecord::Symlink {
+                subvolume: Some(_),
+                ..
+            }
+        ),
+        "{record:?}"
+    );
+    drop(app);
+    drop(jobs);
+    assert!(engines.close().is_empty());
+    let mnt = tempfile::tempdir().unwrap();
+    run(
+        "mount",
+        &[
+            "-t",
+            "btrfs",
+            "-o",
+            "ro,loop,subvol=home",
+            image.to_str().unwrap(),
+            mnt.path().to_str().unwrap(),
+        ],
+    );
+    let target = std::fs::read_link(mnt.path().join("user/lib/libfoo.so.2"));
+    run("umount", &[mnt.path().to_str().unwrap()]);
+    assert_eq!(target.unwrap(), std::path::Path::new("libfoo.so.2.0"));
+    run("btrfs", &["check", "--readonly", image.to_str().unwrap()]);
+}
