@@ -964,7 +964,9 @@ fn relink_in_a_btrfs_subvolume_outside_the_default_one_and_undo() {
 /// over three): each other member gets its own read-only loop device,
 /// named to the kernel with `device=`; every file copied out through the
 /// kernel's mount has the SHA-256 the kernel gave when the fixture was
-/// made, as through the userspace engine; no loop device is left.
+/// made, as through the userspace engine; no loop device is left. On
+/// raid1, a relink goes through a read-write mount of both devices, reads
+/// back, is undone, and `btrfs check` finds the filesystem clean.
 #[test]
 fn the_kernel_engine_mounts_a_multi_device_btrfs() {
     common::require_root("mounts btrfs loop devices");
@@ -1013,6 +1015,65 @@ fn the_kernel_engine_mounts_a_multi_device_btrfs() {
                 assert_eq!(hex, sum, "{case} {engine} {path}");
             }
         }
+        for image in &images {
+            assert_eq!(loops_of(image), "", "{case}");
+        }
+        if case != "raid1" {
+            continue;
+        }
+        // A repair: every member mounted read-write with it, the link
+        // read back through a new read-only mount, undone.
+        let undo_dir = dir.path().join("undo");
+        // `args` then, but for `undo`, the image and `path`.
+        let vm = |args: &[&str], path: &str| {
+            let mut c = Command::new(bin());
+            c.env(NO_DM_ENV, "1").args(args);
+            if args.first() != Some(&"undo") {
+                c.args(["--engine", "kernel", "--volume", "disk0"]);
+                for other in &images[1..] {
+                    c.arg("--disk").arg(other);
+                }
+                c.arg(&images[0]);
+            }
+            let out = c.arg(path).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                out.status.success(),
+                "{args:?}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text
+        };
+        let undo = undo_dir.to_str().unwrap();
+        let relink = &[
+            "relink",
+            "--yes",
+            "--force",
+            "--to",
+            "inline-100",
+            "--undo-dir",
+            undo,
+        ];
+        let text = vm(relink, "/link");
+        assert!(
+            text.lines().any(|l| l == "/link: hello.txt -> inline-100"),
+            "{text}"
+        );
+        assert_eq!(
+            vm(&["ls", "-l"], "/link").trim_end().rsplit(' ').next(),
+            Some("inline-100")
+        );
+        let undo_file = text
+            .lines()
+            .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+            .expect("an undo line")
+            .to_string();
+        assert!(vm(&["undo"], &undo_file).contains("(put back)"));
+        assert_eq!(
+            vm(&["ls", "-l"], "/link").trim_end().rsplit(' ').next(),
+            Some("hello.txt")
+        );
+        btrfs_check(&images[0], "the relink and its undo on raid1");
         for image in &images {
             assert_eq!(loops_of(image), "", "{case}");
         }
