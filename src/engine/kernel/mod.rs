@@ -13,7 +13,10 @@
 //!    linear LV) gets a read-only loop device over exactly its bytes instead;
 //! 3. the dm device is mounted read-only under
 //!    `/run/vmrescue/<session>/<volume>` ([`mount`]) and browsed through
-//!    an [`FsView`] over the mounted directory.
+//!    an [`FsView`] over the mounted directory. A btrfs over several
+//!    devices has each other member mapped the same way and named to the
+//!    kernel with `device=` (it scans no devices by itself here); they are
+//!    part of the volume's mapping and torn down after its device.
 //!
 //! Every object is written to the session's state file ([`state`]) before
 //! it is created. A [`Session`] tears everything down in reverse order

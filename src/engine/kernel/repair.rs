@@ -1,7 +1,10 @@
 //! Repairs through the kernel engine: the volume is mapped and mounted
 //! read-write (the kernel replays the journal, as at boot), the change is
 //! made the way a careful administrator would make it, and everything is
-//! unmounted and unmapped again right after.
+//! unmounted and unmapped again right after. A link in a btrfs subvolume
+//! that the volume's paths cannot name (outside its default subvolume) is
+//! reached through a read-write mount of that subvolume (`subvolid=`), and
+//! its undo record names the subvolume.
 //!
 //! The same live-VM checks as for userspace repairs run first
 //! ([`check_not_in_use`]).
