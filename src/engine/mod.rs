@@ -154,7 +154,7 @@ pub fn select_volume(layout: &Layout, spec: Option<&str>) -> Result<VolumeId> {
     let roots: Vec<VolumeId> = layout
         .volumes
         .iter()
-        .filter(|v| v.guest.os.is_some() && v.is_filesystem())
+        .filter(|v| v.guest.os.is_some() && v.is_filesystem() && !another_member(layout, v))
         .map(|v| v.id)
         .collect();
     if let [one] = roots.as_slice() {
@@ -169,12 +169,17 @@ pub fn select_volume(layout: &Layout, spec: Option<&str>) -> Result<VolumeId> {
     if let [one] = top.as_slice() {
         return Ok(*one);
     }
-    let fss: Vec<VolumeId> = layout.filesystems().map(|v| v.id).collect();
+    let fss: Vec<VolumeId> = layout
+        .filesystems()
+        .filter(|v| !another_member(layout, v))
+        .map(|v| v.id)
+        .collect();
     if let [one] = fss.as_slice() {
         return Ok(*one);
     }
     let choices: Vec<String> = layout
         .filesystems()
+        .filter(|v| !another_member(layout, v))
         .map(|v| {
             let mut s = v.name.clone();
             if let Some(m) = &v.guest.mountpoint {
@@ -196,6 +201,19 @@ pub fn select_volume(layout: &Layout, spec: Option<&str>) -> Result<VolumeId> {
         "more than one filesystem: choose one with --volume ({})",
         choices.join(", ")
     )))
+}
+
+/// Whether `v` is a device of a btrfs filesystem whose earlier device in
+/// the layout stands for it (one filesystem over several volumes opens
+/// from any of them: the first is the one chosen).
+fn another_member(layout: &Layout, v: &crate::layers::Volume) -> bool {
+    v.content.kind == crate::layers::ContentKind::Btrfs
+        && v.content.uuid.is_some()
+        && layout.volumes.iter().take(v.id.0).any(|o| {
+            o.content.kind == crate::layers::ContentKind::Btrfs
+                && o.content.uuid == v.content.uuid
+                && o.is_filesystem()
+        })
 }
 
 /// The engine the operator asked for (`--engine`).
