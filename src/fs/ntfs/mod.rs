@@ -28,6 +28,7 @@
 )]
 
 pub mod boot;
+pub mod index;
 pub mod lznt1;
 
 use std::collections::HashMap;
@@ -706,44 +707,68 @@ impl NtfsVolume {
         let mut cur = lock(&self.cursor);
         let cur = &mut *cur;
         let file = self.file(cur, record)?;
-        let index = file
-            .directory_index(cur)
-            .map_err(|e| crate_err("directory index", record, e))?;
-        let mut it = index.entries();
-        let mut out = Vec::new();
+        let mut root = None;
+        let mut alloc = None;
+        let mut attrs = file.attributes();
         let mut seen = 0usize;
-        while let Some(e) = it.next(cur) {
+        while let Some(item) = attrs.next(cur) {
             seen = seen.saturating_add(1);
-            if seen > MAX_ENTRIES {
-                return Err(crate_err(
-                    "directory index",
-                    record,
-                    format!("more than {MAX_ENTRIES} entries (a loop in the index?)"),
-                ));
+            if seen > MAX_ATTRS {
+                return Err(crate_err("attributes", record, format!("more than {MAX_ATTRS}")));
             }
-            let e = e.map_err(|e| crate_err("directory index entry", record, e))?;
-            let Some(key) = e.key() else { continue };
-            let key = key.map_err(|e| crate_err("directory index key", record, e))?;
-            if key.namespace() == NtfsFileNamespace::Dos {
+            let item = item.map_err(|e| crate_err("attribute", record, e))?;
+            let a = item.to_attribute().map_err(|e| crate_err("attribute", record, e))?;
+            let Ok(ty) = a.ty() else { continue };
+            if !matches!(ty, NtfsAttributeType::IndexRoot | NtfsAttributeType::IndexAllocation) {
                 continue;
             }
-            let child = e.file_reference().file_record_number();
-            if child < FIRST_USER {
+            let name = a.name().map_err(|e| crate_err("index name", record, e))?;
+            if utf16(name.0) != b"$I30" {
                 continue;
             }
-            let flags = key.file_attributes();
-            let file_type = if flags.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
+            let s = self.stream(cur, record, &a, b"$I30")?;
+            if ty == NtfsAttributeType::IndexRoot {
+                root = Some(s);
+            } else {
+                alloc = Some(s);
+            }
+        }
+        drop(attrs);
+        drop(file);
+        let root = root.ok_or_else(|| crate_err("directory", record, "no $INDEX_ROOT $I30"))?;
+        let root = self.read_stream(cur, record, &root, 0, 1 << 20)?;
+        let block_size = root.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
+        if !(512..=65536).contains(&block_size) || !block_size.is_power_of_two() {
+            return Err(crate_err("$INDEX_ROOT", record, format!("index block size {block_size}")));
+        }
+        let unit = if block_size >= self.boot.cluster_size { u64::from(self.boot.cluster_size) } else { 512 };
+        let mut block = |vcn: u64| -> std::result::Result<Vec<u8>, index::IndexError> {
+            let place = format!("INDX block at VCN {vcn}");
+            let a = alloc.as_ref().ok_or_else(|| index::IndexError { place: place.clone(), at: 0, detail: "the directory has no $INDEX_ALLOCATION".into() })?;
+            let off = vcn.checked_mul(unit).filter(|o| o.saturating_add(u64::from(block_size)) <= a.size()).ok_or_else(|| index::IndexError {
+                place: place.clone(),
+                at: 0,
+                detail: format!("past the end of $INDEX_ALLOCATION ({} bytes)", a.size()),
+            })?;
+            let b = self.read_stream(cur, record, a, off, u64::from(block_size)).map_err(|e| index::IndexError { place: place.clone(), at: 0, detail: e.to_string() })?;
+            Ok(b)
+        };
+        let entries = index::walk(&root, &mut block, MAX_ENTRIES).map_err(|e| {
+            Error::corrupt(format!("NTFS directory index of MFT record {record}, {}", e.place), e.at, e.detail)
+        })?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            if e.namespace == 2 || e.record < FIRST_USER {
+                continue;
+            }
+            let file_type = if e.attrs & NtfsFileAttributeFlags::REPARSE_POINT.bits() != 0 {
                 None
-            } else if key.is_directory() {
+            } else if e.attrs & NtfsFileAttributeFlags::IS_DIRECTORY.bits() != 0 {
                 Some(FileType::Directory)
             } else {
                 Some(FileType::Regular)
             };
-            out.push(DirEntry {
-                name: utf16(key.name().0),
-                node: NodeId(child),
-                file_type,
-            });
+            out.push(DirEntry { name: utf16(&e.name), node: NodeId(e.record), file_type });
         }
         Ok(out)
     }
