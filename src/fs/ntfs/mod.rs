@@ -233,8 +233,11 @@ impl NtfsVolume {
             pos: 0,
             redirect: None,
         };
+        // The crate reads $MFT's own record (0) to find every other record.
         let first = guarded("$MFT", 0, || {
-            Ntfs::new(&mut cursor).map_err(|e| crate_err("$MFT", 0, e))
+            let n = Ntfs::new(&mut cursor).map_err(|e| crate_err("$MFT", 0, e))?;
+            n.file(&mut cursor, 0).map_err(|e| crate_err("$MFT", 0, e))?;
+            Ok(n)
         });
         let ntfs = match first {
             Ok(n) => n,
@@ -243,8 +246,10 @@ impl NtfsVolume {
                 let len = u64::from(boot.record_size).saturating_mul(4);
                 cursor.redirect = Some((boot.mft_offset, boot.mirr_offset, len));
                 cursor.pos = 0;
-                let n = guarded("$MFTMirr", 0, || {
-                    Ntfs::new(&mut cursor).map_err(|e| crate_err("$MFTMirr", 1, e))
+                let n = guarded("$MFTMirr", 1, || {
+                    let n = Ntfs::new(&mut cursor).map_err(|e| crate_err("$MFTMirr", 1, e))?;
+                    n.file(&mut cursor, 0).map_err(|e| crate_err("$MFTMirr", 1, e))?;
+                    Ok(n)
                 })
                 .map_err(|_| e)?;
                 notes.push(format!(
