@@ -498,7 +498,11 @@ fn assert_efi_listing(efi: &[Block]) {
             }
             let kind = if f[0].starts_with('d') { "d" } else { "f" };
             // The fstab mounts it `umask=0077`: as vfat shows it.
-            let mode = if kind == "d" { "drwx------" } else { "-rwx------" };
+            let mode = if kind == "d" {
+                "drwx------"
+            } else {
+                "-rwx------"
+            };
             assert_eq!(f[0], mode, "{}/{name}: {l}", b.dir);
             let size = if kind == "f" {
                 f[4].to_string()

@@ -69,7 +69,9 @@ fn rows(fs: &dyn FsView) -> Vec<Vec<u8>> {
                     stack.push((p, e.node));
                 }
                 FileType::Symlink => {
-                    row.extend_from_slice(format!("\tl{head}\t{}\t{}\t\t", m.size, m.mtime.sec).as_bytes());
+                    row.extend_from_slice(
+                        format!("\tl{head}\t{}\t{}\t\t", m.size, m.mtime.sec).as_bytes(),
+                    );
                     row.extend_from_slice(&fs.read_link(e.node).unwrap());
                 }
                 _ => {
@@ -111,7 +113,11 @@ fn every_node_matches_ntfs_3g() {
         assert_eq!(String::from_utf8_lossy(a), String::from_utf8_lossy(b));
     }
     assert_eq!(ours.len(), want.len());
-    assert!(fs.status().problems.is_empty(), "{:?}", fs.status().problems);
+    assert!(
+        fs.status().problems.is_empty(),
+        "{:?}",
+        fs.status().problems
+    );
 }
 
 #[test]
@@ -120,8 +126,14 @@ fn label_serial_and_status() {
     let st = fs.status();
     let blkid = std::fs::read_to_string(common::fixture_file("ntfs.blkid")).unwrap();
     assert_eq!(st.fs_type, "ntfs");
-    assert!(blkid.contains(&format!("LABEL={}\n", st.label.clone().unwrap())), "{blkid}");
-    assert!(blkid.contains(&format!("UUID={}\n", st.uuid.clone().unwrap())), "{blkid}");
+    assert!(
+        blkid.contains(&format!("LABEL={}\n", st.label.clone().unwrap())),
+        "{blkid}"
+    );
+    assert!(
+        blkid.contains(&format!("UUID={}\n", st.uuid.clone().unwrap())),
+        "{blkid}"
+    );
     assert_eq!(st.uuid.unwrap().len(), 16);
     assert!(st.notes.is_empty(), "{:?}", st.notes);
 }
@@ -142,8 +154,16 @@ fn names_are_case_sensitive_and_dos_names_hidden() {
     let docs = node(&fs, "/docs");
     assert!(fs.lookup(docs, b"MixedCase.TXT").unwrap().is_some());
     assert!(fs.lookup(docs, b"mixedcase.txt").unwrap().is_none());
-    let names: Vec<_> = fs.read_dir(docs).unwrap().into_iter().map(|e| e.name).collect();
-    assert!(!names.iter().any(|n| n.contains(&b'~')), "a DOS name is shown");
+    let names: Vec<_> = fs
+        .read_dir(docs)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains(&b'~')),
+        "a DOS name is shown"
+    );
     // NTFS's own files are hidden, as ntfs-3g hides them.
     assert!(fs.lookup(fs.root(), b"$MFT").unwrap().is_none());
 }
@@ -156,7 +176,10 @@ fn named_stream_is_a_user_xattr() {
     let x = fs.xattrs(n).unwrap();
     assert_eq!(x.len(), 1);
     assert_eq!(x[0].name, b"user.stream1");
-    let line = format!("/docs/with-stream.txt\tstream1\t{}\n", hex(&Sha256::digest(&x[0].value)));
+    let line = format!(
+        "/docs/with-stream.txt\tstream1\t{}\n",
+        hex(&Sha256::digest(&x[0].value))
+    );
     assert_eq!(want, line);
     assert!(fs.xattrs(node(&fs, "/docs/readme.txt")).unwrap().is_empty());
 }
@@ -177,7 +200,11 @@ fn holes_are_left_out_of_extents() {
     assert!(t.allocated.unwrap() < t.size / 2, "{t:?}");
     let s = node(&fs, "/zip/sparse-compressed.bin");
     let covered: u64 = fs.extents(s).unwrap().iter().map(|e| e.len).sum();
-    assert!(covered < fs.metadata(s).unwrap().size, "{:?}", fs.extents(s));
+    assert!(
+        covered < fs.metadata(s).unwrap().size,
+        "{:?}",
+        fs.extents(s)
+    );
 }
 
 #[test]
@@ -271,7 +298,11 @@ fn damaged_mft_start_reads_from_the_mirror() {
     patch(&p, at + 510, &[0xde, 0xad]);
     let fs = open_path(&p).unwrap();
     let st = fs.status();
-    assert!(st.notes.iter().any(|n| n.contains("$MFTMirr")), "{:?}", st.notes);
+    assert!(
+        st.notes.iter().any(|n| n.contains("$MFTMirr")),
+        "{:?}",
+        st.notes
+    );
     assert_eq!(rows(&fs), manifest());
 }
 
@@ -290,7 +321,8 @@ fn a_loop_in_a_directory_index_is_an_error() {
     while !done && at + 4096 <= img.len() {
         if &img[at..at + 4] == b"INDX" {
             let vcn = le64(&img, at + 16);
-            let first = at + 24 + u32::from_le_bytes(img[at + 24..at + 28].try_into().unwrap()) as usize;
+            let first =
+                at + 24 + u32::from_le_bytes(img[at + 24..at + 28].try_into().unwrap()) as usize;
             let parent = le64(&img, first + 16) & 0xffff_ffff_ffff;
             let flags = u16::from_le_bytes([img[first + 12], img[first + 13]]);
             if parent == many.0 && flags & 1 != 0 {
@@ -311,7 +343,10 @@ fn a_loop_in_a_directory_index_is_an_error() {
     std::fs::write(&p, &img).unwrap();
     let fs = open_path(&p).unwrap();
     let err = fs.read_dir(many).unwrap_err().to_string();
-    assert!(err.contains("loop") && err.contains(&format!("MFT record {}", many.0)), "{err}");
+    assert!(
+        err.contains("loop") && err.contains(&format!("MFT record {}", many.0)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -373,7 +408,10 @@ fn mutated_mft_never_panics_or_hangs() {
         if let Ok(fs) = open_path(&p) {
             walk_bounded(&fs);
         }
-        assert!(std::time::Instant::now() < deadline, "mutation {i}: too slow (a hang?)");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mutation {i}: too slow (a hang?)"
+        );
     }
 }
 

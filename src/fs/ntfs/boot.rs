@@ -102,11 +102,21 @@ impl Boot {
         let mft_offset = le64(b, 48)
             .checked_mul(cluster)
             .filter(|o| *o > 0 && *o < size.max(volume_size))
-            .ok_or_else(|| bad(48, format!("$MFT cluster {} outside the volume", le64(b, 48))))?;
+            .ok_or_else(|| {
+                bad(
+                    48,
+                    format!("$MFT cluster {} outside the volume", le64(b, 48)),
+                )
+            })?;
         let mirr_offset = le64(b, 56)
             .checked_mul(cluster)
             .filter(|o| *o > 0 && *o < size.max(volume_size))
-            .ok_or_else(|| bad(56, format!("$MFTMirr cluster {} outside the volume", le64(b, 56))))?;
+            .ok_or_else(|| {
+                bad(
+                    56,
+                    format!("$MFTMirr cluster {} outside the volume", le64(b, 56)),
+                )
+            })?;
         Ok(Boot {
             sector_size,
             cluster_size,

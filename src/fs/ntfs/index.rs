@@ -35,32 +35,54 @@ pub struct IndexError {
 }
 
 fn le16(b: &[u8], o: usize) -> Option<u16> {
-    b.get(o..o.checked_add(2)?)?.try_into().ok().map(u16::from_le_bytes)
+    b.get(o..o.checked_add(2)?)?
+        .try_into()
+        .ok()
+        .map(u16::from_le_bytes)
 }
 fn le32(b: &[u8], o: usize) -> Option<u32> {
-    b.get(o..o.checked_add(4)?)?.try_into().ok().map(u32::from_le_bytes)
+    b.get(o..o.checked_add(4)?)?
+        .try_into()
+        .ok()
+        .map(u32::from_le_bytes)
 }
 fn le64(b: &[u8], o: usize) -> Option<u64> {
-    b.get(o..o.checked_add(8)?)?.try_into().ok().map(u64::from_le_bytes)
+    b.get(o..o.checked_add(8)?)?
+        .try_into()
+        .ok()
+        .map(u64::from_le_bytes)
 }
 
 /// Apply the update sequence of a multi-sector record in place (512-byte strides).
 pub fn fixup(rec: &mut [u8], place: &str) -> Result<(), IndexError> {
-    let err = |at: usize, d: String| IndexError { place: place.to_string(), at: at as u64, detail: d };
+    let err = |at: usize, d: String| IndexError {
+        place: place.to_string(),
+        at: at as u64,
+        detail: d,
+    };
     let off = usize::from(le16(rec, 4).ok_or_else(|| err(4, "record too short".into()))?);
     let count = usize::from(le16(rec, 6).ok_or_else(|| err(6, "record too short".into()))?);
     let sectors = rec.len() / 512;
     if count == 0 || count.saturating_sub(1) != sectors {
-        return Err(err(6, format!("update sequence of {count} entries for {sectors} sectors")));
+        return Err(err(
+            6,
+            format!("update sequence of {count} entries for {sectors} sectors"),
+        ));
     }
-    let usn = le16(rec, off).ok_or_else(|| err(4, format!("update sequence at {off} is outside the record")))?;
+    let usn = le16(rec, off)
+        .ok_or_else(|| err(4, format!("update sequence at {off} is outside the record")))?;
     for i in 0..sectors {
         let end = i.saturating_mul(512).saturating_add(510);
         let at = off.saturating_add(2).saturating_add(i.saturating_mul(2));
         let fix = le16(rec, at).ok_or_else(|| err(at, "update sequence array cut".into()))?;
         let have = le16(rec, end).unwrap_or(0);
         if have != usn {
-            return Err(err(end, format!("update sequence number {have:#06x}, expected {usn:#06x}: torn or damaged write")));
+            return Err(err(
+                end,
+                format!(
+                    "update sequence number {have:#06x}, expected {usn:#06x}: torn or damaged write"
+                ),
+            ));
         }
         if let Some(s) = rec.get_mut(end..end.saturating_add(2)) {
             s.copy_from_slice(&fix.to_le_bytes());
@@ -75,16 +97,24 @@ fn node_entries(
     header: usize,
     place: &str,
 ) -> Result<Vec<(Option<IndexEntry>, Option<u64>)>, IndexError> {
-    let err = |at: usize, d: String| IndexError { place: place.to_string(), at: at as u64, detail: d };
+    let err = |at: usize, d: String| IndexError {
+        place: place.to_string(),
+        at: at as u64,
+        detail: d,
+    };
     let first = le32(b, header).ok_or_else(|| err(header, "index header cut".into()))?;
-    let total = le32(b, header.saturating_add(4)).ok_or_else(|| err(header, "index header cut".into()))?;
+    let total =
+        le32(b, header.saturating_add(4)).ok_or_else(|| err(header, "index header cut".into()))?;
     let start = header.saturating_add(first as usize);
     let end = header.saturating_add(total as usize).min(b.len());
     let mut at = start;
     let mut out = Vec::new();
     loop {
         if at.saturating_add(16) > end {
-            return Err(err(at, "entries run past the index's size without a last entry".into()));
+            return Err(err(
+                at,
+                "entries run past the index's size without a last entry".into(),
+            ));
         }
         let len = usize::from(le16(b, at.saturating_add(8)).unwrap_or(0));
         let key_len = usize::from(le16(b, at.saturating_add(10)).unwrap_or(0));
@@ -94,7 +124,10 @@ fn node_entries(
         }
         let sub = if flags & 1 != 0 {
             if len < 24 {
-                return Err(err(at, "entry with a subnode is shorter than 24 bytes".into()));
+                return Err(err(
+                    at,
+                    "entry with a subnode is shorter than 24 bytes".into(),
+                ));
             }
             Some(le64(b, at.saturating_add(len).saturating_sub(8)).unwrap_or(0))
         } else {
@@ -103,12 +136,19 @@ fn node_entries(
         let entry = if flags & 2 != 0 {
             None
         } else {
-            let key = b.get(at.saturating_add(16)..at.saturating_add(16).saturating_add(key_len))
+            let key = b
+                .get(at.saturating_add(16)..at.saturating_add(16).saturating_add(key_len))
                 .filter(|k| k.len() >= 66 && 16usize.saturating_add(key_len) <= len)
                 .ok_or_else(|| err(at, format!("$FILE_NAME key of {key_len} bytes")))?;
             let nlen = usize::from(key.get(64).copied().unwrap_or(0));
-            let name = key.get(66..66usize.saturating_add(nlen.saturating_mul(2)))
-                .ok_or_else(|| err(at.saturating_add(16 + 64), format!("name of {nlen} characters past the key")))?;
+            let name = key
+                .get(66..66usize.saturating_add(nlen.saturating_mul(2)))
+                .ok_or_else(|| {
+                    err(
+                        at.saturating_add(16 + 64),
+                        format!("name of {nlen} characters past the key"),
+                    )
+                })?;
             Some(IndexEntry {
                 record: le64(b, at).unwrap_or(0) & 0x0000_FFFF_FFFF_FFFF,
                 name: name.to_vec(),
@@ -136,7 +176,8 @@ pub fn walk(
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     // Stack of nodes being walked: their entries and the next position.
-    let mut stack: Vec<(Vec<(Option<IndexEntry>, Option<u64>)>, usize, bool)> = vec![(top, 0, false)];
+    let mut stack: Vec<(Vec<(Option<IndexEntry>, Option<u64>)>, usize, bool)> =
+        vec![(top, 0, false)];
     while let Some((entries, pos, descended)) = stack.last_mut() {
         let Some((entry, sub)) = entries.get(*pos).cloned() else {
             stack.pop();
@@ -148,18 +189,34 @@ pub fn walk(
             *descended = true;
             let place = format!("INDX block at VCN {vcn}");
             if !seen.insert(vcn) {
-                return Err(IndexError { place, at: 16, detail: "reached twice: a loop in the index".into() });
+                return Err(IndexError {
+                    place,
+                    at: 16,
+                    detail: "reached twice: a loop in the index".into(),
+                });
             }
             if stack.len() > 64 {
-                return Err(IndexError { place, at: 16, detail: "the index is more than 64 levels deep".into() });
+                return Err(IndexError {
+                    place,
+                    at: 16,
+                    detail: "the index is more than 64 levels deep".into(),
+                });
             }
             let mut b = block(vcn)?;
             if b.get(0..4) != Some(b"INDX") {
-                return Err(IndexError { place, at: 0, detail: "no \"INDX\" signature".into() });
+                return Err(IndexError {
+                    place,
+                    at: 0,
+                    detail: "no \"INDX\" signature".into(),
+                });
             }
             fixup(&mut b, &place)?;
             if le64(&b, 16) != Some(vcn) {
-                return Err(IndexError { place, at: 16, detail: format!("says it is VCN {}", le64(&b, 16).unwrap_or(0)) });
+                return Err(IndexError {
+                    place,
+                    at: 16,
+                    detail: format!("says it is VCN {}", le64(&b, 16).unwrap_or(0)),
+                });
             }
             let sub_entries = node_entries(&b, 24, &place)?;
             stack.push((sub_entries, 0, false));
@@ -169,7 +226,11 @@ pub fn walk(
         *descended = false;
         if let Some(e) = entry {
             if out.len() >= limit {
-                return Err(IndexError { place: "$INDEX_ROOT".into(), at: 0, detail: format!("more than {limit} entries") });
+                return Err(IndexError {
+                    place: "$INDEX_ROOT".into(),
+                    at: 0,
+                    detail: format!("more than {limit} entries"),
+                });
             }
             out.push(e);
         }

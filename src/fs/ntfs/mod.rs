@@ -199,9 +199,12 @@ fn nt_time(t: u64) -> Timestamp {
 
 /// UTF-16LE bytes to UTF-8 (unpaired surrogates become U+FFFD).
 fn utf16(bytes: &[u8]) -> Vec<u8> {
-    let units = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]));
+    let units = bytes.chunks_exact(2).map(|c| {
+        u16::from_le_bytes([
+            c.first().copied().unwrap_or(0),
+            c.get(1).copied().unwrap_or(0),
+        ])
+    });
     char::decode_utf16(units)
         .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect::<String>()
@@ -209,14 +212,22 @@ fn utf16(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn crate_err(what: &str, record: u64, e: impl std::fmt::Display) -> Error {
-    Error::corrupt(format!("NTFS MFT record {record}"), 0, format!("{what}: {e}"))
+    Error::corrupt(
+        format!("NTFS MFT record {record}"),
+        0,
+        format!("{what}: {e}"),
+    )
 }
 
 /// Run `f`, turning a panic inside the `ntfs` crate into an error naming the record.
 fn guarded<T>(what: &str, record: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(crate_err(what, record, "the NTFS parser failed on damaged data")),
+        Err(_) => Err(crate_err(
+            what,
+            record,
+            "the NTFS parser failed on damaged data",
+        )),
     }
 }
 
@@ -236,7 +247,8 @@ impl NtfsVolume {
         // The crate reads $MFT's own record (0) to find every other record.
         let first = guarded("$MFT", 0, || {
             let n = Ntfs::new(&mut cursor).map_err(|e| crate_err("$MFT", 0, e))?;
-            n.file(&mut cursor, 0).map_err(|e| crate_err("$MFT", 0, e))?;
+            n.file(&mut cursor, 0)
+                .map_err(|e| crate_err("$MFT", 0, e))?;
             Ok(n)
         });
         let ntfs = match first {
@@ -248,7 +260,8 @@ impl NtfsVolume {
                 cursor.pos = 0;
                 let n = guarded("$MFTMirr", 1, || {
                     let n = Ntfs::new(&mut cursor).map_err(|e| crate_err("$MFTMirr", 1, e))?;
-                    n.file(&mut cursor, 0).map_err(|e| crate_err("$MFTMirr", 1, e))?;
+                    n.file(&mut cursor, 0)
+                        .map_err(|e| crate_err("$MFTMirr", 1, e))?;
                     Ok(n)
                 })
                 .map_err(|_| e)?;
@@ -294,8 +307,15 @@ impl NtfsVolume {
                 Some(Err(e)) => return Err(crate_err("$VOLUME_NAME", 3, e)),
                 None => None,
             };
-            let info = ntfs.volume_info(&mut *cur).map_err(|e| crate_err("$VOLUME_INFORMATION", 3, e))?;
-            Ok((label, info.flags(), info.major_version(), info.minor_version()))
+            let info = ntfs
+                .volume_info(&mut *cur)
+                .map_err(|e| crate_err("$VOLUME_INFORMATION", 3, e))?;
+            Ok((
+                label,
+                info.flags(),
+                info.major_version(),
+                info.minor_version(),
+            ))
         });
         drop(cur);
         match r {
@@ -307,7 +327,9 @@ impl NtfsVolume {
                     );
                 }
                 if major < 3 {
-                    lock(&self.notes).push(format!("NTFS version {major}.{minor} (before Windows 2000)"));
+                    lock(&self.notes).push(format!(
+                        "NTFS version {major}.{minor} (before Windows 2000)"
+                    ));
                 }
             }
             Err(e) => self.problems.record(e.to_string()),
@@ -349,7 +371,11 @@ impl NtfsVolume {
             .file(cur, record)
             .map_err(|e| crate_err("file record", record, e))?;
         if !file.flags().contains(NtfsFileFlags::IN_USE) {
-            return Err(crate_err("file record", record, "not in use (a deleted file)"));
+            return Err(crate_err(
+                "file record",
+                record,
+                "not in use (a deleted file)",
+            ));
         }
         Ok(file)
     }
@@ -378,7 +404,11 @@ impl NtfsVolume {
         while let Some(item) = attrs.next(cur) {
             seen = seen.saturating_add(1);
             if seen > MAX_ATTRS {
-                return Err(crate_err("attributes", record, format!("more than {MAX_ATTRS}")));
+                return Err(crate_err(
+                    "attributes",
+                    record,
+                    format!("more than {MAX_ATTRS}"),
+                ));
             }
             let item = item.map_err(|e| err("attribute", e))?;
             let a = item.to_attribute().map_err(|e| err("attribute", e))?;
@@ -444,10 +474,16 @@ impl NtfsVolume {
 
     /// What a symlink, junction or WSL link points at, as ntfs-3g shows it; other tags get a note.
     fn reparse_target(&self, record: u64, b: &[u8]) -> Option<Vec<u8>> {
-        let u16_at = |o: usize| b.get(o..o.checked_add(2)?).map(|s| u16::from_le_bytes([s[0], s[1]]));
+        let u16_at = |o: usize| {
+            b.get(o..o.checked_add(2)?)
+                .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        };
         let tag = u32::from_le_bytes(b.get(0..4)?.try_into().ok()?);
         let (buf_start, relative) = match tag {
-            TAG_SYMLINK => (20usize, b.get(16..20).map(|f| f[0] & 1 == 1).unwrap_or(false)),
+            TAG_SYMLINK => (
+                20usize,
+                b.get(16..20).map(|f| f[0] & 1 == 1).unwrap_or(false),
+            ),
             TAG_JUNCTION => (16usize, false),
             TAG_LX_SYMLINK => return b.get(12..).map(|t| t.to_vec()),
             _ => {
@@ -485,7 +521,10 @@ impl NtfsVolume {
         } else {
             bytes
         };
-        t = rest.iter().map(|&c| if c == b'\\' { b'/' } else { c }).collect();
+        t = rest
+            .iter()
+            .map(|&c| if c == b'\\' { b'/' } else { c })
+            .collect();
         Some(t)
     }
 
@@ -503,7 +542,9 @@ impl NtfsVolume {
                 "NTFS MFT record {record}: the data is encrypted (EFS)"
             )));
         }
-        let value = a.value(cur).map_err(|e| crate_err("attribute value", record, e))?;
+        let value = a
+            .value(cur)
+            .map_err(|e| crate_err("attribute value", record, e))?;
         Ok(match value {
             ntfs::attribute_value::NtfsAttributeValue::Resident(v) => {
                 Stream::Resident(v.data().to_vec())
@@ -513,7 +554,11 @@ impl NtfsVolume {
                 let mut off = 0u64;
                 for r in v.data_runs() {
                     if runs.len() >= MAX_RUNS {
-                        return Err(crate_err("data runs", record, format!("more than {MAX_RUNS}")));
+                        return Err(crate_err(
+                            "data runs",
+                            record,
+                            format!("more than {MAX_RUNS}"),
+                        ));
                     }
                     let r = r.map_err(|e| crate_err("data run", record, e))?;
                     let len = r.allocated_size();
@@ -531,9 +576,9 @@ impl NtfsVolume {
                         ));
                     }
                     runs.push(Run { off, len, disk });
-                    off = off.checked_add(len).ok_or_else(|| {
-                        crate_err("data runs", record, "lengths overflow")
-                    })?;
+                    off = off
+                        .checked_add(len)
+                        .ok_or_else(|| crate_err("data runs", record, "lengths overflow"))?;
                 }
                 Stream::Runs {
                     size: v.len(),
@@ -556,7 +601,14 @@ impl NtfsVolume {
     }
 
     /// Read up to `cap` bytes of `s` from `offset`.
-    fn read_stream(&self, cur: &mut Cursor, record: u64, s: &Stream, offset: u64, cap: u64) -> Result<Vec<u8>> {
+    fn read_stream(
+        &self,
+        cur: &mut Cursor,
+        record: u64,
+        s: &Stream,
+        offset: u64,
+        cap: u64,
+    ) -> Result<Vec<u8>> {
         let len = s.size().saturating_sub(offset).min(cap);
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
         let n = self.read_into(cur, record, s, offset, &mut buf)?;
@@ -565,12 +617,21 @@ impl NtfsVolume {
     }
 
     /// Fill `buf` from `offset` of `s`; returns bytes read (short at the end).
-    fn read_into(&self, cur: &mut Cursor, record: u64, s: &Stream, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read_into(
+        &self,
+        cur: &mut Cursor,
+        record: u64,
+        s: &Stream,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize> {
         let size = s.size();
         if offset >= size {
             return Ok(0);
         }
-        let want = usize::try_from(size.saturating_sub(offset)).unwrap_or(usize::MAX).min(buf.len());
+        let want = usize::try_from(size.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
         let Some(buf) = buf.get_mut(..want) else {
             return Ok(0);
         };
@@ -584,11 +645,19 @@ impl NtfsVolume {
                 }
                 Ok(n)
             }
-            Stream::Runs { runs, compressed: false, .. } => {
+            Stream::Runs {
+                runs,
+                compressed: false,
+                ..
+            } => {
                 self.read_runs(record, runs, offset, buf)?;
                 Ok(want)
             }
-            Stream::Runs { runs, compressed: true, .. } => {
+            Stream::Runs {
+                runs,
+                compressed: true,
+                ..
+            } => {
                 self.read_compressed(record, runs, offset, buf)?;
                 Ok(want)
             }
@@ -598,11 +667,14 @@ impl NtfsVolume {
                     .data(cur, name)
                     .ok_or_else(|| crate_err("$DATA", record, "gone"))?
                     .map_err(|e| crate_err("$DATA", record, e))?;
-                let a = item.to_attribute().map_err(|e| crate_err("$DATA", record, e))?;
+                let a = item
+                    .to_attribute()
+                    .map_err(|e| crate_err("$DATA", record, e))?;
                 let mut v = a.value(cur).map_err(|e| crate_err("$DATA", record, e))?;
                 v.seek(cur, SeekFrom::Start(offset))
                     .map_err(|e| crate_err("$DATA", record, e))?;
-                v.read_exact(cur, buf).map_err(|e| crate_err("$DATA", record, e))?;
+                v.read_exact(cur, buf)
+                    .map_err(|e| crate_err("$DATA", record, e))?;
                 Ok(want)
             }
         }
@@ -620,13 +692,22 @@ impl NtfsVolume {
             let Some(disk) = r.disk else { continue };
             let from = offset.max(r.off);
             let to = end.min(r.off.saturating_add(r.len));
-            let (Ok(b0), Ok(b1)) = (usize::try_from(from.saturating_sub(offset)), usize::try_from(to.saturating_sub(offset))) else {
+            let (Ok(b0), Ok(b1)) = (
+                usize::try_from(from.saturating_sub(offset)),
+                usize::try_from(to.saturating_sub(offset)),
+            ) else {
                 continue;
             };
-            let Some(dst) = buf.get_mut(b0..b1) else { continue };
+            let Some(dst) = buf.get_mut(b0..b1) else {
+                continue;
+            };
             let at = disk.saturating_add(from.saturating_sub(r.off));
             self.src.read_exact_at(at, dst).map_err(|e| {
-                Error::corrupt(format!("NTFS MFT record {record} data"), at, format!("cannot read: {e}"))
+                Error::corrupt(
+                    format!("NTFS MFT record {record} data"),
+                    at,
+                    format!("cannot read: {e}"),
+                )
             })?;
         }
         Ok(())
@@ -634,12 +715,20 @@ impl NtfsVolume {
 
     /// Compressed runs: each unit of 16 clusters is stored plainly (all
     /// allocated), is a hole (none allocated) or holds LZNT1 chunks.
-    fn read_compressed(&self, record: u64, runs: &[Run], offset: u64, buf: &mut [u8]) -> Result<()> {
+    fn read_compressed(
+        &self,
+        record: u64,
+        runs: &[Run],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
         let unit = u64::from(self.boot.cluster_size).saturating_mul(UNIT_CLUSTERS);
         let end = offset.saturating_add(buf.len() as u64);
         let mut u = offset.checked_div(unit).unwrap_or(0).saturating_mul(unit);
         while u < end {
-            let Ok(ulen) = usize::try_from(unit) else { break };
+            let Ok(ulen) = usize::try_from(unit) else {
+                break;
+            };
             // The unit's allocated bytes, in order, and whether any of it is a hole.
             let mut stored = vec![0u8; ulen];
             let mut held = 0usize;
@@ -655,10 +744,16 @@ impl NtfsVolume {
                 match r.disk {
                     None => hole = true,
                     Some(disk) => {
-                        let Some(dst) = stored.get_mut(held..held.saturating_add(n)) else { break };
+                        let Some(dst) = stored.get_mut(held..held.saturating_add(n)) else {
+                            break;
+                        };
                         let at = disk.saturating_add(from.saturating_sub(r.off));
                         self.src.read_exact_at(at, dst).map_err(|e| {
-                            Error::corrupt(format!("NTFS MFT record {record} data"), at, format!("cannot read: {e}"))
+                            Error::corrupt(
+                                format!("NTFS MFT record {record} data"),
+                                at,
+                                format!("cannot read: {e}"),
+                            )
                         })?;
                         held = held.saturating_add(n);
                     }
@@ -669,13 +764,14 @@ impl NtfsVolume {
             } else if !hole && held == ulen {
                 stored
             } else {
-                let mut d = lznt1::decompress(stored.get(..held).unwrap_or(&[]), ulen).map_err(|e| {
-                    Error::corrupt(
-                        format!("NTFS MFT record {record} compression unit at file byte {u}"),
-                        e.at as u64,
-                        format!("LZNT1: {}", e.detail),
-                    )
-                })?;
+                let mut d =
+                    lznt1::decompress(stored.get(..held).unwrap_or(&[]), ulen).map_err(|e| {
+                        Error::corrupt(
+                            format!("NTFS MFT record {record} compression unit at file byte {u}"),
+                            e.at as u64,
+                            format!("LZNT1: {}", e.detail),
+                        )
+                    })?;
                 d.resize(ulen, 0);
                 d
             };
@@ -699,7 +795,9 @@ impl NtfsVolume {
         if let Some(l) = lock(&self.listings).get(&record) {
             return Ok(l.clone());
         }
-        let l = Arc::new(guarded("directory index", record, || self.parse_listing(record))?);
+        let l = Arc::new(guarded("directory index", record, || {
+            self.parse_listing(record)
+        })?);
         let mut ls = lock(&self.listings);
         if ls.len() >= MAX_CACHE {
             ls.clear();
@@ -719,12 +817,21 @@ impl NtfsVolume {
         while let Some(item) = attrs.next(cur) {
             seen = seen.saturating_add(1);
             if seen > MAX_ATTRS {
-                return Err(crate_err("attributes", record, format!("more than {MAX_ATTRS}")));
+                return Err(crate_err(
+                    "attributes",
+                    record,
+                    format!("more than {MAX_ATTRS}"),
+                ));
             }
             let item = item.map_err(|e| crate_err("attribute", record, e))?;
-            let a = item.to_attribute().map_err(|e| crate_err("attribute", record, e))?;
+            let a = item
+                .to_attribute()
+                .map_err(|e| crate_err("attribute", record, e))?;
             let Ok(ty) = a.ty() else { continue };
-            if !matches!(ty, NtfsAttributeType::IndexRoot | NtfsAttributeType::IndexAllocation) {
+            if !matches!(
+                ty,
+                NtfsAttributeType::IndexRoot | NtfsAttributeType::IndexAllocation
+            ) {
                 continue;
             }
             let name = a.name().map_err(|e| crate_err("index name", record, e))?;
@@ -742,24 +849,53 @@ impl NtfsVolume {
         drop(file);
         let root = root.ok_or_else(|| crate_err("directory", record, "no $INDEX_ROOT $I30"))?;
         let root = self.read_stream(cur, record, &root, 0, 1 << 20)?;
-        let block_size = root.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
+        let block_size = root
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0);
         if !(512..=65536).contains(&block_size) || !block_size.is_power_of_two() {
-            return Err(crate_err("$INDEX_ROOT", record, format!("index block size {block_size}")));
+            return Err(crate_err(
+                "$INDEX_ROOT",
+                record,
+                format!("index block size {block_size}"),
+            ));
         }
-        let unit = if block_size >= self.boot.cluster_size { u64::from(self.boot.cluster_size) } else { 512 };
+        let unit = if block_size >= self.boot.cluster_size {
+            u64::from(self.boot.cluster_size)
+        } else {
+            512
+        };
         let mut block = |vcn: u64| -> std::result::Result<Vec<u8>, index::IndexError> {
             let place = format!("INDX block at VCN {vcn}");
-            let a = alloc.as_ref().ok_or_else(|| index::IndexError { place: place.clone(), at: 0, detail: "the directory has no $INDEX_ALLOCATION".into() })?;
-            let off = vcn.checked_mul(unit).filter(|o| o.saturating_add(u64::from(block_size)) <= a.size()).ok_or_else(|| index::IndexError {
+            let a = alloc.as_ref().ok_or_else(|| index::IndexError {
                 place: place.clone(),
                 at: 0,
-                detail: format!("past the end of $INDEX_ALLOCATION ({} bytes)", a.size()),
+                detail: "the directory has no $INDEX_ALLOCATION".into(),
             })?;
-            let b = self.read_stream(cur, record, a, off, u64::from(block_size)).map_err(|e| index::IndexError { place: place.clone(), at: 0, detail: e.to_string() })?;
+            let off = vcn
+                .checked_mul(unit)
+                .filter(|o| o.saturating_add(u64::from(block_size)) <= a.size())
+                .ok_or_else(|| index::IndexError {
+                    place: place.clone(),
+                    at: 0,
+                    detail: format!("past the end of $INDEX_ALLOCATION ({} bytes)", a.size()),
+                })?;
+            let b = self
+                .read_stream(cur, record, a, off, u64::from(block_size))
+                .map_err(|e| index::IndexError {
+                    place: place.clone(),
+                    at: 0,
+                    detail: e.to_string(),
+                })?;
             Ok(b)
         };
         let entries = index::walk(&root, &mut block, MAX_ENTRIES).map_err(|e| {
-            Error::corrupt(format!("NTFS directory index of MFT record {record}, {}", e.place), e.at, e.detail)
+            Error::corrupt(
+                format!("NTFS directory index of MFT record {record}, {}", e.place),
+                e.at,
+                e.detail,
+            )
         })?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -773,7 +909,11 @@ impl NtfsVolume {
             } else {
                 Some(FileType::Regular)
             };
-            out.push(DirEntry { name: utf16(&e.name), node: NodeId(e.record), file_type });
+            out.push(DirEntry {
+                name: utf16(&e.name),
+                node: NodeId(e.record),
+                file_type,
+            });
         }
         Ok(out)
     }
@@ -804,7 +944,10 @@ impl NtfsVolume {
     fn data(&self, node: NodeId) -> Result<(Arc<Node>, Option<Stream>)> {
         let n = self.node(node.0)?;
         if n.dir {
-            return Err(Error::Invalid(format!("NTFS MFT record {}: a directory", node.0)));
+            return Err(Error::Invalid(format!(
+                "NTFS MFT record {}: a directory",
+                node.0
+            )));
         }
         let d = n.data.clone();
         Ok((n, d))
@@ -860,7 +1003,10 @@ impl FsView for NtfsVolume {
     fn read_dir(&self, dir: NodeId) -> Result<Vec<DirEntry>> {
         let n = self.node(dir.0)?;
         if !n.dir || n.link.is_some() {
-            return Err(Error::Invalid(format!("NTFS MFT record {}: not a directory", dir.0)));
+            return Err(Error::Invalid(format!(
+                "NTFS MFT record {}: not a directory",
+                dir.0
+            )));
         }
         Ok(self.listing(dir.0)?.as_ref().clone())
     }
@@ -868,9 +1014,16 @@ impl FsView for NtfsVolume {
     fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<Option<NodeId>> {
         let n = self.node(dir.0)?;
         if !n.dir || n.link.is_some() {
-            return Err(Error::Invalid(format!("NTFS MFT record {}: not a directory", dir.0)));
+            return Err(Error::Invalid(format!(
+                "NTFS MFT record {}: not a directory",
+                dir.0
+            )));
         }
-        Ok(self.listing(dir.0)?.iter().find(|e| e.name == name).map(|e| e.node))
+        Ok(self
+            .listing(dir.0)?
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.node))
     }
 
     fn read_link(&self, node: NodeId) -> Result<Vec<u8>> {
@@ -895,7 +1048,9 @@ impl FsView for NtfsVolume {
         let Some(d) = d else { return Ok(out) };
         let size = d.size();
         match &d {
-            Stream::Runs { runs, compressed, .. } => {
+            Stream::Runs {
+                runs, compressed, ..
+            } => {
                 let unit = u64::from(self.boot.cluster_size).saturating_mul(UNIT_CLUSTERS);
                 for r in runs {
                     if r.disk.is_none() || r.off >= size {
@@ -909,13 +1064,23 @@ impl FsView for NtfsVolume {
                     }
                     match out.last_mut() {
                         Some(l) if l.offset.saturating_add(l.len) >= a => {
-                            l.len = b.max(l.offset.saturating_add(l.len)).saturating_sub(l.offset);
+                            l.len = b
+                                .max(l.offset.saturating_add(l.len))
+                                .saturating_sub(l.offset);
                         }
-                        _ => out.push(FileExtent { offset: a, len: b.saturating_sub(a), unwritten: false }),
+                        _ => out.push(FileExtent {
+                            offset: a,
+                            len: b.saturating_sub(a),
+                            unwritten: false,
+                        }),
                     }
                 }
             }
-            _ if size > 0 => out.push(FileExtent { offset: 0, len: size, unwritten: false }),
+            _ if size > 0 => out.push(FileExtent {
+                offset: 0,
+                len: size,
+                unwritten: false,
+            }),
             _ => {}
         }
         Ok(out)
