@@ -91,12 +91,11 @@ pub fn fixup(rec: &mut [u8], place: &str) -> Result<(), IndexError> {
     Ok(())
 }
 
+/// One node's entries: an entry (none for the last) and the subnode before it.
+type Node = Vec<(Option<IndexEntry>, Option<u64>)>;
+
 /// The entries of one node: (entry, subnode VCN) in order; the last carries only a subnode.
-fn node_entries(
-    b: &[u8],
-    header: usize,
-    place: &str,
-) -> Result<Vec<(Option<IndexEntry>, Option<u64>)>, IndexError> {
+fn node_entries(b: &[u8], header: usize, place: &str) -> Result<Node, IndexError> {
     let err = |at: usize, d: String| IndexError {
         place: place.to_string(),
         at: at as u64,
@@ -176,8 +175,7 @@ pub fn walk(
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     // Stack of nodes being walked: their entries and the next position.
-    let mut stack: Vec<(Vec<(Option<IndexEntry>, Option<u64>)>, usize, bool)> =
-        vec![(top, 0, false)];
+    let mut stack: Vec<(Node, usize, bool)> = vec![(top, 0, false)];
     while let Some((entries, pos, descended)) = stack.last_mut() {
         let Some((entry, sub)) = entries.get(*pos).cloned() else {
             stack.pop();

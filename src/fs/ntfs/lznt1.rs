@@ -30,10 +30,9 @@ pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, Lznt1Error> {
     let mut out: Vec<u8> = Vec::with_capacity(limit.min(1 << 20));
     let mut pos = 0usize;
     while out.len() < limit {
-        let Some(h) = input.get(pos..pos.saturating_add(2)) else {
+        let Some(header) = le16(input, pos) else {
             break;
         };
-        let header = u16::from_le_bytes([h[0], h[1]]);
         if header == 0 {
             break;
         }
@@ -62,6 +61,13 @@ pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, Lznt1Error> {
     Ok(out)
 }
 
+fn le16(b: &[u8], o: usize) -> Option<u16> {
+    b.get(o..o.checked_add(2)?)?
+        .try_into()
+        .ok()
+        .map(u16::from_le_bytes)
+}
+
 /// Decompress one chunk `body` (starting at byte `base` of the unit) onto `out`, at most `room` bytes.
 fn chunk(body: &[u8], base: usize, room: usize, out: &mut Vec<u8>) -> Result<(), Lznt1Error> {
     let first = out.len();
@@ -82,13 +88,12 @@ fn chunk(body: &[u8], base: usize, room: usize, out: &mut Vec<u8>) -> Result<(),
                 i = i.saturating_add(1);
                 continue;
             }
-            let Some(t) = body.get(i..i.saturating_add(2)) else {
+            let Some(token) = le16(body, i) else {
                 return Err(Lznt1Error {
                     at: base.saturating_add(i),
                     detail: "back reference cut by the end of the chunk".into(),
                 });
             };
-            let token = u16::from_le_bytes([t[0], t[1]]);
             i = i.saturating_add(2);
             if written == 0 {
                 return Err(Lznt1Error {

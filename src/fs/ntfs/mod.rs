@@ -476,14 +476,12 @@ impl NtfsVolume {
     fn reparse_target(&self, record: u64, b: &[u8]) -> Option<Vec<u8>> {
         let u16_at = |o: usize| {
             b.get(o..o.checked_add(2)?)
-                .map(|s| u16::from_le_bytes([s[0], s[1]]))
+                .and_then(|s| s.try_into().ok())
+                .map(u16::from_le_bytes)
         };
         let tag = u32::from_le_bytes(b.get(0..4)?.try_into().ok()?);
         let (buf_start, relative) = match tag {
-            TAG_SYMLINK => (
-                20usize,
-                b.get(16..20).map(|f| f[0] & 1 == 1).unwrap_or(false),
-            ),
+            TAG_SYMLINK => (20usize, b.get(16).is_some_and(|f| f & 1 == 1)),
             TAG_JUNCTION => (16usize, false),
             TAG_LX_SYMLINK => return b.get(12..).map(|t| t.to_vec()),
             _ => {
@@ -845,7 +843,6 @@ impl NtfsVolume {
                 alloc = Some(s);
             }
         }
-        drop(attrs);
         drop(file);
         let root = root.ok_or_else(|| crate_err("directory", record, "no $INDEX_ROOT $I30"))?;
         let root = self.read_stream(cur, record, &root, 0, 1 << 20)?;
