@@ -283,11 +283,6 @@ mod tests {
         assert_eq!(resolve(&r, b"/../notes.txt", true).unwrap().node, n);
         assert!(resolve(&r, b"/@home", true).is_err());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn fat_mount_options_give_modes_as_vfat_does() {

@@ -173,6 +173,9 @@ fn counter(n: u64) -> usize {
 }
 
 fn zstd(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
+    if let Some(out) = zstd_whole(input, out_len) {
+        return Ok(out);
+    }
     let structure = || Compression::Zstd.structure();
     let err = |e: std::io::Error| Error::corrupt(structure(), 0, format!("bad zstd frame: {e}"));
     let mut d = zstd::stream::read::Decoder::with_buffer(input)
@@ -182,6 +185,56 @@ fn zstd(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(out_len);
     d.take(out_len as u64).read_to_end(&mut out).map_err(err)?;
     Ok(out)
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reused from extent to
+    /// extent (making one costs more than decompressing a small extent).
+    static ZSTD_DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The fast path: the frame (padding after it cut off) decompressed in one
+/// call into a buffer of `out_len` bytes with a reused context. `None`
+/// when that does not work out (a corrupt frame, one larger than
+/// `out_len`, a window over btrfs's limit): the streaming path then
+/// decides, and words any error.
+fn zstd_whole(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let frame_len = zstd::zstd_safe::find_frame_compressed_size(input).ok()?;
+    let frame = input.get(..frame_len)?;
+    if !zstd_window_fits(frame) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(out_len);
+    ZSTD_DCTX.with(|cell| {
+        let mut cell = cell.try_borrow_mut().ok()?;
+        let dctx = match &mut *cell {
+            Some(d) => d,
+            slot => slot.insert(zstd::zstd_safe::DCtx::try_create()?),
+        };
+        // A frame that failed leaves the context mid-way: reset it.
+        let _ = dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
+        dctx.decompress(&mut out, frame).ok()
+    })?;
+    Some(out)
+}
+
+/// Whether the zstd frame header announces a window of at most 2^17
+/// bytes (a single-segment frame's window is its content, which the
+/// output buffer bounds).
+fn zstd_window_fits(frame: &[u8]) -> bool {
+    match (frame.get(4), frame.get(5)) {
+        (Some(fhd), _) if fhd & 0x20 != 0 => true,
+        (Some(_), Some(&wd)) => {
+            let log = 10u32.saturating_add(u32::from(wd >> 3));
+            let Some(base) = 1u64.checked_shl(log) else {
+                return false;
+            };
+            let size = base.saturating_add((base / 8).saturating_mul(u64::from(wd & 7)));
+            size <= 1u64 << ZSTD_MAX_WINDOWLOG
+        }
+        _ => false,
+    }
 }
 
 /// Read a 4-byte little-endian LZO length at `at`.
@@ -344,10 +397,14 @@ fn lzo1x(src: &[u8], out: &mut Vec<u8>, room: usize) -> std::result::Result<(), 
                 format!("a {len}-byte match overruns the {room}-byte output"),
             ));
         }
+        // Copied in runs: what lies from `from` on repeats every `dist`
+        // bytes, so each run may take all that is already there.
         let from = out.len().saturating_sub(dist);
-        for i in 0..len {
-            let b = out.get(from.saturating_add(i)).copied().unwrap_or(0);
-            out.push(b);
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(out.len().saturating_sub(from));
+            out.extend_from_within(from..from.saturating_add(n));
+            left = left.saturating_sub(n);
         }
         Ok(())
     };
@@ -618,6 +675,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A frame without a content size: its header states the window.
+    fn zstd_frame(data: &[u8], window_log: u32) -> Vec<u8> {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.include_contentsize(false).unwrap();
+        e.window_log(window_log).unwrap();
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn zstd_window_is_btrfs_limit() {
+        let data: Vec<u8> = (0..MAX_EXTENT).map(|i| (i / 7 % 253) as u8).collect();
+        // Within btrfs's 128 KiB window: decompressed (padding ignored).
+        let mut ok = zstd_frame(&data, 17);
+        assert!(zstd_window_fits(&ok));
+        ok.extend_from_slice(&[0; 300]);
+        assert_eq!(
+            decompress(Compression::Zstd, &ok, MAX_EXTENT, 4096).unwrap(),
+            data
+        );
+        // A larger window than btrfs writes: refused, as the kernel does.
+        let big = zstd_frame(&data, 20);
+        assert!(!zstd_window_fits(&big));
+        let e = decompress(Compression::Zstd, &big, MAX_EXTENT, 4096).unwrap_err();
+        assert!(e.to_string().contains("zstd"), "{e}");
+        // The context is reused: a bad frame between good ones changes nothing.
+        assert!(decompress(Compression::Zstd, &ok[..ok.len() / 3], MAX_EXTENT, 4096).is_err());
+        assert_eq!(
+            decompress(Compression::Zstd, &ok, MAX_EXTENT, 4096).unwrap(),
+            data
+        );
+        // A frame holding more than the extent: its first bytes.
+        assert_eq!(
+            decompress(Compression::Zstd, &ok, 1000, 4096).unwrap(),
+            data[..1000]
+        );
     }
 
     #[test]

@@ -74,6 +74,16 @@ pub fn checksum(kind: CsumType, data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Whether the checksum of `data` is `want` (as [`checksum`] gives it);
+/// CRC-32C and XXH64 are compared without allocating.
+pub fn matches(kind: CsumType, data: &[u8], want: &[u8]) -> bool {
+    match kind {
+        CsumType::Crc32c => crc32c::crc32c(data).to_le_bytes() == want,
+        CsumType::Xxhash64 => xxhash_rust::xxh64::xxh64(data, 0).to_le_bytes() == want,
+        CsumType::Sha256 | CsumType::Blake2b => checksum(kind, data) == want,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +125,17 @@ mod tests {
             assert_eq!(CsumType::from_disk(v), Some(kind));
             assert_eq!(kind.size(), size);
             assert_eq!(checksum(kind, b"x").len(), size);
+        }
+        for kind in [
+            CsumType::Crc32c,
+            CsumType::Xxhash64,
+            CsumType::Sha256,
+            CsumType::Blake2b,
+        ] {
+            let c = checksum(kind, b"data");
+            assert!(matches(kind, b"data", &c));
+            assert!(!matches(kind, b"date", &c));
+            assert!(!matches(kind, b"data", c.get(1..).unwrap_or_default()));
         }
         assert_eq!(CsumType::from_disk(4), None);
         assert_eq!(CsumType::from_disk(u16::MAX), None);

@@ -25,7 +25,7 @@ const ITEM_LEN: usize = 25;
 const PTR_LEN: usize = 33;
 /// Deepest tree (levels 0..=7).
 pub const MAX_LEVEL: u8 = 7;
-/// Tree blocks kept in memory.
+/// Tree blocks kept in memory (at most; two generations of half as many).
 const CACHE_BLOCKS: usize = 2048;
 /// Most items one search may visit.
 pub const MAX_VISIT: usize = 16 << 20;
@@ -63,6 +63,20 @@ impl Block {
         self.data.get(start..start.checked_add(size)?)
     }
 
+    /// How many leading slots have a key `< key` (`or_equal`: `<= key`).
+    /// The keys of a block are sorted: a binary search.
+    pub fn count_before(&self, key: Key, or_equal: bool) -> usize {
+        let (mut lo, mut hi) = (0usize, usize::try_from(self.nritems).unwrap_or(0));
+        while lo < hi {
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
+            match self.key(mid) {
+                Some(k) if k < key || (or_equal && k == key) => lo = mid.saturating_add(1),
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
     /// The child pointer of node slot `i`: (block, generation).
     pub fn child(&self, i: usize) -> Option<(u64, u64)> {
         let d = HEADER_LEN.checked_add(i.checked_mul(PTR_LEN)?)?;
@@ -85,9 +99,37 @@ pub struct Trees {
     pub map: ChunkMap,
     /// Problems found.
     pub problems: Arc<ProblemLog>,
-    cache: Mutex<HashMap<u64, Arc<Block>>>,
+    cache: Mutex<BlockCache>,
     /// Items replaced by the log replay, by the root block of their tree.
     overlays: HashMap<u64, Arc<Overlay>>,
+}
+
+/// Checked tree blocks by address, bounded: blocks used lately stay (an
+/// approximation of least-recently-used with two generations). New and
+/// reused blocks go to `hot`; when it is full it becomes `old` (what was
+/// old is dropped), and a block found in `old` moves back to `hot`.
+#[derive(Default)]
+struct BlockCache {
+    hot: HashMap<u64, Arc<Block>>,
+    old: HashMap<u64, Arc<Block>>,
+}
+
+impl BlockCache {
+    fn get(&mut self, bytenr: u64) -> Option<Arc<Block>> {
+        if let Some(b) = self.hot.get(&bytenr) {
+            return Some(Arc::clone(b));
+        }
+        let b = self.old.remove(&bytenr)?;
+        self.insert(bytenr, Arc::clone(&b));
+        Some(b)
+    }
+
+    fn insert(&mut self, bytenr: u64, b: Arc<Block>) {
+        if self.hot.len() >= CACHE_BLOCKS / 2 {
+            self.old = std::mem::take(&mut self.hot);
+        }
+        self.hot.insert(bytenr, b);
+    }
 }
 
 /// What a block is expected to be.
@@ -114,7 +156,7 @@ impl Trees {
             sb,
             map,
             problems,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(BlockCache::default()),
             overlays: HashMap::new(),
         }
     }
@@ -317,7 +359,8 @@ impl Trees {
         self.map.map(logical, 1).map(|p| p.len()).unwrap_or(1)
     }
 
-    fn check(&self, b: &[u8], bytenr: u64, expect: Expect) -> Result<Block> {
+    fn check(&self, buf: &mut Vec<u8>, bytenr: u64, expect: Expect) -> Result<Block> {
+        let b = buf.as_slice();
         let what = "btrfs tree block";
         let bad = |d: String| Error::corrupt(what, bytenr, d);
         if let Some(m) = csum_mismatch(self.sb.csum_type, b) {
@@ -357,12 +400,13 @@ impl Trees {
         if usize::try_from(nritems).unwrap_or(usize::MAX) > room {
             return Err(bad(format!("{nritems} items do not fit")));
         }
+        let owner = le::u64(b, 0x58).unwrap_or(0);
         Ok(Block {
             bytenr,
-            data: b.to_vec(),
+            data: std::mem::take(buf),
             level,
             nritems,
-            owner: le::u64(b, 0x58).unwrap_or(0),
+            owner,
             generation,
         })
     }
@@ -373,17 +417,20 @@ impl Trees {
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&bytenr)
+            .get(bytenr)
         {
-            return Ok(Arc::clone(b));
+            return Ok(b);
         }
         let ns = usize::try_from(self.sb.nodesize).unwrap_or(16384);
         let mut buf = vec![0u8; ns];
         let mut first_err: Option<Error> = None;
         for mirror in 0..4usize {
+            if buf.len() != ns {
+                buf = vec![0u8; ns];
+            }
             let r = match self.read_logical(bytenr, &mut buf, mirror) {
                 Ok(false) => break,
-                Ok(true) => self.check(&buf, bytenr, expect),
+                Ok(true) => self.check(&mut buf, bytenr, expect),
                 Err(e) => Err(e),
             };
             match r {
@@ -399,11 +446,10 @@ impl Trees {
                         ));
                     }
                     let b = Arc::new(b);
-                    let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                    if c.len() >= CACHE_BLOCKS {
-                        c.clear();
-                    }
-                    c.insert(bytenr, Arc::clone(&b));
+                    self.cache
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(bytenr, Arc::clone(&b));
                     return Ok(b);
                 }
                 Err(e) => {
@@ -502,7 +548,7 @@ impl Trees {
         let b = self.block(bytenr, Expect { level, generation })?;
         let n = usize::try_from(b.nritems).unwrap_or(0);
         if b.level == 0 {
-            for i in 0..n {
+            for i in b.count_before(lo, false)..n {
                 let Some(k) = b.key(i) else { break };
                 if k < lo {
                     continue;
@@ -532,7 +578,8 @@ impl Trees {
             return Ok(ControlFlow::Continue(()));
         }
         let child_level = b.level.checked_sub(1);
-        for i in 0..n {
+        // Children before the last one whose first key is <= lo hold only smaller keys.
+        for i in b.count_before(lo, true).saturating_sub(1)..n {
             let Some(k) = b.key(i) else { break };
             if k > hi {
                 return Ok(ControlFlow::Break(()));
@@ -579,15 +626,9 @@ impl Trees {
                     generation: want_gen,
                 },
             )?;
-            let n = usize::try_from(b.nritems).unwrap_or(0);
-            let mut slot = None;
-            for i in 0..n {
-                match b.key(i) {
-                    Some(k) if k <= key => slot = Some(i),
-                    _ => break,
-                }
-            }
-            let Some(i) = slot else { return Ok(None) };
+            let Some(i) = b.count_before(key, true).checked_sub(1) else {
+                return Ok(None);
+            };
             if b.level == 0 {
                 let k = b.key(i).unwrap_or_default();
                 let d = b.item(i).ok_or_else(|| {

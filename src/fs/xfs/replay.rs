@@ -560,8 +560,8 @@ impl Overlay<'_> {
             .saturating_div(BB)
     }
 
-    /// `nbb` sectors at `daddr`, replaced ones from the overlay.
-    fn read(&self, daddr: u64, nbb: u64) -> Result<Vec<u8>> {
+    /// Whether `nbb` sectors at `daddr` make a buffer within the filesystem.
+    fn check_range(&self, daddr: u64, nbb: u64) -> Result<()> {
         if daddr.saturating_add(nbb) > self.fs_sectors() || nbb == 0 || nbb > 1 << 12 {
             return Err(Error::corrupt(
                 "xfs log item",
@@ -569,6 +569,12 @@ impl Overlay<'_> {
                 format!("{nbb} sectors at sector {daddr} do not lie within the filesystem"),
             ));
         }
+        Ok(())
+    }
+
+    /// `nbb` sectors at `daddr`, replaced ones from the overlay.
+    fn read(&self, daddr: u64, nbb: u64) -> Result<Vec<u8>> {
+        self.check_range(daddr, nbb)?;
         let len = usize::try_from(nbb.saturating_mul(BB)).unwrap_or(0);
         let mut buf = vec![0u8; len];
         let pos = daddr.saturating_mul(BB);
@@ -843,16 +849,35 @@ impl Applier<'_> {
             return;
         }
         let at = blkno.saturating_mul(BB);
-        let mut buf = match self.ov.read(blkno, len) {
+        if let Err(e) = self.ov.check_range(blkno, len) {
+            self.problem(what, at, e.to_string());
+            return;
+        }
+        let isize = usize::from(self.ov.fs.sb.sb_inodesize);
+        let v5 = self.ov.fs.sb.is_v5();
+        let inode_end = boffset.saturating_add(isize);
+        if u64::try_from(inode_end).unwrap_or(u64::MAX) > len.saturating_mul(BB) {
+            self.problem(
+                what,
+                at,
+                format!("inode offset {boffset} lies outside its buffer"),
+            );
+            return;
+        }
+        // Only the sectors holding the inode are read and written back
+        // (the rest of the cluster buffer is not changed by this item).
+        let first = boffset.checked_div(512).unwrap_or(0);
+        let sectors = inode_end.div_ceil(512).saturating_sub(first);
+        let sub = blkno.saturating_add(first as u64);
+        let mut buf = match self.ov.read(sub, sectors as u64) {
             Ok(b) => b,
             Err(e) => {
                 self.problem(what, at, e.to_string());
                 return;
             }
         };
-        let isize = usize::from(self.ov.fs.sb.sb_inodesize);
-        let v5 = self.ov.fs.sb.is_v5();
-        let Some(dip) = buf.get_mut(boffset..boffset.saturating_add(isize)) else {
+        let within = boffset.saturating_sub(first.saturating_mul(512));
+        let Some(dip) = buf.get_mut(within..within.saturating_add(isize)) else {
             self.problem(
                 what,
                 at,
@@ -953,7 +978,7 @@ impl Applier<'_> {
         if version >= 3 {
             put_crc(dip, DI_CRC_OFF);
         }
-        self.ov.write(blkno, &buf);
+        self.ov.write(sub, &buf);
         self.out.inodes = self.out.inodes.saturating_add(1);
     }
 
