@@ -129,6 +129,11 @@ fn chunk(body: &[u8], base: usize, room: usize, out: &mut Vec<u8>) -> Result<(),
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
