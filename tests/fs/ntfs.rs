@@ -445,3 +445,34 @@ fn walk_bounded(fs: &dyn FsView) {
         }
     }
 }
+
+#[test]
+fn cli_layers_ls_cat_cp() {
+    let p = common::fixture("ntfs");
+    let img = p.to_str().unwrap();
+    let out = common::vmrescue(&["layers", img]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ntfs") && text.contains("RESCUE"), "{text}");
+    assert!(text.contains("userspace"), "{text}");
+
+    let out = common::vmrescue(&["ls", "-l", img, "/links"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("to-readme -> ../docs/readme.txt"), "{text}");
+
+    let out = common::vmrescue(&["cat", img, "/zip/text.txt"]);
+    assert!(out.status.success());
+    let want = manifest()
+        .into_iter()
+        .find(|r| r.starts_with(b"/zip/text.txt\t"))
+        .unwrap();
+    let sum = hex(&Sha256::digest(&out.stdout));
+    assert!(String::from_utf8_lossy(&want).contains(&sum));
+
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().to_str().unwrap();
+    let out = common::vmrescue(&["cp", img, "/docs", dst]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = std::fs::read(dir.path().join("docs/sub/deep.txt")).unwrap();
+    assert_eq!(got.len(), 70_000);
+}
