@@ -452,7 +452,11 @@ fn cli_layers_ls_cat_cp() {
     let img = p.to_str().unwrap();
     let out = common::vmrescue(&["layers", img]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("ntfs") && text.contains("RESCUE"), "{text}");
     assert!(text.contains("userspace"), "{text}");
 
@@ -472,7 +476,23 @@ fn cli_layers_ls_cat_cp() {
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().to_str().unwrap();
     let out = common::vmrescue(&["cp", img, "/docs", dst]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = std::fs::read(dir.path().join("docs/sub/deep.txt")).unwrap();
     assert_eq!(got.len(), 70_000);
+}
+
+#[test]
+fn space_matches_ntfs_3g_statfs() {
+    let fs = open();
+    let s = fs.space(fs.root()).unwrap();
+    let df = std::fs::read_to_string(common::fixture_file("ntfs.df")).unwrap();
+    let got = format!(
+        "{} {} {} {}\n",
+        s.block_size, s.blocks, s.free_blocks, s.avail_blocks
+    );
+    assert_eq!(got, df);
 }

@@ -50,6 +50,8 @@ use crate::fs::{
 use crate::io::ReadAt;
 use boot::Boot;
 
+/// `$Bitmap`'s MFT record: one bit per cluster, set when in use.
+const BITMAP_RECORD: u64 = 6;
 /// The root directory's MFT record.
 const ROOT_RECORD: u64 = 5;
 /// Records below this are NTFS's own files, hidden as ntfs-3g hides them.
@@ -179,6 +181,7 @@ pub struct NtfsVolume {
     problems: ProblemLog,
     nodes: Mutex<HashMap<u64, Arc<Node>>>,
     listings: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    space: Mutex<Option<Space>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -282,6 +285,7 @@ impl NtfsVolume {
             problems: ProblemLog::default(),
             nodes: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
+            space: Mutex::new(None),
         };
         fs.volume_facts();
         // The root must be a directory whose index reads.
@@ -915,6 +919,58 @@ impl NtfsVolume {
         Ok(out)
     }
 
+    /// Clusters and free clusters from `$Bitmap`, as ntfs-3g's statfs counts them.
+    fn count_space(&self) -> Result<Space> {
+        let cluster = u64::from(self.boot.cluster_size);
+        let clusters = self.boot.size.checked_div(cluster).unwrap_or(0);
+        let n = self.node(BITMAP_RECORD)?;
+        let d = n
+            .data
+            .clone()
+            .ok_or_else(|| crate_err("$Bitmap", BITMAP_RECORD, "no $DATA"))?;
+        let need = clusters.div_ceil(8);
+        if d.size() < need {
+            return Err(crate_err(
+                "$Bitmap",
+                BITMAP_RECORD,
+                format!("{} bytes for {clusters} clusters", d.size()),
+            ));
+        }
+        let mut used = 0u64;
+        let mut at = 0u64;
+        let chunk = 1u64 << 20;
+        while at < need {
+            let len = chunk.min(need.saturating_sub(at));
+            let bytes = {
+                let mut cur = lock(&self.cursor);
+                self.read_stream(&mut cur, BITMAP_RECORD, &d, at, len)?
+            };
+            if bytes.is_empty() {
+                break;
+            }
+            for (i, b) in bytes.iter().enumerate() {
+                let first = at.saturating_add(i as u64).saturating_mul(8);
+                let valid = clusters.saturating_sub(first).min(8);
+                let mask = if valid >= 8 {
+                    0xff
+                } else {
+                    (1u16 << valid).saturating_sub(1) as u8
+                };
+                used = used.saturating_add(u64::from((b & mask).count_ones()));
+            }
+            at = at.saturating_add(bytes.len() as u64);
+        }
+        let free = clusters.saturating_sub(used);
+        Ok(Space {
+            block_size: cluster,
+            blocks: clusters,
+            free_blocks: free,
+            avail_blocks: free,
+            inodes: 0,
+            free_inodes: 0,
+        })
+    }
+
     fn file_type(n: &Node) -> FileType {
         if n.link.is_some() {
             FileType::Symlink
@@ -1108,6 +1164,11 @@ impl FsView for NtfsVolume {
     }
 
     fn space(&self, _node: NodeId) -> Option<Space> {
-        None
+        if let Some(s) = *lock(&self.space) {
+            return Some(s);
+        }
+        let s = guarded("$Bitmap", BITMAP_RECORD, || self.count_space()).ok()?;
+        *lock(&self.space) = Some(s);
+        Some(s)
     }
 }
