@@ -951,11 +951,7 @@ impl NtfsVolume {
             for (i, b) in bytes.iter().enumerate() {
                 let first = at.saturating_add(i as u64).saturating_mul(8);
                 let valid = clusters.saturating_sub(first).min(8);
-                let mask = if valid >= 8 {
-                    0xff
-                } else {
-                    (1u16 << valid).saturating_sub(1) as u8
-                };
+                let mask = u8::try_from((1u16 << valid).saturating_sub(1)).unwrap_or(0xff);
                 used = used.saturating_add(u64::from((b & mask).count_ones()));
             }
             at = at.saturating_add(bytes.len() as u64);
