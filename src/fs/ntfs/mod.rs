@@ -6,10 +6,12 @@
 //! record number, mtime/atime/ctime/crtime from `$STANDARD_INFORMATION`
 //! (ctime is the MFT change time).
 //!
-//! MFT records, attribute lists, directory indexes (`$INDEX_ROOT` and
-//! `$INDEX_ALLOCATION`) and data runs are parsed by the `ntfs` crate; on top
-//! of it this module reads file data itself: resident data, non-resident
-//! runs with sparse holes (left out of [`FsView::extents`]), and LZNT1
+//! MFT records (with their fixups), attribute lists and data runs are
+//! parsed by the `ntfs` crate (MIT OR Apache-2.0); on top of it this module
+//! walks directory indexes itself ([`index`]: `$INDEX_ROOT` and the INDX
+//! blocks of `$INDEX_ALLOCATION`, each block at most once, so a loop is an
+//! error) and reads file data itself: resident data, non-resident runs with
+//! sparse holes (left out of [`FsView::extents`]), and LZNT1
 //! compressed files ([`lznt1`]). Symbolic links and junctions (reparse
 //! points, and WSL-style links) are symlinks with their target as ntfs-3g
 //! shows it; other reparse points are regular files and a note says so.
