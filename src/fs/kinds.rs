@@ -82,6 +82,14 @@ fn open_fat(
     Ok(Arc::new(super::fat::Fat::open(src)?))
 }
 
+fn open_ntfs(
+    src: Arc<dyn ReadAt>,
+    _opts: &FsOptions,
+    _journals: &[Arc<dyn ReadAt>],
+) -> Result<Arc<dyn FsView>> {
+    Ok(Arc::new(super::ntfs::NtfsVolume::open(src)?))
+}
+
 /// btrfs: `devices` are the other volumes holding the same filesystem.
 fn open_btrfs(
     src: Arc<dyn ReadAt>,
@@ -187,7 +195,19 @@ pub static KINDS: &[FsKind] = &[
         relink_kernel: false,
     },
     kernel_only("exfat", "exfat", "", true),
-    kernel_only("ntfs", "ntfs3", "", true),
+    FsKind {
+        name: "ntfs",
+        reader: Some(open_ntfs),
+        replays_journal: false,
+        mount: Some(Mount {
+            fstype: "ntfs3",
+            ro_data: "",
+            rw_data: "",
+        }),
+        relink_in_place: false,
+        in_place_refusal: None,
+        relink_kernel: true,
+    },
     // Read-only by design: no read-write mount for a repair.
     kernel_only("iso9660", "iso9660", "", false),
     kernel_only("squashfs", "squashfs", "", false),

@@ -16,6 +16,7 @@ pub mod fat;
 pub mod host;
 pub mod kinds;
 pub mod mem;
+pub mod ntfs;
 pub mod path;
 pub mod problems;
 pub mod reader;

@@ -25,6 +25,7 @@ mod ext_journal;
 mod ext_parity;
 mod ext_shapes;
 mod fat;
+mod ntfs;
 mod xfs_corrupt;
 mod xfs_parity;
 mod xfs_replay;

@@ -1,0 +1,498 @@
+//! NTFS read in userspace against what a fresh read-only ntfs-3g mount shows
+//! of the same image (`tests/fixtures/make/ntfs.sh`): every node's type,
+//! mode, size, mtime, SHA-256 and symlink target, the named stream, hard
+//! links, holes, LZNT1-compressed files, label and serial as blkid prints
+//! them; then damaged copies: boot sector fields, MFT record fixups, a
+//! damaged `$MFT` start read from `$MFTMirr`, a loop in a directory index,
+//! damaged data runs, and hundreds of random mutations of the MFT region.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use vmrescue::fs::ntfs::NtfsVolume;
+use vmrescue::fs::path::resolve;
+use vmrescue::fs::{FileType, FsView, NodeId};
+use vmrescue::io::{FileSource, ReadAt};
+
+use crate::common;
+
+fn open_path(p: &std::path::Path) -> vmrescue::error::Result<NtfsVolume> {
+    let src: Arc<dyn ReadAt> = Arc::new(FileSource::open(p).expect("open image"));
+    NtfsVolume::open(src)
+}
+
+fn open() -> NtfsVolume {
+    let p = common::fixture("ntfs");
+    open_path(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn read_all(fs: &dyn FsView, node: NodeId, size: u64) -> vmrescue::error::Result<Vec<u8>> {
+    let mut out = vec![0u8; usize::try_from(size).unwrap()];
+    let mut done = 0;
+    // Odd-sized reads cross clusters and compression units.
+    while done < out.len() {
+        let end = (done + 77_777).min(out.len());
+        let n = fs.read_at(node, done as u64, &mut out[done..end])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    out.truncate(done);
+    Ok(out)
+}
+
+fn node(fs: &dyn FsView, path: &str) -> NodeId {
+    resolve(fs, path.as_bytes(), false).unwrap().node
+}
+
+/// Our rows in the manifest's form: PATH TYPE MODE SIZE MTIME SHA256 LINK.
+fn rows(fs: &dyn FsView) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(Vec::new(), fs.root())];
+    while let Some((path, dir)) = stack.pop() {
+        for e in fs.read_dir(dir).unwrap() {
+            let mut p = path.clone();
+            p.push(b'/');
+            p.extend_from_slice(&e.name);
+            let m = fs.metadata(e.node).unwrap();
+            let mut row = p.clone();
+            let head = format!("\t{:o}", m.perm);
+            match m.file_type {
+                FileType::Directory => {
+                    row.extend_from_slice(format!("\td{head}\t\t{}\t\t", m.mtime.sec).as_bytes());
+                    stack.push((p, e.node));
+                }
+                FileType::Symlink => {
+                    row.extend_from_slice(
+                        format!("\tl{head}\t{}\t{}\t\t", m.size, m.mtime.sec).as_bytes(),
+                    );
+                    row.extend_from_slice(&fs.read_link(e.node).unwrap());
+                }
+                _ => {
+                    let data = read_all(fs, e.node, m.size).unwrap();
+                    assert_eq!(data.len() as u64, m.size);
+                    row.extend_from_slice(
+                        format!(
+                            "\tf{head}\t{}\t{}\t{}\t",
+                            m.size,
+                            m.mtime.sec,
+                            hex(&Sha256::digest(&data))
+                        )
+                        .as_bytes(),
+                    );
+                }
+            }
+            out.push(row);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn manifest() -> Vec<Vec<u8>> {
+    let text = std::fs::read(common::fixture_file("ntfs.manifest")).unwrap();
+    text.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+#[test]
+fn every_node_matches_ntfs_3g() {
+    let fs = open();
+    let ours = rows(&fs);
+    let want = manifest();
+    assert!(want.len() > 5000, "manifest has {} rows", want.len());
+    for (a, b) in ours.iter().zip(&want) {
+        assert_eq!(String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+    }
+    assert_eq!(ours.len(), want.len());
+    assert!(
+        fs.status().problems.is_empty(),
+        "{:?}",
+        fs.status().problems
+    );
+}
+
+#[test]
+fn label_serial_and_status() {
+    let fs = open();
+    let st = fs.status();
+    let blkid = std::fs::read_to_string(common::fixture_file("ntfs.blkid")).unwrap();
+    assert_eq!(st.fs_type, "ntfs");
+    assert!(
+        blkid.contains(&format!("LABEL={}\n", st.label.clone().unwrap())),
+        "{blkid}"
+    );
+    assert!(
+        blkid.contains(&format!("UUID={}\n", st.uuid.clone().unwrap())),
+        "{blkid}"
+    );
+    assert_eq!(st.uuid.unwrap().len(), 16);
+    assert!(st.notes.is_empty(), "{:?}", st.notes);
+}
+
+#[test]
+fn hard_links_are_one_node() {
+    let fs = open();
+    let a = node(&fs, "/docs/linked.txt");
+    assert_eq!(a, node(&fs, "/links/linked-again.txt"));
+    assert_eq!(a, node(&fs, "/links/third name.txt"));
+    assert_eq!(fs.metadata(a).unwrap().nlink, 3);
+    assert_eq!(fs.metadata(a).unwrap().ino, a.0);
+}
+
+#[test]
+fn names_are_case_sensitive_and_dos_names_hidden() {
+    let fs = open();
+    let docs = node(&fs, "/docs");
+    assert!(fs.lookup(docs, b"MixedCase.TXT").unwrap().is_some());
+    assert!(fs.lookup(docs, b"mixedcase.txt").unwrap().is_none());
+    let names: Vec<_> = fs
+        .read_dir(docs)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains(&b'~')),
+        "a DOS name is shown"
+    );
+    // NTFS's own files are hidden, as ntfs-3g hides them.
+    assert!(fs.lookup(fs.root(), b"$MFT").unwrap().is_none());
+}
+
+#[test]
+fn named_stream_is_a_user_xattr() {
+    let fs = open();
+    let want = std::fs::read_to_string(common::fixture_file("ntfs.streams")).unwrap();
+    let n = node(&fs, "/docs/with-stream.txt");
+    let x = fs.xattrs(n).unwrap();
+    assert_eq!(x.len(), 1);
+    assert_eq!(x[0].name, b"user.stream1");
+    let line = format!(
+        "/docs/with-stream.txt\tstream1\t{}\n",
+        hex(&Sha256::digest(&x[0].value))
+    );
+    assert_eq!(want, line);
+    assert!(fs.xattrs(node(&fs, "/docs/readme.txt")).unwrap().is_empty());
+}
+
+#[test]
+fn holes_are_left_out_of_extents() {
+    let fs = open();
+    let n = node(&fs, "/sparse.bin");
+    let ext = fs.extents(n).unwrap();
+    assert_eq!(ext.len(), 1, "{ext:?}");
+    assert_eq!(ext[0].offset, 1 << 20);
+    assert_eq!(ext[0].len, 102_400);
+    let m = fs.metadata(n).unwrap();
+    assert_eq!(m.allocated, Some(102_400));
+    // Compressed: fewer bytes allocated than the size, and a compressed file's
+    // hole (the first unit after its data) stays out of the extents.
+    let t = fs.metadata(node(&fs, "/zip/text.txt")).unwrap();
+    assert!(t.allocated.unwrap() < t.size / 2, "{t:?}");
+    let s = node(&fs, "/zip/sparse-compressed.bin");
+    let covered: u64 = fs.extents(s).unwrap().iter().map(|e| e.len).sum();
+    assert!(
+        covered < fs.metadata(s).unwrap().size,
+        "{:?}",
+        fs.extents(s)
+    );
+}
+
+#[test]
+fn symlinks_and_times() {
+    let fs = open();
+    let l = node(&fs, "/links/to-readme");
+    let m = fs.metadata(l).unwrap();
+    assert_eq!(m.file_type, FileType::Symlink);
+    assert_eq!(fs.read_link(l).unwrap(), b"../docs/readme.txt");
+    // touch -d '2001-02-03 04:05:06.789' through ntfs-3g.
+    let r = fs.metadata(node(&fs, "/docs/readme.txt")).unwrap();
+    assert_eq!((r.mtime.sec, r.mtime.nsec), (981_173_106, 789_000_000));
+    assert_eq!(r.atime.sec, 981_173_106);
+    assert!(r.ctime.sec > 981_173_106 && r.crtime.is_some());
+    // Through a symlink, resolved inside the guest.
+    let f = resolve(&fs, b"/links/to-readme", true).unwrap().node;
+    assert_eq!(f, node(&fs, "/docs/readme.txt"));
+}
+
+// ---------------------------------------------------------------- damage
+
+fn copy(dir: &std::path::Path) -> std::path::PathBuf {
+    common::fixture_copy("ntfs", dir)
+}
+
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+/// Byte of MFT record `n` in the image (a fresh volume's MFT is contiguous).
+fn record_at(img: &[u8], n: u64) -> usize {
+    let cluster = u64::from(u16::from_le_bytes([img[11], img[12]])) * u64::from(img[13]);
+    (le64(img, 48) * cluster + n * 1024) as usize
+}
+
+fn patch(p: &std::path::Path, at: usize, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(bytes, at as u64).unwrap();
+}
+
+#[test]
+fn bad_boot_sector_fields_name_their_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path());
+    let orig = std::fs::read(&p).unwrap();
+    for (off, val, want) in [
+        (3usize, b"XXXX".to_vec(), "at byte 3"),
+        (11, vec![0x00, 0x03], "at byte 11"),
+        (13, vec![3], "at byte 13"),
+        (48, vec![0xff; 8], "at byte 48"),
+        (64, vec![0], "at byte 64"),
+        (3, b"-FVE-FS-".to_vec(), "BitLocker"),
+    ] {
+        patch(&p, 0, &orig[..512]);
+        patch(&p, off, &val);
+        let err = match open_path(&p) {
+            Ok(_) => panic!("byte {off} changed: opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want), "byte {off}: {err}");
+    }
+}
+
+#[test]
+fn bad_fixup_names_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path());
+    let fs = open_path(&p).unwrap();
+    let n = node(&fs, "/docs/readme.txt");
+    drop(fs);
+    let img = std::fs::read(&p).unwrap();
+    let at = record_at(&img, n.0);
+    assert_eq!(&img[at..at + 4], b"FILE");
+    // The last two bytes of the record's first sector must repeat the update sequence number.
+    patch(&p, at + 510, &[0xde, 0xad]);
+    let fs = open_path(&p).unwrap();
+    let err = fs.metadata(n).unwrap_err().to_string();
+    assert!(err.contains(&format!("MFT record {}", n.0)), "{err}");
+    // The rest still reads.
+    let other = node(&fs, "/docs/tiny.txt");
+    assert_eq!(read_all(&fs, other, 5).unwrap(), b"tiny\n");
+}
+
+#[test]
+fn damaged_mft_start_reads_from_the_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path());
+    let img = std::fs::read(&p).unwrap();
+    let at = record_at(&img, 0);
+    patch(&p, at, b"BAAD");
+    patch(&p, at + 510, &[0xde, 0xad]);
+    let fs = open_path(&p).unwrap();
+    let st = fs.status();
+    assert!(
+        st.notes.iter().any(|n| n.contains("$MFTMirr")),
+        "{:?}",
+        st.notes
+    );
+    assert_eq!(rows(&fs), manifest());
+}
+
+#[test]
+fn a_loop_in_a_directory_index_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path());
+    let fs = open_path(&p).unwrap();
+    let many = node(&fs, "/many");
+    drop(fs);
+    let mut img = std::fs::read(&p).unwrap();
+    // Find /many's INDX blocks: their entries name the parent record `many`.
+    // Point the first subnode VCN found in a block at that block itself.
+    let mut done = false;
+    let mut at = 0;
+    while !done && at + 4096 <= img.len() {
+        if &img[at..at + 4] == b"INDX" {
+            let vcn = le64(&img, at + 16);
+            let first =
+                at + 24 + u32::from_le_bytes(img[at + 24..at + 28].try_into().unwrap()) as usize;
+            let parent = le64(&img, first + 16) & 0xffff_ffff_ffff;
+            let flags = u16::from_le_bytes([img[first + 12], img[first + 13]]);
+            if parent == many.0 && flags & 1 != 0 {
+                let len = u16::from_le_bytes([img[first + 8], img[first + 9]]) as usize;
+                let sub = first + len - 8;
+                // Keep the update sequence intact: the VCN never sits at a sector's last two bytes here.
+                assert_ne!((sub - at) % 512, 504);
+                img[sub..sub + 8].copy_from_slice(&vcn.to_le_bytes());
+                done = true;
+            }
+        }
+        at += 4096;
+    }
+    if !done {
+        // The entries of the index root point down; make the deepest level point at its root instead.
+        panic!("no INDX block of /many with subnodes found: the fixture changed");
+    }
+    std::fs::write(&p, &img).unwrap();
+    let fs = open_path(&p).unwrap();
+    let err = fs.read_dir(many).unwrap_err().to_string();
+    assert!(
+        err.contains("loop") && err.contains(&format!("MFT record {}", many.0)),
+        "{err}"
+    );
+}
+
+#[test]
+fn damaged_data_runs_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path());
+    let fs = open_path(&p).unwrap();
+    let n = node(&fs, "/big.bin");
+    drop(fs);
+    let img = std::fs::read(&p).unwrap();
+    let rec = record_at(&img, n.0);
+    // Find the non-resident $DATA attribute and make its first run's LCN huge.
+    let mut a = rec + usize::from(u16::from_le_bytes([img[rec + 20], img[rec + 21]]));
+    loop {
+        let ty = u32::from_le_bytes(img[a..a + 4].try_into().unwrap());
+        assert_ne!(ty, 0xffff_ffff, "no $DATA");
+        let len = u32::from_le_bytes(img[a + 4..a + 8].try_into().unwrap()) as usize;
+        if ty == 0x80 && img[a + 8] == 1 {
+            let runs = a + usize::from(u16::from_le_bytes([img[a + 32], img[a + 33]]));
+            let h = img[runs];
+            let (l, o) = (usize::from(h & 0xf), usize::from(h >> 4));
+            let mut b = img[runs + 1 + l..runs + 1 + l + o].to_vec();
+            *b.last_mut().unwrap() = 0x70;
+            patch(&p, runs + 1 + l, &b);
+            break;
+        }
+        a += len;
+    }
+    let fs = open_path(&p).unwrap();
+    let err = fs.read_at(n, 0, &mut [0u8; 16]).unwrap_err().to_string();
+    assert!(err.contains(&format!("MFT record {}", n.0)), "{err}");
+}
+
+#[test]
+fn mutated_mft_never_panics_or_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path());
+    let orig = std::fs::read(&p).unwrap();
+    let start = record_at(&orig, 0);
+    // The first 64 records and the boot sector: system files, root, the test's files.
+    let len = 64 * 1024;
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    for i in 0..500 {
+        let mut b = orig[start..start + len].to_vec();
+        let mut boot = orig[..512].to_vec();
+        for _ in 0..8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed % len as u64) as usize;
+            b[at] = (seed >> 32) as u8;
+        }
+        if i % 10 == 0 {
+            boot[(seed % 512) as usize] = (seed >> 40) as u8;
+        }
+        patch(&p, 0, &boot);
+        patch(&p, start, &b);
+        if let Ok(fs) = open_path(&p) {
+            walk_bounded(&fs);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mutation {i}: too slow (a hang?)"
+        );
+    }
+}
+
+fn walk_bounded(fs: &dyn FsView) {
+    let _ = fs.status();
+    let mut stack = vec![(fs.root(), 0)];
+    let mut seen = 0;
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = fs.read_dir(dir) else {
+            continue;
+        };
+        for e in entries {
+            seen += 1;
+            if seen > 300 {
+                return;
+            }
+            let Ok(m) = fs.metadata(e.node) else { continue };
+            let _ = fs.xattrs(e.node);
+            match m.file_type {
+                FileType::Directory if depth < 8 => stack.push((e.node, depth + 1)),
+                FileType::Regular => {
+                    let mut buf = vec![0u8; 8192];
+                    let _ = fs.read_at(e.node, 0, &mut buf);
+                    let _ = fs.extents(e.node);
+                }
+                FileType::Symlink => {
+                    let _ = fs.read_link(e.node);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn cli_layers_ls_cat_cp() {
+    let p = common::fixture("ntfs");
+    let img = p.to_str().unwrap();
+    let out = common::vmrescue(&["layers", img]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ntfs") && text.contains("RESCUE"), "{text}");
+    assert!(text.contains("userspace"), "{text}");
+
+    let out = common::vmrescue(&["ls", "-l", img, "/links"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("to-readme -> ../docs/readme.txt"), "{text}");
+
+    let out = common::vmrescue(&["cat", img, "/zip/text.txt"]);
+    assert!(out.status.success());
+    let want = manifest()
+        .into_iter()
+        .find(|r| r.starts_with(b"/zip/text.txt\t"))
+        .unwrap();
+    let sum = hex(&Sha256::digest(&out.stdout));
+    assert!(String::from_utf8_lossy(&want).contains(&sum));
+
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().to_str().unwrap();
+    let out = common::vmrescue(&["cp", img, "/docs", dst]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(dir.path().join("docs/sub/deep.txt")).unwrap();
+    assert_eq!(got.len(), 70_000);
+}
+
+#[test]
+fn space_matches_ntfs_3g_statfs() {
+    let fs = open();
+    let s = fs.space(fs.root()).unwrap();
+    let df = std::fs::read_to_string(common::fixture_file("ntfs.df")).unwrap();
+    let got = format!(
+        "{} {} {} {}\n",
+        s.block_size, s.blocks, s.free_blocks, s.avail_blocks
+    );
+    assert_eq!(got, df);
+}
