@@ -632,7 +632,8 @@ mod tests {
         assert!(super::userspace_reads(ContentKind::Xfs));
         assert!(super::userspace_reads(ContentKind::Btrfs));
         assert!(super::userspace_reads(ContentKind::Vfat));
-        assert!(!super::userspace_reads(ContentKind::Ntfs));
+        assert!(super::userspace_reads(ContentKind::Ntfs));
+        assert!(!super::userspace_reads(ContentKind::Exfat));
         assert!(!super::userspace_reads(ContentKind::Jbd));
         assert!(super::kernel::mountable(ContentKind::Ntfs));
         assert!(!super::kernel::mountable(ContentKind::Swap));
