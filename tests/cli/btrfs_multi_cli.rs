@@ -211,7 +211,11 @@ fn one_filesystem_over_several_images_needs_no_volume() {
     let (a, b) = (img("btrfs-raid1-1"), img("btrfs-raid1-2"));
     let out = vmrescue(&["ls", &a, "--disk", &b, "/"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("hello.txt"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("hello.txt"),
+        "{}",
+        text(&out.stdout)
+    );
     for (path, sha) in kernel_hashes("raid1").into_iter().take(3) {
         let out = vmrescue(&["cat", &a, "--disk", &b, &path]);
         assert_eq!(out.status.code(), Some(0), "{path}: {}", text(&out.stderr));
