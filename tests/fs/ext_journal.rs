@@ -356,24 +356,49 @@ fn an_external_journal_device_given_with_disk_is_replayed() {
             "2048",
         ],
     );
-    let lo = run("losetup", &["-f", "--show", &p("jdev.img")]);
-    let made = Command::new("mke2fs")
-        .args([
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-b",
-            "4096",
-            "-d",
-            &p("src"),
-            "-J",
-        ])
-        .arg(format!("device={lo}"))
-        .args([&p("fs.img"), "8M"])
-        .status();
-    run("losetup", &["-d", &lo]);
-    assert!(made.unwrap().success());
+    // mke2fs finds the journal through a loop device; other tests of this
+    // binary attach and detach loop devices at the same time, so the device
+    // number is checked to still be ours, and the journal mke2fs recorded to
+    // be this one (`Journal UUID` against the device's own UUID).
+    let journal_uuid = run(
+        "blkid",
+        &["-p", "-s", "UUID", "-o", "value", &p("jdev.img")],
+    );
+    let mut recorded = String::new();
+    for _ in 0..3 {
+        let lo = run("losetup", &["-f", "--show", &p("jdev.img")]);
+        let made = Command::new("mke2fs")
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-b",
+                "4096",
+                "-d",
+                &p("src"),
+                "-J",
+            ])
+            .arg(format!("device={lo}"))
+            .args([&p("fs.img"), "8M"])
+            .status();
+        run("losetup", &["-d", &lo]);
+        assert!(made.unwrap().success());
+        recorded = run("dumpe2fs", &["-h", &p("fs.img")])
+            .lines()
+            .find_map(|l| l.strip_prefix("Journal UUID:"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if recorded == journal_uuid.trim() {
+            break;
+        }
+    }
+    assert_eq!(
+        recorded,
+        journal_uuid.trim(),
+        "mke2fs recorded another journal three times"
+    );
     let block = run("debugfs", &["-R", "bmap /hello.txt 0", &p("fs.img")]);
     let mut t1 = b"HELLO, JOURNAL\n".to_vec();
     t1.resize(4096, 0);
