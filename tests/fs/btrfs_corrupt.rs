@@ -4,13 +4,14 @@
 //! checksums), random damage (errors, never a panic or a hang).
 
 use crate::common;
+use crate::ext_support::{read_all, tolerant_walk};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmrescue::fs::btrfs::Btrfs;
 use vmrescue::fs::path::resolve;
-use vmrescue::fs::{FileType, FsView, NodeId};
+use vmrescue::fs::{FsView, NodeId};
 use vmrescue::io::ReadAt;
 
 fn image() -> Vec<u8> {
@@ -28,50 +29,6 @@ fn problems(fs: &Btrfs) -> String {
 
 fn node(fs: &Btrfs, path: &str) -> NodeId {
     resolve(fs, path.as_bytes(), false).expect("resolve").node
-}
-
-fn read_all(fs: &Btrfs, n: NodeId) -> vmrescue::Result<Vec<u8>> {
-    let size = fs.metadata(n)?.size;
-    let mut out = vec![0u8; size as usize];
-    let mut done = 0;
-    while done < out.len() {
-        let k = fs.read_at(n, done as u64, &mut out[done..])?;
-        assert!(k > 0);
-        done += k;
-    }
-    Ok(out)
-}
-
-/// Walk everything, tolerating errors, visiting at most `limit` nodes and
-/// reading at most 1 MiB of each file; the number of errors met.
-fn tolerant_walk(fs: &dyn FsView, limit: usize) -> usize {
-    let mut errors = 0;
-    let mut stack = vec![fs.root()];
-    let mut seen = std::collections::HashSet::new();
-    let mut buf = vec![0u8; 1 << 20];
-    while let Some(n) = stack.pop() {
-        if seen.len() >= limit || !seen.insert(n) {
-            continue;
-        }
-        let Ok(m) = fs.metadata(n) else {
-            errors += 1;
-            continue;
-        };
-        errors += usize::from(fs.xattrs(n).is_err());
-        match m.file_type {
-            FileType::Directory => match fs.read_dir(n) {
-                Ok(es) => stack.extend(es.into_iter().map(|e| e.node)),
-                Err(_) => errors += 1,
-            },
-            FileType::Regular => {
-                errors += usize::from(fs.read_at(n, 0, &mut buf).is_err());
-                errors += usize::from(fs.extents(n).is_err());
-            }
-            FileType::Symlink => errors += usize::from(fs.read_link(n).is_err()),
-            _ => {}
-        }
-    }
-    errors
 }
 
 #[test]

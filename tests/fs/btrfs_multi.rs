@@ -8,7 +8,7 @@
 //! a panic.
 
 use crate::common;
-use crate::ext_support::{assert_same, manifest, walk};
+use crate::ext_support::{assert_same, manifest, read_all, walk};
 
 use std::sync::Arc;
 
@@ -50,18 +50,6 @@ fn notes(fs: &Btrfs) -> String {
 
 fn node(fs: &Btrfs, path: &str) -> NodeId {
     resolve(fs, path.as_bytes(), false).expect("resolve").node
-}
-
-fn read_all(fs: &Btrfs, n: NodeId) -> vmrescue::Result<Vec<u8>> {
-    let size = fs.metadata(n)?.size;
-    let mut out = vec![0u8; size as usize];
-    let mut done = 0;
-    while done < out.len() {
-        let k = fs.read_at(n, done as u64, &mut out[done..])?;
-        assert!(k > 0);
-        done += k;
-    }
-    Ok(out)
 }
 
 fn same_as_kernel(case: &str, fs: &Btrfs) {

@@ -267,3 +267,58 @@ impl Drop for KernelMount {
             .status();
     }
 }
+
+/// Lower-case hex of `b`.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// File `node` of `fs` read whole (its size from its metadata), stopping
+/// early only where `read_at` says the file ends; an error as the reader
+/// gives it.
+pub fn read_all(fs: &dyn FsView, node: NodeId) -> vmrescue::Result<Vec<u8>> {
+    let size = fs.metadata(node)?.size;
+    let mut out = vec![0u8; usize::try_from(size).expect("a file that fits in memory")];
+    let mut done = 0;
+    while done < out.len() {
+        let n = fs.read_at(node, done as u64, &mut out[done..])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    out.truncate(done);
+    Ok(out)
+}
+
+/// Walk everything, tolerating errors, visiting at most `limit` nodes and
+/// reading at most 1 MiB of each file; the number of errors met.
+pub fn tolerant_walk(fs: &dyn FsView, limit: usize) -> usize {
+    let mut errors = 0;
+    let mut stack = vec![fs.root()];
+    let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 1 << 20];
+    while let Some(n) = stack.pop() {
+        if seen.len() >= limit || !seen.insert(n) {
+            continue;
+        }
+        let Ok(m) = fs.metadata(n) else {
+            errors += 1;
+            continue;
+        };
+        errors += usize::from(fs.xattrs(n).is_err());
+        match m.file_type {
+            FileType::Directory => match fs.read_dir(n) {
+                Ok(es) => stack.extend(es.into_iter().map(|e| e.node)),
+                Err(_) => errors += 1,
+            },
+            FileType::Regular => {
+                errors += usize::from(fs.read_at(n, 0, &mut buf).is_err());
+                errors += usize::from(fs.extents(n).is_err());
+            }
+            FileType::Symlink => errors += usize::from(fs.read_link(n).is_err()),
+            _ => {}
+        }
+    }
+    errors
+}

@@ -16,6 +16,7 @@ use vmrescue::fs::{FileType, FsView, NodeId};
 use vmrescue::io::{FileSource, ReadAt};
 
 use crate::common;
+use crate::ext_support::{hex, read_all, tolerant_walk};
 
 fn open_path(p: &std::path::Path) -> vmrescue::error::Result<NtfsVolume> {
     let src: Arc<dyn ReadAt> = Arc::new(FileSource::open(p).expect("open image"));
@@ -25,26 +26,6 @@ fn open_path(p: &std::path::Path) -> vmrescue::error::Result<NtfsVolume> {
 fn open() -> NtfsVolume {
     let p = common::fixture("ntfs");
     open_path(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn read_all(fs: &dyn FsView, node: NodeId, size: u64) -> vmrescue::error::Result<Vec<u8>> {
-    let mut out = vec![0u8; usize::try_from(size).unwrap()];
-    let mut done = 0;
-    // Odd-sized reads cross clusters and compression units.
-    while done < out.len() {
-        let end = (done + 77_777).min(out.len());
-        let n = fs.read_at(node, done as u64, &mut out[done..end])?;
-        if n == 0 {
-            break;
-        }
-        done += n;
-    }
-    out.truncate(done);
-    Ok(out)
 }
 
 fn node(fs: &dyn FsView, path: &str) -> NodeId {
@@ -75,7 +56,7 @@ fn rows(fs: &dyn FsView) -> Vec<Vec<u8>> {
                     row.extend_from_slice(&fs.read_link(e.node).unwrap());
                 }
                 _ => {
-                    let data = read_all(fs, e.node, m.size).unwrap();
+                    let data = read_all(fs, e.node).unwrap();
                     assert_eq!(data.len() as u64, m.size);
                     row.extend_from_slice(
                         format!(
@@ -285,7 +266,7 @@ fn bad_fixup_names_the_record() {
     assert!(err.contains(&format!("MFT record {}", n.0)), "{err}");
     // The rest still reads.
     let other = node(&fs, "/docs/tiny.txt");
-    assert_eq!(read_all(&fs, other, 5).unwrap(), b"tiny\n");
+    assert_eq!(read_all(&fs, other).unwrap(), b"tiny\n");
 }
 
 #[test]
@@ -406,43 +387,12 @@ fn mutated_mft_never_panics_or_hangs() {
         patch(&p, 0, &boot);
         patch(&p, start, &b);
         if let Ok(fs) = open_path(&p) {
-            walk_bounded(&fs);
+            tolerant_walk(&fs, 5000);
         }
         assert!(
             std::time::Instant::now() < deadline,
             "mutation {i}: too slow (a hang?)"
         );
-    }
-}
-
-fn walk_bounded(fs: &dyn FsView) {
-    let _ = fs.status();
-    let mut stack = vec![(fs.root(), 0)];
-    let mut seen = 0;
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = fs.read_dir(dir) else {
-            continue;
-        };
-        for e in entries {
-            seen += 1;
-            if seen > 300 {
-                return;
-            }
-            let Ok(m) = fs.metadata(e.node) else { continue };
-            let _ = fs.xattrs(e.node);
-            match m.file_type {
-                FileType::Directory if depth < 8 => stack.push((e.node, depth + 1)),
-                FileType::Regular => {
-                    let mut buf = vec![0u8; 8192];
-                    let _ = fs.read_at(e.node, 0, &mut buf);
-                    let _ = fs.extents(e.node);
-                }
-                FileType::Symlink => {
-                    let _ = fs.read_link(e.node);
-                }
-                _ => {}
-            }
-        }
     }
 }
 
