@@ -9,6 +9,8 @@
 //!   one filesystem and walked.
 #![no_main]
 
+#[path = "shared/btrfs_volume.rs"]
+mod btrfs_volume;
 #[path = "shared/walk.rs"]
 mod walk;
 
@@ -20,31 +22,6 @@ use vmrescue::fs::btrfs::sb::{self, ChunkMap};
 use vmrescue::fs::{FsOptions, FsView};
 use vmrescue::io::ReadAt;
 
-const SB: usize = 0x1_0000;
-
-fn fix_csum(block: &mut [u8]) {
-    if block.len() > 0x20 {
-        let c = crc32c::crc32c(&block[0x20..]);
-        block[..4].copy_from_slice(&c.to_le_bytes());
-    }
-}
-
-fn device(data: &[u8]) -> Arc<dyn ReadAt> {
-    let whole = data.get(SB + 0x40..SB + 0x48) == Some(b"_BHRfS_M".as_slice());
-    let mut img = if whole { Vec::new() } else { vec![0u8; SB] };
-    img.extend_from_slice(data);
-    if img.len() >= SB + 4096 {
-        fix_csum(&mut img[SB..SB + 4096]);
-        let ns = u32::from_le_bytes([img[SB + 0x94], img[SB + 0x95], img[SB + 0x96], img[SB + 0x97]]);
-        let ns = (ns as usize).clamp(4096, 65536);
-        let mut at = SB + 4096;
-        while at + ns <= img.len() {
-            fix_csum(&mut img[at..at + ns]);
-            at += ns;
-        }
-    }
-    Arc::new(img)
-}
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut x = [0u8; 8];
@@ -114,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
     if part == 0 {
         return;
     }
-    let devs: Vec<Arc<dyn ReadAt>> = rest.chunks(part).take(n).map(device).collect();
+    let devs: Vec<Arc<dyn ReadAt>> = rest.chunks(part).take(n).map(btrfs_volume::device).collect();
     if let Ok(fs) = Btrfs::open_devices(Arc::clone(&devs[0]), &devs[1..], &FsOptions::default()) {
         let _ = fs.status();
         walk::walk(&fs);
