@@ -20,6 +20,48 @@ pub(super) struct LayersArgs {
     /// partition table is gone) even when a table is there; shown as r1, r2...
     #[arg(long)]
     scan: bool,
+    /// The table's columns, as lsblk's -o: a comma-separated list of NAME,
+    /// SIZE, START, TYPE, FSTYPE, FSVER, LABEL, UUID, MOUNTPOINT, VOLUME (any
+    /// case); `+UUID,VOLUME` adds to the default ones.
+    #[arg(short = 'o', long = "output", value_name = "COLUMNS", value_parser = parse_columns)]
+    output: Option<Columns>,
+    /// Sizes in bytes, not 1.5 GiB.
+    #[arg(short = 'b', long)]
+    bytes: bool,
+    /// No heading line.
+    #[arg(short = 'n', long = "noheadings")]
+    noheadings: bool,
+    /// Whole TYPE and FSTYPE cells, however long (otherwise a long one is
+    /// cut and printed whole under the table).
+    #[arg(short = 'l', long)]
+    long: bool,
+}
+
+/// The columns `-o` names.
+#[derive(Debug, Clone)]
+struct Columns(Vec<tree::Column>);
+
+fn parse_columns(s: &str) -> Result<Columns, String> {
+    let (mut cols, list) = match s.strip_prefix('+') {
+        Some(rest) => (tree::Column::DEFAULT.to_vec(), rest),
+        None => (Vec::new(), s),
+    };
+    for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+        let c = tree::Column::parse(name).ok_or_else(|| {
+            let all: Vec<&str> = tree::Column::ALL.iter().map(|c| c.heading()).collect();
+            format!(
+                "unknown column {name:?}: the columns are {}",
+                all.join(", ")
+            )
+        })?;
+        if !cols.contains(&c) {
+            cols.push(c);
+        }
+    }
+    if cols.is_empty() {
+        return Err("no column named".into());
+    }
+    Ok(Columns(cols))
 }
 
 /// Run `layers`.
@@ -50,7 +92,16 @@ pub(super) fn run(args: &LayersArgs) -> u8 {
             return exit::ERROR;
         }
     } else {
-        out!("{}", tree::render_text(&roots));
+        let opts = tree::TextOptions {
+            columns: args
+                .output
+                .as_ref()
+                .map_or_else(|| tree::Column::DEFAULT.to_vec(), |c| c.0.clone()),
+            bytes: args.bytes,
+            headings: !args.noheadings,
+            full: args.long,
+        };
+        out!("{}", tree::render_text_with(&roots, &opts));
         for n in &layout.notes {
             outln!("{}", vmrescue::text::escape_str(n));
         }

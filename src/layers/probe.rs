@@ -163,21 +163,12 @@ impl Content {
 
     /// A one-line description: `ext4 "root" 1b2c...`, `unknown (first bytes ...)`.
     pub fn describe(&self) -> String {
-        with_details(
-            self.kind.name(),
-            self.version.as_deref(),
-            self.detail.as_deref(),
-        )
+        let mut s = self.kind.name().to_string();
+        for extra in [&self.version, &self.detail].into_iter().flatten() {
+            s.push_str(&format!(" ({extra})"));
+        }
+        s
     }
-}
-
-/// `kind (version) (detail)`, leaving out what is not there.
-pub fn with_details(kind: &str, version: Option<&str>, detail: Option<&str>) -> String {
-    let mut s = kind.to_string();
-    for extra in [version, detail].into_iter().flatten() {
-        s.push_str(&format!(" ({extra})"));
-    }
-    s
 }
 
 /// How much of a volume's start the probe looks at: enough for btrfs's

@@ -32,6 +32,10 @@ pub struct Node {
     pub fsver: Option<String>,
     /// More words about the content: `device 2 of 3`, `first bytes 4c 41 ...`.
     pub fsdetail: Option<String>,
+    /// The FSTYPE column's text: the type, then its variant and detail in
+    /// brackets (`vfat (FAT32)`, `swap (SWAPSPACE2)`, `btrfs (device 2 of 3)`).
+    #[serde(skip)]
+    pub content_text: Option<String>,
     /// Content label.
     pub label: Option<String>,
     /// Content UUID.
@@ -58,17 +62,6 @@ pub struct Node {
 }
 
 impl Node {
-    /// The FSTYPE column's text: the type, then version and detail in
-    /// brackets (`vfat (FAT32)`, `btrfs (device 2 of 3)`).
-    pub fn fstype_text(&self) -> Option<String> {
-        let kind = self.fstype.as_deref()?;
-        Some(super::probe::with_details(
-            kind,
-            self.fsver.as_deref(),
-            self.fsdetail.as_deref(),
-        ))
-    }
-
     fn new(name: String, kind: &'static str, size: u64, description: String) -> Node {
         Node {
             name,
@@ -80,6 +73,7 @@ impl Node {
             fstype: None,
             fsver: None,
             fsdetail: None,
+            content_text: None,
             label: None,
             uuid: None,
             mountpoint: None,
@@ -106,6 +100,7 @@ impl Node {
             self.fstype = Some(c.kind.name().to_string());
             self.fsver = c.fsver();
             self.fsdetail = c.detail.clone();
+            self.content_text = Some(c.describe());
         }
         self.label = c.label.clone();
         self.uuid = c.uuid.clone();
@@ -208,6 +203,7 @@ fn subvolume_children(layout: &Layout, v: &Volume) -> Vec<Node> {
         n.volume = Some(super::names::subvolume_name(&v.name, &s.path));
         n.browsable = v.is_filesystem();
         n.fstype = Some("btrfs".into());
+        n.content_text = Some("btrfs".into());
         n.subvolume = Some(SubvolumeFacts {
             id: s.id,
             path,
@@ -297,6 +293,7 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
                     p.fstype = None;
                     p.fsver = None;
                     p.fsdetail = None;
+                    p.content_text = None;
                 }
                 p.children.extend(vg_children(layout, v, placed_vgs));
                 p.children.extend(md_children(layout, v, placed_vgs));
@@ -471,36 +468,147 @@ fn lv_volume<'a>(layout: &'a Layout, gi: usize, lv: &str) -> Option<&'a Volume> 
         .nth(before)
 }
 
+/// A column of `layers`' table, by lsblk's name for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// The tree, names and Proxmox guests.
+    Name,
+    /// Size (`-b`: bytes).
+    Size,
+    /// First byte on its disk.
+    Start,
+    /// The node's type in words.
+    Type,
+    /// The content's type; with its version and detail unless FSVER is shown too.
+    Fstype,
+    /// The content's version.
+    Fsver,
+    /// The content's label.
+    Label,
+    /// The content's UUID.
+    Uuid,
+    /// Where the guest mounts it, and the guest root.
+    Mountpoint,
+    /// The name `--volume` takes.
+    Volume,
+}
+
+impl Column {
+    /// Every column, in the order `--help` lists them.
+    pub const ALL: [Column; 10] = [
+        Column::Name,
+        Column::Size,
+        Column::Start,
+        Column::Type,
+        Column::Fstype,
+        Column::Fsver,
+        Column::Label,
+        Column::Uuid,
+        Column::Mountpoint,
+        Column::Volume,
+    ];
+
+    /// The columns shown when none are chosen.
+    pub const DEFAULT: [Column; 7] = [
+        Column::Name,
+        Column::Size,
+        Column::Start,
+        Column::Type,
+        Column::Fstype,
+        Column::Label,
+        Column::Mountpoint,
+    ];
+
+    /// Its heading, which `-o` takes too (any case).
+    pub fn heading(self) -> &'static str {
+        match self {
+            Column::Name => "NAME",
+            Column::Size => "SIZE",
+            Column::Start => "START",
+            Column::Type => "TYPE",
+            Column::Fstype => "FSTYPE",
+            Column::Fsver => "FSVER",
+            Column::Label => "LABEL",
+            Column::Uuid => "UUID",
+            Column::Mountpoint => "MOUNTPOINT",
+            Column::Volume => "VOLUME",
+        }
+    }
+
+    /// The column named `name` (any case).
+    pub fn parse(name: &str) -> Option<Column> {
+        Column::ALL
+            .into_iter()
+            .find(|c| c.heading().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Numbers, aligned right.
+    fn right(self) -> bool {
+        matches!(self, Column::Size | Column::Start)
+    }
+}
+
+/// How `layers` prints its table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextOptions {
+    /// The columns, in order.
+    pub columns: Vec<Column>,
+    /// Sizes in bytes (`-b`).
+    pub bytes: bool,
+    /// The heading line (`-n` leaves it out).
+    pub headings: bool,
+    /// Whole TYPE and FSTYPE cells, however wide (`-l`); otherwise a long
+    /// cell is cut and printed whole under the table.
+    pub full: bool,
+}
+
+impl Default for TextOptions {
+    fn default() -> TextOptions {
+        TextOptions {
+            columns: Column::DEFAULT.to_vec(),
+            bytes: false,
+            headings: true,
+            full: false,
+        }
+    }
+}
+
 /// Render the tree as text, like `lsblk`.
 pub fn render_text(roots: &[Node]) -> String {
-    let mut rows: Vec<[String; 7]> = vec![[
-        "NAME".into(),
-        "SIZE".into(),
-        "START".into(),
-        "TYPE".into(),
-        "FSTYPE".into(),
-        "LABEL".into(),
-        "MOUNTPOINT".into(),
-    ]];
+    render_text_with(roots, &TextOptions::default())
+}
+
+/// Render the tree as text with `opts`' columns and habits.
+pub fn render_text_with(roots: &[Node], opts: &TextOptions) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    if opts.headings {
+        rows.push(
+            opts.columns
+                .iter()
+                .map(|c| c.heading().to_string())
+                .collect(),
+        );
+    }
     let mut problems = Vec::new();
     let mut long = Vec::new();
     for r in roots {
-        walk(r, "", "", &mut rows, &mut problems, &mut long);
+        walk(r, "", "", opts, &mut rows, &mut problems, &mut long);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = vec![0usize; opts.columns.len()];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row.iter()) {
             *w = (*w).max(crate::text::columns(cell));
         }
     }
+    let last = opts.columns.len().saturating_sub(1);
     let mut out = String::new();
     for row in &rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            if i == 6 {
+            if i == last {
                 line.push_str(cell);
             } else {
-                line.push_str(&crate::text::pad(cell, widths[i], i == 1 || i == 2));
+                line.push_str(&crate::text::pad(cell, widths[i], opts.columns[i].right()));
                 line.push_str("  ");
             }
         }
@@ -535,11 +643,15 @@ fn collect_notes(nodes: &[Node], out: &mut Vec<String>) {
 /// printed in full under the table.
 const FSTYPE_COLUMNS: usize = 48;
 
+/// The widest TYPE cell `layers` prints, the same way.
+const TYPE_COLUMNS: usize = 40;
+
 fn walk(
     n: &Node,
     prefix: &str,
     child_prefix: &str,
-    rows: &mut Vec<[String; 7]>,
+    opts: &TextOptions,
+    rows: &mut Vec<Vec<String>>,
     problems: &mut Vec<Problem>,
     long: &mut Vec<String>,
 ) {
@@ -565,19 +677,29 @@ fn walk(
         .as_ref()
         .map(|g| format!(" — {g}"))
         .unwrap_or_default();
-    rows.push([
-        format!("{prefix}{}{guest}", escape_str(&n.name)),
-        if n.size > 0 || !matches!(n.kind, "vg" | "md" | "subvolume") {
-            format_size(n.size, BINARY)
-        } else {
-            String::new()
-        },
-        n.start.map(|s| s.to_string()).unwrap_or_default(),
-        n.description.clone(),
-        fstype_cell(n, long),
-        n.label.as_deref().map(escape_str).unwrap_or_default(),
-        mount,
-    ]);
+    let with_version = !opts.columns.contains(&Column::Fsver);
+    let row = opts
+        .columns
+        .iter()
+        .map(|c| match c {
+            Column::Name => format!("{prefix}{}{guest}", escape_str(&n.name)),
+            Column::Size if n.size == 0 && matches!(n.kind, "vg" | "md" | "subvolume") => {
+                String::new()
+            }
+            Column::Size if opts.bytes => n.size.to_string(),
+            Column::Size => format_size(n.size, BINARY),
+            Column::Start => n.start.map(|s| s.to_string()).unwrap_or_default(),
+            Column::Type => type_cell(n, opts.full, long),
+            Column::Fstype if with_version => fstype_cell(n, opts.full, long),
+            Column::Fstype => n.fstype.as_deref().map(escape_str).unwrap_or_default(),
+            Column::Fsver => n.fsver.as_deref().map(escape_str).unwrap_or_default(),
+            Column::Label => n.label.as_deref().map(escape_str).unwrap_or_default(),
+            Column::Uuid => n.uuid.as_deref().map(escape_str).unwrap_or_default(),
+            Column::Mountpoint => mount.clone(),
+            Column::Volume => n.volume.as_deref().map(escape_str).unwrap_or_default(),
+        })
+        .collect();
+    rows.push(row);
     problems.extend(n.problems.iter().cloned());
     let count = n.children.len();
     for (i, c) in n.children.iter().enumerate() {
@@ -591,6 +713,7 @@ fn walk(
             c,
             &format!("{child_prefix}{branch}"),
             &format!("{child_prefix}{cont}"),
+            opts,
             rows,
             problems,
             long,
@@ -599,24 +722,43 @@ fn walk(
 }
 
 /// A node's FSTYPE cell: its content, or when that is too wide for the
-/// column, its start and `(see below)`, the whole text going to `long`.
-fn fstype_cell(n: &Node, long: &mut Vec<String>) -> String {
-    let full = n
-        .fstype_text()
+/// column (and not `full`), its start and `(see below)`, the whole text
+/// going to `long`.
+fn fstype_cell(n: &Node, full: bool, long: &mut Vec<String>) -> String {
+    let text = n
+        .content_text
         .as_deref()
         .map(escape_str)
         .unwrap_or_default();
-    if crate::text::columns(&full) <= FSTYPE_COLUMNS {
-        return full;
+    cut_cell(n, text, FSTYPE_COLUMNS, full, long)
+}
+
+/// A node's TYPE cell, cut as [`fstype_cell`] cuts (a qcow2 image's facts,
+/// a RAID LV's legs).
+fn type_cell(n: &Node, full: bool, long: &mut Vec<String>) -> String {
+    cut_cell(n, n.description.clone(), TYPE_COLUMNS, full, long)
+}
+
+/// `text` when it fits in `room` columns (or `full`); otherwise its start
+/// and `(see below)`, the whole text going to `long` under the node's name.
+fn cut_cell(n: &Node, text: String, room: usize, full: bool, long: &mut Vec<String>) -> String {
+    if full || crate::text::columns(&text) <= room {
+        return text;
     }
-    let head = full.split(" (").next().unwrap_or_default();
-    let head: String = head.chars().take(FSTYPE_COLUMNS).collect();
+    let head = text
+        .split(" (")
+        .next()
+        .unwrap_or_default()
+        .split(", ")
+        .next()
+        .unwrap_or_default();
+    let head: String = head.chars().take(room).collect();
     // A hidden sub-LV's details (`lvs -a` rows: raid images and metadata)
     // would only repeat what its LV's own line says.
     if n.name.starts_with('[') {
         return head;
     }
     let who = n.volume.as_deref().unwrap_or(&n.name);
-    long.push(format!("{}: {full}", escape_str(who)));
+    long.push(format!("{}: {}", escape_str(who), text));
     format!("{head} (see below)")
 }

@@ -250,6 +250,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         fstype: None,
         fsver: None,
         fsdetail: None,
+        content_text: None,
         label: None,
         uuid: None,
         mountpoint: None,
@@ -292,8 +293,8 @@ pub fn node_lines(n: &Node) -> Vec<String> {
             n.size
         ));
     }
-    if let Some(fs) = n.fstype_text() {
-        out.push(format!("{}: {}", s::F_CONTENT, escape_str(&fs)));
+    if let Some(fs) = &n.content_text {
+        out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
     }
     if is_guest(n) {
         // Its mount table, one line a mountpoint (escaped where made).
@@ -311,7 +312,7 @@ pub fn node_lines(n: &Node) -> Vec<String> {
     if n.volume.is_some() && !n.browsable && n.children.is_empty() {
         out.push(s::not_browsable(
             &escape_str(&n.name),
-            n.fstype_text().as_deref().map(escape_str).as_deref(),
+            n.content_text.as_deref().map(escape_str).as_deref(),
         ));
     }
     for p in &n.problems {

@@ -208,3 +208,99 @@ fn demo_mount_table() {
         "{text}"
     );
 }
+
+fn layers_text(args: &[&str]) -> String {
+    let mut all = vec!["layers"];
+    all.extend_from_slice(args);
+    let out = common::vmrescue(&all);
+    // (2: nothing found on the disk but the disk itself, still shown.)
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 table")
+}
+
+/// lsblk's habits: `-o` chooses and orders columns (`+` adds to the
+/// default ones), `-b` prints bytes, `-n` leaves out the heading; the
+/// values are the JSON's.
+#[test]
+fn layers_columns_bytes_and_headings_as_lsblk() {
+    let (_, doc, _) = layers_json(&["--demo"]);
+    let mut nodes = Vec::new();
+    fn flat<'a>(n: &'a Value, out: &mut Vec<&'a Value>) {
+        out.push(n);
+        for c in n["children"].as_array().unwrap() {
+            flat(c, out);
+        }
+    }
+    for d in doc["disks"].as_array().unwrap() {
+        flat(d, &mut nodes);
+    }
+    let text = layers_text(&["--demo", "-n", "-b", "-o", "size,volume,fstype,fsver,uuid"]);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), nodes.len(), "{text}");
+    for (row, n) in rows.iter().zip(&nodes) {
+        assert_eq!(row[0], n["size"].to_string(), "{text}");
+        let rest: Vec<String> = ["volume", "fstype", "fsver", "uuid"]
+            .iter()
+            .filter_map(|k| n[*k].as_str())
+            .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(row[1..], rest[..], "{text}");
+    }
+    let lvm = rows.iter().find(|r| r.contains(&"LVM2_member")).unwrap();
+    assert_eq!(
+        lvm[lvm.len() - 3..],
+        ["LVM2", "001", "Ta1Pv0-Cent-OS64-Demo-Vm10-8Dsk-1Raw0p"]
+    );
+    // `+VOLUME`: the default columns, then VOLUME.
+    let text = layers_text(&["--demo", "-o", "+VOLUME"]);
+    let head: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        head,
+        [
+            "NAME",
+            "SIZE",
+            "START",
+            "TYPE",
+            "FSTYPE",
+            "LABEL",
+            "MOUNTPOINT",
+            "VOLUME"
+        ]
+    );
+    assert!(text.contains("swap (SWAPSPACE2)"), "{text}");
+    // An unknown column is refused with the list.
+    let out = common::vmrescue(&["layers", "--demo", "-o", "name,bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MOUNTPOINT, VOLUME"));
+}
+
+/// A long TYPE cell (a qcow2 image's facts) is cut in the table and
+/// printed whole under it, so a row fits a terminal; `-l` keeps it whole.
+#[test]
+fn long_type_cells_go_under_the_table_unless_long() {
+    let img = common::fixture("qcow2-snap");
+    let img = img.to_str().unwrap();
+    let text = layers_text(&[img]);
+    let first = text.lines().nth(1).unwrap();
+    assert!(first.contains("qcow2 (see below)"), "{text}");
+    assert!(first.chars().count() < 120, "{first}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("disk0: qcow2, v3") && l.contains("2 snapshots")),
+        "{text}"
+    );
+    let long = layers_text(&["-l", img]);
+    assert!(
+        long.lines().nth(1).unwrap().contains("2 snapshots"),
+        "{long}"
+    );
+    assert!(!long.contains("(see below)"), "{long}");
+}
