@@ -60,6 +60,41 @@ fn binary_on_a_partitioned_image() {
     pty.assert_restored();
 }
 
+/// With `NO_COLOR` set the browser draws no colour (bold and reverse stay:
+/// the status bar and the cursor row are still seen); without it, colours.
+fn no_color_turns_the_colours_off() {
+    let dir = tempfile::tempdir().unwrap();
+    for (envs, colour) in [(&[][..], true), (&[("NO_COLOR", "1")][..], false)] {
+        let mut pty = Pty::spawn(&bin(), &["--demo"], envs, dir.path());
+        pty.wait_listed("guest:/ ");
+        let screen = pty.parser.screen();
+        let (rows, cols) = screen.size();
+        let mut coloured = 0;
+        let mut inverse = 0;
+        for r in 0..rows.get() {
+            for c in 0..cols.get() {
+                let cell = screen.cell(r, c).unwrap();
+                if cell.fgcolor() != vt100::Color::Default
+                    || cell.bgcolor() != vt100::Color::Default
+                {
+                    coloured += 1;
+                }
+                if cell.inverse() {
+                    inverse += 1;
+                }
+            }
+        }
+        assert_eq!(coloured > 0, colour, "{envs:?}: {coloured} coloured cells");
+        assert!(
+            inverse > 0,
+            "{envs:?}: the cursor row and status bar are reversed"
+        );
+        pty.send("q");
+        let st = pty.wait_exit();
+        assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+    }
+}
+
 fn hostile_partition_name_does_not_reach_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("hostile.img");
@@ -370,6 +405,10 @@ fn main() {
         (
             "without_a_terminal_it_refuses",
             without_a_terminal_it_refuses,
+        ),
+        (
+            "no_color_turns_the_colours_off",
+            no_color_turns_the_colours_off,
         ),
         (
             "story_copy_out_of_var_lib_mysql",

@@ -58,16 +58,17 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
     // In the whole guest, relink needs no --volume: it finds the volume itself.
     // A guest chosen by the volume holding its disk keeps that --volume.
     let pin = match (&namespace, &args.volume) {
-        (None, _) => format!(" --volume {volume}"),
-        (Some(_), Some(holder)) => format!(" --volume {holder}"),
+        (None, _) => format!(" --volume {}", shell_word(volume)),
+        (Some(_), Some(holder)) => format!(" --volume {}", shell_word(holder)),
         (Some(_), None) => String::new(),
     };
-    let image = args
-        .target
-        .image
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "--demo".into());
+    // Every word as the shell needs it: a path with a space or a quote
+    // still gives a command that can be pasted.
+    let image = match (&args.target.image, &args.target.source.vmid) {
+        (Some(p), _) => shell_word(&p.display().to_string()),
+        (None, Some(id)) => format!("--vmid {}", shell_word(&id.to_string())),
+        (None, None) => "--demo".into(),
+    };
     let how = Commands { image, pin };
     if args.json {
         outln!("{}", to_json(&found, volume, namespace.is_some(), &how));

@@ -531,6 +531,46 @@ pub(crate) fn target_paths(target: &Target) -> Result<Vec<PathBuf>, vmrescue::Er
 }
 
 /// `vmrescue` with nothing to open: on a Proxmox host, the guests to pick from.
+/// When IMAGE is no file but a word one or two letters away from a command
+/// (`vmrescue lyers disk.img`), what the operator probably meant.
+fn mistyped_command(image: &std::path::Path) -> Option<String> {
+    if image.exists() {
+        return None;
+    }
+    let word = image.to_str()?;
+    if word.contains('/') || word.contains('.') || word.parse::<u32>().is_ok() {
+        return None;
+    }
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let best = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| (edit_distance(word, c.get_name()), c.get_name().to_string()))
+        .min()?;
+    (best.0 <= 2).then(|| {
+        format!(
+            "{word}: no such image file; did you mean the command `vmrescue {}`?",
+            best.1
+        )
+    })
+}
+
+/// Levenshtein distance between two short words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn list_guests(target: &Target) -> u8 {
     let host = vmrescue::pve::Host::new(&target.source.pve_root);
     if !host.exists() {
@@ -582,6 +622,10 @@ pub(crate) fn main() -> ExitCode {
         {
             list_guests(&cli.target)
         }
+        None if let Some(hint) = cli.target.image.as_deref().and_then(mistyped_command) => {
+            report(&hint);
+            exit::ERROR
+        }
         None => tui::run(&tui::TuiArgs {
             target: cli.target,
             volume: cli.volume,
@@ -608,4 +652,21 @@ fn pack_demo(image: &std::path::Path, output: &std::path::Path) -> u8 {
         return exit::ERROR;
     }
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_command_is_named() {
+        assert_eq!(edit_distance("lyers", "layers"), 1);
+        assert_eq!(edit_distance("doctro", "doctor"), 2);
+        assert_eq!(edit_distance("", "ls"), 2);
+        let hint = mistyped_command(std::path::Path::new("lyers")).unwrap();
+        assert!(hint.contains("`vmrescue layers`"), "{hint}");
+        assert!(mistyped_command(std::path::Path::new("disk.qcow2")).is_none());
+        assert!(mistyped_command(std::path::Path::new("108")).is_none());
+        assert!(mistyped_command(std::path::Path::new("nothing-like-it")).is_none());
+    }
 }

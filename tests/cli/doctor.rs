@@ -114,3 +114,34 @@ fn healthy_ext_fixtures_have_no_broken_library_link() {
         );
     }
 }
+
+/// The repair doctor prints is a command that can be pasted: an image path
+/// with a space and a quote is one shell word, and running it (here through
+/// `sh -c`) reaches the image and shows the plan.
+#[test]
+fn the_suggested_command_survives_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = fixture_copy("demo", dir.path());
+    let odd = dir.path().join("VM disk's copy.img");
+    std::fs::rename(&image, &odd).unwrap();
+    let (_, v) = doctor_json(&[odd.to_str().unwrap()]);
+    let cmd = v["findings"][0]["repair"]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(cmd.contains("'"), "{cmd}");
+    let bin = env!("CARGO_BIN_EXE_vmrescue");
+    let line = format!("{}{} --dry-run", bin, cmd.strip_prefix("vmrescue").unwrap());
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("/lib64/libc.so.6"), "{out}");
+}

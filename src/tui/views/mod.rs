@@ -78,17 +78,38 @@ fn draw_dialog(frame: &mut Frame<'_>, screen: &Screen, app: &App, dialog: &Dialo
     }
 }
 
-/// Styles shared by the views.
+/// Styles shared by the views. With `NO_COLOR` set (and not empty, as
+/// no-color.org asks) they keep their bold, underline and reverse but no
+/// colour.
 pub mod style {
     use super::*;
 
+    /// Whether colours are wanted: `NO_COLOR` unset or empty.
+    fn colour() -> bool {
+        static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *WANTED.get_or_init(|| std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+    }
+
+    /// `fg` as the foreground, unless colours are off.
+    fn fg(c: Color) -> Style {
+        if colour() {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
     /// Borders of the pane with the keys.
     pub fn focused_border() -> Style {
-        Style::new().fg(Color::Cyan)
+        if colour() {
+            fg(Color::Cyan)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD)
+        }
     }
     /// Borders of the other pane.
     pub fn border() -> Style {
-        Style::new().fg(Color::DarkGray)
+        fg(Color::DarkGray)
     }
     /// The selected row of the pane with the keys.
     pub fn selected() -> Style {
@@ -100,27 +121,27 @@ pub mod style {
     }
     /// Directories.
     pub fn dir() -> Style {
-        Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD)
+        fg(Color::Blue).add_modifier(Modifier::BOLD)
     }
     /// Symlinks.
     pub fn link() -> Style {
-        Style::new().fg(Color::Cyan)
+        fg(Color::Cyan)
     }
     /// Flagged entries and errors.
     pub fn bad() -> Style {
-        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        fg(Color::Red).add_modifier(Modifier::BOLD)
     }
     /// Warnings (journal replayed).
     pub fn warn() -> Style {
-        Style::new().fg(Color::Yellow)
+        fg(Color::Yellow)
     }
     /// Marked entries.
     pub fn marked() -> Style {
-        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+        fg(Color::Yellow).add_modifier(Modifier::BOLD)
     }
     /// Less important text.
     pub fn dim() -> Style {
-        Style::new().fg(Color::DarkGray)
+        fg(Color::DarkGray)
     }
     /// Titles and keys in hints.
     pub fn key() -> Style {
@@ -128,6 +149,10 @@ pub mod style {
     }
     /// The status bar.
     pub fn bar() -> Style {
-        Style::new().bg(Color::Blue).fg(Color::White)
+        if colour() {
+            Style::new().bg(Color::Blue).fg(Color::White)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        }
     }
 }
