@@ -20,6 +20,7 @@ pub mod partition;
 pub mod probe;
 pub mod recover;
 pub mod tree;
+pub mod windows;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -263,6 +264,10 @@ pub struct GuestRole {
     /// host whose configuration was read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pve: Option<crate::pve::hostdb::GuestLabel>,
+    /// On a Windows guest's system volume: what its registry hives say
+    /// (product, build, computer name, drive letters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<windows::WindowsGuest>,
 }
 
 /// A volume: a byte range that holds content.

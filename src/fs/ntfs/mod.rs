@@ -1070,10 +1070,14 @@ impl FsView for NtfsVolume {
                 dir.0
             )));
         }
-        Ok(self
-            .listing(dir.0)?
+        let list = self.listing(dir.0)?;
+        // The name as stored, else without case, as Windows looks names up
+        // (a POSIX-namespace name that differs only in case stays
+        // reachable by its exact spelling).
+        Ok(list
             .iter()
             .find(|e| e.name == name)
+            .or_else(|| list.iter().find(|e| same_without_case(&e.name, name)))
             .map(|e| e.node))
     }
 
@@ -1168,5 +1172,25 @@ impl FsView for NtfsVolume {
         let s = guarded("$Bitmap", BITMAP_RECORD, || self.count_space()).ok()?;
         *lock(&self.space) = Some(s);
         Some(s)
+    }
+}
+
+/// Whether two names are the same without case, as NTFS's `$UpCase` table
+/// compares them: one character for one (a character whose upper case is
+/// several, `ß`, stays itself).
+fn same_without_case(a: &[u8], b: &[u8]) -> bool {
+    fn up(c: char) -> char {
+        let mut u = c.to_uppercase();
+        match (u.next(), u.next()) {
+            (Some(one), None) => one,
+            _ => c,
+        }
+    }
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
+        (Ok(a), Ok(b)) => a.chars().map(up).eq(b.chars().map(up)),
+        _ => false,
     }
 }
