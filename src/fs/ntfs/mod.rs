@@ -1194,3 +1194,24 @@ fn same_without_case(a: &[u8], b: &[u8]) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod case_tests {
+    use super::same_without_case;
+
+    #[test]
+    fn names_without_case_as_upcase_compares() {
+        assert!(same_without_case(b"System32", b"SYSTEM32"));
+        assert!(same_without_case(
+            "Größe.txt".as_bytes(),
+            "GRößE.TXT".as_bytes()
+        ));
+        assert!(same_without_case(
+            "ünïcødé".as_bytes(),
+            "ÜNÏCØDÉ".as_bytes()
+        ));
+        // One character for one: ß is not SS.
+        assert!(!same_without_case("ß".as_bytes(), b"SS"));
+        assert!(!same_without_case(b"abc", b"abd"));
+    }
+}

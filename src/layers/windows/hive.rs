@@ -485,3 +485,73 @@ impl<'a> Hive<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// hivex's minimal hive (`images/minimal` in its source): a root key
+    /// and nothing else.
+    const MINIMAL: &[u8] = include_bytes!("../../../tests/fixtures/data/hivex-minimal.hive");
+
+    #[test]
+    fn minimal_hive() {
+        let h = Hive::new(MINIMAL).unwrap();
+        let root = h.root().unwrap();
+        assert!(h.subkeys(root).unwrap().is_empty());
+        assert!(h.values(root).unwrap().is_empty());
+        assert!(h.key(r"Microsoft\Windows NT").unwrap().is_none());
+        assert!(h.key("").unwrap().is_some());
+    }
+
+    #[test]
+    fn not_a_hive() {
+        let e = Hive::new(&[0u8; 100]).err().unwrap();
+        assert_eq!(e.structure, "base block");
+        assert!(e.to_string().contains("shorter than a base block"), "{e}");
+        let mut b = MINIMAL.to_vec();
+        b[0] = b'x';
+        assert!(Hive::new(&b).err().unwrap().detail.contains("regf"));
+        // The root key's cell offset pointing past the end.
+        let mut b = MINIMAL.to_vec();
+        b[36..40].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+        let e = Hive::new(&b).err().unwrap();
+        assert!(e.detail.contains("past the end"), "{e}");
+    }
+
+    /// Every byte of the bins set to each of a few values, and every
+    /// truncation: an answer or an error, never a panic.
+    #[test]
+    fn damaged_bytes_never_panic() {
+        let walk = |b: &[u8]| {
+            let Ok(h) = Hive::new(b) else { return };
+            let Ok(root) = h.root() else { return };
+            let _ = h.name(root);
+            let _ = h.values(root);
+            if let Ok(keys) = h.subkeys(root) {
+                for k in keys.into_iter().take(16) {
+                    let _ = h.name(k);
+                    let _ = h.values(k);
+                }
+            }
+            let _ = h.key(r"a\b\c");
+        };
+        for i in 0..MINIMAL.len() {
+            for v in [0x00, 0xff, 0x7f, 0x80] {
+                let mut b = MINIMAL.to_vec();
+                b[i] = v;
+                walk(&b);
+            }
+        }
+        for n in (0..MINIMAL.len()).step_by(7) {
+            walk(&MINIMAL[..n]);
+        }
+    }
+
+    #[test]
+    fn names_without_case() {
+        assert!(same_name("CurrentVersion", "currentversion"));
+        assert!(same_name("Über", "über"));
+        assert!(!same_name("Select", "Selec"));
+    }
+}

@@ -54,7 +54,11 @@ pub struct Drive {
     /// stored (a CD-ROM: `\??\IDE#CdRomQEMU…`).
     pub target: String,
     /// The volume it names here, if found.
+    #[serde(skip)]
     pub volume: Option<VolumeId>,
+    /// That volume's name (`p1`).
+    #[serde(rename = "volume")]
+    pub volume_name: Option<String>,
     /// The value names a partition and none of these disks has it.
     pub missing: bool,
 }
@@ -90,14 +94,15 @@ impl WindowsGuest {
     }
 }
 
-/// Whether `fs` looks like a Windows system volume: both hives are there.
+/// Whether `fs` looks like a Windows system volume: one of the two hives
+/// is there (the other one missing is a problem [`inspect`] reports).
 pub fn is_system_volume(fs: &dyn FsView) -> bool {
     let is_file = |p: &[u8]| {
         crate::fs::path::resolve(fs, p, true)
             .and_then(|r| fs.metadata(r.node))
             .is_ok_and(|m| m.file_type == crate::fs::FileType::Regular)
     };
-    is_file(SOFTWARE) && is_file(SYSTEM)
+    is_file(SOFTWARE) || is_file(SYSTEM)
 }
 
 /// Read the hives of the Windows system volume `fs` (volume `id` of
@@ -304,6 +309,9 @@ fn match_drives(
             letter: *letter,
             target,
             volume,
+            volume_name: volume
+                .and_then(|v| layout.volumes.get(v.0))
+                .map(|v| v.name.clone()),
             missing,
         });
     }
