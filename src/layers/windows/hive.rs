@@ -266,8 +266,14 @@ impl<'a> Hive<'a> {
         })
     }
 
-    /// The subkeys of `key`.
+    /// The subkeys of `key`: an error if any of them is damaged.
     pub fn subkeys(&self, key: Key) -> Result<Vec<Key>> {
+        self.children(key)?.into_iter().collect()
+    }
+
+    /// The subkeys of `key`, each a key or why it cannot be read; an error
+    /// when the list itself cannot be read.
+    fn children(&self, key: Key) -> Result<Vec<Result<Key>>> {
         let d = self.nk_data(key);
         let count = le::u32(d, 20).unwrap_or(0);
         if count == 0 {
@@ -280,7 +286,7 @@ impl<'a> Hive<'a> {
     }
 
     /// The keys of subkey list `off` (an `ri` holds other lists, one level).
-    fn subkey_list(&self, off: u32, depth: u8, out: &mut Vec<Key>) -> Result<()> {
+    fn subkey_list(&self, off: u32, depth: u8, out: &mut Vec<Result<Key>>) -> Result<()> {
         let (at, d) = self.cell(off, "subkey list")?;
         let sig = d.get(..2).unwrap_or_default();
         let count = usize::from(le::u16(d, 2).unwrap_or(0));
@@ -324,22 +330,27 @@ impl<'a> Hive<'a> {
                 }
                 self.subkey_list(child, 1, out)?;
             } else {
-                out.push(Key {
-                    at: self.nk(child, "nk cell")?,
-                });
+                out.push(self.nk(child, "nk cell").map(|at| Key { at }));
             }
         }
         Ok(())
     }
 
-    /// The subkey of `key` called `name` (without case).
+    /// The subkey of `key` called `name` (without case). A damaged
+    /// sibling does not hide it; when it is not found among the readable
+    /// ones, the first damage is the answer (it may have been that key).
     pub fn subkey(&self, key: Key, name: &str) -> Result<Option<Key>> {
-        for k in self.subkeys(key)? {
-            if same_name(&self.name(k)?, name) {
-                return Ok(Some(k));
+        let mut damage = None;
+        for k in self.children(key)? {
+            match k.and_then(|k| Ok((k, self.name(k)?))) {
+                Ok((k, n)) if same_name(&n, name) => return Ok(Some(k)),
+                Ok(_) => {}
+                Err(e) => {
+                    damage.get_or_insert(e);
+                }
             }
         }
-        Ok(None)
+        damage.map_or(Ok(None), Err)
     }
 
     /// The key at `path` below the root (components separated by `\`).
