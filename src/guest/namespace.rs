@@ -485,11 +485,11 @@ fn windows(
                 )
             }
         };
-        if missing || matches!(m.state, MountState::Unreadable(_)) {
-            if let Some(why) = m.state.reason() {
-                tree.notes
-                    .push(format!("drive {letter}: ({target}) not mounted: {why}"));
-            }
+        if (missing || matches!(m.state, MountState::Unreadable(_)))
+            && let Some(why) = m.state.reason()
+        {
+            tree.notes
+                .push(format!("drive {letter}: ({target}) not mounted: {why}"));
         }
         let node = tree.push_layer(shown);
         let info = (tree.layers.len() - 1, b"/".to_vec());
@@ -526,6 +526,18 @@ pub fn drive_path(p: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(name);
     }
     Some(out)
+}
+
+/// A path of a Windows guest's merged tree (`/C:/Users/x`) as Windows
+/// writes it (`C:\\Users\\x`), each name escaped; `None` for a path
+/// not on a drive.
+pub fn drive_display(p: &[u8]) -> Option<String> {
+    let mut names = p.strip_prefix(b"/")?.split(|&c| c == b'/');
+    let drive = names
+        .next()
+        .filter(|d| d.len() == 2 && d.get(1) == Some(&b':'))?;
+    let rest: Vec<String> = names.filter(|n| !n.is_empty()).map(escape).collect();
+    Some(format!("{}\\{}", escape(drive), rest.join("\\")))
 }
 
 /// Mount fstab entry `entry` (index `index` of the table) on `tree`.

@@ -261,3 +261,56 @@ fn a_damaged_system_hive_is_a_problem_and_the_rest_is_still_read() {
     let (out, err, _) = stdout(&["ls", img.to_str().unwrap()]);
     assert_eq!(out.lines().collect::<Vec<_>>(), ["C:"], "{err}");
 }
+
+#[test]
+fn doctor_lists_what_was_written_or_installed_last_under_system32() {
+    let img = fixture("windows");
+    let (out, err, code) = stdout(&["doctor", img.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    // None of the Linux checks' findings (fstab, boot loader, accounts).
+    assert!(out.starts_with("No reason found why"), "{out}");
+    assert!(!out.contains("fstab"), "{out}");
+    assert!(
+        out.contains("windows   a Windows guest: the Linux checks do not apply"),
+        "{out}"
+    );
+    let listed: Vec<&str> = out
+        .lines()
+        .skip_while(|l| {
+            !l.starts_with("Files under C:\\Windows\\System32 written or installed last")
+        })
+        .skip(1)
+        .map(|l| l.rsplit_once("  - ").unwrap().1)
+        .collect();
+    // Newest first: the two changed a day ago, the hives, then netkvm.sys,
+    // whose modification time is 2018 but which was installed 3 days ago
+    // (its creation time), before what has not changed since 2019.
+    assert_eq!(listed.len(), 8, "{out}");
+    let mut first_two = listed[..2].to_vec();
+    first_two.sort();
+    assert_eq!(
+        first_two,
+        [
+            r"C:\Windows\System32\drivers\viostor.sys",
+            r"C:\Windows\System32\vioscsi.dll"
+        ]
+    );
+    assert_eq!(
+        listed[4], r"C:\Windows\System32\drivers\netkvm.sys",
+        "{out}"
+    );
+    let mut old = listed[5..].to_vec();
+    old.sort();
+    assert_eq!(
+        old,
+        [
+            r"C:\Windows\System32\drivers\disk.sys",
+            r"C:\Windows\System32\kernel32.dll",
+            r"C:\Windows\System32\ntoskrnl.exe"
+        ]
+    );
+    assert!(
+        out.contains("2019-01-10 10:00  - C:\\Windows\\System32\\kernel32.dll"),
+        "{out}"
+    );
+}

@@ -498,6 +498,7 @@ impl<'a> Hive<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

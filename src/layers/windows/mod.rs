@@ -141,14 +141,14 @@ pub fn inspect(layout: &Layout, id: VolumeId, fs: &dyn FsView) -> (WindowsGuest,
     };
     let software = read(SOFTWARE, "SOFTWARE");
     let system = read(SYSTEM, "SYSTEM");
-    if let Some(b) = software {
-        if let Err(e) = software_facts(&b, &mut w) {
-            problems.push(Problem::at(
-                "SOFTWARE hive: ".to_string() + &e.structure,
-                e.offset,
-                e.detail,
-            ));
-        }
+    if let Some(b) = software
+        && let Err(e) = software_facts(&b, &mut w)
+    {
+        problems.push(Problem::at(
+            "SOFTWARE hive: ".to_string() + &e.structure,
+            e.offset,
+            e.detail,
+        ));
     }
     if let Some(b) = system {
         match system_facts(&b, &mut w) {
