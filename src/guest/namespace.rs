@@ -254,14 +254,52 @@ impl Namespace {
     }
 
     /// Guest path `p` as this namespace spells it: on a Windows guest, a
-    /// drive path (`C:\Users\Administrator`, `c:/Users`, `D:`) becomes
-    /// `/C:/Users/Administrator`; anything else is unchanged.
+    /// drive path (`C:\Users\Administrator`, `c:/users`, `D:`) becomes
+    /// `/C:/Users/Administrator`, its names looked up without case as
+    /// Windows does; anything else is unchanged.
     pub fn guest_path(&self, p: &[u8]) -> Vec<u8> {
-        if self.windows {
-            drive_path(p).unwrap_or_else(|| p.to_vec())
-        } else {
-            p.to_vec()
+        match drive_path(p).filter(|_| self.windows) {
+            Some(tree) => self.stored_case(&tree),
+            None => p.to_vec(),
         }
+    }
+
+    /// Path `p` of the merged tree with each name as the directory stores
+    /// it, matched without case as Windows does (`/C:/users` →
+    /// `/C:/Users`): a name stored as given wins. From the first name not
+    /// found, or that is not a plain directory name (`.`, `..`, a file, a
+    /// link), the rest is kept as given.
+    fn stored_case(&self, p: &[u8]) -> Vec<u8> {
+        let fs = &*self.fs;
+        let mut node = Some(fs.root());
+        let mut out = Vec::with_capacity(p.len());
+        for name in components(p) {
+            let found = node
+                .filter(|_| name != b"." && name != b"..")
+                .and_then(|dir| match fs.lookup(dir, name) {
+                    Ok(Some(n)) => Some((name.to_vec(), n)),
+                    _ => fs.read_dir(dir).ok()?.into_iter().find_map(|e| {
+                        crate::text::same_without_case(&e.name, name).then_some((e.name, e.node))
+                    }),
+                });
+            out.push(b'/');
+            node = match found {
+                Some((stored, n)) => {
+                    out.extend_from_slice(&stored);
+                    fs.metadata(n)
+                        .is_ok_and(|m| m.file_type == FileType::Directory)
+                        .then_some(n)
+                }
+                None => {
+                    out.extend_from_slice(name);
+                    None
+                }
+            };
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        out
     }
 
     /// What the mount table says about entries that are not mounted as
@@ -509,7 +547,8 @@ fn windows(
 
 /// A Windows drive path (`C:\Users`, `c:/Users/`, `D:`) as the path of
 /// the merged tree (`/C:/Users`): the letter in upper case, `\` and `/`
-/// both separators, the names as given (looked up without case on NTFS).
+/// both separators, the names as given ([`Namespace::guest_path`] then
+/// finds them without case).
 /// `None` for anything that does not start with a letter and a colon.
 pub fn drive_path(p: &[u8]) -> Option<Vec<u8>> {
     let (&letter, rest) = p.split_first()?;

@@ -198,6 +198,20 @@ fn drive_paths_take_either_slash_and_any_case() {
     let (out, err, code) = stdout(&["ls", img, r"C:\Users"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["Administrator", "Public"]);
+    // A copy is named as the folder stores the name.
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().to_str().unwrap();
+    let out = vmrescue(&["cp", img, r"c:\users\administrator\desktop\GRÖSSE.TXT", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<_> = std::fs::read_dir(dest.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["Größe.txt"]);
     let (out, err, code) = stdout(&["ls", img, "d:"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["Backups", "Shares"]);

@@ -1070,14 +1070,10 @@ impl FsView for NtfsVolume {
                 dir.0
             )));
         }
-        let list = self.listing(dir.0)?;
-        // The name as stored, else without case, as Windows looks names up
-        // (a POSIX-namespace name that differs only in case stays
-        // reachable by its exact spelling).
-        Ok(list
+        Ok(self
+            .listing(dir.0)?
             .iter()
             .find(|e| e.name == name)
-            .or_else(|| list.iter().find(|e| same_without_case(&e.name, name)))
             .map(|e| e.node))
     }
 
@@ -1172,46 +1168,5 @@ impl FsView for NtfsVolume {
         let s = guarded("$Bitmap", BITMAP_RECORD, || self.count_space()).ok()?;
         *lock(&self.space) = Some(s);
         Some(s)
-    }
-}
-
-/// Whether two names are the same without case, as NTFS's `$UpCase` table
-/// compares them: one character for one (a character whose upper case is
-/// several, `ß`, stays itself).
-fn same_without_case(a: &[u8], b: &[u8]) -> bool {
-    fn up(c: char) -> char {
-        let mut u = c.to_uppercase();
-        match (u.next(), u.next()) {
-            (Some(one), None) => one,
-            _ => c,
-        }
-    }
-    if a.eq_ignore_ascii_case(b) {
-        return true;
-    }
-    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
-        (Ok(a), Ok(b)) => a.chars().map(up).eq(b.chars().map(up)),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod case_tests {
-    use super::same_without_case;
-
-    #[test]
-    fn names_without_case_as_upcase_compares() {
-        assert!(same_without_case(b"System32", b"SYSTEM32"));
-        assert!(same_without_case(
-            "Größe.txt".as_bytes(),
-            "GRößE.TXT".as_bytes()
-        ));
-        assert!(same_without_case(
-            "ünïcødé".as_bytes(),
-            "ÜNÏCØDÉ".as_bytes()
-        ));
-        // One character for one: ß is not SS.
-        assert!(!same_without_case("ß".as_bytes(), b"SS"));
-        assert!(!same_without_case(b"abc", b"abd"));
     }
 }

@@ -142,10 +142,7 @@ fn latin1(b: &[u8]) -> String {
 
 /// Names compared as Windows does for keys and values: without case.
 fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.eq_ignore_ascii_case(b)
-        || a.chars()
-            .flat_map(char::to_uppercase)
-            .eq(b.chars().flat_map(char::to_uppercase))
+    crate::text::same_without_case(a.as_bytes(), b.as_bytes())
 }
 
 impl<'a> Hive<'a> {
