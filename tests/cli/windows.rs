@@ -201,7 +201,7 @@ fn drive_paths_take_either_slash_and_any_case() {
     // A copy is named as the folder stores the name.
     let dest = tempfile::tempdir().unwrap();
     let d = dest.path().to_str().unwrap();
-    let out = vmrescue(&["cp", img, r"c:\users\administrator\desktop\GRÖSSE.TXT", d]);
+    let out = vmrescue(&["cp", img, r"c:\users\administrator\desktop\GRößE.TXT", d]);
     assert!(
         out.status.success(),
         "{}",
