@@ -111,54 +111,37 @@ pub fn is_system_volume(fs: &dyn FsView) -> bool {
 pub fn inspect(layout: &Layout, id: VolumeId, fs: &dyn FsView) -> (WindowsGuest, Vec<Problem>) {
     let mut w = WindowsGuest::default();
     let mut problems = Vec::new();
-    let mut read = |path: &[u8], name: &str| -> Option<Vec<u8>> {
+    // One hive in memory at a time (each may be up to MAX_HIVE bytes).
+    let read = |path: &[u8], name: &str| -> Result<Vec<u8>, Problem> {
+        let structure = format!("{name} hive");
         let size = crate::fs::path::resolve(fs, path, true)
             .and_then(|r| fs.metadata(r.node))
-            .map(|m| m.size);
-        match size {
-            Ok(s) if s > MAX_HIVE as u64 => {
-                problems.push(Problem::of(
-                    format!("{name} hive"),
-                    format!("{s} bytes, more than the {MAX_HIVE} read: not read"),
-                ));
-                None
-            }
-            Ok(_) => {
-                let b = crate::fs::read_small(fs, path, MAX_HIVE);
-                if b.is_none() {
-                    problems.push(Problem::of(format!("{name} hive"), "cannot be read"));
-                }
-                b
-            }
-            Err(e) => {
-                problems.push(Problem::of(
-                    format!("{name} hive"),
-                    format!("not found: {e}"),
-                ));
-                None
-            }
+            .map(|m| m.size)
+            .map_err(|e| Problem::of(&structure, format!("not found: {e}")))?;
+        if size > MAX_HIVE as u64 {
+            return Err(Problem::of(
+                structure,
+                format!("{size} bytes, more than the {MAX_HIVE} read: not read"),
+            ));
         }
+        crate::fs::read_small(fs, path, MAX_HIVE)
+            .ok_or_else(|| Problem::of(structure, "cannot be read"))
     };
-    let software = read(SOFTWARE, "SOFTWARE");
-    let system = read(SYSTEM, "SYSTEM");
-    if let Some(b) = software
-        && let Err(e) = software_facts(&b, &mut w)
-    {
-        problems.push(Problem::at(
-            "SOFTWARE hive: ".to_string() + &e.structure,
-            e.offset,
-            e.detail,
-        ));
-    }
-    if let Some(b) = system {
-        match system_facts(&b, &mut w) {
-            Ok(devices) => match_drives(layout, id, &devices, &mut w, &mut problems),
-            Err(e) => problems.push(Problem::at(
-                "SYSTEM hive: ".to_string() + &e.structure,
-                e.offset,
-                e.detail,
-            )),
+    let located = |name: &str, e: hive::HiveError| {
+        Problem::at(format!("{name} hive: {}", e.structure), e.offset, e.detail)
+    };
+    match read(SOFTWARE, "SOFTWARE") {
+        Ok(b) => {
+            if let Err(e) = software_facts(&b, &mut w) {
+                problems.push(located("SOFTWARE", e));
+            }
         }
+        Err(p) => problems.push(p),
+    }
+    match read(SYSTEM, "SYSTEM").map(|b| system_facts(&b, &mut w)) {
+        Ok(Ok(devices)) => match_drives(layout, id, &devices, &mut w, &mut problems),
+        Ok(Err(e)) => problems.push(located("SYSTEM", e)),
+        Err(p) => problems.push(p),
     }
     (w, problems)
 }
@@ -346,6 +329,57 @@ mod tests {
             .flat_map(u16::to_le_bytes)
             .collect();
         assert_eq!(device_id(&cd), DeviceId::Other(r"\??\IDE#CdRom".into()));
+    }
+
+    fn empty_layout() -> Layout {
+        Layout {
+            disks: Vec::new(),
+            volumes: Vec::new(),
+            groups: Vec::new(),
+            pvs: Vec::new(),
+            notes: Vec::new(),
+            subvolumes: Vec::new(),
+            subvolume_mounts: Vec::new(),
+        }
+    }
+
+    /// A volume with `Windows/System32/config/` holding `files`.
+    fn system_volume(files: &[(&[u8], &[u8])]) -> crate::fs::mem::MemFs {
+        let mut fs = crate::fs::mem::MemFs::new();
+        let mut dir = fs.root_id();
+        for name in [&b"Windows"[..], b"System32", b"config"] {
+            dir = fs.add_dir(dir, name, 0o755);
+        }
+        for (name, data) in files {
+            fs.add_file(dir, name, 0o644, data);
+        }
+        fs
+    }
+
+    #[test]
+    fn a_missing_or_damaged_hive_is_a_problem() {
+        let minimal: &[u8] = include_bytes!("../../../tests/fixtures/data/hivex-minimal.hive");
+        let fs = system_volume(&[(b"SYSTEM", minimal)]);
+        assert!(is_system_volume(&fs));
+        let (w, problems) = inspect(&empty_layout(), VolumeId(0), &fs);
+        assert_eq!(w.os_name(), "Windows");
+        assert!(w.drives.is_empty());
+        let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(
+            texts[0].starts_with("SOFTWARE hive: not found"),
+            "{texts:?}"
+        );
+        // A SOFTWARE hive that is not one.
+        let fs = system_volume(&[(b"SYSTEM", minimal), (b"SOFTWARE", &[0u8; 5000])]);
+        let (_, problems) = inspect(&empty_layout(), VolumeId(0), &fs);
+        let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            texts,
+            ["SOFTWARE hive: base block at byte 0: no \"regf\" signature: not a registry hive"]
+        );
+        // Neither hive: not a Windows system volume.
+        assert!(!is_system_volume(&system_volume(&[])));
     }
 
     #[test]
