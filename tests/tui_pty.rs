@@ -213,6 +213,25 @@ fn open_by_filter(pty: &mut Pty, name: &str, path_after: &str) {
     pty.wait_listed(path_after);
 }
 
+/// F5 copies what is marked to the default destination (the dialog shows
+/// each of `shown` first), the copy finishes with nothing skipped, quit:
+/// the terminal is restored.
+fn copy_marked_and_quit(pty: &mut Pty, shown: &[&str]) {
+    pty.send("\x1b[15~");
+    pty.wait_for("Copy out of the image");
+    for s in shown {
+        pty.wait_for(s);
+    }
+    pty.send(ENTER);
+    pty.wait_for("Copy finished");
+    pty.wait_for("Nothing was skipped and nothing failed.");
+    pty.send(ESC);
+    pty.send("q");
+    let st = pty.wait_exit();
+    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+    pty.assert_restored();
+}
+
 /// From the guest root: go to `/var/lib/mysql` by typing filters, mark
 /// `ib_logfile0` and `ibdata1`, copy them with F5 to the default destination
 /// (under the current directory), quit; returns the destination folder.
@@ -230,18 +249,7 @@ fn copy_flow(pty: &mut Pty, dir: &Path) -> PathBuf {
     pty.send(" ");
     pty.wait_for("marked 2 (10.0 MiB)");
     // F5 copies them to the default destination under the current directory.
-    pty.send("\x1b[15~");
-    pty.wait_for("Copy out of the image");
-    pty.wait_for("./rescued/vm-108-disk-1/");
-    pty.wait_for("2 files (10.0 MiB)");
-    pty.send(ENTER);
-    pty.wait_for("Copy finished");
-    pty.wait_for("Nothing was skipped and nothing failed.");
-    pty.send(ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    copy_marked_and_quit(pty, &["./rescued/vm-108-disk-1/", "2 files (10.0 MiB)"]);
     dir.join("rescued/vm-108-disk-1")
 }
 
@@ -277,17 +285,7 @@ fn demo_copy_out_of_var_lib_mysql() {
     pty.wait_for("ibdata1");
     pty.send("a");
     pty.wait_for("marked 6");
-    pty.send("\x1b[15~");
-    pty.wait_for("Copy out of the image");
-    pty.wait_for("./rescued/vm-108-disk-1/");
-    pty.send(ENTER);
-    pty.wait_for("Copy finished");
-    pty.wait_for("Nothing was skipped and nothing failed.");
-    pty.send(ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    copy_marked_and_quit(&mut pty, &["./rescued/vm-108-disk-1/"]);
     let out = dir.path().join("rescued/vm-108-disk-1");
 
     // The reference: debugfs rdump of /var/lib/mysql from lv_root of the demo
@@ -331,16 +329,7 @@ fn windows_copy_out_of_users() {
     pty.wait_for("notes.txt");
     pty.send("a");
     pty.wait_for("marked 2");
-    pty.send("\x1b[15~");
-    pty.wait_for("Copy out of the image");
-    pty.send(ENTER);
-    pty.wait_for("Copy finished");
-    pty.wait_for("Nothing was skipped and nothing failed.");
-    pty.send(ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    copy_marked_and_quit(&mut pty, &["./rescued/windows/"]);
     let out = dir.path().join("rescued/windows");
     let sums = std::fs::read_to_string(common::fixture_file("windows-c.sha256")).unwrap();
     let mut checked = 0;

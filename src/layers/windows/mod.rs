@@ -331,18 +331,6 @@ mod tests {
         assert_eq!(device_id(&cd), DeviceId::Other(r"\??\IDE#CdRom".into()));
     }
 
-    fn empty_layout() -> Layout {
-        Layout {
-            disks: Vec::new(),
-            volumes: Vec::new(),
-            groups: Vec::new(),
-            pvs: Vec::new(),
-            notes: Vec::new(),
-            subvolumes: Vec::new(),
-            subvolume_mounts: Vec::new(),
-        }
-    }
-
     /// A volume with `Windows/System32/config/` holding `files`.
     fn system_volume(files: &[(&[u8], &[u8])]) -> crate::fs::mem::MemFs {
         let mut fs = crate::fs::mem::MemFs::new();
@@ -361,7 +349,7 @@ mod tests {
         let minimal: &[u8] = include_bytes!("../../../tests/fixtures/data/hivex-minimal.hive");
         let fs = system_volume(&[(b"SYSTEM", minimal)]);
         assert!(is_system_volume(&fs));
-        let (w, problems) = inspect(&empty_layout(), VolumeId(0), &fs);
+        let (w, problems) = inspect(&Layout::empty(), VolumeId(0), &fs);
         assert_eq!(w.os_name(), "Windows");
         assert!(w.drives.is_empty());
         let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -372,7 +360,7 @@ mod tests {
         );
         // A SOFTWARE hive that is not one.
         let fs = system_volume(&[(b"SYSTEM", minimal), (b"SOFTWARE", &[0u8; 5000])]);
-        let (_, problems) = inspect(&empty_layout(), VolumeId(0), &fs);
+        let (_, problems) = inspect(&Layout::empty(), VolumeId(0), &fs);
         let texts: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             texts,
