@@ -46,6 +46,23 @@ pub(super) struct CpArgs {
     /// No progress bar, even on a terminal.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Copy nothing: list every host path the copy would write (stdout),
+    /// then what it adds up to and whether it fits in DEST's free space;
+    /// exit code 1 when it does not fit.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print a report as JSON on stdout (docs/json.md): what was planned,
+    /// copied, skipped and failed, and why; with --dry-run, the plan and the
+    /// paths it would write.
+    #[arg(long)]
+    json: bool,
+    /// Accepted for `cp -a` habits: vmrescue always copies recursively,
+    /// keeping modes, times, links and holes.
+    #[arg(short = 'a', hide = true)]
+    _archive: bool,
+    /// Accepted for `cp -r`/`-R` habits (always recursive).
+    #[arg(short = 'r', short_alias = 'R', hide = true)]
+    _recursive: bool,
     /// IMAGE (unless --demo), guest paths SRC (absolute or from the guest
     /// root; `dir/.` copies a directory's contents), then the host directory
     /// DEST.
@@ -150,6 +167,16 @@ pub(super) fn run(args: &CpArgs) -> u8 {
         report(&e);
         return exit::ERROR;
     }
+    if args.dry_run {
+        return match dry_run(args, &*guest.fs, &sources, (&place.dir, &dest), &cancel) {
+            Ok(fits) if fits && !problems && not_here.is_empty() => exit::OK,
+            Ok(_) => exit::PROBLEMS,
+            Err(e) => {
+                report(&e);
+                exit::ERROR
+            }
+        };
+    }
     if place.create
         && let Err(e) = std::fs::create_dir(&place.dir)
     {
@@ -188,6 +215,10 @@ pub(super) fn run(args: &CpArgs) -> u8 {
         summary.add_skipped(at, why.clone());
     }
     let signal = signal.load(Ordering::Relaxed);
+    if args.json {
+        let doc = report_json(&summary, totals.as_ref(), &dest);
+        super::print_json(&doc);
+    }
     if print_summary(&summary, totals.as_ref(), signal).is_err() {
         // The summary could not be written: nothing more can be said.
         return exit::ERROR;
@@ -299,36 +330,7 @@ impl Bar {
     }
 
     fn draw(&mut self, p: &Progress) {
-        let frac = if p.bytes_total > 0 {
-            p.bytes_done as f64 / p.bytes_total as f64
-        } else if p.files_total > 0 {
-            p.files_done as f64 / p.files_total as f64
-        } else {
-            1.0
-        }
-        .clamp(0.0, 1.0);
-        let cells = 20usize;
-        let full = (frac * cells as f64).round() as usize;
-        let bar: String = "#".repeat(full) + &"-".repeat(cells - full);
-        let eta = p.eta.map_or_else(|| "--:--".to_string(), clock);
-        let mut line = format!(
-            "{:>3}% [{bar}] {} / {}  {}/{} files  {}/s  ETA {eta}  ",
-            (frac * 100.0).floor() as u32,
-            format_size(p.bytes_done, BINARY),
-            format_size(p.bytes_total, BINARY),
-            p.files_done,
-            p.files_total,
-            format_size(p.rate as u64, BINARY),
-        );
-        let room = self.width.saturating_sub(1 + line.chars().count());
-        let current = escape(&p.current);
-        let n = current.chars().count();
-        if n <= room {
-            line.push_str(&current);
-        } else if room > 3 {
-            line.push_str("...");
-            line.extend(current.chars().skip(n - (room - 3)));
-        }
+        let line = progress_line(p, self.width);
         self.draw_text(&line);
     }
 
@@ -337,6 +339,204 @@ impl Bar {
         let _ = write!(err, "\r\x1b[K");
         let _ = err.flush();
     }
+}
+
+/// The progress line for a terminal `width` columns wide: percent, bar,
+/// bytes, ETA, then files and rate while they fit, and the current path in
+/// what is left (its end, which names the file). Never wider than
+/// `width - 1`, so the cursor stays on the line.
+fn progress_line(p: &Progress, width: usize) -> String {
+    let frac = if p.bytes_total > 0 {
+        p.bytes_done as f64 / p.bytes_total as f64
+    } else if p.files_total > 0 {
+        p.files_done as f64 / p.files_total as f64
+    } else {
+        1.0
+    }
+    .clamp(0.0, 1.0);
+    let eta = format!("ETA {}", p.eta.map_or_else(|| "--:--".to_string(), clock));
+    let bytes = format!(
+        "{}/{}",
+        format_size(p.bytes_done, BINARY),
+        format_size(p.bytes_total, BINARY)
+    );
+    let files = format!("{}/{} files", p.files_done, p.files_total);
+    let rate = format!("{}/s", format_size(p.rate as u64, BINARY));
+    let room = width.saturating_sub(1);
+    // Widest first; each later try leaves out what matters least.
+    let tries: [(usize, &[&str]); 4] = [
+        (20, &[&bytes, &files, &rate, &eta]),
+        (10, &[&bytes, &files, &eta]),
+        (10, &[&bytes, &eta]),
+        (0, &[&eta]),
+    ];
+    let mut line = String::new();
+    for (cells, parts) in tries {
+        line = format!("{:>3}%", (frac * 100.0).floor() as u32);
+        if cells > 0 {
+            let full = (frac * cells as f64).round() as usize;
+            line.push_str(&format!(
+                " [{}{}]",
+                "#".repeat(full),
+                "-".repeat(cells - full)
+            ));
+        }
+        for part in parts {
+            line.push_str("  ");
+            line.push_str(part);
+        }
+        line.push_str("  ");
+        if line.chars().count() <= room {
+            break;
+        }
+    }
+    let line: String = line.chars().take(room).collect();
+    let left = room.saturating_sub(line.chars().count());
+    let current = escape(&p.current);
+    let n = current.chars().count();
+    let mut out = line;
+    if n <= left {
+        out.push_str(&current);
+    } else if left > 3 {
+        out.push_str("...");
+        out.extend(current.chars().skip(n - (left - 3)));
+    }
+    out
+}
+
+/// `cp --dry-run`: list the host paths the copy would write, then the
+/// totals and DEST's free space. Whether it fits.
+fn dry_run(
+    args: &CpArgs,
+    fs: &dyn vmrescue::fs::FsView,
+    sources: &[CopySource],
+    (dest, given): (&std::path::Path, &std::path::Path),
+    cancel: &AtomicBool,
+) -> vmrescue::error::Result<bool> {
+    use vmrescue::ops::find::{Event, Query, walk};
+    let query = Query {
+        xdev: args.one_file_system,
+        ..Query::default()
+    };
+    let mut paths: Vec<String> = Vec::new();
+    for src in sources {
+        let base = match &src.dest_name {
+            Some(n) => dest.join(std::ffi::OsStr::from_bytes(n)),
+            None => dest.to_path_buf(),
+        };
+        let start = src.guest_path.clone();
+        let mut emit = |ev: Event| match ev {
+            Event::Found(f) => {
+                let rest = f.path.get(start.len()..).unwrap_or_default();
+                let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+                if src.dest_name.is_none() && rest.is_empty() {
+                    return; // DEST itself
+                }
+                let host = if rest.is_empty() {
+                    base.clone()
+                } else {
+                    base.join(std::ffi::OsStr::from_bytes(rest))
+                };
+                let shown = escape(host.as_os_str().as_bytes());
+                if !args.json {
+                    outln!("{shown}");
+                }
+                paths.push(shown);
+            }
+            Event::Problem(msg) => report(&format!("cp: {msg}")),
+            Event::Progress(_) => {}
+        };
+        walk(fs, &start, &query, cancel, &mut emit)?;
+    }
+    let t = vmrescue::ops::copy::plan_within(fs, sources, args.one_file_system, cancel);
+    let free = free_bytes(dest)?;
+    let fits = t.bytes <= free;
+    if args.json {
+        let doc = serde_json::json!({
+            "version": super::JSON_VERSION,
+            "dry_run": true,
+            "dest": given.display().to_string(),
+            "planned": totals_json(&t),
+            "free_bytes": free,
+            "fits": fits,
+            "paths": paths,
+        });
+        super::print_json(&doc);
+    }
+    report(&format!(
+        "dry run: would copy {}, {}: {} into {} ({} free there)",
+        count(t.files, "file", "files"),
+        count(t.dirs, "directory", "directories"),
+        format_size(t.bytes, BINARY),
+        given.display(),
+        format_size(free, BINARY)
+    ));
+    if !fits {
+        report(&format!(
+            "{}: {} free, the copy needs up to {} (holes of sparse files take no space)",
+            given.display(),
+            format_size(free, BINARY),
+            format_size(t.bytes, BINARY)
+        ));
+    }
+    Ok(fits)
+}
+
+/// Bytes an unprivileged process may still write under `dir` (or, while it
+/// does not exist yet, under its parent), as `df` shows them available.
+fn free_bytes(dir: &std::path::Path) -> vmrescue::error::Result<u64> {
+    let at = if dir.exists() {
+        dir.to_path_buf()
+    } else {
+        dir.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
+    };
+    let v = rustix::fs::statvfs(&at)
+        .map_err(|e| vmrescue::error::Error::io(at.display().to_string(), e.into()))?;
+    Ok(v.f_bavail.saturating_mul(v.f_frsize))
+}
+
+fn totals_json(t: &Totals) -> serde_json::Value {
+    serde_json::json!({
+        "files": t.files,
+        "symlinks": t.symlinks,
+        "specials": t.specials,
+        "dirs": t.dirs,
+        "bytes": t.bytes,
+        "unsafe_names": t.unsafe_names,
+    })
+}
+
+/// `cp --json`: what was planned, copied, skipped and failed.
+fn report_json(s: &Summary, totals: Option<&Totals>, dest: &std::path::Path) -> serde_json::Value {
+    let issues = |v: &[vmrescue::ops::copy::Issue]| -> Vec<serde_json::Value> {
+        v.iter()
+            .map(|i| serde_json::json!({"path": escape(&i.path), "reason": i.reason}))
+            .collect()
+    };
+    serde_json::json!({
+        "version": super::JSON_VERSION,
+        "dry_run": false,
+        "dest": dest.display().to_string(),
+        "planned": totals.map(totals_json),
+        "copied": {
+            "files": s.files,
+            "symlinks": s.symlinks,
+            "specials": s.specials,
+            "hard_links": s.hard_links,
+            "dirs": s.dirs,
+            "bytes": s.bytes,
+        },
+        "unchanged": s.unchanged,
+        "skipped": issues(&s.skipped),
+        "skipped_count": s.skipped_count,
+        "failed": issues(&s.failed),
+        "failed_count": s.failed_count,
+        "cancelled": s.cancelled,
+        "error": s.error,
+        "elapsed_seconds": s.elapsed.as_secs_f64(),
+    })
 }
 
 /// `h:mm:ss` or `m:ss`.
@@ -429,4 +629,34 @@ fn print_summary(s: &Summary, totals: Option<&Totals>, signal: i32) -> std::io::
         }
     }
     err.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_fits_the_terminal_and_keeps_the_eta() {
+        let p = Progress {
+            bytes_done: 1_234_567_890,
+            bytes_total: 12_345_678_901,
+            files_done: 12_345,
+            files_total: 123_456,
+            current: b"/var/lib/mysql/ibdata1".to_vec(),
+            elapsed: Duration::from_secs(10),
+            rate: 123_456_789.0,
+            eta: Some(Duration::from_secs(3_725)),
+        };
+        for width in [20, 40, 60, 80, 100, 200] {
+            let line = progress_line(&p, width);
+            assert!(line.chars().count() < width, "{width}: {line}");
+            if width >= 40 {
+                assert!(line.contains("ETA 1:02:05"), "{width}: {line}");
+            }
+        }
+        let wide = progress_line(&p, 200);
+        assert!(wide.contains("12345/123456 files"), "{wide}");
+        assert!(wide.ends_with("/var/lib/mysql/ibdata1"), "{wide}");
+        assert!(progress_line(&p, 80).contains("GiB"));
+    }
 }

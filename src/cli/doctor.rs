@@ -270,6 +270,7 @@ fn to_json(r: &Report, volume: &str, guest: bool, how: &Commands) -> String {
         })
         .collect();
     serde_json::to_string_pretty(&serde_json::json!({
+        "version": super::JSON_VERSION,
         "volume": volume,
         "scope": if guest { "guest" } else { "volume" },
         "findings": findings,

@@ -13,9 +13,10 @@ use clap::Args;
 use vmrescue::fs::path::resolve;
 use vmrescue::fs::{FileType, FsView, Timestamp};
 use vmrescue::ops::find::{
-    Event, Found, LsColumns, NameTest, Query, SizeTest, TimeTest, TypeSet, json_entry, walk,
+    Event, Found, LsColumns, NameTest, Query, SizeTest, TimeTest, TypeSet, walk,
 };
 use vmrescue::ops::list::Owners;
+use vmrescue::ops::records::{self, Known};
 use vmrescue::text::escape;
 
 use super::guest::GuestArgs;
@@ -143,9 +144,13 @@ pub(crate) struct FindArgs {
     #[arg(long = "print", hide = true)]
     _print: bool,
     /// Print one JSON array of objects: path, type, mode, perm, inode, nlink,
-    /// uid, gid, user, group, size, rdev, mtime, mtime_nsec, mtime_iso, target.
-    #[arg(long, conflicts_with = "ls")]
+    /// uid, gid, user, group, size, rdev, mtime, mtime_nsec, mtime_iso,
+    /// target, error (docs/json.md).
+    #[arg(long, conflicts_with_all = ["ls", "csv"])]
     json: bool,
+    /// Print CSV with a header line: the same fields as --json.
+    #[arg(long, conflicts_with = "ls")]
+    csv: bool,
     /// Numeric owners and groups (do not read the guest's /etc/passwd).
     #[arg(short = 'n', long = "numeric")]
     numeric: bool,
@@ -184,7 +189,7 @@ impl FindArgs {
             xdev: self.xdev,
             min_depth: self.min_depth,
             max_depth: self.max_depth,
-            want_metadata: self.ls || self.json,
+            want_metadata: self.ls || self.json || self.csv,
             ..Query::default()
         };
         for n in &self.names {
@@ -232,7 +237,7 @@ impl FindArgs {
 enum Printer {
     Paths,
     Ls(LsColumns),
-    Json { first: bool },
+    Records(records::Printer),
 }
 
 /// Run `find`.
@@ -266,7 +271,7 @@ pub(crate) fn run(args: &FindArgs) -> u8 {
             return exit::ERROR;
         }
     };
-    let owners = if (args.ls || args.json) && !args.numeric {
+    let owners = if (args.ls || args.json || args.csv) && !args.numeric {
         Owners::from_guest(fs)
     } else {
         Owners::numeric()
@@ -279,7 +284,9 @@ pub(crate) fn run(args: &FindArgs) -> u8 {
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut printer = if args.json {
-        Printer::Json { first: true }
+        Printer::Records(records::Printer::new(records::Format::Json))
+    } else if args.csv {
+        Printer::Records(records::Printer::new(records::Format::Csv))
     } else if args.ls {
         Printer::Ls(LsColumns::new(now))
     } else {
@@ -288,8 +295,8 @@ pub(crate) fn run(args: &FindArgs) -> u8 {
     let mut problems = guest.damaged;
     let mut write_err: Option<std::io::Error> = None;
     let cancel = AtomicBool::new(false);
-    if let Printer::Json { .. } = printer
-        && let Err(e) = out.write_all(b"[")
+    if let Printer::Records(r) = &mut printer
+        && let Err(e) = r.begin(&mut out)
     {
         write_err = Some(e);
     }
@@ -327,8 +334,8 @@ pub(crate) fn run(args: &FindArgs) -> u8 {
         }
     }
     if write_err.is_none()
-        && let Printer::Json { first } = printer
-        && let Err(e) = out.write_all(if first { b"]\n" } else { b"\n]\n" })
+        && let Printer::Records(r) = &mut printer
+        && let Err(e) = r.end(&mut out)
     {
         write_err = Some(e);
     }
@@ -374,12 +381,18 @@ fn print(
             ),
             None => writeln!(out, "?????????? {}", f.shown),
         },
-        Printer::Json { first } => {
-            let v = json_entry(f, owners, target().as_deref());
-            let sep: &[u8] = if *first { b"\n" } else { b",\n" };
-            *first = false;
-            out.write_all(sep)?;
-            serde_json::to_writer(&mut *out, &v).map_err(std::io::Error::other)
+        Printer::Records(r) => {
+            let known = match &f.meta {
+                Some(m) => Known::Meta(m),
+                None => Known::Unreadable {
+                    file_type: Some(f.file_type),
+                    why: "metadata could not be read",
+                },
+            };
+            r.record(
+                out,
+                &records::record(&f.shown, known, owners, target().as_deref()),
+            )
         }
     }
 }

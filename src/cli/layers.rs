@@ -38,6 +38,7 @@ pub(super) fn run(args: &LayersArgs) -> u8 {
     let engines = engine_rows(&layout, args.target.source.engine);
     if args.json {
         let doc = serde_json::json!({
+            "version": super::JSON_VERSION,
             "disks": roots,
             "notes": layout.notes,
             "problems": problems,
@@ -45,12 +46,8 @@ pub(super) fn run(args: &LayersArgs) -> u8 {
             "engines": engines,
             "mounts": mounts,
         });
-        match serde_json::to_string_pretty(&doc) {
-            Ok(s) => outln!("{s}"),
-            Err(e) => {
-                report(&e);
-                return exit::ERROR;
-            }
+        if !super::print_json(&doc) {
+            return exit::ERROR;
         }
     } else {
         out!("{}", tree::render_text(&roots));

@@ -11,6 +11,7 @@ use vmrescue::fs::{FsView, NodeId};
 use vmrescue::ops::list::{
     Entry, Owners, display_name, human_size, impossible_name, list_dir, long_lines_with,
 };
+use vmrescue::ops::records::{self, Known};
 use vmrescue::text::escape;
 
 use super::guest::GuestArgs;
@@ -46,6 +47,15 @@ pub(super) struct LsArgs {
     /// With -l, sizes as 1.5K, 210M, 3.2G (powers of 1024, as `ls -lh`).
     #[arg(short = 'h')]
     human: bool,
+    /// Print one JSON array of objects, one for each entry listed (with -R,
+    /// everything below): path, type, mode, perm, inode, nlink, uid, gid,
+    /// user, group, size (bytes), rdev, mtime, mtime_nsec, mtime_iso,
+    /// target, error, as `find --json` (docs/json.md). `.` and `..` are left out.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV with a header line: the same fields as --json.
+    #[arg(long)]
+    csv: bool,
     /// IMAGE (unless --demo), then guest paths (absolute or from the guest root; default `/`).
     #[arg(value_name = "IMAGE | PATH")]
     args: Vec<OsString>,
@@ -57,6 +67,8 @@ struct Lister<'a, W: Write> {
     owners: Owners,
     out: W,
     problems: bool,
+    /// `--json` or `--csv`: records instead of lines.
+    records: Option<records::Printer>,
 }
 
 /// Run `ls`.
@@ -76,7 +88,14 @@ pub(super) fn run(args: &LsArgs) -> u8 {
         }
     };
     let fs = &*guest.fs;
-    let owners = if args.long && !args.numeric {
+    let machine = if args.json {
+        Some(records::Printer::new(records::Format::Json))
+    } else if args.csv {
+        Some(records::Printer::new(records::Format::Csv))
+    } else {
+        None
+    };
+    let owners = if (args.long || machine.is_some()) && !args.numeric {
         Owners::from_guest(fs)
     } else {
         Owners::numeric()
@@ -88,6 +107,7 @@ pub(super) fn run(args: &LsArgs) -> u8 {
         owners,
         out: BufWriter::with_capacity(1 << 16, stdout.lock()),
         problems: guest.damaged,
+        records: machine,
     };
     let paths: Vec<Vec<u8>> = if paths.is_empty() {
         vec![b"/".to_vec()]
@@ -132,12 +152,51 @@ impl<W: Write> Lister<'_, W> {
     }
 
     fn run(&mut self, paths: &[Vec<u8>]) -> std::io::Result<()> {
+        if let Some(r) = &mut self.records {
+            r.begin(&mut self.out)?;
+        }
+        self.run_paths(paths)?;
+        if let Some(r) = &mut self.records {
+            r.end(&mut self.out)?;
+        }
+        Ok(())
+    }
+
+    /// Print `entries` as records, each under its guest path (`dir/name`,
+    /// or the name as given when `dir` is None).
+    fn print_records(&mut self, dir: Option<&[u8]>, entries: &[Entry]) -> std::io::Result<()> {
+        let Some(r) = &mut self.records else {
+            return Ok(());
+        };
+        for e in entries {
+            let path = match dir {
+                Some(d) => join(d, &e.name),
+                None => e.name.clone(),
+            };
+            let known = match &e.meta {
+                Ok(m) => Known::Meta(m),
+                Err(why) => Known::Unreadable {
+                    file_type: None,
+                    why,
+                },
+            };
+            let target = match &e.target {
+                Some(Ok(t)) => Some(t.as_slice()),
+                _ => None,
+            };
+            let v = records::record(&escape(&path), known, &self.owners, target);
+            r.record(&mut self.out, &v)?;
+        }
+        Ok(())
+    }
+
+    fn run_paths(&mut self, paths: &[Vec<u8>]) -> std::io::Result<()> {
         // Files first, then directories, as ls does.
         let mut files = Vec::new();
         let mut dirs = Vec::new();
         for p in paths {
             // `ls -l link` shows the link; `ls link` and `ls link/` what it points to.
-            let follow = !self.args.long || p.ends_with(b"/");
+            let follow = !(self.args.long || self.records.is_some()) || p.ends_with(b"/");
             match resolve(self.fs, p, follow) {
                 Ok(r) => {
                     let e = Entry::read(self.fs, p.clone(), r.node);
@@ -153,7 +212,7 @@ impl<W: Write> Lister<'_, W> {
         if !files.is_empty() {
             self.print_given(&files)?;
         }
-        let headers = paths.len() > 1 || self.args.recursive;
+        let headers = (paths.len() > 1 || self.args.recursive) && self.records.is_none();
         let mut first = files.is_empty();
         for (p, node) in dirs {
             self.list_tree(&p, node, headers, &mut first)?;
@@ -167,6 +226,9 @@ impl<W: Write> Lister<'_, W> {
             if let Err(why) = &e.meta {
                 self.problem(&format!("{}: {why}", escape(&e.name)));
             }
+        }
+        if self.records.is_some() {
+            return self.print_records(None, entries);
         }
         let show = |_: usize, e: &Entry| escape(&e.name);
         if self.args.long {
@@ -225,6 +287,8 @@ impl<W: Write> Lister<'_, W> {
             }
             if !self.args.all {
                 entries.retain(|e| !e.name.starts_with(b"."));
+            } else if self.records.is_some() {
+                // Records name files: `.` and `..` are not ones.
             } else {
                 let up = parent.unwrap_or_else(|| {
                     // `..` of the path given: resolve it inside the guest.
@@ -235,7 +299,9 @@ impl<W: Write> Lister<'_, W> {
                 entries.insert(0, Entry::read(self.fs, b"..".to_vec(), up));
                 entries.insert(0, Entry::read(self.fs, b".".to_vec(), node));
             }
-            if self.args.long {
+            if self.records.is_some() {
+                self.print_records(Some(&path), &entries)?;
+            } else if self.args.long {
                 let total: u64 = entries
                     .iter()
                     .filter_map(|e| e.meta.as_ref().ok())
@@ -250,7 +316,11 @@ impl<W: Write> Lister<'_, W> {
             }
             // The synthesized `.` and `..` are shown plainly; entries of
             // those names read from the directory are shown escaped.
-            let synthesized = if self.args.all { 2 } else { 0 };
+            let synthesized = if self.args.all && self.records.is_none() {
+                2
+            } else {
+                0
+            };
             let show = |i: usize, e: &Entry| {
                 if i < synthesized {
                     String::from_utf8_lossy(&e.name).into_owned()
@@ -258,7 +328,9 @@ impl<W: Write> Lister<'_, W> {
                     display_name(&e.name)
                 }
             };
-            if self.args.long {
+            if self.records.is_some() {
+                // Printed above.
+            } else if self.args.long {
                 for line in long_lines_with(&entries, &self.owners, self.args.human, show) {
                     writeln!(self.out, "{line}")?;
                 }

@@ -147,6 +147,16 @@ fn examples(command: &str) -> Vec<(&'static str, &'static str)> {
         "doctor" => pick(&["vmrescue doctor", "vmrescue relink"]),
         "relink" => pick(&["vmrescue relink", "vmrescue undo"]),
         "undo" => pick(&["vmrescue undo"]),
+        "info" => vec![
+            (
+                "Format, sizes, backing chain, snapshots and locks of a VM disk:",
+                "vmrescue info /var/lib/vz/images/108/vm-108-disk-0.qcow2",
+            ),
+            (
+                "The same as JSON:",
+                "vmrescue info --output json vm-108-disk-0.qcow2",
+            ),
+        ],
         "mount" => vec![(
             "Mount the guest's root read-only through the kernel (as root) until Ctrl-C:",
             "vmrescue mount vm-108-disk-0.qcow2",

@@ -26,6 +26,7 @@ mod cp;
 mod doctor;
 mod find;
 mod guest;
+mod info;
 mod kernel;
 mod layers;
 mod ls;
@@ -123,6 +124,26 @@ pub(crate) struct SourceArgs {
     pub open: Vec<String>,
 }
 
+/// The version of the JSON documents the commands print (the top-level
+/// `"version"` of `layers`, `doctor`, `cp` and `info`; docs/json.md). It
+/// changes only when a field changes meaning or goes away.
+pub(crate) const JSON_VERSION: u32 = 1;
+
+/// Print `doc` as pretty JSON on stdout; false (after saying why) when it
+/// cannot be made.
+pub(crate) fn print_json(doc: &impl serde::Serialize) -> bool {
+    match serde_json::to_string_pretty(doc) {
+        Ok(s) => {
+            outln!("{s}");
+            true
+        }
+        Err(e) => {
+            report(&e);
+            false
+        }
+    }
+}
+
 pub(crate) fn parse_engine(s: &str) -> Result<EngineChoice, String> {
     s.parse()
 }
@@ -209,6 +230,16 @@ enum Command {
     /// checking that the image still holds what vmrescue wrote and that
     /// nothing uses it (the same checks as `relink`).
     Undo(undo::UndoArgs),
+    /// Show an image's format, sizes, backing chain, snapshots and who holds
+    /// it, like `qemu-img info` (`--output json` for scripts).
+    ///
+    /// Reads the container only: a raw file, a block device or a qcow2
+    /// image (version, cluster size, compression, features, the backing
+    /// files as they are found, internal snapshots). `in use` lines name
+    /// QEMU's locks, other writers and this host's loop devices, maps and
+    /// mounts, as the repair checks see them. Exit code 1 when the container
+    /// is damaged (a file cut short, a missing backing file).
+    Info(info::InfoArgs),
     /// Mount a volume read-only through the kernel engine (root) until interrupted.
     ///
     /// Maps the volume with loop + device-mapper from vmrescue's own reading
@@ -538,6 +569,7 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Relink(args)) => relink::run(&args),
         Some(Command::Undo(args)) => undo::run(&args),
+        Some(Command::Info(args)) => info::run(&args),
         Some(Command::Mount(args)) => kernel::mount(&args, true),
         Some(Command::Map(args)) => kernel::mount(&args, false),
         Some(Command::Cleanup(args)) => kernel::cleanup(&args),

@@ -21,12 +21,9 @@ use crate::layers::{
 
 fn content(kind: ContentKind, uuid: Option<&str>, label: Option<&str>) -> Content {
     Content {
-        kind,
         label: label.map(str::to_string),
         uuid: uuid.map(str::to_string),
-        version: None,
-        detail: None,
-        size: None,
+        ..Content::new(kind)
     }
 }
 

@@ -10,6 +10,7 @@
 //! [`ImageFormat::Qcow2`]; [`Image::path`] is the file and [`Image::snapshot`]
 //! the snapshot shown.
 
+pub mod info;
 pub mod inner;
 pub mod qcow2;
 

@@ -754,12 +754,8 @@ fn assemble_level(layout: &mut Layout, pvs: &[usize], prefix: &str) {
                 layout.volumes[vid.0].content = probe::probe(&*src);
             } else if !unreadable.is_empty() {
                 layout.volumes[vid.0].content = Content {
-                    kind: ContentKind::Unreadable,
-                    label: None,
-                    uuid: None,
-                    version: None,
                     detail: Some(unreadable.join("; ")),
-                    size: None,
+                    ..Content::new(ContentKind::Unreadable)
                 };
             }
         }
@@ -956,15 +952,7 @@ fn search_disk(
 
 fn push_volume(layout: &mut Layout, name: String, kind: VolumeKind, mapping: Mapping) -> VolumeId {
     let id = VolumeId(layout.volumes.len());
-    let content = Content {
-        kind: ContentKind::Unknown,
-        label: None,
-        uuid: None,
-        version: None,
-        detail: None,
-        size: None,
-    };
-    let mut content = content;
+    let mut content = Content::new(ContentKind::Unknown);
     if let VolumeKind::Partition { entry, .. } = &kind
         && entry.extended
     {

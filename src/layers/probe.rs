@@ -113,6 +113,10 @@ pub struct Content {
     pub uuid: Option<String>,
     /// Version or variant (`FAT32`, `LUKS2`, `SWAPSPACE2`).
     pub version: Option<String>,
+    /// The version as blkid's `VERSION` (and lsblk's FSVER) gives it, where
+    /// that differs from [`Content::version`]: `1.0` for ext's revision,
+    /// `1` for a SWAPSPACE2 header, `2` for LUKS2. See [`Content::fsver`].
+    pub blkid_version: Option<String>,
     /// More words for unknown or unreadable content: `first bytes 4c 41 ...`.
     pub detail: Option<String>,
     /// The size the content gives itself (a filesystem's size from its
@@ -122,15 +126,22 @@ pub struct Content {
 }
 
 impl Content {
-    fn new(kind: ContentKind) -> Content {
+    /// Content of `kind` and nothing else known.
+    pub fn new(kind: ContentKind) -> Content {
         Content {
             kind,
             label: None,
             uuid: None,
             version: None,
+            blkid_version: None,
             detail: None,
             size: None,
         }
+    }
+
+    /// The version as lsblk's FSVER shows it: blkid's `VERSION`.
+    pub fn fsver(&self) -> Option<String> {
+        self.blkid_version.clone().or_else(|| self.version.clone())
     }
 
     /// Where the size claim of this kind of content is recorded, for messages.
@@ -152,15 +163,21 @@ impl Content {
 
     /// A one-line description: `ext4 "root" 1b2c...`, `unknown (first bytes ...)`.
     pub fn describe(&self) -> String {
-        let mut s = self.kind.name().to_string();
-        if let Some(v) = &self.version {
-            s.push_str(&format!(" ({v})"));
-        }
-        if let Some(d) = &self.detail {
-            s.push_str(&format!(" ({d})"));
-        }
-        s
+        with_details(
+            self.kind.name(),
+            self.version.as_deref(),
+            self.detail.as_deref(),
+        )
     }
+}
+
+/// `kind (version) (detail)`, leaving out what is not there.
+pub fn with_details(kind: &str, version: Option<&str>, detail: Option<&str>) -> String {
+    let mut s = kind.to_string();
+    for extra in [version, detail].into_iter().flatten() {
+        s.push_str(&format!(" ({extra})"));
+    }
+    s
 }
 
 /// How much of a volume's start the probe looks at: enough for btrfs's
@@ -273,6 +290,7 @@ pub fn probe_bytes(b: &[u8]) -> Content {
     if at(0, b"LUKS\xba\xbe") {
         let mut c = Content::new(ContentKind::Luks);
         c.version = be::u16(b, 6).map(|v| format!("LUKS{v}"));
+        c.blkid_version = be::u16(b, 6).map(|v| v.to_string());
         c.uuid = text(b, 168, 40);
         if be::u16(b, 6) == Some(2) {
             c.label = text(b, 24, 48);
@@ -302,7 +320,7 @@ pub fn probe_bytes(b: &[u8]) -> Content {
         if let (Some(n), Some(devid)) = (le::u64(b, 0x10088), le::u64(b, 0x100c9))
             && n > 1
         {
-            c.version = Some(format!("device {devid} of {n}"));
+            c.detail = Some(format!("device {devid} of {n}"));
         }
         return c;
     }
@@ -425,6 +443,10 @@ fn ext(b: &[u8]) -> Option<Content> {
     let mut c = Content::new(kind);
     c.uuid = uuid(b, SB + 0x68);
     c.label = text(b, SB + 0x78, 16);
+    // s_rev_level.s_minor_rev_level, as blkid prints it.
+    if let (Some(rev), Some(minor)) = (le::u32(b, SB + 0x4c), le::u16(b, SB + 0x3e)) {
+        c.blkid_version = Some(format!("{rev}.{minor}"));
+    }
     // s_blocks_count (with its high half on 64bit filesystems) × block size.
     const INCOMPAT_64BIT: u32 = 0x80;
     let lo = u64::from(le::u32(b, SB + 0x4)?);
@@ -456,6 +478,8 @@ fn swap(b: &[u8]) -> Option<Content> {
         if version != "SWAP-SPACE" {
             c.uuid = uuid(b, 1024 + 12);
             c.label = text(b, 1024 + 28, 16);
+            // swap_header.info.version.
+            c.blkid_version = le::u32(b, 1024).map(|v| v.to_string());
             // (last_page + 1) pages.
             c.size = le::u32(b, 1024 + 4).and_then(|n| (u64::from(n) + 1).checked_mul(page as u64));
         }

@@ -24,8 +24,14 @@ pub struct Node {
     pub start: Option<u64>,
     /// Type in words: `raw image, dos table`, `Linux LVM`, `linear`, `striped`.
     pub description: String,
-    /// Content type as blkid names it (`ext4`, `LVM2_member`, `swap`).
+    /// Content type as blkid and lsblk name it (`ext4`, `LVM2_member`,
+    /// `swap`, `vfat`).
     pub fstype: Option<String>,
+    /// Its version or variant, as lsblk's FSVER (`FAT32`, `SWAPSPACE2`,
+    /// `LVM2 001`, `1.2`).
+    pub fsver: Option<String>,
+    /// More words about the content: `device 2 of 3`, `first bytes 4c 41 ...`.
+    pub fsdetail: Option<String>,
     /// Content label.
     pub label: Option<String>,
     /// Content UUID.
@@ -55,6 +61,17 @@ pub struct Node {
 }
 
 impl Node {
+    /// The FSTYPE column's text: the type, then version and detail in
+    /// brackets (`vfat (FAT32)`, `btrfs (device 2 of 3)`).
+    pub fn fstype_text(&self) -> Option<String> {
+        let kind = self.fstype.as_deref()?;
+        Some(super::probe::with_details(
+            kind,
+            self.fsver.as_deref(),
+            self.fsdetail.as_deref(),
+        ))
+    }
+
     fn new(name: String, kind: &'static str, size: u64, description: String) -> Node {
         Node {
             name,
@@ -64,6 +81,8 @@ impl Node {
             start: None,
             description,
             fstype: None,
+            fsver: None,
+            fsdetail: None,
             label: None,
             uuid: None,
             mountpoint: None,
@@ -88,7 +107,9 @@ impl Node {
                 | super::ContentKind::Unreadable
         ) || c.detail.is_some()
         {
-            self.fstype = Some(c.describe());
+            self.fstype = Some(c.kind.name().to_string());
+            self.fsver = c.fsver();
+            self.fsdetail = c.detail.clone();
         }
         self.label = c.label.clone();
         self.uuid = c.uuid.clone();
@@ -279,6 +300,8 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
                 if entry.extended {
                     p.volume = None;
                     p.fstype = None;
+                    p.fsver = None;
+                    p.fsdetail = None;
                 }
                 p.children.extend(vg_children(layout, v, placed_vgs));
                 p.children.extend(md_children(layout, v, placed_vgs));
@@ -587,7 +610,11 @@ fn walk(
 /// A node's FSTYPE cell: its content, or when that is too wide for the
 /// column, its start and `(see below)`, the whole text going to `long`.
 fn fstype_cell(n: &Node, long: &mut Vec<String>) -> String {
-    let full = n.fstype.as_deref().map(escape_str).unwrap_or_default();
+    let full = n
+        .fstype_text()
+        .as_deref()
+        .map(escape_str)
+        .unwrap_or_default();
     if crate::text::columns(&full) <= FSTYPE_COLUMNS {
         return full;
     }

@@ -998,45 +998,6 @@ pub fn iso_time(t: Timestamp) -> String {
     )
 }
 
-/// A found node as a JSON object with what `ls -l` shows: `path` (escaped),
-/// `type`, `mode`, `perm` (octal text), `inode`, `nlink`, `uid`, `gid`,
-/// `user`, `group`, `size`, `rdev` (`[major, minor]`, devices only), `mtime`
-/// (seconds since the epoch), `mtime_nsec`, `mtime_iso`, `target` (symlinks,
-/// escaped; else null); without metadata only `path`, `type` and `error`.
-pub fn json_entry(
-    f: &Found,
-    owners: &crate::ops::list::Owners,
-    target: Option<&[u8]>,
-) -> serde_json::Value {
-    let Some(m) = &f.meta else {
-        return serde_json::json!({
-            "path": f.shown,
-            "type": f.file_type,
-            "error": "metadata could not be read",
-        });
-    };
-    let rdev = matches!(m.file_type, FileType::CharDevice | FileType::BlockDevice)
-        .then(|| serde_json::json!([m.rdev.0, m.rdev.1]));
-    serde_json::json!({
-        "path": f.shown,
-        "type": m.file_type,
-        "mode": m.mode_string(),
-        "perm": format!("{:04o}", m.perm & 0o7777),
-        "inode": m.ino,
-        "nlink": m.nlink,
-        "uid": m.uid,
-        "gid": m.gid,
-        "user": owners.user(m.uid),
-        "group": owners.group(m.gid),
-        "size": m.size,
-        "rdev": rdev,
-        "mtime": m.mtime.sec,
-        "mtime_nsec": m.mtime.nsec,
-        "mtime_iso": iso_time(m.mtime),
-        "target": target.map(escape),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

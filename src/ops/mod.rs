@@ -13,3 +13,4 @@ pub mod copy;
 pub mod find;
 pub mod list;
 pub mod pager;
+pub mod records;

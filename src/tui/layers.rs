@@ -249,6 +249,8 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         start: None,
         description: s::guest_description(&v.name, mounted),
         fstype: None,
+        fsver: None,
+        fsdetail: None,
         label: None,
         uuid: None,
         mountpoint: None,
@@ -292,8 +294,8 @@ pub fn node_lines(n: &Node) -> Vec<String> {
             n.size
         ));
     }
-    if let Some(fs) = &n.fstype {
-        out.push(format!("{}: {}", s::F_CONTENT, escape_str(fs)));
+    if let Some(fs) = n.fstype_text() {
+        out.push(format!("{}: {}", s::F_CONTENT, escape_str(&fs)));
     }
     if is_guest(n) {
         // Its mount table, one line a mountpoint (escaped where made).
@@ -311,7 +313,7 @@ pub fn node_lines(n: &Node) -> Vec<String> {
     if n.volume.is_some() && !n.browsable && n.children.is_empty() {
         out.push(s::not_browsable(
             &escape_str(&n.name),
-            n.fstype.as_deref().map(escape_str).as_deref(),
+            n.fstype_text().as_deref().map(escape_str).as_deref(),
         ));
     }
     for p in &n.problems {

@@ -179,3 +179,76 @@ fn dash_h_is_human_sizes() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
 }
+
+/// `ls --json` and `--csv` print one record per entry listed (with -R,
+/// everything below), under its guest path, with the fields of `find --json`;
+/// the CSV rows are the JSON objects' fields in the header's order.
+#[test]
+fn json_and_csv_listings_carry_the_same_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    guest(tmp.path());
+    let dir = tmp.path().to_str().unwrap();
+    let (code, out, err) = run(&["ls", "-R", "--json", dir, "/opt", "/lib64/libc.so.6"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let paths: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/lib64/libc.so.6",
+            "/opt/glibc-2.14",
+            "/opt/glibc-2.14/lib",
+            "/opt/glibc-2.14/lib/libc.so.6"
+        ],
+        "files named first, then each directory's entries, depth first"
+    );
+    let link = &v[0];
+    assert_eq!(link["type"], "symlink");
+    assert_eq!(link["target"], "/opt/glibc-2.14/lib/libc.so.6");
+    assert_eq!(link["user"], "rescuer");
+    assert_eq!(link["mtime"], T);
+    assert_eq!(v[3]["size"], 70_000, "bytes, whatever -h says");
+    // The same records as CSV, and as find prints them.
+    let (code, csv, err) = run(&["ls", "-R", "--csv", dir, "/opt", "/lib64/libc.so.6"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 5);
+    let header: Vec<&str> = rows[0].split(',').collect();
+    assert_eq!(header[0], "path");
+    for (row, rec) in rows[1..].iter().zip(v.as_array().unwrap()) {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells.len(), header.len(), "{row}");
+        for (h, c) in header.iter().zip(&cells) {
+            let want = match &rec[*h] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(*c, want, "{h} of {row}");
+        }
+    }
+    let (_, found, _) = run(&["find", dir, "/opt", "-type", "f", "--json"]);
+    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(found[0], v[3], "ls and find print one record shape");
+    // Hidden names stay hidden without -a; `.` and `..` are never records.
+    let (_, out, _) = run(&["ls", "-a", "--json", dir, "/"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"/.hidden"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with("/.") || n.ends_with("/.."))
+    );
+    assert!(names.contains(&"/\\x1b[31mred"), "escaped as ls shows it");
+}

@@ -414,3 +414,98 @@ fn the_guest_is_one_tree_across_its_volumes() {
     );
     assert!(tmp.path().join("fstab").is_file());
 }
+
+/// `--dry-run` lists exactly the host paths a copy then writes, writes
+/// nothing, and says whether it fits; `--json` reports the plan and the
+/// outcome; `-a` and `-r` are accepted.
+#[test]
+fn dry_run_lists_what_the_copy_writes_and_json_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("guest");
+    guest(&g);
+    let out = tmp.path().join("out");
+    let (gs, os) = (g.to_str().unwrap(), out.to_str().unwrap());
+    let dry = vmrescue(&["cp", "--dry-run", gs, "/var/lib/mysql", os]);
+    assert_eq!(dry.status.code(), Some(0));
+    assert!(!out.exists(), "a dry run creates nothing");
+    let err = String::from_utf8_lossy(&dry.stderr);
+    assert!(err.contains("would copy 2 files, 2 directories"), "{err}");
+    let mut planned: Vec<String> = String::from_utf8_lossy(&dry.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    planned.sort();
+    let json = vmrescue(&["cp", "-a", "-r", "--json", gs, "/var/lib/mysql", os]);
+    assert_eq!(json.status.code(), Some(0));
+    let mut written: Vec<String> = listing(&out)
+        .into_iter()
+        .map(|p| {
+            if p.is_empty() {
+                os.to_string()
+            } else {
+                format!("{os}/{p}")
+            }
+        })
+        .collect();
+    written.sort();
+    assert_eq!(planned, written);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["dry_run"], false);
+    assert_eq!(v["dest"], os);
+    assert_eq!(v["copied"]["files"], 2);
+    assert_eq!(v["copied"]["dirs"], 2);
+    assert_eq!(v["planned"]["bytes"], v["copied"]["bytes"]);
+    assert_eq!(v["failed_count"], 0);
+    // Again, with the files there: refused, and the report says why.
+    let again = vmrescue(&["cp", "--json", gs, "/var/lib/mysql/ibdata1", os]);
+    assert_eq!(again.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let failed = &v["failed"][0];
+    assert_eq!(failed["path"], "/var/lib/mysql/ibdata1");
+    assert!(failed["reason"].as_str().unwrap().contains("exists"), "{v}");
+    // The dry run as JSON: the same paths, and the free space.
+    let dry = vmrescue(&[
+        "cp",
+        "--dry-run",
+        "--json",
+        gs,
+        "/etc",
+        &format!("{os}/etc2"),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["fits"], true);
+    assert!(v["free_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["paths"][0], format!("{os}/etc2"));
+    assert_eq!(v["planned"]["files"], 2);
+}
+
+/// A copy bigger than the destination's free space: the dry run says so,
+/// with exit code 1 (a 64 KiB tmpfs; the test runs as root, as CI does).
+#[test]
+fn dry_run_says_when_the_copy_does_not_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("guest");
+    guest(&g);
+    std::fs::write(g.join("var/lib/mysql/big"), vec![7u8; 1 << 20]).unwrap();
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .expect("mount (root, as the test command runs)");
+    assert!(st.success(), "mounting a tmpfs needs root");
+    let dry = vmrescue(&[
+        "cp",
+        "--dry-run",
+        g.to_str().unwrap(),
+        "/var",
+        small.to_str().unwrap(),
+    ]);
+    let _ = Command::new("umount").arg(&small).status();
+    assert_eq!(dry.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&dry.stderr);
+    assert!(err.contains("free, the copy needs up to 1.00 MiB"), "{err}");
+}

@@ -704,14 +704,7 @@ fn a_striped_volume_is_written_through_its_mapping_on_both_images() {
             },
         }])
         .unwrap(),
-        content: Content {
-            kind: ContentKind::Ext4,
-            label: None,
-            uuid: None,
-            version: None,
-            detail: None,
-            size: None,
-        },
+        content: Content::new(ContentKind::Ext4),
         guest: GuestRole::default(),
         problems: Vec::new(),
         notes: Vec::new(),

@@ -127,9 +127,11 @@ fn json_tree_matches_sfdisk_and_blkid() {
                 assert!(node["description"].as_str().unwrap().contains(n.as_str()));
             }
             let t = &tags.iter().find(|(v, _)| *v == vol).expect("blkid block").1;
-            let fstype = node["fstype"]
-                .as_str()
-                .map(|s| s.split(' ').next().unwrap_or(s));
+            // lsblk's FSTYPE and FSVER: blkid's TYPE and VERSION.
+            let fstype = node["fstype"].as_str();
+            if let Some(v) = t.get("VERSION") {
+                assert_eq!(node["fsver"].as_str(), Some(v.as_str()), "{name} {vol}");
+            }
             match t.get("TYPE") {
                 Some(ty) => assert_eq!(fstype, Some(ty.as_str()), "{name} {vol}"),
                 None if is_extended(&p.part_type) => assert!(node["fstype"].is_null()),
@@ -165,8 +167,12 @@ fn whole_disk_filesystems_show_on_the_disk_row() {
         let doc = json(name);
         let disk = &doc["disks"][0];
         let t = &blkid(name)[0].1;
-        let fstype = disk["fstype"].as_str().unwrap();
-        assert!(fstype.starts_with(t["TYPE"].as_str()), "{name}: {fstype}");
+        assert_eq!(disk["fstype"].as_str(), Some(t["TYPE"].as_str()), "{name}");
+        assert_eq!(
+            disk["fsver"].as_str(),
+            t.get("VERSION").map(String::as_str),
+            "{name}"
+        );
         assert_eq!(disk["label"].as_str(), t.get("LABEL").map(String::as_str));
         assert_eq!(disk["uuid"].as_str(), t.get("UUID").map(String::as_str));
         assert_eq!(disk["volume"], "disk0");

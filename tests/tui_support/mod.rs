@@ -618,12 +618,9 @@ pub fn make_story_image(dir: &Path) -> PathBuf {
 
 fn content(kind: ContentKind, label: Option<&str>, version: Option<&str>) -> Content {
     Content {
-        kind,
         label: label.map(str::to_string),
-        uuid: None,
         version: version.map(str::to_string),
-        detail: None,
-        size: None,
+        ..Content::new(kind)
     }
 }
 

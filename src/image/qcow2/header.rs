@@ -168,9 +168,19 @@ impl Header {
     }
 
     /// Decode the header from `first` (the file's first cluster, or all of a
-    /// shorter file). `file_size` is the size of the whole file. `name` is put
-    /// in front of every error (the image's path).
+    /// shorter file) and refuse, by name, what vmrescue cannot read (see
+    /// [`Header::check_supported`]). `file_size` is the size of the whole
+    /// file. `name` is put in front of every error (the image's path).
     pub fn parse(first: &[u8], file_size: u64, name: &str) -> Result<Header> {
+        let h = Header::decode(first, file_size, name)?;
+        h.check_supported(name)?;
+        Ok(h)
+    }
+
+    /// Decode the header as [`Header::parse`] does, without refusing the
+    /// features vmrescue cannot read: for `vmrescue info`, which reports
+    /// such an image without reading its data.
+    pub fn decode(first: &[u8], file_size: u64, name: &str) -> Result<Header> {
         let structure = || format!("{name}: qcow2 header");
         let corrupt = |off: u64, detail: String| Error::corrupt(structure(), off, detail);
         let short = |off: usize| {
@@ -296,43 +306,6 @@ impl Header {
         }
         h.parse_extensions(first, ext_end, name)?;
 
-        // Features: refuse what we cannot read, by name.
-        let unknown = h.incompatible_features & !incompatible::KNOWN;
-        if unknown != 0 {
-            let names: Vec<String> = (0..64)
-                .filter(|b| unknown & (1u64 << b) != 0)
-                .map(|b| match h.feature_name(0, b) {
-                    Some(n) => format!("bit {b} \"{}\"", crate::text::escape_str(n)),
-                    None => format!("bit {b} (not named in the image)"),
-                })
-                .collect();
-            return Err(Error::Unsupported(format!(
-                "{name}: qcow2 incompatible feature {} unknown to vmrescue",
-                names.join(", ")
-            )));
-        }
-        if h.crypt_method != 0 {
-            let method = match h.crypt_method {
-                1 => "AES".to_string(),
-                2 => "LUKS".to_string(),
-                m => format!("method {m}"),
-            };
-            return Err(Error::Unsupported(format!(
-                "{name}: encrypted qcow2 ({method}); vmrescue does not decrypt images \
-                 (decrypt a copy with `qemu-img convert --object secret,... --image-opts ... -O raw`)"
-            )));
-        }
-        if h.incompatible_features & incompatible::EXTERNAL_DATA_FILE != 0 {
-            let file = h
-                .external_data_file
-                .as_deref()
-                .map(|f| format!(" \"{}\"", crate::text::escape_str(f)))
-                .unwrap_or_default();
-            return Err(Error::Unsupported(format!(
-                "{name}: qcow2 with an external data file{file}; vmrescue reads only \
-                 self-contained images (convert with `qemu-img convert -O raw`)"
-            )));
-        }
         if h.extended_l2() && cluster_bits < 14 {
             return Err(corrupt(
                 72,
@@ -380,6 +353,49 @@ impl Header {
                 })?;
         }
         Ok(h)
+    }
+
+    /// Refuse, by name, what vmrescue cannot read: incompatible features it
+    /// does not know, encryption, an external data file.
+    pub fn check_supported(&self, name: &str) -> Result<()> {
+        // Features: refuse what we cannot read, by name.
+        let unknown = self.incompatible_features & !incompatible::KNOWN;
+        if unknown != 0 {
+            let names: Vec<String> = (0..64)
+                .filter(|b| unknown & (1u64 << b) != 0)
+                .map(|b| match self.feature_name(0, b) {
+                    Some(n) => format!("bit {b} \"{}\"", crate::text::escape_str(n)),
+                    None => format!("bit {b} (not named in the image)"),
+                })
+                .collect();
+            return Err(Error::Unsupported(format!(
+                "{name}: qcow2 incompatible feature {} unknown to vmrescue",
+                names.join(", ")
+            )));
+        }
+        if self.crypt_method != 0 {
+            let method = match self.crypt_method {
+                1 => "AES".to_string(),
+                2 => "LUKS".to_string(),
+                m => format!("method {m}"),
+            };
+            return Err(Error::Unsupported(format!(
+                "{name}: encrypted qcow2 ({method}); vmrescue does not decrypt images \
+             (decrypt a copy with `qemu-img convert --object secret,... --image-opts ... -O raw`)"
+            )));
+        }
+        if self.incompatible_features & incompatible::EXTERNAL_DATA_FILE != 0 {
+            let file = self
+                .external_data_file
+                .as_deref()
+                .map(|f| format!(" \"{}\"", crate::text::escape_str(f)))
+                .unwrap_or_default();
+            return Err(Error::Unsupported(format!(
+                "{name}: qcow2 with an external data file{file}; vmrescue reads only \
+             self-contained images (convert with `qemu-img convert -O raw`)"
+            )));
+        }
+        Ok(())
     }
 
     fn parse_extensions(&mut self, first: &[u8], ext_end: u64, name: &str) -> Result<()> {

@@ -37,10 +37,10 @@ pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static
         .mountpoint
         .as_ref()
         .map(|m| format!(" {}", safe(&escape_str(m))));
-    let content = n.fstype.as_ref().map(|fs| {
-        let first = fs.split(' ').next().unwrap_or(fs);
-        format!(" {}", safe(&escape_str(first)))
-    });
+    let content = n
+        .fstype
+        .as_ref()
+        .map(|fs| format!(" {}", safe(&escape_str(fs))));
     let size_text = (n.size > 0).then(|| format!(" {}", size(n.size)));
     let name = cut_middle(&name, room.max(1));
     let mut used = columns(&name);

@@ -1,0 +1,157 @@
+//! `vmrescue info`: what `qemu-img info` prints, read by vmrescue.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use humansize::{BINARY, format_size};
+use vmrescue::image::info::{Info, info};
+use vmrescue::text::escape_str;
+
+use super::{exit, report};
+
+/// Output formats, as `qemu-img info --output` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Output {
+    /// Lines for a person.
+    Human,
+    /// One JSON object (docs/json.md).
+    Json,
+}
+
+/// Arguments of `info`.
+#[derive(Args, Debug)]
+pub(super) struct InfoArgs {
+    /// The image: a raw or qcow2 file, or a block device.
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+    /// `human` or `json`, as `qemu-img info --output`.
+    #[arg(long, value_enum, default_value = "human")]
+    output: Output,
+    /// The same as `--output json`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `info`.
+pub(super) fn run(args: &InfoArgs) -> u8 {
+    let facts = match info(&args.image) {
+        Ok(i) => i,
+        Err(e) => {
+            report(&e);
+            return exit::ERROR;
+        }
+    };
+    if args.json || args.output == Output::Json {
+        /// The document: the facts and the JSON version.
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            version: u32,
+            #[serde(flatten)]
+            info: &'a Info,
+        }
+        let doc = Doc {
+            version: super::JSON_VERSION,
+            info: &facts,
+        };
+        if !super::print_json(&doc) {
+            return exit::ERROR;
+        }
+    } else {
+        out!("{}", render(&facts));
+    }
+    for p in &facts.problems {
+        report(p);
+    }
+    if facts.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::PROBLEMS
+    }
+}
+
+fn size(bytes: u64) -> String {
+    format!("{} ({bytes} bytes)", format_size(bytes, BINARY))
+}
+
+/// The lines `qemu-img info` prints, in its order and with its labels.
+fn render(i: &Info) -> String {
+    let mut out = format!(
+        "image: {}\nfile format: {}\nvirtual size: {}\ndisk size: {}\n",
+        escape_str(&i.filename),
+        i.format.name(),
+        size(i.virtual_size),
+        format_size(i.actual_size, BINARY),
+    );
+    if let Some(q) = &i.qcow2 {
+        out.push_str(&format!("cluster_size: {}\n", q.cluster_size));
+    }
+    for (n, link) in i.backing_chain.iter().enumerate() {
+        let label = if n == 0 {
+            "backing file".to_string()
+        } else {
+            format!("backing file {}", n + 1)
+        };
+        out.push_str(&format!(
+            "{label}: {} (actual path: {})\n{label} format: {}\n",
+            escape_str(&link.name),
+            escape_str(&link.path.display().to_string()),
+            link.format
+        ));
+    }
+    if let Some(b) = &i.backing_missing {
+        out.push_str(&format!("backing file: {} (not found)\n", escape_str(b)));
+    }
+    if !i.snapshots.is_empty() {
+        out.push_str(&format!(
+            "Snapshot list:\n{:<10}{:<20}{:>7} {:<23} VM CLOCK\n",
+            "ID", "TAG", "VM SIZE", "DATE"
+        ));
+        for s in &i.snapshots {
+            let clock = s.vm_clock_nsec / 1_000_000;
+            out.push_str(&format!(
+                "{:<10}{:<20}{:>7} {:<23} {:02}:{:02}:{:02}.{:03}\n",
+                escape_str(&s.id),
+                escape_str(&s.name),
+                format_size(s.vm_state_size, BINARY),
+                s.date(),
+                clock / 3_600_000,
+                clock / 60_000 % 60,
+                clock / 1000 % 60,
+                clock % 1000
+            ));
+        }
+    }
+    if let Some(q) = &i.qcow2 {
+        out.push_str(&format!(
+            "Format specific information:\n    compat: {}\n    compression type: {}\n    \
+             lazy refcounts: {}\n    refcount bits: {}\n    corrupt: {}\n    extended l2: {}\n",
+            q.compat,
+            q.compression_type,
+            q.lazy_refcounts,
+            q.refcount_bits,
+            q.corrupt,
+            q.extended_l2
+        ));
+        if let Some(d) = &q.data_file {
+            out.push_str(&format!("    data file: {}\n", escape_str(d)));
+        }
+        if q.bitmaps {
+            out.push_str("    bitmaps: stored\n");
+        }
+    }
+    let held: Vec<&String> = i
+        .holders
+        .qemu
+        .iter()
+        .chain(&i.holders.writers)
+        .chain(&i.holders.kernel)
+        .collect();
+    if held.is_empty() {
+        out.push_str("in use: no (no QEMU lock, writer, loop device or mount)\n");
+    } else {
+        for h in held {
+            out.push_str(&format!("in use: {}\n", escape_str(h)));
+        }
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! What `qemu-img info` says of an image, read by vmrescue: format, sizes,
+//! qcow2 header facts, backing chain, internal snapshots, and who holds it.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+use crate::image::qcow2::{self, ChainLink, Snapshot, header::incompatible};
+use crate::image::{ImageFormat, open};
+use crate::io::{FileSource, ReadAt};
+use crate::pve::{Holders, image_holders};
+use std::sync::Arc;
+
+/// The facts of one image file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Info {
+    /// The path given.
+    pub filename: String,
+    /// `raw`, `block-device` or `qcow2`.
+    pub format: ImageFormat,
+    /// The virtual disk's size in bytes.
+    pub virtual_size: u64,
+    /// Bytes the file takes on the host (allocated blocks; a block device's size).
+    pub actual_size: u64,
+    /// qcow2 only: the header's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qcow2: Option<Qcow2Facts>,
+    /// The backing chain below the image, nearest first (qcow2).
+    pub backing_chain: Vec<ChainLink>,
+    /// A backing file the header names that could not be opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_missing: Option<String>,
+    /// Internal snapshots (qcow2).
+    pub snapshots: Vec<Snapshot>,
+    /// Who holds the image now: QEMU's locks and processes, other writers,
+    /// this host's loop devices, maps and mounts.
+    pub holders: HolderFacts,
+    /// Damage to the container (a file cut short, an unreadable snapshot table).
+    pub problems: Vec<String>,
+}
+
+/// The qcow2 header's facts, as `qemu-img info` prints them under "Format
+/// specific information".
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Qcow2Facts {
+    /// 2 or 3.
+    pub version: u32,
+    /// `0.10` (version 2) or `1.1` (version 3), as qemu-img names them.
+    pub compat: &'static str,
+    /// Bytes per cluster.
+    pub cluster_size: u64,
+    /// `zlib` or `zstd`.
+    pub compression_type: &'static str,
+    /// Refcount width in bits.
+    pub refcount_bits: u64,
+    /// Lazy refcounts (compatible feature bit 0).
+    pub lazy_refcounts: bool,
+    /// QEMU marked the image corrupt.
+    pub corrupt: bool,
+    /// 128-bit L2 entries with subclusters.
+    pub extended_l2: bool,
+    /// An external data file holds the guest data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_file: Option<String>,
+    /// The backing format the header names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_format: Option<String>,
+    /// Persistent dirty bitmaps are stored.
+    pub bitmaps: bool,
+}
+
+/// [`Holders`] for JSON.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HolderFacts {
+    /// QEMU's image locks and QEMU/KVM processes.
+    pub qemu: Vec<String>,
+    /// Other processes writing to it.
+    pub writers: Vec<String>,
+    /// Loop devices, device-mapper maps and mounts reaching its bytes.
+    pub kernel: Vec<String>,
+}
+
+impl From<Holders> for HolderFacts {
+    fn from(h: Holders) -> HolderFacts {
+        HolderFacts {
+            qemu: h.qemu,
+            writers: h.writers,
+            kernel: h.kernel,
+        }
+    }
+}
+
+/// Read the facts of the image at `path` (read-only; nothing is locked).
+pub fn info(path: &Path) -> Result<Info> {
+    let meta = std::fs::metadata(path).with_path(path)?;
+    let file = FileSource::open(path)?;
+    let mut head = vec![0u8; file.size().min(512) as usize];
+    file.read_exact_at(0, &mut head).with_path(path)?;
+    let mut out = Info {
+        filename: path.display().to_string(),
+        format: ImageFormat::Raw,
+        virtual_size: 0,
+        actual_size: meta.blocks().saturating_mul(512),
+        qcow2: None,
+        backing_chain: Vec::new(),
+        backing_missing: None,
+        snapshots: Vec::new(),
+        holders: image_holders(path)?.into(),
+        problems: Vec::new(),
+    };
+    if !qcow2::has_magic(&head) {
+        let image = open(path)?;
+        out.format = image.format;
+        out.virtual_size = image.source.size();
+        if image.format == ImageFormat::BlockDevice {
+            out.actual_size = out.virtual_size;
+        }
+        out.problems = image.problems;
+        return Ok(out);
+    }
+    // A backing file that cannot be opened, or a feature vmrescue does not
+    // read (an external data file), does not hide the image's own facts:
+    // read the image alone, or its header alone, and say what is missing.
+    let name = path.display().to_string();
+    let file: Arc<dyn ReadAt> = Arc::new(file);
+    let q = match qcow2::Qcow2::open(path, &qcow2::OpenOptions::default()) {
+        Ok(q) => q,
+        Err(e) => match qcow2::Qcow2::from_source(Arc::clone(&file), &name, None) {
+            Ok(alone) if alone.backing_file().is_some() => {
+                out.problems.push(e.to_string());
+                alone
+            }
+            _ => {
+                let mut first = vec![0u8; file.size().min(MAX_CLUSTER) as usize];
+                file.read_exact_at(0, &mut first).with_path(path)?;
+                let h = qcow2::Header::decode(&first, file.size(), &name)?;
+                out.problems.push(e.to_string());
+                out.format = ImageFormat::Qcow2;
+                out.virtual_size = h.size;
+                out.qcow2 = Some(qcow2_facts(&h));
+                out.backing_missing = h.backing_file.clone();
+                return Ok(out);
+            }
+        },
+    };
+    let h = q.header();
+    out.format = ImageFormat::Qcow2;
+    out.virtual_size = q.size();
+    out.qcow2 = Some(qcow2_facts(h));
+    out.backing_chain = q.backing_chain().to_vec();
+    if out.backing_chain.is_empty() {
+        out.backing_missing = q.backing_file().map(str::to_owned);
+    }
+    out.snapshots = q.snapshots().to_vec();
+    if let Some(e) = q.snapshot_table_error() {
+        out.problems.push(format!("snapshot table: {e}"));
+    }
+    out.problems.extend(q.problems());
+    Ok(out)
+}
+
+/// The largest qcow2 cluster (2 MiB): the header and its extensions lie
+/// within the first cluster.
+const MAX_CLUSTER: u64 = 2 << 20;
+
+fn qcow2_facts(h: &qcow2::Header) -> Qcow2Facts {
+    Qcow2Facts {
+        version: h.version,
+        compat: if h.version == 2 { "0.10" } else { "1.1" },
+        cluster_size: h.cluster_size(),
+        compression_type: h.compression_type.name(),
+        refcount_bits: 1u64.checked_shl(h.refcount_order).unwrap_or(0),
+        lazy_refcounts: h.compatible_features & 1 != 0,
+        corrupt: h.incompatible_features & incompatible::CORRUPT != 0,
+        extended_l2: h.extended_l2(),
+        data_file: h.external_data_file.clone(),
+        backing_format: h.backing_format.clone(),
+        bitmaps: h.has_bitmaps,
+    }
+}
