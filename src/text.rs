@@ -90,8 +90,48 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Whether two names are the same without case, as Windows compares them
+/// (NTFS's `$UpCase` table, registry key and value names): one character
+/// for one, so a character whose upper case is several (`ß`) stays itself.
+/// Names that are not UTF-8 compare only ASCII letters without case.
+pub fn same_without_case(a: &[u8], b: &[u8]) -> bool {
+    fn up(c: char) -> char {
+        let mut u = c.to_uppercase();
+        match (u.next(), u.next()) {
+            (Some(one), None) => one,
+            _ => c,
+        }
+    }
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
+        (Ok(a), Ok(b)) => a.chars().map(up).eq(b.chars().map(up)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::same_without_case;
+
+    #[test]
+    fn names_without_case_as_windows_compares_them() {
+        assert!(same_without_case(b"System32", b"SYSTEM32"));
+        assert!(same_without_case(
+            "Größe.txt".as_bytes(),
+            "GRößE.TXT".as_bytes()
+        ));
+        assert!(same_without_case(
+            "ünïcødé".as_bytes(),
+            "ÜNÏCØDÉ".as_bytes()
+        ));
+        // One character for one: ß is not SS.
+        assert!(!same_without_case("ß".as_bytes(), b"SS"));
+        assert!(!same_without_case(b"abc", b"abd"));
+        assert!(same_without_case(b"caf\xe9", b"CAF\xe9"));
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,9 @@
 //!   mark everything, copy to a temp dir, quit; the copy is compared with
 //!   what `debugfs rdump` takes out of the same filesystem, and the terminal
 //!   must be restored (alternate screen left, cursor shown, echo back on).
+//! * A Windows guest image (`windows.sh`): drive letters at the top of the
+//!   guest's tree, `C:/Users/Administrator/Documents` copied out and
+//!   compared with what ntfs-3g reads.
 //! * The same flow on an in-memory story guest run as a child in the pty
 //!   (this test binary is its own child), and SIGTERM and panics restore the
 //!   terminal.
@@ -245,6 +248,25 @@ fn open_by_filter(pty: &mut Pty, name: &str, path_after: &str) {
     pty.wait_listed(path_after);
 }
 
+/// F5 copies what is marked to the default destination (the dialog shows
+/// each of `shown` first), the copy finishes with nothing skipped, quit:
+/// the terminal is restored.
+fn copy_marked_and_quit(pty: &mut Pty, shown: &[&str]) {
+    pty.send("\x1b[15~");
+    pty.wait_for("Copy out of the image");
+    for s in shown {
+        pty.wait_for(s);
+    }
+    pty.send(ENTER);
+    pty.wait_for("Copy finished");
+    pty.wait_for("Nothing was skipped and nothing failed.");
+    pty.send(ESC);
+    pty.send("q");
+    let st = pty.wait_exit();
+    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
+    pty.assert_restored();
+}
+
 /// From the guest root: go to `/var/lib/mysql` by typing filters, mark
 /// `ib_logfile0` and `ibdata1`, copy them with F5 to the default destination
 /// (under the current directory), quit; returns the destination folder.
@@ -262,18 +284,7 @@ fn copy_flow(pty: &mut Pty, dir: &Path) -> PathBuf {
     pty.send(" ");
     pty.wait_for("marked 2 (10.0 MiB)");
     // F5 copies them to the default destination under the current directory.
-    pty.send("\x1b[15~");
-    pty.wait_for("Copy out of the image");
-    pty.wait_for("./rescued/vm-108-disk-1/");
-    pty.wait_for("2 files (10.0 MiB)");
-    pty.send(ENTER);
-    pty.wait_for("Copy finished");
-    pty.wait_for("Nothing was skipped and nothing failed.");
-    pty.send(ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    copy_marked_and_quit(pty, &["./rescued/vm-108-disk-1/", "2 files (10.0 MiB)"]);
     dir.join("rescued/vm-108-disk-1")
 }
 
@@ -309,17 +320,7 @@ fn demo_copy_out_of_var_lib_mysql() {
     pty.wait_for("ibdata1");
     pty.send("a");
     pty.wait_for("marked 6");
-    pty.send("\x1b[15~");
-    pty.wait_for("Copy out of the image");
-    pty.wait_for("./rescued/vm-108-disk-1/");
-    pty.send(ENTER);
-    pty.wait_for("Copy finished");
-    pty.wait_for("Nothing was skipped and nothing failed.");
-    pty.send(ESC);
-    pty.send("q");
-    let st = pty.wait_exit();
-    assert!(matches!(st, WaitStatus::Exited(_, 0)), "{st:?}");
-    pty.assert_restored();
+    copy_marked_and_quit(&mut pty, &["./rescued/vm-108-disk-1/"]);
     let out = dir.path().join("rescued/vm-108-disk-1");
 
     // The reference: debugfs rdump of /var/lib/mysql from lv_root of the demo
@@ -339,6 +340,43 @@ fn demo_copy_out_of_var_lib_mysql() {
         "ibdata1 lost its holes: {} blocks",
         m.blocks()
     );
+}
+
+/// A Windows guest (`windows.sh`): the guest's tree has its drive letters
+/// at the top; type filters down to `C:\\Users\\Administrator\\Documents`,
+/// `a` marks everything there, F5 copies it, quit. The copy must hold the
+/// bytes ntfs-3g reads (`windows-c.sha256`).
+fn windows_copy_out_of_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::fixture("windows");
+    let mut pty = Pty::spawn(&bin(), &[image.to_str().unwrap()], &[], dir.path());
+    pty.wait_listed("guest:/ ");
+    pty.wait_for("C:");
+    pty.wait_for("D:");
+    open_by_filter(&mut pty, "C:", "guest:/C: ");
+    open_by_filter(&mut pty, "Users", "guest:/C:/Users ");
+    open_by_filter(&mut pty, "Administrator", "guest:/C:/Users/Administrator ");
+    open_by_filter(
+        &mut pty,
+        "Documents",
+        "guest:/C:/Users/Administrator/Documents ",
+    );
+    pty.wait_for("notes.txt");
+    pty.send("a");
+    pty.wait_for("marked 2");
+    copy_marked_and_quit(&mut pty, &["./rescued/windows/"]);
+    let out = dir.path().join("rescued/windows");
+    let sums = std::fs::read_to_string(common::fixture_file("windows-c.sha256")).unwrap();
+    let mut checked = 0;
+    for line in sums.lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        let Some(rest) = path.strip_prefix("/Users/Administrator/Documents/") else {
+            continue;
+        };
+        assert_eq!(image_support::sha256_file(&out.join(rest)), sum, "{rest}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
 }
 
 fn sigterm_restores_the_terminal() {
@@ -418,6 +456,7 @@ fn main() {
             "demo_copy_out_of_var_lib_mysql",
             demo_copy_out_of_var_lib_mysql,
         ),
+        ("windows_copy_out_of_users", windows_copy_out_of_users),
         (
             "sigterm_restores_the_terminal",
             sigterm_restores_the_terminal,

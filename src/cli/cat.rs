@@ -56,6 +56,7 @@ pub(super) fn run(args: &CatArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    let paths: Vec<OsString> = paths.iter().map(|p| guest.guest_path(p)).collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut code = if guest.damaged {

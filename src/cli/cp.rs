@@ -95,6 +95,7 @@ pub(super) fn run(args: &CpArgs) -> u8 {
             return exit::ERROR;
         }
     };
+    let paths: Vec<OsString> = paths.iter().map(|p| guest.guest_path(p)).collect();
     let mut problems = guest.damaged;
     let mut sources = Vec::new();
     // Mountpoints inside what is copied whose volume cannot be read here.

@@ -192,19 +192,29 @@ fn render(r: &Report, volume: &str, how: &Commands) -> String {
             out.push_str(&format!("  {}  {}\n", h.when, h.what));
         }
     }
-    if !r.recent.is_empty() {
+    // A Windows guest's paths as Windows writes them (`C:\\Windows`).
+    let shown = |p: &[u8]| match r.windows {
+        Some(_) => vmrescue::guest::drive_display(p).unwrap_or_else(|| escape(p)),
+        None => escape(p),
+    };
+    if let Some(dir) = r.windows.as_deref().filter(|_| !r.recent.is_empty()) {
+        out.push_str(&format!(
+            "\nFiles under {} written or installed last (the newer of modification and creation time):\n",
+            shown(dir)
+        ));
+    } else if !r.recent.is_empty() {
         out.push_str(
             "\nMost recently changed files (by inode change time; * a finding points at it):\n",
         );
-        for c in &r.recent {
-            out.push_str(&format!(
-                "{} {}  {} {}\n",
-                if c.pointed { '*' } else { ' ' },
-                format_time(c.ctime.sec),
-                c.file_type.ls_char(),
-                escape(&c.path)
-            ));
-        }
+    }
+    for c in &r.recent {
+        out.push_str(&format!(
+            "{} {}  {} {}\n",
+            if c.pointed { '*' } else { ' ' },
+            format_time(c.ctime.sec),
+            c.file_type.ls_char(),
+            shown(&c.path)
+        ));
     }
     out
 }
@@ -268,6 +278,9 @@ fn to_json(r: &Report, volume: &str, guest: bool, how: &Commands) -> String {
         "checked": checked,
         "history": history,
         "recent": recent,
+        // On a Windows guest, `recent` is by the newer of mtime and
+        // creation time, under this folder.
+        "windows_system32": r.windows.as_deref().map(escape),
     }))
     .unwrap_or_default()
 }

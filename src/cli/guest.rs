@@ -60,6 +60,17 @@ pub(super) struct Guest {
 }
 
 impl Guest {
+    /// A guest path as the user wrote it, in the tree's spelling: on a
+    /// Windows guest, `C:\\Users` is `/C:/Users`
+    /// ([`vmrescue::guest::Namespace::guest_path`]).
+    pub(super) fn guest_path(&self, p: &std::ffi::OsStr) -> OsString {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        match &self.namespace {
+            Some(ns) => OsString::from_vec(ns.guest_path(p.as_bytes())),
+            None => p.to_os_string(),
+        }
+    }
+
     /// Report the problems the filesystem found after it was opened (while
     /// reading directories and files); whether it found any at all, which
     /// makes the command's exit code at least 1.

@@ -112,7 +112,10 @@ pub(super) fn run(args: &LsArgs) -> u8 {
     let paths: Vec<Vec<u8>> = if paths.is_empty() {
         vec![b"/".to_vec()]
     } else {
-        paths.iter().map(|p| p.as_bytes().to_vec()).collect()
+        paths
+            .iter()
+            .map(|p| guest.guest_path(p).as_bytes().to_vec())
+            .collect()
     };
     // What lies at another volume's mountpoint here is not what the guest
     // shows there (an empty directory, at most): say where to look. In the

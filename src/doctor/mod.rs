@@ -126,6 +126,8 @@ pub enum Check {
     Accounts,
     /// [`notes`]: SELinux, read-only root.
     Notes,
+    /// A Windows guest: what was looked at instead of the Linux checks.
+    Windows,
 }
 
 impl Check {
@@ -139,6 +141,7 @@ impl Check {
             Check::Space => "space",
             Check::Accounts => "accounts",
             Check::Notes => "notes",
+            Check::Windows => "windows",
         }
     }
 }
@@ -213,6 +216,9 @@ pub struct Report {
     pub recent: Vec<RecentChange>,
     /// The package manager's last transactions, newest last.
     pub history: Vec<PackageEvent>,
+    /// On a Windows guest: the guest path whose files `recent` lists
+    /// (`/C:/Windows/System32`), by the newer of mtime and creation time.
+    pub windows: Option<Vec<u8>>,
 }
 
 impl Report {
@@ -224,6 +230,9 @@ impl Report {
 
 /// Run every check on the guest.
 pub fn examine(ctx: &Context<'_>) -> Report {
+    if ctx.namespace.is_some_and(|ns| ns.is_windows()) {
+        return examine_windows(ctx);
+    }
     let mut findings = Vec::new();
     let checked = vec![
         closure::check(ctx, &mut findings),
@@ -241,6 +250,54 @@ pub fn examine(ctx: &Context<'_>) -> Report {
         history: history::last_transactions(ctx.fs, history::HISTORY_COUNT),
         findings,
         checked,
+        windows: None,
+    }
+}
+
+/// A Windows guest: the Linux checks (ELF linking, symlinks, fstab, boot
+/// loader, accounts) do not apply; space does. As a start, the files under
+/// `Windows\System32` written or installed last (drivers, DLLs).
+fn examine_windows(ctx: &Context<'_>) -> Report {
+    let mut findings = Vec::new();
+    let space = space::check(ctx, &mut findings);
+    rank(&mut findings);
+    let system32 = ctx
+        .fs
+        .read_dir(ctx.fs.root())
+        .ok()
+        .into_iter()
+        .flatten()
+        .map(|e| [b"/".as_slice(), &e.name, b"/Windows/System32"].concat())
+        .find(|p| {
+            crate::fs::path::resolve(ctx.fs, p, true)
+                .and_then(|r| ctx.fs.metadata(r.node))
+                .is_ok_and(|m| m.file_type == crate::fs::FileType::Directory)
+        });
+    let recent = system32
+        .as_deref()
+        .map(|p| recent::windows_changes(ctx.fs, p, recent::RECENT_COUNT))
+        .unwrap_or_default();
+    let looked = match &system32 {
+        Some(p) => format!(
+            "a Windows guest: the Linux checks do not apply; the {} files written or installed last under {} are listed",
+            recent.len(),
+            crate::text::escape(p)
+        ),
+        None => "a Windows guest: the Linux checks do not apply; no Windows\\System32 folder found"
+            .into(),
+    };
+    Report {
+        findings,
+        checked: vec![
+            Checked {
+                check: Check::Windows,
+                summary: looked,
+            },
+            space,
+        ],
+        recent,
+        history: Vec::new(),
+        windows: system32,
     }
 }
 

@@ -31,7 +31,8 @@ const MAX_DEPTH: usize = 32;
 pub struct RecentChange {
     /// Its path.
     pub path: Vec<u8>,
-    /// When its inode last changed.
+    /// When its inode last changed (on a Windows guest, the newer of its
+    /// modification and creation times: [`windows_changes`]).
     pub ctime: Timestamp,
     /// What it is.
     pub file_type: FileType,
@@ -42,12 +43,36 @@ pub struct RecentChange {
 /// The `count` most recently changed nodes (by ctime) under the usual system
 /// trees; those among them that a finding points at (`pointed`) come first.
 pub fn recent_changes(fs: &dyn FsView, count: usize, pointed: &[Vec<u8>]) -> Vec<RecentChange> {
+    let trees: Vec<&[u8]> = RECENT_TREES.iter().map(|t| t.as_bytes()).collect();
+    newest_under(fs, &trees, count, pointed, &|m| Some(m.ctime))
+}
+
+/// On a Windows guest: the `count` files under `system32` (the guest path
+/// of `Windows\System32`: drivers, DLLs) written or installed last, by the
+/// newer of their modification and creation times (Windows keeps a file's
+/// modification time when it installs it, and gives it a new creation
+/// time). Listed in [`RecentChange::ctime`].
+pub fn windows_changes(fs: &dyn FsView, system32: &[u8], count: usize) -> Vec<RecentChange> {
+    newest_under(fs, &[system32], count, &[], &|m| {
+        (m.file_type == FileType::Regular).then(|| m.crtime.map_or(m.mtime, |c| c.max(m.mtime)))
+    })
+}
+
+/// The `count` newest nodes under `trees` by `time` (none: not listed);
+/// those among them that a finding points at (`pointed`) come first.
+fn newest_under(
+    fs: &dyn FsView,
+    trees: &[&[u8]],
+    count: usize,
+    pointed: &[Vec<u8>],
+    time: &dyn Fn(&crate::fs::Metadata) -> Option<Timestamp>,
+) -> Vec<RecentChange> {
     let mut heap: BinaryHeap<Reverse<(Timestamp, Vec<u8>, u8)>> = BinaryHeap::new();
     let mut seen_dirs: HashSet<NodeId> = HashSet::new();
     let mut visited = 0usize;
     let mut stack: Vec<(Vec<u8>, NodeId, usize)> = Vec::new();
-    for t in RECENT_TREES {
-        if let Ok(r) = path::resolve(fs, t.as_bytes(), true)
+    for t in trees {
+        if let Ok(r) = path::resolve(fs, t, true)
             && seen_dirs.insert(r.node)
         {
             stack.push((r.path, r.node, 0));
@@ -80,8 +105,9 @@ pub fn recent_changes(fs: &dyn FsView, count: usize, pointed: &[Vec<u8>]) -> Vec
                 }
                 continue;
             }
+            let Some(t) = time(&m) else { continue };
             let kind = kinds.iter().position(|k| *k == m.file_type).unwrap_or(7) as u8;
-            heap.push(Reverse((m.ctime, p, kind)));
+            heap.push(Reverse((t, p, kind)));
             if heap.len() > count {
                 heap.pop();
             }

@@ -110,6 +110,8 @@ pub struct Mount {
 pub struct Namespace {
     fs: Arc<GuestFs>,
     mounts: Vec<Mount>,
+    /// A Windows guest: drive letters at the top (`/C:`, `/D:`).
+    windows: bool,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -170,6 +172,13 @@ impl Namespace {
             r.map_err(Error::Invalid)
         };
         let open: &dyn Fn(VolumeId) -> Result<Arc<dyn FsView>> = &open_once;
+        if let Some(w) = layout
+            .volumes
+            .get(root.0)
+            .and_then(|v| v.guest.windows.as_ref())
+        {
+            return windows(layout, root, w, open, &name_of);
+        }
         let (root_fs, root_state) = match open(root) {
             Ok(fs) => (fs, MountState::Mounted),
             Err(e) => (
@@ -235,7 +244,62 @@ impl Namespace {
         Namespace {
             fs: Arc::new(tree),
             mounts,
+            windows: false,
         }
+    }
+
+    /// Whether this is a Windows guest, its drive letters at the top.
+    pub fn is_windows(&self) -> bool {
+        self.windows
+    }
+
+    /// Guest path `p` as this namespace spells it: on a Windows guest, a
+    /// drive path (`C:\Users\Administrator`, `c:/users`, `D:`) becomes
+    /// `/C:/Users/Administrator`, its names looked up without case as
+    /// Windows does; anything else is unchanged.
+    pub fn guest_path(&self, p: &[u8]) -> Vec<u8> {
+        match drive_path(p).filter(|_| self.windows) {
+            Some(tree) => self.stored_case(&tree),
+            None => p.to_vec(),
+        }
+    }
+
+    /// Path `p` of the merged tree with each name as the directory stores
+    /// it, matched without case as Windows does (`/C:/users` →
+    /// `/C:/Users`): a name stored as given wins. From the first name not
+    /// found, or that is not a plain directory name (`.`, `..`, a file, a
+    /// link), the rest is kept as given.
+    fn stored_case(&self, p: &[u8]) -> Vec<u8> {
+        let fs = &*self.fs;
+        let mut node = Some(fs.root());
+        let mut out = Vec::with_capacity(p.len());
+        for name in components(p) {
+            let found = node
+                .filter(|_| name != b"." && name != b"..")
+                .and_then(|dir| match fs.lookup(dir, name) {
+                    Ok(Some(n)) => Some((name.to_vec(), n)),
+                    _ => fs.read_dir(dir).ok()?.into_iter().find_map(|e| {
+                        crate::text::same_without_case(&e.name, name).then_some((e.name, e.node))
+                    }),
+                });
+            out.push(b'/');
+            node = match found {
+                Some((stored, n)) => {
+                    out.extend_from_slice(&stored);
+                    fs.metadata(n)
+                        .is_ok_and(|m| m.file_type == FileType::Directory)
+                        .then_some(n)
+                }
+                None => {
+                    out.extend_from_slice(name);
+                    None
+                }
+            };
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        out
     }
 
     /// What the mount table says about entries that are not mounted as
@@ -367,6 +431,152 @@ impl Namespace {
             })
             .collect()
     }
+}
+
+/// A Windows guest: a made-up root holding its drive letters (`/C:`,
+/// `/D:`), each the volume `MountedDevices` names; the system volume `root`
+/// is `C:` when no letter names it. A letter whose partition is not on
+/// these disks, or that names no partition (a CD-ROM), is an empty folder
+/// with the reason.
+fn windows(
+    layout: &Layout,
+    root: VolumeId,
+    w: &crate::layers::windows::WindowsGuest,
+    open: &dyn Fn(VolumeId) -> Result<Arc<dyn FsView>>,
+    name_of: &dyn Fn(VolumeId) -> String,
+) -> Namespace {
+    let top = empty_dir("drive letters", 0o755, None);
+    let top_root = top.root();
+    let mut tree = GuestFs::new(Layer {
+        fs: top,
+        root: top_root,
+        mount: 0,
+        dev: 1,
+        volume: None,
+        name: "drive letters".into(),
+        subvolume: None,
+    });
+    let mut mounts = vec![Mount {
+        mountpoint: b"/".to_vec(),
+        spec: "MountedDevices".into(),
+        fstype: "drive letters".into(),
+        options: String::new(),
+        volume: None,
+        guessed: false,
+        state: MountState::Virtual,
+        dev: 1,
+    }];
+    let mut drives: Vec<(char, String, Option<VolumeId>, bool)> = w
+        .drives
+        .iter()
+        .map(|d| (d.letter, d.target.clone(), d.volume, d.missing))
+        .collect();
+    if w.letter_of(root).is_none() && !drives.iter().any(|d| d.0 == 'C') {
+        drives.push(('C', "the system volume".into(), Some(root), false));
+        drives.sort_by_key(|d| d.0);
+    }
+    for (letter, target, volume, missing) in drives {
+        let index = mounts.len();
+        let dev = index as u64 + 1;
+        let mountpoint = format!("/{letter}:").into_bytes();
+        let fstype = volume.map_or_else(String::new, |v| {
+            layout
+                .volumes
+                .get(v.0)
+                .map_or_else(String::new, |v| v.content.kind.name().to_string())
+        });
+        let mut m = Mount {
+            mountpoint: mountpoint.clone(),
+            spec: target.clone(),
+            fstype,
+            options: String::new(),
+            volume,
+            guessed: false,
+            state: MountState::Mounted,
+            dev,
+        };
+        let shown = match volume.map(|v| (v, open(v))) {
+            Some((v, Ok(fs))) => layer(fs, index, dev, Some(v), name_of(v)),
+            Some((_, Err(e))) => {
+                m.state = MountState::Unreadable(e.to_string());
+                layer(
+                    empty_dir("unreadable", 0o755, None),
+                    index,
+                    dev,
+                    None,
+                    String::new(),
+                )
+            }
+            None => {
+                m.state = MountState::Missing(if missing {
+                    "this partition is not on these disks".into()
+                } else {
+                    "a device of the running guest (a CD-ROM, removable media), not a disk partition"
+                        .into()
+                });
+                layer(
+                    empty_dir("missing", 0o755, None),
+                    index,
+                    dev,
+                    None,
+                    String::new(),
+                )
+            }
+        };
+        if (missing || matches!(m.state, MountState::Unreadable(_)))
+            && let Some(why) = m.state.reason()
+        {
+            tree.notes
+                .push(format!("drive {letter}: ({target}) not mounted: {why}"));
+        }
+        let node = tree.push_layer(shown);
+        let info = (tree.layers.len() - 1, b"/".to_vec());
+        if let Err(why) = attach(&mut tree, &mountpoint, node, index, dev) {
+            m.state = MountState::Failed(why);
+        } else {
+            tree.roots.insert(node, info);
+        }
+        mounts.push(m);
+    }
+    Namespace {
+        fs: Arc::new(tree),
+        mounts,
+        windows: true,
+    }
+}
+
+/// A Windows drive path (`C:\Users`, `c:/Users/`, `D:`) as the path of
+/// the merged tree (`/C:/Users`): the letter in upper case, `\` and `/`
+/// both separators, the names as given ([`Namespace::guest_path`] then
+/// finds them without case).
+/// `None` for anything that does not start with a letter and a colon.
+pub fn drive_path(p: &[u8]) -> Option<Vec<u8>> {
+    let (&letter, rest) = p.split_first()?;
+    let rest = rest.strip_prefix(b":")?;
+    if !letter.is_ascii_alphabetic() || rest.first().is_some_and(|&c| c != b'\\' && c != b'/') {
+        return None;
+    }
+    let mut out = vec![b'/', letter.to_ascii_uppercase(), b':'];
+    for name in rest
+        .split(|&c| c == b'\\' || c == b'/')
+        .filter(|n| !n.is_empty())
+    {
+        out.push(b'/');
+        out.extend_from_slice(name);
+    }
+    Some(out)
+}
+
+/// A path of a Windows guest's merged tree (`/C:/Users/x`) as Windows
+/// writes it (`C:\\Users\\x`), each name escaped; `None` for a path
+/// not on a drive.
+pub fn drive_display(p: &[u8]) -> Option<String> {
+    let mut names = p.strip_prefix(b"/")?.split(|&c| c == b'/');
+    let drive = names
+        .next()
+        .filter(|d| d.len() == 2 && d.get(1) == Some(&b':'))?;
+    let rest: Vec<String> = names.filter(|n| !n.is_empty()).map(escape).collect();
+    Some(format!("{}\\{}", escape(drive), rest.join("\\")))
 }
 
 /// Mount fstab entry `entry` (index `index` of the table) on `tree`.

@@ -59,6 +59,13 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
             out.subvolumes.push((id, subs));
         }
         label_pve_guests(layout, id, &*fs, &mut out);
+        if fs.subvolumes().is_none()
+            && read_file(&*fs, b"/etc/fstab").is_none()
+            && super::windows::is_system_volume(&*fs)
+        {
+            inspect_windows(layout, id, &*fs, &mut out);
+            continue;
+        }
         // A btrfs guest whose root is a subvolume that is not the default
         // one (the top level is: Fedora's and openSUSE's layouts): the
         // root as its kernel mounts it.
@@ -130,6 +137,31 @@ pub fn inspect(layout: &Layout, open: &Opener<'_>) -> Inspection {
         }
     }
     out
+}
+
+/// A Windows system volume: its OS and computer name from the hives, the
+/// drive letters as the other volumes' mountpoints (`D:\\`), and the
+/// hives' problems (a damaged hive, a letter naming a partition that is not
+/// here) among the volume's.
+fn inspect_windows(layout: &Layout, id: VolumeId, fs: &dyn FsView, out: &mut Inspection) {
+    let (w, problems) = super::windows::inspect(layout, id, fs);
+    if let Some((_, _, p)) = out.filesystems.iter_mut().rev().find(|(v, ..)| *v == id) {
+        p.extend(problems);
+    }
+    for d in &w.drives {
+        if let Some(v) = d.volume.filter(|&v| v != id) {
+            set_role(&mut out.roles, v, |r| {
+                r.mountpoint.get_or_insert(format!("{}:\\", d.letter));
+            });
+        }
+    }
+    let letter = w.letter_of(id).unwrap_or('C');
+    set_role(&mut out.roles, id, |r| {
+        r.os = Some(w.os_name());
+        r.hostname = w.computer_name.clone();
+        r.mountpoint = Some(format!("{letter}:\\"));
+        r.windows = Some(w);
+    });
 }
 
 /// pmxcfs's database on a Proxmox host's root filesystem.

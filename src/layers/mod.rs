@@ -20,6 +20,7 @@ pub mod partition;
 pub mod probe;
 pub mod recover;
 pub mod tree;
+pub mod windows;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -263,6 +264,10 @@ pub struct GuestRole {
     /// host whose configuration was read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pve: Option<crate::pve::hostdb::GuestLabel>,
+    /// On a Windows guest's system volume: what its registry hives say
+    /// (product, build, computer name, drive letters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<windows::WindowsGuest>,
 }
 
 /// A volume: a byte range that holds content.
@@ -322,6 +327,19 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// A layout of no disks, before a scan adds them.
+    pub fn empty() -> Layout {
+        Layout {
+            disks: Vec::new(),
+            volumes: Vec::new(),
+            groups: Vec::new(),
+            pvs: Vec::new(),
+            notes: Vec::new(),
+            subvolumes: Vec::new(),
+            subvolume_mounts: Vec::new(),
+        }
+    }
+
     /// Read every disk's container tables again ([`ReadAt::refresh`]: a
     /// qcow2 written since it was opened maps other clusters now), so no
     /// stale L1/L2 table is used. The layers found are kept. Returns the
@@ -478,15 +496,7 @@ pub fn scan_with(images: Vec<Image>, options: ScanOptions<'_>) -> Layout {
 /// images ([`scan_with`]) or volumes of another layout
 /// ([`Layout::volume_as_disk`]).
 pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layout {
-    let mut layout = Layout {
-        disks: Vec::new(),
-        volumes: Vec::new(),
-        groups: Vec::new(),
-        pvs: Vec::new(),
-        notes: Vec::new(),
-        subvolumes: Vec::new(),
-        subvolume_mounts: Vec::new(),
-    };
+    let mut layout = Layout::empty();
     let ids: Vec<DiskId> = sources
         .into_iter()
         .map(|src| add_disk(&mut layout, src, None))

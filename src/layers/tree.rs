@@ -48,6 +48,9 @@ pub struct Node {
     /// the host's configuration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<crate::pve::hostdb::GuestLabel>,
+    /// On a Windows guest's system volume: what its registry hives say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<super::windows::WindowsGuest>,
     /// Whether it can be browsed as a filesystem.
     pub browsable: bool,
     /// Problems found on this node.
@@ -79,6 +82,7 @@ impl Node {
             mountpoint: None,
             os: None,
             guest: None,
+            windows: None,
             browsable: false,
             problems: Vec::new(),
             notes: Vec::new(),
@@ -107,6 +111,7 @@ impl Node {
         self.mountpoint = v.guest.mountpoint.clone();
         self.os = v.guest.os.clone();
         self.guest = v.guest.pve.clone();
+        self.windows = v.guest.windows.clone();
         self.browsable = v.is_filesystem();
         self.problems.extend(v.problems.iter().cloned());
         self.notes.extend(v.notes.iter().cloned());
@@ -661,6 +666,10 @@ fn walk(
             mount.push_str("  ");
         }
         mount.push_str(&format!("guest root: {}", escape_str(os)));
+        // A Windows guest by its computer name, as Windows shows it.
+        if let Some(name) = n.windows.as_ref().and_then(|w| w.computer_name.as_ref()) {
+            mount.push_str(&format!(" — {}", escape_str(name)));
+        }
     }
     if !n.problems.is_empty() {
         if !mount.is_empty() {

@@ -230,8 +230,9 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         .filter(|o| layout.holder(o.id) == holder)
         .filter_map(|o| {
             let at = o.guest.mountpoint.as_deref()?;
-            at.starts_with('/')
-                .then(|| (at.to_string(), o.name.clone()))
+            // A Windows guest's drive letters (`C:\`) are its mountpoints.
+            let drive = at.len() == 3 && at.ends_with(":\\");
+            (at.starts_with('/') || drive).then(|| (at.to_string(), o.name.clone()))
         })
         .collect();
     mounts.sort();
@@ -256,6 +257,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         mountpoint: None,
         os: label.map(|_| os.clone()),
         guest: None,
+        windows: None,
         browsable: true,
         problems: Vec::new(),
         notes,

@@ -640,6 +640,8 @@ pub const DOCTOR_SCANNING: &str =
 pub const DOCTOR_NEEDS_FS: &str = "! examines a guest filesystem: open a volume first";
 /// Footer of the doctor view.
 pub const FOOTER_DOCTOR: &str = "↑↓ choose  Enter go to the file  r repair  v view  Esc close";
+/// Above the recent changes of a Windows guest.
+pub const DOCTOR_RECENT_WINDOWS: &str = "Files under Windows\\System32 written or installed last (the newer of modification and creation time):";
 /// Above the recent changes.
 pub const DOCTOR_RECENT: &str =
     "Most recently changed files (inode change time; * a finding points at it, then newest first):";

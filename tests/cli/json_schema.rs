@@ -186,6 +186,9 @@ fn every_command_prints_what_docs_json_md_says() {
             &f("md-r5-degraded-d1"),
         ],
     );
+    // A Windows guest: what its hives say, its drive letters; doctor on it.
+    check_doc(&s, "layers", &["layers", "--json", &f("windows")]);
+    check_doc(&s, "doctor", &["doctor", "--json", &f("windows")]);
     check_doc(&s, "doctor", &["doctor", "--json", "--demo"]);
     check_doc(
         &s,

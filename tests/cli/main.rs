@@ -43,3 +43,4 @@ mod pve;
 mod pve_in_use;
 mod relink;
 mod relink_xfs;
+mod windows;

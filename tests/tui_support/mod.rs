@@ -744,6 +744,7 @@ pub fn story_layout(image: &Path) -> Layout {
                 os: os.map(str::to_string),
                 hostname: None,
                 pve: None,
+                windows: None,
             },
             problems: Vec::new(),
             notes: Vec::new(),

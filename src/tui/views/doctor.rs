@@ -65,7 +65,12 @@ pub fn doctor_lines(d: &DoctorView) -> (Vec<Line<'static>>, Option<usize>) {
     }
     if !report.recent.is_empty() {
         lines.push(Line::from(""));
-        lines.push(Line::styled(s::DOCTOR_RECENT, style::key()));
+        let title = if report.windows.is_some() {
+            s::DOCTOR_RECENT_WINDOWS
+        } else {
+            s::DOCTOR_RECENT
+        };
+        lines.push(Line::styled(title, style::key()));
         for c in &report.recent {
             lines.push(plain(&format!(
                 "{} {}  {} {}",
