@@ -187,12 +187,13 @@ fn zstd(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-thread_local! {
-    /// One zstd decompression context per thread, reused from extent to
-    /// extent (making one costs more than decompressing a small extent).
-    static ZSTD_DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
+/// zstd decompression contexts kept for reuse, from extent to extent and
+/// from thread to thread (making one costs more than decompressing a small
+/// extent, and the threads that decompress ahead come and go).
+static ZSTD_DCTXS: std::sync::Mutex<Vec<zstd::zstd_safe::DCtx<'static>>> =
+    std::sync::Mutex::new(Vec::new());
+/// Most contexts kept (one per thread that decompresses at a time).
+const ZSTD_DCTXS_KEPT: usize = 8;
 
 /// The fast path: the frame (padding after it cut off) decompressed in one
 /// call into a buffer of `out_len` bytes with a reused context. `None`
@@ -205,17 +206,18 @@ fn zstd_whole(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
     if !zstd_window_fits(frame) {
         return None;
     }
+    let kept = ZSTD_DCTXS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut dctx = kept.or_else(zstd::zstd_safe::DCtx::try_create)?;
+    // A frame that failed leaves the context mid-way: reset it.
+    let _ = dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
     let mut out = Vec::with_capacity(out_len);
-    ZSTD_DCTX.with(|cell| {
-        let mut cell = cell.try_borrow_mut().ok()?;
-        let dctx = match &mut *cell {
-            Some(d) => d,
-            slot => slot.insert(zstd::zstd_safe::DCtx::try_create()?),
-        };
-        // A frame that failed leaves the context mid-way: reset it.
-        let _ = dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
-        dctx.decompress(&mut out, frame).ok()
-    })?;
+    let done = dctx.decompress(&mut out, frame);
+    let mut pool = ZSTD_DCTXS.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < ZSTD_DCTXS_KEPT {
+        pool.push(dctx);
+    }
+    drop(pool);
+    done.ok()?;
     Some(out)
 }
 
@@ -277,7 +279,8 @@ fn lzo(input: &[u8], out_len: usize, sector_size: u32) -> Result<Vec<u8>> {
     }
     // The most a segment of one sector compresses to (LZO1X's worst case).
     let max_segment = sector.saturating_add(sector / 16).saturating_add(64 + 3);
-    let mut out = Vec::with_capacity(out_len);
+    // Room for the last segment's whole sector and the decoder's slack: no reallocation.
+    let mut out = Vec::with_capacity(out_len.saturating_add(sector).saturating_add(LZO_SLACK));
     let mut pos = LZO_LEN;
     // Every segment is at least a header long: the loop ends.
     while pos < total && out.len() < out_len {
@@ -372,7 +375,16 @@ struct Lzo1x<'a> {
     room: usize,
 }
 
+/// An LZO1X error at `at` (out of line: the decoder's hot paths stay small).
+#[cold]
+#[inline(never)]
+fn lzo_fail(at: usize, why: std::fmt::Arguments<'_>) -> LzoError {
+    (at, why.to_string())
+}
+
 impl Lzo1x<'_> {
+    #[cold]
+    #[inline(never)]
     fn cut(&self) -> LzoError {
         (
             self.ip,
@@ -380,6 +392,7 @@ impl Lzo1x<'_> {
         )
     }
 
+    #[inline]
     fn byte(&mut self) -> std::result::Result<usize, LzoError> {
         let b = *self.src.get(self.ip).ok_or_else(|| self.cut())?;
         self.ip = self.ip.saturating_add(1);
@@ -387,6 +400,7 @@ impl Lzo1x<'_> {
     }
 
     /// A 16-bit little-endian distance field.
+    #[inline]
     fn le16(&mut self) -> std::result::Result<usize, LzoError> {
         let end = self.ip.saturating_add(2);
         let b = self
@@ -415,19 +429,20 @@ impl Lzo1x<'_> {
     }
 
     /// Copy `n` literal bytes from the input.
+    #[inline]
     fn literals(&mut self, n: usize) -> std::result::Result<(), LzoError> {
         let end = self.op.saturating_add(n);
         if end > self.room {
-            return Err((
+            return Err(lzo_fail(
                 self.ip,
-                format!("{n} literal bytes overrun the {}-byte output", self.room),
+                format_args!("{n} literal bytes overrun the {}-byte output", self.room),
             ));
         }
         let src_end = self.ip.saturating_add(n);
         if src_end > self.src.len() {
-            return Err((
+            return Err(lzo_fail(
                 self.ip,
-                format!("{n} literal bytes run past the end of the segment"),
+                format_args!("{n} literal bytes run past the end of the segment"),
             ));
         }
         // Short runs (most of them: the 0-3 after a match) as one 16-byte
@@ -462,12 +477,13 @@ impl Lzo1x<'_> {
 
     /// Copy a `len`-byte match from `dist` bytes back; `at` is where its
     /// instruction starts (for errors).
+    #[inline]
     fn copy(&mut self, at: usize, dist: usize, len: usize) -> std::result::Result<(), LzoError> {
         // Segments are compressed one by one: a match stays inside its own.
         if dist == 0 || dist > self.op {
-            return Err((
+            return Err(lzo_fail(
                 at,
-                format!(
+                format_args!(
                     "match distance {dist} reaches before the segment's output ({} bytes)",
                     self.op
                 ),
@@ -475,9 +491,9 @@ impl Lzo1x<'_> {
         }
         let end = self.op.saturating_add(len);
         if end > self.room {
-            return Err((
+            return Err(lzo_fail(
                 at,
-                format!("a {len}-byte match overruns the {}-byte output", self.room),
+                format_args!("a {len}-byte match overruns the {}-byte output", self.room),
             ));
         }
         let from = self.op.saturating_sub(dist);
