@@ -382,19 +382,21 @@ fn lzo_fail(at: usize, why: std::fmt::Arguments<'_>) -> LzoError {
     (at, why.to_string())
 }
 
-impl Lzo1x<'_> {
-    #[cold]
-    #[inline(never)]
-    fn cut(&self) -> LzoError {
-        (
-            self.ip,
-            "the stream ends in the middle of an instruction".to_string(),
-        )
-    }
+/// The error of a stream cut off at `at` (a free function: the decoder's
+/// state never leaves registers for it).
+#[cold]
+#[inline(never)]
+fn lzo_cut(at: usize) -> LzoError {
+    (
+        at,
+        "the stream ends in the middle of an instruction".to_string(),
+    )
+}
 
+impl Lzo1x<'_> {
     #[inline]
     fn byte(&mut self) -> std::result::Result<usize, LzoError> {
-        let b = *self.src.get(self.ip).ok_or_else(|| self.cut())?;
+        let b = *self.src.get(self.ip).ok_or_else(|| lzo_cut(self.ip))?;
         self.ip = self.ip.saturating_add(1);
         Ok(usize::from(b))
     }
@@ -407,13 +409,14 @@ impl Lzo1x<'_> {
             .src
             .get(self.ip..end)
             .and_then(|b| <[u8; 2]>::try_from(b).ok())
-            .ok_or_else(|| self.cut())?;
+            .ok_or_else(|| lzo_cut(self.ip))?;
         self.ip = end;
         Ok(usize::from(u16::from_le_bytes(b)))
     }
 
     /// A length with zero-byte extension: `base` plus 255 for each zero
     /// byte plus the next (non-zero) byte.
+    #[inline]
     fn extended(&mut self, base: usize) -> std::result::Result<usize, LzoError> {
         let mut len = base;
         loop {
