@@ -663,7 +663,7 @@ impl CopyJob {
             start,
             last_emit: start,
             current: Vec::new(),
-            buf: Vec::new(),
+            bufs: [Vec::new(), Vec::new()],
             kernel_copy: if self.options.kernel_copy {
                 KernelCopy::CopyFileRange
             } else {
@@ -765,7 +765,9 @@ struct Exec<'a> {
     start: Instant,
     last_emit: Instant,
     current: Vec<u8>,
-    buf: Vec<u8>,
+    /// The read buffer, and the one the next chunk is read into while the
+    /// first is written.
+    bufs: [Vec<u8>; 2],
     kernel_copy: KernelCopy,
     /// Hard-linked nodes already copied → their path relative to the destination.
     links: HashMap<NodeId, Vec<u8>>,
@@ -1525,9 +1527,9 @@ impl Exec<'_> {
         // Asked even when every byte is allocated: preallocated (unwritten)
         // ranges are allocated too, read as zeros, and are left as holes.
         let extents = self.fs.extents(m.node).unwrap_or(whole);
-        let mut buf = std::mem::take(&mut self.buf);
-        let r = self.copy_extents(out, m, &extents, &mut buf);
-        self.buf = buf;
+        let mut bufs = std::mem::take(&mut self.bufs);
+        let r = self.copy_extents(out, m, &extents, &mut bufs);
+        self.bufs = bufs;
         r?;
         // A file ending in a hole gets its size here (the writes did not reach it).
         let data_end = extents
@@ -1548,8 +1550,12 @@ impl Exec<'_> {
         out: &File,
         m: &Metadata,
         extents: &[crate::fs::FileExtent],
-        buf: &mut Vec<u8>,
+        bufs: &mut [Vec<u8>; 2],
     ) -> Result<(), Stop> {
+        // A chunk read on another thread while the one before it was
+        // written: (offset, length asked, what the read returned); its
+        // bytes are in `bufs[1]`.
+        let mut ahead: Option<(u64, usize, crate::error::Result<usize>)> = None;
         for ext in extents {
             if ext.unwritten {
                 continue;
@@ -1570,28 +1576,90 @@ impl Exec<'_> {
                     self.tick();
                     continue;
                 }
-                if buf.is_empty() {
-                    buf.resize(BUFFER, 0);
+                if bufs[0].is_empty() {
+                    bufs[0].resize(BUFFER, 0);
                 }
-                let n = usize::try_from(want).unwrap_or(usize::MAX).min(buf.len());
-                let got = self
-                    .fs
-                    .read_at(m.node, off, &mut buf[..n])
-                    .map_err(|e| Stop::Failed(format!("reading at byte {off}: {e}")))?;
+                let n = usize::try_from(want)
+                    .unwrap_or(usize::MAX)
+                    .min(bufs[0].len());
+                let read = match ahead.take() {
+                    Some((o, k, r)) if o == off && k == n => {
+                        bufs.swap(0, 1);
+                        r
+                    }
+                    _ => self.fs.read_at(m.node, off, &mut bufs[0][..n]),
+                };
+                let got = read.map_err(|e| Stop::Failed(format!("reading at byte {off}: {e}")))?;
                 if got == 0 {
                     return Err(Stop::Failed(format!(
                         "the data ends at byte {off}, before the file's size ({} bytes)",
                         m.size
                     )));
                 }
-                out.write_all_at(&buf[..got], off)
-                    .map_err(|e| Stop::Failed(format!("writing at byte {off}: {e}")))?;
-                off += got as u64;
+                let next = off.saturating_add(got as u64);
+                let written = if next < end && !self.kernel_would_move(m.node, next, end - next) {
+                    let k = usize::try_from(end - next)
+                        .unwrap_or(usize::MAX)
+                        .min(BUFFER);
+                    let (w, r) = self.write_reading_ahead(out, m.node, bufs, got, off, next, k);
+                    ahead = r.map(|r| (next, k, r));
+                    w
+                } else {
+                    out.write_all_at(&bufs[0][..got], off)
+                };
+                written.map_err(|e| Stop::Failed(format!("writing at byte {off}: {e}")))?;
+                off = next;
                 self.bytes_done += got as u64;
                 self.tick();
             }
         }
         Ok(())
+    }
+
+    /// Whether [`Self::kernel_chunk`] would try to move the bytes at `off`
+    /// in the kernel (the filesystem knows where they lie in a host file).
+    fn kernel_would_move(&self, node: NodeId, off: u64, want: u64) -> bool {
+        self.kernel_copy != KernelCopy::Off
+            && self
+                .fs
+                .host_extent(node, off, want.min(KERNEL_CHUNK))
+                .is_some()
+    }
+
+    /// Write `bufs[0][..got]` at `off` while another thread reads the next
+    /// `k` bytes of `node`, at `next`, into `bufs[1]` (decompression and
+    /// the write use both cores). The read's result is `None` when no
+    /// thread could be started (then nothing was read ahead).
+    #[allow(clippy::too_many_arguments)]
+    fn write_reading_ahead(
+        &self,
+        out: &File,
+        node: NodeId,
+        bufs: &mut [Vec<u8>; 2],
+        got: usize,
+        off: u64,
+        next: u64,
+        k: usize,
+    ) -> (std::io::Result<()>, Option<crate::error::Result<usize>>) {
+        let fs = self.fs;
+        let [cur, ahead] = bufs;
+        if ahead.len() < k {
+            ahead.resize(BUFFER.max(k), 0);
+        }
+        let data = cur.get(..got).unwrap_or_default();
+        std::thread::scope(|s| {
+            let reader = std::thread::Builder::new()
+                .name("vmrescue-read-ahead".into())
+                .spawn_scoped(s, || fs.read_at(node, next, &mut ahead[..k]));
+            let w = out.write_all_at(data, off);
+            match reader {
+                Ok(h) => match h.join() {
+                    Ok(r) => (w, Some(r)),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(_) => (w, None),
+            }
+        })
     }
 
     /// Move up to `want` bytes at `off` in the kernel, if the filesystem

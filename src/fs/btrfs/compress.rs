@@ -187,12 +187,13 @@ fn zstd(input: &[u8], out_len: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-thread_local! {
-    /// One zstd decompression context per thread, reused from extent to
-    /// extent (making one costs more than decompressing a small extent).
-    static ZSTD_DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
+/// zstd decompression contexts kept for reuse, from extent to extent and
+/// from thread to thread (making one costs more than decompressing a small
+/// extent, and the threads that decompress ahead come and go).
+static ZSTD_DCTXS: std::sync::Mutex<Vec<zstd::zstd_safe::DCtx<'static>>> =
+    std::sync::Mutex::new(Vec::new());
+/// Most contexts kept (one per thread that decompresses at a time).
+const ZSTD_DCTXS_KEPT: usize = 8;
 
 /// The fast path: the frame (padding after it cut off) decompressed in one
 /// call into a buffer of `out_len` bytes with a reused context. `None`
@@ -205,17 +206,18 @@ fn zstd_whole(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
     if !zstd_window_fits(frame) {
         return None;
     }
+    let kept = ZSTD_DCTXS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut dctx = kept.or_else(zstd::zstd_safe::DCtx::try_create)?;
+    // A frame that failed leaves the context mid-way: reset it.
+    let _ = dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
     let mut out = Vec::with_capacity(out_len);
-    ZSTD_DCTX.with(|cell| {
-        let mut cell = cell.try_borrow_mut().ok()?;
-        let dctx = match &mut *cell {
-            Some(d) => d,
-            slot => slot.insert(zstd::zstd_safe::DCtx::try_create()?),
-        };
-        // A frame that failed leaves the context mid-way: reset it.
-        let _ = dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
-        dctx.decompress(&mut out, frame).ok()
-    })?;
+    let done = dctx.decompress(&mut out, frame);
+    let mut pool = ZSTD_DCTXS.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < ZSTD_DCTXS_KEPT {
+        pool.push(dctx);
+    }
+    drop(pool);
+    done.ok()?;
     Some(out)
 }
 
@@ -277,7 +279,8 @@ fn lzo(input: &[u8], out_len: usize, sector_size: u32) -> Result<Vec<u8>> {
     }
     // The most a segment of one sector compresses to (LZO1X's worst case).
     let max_segment = sector.saturating_add(sector / 16).saturating_add(64 + 3);
-    let mut out = Vec::with_capacity(out_len);
+    // Room for the last segment's whole sector and the decoder's slack: no reallocation.
+    let mut out = Vec::with_capacity(out_len.saturating_add(sector).saturating_add(LZO_SLACK));
     let mut pos = LZO_LEN;
     // Every segment is at least a header long: the loop ends.
     while pos < total && out.len() < out_len {
@@ -326,172 +329,316 @@ fn lzo(input: &[u8], out_len: usize, sector_size: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Bytes past a segment's `room` in the output it is decoded into: short
+/// literal runs and matches are copied 8 or 16 bytes at a time, and what a
+/// copy writes past its end is overwritten by the next one or cut off.
+const LZO_SLACK: usize = 16;
+
+/// An LZO1X error: the position in the segment and what was wrong.
+type LzoError = (usize, String);
+
 /// Decompress the LZO1X stream `src`, appending at most `room` bytes to
 /// `out` (matches reach only into this stream's own output). On error:
-/// the position in `src` and what was wrong.
-fn lzo1x(src: &[u8], out: &mut Vec<u8>, room: usize) -> std::result::Result<(), (usize, String)> {
-    let limit = out.len().saturating_add(room);
+/// the position in `src` and what was wrong (`out` is left as it was).
+fn lzo1x(src: &[u8], out: &mut Vec<u8>, room: usize) -> std::result::Result<(), LzoError> {
     let base = out.len();
-    let mut ip = 0usize;
-    let next = |ip: &mut usize| -> std::result::Result<u8, (usize, String)> {
-        let b = src.get(*ip).copied().ok_or_else(|| {
-            (
-                *ip,
-                "the stream ends in the middle of an instruction".to_string(),
-            )
-        })?;
-        *ip = ip.saturating_add(1);
-        Ok(b)
+    out.resize(base.saturating_add(room).saturating_add(LZO_SLACK), 0);
+    let mut d = Lzo1x {
+        src,
+        ip: 0,
+        dst: out.get_mut(base..).unwrap_or_default(),
+        op: 0,
+        room,
     };
-    // A length with zero-byte extension: `base` plus 255 for each zero byte plus the next byte.
-    let extended = |ip: &mut usize, base: usize| -> std::result::Result<usize, (usize, String)> {
+    let r = d.run();
+    let produced = d.op;
+    match r {
+        Ok(()) => {
+            out.truncate(base.saturating_add(produced));
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(base);
+            Err(e)
+        }
+    }
+}
+
+/// The state of one LZO1X segment's decoding: input position `ip` in
+/// `src`, output position `op` in `dst` (`room` bytes and [`LZO_SLACK`]
+/// more). Every copy is checked once against `room` and the input's end.
+struct Lzo1x<'a> {
+    src: &'a [u8],
+    ip: usize,
+    dst: &'a mut [u8],
+    op: usize,
+    room: usize,
+}
+
+/// An LZO1X error at `at` (out of line: the decoder's hot paths stay small).
+#[cold]
+#[inline(never)]
+fn lzo_fail(at: usize, why: std::fmt::Arguments<'_>) -> LzoError {
+    (at, why.to_string())
+}
+
+/// The error of a stream cut off at `at` (a free function: the decoder's
+/// state never leaves registers for it).
+#[cold]
+#[inline(never)]
+fn lzo_cut(at: usize) -> LzoError {
+    (
+        at,
+        "the stream ends in the middle of an instruction".to_string(),
+    )
+}
+
+impl Lzo1x<'_> {
+    #[inline]
+    fn byte(&mut self) -> std::result::Result<usize, LzoError> {
+        let b = *self.src.get(self.ip).ok_or_else(|| lzo_cut(self.ip))?;
+        self.ip = self.ip.saturating_add(1);
+        Ok(usize::from(b))
+    }
+
+    /// A 16-bit little-endian distance field.
+    #[inline]
+    fn le16(&mut self) -> std::result::Result<usize, LzoError> {
+        let end = self.ip.saturating_add(2);
+        let b = self
+            .src
+            .get(self.ip..end)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .ok_or_else(|| lzo_cut(self.ip))?;
+        self.ip = end;
+        Ok(usize::from(u16::from_le_bytes(b)))
+    }
+
+    /// A length with zero-byte extension: `base` plus 255 for each zero
+    /// byte plus the next (non-zero) byte.
+    #[inline]
+    fn extended(&mut self, base: usize) -> std::result::Result<usize, LzoError> {
         let mut len = base;
         loop {
-            let b = next(ip)?;
+            let b = self.byte()?;
             if b != 0 {
-                return Ok(len.saturating_add(usize::from(b)));
+                return Ok(len.saturating_add(b));
             }
             len = len.saturating_add(255);
             if len > MAX_EXTENT.saturating_mul(2) {
-                return Err((*ip, format!("length extension past {len} bytes")));
+                return Err((self.ip, format!("length extension past {len} bytes")));
             }
         }
-    };
-    let literals =
-        |ip: &mut usize, out: &mut Vec<u8>, n: usize| -> std::result::Result<(), (usize, String)> {
-            if out.len().saturating_add(n) > limit {
-                return Err((
-                    *ip,
-                    format!("{n} literal bytes overrun the {room}-byte output"),
-                ));
-            }
-            let end = ip.saturating_add(n);
-            let bytes = src.get(*ip..end).ok_or_else(|| {
-                (
-                    *ip,
-                    format!("{n} literal bytes run past the end of the segment"),
-                )
-            })?;
-            out.extend_from_slice(bytes);
-            *ip = end;
-            Ok(())
-        };
-    let copy = |ip: usize,
-                out: &mut Vec<u8>,
-                dist: usize,
-                len: usize|
-     -> std::result::Result<(), (usize, String)> {
+    }
+
+    /// Copy `n` literal bytes from the input.
+    #[inline]
+    fn literals(&mut self, n: usize) -> std::result::Result<(), LzoError> {
+        let end = self.op.saturating_add(n);
+        if end > self.room {
+            return Err(lzo_fail(
+                self.ip,
+                format_args!("{n} literal bytes overrun the {}-byte output", self.room),
+            ));
+        }
+        let src_end = self.ip.saturating_add(n);
+        if src_end > self.src.len() {
+            return Err(lzo_fail(
+                self.ip,
+                format_args!("{n} literal bytes run past the end of the segment"),
+            ));
+        }
+        // Short runs (most of them: the 0-3 after a match) as one 16-byte
+        // move when the input has 16 bytes left; the output has the slack.
+        let short = n <= 16
+            && match (
+                self.src
+                    .get(self.ip..self.ip.saturating_add(16))
+                    .and_then(|s| <&[u8; 16]>::try_from(s).ok()),
+                self.dst
+                    .get_mut(self.op..self.op.saturating_add(16))
+                    .and_then(|d| <&mut [u8; 16]>::try_from(d).ok()),
+            ) {
+                (Some(s), Some(d)) => {
+                    *d = *s;
+                    true
+                }
+                _ => false,
+            };
+        if !short
+            && let (Some(d), Some(s)) = (
+                self.dst.get_mut(self.op..end),
+                self.src.get(self.ip..src_end),
+            )
+        {
+            d.copy_from_slice(s);
+        }
+        self.ip = src_end;
+        self.op = end;
+        Ok(())
+    }
+
+    /// Copy a `len`-byte match from `dist` bytes back; `at` is where its
+    /// instruction starts (for errors).
+    #[inline]
+    fn copy(&mut self, at: usize, dist: usize, len: usize) -> std::result::Result<(), LzoError> {
         // Segments are compressed one by one: a match stays inside its own.
-        let produced = out.len().saturating_sub(base);
-        if dist == 0 || dist > produced {
-            return Err((
-                ip,
-                format!(
-                    "match distance {dist} reaches before the segment's output ({produced} bytes)"
+        if dist == 0 || dist > self.op {
+            return Err(lzo_fail(
+                at,
+                format_args!(
+                    "match distance {dist} reaches before the segment's output ({} bytes)",
+                    self.op
                 ),
             ));
         }
-        if out.len().saturating_add(len) > limit {
-            return Err((
-                ip,
-                format!("a {len}-byte match overruns the {room}-byte output"),
+        let end = self.op.saturating_add(len);
+        if end > self.room {
+            return Err(lzo_fail(
+                at,
+                format_args!("a {len}-byte match overruns the {}-byte output", self.room),
             ));
         }
-        // Copied in runs: what lies from `from` on repeats every `dist`
-        // bytes, so each run may take all that is already there.
-        let from = out.len().saturating_sub(dist);
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(out.len().saturating_sub(from));
-            out.extend_from_within(from..from.saturating_add(n));
-            left = left.saturating_sub(n);
-        }
-        Ok(())
-    };
-    // The state: how many literals the last instruction copied (0-3), or 4
-    // after a literal run of 4 or more.
-    let mut state: usize;
-    let first = *src.first().ok_or((0usize, "empty segment".to_string()))?;
-    if first > 17 {
-        ip = 1;
-        let n = usize::from(first).saturating_sub(17);
-        literals(&mut ip, out, n)?;
-        state = if n >= 4 { 4 } else { n };
-    } else {
-        state = 0;
-    }
-    // Each instruction consumes at least one byte: at most src.len() of them.
-    for _ in 0..=src.len() {
-        let at = ip;
-        let t = usize::from(next(&mut ip)?);
-        let (len, dist, s) = if t < 16 {
-            match state {
-                0 => {
-                    let n = if t == 0 { extended(&mut ip, 15)? } else { t };
-                    literals(&mut ip, out, n.saturating_add(3))?;
-                    state = 4;
-                    continue;
+        let from = self.op.saturating_sub(dist);
+        if dist >= 8 && len <= 64 {
+            // 8 bytes at a time: each chunk reads only bytes written
+            // before it (dist >= 8); the last may spill into the slack.
+            let mut k = 0;
+            while k < len {
+                let s = from.saturating_add(k);
+                let o = self.op.saturating_add(k);
+                let chunk = self
+                    .dst
+                    .get(s..s.saturating_add(8))
+                    .and_then(|c| <[u8; 8]>::try_from(c).ok());
+                if let (Some(c), Some(d)) = (
+                    chunk,
+                    self.dst
+                        .get_mut(o..o.saturating_add(8))
+                        .and_then(|d| <&mut [u8; 8]>::try_from(d).ok()),
+                ) {
+                    *d = c;
                 }
-                1..=3 => {
-                    let h = usize::from(next(&mut ip)?);
-                    (2, (h << 2).saturating_add(t >> 2).saturating_add(1), t & 3)
-                }
-                _ => {
-                    let h = usize::from(next(&mut ip)?);
-                    (
-                        3,
-                        (h << 2).saturating_add(t >> 2).saturating_add(2049),
-                        t & 3,
-                    )
+                k = k.saturating_add(8);
+            }
+        } else if len <= 16 {
+            // A short overlapping match: byte by byte (each byte may be
+            // one this match wrote).
+            for k in 0..len {
+                let b = self.dst.get(from.saturating_add(k)).copied().unwrap_or(0);
+                if let Some(d) = self.dst.get_mut(self.op.saturating_add(k)) {
+                    *d = b;
                 }
             }
-        } else if t < 32 {
-            let l = t & 7;
-            let len = if l == 0 { extended(&mut ip, 7)? } else { l }.saturating_add(2);
-            let d = u16::from_le_bytes([next(&mut ip)?, next(&mut ip)?]);
-            let d = usize::from(d);
-            let dist = 16384usize
-                .saturating_add((t & 8) << 11)
-                .saturating_add(d >> 2);
-            if dist == 16384 {
-                // The end of the stream.
-                if ip != src.len() {
-                    return Err((
-                        ip,
-                        format!(
-                            "{} bytes after the end marker",
-                            src.len().saturating_sub(ip)
-                        ),
-                    ));
-                }
-                return Ok(());
+        } else if dist == 1 {
+            let b = self.dst.get(from).copied().unwrap_or(0);
+            if let Some(d) = self.dst.get_mut(self.op..end) {
+                d.fill(b);
             }
-            (len, dist, d & 3)
-        } else if t < 64 {
-            let l = t & 31;
-            let len = if l == 0 { extended(&mut ip, 31)? } else { l }.saturating_add(2);
-            let d = usize::from(u16::from_le_bytes([next(&mut ip)?, next(&mut ip)?]));
-            (len, (d >> 2).saturating_add(1), d & 3)
-        } else if t < 128 {
-            let h = usize::from(next(&mut ip)?);
-            (
-                ((t >> 5) & 1).saturating_add(3),
-                (h << 3).saturating_add((t >> 2) & 7).saturating_add(1),
-                t & 3,
-            )
         } else {
-            let h = usize::from(next(&mut ip)?);
-            (
-                ((t >> 5) & 3).saturating_add(5),
-                (h << 3).saturating_add((t >> 2) & 7).saturating_add(1),
-                t & 3,
-            )
-        };
-        copy(at, out, dist, len)?;
-        literals(&mut ip, out, s)?;
-        state = s;
+            // Overlapping (or long) matches in runs: what lies from `from`
+            // on repeats every `dist` bytes, so each run may take all that
+            // is already written; the runs double in length.
+            let mut done = 0;
+            while done < len {
+                let o = self.op.saturating_add(done);
+                let n = (len.saturating_sub(done)).min(o.saturating_sub(from));
+                self.dst.copy_within(from..from.saturating_add(n), o);
+                done = done.saturating_add(n);
+            }
+        }
+        self.op = end;
+        Ok(())
     }
-    Err((ip, "no end marker".to_string()))
+
+    fn run(&mut self) -> std::result::Result<(), LzoError> {
+        // The state: how many literals the last instruction copied (0-3),
+        // or 4 after a literal run of 4 or more.
+        let mut state: usize;
+        let first = *self
+            .src
+            .first()
+            .ok_or((0usize, "empty segment".to_string()))?;
+        if first > 17 {
+            self.ip = 1;
+            let n = usize::from(first).saturating_sub(17);
+            self.literals(n)?;
+            state = n.min(4);
+        } else {
+            state = 0;
+        }
+        // Each instruction consumes at least one byte: at most src.len() of them.
+        for _ in 0..=self.src.len() {
+            let at = self.ip;
+            let t = self.byte()?;
+            let (len, dist, s) = if t < 16 {
+                match state {
+                    0 => {
+                        let n = if t == 0 { self.extended(15)? } else { t };
+                        self.literals(n.saturating_add(3))?;
+                        state = 4;
+                        continue;
+                    }
+                    1..=3 => {
+                        let h = self.byte()?;
+                        (2, (h << 2).saturating_add(t >> 2).saturating_add(1), t & 3)
+                    }
+                    _ => {
+                        let h = self.byte()?;
+                        (
+                            3,
+                            (h << 2).saturating_add(t >> 2).saturating_add(2049),
+                            t & 3,
+                        )
+                    }
+                }
+            } else if t < 32 {
+                let l = t & 7;
+                let len = if l == 0 { self.extended(7)? } else { l }.saturating_add(2);
+                let d = self.le16()?;
+                let dist = 16384usize
+                    .saturating_add((t & 8) << 11)
+                    .saturating_add(d >> 2);
+                if dist == 16384 {
+                    // The end of the stream.
+                    if self.ip != self.src.len() {
+                        return Err((
+                            self.ip,
+                            format!(
+                                "{} bytes after the end marker",
+                                self.src.len().saturating_sub(self.ip)
+                            ),
+                        ));
+                    }
+                    return Ok(());
+                }
+                (len, dist, d & 3)
+            } else if t < 64 {
+                let l = t & 31;
+                let len = if l == 0 { self.extended(31)? } else { l }.saturating_add(2);
+                let d = self.le16()?;
+                (len, (d >> 2).saturating_add(1), d & 3)
+            } else if t < 128 {
+                let h = self.byte()?;
+                (
+                    ((t >> 5) & 1).saturating_add(3),
+                    (h << 3).saturating_add((t >> 2) & 7).saturating_add(1),
+                    t & 3,
+                )
+            } else {
+                let h = self.byte()?;
+                (
+                    ((t >> 5) & 3).saturating_add(5),
+                    (h << 3).saturating_add((t >> 2) & 7).saturating_add(1),
+                    t & 3,
+                )
+            };
+            self.copy(at, dist, len)?;
+            self.literals(s)?;
+            state = s;
+        }
+        Err((self.ip, "no end marker".to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -611,6 +758,178 @@ mod tests {
             f[i / 8] ^= 1 << (i % 8);
             if let Ok(out) = decompress(Compression::Lzo, &f, 12, 4096) {
                 assert_eq!(out.len(), 12);
+            }
+        }
+    }
+
+    /// A xorshift generator for the random LZO1X streams.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// An extended length `v` (more than `base`): zero bytes, then the rest.
+    fn push_ext(s: &mut Vec<u8>, v: usize, base: usize) {
+        let mut r = v - base;
+        while r > 255 {
+            s.push(0);
+            r -= 255;
+        }
+        s.push(r as u8);
+    }
+
+    /// A random valid LZO1X stream of at most `room` bytes of output, with
+    /// every kind of instruction (short and long literal runs, the three
+    /// match kinds and both forms of `0000DDSS`, overlapping and not,
+    /// extended lengths), and the output it stands for, made byte by byte.
+    fn random_stream(rng: &mut Rng, room: usize) -> (Vec<u8>, Vec<u8>) {
+        let mut s = Vec::new();
+        let mut out: Vec<u8> = Vec::new();
+        let target = room - rng.below(room / 4);
+        let lit = |rng: &mut Rng, s: &mut Vec<u8>, out: &mut Vec<u8>, n: usize| {
+            for _ in 0..n {
+                let b = b"abcdefgh \n"[rng.below(10)];
+                s.push(b);
+                out.push(b);
+            }
+        };
+        let run = |rng: &mut Rng, s: &mut Vec<u8>, out: &mut Vec<u8>, n: usize| {
+            if n <= 18 {
+                s.push((n - 3) as u8);
+            } else {
+                s.push(0);
+                push_ext(s, n - 3, 15);
+            }
+            lit(rng, s, out, n);
+        };
+        let mut state;
+        let n = 1 + rng.below(300);
+        if n <= 238 && rng.below(2) == 0 {
+            s.push((n + 17) as u8);
+            lit(rng, &mut s, &mut out, n);
+            state = n.min(4);
+        } else {
+            let n = n.max(4);
+            run(rng, &mut s, &mut out, n);
+            state = 4;
+        }
+        while out.len() + 300 + 3 < target {
+            let have = out.len();
+            let k = rng.below(6);
+            let sl = rng.below(4);
+            let (len, dist) = if state == 0 && k == 0 {
+                let n = 4 + {
+                    let long = rng.below(4) == 0;
+                    rng.below(if long { 290 } else { 12 })
+                };
+                run(rng, &mut s, &mut out, n);
+                state = 4;
+                continue;
+            } else if (1..=3).contains(&state) && k == 1 {
+                let dist = 1 + rng.below(have.min(1024));
+                let d = dist - 1;
+                s.push((((d & 3) << 2) | sl) as u8);
+                s.push((d >> 2) as u8);
+                (2, dist)
+            } else if state == 4 && k == 1 && have >= 2049 {
+                let dist = 2049 + rng.below((have - 2048).min(1024));
+                let d = dist - 2049;
+                s.push((((d & 3) << 2) | sl) as u8);
+                s.push((d >> 2) as u8);
+                (3, dist)
+            } else if k == 2 {
+                let len = 3 + rng.below(6);
+                let dist = 1 + rng.below(have.min(2048));
+                let d = dist - 1;
+                let t = if len <= 4 {
+                    0x40 | ((len - 3) << 5)
+                } else {
+                    0x80 | ((len - 5) << 5)
+                };
+                s.push((t | ((d & 7) << 2) | sl) as u8);
+                s.push((d >> 3) as u8);
+                (len, dist)
+            } else if k == 3 && have > 16384 {
+                let len = 3 + {
+                    let long = rng.below(3) == 0;
+                    rng.below(if long { 290 } else { 20 })
+                };
+                let dist = 16385 + rng.below((have - 16384).min(32767));
+                let d = dist - 16384;
+                let h = (d >> 14) << 3;
+                if len - 2 <= 7 {
+                    s.push((16 | h | (len - 2)) as u8);
+                } else {
+                    s.push((16 | h) as u8);
+                    push_ext(&mut s, len - 2, 7);
+                }
+                s.extend_from_slice(&((((d & 0x3fff) << 2) | sl) as u16).to_le_bytes());
+                (len, dist)
+            } else {
+                let len = 3 + {
+                    let long = rng.below(3) == 0;
+                    rng.below(if long { 290 } else { 30 })
+                };
+                // Near distances often: the overlapping copies.
+                let dist = 1 + rng.below(have.min(if k == 4 { 9 } else { 16384 }));
+                if len - 2 <= 31 {
+                    s.push((32 | (len - 2)) as u8);
+                } else {
+                    s.push(32);
+                    push_ext(&mut s, len - 2, 31);
+                }
+                s.extend_from_slice(&((((dist - 1) << 2) | sl) as u16).to_le_bytes());
+                (len, dist)
+            };
+            for _ in 0..len {
+                out.push(out[out.len() - dist]);
+            }
+            lit(rng, &mut s, &mut out, sl);
+            state = sl;
+        }
+        s.extend_from_slice(&[0x11, 0, 0]);
+        (s, out)
+    }
+
+    #[test]
+    fn lzo_random_streams_decode_exactly() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for round in 0..400 {
+            let room = if round % 2 == 0 { 4096 } else { 65536 };
+            let (s, want) = random_stream(&mut rng, room);
+            // Appended after what is there already.
+            let mut out = vec![7u8; 5];
+            lzo1x(&s, &mut out, room).unwrap();
+            assert_eq!(&out[..5], &[7; 5]);
+            assert!(out[5..] == want[..], "round {round}");
+            if room == 4096 {
+                let got = decompress(Compression::Lzo, &lzo_frame(&[&s]), want.len(), 4096);
+                assert!(got.unwrap() == want, "round {round}");
+            }
+            // One byte less of room: an overrun, and the output as it was.
+            let mut out = vec![7u8; 5];
+            let e = lzo1x(&s, &mut out, want.len() - 1).unwrap_err();
+            assert!(e.1.contains("overrun"), "{e:?}");
+            assert_eq!(out, [7; 5]);
+            // Cut short: an error, never a panic.
+            for cut in [1, s.len() / 3, s.len() / 2, s.len() - 1] {
+                assert!(lzo1x(&s[..cut], &mut Vec::new(), room).is_err());
+            }
+            // Flipped bytes: an error, or output within the room.
+            for _ in 0..8 {
+                let mut f = s.clone();
+                let i = rng.below(f.len());
+                f[i] ^= 1 << rng.below(8);
+                let mut out = Vec::new();
+                if lzo1x(&f, &mut out, room).is_ok() {
+                    assert!(out.len() <= room);
+                }
             }
         }
     }
