@@ -417,9 +417,9 @@ pub(super) fn disk_of(layout: &Layout, vid: VolumeId) -> Option<DiskId> {
     let v = layout.volumes.get(vid.0)?;
     match &v.kind {
         VolumeKind::WholeDisk { disk } | VolumeKind::Partition { disk, .. } => Some(*disk),
-        VolumeKind::LogicalVolume { .. } | VolumeKind::MdArray { .. } => {
-            v.mapping.disks().first().copied()
-        }
+        VolumeKind::LogicalVolume { .. }
+        | VolumeKind::MdArray { .. }
+        | VolumeKind::LdmVolume { .. } => v.mapping.disks().first().copied(),
     }
 }
 

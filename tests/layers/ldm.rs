@@ -1,0 +1,346 @@
+//! Windows dynamic disks (LDM) against libldm's `ldmtool`: the databases
+//! written by `tests/fixtures/make/ldm.sh` (two MBR disks with simple,
+//! spanned and striped volumes, a GPT disk with a simple one), the volumes
+//! and extents ldmtool reported (`ldm.ldmtool`), the NTFS on each volume
+//! read back by SHA-256 (`ldm.sums`, from the ntfs-3g mount that filled
+//! them), and damaged copies: PRIVHEAD, TOCBLOCK, VBLKs, extents.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
+use vmrescue::image;
+use vmrescue::io::Target;
+use vmrescue::layers::{self, Layout, VolumeKind};
+
+const IMAGES: [&str; 3] = ["ldm-a", "ldm-b", "ldm-gpt"];
+/// Disk A is 40 MiB: its configuration area is its last 2048 sectors.
+const A_CONFIG: u64 = (40 * 2048 - 2048) * 512;
+/// The VMDB is 17 sectors into the configuration area, the VBLKs follow it.
+const A_VMDB: u64 = A_CONFIG + 17 * 512;
+
+fn a_vblk(slot: u64) -> u64 {
+    A_VMDB + 512 + slot * 128
+}
+
+fn scan_paths(paths: &[PathBuf]) -> Layout {
+    layers::scan(
+        paths
+            .iter()
+            .map(|p| image::open(p).expect("open image"))
+            .collect(),
+    )
+}
+
+fn all() -> Vec<PathBuf> {
+    IMAGES.iter().map(|n| common::fixture(n)).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn file_name(l: &Layout, disk: usize) -> String {
+    l.disks[disk]
+        .origin
+        .host_path()
+        .and_then(Path::file_name)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn ldm_volumes_and_extents_match_ldmtool() {
+    let l = scan_paths(&all());
+    let report = common::report("ldm.ldmtool");
+    let mut checked = 0;
+    for line in report.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let [group, vol, kind, size, chunk, index, img, offset, len] = f[..] else {
+            panic!("bad line {line}");
+        };
+        let (size, chunk, index, offset, len): (u64, u64, usize, u64, u64) = (
+            size.parse().unwrap(),
+            chunk.parse().unwrap(),
+            index.parse().unwrap(),
+            offset.parse().unwrap(),
+            len.parse().unwrap(),
+        );
+        let name = format!("ldm_vol_{group}_{vol}");
+        let v = l
+            .volumes
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        let VolumeKind::LdmVolume { layout, .. } = &v.kind else {
+            panic!("{name} is {:?}", v.kind)
+        };
+        assert_eq!(layout, kind, "{name}");
+        assert_eq!(v.size(), size, "{name}");
+        assert!(v.problems.is_empty(), "{name}: {:?}", v.problems);
+        let segs = v.mapping.segments();
+        match &segs[if kind == "striped" { 0 } else { index }].target {
+            Target::Linear(a) => {
+                assert_ne!(kind, "striped");
+                assert_eq!(file_name(&l, a.disk.0), img, "{name} part {index}");
+                assert_eq!(a.offset, offset, "{name} part {index}");
+                assert_eq!(segs[index].len, len, "{name} part {index}");
+            }
+            Target::Striped {
+                chunk_size,
+                stripes,
+            } => {
+                assert_eq!(kind, "striped");
+                assert_eq!(*chunk_size, chunk, "{name}");
+                assert_eq!(file_name(&l, stripes[index].disk.0), img, "{name}");
+                assert_eq!(stripes[index].offset, offset, "{name} column {index}");
+                assert_eq!(segs[0].len / stripes.len() as u64, len, "{name}");
+            }
+            t => panic!("{name}: {t:?}"),
+        }
+        assert_eq!(v.content.kind.name(), "ntfs", "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "{report}");
+    // The dynamic disks' own partitions are not shown as filesystems.
+    for v in &l.volumes {
+        if let VolumeKind::Partition { .. } = v.kind {
+            assert!(!v.is_filesystem(), "{} shown as {:?}", v.name, v.content);
+        }
+    }
+}
+
+#[test]
+fn ntfs_on_ldm_volumes_reads_as_ntfs3g_wrote_it() {
+    let paths = all();
+    let sums = common::report("ldm.sums");
+    let mut n = 0;
+    for line in sums.lines() {
+        let [group, vol, path, sha] = line.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("bad line {line}");
+        };
+        let volume = format!("ldm_vol_{group}_{vol}");
+        let mut args = vec!["cat", paths[0].to_str().unwrap()];
+        for p in &paths[1..] {
+            args.extend(["--disk", p.to_str().unwrap()]);
+        }
+        let file = format!("/{path}");
+        args.extend(["--volume", &volume, &file]);
+        let out = common::vmrescue(&args);
+        assert!(
+            out.status.success(),
+            "{volume} {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            hex(&sha2::Sha256::digest(&out.stdout)),
+            sha,
+            "{volume} {path}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 8);
+}
+
+#[test]
+fn a_missing_member_disk_is_named_and_the_rest_is_read() {
+    let l = scan_paths(&[common::fixture("ldm-a")]);
+    let v1 = l
+        .volumes
+        .iter()
+        .find(|v| v.name == "ldm_vol_WIN-TEST-Dg0_Volume1")
+        .unwrap();
+    assert!(v1.is_filesystem());
+    let v2 = l
+        .volumes
+        .iter()
+        .find(|v| v.name == "ldm_vol_WIN-TEST-Dg0_Volume2")
+        .unwrap();
+    assert!(!v2.is_filesystem());
+    let text = format!("{:?}", v2.problems);
+    assert!(
+        text.contains("Disk2") && text.contains("is missing") && text.contains("--disk"),
+        "{text}"
+    );
+}
+
+/// A private copy of disk A with `patch` applied (bytes at an offset).
+fn damaged(dir: &Path, patches: &[(u64, &[u8])]) -> PathBuf {
+    use std::io::{Seek, SeekFrom, Write};
+    let p = common::fixture_copy("ldm-a", dir);
+    let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    for (at, bytes) in patches {
+        f.seek(SeekFrom::Start(*at)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+    p
+}
+
+fn problems(l: &Layout) -> String {
+    l.all_problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn volume_names(l: &Layout) -> Vec<String> {
+    l.volumes
+        .iter()
+        .filter(|v| matches!(v.kind, VolumeKind::LdmVolume { .. }))
+        .map(|v| v.name.clone())
+        .collect()
+}
+
+#[test]
+fn a_damaged_first_privhead_is_replaced_by_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = damaged(dir.path(), &[(6 * 512, b"XXXXXXXX")]);
+    let l = scan_paths(&[a]);
+    let p = problems(&l);
+    assert!(
+        p.contains("LDM PRIVHEAD at byte 3072: no \"PRIVHEAD\" signature"),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!(
+            "LDM PRIVHEAD copy at byte {}: used instead",
+            A_CONFIG + 1856 * 512
+        )),
+        "{p}"
+    );
+    assert_eq!(volume_names(&l).len(), 3, "{p}");
+}
+
+#[test]
+fn every_privhead_damaged_is_said_and_nothing_is_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = damaged(
+        dir.path(),
+        &[
+            (6 * 512, b"XXXXXXXX"),
+            (A_CONFIG + 1856 * 512, b"XXXXXXXX"),
+            (A_CONFIG + 2047 * 512, b"XXXXXXXX"),
+        ],
+    );
+    let l = scan_paths(&[a]);
+    let p = problems(&l);
+    assert!(
+        p.contains("LDM PRIVHEAD at byte 3072: no readable copy"),
+        "{p}"
+    );
+    assert!(volume_names(&l).is_empty());
+}
+
+#[test]
+fn damaged_tocblocks_fall_back_to_a_copy_or_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = damaged(dir.path(), &[(A_CONFIG + 512, b"XXXXXXXX")]);
+    let l = scan_paths(&[a]);
+    let p = problems(&l);
+    assert!(
+        p.contains(&format!(
+            "LDM TOCBLOCK at byte {}: no \"TOCBLOCK\" signature",
+            A_CONFIG + 512
+        )),
+        "{p}"
+    );
+    assert_eq!(volume_names(&l).len(), 3, "{p}");
+    let dir = tempfile::tempdir().unwrap();
+    let patches: Vec<(u64, &[u8])> = [1, 2, 2045, 2046]
+        .iter()
+        .map(|s| (A_CONFIG + s * 512, &b"XXXXXXXX"[..]))
+        .collect();
+    let l = scan_paths(&[damaged(dir.path(), &patches)]);
+    let p = problems(&l);
+    assert!(
+        p.contains(&format!(
+            "LDM TOCBLOCK at byte {A_CONFIG}: none of the four copies is readable"
+        )),
+        "{p}"
+    );
+    assert!(volume_names(&l).is_empty());
+}
+
+#[test]
+fn a_broken_vblk_sequence_and_bad_entries_are_named_by_position() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slot 3 (disk record Disk2) gets slot 2's sequence number; slot 1
+    // (second half of the disk group record) claims entry 5 of 2.
+    let a = damaged(
+        dir.path(),
+        &[
+            (a_vblk(3) + 4, &6u32.to_be_bytes()),
+            (a_vblk(1) + 12, &5u16.to_be_bytes()),
+        ],
+    );
+    let l = scan_paths(&[a]);
+    let p = problems(&l);
+    assert!(
+        p.contains(&format!(
+            "LDM VBLK at byte {}: sequence number 6 does not follow 6",
+            a_vblk(3)
+        )),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!(
+            "LDM VBLK at byte {}: entry 5 of 2 (record 1): skipped",
+            a_vblk(1)
+        )),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!(
+            "LDM VBLK at byte {}: record 1 has 1 of its 2 entries: skipped",
+            a_vblk(0)
+        )),
+        "{p}"
+    );
+    // The group's name comes from the PRIVHEAD then.
+    assert!(
+        volume_names(&l).contains(&"ldm_vol_WIN-TEST-Dg0_Volume1".to_string()),
+        "{p}"
+    );
+}
+
+#[test]
+fn an_extent_past_the_data_area_makes_its_volume_unreadable_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slot 6 is partition Disk1-01: header 16, record head 8, id 2, name
+    // 9, zeros and commit id 12: its start sector is 47 bytes in.
+    let a = damaged(dir.path(), &[(a_vblk(6) + 47, &0x10_0000u64.to_be_bytes())]);
+    let l = scan_paths(&[a]);
+    let v = l
+        .volumes
+        .iter()
+        .find(|v| v.name == "ldm_vol_WIN-TEST-Dg0_Volume1")
+        .unwrap();
+    assert!(!v.is_filesystem());
+    let p = problems(&l);
+    assert!(
+        p.contains(&format!(
+            "partition Disk1-01 (LDM VBLK at byte {}) lies at sectors 1048576+32768 of disk0's data area",
+            a_vblk(6)
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_database_full_of_vblks_ends_at_its_area_and_counts_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every slot of the 1471-sector config area says VBLK: the walk ends
+    // at the area's end, never past it.
+    let mut patches = Vec::new();
+    let slots = (1471 * 512 - 512) / 128;
+    for s in 15..slots {
+        patches.push((a_vblk(s), &b"VBLK"[..]));
+    }
+    let l = scan_paths(&[damaged(dir.path(), &patches)]);
+    let p = problems(&l);
+    assert!(p.contains("sequence number 0 does not follow"), "{p}");
+    assert_eq!(volume_names(&l).len(), 3, "{p}");
+}
