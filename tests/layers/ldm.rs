@@ -344,3 +344,72 @@ fn a_database_full_of_vblks_ends_at_its_area_and_counts_are_checked() {
     assert!(p.contains("sequence number 0 does not follow"), "{p}");
     assert_eq!(volume_names(&l).len(), 3, "{p}");
 }
+
+/// The kernel engine's device-mapper tables for the LDM volumes are the
+/// ones ldmtool's `create volume` loads: one `linear` line per partition
+/// of a simple or spanned volume, one `striped` line over the columns.
+/// Disk N is exposed as device 7:N (no loop device is made).
+#[test]
+fn ldm_volumes_map_through_dm_as_ldmtool_would() {
+    use vmrescue::engine::kernel::{self, dm};
+    let l = scan_paths(&all());
+    let ex: Vec<Option<dm::Exposure>> = l
+        .disks
+        .iter()
+        .map(|d| {
+            Some(dm::Exposure {
+                dev: (7, d.id.0 as u32),
+                start: 0,
+                size: d.size(),
+            })
+        })
+        .collect();
+    let dev = |img: &str| {
+        let i = (0..l.disks.len())
+            .find(|&i| file_name(&l, i) == img)
+            .unwrap();
+        format!("7:{i}")
+    };
+    let mut want: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut stripes: std::collections::BTreeMap<String, (u64, u64, Vec<String>)> =
+        Default::default();
+    let mut pos: std::collections::BTreeMap<String, u64> = Default::default();
+    for line in common::report("ldm.ldmtool").lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let name = format!("ldm_vol_{}_{}", f[0], f[1]);
+        let n = |i: usize| f[i].parse::<u64>().unwrap() / 512;
+        if f[2] == "striped" {
+            let e = stripes.entry(name).or_insert((n(3), n(4), Vec::new()));
+            e.2.push(format!("{} {}", dev(f[6]), n(7)));
+        } else {
+            let start = pos.entry(name.clone()).or_insert(0);
+            want.entry(name).or_default().push(format!(
+                "{start} {} linear {} {}",
+                n(8),
+                dev(f[6]),
+                n(7)
+            ));
+            *start += n(8);
+        }
+    }
+    for (name, (size, chunk, cols)) in stripes {
+        want.insert(
+            name,
+            vec![format!(
+                "0 {size} striped {} {chunk} {}",
+                cols.len(),
+                cols.join(" ")
+            )],
+        );
+    }
+    assert_eq!(want.len(), 4);
+    for (name, lines) in want {
+        let id = l.find_volume(&name).expect("volume");
+        let got: Vec<String> = kernel::plan(&l, id, &ex)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, lines, "{name}");
+    }
+}
