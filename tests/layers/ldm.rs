@@ -237,16 +237,33 @@ fn every_privhead_damaged_is_said_and_nothing_is_mapped() {
 #[test]
 fn damaged_tocblocks_fall_back_to_a_copy_or_are_said() {
     let dir = tempfile::tempdir().unwrap();
-    let a = damaged(dir.path(), &[(A_CONFIG + 512, b"XXXXXXXX")]);
+    // Sector 2's copy (the one libldm reads): the next one is used. The
+    // copies at sectors 1 and 2046 may be missing (Vista and later write
+    // only 2 and 2045): one gone is not damage.
+    let a = damaged(
+        dir.path(),
+        &[
+            (A_CONFIG + 2 * 512, b"XXXXXXXX"),
+            (A_CONFIG + 512, b"XXXXXXXX"),
+        ],
+    );
     let l = scan_paths(&[a]);
     let p = problems(&l);
     assert!(
         p.contains(&format!(
             "LDM TOCBLOCK at byte {}: no \"TOCBLOCK\" signature",
-            A_CONFIG + 512
+            A_CONFIG + 2 * 512
         )),
         "{p}"
     );
+    assert!(
+        p.contains(&format!(
+            "LDM TOCBLOCK at byte {}: this copy used",
+            A_CONFIG + 2045 * 512
+        )),
+        "{p}"
+    );
+    assert!(!p.contains(&format!("byte {}:", A_CONFIG + 512)), "{p}");
     assert_eq!(volume_names(&l).len(), 3, "{p}");
     let dir = tempfile::tempdir().unwrap();
     let patches: Vec<(u64, &[u8])> = [1, 2, 2045, 2046]

@@ -351,22 +351,32 @@ fn read_database(
     problems: &mut Vec<Problem>,
 ) -> Option<Database> {
     let config_at = sector(ph.config_start, ss)?;
+    // Windows Vista and later write only the copies at sectors 2 and 2045
+    // (libldm reads only the first): a copy without a signature is damage
+    // when it is the one at sector 2, or when no copy is usable.
     let mut toc = None;
+    let mut damaged = Vec::new();
     for c in TOC_COPIES {
         let at = sector(ph.config_start.checked_add(c)?, ss)?;
         let parsed = read_vec(src, at, 512, 512)
-            .map_err(|e| format!("cannot be read: {e}"))
-            .and_then(|b| parse_toc(&b, ph.config_size));
+            .map_err(|e| (true, format!("cannot be read: {e}")))
+            .and_then(|b| {
+                let signed = b.get(..8) == Some(&b"TOCBLOCK"[..]);
+                parse_toc(&b, ph.config_size).map_err(|e| (signed, e))
+            });
         match parsed {
             Ok(t) => {
                 if toc.is_none() {
                     toc = Some((at, t));
                 }
             }
-            Err(e) => problems.push(Problem::at("LDM TOCBLOCK", at, e)),
+            Err((signed, e)) => damaged.push((signed || c == 2, at, e)),
         }
     }
     let Some((toc_at, (vmdb_start, vmdb_sectors))) = toc else {
+        for (_, at, e) in damaged {
+            problems.push(Problem::at("LDM TOCBLOCK", at, e));
+        }
         problems.push(Problem::at(
             "LDM TOCBLOCK",
             config_at,
@@ -374,7 +384,12 @@ fn read_database(
         ));
         return None;
     };
-    if problems.iter().any(|p| p.structure == "LDM TOCBLOCK") {
+    let mut reported = false;
+    for (_, at, e) in damaged.into_iter().filter(|d| d.0) {
+        problems.push(Problem::at("LDM TOCBLOCK", at, e));
+        reported = true;
+    }
+    if reported {
         problems.push(Problem::at("LDM TOCBLOCK", toc_at, "this copy used"));
     }
     let vmdb_at = config_at.checked_add(vmdb_start.checked_mul(ss)?)?;
