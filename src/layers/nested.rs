@@ -173,6 +173,9 @@ fn scan_wave(
         let d = add_disk(layout, src, Some(vid));
         let first_pv = layout.pvs.len();
         scan_disks(layout, &[d], &prefix, ScanOptions::default());
+        // A Windows guest's dynamic disk: its disk group is assembled from
+        // this disk alone.
+        super::ldm::scan(layout, &[d], &prefix);
         wave.push(Held {
             holder: vid,
             prefix,

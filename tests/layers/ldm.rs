@@ -7,6 +7,7 @@
 
 use crate::common;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
@@ -429,4 +430,39 @@ fn ldm_volumes_map_through_dm_as_ldmtool_would() {
             .collect();
         assert_eq!(got, lines, "{name}");
     }
+}
+
+/// A dynamic disk that is a guest's disk inside a host volume (a partition
+/// holding the whole GPT dynamic disk): its volumes are named after the
+/// holder and read.
+#[test]
+fn a_dynamic_disk_nested_in_a_host_volume_is_read() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let inner = std::fs::read(common::fixture("ldm-gpt")).unwrap();
+    let outer = dir.path().join("host.img");
+    let mut f = File::create(&outer).unwrap();
+    let mut mbr = [0u8; 512];
+    mbr[446 + 4] = 0x83;
+    mbr[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+    mbr[446 + 12..446 + 16].copy_from_slice(&((inner.len() / 512) as u32).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    f.write_all(&mbr).unwrap();
+    f.seek(SeekFrom::Start(2048 * 512)).unwrap();
+    f.write_all(&inner).unwrap();
+    drop(f);
+    let l = scan_paths(&[outer]);
+    let v = l
+        .volumes
+        .iter()
+        .find(|v| v.name == "p1/ldm_vol_WIN-GPT-Dg0_Volume1")
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?}",
+                l.volumes.iter().map(|v| &v.name).collect::<Vec<_>>()
+            )
+        });
+    assert!(v.is_filesystem(), "{:?} {:?}", v.content, v.problems);
+    assert_eq!(v.content.kind.name(), "ntfs");
 }
