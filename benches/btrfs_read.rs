@@ -21,7 +21,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{out_dir, peak_rss_kib, settle, sh};
+use support::{out_dir, peak_rss_kib, run_child, settle, sh};
 
 use std::fs::File;
 use std::io::Write;
@@ -233,26 +233,13 @@ fn ours(
     cold: bool,
     cache: &'static str,
 ) -> Row {
-    let run = |out: &Path| -> (f64, u64, u64) {
-        let o = Command::new(std::env::current_exe().expect("own path"))
-            .args(["--child", task, path])
-            .arg(image)
-            .arg(out)
-            .output()
-            .expect("run child");
-        assert!(
-            o.status.success(),
-            "child {task}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        eprint!("{}", String::from_utf8_lossy(&o.stderr));
-        let text = String::from_utf8_lossy(&o.stdout);
-        let v: Vec<&str> = text.split_whitespace().collect();
-        (
-            v[0].parse().unwrap(),
-            v[1].parse().unwrap(),
-            v[2].parse().unwrap(),
-        )
+    let run = |out: &Path| {
+        run_child(&[
+            task.as_ref(),
+            path.as_ref(),
+            image.as_os_str(),
+            out.as_os_str(),
+        ])
     };
     if !cold {
         run(&out_dir(dir, "vmrescue-bench-btrfs-out"));

@@ -156,3 +156,27 @@ pub fn peak_rss_kib() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Run this benchmark program again as `--child ARGS…` (so the child's
+/// peak RSS is its own): it prints "seconds bytes peak_rss_kib", returned.
+pub fn run_child(args: &[&std::ffi::OsStr]) -> (f64, u64, u64) {
+    let o = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--child")
+        .args(args)
+        .output()
+        .expect("run child");
+    assert!(
+        o.status.success(),
+        "child {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let v: Vec<&str> = text.split_whitespace().collect();
+    let num = |i: usize| {
+        v.get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .expect("child output")
+    };
+    (num(0), num(1) as u64, num(2) as u64)
+}
