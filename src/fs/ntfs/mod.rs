@@ -1005,6 +1005,9 @@ impl NtfsVolume {
     }
 }
 
+/// The smallest stream whose runs copy-out moves in the kernel.
+const HOST_EXTENT_MIN: u64 = 1 << 20;
+
 impl FsView for NtfsVolume {
     fn status(&self) -> FsStatus {
         FsStatus {
@@ -1107,7 +1110,9 @@ impl FsView for NtfsVolume {
         else {
             return None;
         };
-        if offset >= size || len == 0 {
+        // A small file is read: the kernel's readahead of the image around
+        // each `sendfile` costs more than the copy it saves.
+        if offset >= size || len == 0 || size < HOST_EXTENT_MIN {
             return None;
         }
         let r = runs.get(runs.partition_point(|r| r.off.saturating_add(r.len) <= offset))?;
