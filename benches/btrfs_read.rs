@@ -19,11 +19,15 @@
 // A benchmark may unwrap: a failure stops the run, it is not a product path.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{out_dir, peak_rss_kib, run_child, settle, sh};
+
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -187,29 +191,6 @@ fn report(rows: &[Row]) {
     );
 }
 
-/// Before a timed run: write back what earlier runs left dirty, and for a
-/// cold run drop the page cache.
-fn settle(cold: bool) {
-    let _ = Command::new("sync").status();
-    if cold {
-        let _ = std::fs::write("/proc/sys/vm/drop_caches", "3\n");
-    }
-}
-
-/// Where copies go: a tmpfs when there is one (the destination disk's
-/// speed is not what is measured), else beside the image.
-fn out_dir(dir: &Path) -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    let out = if shm.is_dir() {
-        shm.join("vmrescue-bench-btrfs-out")
-    } else {
-        dir.join("out")
-    };
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("output directory");
-    out
-}
-
 /// Time one run of `f` (after a priming run when warm, then `prepare`).
 #[allow(clippy::too_many_arguments)]
 fn tool(
@@ -223,9 +204,9 @@ fn tool(
     f: &dyn Fn(&Path),
 ) -> Row {
     if !cold {
-        f(&out_dir(dir));
+        f(&out_dir(dir, "vmrescue-bench-btrfs-out"));
     }
-    let out = out_dir(dir);
+    let out = out_dir(dir, "vmrescue-bench-btrfs-out");
     prepare();
     settle(cold);
     let t = Instant::now();
@@ -252,31 +233,18 @@ fn ours(
     cold: bool,
     cache: &'static str,
 ) -> Row {
-    let run = |out: &Path| -> (f64, u64, u64) {
-        let o = Command::new(std::env::current_exe().expect("own path"))
-            .args(["--child", task, path])
-            .arg(image)
-            .arg(out)
-            .output()
-            .expect("run child");
-        assert!(
-            o.status.success(),
-            "child {task}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        eprint!("{}", String::from_utf8_lossy(&o.stderr));
-        let text = String::from_utf8_lossy(&o.stdout);
-        let v: Vec<&str> = text.split_whitespace().collect();
-        (
-            v[0].parse().unwrap(),
-            v[1].parse().unwrap(),
-            v[2].parse().unwrap(),
-        )
+    let run = |out: &Path| {
+        run_child(&[
+            task.as_ref(),
+            path.as_ref(),
+            image.as_os_str(),
+            out.as_os_str(),
+        ])
     };
     if !cold {
-        run(&out_dir(dir));
+        run(&out_dir(dir, "vmrescue-bench-btrfs-out"));
     }
-    let out = out_dir(dir);
+    let out = out_dir(dir, "vmrescue-bench-btrfs-out");
     settle(cold);
     let (secs, got, rss) = run(&out);
     let _ = std::fs::remove_dir_all(&out);
@@ -289,25 +257,6 @@ fn ours(
         bytes,
         rss_kib: Some(rss),
     }
-}
-
-fn sh(cmd: &mut Command) {
-    let st = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run tool");
-    assert!(st.success(), "{cmd:?} failed");
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The child: open the image, run one task, print "seconds bytes peak_rss_kib".

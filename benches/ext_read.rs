@@ -15,6 +15,10 @@
 // A benchmark may unwrap: a failure stops the run, it is not a product path.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{out_dir, peak_rss_kib, run_child, settle, sh};
+
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::symlink;
@@ -185,34 +189,6 @@ fn report(rows: &[Row]) {
     );
 }
 
-/// Before a timed run: write back what earlier runs left dirty, and for a
-/// cold run drop the page cache.
-fn settle(cold: bool) {
-    let _ = Command::new("sync").status();
-    if cold {
-        drop_caches();
-    }
-}
-
-fn drop_caches() {
-    let _ = Command::new("sync").status();
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3\n");
-}
-
-/// Where copies go: a tmpfs when there is one (the destination disk's
-/// speed is not what is measured), else beside the image.
-fn out_dir(dir: &Path) -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    let out = if shm.is_dir() {
-        shm.join("vmrescue-bench-out")
-    } else {
-        dir.join("out")
-    };
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).expect("output directory");
-    out
-}
-
 /// Time one run of `f` (after a priming run when warm).
 fn tool(
     dir: &Path,
@@ -223,9 +199,9 @@ fn tool(
     f: impl Fn(&Path),
 ) -> Row {
     if !cold {
-        f(&out_dir(dir));
+        f(&out_dir(dir, "vmrescue-bench-out"));
     }
-    let out = out_dir(dir);
+    let out = out_dir(dir, "vmrescue-bench-out");
     settle(cold);
     let t = Instant::now();
     f(&out);
@@ -250,31 +226,11 @@ fn tool(
 
 /// Time our reader in a child process (so its peak RSS is its own).
 fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -> Row {
-    let run = |out: &Path| -> (f64, u64, u64) {
-        let o = Command::new(std::env::current_exe().expect("own path"))
-            .args(["--child", task])
-            .arg(image)
-            .arg(out)
-            .output()
-            .expect("run child");
-        assert!(
-            o.status.success(),
-            "child {task}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        eprint!("{}", String::from_utf8_lossy(&o.stderr));
-        let text = String::from_utf8_lossy(&o.stdout);
-        let v: Vec<&str> = text.split_whitespace().collect();
-        (
-            v[0].parse().unwrap(),
-            v[1].parse().unwrap(),
-            v[2].parse().unwrap(),
-        )
-    };
+    let run = |out: &Path| run_child(&[task.as_ref(), image.as_os_str(), out.as_os_str()]);
     if !cold {
-        run(&out_dir(dir));
+        run(&out_dir(dir, "vmrescue-bench-out"));
     }
-    let out = out_dir(dir);
+    let out = out_dir(dir, "vmrescue-bench-out");
     settle(cold);
     let (secs, bytes, rss) = run(&out);
     let _ = std::fs::remove_dir_all(&out);
@@ -290,25 +246,6 @@ fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -
 
 fn tree_bytes() -> u64 {
     (0..TREE_FILES).map(|i| small_size(i) as u64).sum()
-}
-
-fn sh(cmd: &mut Command) {
-    let st = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run tool");
-    assert!(st.success(), "{cmd:?} failed");
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The child: run one task, print "seconds bytes peak_rss_kib".

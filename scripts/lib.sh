@@ -6,7 +6,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Debian packages needed to build vmrescue (devicemapper-sys runs bindgen).
 BUILD_PACKAGES="pkg-config libdevmapper-dev libclang-dev gcc libc6-dev zstd ca-certificates curl"
 # Debian packages the tests use to build fixtures and check our results.
-TEST_PACKAGES="fdisk gdisk lvm2 e2fsprogs xfsprogs dosfstools mtools btrfs-progs util-linux g++ thin-provisioning-tools \
+TEST_PACKAGES="fdisk gdisk ldmtool 7zip lvm2 e2fsprogs xfsprogs dosfstools mtools btrfs-progs util-linux g++ thin-provisioning-tools \
 attr tmux cpio busybox-static qemu-utils qemu-system-x86 kmod fuse2fs python3 dmsetup \
 exfatprogs ntfs-3g xorriso gzip xz-utils bzip2 systemd systemd-journal-remote \
 mmdebstrap grub-common openssl mdadm sqlite3 libhivex-bin libwin-hivex-perl"

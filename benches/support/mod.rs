@@ -112,3 +112,71 @@ pub fn bench_image(name: &str, script: &str) -> PathBuf {
     }
     img
 }
+
+/// Before a timed run: write back what earlier runs left dirty, and for a
+/// cold run drop the page cache (root; a failure leaves it warm).
+pub fn settle(cold: bool) {
+    let _ = Command::new("sync").status();
+    if cold {
+        let _ = std::fs::write("/proc/sys/vm/drop_caches", "3\n");
+    }
+}
+
+/// Where copies go, emptied: `/dev/shm/<name>` when there is a tmpfs (the
+/// destination disk's speed is not what is measured), else `dir/out`.
+pub fn out_dir(dir: &Path, name: &str) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let out = if shm.is_dir() {
+        shm.join(name)
+    } else {
+        dir.join("out")
+    };
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("output directory");
+    out
+}
+
+/// Run a tool quietly; a failure stops the benchmark.
+pub fn sh(cmd: &mut Command) {
+    let st = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run tool");
+    assert!(st.success(), "{cmd:?} failed");
+}
+
+/// This process's peak resident set (`VmHWM`), in KiB.
+pub fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Run this benchmark program again as `--child ARGS…` (so the child's
+/// peak RSS is its own): it prints "seconds bytes peak_rss_kib", returned.
+pub fn run_child(args: &[&std::ffi::OsStr]) -> (f64, u64, u64) {
+    let o = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--child")
+        .args(args)
+        .output()
+        .expect("run child");
+    assert!(
+        o.status.success(),
+        "child {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let v: Vec<&str> = text.split_whitespace().collect();
+    let num = |i: usize| {
+        v.get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .expect("child output")
+    };
+    (num(0), num(1) as u64, num(2) as u64)
+}

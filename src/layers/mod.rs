@@ -12,6 +12,7 @@ pub mod fstab;
 pub mod inner;
 pub mod inspect;
 pub(crate) mod labels;
+pub mod ldm;
 pub mod lvm;
 pub mod md;
 mod names;
@@ -242,6 +243,17 @@ pub enum VolumeKind {
         /// Segment types, in order, without repeats.
         segtypes: Vec<String>,
     },
+    /// A volume of a Windows dynamic disk group ([`ldm`]).
+    LdmVolume {
+        /// The disk group's name.
+        group: String,
+        /// The volume's name (`Volume1`).
+        volume: String,
+        /// `simple`, `spanned`, `striped`, `mirrored` or `raid5`.
+        layout: String,
+        /// The drive letter Windows last gave it (`E:`), when stored.
+        hint: Option<String>,
+    },
     /// A Linux MD array assembled from its members ([`md`]).
     MdArray {
         /// The array: its geometry, members and what is missing.
@@ -433,7 +445,9 @@ impl Layout {
             });
             let file = match &v.kind {
                 VolumeKind::WholeDisk { disk } | VolumeKind::Partition { disk, .. } => Some(*disk),
-                VolumeKind::LogicalVolume { .. } | VolumeKind::MdArray { .. } => disk,
+                VolumeKind::LogicalVolume { .. }
+                | VolumeKind::MdArray { .. }
+                | VolumeKind::LdmVolume { .. } => disk,
             }
             .and_then(|d| self.disks.get(d.0))
             .map(|d| format!("{}: ", d.origin))
@@ -551,6 +565,7 @@ fn add_disk(layout: &mut Layout, src: DiskSource, parent: Option<VolumeId>) -> D
 fn scan_level(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: ScanOptions<'_>) {
     let first_pv = layout.pvs.len();
     scan_disks(layout, disks, prefix, options);
+    ldm::scan(layout, disks, prefix);
     let pvs: Vec<usize> = (first_pv..layout.pvs.len()).collect();
     assemble_level(layout, &pvs, prefix);
 }

@@ -173,6 +173,9 @@ fn scan_wave(
         let d = add_disk(layout, src, Some(vid));
         let first_pv = layout.pvs.len();
         scan_disks(layout, &[d], &prefix, ScanOptions::default());
+        // A Windows guest's dynamic disk: its disk group is assembled from
+        // this disk alone.
+        super::ldm::scan(layout, &[d], &prefix);
         wave.push(Held {
             holder: vid,
             prefix,
@@ -417,9 +420,9 @@ pub(super) fn disk_of(layout: &Layout, vid: VolumeId) -> Option<DiskId> {
     let v = layout.volumes.get(vid.0)?;
     match &v.kind {
         VolumeKind::WholeDisk { disk } | VolumeKind::Partition { disk, .. } => Some(*disk),
-        VolumeKind::LogicalVolume { .. } | VolumeKind::MdArray { .. } => {
-            v.mapping.disks().first().copied()
-        }
+        VolumeKind::LogicalVolume { .. }
+        | VolumeKind::MdArray { .. }
+        | VolumeKind::LdmVolume { .. } => v.mapping.disks().first().copied(),
     }
 }
 

@@ -302,6 +302,7 @@ fn disk_children(layout: &Layout, disk: &Disk, node: &mut Node, placed_vgs: &mut
                 }
                 p.children.extend(vg_children(layout, v, placed_vgs));
                 p.children.extend(md_children(layout, v, placed_vgs));
+                p.children.extend(ldm_children(layout, v, placed_vgs));
                 nested_children(layout, v, &mut p, placed_vgs);
                 node.children.push(p);
             }
@@ -355,6 +356,56 @@ fn md_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Nod
         n.notes.extend(array.reads.iter().cloned());
         n.children.extend(md_children(layout, a, placed));
         nested_children(layout, a, &mut n, placed);
+        out.push(n);
+    }
+    out
+}
+
+/// The Windows dynamic disk volumes with bytes in partition `v`: each in
+/// full under the first partition it is found in, as a pointer under the
+/// others. `placed` keeps the volumes shown (as `ldm:<volume>`).
+fn ldm_children(layout: &Layout, v: &Volume, placed: &mut Vec<String>) -> Vec<Node> {
+    let VolumeKind::Partition { disk, entry, .. } = &v.kind else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for a in &layout.volumes {
+        let VolumeKind::LdmVolume {
+            layout: kind, hint, ..
+        } = &a.kind
+        else {
+            continue;
+        };
+        let inside = a.mapping.segments().iter().any(|s| {
+            let areas: Vec<&crate::io::Area> = match &s.target {
+                crate::io::Target::Linear(area) => vec![area],
+                crate::io::Target::Striped { stripes, .. } => stripes.iter().collect(),
+                _ => Vec::new(),
+            };
+            areas
+                .iter()
+                .any(|x| x.disk == *disk && x.offset >= entry.start && x.offset < entry.end())
+        });
+        if !inside {
+            continue;
+        }
+        let key = format!("ldm:{}", a.id.0);
+        if placed.contains(&key) {
+            out.push(Node::new(
+                a.name.clone(),
+                "ldm",
+                0,
+                "dynamic volume (shown under its first disk)".to_string(),
+            ));
+            continue;
+        }
+        placed.push(key);
+        let mut desc = format!("dynamic volume, {kind}");
+        if let Some(h) = hint {
+            desc.push_str(&format!(", was {}", escape_str(h)));
+        }
+        let mut n = Node::new(a.name.clone(), "ldm", a.size(), desc);
+        n.fill_from_volume(layout, a);
         out.push(n);
     }
     out

@@ -23,6 +23,7 @@ mod kernel_tables;
 mod layers_cli;
 mod layers_cli_bad_input;
 mod layers_cli_demo;
+mod ldm;
 mod lvm;
 mod lvm_corrupt;
 mod md;

@@ -49,7 +49,7 @@ use crate::fs::problems::ProblemLog;
 use crate::fs::{
     DirEntry, FileExtent, FileType, FsStatus, FsView, Metadata, NodeId, Space, Timestamp, Xattr,
 };
-use crate::io::ReadAt;
+use crate::io::{HostExtent, ReadAt};
 use boot::Boot;
 
 /// `$Bitmap`'s MFT record: one bit per cluster, set when in use.
@@ -1005,6 +1005,9 @@ impl NtfsVolume {
     }
 }
 
+/// The smallest stream whose runs copy-out moves in the kernel.
+const HOST_EXTENT_MIN: u64 = 1 << 20;
+
 impl FsView for NtfsVolume {
     fn status(&self) -> FsStatus {
         FsStatus {
@@ -1091,6 +1094,37 @@ impl FsView for NtfsVolume {
             let mut cur = lock(&self.cursor);
             self.read_into(&mut cur, node.0, &d, offset, buf)
         })
+    }
+
+    /// Where the bytes at `offset` lie in the host file, for a plain
+    /// (uncompressed, non-resident) stream: the copy job then moves a
+    /// whole run with `copy_file_range` instead of reading it through
+    /// user space. Holes, compressed and resident data are read.
+    fn host_extent(&self, node: NodeId, offset: u64, len: u64) -> Option<HostExtent> {
+        let (_, d) = self.data(node).ok()?;
+        let Some(Stream::Runs {
+            size,
+            runs,
+            compressed: false,
+        }) = d
+        else {
+            return None;
+        };
+        // A small file is read: the kernel's readahead of the image around
+        // each `sendfile` costs more than the copy it saves.
+        if offset >= size || len == 0 || size < HOST_EXTENT_MIN {
+            return None;
+        }
+        let r = runs.get(runs.partition_point(|r| r.off.saturating_add(r.len) <= offset))?;
+        if r.off > offset {
+            return None;
+        }
+        let disk = r.disk?;
+        let len = len
+            .min(r.off.saturating_add(r.len).saturating_sub(offset))
+            .min(size.saturating_sub(offset));
+        self.src
+            .host_extent(disk.checked_add(offset.saturating_sub(r.off))?, len)
     }
 
     fn extents(&self, node: NodeId) -> Result<Vec<FileExtent>> {
