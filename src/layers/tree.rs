@@ -700,7 +700,7 @@ fn collect_notes(nodes: &[Node], out: &mut Vec<String>) {
 const FSTYPE_COLUMNS: usize = 48;
 
 /// The widest TYPE cell `layers` prints, the same way.
-const TYPE_COLUMNS: usize = 40;
+const TYPE_COLUMNS: usize = 56;
 
 fn walk(
     n: &Node,
