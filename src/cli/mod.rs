@@ -622,8 +622,15 @@ pub(crate) fn main() -> ExitCode {
         {
             list_guests(&cli.target)
         }
-        None if let Some(hint) = cli.target.image.as_deref().and_then(mistyped_command) => {
-            report(&hint);
+        None if cli
+            .target
+            .image
+            .as_deref()
+            .is_some_and(|p| mistyped_command(p).is_some()) =>
+        {
+            if let Some(hint) = cli.target.image.as_deref().and_then(mistyped_command) {
+                report(&hint);
+            }
             exit::ERROR
         }
         None => tui::run(&tui::TuiArgs {
