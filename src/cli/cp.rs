@@ -438,10 +438,13 @@ fn dry_run(
                     base.join(std::ffi::OsStr::from_bytes(rest))
                 };
                 let shown = escape(host.as_os_str().as_bytes());
-                if !args.json {
+                // Only the JSON document needs them all at once: a text
+                // dry run of millions of files streams and keeps none.
+                if args.json {
+                    paths.push(shown);
+                } else {
                     outln!("{shown}");
                 }
-                paths.push(shown);
             }
             Event::Problem(msg) => report(&format!("cp: {msg}")),
             Event::Progress(_) => {}
