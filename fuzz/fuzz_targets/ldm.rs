@@ -7,13 +7,12 @@
 //! each volume's first bytes.
 #![no_main]
 
-use std::sync::Arc;
+#[path = "shared/disks.rs"]
+mod disks;
 
 use libfuzzer_sys::fuzz_target;
-use vmrescue::image::ImageFormat;
-use vmrescue::io::ReadAt;
 use vmrescue::layers::ldm::db;
-use vmrescue::layers::{DiskOrigin, DiskSource, ScanOptions, VolumeKind, scan_sources, tree};
+use vmrescue::layers::{DiskSource, VolumeKind};
 
 const SECTORS: u64 = 2048 + 2048 + 64;
 const CONFIG_START: u64 = SECTORS - 2048;
@@ -64,25 +63,8 @@ fuzz_target!(|data: &[u8]| {
             let at = ((CONFIG_START + 1) * 512) as usize;
             let n = rest.len().min(d.len() - at);
             d[at..at + n].copy_from_slice(&rest[..n]);
-            DiskSource {
-                origin: DiskOrigin::Host(format!("d{i}.img").into()),
-                source: Arc::new(d),
-                format: ImageFormat::Raw,
-                format_details: Vec::new(),
-                snapshot: None,
-                problems: Vec::new(),
-            }
+            disks::raw_disk(usize::from(i), d)
         })
         .collect();
-    let layout = scan_sources(disks, ScanOptions::default());
-    let _ = tree::render_text(&tree::build(&layout));
-    let _ = layout.all_problems();
-    for v in &layout.volumes {
-        if let VolumeKind::LdmVolume { .. } = v.kind {
-            let src = layout.open_volume(v.id);
-            let mut buf = vec![0u8; 4096.min(src.size() as usize)];
-            let _ = src.read_exact_at(0, &mut buf);
-            let _ = layout.find_volume(&v.name);
-        }
-    }
+    disks::scan_and_read(disks, |k| matches!(k, VolumeKind::LdmVolume { .. }));
 });

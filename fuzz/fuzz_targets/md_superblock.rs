@@ -5,13 +5,12 @@
 //! the tree and reads through the array's mapping are reached).
 #![no_main]
 
-use std::sync::Arc;
+#[path = "shared/disks.rs"]
+mod disks;
 
 use libfuzzer_sys::fuzz_target;
-use vmrescue::image::ImageFormat;
-use vmrescue::io::ReadAt;
 use vmrescue::layers::md::superblock;
-use vmrescue::layers::{DiskOrigin, DiskSource, ScanOptions, scan_sources, tree};
+use vmrescue::layers::{DiskSource, VolumeKind};
 
 /// Set the 1.x checksum of a superblock at byte 4096 of `d`.
 fn fix_v1_checksum(d: &mut [u8]) {
@@ -58,24 +57,8 @@ fuzz_target!(|data: &[u8]| {
             // Room for data after a 1.2 superblock.
             d.resize(d.len().max(64 * 1024), 0);
             fix_v1_checksum(&mut d);
-            DiskSource {
-                origin: DiskOrigin::Host(format!("d{i}.img").into()),
-                source: Arc::new(d),
-                format: ImageFormat::Raw,
-                format_details: Vec::new(),
-                snapshot: None,
-                problems: Vec::new(),
-            }
+            disks::raw_disk(i, d)
         })
         .collect();
-    let layout = scan_sources(disks, ScanOptions::default());
-    let _ = tree::render_text(&tree::build(&layout));
-    for v in &layout.volumes {
-        if let vmrescue::layers::VolumeKind::MdArray { .. } = v.kind {
-            let src = layout.open_volume(v.id);
-            let mut buf = vec![0u8; 4096.min(src.size() as usize)];
-            let _ = src.read_exact_at(0, &mut buf);
-            let _ = layout.find_volume(&v.name);
-        }
-    }
+    disks::scan_and_read(disks, |k| matches!(k, VolumeKind::MdArray { .. }));
 });

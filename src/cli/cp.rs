@@ -413,45 +413,32 @@ fn dry_run(
     (dest, given): (&std::path::Path, &std::path::Path),
     cancel: &AtomicBool,
 ) -> vmrescue::error::Result<bool> {
-    use vmrescue::ops::find::{Event, Query, walk};
-    let query = Query {
-        xdev: args.one_file_system,
-        ..Query::default()
-    };
     let mut paths: Vec<String> = Vec::new();
-    for src in sources {
-        let base = match &src.dest_name {
-            Some(n) => dest.join(std::ffi::OsStr::from_bytes(n)),
-            None => dest.to_path_buf(),
+    // The copy's own walk: the paths listed are the ones it would write
+    // (names it would refuse are counted, not listed), and the totals come
+    // from the same pass.
+    let mut visit = |i: usize, rel: &[u8], _: &vmrescue::fs::Metadata| {
+        let Some(src) = sources.get(i) else {
+            return;
         };
-        let start = src.guest_path.clone();
-        let mut emit = |ev: Event| match ev {
-            Event::Found(f) => {
-                let rest = f.path.get(start.len()..).unwrap_or_default();
-                let rest = rest.strip_prefix(b"/").unwrap_or(rest);
-                if src.dest_name.is_none() && rest.is_empty() {
-                    return; // DEST itself
-                }
-                let host = if rest.is_empty() {
-                    base.clone()
-                } else {
-                    base.join(std::ffi::OsStr::from_bytes(rest))
-                };
-                let shown = escape(host.as_os_str().as_bytes());
-                // Only the JSON document needs them all at once: a text
-                // dry run of millions of files streams and keeps none.
-                if args.json {
-                    paths.push(shown);
-                } else {
-                    outln!("{shown}");
-                }
-            }
-            Event::Problem(msg) => report(&format!("cp: {msg}")),
-            Event::Progress(_) => {}
+        let host = match (&src.dest_name, rel.is_empty()) {
+            (None, true) => return, // DEST itself
+            (Some(n), true) => dest.join(std::ffi::OsStr::from_bytes(n)),
+            (Some(n), false) => dest
+                .join(std::ffi::OsStr::from_bytes(n))
+                .join(std::ffi::OsStr::from_bytes(rel)),
+            (None, false) => dest.join(std::ffi::OsStr::from_bytes(rel)),
         };
-        walk(fs, &start, &query, cancel, &mut emit)?;
-    }
-    let t = vmrescue::ops::copy::plan_within(fs, sources, args.one_file_system, cancel);
+        let shown = escape(host.as_os_str().as_bytes());
+        // Only the JSON document needs them all at once: a text dry run
+        // of millions of files streams and keeps none.
+        if args.json {
+            paths.push(shown);
+        } else {
+            outln!("{shown}");
+        }
+    };
+    let t = vmrescue::ops::copy::plan_visit(fs, sources, args.one_file_system, cancel, &mut visit);
     let free = free_bytes(dest)?;
     let fits = t.bytes <= free;
     if args.json {

@@ -599,6 +599,11 @@ pub(crate) fn main() -> ExitCode {
     // A signal or a panic ending a kernel-engine session or the TUI ends
     // the process through the teardown: the unpacked demo disk goes then too.
     vmrescue::teardown::register(|_| vmrescue::demo::cleanup());
+    // `vmrescue lyers disk.img`: no such file, but a command's name nearly.
+    let typo = match cli.command {
+        None => cli.target.image.as_deref().and_then(mistyped_command),
+        Some(_) => None,
+    };
     let code = match cli.command {
         Some(Command::Layers(args)) => layers::run(&args),
         Some(Command::PackDemo { image, output }) => pack_demo(&image, &output),
@@ -622,14 +627,9 @@ pub(crate) fn main() -> ExitCode {
         {
             list_guests(&cli.target)
         }
-        None if cli
-            .target
-            .image
-            .as_deref()
-            .is_some_and(|p| mistyped_command(p).is_some()) =>
-        {
-            if let Some(hint) = cli.target.image.as_deref().and_then(mistyped_command) {
-                report(&hint);
+        None if typo.is_some() => {
+            if let Some(hint) = &typo {
+                report(hint);
             }
             exit::ERROR
         }

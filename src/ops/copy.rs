@@ -509,6 +509,19 @@ pub fn plan_within(
     one_file_system: bool,
     cancel: &AtomicBool,
 ) -> Totals {
+    plan_visit(fs, sources, one_file_system, cancel, &mut |_, _, _| {})
+}
+
+/// [`plan_within`], telling `visit` each entry the copy would write, in the
+/// order of this walk: the index of its source in `sources`, its path below
+/// that source (empty for the source itself) and its metadata.
+pub fn plan_visit(
+    fs: &dyn FsView,
+    sources: &[CopySource],
+    one_file_system: bool,
+    cancel: &AtomicBool,
+    visit: &mut dyn FnMut(usize, &[u8], &Metadata),
+) -> Totals {
     let mut t = Totals::default();
     let mut linked: HashSet<NodeId> = HashSet::new();
     let mut seen_dirs: HashSet<NodeId> = HashSet::new();
@@ -527,17 +540,20 @@ pub fn plan_within(
             }
         }
     };
-    for src in sources {
+    for (i, src) in sources.iter().enumerate() {
         let Ok(meta) = fs.metadata(src.node) else {
             continue;
         };
         count(&mut t, &meta);
+        visit(i, b"", &meta);
         if meta.file_type != FileType::Directory {
             continue;
         }
         let dev = one_file_system.then(|| fs.dev(src.node));
-        let mut stack = vec![(src.node, 1usize)];
-        while let Some((dir, depth)) = stack.pop() {
+        // (directory, depth, its path below the source)
+        let mut stack = vec![(src.node, 1usize, Vec::new())];
+        let mut path = Vec::new();
+        while let Some((dir, depth, dir_path)) = stack.pop() {
             if cancel.load(Ordering::Relaxed) {
                 return t;
             }
@@ -555,15 +571,23 @@ pub fn plan_within(
                 let Ok(m) = fs.metadata(e.node) else {
                     continue;
                 };
+                path.clear();
+                path.extend_from_slice(&dir_path);
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(&e.name);
                 if m.file_type == FileType::Directory {
                     if depth < MAX_DEPTH && !seen_dirs.contains(&e.node) {
                         count(&mut t, &m);
+                        visit(i, &path, &m);
                         if dev.is_none_or(|d| fs.dev(e.node) == d) {
-                            stack.push((e.node, depth + 1));
+                            stack.push((e.node, depth + 1, path.clone()));
                         }
                     }
                 } else {
                     count(&mut t, &m);
+                    visit(i, &path, &m);
                 }
             }
         }
