@@ -361,7 +361,9 @@ fn open_image_file(
     spec: &str,
     engines: &Engines,
 ) -> Result<vmrescue::layers::DiskSource, vmrescue::Error> {
-    let (volume, path) = if spec.starts_with('/') {
+    // A Windows drive path (`C:\VMs\disk.vhd`) is a guest path too.
+    let drive = vmrescue::guest::drive_path(spec.as_bytes()).is_some();
+    let (volume, path) = if spec.starts_with('/') || drive {
         (None, spec)
     } else {
         match spec.split_once(':') {
@@ -384,16 +386,17 @@ fn open_image_file(
         engines,
         &vmrescue::fs::FsOptions::default(),
     )?;
+    let path = vmrescue::guest::operator_path(&*fs, namespace.as_ref(), None, path.as_bytes());
     // The volume the file lies on, in the guest as it boots.
     let holder = namespace
         .as_ref()
-        .and_then(|ns| ns.locate(path.as_bytes()).ok())
+        .and_then(|ns| ns.locate(&path).ok())
         .map_or(id, |(v, _)| v);
     vmrescue::layers::inner::open_image_file(
         layout,
         holder,
         fs,
-        path.as_bytes(),
+        &path,
         &vmrescue::image::OpenOptions::default(),
     )
 }

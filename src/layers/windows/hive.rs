@@ -499,7 +499,11 @@ impl<'a> Hive<'a> {
 /// cell, as `tests/fixtures/make/lib/empty-hive.py` writes it for the
 /// fixtures (there, `hivexregedit` accepting it is the test).
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
 pub(crate) fn empty_hive() -> Vec<u8> {
     fn put(b: &mut [u8], at: usize, v: &[u8]) {
         b[at..at + v.len()].copy_from_slice(v);
