@@ -26,7 +26,8 @@ pub(super) struct GuestArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Read this volume alone, with its own paths (`p1`, `vg/lv`,
-    /// `/dev/vg/lv`, `UUID=...`), or one btrfs subvolume of it
+    /// `/dev/vg/lv`, `UUID=...`, a Windows guest's drive `C:`, where
+    /// `C:\...` paths then start), or one btrfs subvolume of it
     /// (`p2@/@home`, `p2@home`, `p2@id=257`). Default: the guest as it boots
     /// (its root with the volumes its /etc/fstab mounts), else the only
     /// filesystem.
