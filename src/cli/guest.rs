@@ -53,7 +53,7 @@ pub(super) struct Guest {
     /// (`fs` is that tree).
     pub namespace: Option<Namespace>,
     /// With `--volume` naming a volume a Windows guest gives a drive
-    /// letter: that letter's root (`C:\\`), where `C:\\...` paths start.
+    /// letter: that letter's root (`C:\`), where `C:\...` paths start.
     drive: Option<String>,
     /// The prefix of problems (the volume's name; none for the merged tree,
     /// whose problems name their volume) and the problems already reported,
@@ -65,7 +65,7 @@ pub(super) struct Guest {
 
 impl Guest {
     /// A guest path as the user wrote it, in the tree's spelling: on a
-    /// Windows guest, `C:\\Users` is `/C:/Users`; in its volume C: opened
+    /// Windows guest, `C:\Users` is `/C:/Users`; in its volume C: opened
     /// alone, `/Users` ([`vmrescue::guest::operator_path`]).
     pub(super) fn guest_path(&self, p: &std::ffi::OsStr) -> OsString {
         use std::os::unix::ffi::{OsStrExt, OsStringExt};

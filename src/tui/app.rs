@@ -1373,7 +1373,7 @@ impl App {
             return;
         }
         let ns = self.namespace(tree);
-        // A Windows guest's volume on its own: its drive letter (`C:\\`).
+        // A Windows guest's volume on its own: its drive letter (`C:\`).
         let drive = match tree {
             Tree::Volume(v) => self.layout.volume(v).guest.mountpoint.clone(),
             _ => None,
