@@ -19,7 +19,7 @@ use vmrescue::ops::list::Owners;
 use vmrescue::ops::records::{self, Known};
 use vmrescue::text::escape;
 
-use super::guest::GuestArgs;
+use super::guest::{Guest, GuestArgs};
 use super::{exit, report};
 
 /// find's tests and actions written with one dash, and whether each takes a value.
@@ -91,7 +91,8 @@ pub(crate) fn translate(args: Vec<OsString>) -> Vec<OsString> {
     after_help = "Tests and actions may be written as find writes them (-name, -type, \
     -size, -mmin, -mtime, -newer, -xdev, -ls, -maxdepth, -mindepth) or with two dashes. \
     All tests given must pass: an implicit AND; there is no -o, ! or parentheses. Paths are \
-    printed as given, then the names below them, escaped as `ls` escapes them. Times are UTC.\n\n\
+    printed as given, then the names below them, escaped as `ls` escapes them; on a Windows \
+    guest a start path `C:\\Users` is the tree's `/C:/Users`, and printed so. Times are UTC.\n\n\
     Examples:\n  vmrescue find disk.qcow2 /etc -name '*.conf' -mtime -2\n  \
     vmrescue find disk.qcow2 / -xdev -type f -size +100M -ls\n  \
     vmrescue find disk.qcow2 /var/log -newer /etc/passwd --json"
@@ -183,8 +184,10 @@ fn now(arg: Option<&str>) -> Result<Timestamp, String> {
 }
 
 impl FindArgs {
-    /// The query the tests ask for (`-newer` paths resolved in `fs`).
-    fn query(&self, fs: &dyn FsView, now: Timestamp) -> Result<Query, String> {
+    /// The query the tests ask for (`-newer` paths resolved in the guest,
+    /// `C:\...` on a Windows guest too).
+    fn query(&self, guest: &Guest, now: Timestamp) -> Result<Query, String> {
+        let fs = &*guest.fs;
         let mut q = Query {
             xdev: self.xdev,
             min_depth: self.min_depth,
@@ -224,7 +227,7 @@ impl FindArgs {
                 .push(TimeTest::mtime(m, now).map_err(|e| e.to_string())?);
         }
         for p in &self.newer {
-            let m = resolve(fs, p.as_bytes(), false)
+            let m = resolve(fs, guest.guest_path(p).as_bytes(), false)
                 .and_then(|r| fs.metadata(r.node))
                 .map_err(|e| format!("-newer {}: {e}", escape(p.as_bytes())))?;
             q.newer.push(m.mtime);
@@ -264,7 +267,7 @@ pub(crate) fn run(args: &FindArgs) -> u8 {
         }
     };
     let fs = &*guest.fs;
-    let query = match args.query(fs, now) {
+    let query = match args.query(&guest, now) {
         Ok(q) => q,
         Err(e) => {
             report(&e);
@@ -279,7 +282,10 @@ pub(crate) fn run(args: &FindArgs) -> u8 {
     let paths: Vec<Vec<u8>> = if paths.is_empty() {
         vec![b"/".to_vec()]
     } else {
-        paths.iter().map(|p| p.as_bytes().to_vec()).collect()
+        paths
+            .iter()
+            .map(|p| guest.guest_path(p).as_bytes().to_vec())
+            .collect()
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -26,7 +26,8 @@ pub(super) struct GuestArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Read this volume alone, with its own paths (`p1`, `vg/lv`,
-    /// `/dev/vg/lv`, `UUID=...`), or one btrfs subvolume of it
+    /// `/dev/vg/lv`, `UUID=...`, a Windows guest's drive `C:`, where
+    /// `C:\...` paths then start), or one btrfs subvolume of it
     /// (`p2@/@home`, `p2@home`, `p2@id=257`). Default: the guest as it boots
     /// (its root with the volumes its /etc/fstab mounts), else the only
     /// filesystem.
@@ -51,6 +52,9 @@ pub(super) struct Guest {
     /// Without `--volume`, on a guest: its mount table and merged tree
     /// (`fs` is that tree).
     pub namespace: Option<Namespace>,
+    /// With `--volume` naming a volume a Windows guest gives a drive
+    /// letter: that letter's root (`C:\`), where `C:\...` paths start.
+    drive: Option<String>,
     /// The prefix of problems (the volume's name; none for the merged tree,
     /// whose problems name their volume) and the problems already reported,
     /// to report those found later (while reading) at the end.
@@ -61,14 +65,16 @@ pub(super) struct Guest {
 
 impl Guest {
     /// A guest path as the user wrote it, in the tree's spelling: on a
-    /// Windows guest, `C:\\Users` is `/C:/Users`
-    /// ([`vmrescue::guest::Namespace::guest_path`]).
+    /// Windows guest, `C:\Users` is `/C:/Users`; in its volume C: opened
+    /// alone, `/Users` ([`vmrescue::guest::operator_path`]).
     pub(super) fn guest_path(&self, p: &std::ffi::OsStr) -> OsString {
         use std::os::unix::ffi::{OsStrExt, OsStringExt};
-        match &self.namespace {
-            Some(ns) => OsString::from_vec(ns.guest_path(p.as_bytes())),
-            None => p.to_os_string(),
-        }
+        OsString::from_vec(vmrescue::guest::operator_path(
+            &*self.fs,
+            self.namespace.as_ref(),
+            self.drive.as_deref(),
+            p.as_bytes(),
+        ))
     }
 
     /// Report the problems the filesystem found after it was opened (while
@@ -123,6 +129,7 @@ impl GuestArgs {
                 damaged: false,
                 mounts: Vec::new(),
                 namespace: None,
+                drive: None,
                 reported: Default::default(),
                 _layout: None,
             });
@@ -168,11 +175,19 @@ impl GuestArgs {
         } else {
             Vec::new()
         };
+        // A Windows guest's volume opened alone: its drive letter.
+        let drive = layout
+            .volume(id)
+            .guest
+            .mountpoint
+            .clone()
+            .filter(|m| namespace.is_none() && sel.subvolume.is_none() && !m.starts_with('/'));
         Ok(Guest {
             fs,
             damaged: !status.problems.is_empty(),
             mounts,
             namespace,
+            drive,
             reported: (name, status.problems),
             _layout: Some(layout),
         })

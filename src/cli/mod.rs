@@ -48,7 +48,7 @@ use vmrescue::layers::Layout;
 /// With an IMAGE and no command, opens the full-screen browser. Volumes are
 /// named `p1`, `p5` (partitions), `vg/lv` (logical volumes), or as the guest
 /// names them: `/dev/vg/lv`, `/dev/mapper/vg-lv`, `/dev/sda1`, `UUID=...`,
-/// `LABEL=...`.
+/// `LABEL=...`, or a Windows guest's drive letter (`C:`).
 ///
 /// On a Proxmox VE host, `vmrescue 108` opens the disks of VM (or container)
 /// 108, and `vmrescue` alone shows the guests to pick from. A guest that is
@@ -114,7 +114,7 @@ pub(crate) struct SourceArgs {
     /// Open the disk image (qcow2 or raw) stored at PATH inside IMAGE and
     /// work on it as if it had been given as IMAGE: a guest path
     /// (`/var/lib/vz/images/100/vm-100-disk-0.qcow2`, in the guest as it
-    /// boots) or `VOLUME:PATH` (a path in that volume alone, `p1:/images/a.raw`).
+    /// boots; `C:\VMs\disk.qcow2` on a Windows guest) or `VOLUME:PATH` (a path in that volume alone, `p1:/images/a.raw`).
     /// A qcow2's backing files are looked for in the same filesystem,
     /// relative to the image's own directory. `--volume` then names a volume
     /// of the opened image (`p1`, `vg/lv`); `--disk` and `--snapshot` still
@@ -361,7 +361,9 @@ fn open_image_file(
     spec: &str,
     engines: &Engines,
 ) -> Result<vmrescue::layers::DiskSource, vmrescue::Error> {
-    let (volume, path) = if spec.starts_with('/') {
+    // A Windows drive path (`C:\VMs\disk.vhd`) is a guest path too.
+    let drive = vmrescue::guest::drive_path(spec.as_bytes()).is_some();
+    let (volume, path) = if spec.starts_with('/') || drive {
         (None, spec)
     } else {
         match spec.split_once(':') {
@@ -384,16 +386,17 @@ fn open_image_file(
         engines,
         &vmrescue::fs::FsOptions::default(),
     )?;
+    let path = vmrescue::guest::operator_path(&*fs, namespace.as_ref(), None, path.as_bytes());
     // The volume the file lies on, in the guest as it boots.
     let holder = namespace
         .as_ref()
-        .and_then(|ns| ns.locate(path.as_bytes()).ok())
+        .and_then(|ns| ns.locate(&path).ok())
         .map_or(id, |(v, _)| v);
     vmrescue::layers::inner::open_image_file(
         layout,
         holder,
         fs,
-        path.as_bytes(),
+        &path,
         &vmrescue::image::OpenOptions::default(),
     )
 }

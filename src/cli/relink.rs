@@ -125,7 +125,9 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
         let opts = vmrescue::fs::FsOptions::default();
         let ns = Namespace::build(&layout, root, &|v| engines.open_fs(&layout, v, &opts));
         let fs = ns.fs();
-        let seen = vmrescue::fs::path::resolve(&*fs, link.as_bytes(), false)?.path;
+        // `C:\Windows\...` on a Windows guest: the tree's `/C:/Windows/...`.
+        let asked = vmrescue::guest::operator_path(&*fs, Some(&ns), None, link.as_bytes());
+        let seen = vmrescue::fs::path::resolve(&*fs, &asked, false)?.path;
         let (id, outside, inner) = ns.locate_in_subvolume(&seen)?;
         (
             id,

@@ -230,7 +230,12 @@ impl Report {
 
 /// Run every check on the guest.
 pub fn examine(ctx: &Context<'_>) -> Report {
-    if ctx.namespace.is_some_and(|ns| ns.is_windows()) {
+    // A Windows guest, or its system volume alone (`--volume C:`).
+    let windows = match ctx.namespace {
+        Some(ns) => ns.is_windows(),
+        None => crate::layers::windows::is_system_volume(ctx.fs),
+    };
+    if windows {
         return examine_windows(ctx);
     }
     let mut findings = Vec::new();
@@ -261,6 +266,8 @@ fn examine_windows(ctx: &Context<'_>) -> Report {
     let mut findings = Vec::new();
     let space = space::check(ctx, &mut findings);
     rank(&mut findings);
+    // On a drive of the guest's tree (`/C:/Windows/System32`), or in the
+    // system volume alone.
     let system32 = ctx
         .fs
         .read_dir(ctx.fs.root())
@@ -268,6 +275,7 @@ fn examine_windows(ctx: &Context<'_>) -> Report {
         .into_iter()
         .flatten()
         .map(|e| [b"/".as_slice(), &e.name, b"/Windows/System32"].concat())
+        .chain(std::iter::once(b"/Windows/System32".to_vec()))
         .find(|p| {
             crate::fs::path::resolve(ctx.fs, p, true)
                 .and_then(|r| ctx.fs.metadata(r.node))

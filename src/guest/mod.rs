@@ -21,7 +21,9 @@ mod namespace;
 mod tree;
 
 pub(crate) use namespace::root_in_subvolume;
-pub use namespace::{Mount, MountState, Namespace, Outside, drive_display, drive_path};
+pub use namespace::{
+    Mount, MountState, Namespace, Outside, drive_display, drive_path, operator_path,
+};
 pub use tree::GuestFs;
 
 #[cfg(test)]

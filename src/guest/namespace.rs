@@ -259,47 +259,9 @@ impl Namespace {
     /// Windows does; anything else is unchanged.
     pub fn guest_path(&self, p: &[u8]) -> Vec<u8> {
         match drive_path(p).filter(|_| self.windows) {
-            Some(tree) => self.stored_case(&tree),
+            Some(tree) => stored_case(&*self.fs, &tree),
             None => p.to_vec(),
         }
-    }
-
-    /// Path `p` of the merged tree with each name as the directory stores
-    /// it, matched without case as Windows does (`/C:/users` →
-    /// `/C:/Users`): a name stored as given wins. From the first name not
-    /// found, or that is not a plain directory name (`.`, `..`, a file, a
-    /// link), the rest is kept as given.
-    fn stored_case(&self, p: &[u8]) -> Vec<u8> {
-        let fs = &*self.fs;
-        let mut node = Some(fs.root());
-        let mut out = Vec::with_capacity(p.len());
-        for name in components(p) {
-            let found = node
-                .filter(|_| name != b"." && name != b"..")
-                .and_then(|dir| match fs.lookup(dir, name) {
-                    Ok(Some(n)) => Some((name.to_vec(), n)),
-                    _ => fs.read_dir(dir).ok()?.into_iter().find_map(|e| {
-                        crate::text::same_without_case(&e.name, name).then_some((e.name, e.node))
-                    }),
-                });
-            out.push(b'/');
-            node = match found {
-                Some((stored, n)) => {
-                    out.extend_from_slice(&stored);
-                    fs.metadata(n)
-                        .is_ok_and(|m| m.file_type == FileType::Directory)
-                        .then_some(n)
-                }
-                None => {
-                    out.extend_from_slice(name);
-                    None
-                }
-            };
-        }
-        if out.is_empty() {
-            out.push(b'/');
-        }
-        out
     }
 
     /// What the mount table says about entries that are not mounted as
@@ -565,6 +527,74 @@ pub fn drive_path(p: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(name);
     }
     Some(out)
+}
+
+/// Path `p` of `fs` with each name as the directory stores it, matched
+/// without case as Windows does (`/C:/users` → `/C:/Users`): a name stored
+/// as given wins. From the first name not found, or that is not a plain
+/// directory name (`.`, `..`, a file, a link), the rest is kept as given.
+fn stored_case(fs: &dyn FsView, p: &[u8]) -> Vec<u8> {
+    let mut node = Some(fs.root());
+    let mut out = Vec::with_capacity(p.len());
+    for name in components(p) {
+        let found = node
+            .filter(|_| name != b"." && name != b"..")
+            .and_then(|dir| match fs.lookup(dir, name) {
+                Ok(Some(n)) => Some((name.to_vec(), n)),
+                _ => fs.read_dir(dir).ok()?.into_iter().find_map(|e| {
+                    crate::text::same_without_case(&e.name, name).then_some((e.name, e.node))
+                }),
+            });
+        out.push(b'/');
+        node = match found {
+            Some((stored, n)) => {
+                out.extend_from_slice(&stored);
+                fs.metadata(n)
+                    .is_ok_and(|m| m.file_type == FileType::Directory)
+                    .then_some(n)
+            }
+            None => {
+                out.extend_from_slice(name);
+                None
+            }
+        };
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// A guest path as the operator typed it (a command's PATH, `find`'s start
+/// and `-newer`, `relink`'s link, `--open`, the browser's go-to prompt) in
+/// the spelling of the tree it is looked up in, `fs`: the one place where
+/// Windows' spelling is read.
+/// - In a Windows guest's merged tree (`ns`), `C:\Users` is `/C:/Users`
+///   ([`Namespace::guest_path`]).
+/// - In one volume opened alone whose drive letter is `drive` (`C:\`, as
+///   the guest's `MountedDevices` gives it), a path on that drive is a path
+///   from the volume's root: `c:\users` is `/Users`, names matched without
+///   case.
+/// - Anything else is unchanged.
+pub fn operator_path(
+    fs: &dyn FsView,
+    ns: Option<&Namespace>,
+    drive: Option<&str>,
+    p: &[u8],
+) -> Vec<u8> {
+    if let Some(ns) = ns {
+        return ns.guest_path(p);
+    }
+    let on = drive.and_then(|d| drive_path(d.as_bytes()));
+    let tree = drive_path(p);
+    match (on, tree) {
+        (Some(on), Some(tree)) => match tree.strip_prefix(on.as_slice()) {
+            Some([]) => b"/".to_vec(),
+            Some(rest) if rest.starts_with(b"/") => stored_case(fs, rest),
+            _ => p.to_vec(),
+        },
+        _ => p.to_vec(),
+    }
 }
 
 /// A path of a Windows guest's merged tree (`/C:/Users/x`) as Windows

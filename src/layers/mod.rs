@@ -565,7 +565,7 @@ fn add_disk(layout: &mut Layout, src: DiskSource, parent: Option<VolumeId>) -> D
 fn scan_level(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: ScanOptions<'_>) {
     let first_pv = layout.pvs.len();
     scan_disks(layout, disks, prefix, options);
-    ldm::scan(layout, disks, prefix);
+    ldm::scan(layout, disks, &|_| prefix.to_string());
     let pvs: Vec<usize> = (first_pv..layout.pvs.len()).collect();
     assemble_level(layout, &pvs, prefix);
 }

@@ -31,6 +31,14 @@ fn split_dm_name(name: &str) -> Option<(String, String)> {
     None
 }
 
+/// The drive letter `spec` names (`C:`, `c:\`, `D:/`), in upper case.
+fn drive_letter(spec: &str) -> Option<char> {
+    let mut chars = spec.chars();
+    let letter = chars.next().filter(char::is_ascii_alphabetic)?;
+    (chars.next() == Some(':') && matches!(chars.as_str(), "" | "\\" | "/"))
+        .then(|| letter.to_ascii_uppercase())
+}
+
 /// Kernel disk name prefixes a guest may use, with the disk letter after them.
 const DISK_PREFIXES: [&str; 4] = ["sd", "vd", "xvd", "hd"];
 
@@ -387,6 +395,15 @@ impl Layout {
                     VolumeKind::Partition { entry, .. } => entry.name.as_deref() == Some(val),
                     _ => false,
                 }),
+                false,
+            );
+        }
+        // C:, d:\ — the volume a Windows guest gives that drive letter
+        // (its MountedDevices, or C: for its system volume).
+        if let Some(letter) = drive_letter(spec) {
+            let mountpoint = format!("{letter}:\\");
+            return (
+                by(&|v| v.guest.mountpoint.as_deref() == Some(mountpoint.as_str())),
                 false,
             );
         }

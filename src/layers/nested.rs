@@ -63,6 +63,7 @@ fn scan_from(
         let end = layout.volumes.len();
         let mut wave: Vec<Held> = Vec::new();
         scan_wave(layout, next, end, nested, scanned, &mut wave);
+        ldm_sets(layout, &wave);
         for set in assembly_sets(layout, &wave) {
             let Some(held) = wave.get(set.holder) else {
                 continue;
@@ -95,6 +96,7 @@ fn scan_from(
 /// MD array, and the PVs found on it (indices into `layout.pvs`).
 struct Held {
     holder: VolumeId,
+    disk: DiskId,
     prefix: String,
     md: bool,
     pvs: std::ops::Range<usize>,
@@ -173,15 +175,45 @@ fn scan_wave(
         let d = add_disk(layout, src, Some(vid));
         let first_pv = layout.pvs.len();
         scan_disks(layout, &[d], &prefix, ScanOptions::default());
-        // A Windows guest's dynamic disk: its disk group is assembled from
-        // this disk alone.
-        super::ldm::scan(layout, &[d], &prefix);
         wave.push(Held {
             holder: vid,
+            disk: d,
             prefix,
             md,
             pvs: first_pv..layout.pvs.len(),
         });
+    }
+}
+
+/// The Windows dynamic disks of one wave: the disks held by the same
+/// machine (the same scope, and the same Proxmox guest where the holders
+/// name one) are read together, so a disk group whose members are two of
+/// a guest's disks (`vm-100-disk-0`, `vm-100-disk-1`) assembles as
+/// Windows' own LDM would; its volumes are named after its first member's
+/// holder. Disks of different machines, or of clones told apart by guest,
+/// never mix.
+fn ldm_sets(layout: &mut Layout, wave: &[Held]) {
+    /// The machine a disk is held by: its scope, and its Proxmox guest.
+    type Machine = (Option<VolumeId>, Option<GuestKey>);
+    let mut sets: Vec<(Machine, Vec<DiskId>)> = Vec::new();
+    for held in wave {
+        let key = (
+            scope_of(layout, held.holder),
+            guest_key(layout, held.holder),
+        );
+        match sets.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, disks)) => disks.push(held.disk),
+            None => sets.push((key, vec![held.disk])),
+        }
+    }
+    let prefix = |d: DiskId| {
+        wave.iter()
+            .find(|h| h.disk == d)
+            .map(|h| h.prefix.clone())
+            .unwrap_or_default()
+    };
+    for (_, disks) in sets {
+        super::ldm::scan(layout, &disks, &prefix);
     }
 }
 

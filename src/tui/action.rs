@@ -88,6 +88,9 @@ pub enum Action {
     Find,
     /// Find dialog: list the newest changes across the guest, newest first.
     RecentChanges,
+    /// Type a guest path (`/etc/ssh`, `C:\Users` on a Windows guest) and
+    /// show it: its folder, or the folder holding it with the cursor on it.
+    GoTo,
 }
 
 impl Action {
@@ -131,6 +134,7 @@ impl Action {
         ("search-prev", Action::SearchPrev),
         ("find", Action::Find),
         ("recent-changes", Action::RecentChanges),
+        ("go-to", Action::GoTo),
     ];
 
     /// The action named `name` in the keymap.

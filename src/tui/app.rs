@@ -375,7 +375,7 @@ impl App {
         }
         if self.focus == Focus::Files
             && let Right::Browsing(p) = &self.right
-            && p.editing_filter
+            && (p.editing_filter || p.goto.is_some())
         {
             return Context::Edit;
         }
@@ -853,6 +853,7 @@ impl App {
             Action::Find => self.open_find(),
             Action::ToggleHelp => self.push_dialog(Dialog::Help { scroll: 0 }),
             Action::FilterStart => self.start_filter(),
+            Action::GoTo => self.start_goto(),
             Action::Quit => self.ask_quit(),
             Action::Redraw => {
                 // Redraw, and read what is shown again from the image.
@@ -889,10 +890,27 @@ impl App {
         }
     }
 
-    /// Keys in the filter line (the dialogs with a text field take their own).
+    /// Keys in the filter line or the go-to prompt (the dialogs with a text
+    /// field take their own).
     fn update_edit(&mut self, action: &Action) {
         let page = self.files_page();
         let Some(p) = self.pane_mut() else { return };
+        if let Some(field) = &mut p.goto {
+            if field.edit(action) {
+                return;
+            }
+            match action {
+                Action::Confirm => {
+                    let typed = field.text.clone();
+                    p.goto = None;
+                    self.go_to(&typed);
+                }
+                Action::Cancel => p.goto = None,
+                Action::Quit => self.ask_quit(),
+                _ => {}
+            }
+            return;
+        }
         let before = p.filter.text.clone();
         if p.filter.edit(action) {
             if p.filter.text != before {
@@ -1321,6 +1339,61 @@ impl App {
         if let Some(p) = self.pane_mut() {
             p.editing_filter = true;
             p.filter.cursor = p.filter.text.chars().count();
+        }
+    }
+
+    fn start_goto(&mut self) {
+        if matches!(self.right, Right::Browsing(_)) {
+            self.focus = Focus::Files;
+        }
+        match self.pane_mut() {
+            Some(p) => {
+                p.editing_filter = false;
+                p.goto = Some(TextField::default());
+            }
+            None => self.say(s::GOTO_NEEDS_FS),
+        }
+    }
+
+    /// Show the guest path `typed` (from the go-to prompt) in the tree
+    /// shown: its folder, or the folder holding it with the cursor on it.
+    /// Read as every command reads a guest path
+    /// ([`crate::guest::operator_path`]): `C:\Users` on a Windows guest; a
+    /// path without a leading `/` from the folder shown.
+    fn go_to(&mut self, typed: &str) {
+        let Some((tree, here)) = self.pane().map(|p| (p.tree, p.path.clone())) else {
+            return;
+        };
+        let Some(fs) = self.fs(tree).cloned() else {
+            self.say(s::GOTO_NEEDS_FS);
+            return;
+        };
+        let typed = typed.trim();
+        if typed.is_empty() {
+            return;
+        }
+        let ns = self.namespace(tree);
+        // A Windows guest's volume on its own: its drive letter (`C:\`).
+        let drive = match tree {
+            Tree::Volume(v) => self.layout.volume(v).guest.mountpoint.clone(),
+            _ => None,
+        }
+        .filter(|m| !m.starts_with('/'));
+        let mut path =
+            crate::guest::operator_path(&*fs, ns.as_deref(), drive.as_deref(), typed.as_bytes());
+        if !path.starts_with(b"/") {
+            path = join(&here, &path);
+        }
+        let found = crate::fs::path::resolve(&*fs, &path, true)
+            .and_then(|r| fs.metadata(r.node).map(|m| (r.path, m.file_type)));
+        match found {
+            Ok((dir, FileType::Directory)) => self.jump_to(tree, dir, None),
+            Ok((file, _)) => {
+                let (dir, name) = crate::fs::path::split_last(&file);
+                self.jump_to(tree, dir, name);
+            }
+            // As typed (the operator's own text, backslashes and all).
+            Err(e) => self.say_error(s::goto_failed(&super::format::safe(typed), &e.to_string())),
         }
     }
 

@@ -275,6 +275,8 @@ pub struct FilePane {
     pub filter: TextField,
     /// Whether the filter line is being typed.
     pub editing_filter: bool,
+    /// The go-to prompt, while a path is being typed.
+    pub goto: Option<TextField>,
     /// A listing under way: (request, path asked for, entries so far, name to select).
     pub loading: Option<Loading>,
     /// Why the last listing failed.
@@ -308,6 +310,7 @@ impl FilePane {
             offset: 0,
             filter: TextField::default(),
             editing_filter: false,
+            goto: None,
             loading: None,
             error: None,
         }

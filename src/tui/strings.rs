@@ -723,7 +723,7 @@ pub const FOOTER_PROGRESS: &str = "Esc cancel  b hide";
 pub fn context_title(c: Context) -> &'static str {
     match c {
         Context::Main => "Browsing (both panes)",
-        Context::Edit => "Typing (filter line, copy destination, restore target, find)",
+        Context::Edit => "Typing (filter line, go-to path, copy destination, restore target, find)",
         Context::Confirm => "Questions",
         Context::Dialog => "Windows (help, details, summaries)",
         Context::Repair => "Restore dialog and doctor view",
@@ -794,6 +794,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         (Context::Viewer, Action::ToggleHelp) => "Show the help",
         (_, Action::ToggleHelp) => "This help",
         (_, Action::FilterStart) => "Filter the file list by name",
+        (_, Action::GoTo) => "Go to a path (`/etc/ssh`; `C:\\Users` on a Windows guest)",
         (Context::Edit, Action::Quit)
         | (Context::Confirm, Action::Quit)
         | (Context::Dialog, Action::Quit)
@@ -801,7 +802,7 @@ pub fn action_help(c: Context, a: Action) -> &'static str {
         | (Context::Progress, Action::Quit) => "Quit (asks first while a copy runs)",
         (_, Action::Quit) => "Quit",
         (Context::Edit, Action::Confirm) => {
-            "Accept (filter), start the copy, plan the typed target, or search (find)"
+            "Accept (filter), go to the path, start the copy, plan the typed target, or search (find)"
         }
         (_, Action::Confirm) => "Yes",
         (Context::Main, Action::Cancel) => "Clear the filter, or the message",
@@ -886,6 +887,16 @@ pub fn find_done(
 pub fn find_bad_within(s: &str) -> String {
     format!("changed within {s:?}: give minutes, hours or days (30m, 6h, 2d)")
 }
+/// The go-to prompt, at the foot of the file list.
+pub const GOTO_PROMPT: &str = "go to:";
+/// The go-to prompt with nothing open.
+pub const GOTO_NEEDS_FS: &str = "Go to a path in a guest filesystem: open a volume first";
+
+/// The go-to prompt's path could not be shown.
+pub fn goto_failed(typed: &str, why: &str) -> String {
+    format!("Go to {typed}: {why}")
+}
+
 /// Ctrl-F with nothing open.
 pub const FIND_NEEDS_FS: &str = "Ctrl-F searches a guest filesystem: open a volume first";
 

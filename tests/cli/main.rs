@@ -44,3 +44,4 @@ mod pve_in_use;
 mod relink;
 mod relink_xfs;
 mod windows;
+mod windows_paths;

@@ -361,6 +361,118 @@ fn damaged_data_runs_are_errors() {
     assert!(err.contains(&format!("MFT record {}", n.0)), "{err}");
 }
 
+/// The byte of the non-resident unnamed `$DATA` attribute in MFT record
+/// `rec` of `img` (the record at that byte).
+fn data_attribute(img: &[u8], rec: usize) -> usize {
+    let mut a = rec + usize::from(u16::from_le_bytes([img[rec + 20], img[rec + 21]]));
+    loop {
+        let ty = u32::from_le_bytes(img[a..a + 4].try_into().unwrap());
+        assert_ne!(ty, 0xffff_ffff, "no $DATA");
+        let len = u32::from_le_bytes(img[a + 4..a + 8].try_into().unwrap()) as usize;
+        // Non-resident, no name.
+        if ty == 0x80 && img[a + 8] == 1 && img[a + 9] == 0 {
+            return a;
+        }
+        a += len;
+    }
+}
+
+/// A file whose initialized size (valid data length) is below its size —
+/// what Windows leaves after `SetFileValidData`/`SetEndOfFile` or a write
+/// cut short — reads as zeros past it, whatever its clusters hold, as
+/// ntfs-3g (`ntfscat`) reads the same patched image; a copy leaves that
+/// part a hole. The attribute is found by walking the record as our reader
+/// does; the clusters past the new valid length still hold the old bytes.
+#[test]
+fn bytes_past_the_initialized_size_read_as_zeros_as_ntfs_3g_reads_them() {
+    const VALID: u64 = 5_000_003;
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy(dir.path());
+    let fs = open_path(&p).unwrap();
+    let n = node(&fs, "/big.bin");
+    let before = read_all(&fs, n).unwrap();
+    drop(fs);
+    let img = std::fs::read(&p).unwrap();
+    let rec = record_at(&img, n.0);
+    let a = data_attribute(&img, rec);
+    let size = le64(&img, a + 0x30);
+    assert_eq!(size, 20_971_520);
+    assert_eq!(le64(&img, a + 0x38), size, "initialized size before");
+    // The field must not hold a sector's update-sequence bytes (510, 511).
+    let at = a + 0x38 - rec;
+    assert!(
+        (at..at + 8).all(|b| b % 512 < 510),
+        "field at record byte {at}"
+    );
+    patch(&p, a + 0x38, &VALID.to_le_bytes());
+
+    let fs = open_path(&p).unwrap();
+    assert_eq!(fs.metadata(n).unwrap().size, size);
+    let got = read_all(&fs, n).unwrap();
+    assert_eq!(got.len() as u64, size);
+    let valid = VALID as usize;
+    assert_eq!(&got[..valid], &before[..valid]);
+    assert!(
+        got[valid..].iter().all(|&b| b == 0),
+        "zeros past the valid length"
+    );
+    assert!(
+        before[valid..].iter().any(|&b| b != 0),
+        "the clusters hold data there"
+    );
+    // A read that straddles the valid length.
+    let mut buf = vec![0xaau8; 16];
+    assert_eq!(fs.read_at(n, VALID - 8, &mut buf).unwrap(), 16);
+    assert_eq!(&buf[..8], &before[valid - 8..valid]);
+    assert_eq!(&buf[8..], &[0u8; 8]);
+    // Past it: allocated, unwritten.
+    let ext = fs.extents(n).unwrap();
+    assert!(
+        ext.iter().any(|e| e.unwritten && e.offset == VALID),
+        "{ext:?}"
+    );
+    assert!(
+        ext.iter()
+            .filter(|e| !e.unwritten)
+            .all(|e| e.offset + e.len <= VALID)
+    );
+    drop(fs);
+
+    // ntfs-3g reads the same bytes.
+    let out = std::process::Command::new("ntfscat")
+        .arg(&p)
+        .arg("/big.bin")
+        .output()
+        .expect("ntfscat (ntfs-3g) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        hex(&Sha256::digest(&out.stdout)),
+        hex(&Sha256::digest(&got))
+    );
+    // And so do `cat` and `cp` (the copy moves big runs in the kernel).
+    let img = p.to_str().unwrap();
+    let out = common::vmrescue(&["cat", img, "/big.bin"]);
+    assert!(out.status.success());
+    assert_eq!(
+        hex(&Sha256::digest(&out.stdout)),
+        hex(&Sha256::digest(&got))
+    );
+    let dst = dir.path().join("out");
+    std::fs::create_dir(&dst).unwrap();
+    let out = common::vmrescue(&["cp", img, "/big.bin", dst.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = std::fs::read(dst.join("big.bin")).unwrap();
+    assert_eq!(hex(&Sha256::digest(&copied)), hex(&Sha256::digest(&got)));
+}
+
 #[test]
 fn mutated_mft_never_panics_or_hangs() {
     let dir = tempfile::tempdir().unwrap();

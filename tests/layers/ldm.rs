@@ -466,3 +466,72 @@ fn a_dynamic_disk_nested_in_a_host_volume_is_read() {
     assert!(v.is_filesystem(), "{:?} {:?}", v.content, v.problems);
     assert_eq!(v.content.kind.name(), "ntfs");
 }
+
+/// Disks A and B of the group, each stored in a partition of a host disk
+/// (a VM's two disks kept in a host's partitions): read as nested disks,
+/// they are one machine's, so the group assembles across them, its spanned
+/// and striped volumes whole and named after the first member's holder,
+/// their files as ntfs-3g wrote them.
+#[test]
+fn a_disk_group_across_two_nested_disks_assembles() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host.img");
+    let a = std::fs::read(common::fixture("ldm-a")).unwrap();
+    let b = std::fs::read(common::fixture("ldm-b")).unwrap();
+    let (a_at, b_at) = (2048u64, 2048 + a.len() as u64 / 512);
+    let end = b_at + b.len() as u64 / 512;
+    // An MBR with two Linux partitions holding the disks' bytes.
+    let mut mbr = vec![0u8; 512];
+    for (i, (start, len)) in [(a_at, a.len() as u64 / 512), (b_at, b.len() as u64 / 512)]
+        .into_iter()
+        .enumerate()
+    {
+        let e = 446 + 16 * i;
+        mbr[e + 4] = 0x83;
+        mbr[e + 8..e + 12].copy_from_slice(&(start as u32).to_le_bytes());
+        mbr[e + 12..e + 16].copy_from_slice(&(len as u32).to_le_bytes());
+    }
+    mbr[510..512].copy_from_slice(&[0x55, 0xaa]);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = File::create(&host).unwrap();
+        f.set_len(end * 512).unwrap();
+        f.write_all_at(&mbr, 0).unwrap();
+        f.write_all_at(&a, a_at * 512).unwrap();
+        f.write_all_at(&b, b_at * 512).unwrap();
+    }
+    let l = scan_paths(std::slice::from_ref(&host));
+    let names = volume_names(&l);
+    for v in ["Volume1", "Volume2", "Volume3"] {
+        let name = format!("p1/ldm_vol_WIN-TEST-Dg0_{v}");
+        let vol = l.volumes.iter().find(|x| x.name == name);
+        assert!(
+            vol.is_some_and(|x| x.is_filesystem()),
+            "{name}: {names:?} {}",
+            problems(&l)
+        );
+    }
+    assert!(!problems(&l).contains("is missing"), "{}", problems(&l));
+    let sums = common::report("ldm.sums");
+    let mut n = 0;
+    for line in sums.lines().filter(|l| l.starts_with("WIN-TEST-Dg0 ")) {
+        let [group, vol, path, sha] = line.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("bad line {line}");
+        };
+        let volume = format!("p1/ldm_vol_{group}_{vol}");
+        let file = format!("/{path}");
+        let out = common::vmrescue(&["cat", host.to_str().unwrap(), "--volume", &volume, &file]);
+        assert!(
+            out.status.success(),
+            "{volume} {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            hex(&sha2::Sha256::digest(&out.stdout)),
+            sha,
+            "{volume} {path}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 6);
+}

@@ -38,3 +38,4 @@ mod tui_relink_snapshots;
 mod tui_snapshots;
 mod tui_viewer;
 mod tui_viewer_pty;
+mod tui_windows;

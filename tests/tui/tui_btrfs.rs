@@ -7,8 +7,6 @@
 
 use crate::common;
 
-use std::sync::Arc;
-
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use sha2::{Digest, Sha256};
 use vmrescue::engine::VolumeOpener;
@@ -26,17 +24,7 @@ fn app(config: AppConfig) -> (App, Jobs) {
         us.open(&layout, id).map_err(vmrescue::Error::Unsupported)
     });
     layout.apply_inspection(&found);
-    let layout = Arc::new(layout);
-    let jobs = Jobs {
-        layout: Arc::clone(&layout),
-        opener: Arc::new(vmrescue::engine::userspace::Userspace::default()),
-        copier: Arc::new(vmrescue::tui::copier::JobCopier),
-    };
-    let mut app = App::new(layout, config);
-    app.resize(140, 40);
-    app.start();
-    jobs.run_inline(&mut app);
-    (app, jobs)
+    crate::tui_support::userspace_app(layout, config)
 }
 
 fn key(app: &mut App, jobs: &Jobs, code: KeyCode) {

@@ -8,8 +8,6 @@
 
 use crate::common;
 
-use std::sync::Arc;
-
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use sha2::{Digest, Sha256};
 use vmrescue::tui::dialogs::Dialog;
@@ -21,17 +19,7 @@ use vmrescue::tui::{Action, App, AppConfig};
 /// The app over the fixture, its only filesystem (the host's p1) open.
 fn app() -> (App, Jobs) {
     let img = vmrescue::image::open(&common::fixture("inner-host")).unwrap();
-    let layout = Arc::new(vmrescue::layers::scan(vec![img]));
-    let jobs = Jobs {
-        layout: Arc::clone(&layout),
-        opener: Arc::new(vmrescue::engine::userspace::Userspace::default()),
-        copier: Arc::new(vmrescue::tui::copier::JobCopier),
-    };
-    let mut app = App::new(layout, AppConfig::default());
-    app.resize(140, 40);
-    app.start();
-    jobs.run_inline(&mut app);
-    (app, jobs)
+    crate::tui_support::userspace_app(vmrescue::layers::scan(vec![img]), AppConfig::default())
 }
 
 fn key(app: &mut App, jobs: &Jobs, code: KeyCode) {

@@ -854,3 +854,19 @@ impl Story {
         panic!("layer {name} not found");
     }
 }
+
+/// The app over a real image's `layout` at 140 × 40 with `config`, its
+/// volumes opened by the userspace engine, its jobs run in place.
+pub fn userspace_app(layout: Layout, config: AppConfig) -> (App, Jobs) {
+    let layout = Arc::new(layout);
+    let jobs = Jobs {
+        layout: Arc::clone(&layout),
+        opener: Arc::new(vmrescue::engine::userspace::Userspace::default()),
+        copier: Arc::new(JobCopier),
+    };
+    let mut app = App::new(layout, config);
+    app.resize(140, 40);
+    app.start();
+    jobs.run_inline(&mut app);
+    (app, jobs)
+}

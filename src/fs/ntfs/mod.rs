@@ -18,9 +18,14 @@
 //! Named data streams are extended attributes `user.NAME`, as ntfs-3g's
 //! `streams_interface=xattr` shows them.
 //!
+//! A non-resident stream's bytes past its initialized size (the valid data
+//! length) read as zeros, as Windows and ntfs-3g read them, whatever its
+//! clusters hold; [`FsView::extents`] marks them unwritten.
+//!
 //! Not read: encrypted (EFS) files (an error names them), a data stream
 //! split over an attribute list *and* compressed (an error), the valid-data
-//! length of a non-resident stream (bytes past it read as stored), security
+//! length of a stream split over an attribute list (read through the crate,
+//! past it as stored), security
 //! descriptors and NTFS extended attributes (`$EA`), the `$LogFile` (never
 //! replayed: a dirty volume gets a note). A BitLocker volume is refused.
 #![deny(
@@ -136,9 +141,11 @@ struct Run {
 enum Stream {
     /// In the MFT record.
     Resident(Vec<u8>),
-    /// In clusters.
+    /// In clusters; bytes from `initialized` (the valid data length, at
+    /// most `size`) read as zeros.
     Runs {
         size: u64,
+        initialized: u64,
         runs: Vec<Run>,
         compressed: bool,
     },
@@ -444,7 +451,7 @@ impl NtfsVolume {
                 NtfsAttributeType::Data => {
                     let name = a.name().map_err(|e| err("$DATA name", e))?;
                     let name = utf16(name.0);
-                    let stream = self.stream(cur, record, &a, &name)?;
+                    let stream = self.stream(cur, &file, &a, &name)?;
                     if name.is_empty() {
                         node.data = Some(stream);
                     } else {
@@ -452,7 +459,7 @@ impl NtfsVolume {
                     }
                 }
                 NtfsAttributeType::ReparsePoint => {
-                    let stream = self.stream(cur, record, &a, b"")?;
+                    let stream = self.stream(cur, &file, &a, b"")?;
                     if stream.size() <= MAX_REPARSE {
                         reparse = Some(stream);
                     }
@@ -532,14 +539,15 @@ impl NtfsVolume {
         Some(t)
     }
 
-    /// Where the value of attribute `a` lives.
+    /// Where the value of attribute `a` of `file` lives.
     fn stream(
         &self,
         cur: &mut Cursor,
-        record: u64,
+        file: &NtfsFile<'_>,
         a: &ntfs::NtfsAttribute<'_, '_>,
         name: &[u8],
     ) -> Result<Stream> {
+        let record = file.file_record_number();
         let compressed = a.flags().contains(NtfsAttributeFlags::COMPRESSED);
         if a.flags().contains(NtfsAttributeFlags::ENCRYPTED) {
             return Err(Error::Unsupported(format!(
@@ -584,8 +592,10 @@ impl NtfsVolume {
                         .checked_add(len)
                         .ok_or_else(|| crate_err("data runs", record, "lengths overflow"))?;
                 }
+                let size = v.len();
                 Stream::Runs {
-                    size: v.len(),
+                    size,
+                    initialized: self.initialized_size(cur, file, a)?.min(size),
                     runs,
                     compressed,
                 }
@@ -602,6 +612,59 @@ impl NtfsVolume {
                 }
             }
         })
+    }
+
+    /// The initialized size (valid data length) in the header of
+    /// non-resident attribute `a`: read from its MFT record on disk with the
+    /// record's update sequence applied, since the `ntfs` crate does not
+    /// give it.
+    fn initialized_size(
+        &self,
+        cur: &mut Cursor,
+        file: &NtfsFile<'_>,
+        a: &ntfs::NtfsAttribute<'_, '_>,
+    ) -> Result<u64> {
+        /// Its place in a non-resident attribute header.
+        const AT: u64 = 0x38;
+        let record = file.file_record_number();
+        let size = u64::from(self.ntfs.file_record_size());
+        let pos = a.position().value().map_or(0, |p| p.get());
+        // In `file`'s own record, else (an attribute list's extension
+        // record) in the record-aligned one holding it.
+        let base = file.position().value().map_or(0, |p| p.get());
+        let start = if pos >= base && pos.saturating_sub(base) < size {
+            base
+        } else {
+            pos.checked_rem(size).map_or(pos, |r| pos.saturating_sub(r))
+        };
+        let mut rec = vec![0u8; usize::try_from(size).unwrap_or(0)];
+        cur.seek(SeekFrom::Start(start))
+            .and_then(|_| cur.read_exact(&mut rec))
+            .map_err(|e| {
+                Error::corrupt(
+                    format!("NTFS MFT record {record}"),
+                    start,
+                    format!("cannot read: {e}"),
+                )
+            })?;
+        index::fixup(&mut rec, "MFT record").map_err(|e| {
+            Error::corrupt(
+                format!("NTFS MFT record {record}"),
+                start.saturating_add(e.at),
+                e.detail,
+            )
+        })?;
+        let at = pos.saturating_sub(start).saturating_add(AT);
+        usize::try_from(at)
+            .ok()
+            .and_then(|at| crate::io::le::u64(&rec, at))
+            .ok_or_else(|| {
+                Error::corrupt(
+                    format!("NTFS MFT record {record} $DATA header"),
+                    start.saturating_add(at),
+                    "the initialized size lies past the record",
+                )
+            })
     }
 
     /// Read up to `cap` bytes of `s` from `offset`.
@@ -651,18 +714,21 @@ impl NtfsVolume {
             }
             Stream::Runs {
                 runs,
-                compressed: false,
+                compressed,
+                initialized,
                 ..
             } => {
-                self.read_runs(record, runs, offset, buf)?;
-                Ok(want)
-            }
-            Stream::Runs {
-                runs,
-                compressed: true,
-                ..
-            } => {
-                self.read_compressed(record, runs, offset, buf)?;
+                // Past the valid data length: zeros, not what the clusters hold.
+                let valid = usize::try_from(initialized.saturating_sub(offset))
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
+                let (data, zeros) = buf.split_at_mut(valid);
+                if *compressed {
+                    self.read_compressed(record, runs, offset, data)?;
+                } else {
+                    self.read_runs(record, runs, offset, data)?;
+                }
+                zeros.fill(0);
                 Ok(want)
             }
             Stream::Split { name, .. } => {
@@ -842,7 +908,7 @@ impl NtfsVolume {
             if utf16(name.0) != b"$I30" {
                 continue;
             }
-            let s = self.stream(cur, record, &a, b"$I30")?;
+            let s = self.stream(cur, &file, &a, b"$I30")?;
             if ty == NtfsAttributeType::IndexRoot {
                 root = Some(s);
             } else {
@@ -1104,6 +1170,7 @@ impl FsView for NtfsVolume {
         let (_, d) = self.data(node).ok()?;
         let Some(Stream::Runs {
             size,
+            initialized,
             runs,
             compressed: false,
         }) = d
@@ -1111,8 +1178,9 @@ impl FsView for NtfsVolume {
             return None;
         };
         // A small file is read: the kernel's readahead of the image around
-        // each `sendfile` costs more than the copy it saves.
-        if offset >= size || len == 0 || size < HOST_EXTENT_MIN {
+        // each `sendfile` costs more than the copy it saves. Past the valid
+        // data length the bytes are zeros, not the clusters'.
+        if offset >= initialized || len == 0 || size < HOST_EXTENT_MIN {
             return None;
         }
         let r = runs.get(runs.partition_point(|r| r.off.saturating_add(r.len) <= offset))?;
@@ -1122,7 +1190,7 @@ impl FsView for NtfsVolume {
         let disk = r.disk?;
         let len = len
             .min(r.off.saturating_add(r.len).saturating_sub(offset))
-            .min(size.saturating_sub(offset));
+            .min(initialized.saturating_sub(offset));
         self.src
             .host_extent(disk.checked_add(offset.saturating_sub(r.off))?, len)
     }
@@ -1134,7 +1202,10 @@ impl FsView for NtfsVolume {
         let size = d.size();
         match &d {
             Stream::Runs {
-                runs, compressed, ..
+                runs,
+                compressed,
+                initialized,
+                ..
             } => {
                 let unit = u64::from(self.boot.cluster_size).saturating_mul(UNIT_CLUSTERS);
                 for r in runs {
@@ -1160,6 +1231,26 @@ impl FsView for NtfsVolume {
                         }),
                     }
                 }
+                // Past the valid data length: allocated, read as zeros.
+                out = out
+                    .into_iter()
+                    .flat_map(|e| {
+                        let end = e.offset.saturating_add(e.len);
+                        let cut = (*initialized).clamp(e.offset, end);
+                        [
+                            FileExtent {
+                                len: cut.saturating_sub(e.offset),
+                                ..e
+                            },
+                            FileExtent {
+                                offset: cut,
+                                len: end.saturating_sub(cut),
+                                unwritten: true,
+                            },
+                        ]
+                    })
+                    .filter(|e| e.len > 0)
+                    .collect();
             }
             _ if size > 0 => out.push(FileExtent {
                 offset: 0,

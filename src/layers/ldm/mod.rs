@@ -384,12 +384,17 @@ pub fn volume_name(group: &str, volume: &str) -> String {
     format!("ldm_vol_{group}_{volume}")
 }
 
-/// Read the LDM databases on `disks` (one level of the layout), assemble
-/// their disk groups and add the volumes, named `<prefix>ldm_vol_…`. The
-/// partitions that hold a dynamic disk's areas are described as such and
-/// lose a filesystem the probe saw at their start (it belongs to a volume
-/// that may go on elsewhere).
-pub(super) fn scan(layout: &mut super::Layout, disks: &[DiskId], prefix: &str) {
+/// Read the LDM databases on `disks` (one level of the layout, or the
+/// nested disks of one machine), assemble their disk groups and add the
+/// volumes, named `<prefix>ldm_vol_…` where the prefix is `prefix` of the
+/// group's first member disk in `disks`. The partitions that hold a dynamic
+/// disk's areas are described as such and lose a filesystem the probe saw
+/// at their start (it belongs to a volume that may go on elsewhere).
+pub(super) fn scan(
+    layout: &mut super::Layout,
+    disks: &[DiskId],
+    prefix: &dyn Fn(DiskId) -> String,
+) {
     let mut members = Vec::new();
     for &id in disks {
         let Some(disk) = layout.disks.get_mut(id.0) else {
@@ -429,6 +434,11 @@ pub(super) fn scan(layout: &mut super::Layout, disks: &[DiskId], prefix: &str) {
         if let Some(d) = layout.disks.get_mut(g.from.0) {
             d.problems.extend(g.problems.iter().cloned());
         }
+        let first = members
+            .iter()
+            .find(|m| m.ldm.privhead.disk_group_guid == g.guid)
+            .map_or(g.from, |m| m.disk);
+        let prefix = prefix(first);
         for v in g.volumes {
             let name = format!("{prefix}{}", volume_name(&v.group, &v.name));
             let kind = super::VolumeKind::LdmVolume {

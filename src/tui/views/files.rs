@@ -132,7 +132,14 @@ fn draw_pane(
         format!("{}/{}", pane.visible.len(), pane.entries.len())
     };
     block = block.title(Line::from(format!(" {counter} ")).right_aligned());
-    if pane.editing_filter || !pane.filter.text.is_empty() {
+    if let Some(field) = &pane.goto {
+        block = block.title_bottom(Line::from(vec![
+            Span::styled(format!(" {} ", s::GOTO_PROMPT), style::key()),
+            Span::raw(safe(&field.text)),
+            Span::styled("▏", style::key()),
+            Span::raw(" "),
+        ]));
+    } else if pane.editing_filter || !pane.filter.text.is_empty() {
         let mut spans = vec![
             Span::styled(" / ", style::key()),
             Span::raw(safe(&pane.filter.text)),

@@ -1,0 +1,178 @@
+//! `C:\...` paths wherever a guest path enters a command (issue #15): every
+//! command reads them through `vmrescue::guest::operator_path`, so `find`'s
+//! start and `-newer`, `relink`'s link, `--open`, and a volume chosen by its
+//! drive letter (`--volume C:`, whose own paths then start at `C:\`) take
+//! them as `ls`, `cat` and `cp` do. Over `tests/fixtures/make/windows.sh`'s
+//! MBR disk; the bytes are those ntfs-3g read (`windows-c.sha256`).
+
+use crate::common;
+
+use common::{fixture, fixture_file, vmrescue};
+use sha2::{Digest, Sha256};
+use vmrescue::repair::undo::hex;
+
+fn run(args: &[&str]) -> (String, String, i32) {
+    let out = vmrescue(args);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+fn image() -> String {
+    fixture("windows").to_str().unwrap().to_string()
+}
+
+/// The SHA-256 ntfs-3g read for C:'s file `path` (from the volume's root).
+fn ntfs3g_sum(path: &str) -> String {
+    std::fs::read_to_string(fixture_file("windows-c.sha256"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (sum, p) = l.split_once("  ")?;
+            (p == path).then(|| sum.to_string())
+        })
+        .unwrap_or_else(|| panic!("{path} not in windows-c.sha256"))
+}
+
+#[test]
+fn find_starts_from_drive_paths_and_takes_them_for_newer() {
+    let img = image();
+    let (out, err, code) = run(&["find", &img, r"C:\Users", "-name", "*.txt"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "/C:/Users/Administrator/Desktop/Größe.txt",
+            "/C:/Users/Administrator/Documents/notes.txt"
+        ]
+    );
+    // Another case, the other slash; -newer a drive path too: written
+    // after kernel32.dll (2019), by modification time as find compares.
+    let (out, err, code) = run(&[
+        "find",
+        &img,
+        "c:/windows/SYSTEM32",
+        "-type",
+        "f",
+        "-newer",
+        r"C:\Windows\System32\kernel32.dll",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut found: Vec<&str> = out.lines().collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "/C:/Windows/System32/config/SOFTWARE",
+            "/C:/Windows/System32/config/SYSTEM",
+            "/C:/Windows/System32/drivers/viostor.sys",
+            "/C:/Windows/System32/vioscsi.dll"
+        ]
+    );
+    // A drive path that is not there: said, as for any path.
+    let (_, err, code) = run(&["find", &img, r"C:\Users\Nobody"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/C:/Users/Nobody"), "{err}");
+}
+
+#[test]
+fn volume_by_drive_letter_reads_its_paths_from_that_drive() {
+    let img = image();
+    for spec in ["C:", "c:", r"C:\", "C:/"] {
+        let (out, err, code) = run(&["ls", "--volume", spec, &img]);
+        assert_eq!(code, 0, "{spec}: {err}");
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["Program Files", "Users", "Windows"],
+            "{spec}"
+        );
+    }
+    let (out, err, code) = run(&["ls", "--volume", "d:", &img, r"D:\Backups"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["db"]);
+    // The volume's own paths still work; a drive path is read from its root.
+    let want = ntfs3g_sum("/Users/Administrator/Documents/notes.txt");
+    for p in [
+        "/Users/Administrator/Documents/notes.txt",
+        r"C:\Users\Administrator\Documents\notes.txt",
+        "c:/users/administrator/DOCUMENTS/notes.TXT",
+    ] {
+        let out = vmrescue(&["cat", "--volume", "C:", &img, p]);
+        assert!(
+            out.status.success(),
+            "{p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(hex(&Sha256::digest(&out.stdout)), want, "{p}");
+    }
+    // A copy out of C: alone by a drive path.
+    let dest = tempfile::tempdir().unwrap();
+    let (_, err, code) = run(&[
+        "cp",
+        "--volume",
+        "C:",
+        &img,
+        r"C:\Users\Administrator\Desktop",
+        dest.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dest.path().join("Desktop/Größe.txt").is_file());
+    // Another drive's path is not on this volume.
+    let (_, _, code) = run(&["ls", "--volume", "C:", &img, r"D:\Backups"]);
+    assert_ne!(code, 0);
+    // A letter no volume has: the volumes are named.
+    let (_, err, code) = run(&["ls", "--volume", "E:", &img]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("volume \"E:\"") && err.contains("p1 (ntfs)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn doctor_on_the_system_drive_alone_is_the_windows_doctor() {
+    let (out, err, code) = run(&["doctor", "--volume", "C:", &image()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("windows   a Windows guest: the Linux checks do not apply"),
+        "{out}"
+    );
+    assert!(!out.contains("/etc/fstab"), "{out}");
+    assert!(
+        out.contains("/Windows/System32/drivers/viostor.sys"),
+        "{out}"
+    );
+}
+
+#[test]
+fn relink_and_open_take_drive_paths() {
+    let img = image();
+    // relink finds the file by its drive path (and refuses: NTFS is not
+    // written in place, and it is not a link), rather than not finding it.
+    let (_, err, code) = run(&[
+        "relink",
+        "--dry-run",
+        &img,
+        r"c:\users\administrator\desktop\größe.txt",
+    ]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("not found"), "{err}");
+    assert!(err.contains("ntfs"), "{err}");
+    let (_, err, code) = run(&["relink", "--dry-run", &img, r"C:\Users\Nobody"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/C:/Users/Nobody: not found"), "{err}");
+    // --open with a drive path: the file is found (it holds text, not a disk).
+    let (_, err, code) = run(&[
+        "ls",
+        "--open",
+        r"C:\Users\Administrator\Documents\notes.txt",
+        &img,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/C:/Users/Administrator/Documents/notes.txt is not a disk image"),
+        "{err}"
+    );
+}
