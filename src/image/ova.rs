@@ -241,10 +241,9 @@ pub fn disk_files(ovf: &str) -> Vec<String> {
         if let Some((_, href)) = files
             .iter()
             .find(|(id, _)| id.as_deref() == Some(r.as_str()))
+            && !out.contains(href)
         {
-            if !out.contains(href) {
-                out.push(href.clone());
-            }
+            out.push(href.clone());
         }
     }
     if out.is_empty() {

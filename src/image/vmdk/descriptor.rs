@@ -278,8 +278,11 @@ RW 100 FLAT \"my disk-f002.vmdk\" 0\nRDONLY 8 ZERO\n\nddb.adapterType = \"ide\"\
         assert!(!d.has_parent());
         assert_eq!(d.create_type, "twoGbMaxExtentFlat");
         assert_eq!(d.extents.len(), 3);
-        assert_eq!(d.extents[1].file.as_deref(), Some("my disk-f002.vmdk"));
-        assert_eq!(d.extents[2].kind, ExtentKind::Zero);
+        assert_eq!(
+            d.extents.get(1).and_then(|e| e.file.as_deref()),
+            Some("my disk-f002.vmdk")
+        );
+        assert_eq!(d.extents.get(2).map(|e| e.kind), Some(ExtentKind::Zero));
         assert_eq!(d.size(), Some((4_192_256 + 108) * 512));
         assert_eq!(d.adapter.as_deref(), Some("ide"));
     }

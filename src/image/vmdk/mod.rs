@@ -186,14 +186,11 @@ impl Vmdk {
     pub fn details(&self) -> Vec<String> {
         let d = &self.descriptor;
         let mut out = Vec::new();
-        let mut first = format!(
-            "{}",
-            if d.create_type.is_empty() {
-                "no createType"
-            } else {
-                &d.create_type
-            }
-        );
+        let mut first = if d.create_type.is_empty() {
+            "no createType".to_string()
+        } else {
+            d.create_type.clone()
+        };
         if let Some(cid) = d.cid {
             first.push_str(&format!(", CID {cid:08x}"));
         }
@@ -386,13 +383,13 @@ fn open_chain(
     })?;
     let parent = open_chain(files, &ppath, depth.saturating_add(1), seen)?;
     let pcid = parent.descriptor.cid;
-    if let (Some(want), Some(have)) = (d.parent_cid, pcid) {
-        if want != have {
-            v.problems.push(format!(
-                "{name}: VMDK descriptor: parentCID {want:08x} but the parent {} has CID {have:08x}: the parent was changed after this snapshot was taken, so bytes this disk does not hold may be newer than the snapshot",
-                ppath.display()
-            ));
-        }
+    if let (Some(want), Some(have)) = (d.parent_cid, pcid)
+        && want != have
+    {
+        v.problems.push(format!(
+            "{name}: VMDK descriptor: parentCID {want:08x} but the parent {} has CID {have:08x}: the parent was changed after this snapshot was taken, so bytes this disk does not hold may be newer than the snapshot",
+            ppath.display()
+        ));
     }
     let mut chain = vec![ChainLink {
         name: hint,

@@ -120,7 +120,7 @@ impl Header {
                 format!("capacity {} sectors is past 64 TiB", h.capacity),
             ));
         }
-        let grain = h.grain_size.checked_mul(512).unwrap_or(u64::MAX);
+        let grain = h.grain_size.saturating_mul(512);
         if h.grain_size == 0 || !h.grain_size.is_power_of_two() || grain > MAX_GRAIN {
             return Err(bad(
                 20,
@@ -197,7 +197,7 @@ pub struct SparseExtent {
     /// The redundant GD, when the primary one was damaged and this one is
     /// used for the tables it lacks (the entries, by index).
     rgd: Vec<u32>,
-    gt_cache: Mutex<HashMap<(bool, usize), Arc<[u32]>>>,
+    gt_cache: Mutex<HashMap<usize, Arc<[u32]>>>,
     grain_cache: Mutex<Vec<(u64, Arc<[u8]>)>>,
     problems: Vec<String>,
 }
@@ -376,7 +376,7 @@ impl SparseExtent {
         if sector == 0 {
             return Ok(None);
         }
-        let key = (false, index);
+        let key = index;
         if let Some(t) = self
             .gt_cache
             .lock()
@@ -427,12 +427,16 @@ impl SparseExtent {
     /// Where the grain holding extent byte `off` is.
     fn grain(&self, off: u64) -> std::io::Result<Grain> {
         let cover = self.header.gt_coverage().max(1);
-        let gi = usize::try_from(off / cover).unwrap_or(usize::MAX);
+        let gi = usize::try_from(off.checked_div(cover).unwrap_or(0)).unwrap_or(usize::MAX);
         let Some(table) = self.table(gi)? else {
             return Ok(Grain::Unallocated);
         };
-        let ti =
-            usize::try_from((off % cover) / self.header.grain_bytes().max(1)).unwrap_or(usize::MAX);
+        let ti = usize::try_from(
+            off.checked_rem(cover)
+                .and_then(|r| r.checked_div(self.header.grain_bytes()))
+                .unwrap_or(0),
+        )
+        .unwrap_or(usize::MAX);
         let e = table.get(ti).copied().unwrap_or(0);
         Ok(match e {
             0 => Grain::Unallocated,
@@ -456,9 +460,9 @@ impl SparseExtent {
         // One grain per turn: the loop ends after at most buf.len() / grain + 1 turns.
         while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
             let pos = off.saturating_add(done as u64);
-            let in_grain = pos % grain;
-            let n =
-                usize::try_from((grain - in_grain).min(rest.len() as u64)).unwrap_or(rest.len());
+            let in_grain = pos.checked_rem(grain).unwrap_or(0);
+            let n = usize::try_from(grain.saturating_sub(in_grain).min(rest.len() as u64))
+                .unwrap_or(rest.len());
             let Some(dst) = rest.get_mut(..n) else { break };
             if pos >= self.capacity_bytes() {
                 dst.fill(0);
@@ -467,7 +471,7 @@ impl SparseExtent {
                     Grain::Unallocated => fallback(pos, dst)?,
                     Grain::Zero => dst.fill(0),
                     Grain::At(host) if self.header.compressed() => {
-                        let data = self.compressed_grain(pos - in_grain, host)?;
+                        let data = self.compressed_grain(pos.saturating_sub(in_grain), host)?;
                         let start = usize::try_from(in_grain).unwrap_or(usize::MAX);
                         let src = start
                             .checked_add(n)
@@ -576,11 +580,11 @@ impl SparseExtent {
             return None;
         }
         let grain = self.header.grain_bytes().max(1);
-        let in_grain = off % grain;
+        let in_grain = off.checked_rem(grain).unwrap_or(0);
         match self.grain(off).ok()? {
             Grain::At(host) => {
                 let at = host.checked_add(in_grain)?;
-                let n = len.min(grain - in_grain);
+                let n = len.min(grain.saturating_sub(in_grain));
                 if at.checked_add(n)? > self.file_size {
                     return None;
                 }
