@@ -138,6 +138,21 @@ impl ReadAt for Qcow2File {
     }
 }
 
+/// A backing or parent chain for details: `NAME (FORMAT, SIZE) → …`,
+/// nearest first.
+pub(crate) fn chain_text<'a>(links: impl Iterator<Item = (&'a str, &'a str, u64)>) -> String {
+    links
+        .map(|(name, format, size)| {
+            format!(
+                "{} ({format}, {})",
+                crate::text::escape_str(name),
+                humansize::format_size(size, humansize::BINARY)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
 /// Formats recognised by their magic but not readable (yet): their name and what makes them.
 pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"vhdxfile") {

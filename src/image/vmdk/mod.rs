@@ -222,19 +222,14 @@ impl Vmdk {
             ));
         }
         if !self.chain.is_empty() {
-            let links: Vec<String> = self
-                .chain
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} ({}, {})",
-                        crate::text::escape_str(&l.name),
-                        l.create_type,
-                        format_size(l.size, BINARY)
-                    )
-                })
-                .collect();
-            out.push(format!("parent {}", links.join(" → ")));
+            out.push(format!(
+                "parent {}",
+                super::chain_text(self.chain.iter().map(|l| (
+                    l.name.as_str(),
+                    l.create_type.as_str(),
+                    l.size
+                )))
+            ));
         }
         out
     }
