@@ -13,14 +13,16 @@
 // A benchmark may unwrap: a failure stops the run, it is not a product path.
 #![allow(clippy::unwrap_used)]
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vmrescue::image;
 use vmrescue::io::ReadAt;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{UsageWho, cpu, make_raw, mib_s};
 
 const CHUNK: usize = 4 << 20;
 
@@ -31,35 +33,6 @@ fn run(cmd: &mut Command) {
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Generated disk data: per 64 KiB block, text-like (16 letters, compresses
-/// to about half) or random bytes.
-fn make_raw(path: &Path, size: u64) {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut block = vec![0u8; 65536];
-    for i in 0..size / block.len() as u64 {
-        let random = i % 10 < 3;
-        for c in block.chunks_mut(8) {
-            let r = next();
-            if random {
-                c.copy_from_slice(&r.to_le_bytes());
-            } else {
-                for (k, b) in c.iter_mut().enumerate() {
-                    *b = b"etaoinshrdlu cmf"[((r >> (k * 4)) & 15) as usize];
-                }
-            }
-        }
-        w.write_all(&block).unwrap();
-    }
-    w.flush().unwrap();
 }
 
 fn images(dir: &Path, size: u64) -> Vec<(&'static str, PathBuf)> {
@@ -92,30 +65,6 @@ fn images(dir: &Path, size: u64) -> Vec<(&'static str, PathBuf)> {
     out
 }
 
-/// Whose CPU time to read.
-#[derive(Clone, Copy)]
-enum UsageWho {
-    /// This process.
-    Myself,
-    /// Its waited-for children.
-    Children,
-}
-
-/// CPU time (user + system) used so far, from `/proc/self/stat` (in the
-/// kernel's USER_HZ ticks, 100 per second).
-fn cpu(who: UsageWho) -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which is in parentheses).
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<u64> = after.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
-    // utime, stime, cutime, cstime are fields 14-17 of the whole line.
-    let ticks = match who {
-        UsageWho::Myself => f[11] + f[12],
-        UsageWho::Children => f[13] + f[14],
-    };
-    Duration::from_millis(ticks * 10)
-}
-
 fn ours(path: &Path) -> (Duration, u64) {
     let img = image::open(path).unwrap();
     let src = &img.source;
@@ -143,10 +92,6 @@ fn qemu(path: &Path, size: u64) -> Duration {
         .arg("--target-image-opts")
         .arg(format!("driver=null-co,size={size}")));
     t.elapsed()
-}
-
-fn mib_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
 
 fn main() {

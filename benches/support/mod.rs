@@ -2,6 +2,8 @@
 //! removed at the end, a read-only loop mount, dropping the page cache.
 #![allow(dead_code)]
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -179,4 +181,62 @@ pub fn run_child(args: &[&std::ffi::OsStr]) -> (f64, u64, u64) {
             .expect("child output")
     };
     (num(0), num(1) as u64, num(2) as u64)
+}
+
+/// Generated disk data: per 64 KiB block, text-like (16 letters, compresses
+/// to about half) or random bytes.
+pub fn make_raw(path: &Path, size: u64) {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).expect("create the raw file"));
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut block = vec![0u8; 65536];
+    for i in 0..size / block.len() as u64 {
+        let random = i % 10 < 3;
+        for c in block.chunks_mut(8) {
+            let r = next();
+            if random {
+                c.copy_from_slice(&r.to_le_bytes());
+            } else {
+                for (k, b) in c.iter_mut().enumerate() {
+                    *b = b"etaoinshrdlu cmf"[((r >> (k * 4)) & 15) as usize];
+                }
+            }
+        }
+        w.write_all(&block).expect("write the raw file");
+    }
+    w.flush().expect("write the raw file");
+}
+
+/// Whose CPU time to read.
+#[derive(Clone, Copy)]
+pub enum UsageWho {
+    /// This process.
+    Myself,
+    /// Its waited-for children.
+    Children,
+}
+
+/// CPU time (user + system) used so far, from `/proc/self/stat` (in the
+/// kernel's USER_HZ ticks, 100 per second).
+pub fn cpu(who: UsageWho) -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // Fields after the command name (which is in parentheses).
+    let after = &stat[stat.rfind(')').expect("a command name in parentheses") + 2..];
+    let f: Vec<u64> = after.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+    // utime, stime, cutime, cstime are fields 14-17 of the whole line.
+    let ticks = match who {
+        UsageWho::Myself => f[11] + f[12],
+        UsageWho::Children => f[13] + f[14],
+    };
+    Duration::from_millis(ticks * 10)
+}
+
+/// MiB per second.
+pub fn mib_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
