@@ -277,7 +277,14 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
     if qcow2::has_magic(&head) {
         return open_qcow2_in(Arc::new(qcow2::HostFiles), path, opts);
     }
-    if vmdk::has_magic(&head) && opts.snapshot.is_none() {
+    if vmdk::has_magic(&head) {
+        if let Some(s) = &opts.snapshot {
+            return Err(Error::Invalid(format!(
+                "{}: --snapshot {} needs a qcow2 image; a VMDK keeps no internal snapshots                  (a VMware snapshot is a child VMDK: open that file instead)",
+                path.display(),
+                crate::text::escape_str(s)
+            )));
+        }
         return open_vmdk(path);
     }
     if let Some(s) = &opts.snapshot {

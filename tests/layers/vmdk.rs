@@ -530,3 +530,16 @@ fn mutated_sparse_files_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_snapshot_option_on_a_vmdk_says_what_a_vmware_snapshot_is() {
+    let e = image::open_with(
+        &vmdk("vmdk-chain-child"),
+        &image::OpenOptions {
+            snapshot: Some("1".into()),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("a VMDK keeps no internal snapshots"), "{e}");
+}
