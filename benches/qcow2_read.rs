@@ -15,16 +15,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-use vmrescue::image;
-use vmrescue::io::ReadAt;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{UsageWho, cpu, make_raw, mib_s};
-
-const CHUNK: usize = 4 << 20;
+use support::{CHUNK, Race, make_raw, mib_s, race};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -65,35 +59,6 @@ fn images(dir: &Path, size: u64) -> Vec<(&'static str, PathBuf)> {
     out
 }
 
-fn ours(path: &Path) -> (Duration, u64) {
-    let img = image::open(path).unwrap();
-    let src = &img.source;
-    let size = src.size();
-    let mut buf = vec![0u8; CHUNK];
-    let mut fold = 0u64;
-    let t = Instant::now();
-    let mut pos = 0;
-    while pos < size {
-        let n = (size - pos).min(CHUNK as u64) as usize;
-        src.read_exact_at(pos, &mut buf[..n]).unwrap();
-        fold = fold.wrapping_add(u64::from(buf[0]) ^ u64::from(buf[n - 1]));
-        pos += n as u64;
-    }
-    let d = t.elapsed();
-    std::hint::black_box(fold);
-    (d, size)
-}
-
-fn qemu(path: &Path, size: u64) -> Duration {
-    let t = Instant::now();
-    run(Command::new("qemu-img")
-        .args(["convert", "-n", "-f", "qcow2"])
-        .arg(path)
-        .arg("--target-image-opts")
-        .arg(format!("driver=null-co,size={size}")));
-    t.elapsed()
-}
-
 fn main() {
     // `cargo test --benches` runs bench programs with no arguments too; only
     // `cargo bench` passes --bench.
@@ -118,21 +83,12 @@ fn main() {
     );
     for (label, path) in imgs {
         let file_mib = std::fs::metadata(&path).unwrap().len() >> 20;
-        // Warm the page cache, then take the best of three for each.
-        let _ = ours(&path);
-        let mut best_ours = Duration::MAX;
-        let mut best_qemu = Duration::MAX;
-        let (mut cpu_ours, mut cpu_qemu) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..3 {
-            let c = cpu(UsageWho::Myself);
-            let (d, n) = ours(&path);
-            cpu_ours += cpu(UsageWho::Myself) - c;
-            assert_eq!(n, size);
-            best_ours = best_ours.min(d);
-            let c = cpu(UsageWho::Children);
-            best_qemu = best_qemu.min(qemu(&path, size));
-            cpu_qemu += cpu(UsageWho::Children) - c;
-        }
+        let Race {
+            ours: best_ours,
+            qemu: best_qemu,
+            cpu_ours,
+            cpu_qemu,
+        } = race(&path, "qcow2", size);
         let (a, b) = (mib_s(size, best_ours), mib_s(size, best_qemu));
         println!(
             "{label:<13} {file_mib:>9} {a:>15.0} {b:>15.0} {:>7.2} {:>9.2} {:>9.2}",

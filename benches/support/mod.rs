@@ -240,3 +240,84 @@ pub fn cpu(who: UsageWho) -> Duration {
 pub fn mib_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
+
+/// Bytes per read in the sequential read benchmarks.
+pub const CHUNK: usize = 4 << 20;
+
+/// Read all of the image at `path` through vmrescue in [`CHUNK`] reads:
+/// the time taken and the virtual size.
+pub fn read_through(path: &Path) -> (Duration, u64) {
+    use vmrescue::io::ReadAt;
+    let img = vmrescue::image::open(path).expect("open the image");
+    let src = &img.source;
+    let size = src.size();
+    let mut buf = vec![0u8; CHUNK];
+    let mut fold = 0u64;
+    let t = std::time::Instant::now();
+    let mut pos = 0;
+    while pos < size {
+        let n = (size - pos).min(CHUNK as u64) as usize;
+        src.read_exact_at(pos, &mut buf[..n])
+            .expect("read the image");
+        fold = fold.wrapping_add(u64::from(buf[0]) ^ u64::from(buf[n - 1]));
+        pos += n as u64;
+    }
+    let d = t.elapsed();
+    std::hint::black_box(fold);
+    (d, size)
+}
+
+/// `qemu-img convert` of the `format` image at `path` to QEMU's null block
+/// driver (reads and decompresses everything, writes nothing): its time.
+pub fn qemu_null(path: &Path, format: &str, size: u64) -> Duration {
+    let t = std::time::Instant::now();
+    let out = Command::new("qemu-img")
+        .args(["convert", "-n", "-f", format])
+        .arg(path)
+        .arg("--target-image-opts")
+        .arg(format!("driver=null-co,size={size}"))
+        .output()
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img convert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+/// The best of three passes of vmrescue and of qemu-img, and the CPU time
+/// each used per pass.
+pub struct Race {
+    /// vmrescue's best wall-clock time.
+    pub ours: Duration,
+    /// qemu-img's best wall-clock time.
+    pub qemu: Duration,
+    /// vmrescue's CPU time, summed over three passes.
+    pub cpu_ours: Duration,
+    /// qemu-img's CPU time, summed over three passes.
+    pub cpu_qemu: Duration,
+}
+
+/// Race vmrescue and qemu-img over the `format` image at `path` (`size`
+/// virtual bytes): the page cache warmed first, then three passes each.
+pub fn race(path: &Path, format: &str, size: u64) -> Race {
+    let _ = read_through(path);
+    let mut r = Race {
+        ours: Duration::MAX,
+        qemu: Duration::MAX,
+        cpu_ours: Duration::ZERO,
+        cpu_qemu: Duration::ZERO,
+    };
+    for _ in 0..3 {
+        let c = cpu(UsageWho::Myself);
+        let (d, n) = read_through(path);
+        r.cpu_ours += cpu(UsageWho::Myself) - c;
+        assert_eq!(n, size);
+        r.ours = r.ours.min(d);
+        let c = cpu(UsageWho::Children);
+        r.qemu = r.qemu.min(qemu_null(path, format, size));
+        r.cpu_qemu += cpu(UsageWho::Children) - c;
+    }
+    r
+}
