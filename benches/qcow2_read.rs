@@ -18,7 +18,7 @@ use std::process::Command;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{CHUNK, Race, make_raw, mib_s, race};
+use support::{CHUNK, bench_size, make_raw, race, race_heading};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -60,16 +60,9 @@ fn images(dir: &Path, size: u64) -> Vec<(&'static str, PathBuf)> {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench programs with no arguments too; only
-    // `cargo bench` passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
+    let Some(size) = bench_size(2048) else {
         return;
-    }
-    let mib: u64 = std::env::var("VMRESCUE_BENCH_MIB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2048);
-    let size = mib << 20;
+    };
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qcow2-bench");
     let imgs = images(&dir, size);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -77,24 +70,9 @@ fn main() {
         "qcow2 sequential read, {} MiB virtual, {CHUNK}-byte reads, {threads} CPUs (best of 3)",
         size >> 20
     );
-    println!(
-        "{:<13} {:>9} {:>15} {:>15} {:>7} {:>9} {:>9}",
-        "image", "file MiB", "vmrescue MiB/s", "qemu-img MiB/s", "ratio", "our CPU s", "qemu CPU s"
-    );
+    println!("{}", race_heading());
     for (label, path) in imgs {
-        let file_mib = std::fs::metadata(&path).unwrap().len() >> 20;
-        let Race {
-            ours: best_ours,
-            qemu: best_qemu,
-            cpu_ours,
-            cpu_qemu,
-        } = race(&path, "qcow2", size);
-        let (a, b) = (mib_s(size, best_ours), mib_s(size, best_qemu));
-        println!(
-            "{label:<13} {file_mib:>9} {a:>15.0} {b:>15.0} {:>7.2} {:>9.2} {:>9.2}",
-            a / b,
-            cpu_ours.as_secs_f64() / 3.0,
-            cpu_qemu.as_secs_f64() / 3.0,
-        );
+        let r = race(&path, "qcow2", size);
+        println!("{}", r.row(label, &path, size));
     }
 }

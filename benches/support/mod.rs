@@ -321,3 +321,40 @@ pub fn race(path: &Path, format: &str, size: u64) -> Race {
     }
     r
 }
+
+impl Race {
+    /// The table row: label, file size, both speeds, their ratio (above 1:
+    /// vmrescue is faster) and CPU seconds per pass.
+    pub fn row(&self, label: &str, path: &Path, size: u64) -> String {
+        let file_mib = std::fs::metadata(path).map_or(0, |m| m.len() >> 20);
+        let (a, b) = (mib_s(size, self.ours), mib_s(size, self.qemu));
+        format!(
+            "{label:<17} {file_mib:>9} {a:>15.0} {b:>15.0} {:>7.2} {:>9.2} {:>9.2}",
+            a / b,
+            self.cpu_ours.as_secs_f64() / 3.0,
+            self.cpu_qemu.as_secs_f64() / 3.0,
+        )
+    }
+}
+
+/// The heading of [`Race::row`]'s table.
+pub fn race_heading() -> String {
+    format!(
+        "{:<17} {:>9} {:>15} {:>15} {:>7} {:>9} {:>9}",
+        "image", "file MiB", "vmrescue MiB/s", "qemu-img MiB/s", "ratio", "our CPU s", "qemu CPU s"
+    )
+}
+
+/// The virtual size to benchmark in bytes (`VMRESCUE_BENCH_MIB`, else
+/// `default_mib`), or `None` when not run by `cargo bench` (`cargo test
+/// --benches` runs bench programs without `--bench`).
+pub fn bench_size(default_mib: u64) -> Option<u64> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return None;
+    }
+    let mib: u64 = std::env::var("VMRESCUE_BENCH_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_mib);
+    Some(mib << 20)
+}
