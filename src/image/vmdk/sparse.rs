@@ -38,7 +38,7 @@ pub mod flags {
     pub const MARKERS: u32 = 1 << 17;
 }
 
-/// The largest grain we read (VMware's are 64 KiB; QEMU allows up to 2 MiB... we do too).
+/// The largest grain we read: 2 MiB (VMware and QEMU write 64 KiB grains).
 pub const MAX_GRAIN: u64 = 2 << 20;
 /// The most entries one grain table may have (VMware uses 512).
 pub const MAX_GTES: u32 = 65_536;
