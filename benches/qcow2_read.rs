@@ -13,16 +13,12 @@
 // A benchmark may unwrap: a failure stops the run, it is not a product path.
 #![allow(clippy::unwrap_used)]
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use vmrescue::image;
-use vmrescue::io::ReadAt;
-
-const CHUNK: usize = 4 << 20;
+#[path = "support/mod.rs"]
+mod support;
+use support::{CHUNK, bench_size, make_raw, race, race_heading};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -31,35 +27,6 @@ fn run(cmd: &mut Command) {
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Generated disk data: per 64 KiB block, text-like (16 letters, compresses
-/// to about half) or random bytes.
-fn make_raw(path: &Path, size: u64) {
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut block = vec![0u8; 65536];
-    for i in 0..size / block.len() as u64 {
-        let random = i % 10 < 3;
-        for c in block.chunks_mut(8) {
-            let r = next();
-            if random {
-                c.copy_from_slice(&r.to_le_bytes());
-            } else {
-                for (k, b) in c.iter_mut().enumerate() {
-                    *b = b"etaoinshrdlu cmf"[((r >> (k * 4)) & 15) as usize];
-                }
-            }
-        }
-        w.write_all(&block).unwrap();
-    }
-    w.flush().unwrap();
 }
 
 fn images(dir: &Path, size: u64) -> Vec<(&'static str, PathBuf)> {
@@ -92,74 +59,10 @@ fn images(dir: &Path, size: u64) -> Vec<(&'static str, PathBuf)> {
     out
 }
 
-/// Whose CPU time to read.
-#[derive(Clone, Copy)]
-enum UsageWho {
-    /// This process.
-    Myself,
-    /// Its waited-for children.
-    Children,
-}
-
-/// CPU time (user + system) used so far, from `/proc/self/stat` (in the
-/// kernel's USER_HZ ticks, 100 per second).
-fn cpu(who: UsageWho) -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which is in parentheses).
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<u64> = after.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
-    // utime, stime, cutime, cstime are fields 14-17 of the whole line.
-    let ticks = match who {
-        UsageWho::Myself => f[11] + f[12],
-        UsageWho::Children => f[13] + f[14],
-    };
-    Duration::from_millis(ticks * 10)
-}
-
-fn ours(path: &Path) -> (Duration, u64) {
-    let img = image::open(path).unwrap();
-    let src = &img.source;
-    let size = src.size();
-    let mut buf = vec![0u8; CHUNK];
-    let mut fold = 0u64;
-    let t = Instant::now();
-    let mut pos = 0;
-    while pos < size {
-        let n = (size - pos).min(CHUNK as u64) as usize;
-        src.read_exact_at(pos, &mut buf[..n]).unwrap();
-        fold = fold.wrapping_add(u64::from(buf[0]) ^ u64::from(buf[n - 1]));
-        pos += n as u64;
-    }
-    let d = t.elapsed();
-    std::hint::black_box(fold);
-    (d, size)
-}
-
-fn qemu(path: &Path, size: u64) -> Duration {
-    let t = Instant::now();
-    run(Command::new("qemu-img")
-        .args(["convert", "-n", "-f", "qcow2"])
-        .arg(path)
-        .arg("--target-image-opts")
-        .arg(format!("driver=null-co,size={size}")));
-    t.elapsed()
-}
-
-fn mib_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
-}
-
 fn main() {
-    // `cargo test --benches` runs bench programs with no arguments too; only
-    // `cargo bench` passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
+    let Some(size) = bench_size(2048) else {
         return;
-    }
-    let mib: u64 = std::env::var("VMRESCUE_BENCH_MIB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2048);
-    let size = mib << 20;
+    };
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("qcow2-bench");
     let imgs = images(&dir, size);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -167,33 +70,9 @@ fn main() {
         "qcow2 sequential read, {} MiB virtual, {CHUNK}-byte reads, {threads} CPUs (best of 3)",
         size >> 20
     );
-    println!(
-        "{:<13} {:>9} {:>15} {:>15} {:>7} {:>9} {:>9}",
-        "image", "file MiB", "vmrescue MiB/s", "qemu-img MiB/s", "ratio", "our CPU s", "qemu CPU s"
-    );
+    println!("{}", race_heading());
     for (label, path) in imgs {
-        let file_mib = std::fs::metadata(&path).unwrap().len() >> 20;
-        // Warm the page cache, then take the best of three for each.
-        let _ = ours(&path);
-        let mut best_ours = Duration::MAX;
-        let mut best_qemu = Duration::MAX;
-        let (mut cpu_ours, mut cpu_qemu) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..3 {
-            let c = cpu(UsageWho::Myself);
-            let (d, n) = ours(&path);
-            cpu_ours += cpu(UsageWho::Myself) - c;
-            assert_eq!(n, size);
-            best_ours = best_ours.min(d);
-            let c = cpu(UsageWho::Children);
-            best_qemu = best_qemu.min(qemu(&path, size));
-            cpu_qemu += cpu(UsageWho::Children) - c;
-        }
-        let (a, b) = (mib_s(size, best_ours), mib_s(size, best_qemu));
-        println!(
-            "{label:<13} {file_mib:>9} {a:>15.0} {b:>15.0} {:>7.2} {:>9.2} {:>9.2}",
-            a / b,
-            cpu_ours.as_secs_f64() / 3.0,
-            cpu_qemu.as_secs_f64() / 3.0,
-        );
+        let r = race(&path, "qcow2", size);
+        println!("{}", r.row(label, &path, size));
     }
 }

@@ -2,6 +2,8 @@
 //! removed at the end, a read-only loop mount, dropping the page cache.
 #![allow(dead_code)]
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -179,4 +181,180 @@ pub fn run_child(args: &[&std::ffi::OsStr]) -> (f64, u64, u64) {
             .expect("child output")
     };
     (num(0), num(1) as u64, num(2) as u64)
+}
+
+/// Generated disk data: per 64 KiB block, text-like (16 letters, compresses
+/// to about half) or random bytes.
+pub fn make_raw(path: &Path, size: u64) {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).expect("create the raw file"));
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut block = vec![0u8; 65536];
+    for i in 0..size / block.len() as u64 {
+        let random = i % 10 < 3;
+        for c in block.chunks_mut(8) {
+            let r = next();
+            if random {
+                c.copy_from_slice(&r.to_le_bytes());
+            } else {
+                for (k, b) in c.iter_mut().enumerate() {
+                    *b = b"etaoinshrdlu cmf"[((r >> (k * 4)) & 15) as usize];
+                }
+            }
+        }
+        w.write_all(&block).expect("write the raw file");
+    }
+    w.flush().expect("write the raw file");
+}
+
+/// Whose CPU time to read.
+#[derive(Clone, Copy)]
+pub enum UsageWho {
+    /// This process.
+    Myself,
+    /// Its waited-for children.
+    Children,
+}
+
+/// CPU time (user + system) used so far, from `/proc/self/stat` (in the
+/// kernel's USER_HZ ticks, 100 per second).
+pub fn cpu(who: UsageWho) -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // Fields after the command name (which is in parentheses).
+    let after = &stat[stat.rfind(')').expect("a command name in parentheses") + 2..];
+    let f: Vec<u64> = after.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+    // utime, stime, cutime, cstime are fields 14-17 of the whole line.
+    let ticks = match who {
+        UsageWho::Myself => f[11] + f[12],
+        UsageWho::Children => f[13] + f[14],
+    };
+    Duration::from_millis(ticks * 10)
+}
+
+/// MiB per second.
+pub fn mib_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+}
+
+/// Bytes per read in the sequential read benchmarks.
+pub const CHUNK: usize = 4 << 20;
+
+/// Read all of the image at `path` through vmrescue in [`CHUNK`] reads:
+/// the time taken and the virtual size.
+pub fn read_through(path: &Path) -> (Duration, u64) {
+    use vmrescue::io::ReadAt;
+    let img = vmrescue::image::open(path).expect("open the image");
+    let src = &img.source;
+    let size = src.size();
+    let mut buf = vec![0u8; CHUNK];
+    let mut fold = 0u64;
+    let t = std::time::Instant::now();
+    let mut pos = 0;
+    while pos < size {
+        let n = (size - pos).min(CHUNK as u64) as usize;
+        src.read_exact_at(pos, &mut buf[..n])
+            .expect("read the image");
+        fold = fold.wrapping_add(u64::from(buf[0]) ^ u64::from(buf[n - 1]));
+        pos += n as u64;
+    }
+    let d = t.elapsed();
+    std::hint::black_box(fold);
+    (d, size)
+}
+
+/// `qemu-img convert` of the `format` image at `path` to QEMU's null block
+/// driver (reads and decompresses everything, writes nothing): its time.
+pub fn qemu_null(path: &Path, format: &str, size: u64) -> Duration {
+    let t = std::time::Instant::now();
+    let out = Command::new("qemu-img")
+        .args(["convert", "-n", "-f", format])
+        .arg(path)
+        .arg("--target-image-opts")
+        .arg(format!("driver=null-co,size={size}"))
+        .output()
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img convert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+/// The best of three passes of vmrescue and of qemu-img, and the CPU time
+/// each used per pass.
+pub struct Race {
+    /// vmrescue's best wall-clock time.
+    pub ours: Duration,
+    /// qemu-img's best wall-clock time.
+    pub qemu: Duration,
+    /// vmrescue's CPU time, summed over three passes.
+    pub cpu_ours: Duration,
+    /// qemu-img's CPU time, summed over three passes.
+    pub cpu_qemu: Duration,
+}
+
+/// Race vmrescue and qemu-img over the `format` image at `path` (`size`
+/// virtual bytes): the page cache warmed first, then three passes each.
+pub fn race(path: &Path, format: &str, size: u64) -> Race {
+    let _ = read_through(path);
+    let mut r = Race {
+        ours: Duration::MAX,
+        qemu: Duration::MAX,
+        cpu_ours: Duration::ZERO,
+        cpu_qemu: Duration::ZERO,
+    };
+    for _ in 0..3 {
+        let c = cpu(UsageWho::Myself);
+        let (d, n) = read_through(path);
+        r.cpu_ours += cpu(UsageWho::Myself) - c;
+        assert_eq!(n, size);
+        r.ours = r.ours.min(d);
+        let c = cpu(UsageWho::Children);
+        r.qemu = r.qemu.min(qemu_null(path, format, size));
+        r.cpu_qemu += cpu(UsageWho::Children) - c;
+    }
+    r
+}
+
+impl Race {
+    /// The table row: label, file size, both speeds, their ratio (above 1:
+    /// vmrescue is faster) and CPU seconds per pass.
+    pub fn row(&self, label: &str, path: &Path, size: u64) -> String {
+        let file_mib = std::fs::metadata(path).map_or(0, |m| m.len() >> 20);
+        let (a, b) = (mib_s(size, self.ours), mib_s(size, self.qemu));
+        format!(
+            "{label:<17} {file_mib:>9} {a:>15.0} {b:>15.0} {:>7.2} {:>9.2} {:>9.2}",
+            a / b,
+            self.cpu_ours.as_secs_f64() / 3.0,
+            self.cpu_qemu.as_secs_f64() / 3.0,
+        )
+    }
+}
+
+/// The heading of [`Race::row`]'s table.
+pub fn race_heading() -> String {
+    format!(
+        "{:<17} {:>9} {:>15} {:>15} {:>7} {:>9} {:>9}",
+        "image", "file MiB", "vmrescue MiB/s", "qemu-img MiB/s", "ratio", "our CPU s", "qemu CPU s"
+    )
+}
+
+/// The virtual size to benchmark in bytes (`VMRESCUE_BENCH_MIB`, else
+/// `default_mib`), or `None` when not run by `cargo bench` (`cargo test
+/// --benches` runs bench programs without `--bench`).
+pub fn bench_size(default_mib: u64) -> Option<u64> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return None;
+    }
+    let mib: u64 = std::env::var("VMRESCUE_BENCH_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_mib);
+    Some(mib << 20)
 }

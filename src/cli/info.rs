@@ -139,6 +139,34 @@ fn render(i: &Info) -> String {
             out.push_str("    bitmaps: stored\n");
         }
     }
+    if let Some(v) = &i.vmdk {
+        out.push_str("Format specific information:\n");
+        if let Some(c) = v.cid {
+            out.push_str(&format!("    cid: {c}\n"));
+        }
+        if let Some(c) = v.parent_cid {
+            out.push_str(&format!("    parent cid: {c}\n"));
+        }
+        out.push_str(&format!(
+            "    create type: {}\n    extents:\n",
+            escape_str(&v.create_type)
+        ));
+        for (n, e) in v.extents.iter().enumerate() {
+            out.push_str(&format!(
+                "        [{n}]:\n            type: {}\n            virtual size: {}\n",
+                e.kind, e.virtual_size
+            ));
+            if let Some(f) = &e.filename {
+                out.push_str(&format!("            filename: {}\n", escape_str(f)));
+            }
+            if let Some(c) = e.cluster_size {
+                out.push_str(&format!("            cluster size: {c}\n"));
+            }
+            if e.compressed {
+                out.push_str("            compressed: true\n");
+            }
+        }
+    }
     let held: Vec<&String> = i
         .holders
         .qemu

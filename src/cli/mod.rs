@@ -321,7 +321,7 @@ pub(crate) fn open_layout_with(
                 path.display()
             ));
         }
-        images.push(vmrescue::image::open_with(&path, &opts)?);
+        images.extend(vmrescue::image::open_all(&path, &opts)?);
     }
     let progress = vmrescue::layers::recover::stderr_progress();
     let scan = vmrescue::layers::ScanOptions {

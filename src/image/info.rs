@@ -25,7 +25,10 @@ pub struct Info {
     /// qcow2 only: the header's facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qcow2: Option<Qcow2Facts>,
-    /// The backing chain below the image, nearest first (qcow2).
+    /// VMDK only: the descriptor's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmdk: Option<VmdkFacts>,
+    /// The backing chain below the image, nearest first (qcow2; a VMDK's parents).
     pub backing_chain: Vec<ChainLink>,
     /// A backing file the header names that could not be opened.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +72,25 @@ pub struct Qcow2Facts {
     pub bitmaps: bool,
 }
 
+/// A VMDK descriptor's facts, as `qemu-img info` prints them under "Format
+/// specific information".
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VmdkFacts {
+    /// `createType` (`monolithicSparse`, `streamOptimized`, ...).
+    pub create_type: String,
+    /// The content ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cid: Option<u32>,
+    /// The parent's content ID when this disk was made (`ffffffff`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_cid: Option<u32>,
+    /// `parentFileNameHint`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_hint: Option<String>,
+    /// The extents in order.
+    pub extents: Vec<crate::image::vmdk::ExtentFacts>,
+}
+
 /// [`Holders`] for JSON.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct HolderFacts {
@@ -102,12 +124,38 @@ pub fn info(path: &Path) -> Result<Info> {
         virtual_size: 0,
         actual_size: meta.blocks().saturating_mul(512),
         qcow2: None,
+        vmdk: None,
         backing_chain: Vec::new(),
         backing_missing: None,
         snapshots: Vec::new(),
         holders: image_holders(path)?.into(),
         problems: Vec::new(),
     };
+    if crate::image::vmdk::has_magic(&head) {
+        let v = crate::image::vmdk::Vmdk::open(path)?;
+        let d = v.descriptor();
+        out.format = ImageFormat::Vmdk;
+        out.virtual_size = v.size();
+        out.vmdk = Some(VmdkFacts {
+            create_type: d.create_type.clone(),
+            cid: d.cid,
+            parent_cid: d.parent_cid,
+            parent_hint: d.parent_hint.clone(),
+            extents: v.extents(),
+        });
+        out.backing_chain = v
+            .chain()
+            .iter()
+            .map(|l| ChainLink {
+                name: l.name.clone(),
+                path: l.path.clone(),
+                format: "vmdk",
+                size: l.size,
+            })
+            .collect();
+        out.problems = v.problems();
+        return Ok(out);
+    }
     if !qcow2::has_magic(&head) {
         let image = open(path)?;
         out.format = image.format;

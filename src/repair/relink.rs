@@ -999,6 +999,13 @@ fn image_writes(
                         disk.origin
                     ));
                 }
+                ImageFormat::Vmdk => {
+                    return Err(format!(
+                        "{} is a VMDK disk: vmrescue does not write into VMDK files; \
+                         convert it to raw (`qemu-img convert -O raw`) and repair that",
+                        disk.origin
+                    ));
+                }
             }
             let old = p.old[done..done + n].to_vec();
             let mut on_disk = vec![0u8; n];

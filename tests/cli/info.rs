@@ -162,3 +162,67 @@ fn info_names_who_holds_the_image() {
         "{qemu:?}"
     );
 }
+
+/// A VMDK snapshot chain: CID, parent CID, createType, extents and the
+/// parent as `qemu-img info` gives them.
+#[test]
+fn vmdk_info_agrees_with_qemu_img() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("disk.raw");
+    std::fs::write(&raw, vec![0x42u8; 3 << 20]).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let base = tmp.path().join("base.vmdk");
+    let child = tmp.path().join("child.vmdk");
+    let stream = tmp.path().join("stream.vmdk");
+    qemu_img(&["convert", "-O", "vmdk", &s(&raw), &s(&base)]);
+    qemu_img(&[
+        "convert",
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=streamOptimized",
+        &s(&raw),
+        &s(&stream),
+    ]);
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-b",
+        "base.vmdk",
+        "-F",
+        "vmdk",
+        &s(&child),
+    ]);
+    for img in [&child, &stream] {
+        let theirs = qemu_img(&["info", "--output=json", &s(img)]);
+        let (code, v, err) = ours(img);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(v["format"], "vmdk");
+        assert_eq!(v["virtual_size"], theirs["virtual-size"]);
+        let (o, t) = (&v["vmdk"], &theirs["format-specific"]["data"]);
+        assert_eq!(o["cid"], t["cid"]);
+        assert_eq!(o["parent_cid"], t["parent-cid"]);
+        assert_eq!(o["create_type"], t["create-type"]);
+        let (oe, te) = (
+            o["extents"].as_array().unwrap(),
+            t["extents"].as_array().unwrap(),
+        );
+        assert_eq!(oe.len(), te.len());
+        for (a, b) in oe.iter().zip(te) {
+            assert_eq!(a["virtual_size"], b["virtual-size"]);
+            assert_eq!(a["cluster_size"], b["cluster-size"]);
+            assert_eq!(a["compressed"], b["compressed"].as_bool().unwrap_or(false));
+        }
+    }
+    let (_, v, _) = ours(&child);
+    assert_eq!(v["backing_chain"][0]["name"], "base.vmdk");
+    assert_eq!(v["backing_chain"][0]["format"], "vmdk");
+    // The text form, with qemu-img's labels.
+    let o = vmrescue(&["info", &s(&stream)]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("file format: vmdk"), "{text}");
+    assert!(text.contains("create type: streamOptimized"), "{text}");
+    assert!(text.contains("compressed: true"), "{text}");
+}

@@ -204,6 +204,14 @@ fn every_command_prints_what_docs_json_md_says() {
     ] {
         check_doc(&s, "info", &["info", "--output", "json", &f(img)]);
     }
+    for img in ["vmdk-chain-child.vmdk", "vmdk-streamOptimized.vmdk"] {
+        let p = crate::common::fixture_file(img);
+        check_doc(
+            &s,
+            "info",
+            &["info", "--output", "json", p.to_str().unwrap()],
+        );
+    }
     // Records: ls and find, symlinks, devices and directories among them.
     for args in [
         &["ls", "--json", "-R", "-a", "--demo", "/"][..],

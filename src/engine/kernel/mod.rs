@@ -194,6 +194,9 @@ pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
                  use the userspace engine (--engine userspace)"
             )
         }),
+        ImageFormat::Vmdk => Err("a loop device cannot expose a VMDK disk; \
+             use the userspace engine (--engine userspace)"
+            .to_string()),
     }
 }
 

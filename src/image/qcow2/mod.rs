@@ -284,19 +284,14 @@ impl Qcow2 {
             out.push("marked corrupt by QEMU".into());
         }
         if !self.chain.is_empty() {
-            let links: Vec<String> = self
-                .chain
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} ({}, {})",
-                        crate::text::escape_str(&l.name),
-                        l.format,
-                        format_size(l.size, BINARY)
-                    )
-                })
-                .collect();
-            out.push(format!("backing {}", links.join(" → ")));
+            out.push(format!(
+                "backing {}",
+                super::chain_text(
+                    self.chain
+                        .iter()
+                        .map(|l| (l.name.as_str(), l.format, l.size))
+                )
+            ));
         } else if let Some(b) = &h.backing_file {
             out.push(format!(
                 "backing {} (not opened)",
