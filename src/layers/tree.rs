@@ -686,7 +686,12 @@ pub fn render_text_with(roots: &[Node], opts: &TextOptions) -> String {
 /// `volume: note` lines for every node with notes, in tree order.
 fn collect_notes(nodes: &[Node], out: &mut Vec<String>) {
     for n in nodes {
-        let who = n.volume.as_deref().unwrap_or(&n.name);
+        // A disk by the name its row shows (its file); a volume by the name
+        // commands take, which tells apart two disks' `p1`.
+        let who = match n.volume.as_deref() {
+            Some(v) if n.kind != "disk" => v,
+            _ => &n.name,
+        };
         for note in &n.notes {
             out.push(format!("{}: {}", escape_str(who), escape_str(note)));
         }
@@ -818,7 +823,12 @@ fn cut_cell(n: &Node, text: String, room: usize, full: bool, long: &mut Vec<Stri
     if n.name.starts_with('[') {
         return head;
     }
-    let who = n.volume.as_deref().unwrap_or(&n.name);
+    // A disk by the name its row shows (its file); a volume by the name
+    // commands take, which tells apart two disks' `p1`.
+    let who = match n.volume.as_deref() {
+        Some(v) if n.kind != "disk" => v,
+        _ => &n.name,
+    };
     long.push(format!("{}: {}", escape_str(who), text));
     format!("{head} (see below)")
 }
