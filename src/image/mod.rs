@@ -1,8 +1,10 @@
 //! Container formats: what turns a file on the host into the bytes of a virtual disk.
 //!
 //! Raw images and block devices are read as they are; qcow2 images through
-//! our own reader ([`qcow2`]), backing chains and internal snapshots included.
-//! Formats vmrescue recognises but cannot read yet (VMDK, VHD, VHDX, VDI, QED)
+//! our own reader ([`qcow2`]), backing chains and internal snapshots included;
+//! VHD, VHDX and VDI images through [`vhd`], [`vhdx`] and [`vdi`], with the
+//! parents of differencing disks ([`family`]).
+//! Formats vmrescue recognises but cannot read yet (VMDK, QED)
 //! are named clearly instead of being misread as raw disks.
 //!
 //! To tell whether an image is qcow2 (the kernel engine cannot loop-mount
@@ -10,9 +12,14 @@
 //! [`ImageFormat::Qcow2`]; [`Image::path`] is the file and [`Image::snapshot`]
 //! the snapshot shown.
 
+pub mod extents;
+pub mod family;
 pub mod info;
 pub mod inner;
 pub mod qcow2;
+pub mod vdi;
+pub mod vhd;
+pub mod vhdx;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -81,6 +88,12 @@ pub enum ImageFormat {
     BlockDevice,
     /// QEMU copy-on-write v2/v3.
     Qcow2,
+    /// Virtual PC / Hyper-V VHD (fixed, dynamic, differencing).
+    Vhd,
+    /// Hyper-V VHDX.
+    Vhdx,
+    /// VirtualBox VDI.
+    Vdi,
 }
 
 impl ImageFormat {
@@ -90,6 +103,9 @@ impl ImageFormat {
             ImageFormat::Raw => "raw",
             ImageFormat::BlockDevice => "block device",
             ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Vhd => "vhd",
+            ImageFormat::Vhdx => "vhdx",
+            ImageFormat::Vdi => "vdi",
         }
     }
 }
@@ -136,15 +152,9 @@ pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static st
     if head.starts_with(b"KDMV") || head.starts_with(b"# Disk DescriptorFile") {
         return Some("VMDK (VMware)");
     }
-    if head.starts_with(b"vhdxfile") {
-        return Some("VHDX (Hyper-V)");
-    }
-    if head.starts_with(b"conectix") || tail.starts_with(b"conectix") {
-        return Some("VHD (Virtual PC / Hyper-V)");
-    }
-    if head.len() >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
-        return Some("VDI (VirtualBox)");
-    }
+    // VHD, VHDX and VDI are read ([`family`]); `tail` stays for formats
+    // recognised by their last bytes.
+    let _ = tail;
     if head.starts_with(b"QED\0") {
         return Some("QED (QEMU enhanced disk)");
     }
@@ -183,6 +193,9 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
     }
     if qcow2::has_magic(&head) {
         return open_qcow2_in(Arc::new(qcow2::HostFiles), path, opts);
+    }
+    if family::detect(&head, &tail).is_some() {
+        return open_family_in(&qcow2::HostFiles, path, opts);
     }
     if let Some(s) = &opts.snapshot {
         return Err(Error::Invalid(format!(
@@ -241,5 +254,31 @@ fn open_qcow2_in(
         details,
         snapshot,
         problems,
+    })
+}
+
+/// Open the VHD, VHDX or VDI image at `path` in `files`, the parents of a
+/// differencing disk resolved there too.
+fn open_family_in(
+    files: &dyn qcow2::BackingFiles,
+    path: &Path,
+    opts: &OpenOptions,
+) -> Result<Image> {
+    if let Some(s) = &opts.snapshot {
+        return Err(Error::Invalid(format!(
+            "{}: --snapshot {} needs a qcow2 image (VHD, VHDX and VDI images have no \
+             internal snapshots vmrescue reads)",
+            path.display(),
+            crate::text::escape_str(s)
+        )));
+    }
+    let o = family::open_in(files, path)?;
+    Ok(Image {
+        path: path.to_path_buf(),
+        source: o.source,
+        format: o.format,
+        details: o.details,
+        snapshot: None,
+        problems: o.problems,
     })
 }

@@ -999,6 +999,14 @@ fn image_writes(
                         disk.origin
                     ));
                 }
+                ImageFormat::Vhd | ImageFormat::Vhdx | ImageFormat::Vdi => {
+                    return Err(format!(
+                        "{} is a {} image: vmrescue does not write into it; convert it to raw \
+                         (`qemu-img convert -O raw`) and repair that",
+                        disk.origin,
+                        disk.format.name()
+                    ));
+                }
             }
             let old = p.old[done..done + n].to_vec();
             let mut on_disk = vec![0u8; n];

@@ -194,6 +194,11 @@ pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
                  use the userspace engine (--engine userspace)"
             )
         }),
+        ImageFormat::Vhd | ImageFormat::Vhdx | ImageFormat::Vdi => Err(format!(
+            "a loop device cannot expose a {} image; use the userspace engine \
+             (--engine userspace)",
+            format.name()
+        )),
     }
 }
 
