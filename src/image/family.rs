@@ -202,14 +202,21 @@ fn candidates(stored: &str) -> Vec<String> {
     if !drive && !s.is_empty() {
         out.push(s.clone());
     }
-    if let Some(base) = s.rsplit('/').next().filter(|b| !b.is_empty() && *b != s) {
-        out.push(base.to_string());
-    } else if drive {
-        if let Some(rest) = s.get(2..).filter(|r| !r.is_empty()) {
-            out.push(rest.trim_start_matches('/').to_string());
-        }
+    let base = s.rsplit('/').next().filter(|b| !b.is_empty() && *b != s);
+    let after_drive = s.get(2..).filter(|r| drive && !r.is_empty());
+    if let Some(name) = base.or(after_drive) {
+        out.push(name.trim_start_matches('/').to_string());
     }
     out
+}
+
+/// The creation UUID of the VDI at `path`, if it is one.
+fn vdi_uuid(files: &dyn BackingFiles, path: &Path) -> Option<String> {
+    let f = files.open(path).ok()?;
+    let mut head = vec![0u8; 0x200];
+    f.read_exact_at(0, &mut head).ok()?;
+    let h = vdi::Header::decode(&head, "").ok()?;
+    Some(guid_text(&h.uuid))
 }
 
 /// Open the first of `names` that exists and whose ID is `want`.
@@ -240,6 +247,11 @@ fn open_parent(
                 continue;
             }
             opened.push(ident);
+            // A VDI's siblings are candidates by the dozen: look at each
+            // one's UUID before opening it (and its own parents).
+            if kind == "VDI" && vdi_uuid(files, &path).as_deref() != Some(want) {
+                continue;
+            }
             let mut seen = seen.clone();
             match open_chain(files, &path, depth + 1, &mut seen) {
                 Ok(p) if want.is_empty() || p.id.eq_ignore_ascii_case(want) => {
@@ -270,4 +282,24 @@ fn open_parent(
             format!("; tried {}", tried.join("; "))
         }
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_paths_become_candidates() {
+        assert_eq!(candidates(".\\base.vhd"), ["base.vhd"]);
+        assert_eq!(
+            candidates("..\\vms\\base.vhd"),
+            ["../vms/base.vhd", "base.vhd"]
+        );
+        assert_eq!(candidates("C:\\vms\\base.vhdx"), ["base.vhdx"]);
+        assert_eq!(
+            candidates("/Users/a/base.vhd"),
+            ["/Users/a/base.vhd", "base.vhd"]
+        );
+        assert_eq!(candidates("base.vhd\0\0"), ["base.vhd"]);
+    }
 }

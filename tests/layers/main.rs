@@ -39,4 +39,5 @@ mod raid_fixtures;
 mod recover_lost_table;
 mod thin;
 mod truncated_images;
+mod vhd;
 mod volume_as_disk;

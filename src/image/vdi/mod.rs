@@ -193,13 +193,17 @@ impl Vdi {
         let want = u64::from(header.blocks) * 4;
         let at = u64::from(header.blocks_offset);
         let avail = file.size().saturating_sub(at).min(want);
-        let raw = read_vec(&*file, at, avail, MAX_BLOCKS * 4).map_err(|e| {
-            Error::corrupt(
-                format!("{name}: VDI block map"),
-                at,
-                format!("cannot be read ({e})"),
-            )
-        })?;
+        let raw = if avail == 0 {
+            Vec::new()
+        } else {
+            read_vec(&*file, at, avail, MAX_BLOCKS * 4).map_err(|e| {
+                Error::corrupt(
+                    format!("{name}: VDI block map"),
+                    at,
+                    format!("cannot be read ({e})"),
+                )
+            })?
+        };
         let mut map: Vec<u32> = raw
             .chunks_exact(4)
             .map(|c| le::u32(c, 0).unwrap_or(FREE))

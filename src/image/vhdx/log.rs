@@ -40,6 +40,9 @@ pub struct Overlay {
 }
 
 impl ReadAt for Overlay {
+    // Every range below lies within `buf` or a write: checked by the bounds
+    // computed just before it.
+    #[allow(clippy::indexing_slicing)]
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let end = offset
             .checked_add(buf.len() as u64)

@@ -107,7 +107,11 @@ pub fn has_magic(head: &[u8]) -> bool {
 pub(crate) fn crc_without(b: &[u8], field: usize) -> u32 {
     let (before, rest) = b.split_at(field.min(b.len()));
     let after = rest.get(4..).unwrap_or_default();
-    let c = crc32c::crc32c_append(crc32c::crc32c(before), &[0u8; 4][..rest.len().min(4)]);
+    let zeros = [0u8; 4];
+    let c = crc32c::crc32c_append(
+        crc32c::crc32c(before),
+        zeros.get(..rest.len().min(4)).unwrap_or_default(),
+    );
     crc32c::crc32c_append(c, after)
 }
 
