@@ -19,6 +19,27 @@ pub enum Piece {
     Parent,
 }
 
+/// What every block-mapped container holds: its name, file and parent.
+pub struct Base {
+    /// The file's name, for messages.
+    pub name: String,
+    /// The image file.
+    pub file: Arc<dyn ReadAt>,
+    /// The parent image of a differencing disk.
+    pub parent: Option<Arc<dyn ReadAt>>,
+}
+
+impl Base {
+    /// A container named `name` in `file`, no parent yet.
+    pub fn new(file: Arc<dyn ReadAt>, name: &str) -> Base {
+        Base {
+            name: name.to_string(),
+            file,
+            parent: None,
+        }
+    }
+}
+
 /// A container whose virtual bytes are found through a block map.
 pub trait Mapped {
     /// The virtual disk's size.
@@ -26,12 +47,8 @@ pub trait Mapped {
     /// Where the byte at `offset` (below the size) lives, and how many bytes
     /// from there (at least 1) are found the same way, contiguously.
     fn locate(&self, offset: u64) -> std::io::Result<(Piece, u64)>;
-    /// The image file.
-    fn file(&self) -> &dyn ReadAt;
-    /// The parent image of a differencing disk.
-    fn parent(&self) -> Option<&Arc<dyn ReadAt>>;
-    /// The file's name, for messages.
-    fn name(&self) -> &str;
+    /// Name, file and parent.
+    fn base(&self) -> &Base;
 }
 
 /// Fill `buf` with the virtual bytes at `offset` of `m`.
@@ -43,6 +60,7 @@ pub fn read_mapped(m: &dyn Mapped, offset: u64, buf: &mut [u8]) -> std::io::Resu
     if end > size {
         return Err(past_end(offset, buf.len(), size));
     }
+    let base = m.base();
     let mut done = 0usize;
     while done < buf.len() {
         let pos = offset + done as u64;
@@ -51,7 +69,7 @@ pub fn read_mapped(m: &dyn Mapped, offset: u64, buf: &mut [u8]) -> std::io::Resu
         let dst = &mut buf[done..done + n];
         match piece {
             Piece::Host(h) => {
-                let file = m.file();
+                let file = &base.file;
                 let fits = h.checked_add(n as u64).is_some_and(|e| e <= file.size());
                 if !fits {
                     return Err(std::io::Error::new(
@@ -59,7 +77,7 @@ pub fn read_mapped(m: &dyn Mapped, offset: u64, buf: &mut [u8]) -> std::io::Resu
                         format!(
                             "{}: virtual bytes {pos}+{n} are stored at file byte {h}, past the \
                              file's end ({} bytes; the file is cut short)",
-                            m.name(),
+                            base.name,
                             file.size()
                         ),
                     ));
@@ -67,7 +85,7 @@ pub fn read_mapped(m: &dyn Mapped, offset: u64, buf: &mut [u8]) -> std::io::Resu
                 file.read_exact_at(h, dst)?;
             }
             Piece::Zero => dst.fill(0),
-            Piece::Parent => match m.parent() {
+            Piece::Parent => match &base.parent {
                 Some(p) => {
                     let psize = p.size();
                     let have = psize.saturating_sub(pos).min(n as u64) as usize;

@@ -82,95 +82,140 @@ fn open_chain(
     file.read_exact_at(0, &mut head)
         .and_then(|()| file.read_exact_at(size - tail.len() as u64, &mut tail))
         .map_err(|e| Error::io(name.clone(), e))?;
-    let deeper = |what: &str| -> Result<()> {
-        if depth + 1 > MAX_BACKING_DEPTH {
-            return Err(Error::Unsupported(format!(
-                "{name}: {what} chain deeper than {MAX_BACKING_DEPTH} images"
-            )));
-        }
-        Ok(())
+    let hop = Hop {
+        files,
+        path,
+        depth,
+        seen,
     };
     match detect(&head, &tail) {
-        Some(ImageFormat::Vhd) => {
-            let mut v = vhd::Vhd::from_source(file, &name)?;
-            let mut details = v.details();
-            let mut problems = v.problems();
-            let mut chain = Vec::new();
-            if v.footer().disk_type == vhd::DiskType::Differencing {
-                deeper("VHD parent")?;
-                let want = v
-                    .dynamic_header()
-                    .map(|h| uuid_text(&h.parent_uuid))
-                    .unwrap_or_default();
-                let names = v.parent_names();
-                let p = open_parent(files, path, &names, &want, depth, seen, "VHD")?;
-                v.set_parent(Arc::clone(&p.1.source));
-                merge(&mut details, &mut problems, &mut chain, p);
-            }
-            let id = uuid_text(&v.footer().uuid);
-            Ok(Opened {
-                source: Arc::new(v),
-                format: ImageFormat::Vhd,
-                details,
-                problems,
-                chain,
-                id,
-            })
-        }
+        Some(ImageFormat::Vhd) => hop.finish(vhd::Vhd::from_source(file, &name)?, ImageFormat::Vhd),
         Some(ImageFormat::Vhdx) => {
-            let mut v = vhdx::Vhdx::from_source(file, &name)?;
-            let mut details = v.details();
-            let mut problems = v.problems();
-            let mut chain = Vec::new();
-            if v.metadata().has_parent {
-                deeper("VHDX parent")?;
-                let want = v.parent_linkage().unwrap_or_default();
-                let names = v.parent_names();
-                let p = open_parent(files, path, &names, &want, depth, seen, "VHDX")?;
-                v.set_parent(Arc::clone(&p.1.source));
-                merge(&mut details, &mut problems, &mut chain, p);
-            }
-            let id = guid_text(&v.header().data_write_guid);
-            Ok(Opened {
-                source: Arc::new(v),
-                format: ImageFormat::Vhdx,
-                details,
-                problems,
-                chain,
-                id,
-            })
+            hop.finish(vhdx::Vhdx::from_source(file, &name)?, ImageFormat::Vhdx)
         }
-        Some(ImageFormat::Vdi) => {
-            let mut v = vdi::Vdi::from_source(file, &name)?;
-            let mut details = v.details();
-            let mut problems = v.problems();
-            let mut chain = Vec::new();
-            if v.header().kind == vdi::VdiType::Differencing {
-                deeper("VDI parent")?;
-                let want = guid_text(&v.header().parent_uuid);
-                let names: Vec<String> = files
-                    .siblings(path)
-                    .into_iter()
-                    .filter(|p| p.as_path() != path)
-                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .collect();
-                let p = open_parent(files, path, &names, &want, depth, seen, "VDI")?;
-                v.set_parent(Arc::clone(&p.1.source));
-                merge(&mut details, &mut problems, &mut chain, p);
-            }
-            let id = guid_text(&v.header().uuid);
-            Ok(Opened {
-                source: Arc::new(v),
-                format: ImageFormat::Vdi,
-                details,
-                problems,
-                chain,
-                id,
-            })
-        }
+        Some(ImageFormat::Vdi) => hop.finish(vdi::Vdi::from_source(file, &name)?, ImageFormat::Vdi),
         _ => Err(Error::Invalid(format!(
             "{name}: not a VHD, VHDX or VDI image"
         ))),
+    }
+}
+
+/// What the three readers tell the chain opener.
+trait Child: ReadAt + Sized + 'static {
+    /// Details and problems for display.
+    fn facts(&self) -> (Vec<String>, Vec<String>);
+    /// For a differencing disk: where its parent may be (names relative to
+    /// the child's folder) and the parent's expected ID.
+    fn wants(&self, files: &dyn BackingFiles, path: &Path) -> Option<(Vec<String>, String)>;
+    /// Read absent blocks from `parent`.
+    fn attach(&mut self, parent: Arc<dyn ReadAt>);
+    /// The ID a child names this image by.
+    fn id(&self) -> String;
+}
+
+impl Child for vhd::Vhd {
+    fn facts(&self) -> (Vec<String>, Vec<String>) {
+        (self.details(), self.problems())
+    }
+    fn wants(&self, _: &dyn BackingFiles, _: &Path) -> Option<(Vec<String>, String)> {
+        let h = self.dynamic_header()?;
+        (self.footer().disk_type == vhd::DiskType::Differencing)
+            .then(|| (self.parent_names(), uuid_text(&h.parent_uuid)))
+    }
+    fn attach(&mut self, parent: Arc<dyn ReadAt>) {
+        self.set_parent(parent);
+    }
+    fn id(&self) -> String {
+        uuid_text(&self.footer().uuid)
+    }
+}
+
+impl Child for vhdx::Vhdx {
+    fn facts(&self) -> (Vec<String>, Vec<String>) {
+        (self.details(), self.problems())
+    }
+    fn wants(&self, _: &dyn BackingFiles, _: &Path) -> Option<(Vec<String>, String)> {
+        self.metadata().has_parent.then(|| {
+            (
+                self.parent_names(),
+                self.parent_linkage().unwrap_or_default(),
+            )
+        })
+    }
+    fn attach(&mut self, parent: Arc<dyn ReadAt>) {
+        self.set_parent(parent);
+    }
+    fn id(&self) -> String {
+        guid_text(&self.header().data_write_guid)
+    }
+}
+
+impl Child for vdi::Vdi {
+    fn facts(&self) -> (Vec<String>, Vec<String>) {
+        (self.details(), self.problems())
+    }
+    fn wants(&self, files: &dyn BackingFiles, path: &Path) -> Option<(Vec<String>, String)> {
+        if self.header().kind != vdi::VdiType::Differencing {
+            return None;
+        }
+        let names = files
+            .siblings(path)
+            .into_iter()
+            .filter(|p| p.as_path() != path)
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        Some((names, guid_text(&self.header().parent_uuid)))
+    }
+    fn attach(&mut self, parent: Arc<dyn ReadAt>) {
+        self.set_parent(parent);
+    }
+    fn id(&self) -> String {
+        guid_text(&self.header().uuid)
+    }
+}
+
+/// Where the chain opener is: the namespace, the image, its depth and the
+/// images above it.
+struct Hop<'a> {
+    files: &'a dyn BackingFiles,
+    path: &'a Path,
+    depth: usize,
+    seen: &'a mut Seen,
+}
+
+impl Hop<'_> {
+    /// Open the parent of `v` (if it has one) and give the result.
+    fn finish<C: Child>(self, mut v: C, format: ImageFormat) -> Result<Opened> {
+        let (mut details, mut problems) = v.facts();
+        let mut chain = Vec::new();
+        if let Some((names, want)) = v.wants(self.files, self.path) {
+            if self.depth + 1 > MAX_BACKING_DEPTH {
+                return Err(Error::Unsupported(format!(
+                    "{}: {} parent chain deeper than {MAX_BACKING_DEPTH} images",
+                    self.path.display(),
+                    format.name()
+                )));
+            }
+            let kind = match format {
+                ImageFormat::Vhdx => "VHDX",
+                ImageFormat::Vdi => "VDI",
+                _ => "VHD",
+            };
+            let p = open_parent(
+                self.files, self.path, &names, &want, self.depth, self.seen, kind,
+            )?;
+            v.attach(Arc::clone(&p.1.source));
+            merge(&mut details, &mut problems, &mut chain, p);
+        }
+        let id = v.id();
+        Ok(Opened {
+            source: Arc::new(v),
+            format,
+            details,
+            problems,
+            chain,
+            id,
+        })
     }
 }
 

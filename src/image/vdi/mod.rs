@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::image::extents::{Mapped, Piece, read_mapped};
+use crate::image::extents::{Base, Mapped, Piece, read_mapped};
 use crate::io::{ReadAt, le, read_vec};
 
 /// The signature at byte 0x40.
@@ -165,18 +165,16 @@ impl Header {
 
 /// A VDI image opened for reading.
 pub struct Vdi {
-    name: String,
-    file: Arc<dyn ReadAt>,
+    base: Base,
     header: Header,
     map: Vec<u32>,
-    parent: Option<Arc<dyn ReadAt>>,
     problems: Vec<String>,
 }
 
 impl std::fmt::Debug for Vdi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vdi")
-            .field("name", &self.name)
+            .field("name", &self.base.name)
             .field("size", &self.header.disk_size)
             .field("kind", &self.header.kind)
             .finish_non_exhaustive()
@@ -219,11 +217,9 @@ impl Vdi {
             map.resize(header.blocks as usize, FREE);
         }
         Ok(Vdi {
-            name: name.to_string(),
-            file,
+            base: Base::new(file, name),
             header,
             map,
-            parent: None,
             problems,
         })
     }
@@ -265,7 +261,7 @@ impl Vdi {
 
     /// Read blocks absent from this differencing disk from `parent`.
     pub fn set_parent(&mut self, parent: Arc<dyn ReadAt>) {
-        self.parent = Some(parent);
+        self.base.parent = Some(parent);
     }
 }
 
@@ -294,16 +290,8 @@ impl Mapped for Vdi {
         }
     }
 
-    fn file(&self) -> &dyn ReadAt {
-        &*self.file
-    }
-
-    fn parent(&self) -> Option<&Arc<dyn ReadAt>> {
-        self.parent.as_ref()
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn base(&self) -> &Base {
+        &self.base
     }
 }
 

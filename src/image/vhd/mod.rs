@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::image::extents::{Mapped, Piece, TableCache, read_mapped, uuid_text};
+use crate::image::extents::{Base, Mapped, Piece, TableCache, read_mapped, uuid_text};
 use crate::io::{ReadAt, be, read_vec};
 
 /// The footer's and the copy's cookie.
@@ -247,14 +247,12 @@ impl DynHeader {
 
 /// A VHD image opened for reading.
 pub struct Vhd {
-    name: String,
-    file: Arc<dyn ReadAt>,
+    base: Base,
     footer: Footer,
     size: u64,
     dynamic: Option<(DynHeader, Vec<u32>)>,
     /// Where a fixed disk's data ends in the file.
     data_end: u64,
-    parent: Option<Arc<dyn ReadAt>>,
     bitmaps: TableCache,
     problems: Vec<String>,
 }
@@ -262,7 +260,7 @@ pub struct Vhd {
 impl std::fmt::Debug for Vhd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vhd")
-            .field("name", &self.name)
+            .field("name", &self.base.name)
             .field("size", &self.size)
             .field("type", &self.footer.disk_type)
             .finish_non_exhaustive()
@@ -317,13 +315,11 @@ impl Vhd {
         };
         let size = footer.virtual_size();
         let mut vhd = Vhd {
-            name: name.to_string(),
-            file,
+            base: Base::new(file, name),
             footer,
             size,
             dynamic: None,
             data_end: 0,
-            parent: None,
             bitmaps: TableCache::default(),
             problems,
         };
@@ -352,9 +348,9 @@ impl Vhd {
     }
 
     fn read_dynamic(&mut self) -> Result<(DynHeader, Vec<u32>)> {
-        let name = &self.name;
+        let name = &self.base.name;
         let pos = self.footer.data_offset;
-        let b = read_vec(&*self.file, pos, DYN_HEADER_LEN, DYN_HEADER_LEN).map_err(|e| {
+        let b = read_vec(&*self.base.file, pos, DYN_HEADER_LEN, DYN_HEADER_LEN).map_err(|e| {
             Error::corrupt(
                 format!("{name}: VHD dynamic disk header"),
                 pos,
@@ -380,16 +376,17 @@ impl Vhd {
             ));
         }
         let len = needed * 4;
-        let file_size = self.file.size();
+        let file_size = self.base.file.size();
         let avail = file_size.saturating_sub(h.table_offset).min(len);
-        let raw =
-            read_vec(&*self.file, h.table_offset, avail, MAX_BAT_ENTRIES * 4).map_err(|e| {
+        let raw = read_vec(&*self.base.file, h.table_offset, avail, MAX_BAT_ENTRIES * 4).map_err(
+            |e| {
                 Error::corrupt(
                     format!("{name}: VHD block allocation table"),
                     h.table_offset,
                     format!("cannot be read ({e})"),
                 )
-            })?;
+            },
+        )?;
         let mut bat: Vec<u32> = raw
             .chunks_exact(4)
             .map(|c| be::u32(c, 0).unwrap_or(u32::MAX))
@@ -454,7 +451,7 @@ impl Vhd {
                 if code != want {
                     continue;
                 }
-                let Ok(b) = read_vec(&*self.file, *off, u64::from(*len), MAX_LOCATOR) else {
+                let Ok(b) = read_vec(&*self.base.file, *off, u64::from(*len), MAX_LOCATOR) else {
                     continue;
                 };
                 let text = if want == b"MacX" {
@@ -478,7 +475,7 @@ impl Vhd {
 
     /// Read sectors absent from this differencing disk from `parent`.
     pub fn set_parent(&mut self, parent: Arc<dyn ReadAt>) {
-        self.parent = Some(parent);
+        self.base.parent = Some(parent);
     }
 }
 
@@ -494,7 +491,7 @@ impl Mapped for Vhd {
                     std::io::ErrorKind::UnexpectedEof,
                     format!(
                         "{}: fixed VHD data ends at byte {}; virtual byte {offset} is missing                          (the file is cut short)",
-                        self.name, self.data_end
+                        self.base.name, self.data_end
                     ),
                 ));
             }
@@ -517,13 +514,13 @@ impl Mapped for Vhd {
         let bitmap_len = h.bitmap_len();
         let bitmap = self
             .bitmaps
-            .get(&*self.file, start, bitmap_len as usize)
+            .get(&*self.base.file, start, bitmap_len as usize)
             .map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
                     format!(
                         "{}: VHD sector bitmap of block {block} at byte {start}: {e}",
-                        self.name
+                        self.base.name
                     ),
                 )
             })?;
@@ -546,16 +543,8 @@ impl Mapped for Vhd {
         }
     }
 
-    fn file(&self) -> &dyn ReadAt {
-        &*self.file
-    }
-
-    fn parent(&self) -> Option<&Arc<dyn ReadAt>> {
-        self.parent.as_ref()
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn base(&self) -> &Base {
+        &self.base
     }
 }
 

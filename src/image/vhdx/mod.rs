@@ -22,7 +22,7 @@ pub mod log;
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::image::extents::{Mapped, Piece, TableCache, guid_text, read_mapped};
+use crate::image::extents::{Base, Mapped, Piece, TableCache, guid_text, read_mapped};
 use crate::io::{ReadAt, le, read_vec};
 
 /// The file identifier's signature.
@@ -195,14 +195,12 @@ pub struct Metadata {
 
 /// A VHDX image opened for reading.
 pub struct Vhdx {
-    name: String,
-    /// The file, through the replayed log when there was one.
-    file: Arc<dyn ReadAt>,
+    /// Name, parent, and the file (through the replayed log when there was one).
+    base: Base,
     header: Header,
     meta: Metadata,
     bat: Vec<u64>,
     chunk_ratio: u64,
-    parent: Option<Arc<dyn ReadAt>>,
     bitmaps: TableCache,
     replayed: Option<usize>,
     problems: Vec<String>,
@@ -211,7 +209,7 @@ pub struct Vhdx {
 impl std::fmt::Debug for Vhdx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vhdx")
-            .field("name", &self.name)
+            .field("name", &self.base.name)
             .field("size", &self.meta.virtual_size)
             .field("block_size", &self.meta.block_size)
             .finish_non_exhaustive()
@@ -323,13 +321,11 @@ impl Vhdx {
             bat.resize(entries as usize, 0);
         }
         Ok(Vhdx {
-            name: name.to_string(),
-            file,
+            base: Base::new(file, name),
             header,
             meta,
             bat,
             chunk_ratio,
-            parent: None,
             bitmaps: TableCache::default(),
             replayed,
             problems,
@@ -410,13 +406,16 @@ impl Vhdx {
 
     /// Read blocks absent from this differencing disk from `parent`.
     pub fn set_parent(&mut self, parent: Arc<dyn ReadAt>) {
-        self.parent = Some(parent);
+        self.base.parent = Some(parent);
     }
 
     fn io_corrupt(&self, structure: &str, offset: u64, detail: String) -> std::io::Error {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{}: VHDX {structure} at byte {offset}: {detail}", self.name),
+            format!(
+                "{}: VHDX {structure} at byte {offset}: {detail}",
+                self.base.name
+            ),
         )
     }
 }
@@ -691,7 +690,7 @@ impl Mapped for Vhdx {
                 let per_block = bs / lss;
                 let bytes = (per_block / 8) as usize;
                 let at = (sb & !0xf_ffff) + (block % cr) * (per_block / 8);
-                let bitmap = self.bitmaps.get(&*self.file, at, bytes)?;
+                let bitmap = self.bitmaps.get(&*self.base.file, at, bytes)?;
                 let bit = |s: u64| {
                     bitmap.get((s / 8) as usize).copied().unwrap_or(0) & (1 << (s % 8)) != 0
                 };
@@ -719,16 +718,8 @@ impl Mapped for Vhdx {
         }
     }
 
-    fn file(&self) -> &dyn ReadAt {
-        &*self.file
-    }
-
-    fn parent(&self) -> Option<&Arc<dyn ReadAt>> {
-        self.parent.as_ref()
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn base(&self) -> &Base {
+        &self.base
     }
 }
 
