@@ -200,6 +200,8 @@ pub struct Vhdx {
     header: Header,
     meta: Metadata,
     bat: Vec<u64>,
+    /// Where the BAT starts in the file.
+    bat_offset: u64,
     chunk_ratio: u64,
     bitmaps: TableCache,
     replayed: Option<usize>,
@@ -325,6 +327,7 @@ impl Vhdx {
             header,
             meta,
             bat,
+            bat_offset: bat_region.0,
             chunk_ratio,
             bitmaps: TableCache::default(),
             replayed,
@@ -679,7 +682,7 @@ impl Mapped for Vhdx {
                 if sb & 7 != 6 || sb & !0xf_ffff == 0 {
                     return Err(self.io_corrupt(
                         "BAT entry",
-                        sb_idx * 8,
+                        self.bat_offset + sb_idx * 8,
                         format!(
                             "block {block} is partially present but its chunk has no sector \
                              bitmap (entry {sb:#x})"
@@ -712,7 +715,7 @@ impl Mapped for Vhdx {
             }
             st => Err(self.io_corrupt(
                 "BAT entry",
-                idx * 8,
+                self.bat_offset + idx * 8,
                 format!("payload block {block} has state {st} at file offset {host}"),
             )),
         }
