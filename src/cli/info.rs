@@ -85,6 +85,9 @@ fn render(i: &Info) -> String {
     if let Some(q) = &i.qcow2 {
         out.push_str(&format!("cluster_size: {}\n", q.cluster_size));
     }
+    if let Some(c) = i.cluster_size {
+        out.push_str(&format!("cluster_size: {c}\n"));
+    }
     for (n, link) in i.backing_chain.iter().enumerate() {
         let label = if n == 0 {
             "backing file".to_string()
@@ -166,6 +169,9 @@ fn render(i: &Info) -> String {
                 out.push_str("            compressed: true\n");
             }
         }
+    }
+    for d in &i.details {
+        out.push_str(&format!("details: {}\n", escape_str(d)));
     }
     let held: Vec<&String> = i
         .holders

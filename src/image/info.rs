@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{IoContext, Result};
 use crate::image::qcow2::{self, ChainLink, Snapshot, header::incompatible};
-use crate::image::{ImageFormat, open};
+use crate::image::{ImageFormat, family, open, vdi, vhd, vhdx};
 use crate::io::{FileSource, ReadAt};
 use crate::pve::{Holders, image_holders};
 use std::sync::Arc;
@@ -40,6 +40,12 @@ pub struct Info {
     pub holders: HolderFacts,
     /// Damage to the container (a file cut short, an unreadable snapshot table).
     pub problems: Vec<String>,
+    /// VHD (dynamic), VHDX and VDI: the block size, as `qemu-img info`'s `cluster_size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<u64>,
+    /// VHD, VHDX and VDI: the container's facts as the layer tree shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 /// The qcow2 header's facts, as `qemu-img info` prints them under "Format
@@ -130,6 +136,8 @@ pub fn info(path: &Path) -> Result<Info> {
         snapshots: Vec::new(),
         holders: image_holders(path)?.into(),
         problems: Vec::new(),
+        cluster_size: None,
+        details: Vec::new(),
     };
     if crate::image::vmdk::has_magic(&head) {
         let v = crate::image::vmdk::Vmdk::open(path)?;
@@ -154,6 +162,13 @@ pub fn info(path: &Path) -> Result<Info> {
             })
             .collect();
         out.problems = v.problems();
+        return Ok(out);
+    }
+    let mut tail = vec![0u8; head.len()];
+    file.read_exact_at(file.size() - tail.len() as u64, &mut tail)
+        .with_path(path)?;
+    if family::detect(&head, &tail).is_some() {
+        family_facts(path, Arc::new(file), &mut out)?;
         return Ok(out);
     }
     if !qcow2::has_magic(&head) {
@@ -205,6 +220,71 @@ pub fn info(path: &Path) -> Result<Info> {
     }
     out.problems.extend(q.problems());
     Ok(out)
+}
+
+/// Fill `out` with the facts of the VHD, VHDX or VDI image at `path`; a
+/// parent that cannot be opened does not hide the image's own facts.
+fn family_facts(path: &Path, file: Arc<dyn ReadAt>, out: &mut Info) -> Result<()> {
+    let name = path.display().to_string();
+    match family::open_in(&qcow2::HostFiles, path) {
+        Ok(o) => {
+            out.format = o.format;
+            out.virtual_size = o.source.size();
+            out.details = o.details;
+            out.problems = o.problems;
+            out.backing_chain = o.chain;
+        }
+        Err(e) => {
+            out.problems.push(e.to_string());
+            let mut head = vec![0u8; file.size().min(512) as usize];
+            let mut tail = vec![0u8; head.len()];
+            file.read_exact_at(0, &mut head).with_path(path)?;
+            file.read_exact_at(file.size() - tail.len() as u64, &mut tail)
+                .with_path(path)?;
+            let (format, size, details, problems) = match family::detect(&head, &tail) {
+                Some(ImageFormat::Vhdx) => {
+                    let v = vhdx::Vhdx::from_source(file, &name)?;
+                    (ImageFormat::Vhdx, v.size(), v.details(), v.problems())
+                }
+                Some(ImageFormat::Vdi) => {
+                    let v = vdi::Vdi::from_source(file, &name)?;
+                    (ImageFormat::Vdi, v.size(), v.details(), v.problems())
+                }
+                _ => {
+                    let v = vhd::Vhd::from_source(file, &name)?;
+                    (ImageFormat::Vhd, v.size(), v.details(), v.problems())
+                }
+            };
+            out.format = format;
+            out.virtual_size = size;
+            out.details = details;
+            out.problems.extend(problems);
+        }
+    }
+    out.cluster_size = block_size(path)?;
+    Ok(())
+}
+
+/// The block size `qemu-img info` shows as `cluster_size` (not for a fixed VHD).
+fn block_size(path: &Path) -> Result<Option<u64>> {
+    let name = path.display().to_string();
+    let file: Arc<dyn ReadAt> = Arc::new(FileSource::open(path)?);
+    let mut head = vec![0u8; file.size().min(512) as usize];
+    let mut tail = vec![0u8; head.len()];
+    file.read_exact_at(0, &mut head).with_path(path)?;
+    file.read_exact_at(file.size() - tail.len() as u64, &mut tail)
+        .with_path(path)?;
+    Ok(match family::detect(&head, &tail) {
+        Some(ImageFormat::Vhdx) => vhdx::Vhdx::from_source(file, &name)
+            .ok()
+            .map(|v| u64::from(v.metadata().block_size)),
+        Some(ImageFormat::Vdi) => vdi::Vdi::from_source(file, &name)
+            .ok()
+            .map(|v| u64::from(v.header().block_size)),
+        _ => vhd::Vhd::from_source(file, &name)
+            .ok()
+            .and_then(|v| v.dynamic_header().map(|h| u64::from(h.block_size))),
+    })
 }
 
 /// The largest qcow2 cluster (2 MiB): the header and its extensions lie

@@ -109,6 +109,9 @@ pub fn open_in_fs(
         let files: Arc<dyn BackingFiles> = Arc::new(FsFiles::new(fs));
         return super::open_qcow2_in(files, &canonical, opts);
     }
+    if super::family::detect(&head, &tail).is_some() {
+        return super::open_family_in(&FsFiles::new(fs), &canonical, opts);
+    }
     if let Some(s) = &opts.snapshot {
         return Err(Error::Invalid(format!(
             "{shown}: --snapshot {} needs a qcow2 image; this is a raw file (it has no internal snapshots)",

@@ -1,10 +1,11 @@
 //! Container formats: what turns a file on the host into the bytes of a virtual disk.
 //!
 //! Raw images and block devices are read as they are; qcow2 images through
-//! our own reader ([`qcow2`]), backing chains and internal snapshots included.
+//! our own reader ([`qcow2`]), backing chains and internal snapshots included;
 //! VMDK disks through [`vmdk`] (descriptors, sparse and stream-optimized
-//! extents, snapshot chains).
-//! Formats vmrescue recognises but cannot read yet (VHD, VHDX, VDI, QED)
+//! extents, snapshot chains); VHD, VHDX and VDI images through [`vhd`],
+//! [`vhdx`] and [`vdi`], with the parents of differencing disks ([`family`]).
+//! Formats vmrescue recognises but cannot read yet (QED)
 //! are named clearly instead of being misread as raw disks.
 //!
 //! To tell whether an image is qcow2 (the kernel engine cannot loop-mount
@@ -12,10 +13,15 @@
 //! [`ImageFormat::Qcow2`]; [`Image::path`] is the file and [`Image::snapshot`]
 //! the snapshot shown.
 
+pub mod extents;
+pub mod family;
 pub mod info;
 pub mod inner;
 pub mod ova;
 pub mod qcow2;
+pub mod vdi;
+pub mod vhd;
+pub mod vhdx;
 pub mod vmdk;
 
 use std::path::{Path, PathBuf};
@@ -87,6 +93,12 @@ pub enum ImageFormat {
     Qcow2,
     /// VMware virtual disk (descriptor, sparse, stream-optimized).
     Vmdk,
+    /// Virtual PC / Hyper-V VHD (fixed, dynamic, differencing).
+    Vhd,
+    /// Hyper-V VHDX.
+    Vhdx,
+    /// VirtualBox VDI.
+    Vdi,
 }
 
 impl ImageFormat {
@@ -97,6 +109,9 @@ impl ImageFormat {
             ImageFormat::BlockDevice => "block device",
             ImageFormat::Qcow2 => "qcow2",
             ImageFormat::Vmdk => "vmdk",
+            ImageFormat::Vhd => "vhd",
+            ImageFormat::Vhdx => "vhdx",
+            ImageFormat::Vdi => "vdi",
         }
     }
 }
@@ -155,15 +170,9 @@ pub(crate) fn chain_text<'a>(links: impl Iterator<Item = (&'a str, &'a str, u64)
 
 /// Formats recognised by their magic but not readable (yet): their name and what makes them.
 pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static str> {
-    if head.starts_with(b"vhdxfile") {
-        return Some("VHDX (Hyper-V)");
-    }
-    if head.starts_with(b"conectix") || tail.starts_with(b"conectix") {
-        return Some("VHD (Virtual PC / Hyper-V)");
-    }
-    if head.len() >= 0x44 && head[0x40..0x44] == [0x7f, 0x10, 0xda, 0xbe] {
-        return Some("VDI (VirtualBox)");
-    }
+    // VMDK, VHD, VHDX and VDI are read ([`vmdk`], [`family`]); `tail`
+    // stays for formats recognised by their last bytes.
+    let _ = tail;
     if head.starts_with(b"QED\0") {
         return Some("QED (QEMU enhanced disk)");
     }
@@ -280,12 +289,15 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
     if vmdk::has_magic(&head) {
         if let Some(s) = &opts.snapshot {
             return Err(Error::Invalid(format!(
-                "{}: --snapshot {} needs a qcow2 image; a VMDK keeps no internal snapshots                  (a VMware snapshot is a child VMDK: open that file instead)",
+                "{}: --snapshot {} needs a qcow2 image; a VMDK keeps no internal snapshots (a VMware snapshot is a child VMDK: open that file instead)",
                 path.display(),
                 crate::text::escape_str(s)
             )));
         }
         return open_vmdk(path);
+    }
+    if family::detect(&head, &tail).is_some() {
+        return open_family_in(&qcow2::HostFiles, path, opts);
     }
     if let Some(s) = &opts.snapshot {
         return Err(Error::Invalid(format!(
@@ -360,5 +372,31 @@ fn open_qcow2_in(
         details,
         snapshot,
         problems,
+    })
+}
+
+/// Open the VHD, VHDX or VDI image at `path` in `files`, the parents of a
+/// differencing disk resolved there too.
+fn open_family_in(
+    files: &dyn qcow2::BackingFiles,
+    path: &Path,
+    opts: &OpenOptions,
+) -> Result<Image> {
+    if let Some(s) = &opts.snapshot {
+        return Err(Error::Invalid(format!(
+            "{}: --snapshot {} needs a qcow2 image (VHD, VHDX and VDI images have no \
+             internal snapshots vmrescue reads)",
+            path.display(),
+            crate::text::escape_str(s)
+        )));
+    }
+    let o = family::open_in(files, path)?;
+    Ok(Image {
+        path: path.to_path_buf(),
+        source: o.source,
+        format: o.format,
+        details: o.details,
+        snapshot: None,
+        problems: o.problems,
     })
 }

@@ -9,19 +9,11 @@ use crate::io::{ReadAt, le, read_vec};
 
 /// A 16-byte UUID in the usual 8-4-4-4-12 form; `None` if all zeros.
 pub(super) fn uuid(b: &[u8], off: usize) -> Option<String> {
-    let u = b.get(off..off + 16)?;
+    let u: [u8; 16] = b.get(off..off + 16)?.try_into().ok()?;
     if u.iter().all(|&x| x == 0) {
         return None;
     }
-    let h: Vec<String> = u.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
-    ))
+    Some(crate::image::extents::uuid_text(&u))
 }
 
 /// Root directory entries looked at, at most.

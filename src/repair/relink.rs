@@ -999,11 +999,12 @@ fn image_writes(
                         disk.origin
                     ));
                 }
-                ImageFormat::Vmdk => {
+                ImageFormat::Vmdk | ImageFormat::Vhd | ImageFormat::Vhdx | ImageFormat::Vdi => {
                     return Err(format!(
-                        "{} is a VMDK disk: vmrescue does not write into VMDK files; \
-                         convert it to raw (`qemu-img convert -O raw`) and repair that",
-                        disk.origin
+                        "{} is a {} image: vmrescue does not write into it; convert it to raw \
+                         (`qemu-img convert -O raw`) and repair that",
+                        disk.origin,
+                        disk.format.name()
                     ));
                 }
             }

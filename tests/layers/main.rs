@@ -39,5 +39,6 @@ mod raid_fixtures;
 mod recover_lost_table;
 mod thin;
 mod truncated_images;
+mod vhd;
 mod vmdk;
 mod volume_as_disk;

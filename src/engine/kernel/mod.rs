@@ -194,9 +194,13 @@ pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
                  use the userspace engine (--engine userspace)"
             )
         }),
-        ImageFormat::Vmdk => Err("a loop device cannot expose a VMDK disk; \
-             use the userspace engine (--engine userspace)"
-            .to_string()),
+        ImageFormat::Vmdk | ImageFormat::Vhd | ImageFormat::Vhdx | ImageFormat::Vdi => {
+            Err(format!(
+                "a loop device cannot expose a {} image; use the userspace engine \
+             (--engine userspace)",
+                format.name()
+            ))
+        }
     }
 }
 

@@ -655,6 +655,11 @@ pub trait BackingFiles: Send + Sync {
     fn identity(&self, path: &Path) -> Result<(u64, u64)>;
     /// Open the file for reading.
     fn open(&self, path: &Path) -> Result<Arc<dyn ReadAt>>;
+    /// The other files in `image`'s directory (a differencing VDI's parent
+    /// is found by UUID among them); none where listing is not offered.
+    fn siblings(&self, _image: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 /// Backing files in the host's directories.
@@ -682,6 +687,21 @@ impl BackingFiles for HostFiles {
     }
     fn open(&self, path: &Path) -> Result<Arc<dyn ReadAt>> {
         Ok(Arc::new(FileSource::open(path)?))
+    }
+    fn siblings(&self, image: &Path) -> Vec<PathBuf> {
+        let dir = image.parent().filter(|d| !d.as_os_str().is_empty());
+        let Ok(rd) = std::fs::read_dir(dir.unwrap_or(Path::new("."))) else {
+            return Vec::new();
+        };
+        // Bounded: a folder of disk images, not a whole filesystem.
+        let mut out: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .take(4096)
+            .collect();
+        out.sort();
+        out
     }
 }
 
