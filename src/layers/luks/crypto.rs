@@ -331,7 +331,14 @@ fn diffuse(buf: &mut [u8], hash: Hash) {
 /// `random` as the first `stripes - 1` stripes: for tests and images made
 /// in memory.
 pub fn af_split(key: &[u8], random: &[u8], stripes: usize, hash: Hash) -> Vec<u8> {
-    let mut out = random[..key.len() * (stripes - 1)].to_vec();
+    let Some(len) = stripes
+        .checked_sub(1)
+        .and_then(|n| n.checked_mul(key.len()))
+        .filter(|&n| n <= random.len() && !key.is_empty())
+    else {
+        return Vec::new();
+    };
+    let mut out = random[..len].to_vec();
     let mut d = vec![0u8; key.len()];
     for stripe in out.chunks_exact(key.len()) {
         xor(&mut d, stripe);

@@ -289,7 +289,7 @@ impl ReadAt for Decrypted {
         }
         let first = offset / self.sector;
         let at = self.start + first * self.sector;
-        if offset % self.sector == 0 && len % self.sector == 0 {
+        if offset.is_multiple_of(self.sector) && len.is_multiple_of(self.sector) {
             self.src.read_exact_at(at, buf)?;
             self.decrypt(buf, first);
             return Ok(());
