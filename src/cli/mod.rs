@@ -409,6 +409,13 @@ fn ask_passphrase(
     } else {
         ""
     };
+    let saved = rustix::termios::tcgetattr(&tty).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_modes -= rustix::termios::LocalModes::ECHO;
+        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    // Asked once echo is off: nothing typed after the prompt shows.
     let _ = write!(
         &tty,
         "{again}Passphrase for {} (LUKS{} UUID {}; empty to leave it locked): ",
@@ -416,13 +423,8 @@ fn ask_passphrase(
         req.luks.version,
         vmrescue::text::escape_str(&req.luks.uuid)
     );
-    let saved = rustix::termios::tcgetattr(&tty).ok();
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_modes -= rustix::termios::LocalModes::ECHO;
-        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &quiet);
-    }
-    let mut line = vmrescue::layers::luks::Secret::new(Vec::new());
+    // Room for a long passphrase: growing the buffer would leave copies behind.
+    let mut line = vmrescue::layers::luks::Secret::new(Vec::with_capacity(1024));
     let read = std::io::BufReader::new(&tty).read_until(b'\n', &mut line);
     if let Some(t) = &saved {
         let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, t);

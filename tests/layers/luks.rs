@@ -328,3 +328,41 @@ fn unsupported_cipher_is_named() {
         "{p:?}"
     );
 }
+
+/// On a terminal the passphrase is asked, without echo; a wrong one is
+/// asked again, an empty one leaves the volume locked.
+#[test]
+fn passphrase_asked_on_a_terminal_without_echo() {
+    use expectrl::{Eof, Expect, Session};
+    let img = fixture("luks2-pbkdf2");
+    let pass = String::from_utf8(passphrase()).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vmrescue"));
+    cmd.args(["layers", img.to_str().unwrap()]);
+    let mut s = Session::spawn(cmd).unwrap();
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(120)));
+    s.expect("Passphrase for disk0 (LUKS2 UUID 22222222-0000-4000-8000-00000000c0de; empty to leave it locked): ")
+        .unwrap();
+    s.send_line("wrong one").unwrap();
+    s.expect("Wrong passphrase. Passphrase for disk0").unwrap();
+    s.send_line(&pass).unwrap();
+    let seen = s.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(seen.as_bytes()).into_owned();
+    assert!(text.contains("lv_data"), "{text:?}");
+    assert!(
+        !text.contains(&pass) && !text.contains("wrong one"),
+        "echoed: {text:?}"
+    );
+    // An empty answer: locked, the rest shown.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vmrescue"));
+    cmd.args(["layers", img.to_str().unwrap()]);
+    let mut s = Session::spawn(cmd).unwrap();
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(120)));
+    s.expect("Passphrase for disk0").unwrap();
+    s.send_line("").unwrap();
+    let seen = s.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(seen.as_bytes()).into_owned();
+    assert!(
+        text.contains("locked: give --key-file or run on a terminal"),
+        "{text:?}"
+    );
+}
