@@ -122,6 +122,13 @@ pub(crate) struct SourceArgs {
     /// Nothing in it can be repaired in place.
     #[arg(long = "open", value_name = "PATH")]
     pub open: Vec<String>,
+    /// Unlock LUKS volumes with the passphrase in FILE: the whole file, a
+    /// trailing newline included (as `cryptsetup --key-file`). Without it,
+    /// on a terminal the passphrase of each LUKS volume is asked without
+    /// echo; elsewhere LUKS volumes stay locked. A passphrase is never taken
+    /// from the command line or the environment.
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// The version of the JSON documents the commands print (the top-level
@@ -324,9 +331,19 @@ pub(crate) fn open_layout_with(
         images.extend(vmrescue::image::open_all(&path, &opts)?);
     }
     let progress = vmrescue::layers::recover::stderr_progress();
+    let key = match &target.source.key_file {
+        Some(path) => Some(read_key_file(path)?),
+        None => None,
+    };
+    let unlocker = |req: &vmrescue::layers::luks::UnlockRequest<'_>| match &key {
+        // A key file is tried once: asking it again gives the same bytes.
+        Some(k) => (req.attempt == 0).then(|| k.clone()),
+        None => ask_passphrase(req),
+    };
     let scan = vmrescue::layers::ScanOptions {
         search,
         progress: Some(&progress),
+        unlock: Some(&unlocker),
     };
     let mut layout = vmrescue::layers::scan_with(images, scan);
     inspect(&mut layout, engines);
@@ -341,6 +358,84 @@ pub(crate) fn open_layout_with(
         inspect(&mut layout, engines);
     }
     Ok(layout)
+}
+
+/// The most bytes a key file may hold (cryptsetup's default bound, 8 MiB).
+const MAX_KEY_FILE: u64 = 8 << 20;
+
+/// The passphrase in `path` (`--key-file`): every byte, a trailing newline included.
+fn read_key_file(
+    path: &std::path::Path,
+) -> Result<vmrescue::layers::luks::Secret, vmrescue::Error> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| vmrescue::Error::io_path(path, e))?;
+    let mut buf = Vec::new();
+    f.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| vmrescue::Error::io_path(path, e))?;
+    let key = vmrescue::layers::luks::Secret::new(buf);
+    if key.len() as u64 > MAX_KEY_FILE {
+        return Err(vmrescue::Error::Invalid(format!(
+            "--key-file {}: larger than {MAX_KEY_FILE} bytes",
+            path.display()
+        )));
+    }
+    if key.is_empty() {
+        return Err(vmrescue::Error::Invalid(format!(
+            "--key-file {}: empty",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// Ask for a LUKS volume's passphrase on the terminal, without echo, when
+/// standard input is one; `None` otherwise, or when the answer is empty
+/// (the volume stays locked).
+fn ask_passphrase(
+    req: &vmrescue::layers::luks::UnlockRequest<'_>,
+) -> Option<vmrescue::layers::luks::Secret> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    let again = if req.attempt > 0 {
+        "Wrong passphrase. "
+    } else {
+        ""
+    };
+    let saved = rustix::termios::tcgetattr(&tty).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_modes -= rustix::termios::LocalModes::ECHO;
+        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    // Asked once echo is off: nothing typed after the prompt shows.
+    let _ = write!(
+        &tty,
+        "{again}Passphrase for {} (LUKS{} UUID {}; empty to leave it locked): ",
+        vmrescue::text::escape_str(req.volume),
+        req.luks.version,
+        vmrescue::text::escape_str(&req.luks.uuid)
+    );
+    // Room for a long passphrase: growing the buffer would leave copies behind.
+    let mut line = vmrescue::layers::luks::Secret::new(Vec::with_capacity(1024));
+    let read = std::io::BufReader::new(&tty).read_until(b'\n', &mut line);
+    if let Some(t) = &saved {
+        let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, t);
+    }
+    let _ = writeln!(&tty);
+    read.ok()?;
+    // A typed passphrase ends at the newline (as cryptsetup reads one).
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    (!line.is_empty()).then_some(line)
 }
 
 /// Find the guest roots and mountpoints of `layout` (filesystems opened

@@ -112,7 +112,11 @@ impl Hidden {
                 .volumes
                 .iter()
                 .filter(|v| match v.content.kind {
-                    crate::layers::ContentKind::Luks => true,
+                    // An unlocked volume's contents are seen.
+                    crate::layers::ContentKind::Luks => !l
+                        .luks
+                        .iter()
+                        .any(|(id, s)| *id == v.id && s.unlocked_by.is_some()),
                     // An assembled array's contents are seen.
                     crate::layers::ContentKind::MdRaid => l.md_array_of(v.id).is_none(),
                     _ => false,

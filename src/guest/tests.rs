@@ -212,6 +212,7 @@ fn layout() -> Layout {
         notes: Vec::new(),
         subvolumes: Vec::new(),
         subvolume_mounts: Vec::new(),
+        luks: Vec::new(),
     }
 }
 

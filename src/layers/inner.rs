@@ -170,7 +170,7 @@ impl Layout {
         let first = self.volumes.len();
         let d = add_disk(self, src, Some(holder));
         scan_level(self, &[d], &prefix, ScanOptions::default());
-        nested::scan_nested_from(self, first);
+        nested::scan_nested_from(self, first, None);
         super::check_volumes_from(self, first);
         (first..self.volumes.len()).map(VolumeId).collect()
     }

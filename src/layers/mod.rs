@@ -13,6 +13,7 @@ pub mod inner;
 pub mod inspect;
 pub(crate) mod labels;
 pub mod ldm;
+pub mod luks;
 pub mod lvm;
 pub mod md;
 mod names;
@@ -336,6 +337,8 @@ pub struct Layout {
     /// Where the guests mount btrfs subvolumes (volume, `subvol=` or
     /// `subvolid=`, mountpoint), from their fstabs and boot entries.
     pub subvolume_mounts: Vec<(VolumeId, crate::fs::SubvolSpec, String)>,
+    /// The LUKS volumes found, with what their headers say ([`luks`]).
+    pub luks: Vec<(VolumeId, luks::LuksSummary)>,
 }
 
 impl Layout {
@@ -349,6 +352,7 @@ impl Layout {
             notes: Vec::new(),
             subvolumes: Vec::new(),
             subvolume_mounts: Vec::new(),
+            luks: Vec::new(),
         }
     }
 
@@ -493,6 +497,9 @@ pub struct ScanOptions<'a> {
     pub search: bool,
     /// Told the progress of a search (bytes covered, disk size).
     pub progress: Option<recover::Progress<'a>>,
+    /// Gives the passphrase of each LUKS volume met; without it LUKS
+    /// volumes stay locked ([`luks::open`]).
+    pub unlock: Option<luks::Unlocker<'a>>,
 }
 
 /// Read the layers of `images` (the first is the one named on the command
@@ -516,7 +523,7 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
         .map(|src| add_disk(&mut layout, src, None))
         .collect();
     scan_level(&mut layout, &ids, "", options);
-    nested::scan_nested(&mut layout);
+    nested::scan_nested(&mut layout, options.unlock);
     explain_pvs_without_a_vg(&mut layout);
     check_volumes(&mut layout);
     layout

@@ -13,6 +13,7 @@
 //! together as the guest's own LVM would ([`assembly_sets`]); their LVs are
 //! named after the first of those disks.
 
+use super::luks::Unlocker;
 use super::{
     ContentKind, Layout, ScanOptions, VolumeId, VolumeKind, add_disk, assemble_level, scan_disks,
 };
@@ -26,13 +27,13 @@ pub(super) const MAX_NESTED: usize = 256;
 
 /// Scan every volume of `layout` that holds a disk, and the volumes found
 /// in those, breadth first.
-pub(super) fn scan_nested(layout: &mut Layout) {
-    scan_nested_from(layout, 0);
+pub(super) fn scan_nested(layout: &mut Layout, unlock: Option<Unlocker<'_>>) {
+    scan_nested_from(layout, 0, unlock);
 }
 
 /// [`scan_nested`] for the volumes from index `first` on (those of a disk
 /// added later: a disk image stored in a filesystem).
-pub(super) fn scan_nested_from(layout: &mut Layout, first: usize) {
+pub(super) fn scan_nested_from(layout: &mut Layout, first: usize, unlock: Option<Unlocker<'_>>) {
     // (disk, offset, length) on a disk given to the scan, of each volume
     // scanned as a disk: the same bytes are never scanned twice.
     let mut scanned: Vec<(DiskId, u64, u64)> = Vec::new();
@@ -42,7 +43,7 @@ pub(super) fn scan_nested_from(layout: &mut Layout, first: usize) {
     // (their members may be on nested disks), and their volumes scanned in
     // turn: a bounded number of rounds.
     for _round in 0..=MAX_DEPTH {
-        scan_from(layout, &mut next, &mut nested, &mut scanned);
+        scan_from(layout, &mut next, &mut nested, &mut scanned, unlock);
         if !super::md::assemble(layout) {
             break;
         }
@@ -55,6 +56,7 @@ fn scan_from(
     next: &mut usize,
     nested: &mut usize,
     scanned: &mut Vec<(DiskId, u64, u64)>,
+    unlock: Option<Unlocker<'_>>,
 ) {
     // In waves: every volume found so far is read as a disk (partitions,
     // PVs), then the PVs of the wave assemble, so a VG over two of a
@@ -62,7 +64,7 @@ fn scan_from(
     while *next < layout.volumes.len() {
         let end = layout.volumes.len();
         let mut wave: Vec<Held> = Vec::new();
-        scan_wave(layout, next, end, nested, scanned, &mut wave);
+        scan_wave(layout, next, end, nested, scanned, &mut wave, unlock);
         ldm_sets(layout, &wave);
         for set in assembly_sets(layout, &wave) {
             let Some(held) = wave.get(set.holder) else {
@@ -111,6 +113,7 @@ fn scan_wave(
     nested: &mut usize,
     scanned: &mut Vec<(DiskId, u64, u64)>,
     wave: &mut Vec<Held>,
+    unlock: Option<Unlocker<'_>>,
 ) {
     while *next < end {
         let vid = VolumeId(*next);
@@ -156,11 +159,15 @@ fn scan_wave(
         let prefix = format!("{}/", v.name);
         let md = matches!(v.kind, VolumeKind::MdArray { .. });
         let qcow2 = v.content.kind == ContentKind::Qcow2;
+        let luks = v.content.kind == ContentKind::Luks;
         let mut src = layout.volume_as_disk(vid);
+        if luks && !open_luks(layout, vid, &mut src, unlock) {
+            continue;
+        }
         if qcow2 {
             // A qcow2 image written straight into the volume: its virtual
             // disk is the nested disk.
-            match qcow2_in_volume(&src.source, &v.name) {
+            match qcow2_in_volume(&src.source, &layout.volume(vid).name) {
                 Ok((image, details)) => {
                     src.source = image;
                     src.format = crate::image::ImageFormat::Qcow2;
@@ -215,6 +222,57 @@ fn ldm_sets(layout: &mut Layout, wave: &[Held]) {
     for (_, disks) in sets {
         super::ldm::scan(layout, &disks, &prefix);
     }
+}
+
+/// Read the LUKS header of volume `vid` and unlock it with `unlock`'s
+/// passphrase: `src` becomes its plain bytes. What the header says goes to
+/// `layout.luks` and the volume's content detail; a volume left locked
+/// gets a note (no key given) or a problem (wrong key, damage), and false.
+fn open_luks(
+    layout: &mut Layout,
+    vid: VolumeId,
+    src: &mut super::DiskSource,
+    unlock: Option<Unlocker<'_>>,
+) -> bool {
+    let name = layout.volume(vid).name.clone();
+    let mut problems = Vec::new();
+    let opened = super::luks::open(&src.source, &name, unlock, &mut problems);
+    let v = &mut layout.volumes[vid.0];
+    v.problems.extend(problems);
+    let (summary, ok) = match opened {
+        super::luks::Opened::Unlocked(plain, summary) => {
+            src.source = plain;
+            src.format_details.push(format!(
+                "LUKS{} volume {} decrypted in userspace ({}, unlocked with keyslot {})",
+                summary.version,
+                name,
+                summary.cipher,
+                summary.unlocked_by.unwrap_or(0)
+            ));
+            (Some(summary), true)
+        }
+        super::luks::Opened::Locked {
+            summary,
+            why,
+            damage,
+        } => {
+            if damage {
+                v.problems
+                    .push(crate::problem::Problem::of("LUKS volume", why));
+            } else {
+                v.notes.push(why);
+            }
+            (summary, false)
+        }
+    };
+    if let Some(s) = summary {
+        v.content.detail = Some(s.describe());
+        if v.content.label.is_none() {
+            v.content.label = s.label.clone();
+        }
+        layout.luks.push((vid, s));
+    }
+    ok
 }
 
 /// PVs that assemble together, named after the wave's disk `holder`.
@@ -435,6 +493,7 @@ fn holds_disk(layout: &Layout, vid: VolumeId) -> bool {
         return false;
     }
     match (&v.kind, v.content.kind) {
+        (VolumeKind::WholeDisk { .. }, ContentKind::Luks) => true,
         (VolumeKind::WholeDisk { .. }, _) => false,
         (VolumeKind::Partition { entry, .. }, ContentKind::PartitionTable) => !entry.extended,
         (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::PartitionTable)
@@ -443,6 +502,10 @@ fn holds_disk(layout: &Layout, vid: VolumeId) -> bool {
         (VolumeKind::Partition { entry, .. }, ContentKind::Qcow2) => !entry.extended,
         (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::Qcow2) => !hidden,
         (VolumeKind::MdArray { .. }, ContentKind::Qcow2) => true,
+        // A LUKS volume anywhere: its plain bytes, once unlocked, are a disk.
+        (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::Luks) => !hidden,
+        (VolumeKind::Partition { entry, .. }, ContentKind::Luks) => !entry.extended,
+        (VolumeKind::MdArray { .. }, ContentKind::Luks) => true,
         _ => false,
     }
 }

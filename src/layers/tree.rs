@@ -60,6 +60,9 @@ pub struct Node {
     /// On a `subvolume` node: which subvolume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subvolume: Option<SubvolumeFacts>,
+    /// On a LUKS volume: what its header says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub luks: Option<super::luks::LuksSummary>,
     /// Nodes beneath.
     pub children: Vec<Node>,
 }
@@ -87,6 +90,7 @@ impl Node {
             problems: Vec::new(),
             notes: Vec::new(),
             subvolume: None,
+            luks: None,
             children: Vec::new(),
         }
     }
@@ -113,6 +117,11 @@ impl Node {
         self.guest = v.guest.pve.clone();
         self.windows = v.guest.windows.clone();
         self.browsable = v.is_filesystem();
+        self.luks = layout
+            .luks
+            .iter()
+            .find(|(id, _)| *id == v.id)
+            .map(|(_, s)| s.clone());
         self.problems.extend(v.problems.iter().cloned());
         self.notes.extend(v.notes.iter().cloned());
         let subs = subvolume_children(layout, v);

@@ -262,6 +262,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
         problems: Vec::new(),
         notes,
         subvolume: None,
+        luks: None,
         children: Vec::new(),
     }
 }

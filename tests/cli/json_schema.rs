@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::common::{fixture, vmrescue};
+use crate::common::{fixture, fixture_file, vmrescue};
 
 #[derive(Debug, Clone)]
 enum Ty {
@@ -185,6 +185,14 @@ fn every_command_prints_what_docs_json_md_says() {
             "--disk",
             &f("md-r5-degraded-d1"),
         ],
+    );
+    // A LUKS volume, locked (no key) and unlocked.
+    check_doc(&s, "layers", &["layers", "--json", &f("luks2-argon2id-4k")]);
+    let key = fixture_file("luks.pass").to_str().unwrap().to_owned();
+    check_doc(
+        &s,
+        "layers",
+        &["layers", "--json", "--key-file", &key, &f("luks1-xts")],
     );
     // A Windows guest: what its hives say, its drive letters; doctor on it.
     check_doc(&s, "layers", &["layers", "--json", &f("windows")]);

@@ -24,6 +24,7 @@ mod layers_cli;
 mod layers_cli_bad_input;
 mod layers_cli_demo;
 mod ldm;
+mod luks;
 mod lvm;
 mod lvm_corrupt;
 mod md;
