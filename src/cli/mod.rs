@@ -106,6 +106,8 @@ pub(crate) struct SourceArgs {
     /// `qemu-img snapshot -l` lists them) instead of their current state.
     #[arg(long, value_name = "NAME|ID")]
     pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub ceph: CephArgs,
     /// How filesystems are read: `userspace` (vmrescue's own readers, no
     /// root), `kernel` (loop + device-mapper + read-only mount, as root) or
     /// `auto` (userspace where vmrescue reads the filesystem, else kernel).
@@ -122,6 +124,32 @@ pub(crate) struct SourceArgs {
     /// Nothing in it can be repaired in place.
     #[arg(long = "open", value_name = "PATH")]
     pub open: Vec<String>,
+}
+
+/// How to reach a Ceph cluster for `rbd:POOL/IMAGE[@SNAP]` images.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct CephArgs {
+    /// For `rbd:` images: the Ceph configuration file (default: librados'
+    /// search, /etc/ceph/ceph.conf).
+    #[arg(long, value_name = "FILE")]
+    pub ceph_conf: Option<PathBuf>,
+    /// For `rbd:` images: the Ceph client ID, without `client.` (default `admin`).
+    #[arg(long, value_name = "ID")]
+    pub ceph_id: Option<String>,
+    /// For `rbd:` images: the keyring holding that client's key.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+}
+
+impl CephArgs {
+    /// The options for [`vmrescue::image::open_with`].
+    pub(crate) fn options(&self) -> vmrescue::image::rbd::CephOptions {
+        vmrescue::image::rbd::CephOptions {
+            conf: self.ceph_conf.clone(),
+            id: self.ceph_id.clone(),
+            keyring: self.keyring.clone(),
+        }
+    }
 }
 
 /// The version of the JSON documents the commands print (the top-level
@@ -311,6 +339,7 @@ pub(crate) fn open_layout_with(
 ) -> Result<Layout, vmrescue::Error> {
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
+        ceph: target.source.ceph.options(),
     };
     let mut images = Vec::new();
     for path in target_paths(target)? {
@@ -321,7 +350,15 @@ pub(crate) fn open_layout_with(
                 path.display()
             ));
         }
-        images.push(vmrescue::image::open_with(&path, &opts)?);
+        let image = vmrescue::image::open_with(&path, &opts)?;
+        if let Some(why) = vmrescue::image::rbd::in_use(&image) {
+            report(&format!(
+                "warning: {} is in use ({why}); reading it anyway, but what is shown may be \
+                 inconsistent and nothing will be written to it",
+                path.display()
+            ));
+        }
+        images.push(image);
     }
     let progress = vmrescue::layers::recover::stderr_progress();
     let scan = vmrescue::layers::ScanOptions {

@@ -13,6 +13,7 @@
 pub mod info;
 pub mod inner;
 pub mod qcow2;
+pub mod rbd;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -81,6 +82,8 @@ pub enum ImageFormat {
     BlockDevice,
     /// QEMU copy-on-write v2/v3.
     Qcow2,
+    /// A Ceph RBD image (`rbd:POOL/IMAGE`), read through librbd.
+    Rbd,
 }
 
 impl ImageFormat {
@@ -90,6 +93,7 @@ impl ImageFormat {
             ImageFormat::Raw => "raw",
             ImageFormat::BlockDevice => "block device",
             ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Rbd => "rbd",
         }
     }
 }
@@ -156,6 +160,8 @@ pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static st
 pub struct OpenOptions {
     /// For qcow2 images: show the image as of this internal snapshot (ID or name).
     pub snapshot: Option<String>,
+    /// For `rbd:` images: the Ceph configuration, client and keyring.
+    pub ceph: rbd::CephOptions,
 }
 
 /// Open `path` read-only and recognise its container format.
@@ -165,6 +171,9 @@ pub fn open(path: &Path) -> Result<Image> {
 
 /// Open `path` read-only with options (a qcow2 snapshot to show).
 pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
+    if rbd::is_rbd(path) {
+        return rbd::open(path, opts);
+    }
     let file = FileSource::open(path)?;
     let size = file.size();
     let mut head = vec![0u8; size.min(512) as usize];

@@ -194,6 +194,11 @@ pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
                  use the userspace engine (--engine userspace)"
             )
         }),
+        ImageFormat::Rbd => Err(
+            "the kernel engine cannot expose a Ceph RBD image without `rbd map`, which vmrescue \
+             does not do; use the userspace engine (--engine userspace)"
+                .into(),
+        ),
     }
 }
 
