@@ -330,6 +330,13 @@ impl Rbd {
             .map(PathBuf::from)
             .or_else(|| ceph.keyring.clone());
         let fail = |what: String| Error::Invalid(format!("rbd:{name}: {what}"));
+        for (what, file) in [("Ceph configuration", &conf), ("keyring", &keyring)] {
+            if let Some(f) = file
+                && !f.exists()
+            {
+                return Err(fail(format!("the {what} {} does not exist", f.display())));
+            }
+        }
 
         let mut h = Handle {
             api: api.clone(),
