@@ -72,8 +72,9 @@ pub(crate) struct Cli {
 /// every command shares.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Target {
-    /// Disk image: a raw or qcow2 file, a block device, or the ID of a
-    /// Proxmox VM or container (all its disks; a file of that name wins).
+    /// Disk image: a raw or qcow2 file, a block device, a Ceph RBD image
+    /// (`rbd:POOL/IMAGE[@SNAP]`), or the ID of a Proxmox VM or container
+    /// (all its disks; a file of that name wins).
     /// Without one, on a Proxmox host, shows the guests to choose from.
     #[arg(value_name = "IMAGE", conflicts_with_all = ["demo", "vmid"])]
     pub image: Option<PathBuf>,
@@ -103,7 +104,8 @@ pub(crate) struct SourceArgs {
     #[arg(long = "disk", value_name = "FILE")]
     pub disks: Vec<PathBuf>,
     /// Show qcow2 images as of an internal snapshot (its ID or name, as
-    /// `qemu-img snapshot -l` lists them) instead of their current state.
+    /// `qemu-img snapshot -l` lists them), or an `rbd:` image as of an RBD
+    /// snapshot (its name), instead of their current state.
     #[arg(long, value_name = "NAME|ID")]
     pub snapshot: Option<String>,
     #[command(flatten)]

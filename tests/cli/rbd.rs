@@ -256,6 +256,28 @@ fn rbd_image_reads_like_its_raw_file_with_snapshot_errors_and_watchers() {
         "{err}"
     );
 
+    // Repairs are refused on RBD images, writing nothing.
+    let undo = out.path().join("undo");
+    let (code, _, err) = run(&with(
+        &[
+            "relink",
+            spec,
+            "/root/notes-link",
+            "--to",
+            "/etc/hostname",
+            "--yes",
+            "--undo-dir",
+            undo.to_str().unwrap(),
+        ],
+        &cluster,
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("rbd:rbd/guest is a Ceph RBD image: vmrescue reads RBD images only"),
+        "{err}"
+    );
+    assert!(!undo.exists() || std::fs::read_dir(&undo).unwrap().next().is_none());
+
     // A client watching the image (a running VM's librbd): a warning.
     let mut watch = Command::new("rbd")
         .arg("-c")
