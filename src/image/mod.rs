@@ -135,6 +135,17 @@ impl ReadAt for Qcow2File {
     }
 }
 
+/// The layer tree's line listing an image's snapshots (qcow2, RBD):
+/// `2 snapshots: A; B`.
+pub(crate) fn snapshots_detail(list: &[String]) -> String {
+    format!(
+        "{} snapshot{}: {}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" },
+        list.join("; ")
+    )
+}
+
 /// Formats recognised by their magic but not readable (yet): their name and what makes them.
 pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"KDMV") || head.starts_with(b"# Disk DescriptorFile") {

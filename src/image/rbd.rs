@@ -537,12 +537,7 @@ impl Rbd {
                     )
                 })
                 .collect();
-            out.push(format!(
-                "{} snapshot{}: {}",
-                self.snapshots.len(),
-                if self.snapshots.len() == 1 { "" } else { "s" },
-                list.join("; ")
-            ));
+            out.push(super::snapshots_detail(&list));
         }
         if let Some(s) = &self.shown {
             out.push(format!(
