@@ -115,7 +115,7 @@ pub fn info_with(path: &Path, opts: &crate::image::OpenOptions) -> Result<Info> 
                 name: s.name.clone(),
                 l1_table_offset: 0,
                 l1_size: 0,
-                date_sec: 0,
+                date_sec: s.taken.unwrap_or(0),
                 date_nsec: 0,
                 vm_clock_nsec: 0,
                 vm_state_size: 0,

@@ -157,6 +157,13 @@ struct SnapInfo {
     name: *const c_char,
 }
 
+/// `struct timespec` on 64-bit Linux.
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
 #[repr(C)]
 struct Watcher {
     addr: *mut c_char,
@@ -181,6 +188,7 @@ struct Api {
     rbd_read: unsafe extern "C" fn(RbdImageT, u64, usize, *mut c_char) -> isize,
     rbd_snap_list: unsafe extern "C" fn(RbdImageT, *mut SnapInfo, *mut c_int) -> c_int,
     rbd_snap_list_end: unsafe extern "C" fn(*mut SnapInfo),
+    rbd_snap_get_timestamp: unsafe extern "C" fn(RbdImageT, u64, *mut Timespec) -> c_int,
     rbd_watchers_list: unsafe extern "C" fn(RbdImageT, *mut Watcher, *mut usize) -> c_int,
     rbd_watchers_list_cleanup: unsafe extern "C" fn(*mut Watcher, usize),
     // Kept loaded while the function pointers above are used.
@@ -222,6 +230,7 @@ fn load() -> std::result::Result<Api, String> {
         rbd_read: sym!(rbd, "rbd_read"),
         rbd_snap_list: sym!(rbd, "rbd_snap_list"),
         rbd_snap_list_end: sym!(rbd, "rbd_snap_list_end"),
+        rbd_snap_get_timestamp: sym!(rbd, "rbd_snap_get_timestamp"),
         rbd_watchers_list: sym!(rbd, "rbd_watchers_list"),
         rbd_watchers_list_cleanup: sym!(rbd, "rbd_watchers_list_cleanup"),
         _rados: rados,
@@ -284,6 +293,8 @@ pub struct RbdSnapshot {
     pub name: String,
     /// The image size when it was taken.
     pub size: u64,
+    /// When it was taken (seconds since the epoch), if librbd says.
+    pub taken: Option<u32>,
 }
 
 /// An opened RBD image: the bytes of the head or of one snapshot.
@@ -596,7 +607,7 @@ fn list_snapshots(h: &Handle) -> Result<Vec<RbdSnapshot>> {
             )));
         }
         let count = usize::try_from(r).unwrap_or(0).min(cap);
-        let out = buf[..count]
+        let mut out = buf[..count]
             .iter()
             .map(|s| RbdSnapshot {
                 id: s.id,
@@ -609,10 +620,22 @@ fn list_snapshots(h: &Handle) -> Result<Vec<RbdSnapshot>> {
                         .into_owned()
                 },
                 size: s.size,
+                taken: None,
             })
-            .collect();
+            .collect::<Vec<_>>();
         // SAFETY: frees the names librbd allocated in buf.
         unsafe { (h.api.rbd_snap_list_end)(buf.as_mut_ptr()) };
+        for snap in &mut out {
+            let mut ts = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: an open image, a snapshot ID it listed, an out-pointer.
+            let r = unsafe { (h.api.rbd_snap_get_timestamp)(h.image, snap.id, &mut ts) };
+            if r == 0 {
+                snap.taken = u32::try_from(ts.tv_sec).ok();
+            }
+        }
         return Ok(out);
     }
     Err(Error::Invalid(
