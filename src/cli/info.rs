@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use humansize::{BINARY, format_size};
-use vmrescue::image::info::{Info, info};
+use vmrescue::image::info::{Info, info_with};
 use vmrescue::text::escape_str;
 
 use super::{exit, report};
@@ -21,7 +21,7 @@ pub(super) enum Output {
 /// Arguments of `info`.
 #[derive(Args, Debug)]
 pub(super) struct InfoArgs {
-    /// The image: a raw or qcow2 file, or a block device.
+    /// The image: a raw or qcow2 file, a block device, or `rbd:POOL/IMAGE`.
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
     /// `human` or `json`, as `qemu-img info --output`.
@@ -30,11 +30,17 @@ pub(super) struct InfoArgs {
     /// The same as `--output json`.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    ceph: super::CephArgs,
 }
 
 /// Run `info`.
 pub(super) fn run(args: &InfoArgs) -> u8 {
-    let facts = match info(&args.image) {
+    let opts = vmrescue::image::OpenOptions {
+        ceph: args.ceph.options(),
+        ..Default::default()
+    };
+    let facts = match info_with(&args.image, &opts) {
         Ok(i) => i,
         Err(e) => {
             report(&e);

@@ -72,8 +72,9 @@ pub(crate) struct Cli {
 /// every command shares.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Target {
-    /// Disk image: a raw or qcow2 file, a block device, or the ID of a
-    /// Proxmox VM or container (all its disks; a file of that name wins).
+    /// Disk image: a raw or qcow2 file, a block device, a Ceph RBD image
+    /// (`rbd:POOL/IMAGE[@SNAP]`), or the ID of a Proxmox VM or container
+    /// (all its disks; a file of that name wins).
     /// Without one, on a Proxmox host, shows the guests to choose from.
     #[arg(value_name = "IMAGE", conflicts_with_all = ["demo", "vmid"])]
     pub image: Option<PathBuf>,
@@ -103,9 +104,12 @@ pub(crate) struct SourceArgs {
     #[arg(long = "disk", value_name = "FILE")]
     pub disks: Vec<PathBuf>,
     /// Show qcow2 images as of an internal snapshot (its ID or name, as
-    /// `qemu-img snapshot -l` lists them) instead of their current state.
+    /// `qemu-img snapshot -l` lists them), or an `rbd:` image as of an RBD
+    /// snapshot (its name), instead of their current state.
     #[arg(long, value_name = "NAME|ID")]
     pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub ceph: CephArgs,
     /// How filesystems are read: `userspace` (vmrescue's own readers, no
     /// root), `kernel` (loop + device-mapper + read-only mount, as root) or
     /// `auto` (userspace where vmrescue reads the filesystem, else kernel).
@@ -129,6 +133,32 @@ pub(crate) struct SourceArgs {
     /// from the command line or the environment.
     #[arg(long = "key-file", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+}
+
+/// How to reach a Ceph cluster for `rbd:POOL/IMAGE[@SNAP]` images.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct CephArgs {
+    /// For `rbd:` images: the Ceph configuration file (default: librados'
+    /// search, /etc/ceph/ceph.conf).
+    #[arg(long, value_name = "FILE")]
+    pub ceph_conf: Option<PathBuf>,
+    /// For `rbd:` images: the Ceph client ID, without `client.` (default `admin`).
+    #[arg(long, value_name = "ID")]
+    pub ceph_id: Option<String>,
+    /// For `rbd:` images: the keyring holding that client's key.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+}
+
+impl CephArgs {
+    /// The options for [`vmrescue::image::open_with`].
+    pub(crate) fn options(&self) -> vmrescue::image::rbd::CephOptions {
+        vmrescue::image::rbd::CephOptions {
+            conf: self.ceph_conf.clone(),
+            id: self.ceph_id.clone(),
+            keyring: self.keyring.clone(),
+        }
+    }
 }
 
 /// The version of the JSON documents the commands print (the top-level
@@ -318,6 +348,7 @@ pub(crate) fn open_layout_with(
 ) -> Result<Layout, vmrescue::Error> {
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
+        ceph: target.source.ceph.options(),
     };
     let mut images = Vec::new();
     for path in target_paths(target)? {
@@ -328,7 +359,17 @@ pub(crate) fn open_layout_with(
                 path.display()
             ));
         }
-        images.extend(vmrescue::image::open_all(&path, &opts)?);
+        let found = vmrescue::image::open_all(&path, &opts)?;
+        for image in &found {
+            if let Some(why) = vmrescue::image::rbd::in_use(image) {
+                report(&format!(
+                    "warning: {} is in use ({why}); reading it anyway, but what is shown may be \
+                     inconsistent and nothing will be written to it",
+                    path.display()
+                ));
+            }
+        }
+        images.extend(found);
     }
     let progress = vmrescue::layers::recover::stderr_progress();
     let key = match &target.source.key_file {

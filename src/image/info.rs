@@ -118,6 +118,54 @@ impl From<Holders> for HolderFacts {
     }
 }
 
+/// [`info`], with the options an `rbd:` image needs (a Ceph RBD image's
+/// facts: its size and snapshots; `holders.qemu` names its watchers).
+pub fn info_with(path: &Path, opts: &crate::image::OpenOptions) -> Result<Info> {
+    if !crate::image::rbd::is_rbd(path) {
+        return info(path);
+    }
+    let text = path.to_str().unwrap_or_default();
+    let spec = crate::image::rbd::parse(text).map_err(crate::Error::Invalid)?;
+    let rbd = crate::image::rbd::Rbd::open(&spec, &opts.ceph, opts.snapshot.as_deref())?;
+    Ok(Info {
+        filename: text.to_string(),
+        format: ImageFormat::Rbd,
+        virtual_size: rbd.size(),
+        actual_size: rbd.size(),
+        qcow2: None,
+        vmdk: None,
+        cluster_size: None,
+        details: Vec::new(),
+        backing_chain: Vec::new(),
+        backing_missing: None,
+        snapshots: rbd
+            .snapshots
+            .iter()
+            .map(|s| Snapshot {
+                id: s.id.to_string(),
+                name: s.name.clone(),
+                l1_table_offset: 0,
+                l1_size: 0,
+                date_sec: s.taken.unwrap_or(0),
+                date_nsec: 0,
+                vm_clock_nsec: 0,
+                vm_state_size: 0,
+                disk_size: Some(s.size),
+                entry_offset: 0,
+            })
+            .collect(),
+        holders: HolderFacts {
+            qemu: rbd
+                .watchers
+                .iter()
+                .map(|w| format!("Ceph RBD watcher {w}"))
+                .collect(),
+            ..HolderFacts::default()
+        },
+        problems: Vec::new(),
+    })
+}
+
 /// Read the facts of the image at `path` (read-only; nothing is locked).
 pub fn info(path: &Path) -> Result<Info> {
     let meta = std::fs::metadata(path).with_path(path)?;

@@ -19,6 +19,7 @@ pub mod info;
 pub mod inner;
 pub mod ova;
 pub mod qcow2;
+pub mod rbd;
 pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
@@ -99,6 +100,8 @@ pub enum ImageFormat {
     Vhdx,
     /// VirtualBox VDI.
     Vdi,
+    /// A Ceph RBD image (`rbd:POOL/IMAGE`), read through librbd.
+    Rbd,
 }
 
 impl ImageFormat {
@@ -112,6 +115,7 @@ impl ImageFormat {
             ImageFormat::Vhd => "vhd",
             ImageFormat::Vhdx => "vhdx",
             ImageFormat::Vdi => "vdi",
+            ImageFormat::Rbd => "rbd",
         }
     }
 }
@@ -168,6 +172,17 @@ pub(crate) fn chain_text<'a>(links: impl Iterator<Item = (&'a str, &'a str, u64)
         .join(" → ")
 }
 
+/// The layer tree's line listing an image's snapshots (qcow2, RBD):
+/// `2 snapshots: A; B`.
+pub(crate) fn snapshots_detail(list: &[String]) -> String {
+    format!(
+        "{} snapshot{}: {}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" },
+        list.join("; ")
+    )
+}
+
 /// Formats recognised by their magic but not readable (yet): their name and what makes them.
 pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static str> {
     // VMDK, VHD, VHDX and VDI are read ([`vmdk`], [`family`]); `tail`
@@ -184,6 +199,8 @@ pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static st
 pub struct OpenOptions {
     /// For qcow2 images: show the image as of this internal snapshot (ID or name).
     pub snapshot: Option<String>,
+    /// For `rbd:` images: the Ceph configuration, client and keyring.
+    pub ceph: rbd::CephOptions,
 }
 
 /// Open `path` read-only and recognise its container format.
@@ -194,6 +211,9 @@ pub fn open(path: &Path) -> Result<Image> {
 /// Open `path` read-only: the disks it holds, usually one; an OVA archive
 /// gives each disk its OVF names, in the OVF's order.
 pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Image>> {
+    if rbd::is_rbd(path) {
+        return Ok(vec![open_with(path, opts)?]);
+    }
     let file = FileSource::open(path)?;
     let mut head = vec![0u8; file.size().min(512) as usize];
     file.read_exact_at(0, &mut head).with_path(path)?;
@@ -251,6 +271,9 @@ pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Image>> {
 
 /// Open `path` read-only with options (a qcow2 snapshot to show).
 pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
+    if rbd::is_rbd(path) {
+        return rbd::open(path, opts);
+    }
     let file = FileSource::open(path)?;
     let size = file.size();
     let mut head = vec![0u8; size.min(512) as usize];

@@ -88,7 +88,9 @@ impl Host {
             && let Some(out) = tool("pvesm", &["path", volume])
         {
             let p = out.trim();
-            if p.starts_with('/') {
+            // Ceph RBD: QEMU's `rbd:POOL/IMAGE:mon_host=...:keyring=...`,
+            // which vmrescue opens as it is.
+            if p.starts_with('/') || p.starts_with("rbd:") {
                 return Ok(PathBuf::from(p));
             }
         }

@@ -125,11 +125,72 @@ pub fn resolve(storages: &[Storage], volume: &str) -> Result<PathBuf, String> {
             }
             Ok(PathBuf::from("/dev/zvol").join(pool).join(volname))
         }
+        "rbd" => Ok(PathBuf::from(rbd_spec(s, volname)?)),
         other => Err(format!(
             "storage \"{id}\" is of type {other}, which vmrescue cannot resolve without `pvesm` \
-             (supported from storage.cfg: dir, nfs, cifs, cephfs, lvm, lvmthin, zfspool)"
+             (supported from storage.cfg: dir, nfs, cifs, cephfs, lvm, lvmthin, zfspool, rbd)"
         )),
     }
+}
+
+/// Where Proxmox keeps Ceph's configuration and keys.
+const PVE_ETC: &str = "/etc/pve";
+
+/// The `rbd:` image name (QEMU's option syntax, read by
+/// [`crate::image::rbd`]) of `volname` on RBD storage `s`: its pool and
+/// namespace, its user (default `admin`), and either the external
+/// cluster's monitors (`monhost`) with the storage's own keyring
+/// (`/etc/pve/priv/ceph/<storage>.keyring`), or, hyper-converged, the
+/// node's `/etc/pve/ceph.conf` and `/etc/pve/priv/ceph.client.admin.keyring`.
+fn rbd_spec(s: &Storage, volname: &str) -> Result<String, String> {
+    let id = &s.id;
+    // A linked clone's volume is `base-100-disk-0/vm-108-disk-0`: the image
+    // is the last part.
+    let image = volname.rsplit('/').next().unwrap_or(volname);
+    let pool = s.prop("pool").unwrap_or("rbd");
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && !p.contains(['/', ':', '@', '\\'])
+            && !p.chars().any(char::is_control)
+    };
+    if !ok(image) || !ok(pool) {
+        return Err(format!(
+            "unexpected volume name \"{volname}\" on rbd storage \"{id}\""
+        ));
+    }
+    let mut out = format!("rbd:{pool}/");
+    if let Some(ns) = s.prop("namespace").filter(|n| !n.is_empty()) {
+        if !ok(ns) {
+            return Err(format!("rbd storage \"{id}\" has an unexpected namespace"));
+        }
+        out.push_str(ns);
+        out.push('/');
+    }
+    out.push_str(image);
+    let user = s.prop("username").unwrap_or("admin");
+    if !ok(user) {
+        return Err(format!("rbd storage \"{id}\" has an unexpected username"));
+    }
+    let escape = |v: &str| v.replace('\\', "\\\\").replace(':', "\\:");
+    match s.prop("monhost").filter(|m| !m.trim().is_empty()) {
+        Some(mons) => {
+            let list: Vec<&str> = mons
+                .split([' ', ',', ';'])
+                .filter(|m| !m.is_empty())
+                .collect();
+            out.push_str(&format!(
+                ":mon_host={}:id={user}:keyring={}",
+                escape(&list.join(",")),
+                escape(&format!("{PVE_ETC}/priv/ceph/{id}.keyring"))
+            ));
+        }
+        None => out.push_str(&format!(
+            ":conf={PVE_ETC}/ceph.conf:id={user}:keyring={PVE_ETC}/priv/ceph.client.{user}.keyring"
+        )),
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -155,12 +216,20 @@ mod tests {
         \texport /export/vm\n\
         \n\
         rbd: ceph\n\
-        \tpool vms\n";
+        \tpool vms\n\
+        \n\
+        rbd: ext\n\
+        \tpool rbd-pool\n\
+        \tnamespace tenant1\n\
+        \tmonhost 10.0.0.1 10.0.0.2:6789;[fd00::3]\n\
+        \tusername pve\n\
+        \tcontent images\n\
+        \tkrbd 0\n";
 
     #[test]
     fn resolves_each_kind() {
         let s = parse(CFG);
-        assert_eq!(s.len(), 5);
+        assert_eq!(s.len(), 6);
         assert_eq!(s[2].prop("sparse"), Some(""));
         assert_eq!(
             resolve(&s, "local:108/vm-108-disk-1.qcow2").unwrap(),
@@ -186,10 +255,12 @@ mod tests {
             resolve(&s, "nas:108/vm-108-disk-0.raw").unwrap(),
             PathBuf::from("/mnt/pve/nas/images/108/vm-108-disk-0.raw")
         );
-        assert!(
-            resolve(&s, "ceph:vm-108-disk-0")
-                .unwrap_err()
-                .contains("type rbd")
+        assert_eq!(
+            resolve(&s, "ceph:vm-108-disk-0").unwrap(),
+            PathBuf::from(
+                "rbd:vms/vm-108-disk-0:conf=/etc/pve/ceph.conf:id=admin:\
+                 keyring=/etc/pve/priv/ceph.client.admin.keyring"
+            )
         );
         assert!(
             resolve(&s, "nowhere:x")
@@ -201,6 +272,35 @@ mod tests {
                 .unwrap_err()
                 .contains("ZFS dataset")
         );
+        // External cluster: monitors and the storage's own keyring, the
+        // image of a linked clone.
+        let spec = resolve(&s, "ext:base-100-disk-0/vm-108-disk-1").unwrap();
+        assert_eq!(
+            spec,
+            PathBuf::from(
+                "rbd:rbd-pool/tenant1/vm-108-disk-1:mon_host=10.0.0.1,10.0.0.2\\:6789,[fd00\\:\\:3]:\
+                 id=pve:keyring=/etc/pve/priv/ceph/ext.keyring"
+            )
+        );
+        // What the RBD reader makes of it.
+        let parsed = crate::image::rbd::parse(spec.to_str().unwrap()).unwrap();
+        assert_eq!(parsed.name(), "rbd-pool/tenant1/vm-108-disk-1");
+        assert_eq!(
+            parsed.options,
+            vec![
+                (
+                    "mon_host".to_string(),
+                    "10.0.0.1,10.0.0.2:6789,[fd00::3]".to_string()
+                ),
+                ("id".to_string(), "pve".to_string()),
+                (
+                    "keyring".to_string(),
+                    "/etc/pve/priv/ceph/ext.keyring".to_string()
+                ),
+            ]
+        );
+        assert!(resolve(&s, "ceph:vm-1@x").is_err());
+        assert!(resolve(&s, "ceph:vm-1:id=evil").is_err());
         // Names that would climb out of the storage are refused.
         assert!(resolve(&s, "local:108/../../etc/shadow").is_err());
         assert!(resolve(&s, "local:../x").is_err());

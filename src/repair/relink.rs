@@ -826,6 +826,14 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
         }
     }
     for p in &paths {
+        if crate::image::rbd::is_rbd(p) {
+            out.push(format!(
+                "{} is a Ceph RBD image: vmrescue reads RBD images only and does not repair them \
+                 in place",
+                p.display()
+            ));
+            continue;
+        }
         match crate::pve::is_image_in_use(p) {
             Ok(Some(why)) => out.push(format!(
                 "{} is in use ({why}): stop the VM (or whatever holds it) first",
@@ -1005,6 +1013,14 @@ fn image_writes(
                          (`qemu-img convert -O raw`) and repair that",
                         disk.origin,
                         disk.format.name()
+                    ));
+                }
+                ImageFormat::Rbd => {
+                    return Err(format!(
+                        "{} is a Ceph RBD image: vmrescue opens RBD images read-only and does not \
+                         repair them in place; copy the files out with `vmrescue cp`, or repair \
+                         through `rbd map` and the kernel engine",
+                        disk.origin
                     ));
                 }
             }

@@ -41,6 +41,7 @@ mod json_schema;
 mod manual;
 mod pve;
 mod pve_in_use;
+mod rbd;
 mod relink;
 mod relink_xfs;
 mod windows;

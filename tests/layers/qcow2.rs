@@ -174,6 +174,7 @@ fn snapshots_equal_qemu_img() {
                     &path,
                     &image::OpenOptions {
                         snapshot: Some(wanted.to_string()),
+                        ..Default::default()
                     },
                 )
                 .unwrap_or_else(|e| panic!("{name} snapshot {wanted}: {e}"));
@@ -258,6 +259,7 @@ fn snapshot_list_matches_qemu_img_info() {
         &fixture("qcow2-snap"),
         &image::OpenOptions {
             snapshot: Some("nope".into()),
+            ..Default::default()
         },
     )
     .unwrap_err()

@@ -91,6 +91,7 @@ fn snapshot_error(path: &Path, snap: &str) -> String {
         path,
         &image::OpenOptions {
             snapshot: Some(snap.into()),
+            ..Default::default()
         },
     ) {
         Ok(img) => img,
@@ -464,6 +465,7 @@ fn random_damage_never_panics() {
                 &path,
                 &image::OpenOptions {
                     snapshot: Some(snap.into()),
+                    ..Default::default()
                 },
             )
             .map(|img| {

@@ -537,6 +537,7 @@ fn a_snapshot_option_on_a_vmdk_says_what_a_vmware_snapshot_is() {
         &vmdk("vmdk-chain-child"),
         &image::OpenOptions {
             snapshot: Some("1".into()),
+            ..Default::default()
         },
     )
     .unwrap_err()

@@ -201,6 +201,11 @@ pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
                 format.name()
             ))
         }
+        ImageFormat::Rbd => Err(
+            "the kernel engine cannot expose a Ceph RBD image without `rbd map`, which vmrescue \
+             does not do; use the userspace engine (--engine userspace)"
+                .into(),
+        ),
     }
 }
 

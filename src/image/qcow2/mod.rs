@@ -311,12 +311,7 @@ impl Qcow2 {
                     )
                 })
                 .collect();
-            out.push(format!(
-                "{} snapshot{}: {}",
-                self.snapshots.len(),
-                if self.snapshots.len() == 1 { "" } else { "s" },
-                list.join("; ")
-            ));
+            out.push(crate::image::snapshots_detail(&list));
         }
         if let Some(e) = &self.snapshot_table_error {
             out.push(format!("snapshots unreadable ({e})"));

@@ -1,0 +1,309 @@
+//! Ceph RBD images as image sources, against a one-node cluster that
+//! `tests/rbd/cluster.sh` starts (and this test stops): the seed-shaped
+//! guest disk imported as `rbd/guest`, snapshot `before`, then a write into
+//! the head. Needs the packages of scripts/lib.sh's TEST_PACKAGES; fails
+//! with the script's reason and log tails when the cluster cannot start.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::common::{fixture, root, vmrescue};
+use vmrescue::io::ReadAt;
+
+/// The running cluster; stopped on drop, even when the test fails.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(image: &Path) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("vmrescue-ceph-")
+            .tempdir()
+            .unwrap();
+        let script = root().join("tests/rbd/cluster.sh");
+        let out = Command::new("sh")
+            .arg(&script)
+            .arg("start")
+            .arg(dir.path())
+            .arg(image)
+            .env("CEPH_START_SECONDS", "60")
+            .output()
+            .unwrap();
+        let cluster = Cluster { dir };
+        assert!(
+            out.status.success(),
+            "the test Ceph cluster did not start:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("ceph.conf")
+    }
+
+    fn keyring(&self) -> PathBuf {
+        self.dir.path().join("client.vmrescue.keyring")
+    }
+
+    /// `--ceph-conf`, `--ceph-id`, `--keyring` for the read-only client.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--ceph-conf".into(),
+            self.conf().display().to_string(),
+            "--ceph-id".into(),
+            "vmrescue".into(),
+            "--keyring".into(),
+            self.keyring().display().to_string(),
+        ]
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg(root().join("tests/rbd/cluster.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn run(args: &[String]) -> (i32, String, String) {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = vmrescue(&a);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn with(cmd: &[&str], cluster: &Cluster) -> Vec<String> {
+    let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+    v.extend(cluster.args());
+    v
+}
+
+/// SHA-256 of every regular file under `dir`, by relative path.
+fn sums(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                todo.push(e.path());
+            } else if t.is_file() {
+                let bytes = std::fs::read(e.path()).unwrap();
+                let rel = e.path().strip_prefix(dir).unwrap().to_path_buf();
+                out.insert(rel, Sha256::digest(&bytes).to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// The table rows of `layers` without the disk's own name and format (the
+/// first two rows' first cells differ: `guest-a.img`/`raw` and `guest`/`rbd`).
+fn volume_rows(out: &str) -> Vec<String> {
+    out.lines()
+        .skip(2)
+        .take_while(|l| l.starts_with(['├', '└', '│', ' ']))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn rbd_image_reads_like_its_raw_file_with_snapshot_errors_and_watchers() {
+    let raw = fixture("guest-a");
+    let cluster = Cluster::start(&raw);
+    let spec = "rbd:rbd/guest";
+
+    // layers: the same volumes as the raw file.
+    let (code, rbd_layers, err) = run(&with(&["layers", spec], &cluster));
+    let (layers_code, raw_layers, _) = run(&["layers".into(), raw.display().to_string()]);
+    assert_eq!(code, layers_code, "{err}");
+    let rows = volume_rows(&rbd_layers);
+    assert!(rows.len() >= 8, "{rbd_layers}");
+    assert_eq!(rows, volume_rows(&raw_layers), "{rbd_layers}\n{raw_layers}");
+    assert!(
+        rbd_layers.contains("Ceph RBD rbd/guest as client.vmrescue")
+            && rbd_layers.contains("1 snapshot: ")
+            && rbd_layers.contains("\"before\""),
+        "{rbd_layers}"
+    );
+
+    // cp: every file's SHA-256 equal to the raw file's copy.
+    let out = tempfile::tempdir().unwrap();
+    let (a, b) = (out.path().join("rbd"), out.path().join("raw"));
+    let (code, _, err) = run(&with(&["cp", spec, "/", a.to_str().unwrap()], &cluster));
+    let (cp_code, _, raw_err) = run(&[
+        "cp".into(),
+        raw.display().to_string(),
+        "/".into(),
+        b.display().to_string(),
+    ]);
+    assert_eq!(code, cp_code, "{err}\n{raw_err}");
+    let (sa, sb) = (sums(&a), sums(&b));
+    assert!(sa.len() > 20, "{err}");
+    assert_eq!(sa, sb);
+
+    // The snapshot shows the bytes from before the write into the head.
+    let mut want = vec![0u8; 4096];
+    std::fs::File::open(&raw)
+        .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut want, 512 * 1024))
+        .unwrap();
+    let ceph = vmrescue::image::rbd::CephOptions {
+        conf: Some(cluster.conf()),
+        id: Some("vmrescue".into()),
+        keyring: Some(cluster.keyring()),
+    };
+    let open = |snapshot: Option<&str>| {
+        vmrescue::image::open_with(
+            Path::new(spec),
+            &vmrescue::image::OpenOptions {
+                snapshot: snapshot.map(str::to_string),
+                ceph: ceph.clone(),
+            },
+        )
+        .unwrap()
+    };
+    let mut got = vec![0u8; 4096];
+    let head = open(None);
+    assert_eq!(head.format, vmrescue::image::ImageFormat::Rbd);
+    assert_eq!(head.source.size(), std::fs::metadata(&raw).unwrap().len());
+    head.source.read_exact_at(512 * 1024, &mut got).unwrap();
+    assert!(got.starts_with(b"vmrescue-rbd-head"), "head not written");
+    let snap = open(Some("before"));
+    assert_eq!(snap.snapshot.as_deref(), Some("before"));
+    snap.source.read_exact_at(512 * 1024, &mut got).unwrap();
+    assert_eq!(got, want, "the snapshot should show the imported bytes");
+    let (code, layers, err) = run(&with(&["layers", spec, "--snapshot", "before"], &cluster));
+    assert_eq!(code, layers_code, "{err}");
+    assert!(layers.contains("showing snapshot \"before\""), "{layers}");
+    // The same snapshot named in the spec, in QEMU's option syntax.
+    let qemu_style = format!(
+        "rbd:rbd/guest@before:conf={}:id=vmrescue:keyring={}",
+        cluster.conf().display(),
+        cluster.keyring().display()
+    );
+    let (code, layers, err) = run(&["layers".into(), qemu_style]);
+    assert_eq!(code, layers_code, "{err}");
+    assert!(layers.contains("showing snapshot \"before\""), "{layers}");
+
+    // info lists the snapshot.
+    let (code, info, err) = run(&with(&["info", spec], &cluster));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        info.contains("file format: rbd")
+            && info.contains("before")
+            && !info.contains("1970-01-01"),
+        "{info}"
+    );
+
+    // Clear errors: wrong pool, image, snapshot, keyring.
+    for (cmd, want) in [
+        (
+            with(&["layers", "rbd:nopool/guest"], &cluster),
+            "pool \"nopool\" does not exist",
+        ),
+        (
+            with(&["layers", "rbd:rbd/nope"], &cluster),
+            "no image \"nope\" in pool \"rbd\"",
+        ),
+        (
+            with(&["layers", "rbd:rbd/guest@gone"], &cluster),
+            "no snapshot \"gone\" (the image has before)",
+        ),
+    ] {
+        let (code, _, err) = run(&cmd);
+        assert_eq!(code, 2, "{cmd:?}: {err}");
+        assert!(err.contains(want), "{cmd:?}: {err}");
+    }
+    // The admin keyring holds no key for client.vmrescue.
+    let (code, _, err) = run(&[
+        "layers".into(),
+        spec.into(),
+        "--ceph-conf".into(),
+        cluster.conf().display().to_string(),
+        "--ceph-id".into(),
+        "vmrescue".into(),
+        "--keyring".into(),
+        cluster.dir.path().join("keyring").display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("connecting to the Ceph cluster as client.vmrescue")
+            && err.contains("wrong key or keyring"),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "layers".into(),
+        spec.into(),
+        "--ceph-conf".into(),
+        cluster.conf().display().to_string(),
+        "--keyring".into(),
+        "/nonexistent/keyring".into(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the keyring /nonexistent/keyring does not exist"),
+        "{err}"
+    );
+
+    // Repairs are refused on RBD images, writing nothing.
+    let undo = out.path().join("undo");
+    let (code, _, err) = run(&with(
+        &[
+            "relink",
+            spec,
+            "/root/notes-link",
+            "--to",
+            "/etc/hostname",
+            "--yes",
+            "--undo-dir",
+            undo.to_str().unwrap(),
+        ],
+        &cluster,
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("rbd:rbd/guest is a Ceph RBD image: vmrescue reads RBD images only"),
+        "{err}"
+    );
+    assert!(!undo.exists() || std::fs::read_dir(&undo).unwrap().next().is_none());
+
+    // A client watching the image (a running VM's librbd): a warning.
+    let mut watch = Command::new("rbd")
+        .arg("-c")
+        .arg(cluster.conf())
+        .args(["watch", "rbd/guest"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut warned = String::new();
+    // Bounded: the watch registers within seconds.
+    for _ in 0..50 {
+        let (_, _, err) = run(&with(&["layers", spec], &cluster));
+        if err.contains("is in use (Ceph RBD watchers: client.") {
+            warned = err;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(
+        warned.contains("warning: rbd:rbd/guest is in use (Ceph RBD watchers: client."),
+        "no in-use warning while `rbd watch` held the image"
+    );
+}
