@@ -21,7 +21,7 @@ pub(super) enum Output {
 /// Arguments of `info`.
 #[derive(Args, Debug)]
 pub(super) struct InfoArgs {
-    /// The image: a raw or qcow2 file, or a block device.
+    /// The image: a raw or qcow2 file, a block device, or an NBD URI.
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
     /// `human` or `json`, as `qemu-img info --output`.
@@ -84,6 +84,27 @@ fn render(i: &Info) -> String {
     );
     if let Some(q) = &i.qcow2 {
         out.push_str(&format!("cluster_size: {}\n", q.cluster_size));
+    }
+    if let Some(n) = &i.nbd {
+        out.push_str(&format!(
+            "export: {:?}\nflags: {:#06x} ({})\nstructured replies: {}\n",
+            n.export,
+            n.flags,
+            if n.flag_names.is_empty() {
+                "none".to_string()
+            } else {
+                n.flag_names.join(", ")
+            },
+            if n.structured_replies { "yes" } else { "no" }
+        ));
+        if let Some([min, pref, max]) = n.block_size {
+            out.push_str(&format!(
+                "block sizes: minimum {min}, preferred {pref}, maximum {max}\n"
+            ));
+        }
+        if let Some(d) = &n.description {
+            out.push_str(&format!("description: {}\n", escape_str(d)));
+        }
     }
     for (n, link) in i.backing_chain.iter().enumerate() {
         let label = if n == 0 {

@@ -37,6 +37,28 @@ pub struct Info {
     pub holders: HolderFacts,
     /// Damage to the container (a file cut short, an unreadable snapshot table).
     pub problems: Vec<String>,
+    /// NBD only: what the server said of the export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbd: Option<NbdFacts>,
+}
+
+/// What an NBD server says of an export at the end of the handshake.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NbdFacts {
+    /// The export's name (empty: the server's default export).
+    pub export: String,
+    /// The transmission flags as a number.
+    pub flags: u16,
+    /// The flags by name (`read-only`, `multi-conn`...).
+    pub flag_names: Vec<&'static str>,
+    /// Whether structured replies were negotiated.
+    pub structured_replies: bool,
+    /// Minimum, preferred and maximum block sizes, when the server says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<[u32; 3]>,
+    /// The export's description, when the server gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The qcow2 header's facts, as `qemu-img info` prints them under "Format
@@ -92,6 +114,9 @@ impl From<Holders> for HolderFacts {
 
 /// Read the facts of the image at `path` (read-only; nothing is locked).
 pub fn info(path: &Path) -> Result<Info> {
+    if let Some(uri) = path.to_str().filter(|s| crate::image::nbd::is_uri(s)) {
+        return nbd_info(uri);
+    }
     let meta = std::fs::metadata(path).with_path(path)?;
     let file = FileSource::open(path)?;
     let mut head = vec![0u8; file.size().min(512) as usize];
@@ -107,6 +132,7 @@ pub fn info(path: &Path) -> Result<Info> {
         snapshots: Vec::new(),
         holders: image_holders(path)?.into(),
         problems: Vec::new(),
+        nbd: None,
     };
     if !qcow2::has_magic(&head) {
         let image = open(path)?;
@@ -157,6 +183,35 @@ pub fn info(path: &Path) -> Result<Info> {
     }
     out.problems.extend(q.problems());
     Ok(out)
+}
+
+/// The facts of an NBD export: its size, name and flags (the bytes are
+/// not read: `layers` reads them).
+fn nbd_info(uri: &str) -> Result<Info> {
+    use crate::image::nbd;
+    let parsed = nbd::parse_uri(uri)?;
+    let client = nbd::Nbd::open(&parsed)?;
+    let e = client.export();
+    Ok(Info {
+        filename: uri.to_string(),
+        format: ImageFormat::Nbd,
+        virtual_size: e.size,
+        actual_size: e.size,
+        qcow2: None,
+        backing_chain: Vec::new(),
+        backing_missing: None,
+        snapshots: Vec::new(),
+        holders: HolderFacts::default(),
+        problems: Vec::new(),
+        nbd: Some(NbdFacts {
+            export: parsed.export.clone(),
+            flags: e.flags,
+            flag_names: nbd::flag_names(e.flags),
+            structured_replies: e.structured,
+            block_size: e.block_size.map(|(a, b, c)| [a, b, c]),
+            description: e.description.clone(),
+        }),
+    })
 }
 
 /// The largest qcow2 cluster (2 MiB): the header and its extensions lie

@@ -12,6 +12,7 @@
 
 pub mod info;
 pub mod inner;
+pub mod nbd;
 pub mod qcow2;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +82,8 @@ pub enum ImageFormat {
     BlockDevice,
     /// QEMU copy-on-write v2/v3.
     Qcow2,
+    /// An export of an NBD server (`nbd://`, `nbd+unix://`), raw bytes.
+    Nbd,
 }
 
 impl ImageFormat {
@@ -90,6 +93,7 @@ impl ImageFormat {
             ImageFormat::Raw => "raw",
             ImageFormat::BlockDevice => "block device",
             ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Nbd => "nbd",
         }
     }
 }
@@ -165,6 +169,9 @@ pub fn open(path: &Path) -> Result<Image> {
 
 /// Open `path` read-only with options (a qcow2 snapshot to show).
 pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
+    if let Some(uri) = path.to_str().filter(|s| nbd::is_uri(s)) {
+        return open_nbd(uri, opts);
+    }
     let file = FileSource::open(path)?;
     let size = file.size();
     let mut head = vec![0u8; size.min(512) as usize];
@@ -241,5 +248,55 @@ fn open_qcow2_in(
         details,
         snapshot,
         problems,
+    })
+}
+
+/// Open the export an NBD URI names. Its bytes are the disk, unless they
+/// start with qcow2's magic (a qcow2 file served as it is, `qemu-nbd -f
+/// raw`): then they are read as qcow2, without a backing chain (backing
+/// files are host paths on the server's side).
+fn open_nbd(uri: &str, opts: &OpenOptions) -> Result<Image> {
+    let parsed = nbd::parse_uri(uri)?;
+    let client = nbd::Nbd::open(&parsed)?;
+    let mut details = nbd::details(&client);
+    let source: Arc<dyn ReadAt> = Arc::new(client);
+    let mut head = vec![0u8; source.size().min(512) as usize];
+    source
+        .read_exact_at(0, &mut head)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if qcow2::has_magic(&head) {
+        let q = qcow2::Qcow2::from_source(Arc::clone(&source), uri, opts.snapshot.as_deref())?;
+        details.extend(q.details());
+        let mut problems = q.problems();
+        if let Some(b) = q.backing_file() {
+            problems.push(format!(
+                "{uri}: the qcow2 image names the backing file {}, which is not opened (it is a \
+                 path on the NBD server's side): clusters it holds read as zeros; serve the \
+                 image through qemu-nbd with its format (`-f qcow2`) instead",
+                crate::text::escape_str(b)
+            ));
+        }
+        return Ok(Image {
+            path: PathBuf::from(uri),
+            snapshot: q.shown_snapshot().map(|s| s.id.clone()),
+            problems,
+            source: Arc::new(q),
+            format: ImageFormat::Qcow2,
+            details,
+        });
+    }
+    if let Some(s) = &opts.snapshot {
+        return Err(Error::Invalid(format!(
+            "{uri}: --snapshot {} needs a qcow2 image; this NBD export is raw bytes",
+            crate::text::escape_str(s)
+        )));
+    }
+    Ok(Image {
+        path: PathBuf::from(uri),
+        source,
+        format: ImageFormat::Nbd,
+        details,
+        snapshot: None,
+        problems: Vec::new(),
     })
 }

@@ -194,6 +194,9 @@ pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
                  use the userspace engine (--engine userspace)"
             )
         }),
+        ImageFormat::Nbd => Err("a disk served over NBD is no host file a loop device can \
+             expose; use the userspace engine (--engine userspace)"
+            .to_string()),
     }
 }
 
