@@ -9,7 +9,8 @@ BUILD_PACKAGES="pkg-config libdevmapper-dev libclang-dev gcc libc6-dev zstd ca-c
 TEST_PACKAGES="fdisk gdisk ldmtool 7zip lvm2 e2fsprogs xfsprogs dosfstools mtools btrfs-progs util-linux g++ thin-provisioning-tools \
 attr tmux cpio busybox-static qemu-utils qemu-system-x86 kmod fuse2fs python3 dmsetup \
 exfatprogs ntfs-3g xorriso gzip xz-utils bzip2 systemd systemd-journal-remote \
-mmdebstrap grub-common openssl mdadm sqlite3 libhivex-bin libwin-hivex-perl"
+mmdebstrap grub-common openssl mdadm sqlite3 libhivex-bin libwin-hivex-perl \
+nbdkit"
 
 # On a Proxmox VE node, Debian's qemu-utils and qemu-system-x86 conflict with
 # Proxmox's own QEMU (pve-qemu-kvm), which provides qemu-img, qemu-nbd and

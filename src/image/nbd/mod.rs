@@ -269,6 +269,8 @@ impl Slot {
 #[derive(Default)]
 struct Inflight {
     pending: HashMap<u64, Arc<Slot>>,
+    /// Bytes received as holes so far.
+    holes: u64,
     /// Why the connection is gone; new requests fail at once.
     dead: Option<String>,
 }
@@ -332,8 +334,13 @@ fn read_replies(mut r: io::BufReader<Stream>, inflight: Arc<Mutex<Inflight>>, st
             buf: &mut p.buf,
             covered: p.covered,
             error: p.error.take(),
+            holes: 0,
         };
         let step = proto::read_reply_body(&mut r, &h, &mut pending);
+        if pending.holes > 0 {
+            let mut st = lock(&inflight);
+            st.holes = st.holes.saturating_add(pending.holes);
+        }
         p.covered = pending.covered;
         p.error = pending.error.take();
         match step {
@@ -629,6 +636,11 @@ impl Nbd {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Bytes the server sent as holes (`NBD_REPLY_TYPE_OFFSET_HOLE`) so far.
+    pub fn hole_bytes(&self) -> u64 {
+        lock(&self.conn.inflight).holes
+    }
+
     /// The slots of blocks `first..=last` of `blocks`, requested where missing.
     fn slots(
         &self,
@@ -681,17 +693,36 @@ impl Nbd {
         }
         let slots = self.slots(blocks, first, last)?;
         for (i, slot) in slots.into_iter().filter(|(i, _)| *i <= wanted) {
+            let bstart = i * size;
             let data = match self.conn.wait(&slot) {
                 Ok(d) => d,
                 Err(e) => {
-                    let mut b = lock(blocks);
-                    if b.map.get(&i).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-                        b.map.remove(&i);
+                    {
+                        let mut b = lock(blocks);
+                        if b.map.get(&i).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                            b.map.remove(&i);
+                        }
                     }
-                    return Err(e);
+                    // The block failed; the bytes asked may still be
+                    // readable (a bad sector elsewhere in the block): ask
+                    // for them alone, and report that range if it fails.
+                    let from = offset.max(bstart);
+                    let to = end.min(bstart + u64::from(slot.len));
+                    if to - from == u64::from(slot.len) || lock(&self.conn.inflight).dead.is_some()
+                    {
+                        return Err(e);
+                    }
+                    let n = (to - from) as u32;
+                    let direct = self
+                        .conn
+                        .request(from, n)
+                        .map_err(|why| self.conn.error(from, n, &why))?;
+                    self.requests.fetch_add(1, Ordering::Relaxed);
+                    let got = self.conn.wait(&direct)?;
+                    buf[(from - offset) as usize..(to - offset) as usize].copy_from_slice(&got);
+                    continue;
                 }
             };
-            let bstart = i * size;
             let from = offset.max(bstart);
             let to = end.min(bstart + data.len() as u64);
             let src = data

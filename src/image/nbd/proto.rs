@@ -410,6 +410,8 @@ pub struct Pending<'a> {
     pub covered: u64,
     /// The first error chunk's text (the reply goes on until its last chunk).
     pub error: Option<String>,
+    /// Bytes that came as holes (zeros not sent).
+    pub holes: u64,
 }
 
 impl<'a> Pending<'a> {
@@ -420,6 +422,7 @@ impl<'a> Pending<'a> {
             buf,
             covered: 0,
             error: None,
+            holes: 0,
         }
     }
 }
@@ -567,6 +570,7 @@ pub fn read_reply_body<R: Read + ?Sized>(
                         dest.fill(0);
                     }
                     p.covered = p.covered.saturating_add(n);
+                    p.holes = p.holes.saturating_add(n);
                 }
                 REPLY_TYPE_ERROR | REPLY_TYPE_ERROR_OFFSET => {
                     let min: u32 = if kind == REPLY_TYPE_ERROR { 6 } else { 14 };
