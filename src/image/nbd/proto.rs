@@ -16,7 +16,7 @@ pub const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
 /// `IHAVEOPT`: a newstyle server's second word, and every option's prefix.
 pub const IHAVEOPT: u64 = 0x4948_4156_454f_5054;
 /// The oldstyle handshake's second word.
-pub const CLISERV_MAGIC: u64 = 0x0042_0281_8612_53;
+pub const CLISERV_MAGIC: u64 = 0x0000_4202_8186_1253;
 /// The magic of every option reply.
 pub const REPLY_MAGIC: u64 = 0x0003_e889_0455_65a9;
 
@@ -269,7 +269,7 @@ pub fn handshake<S: Read + Write + ?Sized>(
 
     let name = export.as_bytes();
     let mut go = Vec::with_capacity(name.len().saturating_add(10));
-    go.extend_from_slice(&(name.len() as u32).to_be_bytes());
+    go.extend_from_slice(&u32::try_from(name.len()).unwrap_or(u32::MAX).to_be_bytes());
     go.extend_from_slice(name);
     go.extend_from_slice(&2u16.to_be_bytes());
     go.extend_from_slice(&INFO_BLOCK_SIZE.to_be_bytes());
