@@ -674,6 +674,13 @@ fn scan_disks(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: Scan
             );
         }
     }
+    // What the probes below read, asked for all at once (a network disk
+    // answers them in parallel; local sources ignore it).
+    for vi in first_volume..layout.volumes.len() {
+        if layout.volumes[vi].size() > 0 {
+            probe::prefetch(&*layout.open_volume(VolumeId(vi)));
+        }
+    }
     // Probe every volume so far; read PVs.
     for vi in first_volume..layout.volumes.len() {
         let v = &layout.volumes[vi];
