@@ -21,7 +21,8 @@ pub(super) enum Output {
 /// Arguments of `info`.
 #[derive(Args, Debug)]
 pub(super) struct InfoArgs {
-    /// The image: a raw or qcow2 file, a block device, or `rbd:POOL/IMAGE`.
+    /// The image: a raw, qcow2, VMDK, VHD, VHDX or VDI file, a block device, an
+    /// NBD URI (`nbd://`, `nbd+unix://`) or `rbd:POOL/IMAGE`.
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
     /// `human` or `json`, as `qemu-img info --output`.
@@ -93,6 +94,27 @@ fn render(i: &Info) -> String {
     }
     if let Some(c) = i.cluster_size {
         out.push_str(&format!("cluster_size: {c}\n"));
+    }
+    if let Some(n) = &i.nbd {
+        out.push_str(&format!(
+            "export: {:?}\nflags: {:#06x} ({})\nstructured replies: {}\n",
+            n.export,
+            n.flags,
+            if n.flag_names.is_empty() {
+                "none".to_string()
+            } else {
+                n.flag_names.join(", ")
+            },
+            if n.structured_replies { "yes" } else { "no" }
+        ));
+        if let Some([min, pref, max]) = n.block_size {
+            out.push_str(&format!(
+                "block sizes: minimum {min}, preferred {pref}, maximum {max}\n"
+            ));
+        }
+        if let Some(d) = &n.description {
+            out.push_str(&format!("description: {}\n", escape_str(d)));
+        }
     }
     for (n, link) in i.backing_chain.iter().enumerate() {
         let label = if n == 0 {
@@ -186,7 +208,9 @@ fn render(i: &Info) -> String {
         .chain(&i.holders.writers)
         .chain(&i.holders.kernel)
         .collect();
-    if held.is_empty() {
+    if i.nbd.is_some() {
+        // Who else reads or writes the export is the server's business.
+    } else if held.is_empty() {
         out.push_str("in use: no (no QEMU lock, writer, loop device or mount)\n");
     } else {
         for h in held {

@@ -352,7 +352,10 @@ pub(crate) fn open_layout_with(
     };
     let mut images = Vec::new();
     for path in target_paths(target)? {
-        if let Ok(Some(why)) = vmrescue::pve::is_image_in_use(&path) {
+        // An NBD URI is no host file: whoever serves it decides who else writes.
+        if !vmrescue::image::nbd::is_uri_path(&path)
+            && let Ok(Some(why)) = vmrescue::pve::is_image_in_use(&path)
+        {
             report(&format!(
                 "warning: {} is in use ({why}); reading it anyway, but what is shown may be \
                  inconsistent and nothing will be written to it",

@@ -46,6 +46,28 @@ pub struct Info {
     /// VHD, VHDX and VDI: the container's facts as the layer tree shows them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
+    /// NBD only: what the server said of the export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbd: Option<NbdFacts>,
+}
+
+/// What an NBD server says of an export at the end of the handshake.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NbdFacts {
+    /// The export's name (empty: the server's default export).
+    pub export: String,
+    /// The transmission flags as a number.
+    pub flags: u16,
+    /// The flags by name (`read-only`, `multi-conn`...).
+    pub flag_names: Vec<&'static str>,
+    /// Whether structured replies were negotiated.
+    pub structured_replies: bool,
+    /// Minimum, preferred and maximum block sizes, when the server says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<[u32; 3]>,
+    /// The export's description, when the server gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The qcow2 header's facts, as `qemu-img info` prints them under "Format
@@ -136,6 +158,7 @@ pub fn info_with(path: &Path, opts: &crate::image::OpenOptions) -> Result<Info> 
         vmdk: None,
         cluster_size: None,
         details: Vec::new(),
+        nbd: None,
         backing_chain: Vec::new(),
         backing_missing: None,
         snapshots: rbd
@@ -168,6 +191,9 @@ pub fn info_with(path: &Path, opts: &crate::image::OpenOptions) -> Result<Info> 
 
 /// Read the facts of the image at `path` (read-only; nothing is locked).
 pub fn info(path: &Path) -> Result<Info> {
+    if let Some(uri) = path.to_str().filter(|s| crate::image::nbd::is_uri(s)) {
+        return nbd_info(uri);
+    }
     let meta = std::fs::metadata(path).with_path(path)?;
     let file = FileSource::open(path)?;
     let mut head = vec![0u8; file.size().min(512) as usize];
@@ -186,6 +212,7 @@ pub fn info(path: &Path) -> Result<Info> {
         problems: Vec::new(),
         cluster_size: None,
         details: Vec::new(),
+        nbd: None,
     };
     if crate::image::vmdk::has_magic(&head) {
         let v = crate::image::vmdk::Vmdk::open(path)?;
@@ -332,6 +359,38 @@ fn block_size(path: &Path) -> Result<Option<u64>> {
         _ => vhd::Vhd::from_source(file, &name)
             .ok()
             .and_then(|v| v.dynamic_header().map(|h| u64::from(h.block_size))),
+    })
+}
+
+/// The facts of an NBD export: its size, name and flags (the bytes are
+/// not read: `layers` reads them).
+fn nbd_info(uri: &str) -> Result<Info> {
+    use crate::image::nbd;
+    let parsed = nbd::parse_uri(uri)?;
+    let client = nbd::Nbd::open(&parsed)?;
+    let e = client.export();
+    Ok(Info {
+        filename: uri.to_string(),
+        format: ImageFormat::Nbd,
+        virtual_size: e.size,
+        actual_size: e.size,
+        qcow2: None,
+        vmdk: None,
+        cluster_size: None,
+        details: Vec::new(),
+        backing_chain: Vec::new(),
+        backing_missing: None,
+        snapshots: Vec::new(),
+        holders: HolderFacts::default(),
+        problems: Vec::new(),
+        nbd: Some(NbdFacts {
+            export: parsed.export.clone(),
+            flags: e.flags,
+            flag_names: nbd::flag_names(e.flags),
+            structured_replies: e.structured,
+            block_size: e.block_size.map(|(a, b, c)| [a, b, c]),
+            description: e.description.clone(),
+        }),
     })
 }
 

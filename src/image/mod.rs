@@ -17,6 +17,7 @@ pub mod extents;
 pub mod family;
 pub mod info;
 pub mod inner;
+pub mod nbd;
 pub mod ova;
 pub mod qcow2;
 pub mod rbd;
@@ -102,6 +103,8 @@ pub enum ImageFormat {
     Vdi,
     /// A Ceph RBD image (`rbd:POOL/IMAGE`), read through librbd.
     Rbd,
+    /// An export of an NBD server (`nbd://`, `nbd+unix://`), raw bytes.
+    Nbd,
 }
 
 impl ImageFormat {
@@ -116,6 +119,7 @@ impl ImageFormat {
             ImageFormat::Vhdx => "vhdx",
             ImageFormat::Vdi => "vdi",
             ImageFormat::Rbd => "rbd",
+            ImageFormat::Nbd => "nbd",
         }
     }
 }
@@ -211,7 +215,7 @@ pub fn open(path: &Path) -> Result<Image> {
 /// Open `path` read-only: the disks it holds, usually one; an OVA archive
 /// gives each disk its OVF names, in the OVF's order.
 pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Image>> {
-    if rbd::is_rbd(path) {
+    if rbd::is_rbd(path) || path.to_str().is_some_and(nbd::is_uri) {
         return Ok(vec![open_with(path, opts)?]);
     }
     let file = FileSource::open(path)?;
@@ -273,6 +277,9 @@ pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Image>> {
 pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
     if rbd::is_rbd(path) {
         return rbd::open(path, opts);
+    }
+    if let Some(uri) = path.to_str().filter(|s| nbd::is_uri(s)) {
+        return open_nbd(uri, opts);
     }
     let file = FileSource::open(path)?;
     let size = file.size();
@@ -421,5 +428,55 @@ fn open_family_in(
         details: o.details,
         snapshot: None,
         problems: o.problems,
+    })
+}
+
+/// Open the export an NBD URI names. Its bytes are the disk, unless they
+/// start with qcow2's magic (a qcow2 file served as it is, `qemu-nbd -f
+/// raw`): then they are read as qcow2, without a backing chain (backing
+/// files are host paths on the server's side).
+fn open_nbd(uri: &str, opts: &OpenOptions) -> Result<Image> {
+    let parsed = nbd::parse_uri(uri)?;
+    let client = nbd::Nbd::open(&parsed)?;
+    let mut details = nbd::details(&client);
+    let source: Arc<dyn ReadAt> = Arc::new(client);
+    let mut head = vec![0u8; source.size().min(512) as usize];
+    source
+        .read_exact_at(0, &mut head)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if qcow2::has_magic(&head) {
+        let q = qcow2::Qcow2::from_source(Arc::clone(&source), uri, opts.snapshot.as_deref())?;
+        details.extend(q.details());
+        let mut problems = q.problems();
+        if let Some(b) = q.backing_file() {
+            problems.push(format!(
+                "{uri}: the qcow2 image names the backing file {}, which is not opened (it is a \
+                 path on the NBD server's side): clusters it holds read as zeros; serve the \
+                 image through qemu-nbd with its format (`-f qcow2`) instead",
+                crate::text::escape_str(b)
+            ));
+        }
+        return Ok(Image {
+            path: PathBuf::from(uri),
+            snapshot: q.shown_snapshot().map(|s| s.id.clone()),
+            problems,
+            source: Arc::new(q),
+            format: ImageFormat::Qcow2,
+            details,
+        });
+    }
+    if let Some(s) = &opts.snapshot {
+        return Err(Error::Invalid(format!(
+            "{uri}: --snapshot {} needs a qcow2 image; this NBD export is raw bytes",
+            crate::text::escape_str(s)
+        )));
+    }
+    Ok(Image {
+        path: PathBuf::from(uri),
+        source,
+        format: ImageFormat::Nbd,
+        details,
+        snapshot: None,
+        problems: Vec::new(),
     })
 }

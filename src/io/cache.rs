@@ -105,6 +105,10 @@ impl ReadAt for CachedSource {
     fn host_extent(&self, offset: u64, len: u64) -> Option<HostExtent> {
         self.inner.host_extent(offset, len)
     }
+
+    fn prefetch(&self, offset: u64, len: u64) {
+        self.inner.prefetch(offset, len)
+    }
 }
 
 #[cfg(test)]

@@ -380,6 +380,28 @@ impl ReadAt for MappedView {
         let disk = self.disks.get(loc.area.disk.0)?;
         disk.host_extent(loc.area.offset, len.min(loc.len))
     }
+
+    fn prefetch(&self, offset: u64, len: u64) {
+        let end = offset.saturating_add(len).min(self.mapping.size());
+        let mut pos = offset;
+        // A prefetch is a hint: the first 64 disk runs are enough.
+        for _ in 0..64 {
+            if pos >= end {
+                break;
+            }
+            let Ok(Some(loc)) = self.mapping.locate(pos) else {
+                break;
+            };
+            let n = loc.len.min(end - pos);
+            if n == 0 {
+                break;
+            }
+            if let Some(d) = self.disks.get(loc.area.disk.0) {
+                d.prefetch(loc.area.offset, n);
+            }
+            pos += n;
+        }
+    }
 }
 
 /// Fill `buf` with the bytes at `offset` of the volume `mapping` describes,

@@ -64,6 +64,12 @@ pub trait ReadAt: Send + Sync {
     fn refresh(&self) -> std::io::Result<()> {
         Ok(())
     }
+
+    /// Say that the bytes at `offset..offset + len` will be read soon:
+    /// a network source requests them now, in parallel with other
+    /// prefetched ranges, so that the reads that follow find them. Local
+    /// sources ignore it.
+    fn prefetch(&self, _offset: u64, _len: u64) {}
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
@@ -81,6 +87,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     }
     fn refresh(&self) -> std::io::Result<()> {
         (**self).refresh()
+    }
+    fn prefetch(&self, offset: u64, len: u64) {
+        (**self).prefetch(offset, len)
     }
 }
 

@@ -55,4 +55,11 @@ impl ReadAt for Window {
         let len = len.min(self.len - offset);
         self.parent.host_extent(self.offset + offset, len)
     }
+
+    fn prefetch(&self, offset: u64, len: u64) {
+        if offset < self.len {
+            self.parent
+                .prefetch(self.offset + offset, len.min(self.len - offset));
+        }
+    }
 }

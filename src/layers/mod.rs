@@ -73,6 +73,7 @@ impl DiskOrigin {
     /// The host file or device, when the disk is one.
     pub fn host_path(&self) -> Option<&Path> {
         match self {
+            DiskOrigin::Host(p) if crate::image::nbd::is_uri_path(p) => None,
             DiskOrigin::Host(p) => Some(p),
             DiskOrigin::Volume { .. } | DiskOrigin::File { .. } => None,
         }
@@ -92,6 +93,7 @@ impl DiskOrigin {
     /// A short name: the host file's name, or the volume's name.
     pub fn short_name(&self) -> String {
         match self {
+            DiskOrigin::Host(p) if crate::image::nbd::is_uri_path(p) => p.display().to_string(),
             DiskOrigin::Host(p) => p.file_name().map_or_else(
                 || p.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
@@ -199,6 +201,15 @@ impl Disk {
     /// an error naming the disk when it is not a host file.
     pub fn host_path(&self, what: &str) -> crate::Result<&Path> {
         self.origin.host_path().ok_or_else(|| {
+            if let DiskOrigin::Host(uri) = &self.origin {
+                return crate::Error::Unsupported(format!(
+                    "{} ({}) is a disk served over NBD, not a host file: {what} needs a host \
+                     file or device (copy what you need out with `vmrescue cp`, or copy the \
+                     whole disk with `qemu-img convert -O raw URI COPY.raw` and open the copy)",
+                    self.name,
+                    uri.display()
+                ));
+            }
             if self.origin.in_file() {
                 return crate::Error::Unsupported(format!(
                     "{} ({}) is a disk image stored inside a filesystem that vmrescue reads itself, \
@@ -668,6 +679,13 @@ fn scan_disks(layout: &mut Layout, disks: &[DiskId], prefix: &str, options: Scan
                 },
                 mapping,
             );
+        }
+    }
+    // What the probes below read, asked for all at once (a network disk
+    // answers them in parallel; local sources ignore it).
+    for vi in first_volume..layout.volumes.len() {
+        if layout.volumes[vi].size() > 0 {
+            probe::prefetch(&*layout.open_volume(VolumeId(vi)));
         }
     }
     // Probe every volume so far; read PVs.

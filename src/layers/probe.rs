@@ -188,6 +188,22 @@ const PROBE_READS: [(u64, u64); 4] = [
     (0xf000, 0x2000),
 ];
 
+/// Ask `src` for every byte [`probe`] will read, at once: over a network
+/// source the probes of many volumes then cost one round trip, not one each.
+pub fn prefetch(src: &dyn ReadAt) {
+    let size = src.size();
+    let len = size.min(PROBE_LEN);
+    for (at, n) in PROBE_READS {
+        if at < len {
+            src.prefetch(at, n.min(len - at));
+        }
+    }
+    // MD metadata at the end (`labels::md_at_end`).
+    if size > 0x20000 {
+        src.prefetch((size & !0xffff) - 0x10000, 64);
+    }
+}
+
 /// Recognise the content of a volume.
 pub fn probe(src: &dyn ReadAt) -> Content {
     let len = src.size().min(PROBE_LEN);

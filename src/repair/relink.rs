@@ -998,6 +998,13 @@ fn image_writes(
                 .map_err(|e| e.to_string())?;
             match disk.format {
                 ImageFormat::Raw | ImageFormat::BlockDevice => {}
+                ImageFormat::Nbd => {
+                    return Err(format!(
+                        "{} is a disk served over NBD, opened read-only: vmrescue does not write \
+                         to it; copy the disk to a raw file and repair that",
+                        disk.origin
+                    ));
+                }
                 ImageFormat::Qcow2 => {
                     return Err(format!(
                         "{} is a qcow2 image: the volume's bytes are not stored plainly in the file, \

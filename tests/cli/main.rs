@@ -39,6 +39,7 @@ mod info;
 mod inner;
 mod json_schema;
 mod manual;
+mod nbd;
 mod pve;
 mod pve_in_use;
 mod rbd;

@@ -206,6 +206,9 @@ pub fn exposable(format: ImageFormat) -> std::result::Result<(), String> {
              does not do; use the userspace engine (--engine userspace)"
                 .into(),
         ),
+        ImageFormat::Nbd => Err("a disk served over NBD is no host file a loop device can \
+             expose; use the userspace engine (--engine userspace)"
+            .to_string()),
     }
 }
 

@@ -1,0 +1,525 @@
+//! Disks served over NBD: qemu-nbd and nbdkit (real servers, Debian
+//! packages qemu-utils and nbdkit) serve the demo fixture over TCP on
+//! 127.0.0.1 and over Unix sockets; what vmrescue reads through them must
+//! equal what it reads from the file. Faults: read errors on a range
+//! (nbdkit's ddrescue filter), a server killed mid-copy, a server that
+//! wants TLS, an export that does not exist.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{fixture, vmrescue};
+use crate::image_support::tree_digest;
+
+/// A server process, killed when the test ends however it ends.
+struct Server {
+    child: Child,
+    /// The URI to give vmrescue.
+    uri: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port nobody listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Where a server listens.
+enum Listen<'a> {
+    Tcp(u16),
+    Unix(&'a Path),
+}
+
+/// Start `program args` and wait (at most 20 s) until it accepts connections.
+fn start(program: &str, package: &str, args: &[String], listen: Listen<'_>, uri: String) -> Server {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program} (Debian package {package}): {e}"));
+    let server = Server { child, uri };
+    let started = Instant::now();
+    loop {
+        let up = match listen {
+            Listen::Tcp(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            Listen::Unix(p) => std::os::unix::net::UnixStream::connect(p).is_ok(),
+        };
+        if up {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{program} {args:?} did not start listening within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+/// qemu-nbd serving `image` read-only as export `name` (no image lock:
+/// other tests read the same fixture).
+fn qemu_nbd(image: &Path, name: &str, listen: Listen<'_>) -> Server {
+    let mut args = vec![
+        "--read-only".to_string(),
+        "--persistent".into(),
+        "--shared=8".into(),
+        "-x".into(),
+        name.into(),
+        "--image-opts".into(),
+    ];
+    let uri = match listen {
+        Listen::Tcp(port) => {
+            args.extend([
+                "-b".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ]);
+            format!("nbd://127.0.0.1:{port}/{name}")
+        }
+        Listen::Unix(p) => {
+            args.extend(["-k".into(), p.display().to_string()]);
+            format!("nbd+unix:///{name}?socket={}", p.display())
+        }
+    };
+    args.push(format!(
+        "driver=raw,file.driver=file,file.filename={},file.locking=off",
+        image.display()
+    ));
+    start("qemu-nbd", "qemu-utils", &args, listen, uri)
+}
+
+/// nbdkit (foreground, read-only) with `filters` and `plugin_args`.
+fn nbdkit(filters: &[&str], plugin_args: &[String], extra: &[&str], listen: Listen<'_>) -> Server {
+    let mut args = vec!["-f".to_string(), "-r".into(), "--exit-with-parent".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let uri = match listen {
+        Listen::Tcp(port) => {
+            args.extend([
+                "-i".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ]);
+            format!("nbd://127.0.0.1:{port}/")
+        }
+        Listen::Unix(p) => {
+            args.extend(["-U".into(), p.display().to_string()]);
+            format!("nbd+unix:///?socket={}", p.display())
+        }
+    };
+    args.extend(filters.iter().map(|f| format!("--filter={f}")));
+    args.extend(plugin_args.iter().cloned());
+    start("nbdkit", "nbdkit", &args, listen, uri)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The `layers` table without its header and first row (the disk's name)
+/// and without the description under it; columns (whose widths follow the
+/// longest name) as single spaces.
+fn table_rows(out: &str) -> Vec<String> {
+    out.lines()
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn layers_over_nbd_equal_layers_of_the_file() {
+    let img = fixture("demo");
+    let want = vmrescue(&["layers", img.to_str().unwrap()]);
+    assert_eq!(want.status.code(), Some(0), "{}", text(&want.stderr));
+    let want = table_rows(&text(&want.stdout));
+    assert!(want.len() >= 5, "{want:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("q.sock");
+    let ksock = tmp.path().join("k.sock");
+    let servers = [
+        qemu_nbd(&img, "demo", Listen::Tcp(free_port())),
+        qemu_nbd(&img, "demo", Listen::Unix(&sock)),
+        nbdkit(
+            &[],
+            &["file".into(), img.display().to_string()],
+            &[],
+            Listen::Tcp(free_port()),
+        ),
+        nbdkit(
+            &[],
+            &["file".into(), img.display().to_string()],
+            &[],
+            Listen::Unix(&ksock),
+        ),
+    ];
+    for s in &servers {
+        let got = vmrescue(&["layers", &s.uri]);
+        assert_eq!(
+            got.status.code(),
+            Some(0),
+            "{}: {}",
+            s.uri,
+            text(&got.stderr)
+        );
+        let out = text(&got.stdout);
+        assert!(out.starts_with("NAME"), "{out}");
+        assert!(out.lines().nth(1).unwrap().starts_with(&s.uri), "{out}");
+        assert_eq!(table_rows(&out), want, "{}", s.uri);
+        assert!(
+            out.contains("nbd, dos partition table, NBD export"),
+            "{out}"
+        );
+    }
+    // `info` shows the export's size, name and flags.
+    let info = vmrescue(&["info", &servers[0].uri]);
+    assert_eq!(info.status.code(), Some(0), "{}", text(&info.stderr));
+    let info = text(&info.stdout);
+    assert!(info.contains("file format: nbd"), "{info}");
+    assert!(
+        info.contains("virtual size: 2 GiB (2147483648 bytes)"),
+        "{info}"
+    );
+    assert!(info.contains("export: \"demo\""), "{info}");
+    assert!(info.contains("read-only"), "{info}");
+    let json = vmrescue(&["info", "--json", &servers[1].uri]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["format"], "nbd");
+    assert_eq!(v["nbd"]["export"], "demo");
+    assert_eq!(
+        v["virtual-size"].as_u64().or(v["virtual_size"].as_u64()),
+        Some(2 << 30)
+    );
+}
+
+/// Copy `what` of the demo guest from `source` into a new directory under `tmp`.
+fn copy_out(source: &str, what: &str, tmp: &Path, name: &str) -> (std::process::Output, PathBuf) {
+    let dest = tmp.join(name);
+    std::fs::create_dir(&dest).unwrap();
+    let o = vmrescue(&["cp", source, what, dest.to_str().unwrap()]);
+    (o, dest)
+}
+
+#[test]
+fn files_copied_over_nbd_equal_the_file_copies() {
+    let img = fixture("demo");
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("k.sock");
+    let (o, want) = copy_out(img.to_str().unwrap(), "/", tmp.path(), "file");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // Device nodes are not hashed (opening /dev/console would block).
+    std::fs::remove_dir_all(want.join("dev")).unwrap();
+    let want = tree_digest(&want);
+    assert!(want.len() > 20, "{want:?}");
+    let servers = [
+        qemu_nbd(&img, "demo", Listen::Tcp(free_port())),
+        nbdkit(
+            &[],
+            &["file".into(), img.display().to_string()],
+            &[],
+            Listen::Unix(&sock),
+        ),
+    ];
+    for (i, s) in servers.iter().enumerate() {
+        let (o, got) = copy_out(&s.uri, "/", tmp.path(), &format!("nbd{i}"));
+        assert_eq!(o.status.code(), Some(0), "{}: {}", s.uri, text(&o.stderr));
+        std::fs::remove_dir_all(got.join("dev")).unwrap();
+        assert_eq!(tree_digest(&got), want, "{}", s.uri);
+    }
+}
+
+#[test]
+fn holes_read_as_zeros() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("sparse.img");
+    let mut want = vec![0u8; 64 << 20];
+    for (at, len) in [
+        (1usize << 20, 5000usize),
+        (40 << 20, 3 << 20),
+        ((64 << 20) - 512, 512),
+    ] {
+        for (i, b) in want[at..at + len].iter_mut().enumerate() {
+            *b = (i % 251) as u8 + 1;
+        }
+    }
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(want.len() as u64).unwrap();
+        for (at, len) in [
+            (1usize << 20, 5000usize),
+            (40 << 20, 3 << 20),
+            ((64 << 20) - 512, 512),
+        ] {
+            f.write_all_at(&want[at..at + len], at as u64).unwrap();
+        }
+    }
+    let check = |uri: &str, expect_holes: bool| {
+        let parsed = vmrescue::image::nbd::parse_uri(uri).unwrap();
+        let n = vmrescue::image::nbd::Nbd::open(&parsed).unwrap();
+        assert!(n.export().structured, "{uri}: no structured replies");
+        use vmrescue::io::ReadAt;
+        let mut got = vec![0xEEu8; want.len()];
+        for (i, c) in got.chunks_mut(3 << 20).enumerate() {
+            n.read_exact_at((i * (3 << 20)) as u64, c).unwrap();
+        }
+        assert!(got == want, "{uri}: bytes differ");
+        // Small reads in the holes too (the block cache path).
+        let mut small = [0xEEu8; 100];
+        n.read_exact_at(20 << 20, &mut small).unwrap();
+        assert_eq!(small, [0u8; 100]);
+        if expect_holes {
+            assert!(
+                n.hole_bytes() >= 32 << 20,
+                "{uri}: only {} bytes came as holes",
+                n.hole_bytes()
+            );
+        }
+    };
+    // qemu-nbd sends the zeros of a sparse file as NBD_REPLY_TYPE_OFFSET_HOLE.
+    let q = qemu_nbd(&path, "s", Listen::Tcp(free_port()));
+    check(&q.uri, true);
+    // nbdkit's sparse memory export (data plugin): mostly zeros.
+    let k = nbdkit(
+        &[],
+        &[
+            "data".into(),
+            "data=@1048576 1 2 3 4 @41943040 9 9 9".into(),
+            "size=64M".into(),
+        ],
+        &[],
+        Listen::Tcp(free_port()),
+    );
+    let parsed = vmrescue::image::nbd::parse_uri(&k.uri).unwrap();
+    let n = vmrescue::image::nbd::Nbd::open(&parsed).unwrap();
+    use vmrescue::io::ReadAt;
+    let mut got = vec![0xEEu8; 2 << 20];
+    n.read_exact_at(0, &mut got).unwrap();
+    assert_eq!(&got[1 << 20..(1 << 20) + 5], &[1, 2, 3, 4, 0]);
+    assert!(got[..1 << 20].iter().all(|&b| b == 0));
+    let mut nine = [0u8; 4];
+    n.read_exact_at(40 << 20, &mut nine).unwrap();
+    assert_eq!(nine, [9, 9, 9, 0]);
+}
+
+/// The byte offset of `guest_file`'s first block in the demo image, by debugfs.
+fn demo_file_offset(img: &Path, lv_root_start: u64, guest_file: &str) -> u64 {
+    let dev = format!("{}?offset={lv_root_start}", img.display());
+    let o = Command::new("debugfs")
+        .args(["-R", &format!("bmap {guest_file} 0"), &dev])
+        .output()
+        .expect("debugfs (e2fsprogs)");
+    let block: u64 = text(&o.stdout).trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "debugfs bmap {guest_file}: {}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        )
+    });
+    lv_root_start + block * 4096
+}
+
+/// The start of vg_ta/lv_root in the demo image, from `layers --json`.
+fn lv_root_start(img: &Path) -> u64 {
+    let o = vmrescue(&["layers", "--json", img.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    // The table shows it; the JSON is long: take the table instead.
+    let _ = out;
+    let o = vmrescue(&["layers", img.to_str().unwrap()]);
+    let table = text(&o.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.contains("lv_root"))
+        .unwrap_or_else(|| panic!("{table}"));
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_bad_range_fails_its_file_only() {
+    let img = fixture("demo");
+    let tmp = tempfile::tempdir().unwrap();
+    let start = lv_root_start(&img);
+    let bad = demo_file_offset(&img, start, "/etc/passwd");
+    // A GNU ddrescue map: everything read ('+') but passwd's block ('-').
+    let size = std::fs::metadata(&img).unwrap().len();
+    let map = tmp.path().join("map");
+    std::fs::write(
+        &map,
+        format!(
+            "# Mapfile\n0x0 +\n0x0 {bad:#x} +\n{bad:#x} 0x1000 -\n{:#x} {:#x} +\n",
+            bad + 4096,
+            size - bad - 4096
+        ),
+    )
+    .unwrap();
+    let s = nbdkit(
+        &["ddrescue"],
+        &[
+            "file".into(),
+            img.display().to_string(),
+            format!("ddrescue-mapfile={}", map.display()),
+        ],
+        &[],
+        Listen::Tcp(free_port()),
+    );
+    let (o, dest) = copy_out(&s.uri, "/etc", tmp.path(), "out");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("passwd"), "{err}");
+    assert!(err.contains(&s.uri), "the error names the source: {err}");
+    assert!(
+        err.contains(&format!("read of bytes {bad}..")),
+        "the error names the range: {err}"
+    );
+    let etc = dest.join("etc");
+    assert!(
+        !etc.join("passwd").exists(),
+        "a failed file is not left behind"
+    );
+    assert!(etc.join("group").exists() && etc.join("fstab").exists());
+    for e in std::fs::read_dir(&etc).unwrap() {
+        let name = e.unwrap().file_name();
+        assert!(
+            !name.to_string_lossy().contains(".vmrescue-"),
+            "half-written file left: {name:?}"
+        );
+    }
+    // What was copied equals the file's copy.
+    let (o, want) = copy_out(img.to_str().unwrap(), "/etc", tmp.path(), "want");
+    assert_eq!(o.status.code(), Some(0));
+    std::fs::remove_file(want.join("etc/passwd")).unwrap();
+    assert_eq!(tree_digest(&dest), tree_digest(&want));
+}
+
+#[test]
+fn a_server_killed_mid_copy_ends_the_copy_with_an_error() {
+    let img = fixture("demo");
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("k.sock");
+    // 50 ms per read: the copy of / takes a while.
+    let mut s = nbdkit(
+        &["delay"],
+        &[
+            "file".into(),
+            img.display().to_string(),
+            "rdelay=50ms".into(),
+        ],
+        &[],
+        Listen::Unix(&sock),
+    );
+    let dest = tmp.path().join("out");
+    std::fs::create_dir(&dest).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_vmrescue"))
+        .args(["cp", &s.uri, "/", dest.to_str().unwrap()])
+        .env("VMRESCUE_NBD_TIMEOUT", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let started = Instant::now();
+    let mut child = child;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("vmrescue cp still running 30 s after the server died");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        matches!(status.code(), Some(1) | Some(2)),
+        "{status:?}: {err}"
+    );
+    assert!(err.contains(&s.uri), "{err}");
+    assert!(
+        err.contains("closed the connection")
+            || err.contains("Broken pipe")
+            || err.contains("reset"),
+        "{err}"
+    );
+    // Nothing half-written under a temporary name.
+    let mut stack = vec![dest];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            assert!(
+                !e.file_name().to_string_lossy().contains(".vmrescue-"),
+                "half-written file left: {:?}",
+                e.path()
+            );
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn tls_servers_and_unknown_exports_are_refused_clearly() {
+    let img = fixture("demo");
+    let tmp = tempfile::tempdir().unwrap();
+    let psk = tmp.path().join("psk");
+    std::fs::write(&psk, "alice:0123456789abcdef0123456789abcdef\n").unwrap();
+    let tls_arg = format!("--tls-psk={}", psk.display());
+    let s = nbdkit(
+        &[],
+        &["file".into(), img.display().to_string()],
+        &["--tls=require", &tls_arg],
+        Listen::Tcp(free_port()),
+    );
+    let o = vmrescue(&["layers", &s.uri]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("requires TLS"), "{err}");
+    assert!(err.contains(&s.uri), "{err}");
+
+    let q = qemu_nbd(&img, "demo", Listen::Tcp(free_port()));
+    let other = q.uri.replace("/demo", "/nosuch");
+    let o = vmrescue(&["layers", &other]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("export \"nosuch\""), "{err}");
+
+    // Nobody listening.
+    let o = vmrescue(&["layers", &format!("nbd://127.0.0.1:{}/x", free_port())]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+
+    let o = vmrescue(&["layers", "nbds://127.0.0.1/x"]);
+    assert!(text(&o.stderr).contains("TLS is not supported"));
+}
+
+#[test]
+fn host_file_operations_refuse_an_nbd_disk() {
+    let img = fixture("demo");
+    let q = qemu_nbd(&img, "demo", Listen::Tcp(free_port()));
+    let image = vmrescue::image::open(Path::new(&q.uri)).unwrap();
+    assert_eq!(image.format, vmrescue::image::ImageFormat::Nbd);
+    let layout = vmrescue::layers::scan(vec![image]);
+    let disk = &layout.disks[0];
+    assert!(disk.origin.host_path().is_none());
+    // Loop devices, in-use checks, writes in place and undo records all ask this.
+    let e = disk.host_path("a loop device").unwrap_err().to_string();
+    assert!(e.contains("served over NBD") && e.contains(&q.uri), "{e}");
+    let e = vmrescue::engine::kernel::exposable(vmrescue::image::ImageFormat::Nbd).unwrap_err();
+    assert!(e.contains("NBD"), "{e}");
+}
