@@ -108,6 +108,10 @@ log file = $dir/log/\$name.log
 log to stderr = false
 err to stderr = false
 mon allow pool size one = true
+# A throwaway cluster in a temp dir: the host's free space is not its concern
+# (the monitor refuses to start below 5% free by default).
+mon data avail crit = 0
+mon data avail warn = 0
 mon allow pool delete = true
 mon warn on pool no redundancy = false
 osd pool default size = 1
