@@ -94,7 +94,7 @@ impl Host {
                 return Ok(PathBuf::from(p));
             }
         }
-        storage::resolve(storages, volume)
+        storage::resolve(&self.root, storages, volume)
     }
 }
 
@@ -166,6 +166,12 @@ pub struct Guest {
     pub status: Status,
 }
 
+/// Whether a disk's path can be opened from here: a host file or device
+/// that exists, or a Ceph RBD image (`rbd:`), reached over the network.
+fn reachable(p: &Path) -> bool {
+    crate::image::rbd::is_rbd(p) || p.exists()
+}
+
 impl Guest {
     /// The name given in the configuration.
     pub fn name(&self) -> Option<&str> {
@@ -178,7 +184,7 @@ impl Guest {
         let mut skipped = Vec::new();
         for d in &self.disks {
             match &d.path {
-                Ok(p) if p.exists() => ok.push(p.clone()),
+                Ok(p) if reachable(p) => ok.push(p.clone()),
                 Ok(p) => skipped.push(format!(
                     "{} ({}): {} does not exist on this host ({})",
                     d.line.key,
@@ -509,7 +515,7 @@ pub fn describe(g: &Guest) -> ([String; 4], Vec<String>) {
                 Ok(p) => format!(
                     "{}{}",
                     p.display(),
-                    if p.exists() { "" } else { " (missing)" }
+                    if reachable(p) { "" } else { " (missing)" }
                 ),
                 Err(e) => format!("cannot open: {}", escape_str(e)),
             };

@@ -3,7 +3,7 @@
 //! The file is a list of sections: a `type: id` line, then indented
 //! `key value` property lines.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One storage definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +56,9 @@ pub fn parse(text: &str) -> Vec<Storage> {
 const FILE_STORAGES: &[&str] = &["dir", "nfs", "cifs", "cephfs"];
 
 /// The host path of volume `volume` (`storage:volname`) from the storage
-/// definitions, or why it cannot be had.
-pub fn resolve(storages: &[Storage], volume: &str) -> Result<PathBuf, String> {
+/// definitions of the configuration tree `etc` (`/etc/pve`, or a copy of
+/// it: Ceph keyrings are taken from there), or why it cannot be had.
+pub fn resolve(etc: &Path, storages: &[Storage], volume: &str) -> Result<PathBuf, String> {
     let Some((id, volname)) = volume.split_once(':') else {
         return Err(format!("\"{volume}\" is not a storage:volume ID"));
     };
@@ -125,7 +126,7 @@ pub fn resolve(storages: &[Storage], volume: &str) -> Result<PathBuf, String> {
             }
             Ok(PathBuf::from("/dev/zvol").join(pool).join(volname))
         }
-        "rbd" => Ok(PathBuf::from(rbd_spec(s, volname)?)),
+        "rbd" => Ok(PathBuf::from(rbd_spec(etc, s, volname)?)),
         other => Err(format!(
             "storage \"{id}\" is of type {other}, which vmrescue cannot resolve without `pvesm` \
              (supported from storage.cfg: dir, nfs, cifs, cephfs, lvm, lvmthin, zfspool, rbd)"
@@ -133,16 +134,14 @@ pub fn resolve(storages: &[Storage], volume: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Where Proxmox keeps Ceph's configuration and keys.
-const PVE_ETC: &str = "/etc/pve";
-
 /// The `rbd:` image name (QEMU's option syntax, read by
 /// [`crate::image::rbd`]) of `volname` on RBD storage `s`: its pool and
 /// namespace, its user (default `admin`), and either the external
 /// cluster's monitors (`monhost`) with the storage's own keyring
 /// (`/etc/pve/priv/ceph/<storage>.keyring`), or, hyper-converged, the
 /// node's `/etc/pve/ceph.conf` and `/etc/pve/priv/ceph.client.admin.keyring`.
-fn rbd_spec(s: &Storage, volname: &str) -> Result<String, String> {
+fn rbd_spec(etc: &Path, s: &Storage, volname: &str) -> Result<String, String> {
+    let etc = etc.display();
     let id = &s.id;
     // A linked clone's volume is `base-100-disk-0/vm-108-disk-0`: the image
     // is the last part.
@@ -183,11 +182,13 @@ fn rbd_spec(s: &Storage, volname: &str) -> Result<String, String> {
             out.push_str(&format!(
                 ":mon_host={}:id={user}:keyring={}",
                 escape(&list.join(",")),
-                escape(&format!("{PVE_ETC}/priv/ceph/{id}.keyring"))
+                escape(&format!("{etc}/priv/ceph/{id}.keyring"))
             ));
         }
         None => out.push_str(&format!(
-            ":conf={PVE_ETC}/ceph.conf:id={user}:keyring={PVE_ETC}/priv/ceph.client.{user}.keyring"
+            ":conf={}/ceph.conf:id={user}:keyring={}/priv/ceph.client.{user}.keyring",
+            escape(&etc.to_string()),
+            escape(&etc.to_string())
         )),
     }
     Ok(out)
@@ -232,11 +233,12 @@ mod tests {
         assert_eq!(s.len(), 6);
         assert_eq!(s[2].prop("sparse"), Some(""));
         assert_eq!(
-            resolve(&s, "local:108/vm-108-disk-1.qcow2").unwrap(),
+            resolve(Path::new("/etc/pve"), &s, "local:108/vm-108-disk-1.qcow2").unwrap(),
             PathBuf::from("/var/lib/vz/images/108/vm-108-disk-1.qcow2")
         );
         assert_eq!(
             resolve(
+                Path::new("/etc/pve"),
                 &s,
                 "local:100/base-100-disk-0.qcow2/108/vm-108-disk-0.qcow2"
             )
@@ -244,37 +246,42 @@ mod tests {
             PathBuf::from("/var/lib/vz/images/108/vm-108-disk-0.qcow2")
         );
         assert_eq!(
-            resolve(&s, "local-lvm:vm-108-disk-0").unwrap(),
+            resolve(Path::new("/etc/pve"), &s, "local-lvm:vm-108-disk-0").unwrap(),
             PathBuf::from("/dev/pve/vm-108-disk-0")
         );
         assert_eq!(
-            resolve(&s, "local-zfs:vm-108-disk-3").unwrap(),
+            resolve(Path::new("/etc/pve"), &s, "local-zfs:vm-108-disk-3").unwrap(),
             PathBuf::from("/dev/zvol/rpool/data/vm-108-disk-3")
         );
         assert_eq!(
-            resolve(&s, "nas:108/vm-108-disk-0.raw").unwrap(),
+            resolve(Path::new("/etc/pve"), &s, "nas:108/vm-108-disk-0.raw").unwrap(),
             PathBuf::from("/mnt/pve/nas/images/108/vm-108-disk-0.raw")
         );
         assert_eq!(
-            resolve(&s, "ceph:vm-108-disk-0").unwrap(),
+            resolve(Path::new("/etc/pve"), &s, "ceph:vm-108-disk-0").unwrap(),
             PathBuf::from(
                 "rbd:vms/vm-108-disk-0:conf=/etc/pve/ceph.conf:id=admin:\
                  keyring=/etc/pve/priv/ceph.client.admin.keyring"
             )
         );
         assert!(
-            resolve(&s, "nowhere:x")
+            resolve(Path::new("/etc/pve"), &s, "nowhere:x")
                 .unwrap_err()
                 .contains("not defined")
         );
         assert!(
-            resolve(&s, "local-zfs:subvol-200-disk-0")
+            resolve(Path::new("/etc/pve"), &s, "local-zfs:subvol-200-disk-0")
                 .unwrap_err()
                 .contains("ZFS dataset")
         );
         // External cluster: monitors and the storage's own keyring, the
         // image of a linked clone.
-        let spec = resolve(&s, "ext:base-100-disk-0/vm-108-disk-1").unwrap();
+        let spec = resolve(
+            Path::new("/etc/pve"),
+            &s,
+            "ext:base-100-disk-0/vm-108-disk-1",
+        )
+        .unwrap();
         assert_eq!(
             spec,
             PathBuf::from(
@@ -299,11 +306,11 @@ mod tests {
                 ),
             ]
         );
-        assert!(resolve(&s, "ceph:vm-1@x").is_err());
-        assert!(resolve(&s, "ceph:vm-1:id=evil").is_err());
+        assert!(resolve(Path::new("/etc/pve"), &s, "ceph:vm-1@x").is_err());
+        assert!(resolve(Path::new("/etc/pve"), &s, "ceph:vm-1:id=evil").is_err());
         // Names that would climb out of the storage are refused.
-        assert!(resolve(&s, "local:108/../../etc/shadow").is_err());
-        assert!(resolve(&s, "local:../x").is_err());
-        assert!(resolve(&s, "local-lvm:../../etc/shadow").is_err());
+        assert!(resolve(Path::new("/etc/pve"), &s, "local:108/../../etc/shadow").is_err());
+        assert!(resolve(Path::new("/etc/pve"), &s, "local:../x").is_err());
+        assert!(resolve(Path::new("/etc/pve"), &s, "local-lvm:../../etc/shadow").is_err());
     }
 }

@@ -53,7 +53,7 @@ fn layers_shows_each_device_and_that_it_opens_the_filesystem() {
         assert!(s.contains(&format!("btrfs (device {i} of 3)")), "{s}");
     }
     assert!(
-        s.contains("disk1: btrfs filesystem ")
+        s.contains("btrfs-raid5-2.img: btrfs filesystem ")
             && s.contains(" of 3 devices: this volume is devid 2; devid 1, 3 opened with it"),
         "{s}"
     );

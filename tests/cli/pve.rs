@@ -41,15 +41,17 @@ fn lists_guests_with_their_disks() {
         g109.disks[1].path.as_ref().unwrap(),
         &PathBuf::from("/dev/zvol/rpool/data/vm-109-disk-1")
     );
+    // A disk on hyper-converged Ceph: an `rbd:` image with the node's
+    // ceph.conf and keyring, taken from the configuration tree given.
     let g110 = &guests[3];
-    assert!(
-        g110.disks[0]
-            .path
-            .as_ref()
-            .unwrap_err()
-            .contains("type rbd"),
-        "{:?}",
-        g110.disks
+    let root = f.root();
+    let root = root.to_str().unwrap();
+    assert_eq!(
+        g110.disks[0].path.as_ref().unwrap(),
+        &PathBuf::from(format!(
+            "rbd:vms/vm-110-disk-0:conf={root}/ceph.conf:id=admin:\
+             keyring={root}/priv/ceph.client.admin.keyring"
+        ))
     );
     let g111 = &guests[4];
     assert_eq!(
@@ -94,7 +96,7 @@ fn vmrescue_alone_prints_the_list() {
         "virtio1 local-lvm:vm-108-disk-0 8G → /dev/pve/vm-108-disk-0 (missing)",
         "snapshots: before-glibc",
         "golden-image (template)",
-        "cannot open: storage \"ceph-vms\" is of type rbd",
+        "virtio0 ceph-vms:vm-110-disk-0 16G → rbd:vms/vm-110-disk-0:conf=",
         "200   CT    web",
         "stopped",
         "vmrescue ID",
@@ -149,11 +151,12 @@ fn a_vmid_opens_the_guest_disks() {
             && out.contains("ext4"),
         "{out}"
     );
-    // A guest whose disks cannot be opened, and one that does not exist.
+    // A guest on Ceph RBD whose cluster cannot be reached from here (this
+    // configuration tree has no ceph.conf), and one that does not exist.
     let (code, _, err) = f.run(&["layers", "110"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("type rbd") && err.contains("a disk of VM 110"),
+        err.contains("rbd:vms/vm-110-disk-0") && err.contains("ceph.conf"),
         "{err}"
     );
     let (code, _, err) = f.run(&["layers", "999"]);
