@@ -57,10 +57,17 @@ fn best_of_three(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let mib: usize = std::env::var("VMRESCUE_BENCH_MIB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
+    // `cargo test --all-targets` runs bench programs too, without `--bench`:
+    // then a 4 MiB smoke run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let mib: usize = if full {
+        std::env::var("VMRESCUE_BENCH_MIB")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(256)
+    } else {
+        4
+    };
     let payload = vec![0x5au8; mib << 20];
     let img = make::make(&make::Spec {
         payload: &payload,
