@@ -1384,8 +1384,20 @@ impl App {
         if !path.starts_with(b"/") {
             path = join(&here, &path);
         }
-        let found = crate::fs::path::resolve(&*fs, &path, true)
-            .and_then(|r| fs.metadata(r.node).map(|m| (r.path, m.file_type)));
+        // As `cd` and `ls` would: a link to a folder is entered, any other
+        // link (a broken one too: the seed story's libc.so.6) is shown
+        // itself, in its own folder.
+        let kind = |follow: bool| {
+            crate::fs::path::resolve(&*fs, &path, follow)
+                .and_then(|r| fs.metadata(r.node).map(|m| (r.path, m.file_type)))
+        };
+        let found = match kind(false) {
+            Ok((link, FileType::Symlink)) => match kind(true) {
+                Ok((dir, FileType::Directory)) => Ok((dir, FileType::Directory)),
+                _ => Ok((link, FileType::Symlink)),
+            },
+            other => other,
+        };
         match found {
             Ok((dir, FileType::Directory)) => self.jump_to(tree, dir, None),
             Ok((file, _)) => {

@@ -1,9 +1,11 @@
-//! The browser's go-to prompt (`:`) on a Windows guest
-//! (`tests/fixtures/make/windows.sh`): a path in Windows' spelling
+//! The browser's go-to prompt (`:`). On a Windows guest
+//! (`tests/fixtures/make/windows.sh`) a path in Windows' spelling
 //! (`C:\Users\...`, any case, either slash) goes where `vmrescue ls` goes
 //! with it, through the one function every command reads guest paths with;
-//! a path that is not there says so and leaves the pane where it was.
-//! Driven by key presses over the image read by the userspace engine.
+//! a path that is not there says so and leaves the pane where it was. On a
+//! Linux guest, links are taken as `cd` and `ls` take them: a link to a
+//! folder is entered, any other link is shown itself, in its own folder.
+//! Driven by key presses over images read by the userspace engine.
 
 use crate::common;
 
@@ -17,7 +19,12 @@ use vmrescue::tui::{App, AppConfig};
 /// The app over the fixture's MBR disk, inspected as the commands inspect
 /// it: the guest (C: and D:) open.
 fn app() -> (App, Jobs) {
-    let img = vmrescue::image::open(&common::fixture("windows")).unwrap();
+    app_over("windows")
+}
+
+/// The app over fixture `name`, its guest open.
+fn app_over(name: &str) -> (App, Jobs) {
+    let img = vmrescue::image::open(&common::fixture(name)).unwrap();
     let mut layout = vmrescue::layers::scan(vec![img]);
     let us = Userspace::default();
     let options = vmrescue::fs::FsOptions::default();
@@ -85,4 +92,19 @@ fn go_to_takes_windows_paths_in_the_guest() {
     key(&mut app, &jobs, KeyCode::Esc);
     assert!(app.pane().unwrap().goto.is_none());
     assert_eq!(shown(&app).0, "/C:/Windows/System32/drivers");
+}
+
+#[test]
+fn go_to_a_link_shows_the_link_and_enters_a_linked_folder() {
+    // Debian 12: `/lib` and `/lib64` are links to folders in `/usr`.
+    let (mut app, jobs) = app_over("debian12");
+    go_to(&mut app, &jobs, "/lib");
+    assert_eq!(shown(&app).0, "/usr/lib");
+    // A link to a file, reached through a linked folder: the link itself,
+    // in the folder it is in, not its target.
+    go_to(&mut app, &jobs, "/lib64/ld-linux-x86-64.so.2");
+    assert_eq!(
+        shown(&app),
+        ("/usr/lib64".into(), "ld-linux-x86-64.so.2".into())
+    );
 }
