@@ -178,12 +178,13 @@ const PROBE_LEN: u64 = 0x10000 + 0x1000;
 /// The parts of the first [`PROBE_LEN`] bytes that [`probe_bytes`] reads,
 /// apart from its "all zeros" verdict: the first 8 KiB (labels, boot
 /// sectors, ext/xfs superblocks, swap on 4 and 8 KiB pages, md 1.2), the
-/// end of a 16 KiB page, the ISO 9660 volume descriptor at 32 KiB, and 60–68
+/// end of a 16 KiB page and the LUKS2 secondary header after it, the ISO
+/// 9660 volume descriptor (and a LUKS2 secondary header) at 32 KiB, and 60–68
 /// KiB (swap on 64 KiB pages, the btrfs superblock). Reading only these
 /// keeps a scan of many volumes cheap; see the test `staged_reads_decide_alike`.
 const PROBE_READS: [(u64, u64); 4] = [
     (0, 0x2000),
-    (0x3000, 0x1000),
+    (0x3000, 0x2000),
     (0x8000, 0x1000),
     (0xf000, 0x2000),
 ];
@@ -303,6 +304,25 @@ pub fn probe_bytes(b: &[u8]) -> Content {
             c.label = text(b, 24, 48);
         }
         return c;
+    }
+    // A LUKS2 volume whose primary header was wiped still has its
+    // secondary one right after the primary area (16, 32 or 64 KiB with
+    // the sizes cryptsetup writes); as blkid, it must say where it is.
+    for off in [0x4000usize, 0x8000, 0x10000] {
+        if at(off, b"SKUL\xba\xbe")
+            && be::u16(b, off + 6) == Some(2)
+            && be::u64(b, off + 256) == Some(off as u64)
+        {
+            let mut c = Content::new(ContentKind::Luks);
+            c.version = Some("LUKS2".into());
+            c.blkid_version = Some("2".into());
+            c.uuid = text(b, off + 168, 40);
+            c.label = text(b, off + 24, 48);
+            c.detail = Some(format!(
+                "no primary LUKS2 header; the secondary header is at byte {off}"
+            ));
+            return c;
+        }
     }
     if at(0, b"QFI\xfb") {
         let mut c = Content::new(ContentKind::Qcow2);

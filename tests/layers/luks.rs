@@ -287,6 +287,22 @@ fn damaged_primary_luks2_header_uses_the_secondary() {
     );
 }
 
+/// The primary header's magic wiped (as `wipefs` on the first bytes
+/// does): the volume is still recognised by its secondary header and
+/// unlocks through it.
+#[test]
+fn a_wiped_primary_luks2_magic_is_found_by_the_secondary_header() {
+    let layout = damaged("luks2-pbkdf2", |b| b[..6].fill(0));
+    assert_eq!(layout.luks[0].1.unlocked_by, Some(0));
+    assert_eq!(layout.luks[0].1.header, "secondary at byte 16384");
+    assert!(
+        layout
+            .volumes
+            .iter()
+            .any(|v| v.name == "disk0/vg_bare/lv_data")
+    );
+}
+
 #[test]
 fn corrupted_keyslot_material_names_the_keyslot() {
     // The key material of keyslot 0 (LUKS2: at byte 32768).
