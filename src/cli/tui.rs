@@ -58,38 +58,64 @@ pub(super) fn pick_guest(target: &Target, guests: &[vmrescue::pve::Guest]) -> u8
         })
         .collect();
     let source = target.source.pve_root.display().to_string();
-    match tui::picker::run(tui::picker::Picker::new(rows, &source)) {
-        Ok(tui::picker::Picked::Open(vmid)) => {
-            let mut target = target.clone();
-            target.source.vmid = Some(vmid);
-            run(&TuiArgs {
-                target,
-                volume: None,
-            })
-        }
-        Ok(tui::picker::Picked::Quit) => exit::OK,
-        Err(e) => {
-            report(&e);
-            exit::ERROR
+    let mut picker = tui::picker::Picker::new(rows, &source);
+    loop {
+        match tui::picker::run(picker.clone()) {
+            Ok(tui::picker::Picked::Open(vmid)) => {
+                let mut target = target.clone();
+                target.source.vmid = Some(vmid);
+                let args = TuiArgs {
+                    target,
+                    volume: None,
+                };
+                match open_then_run(&args) {
+                    Ok(code) => return code,
+                    // Its disks listed but not readable (a Ceph cluster
+                    // out of reach): back to the list, the guest marked.
+                    Err(e) => {
+                        let Some(row) = picker.rows.iter_mut().find(|r| r.vmid == vmid) else {
+                            report(&e);
+                            return exit::ERROR;
+                        };
+                        let kind = guests
+                            .iter()
+                            .find(|g| g.vmid == vmid)
+                            .map_or("guest", |g| g.kind.short());
+                        let why = format!("{kind} {vmid}: no disk can be opened: {e}");
+                        row.unopenable = Some(why.clone());
+                        picker.selected =
+                            picker.rows.iter().position(|r| r.vmid == vmid).unwrap_or(0);
+                        picker.message = Some(why);
+                    }
+                }
+            }
+            Ok(tui::picker::Picked::Quit) => return exit::OK,
+            Err(e) => {
+                report(&e);
+                return exit::ERROR;
+            }
         }
     }
 }
 
 /// Run the browser.
 pub(super) fn run(args: &TuiArgs) -> u8 {
+    open_then_run(args).unwrap_or_else(|e| {
+        report(&e);
+        exit::ERROR
+    })
+}
+
+/// [`run`]; a target whose disks cannot be opened is the error, for the
+/// caller to report (or to go back to the guest list with).
+fn open_then_run(args: &TuiArgs) -> Result<u8, vmrescue::Error> {
     if !std::io::stdout().is_terminal() {
         report(&tui::strings::NOT_A_TERMINAL);
-        return exit::ERROR;
+        return Ok(exit::ERROR);
     }
     // `auto`: userspace where vmrescue reads the filesystem, else the kernel engine.
     let engines = Arc::new(Engines::new(args.target.source.engine));
-    let layout = match open_layout(&args.target, &engines) {
-        Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return exit::ERROR;
-        }
-    };
+    let layout = open_layout(&args.target, &engines)?;
     let config = AppConfig {
         volume: args.volume.clone(),
         pve_root: args.target.source.pve_root.clone(),
@@ -101,7 +127,7 @@ pub(super) fn run(args: &TuiArgs) -> u8 {
     // Mounts, dm and loop devices go when the browser ends, however it ends:
     // a kernel session registers its teardown (`vmrescue::teardown`), which
     // the browser runs when it ends.
-    match tui::run(opts) {
+    Ok(match tui::run(opts) {
         Ok(None) => exit::OK,
         // Killed by a signal: the shell's convention, 128 + its number.
         Ok(Some(sig)) => u8::try_from(128 + sig).unwrap_or(exit::ERROR),
@@ -109,5 +135,5 @@ pub(super) fn run(args: &TuiArgs) -> u8 {
             report(&e);
             exit::ERROR
         }
-    }
+    })
 }
