@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let image = Image::from_source("fuzz.img", Arc::new(data.to_vec()), ImageFormat::Raw);
     let search = vmrescue::layers::ScanOptions {
         search: true,
-        progress: None,
+        ..Default::default()
     };
     let layout = vmrescue::layers::scan_with(vec![image], search);
     let roots = vmrescue::layers::tree::build(&layout);

@@ -15,8 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let cfg = format!("rbd: s\n\tpool p\n{text}");
     let storages = storage::parse(&cfg);
     let volume = text.lines().last().unwrap_or_default();
-    if let Ok(p) = storage::resolve(&storages, &format!("s:{volume}"))
-        && let Some(s) = p.to_str()
+    if let Ok(p) = storage::resolve(
+        std::path::Path::new("/etc/pve"),
+        &storages,
+        &format!("s:{volume}"),
+    ) && let Some(s) = p.to_str()
         && s.starts_with("rbd:")
     {
         assert!(rbd::parse(s).is_ok(), "{s}");
