@@ -7,6 +7,8 @@
 // A benchmark may unwrap: a failure stops the run, it is not a product path.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/mod.rs"]
+mod support;
 #[path = "../tests/tui_support/mod.rs"]
 mod tui_support;
 
@@ -34,41 +36,14 @@ fn stats(name: &str, mut d: Vec<Duration>) {
     );
 }
 
-/// `vmrescue --demo` in a real pseudo-terminal (120×40): time from starting
-/// the program (unpacking the demo, reading its layers, opening the guest
-/// root) to the first full frame showing the guest root's listing.
-/// Time from start to the first full frame of `vmrescue --demo EXTRA`,
-/// whose file pane's title starts with `title`.
-fn demo_first_frame(extra: &str, title: &str) -> Duration {
-    use expectrl::{Expect, Session};
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!(
-            "stty rows 40 cols 120 && exec \"$0\" --demo {extra}"
-        ))
-        .arg(env!("CARGO_BIN_EXE_vmrescue"))
-        .env("TERM", "xterm-256color");
-    let start = Instant::now();
-    let mut session = Session::spawn(cmd).expect("spawn vmrescue --demo in a pty");
-    let mut parser = vt100::Parser::new(40.try_into().unwrap(), 120.try_into().unwrap(), 0);
-    let mut buf = [0u8; 65536];
-    loop {
-        if let Ok(n) = session.try_read(&mut buf) {
-            parser.process(&buf[..n]);
-        }
-        let screen = parser.screen().contents();
-        if screen.contains(title) && screen.contains("lib64/") {
-            let took = start.elapsed();
-            let _ = session.send("q");
-            let _ = session.get_process_mut().wait();
-            return took;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no first frame:\n{screen}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+/// `vmrescue --demo EXTRA…` in a real pseudo-terminal (120×40): time from
+/// starting the program (unpacking the demo, reading its layers, opening the
+/// guest root) to the first full frame whose file pane's title starts with
+/// `title` and lists the guest root.
+fn demo_first_frame(extra: &[&str], title: &str) -> Duration {
+    let mut args = vec!["--demo"];
+    args.extend_from_slice(extra);
+    support::first_frame(&args, &[title, "lib64/"])
 }
 
 fn main() {
@@ -77,9 +52,9 @@ fn main() {
     // The guest as it boots (its fstab read, /boot and /home opened too)
     // against the root volume alone: what the namespace adds to the first
     // screen.
-    let guest: Vec<Duration> = (0..n).map(|_| demo_first_frame("", "guest:/")).collect();
+    let guest: Vec<Duration> = (0..n).map(|_| demo_first_frame(&[], "guest:/")).collect();
     let volume: Vec<Duration> = (0..n)
-        .map(|_| demo_first_frame("--volume vg_ta/lv_root", "vg_ta/lv_root:/"))
+        .map(|_| demo_first_frame(&["--volume", "vg_ta/lv_root"], "vg_ta/lv_root:/"))
         .collect();
     let median = |v: &[Duration]| {
         let mut v = v.to_vec();

@@ -358,3 +358,44 @@ pub fn bench_size(default_mib: u64) -> Option<u64> {
         .unwrap_or(default_mib);
     Some(mib << 20)
 }
+
+/// Start `vmrescue ARGS…` in a real pseudo-terminal (120×40) and return the
+/// time from the start to the first frame whose text holds every string of
+/// `wanted` (the file pane's title and an entry of the listing); the program
+/// is then quit with `q`. Fails after 30 s, showing the screen.
+pub fn first_frame(args: &[&str], wanted: &[&str]) -> Duration {
+    use expectrl::{Expect, Session};
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "stty rows 40 cols 120 && exec \"$0\" {}",
+            quoted.join(" ")
+        ))
+        .arg(env!("CARGO_BIN_EXE_vmrescue"))
+        .env("TERM", "xterm-256color");
+    let start = std::time::Instant::now();
+    let mut session = Session::spawn(cmd).expect("spawn vmrescue in a pty");
+    let mut parser = vt100::Parser::new(40.try_into().unwrap(), 120.try_into().unwrap(), 0);
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Ok(n) = session.try_read(&mut buf) {
+            parser.process(&buf[..n]);
+        }
+        let screen = parser.screen().contents();
+        if wanted.iter().all(|w| screen.contains(w)) {
+            let took = start.elapsed();
+            let _ = session.send("q");
+            let _ = session.get_process_mut().wait();
+            return took;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no first frame showing {wanted:?}:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -523,3 +523,59 @@ fn host_file_operations_refuse_an_nbd_disk() {
     let e = vmrescue::engine::kernel::exposable(vmrescue::image::ImageFormat::Nbd).unwrap_err();
     assert!(e.contains("NBD"), "{e}");
 }
+
+/// A client that ends while read-ahead replies are still on their way waits
+/// for them (after `NBD_CMD_DISC`) instead of closing under them: nbdkit
+/// 1.32 aborts when a client closes in the middle of a reply, which took the
+/// server down for the next command.
+#[test]
+fn the_server_outlives_commands_that_end_with_reads_in_flight() {
+    // An ext4 image whose 24 MiB file is copied with read-ahead running
+    // past its end (the image goes on).
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..24usize << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(tree.join("big.bin"), &data).unwrap();
+    let img = tmp.path().join("big.img");
+    let o = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("128M")
+        .output()
+        .expect("mke2fs (e2fsprogs)");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sock = tmp.path().join("k.sock");
+    let s = nbdkit(
+        &["delay"],
+        &[
+            "file".into(),
+            img.display().to_string(),
+            "rdelay=20ms".into(),
+        ],
+        &[],
+        Listen::Unix(&sock),
+    );
+    for i in 0..4 {
+        let (o, got) = copy_out(&s.uri, "/big.bin", tmp.path(), &format!("out{i}"));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "command {i} against the same server: {}",
+            text(&o.stderr)
+        );
+        assert!(
+            std::fs::read(got.join("big.bin")).unwrap() == data,
+            "command {i}"
+        );
+    }
+}

@@ -252,12 +252,12 @@ impl Write for Stream {
 struct Slot {
     offset: u64,
     len: u32,
-    state: Mutex<Option<std::result::Result<Arc<[u8]>, String>>>,
+    state: Mutex<Option<std::result::Result<Arc<Vec<u8>>, String>>>,
     ready: Condvar,
 }
 
 impl Slot {
-    fn finish(&self, r: std::result::Result<Arc<[u8]>, String>) {
+    fn finish(&self, r: std::result::Result<Arc<Vec<u8>>, String>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.is_none() {
             *st = Some(r);
@@ -350,7 +350,7 @@ fn read_replies(mut r: io::BufReader<Stream>, inflight: Arc<Mutex<Inflight>>, st
                 if let Some(done) = partial.remove(&handle) {
                     slot.finish(match done.error {
                         Some(e) => Err(e),
-                        None => Ok(done.buf.into()),
+                        None => Ok(Arc::new(done.buf)),
                     });
                 }
             }
@@ -479,7 +479,7 @@ impl Conn {
     }
 
     /// Wait for `slot`'s bytes until the deadline; past it the connection is given up.
-    fn wait(&self, slot: &Slot) -> io::Result<Arc<[u8]>> {
+    fn wait(&self, slot: &Slot) -> io::Result<Arc<Vec<u8>>> {
         let deadline = Instant::now() + self.timeout;
         let mut st = lock(&slot.state);
         loop {
@@ -520,6 +520,19 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let msg = proto::request(proto::CMD_DISC, 0, 0, 0);
         let _ = lock(&self.writer).write_all(&msg);
+        // Let the replies still on their way (read-ahead nobody waits for)
+        // arrive before closing: the server answers every request before it
+        // acts on NBD_CMD_DISC, and some servers (nbdkit 1.32) abort when a
+        // client closes under a reply. Bounded: a second at most.
+        let until = Instant::now() + self.timeout.min(Duration::from_secs(1));
+        loop {
+            let st = lock(&self.inflight);
+            if st.pending.is_empty() || st.dead.is_some() || Instant::now() >= until {
+                break;
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.closer.shutdown();
     }
 }
