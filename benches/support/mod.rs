@@ -379,7 +379,9 @@ pub fn first_frame(args: &[&str], wanted: &[&str]) -> Duration {
         .env("TERM", "xterm-256color");
     let start = std::time::Instant::now();
     let mut session = Session::spawn(cmd).expect("spawn vmrescue in a pty");
-    let mut parser = vt100::Parser::new(40.try_into().unwrap(), 120.try_into().unwrap(), 0);
+    let rows = 40.try_into().expect("40 rows");
+    let cols = 120.try_into().expect("120 columns");
+    let mut parser = vt100::Parser::new(rows, cols, 0);
     let mut buf = [0u8; 65536];
     loop {
         if let Ok(n) = session.try_read(&mut buf) {
