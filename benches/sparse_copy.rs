@@ -172,7 +172,7 @@ fn main() {
         "image {} ({:.0} GiB apparent, {} MiB allocated; ready in {:.1} s)",
         img.display(),
         meta.len() as f64 / (1u64 << 30) as f64,
-        meta.blocks() * 512 >> 20,
+        (meta.blocks() * 512) >> 20,
         t.elapsed().as_secs_f64()
     );
     let tmp = tempfile::tempdir().unwrap();
