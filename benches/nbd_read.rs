@@ -154,19 +154,8 @@ fn ext4_with(dir: &Path, data: &Path, mib: u64) -> PathBuf {
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::create_dir_all(&tree).unwrap();
     std::fs::hard_link(data, tree.join("big.bin")).unwrap();
-    let tmp = img.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
     let size = format!("{}M", mib + mib / 16 + 64);
-    let o = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-d"])
-        .arg(&tree)
-        .arg(&tmp)
-        .arg(&size)
-        .output()
-        .expect("mke2fs (Debian package e2fsprogs)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::rename(&tmp, &img).unwrap();
-    let _ = std::fs::remove_dir_all(&tree);
+    support::mke2fs_from(&tree, &img, &size, &[]);
     img
 }
 

@@ -82,26 +82,7 @@ fn image(dir: &Path, s: &Sizes) -> PathBuf {
     }
     let tree = dir.join(format!("sparse-1t-{}.d", s.name));
     make_tree(&tree, s);
-    let tmp = img.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let o = Command::new("mke2fs")
-        .args([
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-E",
-            "lazy_itable_init=1,nodiscard",
-            "-d",
-        ])
-        .arg(&tree)
-        .arg(&tmp)
-        .arg("1T")
-        .output()
-        .expect("mke2fs (Debian package e2fsprogs)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::rename(&tmp, &img).unwrap();
-    let _ = std::fs::remove_dir_all(&tree);
+    support::mke2fs_from(&tree, &img, "1T", &["-E", "lazy_itable_init=1,nodiscard"]);
     img
 }
 

@@ -401,3 +401,23 @@ pub fn first_frame(args: &[&str], wanted: &[&str]) -> Duration {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// Make `img` (`size` as mke2fs takes it, e.g. `1T`) an ext4 holding the
+/// tree at `tree` (`mke2fs -d`, with `extra` options), written under a
+/// temporary name and renamed when done; the tree is removed afterwards.
+pub fn mke2fs_from(tree: &Path, img: &Path, size: &str, extra: &[&str]) {
+    let tmp = img.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let o = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .args(extra)
+        .arg("-d")
+        .arg(tree)
+        .arg(&tmp)
+        .arg(size)
+        .output()
+        .expect("mke2fs (Debian package e2fsprogs)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::rename(&tmp, img).expect("rename the new image");
+    let _ = std::fs::remove_dir_all(tree);
+}
