@@ -19,6 +19,7 @@ pub mod info;
 pub mod inner;
 pub mod nbd;
 pub mod ova;
+pub(crate) mod parallel;
 pub mod qcow2;
 pub mod rbd;
 pub mod vdi;
