@@ -170,7 +170,7 @@ fn vhd_checksum(b: &mut [u8], field: usize) {
 /// A differencing VHD over a parent footer `parent_footer` (its UUID and
 /// geometry), naming the parent `locator` (W2ru) and `parent_uuid`; block 0
 /// has sectors 8..16 of its own (0xc3), everything else is the parent's.
-fn vhd_child(parent_footer: &[u8], parent_uuid: &[u8], locator: &str, uuid: u8) -> Vec<u8> {
+pub(crate) fn vhd_child(parent_footer: &[u8], parent_uuid: &[u8], locator: &str, uuid: u8) -> Vec<u8> {
     let size = u64::from_be_bytes(parent_footer[48..56].try_into().unwrap());
     let block = 2u64 << 20;
     let entries = size.div_ceil(block) as usize;
