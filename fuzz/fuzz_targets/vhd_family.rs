@@ -11,24 +11,11 @@ use libfuzzer_sys::fuzz_target;
 use vmrescue::image::{vdi::Vdi, vhd::Vhd, vhdx::Vhdx};
 use vmrescue::io::ReadAt;
 
-/// Read at most this much of the virtual disk per input (sizes may be huge).
-const READ_LIMIT: u64 = 4 << 20;
+#[path = "shared/read_all.rs"]
+mod read_all;
 
 fn exercise(v: &dyn ReadAt) {
-    let size = v.size();
-    let mut buf = vec![0u8; 65536];
-    let mut pos = 0;
-    while pos < size.min(READ_LIMIT) {
-        let n = (size - pos).min(buf.len() as u64) as usize;
-        if v.read_exact_at(pos, &mut buf[..n]).is_err() {
-            break;
-        }
-        pos += n as u64;
-    }
-    for off in [size / 2, size.saturating_sub(4097), size.saturating_sub(1)] {
-        let n = (size - off).min(4097) as usize;
-        let _ = v.read_exact_at(off, &mut buf[..n]);
-    }
+    read_all::exercise(v, &mut |_, _| {});
 }
 
 fuzz_target!(|data: &[u8]| {

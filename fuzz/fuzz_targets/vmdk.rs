@@ -12,8 +12,8 @@ use vmrescue::image::ova;
 use vmrescue::image::vmdk::{Vmdk, descriptor};
 use vmrescue::io::ReadAt;
 
-/// Read at most this much of the virtual disk per input (sizes may be huge).
-const READ_LIMIT: u64 = 4 << 20;
+#[path = "shared/read_all.rs"]
+mod read_all;
 
 fuzz_target!(|data: &[u8]| {
     let src: Arc<dyn ReadAt> = Arc::new(data.to_vec());
@@ -21,21 +21,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = v.details();
         let _ = v.problems();
         let _ = v.extents();
-        let size = v.size();
-        let mut buf = vec![0u8; 65536];
-        let mut pos = 0;
-        while pos < size.min(READ_LIMIT) {
-            let n = (size - pos).min(buf.len() as u64) as usize;
-            if v.read_exact_at(pos, &mut buf[..n]).is_err() {
-                break;
-            }
-            let _ = v.host_extent(pos, n as u64);
-            pos += n as u64;
-        }
-        for off in [size / 2, size.saturating_sub(4097), size.saturating_sub(1)] {
-            let n = (size - off).min(4097) as usize;
-            let _ = v.read_exact_at(off, &mut buf[..n]);
-        }
+        read_all::exercise(&v, &mut |pos, n| {
+            let _ = v.host_extent(pos, n);
+        });
     }
     let _ = descriptor::parse(data, "fuzz", 0);
     let _ = ova::members(&*src, "fuzz");

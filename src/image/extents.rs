@@ -65,7 +65,21 @@ pub fn read_mapped(m: &dyn Mapped, offset: u64, buf: &mut [u8]) -> std::io::Resu
     while done < buf.len() {
         let pos = offset + done as u64;
         let (piece, run) = m.locate(pos)?;
-        let n = (run.max(1)).min((buf.len() - done) as u64) as usize;
+        let left = (buf.len() - done) as u64;
+        let mut n = run.max(1).min(left);
+        if let Piece::Host(h) = piece {
+            // Blocks that follow each other in the file too are read in
+            // one go (each turn adds at least a byte: bounded by the buffer).
+            while n < left {
+                match m.locate(pos + n)? {
+                    (Piece::Host(next), more) if Some(next) == h.checked_add(n) => {
+                        n = n.saturating_add(more.max(1)).min(left);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let n = n as usize;
         let dst = &mut buf[done..done + n];
         match piece {
             Piece::Host(h) => {

@@ -110,7 +110,7 @@ pub fn open_in_fs(
         return super::open_qcow2_in(files, &canonical, opts);
     }
     if super::family::detect(&head, &tail).is_some() {
-        return super::open_family_in(&FsFiles::new(fs), &canonical, opts);
+        return super::open_family_in(Arc::new(FsFiles::new(fs)), &canonical, opts);
     }
     if let Some(s) = &opts.snapshot {
         return Err(Error::Invalid(format!(

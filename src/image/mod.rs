@@ -19,8 +19,10 @@ pub mod info;
 pub mod inner;
 pub mod nbd;
 pub mod ova;
+pub(crate) mod parallel;
 pub mod qcow2;
 pub mod rbd;
+mod reopen;
 pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
@@ -327,7 +329,7 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         return open_vmdk(path);
     }
     if family::detect(&head, &tail).is_some() {
-        return open_family_in(&qcow2::HostFiles, path, opts);
+        return open_family_in(Arc::new(qcow2::HostFiles), path, opts);
     }
     if let Some(s) = &opts.snapshot {
         return Err(Error::Invalid(format!(
@@ -363,9 +365,14 @@ fn open_vmdk(path: &Path) -> Result<Image> {
     let v = vmdk::Vmdk::open(path)?;
     let details = v.details();
     let problems = v.problems();
+    // Opened again, extents and parents too, on refresh.
+    let again = path.to_path_buf();
+    let source = reopen::Reopen::new(Arc::new(v), move || {
+        Ok(Arc::new(vmdk::Vmdk::open(&again)?) as Arc<dyn ReadAt>)
+    });
     Ok(Image {
         path: path.to_path_buf(),
-        source: Arc::new(v),
+        source: Arc::new(source),
         format: ImageFormat::Vmdk,
         details,
         snapshot: None,
@@ -408,7 +415,7 @@ fn open_qcow2_in(
 /// Open the VHD, VHDX or VDI image at `path` in `files`, the parents of a
 /// differencing disk resolved there too.
 fn open_family_in(
-    files: &dyn qcow2::BackingFiles,
+    files: Arc<dyn qcow2::BackingFiles>,
     path: &Path,
     opts: &OpenOptions,
 ) -> Result<Image> {
@@ -420,10 +427,15 @@ fn open_family_in(
             crate::text::escape_str(s)
         )));
     }
-    let o = family::open_in(files, path)?;
+    let o = family::open_in(&*files, path)?;
+    // Opened again, parents too, on refresh.
+    let again = path.to_path_buf();
+    let source = reopen::Reopen::new(o.source, move || {
+        Ok(family::open_in(&*files, &again)?.source)
+    });
     Ok(Image {
         path: path.to_path_buf(),
-        source: o.source,
+        source: Arc::new(source),
         format: o.format,
         details: o.details,
         snapshot: None,

@@ -158,20 +158,23 @@ fn scan_wave(
         let v = layout.volume(vid);
         let prefix = format!("{}/", v.name);
         let md = matches!(v.kind, VolumeKind::MdArray { .. });
-        let qcow2 = v.content.kind == ContentKind::Qcow2;
+        let image = image_format(v.content.kind);
         let luks = v.content.kind == ContentKind::Luks;
         let mut src = layout.volume_as_disk(vid);
         if luks && !open_luks(layout, vid, &mut src, unlock) {
             continue;
         }
-        if qcow2 {
-            // A qcow2 image written straight into the volume: its virtual
+        if let Some(format) = image {
+            // A disk image written straight into the volume: its virtual
             // disk is the nested disk.
-            match qcow2_in_volume(&src.source, &layout.volume(vid).name) {
-                Ok((image, details)) => {
+            match image_in_volume(&src.source, &layout.volume(vid).name, format) {
+                Ok((image, details, problems)) => {
                     src.source = image;
-                    src.format = crate::image::ImageFormat::Qcow2;
+                    src.format = format;
                     src.format_details = details;
+                    layout.volumes[vid.0]
+                        .problems
+                        .extend(problems.into_iter().map(Into::into));
                 }
                 Err(why) => {
                     layout.volumes[vid.0].problems.push(why.into());
@@ -463,24 +466,124 @@ fn guest_key(layout: &Layout, vid: VolumeId) -> Option<GuestKey> {
     Some((id, snapshot.map(str::to_string)))
 }
 
-/// The virtual disk of a qcow2 image stored in a volume's bytes (`name`
-/// for messages), with its facts; refused when it has a backing file
-/// (nothing says where that would be, and its unallocated clusters would
-/// read as zeros instead of the backing file's bytes).
-fn qcow2_in_volume(
+/// The container format of a disk image a volume's content shows.
+fn image_format(kind: ContentKind) -> Option<crate::image::ImageFormat> {
+    use crate::image::ImageFormat;
+    match kind {
+        ContentKind::Qcow2 => Some(ImageFormat::Qcow2),
+        ContentKind::Vmdk => Some(ImageFormat::Vmdk),
+        ContentKind::Vhd => Some(ImageFormat::Vhd),
+        ContentKind::Vhdx => Some(ImageFormat::Vhdx),
+        ContentKind::Vdi => Some(ImageFormat::Vdi),
+        _ => None,
+    }
+}
+
+/// What [`image_in_volume`] gives: the virtual disk, its facts, its damage.
+type InVolume = (
+    std::sync::Arc<dyn crate::io::ReadAt>,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// The virtual disk of a qcow2, VMDK, VHD, VHDX or VDI image stored in a
+/// volume's bytes (`name` for messages), with its facts and damage;
+/// refused when it has a backing or parent file (nothing says where that
+/// would be, and its unallocated clusters would read as zeros instead of
+/// the backing file's bytes).
+fn image_in_volume(
     bytes: &std::sync::Arc<dyn crate::io::ReadAt>,
     name: &str,
-) -> Result<(std::sync::Arc<dyn crate::io::ReadAt>, Vec<String>), String> {
-    let q = crate::image::qcow2::Qcow2::from_source(std::sync::Arc::clone(bytes), name, None)
-        .map_err(|e| format!("holds a qcow2 image that cannot be opened: {e}"))?;
-    if let Some(b) = q.backing_file() {
+    format: crate::image::ImageFormat,
+) -> Result<InVolume, String> {
+    use crate::image::{ImageFormat, vdi, vhd, vhdx, vmdk};
+    use std::sync::Arc;
+    let file = Arc::clone(bytes);
+    let cannot = |e: crate::error::Error| {
+        format!("holds a {} image that cannot be opened: {e}", format.name())
+    };
+    // (virtual disk, details, problems, the backing file it names)
+    let (source, details, problems, backing): (Arc<dyn crate::io::ReadAt>, _, _, _) = match format {
+        ImageFormat::Qcow2 => {
+            let q = crate::image::qcow2::Qcow2::from_source(file, name, None).map_err(cannot)?;
+            let b = q.backing_file().map(str::to_string);
+            let facts = (q.details(), q.problems());
+            (Arc::new(q), facts.0, facts.1, b)
+        }
+        ImageFormat::Vmdk => {
+            let v = vmdk::Vmdk::from_source(file, name).map_err(cannot)?;
+            let d = v.descriptor();
+            let b = d.has_parent().then(|| {
+                d.parent_hint
+                    .clone()
+                    .unwrap_or_else(|| format!("(parentCID {:08x})", d.parent_cid.unwrap_or(0)))
+            });
+            // from_source's note that the parent was not opened: the
+            // refusal below says more.
+            let p = v
+                .problems()
+                .into_iter()
+                .filter(|p| !p.contains("the parent disk was not opened"))
+                .collect();
+            let details = v.details();
+            (Arc::new(v), details, p, b)
+        }
+        ImageFormat::Vhd => {
+            let v = vhd::Vhd::from_source(file, name).map_err(cannot)?;
+            let b = (v.footer().disk_type == vhd::DiskType::Differencing).then(|| {
+                v.parent_names()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| "(no name)".into())
+            });
+            // The volume ends where the volume does, not where the
+            // image does: the footer at its end is not expected there,
+            // and the copy at byte 0 is the one to use.
+            let p = v
+                .problems()
+                .into_iter()
+                .filter(|p| !p.contains("the copy at byte 0 is used"))
+                .collect();
+            let details = v.details();
+            (Arc::new(v), details, p, b)
+        }
+        ImageFormat::Vhdx => {
+            let v = vhdx::Vhdx::from_source(file, name).map_err(cannot)?;
+            let b = v.metadata().has_parent.then(|| {
+                v.parent_names()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| "(no name)".into())
+            });
+            let facts = (v.details(), v.problems());
+            (Arc::new(v), facts.0, facts.1, b)
+        }
+        ImageFormat::Vdi => {
+            let v = vdi::Vdi::from_source(file, name).map_err(cannot)?;
+            let b = (v.header().kind == vdi::VdiType::Differencing).then(|| {
+                format!(
+                    "(the VDI with UUID {})",
+                    vdi::vbox_uuid_text(&v.header().parent_uuid)
+                )
+            });
+            let facts = (v.details(), v.problems());
+            (Arc::new(v), facts.0, facts.1, b)
+        }
+        other => {
+            return Err(format!(
+                "holds a {} image, which is not read here",
+                other.name()
+            ));
+        }
+    };
+    if let Some(b) = backing {
         return Err(format!(
-            "holds a qcow2 image with the backing file {}, which a volume cannot name: not opened (copy both files out and open them with qemu-img or vmrescue)",
-            crate::text::escape_str(b)
+            "holds a {} image with the backing file {}, which a volume cannot name: not opened (copy both files out and open them with qemu-img or vmrescue)",
+            format.name(),
+            crate::text::escape_str(&b)
         ));
     }
-    let details = q.details();
-    Ok((std::sync::Arc::new(q), details))
+    Ok((source, details, problems))
 }
 
 /// Whether volume `vid` is scanned again as a disk: a partition or LV
@@ -499,9 +602,10 @@ fn holds_disk(layout: &Layout, vid: VolumeId) -> bool {
         (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::PartitionTable)
         | (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::LvmPv) => !hidden,
         (VolumeKind::MdArray { .. }, ContentKind::PartitionTable | ContentKind::LvmPv) => true,
-        (VolumeKind::Partition { entry, .. }, ContentKind::Qcow2) => !entry.extended,
-        (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::Qcow2) => !hidden,
-        (VolumeKind::MdArray { .. }, ContentKind::Qcow2) => true,
+        // A disk image (qcow2, VMDK, VHD, VHDX, VDI) written into the volume.
+        (VolumeKind::Partition { entry, .. }, k) if image_format(k).is_some() => !entry.extended,
+        (VolumeKind::LogicalVolume { hidden, .. }, k) if image_format(k).is_some() => !hidden,
+        (VolumeKind::MdArray { .. }, k) if image_format(k).is_some() => true,
         // A LUKS volume anywhere: its plain bytes, once unlocked, are a disk.
         (VolumeKind::LogicalVolume { hidden, .. }, ContentKind::Luks) => !hidden,
         (VolumeKind::Partition { entry, .. }, ContentKind::Luks) => !entry.extended,
@@ -572,9 +676,8 @@ fn host_extent(layout: &Layout, vid: VolumeId) -> Option<(DiskId, u64, u64)> {
             return Some((disk, offset, len));
         };
         // A disk image file's bytes are not its holder's bytes, nor is a
-        // qcow2 image's virtual disk.
-        if matches!(d.origin, super::DiskOrigin::File { .. })
-            || d.format == crate::image::ImageFormat::Qcow2
+        // disk image's virtual disk (qcow2, VMDK, VHD, VHDX, VDI).
+        if matches!(d.origin, super::DiskOrigin::File { .. }) || image_format_is_container(d.format)
         {
             return None;
         }
@@ -583,4 +686,13 @@ fn host_extent(layout: &Layout, vid: VolumeId) -> Option<(DiskId, u64, u64)> {
         offset = offset.checked_add(o)?;
     }
     None
+}
+
+/// Whether a nested disk of this format is a container's virtual disk
+/// (its bytes are not the holder's bytes where they lie).
+fn image_format_is_container(f: crate::image::ImageFormat) -> bool {
+    !matches!(
+        f,
+        crate::image::ImageFormat::Raw | crate::image::ImageFormat::BlockDevice
+    )
 }

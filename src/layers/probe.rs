@@ -38,6 +38,14 @@ pub enum ContentKind {
     MdRaid,
     /// A qcow2 image stored inside the volume.
     Qcow2,
+    /// A VMDK sparse or stream-optimized image stored inside the volume.
+    Vmdk,
+    /// A dynamic or differencing VHD image stored inside the volume.
+    Vhd,
+    /// A VHDX image stored inside the volume.
+    Vhdx,
+    /// A VDI image stored inside the volume.
+    Vdi,
     /// A partition table inside a volume (a disk stored in an LV, say).
     PartitionTable,
     /// Nothing but zeros at the places where signatures live.
@@ -69,6 +77,10 @@ impl ContentKind {
             ContentKind::Squashfs => "squashfs",
             ContentKind::MdRaid => "linux_raid_member",
             ContentKind::Qcow2 => "qcow2",
+            ContentKind::Vmdk => "vmdk",
+            ContentKind::Vhd => "vhd",
+            ContentKind::Vhdx => "vhdx",
+            ContentKind::Vdi => "vdi",
             ContentKind::PartitionTable => "partition table",
             ContentKind::Zeros => "empty",
             ContentKind::Unknown => "unknown",
@@ -328,6 +340,23 @@ pub fn probe_bytes(b: &[u8]) -> Content {
         let mut c = Content::new(ContentKind::Qcow2);
         c.version = be::u32(b, 4).map(|v| format!("version {v}"));
         return c;
+    }
+    // The other disk image formats whose first bytes say what they are
+    // (a fixed VHD starts with its disk's own bytes, a VMDK descriptor
+    // names extents elsewhere: neither is an image here).
+    if at(0, b"KDMV") {
+        let mut c = Content::new(ContentKind::Vmdk);
+        c.version = le::u32(b, 4).map(|v| format!("version {v}"));
+        return c;
+    }
+    if at(0, b"conectix") {
+        return Content::new(ContentKind::Vhd);
+    }
+    if at(0, b"vhdxfile") {
+        return Content::new(ContentKind::Vhdx);
+    }
+    if le::u32(b, 0x40) == Some(crate::image::vdi::SIGNATURE) {
+        return Content::new(ContentKind::Vdi);
     }
     if at(0, b"XFSB") {
         let mut c = Content::new(ContentKind::Xfs);

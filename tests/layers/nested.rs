@@ -748,6 +748,98 @@ fn a_qcow2_image_in_a_partition_is_a_nested_disk() {
     assert!(!String::from_utf8_lossy(&out).contains("p1/disk0"));
 }
 
+/// A VMDK (sparse and stream-optimized), a dynamic VHD, a VHDX and a VDI
+/// image written straight into a partition are opened as the nested disk
+/// they describe, as a qcow2 is; a VMDK snapshot, a differencing VHD and a
+/// differencing VDI (whose parents a volume cannot name) are refused with
+/// qcow2's sentence, never read with zeros where the parent's bytes belong.
+#[test]
+fn vmdk_vhd_vhdx_and_vdi_images_in_a_partition_are_nested_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("hello.txt"), b"inside an image inside p1\n").unwrap();
+    let raw = dir.path().join("guest.raw");
+    run_tool(
+        Command::new("mke2fs")
+            .args(["-q", "-t", "ext4", "-L", "imgin", "-d"])
+            .arg(&tree)
+            .arg(&raw)
+            .arg("6M"),
+    );
+    for (format, opts, shown) in [
+        ("vmdk", "subformat=monolithicSparse", "vmdk"),
+        ("vmdk", "subformat=streamOptimized", "vmdk"),
+        ("vpc", "subformat=dynamic", "vhd"),
+        ("vhdx", "subformat=dynamic", "vhdx"),
+        ("vdi", "static=off", "vdi"),
+    ] {
+        let sub = dir.path().join(format!("{format}-{opts}"));
+        std::fs::create_dir(&sub).unwrap();
+        let img = sub.join(format!("guest.{shown}"));
+        run_tool(
+            Command::new("qemu-img")
+                .args(["convert", "-q", "-f", "raw", "-O", format, "-o", opts])
+                .arg(&raw)
+                .arg(&img),
+        );
+        let outer = partition_holding(&sub, &img);
+        let outer = outer.to_str().unwrap();
+        let (out, err, code) = stdout(&["layers", outer]);
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(code, 0, "{opts}: {text}{err}");
+        assert!(text.contains("p1/disk0"), "{opts}: {text}");
+        assert!(text.contains(shown), "{opts}: {text}");
+        assert_eq!(
+            cat(outer, "p1/disk0", "/hello.txt"),
+            b"inside an image inside p1\n",
+            "{opts}"
+        );
+    }
+
+    // Children whose parents a volume cannot name.
+    let refused = |name: &str, child: &Path, names: &str| {
+        let sub = dir.path().join(format!("refused-{name}"));
+        std::fs::create_dir(&sub).unwrap();
+        let outer = partition_holding(&sub, child);
+        let (out, err, code) = stdout(&["layers", outer.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {}{err}", String::from_utf8_lossy(&out));
+        assert!(
+            err.contains(&format!("holds a {name} image with the backing file")),
+            "{name}: {err}"
+        );
+        assert!(err.contains(names), "{name}: {err}");
+        assert!(!String::from_utf8_lossy(&out).contains("p1/disk0"));
+    };
+    let base = dir
+        .path()
+        .join("vmdk-subformat=monolithicSparse/guest.vmdk");
+    let snap = dir.path().join("snap.vmdk");
+    run_tool(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vmdk", "-F", "vmdk", "-b"])
+            .arg(&base)
+            .arg(&snap),
+    );
+    refused("vmdk", &snap, "guest.vmdk");
+    let vhd = std::fs::read(dir.path().join("vpc-subformat=dynamic/guest.vhd")).unwrap();
+    let footer = &vhd[vhd.len() - 512..];
+    let child = dir.path().join("child.vhd");
+    std::fs::write(
+        &child,
+        crate::vhd::vhd_child(footer, &footer[68..84], ".\\guest.vhd", 7),
+    )
+    .unwrap();
+    refused("vhd", &child, "guest.vhd");
+    // A VDI made differencing: its type and its parent's UUID.
+    let mut vdi = std::fs::read(dir.path().join("vdi-static=off/guest.vdi")).unwrap();
+    vdi[0x4c..0x50].copy_from_slice(&4u32.to_le_bytes());
+    vdi[0x1a8..0x1b8].fill(0x42);
+    let child = dir.path().join("child.vdi");
+    std::fs::write(&child, &vdi).unwrap();
+    refused("vdi", &child, "42424242-4242");
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(b)

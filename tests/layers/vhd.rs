@@ -170,7 +170,12 @@ fn vhd_checksum(b: &mut [u8], field: usize) {
 /// A differencing VHD over a parent footer `parent_footer` (its UUID and
 /// geometry), naming the parent `locator` (W2ru) and `parent_uuid`; block 0
 /// has sectors 8..16 of its own (0xc3), everything else is the parent's.
-fn vhd_child(parent_footer: &[u8], parent_uuid: &[u8], locator: &str, uuid: u8) -> Vec<u8> {
+pub(crate) fn vhd_child(
+    parent_footer: &[u8],
+    parent_uuid: &[u8],
+    locator: &str,
+    uuid: u8,
+) -> Vec<u8> {
     let size = u64::from_be_bytes(parent_footer[48..56].try_into().unwrap());
     let block = 2u64 << 20;
     let entries = size.div_ceil(block) as usize;
@@ -746,4 +751,257 @@ fn damage_anywhere_in_the_metadata_never_panics() {
             }
         }
     }
+}
+
+// ---- refresh: the tables are read again after the file changed ----
+
+/// A VMDK, VHD, VHDX and VDI image opened, then written by qemu-io (a
+/// grain or block allocated that was absent): after `refresh` the new
+/// bytes read (the grain tables and block maps are read again); before,
+/// the image reads as it did when opened, never a mix that fails.
+#[test]
+fn refresh_reads_what_was_written_since_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, shown) in [
+        ("vmdk", ImageFormat::Vmdk),
+        ("vpc", ImageFormat::Vhd),
+        ("vhdx", ImageFormat::Vhdx),
+        ("vdi", ImageFormat::Vdi),
+    ] {
+        let path = dir.path().join(format!("grow.{format}"));
+        let tool = |args: &[&str]| {
+            let out = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let p = path.to_str().unwrap();
+        tool(&["qemu-img", "create", "-q", "-f", format, p, "16M"]);
+        tool(&["qemu-io", "-f", format, "-c", "write -P 0x11 0 64k", p]);
+        let img = image::open(&path).unwrap();
+        assert_eq!(img.format, shown);
+        let at = 5u64 << 20;
+        let mut buf = vec![0xeeu8; 65536];
+        img.source.read_exact_at(at, &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "{format}: not allocated yet");
+        tool(&["qemu-io", "-f", format, "-c", "write -P 0x5a 5M 64k", p]);
+        img.source.refresh().unwrap();
+        img.source.read_exact_at(at, &mut buf).unwrap();
+        assert!(
+            buf.iter().all(|&b| b == 0x5a),
+            "{format}: the block written since opening reads after refresh"
+        );
+        img.source.read_exact_at(0, &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0x11), "{format}: the first write");
+        // A refresh of a file that became damaged keeps the old reader.
+        let good = std::fs::read(&path).unwrap();
+        std::fs::write(&path, vec![0u8; 4096]).unwrap();
+        assert!(img.source.refresh().is_err(), "{format}: damaged now");
+        std::fs::write(&path, &good).unwrap();
+    }
+}
+
+// ---- VHDX log: several entries, and one wrapping round the buffer ----
+
+/// What one log entry writes: 4 KiB of `Some(byte)` or zeros (`None`) at a
+/// file offset.
+type LogWrite = (u64, Option<u8>);
+
+/// A log entry (MS-VHDX 2.3.1) with log GUID `guid`, sequence number
+/// `seq`, tail `tail` (the byte in the log where the active sequence
+/// begins) and one descriptor per write, CRC-32C set.
+fn log_entry(guid: &[u8; 16], seq: u64, tail: u32, file_len: u64, writes: &[LogWrite]) -> Vec<u8> {
+    let data: Vec<&LogWrite> = writes.iter().filter(|w| w.1.is_some()).collect();
+    let desc_area = (64 + 32 * writes.len()).div_ceil(4096) * 4096;
+    let len = desc_area + 4096 * data.len();
+    let mut e = vec![0u8; len];
+    e[..4].copy_from_slice(b"loge");
+    e[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    e[12..16].copy_from_slice(&tail.to_le_bytes());
+    e[16..24].copy_from_slice(&seq.to_le_bytes());
+    e[24..28].copy_from_slice(&(writes.len() as u32).to_le_bytes());
+    e[32..48].copy_from_slice(guid);
+    e[48..56].copy_from_slice(&file_len.to_le_bytes());
+    e[56..64].copy_from_slice(&file_len.to_le_bytes());
+    let mut s = desc_area;
+    for (i, &(at, fill)) in writes.iter().enumerate() {
+        let d = 64 + 32 * i;
+        match fill {
+            Some(b) => {
+                e[d..d + 4].copy_from_slice(b"desc");
+                e[d + 4..d + 8].fill(b);
+                e[d + 8..d + 16].fill(b);
+                e[s..s + 4].copy_from_slice(b"data");
+                e[s + 4..s + 8].copy_from_slice(&((seq >> 32) as u32).to_le_bytes());
+                e[s + 8..s + 4092].fill(b);
+                e[s + 4092..s + 4096].copy_from_slice(&(seq as u32).to_le_bytes());
+                s += 4096;
+            }
+            None => {
+                e[d..d + 4].copy_from_slice(b"zero");
+                e[d + 8..d + 16].copy_from_slice(&4096u64.to_le_bytes());
+            }
+        }
+        e[d + 16..d + 24].copy_from_slice(&at.to_le_bytes());
+        e[d + 24..d + 32].copy_from_slice(&seq.to_le_bytes());
+    }
+    crc_fix(&mut e, 4);
+    e
+}
+
+/// A copy of `vhdx-dynamic` whose log holds `entries` (log byte, entry
+/// bytes; an entry running past the log's end continues at its start)
+/// and whose current header names the log GUID. Returns the file, the
+/// log's length and where payload block 0 lives.
+fn vhdx_with_log(guid: &[u8; 16], entries: &[(usize, Vec<u8>)]) -> Vec<u8> {
+    let mut f = std::fs::read(common::fixture("vhdx-dynamic")).unwrap();
+    let h = vhdx_current_header(&f);
+    let log_len = u32::from_le_bytes(f[h + 68..h + 72].try_into().unwrap()) as usize;
+    let log_off = u64::from_le_bytes(f[h + 72..h + 80].try_into().unwrap()) as usize;
+    for (at, e) in entries {
+        for (i, &b) in e.iter().enumerate() {
+            f[log_off + (at + i) % log_len] = b;
+        }
+    }
+    f[h + 48..h + 64].copy_from_slice(guid);
+    crc_fix(&mut f[h..h + 4096], 4);
+    f
+}
+
+/// The log's length and payload block 0's file offset in `vhdx-dynamic`.
+fn vhdx_log_facts() -> (usize, u64, u64) {
+    let f = std::fs::read(common::fixture("vhdx-dynamic")).unwrap();
+    let ((bat_off, _), _) = vhdx_regions(&f);
+    let b0 = u64::from_le_bytes(f[bat_off..bat_off + 8].try_into().unwrap()) & !0xfffff;
+    let h = vhdx_current_header(&f);
+    let log_len = u32::from_le_bytes(f[h + 68..h + 72].try_into().unwrap()) as usize;
+    (log_len, b0, f.len() as u64)
+}
+
+/// What `vhdx-dynamic` reads with the first 16 KiB of block 0 (virtual
+/// bytes 0..16 KiB) as given.
+fn vhdx_expected(first: &[Option<u8>; 4]) -> String {
+    let mut want = read_all(
+        &*image::open(&common::fixture("vhdx-dynamic"))
+            .unwrap()
+            .source,
+    );
+    for (i, b) in first.iter().enumerate() {
+        if let Some(b) = b {
+            want[i * 4096..(i + 1) * 4096].fill(*b);
+        }
+    }
+    sha(&want)
+}
+
+/// Three entries with consecutive sequence numbers, the later ones
+/// writing over the earlier ones' sectors, after a stale entry of an
+/// older sequence: replayed in sequence order (the last write wins), the
+/// stale entry ignored.
+#[test]
+fn vhdx_log_with_several_entries_replays_them_in_order() {
+    let (_, b0, flen) = vhdx_log_facts();
+    let guid = [0x61u8; 16];
+    let seq = 0x2_0000_0010u64;
+    let tail = 8192u32;
+    let entries = vec![
+        // Stale: an older sequence, before the active one's tail.
+        (
+            0,
+            log_entry(&guid, seq - 5, 0, flen, &[(b0 + 8192, Some(0xee))]),
+        ),
+        (
+            8192,
+            log_entry(
+                &guid,
+                seq,
+                tail,
+                flen,
+                &[(b0, Some(0xa1)), (b0 + 4096, Some(0xa2))],
+            ),
+        ),
+        (
+            8192 + 3 * 4096,
+            log_entry(
+                &guid,
+                seq + 1,
+                tail,
+                flen,
+                &[(b0 + 4096, Some(0xb2)), (b0, None)],
+            ),
+        ),
+        (
+            8192 + 3 * 4096 + 2 * 4096,
+            log_entry(&guid, seq + 2, tail, flen, &[(b0 + 12288, Some(0xc4))]),
+        ),
+    ];
+    let f = vhdx_with_log(&guid, &entries);
+    let v = Vhdx::from_source(Arc::new(f), "multi").unwrap();
+    assert_eq!(v.log_replayed(), Some(3));
+    let want = vhdx_expected(&[Some(0), Some(0xb2), None, Some(0xc4)]);
+    assert_eq!(sha(&read_all(&v)), want);
+}
+
+/// An active sequence that runs past the end of the circular log and
+/// continues at its start (one entry split across the end), with a stale
+/// entry of an older sequence elsewhere: replayed whole, in order. With
+/// the split entry damaged, only the entry before it is replayed (the
+/// head after the damage no longer follows a complete sequence).
+#[test]
+fn vhdx_log_that_wraps_round_the_buffer_is_replayed() {
+    let (log_len, b0, flen) = vhdx_log_facts();
+    let guid = [0x62u8; 16];
+    let seq = 0x3_0000_0100u64;
+    // The first entry (two sectors) ends 4 KiB before the log's end; the
+    // second (two sectors) starts there and ends in the log's first
+    // sector; the third (three sectors) follows at byte 4096.
+    let first = log_len - 12288;
+    let tail = first as u32;
+    let entries = vec![
+        (
+            65536,
+            log_entry(&guid, seq - 40, 65536, flen, &[(b0, Some(0xee))]),
+        ),
+        (
+            first,
+            log_entry(&guid, seq, tail, flen, &[(b0, Some(0x11))]),
+        ),
+        (
+            log_len - 4096,
+            log_entry(&guid, seq + 1, tail, flen, &[(b0 + 4096, Some(0x22))]),
+        ),
+        (
+            4096,
+            log_entry(
+                &guid,
+                seq + 2,
+                tail,
+                flen,
+                &[(b0, Some(0x33)), (b0 + 8192, Some(0x44))],
+            ),
+        ),
+    ];
+    // The wrapping entry really is split: 4 KiB before the end, 4 KiB after.
+    assert_eq!(entries[2].1.len(), 8192);
+    let f = vhdx_with_log(&guid, &entries);
+    let v = Vhdx::from_source(Arc::new(f.clone()), "wrapped").unwrap();
+    assert_eq!(v.log_replayed(), Some(3));
+    let want = vhdx_expected(&[Some(0x33), Some(0x22), Some(0x44), None]);
+    assert_eq!(sha(&read_all(&v)), want);
+    // The split entry's second half damaged (its CRC fails).
+    let mut bad = f;
+    let h = vhdx_current_header(&bad);
+    let log_off = u64::from_le_bytes(bad[h + 72..h + 80].try_into().unwrap()) as usize;
+    bad[log_off + 100] ^= 1;
+    let v = Vhdx::from_source(Arc::new(bad), "broken").unwrap();
+    assert_eq!(v.log_replayed(), Some(1));
+    assert_eq!(
+        sha(&read_all(&v)),
+        vhdx_expected(&[Some(0x11), None, None, None])
+    );
 }

@@ -109,12 +109,6 @@ pub fn has_magic(head: &[u8]) -> bool {
 /// A whole compressed cluster to decompress: its L2 entry and where it goes.
 type ClusterJob<'a> = (u64, &'a mut [u8]);
 
-/// How many threads decompress clusters of one large read.
-fn parallelism() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
-}
-
 /// Decompressed clusters kept for reads smaller than a cluster.
 const CLUSTER_CACHE: usize = 8;
 
@@ -414,46 +408,10 @@ impl Qcow2 {
         })
     }
 
-    /// Decompress whole clusters into their buffers, spreading the work over
-    /// the CPUs when there is more than one cluster. Workers take clusters one
-    /// at a time from a shared queue, so a worker the scheduler pauses holds
-    /// up at most one cluster.
+    /// Decompress whole clusters into their buffers, spread over the CPUs
+    /// when there is more than one cluster ([`crate::image::parallel`]).
     fn decompress_all(&self, jobs: Vec<ClusterJob<'_>>) -> std::io::Result<()> {
-        let workers = parallelism().min(jobs.len());
-        if workers <= 1 {
-            for (entry, dst) in jobs {
-                self.decompress_cluster(entry, dst)?;
-            }
-            return Ok(());
-        }
-        let queue: Vec<Mutex<Option<ClusterJob<'_>>>> =
-            jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let work = || -> std::io::Result<()> {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(slot) = queue.get(i) else {
-                    return Ok(());
-                };
-                let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some((entry, dst)) = job {
-                    self.decompress_cluster(entry, dst)?;
-                }
-            }
-        };
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
-            let mut result = work();
-            for h in handles {
-                let r = h.join().unwrap_or_else(|_| {
-                    Err(std::io::Error::other("a decompression thread panicked"))
-                });
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            result
-        })
+        crate::image::parallel::for_each(jobs, |(entry, dst)| self.decompress_cluster(entry, dst))
     }
 
     /// Copy part of a compressed cluster, keeping recently decompressed clusters.

@@ -184,36 +184,7 @@ pub fn replay(file: Arc<dyn ReadAt>, header: &Header, name: &str) -> Result<(Ove
         .filter_map(|i| entry_at(&log, i * SECTOR, &header.log_guid))
         .map(|e| (e.offset, e))
         .collect();
-    // From each entry, the run of entries that follow it with consecutive
-    // sequence numbers; keep the run whose head has the highest number and
-    // whose head's tail is the run's first entry.
-    let mut best: Option<Vec<&Entry>> = None;
-    for start in entries.values() {
-        let mut run = vec![start];
-        let mut cur = start;
-        while run.len() <= entries.len() {
-            let next = (cur.offset + cur.length) % len;
-            match entries.get(&next) {
-                Some(n) if n.sequence == cur.sequence.wrapping_add(1) => {
-                    run.push(n);
-                    cur = n;
-                }
-                _ => break,
-            }
-        }
-        // The run must begin at its head's tail.
-        let Some(pos) = run.iter().position(|e| e.offset == cur.tail) else {
-            continue;
-        };
-        let run = run.split_off(pos);
-        let better = best
-            .as_ref()
-            .and_then(|b| b.last())
-            .is_none_or(|b| cur.sequence > b.sequence);
-        if better {
-            best = Some(run);
-        }
-    }
+    let best = active_sequence(&entries, len);
     let Some(run) = best else {
         return Err(Error::corrupt(
             structure(),
@@ -239,4 +210,45 @@ pub fn replay(file: Arc<dyn ReadAt>, header: &Header, name: &str) -> Result<(Ove
         }
     }
     Ok((Overlay { file, writes, size }, run.len()))
+}
+
+/// The active sequence among `entries` (by their byte in a log of `len`
+/// bytes), oldest first: the candidate heads are tried from the highest
+/// sequence number down, and the first whose run, from the entry at its
+/// tail through entries that each follow the previous one in the
+/// circular log with the next sequence number, reaches it, is the one.
+/// The walks together take at most a few steps per entry (a log that
+/// needs more is too tangled to trust: none).
+fn active_sequence(entries: &BTreeMap<u64, Entry>, len: u64) -> Option<Vec<&Entry>> {
+    let mut heads: Vec<&Entry> = entries.values().collect();
+    heads.sort_by_key(|e| std::cmp::Reverse(e.sequence));
+    let mut budget = entries.len().saturating_mul(4).saturating_add(64);
+    for head in heads {
+        let Some(first) = entries.get(&head.tail) else {
+            continue;
+        };
+        if first.sequence > head.sequence {
+            continue;
+        }
+        let mut run = vec![first];
+        let mut cur = first;
+        while cur.offset != head.offset {
+            budget = budget.checked_sub(1)?;
+            let next = (cur.offset + cur.length) % len;
+            match entries.get(&next) {
+                Some(n)
+                    if n.sequence == cur.sequence.wrapping_add(1)
+                        && n.sequence <= head.sequence =>
+                {
+                    run.push(n);
+                    cur = n;
+                }
+                _ => break,
+            }
+        }
+        if cur.offset == head.offset {
+            return Some(run);
+        }
+    }
+    None
 }

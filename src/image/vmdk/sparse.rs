@@ -448,7 +448,10 @@ impl SparseExtent {
     }
 
     /// Read extent bytes at `off` into `buf`; bytes of unallocated grains
-    /// are asked of `fallback` (extent offset, buffer).
+    /// are asked of `fallback` (extent offset, buffer). Plain grains that
+    /// follow each other in the file are read in one go; whole compressed
+    /// grains are inflated at the end, on several threads when there are
+    /// several ([`crate::image::parallel`]), each into its place in `buf`.
     pub fn read(
         &self,
         off: u64,
@@ -456,43 +459,65 @@ impl SparseExtent {
         fallback: &mut dyn FnMut(u64, &mut [u8]) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         let grain = self.header.grain_bytes().max(1);
-        let mut done = 0usize;
-        // One grain per turn: the loop ends after at most buf.len() / grain + 1 turns.
-        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
-            let pos = off.saturating_add(done as u64);
+        let compressed = self.header.compressed();
+        let mut whole: Vec<(u64, u64, &mut [u8])> = Vec::new();
+        let mut rest: &mut [u8] = buf;
+        let mut pos = off;
+        // One grain (or run of contiguous plain grains) per turn: the loop
+        // ends after at most buf.len() / grain + 1 turns.
+        while !rest.is_empty() {
             let in_grain = pos.checked_rem(grain).unwrap_or(0);
-            let n = usize::try_from(grain.saturating_sub(in_grain).min(rest.len() as u64))
-                .unwrap_or(rest.len());
-            let Some(dst) = rest.get_mut(..n) else { break };
-            if pos >= self.capacity_bytes() {
-                dst.fill(0);
+            let mut n = grain.saturating_sub(in_grain).min(rest.len() as u64);
+            let kind = if pos >= self.capacity_bytes() {
+                Grain::Zero
             } else {
-                match self.grain(pos)? {
-                    Grain::Unallocated => fallback(pos, dst)?,
-                    Grain::Zero => dst.fill(0),
-                    Grain::At(host) if self.header.compressed() => {
-                        let data = self.compressed_grain(pos.saturating_sub(in_grain), host)?;
-                        let start = usize::try_from(in_grain).unwrap_or(usize::MAX);
-                        let src = start
-                            .checked_add(n)
-                            .and_then(|end| data.get(start..end))
-                            .ok_or_else(|| {
-                                std::io::Error::other(format!(
-                                    "{}: VMDK grain at byte {host} is shorter than the read",
-                                    self.name
-                                ))
-                            })?;
-                        dst.copy_from_slice(src);
+                self.grain(pos)?
+            };
+            if let (Grain::At(host), false) = (kind, compressed) {
+                // The plain grains after this one that follow it in the file.
+                let mut next_host = host.saturating_add(grain);
+                while n < rest.len() as u64 {
+                    let p = pos.saturating_add(n);
+                    if p >= self.capacity_bytes() || self.grain(p)? != Grain::At(next_host) {
+                        break;
                     }
-                    Grain::At(host) => {
-                        let at = host.saturating_add(in_grain);
-                        self.read_plain(at, dst)?;
-                    }
+                    n = n.saturating_add(grain).min(rest.len() as u64);
+                    next_host = next_host.saturating_add(grain);
                 }
             }
-            done = done.saturating_add(n);
+            let n = usize::try_from(n).unwrap_or(rest.len()).min(rest.len());
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            match kind {
+                Grain::Unallocated => fallback(pos, dst)?,
+                Grain::Zero => dst.fill(0),
+                Grain::At(host) if compressed && in_grain == 0 && n as u64 == grain => {
+                    whole.push((pos, host, dst));
+                }
+                Grain::At(host) if compressed => {
+                    let data = self.compressed_grain(pos.saturating_sub(in_grain), host)?;
+                    let start = usize::try_from(in_grain).unwrap_or(usize::MAX);
+                    let src = start
+                        .checked_add(n)
+                        .and_then(|end| data.get(start..end))
+                        .ok_or_else(|| {
+                            std::io::Error::other(format!(
+                                "{}: VMDK grain at byte {host} is shorter than the read",
+                                self.name
+                            ))
+                        })?;
+                    dst.copy_from_slice(src);
+                }
+                Grain::At(host) => {
+                    let at = host.saturating_add(in_grain);
+                    self.read_plain(at, dst)?;
+                }
+            }
+            pos = pos.saturating_add(n as u64);
         }
-        Ok(())
+        crate::image::parallel::for_each(whole, |(lba, host, dst)| {
+            self.inflate_grain(lba, host, dst)
+        })
     }
 
     /// Plain grain bytes: past the file's end they are lost.
@@ -512,7 +537,8 @@ impl SparseExtent {
         self.file.read_exact_at(at, dst)
     }
 
-    /// The decompressed grain starting at extent byte `lba_bytes`, stored at `host`.
+    /// The decompressed grain starting at extent byte `lba_bytes`, stored
+    /// at `host`, kept for the next reads of the same grain.
     fn compressed_grain(&self, lba_bytes: u64, host: u64) -> std::io::Result<Arc<[u8]>> {
         {
             let cache = self.grain_cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -520,6 +546,21 @@ impl SparseExtent {
                 return Ok(Arc::clone(g));
             }
         }
+        let mut out = vec![0u8; usize::try_from(self.header.grain_bytes()).unwrap_or(0)];
+        self.inflate_grain(lba_bytes, host, &mut out)?;
+        let g: Arc<[u8]> = out.into();
+        let mut cache = self.grain_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= GRAIN_CACHE {
+            cache.remove(0);
+        }
+        cache.push((host, Arc::clone(&g)));
+        Ok(g)
+    }
+
+    /// Inflate the grain starting at extent byte `lba_bytes`, stored at
+    /// `host`, into `out` (a whole grain; the part a short last grain
+    /// does not fill is zeros).
+    fn inflate_grain(&self, lba_bytes: u64, host: u64, out: &mut [u8]) -> std::io::Result<()> {
         let grain = self.header.grain_bytes();
         let structure = format!("{}: VMDK compressed grain", self.name);
         let markers = self.header.flags & flags::MARKERS != 0;
@@ -550,8 +591,7 @@ impl SparseExtent {
         let cap = grain.saturating_mul(2).saturating_add(1024);
         let input = read_vec(&*self.file, data_at, len, cap)
             .map_err(|e| io_err(Error::corrupt(structure.clone(), host, e.to_string())))?;
-        let mut out = vec![0u8; usize::try_from(grain).unwrap_or(0)];
-        let produced = inflate_zlib(&input, &mut out)
+        let produced = inflate_zlib(&input, out)
             .map_err(|e| io_err(Error::corrupt(structure.clone(), host, e)))?;
         if produced < out.len() {
             // Only the last grain of an extent may be short (the capacity
@@ -564,14 +604,11 @@ impl SparseExtent {
                     format!("the grain inflates to {produced} of {grain} bytes"),
                 )));
             }
+            if let Some(t) = out.get_mut(produced..) {
+                t.fill(0);
+            }
         }
-        let g: Arc<[u8]> = out.into();
-        let mut cache = self.grain_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= GRAIN_CACHE {
-            cache.remove(0);
-        }
-        cache.push((host, Arc::clone(&g)));
-        Ok(g)
+        Ok(())
     }
 
     /// Where extent bytes at `off` lie plainly in the host file.
