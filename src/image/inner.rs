@@ -98,7 +98,7 @@ pub fn open_in_fs(
     reader
         .read_exact_at(size - tail.len() as u64, &mut tail)
         .map_err(|e| Error::io(shown.clone(), e))?;
-    if let Some(name) = super::unsupported_format(&head, &tail) {
+    if let Some(name) = super::unsupported_format(&head) {
         return Err(Error::Unsupported(format!(
             "{shown}: {name} images are not supported yet; copy it out (`vmrescue cp`), \
              convert the copy to raw with `qemu-img convert -O raw` and open that"

@@ -190,10 +190,7 @@ pub(crate) fn snapshots_detail(list: &[String]) -> String {
 }
 
 /// Formats recognised by their magic but not readable (yet): their name and what makes them.
-pub(crate) fn unsupported_format(head: &[u8], tail: &[u8]) -> Option<&'static str> {
-    // VMDK, VHD, VHDX and VDI are read ([`vmdk`], [`family`]); `tail`
-    // stays for formats recognised by their last bytes.
-    let _ = tail;
+pub(crate) fn unsupported_format(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"QED\0") {
         return Some("QED (QEMU enhanced disk)");
     }
@@ -307,7 +304,7 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
     let mut tail = vec![0u8; size.min(512) as usize];
     file.read_exact_at(size - tail.len() as u64, &mut tail)
         .with_path(path)?;
-    if let Some(name) = unsupported_format(&head, &tail) {
+    if let Some(name) = unsupported_format(&head) {
         return Err(Error::Unsupported(format!(
             "{}: {name} images are not supported yet; convert a copy to raw with \
              `qemu-img convert -O raw {} COPY.raw` and open that",

@@ -803,7 +803,7 @@ fn open_backing(
             if has_magic(&head) {
                 return qcow2(seen);
             }
-            if let Some(kind) = super::unsupported_format(&head, &[]) {
+            if let Some(kind) = super::unsupported_format(&head) {
                 return Err(Error::Unsupported(format!(
                     "{above}: backing file {} is a {kind} image; vmrescue reads raw and qcow2 backing files",
                     path.display()
