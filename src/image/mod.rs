@@ -211,21 +211,43 @@ pub fn open(path: &Path) -> Result<Image> {
     open_with(path, &OpenOptions::default())
 }
 
-/// Open `path` read-only: the disks it holds, usually one; an OVA archive
-/// gives each disk its OVF names, in the OVF's order.
-pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Image>> {
-    if rbd::is_rbd(path) || path.to_str().is_some_and(nbd::is_uri) {
-        return Ok(vec![open_with(path, opts)?]);
+/// An NBD URI or an `rbd:` name opened, or `None` for a host path.
+fn open_network(path: &Path, opts: &OpenOptions) -> Result<Option<Image>> {
+    if rbd::is_rbd(path) {
+        return rbd::open(path, opts).map(Some);
     }
+    if let Some(uri) = path.to_str().filter(|s| nbd::is_uri(s)) {
+        return open_nbd(uri, opts).map(Some);
+    }
+    Ok(None)
+}
+
+/// A host file opened, with its first bytes (up to 512).
+fn open_head(path: &Path) -> Result<(FileSource, Vec<u8>)> {
     let file = FileSource::open(path)?;
     let mut head = vec![0u8; file.size().min(512) as usize];
     file.read_exact_at(0, &mut head).with_path(path)?;
-    if !ova::has_magic(&head) {
-        return Ok(vec![open_with(path, opts)?]);
+    Ok((file, head))
+}
+
+/// Open `path` read-only: the disks it holds, usually one; an OVA archive
+/// gives each disk its OVF names, in the OVF's order.
+pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Image>> {
+    if let Some(image) = open_network(path, opts)? {
+        return Ok(vec![image]);
     }
+    let (file, head) = open_head(path)?;
+    if ova::has_magic(&head) {
+        return ova_images(path, Arc::new(file));
+    }
+    Ok(vec![open_file(path, file, &head, opts)?])
+}
+
+/// The disks of the OVA archive `file` (opened from `path`).
+fn ova_images(path: &Path, file: Arc<FileSource>) -> Result<Vec<Image>> {
     let name = path.display().to_string();
     let mut out = Vec::new();
-    for disk in ova::disks(Arc::new(file), &name)? {
+    for disk in ova::disks(file, &name)? {
         let shown = ova::disk_path(path, &disk.name);
         let shown_name = shown.display().to_string();
         let mut first = vec![0u8; disk.source.size().min(512) as usize];
@@ -274,19 +296,13 @@ pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Image>> {
 
 /// Open `path` read-only with options (a qcow2 snapshot to show).
 pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
-    if rbd::is_rbd(path) {
-        return rbd::open(path, opts);
+    if let Some(image) = open_network(path, opts)? {
+        return Ok(image);
     }
-    if let Some(uri) = path.to_str().filter(|s| nbd::is_uri(s)) {
-        return open_nbd(uri, opts);
-    }
-    let file = FileSource::open(path)?;
-    let size = file.size();
-    let mut head = vec![0u8; size.min(512) as usize];
-    file.read_exact_at(0, &mut head).with_path(path)?;
+    let (file, head) = open_head(path)?;
     if ova::has_magic(&head) && opts.snapshot.is_none() {
         // One image asked for: the OVA's first disk ([`open_all`] gives all).
-        let mut disks = open_all(path, opts)?.into_iter();
+        let mut disks = ova_images(path, Arc::new(file))?.into_iter();
         let more = disks.len().saturating_sub(1);
         let Some(mut first) = disks.next() else {
             return Err(Error::NotFound(format!("{}: no disks", path.display())));
@@ -300,11 +316,18 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         }
         return Ok(first);
     }
+    open_file(path, file, &head, opts)
+}
+
+/// The host file `file` opened from `path`, whose first bytes are `head`,
+/// read as the container format they announce (an OVA is not looked for).
+fn open_file(path: &Path, file: FileSource, head: &[u8], opts: &OpenOptions) -> Result<Image> {
+    let size = file.size();
     // A VHD footer sits in the last 512 bytes.
     let mut tail = vec![0u8; size.min(512) as usize];
     file.read_exact_at(size - tail.len() as u64, &mut tail)
         .with_path(path)?;
-    if let Some(name) = unsupported_format(&head) {
+    if let Some(name) = unsupported_format(head) {
         return Err(Error::Unsupported(format!(
             "{}: {name} images are not supported yet; convert a copy to raw with \
              `qemu-img convert -O raw {} COPY.raw` and open that",
@@ -312,10 +335,10 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
             path.display()
         )));
     }
-    if qcow2::has_magic(&head) {
+    if qcow2::has_magic(head) {
         return open_qcow2_in(Arc::new(qcow2::HostFiles), path, opts);
     }
-    if vmdk::has_magic(&head) {
+    if vmdk::has_magic(head) {
         if let Some(s) = &opts.snapshot {
             return Err(Error::Invalid(format!(
                 "{}: --snapshot {} needs a qcow2 image; a VMDK keeps no internal snapshots (a VMware snapshot is a child VMDK: open that file instead)",
@@ -325,7 +348,7 @@ pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Image> {
         }
         return open_vmdk(path);
     }
-    if family::detect(&head, &tail).is_some() {
+    if family::detect(head, &tail).is_some() {
         return open_family_in(Arc::new(qcow2::HostFiles), path, opts);
     }
     if let Some(s) = &opts.snapshot {
