@@ -31,8 +31,15 @@
 //! Speed: when the filesystem can say where a file's bytes lie in a host
 //! file ([`FsView::host_extent`], e.g. a raw image), they are moved with
 //! `copy_file_range` without passing through user space; otherwise read in
-//! 1 MiB pieces. Memory stays bounded whatever the tree: one buffer, one
-//! listing per open directory level, and the hard-linked files seen.
+//! 1 MiB pieces, the pieces after the one being written read (decompressed)
+//! by the job's one reader thread ([`ReadAhead`]: started at the first file
+//! of more than one piece, at most [`AHEAD`] pieces asked, buffers reused),
+//! so reading and writing use two cores. Before the files of a directory
+//! are copied, the filesystem is told which inodes and data the next
+//! batches need ([`FsView::prefetch`]: ext asks the kernel to read them in
+//! disk order), so a cold copy does not wait for one seek per file.
+//! Memory stays bounded whatever the tree: a few buffers, one listing per
+//! open directory level, and the hard-linked files seen.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -70,6 +77,10 @@ enum KernelCopy {
     /// Neither works: read and write.
     Off,
 }
+
+/// Entries of a directory whose reads are announced to the filesystem at
+/// once ([`FsView::prefetch`]).
+const PREFETCH_BATCH: usize = 512;
 
 /// Chunks of [`BUFFER`] bytes asked of a job's reader thread at most (so
 /// at most this many buffers, and one more being written, per job).
@@ -567,6 +578,10 @@ pub fn plan_visit(
             let Ok(entries) = fs.read_dir(dir) else {
                 continue;
             };
+            let nodes: Vec<NodeId> = entries.iter().map(|e| e.node).collect();
+            for batch in nodes.chunks(PREFETCH_BATCH) {
+                fs.prefetch(batch, false);
+            }
             for e in entries {
                 if !is_safe_name(&e.name) {
                     t.unsafe_names += 1;
@@ -1053,7 +1068,17 @@ impl Exec<'_> {
             }
         };
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        for e in entries {
+        // The data of the files a batch ahead is read by the kernel (in
+        // the order it lies on disk) while this batch is copied.
+        let nodes: Vec<NodeId> = entries.iter().map(|e| e.node).collect();
+        for (i, e) in entries.into_iter().enumerate() {
+            if i % PREFETCH_BATCH == 0 {
+                let from = if i == 0 { 0 } else { i + PREFETCH_BATCH };
+                let to = (i + 2 * PREFETCH_BATCH).min(nodes.len());
+                if let Some(batch) = nodes.get(from..to) {
+                    self.fs.prefetch(batch, true);
+                }
+            }
             if self.cancelled() {
                 break;
             }
