@@ -130,19 +130,7 @@ fn tui_against_cli(root: &Path, tree: &Path, files: usize, cold: bool) {
         "\n(c) {files} small files from an ext4 image: the TUI's copy job against `vmrescue cp`"
     );
     let image = root.join("tui.img");
-    let size_mib = du(tree) / (1 << 20) * 3 / 2 + 256;
-    let made = Command::new("mke2fs")
-        .stdout(Stdio::null())
-        .args(["-q", "-F", "-t", "ext4", "-d"])
-        .arg(tree)
-        .arg(&image)
-        .arg(format!("{size_mib}M"))
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        made,
-        "mke2fs -d failed (e2fsprogs is in scripts/lib.sh's packages)"
-    );
+    make_ext4(tree, &image, du(tree));
     let case = Case {
         image: image.clone(),
         cp_src: image.clone(),
@@ -338,16 +326,7 @@ impl Case {
             },
             Source::Ext4Image => {
                 let image = root.join("fs.img");
-                let size_mib = bytes / (1 << 20) * 3 / 2 + 256;
-                let ok = Command::new("mke2fs")
-                    .stdout(Stdio::null())
-                    .args(["-q", "-F", "-t", "ext4", "-d"])
-                    .arg(tree)
-                    .arg(&image)
-                    .arg(format!("{size_mib}M"))
-                    .status()
-                    .is_ok_and(|s| s.success());
-                assert!(ok, "mke2fs -d failed (e2fsprogs needed)");
+                make_ext4(tree, &image, bytes);
                 let mnt = root.join("mnt");
                 std::fs::create_dir_all(&mnt).unwrap();
                 let mounted = Command::new("mount")
@@ -456,6 +435,20 @@ fn timed(mut cmd: Command) -> Option<(Duration, Option<u64>)> {
         return None;
     }
     Some((elapsed, hwm))
+}
+
+/// An ext4 image of `tree` (holding `bytes` of file data) at `image`, by `mke2fs -d`.
+fn make_ext4(tree: &Path, image: &Path, bytes: u64) {
+    let size_mib = bytes / (1 << 20) * 3 / 2 + 256;
+    let ok = Command::new("mke2fs")
+        .stdout(Stdio::null())
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(tree)
+        .arg(image)
+        .arg(format!("{size_mib}M"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mke2fs -d failed (e2fsprogs needed)");
 }
 
 /// Apparent bytes of the regular files under `p` (hard links once).
