@@ -6,6 +6,14 @@
 //! Prints the best of three runs of each tool, the ratios, and vmrescue's
 //! peak RSS (`VmHWM`, sampled while it runs). No timed assertions.
 //!
+//! (c) The TUI's copy job against `vmrescue cp`, both from an ext4 image of
+//! tree (b) (`mke2fs -d`, no root needed): the TUI row is this program run
+//! again as a child that drives the browser headless through the code the
+//! terminal runs — [`App`] on the image, every entry of the root marked,
+//! the copy dialog's plan and copy on job threads ([`Jobs::spawn`]), their
+//! events handled and a frame drawn (on a `TestBackend`) between batches
+//! as `tui::run` does — timed as a whole process like the CLI.
+//!
 //! `cargo bench --bench copy`; `VMRESCUE_BENCH_DIR` picks the scratch
 //! directory (default `target/bench-copy`), `VMRESCUE_BENCH_COLD=1` (root)
 //! also drops the page cache before every run, `VMRESCUE_BENCH_BIG_MIB` and
@@ -44,6 +52,11 @@ fn env_size(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--tui-child") {
+        tui_child(Path::new(&args[2]), Path::new(&args[3]));
+        return;
+    }
     let root = std::env::var_os("VMRESCUE_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-copy"));
@@ -107,7 +120,125 @@ fn main() {
         }
         case.cleanup();
     }
+    tui_against_cli(&root, &small, files, cold);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// (c): the TUI's copy job against `vmrescue cp`, from an ext4 image of `tree`.
+fn tui_against_cli(root: &Path, tree: &Path, files: usize, cold: bool) {
+    println!(
+        "\n(c) {files} small files from an ext4 image: the TUI's copy job against `vmrescue cp`"
+    );
+    let image = root.join("tui.img");
+    make_ext4(tree, &image, du(tree));
+    let case = Case {
+        image: image.clone(),
+        cp_src: image.clone(),
+        mount: None,
+        out: root.join("out"),
+        bytes: du(tree),
+    };
+    let (cli, cli_rss) = case.best(cold, |dst| case.vmrescue(dst));
+    let (tui, tui_rss) = case.best(cold, |dst| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.arg("--tui-child").arg(&image).arg(dst);
+        timed(cmd)
+    });
+    for (tool, t, rss) in [
+        ("vmrescue cp", cli, cli_rss),
+        ("TUI copy job", tui, tui_rss),
+    ] {
+        match t {
+            Some(t) => println!(
+                "  {tool:<14} {:>8.3} s  peak RSS {:>6.1} MiB",
+                t.as_secs_f64(),
+                rss.unwrap_or(0) as f64 / 1024.0
+            ),
+            None => println!("  {tool:<14} failed"),
+        }
+    }
+    if let (Some(c), Some(t)) = (cli, tui) {
+        println!(
+            "  TUI copy job / vmrescue cp = {:.2}",
+            t.as_secs_f64() / c.as_secs_f64()
+        );
+    }
+    let _ = std::fs::remove_file(&image);
+}
+
+/// The browser on `image`, headless: mark every entry of the root, copy
+/// them into `dest` through the copy dialog, with the plan and the copy on
+/// job threads and a frame drawn between event batches, as `tui::run` does.
+/// Exits non-zero unless the copy ends with nothing failed.
+fn tui_child(image: &Path, dest: &Path) {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use std::sync::Arc;
+    use vmrescue::tui::copier::JobCopier;
+    use vmrescue::tui::dialogs::Dialog;
+    use vmrescue::tui::jobs::Jobs;
+    use vmrescue::tui::{Action, App, AppConfig, Event, views};
+
+    let img = vmrescue::image::open(image).expect("open the image");
+    let layout = Arc::new(vmrescue::layers::scan(vec![img]));
+    let jobs = Jobs {
+        layout: Arc::clone(&layout),
+        opener: Arc::new(vmrescue::engine::userspace::Userspace::default()),
+        copier: Arc::new(JobCopier),
+    };
+    let mut app = App::new(layout, AppConfig::default());
+    app.resize(120, 40);
+    app.start();
+    // Opening the volume and listing its root, as on the way in.
+    jobs.run_inline(&mut app);
+    app.update(&Action::MarkAll);
+    app.update(&Action::CopyMarked);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut started = false;
+    let mut done = false;
+    while !done {
+        for effect in app.take_effects() {
+            jobs.spawn(effect, tx.clone());
+        }
+        term.draw(|f| views::draw(f, &app)).unwrap();
+        // The plan is ready: type the destination and press Enter.
+        if !started
+            && let Some(Dialog::CopySetup(c)) = &app.dialog
+            && c.summary.is_some()
+        {
+            app.update(&Action::DeleteToStart);
+            for ch in dest.display().to_string().chars() {
+                app.update(&Action::Insert(ch));
+            }
+            app.update(&Action::Confirm);
+            assert!(app.copy.is_some(), "the copy did not start");
+            started = true;
+            continue;
+        }
+        let first = rx.recv().expect("a job event");
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(512));
+        for ev in batch {
+            let end = matches!(
+                &ev,
+                Event::Job(vmrescue::tui::event::JobResult::CopyDone(_))
+            );
+            app.handle(ev);
+            done |= end;
+        }
+    }
+    match &app.dialog {
+        Some(Dialog::Summary { summary, .. }) if summary.failed.is_empty() => {}
+        Some(Dialog::Summary { summary, .. }) => {
+            eprintln!("TUI copy failed: {:?}", summary.failed.first());
+            std::process::exit(1);
+        }
+        _ => {
+            eprintln!("TUI copy: no summary");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Deterministic incompressible bytes.
@@ -195,16 +326,7 @@ impl Case {
             },
             Source::Ext4Image => {
                 let image = root.join("fs.img");
-                let size_mib = bytes / (1 << 20) * 3 / 2 + 256;
-                let ok = Command::new("mke2fs")
-                    .stdout(Stdio::null())
-                    .args(["-q", "-F", "-t", "ext4", "-d"])
-                    .arg(tree)
-                    .arg(&image)
-                    .arg(format!("{size_mib}M"))
-                    .status()
-                    .is_ok_and(|s| s.success());
-                assert!(ok, "mke2fs -d failed (e2fsprogs needed)");
+                make_ext4(tree, &image, bytes);
                 let mnt = root.join("mnt");
                 std::fs::create_dir_all(&mnt).unwrap();
                 let mounted = Command::new("mount")
@@ -313,6 +435,20 @@ fn timed(mut cmd: Command) -> Option<(Duration, Option<u64>)> {
         return None;
     }
     Some((elapsed, hwm))
+}
+
+/// An ext4 image of `tree` (holding `bytes` of file data) at `image`, by `mke2fs -d`.
+fn make_ext4(tree: &Path, image: &Path, bytes: u64) {
+    let size_mib = bytes / (1 << 20) * 3 / 2 + 256;
+    let ok = Command::new("mke2fs")
+        .stdout(Stdio::null())
+        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .arg(tree)
+        .arg(image)
+        .arg(format!("{size_mib}M"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mke2fs -d failed (e2fsprogs needed)");
 }
 
 /// Apparent bytes of the regular files under `p` (hard links once).

@@ -150,6 +150,9 @@ impl FsView for Rooted {
     fn host_extent(&self, node: NodeId, offset: u64, len: u64) -> Option<HostExtent> {
         self.fs.host_extent(node, offset, len)
     }
+    fn prefetch(&self, nodes: &[NodeId], data: bool) {
+        self.fs.prefetch(nodes, data)
+    }
     fn dev(&self, node: NodeId) -> u64 {
         self.fs.dev(node)
     }

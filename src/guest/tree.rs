@@ -295,6 +295,29 @@ impl FsView for GuestFs {
         l.fs.host_extent(inner, offset, len)
     }
 
+    fn prefetch(&self, nodes: &[NodeId], data: bool) {
+        // Each run of nodes on one filesystem goes to it (a directory's
+        // entries are on one, but for the mountpoints in it).
+        let mut run: Vec<NodeId> = Vec::new();
+        let mut on: Option<&Arc<dyn FsView>> = None;
+        for &n in nodes {
+            let Ok((l, inner)) = self.layer(n) else {
+                continue;
+            };
+            if on.is_some_and(|f| !Arc::ptr_eq(f, &l.fs)) {
+                if let Some(f) = on {
+                    f.prefetch(&run, data);
+                }
+                run.clear();
+            }
+            on = Some(&l.fs);
+            run.push(inner);
+        }
+        if let Some(f) = on {
+            f.prefetch(&run, data);
+        }
+    }
+
     fn dev(&self, node: NodeId) -> u64 {
         self.layer(node).map_or(0, |(l, _)| l.dev)
     }

@@ -31,8 +31,15 @@
 //! Speed: when the filesystem can say where a file's bytes lie in a host
 //! file ([`FsView::host_extent`], e.g. a raw image), they are moved with
 //! `copy_file_range` without passing through user space; otherwise read in
-//! 1 MiB pieces. Memory stays bounded whatever the tree: one buffer, one
-//! listing per open directory level, and the hard-linked files seen.
+//! 1 MiB pieces, the pieces after the one being written read (decompressed)
+//! by the job's one reader thread ([`ReadAhead`]: started at the first file
+//! of more than one piece, at most [`AHEAD`] pieces asked, buffers reused),
+//! so reading and writing use two cores. Before the files of a directory
+//! are copied, the filesystem is told which inodes and data the next
+//! batches need ([`FsView::prefetch`]: ext asks the kernel to read them in
+//! disk order), so a cold copy does not wait for one seek per file.
+//! Memory stays bounded whatever the tree: a few buffers, one listing per
+//! open directory level, and the hard-linked files seen.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -70,6 +77,14 @@ enum KernelCopy {
     /// Neither works: read and write.
     Off,
 }
+
+/// Entries of a directory whose reads are announced to the filesystem at
+/// once ([`FsView::prefetch`]).
+const PREFETCH_BATCH: usize = 512;
+
+/// Chunks of [`BUFFER`] bytes asked of a job's reader thread at most (so
+/// at most this many buffers, and one more being written, per job).
+const AHEAD: usize = 4;
 
 /// Skipped or failed files kept with their reasons (all are counted).
 pub const MAX_ISSUES: usize = 10_000;
@@ -563,6 +578,10 @@ pub fn plan_visit(
             let Ok(entries) = fs.read_dir(dir) else {
                 continue;
             };
+            let nodes: Vec<NodeId> = entries.iter().map(|e| e.node).collect();
+            for batch in nodes.chunks(PREFETCH_BATCH) {
+                fs.prefetch(batch, false);
+            }
             for e in entries {
                 if !is_safe_name(&e.name) {
                     t.unsafe_names += 1;
@@ -687,7 +706,8 @@ impl CopyJob {
             start,
             last_emit: start,
             current: Vec::new(),
-            bufs: [Vec::new(), Vec::new()],
+            ahead: ReadAhead::default(),
+            shared: Arc::clone(&self.fs),
             kernel_copy: if self.options.kernel_copy {
                 KernelCopy::CopyFileRange
             } else {
@@ -789,9 +809,10 @@ struct Exec<'a> {
     start: Instant,
     last_emit: Instant,
     current: Vec<u8>,
-    /// The read buffer, and the one the next chunk is read into while the
-    /// first is written.
-    bufs: [Vec<u8>; 2],
+    /// The job's reader thread and its buffers.
+    ahead: ReadAhead,
+    /// The filesystem, for the reader thread.
+    shared: Arc<dyn FsView>,
     kernel_copy: KernelCopy,
     /// Hard-linked nodes already copied → their path relative to the destination.
     links: HashMap<NodeId, Vec<u8>>,
@@ -1047,7 +1068,17 @@ impl Exec<'_> {
             }
         };
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        for e in entries {
+        // The data of the files a batch ahead is read by the kernel (in
+        // the order it lies on disk) while this batch is copied.
+        let nodes: Vec<NodeId> = entries.iter().map(|e| e.node).collect();
+        for (i, e) in entries.into_iter().enumerate() {
+            if i % PREFETCH_BATCH == 0 {
+                let from = if i == 0 { 0 } else { i + PREFETCH_BATCH };
+                let to = (i + 2 * PREFETCH_BATCH).min(nodes.len());
+                if let Some(batch) = nodes.get(from..to) {
+                    self.fs.prefetch(batch, true);
+                }
+            }
             if self.cancelled() {
                 break;
             }
@@ -1551,10 +1582,7 @@ impl Exec<'_> {
         // Asked even when every byte is allocated: preallocated (unwritten)
         // ranges are allocated too, read as zeros, and are left as holes.
         let extents = self.fs.extents(m.node).unwrap_or(whole);
-        let mut bufs = std::mem::take(&mut self.bufs);
-        let r = self.copy_extents(out, m, &extents, &mut bufs);
-        self.bufs = bufs;
-        r?;
+        self.copy_extents(out, m, &extents)?;
         // A file ending in a hole gets its size here (the writes did not reach it).
         let data_end = extents
             .iter()
@@ -1574,12 +1602,22 @@ impl Exec<'_> {
         out: &File,
         m: &Metadata,
         extents: &[crate::fs::FileExtent],
-        bufs: &mut [Vec<u8>; 2],
     ) -> Result<(), Stop> {
-        // A chunk read on another thread while the one before it was
-        // written: (offset, length asked, what the read returned); its
-        // bytes are in `bufs[1]`.
-        let mut ahead: Option<(u64, usize, crate::error::Result<usize>)> = None;
+        // Where the next chunk to ask the reader thread for starts.
+        let mut ask = Chunks::new(extents, m.size);
+        let r = self.copy_chunks(out, m, extents, &mut ask);
+        // What was asked ahead and not used (an error, a cancel): dropped.
+        self.ahead.forget_pending();
+        r
+    }
+
+    fn copy_chunks(
+        &mut self,
+        out: &File,
+        m: &Metadata,
+        extents: &[crate::fs::FileExtent],
+        ask: &mut Chunks<'_>,
+    ) -> Result<(), Stop> {
         for ext in extents {
             if ext.unwritten {
                 continue;
@@ -1600,44 +1638,60 @@ impl Exec<'_> {
                     self.tick();
                     continue;
                 }
-                if bufs[0].is_empty() {
-                    bufs[0].resize(BUFFER, 0);
-                }
-                let n = usize::try_from(want)
-                    .unwrap_or(usize::MAX)
-                    .min(bufs[0].len());
-                let read = match ahead.take() {
-                    Some((o, k, r)) if o == off && k == n => {
-                        bufs.swap(0, 1);
-                        r
+                let n = usize::try_from(want).unwrap_or(usize::MAX).min(BUFFER);
+                // Asked of the reader thread before, or read here; the
+                // chunks after it are asked for first, so that the reader
+                // works on them while this one is read and written.
+                let from_reader = self.ahead.take_ready(m.node, off, n);
+                self.ask_ahead(m.node, ask, off.saturating_add(n as u64));
+                let (buf, read) = match from_reader {
+                    Some(done) => done,
+                    None => {
+                        let mut buf = self.ahead.buffer();
+                        let r = fill(self.fs, m.node, off, &mut buf[..n]);
+                        (buf, r)
                     }
-                    _ => self.fs.read_at(m.node, off, &mut bufs[0][..n]),
                 };
-                let got = read.map_err(|e| Stop::Failed(format!("reading at byte {off}: {e}")))?;
+                let got = match read {
+                    Ok(got) => got,
+                    Err(e) => {
+                        self.ahead.give_back(buf);
+                        return Err(Stop::Failed(format!("reading at byte {off}: {e}")));
+                    }
+                };
                 if got == 0 {
+                    self.ahead.give_back(buf);
                     return Err(Stop::Failed(format!(
                         "the data ends at byte {off}, before the file's size ({} bytes)",
                         m.size
                     )));
                 }
-                let next = off.saturating_add(got as u64);
-                let written = if next < end && !self.kernel_would_move(m.node, next, end - next) {
-                    let k = usize::try_from(end - next)
-                        .unwrap_or(usize::MAX)
-                        .min(BUFFER);
-                    let (w, r) = self.write_reading_ahead(out, m.node, bufs, got, off, next, k);
-                    ahead = r.map(|r| (next, k, r));
-                    w
-                } else {
-                    out.write_all_at(&bufs[0][..got], off)
-                };
+                let written = out.write_all_at(&buf[..got], off);
+                self.ahead.give_back(buf);
                 written.map_err(|e| Stop::Failed(format!("writing at byte {off}: {e}")))?;
-                off = next;
+                off = off.saturating_add(got as u64);
                 self.bytes_done += got as u64;
                 self.tick();
             }
         }
         Ok(())
+    }
+
+    /// Ask the reader thread for the chunks of `node` from byte `from` on
+    /// that the kernel will not move, until [`AHEAD`] are asked. The thread
+    /// is started by the first file of more than one chunk.
+    fn ask_ahead(&mut self, node: NodeId, ask: &mut Chunks<'_>, from: u64) {
+        while self.ahead.pending.len() < AHEAD {
+            let Some((off, len)) = ask.next_from(from) else {
+                return;
+            };
+            if self.kernel_would_move(node, off, len as u64) {
+                continue;
+            }
+            if !self.ahead.ask(&self.shared, node, off, len) {
+                return;
+            }
+        }
     }
 
     /// Whether [`Self::kernel_chunk`] would try to move the bytes at `off`
@@ -1648,42 +1702,6 @@ impl Exec<'_> {
                 .fs
                 .host_extent(node, off, want.min(KERNEL_CHUNK))
                 .is_some()
-    }
-
-    /// Write `bufs[0][..got]` at `off` while another thread reads the next
-    /// `k` bytes of `node`, at `next`, into `bufs[1]` (decompression and
-    /// the write use both cores). The read's result is `None` when no
-    /// thread could be started (then nothing was read ahead).
-    #[allow(clippy::too_many_arguments)]
-    fn write_reading_ahead(
-        &self,
-        out: &File,
-        node: NodeId,
-        bufs: &mut [Vec<u8>; 2],
-        got: usize,
-        off: u64,
-        next: u64,
-        k: usize,
-    ) -> (std::io::Result<()>, Option<crate::error::Result<usize>>) {
-        let fs = self.fs;
-        let [cur, ahead] = bufs;
-        if ahead.len() < k {
-            ahead.resize(BUFFER.max(k), 0);
-        }
-        let data = cur.get(..got).unwrap_or_default();
-        std::thread::scope(|s| {
-            let reader = std::thread::Builder::new()
-                .name("vmrescue-read-ahead".into())
-                .spawn_scoped(s, || fs.read_at(node, next, &mut ahead[..k]));
-            let w = out.write_all_at(data, off);
-            match reader {
-                Ok(h) => match h.join() {
-                    Ok(r) => (w, Some(r)),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                Err(_) => (w, None),
-            }
-        })
     }
 
     /// Move up to `want` bytes at `off` in the kernel, if the filesystem
@@ -1907,6 +1925,238 @@ impl Exec<'_> {
             );
         }
         true
+    }
+}
+
+/// Read `buf.len()` bytes of `node` at `off` (fewer only where the data
+/// ends): what was read.
+fn fill(fs: &dyn FsView, node: NodeId, off: u64, buf: &mut [u8]) -> Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let Some(rest) = buf.get_mut(done..) else {
+            break;
+        };
+        match fs.read_at(node, off.saturating_add(done as u64), rest)? {
+            0 => break,
+            n => done = done.saturating_add(n),
+        }
+    }
+    Ok(done.min(buf.len()))
+}
+
+/// The pieces of at most [`BUFFER`] bytes a file's data is read in: each
+/// extent with data (not unwritten), cut at the file's size, in order.
+struct Chunks<'a> {
+    extents: std::slice::Iter<'a, crate::fs::FileExtent>,
+    size: u64,
+    /// The rest of the current extent: [start, end).
+    at: u64,
+    end: u64,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(extents: &'a [crate::fs::FileExtent], size: u64) -> Chunks<'a> {
+        Chunks {
+            extents: extents.iter(),
+            size,
+            at: 0,
+            end: 0,
+        }
+    }
+
+    /// The next piece that starts at `from` or later: (offset, length).
+    fn next_from(&mut self, from: u64) -> Option<(u64, usize)> {
+        loop {
+            if self.at < from {
+                self.at = from.min(self.end);
+            }
+            if self.at < self.end {
+                let len = usize::try_from(self.end - self.at)
+                    .unwrap_or(usize::MAX)
+                    .min(BUFFER);
+                let off = self.at;
+                self.at = self.at.saturating_add(len as u64);
+                return Some((off, len));
+            }
+            let e = self.extents.find(|e| !e.unwritten)?;
+            self.at = e.offset;
+            self.end = e.offset.saturating_add(e.len).min(self.size);
+        }
+    }
+}
+
+/// A read asked of the reader thread: `len` bytes of `node` at `off`, into `buf`.
+struct Asked {
+    node: NodeId,
+    off: u64,
+    len: usize,
+    buf: Vec<u8>,
+}
+
+/// A read the reader thread did: the request, and what the read returned.
+struct Read {
+    asked: Asked,
+    result: Result<usize>,
+}
+
+/// The reader thread of one copy job: started once (at the first file of
+/// more than one chunk), it reads (and decompresses) the next chunks of
+/// the file being copied while the job writes the chunk before, so that
+/// reading and writing use two cores. At most [`AHEAD`] chunks are asked
+/// at a time; their buffers go back to a pool and are used again. The
+/// thread ends when the job ends.
+#[derive(Default)]
+struct ReadAhead {
+    thread: Option<Reader>,
+    /// What was asked and not yet taken, in the order asked: (node, offset, length).
+    pending: std::collections::VecDeque<(NodeId, u64, usize)>,
+    /// Buffers of [`BUFFER`] bytes not in use.
+    free: Vec<Vec<u8>>,
+}
+
+struct Reader {
+    asks: Option<std::sync::mpsc::Sender<Asked>>,
+    reads: std::sync::mpsc::Receiver<Read>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // No more asks: the thread ends after the read it is doing.
+        self.asks = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl ReadAhead {
+    /// A buffer of [`BUFFER`] bytes (from the pool when one is free).
+    fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self.free.pop().unwrap_or_default();
+        if b.len() < BUFFER {
+            b.resize(BUFFER, 0);
+        }
+        b
+    }
+
+    fn give_back(&mut self, buf: Vec<u8>) {
+        if self.free.len() <= AHEAD {
+            self.free.push(buf);
+        }
+    }
+
+    /// Ask the thread (started now if need be) for `len` bytes of `node` at
+    /// `off`. False when no thread could be started (then reads stay on the
+    /// job's thread).
+    fn ask(&mut self, fs: &Arc<dyn FsView>, node: NodeId, off: u64, len: usize) -> bool {
+        if self.thread.is_none() {
+            self.thread = Reader::start(Arc::clone(fs));
+        }
+        let buf = self.buffer();
+        let Some(asks) = self.thread.as_ref().and_then(|t| t.asks.as_ref()) else {
+            self.give_back(buf);
+            return false;
+        };
+        if asks
+            .send(Asked {
+                node,
+                off,
+                len,
+                buf,
+            })
+            .is_err()
+        {
+            self.stopped();
+            return false;
+        }
+        self.pending.push_back((node, off, len));
+        true
+    }
+
+    /// The read of `len` bytes of `node` at `off`, when it was asked: waits
+    /// for it (dropping reads asked before it that are no longer wanted).
+    /// `None` when it was not asked: read it on this thread.
+    fn take_ready(
+        &mut self,
+        node: NodeId,
+        off: u64,
+        len: usize,
+    ) -> Option<(Vec<u8>, Result<usize>)> {
+        while let Some(&(n, o, l)) = self.pending.front() {
+            if n != node || o > off {
+                return None;
+            }
+            let read = self.receive()?;
+            if o == off && l == len {
+                let Read { asked, result } = read;
+                let r = result.map(|got| got.min(asked.len));
+                return Some((asked.buf, r));
+            }
+            self.give_back(read.asked.buf);
+        }
+        None
+    }
+
+    /// The next read the thread did (the first pending one).
+    fn receive(&mut self) -> Option<Read> {
+        self.pending.pop_front()?;
+        let read = self.thread.as_ref()?.reads.recv();
+        match read {
+            Ok(r) => Some(r),
+            Err(_) => {
+                self.stopped();
+                None
+            }
+        }
+    }
+
+    /// Wait for the reads asked and not used, and drop them.
+    fn forget_pending(&mut self) {
+        while !self.pending.is_empty() {
+            match self.receive() {
+                Some(r) => self.give_back(r.asked.buf),
+                None => break,
+            }
+        }
+    }
+
+    /// The thread is gone (it panicked): the panic goes on on this thread,
+    /// as a read there would have.
+    fn stopped(&mut self) {
+        self.pending.clear();
+        if let Some(mut t) = self.thread.take() {
+            t.asks = None;
+            if let Some(h) = t.handle.take()
+                && let Err(panic) = h.join()
+            {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+impl Reader {
+    fn start(fs: Arc<dyn FsView>) -> Option<Reader> {
+        let (asks, asked) = std::sync::mpsc::channel::<Asked>();
+        let (done, reads) = std::sync::mpsc::channel::<Read>();
+        let handle = std::thread::Builder::new()
+            .name("vmrescue-read-ahead".into())
+            .spawn(move || {
+                for mut a in asked {
+                    let len = a.len.min(a.buf.len());
+                    let result = fill(&*fs, a.node, a.off, &mut a.buf[..len]);
+                    if done.send(Read { asked: a, result }).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Reader {
+            asks: Some(asks),
+            reads,
+            handle: Some(handle),
+        })
     }
 }
 

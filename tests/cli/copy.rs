@@ -600,3 +600,58 @@ fn check_destination_before_the_first_byte() {
         .to_string();
     assert!(e.starts_with("/sys: cannot create files there: "), "{e}");
 }
+
+#[test]
+fn big_files_are_read_ahead_by_one_reader_thread_in_order() {
+    // Files of several chunks, read (not moved by the kernel): the job's
+    // reader thread reads the chunks after the one being written. Two
+    // data ranges of 2.5 MiB around a hole, a file ending in a hole, and
+    // small files between them, all must come out exactly.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let a = noise(5 << 19, 11);
+    let b = noise((5 << 19) + 7, 12);
+    let f = std::fs::File::create(src.join("holey")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &a, 0).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &b, 8 << 20).unwrap();
+    drop(f);
+    let tail = std::fs::File::create(src.join("tail-hole")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&tail, &a, 0).unwrap();
+    tail.set_len(16 << 20).unwrap();
+    drop(tail);
+    for i in 0..5 {
+        std::fs::write(src.join(format!("small{i}")), noise(100 + i, i as u64)).unwrap();
+    }
+    std::fs::write(src.join("three"), noise((3 << 20) + 1, 13)).unwrap();
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    let fs: Arc<dyn FsView> = Arc::new(HostFs::open(&src).unwrap());
+    let options = CopyOptions {
+        kernel_copy: false,
+        ..user_options()
+    };
+    let (summary, _) = run(&job(fs, &["/."], &dest, options));
+    assert!(summary.is_clean(), "{summary:#?}");
+    assert_eq!(summary.files, 8);
+    assert_eq!(summary.kernel_bytes, 0);
+    let holey = std::fs::read(dest.join("holey")).unwrap();
+    assert_eq!(holey.len(), (8 << 20) + b.len());
+    assert_eq!(&holey[..a.len()], &a[..]);
+    assert!(holey[a.len()..8 << 20].iter().all(|&x| x == 0));
+    assert_eq!(&holey[8 << 20..], &b[..]);
+    assert_eq!(data_ranges(&dest.join("holey")).len(), 2);
+    let t = std::fs::read(dest.join("tail-hole")).unwrap();
+    assert_eq!(t.len(), 16 << 20);
+    assert_eq!(&t[..a.len()], &a[..]);
+    assert_eq!(
+        std::fs::read(dest.join("three")).unwrap(),
+        std::fs::read(src.join("three")).unwrap()
+    );
+    for i in 0..5 {
+        assert_eq!(
+            std::fs::read(dest.join(format!("small{i}"))).unwrap(),
+            noise(100 + i, i as u64)
+        );
+    }
+}

@@ -974,6 +974,38 @@ impl FsView for Ext {
         xattr::list(self, &inode)
     }
 
+    fn prefetch(&self, nodes: &[NodeId], data: bool) {
+        // Host ranges to read: (file, offset, length).
+        let mut ranges: Vec<(Arc<std::fs::File>, u64, u64)> = Vec::new();
+        let isz = u64::from(self.sb.s_inode_size);
+        for node in nodes.iter().take(PREFETCH_MAX) {
+            let Ok(ino) = u32::try_from(node.0) else {
+                continue;
+            };
+            if data {
+                // The inodes were read (by the walk that gave `nodes`): their
+                // first run of data, for files small enough to be read whole.
+                let Ok(inode) = self.read_inode(ino) else {
+                    continue;
+                };
+                if inode.file_type() != FileType::Regular
+                    || inode.i_size == 0
+                    || inode.i_size > PREFETCH_FILE
+                {
+                    continue;
+                }
+                if let Some(h) = self.host_extent(*node, 0, inode.i_size) {
+                    ranges.push((h.file, h.offset, h.len));
+                }
+            } else if let Ok(pos) = self.inode_position(ino)
+                && let Some(h) = self.src.host_extent(pos, isz)
+            {
+                ranges.push((h.file, h.offset, h.len));
+            }
+        }
+        advise_will_need(&mut ranges);
+    }
+
     fn host_extent(&self, node: NodeId, offset: u64, len: u64) -> Option<HostExtent> {
         let inode = self.live_inode(node).ok()?;
         if inode.file_type() != FileType::Regular
@@ -1000,6 +1032,44 @@ impl FsView for Ext {
         let host = self.src.host_extent(first * bs + offset % bs, len)?;
         Some(host)
     }
+}
+
+/// Most nodes one [`FsView::prefetch`] call looks at.
+const PREFETCH_MAX: usize = 4096;
+/// Largest file whose data [`FsView::prefetch`] asks for.
+const PREFETCH_FILE: u64 = 1 << 20;
+/// Ranges closer than this are asked for as one.
+const PREFETCH_GAP: u64 = 64 << 10;
+
+/// `posix_fadvise(WILLNEED)` for `ranges` of host files, sorted by offset
+/// and merged where they are close: the kernel starts reading them, in
+/// that order, without waiting.
+fn advise_will_need(ranges: &mut [(Arc<std::fs::File>, u64, u64)]) {
+    ranges.sort_by_key(|r| (Arc::as_ptr(&r.0) as usize, r.1));
+    let mut at: Option<(&Arc<std::fs::File>, u64, u64)> = None;
+    let flush = |r: Option<(&Arc<std::fs::File>, u64, u64)>| {
+        if let Some((f, off, end)) = r {
+            let _ = rustix::fs::fadvise(
+                &**f,
+                off,
+                std::num::NonZeroU64::new(end.saturating_sub(off)),
+                rustix::fs::Advice::WillNeed,
+            );
+        }
+    };
+    for (f, off, len) in ranges.iter() {
+        let end = off.saturating_add(*len);
+        match &mut at {
+            Some((g, _, e)) if Arc::ptr_eq(g, f) && *off <= e.saturating_add(PREFETCH_GAP) => {
+                *e = (*e).max(end);
+            }
+            _ => {
+                flush(at.take());
+                at = Some((f, *off, end));
+            }
+        }
+    }
+    flush(at);
 }
 
 impl Ext {
