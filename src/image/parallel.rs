@@ -6,13 +6,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// How many threads work on one large read (the CPUs, at most 16).
-pub(crate) fn parallelism() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
-}
-
-/// Run `work` on every job, spread over [`parallelism`] threads when there
+/// Run `work` on every job, spread over [`crate::io::parallelism`] threads when there
 /// is more than one job (the calling thread is one of them). Workers take
 /// jobs one at a time from a shared queue, so a worker the scheduler pauses
 /// holds up at most one job. The first error is returned (the other
@@ -21,7 +15,7 @@ pub(crate) fn for_each<J: Send>(
     jobs: Vec<J>,
     work: impl Fn(J) -> std::io::Result<()> + Sync,
 ) -> std::io::Result<()> {
-    let workers = parallelism().min(jobs.len());
+    let workers = crate::io::parallelism().min(jobs.len());
     if workers <= 1 {
         for j in jobs {
             work(j)?;

@@ -118,6 +118,27 @@ impl ReadAt for Vec<u8> {
     }
 }
 
+thread_local! {
+    static NO_FAN_OUT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Mark this thread as one of several that already share a job's reads (a
+/// copy job's reader threads): reads made on it do not spread their own work
+/// (decompression) over more threads ([`parallelism`] is 1 here).
+pub fn no_fan_out_on_this_thread() {
+    NO_FAN_OUT.with(|c| c.set(true));
+}
+
+/// How many threads one large read may spread its work over: the CPUs (at
+/// most 16), or 1 on a thread marked by [`no_fan_out_on_this_thread`].
+pub fn parallelism() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if NO_FAN_OUT.with(std::cell::Cell::get) {
+        return 1;
+    }
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
+}
+
 /// The error for a read that would go past the end of a source.
 pub fn past_end(offset: u64, len: usize, size: u64) -> std::io::Error {
     std::io::Error::new(

@@ -32,9 +32,10 @@
 //! file ([`FsView::host_extent`], e.g. a raw image), they are moved with
 //! `copy_file_range` without passing through user space; otherwise read in
 //! 1 MiB pieces, the pieces after the one being written read (decompressed)
-//! by the job's one reader thread ([`ReadAhead`]: started at the first file
-//! of more than one piece, at most [`AHEAD`] pieces asked, buffers reused),
-//! so reading and writing use two cores. Before the files of a directory
+//! by the job's reader threads, one per CPU ([`ReadAhead`]: started at the
+//! first file of more than one piece, at most [`AHEAD`] pieces asked, a
+//! piece per thread in turn, buffers reused), so reading, decompressing and
+//! writing use every core. Before the files of a directory
 //! are copied, the filesystem is told which inodes and data the next
 //! batches need ([`FsView::prefetch`]: ext asks the kernel to read them in
 //! disk order), so a cold copy does not wait for one seek per file.
@@ -82,7 +83,7 @@ enum KernelCopy {
 /// once ([`FsView::prefetch`]).
 const PREFETCH_BATCH: usize = 512;
 
-/// Chunks of [`BUFFER`] bytes asked of a job's reader thread at most (so
+/// Chunks of [`BUFFER`] bytes asked of a job's reader threads at most (so
 /// at most this many buffers, and one more being written, per job).
 const AHEAD: usize = 4;
 
@@ -809,9 +810,9 @@ struct Exec<'a> {
     start: Instant,
     last_emit: Instant,
     current: Vec<u8>,
-    /// The job's reader thread and its buffers.
+    /// The job's reader threads and their buffers.
     ahead: ReadAhead,
-    /// The filesystem, for the reader thread.
+    /// The filesystem, for the reader threads.
     shared: Arc<dyn FsView>,
     kernel_copy: KernelCopy,
     /// Hard-linked nodes already copied → their path relative to the destination.
@@ -1985,7 +1986,7 @@ impl<'a> Chunks<'a> {
     }
 }
 
-/// A read asked of the reader thread: `len` bytes of `node` at `off`, into `buf`.
+/// A read asked of a reader thread: `len` bytes of `node` at `off`, into `buf`.
 struct Asked {
     node: NodeId,
     off: u64,
@@ -1993,26 +1994,40 @@ struct Asked {
     buf: Vec<u8>,
 }
 
-/// A read the reader thread did: the request, and what the read returned.
+/// A read a reader thread did: the request, and what the read returned.
 struct Read {
     asked: Asked,
     result: Result<usize>,
 }
 
-/// The reader thread of one copy job: started once (at the first file of
-/// more than one chunk), it reads (and decompresses) the next chunks of
-/// the file being copied while the job writes the chunk before, so that
-/// reading and writing use two cores. At most [`AHEAD`] chunks are asked
-/// at a time; their buffers go back to a pool and are used again. The
-/// thread ends when the job ends.
+/// The reader threads of one copy job: started once (at the first file of
+/// more than one chunk), they read (and decompress) the next chunks of the
+/// file being copied while the job writes the chunk before, one chunk per
+/// thread at a time, so that reading, decompressing and writing use every
+/// core. At most [`AHEAD`] chunks are asked at a time; their buffers go back
+/// to a pool and are used again. The threads end when the job ends.
 #[derive(Default)]
 struct ReadAhead {
-    thread: Option<Reader>,
+    /// The reader threads (one per CPU, at most [`READERS`]), started at
+    /// the first ask; asks are dealt to them in turn, and their reads come
+    /// back in the same turn, so in the order asked.
+    threads: Vec<Reader>,
+    /// Whether starting them was tried.
+    started: bool,
+    /// The thread the next ask goes to.
+    next_ask: usize,
+    /// The thread the first pending read comes from.
+    next_take: usize,
     /// What was asked and not yet taken, in the order asked: (node, offset, length).
     pending: std::collections::VecDeque<(NodeId, u64, usize)>,
     /// Buffers of [`BUFFER`] bytes not in use.
     free: Vec<Vec<u8>>,
 }
+
+/// Reader threads of one copy job at most: a chunk each in flight, so that
+/// decompressing filesystems (btrfs, a compressed qcow2) keep every CPU busy
+/// while the job writes.
+const READERS: usize = 4;
 
 struct Reader {
     asks: Option<std::sync::mpsc::Sender<Asked>>,
@@ -2050,11 +2065,19 @@ impl ReadAhead {
     /// `off`. False when no thread could be started (then reads stay on the
     /// job's thread).
     fn ask(&mut self, fs: &Arc<dyn FsView>, node: NodeId, off: u64, len: usize) -> bool {
-        if self.thread.is_none() {
-            self.thread = Reader::start(Arc::clone(fs));
+        if !self.started {
+            self.started = true;
+            let n = crate::io::parallelism().clamp(1, READERS);
+            self.threads = (0..n)
+                .map_while(|_| Reader::start(Arc::clone(fs)))
+                .collect();
         }
         let buf = self.buffer();
-        let Some(asks) = self.thread.as_ref().and_then(|t| t.asks.as_ref()) else {
+        let Some(asks) = self
+            .threads
+            .get(self.next_ask)
+            .and_then(|t| t.asks.as_ref())
+        else {
             self.give_back(buf);
             return false;
         };
@@ -2071,6 +2094,7 @@ impl ReadAhead {
             return false;
         }
         self.pending.push_back((node, off, len));
+        self.next_ask = (self.next_ask + 1) % self.threads.len();
         true
     }
 
@@ -2101,7 +2125,8 @@ impl ReadAhead {
     /// The next read the thread did (the first pending one).
     fn receive(&mut self) -> Option<Read> {
         self.pending.pop_front()?;
-        let read = self.thread.as_ref()?.reads.recv();
+        let read = self.threads.get(self.next_take)?.reads.recv();
+        self.next_take = (self.next_take + 1) % self.threads.len().max(1);
         match read {
             Ok(r) => Some(r),
             Err(_) => {
@@ -2125,13 +2150,19 @@ impl ReadAhead {
     /// as a read there would have.
     fn stopped(&mut self) {
         self.pending.clear();
-        if let Some(mut t) = self.thread.take() {
+        self.next_ask = 0;
+        self.next_take = 0;
+        let mut panicked = None;
+        for mut t in std::mem::take(&mut self.threads) {
             t.asks = None;
             if let Some(h) = t.handle.take()
                 && let Err(panic) = h.join()
             {
-                std::panic::resume_unwind(panic);
+                panicked.get_or_insert(panic);
             }
+        }
+        if let Some(panic) = panicked {
+            std::panic::resume_unwind(panic);
         }
     }
 }
@@ -2143,6 +2174,9 @@ impl Reader {
         let handle = std::thread::Builder::new()
             .name("vmrescue-read-ahead".into())
             .spawn(move || {
+                // The job's readers are the parallelism: a read here does
+                // not spread its own work over more threads.
+                crate::io::no_fan_out_on_this_thread();
                 for mut a in asked {
                     let len = a.len.min(a.buf.len());
                     let result = fill(&*fs, a.node, a.off, &mut a.buf[..len]);

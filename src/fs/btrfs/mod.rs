@@ -873,13 +873,8 @@ impl Btrfs {
         if todo.len() < 2 {
             return Vec::new();
         }
-        // Asked once: the answer reads cgroup files.
-        static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let threads = *THREADS.get_or_init(|| {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(AHEAD_THREADS)
-        });
+        // 1 on a copy job's reader threads, which share the work already.
+        let threads = crate::io::parallelism().min(AHEAD_THREADS);
         if threads < 2 {
             return Vec::new();
         }
