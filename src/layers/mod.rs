@@ -552,7 +552,7 @@ pub fn rescan(layout: &Layout, options: ScanOptions<'_>) -> Layout {
         .map(|d| DiskSource {
             origin: d.origin.clone(),
             source: Arc::clone(&d.source),
-            format: d.format.clone(),
+            format: d.format,
             format_details: d.format_details.clone(),
             snapshot: d.snapshot.clone(),
             problems: d.problems.clone(),
