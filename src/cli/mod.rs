@@ -346,6 +346,19 @@ pub(crate) fn open_layout_with(
     engines: &Engines,
     search: bool,
 ) -> Result<Layout, vmrescue::Error> {
+    open_layout_asking(target, engines, search, true)
+}
+
+/// [`open_layout_with`]; `ask`: a LUKS volume's passphrase is asked on the
+/// terminal when no `--key-file` is given (the commands); without it the
+/// volume stays locked (the full-screen browser asks in a dialog when the
+/// volume is opened).
+pub(crate) fn open_layout_asking(
+    target: &Target,
+    engines: &Engines,
+    search: bool,
+    ask: bool,
+) -> Result<Layout, vmrescue::Error> {
     let opts = vmrescue::image::OpenOptions {
         snapshot: target.source.snapshot.clone(),
         ceph: target.source.ceph.options(),
@@ -382,7 +395,8 @@ pub(crate) fn open_layout_with(
     let unlocker = |req: &vmrescue::layers::luks::UnlockRequest<'_>| match &key {
         // A key file is tried once: asking it again gives the same bytes.
         Some(k) => (req.attempt == 0).then(|| k.clone()),
-        None => ask_passphrase(req),
+        None if ask => ask_passphrase(req),
+        None => None,
     };
     let scan = vmrescue::layers::ScanOptions {
         search,

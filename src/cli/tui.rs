@@ -6,7 +6,7 @@ use std::sync::Arc;
 use vmrescue::engine::Engines;
 use vmrescue::tui::{self, AppConfig, Options};
 
-use super::{Target, exit, open_layout, report};
+use super::{Target, exit, open_layout_asking, report};
 
 /// What the browser is started with.
 #[derive(Debug, Clone)]
@@ -115,7 +115,8 @@ fn open_then_run(args: &TuiArgs) -> Result<u8, vmrescue::Error> {
     }
     // `auto`: userspace where vmrescue reads the filesystem, else the kernel engine.
     let engines = Arc::new(Engines::new(args.target.source.engine));
-    let layout = open_layout(&args.target, &engines)?;
+    // A LUKS volume's passphrase is asked in the browser, when it is opened.
+    let layout = open_layout_asking(&args.target, &engines, false, false)?;
     let config = AppConfig {
         volume: args.volume.clone(),
         pve_root: args.target.source.pve_root.clone(),

@@ -540,6 +540,33 @@ pub fn scan_sources(sources: Vec<DiskSource>, options: ScanOptions<'_>) -> Layou
     layout
 }
 
+/// Read the layers of `layout`'s disks again (the disks given to the scan,
+/// not those found inside them), with `options`: the TUI's unlock of a
+/// LUKS volume with the passphrase typed in its dialog. What the first
+/// scan said of a disk's container is kept once.
+pub fn rescan(layout: &Layout, options: ScanOptions<'_>) -> Layout {
+    let sources = layout
+        .disks
+        .iter()
+        .filter(|d| d.parent.is_none())
+        .map(|d| DiskSource {
+            origin: d.origin.clone(),
+            source: Arc::clone(&d.source),
+            format: d.format,
+            format_details: d.format_details.clone(),
+            snapshot: d.snapshot.clone(),
+            problems: d.problems.clone(),
+        })
+        .collect();
+    let mut again = scan_sources(sources, options);
+    for d in &mut again.disks {
+        // The table's problems were in the first scan's list too.
+        let mut seen = std::collections::HashSet::new();
+        d.problems.retain(|p| seen.insert(p.clone()));
+    }
+    again
+}
+
 /// Add a disk to the layout and read its partition table. `parent` is the
 /// volume of this layout whose bytes it is, for a nested disk.
 fn add_disk(layout: &mut Layout, src: DiskSource, parent: Option<VolumeId>) -> DiskId {

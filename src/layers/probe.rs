@@ -273,7 +273,58 @@ pub fn probe(src: &dyn ReadAt) -> Content {
     {
         return backup;
     }
+    if matches!(c.kind, ContentKind::Unknown | ContentKind::Zeros)
+        && let Some(luks) = luks2_far_secondary(src)
+    {
+        return luks;
+    }
     c
+}
+
+/// A LUKS2 secondary header at byte `off`, `h` its bytes: its magic,
+/// version 2, and its own offset field saying `off`.
+fn luks2_secondary(h: &[u8], off: u64) -> Option<Content> {
+    if h.get(..6) != Some(b"SKUL\xba\xbe".as_slice())
+        || be::u16(h, 6) != Some(2)
+        || be::u64(h, 256) != Some(off)
+    {
+        return None;
+    }
+    let mut c = Content::new(ContentKind::Luks);
+    c.version = Some("LUKS2".into());
+    c.blkid_version = Some("2".into());
+    c.uuid = text(h, 168, 40);
+    c.label = text(h, 24, 48);
+    c.detail = Some(format!(
+        "no primary LUKS2 header; the secondary header is at byte {off}"
+    ));
+    Some(c)
+}
+
+/// The offsets of a LUKS2 secondary header past the bytes [`probe`] reads
+/// first: after a primary header area of 128 KiB to 4 MiB (the sizes
+/// `cryptsetup luksFormat --luks2-metadata-size` takes above 64 KiB).
+const LUKS2_FAR_SECONDARY: [u64; 6] = [
+    0x2_0000, 0x4_0000, 0x8_0000, 0x10_0000, 0x20_0000, 0x40_0000,
+];
+
+/// A LUKS2 volume whose primary header was wiped and whose header area is
+/// larger than 64 KiB: its secondary header at one of
+/// [`LUKS2_FAR_SECONDARY`] (six reads of 512 bytes at most).
+fn luks2_far_secondary(src: &dyn ReadAt) -> Option<Content> {
+    let mut h = [0u8; 512];
+    for off in LUKS2_FAR_SECONDARY {
+        if off.checked_add(4096).is_none_or(|e| e > src.size()) {
+            break;
+        }
+        if src.read_exact_at(off, &mut h).is_err() {
+            continue;
+        }
+        if let Some(c) = luks2_secondary(&h, off) {
+            return Some(c);
+        }
+    }
+    None
 }
 
 /// An ext2/3/4 filesystem whose primary superblock is damaged or wiped,
@@ -321,18 +372,7 @@ pub fn probe_bytes(b: &[u8]) -> Content {
     // secondary one right after the primary area (16, 32 or 64 KiB with
     // the sizes cryptsetup writes); as blkid, it must say where it is.
     for off in [0x4000usize, 0x8000, 0x10000] {
-        if at(off, b"SKUL\xba\xbe")
-            && be::u16(b, off + 6) == Some(2)
-            && be::u64(b, off + 256) == Some(off as u64)
-        {
-            let mut c = Content::new(ContentKind::Luks);
-            c.version = Some("LUKS2".into());
-            c.blkid_version = Some("2".into());
-            c.uuid = text(b, off + 168, 40);
-            c.label = text(b, off + 24, 48);
-            c.detail = Some(format!(
-                "no primary LUKS2 header; the secondary header is at byte {off}"
-            ));
+        if let Some(c) = b.get(off..).and_then(|h| luks2_secondary(h, off as u64)) {
             return c;
         }
     }

@@ -215,6 +215,10 @@ pub struct App {
     wanted: Option<Tree>,
     next_gen: u64,
     effects: Vec<Effect>,
+    /// The passphrases that opened LUKS volumes in the passphrase dialog,
+    /// by volume name: the disks are scanned again with all of them when
+    /// another volume is unlocked. Wiped when the app ends.
+    luks_keys: Vec<(String, crate::layers::luks::Secret)>,
 }
 
 impl App {
@@ -275,6 +279,7 @@ impl App {
             wanted: None,
             next_gen: 1,
             effects: Vec::new(),
+            luks_keys: Vec::new(),
         }
     }
 
@@ -571,6 +576,75 @@ impl App {
         }
     }
 
+    /// The disks were read again with the passphrase typed for LUKS volume
+    /// `volume`: show the new layout with what the volume holds beneath
+    /// it, or say why not (the dialog stays for another try after a wrong
+    /// passphrase, up to [`crate::layers::luks::MAX_ATTEMPTS`]).
+    fn unlocked(
+        &mut self,
+        req: u64,
+        volume: String,
+        result: Result<Arc<Layout>, (String, bool)>,
+        pass: crate::layers::luks::Secret,
+    ) {
+        // Cancelled meanwhile: the result goes (and the passphrase is wiped).
+        let Some(Dialog::Passphrase(p)) = &mut self.dialog else {
+            return;
+        };
+        if p.req != Some(req) {
+            return;
+        }
+        let shown = escape_str(&volume);
+        match result {
+            Ok(layout) => {
+                self.close_dialog();
+                self.luks_keys.retain(|(n, _)| *n != volume);
+                self.luks_keys.push((volume.clone(), pass));
+                self.replace_layout(layout);
+                if self.layers.reveal_volume(&volume) {
+                    self.layers.expand();
+                }
+                self.focus = Focus::Layers;
+                self.say(s::unlocked(&shown));
+            }
+            Err((why, wrong)) => {
+                if !(wrong && p.failed(req, why.clone())) {
+                    self.close_dialog();
+                    self.say_error(s::still_locked(&shown, &why));
+                }
+            }
+        }
+    }
+
+    /// Show `layout` (the same disks read again) in place of the one shown.
+    /// When the volumes shown so far keep their numbers (the new ones come
+    /// after them) what is open stays; else it is forgotten.
+    fn replace_layout(&mut self, layout: Arc<Layout>) {
+        let same = self.layout.volumes.len() <= layout.volumes.len()
+            && self
+                .layout
+                .volumes
+                .iter()
+                .zip(&layout.volumes)
+                .all(|(a, b)| a.name == b.name);
+        if !same {
+            for v in &self.layout.volumes {
+                self.effects.push(Effect::ForgetFs(v.id));
+            }
+            self.fss.clear();
+            self.last_paths.clear();
+            self.marks = Marks::default();
+            self.right = Right::Empty;
+            self.wanted = None;
+        }
+        self.layout = layout;
+        self.layers = LayerPane::new(&self.layout);
+        self.image_stamps = image_stamps(&self.layout);
+        // vmrescue decrypts a LUKS volume itself.
+        let n = self.layout.volumes.len();
+        self.config.volume_engines.resize(n, "userspace".into());
+    }
+
     /// Show `d` over the window shown now (which comes back when it closes).
     fn push_dialog(&mut self, d: Dialog) {
         if let Some(cur) = self.dialog.take() {
@@ -768,6 +842,7 @@ impl App {
             Dialog::CopySetup(c) => Some(c.update(action, &mut ctx)),
             Dialog::Restore(r) => Some(r.update(action, &mut ctx)),
             Dialog::Doctor(d) => Some(d.update(action, &mut ctx)),
+            Dialog::Passphrase(p) => Some(p.update(action, &mut ctx)),
             Dialog::Viewer(v) => {
                 let outcome = v.update(action, &mut ctx);
                 v.refresh(size);
@@ -1086,6 +1161,18 @@ impl App {
         };
         if let Some(root) = self.layers.guest_at(&self.layers.selected) {
             self.open_tree(Tree::Guest(root));
+            return;
+        }
+        // A locked LUKS volume: its passphrase.
+        if let Some(luks) = node.luks.as_ref().filter(|l| l.unlocked_by.is_none())
+            && let Some(id) = volume_of(&self.layout, &node)
+        {
+            let name = self.layout.volume(id).name.clone();
+            let describe = escape_str(&luks.describe());
+            let known = self.luks_keys.clone();
+            self.push_dialog(Dialog::Passphrase(Box::new(
+                super::dialogs::PassphraseDialog::new(&name, describe, known),
+            )));
             return;
         }
         if node.browsable
@@ -1940,6 +2027,12 @@ impl App {
                     f.done(req, counts, problems, error);
                 }
             }
+            JobResult::Unlocked {
+                req,
+                volume,
+                result,
+                pass,
+            } => self.unlocked(req, volume, result, pass),
             JobResult::DisksRefreshed(problems) => {
                 if !problems.is_empty() {
                     self.say_error(escape_str(&problems.join("; ")));

@@ -174,6 +174,19 @@ pub enum JobResult {
     /// The disks' container tables were read again; the disks that could
     /// not be (they read as before), and why.
     DisksRefreshed(Vec<String>),
+    /// The disks were scanned again with the passphrase typed for a LUKS
+    /// volume ([`Effect::Unlock`]).
+    Unlocked {
+        /// Which request.
+        req: u64,
+        /// The volume.
+        volume: String,
+        /// The new layout, or why the volume stayed locked (escaped) and
+        /// whether another passphrase may be tried (a wrong one).
+        result: Result<Arc<crate::layers::Layout>, (String, bool)>,
+        /// The passphrase, kept for the next scans when it opened the volume.
+        pass: crate::layers::luks::Secret,
+    },
     /// The doctor examined a guest.
     DoctorDone {
         /// Which request.
@@ -306,6 +319,18 @@ pub enum Effect {
         /// Set to stop the decompression.
         cancel: Arc<AtomicBool>,
     },
+    /// Unlock the LUKS volume `volume` with `pass`: the disks are scanned
+    /// again with every passphrase that opened a volume so far and this one.
+    Unlock {
+        /// Request number.
+        req: u64,
+        /// The volume's name.
+        volume: String,
+        /// The passphrase typed (wiped when dropped).
+        pass: crate::layers::luks::Secret,
+        /// The passphrases that opened other volumes before, by volume.
+        known: Vec<(String, crate::layers::luks::Secret)>,
+    },
     /// Enter on a file: open it as a disk when it holds a disk image (a
     /// qcow2, or a raw disk with a partition table, a PV or a filesystem),
     /// else in the viewer as [`Effect::OpenViewer`] does.
@@ -404,6 +429,10 @@ impl std::fmt::Debug for Effect {
             ),
             Effect::Find { req, start, .. } => {
                 write!(f, "Find({req}, {})", crate::text::escape(start))
+            }
+            // Never the passphrase.
+            Effect::Unlock { req, volume, .. } => {
+                write!(f, "Unlock({req}, {})", crate::text::escape_str(volume))
             }
         }
     }

@@ -162,6 +162,20 @@ impl Jobs {
                 query,
                 cancel,
             } => viewer_search(req, &content, &query, &cancel, emit),
+            Effect::Unlock {
+                req,
+                volume,
+                pass,
+                known,
+            } => {
+                let result = unlock(&self.layout, &volume, &pass, &known);
+                emit(JobResult::Unlocked {
+                    req,
+                    volume,
+                    result,
+                    pass,
+                });
+            }
             Effect::OpenFile {
                 req,
                 tree,
@@ -433,6 +447,65 @@ impl Jobs {
                 }
             }
         }
+    }
+}
+
+/// Scan the disks of `layout` again with `pass` for the LUKS volume
+/// `volume` (and the passphrases `known` for the volumes they opened): the
+/// new layout when it opened, else why not and whether that was the
+/// passphrase (another may be tried).
+fn unlock(
+    layout: &Layout,
+    volume: &str,
+    pass: &crate::layers::luks::Secret,
+    known: &[(String, crate::layers::luks::Secret)],
+) -> Result<Arc<Layout>, (String, bool)> {
+    let unlocker = |r: &crate::layers::luks::UnlockRequest<'_>| {
+        if r.attempt > 0 {
+            return None;
+        }
+        if r.volume == volume {
+            return Some(pass.clone());
+        }
+        known
+            .iter()
+            .find(|(name, _)| name == r.volume)
+            .map(|(_, k)| k.clone())
+    };
+    let options = crate::layers::ScanOptions {
+        unlock: Some(&unlocker),
+        ..Default::default()
+    };
+    let again = crate::layers::rescan(layout, options);
+    let Some(v) = again.volumes.iter().find(|v| v.name == volume) else {
+        return Err((
+            super::strings::volume_gone(&crate::text::escape_str(volume)),
+            false,
+        ));
+    };
+    let summary = again
+        .luks
+        .iter()
+        .find(|(id, _)| *id == v.id)
+        .map(|(_, s)| s);
+    match summary {
+        Some(s) if s.unlocked_by.is_some() => Ok(Arc::new(again)),
+        Some(_) => {
+            let why = v
+                .problems
+                .iter()
+                .map(|p| p.to_string())
+                .find(|p| p.contains("LUKS"));
+            // No keyslot opened: the passphrase; anything else is damage.
+            match why {
+                Some(w) if !w.contains("no keyslot opens") => Err((super::format::safe(&w), false)),
+                _ => Err((super::strings::PASSPHRASE_WRONG.to_string(), true)),
+            }
+        }
+        None => Err((
+            super::strings::not_luks(&crate::text::escape_str(volume)),
+            false,
+        )),
     }
 }
 

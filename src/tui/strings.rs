@@ -962,3 +962,42 @@ pub fn viewer_decoding(format: &str, got: &str) -> String {
 
 /// The viewer is for files.
 pub const VIEW_NEEDS_FILE: &str = "the viewer shows files: select one in the file list";
+
+// ----- the LUKS passphrase dialog -----
+
+/// After a LUKS volume not unlocked, in the left pane.
+pub const LOCKED_BADGE: &str = "locked";
+/// The passphrase dialog's title.
+pub fn passphrase_title(volume: &str) -> String {
+    format!("Unlock {volume}")
+}
+/// The passphrase dialog's prompt.
+pub const PASSPHRASE_PROMPT: &str = "Passphrase (not shown):";
+/// The passphrase dialog's footer.
+pub const FOOTER_PASSPHRASE: &str = "Enter unlock  Esc cancel";
+/// While the keyslots are tried.
+pub const PASSPHRASE_TRYING: &str = "trying the keyslots…";
+/// Enter with nothing typed.
+pub const PASSPHRASE_EMPTY: &str = "type the passphrase first (Esc cancels)";
+/// No keyslot opened with the passphrase.
+pub const PASSPHRASE_WRONG: &str = "wrong passphrase";
+/// Tries left, after a wrong passphrase.
+pub fn passphrase_tries_left(left: u32) -> String {
+    format!("{left} {} left", if left == 1 { "try" } else { "tries" })
+}
+/// The dialog closed after the last try.
+pub fn still_locked(volume: &str, why: &str) -> String {
+    format!("{volume} stays locked: {why}")
+}
+/// The volume unlocked: what it holds shows beneath it.
+pub fn unlocked(volume: &str) -> String {
+    format!("{volume} unlocked; what it holds is shown beneath it")
+}
+/// The volume is not in the layout scanned again.
+pub fn volume_gone(volume: &str) -> String {
+    format!("{volume} is not found when the disks are read again")
+}
+/// The volume has no LUKS header any more.
+pub fn not_luks(volume: &str) -> String {
+    format!("{volume}: no LUKS header is read any more")
+}

@@ -303,6 +303,46 @@ fn a_wiped_primary_luks2_magic_is_found_by_the_secondary_header() {
     );
 }
 
+/// cryptsetup's `--luks2-metadata-size 256k`: both header copies are 256
+/// KiB, the secondary at byte 262144, past the bytes the probe reads
+/// first. With the whole primary copy wiped the probe still says LUKS2 (it
+/// looks at the secondary offsets up to 4 MiB) and the volume unlocks
+/// through the secondary copy.
+#[test]
+fn a_wiped_256k_primary_luks2_header_is_found_at_byte_262144() {
+    let whole = scan_with_key(&fixture("luks2-meta256k"), Some(passphrase()));
+    assert_eq!(whole.luks[0].1.header, "primary");
+    let layout = damaged("luks2-meta256k", |b| b[..262_144].fill(0));
+    let v = &layout.volumes[0];
+    assert_eq!(v.content.kind, layers::ContentKind::Luks);
+    assert_eq!(
+        v.content.uuid.as_deref(),
+        Some("55555555-0000-4000-8000-00000000c0de")
+    );
+    let (_, luks) = &layout.luks[0];
+    assert_eq!(luks.header, "secondary at byte 262144");
+    assert_eq!(luks.label.as_deref(), Some("vmr-luks2-meta256k"));
+    assert_eq!(luks.unlocked_by, Some(0));
+    assert!(
+        layout
+            .volumes
+            .iter()
+            .any(|v| v.name == "disk0/vg_bare/lv_data")
+    );
+    // Without a key: still recognised, locked, by its secondary header.
+    let bytes = {
+        let mut b = std::fs::read(fixture("luks2-meta256k")).unwrap();
+        b[..262_144].fill(0);
+        b
+    };
+    let c = layers::probe::probe(&bytes);
+    assert_eq!(c.kind, layers::ContentKind::Luks);
+    assert_eq!(
+        c.detail.as_deref(),
+        Some("no primary LUKS2 header; the secondary header is at byte 262144")
+    );
+}
+
 #[test]
 fn corrupted_keyslot_material_names_the_keyslot() {
     // The key material of keyslot 0 (LUKS2: at byte 32768).

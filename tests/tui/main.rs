@@ -33,6 +33,8 @@ mod tui_goto;
 mod tui_guest;
 mod tui_guest_pty;
 mod tui_inner;
+mod tui_luks;
+mod tui_luks_pty;
 mod tui_picker;
 mod tui_relink;
 mod tui_relink_snapshots;

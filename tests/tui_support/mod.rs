@@ -870,3 +870,11 @@ pub fn userspace_app(layout: Layout, config: AppConfig) -> (App, Jobs) {
     jobs.run_inline(&mut app);
     (app, jobs)
 }
+
+/// The screen as drawn at the app's size, as text.
+pub fn screen(app: &App) -> String {
+    let (w, h) = app.size;
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    term.draw(|f| vmrescue::tui::views::draw(f, app)).unwrap();
+    term.backend().to_string()
+}

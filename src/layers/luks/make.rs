@@ -26,6 +26,9 @@ pub struct Spec<'a> {
     pub pass: &'a [u8],
     /// The plain payload (a multiple of the sector size).
     pub payload: &'a [u8],
+    /// LUKS2: the size of each header copy (binary header and JSON area), a
+    /// power of two from 16 KiB to 4 MiB; the secondary copy is there.
+    pub hdr_size: usize,
 }
 
 impl Default for Spec<'_> {
@@ -39,6 +42,7 @@ impl Default for Spec<'_> {
             stripes: 40,
             pass: b"secret",
             payload: &[],
+            hdr_size: 16384,
         }
     }
 }
@@ -54,7 +58,8 @@ pub fn volume_key(len: usize) -> Vec<u8> {
     pattern(len, 0x5a)
 }
 
-/// Where the key material starts (LUKS2: after both 16 KiB header copies).
+/// Where the key material starts (LUKS2: after both 16 KiB header copies,
+/// with the default [`Spec::hdr_size`]).
 pub const LUKS2_AREA: usize = 32768;
 
 /// Build a volume: the header, the key material, the encrypted payload.
@@ -93,7 +98,7 @@ pub fn make(spec: &Spec<'_>) -> Vec<u8> {
     let (area, sector) = if spec.version == 1 {
         (4096, 512)
     } else {
-        (LUKS2_AREA, spec.sector_size)
+        (spec.hdr_size.saturating_mul(2), spec.sector_size)
     };
     let payload_at = (area + material.len()).div_ceil(4096) * 4096;
     let mut out = vec![0u8; payload_at];
@@ -156,18 +161,18 @@ pub fn make(spec: &Spec<'_>) -> Vec<u8> {
             "type": "pbkdf2", "keyslots": ["0"], "segments": ["0"], "hash": "sha256",
             "iterations": 1000, "salt": b64(&dsalt), "digest": b64(&digest),
         }},
-        "config": {"json_size": "12288", "keyslots_size": (payload_at - area).to_string()},
+        "config": {"json_size": (spec.hdr_size - 4096).to_string(), "keyslots_size": (payload_at - area).to_string()},
     });
     let text = json.to_string();
     for (at, magic) in [
         (0usize, super::header::MAGIC),
-        (16384, super::header::MAGIC2),
+        (spec.hdr_size, super::header::MAGIC2),
     ] {
-        let h = &mut out[at..at + 16384];
+        let h = &mut out[at..at + spec.hdr_size];
         h.fill(0);
         h[..6].copy_from_slice(magic);
         h[6..8].copy_from_slice(&2u16.to_be_bytes());
-        h[8..16].copy_from_slice(&16384u64.to_be_bytes());
+        h[8..16].copy_from_slice(&(spec.hdr_size as u64).to_be_bytes());
         h[16..24].copy_from_slice(&7u64.to_be_bytes());
         h[24..29].copy_from_slice(b"tests");
         h[72..78].copy_from_slice(b"sha256");
@@ -185,7 +190,11 @@ pub fn make(spec: &Spec<'_>) -> Vec<u8> {
 /// Write a new checksum into the LUKS2 header copy at `at` of `img`
 /// (after a test changed its JSON).
 pub fn reseal(img: &mut [u8], at: usize) {
-    let h = &mut img[at..at + 16384];
+    let size = img
+        .get(at + 8..at + 16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(16384, |b| u64::from_be_bytes(b) as usize);
+    let h = &mut img[at..at + size];
     h[448..512].fill(0);
     let sum = sha2::Sha256::digest(&*h);
     h[448..480].copy_from_slice(&sum);

@@ -268,12 +268,16 @@ impl Decrypted {
             return;
         }
         let per = buf.len().div_ceil(threads).div_ceil(sector) * sector;
+        // The first part on this thread, the others on scoped threads.
+        let (head, rest) = buf.split_at_mut(per.min(buf.len()));
         std::thread::scope(|s| {
-            for (i, chunk) in buf.chunks_mut(per).enumerate() {
-                let n = first.wrapping_add((i * per / sector) as u64);
+            for (i, chunk) in rest.chunks_mut(per).enumerate() {
+                let n = first.wrapping_add(((i + 1) * per / sector) as u64);
                 let iv = self.iv_tweak.wrapping_add(n);
                 s.spawn(move || self.cipher.decrypt_sectors(chunk, sector, iv));
             }
+            self.cipher
+                .decrypt_sectors(head, sector, self.iv_tweak.wrapping_add(first));
         });
     }
 }

@@ -338,3 +338,32 @@ fn summary_describes() {
         "aes-xts-plain64 512-bit, sector 512, keyslots 0 argon2id; locked"
     );
 }
+
+/// LUKS2 header copies of every size from 16 KiB to 4 MiB, the primary
+/// wiped: the probe finds the secondary and the volume opens through it.
+#[test]
+fn wiped_primary_with_any_header_size_opens_by_the_secondary() {
+    let plain = payload(8192);
+    for hdr in [16usize << 10, 64 << 10, 128 << 10, 1 << 20, 4 << 20] {
+        let mut img = make::make(&Spec {
+            hdr_size: hdr,
+            payload: &plain,
+            ..Spec::default()
+        });
+        img[..hdr].fill(0);
+        let c = crate::layers::probe::probe(&img);
+        assert_eq!(c.kind, crate::layers::ContentKind::Luks, "{hdr}");
+        assert_eq!(
+            c.detail,
+            Some(format!(
+                "no primary LUKS2 header; the secondary header is at byte {hdr}"
+            ))
+        );
+        let (o, _) = open_img(img, b"secret");
+        assert_eq!(read_all(&o), plain, "{hdr}");
+        let Opened::Unlocked(_, s) = &o else {
+            panic!("not unlocked");
+        };
+        assert_eq!(s.header, format!("secondary at byte {hdr}"));
+    }
+}

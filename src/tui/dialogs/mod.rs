@@ -15,6 +15,7 @@
 pub mod copy;
 pub mod doctor;
 pub mod find;
+pub mod passphrase;
 pub mod restore;
 pub mod viewer;
 
@@ -31,6 +32,7 @@ use crate::tui::tree::Tree;
 pub use copy::{CopySetup, IfExists};
 pub use doctor::DoctorView;
 pub use find::FindDialog;
+pub use passphrase::PassphraseDialog;
 pub use restore::{CandidateRow, RestoreDialog};
 pub use viewer::ViewerDialog;
 
@@ -163,13 +165,15 @@ pub enum Dialog {
     Viewer(Box<ViewerDialog>),
     /// The find dialog (`Ctrl-F`, `F7`).
     Find(Box<FindDialog>),
+    /// The passphrase of a locked LUKS volume (Enter on it).
+    Passphrase(Box<PassphraseDialog>),
 }
 
 impl Dialog {
     /// Where keys are read while this window is shown.
     pub fn context(&self) -> Context {
         match self {
-            Dialog::CopySetup(_) | Dialog::Find(_) => Context::Edit,
+            Dialog::CopySetup(_) | Dialog::Find(_) | Dialog::Passphrase(_) => Context::Edit,
             Dialog::Restore(r) if r.typing.is_some() => Context::Edit,
             Dialog::Confirm(_) => Context::Confirm,
             Dialog::Restore(_) | Dialog::Doctor(_) => Context::Repair,
@@ -189,7 +193,10 @@ impl Dialog {
             Dialog::Restore(r) => Some(&mut r.scroll),
             Dialog::Doctor(d) => Some(&mut d.scroll),
             Dialog::Find(f) => Some(&mut f.scroll),
-            Dialog::CopySetup(_) | Dialog::Confirm(_) | Dialog::Viewer(_) => None,
+            Dialog::CopySetup(_)
+            | Dialog::Confirm(_)
+            | Dialog::Viewer(_)
+            | Dialog::Passphrase(_) => None,
         }
     }
 }

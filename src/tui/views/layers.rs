@@ -32,6 +32,12 @@ pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static
         None => name,
     };
     let problem = (!n.problems.is_empty()).then(|| format!(" {}", s::PROBLEM_BADGE));
+    // A LUKS volume not unlocked: Enter asks for its passphrase.
+    let locked = n
+        .luks
+        .as_ref()
+        .is_some_and(|l| l.unlocked_by.is_none())
+        .then(|| format!(" {}", s::LOCKED_BADGE));
     let root = n.os.is_some().then(|| format!(" {}", s::ROOT_BADGE));
     let mountpoint = n
         .mountpoint
@@ -53,6 +59,7 @@ pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static
         })
     };
     // In order of importance.
+    let locked = fits(locked);
     let problem = fits(problem);
     let root = fits(root);
     let mountpoint = fits(mountpoint);
@@ -76,6 +83,9 @@ pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static
         spans.push(Span::raw(t));
     }
     if let Some(t) = root {
+        spans.push(Span::styled(t, style::warn()));
+    }
+    if let Some(t) = locked {
         spans.push(Span::styled(t, style::warn()));
     }
     if let Some(t) = problem {

@@ -13,6 +13,7 @@ pub mod help;
 pub mod layers;
 pub mod layout;
 pub mod message;
+pub mod passphrase;
 pub mod progress;
 pub mod restore;
 pub mod status;
@@ -75,6 +76,7 @@ fn draw_dialog(frame: &mut Frame<'_>, screen: &Screen, app: &App, dialog: &Dialo
         Dialog::Doctor(d) => doctor::draw_doctor(frame, screen, d),
         Dialog::Viewer(v) => viewer::draw_viewer(frame, screen.all, v),
         Dialog::Find(f) => find::draw_find(frame, screen, f),
+        Dialog::Passphrase(p) => passphrase::draw_passphrase(frame, screen, p),
     }
 }
 
