@@ -349,7 +349,7 @@ fn a_proxmox_guest_on_rbd_storage_opens_and_is_running_while_held() {
     ]);
     assert_eq!(code, 0, "{err}");
     let sa = sums(&a);
-    assert!(sa.len() > 5, "{sa:?}");
+    assert!(sa.len() >= 5, "{sa:?}");
     assert_eq!(sa, sums(&b));
 
     // Nobody else has it: stopped, in the guest list too.

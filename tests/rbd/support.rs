@@ -60,7 +60,7 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = Command::new("sh")
             .arg(root().join("tests/rbd/cluster.sh"))
             .arg("stop")
