@@ -28,9 +28,9 @@
 //! `rados_conf_set`). Proxmox storage resolves to this form
 //! ([`crate::pve::storage::resolve`]).
 
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
@@ -775,7 +775,11 @@ impl Rbd {
         let mut completion: Completion = std::ptr::null_mut();
         // SAFETY: a callback that does nothing and an out-pointer.
         let r = unsafe {
-            (api.rbd_aio_create_completion)(std::ptr::null_mut(), Some(completed as Callback), &mut completion)
+            (api.rbd_aio_create_completion)(
+                std::ptr::null_mut(),
+                Some(completed as Callback),
+                &mut completion,
+            )
         };
         if r < 0 || completion.is_null() {
             return Err(self.error(offset, len, &errno_text(r.into())));
@@ -1144,7 +1148,11 @@ fn list_lockers(h: &Handle) -> Vec<(String, String)> {
         let clients = nul_list(clients.get(..lens[1].min(cap[1])).unwrap_or_default());
         let cookies = nul_list(cookies.get(..lens[2].min(cap[2])).unwrap_or_default());
         let addrs = nul_list(addrs.get(..lens[3].min(cap[3])).unwrap_or_default());
-        let kind = if exclusive != 0 { "exclusive" } else { "shared" };
+        let kind = if exclusive != 0 {
+            "exclusive"
+        } else {
+            "shared"
+        };
         return clients
             .iter()
             .enumerate()
@@ -1236,6 +1244,30 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Image> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holders_are_grouped_by_client() {
+        assert_eq!(
+            nul_list(b"client.1\0client.22\0\0"),
+            ["client.1", "client.22"]
+        );
+        let got = group_holders(
+            [
+                ("client.7 at 10.0.0.1:0/1", "watch"),
+                ("client.8 at 10.0.0.2:0/2", "watch"),
+                ("client.7 at 10.0.0.1:0/1", "exclusive lock"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+        );
+        assert_eq!(
+            got,
+            [
+                "client.7 at 10.0.0.1:0/1 (watch, exclusive lock)",
+                "client.8 at 10.0.0.2:0/2 (watch)"
+            ]
+        );
+    }
 
     #[test]
     fn parses_names_and_qemu_options() {

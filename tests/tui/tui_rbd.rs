@@ -54,7 +54,12 @@ fn an_rbd_image_and_a_proxmox_guest_on_rbd_open_in_the_browser() {
 
     // The picker: VM 108 is on the cluster; Enter browses its disk.
     let (_pve, root) = pve_tree(&cluster);
-    let mut pty = Pty::spawn(&bin(), &["--pve-root", root.to_str().unwrap()], &[], dir.path());
+    let mut pty = Pty::spawn(
+        &bin(),
+        &["--pve-root", root.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
     pty.wait_for("guests of this Proxmox host");
     pty.wait_for("on-ceph");
     pty.send(ENTER);
