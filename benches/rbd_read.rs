@@ -15,14 +15,15 @@
 // A benchmark may unwrap: a failure stops the run, it is not a product path.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmrescue::image::rbd;
-use vmrescue::io::ReadAt;
+
+#[path = "support/mod.rs"]
+mod support;
 
 /// The cluster, stopped on drop.
 struct Cluster(PathBuf);
@@ -58,8 +59,8 @@ fn start(dir: &Path, image: &Path) -> Cluster {
     c
 }
 
-/// Read all of the image in 1 MiB reads, the next one on a second thread
-/// while the current one is written to `out` (as `cp` does).
+/// Open the image and read it all as `cp` reads a file; the time and the
+/// requests sent.
 fn read_all(spec: &str, out: &Path) -> (Duration, u64) {
     let started = Instant::now();
     let r = Arc::new(
@@ -70,31 +71,7 @@ fn read_all(spec: &str, out: &Path) -> (Duration, u64) {
         )
         .unwrap(),
     );
-    let size = r.size();
-    let mut f = std::fs::File::create(out).unwrap();
-    let chunk = 1u64 << 20;
-    let read = |r: &Arc<rbd::Rbd>, at: u64| {
-        let mut b = vec![0u8; chunk.min(size - at) as usize];
-        r.read_exact_at(at, &mut b).unwrap();
-        b
-    };
-    let mut next = Some(read(&r, 0));
-    let mut at = 0u64;
-    while let Some(buf) = next.take() {
-        let following = at + chunk;
-        let h = (following < size).then(|| {
-            let r = Arc::clone(&r);
-            std::thread::spawn(move || {
-                let mut b = vec![0u8; chunk.min(r.size() - following) as usize];
-                r.read_exact_at(following, &mut b).unwrap();
-                b
-            })
-        });
-        f.write_all(&buf).unwrap();
-        next = h.map(|h| h.join().unwrap());
-        at = following;
-    }
-    f.sync_all().unwrap();
+    support::read_in_order(r.clone(), out);
     (started.elapsed(), r.requests())
 }
 
@@ -109,19 +86,7 @@ fn timed(cmd: &mut Command, out: &Path) -> Duration {
 
 fn data_file(dir: &Path, mib: u64) -> PathBuf {
     let p = dir.join(format!("rbd-data-{mib}.raw"));
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut block = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for c in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            c.copy_from_slice(&x.to_le_bytes());
-        }
-        w.write_all(&block).unwrap();
-    }
-    w.flush().unwrap();
+    support::write_generated(&p, mib);
     p
 }
 
@@ -130,18 +95,9 @@ fn same(a: &Path, b: &Path) -> bool {
 }
 
 fn main() {
-    // `cargo test --benches` runs bench programs with no arguments too; only
-    // `cargo bench` passes --bench: then a small smoke run.
-    let full = std::env::args().any(|a| a == "--bench");
-    let mib: u64 = if full {
-        std::env::var("VMRESCUE_BENCH_MIB")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(256)
-            .clamp(8, 384)
-    } else {
-        16
-    };
+    // `cargo test --benches` runs bench programs without --bench: then a
+    // small smoke run.
+    let mib = support::bench_size(256).map_or(16, |b| (b >> 20).clamp(8, 384));
     let tmp = tempfile::tempdir().unwrap();
     let data = data_file(tmp.path(), mib);
     let cluster = start(&tmp.path().join("ceph"), &data);

@@ -221,15 +221,7 @@ fn rbd_image_reads_like_its_raw_file_with_snapshot_errors_and_watchers() {
     assert!(!undo.exists() || std::fs::read_dir(&undo).unwrap().next().is_none());
 
     // A client watching the image (a running VM's librbd): a warning.
-    let mut watch = Command::new("rbd")
-        .arg("-c")
-        .arg(cluster.conf())
-        .args(["watch", "rbd/guest"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let watch = Held::watch(&cluster);
     let mut warned = String::new();
     // Bounded: the watch registers within seconds.
     for _ in 0..50 {
@@ -240,8 +232,7 @@ fn rbd_image_reads_like_its_raw_file_with_snapshot_errors_and_watchers() {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let _ = watch.kill();
-    let _ = watch.wait();
+    drop(watch);
     assert!(
         warned.contains("warning: rbd:rbd/guest is in use (Ceph RBD image in use by client.")
             && warned.contains("(watch)"),
