@@ -22,7 +22,6 @@
 // A benchmark may unwrap: a failure stops the run, it is not a product path.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -77,36 +76,11 @@ fn layers(uri: &str) -> (Duration, u64) {
     (t, layout.volumes.len() as u64)
 }
 
-/// Read all of `uri` in 1 MiB reads, the next one on a second thread while
-/// the current one is written to `out` (as `cp` does).
+/// Read all of `uri` as `cp` reads a file ([`support::read_in_order`]).
 fn read_all(uri: &str, out: &Path) -> Duration {
     let started = Instant::now();
     let n = Arc::new(nbd::Nbd::open(&nbd::parse_uri(uri).unwrap()).unwrap());
-    let size = n.size();
-    let mut f = std::fs::File::create(out).unwrap();
-    let chunk = 1u64 << 20;
-    let read = |n: &Arc<nbd::Nbd>, at: u64| {
-        let mut b = vec![0u8; chunk.min(size - at) as usize];
-        n.read_exact_at(at, &mut b).unwrap();
-        b
-    };
-    let mut next = Some(read(&n, 0));
-    let mut at = 0u64;
-    while let Some(buf) = next.take() {
-        let following = at + chunk;
-        let h = (following < size).then(|| {
-            let n = Arc::clone(&n);
-            std::thread::spawn(move || {
-                let mut b = vec![0u8; chunk.min(n.size() - following) as usize];
-                n.read_exact_at(following, &mut b).unwrap();
-                b
-            })
-        });
-        f.write_all(&buf).unwrap();
-        next = h.map(|h| h.join().unwrap());
-        at = following;
-    }
-    f.sync_all().unwrap();
+    support::read_in_order(n, out);
     started.elapsed()
 }
 
@@ -128,19 +102,7 @@ fn data_file(dir: &Path, mib: u64) -> PathBuf {
     if p.exists() {
         return p;
     }
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut block = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for c in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            c.copy_from_slice(&x.to_le_bytes());
-        }
-        w.write_all(&block).unwrap();
-    }
-    w.flush().unwrap();
+    support::write_generated(&p, mib);
     p
 }
 

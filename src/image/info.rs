@@ -141,7 +141,8 @@ impl From<Holders> for HolderFacts {
 }
 
 /// [`info`], with the options an `rbd:` image needs (a Ceph RBD image's
-/// facts: its size and snapshots; `holders.qemu` names its watchers).
+/// facts: its size and snapshots; `holders.qemu` names its watchers and
+/// lock holders).
 pub fn info_with(path: &Path, opts: &crate::image::OpenOptions) -> Result<Info> {
     if !crate::image::rbd::is_rbd(path) {
         return info(path);
@@ -179,9 +180,9 @@ pub fn info_with(path: &Path, opts: &crate::image::OpenOptions) -> Result<Info> 
             .collect(),
         holders: HolderFacts {
             qemu: rbd
-                .watchers
+                .holders
                 .iter()
-                .map(|w| format!("Ceph RBD watcher {w}"))
+                .map(|w| format!("Ceph RBD {w}"))
                 .collect(),
             ..HolderFacts::default()
         },

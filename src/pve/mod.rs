@@ -8,9 +8,10 @@
 //! (`/etc/pve`, with `pvesm` installed), else from `<pve-root>/storage.cfg`.
 //!
 //! A guest counts as running when Proxmox says so (`qm status`/`pct status`
-//! on a real host), when its QEMU pid file names a live QEMU process, or
-//! when QEMU holds one of its disks (QEMU's image locks, a QEMU process
-//! with it open). A disk held by anything else (a process writing to it, a
+//! on a real host), when its QEMU pid file names a live QEMU process, when
+//! QEMU holds one of its disks (QEMU's image locks, a QEMU process with it
+//! open), or when another client has one of its Ceph RBD disks open (a
+//! watch or a lock on the image, [`crate::image::rbd::holders`]). A disk held by anything else (a process writing to it, a
 //! loop device, a host mount: [`image_holders`]) makes the guest "in use",
 //! not running: it is read, and repaired only once that is released.
 
@@ -455,6 +456,21 @@ fn status(
     let mut in_use = None;
     for d in disks {
         let Ok(p) = &d.path else { continue };
+        if crate::image::rbd::is_rbd(p) {
+            // Another client with the image open (its watch, its lock): the
+            // VM's librbd on this node or another. A cluster out of reach
+            // says nothing here; opening the disk says why.
+            if let Ok(h) = crate::image::rbd::holders(p)
+                && !h.is_empty()
+            {
+                return Status::Running(format!(
+                    "{}: Ceph RBD image in use by {}",
+                    d.line.key,
+                    h.join(", ")
+                ));
+            }
+            continue;
+        }
         if !p.exists() {
             continue;
         }

@@ -17,6 +17,8 @@ mod image_support;
 mod loop_support;
 #[path = "../pve_support/mod.rs"]
 mod pve_support;
+#[path = "../rbd/support.rs"]
+mod rbd_support;
 
 mod btrfs_cli;
 mod btrfs_multi_cli;

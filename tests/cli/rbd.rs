@@ -10,69 +10,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::common::{fixture, root, vmrescue};
+use crate::common::{fixture, vmrescue};
+use crate::rbd_support::{Cluster, pve_tree};
 use vmrescue::io::ReadAt;
-
-/// The running cluster; stopped on drop, even when the test fails.
-struct Cluster {
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start(image: &Path) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("vmrescue-ceph-")
-            .tempdir()
-            .unwrap();
-        let script = root().join("tests/rbd/cluster.sh");
-        let out = Command::new("sh")
-            .arg(&script)
-            .arg("start")
-            .arg(dir.path())
-            .arg(image)
-            .env("CEPH_START_SECONDS", "60")
-            .output()
-            .unwrap();
-        let cluster = Cluster { dir };
-        assert!(
-            out.status.success(),
-            "the test Ceph cluster did not start:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cluster
-    }
-
-    fn conf(&self) -> PathBuf {
-        self.dir.path().join("ceph.conf")
-    }
-
-    fn keyring(&self) -> PathBuf {
-        self.dir.path().join("client.vmrescue.keyring")
-    }
-
-    /// `--ceph-conf`, `--ceph-id`, `--keyring` for the read-only client.
-    fn args(&self) -> Vec<String> {
-        vec![
-            "--ceph-conf".into(),
-            self.conf().display().to_string(),
-            "--ceph-id".into(),
-            "vmrescue".into(),
-            "--keyring".into(),
-            self.keyring().display().to_string(),
-        ]
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("sh")
-            .arg(root().join("tests/rbd/cluster.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 fn run(args: &[String]) -> (i32, String, String) {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -281,29 +221,172 @@ fn rbd_image_reads_like_its_raw_file_with_snapshot_errors_and_watchers() {
     assert!(!undo.exists() || std::fs::read_dir(&undo).unwrap().next().is_none());
 
     // A client watching the image (a running VM's librbd): a warning.
-    let mut watch = Command::new("rbd")
-        .arg("-c")
-        .arg(cluster.conf())
-        .args(["watch", "rbd/guest"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let watch = Held::watch(&cluster);
     let mut warned = String::new();
     // Bounded: the watch registers within seconds.
     for _ in 0..50 {
         let (_, _, err) = run(&with(&["layers", spec], &cluster));
-        if err.contains("is in use (Ceph RBD watchers: client.") {
+        if err.contains("is in use (Ceph RBD image in use by client.") {
             warned = err;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let _ = watch.kill();
-    let _ = watch.wait();
+    drop(watch);
     assert!(
-        warned.contains("warning: rbd:rbd/guest is in use (Ceph RBD watchers: client."),
+        warned.contains("warning: rbd:rbd/guest is in use (Ceph RBD image in use by client.")
+            && warned.contains("(watch)"),
         "no in-use warning while `rbd watch` held the image"
     );
+}
+
+/// A command holding the image until dropped (`rbd watch` needs its stdin
+/// open).
+struct Held(std::process::Child);
+
+impl Held {
+    fn watch(cluster: &Cluster) -> Held {
+        Held(
+            Command::new("rbd")
+                .arg("-c")
+                .arg(cluster.conf())
+                .args(["watch", "rbd/guest"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `rbd -c CONF ARGS...` as the cluster's admin; panics on failure.
+fn rbd_admin(cluster: &Cluster, args: &[&str]) {
+    let out = Command::new("rbd")
+        .arg("-c")
+        .arg(cluster.conf())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rbd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The status of guest 108 in the tree at `root`, as `vmrescue` alone lists it.
+fn status_108(root: &Path) -> vmrescue::pve::Status {
+    let guests = vmrescue::pve::list(&vmrescue::pve::Host::new(root)).unwrap();
+    guests
+        .into_iter()
+        .find(|g| g.vmid == 108)
+        .map(|g| g.status)
+        .unwrap()
+}
+
+/// Wait (bounded) until guest 108 is listed as running; its reason.
+fn running_108(root: &Path) -> String {
+    for _ in 0..50 {
+        if let vmrescue::pve::Status::Running(why) = status_108(root) {
+            return why;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("guest 108 was never listed as running");
+}
+
+#[test]
+fn a_proxmox_guest_on_rbd_storage_opens_and_is_running_while_held() {
+    let raw = fixture("guest-a");
+    let cluster = Cluster::start(&raw);
+    let (_pve, root) = pve_tree(&cluster);
+    let pve_run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(["--pve-root".to_string(), root.display().to_string()]);
+        run(&all)
+    };
+
+    // layers, ls and cp of `108` read the image on the cluster.
+    let (code, layers, err) = pve_run(&["layers", "108"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, raw_layers, _) = run(&["layers".into(), raw.display().to_string()]);
+    assert_eq!(volume_rows(&layers), volume_rows(&raw_layers), "{layers}");
+    assert!(
+        layers.contains("Ceph RBD rbd/guest as client.vmrescue"),
+        "{layers}"
+    );
+    let (code, ls, err) = pve_run(&["ls", "108", "/etc"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, raw_ls, _) = run(&["ls".into(), raw.display().to_string(), "/etc".into()]);
+    assert!(ls.contains("hostname"), "{ls}");
+    assert_eq!(ls, raw_ls);
+    let out = tempfile::tempdir().unwrap();
+    let (a, b) = (out.path().join("rbd"), out.path().join("raw"));
+    let (code, _, err) = pve_run(&["cp", "108", "/etc", a.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&[
+        "cp".into(),
+        raw.display().to_string(),
+        "/etc".into(),
+        b.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sa = sums(&a);
+    assert!(sa.len() >= 5, "{sa:?}");
+    assert_eq!(sa, sums(&b));
+
+    // Nobody else has it: stopped, in the guest list too.
+    assert_eq!(status_108(&root), vmrescue::pve::Status::Stopped);
+    let (code, list, err) = pve_run(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        list.contains("108   VM    on-ceph") && list.contains("stopped"),
+        "{list}"
+    );
+
+    // A lock taken with `rbd lock add` (as a VM's librbd takes the
+    // exclusive lock): running, naming the client and its address.
+    rbd_admin(&cluster, &["lock", "add", "rbd/guest", "vmrescue-test"]);
+    let why = running_108(&root);
+    assert!(
+        why.starts_with("scsi0: Ceph RBD image in use by client.")
+            && why.contains(" at 127.0.0.1:")
+            && why.contains("(exclusive lock \"vmrescue-test\")"),
+        "{why}"
+    );
+    let (code, list, err) = pve_run(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        list.contains("running") && list.contains("exclusive lock \"vmrescue-test\""),
+        "{list}"
+    );
+    // The lock's client, from `rbd lock ls`, to remove it.
+    let locker = why
+        .trim_start_matches("scsi0: Ceph RBD image in use by ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    rbd_admin(
+        &cluster,
+        &["lock", "remove", "rbd/guest", "vmrescue-test", &locker],
+    );
+    assert_eq!(status_108(&root), vmrescue::pve::Status::Stopped);
+
+    // A watcher (a running VM's librbd, `rbd watch`): running too.
+    let watch = Held::watch(&cluster);
+    let why = running_108(&root);
+    assert!(
+        why.starts_with("scsi0: Ceph RBD image in use by client.") && why.contains("(watch)"),
+        "{why}"
+    );
+    drop(watch);
 }

@@ -21,6 +21,8 @@ mod loop_support;
 mod pty_support;
 #[path = "../pve_support/mod.rs"]
 mod pve_support;
+#[path = "../rbd/support.rs"]
+mod rbd_support;
 #[path = "../tui_support/mod.rs"]
 mod tui_support;
 
@@ -36,6 +38,7 @@ mod tui_inner;
 mod tui_luks;
 mod tui_luks_pty;
 mod tui_picker;
+mod tui_rbd;
 mod tui_relink;
 mod tui_relink_snapshots;
 mod tui_snapshots;
