@@ -53,7 +53,10 @@ fn run_inner(args: &DoctorArgs) -> Result<u8, vmrescue::Error> {
         &options,
     )?;
     let volume = &layout.volume(id).name;
-    let ctx = doctor::Context::new(&*fs, namespace.as_ref(), Some(&layout));
+    let mut ctx = doctor::Context::new(&*fs, namespace.as_ref(), Some(&layout));
+    // One volume of a Windows guest (`--volume C:`): its paths from `C:\`.
+    ctx.drive = super::guest::drive_letter(&layout, id)
+        .filter(|_| namespace.is_none() && sel.subvolume.is_none());
     let found = doctor::examine(&ctx);
     // In the whole guest, relink needs no --volume: it finds the volume itself.
     // A guest chosen by the volume holding its disk keeps that --volume.
@@ -194,7 +197,9 @@ fn render(r: &Report, volume: &str, how: &Commands) -> String {
     }
     // A Windows guest's paths as Windows writes them (`C:\\Windows`).
     let shown = |p: &[u8]| match r.windows {
-        Some(_) => vmrescue::guest::drive_display(p).unwrap_or_else(|| escape(p)),
+        Some(_) => {
+            vmrescue::guest::windows_display(r.drive.as_deref(), p).unwrap_or_else(|| escape(p))
+        }
         None => escape(p),
     };
     if let Some(dir) = r.windows.as_deref().filter(|_| !r.recent.is_empty()) {

@@ -176,12 +176,8 @@ impl GuestArgs {
             Vec::new()
         };
         // A Windows guest's volume opened alone: its drive letter.
-        let drive = layout
-            .volume(id)
-            .guest
-            .mountpoint
-            .clone()
-            .filter(|m| namespace.is_none() && sel.subvolume.is_none() && !m.starts_with('/'));
+        let drive =
+            drive_letter(&layout, id).filter(|_| namespace.is_none() && sel.subvolume.is_none());
         Ok(Guest {
             fs,
             damaged: !status.problems.is_empty(),
@@ -192,6 +188,17 @@ impl GuestArgs {
             _layout: Some(layout),
         })
     }
+}
+
+/// The drive (`C:\`) a Windows guest gives volume `id`, whose own paths
+/// then start at that drive's root; `None` for any other volume.
+pub(super) fn drive_letter(layout: &Layout, id: VolumeId) -> Option<String> {
+    layout
+        .volume(id)
+        .guest
+        .mountpoint
+        .clone()
+        .filter(|m| !m.starts_with('/'))
 }
 
 /// The guest as it boots (its namespace, and the merged tree) when `id` is

@@ -154,7 +154,20 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
             Err(_) => (root, Some(sub), join(b"/".to_vec()), None),
         }
     } else {
-        (root, None, link.as_bytes().to_vec(), None)
+        // `C:\Windows\...` on the volume a Windows guest calls C:
+        // (`--volume C:`): `/Windows/...` of that volume.
+        let link = match super::guest::drive_letter(&layout, root) {
+            Some(drive) if vmrescue::guest::drive_path(link.as_bytes()).is_some() => {
+                let fs = engines.open_fs(&layout, root, &vmrescue::fs::FsOptions::default())?;
+                let asked =
+                    vmrescue::guest::operator_path(&*fs, None, Some(&drive), link.as_bytes());
+                // Not found: said with the path looked for, as in the whole guest.
+                vmrescue::fs::path::resolve(&*fs, &asked, false)?;
+                asked
+            }
+            _ => link.as_bytes().to_vec(),
+        };
+        (root, None, link, None)
     };
     let decision = engines.decide(&layout, id);
     if args.source.engine == EngineChoice::Kernel && decision.engine != Some(Engine::Kernel) {

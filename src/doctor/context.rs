@@ -16,6 +16,9 @@ pub struct Context<'a> {
     pub namespace: Option<&'a Namespace>,
     /// The disks' layout (volumes, UUIDs), to resolve `root=` and fstab sources.
     pub layout: Option<&'a Layout>,
+    /// When one volume of a Windows guest is examined alone: the drive the
+    /// guest gives it (`C:\`), to show its paths as Windows writes them.
+    pub drive: Option<String>,
     /// Library directories and ELF facts, each object parsed once and shared
     /// by every check.
     pub guest: Guest<'a>,
@@ -33,6 +36,7 @@ impl<'a> Context<'a> {
             fs,
             namespace,
             layout,
+            drive: None,
             guest: Guest::new(fs),
             cmdline: OnceLock::new(),
         }

@@ -219,6 +219,9 @@ pub struct Report {
     /// On a Windows guest: the guest path whose files `recent` lists
     /// (`/C:/Windows/System32`), by the newer of mtime and creation time.
     pub windows: Option<Vec<u8>>,
+    /// With `windows`, on one volume examined alone: the drive the guest
+    /// gives it (`C:\`), where the paths of `windows` and `recent` start.
+    pub drive: Option<String>,
 }
 
 impl Report {
@@ -256,6 +259,7 @@ pub fn examine(ctx: &Context<'_>) -> Report {
         findings,
         checked,
         windows: None,
+        drive: None,
     }
 }
 
@@ -289,7 +293,8 @@ fn examine_windows(ctx: &Context<'_>) -> Report {
         Some(p) => format!(
             "a Windows guest: the Linux checks do not apply; the {} files written or installed last under {} are listed",
             recent.len(),
-            crate::text::escape(p)
+            crate::guest::windows_display(ctx.drive.as_deref(), p)
+                .unwrap_or_else(|| crate::text::escape(p))
         ),
         None => "a Windows guest: the Linux checks do not apply; no Windows\\System32 folder found"
             .into(),
@@ -306,6 +311,7 @@ fn examine_windows(ctx: &Context<'_>) -> Report {
         recent,
         history: Vec::new(),
         windows: system32,
+        drive: ctx.drive.clone(),
     }
 }
 

@@ -23,6 +23,7 @@ mod tree;
 pub(crate) use namespace::root_in_subvolume;
 pub use namespace::{
     Mount, MountState, Namespace, Outside, drive_display, drive_path, operator_path,
+    windows_display,
 };
 pub use tree::GuestFs;
 

@@ -609,6 +609,17 @@ pub fn drive_display(p: &[u8]) -> Option<String> {
     Some(format!("{}\\{}", escape(drive), rest.join("\\")))
 }
 
+/// A path of a Windows guest as Windows writes it (`C:\Users\x`): a
+/// path of the merged tree (`/C:/Users/x`), or, given `drive`, a path of
+/// the volume the guest calls `drive` (`C:\`) opened alone (`/Users/x`);
+/// `None` for a path on no drive.
+pub fn windows_display(drive: Option<&str>, p: &[u8]) -> Option<String> {
+    match drive.and_then(|d| drive_path(d.as_bytes())) {
+        Some(on) => drive_display(&[on.as_slice(), p].concat()),
+        None => drive_display(p),
+    }
+}
+
 /// Mount fstab entry `entry` (index `index` of the table) on `tree`.
 fn mount_entry(
     layout: &Layout,

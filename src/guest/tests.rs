@@ -1023,3 +1023,21 @@ fn volume_at_subvolume_grammar() {
     assert_eq!(l.subvolume_name(v, 257), "p1@/@home");
     assert_eq!(l.subvolume_name(v, 5), "p1@/");
 }
+
+#[test]
+fn windows_display_writes_tree_and_volume_paths_from_their_drive() {
+    use super::windows_display;
+    assert_eq!(
+        windows_display(None, b"/C:/Windows/System32").as_deref(),
+        Some(r"C:\Windows\System32")
+    );
+    // A volume opened alone: its paths start at the drive the guest gives it.
+    assert_eq!(
+        windows_display(Some(r"D:\"), b"/Backups/a b.txt").as_deref(),
+        Some(r"D:\Backups\a b.txt")
+    );
+    assert_eq!(windows_display(Some(r"C:\"), b"/").as_deref(), Some(r"C:\"));
+    // Not on a drive.
+    assert_eq!(windows_display(None, b"/etc/fstab"), None);
+    assert_eq!(windows_display(Some("/boot"), b"/grub"), None);
+}

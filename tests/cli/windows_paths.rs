@@ -140,10 +140,28 @@ fn doctor_on_the_system_drive_alone_is_the_windows_doctor() {
         "{out}"
     );
     assert!(!out.contains("/etc/fstab"), "{out}");
+    // The volume's paths as the operator knows them: from C:\.
     assert!(
-        out.contains("/Windows/System32/drivers/viostor.sys"),
+        out.contains(r"written or installed last under C:\Windows\System32 are listed"),
         "{out}"
     );
+    assert!(
+        out.contains(r"Files under C:\Windows\System32 written or installed last"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r"  - C:\Windows\System32\drivers\viostor.sys"),
+        "{out}"
+    );
+    assert!(!out.contains("/Windows/System32"), "{out}");
+    // The whole guest says the same.
+    let (out, err, code) = run(&["doctor", &image()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(r"written or installed last under C:\Windows\System32 are listed"),
+        "{out}"
+    );
+    assert!(!out.contains("/C:/"), "{out}");
 }
 
 #[test]
@@ -163,6 +181,32 @@ fn relink_and_open_take_drive_paths() {
     let (_, err, code) = run(&["relink", "--dry-run", &img, r"C:\Users\Nobody"]);
     assert_eq!(code, 2);
     assert!(err.contains("/C:/Users/Nobody: not found"), "{err}");
+    // The same on the volume C: alone, whose own paths start at C:\.
+    let (_, err, code) = run(&[
+        "relink",
+        "--dry-run",
+        "--volume",
+        "C:",
+        &img,
+        r"c:\users\administrator\desktop\größe.txt",
+    ]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("not found"), "{err}");
+    assert!(err.contains("ntfs"), "{err}");
+    let (_, err, code) = run(&[
+        "relink",
+        "--dry-run",
+        "--volume",
+        "C:",
+        &img,
+        r"C:\Users\Nobody",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/Users/Nobody") && err.contains("not found"),
+        "{err}"
+    );
+    assert!(!err.contains(r"C:\Users"), "{err}");
     // --open with a drive path: the file is found (it holds text, not a disk).
     let (_, err, code) = run(&[
         "ls",

@@ -77,7 +77,11 @@ fn rows(fs: &dyn FsView) -> Vec<Vec<u8>> {
 }
 
 fn manifest() -> Vec<Vec<u8>> {
-    let text = std::fs::read(common::fixture_file("ntfs.manifest")).unwrap();
+    manifest_of("ntfs.manifest")
+}
+
+fn manifest_of(file: &str) -> Vec<Vec<u8>> {
+    let text = std::fs::read(common::fixture_file(file)).unwrap();
     text.split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)
@@ -438,39 +442,9 @@ fn bytes_past_the_initialized_size_read_as_zeros_as_ntfs_3g_reads_them() {
     );
     drop(fs);
 
-    // ntfs-3g reads the same bytes.
-    let out = std::process::Command::new("ntfscat")
-        .arg(&p)
-        .arg("/big.bin")
-        .output()
-        .expect("ntfscat (ntfs-3g) is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        hex(&Sha256::digest(&out.stdout)),
-        hex(&Sha256::digest(&got))
-    );
-    // And so do `cat` and `cp` (the copy moves big runs in the kernel).
-    let img = p.to_str().unwrap();
-    let out = common::vmrescue(&["cat", img, "/big.bin"]);
-    assert!(out.status.success());
-    assert_eq!(
-        hex(&Sha256::digest(&out.stdout)),
-        hex(&Sha256::digest(&got))
-    );
-    let dst = dir.path().join("out");
-    std::fs::create_dir(&dst).unwrap();
-    let out = common::vmrescue(&["cp", img, "/big.bin", dst.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let copied = std::fs::read(dst.join("big.bin")).unwrap();
-    assert_eq!(hex(&Sha256::digest(&copied)), hex(&Sha256::digest(&got)));
+    // ntfs-3g reads the same bytes, and so do `cat` and `cp` (the copy
+    // moves big runs in the kernel).
+    read_as_ntfs_3g_and_copied(dir.path(), &p, "/big.bin", &got);
 }
 
 #[test]
@@ -557,4 +531,135 @@ fn space_matches_ntfs_3g_statfs() {
         s.block_size, s.blocks, s.free_blocks, s.avail_blocks
     );
     assert_eq!(got, df);
+}
+
+// ------------------------------------------------- attribute lists
+
+fn open_split() -> NtfsVolume {
+    let p = common::fixture("ntfs-split");
+    open_path(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Fragmented and compressed files whose run lists ntfs-3g split over an
+/// attribute list and extension records (`tests/fixtures/make/ntfs-split.sh`)
+/// read as a fresh read-only ntfs-3g mount reads them: every extent, in VCN
+/// order, the sizes from the first.
+#[test]
+fn streams_split_over_an_attribute_list_read_as_ntfs_3g_reads_them() {
+    let lists = std::fs::read_to_string(common::fixture_file("ntfs-split.lists")).unwrap();
+    assert_eq!(
+        lists.lines().collect::<Vec<_>>(),
+        ["/frag.bin", "/pad.bin", "/zip/long.txt"],
+        "the fixture's files have attribute lists"
+    );
+    let fs = open_split();
+    let ours = rows(&fs);
+    let want = manifest_of("ntfs-split.manifest");
+    for (a, b) in ours.iter().zip(&want) {
+        assert_eq!(String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+    }
+    assert_eq!(ours.len(), want.len());
+    assert!(
+        fs.status().problems.is_empty(),
+        "{:?}",
+        fs.status().problems
+    );
+    // Hundreds of runs over several records, no hole among them.
+    let frag = node(&fs, "/frag.bin");
+    let ext = fs.extents(frag).unwrap();
+    assert_eq!(ext.len(), 1, "{ext:?}");
+    assert_eq!((ext[0].offset, ext[0].len), (0, 2_925_300), "{ext:?}");
+    // A read at its very end.
+    let mut tail = [0u8; 7];
+    assert_eq!(fs.read_at(frag, 2_925_300 - 7, &mut tail).unwrap(), 7);
+    // Each 4 KiB write ended with a line and six newlines.
+    assert_eq!(&tail, b"\n\n\n\n\n\n\n");
+}
+
+/// The initialized size (valid data length) of a stream split over an
+/// attribute list is the one in the header of its first extent (VCN 0):
+/// bytes past it read as zeros, as ntfs-3g (`ntfscat`) reads the same
+/// patched image, through `cat` and `cp` too.
+#[test]
+fn initialized_size_of_a_split_stream_is_its_first_extents() {
+    const VALID: u64 = 1_000_003;
+    let dir = tempfile::tempdir().unwrap();
+    let p = common::fixture_copy("ntfs-split", dir.path());
+    let fs = open_path(&p).unwrap();
+    let n = node(&fs, "/frag.bin");
+    let before = read_all(&fs, n).unwrap();
+    drop(fs);
+    let img = std::fs::read(&p).unwrap();
+    let rec = record_at(&img, n.0);
+    assert_eq!(&img[rec..rec + 4], b"FILE");
+    // The base record holds the first extent: lowest VCN 0, the sizes.
+    let a = data_attribute(&img, rec);
+    assert_eq!(
+        le64(&img, a + 0x10),
+        0,
+        "lowest VCN of the base record's extent"
+    );
+    let size = le64(&img, a + 0x30);
+    assert_eq!(size, before.len() as u64);
+    assert_eq!(le64(&img, a + 0x38), size, "initialized size before");
+    // Its runs end before VCN 0's extent covers the file: the rest is in
+    // extension records.
+    let last_vcn = le64(&img, a + 0x18);
+    assert!((last_vcn + 1) * 4096 < size, "last VCN {last_vcn}");
+    let at = a + 0x38 - rec;
+    assert!(
+        (at..at + 8).all(|b| b % 512 < 510),
+        "field at record byte {at}"
+    );
+    patch(&p, a + 0x38, &VALID.to_le_bytes());
+
+    let fs = open_path(&p).unwrap();
+    assert_eq!(fs.metadata(n).unwrap().size, size);
+    let got = read_all(&fs, n).unwrap();
+    let valid = VALID as usize;
+    assert_eq!(&got[..valid], &before[..valid]);
+    assert!(
+        got[valid..].iter().all(|&b| b == 0),
+        "zeros past the valid length"
+    );
+    assert!(before[valid..].iter().any(|&b| b != 0));
+    let ext = fs.extents(n).unwrap();
+    assert!(
+        ext.iter().any(|e| e.unwritten && e.offset == VALID),
+        "{ext:?}"
+    );
+    drop(fs);
+
+    read_as_ntfs_3g_and_copied(dir.path(), &p, "/frag.bin", &got);
+}
+
+/// `ntfscat` (ntfs-3g), `vmrescue cat` and `vmrescue cp` read file `path`
+/// of image `p` as `got`; the copy goes to a new folder in `dir`.
+fn read_as_ntfs_3g_and_copied(dir: &std::path::Path, p: &std::path::Path, path: &str, got: &[u8]) {
+    let want = hex(&Sha256::digest(got));
+    let out = std::process::Command::new("ntfscat")
+        .arg(p)
+        .arg(path)
+        .output()
+        .expect("ntfscat (ntfs-3g) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(hex(&Sha256::digest(&out.stdout)), want, "ntfscat {path}");
+    let img = p.to_str().unwrap();
+    let out = common::vmrescue(&["cat", img, path]);
+    assert!(out.status.success());
+    assert_eq!(hex(&Sha256::digest(&out.stdout)), want, "cat {path}");
+    let dst = dir.join("out");
+    std::fs::create_dir(&dst).unwrap();
+    let out = common::vmrescue(&["cp", img, path, dst.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = std::fs::read(dst.join(path.trim_start_matches('/'))).unwrap();
+    assert_eq!(hex(&Sha256::digest(&copied)), want, "cp {path}");
 }

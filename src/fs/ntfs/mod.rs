@@ -22,10 +22,11 @@
 //! length) read as zeros, as Windows and ntfs-3g read them, whatever its
 //! clusters hold; [`FsView::extents`] marks them unwritten.
 //!
-//! Not read: encrypted (EFS) files (an error names them), a data stream
-//! split over an attribute list *and* compressed (an error), the valid-data
-//! length of a stream split over an attribute list (read through the crate,
-//! past it as stored), security
+//! A stream whose runs an attribute list splits over several MFT records
+//! (a fragmented or compressed file) is one stream of all its extents in
+//! VCN order; the extent at VCN 0 carries its size and initialized size.
+//!
+//! Not read: encrypted (EFS) files (an error names them), security
 //! descriptors and NTFS extended attributes (`$EA`), the `$LogFile` (never
 //! replayed: a dirty volume gets a note). A BitLocker volume is refused.
 #![deny(
@@ -47,7 +48,7 @@ use ntfs::structured_values::{
     NtfsFileAttributeFlags, NtfsFileName, NtfsFileNamespace, NtfsStandardInformation,
     NtfsVolumeFlags,
 };
-use ntfs::{Ntfs, NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags, NtfsReadSeek};
+use ntfs::{Ntfs, NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags};
 
 use crate::error::{Error, Result};
 use crate::fs::problems::ProblemLog;
@@ -83,12 +84,84 @@ const TAG_SYMLINK: u32 = 0xA000_000C;
 const TAG_JUNCTION: u32 = 0xA000_0003;
 const TAG_LX_SYMLINK: u32 = 0xA000_001D;
 
+/// Bytes of one block the `ntfs` crate's reads are served from.
+const BLOCK: u64 = 256 << 10;
+/// Blocks kept (8 MiB): the MFT records of a directory's files, read in
+/// large pieces in the order they lie on disk, not one record at a time.
+const BLOCKS: usize = 32;
+
 /// A `Read + Seek` view of a [`ReadAt`] for the `ntfs` crate. `redirect`
 /// sends reads of the first MFT records to `$MFTMirr` when `$MFT` is damaged there.
+/// The crate reads MFT records (and `$MFT`'s own record 0 for every other
+/// one) in small pieces: they come from `blocks`, [`BLOCK`]-aligned pieces
+/// of the volume, the most recently used last.
 struct Cursor {
     src: Arc<dyn ReadAt>,
     pos: u64,
     redirect: Option<(u64, u64, u64)>,
+    blocks: Vec<(u64, Vec<u8>)>,
+}
+
+impl Cursor {
+    fn new(src: Arc<dyn ReadAt>) -> Cursor {
+        Cursor {
+            src,
+            pos: 0,
+            redirect: None,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Fill `buf` from volume byte `at`, through the blocks (a read of a
+    /// block's size or more goes straight to the source).
+    fn fill(&mut self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        if buf.len() as u64 >= BLOCK {
+            return self.src.read_exact_at(at, buf);
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = at.saturating_add(done as u64);
+            let start = pos.saturating_sub(pos % BLOCK);
+            let i = match self.blocks.iter().position(|b| b.0 == start) {
+                Some(i) => i,
+                None => {
+                    let len = BLOCK.min(self.src.size().saturating_sub(start));
+                    let mut b = vec![0u8; usize::try_from(len).unwrap_or(0)];
+                    if self.src.read_exact_at(start, &mut b).is_err() {
+                        // An unreadable byte elsewhere in the block: read
+                        // only what was asked.
+                        return self
+                            .src
+                            .read_exact_at(pos, buf.get_mut(done..).unwrap_or_default());
+                    }
+                    if self.blocks.len() >= BLOCKS {
+                        self.blocks.remove(0);
+                    }
+                    self.blocks.push((start, b));
+                    self.blocks.len().saturating_sub(1)
+                }
+            };
+            // Most recently used last.
+            let block = self.blocks.remove(i);
+            let from = usize::try_from(pos.saturating_sub(start)).unwrap_or(usize::MAX);
+            let have = block.1.get(from..).unwrap_or(&[]);
+            let dst = buf.get_mut(done..).unwrap_or_default();
+            let n = have.len().min(dst.len());
+            if let (Some(d), Some(s)) = (dst.get_mut(..n), have.get(..n)) {
+                d.copy_from_slice(s);
+            }
+            self.blocks.push(block);
+            if n == 0 {
+                return Err(crate::io::past_end(
+                    pos,
+                    buf.len().saturating_sub(done),
+                    self.src.size(),
+                ));
+            }
+            done = done.saturating_add(n);
+        }
+        Ok(())
+    }
 }
 
 impl Read for Cursor {
@@ -109,7 +182,7 @@ impl Read for Cursor {
         let Some(part) = buf.get_mut(..n) else {
             return Ok(0);
         };
-        self.src.read_exact_at(at, part)?;
+        self.fill(at, part)?;
         self.pos = self.pos.saturating_add(n as u64);
         Ok(n)
     }
@@ -136,6 +209,10 @@ struct Run {
     disk: Option<u64>,
 }
 
+/// One extent of a stream an attribute list splits: its first stream
+/// byte, its runs (from 0), and at VCN 0 the stream's size and initialized size.
+type Extent = (u64, Vec<Run>, Option<(u64, u64)>);
+
 /// Where a stream's bytes are.
 #[derive(Debug, Clone)]
 enum Stream {
@@ -149,15 +226,13 @@ enum Stream {
         runs: Vec<Run>,
         compressed: bool,
     },
-    /// Split over several records by an attribute list: read through the crate.
-    Split { size: u64, name: String },
 }
 
 impl Stream {
     fn size(&self) -> u64 {
         match self {
             Stream::Resident(v) => v.len() as u64,
-            Stream::Runs { size, .. } | Stream::Split { size, .. } => *size,
+            Stream::Runs { size, .. } => *size,
         }
     }
 }
@@ -191,6 +266,8 @@ pub struct NtfsVolume {
     nodes: Mutex<HashMap<u64, Arc<Node>>>,
     listings: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     space: Mutex<Option<Space>>,
+    /// `$MFT`'s own runs, to find where records lie (for prefetching).
+    mft_runs: Vec<Run>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -251,11 +328,7 @@ impl NtfsVolume {
             .map_err(|e| Error::corrupt("NTFS boot sector", 0, format!("cannot read: {e}")))?;
         let boot = Boot::parse(&sector, src.size())?;
         let mut notes = Vec::new();
-        let mut cursor = Cursor {
-            src: src.clone(),
-            pos: 0,
-            redirect: None,
-        };
+        let mut cursor = Cursor::new(src.clone());
         // The crate reads $MFT's own record (0) to find every other record.
         let first = guarded("$MFT", 0, || {
             let n = Ntfs::new(&mut cursor).map_err(|e| crate_err("$MFT", 0, e))?;
@@ -295,7 +368,13 @@ impl NtfsVolume {
             nodes: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
             space: Mutex::new(None),
+            mft_runs: Vec::new(),
         };
+        if let Ok(n) = fs.node(0)
+            && let Some(Stream::Runs { runs, .. }) = &n.data
+        {
+            fs.mft_runs = runs.clone();
+        }
         fs.volume_facts();
         // The root must be a directory whose index reads.
         let root = fs.node(ROOT_RECORD)?;
@@ -451,6 +530,16 @@ impl NtfsVolume {
                 NtfsAttributeType::Data => {
                     let name = a.name().map_err(|e| err("$DATA name", e))?;
                     let name = utf16(name.0);
+                    // The further extents of a stream an attribute list
+                    // splits: the first one read them all.
+                    let known = if name.is_empty() {
+                        node.data.is_some()
+                    } else {
+                        node.streams.iter().any(|(n, _)| *n == name)
+                    };
+                    if known {
+                        continue;
+                    }
                     let stream = self.stream(cur, &file, &a, &name)?;
                     if name.is_empty() {
                         node.data = Some(stream);
@@ -469,7 +558,7 @@ impl NtfsVolume {
         }
         drop(file);
         if let Some(r) = reparse {
-            let bytes = self.read_stream(cur, record, &r, 0, MAX_REPARSE)?;
+            let bytes = self.read_stream(record, &r, 0, MAX_REPARSE)?;
             node.link = self.reparse_target(record, &bytes);
         } else if node.attrs & NtfsFileAttributeFlags::SYSTEM.bits() != 0
             && let Some(d) = &node.data
@@ -477,7 +566,7 @@ impl NtfsVolume {
             && d.size() < 8 + 8192
         {
             // An Interix (Services for Unix) symlink: "IntxLNK\1" and a UTF-16 target.
-            let bytes = self.read_stream(cur, record, d, 0, 8192)?;
+            let bytes = self.read_stream(record, d, 0, 8192)?;
             if let Some(t) = bytes.strip_prefix(b"IntxLNK\x01") {
                 node.link = Some(utf16(t));
             }
@@ -562,36 +651,11 @@ impl NtfsVolume {
                 Stream::Resident(v.data().to_vec())
             }
             ntfs::attribute_value::NtfsAttributeValue::NonResident(v) => {
-                let mut runs = Vec::new();
-                let mut off = 0u64;
-                for r in v.data_runs() {
-                    if runs.len() >= MAX_RUNS {
-                        return Err(crate_err(
-                            "data runs",
-                            record,
-                            format!("more than {MAX_RUNS}"),
-                        ));
-                    }
-                    let r = r.map_err(|e| crate_err("data run", record, e))?;
-                    let len = r.allocated_size();
-                    let disk = r.data_position().value().map(|p| p.get());
-                    if let Some(d) = disk
-                        && d.checked_add(len).is_none_or(|e| e > self.src.size())
-                    {
-                        return Err(crate_err(
-                            "data run",
-                            record,
-                            format!(
-                                "clusters at byte {d} ({len} bytes) past the end of the volume ({} bytes)",
-                                self.src.size()
-                            ),
-                        ));
-                    }
-                    runs.push(Run { off, len, disk });
-                    off = off
-                        .checked_add(len)
-                        .ok_or_else(|| crate_err("data runs", record, "lengths overflow"))?;
+                if let Some(s) = self.split_stream(cur, file, a, name, compressed)? {
+                    return Ok(s);
                 }
+                let mut runs = Vec::new();
+                self.push_runs(record, &v, 0, &mut runs)?;
                 let size = v.len();
                 Stream::Runs {
                     size,
@@ -600,18 +664,199 @@ impl NtfsVolume {
                     compressed,
                 }
             }
-            ntfs::attribute_value::NtfsAttributeValue::AttributeListNonResident(v) => {
-                if compressed {
-                    return Err(Error::Unsupported(format!(
-                        "NTFS MFT record {record}: a compressed stream split over an attribute list"
-                    )));
-                }
-                Stream::Split {
-                    size: v.len(),
-                    name: String::from_utf8_lossy(name).into_owned(),
-                }
-            }
+            ntfs::attribute_value::NtfsAttributeValue::AttributeListNonResident(_) => self
+                .split_stream(cur, file, a, name, compressed)?
+                .ok_or_else(|| {
+                    crate_err(
+                        "$ATTRIBUTE_LIST",
+                        record,
+                        format!(
+                            "no entry for the {} attribute named {:?}",
+                            a.ty().map_or("?".into(), |t| format!("{t:?}")),
+                            String::from_utf8_lossy(name)
+                        ),
+                    )
+                })?,
         })
+    }
+
+    /// The runs of non-resident value `v` of MFT record `record`, appended
+    /// to `runs` from stream offset `start`; returns the offset past them.
+    fn push_runs(
+        &self,
+        record: u64,
+        v: &ntfs::attribute_value::NtfsNonResidentAttributeValue<'_, '_>,
+        start: u64,
+        runs: &mut Vec<Run>,
+    ) -> Result<u64> {
+        let mut off = start;
+        for r in v.data_runs() {
+            if runs.len() >= MAX_RUNS {
+                return Err(crate_err(
+                    "data runs",
+                    record,
+                    format!("more than {MAX_RUNS}"),
+                ));
+            }
+            let r = r.map_err(|e| crate_err("data run", record, e))?;
+            let len = r.allocated_size();
+            let disk = r.data_position().value().map(|p| p.get());
+            if let Some(d) = disk
+                && d.checked_add(len).is_none_or(|e| e > self.src.size())
+            {
+                return Err(crate_err(
+                    "data run",
+                    record,
+                    format!(
+                        "clusters at byte {d} ({len} bytes) past the end of the volume ({} bytes)",
+                        self.src.size()
+                    ),
+                ));
+            }
+            runs.push(Run { off, len, disk });
+            off = off
+                .checked_add(len)
+                .ok_or_else(|| crate_err("data runs", record, "lengths overflow"))?;
+        }
+        Ok(off)
+    }
+
+    /// A non-resident attribute of `file` whose runs an attribute list
+    /// splits over several MFT records (extents, each with the runs from
+    /// its lowest VCN): every extent of the attribute's type and `name`,
+    /// in VCN order, as one stream. The extent at VCN 0 carries the sizes
+    /// (size and initialized size), as Windows and ntfs-3g read them.
+    /// `None` when the file has no attribute list, or the list does not
+    /// name the attribute (then the attribute alone is the stream).
+    fn split_stream(
+        &self,
+        cur: &mut Cursor,
+        file: &NtfsFile<'_>,
+        a: &ntfs::NtfsAttribute<'_, '_>,
+        name: &[u8],
+        compressed: bool,
+    ) -> Result<Option<Stream>> {
+        let record = file.file_record_number();
+        let err = |what: &str, e: ntfs::NtfsError| crate_err(what, record, e);
+        let ty = a.ty().map_err(|e| err("attribute type", e))?;
+        let mut list = None;
+        for (i, raw) in file.attributes_raw().enumerate() {
+            if i >= MAX_ATTRS {
+                break;
+            }
+            let raw = raw.map_err(|e| err("attribute", e))?;
+            if raw
+                .ty()
+                .is_ok_and(|t| t == NtfsAttributeType::AttributeList)
+            {
+                list = Some(
+                    raw.structured_value::<_, ntfs::structured_values::NtfsAttributeList>(cur)
+                        .map_err(|e| err("$ATTRIBUTE_LIST", e))?,
+                );
+                break;
+            }
+        }
+        let Some(list) = list else { return Ok(None) };
+        let cluster = u64::from(self.boot.cluster_size);
+        let mut extents: Vec<Extent> = Vec::new();
+        let mut entries = list.entries();
+        let mut seen = 0usize;
+        while let Some(e) = entries.next(cur) {
+            seen = seen.saturating_add(1);
+            if seen > MAX_ATTRS {
+                return Err(crate_err(
+                    "$ATTRIBUTE_LIST",
+                    record,
+                    format!("more than {MAX_ATTRS} entries"),
+                ));
+            }
+            let e = e.map_err(|e| err("$ATTRIBUTE_LIST entry", e))?;
+            if e.ty().ok() != Some(ty) || utf16(e.name().0) != name {
+                continue;
+            }
+            let at = e.position().value().map_or(0, |p| p.get());
+            let vcn = u64::try_from(e.lowest_vcn().value()).map_err(|_| {
+                Error::corrupt(
+                    format!("NTFS MFT record {record} $ATTRIBUTE_LIST entry"),
+                    at,
+                    "negative lowest VCN",
+                )
+            })?;
+            let start = vcn.checked_mul(cluster).ok_or_else(|| {
+                Error::corrupt(
+                    format!("NTFS MFT record {record} $ATTRIBUTE_LIST entry"),
+                    at,
+                    format!("lowest VCN {vcn} past any volume"),
+                )
+            })?;
+            let ext = e
+                .to_file(&self.ntfs, cur)
+                .map_err(|e| err("extension record", e))?;
+            let ea = e
+                .to_attribute(&ext)
+                .map_err(|e| err("extension record attribute", e))?;
+            let ntfs::attribute_value::NtfsAttributeValue::NonResident(v) =
+                ea.value(cur).map_err(|e| err("extent", e))?
+            else {
+                // A resident attribute is never split.
+                return Ok(None);
+            };
+            let mut runs = Vec::new();
+            self.push_runs(ext.file_record_number(), &v, 0, &mut runs)?;
+            let sizes = if vcn == 0 {
+                Some((v.len(), self.initialized_size(cur, &ext, &ea)?))
+            } else {
+                None
+            };
+            extents.push((start, runs, sizes));
+        }
+        if extents.is_empty() {
+            return Ok(None);
+        }
+        extents.sort_by_key(|e| e.0);
+        let (size, initialized) = extents
+            .iter()
+            .find_map(|e| e.2)
+            .ok_or_else(|| crate_err("$ATTRIBUTE_LIST", record, "no extent at VCN 0"))?;
+        let mut runs: Vec<Run> = Vec::new();
+        let mut off = 0u64;
+        for (start, part, _) in extents {
+            if start < off {
+                return Err(crate_err(
+                    "$ATTRIBUTE_LIST",
+                    record,
+                    format!("extents overlap at stream byte {start}"),
+                ));
+            }
+            if start > off {
+                // A gap between extents reads as a hole.
+                runs.push(Run {
+                    off,
+                    len: start.saturating_sub(off),
+                    disk: None,
+                });
+            }
+            off = start;
+            for r in part {
+                if runs.len() >= MAX_RUNS {
+                    return Err(crate_err(
+                        "data runs",
+                        record,
+                        format!("more than {MAX_RUNS}"),
+                    ));
+                }
+                runs.push(Run { off, ..r });
+                off = off
+                    .checked_add(r.len)
+                    .ok_or_else(|| crate_err("data runs", record, "lengths overflow"))?;
+            }
+        }
+        Ok(Some(Stream::Runs {
+            size,
+            initialized: initialized.min(size),
+            runs,
+            compressed,
+        }))
     }
 
     /// The initialized size (valid data length) in the header of
@@ -668,30 +913,16 @@ impl NtfsVolume {
     }
 
     /// Read up to `cap` bytes of `s` from `offset`.
-    fn read_stream(
-        &self,
-        cur: &mut Cursor,
-        record: u64,
-        s: &Stream,
-        offset: u64,
-        cap: u64,
-    ) -> Result<Vec<u8>> {
+    fn read_stream(&self, record: u64, s: &Stream, offset: u64, cap: u64) -> Result<Vec<u8>> {
         let len = s.size().saturating_sub(offset).min(cap);
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        let n = self.read_into(cur, record, s, offset, &mut buf)?;
+        let n = self.read_into(record, s, offset, &mut buf)?;
         buf.truncate(n);
         Ok(buf)
     }
 
     /// Fill `buf` from `offset` of `s`; returns bytes read (short at the end).
-    fn read_into(
-        &self,
-        cur: &mut Cursor,
-        record: u64,
-        s: &Stream,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize> {
+    fn read_into(&self, record: u64, s: &Stream, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let size = s.size();
         if offset >= size {
             return Ok(0);
@@ -729,22 +960,6 @@ impl NtfsVolume {
                     self.read_runs(record, runs, offset, data)?;
                 }
                 zeros.fill(0);
-                Ok(want)
-            }
-            Stream::Split { name, .. } => {
-                let file = self.file(cur, record)?;
-                let item = file
-                    .data(cur, name)
-                    .ok_or_else(|| crate_err("$DATA", record, "gone"))?
-                    .map_err(|e| crate_err("$DATA", record, e))?;
-                let a = item
-                    .to_attribute()
-                    .map_err(|e| crate_err("$DATA", record, e))?;
-                let mut v = a.value(cur).map_err(|e| crate_err("$DATA", record, e))?;
-                v.seek(cur, SeekFrom::Start(offset))
-                    .map_err(|e| crate_err("$DATA", record, e))?;
-                v.read_exact(cur, buf)
-                    .map_err(|e| crate_err("$DATA", record, e))?;
                 Ok(want)
             }
         }
@@ -868,12 +1083,72 @@ impl NtfsVolume {
         let l = Arc::new(guarded("directory index", record, || {
             self.parse_listing(record)
         })?);
+        // Their metadata is asked next (a listing, a copy): the records are
+        // read in the order they lie, in large pieces.
+        self.prefetch_records(l.iter().map(|e| e.node.0));
         let mut ls = lock(&self.listings);
         if ls.len() >= MAX_CACHE {
             ls.clear();
         }
         ls.insert(record, l.clone());
         Ok(l)
+    }
+
+    /// Say to the source that the MFT records `records` will be read soon
+    /// ([`ReadAt::prefetch`], and `posix_fadvise(WILLNEED)` on an image
+    /// file): the spans of `$MFT` that hold them, in disk order, so that a
+    /// cold page cache reads them in large pieces before the records are
+    /// parsed one by one.
+    fn prefetch_records(&self, records: impl Iterator<Item = u64>) {
+        let size = u64::from(self.boot.record_size);
+        let runs = &self.mft_runs;
+        let mut at: Vec<u64> = records
+            .take(MAX_ENTRIES)
+            .filter_map(|r| {
+                let off = r.checked_mul(size)?;
+                let run = runs.get(runs.partition_point(|x| x.off.saturating_add(x.len) <= off))?;
+                run.disk?.checked_add(off.checked_sub(run.off)?)
+            })
+            .collect();
+        at.sort_unstable();
+        let mut span: Option<(u64, u64)> = None;
+        for a in at {
+            let end = a.saturating_add(size);
+            span = match span {
+                Some((s, e)) if a <= e.saturating_add(BLOCK) => Some((s, end.max(e))),
+                Some((s, e)) => {
+                    self.prefetch(s, e.saturating_sub(s));
+                    Some((a, end))
+                }
+                None => Some((a, end)),
+            };
+        }
+        if let Some((s, e)) = span {
+            self.prefetch(s, e.saturating_sub(s));
+        }
+    }
+
+    /// Volume bytes `at..at + len` will be read soon.
+    fn prefetch(&self, at: u64, len: u64) {
+        self.src.prefetch(at, len);
+        let end = at.saturating_add(len);
+        let mut pos = at;
+        // A hint: the first 64 pieces of the host file are enough.
+        for _ in 0..64 {
+            if pos >= end {
+                break;
+            }
+            let Some(he) = self.src.host_extent(pos, end.saturating_sub(pos)) else {
+                break;
+            };
+            let _ = rustix::fs::fadvise(
+                &*he.file,
+                he.offset,
+                std::num::NonZeroU64::new(he.len),
+                rustix::fs::Advice::WillNeed,
+            );
+            pos = pos.saturating_add(he.len.max(1));
+        }
     }
 
     fn parse_listing(&self, record: u64) -> Result<Vec<DirEntry>> {
@@ -917,7 +1192,7 @@ impl NtfsVolume {
         }
         drop(file);
         let root = root.ok_or_else(|| crate_err("directory", record, "no $INDEX_ROOT $I30"))?;
-        let root = self.read_stream(cur, record, &root, 0, 1 << 20)?;
+        let root = self.read_stream(record, &root, 0, 1 << 20)?;
         let block_size = root
             .get(8..12)
             .and_then(|b| b.try_into().ok())
@@ -951,7 +1226,7 @@ impl NtfsVolume {
                     detail: format!("past the end of $INDEX_ALLOCATION ({} bytes)", a.size()),
                 })?;
             let b = self
-                .read_stream(cur, record, a, off, u64::from(block_size))
+                .read_stream(record, a, off, u64::from(block_size))
                 .map_err(|e| index::IndexError {
                     place: place.clone(),
                     at: 0,
@@ -1009,10 +1284,7 @@ impl NtfsVolume {
         let chunk = 1u64 << 20;
         while at < need {
             let len = chunk.min(need.saturating_sub(at));
-            let bytes = {
-                let mut cur = lock(&self.cursor);
-                self.read_stream(&mut cur, BITMAP_RECORD, &d, at, len)?
-            };
+            let bytes = self.read_stream(BITMAP_RECORD, &d, at, len)?;
             if bytes.is_empty() {
                 break;
             }
@@ -1053,7 +1325,6 @@ impl NtfsVolume {
                 .iter()
                 .filter(|r| r.disk.is_some())
                 .fold(0u64, |a, r| a.saturating_add(r.len)),
-            Stream::Split { size, .. } => *size,
         }
     }
 
@@ -1156,10 +1427,7 @@ impl FsView for NtfsVolume {
     fn read_at(&self, node: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let (_, d) = self.data(node)?;
         let Some(d) = d else { return Ok(0) };
-        guarded("$DATA", node.0, || {
-            let mut cur = lock(&self.cursor);
-            self.read_into(&mut cur, node.0, &d, offset, buf)
-        })
+        guarded("$DATA", node.0, || self.read_into(node.0, &d, offset, buf))
     }
 
     /// Where the bytes at `offset` lie in the host file, for a plain
@@ -1276,8 +1544,7 @@ impl FsView for NtfsVolume {
                 continue;
             }
             let value = guarded("named stream", node.0, || {
-                let mut cur = lock(&self.cursor);
-                self.read_stream(&mut cur, node.0, s, 0, MAX_XATTR)
+                self.read_stream(node.0, s, 0, MAX_XATTR)
             })?;
             let mut full = b"user.".to_vec();
             full.extend_from_slice(name);
