@@ -797,6 +797,35 @@ fn vmdk_vhd_vhdx_and_vdi_images_in_a_partition_are_nested_disks() {
         );
     }
 
+    // A damaged image: its VDI block size zeroed, its VMDK grain size
+    // zeroed; the volume says why it is not opened, naming the structure
+    // and its byte.
+    for (file, at, name, structure) in [
+        ("vdi-static=off/guest.vdi", 0x178, "vdi", "VDI header"),
+        (
+            "vmdk-subformat=monolithicSparse/guest.vmdk",
+            20,
+            "vmdk",
+            "VMDK sparse header",
+        ),
+    ] {
+        let mut b = std::fs::read(dir.path().join(file)).unwrap();
+        b[at..at + 8].fill(0);
+        let sub = dir.path().join(format!("damaged-{name}"));
+        std::fs::create_dir(&sub).unwrap();
+        let bad = sub.join("bad.img");
+        std::fs::write(&bad, &b).unwrap();
+        let outer = partition_holding(&sub, &bad);
+        let (out, err, code) = stdout(&["layers", outer.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {}{err}", String::from_utf8_lossy(&out));
+        assert!(
+            err.contains(&format!("holds a {name} image that cannot be opened"))
+                && err.contains(structure)
+                && err.contains("byte"),
+            "{name}: {err}"
+        );
+    }
+
     // Children whose parents a volume cannot name.
     let refused = |name: &str, child: &Path, names: &str| {
         let sub = dir.path().join(format!("refused-{name}"));
