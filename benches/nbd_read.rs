@@ -31,7 +31,6 @@ use vmrescue::image::nbd;
 
 #[path = "support/mod.rs"]
 mod support;
-use vmrescue::io::ReadAt;
 
 /// nbdkit serving `file` read-only with the delay filter on a Unix socket; killed on drop.
 struct Server(Child, String);

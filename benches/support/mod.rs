@@ -420,6 +420,8 @@ pub fn mke2fs_from(tree: &Path, img: &Path, size: &str, extra: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::rename(&tmp, img).expect("rename the new image");
     let _ = std::fs::remove_dir_all(tree);
+}
+
 /// Read all of `src` in 1 MiB reads into `out`, the next read on a second
 /// thread while the current one is written (as `cp` reads a file): how the
 /// network-disk benchmarks (NBD, RBD) read a whole disk.
