@@ -261,7 +261,8 @@ impl Decrypted {
     /// Decrypt whole sectors in place, the first being sector `first`.
     fn decrypt(&self, buf: &mut [u8], first: u64) {
         let sector = self.sector as usize;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        // 1 on a copy job's reader threads, which share the work already.
+        let threads = crate::io::parallelism().min(8);
         if buf.len() < PARALLEL_FROM || threads < 2 {
             self.cipher
                 .decrypt_sectors(buf, sector, self.iv_tweak.wrapping_add(first));
