@@ -192,6 +192,21 @@ pub fn select_volume(layout: &Layout, spec: Option<&str>) -> Result<VolumeId> {
         })
         .collect();
     if choices.is_empty() {
+        let locked: Vec<&str> = layout
+            .luks
+            .iter()
+            .filter(|(_, l)| l.unlocked_by.is_none())
+            .map(|(id, _)| layout.volume(*id).name.as_str())
+            .collect();
+        if !locked.is_empty() {
+            return Err(Error::Invalid(format!(
+                "no filesystem vmrescue can browse: {} encrypted (LUKS) and locked; unlock with \
+                 --key-file FILE, the passphrase prompt on a terminal, or Enter on it in the \
+                 browser (the volumes are: {})",
+                locked.join(", ") + if locked.len() == 1 { " is" } else { " are" },
+                layout.volume_choices()
+            )));
+        }
         return Err(Error::NotFound(format!(
             "a filesystem vmrescue can browse; the volumes are: {}",
             layout.volume_choices()

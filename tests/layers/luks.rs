@@ -188,6 +188,14 @@ fn layers_cli_with_key_file_and_without() {
         "{text}"
     );
     assert!(!text.contains("lv_data"), "{text}");
+    // A command that needs a filesystem says the disk is locked and how to unlock it.
+    let out = vmrescue(&["ls", img.to_str().unwrap(), "/"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("disk0 is encrypted (LUKS) and locked; unlock with --key-file FILE"),
+        "{err}"
+    );
     // JSON: the luks object.
     let out = vmrescue(&["layers", "--json", img.to_str().unwrap()]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
