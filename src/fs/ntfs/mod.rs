@@ -1117,19 +1117,19 @@ impl NtfsVolume {
             span = match span {
                 Some((s, e)) if a <= e.saturating_add(BLOCK) => Some((s, end.max(e))),
                 Some((s, e)) => {
-                    self.prefetch(s, e.saturating_sub(s));
+                    self.advise(s, e.saturating_sub(s));
                     Some((a, end))
                 }
                 None => Some((a, end)),
             };
         }
         if let Some((s, e)) = span {
-            self.prefetch(s, e.saturating_sub(s));
+            self.advise(s, e.saturating_sub(s));
         }
     }
 
     /// Volume bytes `at..at + len` will be read soon.
-    fn prefetch(&self, at: u64, len: u64) {
+    fn advise(&self, at: u64, len: u64) {
         self.src.prefetch(at, len);
         let end = at.saturating_add(len);
         let mut pos = at;
@@ -1148,6 +1148,55 @@ impl NtfsVolume {
                 rustix::fs::Advice::WillNeed,
             );
             pos = pos.saturating_add(he.len.max(1));
+        }
+    }
+
+    /// Say to the source that the data of the small files among `records`
+    /// will be read soon: their runs (up to the valid data length), in disk
+    /// order, merged where they lie close, as [`NtfsVolume::advise`] spans.
+    /// Resident data came with the record; large files are moved by
+    /// copy-out in large pieces anyway.
+    fn prefetch_data(&self, records: &[NodeId]) {
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        for r in records.iter().take(PREFETCH_MAX) {
+            let Ok(n) = self.node(r.0) else { continue };
+            let Some(Stream::Runs {
+                size,
+                initialized,
+                runs,
+                compressed,
+            }) = &n.data
+            else {
+                continue;
+            };
+            if *size > PREFETCH_FILE {
+                continue;
+            }
+            // A compressed stream's units are read whole, initialized or not.
+            let valid = if *compressed { *size } else { *initialized };
+            for run in runs {
+                let Some(disk) = run.disk else { continue };
+                if run.off >= valid {
+                    break;
+                }
+                let len = run.len.min(valid.saturating_sub(run.off));
+                spans.push((disk, disk.saturating_add(len)));
+            }
+        }
+        spans.sort_unstable();
+        let mut cur: Option<(u64, u64)> = None;
+        for (s, e) in spans {
+            cur = match cur {
+                Some((cs, ce)) if s <= ce.saturating_add(PREFETCH_GAP) => Some((cs, ce.max(e))),
+                Some((cs, ce)) => {
+                    self.advise(cs, ce.saturating_sub(cs));
+                    Some((s, e))
+                }
+                None => Some((s, e)),
+            };
+        }
+        if let Some((s, e)) = cur {
+            self.advise(s, e.saturating_sub(s));
         }
     }
 
@@ -1344,6 +1393,12 @@ impl NtfsVolume {
 
 /// The smallest stream whose runs copy-out moves in the kernel.
 const HOST_EXTENT_MIN: u64 = 1 << 20;
+/// Most records one [`FsView::prefetch`] call looks at.
+const PREFETCH_MAX: usize = 4096;
+/// Largest file whose data [`FsView::prefetch`] asks for.
+const PREFETCH_FILE: u64 = 1 << 20;
+/// Data runs closer than this are asked for as one.
+const PREFETCH_GAP: u64 = 64 << 10;
 
 impl FsView for NtfsVolume {
     fn status(&self) -> FsStatus {
@@ -1461,6 +1516,14 @@ impl FsView for NtfsVolume {
             .min(initialized.saturating_sub(offset));
         self.src
             .host_extent(disk.checked_add(offset.saturating_sub(r.off))?, len)
+    }
+
+    fn prefetch(&self, nodes: &[NodeId], data: bool) {
+        if data {
+            self.prefetch_data(nodes);
+        } else {
+            self.prefetch_records(nodes.iter().take(PREFETCH_MAX).map(|n| n.0));
+        }
     }
 
     fn extents(&self, node: NodeId) -> Result<Vec<FileExtent>> {
