@@ -274,7 +274,7 @@ impl Drop for Dest {
 /// Blocks of `path` allocated on the host, in MiB.
 fn allocated_mib(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512 >> 20)
+    std::fs::metadata(path).map_or(0, |m| (m.blocks() * 512) >> 20)
 }
 
 fn report(rows: &[Row], files: u64, limit: Option<u64>) {

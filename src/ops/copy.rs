@@ -2053,10 +2053,10 @@ impl Exec<'_> {
 /// group, and whether it has no default ACL. `None` when it cannot be told.
 fn made_dir(fd: BorrowedFd<'_>) -> Option<Made> {
     let st = rustix::fs::fstat(fd).ok()?;
-    let plain_mode = match rustix::fs::fgetxattr(fd, "system.posix_acl_default", &mut [0u8; 0]) {
-        Err(Errno::NODATA | Errno::OPNOTSUPP) => true,
-        _ => false,
-    };
+    let plain_mode = matches!(
+        rustix::fs::fgetxattr(fd, "system.posix_acl_default", &mut [0u8; 0]),
+        Err(Errno::NODATA | Errno::OPNOTSUPP)
+    );
     Some(Made {
         uid: st.st_uid,
         gid: st.st_gid,
