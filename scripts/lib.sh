@@ -11,6 +11,8 @@ attr tmux cpio busybox-static qemu-utils qemu-system-x86 kmod fuse2fs python3 dm
 exfatprogs ntfs-3g xorriso gzip xz-utils bzip2 systemd systemd-journal-remote \
 mmdebstrap grub-common openssl mdadm sqlite3 libhivex-bin libwin-hivex-perl \
 cryptsetup-bin python3-cryptography nbdkit"
+# GNU time: benches/many_files.rs reads each command's peak RSS from it.
+TEST_PACKAGES="$TEST_PACKAGES time"
 # The RBD tests' one-node Ceph cluster (tests/rbd/cluster.sh).
 TEST_PACKAGES="$TEST_PACKAGES ceph-mon ceph-osd ceph-common librbd1 librados2 python3-rbd python3-rados"
 

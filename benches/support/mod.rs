@@ -94,6 +94,11 @@ impl vmrescue::io::ReadAt for Counting {
 /// `target/bench/NAME`, built once by `benches/SCRIPT target/bench` (root:
 /// loop devices and lvm2); exits saying so when it cannot be built.
 pub fn bench_image(name: &str, script: &str) -> PathBuf {
+    bench_image_args(name, script, &[])
+}
+
+/// [`bench_image`], the script given `args` after the folder.
+pub fn bench_image_args(name: &str, script: &str, args: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("target/bench");
     let img = dir.join(name);
@@ -105,6 +110,7 @@ pub fn bench_image(name: &str, script: &str) -> PathBuf {
         let status = Command::new("sh")
             .arg(root.join("benches").join(script))
             .arg(&dir)
+            .args(args)
             .status()
             .expect("run sh");
         if !status.success() {

@@ -39,6 +39,10 @@
 //! are copied, the filesystem is told which inodes and data the next
 //! batches need ([`FsView::prefetch`]: ext asks the kernel to read them in
 //! disk order), so a cold copy does not wait for one seek per file.
+//! In a directory the job made itself ([`Made`]), a small file takes five
+//! system calls (`openat` with its final mode, `sendfile`, `futimens`,
+//! `close`, `renameat2`): no lookup first, and no `fchown`/`fchmod` whose
+//! result the creation already gave.
 //! Memory stays bounded whatever the tree: a few buffers, one listing per
 //! open directory level, and the hard-linked files seen.
 
@@ -410,7 +414,9 @@ fn temp_name(name: &[u8], attempt: u32) -> Vec<u8> {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write(name);
     h.write_u32(attempt);
-    h.write_u32(std::process::id());
+    // The process id, asked of the kernel once.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    h.write_u32(*PID.get_or_init(std::process::id));
     let mut out = b".".to_vec();
     out.extend_from_slice(&name[..name.len().min(200)]);
     out.extend_from_slice(format!(".vmrescue-{:06x}", h.finish() & 0xff_ffff).as_bytes());
@@ -718,6 +724,10 @@ impl CopyJob {
             dev: None,
             root: &root,
             dest: &self.dest,
+            euid: rustix::process::geteuid().as_raw(),
+            egid: rustix::process::getegid().as_raw(),
+            umask: current_umask(),
+            out_pos: 0,
         };
         for src in &self.sources {
             if ex.cancelled() {
@@ -768,6 +778,8 @@ struct Spot<'a> {
     name: &'a [u8],
     path: &'a [u8],
     rel: &'a [u8],
+    /// `dir` was made by this job (see [`Made`]).
+    made: Option<Made>,
 }
 
 impl<'a> Spot<'a> {
@@ -777,8 +789,45 @@ impl<'a> Spot<'a> {
             name,
             path,
             rel,
+            made: None,
         }
     }
+
+    /// The same place, in a directory this job made.
+    fn in_made(self, made: Option<Made>) -> Spot<'a> {
+        Spot { made, ..self }
+    }
+}
+
+/// What is known of a destination directory this job made itself: it was
+/// empty then, so a name in it is taken only by this job's own entries (or
+/// by something else writing there at the same time, which the final
+/// no-replace rename still catches), and what a new file in it gets
+/// without asking: so the calls that would only set the defaults again are
+/// left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Made {
+    /// Its owner and group, as `fstat` gave them when it was made.
+    uid: u32,
+    gid: u32,
+    /// It has no default ACL (`system.posix_acl_default`): a new file gets
+    /// the mode asked for at creation less the umask.
+    plain_mode: bool,
+}
+
+/// Which of a new file's attributes it already has from its creation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Given {
+    owner: bool,
+    mode: bool,
+}
+
+/// The umask of this process, from `/proc/self/status` (read without
+/// changing it, which would race with other threads), if known.
+fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
 }
 
 /// Why copying one file's data stopped.
@@ -793,6 +842,7 @@ struct Frame {
     node: NodeId,
     meta: Metadata,
     fd: OwnedFd,
+    made: Option<Made>,
     guest_path: Vec<u8>,
     rel: Vec<u8>,
     subdirs: Vec<(Vec<u8>, Metadata)>,
@@ -822,6 +872,12 @@ struct Exec<'a> {
     root: &'a OwnedFd,
     /// The destination directory, for messages.
     dest: &'a Path,
+    /// This process's effective user and group, and umask (if known).
+    euid: u32,
+    egid: u32,
+    umask: Option<u32>,
+    /// The file position of the file being written (where `sendfile` writes).
+    out_pos: u64,
 }
 
 fn io_err(e: Errno) -> std::io::Error {
@@ -958,7 +1014,13 @@ impl Exec<'_> {
                 match rustix::io::fcntl_dupfd_cloexec(root, 0) {
                     Ok(fd) => {
                         self.summary.dirs += 1;
-                        self.walk(src.node, meta, fd, src.guest_path.clone(), Vec::new());
+                        self.walk(
+                            src.node,
+                            meta,
+                            (fd, None),
+                            src.guest_path.clone(),
+                            Vec::new(),
+                        );
                     }
                     Err(e) => self.summary.fail(&src.guest_path, io_err(e).to_string()),
                 }
@@ -972,10 +1034,10 @@ impl Exec<'_> {
                     return;
                 }
                 if meta.file_type == FileType::Directory {
-                    if let Some(fd) =
+                    if let Some(dir) =
                         self.make_dir(Spot::new(root.as_fd(), name, &src.guest_path, name), &meta)
                     {
-                        self.walk(src.node, meta, fd, src.guest_path.clone(), name.clone());
+                        self.walk(src.node, meta, dir, src.guest_path.clone(), name.clone());
                     }
                 } else {
                     self.copy_leaf(Spot::new(root.as_fd(), name, &src.guest_path, name), &meta);
@@ -984,16 +1046,17 @@ impl Exec<'_> {
         }
     }
 
-    /// Copy directory `node` (already created and open as `fd`) and everything below.
+    /// Copy directory `node` (already created and open as `fd`; `made`
+    /// when this job made it) and everything below.
     fn walk(
         &mut self,
         node: NodeId,
         meta: Metadata,
-        fd: OwnedFd,
+        dir: (OwnedFd, Option<Made>),
         guest_path: Vec<u8>,
         rel: Vec<u8>,
     ) {
-        let mut stack = vec![self.open_frame(node, meta, fd, guest_path, rel)];
+        let mut stack = vec![self.open_frame(node, meta, dir, guest_path, rel)];
         loop {
             if self.cancelled() {
                 while let Some(f) = stack.pop() {
@@ -1029,11 +1092,11 @@ impl Exec<'_> {
             let Some(parent) = stack.last() else {
                 return;
             };
-            let Some(fd) = self.make_dir(Spot::new(parent.fd.as_fd(), &name, &path, &rel), &meta)
-            else {
+            let at = Spot::new(parent.fd.as_fd(), &name, &path, &rel).in_made(parent.made);
+            let Some(dir) = self.make_dir(at, &meta) else {
                 continue;
             };
-            let frame = self.open_frame(meta.node, meta, fd, path, rel);
+            let frame = self.open_frame(meta.node, meta, dir, path, rel);
             stack.push(frame);
         }
     }
@@ -1045,7 +1108,7 @@ impl Exec<'_> {
         &mut self,
         node: NodeId,
         meta: Metadata,
-        fd: OwnedFd,
+        (fd, made): (OwnedFd, Option<Made>),
         guest_path: Vec<u8>,
         rel: Vec<u8>,
     ) -> Frame {
@@ -1053,6 +1116,7 @@ impl Exec<'_> {
             node,
             meta,
             fd,
+            made,
             guest_path,
             rel,
             subdirs: Vec::new(),
@@ -1101,7 +1165,8 @@ impl Exec<'_> {
                 frame.subdirs.push((e.name, m));
             } else {
                 let rel = rel_join(&frame.rel, &e.name);
-                self.copy_leaf(Spot::new(frame.fd.as_fd(), &e.name, &path, &rel), &m);
+                let at = Spot::new(frame.fd.as_fd(), &e.name, &path, &rel).in_made(frame.made);
+                self.copy_leaf(at, &m);
             }
         }
         frame.subdirs.reverse();
@@ -1111,7 +1176,7 @@ impl Exec<'_> {
     /// Give a finished directory its mode, owner, xattrs and times.
     fn finish_dir(&mut self, f: Frame) {
         let mut problems = Vec::new();
-        self.apply_fd_meta(f.fd.as_fd(), &f.meta, &mut problems);
+        self.apply_fd_meta(f.fd.as_fd(), &f.meta, Given::default(), &mut problems);
         if !problems.is_empty() {
             let host = self.host(&f.rel);
             self.summary
@@ -1122,18 +1187,20 @@ impl Exec<'_> {
     /// Create (or merge into) directory `name` in `parent` (guest `m`) and
     /// open it. On failure the directory is reported with what it holds
     /// (which is then not copied either).
-    fn make_dir(&mut self, at: Spot<'_>, m: &Metadata) -> Option<OwnedFd> {
+    fn make_dir(&mut self, at: Spot<'_>, m: &Metadata) -> Option<(OwnedFd, Option<Made>)> {
         let Spot {
             dir: parent,
             name,
             path,
             rel,
+            ..
         } = at;
         self.current = path.to_vec();
         self.tick();
         let host = self.host(rel);
+        let mut made = false;
         match rustix::fs::mkdirat(parent, name, Mode::RWXU) {
-            Ok(()) => {}
+            Ok(()) => made = true,
             Err(Errno::EXIST) => {
                 let is_dir = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
                     .map(|st| FileType::from_mode(st.st_mode) == FileType::Directory)
@@ -1181,7 +1248,8 @@ impl Exec<'_> {
         ) {
             Ok(fd) => {
                 self.summary.dirs += 1;
-                Some(fd)
+                let made = made.then(|| made_dir(fd.as_fd())).flatten();
+                Some((fd, made))
             }
             Err(e) => {
                 let why = format!("opening directory {host}: {}", io_err(e));
@@ -1262,11 +1330,17 @@ impl Exec<'_> {
     /// `existing` rule lets it be replaced. Otherwise the entry is
     /// reported (or counted as unchanged) here.
     fn may_write(&mut self, at: Spot<'_>, m: &Metadata) -> bool {
+        // Only this job writes names in a directory it made (place() catches
+        // anything else): nothing to look up.
+        if at.made.is_some() {
+            return true;
+        }
         let Spot {
             dir,
             name,
             path,
             rel,
+            ..
         } = at;
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
@@ -1437,7 +1511,12 @@ impl Exec<'_> {
             Err(e) => {
                 let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
                 let host = self.host(at.rel);
-                let why = if e == Errno::EXIST {
+                let why = if e == Errno::EXIST && at.made.is_some() {
+                    format!(
+                        "already exists: {host} (made by this copy: the guest's directory \
+                         holds the name twice, or the destination takes two names as one): kept"
+                    )
+                } else if e == Errno::EXIST {
                     format!("{host} appeared while it was being copied: kept")
                 } else {
                     format!("renaming the finished copy to {host}: {}", io_err(e))
@@ -1525,9 +1604,15 @@ impl Exec<'_> {
         // Listed before it exists, so that a process ended at any moment
         // can name it.
         let mut writing = None;
+        let given = self.given(at, m);
+        let mode = if given.mode {
+            Mode::from_bits_truncate(m.perm & 0o777)
+        } else {
+            Mode::RUSR | Mode::WUSR
+        };
         let Some((tmp, fd)) = self.make_temp(at, |tmp| {
             writing = Some(Writing::new(parent.join(OsStr::from_bytes(tmp))));
-            rustix::fs::openat(dir, tmp, flags, Mode::RUSR | Mode::WUSR)
+            rustix::fs::openat(dir, tmp, flags, mode)
         }) else {
             return false;
         };
@@ -1537,6 +1622,7 @@ impl Exec<'_> {
             None => f(),
         };
         let file = File::from(fd);
+        self.out_pos = 0;
         let before = self.bytes_done;
         if let Err(stop) = self.copy_data(&file, m) {
             drop(file);
@@ -1551,7 +1637,7 @@ impl Exec<'_> {
             return false;
         }
         let mut problems = Vec::new();
-        self.apply_fd_meta(file.as_fd(), m, &mut problems);
+        self.apply_fd_meta(file.as_fd(), m, given, &mut problems);
         drop(file);
         let placed = finish(writing, &mut || self.place(&tmp, at));
         if !placed {
@@ -1731,14 +1817,21 @@ impl Exec<'_> {
             }
             in_off = he.offset;
         }
-        // sendfile writes at the file position: put it where these bytes go.
-        if rustix::fs::seek(out, rustix::fs::SeekFrom::Start(off)).is_err() {
-            self.kernel_copy = KernelCopy::Off;
-            return None;
+        // sendfile writes at the file position: put it where these bytes go
+        // (a new file starts at 0, and one piece follows the other).
+        if self.out_pos != off {
+            if rustix::fs::seek(out, rustix::fs::SeekFrom::Start(off)).is_err() {
+                self.kernel_copy = KernelCopy::Off;
+                return None;
+            }
+            self.out_pos = off;
         }
         match rustix::fs::sendfile(out, &*he.file, Some(&mut in_off), n) {
             Ok(0) => None,
-            Ok(k) => Some(k as u64),
+            Ok(k) => {
+                self.out_pos = off.saturating_add(k as u64);
+                Some(k as u64)
+            }
             Err(Errno::INTR) => None,
             Err(_) => {
                 self.kernel_copy = KernelCopy::Off;
@@ -1747,15 +1840,46 @@ impl Exec<'_> {
         }
     }
 
-    /// Owner, mode, xattrs and times through a descriptor (files, directories).
-    fn apply_fd_meta(&mut self, fd: BorrowedFd<'_>, m: &Metadata, problems: &mut Vec<String>) {
-        if self.opts.owner {
+    /// Which of `m`'s owner and mode a new file made at `at` gets from its
+    /// creation (in a directory this job made, see [`Made`]): the owner when
+    /// the guest's is this process's user and group and the directory's
+    /// too (a new file takes either); the mode when it has no set-id or
+    /// sticky bits, the umask takes none of its bits, and no default ACL
+    /// applies (it is then given to `openat`).
+    fn given(&self, at: Spot<'_>, m: &Metadata) -> Given {
+        let Some(made) = at.made else {
+            return Given::default();
+        };
+        let perm = m.perm & 0o7777;
+        Given {
+            owner: m.uid == self.euid
+                && m.gid == self.egid
+                && made.uid == self.euid
+                && made.gid == self.egid,
+            mode: made.plain_mode
+                && perm & 0o7000 == 0
+                && self.umask.is_some_and(|u| perm & u == 0),
+        }
+    }
+
+    /// Owner, mode, xattrs and times through a descriptor (files,
+    /// directories), but what the node was `given` at its creation.
+    fn apply_fd_meta(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        m: &Metadata,
+        given: Given,
+        problems: &mut Vec<String>,
+    ) {
+        if self.opts.owner && !given.owner {
             let (uid, gid) = ids(m);
             if let Err(e) = rustix::fs::fchown(fd, uid, gid) {
                 problems.push(format!("owner {}:{}: {}", m.uid, m.gid, io_err(e)));
             }
         }
-        if let Err(e) = rustix::fs::fchmod(fd, Mode::from_bits_truncate(m.perm & 0o7777)) {
+        if !given.mode
+            && let Err(e) = rustix::fs::fchmod(fd, Mode::from_bits_truncate(m.perm & 0o7777))
+        {
             problems.push(format!("mode {:o}: {}", m.perm, io_err(e)));
         }
         if self.opts.xattrs {
@@ -1927,6 +2051,21 @@ impl Exec<'_> {
         }
         true
     }
+}
+
+/// What a directory this job just made gives new files: its owner and
+/// group, and whether it has no default ACL. `None` when it cannot be told.
+fn made_dir(fd: BorrowedFd<'_>) -> Option<Made> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    let plain_mode = matches!(
+        rustix::fs::fgetxattr(fd, "system.posix_acl_default", &mut [0u8; 0]),
+        Err(Errno::NODATA | Errno::OPNOTSUPP)
+    );
+    Some(Made {
+        uid: st.st_uid,
+        gid: st.st_gid,
+        plain_mode,
+    })
 }
 
 /// Read `buf.len()` bytes of `node` at `off` (fewer only where the data

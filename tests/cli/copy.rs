@@ -3,7 +3,7 @@
 use crate::common;
 use crate::copy_support;
 
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -575,6 +575,72 @@ fn owners_xattrs_and_device_nodes_as_root() {
     assert!(s.skipped.iter().all(|i| i.reason.contains("device")));
     assert_eq!(s.specials, 1);
     assert_eq!(listing(&dest3), vec!["".to_string(), "fifo".to_string()]);
+}
+
+/// A destination with a default ACL gives new files other modes than the
+/// ones asked for at creation (the ACL, not the umask, masks them), and so
+/// do the folders the copy makes in it: the copies still get the guest's
+/// modes (and owners, as root).
+#[test]
+fn modes_are_kept_under_a_default_acl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d/e")).unwrap();
+    for (n, mode) in [
+        ("top", 0o644),
+        ("d/rw", 0o644),
+        ("d/x", 0o755),
+        ("d/own", 0o600),
+        ("d/none", 0o000),
+        ("d/e/all", 0o777),
+        ("d/e/suid", 0o4755),
+    ] {
+        std::fs::write(src.join(n), n).unwrap();
+        std::fs::set_permissions(src.join(n), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    set_all_times(&src);
+    let before = walk(&src);
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    // user::rwx, group::---, other::---: new files get at most mode 0700.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 0), (0x20, 0)] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(u32::MAX.to_le_bytes());
+    }
+    rustix::fs::setxattr(
+        dest.as_path(),
+        "system.posix_acl_default",
+        &acl,
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    // The ACL works here: a new file asked to be 0644 is 0600.
+    let probe = tmp.path().join("dest/probe");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&probe)
+        .unwrap();
+    let mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "the default ACL masks new files");
+    std::fs::remove_file(&probe).unwrap();
+    let fs: Arc<dyn FsView> = Arc::new(HostFs::open(&src).unwrap());
+    let options = CopyOptions::for_this_user(false);
+    let (summary, _) = run(&job(fs, &["/"], &dest, options));
+    assert!(summary.is_clean(), "{summary:#?}");
+    let root = rustix::process::geteuid().is_root();
+    compare(
+        &before,
+        &walk(&dest),
+        Check {
+            owners: root,
+            xattrs: false,
+            atime: true,
+        },
+    );
 }
 
 /// The check the browser makes before Enter starts a copy: can files be
