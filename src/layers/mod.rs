@@ -350,6 +350,9 @@ pub struct Layout {
     pub subvolume_mounts: Vec<(VolumeId, crate::fs::SubvolSpec, String)>,
     /// The LUKS volumes found, with what their headers say ([`luks`]).
     pub luks: Vec<(VolumeId, luks::LuksSummary)>,
+    /// The LUKS volumes unlocked, with what dm-crypt needs to show their
+    /// plain bytes (the kernel engine; the key is wiped when dropped).
+    pub crypt: Vec<(VolumeId, Arc<luks::DmCrypt>)>,
 }
 
 impl Layout {
@@ -364,6 +367,7 @@ impl Layout {
             subvolumes: Vec::new(),
             subvolume_mounts: Vec::new(),
             luks: Vec::new(),
+            crypt: Vec::new(),
         }
     }
 

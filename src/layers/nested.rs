@@ -242,9 +242,11 @@ fn open_luks(
     let opened = super::luks::open(&src.source, &name, unlock, &mut problems);
     let v = &mut layout.volumes[vid.0];
     v.problems.extend(problems);
+    let mut crypt = None;
     let (summary, ok) = match opened {
-        super::luks::Opened::Unlocked(plain, summary) => {
+        super::luks::Opened::Unlocked(plain, summary, dm) => {
             src.source = plain;
+            crypt = Some(dm);
             src.format_details.push(format!(
                 "LUKS{} volume {} decrypted in userspace ({}, unlocked with keyslot {})",
                 summary.version,
@@ -274,6 +276,9 @@ fn open_luks(
             v.content.label = s.label.clone();
         }
         layout.luks.push((vid, s));
+    }
+    if let Some(dm) = crypt {
+        layout.crypt.push((vid, dm));
     }
     ok
 }
