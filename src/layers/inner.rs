@@ -203,17 +203,7 @@ impl Layout {
                 continue;
             };
             let first_disk = self.disks.len();
-            self.add_image_file(
-                holder,
-                DiskSource {
-                    origin: d.origin.clone(),
-                    source: Arc::clone(&d.source),
-                    format: d.format,
-                    format_details: d.format_details.clone(),
-                    snapshot: d.snapshot.clone(),
-                    problems: d.problems.clone(),
-                },
-            );
+            self.add_image_file(holder, d.source_again());
             // The table's problems were in the first scan's list too.
             if let Some(again) = self.disks.get_mut(first_disk) {
                 let mut seen = std::collections::HashSet::new();

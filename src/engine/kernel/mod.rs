@@ -690,20 +690,7 @@ impl Session {
                 )));
             }
         };
-        let (name, uuid) = dm::names(&self.id, &format!("{}-crypt", v.name));
-        let object = Object::Dm {
-            name: name.clone(),
-            uuid: uuid.clone(),
-        };
-        Self::record(inner, object.clone())?;
-        let dev = match dm::create(&name, &uuid, &lines, false) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = Self::forget(inner, &object);
-                Self::release_unused(inner, &mut Vec::new());
-                return Err(e);
-            }
-        };
+        let (dev, object) = self.create_dm(inner, &format!("{}-crypt", v.name), &lines, false)?;
         let node = dev.node();
         let e = Exposure {
             dev: dev.dev,
@@ -718,6 +705,32 @@ impl Session {
         inner.exposed.insert((disk, writable), (exposed, e));
         Self::ensure_node(inner, &node, dev.dev)?;
         Ok(e)
+    }
+
+    /// Create dm device `what` (named after the session) with `lines`,
+    /// recorded in the state file first; on failure forgotten again and
+    /// the disks no mapping uses released.
+    fn create_dm(
+        &self,
+        inner: &mut Inner,
+        what: &str,
+        lines: &[dm::TableLine],
+        writable: bool,
+    ) -> Result<(DmDevice, Object)> {
+        let (name, uuid) = dm::names(&self.id, what);
+        let object = Object::Dm {
+            name: name.clone(),
+            uuid: uuid.clone(),
+        };
+        Self::record(inner, object.clone())?;
+        match dm::create(&name, &uuid, lines, writable) {
+            Ok(d) => Ok((d, object)),
+            Err(e) => {
+                let _ = Self::forget(inner, &object);
+                Self::release_unused(inner, &mut Vec::new());
+                Err(e)
+            }
+        }
     }
 
     fn attach_loop(
@@ -825,20 +838,8 @@ impl Session {
             }
         };
         let suffix = if writable { "-rw" } else { "" };
-        let (name, uuid) = dm::names(&self.id, &format!("{}{suffix}", v.name));
-        let object = Object::Dm {
-            name: name.clone(),
-            uuid: uuid.clone(),
-        };
-        Self::record(inner, object.clone())?;
-        let device = match dm::create(&name, &uuid, &lines, writable) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = Self::forget(inner, &object);
-                Self::release_unused(inner, &mut Vec::new());
-                return Err(e);
-            }
-        };
+        let (device, object) =
+            self.create_dm(inner, &format!("{}{suffix}", v.name), &lines, writable)?;
         let node = device.node();
         let m = Mapped {
             volume: v.name.clone(),
