@@ -666,20 +666,7 @@ impl Session {
         let start = exposure_start(layout, disk)?;
         let len = crypt.size.saturating_sub(start);
         let deps = v.mapping.disks();
-        let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
-        for d in &deps {
-            match self.expose_disk(inner, layout, *d, false) {
-                Ok(e) => {
-                    if let Some(slot) = exposures.get_mut(d.0) {
-                        *slot = Some(e);
-                    }
-                }
-                Err(e) => {
-                    Self::release_unused(inner, &mut Vec::new());
-                    return Err(e);
-                }
-            }
-        }
+        let exposures = self.expose_all(inner, layout, &deps, false)?;
         let lines = match dm::crypt_table(&v.mapping, crypt, start, len, &exposures) {
             Ok(l) => l,
             Err(why) => {
@@ -705,6 +692,33 @@ impl Session {
         inner.exposed.insert((disk, writable), (exposed, e));
         Self::ensure_node(inner, &node, dev.dev)?;
         Ok(e)
+    }
+
+    /// Expose each of `disks` (read-only unless `writable`): their
+    /// exposures by disk index, for [`dm::table`]. On failure the disks no
+    /// mapping uses are released again.
+    fn expose_all(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        disks: &[DiskId],
+        writable: bool,
+    ) -> Result<Vec<Option<Exposure>>> {
+        let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
+        for d in disks {
+            match self.expose_disk(inner, layout, *d, writable) {
+                Ok(e) => {
+                    if let Some(slot) = exposures.get_mut(d.0) {
+                        *slot = Some(e);
+                    }
+                }
+                Err(e) => {
+                    Self::release_unused(inner, &mut Vec::new());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(exposures)
     }
 
     /// Create dm device `what` (named after the session) with `lines`,
@@ -816,20 +830,7 @@ impl Session {
             return self.map_loop(inner, layout, id, writable, &dm_why);
         }
         let disks = v.mapping.disks();
-        let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
-        for d in &disks {
-            match self.expose_disk(inner, layout, *d, writable) {
-                Ok(e) => {
-                    if let Some(slot) = exposures.get_mut(d.0) {
-                        *slot = Some(e);
-                    }
-                }
-                Err(e) => {
-                    Self::release_unused(inner, &mut Vec::new());
-                    return Err(e);
-                }
-            }
-        }
+        let exposures = self.expose_all(inner, layout, &disks, writable)?;
         let lines = match plan(layout, id, &exposures) {
             Ok(l) => l,
             Err(e) => {
