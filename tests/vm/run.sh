@@ -11,7 +11,7 @@
 #   VMTEST_STRICT=0    let SKIP steps pass (a build without LVM2, ext, qcow2 or the
 #                      demo disk); by default a skipped step fails the test
 #   VMTEST_VERBOSE=1   show the output of passing steps too
-#   VMTEST_TIMEOUT     seconds before the VM is killed (default 900: TCG on a busy machine is slow)
+#   VMTEST_TIMEOUT     seconds before the VM is killed (default 1500: TCG on a busy machine is slow, and the LUKS steps unlock keyslots there, about 7 minutes)
 #   VMRESCUE_BIN       a release binary already built from this tree (scripts/test passes the
 #                      one scripts/release made, so CI does not build the release twice)
 # Downloads (the Debian kernel package) are cached under target/vm/cache.
@@ -98,7 +98,7 @@ scratch=$vm/scratch.img
 vm_scratch "$fx" "$scratch"
 
 # 5. Boot.
-timeout_s=${VMTEST_TIMEOUT:-900}
+timeout_s=${VMTEST_TIMEOUT:-1500}
 log=$vm/console.log
 say "booting $VM_PKG under TCG (timeout ${timeout_s}s; console in $log)"
 set +e
