@@ -349,6 +349,21 @@ fn kernel_serves(layout: &Layout, id: VolumeId) -> std::result::Result<(), Strin
         if let Some(disk) = layout.disks.get(d.0) {
             kernel::exposable(disk.format)?;
         }
+        // An unlocked LUKS volume's plain bytes: a dm-crypt device over
+        // the disks the LUKS volume lies on.
+        if let Some((holder, _)) = kernel::crypt_of(layout, d) {
+            if let Err(dm_why) = kernel::dm_available() {
+                return Err(format!(
+                    "it lies on LUKS volume {}, which needs device-mapper (dm-crypt), and {dm_why}",
+                    layout.volume(holder).name
+                ));
+            }
+            for o in layout.volume(holder).mapping.disks() {
+                if let Some(disk) = layout.disks.get(o.0) {
+                    kernel::exposable(disk.format)?;
+                }
+            }
+        }
     }
     if let Err(dm_why) = kernel::dm_available()
         && let Some(why) = kernel::needs_dm(layout, id)

@@ -213,6 +213,7 @@ fn layout() -> Layout {
         subvolumes: Vec::new(),
         subvolume_mounts: Vec::new(),
         luks: Vec::new(),
+        crypt: Vec::new(),
     }
 }
 

@@ -177,6 +177,42 @@ impl Layout {
 }
 
 impl Layout {
+    /// Open again, in this layout, the disk images stored as files that
+    /// `before` had opened ([`Layout::add_image_file`]): `self` is a new
+    /// scan of the same disks ([`super::rescan`], the browser's unlock of
+    /// a LUKS volume), which finds only what the disks themselves hold.
+    /// Each goes under the volume of the same name, in the order they were
+    /// opened (an image inside another image's filesystem after it), over
+    /// the same byte source. Returns the files whose volume is gone.
+    pub fn keep_image_files(&mut self, before: &Layout) -> Vec<String> {
+        let mut gone = Vec::new();
+        for d in &before.disks {
+            let DiskOrigin::File { volume, .. } = &d.origin else {
+                continue;
+            };
+            if d.parent.is_none() || self.disks.iter().any(|x| x.origin == d.origin) {
+                continue;
+            }
+            let Some(holder) = self
+                .volumes
+                .iter()
+                .find(|v| v.name == *volume)
+                .map(|v| v.id)
+            else {
+                gone.push(d.origin.to_string());
+                continue;
+            };
+            let first_disk = self.disks.len();
+            self.add_image_file(holder, d.source_again());
+            // The table's problems were in the first scan's list too.
+            if let Some(again) = self.disks.get_mut(first_disk) {
+                let mut seen = std::collections::HashSet::new();
+                again.problems.retain(|p| seen.insert(p.clone()));
+            }
+        }
+        gone
+    }
+
     /// The volumes read from disk `disk`: on it, or on disks nested in
     /// its volumes (an image file's partitions, its VG's LVs, and so on).
     pub fn volumes_from_disk(&self, disk: crate::io::DiskId) -> Vec<VolumeId> {

@@ -196,6 +196,19 @@ impl Disk {
         self.source.size()
     }
 
+    /// This disk as a source to scan again: the same bytes, origin and
+    /// container facts.
+    pub fn source_again(&self) -> DiskSource {
+        DiskSource {
+            origin: self.origin.clone(),
+            source: Arc::clone(&self.source),
+            format: self.format,
+            format_details: self.format_details.clone(),
+            snapshot: self.snapshot.clone(),
+            problems: self.problems.clone(),
+        }
+    }
+
     /// The host file or device holding this disk, for `what` needs one
     /// (a loop device, an in-use check, a write in place, an undo record);
     /// an error naming the disk when it is not a host file.
@@ -350,6 +363,9 @@ pub struct Layout {
     pub subvolume_mounts: Vec<(VolumeId, crate::fs::SubvolSpec, String)>,
     /// The LUKS volumes found, with what their headers say ([`luks`]).
     pub luks: Vec<(VolumeId, luks::LuksSummary)>,
+    /// The LUKS volumes unlocked, with what dm-crypt needs to show their
+    /// plain bytes (the kernel engine; the key is wiped when dropped).
+    pub crypt: Vec<(VolumeId, Arc<luks::DmCrypt>)>,
 }
 
 impl Layout {
@@ -364,6 +380,7 @@ impl Layout {
             subvolumes: Vec::new(),
             subvolume_mounts: Vec::new(),
             luks: Vec::new(),
+            crypt: Vec::new(),
         }
     }
 
@@ -549,14 +566,7 @@ pub fn rescan(layout: &Layout, options: ScanOptions<'_>) -> Layout {
         .disks
         .iter()
         .filter(|d| d.parent.is_none())
-        .map(|d| DiskSource {
-            origin: d.origin.clone(),
-            source: Arc::clone(&d.source),
-            format: d.format,
-            format_details: d.format_details.clone(),
-            snapshot: d.snapshot.clone(),
-            problems: d.problems.clone(),
-        })
+        .map(Disk::source_again)
         .collect();
     let mut again = scan_sources(sources, options);
     for d in &mut again.disks {

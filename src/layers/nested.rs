@@ -160,10 +160,18 @@ fn scan_wave(
         let md = matches!(v.kind, VolumeKind::MdArray { .. });
         let image = image_format(v.content.kind);
         let luks = v.content.kind == ContentKind::Luks;
+        let table = v.content.kind == ContentKind::PartitionTable;
         let mut src = layout.volume_as_disk(vid);
         if luks && !open_luks(layout, vid, &mut src, unlock) {
             continue;
         }
+        // A fixed VHD written into a volume of its size: the guest's own
+        // first sector at byte 0 (a partition table), the VHD footer in
+        // the volume's last 512 bytes.
+        let image = image.or_else(|| {
+            (table && fixed_vhd_at_end(&*src.source, &layout.volume(vid).name))
+                .then_some(crate::image::ImageFormat::Vhd)
+        });
         if let Some(format) = image {
             // A disk image written straight into the volume: its virtual
             // disk is the nested disk.
@@ -242,9 +250,11 @@ fn open_luks(
     let opened = super::luks::open(&src.source, &name, unlock, &mut problems);
     let v = &mut layout.volumes[vid.0];
     v.problems.extend(problems);
+    let mut crypt = None;
     let (summary, ok) = match opened {
-        super::luks::Opened::Unlocked(plain, summary) => {
+        super::luks::Opened::Unlocked(plain, summary, dm) => {
             src.source = plain;
+            crypt = Some(dm);
             src.format_details.push(format!(
                 "LUKS{} volume {} decrypted in userspace ({}, unlocked with keyslot {})",
                 summary.version,
@@ -274,6 +284,9 @@ fn open_luks(
             v.content.label = s.label.clone();
         }
         layout.luks.push((vid, s));
+    }
+    if let Some(dm) = crypt {
+        layout.crypt.push((vid, dm));
     }
     ok
 }
@@ -477,6 +490,23 @@ fn image_format(kind: ContentKind) -> Option<crate::image::ImageFormat> {
         ContentKind::Vdi => Some(ImageFormat::Vdi),
         _ => None,
     }
+}
+
+/// Whether the last 512 bytes of `src` (volume `name`) are the footer of
+/// a fixed VHD whose data is every byte before it: cookie `conectix`,
+/// disk type 2 (fixed), a good checksum, and a current size of the
+/// volume's size less the footer.
+fn fixed_vhd_at_end(src: &dyn crate::io::ReadAt, name: &str) -> bool {
+    use crate::image::vhd;
+    let Some(at) = src.size().checked_sub(512).filter(|a| *a > 0) else {
+        return false;
+    };
+    let mut b = [0u8; 512];
+    if src.read_exact_at(at, &mut b).is_err() || !b.starts_with(vhd::COOKIE) {
+        return false;
+    }
+    vhd::Footer::decode(&b, at, name)
+        .is_ok_and(|f| f.disk_type == vhd::DiskType::Fixed && f.checksum_ok && f.current_size == at)
 }
 
 /// What [`image_in_volume`] gives: the virtual disk, its facts, its damage.

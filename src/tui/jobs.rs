@@ -476,7 +476,10 @@ fn unlock(
         unlock: Some(&unlocker),
         ..Default::default()
     };
-    let again = crate::layers::rescan(layout, options);
+    let mut again = crate::layers::rescan(layout, options);
+    // Disk images opened from files in the disks' filesystems are not on
+    // the disks: open them again over the new layout.
+    again.keep_image_files(layout);
     let Some(v) = again.volumes.iter().find(|v| v.name == volume) else {
         return Err((
             super::strings::volume_gone(&crate::text::escape_str(volume)),

@@ -1037,3 +1037,57 @@ fn tui_lists_every_guest_of_a_host_without_a_root() {
     assert!(pane.first_is_chosen);
     assert_eq!(host.volume(pane.guests[0]).name, "pve/root");
 }
+
+/// A fixed VHD (`qemu-img convert -O vpc -o subformat=fixed`, vhd.sh's
+/// vhd-fixed) written into a partition of its size has no copy of its
+/// footer at byte 0, where the guest's partition table is: the footer in
+/// the volume's last 512 bytes (cookie, fixed type, size checked) makes it
+/// a VHD, whose virtual disk ends before the footer. A footer whose size
+/// does not match leaves the volume a plain partition table.
+#[test]
+fn a_fixed_vhd_written_into_a_partition_is_a_vhd_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let outer = partition_holding(dir.path(), &common::fixture("vhd-fixed"));
+    let outer = outer.to_str().unwrap();
+    let (out, err, code) = stdout(&["layers", outer]);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(text.contains("p1: VHD fixed"), "{text}");
+    // The virtual disk is the volume less the footer (qemu's CHS size).
+    let data = std::fs::metadata(common::fixture("vhd-fixed"))
+        .unwrap()
+        .len()
+        - 512;
+    assert!(
+        text.contains(&format!("current size {data} bytes")),
+        "{text}"
+    );
+    let sums = std::fs::read_to_string(common::fixture_file("vhd-raw.sha256")).unwrap();
+    for line in sums.lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        let got = cat(outer, "p1/p1", &format!("/{path}"));
+        assert_eq!(sha256_hex(&got), sum, "{path}");
+    }
+
+    // The footer's current size one sector short (checksum redone): not
+    // this volume's VHD; the partition table inside is read as before.
+    let mut bytes = std::fs::read(common::fixture("vhd-fixed")).unwrap();
+    let at = bytes.len() - 512;
+    let size = u64::from_be_bytes(bytes[at + 48..at + 56].try_into().unwrap()) - 512;
+    bytes[at + 48..at + 56].copy_from_slice(&size.to_be_bytes());
+    let sum = bytes[at..at + 512]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(64..68).contains(i))
+        .fold(0u32, |s, (_, b)| s.wrapping_add(u32::from(*b)));
+    bytes[at + 64..at + 68].copy_from_slice(&(!sum).to_be_bytes());
+    let sub = dir.path().join("off");
+    std::fs::create_dir(&sub).unwrap();
+    let bad = sub.join("bad.vhd");
+    std::fs::write(&bad, &bytes).unwrap();
+    let outer = partition_holding(&sub, &bad);
+    let (out, err, _) = stdout(&["layers", outer.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("VHD fixed"), "{text}{err}");
+    assert!(text.contains("p1/p1"), "{text}{err}");
+}

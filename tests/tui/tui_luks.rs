@@ -178,3 +178,64 @@ fn esc_cancels_and_an_empty_passphrase_is_not_tried() {
     let node = app.layers.current().unwrap();
     assert_eq!(node.luks.as_ref().unwrap().unlocked_by, None);
 }
+
+/// A disk image opened from a file in a filesystem (`DiskOrigin::File`)
+/// is no disk of the scan: the unlock's new scan of the disks opens it
+/// again, under the same volume, with the same volumes in it.
+#[test]
+fn an_unlock_keeps_the_disk_images_opened_from_files() {
+    use vmrescue::engine::VolumeOpener;
+    let luks = vmrescue::image::open(&common::fixture("luks2-pbkdf2")).unwrap();
+    let host = vmrescue::image::open(&common::fixture("inner-host")).unwrap();
+    let mut layout = vmrescue::layers::scan(vec![luks, host]);
+    let holder = layout
+        .volumes
+        .iter()
+        .find(|v| v.content.label.as_deref() == Some("pveroot"))
+        .expect("the host's root filesystem")
+        .id;
+    let userspace = vmrescue::engine::userspace::Userspace::default();
+    let fs = userspace.open(&layout, holder).unwrap();
+    let src = vmrescue::layers::inner::open_image_file(
+        &layout,
+        holder,
+        fs,
+        b"/var/lib/vz/images/101/vm-101-disk-0.raw",
+        &vmrescue::image::OpenOptions::default(),
+    )
+    .unwrap();
+    let added: Vec<String> = layout
+        .add_image_file(holder, src)
+        .into_iter()
+        .map(|v| layout.volume(v).name.clone())
+        .collect();
+    assert!(!added.is_empty(), "the image file holds volumes");
+    let (mut app, jobs) = crate::tui_support::userspace_app(layout, AppConfig::default());
+    app.dialog = None;
+    assert!(app.layers.reveal_volume("disk0"), "no node for disk0");
+    app.focus = Focus::Layers;
+    key(&mut app, &jobs, KeyCode::Enter);
+    typed(&mut app, &jobs, &passphrase());
+    key(&mut app, &jobs, KeyCode::Enter);
+    assert!(app.dialog.is_none(), "the dialog closed");
+    let now = volumes(&app);
+    assert!(
+        now.iter().any(|v| v == "disk0/vg_bare/lv_data"),
+        "not unlocked: {now:?}"
+    );
+    for name in &added {
+        assert!(
+            now.contains(name),
+            "{name} is gone after the unlock: {now:?}"
+        );
+    }
+    let files: Vec<String> = app
+        .layout
+        .disks
+        .iter()
+        .filter(|d| matches!(d.origin, vmrescue::layers::DiskOrigin::File { .. }))
+        .map(|d| d.origin.to_string())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].contains("vm-101-disk-0.raw"), "{files:?}");
+}

@@ -98,7 +98,7 @@ start_mount() {
     vmrescue mount $1 --volume "$2" >/tmp/mount.out 2>/tmp/mount.err &
     MPID=$!
     i=0
-    while [ $i -lt 300 ]; do
+    while [ $i -lt "${MAP_WAIT:-300}" ]; do
         MDIR=$(head -n1 /tmp/mount.out 2>/dev/null)
         if [ -n "$MDIR" ] && grep -q " $MDIR " /proc/mounts; then
             return 0
@@ -224,7 +224,8 @@ start_map() {
     MPID=$!
     i=0
     dev=
-    while [ $i -lt 300 ]; do
+    # MAP_WAIT: tenths of a second to wait (a LUKS keyslot's KDF is slow under TCG).
+    while [ $i -lt "${MAP_WAIT:-300}" ]; do
         dev=$(head -n1 /tmp/map.out 2>/dev/null)
         [ -n "$dev" ] && [ -b "$dev" ] && break
         kill -0 "$MPID" 2>/dev/null || break
@@ -603,6 +604,134 @@ t_bench() {
     clean
 }
 
+# --- LUKS: LVM on LUKS1 and LUKS2 (tests/fixtures/make/luks.sh) -----------
+# The whole disk is a LUKS volume holding a PV (VG vg_bare); vmrescue unlocks
+# it with luks.pass and the kernel engine serves lv_data through a read-only
+# dm-crypt device with that key, under the LV's linear map.
+LUKS_LV=disk0/vg_bare/lv_data
+
+# luks_cp IMAGE: the kernel engine's copy of lv_data equals the userspace
+# engine's and luks.sums, and nothing is left behind.
+t_luks_cp() {
+    vmrescue layers --engine kernel --key-file luks.pass "$1" >/tmp/luks-layers.txt 2>&1 || true
+    grep -E "^$LUKS_LV +kernel +ext4" /tmp/luks-layers.txt ||
+        { cat /tmp/luks-layers.txt; fail "lv_data is not served by the kernel engine"; }
+    rm -rf /tmp/luks-k /tmp/luks-u
+    mkdir /tmp/luks-k /tmp/luks-u
+    vmrescue cp -q --engine kernel --key-file luks.pass --volume "$LUKS_LV" "$1" /. /tmp/luks-k ||
+        fail "kernel cp failed"
+    clean || fail "the kernel engine's cp left something behind"
+    vmrescue cp -q --engine userspace --key-file luks.pass --volume "$LUKS_LV" "$1" /. /tmp/luks-u ||
+        fail "userspace cp failed"
+    bb_manifest /tmp/luks-k >/tmp/luks-k.txt
+    bb_manifest /tmp/luks-u >/tmp/luks-u.txt
+    diff /tmp/luks-u.txt /tmp/luks-k.txt || fail "the two engines' copies differ"
+    (cd /tmp/luks-k && sha256sum -c /work/luks.sums) || fail "the kernel engine's copy differs from luks.sums"
+    echo "$(wc -l </tmp/luks-k.txt) entries equal; $(wc -l </work/luks.sums) files as luks.sums"
+    rm -rf /tmp/luks-k /tmp/luks-u
+}
+
+# luks_key IMAGE: the volume key in hex, as cryptsetup dumps it.
+luks_key() {
+    cryptsetup luksDump --dump-volume-key --batch-mode --key-file luks.pass "$1" 2>/dev/null |
+        sed -n '/^MK dump:/,$p' | sed 's/^MK dump://' | tr -d ' \t\n'
+}
+
+# plain_sum START LEN: SHA-256 of luks-plain.img's bytes START..START+LEN (whole MiB).
+plain_sum() {
+    dd if=luks-plain.img bs=1048576 skip=$(($1 / 1048576)) count=$(($2 / 1048576)) 2>/dev/null |
+        sha256sum | cut -d' ' -f1
+}
+
+# luks_map IMAGE SECTOR: `vmrescue map` of lv_data: under its linear map, a
+# read-only crypt device (sector_size:SECTOR above 512, no allow_discards)
+# showing luks-plain.img from the PV's data area on; the key is in no file,
+# message or command line of ours.
+t_luks_map() {
+    trap 'kill "$MPID" 2>/dev/null' EXIT
+    MAP_WAIT=1800 start_map "--key-file luks.pass $1" "$LUKS_LV" || exit 1
+    crypt=
+    for d in /sys/block/dm-*; do
+        case $(cat "$d/dm/name") in vmrescue-*-crypt) crypt=${d##*/} ;; esac
+    done
+    [ -n "$crypt" ] || fail "no crypt device under $dev"
+    name=$(cat "/sys/block/$crypt/dm/name")
+    table=$(dmsetup table "$name")
+    echo "$crypt: $name ro $(cat "/sys/block/$crypt/ro"): $table"
+    [ "$(cat "/sys/block/$crypt/ro")" = 1 ] || fail "$crypt is writable"
+    ls "/sys/block/$crypt/slaves/" | grep -q loop || fail "$crypt is not over a loop device"
+    ls "/sys/block/$n/slaves/" | grep -qx "$crypt" || fail "$n is not over $crypt"
+    echo "$table" | grep -q " crypt aes-xts-plain64 " || fail "not an aes-xts-plain64 crypt target"
+    echo "$table" | grep -q allow_discards && fail "allow_discards is on"
+    if [ "$2" = 512 ]; then
+        echo "$table" | grep -q sector_size && fail "sector_size given for 512-byte sectors"
+    else
+        echo "$table" | grep -q " sector_size:$2" || fail "no sector_size:$2"
+    fi
+    bytes=$(($(cat "/sys/block/$crypt/size") * 512))
+    start=$(($(stat -c %s luks-plain.img) - bytes))
+    echo "$crypt shows $bytes plain bytes from byte $start (the PV's data area)"
+    dd if="/dev/$crypt" bs=512 count=4 2>/dev/null | grep -q LABELONE && fail "$crypt shows the PV label"
+    got=$(sha256sum "/dev/$crypt" | cut -d' ' -f1)
+    [ "$got" = "$(plain_sum "$start" "$bytes")" ] || fail "$crypt does not show luks-plain.img's bytes"
+    key=$(luks_key "$1")
+    [ ${#key} -ge 64 ] || fail "cannot dump the volume key to look for it"
+    for f in /tmp/map.out /tmp/map.err /proc/$MPID/cmdline $(find /run/vmrescue -type f); do
+        grep -qi "$key" "$f" && fail "the key is in $f"
+    done
+    echo "the key is in none of our files, messages or command line"
+    stop_mount TERM
+}
+
+# luks_kill9 IMAGE: kill -9 of a session with a mounted LV on LUKS; cleanup
+# removes the LV's map, the crypt device and the loop device.
+t_luks_kill9() {
+    trap 'kill "$MPID" 2>/dev/null' EXIT
+    MAP_WAIT=1800 start_mount "--key-file luks.pass $1" "$LUKS_LV" || exit 1
+    kill -9 "$MPID"
+    wait "$MPID"
+    our_dms
+    our_dms | grep -q -- '-crypt$' || fail "no crypt device left after kill -9?"
+    vmrescue cleanup >/tmp/cleanup.txt || fail "cleanup failed"
+    cat /tmp/cleanup.txt
+    grep -q "removed device-mapper device vmrescue-.*-crypt" /tmp/cleanup.txt ||
+        fail "cleanup did not say it removed the crypt device"
+    clean
+}
+
+# luks_cryptsetup IMAGE: the same volume opened by cryptsetup --readonly
+# shows luks-plain.img too, with the same crypt options as ours.
+t_luks_cryptsetup() {
+    DM_DISABLE_UDEV=1
+    export DM_DISABLE_UDEV
+    cryptsetup open --readonly --disable-locks --disable-keyring --type luks \
+        --key-file luks.pass "$1" vmrtest-luks || fail "cryptsetup open failed"
+    table=$(dmsetup table vmrtest-luks)
+    echo "cryptsetup: $table"
+    d=
+    for s in /sys/block/dm-*; do
+        [ "$(cat "$s/dm/name")" = vmrtest-luks ] && d=/dev/${s##*/}
+    done
+    bytes=$(($(cat "/sys/block/${d#/dev/}/size") * 512))
+    got=$(sha256sum "$d" | cut -d' ' -f1)
+    cryptsetup close vmrtest-luks
+    [ "$bytes" = "$(stat -c %s luks-plain.img)" ] || fail "cryptsetup shows $bytes bytes"
+    [ "$got" = "$(plain_sum 0 "$bytes")" ] || fail "cryptsetup's device does not show luks-plain.img"
+    echo "cryptsetup shows luks-plain.img ($bytes bytes)"
+    # Our options: the same after the device and its offset.
+    trap 'kill "$MPID" 2>/dev/null' EXIT
+    MAP_WAIT=1800 start_map "--key-file luks.pass $1" "$LUKS_LV" || exit 1
+    for s in /sys/block/dm-*; do
+        case $(cat "$s/dm/name") in vmrescue-*-crypt) ours=$(dmsetup table "$(cat "$s/dm/name")") ;; esac
+    done
+    echo "vmrescue:   $ours"
+    [ "$(echo "$table" | cut -d' ' -f9-)" = "$(echo "$ours" | cut -d' ' -f9-)" ] ||
+        fail "the crypt options differ from cryptsetup's"
+    [ "$(echo "$table" | cut -d' ' -f4)" = "$(echo "$ours" | cut -d' ' -f4)" ] ||
+        fail "the cipher differs from cryptsetup's"
+    stop_mount TERM
+}
+
 echo "VMTEST START $(uname -r), device-mapper $(dmsetup version 2>/dev/null | sed -n 's/Driver version: *//p')"
 step "nothing of ours at start" clean
 step "layers --engine kernel" t_layers
@@ -689,6 +818,25 @@ if [ $? -le 1 ]; then
     step "demo: relink /lib64/libc.so.6 through the kernel engine" t_demo_relink
 else
     skip "demo disk" "this build has no demo disk: $(head -n1 /tmp/d.err)"
+fi
+
+# LVM on LUKS through dm-crypt (the fixtures are built by run.sh when missing).
+if [ -f luks1-xts.img ] && [ -f luks-plain.img ]; then
+    # Each run unlocks a keyslot (slow under TCG): LUKS1 by qemu-img and
+    # LUKS2 by cryptsetup for the copies; the 4096-byte-sector volume's ext4
+    # has 1 KiB blocks, which the kernel mounts on no device of larger
+    # sectors: its bytes are compared through the map instead.
+    for img in luks1-xts luks2-pbkdf2; do
+        step "luks: cp $img $LUKS_LV (kernel = userspace = luks.sums)" t_luks_cp $img.img
+    done
+    for img in luks1-xts luks2-argon2id-4k; do
+        step "luks: cryptsetup --readonly opens $img as we do" t_luks_cryptsetup $img.img
+    done
+    step "luks: map luks2-pbkdf2: the crypt device, its options, no key anywhere" t_luks_map luks2-pbkdf2.img 512
+    step "luks: map luks2-argon2id-4k: 4096-byte sectors" t_luks_map luks2-argon2id-4k.img 4096
+    step "luks: kill -9, then cleanup" t_luks_kill9 luks2-pbkdf2.img
+else
+    skip "luks fixtures" "luks1-xts.img or luks-plain.img missing"
 fi
 
 echo "0 32768 linear @kernel-a.img@ 2048" >/tmp/p1.dmtable

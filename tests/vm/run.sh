@@ -11,7 +11,7 @@
 #   VMTEST_STRICT=0    let SKIP steps pass (a build without LVM2, ext, qcow2 or the
 #                      demo disk); by default a skipped step fails the test
 #   VMTEST_VERBOSE=1   show the output of passing steps too
-#   VMTEST_TIMEOUT     seconds before the VM is killed (default 900: TCG on a busy machine is slow)
+#   VMTEST_TIMEOUT     seconds before the VM is killed (default 1500: TCG on a busy machine is slow, and the LUKS steps unlock keyslots there, about 7 minutes)
 #   VMRESCUE_BIN       a release binary already built from this tree (scripts/test passes the
 #                      one scripts/release made, so CI does not build the release twice)
 # Downloads (the Debian kernel package) are cached under target/vm/cache.
@@ -27,7 +27,7 @@ profile=release
 . tests/vm/lib.sh
 say() { vm_say "$@"; }
 die() { vm_die "$@"; }
-vm_need qemu-system-x86_64 qemu-img qemu-nbd busybox cpio depmod modprobe dpkg-deb apt-get dmsetup losetup mke2fs e2fsck debugfs zstd
+vm_need qemu-system-x86_64 qemu-img qemu-nbd busybox cpio depmod modprobe dpkg-deb apt-get dmsetup losetup mke2fs e2fsck debugfs zstd cryptsetup
 started=$(date +%s)
 
 # 1. The kernel.
@@ -55,10 +55,12 @@ root=$vm/root
 vm_root "$root" tests/vm/guest.sh
 vm_copy_bin "$root" "$bin"
 strip "$root/opt/host/bin/vmrescue" 2>/dev/null || true
-for t in dmsetup losetup e2fsck debugfs cp qemu-nbd; do vm_copy_bin "$root" "$(command -v $t)"; done
+for t in dmsetup losetup e2fsck debugfs cp qemu-nbd cryptsetup; do vm_copy_bin "$root" "$(command -v $t)"; done
 # Modules, in the order modprobe would load them (dm-zero: the `zero` lines
 # of thin LVs' tables; the VM has no modprobe to load it on demand).
-vm_modules "$root" loop dm-mod dm-zero ext4 xfs crc32c_generic virtio_pci virtio_blk nbd
+# dm-crypt and the ciphers of the LUKS fixtures (xts over ecb(aes), essiv).
+vm_modules "$root" loop dm-mod dm-zero ext4 xfs crc32c_generic virtio_pci virtio_blk nbd \
+    dm-crypt xts ecb essiv
 vm_pack "$root" "$vm/initramfs.cpio.gz"
 
 # 4. The scratch disk: fixture images and reports, on ext4.
@@ -81,13 +83,22 @@ for f in "${fixture_src:-tests/fixtures/data}"/*.manifest "${fixture_src:-tests/
     [ -f "$f" ] && cp "$f" "$fx/"
 done
 [ -f "$fx/kernel-a.img" ] || die "fixture kernel-a.img is missing (tests/fixtures/make/kernel.sh)"
+# LVM on LUKS1/LUKS2 (not committed): from VMRESCUE_FIXTURES, else built here.
+luks_src=$fixture_src
+if [ -z "$luks_src" ] || [ ! -f "$luks_src/luks1-xts.img" ]; then
+    luks_src=$vm/luks
+    [ -f "$luks_src/luks2-argon2id-4k.img" ] || sh tests/fixtures/make/luks.sh "$luks_src" >&2
+fi
+for f in luks-plain.img luks1-xts.img luks1-essiv.img luks2-pbkdf2.img luks2-argon2id-4k.img luks.pass luks.sums; do
+    cp --sparse=always "$luks_src/$f" "$fx/"
+done
 # The same disk as qcow2, for the nbd path.
 qemu-img convert -f raw -O qcow2 "$fx/kernel-a.img" "$fx/kernel-a.qcow2"
 scratch=$vm/scratch.img
 vm_scratch "$fx" "$scratch"
 
 # 5. Boot.
-timeout_s=${VMTEST_TIMEOUT:-900}
+timeout_s=${VMTEST_TIMEOUT:-1500}
 log=$vm/console.log
 say "booting $VM_PKG under TCG (timeout ${timeout_s}s; console in $log)"
 set +e

@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use devicemapper::{
     DM, DevId, DmError, DmFlags, DmName, DmOptions, DmUdevFlags, DmUuid,
@@ -24,6 +25,8 @@ use devicemapper::{
 
 use crate::error::{Error, Result};
 use crate::io::{Mapping, Target};
+use crate::layers::luks::DmCrypt;
+use zeroize::Zeroize;
 
 /// Bytes per device-mapper sector.
 const SECTOR: u64 = 512;
@@ -52,11 +55,42 @@ pub struct TableLine {
     pub start: u64,
     /// Number of sectors.
     pub len: u64,
-    /// Target type: `linear`, `striped` or `zero`.
+    /// Target type: `linear`, `striped`, `zero` or `crypt`.
     pub target: &'static str,
-    /// The target's parameters as `dmsetup table` prints them.
+    /// The target's parameters as `dmsetup table` prints them; a `crypt`
+    /// line has [`KEY_PLACEHOLDER`] where the key goes.
     pub params: String,
+    /// A `crypt` line's key, put in place of [`KEY_PLACEHOLDER`] only in
+    /// the buffer handed to the kernel ([`create`]).
+    pub key: Option<LineKey>,
 }
+
+/// What stands for the key in a `crypt` line's parameters (and in every
+/// message that shows the table).
+pub const KEY_PLACEHOLDER: &str = "<key>";
+
+/// A `crypt` line's key: the unlocked LUKS volume's dm-crypt parameters.
+/// Never printed; equal when it is the same volume's.
+#[derive(Clone)]
+pub struct LineKey(pub Arc<DmCrypt>);
+
+impl fmt::Debug for LineKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LineKey(<hidden>)")
+    }
+}
+
+impl PartialEq for LineKey {
+    fn eq(&self, other: &LineKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LineKey {}
+
+/// The most `crypt` lines one LUKS volume's table may have (a striped
+/// volume has one per stripe chunk).
+pub const MAX_CRYPT_LINES: usize = 65536;
 
 impl fmt::Display for TableLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -169,9 +203,100 @@ pub fn table(
             len,
             target,
             params,
+            key: None,
         });
     }
     Ok(lines)
+}
+
+/// The device-mapper table that decrypts an unlocked LUKS volume (mapped
+/// by `mapping` over the disks' devices, `exposures[disk]`) as dm-crypt
+/// would for cryptsetup: its plain bytes `start..start + len` (`start`
+/// past a PV label the host must not see), one read-only `crypt` line per
+/// run of the volume on a disk, each with the IV sector number of its
+/// first byte, `sector_size:` for sectors above 512 bytes, and no
+/// `allow_discards`. The key stays out of the lines' text.
+pub fn crypt_table(
+    mapping: &Mapping,
+    crypt: &Arc<DmCrypt>,
+    start: u64,
+    len: u64,
+    exposures: &[Option<Exposure>],
+) -> std::result::Result<Vec<TableLine>, String> {
+    let unit = u64::from(crypt.sector_size.max(512));
+    if !start.is_multiple_of(unit) || !len.is_multiple_of(unit) || len == 0 {
+        return Err(format!(
+            "plain bytes {start}+{len} are not whole {unit}-byte encryption sectors"
+        ));
+    }
+    if start.checked_add(len).is_none_or(|e| e > crypt.size) {
+        return Err(format!(
+            "plain bytes {start}+{len} lie past the data ({} bytes)",
+            crypt.size
+        ));
+    }
+    let first = crypt
+        .offset
+        .checked_add(start)
+        .ok_or_else(|| "the data offset overflows".to_string())?;
+    let runs = mapping.ranges(first, len).map_err(|e| match e {
+        crate::io::Unmapped::Zero { at } => {
+            format!("byte {at} of the LUKS volume lies in a zero segment")
+        }
+        crate::io::Unmapped::Unreadable { at, reason } => {
+            format!("byte {at} of the LUKS volume is unreadable: {reason}")
+        }
+    })?;
+    if runs.len() > MAX_CRYPT_LINES {
+        return Err(format!(
+            "the LUKS volume lies in {} pieces (at most {MAX_CRYPT_LINES} crypt lines are made)",
+            runs.len()
+        ));
+    }
+    let options = if unit > SECTOR {
+        format!(" 1 sector_size:{unit}")
+    } else {
+        String::new()
+    };
+    let mut lines = Vec::with_capacity(runs.len());
+    let mut at = 0u64;
+    for r in runs {
+        if !r.len.is_multiple_of(unit) {
+            return Err(format!(
+                "a piece of {} bytes at plain byte {} is not whole {unit}-byte encryption sectors",
+                r.len,
+                start + at
+            ));
+        }
+        let ((maj, min), off) = device_sector(exposures, r.area.disk.0, r.area.offset, r.len)?;
+        let iv = crypt
+            .iv_offset
+            .checked_add((start + at) / SECTOR)
+            .ok_or_else(|| "the IV offset overflows".to_string())?;
+        lines.push(TableLine {
+            start: at / SECTOR,
+            len: sectors(r.len, "a crypt run")?,
+            target: "crypt",
+            params: format!(
+                "{} {KEY_PLACEHOLDER} {iv} {maj}:{min} {off}{options}",
+                crypt.cipher
+            ),
+            key: Some(LineKey(Arc::clone(crypt))),
+        });
+        at += r.len;
+    }
+    Ok(lines)
+}
+
+/// Lowercase hex of `bytes`, in a string wiped when dropped.
+fn hex(bytes: &[u8]) -> zeroize::Zeroizing<String> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = zeroize::Zeroizing::new(String::with_capacity(bytes.len() * 2));
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// A name safe for a dm device, a directory or a state-file key: letters,
@@ -343,12 +468,24 @@ pub fn create(name: &str, uuid: &str, lines: &[TableLine], writable: bool) -> Re
         .device_create(dname, Some(duuid), DmOptions::default().set_flags(ro))
         .map_err(|e| dm_err(format!("creating device-mapper device {name}"), &e))?;
     let id = DevId::Name(dname);
-    let targets: Vec<(u64, u64, String, String)> = lines
+    let mut targets: Vec<(u64, u64, String, String)> = lines
         .iter()
-        .map(|l| (l.start, l.len, l.target.to_string(), l.params.clone()))
+        .map(|l| {
+            let params = match &l.key {
+                Some(k) => l.params.replacen(KEY_PLACEHOLDER, &hex(k.0.key()), 1),
+                None => l.params.clone(),
+            };
+            (l.start, l.len, l.target.to_string(), params)
+        })
         .collect();
-    let loaded = dm
-        .table_load(&id, &targets, DmOptions::default().set_flags(ro))
+    let loaded = dm.table_load(&id, &targets, DmOptions::default().set_flags(ro));
+    // The key's text is wiped as soon as the kernel has the table (the
+    // devicemapper crate's own ioctl buffer is not ours to wipe).
+    for t in &mut targets {
+        t.3.zeroize();
+    }
+    drop(targets);
+    let loaded = loaded
         .and_then(|_| dm.device_suspend(&id, DmOptions::default().set_udev_flags(udev_flags())));
     if let Err(e) = loaded {
         let _ = dm.device_remove(&id, DmOptions::default().set_udev_flags(udev_flags()));
@@ -547,6 +684,86 @@ mod tests {
         assert!(table(&m, &[None]).unwrap_err().contains("no device"));
     }
 
+    fn crypt(sector: u32, iv_offset: u64) -> Arc<DmCrypt> {
+        Arc::new(DmCrypt::new(
+            "aes-xts-plain64",
+            &[0xab; 64],
+            iv_offset,
+            sector,
+            2 << 20,
+            60 << 20,
+        ))
+    }
+
+    #[test]
+    fn a_luks_volume_is_crypt_lines_without_its_key() {
+        // The LUKS volume in two pieces: 40 MiB at disk byte 1 MiB, then
+        // 22 MiB at 100 MiB; its data from byte 2 MiB on, shown from the
+        // PV's data area (1 MiB into the data).
+        let m = Mapping::new(vec![
+            Segment {
+                start: 0,
+                len: 40 << 20,
+                target: Target::Linear(area(0, 1 << 20)),
+            },
+            Segment {
+                start: 40 << 20,
+                len: 22 << 20,
+                target: Target::Linear(area(0, 100 << 20)),
+            },
+        ])
+        .unwrap();
+        let c = crypt(512, 0);
+        let t = crypt_table(&m, &c, 1 << 20, 59 << 20, &[whole((7, 0), 200 << 20)]).unwrap();
+        let shown: Vec<String> = t.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "0 75776 crypt aes-xts-plain64 <key> 2048 7:0 8192",
+                "75776 45056 crypt aes-xts-plain64 <key> 77824 7:0 204800",
+            ]
+        );
+        let key = hex(&[0xab; 64]);
+        assert!(t.iter().all(|l| !format!("{l:?}").contains(key.as_str())));
+        assert!(!table_summary(&t).contains(key.as_str()));
+        // 4096-byte sectors: the option, and IVs still in 512-byte sectors.
+        let c = crypt(4096, 16);
+        let t = crypt_table(&m, &c, 1 << 20, 59 << 20, &[whole((7, 0), 200 << 20)]).unwrap();
+        assert_eq!(
+            t[1].to_string(),
+            "75776 45056 crypt aes-xts-plain64 <key> 77840 7:0 204800 1 sector_size:4096"
+        );
+        // A start inside a sector, a piece of part of a sector, past the data.
+        assert!(
+            crypt_table(&m, &c, 512, 4096, &[whole((7, 0), 200 << 20)])
+                .unwrap_err()
+                .contains("encryption sectors")
+        );
+        let odd = Mapping::new(vec![
+            Segment {
+                start: 0,
+                len: (3 << 20) + 512,
+                target: Target::Linear(area(0, 1 << 20)),
+            },
+            Segment {
+                start: (3 << 20) + 512,
+                len: 60 << 20,
+                target: Target::Linear(area(0, 100 << 20)),
+            },
+        ])
+        .unwrap();
+        assert!(
+            crypt_table(&odd, &c, 0, 8 << 20, &[whole((7, 0), 200 << 20)])
+                .unwrap_err()
+                .contains("not whole 4096-byte")
+        );
+        assert!(
+            crypt_table(&m, &c, 0, 64 << 20, &[whole((7, 0), 200 << 20)])
+                .unwrap_err()
+                .contains("past the data")
+        );
+    }
+
     #[test]
     fn names_are_sanitised_and_prefixed() {
         assert_eq!(
@@ -572,6 +789,7 @@ mod tests {
             } else {
                 "7:0 0".into()
             },
+            key: None,
         }
     }
 

@@ -339,6 +339,14 @@ enum Exposed {
         dev: nbd::NbdDevice,
         object: Object,
     },
+    /// An unlocked LUKS volume's plain bytes: a read-only dm-crypt device
+    /// over the devices of the disks the LUKS volume lies on (`deps`,
+    /// exposed before it and released after it).
+    Crypt {
+        dev: DmDevice,
+        object: Object,
+        deps: Vec<(DiskId, bool)>,
+    },
 }
 
 impl Exposed {
@@ -346,8 +354,43 @@ impl Exposed {
         match self {
             Exposed::Loop { dev, .. } => dev.dev(),
             Exposed::Nbd { dev, .. } => dev.dev,
+            Exposed::Crypt { dev, .. } => dev.dev,
         }
     }
+
+    /// The disks this exposure uses (a dm-crypt device's).
+    fn deps(&self) -> &[(DiskId, bool)] {
+        match self {
+            Exposed::Crypt { deps, .. } => deps,
+            _ => &[],
+        }
+    }
+}
+
+/// Whether volume `id` lies on an unlocked LUKS volume's plain bytes:
+/// `on LUKS volume NAME`, or `None`.
+pub fn on_luks(layout: &Layout, id: VolumeId) -> Option<String> {
+    layout
+        .volume(id)
+        .mapping
+        .disks()
+        .iter()
+        .find_map(|d| crypt_of(layout, *d))
+        .map(|(holder, _)| format!("on LUKS volume {}", layout.volume(holder).name))
+}
+
+/// The LUKS volume whose plain bytes disk `disk` is, with the dm-crypt
+/// parameters of its unlock, when it is one.
+pub fn crypt_of(
+    layout: &Layout,
+    disk: DiskId,
+) -> Option<(VolumeId, &Arc<crate::layers::luks::DmCrypt>)> {
+    let parent = layout.disks.get(disk.0)?.parent?;
+    layout
+        .crypt
+        .iter()
+        .find(|(v, _)| *v == parent)
+        .map(|(v, c)| (*v, c))
 }
 
 /// A volume mapped (and maybe mounted) in a session.
@@ -535,6 +578,9 @@ impl Session {
         if let Some((_, e)) = inner.exposed.get(&(disk, writable)) {
             return Ok(*e);
         }
+        if let Some((holder, crypt)) = crypt_of(layout, disk) {
+            return self.expose_crypt(inner, layout, disk, holder, crypt, writable);
+        }
         let d = exposable_disk(layout, disk)?;
         let start = exposure_start(layout, disk)?;
         let size = d.size().saturating_sub(start);
@@ -586,6 +632,119 @@ impl Session {
         let e = Exposure { dev, start, size };
         inner.exposed.insert((disk, writable), (exposed, e));
         Ok(e)
+    }
+
+    /// Disk `disk`, the plain bytes of the unlocked LUKS volume `holder`,
+    /// as a read-only dm-crypt device over the devices of the disks
+    /// `holder` lies on, with the key vmrescue's unlock found. Like any
+    /// disk it starts past a PV label (LVM on LUKS: the PV's data area).
+    fn expose_crypt(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        disk: DiskId,
+        holder: VolumeId,
+        crypt: &Arc<crate::layers::luks::DmCrypt>,
+        writable: bool,
+    ) -> Result<Exposure> {
+        let v = layout.volume(holder);
+        if writable {
+            return Err(Error::Refused(format!(
+                "{} is a LUKS volume: the kernel engine opens what it holds read-only \
+                 (dm-crypt), never for writing",
+                v.name
+            )));
+        }
+        dm_available().map_err(|why| {
+            Error::Unsupported(format!(
+                "{} is a LUKS volume: the kernel engine needs device-mapper (dm-crypt) for it, \
+                 and {why}",
+                v.name
+            ))
+        })?;
+        check_mappable(layout, holder)?;
+        let start = exposure_start(layout, disk)?;
+        let len = crypt.size.saturating_sub(start);
+        let deps = v.mapping.disks();
+        let exposures = self.expose_all(inner, layout, &deps, false)?;
+        let lines = match dm::crypt_table(&v.mapping, crypt, start, len, &exposures) {
+            Ok(l) => l,
+            Err(why) => {
+                Self::release_unused(inner, &mut Vec::new());
+                return Err(Error::Refused(format!(
+                    "{}: cannot map it with dm-crypt: {why}",
+                    v.name
+                )));
+            }
+        };
+        let (dev, object) = self.create_dm(inner, &format!("{}-crypt", v.name), &lines, false)?;
+        let node = dev.node();
+        let e = Exposure {
+            dev: dev.dev,
+            start,
+            size: len,
+        };
+        let exposed = Exposed::Crypt {
+            dev: dev.clone(),
+            object,
+            deps: deps.iter().map(|d| (*d, false)).collect(),
+        };
+        inner.exposed.insert((disk, writable), (exposed, e));
+        Self::ensure_node(inner, &node, dev.dev)?;
+        Ok(e)
+    }
+
+    /// Expose each of `disks` (read-only unless `writable`): their
+    /// exposures by disk index, for [`dm::table`]. On failure the disks no
+    /// mapping uses are released again.
+    fn expose_all(
+        &self,
+        inner: &mut Inner,
+        layout: &Layout,
+        disks: &[DiskId],
+        writable: bool,
+    ) -> Result<Vec<Option<Exposure>>> {
+        let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
+        for d in disks {
+            match self.expose_disk(inner, layout, *d, writable) {
+                Ok(e) => {
+                    if let Some(slot) = exposures.get_mut(d.0) {
+                        *slot = Some(e);
+                    }
+                }
+                Err(e) => {
+                    Self::release_unused(inner, &mut Vec::new());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(exposures)
+    }
+
+    /// Create dm device `what` (named after the session) with `lines`,
+    /// recorded in the state file first; on failure forgotten again and
+    /// the disks no mapping uses released.
+    fn create_dm(
+        &self,
+        inner: &mut Inner,
+        what: &str,
+        lines: &[dm::TableLine],
+        writable: bool,
+    ) -> Result<(DmDevice, Object)> {
+        let (name, uuid) = dm::names(&self.id, what);
+        let object = Object::Dm {
+            name: name.clone(),
+            uuid: uuid.clone(),
+        };
+        Self::record(inner, object.clone())?;
+        match dm::create(&name, &uuid, lines, writable) {
+            Ok(d) => Ok((d, object)),
+            Err(e) => {
+                let _ = Self::forget(inner, &object);
+                Self::release_unused(inner, &mut Vec::new());
+                Err(e)
+            }
+        }
     }
 
     fn attach_loop(
@@ -671,20 +830,7 @@ impl Session {
             return self.map_loop(inner, layout, id, writable, &dm_why);
         }
         let disks = v.mapping.disks();
-        let mut exposures: Vec<Option<Exposure>> = vec![None; layout.disks.len()];
-        for d in &disks {
-            match self.expose_disk(inner, layout, *d, writable) {
-                Ok(e) => {
-                    if let Some(slot) = exposures.get_mut(d.0) {
-                        *slot = Some(e);
-                    }
-                }
-                Err(e) => {
-                    Self::release_unused(inner, &mut Vec::new());
-                    return Err(e);
-                }
-            }
-        }
+        let exposures = self.expose_all(inner, layout, &disks, writable)?;
         let lines = match plan(layout, id, &exposures) {
             Ok(l) => l,
             Err(e) => {
@@ -693,20 +839,8 @@ impl Session {
             }
         };
         let suffix = if writable { "-rw" } else { "" };
-        let (name, uuid) = dm::names(&self.id, &format!("{}{suffix}", v.name));
-        let object = Object::Dm {
-            name: name.clone(),
-            uuid: uuid.clone(),
-        };
-        Self::record(inner, object.clone())?;
-        let device = match dm::create(&name, &uuid, &lines, writable) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = Self::forget(inner, &object);
-                Self::release_unused(inner, &mut Vec::new());
-                return Err(e);
-            }
-        };
+        let (device, object) =
+            self.create_dm(inner, &format!("{}{suffix}", v.name), &lines, writable)?;
         let node = device.node();
         let m = Mapped {
             volume: v.name.clone(),
@@ -742,6 +876,12 @@ impl Session {
                 "{}: cannot map it: {}",
                 v.name,
                 unreadable.join("; ")
+            )));
+        }
+        if let Some(why) = on_luks(layout, id) {
+            return Err(Error::Unsupported(format!(
+                "{}: {why}: mapping it needs device-mapper (dm-crypt), and {dm_why}",
+                v.name
             )));
         }
         let Some((disk, offset, len)) = single_range(layout, id) else {
@@ -1073,20 +1213,37 @@ impl Session {
         problems
     }
 
-    /// Detach the disks no mapping uses.
+    /// Detach the disks no mapping uses (nor a used dm-crypt device's),
+    /// newest disk first: a LUKS volume's plain disk goes before the
+    /// disks it lies on.
     fn release_unused(inner: &mut Inner, problems: &mut Vec<String>) {
-        let used: Vec<(DiskId, bool)> = inner.mapped.iter().flat_map(|m| m.disks.clone()).collect();
-        let unused: Vec<(DiskId, bool)> = inner
-            .exposed
-            .keys()
+        let mut used: Vec<(DiskId, bool)> =
+            inner.mapped.iter().flat_map(|m| m.disks.clone()).collect();
+        // A disk's dependencies have lower ids: one pass from the top.
+        for k in Self::exposed_newest_first(inner) {
+            if used.contains(&k)
+                && let Some((e, _)) = inner.exposed.get(&k)
+            {
+                used.extend(e.deps().iter().copied());
+            }
+        }
+        let unused: Vec<(DiskId, bool)> = Self::exposed_newest_first(inner)
+            .into_iter()
             .filter(|k| !used.contains(k))
-            .copied()
             .collect();
         for k in unused {
             if let Some((e, _)) = inner.exposed.remove(&k) {
                 Self::undo_exposed(inner, e, problems);
             }
         }
+    }
+
+    /// The exposed disks, highest disk id first (a nested disk's id is
+    /// above those of the disks it lies on).
+    fn exposed_newest_first(inner: &Inner) -> Vec<(DiskId, bool)> {
+        let mut keys: Vec<(DiskId, bool)> = inner.exposed.keys().copied().collect();
+        keys.sort_by(|a, b| b.0.0.cmp(&a.0.0).then(a.1.cmp(&b.1)));
+        keys
     }
 
     /// Unmount and remove one mapping; returns it back when it could not be removed.
@@ -1202,6 +1359,19 @@ impl Session {
                 }
                 Err(err) => problems.push(err.to_string()),
             },
+            Exposed::Crypt { dev, object, .. } => match dm::remove(&dev.name, true) {
+                Ok(dm::Removed::Deferred) => problems.push(format!(
+                    "device-mapper device {} was busy: the kernel removes it when its last user \
+                     closes it",
+                    dev.name
+                )),
+                Ok(_) => {
+                    let _ = Self::forget(inner, &object);
+                }
+                Err(e) => problems.push(format!(
+                    "{e} (run `vmrescue cleanup` when it is no longer busy)"
+                )),
+            },
         }
     }
 
@@ -1249,8 +1419,7 @@ impl Session {
             }
         }
         inner.mapped = left;
-        let keys: Vec<(DiskId, bool)> = inner.exposed.keys().copied().collect();
-        for k in keys {
+        for k in Self::exposed_newest_first(&inner) {
             if let Some((e, _)) = inner.exposed.remove(&k) {
                 Self::undo_exposed(&mut inner, e, &mut problems);
             }

@@ -74,6 +74,11 @@ enum Mode {
 pub struct SectorCipher {
     mode: Mode,
     iv: IvGen,
+    /// How far the IV's sector number moves from one sector to the next:
+    /// 1, or for a LUKS2 segment of larger sectors their size in 512-byte
+    /// units (cryptsetup does not set dm-crypt's `iv_large_sectors` for
+    /// LUKS2, so IVs count 512-byte sectors).
+    step: u64,
 }
 
 /// The ciphers understood, for messages.
@@ -141,7 +146,14 @@ impl SectorCipher {
                 essiv,
             }
         };
-        Ok(SectorCipher { mode, iv })
+        Ok(SectorCipher { mode, iv, step: 1 })
+    }
+
+    /// The same cipher with IV sector numbers `step` apart from one
+    /// sector to the next (see the field; 0 counts as 1).
+    pub fn with_iv_step(mut self, step: u64) -> SectorCipher {
+        self.step = step.max(1);
+        self
     }
 
     fn iv(&self, sector: u64) -> [u8; 16] {
@@ -158,7 +170,8 @@ impl SectorCipher {
 
     /// Decrypt `buf`, consecutive sectors of `sector_size` bytes (a
     /// multiple of 16, at most 4096) numbered from `first` (the IV's
-    /// sector number). A tail shorter than a sector is left as it is.
+    /// sector number), each the IV step further. A tail shorter than a
+    /// sector is left as it is.
     ///
     /// XTS works on [`BATCH`] bytes at a time: the tweaks of all their
     /// sectors are encrypted in one call and the data in one call, so the
@@ -180,7 +193,7 @@ impl SectorCipher {
                     let ivs = &mut ivs[..count * 16];
                     for iv in ivs.chunks_exact_mut(16) {
                         iv.copy_from_slice(&self.iv(n));
-                        n = n.wrapping_add(1);
+                        n = n.wrapping_add(self.step);
                     }
                     tweak.encrypt(ivs);
                     let scratch = &mut scratch[..group.len()];
@@ -203,7 +216,7 @@ impl SectorCipher {
             Mode::Cbc { key, .. } => {
                 let mut scratch = [0u8; 4096];
                 for (i, s) in buf.chunks_exact_mut(sector_size).enumerate() {
-                    let iv = self.iv(first.wrapping_add(i as u64));
+                    let iv = self.iv(first.wrapping_add((i as u64).wrapping_mul(self.step)));
                     let scratch = &mut scratch[..sector_size];
                     scratch[..16].copy_from_slice(&iv);
                     scratch[16..].copy_from_slice(&s[..sector_size - 16]);
@@ -219,7 +232,7 @@ impl SectorCipher {
     pub fn encrypt_sectors(&self, buf: &mut [u8], sector_size: usize, first: u64) {
         let sector_size = sector_size.clamp(16, 4096) & !15;
         for (i, s) in buf.chunks_exact_mut(sector_size).enumerate() {
-            let iv = self.iv(first.wrapping_add(i as u64));
+            let iv = self.iv(first.wrapping_add((i as u64).wrapping_mul(self.step)));
             match &self.mode {
                 Mode::Xts { data, tweak } => {
                     let mut t = iv;

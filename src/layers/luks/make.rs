@@ -104,8 +104,10 @@ pub fn make(spec: &Spec<'_>) -> Vec<u8> {
     let mut out = vec![0u8; payload_at];
     out[area..area + material.len()].copy_from_slice(&material);
     let mut payload = spec.payload.to_vec();
+    // IVs count 512-byte sectors, as dm-crypt's for LUKS.
     if let Ok(dc) = SectorCipher::new(spec.cipher, &key) {
-        dc.encrypt_sectors(&mut payload, sector, 0);
+        dc.with_iv_step((sector / 512).max(1) as u64)
+            .encrypt_sectors(&mut payload, sector, 0);
     }
     out.extend_from_slice(&payload);
     if spec.version == 1 {

@@ -235,7 +235,69 @@ pub struct Decrypted {
     size: u64,
     sector: u64,
     iv_tweak: u64,
+    /// The sector size in 512-byte units: IVs count 512-byte sectors, as
+    /// dm-crypt's do when cryptsetup opens LUKS1 or LUKS2.
+    iv_unit: u64,
     cipher: crypto::SectorCipher,
+}
+
+/// What the kernel's dm-crypt needs to show the same plain bytes as
+/// [`Decrypted`]: the `crypt` target's parameters. The key is wiped when
+/// this is dropped and never shown (`Debug` leaves it out).
+pub struct DmCrypt {
+    /// The cipher as dm-crypt spells it (`aes-xts-plain64`, `aes-cbc-essiv:sha256`).
+    pub cipher: String,
+    key: Secret,
+    /// The IV's sector number at the first byte of the data, in 512-byte
+    /// sectors (LUKS2 `iv_tweak`; 0 for LUKS1).
+    pub iv_offset: u64,
+    /// Encryption sector size in bytes (`sector_size:` above 512).
+    pub sector_size: u32,
+    /// First byte of the encrypted data on the LUKS volume.
+    pub offset: u64,
+    /// Bytes of plain data (as [`Decrypted`] reads them).
+    pub size: u64,
+}
+
+impl DmCrypt {
+    /// Parameters for `cipher` with `key`, the data at byte `offset` of
+    /// the LUKS volume, `size` bytes of it, IVs from `iv_offset` (in
+    /// 512-byte sectors), sectors of `sector_size` bytes.
+    pub fn new(
+        cipher: &str,
+        key: &[u8],
+        iv_offset: u64,
+        sector_size: u32,
+        offset: u64,
+        size: u64,
+    ) -> DmCrypt {
+        DmCrypt {
+            cipher: cipher.to_string(),
+            key: Secret::new(key.to_vec()),
+            iv_offset,
+            sector_size,
+            offset,
+            size,
+        }
+    }
+
+    /// The volume key.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+impl std::fmt::Debug for DmCrypt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmCrypt")
+            .field("cipher", &self.cipher)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("iv_offset", &self.iv_offset)
+            .field("sector_size", &self.sector_size)
+            .field("offset", &self.offset)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 /// Reads at least this long are decrypted on several threads.
@@ -244,18 +306,37 @@ const PARALLEL_FROM: usize = 256 << 10;
 impl Decrypted {
     /// The data segment of `h` on `src`, decrypted with `key`.
     pub fn new(src: Arc<dyn ReadAt>, h: &Header, key: &[u8]) -> Result<Decrypted, String> {
-        let cipher = crypto::SectorCipher::new(&h.cipher, key)?;
+        let sector = u64::from(h.sector_size.max(512));
+        let iv_unit = sector / 512;
+        let cipher = crypto::SectorCipher::new(&h.cipher, key)?.with_iv_step(iv_unit);
         let avail = src.size().saturating_sub(h.payload_offset);
         let size = h.payload_size.map_or(avail, |s| s.min(avail));
-        let sector = u64::from(h.sector_size.max(512));
         Ok(Decrypted {
             src,
             start: h.payload_offset,
             size: size - size % sector,
             sector,
             iv_tweak: h.iv_tweak,
+            iv_unit,
             cipher,
         })
+    }
+
+    /// The dm-crypt parameters that show these same plain bytes.
+    pub fn dm_crypt(&self, h: &Header, key: &[u8]) -> DmCrypt {
+        DmCrypt::new(
+            &h.cipher,
+            key,
+            self.iv_tweak,
+            self.sector as u32,
+            self.start,
+            self.size,
+        )
+    }
+
+    /// The IV sector number of data sector `n`.
+    fn iv_of(&self, n: u64) -> u64 {
+        self.iv_tweak.wrapping_add(n.wrapping_mul(self.iv_unit))
     }
 
     /// Decrypt whole sectors in place, the first being sector `first`.
@@ -264,8 +345,7 @@ impl Decrypted {
         // 1 on a copy job's reader threads, which share the work already.
         let threads = crate::io::parallelism().min(8);
         if buf.len() < PARALLEL_FROM || threads < 2 {
-            self.cipher
-                .decrypt_sectors(buf, sector, self.iv_tweak.wrapping_add(first));
+            self.cipher.decrypt_sectors(buf, sector, self.iv_of(first));
             return;
         }
         let per = buf.len().div_ceil(threads).div_ceil(sector) * sector;
@@ -274,11 +354,10 @@ impl Decrypted {
         std::thread::scope(|s| {
             for (i, chunk) in rest.chunks_mut(per).enumerate() {
                 let n = first.wrapping_add(((i + 1) * per / sector) as u64);
-                let iv = self.iv_tweak.wrapping_add(n);
+                let iv = self.iv_of(n);
                 s.spawn(move || self.cipher.decrypt_sectors(chunk, sector, iv));
             }
-            self.cipher
-                .decrypt_sectors(head, sector, self.iv_tweak.wrapping_add(first));
+            self.cipher.decrypt_sectors(head, sector, self.iv_of(first));
         });
     }
 }
@@ -332,8 +411,9 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 /// What opening a LUKS volume for the scan came to.
 pub enum Opened {
-    /// Unlocked: its plain bytes, and its summary (with the keyslot used).
-    Unlocked(Arc<dyn ReadAt>, LuksSummary),
+    /// Unlocked: its plain bytes, its summary (with the keyslot used), and
+    /// what dm-crypt needs to show the same bytes (the kernel engine).
+    Unlocked(Arc<dyn ReadAt>, LuksSummary, Arc<DmCrypt>),
     /// Not unlocked: the summary, and the reason (a problem when
     /// `damage`, else a note: no key given).
     Locked {
@@ -388,7 +468,8 @@ pub fn open(
             Ok((key, slot)) => match Decrypted::new(Arc::clone(src), &h, &key) {
                 Ok(d) => {
                     summary.unlocked_by = Some(slot);
-                    return Opened::Unlocked(Arc::new(d), summary);
+                    let dm = Arc::new(d.dm_crypt(&h, &key));
+                    return Opened::Unlocked(Arc::new(d), summary, dm);
                 }
                 Err(why) => {
                     return Opened::Locked {

@@ -24,7 +24,7 @@ fn open_img(img: Vec<u8>, p: &'static [u8]) -> (Opened, Vec<crate::problem::Prob
 }
 
 fn read_all(o: &Opened) -> Vec<u8> {
-    let Opened::Unlocked(r, _) = o else {
+    let Opened::Unlocked(r, _, _) = o else {
         panic!("not unlocked");
     };
     let mut buf = vec![0u8; r.size() as usize];
@@ -57,7 +57,7 @@ fn luks1_xts_and_essiv_unlock_and_read() {
         let (o, problems) = open_img(img, b"secret");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(read_all(&o), plain, "{cipher}");
-        let Opened::Unlocked(_, s) = &o else {
+        let Opened::Unlocked(_, s, _) = &o else {
             unreachable!()
         };
         assert_eq!(s.version, 1);
@@ -82,7 +82,7 @@ fn luks2_pbkdf2_argon2_sector_sizes() {
         let (o, problems) = open_img(img, b"secret");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(read_all(&o), plain, "{kdf} {sector}");
-        let Opened::Unlocked(r, s) = &o else {
+        let Opened::Unlocked(r, s, _) = &o else {
             unreachable!()
         };
         assert_eq!(s.label.as_deref(), Some("tests"));
@@ -361,9 +361,34 @@ fn wiped_primary_with_any_header_size_opens_by_the_secondary() {
         );
         let (o, _) = open_img(img, b"secret");
         assert_eq!(read_all(&o), plain, "{hdr}");
-        let Opened::Unlocked(_, s) = &o else {
+        let Opened::Unlocked(_, s, _) = &o else {
             panic!("not unlocked");
         };
         assert_eq!(s.header, format!("secondary at byte {hdr}"));
     }
+}
+
+/// IVs count 512-byte sectors whatever the sector size (dm-crypt without
+/// `iv_large_sectors`, as cryptsetup opens LUKS2): the second 4096-byte
+/// sector from IV 0 has IV 8.
+#[test]
+fn iv_steps_count_512_byte_sectors() {
+    let key = [7u8; 64];
+    let plain: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+    let mut stepped = plain.clone();
+    super::crypto::SectorCipher::new("aes-xts-plain64", &key)
+        .unwrap()
+        .with_iv_step(8)
+        .encrypt_sectors(&mut stepped, 4096, 0);
+    let mut second = plain[4096..].to_vec();
+    super::crypto::SectorCipher::new("aes-xts-plain64", &key)
+        .unwrap()
+        .encrypt_sectors(&mut second, 4096, 8);
+    assert_eq!(&stepped[4096..], &second[..]);
+    let mut back = stepped.clone();
+    super::crypto::SectorCipher::new("aes-xts-plain64", &key)
+        .unwrap()
+        .with_iv_step(8)
+        .decrypt_sectors(&mut back, 4096, 0);
+    assert_eq!(back, plain);
 }
