@@ -1395,6 +1395,24 @@ impl RbdWriter {
         })
     }
 
+    /// The result of a synchronous `rbd_read`/`rbd_write` of `len` bytes
+    /// at `offset` (`r`: bytes moved, or a negative errno), naming the range.
+    fn done(&self, what: &str, offset: u64, len: usize, r: isize) -> std::io::Result<()> {
+        let end = offset.saturating_add(len as u64);
+        match usize::try_from(r) {
+            Ok(n) if n == len => Ok(()),
+            Ok(n) => Err(std::io::Error::other(format!(
+                "{what} of bytes {offset}..{end} of rbd:{} moved {n} bytes",
+                self.spec.name()
+            ))),
+            Err(_) => Err(std::io::Error::other(format!(
+                "{what} of bytes {offset}..{end} of rbd:{} failed: {}",
+                self.spec.name(),
+                errno_text(r as i64)
+            ))),
+        }
+    }
+
     fn check(&self, offset: u64, len: usize) -> std::io::Result<()> {
         match offset.checked_add(len as u64) {
             Some(e) if e <= self.size => Ok(()),
@@ -1413,7 +1431,6 @@ impl WriteAt for RbdWriter {
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.check(offset, buf.len())?;
-        let end = offset + buf.len() as u64;
         // SAFETY: an open image and a buffer of the length given.
         let r = unsafe {
             (self.handle.api.rbd_read)(
@@ -1423,38 +1440,15 @@ impl WriteAt for RbdWriter {
                 buf.as_mut_ptr().cast(),
             )
         };
-        match usize::try_from(r) {
-            Ok(n) if n == buf.len() => Ok(()),
-            Ok(n) => Err(std::io::Error::other(format!(
-                "read of bytes {offset}..{end} of rbd:{} gave {n} bytes",
-                self.spec.name()
-            ))),
-            Err(_) => Err(std::io::Error::other(format!(
-                "read of bytes {offset}..{end} of rbd:{} failed: {}",
-                self.spec.name(),
-                errno_text(r as i64)
-            ))),
-        }
+        self.done("read", offset, buf.len(), r)
     }
     fn write_all_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
         self.check(offset, data.len())?;
-        let end = offset + data.len() as u64;
         // SAFETY: an open image and a buffer of the length given.
         let r = unsafe {
             (self.handle.api.rbd_write)(self.handle.image, offset, data.len(), data.as_ptr().cast())
         };
-        match usize::try_from(r) {
-            Ok(n) if n == data.len() => Ok(()),
-            Ok(n) => Err(std::io::Error::other(format!(
-                "write of bytes {offset}..{end} of rbd:{} wrote {n} bytes",
-                self.spec.name()
-            ))),
-            Err(_) => Err(std::io::Error::other(format!(
-                "write of bytes {offset}..{end} of rbd:{} failed: {}",
-                self.spec.name(),
-                errno_text(r as i64)
-            ))),
-        }
+        self.done("write", offset, data.len(), r)
     }
     fn sync(&self) -> std::io::Result<()> {
         // SAFETY: an open image.

@@ -851,6 +851,8 @@ fn xfs_state_blockers(xfs: &Xfs) -> Vec<String> {
 pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<String> {
     let mut out = Vec::new();
     let mut paths: Vec<PathBuf> = Vec::new();
+    // Network disks' URIs: only compared with the disks of running guests.
+    let mut net_keys: Vec<PathBuf> = Vec::new();
     for d in layout.volume(id).mapping.disks() {
         if let Some(disk) = layout.disks.get(d.0)
             && let Some(net) = disk.source.network()
@@ -866,7 +868,7 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
                     holders.join(", ")
                 ));
             }
-            paths.push(net.key());
+            net_keys.push(net.key());
             continue;
         }
         match layout
@@ -907,6 +909,7 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
         let canon: Vec<PathBuf> = paths
             .iter()
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .chain(net_keys)
             .collect();
         for g in guests.iter().filter(|g| g.status.is_running()) {
             let uses = g.disks.iter().any(|d| {

@@ -419,38 +419,50 @@ enum Mode {
     Die,
 }
 
+/// Accept one client on `l` and answer its handshake: an export of `size`
+/// bytes with transmission `flags`; other options answered with `other`
+/// (`REP_ACK`: structured replies).
+fn accept_handshake(
+    l: &std::net::TcpListener,
+    size: u64,
+    flags: u16,
+    other: u32,
+) -> std::net::TcpStream {
+    let (mut s, _) = l.accept().unwrap();
+    s.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+        .unwrap();
+    let mut b4 = [0u8; 4];
+    s.read_exact(&mut b4).unwrap();
+    loop {
+        let mut h = [0u8; 16];
+        s.read_exact(&mut h).unwrap();
+        let opt = u32::from_be_bytes(h[8..12].try_into().unwrap());
+        let len = u32::from_be_bytes(h[12..16].try_into().unwrap());
+        let mut data = vec![0u8; len as usize];
+        s.read_exact(&mut data).unwrap();
+        let mut v = Vec::new();
+        if opt == OPT_GO {
+            opt_reply(&mut v, OPT_GO, REP_INFO, &info_export(size, flags));
+            opt_reply(&mut v, OPT_GO, REP_ACK, &[]);
+            s.write_all(&v).unwrap();
+            return s;
+        }
+        opt_reply(&mut v, opt, other, &[]);
+        s.write_all(&v).unwrap();
+    }
+}
+
 /// A fake NBD server on 127.0.0.1 serving `disk`; its URI.
 fn fake_server(disk: Vec<u8>, mode: Mode) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
-            .unwrap();
-        let mut b4 = [0u8; 4];
-        s.read_exact(&mut b4).unwrap();
-        loop {
-            let mut h = [0u8; 16];
-            s.read_exact(&mut h).unwrap();
-            let opt = u32::from_be_bytes(h[8..12].try_into().unwrap());
-            let len = u32::from_be_bytes(h[12..16].try_into().unwrap());
-            let mut data = vec![0u8; len as usize];
-            s.read_exact(&mut data).unwrap();
-            let mut v = Vec::new();
-            if opt == OPT_GO {
-                opt_reply(
-                    &mut v,
-                    OPT_GO,
-                    REP_INFO,
-                    &info_export(disk.len() as u64, FLAG_HAS_FLAGS | FLAG_READ_ONLY),
-                );
-                opt_reply(&mut v, OPT_GO, REP_ACK, &[]);
-                s.write_all(&v).unwrap();
-                break;
-            }
-            opt_reply(&mut v, opt, REP_ACK, &[]);
-            s.write_all(&v).unwrap();
-        }
+        let mut s = accept_handshake(
+            &l,
+            disk.len() as u64,
+            FLAG_HAS_FLAGS | FLAG_READ_ONLY,
+            REP_ACK,
+        );
         let mut held: Vec<(u64, u64, u32)> = Vec::new();
         loop {
             let mut r = [0u8; 28];
@@ -599,30 +611,10 @@ fn fake_rw_server(
     let disk = Arc::new(Mutex::new(disk));
     let cmds = Arc::new(Mutex::new(Vec::new()));
     let (d, c) = (Arc::clone(&disk), Arc::clone(&cmds));
+    let size = disk.lock().unwrap().len() as u64;
     std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
-            .unwrap();
-        let mut b4 = [0u8; 4];
-        s.read_exact(&mut b4).unwrap();
-        loop {
-            let mut h = [0u8; 16];
-            s.read_exact(&mut h).unwrap();
-            let opt = u32::from_be_bytes(h[8..12].try_into().unwrap());
-            let len = u32::from_be_bytes(h[12..16].try_into().unwrap());
-            let mut data = vec![0u8; len as usize];
-            s.read_exact(&mut data).unwrap();
-            let mut v = Vec::new();
-            if opt == OPT_GO {
-                let size = d.lock().unwrap().len() as u64;
-                opt_reply(&mut v, OPT_GO, REP_INFO, &info_export(size, flags));
-                opt_reply(&mut v, OPT_GO, REP_ACK, &[]);
-                s.write_all(&v).unwrap();
-                break;
-            }
-            opt_reply(&mut v, opt, REP_ERR_UNSUP, &[]);
-            s.write_all(&v).unwrap();
-        }
+        // No structured replies: simple ones only.
+        let mut s = accept_handshake(&l, size, flags, REP_ERR_UNSUP);
         loop {
             let mut r = [0u8; 28];
             if s.read_exact(&mut r).is_err() {
