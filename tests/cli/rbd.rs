@@ -488,6 +488,15 @@ fn relink_and_undo_write_an_rbd_image_unless_another_client_holds_it() {
         "{refused}"
     );
     assert!(files_in(&undo_dir).is_empty(), "an undo file was written");
+    // A killed `rbd watch` leaves its watch until the OSD times it out
+    // (30 s): wait, bounded, until nobody watches.
+    for _ in 0..60 {
+        let (_, _, err) = run(&with(&["layers", "rbd:rbd/guest"], &cluster));
+        if !err.contains("(watch)") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+    }
     assert_eq!(
         sha256_file(&export(&cluster, tmp.path(), "after-refusals.raw")),
         before
