@@ -306,7 +306,7 @@ fn relink(
 }
 
 /// Ask a yes/no question on the terminal; without one, refuse (scripts say --yes).
-fn ask_yes(question: &str) -> Result<bool, vmrescue::Error> {
+pub(super) fn ask_yes(question: &str) -> Result<bool, vmrescue::Error> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(vmrescue::Error::Refused(

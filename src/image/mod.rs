@@ -222,6 +222,21 @@ fn open_network(path: &Path, opts: &OpenOptions) -> Result<Option<Image>> {
     Ok(None)
 }
 
+/// The disk an undo record names by `key` opened for writing: an NBD
+/// URI (a connection of its own; refused when the export is read-only), an
+/// `rbd:` name (refused while another client holds the image), else a host
+/// file or device (`O_RDWR`).
+pub fn open_writer(key: &Path) -> Result<Box<dyn crate::io::WriteAt>> {
+    if rbd::is_rbd(key) {
+        return rbd::open_writer(key);
+    }
+    if let Some(uri) = key.to_str().filter(|s| nbd::is_uri(s)) {
+        let parsed = nbd::parse_uri(uri)?;
+        return Ok(Box::new(nbd::NbdWriter::open(&parsed, nbd::timeout())?));
+    }
+    Ok(Box::new(crate::io::HostWriter::open(key)?))
+}
+
 /// A host file opened, with its first bytes (up to 512).
 fn open_head(path: &Path) -> Result<(FileSource, Vec<u8>)> {
     let file = FileSource::open(path)?;

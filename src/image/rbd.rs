@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
-use crate::io::ReadAt;
+use crate::io::{NetworkDisk, ReadAt, WriteAt};
 
 use super::{Image, ImageFormat, OpenOptions};
 
@@ -212,6 +212,11 @@ struct Api {
     rados_ioctx_create: unsafe extern "C" fn(RadosT, *const c_char, *mut IoctxT) -> c_int,
     rados_ioctx_set_namespace: unsafe extern "C" fn(IoctxT, *const c_char),
     rados_ioctx_destroy: unsafe extern "C" fn(IoctxT),
+    rados_get_instance_id: unsafe extern "C" fn(RadosT) -> u64,
+    rbd_open: unsafe extern "C" fn(IoctxT, *const c_char, *mut RbdImageT, *const c_char) -> c_int,
+    rbd_write: unsafe extern "C" fn(RbdImageT, u64, usize, *const c_char) -> isize,
+    rbd_flush: unsafe extern "C" fn(RbdImageT) -> c_int,
+    rbd_invalidate_cache: unsafe extern "C" fn(RbdImageT) -> c_int,
     rbd_open_read_only:
         unsafe extern "C" fn(IoctxT, *const c_char, *mut RbdImageT, *const c_char) -> c_int,
     rbd_close: unsafe extern "C" fn(RbdImageT) -> c_int,
@@ -275,6 +280,11 @@ fn load() -> std::result::Result<Api, String> {
         rados_ioctx_create: sym!(rados, "rados_ioctx_create"),
         rados_ioctx_set_namespace: sym!(rados, "rados_ioctx_set_namespace"),
         rados_ioctx_destroy: sym!(rados, "rados_ioctx_destroy"),
+        rados_get_instance_id: sym!(rados, "rados_get_instance_id"),
+        rbd_open: sym!(rbd, "rbd_open"),
+        rbd_write: sym!(rbd, "rbd_write"),
+        rbd_flush: sym!(rbd, "rbd_flush"),
+        rbd_invalidate_cache: sym!(rbd, "rbd_invalidate_cache"),
         rbd_open_read_only: sym!(rbd, "rbd_open_read_only"),
         rbd_close: sym!(rbd, "rbd_close"),
         rbd_get_size: sym!(rbd, "rbd_get_size"),
@@ -491,6 +501,146 @@ pub struct Rbd {
     pub shown: Option<String>,
     /// `client.ID`, for messages.
     pub client: String,
+    /// How the cluster was reached (a repair's writer reaches it the same way).
+    ceph: CephOptions,
+}
+
+/// Connect to the cluster as `spec` and `ceph` say and open the pool's I/O
+/// context (and namespace); no image yet. Gives the handle and `client.ID`.
+#[allow(unsafe_code)]
+fn connect(spec: &Spec, ceph: &CephOptions) -> Result<(Handle, String)> {
+    let name = spec.name();
+    let api = Arc::new(load().map_err(Error::Unsupported)?);
+    let id = spec
+        .option("id")
+        .map(str::to_string)
+        .or_else(|| ceph.id.clone())
+        .unwrap_or_else(|| "admin".into());
+    let client = format!("client.{id}");
+    let conf = spec
+        .option("conf")
+        .map(PathBuf::from)
+        .or_else(|| ceph.conf.clone());
+    let keyring = spec
+        .option("keyring")
+        .map(PathBuf::from)
+        .or_else(|| ceph.keyring.clone());
+    let fail = |what: String| Error::Invalid(format!("rbd:{name}: {what}"));
+    for (what, file) in [("Ceph configuration", &conf), ("keyring", &keyring)] {
+        if let Some(f) = file
+            && !f.exists()
+        {
+            return Err(fail(format!("the {what} {} does not exist", f.display())));
+        }
+    }
+
+    let mut h = Handle {
+        api: api.clone(),
+        cluster: std::ptr::null_mut(),
+        ioctx: std::ptr::null_mut(),
+        image: std::ptr::null_mut(),
+    };
+    let c_cluster = cstring("cluster name", "ceph")?;
+    let c_client = cstring("client", &client)?;
+    // SAFETY: valid out-pointer and NUL-terminated strings.
+    let r =
+        unsafe { (api.rados_create2)(&mut h.cluster, c_cluster.as_ptr(), c_client.as_ptr(), 0) };
+    if r < 0 {
+        h.cluster = std::ptr::null_mut();
+        return Err(fail(format!(
+            "rados_create2 for {client} failed: {}",
+            errno_text(r.into())
+        )));
+    }
+    match &conf {
+        Some(path) => {
+            let c = cstring("ceph.conf path", &path.to_string_lossy())?;
+            // SAFETY: a created cluster handle and a C string.
+            let r = unsafe { (api.rados_conf_read_file)(h.cluster, c.as_ptr()) };
+            if r < 0 {
+                return Err(fail(format!(
+                    "cannot read the Ceph configuration {}: {}",
+                    path.display(),
+                    errno_text(r.into())
+                )));
+            }
+        }
+        None => {
+            // SAFETY: NULL asks librados to search its default places.
+            let r = unsafe { (api.rados_conf_read_file)(h.cluster, std::ptr::null()) };
+            if r < 0 && spec.option("mon_host").is_none() {
+                return Err(fail(format!(
+                    "no Ceph configuration found (/etc/ceph/ceph.conf, $CEPH_CONF: {}); \
+                     give one with --ceph-conf FILE",
+                    errno_text(r.into())
+                )));
+            }
+        }
+    }
+    let mut settings: Vec<(String, String)> = vec![
+        // Bounded: an unreachable monitor or OSD is an error, not a hang.
+        ("client_mount_timeout".into(), "20".into()),
+        ("rados_mon_op_timeout".into(), "20".into()),
+        ("rados_osd_op_timeout".into(), "60".into()),
+    ];
+    if let Some(k) = &keyring {
+        settings.push(("keyring".into(), k.to_string_lossy().into_owned()));
+    }
+    for (k, v) in &spec.options {
+        if !["id", "conf", "keyring"].contains(&k.as_str()) {
+            settings.push((k.clone(), v.clone()));
+        }
+    }
+    for (k, v) in &settings {
+        let ck = cstring("option", k)?;
+        let cv = cstring("option value", v)?;
+        // SAFETY: a created cluster handle and C strings.
+        let r = unsafe { (api.rados_conf_set)(h.cluster, ck.as_ptr(), cv.as_ptr()) };
+        if r < 0 {
+            return Err(fail(format!(
+                "Ceph option {k}={v} refused: {}",
+                errno_text(r.into())
+            )));
+        }
+    }
+    // SAFETY: a configured cluster handle.
+    let r = unsafe { (api.rados_connect)(h.cluster) };
+    if r < 0 {
+        let hint = match -r {
+            1 | 13 => " (wrong key or keyring for this client? --ceph-id, --keyring)",
+            110 => " (no monitor answered: check mon_host in the configuration)",
+            _ => "",
+        };
+        return Err(fail(format!(
+            "connecting to the Ceph cluster as {client}{} failed: {}{hint}",
+            conf.as_ref()
+                .map(|c| format!(" with {}", c.display()))
+                .unwrap_or_default(),
+            errno_text(r.into())
+        )));
+    }
+    let c_pool = cstring("pool", &spec.pool)?;
+    // SAFETY: a connected cluster, a C string and an out-pointer.
+    let r = unsafe { (api.rados_ioctx_create)(h.cluster, c_pool.as_ptr(), &mut h.ioctx) };
+    if r < 0 {
+        h.ioctx = std::ptr::null_mut();
+        let why = if r == -2 {
+            format!("pool \"{}\" does not exist", spec.pool)
+        } else {
+            format!(
+                "cannot open pool \"{}\": {}",
+                spec.pool,
+                errno_text(r.into())
+            )
+        };
+        return Err(fail(why));
+    }
+    if let Some(ns) = &spec.namespace {
+        let c = cstring("namespace", ns)?;
+        // SAFETY: a live I/O context and a C string.
+        unsafe { (api.rados_ioctx_set_namespace)(h.ioctx, c.as_ptr()) };
+    }
+    Ok((h, client))
 }
 
 impl Rbd {
@@ -506,137 +656,9 @@ impl Rbd {
             }
             (a, b) => a.or(b).map(str::to_string),
         };
-        let api = Arc::new(load().map_err(Error::Unsupported)?);
-        let id = spec
-            .option("id")
-            .map(str::to_string)
-            .or_else(|| ceph.id.clone())
-            .unwrap_or_else(|| "admin".into());
-        let client = format!("client.{id}");
-        let conf = spec
-            .option("conf")
-            .map(PathBuf::from)
-            .or_else(|| ceph.conf.clone());
-        let keyring = spec
-            .option("keyring")
-            .map(PathBuf::from)
-            .or_else(|| ceph.keyring.clone());
+        let (mut h, client) = connect(spec, ceph)?;
+        let api = Arc::clone(&h.api);
         let fail = |what: String| Error::Invalid(format!("rbd:{name}: {what}"));
-        for (what, file) in [("Ceph configuration", &conf), ("keyring", &keyring)] {
-            if let Some(f) = file
-                && !f.exists()
-            {
-                return Err(fail(format!("the {what} {} does not exist", f.display())));
-            }
-        }
-
-        let mut h = Handle {
-            api: api.clone(),
-            cluster: std::ptr::null_mut(),
-            ioctx: std::ptr::null_mut(),
-            image: std::ptr::null_mut(),
-        };
-        let c_cluster = cstring("cluster name", "ceph")?;
-        let c_client = cstring("client", &client)?;
-        // SAFETY: valid out-pointer and NUL-terminated strings.
-        let r = unsafe {
-            (api.rados_create2)(&mut h.cluster, c_cluster.as_ptr(), c_client.as_ptr(), 0)
-        };
-        if r < 0 {
-            h.cluster = std::ptr::null_mut();
-            return Err(fail(format!(
-                "rados_create2 for {client} failed: {}",
-                errno_text(r.into())
-            )));
-        }
-        match &conf {
-            Some(path) => {
-                let c = cstring("ceph.conf path", &path.to_string_lossy())?;
-                // SAFETY: a created cluster handle and a C string.
-                let r = unsafe { (api.rados_conf_read_file)(h.cluster, c.as_ptr()) };
-                if r < 0 {
-                    return Err(fail(format!(
-                        "cannot read the Ceph configuration {}: {}",
-                        path.display(),
-                        errno_text(r.into())
-                    )));
-                }
-            }
-            None => {
-                // SAFETY: NULL asks librados to search its default places.
-                let r = unsafe { (api.rados_conf_read_file)(h.cluster, std::ptr::null()) };
-                if r < 0 && spec.option("mon_host").is_none() {
-                    return Err(fail(format!(
-                        "no Ceph configuration found (/etc/ceph/ceph.conf, $CEPH_CONF: {}); \
-                         give one with --ceph-conf FILE",
-                        errno_text(r.into())
-                    )));
-                }
-            }
-        }
-        let mut settings: Vec<(String, String)> = vec![
-            // Bounded: an unreachable monitor or OSD is an error, not a hang.
-            ("client_mount_timeout".into(), "20".into()),
-            ("rados_mon_op_timeout".into(), "20".into()),
-            ("rados_osd_op_timeout".into(), "60".into()),
-        ];
-        if let Some(k) = &keyring {
-            settings.push(("keyring".into(), k.to_string_lossy().into_owned()));
-        }
-        for (k, v) in &spec.options {
-            if !["id", "conf", "keyring"].contains(&k.as_str()) {
-                settings.push((k.clone(), v.clone()));
-            }
-        }
-        for (k, v) in &settings {
-            let ck = cstring("option", k)?;
-            let cv = cstring("option value", v)?;
-            // SAFETY: a created cluster handle and C strings.
-            let r = unsafe { (api.rados_conf_set)(h.cluster, ck.as_ptr(), cv.as_ptr()) };
-            if r < 0 {
-                return Err(fail(format!(
-                    "Ceph option {k}={v} refused: {}",
-                    errno_text(r.into())
-                )));
-            }
-        }
-        // SAFETY: a configured cluster handle.
-        let r = unsafe { (api.rados_connect)(h.cluster) };
-        if r < 0 {
-            let hint = match -r {
-                1 | 13 => " (wrong key or keyring for this client? --ceph-id, --keyring)",
-                110 => " (no monitor answered: check mon_host in the configuration)",
-                _ => "",
-            };
-            return Err(fail(format!(
-                "connecting to the Ceph cluster as {client}{} failed: {}{hint}",
-                conf.as_ref()
-                    .map(|c| format!(" with {}", c.display()))
-                    .unwrap_or_default(),
-                errno_text(r.into())
-            )));
-        }
-        let c_pool = cstring("pool", &spec.pool)?;
-        // SAFETY: a connected cluster, a C string and an out-pointer.
-        let r = unsafe { (api.rados_ioctx_create)(h.cluster, c_pool.as_ptr(), &mut h.ioctx) };
-        if r < 0 {
-            h.ioctx = std::ptr::null_mut();
-            let why = if r == -2 {
-                format!("pool \"{}\" does not exist", spec.pool)
-            } else {
-                format!(
-                    "cannot open pool \"{}\": {}",
-                    spec.pool,
-                    errno_text(r.into())
-                )
-            };
-            return Err(fail(why));
-        }
-        if let Some(ns) = &spec.namespace {
-            let c = cstring("namespace", ns)?;
-            // SAFETY: a live I/O context and a C string.
-            unsafe { (api.rados_ioctx_set_namespace)(h.ioctx, c.as_ptr()) };
-        }
         let c_image = cstring("image", &spec.image)?;
         // The head first: its snapshots and watchers.
         // SAFETY: a live I/O context, a C string, an out-pointer, NULL = head.
@@ -728,6 +750,7 @@ impl Rbd {
             holders,
             shown: snapshot,
             client,
+            ceph: ceph.clone(),
         })
     }
 
@@ -1212,14 +1235,243 @@ impl ReadAt for Rbd {
         let _ = self.pieces(&self.small, first, last);
     }
 
+    #[allow(unsafe_code)]
     fn refresh(&self) -> std::io::Result<()> {
         for p in [&self.small, &self.big] {
             let mut p = lock(p);
             p.map.clear();
             p.order.clear();
         }
+        // librbd's own cache too: a repair wrote through another handle.
+        // SAFETY: an open image handle.
+        let r = unsafe { (self.handle.api.rbd_invalidate_cache)(self.handle.image) };
+        if r < 0 {
+            return Err(std::io::Error::other(format!(
+                "rbd:{}: dropping librbd's cache failed: {}",
+                self.spec.name(),
+                errno_text(r.into())
+            )));
+        }
         Ok(())
     }
+
+    fn network(&self) -> Option<&dyn NetworkDisk> {
+        Some(self)
+    }
+}
+
+impl NetworkDisk for Rbd {
+    fn key(&self) -> PathBuf {
+        PathBuf::from(key(&self.spec, &self.ceph))
+    }
+    fn read_only(&self) -> Option<String> {
+        self.shown
+            .as_ref()
+            .map(|snap| snapshot_refusal(&self.spec, snap))
+    }
+    fn holders(&self) -> std::result::Result<Vec<String>, String> {
+        // This handle is read-only: it has no watch and no lock of its own.
+        Ok(group_holders(
+            list_watchers(&self.handle)
+                .into_iter()
+                .chain(list_lockers(&self.handle)),
+        ))
+    }
+    fn open_writer(&self) -> Result<Box<dyn WriteAt>> {
+        let mut spec = self.spec.clone();
+        spec.snapshot = self.shown.clone();
+        Ok(Box::new(RbdWriter::open(&spec, &self.ceph)?))
+    }
+}
+
+/// Why a snapshot is not written.
+fn snapshot_refusal(spec: &Spec, snap: &str) -> String {
+    format!(
+        "rbd:{}@{snap} is a snapshot, which vmrescue never writes: repair the image itself \
+         (rbd:{}), or roll back to the snapshot with `rbd snap rollback` first",
+        spec.name(),
+        spec.name()
+    )
+}
+
+/// The name undo records keep for the image: `rbd:POOL/IMAGE` with the
+/// options that reach the cluster (the spec's own, then `conf`, `id` and
+/// `keyring` from the command line), in QEMU's syntax (`\:` for a colon).
+pub fn key(spec: &Spec, ceph: &CephOptions) -> String {
+    let esc = |v: &str| v.replace('\\', "\\\\").replace(':', "\\:");
+    let mut out = format!("rbd:{}", spec.name());
+    for (k, v) in &spec.options {
+        out.push_str(&format!(":{}={}", esc(k), esc(v)));
+    }
+    let extra = [
+        (
+            "conf",
+            ceph.conf.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        ),
+        ("id", ceph.id.clone()),
+        (
+            "keyring",
+            ceph.keyring
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        ),
+    ];
+    for (k, v) in extra {
+        if let Some(v) = v
+            && spec.option(k).is_none()
+        {
+            out.push_str(&format!(":{k}={}", esc(&v)));
+        }
+    }
+    out
+}
+
+/// An RBD image's head opened read-write for one repair (or undo): writes
+/// with `rbd_write`, `rbd_flush`, reads back with `rbd_read` on the same
+/// handle. Opened only while no other client watches or locks the image.
+pub struct RbdWriter {
+    handle: Handle,
+    spec: Spec,
+    key: String,
+    size: u64,
+}
+
+impl RbdWriter {
+    /// Open the head of `spec` read-write. Refused for a snapshot, and while
+    /// another client watches the image or holds a lock on it (its own
+    /// watch, which opening registers, excepted).
+    #[allow(unsafe_code)]
+    pub fn open(spec: &Spec, ceph: &CephOptions) -> Result<RbdWriter> {
+        let name = spec.name();
+        if let Some(snap) = &spec.snapshot {
+            return Err(Error::Refused(format!(
+                "{}; nothing was written",
+                snapshot_refusal(spec, snap)
+            )));
+        }
+        let (mut h, client) = connect(spec, ceph)?;
+        let api = Arc::clone(&h.api);
+        let c_image = cstring("image", &spec.image)?;
+        // SAFETY: a live I/O context, a C string, an out-pointer, NULL = head.
+        let r =
+            unsafe { (api.rbd_open)(h.ioctx, c_image.as_ptr(), &mut h.image, std::ptr::null()) };
+        if r < 0 {
+            h.image = std::ptr::null_mut();
+            return Err(Error::Invalid(format!(
+                "rbd:{name}: cannot open the image for writing as {client}: {}",
+                errno_text(r.into())
+            )));
+        }
+        // SAFETY: a connected cluster handle.
+        let ours = unsafe { (api.rados_get_instance_id)(h.cluster) };
+        let own = format!("client.{ours} at ");
+        let others = group_holders(
+            list_watchers(&h)
+                .into_iter()
+                .filter(|(who, _)| !who.starts_with(&own))
+                .chain(list_lockers(&h)),
+        );
+        if !others.is_empty() {
+            return Err(Error::Refused(format!(
+                "rbd:{name} is in use by {}: stop the VM (or release the lock) first; nothing was \
+                 written",
+                others.join(", ")
+            )));
+        }
+        let mut size = 0u64;
+        // SAFETY: an open image and an out-pointer.
+        let r = unsafe { (api.rbd_get_size)(h.image, &mut size) };
+        if r < 0 {
+            return Err(Error::Invalid(format!(
+                "rbd:{name}: cannot read the image size: {}",
+                errno_text(r.into())
+            )));
+        }
+        Ok(RbdWriter {
+            handle: h,
+            spec: spec.clone(),
+            key: key(spec, ceph),
+            size,
+        })
+    }
+
+    /// The result of a synchronous `rbd_read`/`rbd_write` of `len` bytes
+    /// at `offset` (`r`: bytes moved, or a negative errno), naming the range.
+    fn done(&self, what: &str, offset: u64, len: usize, r: isize) -> std::io::Result<()> {
+        let end = offset.saturating_add(len as u64);
+        match usize::try_from(r) {
+            Ok(n) if n == len => Ok(()),
+            Ok(n) => Err(std::io::Error::other(format!(
+                "{what} of bytes {offset}..{end} of rbd:{} moved {n} bytes",
+                self.spec.name()
+            ))),
+            Err(_) => Err(std::io::Error::other(format!(
+                "{what} of bytes {offset}..{end} of rbd:{} failed: {}",
+                self.spec.name(),
+                errno_text(r as i64)
+            ))),
+        }
+    }
+
+    fn check(&self, offset: u64, len: usize) -> std::io::Result<()> {
+        match offset.checked_add(len as u64) {
+            Some(e) if e <= self.size => Ok(()),
+            _ => Err(crate::io::past_end(offset, len, self.size)),
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+impl WriteAt for RbdWriter {
+    fn key(&self) -> PathBuf {
+        PathBuf::from(&self.key)
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.check(offset, buf.len())?;
+        // SAFETY: an open image and a buffer of the length given.
+        let r = unsafe {
+            (self.handle.api.rbd_read)(
+                self.handle.image,
+                offset,
+                buf.len(),
+                buf.as_mut_ptr().cast(),
+            )
+        };
+        self.done("read", offset, buf.len(), r)
+    }
+    fn write_all_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        self.check(offset, data.len())?;
+        // SAFETY: an open image and a buffer of the length given.
+        let r = unsafe {
+            (self.handle.api.rbd_write)(self.handle.image, offset, data.len(), data.as_ptr().cast())
+        };
+        self.done("write", offset, data.len(), r)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        // SAFETY: an open image.
+        let r = unsafe { (self.handle.api.rbd_flush)(self.handle.image) };
+        if r < 0 {
+            return Err(std::io::Error::other(format!(
+                "flush of rbd:{} failed: {}",
+                self.spec.name(),
+                errno_text(r.into())
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The RBD image an undo record names by `key` (`rbd:...`, with its
+/// options) opened for writing ([`RbdWriter::open`]).
+pub fn open_writer(key: &Path) -> Result<Box<dyn WriteAt>> {
+    let text = key
+        .to_str()
+        .ok_or_else(|| Error::Invalid(format!("{}: not UTF-8", key.display())))?;
+    let spec = parse(text).map_err(Error::Invalid)?;
+    Ok(Box::new(RbdWriter::open(&spec, &CephOptions::default())?))
 }
 
 /// Open `path` (`rbd:...`) as an [`Image`].

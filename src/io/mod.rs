@@ -12,6 +12,7 @@ mod file;
 mod mapped;
 pub mod raid;
 mod window;
+pub mod write;
 
 use std::fs::File;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use file::FileSource;
 pub use mapped::{Area, DiskId, Located, MappedView, Mapping, Segment, Target, Unmapped};
 pub use raid::{Leg, ParityLayout, Raid, RaidLevel};
 pub use window::Window;
+pub use write::{HostWriter, NetworkDisk, WriteAt};
 
 /// Where a byte range of a source is stored, uncompressed and contiguous, in a host file.
 ///
@@ -70,6 +72,13 @@ pub trait ReadAt: Send + Sync {
     /// prefetched ranges, so that the reads that follow find them. Local
     /// sources ignore it.
     fn prefetch(&self, _offset: u64, _len: u64) {}
+
+    /// For a disk read over the network (an NBD export, an RBD image): how
+    /// a repair reaches it ([`NetworkDisk`]). `None` for host files and
+    /// for anything composed over a source.
+    fn network(&self) -> Option<&dyn NetworkDisk> {
+        None
+    }
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
@@ -90,6 +99,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     }
     fn prefetch(&self, offset: u64, len: u64) {
         (**self).prefetch(offset, len)
+    }
+    fn network(&self) -> Option<&dyn NetworkDisk> {
+        (**self).network()
     }
 }
 

@@ -460,6 +460,7 @@ fn plan_seen(
     }
     plan.blockers
         .extend(in_use(layout, id, opts.pve_root.as_deref()));
+    plan.warnings.extend(network_notes(layout, id));
     let description = plan.description();
     for w in &mut plan.writes {
         w.description = description.clone();
@@ -579,7 +580,8 @@ fn finish_in_place(layout: &Layout, id: VolumeId, patches: &[Patch], plan: &mut 
         .collect();
     let mut seen = Vec::new();
     for w in &plan.writes {
-        if seen.contains(&w.image) {
+        // A network disk is opened for writing when the plan is applied.
+        if seen.contains(&w.image) || w.disk.is_some() {
             continue;
         }
         seen.push(w.image.clone());
@@ -701,7 +703,10 @@ fn write_in_place(
 ) -> Result<Vec<PathBuf>> {
     let mut done: Vec<PathBuf> = Vec::new();
     for w in &plan.writes {
-        match undo::apply(w, undo_dir) {
+        // Each disk's writer lives for its writes only (an RBD handle holds
+        // the image's exclusive lock while open).
+        let written = open_writer(layout, w).and_then(|file| undo::apply_to(w, &*file, undo_dir));
+        match written {
             Ok(p) => done.push(p),
             Err(e) => {
                 let mut msg = e.to_string();
@@ -720,6 +725,17 @@ fn write_in_place(
                     _ => Error::Invalid(msg),
                 });
             }
+        }
+    }
+    // A network disk's reader caches blocks: the ones written are stale.
+    for d in plan.writes.iter().filter_map(|w| w.disk) {
+        if let Some(disk) = layout.disks.get(d.0) {
+            disk.source.refresh().map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: reading it again after the write: {e}",
+                    disk.origin
+                ))
+            })?;
         }
     }
     // Read the link back through a fresh reader.
@@ -743,6 +759,27 @@ fn write_in_place(
         )));
     }
     Ok(done)
+}
+
+/// The writer of one image's writes: the host file (`O_RDWR`), or a
+/// network disk's writer of its own ([`crate::io::NetworkDisk::open_writer`]).
+fn open_writer(layout: &Layout, w: &WritePlan) -> Result<Box<dyn crate::io::WriteAt>> {
+    let Some(d) = w.disk else {
+        return Ok(Box::new(crate::io::HostWriter::open(&w.image)?));
+    };
+    layout
+        .disks
+        .get(d.0)
+        .and_then(|disk| disk.source.network())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: the plan names disk {} which is not a network disk open here; nothing was \
+                 written",
+                w.image.display(),
+                d.0
+            ))
+        })?
+        .open_writer()
 }
 
 /// Why the filesystem's state forbids writing to it.
@@ -814,7 +851,26 @@ fn xfs_state_blockers(xfs: &Xfs) -> Vec<String> {
 pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<String> {
     let mut out = Vec::new();
     let mut paths: Vec<PathBuf> = Vec::new();
+    // Network disks' URIs: only compared with the disks of running guests.
+    let mut net_keys: Vec<PathBuf> = Vec::new();
     for d in layout.volume(id).mapping.disks() {
+        if let Some(disk) = layout.disks.get(d.0)
+            && let Some(net) = disk.source.network()
+        {
+            // RBD: its watchers and lock holders; NBD cannot tell (the
+            // plan says so: [`network_notes`]).
+            if let Ok(holders) = net.holders()
+                && !holders.is_empty()
+            {
+                out.push(format!(
+                    "{} is in use by {}: stop the VM (or whatever holds it) first",
+                    disk.origin,
+                    holders.join(", ")
+                ));
+            }
+            net_keys.push(net.key());
+            continue;
+        }
         match layout
             .disks
             .get(d.0)
@@ -853,6 +909,7 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
         let canon: Vec<PathBuf> = paths
             .iter()
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .chain(net_keys)
             .collect();
         for g in guests.iter().filter(|g| g.status.is_running()) {
             let uses = g.disks.iter().any(|d| {
@@ -868,6 +925,25 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
                     g.vmid
                 ));
             }
+        }
+    }
+    out
+}
+
+/// What a plan must say of the network disks under volume `id` whose
+/// other clients nobody can list (NBD): the operator confirms that the
+/// guest does not use them.
+pub fn network_notes(layout: &Layout, id: VolumeId) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in layout.volume(id).mapping.disks() {
+        if let Some(Err(why)) = layout
+            .disks
+            .get(d.0)
+            .and_then(|disk| disk.source.network())
+            .map(|net| net.holders())
+            && !out.contains(&why)
+        {
+            out.push(why);
         }
     }
     out
@@ -970,7 +1046,7 @@ fn image_writes(
     link: &[u8],
 ) -> std::result::Result<Vec<WritePlan>, String> {
     let volume = layout.volume(id);
-    let mut per_disk: Vec<(DiskId, PathBuf, Vec<ByteWrite>)> = Vec::new();
+    let mut per_disk: Vec<(DiskId, PathBuf, Option<DiskId>, Vec<ByteWrite>)> = Vec::new();
     for p in patches {
         let runs = volume
             .mapping
@@ -993,18 +1069,9 @@ fn image_writes(
                     run.area.disk.0
                 )
             })?;
-            let path = disk
-                .host_path("a write in place")
-                .map_err(|e| e.to_string())?;
             match disk.format {
                 ImageFormat::Raw | ImageFormat::BlockDevice => {}
-                ImageFormat::Nbd => {
-                    return Err(format!(
-                        "{} is a disk served over NBD, opened read-only: vmrescue does not write \
-                         to it; copy the disk to a raw file and repair that",
-                        disk.origin
-                    ));
-                }
+                ImageFormat::Nbd | ImageFormat::Rbd => {}
                 ImageFormat::Qcow2 => {
                     return Err(format!(
                         "{} is a qcow2 image: the volume's bytes are not stored plainly in the file, \
@@ -1022,20 +1089,32 @@ fn image_writes(
                         disk.format.name()
                     ));
                 }
-                ImageFormat::Rbd => {
-                    return Err(format!(
-                        "{} is a Ceph RBD image: vmrescue opens RBD images read-only and does not \
-                         repair them in place; copy the files out with `vmrescue cp`, or repair \
-                         through `rbd map` and the kernel engine",
-                        disk.origin
-                    ));
-                }
             }
             let old = p.old[done..done + n].to_vec();
             let mut on_disk = vec![0u8; n];
-            File::open(path)
-                .and_then(|f| f.read_exact_at(&mut on_disk, run.area.offset))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            // A disk on the network (NBD, RBD) is written through a writer
+            // of its own, keyed by its URI; a host file as before.
+            let (path, network) = match disk.source.network() {
+                Some(net) => {
+                    if let Some(why) = net.read_only() {
+                        return Err(why);
+                    }
+                    let key = net.key();
+                    disk.source
+                        .read_exact_at(run.area.offset, &mut on_disk)
+                        .map_err(|e| format!("{}: {e}", key.display()))?;
+                    (key, Some(run.area.disk))
+                }
+                None => {
+                    let path = disk
+                        .host_path("a write in place")
+                        .map_err(|e| e.to_string())?;
+                    File::open(path)
+                        .and_then(|f| f.read_exact_at(&mut on_disk, run.area.offset))
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    (path.to_path_buf(), None)
+                }
+            };
             if on_disk != old {
                 return Err(format!(
                     "the bytes of {} at image byte {} differ from what the filesystem showed for {}: \
@@ -1050,17 +1129,18 @@ fn image_writes(
                 old,
                 new: p.new[done..done + n].to_vec(),
             };
-            match per_disk.iter_mut().find(|(d, _, _)| *d == run.area.disk) {
-                Some((_, _, v)) => v.push(w),
-                None => per_disk.push((run.area.disk, path.to_path_buf(), vec![w])),
+            match per_disk.iter_mut().find(|(d, _, _, _)| *d == run.area.disk) {
+                Some((_, _, _, v)) => v.push(w),
+                None => per_disk.push((run.area.disk, path, network, vec![w])),
             }
             done += n;
         }
     }
     Ok(per_disk
         .into_iter()
-        .map(|(_, image, writes)| WritePlan {
+        .map(|(_, image, disk, writes)| WritePlan {
             image,
+            disk,
             description: String::new(),
             // Only ranges that change are written.
             writes: writes.into_iter().filter(|w| w.old != w.new).collect(),

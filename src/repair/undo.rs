@@ -5,15 +5,20 @@
 //! on the host and synced. Then the new bytes are written, synced, read back
 //! and compared. `vmrescue undo FILE` puts the old bytes back, after checking
 //! that the image still holds exactly what vmrescue wrote.
+//!
+//! The bytes go through a [`WriteAt`]: a host file or device, or a disk on
+//! the network (an NBD export, an RBD image), whose records are keyed by
+//! its URI (`nbd://…`, `rbd:POOL/IMAGE`) in the same `image` field that
+//! holds a host file's path.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::io::{DiskId, HostWriter, WriteAt};
 
 /// One range of an image to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +34,12 @@ pub struct ByteWrite {
 /// A set of writes to one image file, with a description for the undo record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WritePlan {
-    /// The image file (raw image or block device).
+    /// The image file (raw image or block device), or a network disk's key
+    /// (`nbd://…`, `rbd:POOL/IMAGE`).
     pub image: PathBuf,
+    /// The disk of the layout written, for a network disk (its writer
+    /// comes from its reader); `None` for a host file.
+    pub disk: Option<DiskId>,
     /// What the writes do ("relink /lib64/libc.so.6: … → libc-2.12.so").
     pub description: String,
     /// The ranges.
@@ -141,10 +150,15 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn read_exact(file: &File, offset: u64, len: usize, what: &Path) -> Result<Vec<u8>> {
+fn read_exact(file: &dyn WriteAt, offset: u64, len: usize, what: &Path) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset).with_path(what)?;
+    file.read_exact_at(offset, &mut buf).with_path(what)?;
     Ok(buf)
+}
+
+/// Whether `image` is a network disk's key rather than a host path.
+pub fn is_network_key(image: &Path) -> bool {
+    crate::image::nbd::is_uri_path(image) || crate::image::rbd::is_rbd(image)
 }
 
 /// Write an undo record to a new file in `dir`, synced; returns its path.
@@ -189,23 +203,24 @@ pub fn save_record(record: &UndoRecord, dir: &Path, stem: &str) -> Result<PathBu
     )))
 }
 
-/// Apply `plan`: check the old bytes, save the undo record in `undo_dir`,
-/// write, sync, read back and verify. Returns the undo file's path.
+/// Apply `plan` to a host file: [`apply_to`] through a [`HostWriter`].
 pub fn apply(plan: &WritePlan, undo_dir: &Path) -> Result<PathBuf> {
+    apply_to(plan, &HostWriter::open(&plan.image)?, undo_dir)
+}
+
+/// Apply `plan` through `file`: check the old bytes, save the undo record
+/// in `undo_dir`, write, sync, read back and verify. Returns the undo
+/// file's path.
+pub fn apply_to(plan: &WritePlan, file: &dyn WriteAt, undo_dir: &Path) -> Result<PathBuf> {
     let image = &plan.image;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .with_path(image)?;
-    let size = file.metadata().with_path(image)?.len();
+    let size = file.size();
     for w in &plan.writes {
         if w.old.len() != w.new.len() {
             return Err(Error::Invalid(
                 "a write changes the length of a range".into(),
             ));
         }
-        let now_bytes = read_exact(&file, w.offset, w.old.len(), image)?;
+        let now_bytes = read_exact(file, w.offset, w.old.len(), image)?;
         if now_bytes != w.old {
             return Err(Error::Refused(format!(
                 "{}: the bytes at offset {} changed since the repair was planned; nothing was written",
@@ -215,7 +230,7 @@ pub fn apply(plan: &WritePlan, undo_dir: &Path) -> Result<PathBuf> {
         }
     }
     let record = UndoRecord::Bytes {
-        image: std::fs::canonicalize(image).unwrap_or_else(|_| image.clone()),
+        image: file.key(),
         image_size: size,
         created: now(),
         description: plan.description.clone(),
@@ -237,9 +252,9 @@ pub fn apply(plan: &WritePlan, undo_dir: &Path) -> Result<PathBuf> {
     for w in &plan.writes {
         file.write_all_at(&w.new, w.offset).with_path(image)?;
     }
-    file.sync_all().with_path(image)?;
+    file.sync().with_path(image)?;
     for w in &plan.writes {
-        let back = read_exact(&file, w.offset, w.new.len(), image)?;
+        let back = read_exact(file, w.offset, w.new.len(), image)?;
         if back != w.new {
             return Err(Error::Invalid(format!(
                 "{}: reading back offset {} did not give the bytes written; undo with `vmrescue undo {}`",
@@ -277,24 +292,27 @@ pub fn undo_bytes(record: &UndoRecord) -> Result<String> {
     else {
         return Err(Error::Invalid("not a byte-level undo record".into()));
     };
-    // The same refusal as the repair itself: nothing is written while a VM,
-    // a loop device, a device-mapper map or a mount on this host uses the image.
-    if let Some(why) = crate::pve::is_image_in_use(image)? {
-        return Err(Error::Refused(format!(
-            "{} is in use ({why}): release it first; nothing was changed",
-            image.display()
-        )));
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(image)
-        .with_path(image)?;
+    let file: Box<dyn WriteAt> = if is_network_key(image) {
+        // Its writer checks who holds it (RBD watchers and locks) and
+        // refuses a read-only export.
+        crate::image::open_writer(image)?
+    } else {
+        // The same refusal as the repair itself: nothing is written while a VM,
+        // a loop device, a device-mapper map or a mount on this host uses the image.
+        if let Some(why) = crate::pve::is_image_in_use(image)? {
+            return Err(Error::Refused(format!(
+                "{} is in use ({why}): release it first; nothing was changed",
+                image.display()
+            )));
+        }
+        Box::new(HostWriter::open(image)?)
+    };
+    let file = &*file;
     let mut olds = Vec::new();
     let mut already = 0;
     for w in writes {
         let old = unhex(&w.old_hex)?;
-        let now_bytes = read_exact(&file, w.offset, old.len(), image)?;
+        let now_bytes = read_exact(file, w.offset, old.len(), image)?;
         if now_bytes == old {
             already += 1;
         } else if sha256_hex(&now_bytes) != w.new_sha256 {
@@ -315,9 +333,9 @@ pub fn undo_bytes(record: &UndoRecord) -> Result<String> {
     for (offset, old) in &olds {
         file.write_all_at(old, *offset).with_path(image)?;
     }
-    file.sync_all().with_path(image)?;
+    file.sync().with_path(image)?;
     for (offset, old) in &olds {
-        if read_exact(&file, *offset, old.len(), image)? != *old {
+        if read_exact(file, *offset, old.len(), image)? != *old {
             return Err(Error::Invalid(format!(
                 "{}: reading back offset {offset} after undo did not give the old bytes",
                 image.display()
@@ -338,6 +356,7 @@ mod tests {
         std::fs::write(&img, vec![7u8; 8192]).unwrap();
         let plan = WritePlan {
             image: img.clone(),
+            disk: None,
             description: "test".into(),
             writes: vec![ByteWrite {
                 offset: 1000,
@@ -368,6 +387,7 @@ mod tests {
         std::fs::write(&img, vec![0u8; 4096]).unwrap();
         let plan = WritePlan {
             image: img.clone(),
+            disk: None,
             description: "t".into(),
             writes: vec![ByteWrite {
                 offset: 0,

@@ -517,7 +517,8 @@ fn host_file_operations_refuse_an_nbd_disk() {
     let layout = vmrescue::layers::scan(vec![image]);
     let disk = &layout.disks[0];
     assert!(disk.origin.host_path().is_none());
-    // Loop devices, in-use checks, writes in place and undo records all ask this.
+    // Loop devices and the in-use checks of host files ask this (a repair
+    // reaches the export through its own writer instead).
     let e = disk.host_path("a loop device").unwrap_err().to_string();
     assert!(e.contains("served over NBD") && e.contains(&q.uri), "{e}");
     let e = vmrescue::engine::kernel::exposable(vmrescue::image::ImageFormat::Nbd).unwrap_err();
@@ -578,4 +579,129 @@ fn the_server_outlives_commands_that_end_with_reads_in_flight() {
             "command {i}"
         );
     }
+}
+
+/// qemu-nbd serving `image` (a copy) writable as export `name` on a Unix
+/// socket in `dir`: `--shared=8`, as a repair reads on one connection and
+/// writes on another; `--persistent`, for the undo that follows.
+fn qemu_nbd_writable(image: &Path, name: &str, dir: &Path) -> Server {
+    let sock = dir.join(format!("{name}.sock"));
+    let args = vec![
+        "--persistent".to_string(),
+        "--shared=8".into(),
+        "-x".into(),
+        name.into(),
+        "-f".into(),
+        "raw".into(),
+        "-k".into(),
+        sock.display().to_string(),
+        image.display().to_string(),
+    ];
+    let uri = format!("nbd+unix:///{name}?socket={}", sock.display());
+    start("qemu-nbd", "qemu-utils", &args, Listen::Unix(&sock), uri)
+}
+
+/// `vmrescue relink URI /lib64/libc.so.6 ARGS... --undo-dir DIR`.
+fn relink_over(uri: &str, args: &[&str], undo: &Path) -> std::process::Output {
+    let mut all = vec!["relink", uri, "/lib64/libc.so.6"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--undo-dir", undo.to_str().unwrap()]);
+    vmrescue(&all)
+}
+
+#[test]
+fn relink_and_undo_write_through_a_writable_nbd_export() {
+    use crate::image_support::{
+        assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let img = crate::common::fixture_copy("demo", tmp.path());
+    let before = sha256_file(&img);
+    let q = qemu_nbd_writable(&img, "demo", tmp.path());
+    let undo_dir = tmp.path().join("undo");
+
+    // The plan says that nobody can tell whether the guest uses the export.
+    let o = relink_over(&q.uri, &["--dry-run"], &undo_dir);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("cannot tell whether the guest") && out.contains(&q.uri),
+        "{out}"
+    );
+    assert!(out.contains(&format!("bytes of {}", q.uri)), "{out}");
+    // Without --yes and without a terminal: refused.
+    let o = relink_over(&q.uri, &[], &undo_dir);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(sha256_file(&img), before);
+
+    let o = relink_over(&q.uri, &["--yes"], &undo_dir);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("relinked /lib64/libc.so.6 -> libc-2.12.so"),
+        "{out}"
+    );
+    let undo = out
+        .lines()
+        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no undo line in:\n{out}"));
+    // The record is keyed by the URI.
+    let record = std::fs::read_to_string(&undo).unwrap();
+    assert!(
+        record.contains(&format!("\"image\": \"{}\"", q.uri)),
+        "{record}"
+    );
+
+    // The raw file behind the export holds the new target, and e2fsck is clean.
+    let fs = volume_file(&img, "vg_ta/lv_root", tmp.path());
+    assert_e2fsck_clean(&fs);
+    assert_eq!(debugfs_target(&fs, "/lib64/libc.so.6"), b"libc-2.12.so");
+    // Read through the export again.
+    let o = vmrescue(&["ls", "-l", &q.uri, "/lib64/libc.so.6"]);
+    assert!(
+        text(&o.stdout).contains("-> libc-2.12.so"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // undo asks first (nobody can tell who uses the export), or takes --yes.
+    let o = vmrescue(&["undo", undo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_ne!(sha256_file(&img), before);
+    let o = vmrescue(&["undo", "--yes", undo.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("cannot tell whether the guest"));
+    assert_eq!(sha256_file(&img), before, "undo restores every byte");
+    // Once is enough: a second undo is refused and changes nothing.
+    let o = vmrescue(&["undo", "--yes", undo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("already undone"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(sha256_file(&img), before);
+    assert_eq!(files_in(&undo_dir).len(), 1);
+}
+
+#[test]
+fn relink_on_a_read_only_nbd_export_is_refused_and_writes_nothing() {
+    use crate::image_support::{files_in, sha256_file};
+    let tmp = tempfile::tempdir().unwrap();
+    let img = crate::common::fixture_copy("demo", tmp.path());
+    let before = sha256_file(&img);
+    let q = qemu_nbd(&img, "demo", Listen::Tcp(free_port()));
+    let undo_dir = tmp.path().join("undo");
+    let o = relink_over(&q.uri, &["--yes"], &undo_dir);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the NBD server serves the export read-only (NBD_FLAG_READ_ONLY")
+            && err.contains(&q.uri)
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&img), before);
+    assert!(files_in(&undo_dir).is_empty());
 }

@@ -198,8 +198,11 @@ fn rbd_image_reads_like_its_raw_file_with_snapshot_errors_and_watchers() {
         "{err}"
     );
 
-    // Repairs are refused on RBD images, writing nothing.
+    // client.vmrescue may only read (`profile rbd-read-only`): the repair
+    // fails and the link is as it was.
     let undo = out.path().join("undo");
+    let ls_link = || run(&with(&["ls", "-l", spec, "/root/notes-link"], &cluster)).1;
+    let link_before = ls_link();
     let (code, _, err) = run(&with(
         &[
             "relink",
@@ -215,10 +218,10 @@ fn rbd_image_reads_like_its_raw_file_with_snapshot_errors_and_watchers() {
     ));
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("rbd:rbd/guest is a Ceph RBD image: vmrescue reads RBD images only"),
+        err.contains("rbd:rbd/guest") && err.contains("Operation not permitted"),
         "{err}"
     );
-    assert!(!undo.exists() || std::fs::read_dir(&undo).unwrap().next().is_none());
+    assert_eq!(ls_link(), link_before);
 
     // A client watching the image (a running VM's librbd): a warning.
     let watch = Held::watch(&cluster);
@@ -389,4 +392,139 @@ fn a_proxmox_guest_on_rbd_storage_opens_and_is_running_while_held() {
         "{why}"
     );
     drop(watch);
+}
+
+/// `--ceph-conf`, `--ceph-id admin`: the cluster's admin, who may write.
+fn admin_args(cluster: &Cluster) -> Vec<String> {
+    vec![
+        "--ceph-conf".into(),
+        cluster.conf().display().to_string(),
+        "--ceph-id".into(),
+        "admin".into(),
+    ]
+}
+
+/// `rbd export rbd/guest` into `dir/name`; its path.
+fn export(cluster: &Cluster, dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let _ = std::fs::remove_file(&out);
+    rbd_admin(
+        cluster,
+        &[
+            "export",
+            "--no-progress",
+            "rbd/guest",
+            out.to_str().unwrap(),
+        ],
+    );
+    out
+}
+
+#[test]
+fn relink_and_undo_write_an_rbd_image_unless_another_client_holds_it() {
+    use crate::image_support::{
+        assert_e2fsck_clean, debugfs_target, files_in, sha256_file, volume_file,
+    };
+    let cluster = Cluster::start(&fixture("demo"));
+    let tmp = tempfile::tempdir().unwrap();
+    let undo_dir = tmp.path().join("undo");
+    let before = sha256_file(&export(&cluster, tmp.path(), "before.raw"));
+    let relink = |spec: &str| {
+        let mut a: Vec<String> = ["relink", spec, "/lib64/libc.so.6", "--yes", "--undo-dir"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(undo_dir.display().to_string());
+        a.extend(admin_args(&cluster));
+        run(&a)
+    };
+
+    // A snapshot is never written.
+    let (code, _, err) = relink("rbd:rbd/guest@before");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("rbd:rbd/guest@before is a snapshot, which vmrescue never writes"),
+        "{err}"
+    );
+
+    // Another client's lock: refused, naming it.
+    rbd_admin(&cluster, &["lock", "add", "rbd/guest", "vmrescue-test"]);
+    let (code, _, err) = relink("rbd:rbd/guest");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is in use by client.")
+            && err.contains("(exclusive lock \"vmrescue-test\")")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    let locker = err
+        .split("in use by ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap()
+        .to_string();
+    rbd_admin(
+        &cluster,
+        &["lock", "remove", "rbd/guest", "vmrescue-test", &locker],
+    );
+    // A watcher (a running VM's librbd): refused too.
+    let watch = Held::watch(&cluster);
+    // Bounded: the watch registers within seconds (`layers` warns then).
+    for _ in 0..50 {
+        let (_, _, err) = run(&with(&["layers", "rbd:rbd/guest"], &cluster));
+        if err.contains("(watch)") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, _, refused) = relink("rbd:rbd/guest");
+    drop(watch);
+    assert_eq!(
+        code, 2,
+        "written while `rbd watch` held the image: {refused}"
+    );
+    assert!(
+        refused.contains("is in use by client.") && refused.contains("(watch)"),
+        "{refused}"
+    );
+    assert!(files_in(&undo_dir).is_empty(), "an undo file was written");
+    // A killed `rbd watch` leaves its watch until the OSD times it out
+    // (30 s): wait, bounded, until nobody watches.
+    for _ in 0..60 {
+        let (_, _, err) = run(&with(&["layers", "rbd:rbd/guest"], &cluster));
+        if !err.contains("(watch)") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+    }
+    assert_eq!(
+        sha256_file(&export(&cluster, tmp.path(), "after-refusals.raw")),
+        before
+    );
+
+    // Nobody holds it: written, and `rbd export` shows the new target.
+    let (code, out, err) = relink("rbd:rbd/guest");
+    assert_eq!(code, 0, "{out}{err}");
+    let undo = out
+        .lines()
+        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no undo line in:\n{out}"));
+    let record = std::fs::read_to_string(&undo).unwrap();
+    assert!(
+        record.contains("\"image\": \"rbd:rbd/guest:conf="),
+        "{record}"
+    );
+    let written = export(&cluster, tmp.path(), "written.raw");
+    let fs = volume_file(&written, "vg_ta/lv_root", tmp.path());
+    assert_e2fsck_clean(&fs);
+    assert_eq!(debugfs_target(&fs, "/lib64/libc.so.6"), b"libc-2.12.so");
+
+    // undo: the exact old bytes.
+    let (code, out, err) = run(&["undo".into(), undo.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        sha256_file(&export(&cluster, tmp.path(), "undone.raw")),
+        before
+    );
 }

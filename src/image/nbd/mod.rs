@@ -13,12 +13,15 @@
 //! reads, with up to 16 MiB requested ahead once reads go forward in order.
 //!
 //! The client is read-only: it sends `NBD_CMD_READ` and `NBD_CMD_DISC`,
-//! nothing else. TLS is not spoken: a server that requires it is refused
+//! nothing else. A repair writes through a connection of its own
+//! ([`NbdWriter`], reached through [`NetworkDisk::open_writer`]); after it,
+//! [`ReadAt::refresh`] drops the reader's cached blocks. TLS is not spoken: a server that requires it is refused
 //! with an error that says so.
 
 pub mod proto;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -30,9 +33,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::io::{ReadAt, past_end};
+use crate::io::{NetworkDisk, ReadAt, WriteAt, past_end};
 
 pub use proto::Export;
+pub use write::{NbdWriter, read_only_reason};
 
 /// The port NBD servers listen on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 10809;
@@ -51,6 +55,16 @@ const AHEAD: u64 = 16;
 const PIECES: usize = 64;
 /// A read up to this long goes through the small-block cache.
 const SMALL_READ: usize = 128 * 1024;
+
+/// The deadline of every request: [`DEFAULT_TIMEOUT`], or
+/// `VMRESCUE_NBD_TIMEOUT` seconds.
+pub fn timeout() -> Duration {
+    std::env::var("VMRESCUE_NBD_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs)
+}
 
 /// Whether `s` is an NBD URI (and not a host path).
 pub fn is_uri(s: &str) -> bool {
@@ -363,45 +377,52 @@ fn read_replies(mut r: io::BufReader<Stream>, inflight: Arc<Mutex<Inflight>>, st
     kill(&inflight, why);
 }
 
+/// Connect to the server of `uri`, with `timeout` for the connection and
+/// (set on the socket) for the handshake that follows.
+fn dial(uri: &Uri, timeout: Duration) -> Result<Stream> {
+    let stream = match &uri.address {
+        Address::Tcp { host, port } => {
+            let addrs = (host.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(|e| Error::Invalid(format!("{}: cannot resolve {host}: {e}", uri.text)))?;
+            let mut last = None;
+            let mut got = None;
+            for a in addrs {
+                match TcpStream::connect_timeout(&a, timeout) {
+                    Ok(s) => {
+                        got = Some(s);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let s = got.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: cannot connect to the NBD server: {}",
+                    uri.text,
+                    last.map_or_else(|| "no address".to_string(), |e| e.to_string())
+                ))
+            })?;
+            let _ = s.set_nodelay(true);
+            Stream::Tcp(s)
+        }
+        Address::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: cannot connect to the NBD socket {}: {e}",
+                uri.text,
+                p.display()
+            ))
+        })?),
+    };
+    stream
+        .set_timeouts(Some(timeout))
+        .map_err(|e| Error::Invalid(format!("{}: {e}", uri.text)))?;
+    Ok(stream)
+}
+
 impl Conn {
     fn connect(uri: &Uri, timeout: Duration) -> Result<(Conn, Export)> {
-        let stream = match &uri.address {
-            Address::Tcp { host, port } => {
-                let addrs = (host.as_str(), *port).to_socket_addrs().map_err(|e| {
-                    Error::Invalid(format!("{}: cannot resolve {host}: {e}", uri.text))
-                })?;
-                let mut last = None;
-                let mut got = None;
-                for a in addrs {
-                    match TcpStream::connect_timeout(&a, timeout) {
-                        Ok(s) => {
-                            got = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                let s = got.ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "{}: cannot connect to the NBD server: {}",
-                        uri.text,
-                        last.map_or_else(|| "no address".to_string(), |e| e.to_string())
-                    ))
-                })?;
-                let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
-            }
-            Address::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(|e| {
-                Error::Invalid(format!(
-                    "{}: cannot connect to the NBD socket {}: {e}",
-                    uri.text,
-                    p.display()
-                ))
-            })?),
-        };
-        stream
-            .set_timeouts(Some(timeout))
-            .map_err(|e| Error::Invalid(format!("{}: {e}", uri.text)))?;
+        let stream = dial(uri, timeout)?;
         let mut hs = stream
             .try_clone()
             .map_err(|e| Error::Invalid(format!("{}: {e}", uri.text)))?;
@@ -602,12 +623,7 @@ pub struct Nbd {
 impl Nbd {
     /// Connect to the server of `uri` and open its export.
     pub fn open(uri: &Uri) -> Result<Nbd> {
-        let timeout = std::env::var("VMRESCUE_NBD_TIMEOUT")
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .filter(|&s| s > 0)
-            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-        Nbd::open_with_timeout(uri, timeout)
+        Nbd::open_with_timeout(uri, timeout())
     }
 
     /// [`Nbd::open`] with a deadline for every request other than the default.
@@ -784,6 +800,30 @@ impl ReadAt for Nbd {
             b.order.clear();
         }
         Ok(())
+    }
+
+    fn network(&self) -> Option<&dyn NetworkDisk> {
+        Some(self)
+    }
+}
+
+/// What a repair says of an NBD export: nobody can tell who else uses it.
+pub const NO_HOLDER_LIST: &str = "the NBD protocol has no list of clients: vmrescue cannot tell \
+     whether the guest (or anything else) uses this export; make sure the VM is shut down before \
+     you confirm";
+
+impl NetworkDisk for Nbd {
+    fn key(&self) -> PathBuf {
+        PathBuf::from(&self.uri.text)
+    }
+    fn read_only(&self) -> Option<String> {
+        read_only_reason(&self.uri.text, self.export.flags)
+    }
+    fn holders(&self) -> std::result::Result<Vec<String>, String> {
+        Err(format!("{}: {NO_HOLDER_LIST}", self.uri.text))
+    }
+    fn open_writer(&self) -> Result<Box<dyn WriteAt>> {
+        Ok(Box::new(NbdWriter::open(&self.uri, self.conn.timeout)?))
     }
 }
 

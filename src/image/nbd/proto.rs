@@ -64,6 +64,8 @@ pub const INFO_BLOCK_SIZE: u16 = 3;
 pub const FLAG_HAS_FLAGS: u16 = 1;
 /// Transmission flag: the export is read-only.
 pub const FLAG_READ_ONLY: u16 = 1 << 1;
+/// Transmission flag: the server takes `NBD_CMD_FLUSH`.
+pub const FLAG_SEND_FLUSH: u16 = 1 << 2;
 /// Transmission flag: the server may answer several connections consistently.
 pub const FLAG_CAN_MULTI_CONN: u16 = 1 << 8;
 
@@ -74,10 +76,15 @@ pub const SIMPLE_REPLY_MAGIC: u32 = 0x6744_6698;
 /// Structured reply chunk magic.
 pub const STRUCTURED_REPLY_MAGIC: u32 = 0x668e_33ef;
 
-/// Commands (only these two are ever sent: the client is read-only).
+/// Commands: the reader sends only `CMD_READ` and `CMD_DISC`; a repair's
+/// own connection (`NbdWriter`) also `CMD_WRITE` and `CMD_FLUSH`.
 pub const CMD_READ: u16 = 0;
+/// Command: write the request's payload.
+pub const CMD_WRITE: u16 = 1;
 /// Command: disconnect.
 pub const CMD_DISC: u16 = 2;
+/// Command: make every completed write durable.
+pub const CMD_FLUSH: u16 = 3;
 
 /// Structured reply flag: the last chunk of the reply.
 pub const REPLY_FLAG_DONE: u16 = 1;

@@ -419,38 +419,50 @@ enum Mode {
     Die,
 }
 
+/// Accept one client on `l` and answer its handshake: an export of `size`
+/// bytes with transmission `flags`; other options answered with `other`
+/// (`REP_ACK`: structured replies).
+fn accept_handshake(
+    l: &std::net::TcpListener,
+    size: u64,
+    flags: u16,
+    other: u32,
+) -> std::net::TcpStream {
+    let (mut s, _) = l.accept().unwrap();
+    s.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+        .unwrap();
+    let mut b4 = [0u8; 4];
+    s.read_exact(&mut b4).unwrap();
+    loop {
+        let mut h = [0u8; 16];
+        s.read_exact(&mut h).unwrap();
+        let opt = u32::from_be_bytes(h[8..12].try_into().unwrap());
+        let len = u32::from_be_bytes(h[12..16].try_into().unwrap());
+        let mut data = vec![0u8; len as usize];
+        s.read_exact(&mut data).unwrap();
+        let mut v = Vec::new();
+        if opt == OPT_GO {
+            opt_reply(&mut v, OPT_GO, REP_INFO, &info_export(size, flags));
+            opt_reply(&mut v, OPT_GO, REP_ACK, &[]);
+            s.write_all(&v).unwrap();
+            return s;
+        }
+        opt_reply(&mut v, opt, other, &[]);
+        s.write_all(&v).unwrap();
+    }
+}
+
 /// A fake NBD server on 127.0.0.1 serving `disk`; its URI.
 fn fake_server(disk: Vec<u8>, mode: Mode) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
-            .unwrap();
-        let mut b4 = [0u8; 4];
-        s.read_exact(&mut b4).unwrap();
-        loop {
-            let mut h = [0u8; 16];
-            s.read_exact(&mut h).unwrap();
-            let opt = u32::from_be_bytes(h[8..12].try_into().unwrap());
-            let len = u32::from_be_bytes(h[12..16].try_into().unwrap());
-            let mut data = vec![0u8; len as usize];
-            s.read_exact(&mut data).unwrap();
-            let mut v = Vec::new();
-            if opt == OPT_GO {
-                opt_reply(
-                    &mut v,
-                    OPT_GO,
-                    REP_INFO,
-                    &info_export(disk.len() as u64, FLAG_HAS_FLAGS | FLAG_READ_ONLY),
-                );
-                opt_reply(&mut v, OPT_GO, REP_ACK, &[]);
-                s.write_all(&v).unwrap();
-                break;
-            }
-            opt_reply(&mut v, opt, REP_ACK, &[]);
-            s.write_all(&v).unwrap();
-        }
+        let mut s = accept_handshake(
+            &l,
+            disk.len() as u64,
+            FLAG_HAS_FLAGS | FLAG_READ_ONLY,
+            REP_ACK,
+        );
         let mut held: Vec<(u64, u64, u32)> = Vec::new();
         loop {
             let mut r = [0u8; 28];
@@ -583,4 +595,117 @@ fn a_server_that_dies_ends_in_an_error() {
     let e = n.read_exact_at(0, &mut buf).unwrap_err().to_string();
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(e.contains("closed the connection"), "{e}");
+}
+
+/// A fake writable NBD server (simple replies) on 127.0.0.1 with
+/// transmission `flags`; writes fail with EIO when `fail_writes`. Its URI,
+/// the disk and the commands received.
+#[allow(clippy::type_complexity)]
+fn fake_rw_server(
+    disk: Vec<u8>,
+    flags: u16,
+    fail_writes: bool,
+) -> (String, Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u16>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let disk = Arc::new(Mutex::new(disk));
+    let cmds = Arc::new(Mutex::new(Vec::new()));
+    let (d, c) = (Arc::clone(&disk), Arc::clone(&cmds));
+    let size = disk.lock().unwrap().len() as u64;
+    std::thread::spawn(move || {
+        // No structured replies: simple ones only.
+        let mut s = accept_handshake(&l, size, flags, REP_ERR_UNSUP);
+        loop {
+            let mut r = [0u8; 28];
+            if s.read_exact(&mut r).is_err() {
+                return;
+            }
+            let kind = u16::from_be_bytes(r[6..8].try_into().unwrap());
+            c.lock().unwrap().push(kind);
+            let handle = u64::from_be_bytes(r[8..16].try_into().unwrap());
+            let off = u64::from_be_bytes(r[16..24].try_into().unwrap()) as usize;
+            let len = u32::from_be_bytes(r[24..28].try_into().unwrap()) as usize;
+            let mut reply = Vec::new();
+            reply.extend_from_slice(&SIMPLE_REPLY_MAGIC.to_be_bytes());
+            match kind {
+                CMD_DISC => return,
+                CMD_WRITE => {
+                    let mut data = vec![0u8; len];
+                    s.read_exact(&mut data).unwrap();
+                    let error: u32 = if fail_writes { 5 } else { 0 };
+                    if !fail_writes {
+                        d.lock().unwrap()[off..off + len].copy_from_slice(&data);
+                    }
+                    reply.extend_from_slice(&error.to_be_bytes());
+                    reply.extend_from_slice(&handle.to_be_bytes());
+                }
+                CMD_READ => {
+                    reply.extend_from_slice(&0u32.to_be_bytes());
+                    reply.extend_from_slice(&handle.to_be_bytes());
+                    reply.extend_from_slice(&d.lock().unwrap()[off..off + len]);
+                }
+                _ => {
+                    reply.extend_from_slice(&0u32.to_be_bytes());
+                    reply.extend_from_slice(&handle.to_be_bytes());
+                }
+            }
+            s.write_all(&reply).unwrap();
+        }
+    });
+    (format!("nbd://127.0.0.1:{port}/"), disk, cmds)
+}
+
+#[test]
+fn the_writer_writes_flushes_and_reads_back_on_its_own_connection() {
+    let (uri, disk, cmds) =
+        fake_rw_server(vec![7u8; 8192], FLAG_HAS_FLAGS | FLAG_SEND_FLUSH, false);
+    let w = NbdWriter::open(&parse_uri(&uri).unwrap(), Duration::from_secs(10)).unwrap();
+    assert_eq!(w.size(), 8192);
+    assert_eq!(w.key(), PathBuf::from(&uri));
+    w.write_all_at(b"abcd", 100).unwrap();
+    w.sync().unwrap();
+    let mut back = [0u8; 6];
+    w.read_exact_at(99, &mut back).unwrap();
+    assert_eq!(&back, b"\x07abcd\x07");
+    // Past the end: refused before anything is sent.
+    assert!(w.write_all_at(b"xy", 8191).is_err());
+    drop(w);
+    assert_eq!(&disk.lock().unwrap()[100..104], b"abcd");
+    // The server sees the disconnect after the last request.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cmds.lock().unwrap().len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        *cmds.lock().unwrap(),
+        vec![CMD_WRITE, CMD_FLUSH, CMD_READ, CMD_DISC]
+    );
+}
+
+#[test]
+fn the_writer_refuses_a_read_only_export_and_names_failed_ranges() {
+    let (uri, disk, cmds) = fake_rw_server(vec![0u8; 4096], FLAG_HAS_FLAGS | FLAG_READ_ONLY, false);
+    let e = NbdWriter::open(&parse_uri(&uri).unwrap(), Duration::from_secs(10))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("NBD_FLAG_READ_ONLY") && e.contains(&uri) && e.contains("nothing was written"),
+        "{e}"
+    );
+    assert!(cmds.lock().unwrap().iter().all(|&c| c != CMD_WRITE));
+    assert!(disk.lock().unwrap().iter().all(|&b| b == 0));
+
+    // A server without SEND_FLUSH: no flush is sent; a failed write names its range.
+    let (uri, disk, cmds) = fake_rw_server(vec![0u8; 4096], FLAG_HAS_FLAGS, true);
+    let w = NbdWriter::open(&parse_uri(&uri).unwrap(), Duration::from_secs(10)).unwrap();
+    w.sync().unwrap();
+    let e = w.write_all_at(b"abcd", 100).unwrap_err().to_string();
+    assert!(
+        e.contains("write of bytes 100..104 failed") && e.contains("EIO"),
+        "{e}"
+    );
+    drop(w);
+    assert!(disk.lock().unwrap().iter().all(|&b| b == 0));
+    assert!(!cmds.lock().unwrap().contains(&CMD_FLUSH));
 }
