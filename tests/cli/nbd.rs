@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{fixture, vmrescue};
+use crate::common::{self, fixture, vmrescue};
 use crate::image_support::tree_digest;
 
 /// A server process, killed when the test ends however it ends.
@@ -641,11 +641,7 @@ fn relink_and_undo_write_through_a_writable_nbd_export() {
         out.contains("relinked /lib64/libc.so.6 -> libc-2.12.so"),
         "{out}"
     );
-    let undo = out
-        .lines()
-        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("no undo line in:\n{out}"));
+    let undo = common::undo_record(&out);
     // The record is keyed by the URI.
     let record = std::fs::read_to_string(&undo).unwrap();
     assert!(

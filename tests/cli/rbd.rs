@@ -10,7 +10,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::common::{fixture, vmrescue};
+use crate::common::{self, fixture, vmrescue};
 use crate::rbd_support::{Cluster, pve_tree};
 use vmrescue::io::ReadAt;
 
@@ -505,11 +505,7 @@ fn relink_and_undo_write_an_rbd_image_unless_another_client_holds_it() {
     // Nobody holds it: written, and `rbd export` shows the new target.
     let (code, out, err) = relink("rbd:rbd/guest");
     assert_eq!(code, 0, "{out}{err}");
-    let undo = out
-        .lines()
-        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("no undo line in:\n{out}"));
+    let undo = common::undo_record(&out);
     let record = std::fs::read_to_string(&undo).unwrap();
     assert!(
         record.contains("\"image\": \"rbd:rbd/guest:conf="),

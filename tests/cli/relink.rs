@@ -59,11 +59,7 @@ impl Case {
             "relink {args:?} failed:\n{out}{}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let undo = out
-            .lines()
-            .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
-            .unwrap_or_else(|| panic!("no undo line in:\n{out}"));
-        PathBuf::from(undo)
+        common::undo_record(&out)
     }
 
     /// Relink and expect a refusal (exit 2) whose message contains `why`;

@@ -52,11 +52,7 @@ impl Case {
             "relink {args:?} failed:\n{out}{}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let undo = out
-            .lines()
-            .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
-            .unwrap_or_else(|| panic!("no undo line in:\n{out}"));
-        let undo = PathBuf::from(undo);
+        let undo = common::undo_record(&out);
         (out, undo)
     }
 

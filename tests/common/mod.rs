@@ -196,3 +196,12 @@ pub fn require_root(why: &str) {
         "this test needs root ({why}); run it through the README's test command (scripts/test)"
     );
 }
+
+/// The undo record a repair's output names (`undo: vmrescue undo FILE`).
+#[allow(dead_code)] // not every test binary repairs
+pub fn undo_record(out: &str) -> PathBuf {
+    out.lines()
+        .find_map(|l| l.strip_prefix("undo: vmrescue undo "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no undo line in:\n{out}"))
+}

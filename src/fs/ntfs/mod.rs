@@ -1102,28 +1102,34 @@ impl NtfsVolume {
     fn prefetch_records(&self, records: impl Iterator<Item = u64>) {
         let size = u64::from(self.boot.record_size);
         let runs = &self.mft_runs;
-        let mut at: Vec<u64> = records
+        let spans = records
             .take(MAX_ENTRIES)
             .filter_map(|r| {
                 let off = r.checked_mul(size)?;
                 let run = runs.get(runs.partition_point(|x| x.off.saturating_add(x.len) <= off))?;
-                run.disk?.checked_add(off.checked_sub(run.off)?)
+                let at = run.disk?.checked_add(off.checked_sub(run.off)?)?;
+                Some((at, at.saturating_add(size)))
             })
             .collect();
-        at.sort_unstable();
-        let mut span: Option<(u64, u64)> = None;
-        for a in at {
-            let end = a.saturating_add(size);
-            span = match span {
-                Some((s, e)) if a <= e.saturating_add(BLOCK) => Some((s, end.max(e))),
-                Some((s, e)) => {
-                    self.advise(s, e.saturating_sub(s));
-                    Some((a, end))
+        self.advise_merged(spans, BLOCK);
+    }
+
+    /// [`NtfsVolume::advise`] for volume ranges `spans` (start, end), in
+    /// disk order, those less than `gap` apart asked for as one.
+    fn advise_merged(&self, mut spans: Vec<(u64, u64)>, gap: u64) {
+        spans.sort_unstable();
+        let mut cur: Option<(u64, u64)> = None;
+        for (s, e) in spans {
+            cur = match cur {
+                Some((cs, ce)) if s <= ce.saturating_add(gap) => Some((cs, ce.max(e))),
+                Some((cs, ce)) => {
+                    self.advise(cs, ce.saturating_sub(cs));
+                    Some((s, e))
                 }
-                None => Some((a, end)),
+                None => Some((s, e)),
             };
         }
-        if let Some((s, e)) = span {
+        if let Some((s, e)) = cur {
             self.advise(s, e.saturating_sub(s));
         }
     }
@@ -1183,21 +1189,7 @@ impl NtfsVolume {
                 spans.push((disk, disk.saturating_add(len)));
             }
         }
-        spans.sort_unstable();
-        let mut cur: Option<(u64, u64)> = None;
-        for (s, e) in spans {
-            cur = match cur {
-                Some((cs, ce)) if s <= ce.saturating_add(PREFETCH_GAP) => Some((cs, ce.max(e))),
-                Some((cs, ce)) => {
-                    self.advise(cs, ce.saturating_sub(cs));
-                    Some((s, e))
-                }
-                None => Some((s, e)),
-            };
-        }
-        if let Some((s, e)) = cur {
-            self.advise(s, e.saturating_sub(s));
-        }
+        self.advise_merged(spans, PREFETCH_GAP);
     }
 
     fn parse_listing(&self, record: u64) -> Result<Vec<DirEntry>> {
