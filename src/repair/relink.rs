@@ -727,28 +727,34 @@ fn write_in_place(
             }
         }
     }
-    // A network disk's reader caches blocks: the ones written are stale.
-    for d in plan.writes.iter().filter_map(|w| w.disk) {
-        if let Some(disk) = layout.disks.get(d.0) {
-            disk.source.refresh().map_err(|e| {
-                Error::Invalid(format!(
-                    "{}: reading it again after the write: {e}",
-                    disk.origin
-                ))
-            })?;
-        }
-    }
-    // Read the link back through a fresh reader.
+    // From here the bytes are written: every error names the undo record.
     let undo_hint = done
         .iter()
         .map(|p| format!("vmrescue undo {}", p.display()))
         .collect::<Vec<_>>()
         .join(" and ");
+    let written = |e: Error| {
+        Error::Invalid(format!(
+            "{e}; the write was done: undo it with `{undo_hint}`"
+        ))
+    };
+    // A network disk's reader caches blocks: the ones written are stale.
+    for d in plan.writes.iter().filter_map(|w| w.disk) {
+        if let Some(disk) = layout.disks.get(d.0) {
+            disk.source.refresh().map_err(|e| {
+                written(Error::Invalid(format!(
+                    "{}: reading it again after the write: {e}",
+                    disk.origin
+                )))
+            })?;
+        }
+    }
+    // Read the link back through a fresh reader.
     // The filesystem changed under any view opened before: the caller
     // tells its engine to forget it ([`crate::engine::VolumeOpener::forget`]).
-    let back = match open_on_disk(layout, id)? {
-        OnDisk::Ext(ext) => ext.read_link(NodeId(plan.ino))?,
-        OnDisk::Xfs(xfs) => xfs.read_link(NodeId(plan.ino))?,
+    let back = match open_on_disk(layout, id).map_err(written)? {
+        OnDisk::Ext(ext) => ext.read_link(NodeId(plan.ino)).map_err(written)?,
+        OnDisk::Xfs(xfs) => xfs.read_link(NodeId(plan.ino)).map_err(written)?,
     };
     if back != plan.new_target {
         return Err(Error::Invalid(format!(
