@@ -710,8 +710,15 @@ fn write_in_place(
             Ok(p) => done.push(p),
             Err(e) => {
                 let mut msg = e.to_string();
-                for p in done.iter().rev() {
-                    match undo::load_record(p).and_then(|r| undo::undo_bytes(&r)) {
+                for (p, w) in done.iter().zip(&plan.writes).rev() {
+                    // A network disk's writer again: on its reader's
+                    // connection (a server may take one client only).
+                    let undone = undo::load_record(p).and_then(|r| match w.disk {
+                        Some(_) => open_writer(layout, w)
+                            .and_then(|file| undo::undo_bytes_with(&r, Some(&*file))),
+                        None => undo::undo_bytes(&r),
+                    });
+                    match undone {
                         Ok(_) => msg.push_str(&format!("; undid {}", p.display())),
                         Err(u) => msg.push_str(&format!(
                             "; undoing {} failed too ({u}): run `vmrescue undo {}`",
@@ -768,7 +775,7 @@ fn write_in_place(
 }
 
 /// The writer of one image's writes: the host file (`O_RDWR`), or a
-/// network disk's writer of its own ([`crate::io::NetworkDisk::open_writer`]).
+/// network disk's writer ([`crate::io::NetworkDisk::open_writer`]).
 fn open_writer(layout: &Layout, w: &WritePlan) -> Result<Box<dyn crate::io::WriteAt>> {
     let Some(d) = w.disk else {
         return Ok(Box::new(crate::io::HostWriter::open(&w.image)?));
