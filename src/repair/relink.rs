@@ -458,9 +458,9 @@ fn plan_seen(
         Some(OnDisk::Xfs(xfs)) => plan_in_place_xfs(&xfs, layout, id, r.node, opts, &mut plan)?,
         None => {}
     }
-    plan.blockers
-        .extend(in_use(layout, id, opts.pve_root.as_deref()));
-    plan.warnings.extend(network_notes(layout, id));
+    let (busy, notes) = in_use_and_notes(layout, id, opts.pve_root.as_deref());
+    plan.blockers.extend(busy);
+    plan.warnings.extend(notes);
     let description = plan.description();
     for w in &mut plan.writes {
         w.description = description.clone();
@@ -862,7 +862,20 @@ fn xfs_state_blockers(xfs: &Xfs) -> Vec<String> {
 /// Why the disks under volume `id` must not be written now: in use on this
 /// host, or belonging to a Proxmox guest that runs.
 pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<String> {
+    in_use_and_notes(layout, id, pve_root).0
+}
+
+/// [`in_use`]'s blockers, and what a plan must say of the network disks
+/// under volume `id` whose other clients nobody can list (NBD: the operator
+/// confirms that the guest does not use them), from one listing of each
+/// network disk's holders (on RBD, one round of watchers and lockers).
+pub fn in_use_and_notes(
+    layout: &Layout,
+    id: VolumeId,
+    pve_root: Option<&Path>,
+) -> (Vec<String>, Vec<String>) {
     let mut out = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     let mut paths: Vec<PathBuf> = Vec::new();
     // Network disks' URIs: only compared with the disks of running guests.
     let mut net_keys: Vec<PathBuf> = Vec::new();
@@ -871,15 +884,19 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
             && let Some(net) = disk.source.network()
         {
             // RBD: its watchers and lock holders; NBD cannot tell (the
-            // plan says so: [`network_notes`]).
-            if let Ok(holders) = net.holders()
-                && !holders.is_empty()
-            {
-                out.push(format!(
+            // plan says so).
+            match net.holders() {
+                Ok(holders) if !holders.is_empty() => out.push(format!(
                     "{} is in use by {}: stop the VM (or whatever holds it) first",
                     disk.origin,
                     holders.join(", ")
-                ));
+                )),
+                Ok(_) => {}
+                Err(why) => {
+                    if !notes.contains(&why) {
+                        notes.push(why);
+                    }
+                }
             }
             net_keys.push(net.key());
             continue;
@@ -940,26 +957,7 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
             }
         }
     }
-    out
-}
-
-/// What a plan must say of the network disks under volume `id` whose
-/// other clients nobody can list (NBD): the operator confirms that the
-/// guest does not use them.
-pub fn network_notes(layout: &Layout, id: VolumeId) -> Vec<String> {
-    let mut out = Vec::new();
-    for d in layout.volume(id).mapping.disks() {
-        if let Some(Err(why)) = layout
-            .disks
-            .get(d.0)
-            .and_then(|disk| disk.source.network())
-            .map(|net| net.holders())
-            && !out.contains(&why)
-        {
-            out.push(why);
-        }
-    }
-    out
+    (out, notes)
 }
 
 /// A target's bytes are possible at all.
