@@ -223,7 +223,8 @@ fn open_network(path: &Path, opts: &OpenOptions) -> Result<Option<Image>> {
 }
 
 /// The disk an undo record names by `key` opened for writing: an NBD
-/// URI (a connection of its own; refused when the export is read-only), an
+/// URI (one connection, for the reads and the writes; refused when the
+/// export is read-only), an
 /// `rbd:` name (refused while another client holds the image), else a host
 /// file or device (`O_RDWR`).
 pub fn open_writer(key: &Path) -> Result<Box<dyn crate::io::WriteAt>> {
@@ -232,7 +233,7 @@ pub fn open_writer(key: &Path) -> Result<Box<dyn crate::io::WriteAt>> {
     }
     if let Some(uri) = key.to_str().filter(|s| nbd::is_uri(s)) {
         let parsed = nbd::parse_uri(uri)?;
-        return Ok(Box::new(nbd::NbdWriter::open(&parsed, nbd::timeout())?));
+        return Ok(Box::new(nbd::NbdWriter::open(&parsed)?));
     }
     Ok(Box::new(crate::io::HostWriter::open(key)?))
 }

@@ -3,7 +3,7 @@
 //! The in-place applier and `vmrescue undo` write a disk's runs through a
 //! [`WriteAt`]: a host file or block device ([`HostWriter`], opened
 //! `O_RDWR`, synced with `fsync`), an NBD export (`image::nbd::NbdWriter`,
-//! a connection of its own) or a Ceph RBD image (`image::rbd::RbdWriter`,
+//! on the reader's connection) or a Ceph RBD image (`image::rbd::RbdWriter`,
 //! an image handle opened read-write). Each reads back through the same
 //! handle it wrote with. A disk read over the network says how a repair
 //! reaches it with [`NetworkDisk`] ([`super::ReadAt::network`]).
@@ -91,8 +91,9 @@ pub trait NetworkDisk: Send + Sync {
     /// be known (`Err`: the NBD protocol has no list of clients).
     fn holders(&self) -> std::result::Result<Vec<String>, String>;
 
-    /// A handle of its own opened for writing, for one repair; refused
-    /// (nothing written) when another client holds the disk.
+    /// A handle opened for writing, for one repair (NBD: on the reader's
+    /// connection; RBD: an image handle of its own); refused (nothing
+    /// written) when the disk is read-only or another client holds it.
     fn open_writer(&self) -> Result<Box<dyn WriteAt>>;
 }
 

@@ -458,9 +458,9 @@ fn plan_seen(
         Some(OnDisk::Xfs(xfs)) => plan_in_place_xfs(&xfs, layout, id, r.node, opts, &mut plan)?,
         None => {}
     }
-    plan.blockers
-        .extend(in_use(layout, id, opts.pve_root.as_deref()));
-    plan.warnings.extend(network_notes(layout, id));
+    let (busy, notes) = in_use_and_notes(layout, id, opts.pve_root.as_deref());
+    plan.blockers.extend(busy);
+    plan.warnings.extend(notes);
     let description = plan.description();
     for w in &mut plan.writes {
         w.description = description.clone();
@@ -710,8 +710,15 @@ fn write_in_place(
             Ok(p) => done.push(p),
             Err(e) => {
                 let mut msg = e.to_string();
-                for p in done.iter().rev() {
-                    match undo::load_record(p).and_then(|r| undo::undo_bytes(&r)) {
+                for (p, w) in done.iter().zip(&plan.writes).rev() {
+                    // A network disk's writer again: on its reader's
+                    // connection (a server may take one client only).
+                    let undone = undo::load_record(p).and_then(|r| match w.disk {
+                        Some(_) => open_writer(layout, w)
+                            .and_then(|file| undo::undo_bytes_with(&r, Some(&*file))),
+                        None => undo::undo_bytes(&r),
+                    });
+                    match undone {
                         Ok(_) => msg.push_str(&format!("; undid {}", p.display())),
                         Err(u) => msg.push_str(&format!(
                             "; undoing {} failed too ({u}): run `vmrescue undo {}`",
@@ -768,7 +775,7 @@ fn write_in_place(
 }
 
 /// The writer of one image's writes: the host file (`O_RDWR`), or a
-/// network disk's writer of its own ([`crate::io::NetworkDisk::open_writer`]).
+/// network disk's writer ([`crate::io::NetworkDisk::open_writer`]).
 fn open_writer(layout: &Layout, w: &WritePlan) -> Result<Box<dyn crate::io::WriteAt>> {
     let Some(d) = w.disk else {
         return Ok(Box::new(crate::io::HostWriter::open(&w.image)?));
@@ -855,7 +862,20 @@ fn xfs_state_blockers(xfs: &Xfs) -> Vec<String> {
 /// Why the disks under volume `id` must not be written now: in use on this
 /// host, or belonging to a Proxmox guest that runs.
 pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<String> {
+    in_use_and_notes(layout, id, pve_root).0
+}
+
+/// [`in_use`]'s blockers, and what a plan must say of the network disks
+/// under volume `id` whose other clients nobody can list (NBD: the operator
+/// confirms that the guest does not use them), from one listing of each
+/// network disk's holders (on RBD, one round of watchers and lockers).
+pub fn in_use_and_notes(
+    layout: &Layout,
+    id: VolumeId,
+    pve_root: Option<&Path>,
+) -> (Vec<String>, Vec<String>) {
     let mut out = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     let mut paths: Vec<PathBuf> = Vec::new();
     // Network disks' URIs: only compared with the disks of running guests.
     let mut net_keys: Vec<PathBuf> = Vec::new();
@@ -864,15 +884,19 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
             && let Some(net) = disk.source.network()
         {
             // RBD: its watchers and lock holders; NBD cannot tell (the
-            // plan says so: [`network_notes`]).
-            if let Ok(holders) = net.holders()
-                && !holders.is_empty()
-            {
-                out.push(format!(
+            // plan says so).
+            match net.holders() {
+                Ok(holders) if !holders.is_empty() => out.push(format!(
                     "{} is in use by {}: stop the VM (or whatever holds it) first",
                     disk.origin,
                     holders.join(", ")
-                ));
+                )),
+                Ok(_) => {}
+                Err(why) => {
+                    if !notes.contains(&why) {
+                        notes.push(why);
+                    }
+                }
             }
             net_keys.push(net.key());
             continue;
@@ -933,26 +957,7 @@ pub fn in_use(layout: &Layout, id: VolumeId, pve_root: Option<&Path>) -> Vec<Str
             }
         }
     }
-    out
-}
-
-/// What a plan must say of the network disks under volume `id` whose
-/// other clients nobody can list (NBD): the operator confirms that the
-/// guest does not use them.
-pub fn network_notes(layout: &Layout, id: VolumeId) -> Vec<String> {
-    let mut out = Vec::new();
-    for d in layout.volume(id).mapping.disks() {
-        if let Some(Err(why)) = layout
-            .disks
-            .get(d.0)
-            .and_then(|disk| disk.source.network())
-            .map(|net| net.holders())
-            && !out.contains(&why)
-        {
-            out.push(why);
-        }
-    }
-    out
+    (out, notes)
 }
 
 /// A target's bytes are possible at all.

@@ -47,6 +47,22 @@ pub struct WritePlan {
 }
 
 impl WritePlan {
+    /// How the browser names the disk written: a host file's name, a
+    /// network disk's URI (`rbd:POOL/IMAGE` without the options that reach
+    /// the cluster).
+    pub fn shown_image(&self) -> String {
+        let text = self.image.to_string_lossy();
+        if self.disk.is_some() {
+            if let Some(rest) = text.strip_prefix("rbd:") {
+                return format!("rbd:{}", rest.split(':').next().unwrap_or(rest));
+            }
+            return text.into_owned();
+        }
+        self.image
+            .file_name()
+            .map_or_else(|| text.to_string(), |n| n.to_string_lossy().into_owned())
+    }
+
     /// Total bytes that will be written.
     pub fn bytes(&self) -> usize {
         self.writes.iter().map(|w| w.new.len()).sum()
@@ -283,6 +299,13 @@ pub fn load_record(path: &Path) -> Result<UndoRecord> {
 /// Put back the bytes an undo record saved. Refuses, writing nothing, unless
 /// every range still holds exactly what vmrescue wrote.
 pub fn undo_bytes(record: &UndoRecord) -> Result<String> {
+    undo_bytes_with(record, None)
+}
+
+/// [`undo_bytes`] through `writer` when given (a network disk's writer on
+/// the connection already open), else through a writer opened for the
+/// record's image.
+pub fn undo_bytes_with(record: &UndoRecord, writer: Option<&dyn WriteAt>) -> Result<String> {
     let UndoRecord::Bytes {
         image,
         writes,
@@ -292,10 +315,14 @@ pub fn undo_bytes(record: &UndoRecord) -> Result<String> {
     else {
         return Err(Error::Invalid("not a byte-level undo record".into()));
     };
-    let file: Box<dyn WriteAt> = if is_network_key(image) {
+    let opened: Box<dyn WriteAt>;
+    let file: &dyn WriteAt = if let Some(w) = writer {
+        w
+    } else if is_network_key(image) {
         // Its writer checks who holds it (RBD watchers and locks) and
         // refuses a read-only export.
-        crate::image::open_writer(image)?
+        opened = crate::image::open_writer(image)?;
+        &*opened
     } else {
         // The same refusal as the repair itself: nothing is written while a VM,
         // a loop device, a device-mapper map or a mount on this host uses the image.
@@ -305,9 +332,9 @@ pub fn undo_bytes(record: &UndoRecord) -> Result<String> {
                 image.display()
             )));
         }
-        Box::new(HostWriter::open(image)?)
+        opened = Box::new(HostWriter::open(image)?);
+        &*opened
     };
-    let file = &*file;
     let mut olds = Vec::new();
     let mut already = 0;
     for w in writes {

@@ -15,6 +15,8 @@ mod copy_support;
 mod image_support;
 #[path = "../loop_support/mod.rs"]
 mod loop_support;
+#[path = "../nbd_support/mod.rs"]
+mod nbd_support;
 #[path = "../pve_support/mod.rs"]
 mod pve_support;
 #[path = "../rbd/support.rs"]

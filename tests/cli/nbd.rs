@@ -6,122 +6,12 @@
 //! wants TLS, an export that does not exist.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{self, fixture, vmrescue};
 use crate::image_support::tree_digest;
-
-/// A server process, killed when the test ends however it ends.
-struct Server {
-    child: Child,
-    /// The URI to give vmrescue.
-    uri: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A TCP port nobody listens on now.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Where a server listens.
-enum Listen<'a> {
-    Tcp(u16),
-    Unix(&'a Path),
-}
-
-/// Start `program args` and wait (at most 20 s) until it accepts connections.
-fn start(program: &str, package: &str, args: &[String], listen: Listen<'_>, uri: String) -> Server {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {program} (Debian package {package}): {e}"));
-    let server = Server { child, uri };
-    let started = Instant::now();
-    loop {
-        let up = match listen {
-            Listen::Tcp(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            Listen::Unix(p) => std::os::unix::net::UnixStream::connect(p).is_ok(),
-        };
-        if up {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{program} {args:?} did not start listening within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
-}
-
-/// qemu-nbd serving `image` read-only as export `name` (no image lock:
-/// other tests read the same fixture).
-fn qemu_nbd(image: &Path, name: &str, listen: Listen<'_>) -> Server {
-    let mut args = vec![
-        "--read-only".to_string(),
-        "--persistent".into(),
-        "--shared=8".into(),
-        "-x".into(),
-        name.into(),
-        "--image-opts".into(),
-    ];
-    let uri = match listen {
-        Listen::Tcp(port) => {
-            args.extend([
-                "-b".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-            ]);
-            format!("nbd://127.0.0.1:{port}/{name}")
-        }
-        Listen::Unix(p) => {
-            args.extend(["-k".into(), p.display().to_string()]);
-            format!("nbd+unix:///{name}?socket={}", p.display())
-        }
-    };
-    args.push(format!(
-        "driver=raw,file.driver=file,file.filename={},file.locking=off",
-        image.display()
-    ));
-    start("qemu-nbd", "qemu-utils", &args, listen, uri)
-}
-
-/// nbdkit (foreground, read-only) with `filters` and `plugin_args`.
-fn nbdkit(filters: &[&str], plugin_args: &[String], extra: &[&str], listen: Listen<'_>) -> Server {
-    let mut args = vec!["-f".to_string(), "-r".into(), "--exit-with-parent".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let uri = match listen {
-        Listen::Tcp(port) => {
-            args.extend([
-                "-i".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-            ]);
-            format!("nbd://127.0.0.1:{port}/")
-        }
-        Listen::Unix(p) => {
-            args.extend(["-U".into(), p.display().to_string()]);
-            format!("nbd+unix:///?socket={}", p.display())
-        }
-    };
-    args.extend(filters.iter().map(|f| format!("--filter={f}")));
-    args.extend(plugin_args.iter().cloned());
-    start("nbdkit", "nbdkit", &args, listen, uri)
-}
+use crate::nbd_support::{Listen, free_port, nbdkit, nbdkit_writable, qemu_nbd, qemu_nbd_writable};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -581,26 +471,6 @@ fn the_server_outlives_commands_that_end_with_reads_in_flight() {
     }
 }
 
-/// qemu-nbd serving `image` (a copy) writable as export `name` on a Unix
-/// socket in `dir`: `--shared=8`, as a repair reads on one connection and
-/// writes on another; `--persistent`, for the undo that follows.
-fn qemu_nbd_writable(image: &Path, name: &str, dir: &Path) -> Server {
-    let sock = dir.join(format!("{name}.sock"));
-    let args = vec![
-        "--persistent".to_string(),
-        "--shared=8".into(),
-        "-x".into(),
-        name.into(),
-        "-f".into(),
-        "raw".into(),
-        "-k".into(),
-        sock.display().to_string(),
-        image.display().to_string(),
-    ];
-    let uri = format!("nbd+unix:///{name}?socket={}", sock.display());
-    start("qemu-nbd", "qemu-utils", &args, Listen::Unix(&sock), uri)
-}
-
 /// `vmrescue relink URI /lib64/libc.so.6 ARGS... --undo-dir DIR`.
 fn relink_over(uri: &str, args: &[&str], undo: &Path) -> std::process::Output {
     let mut all = vec!["relink", uri, "/lib64/libc.so.6"];
@@ -609,6 +479,21 @@ fn relink_over(uri: &str, args: &[&str], undo: &Path) -> std::process::Output {
     vmrescue(&all)
 }
 
+/// `relink --yes` through `uri`: written; its undo record.
+fn relink_yes(uri: &str, undo: &Path) -> PathBuf {
+    let o = relink_over(uri, &["--yes"], undo);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("relinked /lib64/libc.so.6 -> libc-2.12.so"),
+        "{out}"
+    );
+    common::undo_record(&out)
+}
+
+/// The relink and its undo through qemu-nbd with its default of one
+/// client at a time (no `--shared`): the repair reads and writes on one
+/// connection.
 #[test]
 fn relink_and_undo_write_through_a_writable_nbd_export() {
     use crate::image_support::{
@@ -634,14 +519,7 @@ fn relink_and_undo_write_through_a_writable_nbd_export() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert_eq!(sha256_file(&img), before);
 
-    let o = relink_over(&q.uri, &["--yes"], &undo_dir);
-    let out = text(&o.stdout);
-    assert!(o.status.success(), "{out}{}", text(&o.stderr));
-    assert!(
-        out.contains("relinked /lib64/libc.so.6 -> libc-2.12.so"),
-        "{out}"
-    );
-    let undo = common::undo_record(&out);
+    let undo = relink_yes(&q.uri, &undo_dir);
     // The record is keyed by the URI.
     let record = std::fs::read_to_string(&undo).unwrap();
     assert!(
@@ -700,4 +578,48 @@ fn relink_on_a_read_only_nbd_export_is_refused_and_writes_nothing() {
     );
     assert_eq!(sha256_file(&img), before);
     assert!(files_in(&undo_dir).is_empty());
+}
+
+/// nbdkit states block sizes (minimum 4096, maximum payload 64 KiB) with
+/// its blocksize-policy filter and answers EINVAL to any request that does
+/// not keep to them (`blocksize-error-policy=error`); the blocksize filter
+/// under it passes only such requests to the file. The relink's 256 bytes
+/// go as a read-modify-write of whole blocks: the file behind the export
+/// holds the new target, e2fsck finds it clean, and undo puts every byte back.
+#[test]
+fn relink_keeps_to_the_block_sizes_the_server_states() {
+    use crate::image_support::{assert_e2fsck_clean, debugfs_target, sha256_file, volume_file};
+    let tmp = tempfile::tempdir().unwrap();
+    let img = crate::common::fixture_copy("demo", tmp.path());
+    let before = sha256_file(&img);
+    let sock = tmp.path().join("k.sock");
+    let s = nbdkit_writable(
+        &["blocksize-policy", "blocksize"],
+        &[
+            "file".into(),
+            img.display().to_string(),
+            "blocksize-error-policy=error".into(),
+            "blocksize-minimum=4096".into(),
+            "blocksize-maximum=65536".into(),
+            "minblock=4096".into(),
+            "maxdata=65536".into(),
+        ],
+        &[],
+        Listen::Unix(&sock),
+    );
+    let info = vmrescue(&["info", &s.uri]);
+    let out = text(&info.stdout);
+    assert!(info.status.success(), "{out}{}", text(&info.stderr));
+    assert!(
+        out.contains("block sizes: minimum 4096") && out.contains("maximum 65536"),
+        "{out}"
+    );
+    let undo_dir = tmp.path().join("undo");
+    let undo = relink_yes(&s.uri, &undo_dir);
+    let fs = volume_file(&img, "vg_ta/lv_root", tmp.path());
+    assert_e2fsck_clean(&fs);
+    assert_eq!(debugfs_target(&fs, "/lib64/libc.so.6"), b"libc-2.12.so");
+    let o = vmrescue(&["undo", "--yes", undo.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(sha256_file(&img), before, "undo restores every byte");
 }

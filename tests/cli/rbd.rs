@@ -463,6 +463,26 @@ fn relink_and_undo_write_an_rbd_image_unless_another_client_holds_it() {
         .and_then(|s| s.split(' ').next())
         .unwrap()
         .to_string();
+    // A Proxmox guest with its disk there runs while the lock is held:
+    // `relink 108` is refused, naming the holder.
+    let (_pve, root) = pve_tree(&cluster);
+    let (code, _, err) = run(&[
+        "relink".into(),
+        "108".into(),
+        "/lib64/libc.so.6".into(),
+        "--yes".into(),
+        "--undo-dir".into(),
+        undo_dir.display().to_string(),
+        "--pve-root".into(),
+        root.display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("is in use by {locker}"))
+            && err.contains("(exclusive lock \"vmrescue-test\")")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
     rbd_admin(
         &cluster,
         &["lock", "remove", "rbd/guest", "vmrescue-test", &locker],

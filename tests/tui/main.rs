@@ -17,6 +17,8 @@ mod common;
 mod image_support;
 #[path = "../loop_support/mod.rs"]
 mod loop_support;
+#[path = "../nbd_support/mod.rs"]
+mod nbd_support;
 #[path = "../pty_support/mod.rs"]
 mod pty_support;
 #[path = "../pve_support/mod.rs"]
@@ -37,6 +39,7 @@ mod tui_guest_pty;
 mod tui_inner;
 mod tui_luks;
 mod tui_luks_pty;
+mod tui_nbd;
 mod tui_picker;
 mod tui_rbd;
 mod tui_relink;

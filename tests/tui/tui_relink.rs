@@ -33,11 +33,11 @@ use vmrescue::tui::jobs::Jobs;
 use vmrescue::tui::{Action, App, AppConfig};
 
 /// The TUI state over a copy of the demo, jobs run in place.
-struct Demo {
-    dir: tempfile::TempDir,
-    image: PathBuf,
-    before: String,
-    app: App,
+pub(crate) struct Demo {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) image: PathBuf,
+    pub(crate) before: String,
+    pub(crate) app: App,
     jobs: Jobs,
 }
 
@@ -45,8 +45,14 @@ impl Demo {
     fn new() -> Demo {
         let dir = tempfile::tempdir().unwrap();
         let image = common::fixture_copy("demo", dir.path());
+        Demo::open(dir, image.clone(), &image)
+    }
+
+    /// The TUI over `source`: `image` (a copy of the demo in `dir`) or
+    /// what serves it (an NBD URI).
+    pub(crate) fn open(dir: tempfile::TempDir, image: PathBuf, source: &Path) -> Demo {
         let before = sha256_file(&image);
-        let img = vmrescue::image::open(&image).unwrap();
+        let img = vmrescue::image::open(source).unwrap();
         let mut layout = vmrescue::layers::scan(vec![img]);
         let userspace = Arc::new(Userspace::default());
         let found = vmrescue::layers::inspect::inspect(&layout, &|id| {
@@ -78,12 +84,62 @@ impl Demo {
         }
     }
 
-    fn act(&mut self, a: Action) {
+    /// Close the TUI (and its disks' connections): the folder, the image
+    /// and its SHA-256 from before.
+    pub(crate) fn close(self) -> (tempfile::TempDir, PathBuf, String) {
+        (self.dir, self.image, self.before)
+    }
+
+    /// `y` to the question before writing: the repair is written, the
+    /// message says so and names the one undo file, which it returns.
+    pub(crate) fn answer_yes_and_check_written(&mut self) -> PathBuf {
+        self.act(Action::Confirm);
+        assert!(self.app.dialog.is_none());
+        let msg = self.message();
+        assert!(
+            msg.contains("relinked /lib64/libc.so.6 → libc-2.12.so"),
+            "{msg}"
+        );
+        let mut undo = files_in(&self.dir.path().join("undo"));
+        assert_eq!(undo.len(), 1);
+        assert!(msg.contains(&undo[0].display().to_string()), "{msg}");
+        undo.remove(0)
+    }
+
+    /// `r` on the selected link: the dialog plans, says "Cannot write:"
+    /// with `why`, and `y` asks nothing and says so again, as an error.
+    pub(crate) fn assert_cannot_write(&mut self, why: &str) {
+        self.act(Action::RestoreSymlink);
+        let Some(Dialog::Restore(r)) = &self.app.dialog else {
+            panic!("restore dialog");
+        };
+        let plan = r.plan.as_ref().expect("planned");
+        assert!(!plan.can_apply());
+        let text = restore_text(r);
+        assert!(
+            text.iter()
+                .any(|l| l.starts_with("Cannot write:") && l.contains(why)),
+            "{text:?}"
+        );
+        self.act(Action::Confirm);
+        assert!(
+            matches!(self.app.dialog, Some(Dialog::Restore(_))),
+            "no question"
+        );
+        assert!(
+            self.message().contains("Cannot write"),
+            "{}",
+            self.message()
+        );
+        assert!(self.app.message.as_ref().unwrap().error);
+    }
+
+    pub(crate) fn act(&mut self, a: Action) {
         self.app.update(&a);
         self.jobs.run_inline(&mut self.app);
     }
 
-    fn current(&self) -> String {
+    pub(crate) fn current(&self) -> String {
         self.app
             .pane()
             .and_then(|p| p.current())
@@ -91,7 +147,7 @@ impl Demo {
             .unwrap_or_default()
     }
 
-    fn select(&mut self, name: &str) {
+    pub(crate) fn select(&mut self, name: &str) {
         self.act(Action::Home);
         for _ in 0..500 {
             if self.current() == name {
@@ -103,7 +159,7 @@ impl Demo {
     }
 
     /// From the guest root to `/lib64`, `libc.so.6` selected.
-    fn at_libc(&mut self) {
+    pub(crate) fn at_libc(&mut self) {
         self.select("lib64");
         self.act(Action::Open);
         self.select("libc.so.6");
@@ -122,7 +178,7 @@ impl Demo {
         }
     }
 
-    fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         self.app
             .message
             .as_ref()
@@ -132,12 +188,12 @@ impl Demo {
 }
 
 /// One of `lines` contains `what`.
-fn assert_mentions(lines: &[String], what: &str) {
+pub(crate) fn assert_mentions(lines: &[String], what: &str) {
     assert!(lines.iter().any(|l| l.contains(what)), "{what}: {lines:?}");
 }
 
 /// The restore dialog's lines as text.
-fn restore_text(r: &RestoreDialog) -> Vec<String> {
+pub(crate) fn restore_text(r: &RestoreDialog) -> Vec<String> {
     vmrescue::tui::views::restore::restore_lines(r)
         .0
         .iter()
@@ -197,16 +253,7 @@ fn restore_dialog_plans_asks_writes_and_refreshes() {
     assert_eq!(sha256_file(&d.image), d.before);
     // y, y: written off the UI thread (here: in place), the pane refreshed.
     d.act(Action::Confirm);
-    d.act(Action::Confirm);
-    assert!(d.app.dialog.is_none());
-    let msg = d.message();
-    assert!(
-        msg.contains("relinked /lib64/libc.so.6 → libc-2.12.so"),
-        "{msg}"
-    );
-    let undo = files_in(&d.dir.path().join("undo"));
-    assert_eq!(undo.len(), 1);
-    assert!(msg.contains(&undo[0].display().to_string()), "{msg}");
+    d.answer_yes_and_check_written();
     assert_eq!(d.current(), "libc.so.6", "the link stays selected");
     let e = d.app.pane().unwrap().current().unwrap();
     assert_eq!(e.target_shown.as_deref(), Some("libc-2.12.so"));
@@ -377,25 +424,7 @@ fn an_image_in_use_cannot_be_written_and_the_dialog_says_why() {
         nix::fcntl::fcntl(holder.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)).unwrap();
     }
     d.at_libc();
-    d.act(Action::RestoreSymlink);
-    let Some(Dialog::Restore(r)) = &d.app.dialog else {
-        panic!("restore dialog");
-    };
-    let plan = r.plan.as_ref().expect("planned");
-    assert!(!plan.can_apply());
-    let text = restore_text(r);
-    assert!(
-        text.iter()
-            .any(|l| l.starts_with("Cannot write:") && l.contains("in use")),
-        "{text:?}"
-    );
-    d.act(Action::Confirm);
-    assert!(
-        matches!(d.app.dialog, Some(Dialog::Restore(_))),
-        "no question"
-    );
-    assert!(d.message().contains("Cannot write"), "{}", d.message());
-    assert!(d.app.message.as_ref().unwrap().error);
+    d.assert_cannot_write("in use");
     drop(holder);
     assert_eq!(sha256_file(&d.image), d.before);
     assert!(files_in(&d.dir.path().join("undo")).is_empty());

@@ -12,11 +12,14 @@
 //! fetched all at once by [`ReadAt::prefetch`]) and 1 MiB pieces for big
 //! reads, with up to 16 MiB requested ahead once reads go forward in order.
 //!
-//! The client is read-only: it sends `NBD_CMD_READ` and `NBD_CMD_DISC`,
-//! nothing else. A repair writes through a connection of its own
-//! ([`NbdWriter`], reached through [`NetworkDisk::open_writer`]); after it,
-//! [`ReadAt::refresh`] drops the reader's cached blocks. TLS is not spoken: a server that requires it is refused
-//! with an error that says so.
+//! Reading sends `NBD_CMD_READ` and `NBD_CMD_DISC`, nothing else. A repair
+//! writes on the same connection ([`NbdWriter`], reached through
+//! [`NetworkDisk::open_writer`]): `NBD_CMD_WRITE` and `NBD_CMD_FLUSH` go
+//! through the same socket, reply reader and handles, and each write drops
+//! the cached blocks it overlaps. Every request keeps to the block sizes
+//! the server states (`NBD_INFO_BLOCK_SIZE`): it starts and ends on the
+//! minimum block size and carries at most the maximum payload. TLS is not
+//! spoken: a server that requires it is refused with an error that says so.
 
 pub mod proto;
 #[cfg(test)]
@@ -264,13 +267,24 @@ impl Write for Stream {
 
 /// One request's reply, waited on by whoever needs its bytes.
 struct Slot {
+    /// `NBD_CMD_READ`, `NBD_CMD_WRITE` or `NBD_CMD_FLUSH`.
+    kind: u16,
     offset: u64,
+    /// The request's length (a read's reply carries that many bytes).
     len: u32,
     state: Mutex<Option<std::result::Result<Arc<Vec<u8>>, String>>>,
     ready: Condvar,
 }
 
 impl Slot {
+    /// The bytes of data its reply carries: a read's length, else none.
+    fn reply_len(&self) -> usize {
+        if self.kind == proto::CMD_READ {
+            self.len as usize
+        } else {
+            0
+        }
+    }
     fn finish(&self, r: std::result::Result<Arc<Vec<u8>>, String>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.is_none() {
@@ -339,7 +353,7 @@ fn read_replies(mut r: io::BufReader<Stream>, inflight: Arc<Mutex<Inflight>>, st
             break format!("reply for handle {handle:#x}, which no request has");
         };
         let p = partial.entry(handle).or_insert_with(|| Partial {
-            buf: vec![0u8; slot.len as usize],
+            buf: vec![0u8; slot.reply_len()],
             covered: 0,
             error: None,
         });
@@ -470,8 +484,21 @@ impl Conn {
 
     /// Send a read request; its slot fills when the reply arrives.
     fn request(&self, offset: u64, len: u32) -> std::result::Result<Arc<Slot>, String> {
+        self.send(proto::CMD_READ, offset, len, &[])
+    }
+
+    /// Send a request of `kind` (a write's `payload`, exactly `len` bytes,
+    /// after its header); its slot fills when the reply arrives.
+    fn send(
+        &self,
+        kind: u16,
+        offset: u64,
+        len: u32,
+        payload: &[u8],
+    ) -> std::result::Result<Arc<Slot>, String> {
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot {
+            kind,
             offset,
             len,
             state: Mutex::new(None),
@@ -484,8 +511,12 @@ impl Conn {
             }
             st.pending.insert(handle, Arc::clone(&slot));
         }
-        let msg = proto::read_request(handle, offset, len);
-        let sent = lock(&self.writer).write_all(&msg);
+        let msg = proto::request(kind, handle, offset, len);
+        let sent = {
+            // Header and payload go out together: other threads send too.
+            let mut w = lock(&self.writer);
+            w.write_all(&msg).and_then(|()| w.write_all(payload))
+        };
         if let Err(e) = sent {
             let why = format!("sending a request: {e}");
             self.die(why.clone());
@@ -505,9 +536,7 @@ impl Conn {
         let mut st = lock(&slot.state);
         loop {
             if let Some(r) = st.as_ref() {
-                return r
-                    .clone()
-                    .map_err(|why| self.error(slot.offset, slot.len, &why));
+                return r.clone().map_err(|why| self.slot_error(slot, &why));
             }
             let now = Instant::now();
             if now >= deadline {
@@ -518,7 +547,7 @@ impl Conn {
                     self.timeout.as_secs()
                 );
                 self.die(why.clone());
-                return Err(self.error(slot.offset, slot.len, &why));
+                return Err(self.slot_error(slot, &why));
             }
             st = slot
                 .ready
@@ -529,8 +558,23 @@ impl Conn {
     }
 
     fn error(&self, offset: u64, len: u32, why: &str) -> io::Error {
+        self.kind_error(proto::CMD_READ, offset, len, why)
+    }
+
+    fn slot_error(&self, slot: &Slot, why: &str) -> io::Error {
+        self.kind_error(slot.kind, slot.offset, slot.len, why)
+    }
+
+    fn kind_error(&self, kind: u16, offset: u64, len: u32, why: &str) -> io::Error {
+        let what = match kind {
+            proto::CMD_WRITE => "write",
+            proto::CMD_FLUSH => {
+                return io::Error::other(format!("{}: flush failed: {why}", self.uri));
+            }
+            _ => "read",
+        };
         io::Error::other(format!(
-            "{}: read of bytes {offset}..{} failed: {why}",
+            "{}: {what} of bytes {offset}..{} failed: {why}",
             self.uri,
             offset.saturating_add(u64::from(len))
         ))
@@ -611,13 +655,42 @@ impl Blocks {
 
 /// An NBD export opened read-only, as a [`ReadAt`].
 pub struct Nbd {
-    conn: Conn,
+    conn: Arc<Conn>,
     export: Export,
     uri: Uri,
     size: u64,
-    small: Mutex<Blocks>,
-    big: Mutex<Blocks>,
+    small: Arc<Mutex<Blocks>>,
+    big: Arc<Mutex<Blocks>>,
+    /// The server's minimum block size: every request starts and ends on it.
+    min: u64,
     requests: AtomicU64,
+}
+
+/// The default maximum payload of a request when the server states none
+/// (the protocol's portable limit).
+const DEFAULT_MAX_PAYLOAD: u64 = 32 << 20;
+
+/// The request sizes a server takes (`NBD_INFO_BLOCK_SIZE`): the minimum
+/// block size (a power of two, 1 when the server states none or one the
+/// protocol forbids) and the maximum payload (at least the minimum).
+fn limits(export: &Export) -> (u64, u64) {
+    let Some((min, _, max)) = export.block_size else {
+        return (1, DEFAULT_MAX_PAYLOAD);
+    };
+    let min = u64::from(min);
+    let min = if min.is_power_of_two() && min <= 64 * 1024 {
+        min
+    } else {
+        1
+    };
+    (min, u64::from(max).max(min))
+}
+
+/// `from..to` widened to whole blocks of `min` bytes, within `size`.
+fn aligned(from: u64, to: u64, min: u64, size: u64) -> (u64, u64) {
+    let a = from - from % min;
+    let b = to.div_ceil(min).saturating_mul(min).min(size);
+    (a, b)
 }
 
 impl Nbd {
@@ -629,23 +702,20 @@ impl Nbd {
     /// [`Nbd::open`] with a deadline for every request other than the default.
     pub fn open_with_timeout(uri: &Uri, timeout: Duration) -> Result<Nbd> {
         let (conn, export) = Conn::connect(uri, timeout)?;
-        // Pieces never exceed what the server takes in one request.
-        let max = export
-            .block_size
-            .map_or(PIECE, |(_, _, max)| u64::from(max).clamp(4096, PIECE));
-        let piece = if max >= PIECE {
-            PIECE
-        } else {
-            1u64 << (63 - max.leading_zeros())
-        };
+        // Pieces never exceed what the server takes in one request, and
+        // start and end on its minimum block size (a power of two).
+        let (min, max) = limits(&export);
+        let max = max.min(PIECE).max(min);
+        let piece = 1u64 << (63 - max.leading_zeros());
         let small = SMALL_BLOCK.min(piece);
         Ok(Nbd {
             size: export.size,
             export,
             uri: uri.clone(),
-            conn,
-            small: Mutex::new(Blocks::new(small, SMALL_BLOCKS)),
-            big: Mutex::new(Blocks::new(piece, PIECES)),
+            conn: Arc::new(conn),
+            small: Arc::new(Mutex::new(Blocks::new(small, SMALL_BLOCKS))),
+            big: Arc::new(Mutex::new(Blocks::new(piece, PIECES))),
+            min,
             requests: AtomicU64::new(0),
         })
     }
@@ -737,18 +807,22 @@ impl Nbd {
                     // for them alone, and report that range if it fails.
                     let from = offset.max(bstart);
                     let to = end.min(bstart + u64::from(slot.len));
-                    if to - from == u64::from(slot.len) || lock(&self.conn.inflight).dead.is_some()
-                    {
+                    // On the server's minimum block size, as every request.
+                    let (a, b) = aligned(from, to, self.min, self.size);
+                    if b - a >= u64::from(slot.len) || lock(&self.conn.inflight).dead.is_some() {
                         return Err(e);
                     }
-                    let n = (to - from) as u32;
+                    let n = (b - a) as u32;
                     let direct = self
                         .conn
-                        .request(from, n)
-                        .map_err(|why| self.conn.error(from, n, &why))?;
+                        .request(a, n)
+                        .map_err(|why| self.conn.error(a, n, &why))?;
                     self.requests.fetch_add(1, Ordering::Relaxed);
                     let got = self.conn.wait(&direct)?;
-                    buf[(from - offset) as usize..(to - offset) as usize].copy_from_slice(&got);
+                    let src = got
+                        .get((from - a) as usize..(to - a) as usize)
+                        .ok_or_else(|| self.conn.error(a, n, "short reply"))?;
+                    buf[(from - offset) as usize..(to - offset) as usize].copy_from_slice(src);
                     continue;
                 }
             };
@@ -823,7 +897,7 @@ impl NetworkDisk for Nbd {
         Err(format!("{}: {NO_HOLDER_LIST}", self.uri.text))
     }
     fn open_writer(&self) -> Result<Box<dyn WriteAt>> {
-        Ok(Box::new(NbdWriter::open(&self.uri, self.conn.timeout)?))
+        Ok(Box::new(NbdWriter::new(self)?))
     }
 }
 

@@ -76,8 +76,8 @@ pub const SIMPLE_REPLY_MAGIC: u32 = 0x6744_6698;
 /// Structured reply chunk magic.
 pub const STRUCTURED_REPLY_MAGIC: u32 = 0x668e_33ef;
 
-/// Commands: the reader sends only `CMD_READ` and `CMD_DISC`; a repair's
-/// own connection (`NbdWriter`) also `CMD_WRITE` and `CMD_FLUSH`.
+/// Commands: the reader sends only `CMD_READ` and `CMD_DISC`; a repair
+/// (`NbdWriter`, on the same connection) also `CMD_WRITE` and `CMD_FLUSH`.
 pub const CMD_READ: u16 = 0;
 /// Command: write the request's payload.
 pub const CMD_WRITE: u16 = 1;

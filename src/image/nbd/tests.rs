@@ -428,6 +428,18 @@ fn accept_handshake(
     flags: u16,
     other: u32,
 ) -> std::net::TcpStream {
+    accept_handshake_with(l, size, flags, other, None)
+}
+
+/// [`accept_handshake`], stating `block_size` (minimum, preferred,
+/// maximum) in `NBD_INFO_BLOCK_SIZE` when given.
+fn accept_handshake_with(
+    l: &std::net::TcpListener,
+    size: u64,
+    flags: u16,
+    other: u32,
+    block_size: Option<(u32, u32, u32)>,
+) -> std::net::TcpStream {
     let (mut s, _) = l.accept().unwrap();
     s.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
         .unwrap();
@@ -443,6 +455,13 @@ fn accept_handshake(
         let mut v = Vec::new();
         if opt == OPT_GO {
             opt_reply(&mut v, OPT_GO, REP_INFO, &info_export(size, flags));
+            if let Some((min, pref, max)) = block_size {
+                let mut bs = INFO_BLOCK_SIZE.to_be_bytes().to_vec();
+                for n in [min, pref, max] {
+                    bs.extend_from_slice(&n.to_be_bytes());
+                }
+                opt_reply(&mut v, OPT_GO, REP_INFO, &bs);
+            }
             opt_reply(&mut v, OPT_GO, REP_ACK, &[]);
             s.write_all(&v).unwrap();
             return s;
@@ -606,6 +625,27 @@ fn fake_rw_server(
     flags: u16,
     fail_writes: bool,
 ) -> (String, Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u16>>>) {
+    let (uri, disk, cmds, _) = fake_rw_server_with(disk, flags, fail_writes, None);
+    (uri, disk, cmds)
+}
+
+/// [`fake_rw_server`] stating `block_size` (minimum, preferred, maximum):
+/// a request that does not keep to it is answered with EINVAL and kept in
+/// the list returned last (command, offset, length).
+#[allow(clippy::type_complexity)]
+fn fake_rw_server_with(
+    disk: Vec<u8>,
+    flags: u16,
+    fail_writes: bool,
+    block_size: Option<(u32, u32, u32)>,
+) -> (
+    String,
+    Arc<Mutex<Vec<u8>>>,
+    Arc<Mutex<Vec<u16>>>,
+    Arc<Mutex<Vec<(u16, u64, u32)>>>,
+) {
+    let bad = Arc::new(Mutex::new(Vec::new()));
+    let b = Arc::clone(&bad);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let disk = Arc::new(Mutex::new(disk));
@@ -614,7 +654,7 @@ fn fake_rw_server(
     let size = disk.lock().unwrap().len() as u64;
     std::thread::spawn(move || {
         // No structured replies: simple ones only.
-        let mut s = accept_handshake(&l, size, flags, REP_ERR_UNSUP);
+        let mut s = accept_handshake_with(&l, size, flags, REP_ERR_UNSUP, block_size);
         loop {
             let mut r = [0u8; 28];
             if s.read_exact(&mut r).is_err() {
@@ -627,6 +667,23 @@ fn fake_rw_server(
             let len = u32::from_be_bytes(r[24..28].try_into().unwrap()) as usize;
             let mut reply = Vec::new();
             reply.extend_from_slice(&SIMPLE_REPLY_MAGIC.to_be_bytes());
+            let misfit = block_size.is_some_and(|(min, _, max)| {
+                matches!(kind, CMD_READ | CMD_WRITE)
+                    && (!off.is_multiple_of(min as usize)
+                        || !len.is_multiple_of(min as usize)
+                        || len > max as usize)
+            });
+            if misfit {
+                b.lock().unwrap().push((kind, off as u64, len as u32));
+                if kind == CMD_WRITE {
+                    let mut data = vec![0u8; len];
+                    s.read_exact(&mut data).unwrap();
+                }
+                reply.extend_from_slice(&22u32.to_be_bytes());
+                reply.extend_from_slice(&handle.to_be_bytes());
+                s.write_all(&reply).unwrap();
+                continue;
+            }
             match kind {
                 CMD_DISC => return,
                 CMD_WRITE => {
@@ -652,14 +709,23 @@ fn fake_rw_server(
             s.write_all(&reply).unwrap();
         }
     });
-    (format!("nbd://127.0.0.1:{port}/"), disk, cmds)
+    (format!("nbd://127.0.0.1:{port}/"), disk, cmds, bad)
+}
+
+/// The writer of `uri`'s export, on the connection of a reader opened
+/// with a 10 s deadline.
+fn writer(uri: &str) -> Result<NbdWriter> {
+    NbdWriter::new(&Nbd::open_with_timeout(
+        &parse_uri(uri).unwrap(),
+        Duration::from_secs(10),
+    )?)
 }
 
 #[test]
-fn the_writer_writes_flushes_and_reads_back_on_its_own_connection() {
+fn the_writer_writes_flushes_and_reads_back_on_the_readers_connection() {
     let (uri, disk, cmds) =
         fake_rw_server(vec![7u8; 8192], FLAG_HAS_FLAGS | FLAG_SEND_FLUSH, false);
-    let w = NbdWriter::open(&parse_uri(&uri).unwrap(), Duration::from_secs(10)).unwrap();
+    let w = writer(&uri).unwrap();
     assert_eq!(w.size(), 8192);
     assert_eq!(w.key(), PathBuf::from(&uri));
     w.write_all_at(b"abcd", 100).unwrap();
@@ -685,10 +751,7 @@ fn the_writer_writes_flushes_and_reads_back_on_its_own_connection() {
 #[test]
 fn the_writer_refuses_a_read_only_export_and_names_failed_ranges() {
     let (uri, disk, cmds) = fake_rw_server(vec![0u8; 4096], FLAG_HAS_FLAGS | FLAG_READ_ONLY, false);
-    let e = NbdWriter::open(&parse_uri(&uri).unwrap(), Duration::from_secs(10))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = writer(&uri).err().unwrap().to_string();
     assert!(
         e.contains("NBD_FLAG_READ_ONLY") && e.contains(&uri) && e.contains("nothing was written"),
         "{e}"
@@ -698,7 +761,7 @@ fn the_writer_refuses_a_read_only_export_and_names_failed_ranges() {
 
     // A server without SEND_FLUSH: no flush is sent; a failed write names its range.
     let (uri, disk, cmds) = fake_rw_server(vec![0u8; 4096], FLAG_HAS_FLAGS, true);
-    let w = NbdWriter::open(&parse_uri(&uri).unwrap(), Duration::from_secs(10)).unwrap();
+    let w = writer(&uri).unwrap();
     w.sync().unwrap();
     let e = w.write_all_at(b"abcd", 100).unwrap_err().to_string();
     assert!(
@@ -708,4 +771,68 @@ fn the_writer_refuses_a_read_only_export_and_names_failed_ranges() {
     drop(w);
     assert!(disk.lock().unwrap().iter().all(|&b| b == 0));
     assert!(!cmds.lock().unwrap().contains(&CMD_FLUSH));
+}
+
+#[test]
+fn reads_and_writes_keep_to_the_block_sizes_the_server_states() {
+    let disk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let (uri, served, cmds, bad) = fake_rw_server_with(
+        disk.clone(),
+        FLAG_HAS_FLAGS | FLAG_SEND_FLUSH,
+        false,
+        Some((4096, 4096, 8192)),
+    );
+    let n = Nbd::open_with_timeout(&parse_uri(&uri).unwrap(), Duration::from_secs(10)).unwrap();
+    // The reader: unaligned reads, small and big, and the blocks cached.
+    for (off, len) in [(5000u64, 10usize), (100, 30_000), (65_530, 6)] {
+        let mut buf = vec![0u8; len];
+        n.read_exact_at(off, &mut buf).unwrap();
+        assert_eq!(&buf[..], &disk[off as usize..off as usize + len]);
+    }
+    // The writer, on the same connection: a write inside one block, one
+    // across three blocks with both edges unaligned, one aligned.
+    let w = NbdWriter::new(&n).unwrap();
+    let mut want = disk.clone();
+    for (off, len, fill) in [
+        (5000usize, 10usize, 0xaau8),
+        (3000, 9000, 0xbb),
+        (16384, 8192, 0xcc),
+    ] {
+        let data = vec![fill; len];
+        w.write_all_at(&data, off as u64).unwrap();
+        want[off..off + len].copy_from_slice(&data);
+    }
+    w.sync().unwrap();
+    let mut back = vec![0u8; 20_000];
+    w.read_exact_at(2999, &mut back).unwrap();
+    assert_eq!(&back[..], &want[2999..22_999]);
+    assert_eq!(
+        *served.lock().unwrap(),
+        want,
+        "the edges kept the server's bytes"
+    );
+    // The reader's cached blocks of the written ranges were dropped.
+    let mut again = vec![0u8; 10];
+    n.read_exact_at(5000, &mut again).unwrap();
+    assert_eq!(&again[..], &want[5000..5010]);
+    let mut all = vec![0u8; want.len()];
+    n.read_exact_at(0, &mut all).unwrap();
+    assert_eq!(all, want);
+    assert!(bad.lock().unwrap().is_empty(), "{:?}", bad.lock().unwrap());
+    // One connection: the writer's requests went on the reader's socket.
+    let c = cmds.lock().unwrap();
+    assert!(c.contains(&CMD_WRITE) && c.contains(&CMD_FLUSH), "{c:?}");
+}
+
+#[test]
+fn a_write_on_a_dead_connection_names_its_range() {
+    let (uri, _, _) = fake_rw_server(vec![0u8; 4096], FLAG_HAS_FLAGS, false);
+    let n = Nbd::open_with_timeout(&parse_uri(&uri).unwrap(), Duration::from_secs(10)).unwrap();
+    let w = NbdWriter::new(&n).unwrap();
+    n.conn.die("the test closed it".into());
+    let e = w.write_all_at(b"ab", 10).unwrap_err().to_string();
+    assert!(
+        e.contains(&uri) && e.contains("write of bytes 10..12") && e.contains("the test closed it"),
+        "{e}"
+    );
 }

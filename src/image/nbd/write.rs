@@ -1,35 +1,37 @@
-//! A repair's own connection to an NBD export: `NBD_CMD_WRITE`, then
-//! `NBD_CMD_FLUSH` when the server offers it, and reads to check what was
-//! written, one request at a time.
+//! A repair's writes to an NBD export, on the reader's own connection:
+//! `NBD_CMD_WRITE`, then `NBD_CMD_FLUSH` when the server offers it, and
+//! reads that check what was written, through the same socket, reply
+//! reader thread and handles as [`super::Nbd`]'s reads. One connection
+//! suffices for a server that serves one client at a time (`qemu-nbd`
+//! without `--shared`).
 //!
-//! The reader ([`super::Nbd`]) stays read-only; this connection is opened
-//! for one repair (or undo) and closed after it. Every request has the
-//! reader's deadline, kept by the socket's timeouts. An export the server
-//! marks read-only (`NBD_FLAG_READ_ONLY`) is refused before anything is
-//! sent.
+//! Every request keeps to the block sizes the server states: a write that
+//! does not start or end on the minimum block size reads the blocks at its
+//! edges first (read-modify-write), and writes and reads go in pieces of at
+//! most the maximum payload. A write drops the reader's cached blocks it
+//! overlaps. An export the server marks read-only (`NBD_FLAG_READ_ONLY`) is
+//! refused before anything is sent.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use super::{Export, Stream, Uri, dial, handshake_error, lock, proto};
+use super::{Blocks, Conn, Nbd, PIECE, Uri, aligned, limits, lock, proto};
 use crate::error::{Error, Result};
-use crate::io::WriteAt;
+use crate::io::{NetworkDisk, WriteAt};
 
-/// How long the handshake of the repair's connection may take at most: a
-/// server that serves one client at a time (`qemu-nbd` without `--shared`)
-/// does not answer a second connection while the reader's is open.
-const HANDSHAKE: Duration = Duration::from_secs(10);
-
-/// An NBD export opened for writing.
+/// An NBD export opened for writing, sharing the reader's connection.
 pub struct NbdWriter {
-    uri: Uri,
-    export: Export,
-    stream: Mutex<Stream>,
-    next: AtomicU64,
-    timeout: Duration,
+    uri: String,
+    size: u64,
+    flags: u16,
+    conn: Arc<Conn>,
+    /// The reader's block caches: a write drops what it overlaps.
+    caches: [Arc<Mutex<Blocks>>; 2],
+    /// Every request starts and ends on this (the server's minimum block size).
+    min: u64,
+    /// The most bytes one request carries (a multiple of `min`).
+    chunk: u64,
 }
 
 /// Why an export cannot be written, from its transmission flags.
@@ -37,166 +39,169 @@ pub fn read_only_reason(uri: &str, flags: u16) -> Option<String> {
     (flags & proto::FLAG_READ_ONLY != 0).then(|| {
         format!(
             "{uri}: the NBD server serves the export read-only (NBD_FLAG_READ_ONLY, e.g. \
-             qemu-nbd --read-only): vmrescue cannot write to it; serve it writable for the \
-             repair (qemu-nbd --shared=2 without --read-only)"
+             qemu-nbd --read-only or nbdkit -r): vmrescue cannot write to it; serve it writable \
+             for the repair"
         )
     })
 }
 
 impl NbdWriter {
-    /// Connect to `uri`'s server for writing; each request waits at most
-    /// `timeout`. Refused when the export is read-only.
-    pub fn open(uri: &Uri, timeout: Duration) -> Result<NbdWriter> {
-        let hs_timeout = timeout.min(HANDSHAKE);
-        let mut stream = dial(uri, hs_timeout)?;
-        let export = match proto::handshake(&mut stream, &uri.export) {
-            Ok(e) => e,
-            Err(proto::HandshakeError::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(Error::Refused(format!(
-                    "{}: the NBD server did not answer a second connection within {} s: it \
-                     serves one client at a time (qemu-nbd without --shared), and vmrescue reads \
-                     on one connection and writes on another; restart it with --shared=2; \
-                     nothing was written",
-                    uri.text,
-                    hs_timeout.as_secs()
-                )));
-            }
-            Err(e) => return Err(handshake_error(uri, e)),
-        };
-        if let Some(why) = read_only_reason(&uri.text, export.flags) {
+    /// Connect to `uri`'s server (one connection, for reading and writing)
+    /// and open its export for writing. Refused when it is read-only.
+    pub fn open(uri: &Uri) -> Result<NbdWriter> {
+        NbdWriter::new(&Nbd::open(uri)?)
+    }
+
+    /// Writes to `nbd`'s export on its connection. Refused when the export
+    /// is read-only.
+    pub fn new(nbd: &Nbd) -> Result<NbdWriter> {
+        if let Some(why) = nbd.read_only() {
             return Err(Error::Refused(format!("{why}; nothing was written")));
         }
-        stream
-            .set_timeouts(Some(timeout))
-            .map_err(|e| Error::Invalid(format!("{}: {e}", uri.text)))?;
+        let (min, max) = limits(&nbd.export);
+        let chunk = (max.min(PIECE) / min).max(1) * min;
         Ok(NbdWriter {
-            uri: uri.clone(),
-            export,
-            stream: Mutex::new(stream),
-            next: AtomicU64::new(1),
-            timeout,
+            uri: nbd.uri.text.clone(),
+            size: nbd.size,
+            flags: nbd.export.flags,
+            conn: Arc::clone(&nbd.conn),
+            caches: [Arc::clone(&nbd.small), Arc::clone(&nbd.big)],
+            min,
+            chunk,
         })
     }
 
-    /// What the server said of the export on this connection.
-    pub fn export(&self) -> &Export {
-        &self.export
+    /// Send requests of `kind` for `from..to` (aligned) in pieces of at
+    /// most `chunk` bytes, all before waiting for the first reply; a
+    /// write's pieces come from `data` (its bytes from `from`). Returns
+    /// what reads brought, in order.
+    fn pieces(&self, kind: u16, from: u64, to: u64, data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut slots = Vec::new();
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(self.chunk);
+            let payload = if kind == proto::CMD_WRITE {
+                data.get((at - from) as usize..(at - from + n) as usize)
+                    .ok_or_else(|| self.conn.kind_error(kind, at, n as u32, "short payload"))?
+            } else {
+                &[]
+            };
+            let slot = self
+                .conn
+                .send(kind, at, n as u32, payload)
+                .map_err(|why| self.conn.kind_error(kind, at, n as u32, &why))?;
+            slots.push(slot);
+            at += n;
+        }
+        let mut out = Vec::new();
+        for slot in slots {
+            let got = self.conn.wait(&slot)?;
+            out.extend_from_slice(&got);
+        }
+        Ok(out)
     }
 
-    /// Send one request (`payload` after a write's header) and read its
-    /// reply: `reply_len` bytes of data for a read, none otherwise.
-    fn call(
+    /// The bytes of `from..to`, read from the server in aligned pieces.
+    fn read_range(&self, from: u64, to: u64) -> io::Result<Vec<u8>> {
+        let (a, b) = aligned(from, to, self.min, self.size);
+        let got = self.pieces(proto::CMD_READ, a, b, &[])?;
+        got.get((from - a) as usize..(to - a) as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                self.conn
+                    .kind_error(proto::CMD_READ, from, (to - from) as u32, "short reply")
+            })
+    }
+
+    /// Forget the reader's cached blocks that overlap `from..to`.
+    fn drop_cached(&self, from: u64, to: u64) {
+        for cache in &self.caches {
+            let mut c = lock(cache);
+            let size = c.size;
+            let (first, last) = (from / size, (to - 1) / size);
+            let Blocks { map, order, .. } = &mut *c;
+            map.retain(|&i, _| i < first || i > last);
+            order.retain(|&i| i < first || i > last);
+        }
+    }
+
+    /// `data` (the bytes of `offset..end`) with the server's bytes around
+    /// it up to `a..b`, the range widened to whole minimum blocks.
+    fn with_edges(
         &self,
-        kind: u16,
+        data: &[u8],
         offset: u64,
-        payload: &[u8],
-        reply_len: usize,
+        end: u64,
+        (a, b): (u64, u64),
     ) -> io::Result<Vec<u8>> {
-        let what = match kind {
-            proto::CMD_WRITE => "write",
-            proto::CMD_FLUSH => "flush",
-            _ => "read",
-        };
-        let len = if kind == proto::CMD_WRITE {
-            payload.len()
-        } else {
-            reply_len
-        };
-        let end = offset.saturating_add(len as u64);
-        let fail = |why: String| {
-            // The caller names the URI (`undo`'s messages name the disk).
-            io::Error::other(format!("{what} of bytes {offset}..{end} failed: {why}"))
-        };
-        let wire_len = u32::try_from(len).map_err(|_| fail("too long for one request".into()))?;
-        let handle = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut s = lock(&self.stream);
-        let timed = |e: io::Error| {
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) {
-                fail(format!(
-                    "no reply within {} s (VMRESCUE_NBD_TIMEOUT=SECONDS waits longer)",
-                    self.timeout.as_secs()
-                ))
-            } else {
-                fail(e.to_string())
-            }
-        };
-        let header = proto::request(kind, handle, offset, wire_len);
-        s.write_all(&header).map_err(timed)?;
-        if kind == proto::CMD_WRITE {
-            s.write_all(payload).map_err(timed)?;
+        let mut whole = vec![0u8; (b - a) as usize];
+        if a < offset {
+            let head = self.read_range(a, (a + self.min).min(b))?;
+            whole[..head.len()].copy_from_slice(&head);
         }
-        s.flush().map_err(timed)?;
-        let mut buf = vec![0u8; reply_len];
-        let mut p = proto::Pending::new(offset, &mut buf);
-        loop {
-            let h = proto::read_reply_header(&mut *s, self.export.structured).map_err(timed)?;
-            if h.handle() != handle {
-                return Err(fail(format!(
-                    "reply for handle {:#x}, expected {handle:#x}",
-                    h.handle()
-                )));
-            }
-            match proto::read_reply_body(&mut *s, &h, &mut p).map_err(timed)? {
-                proto::Step::More => {}
-                proto::Step::Done => break,
-            }
+        let t = (end - end % self.min).max(a);
+        // The tail's block, unless it is the head's, read just above.
+        if end < b && !(a < offset && t == a) {
+            let tail = self.read_range(t, b)?;
+            whole[(t - a) as usize..].copy_from_slice(&tail);
         }
-        if let Some(e) = p.error.take() {
-            return Err(fail(e));
-        }
-        Ok(buf)
+        whole[(offset - a) as usize..(end - a) as usize].copy_from_slice(data);
+        Ok(whole)
+    }
+
+    fn check_range(&self, offset: u64, len: usize) -> io::Result<u64> {
+        offset
+            .checked_add(len as u64)
+            .filter(|&e| e <= self.size)
+            .ok_or_else(|| crate::io::past_end(offset, len, self.size))
     }
 }
 
 impl WriteAt for NbdWriter {
     fn key(&self) -> PathBuf {
-        PathBuf::from(&self.uri.text)
+        PathBuf::from(&self.uri)
     }
     fn size(&self) -> u64 {
-        self.export.size
+        self.size
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let end = offset
-            .checked_add(buf.len() as u64)
-            .filter(|&e| e <= self.export.size);
-        if end.is_none() {
-            return Err(crate::io::past_end(offset, buf.len(), self.export.size));
+        let end = self.check_range(offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
         }
-        let got = self.call(proto::CMD_READ, offset, &[], buf.len())?;
-        buf.copy_from_slice(&got);
+        // From the server, not from the reader's cache: this checks a write.
+        buf.copy_from_slice(&self.read_range(offset, end)?);
         Ok(())
     }
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        let end = offset
-            .checked_add(data.len() as u64)
-            .filter(|&e| e <= self.export.size);
-        if end.is_none() {
-            return Err(crate::io::past_end(offset, data.len(), self.export.size));
+        let end = self.check_range(offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
         }
-        self.call(proto::CMD_WRITE, offset, data, 0).map(drop)
+        let (a, b) = aligned(offset, end, self.min, self.size);
+        let whole;
+        let data = if (a, b) == (offset, end) {
+            data
+        } else {
+            // Read-modify-write of the blocks at the edges.
+            whole = self.with_edges(data, offset, end, (a, b))?;
+            &whole
+        };
+        let written = self.pieces(proto::CMD_WRITE, a, b, data);
+        // Whatever came of it, the cached blocks may be stale now; reads
+        // asked after this see the server's bytes.
+        self.drop_cached(a, b);
+        written.map(drop)
     }
     fn sync(&self) -> io::Result<()> {
-        if self.export.flags & proto::FLAG_SEND_FLUSH == 0 {
+        if self.flags & proto::FLAG_SEND_FLUSH == 0 {
             // Nothing to ask: the server writes through.
             return Ok(());
         }
-        self.call(proto::CMD_FLUSH, 0, &[], 0).map(drop)
-    }
-}
-
-impl Drop for NbdWriter {
-    fn drop(&mut self) {
-        let msg = proto::request(proto::CMD_DISC, 0, 0, 0);
-        let mut s = lock(&self.stream);
-        let _ = s.write_all(&msg);
-        s.shutdown();
+        let slot = self
+            .conn
+            .send(proto::CMD_FLUSH, 0, 0, &[])
+            .map_err(|why| self.conn.kind_error(proto::CMD_FLUSH, 0, 0, &why))?;
+        self.conn.wait(&slot).map(drop)
     }
 }

@@ -321,14 +321,7 @@ impl RestoreDialog {
         let images: Vec<String> = plan
             .writes
             .iter()
-            .map(|w| {
-                escape_str(
-                    &w.image
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_else(|| w.image.display().to_string()),
-                )
-            })
+            .map(|w| escape_str(&w.shown_image()))
             .collect();
         let lines = s::apply_question(
             &escape(&plan.link),

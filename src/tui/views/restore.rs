@@ -105,12 +105,9 @@ pub fn restore_lines(r: &RestoreDialog) -> (Vec<Line<'static>>, Option<usize>) {
                 .iter()
                 .map(|b| format!("{}+{}", b.offset, b.new.len()))
                 .collect();
-            // The file name, as the status bar names the image.
-            let name = w
-                .image
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_else(|| w.image.display().to_string());
+            // The file name, as the status bar names the image; a network
+            // disk's URI.
+            let name = w.shown_image();
             lines.push(plain(&format!(
                 "  {} bytes of {} (at {})",
                 w.bytes(),
