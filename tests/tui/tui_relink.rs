@@ -563,9 +563,14 @@ fn pty_help_over_restore_then_an_undo_elsewhere_is_noticed() {
     pty.wait_for("WRITTEN: 1 repair");
     // Another shell undoes the repair.
     undo_the_repair(&state, &image, &before);
-    // No key pressed: the TUI sees it by itself, and lists the folder again.
+    // No key pressed: the TUI sees it by itself, says so, and lists the
+    // folder again (two waits: under load the listing can finish after the
+    // message has been replaced).
+    until(&mut pty, "the change is noticed", &|s| {
+        s.contains("changed on disk")
+    });
     until(&mut pty, "the old link is listed again", &|s| {
-        s.contains("changed on disk") && s.contains("libc.so.6 → /opt/g") && !s.contains("reading…")
+        s.contains("libc.so.6 → /opt/g") && !s.contains("reading…")
     });
     pty.send("!");
     pty.wait_for("proposed: libc-2.12.so");
