@@ -40,7 +40,7 @@
 //! batches need ([`FsView::prefetch`]: ext asks the kernel to read them in
 //! disk order), so a cold copy does not wait for one seek per file.
 //! Small files (up to [`SMALL_FILE`] bytes, one name) are read whole by the
-//! walk and made by the job's writer thread ([`Writers`]), so that making
+//! walk and made by the job's writer threads ([`Writers`]), so that making
 //! files on the host, most of a small-file copy's time, runs beside the
 //! reading; a directory gets its times and mode once its files are made.
 //! In a directory the job made itself ([`Made`]), a small file takes five
@@ -97,16 +97,17 @@ const PREFETCH_BATCH: usize = 512;
 const AHEAD: usize = 4;
 
 /// Regular files of at most this many bytes (and a single name) are read
-/// whole by the walk and handed to the job's writer thread, which makes
+/// whole by the walk and handed to the job's writer threads, which make
 /// them ([`Writers`]).
 const SMALL_FILE: u64 = 1 << 20;
-/// Bytes of file data handed to the writer thread and not yet written, at
+/// Bytes of file data handed to the writer threads and not yet written, at
 /// most.
-const WRITER_BYTES: usize = 32 << 20;
-/// Files handed to the writer thread and not yet written, at most.
-const WRITER_FILES: usize = 4096;
-/// Writer threads of a job.
-const WRITERS: usize = 1;
+const WRITER_BYTES: usize = 8 << 20;
+/// Files handed to the writer threads and not yet written, at most.
+const WRITER_FILES: usize = 1024;
+/// Writer threads of a job at most (one per CPU): the files of one
+/// directory all go to the same one, in order.
+const WRITERS: usize = 2;
 /// Directories waiting for their files to be written before they get their
 /// times, at most (each holds a descriptor).
 const WAITING_DIRS: usize = 256;
@@ -905,7 +906,7 @@ struct Exec<'a> {
     umask: Option<u32>,
     /// The file position of the file being written (where `sendfile` writes).
     out_pos: u64,
-    /// The writer thread small files are handed to, started at the first.
+    /// The writer threads small files are handed to, started at the first.
     writers: Option<Writers>,
     /// Whether starting it was tried.
     writers_tried: bool,
@@ -1401,7 +1402,7 @@ impl Exec<'_> {
         self.writers.as_ref().is_some_and(|w| w.files > 0)
     }
 
-    /// Start the writer thread, once; whether it runs.
+    /// Start the writer threads, once; whether they run.
     fn writers_ready(&mut self) -> bool {
         if !self.writers_tried {
             self.writers_tried = true;
@@ -1416,7 +1417,7 @@ impl Exec<'_> {
     }
 
     /// Copy small regular file `m` at `at` (in the directory of `frame`)
-    /// through the writer thread: its data is read here, the writer makes
+    /// through a writer thread: its data is read here, the writer makes
     /// the file. False when the file is not for the writer (large, hard
     /// linked, ...): copy it on this thread.
     fn hand_over(&mut self, frame: &Frame, at: Spot<'_>, m: &Metadata) -> bool {
@@ -1463,14 +1464,15 @@ impl Exec<'_> {
             return false;
         };
         let held = job.data.len();
-        match w.jobs.as_ref().map(|j| j.send(job)) {
+        let to = usize::try_from(frame.id).unwrap_or(0) % w.jobs.len().max(1);
+        match w.jobs.get(to).map(|j| j.send(job)) {
             Some(Ok(())) => {
                 w.files += 1;
                 w.bytes = w.bytes.saturating_add(held);
                 *w.pending.entry(frame.id).or_insert(0) += 1;
                 true
             }
-            // The writer thread is gone (it panicked): the panic goes on here.
+            // A writer thread is gone (it panicked): the panic goes on here.
             _ => {
                 self.writer_gone();
                 false
@@ -1598,12 +1600,12 @@ impl Exec<'_> {
         self.tick();
     }
 
-    /// The writer thread ended with files not written: it panicked, and
+    /// A writer thread ended with files not written: it panicked, and
     /// the panic goes on on this thread (as it would have had the files
     /// been written here).
     fn writer_gone(&mut self) {
         if let Some(mut w) = self.writers.take() {
-            w.jobs = None;
+            w.jobs.clear();
             for t in std::mem::take(&mut w.threads) {
                 if let Err(panic) = t.join() {
                     std::panic::resume_unwind(panic);
@@ -2419,7 +2421,7 @@ impl Exec<'_> {
 /// the other.
 type SmallData = (Vec<(u64, usize)>, Vec<u8>);
 
-/// A small file handed to the writer thread, with all it needs to make it.
+/// A small file handed to a writer thread, with all it needs to make it.
 struct SmallFile {
     /// The destination directory, and its [`Frame::id`].
     dir: Arc<OwnedFd>,
@@ -2470,8 +2472,9 @@ struct WriterCtx {
     stop: Arc<AtomicBool>,
 }
 
-/// The writer thread of a copy job: the walk reads small files whole
-/// ([`SMALL_FILE`]) and hands them over; the writer creates each (under its
+/// The writer threads of a copy job: the walk reads small files whole
+/// ([`SMALL_FILE`]) and hands them over, the files of a directory to one
+/// thread in the order listed; a writer creates each (under its
 /// temporary name), writes it, gives it its metadata and renames it, as
 /// [`Exec::copy_file`] does, and sends back what happened, so that making
 /// files (most of a small-file copy's time) runs beside the reading. At
@@ -2480,7 +2483,8 @@ struct WriterCtx {
 /// are written ([`Exec::finish_later`]); hard-linked files are not handed
 /// over (a link needs its first name to exist).
 struct Writers {
-    jobs: Option<std::sync::mpsc::Sender<Box<SmallFile>>>,
+    /// Each writer's queue.
+    jobs: Vec<std::sync::mpsc::Sender<Box<SmallFile>>>,
     done: std::sync::mpsc::Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
     ctx: Arc<WriterCtx>,
@@ -2494,23 +2498,28 @@ struct Writers {
 impl Writers {
     fn start(ctx: WriterCtx) -> Option<Writers> {
         let ctx = Arc::new(ctx);
-        let (jobs, asked) = std::sync::mpsc::channel::<Box<SmallFile>>();
-        let asked = Arc::new(std::sync::Mutex::new(asked));
         let (tell, done) = std::sync::mpsc::channel::<Done>();
-        let threads: Vec<JoinHandle<()>> = (0..WRITERS)
-            .map_while(|_| {
-                let (ctx, asked, tell) = (Arc::clone(&ctx), Arc::clone(&asked), tell.clone());
-                std::thread::Builder::new()
-                    .name("vmrescue-write".into())
-                    .spawn(move || write_files(&ctx, &asked, &tell))
-                    .ok()
-            })
-            .collect();
+        let mut jobs = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..crate::io::parallelism().clamp(1, WRITERS) {
+            let (ask, asked) = std::sync::mpsc::channel::<Box<SmallFile>>();
+            let (ctx, tell) = (Arc::clone(&ctx), tell.clone());
+            match std::thread::Builder::new()
+                .name("vmrescue-write".into())
+                .spawn(move || write_files(&ctx, &asked, &tell))
+            {
+                Ok(t) => {
+                    jobs.push(ask);
+                    threads.push(t);
+                }
+                Err(_) => break,
+            }
+        }
         if threads.is_empty() {
             return None;
         }
         Some(Writers {
-            jobs: Some(jobs),
+            jobs,
             done,
             threads,
             ctx,
@@ -2525,7 +2534,7 @@ impl Drop for Writers {
     fn drop(&mut self) {
         // (Normally nothing is left: the job waits for every file.)
         self.ctx.stop.store(true, Ordering::Relaxed);
-        self.jobs = None;
+        self.jobs.clear();
         for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }
@@ -2535,12 +2544,11 @@ impl Drop for Writers {
 /// A writer thread: make the files asked, until no more are asked.
 fn write_files(
     ctx: &WriterCtx,
-    asked: &std::sync::Mutex<std::sync::mpsc::Receiver<Box<SmallFile>>>,
+    asked: &std::sync::mpsc::Receiver<Box<SmallFile>>,
     tell: &std::sync::mpsc::Sender<Done>,
 ) {
     loop {
-        let job = asked.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(mut job) = job else {
+        let Ok(mut job) = asked.recv() else {
             return;
         };
         let written = if ctx.stop.load(Ordering::Relaxed) {
