@@ -39,12 +39,17 @@
 //! are copied, the filesystem is told which inodes and data the next
 //! batches need ([`FsView::prefetch`]: ext asks the kernel to read them in
 //! disk order), so a cold copy does not wait for one seek per file.
+//! Small files (up to [`SMALL_FILE`] bytes, one name) are read whole by the
+//! walk and made by the job's writer threads ([`Writers`]), so that making
+//! files on the host, most of a small-file copy's time, runs beside the
+//! reading; a directory gets its times and mode once its files are made.
 //! In a directory the job made itself ([`Made`]), a small file takes five
-//! system calls (`openat` with its final mode, `sendfile`, `futimens`,
+//! system calls (`openat` with its final mode, `write`, `futimens`,
 //! `close`, `renameat2`): no lookup first, and no `fchown`/`fchmod` whose
 //! result the creation already gave.
-//! Memory stays bounded whatever the tree: a few buffers, one listing per
-//! open directory level, and the hard-linked files seen.
+//! Memory stays bounded whatever the tree: a few buffers, the small files
+//! handed to the writer ([`WRITER_BYTES`] at most), one listing per open
+//! directory level, and the hard-linked files seen.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -63,7 +68,7 @@ use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::fs::path::{components, is_safe_name, join, resolve, split_last};
-use crate::fs::{FileType, FsView, Metadata, NodeId, Timestamp};
+use crate::fs::{FileType, FsView, Metadata, NodeId, Timestamp, Xattr};
 use crate::text::escape;
 
 /// Deepest directory nesting copied (each level holds one open descriptor).
@@ -90,6 +95,22 @@ const PREFETCH_BATCH: usize = 512;
 /// Chunks of [`BUFFER`] bytes asked of a job's reader threads at most (so
 /// at most this many buffers, and one more being written, per job).
 const AHEAD: usize = 4;
+
+/// Regular files of at most this many bytes (and a single name) are read
+/// whole by the walk and handed to the job's writer threads, which make
+/// them ([`Writers`]).
+const SMALL_FILE: u64 = 1 << 20;
+/// Bytes of file data handed to the writer threads and not yet written, at
+/// most.
+const WRITER_BYTES: usize = 8 << 20;
+/// Files handed to the writer threads and not yet written, at most.
+const WRITER_FILES: usize = 1024;
+/// Writer threads of a job at most (one per CPU): the files of one
+/// directory all go to the same one, in order.
+const WRITERS: usize = 2;
+/// Directories waiting for their files to be written before they get their
+/// times, at most (each holds a descriptor).
+const WAITING_DIRS: usize = 256;
 
 /// Skipped or failed files kept with their reasons (all are counted).
 pub const MAX_ISSUES: usize = 10_000;
@@ -728,6 +749,10 @@ impl CopyJob {
             egid: rustix::process::getegid().as_raw(),
             umask: current_umask(),
             out_pos: 0,
+            writers: None,
+            writers_tried: false,
+            waiting: std::collections::VecDeque::new(),
+            next_dir: 0,
         };
         for src in &self.sources {
             if ex.cancelled() {
@@ -735,6 +760,7 @@ impl CopyJob {
             }
             ex.copy_source(src);
         }
+        ex.drain();
         ex.summary.cancelled = ex.cancelled();
         ex.emit();
         let mut summary = ex.summary;
@@ -839,9 +865,11 @@ enum Stop {
 /// A directory being copied: its destination descriptor and the
 /// subdirectories still to copy.
 struct Frame {
+    /// Which directory of the job this is (for [`Writers::pending`]).
+    id: u64,
     node: NodeId,
     meta: Metadata,
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     made: Option<Made>,
     guest_path: Vec<u8>,
     rel: Vec<u8>,
@@ -878,6 +906,15 @@ struct Exec<'a> {
     umask: Option<u32>,
     /// The file position of the file being written (where `sendfile` writes).
     out_pos: u64,
+    /// The writer threads small files are handed to, started at the first.
+    writers: Option<Writers>,
+    /// Whether starting it was tried.
+    writers_tried: bool,
+    /// Directories done but for their own metadata, which waits for their
+    /// files being written; in the order they were done.
+    waiting: std::collections::VecDeque<Frame>,
+    /// The [`Frame::id`] of the next directory.
+    next_dir: u64,
 }
 
 fn io_err(e: Errno) -> std::io::Error {
@@ -955,9 +992,151 @@ fn proc_path(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> PathBuf {
     }
 }
 
+/// The host path of `rel` (relative to the destination `dest`), escaped
+/// for messages.
+fn host_of(dest: &Path, rel: &[u8]) -> String {
+    escape(dest.join(OsStr::from_bytes(rel)).as_os_str().as_bytes())
+}
+
+/// Make a new node for `name` (at `rel` below `dest`) under a fresh
+/// temporary name with `make` (which must fail with `EEXIST` when the name
+/// is taken): the name and what `make` gave, or why it could not be made.
+fn make_temp_in<T>(
+    dest: &Path,
+    name: &[u8],
+    rel: &[u8],
+    mut make: impl FnMut(&[u8]) -> rustix::io::Result<T>,
+) -> std::result::Result<(Vec<u8>, T), String> {
+    let mut last = Errno::EXIST;
+    for attempt in 0..16 {
+        let tmp = temp_name(name, attempt);
+        match make(&tmp) {
+            Ok(t) => return Ok((tmp, t)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => {
+                last = e;
+                break;
+            }
+        }
+    }
+    let parent = host_of(dest, split_rel(rel).0);
+    Err(format!("creating a file in {parent}: {}", io_err(last)))
+}
+
+/// Give the finished temporary `tmp` in `dir` its real `name` (at `rel`
+/// below `dest`; `made`: `dir` was made by this job), as the `existing`
+/// rule allows (replacing atomically with `--overwrite`, never replacing
+/// otherwise). On failure `tmp` is removed, and the error says why.
+fn place_at(
+    dest: &Path,
+    existing: Existing,
+    tmp: &[u8],
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    rel: &[u8],
+    made: Option<Made>,
+) -> std::result::Result<(), String> {
+    let r = if existing == Existing::Overwrite {
+        rustix::fs::renameat(dir, tmp, dir, name)
+    } else {
+        match rustix::fs::renameat_with(dir, tmp, dir, name, RenameFlags::NOREPLACE) {
+            // Filesystems without RENAME_NOREPLACE: a link never replaces.
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                match rustix::fs::linkat(dir, tmp, dir, name, AtFlags::empty()) {
+                    Ok(()) => {
+                        let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+                        Ok(())
+                    }
+                    Err(Errno::EXIST) => Err(Errno::EXIST),
+                    // Nor hard links (vfat): look, then rename.
+                    Err(_) => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(_) => Err(Errno::EXIST),
+                        Err(Errno::NOENT) => rustix::fs::renameat(dir, tmp, dir, name),
+                        Err(e) => Err(e),
+                    },
+                }
+            }
+            r => r,
+        }
+    };
+    r.map_err(|e| {
+        let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+        let host = host_of(dest, rel);
+        if e == Errno::EXIST && made.is_some() {
+            format!(
+                "already exists: {host} (made by this copy: the guest's directory \
+                 holds the name twice, or the destination takes two names as one): kept"
+            )
+        } else if e == Errno::EXIST {
+            format!("{host} appeared while it was being copied: kept")
+        } else {
+            format!("renaming the finished copy to {host}: {}", io_err(e))
+        }
+    })
+}
+
+/// Owner (when `owner`), mode, xattrs (when listed) and times of a file or
+/// directory open as `fd`, but what it was `given` at its creation; what
+/// failed goes to `problems`.
+fn fd_meta(
+    fd: BorrowedFd<'_>,
+    m: &Metadata,
+    given: Given,
+    owner: bool,
+    xattrs: Option<std::result::Result<Vec<Xattr>, String>>,
+    problems: &mut Vec<String>,
+) {
+    if owner && !given.owner {
+        let (uid, gid) = ids(m);
+        if let Err(e) = rustix::fs::fchown(fd, uid, gid) {
+            problems.push(format!("owner {}:{}: {}", m.uid, m.gid, io_err(e)));
+        }
+    }
+    if !given.mode
+        && let Err(e) = rustix::fs::fchmod(fd, Mode::from_bits_truncate(m.perm & 0o7777))
+    {
+        problems.push(format!("mode {:o}: {}", m.perm, io_err(e)));
+    }
+    if let Some(list) = xattrs {
+        set_xattrs(list, problems, |n, v| {
+            rustix::fs::fsetxattr(fd, n, v, XattrFlags::empty())
+        });
+    }
+    if let Err(e) = rustix::fs::futimens(fd, &times(m)) {
+        problems.push(format!("times: {}", io_err(e)));
+    }
+}
+
+/// Set the xattrs `list` (as read from the guest, or why it could not be)
+/// with `set`; what failed goes to `problems`.
+fn set_xattrs(
+    list: std::result::Result<Vec<Xattr>, String>,
+    problems: &mut Vec<String>,
+    mut set: impl FnMut(&[u8], &[u8]) -> rustix::io::Result<()>,
+) {
+    match list {
+        Ok(list) => {
+            for x in list {
+                if x.name.contains(&0) {
+                    problems.push(format!("xattr {}: name holds a NUL byte", escape(&x.name)));
+                    continue;
+                }
+                if let Err(e) = set(&x.name, &x.value) {
+                    problems.push(format!("xattr {}: {}", escape(&x.name), io_err(e)));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("reading xattrs: {e}")),
+    }
+}
+
 impl Exec<'_> {
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        let cancelled = self.cancel.load(Ordering::Relaxed);
+        if cancelled && let Some(w) = &self.writers {
+            w.ctx.stop.store(true, Ordering::Relaxed);
+        }
+        cancelled
     }
 
     fn emit(&mut self) {
@@ -1060,7 +1239,7 @@ impl Exec<'_> {
         loop {
             if self.cancelled() {
                 while let Some(f) = stack.pop() {
-                    self.finish_dir(f);
+                    self.finish_later(f);
                 }
                 return;
             }
@@ -1069,7 +1248,7 @@ impl Exec<'_> {
             };
             let Some((name, meta)) = top.subdirs.pop() else {
                 if let Some(f) = stack.pop() {
-                    self.finish_dir(f);
+                    self.finish_later(f);
                 }
                 continue;
             };
@@ -1112,10 +1291,12 @@ impl Exec<'_> {
         guest_path: Vec<u8>,
         rel: Vec<u8>,
     ) -> Frame {
+        self.next_dir += 1;
         let mut frame = Frame {
+            id: self.next_dir,
             node,
             meta,
-            fd,
+            fd: Arc::new(fd),
             made,
             guest_path,
             rel,
@@ -1166,11 +1347,271 @@ impl Exec<'_> {
             } else {
                 let rel = rel_join(&frame.rel, &e.name);
                 let at = Spot::new(frame.fd.as_fd(), &e.name, &path, &rel).in_made(frame.made);
-                self.copy_leaf(at, &m);
+                if !self.hand_over(&frame, at, &m) {
+                    self.copy_leaf(at, &m);
+                }
             }
         }
         frame.subdirs.reverse();
         frame
+    }
+
+    /// Give a finished directory its metadata once the files handed to the
+    /// writer thread for it are written (creating them changes its times),
+    /// in the order directories are done.
+    fn finish_later(&mut self, f: Frame) {
+        self.waiting.push_back(f);
+        self.finish_ready();
+        // Each waiting directory holds a descriptor: wait for the writer
+        // rather than hold many.
+        while self.waiting.len() > WAITING_DIRS && self.writers_busy() {
+            self.collect(true);
+        }
+    }
+
+    /// Finish the first waiting directories that have no file left to write.
+    fn finish_ready(&mut self) {
+        while let Some(f) = self.waiting.front() {
+            if self
+                .writers
+                .as_ref()
+                .is_some_and(|w| w.pending.contains_key(&f.id))
+            {
+                return;
+            }
+            if let Some(f) = self.waiting.pop_front() {
+                self.finish_dir(f);
+            }
+        }
+    }
+
+    /// Wait for every file handed to the writer, and finish the waiting
+    /// directories.
+    fn drain(&mut self) {
+        while self.writers_busy() {
+            self.collect(true);
+        }
+        self.finish_ready();
+        // (Only when the writer thread is gone with files not written.)
+        while let Some(f) = self.waiting.pop_front() {
+            self.finish_dir(f);
+        }
+    }
+
+    fn writers_busy(&self) -> bool {
+        self.writers.as_ref().is_some_and(|w| w.files > 0)
+    }
+
+    /// Start the writer threads, once; whether they run.
+    fn writers_ready(&mut self) -> bool {
+        if !self.writers_tried {
+            self.writers_tried = true;
+            self.writers = Writers::start(WriterCtx {
+                dest: self.dest.to_path_buf(),
+                existing: self.opts.existing,
+                owner: self.opts.owner,
+                stop: Arc::new(AtomicBool::new(self.cancelled())),
+            });
+        }
+        self.writers.is_some()
+    }
+
+    /// Copy small regular file `m` at `at` (in the directory of `frame`)
+    /// through a writer thread: its data is read here, the writer makes
+    /// the file. False when the file is not for the writer (large, hard
+    /// linked, ...): copy it on this thread.
+    fn hand_over(&mut self, frame: &Frame, at: Spot<'_>, m: &Metadata) -> bool {
+        if m.file_type != FileType::Regular
+            || m.nlink > 1
+            || m.size > SMALL_FILE
+            || self.cancelled()
+            || !self.writers_ready()
+        {
+            return false;
+        }
+        self.current = at.path.to_vec();
+        self.tick();
+        if !self.may_write(at, m) {
+            self.files_done += 1;
+            return true;
+        }
+        let Some((ranges, data)) = self.read_small(m) else {
+            // Unreadable or shorter than it says: the usual path reads
+            // again and reports it as it does.
+            self.copy_node(at, m);
+            self.files_done += 1;
+            return true;
+        };
+        self.make_room(data.len());
+        let exact = ranges
+            .first()
+            .is_some_and(|&(off, len)| self.kernel_would_move(m.node, off, len as u64));
+        let job = Box::new(SmallFile {
+            dir: Arc::clone(&frame.fd),
+            dir_id: frame.id,
+            name: at.name.to_vec(),
+            path: at.path.to_vec(),
+            rel: at.rel.to_vec(),
+            made: at.made,
+            given: self.given(at, m),
+            xattrs: self.xattrs(m),
+            meta: m.clone(),
+            ranges,
+            data,
+            exact,
+        });
+        let Some(w) = self.writers.as_mut() else {
+            return false;
+        };
+        let held = job.data.len();
+        let to = usize::try_from(frame.id).unwrap_or(0) % w.jobs.len().max(1);
+        match w.jobs.get(to).map(|j| j.send(job)) {
+            Some(Ok(())) => {
+                w.files += 1;
+                w.bytes = w.bytes.saturating_add(held);
+                *w.pending.entry(frame.id).or_insert(0) += 1;
+                true
+            }
+            // A writer thread is gone (it panicked): the panic goes on here.
+            _ => {
+                self.writer_gone();
+                false
+            }
+        }
+    }
+
+    /// The data of small file `m`, read whole: its data ranges (offset,
+    /// length) and their bytes one after the other. `None` when a read
+    /// fails or ends early.
+    fn read_small(&self, m: &Metadata) -> Option<SmallData> {
+        if m.size == 0 {
+            return Some((Vec::new(), Vec::new()));
+        }
+        let whole = vec![crate::fs::FileExtent {
+            offset: 0,
+            len: m.size,
+            unwritten: false,
+        }];
+        let extents = self.fs.extents(m.node).unwrap_or(whole);
+        let mut ranges = Vec::new();
+        let mut total = 0usize;
+        for e in extents.iter().filter(|e| !e.unwritten) {
+            let end = e.offset.saturating_add(e.len).min(m.size);
+            if end <= e.offset {
+                continue;
+            }
+            let len = usize::try_from(end - e.offset).ok()?;
+            total = total.checked_add(len)?;
+            // Overlapping extents (a damaged map): the usual path copes.
+            if total as u64 > SMALL_FILE {
+                return None;
+            }
+            ranges.push((e.offset, len));
+        }
+        let mut data = vec![0u8; total];
+        let mut at = 0usize;
+        for &(off, len) in &ranges {
+            let end = at.checked_add(len)?;
+            let buf = data.get_mut(at..end)?;
+            match fill(self.fs, m.node, off, buf) {
+                Ok(n) if n == len => at = end,
+                _ => return None,
+            }
+        }
+        Some((ranges, data))
+    }
+
+    /// Wait until the writer has room for `bytes` more.
+    fn make_room(&mut self, bytes: usize) {
+        self.collect(false);
+        while self.writers.as_ref().is_some_and(|w| {
+            w.files > 0 && (w.files >= WRITER_FILES || w.bytes.saturating_add(bytes) > WRITER_BYTES)
+        }) {
+            self.collect(true);
+        }
+    }
+
+    /// Take what the writer has done (waiting for one file when `wait`),
+    /// then finish the directories that wait for nothing more.
+    fn collect(&mut self, wait: bool) {
+        let mut wait = wait;
+        while let Some(w) = self.writers.as_ref() {
+            if w.files == 0 {
+                break;
+            }
+            let got = if wait {
+                w.done
+                    .recv_timeout(Duration::from_millis(20))
+                    .map_err(|e| e == std::sync::mpsc::RecvTimeoutError::Disconnected)
+            } else {
+                w.done
+                    .try_recv()
+                    .map_err(|e| e == std::sync::mpsc::TryRecvError::Disconnected)
+            };
+            match got {
+                Ok(done) => {
+                    wait = false;
+                    self.written(done);
+                }
+                Err(true) => {
+                    self.writer_gone();
+                    break;
+                }
+                // Waiting: a cancel reaches the writer from here too.
+                Err(false) if wait => {
+                    self.cancelled();
+                }
+                Err(false) => break,
+            }
+        }
+        self.finish_ready();
+    }
+
+    /// Account for a file the writer is done with, as the copy on this
+    /// thread would have.
+    fn written(&mut self, d: Done) {
+        if let Some(w) = self.writers.as_mut() {
+            w.files = w.files.saturating_sub(1);
+            w.bytes = w.bytes.saturating_sub(d.held);
+            if let Some(n) = w.pending.get_mut(&d.dir_id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    w.pending.remove(&d.dir_id);
+                }
+            }
+        }
+        self.files_done += 1;
+        match d.written {
+            Written::Copied(problems) => {
+                self.bytes_done = self.bytes_done.saturating_add(d.size);
+                self.summary.files += 1;
+                self.summary.bytes = self.summary.bytes.saturating_add(d.size);
+                if !problems.is_empty() {
+                    let host = self.host(&d.rel);
+                    self.summary.fail(
+                        &d.path,
+                        format!("copied to {host}, but {}", problems.join("; ")),
+                    );
+                }
+            }
+            Written::Failed(why) => self.summary.fail(&d.path, why),
+            Written::Cancelled => {}
+        }
+        self.tick();
+    }
+
+    /// A writer thread ended with files not written: it panicked, and
+    /// the panic goes on on this thread (as it would have had the files
+    /// been written here).
+    fn writer_gone(&mut self) {
+        if let Some(mut w) = self.writers.take() {
+            w.jobs.clear();
+            for t in std::mem::take(&mut w.threads) {
+                if let Err(panic) = t.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
     }
 
     /// Give a finished directory its mode, owner, xattrs and times.
@@ -1292,7 +1733,7 @@ impl Exec<'_> {
 
     /// The host path of `rel`, escaped for messages.
     fn host(&self, rel: &[u8]) -> String {
-        escape(self.host_path(rel).as_os_str().as_bytes())
+        host_of(self.dest, rel)
     }
 
     /// Copy a non-directory entry (`rel`: its path relative to the destination).
@@ -1452,29 +1893,15 @@ impl Exec<'_> {
     fn make_temp<T>(
         &mut self,
         at: Spot<'_>,
-        mut make: impl FnMut(&[u8]) -> rustix::io::Result<T>,
+        make: impl FnMut(&[u8]) -> rustix::io::Result<T>,
     ) -> Option<(Vec<u8>, T)> {
-        let Spot {
-            name, path, rel, ..
-        } = at;
-        let mut last = Errno::EXIST;
-        for attempt in 0..16 {
-            let tmp = temp_name(name, attempt);
-            match make(&tmp) {
-                Ok(t) => return Some((tmp, t)),
-                Err(Errno::EXIST) => continue,
-                Err(e) => {
-                    last = e;
-                    break;
-                }
+        match make_temp_in(self.dest, at.name, at.rel, make) {
+            Ok(made) => Some(made),
+            Err(why) => {
+                self.summary.fail(at.path, why);
+                None
             }
         }
-        let parent = self.host(split_rel(rel).0);
-        self.summary.fail(
-            path,
-            format!("creating a file in {parent}: {}", io_err(last)),
-        );
-        None
     }
 
     /// Give the finished temporary `tmp` in `dir` its real name, as the
@@ -1482,45 +1909,17 @@ impl Exec<'_> {
     /// never replacing otherwise). On failure `tmp` is removed and the
     /// entry reported.
     fn place(&mut self, tmp: &[u8], at: Spot<'_>) -> bool {
-        let (dir, name) = (at.dir, at.name);
-        let r = if self.opts.existing == Existing::Overwrite {
-            rustix::fs::renameat(dir, tmp, dir, name)
-        } else {
-            match rustix::fs::renameat_with(dir, tmp, dir, name, RenameFlags::NOREPLACE) {
-                // Filesystems without RENAME_NOREPLACE: a link never replaces.
-                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-                    match rustix::fs::linkat(dir, tmp, dir, name, AtFlags::empty()) {
-                        Ok(()) => {
-                            let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
-                            Ok(())
-                        }
-                        Err(Errno::EXIST) => Err(Errno::EXIST),
-                        // Nor hard links (vfat): look, then rename.
-                        Err(_) => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                            Ok(_) => Err(Errno::EXIST),
-                            Err(Errno::NOENT) => rustix::fs::renameat(dir, tmp, dir, name),
-                            Err(e) => Err(e),
-                        },
-                    }
-                }
-                r => r,
-            }
-        };
-        match r {
+        match place_at(
+            self.dest,
+            self.opts.existing,
+            tmp,
+            at.dir,
+            at.name,
+            at.rel,
+            at.made,
+        ) {
             Ok(()) => true,
-            Err(e) => {
-                let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
-                let host = self.host(at.rel);
-                let why = if e == Errno::EXIST && at.made.is_some() {
-                    format!(
-                        "already exists: {host} (made by this copy: the guest's directory \
-                         holds the name twice, or the destination takes two names as one): kept"
-                    )
-                } else if e == Errno::EXIST {
-                    format!("{host} appeared while it was being copied: kept")
-                } else {
-                    format!("renaming the finished copy to {host}: {}", io_err(e))
-                };
+            Err(why) => {
                 self.summary.fail(at.path, why);
                 false
             }
@@ -1617,16 +2016,12 @@ impl Exec<'_> {
             return false;
         };
         let tmp_host = self.host(&rel_join(split_rel(rel).0, &tmp));
-        let finish = |writing: Option<Writing>, f: &mut dyn FnMut() -> bool| match writing {
-            Some(w) => w.finish(f),
-            None => f(),
-        };
         let file = File::from(fd);
         self.out_pos = 0;
         let before = self.bytes_done;
         if let Err(stop) = self.copy_data(&file, m) {
             drop(file);
-            finish(writing, &mut || {
+            finish_writing(writing, || {
                 rustix::fs::unlinkat(dir, &tmp[..], AtFlags::empty()).is_ok()
             });
             self.bytes_done = before;
@@ -1639,7 +2034,7 @@ impl Exec<'_> {
         let mut problems = Vec::new();
         self.apply_fd_meta(file.as_fd(), m, given, &mut problems);
         drop(file);
-        let placed = finish(writing, &mut || self.place(&tmp, at));
+        let placed = finish_writing(writing, || self.place(&tmp, at));
         if !placed {
             self.bytes_done = before;
             return false;
@@ -1871,47 +2266,16 @@ impl Exec<'_> {
         given: Given,
         problems: &mut Vec<String>,
     ) {
-        if self.opts.owner && !given.owner {
-            let (uid, gid) = ids(m);
-            if let Err(e) = rustix::fs::fchown(fd, uid, gid) {
-                problems.push(format!("owner {}:{}: {}", m.uid, m.gid, io_err(e)));
-            }
-        }
-        if !given.mode
-            && let Err(e) = rustix::fs::fchmod(fd, Mode::from_bits_truncate(m.perm & 0o7777))
-        {
-            problems.push(format!("mode {:o}: {}", m.perm, io_err(e)));
-        }
-        if self.opts.xattrs {
-            self.set_xattrs(m.node, problems, |n, v| {
-                rustix::fs::fsetxattr(fd, n, v, XattrFlags::empty())
-            });
-        }
-        if let Err(e) = rustix::fs::futimens(fd, &times(m)) {
-            problems.push(format!("times: {}", io_err(e)));
-        }
+        let xattrs = self.xattrs(m);
+        fd_meta(fd, m, given, self.opts.owner, xattrs, problems);
     }
 
-    fn set_xattrs(
-        &mut self,
-        node: NodeId,
-        problems: &mut Vec<String>,
-        mut set: impl FnMut(&[u8], &[u8]) -> rustix::io::Result<()>,
-    ) {
-        match self.fs.xattrs(node) {
-            Ok(list) => {
-                for x in list {
-                    if x.name.contains(&0) {
-                        problems.push(format!("xattr {}: name holds a NUL byte", escape(&x.name)));
-                        continue;
-                    }
-                    if let Err(e) = set(&x.name, &x.value) {
-                        problems.push(format!("xattr {}: {}", escape(&x.name), io_err(e)));
-                    }
-                }
-            }
-            Err(e) => problems.push(format!("reading xattrs: {e}")),
-        }
+    /// The xattrs of `m` to copy (none unless the options ask for them),
+    /// or why they could not be read.
+    fn xattrs(&self, m: &Metadata) -> Option<std::result::Result<Vec<Xattr>, String>> {
+        self.opts
+            .xattrs
+            .then(|| self.fs.xattrs(m.node).map_err(|e| e.to_string()))
     }
 
     /// Owner, xattrs and times of a node that cannot be opened (symlinks,
@@ -1951,9 +2315,9 @@ impl Exec<'_> {
                 problems.push(format!("mode {:o}: {}", m.perm, io_err(e)));
             }
         }
-        if self.opts.xattrs {
+        if let Some(list) = self.xattrs(m) {
             let p = proc_path(dir, Some(name));
-            self.set_xattrs(m.node, problems, |n, v| {
+            set_xattrs(list, problems, |n, v| {
                 rustix::fs::lsetxattr(&p, n, v, XattrFlags::empty())
             });
         }
@@ -2050,6 +2414,277 @@ impl Exec<'_> {
             );
         }
         true
+    }
+}
+
+/// A small file's data ranges (offset, length), and their bytes one after
+/// the other.
+type SmallData = (Vec<(u64, usize)>, Vec<u8>);
+
+/// A small file handed to a writer thread, with all it needs to make it.
+struct SmallFile {
+    /// The destination directory, and its [`Frame::id`].
+    dir: Arc<OwnedFd>,
+    dir_id: u64,
+    name: Vec<u8>,
+    /// Its guest path and its path relative to the destination.
+    path: Vec<u8>,
+    rel: Vec<u8>,
+    made: Option<Made>,
+    given: Given,
+    meta: Metadata,
+    xattrs: Option<std::result::Result<Vec<Xattr>, String>>,
+    /// Its data ranges (offset, length), their bytes one after the other in
+    /// `data`.
+    ranges: Vec<(u64, usize)>,
+    data: Vec<u8>,
+    /// The kernel would have moved the data: a failed write names the byte
+    /// it failed at, as it does then (else the start of its range).
+    exact: bool,
+}
+
+/// What the writer did with a [`SmallFile`].
+enum Written {
+    /// Made, with what of its metadata could not be set.
+    Copied(Vec<String>),
+    Failed(String),
+    /// Not made: the job was cancelled.
+    Cancelled,
+}
+
+/// A [`SmallFile`] done, back from the writer.
+struct Done {
+    dir_id: u64,
+    path: Vec<u8>,
+    rel: Vec<u8>,
+    size: u64,
+    /// Bytes of data it held.
+    held: usize,
+    written: Written,
+}
+
+/// What the writer threads share.
+struct WriterCtx {
+    dest: PathBuf,
+    existing: Existing,
+    owner: bool,
+    /// Set when the job is cancelled: files not yet begun are left out.
+    stop: Arc<AtomicBool>,
+}
+
+/// The writer threads of a copy job: the walk reads small files whole
+/// ([`SMALL_FILE`]) and hands them over, the files of a directory to one
+/// thread in the order listed; a writer creates each (under its
+/// temporary name), writes it, gives it its metadata and renames it, as
+/// [`Exec::copy_file`] does, and sends back what happened, so that making
+/// files (most of a small-file copy's time) runs beside the reading. At
+/// most [`WRITER_FILES`] files and [`WRITER_BYTES`] bytes are handed over
+/// and not written. A directory gets its own metadata only after its files
+/// are written ([`Exec::finish_later`]); hard-linked files are not handed
+/// over (a link needs its first name to exist).
+struct Writers {
+    /// Each writer's queue.
+    jobs: Vec<std::sync::mpsc::Sender<Box<SmallFile>>>,
+    done: std::sync::mpsc::Receiver<Done>,
+    threads: Vec<JoinHandle<()>>,
+    ctx: Arc<WriterCtx>,
+    /// Files and bytes handed over and not yet back.
+    files: usize,
+    bytes: usize,
+    /// Directories with files handed over and not back: how many.
+    pending: HashMap<u64, usize>,
+}
+
+impl Writers {
+    fn start(ctx: WriterCtx) -> Option<Writers> {
+        let ctx = Arc::new(ctx);
+        let (tell, done) = std::sync::mpsc::channel::<Done>();
+        let mut jobs = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..crate::io::parallelism().clamp(1, WRITERS) {
+            let (ask, asked) = std::sync::mpsc::channel::<Box<SmallFile>>();
+            let (ctx, tell) = (Arc::clone(&ctx), tell.clone());
+            match std::thread::Builder::new()
+                .name("vmrescue-write".into())
+                .spawn(move || write_files(&ctx, &asked, &tell))
+            {
+                Ok(t) => {
+                    jobs.push(ask);
+                    threads.push(t);
+                }
+                Err(_) => break,
+            }
+        }
+        if threads.is_empty() {
+            return None;
+        }
+        Some(Writers {
+            jobs,
+            done,
+            threads,
+            ctx,
+            files: 0,
+            bytes: 0,
+            pending: HashMap::new(),
+        })
+    }
+}
+
+impl Drop for Writers {
+    fn drop(&mut self) {
+        // (Normally nothing is left: the job waits for every file.)
+        self.ctx.stop.store(true, Ordering::Relaxed);
+        self.jobs.clear();
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A writer thread: make the files asked, until no more are asked.
+fn write_files(
+    ctx: &WriterCtx,
+    asked: &std::sync::mpsc::Receiver<Box<SmallFile>>,
+    tell: &std::sync::mpsc::Sender<Done>,
+) {
+    loop {
+        let Ok(mut job) = asked.recv() else {
+            return;
+        };
+        let written = if ctx.stop.load(Ordering::Relaxed) {
+            Written::Cancelled
+        } else {
+            write_small(ctx, &mut job)
+        };
+        let done = Done {
+            dir_id: job.dir_id,
+            held: job.data.len(),
+            size: job.meta.size,
+            path: job.path,
+            rel: job.rel,
+            written,
+        };
+        if tell.send(done).is_err() {
+            return;
+        }
+    }
+}
+
+/// Make small file `job` as [`Exec::copy_file`] does, with the same
+/// messages.
+fn write_small(ctx: &WriterCtx, job: &mut SmallFile) -> Written {
+    let dir = job.dir.as_fd();
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let parent_rel = split_rel(&job.rel).0;
+    let parent = ctx.dest.join(OsStr::from_bytes(parent_rel));
+    let mode = if job.given.mode {
+        Mode::from_bits_truncate(job.meta.perm & 0o777)
+    } else {
+        Mode::RUSR | Mode::WUSR
+    };
+    let mut writing = None;
+    let (tmp, fd) = match make_temp_in(&ctx.dest, &job.name, &job.rel, |tmp| {
+        writing = Some(Writing::new(parent.join(OsStr::from_bytes(tmp))));
+        rustix::fs::openat(dir, tmp, flags, mode)
+    }) {
+        Ok(made) => made,
+        Err(why) => return Written::Failed(why),
+    };
+    let file = File::from(fd);
+    let wrote = if !job.ranges.is_empty() && ctx.stop.load(Ordering::Relaxed) {
+        Err(None)
+    } else {
+        write_ranges(&file, job).map_err(Some)
+    };
+    if let Err(stop) = wrote {
+        drop(file);
+        finish_writing(writing, || {
+            rustix::fs::unlinkat(dir, &tmp[..], AtFlags::empty()).is_ok()
+        });
+        return match stop {
+            None => Written::Cancelled,
+            Some(why) => {
+                let tmp_host = host_of(&ctx.dest, &rel_join(parent_rel, &tmp));
+                Written::Failed(format!("{why} (writing {tmp_host})"))
+            }
+        };
+    }
+    let mut problems = Vec::new();
+    fd_meta(
+        file.as_fd(),
+        &job.meta,
+        job.given,
+        ctx.owner,
+        job.xattrs.take(),
+        &mut problems,
+    );
+    drop(file);
+    let placed = finish_writing(writing, || {
+        place_at(
+            &ctx.dest,
+            ctx.existing,
+            &tmp,
+            dir,
+            &job.name,
+            &job.rel,
+            job.made,
+        )
+    });
+    match placed {
+        Ok(()) => Written::Copied(problems),
+        Err(why) => Written::Failed(why),
+    }
+}
+
+/// Write the data of `job` into `out`, leaving its holes (and giving it its
+/// size when it ends in one).
+fn write_ranges(out: &File, job: &SmallFile) -> std::result::Result<(), String> {
+    let mut at = 0usize;
+    for &(off, len) in &job.ranges {
+        let end = at.saturating_add(len);
+        let bytes = job.data.get(at..end).unwrap_or_default();
+        at = end;
+        if !job.exact {
+            out.write_all_at(bytes, off)
+                .map_err(|e| format!("writing at byte {off}: {e}"))?;
+            continue;
+        }
+        let mut done = 0usize;
+        while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
+            let pos = off.saturating_add(done as u64);
+            match out.write_at(rest, pos) {
+                Ok(0) => {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        "failed to write whole buffer",
+                    );
+                    return Err(format!("writing at byte {pos}: {e}"));
+                }
+                Ok(n) => done = done.saturating_add(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("writing at byte {pos}: {e}")),
+            }
+        }
+    }
+    let data_end = job
+        .ranges
+        .iter()
+        .map(|&(off, len)| off.saturating_add(len as u64))
+        .max()
+        .unwrap_or(0);
+    if data_end < job.meta.size {
+        out.set_len(job.meta.size)
+            .map_err(|e| format!("setting the size: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Run `f` (which removes or renames the temporary file `writing` lists),
+/// unlisting it in the same step.
+fn finish_writing<R>(writing: Option<Writing>, f: impl FnOnce() -> R) -> R {
+    match writing {
+        Some(w) => w.finish(f),
+        None => f(),
     }
 }
 

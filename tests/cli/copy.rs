@@ -122,6 +122,30 @@ fn user_options() -> CopyOptions {
     }
 }
 
+/// Everything [`compare`] can check.
+const EVERYTHING: Check = Check {
+    owners: true,
+    xattrs: true,
+    atime: true,
+};
+
+/// Copy `paths` of host tree `src` into `dest` (made if missing) with
+/// [`user_options`], the kernel moving bytes or not.
+fn copy_host(
+    src: &Path,
+    paths: &[&str],
+    dest: &Path,
+    kernel_copy: bool,
+) -> (Summary, Vec<CopyEvent>) {
+    std::fs::create_dir_all(dest).unwrap();
+    let fs: Arc<dyn FsView> = Arc::new(HostFs::open(src).unwrap());
+    let options = CopyOptions {
+        kernel_copy,
+        ..user_options()
+    };
+    run(&job(fs, paths, dest, options))
+}
+
 #[test]
 fn copies_a_host_tree_keeping_everything() {
     let tmp = tempfile::tempdir().unwrap();
@@ -130,23 +154,9 @@ fn copies_a_host_tree_keeping_everything() {
     let before = walk(&src);
     for kernel_copy in [true, false] {
         let dest = tmp.path().join(format!("dest-{kernel_copy}"));
-        std::fs::create_dir(&dest).unwrap();
-        let fs: Arc<dyn FsView> = Arc::new(HostFs::open(&src).unwrap());
-        let options = CopyOptions {
-            kernel_copy,
-            ..user_options()
-        };
-        let (summary, events) = run(&job(fs, &["/"], &dest, options));
+        let (summary, events) = copy_host(&src, &["/"], &dest, kernel_copy);
         assert!(summary.is_clean(), "{summary:#?}");
-        compare(
-            &before,
-            &walk(&dest),
-            Check {
-                owners: true,
-                xattrs: true,
-                atime: true,
-            },
-        );
+        compare(&before, &walk(&dest), EVERYTHING);
         // Counts: 14 regular names, one of them a hard link to another.
         assert_eq!(summary.files, 13, "{summary:#?}");
         assert_eq!(summary.hard_links, 1);
@@ -719,5 +729,177 @@ fn big_files_are_read_ahead_by_one_reader_thread_in_order() {
             std::fs::read(dest.join(format!("small{i}"))).unwrap(),
             noise(100 + i, i as u64)
         );
+    }
+}
+
+/// Many small files in a directory: the job's writer thread makes them
+/// while the walk goes on, and their directory gets its mtime and mode
+/// only after the last one is made (creating a file changes a
+/// directory's mtime). Small sparse files and empty files too.
+#[test]
+fn many_small_files_keep_their_directory_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in 0..4 {
+        let dir = src.join(format!("d{d}"));
+        std::fs::create_dir_all(dir.join("inner")).unwrap();
+        for i in 0..300 {
+            std::fs::write(dir.join(format!("f{i:03}")), noise(i * 37 % 5000, i as u64)).unwrap();
+        }
+        std::fs::write(dir.join("inner/last"), b"deepest").unwrap();
+        // A hole first, then data; a file that ends in a hole.
+        let f = std::fs::File::create(dir.join("holey")).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &noise(4096, 3), 64 << 10).unwrap();
+        drop(f);
+        let f = std::fs::File::create(dir.join("tail")).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &noise(4096, 4), 0).unwrap();
+        f.set_len(512 << 10).unwrap();
+        drop(f);
+    }
+    // A read-only directory full of files: its mode comes after them.
+    std::fs::set_permissions(src.join("d1"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    set_all_times(&src);
+    let before = walk(&src);
+    for kernel_copy in [true, false] {
+        let dest = tmp.path().join(format!("dest-{kernel_copy}"));
+        let (summary, events) = copy_host(&src, &["/."], &dest, kernel_copy);
+        assert!(summary.is_clean(), "{summary:#?}");
+        assert_eq!(summary.files, 4 * 303);
+        assert_eq!(summary.dirs, 1 + 8);
+        compare(&before, &walk(&dest), EVERYTHING);
+        for d in 0..4 {
+            assert_eq!(data_ranges(&dest.join(format!("d{d}/holey"))).len(), 1);
+        }
+        let Some(CopyEvent::Progress(last)) = events.last() else {
+            panic!("last event: {:?}", events.last());
+        };
+        assert_eq!(last.files_done, last.files_total);
+        assert_eq!(last.bytes_done, summary.bytes);
+        let _ = std::fs::set_permissions(dest.join("d1"), std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+/// Hard links among small files, in the directory of their first name and
+/// in others: each is made after its first name exists, and the copy has
+/// the source's link groups.
+#[test]
+fn hard_links_among_small_files_follow_their_first_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in ["a", "b", "c/d"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+        for i in 0..200 {
+            std::fs::write(src.join(format!("{d}/s{i:03}")), noise(i * 11, i as u64)).unwrap();
+        }
+    }
+    std::fs::write(src.join("a/first"), b"one inode, four names").unwrap();
+    std::fs::hard_link(src.join("a/first"), src.join("a/second")).unwrap();
+    std::fs::hard_link(src.join("a/first"), src.join("b/third")).unwrap();
+    std::fs::hard_link(src.join("a/first"), src.join("c/d/fourth")).unwrap();
+    // A pair whose names sort apart, in one directory.
+    std::fs::write(src.join("b/aa"), b"pair").unwrap();
+    std::fs::hard_link(src.join("b/aa"), src.join("b/zz")).unwrap();
+    set_all_times(&src);
+    let before = walk(&src);
+    let dest = tmp.path().join("dest");
+    let (summary, _) = copy_host(&src, &["/"], &dest, true);
+    assert!(summary.is_clean(), "{summary:#?}");
+    assert_eq!(summary.hard_links, 4);
+    assert_eq!(summary.files, 600 + 2);
+    compare(&before, &walk(&dest), EVERYTHING);
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let st = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "vmrescue-test",
+            ])
+            .arg(at)
+            .status()
+            .expect("mount (root, as the test command runs)");
+        assert!(st.success(), "mounting a tmpfs needs root");
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A destination that fills up while small files are being written by the
+/// writer thread: each file that did not fit is reported against its own
+/// guest path, with the write that failed and the temporary name it had;
+/// nothing is left under a temporary or a half-written real name; the
+/// files that fit are whole, and the directory keeps its times.
+#[test]
+fn a_full_destination_fails_the_files_that_do_not_fit() {
+    common::require_root("mounting a small tmpfs as the destination");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    for i in 0..60 {
+        std::fs::write(src.join(format!("d/f{i:02}")), noise(3000, i)).unwrap();
+    }
+    set_all_times(&src);
+    let before = walk(&src);
+    for kernel_copy in [true, false] {
+        let dest = tmp.path().join(format!("dest-{kernel_copy}"));
+        let _mount = Tmpfs::mount(&dest, "64k");
+        let (summary, events) = copy_host(&src, &["/d"], &dest, kernel_copy);
+        assert!(summary.files > 0, "{summary:#?}");
+        assert!(summary.failed_count > 0, "{summary:#?}");
+        assert_eq!(summary.files + summary.failed_count, 60, "{summary:#?}");
+        assert_eq!(summary.failed.len() as u64, summary.failed_count);
+        let d = dest.join("d");
+        for issue in &summary.failed {
+            let path = String::from_utf8_lossy(&issue.path).into_owned();
+            let name = path.strip_prefix("/d/").expect("a file of /d");
+            let tmp_prefix = format!("(writing {}/.{name}.vmrescue-", d.display());
+            assert!(
+                issue
+                    .reason
+                    .starts_with("writing at byte 0: No space left on device")
+                    && issue.reason.contains(&tmp_prefix)
+                    && issue.reason.ends_with(')'),
+                "{path}: {}",
+                issue.reason
+            );
+            assert!(!d.join(name).exists(), "{path} was reported but exists");
+        }
+        // Only whole files under their real names, with their times.
+        let after = walk(&d);
+        for (k, node) in &after {
+            if k.is_empty() {
+                assert_eq!(node.mtime, before[b"d".as_slice()].mtime, "d's mtime");
+                continue;
+            }
+            let key = [b"d/".as_slice(), k].concat();
+            let want = before
+                .get(&key)
+                .unwrap_or_else(|| panic!("{} is not a source file", String::from_utf8_lossy(k)));
+            assert_eq!(node.content, want.content, "{}", String::from_utf8_lossy(k));
+            assert_eq!(node.mtime, want.mtime, "{}", String::from_utf8_lossy(k));
+        }
+        assert_eq!(
+            after.len() as u64,
+            summary.files + 1,
+            "the files and d itself"
+        );
+        let Some(CopyEvent::Progress(last)) = events.last() else {
+            panic!("last event: {:?}", events.last());
+        };
+        assert_eq!(last.files_done, 60);
+        assert_eq!(last.bytes_done, summary.bytes);
     }
 }
