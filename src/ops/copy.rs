@@ -111,6 +111,10 @@ const WRITERS: usize = 2;
 /// Directories waiting for their files to be written before they get their
 /// times, at most (each holds a descriptor).
 const WAITING_DIRS: usize = 256;
+/// Small files sent to a writer in one message, at most (and at most
+/// [`BATCH_BYTES`] of data): one wake-up a batch, not one a file.
+const WRITER_BATCH: usize = 64;
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Skipped or failed files kept with their reasons (all are counted).
 pub const MAX_ISSUES: usize = 10_000;
@@ -1348,6 +1352,8 @@ impl Exec<'_> {
                 let rel = rel_join(&frame.rel, &e.name);
                 let at = Spot::new(frame.fd.as_fd(), &e.name, &path, &rel).in_made(frame.made);
                 if !self.hand_over(&frame, at, &m) {
+                    // The files read before it are made first.
+                    self.send_batches();
                     self.copy_leaf(at, &m);
                 }
             }
@@ -1360,6 +1366,8 @@ impl Exec<'_> {
     /// writer thread for it are written (creating them changes its times),
     /// in the order directories are done.
     fn finish_later(&mut self, f: Frame) {
+        // Its files are made now rather than when a batch fills.
+        self.send_batches();
         self.waiting.push_back(f);
         self.finish_ready();
         // Each waiting directory holds a descriptor: wait for the writer
@@ -1446,7 +1454,7 @@ impl Exec<'_> {
         let exact = ranges
             .first()
             .is_some_and(|&(off, len)| self.kernel_would_move(m.node, off, len as u64));
-        let job = Box::new(SmallFile {
+        let job = SmallFile {
             dir: Arc::clone(&frame.fd),
             dir_id: frame.id,
             name: at.name.to_vec(),
@@ -1459,24 +1467,61 @@ impl Exec<'_> {
             ranges,
             data,
             exact,
-        });
+        };
         let Some(w) = self.writers.as_mut() else {
             return false;
         };
         let held = job.data.len();
-        let to = usize::try_from(frame.id).unwrap_or(0) % w.jobs.len().max(1);
-        match w.jobs.get(to).map(|j| j.send(job)) {
-            Some(Ok(())) => {
-                w.files += 1;
-                w.bytes = w.bytes.saturating_add(held);
-                *w.pending.entry(frame.id).or_insert(0) += 1;
-                true
+        let to = usize::try_from(frame.id).unwrap_or(0) % w.batches.len().max(1);
+        let Some(batch) = w.batches.get_mut(to) else {
+            return false;
+        };
+        batch.0.push(job);
+        batch.1 = batch.1.saturating_add(held);
+        let full = batch.0.len() >= WRITER_BATCH || batch.1 >= BATCH_BYTES;
+        w.files += 1;
+        w.bytes = w.bytes.saturating_add(held);
+        *w.pending.entry(frame.id).or_insert(0) += 1;
+        if full {
+            self.send_batch(to);
+        }
+        true
+    }
+
+    /// Send writer `to` the files gathered for it.
+    fn send_batch(&mut self, to: usize) {
+        let Some(w) = self.writers.as_mut() else {
+            return;
+        };
+        let Some(batch) = w.batches.get_mut(to) else {
+            return;
+        };
+        if batch.0.is_empty() {
+            return;
+        }
+        let files = std::mem::take(&mut batch.0);
+        batch.1 = 0;
+        let sent = match w.jobs.get(to) {
+            Some(j) => j.send(files).map_err(|e| e.0),
+            None => Err(files),
+        };
+        if let Err(files) = sent {
+            // A writer thread is gone (it panicked): the panic goes on
+            // here; were there none, the files are made on this thread.
+            let ctx = Arc::clone(&w.ctx);
+            self.writer_gone();
+            for mut job in files {
+                let written = write_small(&ctx, &mut job);
+                self.written(Done::of(job, written));
             }
-            // A writer thread is gone (it panicked): the panic goes on here.
-            _ => {
-                self.writer_gone();
-                false
-            }
+        }
+    }
+
+    /// Send every writer the files gathered for it (before waiting for them).
+    fn send_batches(&mut self) {
+        let n = self.writers.as_ref().map_or(0, |w| w.batches.len());
+        for to in 0..n {
+            self.send_batch(to);
         }
     }
 
@@ -1534,6 +1579,9 @@ impl Exec<'_> {
     /// Take what the writer has done (waiting for one file when `wait`),
     /// then finish the directories that wait for nothing more.
     fn collect(&mut self, wait: bool) {
+        if wait {
+            self.send_batches();
+        }
         let mut wait = wait;
         while let Some(w) = self.writers.as_ref() {
             if w.files == 0 {
@@ -1551,7 +1599,9 @@ impl Exec<'_> {
             match got {
                 Ok(done) => {
                     wait = false;
-                    self.written(done);
+                    for d in done {
+                        self.written(d);
+                    }
                 }
                 Err(true) => {
                     self.writer_gone();
@@ -2484,8 +2534,10 @@ struct WriterCtx {
 /// over (a link needs its first name to exist).
 struct Writers {
     /// Each writer's queue.
-    jobs: Vec<std::sync::mpsc::Sender<Box<SmallFile>>>,
-    done: std::sync::mpsc::Receiver<Done>,
+    jobs: Vec<std::sync::mpsc::Sender<Vec<SmallFile>>>,
+    done: std::sync::mpsc::Receiver<Vec<Done>>,
+    /// Each writer's files not sent yet, and their bytes ([`WRITER_BATCH`]).
+    batches: Vec<(Vec<SmallFile>, usize)>,
     threads: Vec<JoinHandle<()>>,
     ctx: Arc<WriterCtx>,
     /// Files and bytes handed over and not yet back.
@@ -2498,11 +2550,11 @@ struct Writers {
 impl Writers {
     fn start(ctx: WriterCtx) -> Option<Writers> {
         let ctx = Arc::new(ctx);
-        let (tell, done) = std::sync::mpsc::channel::<Done>();
+        let (tell, done) = std::sync::mpsc::channel::<Vec<Done>>();
         let mut jobs = Vec::new();
         let mut threads = Vec::new();
         for _ in 0..crate::io::parallelism().clamp(1, WRITERS) {
-            let (ask, asked) = std::sync::mpsc::channel::<Box<SmallFile>>();
+            let (ask, asked) = std::sync::mpsc::channel::<Vec<SmallFile>>();
             let (ctx, tell) = (Arc::clone(&ctx), tell.clone());
             match std::thread::Builder::new()
                 .name("vmrescue-write".into())
@@ -2519,6 +2571,7 @@ impl Writers {
             return None;
         }
         Some(Writers {
+            batches: jobs.iter().map(|_| (Vec::new(), 0)).collect(),
             jobs,
             done,
             threads,
@@ -2544,28 +2597,38 @@ impl Drop for Writers {
 /// A writer thread: make the files asked, until no more are asked.
 fn write_files(
     ctx: &WriterCtx,
-    asked: &std::sync::mpsc::Receiver<Box<SmallFile>>,
-    tell: &std::sync::mpsc::Sender<Done>,
+    asked: &std::sync::mpsc::Receiver<Vec<SmallFile>>,
+    tell: &std::sync::mpsc::Sender<Vec<Done>>,
 ) {
     loop {
-        let Ok(mut job) = asked.recv() else {
+        let Ok(batch) = asked.recv() else {
             return;
         };
-        let written = if ctx.stop.load(Ordering::Relaxed) {
-            Written::Cancelled
-        } else {
-            write_small(ctx, &mut job)
-        };
-        let done = Done {
+        let mut done = Vec::with_capacity(batch.len());
+        for mut job in batch {
+            let written = if ctx.stop.load(Ordering::Relaxed) {
+                Written::Cancelled
+            } else {
+                write_small(ctx, &mut job)
+            };
+            done.push(Done::of(job, written));
+        }
+        if tell.send(done).is_err() {
+            return;
+        }
+    }
+}
+
+impl Done {
+    /// What became of `job`.
+    fn of(job: SmallFile, written: Written) -> Done {
+        Done {
             dir_id: job.dir_id,
             held: job.data.len(),
             size: job.meta.size,
             path: job.path,
             rel: job.rel,
             written,
-        };
-        if tell.send(done).is_err() {
-            return;
         }
     }
 }
