@@ -43,10 +43,14 @@
 //! walk and made by the job's writer threads ([`Writers`]), so that making
 //! files on the host, most of a small-file copy's time, runs beside the
 //! reading; a directory gets its times and mode once its files are made.
-//! In a directory the job made itself ([`Made`]), a small file takes five
+//! A writer makes a small file without a name (`O_TMPFILE`) and links it
+//! under its real name once complete (`linkat`, which never replaces), so
+//! it has no temporary name to clean up, even after a `kill -9`, and no
+//! rename; in a directory the job made itself ([`Made`]) that is five
 //! system calls (`openat` with its final mode, `write`, `futimens`,
-//! `close`, `renameat2`): no lookup first, and no `fchown`/`fchmod` whose
-//! result the creation already gave.
+//! `linkat`, `close`): no lookup first, and no `fchown`/`fchmod` whose
+//! result the creation already gave. Where the destination has no
+//! `O_TMPFILE` (or `--overwrite` asks to replace), the temporary name.
 //! Memory stays bounded whatever the tree: a few buffers, the small files
 //! handed to the writer ([`WRITER_BYTES`] at most), one listing per open
 //! directory level, and the hard-linked files seen.
@@ -1065,18 +1069,34 @@ fn place_at(
     };
     r.map_err(|e| {
         let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
-        let host = host_of(dest, rel);
-        if e == Errno::EXIST && made.is_some() {
-            format!(
-                "already exists: {host} (made by this copy: the guest's directory \
-                 holds the name twice, or the destination takes two names as one): kept"
-            )
-        } else if e == Errno::EXIST {
-            format!("{host} appeared while it was being copied: kept")
-        } else {
-            format!("renaming the finished copy to {host}: {}", io_err(e))
-        }
+        naming_failed(dest, rel, made, e, "renaming the finished copy to")
     })
+}
+
+/// Why a finished copy could not take its name `rel` (below `dest`):
+/// `EEXIST` (the name was kept) or another error, with `doing` in front.
+fn naming_failed(dest: &Path, rel: &[u8], made: Option<Made>, e: Errno, doing: &str) -> String {
+    let host = host_of(dest, rel);
+    if e == Errno::EXIST && made.is_some() {
+        format!(
+            "already exists: {host} (made by this copy: the guest's directory \
+             holds the name twice, or the destination takes two names as one): kept"
+        )
+    } else if e == Errno::EXIST {
+        format!("{host} appeared while it was being copied: kept")
+    } else {
+        format!("{doing} {host}: {}", io_err(e))
+    }
+}
+
+/// The mode a new regular file for `m` is created with: its own when the
+/// creation `given` it, else owner read-write until its metadata is set.
+fn creation_mode(given: Given, m: &Metadata) -> Mode {
+    if given.mode {
+        Mode::from_bits_truncate(m.perm & 0o777)
+    } else {
+        Mode::RUSR | Mode::WUSR
+    }
 }
 
 /// Owner (when `owner`), mode, xattrs (when listed) and times of a file or
@@ -1419,6 +1439,7 @@ impl Exec<'_> {
                 existing: self.opts.existing,
                 owner: self.opts.owner,
                 stop: Arc::new(AtomicBool::new(self.cancelled())),
+                unnamed: std::sync::atomic::AtomicU8::new(UNNAMED_TRY),
             });
         }
         self.writers.is_some()
@@ -2054,11 +2075,7 @@ impl Exec<'_> {
         // can name it.
         let mut writing = None;
         let given = self.given(at, m);
-        let mode = if given.mode {
-            Mode::from_bits_truncate(m.perm & 0o777)
-        } else {
-            Mode::RUSR | Mode::WUSR
-        };
+        let mode = creation_mode(given, m);
         let Some((tmp, fd)) = self.make_temp(at, |tmp| {
             writing = Some(Writing::new(parent.join(OsStr::from_bytes(tmp))));
             rustix::fs::openat(dir, tmp, flags, mode)
@@ -2493,6 +2510,16 @@ struct SmallFile {
     exact: bool,
 }
 
+impl SmallFile {
+    /// Give the file open as `fd` its metadata ([`fd_meta`]): what failed.
+    fn set_meta(&mut self, fd: BorrowedFd<'_>, owner: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        let xattrs = self.xattrs.take();
+        fd_meta(fd, &self.meta, self.given, owner, xattrs, &mut problems);
+        problems
+    }
+}
+
 /// What the writer did with a [`SmallFile`].
 enum Written {
     /// Made, with what of its metadata could not be set.
@@ -2520,12 +2547,24 @@ struct WriterCtx {
     owner: bool,
     /// Set when the job is cancelled: files not yet begun are left out.
     stop: Arc<AtomicBool>,
+    /// How a file made without a name (`O_TMPFILE`) gets its name, as
+    /// learned on the first file: `UNNAMED_*`.
+    unnamed: std::sync::atomic::AtomicU8,
 }
+
+/// [`WriterCtx::unnamed`]: not tried yet.
+const UNNAMED_TRY: u8 = 0;
+/// `linkat(fd, "", AT_EMPTY_PATH)` names it (root: `CAP_DAC_READ_SEARCH`).
+const UNNAMED_EMPTY_PATH: u8 = 1;
+/// `linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW)` names it.
+const UNNAMED_PROC: u8 = 2;
+/// Neither (or no `O_TMPFILE` on the destination): temporary names.
+const UNNAMED_NO: u8 = 3;
 
 /// The writer threads of a copy job: the walk reads small files whole
 /// ([`SMALL_FILE`]) and hands them over, the files of a directory to one
-/// thread in the order listed; a writer creates each (under its
-/// temporary name), writes it, gives it its metadata and renames it, as
+/// thread in the order listed; a writer creates each (unnamed, see
+/// [`write_unnamed`]), writes it, gives it its metadata and names it, as
 /// [`Exec::copy_file`] does, and sends back what happened, so that making
 /// files (most of a small-file copy's time) runs beside the reading. At
 /// most [`WRITER_FILES`] files and [`WRITER_BYTES`] bytes are handed over
@@ -2636,15 +2675,18 @@ impl Done {
 /// Make small file `job` as [`Exec::copy_file`] does, with the same
 /// messages.
 fn write_small(ctx: &WriterCtx, job: &mut SmallFile) -> Written {
-    let dir = job.dir.as_fd();
+    if ctx.existing != Existing::Overwrite
+        && ctx.unnamed.load(Ordering::Relaxed) != UNNAMED_NO
+        && let Some(written) = write_unnamed(ctx, job)
+    {
+        return written;
+    }
+    let dir_fd = Arc::clone(&job.dir);
+    let dir = dir_fd.as_fd();
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let parent_rel = split_rel(&job.rel).0;
     let parent = ctx.dest.join(OsStr::from_bytes(parent_rel));
-    let mode = if job.given.mode {
-        Mode::from_bits_truncate(job.meta.perm & 0o777)
-    } else {
-        Mode::RUSR | Mode::WUSR
-    };
+    let mode = creation_mode(job.given, &job.meta);
     let mut writing = None;
     let (tmp, fd) = match make_temp_in(&ctx.dest, &job.name, &job.rel, |tmp| {
         writing = Some(Writing::new(parent.join(OsStr::from_bytes(tmp))));
@@ -2672,15 +2714,7 @@ fn write_small(ctx: &WriterCtx, job: &mut SmallFile) -> Written {
             }
         };
     }
-    let mut problems = Vec::new();
-    fd_meta(
-        file.as_fd(),
-        &job.meta,
-        job.given,
-        ctx.owner,
-        job.xattrs.take(),
-        &mut problems,
-    );
+    let problems = job.set_meta(file.as_fd(), ctx.owner);
     drop(file);
     let placed = finish_writing(writing, || {
         place_at(
@@ -2697,6 +2731,96 @@ fn write_small(ctx: &WriterCtx, job: &mut SmallFile) -> Written {
         Ok(()) => Written::Copied(problems),
         Err(why) => Written::Failed(why),
     }
+}
+
+/// Make small file `job` without a name first (`O_TMPFILE`), then give it
+/// its name with `linkat`, which never replaces (as `RENAME_NOREPLACE`):
+/// nothing half-written ever has a name, even when the process is killed,
+/// and there is no rename. `None` when the destination cannot (no
+/// `O_TMPFILE`, or no way to link it): then [`WriterCtx::unnamed`] says so
+/// and the caller makes the file under a temporary name instead.
+fn write_unnamed(ctx: &WriterCtx, job: &mut SmallFile) -> Option<Written> {
+    let dir_fd = Arc::clone(&job.dir);
+    let dir = dir_fd.as_fd();
+    let mode = creation_mode(job.given, &job.meta);
+    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(dir, c".", flags, mode) {
+        Ok(fd) => fd,
+        // No O_TMPFILE here (EOPNOTSUPP; EISDIR before Linux 3.11...).
+        Err(_) => {
+            ctx.unnamed.store(UNNAMED_NO, Ordering::Relaxed);
+            return None;
+        }
+    };
+    let file = File::from(fd);
+    if !job.ranges.is_empty() && ctx.stop.load(Ordering::Relaxed) {
+        return Some(Written::Cancelled);
+    }
+    if let Err(why) = write_ranges(&file, job) {
+        let host = host_of(&ctx.dest, &job.rel);
+        return Some(Written::Failed(format!(
+            "{why} (writing {host}, which is named only once complete)"
+        )));
+    }
+    let problems = job.set_meta(file.as_fd(), ctx.owner);
+    let linked = link_unnamed(ctx, file.as_fd(), dir, &job.name)?;
+    Some(match linked {
+        Ok(()) => Written::Copied(problems),
+        Err(e) => Written::Failed(naming_failed(
+            &ctx.dest,
+            &job.rel,
+            job.made,
+            e,
+            "naming the finished copy",
+        )),
+    })
+}
+
+/// Give the unnamed file `file` its `name` in `dir`, never replacing
+/// (`EEXIST`), the way [`WriterCtx::unnamed`] says works, learning it on
+/// the first file. `None` when no way works on this destination (then the
+/// file is left to close, unnamed, and nothing was made).
+fn link_unnamed(
+    ctx: &WriterCtx,
+    file: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+) -> Option<rustix::io::Result<()>> {
+    let how = ctx.unnamed.load(Ordering::Relaxed);
+    let learn = |works: u8| {
+        if how == UNNAMED_TRY {
+            ctx.unnamed.store(works, Ordering::Relaxed);
+        }
+    };
+    if how != UNNAMED_PROC {
+        let r = rustix::fs::linkat(file, c"", dir, name, AtFlags::EMPTY_PATH);
+        match r {
+            Ok(()) => learn(UNNAMED_EMPTY_PATH),
+            // Without CAP_DAC_READ_SEARCH the kernel answers ENOENT.
+            Err(Errno::NOENT | Errno::PERM | Errno::ACCESS) if how == UNNAMED_TRY => {}
+            Err(_) => return Some(r),
+        }
+        if r.is_ok() {
+            return Some(r);
+        }
+    }
+    let r = rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc_path(file, None).as_path(),
+        dir,
+        name,
+        AtFlags::SYMLINK_FOLLOW,
+    );
+    match r {
+        Ok(()) => learn(UNNAMED_PROC),
+        Err(Errno::EXIST) => {}
+        Err(_) if how == UNNAMED_TRY => {
+            learn(UNNAMED_NO);
+            return None;
+        }
+        Err(_) => {}
+    }
+    Some(r)
 }
 
 /// Write the data of `job` into `out`, leaving its holes (and giving it its
@@ -3094,4 +3218,104 @@ pub fn destination(dest: &Path, sources: &mut [CopySource]) -> Result<Destinatio
         dir: parent,
         create: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::NodeId;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn ctx(dest: &Path, unnamed: u8) -> WriterCtx {
+        WriterCtx {
+            dest: dest.to_path_buf(),
+            existing: Existing::Refuse,
+            owner: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            unnamed: std::sync::atomic::AtomicU8::new(unnamed),
+        }
+    }
+
+    fn job(dest: &Path, name: &[u8], data: &[u8]) -> SmallFile {
+        let t = Timestamp {
+            sec: 1_360_000_000,
+            nsec: 5,
+        };
+        let dir = rustix::fs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+            .expect("destination");
+        SmallFile {
+            dir: Arc::new(dir),
+            dir_id: 0,
+            name: name.to_vec(),
+            path: [b"/".as_slice(), name].concat(),
+            rel: name.to_vec(),
+            made: None,
+            given: Given {
+                owner: false,
+                mode: false,
+            },
+            meta: Metadata {
+                node: NodeId(12),
+                ino: 12,
+                file_type: FileType::Regular,
+                perm: 0o640,
+                uid: 0,
+                gid: 0,
+                size: data.len() as u64 + 3,
+                nlink: 1,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                crtime: None,
+                rdev: (0, 0),
+                allocated: None,
+            },
+            xattrs: None,
+            ranges: vec![(0, data.len())],
+            data: data.to_vec(),
+            exact: false,
+        }
+    }
+
+    /// What is in `dir`: names, and nothing else (no temporary name left).
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("listing")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every way of naming a finished small file (unnamed and linked by
+    /// its descriptor, unnamed and linked through `/proc`, temporary name
+    /// and rename) makes the same file, with its tail hole, mode and
+    /// mtime, leaves no other name, and refuses to replace a name.
+    #[test]
+    fn each_way_of_naming_makes_the_same_file_and_never_replaces() {
+        for way in [UNNAMED_TRY, UNNAMED_EMPTY_PATH, UNNAMED_PROC, UNNAMED_NO] {
+            let tmp = tempfile::tempdir().expect("temporary directory");
+            let c = ctx(tmp.path(), way);
+            let mut j = job(tmp.path(), b"a.txt", b"hello");
+            assert!(matches!(write_small(&c, &mut j), Written::Copied(p) if p.is_empty()));
+            let path = tmp.path().join("a.txt");
+            assert_eq!(std::fs::read(&path).expect("copy"), b"hello\0\0\0");
+            let st = std::fs::metadata(&path).expect("stat");
+            assert_eq!(st.permissions().mode() & 0o7777, 0o640, "way {way}");
+            assert_eq!(st.mtime(), 1_360_000_000);
+            assert_eq!(st.mtime_nsec(), 5);
+            assert_eq!(names(tmp.path()), ["a.txt"], "way {way}");
+            if way == UNNAMED_TRY {
+                // The first file taught the writer a way that works here.
+                assert_ne!(c.unnamed.load(Ordering::Relaxed), UNNAMED_TRY);
+            }
+            let mut again = job(tmp.path(), b"a.txt", b"other");
+            match write_small(&c, &mut again) {
+                Written::Failed(why) => assert!(why.contains("appeared while"), "{why}"),
+                _ => panic!("way {way}: an existing name was replaced"),
+            }
+            assert_eq!(std::fs::read(&path).expect("kept"), b"hello\0\0\0");
+            assert_eq!(names(tmp.path()), ["a.txt"], "way {way}");
+        }
+    }
 }
