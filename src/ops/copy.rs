@@ -38,7 +38,10 @@
 //! writing use every core. Before the files of a directory
 //! are copied, the filesystem is told which inodes and data the next
 //! batches need ([`FsView::prefetch`]: ext asks the kernel to read them in
-//! disk order), so a cold copy does not wait for one seek per file.
+//! disk order), so a cold copy does not wait for one seek per file; and a
+//! thread reads the next directories' listings and inodes a few
+//! directories ahead of the walk ([`warm`]), so that the walk does not
+//! wait for them either.
 //! Small files (up to [`SMALL_FILE`] bytes, one name) are read whole by the
 //! walk and made by the job's writer threads ([`Writers`]), so that making
 //! files on the host, most of a small-file copy's time, runs beside the
@@ -74,6 +77,8 @@ use crate::error::{Error, Result};
 use crate::fs::path::{components, is_safe_name, join, resolve, split_last};
 use crate::fs::{FileType, FsView, Metadata, NodeId, Timestamp, Xattr};
 use crate::text::escape;
+
+mod warm;
 
 /// Deepest directory nesting copied (each level holds one open descriptor).
 pub const MAX_DEPTH: usize = 256;
@@ -1259,7 +1264,14 @@ impl Exec<'_> {
         guest_path: Vec<u8>,
         rel: Vec<u8>,
     ) {
-        let mut stack = vec![self.open_frame(node, meta, dir, guest_path, rel)];
+        let first = self.open_frame(node, meta, dir, guest_path, rel);
+        // Reading ahead pays where there are directories to enter.
+        let ahead = if first.subdirs.is_empty() {
+            None
+        } else {
+            warm::Warmer::start(Arc::clone(&self.shared), node, self.dev, MAX_DEPTH)
+        };
+        let mut stack = vec![first];
         loop {
             if self.cancelled() {
                 while let Some(f) = stack.pop() {
@@ -1299,6 +1311,9 @@ impl Exec<'_> {
             let Some(dir) = self.make_dir(at, &meta) else {
                 continue;
             };
+            if let Some(a) = &ahead {
+                a.entered();
+            }
             let frame = self.open_frame(meta.node, meta, dir, path, rel);
             stack.push(frame);
         }
