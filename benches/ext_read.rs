@@ -17,7 +17,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{out_dir, peak_rss_kib, run_child, settle, sh};
+use support::{median, out_dir, peak_rss_kib, reps, run_child, settle, sh};
 
 use std::fs::File;
 use std::io::Write;
@@ -139,6 +139,10 @@ struct Row {
 fn report(rows: &[Row]) {
     println!();
     println!(
+        "each time is the median of {} runs (VMRESCUE_BENCH_REPS)",
+        reps()
+    );
+    println!(
         "{:<11} {:<5} {:<16} {:>9} {:>10} {:>10}",
         "task", "cache", "tool", "seconds", "MB/s", "peak RSS"
     );
@@ -201,11 +205,16 @@ fn tool(
     if !cold {
         f(&out_dir(dir, "vmrescue-bench-out"));
     }
-    let out = out_dir(dir, "vmrescue-bench-out");
-    settle(cold);
-    let t = Instant::now();
-    f(&out);
-    let secs = t.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    for _ in 0..reps() {
+        let out = out_dir(dir, "vmrescue-bench-out");
+        settle(cold);
+        let t = Instant::now();
+        f(&out);
+        times.push(t.elapsed().as_secs_f64());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let secs = median(times);
     let bytes = if task.ends_with("big") {
         BIG_BYTES as u64
     } else if task.ends_with("tree") {
@@ -213,7 +222,6 @@ fn tool(
     } else {
         0
     };
-    let _ = std::fs::remove_dir_all(&out);
     Row {
         task: task.into(),
         tool: name.into(),
@@ -230,10 +238,17 @@ fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -
     if !cold {
         run(&out_dir(dir, "vmrescue-bench-out"));
     }
-    let out = out_dir(dir, "vmrescue-bench-out");
-    settle(cold);
-    let (secs, bytes, rss) = run(&out);
-    let _ = std::fs::remove_dir_all(&out);
+    let (mut times, mut bytes, mut rss) = (Vec::new(), 0, 0);
+    for _ in 0..reps() {
+        let out = out_dir(dir, "vmrescue-bench-out");
+        settle(cold);
+        let (secs, got, peak) = run(&out);
+        let _ = std::fs::remove_dir_all(&out);
+        times.push(secs);
+        bytes = got;
+        rss = rss.max(peak);
+    }
+    let secs = median(times);
     Row {
         task: task.into(),
         tool: "vmrescue".into(),

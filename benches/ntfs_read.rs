@@ -20,7 +20,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{out_dir, peak_rss_kib, run_child, settle, sh};
+use support::{median, out_dir, peak_rss_kib, reps, run_child, settle, sh};
 
 use std::fs::File;
 use std::io::Write;
@@ -135,6 +135,10 @@ struct Row {
 fn report(rows: &[Row], bench: bool) {
     println!();
     println!(
+        "each time is the median of {} runs (VMRESCUE_BENCH_REPS)",
+        reps()
+    );
+    println!(
         "{:<5} {:<5} {:<14} {:>9} {:>10} {:>10}",
         "task", "cache", "tool", "seconds", "MB/s", "peak RSS"
     );
@@ -198,12 +202,16 @@ fn tool(
     if !cold {
         f(&out_dir(dir, "vmrescue-bench-ntfs-out"));
     }
-    let out = out_dir(dir, "vmrescue-bench-ntfs-out");
-    settle(cold);
-    let t = Instant::now();
-    f(&out);
-    let secs = t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&out);
+    let mut times = Vec::new();
+    for _ in 0..reps() {
+        let out = out_dir(dir, "vmrescue-bench-ntfs-out");
+        settle(cold);
+        let t = Instant::now();
+        f(&out);
+        times.push(t.elapsed().as_secs_f64());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let secs = median(times);
     Row {
         task,
         tool: name,
@@ -228,11 +236,17 @@ fn ours(
     if !cold {
         run(&out_dir(dir, "vmrescue-bench-ntfs-out"));
     }
-    let out = out_dir(dir, "vmrescue-bench-ntfs-out");
-    settle(cold);
-    let (secs, got, rss) = run(&out);
-    let _ = std::fs::remove_dir_all(&out);
-    assert_eq!(got, bytes, "{task}: bytes copied");
+    let (mut times, mut rss) = (Vec::new(), 0);
+    for _ in 0..reps() {
+        let out = out_dir(dir, "vmrescue-bench-ntfs-out");
+        settle(cold);
+        let (secs, got, peak) = run(&out);
+        let _ = std::fs::remove_dir_all(&out);
+        assert_eq!(got, bytes, "{task}: bytes copied");
+        times.push(secs);
+        rss = rss.max(peak);
+    }
+    let secs = median(times);
     Row {
         task,
         tool: "vmrescue",

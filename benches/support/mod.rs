@@ -473,3 +473,27 @@ pub fn write_generated(path: &Path, mib: u64) {
     }
     w.flush().expect("write the data file");
 }
+
+/// How many times each row is timed (`VMRESCUE_BENCH_REPS`, default 3):
+/// a row reports the median, so that one run disturbed by another process
+/// on a shared machine does not decide a ratio. Once in a smoke run
+/// (`cargo test` runs bench programs without `--bench`).
+pub fn reps() -> usize {
+    if !std::env::args().any(|a| a == "--bench") {
+        return 1;
+    }
+    std::env::var("VMRESCUE_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(3)
+}
+
+/// The median of `times` (the lower middle one of an even count).
+pub fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times
+        .get((times.len().saturating_sub(1)) / 2)
+        .copied()
+        .unwrap_or(0.0)
+}
