@@ -301,7 +301,9 @@ pub struct Summary {
     pub unchanged: u64,
     /// Bytes of regular files written (apparent size).
     pub bytes: u64,
-    /// Bytes moved by the kernel (`copy_file_range` or `sendfile`).
+    /// Bytes moved by the kernel (`copy_file_range` or `sendfile`) without
+    /// passing through this process; small files, read whole and written
+    /// by the writer threads, never are.
     pub kernel_bytes: u64,
     /// Entries skipped, with reasons (at most [`MAX_ISSUES`]).
     pub skipped: Vec<Issue>,
