@@ -2763,10 +2763,20 @@ fn write_unnamed(ctx: &WriterCtx, job: &mut SmallFile) -> Option<Written> {
     let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
     let fd = match rustix::fs::openat(dir, c".", flags, mode) {
         Ok(fd) => fd,
-        // No O_TMPFILE here (EOPNOTSUPP; EISDIR before Linux 3.11...).
-        Err(_) => {
+        // No O_TMPFILE on this filesystem (EOPNOTSUPP; EISDIR or EINVAL
+        // from kernels or filesystems that do not know the flag).
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => {
             ctx.unnamed.store(UNNAMED_NO, Ordering::Relaxed);
             return None;
+        }
+        // Full, no inodes left, no permission...: this file fails, as it
+        // would under a temporary name.
+        Err(e) => {
+            let parent = host_of(&ctx.dest, split_rel(&job.rel).0);
+            return Some(Written::Failed(format!(
+                "creating a file in {parent}: {}",
+                io_err(e)
+            )));
         }
     };
     let file = File::from(fd);
