@@ -167,8 +167,8 @@ fn doctor_on_the_system_drive_alone_is_the_windows_doctor() {
 #[test]
 fn relink_and_open_take_drive_paths() {
     let img = image();
-    // relink finds the file by its drive path (and refuses: NTFS is not
-    // written in place, and it is not a link), rather than not finding it.
+    // relink finds the file by its drive path (and refuses: it is not a
+    // link), rather than not finding it.
     let (_, err, code) = run(&[
         "relink",
         "--dry-run",
@@ -177,7 +177,7 @@ fn relink_and_open_take_drive_paths() {
     ]);
     assert_eq!(code, 2);
     assert!(!err.contains("not found"), "{err}");
-    assert!(err.contains("ntfs"), "{err}");
+    assert!(err.contains("not a symbolic link"), "{err}");
     let (_, err, code) = run(&["relink", "--dry-run", &img, r"C:\Users\Nobody"]);
     assert_eq!(code, 2);
     assert!(err.contains("/C:/Users/Nobody: not found"), "{err}");
@@ -192,7 +192,7 @@ fn relink_and_open_take_drive_paths() {
     ]);
     assert_eq!(code, 2);
     assert!(!err.contains("not found"), "{err}");
-    assert!(err.contains("ntfs"), "{err}");
+    assert!(err.contains("not a symbolic link"), "{err}");
     let (_, err, code) = run(&[
         "relink",
         "--dry-run",
@@ -219,4 +219,59 @@ fn relink_and_open_take_drive_paths() {
         err.contains("/C:/Users/Administrator/Documents/notes.txt is not a disk image"),
         "{err}"
     );
+}
+
+/// relink reads a drive path before anything is refused, and says what
+/// stops it in the operator's words: a file that is not a link is named
+/// as such (before the filesystem's refusal, which would not help), and a
+/// real link (`D:\Shares\Public\latest.txt`, made by ntfs-3g) is refused
+/// with its drive path, its volume and drive, why (NTFS is not written in
+/// place) and the way that can write it (the kernel engine). Nothing is
+/// written: the image's bytes are unchanged.
+#[test]
+fn relink_refusals_name_the_drive_path() {
+    let img = image();
+    let before = hex(&Sha256::digest(std::fs::read(&img).unwrap()));
+    // `relink --dry-run [--volume V] [--to T] IMAGE PATH`.
+    let relink = |volume: Option<&str>, to: Option<&str>, path: &str| {
+        let mut args = vec!["relink", "--dry-run"];
+        args.extend(volume.iter().flat_map(|v| ["--volume", *v]));
+        args.extend(to.iter().flat_map(|t| ["--to", *t]));
+        args.extend([img.as_str(), path]);
+        run(&args)
+    };
+    for volume in [None, Some("C:"), Some("p1")] {
+        let (out, err, code) = relink(volume, None, r"c:\users\administrator\desktop\größe.txt");
+        assert_eq!(code, 2, "{volume:?}: {out}{err}");
+        assert_eq!(
+            err.trim_end(),
+            r"vmrescue: C:\Users\Administrator\Desktop\Größe.txt: not a symbolic link (it is a regular file); relink repairs symbolic links only",
+            "{volume:?}"
+        );
+    }
+    let (_, err, code) = relink(None, None, r"C:\Users");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(r"C:\Users: not a symbolic link (it is a directory)"),
+        "{err}"
+    );
+    // The link is one: ls shows it as ntfs-3g wrote it.
+    let (out, err, code) = run(&["ls", "-l", &img, r"D:\Shares\Public"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("latest.txt -> readme.txt"), "{out}");
+    for volume in [None, Some("D:"), Some("p2")] {
+        for to in [None, Some("readme.txt")] {
+            let (out, err, code) = relink(volume, to, r"d:\shares\PUBLIC\Latest.txt");
+            assert_eq!(code, 2, "{volume:?} {to:?}: {out}{err}");
+            assert_eq!(
+                err.trim_end(),
+                "vmrescue: refused: D:\\Shares\\Public\\latest.txt is on p2 (D:), which holds ntfs: \
+                 vmrescue reads NTFS but has no NTFS writer (a link there is a reparse point, or an \
+                 Interix link file as ntfs-3g makes it); use the kernel engine (`--engine kernel`, \
+                 as root), which replaces the link through a mounted filesystem",
+                "{volume:?} {to:?}"
+            );
+        }
+    }
+    assert_eq!(hex(&Sha256::digest(std::fs::read(&img).unwrap())), before);
 }
