@@ -154,14 +154,93 @@ fn doctor_on_the_system_drive_alone_is_the_windows_doctor() {
         "{out}"
     );
     assert!(!out.contains("/Windows/System32"), "{out}");
-    // The whole guest says the same.
+    // Its filesystem by drive, not `/`.
+    assert!(
+        out.contains("  space     1 filesystem (C:\\ 6% used): 0 full or nearly\n"),
+        "{out}"
+    );
+    // The whole guest says the same, each filesystem by its drive.
     let (out, err, code) = run(&["doctor", &image()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(r"written or installed last under C:\Windows\System32 are listed"),
         "{out}"
     );
-    assert!(!out.contains("/C:/"), "{out}");
+    assert!(
+        out.contains("  space     2 filesystems (C:\\ 6% used, D:\\ 14% used): 0 full or nearly\n"),
+        "{out}"
+    );
+    assert!(!out.contains("/C:"), "{out}");
+    // Another drive alone is a Windows guest's drive too: no Linux checks.
+    let (out, err, code) = run(&["doctor", "--volume", "D:", &image()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let checked: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(
+        checked,
+        [
+            r"  windows   D:\ of a Windows guest: the Linux checks do not apply; no Windows\System32 folder on it",
+            r"  space     1 filesystem (D:\ 14% used): 0 full or nearly",
+        ],
+        "{out}"
+    );
+}
+
+/// `doctor --json` on a Windows guest keeps its guest paths (`path`,
+/// `windows_system32`) and adds each as Windows writes it, the same from
+/// the whole guest (`/C:/Windows/...`) and from C: alone (`/Windows/...`);
+/// null on a Linux guest. The files are those ntfs-3g wrote
+/// (`windows-c.sha256`).
+#[test]
+fn doctor_json_adds_windows_paths_beside_guest_paths() {
+    // Exit code 1: the demo's findings.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (out, err, code) = run(args);
+        assert!(code == 0 || code == 1, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let img = image();
+    for (args, prefix) in [
+        (vec!["doctor", "--json", &img], "/C:"),
+        (vec!["doctor", "--json", "--volume", "C:", &img], ""),
+    ] {
+        let d = json(&args);
+        assert_eq!(
+            d["windows_system32"],
+            format!("{prefix}/Windows/System32"),
+            "{args:?}"
+        );
+        assert_eq!(
+            d["system32_windows_path"], r"C:\Windows\System32",
+            "{args:?}"
+        );
+        let recent = d["recent"].as_array().unwrap();
+        assert_eq!(recent.len(), 8, "{args:?}");
+        for r in recent {
+            let path = r["path"].as_str().unwrap();
+            let inner = path.strip_prefix(prefix).unwrap();
+            // A file ntfs-3g wrote, at that path of C:.
+            ntfs3g_sum(inner);
+            assert_eq!(
+                r["windows_path"],
+                format!("C:{}", inner.replace('/', "\\")),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            recent[0]["windows_path"],
+            r"C:\Windows\System32\drivers\viostor.sys"
+        );
+    }
+    // A Linux guest: null.
+    let d = json(&["doctor", "--json", "--demo"]);
+    assert!(d["system32_windows_path"].is_null());
+    assert!(!d["recent"].as_array().unwrap().is_empty());
+    for r in d["recent"].as_array().unwrap() {
+        assert!(r["windows_path"].is_null(), "{r}");
+    }
+    for f in d["findings"].as_array().unwrap() {
+        assert!(f["windows_path"].is_null(), "{f}");
+    }
 }
 
 #[test]
