@@ -195,13 +195,7 @@ fn render(r: &Report, volume: &str, how: &Commands) -> String {
             out.push_str(&format!("  {}  {}\n", h.when, h.what));
         }
     }
-    // A Windows guest's paths as Windows writes them (`C:\\Windows`).
-    let shown = |p: &[u8]| match r.windows {
-        Some(_) => {
-            vmrescue::guest::windows_display(r.drive.as_deref(), p).unwrap_or_else(|| escape(p))
-        }
-        None => escape(p),
-    };
+    let shown = |p: &[u8]| windows_path(r, p).unwrap_or_else(|| escape(p));
     if let Some(dir) = r.windows.as_deref().filter(|_| !r.recent.is_empty()) {
         out.push_str(&format!(
             "\nFiles under {} written or installed last (the newer of modification and creation time):\n",
@@ -222,6 +216,14 @@ fn render(r: &Report, volume: &str, how: &Commands) -> String {
         ));
     }
     out
+}
+
+/// On a Windows guest, guest path `p` as Windows writes it
+/// (`C:\Windows\System32`); `None` elsewhere.
+fn windows_path(r: &Report, p: &[u8]) -> Option<String> {
+    r.windows
+        .as_ref()
+        .and_then(|_| vmrescue::guest::windows_display(r.drive.as_deref(), p))
 }
 
 /// `doctor --json`: see the README's "doctor --json" section for the shape.
@@ -249,6 +251,7 @@ fn to_json(r: &Report, volume: &str, guest: bool, how: &Commands) -> String {
                 "summary": f.summary,
                 "evidence": f.evidence,
                 "path": f.path.as_deref().map(escape),
+                "windows_path": f.path.as_deref().and_then(|p| windows_path(r, p)),
                 "repair": f.repair.as_ref().map(|rep| repair_json(rep, how)),
             })
         })
@@ -269,6 +272,7 @@ fn to_json(r: &Report, volume: &str, guest: bool, how: &Commands) -> String {
         .map(|c| {
             serde_json::json!({
                 "path": escape(&c.path),
+                "windows_path": windows_path(r, &c.path),
                 "ctime": c.ctime.sec,
                 "type": c.file_type,
                 "pointed": c.pointed,
@@ -286,6 +290,7 @@ fn to_json(r: &Report, volume: &str, guest: bool, how: &Commands) -> String {
         // On a Windows guest, `recent` is by the newer of mtime and
         // creation time, under this folder.
         "windows_system32": r.windows.as_deref().map(escape),
+        "system32_windows_path": r.windows.as_deref().and_then(|p| windows_path(r, p)),
     }))
     .unwrap_or_default()
 }

@@ -161,8 +161,12 @@ fn run_inner(args: &RelinkArgs) -> Result<u8, vmrescue::Error> {
                 let fs = engines.open_fs(&layout, root, &vmrescue::fs::FsOptions::default())?;
                 let asked =
                     vmrescue::guest::operator_path(&*fs, None, Some(&drive), link.as_bytes());
-                // Not found: said with the path looked for, as in the whole guest.
-                vmrescue::fs::path::resolve(&*fs, &asked, false)?;
+                // Not found: said with the path looked for, as in the whole
+                // guest; not a link: said before what the volume refuses.
+                let found = vmrescue::fs::path::resolve(&*fs, &asked, false)?;
+                let shown = vmrescue::guest::windows_display(Some(&drive), &found.path)
+                    .unwrap_or_else(|| escape(&found.path));
+                relink::must_be_link(&*fs, found.node, &shown)?;
                 asked
             }
             _ => link.as_bytes().to_vec(),

@@ -233,10 +233,11 @@ impl Report {
 
 /// Run every check on the guest.
 pub fn examine(ctx: &Context<'_>) -> Report {
-    // A Windows guest, or its system volume alone (`--volume C:`).
+    // A Windows guest, its system volume alone (`--volume C:`), or another
+    // of its drives alone (`--volume D:`).
     let windows = match ctx.namespace {
         Some(ns) => ns.is_windows(),
-        None => crate::layers::windows::is_system_volume(ctx.fs),
+        None => ctx.drive.is_some() || crate::layers::windows::is_system_volume(ctx.fs),
     };
     if windows {
         return examine_windows(ctx);
@@ -247,7 +248,7 @@ pub fn examine(ctx: &Context<'_>) -> Report {
         links::check(ctx, &mut findings),
         mounts::check(ctx, &mut findings),
         boot::check(ctx, &mut findings),
-        space::check(ctx, &mut findings),
+        space::check(ctx, space::Os::Linux, &mut findings),
         accounts::check(ctx, &mut findings),
         notes::check(ctx, &mut findings),
     ];
@@ -267,9 +268,6 @@ pub fn examine(ctx: &Context<'_>) -> Report {
 /// loader, accounts) do not apply; space does. As a start, the files under
 /// `Windows\System32` written or installed last (drivers, DLLs).
 fn examine_windows(ctx: &Context<'_>) -> Report {
-    let mut findings = Vec::new();
-    let space = space::check(ctx, &mut findings);
-    rank(&mut findings);
     // On a drive of the guest's tree (`/C:/Windows/System32`), or in the
     // system volume alone.
     let system32 = ctx
@@ -289,6 +287,14 @@ fn examine_windows(ctx: &Context<'_>) -> Report {
         .as_deref()
         .map(|p| recent::windows_changes(ctx.fs, p, recent::RECENT_COUNT))
         .unwrap_or_default();
+    // The drive holding it: `/C:`, or `/` for the volume alone.
+    let system = system32
+        .as_deref()
+        .and_then(|p| p.strip_suffix(b"/Windows/System32".as_slice()))
+        .map(|d| if d.is_empty() { b"/".as_slice() } else { d });
+    let mut findings = Vec::new();
+    let space = space::check(ctx, space::Os::Windows { system }, &mut findings);
+    rank(&mut findings);
     let looked = match &system32 {
         Some(p) => format!(
             "a Windows guest: the Linux checks do not apply; the {} files written or installed last under {} are listed",
@@ -296,8 +302,15 @@ fn examine_windows(ctx: &Context<'_>) -> Report {
             crate::guest::windows_display(ctx.drive.as_deref(), p)
                 .unwrap_or_else(|| crate::text::escape(p))
         ),
-        None => "a Windows guest: the Linux checks do not apply; no Windows\\System32 folder found"
-            .into(),
+        None => match ctx.drive.as_deref() {
+            Some(d) => format!(
+                "{d} of a Windows guest: the Linux checks do not apply; no Windows\\System32 folder on it"
+            ),
+            None => {
+                "a Windows guest: the Linux checks do not apply; no Windows\\System32 folder found"
+                    .into()
+            }
+        },
     };
     Report {
         findings,

@@ -19,8 +19,23 @@ const FULL_PERCENT: u64 = 99;
 /// From which it is nearly full.
 const WARN_PERCENT: u64 = 95;
 
+/// Whose filesystems: a Linux guest's, or a Windows guest's, whose
+/// mountpoints are its drives (`C:\`) and whose boot needs its system drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os<'a> {
+    /// Mountpoints as paths; `/` and `/var` needed by the boot.
+    Linux,
+    /// Mountpoints shown as drives ([`crate::guest::windows_display`]);
+    /// `system` is the tree's path of the drive holding `Windows\System32`
+    /// (`/C:`, or `/` for that volume alone), if found.
+    Windows {
+        /// The system drive's path in the tree.
+        system: Option<&'a [u8]>,
+    },
+}
+
 /// Run the check.
-pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
+pub fn check(ctx: &Context<'_>, os: Os<'_>, out: &mut Vec<Finding>) -> Checked {
     let mut looked: Vec<(Vec<u8>, Space)> = Vec::new();
     let mut seen: Vec<crate::layers::VolumeId> = Vec::new();
     match ctx.namespace {
@@ -53,9 +68,19 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
             }
         }
     }
+    let shown = |mp: &[u8]| match os {
+        Os::Linux => escape(mp),
+        Os::Windows { .. } => {
+            crate::guest::windows_display(ctx.drive.as_deref(), mp).unwrap_or_else(|| escape(mp))
+        }
+    };
     let before = out.len();
     for (mp, s) in &looked {
-        judge(mp, s, out);
+        let boot = match os {
+            Os::Linux => Boot::Linux(mp == b"/" || mp == b"/var"),
+            Os::Windows { system } => Boot::Windows(system == Some(mp.as_slice())),
+        };
+        judge(mp, &shown(mp), boot, s, out);
     }
     Checked {
         check: Check::Space,
@@ -67,7 +92,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) -> Checked {
                 count(looked.len() as u64, "filesystem", "filesystems"),
                 looked
                     .iter()
-                    .map(|(mp, s)| format!("{} {}% used", escape(mp), used_percent(s)))
+                    .map(|(mp, s)| format!("{} {}% used", shown(mp), used_percent(s)))
                     .collect::<Vec<_>>()
                     .join(", "),
                 out.len() - before
@@ -117,18 +142,31 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// Whether a full filesystem at `mp` stops the boot.
-fn boot_needs(mp: &[u8]) -> bool {
-    mp == b"/" || mp == b"/var"
+/// Whether the boot needs a filesystem to have space: on a Linux guest
+/// (`/`, `/var`), or a Windows guest (its system drive).
+#[derive(Debug, Clone, Copy)]
+enum Boot {
+    Linux(bool),
+    Windows(bool),
 }
 
-fn judge(mp: &[u8], s: &Space, out: &mut Vec<Finding>) {
+impl Boot {
+    fn needs(self) -> bool {
+        match self {
+            Boot::Linux(b) | Boot::Windows(b) => b,
+        }
+    }
+}
+
+/// The finding for the filesystem mounted at `mp` (`m` as the operator
+/// knows it), if it is full or nearly.
+fn judge(mp: &[u8], m: &str, boot: Boot, s: &Space, out: &mut Vec<Finding>) {
     let bytes = |blocks: u64| blocks.saturating_mul(s.block_size);
     let pct = used_percent(s);
     let no_inodes = s.inodes > 0 && s.free_inodes == 0;
     let full = s.avail_blocks == 0 || pct >= FULL_PERCENT || no_inodes;
     let severity = if full {
-        if boot_needs(mp) {
+        if boot.needs() {
             Severity::Critical
         } else {
             Severity::Error
@@ -138,7 +176,6 @@ fn judge(mp: &[u8], s: &Space, out: &mut Vec<Finding>) {
     } else {
         return;
     };
-    let m = escape(mp);
     let blocks_line = format!(
         "{} free of {} ({} available to users), {pct}% used",
         size(bytes(s.free_blocks)),
@@ -154,7 +191,8 @@ fn judge(mp: &[u8], s: &Space, out: &mut Vec<Finding>) {
     } else {
         format!("{m} is {pct}% full")
     };
-    if full && boot_needs(mp) {
+    // What a Linux boot writes; a Windows guest's is not listed.
+    if full && matches!(boot, Boot::Linux(true)) {
         evidence.push(
             "with no space, journald, the package manager, sshd's host keys and every pid file or log written at boot fail"
                 .into(),
@@ -199,11 +237,20 @@ mod tests {
     #[test]
     fn severities() {
         let mut out = Vec::new();
-        judge(b"/", &space(1000, 3, 0, 100, 50), &mut out);
-        judge(b"/home", &space(1000, 3, 0, 100, 50), &mut out);
-        judge(b"/srv", &space(1000, 40, 40, 100, 50), &mut out);
-        judge(b"/var", &space(1000, 500, 400, 100, 0), &mut out);
-        judge(b"/data", &space(1000, 500, 400, 100, 50), &mut out);
+        let mut linux = |mp: &str, s: Space| {
+            let boot = Boot::Linux(mp == "/" || mp == "/var");
+            judge(mp.as_bytes(), mp, boot, &s, &mut out)
+        };
+        linux("/", space(1000, 3, 0, 100, 50));
+        linux("/home", space(1000, 3, 0, 100, 50));
+        linux("/srv", space(1000, 40, 40, 100, 50));
+        linux("/var", space(1000, 500, 400, 100, 0));
+        linux("/data", space(1000, 500, 400, 100, 50));
+        // A Windows guest: its drives by letter, the system drive needed.
+        for (mp, shown, system) in [("/C:", "C:\\", true), ("/D:", "D:\\", false)] {
+            let full = space(1000, 3, 0, 100, 50);
+            judge(mp.as_bytes(), shown, Boot::Windows(system), &full, &mut out);
+        }
         let got: Vec<(Severity, &str)> = out
             .iter()
             .map(|f| (f.severity, f.summary.as_str()))
@@ -224,8 +271,19 @@ mod tests {
                     Severity::Critical,
                     "/var has no free inode: no file can be created there"
                 ),
+                (
+                    Severity::Critical,
+                    "C:\\ is full: no space left for users other than root"
+                ),
+                (
+                    Severity::Error,
+                    "D:\\ is full: no space left for users other than root"
+                ),
             ]
         );
+        // The Linux boot's writers are named for a Linux `/` only.
+        assert_eq!(out[0].evidence.len(), 3);
+        assert_eq!(out[4].evidence.len(), 2);
         assert_eq!(size(12 * 1024), "12 KiB");
         assert_eq!(size(1_395_864_371), "1.2 GiB");
         assert_eq!(size(512), "512 bytes");

@@ -143,6 +143,10 @@ pub const BTRFS_COPY_ON_WRITE: &str = "btrfs is copy-on-write: a change is writt
      referenced from checksummed trees up to the superblock, so patching a link's bytes in place \
      would be unsafe";
 
+/// Why an NTFS link is not patched in place.
+pub const NTFS_NOT_WRITTEN: &str = "vmrescue reads NTFS but has no NTFS writer (a link there is \
+     a reparse point, or an Interix link file as ntfs-3g makes it)";
+
 /// Every filesystem kind vmrescue knows what to do with.
 pub static KINDS: &[FsKind] = &[
     ext("ext2", ""),
@@ -205,7 +209,7 @@ pub static KINDS: &[FsKind] = &[
             rw_data: "",
         }),
         relink_in_place: false,
-        in_place_refusal: None,
+        in_place_refusal: Some(NTFS_NOT_WRITTEN),
         relink_kernel: true,
     },
     // Read-only by design: no read-write mount for a repair.

@@ -85,6 +85,21 @@ impl FileType {
         }
     }
 
+    /// The type in words, as `ls` would describe it, for messages
+    /// (`regular file`, `directory`).
+    pub fn words(self) -> &'static str {
+        match self {
+            FileType::Regular => "regular file",
+            FileType::Directory => "directory",
+            FileType::Symlink => "symbolic link",
+            FileType::CharDevice => "character device",
+            FileType::BlockDevice => "block device",
+            FileType::Fifo => "FIFO",
+            FileType::Socket => "socket",
+            FileType::Unknown => "file of unknown type",
+        }
+    }
+
     /// The `S_IFMT` bits for this type.
     pub fn mode_bits(self) -> u32 {
         match self {

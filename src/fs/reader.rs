@@ -29,7 +29,7 @@ impl FileReader {
             return Err(Error::Invalid(format!(
                 "{} is not a regular file (it is a {}), so it cannot hold a disk image",
                 escape(path),
-                type_name(meta.file_type)
+                meta.file_type.words()
             )));
         }
         Ok(FileReader {
@@ -48,20 +48,6 @@ impl FileReader {
     /// The file's node in it.
     pub fn node(&self) -> NodeId {
         self.node
-    }
-}
-
-/// A file type as `ls` would describe it, for messages.
-fn type_name(t: FileType) -> &'static str {
-    match t {
-        FileType::Regular => "regular file",
-        FileType::Directory => "directory",
-        FileType::Symlink => "symbolic link",
-        FileType::CharDevice => "character device",
-        FileType::BlockDevice => "block device",
-        FileType::Fifo => "FIFO",
-        FileType::Socket => "socket",
-        FileType::Unknown => "file of unknown type",
     }
 }
 

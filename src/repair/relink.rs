@@ -348,9 +348,18 @@ fn plan_seen(
     opts: &Options,
 ) -> Result<Plan> {
     let volume = layout.volume(id);
+    let shown = shown_link(layout, id, link, view);
     let (fs, on_disk, mut blockers): (Arc<dyn FsView>, Option<OnDisk>, Vec<String>) = match writer {
         Writer::InPlace => {
-            refuse_in_place(layout, id)?;
+            if let Err(refused) = refuse_in_place(layout, id, &shown) {
+                // What the operator named is not a link at all: that first,
+                // from the tree already read.
+                if let Some(v) = view {
+                    let r = path::resolve(&*v.fs, &v.link, false)?;
+                    must_be_link(&*v.fs, r.node, &shown)?;
+                }
+                return Err(refused);
+            }
             if let Some(sub) = subvolume {
                 return Err(Error::Refused(format!(
                     "{}: btrfs subvolume {sub} is written through the kernel engine only \
@@ -399,14 +408,7 @@ fn plan_seen(
     };
 
     let r = path::resolve(&*fs, link, false)?;
-    let meta = fs.metadata(r.node)?;
-    if meta.file_type != FileType::Symlink {
-        return Err(Error::Invalid(format!(
-            "{}: not a symbolic link (it is a {})",
-            escape(&r.path),
-            format!("{:?}", meta.file_type).to_lowercase()
-        )));
-    }
+    must_be_link(&*fs, r.node, &shown)?;
     let (seen, seen_link) = match view {
         Some(v) => (Arc::clone(&v.fs), v.link.clone()),
         None => (Arc::clone(&fs), r.path.clone()),
@@ -597,9 +599,42 @@ fn finish_in_place(layout: &Layout, id: VolumeId, patches: &[Patch], plan: &mut 
     }
 }
 
+/// The drive a Windows guest gives volume `id` (`C:\`), if any.
+fn drive_of(layout: &Layout, id: VolumeId) -> Option<&str> {
+    layout
+        .volume(id)
+        .guest
+        .mountpoint
+        .as_deref()
+        .filter(|m| !m.starts_with('/'))
+}
+
+/// Link `link` (its path inside volume `id`; `view` shows it in the whole
+/// guest) as the operator knows it: on a drive of a Windows guest as
+/// Windows writes it (`C:\Users\x`), else its guest path (or its path in
+/// the volume).
+fn shown_link(layout: &Layout, id: VolumeId, link: &[u8], view: Option<&GuestView>) -> String {
+    drive_of(layout, id)
+        .and_then(|d| crate::guest::windows_display(Some(d), link))
+        .unwrap_or_else(|| escape(view.map_or(link, |v| &v.link)))
+}
+
+/// Refuse `node` of `fs` (`shown` names it) when it is not a symbolic
+/// link: relink repairs nothing else.
+pub fn must_be_link(fs: &dyn FsView, node: NodeId, shown: &str) -> Result<()> {
+    match fs.metadata(node)?.file_type {
+        FileType::Symlink => Ok(()),
+        other => Err(Error::Invalid(format!(
+            "{shown}: not a symbolic link (it is a {}); relink repairs symbolic links only",
+            other.words()
+        ))),
+    }
+}
+
 /// Refuse a write in place on a filesystem vmrescue does not write, with
-/// the reason its row gives and the alternative.
-fn refuse_in_place(layout: &Layout, id: VolumeId) -> Result<()> {
+/// the link (`shown`), its volume (and drive), the reason the
+/// filesystem's row gives and the alternative.
+fn refuse_in_place(layout: &Layout, id: VolumeId, shown: &str) -> Result<()> {
     let volume = layout.volume(id);
     let kind = crate::fs::kinds::by_probe_name(volume.content.kind.name());
     if kind.is_some_and(|k| k.relink_in_place) {
@@ -608,8 +643,11 @@ fn refuse_in_place(layout: &Layout, id: VolumeId) -> Result<()> {
     let why = kind
         .and_then(|k| k.in_place_refusal)
         .unwrap_or("vmrescue writes repairs in place only on ext2/ext3/ext4 and XFS");
+    let drive = drive_of(layout, id)
+        .map(|d| format!(" ({})", d.trim_end_matches('\\')))
+        .unwrap_or_default();
     Err(Error::Refused(format!(
-        "{} holds {}: {why}{}",
+        "{shown} is on {}{drive}, which holds {}: {why}{}",
         volume.name,
         volume.content.describe(),
         if kind.is_some_and(|k| k.relink_kernel) {

@@ -154,21 +154,100 @@ fn doctor_on_the_system_drive_alone_is_the_windows_doctor() {
         "{out}"
     );
     assert!(!out.contains("/Windows/System32"), "{out}");
-    // The whole guest says the same.
+    // Its filesystem by drive, not `/`.
+    assert!(
+        out.contains("  space     1 filesystem (C:\\ 6% used): 0 full or nearly\n"),
+        "{out}"
+    );
+    // The whole guest says the same, each filesystem by its drive.
     let (out, err, code) = run(&["doctor", &image()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(r"written or installed last under C:\Windows\System32 are listed"),
         "{out}"
     );
-    assert!(!out.contains("/C:/"), "{out}");
+    assert!(
+        out.contains("  space     2 filesystems (C:\\ 6% used, D:\\ 14% used): 0 full or nearly\n"),
+        "{out}"
+    );
+    assert!(!out.contains("/C:"), "{out}");
+    // Another drive alone is a Windows guest's drive too: no Linux checks.
+    let (out, err, code) = run(&["doctor", "--volume", "D:", &image()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let checked: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(
+        checked,
+        [
+            r"  windows   D:\ of a Windows guest: the Linux checks do not apply; no Windows\System32 folder on it",
+            r"  space     1 filesystem (D:\ 14% used): 0 full or nearly",
+        ],
+        "{out}"
+    );
+}
+
+/// `doctor --json` on a Windows guest keeps its guest paths (`path`,
+/// `windows_system32`) and adds each as Windows writes it, the same from
+/// the whole guest (`/C:/Windows/...`) and from C: alone (`/Windows/...`);
+/// null on a Linux guest. The files are those ntfs-3g wrote
+/// (`windows-c.sha256`).
+#[test]
+fn doctor_json_adds_windows_paths_beside_guest_paths() {
+    // Exit code 1: the demo's findings.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (out, err, code) = run(args);
+        assert!(code == 0 || code == 1, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let img = image();
+    for (args, prefix) in [
+        (vec!["doctor", "--json", &img], "/C:"),
+        (vec!["doctor", "--json", "--volume", "C:", &img], ""),
+    ] {
+        let d = json(&args);
+        assert_eq!(
+            d["windows_system32"],
+            format!("{prefix}/Windows/System32"),
+            "{args:?}"
+        );
+        assert_eq!(
+            d["system32_windows_path"], r"C:\Windows\System32",
+            "{args:?}"
+        );
+        let recent = d["recent"].as_array().unwrap();
+        assert_eq!(recent.len(), 8, "{args:?}");
+        for r in recent {
+            let path = r["path"].as_str().unwrap();
+            let inner = path.strip_prefix(prefix).unwrap();
+            // A file ntfs-3g wrote, at that path of C:.
+            ntfs3g_sum(inner);
+            assert_eq!(
+                r["windows_path"],
+                format!("C:{}", inner.replace('/', "\\")),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            recent[0]["windows_path"],
+            r"C:\Windows\System32\drivers\viostor.sys"
+        );
+    }
+    // A Linux guest: null.
+    let d = json(&["doctor", "--json", "--demo"]);
+    assert!(d["system32_windows_path"].is_null());
+    assert!(!d["recent"].as_array().unwrap().is_empty());
+    for r in d["recent"].as_array().unwrap() {
+        assert!(r["windows_path"].is_null(), "{r}");
+    }
+    for f in d["findings"].as_array().unwrap() {
+        assert!(f["windows_path"].is_null(), "{f}");
+    }
 }
 
 #[test]
 fn relink_and_open_take_drive_paths() {
     let img = image();
-    // relink finds the file by its drive path (and refuses: NTFS is not
-    // written in place, and it is not a link), rather than not finding it.
+    // relink finds the file by its drive path (and refuses: it is not a
+    // link), rather than not finding it.
     let (_, err, code) = run(&[
         "relink",
         "--dry-run",
@@ -177,7 +256,7 @@ fn relink_and_open_take_drive_paths() {
     ]);
     assert_eq!(code, 2);
     assert!(!err.contains("not found"), "{err}");
-    assert!(err.contains("ntfs"), "{err}");
+    assert!(err.contains("not a symbolic link"), "{err}");
     let (_, err, code) = run(&["relink", "--dry-run", &img, r"C:\Users\Nobody"]);
     assert_eq!(code, 2);
     assert!(err.contains("/C:/Users/Nobody: not found"), "{err}");
@@ -192,7 +271,7 @@ fn relink_and_open_take_drive_paths() {
     ]);
     assert_eq!(code, 2);
     assert!(!err.contains("not found"), "{err}");
-    assert!(err.contains("ntfs"), "{err}");
+    assert!(err.contains("not a symbolic link"), "{err}");
     let (_, err, code) = run(&[
         "relink",
         "--dry-run",
@@ -219,4 +298,59 @@ fn relink_and_open_take_drive_paths() {
         err.contains("/C:/Users/Administrator/Documents/notes.txt is not a disk image"),
         "{err}"
     );
+}
+
+/// relink reads a drive path before anything is refused, and says what
+/// stops it in the operator's words: a file that is not a link is named
+/// as such (before the filesystem's refusal, which would not help), and a
+/// real link (`D:\Shares\Public\latest.txt`, made by ntfs-3g) is refused
+/// with its drive path, its volume and drive, why (NTFS is not written in
+/// place) and the way that can write it (the kernel engine). Nothing is
+/// written: the image's bytes are unchanged.
+#[test]
+fn relink_refusals_name_the_drive_path() {
+    let img = image();
+    let before = hex(&Sha256::digest(std::fs::read(&img).unwrap()));
+    // `relink --dry-run [--volume V] [--to T] IMAGE PATH`.
+    let relink = |volume: Option<&str>, to: Option<&str>, path: &str| {
+        let mut args = vec!["relink", "--dry-run"];
+        args.extend(volume.iter().flat_map(|v| ["--volume", *v]));
+        args.extend(to.iter().flat_map(|t| ["--to", *t]));
+        args.extend([img.as_str(), path]);
+        run(&args)
+    };
+    for volume in [None, Some("C:"), Some("p1")] {
+        let (out, err, code) = relink(volume, None, r"c:\users\administrator\desktop\größe.txt");
+        assert_eq!(code, 2, "{volume:?}: {out}{err}");
+        assert_eq!(
+            err.trim_end(),
+            r"vmrescue: C:\Users\Administrator\Desktop\Größe.txt: not a symbolic link (it is a regular file); relink repairs symbolic links only",
+            "{volume:?}"
+        );
+    }
+    let (_, err, code) = relink(None, None, r"C:\Users");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(r"C:\Users: not a symbolic link (it is a directory)"),
+        "{err}"
+    );
+    // The link is one: ls shows it as ntfs-3g wrote it.
+    let (out, err, code) = run(&["ls", "-l", &img, r"D:\Shares\Public"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("latest.txt -> readme.txt"), "{out}");
+    for volume in [None, Some("D:"), Some("p2")] {
+        for to in [None, Some("readme.txt")] {
+            let (out, err, code) = relink(volume, to, r"d:\shares\PUBLIC\Latest.txt");
+            assert_eq!(code, 2, "{volume:?} {to:?}: {out}{err}");
+            assert_eq!(
+                err.trim_end(),
+                "vmrescue: refused: D:\\Shares\\Public\\latest.txt is on p2 (D:), which holds ntfs: \
+                 vmrescue reads NTFS but has no NTFS writer (a link there is a reparse point, or an \
+                 Interix link file as ntfs-3g makes it); use the kernel engine (`--engine kernel`, \
+                 as root), which replaces the link through a mounted filesystem",
+                "{volume:?} {to:?}"
+            );
+        }
+    }
+    assert_eq!(hex(&Sha256::digest(std::fs::read(&img).unwrap())), before);
 }

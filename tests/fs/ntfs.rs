@@ -551,7 +551,7 @@ fn streams_split_over_an_attribute_list_read_as_ntfs_3g_reads_them() {
     let lists = std::fs::read_to_string(common::fixture_file("ntfs-split.lists")).unwrap();
     assert_eq!(
         lists.lines().collect::<Vec<_>>(),
-        ["/frag.bin", "/pad.bin", "/zip/long.txt"],
+        ["/frag.bin", "/linked.bin", "/pad.bin", "/zip/long.txt"],
         "the fixture's files have attribute lists"
     );
     let fs = open_split();
@@ -608,31 +608,129 @@ fn initialized_size_of_a_split_stream_is_its_first_extents() {
     // extension records.
     let last_vcn = le64(&img, a + 0x18);
     assert!((last_vcn + 1) * 4096 < size, "last VCN {last_vcn}");
+    patch_initialized_size(&p, rec, a, VALID);
+    read_zeros_past(dir.path(), &p, n, "/frag.bin", &before, VALID);
+}
+
+/// Patch the initialized size of the non-resident attribute at byte `a`
+/// of image `p` (in the MFT record at byte `rec`) to `valid`; the field
+/// must not hold a sector's update-sequence bytes (510, 511).
+fn patch_initialized_size(p: &std::path::Path, rec: usize, a: usize, valid: u64) {
     let at = a + 0x38 - rec;
     assert!(
         (at..at + 8).all(|b| b % 512 < 510),
         "field at record byte {at}"
     );
-    patch(&p, a + 0x38, &VALID.to_le_bytes());
+    patch(p, a + 0x38, &valid.to_le_bytes());
+}
 
-    let fs = open_path(&p).unwrap();
-    assert_eq!(fs.metadata(n).unwrap().size, size);
+/// File `n` (`path`) of image `p`, which read as `before`, now that its
+/// initialized size is `valid`: the same size, the same bytes up to
+/// `valid` and zeros after (where the clusters hold data), allocated but
+/// unwritten extents from there; and so ntfs-3g, `cat` and `cp` read it.
+fn read_zeros_past(
+    dir: &std::path::Path,
+    p: &std::path::Path,
+    n: NodeId,
+    path: &str,
+    before: &[u8],
+    valid: u64,
+) {
+    let fs = open_path(p).unwrap();
+    assert_eq!(fs.metadata(n).unwrap().size, before.len() as u64);
     let got = read_all(&fs, n).unwrap();
-    let valid = VALID as usize;
-    assert_eq!(&got[..valid], &before[..valid]);
+    let upto = valid as usize;
+    assert_eq!(&got[..upto], &before[..upto]);
     assert!(
-        got[valid..].iter().all(|&b| b == 0),
+        got[upto..].iter().all(|&b| b == 0),
         "zeros past the valid length"
     );
-    assert!(before[valid..].iter().any(|&b| b != 0));
+    assert!(before[upto..].iter().any(|&b| b != 0));
     let ext = fs.extents(n).unwrap();
     assert!(
-        ext.iter().any(|e| e.unwritten && e.offset == VALID),
+        ext.iter().any(|e| e.unwritten && e.offset == valid),
+        "{ext:?}"
+    );
+    assert!(
+        ext.iter()
+            .filter(|e| !e.unwritten)
+            .all(|e| e.offset + e.len <= valid),
         "{ext:?}"
     );
     drop(fs);
+    read_as_ntfs_3g_and_copied(dir, p, path, &got);
+}
 
-    read_as_ntfs_3g_and_copied(dir.path(), &p, "/frag.bin", &got);
+/// What `ntfsinfo -v` (ntfs-3g) says of the unnamed `$DATA` extent at
+/// VCN 0 of file `path` of image `p`: the MFT record holding it and its
+/// initialized size.
+fn ntfsinfo_first_data_extent(p: &std::path::Path, path: &str) -> (u64, u64) {
+    let out = std::process::Command::new("ntfsinfo")
+        .args(["-v", "-F", path])
+        .arg(p)
+        .output()
+        .expect("ntfsinfo (ntfs-3g) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let number = |l: &str| -> u64 { l.split_whitespace().nth_back(1).unwrap().parse().unwrap() };
+    for block in text.split("Dumping attribute ").skip(1) {
+        let Some(rest) = block.strip_prefix("$DATA (0x80) from mft record ") else {
+            continue;
+        };
+        let record: u64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+        let field = |name: &str| {
+            block
+                .lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .map(number)
+        };
+        if field("Lowest VCN") == Some(0) {
+            return (record, field("Initialized size").unwrap());
+        }
+    }
+    panic!("ntfsinfo shows no $DATA at VCN 0:\n{text}");
+}
+
+/// A file whose names fill its base record (twelve long hard links) and
+/// whose data came after them: ntfs-3g put its whole `$DATA`, the VCN-0
+/// extent with the sizes too, in an extension record. Its initialized size
+/// is read there: patched there, the bytes past it read as zeros, as
+/// ntfs-3g (`ntfscat`) reads the same patched image, through `cat` and
+/// `cp` too.
+#[test]
+fn initialized_size_in_an_extension_record_is_honoured() {
+    const VALID: u64 = 777_777;
+    let dir = tempfile::tempdir().unwrap();
+    let p = common::fixture_copy("ntfs-split", dir.path());
+    let fs = open_path(&p).unwrap();
+    let n = node(&fs, "/linked.bin");
+    let before = read_all(&fs, n).unwrap();
+    assert_eq!(fs.metadata(n).unwrap().nlink, 13);
+    drop(fs);
+    let img = std::fs::read(&p).unwrap();
+    let base = record_at(&img, n.0);
+    assert_eq!(&img[base..base + 4], b"FILE");
+    let (ext, initialized) = ntfsinfo_first_data_extent(&p, "/linked.bin");
+    assert_ne!(ext, n.0, "the VCN-0 extent is in an extension record");
+    assert_eq!(initialized, 400 * 4096);
+    let rec = record_at(&img, ext);
+    assert_eq!(&img[rec..rec + 4], b"FILE");
+    // The extension record's base is the file's record.
+    assert_eq!(le64(&img, rec + 0x20) & 0xffff_ffff_ffff, n.0);
+    let a = data_attribute(&img, rec);
+    assert_eq!(le64(&img, a + 0x10), 0, "lowest VCN");
+    let size = le64(&img, a + 0x30);
+    assert_eq!(size, before.len() as u64);
+    assert_eq!(size, 400 * 4096);
+    assert_eq!(le64(&img, a + 0x38), size, "initialized size before");
+    patch_initialized_size(&p, rec, a, VALID);
+    // ntfs-3g sees the patched field where it looks for it.
+    assert_eq!(ntfsinfo_first_data_extent(&p, "/linked.bin"), (ext, VALID));
+    read_zeros_past(dir.path(), &p, n, "/linked.bin", &before, VALID);
 }
 
 /// `ntfscat` (ntfs-3g), `vmrescue cat` and `vmrescue cp` read file `path`
