@@ -398,6 +398,38 @@ fn tls_servers_and_unknown_exports_are_refused_clearly() {
     assert!(text(&o.stderr).contains("TLS is not supported"));
 }
 
+/// A single-client qemu-nbd already serving someone (a vmrescue browser,
+/// say) takes a second connection into its backlog and never greets it:
+/// said as that, not as a timed-out read.
+#[test]
+fn a_server_busy_with_another_client_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("demo.img");
+    std::fs::copy(fixture("demo"), &img).unwrap();
+    let s = qemu_nbd_writable(&img, "demo", tmp.path());
+    let sock = tmp.path().join("demo.sock");
+    // The first client: greeted, and holding the server.
+    let mut first = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut magic = [0u8; 8];
+    std::io::Read::read_exact(&mut first, &mut magic).unwrap();
+    assert_eq!(&magic, b"NBDMAGIC");
+    let o = vmrescue(&["layers", &s.uri]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&s.uri), "{err}");
+    assert!(
+        err.contains("accepted the connection but sent nothing")
+            && err.contains("serving another client")
+            && err.contains("--shared"),
+        "{err}"
+    );
+    // Once it is free, the same command reads the disk.
+    drop(first);
+    let o = vmrescue(&["layers", &s.uri]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("ext"), "{}", text(&o.stdout));
+}
+
 #[test]
 fn host_file_operations_refuse_an_nbd_disk() {
     let img = fixture("demo");

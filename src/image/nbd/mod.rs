@@ -46,6 +46,10 @@ pub const DEFAULT_PORT: u16 = 10809;
 /// How long a request may wait for its reply before the connection is
 /// declared dead (`VMRESCUE_NBD_TIMEOUT`, seconds, changes it).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new connection waits for the server's greeting (at most the
+/// request deadline): a server greets at once, unless it is busy with
+/// another client and has not taken this one yet.
+const GREETING_WAIT: Duration = Duration::from_secs(5);
 /// Small reads are cached in blocks of this size.
 const SMALL_BLOCK: u64 = 64 * 1024;
 /// Small blocks kept (32 MiB).
@@ -226,6 +230,33 @@ impl Stream {
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
             Stream::Unix(s) => s.shutdown(Shutdown::Both),
         };
+    }
+    /// Wait up to `wait` for the server's first bytes; false if none came.
+    /// A server that took the connection but serves someone else (qemu-nbd
+    /// without `--shared`) leaves it unanswered in its backlog.
+    fn greeted_within(&self, wait: Duration) -> io::Result<bool> {
+        use std::os::fd::AsFd;
+        let fd = match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let t = rustix::event::Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&t)) {
+                Ok(n) => return Ok(n > 0),
+                Err(rustix::io::Errno::INTR) if !left.is_zero() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
@@ -437,6 +468,13 @@ fn dial(uri: &Uri, timeout: Duration) -> Result<Stream> {
 impl Conn {
     fn connect(uri: &Uri, timeout: Duration) -> Result<(Conn, Export)> {
         let stream = dial(uri, timeout)?;
+        let wait = timeout.min(GREETING_WAIT);
+        let greeted = stream
+            .greeted_within(wait)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", uri.text)))?;
+        if !greeted {
+            return Err(no_greeting(uri, wait));
+        }
         let mut hs = stream
             .try_clone()
             .map_err(|e| Error::Invalid(format!("{}: {e}", uri.text)))?;
@@ -600,6 +638,18 @@ impl Drop for Conn {
         }
         self.closer.shutdown();
     }
+}
+
+/// A server that accepted the connection but never greeted it.
+fn no_greeting(uri: &Uri, wait: Duration) -> Error {
+    Error::Invalid(format!(
+        "{}: the NBD server accepted the connection but sent nothing in {} s: it is most \
+         likely serving another client (qemu-nbd serves one at a time unless started with \
+         --shared=N; a vmrescue browser open on this export is such a client: quit it \
+         first, or serve the export with --shared=2)",
+        uri.text,
+        wait.as_secs_f64()
+    ))
 }
 
 fn handshake_error(uri: &Uri, e: proto::HandshakeError) -> Error {
