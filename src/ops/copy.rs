@@ -1389,8 +1389,12 @@ impl Exec<'_> {
                 let rel = rel_join(&frame.rel, &e.name);
                 let at = Spot::new(frame.fd.as_fd(), &e.name, &path, &rel).in_made(frame.made);
                 if !self.hand_over(&frame, at, &m) {
-                    // The files read before it are made first.
-                    self.send_batches();
+                    // A regular file copied here takes a while: the
+                    // writers get the files read before it meanwhile. A
+                    // symlink or node is quick, and does not split a batch.
+                    if m.file_type == FileType::Regular {
+                        self.send_batches();
+                    }
                     self.copy_leaf(at, &m);
                 }
             }
