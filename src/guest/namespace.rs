@@ -437,7 +437,17 @@ fn windows(
         drives.push(('C', "the system volume".into(), Some(root), false));
         drives.sort_by_key(|d| d.0);
     }
-    for (letter, target, volume, missing) in drives {
+    // Each letter's volume, opened; the system drive's root gives the
+    // folders of letters that show no volume their owner and times.
+    let opened: Vec<Option<Result<Arc<dyn FsView>>>> =
+        drives.iter().map(|d| d.2.map(open)).collect();
+    let stamp = drives
+        .iter()
+        .zip(&opened)
+        .find(|(d, _)| d.2 == Some(root))
+        .and_then(|(_, o)| o.as_ref()?.as_ref().ok())
+        .and_then(|fs| fs.metadata(fs.root()).ok());
+    for ((letter, target, volume, missing), opened) in drives.into_iter().zip(opened) {
         let index = mounts.len();
         let dev = index as u64 + 1;
         let mountpoint = format!("/{letter}:").into_bytes();
@@ -457,12 +467,12 @@ fn windows(
             state: MountState::Mounted,
             dev,
         };
-        let shown = match volume.map(|v| (v, open(v))) {
+        let shown = match volume.zip(opened) {
             Some((v, Ok(fs))) => layer(fs, index, dev, Some(v), name_of(v)),
             Some((_, Err(e))) => {
                 m.state = MountState::Unreadable(e.to_string());
                 layer(
-                    empty_dir("unreadable", 0o755, None),
+                    empty_dir("unreadable", 0o755, stamp.as_ref()),
                     index,
                     dev,
                     None,
@@ -477,7 +487,7 @@ fn windows(
                         .into()
                 });
                 layer(
-                    empty_dir("missing", 0o755, None),
+                    empty_dir("missing", 0o755, stamp.as_ref()),
                     index,
                     dev,
                     None,
@@ -493,11 +503,11 @@ fn windows(
         }
         let node = tree.push_layer(shown);
         let info = (tree.layers.len() - 1, b"/".to_vec());
-        if let Err(why) = attach(&mut tree, &mountpoint, node, index, dev) {
-            m.state = MountState::Failed(why);
-        } else {
-            tree.roots.insert(node, info);
-        }
+        // A letter of the made-up root: nothing there to mount over, and
+        // nothing to note (as a Linux mountpoint missing from its root is).
+        let top = tree.root();
+        tree.inject(top, &mountpoint[1..], node);
+        tree.roots.insert(node, info);
         mounts.push(m);
     }
     Namespace {

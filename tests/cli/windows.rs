@@ -98,6 +98,27 @@ fn layers_names_the_windows_guest_and_its_drive_letters() {
     }
 }
 
+/// The guest's root lists its letters; one that shows no volume here (E:,
+/// a CD-ROM; F:, a partition not on these disks) is an empty folder with
+/// the system drive's times, not a made-up date.
+#[test]
+fn letters_without_a_volume_are_folders_dated_as_the_system_drive() {
+    let img = fixture("windows");
+    let (out, err, _) = stdout(&["ls", "-l", img.to_str().unwrap(), "/"]);
+    let date = |name: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("no {name} in\n{out}\n{err}"));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols[cols.len() - 3..cols.len() - 1].join(" ")
+    };
+    let c = date("C:");
+    assert!(!c.starts_with("2013-"), "{out}");
+    assert_eq!(date("E:"), c, "{out}");
+    assert_eq!(date("F:"), c, "{out}");
+}
+
 #[test]
 fn layers_json_carries_what_the_hives_say_as_hivex_reads_them() {
     let img = fixture("windows");
