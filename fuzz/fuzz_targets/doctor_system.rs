@@ -48,7 +48,14 @@ fuzz_target!(|data: &[u8]| {
         let mut out = Vec::new();
         let checked = [
             doctor::mounts::check(ctx, &mut out),
-            doctor::space::check(ctx, &mut out),
+            doctor::space::check(ctx, doctor::space::Os::Linux, &mut out),
+            doctor::space::check(
+                ctx,
+                doctor::space::Os::Windows {
+                    system: Some(b"/".as_slice()),
+                },
+                &mut out,
+            ),
             doctor::accounts::check(ctx, &mut out),
         ];
         for c in &checked {
