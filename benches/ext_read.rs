@@ -17,7 +17,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{median, out_dir, peak_rss_kib, reps, run_child, settle, sh};
+use support::{median_of_runs, median_wall, peak_rss_kib, reps, run_child, sh};
 
 use std::fs::File;
 use std::io::Write;
@@ -193,7 +193,7 @@ fn report(rows: &[Row]) {
     );
 }
 
-/// Time one run of `f` (after a priming run when warm).
+/// The median time of `f` ([`median_wall`]).
 fn tool(
     dir: &Path,
     task: &str,
@@ -202,19 +202,7 @@ fn tool(
     cache: &'static str,
     f: impl Fn(&Path),
 ) -> Row {
-    if !cold {
-        f(&out_dir(dir, "vmrescue-bench-out"));
-    }
-    let mut times = Vec::new();
-    for _ in 0..reps() {
-        let out = out_dir(dir, "vmrescue-bench-out");
-        settle(cold);
-        let t = Instant::now();
-        f(&out);
-        times.push(t.elapsed().as_secs_f64());
-        let _ = std::fs::remove_dir_all(&out);
-    }
-    let secs = median(times);
+    let secs = median_wall(dir, "vmrescue-bench-out", cold, f);
     let bytes = if task.ends_with("big") {
         BIG_BYTES as u64
     } else if task.ends_with("tree") {
@@ -235,20 +223,12 @@ fn tool(
 /// Time our reader in a child process (so its peak RSS is its own).
 fn ours(dir: &Path, task: &str, image: &Path, cold: bool, cache: &'static str) -> Row {
     let run = |out: &Path| run_child(&[task.as_ref(), image.as_os_str(), out.as_os_str()]);
-    if !cold {
-        run(&out_dir(dir, "vmrescue-bench-out"));
-    }
-    let (mut times, mut bytes, mut rss) = (Vec::new(), 0, 0);
-    for _ in 0..reps() {
-        let out = out_dir(dir, "vmrescue-bench-out");
-        settle(cold);
-        let (secs, got, peak) = run(&out);
-        let _ = std::fs::remove_dir_all(&out);
-        times.push(secs);
-        bytes = got;
-        rss = rss.max(peak);
-    }
-    let secs = median(times);
+    let (secs, runs) = median_of_runs(dir, "vmrescue-bench-out", cold, |out| {
+        let (secs, got, peak) = run(out);
+        (secs, (got, peak))
+    });
+    let bytes = runs.last().map_or(0, |r| r.0);
+    let rss = runs.iter().map(|r| r.1).max().unwrap_or(0);
     Row {
         task: task.into(),
         tool: "vmrescue".into(),

@@ -20,7 +20,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{median, out_dir, peak_rss_kib, reps, run_child, settle, sh};
+use support::{median_of_runs, median_wall, peak_rss_kib, reps, run_child, sh};
 
 use std::fs::File;
 use std::io::Write;
@@ -189,7 +189,7 @@ fn has(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Time one run of `f` (after a priming run when warm).
+/// The median time of `f` ([`median_wall`]).
 fn tool(
     dir: &Path,
     task: &'static str,
@@ -199,19 +199,7 @@ fn tool(
     cache: &'static str,
     f: &dyn Fn(&Path),
 ) -> Row {
-    if !cold {
-        f(&out_dir(dir, "vmrescue-bench-ntfs-out"));
-    }
-    let mut times = Vec::new();
-    for _ in 0..reps() {
-        let out = out_dir(dir, "vmrescue-bench-ntfs-out");
-        settle(cold);
-        let t = Instant::now();
-        f(&out);
-        times.push(t.elapsed().as_secs_f64());
-        let _ = std::fs::remove_dir_all(&out);
-    }
-    let secs = median(times);
+    let secs = median_wall(dir, "vmrescue-bench-ntfs-out", cold, f);
     Row {
         task,
         tool: name,
@@ -233,20 +221,12 @@ fn ours(
     cache: &'static str,
 ) -> Row {
     let run = |out: &Path| run_child(&[path.as_ref(), image.as_os_str(), out.as_os_str()]);
-    if !cold {
-        run(&out_dir(dir, "vmrescue-bench-ntfs-out"));
-    }
-    let (mut times, mut rss) = (Vec::new(), 0);
-    for _ in 0..reps() {
-        let out = out_dir(dir, "vmrescue-bench-ntfs-out");
-        settle(cold);
-        let (secs, got, peak) = run(&out);
-        let _ = std::fs::remove_dir_all(&out);
+    let (secs, runs) = median_of_runs(dir, "vmrescue-bench-ntfs-out", cold, |out| {
+        let (secs, got, peak) = run(out);
         assert_eq!(got, bytes, "{task}: bytes copied");
-        times.push(secs);
-        rss = rss.max(peak);
-    }
-    let secs = median(times);
+        (secs, peak)
+    });
+    let rss = runs.into_iter().max().unwrap_or(0);
     Row {
         task,
         tool: "vmrescue",

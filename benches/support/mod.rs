@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Milliseconds.
 pub fn ms(d: Duration) -> f64 {
@@ -496,4 +496,39 @@ pub fn median(mut times: Vec<f64>) -> f64 {
         .get((times.len().saturating_sub(1)) / 2)
         .copied()
         .unwrap_or(0.0)
+}
+
+/// Run `f` [`reps`] times (after a priming run when warm), each into the
+/// emptied folder `out_dir(dir, name)` after [`settle`], the folder removed
+/// after it: the median of the seconds each run gives, and every run's
+/// other result.
+pub fn median_of_runs<T>(
+    dir: &Path,
+    name: &str,
+    cold: bool,
+    mut f: impl FnMut(&Path) -> (f64, T),
+) -> (f64, Vec<T>) {
+    if !cold {
+        f(&out_dir(dir, name));
+    }
+    let (mut times, mut got) = (Vec::new(), Vec::new());
+    for _ in 0..reps() {
+        let out = out_dir(dir, name);
+        settle(cold);
+        let (secs, t) = f(&out);
+        let _ = std::fs::remove_dir_all(&out);
+        times.push(secs);
+        got.push(t);
+    }
+    (median(times), got)
+}
+
+/// [`median_of_runs`] of `f`, timed around the call.
+pub fn median_wall(dir: &Path, name: &str, cold: bool, f: impl Fn(&Path)) -> f64 {
+    median_of_runs(dir, name, cold, |out| {
+        let t = Instant::now();
+        f(out);
+        (t.elapsed().as_secs_f64(), ())
+    })
+    .0
 }
