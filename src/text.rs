@@ -50,6 +50,16 @@ pub fn escape_str(s: &str) -> String {
     out
 }
 
+/// A mountpoint (from a guest's fstab, or a Windows guest's drive) for
+/// display: a drive (`C:\`) as Windows writes it, any other as
+/// [`escape_str`] shows a string from an image.
+pub fn escape_mountpoint(m: &str) -> String {
+    match m.as_bytes() {
+        [letter, b':', b'\\'] if letter.is_ascii_alphabetic() => m.to_string(),
+        _ => escape_str(m),
+    }
+}
+
 fn push_char(out: &mut String, c: char) {
     if c == '\\' {
         out.push_str("\\\\");

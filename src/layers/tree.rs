@@ -6,7 +6,7 @@ use humansize::{BINARY, format_size};
 use super::{Disk, DiskOrigin, Layout, Volume, VolumeKind};
 use crate::io::Target;
 use crate::problem::Problem;
-use crate::text::escape_str;
+use crate::text::{escape_mountpoint, escape_str};
 
 /// One node of the tree.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -725,7 +725,11 @@ fn walk(
     problems: &mut Vec<Problem>,
     long: &mut Vec<String>,
 ) {
-    let mut mount = n.mountpoint.clone().unwrap_or_default();
+    let mut mount = n
+        .mountpoint
+        .as_deref()
+        .map(escape_mountpoint)
+        .unwrap_or_default();
     if let Some(os) = &n.os {
         if !mount.is_empty() {
             mount.push_str("  ");
@@ -840,4 +844,25 @@ fn cut_cell(n: &Node, text: String, room: usize, full: bool, long: &mut Vec<Stri
     };
     long.push(format!("{}: {}", escape_str(who), text));
     format!("{head} (see below)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountpoints_from_a_guest_never_reach_the_terminal_raw() {
+        let mut disk = Node::new("disk.img".into(), "disk", 1 << 20, "raw".into());
+        let mut hostile = Node::new("p2".into(), "partition", 1 << 19, String::new());
+        hostile.mountpoint = Some("/x\u{1b}[31mRED".into());
+        let mut drive = Node::new("p1".into(), "partition", 1 << 19, String::new());
+        drive.mountpoint = Some("C:\\".into());
+        disk.children = vec![drive, hostile];
+        let out = render_text(&[disk]);
+        assert!(!out.contains('\u{1b}'), "{out:?}");
+        assert!(out.contains("/x\\x1b[31mRED"), "{out}");
+        // A Windows drive as Windows writes it.
+        assert!(out.contains(" C:\\\n") || out.contains(" C:\\ "), "{out}");
+        assert!(!out.contains("C:\\\\"), "{out}");
+    }
 }

@@ -58,16 +58,6 @@ pub fn full(t: Timestamp) -> String {
     )
 }
 
-/// A mountpoint as the operator writes it: a Windows drive (`C:\`) as
-/// it is, a guest path escaped as every guest path is (`\xNN`, `\\`).
-pub fn mountpoint(m: &str) -> String {
-    let b = m.as_bytes();
-    if b.len() == 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\' {
-        return m.to_string();
-    }
-    crate::text::escape_str(m)
-}
-
 /// Last line of defence before text reaches a widget: any control or
 /// bidirectional-override character left (there should be none: image text is
 /// escaped with [`crate::text::escape`] when it enters the app) becomes `�`.

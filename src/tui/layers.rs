@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use crate::layers::tree::Node;
 use crate::layers::{Layout, VolumeId};
-use crate::text::escape_str;
-use crate::tui::format::{mountpoint, safe, size};
+use crate::text::{escape_mountpoint, escape_str};
+use crate::tui::format::{safe, size};
 use crate::tui::strings as s;
 
 /// A node's identifier: indices from the roots down.
@@ -239,7 +239,7 @@ fn guest_node(layout: &Layout, root: VolumeId) -> Node {
     let mounted = mounts.len().saturating_sub(1);
     let notes = mounts
         .iter()
-        .map(|(at, name)| s::guest_mount_line(&mountpoint(at), &escape_str(name)))
+        .map(|(at, name)| s::guest_mount_line(&escape_mountpoint(at), &escape_str(name)))
         .collect();
     Node {
         name,
@@ -310,7 +310,7 @@ pub fn node_lines(n: &Node) -> Vec<String> {
         out.push(format!("{}: {}", s::F_GUEST_ROOT, escape_str(os)));
     }
     if let Some(m) = &n.mountpoint {
-        out.push(format!("{}: {}", s::F_MOUNTPOINT, mountpoint(m)));
+        out.push(format!("{}: {}", s::F_MOUNTPOINT, escape_mountpoint(m)));
     }
     if n.volume.is_some() && !n.browsable && n.children.is_empty() {
         out.push(s::not_browsable(

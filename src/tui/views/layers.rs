@@ -9,8 +9,8 @@ use super::layout::Screen;
 use super::style;
 use crate::layers::tree::Node;
 use crate::text::columns;
-use crate::text::escape_str;
-use crate::tui::format::{cut_middle, mountpoint, safe, size};
+use crate::text::{escape_mountpoint, escape_str};
+use crate::tui::format::{cut_middle, safe, size};
 use crate::tui::layers::{LayerPane, node_lines};
 use crate::tui::strings as s;
 
@@ -42,7 +42,7 @@ pub fn node_label(n: &Node, room: usize, snapshot: Option<&str>) -> Line<'static
     let mountpoint = n
         .mountpoint
         .as_ref()
-        .map(|m| format!(" {}", safe(&mountpoint(m))));
+        .map(|m| format!(" {}", safe(&escape_mountpoint(m))));
     let content = n
         .fstype
         .as_ref()
