@@ -343,8 +343,11 @@ pub(super) fn link_unnamed(
     );
     match r {
         Ok(()) => learn(UNNAMED_PROC),
-        Err(Errno::EXIST) => {}
-        Err(_) if how == UNNAMED_TRY => {
+        // No /proc, or no right to link through it: no way works here.
+        // (A full disk, a name already there...: this file fails alone.)
+        Err(Errno::NOENT | Errno::PERM | Errno::ACCESS | Errno::XDEV | Errno::OPNOTSUPP)
+            if how == UNNAMED_TRY =>
+        {
             learn(UNNAMED_NO);
             return None;
         }
