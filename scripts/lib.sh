@@ -10,7 +10,7 @@ TEST_PACKAGES="fdisk gdisk ldmtool 7zip lvm2 e2fsprogs xfsprogs dosfstools mtool
 attr tmux cpio busybox-static qemu-utils qemu-system-x86 kmod fuse2fs python3 dmsetup \
 exfatprogs ntfs-3g xorriso gzip xz-utils bzip2 systemd systemd-journal-remote \
 mmdebstrap grub-common openssl mdadm sqlite3 libhivex-bin libwin-hivex-perl \
-cryptsetup-bin python3-cryptography nbdkit"
+cryptsetup-bin python3-cryptography nbdkit rsync"
 # GNU time: benches/many_files.rs reads each command's peak RSS from it.
 TEST_PACKAGES="$TEST_PACKAGES time"
 # The RBD tests' one-node Ceph cluster (tests/rbd/cluster.sh).

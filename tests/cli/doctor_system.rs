@@ -352,7 +352,9 @@ fn ext_space_matches_the_kernel() {
             .unwrap();
         let ours = fs.space(fs.root()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let held = loop_support::Attached::read_only(&image, ROOT_OFFSET, Some(ROOT_SIZE))
+        // The kernel mounts raw bytes: an overlay fixture is flattened first.
+        let raw = common::fixture_copy(name, dir.path());
+        let held = loop_support::Attached::read_only(&raw, ROOT_OFFSET, Some(ROOT_SIZE))
             .mount_ro(&dir.path().join("m"));
         let kernel = statfs(held.mount.as_deref().unwrap());
         drop(held);

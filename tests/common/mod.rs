@@ -33,8 +33,14 @@ fn fixture_dir() -> PathBuf {
 }
 
 /// Path of fixture image `name` (`<name>.img`), decompressing the committed
-/// copy on first use. Panics with the reason when it cannot be had.
+/// copy on first use; or `<name>.qcow2` among the built fixtures, an overlay
+/// on another of them (the doctor's broken guests over `debian12.img`).
+/// Panics with the reason when it cannot be had.
 pub fn fixture(name: &str) -> PathBuf {
+    let overlay = fixture_dir().join(format!("{name}.qcow2"));
+    if std::env::var_os("VMRESCUE_FIXTURES").is_some() && overlay.exists() {
+        return overlay;
+    }
     fixture_file(&format!("{name}.img"))
 }
 
@@ -123,17 +129,28 @@ pub fn decompress_sparse(src: &Path, dst: &Path) {
     out.set_len(len).expect("set_len");
 }
 
-/// A private copy of a fixture (for tests that write to the image).
+/// A private copy of a fixture (for tests that write to the image), always
+/// a raw `<name>.img`: an overlay fixture is flattened with its backing
+/// file by `qemu-img convert`.
 pub fn fixture_copy(name: &str, dir: &Path) -> PathBuf {
     let src = fixture(name);
     let dst = dir.join(format!("{name}.img"));
-    let status = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(&src)
-        .arg(&dst)
-        .status()
-        .expect("run cp");
-    assert!(status.success(), "cp {} failed", src.display());
+    let status = if src.extension().is_some_and(|e| e == "qcow2") {
+        Command::new("qemu-img")
+            .args(["convert", "-q", "-O", "raw"])
+            .arg(&src)
+            .arg(&dst)
+            .status()
+            .expect("run qemu-img (qemu-utils)")
+    } else {
+        Command::new("cp")
+            .arg("--sparse=always")
+            .arg(&src)
+            .arg(&dst)
+            .status()
+            .expect("run cp")
+    };
+    assert!(status.success(), "copying {} failed", src.display());
     dst
 }
 
