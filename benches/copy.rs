@@ -236,7 +236,7 @@ fn tui_child(image: &Path, dest: &Path) {
         }
     }
     match &app.dialog {
-        Some(Dialog::Summary { summary, .. }) if summary.failed.is_empty() => {}
+        Some(Dialog::Summary { summary, .. }) if summary.failed_count == 0 => {}
         Some(Dialog::Summary { summary, .. }) => {
             eprintln!("TUI copy failed: {:?}", summary.failed.first());
             std::process::exit(1);

@@ -439,8 +439,8 @@ fn dry_run(
         }
     };
     let t = vmrescue::ops::copy::plan_visit(fs, sources, args.one_file_system, cancel, &mut visit);
-    let free = free_bytes(dest)?;
-    let fits = t.bytes <= free;
+    let free = vmrescue::ops::copy::free_bytes(dest)?;
+    let fits = t.allocated <= free;
     if args.json {
         let doc = serde_json::json!({
             "version": super::JSON_VERSION,
@@ -463,28 +463,13 @@ fn dry_run(
     ));
     if !fits {
         report(&format!(
-            "{}: {} free, the copy needs up to {} (holes of sparse files take no space)",
+            "{}: {} free, the copy needs up to {} (the files' bytes allocated in the guest; holes take none)",
             given.display(),
             format_size(free, BINARY),
-            format_size(t.bytes, BINARY)
+            format_size(t.allocated, BINARY)
         ));
     }
     Ok(fits)
-}
-
-/// Bytes an unprivileged process may still write under `dir` (or, while it
-/// does not exist yet, under its parent), as `df` shows them available.
-fn free_bytes(dir: &std::path::Path) -> vmrescue::error::Result<u64> {
-    let at = if dir.exists() {
-        dir.to_path_buf()
-    } else {
-        dir.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
-    };
-    let v = rustix::fs::statvfs(&at)
-        .map_err(|e| vmrescue::error::Error::io(at.display().to_string(), e.into()))?;
-    Ok(v.f_bavail.saturating_mul(v.f_frsize))
 }
 
 fn totals_json(t: &Totals) -> serde_json::Value {
@@ -494,6 +479,7 @@ fn totals_json(t: &Totals) -> serde_json::Value {
         "specials": t.specials,
         "dirs": t.dirs,
         "bytes": t.bytes,
+        "allocated_bytes": t.allocated,
         "unsafe_names": t.unsafe_names,
     })
 }

@@ -256,6 +256,11 @@ pub struct Totals {
     pub dirs: u64,
     /// Bytes of regular files (apparent size; hard-linked files once).
     pub bytes: u64,
+    /// What the copy may take on the host: each of those files' bytes
+    /// allocated in the guest (holes take none; fallocated ranges are
+    /// counted though they copy as holes), at most its apparent size; its
+    /// apparent size where the filesystem does not say.
+    pub allocated: u64,
 }
 
 /// Where a running copy is.
@@ -548,14 +553,29 @@ pub fn check_destination(dir: &Path) -> Result<()> {
 /// parents (the browser's `./rescued/<image>/<volume>/`): the nearest folder
 /// that exists is the one that must take files.
 pub fn check_destination_and_parents(dir: &Path) -> Result<()> {
+    check_destination(nearest_existing(dir))
+}
+
+/// `dir`, or the nearest of its parents that exists (`.` for a relative
+/// path none of whose parents do).
+fn nearest_existing(dir: &Path) -> &Path {
     let mut at = dir;
     while std::fs::symlink_metadata(at).is_err() {
         match at.parent() {
             Some(p) if !p.as_os_str().is_empty() => at = p,
-            _ => return check_destination(Path::new(".")),
+            _ => return Path::new("."),
         }
     }
-    check_destination(at)
+    at
+}
+
+/// Bytes a process without the root reserve may still write where a copy
+/// into `dir` would go (`dir` or its nearest existing parent), as `df`
+/// shows them available.
+pub fn free_bytes(dir: &Path) -> Result<u64> {
+    let at = nearest_existing(dir);
+    let v = rustix::fs::statvfs(at).map_err(|e| Error::io(at.display().to_string(), io_err(e)))?;
+    Ok(v.f_bavail.saturating_mul(v.f_frsize))
 }
 
 /// Count what `sources` hold, as a copy would walk them (unsafe names,
@@ -600,6 +620,8 @@ pub fn plan_visit(
             }
             if m.file_type == FileType::Regular && (m.nlink <= 1 || linked.insert(m.node)) {
                 t.bytes = t.bytes.saturating_add(m.size);
+                let held = m.allocated.map_or(m.size, |a| a.min(m.size));
+                t.allocated = t.allocated.saturating_add(held);
             }
         }
     };

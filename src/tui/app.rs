@@ -2051,7 +2051,7 @@ impl App {
                 if self.quit_after_copy {
                     self.quit = true;
                 }
-                if !summary.cancelled && summary.failed.is_empty() {
+                if summary.is_clean() {
                     self.say(s::copied(
                         summary.files,
                         &super::format::size(summary.bytes),
@@ -2059,7 +2059,7 @@ impl App {
                     ));
                 } else {
                     self.say_error(s::copy_ended_with_problems(
-                        summary.failed.len(),
+                        summary.failed_count,
                         summary.cancelled,
                     ));
                 }

@@ -17,7 +17,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::fs::FsView;
-use crate::ops::copy::{self as job, CopyEvent, CopyJob, CopyOptions, Existing, Totals};
+use crate::ops::copy::{
+    self as job, CopyEvent, CopyJob, CopyOptions, Existing, MAX_ISSUES, Totals,
+};
 use crate::text::escape;
 use crate::tui::tree::Tree;
 
@@ -60,6 +62,8 @@ pub struct PlanSummary {
     pub skipped: u64,
     /// Bytes of file data.
     pub bytes: u64,
+    /// Of those, what the copy may take on the host (holes take none).
+    pub allocated: u64,
     /// Sources that could not be read.
     pub problems: Vec<String>,
 }
@@ -97,14 +101,42 @@ pub struct CopySummary {
     /// Files left alone because the destination had them already, the
     /// same (as `cp --skip-existing` counts them).
     pub unchanged: u64,
-    /// Guest paths not copied on purpose, with the reason.
+    /// Guest paths not copied on purpose, with the reason (the first
+    /// [`MAX_ISSUES`]).
     pub skipped: Vec<(String, String)>,
-    /// Guest paths that failed, with the reason.
+    /// How many were skipped: more than `skipped` lists past the cap.
+    pub skipped_count: u64,
+    /// Guest paths that failed, with the reason (the first [`MAX_ISSUES`]).
     pub failed: Vec<(String, String)>,
+    /// How many failed: more than `failed` lists past the cap.
+    pub failed_count: u64,
     /// Whether the operator stopped it.
     pub cancelled: bool,
     /// How long it took.
     pub elapsed: Duration,
+}
+
+impl CopySummary {
+    /// Count `path` as failed, listed while the list is under the cap.
+    pub fn fail(&mut self, path: String, why: String) {
+        self.failed_count += 1;
+        if self.failed.len() < MAX_ISSUES {
+            self.failed.push((path, why));
+        }
+    }
+
+    /// Count `path` as skipped, listed while the list is under the cap.
+    pub fn skip(&mut self, path: String, why: String) {
+        self.skipped_count += 1;
+        if self.skipped.len() < MAX_ISSUES {
+            self.skipped.push((path, why));
+        }
+    }
+
+    /// Whether the copy ended with every entry copied or unchanged.
+    pub fn is_clean(&self) -> bool {
+        !self.cancelled && self.failed_count == 0
+    }
 }
 
 /// A copy ready to run.
@@ -194,6 +226,7 @@ impl Copier for JobCopier {
             summary.symlinks += totals.symlinks;
             summary.dirs += totals.dirs;
             summary.bytes = summary.bytes.saturating_add(totals.bytes);
+            summary.allocated = summary.allocated.saturating_add(totals.allocated);
             summary.skipped += totals.unsafe_names;
             summary.skipped += src.unavailable.len() as u64;
             parts.push(VolumePart {
@@ -233,14 +266,11 @@ impl PlannedCopy for JobPlan {
     ) -> CopySummary {
         let mut out = CopySummary {
             dest: dest.to_path_buf(),
-            failed: self
-                .summary
-                .problems
-                .iter()
-                .map(|p| (p.clone(), String::new()))
-                .collect(),
             ..CopySummary::default()
         };
+        for p in &self.summary.problems {
+            out.fail(p.clone(), String::new());
+        }
         let bytes_total: u64 = self.parts.iter().map(|p| p.totals.bytes).sum();
         let files_total: u64 = self.parts.iter().map(|p| p.totals.files).sum();
         let (mut bytes_before, mut files_before) = (0u64, 0u64);
@@ -254,8 +284,7 @@ impl PlannedCopy for JobPlan {
             }
             let target = dest.join(&part.folder);
             if let Err(e) = std::fs::create_dir_all(&target) {
-                out.failed
-                    .push((target.display().to_string(), e.to_string()));
+                out.fail(target.display().to_string(), e.to_string());
                 continue;
             }
             let copy = CopyJob {
@@ -276,11 +305,9 @@ impl PlannedCopy for JobPlan {
                     });
                 }
             };
-            out.skipped.extend(
-                part.unavailable
-                    .iter()
-                    .map(|(at, why)| (escape(at), why.clone())),
-            );
+            for (at, why) in &part.unavailable {
+                out.skip(escape(at), why.clone());
+            }
             let s = copy.run_planned(part.totals, cancel, &mut on_event);
             bytes_before += part.totals.bytes;
             files_before += part.totals.files;
@@ -290,20 +317,21 @@ impl PlannedCopy for JobPlan {
             out.dirs += s.dirs;
             out.symlinks += s.symlinks;
             out.unchanged += s.unchanged;
-            out.skipped.extend(
-                s.skipped
-                    .iter()
-                    .map(|i| (escape(&i.path), i.reason.clone())),
-            );
-            out.failed.extend(s.failed.iter().map(|i| {
+            for i in &s.skipped {
+                out.skip(escape(&i.path), i.reason.clone());
+            }
+            // Past the copy's own cap it counted what it did not list.
+            out.skipped_count += s.skipped_count.saturating_sub(s.skipped.len() as u64);
+            for i in &s.failed {
                 let why = i.reason.replace(
                     super::strings::CLI_OVERWRITE_HINT,
                     super::strings::TUI_OVERWRITE_HINT,
                 );
-                (escape(&i.path), why)
-            }));
+                out.fail(escape(&i.path), why);
+            }
+            out.failed_count += s.failed_count.saturating_sub(s.failed.len() as u64);
             if let Some(e) = s.error {
-                out.failed.push((out.dest.display().to_string(), e));
+                out.fail(out.dest.display().to_string(), e);
             }
             out.cancelled |= s.cancelled;
         }

@@ -650,6 +650,7 @@ fn copy(
     .unwrap_or_else(|_| CopySummary {
         dest: dest.to_path_buf(),
         failed: vec![(panic_message(), String::new())],
+        failed_count: 1,
         ..CopySummary::default()
     });
     emit(JobResult::CopyDone(summary));

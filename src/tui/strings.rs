@@ -377,6 +377,15 @@ pub const NEED_DESTINATION: &str = "type a destination folder first";
 pub fn cannot_copy_there(why: &str) -> String {
     format!("cannot copy there: {why}; type another folder")
 }
+/// Enter with a plan larger than the destination's free space (holes of
+/// sparse files take none, so it may all fit).
+pub fn copy_too_big(needs: &str, free: &str) -> String {
+    format!("{free} free there, the copy needs up to {needs}; Enter again copies what fits")
+}
+/// The copy dialog's line when the plan is larger than the free space.
+pub fn plan_too_big(free: &str) -> String {
+    format!("more than the {free} free there: what does not fit will fail")
+}
 /// After `b`.
 pub const COPY_IN_BACKGROUND: &str = "the copy goes on in the background; c shows its progress";
 /// After asking to cancel.
@@ -391,7 +400,7 @@ pub fn copied(files: u64, bytes: &str, dest: &str) -> String {
 }
 
 /// After a copy with problems.
-pub fn copy_ended_with_problems(failed: usize, cancelled: bool) -> String {
+pub fn copy_ended_with_problems(failed: u64, cancelled: bool) -> String {
     match (cancelled, failed) {
         (true, _) => "copy cancelled; see the summary".into(),
         (false, 1) => "copy finished, 1 item failed; see the summary".into(),
@@ -490,13 +499,18 @@ pub const CLI_OVERWRITE_HINT: &str = "(--overwrite replaces it)";
 pub const TUI_OVERWRITE_HINT: &str = "(choose \"overwrite it\" to replace it)";
 
 /// Summary: failures.
-pub fn summary_failed(n: usize) -> String {
+pub fn summary_failed(n: u64) -> String {
     format!("Failed ({n}):")
 }
 
 /// Summary: skipped entries.
-pub fn summary_skipped(n: usize) -> String {
+pub fn summary_skipped(n: u64) -> String {
     format!("Skipped ({n}):")
+}
+
+/// Summary: the end of a list cut at its cap.
+pub fn summary_not_listed(more: u64, listed: usize) -> String {
+    format!("  ... and {more} more (the first {listed} are listed)")
 }
 
 /// A cancelled plan.

@@ -469,9 +469,20 @@ fn planning_counts_and_stops_when_cancelled() {
             specials: 0,
             unsafe_names: 0,
             dirs: 2,
-            bytes: 6 + (3 * 1024 * 1024 + 123) + 10 + 1 + 12
+            bytes: 6 + (3 * 1024 * 1024 + 123) + 10 + 1 + 12,
+            // Every file is dense: what it holds is its size.
+            allocated: 6 + (3 * 1024 * 1024 + 123) + 10 + 1 + 12,
         }
     );
+    // The 10 GiB sparse file holds two 4 KiB blocks (and, on ext4, a block
+    // of its extent tree).
+    let sparse = plan(
+        &fs,
+        &[CopySource::resolve(&fs, b"/sparse").unwrap()],
+        &AtomicBool::new(false),
+    );
+    assert_eq!(sparse.bytes, 10 * GIB);
+    assert!((8192..=65536).contains(&sparse.allocated), "{sparse:?}");
     let cancelled = plan(&fs, &sources, &AtomicBool::new(true));
     assert_eq!(cancelled.files, 0);
 }
@@ -809,34 +820,6 @@ fn hard_links_among_small_files_follow_their_first_name() {
     compare(&before, &walk(&dest), EVERYTHING);
 }
 
-/// A tmpfs mounted for a test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).unwrap();
-        let st = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "vmrescue-test",
-            ])
-            .arg(at)
-            .status()
-            .expect("mount (root, as the test command runs)");
-        assert!(st.success(), "mounting a tmpfs needs root");
-        Tmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A destination that fills up while small files are being written by the
 /// writer thread: each file that did not fit is reported against its own
 /// guest path, with the write that failed and the temporary name it had;
@@ -855,7 +838,7 @@ fn a_full_destination_fails_the_files_that_do_not_fit() {
     let before = walk(&src);
     for kernel_copy in [true, false] {
         let dest = tmp.path().join(format!("dest-{kernel_copy}"));
-        let _mount = Tmpfs::mount(&dest, "64k");
+        let _mount = crate::loop_support::Tmpfs::mount(&dest, "64k");
         let (summary, events) = copy_host(&src, &["/d"], &dest, kernel_copy);
         assert!(summary.files > 0, "{summary:#?}");
         assert!(summary.failed_count > 0, "{summary:#?}");

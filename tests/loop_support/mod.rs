@@ -84,3 +84,32 @@ impl Drop for Attached {
         let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
+
+/// A tmpfs of `size` (`64k`, `1m`) mounted for a test on a folder it
+/// creates, unmounted when dropped (root, as the test command runs).
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "vmrescue-test",
+            ])
+            .arg(at)
+            .status()
+            .expect("mount (root, as the test command runs)");
+        assert!(st.success(), "mounting a tmpfs needs root");
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

@@ -1003,6 +1003,104 @@ fn a_destination_that_cannot_take_files_is_refused_before_the_copy_starts() {
     assert!(!std::fs::read(dir.path().join("fstab")).unwrap().is_empty());
 }
 
+/// The copy dialog into a folder that fills up (a 64 KiB tmpfs) while a
+/// folder of 60 small files and the 10 MiB (512 KiB of data) ibdata1 are
+/// written: the summary counts and names every file that did not fit,
+/// with the host's reason; none of them is left in the destination, under
+/// its name or a temporary one; the files that fit are whole. Before, the
+/// dialog says the plan is larger than the space there, and the first
+/// Enter only warns.
+#[test]
+fn a_destination_that_fills_up_names_each_file_that_did_not_fit() {
+    crate::common::require_root("mounting a small tmpfs as the destination");
+    let mut fs = tui_support::centos_root();
+    fs.dir("/srv", tui_support::T2013);
+    fs.dir("/srv/d", tui_support::T2013);
+    let body = |i: u8| -> Vec<u8> { (0..3000u32).map(|j| (j as u8) ^ i).collect() };
+    for i in 0..60u8 {
+        fs.file(format!("/srv/d/f{i:02}"), &body(i), tui_support::T2013);
+    }
+    fs.file(
+        "/srv/d/ibdata1",
+        &tui_support::centos_root().contents(b"/var/lib/mysql/ibdata1"),
+        tui_support::T2013,
+    );
+    let mut opener = MemOpener::story();
+    opener.map.insert("vg_ta/lv_root".into(), Arc::new(fs));
+    let mut st = tui_support::story_with(opener, 120, 40);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let _mount = crate::loop_support::Tmpfs::mount(&dest, "64k");
+    st.cd("/srv");
+    st.select("d");
+    st.act(Action::CopyMarked);
+    // Typed, as the operator would: the dialog looks at the folder.
+    for _ in 0..100 {
+        st.act(Action::DeleteBack);
+    }
+    for ch in dest.display().to_string().chars() {
+        st.act(Action::Insert(ch));
+    }
+    // The plan is larger than the space there: the dialog says so, and the
+    // first Enter only warns.
+    let screen = tui_support::screen(&st.app);
+    assert!(
+        screen.contains("more than the 64 KiB free there"),
+        "{screen}"
+    );
+    st.act(Action::Confirm);
+    assert!(matches!(st.app.dialog, Some(Dialog::CopySetup(_))));
+    assert!(st.app.copy.is_none());
+    assert!(
+        message(&st).starts_with("64 KiB free there, the copy needs up to 10.2 MiB")
+            && message(&st).ends_with("Enter again copies what fits"),
+        "{}",
+        message(&st)
+    );
+    // Enter again copies what fits.
+    st.act(Action::Confirm);
+    let Some(Dialog::Summary { summary, .. }) = &st.app.dialog else {
+        panic!("summary: {:?}", st.app.dialog.is_some());
+    };
+    let summary = summary.clone();
+    assert!(!summary.cancelled);
+    assert!(summary.files > 0, "{summary:#?}");
+    assert_eq!(summary.files + summary.failed_count, 61, "{summary:#?}");
+    assert_eq!(summary.failed.len() as u64, summary.failed_count);
+    let failed: Vec<&str> = summary
+        .failed
+        .iter()
+        .map(|(p, why)| {
+            assert!(why.contains("No space left on device"), "{p}: {why}");
+            p.strip_prefix("/srv/d/").expect("a file of /srv/d")
+        })
+        .collect();
+    assert!(failed.contains(&"ibdata1"), "{failed:?}");
+    let made = read_tree(&dest.join("d"));
+    assert_eq!(made.len() as u64, summary.files, "{made:?}");
+    for name in &made {
+        assert!(!failed.contains(&name.as_str()), "{name} failed but exists");
+        let i: u8 = name
+            .strip_prefix('f')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: not a source file (a temporary name?)"));
+        assert_eq!(std::fs::read(dest.join("d").join(name)).unwrap(), body(i));
+    }
+    assert_eq!(
+        message(&st),
+        format!(
+            "copy finished, {} items failed; see the summary",
+            summary.failed_count
+        )
+    );
+    let screen = tui_support::screen(&st.app);
+    assert!(
+        screen.contains(&format!("Failed ({}):", summary.failed_count))
+            && screen.contains("No space left on device"),
+        "{screen}"
+    );
+}
+
 /// The story's root volume as a tree of its own.
 fn lv_root(app: &vmrescue::tui::App) -> vmrescue::tui::tree::Tree {
     let v = app.layout.find_volume("vg_ta/lv_root").unwrap();

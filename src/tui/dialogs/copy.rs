@@ -52,6 +52,11 @@ pub struct CopySetup {
     pub new_folder: String,
     /// What to do with names that exist.
     pub if_exists: IfExists,
+    /// Bytes free where the copy would go (`df`'s available), when known.
+    pub dest_free: Option<u64>,
+    /// Enter was pressed once with a plan larger than `dest_free`, and the
+    /// operator told so: Enter again copies what fits.
+    pub told_too_big: bool,
     /// Request number of the planning job.
     pub req: u64,
     /// How many marked paths (or 1 for the selected file).
@@ -88,6 +93,8 @@ impl CopySetup {
             dest_entries: 0,
             new_folder: String::new(),
             if_exists: IfExists::Skip,
+            dest_free: None,
+            told_too_big: false,
             req,
             sources,
             volumes,
@@ -113,6 +120,7 @@ impl CopySetup {
                 Action::CursorLeft | Action::CursorRight | Action::Home | Action::End
             ) {
                 self.dest_default = false;
+                self.told_too_big = false;
             }
             self.look_at_dest();
             return Outcome::Stay;
@@ -173,6 +181,18 @@ impl CopySetup {
             self.plan = Some(plan);
             return Outcome::SayError(s::cannot_copy_there(&e.to_string()));
         }
+        // Larger than the space there: said once; Enter again copies what
+        // fits (holes of sparse files take none, so it may all fit).
+        if let Some((needs, free)) = self.too_big()
+            && !self.told_too_big
+        {
+            self.told_too_big = true;
+            self.plan = Some(plan);
+            return Outcome::SayError(s::copy_too_big(
+                &crate::tui::format::size(needs),
+                &crate::tui::format::size(free),
+            ));
+        }
         let progress = CopyProgress {
             bytes_total: self.summary.as_ref().map_or(0, |s| s.bytes),
             files_total: self.summary.as_ref().map_or(0, |s| s.files),
@@ -193,11 +213,21 @@ impl CopySetup {
         })
     }
 
-    /// Look at the destination on the host: how many entries it holds, and
-    /// the first free `NAME-2`, `NAME-3`... beside it for a copy into a new folder.
+    /// The bytes the plan needs and those free at the destination, when
+    /// the plan is larger.
+    pub fn too_big(&self) -> Option<(u64, u64)> {
+        let needs = self.summary.as_ref()?.allocated;
+        let free = self.dest_free?;
+        (needs > free).then_some((needs, free))
+    }
+
+    /// Look at the destination on the host: how many entries it holds, the
+    /// space free there, and the first free `NAME-2`, `NAME-3`... beside it
+    /// for a copy into a new folder.
     fn look_at_dest(&mut self) {
         let text = self.dest.text.trim();
         let path = expand_home(text);
+        self.dest_free = crate::ops::copy::free_bytes(&path).ok();
         self.dest_entries = std::fs::read_dir(&path)
             .map(|d| d.take(DEST_COUNT_MAX).count())
             .unwrap_or(0);

@@ -68,6 +68,9 @@ pub fn draw_copy(frame: &mut Frame<'_>, screen: &Screen, c: &CopySetup) {
                 p.dirs,
                 p.symlinks,
             )));
+            if let Some((_, free)) = c.too_big() {
+                lines.push(Line::styled(s::plan_too_big(&size(free)), style::warn()));
+            }
             if p.skipped > 0 {
                 lines.push(Line::styled(s::plan_skipped(p.skipped), style::warn()));
             }

@@ -27,13 +27,13 @@ pub fn summary_lines(c: &CopySummary) -> Vec<Line<'static>> {
     if c.unchanged > 0 {
         out.push(plain(&s::summary_unchanged(c.unchanged)));
     }
-    if c.failed.is_empty() && c.skipped.is_empty() {
+    if c.failed_count == 0 && c.skipped_count == 0 {
         out.push(plain(s::SUMMARY_ALL_GOOD));
     }
-    if !c.failed.is_empty() {
+    if c.failed_count > 0 {
         out.push(Line::from(""));
         out.push(Line::styled(
-            s::summary_failed(c.failed.len()),
+            s::summary_failed(c.failed_count),
             style::bad(),
         ));
         for (p, why) in &c.failed {
@@ -43,18 +43,28 @@ pub fn summary_lines(c: &CopySummary) -> Vec<Line<'static>> {
                 format!("  {p}: {why}")
             }));
         }
+        not_listed(&mut out, c.failed_count, c.failed.len());
     }
-    if !c.skipped.is_empty() {
+    if c.skipped_count > 0 {
         out.push(Line::from(""));
         out.push(Line::styled(
-            s::summary_skipped(c.skipped.len()),
+            s::summary_skipped(c.skipped_count),
             style::warn(),
         ));
         for (p, why) in &c.skipped {
             out.push(plain(&format!("  {}: {}", safe(p), safe(why))));
         }
+        not_listed(&mut out, c.skipped_count, c.skipped.len());
     }
     out
+}
+
+/// The line that says a list was cut at its cap, when it was.
+fn not_listed(out: &mut Vec<Line<'static>>, count: u64, listed: usize) {
+    let more = count.saturating_sub(listed as u64);
+    if more > 0 {
+        out.push(plain(&s::summary_not_listed(more, listed)));
+    }
 }
 
 /// Draw the summary.
@@ -70,4 +80,35 @@ pub fn draw_summary(frame: &mut Frame<'_>, screen: &Screen, c: &CopySummary, scr
         scroll,
         s::FOOTER_CLOSE_SCROLL,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(c: &CopySummary) -> Vec<String> {
+        summary_lines(c).iter().map(ToString::to_string).collect()
+    }
+
+    /// Past the copy's cap the lists hold the first entries; the counts and
+    /// a last line say how many more there were.
+    #[test]
+    fn counts_beyond_the_listed_entries_are_said() {
+        let mut c = CopySummary::default();
+        for i in 0..3 {
+            c.fail(format!("/d/f{i}"), "No space left on device".into());
+        }
+        c.failed_count = 12_003;
+        c.skip("/dev/sda".into(), "a device node".into());
+        let lines = text(&c);
+        assert!(lines.contains(&"Failed (12003):".to_string()), "{lines:?}");
+        assert!(
+            lines.contains(&"  ... and 12000 more (the first 3 are listed)".to_string()),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"Skipped (1):".to_string()), "{lines:?}");
+        assert_eq!(lines.iter().filter(|l| l.contains("more (")).count(), 1);
+        assert!(!c.is_clean());
+        assert!(CopySummary::default().is_clean());
+    }
 }
