@@ -453,8 +453,17 @@ fn dry_run(
         });
         super::print_json(&doc);
     }
+    // Sparse files: the size alone would look as if it could not fit.
+    let data = if t.allocated < t.bytes {
+        format!(
+            " ({} of it data, holes take none)",
+            format_size(t.allocated, BINARY)
+        )
+    } else {
+        String::new()
+    };
     report(&format!(
-        "dry run: would copy {}, {}: {} into {} ({} free there)",
+        "dry run: would copy {}, {}: {}{data} into {} ({} free there)",
         count(t.files, "file", "files"),
         count(t.dirs, "directory", "directories"),
         format_size(t.bytes, BINARY),

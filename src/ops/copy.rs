@@ -355,23 +355,29 @@ impl Summary {
     }
 
     fn skip(&mut self, path: &[u8], reason: impl Into<String>) {
-        self.skipped_count += 1;
-        if self.skipped.len() < MAX_ISSUES {
-            self.skipped.push(Issue {
-                path: path.to_vec(),
-                reason: reason.into(),
-            });
-        }
+        let issue = Issue {
+            path: path.to_vec(),
+            reason: reason.into(),
+        };
+        push_capped(&mut self.skipped, &mut self.skipped_count, issue);
     }
 
     fn fail(&mut self, path: &[u8], reason: impl Into<String>) {
-        self.failed_count += 1;
-        if self.failed.len() < MAX_ISSUES {
-            self.failed.push(Issue {
-                path: path.to_vec(),
-                reason: reason.into(),
-            });
-        }
+        let issue = Issue {
+            path: path.to_vec(),
+            reason: reason.into(),
+        };
+        push_capped(&mut self.failed, &mut self.failed_count, issue);
+    }
+}
+
+/// Count `item` in `count`, and keep it in `list` while the list holds
+/// fewer than [`MAX_ISSUES`]: a summary of millions of failures stays small
+/// and still says how many there were.
+pub fn push_capped<T>(list: &mut Vec<T>, count: &mut u64, item: T) {
+    *count += 1;
+    if list.len() < MAX_ISSUES {
+        list.push(item);
     }
 }
 

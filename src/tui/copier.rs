@@ -17,9 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::fs::FsView;
-use crate::ops::copy::{
-    self as job, CopyEvent, CopyJob, CopyOptions, Existing, MAX_ISSUES, Totals,
-};
+use crate::ops::copy::{self as job, CopyEvent, CopyJob, CopyOptions, Existing, Totals};
 use crate::text::escape;
 use crate::tui::tree::Tree;
 
@@ -102,11 +100,11 @@ pub struct CopySummary {
     /// same (as `cp --skip-existing` counts them).
     pub unchanged: u64,
     /// Guest paths not copied on purpose, with the reason (the first
-    /// [`MAX_ISSUES`]).
+    /// [`MAX_ISSUES`](job::MAX_ISSUES)).
     pub skipped: Vec<(String, String)>,
     /// How many were skipped: more than `skipped` lists past the cap.
     pub skipped_count: u64,
-    /// Guest paths that failed, with the reason (the first [`MAX_ISSUES`]).
+    /// Guest paths that failed, with the reason (the first [`MAX_ISSUES`](job::MAX_ISSUES)).
     pub failed: Vec<(String, String)>,
     /// How many failed: more than `failed` lists past the cap.
     pub failed_count: u64,
@@ -119,18 +117,12 @@ pub struct CopySummary {
 impl CopySummary {
     /// Count `path` as failed, listed while the list is under the cap.
     pub fn fail(&mut self, path: String, why: String) {
-        self.failed_count += 1;
-        if self.failed.len() < MAX_ISSUES {
-            self.failed.push((path, why));
-        }
+        job::push_capped(&mut self.failed, &mut self.failed_count, (path, why));
     }
 
     /// Count `path` as skipped, listed while the list is under the cap.
     pub fn skip(&mut self, path: String, why: String) {
-        self.skipped_count += 1;
-        if self.skipped.len() < MAX_ISSUES {
-            self.skipped.push((path, why));
-        }
+        job::push_capped(&mut self.skipped, &mut self.skipped_count, (path, why));
     }
 
     /// Whether the copy ended with every entry copied or unchanged.

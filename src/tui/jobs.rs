@@ -647,11 +647,13 @@ fn copy(
             }
         })
     }))
-    .unwrap_or_else(|_| CopySummary {
-        dest: dest.to_path_buf(),
-        failed: vec![(panic_message(), String::new())],
-        failed_count: 1,
-        ..CopySummary::default()
+    .unwrap_or_else(|_| {
+        let mut s = CopySummary {
+            dest: dest.to_path_buf(),
+            ..CopySummary::default()
+        };
+        s.fail(panic_message(), String::new());
+        s
     });
     emit(JobResult::CopyDone(summary));
 }

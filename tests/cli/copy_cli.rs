@@ -483,29 +483,47 @@ fn dry_run_lists_what_the_copy_writes_and_json_reports_it() {
 
 /// A copy bigger than the destination's free space: the dry run says so,
 /// with exit code 1 (a 64 KiB tmpfs; the test runs as root, as CI does).
+/// A sparse file is weighed by its data, not its size: 1 GiB holding
+/// 4 KiB fits, says how much of it is data, and the copy then does fit.
 #[test]
 fn dry_run_says_when_the_copy_does_not_fit() {
+    crate::common::require_root("mounting a small tmpfs as the destination");
     let tmp = tempfile::tempdir().unwrap();
     let g = tmp.path().join("guest");
     guest(&g);
-    std::fs::write(g.join("var/lib/mysql/big"), vec![7u8; 1 << 20]).unwrap();
     let small = tmp.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&small)
-        .status()
-        .expect("mount (root, as the test command runs)");
-    assert!(st.success(), "mounting a tmpfs needs root");
-    let dry = vmrescue(&[
-        "cp",
-        "--dry-run",
-        g.to_str().unwrap(),
-        "/var",
-        small.to_str().unwrap(),
-    ]);
-    let _ = Command::new("umount").arg(&small).status();
-    assert_eq!(dry.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&dry.stderr);
+    let _mount = crate::loop_support::Tmpfs::mount(&small, "64k");
+    let dry = |src: &str, dest: &Path| {
+        vmrescue(&[
+            "cp",
+            "--dry-run",
+            g.to_str().unwrap(),
+            src,
+            dest.to_str().unwrap(),
+        ])
+    };
+    std::fs::create_dir(g.join("srv")).unwrap();
+    let f = std::fs::File::create(g.join("srv/sparse")).unwrap();
+    f.set_len(1 << 30).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[7u8; 4096], 1 << 29).unwrap();
+    drop(f);
+    let sparse = dry("/srv", &small);
+    let err = String::from_utf8_lossy(&sparse.stderr);
+    assert_eq!(sparse.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("1 GiB (4 KiB of it data, holes take none) into"),
+        "{err}"
+    );
+    let copied = vmrescue(&["cp", g.to_str().unwrap(), "/srv", small.to_str().unwrap()]);
+    assert_eq!(
+        copied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    std::fs::write(g.join("var/lib/mysql/big"), vec![7u8; 1 << 20]).unwrap();
+    let big = dry("/var", &small.join("var"));
+    assert_eq!(big.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&big.stderr);
     assert!(err.contains("free, the copy needs up to 1.00 MiB"), "{err}");
 }
